@@ -1,0 +1,71 @@
+//! The pysfx artifact format, shared by the packer (writer) and the stub (reader) so the two
+//! cannot drift.
+//!
+//! An artifact is `stub bytes ‖ zip payload`. The zip's local headers and central directory use
+//! *absolute* offsets (counted from the first byte of the file), so `unzip -l` and Python's
+//! `zipfile` read the artifact as an ordinary zip. The zip's end-of-central-directory comment is
+//! a fixed-length [`Trailer`] naming where the payload starts and the SHA-256 of every payload
+//! byte before the end-of-central-directory record. `docs/format.md` describes it byte by byte.
+
+mod manifest;
+mod reader;
+mod trailer;
+mod writer;
+
+pub use manifest::{
+    AppInfo, Manifest, Target, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME,
+};
+pub use reader::{Payload, Section};
+pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
+pub use writer::{EntryOptions, PayloadWriter};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no pysfx payload found (a bare stub, or a truncated artifact)")]
+    NoPayload { path: PathBuf },
+    #[error("{path}: the payload trailer is malformed: {reason}")]
+    BadTrailer { path: PathBuf, reason: String },
+    #[error("{path}: payload digest mismatch (expected sha256 {expected}, found {actual}): the artifact is corrupt")]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: the payload is not a readable zip: {source}")]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("{path}: the manifest is missing or invalid: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+}
+
+impl FormatError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FormatError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Lower-case hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[(byte >> 4) as usize] as char);
+        out.push(DIGITS[(byte & 0xf) as usize] as char);
+    }
+    out
+}

@@ -1,0 +1,96 @@
+//! The manifest: `.pysfx/manifest.json`, the first entry of every payload.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the manifest entry inside the payload.
+pub const MANIFEST_NAME: &str = ".pysfx/manifest.json";
+/// Version of the manifest schema this build writes and understands.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything the stub needs to know about a payload, and what `pysfx inspect` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Version of the pysfx that packed the artifact.
+    pub pysfx_version: String,
+    /// Build time in seconds since the epoch, taken from `SOURCE_DATE_EPOCH`; absent when it was
+    /// not set (so that the same inputs give the same bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+    pub app: AppInfo,
+    /// Payload directories extracted as they are, e.g. `static.in/0`.
+    #[serde(default)]
+    pub static_dirs: Vec<String>,
+    /// Every wheel file in the payload, once each, sorted by path.
+    pub wheels: Vec<WheelEntry>,
+    /// Wheel sets: the stub installs exactly one of them.
+    pub sets: Vec<WheelSet>,
+    /// Payload paths of the bootstrap wheels (pip, setuptools), offered to every set for the
+    /// distributions the set does not have itself.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Sum of the uncompressed sizes of app and static files plus the unpacked wheels.
+    pub unpacked_bytes: u64,
+    /// Highest glibc version the stub needs, as read from its ELF by the packer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub_glibc: Option<String>,
+}
+
+/// The application code stored as `<name>/` in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// One wheel file stored (uncompressed) in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelEntry {
+    /// Path inside the payload: `wheels/<first 16 hex of sha256>/<filename>`.
+    pub path: String,
+    pub filename: String,
+    /// Distribution name, PEP 503-normalised.
+    pub name: String,
+    pub version: String,
+    /// Hex SHA-256 of the wheel file.
+    pub sha256: String,
+    pub size: u64,
+    /// Sum of the uncompressed sizes of the wheel's members.
+    pub unpacked_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_python: Option<String>,
+}
+
+/// A resolved set of wheels for one target (or for any target when `target` is absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelSet {
+    /// Display name, e.g. `cp311-manylinux_2_17_x86_64`, `python3.6` or `wheels`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Payload paths of the wheels in this set.
+    pub wheels: Vec<String>,
+}
+
+/// The interpreter a set was resolved for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// `cp` for CPython.
+    pub implementation: String,
+    /// `X.Y`.
+    pub python_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+impl Manifest {
+    /// The wheel entry stored at `path`.
+    pub fn wheel(&self, path: &str) -> Option<&WheelEntry> {
+        self.wheels.iter().find(|wheel| wheel.path == path)
+    }
+}

@@ -1,0 +1,223 @@
+//! Reading a payload from an artifact file.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use zip::read::Config;
+use zip::ZipArchive;
+
+use crate::{locate, FormatError, Located, Manifest, FORMAT_VERSION, MANIFEST_NAME};
+
+/// An opened artifact: its trailer, its zip directory and its manifest.
+pub struct Payload {
+    path: PathBuf,
+    file: File,
+    located: Located,
+    archive: ZipArchive<File>,
+    manifest: Manifest,
+}
+
+impl Payload {
+    /// Opens `path`, finds the trailer and reads the zip directory and the manifest. Does not
+    /// check the digest: call [`Payload::verify`] for that.
+    pub fn open(path: &Path) -> Result<Payload, FormatError> {
+        let mut file = File::open(path).map_err(|error| FormatError::io(path, error))?;
+        let located = locate(&mut file, path)?;
+        let zip_file = file
+            .try_clone()
+            .map_err(|error| FormatError::io(path, error))?;
+        let archive = ZipArchive::with_config(Config::default(), zip_file).map_err(|source| {
+            FormatError::Zip {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let mut payload = Payload {
+            path: path.to_path_buf(),
+            file,
+            located,
+            archive,
+            manifest: empty_manifest(),
+        };
+        payload.manifest = payload.read_manifest()?;
+        Ok(payload)
+    }
+
+    fn read_manifest(&mut self) -> Result<Manifest, FormatError> {
+        let bad = |reason: String| FormatError::BadManifest {
+            path: self.path.clone(),
+            reason,
+        };
+        let mut text = Vec::new();
+        {
+            let mut entry = self
+                .archive
+                .by_name(MANIFEST_NAME)
+                .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
+            if entry.size() > 64 * 1024 * 1024 {
+                return Err(bad(format!("{MANIFEST_NAME} is implausibly large")));
+            }
+            entry
+                .read_to_end(&mut text)
+                .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|error| bad(error.to_string()))?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {} is not supported by this reader (it reads {FORMAT_VERSION})",
+                manifest.format_version
+            )));
+        }
+        Ok(manifest)
+    }
+
+    /// Recomputes the payload digest and compares it with the trailer.
+    pub fn verify(&mut self) -> Result<(), FormatError> {
+        self.located.verify(&mut self.file, &self.path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn located(&self) -> &Located {
+        &self.located
+    }
+
+    /// The hex digest recorded in the trailer.
+    pub fn digest(&self) -> String {
+        crate::hex(&self.located.trailer.sha256)
+    }
+
+    /// The zip directory, to list and extract entries.
+    pub fn archive(&mut self) -> &mut ZipArchive<File> {
+        &mut self.archive
+    }
+
+    /// The underlying file, for [`Section`] readers.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The stored (uncompressed) entry `name` as a byte range `(start, len)` of the artifact,
+    /// to be read in place with a [`Section`]. Fails when the entry is missing, compressed, or
+    /// lies outside the payload.
+    pub fn stored_range(&mut self, name: &str) -> Result<(u64, u64), FormatError> {
+        let bad = |reason: String| FormatError::BadManifest {
+            path: self.path.clone(),
+            reason,
+        };
+        let (start, len) = {
+            let entry = self
+                .archive
+                .by_name(name)
+                .map_err(|error| bad(format!("{name}: {error}")))?;
+            if entry.compression() != zip::CompressionMethod::Stored
+                || entry.compressed_size() != entry.size()
+            {
+                return Err(bad(format!("{name} is not stored uncompressed")));
+            }
+            let start = entry
+                .data_start()
+                .ok_or_else(|| bad(format!("{name}: no data offset")))?;
+            (start, entry.size())
+        };
+        let end = start
+            .checked_add(len)
+            .filter(|end| {
+                *end <= self.located.digest_end && start >= self.located.trailer.payload_offset
+            })
+            .ok_or_else(|| bad(format!("{name} lies outside the payload")))?;
+        Ok((start, end - start))
+    }
+}
+
+fn empty_manifest() -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        pysfx_version: String::new(),
+        created: None,
+        app: crate::AppInfo {
+            name: String::new(),
+            files: 0,
+            bytes: 0,
+        },
+        static_dirs: Vec::new(),
+        wheels: Vec::new(),
+        sets: Vec::new(),
+        bootstrap: Vec::new(),
+        unpacked_bytes: 0,
+        stub_glibc: None,
+    }
+}
+
+/// A byte range of a file, read with positioned reads so several threads can each read their own
+/// range of one shared file handle.
+#[derive(Debug, Clone)]
+pub struct Section<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    position: u64,
+}
+
+impl<'a> Section<'a> {
+    pub fn new(file: &'a File, start: u64, len: u64) -> Self {
+        Section {
+            file,
+            start,
+            len,
+            position: 0,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for Section<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let remaining = self.len.saturating_sub(self.position);
+        let want = (buffer.len() as u64).min(remaining) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let read = self
+            .file
+            .read_at(&mut buffer[..want], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Section<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        match target {
+            Some(position) => {
+                self.position = position;
+                Ok(position)
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the section",
+            )),
+        }
+    }
+}

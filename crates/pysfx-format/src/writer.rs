@@ -1,0 +1,186 @@
+//! Writing a payload after the stub bytes.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+use crate::trailer::digest_range;
+use crate::{locate, FormatError, Manifest, Trailer, MANIFEST_NAME};
+
+/// How one payload entry is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryOptions {
+    /// Deflate (app and static files) or store (wheels, so the stub reads them in place).
+    pub compress: bool,
+    pub executable: bool,
+}
+
+/// Writes `stub ‖ zip payload ‖ trailer` into a file. Entries must be added in the order they
+/// should appear (the packer sorts them), the manifest first.
+pub struct PayloadWriter {
+    zip: ZipWriter<File>,
+    path: PathBuf,
+    payload_offset: u64,
+    time: DateTime,
+}
+
+impl PayloadWriter {
+    /// Creates `path`, writes the stub bytes into it, and prepares the zip that follows.
+    /// `epoch` is the fixed timestamp given to every entry.
+    pub fn create(path: &Path, stub: &[u8], epoch: u64) -> Result<Self, FormatError> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|error| FormatError::io(path, error))?;
+        file.write_all(stub)
+            .map_err(|error| FormatError::io(path, error))?;
+        Ok(PayloadWriter {
+            zip: ZipWriter::new(file),
+            path: path.to_path_buf(),
+            payload_offset: stub.len() as u64,
+            time: zip_time(epoch),
+        })
+    }
+
+    fn options(&self, entry: EntryOptions) -> SimpleFileOptions {
+        SimpleFileOptions::default()
+            .compression_method(if entry.compress {
+                CompressionMethod::Deflated
+            } else {
+                CompressionMethod::Stored
+            })
+            .last_modified_time(self.time)
+            .unix_permissions(if entry.executable { 0o755 } else { 0o644 })
+            .large_file(false)
+    }
+
+    /// Adds the manifest; call it before any other entry.
+    pub fn add_manifest(&mut self, manifest: &Manifest) -> Result<(), FormatError> {
+        let text =
+            serde_json::to_vec_pretty(manifest).map_err(|error| FormatError::BadManifest {
+                path: self.path.clone(),
+                reason: error.to_string(),
+            })?;
+        self.add(
+            MANIFEST_NAME,
+            &mut text.as_slice(),
+            EntryOptions {
+                compress: true,
+                executable: false,
+            },
+        )
+    }
+
+    /// Adds one file entry, copying its content from `reader`.
+    pub fn add(
+        &mut self,
+        name: &str,
+        reader: &mut dyn Read,
+        entry: EntryOptions,
+    ) -> Result<(), FormatError> {
+        let options = self.options(entry);
+        let path = self.path.clone();
+        self.zip
+            .start_file(name, options)
+            .map_err(|source| FormatError::Zip {
+                path: path.clone(),
+                source,
+            })?;
+        std::io::copy(reader, &mut self.zip).map_err(|error| FormatError::io(&path, error))?;
+        Ok(())
+    }
+
+    /// Writes the central directory and the trailer, whose digest covers everything written
+    /// after the stub. Returns the trailer.
+    pub fn finish(mut self) -> Result<Trailer, FormatError> {
+        let path = self.path.clone();
+        // A placeholder of the right length; patched below once the digest is known.
+        let placeholder = Trailer {
+            payload_offset: self.payload_offset,
+            sha256: [0; 32],
+        };
+        self.zip
+            .set_comment(placeholder.encode())
+            .map_err(|source| FormatError::Zip {
+                path: path.clone(),
+                source,
+            })?;
+        let mut file = self.zip.finish().map_err(|source| FormatError::Zip {
+            path: path.clone(),
+            source,
+        })?;
+        let located = locate(&mut file, &path)?;
+        let sha256 = digest_range(&mut file, &path, self.payload_offset, located.digest_end)?;
+        let trailer = Trailer {
+            payload_offset: self.payload_offset,
+            sha256,
+        };
+        let comment_start = located.file_len - crate::TRAILER_LEN as u64;
+        file.seek(SeekFrom::Start(comment_start))
+            .and_then(|_| file.write_all(trailer.encode().as_bytes()))
+            .and_then(|_| file.sync_all())
+            .map_err(|error| FormatError::io(&path, error))?;
+        Ok(trailer)
+    }
+}
+
+/// Zip timestamps start in 1980; earlier epochs are clamped to it.
+fn zip_time(epoch: u64) -> DateTime {
+    let days = epoch / 86_400;
+    let seconds = epoch % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the Gregorian calendar.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+    DateTime::from_date_and_time(
+        year.clamp(1980, 2107),
+        month,
+        day,
+        (seconds / 3600) as u8,
+        ((seconds % 3600) / 60) as u8,
+        (seconds % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zip_time_from_epoch() {
+        let cases = [
+            (0u64, (1980, 1, 1, 0, 0, 0)),
+            (315_532_800, (1980, 1, 1, 0, 0, 0)),
+            (1_700_000_000, (2023, 11, 14, 22, 13, 20)),
+            (951_782_400, (2000, 2, 29, 0, 0, 0)),
+        ];
+        for (epoch, (y, mo, d, h, mi, s)) in cases {
+            let time = zip_time(epoch);
+            assert_eq!(
+                (
+                    time.year(),
+                    time.month(),
+                    time.day(),
+                    time.hour(),
+                    time.minute(),
+                    time.second()
+                ),
+                (y, mo, d, h, mi, s),
+                "epoch {epoch}"
+            );
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The target interpreter and the virtualenv built for it: one query of the interpreter
+//! ([`Interpreter::query`]), a venv written natively ([`create_venv`]), the `.pth` hooks
+//! ([`write_hooks`]) and byte-compilation with the venv's own interpreter ([`compile`]).
+
+mod compile;
+mod hooks;
+mod interpreter;
+mod venv;
+
+pub use compile::{compile, CompileJob};
+pub use hooks::{app_pth, write_hooks, LOADENV_INIT_PTH, LOADENV_PY};
+pub use interpreter::{Interpreter, QUERY_SCRIPT};
+pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
+
+use std::path::PathBuf;
+
+/// What can go wrong with the interpreter or the venv.
+#[derive(Debug, thiserror::Error)]
+pub enum VenvError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run the interpreter {python}: {source}")]
+    NotRunnable {
+        python: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{python} is Python {version}; pysfx needs CPython 3.6 or newer")]
+    Unsupported { python: String, version: String },
+    #[error("{python} is not a usable interpreter: {reason}")]
+    BadInterpreter { python: String, reason: String },
+    #[error("byte-compilation failed: {reason}")]
+    Compile { reason: String },
+}

@@ -1,0 +1,223 @@
+//! A virtualenv written natively, laid out as CPython's `venv` lays it out.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use crate::{Interpreter, VenvError};
+
+/// Paths of a venv: where it is written now and where it will live.
+#[derive(Debug, Clone)]
+pub struct VenvPaths {
+    /// Where the venv is written (a temporary sibling of the final place).
+    pub root: PathBuf,
+    /// Where it will be after the rename: baked into activate scripts and shebangs.
+    pub final_root: PathBuf,
+    /// `lib/pythonX.Y/site-packages`, relative.
+    pub site_packages: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VenvError + '_ {
+    move |source| VenvError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `pyvenv.cfg`: read by the interpreter at start (`home`, `include-system-site-packages`) and
+/// by tools (`version`, `version_info`, `executable`).
+pub fn pyvenv_cfg(
+    interpreter: &Interpreter,
+    base_executable: &Path,
+    pysfx_version: &str,
+) -> String {
+    let home = base_executable
+        .parent()
+        .map(|parent| parent.display().to_string())
+        .unwrap_or_default();
+    let executable =
+        fs::canonicalize(base_executable).unwrap_or_else(|_| base_executable.to_path_buf());
+    format!(
+        "home = {home}\ninclude-system-site-packages = false\nversion = {version}\nversion_info = {version}\nimplementation = CPython\nexecutable = {executable}\npysfx = {pysfx_version}\n",
+        version = interpreter.version(),
+        executable = executable.display(),
+    )
+}
+
+/// Creates the venv skeleton under `paths.root`: `pyvenv.cfg`, `bin/python*` links, activate
+/// scripts, `include/`, site-packages and the `lib64 → lib` link.
+pub fn create_venv(
+    paths: &VenvPaths,
+    interpreter: &Interpreter,
+    pysfx_version: &str,
+) -> Result<(), VenvError> {
+    let root = &paths.root;
+    let base = interpreter.base_executable();
+    let (major, minor) = interpreter.major_minor();
+    let site_packages = root.join(&paths.site_packages);
+    fs::create_dir_all(&site_packages).map_err(io(&site_packages))?;
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).map_err(io(&bin))?;
+    let include = root.join("include");
+    fs::create_dir_all(&include).map_err(io(&include))?;
+    if !interpreter.is_32bit {
+        // CPython's venv does the same on 64-bit POSIX; distributions whose platlib is lib64
+        // then find the same site-packages.
+        let lib64 = root.join("lib64");
+        symlink("lib", &lib64).map_err(io(&lib64))?;
+    }
+    let cfg = root.join("pyvenv.cfg");
+    fs::write(&cfg, pyvenv_cfg(interpreter, &base, pysfx_version)).map_err(io(&cfg))?;
+
+    let python = bin.join("python");
+    symlink(&base, &python).map_err(io(&python))?;
+    let mut names = vec![format!("python{major}"), format!("python{major}.{minor}")];
+    if interpreter.free_threaded() {
+        names.push(format!("python{major}.{minor}t"));
+    }
+    for name in names {
+        let link = bin.join(name);
+        symlink("python", &link).map_err(io(&link))?;
+    }
+    let prompt = paths
+        .final_root
+        .parent()
+        .and_then(|release| release.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "venv".into());
+    for (name, text) in activate_scripts(&paths.final_root, &prompt) {
+        let path = bin.join(name);
+        fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// Single-quotes a string for POSIX shells.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn activate_scripts(venv: &Path, prompt: &str) -> Vec<(&'static str, String)> {
+    let venv_text = venv.display().to_string();
+    let quoted = shell_quote(&venv_text);
+    let quoted_prompt = shell_quote(&format!("({prompt}) "));
+    let bash = format!(
+        r#"# Source this file from bash or zsh: `. bin/activate`. Written by pysfx.
+deactivate () {{
+    if [ -n "${{_OLD_VIRTUAL_PATH:-}}" ]; then
+        PATH="$_OLD_VIRTUAL_PATH"; export PATH; unset _OLD_VIRTUAL_PATH
+    fi
+    if [ -n "${{_OLD_VIRTUAL_PYTHONHOME:-}}" ]; then
+        PYTHONHOME="$_OLD_VIRTUAL_PYTHONHOME"; export PYTHONHOME; unset _OLD_VIRTUAL_PYTHONHOME
+    fi
+    if [ -n "${{_OLD_VIRTUAL_PS1-}}" ]; then
+        PS1="$_OLD_VIRTUAL_PS1"; export PS1; unset _OLD_VIRTUAL_PS1
+    fi
+    unset VIRTUAL_ENV VIRTUAL_ENV_PROMPT
+    hash -r 2>/dev/null
+    if [ "${{1:-}}" != "nondestructive" ]; then unset -f deactivate; fi
+}}
+deactivate nondestructive
+VIRTUAL_ENV={quoted}
+export VIRTUAL_ENV
+_OLD_VIRTUAL_PATH="$PATH"
+PATH="$VIRTUAL_ENV/bin:$PATH"
+export PATH
+if [ -n "${{PYTHONHOME:-}}" ]; then
+    _OLD_VIRTUAL_PYTHONHOME="$PYTHONHOME"; unset PYTHONHOME
+fi
+if [ -z "${{VIRTUAL_ENV_DISABLE_PROMPT:-}}" ]; then
+    _OLD_VIRTUAL_PS1="${{PS1:-}}"
+    PS1={quoted_prompt}"${{PS1:-}}"
+    export PS1
+fi
+VIRTUAL_ENV_PROMPT={quoted_prompt}
+export VIRTUAL_ENV_PROMPT
+hash -r 2>/dev/null
+"#
+    );
+    let csh_venv = venv_text.replace('"', "");
+    let csh = format!(
+        "# Source this file from csh: `source bin/activate.csh`. Written by pysfx.\nalias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH \"$_OLD_VIRTUAL_PATH\" && unset _OLD_VIRTUAL_PATH; rehash; unsetenv VIRTUAL_ENV; test \"\\!:*\" != \"nondestructive\" && unalias deactivate'\ndeactivate nondestructive\nsetenv VIRTUAL_ENV \"{csh_venv}\"\nset _OLD_VIRTUAL_PATH=\"$PATH\"\nsetenv PATH \"$VIRTUAL_ENV/bin:$PATH\"\nrehash\n"
+    );
+    let fish = format!(
+        "# Source this file from fish: `source bin/activate.fish`. Written by pysfx.\nfunction deactivate -d 'Leave the virtual environment'\n    if set -q _OLD_VIRTUAL_PATH\n        set -gx PATH $_OLD_VIRTUAL_PATH\n        set -e _OLD_VIRTUAL_PATH\n    end\n    set -e VIRTUAL_ENV\n    if test \"$argv[1]\" != nondestructive\n        functions -e deactivate\n    end\nend\ndeactivate nondestructive\nset -gx VIRTUAL_ENV {quoted}\nset -gx _OLD_VIRTUAL_PATH $PATH\nset -gx PATH \"$VIRTUAL_ENV/bin\" $PATH\n"
+    );
+    vec![
+        ("activate", bash),
+        ("activate.csh", csh),
+        ("activate.fish", fish),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interpreter(version: (u32, u32, u32)) -> Interpreter {
+        Interpreter {
+            requested: "python3".into(),
+            version_info: version,
+            release_level: "final".into(),
+            implementation: "cpython".into(),
+            executable: "/opt/py/bin/python3".into(),
+            prefix: "/opt/py".into(),
+            base_prefix: "/opt/py".into(),
+            base_executable: None,
+            platform: "linux-x86_64".into(),
+            is_32bit: false,
+            glibc: Some("2.17".into()),
+            py_debug: Some(false),
+            has_refcount: false,
+            with_pymalloc: Some(true),
+            gil_disabled: None,
+            cache_tag: Some("cpython-36".into()),
+            magic: "330d0d0a".into(),
+            os_name: "posix".into(),
+        }
+    }
+
+    #[test]
+    fn pyvenv_cfg_lines() {
+        let cases = [
+            ((3, 6, 15), "/usr/bin/python3", "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.6.15\nversion_info = 3.6.15\nimplementation = CPython\nexecutable = /usr/bin/python3\npysfx = 0.1.0\n"),
+            ((3, 13, 0), "/opt/python 3/bin/python3.13", "home = /opt/python 3/bin\ninclude-system-site-packages = false\nversion = 3.13.0\nversion_info = 3.13.0\nimplementation = CPython\nexecutable = /opt/python 3/bin/python3.13\npysfx = 0.1.0\n"),
+        ];
+        for (version, base, expected) in cases {
+            // canonicalize fails for paths that do not exist here, leaving them as given; the
+            // first case exists on most machines but may be a link, so compare the stable lines.
+            let text = pyvenv_cfg(&interpreter(version), Path::new(base), "0.1.0");
+            let stable = |t: &str| {
+                t.lines()
+                    .filter(|l| !l.starts_with("executable"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(stable(&text), stable(expected));
+            assert!(text.lines().any(|l| l.starts_with("executable = /")));
+        }
+    }
+
+    #[test]
+    fn site_packages_per_build() {
+        let mut python = interpreter((3, 13, 0));
+        assert_eq!(python.site_packages(), "lib/python3.13/site-packages");
+        python.gil_disabled = Some(true);
+        assert_eq!(python.site_packages(), "lib/python3.13t/site-packages");
+        assert_eq!(
+            interpreter((3, 6, 15)).site_packages(),
+            "lib/python3.6/site-packages"
+        );
+    }
+
+    #[test]
+    fn activate_quotes_the_path() {
+        let scripts = activate_scripts(Path::new("/srv/it's here/venv"), "42");
+        let bash = &scripts[0].1;
+        assert!(
+            bash.contains("VIRTUAL_ENV='/srv/it'\\''s here/venv'"),
+            "{bash}"
+        );
+        assert!(bash.contains("PS1='(42) '\"${PS1:-}\""));
+    }
+}

@@ -1,0 +1,114 @@
+//! Script text: shebangs, `#!python` rewriting, and entry-point launchers.
+
+/// The shebang line (without its newline) that runs `python`. Linux reads at most 127 bytes of
+/// a `#!` line and splits it at spaces, so a long path or one with a space gets the `/bin/sh`
+/// trampoline that distlib and uv use: `sh` runs the `exec` line, Python sees a string literal.
+pub fn format_shebang(python: &str) -> String {
+    if python.len() + 3 > 127 || python.contains([' ', '\t']) {
+        let escaped = python.replace('\'', "'\"'\"'");
+        format!("#!/bin/sh\n'''exec' '{escaped}' \"$0\" \"$@\"\n' '''")
+    } else {
+        format!("#!{python}")
+    }
+}
+
+/// If `content` starts with `#!python` (PEP 427: "must be rewritten"), returns it with the
+/// first line replaced by the shebang for `python`; otherwise `None`.
+pub fn rewrite_python_shebang(content: &[u8], python: &str) -> Option<Vec<u8>> {
+    if !content.starts_with(b"#!python") {
+        return None;
+    }
+    let line_end = content
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map(|position| position + 1)
+        .unwrap_or(content.len());
+    let mut out = format_shebang(python).into_bytes();
+    out.push(b'\n');
+    out.extend_from_slice(&content[line_end..]);
+    Some(out)
+}
+
+/// The launcher for `module:attribute`, as pip and distlib write it; it runs on Python 3.6.
+pub fn launcher_script(python: &str, module: &str, attribute: &str) -> String {
+    let import_name = attribute.split('.').next().unwrap_or(attribute);
+    format!(
+        "{shebang}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import_name}\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit({attribute}())\n",
+        shebang = format_shebang(python),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_forms() {
+        let long = format!("/srv/{}/venv/bin/python", "x".repeat(120));
+        let cases = [
+            (
+                "/srv/app/releases/42/venv/bin/python".to_string(),
+                "#!/srv/app/releases/42/venv/bin/python".to_string(),
+            ),
+            (
+                "/srv/my app/venv/bin/python".to_string(),
+                "#!/bin/sh\n'''exec' '/srv/my app/venv/bin/python' \"$0\" \"$@\"\n' '''"
+                    .to_string(),
+            ),
+            (
+                "/srv/it's/venv/bin/py thon".to_string(),
+                "#!/bin/sh\n'''exec' '/srv/it'\"'\"'s/venv/bin/py thon' \"$0\" \"$@\"\n' '''"
+                    .to_string(),
+            ),
+            (
+                long.clone(),
+                format!("#!/bin/sh\n'''exec' '{long}' \"$0\" \"$@\"\n' '''"),
+            ),
+        ];
+        for (python, expected) in cases {
+            assert_eq!(format_shebang(&python), expected, "{python}");
+        }
+        // 124 bytes + "#!" + newline = 127: still a plain shebang.
+        let edge = format!("/{}", "p".repeat(123));
+        assert_eq!(format_shebang(&edge), format!("#!{edge}"));
+        let over = format!("/{}", "p".repeat(124));
+        assert!(format_shebang(&over).starts_with("#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn rewrites_only_hash_bang_python() {
+        let python = "/d/venv/bin/python";
+        let cases: &[(&[u8], Option<&[u8]>)] = &[
+            (
+                b"#!python\nprint(1)\n",
+                Some(b"#!/d/venv/bin/python\nprint(1)\n"),
+            ),
+            (b"#!pythonw\r\nx\n", Some(b"#!/d/venv/bin/python\nx\n")),
+            (b"#!python", Some(b"#!/d/venv/bin/python\n")),
+            (b"#!/usr/bin/env python\nx\n", None),
+            (b"print(1)\n", None),
+            (b"", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                rewrite_python_shebang(input, python).as_deref(),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn launcher_text() {
+        let text = launcher_script("/d/venv/bin/python", "pkg.cli", "Main.run");
+        assert_eq!(
+            text,
+            "#!/d/venv/bin/python\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom pkg.cli import Main\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit(Main.run())\n"
+        );
+        let spaced = launcher_script("/my dir/bin/python", "m", "f");
+        assert!(spaced.starts_with(
+            "#!/bin/sh\n'''exec' '/my dir/bin/python' \"$0\" \"$@\"\n' '''\n# -*- coding"
+        ));
+    }
+}

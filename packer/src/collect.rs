@@ -1,0 +1,359 @@
+//! Collecting wheels with pip (pip is the resolver; pysfx never resolves), and reading what the
+//! packer needs to know about each wheel.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use pysfx_format::Target;
+use pysfx_venv::Interpreter;
+use pysfx_wheel::{validate_member_name, Headers, WheelFilename};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+/// `PY -m pip wheel -r FILE… -w OUT`: resolves and builds every requirement for that
+/// interpreter, markers included.
+pub fn pip_wheel(python: &str, requirements: &[PathBuf], out: &Path) -> Result<()> {
+    let mut command = Command::new(python);
+    command
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+            "-w",
+        ])
+        .arg(out);
+    for requirement in requirements {
+        command.arg("-r").arg(requirement);
+    }
+    info!("collecting wheels with {python} -m pip wheel");
+    run_pip(command, &format!("{python} -m pip wheel"))
+}
+
+/// `pip download --only-binary=:all:` for another Python/platform.
+pub fn pip_download_target(
+    host_python: &str,
+    target: &ParsedTarget,
+    requirements: &[PathBuf],
+    out: &Path,
+) -> Result<()> {
+    let mut command = Command::new(host_python);
+    command.args([
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        &target.python_version,
+    ]);
+    for abi in &target.abis {
+        command.args(["--abi", abi]);
+    }
+    for platform in &target.platforms {
+        command.args(["--platform", platform]);
+    }
+    command.arg("-d").arg(out);
+    for requirement in requirements {
+        command.arg("-r").arg(requirement);
+    }
+    info!("downloading binary wheels for {}", target.name);
+    run_pip(command, &format!("pip download for {}", target.name)).map_err(|error| {
+        anyhow!(
+            "{error}\nhint: a package with no binary wheel for {} cannot be collected this way; \
+             pack with --python pointing at a real CPython {} instead",
+            target.name,
+            target.python_version
+        )
+    })
+}
+
+/// pip and setuptools for each Python version, so every venv gets a working pip.
+pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path) -> Result<()> {
+    for version in versions {
+        let mut command = Command::new(host_python);
+        command
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "--only-binary=:all:",
+                "--no-deps",
+                "--implementation",
+                "cp",
+                "--python-version",
+                version,
+                "-d",
+            ])
+            .arg(out)
+            .args(["pip", "setuptools"]);
+        info!("collecting bootstrap wheels (pip, setuptools) for Python {version}");
+        run_pip(
+            command,
+            &format!("pip download of pip and setuptools for Python {version}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn run_pip(mut command: Command, what: &str) -> Result<()> {
+    // pip's own messages go to our stderr, where the operator sees why it failed.
+    let status = command
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); pip's message is above");
+    }
+    Ok(())
+}
+
+/// The set's target as recorded in the manifest, from a real interpreter.
+pub fn target_of(interpreter: &Interpreter) -> Target {
+    let tags = interpreter.tags();
+    let first = tags.tags().first();
+    Target {
+        implementation: "cp".into(),
+        python_version: format!(
+            "{}.{}",
+            interpreter.version_info.0, interpreter.version_info.1
+        ),
+        full_version: Some(interpreter.version()),
+        abi: first.map(|tag| tag.abi.clone()),
+        platform: first.map(|tag| tag.platform.clone()),
+    }
+}
+
+/// A `--target`: `cp36-manylinux2014_x86_64`, `cp311-manylinux_2_17_x86_64`, or `3.12` (CPython
+/// 3.12 on x86_64 glibc 2.17, the stub's platform).
+#[derive(Debug, Clone)]
+pub struct ParsedTarget {
+    pub name: String,
+    pub python_version: String,
+    pub abis: Vec<String>,
+    pub platforms: Vec<String>,
+    pub target: Target,
+}
+
+pub fn parse_target(text: &str) -> Result<ParsedTarget> {
+    let invalid = || {
+        anyhow!(
+            "invalid --target {text:?}: expected e.g. cp36-manylinux2014_x86_64, \
+             cp311-manylinux_2_17_x86_64 or 3.12"
+        )
+    };
+    let (python, platform) = match text.split_once('-') {
+        Some((python, platform)) => (python.to_string(), platform.to_string()),
+        None => {
+            let (major, minor) = text.split_once('.').ok_or_else(invalid)?;
+            (
+                format!("cp{major}{minor}"),
+                "manylinux2014_x86_64".to_string(),
+            )
+        }
+    };
+    let digits = python.strip_prefix("cp").ok_or_else(invalid)?;
+    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let (major, minor) = digits.split_at(1);
+    let minor: u32 = minor.parse().map_err(|_| invalid())?;
+    if major != "3" || minor < 6 {
+        bail!("--target {text:?}: pysfx supports CPython 3.6 and newer");
+    }
+    let python_version = format!("3.{minor}");
+    let abi = if minor < 8 {
+        format!("cp3{minor}m")
+    } else {
+        format!("cp3{minor}")
+    };
+    let mut platforms = vec![platform.clone()];
+    // pip matches --platform exactly: give both spellings of the same glibc floor.
+    let aliases = [
+        ("manylinux2014_", "manylinux_2_17_"),
+        ("manylinux2010_", "manylinux_2_12_"),
+        ("manylinux1_", "manylinux_2_5_"),
+    ];
+    for (legacy, modern) in aliases {
+        if let Some(arch) = platform.strip_prefix(legacy) {
+            platforms.push(format!("{modern}{arch}"));
+        } else if let Some(arch) = platform.strip_prefix(modern) {
+            platforms.push(format!("{legacy}{arch}"));
+        }
+    }
+    if platform.starts_with("manylinux2014_") || platform.starts_with("manylinux_2_17_") {
+        let arch = platform.rsplit_once("_x86_64").map(|_| "x86_64");
+        if let Some(arch) = arch {
+            for older in ["manylinux2010", "manylinux1"] {
+                platforms.push(format!("{older}_{arch}"));
+            }
+        }
+    }
+    let name = format!("{python}-{platform}");
+    Ok(ParsedTarget {
+        name: name.clone(),
+        python_version: python_version.clone(),
+        abis: vec![abi.clone(), "abi3".into(), "none".into()],
+        platforms,
+        target: Target {
+            implementation: "cp".into(),
+            python_version,
+            full_version: None,
+            abi: Some(abi),
+            platform: Some(platform),
+        },
+    })
+}
+
+/// The `.whl` files directly in `directory`, sorted.
+pub fn wheels_in(directory: &Path) -> Result<Vec<PathBuf>> {
+    let mut wheels = Vec::new();
+    for entry in std::fs::read_dir(directory)
+        .with_context(|| format!("cannot read the wheel directory {}", directory.display()))?
+    {
+        let path = entry
+            .with_context(|| format!("cannot read {}", directory.display()))?
+            .path();
+        if path.extension().is_some_and(|extension| extension == "whl") && path.is_file() {
+            wheels.push(path);
+        }
+    }
+    wheels.sort();
+    Ok(wheels)
+}
+
+/// What the manifest records about a wheel, read and checked at pack time.
+#[derive(Debug, Clone)]
+pub struct WheelInfo {
+    pub filename: WheelFilename,
+    pub name: String,
+    pub version: String,
+    pub requires_python: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub unpacked_bytes: u64,
+}
+
+/// Reads a wheel: its digest, its member names (refusing what the stub would refuse), and
+/// `METADATA`.
+pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
+    let context = || format!("invalid wheel {}", path.display());
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+    let filename: WheelFilename = file_name.parse().with_context(context)?;
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+        .with_context(|| format!("{}: not a readable zip", path.display()))?;
+    let mut unpacked_bytes = 0u64;
+    let mut names = HashSet::new();
+    let mut dist_infos = HashSet::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).with_context(context)?;
+        let name = std::str::from_utf8(entry.name_raw())
+            .map_err(|_| anyhow!("{}: a member name is not UTF-8", path.display()))?
+            .to_string();
+        validate_member_name(&name)
+            .map_err(|reason| anyhow!("{}: unsafe member {name:?}: {reason}", path.display()))?;
+        if entry.is_symlink() {
+            bail!("{}: unsafe member {name:?}: symbolic link", path.display());
+        }
+        if !names.insert(name.trim_end_matches('/').to_string()) {
+            bail!("{}: duplicate member {name:?}", path.display());
+        }
+        if let Some((top, _)) = name.split_once('/') {
+            if top.ends_with(".dist-info") {
+                dist_infos.insert(top.to_string());
+            }
+        }
+        unpacked_bytes += entry.size();
+    }
+    let dist_info = match dist_infos.len() {
+        1 => dist_infos.into_iter().next().unwrap_or_default(),
+        0 => bail!("{}: no .dist-info directory", path.display()),
+        _ => bail!("{}: more than one .dist-info directory", path.display()),
+    };
+    let mut metadata = String::new();
+    archive
+        .by_name(&format!("{dist_info}/METADATA"))
+        .with_context(|| format!("{}: no {dist_info}/METADATA", path.display()))?
+        .read_to_string(&mut metadata)
+        .with_context(|| format!("{}: unreadable METADATA", path.display()))?;
+    let headers = Headers::parse(&metadata);
+    let name = headers
+        .get("Name")
+        .ok_or_else(|| anyhow!("{}: METADATA has no Name", path.display()))?;
+    let version = headers
+        .get("Version")
+        .ok_or_else(|| anyhow!("{}: METADATA has no Version", path.display()))?;
+    if pysfx_wheel::normalize_name(name) != filename.name {
+        bail!(
+            "{}: METADATA names {name:?}, the filename {:?}",
+            path.display(),
+            filename.raw_name
+        );
+    }
+    Ok(WheelInfo {
+        name: filename.name.clone(),
+        version: version.to_string(),
+        requires_python: headers.get("Requires-Python").map(str::to_string),
+        filename,
+        sha256,
+        size: bytes.len() as u64,
+        unpacked_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = parse_target("cp36-manylinux2014_x86_64").expect("parse");
+        assert_eq!(t.python_version, "3.6");
+        assert_eq!(t.abis, ["cp36m", "abi3", "none"]);
+        assert_eq!(
+            t.platforms,
+            [
+                "manylinux2014_x86_64",
+                "manylinux_2_17_x86_64",
+                "manylinux2010_x86_64",
+                "manylinux1_x86_64"
+            ]
+        );
+        let t = parse_target("3.12").expect("parse");
+        assert_eq!(t.name, "cp312-manylinux2014_x86_64");
+        assert_eq!(t.abis[0], "cp312");
+        for bad in [
+            "py3-any",
+            "cp2-x",
+            "cp27-manylinux1_x86_64",
+            "3",
+            "cpxy-linux",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `pysfx`: packs a Python web application and its wheels into one self-extracting executable
+//! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
+
+mod collect;
+mod inspect;
+mod pack;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pysfx",
+    version,
+    about = "Pack a Python web app and its wheels into one self-extracting executable"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More detail on stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Errors only
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build an artifact
+    Pack(Box<PackArgs>),
+    /// Show an artifact's manifest
+    Inspect(InspectArgs),
+    /// Check an artifact's integrity (digest, every entry, every wheel)
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `pysfx pack` (SPEC.md, "Packer").
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The project code, stored as <name>/
+    #[arg(long, value_name = "DIR")]
+    pub app: PathBuf,
+    /// Name of the app directory in the release [default: the folder's name]
+    #[arg(long, value_name = "NAME")]
+    pub app_name: Option<String>,
+    /// Prebuilt .whl files, taken as they are; one wheel set for every target (repeatable)
+    #[arg(long, value_name = "DIR")]
+    pub wheels: Vec<PathBuf>,
+    /// Requirements to collect with pip (repeatable)
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub requirements: Vec<PathBuf>,
+    /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter (repeatable)
+    #[arg(long, value_name = "PY")]
+    pub python: Vec<String>,
+    /// Collect -r as binary wheels for another Python/platform, e.g. cp36-manylinux2014_x86_64 (repeatable)
+    #[arg(long, value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// A static directory, stored as static.in/N/ (repeatable)
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dirs: Vec<PathBuf>,
+    /// Leave out the bootstrap wheels (pip, setuptools)
+    #[arg(long)]
+    pub no_bootstrap: bool,
+    /// Take the bootstrap wheels from this directory instead of collecting them with pip (repeatable)
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PYSFX_BOOTSTRAP_WHEELS",
+        value_delimiter = ':'
+    )]
+    pub bootstrap_wheels: Vec<PathBuf>,
+    /// The pysfx-stub to start the artifact with [default: pysfx-stub next to pysfx]
+    #[arg(long, value_name = "PATH")]
+    pub stub: Option<PathBuf>,
+    /// The artifact to write
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub artifact: PathBuf,
+    /// Print the manifest as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub artifact: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::INFO,
+        (false, 1) => tracing::Level::DEBUG,
+        (false, _) => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Pack(args) => pack::run(&args).map_err(|error| (1, error)),
+        Command::Inspect(args) => inspect::inspect(&args),
+        Command::Verify(args) => inspect::verify(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, error)) => {
+            let mut message = format!("error: {error}");
+            for cause in error.chain().skip(1) {
+                message.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! `pysfx pack`: collect, check, and write the artifact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use pysfx_format::{
+    AppInfo, EntryOptions, Manifest, PayloadWriter, Target, WheelEntry, WheelSet, FORMAT_VERSION,
+};
+use pysfx_venv::Interpreter;
+use tracing::{info, warn};
+
+use crate::collect::{self, WheelInfo};
+use crate::PackArgs;
+
+/// Names the release uses for itself; the app may not take them.
+const RESERVED_NAMES: [&str; 5] = [
+    "venv",
+    "static.in",
+    "wheels",
+    "environment.json",
+    "pysfx-receipt.json",
+];
+/// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
+const DEFAULT_EPOCH: u64 = 315_532_800;
+
+/// One file of the app or a static directory.
+struct TreeFile {
+    source: PathBuf,
+    name: String,
+    executable: bool,
+    size: u64,
+}
+
+pub fn run(args: &PackArgs) -> Result<()> {
+    let app_name = app_name(args)?;
+    let stub = read_stub(args)?;
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| anyhow!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds"))
+        })
+        .transpose()?;
+
+    let app_files = walk(&args.app, &format!("{app_name}/"))?;
+    let mut static_files = Vec::new();
+    let mut static_dirs = Vec::new();
+    for (index, directory) in args.static_dirs.iter().enumerate() {
+        let prefix = format!("static.in/{index}/");
+        static_files.extend(walk(directory, &prefix)?);
+        static_dirs.push(format!("static.in/{index}"));
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("pysfx-pack-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let (sets, bootstrap_files) = collect_sets(args, work.path())?;
+
+    // Every wheel file once, keyed by content.
+    let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
+    let mut payload_path = |path: &Path| -> Result<String> {
+        let info = collect::read_wheel(path)?;
+        let stored = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
+        infos
+            .entry(stored.clone())
+            .or_insert((info, path.to_path_buf()));
+        Ok(stored)
+    };
+    let mut manifest_sets = Vec::new();
+    for (name, target, files) in &sets {
+        let mut wheels = BTreeSet::new();
+        for file in files {
+            wheels.insert(payload_path(file)?);
+        }
+        manifest_sets.push(WheelSet {
+            name: name.clone(),
+            target: target.clone(),
+            wheels: wheels.into_iter().collect(),
+        });
+    }
+    let mut bootstrap = BTreeSet::new();
+    for file in &bootstrap_files {
+        bootstrap.insert(payload_path(file)?);
+    }
+    check_one_version_per_set(&manifest_sets, &infos)?;
+
+    let wheels: Vec<WheelEntry> = infos
+        .iter()
+        .map(|(path, (info, _))| WheelEntry {
+            path: path.clone(),
+            filename: info.filename.to_string(),
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: info.sha256.clone(),
+            size: info.size,
+            unpacked_bytes: info.unpacked_bytes,
+            requires_python: info.requires_python.clone(),
+        })
+        .collect();
+    let app_bytes: u64 = app_files.iter().map(|file| file.size).sum();
+    let static_bytes: u64 = static_files.iter().map(|file| file.size).sum();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: source_date_epoch,
+        app: AppInfo {
+            name: app_name.clone(),
+            files: app_files.len() as u64,
+            bytes: app_bytes,
+        },
+        static_dirs,
+        unpacked_bytes: app_bytes
+            + static_bytes
+            + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>(),
+        wheels,
+        sets: manifest_sets,
+        bootstrap: bootstrap.into_iter().collect(),
+        stub_glibc: None,
+    };
+
+    write_artifact(
+        &args.output,
+        &stub,
+        &manifest,
+        &app_files,
+        &static_files,
+        &infos,
+        source_date_epoch.unwrap_or(DEFAULT_EPOCH),
+    )?;
+    let size = std::fs::metadata(&args.output)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    info!(
+        "wrote {} ({} bytes: stub {} bytes, {} wheels in {} sets, {} app files)",
+        args.output.display(),
+        size,
+        stub.len(),
+        manifest.wheels.len(),
+        manifest.sets.len(),
+        manifest.app.files
+    );
+    Ok(())
+}
+
+fn app_name(args: &PackArgs) -> Result<String> {
+    let metadata = std::fs::metadata(&args.app).with_context(|| {
+        format!(
+            "--app {}: cannot read the app directory",
+            args.app.display()
+        )
+    })?;
+    if !metadata.is_dir() {
+        bail!("--app {}: not a directory", args.app.display());
+    }
+    let name = match &args.app_name {
+        Some(name) => name.clone(),
+        None => std::fs::canonicalize(&args.app)
+            .ok()
+            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "--app {}: cannot tell its name; give --app-name",
+                    args.app.display()
+                )
+            })?,
+    };
+    let valid = !name.is_empty()
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        bail!("app name {name:?} must be letters, digits, '_', '-' or '.', not starting with '.' or '-'");
+    }
+    if RESERVED_NAMES.contains(&name.as_str()) {
+        bail!("app name {name:?} is reserved for the release layout; give another --app-name");
+    }
+    Ok(name)
+}
+
+fn read_stub(args: &PackArgs) -> Result<Vec<u8>> {
+    let path = match &args.stub {
+        Some(path) => path.clone(),
+        None => {
+            let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
+            let beside = packer.with_file_name("pysfx-stub");
+            if !beside.is_file() {
+                bail!(
+                    "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
+                    packer.display()
+                );
+            }
+            beside
+        }
+    };
+    let stub =
+        std::fs::read(&path).with_context(|| format!("cannot read the stub {}", path.display()))?;
+    if !stub.starts_with(b"\x7fELF") {
+        bail!("the stub {} is not an ELF executable", path.display());
+    }
+    let mut file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    if pysfx_format::locate(&mut file, &path).is_ok() {
+        bail!(
+            "the stub {} already carries a payload (is it an artifact?); give the bare pysfx-stub",
+            path.display()
+        );
+    }
+    Ok(stub)
+}
+
+type Sets = Vec<(String, Option<Target>, Vec<PathBuf>)>;
+
+/// The wheel sets and the bootstrap wheels, collected into `work`.
+fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
+    let mut sets: Sets = Vec::new();
+    if !args.wheels.is_empty() {
+        let mut files = Vec::new();
+        for directory in &args.wheels {
+            let found = collect::wheels_in(directory)?;
+            if found.is_empty() {
+                bail!("--wheels {}: no .whl files in it", directory.display());
+            }
+            files.extend(found);
+        }
+        sets.push(("wheels".into(), None, files));
+    }
+    let mut pythons = args.python.clone();
+    if !args.requirements.is_empty() && pythons.is_empty() && args.target.is_empty() {
+        pythons.push("python3".into());
+    }
+    if args.requirements.is_empty() && !(args.python.is_empty() && args.target.is_empty()) {
+        bail!("--python and --target collect the requirements of -r FILE; give -r");
+    }
+    for requirement in &args.requirements {
+        if !requirement.is_file() {
+            bail!("-r {}: no such file", requirement.display());
+        }
+    }
+    let mut host_python = pythons.first().cloned();
+    for (index, python) in pythons.iter().enumerate() {
+        let interpreter =
+            Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+        let out = work.join(format!("python-{index}"));
+        std::fs::create_dir_all(&out)?;
+        collect::pip_wheel(python, &args.requirements, &out)?;
+        let target = collect::target_of(&interpreter);
+        let name = format!(
+            "cp{}{}",
+            interpreter.version_info.0, interpreter.version_info.1
+        );
+        if sets.iter().any(|(existing, _, _)| *existing == name) {
+            warn!(
+                "two interpreters of Python {}: both sets are kept",
+                interpreter.version()
+            );
+        }
+        sets.push((name, Some(target), collect::wheels_in(&out)?));
+    }
+    for (index, text) in args.target.iter().enumerate() {
+        let target = collect::parse_target(text)?;
+        let out = work.join(format!("target-{index}"));
+        std::fs::create_dir_all(&out)?;
+        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
+        collect::pip_download_target(&host, &target, &args.requirements, &out)?;
+        sets.push((
+            target.name.clone(),
+            Some(target.target.clone()),
+            collect::wheels_in(&out)?,
+        ));
+    }
+    if sets.is_empty() {
+        bail!(
+            "no wheels to pack: give --wheels DIR, or -r FILE with --python PY or --target TARGET"
+        );
+    }
+
+    let mut bootstrap = Vec::new();
+    if !args.no_bootstrap {
+        if !args.bootstrap_wheels.is_empty() {
+            for directory in &args.bootstrap_wheels {
+                bootstrap.extend(collect::wheels_in(directory)?);
+            }
+        } else {
+            let versions: BTreeSet<String> = if sets.iter().any(|(_, target, _)| target.is_none()) {
+                (6..=13).map(|minor| format!("3.{minor}")).collect()
+            } else {
+                sets.iter()
+                    .filter_map(|(_, target, _)| target.as_ref().map(|t| t.python_version.clone()))
+                    .collect()
+            };
+            let out = work.join("bootstrap");
+            std::fs::create_dir_all(&out)?;
+            let host = host_python.unwrap_or_else(|| "python3".into());
+            collect::pip_download_bootstrap(
+                &host,
+                &versions.into_iter().collect::<Vec<_>>(),
+                &out,
+            )?;
+            bootstrap = collect::wheels_in(&out)?;
+        }
+    }
+    Ok((sets, bootstrap))
+}
+
+/// A resolved set has one version of each distribution; two would be ambiguous.
+fn check_one_version_per_set(
+    sets: &[WheelSet],
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+) -> Result<()> {
+    for set in sets.iter().filter(|set| set.target.is_some()) {
+        let mut versions: BTreeMap<&str, &str> = BTreeMap::new();
+        for path in &set.wheels {
+            let Some((info, _)) = infos.get(path) else {
+                continue;
+            };
+            if let Some(other) = versions.insert(&info.name, &info.version) {
+                if other != info.version {
+                    bail!(
+                        "set {} has {} twice ({other} and {})",
+                        set.name,
+                        info.name,
+                        info.version
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every regular file under `root`, sorted, as `prefix` + relative `/`-path; `__pycache__`
+/// directories are left out (byte-code is made for the target at install).
+fn walk(root: &Path, prefix: &str) -> Result<Vec<TreeFile>> {
+    let metadata =
+        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    if !metadata.is_dir() {
+        bail!("{} is not a directory", root.display());
+    }
+    let mut files = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((directory, relative)) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&directory)
+            .with_context(|| format!("cannot read {}", directory.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read {}", directory.display()))?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name().into_string().map_err(|name| {
+                anyhow!("{}: the name {name:?} is not UTF-8", directory.display())
+            })?;
+            let child = format!("{relative}{name}");
+            let link = entry.file_type()?.is_symlink();
+            let metadata = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {} (a dangling link?)", path.display()))?;
+            if metadata.is_dir() {
+                if link {
+                    bail!(
+                        "{} is a link to a directory; pysfx stores files, copy it in instead",
+                        path.display()
+                    );
+                }
+                if name != "__pycache__" {
+                    pending.push((path, format!("{child}/")));
+                }
+            } else if metadata.is_file() {
+                let full = format!("{prefix}{child}");
+                pysfx_wheel::validate_member_name(&full)
+                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))?;
+                files.push(TreeFile {
+                    source: path,
+                    name: full,
+                    executable: metadata.permissions().mode() & 0o111 != 0,
+                    size: metadata.len(),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+fn write_artifact(
+    output: &Path,
+    stub: &[u8],
+    manifest: &Manifest,
+    app_files: &[TreeFile],
+    static_files: &[TreeFile],
+    wheels: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    epoch: u64,
+) -> Result<()> {
+    let name = output
+        .file_name()
+        .ok_or_else(|| anyhow!("-o {}: not a file name", output.display()))?
+        .to_string_lossy()
+        .into_owned();
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
+        writer.add_manifest(manifest)?;
+        for file in app_files.iter().chain(static_files) {
+            let mut source = File::open(&file.source)
+                .with_context(|| format!("cannot read {}", file.source.display()))?;
+            writer.add(
+                &file.name,
+                &mut source,
+                EntryOptions {
+                    compress: true,
+                    executable: file.executable,
+                },
+            )?;
+        }
+        for (path, (_, source)) in wheels {
+            let mut source =
+                File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+            // Stored, not deflated: the stub reads each wheel in place.
+            writer.add(
+                path,
+                &mut source,
+                EntryOptions {
+                    compress: false,
+                    executable: false,
+                },
+            )?;
+        }
+        writer.finish()?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&temporary, output)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}

@@ -1,0 +1,86 @@
+//! The one error type of the binary: a message for the operator and the exit code SPEC.md
+//! assigns. Library errors are mapped here, at the edge.
+
+use pysfx_format::FormatError;
+use pysfx_venv::VenvError;
+use pysfx_wheel::WheelError;
+
+/// Exit codes (SPEC.md, "Exit codes").
+pub mod code {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const CORRUPT: u8 = 3;
+    pub const MACHINE: u8 = 4;
+    pub const CONFLICT: u8 = 5;
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn other(message: impl Into<String>) -> Self {
+        Failure::new(code::OTHER, message)
+    }
+
+    /// An I/O error while writing: no space and no permission are the machine's (4).
+    pub fn io(what: &str, path: &std::path::Path, error: &std::io::Error) -> Self {
+        Failure::new(
+            io_code(error),
+            format!("{what} {}: {error}", path.display()),
+        )
+    }
+}
+
+fn io_code(error: &std::io::Error) -> u8 {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem => {
+            code::MACHINE
+        }
+        _ if matches!(error.raw_os_error(), Some(28) | Some(122)) => code::MACHINE,
+        _ => code::OTHER,
+    }
+}
+
+impl From<FormatError> for Failure {
+    fn from(error: FormatError) -> Self {
+        let code = match &error {
+            FormatError::Io { source, .. } => io_code(source),
+            _ => code::CORRUPT,
+        };
+        Failure::new(code, error.to_string())
+    }
+}
+
+impl From<WheelError> for Failure {
+    fn from(error: WheelError) -> Self {
+        let code = match &error {
+            WheelError::Io { source, .. } => io_code(source),
+            _ => code::CORRUPT,
+        };
+        Failure::new(code, error.to_string())
+    }
+}
+
+impl From<VenvError> for Failure {
+    fn from(error: VenvError) -> Self {
+        let code = match &error {
+            VenvError::Io { source, .. } => io_code(source),
+            VenvError::NotRunnable { .. }
+            | VenvError::Unsupported { .. }
+            | VenvError::BadInterpreter { .. } => code::MACHINE,
+            VenvError::Compile { .. } => code::OTHER,
+        };
+        Failure::new(code, error.to_string())
+    }
+}

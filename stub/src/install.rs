@@ -1,0 +1,546 @@
+//! The install: check everything, build the release in a temporary sibling of DEST, rename it
+//! into place.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pysfx_format::{Payload, Section};
+use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
+use pysfx_wheel::{install_wheel, InstallReport, Layout, WheelFilename};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::cli::{open_self, Cli};
+use crate::failure::{code, Failure};
+use crate::plan::{self, Plan};
+use crate::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
+use crate::{extract, lock, print_stdout, signals};
+
+/// Seconds spent in each phase, for `--json`.
+#[derive(Debug, Default)]
+struct Phases {
+    verify: f64,
+    extract: f64,
+    venv: f64,
+    install: f64,
+    compile: f64,
+}
+
+pub fn run(cli: &Cli) -> Result<(), Failure> {
+    let started = Instant::now();
+    signals::install();
+    let destination = absolute_destination(cli.destination.as_deref().unwrap_or(Path::new("")))?;
+    let link = cli.link.as_deref().map(absolute_destination).transpose()?;
+    if let Some(link) = &link {
+        check_link(link)?;
+    }
+
+    // 1. The payload, before anything is written.
+    let mut phases = Phases::default();
+    let phase = Instant::now();
+    let mut payload = open_self()?;
+    payload.verify()?;
+    phases.verify = phase.elapsed().as_secs_f64();
+    let digest = payload.digest();
+
+    // 2. The interpreter and the wheels it will get.
+    let python = cli.python();
+    let interpreter = Interpreter::query(&python)?;
+    let plan = plan::choose(payload.manifest(), &interpreter)?;
+
+    // 3. DEST: create its parents, lock, and see what is there.
+    let parent = destination
+        .parent()
+        .ok_or_else(|| Failure::new(code::USAGE, "DEST cannot be the root directory"))?
+        .to_path_buf();
+    std::fs::create_dir_all(&parent)
+        .map_err(|error| Failure::io("cannot create", &parent, &error))?;
+    let _lock = lock::acquire(&destination)?;
+    remove_stale_siblings(&destination);
+    let existing = inspect_destination(&destination, &digest, &interpreter)?;
+    let report = match existing {
+        Existing::SameRelease => {
+            info!(
+                "{} already holds this release; nothing to do",
+                destination.display()
+            );
+            None
+        }
+        Existing::Conflict(reason) if !cli.force => {
+            return Err(Failure::new(
+                code::CONFLICT,
+                format!(
+                    "{} {reason}; refusing to touch it (use --force to replace it)",
+                    destination.display()
+                ),
+            ));
+        }
+        existing => {
+            check_free_space(&parent, payload.manifest().unpacked_bytes)?;
+            let replace = matches!(existing, Existing::Conflict(_) | Existing::SameRelease);
+            Some(build(
+                cli,
+                &mut payload,
+                &interpreter,
+                &plan,
+                &destination,
+                replace,
+                &mut phases,
+            )?)
+        }
+    };
+    if let Some(link) = &link {
+        repoint_link(link, &destination)?;
+    }
+
+    let changed = report.is_some();
+    let (files, bytes) = report.unwrap_or((0, 0));
+    if cli.json {
+        let object = json!({
+            "changed": changed,
+            "dest": destination,
+            "python": interpreter.executable,
+            "python_version": interpreter.version(),
+            "wheels_installed": if changed { plan.wheels.len() } else { 0 },
+            "files": files,
+            "bytes": bytes,
+            "seconds": started.elapsed().as_secs_f64(),
+            "wheel_set": plan.set_name,
+            "skipped": plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "link": link,
+            "phases": {
+                "verify": phases.verify,
+                "extract": phases.extract,
+                "venv": phases.venv,
+                "install": phases.install,
+                "compile": phases.compile,
+            },
+        });
+        print_stdout(&format!("{object}\n"))?;
+    }
+    if changed {
+        info!(
+            "installed {} wheels into {} with Python {} in {:.2} s",
+            plan.wheels.len(),
+            destination.display(),
+            interpreter.version(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// DEST made absolute and lexically normalised (it need not exist yet).
+fn absolute_destination(path: &Path) -> Result<PathBuf, Failure> {
+    if path.as_os_str().is_empty() {
+        return Err(Failure::new(code::USAGE, "DEST is empty"));
+    }
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(Failure::new(
+            code::USAGE,
+            "DEST contains a control character",
+        ));
+    }
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|error| Failure::other(format!("cannot read the working directory: {error}")))?
+            .join(path)
+    };
+    let mut normal = PathBuf::from("/");
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::Normal(part) => normal.push(part),
+            _ => {}
+        }
+    }
+    if normal.parent().is_none() {
+        return Err(Failure::new(
+            code::USAGE,
+            "DEST cannot be the root directory",
+        ));
+    }
+    Ok(normal)
+}
+
+enum Existing {
+    Absent,
+    SameRelease,
+    Conflict(String),
+}
+
+fn inspect_destination(
+    destination: &Path,
+    digest: &str,
+    interpreter: &Interpreter,
+) -> Result<Existing, Failure> {
+    let metadata = match std::fs::symlink_metadata(destination) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Absent),
+        Err(error) => return Err(Failure::io("cannot read", destination, &error)),
+    };
+    if !metadata.is_dir() {
+        return Ok(Existing::Conflict("exists and is not a directory".into()));
+    }
+    let empty = std::fs::read_dir(destination)
+        .map_err(|error| Failure::io("cannot read", destination, &error))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(Existing::Absent);
+    }
+    match receipt::read(destination) {
+        None => Ok(Existing::Conflict(
+            "exists and is not a pysfx release".into(),
+        )),
+        Some(receipt) if receipt.payload_sha256 != digest => Ok(Existing::Conflict(format!(
+            "holds another release (payload sha256 {})",
+            receipt.payload_sha256
+        ))),
+        Some(receipt) if receipt.python_version != interpreter.version() => {
+            Ok(Existing::Conflict(format!(
+                "holds this release installed with Python {} ({})",
+                receipt.python_version, receipt.python
+            )))
+        }
+        Some(_) => Ok(Existing::SameRelease),
+    }
+}
+
+/// A LINK that exists must be a symlink.
+fn check_link(link: &Path) -> Result<(), Failure> {
+    match std::fs::symlink_metadata(link) {
+        Ok(metadata) if !metadata.file_type().is_symlink() => Err(Failure::new(
+            code::CONFLICT,
+            format!(
+                "--link {} exists and is not a symlink; refusing to replace it",
+                link.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Points LINK at DEST atomically: a new link beside it, renamed over it.
+fn repoint_link(link: &Path, destination: &Path) -> Result<(), Failure> {
+    check_link(link)?;
+    let name = link
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = link.with_file_name(format!(".{name}.pysfx-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| Failure::io("cannot create", parent, &error))?;
+    }
+    std::os::unix::fs::symlink(destination, &temporary)
+        .map_err(|error| Failure::io("cannot create the link", &temporary, &error))?;
+    std::fs::rename(&temporary, link).map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        Failure::io("cannot repoint", link, &error)
+    })?;
+    info!("{} now points at {}", link.display(), destination.display());
+    Ok(())
+}
+
+fn sibling(destination: &Path, kind: &str) -> PathBuf {
+    let name = destination
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    destination.with_file_name(format!(".{name}.pysfx-{kind}-{}", std::process::id()))
+}
+
+/// Temporary trees left by a run that was killed (SIGKILL, power loss). The caller holds the
+/// lock, so no live run owns them.
+fn remove_stale_siblings(destination: &Path) {
+    let Some(parent) = destination.parent() else {
+        return;
+    };
+    let Some(name) = destination
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = [format!(".{name}.pysfx-tmp-"), format!(".{name}.pysfx-old-")]
+            .iter()
+            .any(|prefix| {
+                file_name
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if stale {
+            warn!(
+                "removing {} left by an interrupted run",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.
+fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failure> {
+    let Ok(stats) = nix::sys::statvfs::statvfs(parent) else {
+        return Ok(());
+    };
+    let available = stats
+        .blocks_available()
+        .saturating_mul(stats.fragment_size());
+    let needed = unpacked + unpacked / 2 + (16 << 20);
+    if available < needed {
+        return Err(Failure::new(
+            code::MACHINE,
+            format!(
+                "not enough free space on {}: {} MiB available, about {} MiB needed",
+                parent.display(),
+                available >> 20,
+                needed >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the release in a temporary sibling and renames it into place. Returns files and
+/// bytes written.
+fn build(
+    cli: &Cli,
+    payload: &mut Payload,
+    interpreter: &Interpreter,
+    plan: &Plan,
+    destination: &Path,
+    replace: bool,
+    phases: &mut Phases,
+) -> Result<(u64, u64), Failure> {
+    let temporary = sibling(destination, "tmp");
+    signals::register(temporary.clone());
+    let result = build_tree(
+        cli,
+        payload,
+        interpreter,
+        plan,
+        destination,
+        &temporary,
+        phases,
+    );
+    let totals = match result {
+        Ok(totals) => totals,
+        Err(failure) => {
+            let _ = std::fs::remove_dir_all(&temporary);
+            signals::unregister(&temporary);
+            return Err(failure);
+        }
+    };
+    // Into place. The registry lock holds off a signal for the two renames.
+    let old = sibling(destination, "old");
+    let renamed = signals::with_registry(|trees| -> Result<(), Failure> {
+        if replace {
+            std::fs::rename(destination, &old)
+                .map_err(|error| Failure::io("cannot move aside", destination, &error))?;
+            trees.push(old.clone());
+        }
+        if let Err(error) = std::fs::rename(&temporary, destination) {
+            if replace {
+                let _ = std::fs::rename(&old, destination);
+                trees.retain(|tree| tree != &old);
+            }
+            return Err(Failure::io(
+                "cannot rename the release into",
+                destination,
+                &error,
+            ));
+        }
+        trees.retain(|tree| tree != &temporary);
+        Ok(())
+    });
+    if let Err(failure) = renamed {
+        let _ = std::fs::remove_dir_all(&temporary);
+        signals::unregister(&temporary);
+        return Err(failure);
+    }
+    if replace {
+        let _ = std::fs::remove_dir_all(&old);
+        signals::unregister(&old);
+    }
+    if let Some(parent) = destination.parent() {
+        if let Ok(directory) = std::fs::File::open(parent) {
+            let _ = directory.sync_all();
+        }
+    }
+    Ok(totals)
+}
+
+fn build_tree(
+    cli: &Cli,
+    payload: &mut Payload,
+    interpreter: &Interpreter,
+    plan: &Plan,
+    destination: &Path,
+    temporary: &Path,
+    phases: &mut Phases,
+) -> Result<(u64, u64), Failure> {
+    std::fs::create_dir(temporary)
+        .map_err(|error| Failure::io("cannot create", temporary, &error))?;
+    let app_name = payload.manifest().app.name.clone();
+
+    let phase = Instant::now();
+    let extracted = extract::extract_tree(payload, temporary)?;
+    phases.extract = phase.elapsed().as_secs_f64();
+    debug!(
+        files = extracted.files,
+        "extracted the app and static files"
+    );
+
+    let phase = Instant::now();
+    let venv = VenvPaths {
+        root: temporary.join("venv"),
+        final_root: destination.join("venv"),
+        site_packages: interpreter.site_packages(),
+    };
+    create_venv(&venv, interpreter, env!("CARGO_PKG_VERSION"))?;
+    write_hooks(&venv.root.join(&venv.site_packages), &app_name)?;
+    phases.venv = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let reports = install_all(payload, interpreter, plan, &venv)?;
+    phases.install = phase.elapsed().as_secs_f64();
+
+    if !cli.no_compile {
+        let phase = Instant::now();
+        let jobs: Vec<CompileJob> = reports
+            .iter()
+            .flat_map(|report| report.python_files.iter())
+            .map(|relative| {
+                let display = Path::new(relative)
+                    .parent()
+                    .map(|parent| venv.final_root.join(parent))
+                    .unwrap_or_else(|| venv.final_root.clone());
+                CompileJob {
+                    path: venv.root.join(relative),
+                    display_directory: display.to_string_lossy().into_owned(),
+                }
+            })
+            .collect();
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        compile(
+            &venv.root.join("bin/python"),
+            &jobs,
+            workers,
+            &signals::register_child,
+        )?;
+        phases.compile = phase.elapsed().as_secs_f64();
+    }
+
+    let files = extracted.files + reports.iter().map(|r| r.files).sum::<u64>();
+    let bytes = extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>();
+    let receipt = Receipt {
+        pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
+        payload_sha256: payload.digest(),
+        artifact: payload.path().display().to_string(),
+        installed_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+        destination: destination.display().to_string(),
+        python: interpreter.executable.display().to_string(),
+        python_version: interpreter.version(),
+        wheel_set: plan.set_name.clone(),
+        wheels: plan
+            .wheels
+            .iter()
+            .map(|wheel| InstalledWheel {
+                name: wheel.name.clone(),
+                version: wheel.version.clone(),
+                filename: wheel.filename.clone(),
+            })
+            .collect(),
+        files,
+        bytes,
+        manifest: payload.manifest().clone(),
+    };
+    let text = serde_json::to_vec_pretty(&receipt)
+        .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;
+    let path = temporary.join(RECEIPT_NAME);
+    std::fs::write(&path, text).map_err(|error| Failure::io("cannot write", &path, &error))?;
+    Ok((files, bytes))
+}
+
+/// Installs the plan's wheels in parallel, each read in place from the artifact.
+fn install_all(
+    payload: &mut Payload,
+    interpreter: &Interpreter,
+    plan: &Plan,
+    venv: &VenvPaths,
+) -> Result<Vec<InstallReport>, Failure> {
+    let mut work = Vec::new();
+    for wheel in &plan.wheels {
+        // Keep only the range; every thread makes its own reader over the shared file.
+        let range = payload.stored_range(&wheel.path)?;
+        let filename: WheelFilename = wheel.filename.parse()?;
+        work.push((filename, range));
+    }
+    let layout = Layout {
+        root: venv.root.clone(),
+        site_packages: venv.site_packages.clone(),
+        python_version: interpreter.major_minor(),
+        shebang_python: venv
+            .final_root
+            .join("bin/python")
+            .to_string_lossy()
+            .into_owned(),
+        installer: "pysfx".into(),
+    };
+    let file = payload.file();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<InstallReport, Failure>)>> = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(work.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some((filename, (start, len))) = work.get(index) else {
+                    break;
+                };
+                let section = Section::new(file, *start, *len);
+                let result = install_wheel(section, filename, &layout).map_err(Failure::from);
+                let failed = result.is_err();
+                results
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push((index, result));
+                if failed {
+                    // Stop handing out work; the others finish their current wheel.
+                    next.store(work.len(), Ordering::Relaxed);
+                    break;
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    results.sort_by_key(|(index, _)| *index);
+    let mut reports = Vec::with_capacity(results.len());
+    for (_, result) in results {
+        let report = result?;
+        debug!(name = %report.name, version = %report.version, files = report.files, "installed");
+        reports.push(report);
+    }
+    Ok(reports)
+}

@@ -1,0 +1,73 @@
+//! SIGINT, SIGTERM and SIGHUP during an install: remove the temporary tree, stop the
+//! byte-compile workers, exit non-zero. The signals are blocked in every thread and received
+//! by one thread with `sigwait`, so no code runs in a signal handler. (Child processes start
+//! with a clean mask: the standard library resets it.)
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::unistd::Pid;
+
+/// Trees to remove if a signal arrives, and child processes to stop.
+static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
+/// Call before starting any other thread.
+pub fn install() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let Ok(signal) = set.wait() else { return };
+        // Holding the lock keeps a rename into place from racing with the removal.
+        let trees = CLEANUP
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for pid in CHILDREN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        for tree in trees.iter() {
+            let _ = std::fs::remove_dir_all(tree);
+        }
+        eprintln!(
+            "pysfx: interrupted by {signal}; removed the unfinished release, nothing was installed"
+        );
+        std::process::exit(128 + signal as i32);
+    });
+}
+
+/// Runs `action` while holding the cleanup registry, so a signal cannot interleave with it.
+pub fn with_registry<T>(action: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
+    let mut trees = CLEANUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    action(&mut trees)
+}
+
+/// Registers a tree to remove on a signal.
+pub fn register(tree: PathBuf) {
+    with_registry(|trees| trees.push(tree));
+}
+
+/// Forgets a tree (it has been renamed into place or removed).
+pub fn unregister(tree: &std::path::Path) {
+    with_registry(|trees| trees.retain(|registered| registered != tree));
+}
+
+/// Registers a child process to stop on a signal.
+pub fn register_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(pid);
+}
