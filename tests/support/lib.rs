@@ -1,1 +1,388 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the built binaries, the pyenv interpreters, and
+//! real wheels fetched from PyPI once per machine into `target/pysfx-test-cache/`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Paths of the `pysfx` and `pysfx-stub` binaries, built (debug) on first use.
+pub struct Binaries {
+    pub pysfx: PathBuf,
+    pub stub: PathBuf,
+}
+
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "pysfx", "-p", "pysfx-stub"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build of pysfx and pysfx-stub failed"
+        );
+        let debug = target_dir().join("debug");
+        Binaries {
+            pysfx: debug.join("pysfx"),
+            stub: debug.join("pysfx-stub"),
+        }
+    })
+}
+
+/// A CPython to test against.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub path: PathBuf,
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Python {
+    pub fn version(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
+/// Every CPython 3.6–3.13 to test against: `PYSFX_TEST_PYTHONS` (colon-separated paths) if
+/// set, else pyenv's under `/root/.pyenv/versions`. Panics when a minor version of 3.6–3.13
+/// is missing from pyenv, so none is skipped silently.
+pub fn pythons() -> Vec<Python> {
+    let candidates: Vec<PathBuf> = match std::env::var("PYSFX_TEST_PYTHONS") {
+        Ok(list) if !list.is_empty() => list.split(':').map(PathBuf::from).collect(),
+        _ => {
+            let root = Path::new("/root/.pyenv/versions");
+            let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+                .unwrap_or_else(|error| {
+                    panic!("{}: {error}; set PYSFX_TEST_PYTHONS", root.display())
+                })
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.path().join("bin/python"))
+                .filter(|path| path.exists())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let mut pythons: Vec<Python> = candidates
+        .into_iter()
+        .filter_map(|path| {
+            let output = Command::new(&path)
+                .args(["-c", "import sys; print('%d %d' % sys.version_info[:2])"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8(output.stdout).ok()?;
+            let mut parts = text.split_whitespace();
+            let major = parts.next()?.parse().ok()?;
+            let minor = parts.next()?.parse().ok()?;
+            (major == 3 && (6..=13).contains(&minor)).then_some(Python { path, major, minor })
+        })
+        .collect();
+    pythons.sort_by_key(|python| python.minor);
+    if std::env::var_os("PYSFX_TEST_PYTHONS").is_none() {
+        let minors: Vec<u32> = pythons.iter().map(|python| python.minor).collect();
+        for minor in 6..=13 {
+            assert!(
+                minors.contains(&minor),
+                "no CPython 3.{minor} under /root/.pyenv/versions; every 3.6–3.13 must be tested"
+            );
+        }
+    }
+    pythons
+}
+
+/// The pyenv interpreter of `3.minor` (panics if absent).
+pub fn python(minor: u32) -> Python {
+    pythons()
+        .into_iter()
+        .find(|python| python.minor == minor)
+        .unwrap_or_else(|| panic!("no CPython 3.{minor} to test with"))
+}
+
+/// The interpreter that runs pip for downloads: a pyenv 3.11 if there is one, else python3.
+pub fn host_python() -> PathBuf {
+    let pyenv = Path::new("/root/.pyenv/versions/3.11.7/bin/python");
+    if pyenv.exists() {
+        return pyenv.to_path_buf();
+    }
+    PathBuf::from("python3")
+}
+
+fn cache_dir() -> PathBuf {
+    target_dir().join("pysfx-test-cache")
+}
+
+static FETCH_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `fill` into a fresh directory once per machine, keyed by `key`; returns the directory.
+fn cached(key: &str, fill: impl FnOnce(&Path)) -> PathBuf {
+    let _guard = FETCH_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = cache_dir().join(key);
+    if directory.join(".complete").exists() {
+        return directory;
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("create the cache directory");
+    fill(&directory);
+    std::fs::write(directory.join(".complete"), "").expect("mark the cache complete");
+    directory
+}
+
+fn pip(args: &[&str], directory: &Path) {
+    let output = Command::new(host_python())
+        .args(["-m", "pip"])
+        .args(args)
+        .arg("-d")
+        .arg(directory)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .output()
+        .expect("run pip");
+    assert!(
+        output.status.success(),
+        "pip {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The platforms of the stub's target (glibc 2.17 x86_64) and older, for `pip download`.
+const PLATFORMS: [&str; 8] = [
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--platform",
+    "manylinux2010_x86_64",
+    "--platform",
+    "manylinux1_x86_64",
+];
+
+/// Real wheels for CPython `3.minor` from PyPI: a compiled one (MarkupSafe), one with
+/// console_scripts (chardet), one with `.data/scripts` `#!python` scripts (docutils 0.17.1).
+pub fn test_wheels(minor: u32) -> PathBuf {
+    cached(&format!("wheels-3.{minor}"), |directory| {
+        let version = format!("3.{minor}");
+        let mut args = vec![
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            &version,
+        ];
+        args.extend(PLATFORMS);
+        args.extend(["markupsafe", "chardet==4.0.0", "docutils==0.17.1"]);
+        pip(&args, directory);
+    })
+}
+
+/// pip and setuptools for CPython `3.minor`.
+pub fn bootstrap_wheels(minor: u32) -> PathBuf {
+    cached(&format!("bootstrap-3.{minor}"), |directory| {
+        let version = format!("3.{minor}");
+        pip(
+            &[
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "--no-deps",
+                "--implementation",
+                "cp",
+                "--python-version",
+                &version,
+                "pip",
+                "setuptools",
+            ],
+            directory,
+        );
+    })
+}
+
+/// The wheel built from `tests/fixtures/datapkg` with setuptools: console and GUI entry
+/// points, `.data/scripts`, `.data/data` and `.data/headers`.
+pub fn datapkg_wheel() -> PathBuf {
+    cached("datapkg", |directory| {
+        let source = tempfile::tempdir().expect("tempdir");
+        copy_tree(
+            &workspace_root().join("tests/fixtures/datapkg"),
+            source.path(),
+        );
+        let output = Command::new(host_python())
+            .args(["-m", "pip", "wheel", "-q", "--no-deps", "-w"])
+            .arg(directory)
+            .arg(source.path())
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .output()
+            .expect("run pip wheel");
+        assert!(
+            output.status.success(),
+            "building datapkg failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A small app directory: a package and an executable script.
+pub fn make_app(root: &Path, name: &str) -> PathBuf {
+    let app = root.join(name);
+    std::fs::create_dir_all(app.join("appcore")).expect("create app");
+    std::fs::write(
+        app.join("appcore/__init__.py"),
+        "GREETING = 'hello from the app'\n",
+    )
+    .expect("write");
+    std::fs::write(
+        app.join("manage.py"),
+        "#!/usr/bin/env python\nprint('manage')\n",
+    )
+    .expect("write");
+    let mut permissions = std::fs::metadata(app.join("manage.py"))
+        .expect("meta")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(app.join("manage.py"), permissions).expect("chmod");
+    app
+}
+
+/// Runs a command, returning its output (never panics on a non-zero exit).
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+}
+
+/// Packs with the debug stub; panics with pysfx's stderr on failure.
+pub fn pack(args: &[&std::ffi::OsStr], output: &Path) -> PathBuf {
+    let binaries = binaries();
+    let result = run(Command::new(&binaries.pysfx)
+        .arg("pack")
+        .args(args)
+        .arg("--stub")
+        .arg(&binaries.stub)
+        .arg("-o")
+        .arg(output));
+    assert!(
+        result.status.success(),
+        "pysfx pack failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    output.to_path_buf()
+}
+
+/// Runs an artifact with `--json` and returns (exit code, parsed stdout, stderr).
+pub fn install(artifact: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value, String) {
+    let output = run(Command::new(artifact).args(args).arg("--json"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
+        panic!(
+            "--json printed no single JSON object ({error}):\nstdout: {stdout}\nstderr: {stderr}"
+        )
+    });
+    (output.status.code().unwrap_or(-1), value, stderr)
+}
+
+/// Every path under `root`, relative, sorted (symlinks not followed).
+pub fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, directory: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            out.push(
+                path.strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(root, &path, out);
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Entries of a directory, sorted (names only).
+pub fn listing(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Parses `pip list --format=json` into name → version.
+pub fn pip_list(venv: &Path) -> HashMap<String, String> {
+    let output = run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "list",
+        "--format=json",
+        "--disable-pip-version-check",
+    ]));
+    assert!(
+        output.status.success(),
+        "pip list failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("pip list json");
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|item| {
+            (
+                item["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+                    .replace('_', "-"),
+                item["version"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! The artifact as a file: a valid zip, inspectable without running it, reproducible, and
+//! refused (exit 3, nothing written) when damaged.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{binaries, datapkg_wheel, host_python, install, listing, make_app, pack, run};
+
+fn small_artifact(work: &Path) -> PathBuf {
+    let statics = work.join("static");
+    std::fs::create_dir_all(&statics).expect("mkdir");
+    std::fs::write(statics.join("robots.txt"), "User-agent: *\n").expect("write");
+    pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work, "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            datapkg_wheel().as_os_str(),
+            OsStr::new("--static"),
+            statics.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.join("site.sfx"),
+    )
+}
+
+fn python_args<'a>(destination: &'a Path, python: &'a Path) -> Vec<&'a OsStr> {
+    vec![
+        OsStr::new("-d"),
+        destination.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ]
+}
+
+#[test]
+fn the_artifact_is_a_zip_that_zip_tools_read() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint('\\n'.join(z.namelist()))";
+    let output = run(Command::new(host_python())
+        .args(["-c", script])
+        .arg(&artifact));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let names = String::from_utf8_lossy(&output.stdout).into_owned();
+    for expected in [
+        ".pysfx/manifest.json",
+        "demoapp/appcore/__init__.py",
+        "demoapp/manage.py",
+        "static.in/0/robots.txt",
+    ] {
+        assert!(
+            names.lines().any(|line| line == expected),
+            "{expected} missing: {names}"
+        );
+    }
+    assert!(names
+        .lines()
+        .any(|line| line.starts_with("wheels/")
+            && line.ends_with("pysfx_datapkg-1.0-py3-none-any.whl")));
+    if Command::new("unzip").arg("-v").output().is_ok() {
+        let output = run(Command::new("unzip").arg("-l").arg(&artifact));
+        assert!(
+            output.status.success(),
+            "unzip -l: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("demoapp/manage.py"));
+    }
+    let mode = std::fs::metadata(&artifact).expect("meta");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o755
+    );
+}
+
+#[test]
+fn inspect_and_verify_read_the_artifact_without_running_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let output = run(Command::new(&binaries().pysfx)
+        .args(["inspect", "--json"])
+        .arg(&artifact));
+    assert!(output.status.success());
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("inspect --json is JSON");
+    assert_eq!(value["manifest"]["app"]["name"], "demoapp");
+    assert_eq!(
+        value["manifest"]["sets"][0]["wheels"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(value["manifest"]["static_dirs"][0], "static.in/0");
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg(&artifact));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("pysfx-datapkg 1.0"));
+    let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&artifact));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = run(Command::new(&artifact).arg("--verify"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = run(Command::new(&artifact).arg("--info"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("demoapp"));
+}
+
+#[test]
+fn packing_is_reproducible() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let first = std::fs::read(small_artifact(work.path())).expect("read");
+    std::fs::rename(work.path().join("site.sfx"), work.path().join("first.sfx")).expect("rename");
+    let second = std::fs::read(small_artifact(work.path())).expect("read");
+    assert!(first == second, "two packs of the same inputs differ");
+}
+
+/// Flip one byte at `offset` (from the end when negative) and expect exit 3 with nothing written.
+fn damaged(work: &Path, artifact: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(artifact).expect("read");
+    damage(&mut bytes);
+    let path = work.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let mut permissions = std::fs::metadata(&path).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&path, permissions).expect("chmod");
+    path
+}
+
+#[test]
+fn damaged_artifacts_are_refused_before_anything_is_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let stub_len = std::fs::metadata(&binaries().stub).expect("stub").len() as usize;
+    let size = std::fs::metadata(&artifact).expect("meta").len() as usize;
+    let python = host_python();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>)> = vec![
+        (
+            "flipped-in-wheel.sfx",
+            Box::new(move |b: &mut Vec<u8>| b[size - 2000] ^= 0x01),
+        ),
+        (
+            "flipped-in-manifest.sfx",
+            Box::new(move |b: &mut Vec<u8>| b[stub_len + 100] ^= 0x20),
+        ),
+        (
+            "flipped-in-trailer.sfx",
+            Box::new(move |b: &mut Vec<u8>| b[size - 3] ^= 0x01),
+        ),
+        (
+            "truncated.sfx",
+            Box::new(move |b: &mut Vec<u8>| b.truncate(size - 700)),
+        ),
+        (
+            "truncated-to-stub.sfx",
+            Box::new(move |b: &mut Vec<u8>| b.truncate(stub_len)),
+        ),
+    ];
+    for (name, damage) in cases {
+        let path = damaged(work.path(), &artifact, name, damage);
+        let destination = work.path().join("releases").join(name);
+        let (code, result, stderr) = install(&path, &python_args(&destination, &python));
+        assert_eq!(code, 3, "{name}: {stderr}");
+        assert_eq!(result["exit_code"], 3, "{name}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
+        assert!(!destination.exists(), "{name}: DEST was created");
+        assert!(
+            listing(&work.path().join("releases")).is_empty(),
+            "{name}: litter next to DEST"
+        );
+        let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&path));
+        assert_eq!(output.status.code(), Some(3), "{name}: pysfx verify");
+    }
+    // The bare stub says it has no payload.
+    let output = run(Command::new(&binaries().stub)
+        .arg("-d")
+        .arg(work.path().join("x")));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no pysfx payload"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_a_closed_stdout_is_fine() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    for args in [vec![], vec!["--bogus"], vec!["--force"], vec!["-d"]] {
+        let output = run(Command::new(&artifact).args(&args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    let output = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' --list | head -1", artifact.display())));
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}
+
+#[test]
+fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let python = host_python();
+    let destination = work.path().join("releases/7");
+    let (code, first, stderr) = install(&artifact, &python_args(&destination, &python));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(first["changed"], true);
+    let manage = destination.join("demoapp/manage.py");
+    let mode = std::fs::metadata(&manage).expect("manage.py");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o111,
+        0o111,
+        "exec bit kept"
+    );
+    std::fs::write(destination.join("environment.json"), "{}").expect("write");
+    let (code, second, stderr) = install(&artifact, &python_args(&destination, &python));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(second["changed"], false);
+    assert!(
+        destination.join("environment.json").exists(),
+        "what the deployment added stays"
+    );
+
+    let foreign = work.path().join("releases/foreign");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("precious.txt"), "keep me").expect("write");
+    let (code, _, stderr) = install(&artifact, &python_args(&foreign, &python));
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(listing(&foreign), vec!["precious.txt"]);
+    let mut args = python_args(&foreign, &python);
+    args.push(OsStr::new("--force"));
+    let (code, result, stderr) = install(&artifact, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["changed"], true);
+    assert!(!foreign.join("precious.txt").exists());
+    assert!(foreign.join("venv/bin/python").exists());
+    let siblings = listing(&work.path().join("releases"));
+    assert!(
+        siblings
+            .iter()
+            .all(|name| !name.starts_with('.') || name.ends_with(".pysfx-lock")),
+        "litter next to DEST: {siblings:?}"
+    );
+}

@@ -1,0 +1,294 @@
+//! End to end, against every CPython 3.6–3.13 here: pack real wheels, install with that
+//! interpreter, then use the venv as a deployment would.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use pysfx_e2e::{
+    bootstrap_wheels, datapkg_wheel, install, make_app, pack, pip_list, python, pythons, run,
+    test_wheels, Python,
+};
+
+/// What the venv's interpreter reports about itself, checked in Python.
+const PROBE: &str = r#"
+import json, os, sys
+import markupsafe, chardet, docutils, datapkg, appcore
+from markupsafe import _speedups
+report = {
+    "app_on_path": os.path.realpath(os.path.join(sys.prefix, os.pardir, "demoapp")) in sys.path,
+    "app_entries": sum(1 for p in sys.path if p.endswith("demoapp")),
+    "speedups": _speedups.__file__,
+    "greeting": appcore.GREETING,
+    "prefix": sys.prefix,
+    "env": dict((k, os.environ.get(k)) for k in ["STR", "NUM", "FLOAT", "YES", "NO", "INHERITED", "NESTED", "NULLED"]),
+}
+if sys.version_info >= (3, 8):
+    from importlib import metadata
+    report["metadata"] = dict((d, metadata.version(d)) for d in ["markupsafe", "chardet", "docutils", "pysfx-datapkg", "pip"])
+    report["installer"] = metadata.distribution("chardet").read_text("INSTALLER")
+    report["record_files"] = len(metadata.distribution("docutils").files)
+sys.stdout.write(json.dumps(report))
+"#;
+
+fn check_interpreter(python: &Python, work: &Path) {
+    let version = python.version();
+    let wheels = test_wheels(python.minor);
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work, "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--wheels"),
+            datapkg_wheel().as_os_str(),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap_wheels(python.minor).as_os_str(),
+        ],
+        &work.join("site.sfx"),
+    );
+    let destination = work.join("releases/1");
+    let (code, result, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.path.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{version}: install failed: {stderr}");
+    assert_eq!(result["changed"], true, "{version}");
+    assert!(result["python_version"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&format!("{version}.")));
+    assert_eq!(result["wheels_installed"], 6, "{version}: {result}");
+    assert!(
+        result["files"].as_u64().unwrap_or(0) > 100,
+        "{version}: {result}"
+    );
+
+    let venv = destination.join("venv");
+    let venv_python = venv.join("bin/python");
+    std::fs::write(
+        destination.join("environment.json"),
+        r#"{"STR": "text", "NUM": 5, "FLOAT": 1.5, "YES": true, "NO": false, "INHERITED": "from-file", "NESTED": {"a": [1]}, "NULLED": null}"#,
+    )
+    .expect("write environment.json");
+    let output = run(Command::new(&venv_python)
+        .args(["-c", PROBE])
+        .env("INHERITED", "from-parent")
+        .env("NULLED", "kept"));
+    assert!(
+        output.status.success(),
+        "{version}: probe failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{version}: the probe printed to stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("probe json");
+    assert_eq!(report["app_on_path"], true, "{version}: {report}");
+    assert_eq!(
+        report["app_entries"], 1,
+        "{version}: the app is on sys.path once: {report}"
+    );
+    assert!(
+        report["speedups"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(".so"),
+        "{version}: {report}"
+    );
+    assert_eq!(report["greeting"], "hello from the app");
+    let env = &report["env"];
+    assert_eq!(env["STR"], "text");
+    assert_eq!(env["NUM"], "5");
+    assert_eq!(env["FLOAT"], "1.5");
+    assert_eq!(env["YES"], "true");
+    assert_eq!(env["NO"], "false");
+    assert_eq!(
+        env["INHERITED"], "from-file",
+        "file values win over inherited ones"
+    );
+    assert_eq!(env["NESTED"], r#"{"a": [1]}"#);
+    assert_eq!(env["NULLED"], "kept", "null leaves a variable alone");
+    if python.minor >= 8 {
+        assert_eq!(report["installer"], "pysfx\n");
+        assert!(report["record_files"].as_u64().unwrap_or(0) > 100);
+    }
+
+    // A malformed environment.json: one warning line, and the interpreter still starts.
+    std::fs::write(
+        destination.join("environment.json"),
+        "{\"SECRET\": \"hunter2\",",
+    )
+    .expect("write");
+    let output = run(Command::new(&venv_python).args(["-c", "print('started')"]));
+    assert!(
+        output.status.success(),
+        "{version}: a malformed environment.json stopped Python"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{version}: {stderr}");
+    assert!(stderr.starts_with("loadenv:"), "{version}: {stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "{version}: a value was printed: {stderr}"
+    );
+    std::fs::remove_file(destination.join("environment.json")).expect("remove");
+
+    // Scripts: an entry point, a GUI entry point, a #!python .data script, docutils' scripts.
+    for (script, args, expect) in [
+        ("chardetect", vec!["--version"], "chardetect 4.0.0"),
+        ("datapkg-cli", vec!["a", "b"], "datapkg-cli a b"),
+        ("datapkg-gui", vec![], "datapkg-gui"),
+        ("datapkg-hello", vec![], "hello from a .data script"),
+        ("rst2html.py", vec!["--version"], "Docutils 0.17.1"),
+    ] {
+        let output = run(Command::new(venv.join("bin").join(script)).args(&args));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && text.contains(expect),
+            "{version}: {script}: {text}"
+        );
+    }
+    let hello = std::fs::read_to_string(venv.join("bin/datapkg-hello")).expect("read");
+    assert_eq!(
+        hello.lines().next(),
+        Some(format!("#!{}", venv_python.display()).as_str())
+    );
+    let site = venv.join(format!("lib/python{version}/site-packages"));
+    assert!(
+        venv.join("share/pysfx-datapkg/readme.txt").is_file(),
+        "{version}: .data/data"
+    );
+    assert!(
+        venv.join(format!(
+            "include/site/python{version}/pysfx-datapkg/datapkg.h"
+        ))
+        .is_file(),
+        "{version}: .data/headers"
+    );
+    assert!(
+        site.join("markupsafe/__pycache__").is_dir(),
+        "{version}: byte-code is compiled by default"
+    );
+    assert!(!destination.join("wheels").exists() && !destination.join("bootstrap_wheels").exists());
+
+    // The bootstrap pip works, pip check passes, pip list shows every distribution.
+    let output = run(Command::new(venv.join("bin/pip")).arg("--version"));
+    assert!(
+        output.status.success(),
+        "{version}: pip --version: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&site.display().to_string()));
+    let output =
+        run(Command::new(&venv_python).args(["-m", "pip", "check", "--disable-pip-version-check"]));
+    assert!(
+        output.status.success(),
+        "{version}: pip check: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let listed = pip_list(&venv);
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("json");
+    for wheel in receipt["wheels"].as_array().expect("wheels") {
+        let name = wheel["name"].as_str().expect("name");
+        assert_eq!(
+            listed.get(name).map(String::as_str),
+            wheel["version"].as_str(),
+            "{version}: pip list and the receipt disagree on {name}: {listed:?}"
+        );
+    }
+    if python.minor >= 8 {
+        let metadata = &report["metadata"];
+        assert_eq!(metadata["chardet"], "4.0.0");
+        assert_eq!(metadata["pysfx-datapkg"], "1.0");
+        assert_eq!(
+            metadata["pip"].as_str(),
+            listed.get("pip").map(String::as_str)
+        );
+    }
+    eprintln!("ok: CPython {version} ({})", python.path.display());
+}
+
+#[test]
+fn installs_and_runs_on_every_python_3_6_to_3_13() {
+    let pythons = pythons();
+    let names: Vec<String> = pythons
+        .iter()
+        .map(|p| format!("{} ({})", p.version(), p.path.display()))
+        .collect();
+    eprintln!("testing against: {}", names.join(", "));
+    for python in &pythons {
+        let work = tempfile::tempdir().expect("tempdir");
+        check_interpreter(python, work.path());
+    }
+    println!("interpreters tested: {}", names.join(", "));
+}
+
+#[test]
+fn python_2_is_refused_before_anything_is_written() {
+    let python2 = Path::new("/root/.pyenv/versions/2.7.18/bin/python");
+    if !python2.exists() {
+        panic!("no Python 2.7 at {} to test with", python2.display());
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            datapkg_wheel().as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let destination = work.path().join("releases/1");
+    let (code, result, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python2.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("2.7.18"),
+        "the message names the version: {stderr}"
+    );
+    assert_eq!(result["exit_code"], 4);
+    assert!(result["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("2.7.18"));
+    assert!(!destination.exists());
+    assert!(
+        !work.path().join("releases").exists(),
+        "nothing written, not even DEST's parent"
+    );
+
+    // A missing interpreter is the machine's problem too.
+    let (code, _, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            OsStr::new("/nonexistent/python3"),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(!destination.exists());
+    let _ = python(11);
+}

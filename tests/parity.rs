@@ -1,0 +1,179 @@
+//! A venv built by pysfx must look like one pip built from the same wheels: the same files in
+//! site-packages, bin, include and share, and the same RECORD entries.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{
+    bootstrap_wheels, datapkg_wheel, install, make_app, pack, python, run, test_wheels, tree,
+};
+
+/// Files that are not part of any distribution, or legitimately differ.
+fn comparable(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !(path.contains("__pycache__")
+        || path.ends_with(".pyc")
+        || name == "direct_url.json"
+        || name.starts_with("activate")
+        || name == "Activate.ps1"
+        || name.starts_with("python")
+        || name == "pyvenv.cfg"
+        || name == "demoapp.pth"
+        || name == "loadenv-init.pth"
+        || name == "loadenv.py"
+        || path == ".gitignore"
+        || path == "lib64"
+        || path.starts_with("lib64/"))
+}
+
+fn installed_files(venv: &Path) -> BTreeSet<String> {
+    tree(venv)
+        .into_iter()
+        .filter(|path| comparable(path))
+        .collect()
+}
+
+/// Every RECORD's paths, as `dist-info/RECORD: path`.
+fn record_paths(site: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".dist-info") {
+            continue;
+        }
+        let record = std::fs::read_to_string(entry.path().join("RECORD")).expect("RECORD");
+        for line in record.lines() {
+            let path = line
+                .rsplitn(3, ',')
+                .nth(2)
+                .unwrap_or(line)
+                .trim_matches('"');
+            if comparable(path) {
+                out.insert(format!("{name}/RECORD: {path}"));
+            }
+        }
+    }
+    out
+}
+
+fn compare_with_pip(minor: u32) {
+    let python = python(minor);
+    let work = tempfile::tempdir().expect("tempdir");
+    let wheel_dirs = [test_wheels(minor), datapkg_wheel(), bootstrap_wheels(minor)];
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheel_dirs[0].as_os_str(),
+            OsStr::new("--wheels"),
+            wheel_dirs[1].as_os_str(),
+            OsStr::new("--bootstrap-wheels"),
+            wheel_dirs[2].as_os_str(),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let destination = work.path().join("release");
+    let (code, _, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.path.as_os_str(),
+            OsStr::new("--no-compile"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // The same wheels, installed by pip (run from its own wheel) into a bare stdlib venv.
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("json");
+    let chosen: Vec<PathBuf> = receipt["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .map(|wheel| {
+            let filename = wheel["filename"].as_str().expect("filename");
+            wheel_dirs
+                .iter()
+                .map(|directory| directory.join(filename))
+                .find(|path| path.exists())
+                .unwrap_or_else(|| panic!("{filename} not found in the fixture directories"))
+        })
+        .collect();
+    let pip_wheel = chosen
+        .iter()
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pip-"))
+        })
+        .expect("pip was chosen");
+    let pip_venv = work.path().join("pip-venv");
+    let output = run(Command::new(&python.path)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&pip_venv));
+    assert!(
+        output.status.success(),
+        "venv: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = run(Command::new(pip_venv.join("bin/python"))
+        .arg(pip_wheel.join("pip"))
+        .args([
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            "--disable-pip-version-check",
+        ])
+        .args(&chosen));
+    assert!(
+        output.status.success(),
+        "pip install: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let ours = installed_files(&destination.join("venv"));
+    let theirs = installed_files(&pip_venv);
+    let only_ours: Vec<&String> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<&String> = theirs.difference(&ours).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "3.{minor}: installed files differ\nonly pysfx: {only_ours:#?}\nonly pip: {only_theirs:#?}"
+    );
+    let site = format!("lib/python3.{minor}/site-packages");
+    let ours = record_paths(&destination.join("venv").join(&site));
+    let theirs = record_paths(&pip_venv.join(&site));
+    let only_ours: Vec<&String> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<&String> = theirs.difference(&ours).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "3.{minor}: RECORD entries differ\nonly pysfx: {only_ours:#?}\nonly pip: {only_theirs:#?}"
+    );
+    eprintln!(
+        "3.{minor}: {} files, {} RECORD entries identical to pip's",
+        installed_files(&pip_venv).len(),
+        ours.len()
+    );
+}
+
+#[test]
+fn same_files_as_pip_on_3_6() {
+    compare_with_pip(6);
+}
+
+#[test]
+fn same_files_as_pip_on_3_11() {
+    compare_with_pip(11);
+}
+
+#[test]
+fn same_files_as_pip_on_3_13() {
+    compare_with_pip(13);
+}
