@@ -126,6 +126,9 @@ fn packing_is_reproducible() {
     assert!(first == second, "two packs of the same inputs differ");
 }
 
+/// A way to damage an artifact's bytes.
+type Damage = Box<dyn FnOnce(&mut Vec<u8>)>;
+
 /// Flip one byte at `offset` (from the end when negative) and expect exit 3 with nothing written.
 fn damaged(work: &Path, artifact: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let mut bytes = std::fs::read(artifact).expect("read");
@@ -145,7 +148,7 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
     let stub_len = std::fs::metadata(&binaries().stub).expect("stub").len() as usize;
     let size = std::fs::metadata(&artifact).expect("meta").len() as usize;
     let python = host_python();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "flipped-in-wheel.sfx",
             Box::new(move |b: &mut Vec<u8>| b[size - 2000] ^= 0x01),
