@@ -170,6 +170,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trailer_length_is_the_documented_one() {
+        // docs/format.md: "The zip comment is exactly 115 ASCII bytes".
+        assert_eq!(TRAILER_LEN, 115);
+    }
+
+    #[test]
     fn trailer_round_trips_at_fixed_length() {
         for offset in [0u64, 1, 873_421, u64::MAX] {
             let trailer = Trailer {
