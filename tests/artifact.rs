@@ -5,7 +5,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pysfx_e2e::{binaries, datapkg_wheel, host_python, install, listing, make_app, pack, run};
+use pysfx_e2e::{
+    binaries, datapkg_wheel, host_python, install, listing, make_app, pack, run, test_stub,
+};
 
 fn small_artifact(work: &Path) -> PathBuf {
     let statics = work.join("static");
@@ -145,7 +147,7 @@ fn damaged(work: &Path, artifact: &Path, name: &str, damage: impl FnOnce(&mut Ve
 fn damaged_artifacts_are_refused_before_anything_is_written() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = small_artifact(work.path());
-    let stub_len = std::fs::metadata(&binaries().stub).expect("stub").len() as usize;
+    let stub_len = std::fs::metadata(test_stub().0).expect("stub").len() as usize;
     let size = std::fs::metadata(&artifact).expect("meta").len() as usize;
     let python = host_python();
     let cases: Vec<(&str, Damage)> = vec![
@@ -253,4 +255,29 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
             .all(|name| !name.starts_with('.') || name.ends_with(".pysfx-lock")),
         "litter next to DEST: {siblings:?}"
     );
+}
+
+#[test]
+fn a_stub_that_needs_a_newer_glibc_is_refused() {
+    // The debug stub links against this machine's glibc (2.36 here), past CentOS 7's 2.17.
+    let work = tempfile::tempdir().expect("tempdir");
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("pack")
+        .arg("--app")
+        .arg(make_app(work.path(), "demoapp"))
+        .arg("--wheels")
+        .arg(datapkg_wheel())
+        .arg("--no-bootstrap")
+        .arg("--stub")
+        .arg(&binaries().stub)
+        .arg("-o")
+        .arg(work.path().join("site.sfx")));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("newer than --max-glibc 2.17"), "{stderr}");
+    assert!(
+        stderr.contains("scripts/build-stub.sh"),
+        "says how to build the right one: {stderr}"
+    );
+    assert!(!work.path().join("site.sfx").exists());
 }

@@ -2,6 +2,7 @@
 //! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
 
 mod collect;
+mod elf;
 mod inspect;
 mod pack;
 
@@ -75,6 +76,9 @@ pub struct PackArgs {
     /// The pysfx-stub to start the artifact with [default: pysfx-stub next to pysfx]
     #[arg(long, value_name = "PATH")]
     pub stub: Option<PathBuf>,
+    /// Refuse a stub that needs a newer glibc than this (2.17 = CentOS 7)
+    #[arg(long, value_name = "VERSION", default_value = "2.17")]
+    pub max_glibc: String,
     /// The artifact to write
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,

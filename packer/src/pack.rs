@@ -13,6 +13,7 @@ use pysfx_venv::Interpreter;
 use tracing::{info, warn};
 
 use crate::collect::{self, WheelInfo};
+use crate::elf::{self, GlibcVersion};
 use crate::PackArgs;
 
 /// Names the release uses for itself; the app may not take them.
@@ -36,7 +37,7 @@ struct TreeFile {
 
 pub fn run(args: &PackArgs) -> Result<()> {
     let app_name = app_name(args)?;
-    let stub = read_stub(args)?;
+    let (stub, stub_glibc) = read_stub(args)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -121,7 +122,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         wheels,
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),
-        stub_glibc: None,
+        stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
     };
 
     write_artifact(
@@ -184,7 +185,9 @@ fn app_name(args: &PackArgs) -> Result<String> {
     Ok(name)
 }
 
-fn read_stub(args: &PackArgs) -> Result<Vec<u8>> {
+/// The stub's bytes and the highest glibc it needs; refuses one that needs more than
+/// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
+fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
     let path = match &args.stub {
         Some(path) => path.clone(),
         None => {
@@ -211,7 +214,26 @@ fn read_stub(args: &PackArgs) -> Result<Vec<u8>> {
             path.display()
         );
     }
-    Ok(stub)
+    let limit = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
+        anyhow!(
+            "--max-glibc {:?}: expected a version such as 2.17",
+            args.max_glibc
+        )
+    })?;
+    let needed =
+        elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
+    if let Some(needed) = &needed {
+        if *needed > limit {
+            bail!(
+                "the stub {} needs glibc {needed}, newer than --max-glibc {limit}: it would not \
+                 start on older systems such as CentOS 7. Build the release stub with \
+                 scripts/build-stub.sh (cargo zigbuild --target x86_64-unknown-linux-gnu.2.17), \
+                 or pass --max-glibc {needed} if no older system will run this artifact",
+                path.display()
+            );
+        }
+    }
+    Ok((stub, needed.map(|version| version.to_string())))
 }
 
 type Sets = Vec<(String, Option<Target>, Vec<PathBuf>)>;

@@ -55,6 +55,10 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Fa
     })?;
     let mut first_failure: Option<(String, Vec<Missing>)> = None;
     let sets = ranked_sets(manifest, interpreter);
+    let own_version = format!(
+        "{}.{}",
+        interpreter.version_info.0, interpreter.version_info.1
+    );
     if sets.is_empty() {
         return Ok(Plan {
             set_name: "none".into(),
@@ -76,7 +80,25 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Fa
                 candidates.push(candidate(entry)?);
             }
         }
-        let selection = select(&candidates, &tags, &python);
+        let mut selection = select(&candidates, &tags, &python);
+        // A set resolved for another Python version may lack what this one needs (markers were
+        // evaluated for that version): a distribution it would have to skip disqualifies it.
+        let foreign = set
+            .target
+            .as_ref()
+            .is_some_and(|target| target.python_version != own_version);
+        if foreign {
+            let skipped = std::mem::take(&mut selection.skipped);
+            selection
+                .missing
+                .extend(skipped.into_iter().map(|skipped| Missing {
+                    name: skipped.name,
+                    offered: vec![(
+                        format!("Requires-Python {}", skipped.requires_python),
+                        "Python version",
+                    )],
+                }));
+        }
         if selection.missing.is_empty() {
             for skipped in &selection.skipped {
                 info!(

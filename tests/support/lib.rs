@@ -285,16 +285,25 @@ pub fn run(command: &mut Command) -> Output {
         .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
 }
 
-/// Packs with the debug stub; panics with pysfx's stderr on failure.
+/// The stub artifacts are built with: `PYSFX_TEST_STUB` (CI sets it to the glibc 2.17 release
+/// stub from scripts/build-stub.sh), else the debug stub, which needs this machine's glibc.
+pub fn test_stub() -> (PathBuf, Option<&'static str>) {
+    match std::env::var_os("PYSFX_TEST_STUB") {
+        Some(path) if !path.is_empty() => (PathBuf::from(path), None),
+        _ => (binaries().stub.clone(), Some("99.0")),
+    }
+}
+
+/// Packs with the test stub; panics with pysfx's stderr on failure.
 pub fn pack(args: &[&std::ffi::OsStr], output: &Path) -> PathBuf {
     let binaries = binaries();
-    let result = run(Command::new(&binaries.pysfx)
-        .arg("pack")
-        .args(args)
-        .arg("--stub")
-        .arg(&binaries.stub)
-        .arg("-o")
-        .arg(output));
+    let (stub, max_glibc) = test_stub();
+    let mut command = Command::new(&binaries.pysfx);
+    command.arg("pack").args(args).arg("--stub").arg(&stub);
+    if let Some(max_glibc) = max_glibc {
+        command.args(["--max-glibc", max_glibc]);
+    }
+    let result = run(command.arg("-o").arg(output));
     assert!(
         result.status.success(),
         "pysfx pack failed:\n{}",

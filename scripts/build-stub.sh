@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the release pysfx-stub for x86_64 Linux with glibc 2.17 (CentOS 7) and newer, and puts
+# it next to the release packer (target/release/pysfx-stub), where `pysfx pack` looks for it.
+#
+# A plain `cargo build` links against this machine's glibc and may need symbols CentOS 7 lacks;
+# cargo-zigbuild links against glibc 2.17's symbol versions instead. Installs what it needs:
+# ziglang from PyPI (into target/zig-venv) and cargo-zigbuild from crates.io.
+#
+#   scripts/build-stub.sh            build, check glibc <= 2.17, print the size
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+TARGET=x86_64-unknown-linux-gnu
+GLIBC=2.17
+PYTHON=${PYTHON:-python3}
+
+zig_venv=$ROOT/target/zig-venv
+if [[ ! -x $zig_venv/bin/python ]] || ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+    echo "build-stub: installing ziglang from PyPI into $zig_venv" >&2
+    "$PYTHON" -m venv "$zig_venv"
+    "$zig_venv/bin/python" -m pip install -q --disable-pip-version-check ziglang
+fi
+# cargo-zigbuild runs `python3 -m ziglang` when no zig is on PATH; put the venv first.
+export PATH=$zig_venv/bin:$PATH
+
+if ! command -v cargo-zigbuild >/dev/null; then
+    echo "build-stub: installing cargo-zigbuild from crates.io" >&2
+    cargo install --locked cargo-zigbuild
+fi
+
+cargo zigbuild --release --target "$TARGET.$GLIBC" -p pysfx-stub
+mkdir -p target/release
+cp "target/$TARGET/release/pysfx-stub" target/release/pysfx-stub
+
+checker=$ROOT/../shared/tools/check-glibc.sh
+if [[ -x $checker || -f $checker ]]; then
+    bash "$checker" target/release/pysfx-stub "$GLIBC" >&2
+fi
+size=$(stat -c %s target/release/pysfx-stub)
+echo "build-stub: target/release/pysfx-stub is $size bytes (budget 1048576)" >&2
+echo "$ROOT/target/release/pysfx-stub"
