@@ -266,6 +266,9 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
     let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
         .with_context(|| format!("{}: not a readable zip", path.display()))?;
+    if archive.has_duplicate_names() {
+        bail!("{}: duplicate member names", path.display());
+    }
     let mut unpacked_bytes = 0u64;
     let mut names = HashSet::new();
     let mut dist_infos = HashSet::new();

@@ -30,6 +30,10 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         )
     };
     let archive = payload.archive();
+    // The zip reader keeps one entry per name, so a duplicate shows only in the count.
+    if archive.has_duplicate_names() {
+        return Err(corrupt("(central directory)", "duplicate entry"));
+    }
     let mut wanted = Vec::new();
     let mut seen = HashSet::new();
     for index in 0..archive.len() {

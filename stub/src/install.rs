@@ -10,6 +10,7 @@ use pysfx_format::{Payload, Section};
 use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
 use pysfx_wheel::{install_wheel, InstallReport, Layout, WheelFilename};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::cli::{open_self, Cli};
@@ -491,7 +492,7 @@ fn install_all(
         // Keep only the range; every thread makes its own reader over the shared file.
         let range = payload.stored_range(&wheel.path)?;
         let filename: WheelFilename = wheel.filename.parse()?;
-        work.push((filename, range));
+        work.push((filename, range, wheel.sha256.as_str()));
     }
     let layout = Layout {
         root: venv.root.clone(),
@@ -514,11 +515,14 @@ fn install_all(
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((filename, (start, len))) = work.get(index) else {
+                let Some((filename, (start, len), sha256)) = work.get(index) else {
                     break;
                 };
-                let section = Section::new(file, *start, *len);
-                let result = install_wheel(section, filename, &layout).map_err(Failure::from);
+                let result = check_digest(Section::new(file, *start, *len), filename, sha256)
+                    .and_then(|()| {
+                        install_wheel(Section::new(file, *start, *len), filename, &layout)
+                            .map_err(Failure::from)
+                    });
                 let failed = result.is_err();
                 results
                     .lock()
@@ -543,4 +547,30 @@ fn install_all(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// The wheel's bytes against the manifest's SHA-256 for it.
+fn check_digest(
+    mut section: Section<'_>,
+    filename: &WheelFilename,
+    expected: &str,
+) -> Result<(), Failure> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = std::io::Read::read(&mut section, &mut buffer)
+            .map_err(|error| Failure::new(code::CORRUPT, format!("{filename}: {error}")))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    let actual = pysfx_format::hex(&hasher.finalize());
+    if actual != expected {
+        return Err(Failure::new(
+            code::CORRUPT,
+            format!("{filename}: sha256 {actual} differs from the manifest's {expected}"),
+        ));
+    }
+    Ok(())
 }

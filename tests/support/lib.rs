@@ -395,3 +395,102 @@ pub fn pip_list(venv: &Path) -> HashMap<String, String> {
         })
         .collect()
 }
+
+/// Hostile wheels from `tests/fixtures/evil_wheels.py`, plus `good-1.0` as a control.
+pub fn evil_wheels() -> PathBuf {
+    cached("evil-wheels", |directory| {
+        let output = run(Command::new(host_python())
+            .arg(workspace_root().join("tests/fixtures/evil_wheels.py"))
+            .arg(directory));
+        assert!(
+            output.status.success(),
+            "evil_wheels.py: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
+}
+
+/// Writes an artifact directly with the format crate, bypassing the packer's checks, so tests
+/// can put content in it that `pysfx pack` would refuse. `app` entries go in as they are named.
+pub fn raw_artifact(
+    output: &Path,
+    wheels: &[PathBuf],
+    app: &[(&str, &[u8])],
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
+    use sha2::Digest;
+    let mut entries = Vec::new();
+    let mut payload_wheels = Vec::new();
+    for wheel in wheels {
+        let bytes = std::fs::read(wheel).expect("read wheel");
+        let filename = wheel
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let sha256 = pysfx_format::hex(&sha2::Sha256::digest(&bytes));
+        let name = filename
+            .split('-')
+            .next()
+            .expect("name")
+            .to_ascii_lowercase();
+        let path = format!("wheels/{}/{filename}", &sha256[..16]);
+        entries.push(pysfx_format::WheelEntry {
+            path: path.clone(),
+            filename,
+            name,
+            version: "1.0".into(),
+            sha256,
+            size: bytes.len() as u64,
+            unpacked_bytes: bytes.len() as u64,
+            requires_python: None,
+        });
+        payload_wheels.push((path, bytes));
+    }
+    let mut manifest = pysfx_format::Manifest {
+        format_version: pysfx_format::FORMAT_VERSION,
+        pysfx_version: "test".into(),
+        created: None,
+        app: pysfx_format::AppInfo {
+            name: "demoapp".into(),
+            files: app.len() as u64,
+            bytes: 0,
+        },
+        static_dirs: Vec::new(),
+        sets: vec![pysfx_format::WheelSet {
+            name: "wheels".into(),
+            target: None,
+            wheels: entries.iter().map(|entry| entry.path.clone()).collect(),
+        }],
+        wheels: entries,
+        bootstrap: Vec::new(),
+        unpacked_bytes: 1 << 20,
+        stub_glibc: None,
+    };
+    tamper(&mut manifest);
+    let stub = std::fs::read(test_stub().0).expect("read stub");
+    let mut writer =
+        pysfx_format::PayloadWriter::create(output, &stub, 315_532_800).expect("create");
+    writer.add_manifest(&manifest).expect("manifest");
+    let file = pysfx_format::EntryOptions {
+        compress: true,
+        executable: false,
+    };
+    for (name, bytes) in app {
+        writer.add(name, &mut &bytes[..], file).expect("app entry");
+    }
+    let stored = pysfx_format::EntryOptions {
+        compress: false,
+        executable: false,
+    };
+    for (path, bytes) in &payload_wheels {
+        writer
+            .add(path, &mut bytes.as_slice(), stored)
+            .expect("wheel entry");
+    }
+    writer.finish().expect("finish");
+    let mut permissions = std::fs::metadata(output).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(output, permissions).expect("chmod");
+    output.to_path_buf()
+}

@@ -87,7 +87,15 @@ pub fn install_wheel<R: Read + Seek>(
         source,
     })?;
 
-    // 1. Every member name, kind and size, before anything is written.
+    // 1. Every member name, kind and size, before anything is written. The zip reader keeps
+    // one entry per name, so a duplicate shows only in the count.
+    if archive.has_duplicate_names() {
+        return Err(WheelError::UnsafeMember {
+            wheel: wheel.clone(),
+            member: "(central directory)".into(),
+            reason: "duplicate entry".into(),
+        });
+    }
     let mut files: Vec<(usize, String, bool)> = Vec::new();
     let mut seen = HashSet::new();
     let mut total: u64 = 0;

@@ -1,0 +1,138 @@
+//! Hostile content, in the payload or inside a wheel, is refused (exit 3) before anything lands
+//! in DEST, and nothing is ever written outside it.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use pysfx_e2e::{evil_wheels, host_python, install, listing, raw_artifact};
+
+/// Installs `artifact` into `work/releases/1` and checks the refusal.
+fn assert_refused(work: &Path, artifact: &Path, case: &str, expected_in_message: &str) {
+    let destination = work.join("releases/1");
+    let python = host_python();
+    let (code, result, stderr) = install(
+        artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 3, "{case}: expected exit 3, got {code}: {stderr}");
+    assert_eq!(result["exit_code"], 3, "{case}");
+    assert!(
+        stderr.contains(expected_in_message),
+        "{case}: the message should say {expected_in_message:?}: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{case}: one line: {stderr}");
+    assert!(!destination.exists(), "{case}: DEST exists");
+    let siblings = listing(&work.join("releases"));
+    assert!(
+        siblings.iter().all(|name| name.ends_with(".pysfx-lock")),
+        "{case}: litter next to DEST: {siblings:?}"
+    );
+    for outside in [
+        PathBuf::from("/tmp/pysfx-evil-absolute"),
+        work.join("pysfx-evil-dotdot"),
+        work.join("pysfx-evil-data"),
+        work.join("releases/pysfx-evil-dotdot"),
+    ] {
+        assert!(!outside.exists(), "{case}: wrote {}", outside.display());
+    }
+}
+
+#[test]
+fn the_control_wheel_installs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("good.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let (code, _, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(destination.join("demoapp/app.py").is_file());
+}
+
+#[test]
+fn hostile_wheels_are_refused() {
+    let cases = [
+        ("absolute", "absolute path"),
+        ("dotdot", "'..' path component"),
+        ("control", "control character"),
+        ("backslash", "backslash"),
+        ("symlink", "symbolic link"),
+        ("duplicate", "duplicate entry"),
+        ("hashmismatch", "does not match its RECORD entry"),
+        ("notinrecord", "not listed in RECORD"),
+        ("badscript", "replace the venv's interpreter"),
+        ("escapingdata", "'..' path component"),
+        ("bomb", "zip bomb"),
+        ("crcstored", "does not match its RECORD entry"),
+    ];
+    for (case, message) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let wheel = evil_wheels().join(format!("{case}-1.0-py3-none-any.whl"));
+        // The good wheel first, so a partly built tree exists when the hostile one is met.
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl"), wheel],
+            &[("demoapp/app.py", b"x = 1\n")],
+            |_| {},
+        );
+        assert_refused(work.path(), &artifact, case, message);
+    }
+}
+
+#[test]
+fn hostile_payload_entries_are_refused() {
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            "dotdot",
+            "demoapp/../../pysfx-evil-dotdot",
+            "'..' path component",
+        ),
+        ("absolute", "/tmp/pysfx-evil-absolute", "absolute path"),
+        ("control", "demoapp/evil\u{7}.py", "control character"),
+        ("backslash", "demoapp\\..\\evil", "backslash"),
+    ];
+    for (case, name, message) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+            &[("demoapp/app.py", b"x = 1\n"), (name, b"evil")],
+            |_| {},
+        );
+        assert_refused(work.path(), &artifact, case, message);
+    }
+}
+
+#[test]
+fn a_wheel_that_differs_from_the_manifest_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("digest.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| manifest.wheels[0].sha256 = "0".repeat(64),
+    );
+    assert_refused(
+        work.path(),
+        &artifact,
+        "digest",
+        "differs from the manifest",
+    );
+}
