@@ -137,8 +137,8 @@ show_log() {
 recap_field() { sed -nE "s/.* $1=([0-9]+).*/\\1/p" <<<"$recap"; }
 
 wait_for_health() {
-    local body=
-    for _ in $(seq 1 40); do
+    local body='' deadline=$((SECONDS + 20))
+    while ((SECONDS < deadline)); do
         body=$(curl -fsS --max-time 2 "http://127.0.0.1:$PORT/health" 2>/dev/null) && [[ $body == ok ]] && return 0
         sleep 0.5
     done

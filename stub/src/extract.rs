@@ -1,13 +1,13 @@
 //! Unpacking the app and static directories from the payload into the new release.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use pysfx_format::Payload;
-use pysfx_wheel::validate_member_name;
+use pysfx_wheel::{create_dirs_below, validate_member_name};
 
 use crate::failure::{code, Failure};
 
@@ -75,9 +75,8 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         let destination = root.join(&name);
         if let Some((parent, _)) = name.rsplit_once('/') {
             if created.insert(parent.to_string()) {
-                let directory = root.join(parent);
-                fs::create_dir_all(&directory)
-                    .map_err(|error| Failure::io("cannot create", &directory, &error))?;
+                create_dirs_below(root, parent)
+                    .map_err(|error| Failure::io("cannot create", &root.join(parent), &error))?;
             }
         }
         let entry = archive

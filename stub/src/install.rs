@@ -260,8 +260,9 @@ fn sibling(destination: &Path, kind: &str) -> PathBuf {
     destination.with_file_name(format!(".{name}.pysfx-{kind}-{}", std::process::id()))
 }
 
-/// Temporary trees left by a run that was killed (SIGKILL, power loss). The caller holds the
-/// lock, so no live run owns them.
+/// Temporary trees left by a run that was killed (SIGKILL, power loss): everything named
+/// `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
+/// owns them.
 fn remove_stale_siblings(destination: &Path) {
     let Some(parent) = destination.parent() else {
         return;
@@ -275,22 +276,23 @@ fn remove_stale_siblings(destination: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
+    let prefix = format!(".{name}.pysfx-");
+    let lock = format!(".{name}.pysfx-lock");
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let stale = [format!(".{name}.pysfx-tmp-"), format!(".{name}.pysfx-old-")]
-            .iter()
-            .any(|prefix| {
-                file_name
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-            });
-        if stale {
-            warn!(
-                "removing {} left by an interrupted run",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_dir_all(entry.path());
+        if !file_name.starts_with(&prefix) || file_name == lock {
+            continue;
         }
+        warn!(
+            "removing {} left by an interrupted run",
+            entry.path().display()
+        );
+        let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        let _ = if is_dir {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
     }
 }
 

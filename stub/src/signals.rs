@@ -36,8 +36,16 @@ pub fn install() {
         {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
-        for tree in trees.iter() {
-            let _ = std::fs::remove_dir_all(tree);
+        for (index, tree) in trees.iter().enumerate() {
+            // Move the tree out of the way first: install threads still running can then no
+            // longer add to it (they create directories only below the tree's root).
+            let trash = trash_name(tree, index);
+            let doomed = if std::fs::rename(tree, &trash).is_ok() {
+                trash
+            } else {
+                tree.clone()
+            };
+            let _ = std::fs::remove_dir_all(doomed);
         }
         eprintln!(
             "pysfx: interrupted by {signal}; removed the unfinished release, nothing was installed"
@@ -70,4 +78,14 @@ pub fn register_child(pid: u32) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .push(pid);
+}
+
+/// `.<name>.pysfx-tmp-<pid>` → `.<name>.pysfx-tmp-<pid>-trash<index>`: still recognisably
+/// ours, so the next run removes it if this one dies before it has.
+fn trash_name(tree: &std::path::Path, index: usize) -> PathBuf {
+    let name = tree
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tree.with_file_name(format!("{name}-trash{index}"))
 }

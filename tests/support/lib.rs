@@ -494,3 +494,19 @@ pub fn raw_artifact(
     std::fs::set_permissions(output, permissions).expect("chmod");
     output.to_path_buf()
 }
+
+/// A valid wheel of a few thousand small modules: an install of it takes long enough to
+/// interrupt.
+pub fn bulky_wheel() -> PathBuf {
+    cached("bulky-wheel", |directory| {
+        let output = run(Command::new(host_python())
+            .arg(workspace_root().join("tests/fixtures/bulky_wheel.py"))
+            .arg(directory)
+            .arg("4000"));
+        assert!(
+            output.status.success(),
+            "bulky_wheel.py: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
+}

@@ -4,6 +4,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use pysfx_wheel::create_dirs_below;
+
 use crate::{Interpreter, VenvError};
 
 /// Paths of a venv: where it is written now and where it will live.
@@ -54,12 +56,13 @@ pub fn create_venv(
     let root = &paths.root;
     let base = interpreter.base_executable();
     let (major, minor) = interpreter.major_minor();
-    let site_packages = root.join(&paths.site_packages);
-    fs::create_dir_all(&site_packages).map_err(io(&site_packages))?;
+    // The venv's own directory, then everything below it; never anything above (see
+    // `create_dirs_below`).
+    fs::create_dir(root).map_err(io(root))?;
+    for directory in [paths.site_packages.as_str(), "bin", "include"] {
+        create_dirs_below(root, directory).map_err(io(&root.join(directory)))?;
+    }
     let bin = root.join("bin");
-    fs::create_dir_all(&bin).map_err(io(&bin))?;
-    let include = root.join("include");
-    fs::create_dir_all(&include).map_err(io(&include))?;
     if !interpreter.is_32bit {
         // CPython's venv does the same on 64-bit POSIX; distributions whose platlib is lib64
         // then find the same site-packages.

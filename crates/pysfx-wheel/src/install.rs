@@ -17,7 +17,7 @@ use zip::ZipArchive;
 
 use crate::record::hash_digest;
 use crate::{
-    dist_info_name, hash_bytes, launcher_script, normalize_name, relative_path,
+    create_dirs_below, dist_info_name, hash_bytes, launcher_script, normalize_name, relative_path,
     rewrite_python_shebang, validate_member_name, EntryPoint, EntryPoints, Headers, Record,
     RecordEntry, WheelError, WheelFilename,
 };
@@ -612,9 +612,8 @@ impl<'a> TreeWriter<'a> {
         let path = self.root.join(destination);
         if let Some((parent, _)) = destination.rsplit_once('/') {
             if !self.created.contains(parent) {
-                let directory = self.root.join(parent);
-                fs::create_dir_all(&directory).map_err(|source| WheelError::Io {
-                    path: directory,
+                create_dirs_below(self.root, parent).map_err(|source| WheelError::Io {
+                    path: self.root.join(parent),
                     source,
                 })?;
                 self.created.insert(parent.to_string());

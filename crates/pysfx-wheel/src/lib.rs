@@ -18,7 +18,7 @@ pub use filename::{BuildTag, WheelFilename};
 pub use install::{install_wheel, InstallReport, Layout};
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
-pub use paths::{relative_path, validate_member_name};
+pub use paths::{create_dirs_below, relative_path, validate_member_name};
 pub use record::{hash_bytes, Record, RecordEntry};
 pub use script::{format_shebang, launcher_script, rewrite_python_shebang};
 pub use select::{select, Candidate, Missing, Selection, Skipped};

@@ -1,0 +1,396 @@
+//! Operators re-run deploys, kill them, run two at once, and fill disks: a release is either
+//! absent or complete, nothing is left next to DEST but the lock file, and an existing release
+//! is never lost.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pysfx_e2e::{
+    bulky_wheel, evil_wheels, host_python, install, listing, make_app, pack, raw_artifact, run,
+};
+
+fn bulky_artifact(work: &Path) -> PathBuf {
+    pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work, "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            bulky_wheel().as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.join("bulky.sfx"),
+    )
+}
+
+fn spawn_install(artifact: &Path, destination: &Path, extra: &[&str]) -> Child {
+    Command::new(artifact)
+        .arg("-d")
+        .arg(destination)
+        .arg("--python")
+        .arg(host_python())
+        .arg("--json")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the artifact")
+}
+
+/// Waits until the run has started building (its temporary sibling exists), then a little more.
+fn wait_until_building(parent: &Path, child: &mut Child) {
+    let started = Instant::now();
+    loop {
+        if listing(parent)
+            .iter()
+            .any(|name| name.contains(".pysfx-tmp-"))
+        {
+            std::thread::sleep(Duration::from_millis(300));
+            return;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the install ended before it could be interrupted"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the install never started building"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Only the lock file may stay next to DEST.
+fn assert_no_litter(parent: &Path, case: &str) {
+    let names = listing(parent);
+    let litter: Vec<&String> = names
+        .iter()
+        .filter(|name| name.starts_with('.') && !name.ends_with(".pysfx-lock"))
+        .collect();
+    assert!(litter.is_empty(), "{case}: left next to DEST: {litter:?}");
+}
+
+fn assert_complete(destination: &Path) {
+    assert!(
+        destination.join("pysfx-receipt.json").is_file(),
+        "no receipt in {}",
+        destination.display()
+    );
+    let output = run(Command::new(destination.join("venv/bin/python"))
+        .args(["-c", "import bulky.m00001 as m; print(m.VALUE_1_2)"]));
+    assert!(
+        output.status.success(),
+        "the release does not work: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    for (name, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let parent = work.path().join(format!("releases-{name}"));
+        let destination = parent.join("1");
+        let mut child = spawn_install(&artifact, &destination, &[]);
+        wait_until_building(&parent, &mut child);
+        signal(&child, name);
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "SIG{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !destination.exists(),
+            "SIG{name}: DEST exists after an interrupted install"
+        );
+        assert_no_litter(&parent, &format!("SIG{name}"));
+    }
+}
+
+#[test]
+fn after_sigkill_the_next_run_succeeds_and_cleans_up() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    let destination = parent.join("1");
+    let mut child = spawn_install(&artifact, &destination, &[]);
+    wait_until_building(&parent, &mut child);
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    assert!(!destination.exists(), "DEST exists after a killed install");
+    let (code, result, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            host_python().as_os_str(),
+            OsStr::new("--no-compile"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["changed"], true);
+    assert_complete(&destination);
+    assert_no_litter(&parent, "after SIGKILL and a re-run");
+}
+
+#[test]
+fn two_concurrent_installs_never_interleave() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    let destination = parent.join("1");
+    let first = spawn_install(&artifact, &destination, &["--no-compile"]);
+    let second = spawn_install(&artifact, &destination, &["--no-compile"]);
+    let mut changed = Vec::new();
+    for child in [first, second] {
+        let output = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let result: serde_json::Value =
+            serde_json::from_str(stdout.trim()).expect("one JSON object");
+        match output.status.code() {
+            Some(0) => changed.push(result["changed"].as_bool().expect("changed")),
+            Some(5) => changed.push(false),
+            other => panic!(
+                "unexpected exit {other:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+    changed.sort();
+    assert_eq!(changed, vec![false, true], "exactly one run installs");
+    assert_complete(&destination);
+    assert_no_litter(&parent, "concurrent installs");
+}
+
+#[test]
+fn link_is_repointed_and_rerunning_an_old_release_rolls_back() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let good = evil_wheels().join("good-1.0-py3-none-any.whl");
+    let first = raw_artifact(
+        &work.path().join("first.sfx"),
+        std::slice::from_ref(&good),
+        &[("demoapp/v.py", b"V = 1\n")],
+        |_| {},
+    );
+    let second = raw_artifact(
+        &work.path().join("second.sfx"),
+        &[good],
+        &[("demoapp/v.py", b"V = 2\n")],
+        |_| {},
+    );
+    let current = work.path().join("current");
+    let python = host_python();
+    let run_with_link = |artifact: &Path, release: &str| {
+        let destination = work.path().join("releases").join(release);
+        install(
+            artifact,
+            &[
+                OsStr::new("-d"),
+                destination.as_os_str(),
+                OsStr::new("--python"),
+                python.as_os_str(),
+                OsStr::new("--link"),
+                current.as_os_str(),
+                OsStr::new("--no-compile"),
+            ],
+        )
+    };
+    let (code, result, stderr) = run_with_link(&first, "1");
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        work.path().join("releases/1")
+    );
+    let (code, _, stderr) = run_with_link(&second, "2");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        work.path().join("releases/2")
+    );
+    assert_eq!(
+        std::fs::read_to_string(current.join("demoapp/v.py")).expect("read"),
+        "V = 2\n"
+    );
+    // Rollback: the old artifact again; nothing is installed, only the link moves.
+    let (code, result, stderr) = run_with_link(&first, "1");
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(false)),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        work.path().join("releases/1")
+    );
+    assert_no_litter(work.path(), "--link");
+    // A LINK that is not a symlink is refused before anything is written.
+    let blocker = work.path().join("blocker");
+    std::fs::create_dir(&blocker).expect("mkdir");
+    let destination = work.path().join("releases/3");
+    let (code, _, stderr) = install(
+        &second,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--link"),
+            blocker.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert!(!destination.exists());
+    assert!(blocker.is_dir());
+}
+
+#[test]
+fn rerun_touches_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let good = evil_wheels().join("good-1.0-py3-none-any.whl");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good],
+        &[("demoapp/v.py", b"V = 1\n")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let args = [
+        OsStr::new("-d"),
+        destination.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    let (code, _, stderr) = install(&artifact, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let snapshot = |root: &Path| -> Vec<(String, std::time::SystemTime)> {
+        pysfx_e2e::tree(root)
+            .into_iter()
+            .map(|path| {
+                let modified = std::fs::symlink_metadata(root.join(&path))
+                    .and_then(|m| m.modified())
+                    .expect("mtime");
+                (path, modified)
+            })
+            .collect()
+    };
+    let before = snapshot(&destination);
+    std::thread::sleep(Duration::from_millis(20));
+    let (code, result, stderr) = install(&artifact, &args);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(false)),
+        "{stderr}"
+    );
+    assert_eq!(
+        before,
+        snapshot(&destination),
+        "a no-op re-run changed DEST"
+    );
+}
+
+/// A small tmpfs, mounted for the test (root only).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).ok()?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .ok()?;
+        if !output.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_filesystem_is_refused_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = host_python();
+    // 1. Too small for what the manifest says: refused before writing (exit 4).
+    let artifact = bulky_artifact(work.path());
+    let Some(small) = Tmpfs::mount(&work.path().join("small"), "4m") else {
+        return;
+    };
+    let destination = small.path.join("releases/1");
+    let (code, _, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("not enough free space"), "{stderr}");
+    assert!(!destination.exists());
+    assert_no_litter(&small.path.join("releases"), "no space, preflight");
+
+    // 2. A manifest that understates the size: the disk fills up mid-install (exit 4), and the
+    //    partial tree goes.
+    let understated = raw_artifact(
+        &work.path().join("understated.sfx"),
+        &[bulky_wheel().join("bulky-1.0-py3-none-any.whl")],
+        &[("demoapp/v.py", b"V = 1\n")],
+        |manifest| manifest.unpacked_bytes = 0,
+    );
+    let Some(tight) = Tmpfs::mount(&work.path().join("tight"), "20m") else {
+        return;
+    };
+    let destination = tight.path.join("releases/1");
+    let (code, _, stderr) = install(
+        &understated,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(!destination.exists());
+    assert_no_litter(&tight.path.join("releases"), "no space, mid-install");
+    let used = run(Command::new("du").arg("-s").arg(&tight.path));
+    eprintln!(
+        "tmpfs after the failed install: {}",
+        String::from_utf8_lossy(&used.stdout).trim()
+    );
+}
