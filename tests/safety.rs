@@ -230,16 +230,26 @@ fn link_is_repointed_and_rerunning_an_old_release_rolls_back() {
         std::fs::read_to_string(current.join("demoapp/v.py")).expect("read"),
         "V = 2\n"
     );
-    // Rollback: the old artifact again; nothing is installed, only the link moves.
+    // Rollback: the old artifact again; nothing is installed, only the link moves, and that is
+    // a change (an Ansible handler must restart the service).
+    let (code, result, stderr) = run_with_link(&first, "1");
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert_eq!(result["wheels_installed"], 0);
+    assert_eq!(result["link_moved"], true);
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        work.path().join("releases/1")
+    );
+    // Once more: nothing moves, nothing changed.
     let (code, result, stderr) = run_with_link(&first, "1");
     assert_eq!(
         (code, &result["changed"]),
         (0, &serde_json::json!(false)),
         "{stderr}"
-    );
-    assert_eq!(
-        std::fs::read_link(&current).expect("link"),
-        work.path().join("releases/1")
     );
     assert_no_litter(work.path(), "--link");
     // A LINK that is not a symlink is refused before anything is written.

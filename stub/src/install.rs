@@ -92,11 +92,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             )?)
         }
     };
-    if let Some(link) = &link {
-        repoint_link(link, &destination)?;
-    }
+    let link_moved = match &link {
+        Some(link) => repoint_link(link, &destination)?,
+        None => false,
+    };
 
-    let changed = report.is_some();
+    // A moved link is a change too: a rollback re-runs an installed release with --link.
+    let installed = report.is_some();
+    let changed = installed || link_moved;
     let (files, bytes) = report.unwrap_or((0, 0));
     if cli.json {
         let object = json!({
@@ -104,13 +107,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             "dest": destination,
             "python": interpreter.executable,
             "python_version": interpreter.version(),
-            "wheels_installed": if changed { plan.wheels.len() } else { 0 },
+            "wheels_installed": if installed { plan.wheels.len() } else { 0 },
             "files": files,
             "bytes": bytes,
             "seconds": started.elapsed().as_secs_f64(),
             "wheel_set": plan.set_name,
             "skipped": plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>(),
             "link": link,
+            "link_moved": link_moved,
             "phases": {
                 "verify": phases.verify,
                 "extract": phases.extract,
@@ -121,7 +125,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         });
         print_stdout(&format!("{object}\n"))?;
     }
-    if changed {
+    if installed {
         info!(
             "installed {} wheels into {} with Python {} in {:.2} s",
             plan.wheels.len(),
@@ -230,8 +234,17 @@ fn check_link(link: &Path) -> Result<(), Failure> {
 }
 
 /// Points LINK at DEST atomically: a new link beside it, renamed over it.
-fn repoint_link(link: &Path, destination: &Path) -> Result<(), Failure> {
+/// Returns whether the link moved (false when it already pointed at DEST).
+fn repoint_link(link: &Path, destination: &Path) -> Result<bool, Failure> {
     check_link(link)?;
+    if std::fs::read_link(link).is_ok_and(|target| target == destination) {
+        debug!(
+            "{} already points at {}",
+            link.display(),
+            destination.display()
+        );
+        return Ok(false);
+    }
     let name = link
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -249,7 +262,7 @@ fn repoint_link(link: &Path, destination: &Path) -> Result<(), Failure> {
         Failure::io("cannot repoint", link, &error)
     })?;
     info!("{} now points at {}", link.display(), destination.display());
-    Ok(())
+    Ok(true)
 }
 
 fn sibling(destination: &Path, kind: &str) -> PathBuf {
