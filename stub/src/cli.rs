@@ -167,6 +167,18 @@ fn info(cli: &Cli) -> Result<(), Failure> {
                 .iter()
                 .map(|wheel| wheel.filename.clone())
                 .collect::<Vec<_>>());
+            object["skipped"] = serde_json::json!(plan
+                .skipped
+                .iter()
+                .map(|skipped| skipped.name.clone())
+                .collect::<Vec<_>>());
+            // Every tag the interpreter accepts, best first (packaging.tags.sys_tags() order).
+            object["tags"] = serde_json::json!(interpreter
+                .tags()
+                .tags()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>());
         }
         return print_stdout(&format!("{object:#}\n"));
     }
