@@ -43,10 +43,30 @@ pub fn pip_download_target(
     requirements: &[PathBuf],
     out: &Path,
 ) -> Result<()> {
+    let (major, minor) = target
+        .python_version
+        .split_once('.')
+        .unwrap_or((&target.python_version, "0"));
+    // pip evaluates environment markers (`dataclasses; python_version < "3.7"`, and those in
+    // dependencies' metadata) for the Python that runs pip, not for --python-version
+    // (pypa/pip#11010). So pip runs with its marker environment set to the target's; it stays
+    // the resolver.
+    let environment = serde_json::json!({
+        "implementation_name": "cpython",
+        "implementation_version": format!("{major}.{minor}.{NEWEST_PATCH}"),
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": format!("{major}.{minor}.{NEWEST_PATCH}"),
+        "python_version": format!("{major}.{minor}"),
+        "sys_platform": "linux",
+    });
     let mut command = Command::new(host_python);
     command.args([
-        "-m",
-        "pip",
+        "-c",
+        PIP_FOR_TARGET,
+        &environment.to_string(),
         "download",
         "--disable-pip-version-check",
         "--no-input",
@@ -55,7 +75,7 @@ pub fn pip_download_target(
         "--implementation",
         "cp",
         "--python-version",
-        &target.python_version,
+        &format!("{major}.{minor}.{NEWEST_PATCH}"),
     ]);
     for abi in &target.abis {
         command.args(["--abi", abi]);
@@ -77,6 +97,26 @@ pub fn pip_download_target(
         )
     })
 }
+
+/// A target names a minor version; it stands for that version's newest patch release, so a
+/// `Requires-Python: >=3.6.8` does not rule a wheel out for "3.6" (pip would take 3.6.0).
+const NEWEST_PATCH: u32 = 99;
+
+/// Runs pip with `packaging.markers.default_environment()` answering for the target. The
+/// first argument is the target's marker environment as JSON; the rest are pip's.
+const PIP_FOR_TARGET: &str = r#"
+import json, runpy, sys
+target = json.loads(sys.argv.pop(1))
+from pip._vendor.packaging import markers
+default_environment = markers.default_environment
+def target_environment():
+    environment = default_environment()
+    environment.update(target)
+    return environment
+markers.default_environment = target_environment
+sys.argv[0] = "pip"
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"#;
 
 /// pip and setuptools for each Python version, so every venv gets a working pip.
 pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path) -> Result<()> {

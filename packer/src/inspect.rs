@@ -5,6 +5,8 @@ use std::io::Read;
 
 use anyhow::{anyhow, Context};
 use pysfx_format::{Payload, Section};
+use pysfx_plan::PlanError;
+use pysfx_venv::Interpreter;
 use sha2::{Digest, Sha256};
 
 use crate::{InspectArgs, VerifyArgs};
@@ -29,14 +31,38 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     let payload = Payload::open(&args.artifact).map_err(|error| (CORRUPT, error.into()))?;
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
+    // A dry run of the stub's choice for an interpreter.
+    let plan = match &args.python {
+        Some(python) => {
+            let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
+            let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
+                let code = match error {
+                    PlanError::NoCompatibleWheel(_) => 4,
+                    PlanError::BadManifest(_) => CORRUPT,
+                };
+                (code, anyhow!(error))
+            })?;
+            Some((interpreter, plan))
+        }
+        None => None,
+    };
     if args.json {
-        let object = serde_json::json!({
+        let mut object = serde_json::json!({
             "artifact": args.artifact,
             "sha256": payload.digest(),
             "size": payload.located().file_len,
             "stub_bytes": stub_bytes,
             "manifest": manifest,
         });
+        if let Some((interpreter, plan)) = &plan {
+            object["python"] = serde_json::json!(interpreter.executable);
+            object["python_version"] = serde_json::json!(interpreter.version());
+            object["set"] = serde_json::json!(plan.set_name);
+            object["wheels"] =
+                serde_json::json!(plan.wheels.iter().map(|w| &w.filename).collect::<Vec<_>>());
+            object["skipped"] =
+                serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
+        }
         return print(&format!("{object:#}\n"));
     }
     let by_path: HashMap<&str, _> = manifest
@@ -112,6 +138,23 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             if let Some(wheel) = by_path.get(path.as_str()) {
                 out.push_str(&format!("  {}\n", wheel.filename));
             }
+        }
+    }
+    if let Some((interpreter, plan)) = &plan {
+        out.push_str(&format!(
+            "{} (CPython {}) would get set {}:\n",
+            interpreter.executable.display(),
+            interpreter.version(),
+            plan.set_name
+        ));
+        for wheel in &plan.wheels {
+            out.push_str(&format!("  {}\n", wheel.filename));
+        }
+        for skipped in &plan.skipped {
+            out.push_str(&format!(
+                "  (skipped {}: Requires-Python {})\n",
+                skipped.name, skipped.requires_python
+            ));
         }
     }
     print(&out)

@@ -90,6 +90,9 @@ pub struct InspectArgs {
     /// Print the manifest as JSON
     #[arg(long)]
     pub json: bool,
+    /// Also show which wheel set and wheels this interpreter would get (nothing is written)
+    #[arg(long, value_name = "PY")]
+    pub python: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@ use clap::{ArgGroup, Parser};
 use pysfx_format::Payload;
 
 use crate::failure::{code, Failure};
-use crate::{install, plan, print_stdout};
+use crate::{install, print_stdout};
+use pysfx_plan as plan;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -84,3 +84,13 @@ impl From<VenvError> for Failure {
         Failure::new(code, error.to_string())
     }
 }
+
+impl From<pysfx_plan::PlanError> for Failure {
+    fn from(error: pysfx_plan::PlanError) -> Self {
+        let code = match &error {
+            pysfx_plan::PlanError::NoCompatibleWheel(_) => code::MACHINE,
+            pysfx_plan::PlanError::BadManifest(_) => code::CORRUPT,
+        };
+        Failure::new(code, error.to_string())
+    }
+}

@@ -15,9 +15,9 @@ use tracing::{debug, info, warn};
 
 use crate::cli::{open_self, Cli};
 use crate::failure::{code, Failure};
-use crate::plan::{self, Plan};
 use crate::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
 use crate::{extract, lock, print_stdout, signals};
+use pysfx_plan::{self as plan, Plan};
 
 /// Seconds spent in each phase, for `--json`.
 #[derive(Debug, Default)]

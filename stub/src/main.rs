@@ -8,7 +8,6 @@ mod extract;
 mod failure;
 mod install;
 mod lock;
-mod plan;
 mod receipt;
 mod signals;
 

@@ -1,4 +1,5 @@
-//! Choosing the wheel set for the interpreter, and within it one wheel per distribution.
+//! Choosing the wheel set for the interpreter, and within it one wheel per distribution: what
+//! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,16 @@ use pysfx_venv::Interpreter;
 use pysfx_wheel::{select, Candidate, Missing, Skipped, WheelFilename};
 use tracing::{info, warn};
 
-use crate::failure::{code, Failure};
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Some distribution has no wheel this interpreter accepts (the machine's problem).
+    #[error("{0}")]
+    NoCompatibleWheel(String),
+    /// The manifest contradicts itself (the artifact's problem).
+    #[error("{0}")]
+    BadManifest(String),
+}
 
 /// What will be installed.
 #[derive(Debug, Clone)]
@@ -45,10 +55,10 @@ fn ranked_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a
 
 /// Picks the set and its wheels, or explains (exit 4) which distributions have no wheel this
 /// interpreter accepts.
-pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Failure> {
+pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, PlanError> {
     let tags = interpreter.tags();
     let python: Version = interpreter.version().parse().map_err(|_| {
-        Failure::other(format!(
+        PlanError::BadManifest(format!(
             "cannot parse Python version {}",
             interpreter.version()
         ))
@@ -148,8 +158,7 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Fa
             format!("{} (has {})", missing.name, offered.join(", "))
         })
         .collect();
-    Err(Failure::new(
-        code::MACHINE,
+    Err(PlanError::NoCompatibleWheel(
         format!(
             "no compatible wheel for {} in set {set_name}: {}; CPython {} here accepts {} … py3-none-any (pack a set for it with --python or --target)",
             if missing.len() == 1 { "1 distribution" } else { "these distributions" },
@@ -160,22 +169,21 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Fa
     ))
 }
 
-fn wheel_entry<'a>(manifest: &'a Manifest, path: &str) -> Result<&'a WheelEntry, Failure> {
+fn wheel_entry<'a>(manifest: &'a Manifest, path: &str) -> Result<&'a WheelEntry, PlanError> {
     manifest.wheel(path).ok_or_else(|| {
-        Failure::new(
-            code::CORRUPT,
-            format!("the manifest names a wheel it does not describe: {path}"),
-        )
+        PlanError::BadManifest(format!(
+            "the manifest names a wheel it does not describe: {path}"
+        ))
     })
 }
 
-fn candidate(entry: &WheelEntry) -> Result<Candidate<WheelEntry>, Failure> {
+fn candidate(entry: &WheelEntry) -> Result<Candidate<WheelEntry>, PlanError> {
     let filename: WheelFilename =
         entry
             .filename
             .parse()
             .map_err(|error: pysfx_wheel::WheelError| {
-                Failure::new(code::CORRUPT, format!("in the manifest: {error}"))
+                PlanError::BadManifest(format!("in the manifest: {error}"))
             })?;
     Ok(Candidate {
         filename,

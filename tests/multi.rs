@@ -1,0 +1,164 @@
+//! One artifact, many Pythons: a wheel set per interpreter or target, the right one chosen at
+//! install, and a clear refusal when none fits.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use pysfx_e2e::{binaries, bootstrap_wheels, install, make_app, pack, python, run, workspace_root};
+
+fn requirements() -> std::path::PathBuf {
+    workspace_root().join("tests/fixtures/multi-requirements.txt")
+}
+
+/// Installs `artifact` with CPython 3.`minor` and returns (the JSON result, the venv).
+fn install_with(
+    artifact: &Path,
+    work: &Path,
+    minor: u32,
+) -> (serde_json::Value, std::path::PathBuf) {
+    let destination = work.join(format!("releases/3{minor}"));
+    let python = python(minor);
+    let (code, result, stderr) = install(
+        artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.path.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "3.{minor}: {stderr}");
+    (result, destination.join("venv"))
+}
+
+/// The compiled module's file name and whether the dataclasses backport is installed.
+fn probe(venv: &Path) -> (String, bool) {
+    let script = "import os, glob, sys\nfrom markupsafe import _speedups\nsite = os.path.dirname(os.path.dirname(_speedups.__file__))\nprint(os.path.basename(_speedups.__file__))\nprint(bool(glob.glob(os.path.join(site, 'dataclasses-*.dist-info'))))";
+    let output = run(Command::new(venv.join("bin/python")).args(["-c", script]));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = text.lines();
+    (
+        lines.next().unwrap_or_default().to_string(),
+        lines.next() == Some("True"),
+    )
+}
+
+#[test]
+fn one_artifact_with_sets_for_3_6_and_3_11() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (py36, py311) = (python(6), python(11));
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            requirements().as_os_str(),
+            OsStr::new("--python"),
+            py36.path.as_os_str(),
+            OsStr::new("--python"),
+            py311.path.as_os_str(),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap_wheels(6).as_os_str(),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap_wheels(11).as_os_str(),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let (result, venv) = install_with(&artifact, work.path(), 6);
+    assert_eq!(result["wheel_set"], "cp36");
+    let (speedups, backport) = probe(&venv);
+    assert!(speedups.contains("cpython-36m"), "3.6 got {speedups}");
+    assert!(backport, "3.6 needs the dataclasses backport");
+
+    let (result, venv) = install_with(&artifact, work.path(), 11);
+    assert_eq!(result["wheel_set"], "cp311");
+    let (speedups, backport) = probe(&venv);
+    assert!(speedups.contains("cpython-311"), "3.11 got {speedups}");
+    assert!(!backport, "3.11 must not get the dataclasses backport");
+
+    // The dry run names the same set, without writing anything.
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg(&artifact)
+        .arg("--python")
+        .arg(&py36.path));
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("would get set cp36") && text.contains("dataclasses-0.8"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_target_set_is_built_without_that_python_and_installs_on_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // pip runs under the host Python (3.11 here), downloading for CPython 3.6.
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            requirements().as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("cp36-manylinux2014_x86_64"),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap_wheels(6).as_os_str(),
+        ],
+        &work.path().join("site36.sfx"),
+    );
+    let (result, venv) = install_with(&artifact, work.path(), 6);
+    assert_eq!(result["wheel_set"], "cp36-manylinux2014_x86_64");
+    let (speedups, backport) = probe(&venv);
+    assert!(speedups.contains("cpython-36m"), "{speedups}");
+    assert!(
+        backport,
+        "the marker was evaluated for 3.6, not for the packing Python"
+    );
+    let output = run(Command::new(venv.join("bin/chardetect")).arg("--version"));
+    assert!(output.status.success());
+}
+
+#[test]
+fn a_cp311_only_artifact_is_refused_by_3_6() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            requirements().as_os_str(),
+            OsStr::new("--python"),
+            python(11).path.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site311.sfx"),
+    );
+    let destination = work.path().join("releases/1");
+    let (code, result, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python(6).path.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    let message = result["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("markupsafe"),
+        "names the distribution: {message}"
+    );
+    assert!(
+        message.contains("cp36-cp36m-manylinux"),
+        "names the tags 3.6 accepts: {message}"
+    );
+    assert!(!destination.exists());
+}
