@@ -19,9 +19,13 @@ step() { printf '\n== %s\n' "$*"; }
 command -v curl >/dev/null || { echo "demo: curl is needed" >&2; exit 1; }
 
 step "build"
-cargo build --release -p pysfx -p pysfx-stub
+cargo build --release -p pysfx
+# The stub every artifact starts with, built for glibc 2.17 (CentOS 7 and newer) with
+# cargo-zigbuild and put next to the packer, where `pysfx pack` finds it.
+if [[ -z "${PYSFX_STUB:-}" ]]; then
+    bash scripts/build-stub.sh >/dev/null
+fi
 
-# Without --stub the packer uses the pysfx-stub next to itself.
 stub_args=()
 if [[ -n "${PYSFX_STUB:-}" ]]; then
     stub_args=(--stub "$PYSFX_STUB")
