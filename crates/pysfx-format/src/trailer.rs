@@ -21,7 +21,8 @@ const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
 pub struct Trailer {
     /// Absolute offset of the payload's first byte (= the stub's length).
     pub payload_offset: u64,
-    /// SHA-256 of the bytes `[payload_offset, end-of-central-directory record)`.
+    /// SHA-256 of the bytes `[payload_offset, start of the trailer)`: every payload byte,
+    /// the end-of-central-directory record included, but the trailer itself.
     pub sha256: [u8; 32],
 }
 
@@ -74,7 +75,7 @@ impl Trailer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Located {
     pub trailer: Trailer,
-    /// Absolute offset of the end-of-central-directory record (end of the digested range).
+    /// Absolute offset of the trailer (the zip comment): the end of the digested range.
     pub digest_end: u64,
     pub file_len: u64,
 }
@@ -126,7 +127,9 @@ pub fn locate(file: &mut File, path: &Path) -> Result<Located, FormatError> {
         path: path.to_path_buf(),
         reason,
     })?;
-    let digest_end = file_len - tail_len;
+    // The end-of-central-directory record is digested too: a damaged entry count or directory
+    // offset must not pass as a smaller, still readable zip.
+    let digest_end = file_len - TRAILER_LEN as u64;
     if trailer.payload_offset > digest_end {
         return Err(FormatError::BadTrailer {
             path: path.to_path_buf(),
