@@ -281,3 +281,20 @@ fn a_stub_that_needs_a_newer_glibc_is_refused() {
     );
     assert!(!work.path().join("site.sfx").exists());
 }
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    for args in [
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["man"],
+    ] {
+        let output = run(Command::new(&binaries().pysfx).args(&args));
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("pysfx") && text.contains("inspect"),
+            "{args:?}: {text}"
+        );
+    }
+}

@@ -404,3 +404,45 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         String::from_utf8_lossy(&used.stdout).trim()
     );
 }
+
+#[test]
+fn a_terminal_install_shows_progress_and_a_piped_one_does_not() {
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux) is needed to run the artifact on a terminal");
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let python = host_python();
+    let command = format!(
+        "'{}' -d '{}' --python '{}' --no-compile",
+        artifact.display(),
+        work.path().join("releases/tty").display(),
+        python.display()
+    );
+    let output = run(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("installing") && shown.contains('\r'),
+        "no progress bar on a terminal: {shown:?}"
+    );
+
+    let destination = work.path().join("releases/piped");
+    let output = run(Command::new(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(&python)
+        .arg("--no-compile"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("installing  ") && !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "piped output has a progress bar: {stderr:?}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one log line when piped: {stderr}"
+    );
+}

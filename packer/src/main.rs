@@ -9,7 +9,7 @@ mod pack;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +36,10 @@ enum Command {
     Inspect(InspectArgs),
     /// Check an artifact's integrity (digest, every entry, every wheel)
     Verify(VerifyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) of pysfx
+    Man,
 }
 
 /// Arguments of `pysfx pack` (SPEC.md, "Packer").
@@ -126,6 +130,19 @@ fn main() -> ExitCode {
         Command::Pack(args) => pack::run(&args).map_err(|error| (1, error)),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Verify(args) => inspect::verify(&args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "pysfx", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err((1, anyhow::anyhow!("cannot write the man page: {error}")))
+                }
+                _ => Ok(()),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

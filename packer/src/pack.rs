@@ -442,7 +442,9 @@ fn write_artifact(
                 },
             )?;
         }
+        let progress = progress_bar(wheels.len() as u64, "packing wheels");
         for (path, (_, source)) in wheels {
+            progress.inc(1);
             let mut source =
                 File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
             // Stored, not deflated: the stub reads each wheel in place.
@@ -455,6 +457,7 @@ fn write_artifact(
                 },
             )?;
         }
+        progress.finish_and_clear();
         writer.finish()?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&temporary, output)
@@ -465,4 +468,17 @@ fn write_artifact(
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise.
+fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
 }

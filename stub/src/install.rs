@@ -15,18 +15,19 @@ use tracing::{debug, info, warn};
 
 use crate::cli::{open_self, Cli};
 use crate::failure::{code, Failure};
+use crate::progress::Progress;
 use crate::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
 use crate::{extract, lock, print_stdout, signals};
 use pysfx_plan::{self as plan, Plan};
 
-/// Seconds spent in each phase, for `--json`.
-#[derive(Debug, Default)]
+/// Seconds spent in each phase, for `--json`, and the progress bar that shows them.
 struct Phases {
     verify: f64,
     extract: f64,
     venv: f64,
     install: f64,
     compile: f64,
+    progress: Progress,
 }
 
 pub fn run(cli: &Cli) -> Result<(), Failure> {
@@ -39,7 +40,15 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     }
 
     // 1. The payload, before anything is written.
-    let mut phases = Phases::default();
+    let mut phases = Phases {
+        verify: 0.0,
+        extract: 0.0,
+        venv: 0.0,
+        install: 0.0,
+        compile: 0.0,
+        progress: Progress::new(cli.quiet),
+    };
+    phases.progress.phase("verifying", 1);
     let phase = Instant::now();
     let mut payload = open_self()?;
     payload.verify()?;
@@ -100,6 +109,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     // A moved link is a change too: a rollback re-runs an installed release with --link.
     let installed = report.is_some();
     let changed = installed || link_moved;
+    phases.progress.finish();
     let (files, bytes) = report.unwrap_or((0, 0));
     if cli.json {
         let object = json!({
@@ -433,7 +443,10 @@ fn build_tree(
     phases.venv = phase.elapsed().as_secs_f64();
 
     let phase = Instant::now();
-    let reports = install_all(payload, interpreter, plan, &venv)?;
+    phases
+        .progress
+        .phase("installing", plan.wheels.len() as u64);
+    let reports = install_all(payload, interpreter, plan, &venv, &phases.progress)?;
     phases.install = phase.elapsed().as_secs_f64();
 
     if !cli.no_compile {
@@ -453,11 +466,14 @@ fn build_tree(
             })
             .collect();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let progress = &phases.progress;
+        progress.phase("compiling", jobs.len() as u64);
         compile(
             &venv.root.join("bin/python"),
             &jobs,
             workers,
             &signals::register_child,
+            &|| progress.step(),
         )?;
         phases.compile = phase.elapsed().as_secs_f64();
     }
@@ -501,6 +517,7 @@ fn install_all(
     interpreter: &Interpreter,
     plan: &Plan,
     venv: &VenvPaths,
+    progress: &Progress,
 ) -> Result<Vec<InstallReport>, Failure> {
     let mut work = Vec::new();
     for wheel in &plan.wheels {
@@ -538,6 +555,7 @@ fn install_all(
                         install_wheel(Section::new(file, *start, *len), filename, &layout)
                             .map_err(Failure::from)
                     });
+                progress.step();
                 let failed = result.is_err();
                 results
                     .lock()

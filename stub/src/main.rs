@@ -8,6 +8,7 @@ mod extract;
 mod failure;
 mod install;
 mod lock;
+mod progress;
 mod receipt;
 mod signals;
 

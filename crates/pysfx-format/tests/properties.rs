@@ -18,8 +18,13 @@ fn artifact(directory: &std::path::Path) -> std::path::PathBuf {
     let path = directory.join("a.sfx");
     let mut writer = PayloadWriter::create(&path, b"\x7fELF-not-really-a-stub", 0).expect("create");
     writer.add_manifest(&manifest()).expect("manifest");
-    let options = EntryOptions { compress: true, executable: false };
-    writer.add("app/a.py", &mut &b"x = 1"[..], options).expect("add");
+    let options = EntryOptions {
+        compress: true,
+        executable: false,
+    };
+    writer
+        .add("app/a.py", &mut &b"x = 1"[..], options)
+        .expect("add");
     writer.finish().expect("finish");
     path
 }

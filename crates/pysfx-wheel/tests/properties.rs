@@ -80,9 +80,18 @@ fn sample_wheel() -> Vec<u8> {
         ("sample/__init__.py", b"VALUE = 1\n"),
         ("sample/data.txt", b"some data\n"),
         ("sample-1.0.data/scripts/tool", b"#!python\nprint(1)\n"),
-        ("sample-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: sample\nVersion: 1.0\n"),
-        ("sample-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"),
-        ("sample-1.0.dist-info/entry_points.txt", b"[console_scripts]\nsample = sample:main\n"),
+        (
+            "sample-1.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: sample\nVersion: 1.0\n",
+        ),
+        (
+            "sample-1.0.dist-info/WHEEL",
+            b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+        ),
+        (
+            "sample-1.0.dist-info/entry_points.txt",
+            b"[console_scripts]\nsample = sample:main\n",
+        ),
     ];
     let mut record = String::new();
     for (name, data) in &members {
@@ -95,7 +104,9 @@ fn sample_wheel() -> Vec<u8> {
         writer.start_file(*name, options).expect("start");
         writer.write_all(data).expect("write");
     }
-    writer.start_file("sample-1.0.dist-info/RECORD", options).expect("start");
+    writer
+        .start_file("sample-1.0.dist-info/RECORD", options)
+        .expect("start");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish").into_inner()
 }
@@ -104,7 +115,11 @@ fn everything_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(directory) = pending.pop() {
-        for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&directory)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             out.push(entry.path());
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 pending.push(entry.path());

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The install benchmark (issue: speed). One command, one run, every number measured side by side:
+#
+#   bench/run.sh [RUNS]            # default 5 runs per method, medians; 3.11 and 3.6
+#
+# Fetches the pinned Django/Wagtail corpus (../shared/bench/corpus) with pip when absent,
+# builds the release packer and the glibc 2.17 stub, packs the corpus, then times — cold, a fresh
+# DEST on tmpfs every run — pysfx --no-compile, pysfx (with byte-code), uv (empty cache) with and
+# without --compile-bytecode, the pip way (venv + pip install, which compiles), and `cp -a` of the
+# installed tree; also the no-op re-run, pack time, peak RSS (/usr/bin/time) and stub size.
+# Prints ratios against uv and pip measured in the same run.
+#   PYTHONS="3.11.7 3.6.15"   pyenv versions to measure
+#   BENCH_TMP=/dev/shm/pysfx-bench   where DESTs go (tmpfs: stable numbers)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+RUNS=${1:-5}
+SHARED=$ROOT/../shared/bench
+DATA=${BENCH_DATA:-/tmp/bench-data}
+TMP=${BENCH_TMP:-/dev/shm/pysfx-bench}
+PYTHONS=${PYTHONS:-"3.11.7 3.6.15"}
+HOST_PY=${HOST_PY:-/root/.pyenv/versions/3.11.7/bin/python}
+[[ -d $SHARED ]] || { echo "bench: $SHARED not found (shared/ beside the repository)" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+mkdir -p "$DATA" "$TMP"
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+# Tools: uv from PyPI in its own venv.
+if [[ ! -x $DATA/tools/venv/bin/uv ]]; then
+    log "installing uv into $DATA/tools/venv"
+    "$HOST_PY" -m venv "$DATA/tools/venv"
+    "$DATA/tools/venv/bin/pip" install -q --disable-pip-version-check uv
+fi
+UV=$DATA/tools/venv/bin/uv
+
+log "building the release packer and stub"
+cargo build --release -q -p pysfx
+STUB=$(bash scripts/build-stub.sh 2>/dev/null)
+PYSFX=$ROOT/target/release/pysfx
+
+# time_run NAME CMD...: one timed run; appends "NAME wall rss_kib" to $RESULTS.
+time_run() {
+    local name=$1; shift
+    local out
+    out=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1) || { echo "bench: $name failed: $out" >&2; exit 1; }
+    echo "$name $out" >> "$RESULTS"
+}
+
+# measure NAME RUNS SETUP CMD...: a warm-up, then RUNS timed runs, SETUP (a shell snippet) before each.
+measure() {
+    local name=$1 runs=$2 setup=$3; shift 3
+    eval "$setup"; "$@" >/dev/null 2>&1 || { echo "bench: $name failed" >&2; "$@"; exit 1; }
+    for ((i = 0; i < runs; i++)); do
+        eval "$setup"
+        time_run "$name" "$@"
+    done
+}
+
+for version in $PYTHONS; do
+    PY=/root/.pyenv/versions/$version/bin/python
+    short=$(echo "$version" | cut -d. -f1,2 | tr -d .)
+    reqs=$SHARED/corpus/requirements-py$short.txt
+    WHEELS=$DATA/wheels/py$short
+    if [[ ! -d $WHEELS ]] || [[ $(ls "$WHEELS"/*.whl 2>/dev/null | wc -l) -eq 0 ]]; then
+        log "fetching the corpus for $version"
+        DL_PY=$HOST_PY sh "$SHARED/corpus/fetch.sh" "$PY" "$reqs" "$WHEELS" >&2
+    fi
+    RESULTS=$TMP/results-$short.txt
+    : > "$RESULTS"
+    D=$TMP/dest
+    ART=$TMP/corpus-$short.sfx
+
+    log "CPython $version: packing $(ls "$WHEELS"/*.whl | wc -l) wheels"
+    start=$("$HOST_PY" -c 'import time; print(time.time())')
+    "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --no-bootstrap --stub "$STUB" -o "$ART"
+    pack_s=$("$HOST_PY" -c 'import sys, time; print(time.time() - float(sys.argv[1]))' "$start")
+
+    log "CPython $version: timing ($RUNS runs each)"
+    measure pysfx-nocompile "$RUNS" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY" --no-compile
+    measure pysfx "$RUNS" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY"
+    measure pysfx-noop "$RUNS" ':' "$ART" -q -d "$D" --python "$PY"
+    cp -a "$D" "$TMP/installed"
+    measure cp-a "$RUNS" ':' sh "$SHARED/limit-cp.sh" "$TMP/installed/venv" "$D-cp"
+    measure uv-cold "$RUNS" ':' env UV="$UV" sh "$SHARED/anchor-uv.sh" "$PY" "$WHEELS" "$D-uv"
+    if [[ $short != 36 ]]; then
+        measure uv-cold-compile "$RUNS" ':' env UV="$UV" sh "$SHARED/anchor-uv.sh" "$PY" "$WHEELS" "$D-uv" --compile-bytecode
+    fi
+    pip_env=()
+    if [[ $short == 36 ]]; then
+        # The venv's pip 18.1 rejects manylinux2014 wheels: upgrade it offline first (BASELINE.md).
+        mkdir -p "$DATA/bootstrap36"
+        ls "$DATA"/bootstrap36/pip-21.3.1-*.whl >/dev/null 2>&1 ||
+            "$HOST_PY" -m pip download -q --no-deps pip==21.3.1 -d "$DATA/bootstrap36"
+        pip_env=(env PIP_BOOTSTRAP="$(ls "$DATA"/bootstrap36/pip-21.3.1-*.whl)")
+    fi
+    measure pip "$(( RUNS < 3 ? RUNS : 3 ))" ':' "${pip_env[@]}" sh "$SHARED/anchor-pip.sh" "$PY" "$WHEELS" "$D-pip"
+    rm -rf "$D" "$D-cp" "$D-uv" "$D-pip" "$TMP/installed"
+
+    "$HOST_PY" - "$RESULTS" "$version" "$pack_s" "$(stat -c %s "$STUB")" "$(stat -c %s "$ART")" <<'PY'
+import statistics, sys
+path, version, pack_s, stub, artifact = sys.argv[1:]
+rows = {}
+for line in open(path):
+    name, wall, rss = line.split()
+    rows.setdefault(name, []).append((float(wall), int(rss)))
+med = {name: statistics.median(w for w, _ in runs) for name, runs in rows.items()}
+peak = {name: max(r for _, r in runs) / 1024 for name, runs in rows.items()}
+print("\n== CPython %s (medians of %s; DEST on tmpfs)" % (version, ", ".join("%s=%d" % (n, len(r)) for n, r in rows.items())))
+print("%-18s %9s %10s" % ("method", "wall s", "peak MiB"))
+for name in rows:
+    print("%-18s %9.3f %10.1f" % (name, med[name], peak[name]))
+def ratio(a, b, target=None, less=True):
+    if a in med and b in med:
+        value = med[a] / med[b]
+        verdict = ""
+        if target is not None:
+            verdict = "  [target %s %.2f: %s]" % ("<=" if less else ">=", target, "met" if (value <= target if less else value >= target) else "MISSED")
+        print("%-44s %6.2fx%s" % ("%s / %s" % (a, b), value, verdict))
+print()
+ratio("pysfx-nocompile", "uv-cold", 0.6)
+ratio("pysfx-nocompile", "cp-a", 1.5)
+ratio("pysfx", "uv-cold-compile", 0.5)
+if "pip" in med and "pysfx" in med:
+    speedup = med["pip"] / med["pysfx"]
+    print("%-44s %6.2fx  [target >= 8: %s]" % ("pip / pysfx (speed-up)", speedup, "met" if speedup >= 8 else "MISSED"))
+if "pysfx-noop" in med:
+    print("%-44s %6.0f ms  [target <= 50 ms: %s]" % ("no-op re-run", med["pysfx-noop"] * 1000, "met" if med["pysfx-noop"] <= 0.05 else "MISSED"))
+worst = max(peak.get("pysfx", 0), peak.get("pysfx-nocompile", 0))
+print("%-44s %6.1f MiB  [target <= 32: %s]" % ("pysfx peak RSS", worst, "met" if worst <= 32 else "MISSED"))
+print("%-44s %6.1f s" % ("pack time", float(pack_s)))
+print("%-44s %d bytes; artifact %d bytes" % ("stub size", int(stub), int(artifact)))
+PY
+done
