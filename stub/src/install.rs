@@ -2,16 +2,20 @@
 //! into place.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::{Payload, Section};
 use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
-use pysfx_wheel::{install_wheel, InstallReport, Layout, WheelFilename};
+use pysfx_wheel::{
+    extract_member, finish_wheel, prepare_wheel, InstallReport, Layout, MemberOutcome,
+    PreparedWheel, TreeWriter, WheelError, WheelFilename,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
+use zip::ZipArchive;
 
 use crate::cli::{open_self, Cli};
 use crate::failure::{code, Failure};
@@ -511,7 +515,10 @@ fn build_tree(
     Ok((files, bytes))
 }
 
-/// Installs the plan's wheels in parallel, each read in place from the artifact.
+/// Installs the plan's wheels, each read in place from the artifact. The members of all wheels
+/// are spread over the threads (biggest first), so one large wheel does not leave the others
+/// idle; each wheel is checked against its manifest digest and planned before any member is
+/// written.
 fn install_all(
     payload: &mut Payload,
     interpreter: &Interpreter,
@@ -519,13 +526,6 @@ fn install_all(
     venv: &VenvPaths,
     progress: &Progress,
 ) -> Result<Vec<InstallReport>, Failure> {
-    let mut work = Vec::new();
-    for wheel in &plan.wheels {
-        // Keep only the range; every thread makes its own reader over the shared file.
-        let range = payload.stored_range(&wheel.path)?;
-        let filename: WheelFilename = wheel.filename.parse()?;
-        work.push((filename, range, wheel.sha256.as_str()));
-    }
     let layout = Layout {
         root: venv.root.clone(),
         site_packages: venv.site_packages.clone(),
@@ -537,35 +537,126 @@ fn install_all(
             .into_owned(),
         installer: "pysfx".into(),
     };
+    let mut ranges = Vec::new();
+    for wheel in &plan.wheels {
+        let range = payload.stored_range(&wheel.path)?;
+        let filename: WheelFilename = wheel.filename.parse()?;
+        ranges.push((filename, range, wheel.sha256.as_str()));
+    }
     let file = payload.file();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+    // 1. Digest, central directory and plan of every wheel, in parallel.
+    let opened: Vec<Result<(ZipArchive<Section<'_>>, PreparedWheel), Failure>> =
+        parallel_map(&ranges, threads, |(filename, (start, len), sha256)| {
+            check_digest(Section::new(file, *start, *len), filename, sha256)?;
+            let mut archive =
+                ZipArchive::new(Section::new(file, *start, *len)).map_err(|source| {
+                    WheelError::Zip {
+                        wheel: filename.to_string(),
+                        source,
+                    }
+                })?;
+            let prepared = prepare_wheel(&mut archive, filename, &layout)?;
+            Ok((archive, prepared))
+        });
+    let mut archives = Vec::with_capacity(opened.len());
+    let mut prepared = Vec::with_capacity(opened.len());
+    for result in opened {
+        let (archive, wheel) = result?;
+        archives.push(archive);
+        prepared.push(wheel);
+    }
+
+    // 2. Every member of every wheel, biggest first.
+    let mut tasks: Vec<(usize, usize, u64)> = prepared
+        .iter()
+        .enumerate()
+        .flat_map(|(wheel, p)| {
+            (0..p.members()).map(move |member| (wheel, member, p.member_size(member)))
+        })
+        .collect();
+    tasks.sort_by(|a, b| b.2.cmp(&a.2));
+    progress.phase("installing", tasks.len() as u64);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<InstallReport, Failure>)>> = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(work.len().max(1));
+    let failed = AtomicBool::new(false);
+    let outcomes: Mutex<Vec<Vec<(usize, MemberOutcome)>>> =
+        Mutex::new(prepared.iter().map(|_| Vec::new()).collect());
+    let first_error: Mutex<Option<Failure>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..threads.min(tasks.len().max(1)) {
+            scope.spawn(|| {
+                // Each thread reads through its own copies of the archives (they share the
+                // parsed central directories) and keeps its own directory cache.
+                let mut local: Vec<Option<ZipArchive<Section<'_>>>> =
+                    archives.iter().map(|_| None).collect();
+                let mut writer = TreeWriter::new(&layout.root);
+                let mut done = Vec::new();
+                while !failed.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(wheel, member, _)) = tasks.get(index) else {
+                        break;
+                    };
+                    let archive = local[wheel].get_or_insert_with(|| archives[wheel].clone());
+                    match extract_member(archive, &prepared[wheel], member, &layout, &mut writer) {
+                        Ok(outcome) => done.push((wheel, member, outcome)),
+                        Err(error) => {
+                            failed.store(true, Ordering::Relaxed);
+                            lock(&first_error).get_or_insert(Failure::from(error));
+                            break;
+                        }
+                    }
+                    progress.step();
+                }
+                let mut outcomes = lock(&outcomes);
+                for (wheel, member, outcome) in done {
+                    outcomes[wheel].push((member, outcome));
+                }
+            });
+        }
+    });
+    if let Some(failure) = lock(&first_error).take() {
+        return Err(failure);
+    }
+
+    // 3. Launchers, INSTALLER, REQUESTED and RECORD of each wheel.
+    let mut writer = TreeWriter::new(&layout.root);
+    let mut reports = Vec::with_capacity(prepared.len());
+    let outcomes = outcomes
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for (wheel, mut members) in prepared.iter().zip(outcomes) {
+        members.sort_by_key(|(member, _)| *member);
+        let members = members.into_iter().map(|(_, outcome)| outcome).collect();
+        let report = finish_wheel(wheel, members, &layout, &mut writer)?;
+        debug!(name = %report.name, version = %report.version, files = report.files, "installed");
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Locks a mutex, taking its data even if another thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `items.iter().map(work)` on `threads` threads, results in order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(items.len()).max(1) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((filename, (start, len), sha256)) = work.get(index) else {
-                    break;
-                };
-                let result = check_digest(Section::new(file, *start, *len), filename, sha256)
-                    .and_then(|()| {
-                        install_wheel(Section::new(file, *start, *len), filename, &layout)
-                            .map_err(Failure::from)
-                    });
-                progress.step();
-                let failed = result.is_err();
-                results
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push((index, result));
-                if failed {
-                    // Stop handing out work; the others finish their current wheel.
-                    next.store(work.len(), Ordering::Relaxed);
-                    break;
-                }
+                let Some(item) = items.get(index) else { break };
+                let result = work(item);
+                lock(&results).push((index, result));
             });
         }
     });
@@ -573,13 +664,7 @@ fn install_all(
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     results.sort_by_key(|(index, _)| *index);
-    let mut reports = Vec::with_capacity(results.len());
-    for (_, result) in results {
-        let report = result?;
-        debug!(name = %report.name, version = %report.version, files = report.files, "installed");
-        reports.push(report);
-    }
-    Ok(reports)
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// The wheel's bytes against the manifest's SHA-256 for it.

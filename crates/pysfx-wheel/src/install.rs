@@ -61,6 +61,7 @@ pub struct InstallReport {
 }
 
 /// One member to write, after every check that can run before writing.
+#[derive(Debug, Clone)]
 struct Planned {
     index: usize,
     member: String,
@@ -69,23 +70,85 @@ struct Planned {
     executable: bool,
     /// A `.data/scripts` file: its `#!python` line is rewritten.
     script: bool,
+    /// Uncompressed size, as the zip directory declares it.
+    size: u64,
 }
 
-/// Installs the wheel read from `reader` (named `filename`) into `layout`.
+/// Installs the wheel read from `reader` (named `filename`) into `layout`, one member after
+/// another. [`prepare_wheel`], [`extract_member`] and [`finish_wheel`] are the same steps for a
+/// caller that spreads the members of many wheels over several threads.
 pub fn install_wheel<R: Read + Seek>(
     reader: R,
     filename: &WheelFilename,
     layout: &Layout,
 ) -> Result<InstallReport, WheelError> {
+    let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
+        wheel: filename.to_string(),
+        source,
+    })?;
+    let prepared = prepare_wheel(&mut archive, filename, layout)?;
+    let mut writer = TreeWriter::new(&layout.root);
+    let mut outcomes = Vec::with_capacity(prepared.members());
+    for member in 0..prepared.members() {
+        outcomes.push(extract_member(
+            &mut archive,
+            &prepared,
+            member,
+            layout,
+            &mut writer,
+        )?);
+    }
+    finish_wheel(&prepared, outcomes, layout, &mut writer)
+}
+
+/// A wheel checked and planned: every member's destination decided, nothing written yet.
+#[derive(Debug, Clone)]
+pub struct PreparedWheel {
+    wheel: String,
+    name: String,
+    version: String,
+    dist_info: String,
+    planned: Vec<Planned>,
+    recorded: HashMap<String, RecordEntry>,
+    scripts: Vec<EntryPoint>,
+}
+
+impl PreparedWheel {
+    /// How many members [`extract_member`] has to write.
+    pub fn members(&self) -> usize {
+        self.planned.len()
+    }
+
+    /// The uncompressed size of a member, to schedule big ones first.
+    pub fn member_size(&self, member: usize) -> u64 {
+        self.planned.get(member).map_or(0, |plan| plan.size)
+    }
+
+    /// The distribution's name as METADATA spells it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What writing one member produced.
+#[derive(Debug, Clone)]
+pub struct MemberOutcome {
+    row: RecordEntry,
+    python_file: Option<String>,
+}
+
+/// Reads and checks everything about the wheel that can be checked before writing: member
+/// names and kinds, sizes, the `.dist-info` metadata, RECORD, entry points, destinations.
+pub fn prepare_wheel<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    filename: &WheelFilename,
+    layout: &Layout,
+) -> Result<PreparedWheel, WheelError> {
     let wheel = filename.to_string();
     let invalid = |reason: String| WheelError::Invalid {
         wheel: wheel.clone(),
         reason,
     };
-    let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
-        wheel: wheel.clone(),
-        source,
-    })?;
 
     // 1. Every member name, kind and size, before anything is written. The zip reader keeps
     // one entry per name, so a duplicate shows only in the count.
@@ -96,7 +159,7 @@ pub fn install_wheel<R: Read + Seek>(
             reason: "duplicate entry".into(),
         });
     }
-    let mut files: Vec<(usize, String, bool)> = Vec::new();
+    let mut files: Vec<(usize, String, bool, u64)> = Vec::new();
     let mut seen = HashSet::new();
     let mut total: u64 = 0;
     for index in 0..archive.len() {
@@ -142,13 +205,13 @@ pub fn install_wheel<R: Read + Seek>(
             ));
         }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
-        files.push((index, name, executable));
+        files.push((index, name, executable, size));
     }
 
     // 2. The .dist-info directory and its metadata.
     let dist_infos: BTreeMap<&str, ()> = files
         .iter()
-        .filter_map(|(_, name, _)| name.split_once('/').map(|(top, _)| top))
+        .filter_map(|(_, name, _, _)| name.split_once('/').map(|(top, _)| top))
         .filter(|top| top.ends_with(".dist-info"))
         .map(|top| (top, ()))
         .collect();
@@ -167,7 +230,7 @@ pub fn install_wheel<R: Read + Seek>(
     };
     let index_of: HashMap<&str, usize> = files
         .iter()
-        .map(|(index, name, _)| (name.as_str(), *index))
+        .map(|(index, name, _, _)| (name.as_str(), *index))
         .collect();
     let mut read_text = |member: &str| -> Result<Option<String>, WheelError> {
         let Some(&index) = index_of.get(member) else {
@@ -236,10 +299,10 @@ pub fn install_wheel<R: Read + Seek>(
 
     let record = Record::parse(&record_text)
         .map_err(|reason| invalid(format!("{dist_info}/RECORD: {reason}")))?;
-    let recorded: HashMap<&str, &RecordEntry> = record
+    let recorded: HashMap<String, RecordEntry> = record
         .entries
-        .iter()
-        .map(|entry| (entry.path.as_str(), entry))
+        .into_iter()
+        .map(|entry| (entry.path.clone(), entry))
         .collect();
     let entry_points = match &entry_points_text {
         Some(text) => EntryPoints::parse(text)
@@ -260,7 +323,7 @@ pub fn install_wheel<R: Read + Seek>(
     );
     let record_member = format!("{dist_info}/RECORD");
     let mut planned = Vec::new();
-    for (index, member, executable) in &files {
+    for (index, member, executable, size) in &files {
         if *member == record_member {
             continue;
         }
@@ -302,7 +365,7 @@ pub fn install_wheel<R: Read + Seek>(
         };
         // Signatures are not listed in RECORD; everything else must be.
         let signature = member.ends_with("/RECORD.jws") || member.ends_with("/RECORD.p7s");
-        if !signature && !recorded.contains_key(member.as_str()) {
+        if !signature && !recorded.contains_key(member) {
             return Err(WheelError::RecordMismatch {
                 wheel: wheel.clone(),
                 member: member.clone(),
@@ -315,6 +378,7 @@ pub fn install_wheel<R: Read + Seek>(
             destination,
             executable: *executable || script,
             script,
+            size: *size,
         });
     }
     for script in &scripts_to_generate {
@@ -326,66 +390,107 @@ pub fn install_wheel<R: Read + Seek>(
         })?;
     }
 
-    // 4. Write.
-    let mut writer = TreeWriter::new(&layout.root);
-    let mut rows: Vec<RecordEntry> = Vec::new();
-    let mut python_files = Vec::new();
-    let mut bytes_written = 0u64;
-    for plan in &planned {
-        let entry = archive
-            .by_index(plan.index)
-            .map_err(|source| WheelError::Zip {
-                wheel: wheel.clone(),
-                source,
-            })?;
-        let declared = entry.size();
-        let expected = recorded.get(plan.member.as_str()).copied();
-        let mismatch = |reason: String| WheelError::RecordMismatch {
+    let script_names: Vec<EntryPoint> = scripts_to_generate;
+    Ok(PreparedWheel {
+        wheel,
+        name,
+        version,
+        dist_info,
+        planned,
+        recorded,
+        scripts: script_names,
+    })
+}
+
+/// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash.
+pub fn extract_member<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    prepared: &PreparedWheel,
+    member: usize,
+    layout: &Layout,
+    writer: &mut TreeWriter,
+) -> Result<MemberOutcome, WheelError> {
+    let wheel = &prepared.wheel;
+    let site = layout.site_packages.as_str();
+    let Some(plan) = prepared.planned.get(member) else {
+        return Err(WheelError::Invalid {
             wheel: wheel.clone(),
-            member: plan.member.clone(),
-            reason,
-        };
-        let mode = if plan.executable { 0o755 } else { 0o644 };
-        let (hash, size) = if plan.script {
-            let mut content = Vec::new();
-            entry
-                .take(MAX_SCRIPT_BYTES.min(declared + 1))
-                .read_to_end(&mut content)
-                .map_err(|error| mismatch(format!("unreadable: {error}")))?;
-            check_member(
-                expected,
-                &hash_bytes(&content),
-                content.len() as u64,
-                declared,
-            )
-            .map_err(mismatch)?;
-            let content =
-                rewrite_python_shebang(&content, &layout.shebang_python).unwrap_or(content);
-            writer.write_all(&plan.destination, &content, mode)?;
-            (hash_bytes(&content), content.len() as u64)
-        } else {
-            let (hash, size) = writer
-                .copy(&plan.destination, entry.take(declared + 1), mode)
-                .map_err(|error| match error {
-                    CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
-                    CopyError::Write(error) => error,
-                })?;
-            check_member(expected, &hash, size, declared).map_err(mismatch)?;
-            (hash, size)
-        };
-        bytes_written += size;
-        if plan.destination.ends_with(".py") && plan.destination.starts_with(site) {
-            python_files.push(plan.destination.clone());
-        }
-        rows.push(RecordEntry {
+            reason: format!("no member number {member}"),
+        });
+    };
+    let entry = archive
+        .by_index(plan.index)
+        .map_err(|source| WheelError::Zip {
+            wheel: wheel.clone(),
+            source,
+        })?;
+    let declared = entry.size();
+    let expected = prepared.recorded.get(plan.member.as_str());
+    let mismatch = |reason: String| WheelError::RecordMismatch {
+        wheel: wheel.clone(),
+        member: plan.member.clone(),
+        reason,
+    };
+    let mode = if plan.executable { 0o755 } else { 0o644 };
+    let (hash, size) = if plan.script {
+        let mut content = Vec::new();
+        entry
+            .take(MAX_SCRIPT_BYTES.min(declared + 1))
+            .read_to_end(&mut content)
+            .map_err(|error| mismatch(format!("unreadable: {error}")))?;
+        check_member(
+            expected,
+            &hash_bytes(&content),
+            content.len() as u64,
+            declared,
+        )
+        .map_err(mismatch)?;
+        let content = rewrite_python_shebang(&content, &layout.shebang_python).unwrap_or(content);
+        writer.write_all(&plan.destination, &content, mode)?;
+        (hash_bytes(&content), content.len() as u64)
+    } else {
+        let (hash, size) = writer
+            .copy(&plan.destination, entry.take(declared + 1), mode)
+            .map_err(|error| match error {
+                CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
+                CopyError::Write(error) => error,
+            })?;
+        check_member(expected, &hash, size, declared).map_err(mismatch)?;
+        (hash, size)
+    };
+    let python_file = (plan.destination.ends_with(".py") && plan.destination.starts_with(site))
+        .then(|| plan.destination.clone());
+    Ok(MemberOutcome {
+        row: RecordEntry {
             path: relative_path(site, &plan.destination),
             hash,
             size: Some(size),
-        });
-    }
+        },
+        python_file,
+    })
+}
 
+/// Writes what follows the members: the entry-point launchers, `INSTALLER`, `REQUESTED` and
+/// the RECORD of the installed paths.
+pub fn finish_wheel(
+    prepared: &PreparedWheel,
+    outcomes: Vec<MemberOutcome>,
+    layout: &Layout,
+    writer: &mut TreeWriter,
+) -> Result<InstallReport, WheelError> {
+    let site = layout.site_packages.as_str();
+    let dist_info = &prepared.dist_info;
+    let mut rows = Vec::with_capacity(outcomes.len() + prepared.scripts.len() + 3);
+    let mut python_files = Vec::new();
+    let mut bytes_written = 0u64;
+    for outcome in outcomes {
+        bytes_written += outcome.row.size.unwrap_or(0);
+        rows.push(outcome.row);
+        python_files.extend(outcome.python_file);
+    }
+    let scripts_to_generate = &prepared.scripts;
     // 5. Launchers, INSTALLER, REQUESTED, RECORD.
-    for script in &scripts_to_generate {
+    for script in scripts_to_generate {
         let text = launcher_script(&layout.shebang_python, &script.module, &script.attribute);
         let destination = format!("bin/{}", script.name);
         writer.write_all(&destination, text.as_bytes(), 0o755)?;
@@ -419,10 +524,10 @@ pub fn install_wheel<R: Read + Seek>(
         record_text.as_bytes(),
         0o644,
     )?;
-    debug!(wheel = %wheel, files = files_written, "installed");
+    debug!(wheel = %prepared.wheel, files = files_written, "installed");
     Ok(InstallReport {
-        name,
-        version,
+        name: prepared.name.clone(),
+        version: prepared.version.clone(),
         files: files_written,
         bytes: bytes_written + record_text.len() as u64,
         python_files,
@@ -592,15 +697,16 @@ enum CopyError {
     Write(WheelError),
 }
 
-/// Writes files under a root, creating each parent directory once.
-struct TreeWriter<'a> {
+/// Writes files under a root, creating each parent directory once (per writer; one writer per
+/// thread).
+pub struct TreeWriter<'a> {
     root: &'a Path,
     created: HashSet<String>,
     buffer: Vec<u8>,
 }
 
 impl<'a> TreeWriter<'a> {
-    fn new(root: &'a Path) -> Self {
+    pub fn new(root: &'a Path) -> Self {
         TreeWriter {
             root,
             created: HashSet::new(),

@@ -15,7 +15,10 @@ mod tags;
 
 pub use entry_points::{EntryPoint, EntryPoints};
 pub use filename::{BuildTag, WheelFilename};
-pub use install::{install_wheel, InstallReport, Layout};
+pub use install::{
+    extract_member, finish_wheel, install_wheel, prepare_wheel, InstallReport, Layout,
+    MemberOutcome, PreparedWheel, TreeWriter,
+};
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
 pub use paths::{create_dirs_below, relative_path, validate_member_name};
