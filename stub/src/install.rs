@@ -576,7 +576,7 @@ fn install_all(
             (0..p.members()).map(move |member| (wheel, member, p.member_size(member)))
         })
         .collect();
-    tasks.sort_by(|a, b| b.2.cmp(&a.2));
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.2));
     progress.phase("installing", tasks.len() as u64);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
