@@ -73,7 +73,8 @@ for version in $PYTHONS; do
 
     log "CPython $version: packing $(ls "$WHEELS"/*.whl | wc -l) wheels"
     start=$("$HOST_PY" -c 'import time; print(time.time())')
-    "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --no-bootstrap --stub "$STUB" -o "$ART"
+    # --python: the set's interpreter is at hand, so byte-code is compiled at pack time.
+    "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --python "$PY" --no-bootstrap --stub "$STUB" -o "$ART"
     pack_s=$("$HOST_PY" -c 'import sys, time; print(time.time() - float(sys.argv[1]))' "$start")
 
     log "CPython $version: timing ($RUNS runs each)"
@@ -128,7 +129,7 @@ if "pysfx-noop" in med:
     print("%-44s %6.0f ms  [target <= 50 ms: %s]" % ("no-op re-run", med["pysfx-noop"] * 1000, "met" if med["pysfx-noop"] <= 0.05 else "MISSED"))
 worst = max(peak.get("pysfx", 0), peak.get("pysfx-nocompile", 0))
 print("%-44s %6.1f MiB  [target <= 32: %s]" % ("pysfx peak RSS", worst, "met" if worst <= 32 else "MISSED"))
-print("%-44s %6.1f s" % ("pack time", float(pack_s)))
+print("%-44s %6.1f s (byte-code compiled at pack time)" % ("pack time", float(pack_s)))
 print("%-44s %d bytes; artifact %d bytes" % ("stub size", int(stub), int(artifact)))
 PY
 done

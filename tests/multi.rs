@@ -32,6 +32,25 @@ fn install_with(
     (result, destination.join("venv"))
 }
 
+/// Imports a package verbosely: its byte-code must load from the installed `.pyc` files,
+/// which must be valid (not stale), as compiled when the artifact was packed.
+fn assert_bytecode_is_used(venv: &Path, module: &str) {
+    let output =
+        run(Command::new(venv.join("bin/python")).args(["-v", "-c", &format!("import {module}")]));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let package = format!("/{module}/__pycache__/");
+    assert!(
+        log.lines()
+            .any(|line| line.contains("code object from") && line.contains(&package)),
+        "{module} did not load from its .pyc"
+    );
+    assert!(
+        !log.contains("bytecode is stale") && !log.contains("bad mtime"),
+        "stale byte-code: {log}"
+    );
+}
+
 /// The compiled module's file name and whether the dataclasses backport is installed.
 fn probe(venv: &Path) -> (String, bool) {
     let script = "import os, glob, sys\nfrom markupsafe import _speedups\nsite = os.path.dirname(os.path.dirname(_speedups.__file__))\nprint(os.path.basename(_speedups.__file__))\nprint(bool(glob.glob(os.path.join(site, 'dataclasses-*.dist-info'))))";
@@ -72,12 +91,23 @@ fn one_artifact_with_sets_for_3_6_and_3_11() {
     );
     let (result, venv) = install_with(&artifact, work.path(), 6);
     assert_eq!(result["wheel_set"], "cp36");
+    // Packed with --python: byte-code compiled at pack time, valid at install.
+    assert!(
+        result["precompiled_wheels"].as_u64().unwrap_or(0) >= 3,
+        "{result}"
+    );
+    assert_bytecode_is_used(&venv, "chardet");
     let (speedups, backport) = probe(&venv);
     assert!(speedups.contains("cpython-36m"), "3.6 got {speedups}");
     assert!(backport, "3.6 needs the dataclasses backport");
 
     let (result, venv) = install_with(&artifact, work.path(), 11);
     assert_eq!(result["wheel_set"], "cp311");
+    assert!(
+        result["precompiled_wheels"].as_u64().unwrap_or(0) >= 3,
+        "{result}"
+    );
+    assert_bytecode_is_used(&venv, "markupsafe");
     let (speedups, backport) = probe(&venv);
     assert!(speedups.contains("cpython-311"), "3.11 got {speedups}");
     assert!(!backport, "3.11 must not get the dataclasses backport");
@@ -115,6 +145,9 @@ fn a_target_set_is_built_without_that_python_and_installs_on_it() {
     );
     let (result, venv) = install_with(&artifact, work.path(), 6);
     assert_eq!(result["wheel_set"], "cp36-manylinux2014_x86_64");
+    // No interpreter at pack time: compiled at install instead, and just as valid.
+    assert_eq!(result["precompiled_wheels"], 0, "{result}");
+    assert_bytecode_is_used(&venv, "chardet");
     let (speedups, backport) = probe(&venv);
     assert!(speedups.contains("cpython-36m"), "{speedups}");
     assert!(

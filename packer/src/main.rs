@@ -1,6 +1,7 @@
 //! `pysfx`: packs a Python web application and its wheels into one self-extracting executable
 //! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
 
+mod bytecode;
 mod collect;
 mod elf;
 mod inspect;
@@ -57,7 +58,8 @@ pub struct PackArgs {
     /// Requirements to collect with pip (repeatable)
     #[arg(short = 'r', long = "requirement", value_name = "FILE")]
     pub requirements: Vec<PathBuf>,
-    /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter (repeatable)
+    /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter, byte-compiled with it;
+    /// without -r, byte-compile the --wheels set for PY (repeatable)
     #[arg(long, value_name = "PY")]
     pub python: Vec<String>,
     /// Collect -r as binary wheels for another Python/platform, e.g. cp36-manylinux2014_x86_64 (repeatable)
@@ -66,6 +68,9 @@ pub struct PackArgs {
     /// A static directory, stored as static.in/N/ (repeatable)
     #[arg(long = "static", value_name = "DIR")]
     pub static_dirs: Vec<PathBuf>,
+    /// Do not byte-compile at pack time (the artifact then compiles at install)
+    #[arg(long)]
+    pub no_compile: bool,
     /// Leave out the bootstrap wheels (pip, setuptools)
     #[arg(long)]
     pub no_bootstrap: bool,

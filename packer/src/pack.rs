@@ -12,6 +12,7 @@ use pysfx_format::{
 use pysfx_venv::Interpreter;
 use tracing::{info, warn};
 
+use crate::bytecode;
 use crate::collect::{self, WheelInfo};
 use crate::elf::{self, GlibcVersion};
 use crate::PackArgs;
@@ -74,15 +75,20 @@ pub fn run(args: &PackArgs) -> Result<()> {
         Ok(stored)
     };
     let mut manifest_sets = Vec::new();
-    for (name, target, files) in &sets {
+    let mut compile_plans = Vec::new();
+    for (name, target, files, compile_with) in &sets {
         let mut wheels = BTreeSet::new();
         for file in files {
             wheels.insert(payload_path(file)?);
         }
+        let wheels: Vec<String> = wheels.into_iter().collect();
+        for interpreter in compile_with {
+            compile_plans.push((interpreter, wheels.clone()));
+        }
         manifest_sets.push(WheelSet {
             name: name.clone(),
             target: target.clone(),
-            wheels: wheels.into_iter().collect(),
+            wheels,
         });
     }
     let mut bootstrap = BTreeSet::new();
@@ -90,6 +96,27 @@ pub fn run(args: &PackArgs) -> Result<()> {
         bootstrap.insert(payload_path(file)?);
     }
     check_one_version_per_set(&manifest_sets, &infos)?;
+    // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
+    for (interpreter, wheels) in &mut compile_plans {
+        wheels.extend(bootstrap_for(interpreter, &bootstrap, &infos));
+    }
+
+    // Byte-code for the sets whose interpreter is at hand.
+    let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
+    let mut bundles: BTreeMap<String, bytecode::Built> = BTreeMap::new();
+    for (interpreter, wheels) in compile_plans {
+        let wheels: Vec<(String, PathBuf, String)> = wheels
+            .iter()
+            .filter_map(|path| {
+                infos
+                    .get(path)
+                    .map(|(info, file)| (path.clone(), file.clone(), info.sha256.clone()))
+            })
+            .collect();
+        for built in bytecode::build_bundles(interpreter, &wheels, work.path(), epoch)? {
+            bundles.entry(built.bundle.path.clone()).or_insert(built);
+        }
+    }
 
     let wheels: Vec<WheelEntry> = infos
         .iter()
@@ -118,21 +145,29 @@ pub fn run(args: &PackArgs) -> Result<()> {
         static_dirs,
         unpacked_bytes: app_bytes
             + static_bytes
-            + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>(),
+            + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>()
+            + bundles
+                .values()
+                .map(|built| std::fs::metadata(&built.file).map_or(0, |m| m.len()) * 3)
+                .sum::<u64>(),
         wheels,
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),
         stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
+        bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
     };
 
     write_artifact(
         &args.output,
         &stub,
         &manifest,
-        &app_files,
-        &static_files,
-        &infos,
-        source_date_epoch.unwrap_or(DEFAULT_EPOCH),
+        &Contents {
+            app_files: &app_files,
+            static_files: &static_files,
+            wheels: &infos,
+            bundles: &bundles,
+        },
+        epoch,
     )?;
     let size = std::fs::metadata(&args.output)
         .map(|m| m.len())
@@ -236,7 +271,9 @@ fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
     Ok((stub, needed.map(|version| version.to_string())))
 }
 
-type Sets = Vec<(String, Option<Target>, Vec<PathBuf>)>;
+/// A wheel set as collected: its name, its target, its wheel files, and the interpreters to
+/// byte-compile it with at pack time.
+type Sets = Vec<(String, Option<Target>, Vec<PathBuf>, Vec<Interpreter>)>;
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
 fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
@@ -250,14 +287,30 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
             }
             files.extend(found);
         }
-        sets.push(("wheels".into(), None, files));
+        // --python without -r: the interpreters the --wheels set is byte-compiled for.
+        let mut compile_with = Vec::new();
+        if args.requirements.is_empty() && !args.no_compile {
+            for python in &args.python {
+                compile_with.push(
+                    Interpreter::query(python).with_context(|| format!("--python {python}"))?,
+                );
+            }
+        }
+        sets.push(("wheels".into(), None, files, compile_with));
     }
-    let mut pythons = args.python.clone();
+    let mut pythons = if args.requirements.is_empty() {
+        Vec::new()
+    } else {
+        args.python.clone()
+    };
     if !args.requirements.is_empty() && pythons.is_empty() && args.target.is_empty() {
         pythons.push("python3".into());
     }
-    if args.requirements.is_empty() && !(args.python.is_empty() && args.target.is_empty()) {
-        bail!("--python and --target collect the requirements of -r FILE; give -r");
+    if args.requirements.is_empty() && !args.target.is_empty() {
+        bail!("--target collects the requirements of -r FILE; give -r");
+    }
+    if args.requirements.is_empty() && !args.python.is_empty() && args.wheels.is_empty() {
+        bail!("--python collects the requirements of -r FILE (or byte-compiles --wheels); give -r");
     }
     for requirement in &args.requirements {
         if !requirement.is_file() {
@@ -276,13 +329,18 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
             "cp{}{}",
             interpreter.version_info.0, interpreter.version_info.1
         );
-        if sets.iter().any(|(existing, _, _)| *existing == name) {
+        if sets.iter().any(|(existing, _, _, _)| *existing == name) {
             warn!(
                 "two interpreters of Python {}: both sets are kept",
                 interpreter.version()
             );
         }
-        sets.push((name, Some(target), collect::wheels_in(&out)?));
+        let compile_with = if args.no_compile {
+            Vec::new()
+        } else {
+            vec![interpreter]
+        };
+        sets.push((name, Some(target), collect::wheels_in(&out)?, compile_with));
     }
     for (index, text) in args.target.iter().enumerate() {
         let target = collect::parse_target(text)?;
@@ -294,6 +352,7 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
             target.name.clone(),
             Some(target.target.clone()),
             collect::wheels_in(&out)?,
+            Vec::new(),
         ));
     }
     if sets.is_empty() {
@@ -309,13 +368,16 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
                 bootstrap.extend(collect::wheels_in(directory)?);
             }
         } else {
-            let versions: BTreeSet<String> = if sets.iter().any(|(_, target, _)| target.is_none()) {
-                (6..=13).map(|minor| format!("3.{minor}")).collect()
-            } else {
-                sets.iter()
-                    .filter_map(|(_, target, _)| target.as_ref().map(|t| t.python_version.clone()))
-                    .collect()
-            };
+            let versions: BTreeSet<String> =
+                if sets.iter().any(|(_, target, _, _)| target.is_none()) {
+                    (6..=13).map(|minor| format!("3.{minor}")).collect()
+                } else {
+                    sets.iter()
+                        .filter_map(|(_, target, _, _)| {
+                            target.as_ref().map(|t| t.python_version.clone())
+                        })
+                        .collect()
+                };
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
@@ -328,6 +390,28 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
         }
     }
     Ok((sets, bootstrap))
+}
+
+/// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
+fn bootstrap_for(
+    interpreter: &Interpreter,
+    bootstrap: &BTreeSet<String>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+) -> Vec<String> {
+    let Ok(version) = interpreter.version().parse() else {
+        return Vec::new();
+    };
+    let candidates: Vec<pysfx_wheel::Candidate<String>> = bootstrap
+        .iter()
+        .filter_map(|path| {
+            infos.get(path).map(|(info, _)| pysfx_wheel::Candidate {
+                filename: info.filename.clone(),
+                requires_python: info.requires_python.clone(),
+                item: path.clone(),
+            })
+        })
+        .collect();
+    pysfx_wheel::select(&candidates, &interpreter.tags(), &version).chosen
 }
 
 /// A resolved set has one version of each distribution; two would be ambiguous.
@@ -408,15 +492,27 @@ fn walk(root: &Path, prefix: &str) -> Result<Vec<TreeFile>> {
     Ok(files)
 }
 
+/// Everything that goes into the payload after the manifest.
+struct Contents<'a> {
+    app_files: &'a [TreeFile],
+    static_files: &'a [TreeFile],
+    wheels: &'a BTreeMap<String, (WheelInfo, PathBuf)>,
+    bundles: &'a BTreeMap<String, bytecode::Built>,
+}
+
 fn write_artifact(
     output: &Path,
     stub: &[u8],
     manifest: &Manifest,
-    app_files: &[TreeFile],
-    static_files: &[TreeFile],
-    wheels: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    contents: &Contents<'_>,
     epoch: u64,
 ) -> Result<()> {
+    let Contents {
+        app_files,
+        static_files,
+        wheels,
+        bundles,
+    } = contents;
     let name = output
         .file_name()
         .ok_or_else(|| anyhow!("-o {}: not a file name", output.display()))?
@@ -430,7 +526,7 @@ fn write_artifact(
     let result = (|| -> Result<()> {
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;
-        for file in app_files.iter().chain(static_files) {
+        for file in app_files.iter().chain(static_files.iter()) {
             let mut source = File::open(&file.source)
                 .with_context(|| format!("cannot read {}", file.source.display()))?;
             writer.add(
@@ -443,7 +539,7 @@ fn write_artifact(
             )?;
         }
         let progress = progress_bar(wheels.len() as u64, "packing wheels");
-        for (path, (_, source)) in wheels {
+        for (path, (_, source)) in wheels.iter() {
             progress.inc(1);
             let mut source =
                 File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
@@ -458,6 +554,19 @@ fn write_artifact(
             )?;
         }
         progress.finish_and_clear();
+        for (path, built) in bundles.iter() {
+            let mut source = File::open(&built.file)
+                .with_context(|| format!("cannot read {}", built.file.display()))?;
+            // Stored like the wheels: the stub reads each bundle in place.
+            writer.add(
+                path,
+                &mut source,
+                EntryOptions {
+                    compress: false,
+                    executable: false,
+                },
+            )?;
+        }
         writer.finish()?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&temporary, output)

@@ -9,11 +9,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use pysfx_format::{Payload, Section};
 use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
 use pysfx_wheel::{
-    extract_member, finish_wheel, prepare_wheel, InstallReport, Layout, MemberOutcome,
-    PreparedWheel, TreeWriter, WheelError, WheelFilename,
+    extract_member, finish_wheel, prepare_wheel, validate_member_name, InstallReport, Layout,
+    MemberOutcome, PreparedWheel, TreeWriter, WheelError, WheelFilename,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use tracing::{debug, info, warn};
 use zip::ZipArchive;
 
@@ -31,6 +32,8 @@ struct Phases {
     venv: f64,
     install: f64,
     compile: f64,
+    /// Wheels whose byte-code came compiled from the pack.
+    precompiled_wheels: usize,
     progress: Progress,
 }
 
@@ -50,18 +53,27 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         venv: 0.0,
         install: 0.0,
         compile: 0.0,
+        precompiled_wheels: 0,
         progress: Progress::new(cli.quiet),
     };
     phases.progress.phase("verifying", 1);
-    let phase = Instant::now();
     let mut payload = open_self()?;
-    payload.verify()?;
-    phases.verify = phase.elapsed().as_secs_f64();
     let digest = payload.digest();
-
-    // 2. The interpreter and the wheels it will get.
     let python = cli.python();
     let interpreter = Interpreter::query(&python)?;
+    // A re-run on a finished release writes nothing, so it need not hash the payload: the
+    // trailer's digest identifies the release. Anything else is verified before writing.
+    let unchanged = matches!(
+        inspect_destination(&destination, &digest, &interpreter),
+        Ok(Existing::SameRelease)
+    );
+    let mut verified = false;
+    if !unchanged {
+        verify(&mut payload, &mut phases)?;
+        verified = true;
+    }
+
+    // 2. The wheels the interpreter will get.
     let plan = plan::choose(payload.manifest(), &interpreter)?;
 
     // 3. DEST: create its parents, lock, and see what is there.
@@ -92,6 +104,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             ));
         }
         existing => {
+            if !verified {
+                // DEST changed between the first look and the lock.
+                verify(&mut payload, &mut phases)?;
+            }
             check_free_space(&parent, payload.manifest().unpacked_bytes)?;
             let replace = matches!(existing, Existing::Conflict(_) | Existing::SameRelease);
             Some(build(
@@ -122,6 +138,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             "python": interpreter.executable,
             "python_version": interpreter.version(),
             "wheels_installed": if installed { plan.wheels.len() } else { 0 },
+            "precompiled_wheels": phases.precompiled_wheels,
             "files": files,
             "bytes": bytes,
             "seconds": started.elapsed().as_secs_f64(),
@@ -148,6 +165,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             started.elapsed().as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Checks the payload digest, timing it.
+fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
+    let phase = Instant::now();
+    payload.verify()?;
+    phases.verify = phase.elapsed().as_secs_f64();
     Ok(())
 }
 
@@ -450,14 +475,17 @@ fn build_tree(
     phases
         .progress
         .phase("installing", plan.wheels.len() as u64);
-    let reports = install_all(payload, interpreter, plan, &venv, &phases.progress)?;
+    let (reports, precompiled) = install_all(payload, interpreter, plan, &venv, &phases.progress)?;
+    phases.precompiled_wheels = precompiled.iter().filter(|p| **p).count();
     phases.install = phase.elapsed().as_secs_f64();
 
     if !cli.no_compile {
         let phase = Instant::now();
         let jobs: Vec<CompileJob> = reports
             .iter()
-            .flat_map(|report| report.python_files.iter())
+            .zip(&precompiled)
+            .filter(|(_, precompiled)| !**precompiled)
+            .flat_map(|(report, _)| report.python_files.iter())
             .map(|relative| {
                 let display = Path::new(relative)
                     .parent()
@@ -525,7 +553,7 @@ fn install_all(
     plan: &Plan,
     venv: &VenvPaths,
     progress: &Progress,
-) -> Result<Vec<InstallReport>, Failure> {
+) -> Result<(Vec<InstallReport>, Vec<bool>), Failure> {
     let layout = Layout {
         root: venv.root.clone(),
         site_packages: venv.site_packages.clone(),
@@ -542,6 +570,21 @@ fn install_all(
         let range = payload.stored_range(&wheel.path)?;
         let filename: WheelFilename = wheel.filename.parse()?;
         ranges.push((filename, range, wheel.sha256.as_str()));
+    }
+    // Byte-code compiled at pack time by this very interpreter version (same magic number and
+    // cache tag); any other wheel is compiled after the install.
+    let mut bundles: Vec<Option<(u64, (u64, u64))>> = Vec::with_capacity(plan.wheels.len());
+    let manifest = payload.manifest().clone();
+    for wheel in &plan.wheels {
+        let bundle = manifest.bytecode.iter().find(|bundle| {
+            bundle.wheel == wheel.path
+                && bundle.magic == interpreter.magic
+                && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
+        });
+        bundles.push(match bundle {
+            Some(bundle) => Some((bundle.source_mtime, payload.stored_range(&bundle.path)?)),
+            None => None,
+        });
     }
     let file = payload.file();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -562,21 +605,46 @@ fn install_all(
         });
     let mut archives = Vec::with_capacity(opened.len());
     let mut prepared = Vec::with_capacity(opened.len());
-    for result in opened {
-        let (archive, wheel) = result?;
+    for (result, bundle) in opened.into_iter().zip(&bundles) {
+        let (archive, mut wheel) = result?;
+        if let Some((mtime, _)) = bundle {
+            wheel.set_source_mtime(UNIX_EPOCH + std::time::Duration::from_secs(*mtime));
+        }
         archives.push(archive);
         prepared.push(wheel);
     }
+    let mut bytecode: Vec<(usize, OpenBundle<'_>)> = Vec::new();
+    for (wheel, bundle) in bundles.iter().enumerate() {
+        let Some((_, (start, len))) = bundle else {
+            continue;
+        };
+        let opened = open_bundle(
+            Section::new(file, *start, *len),
+            &plan.wheels[wheel].filename,
+        )?;
+        bytecode.push((wheel, opened));
+    }
 
     // 2. Every member of every wheel, biggest first.
-    let mut tasks: Vec<(usize, usize, u64)> = prepared
+    let mut tasks: Vec<(Task, u64)> = prepared
         .iter()
         .enumerate()
         .flat_map(|(wheel, p)| {
-            (0..p.members()).map(move |member| (wheel, member, p.member_size(member)))
+            (0..p.members()).map(move |member| (Task::Member(wheel, member), p.member_size(member)))
         })
+        .chain(
+            bytecode
+                .iter()
+                .enumerate()
+                .flat_map(|(bundle, (_, (_, members)))| {
+                    members
+                        .iter()
+                        .enumerate()
+                        .map(move |(member, (_, size))| (Task::Bytecode(bundle, member), *size))
+                }),
+        )
         .collect();
-    tasks.sort_by_key(|task| std::cmp::Reverse(task.2));
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.1));
     progress.phase("installing", tasks.len() as u64);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -590,21 +658,41 @@ fn install_all(
                 // parsed central directories) and keeps its own directory cache.
                 let mut local: Vec<Option<ZipArchive<Section<'_>>>> =
                     archives.iter().map(|_| None).collect();
+                let mut local_bytecode: Vec<Option<ZipArchive<Section<'_>>>> =
+                    bytecode.iter().map(|_| None).collect();
                 let mut writer = TreeWriter::new(&layout.root);
                 let mut done = Vec::new();
                 while !failed.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(wheel, member, _)) = tasks.get(index) else {
+                    let Some((task, _)) = tasks.get(index) else {
                         break;
                     };
-                    let archive = local[wheel].get_or_insert_with(|| archives[wheel].clone());
-                    match extract_member(archive, &prepared[wheel], member, &layout, &mut writer) {
-                        Ok(outcome) => done.push((wheel, member, outcome)),
-                        Err(error) => {
-                            failed.store(true, Ordering::Relaxed);
-                            lock(&first_error).get_or_insert(Failure::from(error));
-                            break;
+                    let result = match *task {
+                        Task::Member(wheel, member) => {
+                            let archive =
+                                local[wheel].get_or_insert_with(|| archives[wheel].clone());
+                            extract_member(archive, &prepared[wheel], member, &layout, &mut writer)
+                                .map(|outcome| done.push((wheel, member, outcome)))
+                                .map_err(Failure::from)
                         }
+                        Task::Bytecode(bundle, member) => {
+                            let (wheel, (archive, members)) = &bytecode[bundle];
+                            let archive =
+                                local_bytecode[bundle].get_or_insert_with(|| archive.clone());
+                            write_bytecode(
+                                archive,
+                                member,
+                                &members[member].0,
+                                &layout,
+                                &mut writer,
+                                &plan.wheels[*wheel].filename,
+                            )
+                        }
+                    };
+                    if let Err(error) = result {
+                        failed.store(true, Ordering::Relaxed);
+                        lock(&first_error).get_or_insert(error);
+                        break;
                     }
                     progress.step();
                 }
@@ -632,7 +720,85 @@ fn install_all(
         debug!(name = %report.name, version = %report.version, files = report.files, "installed");
         reports.push(report);
     }
-    Ok(reports)
+    let precompiled = bundles.iter().map(Option::is_some).collect();
+    Ok((reports, precompiled))
+}
+
+/// One unit of install work.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    /// Member `.1` of wheel `.0`.
+    Member(usize, usize),
+    /// `.pyc` file `.1` of byte-code bundle `.0`.
+    Bytecode(usize, usize),
+}
+
+/// A byte-code bundle's archive and its members' names and sizes.
+type OpenBundle<'a> = (ZipArchive<Section<'a>>, Vec<(String, u64)>);
+
+/// Opens a byte-code bundle and checks every member: a `.pyc` file in a `__pycache__`
+/// directory, under a safe name, once.
+fn open_bundle<'a>(section: Section<'a>, wheel: &str) -> Result<OpenBundle<'a>, Failure> {
+    let corrupt =
+        |reason: String| Failure::new(code::CORRUPT, format!("byte-code of {wheel}: {reason}"));
+    let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
+    if archive.has_duplicate_names() {
+        return Err(corrupt("duplicate entry".into()));
+    }
+    let mut members = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|error| corrupt(error.to_string()))?;
+        let name = std::str::from_utf8(entry.name_raw())
+            .map_err(|_| corrupt("a name is not UTF-8".into()))?
+            .to_string();
+        validate_member_name(&name).map_err(|reason| corrupt(format!("{name:?}: {reason}")))?;
+        if !name.ends_with(".pyc") || !name.contains("__pycache__/") || entry.is_symlink() {
+            return Err(corrupt(format!(
+                "{name:?} is not a .pyc file in __pycache__"
+            )));
+        }
+        if entry.size() > MAX_BYTECODE_BYTES {
+            return Err(corrupt(format!("{name:?} is implausibly large")));
+        }
+        members.push((name, entry.size()));
+    }
+    Ok((archive, members))
+}
+
+/// The largest `.pyc` file accepted from a bundle.
+const MAX_BYTECODE_BYTES: u64 = 64 << 20;
+
+/// Writes `.pyc` file `member` of a bundle into site-packages.
+fn write_bytecode(
+    archive: &mut ZipArchive<Section<'_>>,
+    member: usize,
+    name: &str,
+    layout: &Layout,
+    writer: &mut TreeWriter,
+    wheel: &str,
+) -> Result<(), Failure> {
+    let corrupt = |reason: String| {
+        Failure::new(
+            code::CORRUPT,
+            format!("byte-code of {wheel}: {name}: {reason}"),
+        )
+    };
+    let entry = archive
+        .by_index(member)
+        .map_err(|error| corrupt(error.to_string()))?;
+    let declared = entry.size();
+    let mut content = Vec::with_capacity(declared as usize);
+    entry
+        .take(declared + 1)
+        .read_to_end(&mut content)
+        .map_err(|error| corrupt(error.to_string()))?;
+    if content.len() as u64 != declared {
+        return Err(corrupt("its size differs from the zip header".into()));
+    }
+    writer.write_all(&format!("{}/{name}", layout.site_packages), &content, 0o644)?;
+    Ok(())
 }
 
 /// Locks a mutex, taking its data even if another thread panicked holding it.

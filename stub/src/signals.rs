@@ -45,7 +45,14 @@ pub fn install() {
             } else {
                 tree.clone()
             };
-            let _ = std::fs::remove_dir_all(doomed);
+            // A write already under way when the tree moved may still land in it; try again
+            // until it is gone (bounded: a second at most).
+            for _ in 0..100 {
+                if std::fs::remove_dir_all(&doomed).is_ok() || !doomed.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         eprintln!(
             "pysfx: interrupted by {signal}; removed the unfinished release, nothing was installed"

@@ -466,6 +466,7 @@ pub fn raw_artifact(
         bootstrap: Vec::new(),
         unpacked_bytes: 1 << 20,
         stub_glibc: None,
+        bytecode: Vec::new(),
     };
     tamper(&mut manifest);
     let stub = std::fs::read(test_stub().0).expect("read stub");

@@ -13,7 +13,7 @@ mod trailer;
 mod writer;
 
 pub use manifest::{
-    AppInfo, Manifest, Target, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME,
+    AppInfo, BytecodeBundle, Manifest, Target, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME,
 };
 pub use reader::{Payload, Section};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};

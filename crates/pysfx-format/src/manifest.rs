@@ -34,6 +34,29 @@ pub struct Manifest {
     /// Highest glibc version the stub needs, as read from its ELF by the packer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stub_glibc: Option<String>,
+    /// Byte-code compiled at pack time, per wheel and interpreter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bytecode: Vec<BytecodeBundle>,
+}
+
+/// The `.pyc` files of one wheel for one interpreter, compiled at pack time: a stored zip whose
+/// members are site-packages-relative paths (`pkg/__pycache__/mod.cpython-311.pyc`). They are
+/// timestamp-based `.pyc` files for sources whose mtime is `source_mtime`, so the stub writes
+/// the wheel's `.py` files with that mtime and the `.pyc` files stay valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytecodeBundle {
+    /// Payload path of the wheel the byte-code belongs to.
+    pub wheel: String,
+    /// Payload path of the bundle: `bytecode/<first 16 hex of the wheel's sha256>/<cache_tag>.zip`.
+    pub path: String,
+    /// `importlib.util.MAGIC_NUMBER` of the compiling interpreter, hex.
+    pub magic: String,
+    /// `sys.implementation.cache_tag`, e.g. `cpython-311`.
+    pub cache_tag: String,
+    /// Seconds since the epoch recorded in every `.pyc` as its source's mtime.
+    pub source_mtime: u64,
+    /// How many `.py` files the bundle covers.
+    pub files: u64,
 }
 
 /// The application code stored as `<name>/` in the payload.

@@ -155,6 +155,7 @@ fn empty_manifest() -> Manifest {
         bootstrap: Vec::new(),
         unpacked_bytes: 0,
         stub_glibc: None,
+        bytecode: Vec::new(),
     }
 }
 

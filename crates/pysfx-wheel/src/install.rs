@@ -111,9 +111,16 @@ pub struct PreparedWheel {
     planned: Vec<Planned>,
     recorded: HashMap<String, RecordEntry>,
     scripts: Vec<EntryPoint>,
+    source_mtime: Option<std::time::SystemTime>,
 }
 
 impl PreparedWheel {
+    /// Gives every `.py` file written to site-packages this mtime, so that timestamp-based
+    /// `.pyc` files compiled elsewhere for the same sources stay valid.
+    pub fn set_source_mtime(&mut self, mtime: std::time::SystemTime) {
+        self.source_mtime = Some(mtime);
+    }
+
     /// How many members [`extract_member`] has to write.
     pub fn members(&self) -> usize {
         self.planned.len()
@@ -399,6 +406,7 @@ pub fn prepare_wheel<R: Read + Seek>(
         planned,
         recorded,
         scripts: script_names,
+        source_mtime: None,
     })
 }
 
@@ -449,8 +457,10 @@ pub fn extract_member<R: Read + Seek>(
         writer.write_all(&plan.destination, &content, mode)?;
         (hash_bytes(&content), content.len() as u64)
     } else {
+        let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
+        let mtime = prepared.source_mtime.filter(|_| is_source);
         let (hash, size) = writer
-            .copy(&plan.destination, entry.take(declared + 1), mode)
+            .copy(&plan.destination, entry.take(declared + 1), mode, mtime)
             .map_err(|error| match error {
                 CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
                 CopyError::Write(error) => error,
@@ -739,7 +749,8 @@ impl<'a> TreeWriter<'a> {
         Ok((file, path))
     }
 
-    fn write_all(
+    /// Writes `content` to `destination` (relative to the root), creating its directories.
+    pub fn write_all(
         &mut self,
         destination: &str,
         content: &[u8],
@@ -756,6 +767,7 @@ impl<'a> TreeWriter<'a> {
         destination: &str,
         mut reader: impl Read,
         mode: u32,
+        mtime: Option<std::time::SystemTime>,
     ) -> Result<(String, u64), CopyError> {
         let (mut file, path) = self.open(destination, mode).map_err(CopyError::Write)?;
         let mut hasher = Sha256::new();
@@ -779,6 +791,14 @@ impl<'a> TreeWriter<'a> {
         };
         self.buffer = buffer;
         result?;
+        if let Some(mtime) = mtime {
+            file.set_modified(mtime).map_err(|source| {
+                CopyError::Write(WheelError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+        }
         Ok((hash_digest(&hasher.finalize()), size))
     }
 }

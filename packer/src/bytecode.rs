@@ -1,0 +1,181 @@
+//! Byte-code compiled at pack time, when a set's interpreter is at hand: the stub then writes
+//! the `.pyc` files instead of running the compiler, which is most of an install's time.
+//!
+//! The `.pyc` files are the default, timestamp-based kind every CPython from 3.6 reads: they
+//! record the source's size and mtime. Sources are compiled with their mtime set to a fixed
+//! epoch, and the stub gives the installed sources that same mtime, so the `.pyc` files are
+//! valid where they land. The path compiled into them is a placeholder; importlib replaces a
+//! code object's file name with the real source path when it loads a `.pyc`
+//! (`_imp._fix_co_filename`), so tracebacks name the installed files.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use pysfx_format::BytecodeBundle;
+use pysfx_venv::{compile, CompileJob, Interpreter};
+use tracing::info;
+use zip::write::SimpleFileOptions;
+
+/// A bundle made for one wheel: the manifest record and the file to store.
+pub struct Built {
+    pub bundle: BytecodeBundle,
+    pub file: PathBuf,
+}
+
+/// The site-packages-relative path a wheel member is installed to, when it is a module source
+/// that pip would byte-compile (the root and `.data/purelib|platlib`).
+fn source_destination(member: &str) -> Option<&str> {
+    if !member.ends_with(".py") {
+        return None;
+    }
+    let (top, rest) = member.split_once('/').unwrap_or(("", member));
+    if top.ends_with(".data") {
+        return rest
+            .strip_prefix("purelib/")
+            .or_else(|| rest.strip_prefix("platlib/"));
+    }
+    Some(member)
+}
+
+/// Compiles every module source of `wheels` (payload path, file, sha256) with `interpreter`
+/// and packs each wheel's `.pyc` files into a bundle under `work`.
+pub fn build_bundles(
+    interpreter: &Interpreter,
+    wheels: &[(String, PathBuf, String)],
+    work: &Path,
+    epoch: u64,
+) -> Result<Vec<Built>> {
+    let cache_tag = interpreter
+        .cache_tag
+        .clone()
+        .ok_or_else(|| anyhow!("{} has no byte-code cache tag", interpreter.requested))?;
+    let mtime = UNIX_EPOCH + Duration::from_secs(epoch);
+    let root = work.join(format!("bytecode-{cache_tag}"));
+    let mut jobs = Vec::new();
+    let mut sources: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, file, sha256) in wheels {
+        let key = sha256[..16].to_string();
+        if sources.contains_key(&key) {
+            continue;
+        }
+        let tree = root.join(&key);
+        let mut archive = zip::ZipArchive::new(
+            File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
+        )
+        .with_context(|| format!("{}: not a readable zip", file.display()))?;
+        let mut count = 0;
+        for index in 0..archive.len() {
+            let mut entry = archive.by_index(index)?;
+            let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+            let Some(relative) = source_destination(&name) else {
+                continue;
+            };
+            pysfx_wheel::validate_member_name(relative)
+                .map_err(|reason| anyhow!("{}: {name:?}: {reason}", file.display()))?;
+            let path = tree.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content)?;
+            let mut output = File::create(&path)?;
+            output.write_all(&content)?;
+            output.set_modified(mtime)?;
+            let directory = Path::new("/pysfx-bytecode")
+                .join(&key)
+                .join(Path::new(relative).parent().unwrap_or(Path::new("")));
+            jobs.push(CompileJob {
+                path,
+                display_directory: directory.to_string_lossy().into_owned(),
+            });
+            count += 1;
+        }
+        sources.insert(key, count);
+    }
+    info!(
+        "compiling {} modules with {} (CPython {})",
+        jobs.len(),
+        interpreter.executable.display(),
+        interpreter.version()
+    );
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    compile(&interpreter.executable, &jobs, workers, &|_| {}, &|| {})?;
+
+    let mut built = Vec::new();
+    for (payload_path, _, sha256) in wheels {
+        let key = &sha256[..16];
+        let tree = root.join(key);
+        let bundle_file = work.join(format!("bytecode-{key}-{cache_tag}.zip"));
+        let mut pyc_files = Vec::new();
+        collect_pyc(&tree, &tree, &mut pyc_files)?;
+        if pyc_files.is_empty() {
+            continue;
+        }
+        pyc_files.sort();
+        let mut writer = zip::ZipWriter::new(File::create(&bundle_file)?);
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(0o644);
+        for relative in &pyc_files {
+            writer.start_file(relative.as_str(), options)?;
+            writer.write_all(&std::fs::read(tree.join(relative))?)?;
+        }
+        writer.finish()?;
+        built.push(Built {
+            bundle: BytecodeBundle {
+                wheel: payload_path.clone(),
+                path: format!("bytecode/{key}/{cache_tag}.zip"),
+                magic: interpreter.magic.clone(),
+                cache_tag: cache_tag.clone(),
+                source_mtime: epoch,
+                files: sources.get(key).copied().unwrap_or(0),
+            },
+            file: bundle_file,
+        });
+    }
+    Ok(built)
+}
+
+/// Every `.pyc` under `directory`, relative to `root`, `/`-separated.
+fn collect_pyc(root: &Path, directory: &Path, out: &mut Vec<String>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_pyc(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "pyc") {
+            let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            out.push(relative);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_sources_and_where_they_go() {
+        let cases = [
+            ("pkg/mod.py", Some("pkg/mod.py")),
+            ("pkg-1.0.data/purelib/extra/x.py", Some("extra/x.py")),
+            ("pkg-1.0.data/platlib/fast.py", Some("fast.py")),
+            ("pkg-1.0.data/scripts/tool.py", None),
+            ("pkg-1.0.data/data/share/x.py", None),
+            ("pkg/data.txt", None),
+            ("pkg-1.0.dist-info/METADATA", None),
+        ];
+        for (member, expected) in cases {
+            assert_eq!(source_destination(member), expected, "{member}");
+        }
+    }
+}
