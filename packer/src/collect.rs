@@ -25,7 +25,7 @@ pub fn pip_wheel(python: &str, requirements: &[PathBuf], out: &Path) -> Result<(
             "wheel",
             "--disable-pip-version-check",
             "--no-input",
-            "-q",
+            quiet_unless_terminal(),
             "-w",
         ])
         .arg(out);
@@ -70,7 +70,7 @@ pub fn pip_download_target(
         "download",
         "--disable-pip-version-check",
         "--no-input",
-        "-q",
+        quiet_unless_terminal(),
         "--only-binary=:all:",
         "--implementation",
         "cp",
@@ -129,7 +129,7 @@ pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path
                 "download",
                 "--disable-pip-version-check",
                 "--no-input",
-                "-q",
+                quiet_unless_terminal(),
                 "--only-binary=:all:",
                 "--no-deps",
                 "--implementation",
@@ -147,6 +147,15 @@ pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path
         )?;
     }
     Ok(())
+}
+
+/// On a terminal pip shows its own progress while it collects; in logs it stays quiet.
+fn quiet_unless_terminal() -> &'static str {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        "--progress-bar=on"
+    } else {
+        "-q"
+    }
 }
 
 fn run_pip(mut command: Command, what: &str) -> Result<()> {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pysfx_format::{Payload, Section};
+use pysfx_format::{Payload, Section, WheelEntry};
 use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
 use pysfx_wheel::{
     extract_member, finish_wheel, prepare_wheel, validate_member_name, InstallReport, Layout,
@@ -589,9 +589,52 @@ fn install_all(
     let file = payload.file();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
 
+    // Wheels go in batches of about BATCH_BYTES unpacked, so the central directories and plans
+    // held at once (and so the memory) stay bounded however large the payload is.
+    let total: u64 = plan.wheels.iter().map(|wheel| wheel.unpacked_bytes).sum();
+    progress.phase("installing", total);
+    let mut reports = Vec::with_capacity(plan.wheels.len());
+    let mut precompiled = Vec::with_capacity(plan.wheels.len());
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0u64;
+    for index in 0..plan.wheels.len() {
+        batch.push(index);
+        batch_bytes += plan.wheels[index].unpacked_bytes;
+        if batch_bytes >= BATCH_BYTES || index + 1 == plan.wheels.len() {
+            let ranges: Vec<_> = batch.iter().map(|&i| ranges[i].clone()).collect();
+            let bundles: Vec<_> = batch.iter().map(|&i| bundles[i]).collect();
+            let wheels: Vec<&WheelEntry> = batch.iter().map(|&i| &plan.wheels[i]).collect();
+            let (batch_reports, batch_precompiled) =
+                install_batch(file, &ranges, &bundles, &wheels, &layout, threads, progress)?;
+            reports.extend(batch_reports);
+            precompiled.extend(batch_precompiled);
+            batch.clear();
+            batch_bytes = 0;
+        }
+    }
+    Ok((reports, precompiled))
+}
+
+/// Unpacked bytes of wheels installed together.
+const BATCH_BYTES: u64 = 96 << 20;
+
+/// A wheel's name, its byte range in the artifact, and its manifest digest.
+type WheelRange<'a> = (WheelFilename, (u64, u64), &'a str);
+
+/// Installs one batch of wheels: each checked and planned, then all their members (and
+/// byte-code) spread over the threads, biggest first, then each finished.
+fn install_batch(
+    file: &std::fs::File,
+    ranges: &[WheelRange<'_>],
+    bundles: &[Option<(u64, (u64, u64))>],
+    wheels: &[&WheelEntry],
+    layout: &Layout,
+    threads: usize,
+    progress: &Progress,
+) -> Result<(Vec<InstallReport>, Vec<bool>), Failure> {
     // 1. Digest, central directory and plan of every wheel, in parallel.
     let opened: Vec<Result<(ZipArchive<Section<'_>>, PreparedWheel), Failure>> =
-        parallel_map(&ranges, threads, |(filename, (start, len), sha256)| {
+        parallel_map(ranges, threads, |(filename, (start, len), sha256)| {
             check_digest(Section::new(file, *start, *len), filename, sha256)?;
             let mut archive =
                 ZipArchive::new(Section::new(file, *start, *len)).map_err(|source| {
@@ -600,12 +643,12 @@ fn install_all(
                         source,
                     }
                 })?;
-            let prepared = prepare_wheel(&mut archive, filename, &layout)?;
+            let prepared = prepare_wheel(&mut archive, filename, layout)?;
             Ok((archive, prepared))
         });
     let mut archives = Vec::with_capacity(opened.len());
     let mut prepared = Vec::with_capacity(opened.len());
-    for (result, bundle) in opened.into_iter().zip(&bundles) {
+    for (result, bundle) in opened.into_iter().zip(bundles) {
         let (archive, mut wheel) = result?;
         if let Some((mtime, _)) = bundle {
             wheel.set_source_mtime(UNIX_EPOCH + std::time::Duration::from_secs(*mtime));
@@ -618,10 +661,7 @@ fn install_all(
         let Some((_, (start, len))) = bundle else {
             continue;
         };
-        let opened = open_bundle(
-            Section::new(file, *start, *len),
-            &plan.wheels[wheel].filename,
-        )?;
+        let opened = open_bundle(Section::new(file, *start, *len), &wheels[wheel].filename)?;
         bytecode.push((wheel, opened));
     }
 
@@ -645,7 +685,6 @@ fn install_all(
         )
         .collect();
     tasks.sort_by_key(|task| std::cmp::Reverse(task.1));
-    progress.phase("installing", tasks.len() as u64);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let outcomes: Mutex<Vec<Vec<(usize, MemberOutcome)>>> =
@@ -671,7 +710,7 @@ fn install_all(
                         Task::Member(wheel, member) => {
                             let archive =
                                 local[wheel].get_or_insert_with(|| archives[wheel].clone());
-                            extract_member(archive, &prepared[wheel], member, &layout, &mut writer)
+                            extract_member(archive, &prepared[wheel], member, layout, &mut writer)
                                 .map(|outcome| done.push((wheel, member, outcome)))
                                 .map_err(Failure::from)
                         }
@@ -683,9 +722,9 @@ fn install_all(
                                 archive,
                                 member,
                                 &members[member].0,
-                                &layout,
+                                layout,
                                 &mut writer,
-                                &plan.wheels[*wheel].filename,
+                                &wheels[*wheel].filename,
                             )
                         }
                     };
@@ -694,7 +733,7 @@ fn install_all(
                         lock(&first_error).get_or_insert(error);
                         break;
                     }
-                    progress.step();
+                    progress.advance(tasks[index].1);
                 }
                 let mut outcomes = lock(&outcomes);
                 for (wheel, member, outcome) in done {
@@ -716,7 +755,7 @@ fn install_all(
     for (wheel, mut members) in prepared.iter().zip(outcomes) {
         members.sort_by_key(|(member, _)| *member);
         let members = members.into_iter().map(|(_, outcome)| outcome).collect();
-        let report = finish_wheel(wheel, members, &layout, &mut writer)?;
+        let report = finish_wheel(wheel, members, layout, &mut writer)?;
         debug!(name = %report.name, version = %report.version, files = report.files, "installed");
         reports.push(report);
     }

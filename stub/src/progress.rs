@@ -35,6 +35,12 @@ impl Progress {
         }
     }
 
+    pub fn advance(&self, amount: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(amount);
+        }
+    }
+
     pub fn step(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);

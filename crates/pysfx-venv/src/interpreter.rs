@@ -89,7 +89,9 @@ impl Interpreter {
     /// anything older than 3.6 is refused with its version named.
     pub fn query(python: &str) -> Result<Interpreter, VenvError> {
         let output = Command::new(python)
-            .args(["-I", "-c", QUERY_SCRIPT])
+            // -I: no environment, user site or working directory; -S: no site (its .pth files
+            // can cost more than the query).
+            .args(["-I", "-S", "-c", QUERY_SCRIPT])
             .stdin(Stdio::null())
             .output()
             .map_err(|source| VenvError::NotRunnable {
