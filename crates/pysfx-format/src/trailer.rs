@@ -59,6 +59,11 @@ impl Trailer {
             .parse()
             .map_err(|_| "offset is not a number".to_string())?;
         let mut sha256 = [0u8; 32];
+        // from_str_radix accepts a leading '+': check the digits first, so that exactly one
+        // spelling of a digest is valid.
+        if !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err("digest is not lower-case hex".into());
+        }
         for (index, chunk) in digest.as_bytes().chunks(2).enumerate() {
             let pair = std::str::from_utf8(chunk).map_err(|_| "bad digest".to_string())?;
             sha256[index] =
@@ -207,6 +212,8 @@ mod tests {
             (good[..good.len() - 1].to_string(), "length"),
             (good.replacen("0000000005", "000000000x", 1), "number"),
             (format!("{}zz", &good[..good.len() - 2]), "hex"),
+            (format!("{}+1", &good[..good.len() - 2]), "sign"),
+            (format!("{}AB", &good[..good.len() - 2]), "upper case"),
         ];
         for (text, what) in cases {
             assert!(Trailer::decode(text.as_bytes()).is_err(), "{what}: {text}");
