@@ -148,7 +148,11 @@ fn the_sample_wheel_installs() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default (each installs a wheel for real); PROPTEST_CASES overrides.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn damaged_wheels_never_panic_or_escape(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
