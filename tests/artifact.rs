@@ -203,6 +203,11 @@ fn usage_errors_exit_2_and_a_closed_stdout_is_fine() {
         let output = run(Command::new(&artifact).args(&args));
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
+    // With --json, a usage error is still one JSON object.
+    let output = run(Command::new(&artifact).args(["-d", "x", "--json", "--bogus"]));
+    assert_eq!(output.status.code(), Some(2));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(value["exit_code"], 2);
     let output = run(Command::new("sh")
         .arg("-c")
         .arg(format!("'{}' --list | head -1", artifact.display())));
@@ -238,8 +243,25 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     let foreign = work.path().join("releases/foreign");
     std::fs::create_dir_all(&foreign).expect("mkdir");
     std::fs::write(foreign.join("precious.txt"), "keep me").expect("write");
-    let (code, _, stderr) = install(&artifact, &python_args(&foreign, &python));
+    let (code, failure, stderr) = install(&artifact, &python_args(&foreign, &python));
     assert_eq!(code, 5, "{stderr}");
+    for key in [
+        "changed",
+        "dest",
+        "python",
+        "python_version",
+        "wheels_installed",
+        "files",
+        "bytes",
+        "seconds",
+        "error",
+        "exit_code",
+    ] {
+        assert!(
+            failure.get(key).is_some(),
+            "the failure JSON lacks {key}: {failure}"
+        );
+    }
     assert_eq!(listing(&foreign), vec!["precious.txt"]);
     let mut args = python_args(&foreign, &python);
     args.push(OsStr::new("--force"));
@@ -248,6 +270,19 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     assert_eq!(result["changed"], true);
     assert!(!foreign.join("precious.txt").exists());
     assert!(foreign.join("venv/bin/python").exists());
+    // --force over a plain file, then an incomplete release: neither leaves litter.
+    let file_dest = work.path().join("releases/file");
+    std::fs::write(&file_dest, "x").expect("write");
+    let mut args = python_args(&file_dest, &python);
+    args.push(OsStr::new("--force"));
+    let (code, _, stderr) = install(&artifact, &args);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::remove_file(destination.join("venv/pyvenv.cfg")).expect("damage the release");
+    let (code, _, stderr) = install(&artifact, &python_args(&destination, &python));
+    assert_eq!(
+        code, 5,
+        "an incomplete release is not 'already installed': {stderr}"
+    );
     let siblings = listing(&work.path().join("releases"));
     assert!(
         siblings

@@ -93,6 +93,60 @@ fn hostile_wheels_are_refused() {
             |_| {},
         );
         assert_refused(work.path(), &artifact, case, message);
+        assert_verify_refuses(&artifact, case);
+    }
+}
+
+/// `pysfx verify` and `--verify` refuse what the install would refuse.
+fn assert_verify_refuses(artifact: &Path, case: &str) {
+    let output = pysfx_e2e::run(
+        std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+            .arg("verify")
+            .arg(artifact),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{case}: pysfx verify passed a hostile artifact"
+    );
+    let output = pysfx_e2e::run(std::process::Command::new(artifact).arg("--verify"));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{case}: --verify passed a hostile artifact"
+    );
+}
+
+#[test]
+fn the_packer_refuses_wheels_the_stub_would_refuse() {
+    for case in ["hashmismatch", "notinrecord", "badscript", "crcstored"] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let wheels = work.path().join("wheels");
+        std::fs::create_dir(&wheels).expect("mkdir");
+        let name = format!("{case}-1.0-py3-none-any.whl");
+        std::fs::copy(evil_wheels().join(&name), wheels.join(&name)).expect("copy");
+        let app = work.path().join("app");
+        std::fs::create_dir(&app).expect("mkdir");
+        std::fs::write(app.join("a.py"), "x = 1\n").expect("write");
+        let (stub, max_glibc) = pysfx_e2e::test_stub();
+        let mut command = std::process::Command::new(&pysfx_e2e::binaries().pysfx);
+        command
+            .arg("pack")
+            .arg("--app")
+            .arg(&app)
+            .arg("--wheels")
+            .arg(&wheels)
+            .arg("--no-bootstrap")
+            .arg("--stub")
+            .arg(stub);
+        if let Some(max_glibc) = max_glibc {
+            command.args(["--max-glibc", max_glibc]);
+        }
+        let output = pysfx_e2e::run(command.arg("-o").arg(work.path().join("x.sfx")));
+        assert_eq!(output.status.code(), Some(1), "{case}: packed");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("invalid wheel"), "{case}: {stderr}");
+        assert!(!work.path().join("x.sfx").exists());
     }
 }
 
@@ -117,6 +171,7 @@ fn hostile_payload_entries_are_refused() {
             |_| {},
         );
         assert_refused(work.path(), &artifact, case, message);
+        assert_verify_refuses(&artifact, case);
     }
 }
 

@@ -139,6 +139,25 @@ fn check_interpreter(python: &Python, work: &Path) {
         !stderr.contains("hunter2"),
         "{version}: a value was printed: {stderr}"
     );
+    // A name the OS refuses (empty) is skipped with one warning; the rest still loads.
+    std::fs::write(
+        destination.join("environment.json"),
+        r#"{"": "x", "GREETING": "hi"}"#,
+    )
+    .expect("write");
+    let output =
+        run(Command::new(&venv_python).args(["-c", "import os; print(os.environ['GREETING'])"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{version}: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "hi",
+        "{version}"
+    );
+    assert!(
+        stderr.lines().count() <= 1 && !stderr.contains("Traceback"),
+        "{version}: {stderr}"
+    );
     std::fs::remove_file(destination.join("environment.json")).expect("remove");
 
     // Scripts: an entry point, a GUI entry point, a #!python .data script, docutils' scripts.

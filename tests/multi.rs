@@ -195,3 +195,32 @@ fn a_cp311_only_artifact_is_refused_by_3_6() {
     );
     assert!(!destination.exists());
 }
+
+#[test]
+fn each_python_gets_a_pip_that_runs_on_it() {
+    // Regression: bootstrap wheels downloaded for 3.6 first were reused for 3.12, whose venv
+    // then had pip 21.3 (which fails on 3.12: no pkgutil.ImpImporter).
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            requirements().as_os_str(),
+            OsStr::new("--python"),
+            python(6).path.as_os_str(),
+            OsStr::new("--python"),
+            python(12).path.as_os_str(),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    for minor in [6, 12] {
+        let (_, venv) = install_with(&artifact, work.path(), minor);
+        let output = run(Command::new(venv.join("bin/python")).args(["-m", "pip", "--version"]));
+        assert!(
+            output.status.success(),
+            "3.{minor}: pip does not run: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

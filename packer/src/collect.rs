@@ -119,8 +119,17 @@ runpy.run_module("pip", run_name="__main__", alter_sys=True)
 "#;
 
 /// pip and setuptools for each Python version, so every venv gets a working pip.
-pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path) -> Result<()> {
+pub fn pip_download_bootstrap(
+    host_python: &str,
+    versions: &[String],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut wheels = Vec::new();
     for version in versions {
+        // One directory per version: pip takes a file already in -d as satisfying "pip", so a
+        // shared one would give every version the first version's pip.
+        let out = out.join(version);
+        std::fs::create_dir_all(&out)?;
         let mut command = Command::new(host_python);
         command
             .args([
@@ -138,15 +147,18 @@ pub fn pip_download_bootstrap(host_python: &str, versions: &[String], out: &Path
                 version,
                 "-d",
             ])
-            .arg(out)
+            .arg(&out)
             .args(["pip", "setuptools"]);
         info!("collecting bootstrap wheels (pip, setuptools) for Python {version}");
         run_pip(
             command,
             &format!("pip download of pip and setuptools for Python {version}"),
         )?;
+        wheels.extend(wheels_in(&out)?);
     }
-    Ok(())
+    wheels.sort();
+    wheels.dedup_by(|a, b| a.file_name() == b.file_name());
+    Ok(wheels)
 }
 
 /// On a terminal pip shows its own progress while it collects; in logs it stays quiet.
@@ -366,6 +378,10 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
             filename.raw_name
         );
     }
+    // Everything the stub will check at install, checked now: a wheel that would be refused
+    // there is refused here.
+    pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename)
+        .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
     Ok(WheelInfo {
         name: filename.name.clone(),
         version: version.to_string(),

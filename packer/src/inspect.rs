@@ -176,7 +176,37 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
             .with_context(|| format!("{path}: {name}"))
             .map_err(corrupt)?;
     }
+    // The names the stub would refuse.
+    let archive = payload.archive();
+    if archive.has_duplicate_names() {
+        return Err(corrupt(anyhow!("{path}: duplicate entries")));
+    }
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(index)
+            .with_context(|| format!("{path}: entry {index}"))
+            .map_err(corrupt)?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        pysfx_wheel::validate_member_name(&name)
+            .map_err(|reason| corrupt(anyhow!("{path}: unsafe entry {name:?}: {reason}")))?;
+        if entry.is_symlink() {
+            return Err(corrupt(anyhow!(
+                "{path}: unsafe entry {name:?}: symbolic link"
+            )));
+        }
+    }
     let manifest = payload.manifest().clone();
+    for wheel in &manifest.wheels {
+        let (start, len) = payload
+            .stored_range(&wheel.path)
+            .map_err(|error| corrupt(error.into()))?;
+        let filename: pysfx_wheel::WheelFilename = wheel
+            .filename
+            .parse()
+            .map_err(|error: pysfx_wheel::WheelError| corrupt(error.into()))?;
+        pysfx_wheel::verify_wheel(Section::new(payload.file(), start, len), &filename)
+            .map_err(|error| corrupt(anyhow!("{path}: {error}")))?;
+    }
     for wheel in &manifest.wheels {
         let (start, len) = payload
             .stored_range(&wheel.path)

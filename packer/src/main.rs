@@ -154,7 +154,11 @@ fn main() -> ExitCode {
         Err((code, error)) => {
             let mut message = format!("error: {error}");
             for cause in error.chain().skip(1) {
-                message.push_str(&format!(": {cause}"));
+                // Library errors already include their source in their own text.
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message.push_str(&format!(": {cause}"));
+                }
             }
             eprintln!("{message}");
             ExitCode::from(code)

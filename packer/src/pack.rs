@@ -317,10 +317,17 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
             bail!("-r {}: no such file", requirement.display());
         }
     }
-    let mut host_python = pythons.first().cloned();
+    // pip for --target and bootstrap downloads runs under the newest --python given (an old
+    // one's pip may not know today's wheel tags), else python3.
+    let mut host_python: Option<String> = None;
+    let mut host_version = (0, 0, 0);
     for (index, python) in pythons.iter().enumerate() {
         let interpreter =
             Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+        if interpreter.version_info > host_version {
+            host_version = interpreter.version_info;
+            host_python = Some(python.clone());
+        }
         let out = work.join(format!("python-{index}"));
         std::fs::create_dir_all(&out)?;
         collect::pip_wheel(python, &args.requirements, &out)?;
@@ -381,12 +388,11 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
-            collect::pip_download_bootstrap(
+            bootstrap = collect::pip_download_bootstrap(
                 &host,
                 &versions.into_iter().collect::<Vec<_>>(),
                 &out,
             )?;
-            bootstrap = collect::wheels_in(&out)?;
         }
     }
     Ok((sets, bootstrap))

@@ -119,6 +119,34 @@ pub fn verify_all(payload: &mut Payload) -> Result<(), Failure> {
                 format!("{}: {name}: {error}", path.display()),
             )
         })?;
+        pysfx_wheel::validate_member_name(&name).map_err(|reason| {
+            Failure::new(
+                code::CORRUPT,
+                format!("{}: unsafe entry {name:?}: {reason}", path.display()),
+            )
+        })?;
+        if entry.is_symlink() {
+            return Err(Failure::new(
+                code::CORRUPT,
+                format!("{}: unsafe entry {name:?}: symbolic link", path.display()),
+            ));
+        }
+    }
+    if archive.has_duplicate_names() {
+        return Err(Failure::new(
+            code::CORRUPT,
+            format!("{}: duplicate entries", path.display()),
+        ));
+    }
+    // Every wheel as the installer would check it, writing nothing.
+    let manifest = payload.manifest().clone();
+    for wheel in &manifest.wheels {
+        let (start, len) = payload.stored_range(&wheel.path)?;
+        let filename: pysfx_wheel::WheelFilename = wheel.filename.parse()?;
+        pysfx_wheel::verify_wheel(
+            pysfx_format::Section::new(payload.file(), start, len),
+            &filename,
+        )?;
     }
     Ok(())
 }

@@ -107,6 +107,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             if !verified {
                 // DEST changed between the first look and the lock.
                 verify(&mut payload, &mut phases)?;
+                verified = true;
             }
             check_free_space(&parent, payload.manifest().unpacked_bytes)?;
             let replace = matches!(existing, Existing::Conflict(_) | Existing::SameRelease);
@@ -122,7 +123,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         }
     };
     let link_moved = match &link {
-        Some(link) => repoint_link(link, &destination)?,
+        Some(link) => {
+            // Moving the link is a write: only for a payload whose digest was checked.
+            let already = std::fs::read_link(link).is_ok_and(|target| target == destination);
+            if !verified && !already {
+                verify(&mut payload, &mut phases)?;
+            }
+            repoint_link(link, &destination)?
+        }
         None => false,
     };
 
@@ -254,8 +262,33 @@ fn inspect_destination(
                 receipt.python_version, receipt.python
             )))
         }
+        Some(receipt) if !looks_complete(destination, &receipt) => Ok(Existing::Conflict(
+            "holds an incomplete install of this release (files are missing)".into(),
+        )),
         Some(_) => Ok(Existing::SameRelease),
     }
+}
+
+/// A cheap completeness check of an installed release: the app, the venv's interpreter and
+/// one `.dist-info` directory per installed wheel are still there.
+fn looks_complete(destination: &Path, receipt: &receipt::Receipt) -> bool {
+    let venv = destination.join("venv");
+    if !destination.join(&receipt.manifest.app.name).is_dir()
+        || !venv.join("pyvenv.cfg").is_file()
+        || !venv.join("bin/python").exists()
+    {
+        return false;
+    }
+    let Ok(versions) = std::fs::read_dir(venv.join("lib")) else {
+        return false;
+    };
+    let dist_infos: usize = versions
+        .flatten()
+        .filter_map(|entry| std::fs::read_dir(entry.path().join("site-packages")).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
+        .count();
+    dist_infos >= receipt.wheels.len()
 }
 
 /// A LINK that exists must be a symlink.
@@ -429,7 +462,19 @@ fn build(
         return Err(failure);
     }
     if replace {
-        let _ = std::fs::remove_dir_all(&old);
+        // What was replaced may be a file or a symlink, not only a tree.
+        let is_dir = std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir());
+        let removed = if is_dir {
+            std::fs::remove_dir_all(&old)
+        } else {
+            std::fs::remove_file(&old)
+        };
+        if let Err(error) = removed {
+            warn!(
+                "could not remove the replaced {}: {error}; the next run removes it",
+                old.display()
+            );
+        }
         signals::unregister(&old);
     }
     if let Some(parent) = destination.parent() {

@@ -21,33 +21,66 @@ use crate::cli::Cli;
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() { 2 } else { 0 };
             // A closed stdout (`--help | head`) is not an error worth a panic.
             let _ = error.print();
+            if code == 2 && std::env::args().any(|arg| arg == "--json") {
+                let message = error.to_string();
+                let first = message.lines().next().unwrap_or("usage error");
+                print_failure_json(first.trim_start_matches("error: "), 2, None, None, 0.0);
+            }
             return ExitCode::from(code);
         }
     };
     init_logging(&cli);
+    signals::set_json(cli.json);
     let json = cli.json;
+    let destination = cli.destination.clone();
+    let python = cli.python();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             tracing::error!("{}", failure.message);
             if json {
-                let object = serde_json::json!({
-                    "error": failure.message,
-                    "exit_code": failure.code,
-                    "changed": false,
-                });
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{object}");
+                print_failure_json(
+                    &failure.message,
+                    failure.code,
+                    destination.as_deref(),
+                    Some(&python),
+                    started.elapsed().as_secs_f64(),
+                );
             }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The one JSON object of a failed `--json` run: SPEC's keys, nothing installed, and the error.
+pub(crate) fn print_failure_json(
+    message: &str,
+    code: u8,
+    destination: Option<&std::path::Path>,
+    python: Option<&str>,
+    seconds: f64,
+) {
+    let object = serde_json::json!({
+        "changed": false,
+        "dest": destination,
+        "python": python,
+        "python_version": null,
+        "wheels_installed": 0,
+        "files": 0,
+        "bytes": 0,
+        "seconds": seconds,
+        "error": message,
+        "exit_code": code,
+    });
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{object}");
 }
 
 /// Human logs go to stderr; `-q` keeps errors only, `-v` adds detail, `PYSFX_LOG` overrides.

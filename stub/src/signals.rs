@@ -12,6 +12,12 @@ use nix::unistd::Pid;
 /// Trees to remove if a signal arrives, and child processes to stop.
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Whether the run promised one JSON object on stdout (`--json`).
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_json(json: bool) {
+    JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
 /// Call before starting any other thread.
@@ -54,10 +60,15 @@ pub fn install() {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
-        eprintln!(
-            "pysfx: interrupted by {signal}; removed the unfinished release, nothing was installed"
+        let message = format!(
+            "interrupted by {signal}; removed the unfinished release, nothing was installed"
         );
-        std::process::exit(128 + signal as i32);
+        eprintln!("pysfx: {message}");
+        let code = 128 + signal as i32;
+        if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::print_failure_json(&message, code as u8, None, None, 0.0);
+        }
+        std::process::exit(code);
     });
 }
 

@@ -7,7 +7,7 @@ use pep440_rs::Version;
 use pysfx_format::{Manifest, WheelEntry, WheelSet};
 use pysfx_venv::Interpreter;
 use pysfx_wheel::{select, Candidate, Missing, Skipped, WheelFilename};
-use tracing::{info, warn};
+use tracing::info;
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +28,23 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
 }
 
-/// Sets in the order they are tried: resolved for this Python version first, then sets for any
-/// target, then the others from the nearest version.
-fn ranked_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a WheelSet> {
+/// The sets this interpreter may use, in the order they are tried: those resolved for its
+/// `X.Y`, then those for any target (`--wheels`). A set resolved for another version is never
+/// used: its environment markers were judged for that version, so it may lack a dependency
+/// this one needs (`typing-extensions; python_version < "3.11"`).
+fn usable_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a WheelSet> {
     let (major, minor) = interpreter.major_minor();
     let own = format!("{major}.{minor}");
-    let rank = |set: &WheelSet| -> (u32, u32) {
-        match &set.target {
-            Some(target) if target.python_version == own => (0, 0),
-            None => (1, 0),
-            Some(target) => {
-                let other_minor = target
-                    .python_version
-                    .split('.')
-                    .nth(1)
-                    .and_then(|m| m.parse::<u32>().ok())
-                    .unwrap_or(u32::MAX);
-                (2, other_minor.abs_diff(minor))
-            }
-        }
-    };
-    let mut sets: Vec<&WheelSet> = manifest.sets.iter().collect();
-    sets.sort_by_key(|set| rank(set));
+    let mut sets: Vec<&WheelSet> = manifest
+        .sets
+        .iter()
+        .filter(|set| {
+            set.target
+                .as_ref()
+                .is_none_or(|target| target.python_version == own)
+        })
+        .collect();
+    sets.sort_by_key(|set| set.target.is_none());
     sets
 }
 
@@ -64,11 +59,42 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         ))
     })?;
     let mut first_failure: Option<(String, Vec<Missing>)> = None;
-    let sets = ranked_sets(manifest, interpreter);
-    let own_version = format!(
-        "{}.{}",
-        interpreter.version_info.0, interpreter.version_info.1
-    );
+    let sets = usable_sets(manifest, interpreter);
+    if sets.is_empty() && !manifest.sets.is_empty() {
+        // Say which distributions of the nearest set this interpreter could not use anyway.
+        let names: Vec<&str> = manifest.sets.iter().map(|set| set.name.as_str()).collect();
+        let mut detail = String::new();
+        if let Some(nearest) = manifest.sets.first() {
+            let candidates = set_candidates(manifest, nearest)?;
+            let selection = select(&candidates, &tags, &python);
+            let lacking: Vec<String> = selection
+                .missing
+                .iter()
+                .map(|missing| missing.name.clone())
+                .chain(selection.skipped.iter().map(|skipped| skipped.name.clone()))
+                .collect();
+            if !lacking.is_empty() {
+                detail = format!(
+                    "; set {} has no wheel it accepts for {}",
+                    nearest.name,
+                    lacking.join(", ")
+                );
+            }
+        }
+        let best: Vec<String> = tags
+            .tags()
+            .iter()
+            .take(3)
+            .map(ToString::to_string)
+            .collect();
+        return Err(PlanError::NoCompatibleWheel(format!(
+            "this artifact has no wheel set for CPython {} (it has {}){detail}; CPython {} here accepts {} … py3-none-any (pack a set for it with --python or --target)",
+            interpreter.version(),
+            names.join(", "),
+            interpreter.version(),
+            best.join(", "),
+        )));
+    }
     if sets.is_empty() {
         return Ok(Plan {
             set_name: "none".into(),
@@ -77,38 +103,8 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         });
     }
     for set in sets {
-        let mut candidates = Vec::new();
-        let mut names = HashSet::new();
-        for path in &set.wheels {
-            let entry = wheel_entry(manifest, path)?;
-            names.insert(entry.name.clone());
-            candidates.push(candidate(entry)?);
-        }
-        for path in &manifest.bootstrap {
-            let entry = wheel_entry(manifest, path)?;
-            if !names.contains(&entry.name) {
-                candidates.push(candidate(entry)?);
-            }
-        }
-        let mut selection = select(&candidates, &tags, &python);
-        // A set resolved for another Python version may lack what this one needs (markers were
-        // evaluated for that version): a distribution it would have to skip disqualifies it.
-        let foreign = set
-            .target
-            .as_ref()
-            .is_some_and(|target| target.python_version != own_version);
-        if foreign {
-            let skipped = std::mem::take(&mut selection.skipped);
-            selection
-                .missing
-                .extend(skipped.into_iter().map(|skipped| Missing {
-                    name: skipped.name,
-                    offered: vec![(
-                        format!("Requires-Python {}", skipped.requires_python),
-                        "Python version",
-                    )],
-                }));
-        }
+        let candidates = set_candidates(manifest, set)?;
+        let selection = select(&candidates, &tags, &python);
         if selection.missing.is_empty() {
             for skipped in &selection.skipped {
                 info!(
@@ -116,20 +112,6 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
                     requires_python = %skipped.requires_python,
                     "skipped: no wheel of it supports Python {}",
                     interpreter.version()
-                );
-            }
-            if set.target.as_ref().is_some_and(|target| {
-                target.python_version
-                    != format!(
-                        "{}.{}",
-                        interpreter.version_info.0, interpreter.version_info.1
-                    )
-            }) {
-                warn!(
-                    set = %set.name,
-                    "no wheel set was resolved for Python {}; using the set {} whose wheels it accepts",
-                    interpreter.version(),
-                    set.name
                 );
             }
             return Ok(Plan {
@@ -167,6 +149,27 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
             best.join(", "),
         ),
     ))
+}
+
+/// A set's wheels plus the bootstrap wheels of the distributions it lacks.
+fn set_candidates(
+    manifest: &Manifest,
+    set: &WheelSet,
+) -> Result<Vec<Candidate<WheelEntry>>, PlanError> {
+    let mut candidates = Vec::new();
+    let mut names = HashSet::new();
+    for path in &set.wheels {
+        let entry = wheel_entry(manifest, path)?;
+        names.insert(entry.name.clone());
+        candidates.push(candidate(entry)?);
+    }
+    for path in &manifest.bootstrap {
+        let entry = wheel_entry(manifest, path)?;
+        if !names.contains(&entry.name) {
+            candidates.push(candidate(entry)?);
+        }
+    }
+    Ok(candidates)
 }
 
 fn wheel_entry<'a>(manifest: &'a Manifest, path: &str) -> Result<&'a WheelEntry, PlanError> {

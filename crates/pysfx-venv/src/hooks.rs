@@ -58,7 +58,8 @@ def load():
             continue
         try:
             os.environ[str(key)] = _as_text(value)
-        except (ValueError, TypeError):
+        except Exception:
+            # An empty name or one with "=" or NUL: the OS refuses it (OSError on 3.9+).
             sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
 "#;
 

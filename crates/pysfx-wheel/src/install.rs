@@ -101,6 +101,61 @@ pub fn install_wheel<R: Read + Seek>(
     finish_wheel(&prepared, outcomes, layout, &mut writer)
 }
 
+/// Checks a wheel as the installer would, writing nothing: member names and kinds, metadata,
+/// RECORD (every member listed, every hash and size right), entry points and destinations.
+/// The packer and `verify` run it so that an artifact that verifies also installs.
+pub fn verify_wheel<R: Read + Seek>(reader: R, filename: &WheelFilename) -> Result<(), WheelError> {
+    let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
+        wheel: filename.to_string(),
+        source,
+    })?;
+    let layout = Layout {
+        root: std::path::PathBuf::from("/nonexistent"),
+        site_packages: "lib/python3/site-packages".into(),
+        python_version: (3, 0),
+        shebang_python: "/nonexistent/bin/python".into(),
+        installer: "pysfx".into(),
+    };
+    let prepared = prepare_wheel(&mut archive, filename, &layout)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    for plan in &prepared.planned {
+        let entry = archive
+            .by_index(plan.index)
+            .map_err(|source| WheelError::Zip {
+                wheel: prepared.wheel.clone(),
+                source,
+            })?;
+        let declared = entry.size();
+        let mismatch = |reason: String| WheelError::RecordMismatch {
+            wheel: prepared.wheel.clone(),
+            member: plan.member.clone(),
+            reason,
+        };
+        let mut reader = entry.take(declared + 1);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let read = reader
+                .read(&mut buffer)
+                .map_err(|error| mismatch(format!("unreadable: {error}")))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            size += read as u64;
+        }
+        let hash = hash_digest(&hasher.finalize());
+        check_member(
+            prepared.recorded.get(plan.member.as_str()),
+            &hash,
+            size,
+            declared,
+        )
+        .map_err(mismatch)?;
+    }
+    Ok(())
+}
+
 /// A wheel checked and planned: every member's destination decided, nothing written yet.
 #[derive(Debug, Clone)]
 pub struct PreparedWheel {

@@ -16,8 +16,8 @@ mod tags;
 pub use entry_points::{EntryPoint, EntryPoints};
 pub use filename::{BuildTag, WheelFilename};
 pub use install::{
-    extract_member, finish_wheel, install_wheel, prepare_wheel, InstallReport, Layout,
-    MemberOutcome, PreparedWheel, TreeWriter,
+    extract_member, finish_wheel, install_wheel, prepare_wheel, verify_wheel, InstallReport,
+    Layout, MemberOutcome, PreparedWheel, TreeWriter,
 };
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
