@@ -224,3 +224,55 @@ fn each_python_gets_a_pip_that_runs_on_it() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_pack_leaves_nothing_in_tmpdir() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let tmpdir = work.path().join("tmp");
+    std::fs::create_dir(&tmpdir).expect("mkdir");
+    let (stub, max_glibc) = pysfx_e2e::test_stub();
+    let mut command = Command::new(&binaries().pysfx);
+    command
+        .arg("pack")
+        .arg("--app")
+        .arg(make_app(work.path(), "demoapp"))
+        .arg("-r")
+        .arg(requirements())
+        .arg("--python")
+        .arg(&python(11).path)
+        .arg("--stub")
+        .arg(stub)
+        .arg("-o")
+        .arg(work.path().join("site.sfx"))
+        .env("TMPDIR", &tmpdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(max_glibc) = max_glibc {
+        command.args(["--max-glibc", max_glibc]);
+    }
+    let mut child = command.spawn().expect("spawn pysfx");
+    let started = std::time::Instant::now();
+    while pysfx_e2e::listing(&tmpdir).is_empty() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "pack ended before it could be interrupted"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        pysfx_e2e::listing(&tmpdir).is_empty(),
+        "left in TMPDIR: {:?}",
+        pysfx_e2e::listing(&tmpdir)
+    );
+    assert!(!work.path().join("site.sfx").exists());
+}

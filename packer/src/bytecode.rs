@@ -103,7 +103,13 @@ pub fn build_bundles(
         interpreter.version()
     );
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    compile(&interpreter.executable, &jobs, workers, &|_| {}, &|| {})?;
+    compile(
+        &interpreter.executable,
+        &jobs,
+        workers,
+        &crate::interrupt::child_started,
+        &|| {},
+    )?;
 
     let mut built = Vec::new();
     for (payload_path, _, sha256) in wheels {

@@ -172,13 +172,17 @@ fn quiet_unless_terminal() -> &'static str {
 
 fn run_pip(mut command: Command, what: &str) -> Result<()> {
     // pip's own messages go to our stderr, where the operator sees why it failed.
-    let status = command
+    let mut child = command
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .status()
+        .spawn()
         .with_context(|| format!("cannot run {what}"))?;
+    crate::interrupt::child_started(child.id());
+    let status = child.wait();
+    crate::interrupt::child_done(child.id());
+    let status = status.with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status}); pip's message is above");
     }

@@ -78,8 +78,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         payload.digest(),
         manifest.pysfx_version,
     );
-    if let Some(created) = manifest.created {
-        out.push_str(&format!("built:     {created} (seconds since the epoch)\n"));
+    match manifest.created {
+        Some(created) => out.push_str(&format!("built:     {created} (seconds since the epoch)\n")),
+        None => out.push_str("built:     not recorded (set SOURCE_DATE_EPOCH when packing)\n"),
     }
     if let Some(glibc) = &manifest.stub_glibc {
         out.push_str(&format!("stub glibc: {glibc}\n"));

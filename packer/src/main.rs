@@ -5,6 +5,7 @@ mod bytecode;
 mod collect;
 mod elf;
 mod inspect;
+mod interrupt;
 mod pack;
 
 use std::path::PathBuf;
@@ -110,6 +111,7 @@ pub struct VerifyArgs {
 }
 
 fn main() -> ExitCode {
+    interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

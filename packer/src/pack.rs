@@ -62,6 +62,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .prefix("pysfx-pack-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    crate::interrupt::remove_on_signal(work.path().to_path_buf());
     let (sets, bootstrap_files) = collect_sets(args, work.path())?;
 
     // Every wheel file once, keyed by content.
@@ -529,6 +530,7 @@ fn write_artifact(
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;

@@ -71,6 +71,21 @@ pub fn open_self() -> Result<Payload, Failure> {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    if cli.destination.is_none() {
+        let install_only = [
+            (cli.force, "--force"),
+            (cli.link.is_some(), "--link"),
+            (cli.no_compile, "--no-compile"),
+        ];
+        if let Some((_, flag)) = install_only.iter().find(|(given, _)| *given) {
+            return Err(Failure::new(
+                code::USAGE,
+                format!(
+                    "{flag} goes with -d DEST (an install), not with --info, --list or --verify"
+                ),
+            ));
+        }
+    }
     if cli.list {
         return list();
     }

@@ -21,6 +21,7 @@ booleans become their JSON text ("5", "1.5", "true", "false"); objects and array
 JSON text too; null leaves the variable alone. A malformed file prints one warning line to
 stderr and the interpreter starts anyway. Values are never printed.
 """
+import errno
 import json
 import os
 import sys
@@ -43,7 +44,10 @@ def load():
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
-    except (IOError, OSError):
+    except (IOError, OSError) as error:
+        # No file is the normal case; one that exists but cannot be read is worth a line.
+        if getattr(error, "errno", None) != errno.ENOENT:
+            sys.stderr.write("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
         return
     try:
         data = json.loads(raw.decode("utf-8"))

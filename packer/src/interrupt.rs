@@ -1,0 +1,70 @@
+//! SIGINT, SIGTERM and SIGHUP while packing: pip is asked to stop (SIGINT, so it removes its
+//! own temporary files), then the packer's work directory and half-written output go, and the
+//! packer exits 128 + the signal. As in the stub, the signals are blocked everywhere and taken
+//! by one thread with `sigwait`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::unistd::Pid;
+
+static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Blocks the signals and starts the thread that handles them. Call first in `main`.
+pub fn install() {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let Ok(signal) = set.wait() else { return };
+        let children: Vec<u32> = lock(&CHILDREN).clone();
+        for pid in &children {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGINT);
+        }
+        // Give pip a moment to clean up after itself.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && children
+                .iter()
+                .any(|pid| kill(Pid::from_raw(*pid as i32), None).is_ok())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for path in lock(&PATHS).iter() {
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+        eprintln!("pysfx: interrupted by {signal}; nothing was written");
+        std::process::exit(128 + signal as i32);
+    });
+}
+
+/// Removes `path` if a signal arrives.
+pub fn remove_on_signal(path: PathBuf) {
+    lock(&PATHS).push(path);
+}
+
+/// A child process to stop on a signal; forget it with [`child_done`].
+pub fn child_started(pid: u32) {
+    lock(&CHILDREN).push(pid);
+}
+
+pub fn child_done(pid: u32) {
+    lock(&CHILDREN).retain(|child| *child != pid);
+}
