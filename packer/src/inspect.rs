@@ -1,13 +1,11 @@
 //! `pysfx inspect` and `pysfx verify`: read an artifact without running it.
 
 use std::collections::HashMap;
-use std::io::Read;
 
-use anyhow::{anyhow, Context};
-use pysfx_format::{Payload, Section};
+use anyhow::anyhow;
+use pysfx_format::Payload;
 use pysfx_plan::PlanError;
 use pysfx_venv::Interpreter;
-use sha2::{Digest, Sha256};
 
 use crate::{InspectArgs, VerifyArgs};
 
@@ -164,85 +162,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let corrupt = |error: anyhow::Error| (CORRUPT, error);
     let mut payload = Payload::open(&args.artifact).map_err(|error| corrupt(error.into()))?;
-    payload.verify().map_err(|error| corrupt(error.into()))?;
+    pysfx_plan::verify_contents(&mut payload).map_err(|message| corrupt(anyhow!(message)))?;
     let path = args.artifact.display().to_string();
-    let archive = payload.archive();
-    for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .with_context(|| format!("{path}: entry {index}"))
-            .map_err(corrupt)?;
-        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        std::io::copy(&mut entry, &mut std::io::sink())
-            .with_context(|| format!("{path}: {name}"))
-            .map_err(corrupt)?;
-    }
-    // The names the stub would refuse.
-    let archive = payload.archive();
-    if archive.has_duplicate_names() {
-        return Err(corrupt(anyhow!("{path}: duplicate entries")));
-    }
-    for index in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(index)
-            .with_context(|| format!("{path}: entry {index}"))
-            .map_err(corrupt)?;
-        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        pysfx_wheel::validate_member_name(&name)
-            .map_err(|reason| corrupt(anyhow!("{path}: unsafe entry {name:?}: {reason}")))?;
-        if entry.is_symlink() {
-            return Err(corrupt(anyhow!(
-                "{path}: unsafe entry {name:?}: symbolic link"
-            )));
-        }
-    }
-    let manifest = payload.manifest().clone();
-    for wheel in &manifest.wheels {
-        let (start, len) = payload
-            .stored_range(&wheel.path)
-            .map_err(|error| corrupt(error.into()))?;
-        let filename: pysfx_wheel::WheelFilename = wheel
-            .filename
-            .parse()
-            .map_err(|error: pysfx_wheel::WheelError| corrupt(error.into()))?;
-        pysfx_wheel::verify_wheel(Section::new(payload.file(), start, len), &filename)
-            .map_err(|error| corrupt(anyhow!("{path}: {error}")))?;
-    }
-    for wheel in &manifest.wheels {
-        let (start, len) = payload
-            .stored_range(&wheel.path)
-            .map_err(|error| corrupt(error.into()))?;
-        let mut section = Section::new(payload.file(), start, len);
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let read = section
-                .read(&mut buffer)
-                .with_context(|| format!("{path}: {}", wheel.path))
-                .map_err(corrupt)?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-        }
-        let actual = pysfx_format::hex(&hasher.finalize());
-        if actual != wheel.sha256 {
-            return Err(corrupt(anyhow!(
-                "{path}: {} has sha256 {actual}, the manifest says {}",
-                wheel.path,
-                wheel.sha256
-            )));
-        }
-    }
-    for set in &manifest.sets {
-        for wheel in set.wheels.iter().chain(&manifest.bootstrap) {
-            if manifest.wheel(wheel).is_none() {
-                return Err(corrupt(anyhow!(
-                    "{path}: set {} names a wheel the manifest does not describe: {wheel}",
-                    set.name
-                )));
-            }
-        }
-    }
     print(&format!("OK {path} sha256={}\n", payload.digest()))
 }

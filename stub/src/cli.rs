@@ -115,55 +115,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// The digest, then every entry read through (sizes and CRCs checked by the zip reader).
+/// Everything the install would check, writing nothing (`pysfx_plan::verify_contents`).
 pub fn verify_all(payload: &mut Payload) -> Result<(), Failure> {
-    payload.verify()?;
-    let path = payload.path().to_path_buf();
-    let archive = payload.archive();
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(|error| {
-            Failure::new(
-                code::CORRUPT,
-                format!("{}: entry {index}: {error}", path.display()),
-            )
-        })?;
-        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|error| {
-            Failure::new(
-                code::CORRUPT,
-                format!("{}: {name}: {error}", path.display()),
-            )
-        })?;
-        pysfx_wheel::validate_member_name(&name).map_err(|reason| {
-            Failure::new(
-                code::CORRUPT,
-                format!("{}: unsafe entry {name:?}: {reason}", path.display()),
-            )
-        })?;
-        if entry.is_symlink() {
-            return Err(Failure::new(
-                code::CORRUPT,
-                format!("{}: unsafe entry {name:?}: symbolic link", path.display()),
-            ));
-        }
-    }
-    if archive.has_duplicate_names() {
-        return Err(Failure::new(
-            code::CORRUPT,
-            format!("{}: duplicate entries", path.display()),
-        ));
-    }
-    // Every wheel as the installer would check it, writing nothing.
-    let manifest = payload.manifest().clone();
-    for wheel in &manifest.wheels {
-        let (start, len) = payload.stored_range(&wheel.path)?;
-        let filename: pysfx_wheel::WheelFilename = wheel.filename.parse()?;
-        pysfx_wheel::verify_wheel(
-            pysfx_format::Section::new(payload.file(), start, len),
-            &filename,
-        )?;
-    }
-    Ok(())
+    plan::verify_contents(payload).map_err(|message| Failure::new(code::CORRUPT, message))
 }
 
 fn list() -> Result<(), Failure> {

@@ -1,6 +1,10 @@
 //! Choosing the wheel set for the interpreter, and within it one wheel per distribution: what
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
+mod verify;
+
+pub use verify::verify_contents;
+
 use std::collections::HashSet;
 
 use pep440_rs::Version;

@@ -1,0 +1,76 @@
+//! The whole-artifact check behind `pysfx verify` and `./site.sfx --verify`: everything the
+//! stub would check while installing, with nothing written, so an artifact that verifies also
+//! installs.
+
+use std::io::Read;
+
+use pysfx_format::{Payload, Section};
+use pysfx_wheel::{validate_member_name, verify_wheel, WheelFilename};
+use sha2::{Digest, Sha256};
+
+/// Checks the payload digest; every entry (read through, so sizes and CRCs are checked), its
+/// name and kind; every wheel against its manifest digest and as the installer would check it;
+/// and that the sets name only wheels the manifest describes. The error says what and where.
+pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
+    payload.verify().map_err(|error| error.to_string())?;
+    let path = payload.path().display().to_string();
+    let archive = payload.archive();
+    if archive.has_duplicate_names() {
+        return Err(format!("{path}: duplicate entries"));
+    }
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|error| format!("{path}: entry {index}: {error}"))?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        validate_member_name(&name)
+            .map_err(|reason| format!("{path}: unsafe entry {name:?}: {reason}"))?;
+        if entry.is_symlink() {
+            return Err(format!("{path}: unsafe entry {name:?}: symbolic link"));
+        }
+        std::io::copy(&mut entry, &mut std::io::sink())
+            .map_err(|error| format!("{path}: {name}: {error}"))?;
+    }
+    let manifest = payload.manifest().clone();
+    let mut buffer = vec![0u8; 256 * 1024];
+    for wheel in &manifest.wheels {
+        let (start, len) = payload
+            .stored_range(&wheel.path)
+            .map_err(|error| error.to_string())?;
+        let mut section = Section::new(payload.file(), start, len);
+        let mut hasher = Sha256::new();
+        loop {
+            let read = section
+                .read(&mut buffer)
+                .map_err(|error| format!("{path}: {}: {error}", wheel.path))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        let actual = pysfx_format::hex(&hasher.finalize());
+        if actual != wheel.sha256 {
+            return Err(format!(
+                "{path}: {} has sha256 {actual}, the manifest says {}",
+                wheel.path, wheel.sha256
+            ));
+        }
+        let filename: WheelFilename = wheel
+            .filename
+            .parse()
+            .map_err(|error: pysfx_wheel::WheelError| format!("{path}: {error}"))?;
+        verify_wheel(Section::new(payload.file(), start, len), &filename)
+            .map_err(|error| format!("{path}: {error}"))?;
+    }
+    for set in &manifest.sets {
+        for wheel in set.wheels.iter().chain(&manifest.bootstrap) {
+            if manifest.wheel(wheel).is_none() {
+                return Err(format!(
+                    "{path}: set {} names a wheel the manifest does not describe: {wheel}",
+                    set.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
