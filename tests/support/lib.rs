@@ -278,11 +278,23 @@ pub fn make_app(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Runs a command, returning its output (never panics on a non-zero exit).
+///
+/// Tests run in parallel threads and write executables (artifacts): while one is being
+/// written, another thread's fork briefly holds its descriptor, and executing it then fails
+/// with ETXTBSY. That is retried.
 pub fn run(command: &mut Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    command.stdin(Stdio::null());
+    let mut attempts = 0;
+    loop {
+        match command.output() {
+            Ok(output) => return output,
+            Err(error) if error.raw_os_error() == Some(26) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot run {command:?}: {error}"),
+        }
+    }
 }
 
 /// The stub artifacts are built with: `PYSFX_TEST_STUB` (CI sets it to the glibc 2.17 release
