@@ -549,31 +549,11 @@ fn write_artifact(
         let progress = progress_bar(wheels.len() as u64, "packing wheels");
         for (path, (_, source)) in wheels.iter() {
             progress.inc(1);
-            let mut source =
-                File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-            // Stored, not deflated: the stub reads each wheel in place.
-            writer.add(
-                path,
-                &mut source,
-                EntryOptions {
-                    compress: false,
-                    executable: false,
-                },
-            )?;
+            add_stored(&mut writer, path, source)?;
         }
         progress.finish_and_clear();
         for (path, built) in bundles.iter() {
-            let mut source = File::open(&built.file)
-                .with_context(|| format!("cannot read {}", built.file.display()))?;
-            // Stored like the wheels: the stub reads each bundle in place.
-            writer.add(
-                path,
-                &mut source,
-                EntryOptions {
-                    compress: false,
-                    executable: false,
-                },
-            )?;
+            add_stored(&mut writer, path, &built.file)?;
         }
         writer.finish()?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
@@ -585,6 +565,18 @@ fn write_artifact(
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// Adds a file stored, not deflated: the stub reads wheels and byte-code bundles in place.
+fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<()> {
+    let mut file =
+        File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let options = EntryOptions {
+        compress: false,
+        executable: false,
+    };
+    writer.add(name, &mut file, options)?;
+    Ok(())
 }
 
 /// A bar on stderr when it is a terminal; hidden otherwise.

@@ -85,18 +85,13 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
                 );
             }
         }
-        let best: Vec<String> = tags
-            .tags()
-            .iter()
-            .take(3)
-            .map(ToString::to_string)
-            .collect();
+        let best = best_tags(&tags);
         return Err(PlanError::NoCompatibleWheel(format!(
-            "this artifact has no wheel set for CPython {} (it has {}){detail}; CPython {} here accepts {} … py3-none-any (pack a set for it with --python or --target)",
+            "this artifact has no wheel set for CPython {} (it has {}){detail}; CPython {} here accepts {} (pack a set for it with --python or --target)",
             interpreter.version(),
             names.join(", "),
             interpreter.version(),
-            best.join(", "),
+            best,
         )));
     }
     if sets.is_empty() {
@@ -127,12 +122,7 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         first_failure.get_or_insert((set.name.clone(), selection.missing));
     }
     let (set_name, missing) = first_failure.unwrap_or_default();
-    let best: Vec<String> = tags
-        .tags()
-        .iter()
-        .take(3)
-        .map(ToString::to_string)
-        .collect();
+    let best = best_tags(&tags);
     let names: Vec<String> = missing
         .iter()
         .map(|missing| {
@@ -146,13 +136,24 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         .collect();
     Err(PlanError::NoCompatibleWheel(
         format!(
-            "no compatible wheel for {} in set {set_name}: {}; CPython {} here accepts {} … py3-none-any (pack a set for it with --python or --target)",
+            "no compatible wheel for {} in set {set_name}: {}; CPython {} here accepts {} (pack a set for it with --python or --target)",
             if missing.len() == 1 { "1 distribution" } else { "these distributions" },
             names.join("; "),
             interpreter.version(),
-            best.join(", "),
+            best,
         ),
     ))
+}
+
+/// The interpreter's three best tags and its most general one, for messages.
+fn best_tags(tags: &pysfx_wheel::InterpreterTags) -> String {
+    let best: Vec<String> = tags
+        .tags()
+        .iter()
+        .take(3)
+        .map(ToString::to_string)
+        .collect();
+    format!("{} … py3-none-any", best.join(", "))
 }
 
 /// A set's wheels plus the bootstrap wheels of the distributions it lacks.

@@ -129,18 +129,23 @@ fn everything_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A 3.11 venv layout rooted at `root`.
+fn layout_at(root: &std::path::Path) -> Layout {
+    Layout {
+        root: root.to_path_buf(),
+        site_packages: "lib/python3.11/site-packages".into(),
+        python_version: (3, 11),
+        shebang_python: "/final/venv/bin/python".into(),
+        installer: "pysfx".into(),
+    }
+}
+
 #[test]
 fn the_sample_wheel_installs() {
     let outer = tempfile::tempdir().expect("tempdir");
     let root = outer.path().join("venv");
     std::fs::create_dir(&root).expect("mkdir");
-    let layout = Layout {
-        root: root.clone(),
-        site_packages: "lib/python3.11/site-packages".into(),
-        python_version: (3, 11),
-        shebang_python: "/final/venv/bin/python".into(),
-        installer: "pysfx".into(),
-    };
+    let layout = layout_at(&root);
     let filename: WheelFilename = "sample-1.0-py3-none-any.whl".parse().expect("name");
     let report = install_wheel(Cursor::new(sample_wheel()), &filename, &layout).expect("install");
     assert_eq!(report.name, "sample");
@@ -164,13 +169,7 @@ proptest! {
         let outer = tempfile::tempdir().expect("tempdir");
         let root = outer.path().join("venv");
         std::fs::create_dir(&root).expect("mkdir");
-        let layout = Layout {
-            root: root.clone(),
-            site_packages: "lib/python3.11/site-packages".into(),
-            python_version: (3, 11),
-            shebang_python: "/final/venv/bin/python".into(),
-            installer: "pysfx".into(),
-        };
+        let layout = layout_at(&root);
         let filename: WheelFilename = "sample-1.0-py3-none-any.whl".parse().expect("name");
         let _ = install_wheel(Cursor::new(bytes), &filename, &layout);
         for path in everything_under(outer.path()) {
