@@ -177,3 +177,81 @@ fn same_files_as_pip_on_3_11() {
 fn same_files_as_pip_on_3_13() {
     compare_with_pip(13);
 }
+
+/// Wheels are installed in batches to bound memory; the release must not depend on where the
+/// batches fall. One member per batch (every wheel alone) against the default, with the
+/// byte-code compiled at install time batch by batch.
+#[test]
+fn batching_does_not_change_the_release() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            test_wheels(11).as_os_str(),
+            OsStr::new("--wheels"),
+            datapkg_wheel().as_os_str(),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap_wheels(11).as_os_str(),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let mut releases = Vec::new();
+    for (name, batch) in [("default", None), ("one-by-one", Some("1"))] {
+        let destination = work.path().join(name);
+        let mut command = Command::new(&artifact);
+        command
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(&python.path)
+            .arg("-q");
+        if let Some(batch) = batch {
+            command.env("PYSFX_BATCH_MEMBERS", batch);
+        }
+        let output = run(&mut command);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        releases.push(destination);
+    }
+    let venvs: Vec<PathBuf> = releases.iter().map(|release| release.join("venv")).collect();
+    assert_eq!(tree(&venvs[0]), tree(&venvs[1]), "the two venvs differ");
+
+    let site = "lib/python3.11/site-packages";
+    let mut records = 0;
+    let mut modules = 0;
+    for path in tree(&venvs[0].join(site)) {
+        let full = venvs[0].join(site).join(&path);
+        if path.ends_with(".dist-info/RECORD") {
+            // Launchers name their release's python, so only their rows may differ.
+            let rows = |record: &Path| -> Vec<String> {
+                std::fs::read_to_string(record)
+                    .expect("RECORD")
+                    .lines()
+                    .filter(|row| !row.starts_with("../../../bin/"))
+                    .map(str::to_string)
+                    .collect()
+            };
+            let other = venvs[1].join(site).join(&path);
+            assert_eq!(rows(&full), rows(&other), "{path} differs");
+            records += 1;
+        }
+        // loadenv.py is pysfx's own hook, not a wheel's module.
+        if path.ends_with(".py") && path != "loadenv.py" {
+            let (directory, file) = path.rsplit_once('/').unwrap_or(("", &path));
+            let stem = file.trim_end_matches(".py");
+            let pyc = venvs[1]
+                .join(site)
+                .join(directory)
+                .join(format!("__pycache__/{stem}.cpython-311.pyc"));
+            assert!(pyc.is_file(), "{path} was not compiled in the batched install");
+            modules += 1;
+        }
+    }
+    assert!(records >= 5 && modules > 100, "{records} RECORDs, {modules} modules");
+}

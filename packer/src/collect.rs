@@ -313,6 +313,8 @@ pub struct WheelInfo {
     pub sha256: String,
     pub size: u64,
     pub unpacked_bytes: u64,
+    /// Entries in the zip directory.
+    pub members: u64,
 }
 
 /// Reads a wheel: its digest, its member names (refusing what the stub would refuse), and
@@ -394,6 +396,7 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
         sha256,
         size: bytes.len() as u64,
         unpacked_bytes,
+        members: archive.len() as u64,
     })
 }
 

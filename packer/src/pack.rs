@@ -129,6 +129,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             sha256: info.sha256.clone(),
             size: info.size,
             unpacked_bytes: info.unpacked_bytes,
+            members: info.members,
             requires_python: info.requires_python.clone(),
         })
         .collect();

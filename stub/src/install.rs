@@ -516,44 +516,61 @@ fn build_tree(
     write_hooks(&venv.root.join(&venv.site_packages), &app_name)?;
     phases.venv = phase.elapsed().as_secs_f64();
 
-    let phase = Instant::now();
-    phases
-        .progress
-        .phase("installing", plan.wheels.len() as u64);
-    let (reports, precompiled) = install_all(payload, interpreter, plan, &venv, &phases.progress)?;
-    phases.precompiled_wheels = precompiled.iter().filter(|p| **p).count();
-    phases.install = phase.elapsed().as_secs_f64();
-
-    if !cli.no_compile {
-        let phase = Instant::now();
-        let jobs: Vec<CompileJob> = reports
-            .iter()
-            .zip(&precompiled)
-            .filter(|(_, precompiled)| !**precompiled)
-            .flat_map(|(report, _)| report.python_files.iter())
-            .map(|relative| {
-                let display = Path::new(relative)
-                    .parent()
-                    .map(|parent| venv.final_root.join(parent))
-                    .unwrap_or_else(|| venv.final_root.clone());
-                CompileJob {
-                    path: venv.root.join(relative),
-                    display_directory: display.to_string_lossy().into_owned(),
+    // Wheels go in batches; each batch's byte-code is compiled before the next batch starts,
+    // so the list of files to compile never spans the whole payload.
+    let mut reports = Vec::with_capacity(plan.wheels.len());
+    let mut install_seconds = 0.0;
+    let mut compile_seconds = 0.0;
+    let mut precompiled_wheels = 0;
+    let progress = &phases.progress;
+    let mut phase = Instant::now();
+    install_all(
+        payload,
+        interpreter,
+        plan,
+        &venv,
+        progress,
+        &mut |batch_reports, precompiled| {
+            install_seconds += phase.elapsed().as_secs_f64();
+            phase = Instant::now();
+            let mut jobs = Vec::new();
+            for (report, precompiled) in batch_reports.iter_mut().zip(precompiled) {
+                let python_files = std::mem::take(&mut report.python_files);
+                if *precompiled || cli.no_compile {
+                    continue;
                 }
-            })
-            .collect();
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let progress = &phases.progress;
-        progress.phase("compiling", jobs.len() as u64);
-        compile(
-            &venv.root.join("bin/python"),
-            &jobs,
-            workers,
-            &signals::register_child,
-            &|| progress.step(),
-        )?;
-        phases.compile = phase.elapsed().as_secs_f64();
-    }
+                jobs.extend(python_files.into_iter().map(|relative| {
+                    let display = Path::new(&relative)
+                        .parent()
+                        .map(|parent| venv.final_root.join(parent))
+                        .unwrap_or_else(|| venv.final_root.clone());
+                    CompileJob {
+                        path: venv.root.join(&relative),
+                        display_directory: display.to_string_lossy().into_owned(),
+                    }
+                }));
+            }
+            precompiled_wheels += precompiled.iter().filter(|p| **p).count();
+            reports.append(batch_reports);
+            if !jobs.is_empty() {
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+                progress.phase("compiling", jobs.len() as u64);
+                compile(
+                    &venv.root.join("bin/python"),
+                    &jobs,
+                    workers,
+                    &signals::register_child,
+                    &|| progress.step(),
+                )?;
+            }
+            compile_seconds += phase.elapsed().as_secs_f64();
+            phase = Instant::now();
+            Ok(())
+        },
+    )?;
+    phases.install = install_seconds;
+    phases.compile = compile_seconds;
+    phases.precompiled_wheels = precompiled_wheels;
 
     let files = extracted.files + reports.iter().map(|r| r.files).sum::<u64>();
     let bytes = extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>();
@@ -598,7 +615,8 @@ fn install_all(
     plan: &Plan,
     venv: &VenvPaths,
     progress: &Progress,
-) -> Result<(Vec<InstallReport>, Vec<bool>), Failure> {
+    after_batch: AfterBatch<'_>,
+) -> Result<(), Failure> {
     let layout = Layout {
         root: venv.root.clone(),
         site_packages: venv.site_packages.clone(),
@@ -632,34 +650,46 @@ fn install_all(
         });
     }
     let file = payload.file();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = install_threads();
 
-    // Wheels go in batches of about BATCH_BYTES unpacked, so the central directories and plans
-    // held at once (and so the memory) stay bounded however large the payload is.
+    // Wheels go in batches (see BATCH_MEMBERS), so the zip directories and plans held at once,
+    // and so the memory, stay bounded however large the payload is.
     let total: u64 = plan.wheels.iter().map(|wheel| wheel.unpacked_bytes).sum();
-    progress.phase("installing", total);
-    let mut reports = Vec::with_capacity(plan.wheels.len());
-    let mut precompiled = Vec::with_capacity(plan.wheels.len());
+    let mut done = 0u64;
+    let batch_limit = batch_members_limit();
     let mut batch = Vec::new();
     let mut batch_bytes = 0u64;
+    let mut batch_members = 0u64;
     for index in 0..plan.wheels.len() {
+        let wheel = &plan.wheels[index];
         batch.push(index);
-        batch_bytes += plan.wheels[index].unpacked_bytes;
-        if batch_bytes >= BATCH_BYTES || index + 1 == plan.wheels.len() {
+        batch_bytes += wheel.unpacked_bytes;
+        batch_members += wheel.members;
+        let last = index + 1 == plan.wheels.len();
+        let next_members = plan.wheels.get(index + 1).map_or(0, |next| next.members);
+        if last || batch_bytes >= BATCH_BYTES || batch_members + next_members > batch_limit {
             let ranges: Vec<_> = batch.iter().map(|&i| ranges[i].clone()).collect();
             let bundles: Vec<_> = batch.iter().map(|&i| bundles[i]).collect();
             let wheels: Vec<&WheelEntry> = batch.iter().map(|&i| &plan.wheels[i]).collect();
-            let (batch_reports, batch_precompiled) =
+            progress.phase("installing", total);
+            progress.advance(done);
+            let (mut batch_reports, batch_precompiled) =
                 install_batch(file, &ranges, &bundles, &wheels, &layout, threads, progress)?;
-            reports.extend(batch_reports);
-            precompiled.extend(batch_precompiled);
+            drop((ranges, wheels));
+            after_batch(&mut batch_reports, &batch_precompiled)?;
             release_free_memory();
+            done += batch_bytes;
             batch.clear();
             batch_bytes = 0;
+            batch_members = 0;
         }
     }
-    Ok((reports, precompiled))
+    Ok(())
 }
+
+/// Called after each batch with its wheels' reports and whether each came with byte-code; it
+/// takes the reports it keeps out of the vector.
+type AfterBatch<'a> = &'a mut dyn FnMut(&mut Vec<InstallReport>, &[bool]) -> Result<(), Failure>;
 
 /// Hands memory freed by a finished batch back to the system. Each batch's threads allocate
 /// in their own malloc arenas, which glibc does not shrink by itself, so without this the
@@ -673,8 +703,30 @@ fn release_free_memory() {
     }
 }
 
-/// Unpacked bytes of wheels installed together.
-const BATCH_BYTES: u64 = 96 << 20;
+/// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
+/// a malloc arena; past a few, the disk, not the CPU, bounds the install).
+fn install_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(MAX_INSTALL_THREADS)
+}
+
+const MAX_INSTALL_THREADS: usize = 8;
+
+/// Wheels installed together add up to at most BATCH_BYTES unpacked or BATCH_MEMBERS members
+/// (one wheel larger than that makes a batch of its own). What a batch holds in memory (zip
+/// directories, plans, one outcome per member) grows with its members, so these bound the
+/// memory of an install whatever the payload's size.
+const BATCH_BYTES: u64 = 64 << 20;
+const BATCH_MEMBERS: u64 = 4096;
+
+/// BATCH_MEMBERS, or `$PYSFX_BATCH_MEMBERS` (at least 1) for a machine short of memory.
+fn batch_members_limit() -> u64 {
+    std::env::var("PYSFX_BATCH_MEMBERS")
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+        .map_or(BATCH_MEMBERS, |limit| limit.max(1))
+}
 
 /// A wheel's name, its byte range in the artifact, and its manifest digest.
 type WheelRange<'a> = (WheelFilename, (u64, u64), &'a str);

@@ -455,6 +455,7 @@ pub fn raw_artifact(
             sha256,
             size: bytes.len() as u64,
             unpacked_bytes: bytes.len() as u64,
+            members: 0,
             requires_python: None,
         });
         payload_wheels.push((path, bytes));

@@ -81,8 +81,16 @@ pub struct WheelEntry {
     pub size: u64,
     /// Sum of the uncompressed sizes of the wheel's members.
     pub unpacked_bytes: u64,
+    /// Entries in the wheel's zip directory (0 when not recorded: packers before 0.1.0's
+    /// batching did not); the stub sizes its install batches by it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub members: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_python: Option<String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// A resolved set of wheels for one target (or for any target when `target` is absent).

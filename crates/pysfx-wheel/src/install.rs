@@ -72,6 +72,16 @@ struct Planned {
     script: bool,
     /// Uncompressed size, as the zip directory declares it.
     size: u64,
+    /// Its RECORD row's hash and size (none for a signature file, which RECORD omits).
+    expected: Option<Expected>,
+}
+
+/// What RECORD says of a member.
+#[derive(Debug, Clone)]
+struct Expected {
+    /// `algorithm=digest`, or empty.
+    hash: String,
+    size: Option<u64>,
 }
 
 /// Installs the wheel read from `reader` (named `filename`) into `layout`, one member after
@@ -144,14 +154,8 @@ pub fn verify_wheel<R: Read + Seek>(reader: R, filename: &WheelFilename) -> Resu
             hasher.update(&buffer[..read]);
             size += read as u64;
         }
-        let hash = hash_digest(&hasher.finalize());
-        check_member(
-            prepared.recorded.get(plan.member.as_str()),
-            &hash,
-            size,
-            declared,
-        )
-        .map_err(mismatch)?;
+        check_member(plan.expected.as_ref(), &hasher.finalize(), size, declared)
+            .map_err(mismatch)?;
     }
     Ok(())
 }
@@ -164,7 +168,6 @@ pub struct PreparedWheel {
     version: String,
     dist_info: String,
     planned: Vec<Planned>,
-    recorded: HashMap<String, RecordEntry>,
     scripts: Vec<EntryPoint>,
     source_mtime: Option<std::time::SystemTime>,
 }
@@ -192,11 +195,12 @@ impl PreparedWheel {
     }
 }
 
-/// What writing one member produced.
+/// What writing one member produced: the SHA-256 and size of the bytes written. Kept small,
+/// since one is held for every member of every wheel in a batch.
 #[derive(Debug, Clone)]
 pub struct MemberOutcome {
-    row: RecordEntry,
-    python_file: Option<String>,
+    digest: [u8; 32],
+    size: u64,
 }
 
 /// Reads and checks everything about the wheel that can be checked before writing: member
@@ -359,12 +363,15 @@ pub fn prepare_wheel<R: Read + Seek>(
         }
     }
 
-    let record = Record::parse(&record_text)
+    let mut record = Record::parse(&record_text)
         .map_err(|reason| invalid(format!("{dist_info}/RECORD: {reason}")))?;
-    let recorded: HashMap<String, RecordEntry> = record
+    drop(record_text);
+    // Where a path is listed twice, the last row counts.
+    let recorded: HashMap<String, usize> = record
         .entries
-        .into_iter()
-        .map(|entry| (entry.path.clone(), entry))
+        .iter_mut()
+        .enumerate()
+        .map(|(row, entry)| (std::mem::take(&mut entry.path), row))
         .collect();
     let entry_points = match &entry_points_text {
         Some(text) => EntryPoints::parse(text)
@@ -384,7 +391,7 @@ pub fn prepare_wheel<R: Read + Seek>(
         layout.python_version.0, layout.python_version.1, name
     );
     let record_member = format!("{dist_info}/RECORD");
-    let mut planned = Vec::new();
+    let mut planned = Vec::with_capacity(files.len());
     for (index, member, executable, size) in &files {
         if *member == record_member {
             continue;
@@ -427,7 +434,14 @@ pub fn prepare_wheel<R: Read + Seek>(
         };
         // Signatures are not listed in RECORD; everything else must be.
         let signature = member.ends_with("/RECORD.jws") || member.ends_with("/RECORD.p7s");
-        if !signature && !recorded.contains_key(member) {
+        let expected = recorded.get(member.as_str()).map(|&row| {
+            let entry = &mut record.entries[row];
+            Expected {
+                hash: std::mem::take(&mut entry.hash),
+                size: entry.size,
+            }
+        });
+        if !signature && expected.is_none() {
             return Err(WheelError::RecordMismatch {
                 wheel: wheel.clone(),
                 member: member.clone(),
@@ -441,6 +455,7 @@ pub fn prepare_wheel<R: Read + Seek>(
             executable: *executable || script,
             script,
             size: *size,
+            expected,
         });
     }
     for script in &scripts_to_generate {
@@ -459,7 +474,6 @@ pub fn prepare_wheel<R: Read + Seek>(
         version,
         dist_info,
         planned,
-        recorded,
         scripts: script_names,
         source_mtime: None,
     })
@@ -488,14 +502,14 @@ pub fn extract_member<R: Read + Seek>(
             source,
         })?;
     let declared = entry.size();
-    let expected = prepared.recorded.get(plan.member.as_str());
+    let expected = plan.expected.as_ref();
     let mismatch = |reason: String| WheelError::RecordMismatch {
         wheel: wheel.clone(),
         member: plan.member.clone(),
         reason,
     };
     let mode = if plan.executable { 0o755 } else { 0o644 };
-    let (hash, size) = if plan.script {
+    let (digest, size) = if plan.script {
         let mut content = Vec::new();
         entry
             .take(MAX_SCRIPT_BYTES.min(declared + 1))
@@ -503,36 +517,27 @@ pub fn extract_member<R: Read + Seek>(
             .map_err(|error| mismatch(format!("unreadable: {error}")))?;
         check_member(
             expected,
-            &hash_bytes(&content),
+            &Sha256::digest(&content),
             content.len() as u64,
             declared,
         )
         .map_err(mismatch)?;
         let content = rewrite_python_shebang(&content, &layout.shebang_python).unwrap_or(content);
         writer.write_all(&plan.destination, &content, mode)?;
-        (hash_bytes(&content), content.len() as u64)
+        (Sha256::digest(&content).into(), content.len() as u64)
     } else {
         let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
         let mtime = prepared.source_mtime.filter(|_| is_source);
-        let (hash, size) = writer
+        let (digest, size) = writer
             .copy(&plan.destination, entry.take(declared + 1), mode, mtime)
             .map_err(|error| match error {
                 CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
                 CopyError::Write(error) => error,
             })?;
-        check_member(expected, &hash, size, declared).map_err(mismatch)?;
-        (hash, size)
+        check_member(expected, &digest, size, declared).map_err(mismatch)?;
+        (digest, size)
     };
-    let python_file = (plan.destination.ends_with(".py") && plan.destination.starts_with(site))
-        .then(|| plan.destination.clone());
-    Ok(MemberOutcome {
-        row: RecordEntry {
-            path: relative_path(site, &plan.destination),
-            hash,
-            size: Some(size),
-        },
-        python_file,
-    })
+    Ok(MemberOutcome { digest, size })
 }
 
 /// Writes what follows the members: the entry-point launchers, `INSTALLER`, `REQUESTED` and
@@ -545,13 +550,29 @@ pub fn finish_wheel(
 ) -> Result<InstallReport, WheelError> {
     let site = layout.site_packages.as_str();
     let dist_info = &prepared.dist_info;
+    if outcomes.len() != prepared.planned.len() {
+        return Err(WheelError::Invalid {
+            wheel: prepared.wheel.clone(),
+            reason: format!(
+                "{} of {} members written",
+                outcomes.len(),
+                prepared.planned.len()
+            ),
+        });
+    }
     let mut rows = Vec::with_capacity(outcomes.len() + prepared.scripts.len() + 3);
     let mut python_files = Vec::new();
     let mut bytes_written = 0u64;
-    for outcome in outcomes {
-        bytes_written += outcome.row.size.unwrap_or(0);
-        rows.push(outcome.row);
-        python_files.extend(outcome.python_file);
+    for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
+        bytes_written += outcome.size;
+        rows.push(RecordEntry {
+            path: relative_path(site, &plan.destination),
+            hash: hash_digest(&outcome.digest),
+            size: Some(outcome.size),
+        });
+        if plan.destination.ends_with(".py") && plan.destination.starts_with(site) {
+            python_files.push(plan.destination.clone());
+        }
     }
     let scripts_to_generate = &prepared.scripts;
     // 5. Launchers, INSTALLER, REQUESTED, RECORD.
@@ -601,8 +622,8 @@ pub fn finish_wheel(
 
 /// Compares a written member with its RECORD row and its zip header.
 fn check_member(
-    expected: Option<&RecordEntry>,
-    hash: &str,
+    expected: Option<&Expected>,
+    digest: &[u8],
     size: u64,
     declared: u64,
 ) -> Result<(), String> {
@@ -623,6 +644,7 @@ fn check_member(
         return Ok(());
     }
     if expected.hash.starts_with("sha256=") {
+        let hash = hash_digest(digest);
         if expected.hash != hash {
             return Err(format!("hash {hash} where RECORD says {}", expected.hash));
         }
@@ -823,7 +845,7 @@ impl<'a> TreeWriter<'a> {
         mut reader: impl Read,
         mode: u32,
         mtime: Option<std::time::SystemTime>,
-    ) -> Result<(String, u64), CopyError> {
+    ) -> Result<([u8; 32], u64), CopyError> {
         let (mut file, path) = self.open(destination, mode).map_err(CopyError::Write)?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -854,7 +876,7 @@ impl<'a> TreeWriter<'a> {
                 })
             })?;
         }
-        Ok((hash_digest(&hasher.finalize()), size))
+        Ok((hasher.finalize().into(), size))
     }
 }
 
