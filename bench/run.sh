@@ -10,6 +10,8 @@
 # installed tree; also the no-op re-run, pack time, peak RSS (/usr/bin/time) and stub size.
 # Prints ratios against uv and pip measured in the same run.
 #   PYTHONS="3.11.7 3.6.15"   pyenv versions to measure
+#   BULK=10                   also install a payload BULK times the 3.11 corpus (distinct
+#                             copies of every wheel) and report its peak RSS; BULK=0 skips it
 #   BENCH_TMP=/dev/shm/pysfx-bench   where DESTs go (tmpfs: stable numbers)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -133,3 +135,48 @@ print("%-44s %6.1f s (byte-code compiled at pack time)" % ("pack time", float(pa
 print("%-44s %d bytes; artifact %d bytes" % ("stub size", int(stub), int(artifact)))
 PY
 done
+
+# A payload BULK times the corpus: every 3.11 wheel copied under BULK new distribution names.
+# Memory must stay bounded by the batch, not grow with the payload.
+BULK=${BULK:-10}
+if (( BULK > 0 )); then
+    version=3.11.7
+    PY=/root/.pyenv/versions/$version/bin/python
+    BIG=$DATA/wheels/py311-x$BULK
+    if [[ ! -f $BIG/.complete ]]; then
+        log "writing $BULK copies of the 3.11 corpus into $BIG"
+        "$HOST_PY" bench/multiply_wheels.py "$DATA/wheels/py311" "$BIG" "$BULK"
+        touch "$BIG/.complete"
+    fi
+    RESULTS=$TMP/results-bulk.txt
+    : > "$RESULTS"
+    D=$TMP/dest
+    ART=$TMP/bulk.sfx
+    log "CPython $version: packing $(ls "$BIG"/*.whl | wc -l) wheels (${BULK}x the corpus)"
+    start=$("$HOST_PY" -c 'import time; print(time.time())')
+    "$PYSFX" pack -q --app examples/site/mysite --wheels "$BIG" --python "$PY" --no-bootstrap --stub "$STUB" -o "$ART"
+    pack_s=$("$HOST_PY" -c 'import sys, time; print(time.time() - float(sys.argv[1]))' "$start")
+    runs=$(( RUNS < 3 ? RUNS : 3 ))
+    log "CPython $version: timing the ${BULK}x payload ($runs runs each)"
+    measure pysfx-nocompile "$runs" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY" --no-compile
+    measure pysfx "$runs" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY"
+    rm -rf "$D"
+    "$HOST_PY" - "$RESULTS" "$BULK" "$pack_s" "$(stat -c %s "$ART")" <<'PY'
+import statistics, sys
+path, bulk, pack_s, artifact = sys.argv[1:]
+rows = {}
+for line in open(path):
+    name, wall, rss = line.split()
+    rows.setdefault(name, []).append((float(wall), int(rss)))
+print("\n== CPython 3.11, a payload %sx the corpus (%d bytes; medians of %s; DEST on tmpfs)" % (
+    bulk, int(artifact), ", ".join("%s=%d" % (n, len(r)) for n, r in rows.items())))
+print("%-18s %9s %10s" % ("method", "wall s", "peak MiB"))
+for name, runs in rows.items():
+    print("%-18s %9.3f %10.1f" % (name, statistics.median(w for w, _ in runs), max(r for _, r in runs) / 1024))
+worst = max(r for runs in rows.values() for _, r in runs) / 1024
+print()
+print("%-44s %6.1f MiB  [target <= 32: %s]" % ("pysfx peak RSS, %sx payload" % bulk, worst, "met" if worst <= 32 else "MISSED"))
+print("%-44s %6.1f s (byte-code compiled at pack time)" % ("pack time", float(pack_s)))
+PY
+    rm -f "$ART"
+fi

@@ -48,9 +48,14 @@ COPY tests tests
 # --locked: build exactly the dependency versions the repository pins. Starting the binaries
 # afterwards proves that glibc 2.17's loader accepts them (a symbol from a newer glibc would fail
 # here, not on a server).
-RUN cargo build --release --locked -p pysfx -p pysfx-stub \
+# The stub as scripts/build-stub.sh builds it (docs/stub.md): std rebuilt for size.
+RUN rustup component add rust-src \
+    && cargo build --release --locked -p pysfx \
+    && RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zlocation-detail=none" cargo build --release --locked \
+        -p pysfx-stub --target x86_64-unknown-linux-gnu \
+        -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
     && mkdir /out \
-    && cp target/release/pysfx target/release/pysfx-stub /out/ \
+    && cp target/release/pysfx target/x86_64-unknown-linux-gnu/release/pysfx-stub /out/ \
     && /out/pysfx --version \
     && /out/pysfx-stub --version
 

@@ -4,7 +4,15 @@
 #
 # A plain `cargo build` links against this machine's glibc and may need symbols CentOS 7 lacks;
 # cargo-zigbuild links against glibc 2.17's symbol versions instead. Installs what it needs:
-# ziglang from PyPI (into target/zig-venv) and cargo-zigbuild from crates.io.
+# ziglang from PyPI (into target/zig-venv), cargo-zigbuild from crates.io, and the toolchain's
+# rust-src component (rustup).
+#
+# Size: the stub ships in every artifact, with a budget of 1 MiB. The release profile already
+# optimises for size; on top of that the standard library is rebuilt with the stub
+# (`-Z build-std`, through RUSTC_BOOTSTRAP=1 on the stable toolchain) for size, without its
+# backtrace symboliser, and without panic locations. A panic still prints its message. If that
+# build is not possible (no rust-src, a toolchain that changed the unstable flags), the stub is
+# built the plain way, which works the same but is about 1.35 MB, and a warning says so.
 #
 #   scripts/build-stub.sh            build, check glibc <= 2.17, print the size
 set -euo pipefail
@@ -28,7 +36,20 @@ if ! command -v cargo-zigbuild >/dev/null; then
     cargo install --locked cargo-zigbuild
 fi
 
-cargo zigbuild --release --target "$TARGET.$GLIBC" -p pysfx-stub
+small_build() {
+    rustup component list --installed 2>/dev/null | grep -q '^rust-src' ||
+        rustup component add rust-src >&2 || return 1
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="${RUSTFLAGS:-} -Zlocation-detail=none" \
+        cargo zigbuild --release --target "$TARGET.$GLIBC" -p pysfx-stub \
+        -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+}
+if [[ ${PYSFX_STUB_BUILD_STD:-1} == 1 ]] && small_build; then
+    :
+else
+    echo "build-stub: WARNING: building without -Z build-std (rust-src missing or the toolchain" \
+        "refused it); the stub works the same but is over its 1 MiB budget" >&2
+    cargo zigbuild --release --target "$TARGET.$GLIBC" -p pysfx-stub
+fi
 mkdir -p target/release
 cp "target/$TARGET/release/pysfx-stub" target/release/pysfx-stub
 

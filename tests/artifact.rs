@@ -199,20 +199,50 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
 fn usage_errors_exit_2_and_a_closed_stdout_is_fine() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = small_artifact(work.path());
-    for args in [vec![], vec!["--bogus"], vec!["--force"], vec!["-d"]] {
+    for args in [
+        vec![],
+        vec!["--bogus"],
+        vec!["--force"],
+        vec!["-d"],
+        vec!["--info", "--list"],
+        vec!["-d", "x", "-v", "-q"],
+        vec!["-d", "x", "y"],
+    ] {
         let output = run(Command::new(&artifact).args(&args));
         assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("--help"),
+            "{args:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
+    let output = run(Command::new(&artifact).arg("--help"));
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("Usage: site.sfx -d DEST") && help.contains("--no-compile"),
+        "{help}"
+    );
+    let output = run(Command::new(&artifact).arg("--version"));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("pysfx-stub "));
     // With --json, a usage error is still one JSON object.
     let output = run(Command::new(&artifact).args(["-d", "x", "--json", "--bogus"]));
     assert_eq!(output.status.code(), Some(2));
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(value["exit_code"], 2);
-    let output = run(Command::new("sh")
-        .arg("-c")
-        .arg(format!("'{}' --list | head -1", artifact.display())));
-    assert!(output.status.success());
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+    for flag in ["--list", "--help"] {
+        let output = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("'{}' {flag} | head -1", artifact.display())));
+        assert!(output.status.success(), "{flag}");
+        assert!(
+            output.stderr.is_empty(),
+            "{flag} | head: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]

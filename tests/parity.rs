@@ -219,7 +219,10 @@ fn batching_does_not_change_the_release() {
         );
         releases.push(destination);
     }
-    let venvs: Vec<PathBuf> = releases.iter().map(|release| release.join("venv")).collect();
+    let venvs: Vec<PathBuf> = releases
+        .iter()
+        .map(|release| release.join("venv"))
+        .collect();
     assert_eq!(tree(&venvs[0]), tree(&venvs[1]), "the two venvs differ");
 
     let site = "lib/python3.11/site-packages";
@@ -249,9 +252,15 @@ fn batching_does_not_change_the_release() {
                 .join(site)
                 .join(directory)
                 .join(format!("__pycache__/{stem}.cpython-311.pyc"));
-            assert!(pyc.is_file(), "{path} was not compiled in the batched install");
+            assert!(
+                pyc.is_file(),
+                "{path} was not compiled in the batched install"
+            );
             modules += 1;
         }
     }
-    assert!(records >= 5 && modules > 100, "{records} RECORDs, {modules} modules");
+    assert!(
+        records >= 5 && modules > 100,
+        "{records} RECORDs, {modules} modules"
+    );
 }

@@ -2,55 +2,166 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Parser};
+use std::ffi::OsString;
+
 use pysfx_format::Payload;
 
 use crate::failure::{code, Failure};
 use crate::{install, print_stdout};
 use pysfx_plan as plan;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "pysfx-stub",
-    version,
-    about = "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels",
-    after_help = "Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe,\n4 this machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked.",
-    group(ArgGroup::new("mode").args(["destination", "info", "list", "verify"]).required(true))
-)]
+/// What the command line asks for.
+#[derive(Debug, Default)]
 pub struct Cli {
-    /// Release directory to create (missing parents are created)
-    #[arg(short = 'd', long = "dest", value_name = "DEST")]
+    /// Release directory to create (`-d`, `--dest`).
     pub destination: Option<PathBuf>,
-    /// Interpreter for the venv: a path or a name on PATH [default: $PYSFX_PYTHON, else python3]
-    #[arg(long, value_name = "PY")]
+    /// Interpreter for the venv.
     pub python: Option<String>,
-    /// Replace DEST if it holds something else (atomically)
-    #[arg(long, requires = "destination")]
     pub force: bool,
-    /// After success, atomically point this symlink at DEST
-    #[arg(long, value_name = "LINK", requires = "destination")]
+    /// Symlink to point at DEST after success.
     pub link: Option<PathBuf>,
-    /// Do not byte-compile the installed packages
-    #[arg(long, requires = "destination")]
     pub no_compile: bool,
-    /// Print one JSON object on stdout
-    #[arg(long)]
     pub json: bool,
-    /// More detail on stderr (-vv for more)
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    /// `-v` count.
     pub verbose: u8,
-    /// Errors only on stderr
-    #[arg(short, long)]
     pub quiet: bool,
-    /// Show what this artifact holds (and, with --python, what that interpreter would get)
-    #[arg(long)]
     pub info: bool,
-    /// List the payload's entries
-    #[arg(long)]
     pub list: bool,
-    /// Check the payload's integrity and exit
-    #[arg(long)]
     pub verify: bool,
+}
+
+/// The parsed command line: a run, or a request for help or the version.
+#[derive(Debug)]
+pub enum Command {
+    Run(Cli),
+    Help,
+    Version,
+}
+
+/// The text of `--help`. The stub parses its few options with `lexopt` instead of clap: clap
+/// alone is a sixth of the stub's size budget (docs/stub.md).
+pub fn help(program: &str) -> String {
+    format!(
+        "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
+
+Usage: {program} -d DEST [--python PY] [--force] [--link LINK] [--no-compile] [--json] [-v | -q]
+       {program} --info [--python PY] [--json] | --list | --verify [--json] | --version | --help
+
+Options:
+  -d, --dest <DEST>  Release directory to create (missing parents are created)
+      --python <PY>  Interpreter for the venv: a path or a name on PATH
+                     [default: $PYSFX_PYTHON, else python3]
+      --force        Replace DEST if it holds something else (atomically)
+      --link <LINK>  After success, atomically point this symlink at DEST
+      --no-compile   Do not byte-compile the installed packages
+      --json         Print one JSON object on stdout
+  -v, --verbose      More detail on stderr (-vv for more); PYSFX_LOG=LEVEL sets it too
+  -q, --quiet        Errors only on stderr
+      --info         Show what this artifact holds (and, with --python, what that
+                     interpreter would get)
+      --list         List the payload's entries
+      --verify       Check the payload's integrity and exit
+  -h, --help         Print help
+  -V, --version      Print version
+
+Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe,
+4 this machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked.
+"
+    )
+}
+
+/// The usage error's text as printed: the error, the usage lines, where to look.
+pub fn usage_error(program: &str, message: &str) -> String {
+    format!(
+        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --version | --help\n\nFor more information, try '--help'.\n"
+    )
+}
+
+/// Parses the arguments after the program name. `Err` holds a usage error's message.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut cli = Cli::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    let text = |value: OsString, option: &str| {
+        value
+            .into_string()
+            .map_err(|value| format!("{option} {value:?} is not valid UTF-8"))
+    };
+    while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
+        match arg {
+            Short('d') | Long("dest") => {
+                let value = parser.value().map_err(|error| error.to_string())?;
+                once(&cli.destination, "--dest")?;
+                cli.destination = Some(PathBuf::from(value));
+            }
+            Long("python") => {
+                let value = parser.value().map_err(|error| error.to_string())?;
+                once(&cli.python, "--python")?;
+                cli.python = Some(text(value, "--python")?);
+            }
+            Long("link") => {
+                let value = parser.value().map_err(|error| error.to_string())?;
+                once(&cli.link, "--link")?;
+                cli.link = Some(PathBuf::from(value));
+            }
+            Long("force") => cli.force = true,
+            Long("no-compile") => cli.no_compile = true,
+            Long("json") => cli.json = true,
+            Short('v') | Long("verbose") => cli.verbose = cli.verbose.saturating_add(1),
+            Short('q') | Long("quiet") => cli.quiet = true,
+            Long("info") => cli.info = true,
+            Long("list") => cli.list = true,
+            Long("verify") => cli.verify = true,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Value(value) => {
+                return Err(format!(
+                    "unexpected argument {:?} (DEST goes after -d)",
+                    value.to_string_lossy()
+                ))
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let modes: Vec<&str> = [
+        (cli.destination.is_some(), "-d DEST"),
+        (cli.info, "--info"),
+        (cli.list, "--list"),
+        (cli.verify, "--verify"),
+    ]
+    .iter()
+    .filter(|(given, _)| *given)
+    .map(|(_, name)| *name)
+    .collect();
+    match modes.as_slice() {
+        [] => return Err("nothing to do: give -d DEST, --info, --list or --verify".into()),
+        [_] => {}
+        [first, second, ..] => return Err(format!("{first} cannot be used with {second}")),
+    }
+    if cli.destination.is_none() {
+        let install_only = [
+            (cli.force, "--force"),
+            (cli.link.is_some(), "--link"),
+            (cli.no_compile, "--no-compile"),
+        ];
+        if let Some((_, flag)) = install_only.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "{flag} goes with -d DEST (an install), not with {}",
+                modes[0]
+            ));
+        }
+    }
+    if cli.verbose > 0 && cli.quiet {
+        return Err("-v cannot be used with -q".into());
+    }
+    Ok(Command::Run(cli))
+}
+
+fn once<T>(value: &Option<T>, option: &str) -> Result<(), String> {
+    match value {
+        Some(_) => Err(format!("{option} cannot be given twice")),
+        None => Ok(()),
+    }
 }
 
 impl Cli {
@@ -71,21 +182,6 @@ pub fn open_self() -> Result<Payload, Failure> {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    if cli.destination.is_none() {
-        let install_only = [
-            (cli.force, "--force"),
-            (cli.link.is_some(), "--link"),
-            (cli.no_compile, "--no-compile"),
-        ];
-        if let Some((_, flag)) = install_only.iter().find(|(given, _)| *given) {
-            return Err(Failure::new(
-                code::USAGE,
-                format!(
-                    "{flag} goes with -d DEST (an install), not with --info, --list or --verify"
-                ),
-            ));
-        }
-    }
     if cli.list {
         return list();
     }
@@ -111,7 +207,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
     match &cli.destination {
         Some(_) => install::run(&cli),
-        None => Err(Failure::new(code::USAGE, "nothing to do: give -d DEST")),
+        None => Err(Failure::new(
+            code::USAGE,
+            "nothing to do: give -d DEST, --info, --list or --verify",
+        )),
     }
 }
 
@@ -208,4 +307,100 @@ fn info(cli: &Cli) -> Result<(), Failure> {
         }
     }
     print_stdout(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<Command, String> {
+        parse(line.split_whitespace().map(OsString::from))
+    }
+
+    fn run_of(line: &str) -> Cli {
+        match parse_line(line) {
+            Ok(Command::Run(cli)) => cli,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn installs_and_their_options() {
+        let cli =
+            run_of("-d /srv/r/1 --python /usr/bin/python3 --force --link /srv/cur --json -vv");
+        assert_eq!(cli.destination, Some(PathBuf::from("/srv/r/1")));
+        assert_eq!(cli.python.as_deref(), Some("/usr/bin/python3"));
+        assert!(cli.force && cli.json && !cli.no_compile && !cli.quiet);
+        assert_eq!(cli.link, Some(PathBuf::from("/srv/cur")));
+        assert_eq!(cli.verbose, 2);
+        let cli = run_of("--dest=/srv/r/2 --no-compile -q");
+        assert_eq!(cli.destination, Some(PathBuf::from("/srv/r/2")));
+        assert!(cli.no_compile && cli.quiet);
+        assert_eq!(run_of("-d/x").destination, Some(PathBuf::from("/x")));
+        assert!(run_of("--info --python python3.11 --json").info);
+        assert!(run_of("--list").list);
+        assert!(run_of("--verify --json").verify);
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert!(matches!(parse_line("--help"), Ok(Command::Help)));
+        assert!(matches!(parse_line("-d x -h"), Ok(Command::Help)));
+        assert!(matches!(parse_line("-V"), Ok(Command::Version)));
+        assert!(matches!(
+            parse_line("--version --bogus"),
+            Ok(Command::Version)
+        ));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for (line, expected) in [
+            ("", "nothing to do"),
+            ("--json", "nothing to do"),
+            ("--force", "nothing to do"),
+            ("--bogus", "--bogus"),
+            ("-x", "-x"),
+            ("-d", "missing argument"),
+            ("--python", "missing argument"),
+            ("-d a -d b", "--dest cannot be given twice"),
+            ("-d a extra", "unexpected argument \"extra\""),
+            ("--info --list", "--info cannot be used with --list"),
+            ("-d x --verify", "-d DEST cannot be used with --verify"),
+            ("--info --force", "--force goes with -d DEST"),
+            ("--list --link l", "--link goes with -d DEST"),
+            ("--verify --no-compile", "--no-compile goes with -d DEST"),
+            ("-d x -v -q", "-v cannot be used with -q"),
+            ("--force=yes -d x", "--force"),
+        ] {
+            match parse_line(line) {
+                Err(message) => assert!(message.contains(expected), "{line:?}: {message}"),
+                Ok(other) => panic!("{line:?} parsed: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn help_names_every_option() {
+        let text = help("site.sfx");
+        for option in [
+            "--dest",
+            "--python",
+            "--force",
+            "--link",
+            "--no-compile",
+            "--json",
+            "--verbose",
+            "--quiet",
+            "--info",
+            "--list",
+            "--verify",
+            "--help",
+            "--version",
+            "Exit codes",
+        ] {
+            assert!(text.contains(option), "{option} missing from --help");
+        }
+        assert!(text.contains("Usage: site.sfx -d DEST"));
+    }
 }

@@ -734,7 +734,7 @@ type WheelRange<'a> = (WheelFilename, (u64, u64), &'a str);
 /// Installs one batch of wheels: each checked and planned, then all their members (and
 /// byte-code) spread over the threads, biggest first, then each finished.
 fn install_batch(
-    file: &std::fs::File,
+    file: &std::sync::Arc<std::fs::File>,
     ranges: &[WheelRange<'_>],
     bundles: &[Option<(u64, (u64, u64))>],
     wheels: &[&WheelEntry],
@@ -743,7 +743,7 @@ fn install_batch(
     progress: &Progress,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), Failure> {
     // 1. Digest, central directory and plan of every wheel, in parallel.
-    let opened: Vec<Result<(ZipArchive<Section<'_>>, PreparedWheel), Failure>> =
+    let opened: Vec<Result<(ZipArchive<Section>, PreparedWheel), Failure>> =
         parallel_map(ranges, threads, |(filename, (start, len), sha256)| {
             check_digest(Section::new(file, *start, *len), filename, sha256)?;
             let mut archive =
@@ -766,7 +766,7 @@ fn install_batch(
         archives.push(archive);
         prepared.push(wheel);
     }
-    let mut bytecode: Vec<(usize, OpenBundle<'_>)> = Vec::new();
+    let mut bytecode: Vec<(usize, OpenBundle)> = Vec::new();
     for (wheel, bundle) in bundles.iter().enumerate() {
         let Some((_, (start, len))) = bundle else {
             continue;
@@ -805,9 +805,9 @@ fn install_batch(
             scope.spawn(|| {
                 // Each thread reads through its own copies of the archives (they share the
                 // parsed central directories) and keeps its own directory cache.
-                let mut local: Vec<Option<ZipArchive<Section<'_>>>> =
+                let mut local: Vec<Option<ZipArchive<Section>>> =
                     archives.iter().map(|_| None).collect();
-                let mut local_bytecode: Vec<Option<ZipArchive<Section<'_>>>> =
+                let mut local_bytecode: Vec<Option<ZipArchive<Section>>> =
                     bytecode.iter().map(|_| None).collect();
                 let mut writer = TreeWriter::new(&layout.root);
                 let mut done = Vec::new();
@@ -883,11 +883,11 @@ enum Task {
 }
 
 /// A byte-code bundle's archive and its members' names and sizes.
-type OpenBundle<'a> = (ZipArchive<Section<'a>>, Vec<(String, u64)>);
+type OpenBundle = (ZipArchive<Section>, Vec<(String, u64)>);
 
 /// Opens a byte-code bundle and checks every member: a `.pyc` file in a `__pycache__`
 /// directory, under a safe name, once.
-fn open_bundle<'a>(section: Section<'a>, wheel: &str) -> Result<OpenBundle<'a>, Failure> {
+fn open_bundle(section: Section, wheel: &str) -> Result<OpenBundle, Failure> {
     let corrupt =
         |reason: String| Failure::new(code::CORRUPT, format!("byte-code of {wheel}: {reason}"));
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
@@ -921,7 +921,7 @@ const MAX_BYTECODE_BYTES: u64 = 64 << 20;
 
 /// Writes `.pyc` file `member` of a bundle into site-packages.
 fn write_bytecode(
-    archive: &mut ZipArchive<Section<'_>>,
+    archive: &mut ZipArchive<Section>,
     member: usize,
     name: &str,
     layout: &Layout,
@@ -984,7 +984,7 @@ fn parallel_map<T: Sync, R: Send>(
 
 /// The wheel's bytes against the manifest's SHA-256 for it.
 fn check_digest(
-    mut section: Section<'_>,
+    mut section: Section,
     filename: &WheelFilename,
     expected: &str,
 ) -> Result<(), Failure> {

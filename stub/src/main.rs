@@ -8,6 +8,7 @@ mod extract;
 mod failure;
 mod install;
 mod lock;
+mod log;
 mod progress;
 mod receipt;
 mod signals;
@@ -15,25 +16,32 @@ mod signals;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            let code = if error.use_stderr() { 2 } else { 0 };
-            // A closed stdout (`--help | head`) is not an error worth a panic.
-            let _ = error.print();
-            if code == 2 && std::env::args().any(|arg| arg == "--json") {
-                let message = error.to_string();
-                let first = message.lines().next().unwrap_or("usage error");
-                print_failure_json(first.trim_start_matches("error: "), 2, None, None, 0.0);
+    let program = std::env::args_os()
+        .next()
+        .map(|arg0| {
+            std::path::Path::new(&arg0).file_name().map_or_else(
+                || "pysfx-stub".into(),
+                |name| name.to_string_lossy().into_owned(),
+            )
+        })
+        .unwrap_or_else(|| "pysfx-stub".into());
+    let cli = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(cli)) => cli,
+        Ok(Command::Help) => return exit_after_print(&cli::help(&program)),
+        Ok(Command::Version) => {
+            return exit_after_print(&format!("pysfx-stub {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        Err(message) => {
+            let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
+            if std::env::args_os().any(|arg| arg == "--json") {
+                print_failure_json(&message, failure::code::USAGE, None, None, 0.0);
             }
-            return ExitCode::from(code);
+            return ExitCode::from(failure::code::USAGE);
         }
     };
     init_logging(&cli);
@@ -56,6 +64,14 @@ fn main() -> ExitCode {
             }
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Prints `--help` or `--version` text; a closed stdout is not an error.
+fn exit_after_print(text: &str) -> ExitCode {
+    match print_stdout(text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(failure::code::OTHER),
     }
 }
 
@@ -103,13 +119,7 @@ fn init_logging(cli: &Cli) {
         (false, _) => Level::TRACE,
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_ansi(ansi)
-        .init();
+    let _ = tracing::subscriber::set_global_default(log::StderrLog::new(level, ansi));
 }
 
 /// Prints to stdout, treating a closed pipe as the end of output rather than an error.

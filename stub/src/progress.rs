@@ -1,56 +1,105 @@
-//! A progress bar on stderr, only when stderr is a terminal and the run is not quiet: piped
-//! output (Ansible, CI logs) stays plain lines.
+//! A progress line on stderr, only when stderr is a terminal and the run is not quiet: piped
+//! output (Ansible, CI logs) stays plain lines. A ticker thread redraws it; log lines clear it
+//! first (see `log`), so the two never share a line.
+//!
+//! This is the stub's own small line rather than `indicatif`, which would take a twentieth of
+//! the stub's size budget (docs/stub.md).
 
-use std::io::IsTerminal;
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+/// Whether a progress line is on screen; the log writer clears it before writing.
+static SHOWN: AtomicBool = AtomicBool::new(false);
 
-/// The bar, or nothing.
+/// The line's state, shared with the ticker.
+struct Shared {
+    message: Mutex<&'static str>,
+    position: AtomicU64,
+    length: AtomicU64,
+    done: AtomicBool,
+    started: Instant,
+}
+
+/// The progress line, or nothing.
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    shared: Option<Arc<Shared>>,
+    ticker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
         if quiet || !std::io::stderr().is_terminal() {
-            return Progress { bar: None };
+            return Progress {
+                shared: None,
+                ticker: Mutex::new(None),
+            };
         }
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        let style =
-            ProgressStyle::with_template("{spinner} {msg:<12} [{bar:30}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Progress { bar: Some(bar) }
+        let shared = Arc::new(Shared {
+            message: Mutex::new(""),
+            position: AtomicU64::new(0),
+            length: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            started: Instant::now(),
+        });
+        let state = Arc::clone(&shared);
+        let ticker = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let mut frame = 0usize;
+                while !state.done.load(Ordering::Relaxed) {
+                    draw(&state, frame);
+                    frame = frame.wrapping_add(1);
+                    std::thread::park_timeout(Duration::from_millis(120));
+                }
+            })
+            .ok();
+        Progress {
+            shared: Some(shared),
+            ticker: Mutex::new(ticker),
+        }
     }
 
     /// Starts a phase of `total` steps.
     pub fn phase(&self, message: &'static str, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(message);
-            bar.set_length(total);
-            bar.set_position(0);
+        if let Some(shared) = &self.shared {
+            *shared
+                .message
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = message;
+            shared.length.store(total, Ordering::Relaxed);
+            shared.position.store(0, Ordering::Relaxed);
         }
     }
 
     pub fn advance(&self, amount: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(amount);
+        if let Some(shared) = &self.shared {
+            shared.position.fetch_add(amount, Ordering::Relaxed);
         }
     }
 
     pub fn step(&self) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-        }
+        self.advance(1);
     }
 
+    /// Stops the ticker and clears the line.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        shared.done.store(true, Ordering::Relaxed);
+        let ticker = self
+            .ticker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(ticker) = ticker {
+            ticker.thread().unpark();
+            let _ = ticker.join();
         }
+        clear(&mut std::io::stderr().lock());
     }
 }
 
@@ -58,4 +107,43 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// Clears the progress line if one is shown (the caller holds stderr's lock).
+pub fn clear(stderr: &mut impl Write) {
+    if SHOWN.swap(false, Ordering::Relaxed) {
+        let _ = stderr.write_all(b"\r\x1b[2K");
+    }
+}
+
+fn draw(state: &Shared, frame: usize) {
+    const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+    const WIDTH: u64 = 30;
+    let message = *state
+        .message
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if message.is_empty() {
+        return;
+    }
+    let length = state.length.load(Ordering::Relaxed);
+    let position = state.position.load(Ordering::Relaxed).min(length);
+    let filled = (position * WIDTH).checked_div(length).unwrap_or(0) as usize;
+    let mut bar = "=".repeat(filled);
+    if filled < WIDTH as usize {
+        bar.push('>');
+        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
+    }
+    let elapsed = state.started.elapsed().as_secs();
+    let line = format!(
+        "\r\x1b[2K{} {message:<12} [{bar}] {position}/{length} {}:{:02}",
+        SPINNER[frame % SPINNER.len()],
+        elapsed / 60,
+        elapsed % 60
+    );
+    let mut stderr = std::io::stderr().lock();
+    if stderr.write_all(line.as_bytes()).is_ok() {
+        SHOWN.store(true, Ordering::Relaxed);
+    }
+    let _ = stderr.flush();
 }

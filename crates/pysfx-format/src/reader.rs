@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zip::read::Config;
 use zip::ZipArchive;
@@ -13,9 +14,9 @@ use crate::{locate, FormatError, Located, Manifest, FORMAT_VERSION, MANIFEST_NAM
 /// An opened artifact: its trailer, its zip directory and its manifest.
 pub struct Payload {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     located: Located,
-    archive: ZipArchive<File>,
+    archive: ZipArchive<Section>,
     manifest: Manifest,
 }
 
@@ -25,10 +26,15 @@ impl Payload {
     pub fn open(path: &Path) -> Result<Payload, FormatError> {
         let mut file = File::open(path).map_err(|error| FormatError::io(path, error))?;
         let located = locate(&mut file, path)?;
-        let zip_file = file
-            .try_clone()
-            .map_err(|error| FormatError::io(path, error))?;
-        let archive = ZipArchive::with_config(Config::default(), zip_file).map_err(|source| {
+        let file_len = file
+            .metadata()
+            .map_err(|error| FormatError::io(path, error))?
+            .len();
+        let file = Arc::new(file);
+        // One reader type for the payload, the wheels and the byte-code bundles: the zip code
+        // is compiled once (the stub's size).
+        let whole = Section::new(&file, 0, file_len);
+        let archive = ZipArchive::with_config(Config::default(), whole).map_err(|source| {
             FormatError::Zip {
                 path: path.to_path_buf(),
                 source,
@@ -76,7 +82,7 @@ impl Payload {
 
     /// Recomputes the payload digest and compares it with the trailer.
     pub fn verify(&mut self) -> Result<(), FormatError> {
-        self.located.verify(&mut self.file, &self.path)
+        self.located.verify(&self.file, &self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -97,12 +103,12 @@ impl Payload {
     }
 
     /// The zip directory, to list and extract entries.
-    pub fn archive(&mut self) -> &mut ZipArchive<File> {
+    pub fn archive(&mut self) -> &mut ZipArchive<Section> {
         &mut self.archive
     }
 
     /// The underlying file, for [`Section`] readers.
-    pub fn file(&self) -> &File {
+    pub fn file(&self) -> &Arc<File> {
         &self.file
     }
 
@@ -162,17 +168,17 @@ fn empty_manifest() -> Manifest {
 /// A byte range of a file, read with positioned reads so several threads can each read their own
 /// range of one shared file handle.
 #[derive(Debug, Clone)]
-pub struct Section<'a> {
-    file: &'a File,
+pub struct Section {
+    file: Arc<File>,
     start: u64,
     len: u64,
     position: u64,
 }
 
-impl<'a> Section<'a> {
-    pub fn new(file: &'a File, start: u64, len: u64) -> Self {
+impl Section {
+    pub fn new(file: &Arc<File>, start: u64, len: u64) -> Self {
         Section {
-            file,
+            file: Arc::clone(file),
             start,
             len,
             position: 0,
@@ -188,7 +194,7 @@ impl<'a> Section<'a> {
     }
 }
 
-impl Read for Section<'_> {
+impl Read for Section {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let remaining = self.len.saturating_sub(self.position);
         let want = (buffer.len() as u64).min(remaining) as usize;
@@ -203,7 +209,7 @@ impl Read for Section<'_> {
     }
 }
 
-impl Seek for Section<'_> {
+impl Seek for Section {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         let target = match to {
             SeekFrom::Start(offset) => Some(offset),

@@ -95,7 +95,7 @@ impl Located {
     }
 
     /// Recomputes the payload digest and compares it with the trailer's.
-    pub fn verify(&self, file: &mut File, path: &Path) -> Result<(), FormatError> {
+    pub fn verify(&self, file: &File, path: &Path) -> Result<(), FormatError> {
         let actual = digest_range(file, path, self.trailer.payload_offset, self.digest_end)?;
         if actual != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
@@ -156,7 +156,7 @@ pub fn locate(file: &mut File, path: &Path) -> Result<Located, FormatError> {
 
 /// SHA-256 of the bytes `[start, end)` of `file`.
 pub(crate) fn digest_range(
-    file: &mut File,
+    mut file: &File,
     path: &Path,
     start: u64,
     end: u64,

@@ -116,7 +116,7 @@ impl PayloadWriter {
             source,
         })?;
         let located = locate(&mut file, &path)?;
-        let sha256 = digest_range(&mut file, &path, self.payload_offset, located.digest_end)?;
+        let sha256 = digest_range(&file, &path, self.payload_offset, located.digest_end)?;
         let trailer = Trailer {
             payload_offset: self.payload_offset,
             sha256,
