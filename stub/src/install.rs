@@ -533,23 +533,7 @@ fn build_tree(
         &mut |batch_reports, precompiled| {
             install_seconds += phase.elapsed().as_secs_f64();
             phase = Instant::now();
-            let mut jobs = Vec::new();
-            for (report, precompiled) in batch_reports.iter_mut().zip(precompiled) {
-                let python_files = std::mem::take(&mut report.python_files);
-                if *precompiled || cli.no_compile {
-                    continue;
-                }
-                jobs.extend(python_files.into_iter().map(|relative| {
-                    let display = Path::new(&relative)
-                        .parent()
-                        .map(|parent| venv.final_root.join(parent))
-                        .unwrap_or_else(|| venv.final_root.clone());
-                    CompileJob {
-                        path: venv.root.join(&relative),
-                        display_directory: display.to_string_lossy().into_owned(),
-                    }
-                }));
-            }
+            let jobs = compile_jobs(batch_reports, precompiled, cli.no_compile, &venv);
             precompiled_wheels += precompiled.iter().filter(|p| **p).count();
             reports.append(batch_reports);
             if !jobs.is_empty() {
@@ -605,7 +589,37 @@ fn build_tree(
     Ok((files, bytes))
 }
 
-/// Installs the plan's wheels, each read in place from the artifact. The members of all wheels
+/// The `.py` files of a batch to compile at install: those of wheels that came without
+/// byte-code, unless `--no-compile`. Takes the file lists out of the reports.
+fn compile_jobs(
+    reports: &mut [InstallReport],
+    precompiled: &[bool],
+    no_compile: bool,
+    venv: &VenvPaths,
+) -> Vec<CompileJob> {
+    let mut jobs = Vec::new();
+    for (report, precompiled) in reports.iter_mut().zip(precompiled) {
+        let python_files = std::mem::take(&mut report.python_files);
+        if *precompiled || no_compile {
+            continue;
+        }
+        jobs.extend(python_files.into_iter().map(|relative| {
+            // The `.pyc` records the file's final place, so tracebacks name the release.
+            let display = Path::new(&relative)
+                .parent()
+                .map(|parent| venv.final_root.join(parent))
+                .unwrap_or_else(|| venv.final_root.clone());
+            CompileJob {
+                path: venv.root.join(&relative),
+                display_directory: display.to_string_lossy().into_owned(),
+            }
+        }));
+    }
+    jobs
+}
+
+/// Installs the plan's wheels, each read in place from the artifact, in batches (see
+/// BATCH_MEMBERS), calling `after_batch` after each. Within a batch the members of all wheels
 /// are spread over the threads (biggest first), so one large wheel does not leave the others
 /// idle; each wheel is checked against its manifest digest and planned before any member is
 /// written.
