@@ -2,6 +2,7 @@
 //! refused (exit 3, nothing written) when damaged.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -207,6 +208,8 @@ fn usage_errors_exit_2_and_a_closed_stdout_is_fine() {
         vec!["--info", "--list"],
         vec!["-d", "x", "-v", "-q"],
         vec!["-d", "x", "y"],
+        vec!["-d", "-q"],
+        vec!["-d", ""],
     ] {
         let output = run(Command::new(&artifact).args(&args));
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -227,11 +230,29 @@ fn usage_errors_exit_2_and_a_closed_stdout_is_fine() {
     let output = run(Command::new(&artifact).arg("--version"));
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("pysfx-stub "));
-    // With --json, a usage error is still one JSON object.
-    let output = run(Command::new(&artifact).args(["-d", "x", "--json", "--bogus"]));
-    assert_eq!(output.status.code(), Some(2));
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    assert_eq!(value["exit_code"], 2);
+    // With --json, a usage error is still one JSON object; so is a DEST that is not text
+    // (refused: JSON and the receipt could not name it).
+    let mut bytes = work.path().join("r").into_os_string().into_vec();
+    bytes.push(0xff);
+    let not_text = std::ffi::OsString::from_vec(bytes);
+    for args in [
+        vec![
+            OsStr::new("-d"),
+            OsStr::new("x"),
+            OsStr::new("--json"),
+            OsStr::new("--bogus"),
+        ],
+        vec![OsStr::new("-d"), not_text.as_os_str(), OsStr::new("--json")],
+        vec![OsStr::new("-d"), OsStr::new("--json")],
+        vec![OsStr::new("--list"), OsStr::new("--json")],
+    ] {
+        let output = run(Command::new(&artifact).args(&args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let value: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        assert_eq!(value["exit_code"], 2);
+    }
+    assert!(!Path::new(&not_text).exists());
     for flag in ["--list", "--help"] {
         let output = run(Command::new("sh")
             .arg("-c")

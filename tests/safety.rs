@@ -118,6 +118,21 @@ fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
             "SIG{name}: DEST exists after an interrupted install"
         );
         assert_no_litter(&parent, &format!("SIG{name}"));
+        // --json still gets its one object, naming the DEST and the signal's exit code.
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+        assert_eq!(report["exit_code"], code, "SIG{name}");
+        assert_eq!(report["changed"], false);
+        assert_eq!(
+            report["dest"].as_str(),
+            Some(destination.to_str().expect("UTF-8")),
+            "SIG{name}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("interrupted by SIG{name}")),
+            "SIG{name}: {stderr}"
+        );
     }
 }
 

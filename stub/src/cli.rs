@@ -82,25 +82,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     use lexopt::prelude::*;
     let mut cli = Cli::default();
     let mut parser = lexopt::Parser::from_args(args);
-    let text = |value: OsString, option: &str| {
-        value
-            .into_string()
-            .map_err(|value| format!("{option} {value:?} is not valid UTF-8"))
-    };
     while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
         match arg {
             Short('d') | Long("dest") => {
-                let value = parser.value().map_err(|error| error.to_string())?;
-                once(&cli.destination, "--dest")?;
+                let value = option_value(&mut parser, "-d")?;
+                once(&cli.destination, "-d")?;
                 cli.destination = Some(PathBuf::from(value));
             }
             Long("python") => {
-                let value = parser.value().map_err(|error| error.to_string())?;
+                let value = option_value(&mut parser, "--python")?;
                 once(&cli.python, "--python")?;
-                cli.python = Some(text(value, "--python")?);
+                cli.python = Some(value);
             }
             Long("link") => {
-                let value = parser.value().map_err(|error| error.to_string())?;
+                let value = option_value(&mut parser, "--link")?;
                 once(&cli.link, "--link")?;
                 cli.link = Some(PathBuf::from(value));
             }
@@ -115,10 +110,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(value) => {
+                let hint = if cli.destination.is_none() {
+                    " (DEST goes after -d)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "unexpected argument {:?} (DEST goes after -d)",
+                    "unexpected argument {:?}{hint}",
                     value.to_string_lossy()
-                ))
+                ));
             }
             other => return Err(other.unexpected().to_string()),
         }
@@ -154,6 +154,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     if cli.verbose > 0 && cli.quiet {
         return Err("-v cannot be used with -q".into());
     }
+    if cli.json && cli.list {
+        return Err("--json goes with -d DEST, --info or --verify, not with --list".into());
+    }
     Ok(Command::Run(cli))
 }
 
@@ -162,6 +165,34 @@ fn once<T>(value: &Option<T>, option: &str) -> Result<(), String> {
         Some(_) => Err(format!("{option} cannot be given twice")),
         None => Ok(()),
     }
+}
+
+/// The value of `option`: attached (`--dest=X`, `-dX`) or the next argument, which must not
+/// look like an option (`-d --json` is a missing DEST, not a directory named `--json`). Paths
+/// must be text, since `--json` and the receipt report them; none may be empty.
+fn option_value(parser: &mut lexopt::Parser, option: &str) -> Result<String, String> {
+    let value = match parser.optional_value() {
+        Some(value) => value,
+        None => {
+            let value = parser
+                .value()
+                .map_err(|_| format!("{option} needs a value"))?;
+            if value.to_string_lossy().starts_with('-') {
+                return Err(format!(
+                    "{option} needs a value, not the option {:?} (write {option}=VALUE for a value that starts with -)",
+                    value.to_string_lossy()
+                ));
+            }
+            value
+        }
+    };
+    let value = value
+        .into_string()
+        .map_err(|value| format!("{option} {value:?} is not valid UTF-8"))?;
+    if value.is_empty() {
+        return Err(format!("{option} needs a value, not an empty string"));
+    }
+    Ok(value)
 }
 
 impl Cli {
@@ -251,12 +282,12 @@ fn info(cli: &Cli) -> Result<(), Failure> {
     };
     if cli.json {
         let mut object = serde_json::json!({
-            "artifact": payload.path(),
+            "artifact": payload.path().to_string_lossy(),
             "sha256": payload.digest(),
             "manifest": manifest,
         });
         if let Some((plan, interpreter)) = &chosen {
-            object["python"] = serde_json::json!(interpreter.executable);
+            object["python"] = serde_json::json!(interpreter.executable.to_string_lossy());
             object["python_version"] = serde_json::json!(interpreter.version());
             object["set"] = serde_json::json!(plan.set_name);
             object["wheels"] = serde_json::json!(plan
@@ -337,6 +368,7 @@ mod tests {
         assert_eq!(cli.destination, Some(PathBuf::from("/srv/r/2")));
         assert!(cli.no_compile && cli.quiet);
         assert_eq!(run_of("-d/x").destination, Some(PathBuf::from("/x")));
+        assert_eq!(run_of("--dest=-x").destination, Some(PathBuf::from("-x")));
         assert!(run_of("--info --python python3.11 --json").info);
         assert!(run_of("--list").list);
         assert!(run_of("--verify --json").verify);
@@ -361,10 +393,17 @@ mod tests {
             ("--force", "nothing to do"),
             ("--bogus", "--bogus"),
             ("-x", "-x"),
-            ("-d", "missing argument"),
-            ("--python", "missing argument"),
-            ("-d a -d b", "--dest cannot be given twice"),
+            ("-d", "-d needs a value"),
+            ("--python", "--python needs a value"),
+            ("-d --json", "-d needs a value, not the option \"--json\""),
+            ("--link --force -d x", "--link needs a value"),
+            ("--python -v -d x", "--python needs a value"),
+            ("--dest=", "-d needs a value, not an empty string"),
+            ("-d x --python=", "--python needs a value"),
+            ("--list --json", "--json goes with"),
+            ("-d a -d b", "-d cannot be given twice"),
             ("-d a extra", "unexpected argument \"extra\""),
+            ("extra", "(DEST goes after -d)"),
             ("--info --list", "--info cannot be used with --list"),
             ("-d x --verify", "-d DEST cannot be used with --verify"),
             ("--info --force", "--force goes with -d DEST"),
@@ -377,6 +416,32 @@ mod tests {
                 Err(message) => assert!(message.contains(expected), "{line:?}: {message}"),
                 Ok(other) => panic!("{line:?} parsed: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn paths_must_be_text() {
+        use std::os::unix::ffi::OsStringExt;
+        for option in ["-d", "--link"] {
+            let args = vec![
+                OsString::from("-d"),
+                OsString::from("/srv/ok"),
+                OsString::from(option),
+                OsString::from_vec(b"/srv/bad\xff".to_vec()),
+            ];
+            let args = if option == "-d" {
+                args[2..].to_vec()
+            } else {
+                args
+            };
+            match parse(args) {
+                Err(message) => assert!(message.contains("not valid UTF-8"), "{message}"),
+                Ok(other) => panic!("{option}: {other:?}"),
+            }
+        }
+        match parse_line("-d a extra") {
+            Err(message) => assert!(!message.contains("DEST goes after"), "{message}"),
+            Ok(other) => panic!("{other:?}"),
         }
     }
 

@@ -736,10 +736,16 @@ const BATCH_MEMBERS: u64 = 4096;
 
 /// BATCH_MEMBERS, or `$PYSFX_BATCH_MEMBERS` (at least 1) for a machine short of memory.
 fn batch_members_limit() -> u64 {
-    std::env::var("PYSFX_BATCH_MEMBERS")
-        .ok()
-        .and_then(|value| value.parse::<u64>().ok())
-        .map_or(BATCH_MEMBERS, |limit| limit.max(1))
+    let Ok(value) = std::env::var("PYSFX_BATCH_MEMBERS") else {
+        return BATCH_MEMBERS;
+    };
+    match value.trim().parse::<u64>() {
+        Ok(limit) => limit.max(1),
+        Err(_) => {
+            warn!("PYSFX_BATCH_MEMBERS is not a whole number; using {BATCH_MEMBERS}");
+            BATCH_MEMBERS
+        }
+    }
 }
 
 /// A wheel's name, its byte range in the artifact, and its manifest digest.
@@ -879,9 +885,7 @@ fn install_batch(
     for (wheel, mut members) in prepared.iter().zip(outcomes) {
         members.sort_by_key(|(member, _)| *member);
         let members = members.into_iter().map(|(_, outcome)| outcome).collect();
-        let report = finish_wheel(wheel, members, layout, &mut writer)?;
-        debug!(name = %report.name, version = %report.version, files = report.files, "installed");
-        reports.push(report);
+        reports.push(finish_wheel(wheel, members, layout, &mut writer)?);
     }
     let precompiled = bundles.iter().map(Option::is_some).collect();
     Ok((reports, precompiled))

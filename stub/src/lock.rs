@@ -26,10 +26,7 @@ pub fn lock_path(destination: &Path) -> std::path::PathBuf {
 
 pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
     let path = lock_path(destination);
-    let timeout = std::env::var("PYSFX_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|value| value.parse::<u64>().ok())
-        .unwrap_or(600);
+    let timeout = lock_timeout();
     let started = Instant::now();
     let mut announced = false;
     loop {
@@ -42,12 +39,13 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(DestinationLock { _lock: lock }),
             Err((_, Errno::EWOULDBLOCK)) => {
-                if started.elapsed() >= Duration::from_secs(timeout) {
+                if started.elapsed() >= timeout {
                     return Err(Failure::new(
                         code::CONFLICT,
                         format!(
-                            "{} is locked by another pysfx run (waited {timeout} s; lock file {})",
+                            "{} is locked by another pysfx run (waited {} s; lock file {})",
                             destination.display(),
+                            timeout.as_secs_f64(),
                             path.display()
                         ),
                     ));
@@ -67,6 +65,22 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
                     format!("cannot lock {}: {errno}", path.display()),
                 ))
             }
+        }
+    }
+}
+
+/// `$PYSFX_LOCK_TIMEOUT` seconds (fractions allowed), else 600.
+fn lock_timeout() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(600);
+    let Ok(value) = std::env::var("PYSFX_LOCK_TIMEOUT") else {
+        return DEFAULT;
+    };
+    let parsed = value.trim().parse::<f64>().ok();
+    match parsed.and_then(|seconds| Duration::try_from_secs_f64(seconds).ok()) {
+        Some(timeout) => timeout,
+        None => {
+            tracing::warn!("PYSFX_LOCK_TIMEOUT is not a number of seconds; waiting up to 600 s");
+            DEFAULT
         }
     }
 }

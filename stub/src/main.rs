@@ -45,10 +45,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli);
-    signals::set_json(cli.json);
     let json = cli.json;
     let destination = cli.destination.clone();
     let python = cli.python();
+    signals::set_failure_report(json, destination.clone(), python.clone());
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -71,7 +71,10 @@ fn main() -> ExitCode {
 fn exit_after_print(text: &str) -> ExitCode {
     match print_stdout(text) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::from(failure::code::OTHER),
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
     }
 }
 
@@ -85,7 +88,7 @@ pub(crate) fn print_failure_json(
 ) {
     let object = serde_json::json!({
         "changed": false,
-        "dest": destination,
+        "dest": destination.map(|path| path.to_string_lossy()),
         "python": python,
         "python_version": null,
         "wheels_installed": 0,
@@ -102,24 +105,31 @@ pub(crate) fn print_failure_json(
 /// Human logs go to stderr; `-q` keeps errors only, `-v` adds detail, `PYSFX_LOG` overrides.
 fn init_logging(cli: &Cli) {
     use tracing::Level;
-    let from_env = std::env::var("PYSFX_LOG").ok().and_then(|value| {
-        match value.to_ascii_lowercase().as_str() {
+    let setting = std::env::var("PYSFX_LOG")
+        .ok()
+        .filter(|value| !value.is_empty());
+    let from_env = setting
+        .as_deref()
+        .and_then(|value| match value.to_ascii_lowercase().as_str() {
             "error" => Some(Level::ERROR),
             "warn" => Some(Level::WARN),
             "info" => Some(Level::INFO),
             "debug" => Some(Level::DEBUG),
             "trace" => Some(Level::TRACE),
             _ => None,
-        }
-    });
+        });
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => Level::ERROR,
         (false, 0) => from_env.unwrap_or(Level::INFO),
         (false, 1) => Level::DEBUG,
         (false, _) => Level::TRACE,
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi =
+        progress::fancy_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing::subscriber::set_global_default(log::StderrLog::new(level, ansi));
+    if setting.is_some() && from_env.is_none() {
+        tracing::warn!("PYSFX_LOG is not one of error, warn, info, debug, trace; ignoring it");
+    }
 }
 
 /// Prints to stdout, treating a closed pipe as the end of output rather than an error.

@@ -31,7 +31,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        if quiet || !std::io::stderr().is_terminal() {
+        if quiet || !fancy_terminal() {
             return Progress {
                 shared: None,
                 ticker: Mutex::new(None),
@@ -109,6 +109,26 @@ impl Drop for Progress {
     }
 }
 
+/// Whether stderr is a terminal that takes cursor movement (not `TERM=dumb`).
+pub fn fancy_terminal() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+}
+
+/// Columns of the terminal on stderr, if it says.
+#[allow(unsafe_code)]
+fn terminal_width() -> Option<usize> {
+    let mut size = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points at a live,
+    // writable `winsize`; on failure it writes nothing and returns -1.
+    let result = unsafe { nix::libc::ioctl(2, nix::libc::TIOCGWINSZ, &mut size) };
+    (result == 0 && size.ws_col > 0).then_some(size.ws_col as usize)
+}
+
 /// Clears the progress line if one is shown (the caller holds stderr's lock).
 pub fn clear(stderr: &mut impl Write) {
     if SHOWN.swap(false, Ordering::Relaxed) {
@@ -118,7 +138,6 @@ pub fn clear(stderr: &mut impl Write) {
 
 fn draw(state: &Shared, frame: usize) {
     const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
-    const WIDTH: u64 = 30;
     let message = *state
         .message
         .lock()
@@ -128,19 +147,28 @@ fn draw(state: &Shared, frame: usize) {
     }
     let length = state.length.load(Ordering::Relaxed);
     let position = state.position.load(Ordering::Relaxed).min(length);
-    let filled = (position * WIDTH).checked_div(length).unwrap_or(0) as usize;
-    let mut bar = "=".repeat(filled);
-    if filled < WIDTH as usize {
-        bar.push('>');
-        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
-    }
     let elapsed = state.started.elapsed().as_secs();
-    let line = format!(
-        "\r\x1b[2K{} {message:<12} [{bar}] {position}/{length} {}:{:02}",
-        SPINNER[frame % SPINNER.len()],
-        elapsed / 60,
-        elapsed % 60
-    );
+    let spinner = SPINNER[frame % SPINNER.len()];
+    let head = format!("{spinner} {message:<12} [");
+    let tail = format!("] {position}/{length} {}:{:02}", elapsed / 60, elapsed % 60);
+    // One row, never wrapped: a wrapped line cannot be redrawn in place.
+    let columns = terminal_width().unwrap_or(80).saturating_sub(1);
+    let width = columns.saturating_sub(head.len() + tail.len()).min(30);
+    let mut line = if width >= 5 {
+        let filled = (position * width as u64).checked_div(length).unwrap_or(0) as usize;
+        let mut bar = "=".repeat(filled);
+        if filled < width {
+            bar.push('>');
+            bar.push_str(&" ".repeat(width - filled - 1));
+        }
+        format!("{head}{bar}{tail}")
+    } else {
+        format!("{spinner} {message} {position}/{length}")
+    };
+    if let Some((end, _)) = line.char_indices().nth(columns) {
+        line.truncate(end);
+    }
+    let line = format!("\r\x1b[2K{line}");
     let mut stderr = std::io::stderr().lock();
     if stderr.write_all(line.as_bytes()).is_ok() {
         SHOWN.store(true, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! with a clean mask: the standard library resets it.)
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
@@ -12,11 +12,23 @@ use nix::unistd::Pid;
 /// Trees to remove if a signal arrives, and child processes to stop.
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-/// Whether the run promised one JSON object on stdout (`--json`).
-static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What the failure report of an interrupted run names (see [`set_failure_report`]).
+static REPORT: OnceLock<FailureReport> = OnceLock::new();
 
-pub fn set_json(json: bool) {
-    JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+struct FailureReport {
+    json: bool,
+    destination: Option<PathBuf>,
+    python: String,
+}
+
+/// Records whether the run promised one JSON object on stdout (`--json`), and the DEST and
+/// interpreter that object names if a signal ends the run.
+pub fn set_failure_report(json: bool, destination: Option<PathBuf>, python: String) {
+    let _ = REPORT.set(FailureReport {
+        json,
+        destination,
+        python,
+    });
 }
 
 /// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
@@ -63,10 +75,16 @@ pub fn install() {
         let message = format!(
             "interrupted by {signal}; removed the unfinished release, nothing was installed"
         );
-        eprintln!("pysfx: {message}");
+        tracing::error!("{message}");
         let code = 128 + signal as i32;
-        if JSON.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::print_failure_json(&message, code as u8, None, None, 0.0);
+        if let Some(report) = REPORT.get().filter(|report| report.json) {
+            crate::print_failure_json(
+                &message,
+                code as u8,
+                report.destination.as_deref(),
+                Some(&report.python),
+                0.0,
+            );
         }
         std::process::exit(code);
     });
