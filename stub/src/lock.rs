@@ -45,7 +45,7 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
                         format!(
                             "{} is locked by another pysfx run (waited {} s; lock file {})",
                             destination.display(),
-                            timeout.as_secs_f64(),
+                            timeout.as_secs(),
                             path.display()
                         ),
                     ));
@@ -69,17 +69,18 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
     }
 }
 
-/// `$PYSFX_LOCK_TIMEOUT` seconds (fractions allowed), else 600.
+/// `$PYSFX_LOCK_TIMEOUT` whole seconds, else 600.
 fn lock_timeout() -> Duration {
     const DEFAULT: Duration = Duration::from_secs(600);
     let Ok(value) = std::env::var("PYSFX_LOCK_TIMEOUT") else {
         return DEFAULT;
     };
-    let parsed = value.trim().parse::<f64>().ok();
-    match parsed.and_then(|seconds| Duration::try_from_secs_f64(seconds).ok()) {
-        Some(timeout) => timeout,
-        None => {
-            tracing::warn!("PYSFX_LOCK_TIMEOUT is not a number of seconds; waiting up to 600 s");
+    match value.trim().parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            tracing::warn!(
+                "PYSFX_LOCK_TIMEOUT is not a whole number of seconds; waiting up to 600 s"
+            );
             DEFAULT
         }
     }
