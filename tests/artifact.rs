@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    binaries, datapkg_wheel, host_python, install, listing, make_app, pack, run, test_stub,
+    binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack, run, test_stub,
 };
 
 fn small_artifact(work: &Path) -> PathBuf {
@@ -26,15 +26,6 @@ fn small_artifact(work: &Path) -> PathBuf {
         ],
         &work.join("site.sfx"),
     )
-}
-
-fn python_args<'a>(destination: &'a Path, python: &'a Path) -> Vec<&'a OsStr> {
-    vec![
-        OsStr::new("-d"),
-        destination.as_os_str(),
-        OsStr::new("--python"),
-        python.as_os_str(),
-    ]
 }
 
 #[test]
@@ -176,7 +167,7 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
     for (name, damage) in cases {
         let path = damaged(work.path(), &artifact, name, damage);
         let destination = work.path().join("releases").join(name);
-        let (code, result, stderr) = install(&path, &python_args(&destination, &python));
+        let (code, result, stderr) = install_with(&path, &destination, &python, &[]);
         assert_eq!(code, 3, "{name}: {stderr}");
         assert_eq!(result["exit_code"], 3, "{name}");
         assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
@@ -272,7 +263,7 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     let artifact = small_artifact(work.path());
     let python = host_python();
     let destination = work.path().join("releases/7");
-    let (code, first, stderr) = install(&artifact, &python_args(&destination, &python));
+    let (code, first, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(first["changed"], true);
     let manage = destination.join("demoapp/manage.py");
@@ -283,7 +274,7 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
         "exec bit kept"
     );
     std::fs::write(destination.join("environment.json"), "{}").expect("write");
-    let (code, second, stderr) = install(&artifact, &python_args(&destination, &python));
+    let (code, second, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(second["changed"], false);
     assert!(
@@ -294,7 +285,7 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     let foreign = work.path().join("releases/foreign");
     std::fs::create_dir_all(&foreign).expect("mkdir");
     std::fs::write(foreign.join("precious.txt"), "keep me").expect("write");
-    let (code, failure, stderr) = install(&artifact, &python_args(&foreign, &python));
+    let (code, failure, stderr) = install_with(&artifact, &foreign, &python, &[]);
     assert_eq!(code, 5, "{stderr}");
     for key in [
         "changed",
@@ -314,9 +305,8 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
         );
     }
     assert_eq!(listing(&foreign), vec!["precious.txt"]);
-    let mut args = python_args(&foreign, &python);
-    args.push(OsStr::new("--force"));
-    let (code, result, stderr) = install(&artifact, &args);
+    let (code, result, stderr) =
+        install_with(&artifact, &foreign, &python, &[OsStr::new("--force")]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(result["changed"], true);
     assert!(!foreign.join("precious.txt").exists());
@@ -324,12 +314,10 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     // --force over a plain file, then an incomplete release: neither leaves litter.
     let file_dest = work.path().join("releases/file");
     std::fs::write(&file_dest, "x").expect("write");
-    let mut args = python_args(&file_dest, &python);
-    args.push(OsStr::new("--force"));
-    let (code, _, stderr) = install(&artifact, &args);
+    let (code, _, stderr) = install_with(&artifact, &file_dest, &python, &[OsStr::new("--force")]);
     assert_eq!(code, 0, "{stderr}");
     std::fs::remove_file(destination.join("venv/pyvenv.cfg")).expect("damage the release");
-    let (code, _, stderr) = install(&artifact, &python_args(&destination, &python));
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(
         code, 5,
         "an incomplete release is not 'already installed': {stderr}"

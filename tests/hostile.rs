@@ -1,24 +1,15 @@
 //! Hostile content, in the payload or inside a wheel, is refused (exit 3) before anything lands
 //! in DEST, and nothing is ever written outside it.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use pysfx_e2e::{evil_wheels, host_python, install, listing, raw_artifact};
+use pysfx_e2e::{evil_wheels, host_python, install_with, listing, raw_artifact};
 
 /// Installs `artifact` into `work/releases/1` and checks the refusal.
 fn assert_refused(work: &Path, artifact: &Path, case: &str, expected_in_message: &str) {
     let destination = work.join("releases/1");
     let python = host_python();
-    let (code, result, stderr) = install(
-        artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = install_with(artifact, &destination, &python, &[]);
     assert_eq!(code, 3, "{case}: expected exit 3, got {code}: {stderr}");
     assert_eq!(result["exit_code"], 3, "{case}");
     assert!(
@@ -53,15 +44,7 @@ fn the_control_wheel_installs() {
     );
     let destination = work.path().join("releases/1");
     let python = host_python();
-    let (code, _, stderr) = install(
-        &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-        ],
-    );
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(destination.join("demoapp/app.py").is_file());
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use pysfx_e2e::{
-    bootstrap_wheels, datapkg_wheel, install, make_app, pack, pip_list, python, pythons, run,
-    test_wheels, Python,
+    bootstrap_wheels, datapkg_wheel, install, install_with, make_app, pack, pip_list, python,
+    pythons, run, test_wheels, Python,
 };
 
 /// What the venv's interpreter reports about itself, checked in Python.
@@ -48,15 +48,7 @@ fn check_interpreter(python: &Python, work: &Path) {
         &work.join("site.sfx"),
     );
     let destination = work.join("releases/1");
-    let (code, result, stderr) = install(
-        &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.path.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = install_with(&artifact, &destination, &python.path, &[]);
     assert_eq!(code, 0, "{version}: install failed: {stderr}");
     assert_eq!(result["changed"], true, "{version}");
     assert!(result["python_version"]
@@ -272,15 +264,7 @@ fn python_2_is_refused_before_anything_is_written() {
         &work.path().join("site.sfx"),
     );
     let destination = work.path().join("releases/1");
-    let (code, result, stderr) = install(
-        &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python2.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = install_with(&artifact, &destination, python2, &[]);
     assert_eq!(code, 4, "{stderr}");
     assert!(
         stderr.contains("2.7.18"),

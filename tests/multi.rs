@@ -5,29 +5,19 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use pysfx_e2e::{binaries, bootstrap_wheels, install, make_app, pack, python, run, workspace_root};
+use pysfx_e2e::{
+    binaries, bootstrap_wheels, install_with, make_app, pack, python, run, workspace_root,
+};
 
 fn requirements() -> std::path::PathBuf {
     workspace_root().join("tests/fixtures/multi-requirements.txt")
 }
 
 /// Installs `artifact` with CPython 3.`minor` and returns (the JSON result, the venv).
-fn install_with(
-    artifact: &Path,
-    work: &Path,
-    minor: u32,
-) -> (serde_json::Value, std::path::PathBuf) {
+fn install_on(artifact: &Path, work: &Path, minor: u32) -> (serde_json::Value, std::path::PathBuf) {
     let destination = work.join(format!("releases/3{minor}"));
     let python = python(minor);
-    let (code, result, stderr) = install(
-        artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.path.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = install_with(artifact, &destination, &python.path, &[]);
     assert_eq!(code, 0, "3.{minor}: {stderr}");
     (result, destination.join("venv"))
 }
@@ -89,7 +79,7 @@ fn one_artifact_with_sets_for_3_6_and_3_11() {
         ],
         &work.path().join("site.sfx"),
     );
-    let (result, venv) = install_with(&artifact, work.path(), 6);
+    let (result, venv) = install_on(&artifact, work.path(), 6);
     assert_eq!(result["wheel_set"], "cp36");
     // Packed with --python: byte-code compiled at pack time, valid at install.
     assert!(
@@ -101,7 +91,7 @@ fn one_artifact_with_sets_for_3_6_and_3_11() {
     assert!(speedups.contains("cpython-36m"), "3.6 got {speedups}");
     assert!(backport, "3.6 needs the dataclasses backport");
 
-    let (result, venv) = install_with(&artifact, work.path(), 11);
+    let (result, venv) = install_on(&artifact, work.path(), 11);
     assert_eq!(result["wheel_set"], "cp311");
     assert!(
         result["precompiled_wheels"].as_u64().unwrap_or(0) >= 3,
@@ -143,7 +133,7 @@ fn a_target_set_is_built_without_that_python_and_installs_on_it() {
         ],
         &work.path().join("site36.sfx"),
     );
-    let (result, venv) = install_with(&artifact, work.path(), 6);
+    let (result, venv) = install_on(&artifact, work.path(), 6);
     assert_eq!(result["wheel_set"], "cp36-manylinux2014_x86_64");
     // No interpreter at pack time: compiled at install instead, and just as valid.
     assert_eq!(result["precompiled_wheels"], 0, "{result}");
@@ -174,15 +164,7 @@ fn a_cp311_only_artifact_is_refused_by_3_6() {
         &work.path().join("site311.sfx"),
     );
     let destination = work.path().join("releases/1");
-    let (code, result, stderr) = install(
-        &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python(6).path.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = install_with(&artifact, &destination, &python(6).path, &[]);
     assert_eq!(code, 4, "{stderr}");
     let message = result["error"].as_str().unwrap_or_default();
     assert!(
@@ -215,7 +197,7 @@ fn each_python_gets_a_pip_that_runs_on_it() {
         &work.path().join("site.sfx"),
     );
     for minor in [6, 12] {
-        let (_, venv) = install_with(&artifact, work.path(), minor);
+        let (_, venv) = install_on(&artifact, work.path(), minor);
         let output = run(Command::new(venv.join("bin/python")).args(["-m", "pip", "--version"]));
         assert!(
             output.status.success(),

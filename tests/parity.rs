@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    bootstrap_wheels, datapkg_wheel, install, make_app, pack, python, run, test_wheels, tree,
+    bootstrap_wheels, datapkg_wheel, install_with, make_app, pack, python, run, test_wheels, tree,
 };
 
 /// Files that are not part of any distribution, or legitimately differ.
@@ -76,15 +76,11 @@ fn compare_with_pip(minor: u32) {
         &work.path().join("site.sfx"),
     );
     let destination = work.path().join("release");
-    let (code, _, stderr) = install(
+    let (code, _, stderr) = install_with(
         &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.path.as_os_str(),
-            OsStr::new("--no-compile"),
-        ],
+        &destination,
+        &python.path,
+        &[OsStr::new("--no-compile")],
     );
     assert_eq!(code, 0, "{stderr}");
 

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pysfx_e2e::{
-    bulky_wheel, evil_wheels, host_python, install, listing, make_app, pack, raw_artifact, run,
+    bulky_wheel, evil_wheels, host_python, install, install_with, listing, make_app, pack,
+    raw_artifact, run,
 };
 
 fn bulky_artifact(work: &Path) -> PathBuf {
@@ -147,15 +148,11 @@ fn after_sigkill_the_next_run_succeeds_and_cleans_up() {
     signal(&child, "KILL");
     child.wait().expect("wait");
     assert!(!destination.exists(), "DEST exists after a killed install");
-    let (code, result, stderr) = install(
+    let (code, result, stderr) = install_with(
         &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            host_python().as_os_str(),
-            OsStr::new("--no-compile"),
-        ],
+        &destination,
+        &host_python(),
+        &[OsStr::new("--no-compile")],
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(result["changed"], true);
@@ -212,13 +209,11 @@ fn link_is_repointed_and_rerunning_an_old_release_rolls_back() {
     let python = host_python();
     let run_with_link = |artifact: &Path, release: &str| {
         let destination = work.path().join("releases").join(release);
-        install(
+        install_with(
             artifact,
+            &destination,
+            &python,
             &[
-                OsStr::new("-d"),
-                destination.as_os_str(),
-                OsStr::new("--python"),
-                python.as_os_str(),
                 OsStr::new("--link"),
                 current.as_os_str(),
                 OsStr::new("--no-compile"),
@@ -271,16 +266,11 @@ fn link_is_repointed_and_rerunning_an_old_release_rolls_back() {
     let blocker = work.path().join("blocker");
     std::fs::create_dir(&blocker).expect("mkdir");
     let destination = work.path().join("releases/3");
-    let (code, _, stderr) = install(
+    let (code, _, stderr) = install_with(
         &second,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-            OsStr::new("--link"),
-            blocker.as_os_str(),
-        ],
+        &destination,
+        &python,
+        &[OsStr::new("--link"), blocker.as_os_str()],
     );
     assert_eq!(code, 5, "{stderr}");
     assert!(!destination.exists());
@@ -375,15 +365,7 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         return;
     };
     let destination = small.path.join("releases/1");
-    let (code, _, stderr) = install(
-        &artifact,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-        ],
-    );
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("not enough free space"), "{stderr}");
     assert!(!destination.exists());
@@ -401,15 +383,7 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         return;
     };
     let destination = tight.path.join("releases/1");
-    let (code, _, stderr) = install(
-        &understated,
-        &[
-            OsStr::new("-d"),
-            destination.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-        ],
-    );
+    let (code, _, stderr) = install_with(&understated, &destination, &python, &[]);
     assert_eq!(code, 4, "{stderr}");
     assert!(!destination.exists());
     assert_no_litter(&tight.path.join("releases"), "no space, mid-install");

@@ -140,21 +140,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
     }
     if let Some((interpreter, plan)) = &plan {
-        out.push_str(&format!(
-            "{} (CPython {}) would get set {}:\n",
-            interpreter.executable.display(),
-            interpreter.version(),
-            plan.set_name
-        ));
-        for wheel in &plan.wheels {
-            out.push_str(&format!("  {}\n", wheel.filename));
-        }
-        for skipped in &plan.skipped {
-            out.push_str(&format!(
-                "  (skipped {}: Requires-Python {})\n",
-                skipped.name, skipped.requires_python
-            ));
-        }
+        out.push_str(&plan.describe(interpreter));
     }
     print(&out)
 }

@@ -327,15 +327,7 @@ fn info(cli: &Cli) -> Result<(), Failure> {
         out.push_str(&format!("bootstrap: {} wheels\n", manifest.bootstrap.len()));
     }
     if let Some((plan, interpreter)) = &chosen {
-        out.push_str(&format!(
-            "{} (Python {}) would get set {}:\n",
-            interpreter.executable.display(),
-            interpreter.version(),
-            plan.set_name
-        ));
-        for wheel in &plan.wheels {
-            out.push_str(&format!("  {}\n", wheel.filename));
-        }
+        out.push_str(&plan.describe(interpreter));
     }
     print_stdout(&out)
 }

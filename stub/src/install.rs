@@ -650,16 +650,26 @@ fn install_all(
     }
     // Byte-code compiled at pack time by this very interpreter version (same magic number and
     // cache tag); any other wheel is compiled after the install.
+    let matching: Vec<Option<(u64, String)>> = plan
+        .wheels
+        .iter()
+        .map(|wheel| {
+            payload
+                .manifest()
+                .bytecode
+                .iter()
+                .find(|bundle| {
+                    bundle.wheel == wheel.path
+                        && bundle.magic == interpreter.magic
+                        && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
+                })
+                .map(|bundle| (bundle.source_mtime, bundle.path.clone()))
+        })
+        .collect();
     let mut bundles: Vec<Option<(u64, (u64, u64))>> = Vec::with_capacity(plan.wheels.len());
-    let manifest = payload.manifest().clone();
-    for wheel in &plan.wheels {
-        let bundle = manifest.bytecode.iter().find(|bundle| {
-            bundle.wheel == wheel.path
-                && bundle.magic == interpreter.magic
-                && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
-        });
+    for bundle in matching {
         bundles.push(match bundle {
-            Some(bundle) => Some((bundle.source_mtime, payload.stored_range(&bundle.path)?)),
+            Some((mtime, path)) => Some((mtime, payload.stored_range(&path)?)),
             None => None,
         });
     }
@@ -736,16 +746,7 @@ const BATCH_MEMBERS: u64 = 4096;
 
 /// BATCH_MEMBERS, or `$PYSFX_BATCH_MEMBERS` (at least 1) for a machine short of memory.
 fn batch_members_limit() -> u64 {
-    let Ok(value) = std::env::var("PYSFX_BATCH_MEMBERS") else {
-        return BATCH_MEMBERS;
-    };
-    match value.trim().parse::<u64>() {
-        Ok(limit) => limit.max(1),
-        Err(_) => {
-            warn!("PYSFX_BATCH_MEMBERS is not a whole number; using {BATCH_MEMBERS}");
-            BATCH_MEMBERS
-        }
-    }
+    crate::env_whole_number("PYSFX_BATCH_MEMBERS", BATCH_MEMBERS).max(1)
 }
 
 /// A wheel's name, its byte range in the artifact, and its manifest digest.

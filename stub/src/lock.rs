@@ -71,17 +71,5 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
 
 /// `$PYSFX_LOCK_TIMEOUT` whole seconds, else 600.
 fn lock_timeout() -> Duration {
-    const DEFAULT: Duration = Duration::from_secs(600);
-    let Ok(value) = std::env::var("PYSFX_LOCK_TIMEOUT") else {
-        return DEFAULT;
-    };
-    match value.trim().parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => {
-            tracing::warn!(
-                "PYSFX_LOCK_TIMEOUT is not a whole number of seconds; waiting up to 600 s"
-            );
-            DEFAULT
-        }
-    }
+    Duration::from_secs(crate::env_whole_number("PYSFX_LOCK_TIMEOUT", 600))
 }

@@ -132,6 +132,21 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// The whole number in environment variable `name`, else `default`; a value that is not one
+/// is reported (never echoed) and the default used.
+pub(crate) fn env_whole_number(name: &str, default: u64) -> u64 {
+    let Some(value) = std::env::var_os(name) else {
+        return default;
+    };
+    match value.to_str().and_then(|text| text.trim().parse().ok()) {
+        Some(number) => number,
+        None => {
+            tracing::warn!("{name} is not a whole number; using {default}");
+            default
+        }
+    }
+}
+
 /// Prints to stdout, treating a closed pipe as the end of output rather than an error.
 pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();

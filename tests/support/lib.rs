@@ -337,6 +337,24 @@ pub fn install(artifact: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::
     (output.status.code().unwrap_or(-1), value, stderr)
 }
 
+/// Runs an install, `ARTIFACT -d DESTINATION --python PYTHON EXTRA… --json`, and returns what
+/// [`install`] returns.
+pub fn install_with(
+    artifact: &Path,
+    destination: &Path,
+    python: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (i32, serde_json::Value, String) {
+    let mut args = vec![
+        std::ffi::OsStr::new("-d"),
+        destination.as_os_str(),
+        std::ffi::OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    install(artifact, &args)
+}
+
 /// Every path under `root`, relative, sorted (symlinks not followed).
 pub fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -32,6 +32,29 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
 }
 
+impl Plan {
+    /// The plan as `pysfx inspect --python` and `--info --python` print it: the interpreter,
+    /// the set, each wheel, and each distribution skipped for its `Requires-Python`.
+    pub fn describe(&self, interpreter: &Interpreter) -> String {
+        let mut out = format!(
+            "{} (CPython {}) would get set {}:\n",
+            interpreter.executable.display(),
+            interpreter.version(),
+            self.set_name
+        );
+        for wheel in &self.wheels {
+            out.push_str(&format!("  {}\n", wheel.filename));
+        }
+        for skipped in &self.skipped {
+            out.push_str(&format!(
+                "  (skipped {}: Requires-Python {})\n",
+                skipped.name, skipped.requires_python
+            ));
+        }
+        out
+    }
+}
+
 /// The sets this interpreter may use, in the order they are tried: those resolved for its
 /// `X.Y`, then those for any target (`--wheels`). A set resolved for another version is never
 /// used: its environment markers were judged for that version, so it may lack a dependency
