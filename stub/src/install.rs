@@ -699,7 +699,6 @@ fn install_all(
             progress.advance(done);
             let (mut batch_reports, batch_precompiled) =
                 install_batch(file, &ranges, &bundles, &wheels, &layout, threads, progress)?;
-            drop((ranges, wheels));
             after_batch(&mut batch_reports, &batch_precompiled)?;
             release_free_memory();
             done += batch_bytes;
