@@ -81,8 +81,8 @@ pub struct WheelEntry {
     pub size: u64,
     /// Sum of the uncompressed sizes of the wheel's members.
     pub unpacked_bytes: u64,
-    /// Entries in the wheel's zip directory (0 when not recorded: packers before 0.1.0's
-    /// batching did not); the stub sizes its install batches by it.
+    /// Entries in the wheel's zip directory, by which the stub sizes its install batches; 0 in
+    /// artifacts packed before it was recorded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub members: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
