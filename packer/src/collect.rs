@@ -386,7 +386,7 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
     }
     // Everything the stub will check at install, checked now: a wheel that would be refused
     // there is refused here.
-    pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename)
+    pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename, None)
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
     Ok(WheelInfo {
         name: filename.name.clone(),

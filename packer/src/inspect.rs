@@ -142,7 +142,8 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     if let Some((interpreter, plan)) = &plan {
         out.push_str(&plan.describe(interpreter));
     }
-    print(&out)
+    // Manifest strings are the artifact's, not ours: no terminal escapes reach the screen.
+    print(&pysfx_format::escape_lines(&out))
 }
 
 pub fn verify(args: &VerifyArgs) -> Outcome {

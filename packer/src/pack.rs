@@ -17,14 +17,6 @@ use crate::collect::{self, WheelInfo};
 use crate::elf::{self, GlibcVersion};
 use crate::PackArgs;
 
-/// Names the release uses for itself; the app may not take them.
-const RESERVED_NAMES: [&str; 5] = [
-    "venv",
-    "static.in",
-    "wheels",
-    "environment.json",
-    "pysfx-receipt.json",
-];
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
 const DEFAULT_EPOCH: u64 = 315_532_800;
 
@@ -208,17 +200,8 @@ fn app_name(args: &PackArgs) -> Result<String> {
                 )
             })?,
     };
-    let valid = !name.is_empty()
-        && !name.starts_with(['.', '-'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !valid {
-        bail!("app name {name:?} must be letters, digits, '_', '-' or '.', not starting with '.' or '-'");
-    }
-    if RESERVED_NAMES.contains(&name.as_str()) {
-        bail!("app name {name:?} is reserved for the release layout; give another --app-name");
-    }
+    pysfx_format::check_app_name(&name)
+        .map_err(|reason| anyhow!("{reason}; give another --app-name"))?;
     Ok(name)
 }
 

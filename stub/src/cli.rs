@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use std::ffi::OsString;
 
-use pysfx_format::Payload;
+use pysfx_format::{escape_control, escape_lines, Payload};
 
 use crate::failure::{code, Failure};
 use crate::{install, print_stdout};
@@ -265,7 +265,7 @@ fn list() -> Result<(), Failure> {
         out.push_str(&format!(
             "{:>12}  {}\n",
             entry.size(),
-            String::from_utf8_lossy(entry.name_raw())
+            escape_control(&String::from_utf8_lossy(entry.name_raw()))
         ));
     }
     print_stdout(&out)
@@ -329,7 +329,7 @@ fn info(cli: &Cli) -> Result<(), Failure> {
     if let Some((plan, interpreter)) = &chosen {
         out.push_str(&plan.describe(interpreter));
     }
-    print_stdout(&out)
+    print_stdout(&escape_lines(&out))
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
 //! Unpacking the app and static directories from the payload into the new release.
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::Path;
 
 use pysfx_format::Payload;
-use pysfx_wheel::{create_dirs_below, validate_member_name};
+use pysfx_wheel::{validate_member_name, CopyError, CopyOptions, TreeWriter};
 
 use crate::failure::{code, Failure};
 
@@ -18,8 +16,9 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Extracts every entry under `<app>/` and `static.in/` into `root`. Names, kinds and sizes are
-/// checked for every entry before the first file is written.
+/// Extracts every entry under `<app>/` and `static.in/` into `root`. Names and kinds are checked
+/// for every entry before the first file is written; each is read no further than its declared
+/// size (the declared sizes were held to the manifest's total before anything was written).
 pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Failure> {
     let app_prefix = format!("{}/", payload.manifest().app.name);
     let artifact = payload.path().display().to_string();
@@ -61,51 +60,28 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         if entry.is_dir() {
             continue;
         }
-        if entry.size() > 1 << 20 && entry.size() / entry.compressed_size().max(1) > 1000 {
-            return Err(corrupt(&name, "implausible compression ratio (zip bomb?)"));
-        }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
         wanted.push((index, name, entry.size(), executable));
     }
 
-    let mut created = HashSet::new();
+    let mut writer = TreeWriter::new(root);
     let mut extracted = Extracted::default();
-    let mut buffer = vec![0u8; 128 * 1024];
     for (index, name, declared, executable) in wanted {
-        let destination = root.join(&name);
-        if let Some((parent, _)) = name.rsplit_once('/') {
-            if created.insert(parent.to_string()) {
-                create_dirs_below(root, parent)
-                    .map_err(|error| Failure::io("cannot create", &root.join(parent), &error))?;
-            }
-        }
         let entry = archive
             .by_index(index)
             .map_err(|error| Failure::new(code::CORRUPT, format!("{artifact}: {name}: {error}")))?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if executable { 0o755 } else { 0o644 })
-            .open(&destination)
-            .map_err(|error| Failure::io("cannot create", &destination, &error))?;
-        let mut reader = entry.take(declared + 1);
-        let mut size = 0u64;
-        loop {
-            let read = reader
-                .read(&mut buffer)
-                .map_err(|error| corrupt(&name, &error.to_string()))?;
-            if read == 0 {
-                break;
-            }
-            size += read as u64;
-            file.write_all(&buffer[..read])
-                .map_err(|error| Failure::io("cannot write", &destination, &error))?;
-        }
-        if size != declared {
+        let options = CopyOptions::new(if executable { 0o755 } else { 0o644 });
+        let copied = writer
+            .copy(&name, &mut entry.take(declared + 1), options)
+            .map_err(|error| match error {
+                CopyError::Read(error) => corrupt(&name, &error.to_string()),
+                CopyError::Write(error) => Failure::from(error),
+            })?;
+        if copied.read_size != declared {
             return Err(corrupt(&name, "its size differs from the zip header"));
         }
         extracted.files += 1;
-        extracted.bytes += size;
+        extracted.bytes += declared;
     }
     Ok(extracted)
 }

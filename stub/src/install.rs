@@ -9,8 +9,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use pysfx_format::{Payload, Section, WheelEntry};
 use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
 use pysfx_wheel::{
-    extract_member, finish_wheel, prepare_wheel, validate_member_name, InstallReport, Layout,
-    MemberOutcome, PreparedWheel, TreeWriter, WheelError, WheelFilename,
+    extract_member, finish_wheel, prepare_wheel, validate_member_name, CopyError, CopyOptions,
+    Disposition, InstallReport, Layout, MemberOutcome, PreparedWheel, TreeWriter, WheelError,
+    WheelFilename,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -22,6 +23,7 @@ use crate::cli::{open_self, Cli};
 use crate::failure::{code, Failure};
 use crate::progress::Progress;
 use crate::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
+use crate::shared::{SharedPath, SharedPaths};
 use crate::{extract, lock, print_stdout, signals};
 use pysfx_plan::{self as plan, Plan};
 
@@ -34,15 +36,30 @@ struct Phases {
     compile: f64,
     /// Wheels whose byte-code came compiled from the pack.
     precompiled_wheels: usize,
+    /// Paths two wheels ship with different content (see `shared`).
+    shared_paths: Vec<SharedPath>,
     progress: Progress,
 }
 
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let started = Instant::now();
     signals::install();
-    let destination = absolute_destination(cli.destination.as_deref().unwrap_or(Path::new("")))?;
-    let link = cli.link.as_deref().map(absolute_destination).transpose()?;
+    let destination = absolute_path(cli.destination.as_deref().unwrap_or(Path::new("")), "DEST")?;
+    let link = cli
+        .link
+        .as_deref()
+        .map(|link| absolute_path(link, "--link"))
+        .transpose()?;
     if let Some(link) = &link {
+        if link.starts_with(&destination) {
+            return Err(Failure::new(
+                code::USAGE,
+                format!(
+                    "--link {} is DEST or inside it; the link goes beside the releases (e.g. /srv/app/current)",
+                    link.display()
+                ),
+            ));
+        }
         check_link(link)?;
     }
 
@@ -54,6 +71,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         install: 0.0,
         compile: 0.0,
         precompiled_wheels: 0,
+        shared_paths: Vec::new(),
         progress: Progress::new(cli.quiet),
     };
     phases.progress.phase("verifying", 1);
@@ -104,13 +122,16 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             ));
         }
         existing => {
+            let replace = matches!(existing, Existing::Conflict(_));
+            if replace {
+                check_replaceable(&destination, link.as_deref())?;
+            }
             if !verified {
                 // DEST changed between the first look and the lock.
                 verify(&mut payload, &mut phases)?;
                 verified = true;
             }
             check_free_space(&parent, payload.manifest().unpacked_bytes)?;
-            let replace = matches!(existing, Existing::Conflict(_) | Existing::SameRelease);
             Some(build(
                 cli,
                 &mut payload,
@@ -152,6 +173,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             "seconds": started.elapsed().as_secs_f64(),
             "wheel_set": plan.set_name,
             "skipped": plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "shared_paths": phases.shared_paths,
             "link": link,
             "link_moved": link_moved,
             "phases": {
@@ -180,20 +202,22 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
 fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
     let phase = Instant::now();
     payload.verify()?;
+    payload.check_sizes()?;
     phases.verify = phase.elapsed().as_secs_f64();
     Ok(())
 }
 
-/// DEST made absolute and lexically normalised (it need not exist yet).
-fn absolute_destination(path: &Path) -> Result<PathBuf, Failure> {
+/// DEST (or LINK, named by `what`) made absolute and lexically normalised (it need not exist
+/// yet).
+fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure> {
     if path.as_os_str().is_empty() {
-        return Err(Failure::new(code::USAGE, "DEST is empty"));
+        return Err(Failure::new(code::USAGE, format!("{what} is empty")));
     }
     let text = path.to_string_lossy();
     if text.chars().any(char::is_control) {
         return Err(Failure::new(
             code::USAGE,
-            "DEST contains a control character",
+            format!("{what} contains a control character"),
         ));
     }
     let absolute = if path.is_absolute() {
@@ -216,7 +240,7 @@ fn absolute_destination(path: &Path) -> Result<PathBuf, Failure> {
     if normal.parent().is_none() {
         return Err(Failure::new(
             code::USAGE,
-            "DEST cannot be the root directory",
+            format!("{what} cannot be the root directory"),
         ));
     }
     Ok(normal)
@@ -291,6 +315,46 @@ fn looks_complete(destination: &Path, receipt: &receipt::Receipt) -> bool {
     dist_infos >= receipt.wheels.len()
 }
 
+/// What `--force` may replace: one release or a stray tree, never a directory that holds
+/// releases (`-d releases/ --force`, from an empty shell variable) nor one that holds LINK's
+/// target.
+fn check_replaceable(destination: &Path, link: Option<&Path>) -> Result<(), Failure> {
+    let refuse = |why: String| {
+        Failure::new(
+            code::CONFLICT,
+            format!(
+                "{} {why}; --force replaces one release, not that (did a variable in -d come out empty?)",
+                destination.display()
+            ),
+        )
+    };
+    if let Some(target) = link.and_then(|link| std::fs::canonicalize(link).ok()) {
+        let destination = std::fs::canonicalize(destination).unwrap_or(destination.to_path_buf());
+        if target.starts_with(&destination) {
+            return Err(refuse(format!(
+                "holds the release --link points at ({})",
+                target.display()
+            )));
+        }
+    }
+    let releases: Vec<String> = std::fs::read_dir(destination)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter(|entry| entry.path().join(RECEIPT_NAME).is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .take(3)
+        .collect();
+    if !releases.is_empty() {
+        return Err(refuse(format!(
+            "holds pysfx releases ({})",
+            releases.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// A LINK that exists must be a symlink.
 fn check_link(link: &Path) -> Result<(), Failure> {
     match std::fs::symlink_metadata(link) {
@@ -345,9 +409,45 @@ fn sibling(destination: &Path, kind: &str) -> PathBuf {
     destination.with_file_name(format!(".{name}.pysfx-{kind}-{}", std::process::id()))
 }
 
+/// Swaps two paths atomically with `renameat2(RENAME_EXCHANGE)`. `Ok(false)` when the kernel
+/// (before 3.15) or the filesystem cannot: the caller falls back to two renames. glibc 2.17 has
+/// no wrapper, so it is the raw system call (x86_64 number 316).
+#[allow(unsafe_code)]
+fn exchange(first: &Path, second: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    const RENAME_EXCHANGE: nix::libc::c_uint = 2;
+    let text = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (first, second) = (text(first)?, text(second)?);
+    // SAFETY: both pointers are NUL-terminated strings that outlive the call; renameat2 reads
+    // them and touches no other memory of this process.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            first.as_ptr(),
+            nix::libc::AT_FDCWD,
+            second.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    if result == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(nix::libc::ENOSYS) | Some(nix::libc::EINVAL) => Ok(false),
+        _ => Err(error),
+    }
+}
+
 /// Temporary trees left by a run that was killed (SIGKILL, power loss): everything named
 /// `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
-/// owns them.
+/// owns them. One exception: a run killed between the two renames of a replacement (kernels
+/// without `RENAME_EXCHANGE`) left DEST missing and the previous release under
+/// `.<name>.pysfx-old-<pid>`; that release is put back, not removed.
 fn remove_stale_siblings(destination: &Path) {
     let Some(parent) = destination.parent() else {
         return;
@@ -363,7 +463,30 @@ fn remove_stale_siblings(destination: &Path) {
     };
     let prefix = format!(".{name}.pysfx-");
     let lock = format!(".{name}.pysfx-lock");
-    for entry in entries.flatten() {
+    let old = format!(".{name}.pysfx-old-");
+    let mut entries: Vec<_> = entries.flatten().collect();
+    if std::fs::symlink_metadata(destination).is_err() {
+        let restorable = entries.iter().position(|entry| {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            file_name.starts_with(&old) && !file_name.contains("-trash")
+        });
+        if let Some(index) = restorable {
+            let entry = entries.swap_remove(index);
+            match std::fs::rename(entry.path(), destination) {
+                Ok(()) => warn!(
+                    "put back the release {} that an interrupted --force run had moved to {}",
+                    destination.display(),
+                    entry.path().display()
+                ),
+                Err(error) => warn!(
+                    "cannot put back {} as {}: {error}",
+                    entry.path().display(),
+                    destination.display()
+                ),
+            }
+        }
+    }
+    for entry in entries {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         if !file_name.starts_with(&prefix) || file_name == lock {
             continue;
@@ -434,10 +557,26 @@ fn build(
             return Err(failure);
         }
     };
-    // Into place. The registry lock holds off a signal for the two renames.
+    // Into place. The registry lock holds off a signal while the trees move. A replacement is
+    // one atomic exchange where the kernel has it (Linux 3.15+), so DEST never goes missing;
+    // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
+    // leaves `.<name>.pysfx-old-<pid>`, which the next run puts back (see
+    // `remove_stale_siblings`).
     let old = sibling(destination, "old");
-    let renamed = signals::with_registry(|trees| -> Result<(), Failure> {
+    let renamed = signals::with_registry(|trees| -> Result<PathBuf, Failure> {
         if replace {
+            match exchange(&temporary, destination) {
+                // The temporary path now holds the replaced tree, still registered for removal.
+                Ok(true) => return Ok(temporary.clone()),
+                Ok(false) => {}
+                Err(error) => {
+                    return Err(Failure::io(
+                        "cannot swap the release into",
+                        destination,
+                        &error,
+                    ))
+                }
+            }
             std::fs::rename(destination, &old)
                 .map_err(|error| Failure::io("cannot move aside", destination, &error))?;
             trees.push(old.clone());
@@ -454,28 +593,31 @@ fn build(
             ));
         }
         trees.retain(|tree| tree != &temporary);
-        Ok(())
+        Ok(old.clone())
     });
-    if let Err(failure) = renamed {
-        let _ = std::fs::remove_dir_all(&temporary);
-        signals::unregister(&temporary);
-        return Err(failure);
-    }
+    let replaced = match renamed {
+        Ok(replaced) => replaced,
+        Err(failure) => {
+            let _ = std::fs::remove_dir_all(&temporary);
+            signals::unregister(&temporary);
+            return Err(failure);
+        }
+    };
     if replace {
         // What was replaced may be a file or a symlink, not only a tree.
-        let is_dir = std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir());
+        let is_dir = std::fs::symlink_metadata(&replaced).is_ok_and(|m| m.is_dir());
         let removed = if is_dir {
-            std::fs::remove_dir_all(&old)
+            std::fs::remove_dir_all(&replaced)
         } else {
-            std::fs::remove_file(&old)
+            std::fs::remove_file(&replaced)
         };
         if let Err(error) = removed {
             warn!(
                 "could not remove the replaced {}: {error}; the next run removes it",
-                old.display()
+                replaced.display()
             );
         }
-        signals::unregister(&old);
+        signals::unregister(&replaced);
     }
     if let Some(parent) = destination.parent() {
         if let Ok(directory) = std::fs::File::open(parent) {
@@ -524,12 +666,14 @@ fn build_tree(
     let mut precompiled_wheels = 0;
     let progress = &phases.progress;
     let mut phase = Instant::now();
+    let mut shared_paths = Vec::new();
     install_all(
         payload,
         interpreter,
         plan,
         &venv,
         progress,
+        &mut shared_paths,
         &mut |batch_reports, precompiled| {
             install_seconds += phase.elapsed().as_secs_f64();
             phase = Instant::now();
@@ -555,6 +699,7 @@ fn build_tree(
     phases.install = install_seconds;
     phases.compile = compile_seconds;
     phases.precompiled_wheels = precompiled_wheels;
+    phases.shared_paths = shared_paths;
 
     let files = extracted.files + reports.iter().map(|r| r.files).sum::<u64>();
     let bytes = extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>();
@@ -585,7 +730,8 @@ fn build_tree(
     let text = serde_json::to_vec_pretty(&receipt)
         .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;
     let path = temporary.join(RECEIPT_NAME);
-    std::fs::write(&path, text).map_err(|error| Failure::io("cannot write", &path, &error))?;
+    pysfx_wheel::write_new(&path, &text, 0o644)
+        .map_err(|error| Failure::io("cannot write", &path, &error))?;
     Ok((files, bytes))
 }
 
@@ -629,6 +775,7 @@ fn install_all(
     plan: &Plan,
     venv: &VenvPaths,
     progress: &Progress,
+    shared_paths: &mut Vec<SharedPath>,
     after_batch: AfterBatch<'_>,
 ) -> Result<(), Failure> {
     let layout = Layout {
@@ -641,6 +788,7 @@ fn install_all(
             .to_string_lossy()
             .into_owned(),
         installer: "pysfx".into(),
+        app_name: Some(payload.manifest().app.name.clone()),
     };
     let mut ranges = Vec::new();
     for wheel in &plan.wheels {
@@ -684,6 +832,8 @@ fn install_all(
     let mut batch = Vec::new();
     let mut batch_bytes = 0u64;
     let mut batch_members = 0u64;
+    let mut shared = SharedPaths::default();
+    let names: Vec<&str> = plan.wheels.iter().map(|w| w.filename.as_str()).collect();
     for index in 0..plan.wheels.len() {
         let wheel = &plan.wheels[index];
         batch.push(index);
@@ -697,8 +847,15 @@ fn install_all(
             let wheels: Vec<&WheelEntry> = batch.iter().map(|&i| &plan.wheels[i]).collect();
             progress.phase("installing", total);
             progress.advance(done);
+            let batch_plan = BatchPlan {
+                ranges: &ranges,
+                bundles: &bundles,
+                wheels: &wheels,
+                first_rank: batch[0],
+                names: &names,
+            };
             let (mut batch_reports, batch_precompiled) =
-                install_batch(file, &ranges, &bundles, &wheels, &layout, threads, progress)?;
+                install_batch(file, &batch_plan, &layout, threads, progress, &mut shared)?;
             after_batch(&mut batch_reports, &batch_precompiled)?;
             release_free_memory();
             done += batch_bytes;
@@ -707,7 +864,28 @@ fn install_all(
             batch_members = 0;
         }
     }
+    report_shared_paths(&shared.found);
+    *shared_paths = shared.found;
     Ok(())
+}
+
+/// One warning per pair of wheels that ship paths with different content.
+fn report_shared_paths(found: &[SharedPath]) {
+    let mut pairs: Vec<(&str, &str, usize, &str)> = Vec::new();
+    for shared in found {
+        match pairs
+            .iter_mut()
+            .find(|(kept, replaced, _, _)| *kept == shared.kept && *replaced == shared.replaced)
+        {
+            Some(pair) => pair.2 += 1,
+            None => pairs.push((&shared.kept, &shared.replaced, 1, &shared.path)),
+        }
+    }
+    for (kept, replaced, count, first) in pairs {
+        warn!(
+            "{kept} and {replaced} both ship {count} path(s) with different content (first: {first}); {kept}'s are installed, as the later distribution in name order"
+        );
+    }
 }
 
 /// Called after each batch with its wheels' reports and whether each came with byte-code; it
@@ -751,17 +929,32 @@ fn batch_members_limit() -> u64 {
 /// A wheel's name, its byte range in the artifact, and its manifest digest.
 type WheelRange<'a> = (WheelFilename, (u64, u64), &'a str);
 
+/// One batch: its wheels' ranges, byte-code bundles and manifest entries, all in plan order,
+/// the plan position of its first wheel, and the plan's wheel names by position.
+struct BatchPlan<'a> {
+    ranges: &'a [WheelRange<'a>],
+    bundles: &'a [Option<(u64, (u64, u64))>],
+    wheels: &'a [&'a WheelEntry],
+    first_rank: usize,
+    names: &'a [&'a str],
+}
+
 /// Installs one batch of wheels: each checked and planned, then all their members (and
 /// byte-code) spread over the threads, biggest first, then each finished.
 fn install_batch(
     file: &std::sync::Arc<std::fs::File>,
-    ranges: &[WheelRange<'_>],
-    bundles: &[Option<(u64, (u64, u64))>],
-    wheels: &[&WheelEntry],
+    batch: &BatchPlan<'_>,
     layout: &Layout,
     threads: usize,
     progress: &Progress,
+    shared: &mut SharedPaths,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), Failure> {
+    let BatchPlan {
+        ranges,
+        bundles,
+        wheels,
+        ..
+    } = *batch;
     // 1. Digest, central directory and plan of every wheel, in parallel.
     let opened: Vec<Result<(ZipArchive<Section>, PreparedWheel), Failure>> =
         parallel_map(ranges, threads, |(filename, (start, len), sha256)| {
@@ -778,20 +971,38 @@ fn install_batch(
         });
     let mut archives = Vec::with_capacity(opened.len());
     let mut prepared = Vec::with_capacity(opened.len());
-    for (result, bundle) in opened.into_iter().zip(bundles) {
+    for ((result, bundle), entry) in opened.into_iter().zip(bundles).zip(wheels) {
         let (archive, mut wheel) = result?;
+        // The free-space check trusted the manifest's sizes: a wheel may not unpack to more.
+        if wheel.unpacked_bytes() > entry.unpacked_bytes {
+            return Err(Failure::new(
+                code::CORRUPT,
+                format!(
+                    "{}: its members declare {} bytes, the manifest {}",
+                    entry.filename,
+                    wheel.unpacked_bytes(),
+                    entry.unpacked_bytes
+                ),
+            ));
+        }
         if let Some((mtime, _)) = bundle {
             wheel.set_source_mtime(UNIX_EPOCH + std::time::Duration::from_secs(*mtime));
         }
         archives.push(archive);
         prepared.push(wheel);
     }
+    shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
     let mut bytecode: Vec<(usize, OpenBundle)> = Vec::new();
     for (wheel, bundle) in bundles.iter().enumerate() {
         let Some((_, (start, len))) = bundle else {
             continue;
         };
-        let opened = open_bundle(Section::new(file, *start, *len), &wheels[wheel].filename)?;
+        let opened = open_bundle(
+            Section::new(file, *start, *len),
+            &wheels[wheel].filename,
+            &prepared[wheel],
+            &layout.site_packages,
+        )?;
         bytecode.push((wheel, opened));
     }
 
@@ -810,7 +1021,7 @@ fn install_batch(
                     members
                         .iter()
                         .enumerate()
-                        .map(move |(member, (_, size))| (Task::Bytecode(bundle, member), *size))
+                        .map(move |(member, pyc)| (Task::Bytecode(bundle, member), pyc.size))
                 }),
         )
         .collect();
@@ -850,8 +1061,7 @@ fn install_batch(
                                 local_bytecode[bundle].get_or_insert_with(|| archive.clone());
                             write_bytecode(
                                 archive,
-                                member,
-                                &members[member].0,
+                                &members[member],
                                 layout,
                                 &mut writer,
                                 &wheels[*wheel].filename,
@@ -900,18 +1110,33 @@ enum Task {
     Bytecode(usize, usize),
 }
 
-/// A byte-code bundle's archive and its members' names and sizes.
-type OpenBundle = (ZipArchive<Section>, Vec<(String, u64)>);
+/// A byte-code bundle's archive and its members.
+type OpenBundle = (ZipArchive<Section>, Vec<BundleMember>);
+
+/// One `.pyc` file of a bundle: its number and name in the bundle, its size, and how it is
+/// written (as its source `.py` is, when another wheel ships the same path).
+struct BundleMember {
+    index: usize,
+    name: String,
+    size: u64,
+    disposition: Disposition,
+}
 
 /// Opens a byte-code bundle and checks every member: a `.pyc` file in a `__pycache__`
-/// directory, under a safe name, once.
-fn open_bundle(section: Section, wheel: &str) -> Result<OpenBundle, Failure> {
+/// directory, under a safe name, once. Each follows its source's disposition in `prepared`.
+fn open_bundle(
+    section: Section,
+    wheel: &str,
+    prepared: &PreparedWheel,
+    site_packages: &str,
+) -> Result<OpenBundle, Failure> {
     let corrupt =
         |reason: String| Failure::new(code::CORRUPT, format!("byte-code of {wheel}: {reason}"));
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
     if archive.has_duplicate_names() {
         return Err(corrupt("duplicate entry".into()));
     }
+    let exceptions = prepared.exceptions();
     let mut members = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive
@@ -921,31 +1146,45 @@ fn open_bundle(section: Section, wheel: &str) -> Result<OpenBundle, Failure> {
             .map_err(|_| corrupt("a name is not UTF-8".into()))?
             .to_string();
         validate_member_name(&name).map_err(|reason| corrupt(format!("{name:?}: {reason}")))?;
-        if !name.ends_with(".pyc") || !name.contains("__pycache__/") || entry.is_symlink() {
+        let Some(source) = pyc_source(&name).filter(|_| !entry.is_symlink()) else {
             return Err(corrupt(format!(
                 "{name:?} is not a .pyc file in __pycache__"
             )));
-        }
-        if entry.size() > MAX_BYTECODE_BYTES {
-            return Err(corrupt(format!("{name:?} is implausibly large")));
-        }
-        members.push((name, entry.size()));
+        };
+        let disposition = exceptions
+            .get(format!("{site_packages}/{source}").as_str())
+            .copied()
+            .unwrap_or(Disposition::Create);
+        members.push(BundleMember {
+            index,
+            name,
+            size: entry.size(),
+            disposition,
+        });
     }
     Ok((archive, members))
 }
 
-/// The largest `.pyc` file accepted from a bundle.
-const MAX_BYTECODE_BYTES: u64 = 64 << 20;
+/// `pkg/__pycache__/mod.cpython-311.pyc` → `pkg/mod.py`; `None` for anything else.
+fn pyc_source(name: &str) -> Option<String> {
+    let (directory, file) = name.rsplit_once("__pycache__/")?;
+    if !(directory.is_empty() || directory.ends_with('/')) || file.contains('/') {
+        return None;
+    }
+    let stem = file.strip_suffix(".pyc")?.split('.').next()?;
+    (!stem.is_empty()).then(|| format!("{directory}{stem}.py"))
+}
 
-/// Writes `.pyc` file `member` of a bundle into site-packages.
+/// Writes one `.pyc` file of a bundle into site-packages, streamed, never past its declared
+/// size.
 fn write_bytecode(
     archive: &mut ZipArchive<Section>,
-    member: usize,
-    name: &str,
+    member: &BundleMember,
     layout: &Layout,
     writer: &mut TreeWriter,
     wheel: &str,
 ) -> Result<(), Failure> {
+    let name = &member.name;
     let corrupt = |reason: String| {
         Failure::new(
             code::CORRUPT,
@@ -953,18 +1192,26 @@ fn write_bytecode(
         )
     };
     let entry = archive
-        .by_index(member)
+        .by_index(member.index)
         .map_err(|error| corrupt(error.to_string()))?;
     let declared = entry.size();
-    let mut content = Vec::with_capacity(declared as usize);
-    entry
-        .take(declared + 1)
-        .read_to_end(&mut content)
-        .map_err(|error| corrupt(error.to_string()))?;
-    if content.len() as u64 != declared {
+    let options = CopyOptions {
+        disposition: member.disposition,
+        ..CopyOptions::new(0o644)
+    };
+    let copied = writer
+        .copy(
+            &format!("{}/{name}", layout.site_packages),
+            &mut entry.take(declared + 1),
+            options,
+        )
+        .map_err(|error| match error {
+            CopyError::Read(error) => corrupt(error.to_string()),
+            CopyError::Write(error) => Failure::from(error),
+        })?;
+    if copied.read_size != declared {
         return Err(corrupt("its size differs from the zip header".into()));
     }
-    writer.write_all(&format!("{}/{name}", layout.site_packages), &content, 0o644)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! default 600), then sees the finished install and reports it unchanged.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,12 +31,7 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
     let started = Instant::now();
     let mut announced = false;
     loop {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|error| Failure::io("cannot create the lock file", &path, &error))?;
+        let file = open_lock_file(&path)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(DestinationLock { _lock: lock }),
             Err((_, Errno::EWOULDBLOCK)) => {
@@ -67,6 +63,56 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
             }
         }
     }
+}
+
+/// Opens the lock file without ever following a link at its path (a user who can write the
+/// releases directory could plant one pointing at `/etc/nologin`), without blocking on a planted
+/// FIFO, and read-only when another user (root) made it: `flock` needs no write permission, so a
+/// non-root re-run can still lock it. Anything but a regular file there is refused.
+fn open_lock_file(path: &Path) -> Result<File, Failure> {
+    use nix::libc::{O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK};
+    let flags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    let refuse = |what: &str| {
+        Failure::new(
+            code::CONFLICT,
+            format!(
+                "the lock file {} {what}; refusing to use it (remove it if you did not make it)",
+                path.display()
+            ),
+        )
+    };
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(flags)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(refuse("is a symbolic link"))
+        }
+        Err(error)
+            if error.kind() == std::io::ErrorKind::PermissionDenied
+                || error.raw_os_error() == Some(nix::libc::EROFS) =>
+        {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                .map_err(|_| Failure::io("cannot create the lock file", path, &error))?
+        }
+        Err(error) => return Err(Failure::io("cannot create the lock file", path, &error)),
+    };
+    let metadata = file
+        .metadata()
+        .map_err(|error| Failure::io("cannot read", path, &error))?;
+    if !metadata.file_type().is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    Ok(file)
 }
 
 /// `$PYSFX_LOCK_TIMEOUT` whole seconds, else 600.

@@ -11,6 +11,7 @@ mod lock;
 mod log;
 mod progress;
 mod receipt;
+mod shared;
 mod signals;
 
 use std::io::Write;

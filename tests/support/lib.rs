@@ -465,6 +465,10 @@ pub fn raw_artifact(
             .expect("name")
             .to_ascii_lowercase();
         let path = format!("wheels/{}/{filename}", &sha256[..16]);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("a zip");
+        let unpacked_bytes = (0..archive.len())
+            .map(|index| archive.by_index_raw(index).expect("entry").size())
+            .sum();
         entries.push(pysfx_format::WheelEntry {
             path: path.clone(),
             filename,
@@ -472,7 +476,7 @@ pub fn raw_artifact(
             version: "1.0".into(),
             sha256,
             size: bytes.len() as u64,
-            unpacked_bytes: bytes.len() as u64,
+            unpacked_bytes,
             members: 0,
             requires_python: None,
         });
@@ -495,10 +499,17 @@ pub fn raw_artifact(
         }],
         wheels: entries,
         bootstrap: Vec::new(),
-        unpacked_bytes: 1 << 20,
+        unpacked_bytes: 0,
         stub_glibc: None,
         bytecode: Vec::new(),
     };
+    // What the payload declares, as the packer records it; `tamper` may make it lie.
+    manifest.unpacked_bytes = manifest
+        .wheels
+        .iter()
+        .map(|wheel| wheel.unpacked_bytes)
+        .chain(app.iter().map(|(_, bytes)| bytes.len() as u64))
+        .sum();
     tamper(&mut manifest);
     let stub = std::fs::read(test_stub().0).expect("read stub");
     let mut writer =
@@ -541,4 +552,66 @@ pub fn bulky_wheel() -> PathBuf {
             String::from_utf8_lossy(&output.stderr)
         );
     })
+}
+
+/// Wheels from `tests/fixtures/contained_wheels.py`: members aimed at the venv's own files
+/// through every scheme, two wheels sharing paths, a 70 MiB script, RECORD rows in sha512 and
+/// sha384, a 4 MiB member of zeros.
+pub fn contained_wheels() -> PathBuf {
+    cached("contained-wheels", |directory| {
+        let output = run(Command::new(host_python())
+            .arg(workspace_root().join("tests/fixtures/contained_wheels.py"))
+            .arg(directory));
+        assert!(
+            output.status.success(),
+            "contained_wheels.py: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
+}
+
+/// A copy of CPython 3.11's executable in `root/bin/python3.11` (with `root/lib` linking to the
+/// real standard library), to install against as the base interpreter: a write that follows
+/// the venv's `bin/python` link would change this copy, never the machine's Python.
+pub fn sacrificial_python(root: &Path) -> PathBuf {
+    let real = python(11);
+    let prefix = real
+        .path
+        .parent()
+        .and_then(Path::parent)
+        .expect("a pyenv prefix");
+    std::fs::create_dir_all(root.join("bin")).expect("create bin");
+    let copy = root.join("bin/python3.11");
+    std::fs::copy(prefix.join("bin/python3.11"), &copy).expect("copy the interpreter");
+    std::os::unix::fs::symlink(prefix.join("lib"), root.join("lib")).expect("link lib");
+    let output = run(Command::new(&copy).args(["-c", "import sys; print(sys.prefix)"]));
+    assert!(
+        output.status.success(),
+        "the copied interpreter does not run: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    copy
+}
+
+/// Every path below `root` with its kind and content digest (symlinks by target), to show that
+/// nothing in a tree changed.
+pub fn snapshot(root: &Path) -> Vec<(String, String)> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    for relative in tree(root) {
+        let path = root.join(&relative);
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let state = if metadata.file_type().is_symlink() {
+            format!("link {:?}", std::fs::read_link(&path).ok())
+        } else if metadata.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            format!("file {}", pysfx_format::hex(&sha2::Sha256::digest(&bytes)))
+        } else {
+            "directory".to_string()
+        };
+        out.push((relative, state));
+    }
+    out
 }

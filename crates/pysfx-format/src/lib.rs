@@ -13,7 +13,8 @@ mod trailer;
 mod writer;
 
 pub use manifest::{
-    AppInfo, BytecodeBundle, Manifest, Target, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME,
+    check_app_name, AppInfo, BytecodeBundle, Manifest, Target, WheelEntry, WheelSet,
+    FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use reader::{Payload, Section};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
@@ -68,4 +69,44 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[(byte & 0xf) as usize] as char);
     }
     out
+}
+
+/// `text` with every control character (and the escape that starts terminal sequences) written
+/// as a Rust-style escape (`\u{1b}`), so untrusted text from an artifact — entry names, manifest
+/// strings — cannot fake output lines or move a terminal's cursor when printed.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`escape_control`] for each line of a report, its line breaks kept.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(escape_control)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_lines("a\r\nb\u{7}\n"), "a\\r\nb\\u{7}\n");
+        assert_eq!(escape_control("plain name.whl"), "plain name.whl");
+        assert_eq!(escape_control("a\nb"), "a\\nb");
+        assert_eq!(escape_control("x\u{1b}[2Jy"), "x\\u{1b}[2Jy");
+        assert_eq!(escape_control("caf\u{e9}"), "caf\u{e9}");
+    }
 }

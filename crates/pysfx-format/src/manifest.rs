@@ -125,3 +125,95 @@ impl Manifest {
         self.wheels.iter().find(|wheel| wheel.path == path)
     }
 }
+
+/// Names the release uses for itself (and the hook names of the venv), which the app may not
+/// take: `<app>/` sits beside `venv/` in DEST, and `<app>.pth` beside `loadenv.py` and
+/// `loadenv-init.pth` in site-packages.
+pub const RESERVED_APP_NAMES: [&str; 8] = [
+    "venv",
+    "static.in",
+    "wheels",
+    "environment.json",
+    "pysfx-receipt.json",
+    "pysfx-sbom.cdx.json",
+    "loadenv",
+    "loadenv-init",
+];
+
+/// Checks an app name: letters, digits, `_`, `-` or `.`, not starting with `.` or `-`, at most
+/// 100 characters, and not one of [`RESERVED_APP_NAMES`]. The packer checks it when packing,
+/// and every reader of a manifest checks it again: an artifact may not be what the packer wrote.
+pub fn check_app_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(format!(
+            "app name {:?} must be 1 to 100 letters, digits, '_', '-' or '.', not starting with '.' or '-'",
+            name.escape_debug().to_string()
+        ));
+    }
+    if RESERVED_APP_NAMES.contains(&name) {
+        return Err(format!(
+            "app name {name:?} is reserved for the release layout or pysfx's hooks"
+        ));
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// Checks the fields that name places in the release: the app name and the static
+    /// directories (`static.in/N`). Wheels and byte-code bundles are read in place by their
+    /// payload paths, never written by them.
+    pub fn validate(&self) -> Result<(), String> {
+        check_app_name(&self.app.name)?;
+        for directory in &self.static_dirs {
+            let valid = directory.strip_prefix("static.in/").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !valid {
+                return Err(format!(
+                    "static directory {:?} is not static.in/<number>",
+                    directory.escape_debug().to_string()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        for name in ["mysite", "my_site-2.0", "A", "site.sfx"] {
+            assert!(check_app_name(name).is_ok(), "{name}");
+        }
+        let long = "x".repeat(101);
+        for name in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "a/b",
+            "/tmp/x/planted",
+            "../../../x",
+            "venv",
+            "loadenv",
+            "loadenv-init",
+            "static.in",
+            "bad\u{1b}[2J",
+            "tab\tname",
+            "caf\u{e9}",
+            long.as_str(),
+        ] {
+            assert!(check_app_name(name).is_err(), "{name:?}");
+        }
+    }
+}

@@ -77,12 +77,54 @@ impl Payload {
                 manifest.format_version
             )));
         }
+        manifest.validate().map_err(bad)?;
         Ok(manifest)
     }
 
     /// Recomputes the payload digest and compares it with the trailer.
     pub fn verify(&mut self) -> Result<(), FormatError> {
         self.located.verify(&self.file, &self.path)
+    }
+
+    /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,
+    /// covers what the payload declares: the app and static entries' sizes from the zip
+    /// directory, each wheel's unpacked size (each wheel is held to its own when installed) and
+    /// the byte-code bundles. Every entry is then read no further than its declared size, so a
+    /// payload of many large entries cannot fill the disk behind a small manifest figure.
+    pub fn check_sizes(&mut self) -> Result<(), FormatError> {
+        let mut declared: u64 = 0;
+        let app = format!("{}/", self.manifest.app.name);
+        for index in 0..self.archive.len() {
+            let entry = self
+                .archive
+                .by_index_raw(index)
+                .map_err(|source| FormatError::Zip {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            let name = entry.name_raw();
+            if name.starts_with(app.as_bytes()) || name.starts_with(b"static.in/") {
+                declared = declared.saturating_add(entry.size());
+            }
+        }
+        for wheel in &self.manifest.wheels {
+            declared = declared.saturating_add(wheel.unpacked_bytes);
+        }
+        for bundle in &self.manifest.bytecode {
+            if let Ok(entry) = self.archive.by_name(&bundle.path) {
+                declared = declared.saturating_add(entry.size());
+            }
+        }
+        if declared > self.manifest.unpacked_bytes {
+            return Err(FormatError::BadManifest {
+                path: self.path.clone(),
+                reason: format!(
+                    "it says the payload unpacks to {} bytes, but its entries declare {declared}",
+                    self.manifest.unpacked_bytes
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

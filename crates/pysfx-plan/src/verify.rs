@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 /// and that the sets name only wheels the manifest describes. The error says what and where.
 pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
     payload.verify().map_err(|error| error.to_string())?;
+    payload.check_sizes().map_err(|error| error.to_string())?;
     let path = payload.path().display().to_string();
     let archive = payload.archive();
     if archive.has_duplicate_names() {
@@ -59,8 +60,12 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
             .filename
             .parse()
             .map_err(|error: pysfx_wheel::WheelError| format!("{path}: {error}"))?;
-        verify_wheel(Section::new(payload.file(), start, len), &filename)
-            .map_err(|error| format!("{path}: {error}"))?;
+        verify_wheel(
+            Section::new(payload.file(), start, len),
+            &filename,
+            Some(&manifest.app.name),
+        )
+        .map_err(|error| format!("{path}: {error}"))?;
     }
     for set in &manifest.sets {
         for wheel in set.wheels.iter().chain(&manifest.bootstrap) {

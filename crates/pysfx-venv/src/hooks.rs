@@ -4,8 +4,9 @@
 //! CPython 3.6–3.8 scan both `lib/` and `lib64/` site-packages, and `lib64` links to `lib`, so
 //! `site` may run each hook twice: both guard themselves to act once per interpreter start.
 
-use std::fs;
 use std::path::Path;
+
+use pysfx_wheel::{write_new, HOOK_MODULE, HOOK_PTH};
 
 use crate::VenvError;
 
@@ -75,15 +76,17 @@ pub fn app_pth(app_name: &str) -> String {
     )
 }
 
-/// Writes the three hook files into `site_packages`.
+/// Writes the three hook files into `site_packages`, each as a new file (a wheel that shipped
+/// one of these names was refused before anything was written).
 pub fn write_hooks(site_packages: &Path, app_name: &str) -> Result<(), VenvError> {
     for (name, text) in [
         (format!("{app_name}.pth"), app_pth(app_name)),
-        ("loadenv-init.pth".to_string(), LOADENV_INIT_PTH.to_string()),
-        ("loadenv.py".to_string(), LOADENV_PY.to_string()),
+        (HOOK_PTH.to_string(), LOADENV_INIT_PTH.to_string()),
+        (format!("{HOOK_MODULE}.py"), LOADENV_PY.to_string()),
     ] {
         let path = site_packages.join(name);
-        fs::write(&path, text).map_err(|source| VenvError::Io { path, source })?;
+        write_new(&path, text.as_bytes(), 0o644)
+            .map_err(|source| VenvError::Io { path, source })?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use pysfx_wheel::create_dirs_below;
+use pysfx_wheel::{create_dirs_below, write_new};
 
 use crate::{Interpreter, VenvError};
 
@@ -70,7 +70,12 @@ pub fn create_venv(
         symlink("lib", &lib64).map_err(io(&lib64))?;
     }
     let cfg = root.join("pyvenv.cfg");
-    fs::write(&cfg, pyvenv_cfg(interpreter, &base, pysfx_version)).map_err(io(&cfg))?;
+    write_new(
+        &cfg,
+        pyvenv_cfg(interpreter, &base, pysfx_version).as_bytes(),
+        0o644,
+    )
+    .map_err(io(&cfg))?;
 
     let python = bin.join("python");
     symlink(&base, &python).map_err(io(&python))?;
@@ -90,7 +95,7 @@ pub fn create_venv(
         .unwrap_or_else(|| "venv".into());
     for (name, text) in activate_scripts(&paths.final_root, &prompt) {
         let path = bin.join(name);
-        fs::write(&path, text).map_err(io(&path))?;
+        write_new(&path, text.as_bytes(), 0o644).map_err(io(&path))?;
     }
     Ok(())
 }

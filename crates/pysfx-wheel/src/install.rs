@@ -1,36 +1,35 @@
 //! Installing one wheel into a virtualenv tree (PEP 427 "Installing a wheel"), as pip does:
 //! the root to purelib or platlib by `Root-Is-Purelib`, each `.data/<key>/` to its scheme
 //! directory, `#!python` rewritten, launchers for the entry points, and a RECORD that lists the
-//! installed paths. Every member is checked (name, size, CRC, RECORD hash) as it is written.
+//! installed paths. Every member is checked (name, size, CRC, RECORD hash) as it is written,
+//! and every write goes through [`TreeWriter`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use sha2::{Digest, Sha256};
 use tracing::{debug, trace};
 use zip::ZipArchive;
 
-use crate::record::hash_digest;
+use crate::record::{format_hash, hash_digest};
+use crate::tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, TreeWriter};
 use crate::{
-    create_dirs_below, dist_info_name, hash_bytes, launcher_script, normalize_name, relative_path,
-    rewrite_python_shebang, validate_member_name, EntryPoint, EntryPoints, Headers, Record,
-    RecordEntry, WheelError, WheelFilename,
+    dist_info_name, hash_bytes, launcher_script, normalize_name, relative_path,
+    validate_member_name, EntryPoint, EntryPoints, Headers, Record, RecordEntry, WheelError,
+    WheelFilename,
 };
 
 /// The largest metadata file (`METADATA`, `RECORD`, …) read into memory.
 const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
-/// The largest `.data/scripts` file, which is read into memory for `#!python` rewriting.
-const MAX_SCRIPT_BYTES: u64 = 64 * 1024 * 1024;
-/// A member that inflates more than this many times over is treated as a decompression bomb.
-const MAX_RATIO: u64 = 1000;
-/// The largest single member, and the largest total, a wheel may unpack to.
-const MAX_MEMBER_BYTES: u64 = 4 << 30;
-const MAX_WHEEL_BYTES: u64 = 16 << 30;
+/// How much of a `.data/scripts` file is read to find its `#!python` line; the rest streams.
+const SHEBANG_PEEK: u64 = 64 * 1024;
+
+/// The module that loads `environment.json` (`loadenv.py`) and the `.pth` file that imports
+/// it: pysfx's hooks in site-packages, which no wheel may replace or shadow.
+pub const HOOK_MODULE: &str = "loadenv";
+pub const HOOK_PTH: &str = "loadenv-init.pth";
 
 /// Where a wheel goes. Paths inside the venv are `/`-separated and relative to `root`.
 #[derive(Debug, Clone)]
@@ -46,6 +45,9 @@ pub struct Layout {
     pub shebang_python: String,
     /// Written to `INSTALLER`.
     pub installer: String,
+    /// The app, whose `<app>.pth` hook lives in site-packages; `None` when unknown (a wheel
+    /// checked on its own).
+    pub app_name: Option<String>,
 }
 
 /// What one wheel installed.
@@ -74,6 +76,7 @@ struct Planned {
     size: u64,
     /// Its RECORD row's hash and size (none for a signature file, which RECORD omits).
     expected: Option<Expected>,
+    disposition: Disposition,
 }
 
 /// What RECORD says of a member.
@@ -82,6 +85,32 @@ struct Expected {
     /// `algorithm=digest`, or empty.
     hash: String,
     size: Option<u64>,
+}
+
+/// An entry-point launcher to write into `bin/`.
+#[derive(Debug, Clone)]
+struct Launcher {
+    destination: String,
+    text: String,
+    disposition: Disposition,
+}
+
+/// Which file of a prepared wheel: a member (by its number, as [`extract_member`] takes it)
+/// or a generated launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Member(usize),
+    Launcher(usize),
+}
+
+/// A file a prepared wheel will put in the tree: where, and a fingerprint of its content
+/// (RECORD's hash and size for a member, the text's hash for a launcher) by which two wheels
+/// shipping one path are told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination<'a> {
+    pub slot: Slot,
+    pub path: &'a str,
+    pub fingerprint: String,
 }
 
 /// Installs the wheel read from `reader` (named `filename`) into `layout`, one member after
@@ -113,49 +142,30 @@ pub fn install_wheel<R: Read + Seek>(
 
 /// Checks a wheel as the installer would, writing nothing: member names and kinds, metadata,
 /// RECORD (every member listed, every hash and size right), entry points and destinations.
-/// The packer and `verify` run it so that an artifact that verifies also installs.
-pub fn verify_wheel<R: Read + Seek>(reader: R, filename: &WheelFilename) -> Result<(), WheelError> {
+/// It is the install itself with every file discarded, so an artifact that verifies also
+/// installs. `app_name`, when known, protects the app's `.pth` hook too.
+pub fn verify_wheel<R: Read + Seek>(
+    reader: R,
+    filename: &WheelFilename,
+    app_name: Option<&str>,
+) -> Result<(), WheelError> {
     let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
         wheel: filename.to_string(),
         source,
     })?;
     let layout = Layout {
-        root: std::path::PathBuf::from("/nonexistent"),
+        root: PathBuf::from("/nonexistent"),
         site_packages: "lib/python3/site-packages".into(),
         python_version: (3, 0),
         shebang_python: "/nonexistent/bin/python".into(),
         installer: "pysfx".into(),
+        app_name: app_name.map(str::to_string),
     };
-    let prepared = prepare_wheel(&mut archive, filename, &layout)?;
-    let mut buffer = vec![0u8; 64 * 1024];
-    for plan in &prepared.planned {
-        let entry = archive
-            .by_index(plan.index)
-            .map_err(|source| WheelError::Zip {
-                wheel: prepared.wheel.clone(),
-                source,
-            })?;
-        let declared = entry.size();
-        let mismatch = |reason: String| WheelError::RecordMismatch {
-            wheel: prepared.wheel.clone(),
-            member: plan.member.clone(),
-            reason,
-        };
-        let mut reader = entry.take(declared + 1);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let read = reader
-                .read(&mut buffer)
-                .map_err(|error| mismatch(format!("unreadable: {error}")))?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-            size += read as u64;
-        }
-        check_member(plan.expected.as_ref(), &hasher.finalize(), size, declared)
-            .map_err(mismatch)?;
+    let mut prepared = prepare_wheel(&mut archive, filename, &layout)?;
+    prepared.discard_all();
+    let mut writer = TreeWriter::new(&layout.root);
+    for member in 0..prepared.members() {
+        extract_member(&mut archive, &prepared, member, &layout, &mut writer)?;
     }
     Ok(())
 }
@@ -168,8 +178,10 @@ pub struct PreparedWheel {
     version: String,
     dist_info: String,
     planned: Vec<Planned>,
-    scripts: Vec<EntryPoint>,
+    launchers: Vec<Launcher>,
     source_mtime: Option<std::time::SystemTime>,
+    /// Sum of the members' declared sizes.
+    unpacked_bytes: u64,
 }
 
 impl PreparedWheel {
@@ -193,6 +205,77 @@ impl PreparedWheel {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The wheel's file name.
+    pub fn wheel(&self) -> &str {
+        &self.wheel
+    }
+
+    /// What the wheel unpacks to, by its zip directory's declared sizes.
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.unpacked_bytes
+    }
+
+    /// Every file the wheel puts in the tree (members and launchers; not its `.dist-info`
+    /// bookkeeping, which no other wheel shares).
+    pub fn destinations(&self) -> Vec<Destination<'_>> {
+        let members = self.planned.iter().enumerate().map(|(index, plan)| {
+            let fingerprint = match &plan.expected {
+                Some(expected) => format!("{} {}", expected.hash, plan.size),
+                None => format!("unrecorded {}", plan.size),
+            };
+            Destination {
+                slot: Slot::Member(index),
+                path: plan.destination.as_str(),
+                fingerprint,
+            }
+        });
+        let launchers = self
+            .launchers
+            .iter()
+            .enumerate()
+            .map(|(index, launcher)| Destination {
+                slot: Slot::Launcher(index),
+                path: launcher.destination.as_str(),
+                fingerprint: format!(
+                    "{} {}",
+                    hash_bytes(launcher.text.as_bytes()),
+                    launcher.text.len()
+                ),
+            });
+        members.chain(launchers).collect()
+    }
+
+    /// Sets how one file is put in place (see [`Disposition`]).
+    pub fn set_disposition(&mut self, slot: Slot, disposition: Disposition) {
+        let target = match slot {
+            Slot::Member(index) => self.planned.get_mut(index).map(|p| &mut p.disposition),
+            Slot::Launcher(index) => self.launchers.get_mut(index).map(|l| &mut l.disposition),
+        };
+        if let Some(target) = target {
+            *target = disposition;
+        }
+    }
+
+    /// The members not written as new files (shared paths), by destination: what byte-code
+    /// compiled for one of them must follow.
+    pub fn exceptions(&self) -> HashMap<&str, Disposition> {
+        self.planned
+            .iter()
+            .filter(|plan| plan.disposition != Disposition::Create)
+            .map(|plan| (plan.destination.as_str(), plan.disposition))
+            .collect()
+    }
+
+    /// Reads and checks every file, writes none.
+    fn discard_all(&mut self) {
+        for plan in &mut self.planned {
+            plan.disposition = Disposition::Discard;
+        }
+        for launcher in &mut self.launchers {
+            launcher.disposition = Disposition::Discard;
+        }
+    }
 }
 
 /// What writing one member produced: the SHA-256 and size of the bytes written. Kept small,
@@ -200,6 +283,14 @@ impl PreparedWheel {
 #[derive(Debug, Clone)]
 pub struct MemberOutcome {
     digest: [u8; 32],
+    size: u64,
+}
+
+/// One file of the wheel's zip directory.
+struct ZipFile {
+    index: usize,
+    name: String,
+    executable: bool,
     size: u64,
 }
 
@@ -225,7 +316,7 @@ pub fn prepare_wheel<R: Read + Seek>(
             reason: "duplicate entry".into(),
         });
     }
-    let mut files: Vec<(usize, String, bool, u64)> = Vec::new();
+    let mut files: Vec<ZipFile> = Vec::new();
     let mut seen = HashSet::new();
     let mut total: u64 = 0;
     for index in 0..archive.len() {
@@ -256,28 +347,24 @@ pub fn prepare_wheel<R: Read + Seek>(
         if entry.is_dir() {
             continue;
         }
+        // No ratio heuristic: a member never inflates past its declared size (the reader stops
+        // one byte after it), and the caller bounds the declared total (the manifest's size
+        // and the free space), so a file of zeros is data, not a bomb.
         let size = entry.size();
-        if size > MAX_MEMBER_BYTES
-            || (size > 1 << 20 && size / entry.compressed_size().max(1) > MAX_RATIO)
-        {
-            return Err(unsafe_member(
-                "implausible compression ratio or size (zip bomb?)",
-            ));
-        }
         total = total.saturating_add(size);
-        if total > MAX_WHEEL_BYTES {
-            return Err(unsafe_member(
-                "the wheel unpacks to more than 16 GiB (zip bomb?)",
-            ));
-        }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
-        files.push((index, name, executable, size));
+        files.push(ZipFile {
+            index,
+            name,
+            executable,
+            size,
+        });
     }
 
     // 2. The .dist-info directory and its metadata.
     let dist_infos: BTreeMap<&str, ()> = files
         .iter()
-        .filter_map(|(_, name, _, _)| name.split_once('/').map(|(top, _)| top))
+        .filter_map(|file| file.name.split_once('/').map(|(top, _)| top))
         .filter(|top| top.ends_with(".dist-info"))
         .map(|top| (top, ()))
         .collect();
@@ -296,7 +383,7 @@ pub fn prepare_wheel<R: Read + Seek>(
     };
     let index_of: HashMap<&str, usize> = files
         .iter()
-        .map(|(index, name, _, _)| (name.as_str(), *index))
+        .map(|file| (file.name.as_str(), file.index))
         .collect();
     let mut read_text = |member: &str| -> Result<Option<String>, WheelError> {
         let Some(&index) = index_of.get(member) else {
@@ -392,7 +479,9 @@ pub fn prepare_wheel<R: Read + Seek>(
     );
     let record_member = format!("{dist_info}/RECORD");
     let mut planned = Vec::with_capacity(files.len());
-    for (index, member, executable, size) in &files {
+    let mut destinations = HashSet::with_capacity(files.len());
+    for file in &files {
+        let member = &file.name;
         if *member == record_member {
             continue;
         }
@@ -412,13 +501,6 @@ pub fn prepare_wheel<R: Read + Seek>(
                         trace!(member, "skipping a script replaced by an entry point");
                         continue;
                     }
-                    check_reserved_script(path, layout.python_version).map_err(|reason| {
-                        WheelError::UnsafeMember {
-                            wheel: wheel.clone(),
-                            member: member.clone(),
-                            reason,
-                        }
-                    })?;
                     (format!("bin/{path}"), true)
                 }
                 "headers" => (format!("{headers_dir}/{path}"), false),
@@ -432,6 +514,17 @@ pub fn prepare_wheel<R: Read + Seek>(
         } else {
             (format!("{site}/{member}"), false)
         };
+        let unsafe_member = |reason: String| WheelError::UnsafeMember {
+            wheel: wheel.clone(),
+            member: member.clone(),
+            reason,
+        };
+        check_venv_owned(&destination, layout).map_err(unsafe_member)?;
+        if !destinations.insert(destination.clone()) {
+            return Err(unsafe_member(format!(
+                "another member of the wheel also installs to {destination}"
+            )));
+        }
         // Signatures are not listed in RECORD; everything else must be.
         let signature = member.ends_with("/RECORD.jws") || member.ends_with("/RECORD.p7s");
         let expected = recorded.get(member.as_str()).map(|&row| {
@@ -449,37 +542,54 @@ pub fn prepare_wheel<R: Read + Seek>(
             });
         }
         planned.push(Planned {
-            index: *index,
+            index: file.index,
             member: member.clone(),
             destination,
-            executable: *executable || script,
+            executable: file.executable || script,
             script,
-            size: *size,
+            size: file.size,
             expected,
+            disposition: Disposition::Create,
         });
     }
+    let mut launchers = Vec::with_capacity(scripts_to_generate.len());
     for script in &scripts_to_generate {
-        check_reserved_script(&script.name, layout.python_version).map_err(|reason| {
-            WheelError::Invalid {
-                wheel: wheel.clone(),
-                reason: format!("entry point {:?}: {reason}", script.name),
-            }
+        let destination = format!("bin/{}", script.name);
+        check_venv_owned(&destination, layout).map_err(|reason| WheelError::Invalid {
+            wheel: wheel.clone(),
+            reason: format!("entry point {:?}: {reason}", script.name),
         })?;
+        if !destinations.insert(destination.clone()) {
+            return Err(WheelError::Invalid {
+                wheel: wheel.clone(),
+                reason: format!(
+                    "entry point {:?}: another file of the wheel also installs to {destination}",
+                    script.name
+                ),
+            });
+        }
+        launchers.push(Launcher {
+            destination,
+            text: launcher_script(&layout.shebang_python, &script.module, &script.attribute),
+            disposition: Disposition::Create,
+        });
     }
 
-    let script_names: Vec<EntryPoint> = scripts_to_generate;
     Ok(PreparedWheel {
         wheel,
         name,
         version,
         dist_info,
         planned,
-        scripts: script_names,
+        launchers,
         source_mtime: None,
+        unpacked_bytes: total,
     })
 }
 
 /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash.
+/// A `.data/scripts` file streams like any other: only its first line is looked at, for the
+/// `#!python` that PEP 427 says to rewrite.
 pub fn extract_member<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     prepared: &PreparedWheel,
@@ -509,35 +619,58 @@ pub fn extract_member<R: Read + Seek>(
         reason,
     };
     let mode = if plan.executable { 0o755 } else { 0o644 };
-    let (digest, size) = if plan.script {
-        let mut content = Vec::new();
-        entry
-            .take(MAX_SCRIPT_BYTES.min(declared + 1))
-            .read_to_end(&mut content)
+    let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
+    // Never more than one byte past the declared size: a lying zip header cannot make a member
+    // inflate without bound.
+    let mut reader = entry.take(declared + 1);
+    let mut first = Vec::new();
+    let mut rewrite: Option<(usize, Vec<u8>)> = None;
+    if plan.script {
+        (&mut reader)
+            .take(SHEBANG_PEEK)
+            .read_to_end(&mut first)
             .map_err(|error| mismatch(format!("unreadable: {error}")))?;
-        check_member(
-            expected,
-            &Sha256::digest(&content),
-            content.len() as u64,
-            declared,
-        )
-        .map_err(mismatch)?;
-        let content = rewrite_python_shebang(&content, &layout.shebang_python).unwrap_or(content);
-        writer.write_all(&plan.destination, &content, mode)?;
-        (Sha256::digest(&content).into(), content.len() as u64)
-    } else {
-        let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
-        let mtime = prepared.source_mtime.filter(|_| is_source);
-        let (digest, size) = writer
-            .copy(&plan.destination, entry.take(declared + 1), mode, mtime)
-            .map_err(|error| match error {
-                CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
-                CopyError::Write(error) => error,
-            })?;
-        check_member(expected, &digest, size, declared).map_err(mismatch)?;
-        (digest, size)
+        let complete = (first.len() as u64) < SHEBANG_PEEK;
+        if let Some(end) = crate::python_shebang_end(&first, complete) {
+            let mut line = crate::format_shebang(&layout.shebang_python).into_bytes();
+            line.push(b'\n');
+            rewrite = Some((end, line));
+        }
+    }
+    let head = rewrite.as_ref().map(|(end, line)| (*end, line.as_slice()));
+    // The bytes as read need a digest of their own when RECORD uses another algorithm than
+    // the SHA-256 of the bytes written, or when the first line is rewritten.
+    let algorithm = expected.and_then(|expected| expected.hash.split('=').next());
+    let read_hash = match algorithm {
+        #[cfg(feature = "strong-record-hashes")]
+        Some("sha384") => Some(ReadHash::Sha384),
+        #[cfg(feature = "strong-record-hashes")]
+        Some("sha512") => Some(ReadHash::Sha512),
+        Some("sha256") if head.is_some() => Some(ReadHash::Sha256),
+        _ => None,
     };
-    Ok(MemberOutcome { digest, size })
+    let options = CopyOptions {
+        mode,
+        disposition: plan.disposition,
+        mtime: prepared.source_mtime.filter(|_| is_source),
+        head,
+        read_hash,
+    };
+    let copied = writer
+        .copy(
+            &plan.destination,
+            &mut first.as_slice().chain(reader),
+            options,
+        )
+        .map_err(|error| match error {
+            CopyError::Read(error) => mismatch(format!("unreadable: {error}")),
+            CopyError::Write(error) => error,
+        })?;
+    check_member(expected, &copied, declared).map_err(mismatch)?;
+    Ok(MemberOutcome {
+        digest: copied.sha256,
+        size: copied.size,
+    })
 }
 
 /// Writes what follows the members: the entry-point launchers, `INSTALLER`, `REQUESTED` and
@@ -560,7 +693,7 @@ pub fn finish_wheel(
             ),
         });
     }
-    let mut rows = Vec::with_capacity(outcomes.len() + prepared.scripts.len() + 3);
+    let mut rows = Vec::with_capacity(outcomes.len() + prepared.launchers.len() + 3);
     let mut python_files = Vec::new();
     let mut bytes_written = 0u64;
     for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
@@ -570,20 +703,25 @@ pub fn finish_wheel(
             hash: hash_digest(&outcome.digest),
             size: Some(outcome.size),
         });
-        if plan.destination.ends_with(".py") && plan.destination.starts_with(site) {
+        if plan.disposition != Disposition::Discard
+            && plan.destination.ends_with(".py")
+            && plan.destination.starts_with(site)
+        {
             python_files.push(plan.destination.clone());
         }
     }
-    let scripts_to_generate = &prepared.scripts;
-    // 5. Launchers, INSTALLER, REQUESTED, RECORD.
-    for script in scripts_to_generate {
-        let text = launcher_script(&layout.shebang_python, &script.module, &script.attribute);
-        let destination = format!("bin/{}", script.name);
-        writer.write_all(&destination, text.as_bytes(), 0o755)?;
+    // Launchers, INSTALLER, REQUESTED, RECORD.
+    for launcher in &prepared.launchers {
+        writer.write_all(
+            &launcher.destination,
+            launcher.text.as_bytes(),
+            0o755,
+            launcher.disposition,
+        )?;
         rows.push(RecordEntry {
-            path: relative_path(site, &destination),
-            hash: hash_bytes(text.as_bytes()),
-            size: Some(text.len() as u64),
+            path: relative_path(site, &launcher.destination),
+            hash: hash_bytes(launcher.text.as_bytes()),
+            size: Some(launcher.text.len() as u64),
         });
     }
     for (file, content) in [
@@ -591,7 +729,7 @@ pub fn finish_wheel(
         ("REQUESTED", String::new()),
     ] {
         let destination = format!("{site}/{dist_info}/{file}");
-        writer.write_all(&destination, content.as_bytes(), 0o644)?;
+        writer.write_all(&destination, content.as_bytes(), 0o644, Disposition::Create)?;
         rows.push(RecordEntry {
             path: format!("{dist_info}/{file}"),
             hash: hash_bytes(content.as_bytes()),
@@ -609,6 +747,7 @@ pub fn finish_wheel(
         &format!("{site}/{dist_info}/RECORD"),
         record_text.as_bytes(),
         0o644,
+        Disposition::Create,
     )?;
     debug!(wheel = %prepared.wheel, files = files_written, "installed");
     Ok(InstallReport {
@@ -620,40 +759,48 @@ pub fn finish_wheel(
     })
 }
 
-/// Compares a written member with its RECORD row and its zip header.
-fn check_member(
-    expected: Option<&Expected>,
-    digest: &[u8],
-    size: u64,
-    declared: u64,
-) -> Result<(), String> {
-    if size != declared {
+/// Compares a member as read with its zip header and its RECORD row (whose hash describes the
+/// bytes as shipped, before any `#!python` rewriting).
+fn check_member(expected: Option<&Expected>, copied: &Copied, declared: u64) -> Result<(), String> {
+    if copied.read_size != declared {
         return Err(format!(
-            "{size} bytes where the zip header declares {declared}"
+            "{} bytes where the zip header declares {declared}",
+            copied.read_size
         ));
     }
     let Some(expected) = expected else {
         return Ok(());
     };
     if let Some(recorded_size) = expected.size {
-        if recorded_size != size {
-            return Err(format!("{size} bytes where RECORD says {recorded_size}"));
+        if recorded_size != copied.read_size {
+            return Err(format!(
+                "{} bytes where RECORD says {recorded_size}",
+                copied.read_size
+            ));
         }
     }
     if expected.hash.is_empty() {
         return Ok(());
     }
-    if expected.hash.starts_with("sha256=") {
-        let hash = hash_digest(digest);
-        if expected.hash != hash {
-            return Err(format!("hash {hash} where RECORD says {}", expected.hash));
+    let algorithm = expected.hash.split('=').next().unwrap_or_default();
+    let digest: &[u8] = match (&copied.read_digest, algorithm) {
+        (Some(digest), _) => digest,
+        (None, "sha256") => &copied.sha256,
+        // Built without them (the stub), the rarer hashes PEP 427 allows are accepted unchecked:
+        // pysfx pack and pysfx verify check them, and the manifest's SHA-256 of the whole wheel,
+        // checked before its members are read, covers these bytes at install.
+        (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
+        _ => {
+            return Err(format!(
+                "RECORD uses an unsupported hash {algorithm:?} (sha256, sha384 and sha512 are)"
+            ))
         }
-        return Ok(());
+    };
+    let actual = format_hash(algorithm, digest);
+    if expected.hash != actual {
+        return Err(format!("hash {actual} where RECORD says {}", expected.hash));
     }
-    Err(format!(
-        "RECORD uses an unsupported hash {:?}",
-        expected.hash.split('=').next().unwrap_or_default()
-    ))
+    Ok(())
 }
 
 /// PEP 427: the `.dist-info` name and `METADATA` must agree with the filename.
@@ -753,131 +900,79 @@ fn is_entry_point_wrapper(file: &str, script_names: &HashSet<&str>) -> bool {
     script_names.contains(stem)
 }
 
-/// A script may not replace the venv's interpreter links (uv's `ValidatedWheel` rule).
-fn check_reserved_script(name: &str, (major, minor): (u32, u32)) -> Result<(), String> {
+/// The venv's own files, which no wheel may replace (SPEC, "Contained"): `pyvenv.cfg`, the
+/// interpreter links in `bin/` (any `python`, `python3`, `python3.N`, `python3.Nt`, not only
+/// this interpreter's, so the check does not depend on which Python installs), the activate
+/// scripts, anything under the `lib64` link, and pysfx's hooks in site-packages: `loadenv.py`
+/// (nor a `loadenv` package or extension, which `import loadenv` would pick first),
+/// `loadenv-init.pth` and the app's `<app>.pth`.
+///
+/// `layout` names the app; the site-packages directory is recognised by its shape.
+fn check_venv_owned(destination: &str, layout: &Layout) -> Result<(), String> {
+    let taken = |what: &str| {
+        Err(format!(
+            "it would replace the venv's {what} ({destination})"
+        ))
+    };
+    if destination == "pyvenv.cfg" {
+        return taken("configuration");
+    }
+    if destination == "lib64" || destination.starts_with("lib64/") {
+        return taken("lib64 link");
+    }
+    if let Some(name) = destination.strip_prefix("bin/") {
+        if is_interpreter_name(name) {
+            return taken("interpreter");
+        }
+        if matches!(
+            name,
+            "activate" | "activate.csh" | "activate.fish" | "Activate.ps1"
+        ) {
+            return taken("activate script");
+        }
+    }
+    // Any `lib/pythonX.Y[t]/site-packages`, not only this interpreter's: `verify` checks a
+    // wheel without knowing which Python will install it.
+    let mut parts = destination.splitn(4, '/');
+    let in_site_packages = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("lib"), Some(version), Some("site-packages"), Some(path))
+            if version.starts_with("python") =>
+        {
+            Some(path)
+        }
+        _ => None,
+    };
+    if let Some(path) = in_site_packages {
+        let top = path.split('/').next().unwrap_or_default();
+        let module = top.split('.').next().unwrap_or_default();
+        let app_pth = layout.app_name.as_ref().map(|app| format!("{app}.pth"));
+        if module == HOOK_MODULE || top == HOOK_PTH || app_pth.as_deref() == Some(top) {
+            return taken("pysfx hook");
+        }
+    }
+    Ok(())
+}
+
+/// `python`, `pythonw`, `python3`, `python3.11`, `python3.13t` (also with `.exe` or `.py`), and
+/// the other implementations' launchers uv refuses in `.data/scripts`.
+fn is_interpreter_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let stem = lower
         .strip_suffix(".exe")
         .or_else(|| lower.strip_suffix(".py"))
         .unwrap_or(&lower);
-    let reserved = [
-        "python".to_string(),
-        "pythonw".to_string(),
-        format!("python{major}"),
-        format!("python{major}.{minor}"),
-        format!("python{major}.{minor}t"),
-        "pypy".to_string(),
-        "pypy2".to_string(),
-        "pypy3".to_string(),
-        "graalpy".to_string(),
-    ];
-    if reserved.iter().any(|name| name == stem) {
-        return Err(format!(
-            "the script {name:?} would replace the venv's interpreter"
-        ));
+    if matches!(stem, "pythonw" | "pypy" | "pypy2" | "pypy3" | "graalpy") {
+        return true;
     }
-    Ok(())
-}
-
-enum CopyError {
-    Read(std::io::Error),
-    Write(WheelError),
-}
-
-/// Writes files under a root, creating each parent directory once (per writer; one writer per
-/// thread).
-pub struct TreeWriter<'a> {
-    root: &'a Path,
-    created: HashSet<String>,
-    buffer: Vec<u8>,
-}
-
-impl<'a> TreeWriter<'a> {
-    pub fn new(root: &'a Path) -> Self {
-        TreeWriter {
-            root,
-            created: HashSet::new(),
-            buffer: vec![0; 128 * 1024],
-        }
-    }
-
-    fn open(&mut self, destination: &str, mode: u32) -> Result<(fs::File, PathBuf), WheelError> {
-        let path = self.root.join(destination);
-        if let Some((parent, _)) = destination.rsplit_once('/') {
-            if !self.created.contains(parent) {
-                create_dirs_below(self.root, parent).map_err(|source| WheelError::Io {
-                    path: self.root.join(parent),
-                    source,
-                })?;
-                self.created.insert(parent.to_string());
-            }
-        }
-        // A file another wheel already wrote is replaced, as pip does.
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&path)
-            .map_err(|source| WheelError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        Ok((file, path))
-    }
-
-    /// Writes `content` to `destination` (relative to the root), creating its directories.
-    pub fn write_all(
-        &mut self,
-        destination: &str,
-        content: &[u8],
-        mode: u32,
-    ) -> Result<(), WheelError> {
-        let (mut file, path) = self.open(destination, mode)?;
-        file.write_all(content)
-            .map_err(|source| WheelError::Io { path, source })
-    }
-
-    /// Streams `reader` into the file, returning its RECORD hash and size.
-    fn copy(
-        &mut self,
-        destination: &str,
-        mut reader: impl Read,
-        mode: u32,
-        mtime: Option<std::time::SystemTime>,
-    ) -> Result<([u8; 32], u64), CopyError> {
-        let (mut file, path) = self.open(destination, mode).map_err(CopyError::Write)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let result = loop {
-            let read = match reader.read(&mut buffer) {
-                Ok(0) => break Ok(()),
-                Ok(read) => read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => break Err(CopyError::Read(error)),
-            };
-            hasher.update(&buffer[..read]);
-            size += read as u64;
-            if let Err(source) = file.write_all(&buffer[..read]) {
-                break Err(CopyError::Write(WheelError::Io {
-                    path: path.clone(),
-                    source,
-                }));
-            }
-        };
-        self.buffer = buffer;
-        result?;
-        if let Some(mtime) = mtime {
-            file.set_modified(mtime).map_err(|source| {
-                CopyError::Write(WheelError::Io {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
-        }
-        Ok((hasher.finalize().into(), size))
-    }
+    let Some(version) = stem.strip_prefix("python") else {
+        return false;
+    };
+    let version = version.strip_suffix('t').unwrap_or(version);
+    version.is_empty()
+        || version
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            && version.split('.').count() <= 2
 }
 
 #[cfg(test)]
@@ -910,19 +1005,55 @@ mod tests {
     }
 
     #[test]
-    fn reserved_scripts() {
-        for name in [
-            "python",
-            "Python3",
-            "python3.11",
-            "python3.11t.exe",
-            "pythonw.py",
-            "pypy3",
+    fn venv_owned_paths() {
+        let layout = Layout {
+            root: PathBuf::from("/r"),
+            site_packages: "lib/python3.11/site-packages".into(),
+            python_version: (3, 11),
+            shebang_python: "/r/bin/python".into(),
+            installer: "pysfx".into(),
+            app_name: Some("mysite".into()),
+        };
+        for destination in [
+            "bin/python",
+            "bin/Python3",
+            "bin/python3.11",
+            "bin/python3.6",
+            "bin/python3.13t",
+            "bin/pythonw.exe",
+            "bin/pypy3",
+            "bin/activate",
+            "bin/activate.fish",
+            "pyvenv.cfg",
+            "lib64",
+            "lib64/python3.11/site-packages/x.py",
+            "lib/python3.11/site-packages/loadenv.py",
+            "lib/python3.11/site-packages/loadenv/__init__.py",
+            "lib/python3.11/site-packages/loadenv.cpython-311-x86_64-linux-gnu.so",
+            "lib/python3.11/site-packages/loadenv-init.pth",
+            "lib/python3.11/site-packages/mysite.pth",
         ] {
-            assert!(check_reserved_script(name, (3, 11)).is_err(), "{name}");
+            assert!(
+                check_venv_owned(destination, &layout).is_err(),
+                "{destination}"
+            );
         }
-        for name in ["python-config", "python3.12", "pip", "ipython"] {
-            assert!(check_reserved_script(name, (3, 11)).is_ok(), "{name}");
+        for destination in [
+            "bin/python-config",
+            "bin/pip",
+            "bin/ipython",
+            "bin/python3.x",
+            "bin/activate-global",
+            "lib/python3.11/site-packages/loadenvx.py",
+            "lib/python3.11/site-packages/other.pth",
+            "lib/python3.11/site-packages/pkg/loadenv.py",
+            "share/lib64/x",
+            "include/site/python3.11/x/pyvenv.cfg",
+        ] {
+            assert!(
+                check_venv_owned(destination, &layout).is_ok(),
+                "{destination}"
+            );
         }
     }
 

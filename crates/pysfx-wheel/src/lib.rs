@@ -12,20 +12,25 @@ mod record;
 mod script;
 mod select;
 mod tags;
+mod tree;
 
 pub use entry_points::{EntryPoint, EntryPoints};
 pub use filename::{BuildTag, WheelFilename};
 pub use install::{
-    extract_member, finish_wheel, install_wheel, prepare_wheel, verify_wheel, InstallReport,
-    Layout, MemberOutcome, PreparedWheel, TreeWriter,
+    extract_member, finish_wheel, install_wheel, prepare_wheel, verify_wheel, Destination,
+    InstallReport, Layout, MemberOutcome, PreparedWheel, Slot, HOOK_MODULE, HOOK_PTH,
 };
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
-pub use paths::{create_dirs_below, relative_path, validate_member_name};
+pub use paths::{relative_path, validate_member_name};
 pub use record::{hash_bytes, Record, RecordEntry};
-pub use script::{format_shebang, launcher_script, rewrite_python_shebang};
+pub use script::{format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang};
 pub use select::{select, Candidate, Missing, Selection, Skipped};
 pub use tags::{InterpreterTags, PlatformFacts, Tag};
+pub use tree::{
+    create_dirs_below, create_exclusive, write_new, Copied, CopyError, CopyOptions, Disposition,
+    ReadHash, TreeWriter,
+};
 
 use std::path::PathBuf;
 
@@ -55,6 +60,8 @@ pub enum WheelError {
     },
     #[error("{wheel}: {reason}")]
     Invalid { wheel: String, reason: String },
+    #[error("{path} is already there; refusing to write it twice or over something else")]
+    PathTaken { path: String },
     #[error("{wheel}: {member} does not match its RECORD entry ({reason})")]
     RecordMismatch {
         wheel: String,

@@ -29,22 +29,6 @@ pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Creates the directories of `relative` (a `/`-separated path) below `root`, which must exist.
-/// Unlike `create_dir_all`, it never creates `root` or anything above it: once an interrupted
-/// install has moved its tree away, a worker still running cannot bring the tree back.
-pub fn create_dirs_below(root: &std::path::Path, relative: &str) -> std::io::Result<()> {
-    let mut path = root.to_path_buf();
-    for component in relative.split('/').filter(|c| !c.is_empty()) {
-        path.push(component);
-        match std::fs::create_dir(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
 /// The relative path from directory `from` to `to`, both given relative to one common root
 /// as `/`-separated strings (`lib/python3.11/site-packages` → `bin/x` is
 /// `../../../bin/x`).
@@ -82,17 +66,6 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(validate_member_name(name), expected, "{name:?}");
         }
-    }
-
-    #[test]
-    fn creates_below_an_existing_root_only() {
-        let temporary = tempfile::tempdir().expect("tempdir");
-        create_dirs_below(temporary.path(), "a/b/c").expect("create");
-        assert!(temporary.path().join("a/b/c").is_dir());
-        create_dirs_below(temporary.path(), "a/b/c").expect("again");
-        let gone = temporary.path().join("gone");
-        assert!(create_dirs_below(&gone, "x/y").is_err());
-        assert!(!gone.exists(), "the root was created");
     }
 
     #[test]

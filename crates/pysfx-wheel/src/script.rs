@@ -15,18 +15,24 @@ pub fn format_shebang(python: &str) -> String {
 /// If `content` starts with `#!python` (PEP 427: "must be rewritten"), returns it with the
 /// first line replaced by the shebang for `python`; otherwise `None`.
 pub fn rewrite_python_shebang(content: &[u8], python: &str) -> Option<Vec<u8>> {
-    if !content.starts_with(b"#!python") {
-        return None;
-    }
-    let line_end = content
-        .iter()
-        .position(|&byte| byte == b'\n')
-        .map(|position| position + 1)
-        .unwrap_or(content.len());
+    let end = python_shebang_end(content, true)?;
     let mut out = format_shebang(python).into_bytes();
     out.push(b'\n');
-    out.extend_from_slice(&content[line_end..]);
+    out.extend_from_slice(&content[end..]);
     Some(out)
+}
+
+/// The length of the `#!python` line (its newline included) that `start` — the first bytes of
+/// a script, all of it when `complete` — begins with, or `None` when there is none to rewrite
+/// (or its end is not within `start`).
+pub fn python_shebang_end(start: &[u8], complete: bool) -> Option<usize> {
+    if !start.starts_with(b"#!python") {
+        return None;
+    }
+    match start.iter().position(|&byte| byte == b'\n') {
+        Some(position) => Some(position + 1),
+        None => complete.then_some(start.len()),
+    }
 }
 
 /// The launcher for `module:attribute`, as pip and distlib write it; it runs on Python 3.6.

@@ -137,6 +137,7 @@ fn layout_at(root: &std::path::Path) -> Layout {
         python_version: (3, 11),
         shebang_python: "/final/venv/bin/python".into(),
         installer: "pysfx".into(),
+        app_name: None,
     }
 }
 

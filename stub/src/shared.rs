@@ -1,0 +1,101 @@
+//! Paths that two wheels of one set both ship (pymongo and bson both ship `bson/`; many wheels
+//! ship a top-level `tests/`). pip installs wheels one after another, so the later one's file
+//! silently wins; pysfx writes members of many wheels at once, so it decides before writing:
+//!
+//! - the wheel that comes later in the plan (distributions sorted by normalised name) wins;
+//! - the earlier wheel's file is read and checked like any member, but not written;
+//! - a path an earlier batch already wrote is replaced atomically (a new file renamed over it);
+//! - the same bytes in both (by RECORD's hash and size) are no event; different bytes are a
+//!   warning naming both wheels, and `--json` lists them under `shared_paths`.
+//!
+//! Every file is still created exclusively, so a path this planning missed fails loudly
+//! instead of mixing two files.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use pysfx_wheel::{Disposition, PreparedWheel, Slot};
+
+/// Who wrote each path so far: keyed by a hash of the path (8 bytes, not the path, so the map
+/// stays small for payloads of hundreds of thousands of files), the writer's place in the plan
+/// and a hash of the content's fingerprint. Two paths with one hash (about one chance in 2^64
+/// per pair) would only cost a needless atomic replace and a wrong warning line.
+#[derive(Default)]
+pub struct SharedPaths {
+    owners: HashMap<u64, (u32, u64)>,
+    /// Paths shipped with different content by two wheels, in the order found.
+    pub found: Vec<SharedPath>,
+}
+
+/// A path two wheels ship with different content.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SharedPath {
+    /// Relative to the venv.
+    pub path: String,
+    /// The wheel whose file is installed.
+    pub kept: String,
+    /// The wheel whose file is not.
+    pub replaced: String,
+}
+
+fn key(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl SharedPaths {
+    /// Sets the disposition of every shared path of one batch. `prepared` are the batch's
+    /// wheels in plan order; `first_rank` is the plan position of the first of them (batches
+    /// cover the plan in order, so a lower rank belongs to an earlier batch, whose files are
+    /// on disk already); `names` are the plan's wheel file names, by rank.
+    pub fn plan_batch(
+        &mut self,
+        prepared: &mut [PreparedWheel],
+        first_rank: usize,
+        names: &[&str],
+    ) {
+        let mut decisions: Vec<(usize, Slot, Disposition)> = Vec::new();
+        {
+            // Path → the wheel (in this batch) that writes it, which file of it, the content's
+            // fingerprint, and whether an earlier batch wrote the path already.
+            let mut in_batch: HashMap<&str, (usize, Slot, bool)> = HashMap::new();
+            for (wheel, prepared_wheel) in prepared.iter().enumerate() {
+                let rank = first_rank + wheel;
+                for destination in prepared_wheel.destinations() {
+                    let fingerprint = key(&destination.fingerprint);
+                    let previous = self
+                        .owners
+                        .insert(key(destination.path), (rank as u32, fingerprint));
+                    let mut on_disk =
+                        previous.is_some_and(|(owner, _)| (owner as usize) < first_rank);
+                    if let Some((loser, slot, loser_on_disk)) = in_batch.get(destination.path) {
+                        decisions.push((*loser, *slot, Disposition::Discard));
+                        on_disk |= *loser_on_disk;
+                    }
+                    in_batch.insert(destination.path, (wheel, destination.slot, on_disk));
+                    if on_disk {
+                        decisions.push((wheel, destination.slot, Disposition::Replace));
+                    }
+                    if let Some((owner, owner_fingerprint)) = previous {
+                        if owner_fingerprint != fingerprint {
+                            self.found.push(SharedPath {
+                                path: destination.path.to_string(),
+                                kept: names.get(rank).copied().unwrap_or_default().to_string(),
+                                replaced: names
+                                    .get(owner as usize)
+                                    .copied()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (wheel, slot, disposition) in decisions {
+            prepared[wheel].set_disposition(slot, disposition);
+        }
+    }
+}

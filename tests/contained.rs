@@ -1,0 +1,656 @@
+//! Contained (SPEC, Stub → Guarantees): nothing is written outside DEST and no release is
+//! lost, whatever the wheels, the manifest, the files planted beside DEST or the command line
+//! hold. Artifacts the packer would refuse are built with `raw_artifact`, which writes a valid
+//! trailer digest over whatever it is given.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pysfx_e2e::{
+    binaries, contained_wheels, evil_wheels, host_python, install, install_with, listing, make_app,
+    raw_artifact, run, sacrificial_python, snapshot, test_stub,
+};
+
+fn wheel(name: &str) -> PathBuf {
+    contained_wheels().join(format!("{name}-1.0-py3-none-any.whl"))
+}
+
+fn good_wheel() -> PathBuf {
+    evil_wheels().join("good-1.0-py3-none-any.whl")
+}
+
+/// `pysfx pack ARGS --stub … -o OUT` with the test stub, whatever its outcome.
+fn pack_output(args: &[&OsStr], output: &Path) -> std::process::Output {
+    let (stub, max_glibc) = test_stub();
+    let mut command = Command::new(&binaries().pysfx);
+    command.arg("pack").args(args).arg("--stub").arg(&stub);
+    if let Some(max_glibc) = max_glibc {
+        command.args(["--max-glibc", max_glibc]);
+    }
+    run(command.arg("-o").arg(output))
+}
+
+#[test]
+fn wheels_cannot_replace_the_venvs_own_files() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let base = work.path().join("base");
+    let python = sacrificial_python(&base);
+    let before = snapshot(&base);
+    let cases = [
+        ("own_data_python3", "interpreter"),
+        ("own_data_python", "interpreter"),
+        ("own_data_python311", "interpreter"),
+        ("own_data_pyvenv", "configuration"),
+        ("own_data_activate", "activate script"),
+        ("own_data_lib64", "lib64 link"),
+        ("own_data_site_loadenv", "pysfx hook"),
+        ("own_scripts_python", "interpreter"),
+        ("own_scripts_activate", "activate script"),
+        ("own_purelib_loadenv", "pysfx hook"),
+        ("own_platlib_hook", "pysfx hook"),
+        ("own_root_loadenv", "pysfx hook"),
+        ("own_root_app_pth", "pysfx hook"),
+    ];
+    for (case, what) in cases {
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[wheel(case)],
+            &[("demoapp/__init__.py", b"")],
+            |_| {},
+        );
+        let releases = work.path().join(format!("releases-{case}"));
+        let destination = releases.join("1");
+        let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+        assert_eq!(code, 3, "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("venv's {what}")),
+            "{case}: the refusal should name the {what}: {stderr}"
+        );
+        assert!(!destination.exists(), "{case}: DEST exists");
+        assert_eq!(listing(&releases), vec![".1.pysfx-lock"], "{case}");
+        assert_eq!(
+            snapshot(&base),
+            before,
+            "{case}: the base interpreter changed"
+        );
+        let verify = run(Command::new(&artifact).arg("--verify"));
+        assert_eq!(
+            verify.status.code(),
+            Some(3),
+            "{case}: --verify accepted it"
+        );
+    }
+    // Headers cannot reach the venv's files: the control installs, inside DEST.
+    let artifact = raw_artifact(
+        &work.path().join("headers.sfx"),
+        &[wheel("own_headers")],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases-headers/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(destination
+        .join("venv/include/site/python3.11/own_headers/python3")
+        .is_file());
+    assert_eq!(snapshot(&base), before, "the base interpreter changed");
+}
+
+#[test]
+fn the_packer_refuses_wheels_that_would_replace_the_venvs_files() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    for case in [
+        "own_data_python3",
+        "own_data_pyvenv",
+        "own_data_lib64",
+        "own_scripts_activate",
+        "own_purelib_loadenv",
+        "own_root_loadenv",
+    ] {
+        let wheels = work.path().join(format!("wheels-{case}"));
+        std::fs::create_dir_all(&wheels).expect("mkdir");
+        std::fs::copy(
+            wheel(case),
+            wheels.join(wheel(case).file_name().expect("name")),
+        )
+        .expect("copy");
+        let output = work.path().join(format!("{case}.sfx"));
+        let result = pack_output(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--wheels"),
+                wheels.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &output,
+        );
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{case}: packed");
+        assert!(stderr.contains("venv's"), "{case}: {stderr}");
+        assert!(!output.exists(), "{case}: an artifact was written");
+    }
+}
+
+#[test]
+fn hostile_app_names_are_refused_before_anything_is_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let planted = work.path().join("planted");
+    let planted_text = planted.to_string_lossy().into_owned();
+    for name in [
+        "../../../planted",
+        planted_text.as_str(),
+        "..",
+        "",
+        "venv",
+        "loadenv-init",
+        "loadenv",
+        "bad\u{1b}[2Jname",
+        "new\nline",
+    ] {
+        let artifact = raw_artifact(
+            &work.path().join("hostile.sfx"),
+            &[good_wheel()],
+            &[("demoapp/__init__.py", b"")],
+            |manifest| manifest.app.name = name.to_string(),
+        );
+        let destination = work.path().join("releases/1");
+        let (code, result, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+        assert_eq!(code, 3, "{name:?}: {stderr}");
+        assert!(stderr.contains("app name"), "{name:?}: {stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{name:?}: a raw escape was printed"
+        );
+        assert_eq!(result["exit_code"], 3);
+        assert!(!destination.exists(), "{name:?}: DEST exists");
+        assert!(!planted.exists() && !planted.with_extension("pth").exists());
+        for mode in ["--verify", "--info"] {
+            let output = run(Command::new(&artifact).arg(mode));
+            assert_eq!(output.status.code(), Some(3), "{name:?} {mode}");
+        }
+        let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&artifact));
+        assert_eq!(output.status.code(), Some(3), "{name:?}: pysfx verify");
+    }
+}
+
+#[test]
+fn a_manifest_that_understates_its_entries_is_refused_before_writing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let zeros = vec![0u8; 4 << 20];
+    let names: Vec<String> = (0..8).map(|i| format!("demoapp/blob{i}.bin")).collect();
+    let entries: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|name| (name.as_str(), zeros.as_slice()))
+        .collect();
+    let artifact = raw_artifact(
+        &work.path().join("bomb.sfx"),
+        &[good_wheel()],
+        &entries,
+        |manifest| manifest.unpacked_bytes = 675,
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("unpacks to 675 bytes"), "{stderr}");
+    // Refused with the digest, before DEST's parent or the lock was made.
+    assert!(!work.path().join("releases").exists());
+    let verify = run(Command::new(&artifact).arg("--verify"));
+    assert_eq!(verify.status.code(), Some(3));
+
+    // A wheel whose members declare more than its manifest entry, the total still covering it.
+    let artifact = raw_artifact(
+        &work.path().join("wheel-bomb.sfx"),
+        &[wheel("zeros")],
+        &[("demoapp/__init__.py", b"")],
+        |manifest| manifest.wheels[0].unpacked_bytes = 10,
+    );
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the manifest 10"), "{stderr}");
+    assert!(!destination.exists());
+}
+
+#[test]
+fn files_of_zeros_are_data_not_bombs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    std::fs::write(app.join("db.sqlite3"), vec![0u8; 2 << 20]).expect("write");
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    std::fs::copy(wheel("zeros"), wheels.join("zeros-1.0-py3-none-any.whl")).expect("copy");
+    let artifact = pysfx_e2e::pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("zeros.sfx"),
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let size = |path: &Path| std::fs::metadata(path).expect("metadata").len();
+    assert_eq!(size(&destination.join("demoapp/db.sqlite3")), 2 << 20);
+    let blob = destination.join("venv/lib/python3.11/site-packages/zeros/blob.bin");
+    assert_eq!(size(&blob), 4 << 20);
+}
+
+#[test]
+fn two_wheels_sharing_a_path_give_one_repeatable_winner() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("shared.sfx"),
+        &[wheel("shareb"), wheel("sharea")],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    // Once with both wheels in one batch, once with each in a batch of its own.
+    for (index, batch) in ["4096", "1"].into_iter().enumerate() {
+        let destination = work.path().join(format!("releases/{index}"));
+        let output = run(Command::new(&artifact)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(host_python())
+            .arg("--json")
+            .env("PYSFX_BATCH_MEMBERS", batch));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "batch {batch}: {stderr}");
+        let result: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        let package = destination.join("venv/lib/python3.11/site-packages/shared_pkg");
+        let big = std::fs::read(package.join("big.bin")).expect("big.bin");
+        assert_eq!(big.len(), 4 << 20, "batch {batch}");
+        assert!(
+            big.iter().all(|&byte| byte == b'B'),
+            "batch {batch}: big.bin is not the later wheel's (shareb) or mixes both"
+        );
+        assert_eq!(
+            std::fs::read(package.join("same.txt")).expect("same.txt"),
+            b"same in both wheels\n"
+        );
+        let shared = result["shared_paths"].as_array().expect("shared_paths");
+        assert_eq!(shared.len(), 1, "batch {batch}: {shared:?}");
+        assert_eq!(
+            shared[0]["path"],
+            "lib/python3.11/site-packages/shared_pkg/big.bin"
+        );
+        assert!(shared[0]["kept"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("shareb"));
+        assert!(shared[0]["replaced"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sharea"));
+        assert!(
+            stderr.contains("sharea") && stderr.contains("shareb") && stderr.contains("WARN"),
+            "batch {batch}: no warning naming both: {stderr}"
+        );
+        let names = listing(&package);
+        assert!(
+            names.iter().all(|name| !name.starts_with(".pysfx-new")),
+            "batch {batch}: litter {names:?}"
+        );
+    }
+}
+
+#[test]
+fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let target = work.path().join("nologin");
+    let lock = releases.join(".1.pysfx-lock");
+    std::os::unix::fs::symlink(&target, &lock).expect("plant the link");
+    // As another user would plant it (the tests run as root; the owner is cosmetic here,
+    // since the link is refused whoever owns it).
+    let _ = run(Command::new("chown").args(["-h", "65534"]).arg(&lock));
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(!target.exists(), "the lock link was followed");
+    assert!(!destination.exists());
+
+    std::fs::remove_file(&lock).expect("remove the link");
+    let made = run(Command::new("mkfifo").arg(&lock));
+    assert!(made.status.success(), "mkfifo");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(!destination.exists());
+}
+
+#[test]
+fn a_non_root_rerun_can_lock_what_root_made() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to run the artifact as another user");
+        return;
+    }
+    let system_python = Path::new("/usr/bin/python3");
+    if !system_python.exists() {
+        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, system_python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let opened = run(Command::new("chmod").args(["-R", "a+rX"]).arg(work.path()));
+    assert!(opened.status.success());
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(system_python)
+        .arg("--json"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["changed"], false, "{result}");
+}
+
+/// Two artifacts of one app with different payloads.
+fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
+    let first = raw_artifact(
+        &work.join("first.sfx"),
+        &[good_wheel()],
+        &[("demoapp/version.py", b"VERSION = 1\n")],
+        |_| {},
+    );
+    let second = raw_artifact(
+        &work.join("second.sfx"),
+        &[good_wheel()],
+        &[("demoapp/version.py", b"VERSION = 2\n")],
+        |_| {},
+    );
+    (first, second)
+}
+
+#[test]
+fn force_replaces_a_release_without_dest_ever_missing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let done = AtomicBool::new(false);
+    let missing = AtomicUsize::new(0);
+    let looks = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if std::fs::symlink_metadata(&destination).is_err() {
+                    missing.fetch_add(1, Ordering::Relaxed);
+                }
+                looks.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        for round in 0..10 {
+            let artifact = if round % 2 == 0 { &second } else { &first };
+            let (code, result, stderr) =
+                install_with(artifact, &destination, &python, &[OsStr::new("--force")]);
+            assert_eq!(code, 0, "round {round}: {stderr}");
+            assert_eq!(result["changed"], true);
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        looks.load(Ordering::Relaxed) > 1000,
+        "the watcher hardly ran"
+    );
+    assert_eq!(
+        missing.load(Ordering::Relaxed),
+        0,
+        "DEST was missing while --force replaced it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(destination.join("demoapp/version.py")).expect("read"),
+        "VERSION = 1\n"
+    );
+    assert_eq!(
+        listing(&work.path().join("releases")),
+        vec![".1.pysfx-lock", "1"]
+    );
+}
+
+#[test]
+fn a_force_run_killed_between_its_renames_loses_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    let destination = releases.join("1");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        destination.join("environment.json"),
+        r#"{"SECRET_KEY": "s"}"#,
+    )
+    .expect("environment.json");
+    // What a SIGKILL between `DEST → .old` and `tmp → DEST` leaves (kernels before 3.15).
+    std::fs::rename(&destination, releases.join(".1.pysfx-old-999999")).expect("move aside");
+    std::fs::create_dir_all(releases.join(".1.pysfx-tmp-999999/venv")).expect("partial tree");
+    let (code, result, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        result["changed"], false,
+        "the previous release was not put back"
+    );
+    assert!(stderr.contains("put back"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(destination.join("environment.json")).expect("kept"),
+        r#"{"SECRET_KEY": "s"}"#
+    );
+    assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
+}
+
+#[test]
+fn force_refuses_a_directory_of_releases() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &releases.join("1"), &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = snapshot(&releases);
+    // `-d releases/$N --force` with an empty N.
+    let (code, _, stderr) = install_with(&second, &releases, &python, &[OsStr::new("--force")]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("holds pysfx releases"), "{stderr}");
+    assert_eq!(snapshot(&releases), before, "the releases changed");
+
+    // A tree that holds LINK's target.
+    let app = work.path().join("app");
+    std::fs::create_dir_all(app.join("releases")).expect("mkdir");
+    std::fs::rename(&releases, app.join("releases/all")).expect("move");
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(app.join("releases/all/1"), &current).expect("link");
+    let link = [
+        OsStr::new("--force"),
+        OsStr::new("--link"),
+        current.as_os_str(),
+    ];
+    let (code, _, stderr) = install_with(&second, &app.join("releases"), &python, &link);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(app.join("releases/all/1/pysfx-receipt.json").is_file());
+}
+
+#[test]
+fn a_link_at_or_inside_dest_is_a_usage_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    for link in [
+        destination.clone(),
+        destination.join("current"),
+        PathBuf::from("/"),
+    ] {
+        let (code, _, stderr) = install_with(
+            &first,
+            &destination,
+            &host_python(),
+            &[OsStr::new("--link"), link.as_os_str()],
+        );
+        assert_eq!(code, 2, "{}: {stderr}", link.display());
+        assert!(!destination.exists(), "{}", link.display());
+    }
+}
+
+#[test]
+fn untrusted_names_are_printed_escaped() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("names.sfx"),
+        &[good_wheel()],
+        &[("demoapp/evil\u{1b}[31mred\r\nOK fake.py", b"")],
+        |manifest| manifest.sets[0].name = "wheels\u{1b}[2J".into(),
+    );
+    for mode in ["--list", "--info"] {
+        let output = run(Command::new(&artifact).arg(mode));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{mode}");
+        assert!(!stdout.contains('\u{1b}'), "{mode}: {stdout:?}");
+        assert!(!stdout.contains('\r'), "{mode}: {stdout:?}");
+    }
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg(&artifact));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains('\u{1b}'), "inspect: {stdout:?}");
+}
+
+#[test]
+fn a_large_script_streams_and_its_shebang_is_rewritten() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("big.sfx"),
+        &[wheel("bigscript")],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let time = Path::new("/usr/bin/time");
+    let python = host_python();
+    let mut command = if time.exists() {
+        let mut command = Command::new(time);
+        command.args(["-f", "peak-kib %M"]).arg(&artifact);
+        command
+    } else {
+        eprintln!("/usr/bin/time is missing: peak memory not measured");
+        Command::new(&artifact)
+    };
+    let output = run(command
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(&python)
+        .arg("--no-compile"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    if let Some(peak) = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("peak-kib "))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+    {
+        // The script is 70 MiB; read whole, it alone would pass this bound.
+        assert!(
+            peak < 64 * 1024,
+            "peak RSS {peak} KiB: the script was not streamed"
+        );
+    }
+    let script = std::fs::read(destination.join("venv/bin/bigtool")).expect("script");
+    let shebang = format!("#!{}/venv/bin/python\n", destination.display());
+    assert!(script.starts_with(shebang.as_bytes()));
+    let record = std::fs::read_to_string(
+        destination.join("venv/lib/python3.11/site-packages/bigscript-1.0.dist-info/RECORD"),
+    )
+    .expect("RECORD");
+    let row = record
+        .lines()
+        .find(|line| line.starts_with("../../../bin/bigtool,"))
+        .expect("a RECORD row for the script");
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&script);
+    let expected = format!("sha256={},{}", base64_url(&digest), script.len());
+    assert!(row.ends_with(&expected), "{row} vs {expected}");
+}
+
+/// URL-safe base64 without padding, as RECORD writes hashes.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let value = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((value >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[test]
+fn record_rows_in_sha512_and_sha384_install() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    std::fs::copy(
+        wheel("strongrecord"),
+        wheels.join("strongrecord-1.0-py3-none-any.whl"),
+    )
+    .expect("copy");
+    let artifact = pysfx_e2e::pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("strong.sfx"),
+    );
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let (code, _, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let output = run(Command::new(destination.join("venv/bin/python")).args([
+        "-c",
+        "import strongrecord, strongrecord.other as o; print(strongrecord.VALUE, o.VALUE)",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "512 384");
+}
