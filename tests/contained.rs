@@ -654,3 +654,25 @@ fn record_rows_in_sha512_and_sha384_install() {
     ]));
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "512 384");
 }
+
+#[test]
+fn a_failure_report_names_dest_absolutely_and_the_python_it_queried() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    std::fs::create_dir_all(work.path().join("taken")).expect("mkdir");
+    std::fs::write(work.path().join("taken/file"), "not a release").expect("write");
+    let output = run(Command::new(&first)
+        .current_dir(work.path())
+        .args(["-d", "taken", "--python"])
+        .arg(host_python())
+        .arg("--json"));
+    assert_eq!(output.status.code(), Some(5));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let dest = result["dest"].as_str().unwrap_or_default();
+    assert!(Path::new(dest).is_absolute(), "{result}");
+    assert!(dest.ends_with("/taken"), "{result}");
+    assert!(
+        result["python_version"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{result}"
+    );
+}

@@ -14,6 +14,20 @@ pub mod code {
     pub const CONFLICT: u8 = 5;
 }
 
+/// The interpreter's version once it has been queried, for the failure report of a run that
+/// fails after the query.
+static PYTHON_VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the queried interpreter's version (`X.Y.Z`).
+pub fn set_python_version(version: String) {
+    let _ = PYTHON_VERSION.set(version);
+}
+
+/// The version recorded by [`set_python_version`], if any.
+pub fn python_version() -> Option<&'static str> {
+    PYTHON_VERSION.get().map(String::as_str)
+}
+
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,

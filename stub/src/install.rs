@@ -79,6 +79,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let digest = payload.digest();
     let python = cli.python();
     let interpreter = Interpreter::query(&python)?;
+    crate::failure::set_python_version(interpreter.version());
     // A re-run on a finished release writes nothing, so it need not hash the payload: the
     // trailer's digest identifies the release. Anything else is verified before writing.
     let unchanged = matches!(
@@ -86,8 +87,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(Existing::SameRelease)
     );
     let mut verified = false;
+    let parent = destination
+        .parent()
+        .ok_or_else(|| Failure::new(code::USAGE, "DEST cannot be the root directory"))?
+        .to_path_buf();
     if !unchanged {
         verify(&mut payload, &mut phases)?;
+        // Before DEST's parents or the lock file are made.
+        check_free_space(&parent, payload.manifest().unpacked_bytes)?;
         verified = true;
     }
 
@@ -95,10 +102,6 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let plan = plan::choose(payload.manifest(), &interpreter)?;
 
     // 3. DEST: create its parents, lock, and see what is there.
-    let parent = destination
-        .parent()
-        .ok_or_else(|| Failure::new(code::USAGE, "DEST cannot be the root directory"))?
-        .to_path_buf();
     std::fs::create_dir_all(&parent)
         .map_err(|error| Failure::io("cannot create", &parent, &error))?;
     let _lock = lock::acquire(&destination)?;
@@ -129,9 +132,9 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             if !verified {
                 // DEST changed between the first look and the lock.
                 verify(&mut payload, &mut phases)?;
+                check_free_space(&parent, payload.manifest().unpacked_bytes)?;
                 verified = true;
             }
-            check_free_space(&parent, payload.manifest().unpacked_bytes)?;
             Some(build(
                 cli,
                 &mut payload,
@@ -505,8 +508,11 @@ fn remove_stale_siblings(destination: &Path) {
 }
 
 /// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.
+/// DEST's parent need not exist yet: its nearest existing ancestor is on the same filesystem
+/// unless a mount point is created in between, which no install does.
 fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failure> {
-    let Ok(stats) = nix::sys::statvfs::statvfs(parent) else {
+    let existing = parent.ancestors().find(|path| path.is_dir()).unwrap_or(parent);
+    let Ok(stats) = nix::sys::statvfs::statvfs(existing) else {
         return Ok(());
     };
     let available = stats

@@ -47,7 +47,12 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     let json = cli.json;
-    let destination = cli.destination.clone();
+    // Failure reports name DEST as success does: absolute.
+    let destination = cli.destination.as_ref().map(|path| {
+        std::env::current_dir()
+            .map(|directory| directory.join(path))
+            .unwrap_or_else(|_| path.clone())
+    });
     let python = cli.python();
     signals::set_failure_report(json, destination.clone(), python.clone());
     match cli::run(cli) {
@@ -91,7 +96,7 @@ pub(crate) fn print_failure_json(
         "changed": false,
         "dest": destination.map(|path| path.to_string_lossy()),
         "python": python,
-        "python_version": null,
+        "python_version": failure::python_version(),
         "wheels_installed": 0,
         "files": 0,
         "bytes": 0,
