@@ -412,7 +412,7 @@ fn old_python_version(python: &str, limits: Limits) -> Option<String> {
 
 /// How a bounded run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     Exited(ExitStatus),
     /// Killed: still running at the timeout.
     TimedOut,
@@ -451,10 +451,10 @@ fn size(bytes: usize) -> String {
 
 /// What a bounded run printed (at most the caps) and how it ended.
 #[derive(Debug)]
-struct Run {
-    ending: Ending,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub(crate) struct Run {
+    pub(crate) ending: Ending,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 /// One output pipe, read on its own thread into a buffer of at most `cap` bytes.
@@ -520,7 +520,11 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs `program arguments` with no stdin, killing (and reaping) it when it outlives
 /// `limits.timeout` or prints more than the caps. Only spawning can fail.
-fn run_bounded(program: &str, arguments: &[&str], limits: Limits) -> std::io::Result<Run> {
+pub(crate) fn run_bounded(
+    program: &str,
+    arguments: &[&str],
+    limits: Limits,
+) -> std::io::Result<Run> {
     let mut child = Command::new(program)
         .args(arguments)
         .stdin(Stdio::null())
