@@ -19,12 +19,14 @@ pub const LOADENV_PY: &str = r#""""Load <release>/environment.json into os.envir
 Written by pysfx. The file sits next to the venv (sys.prefix/../environment.json) and holds one
 JSON object; its values win over inherited variables. Strings are taken as they are; numbers and
 booleans become their JSON text ("5", "1.5", "true", "false"); objects and arrays become their
-JSON text too; null leaves the variable alone. A malformed file prints one warning line to
-stderr and the interpreter starts anyway. Values are never printed.
+JSON text too; null leaves the variable alone. A malformed file, or one that is not a regular
+file (a FIFO), prints one warning line to stderr and the interpreter starts anyway. A UTF-8 byte
+order mark is allowed. Values are never printed.
 """
 import errno
 import json
 import os
+import stat
 import sys
 
 _loaded = False
@@ -43,15 +45,31 @@ def load():
     _loaded = True
     path = os.path.normpath(os.path.join(sys.prefix, os.pardir, "environment.json"))
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except (IOError, OSError) as error:
+        # O_NONBLOCK: opening a FIFO for reading waits for a writer, which would hang every
+        # interpreter start; the check below then refuses anything but a regular file.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
         # No file is the normal case; one that exists but cannot be read is worth a line.
-        if getattr(error, "errno", None) != errno.ENOENT:
+        if error.errno != errno.ENOENT:
             sys.stderr.write("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
         return
     try:
-        data = json.loads(raw.decode("utf-8"))
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            sys.stderr.write("loadenv: ignoring %s: not a regular file\n" % path)
+            return
+        # O_NONBLOCK does not affect reading a regular file.
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = None
+            raw = handle.read()
+    except OSError as error:
+        sys.stderr.write("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
+        return
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+    try:
+        # utf-8-sig: editors on Windows save JSON with a byte order mark.
+        data = json.loads(raw.decode("utf-8-sig"))
     except Exception as error:
         sys.stderr.write("loadenv: ignoring %s: not valid JSON (%s)\n" % (path, type(error).__name__))
         return
@@ -94,6 +112,150 @@ pub fn write_hooks(site_packages: &Path, app_name: &str) -> Result<(), VenvError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::time::{Duration, Instant};
+
+    use crate::interpreter::{run_bounded, Ending};
+    use crate::Limits;
+
+    const PYENV: &str = "/root/.pyenv/versions";
+
+    /// Runs `loadenv.load()` with `python` for a release at `release` (sys.prefix is set to
+    /// `release/venv`, as in a real release), and returns what the hook put into
+    /// `LOADENV_TEST`, and what it printed on stderr.
+    fn load_with(python: &str, release: &Path, module_directory: &Path) -> (String, String) {
+        let code = "import os, sys\n\
+                    sys.prefix = sys.argv[1]\n\
+                    sys.path.insert(0, sys.argv[2])\n\
+                    import loadenv\n\
+                    loadenv.load()\n\
+                    loadenv.load()\n\
+                    sys.stdout.write(os.environ.get('LOADENV_TEST', '<unset>'))\n";
+        let prefix = release.join("venv");
+        let started = Instant::now();
+        let run = run_bounded(
+            python,
+            &[
+                "-I",
+                "-S",
+                "-c",
+                code,
+                &prefix.to_string_lossy(),
+                &module_directory.to_string_lossy(),
+            ],
+            Limits {
+                timeout: Duration::from_secs(20),
+                ..Limits::default()
+            },
+        )
+        .expect("run python");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{python}: the hook took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(run.ending, Ending::Exited(status) if status.success()),
+            "{python}: {:?} {}",
+            run.ending,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        (
+            String::from_utf8_lossy(&run.stdout).into_owned(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    }
+
+    /// Every pyenv CPython 3, 3.6 and 3.13 required.
+    fn pythons() -> Vec<String> {
+        let mut pythons: Vec<String> = fs::read_dir(PYENV)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with("3."))
+                    .map(|name| format!("{PYENV}/{name}/bin/python"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        pythons.sort();
+        for needed in ["/3.6.", "/3.13."] {
+            assert!(
+                pythons.iter().any(|python| python.contains(needed)),
+                "no pyenv Python{needed}x in {PYENV}: {pythons:?}"
+            );
+        }
+        pythons
+    }
+
+    #[test]
+    fn loadenv_reads_regular_files_and_refuses_the_rest() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let modules = directory.path().join("site-packages");
+        fs::create_dir(&modules).expect("site-packages");
+        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("write loadenv.py");
+        let release = directory.path().join("release");
+        fs::create_dir(&release).expect("release");
+        let environment = release.join("environment.json");
+        let secret = "s3cr3t-value";
+
+        for python in pythons() {
+            let _ = fs::remove_file(&environment);
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(
+                (value.as_str(), warning.as_str()),
+                ("<unset>", ""),
+                "{python}: none"
+            );
+
+            fs::write(&environment, b"{\"LOADENV_TEST\": \"plain\"}").expect("write");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(
+                (value.as_str(), warning.as_str()),
+                ("plain", ""),
+                "{python}: plain"
+            );
+
+            fs::write(&environment, b"\xef\xbb\xbf{\"LOADENV_TEST\": 5}").expect("write");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(
+                (value.as_str(), warning.as_str()),
+                ("5", ""),
+                "{python}: BOM"
+            );
+
+            fs::write(&environment, format!("{{\"LOADENV_TEST\": \"{secret}\"")).expect("write");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(value, "<unset>", "{python}: malformed");
+            assert!(warning.contains("not valid JSON"), "{python}: {warning}");
+            assert!(!warning.contains(secret), "{python}: {warning}");
+
+            // A FIFO with no writer: opening it for reading would wait for ever.
+            fs::remove_file(&environment).expect("remove");
+            let made = std::process::Command::new("mkfifo")
+                .arg(&environment)
+                .status()
+                .expect("run mkfifo");
+            assert!(made.success(), "mkfifo failed");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(value, "<unset>", "{python}: FIFO");
+            assert_eq!(warning.lines().count(), 1, "{python}: {warning}");
+            assert!(
+                warning.contains("not a regular file"),
+                "{python}: {warning}"
+            );
+
+            fs::remove_file(&environment).expect("remove");
+            fs::create_dir(&environment).expect("a directory");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(value, "<unset>", "{python}: directory");
+            assert!(
+                warning.contains("not a regular file"),
+                "{python}: {warning}"
+            );
+            fs::remove_dir(&environment).expect("remove");
+        }
+    }
 
     #[test]
     fn app_pth_quotes_the_name() {

@@ -9,7 +9,7 @@ mod venv;
 
 pub use compile::{compile, CompileJob};
 pub use hooks::{app_pth, write_hooks, LOADENV_INIT_PTH, LOADENV_PY};
-pub use interpreter::{Interpreter, QUERY_SCRIPT};
+pub use interpreter::{Interpreter, Limits, QUERY_SCRIPT, QUERY_TIMEOUT_VARIABLE};
 pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
 
 use std::path::PathBuf;

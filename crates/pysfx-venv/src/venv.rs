@@ -182,6 +182,14 @@ mod tests {
             cache_tag: Some("cpython-36".into()),
             magic: "330d0d0a".into(),
             os_name: "posix".into(),
+            sys_platform: "linux".into(),
+            platform_machine: "x86_64".into(),
+            platform_release: "3.10.0-1160.el7.x86_64".into(),
+            platform_version: "#1 SMP Mon Oct 19 16:18:59 UTC 2020".into(),
+            platform_system: "Linux".into(),
+            platform_python_implementation: "CPython".into(),
+            python_full_version: format!("{}.{}.{}", version.0, version.1, version.2),
+            implementation_version: format!("{}.{}.{}", version.0, version.1, version.2),
         }
     }
 

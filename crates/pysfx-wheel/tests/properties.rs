@@ -7,8 +7,8 @@ use std::io::{Cursor, Write};
 
 use proptest::prelude::*;
 use pysfx_wheel::{
-    hash_bytes, install_wheel, validate_member_name, EntryPoints, Headers, Layout, Record,
-    WheelFilename,
+    hash_bytes, install_wheel, validate_member_name, EntryPoints, Headers, Layout, Marker,
+    MarkerEnvironment, Record, Requirement, WheelFilename,
 };
 
 proptest! {
@@ -53,6 +53,28 @@ proptest! {
             for script in points.scripts {
                 prop_assert!(!script.name.contains('/'));
                 prop_assert!(script.name != ".." && script.name != ".");
+            }
+        }
+    }
+
+    #[test]
+    fn requirements_and_markers_parse_or_fail_cleanly(
+        text in "(?s).{0,120}",
+        shaped in "[A-Za-z0-9_.\\-]{1,8} ?(\\[[a-z, ]{0,8}\\])? ?[(]?([<>=!~]{1,3}[0-9.a-z*+]{0,6},?){0,3}[)]? ?(; ?(python_version|extra|os_name|'x') ?(<|==|~=|in|not in) ?[\"'][0-9a-z.* ]{0,6}[\"'] ?(and|or)? ?[()]?)?",
+    ) {
+        let environment = MarkerEnvironment::default();
+        for candidate in [&text, &shaped] {
+            if let Ok(requirement) = Requirement::parse(candidate) {
+                let _ = requirement.applies_to(&environment, &["x".to_string()]);
+                // What is printed parses back to the same requirement (except a name with a
+                // trailing `_`, which packaging accepts and PEP 503 turns into a trailing `-`).
+                if !requirement.name.ends_with('-') {
+                    let again = Requirement::parse(&requirement.to_string());
+                    prop_assert_eq!(again.as_ref(), Ok(&requirement));
+                }
+            }
+            if let Ok(marker) = Marker::parse(candidate) {
+                let _ = marker.evaluate_extra(&environment, "");
             }
         }
     }
