@@ -672,7 +672,9 @@ fn a_failure_report_names_dest_absolutely_and_the_python_it_queried() {
     assert!(Path::new(dest).is_absolute(), "{result}");
     assert!(dest.ends_with("/taken"), "{result}");
     assert!(
-        result["python_version"].as_str().is_some_and(|v| v.starts_with("3.")),
+        result["python_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
         "{result}"
     );
 }

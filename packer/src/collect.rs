@@ -315,11 +315,13 @@ pub struct WheelInfo {
     pub unpacked_bytes: u64,
     /// Entries in the zip directory.
     pub members: u64,
+    /// `Requires-Dist` of METADATA, as written.
+    pub requires_dist: Vec<String>,
 }
 
-/// Reads a wheel: its digest, its member names (refusing what the stub would refuse), and
-/// `METADATA`.
-pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
+/// Reads a wheel: its digest, its member names (refusing what the stub would refuse, the app's
+/// `.pth` hook included when `app_name` is given), and `METADATA`.
+pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     let context = || format!("invalid wheel {}", path.display());
     let file_name = path
         .file_name()
@@ -386,7 +388,7 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
     }
     // Everything the stub will check at install, checked now: a wheel that would be refused
     // there is refused here.
-    pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename, None)
+    let prepared = pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
     Ok(WheelInfo {
         name: filename.name.clone(),
@@ -397,6 +399,7 @@ pub fn read_wheel(path: &Path) -> Result<WheelInfo> {
         size: bytes.len() as u64,
         unpacked_bytes,
         members: archive.len() as u64,
+        requires_dist: prepared.requires_dist().to_vec(),
     })
 }
 

@@ -60,7 +60,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
     let mut payload_path = |path: &Path| -> Result<String> {
-        let info = collect::read_wheel(path)?;
+        let info = collect::read_wheel(path, Some(&app_name))?;
         let stored = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
         infos
             .entry(stored.clone())
@@ -123,6 +123,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             unpacked_bytes: info.unpacked_bytes,
             members: info.members,
             requires_python: info.requires_python.clone(),
+            requires_dist: info.requires_dist.clone(),
         })
         .collect();
     let app_bytes: u64 = app_files.iter().map(|file| file.size).sum();

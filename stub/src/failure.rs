@@ -102,7 +102,9 @@ impl From<VenvError> for Failure {
 impl From<pysfx_plan::PlanError> for Failure {
     fn from(error: pysfx_plan::PlanError) -> Self {
         let code = match &error {
-            pysfx_plan::PlanError::NoCompatibleWheel(_) => code::MACHINE,
+            pysfx_plan::PlanError::NoCompatibleWheel(_) | pysfx_plan::PlanError::Unmet(_) => {
+                code::MACHINE
+            }
             pysfx_plan::PlanError::BadManifest(_) => code::CORRUPT,
         };
         Failure::new(code, error.to_string())

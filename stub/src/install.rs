@@ -511,7 +511,10 @@ fn remove_stale_siblings(destination: &Path) {
 /// DEST's parent need not exist yet: its nearest existing ancestor is on the same filesystem
 /// unless a mount point is created in between, which no install does.
 fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failure> {
-    let existing = parent.ancestors().find(|path| path.is_dir()).unwrap_or(parent);
+    let existing = parent
+        .ancestors()
+        .find(|path| path.is_dir())
+        .unwrap_or(parent);
     let Ok(stats) = nix::sys::statvfs::statvfs(existing) else {
         return Ok(());
     };
@@ -988,6 +991,16 @@ fn install_batch(
                     entry.filename,
                     wheel.unpacked_bytes(),
                     entry.unpacked_bytes
+                ),
+            ));
+        }
+        // The completeness check before writing read the manifest's copy of Requires-Dist.
+        if wheel.requires_dist() != entry.requires_dist.as_slice() {
+            return Err(Failure::new(
+                code::CORRUPT,
+                format!(
+                    "{}: the manifest's Requires-Dist differs from its METADATA",
+                    entry.filename
                 ),
             ));
         }

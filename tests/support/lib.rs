@@ -334,7 +334,55 @@ pub fn install(artifact: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::
             "--json printed no single JSON object ({error}):\nstdout: {stdout}\nstderr: {stderr}"
         )
     });
-    (output.status.code().unwrap_or(-1), value, stderr)
+    let code = output.status.code().unwrap_or(-1);
+    // Every successful install in the suite must pass `pip check` (SPEC, "Complete").
+    let destination = args
+        .windows(2)
+        .find(|pair| pair[0] == "-d")
+        .map(|pair| PathBuf::from(pair[1]));
+    if let (0, Some(destination)) = (code, destination) {
+        assert_pip_check(&destination.join("venv"));
+    }
+    (code, value, stderr)
+}
+
+/// `pip check` on a release's venv passes: with the venv's own pip when it has one, else with
+/// the host's pip pointed at the venv (`pip --python`, pip 22.3+, for Python 3.7 and later).
+pub fn assert_pip_check(venv: &Path) {
+    let python = venv.join("bin/python");
+    let has_pip = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().join("site-packages/pip/__init__.py").is_file());
+    let mut command = if has_pip {
+        let mut command = Command::new(&python);
+        command.args(["-m", "pip"]);
+        command
+    } else {
+        let version =
+            run(Command::new(&python).args(["-c", "import sys; print(sys.version_info[1])"]));
+        let minor: u32 = String::from_utf8_lossy(&version.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if minor < 7 {
+            return;
+        }
+        let mut command = Command::new(host_python());
+        command.args(["-m", "pip", "--python"]).arg(&python);
+        command
+    };
+    let output = run(command
+        .args(["check", "--disable-pip-version-check"])
+        .env("PIP_NO_INPUT", "1"));
+    assert!(
+        output.status.success(),
+        "pip check fails in {}:\n{}{}",
+        venv.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Runs an install, `ARTIFACT -d DESTINATION --python PYTHON EXTRA… --json`, and returns what
@@ -469,6 +517,27 @@ pub fn raw_artifact(
         let unpacked_bytes = (0..archive.len())
             .map(|index| archive.by_index_raw(index).expect("entry").size())
             .sum();
+        let metadata_name = (0..archive.len())
+            .map(|index| {
+                let entry = archive.by_index_raw(index).expect("entry");
+                String::from_utf8_lossy(entry.name_raw()).into_owned()
+            })
+            .find(|name| name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1);
+        let mut requires_dist = Vec::new();
+        if let Some(metadata_name) = metadata_name {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut archive.by_name(&metadata_name).expect("METADATA"),
+                &mut text,
+            )
+            .expect("METADATA text");
+            requires_dist = text
+                .lines()
+                .take_while(|line| !line.is_empty())
+                .filter_map(|line| line.strip_prefix("Requires-Dist:"))
+                .map(|value| value.trim().to_string())
+                .collect();
+        }
         entries.push(pysfx_format::WheelEntry {
             path: path.clone(),
             filename,
@@ -479,6 +548,7 @@ pub fn raw_artifact(
             unpacked_bytes,
             members: 0,
             requires_python: None,
+            requires_dist,
         });
         payload_wheels.push((path, bytes));
     }
@@ -614,4 +684,18 @@ pub fn snapshot(root: &Path) -> Vec<(String, String)> {
         out.push((relative, state));
     }
     out
+}
+
+/// Small pure wheels with requirements, from `tests/fixtures/complete_wheels.py`.
+pub fn complete_wheels() -> PathBuf {
+    cached("complete-wheels", |directory| {
+        let output = run(Command::new(host_python())
+            .arg(workspace_root().join("tests/fixtures/complete_wheels.py"))
+            .arg(directory));
+        assert!(
+            output.status.success(),
+            "complete_wheels.py: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    })
 }

@@ -87,6 +87,11 @@ pub struct WheelEntry {
     pub members: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_python: Option<String>,
+    /// `Requires-Dist` of the wheel's METADATA, as written, so the stub can check before
+    /// writing that the set it chose meets every requirement (absent in artifacts packed
+    /// before it was recorded, whose installs are not checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires_dist: Vec<String>,
 }
 
 fn is_zero(value: &u64) -> bool {

@@ -1,8 +1,10 @@
 //! Choosing the wheel set for the interpreter, and within it one wheel per distribution: what
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
+mod complete;
 mod verify;
 
+pub use complete::{unmet_requirements, Unmet};
 pub use verify::verify_contents;
 
 use std::collections::HashSet;
@@ -11,7 +13,7 @@ use pep440_rs::Version;
 use pysfx_format::{Manifest, WheelEntry, WheelSet};
 use pysfx_venv::Interpreter;
 use pysfx_wheel::{select, Candidate, Missing, Skipped, WheelFilename};
-use tracing::info;
+use tracing::warn;
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,10 @@ pub enum PlanError {
     /// Some distribution has no wheel this interpreter accepts (the machine's problem).
     #[error("{0}")]
     NoCompatibleWheel(String),
+    /// A requirement of a distribution to install is not met by the chosen wheels, markers
+    /// judged for this interpreter (the artifact does not fit this machine).
+    #[error("{0}")]
+    Unmet(String),
     /// The manifest contradicts itself (the artifact's problem).
     #[error("{0}")]
     BadManifest(String),
@@ -86,6 +92,8 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         ))
     })?;
     let mut first_failure: Option<(String, Vec<Missing>)> = None;
+    let mut first_unmet: Option<(String, Vec<Unmet>)> = None;
+    let environment = interpreter.marker_environment();
     let sets = usable_sets(manifest, interpreter);
     if sets.is_empty() && !manifest.sets.is_empty() {
         // Say which distributions of the nearest set this interpreter could not use anyway.
@@ -128,11 +136,16 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         let candidates = set_candidates(manifest, set)?;
         let selection = select(&candidates, &tags, &python);
         if selection.missing.is_empty() {
+            let unmet = unmet_requirements(&selection.chosen, &selection.skipped, &environment);
+            if !unmet.is_empty() {
+                first_unmet.get_or_insert((set.name.clone(), unmet));
+                continue;
+            }
             for skipped in &selection.skipped {
-                info!(
-                    distribution = %skipped.name,
-                    requires_python = %skipped.requires_python,
-                    "skipped: no wheel of it supports Python {}",
+                warn!(
+                    "left out {} {}: no wheel of it supports Python {}, and nothing installed needs it",
+                    skipped.name,
+                    skipped.requires_python,
                     interpreter.version()
                 );
             }
@@ -143,6 +156,15 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
             });
         }
         first_failure.get_or_insert((set.name.clone(), selection.missing));
+    }
+    if let (None, Some((set_name, unmet))) = (&first_failure, first_unmet) {
+        let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+        return Err(PlanError::Unmet(format!(
+            "set {set_name} does not meet {} for CPython {}: {}; nothing was installed (pack the missing distributions into the artifact)",
+            if lines.len() == 1 { "a requirement" } else { "these requirements" },
+            interpreter.version(),
+            lines.join("; ")
+        )));
     }
     let (set_name, missing) = first_failure.unwrap_or_default();
     let best = best_tags(&tags);

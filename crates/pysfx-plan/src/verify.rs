@@ -60,12 +60,18 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
             .filename
             .parse()
             .map_err(|error: pysfx_wheel::WheelError| format!("{path}: {error}"))?;
-        verify_wheel(
+        let prepared = verify_wheel(
             Section::new(payload.file(), start, len),
             &filename,
             Some(&manifest.app.name),
         )
         .map_err(|error| format!("{path}: {error}"))?;
+        if prepared.requires_dist() != wheel.requires_dist.as_slice() {
+            return Err(format!(
+                "{path}: {}: the manifest's Requires-Dist differs from its METADATA",
+                wheel.path
+            ));
+        }
     }
     for set in &manifest.sets {
         for wheel in set.wheels.iter().chain(&manifest.bootstrap) {

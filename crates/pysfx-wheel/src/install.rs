@@ -148,7 +148,7 @@ pub fn verify_wheel<R: Read + Seek>(
     reader: R,
     filename: &WheelFilename,
     app_name: Option<&str>,
-) -> Result<(), WheelError> {
+) -> Result<PreparedWheel, WheelError> {
     let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
         wheel: filename.to_string(),
         source,
@@ -167,7 +167,7 @@ pub fn verify_wheel<R: Read + Seek>(
     for member in 0..prepared.members() {
         extract_member(&mut archive, &prepared, member, &layout, &mut writer)?;
     }
-    Ok(())
+    Ok(prepared)
 }
 
 /// A wheel checked and planned: every member's destination decided, nothing written yet.
@@ -182,6 +182,8 @@ pub struct PreparedWheel {
     source_mtime: Option<std::time::SystemTime>,
     /// Sum of the members' declared sizes.
     unpacked_bytes: u64,
+    /// `Requires-Dist` of METADATA, as written.
+    requires_dist: Vec<String>,
 }
 
 impl PreparedWheel {
@@ -209,6 +211,12 @@ impl PreparedWheel {
     /// The wheel's file name.
     pub fn wheel(&self) -> &str {
         &self.wheel
+    }
+
+    /// `Requires-Dist` of its METADATA, in order, as written: what the manifest must record for
+    /// the install's completeness check.
+    pub fn requires_dist(&self) -> &[String] {
+        &self.requires_dist
     }
 
     /// What the wheel unpacks to, by its zip directory's declared sizes.
@@ -426,6 +434,10 @@ pub fn prepare_wheel<R: Read + Seek>(
         .ok_or_else(|| invalid("METADATA has no Version".into()))?
         .to_string();
     check_name_and_version(filename, &dist_info, &name, &version).map_err(invalid)?;
+    let requires_dist: Vec<String> = metadata
+        .get_all("Requires-Dist")
+        .map(str::to_string)
+        .collect();
 
     let wheel_headers = Headers::parse(&wheel_text);
     let wheel_version = wheel_headers
@@ -584,6 +596,7 @@ pub fn prepare_wheel<R: Read + Seek>(
         launchers,
         source_mtime: None,
         unpacked_bytes: total,
+        requires_dist,
     })
 }
 
