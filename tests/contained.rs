@@ -678,3 +678,122 @@ fn a_failure_report_names_dest_absolutely_and_the_python_it_queried() {
         "{result}"
     );
 }
+
+/// `../shared/tools/kernel310.py`, when it and Debian's python3-seccomp are there.
+fn kernel310() -> Option<PathBuf> {
+    let tool = pysfx_e2e::workspace_root().join("../shared/tools/kernel310.py");
+    let seccomp = run(Command::new("/usr/bin/python3").args(["-c", "import seccomp"]));
+    (tool.is_file() && seccomp.status.success()).then_some(tool)
+}
+
+#[test]
+fn force_on_a_kernel_without_rename_exchange_falls_back_to_two_renames() {
+    let Some(tool) = kernel310() else {
+        eprintln!("skipped: needs ../shared/tools/kernel310.py and python3-seccomp");
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    for (artifact, version) in [(&first, "1"), (&second, "2")] {
+        let output = run(Command::new("/usr/bin/python3")
+            .arg(&tool)
+            .arg(artifact)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(&python)
+            .arg("--force")
+            .arg("--json"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(destination.join("demoapp/version.py")).expect("read"),
+            format!("VERSION = {version}\n")
+        );
+    }
+    assert_eq!(
+        listing(&work.path().join("releases")),
+        vec![".1.pysfx-lock", "1"]
+    );
+}
+
+#[test]
+fn an_interpreter_that_hangs_or_floods_is_bounded() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let hangs = work.path().join("hangs");
+    let floods = work.path().join("floods");
+    std::fs::write(&hangs, "#!/bin/sh\nsleep 1000\n").expect("write");
+    std::fs::write(&floods, "#!/bin/sh\nexec yes 'not python'\n").expect("write");
+    for script in [&hangs, &floods] {
+        let chmod = run(Command::new("chmod").arg("755").arg(script));
+        assert!(chmod.status.success());
+        let destination = work.path().join("releases/1");
+        let started = std::time::Instant::now();
+        let output = run(Command::new("/usr/bin/time")
+            .args(["-f", "peak-kib %M"])
+            .arg(&first)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(script)
+            .env("PYSFX_QUERY_TIMEOUT", "3"));
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(4),
+            "{}: {stderr}",
+            script.display()
+        );
+        assert!(
+            elapsed.as_secs() < 30,
+            "{}: took {elapsed:?}",
+            script.display()
+        );
+        let error = stderr.lines().next().unwrap_or_default();
+        assert!(
+            error.len() < 600,
+            "{}: a long message: {error}",
+            script.display()
+        );
+        if let Some(peak) = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("peak-kib "))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+        {
+            assert!(peak < 100 * 1024, "{}: peak {peak} KiB", script.display());
+        }
+        assert!(!destination.exists());
+    }
+}
+
+#[test]
+fn the_packer_refuses_app_names_that_take_a_hooks_place() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    for name in ["loadenv-init", "loadenv", "venv"] {
+        let output = work.path().join(format!("{name}.sfx"));
+        let result = pack_output(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--app-name"),
+                OsStr::new(name),
+                OsStr::new("--wheels"),
+                good_wheel().parent().expect("dir").as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &output,
+        );
+        assert!(!result.status.success(), "{name}: packed");
+        assert!(
+            String::from_utf8_lossy(&result.stderr).contains("reserved"),
+            "{name}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert!(!output.exists());
+    }
+}
