@@ -100,7 +100,7 @@ pub fn pip_download_target(
 
 /// A target names a minor version; it stands for that version's newest patch release, so a
 /// `Requires-Python: >=3.6.8` does not rule a wheel out for "3.6" (pip would take 3.6.0).
-const NEWEST_PATCH: u32 = 99;
+pub(crate) const NEWEST_PATCH: u32 = 99;
 
 /// Runs pip with `packaging.markers.default_environment()` answering for the target. The
 /// first argument is the target's marker environment as JSON; the rest are pip's.

@@ -152,6 +152,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
     };
 
+    check_sets_complete(&manifest)?;
     write_artifact(
         &args.output,
         &stub,
@@ -404,6 +405,62 @@ fn bootstrap_for(
         })
         .collect();
     pysfx_wheel::select(&candidates, &interpreter.tags(), &version).chosen
+}
+
+/// Every set resolved for a target meets its own requirements there (what `pip check` would
+/// say on that Python), the bootstrap wheels counting for the distributions a set lacks: a
+/// requirement pip did not collect fails the pack, naming it, instead of an install that
+/// refuses it later. A `--wheels` set for no particular target is checked at install, for the
+/// interpreter that installs it.
+fn check_sets_complete(manifest: &Manifest) -> Result<()> {
+    for set in &manifest.sets {
+        let Some(target) = &set.target else {
+            continue;
+        };
+        let full_version = target
+            .full_version
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", target.python_version, collect::NEWEST_PATCH));
+        let environment = pysfx_wheel::MarkerEnvironment {
+            implementation_name: "cpython".into(),
+            implementation_version: full_version.clone(),
+            os_name: "posix".into(),
+            platform_machine: "x86_64".into(),
+            platform_python_implementation: "CPython".into(),
+            platform_release: String::new(),
+            platform_system: "Linux".into(),
+            platform_version: String::new(),
+            python_full_version: full_version,
+            python_version: target.python_version.clone(),
+            sys_platform: "linux".into(),
+        };
+        let mut chosen: Vec<WheelEntry> = set
+            .wheels
+            .iter()
+            .filter_map(|path| manifest.wheel(path))
+            .cloned()
+            .collect();
+        let mut names: BTreeSet<String> = chosen.iter().map(|wheel| wheel.name.clone()).collect();
+        for path in &manifest.bootstrap {
+            if let Some(wheel) = manifest.wheel(path) {
+                if names.insert(wheel.name.clone()) {
+                    chosen.push(wheel.clone());
+                }
+            }
+        }
+        let unmet = pysfx_plan::unmet_requirements(&chosen, &[], &environment);
+        if !unmet.is_empty() {
+            let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+            bail!(
+                "set {} (CPython {}) does not meet {}: {}; add the missing distributions to the requirements (or a --wheels directory)",
+                set.name,
+                target.python_version,
+                if lines.len() == 1 { "a requirement" } else { "these requirements" },
+                lines.join("; ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A resolved set has one version of each distribution; two would be ambiguous.
