@@ -110,6 +110,19 @@ pub struct VerifyArgs {
     pub artifact: PathBuf,
 }
 
+/// A mistake in the command line that clap cannot see (an output that would overwrite an
+/// input, a `--target` no artifact can install): exit 2, as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn main() -> ExitCode {
     interrupt::install();
     let cli = match Cli::try_parse() {
@@ -134,7 +147,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Pack(args) => pack::run(&args).map_err(|error| (1, error)),
+        Command::Pack(args) => pack::run(&args).map_err(|error| {
+            let code = if error.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
+            (code, error)
+        }),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Verify(args) => inspect::verify(&args),
         Command::Completions { shell } => {

@@ -13,9 +13,9 @@ use pysfx_venv::Interpreter;
 use tracing::{info, warn};
 
 use crate::bytecode;
-use crate::collect::{self, WheelInfo};
+use crate::collect::{self, ParsedTarget, WheelInfo};
 use crate::elf::{self, GlibcVersion};
-use crate::PackArgs;
+use crate::{PackArgs, UsageError};
 
 /// Names the release uses for itself; the app may not take them.
 const RESERVED_NAMES: [&str; 5] = [
@@ -37,8 +37,11 @@ struct TreeFile {
 }
 
 pub fn run(args: &PackArgs) -> Result<()> {
+    let stub_path = stub_path(args)?;
+    check_output_is_not_an_input(args, &stub_path)?;
+    let targets = check_collection_options(args)?;
     let app_name = app_name(args)?;
-    let (stub, stub_glibc) = read_stub(args)?;
+    let (stub, stub_glibc) = read_stub(&stub_path, &args.max_glibc)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -63,7 +66,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     crate::interrupt::remove_on_signal(work.path().to_path_buf());
-    let (sets, bootstrap_files) = collect_sets(args, work.path())?;
+    let (sets, bootstrap_files) = collect_sets(args, &targets, work.path())?;
 
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
@@ -222,40 +225,157 @@ fn app_name(args: &PackArgs) -> Result<String> {
     Ok(name)
 }
 
+/// The options that say how wheels are collected, checked before any work (exit 2); returns
+/// the parsed `--target`s.
+fn check_collection_options(args: &PackArgs) -> Result<Vec<ParsedTarget>> {
+    if args.requirements.is_empty() && !args.target.is_empty() {
+        return Err(
+            UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
+        );
+    }
+    if args.requirements.is_empty() && !args.python.is_empty() && args.wheels.is_empty() {
+        return Err(UsageError(
+            "--python collects the requirements of -r FILE (or byte-compiles --wheels); give -r"
+                .into(),
+        )
+        .into());
+    }
+    args.target
+        .iter()
+        .map(|text| {
+            collect::parse_target(text).map_err(|error| UsageError(error.to_string()).into())
+        })
+        .collect()
+}
+
+/// `--stub`, else the `pysfx-stub` next to the packer.
+fn stub_path(args: &PackArgs) -> Result<PathBuf> {
+    if let Some(path) = &args.stub {
+        return Ok(path.clone());
+    }
+    let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
+    let beside = packer.with_file_name("pysfx-stub");
+    if !beside.is_file() {
+        bail!(
+            "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
+            packer.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// Refuses (exit 2, before any work) an `-o` that names an input file or lies inside an input
+/// directory: the final rename would replace that wheel, `-r` file or stub with the artifact,
+/// or leave the artifact where the next pack would pick it up. Paths are compared with their
+/// symbolic links resolved; the output's own name is not (the rename replaces a link, not its
+/// target), and the output need not exist yet.
+fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Result<()> {
+    let output = &args.output;
+    if output.file_name().is_none() {
+        return Err(UsageError(format!("-o {}: not a file name", output.display())).into());
+    }
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    let mut directories: Vec<(&str, &Path)> = vec![("--app", &args.app)];
+    directories.extend(args.wheels.iter().map(|d| ("--wheels", d.as_path())));
+    directories.extend(args.static_dirs.iter().map(|d| ("--static", d.as_path())));
+    directories.extend(
+        args.bootstrap_wheels
+            .iter()
+            .map(|d| ("--bootstrap-wheels", d.as_path())),
+    );
+    let mut files: Vec<(&str, &Path)> = vec![("--stub", stub)];
+    files.extend(args.requirements.iter().map(|f| ("-r", f.as_path())));
+    for (flag, directory) in directories {
+        if spellings(directory)
+            .iter()
+            .any(|spelling| resolved.starts_with(spelling))
+        {
+            return Err(UsageError(format!(
+                "-o {} lies inside the {flag} directory {}: the artifact would land among the \
+                 inputs; write it somewhere else",
+                output.display(),
+                directory.display()
+            ))
+            .into());
+        }
+    }
+    for (flag, file) in files {
+        if spellings(file).contains(&resolved) {
+            return Err(UsageError(format!(
+                "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
+                 somewhere else",
+                output.display(),
+                file.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The ways an input path may be met: with its directory resolved, and fully resolved.
+fn spellings(path: &Path) -> Vec<PathBuf> {
+    let mut spellings = Vec::new();
+    if let Ok(resolved) = resolve_parent(path) {
+        spellings.push(resolved);
+    }
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        spellings.push(canonical);
+    }
+    spellings
+}
+
+/// `path` made absolute with symbolic links resolved in the part of its directory that exists;
+/// the rest (directories still to be created, and the last component) is taken as written,
+/// with `.` and `..` applied.
+fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)?;
+    let components: Vec<Component> = absolute.components().collect();
+    // The longest existing directory above the last component (a `..` after a directory that
+    // does not exist does not exist either).
+    let mut split = components.len().saturating_sub(1).max(1);
+    while split > 1 {
+        let prefix: PathBuf = components[..split].iter().collect();
+        if std::fs::symlink_metadata(&prefix).is_ok() {
+            break;
+        }
+        split -= 1;
+    }
+    let existing: PathBuf = components[..split].iter().collect();
+    let mut resolved = std::fs::canonicalize(existing)?;
+    for component in &components[split..] {
+        match component {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => resolved.push(name),
+            _ => {}
+        }
+    }
+    Ok(resolved)
+}
+
 /// The stub's bytes and the highest glibc it needs; refuses one that needs more than
 /// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
-fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
-    let path = match &args.stub {
-        Some(path) => path.clone(),
-        None => {
-            let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
-            let beside = packer.with_file_name("pysfx-stub");
-            if !beside.is_file() {
-                bail!(
-                    "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
-                    packer.display()
-                );
-            }
-            beside
-        }
-    };
+fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> {
     let stub =
-        std::fs::read(&path).with_context(|| format!("cannot read the stub {}", path.display()))?;
+        std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
     if !stub.starts_with(b"\x7fELF") {
         bail!("the stub {} is not an ELF executable", path.display());
     }
-    let mut file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    if pysfx_format::locate(&mut file, &path).is_ok() {
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if pysfx_format::locate(&mut file, path).is_ok() {
         bail!(
             "the stub {} already carries a payload (is it an artifact?); give the bare pysfx-stub",
             path.display()
         );
     }
-    let limit = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
-        anyhow!(
-            "--max-glibc {:?}: expected a version such as 2.17",
-            args.max_glibc
-        )
+    let limit = GlibcVersion::parse(max_glibc).ok_or_else(|| {
+        UsageError(format!(
+            "--max-glibc {max_glibc:?}: expected a version such as 2.17"
+        ))
     })?;
     let needed =
         elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
@@ -278,7 +398,11 @@ fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
 type Sets = Vec<(String, Option<Target>, Vec<PathBuf>, Vec<Interpreter>)>;
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
-fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
+fn collect_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    work: &Path,
+) -> Result<(Sets, Vec<PathBuf>)> {
     let mut sets: Sets = Vec::new();
     if !args.wheels.is_empty() {
         let mut files = Vec::new();
@@ -307,12 +431,6 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
     };
     if !args.requirements.is_empty() && pythons.is_empty() && args.target.is_empty() {
         pythons.push("python3".into());
-    }
-    if args.requirements.is_empty() && !args.target.is_empty() {
-        bail!("--target collects the requirements of -r FILE; give -r");
-    }
-    if args.requirements.is_empty() && !args.python.is_empty() && args.wheels.is_empty() {
-        bail!("--python collects the requirements of -r FILE (or byte-compiles --wheels); give -r");
     }
     for requirement in &args.requirements {
         if !requirement.is_file() {
@@ -351,12 +469,11 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
         };
         sets.push((name, Some(target), collect::wheels_in(&out)?, compile_with));
     }
-    for (index, text) in args.target.iter().enumerate() {
-        let target = collect::parse_target(text)?;
+    for (index, target) in targets.iter().enumerate() {
         let out = work.join(format!("target-{index}"));
         std::fs::create_dir_all(&out)?;
         let host = host_python.get_or_insert_with(|| "python3".into()).clone();
-        collect::pip_download_target(&host, &target, &args.requirements, &out)?;
+        collect::pip_download_target(&host, target, &args.requirements, &out)?;
         sets.push((
             target.name.clone(),
             Some(target.target.clone()),
@@ -530,6 +647,11 @@ fn write_artifact(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    let directory = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    remove_stale_temporaries(directory, &name);
     let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
@@ -566,6 +688,45 @@ fn write_artifact(
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
+/// far). The next pack of OUT removes those whose process is gone; one whose process still runs
+/// may be a concurrent pack and is left alone.
+fn remove_stale_temporaries(directory: &Path, name: &str) {
+    let prefix = format!(".{name}.pysfx-tmp-");
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|file_name| file_name.strip_prefix(&prefix))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !regular || pid <= 0 || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(
+                "removed {}, left by an interrupted pack (process {pid} is gone)",
+                path.display()
+            ),
+            Err(error) => warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
+}
+
+/// `kill(pid, 0)`: only ESRCH says there is no such process (EPERM: it runs as another user).
+fn process_exists(pid: i32) -> bool {
+    let result = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(result, Err(nix::errno::Errno::ESRCH))
 }
 
 /// Adds a file stored, not deflated: the stub reads wheels and byte-code bundles in place.
