@@ -134,3 +134,96 @@ fn a_pack_removes_leftovers_of_killed_packs_but_not_of_running_ones() {
     assert!(other.exists(), "another output's leftover was touched");
     assert!(out.join("site.sfx").exists());
 }
+
+/// Bytes free in the filesystem of `path`, from `df`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let output = run(std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn an_app_file_of_4_gib_and_more_is_packed_as_zip64_and_installed() {
+    const SIZE: u64 = (4 << 30) + 1;
+    let work = tempfile::tempdir().expect("tempdir");
+    // The sparse source costs nothing; the installed copy is written out in full.
+    match free_bytes(work.path()) {
+        Some(free) if free >= 12 << 30 => {}
+        free => {
+            eprintln!(
+                "skipped: {} has {free:?} bytes free, this test needs 12 GiB",
+                work.path().display()
+            );
+            return;
+        }
+    }
+    let app = make_app(work.path(), "demoapp");
+    let big = app.join("big.bin");
+    let mut file = std::fs::File::create(&big).expect("create");
+    // 8 MiB of noise up front: 4 GiB of zeros alone deflates more than 1000:1, which the
+    // stub refuses as a decompression bomb.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    use std::io::{Read, Seek, SeekFrom, Write};
+    file.write_all(&noise).expect("write");
+    file.set_len(SIZE).expect("set_len");
+    file.seek(SeekFrom::Start(SIZE - 1)).expect("seek");
+    file.write_all(b"!").expect("write");
+    drop(file);
+
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            pysfx_e2e::test_wheels(11).as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("big.sfx"),
+    );
+    // An ordinary zip reader sees the zip64 entry at its full size.
+    let output = run(std::process::Command::new(pysfx_e2e::host_python())
+        .args([
+            "-c",
+            "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo('demoapp/big.bin').file_size)",
+        ])
+        .arg(&artifact));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        SIZE.to_string(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let destination = work.path().join("release");
+    let (code, result, stderr) = pysfx_e2e::install_with(
+        &artifact,
+        &destination,
+        &pysfx_e2e::python(11).path,
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let installed = destination.join("demoapp/big.bin");
+    assert_eq!(std::fs::metadata(&installed).expect("stat").len(), SIZE);
+    let mut file = std::fs::File::open(&installed).expect("open");
+    let mut head = vec![0u8; noise.len()];
+    file.read_exact(&mut head).expect("read");
+    assert!(head == noise, "the first 8 MiB differ");
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(SIZE - 1)).expect("seek");
+    file.read_exact(&mut last).expect("read");
+    assert_eq!(&last, b"!");
+}

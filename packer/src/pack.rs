@@ -666,6 +666,7 @@ fn write_artifact(
                 EntryOptions {
                     compress: true,
                     executable: file.executable,
+                    size: file.size,
                 },
             )?;
         }
@@ -733,9 +734,14 @@ fn process_exists(pid: i32) -> bool {
 fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<()> {
     let mut file =
         File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", source.display()))?
+        .len();
     let options = EntryOptions {
         compress: false,
         executable: false,
+        size,
     };
     writer.add(name, &mut file, options)?;
     Ok(())

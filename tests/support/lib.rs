@@ -554,18 +554,20 @@ pub fn raw_artifact(
     let mut writer =
         pysfx_format::PayloadWriter::create(output, &stub, 315_532_800).expect("create");
     writer.add_manifest(&manifest).expect("manifest");
-    let file = pysfx_format::EntryOptions {
-        compress: true,
-        executable: false,
-    };
     for (name, bytes) in app {
+        let file = pysfx_format::EntryOptions {
+            compress: true,
+            executable: false,
+            size: bytes.len() as u64,
+        };
         writer.add(name, &mut &bytes[..], file).expect("app entry");
     }
-    let stored = pysfx_format::EntryOptions {
-        compress: false,
-        executable: false,
-    };
     for (path, bytes) in &payload_wheels {
+        let stored = pysfx_format::EntryOptions {
+            compress: false,
+            executable: false,
+            size: bytes.len() as u64,
+        };
         writer
             .add(path, &mut bytes.as_slice(), stored)
             .expect("wheel entry");
