@@ -7,6 +7,7 @@ mod elf;
 mod inspect;
 mod interrupt;
 mod pack;
+mod requirements;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,14 +54,15 @@ pub struct PackArgs {
     /// Name of the app directory in the release [default: the folder's name]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
-    /// Prebuilt .whl files, taken as they are; one wheel set for every target (repeatable)
+    /// Prebuilt .whl files, taken as they are: without -r, one wheel set for every target; with
+    /// -r, offered to pip as --find-links and added to every set they fit (repeatable)
     #[arg(long, value_name = "DIR")]
     pub wheels: Vec<PathBuf>,
     /// Requirements to collect with pip (repeatable)
     #[arg(short = 'r', long = "requirement", value_name = "FILE")]
     pub requirements: Vec<PathBuf>,
     /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter, byte-compiled with it;
-    /// without -r, byte-compile the --wheels set for PY (repeatable)
+    /// without -r, byte-compile the --wheels set (and the bootstrap wheels) for PY (repeatable)
     #[arg(long, value_name = "PY")]
     pub python: Vec<String>,
     /// Collect -r as binary wheels for another Python/platform, e.g. cp36-manylinux2014_x86_64 (repeatable)

@@ -1,6 +1,6 @@
 //! `pysfx pack`: collect, check, and write the artifact.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,9 @@ use pysfx_venv::Interpreter;
 use tracing::{info, warn};
 
 use crate::bytecode;
-use crate::collect::{self, ParsedTarget, WheelInfo};
+use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
+use crate::requirements::Requirements;
 use crate::{PackArgs, UsageError};
 
 /// Names the release uses for itself; the app may not take them.
@@ -80,18 +81,18 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
     let mut manifest_sets = Vec::new();
     let mut compile_plans = Vec::new();
-    for (name, target, files, compile_with) in &sets {
+    for set in &sets {
         let mut wheels = BTreeSet::new();
-        for file in files {
+        for file in &set.files {
             wheels.insert(payload_path(file)?);
         }
         let wheels: Vec<String> = wheels.into_iter().collect();
-        for interpreter in compile_with {
+        for interpreter in &set.compile_with {
             compile_plans.push((interpreter, wheels.clone()));
         }
         manifest_sets.push(WheelSet {
-            name: name.clone(),
-            target: target.clone(),
+            name: set.name.clone(),
+            target: set.target.clone(),
             wheels,
         });
     }
@@ -233,13 +234,6 @@ fn check_collection_options(args: &PackArgs) -> Result<Vec<ParsedTarget>> {
             UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
         );
     }
-    if args.requirements.is_empty() && !args.python.is_empty() && args.wheels.is_empty() {
-        return Err(UsageError(
-            "--python collects the requirements of -r FILE (or byte-compiles --wheels); give -r"
-                .into(),
-        )
-        .into());
-    }
     args.target
         .iter()
         .map(|text| {
@@ -301,15 +295,23 @@ fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Result<()> {
         }
     }
     for (flag, file) in files {
-        if spellings(file).contains(&resolved) {
-            return Err(UsageError(format!(
-                "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
-                 somewhere else",
-                output.display(),
-                file.display()
-            ))
-            .into());
-        }
+        check_output_is_not(output, file, flag)?;
+    }
+    Ok(())
+}
+
+/// Refuses (exit 2) an `-o` that is the input file `file`.
+fn check_output_is_not(output: &Path, file: &Path, flag: &str) -> Result<()> {
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    if spellings(file).contains(&resolved) {
+        return Err(UsageError(format!(
+            "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
+             somewhere else",
+            output.display(),
+            file.display()
+        ))
+        .into());
     }
     Ok(())
 }
@@ -393,99 +395,54 @@ fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> 
     Ok((stub, needed.map(|version| version.to_string())))
 }
 
-/// A wheel set as collected: its name, its target, its wheel files, and the interpreters to
-/// byte-compile it with at pack time.
-type Sets = Vec<(String, Option<Target>, Vec<PathBuf>, Vec<Interpreter>)>;
+/// A wheel set as collected.
+struct CollectedSet {
+    name: String,
+    /// `None` for the set that serves every target (`--wheels` without `-r`).
+    target: Option<Target>,
+    files: Vec<PathBuf>,
+    /// The interpreters to byte-compile it with at pack time.
+    compile_with: Vec<Interpreter>,
+}
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
 fn collect_sets(
     args: &PackArgs,
     targets: &[ParsedTarget],
     work: &Path,
-) -> Result<(Sets, Vec<PathBuf>)> {
-    let mut sets: Sets = Vec::new();
-    if !args.wheels.is_empty() {
-        let mut files = Vec::new();
-        for directory in &args.wheels {
-            let found = collect::wheels_in(directory)?;
-            if found.is_empty() {
-                bail!("--wheels {}: no .whl files in it", directory.display());
-            }
-            files.extend(found);
+) -> Result<(Vec<CollectedSet>, Vec<PathBuf>)> {
+    let mut prebuilt = Vec::new();
+    for directory in &args.wheels {
+        let found = collect::wheels_in(directory)?;
+        if found.is_empty() {
+            bail!("--wheels {}: no .whl files in it", directory.display());
         }
-        // --python without -r: the interpreters the --wheels set is byte-compiled for.
+        for file in found {
+            let info = collect::read_wheel(&file)?;
+            prebuilt.push((file, info));
+        }
+    }
+    let mut host_python: Option<String> = None;
+    let sets = if args.requirements.is_empty() {
+        // One set for every target: the --wheels, or nothing at all (an app without
+        // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
         let mut compile_with = Vec::new();
-        if args.requirements.is_empty() && !args.no_compile {
+        if !args.no_compile {
             for python in &args.python {
                 compile_with.push(
                     Interpreter::query(python).with_context(|| format!("--python {python}"))?,
                 );
             }
         }
-        sets.push(("wheels".into(), None, files, compile_with));
-    }
-    let mut pythons = if args.requirements.is_empty() {
-        Vec::new()
+        vec![CollectedSet {
+            name: "wheels".into(),
+            target: None,
+            files: prebuilt.iter().map(|(path, _)| path.clone()).collect(),
+            compile_with,
+        }]
     } else {
-        args.python.clone()
+        requirement_sets(args, targets, &prebuilt, &mut host_python, work)?
     };
-    if !args.requirements.is_empty() && pythons.is_empty() && args.target.is_empty() {
-        pythons.push("python3".into());
-    }
-    for requirement in &args.requirements {
-        if !requirement.is_file() {
-            bail!("-r {}: no such file", requirement.display());
-        }
-    }
-    // pip for --target and bootstrap downloads runs under the newest --python given (an old
-    // one's pip may not know today's wheel tags), else python3.
-    let mut host_python: Option<String> = None;
-    let mut host_version = (0, 0, 0);
-    for (index, python) in pythons.iter().enumerate() {
-        let interpreter =
-            Interpreter::query(python).with_context(|| format!("--python {python}"))?;
-        if interpreter.version_info > host_version {
-            host_version = interpreter.version_info;
-            host_python = Some(python.clone());
-        }
-        let out = work.join(format!("python-{index}"));
-        std::fs::create_dir_all(&out)?;
-        collect::pip_wheel(python, &args.requirements, &out)?;
-        let target = collect::target_of(&interpreter);
-        let name = format!(
-            "cp{}{}",
-            interpreter.version_info.0, interpreter.version_info.1
-        );
-        if sets.iter().any(|(existing, _, _, _)| *existing == name) {
-            warn!(
-                "two interpreters of Python {}: both sets are kept",
-                interpreter.version()
-            );
-        }
-        let compile_with = if args.no_compile {
-            Vec::new()
-        } else {
-            vec![interpreter]
-        };
-        sets.push((name, Some(target), collect::wheels_in(&out)?, compile_with));
-    }
-    for (index, target) in targets.iter().enumerate() {
-        let out = work.join(format!("target-{index}"));
-        std::fs::create_dir_all(&out)?;
-        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
-        collect::pip_download_target(&host, target, &args.requirements, &out)?;
-        sets.push((
-            target.name.clone(),
-            Some(target.target.clone()),
-            collect::wheels_in(&out)?,
-            Vec::new(),
-        ));
-    }
-    if sets.is_empty() {
-        bail!(
-            "no wheels to pack: give --wheels DIR, or -r FILE with --python PY or --target TARGET"
-        );
-    }
 
     let mut bootstrap = Vec::new();
     if !args.no_bootstrap {
@@ -494,16 +451,13 @@ fn collect_sets(
                 bootstrap.extend(collect::wheels_in(directory)?);
             }
         } else {
-            let versions: BTreeSet<String> =
-                if sets.iter().any(|(_, target, _, _)| target.is_none()) {
-                    (6..=13).map(|minor| format!("3.{minor}")).collect()
-                } else {
-                    sets.iter()
-                        .filter_map(|(_, target, _, _)| {
-                            target.as_ref().map(|t| t.python_version.clone())
-                        })
-                        .collect()
-                };
+            let versions: BTreeSet<String> = if sets.iter().any(|set| set.target.is_none()) {
+                (6..=13).map(|minor| format!("3.{minor}")).collect()
+            } else {
+                sets.iter()
+                    .filter_map(|set| set.target.as_ref().map(|t| t.python_version.clone()))
+                    .collect()
+            };
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
@@ -515,6 +469,129 @@ fn collect_sets(
         }
     }
     Ok((sets, bootstrap))
+}
+
+/// The sets resolved by pip from the `-r` files: one per `--python` (pip wheel), one per
+/// `--target` (pip download, after the lines it cannot take are built into wheels). Each
+/// `--wheels` wheel joins every set it fits that lacks its distribution, and every
+/// requirement line must be in every set. Sets `host_python` to the interpreter that ran pip
+/// for targets.
+fn requirement_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    prebuilt: &[(PathBuf, WheelInfo)],
+    host_python: &mut Option<String>,
+    work: &Path,
+) -> Result<Vec<CollectedSet>> {
+    let requirements = Requirements::read(&args.requirements)?;
+    for file in &requirements.files {
+        check_output_is_not(&args.output, &file.path, "-r")?;
+    }
+    let remote = requirements.remote_files();
+    if !remote.is_empty() && !targets.is_empty() {
+        warn!(
+            "pysfx cannot look into requirements files named by URL; their local projects and \
+             URLs will be missing from --target sets: {}",
+            remote.join("; ")
+        );
+    }
+    let src = work.join("src");
+    let sources = PipSources {
+        find_links: &args.wheels,
+        src: &src,
+    };
+    let mut pythons = args.python.clone();
+    if pythons.is_empty() && targets.is_empty() {
+        pythons.push("python3".into());
+    }
+    let mut sets = Vec::new();
+    let mut fits = Vec::new();
+    // pip for --target and bootstrap downloads runs under the newest --python given (an old
+    // one's pip may not know today's wheel tags), else python3.
+    let mut host_version = (0, 0, 0);
+    if !pythons.is_empty() {
+        let copies =
+            requirements.write_copies(&work.join("requirements/python"), &HashMap::new())?;
+        for (index, python) in pythons.iter().enumerate() {
+            let interpreter =
+                Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+            if interpreter.version_info > host_version {
+                host_version = interpreter.version_info;
+                *host_python = Some(python.clone());
+            }
+            let out = work.join(format!("python-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_wheel(python, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            let name = format!(
+                "cp{}{}",
+                interpreter.version_info.0, interpreter.version_info.1
+            );
+            if sets.iter().any(|set: &CollectedSet| set.name == name) {
+                warn!(
+                    "two interpreters of Python {}: both sets are kept",
+                    interpreter.version()
+                );
+            }
+            fits.push(collect::interpreter_fit(&interpreter));
+            sets.push(CollectedSet {
+                name,
+                target: Some(collect::target_of(&interpreter)),
+                files,
+                compile_with: if args.no_compile {
+                    Vec::new()
+                } else {
+                    vec![interpreter]
+                },
+            });
+        }
+    }
+    let python_sets = sets.len();
+    let mut built = collect::BuiltLines::default();
+    if !targets.is_empty() {
+        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
+        built = collect::build_for_targets(&host, &requirements, targets, &sources, work)?;
+        let copies =
+            requirements.write_copies(&work.join("requirements/target"), &built.replacements)?;
+        for (index, target) in targets.iter().enumerate() {
+            let out = work.join(format!("target-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_download_target(&host, target, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            fits.push(collect::target_fit(target)?);
+            sets.push(CollectedSet {
+                name: target.name.clone(),
+                target: Some(target.target.clone()),
+                files,
+                compile_with: Vec::new(),
+            });
+        }
+    }
+    for (index, (set, fit)) in sets.iter_mut().zip(&fits).enumerate() {
+        for wheel in collect::join_prebuilt(&mut set.files, fit, prebuilt)? {
+            info!("set {}: {} from --wheels", set.name, wheel.display());
+        }
+        // pip wheel builds the local projects of --python sets itself; pysfx built those of
+        // --target sets and knows what they are.
+        let built = (index >= python_sets).then_some(&built);
+        collect::check_requirements_present(&set.name, &set.files, &requirements, built)?;
+    }
+    // pip copies a --wheels wheel it picks into the set: the same file name.
+    let used: HashSet<&std::ffi::OsStr> = sets
+        .iter()
+        .flat_map(|set| set.files.iter().filter_map(|file| file.file_name()))
+        .collect();
+    for (path, info) in prebuilt {
+        if !path.file_name().is_some_and(|name| used.contains(name)) {
+            warn!(
+                "--wheels {}: in none of the wheel sets (it fits none, or each has another \
+                 wheel of {}); left out",
+                path.display(),
+                info.name
+            );
+        }
+    }
+    Ok(sets)
 }
 
 /// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
