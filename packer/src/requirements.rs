@@ -482,9 +482,18 @@ fn parse_options(tokens: &[String]) -> Result<Vec<LineOption>, String> {
                 Some((name, value)) => (name, Some(value.to_string())),
                 None => (long, None),
             };
-            let known = OPTIONS
+            // optparse takes a unique prefix of a long option (`--extra-index`).
+            let exact = OPTIONS
                 .iter()
                 .find(|(option, _, _)| option.get(2..) == Some(name));
+            let prefixed: Vec<_> = OPTIONS
+                .iter()
+                .filter(|(option, _, _)| !name.is_empty() && option[2..].starts_with(name))
+                .collect();
+            let known = exact.or(match prefixed.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            });
             (known, attached)
         } else if token.starts_with('-') && token.len() >= 2 {
             let (short, rest) = token.split_at(2);
@@ -876,11 +885,19 @@ mod tests {
                 "--find-links=wheels",
                 Entry::Options(vec![option("--find-links", Some("wheels"))]),
             ),
+            (
+                "--extra-index https://host/simple --require-h",
+                Entry::Options(vec![
+                    option("--extra-index-url", Some("https://host/simple")),
+                    option("--require-hashes", None),
+                ]),
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(parse_line(line), Ok(expected), "{line}");
         }
-        for bad in ["-r", "--bogus x", "--no-index=1", "-i 'unclosed"] {
+        // "--p" is ambiguous: --pre, --prefer-binary.
+        for bad in ["-r", "--bogus x", "--no-index=1", "-i 'unclosed", "--p"] {
             assert!(parse_line(bad).is_err(), "{bad}");
         }
     }
