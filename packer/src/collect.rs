@@ -1,7 +1,7 @@
 //! Collecting wheels with pip (pip is the resolver; pysfx never resolves), and reading what the
 //! packer needs to know about each wheel.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,13 +10,39 @@ use std::process::{Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use pysfx_format::Target;
 use pysfx_venv::Interpreter;
-use pysfx_wheel::{validate_member_name, Headers, WheelFilename};
+use pysfx_wheel::{
+    validate_member_name, Candidate, Headers, InterpreterTags, PlatformFacts, WheelFilename,
+};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use crate::requirements::{self, Entry, Requirements, Source};
+
+/// Where pip finds wheels and keeps checkouts, besides its index.
+pub struct PipSources<'a> {
+    /// The `--wheels` directories, offered as `--find-links`: a prebuilt wheel fills in for a
+    /// distribution the index has no wheel of.
+    pub find_links: &'a [PathBuf],
+    /// `--src`: editable VCS checkouts go here, not into the current directory.
+    pub src: &'a Path,
+}
+
+impl PipSources<'_> {
+    fn add_to(&self, command: &mut Command) {
+        for directory in self.find_links {
+            command.arg("--find-links").arg(directory);
+        }
+    }
+}
+
 /// `PY -m pip wheel -r FILE… -w OUT`: resolves and builds every requirement for that
-/// interpreter, markers included.
-pub fn pip_wheel(python: &str, requirements: &[PathBuf], out: &Path) -> Result<()> {
+/// interpreter, markers included (local projects, `-e`, VCS and sdist URLs too).
+pub fn pip_wheel(
+    python: &str,
+    requirements: &[PathBuf],
+    sources: &PipSources<'_>,
+    out: &Path,
+) -> Result<()> {
     let mut command = Command::new(python);
     command
         .args([
@@ -28,7 +54,10 @@ pub fn pip_wheel(python: &str, requirements: &[PathBuf], out: &Path) -> Result<(
             quiet_unless_terminal(),
             "-w",
         ])
-        .arg(out);
+        .arg(out)
+        .arg("--src")
+        .arg(sources.src);
+    sources.add_to(&mut command);
     for requirement in requirements {
         command.arg("-r").arg(requirement);
     }
@@ -36,11 +65,307 @@ pub fn pip_wheel(python: &str, requirements: &[PathBuf], out: &Path) -> Result<(
     run_pip(command, &format!("{python} -m pip wheel"))
 }
 
+/// The wheels built from the requirement lines pip download cannot take (local projects,
+/// sdists, VCS and sdist URLs), for the `--target` sets.
+#[derive(Debug, Default)]
+pub struct BuiltLines {
+    /// The line pip download reads instead, by (file index, line number).
+    pub replacements: HashMap<(usize, usize), String>,
+    /// The distribution each built line provides.
+    pub names: HashMap<(usize, usize), String>,
+}
+
+/// Builds every local-project, sdist and VCS line of `requirements` with
+/// `HOST -m pip wheel --no-deps` (under the file's own index options) and checks that the
+/// wheel serves every target: only a pure-Python wheel can.
+pub fn build_for_targets(
+    host_python: &str,
+    requirements: &Requirements,
+    targets: &[ParsedTarget],
+    sources: &PipSources<'_>,
+    work: &Path,
+) -> Result<BuiltLines> {
+    let mut built = BuiltLines::default();
+    let option_lines = requirements.option_lines();
+    for (file_index, file) in requirements.files.iter().enumerate() {
+        if file.constraint {
+            continue;
+        }
+        for line in &file.lines {
+            let Entry::Requirement { spec, options, .. } = &line.entry else {
+                continue;
+            };
+            let source = requirements::classify(
+                spec,
+                |path| Path::new(path).is_dir(),
+                |path| Path::new(path).is_file(),
+            );
+            let Source::Build(build) = source else {
+                continue;
+            };
+            let place = format!(
+                "-r {} line {}: {}",
+                file.path.display(),
+                line.number,
+                line.raw
+            );
+            let out = work.join(format!("built/{}", built.replacements.len()));
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            // The file's option lines (index, find-links) apply to the build as they would
+            // to pip install; the marker is judged later, by pip download, for each target.
+            let mut text = option_lines.join("\n");
+            text.push('\n');
+            text.push_str(&build.requirement);
+            for option in options.iter().filter(|option| option.name != "--hash") {
+                text.push(' ');
+                text.push_str(&requirements::option_text(option));
+            }
+            text.push('\n');
+            let listing = out.with_extension("txt");
+            std::fs::write(&listing, text)
+                .with_context(|| format!("cannot write {}", listing.display()))?;
+            let mut command = Command::new(host_python);
+            command
+                .args([
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    quiet_unless_terminal(),
+                    "--no-deps",
+                    "-w",
+                ])
+                .arg(&out)
+                .arg("--src")
+                .arg(sources.src);
+            sources.add_to(&mut command);
+            command.arg("-r").arg(&listing);
+            info!(
+                "building {} into a wheel with {host_python} -m pip wheel",
+                build.requirement
+            );
+            run_pip(command, &format!("{host_python} -m pip wheel"))
+                .with_context(|| format!("{place}: cannot build it into a wheel"))?;
+            let wheel = match wheels_in(&out)?.as_slice() {
+                [wheel] => wheel.clone(),
+                other => bail!(
+                    "{place}: pip wheel built {} wheels from it, not one",
+                    other.len()
+                ),
+            };
+            let filename = wheel_filename(&wheel)?;
+            check_serves_targets(&place, &filename, targets)?;
+            let mut replacement = std::path::absolute(&wheel)
+                .with_context(|| format!("cannot resolve {}", wheel.display()))?
+                .to_string_lossy()
+                .into_owned();
+            replacement.push_str(build.extras.as_deref().unwrap_or_default());
+            if let Some(marker) = &build.marker {
+                replacement.push_str(&format!(" ; {marker}"));
+            }
+            // With hashes on the line, pip is in hash-checking mode: the wheel needs one too.
+            if options.iter().any(|option| option.name == "--hash") {
+                let bytes = std::fs::read(&wheel)
+                    .with_context(|| format!("cannot read {}", wheel.display()))?;
+                let digest = pysfx_format::hex(&Sha256::digest(&bytes));
+                replacement.push_str(&format!(" --hash=sha256:{digest}"));
+            }
+            info!("{place}: built {}", filename);
+            let key = (file_index, line.number);
+            built.names.insert(key, filename.name.clone());
+            built.replacements.insert(key, replacement);
+        }
+    }
+    Ok(built)
+}
+
+fn wheel_filename(path: &Path) -> Result<WheelFilename> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+    name.parse()
+        .with_context(|| format!("invalid wheel {}", path.display()))
+}
+
+/// A wheel built on this machine serves a `--target` only when it is pure Python and its
+/// Python tag fits the target's version.
+fn check_serves_targets(
+    place: &str,
+    filename: &WheelFilename,
+    targets: &[ParsedTarget],
+) -> Result<()> {
+    let pure = filename.abi.iter().all(|abi| abi == "none")
+        && filename.platform.iter().all(|platform| platform == "any");
+    if !pure {
+        bail!(
+            "{place}: it builds {filename}, a wheel for one Python and platform; --target \
+             collects for interpreters pysfx cannot build for, so pack it with --python PY (a \
+             real interpreter of each target version) instead"
+        );
+    }
+    for target in targets {
+        if target_fit(target)?.tags.priority(filename).is_none() {
+            bail!(
+                "{place}: it builds {filename}, which CPython {} does not install (--target {})",
+                target.python_version,
+                target.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a wheel set's interpreter accepts: its tags, best first, and its version for
+/// `Requires-Python`.
+pub struct SetFit {
+    pub tags: InterpreterTags,
+    pub python: String,
+}
+
+/// A `--target`'s fit, as the stub will compute it on such an interpreter: CPython 3.X's tags
+/// on x86_64 with the target platform's glibc, and the newest patch release of 3.X.
+pub fn target_fit(target: &ParsedTarget) -> Result<SetFit> {
+    let minor = target
+        .python_version
+        .strip_prefix("3.")
+        .and_then(|minor| minor.parse().ok())
+        .ok_or_else(|| anyhow!("--target {}: no Python version", target.name))?;
+    let platform = target.target.platform.as_deref().unwrap_or_default();
+    let facts = PlatformFacts {
+        major: 3,
+        minor,
+        debug: false,
+        pymalloc: Some(true),
+        gil_disabled: false,
+        platform: "linux-x86_64".into(),
+        is_32bit: false,
+        glibc: glibc_of_platform(platform),
+    };
+    Ok(SetFit {
+        tags: InterpreterTags::for_cpython(&facts),
+        python: format!("3.{minor}.{NEWEST_PATCH}"),
+    })
+}
+
+/// A real interpreter's fit.
+pub fn interpreter_fit(interpreter: &Interpreter) -> SetFit {
+    SetFit {
+        tags: interpreter.tags(),
+        python: interpreter.version(),
+    }
+}
+
+/// The glibc a manylinux platform tag stands for.
+fn glibc_of_platform(platform: &str) -> Option<(u32, u32)> {
+    let legacy = [
+        ("manylinux2014_", (2, 17)),
+        ("manylinux2010_", (2, 12)),
+        ("manylinux1_", (2, 5)),
+    ];
+    for (prefix, glibc) in legacy {
+        if platform.starts_with(prefix) {
+            return Some(glibc);
+        }
+    }
+    let rest = platform.strip_prefix("manylinux_")?;
+    let mut parts = rest.splitn(3, '_');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Adds to a resolved set the best `--wheels` wheel of each distribution the set lacks, among
+/// those whose tags and `Requires-Python` fit it. Returns what joined.
+pub fn join_prebuilt(
+    files: &mut Vec<PathBuf>,
+    fit: &SetFit,
+    prebuilt: &[(PathBuf, WheelInfo)],
+) -> Result<Vec<PathBuf>> {
+    let present: HashSet<String> = files
+        .iter()
+        .filter_map(|file| wheel_filename(file).ok())
+        .map(|filename| filename.name)
+        .collect();
+    let candidates: Vec<Candidate<PathBuf>> = prebuilt
+        .iter()
+        .filter(|(_, info)| !present.contains(&info.filename.name))
+        .map(|(path, info)| Candidate {
+            filename: info.filename.clone(),
+            requires_python: info.requires_python.clone(),
+            item: path.clone(),
+        })
+        .collect();
+    let python = fit
+        .python
+        .parse()
+        .map_err(|_| anyhow!("cannot parse Python version {}", fit.python))?;
+    let chosen = pysfx_wheel::select(&candidates, &fit.tags, &python).chosen;
+    files.extend(chosen.iter().cloned());
+    Ok(chosen)
+}
+
+/// Every requirement line ends up in the set, or the pack fails naming it (SPEC: "Every
+/// requirement is present"). A line with an environment marker is pip's to judge; a line
+/// whose distribution cannot be told without building it (a local project for `--python`,
+/// which pip wheel builds itself) is taken on trust.
+pub fn check_requirements_present(
+    set_name: &str,
+    files: &[PathBuf],
+    requirements: &Requirements,
+    built: Option<&BuiltLines>,
+) -> Result<()> {
+    let present: HashSet<String> = files
+        .iter()
+        .filter_map(|file| wheel_filename(file).ok())
+        .map(|filename| filename.name)
+        .collect();
+    for (file_index, file) in requirements.files.iter().enumerate() {
+        if file.constraint {
+            continue;
+        }
+        for line in &file.lines {
+            let Entry::Requirement { spec, .. } = &line.entry else {
+                continue;
+            };
+            let source = requirements::classify(
+                spec,
+                |path| Path::new(path).is_dir(),
+                |path| Path::new(path).is_file(),
+            );
+            let has_marker = match &source {
+                Source::Build(build) => build.marker.is_some(),
+                _ => spec.contains(';'),
+            };
+            if has_marker {
+                continue;
+            }
+            let name = built
+                .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
+                .or_else(|| requirements::named_distribution(spec, &source));
+            let Some(name) = name else { continue };
+            if !present.contains(&pysfx_wheel::normalize_name(&name)) {
+                bail!(
+                    "-r {} line {}: {}: pip collected no wheel of {name} for the wheel set \
+                     {set_name}; every requirement must reach the artifact",
+                    file.path.display(),
+                    line.number,
+                    line.raw
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `pip download --only-binary=:all:` for another Python/platform.
 pub fn pip_download_target(
     host_python: &str,
     target: &ParsedTarget,
     requirements: &[PathBuf],
+    sources: &PipSources<'_>,
     out: &Path,
 ) -> Result<()> {
     let (major, minor) = target
@@ -84,6 +409,7 @@ pub fn pip_download_target(
         command.args(["--platform", platform]);
     }
     command.arg("-d").arg(out);
+    sources.add_to(&mut command);
     for requirement in requirements {
         command.arg("-r").arg(requirement);
     }
@@ -406,6 +732,89 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_wheels_serve_targets_only_when_pure() {
+        let targets = [
+            parse_target("3.6").expect("parse"),
+            parse_target("cp312-manylinux_2_28_x86_64").expect("parse"),
+        ];
+        let serves = |name: &str| {
+            let filename: WheelFilename = name.parse().expect("wheel name");
+            check_serves_targets("-r r.txt line 1: ./x", &filename, &targets)
+        };
+        for pure in ["x-1.0-py3-none-any.whl", "x-1.0-py2.py3-none-any.whl"] {
+            assert!(serves(pure).is_ok(), "{pure}");
+        }
+        let error = serves("x-1.0-cp311-cp311-linux_x86_64.whl").expect_err("a platform wheel");
+        let message = error.to_string();
+        assert!(
+            message.contains("-r r.txt line 1: ./x") && message.contains("--python"),
+            "{message}"
+        );
+        let error = serves("x-1.0-py311-none-any.whl").expect_err("not for 3.6");
+        assert!(error.to_string().contains("CPython 3.6"), "{error}");
+    }
+
+    #[test]
+    fn a_requirement_missing_from_a_set_is_named() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let file = directory.path().join("requirements.txt");
+        std::fs::write(
+            &file,
+            "Django>=4\nwinlib ; sys_platform == 'win32'\n./dist/x_y-1.0-py3-none-any.whl\n",
+        )
+        .expect("write");
+        let requirements = Requirements::read(std::slice::from_ref(&file)).expect("read");
+        let set = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(PathBuf::from).collect() };
+        let complete = set(&[
+            "/w/django-4.2-py3-none-any.whl",
+            "/w/x_y-1.0-py3-none-any.whl",
+        ]);
+        check_requirements_present("cp311", &complete, &requirements, None).expect("complete");
+        let lacking = set(&["/w/x_y-1.0-py3-none-any.whl"]);
+        let error = check_requirements_present("cp311", &lacking, &requirements, None)
+            .expect_err("django is missing");
+        let message = error.to_string();
+        assert!(
+            message.contains("requirements.txt line 1: Django>=4") && message.contains("cp311"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn target_fits_accept_what_the_stub_would() {
+        let fit =
+            target_fit(&parse_target("cp36-manylinux2014_x86_64").expect("parse")).expect("fit");
+        assert_eq!(fit.python, "3.6.99");
+        for accepted in [
+            "x-1.0-cp36-cp36m-manylinux2014_x86_64.whl",
+            "x-1.0-cp36-cp36m-manylinux1_x86_64.whl",
+            "x-1.0-cp35-abi3-manylinux_2_17_x86_64.whl",
+            "x-1.0-py3-none-any.whl",
+        ] {
+            let filename: WheelFilename = accepted.parse().expect("wheel name");
+            assert!(fit.tags.priority(&filename).is_some(), "{accepted}");
+        }
+        for refused in [
+            "x-1.0-cp36-cp36m-manylinux_2_28_x86_64.whl",
+            "x-1.0-cp311-cp311-manylinux2014_x86_64.whl",
+            "x-1.0-cp36-cp36m-macosx_10_9_x86_64.whl",
+        ] {
+            let filename: WheelFilename = refused.parse().expect("wheel name");
+            assert!(fit.tags.priority(&filename).is_none(), "{refused}");
+        }
+        let cases = [
+            ("manylinux2014_x86_64", Some((2, 17))),
+            ("manylinux2010_x86_64", Some((2, 12))),
+            ("manylinux1_x86_64", Some((2, 5))),
+            ("manylinux_2_28_x86_64", Some((2, 28))),
+            ("linux_x86_64", None),
+        ];
+        for (platform, glibc) in cases {
+            assert_eq!(glibc_of_platform(platform), glibc, "{platform}");
+        }
+    }
 
     #[test]
     fn targets() {

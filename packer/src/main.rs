@@ -7,6 +7,7 @@ mod elf;
 mod inspect;
 mod interrupt;
 mod pack;
+mod requirements;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,14 +54,15 @@ pub struct PackArgs {
     /// Name of the app directory in the release [default: the folder's name]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
-    /// Prebuilt .whl files, taken as they are; one wheel set for every target (repeatable)
+    /// Prebuilt .whl files, taken as they are: without -r, one wheel set for every target; with
+    /// -r, offered to pip as --find-links and added to every set they fit (repeatable)
     #[arg(long, value_name = "DIR")]
     pub wheels: Vec<PathBuf>,
     /// Requirements to collect with pip (repeatable)
     #[arg(short = 'r', long = "requirement", value_name = "FILE")]
     pub requirements: Vec<PathBuf>,
     /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter, byte-compiled with it;
-    /// without -r, byte-compile the --wheels set for PY (repeatable)
+    /// without -r, byte-compile the --wheels set (and the bootstrap wheels) for PY (repeatable)
     #[arg(long, value_name = "PY")]
     pub python: Vec<String>,
     /// Collect -r as binary wheels for another Python/platform, e.g. cp36-manylinux2014_x86_64 (repeatable)
@@ -110,6 +112,19 @@ pub struct VerifyArgs {
     pub artifact: PathBuf,
 }
 
+/// A mistake in the command line that clap cannot see (an output that would overwrite an
+/// input, a `--target` no artifact can install): exit 2, as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn main() -> ExitCode {
     interrupt::install();
     let cli = match Cli::try_parse() {
@@ -134,7 +149,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Pack(args) => pack::run(&args).map_err(|error| (1, error)),
+        Command::Pack(args) => pack::run(&args).map_err(|error| {
+            let code = if error.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
+            (code, error)
+        }),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Verify(args) => inspect::verify(&args),
         Command::Completions { shell } => {

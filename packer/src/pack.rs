@@ -1,6 +1,6 @@
 //! `pysfx pack`: collect, check, and write the artifact.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,9 +13,10 @@ use pysfx_venv::Interpreter;
 use tracing::{info, warn};
 
 use crate::bytecode;
-use crate::collect::{self, WheelInfo};
+use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
-use crate::PackArgs;
+use crate::requirements::Requirements;
+use crate::{PackArgs, UsageError};
 
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
 const DEFAULT_EPOCH: u64 = 315_532_800;
@@ -29,8 +30,11 @@ struct TreeFile {
 }
 
 pub fn run(args: &PackArgs) -> Result<()> {
+    let stub_path = stub_path(args)?;
+    check_output_is_not_an_input(args, &stub_path)?;
+    let targets = check_collection_options(args)?;
     let app_name = app_name(args)?;
-    let (stub, stub_glibc) = read_stub(args)?;
+    let (stub, stub_glibc) = read_stub(&stub_path, &args.max_glibc)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -55,7 +59,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     crate::interrupt::remove_on_signal(work.path().to_path_buf());
-    let (sets, bootstrap_files) = collect_sets(args, work.path())?;
+    let (sets, bootstrap_files) = collect_sets(args, &targets, work.path())?;
 
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
@@ -69,18 +73,18 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
     let mut manifest_sets = Vec::new();
     let mut compile_plans = Vec::new();
-    for (name, target, files, compile_with) in &sets {
+    for set in &sets {
         let mut wheels = BTreeSet::new();
-        for file in files {
+        for file in &set.files {
             wheels.insert(payload_path(file)?);
         }
         let wheels: Vec<String> = wheels.into_iter().collect();
-        for interpreter in compile_with {
+        for interpreter in &set.compile_with {
             compile_plans.push((interpreter, wheels.clone()));
         }
         manifest_sets.push(WheelSet {
-            name: name.clone(),
-            target: target.clone(),
+            name: set.name.clone(),
+            target: set.target.clone(),
             wheels,
         });
     }
@@ -207,40 +211,158 @@ fn app_name(args: &PackArgs) -> Result<String> {
     Ok(name)
 }
 
+/// The options that say how wheels are collected, checked before any work (exit 2); returns
+/// the parsed `--target`s.
+fn check_collection_options(args: &PackArgs) -> Result<Vec<ParsedTarget>> {
+    if args.requirements.is_empty() && !args.target.is_empty() {
+        return Err(
+            UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
+        );
+    }
+    args.target
+        .iter()
+        .map(|text| {
+            collect::parse_target(text).map_err(|error| UsageError(error.to_string()).into())
+        })
+        .collect()
+}
+
+/// `--stub`, else the `pysfx-stub` next to the packer.
+fn stub_path(args: &PackArgs) -> Result<PathBuf> {
+    if let Some(path) = &args.stub {
+        return Ok(path.clone());
+    }
+    let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
+    let beside = packer.with_file_name("pysfx-stub");
+    if !beside.is_file() {
+        bail!(
+            "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
+            packer.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// Refuses (exit 2, before any work) an `-o` that names an input file or lies inside an input
+/// directory: the final rename would replace that wheel, `-r` file or stub with the artifact,
+/// or leave the artifact where the next pack would pick it up. Paths are compared with their
+/// symbolic links resolved; the output's own name is not (the rename replaces a link, not its
+/// target), and the output need not exist yet.
+fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Result<()> {
+    let output = &args.output;
+    if output.file_name().is_none() {
+        return Err(UsageError(format!("-o {}: not a file name", output.display())).into());
+    }
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    let mut directories: Vec<(&str, &Path)> = vec![("--app", &args.app)];
+    directories.extend(args.wheels.iter().map(|d| ("--wheels", d.as_path())));
+    directories.extend(args.static_dirs.iter().map(|d| ("--static", d.as_path())));
+    directories.extend(
+        args.bootstrap_wheels
+            .iter()
+            .map(|d| ("--bootstrap-wheels", d.as_path())),
+    );
+    let mut files: Vec<(&str, &Path)> = vec![("--stub", stub)];
+    files.extend(args.requirements.iter().map(|f| ("-r", f.as_path())));
+    for (flag, directory) in directories {
+        if spellings(directory)
+            .iter()
+            .any(|spelling| resolved.starts_with(spelling))
+        {
+            return Err(UsageError(format!(
+                "-o {} lies inside the {flag} directory {}: the artifact would land among the \
+                 inputs; write it somewhere else",
+                output.display(),
+                directory.display()
+            ))
+            .into());
+        }
+    }
+    for (flag, file) in files {
+        check_output_is_not(output, file, flag)?;
+    }
+    Ok(())
+}
+
+/// Refuses (exit 2) an `-o` that is the input file `file`.
+fn check_output_is_not(output: &Path, file: &Path, flag: &str) -> Result<()> {
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    if spellings(file).contains(&resolved) {
+        return Err(UsageError(format!(
+            "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
+             somewhere else",
+            output.display(),
+            file.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The ways an input path may be met: with its directory resolved, and fully resolved.
+fn spellings(path: &Path) -> Vec<PathBuf> {
+    let mut spellings = Vec::new();
+    if let Ok(resolved) = resolve_parent(path) {
+        spellings.push(resolved);
+    }
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        spellings.push(canonical);
+    }
+    spellings
+}
+
+/// `path` made absolute with symbolic links resolved in the part of its directory that exists;
+/// the rest (directories still to be created, and the last component) is taken as written,
+/// with `.` and `..` applied.
+fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)?;
+    let components: Vec<Component> = absolute.components().collect();
+    // The longest existing directory above the last component (a `..` after a directory that
+    // does not exist does not exist either).
+    let mut split = components.len().saturating_sub(1).max(1);
+    while split > 1 {
+        let prefix: PathBuf = components[..split].iter().collect();
+        if std::fs::symlink_metadata(&prefix).is_ok() {
+            break;
+        }
+        split -= 1;
+    }
+    let existing: PathBuf = components[..split].iter().collect();
+    let mut resolved = std::fs::canonicalize(existing)?;
+    for component in &components[split..] {
+        match component {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => resolved.push(name),
+            _ => {}
+        }
+    }
+    Ok(resolved)
+}
+
 /// The stub's bytes and the highest glibc it needs; refuses one that needs more than
 /// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
-fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
-    let path = match &args.stub {
-        Some(path) => path.clone(),
-        None => {
-            let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
-            let beside = packer.with_file_name("pysfx-stub");
-            if !beside.is_file() {
-                bail!(
-                    "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
-                    packer.display()
-                );
-            }
-            beside
-        }
-    };
+fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> {
     let stub =
-        std::fs::read(&path).with_context(|| format!("cannot read the stub {}", path.display()))?;
+        std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
     if !stub.starts_with(b"\x7fELF") {
         bail!("the stub {} is not an ELF executable", path.display());
     }
-    let mut file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    if pysfx_format::locate(&mut file, &path).is_ok() {
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if pysfx_format::locate(&mut file, path).is_ok() {
         bail!(
             "the stub {} already carries a payload (is it an artifact?); give the bare pysfx-stub",
             path.display()
         );
     }
-    let limit = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
-        anyhow!(
-            "--max-glibc {:?}: expected a version such as 2.17",
-            args.max_glibc
-        )
+    let limit = GlibcVersion::parse(max_glibc).ok_or_else(|| {
+        UsageError(format!(
+            "--max-glibc {max_glibc:?}: expected a version such as 2.17"
+        ))
     })?;
     let needed =
         elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
@@ -258,102 +380,54 @@ fn read_stub(args: &PackArgs) -> Result<(Vec<u8>, Option<String>)> {
     Ok((stub, needed.map(|version| version.to_string())))
 }
 
-/// A wheel set as collected: its name, its target, its wheel files, and the interpreters to
-/// byte-compile it with at pack time.
-type Sets = Vec<(String, Option<Target>, Vec<PathBuf>, Vec<Interpreter>)>;
+/// A wheel set as collected.
+struct CollectedSet {
+    name: String,
+    /// `None` for the set that serves every target (`--wheels` without `-r`).
+    target: Option<Target>,
+    files: Vec<PathBuf>,
+    /// The interpreters to byte-compile it with at pack time.
+    compile_with: Vec<Interpreter>,
+}
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
-fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
-    let mut sets: Sets = Vec::new();
-    if !args.wheels.is_empty() {
-        let mut files = Vec::new();
-        for directory in &args.wheels {
-            let found = collect::wheels_in(directory)?;
-            if found.is_empty() {
-                bail!("--wheels {}: no .whl files in it", directory.display());
-            }
-            files.extend(found);
+fn collect_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    work: &Path,
+) -> Result<(Vec<CollectedSet>, Vec<PathBuf>)> {
+    let mut prebuilt = Vec::new();
+    for directory in &args.wheels {
+        let found = collect::wheels_in(directory)?;
+        if found.is_empty() {
+            bail!("--wheels {}: no .whl files in it", directory.display());
         }
-        // --python without -r: the interpreters the --wheels set is byte-compiled for.
+        for file in found {
+            let info = collect::read_wheel(&file, None)?;
+            prebuilt.push((file, info));
+        }
+    }
+    let mut host_python: Option<String> = None;
+    let sets = if args.requirements.is_empty() {
+        // One set for every target: the --wheels, or nothing at all (an app without
+        // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
         let mut compile_with = Vec::new();
-        if args.requirements.is_empty() && !args.no_compile {
+        if !args.no_compile {
             for python in &args.python {
                 compile_with.push(
                     Interpreter::query(python).with_context(|| format!("--python {python}"))?,
                 );
             }
         }
-        sets.push(("wheels".into(), None, files, compile_with));
-    }
-    let mut pythons = if args.requirements.is_empty() {
-        Vec::new()
+        vec![CollectedSet {
+            name: "wheels".into(),
+            target: None,
+            files: prebuilt.iter().map(|(path, _)| path.clone()).collect(),
+            compile_with,
+        }]
     } else {
-        args.python.clone()
+        requirement_sets(args, targets, &prebuilt, &mut host_python, work)?
     };
-    if !args.requirements.is_empty() && pythons.is_empty() && args.target.is_empty() {
-        pythons.push("python3".into());
-    }
-    if args.requirements.is_empty() && !args.target.is_empty() {
-        bail!("--target collects the requirements of -r FILE; give -r");
-    }
-    if args.requirements.is_empty() && !args.python.is_empty() && args.wheels.is_empty() {
-        bail!("--python collects the requirements of -r FILE (or byte-compiles --wheels); give -r");
-    }
-    for requirement in &args.requirements {
-        if !requirement.is_file() {
-            bail!("-r {}: no such file", requirement.display());
-        }
-    }
-    // pip for --target and bootstrap downloads runs under the newest --python given (an old
-    // one's pip may not know today's wheel tags), else python3.
-    let mut host_python: Option<String> = None;
-    let mut host_version = (0, 0, 0);
-    for (index, python) in pythons.iter().enumerate() {
-        let interpreter =
-            Interpreter::query(python).with_context(|| format!("--python {python}"))?;
-        if interpreter.version_info > host_version {
-            host_version = interpreter.version_info;
-            host_python = Some(python.clone());
-        }
-        let out = work.join(format!("python-{index}"));
-        std::fs::create_dir_all(&out)?;
-        collect::pip_wheel(python, &args.requirements, &out)?;
-        let target = collect::target_of(&interpreter);
-        let name = format!(
-            "cp{}{}",
-            interpreter.version_info.0, interpreter.version_info.1
-        );
-        if sets.iter().any(|(existing, _, _, _)| *existing == name) {
-            warn!(
-                "two interpreters of Python {}: both sets are kept",
-                interpreter.version()
-            );
-        }
-        let compile_with = if args.no_compile {
-            Vec::new()
-        } else {
-            vec![interpreter]
-        };
-        sets.push((name, Some(target), collect::wheels_in(&out)?, compile_with));
-    }
-    for (index, text) in args.target.iter().enumerate() {
-        let target = collect::parse_target(text)?;
-        let out = work.join(format!("target-{index}"));
-        std::fs::create_dir_all(&out)?;
-        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
-        collect::pip_download_target(&host, &target, &args.requirements, &out)?;
-        sets.push((
-            target.name.clone(),
-            Some(target.target.clone()),
-            collect::wheels_in(&out)?,
-            Vec::new(),
-        ));
-    }
-    if sets.is_empty() {
-        bail!(
-            "no wheels to pack: give --wheels DIR, or -r FILE with --python PY or --target TARGET"
-        );
-    }
 
     let mut bootstrap = Vec::new();
     if !args.no_bootstrap {
@@ -362,16 +436,13 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
                 bootstrap.extend(collect::wheels_in(directory)?);
             }
         } else {
-            let versions: BTreeSet<String> =
-                if sets.iter().any(|(_, target, _, _)| target.is_none()) {
-                    (6..=13).map(|minor| format!("3.{minor}")).collect()
-                } else {
-                    sets.iter()
-                        .filter_map(|(_, target, _, _)| {
-                            target.as_ref().map(|t| t.python_version.clone())
-                        })
-                        .collect()
-                };
+            let versions: BTreeSet<String> = if sets.iter().any(|set| set.target.is_none()) {
+                (6..=13).map(|minor| format!("3.{minor}")).collect()
+            } else {
+                sets.iter()
+                    .filter_map(|set| set.target.as_ref().map(|t| t.python_version.clone()))
+                    .collect()
+            };
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
@@ -383,6 +454,129 @@ fn collect_sets(args: &PackArgs, work: &Path) -> Result<(Sets, Vec<PathBuf>)> {
         }
     }
     Ok((sets, bootstrap))
+}
+
+/// The sets resolved by pip from the `-r` files: one per `--python` (pip wheel), one per
+/// `--target` (pip download, after the lines it cannot take are built into wheels). Each
+/// `--wheels` wheel joins every set it fits that lacks its distribution, and every
+/// requirement line must be in every set. Sets `host_python` to the interpreter that ran pip
+/// for targets.
+fn requirement_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    prebuilt: &[(PathBuf, WheelInfo)],
+    host_python: &mut Option<String>,
+    work: &Path,
+) -> Result<Vec<CollectedSet>> {
+    let requirements = Requirements::read(&args.requirements)?;
+    for file in &requirements.files {
+        check_output_is_not(&args.output, &file.path, "-r")?;
+    }
+    let remote = requirements.remote_files();
+    if !remote.is_empty() && !targets.is_empty() {
+        warn!(
+            "pysfx cannot look into requirements files named by URL; their local projects and \
+             URLs will be missing from --target sets: {}",
+            remote.join("; ")
+        );
+    }
+    let src = work.join("src");
+    let sources = PipSources {
+        find_links: &args.wheels,
+        src: &src,
+    };
+    let mut pythons = args.python.clone();
+    if pythons.is_empty() && targets.is_empty() {
+        pythons.push("python3".into());
+    }
+    let mut sets = Vec::new();
+    let mut fits = Vec::new();
+    // pip for --target and bootstrap downloads runs under the newest --python given (an old
+    // one's pip may not know today's wheel tags), else python3.
+    let mut host_version = (0, 0, 0);
+    if !pythons.is_empty() {
+        let copies =
+            requirements.write_copies(&work.join("requirements/python"), &HashMap::new())?;
+        for (index, python) in pythons.iter().enumerate() {
+            let interpreter =
+                Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+            if interpreter.version_info > host_version {
+                host_version = interpreter.version_info;
+                *host_python = Some(python.clone());
+            }
+            let out = work.join(format!("python-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_wheel(python, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            let name = format!(
+                "cp{}{}",
+                interpreter.version_info.0, interpreter.version_info.1
+            );
+            if sets.iter().any(|set: &CollectedSet| set.name == name) {
+                warn!(
+                    "two interpreters of Python {}: both sets are kept",
+                    interpreter.version()
+                );
+            }
+            fits.push(collect::interpreter_fit(&interpreter));
+            sets.push(CollectedSet {
+                name,
+                target: Some(collect::target_of(&interpreter)),
+                files,
+                compile_with: if args.no_compile {
+                    Vec::new()
+                } else {
+                    vec![interpreter]
+                },
+            });
+        }
+    }
+    let python_sets = sets.len();
+    let mut built = collect::BuiltLines::default();
+    if !targets.is_empty() {
+        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
+        built = collect::build_for_targets(&host, &requirements, targets, &sources, work)?;
+        let copies =
+            requirements.write_copies(&work.join("requirements/target"), &built.replacements)?;
+        for (index, target) in targets.iter().enumerate() {
+            let out = work.join(format!("target-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_download_target(&host, target, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            fits.push(collect::target_fit(target)?);
+            sets.push(CollectedSet {
+                name: target.name.clone(),
+                target: Some(target.target.clone()),
+                files,
+                compile_with: Vec::new(),
+            });
+        }
+    }
+    for (index, (set, fit)) in sets.iter_mut().zip(&fits).enumerate() {
+        for wheel in collect::join_prebuilt(&mut set.files, fit, prebuilt)? {
+            info!("set {}: {} from --wheels", set.name, wheel.display());
+        }
+        // pip wheel builds the local projects of --python sets itself; pysfx built those of
+        // --target sets and knows what they are.
+        let built = (index >= python_sets).then_some(&built);
+        collect::check_requirements_present(&set.name, &set.files, &requirements, built)?;
+    }
+    // pip copies a --wheels wheel it picks into the set: the same file name.
+    let used: HashSet<&std::ffi::OsStr> = sets
+        .iter()
+        .flat_map(|set| set.files.iter().filter_map(|file| file.file_name()))
+        .collect();
+    for (path, info) in prebuilt {
+        if !path.file_name().is_some_and(|name| used.contains(name)) {
+            warn!(
+                "--wheels {}: in none of the wheel sets (it fits none, or each has another \
+                 wheel of {}); left out",
+                path.display(),
+                info.name
+            );
+        }
+    }
+    Ok(sets)
 }
 
 /// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
@@ -571,6 +765,11 @@ fn write_artifact(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    let directory = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    remove_stale_temporaries(directory, &name);
     let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
@@ -585,6 +784,7 @@ fn write_artifact(
                 EntryOptions {
                     compress: true,
                     executable: file.executable,
+                    size: file.size,
                 },
             )?;
         }
@@ -609,13 +809,57 @@ fn write_artifact(
     result
 }
 
+/// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
+/// far). The next pack of OUT removes those whose process is gone; one whose process still runs
+/// may be a concurrent pack and is left alone.
+fn remove_stale_temporaries(directory: &Path, name: &str) {
+    let prefix = format!(".{name}.pysfx-tmp-");
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|file_name| file_name.strip_prefix(&prefix))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !regular || pid <= 0 || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(
+                "removed {}, left by an interrupted pack (process {pid} is gone)",
+                path.display()
+            ),
+            Err(error) => warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
+}
+
+/// `kill(pid, 0)`: only ESRCH says there is no such process (EPERM: it runs as another user).
+fn process_exists(pid: i32) -> bool {
+    let result = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(result, Err(nix::errno::Errno::ESRCH))
+}
+
 /// Adds a file stored, not deflated: the stub reads wheels and byte-code bundles in place.
 fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<()> {
     let mut file =
         File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", source.display()))?
+        .len();
     let options = EntryOptions {
         compress: false,
         executable: false,
+        size,
     };
     writer.add(name, &mut file, options)?;
     Ok(())

@@ -241,6 +241,46 @@ pub fn datapkg_wheel() -> PathBuf {
     })
 }
 
+/// A tiny pure-Python project that pip builds offline: `tests/fixtures/tinybackend.py` is its
+/// in-tree PEP 517 backend, which needs no build requirements. The wheel holds the package
+/// `<name>` (`-` spelled `_`) whose `VALUE` is `"<name> <version>"`, requiring `requires`.
+pub fn tiny_project(directory: &Path, name: &str, version: &str, requires: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(directory).expect("create the project");
+    std::fs::copy(
+        workspace_root().join("tests/fixtures/tinybackend.py"),
+        directory.join("tinybackend.py"),
+    )
+    .expect("copy tinybackend.py");
+    std::fs::write(
+        directory.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"tinybackend\"\nbackend-path = [\".\"]\n",
+    )
+    .expect("write pyproject.toml");
+    let config = serde_json::json!({"name": name, "version": version, "requires": requires});
+    std::fs::write(directory.join("tiny.json"), config.to_string()).expect("write tiny.json");
+    directory.to_path_buf()
+}
+
+/// The wheel of a [`tiny_project`], written into `out` by its backend (no pip, no network).
+pub fn tiny_wheel(out: &Path, name: &str, version: &str, requires: &[&str]) -> PathBuf {
+    let source = tempfile::tempdir().expect("tempdir");
+    let project = tiny_project(source.path(), name, version, requires);
+    std::fs::create_dir_all(out).expect("create the wheel directory");
+    let output = run(Command::new(host_python())
+        .args([
+            "-c",
+            "import sys, tinybackend; print(tinybackend.build_wheel(sys.argv[1]))",
+        ])
+        .arg(std::path::absolute(out).expect("absolute"))
+        .current_dir(&project));
+    assert!(
+        output.status.success(),
+        "tinybackend: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out.join(String::from_utf8_lossy(&output.stdout).trim())
+}
+
 /// Copies a directory tree (files and directories only).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create");
@@ -306,16 +346,26 @@ pub fn test_stub() -> (PathBuf, Option<&'static str>) {
     }
 }
 
-/// Packs with the test stub; panics with pysfx's stderr on failure.
-pub fn pack(args: &[&std::ffi::OsStr], output: &Path) -> PathBuf {
+/// `pysfx pack ARGS --stub STUB -o OUTPUT` with the test stub (unless ARGS name one), as a
+/// command to run.
+pub fn pack_command(args: &[&std::ffi::OsStr], output: &Path) -> Command {
     let binaries = binaries();
     let (stub, max_glibc) = test_stub();
     let mut command = Command::new(&binaries.pysfx);
-    command.arg("pack").args(args).arg("--stub").arg(&stub);
+    command.arg("pack").args(args);
+    if !args.iter().any(|arg| *arg == "--stub") {
+        command.arg("--stub").arg(&stub);
+    }
     if let Some(max_glibc) = max_glibc {
         command.args(["--max-glibc", max_glibc]);
     }
-    let result = run(command.arg("-o").arg(output));
+    command.arg("-o").arg(output);
+    command
+}
+
+/// Packs with the test stub; panics with pysfx's stderr on failure.
+pub fn pack(args: &[&std::ffi::OsStr], output: &Path) -> PathBuf {
+    let result = run(&mut pack_command(args, output));
     assert!(
         result.status.success(),
         "pysfx pack failed:\n{}",
@@ -585,18 +635,20 @@ pub fn raw_artifact(
     let mut writer =
         pysfx_format::PayloadWriter::create(output, &stub, 315_532_800).expect("create");
     writer.add_manifest(&manifest).expect("manifest");
-    let file = pysfx_format::EntryOptions {
-        compress: true,
-        executable: false,
-    };
     for (name, bytes) in app {
+        let file = pysfx_format::EntryOptions {
+            compress: true,
+            executable: false,
+            size: bytes.len() as u64,
+        };
         writer.add(name, &mut &bytes[..], file).expect("app entry");
     }
-    let stored = pysfx_format::EntryOptions {
-        compress: false,
-        executable: false,
-    };
     for (path, bytes) in &payload_wheels {
+        let stored = pysfx_format::EntryOptions {
+            compress: false,
+            executable: false,
+            size: bytes.len() as u64,
+        };
         writer
             .add(path, &mut bytes.as_slice(), stored)
             .expect("wheel entry");

@@ -16,6 +16,25 @@ pub struct EntryOptions {
     /// Deflate (app and static files) or store (wheels, so the stub reads them in place).
     pub compress: bool,
     pub executable: bool,
+    /// The number of bytes the entry's reader yields. It decides whether the entry needs zip64
+    /// sizes, and [`PayloadWriter::add`] fails when the reader yields another number (a file
+    /// that changed while it was packed).
+    pub size: u64,
+}
+
+/// Entries whose written size may reach 4 GiB - 1 (the zip32 size fields' limit, which marks
+/// a zip64 value) get zip64 sizes; every other entry stays plain zip 2.0, so the artifact of
+/// ordinary inputs does not change.
+fn needs_zip64(entry: EntryOptions) -> bool {
+    const LIMIT: u64 = u32::MAX as u64;
+    let written = if entry.compress {
+        // Deflate can grow incompressible data: by at most 5 bytes per 16 KiB block in
+        // zlib's worst case (deflateBound); allow twice that and some.
+        entry.size + entry.size / 1024 + 1024
+    } else {
+        entry.size
+    };
+    entry.size >= LIMIT || written >= LIMIT
 }
 
 /// Writes `stub ‖ zip payload ‖ trailer` into a file. Entries must be added in the order they
@@ -57,7 +76,7 @@ impl PayloadWriter {
             })
             .last_modified_time(self.time)
             .unix_permissions(if entry.executable { 0o755 } else { 0o644 })
-            .large_file(false)
+            .large_file(needs_zip64(entry))
     }
 
     /// Adds the manifest; call it before any other entry.
@@ -73,6 +92,7 @@ impl PayloadWriter {
             EntryOptions {
                 compress: true,
                 executable: false,
+                size: text.len() as u64,
             },
         )
     }
@@ -92,7 +112,17 @@ impl PayloadWriter {
                 path: path.clone(),
                 source,
             })?;
-        std::io::copy(reader, &mut self.zip).map_err(|error| FormatError::io(&path, error))?;
+        let copied =
+            std::io::copy(reader, &mut self.zip).map_err(|error| FormatError::io(&path, error))?;
+        if copied != entry.size {
+            return Err(FormatError::io(
+                &path,
+                std::io::Error::other(format!(
+                    "{name}: expected {} bytes, read {copied} (did it change while packing?)",
+                    entry.size
+                )),
+            ));
+        }
         Ok(())
     }
 
@@ -158,6 +188,97 @@ fn zip_time(epoch: u64) -> DateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zip64_only_for_entries_that_may_reach_4_gib() {
+        const GIB: u64 = 1 << 30;
+        let limit = u64::from(u32::MAX);
+        let cases = [
+            (0, false, false),
+            (0, true, false),
+            (100 * 1024 * 1024, true, false),
+            (limit - 1, false, false),
+            (limit, false, true),
+            (4 * GIB + 1, false, true),
+            (4 * GIB + 1, true, true),
+            // Deflate may grow it past the limit.
+            (limit - 1, true, true),
+            (limit - 4_000_000, true, true),
+            (limit - 5 * 1024 * 1024, true, false),
+        ];
+        for (size, compress, expected) in cases {
+            let entry = EntryOptions {
+                compress,
+                executable: false,
+                size,
+            };
+            assert_eq!(
+                needs_zip64(entry),
+                expected,
+                "{size} bytes, compress {compress}"
+            );
+        }
+    }
+
+    fn manifest() -> Manifest {
+        serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "test", "app": {"name": "app", "files": 0,
+                "bytes": 0}, "wheels": [], "sets": [], "unpacked_bytes": 0}"#,
+        )
+        .expect("manifest")
+    }
+
+    #[test]
+    fn a_payload_with_zip64_end_records_is_located_read_and_verified() {
+        // More than 65,535 entries need the zip64 end-of-central-directory record and locator;
+        // the classic record with the trailer still ends the file.
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("many.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        let count = 70_000;
+        for index in 0..count {
+            let options = EntryOptions {
+                compress: false,
+                executable: false,
+                size: 1,
+            };
+            writer
+                .add(&format!("app/{index:05}"), &mut &b"x"[..], options)
+                .expect("add");
+        }
+        let trailer = writer.finish().expect("finish");
+        let bytes = std::fs::read(&path).expect("read");
+        let zip64_end = [0x50, 0x4b, 0x06, 0x06];
+        assert!(
+            bytes.windows(4).any(|window| window == zip64_end),
+            "no zip64 end record"
+        );
+        let mut payload = crate::Payload::open(&path).expect("open");
+        assert_eq!(payload.located().trailer, trailer);
+        payload.verify().expect("verify");
+        assert_eq!(payload.archive().len(), count + 1);
+        let mut entry = payload.archive().by_name("app/69999").expect("entry");
+        let mut text = String::new();
+        entry.read_to_string(&mut text).expect("read");
+        assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn an_entry_whose_reader_yields_another_size_is_refused() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("a.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub", 0).expect("create");
+        let options = EntryOptions {
+            compress: true,
+            executable: false,
+            size: 10,
+        };
+        let error = writer
+            .add("app/grown.py", &mut &b"eleven byte"[..], options)
+            .expect_err("a size mismatch");
+        assert!(error.to_string().contains("app/grown.py"), "{error}");
+    }
 
     #[test]
     fn zip_time_from_epoch() {

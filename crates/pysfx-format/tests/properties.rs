@@ -21,6 +21,7 @@ fn artifact(directory: &std::path::Path) -> std::path::PathBuf {
     let options = EntryOptions {
         compress: true,
         executable: false,
+        size: 5,
     };
     writer
         .add("app/a.py", &mut &b"x = 1"[..], options)

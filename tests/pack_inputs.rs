@@ -1,0 +1,229 @@
+//! What `pysfx pack` does with its inputs: `-o` never replaces one, and leftovers of a killed
+//! pack beside the output are cleared by the next pack.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use pysfx_e2e::{make_app, pack, pack_command, run, test_stub, tiny_wheel};
+
+/// An app, a `--wheels` directory with one tiny wheel, a `-r` file and a copy of the stub.
+struct Inputs {
+    app: PathBuf,
+    wheels: PathBuf,
+    wheel: PathBuf,
+    requirements: PathBuf,
+    stub: PathBuf,
+}
+
+fn inputs(root: &Path) -> Inputs {
+    let wheels = root.join("wheels");
+    let wheel = tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let requirements = root.join("requirements.txt");
+    std::fs::write(&requirements, "tinylib\n").expect("write requirements");
+    let stub = root.join("pysfx-stub");
+    std::fs::copy(test_stub().0, &stub).expect("copy the stub");
+    Inputs {
+        app: make_app(root, "demoapp"),
+        wheels,
+        wheel,
+        requirements,
+        stub,
+    }
+}
+
+#[test]
+fn an_output_naming_an_input_is_a_usage_error_and_the_input_is_untouched() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    // -r with --python would run pip; the check comes first, so nothing is collected.
+    let cases: [(&str, PathBuf, Vec<&OsStr>); 5] = [
+        ("a wheel of --wheels", inputs.wheel.clone(), vec![]),
+        ("a file of --app", inputs.app.join("manage.py"), vec![]),
+        ("--stub", inputs.stub.clone(), vec![]),
+        (
+            "a -r file",
+            inputs.requirements.clone(),
+            vec![
+                OsStr::new("-r"),
+                inputs.requirements.as_os_str(),
+                OsStr::new("--python"),
+                OsStr::new("python3"),
+            ],
+        ),
+        (
+            "a wheel of --wheels, through a symlinked directory",
+            work.path().join("linked/tinylib-1.0-py3-none-any.whl"),
+            vec![],
+        ),
+    ];
+    std::os::unix::fs::symlink(&inputs.wheels, work.path().join("linked")).expect("symlink");
+    for (what, output, extra) in cases {
+        let before = std::fs::read(&output).expect("read the input");
+        let mut args = vec![
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--wheels"),
+            inputs.wheels.as_os_str(),
+            OsStr::new("--stub"),
+            inputs.stub.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        args.extend(extra);
+        let result = run(&mut pack_command(&args, &output));
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&output.display().to_string()) && stderr.contains("-o "),
+            "{what}: names the output: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&output).expect("read the input"),
+            before,
+            "{what}: the input changed"
+        );
+    }
+    // An output inside an input directory that does not exist yet is refused too.
+    let output = inputs.app.join("dist/site.sfx");
+    let result = run(&mut pack_command(
+        &[
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--wheels"),
+            inputs.wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &output,
+    ));
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("inside the --app directory"), "{stderr}");
+    assert!(!inputs.app.join("dist").exists());
+}
+
+/// A pid no process has now.
+fn unused_pid() -> u32 {
+    (999_999..)
+        .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn a_pack_removes_leftovers_of_killed_packs_but_not_of_running_ones() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let dead = out.join(format!(".site.sfx.pysfx-tmp-{}", unused_pid()));
+    let alive = out.join(format!(".site.sfx.pysfx-tmp-{}", std::process::id()));
+    let other = out.join(format!(".other.sfx.pysfx-tmp-{}", unused_pid()));
+    for path in [&dead, &alive, &other] {
+        std::fs::write(path, b"half an artifact").expect("plant");
+    }
+    pack(
+        &[
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--wheels"),
+            inputs.wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &out.join("site.sfx"),
+    );
+    assert!(!dead.exists(), "the killed pack's leftover is still there");
+    assert!(alive.exists(), "a running pack's file was removed");
+    assert!(other.exists(), "another output's leftover was touched");
+    assert!(out.join("site.sfx").exists());
+}
+
+/// Bytes free in the filesystem of `path`, from `df`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let output = run(std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn an_app_file_of_4_gib_and_more_is_packed_as_zip64_and_installed() {
+    const SIZE: u64 = (4 << 30) + 1;
+    let work = tempfile::tempdir().expect("tempdir");
+    // The sparse source costs nothing; the installed copy is written out in full.
+    match free_bytes(work.path()) {
+        Some(free) if free >= 12 << 30 => {}
+        free => {
+            eprintln!(
+                "skipped: {} has {free:?} bytes free, this test needs 12 GiB",
+                work.path().display()
+            );
+            return;
+        }
+    }
+    let app = make_app(work.path(), "demoapp");
+    let big = app.join("big.bin");
+    let mut file = std::fs::File::create(&big).expect("create");
+    // 8 MiB of noise up front: 4 GiB of zeros alone deflates more than 1000:1, which the
+    // stub refuses as a decompression bomb.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    use std::io::{Read, Seek, SeekFrom, Write};
+    file.write_all(&noise).expect("write");
+    file.set_len(SIZE).expect("set_len");
+    file.seek(SeekFrom::Start(SIZE - 1)).expect("seek");
+    file.write_all(b"!").expect("write");
+    drop(file);
+
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            pysfx_e2e::test_wheels(11).as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("big.sfx"),
+    );
+    // An ordinary zip reader sees the zip64 entry at its full size.
+    let output = run(std::process::Command::new(pysfx_e2e::host_python())
+        .args([
+            "-c",
+            "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo('demoapp/big.bin').file_size)",
+        ])
+        .arg(&artifact));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        SIZE.to_string(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let destination = work.path().join("release");
+    let (code, result, stderr) = pysfx_e2e::install_with(
+        &artifact,
+        &destination,
+        &pysfx_e2e::python(11).path,
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let installed = destination.join("demoapp/big.bin");
+    assert_eq!(std::fs::metadata(&installed).expect("stat").len(), SIZE);
+    let mut file = std::fs::File::open(&installed).expect("open");
+    let mut head = vec![0u8; noise.len()];
+    file.read_exact(&mut head).expect("read");
+    assert!(head == noise, "the first 8 MiB differ");
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(SIZE - 1)).expect("seek");
+    file.read_exact(&mut last).expect("read");
+    assert_eq!(&last, b"!");
+}

@@ -1,0 +1,282 @@
+//! SPEC "Every requirement is present": every line of a `-r` file reaches the artifact — local
+//! projects are built into wheels for `--target` sets, `--wheels` fill in for what the index
+//! lacks and join every set they fit — a `-r` may be a pipe, and an app may have no
+//! dependencies at all. These tests need no network: the requirements files say `--no-index`,
+//! and the projects build with an in-tree backend that needs nothing (tests/fixtures).
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use pysfx_e2e::{
+    binaries, bootstrap_wheels, install_with, make_app, pack, pack_command, python, run,
+    tiny_project, tiny_wheel,
+};
+
+/// The distribution names in each wheel set of an artifact, by set name.
+fn sets(artifact: &Path) -> Vec<(String, Vec<String>)> {
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg("--json")
+        .arg(artifact));
+    assert!(output.status.success(), "inspect failed");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let manifest = &value["manifest"];
+    let name_of = |path: &serde_json::Value| {
+        manifest["wheels"]
+            .as_array()
+            .expect("wheels")
+            .iter()
+            .find(|wheel| wheel["path"] == *path)
+            .and_then(|wheel| wheel["name"].as_str())
+            .expect("a described wheel")
+            .to_string()
+    };
+    manifest["sets"]
+        .as_array()
+        .expect("sets")
+        .iter()
+        .map(|set| {
+            let mut names: Vec<String> = set["wheels"]
+                .as_array()
+                .expect("set wheels")
+                .iter()
+                .map(name_of)
+                .collect();
+            names.sort();
+            (set["name"].as_str().unwrap_or_default().to_string(), names)
+        })
+        .collect()
+}
+
+/// Installs with CPython 3.11 and prints `module.VALUE` for each module.
+fn install_and_import(artifact: &Path, destination: &Path, modules: &[&str]) -> String {
+    let (code, result, stderr) = install_with(artifact, destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let script = modules
+        .iter()
+        .map(|module| format!("import {module}; print({module}.VALUE)"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let output = run(Command::new(destination.join("venv/bin/python")).args(["-c", &script]));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn local_projects_in_r_are_built_for_a_target_with_their_dependencies() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    tiny_project(&root.join("mylib"), "mylib", "1.0", &["tinydep"]);
+    tiny_project(&root.join("otherlib"), "otherlib", "2.0", &[]);
+    let extra = root.join("extra");
+    tiny_wheel(&extra, "tinydep", "3.0", &[]);
+    std::fs::create_dir(root.join("sub")).expect("mkdir");
+    // Paths of requirement lines are relative to the current directory (pip's rule); a nested
+    // -r is relative to the file naming it.
+    std::fs::write(
+        root.join("requirements.txt"),
+        "--no-index\n./mylib  # needs tinydep, from --wheels\n-r sub/more.txt\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("sub/more.txt"), "-e ./otherlib\n").expect("write");
+    let artifact = root.join("site.sfx");
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            OsStr::new("requirements.txt"),
+            OsStr::new("--target"),
+            OsStr::new("3.11"),
+            OsStr::new("--wheels"),
+            OsStr::new("extra"),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &artifact,
+    )
+    .current_dir(root));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        sets(&artifact),
+        [(
+            "cp311-manylinux2014_x86_64".to_string(),
+            vec!["mylib".into(), "otherlib".into(), "tinydep".into()]
+        )]
+    );
+    let values = install_and_import(
+        &artifact,
+        &root.join("release"),
+        &["mylib", "otherlib", "tinydep"],
+    );
+    assert_eq!(values, "mylib 1.0\notherlib 2.0\ntinydep 3.0\n");
+}
+
+#[test]
+fn a_platform_wheel_built_from_a_local_project_is_refused_for_a_target() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let project = tiny_project(&root.join("native"), "native", "1.0", &[]);
+    std::fs::write(
+        project.join("tiny.json"),
+        r#"{"name": "native", "version": "1.0", "tag": "cp311-cp311-linux_x86_64"}"#,
+    )
+    .expect("write");
+    std::fs::write(root.join("requirements.txt"), "--no-index\n\n./native\n").expect("write");
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            OsStr::new("requirements.txt"),
+            OsStr::new("--target"),
+            OsStr::new("3.11"),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    )
+    .current_dir(root));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("requirements.txt line 3: ./native")
+            && stderr.contains("native-1.0-cp311-cp311-linux_x86_64.whl")
+            && stderr.contains("--python"),
+        "names the line, the wheel and the fix: {stderr}"
+    );
+    assert!(!root.join("site.sfx").exists());
+}
+
+#[test]
+fn a_prebuilt_wheel_fills_in_for_what_the_index_lacks_and_joins_the_set() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let extra = root.join("extra");
+    // No index has these: only --wheels can provide them.
+    tiny_wheel(&extra, "pysfx-test-sdistonly-xyz", "1.0", &[]);
+    tiny_wheel(&extra, "pysfx-test-joiner-xyz", "1.0", &[]);
+    let requirements = root.join("requirements.txt");
+    std::fs::write(&requirements, "--no-index\npysfx-test-sdistonly-xyz\n").expect("write");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            requirements.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("cp311-manylinux_2_17_x86_64"),
+            OsStr::new("--wheels"),
+            extra.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    );
+    // The set pip resolved takes the required wheel from --wheels, and the other --wheels
+    // wheel joins it; there is no separate --wheels set that a 3.11 would never use.
+    assert_eq!(
+        sets(&artifact),
+        [(
+            "cp311-manylinux_2_17_x86_64".to_string(),
+            vec![
+                "pysfx-test-joiner-xyz".into(),
+                "pysfx-test-sdistonly-xyz".into()
+            ]
+        )]
+    );
+    let values = install_and_import(
+        &artifact,
+        &root.join("release"),
+        &["pysfx_test_sdistonly_xyz", "pysfx_test_joiner_xyz"],
+    );
+    assert_eq!(
+        values,
+        "pysfx-test-sdistonly-xyz 1.0\npysfx-test-joiner-xyz 1.0\n"
+    );
+}
+
+#[test]
+fn requirements_from_a_pipe_are_read() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let extra = root.join("extra");
+    tiny_wheel(&extra, "tinylib", "1.0", &[]);
+    // What `-r <(printf …)` hands over: a pipe that can be read once.
+    let fifo = root.join("requirements.fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let writer_path = fifo.clone();
+    std::thread::spawn(move || {
+        // Blocks until pysfx opens the pipe; the test fails on its own if it never does.
+        let _ = std::fs::write(writer_path, "--no-index\ntinylib\n");
+    });
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("-r"),
+            fifo.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new("3.11"),
+            OsStr::new("--wheels"),
+            extra.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    );
+    assert_eq!(
+        sets(&artifact),
+        [(
+            "cp311-manylinux2014_x86_64".to_string(),
+            vec!["tinylib".into()]
+        )]
+    );
+}
+
+#[test]
+fn an_app_without_dependencies_packs_and_installs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let bootstrap = bootstrap_wheels(11);
+    let cases = [
+        ("bare", vec![OsStr::new("--no-bootstrap")], 0),
+        (
+            "with pip",
+            vec![OsStr::new("--bootstrap-wheels"), bootstrap.as_os_str()],
+            2,
+        ),
+    ];
+    for (what, extra, wheels) in cases {
+        let mut args = vec![OsStr::new("--app"), app.as_os_str()];
+        args.extend(extra);
+        let artifact = pack(&args, &root.join(format!("{what}.sfx")));
+        let destination = root.join(format!("release-{what}"));
+        let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
+        assert_eq!(code, 0, "{what}: {result}\n{stderr}");
+        assert_eq!(result["wheels_installed"], wheels, "{what}: {result}");
+        let output = run(Command::new(destination.join("venv/bin/python"))
+            .args(["-c", "import appcore; print(appcore.GREETING)"]));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            "hello from the app",
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if wheels > 0 {
+            let output = run(Command::new(destination.join("venv/bin/python")).args([
+                "-m",
+                "pip",
+                "--version",
+            ]));
+            assert!(output.status.success(), "{what}: pip does not run");
+        }
+    }
+}
