@@ -2,6 +2,7 @@
 //! object, run with a time limit and a cap on what it may print.
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -465,7 +466,8 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(mut pipe: impl Read + Send + 'static, cap: usize) -> std::io::Result<Capture> {
+    /// Takes the pipe as a `File` so that one reader serves both streams (the stub's size).
+    fn start(mut pipe: std::fs::File, cap: usize) -> std::io::Result<Capture> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let overflowed = Arc::new(AtomicBool::new(false));
         let (shared, flag) = (Arc::clone(&buffer), Arc::clone(&overflowed));
@@ -535,11 +537,11 @@ pub(crate) fn run_bounded(
         let stdout = child
             .stdout
             .take()
-            .map(|pipe| Capture::start(pipe, limits.stdout_cap));
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stdout_cap));
         let stderr = child
             .stderr
             .take()
-            .map(|pipe| Capture::start(pipe, limits.stderr_cap));
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stderr_cap));
         Ok::<_, std::io::Error>((stdout.transpose()?, stderr.transpose()?))
     })();
     let (stdout, stderr) = match captures {
@@ -606,21 +608,39 @@ const EXCERPT_LIMIT: usize = 200;
 /// (else of its standard output) before any echo of the query script, control characters
 /// escaped, at most [`EXCERPT_LIMIT`] characters.
 fn excerpt(run: &Run) -> String {
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let text = if stderr.trim().is_empty() {
-        String::from_utf8_lossy(&run.stdout)
+    // Bytes rather than text until the end: the stub's size budget (docs/stub.md).
+    let said = |bytes: &[u8]| bytes.iter().any(|byte| !byte.is_ascii_whitespace());
+    let mut text: &[u8] = if said(&run.stderr) {
+        &run.stderr
     } else {
-        stderr
+        &run.stdout
     };
-    let (text, cut) = match text.find(SCRIPT_MARKER) {
-        Some(position) => (text[..position].trim_end_matches(['#', ' ']), true),
-        None => (&text[..], false),
+    let marker = SCRIPT_MARKER.as_bytes();
+    let cut = match text
+        .windows(marker.len())
+        .position(|window| window == marker)
+    {
+        Some(position) => {
+            text = &text[..position];
+            true
+        }
+        None => false,
     };
-    let Some(line) = text.lines().map(str::trim).rfind(|line| !line.is_empty()) else {
+    let Some(line) = text
+        .split(|byte| *byte == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .rfind(|line| !line.is_empty())
+    else {
         return "no message".to_string();
     };
+    // The script starts with `# `: drop what of it is left before the cut.
+    let line = if cut {
+        line.strip_suffix(b"#").unwrap_or(line)
+    } else {
+        line
+    };
     let mut out = String::new();
-    for (length, character) in line.chars().enumerate() {
+    for (length, character) in String::from_utf8_lossy(line).chars().enumerate() {
         if length >= EXCERPT_LIMIT {
             out.push('…');
             return out;

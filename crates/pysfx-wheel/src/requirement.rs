@@ -14,8 +14,11 @@
 //!   variable named by the right-hand string.
 //! - `extra` values are compared normalised (PEP 685).
 //!
-//! One deliberate difference: marker strings with a backslash are refused (PEP 508 allows none;
-//! `packaging` would read them as Python escapes).
+//! Deliberate differences, for the stub's size budget (this code runs in the stub) and because
+//! METADATA never needs more: marker strings with a backslash are refused (PEP 508 allows none;
+//! `packaging` would read them as Python escapes); letters are folded and told from other
+//! characters as ASCII (Python's `str.lower()` and `\w` are Unicode-wide, and their tables cost
+//! the stub 12 KB).
 
 use std::fmt;
 use std::str::FromStr;
@@ -82,31 +85,47 @@ pub struct MarkerEnvironment {
     pub sys_platform: String,
 }
 
-impl MarkerEnvironment {
-    /// The value of the variable named `key` (a name as `packaging`'s environment dict spells
-    /// it), with `extra` standing for the extra being evaluated.
-    fn lookup(&self, key: &str, extra: &str) -> Option<String> {
-        let value = match key {
-            "implementation_name" => &self.implementation_name,
-            "implementation_version" => &self.implementation_version,
-            "os_name" => &self.os_name,
-            "platform_machine" => &self.platform_machine,
-            "platform_python_implementation" => &self.platform_python_implementation,
-            "platform_release" => &self.platform_release,
-            "platform_system" => &self.platform_system,
-            "platform_version" => &self.platform_version,
-            // packaging's `_repair_python_full_version`: an untagged build reports `3.11.7+`,
-            // which is no PEP 440 version; `3.11.7+local` is.
-            "python_full_version" if self.python_full_version.ends_with('+') => {
-                return Some(format!("{}local", self.python_full_version))
-            }
+/// The environment as one evaluation sees it: with packaging's repairs and the extra being
+/// evaluated, normalised.
+struct Values<'a> {
+    environment: &'a MarkerEnvironment,
+    python_full_version: String,
+    extra: String,
+}
+
+impl<'a> Values<'a> {
+    fn new(environment: &'a MarkerEnvironment, extra: &str) -> Self {
+        let mut python_full_version = environment.python_full_version.clone();
+        // packaging's `_repair_python_full_version`: an untagged build reports `3.11.7+`,
+        // which is no PEP 440 version; `3.11.7+local` is.
+        if python_full_version.ends_with('+') {
+            python_full_version.push_str("local");
+        }
+        Values {
+            environment,
+            python_full_version,
+            extra: canonical_extra(extra),
+        }
+    }
+
+    /// The value of the variable named `key`, as `packaging`'s environment dict spells it.
+    fn get(&self, key: &str) -> Option<&str> {
+        let environment = self.environment;
+        Some(match key {
+            "implementation_name" => &environment.implementation_name,
+            "implementation_version" => &environment.implementation_version,
+            "os_name" => &environment.os_name,
+            "platform_machine" => &environment.platform_machine,
+            "platform_python_implementation" => &environment.platform_python_implementation,
+            "platform_release" => &environment.platform_release,
+            "platform_system" => &environment.platform_system,
+            "platform_version" => &environment.platform_version,
             "python_full_version" => &self.python_full_version,
-            "python_version" => &self.python_version,
-            "sys_platform" => &self.sys_platform,
-            "extra" => extra,
+            "python_version" => &environment.python_version,
+            "sys_platform" => &environment.sys_platform,
+            "extra" => &self.extra,
             _ => return None,
-        };
-        Some(value.to_string())
+        })
     }
 }
 
@@ -129,19 +148,16 @@ impl Requirement {
     /// Parses a `Requires-Dist` value (PEP 508, including the old METADATA style with the
     /// specifiers in parentheses: `foo (>=1.0)`).
     pub fn parse(text: &str) -> Result<Requirement, RequirementError> {
-        let fail = |position: usize, reason: String| RequirementError::InvalidRequirement {
+        let fail = |position: usize, reason: &str| RequirementError::InvalidRequirement {
             text: quote(text),
             column: column(text, position),
-            reason,
+            reason: reason.to_string(),
         };
         let mut cursor = Cursor::new(text);
         cursor.skip_whitespace();
-        let name = cursor.identifier().ok_or_else(|| {
-            fail(
-                cursor.position,
-                "expected a package name at the start".to_string(),
-            )
-        })?;
+        let name = cursor
+            .identifier()
+            .ok_or_else(|| fail(cursor.position, "expected a package name at the start"))?;
         cursor.skip_whitespace();
         let mut extras = Vec::new();
         if cursor.eat("[") {
@@ -155,26 +171,20 @@ impl Requirement {
                         if cursor.identifier().is_some() {
                             return Err(fail(
                                 cursor.position,
-                                "expected a comma between extra names".to_string(),
+                                "expected a comma between extra names",
                             ));
                         }
                         break;
                     }
                     cursor.skip_whitespace();
                     let extra = cursor.identifier().ok_or_else(|| {
-                        fail(
-                            cursor.position,
-                            "expected an extra name after the comma".to_string(),
-                        )
+                        fail(cursor.position, "expected an extra name after the comma")
                     })?;
                     extras.push(normalize_name(extra));
                 }
             }
             if !cursor.eat("]") {
-                return Err(fail(
-                    open,
-                    "expected a matching ] after the extras".to_string(),
-                ));
+                return Err(fail(open, "expected a matching ] after the extras"));
             }
             cursor.skip_whitespace();
         }
@@ -188,29 +198,28 @@ impl Requirement {
             let rest = cursor.rest();
             let length = rest.find([' ', '\t']).unwrap_or(rest.len());
             if length == 0 {
-                return Err(fail(cursor.position, "expected a URL after @".to_string()));
+                return Err(fail(cursor.position, "expected a URL after @"));
             }
             url = Some(rest[..length].to_string());
             cursor.position += length;
             cursor.skip_whitespace();
         } else {
+            let open = cursor.position;
+            let parenthesised = cursor.eat("(");
             let start = cursor.position;
-            let (specifier_text, after) = if cursor.eat("(") {
-                let inner = cursor.rest();
-                let close = inner.find(')').ok_or_else(|| {
-                    fail(
-                        start,
-                        "expected a matching ) after the version specifier".to_string(),
-                    )
+            let rest = cursor.rest();
+            let (length, after) = if parenthesised {
+                let close = rest.find(')').ok_or_else(|| {
+                    fail(open, "expected a matching ) after the version specifier")
                 })?;
-                (&inner[..close], cursor.position + close + 1)
+                (close, close + 1)
             } else {
-                let rest = cursor.rest();
                 let end = rest.find(';').unwrap_or(rest.len());
-                (&rest[..end], cursor.position + end)
+                (end, end)
             };
-            specifiers = parse_specifiers(specifier_text).map_err(|reason| fail(start, reason))?;
-            cursor.position = after;
+            specifiers = parse_specifiers(&rest[..length])
+                .map_err(|offset| fail(start + offset, "invalid version specifier"))?;
+            cursor.position = start + after;
             cursor.skip_whitespace();
         }
 
@@ -230,7 +239,7 @@ impl Requirement {
             } else {
                 "expected a comma, a semicolon or the end after the version specifier"
             };
-            return Err(fail(cursor.position, expected.to_string()));
+            return Err(fail(cursor.position, expected));
         };
         Ok(Requirement {
             name: normalize_name(name),
@@ -288,17 +297,28 @@ impl fmt::Display for Requirement {
     }
 }
 
-/// The specifier list of a requirement, bare or from inside its parentheses.
-fn parse_specifiers(text: &str) -> Result<VersionSpecifiers, String> {
-    let mut text = text.trim_matches([' ', '\t']);
-    if text.is_empty() {
+/// The specifier list of a requirement, bare or from inside its parentheses; on failure, the
+/// offset of the specifier that is invalid.
+fn parse_specifiers(text: &str) -> Result<VersionSpecifiers, usize> {
+    let trimmed = text.trim_end_matches([' ', '\t']);
+    // packaging's grammar ends a specifier list at a comma that nothing follows.
+    let list = match trimmed.strip_suffix(',') {
+        Some(list) if !list.trim_matches([' ', '\t']).is_empty() => list,
+        _ => trimmed,
+    };
+    if list.trim_start_matches([' ', '\t']).is_empty() {
         return Ok(VersionSpecifiers::empty());
     }
-    // packaging's grammar ends a specifier list at a comma that nothing follows.
-    if let Some(stripped) = text.strip_suffix(',') {
-        text = stripped;
-    }
-    VersionSpecifiers::from_str(text).map_err(|error| format!("invalid version specifier: {error}"))
+    // One specifier at a time: the error of a whole list renders a caret line with
+    // unicode-width's tables, which the stub would carry for one message.
+    let mut offset = 0;
+    list.split(',')
+        .map(|specifier| {
+            let parsed = VersionSpecifier::from_str(specifier).map_err(|_| offset);
+            offset += specifier.len() + 1;
+            parsed
+        })
+        .collect()
 }
 
 /// A parsed environment marker (the part of a requirement after `;`).
@@ -316,7 +336,7 @@ impl Marker {
             RequirementError::InvalidMarker {
                 text: quote(text),
                 column: column(text, position),
-                reason,
+                reason: reason.to_string(),
             }
         })?;
         Ok(Marker {
@@ -347,8 +367,7 @@ impl Marker {
         environment: &MarkerEnvironment,
         extra: &str,
     ) -> Result<bool, RequirementError> {
-        let extra = canonical_extra(extra);
-        evaluate_expression(&self.tree, environment, &extra).map_err(|reason| {
+        evaluate_expression(&self.tree, &Values::new(environment, extra)).map_err(|reason| {
             RequirementError::Undefined {
                 text: quote(&self.text),
                 reason,
@@ -470,8 +489,8 @@ const VERSION_VARIABLES: [&str; 4] = [
     "python_version",
 ];
 
-/// A parse failure: the byte position and the reason.
-type ParseFailure = (usize, String);
+/// A parse failure: the byte position and the reason. Static reasons keep the stub small.
+type ParseFailure = (usize, &'static str);
 
 /// Parses a whole marker from the cursor to the end of its text.
 fn parse_marker_text(cursor: &mut Cursor) -> Result<Expression, ParseFailure> {
@@ -479,7 +498,7 @@ fn parse_marker_text(cursor: &mut Cursor) -> Result<Expression, ParseFailure> {
     if !cursor.done() {
         return Err((
             cursor.position,
-            "expected `and`, `or` or the end of the marker".to_string(),
+            "expected `and`, `or` or the end of the marker",
         ));
     }
     Ok(expression)
@@ -507,16 +526,13 @@ fn parse_atom(cursor: &mut Cursor, depth: usize) -> Result<Atom, ParseFailure> {
     cursor.skip_whitespace();
     let atom = if cursor.rest().starts_with('(') {
         if depth >= MAX_NESTING {
-            return Err((
-                cursor.position,
-                format!("parentheses nested more than {MAX_NESTING} deep"),
-            ));
+            return Err((cursor.position, "parentheses nested more than 200 deep"));
         }
         let open = cursor.position;
         cursor.position += 1;
         let inner = parse_expression(cursor, depth + 1)?;
         if !cursor.eat(")") {
-            return Err((open, "expected a matching ) in the marker".to_string()));
+            return Err((open, "expected a matching ) in the marker"));
         }
         Atom::Group(inner)
     } else {
@@ -557,26 +573,20 @@ fn parse_operand(cursor: &mut Cursor) -> Result<Operand, ParseFailure> {
     }
     let start = cursor.position;
     let Some(quote_character) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) else {
-        return Err((
-            start,
-            "expected a marker variable or a quoted string".to_string(),
-        ));
+        return Err((start, "expected a marker variable or a quoted string"));
     };
     let Some(length) = rest[1..].find(quote_character) else {
-        return Err((start, "the quoted string is not closed".to_string()));
+        return Err((start, "the quoted string is not closed"));
     };
     let value = &rest[1..1 + length];
     // packaging reads the string with `ast.literal_eval`: a newline ends a Python string
     // literal early and NUL is refused. A backslash would start a Python escape; PEP 508
     // allows none, and no real METADATA has one, so it is refused rather than interpreted.
     if value.contains('\\') {
-        return Err((
-            start,
-            "backslashes are not allowed in marker strings".to_string(),
-        ));
+        return Err((start, "backslashes are not allowed in marker strings"));
     }
     if value.contains(['\n', '\r', '\0']) {
-        return Err((start, "invalid quoted string".to_string()));
+        return Err((start, "invalid quoted string"));
     }
     cursor.position += length + 2;
     Ok(Operand::Value(value.to_string()))
@@ -588,13 +598,10 @@ fn parse_operator(cursor: &mut Cursor) -> Result<MarkerOperator, ParseFailure> {
     }
     if cursor.eat_word("not") {
         if !cursor.skip_whitespace() {
-            return Err((
-                cursor.position,
-                "expected whitespace after `not`".to_string(),
-            ));
+            return Err((cursor.position, "expected whitespace after `not`"));
         }
         if !cursor.eat_word("in") {
-            return Err((cursor.position, "expected `in` after `not`".to_string()));
+            return Err((cursor.position, "expected `in` after `not`"));
         }
         return Ok(MarkerOperator::NotIn);
     }
@@ -605,28 +612,24 @@ fn parse_operator(cursor: &mut Cursor) -> Result<MarkerOperator, ParseFailure> {
     }
     Err((
         cursor.position,
-        "expected a marker operator, one of <=, <, !=, ==, >=, >, ~=, ===, in, not in".to_string(),
+        "expected a marker operator, one of <=, <, !=, ==, >=, >, ~=, ===, in, not in",
     ))
 }
 
 /// Evaluates every comparison (as packaging does, so that one it cannot evaluate is an error
 /// even where `or` has already decided) and combines them.
-fn evaluate_expression(
-    expression: &Expression,
-    environment: &MarkerEnvironment,
-    extra: &str,
-) -> Result<bool, String> {
+fn evaluate_expression(expression: &Expression, values: &Values) -> Result<bool, String> {
     let mut result = false;
     for group in &expression.0 {
         let mut all = true;
         for atom in group {
             let value = match atom {
-                Atom::Group(inner) => evaluate_expression(inner, environment, extra)?,
+                Atom::Group(inner) => evaluate_expression(inner, values)?,
                 Atom::Compare {
                     left,
                     operator,
                     right,
-                } => evaluate_comparison(left, *operator, right, environment, extra)?,
+                } => evaluate_comparison(left, *operator, right, values)?,
             };
             all &= value;
         }
@@ -641,26 +644,25 @@ fn evaluate_comparison(
     left: &Operand,
     operator: MarkerOperator,
     right: &Operand,
-    environment: &MarkerEnvironment,
-    extra: &str,
+    values: &Values,
 ) -> Result<bool, String> {
     let lookup = |key: &str| {
-        environment
-            .lookup(key, extra)
+        values
+            .get(key)
             .ok_or_else(|| format!("no marker variable named {key:?} in package metadata"))
     };
     let (key, left, right) = match left {
-        Operand::Variable(key) => (*key, lookup(key)?, right.text().to_string()),
-        Operand::Value(value) => (right.text(), value.clone(), lookup(right.text())?),
+        Operand::Variable(key) => (*key, lookup(key)?, right.text()),
+        Operand::Value(value) => (right.text(), value.as_str(), lookup(right.text())?),
     };
     if VERSION_VARIABLES.contains(&key) {
-        if let Some(result) = compare_versions(&left, operator, &right) {
+        if let Some(result) = compare_versions(left, operator, right) {
             return Ok(result);
         }
     }
     match operator {
-        MarkerOperator::In => Ok(right.contains(left.as_str())),
-        MarkerOperator::NotIn => Ok(!right.contains(left.as_str())),
+        MarkerOperator::In => Ok(right.contains(left)),
+        MarkerOperator::NotIn => Ok(!right.contains(left)),
         // packaging ≥ 26 gives strings no order: `<` and `>` are false, `<=` and `>=` equal.
         MarkerOperator::Less | MarkerOperator::Greater => Ok(false),
         MarkerOperator::Equal | MarkerOperator::LessEqual | MarkerOperator::GreaterEqual => {
@@ -683,13 +685,13 @@ fn compare_versions(left: &str, operator: MarkerOperator, right: &str) -> Option
     // packaging joins the two and reads the operator back, so `==` before `"=1"` is `===`.
     let specifier = format!("{}{right}", operator_text(operator));
     if let Some(version) = specifier.strip_prefix("===") {
-        // `===` compares the text, case-insensitively; its "version" is anything without
-        // whitespace, `;` or `)`.
+        // `===` compares the text, case-insensitively (ASCII, see the module's notes); its
+        // "version" is anything without whitespace, `;` or `)`.
         let version = version.trim();
         if version.contains(|c: char| c.is_whitespace() || c == ';' || c == ')') {
             return None;
         }
-        return Some(left.to_lowercase() == version.to_lowercase());
+        return Some(left.eq_ignore_ascii_case(version));
     }
     let specifier = VersionSpecifier::from_str(&specifier).ok()?;
     // Since packaging 26 a string that is no version is simply not contained.
@@ -777,7 +779,8 @@ fn operator_text(operator: MarkerOperator) -> &'static str {
 }
 
 /// packaging's `canonicalize_name` for extra values: runs of `-`, `_`, `.` become `-`, then
-/// Python's `str.lower()`. Unlike distribution names, marker values may hold any character.
+/// lower case (ASCII only, see the module's notes). Unlike distribution names, marker values
+/// may hold any character.
 fn canonical_extra(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_separator = false;
@@ -792,12 +795,12 @@ fn canonical_extra(text: &str) -> String {
             in_separator = false;
         }
     }
-    out.to_lowercase()
+    out.to_ascii_lowercase()
 }
 
-/// Python's `\w` for a `str` pattern: what the tokenizer's `\b` looks at.
+/// Python's `\w` (ASCII only, see the module's notes): what the tokenizer's `\b` looks at.
 fn is_word_character(character: char) -> bool {
-    character.is_alphanumeric() || character == '_'
+    character.is_ascii_alphanumeric() || character == '_'
 }
 
 /// The input quoted in an error, cut to a readable length.
@@ -1028,6 +1031,17 @@ mod tests {
             let error = Requirement::parse(text).expect_err(text).to_string();
             assert!(error.contains(reason), "{text:?}: {error}");
             assert!(error.starts_with("invalid requirement"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_specifier_is_pointed_at() {
+        for (text, column) in [("foo>=1.0,>2.0.*", 10), ("foo ( >=1 , ~=2 )", 12)] {
+            let error = Requirement::parse(text).expect_err(text);
+            assert!(
+                matches!(&error, RequirementError::InvalidRequirement { column: found, .. } if *found == column),
+                "{text}: {error}"
+            );
         }
     }
 
