@@ -66,6 +66,14 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
             Some(&manifest.app.name),
         )
         .map_err(|error| format!("{path}: {error}"))?;
+        if prepared.unpacked_bytes() > wheel.unpacked_bytes {
+            return Err(format!(
+                "{path}: {}: its members declare {} bytes, the manifest {}",
+                wheel.path,
+                prepared.unpacked_bytes(),
+                wheel.unpacked_bytes
+            ));
+        }
         if prepared.requires_dist() != wheel.requires_dist.as_slice() {
             return Err(format!(
                 "{path}: {}: the manifest's Requires-Dist differs from its METADATA",
