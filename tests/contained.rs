@@ -52,6 +52,8 @@ fn wheels_cannot_replace_the_venvs_own_files() {
         ("own_platlib_hook", "pysfx hook"),
         ("own_root_loadenv", "pysfx hook"),
         ("own_root_app_pth", "pysfx hook"),
+        ("own_pyc_hook", "pysfx hook"),
+        ("own_other_metadata", "another distribution's metadata"),
     ];
     for (case, what) in cases {
         let artifact = raw_artifact(
@@ -65,7 +67,7 @@ fn wheels_cannot_replace_the_venvs_own_files() {
         let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
         assert_eq!(code, 3, "{case}: {stderr}");
         assert!(
-            stderr.contains(&format!("venv's {what}")),
+            stderr.contains(&format!("venv's {what}")) || stderr.contains(what),
             "{case}: the refusal should name the {what}: {stderr}"
         );
         assert!(!destination.exists(), "{case}: DEST exists");
@@ -796,4 +798,116 @@ fn the_packer_refuses_app_names_that_take_a_hooks_place() {
         );
         assert!(!output.exists());
     }
+}
+
+#[test]
+fn a_manifest_that_lies_about_a_wheel_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = host_python();
+    type Lie = fn(&mut pysfx_format::WheelEntry);
+    let lies: [(&str, Lie); 4] = [
+        ("name", |wheel| wheel.name = "other".into()),
+        ("version", |wheel| wheel.version = "5.0".into()),
+        ("Requires-Python", |wheel| {
+            wheel.requires_python = Some(">=3".into())
+        }),
+        ("Requires-Dist", |wheel| {
+            wheel.requires_dist = vec!["idna".into()]
+        }),
+    ];
+    for (what, lie) in lies {
+        let artifact = raw_artifact(
+            &work.path().join("lie.sfx"),
+            &[good_wheel()],
+            &[("demoapp/__init__.py", b"")],
+            |manifest| lie(&mut manifest.wheels[0]),
+        );
+        let destination = work.path().join("releases/1");
+        let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+        if what == "Requires-Dist" {
+            // Checked from the manifest first: `idna` is not in the set (exit 4); with it
+            // there, the METADATA comparison would refuse it.
+            assert!(code == 4 || code == 3, "{what}: {stderr}");
+        } else {
+            assert_eq!(code, 3, "{what}: {stderr}");
+            assert!(
+                stderr.contains(&format!("manifest's {what} differs")),
+                "{stderr}"
+            );
+        }
+        assert!(!destination.exists(), "{what}");
+        let verify = run(Command::new(&artifact).arg("--verify"));
+        assert_eq!(verify.status.code(), Some(3), "{what}: --verify");
+    }
+    // A wheel renamed to tags its WHEEL file does not state.
+    let artifact = raw_artifact(
+        &work.path().join("tags.sfx"),
+        &[wheel("taglie")],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/2");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("tags its WHEEL file states"), "{stderr}");
+}
+
+#[test]
+fn an_unreadable_requirement_is_refused_and_printed_escaped() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("badreq.sfx"),
+        &[wheel("badreq")],
+        &[("demoapp/__init__.py", b"")],
+        |manifest| manifest.wheels[0].requires_dist = vec!["gamma\u{1b}]0;PWNED\u{7}".into()],
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("invalid Requires-Dist"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    // The packer refuses the wheel itself.
+    let app = make_app(work.path(), "demoapp");
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    std::fs::copy(wheel("badreq"), wheels.join("badreq-1.0-py3-none-any.whl")).expect("copy");
+    let result = pack_output(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("badreq-packed.sfx"),
+    );
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("Requires-Dist"));
+}
+
+#[test]
+fn a_planted_old_sibling_is_not_put_back() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let victim = work.path().join("victim");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, releases.join(".1.pysfx-old-999999")).expect("plant");
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&first, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!std::fs::symlink_metadata(&destination)
+        .expect("DEST")
+        .file_type()
+        .is_symlink());
+    assert!(
+        victim.is_dir() && listing(&victim).is_empty(),
+        "the victim changed"
+    );
+    assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
 }

@@ -371,8 +371,9 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
     assert!(!destination.exists());
     assert_no_litter(&small.path.join("releases"), "no space, preflight");
 
-    // 2. A manifest that understates the size: the disk fills up mid-install (exit 4), and the
-    //    partial tree goes.
+    // 2. A manifest that understates the size: refused before anything is written (exit 3),
+    //    since every reader holds the payload's declared sizes to the manifest's total; a disk
+    //    cannot be filled behind a small figure.
     let understated = raw_artifact(
         &work.path().join("understated.sfx"),
         &[bulky_wheel().join("bulky-1.0-py3-none-any.whl")],
@@ -384,9 +385,13 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
     };
     let destination = tight.path.join("releases/1");
     let (code, _, stderr) = install_with(&understated, &destination, &python, &[]);
-    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("unpacks to 0 bytes"), "{stderr}");
     assert!(!destination.exists());
-    assert_no_litter(&tight.path.join("releases"), "no space, mid-install");
+    assert!(
+        !tight.path.join("releases").exists(),
+        "written before the check"
+    );
     let used = run(Command::new("du").arg("-s").arg(&tight.path));
     eprintln!(
         "tmpfs after the failed install: {}",

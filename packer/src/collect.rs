@@ -716,6 +716,18 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     // there is refused here.
     let prepared = pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
+    // The stub refuses a wheel whose requirements it cannot read (it could not tell the
+    // release is complete): refuse it here.
+    for text in prepared.requires_dist() {
+        pysfx_wheel::Requirement::parse(text).map_err(|error| {
+            anyhow!(
+                "invalid wheel {}: Requires-Dist {:?}: {}",
+                path.display(),
+                pysfx_format::escape_control(text),
+                pysfx_format::escape_control(&error.to_string())
+            )
+        })?;
+    }
     Ok(WheelInfo {
         name: filename.name.clone(),
         version: version.to_string(),

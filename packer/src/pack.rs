@@ -642,7 +642,8 @@ fn check_sets_complete(manifest: &Manifest) -> Result<()> {
                 }
             }
         }
-        let unmet = pysfx_plan::unmet_requirements(&chosen, &[], &environment);
+        let unmet = pysfx_plan::unmet_requirements(&chosen, &[], &environment)
+            .map_err(|reason| anyhow!(reason))?;
         if !unmet.is_empty() {
             let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
             bail!(

@@ -469,9 +469,14 @@ fn remove_stale_siblings(destination: &Path) {
     let old = format!(".{name}.pysfx-old-");
     let mut entries: Vec<_> = entries.flatten().collect();
     if std::fs::symlink_metadata(destination).is_err() {
+        // Only a real directory holding a release: never a planted link, file or foreign tree.
         let restorable = entries.iter().position(|entry| {
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            file_name.starts_with(&old) && !file_name.contains("-trash")
+            file_name.starts_with(&old)
+                && !file_name.contains("-trash")
+                && entry.file_type().is_ok_and(|kind| kind.is_dir())
+                && std::fs::symlink_metadata(entry.path().join(RECEIPT_NAME))
+                    .is_ok_and(|metadata| metadata.is_file())
         });
         if let Some(index) = restorable {
             let entry = entries.swap_remove(index);
@@ -982,28 +987,9 @@ fn install_batch(
     let mut prepared = Vec::with_capacity(opened.len());
     for ((result, bundle), entry) in opened.into_iter().zip(bundles).zip(wheels) {
         let (archive, mut wheel) = result?;
-        // The free-space check trusted the manifest's sizes: a wheel may not unpack to more.
-        if wheel.unpacked_bytes() > entry.unpacked_bytes {
-            return Err(Failure::new(
-                code::CORRUPT,
-                format!(
-                    "{}: its members declare {} bytes, the manifest {}",
-                    entry.filename,
-                    wheel.unpacked_bytes(),
-                    entry.unpacked_bytes
-                ),
-            ));
-        }
-        // The completeness check before writing read the manifest's copy of Requires-Dist.
-        if wheel.requires_dist() != entry.requires_dist.as_slice() {
-            return Err(Failure::new(
-                code::CORRUPT,
-                format!(
-                    "{}: the manifest's Requires-Dist differs from its METADATA",
-                    entry.filename
-                ),
-            ));
-        }
+        // What was decided from the manifest before writing must be what is installed.
+        pysfx_plan::check_entry(entry, &wheel)
+            .map_err(|reason| Failure::new(code::CORRUPT, reason))?;
         if let Some((mtime, _)) = bundle {
             wheel.set_source_mtime(UNIX_EPOCH + std::time::Duration::from_secs(*mtime));
         }

@@ -58,7 +58,8 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            tracing::error!("{}", failure.message);
+            // One line, whatever text from the artifact or the interpreter the message quotes.
+            tracing::error!("{}", pysfx_format::escape_control(&failure.message));
             if json {
                 print_failure_json(
                     &failure.message,

@@ -557,11 +557,13 @@ pub fn raw_artifact(
             .to_string_lossy()
             .into_owned();
         let sha256 = pysfx_format::hex(&sha2::Sha256::digest(&bytes));
-        let name = filename
+        let mut name = filename
             .split('-')
             .next()
             .expect("name")
             .to_ascii_lowercase();
+        let mut version = "1.0".to_string();
+        let mut requires_python = None;
         let path = format!("wheels/{}/{filename}", &sha256[..16]);
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("a zip");
         let unpacked_bytes = (0..archive.len())
@@ -581,23 +583,32 @@ pub fn raw_artifact(
                 &mut text,
             )
             .expect("METADATA text");
-            requires_dist = text
+            let headers: Vec<(&str, &str)> = text
                 .lines()
                 .take_while(|line| !line.is_empty())
-                .filter_map(|line| line.strip_prefix("Requires-Dist:"))
-                .map(|value| value.trim().to_string())
+                .filter_map(|line| line.split_once(':'))
+                .map(|(key, value)| (key.trim(), value.trim()))
                 .collect();
+            for (key, value) in headers {
+                match key {
+                    "Requires-Dist" => requires_dist.push(value.to_string()),
+                    "Version" => version = value.to_string(),
+                    "Requires-Python" => requires_python = Some(value.to_string()),
+                    "Name" => name = normalize(value),
+                    _ => {}
+                }
+            }
         }
         entries.push(pysfx_format::WheelEntry {
             path: path.clone(),
             filename,
             name,
-            version: "1.0".into(),
+            version,
             sha256,
             size: bytes.len() as u64,
             unpacked_bytes,
             members: 0,
-            requires_python: None,
+            requires_python,
             requires_dist,
         });
         payload_wheels.push((path, bytes));
@@ -680,7 +691,7 @@ pub fn bulky_wheel() -> PathBuf {
 /// through every scheme, two wheels sharing paths, a 70 MiB script, RECORD rows in sha512 and
 /// sha384, a 4 MiB member of zeros.
 pub fn contained_wheels() -> PathBuf {
-    cached("contained-wheels", |directory| {
+    cached("contained-wheels-v2", |directory| {
         let output = run(Command::new(host_python())
             .arg(workspace_root().join("tests/fixtures/contained_wheels.py"))
             .arg(directory));
@@ -750,4 +761,16 @@ pub fn complete_wheels() -> PathBuf {
             String::from_utf8_lossy(&output.stderr)
         );
     })
+}
+
+/// PEP 503's normalised name: lower case, runs of `-`, `_` and `.` as one `-`.
+fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    for part in name.split(['-', '_', '.']).filter(|part| !part.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&part.to_ascii_lowercase());
+    }
+    out
 }

@@ -10,7 +10,6 @@ use std::str::FromStr;
 use pep440_rs::Version;
 use pysfx_format::WheelEntry;
 use pysfx_wheel::{MarkerEnvironment, Requirement, Skipped};
-use tracing::warn;
 
 /// A requirement the chosen wheels do not meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +32,14 @@ impl std::fmt::Display for Unmet {
     }
 }
 
-/// The requirements of `chosen` that `chosen` does not meet for `environment`. Requirements
-/// that cannot be parsed are reported as a warning and left out (pip check skips them too).
+/// The requirements of `chosen` that `chosen` does not meet for `environment`. A requirement
+/// that cannot be parsed is an error (the wheel's metadata is invalid, and `pip check` would
+/// fail on it): its text, escaped, and who has it.
 pub fn unmet_requirements(
     chosen: &[WheelEntry],
     skipped: &[Skipped],
     environment: &MarkerEnvironment,
-) -> Vec<Unmet> {
+) -> Result<Vec<Unmet>, String> {
     let installed: HashMap<&str, (&WheelEntry, Option<Version>)> = chosen
         .iter()
         .map(|wheel| {
@@ -54,12 +54,15 @@ pub fn unmet_requirements(
         for text in &wheel.requires_dist {
             match Requirement::parse(text) {
                 Ok(requirement) => requirements.push((wheel, text, requirement)),
-                Err(error) => warn!(
-                    "{} {}: not checking the requirement {}: {error}",
-                    wheel.name,
-                    wheel.version,
-                    pysfx_format::escape_control(text)
-                ),
+                Err(error) => {
+                    return Err(format!(
+                        "{} {} has an invalid Requires-Dist {:?}: {}",
+                        wheel.name,
+                        wheel.version,
+                        pysfx_format::escape_control(text),
+                        pysfx_format::escape_control(&error.to_string())
+                    ))
+                }
             }
         }
     }
@@ -115,7 +118,7 @@ pub fn unmet_requirements(
             reason,
         });
     }
-    unmet
+    Ok(unmet)
 }
 
 fn requested(extras: &HashMap<&str, BTreeSet<String>>, name: &str) -> Vec<String> {
@@ -168,6 +171,7 @@ mod tests {
 
     fn reasons(chosen: &[WheelEntry], python: &str) -> Vec<String> {
         unmet_requirements(chosen, &[], &environment(python))
+            .expect("valid requirements")
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -225,13 +229,26 @@ mod tests {
     }
 
     #[test]
+    fn invalid_requirements_are_errors() {
+        let app = wheel("app", "1.0", &["gamma >>>= 1"]);
+        let error = unmet_requirements(&[app], &[], &environment("3.11.0")).expect_err("invalid");
+        assert!(
+            error.contains("app 1.0 has an invalid Requires-Dist"),
+            "{error}"
+        );
+        let app = wheel("app", "1.0", &["gamma\u{1b}]0;PWNED\u{7}"]);
+        let error = unmet_requirements(&[app], &[], &environment("3.11.0")).expect_err("invalid");
+        assert!(!error.contains('\u{1b}'), "{error}");
+    }
+
+    #[test]
     fn skipped_distributions_are_named() {
         let app = wheel("app", "1.0", &["old"]);
         let skipped = [Skipped {
             name: "old".into(),
             requires_python: "<3".into(),
         }];
-        let found = unmet_requirements(&[app], &skipped, &environment("3.11.0"));
+        let found = unmet_requirements(&[app], &skipped, &environment("3.11.0")).expect("valid");
         assert_eq!(found.len(), 1);
         assert!(found[0].reason.contains("Requires-Python <3"), "{found:?}");
     }

@@ -5,7 +5,7 @@ mod complete;
 mod verify;
 
 pub use complete::{unmet_requirements, Unmet};
-pub use verify::verify_contents;
+pub use verify::{check_entry, verify_contents};
 
 use std::collections::HashSet;
 
@@ -136,7 +136,8 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         let candidates = set_candidates(manifest, set)?;
         let selection = select(&candidates, &tags, &python);
         if selection.missing.is_empty() {
-            let unmet = unmet_requirements(&selection.chosen, &selection.skipped, &environment);
+            let unmet = unmet_requirements(&selection.chosen, &selection.skipped, &environment)
+                .map_err(PlanError::BadManifest)?;
             if !unmet.is_empty() {
                 first_unmet.get_or_insert((set.name.clone(), unmet));
                 continue;

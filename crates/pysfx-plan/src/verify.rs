@@ -4,8 +4,11 @@
 
 use std::io::Read;
 
+use pysfx_format::WheelEntry;
 use pysfx_format::{Payload, Section};
-use pysfx_wheel::{validate_member_name, verify_wheel, WheelFilename};
+use pysfx_wheel::{
+    normalize_name, validate_member_name, verify_wheel, PreparedWheel, WheelFilename,
+};
 use sha2::{Digest, Sha256};
 
 /// Checks the payload digest; every entry (read through, so sizes and CRCs are checked), its
@@ -66,20 +69,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
             Some(&manifest.app.name),
         )
         .map_err(|error| format!("{path}: {error}"))?;
-        if prepared.unpacked_bytes() > wheel.unpacked_bytes {
-            return Err(format!(
-                "{path}: {}: its members declare {} bytes, the manifest {}",
-                wheel.path,
-                prepared.unpacked_bytes(),
-                wheel.unpacked_bytes
-            ));
-        }
-        if prepared.requires_dist() != wheel.requires_dist.as_slice() {
-            return Err(format!(
-                "{path}: {}: the manifest's Requires-Dist differs from its METADATA",
-                wheel.path
-            ));
-        }
+        check_entry(wheel, &prepared).map_err(|reason| format!("{path}: {reason}"))?;
     }
     for set in &manifest.sets {
         for wheel in set.wheels.iter().chain(&manifest.bootstrap) {
@@ -90,6 +80,39 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// What the manifest says of a wheel against the wheel itself, once opened: what the stub
+/// decided from the manifest before writing (its choice by name, version and Requires-Python,
+/// the completeness check by Requires-Dist, the free-space check by size) must be what it
+/// installs. The install and `verify` both run it; a difference is a corrupt artifact.
+pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), String> {
+    let wheel = &entry.filename;
+    if prepared.unpacked_bytes() > entry.unpacked_bytes {
+        return Err(format!(
+            "{wheel}: its members declare {} bytes, the manifest {}",
+            prepared.unpacked_bytes(),
+            entry.unpacked_bytes
+        ));
+    }
+    let differs = |what: &str| {
+        Err(format!(
+            "{wheel}: the manifest's {what} differs from its METADATA"
+        ))
+    };
+    if normalize_name(prepared.name()) != entry.name {
+        return differs("name");
+    }
+    if prepared.version() != entry.version {
+        return differs("version");
+    }
+    if prepared.requires_python() != entry.requires_python.as_deref() {
+        return differs("Requires-Python");
+    }
+    if prepared.requires_dist() != entry.requires_dist.as_slice() {
+        return differs("Requires-Dist");
     }
     Ok(())
 }

@@ -184,6 +184,8 @@ pub struct PreparedWheel {
     unpacked_bytes: u64,
     /// `Requires-Dist` of METADATA, as written.
     requires_dist: Vec<String>,
+    /// `Requires-Python` of METADATA, as written.
+    requires_python: Option<String>,
 }
 
 impl PreparedWheel {
@@ -217,6 +219,16 @@ impl PreparedWheel {
     /// the install's completeness check.
     pub fn requires_dist(&self) -> &[String] {
         &self.requires_dist
+    }
+
+    /// The distribution's version as METADATA writes it.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `Requires-Python` of its METADATA, as written.
+    pub fn requires_python(&self) -> Option<&str> {
+        self.requires_python.as_deref()
     }
 
     /// What the wheel unpacks to, by its zip directory's declared sizes.
@@ -448,6 +460,20 @@ pub fn prepare_wheel<R: Read + Seek>(
             "Wheel-Version {wheel_version} is not supported (only 1.x)"
         )));
     }
+    // The filename's tags are what the installer chose the wheel by: each must be one the
+    // wheel's own WHEEL file states (when it states any), so a renamed wheel is not installed
+    // where it does not run.
+    let stated: HashSet<&str> = wheel_headers.get_all("Tag").collect();
+    if !stated.is_empty() {
+        for (python, abi, platform) in filename.tags() {
+            let tag = format!("{python}-{abi}-{platform}");
+            if !stated.contains(tag.as_str()) {
+                return Err(invalid(format!(
+                    "the filename's tag {tag} is not among the tags its WHEEL file states"
+                )));
+            }
+        }
+    }
     // In a venv purelib and platlib are the same directory, so Root-Is-Purelib only has to be
     // valid, not acted on.
     match wheel_headers
@@ -531,7 +557,7 @@ pub fn prepare_wheel<R: Read + Seek>(
             member: member.clone(),
             reason,
         };
-        check_venv_owned(&destination, layout).map_err(unsafe_member)?;
+        check_venv_owned(&destination, layout, &dist_info).map_err(unsafe_member)?;
         if !destinations.insert(destination.clone()) {
             return Err(unsafe_member(format!(
                 "another member of the wheel also installs to {destination}"
@@ -553,6 +579,17 @@ pub fn prepare_wheel<R: Read + Seek>(
                 reason: "not listed in RECORD".into(),
             });
         }
+        // PEP 427: every file but RECORD (and its signatures) has a hash in RECORD.
+        if expected
+            .as_ref()
+            .is_some_and(|expected| expected.hash.is_empty())
+        {
+            return Err(WheelError::RecordMismatch {
+                wheel: wheel.clone(),
+                member: member.clone(),
+                reason: "RECORD gives it no hash".into(),
+            });
+        }
         planned.push(Planned {
             index: file.index,
             member: member.clone(),
@@ -566,10 +603,18 @@ pub fn prepare_wheel<R: Read + Seek>(
     }
     let mut launchers = Vec::with_capacity(scripts_to_generate.len());
     for script in &scripts_to_generate {
+        if script.name.len() > 255 {
+            return Err(invalid(format!(
+                "entry point name of {} bytes is longer than a file name may be",
+                script.name.len()
+            )));
+        }
         let destination = format!("bin/{}", script.name);
-        check_venv_owned(&destination, layout).map_err(|reason| WheelError::Invalid {
-            wheel: wheel.clone(),
-            reason: format!("entry point {:?}: {reason}", script.name),
+        check_venv_owned(&destination, layout, &dist_info).map_err(|reason| {
+            WheelError::Invalid {
+                wheel: wheel.clone(),
+                reason: format!("entry point {:?}: {reason}", script.name),
+            }
         })?;
         if !destinations.insert(destination.clone()) {
             return Err(WheelError::Invalid {
@@ -597,6 +642,7 @@ pub fn prepare_wheel<R: Read + Seek>(
         source_mtime: None,
         unpacked_bytes: total,
         requires_dist,
+        requires_python: metadata.get("Requires-Python").map(str::to_string),
     })
 }
 
@@ -921,7 +967,7 @@ fn is_entry_point_wrapper(file: &str, script_names: &HashSet<&str>) -> bool {
 /// `loadenv-init.pth` and the app's `<app>.pth`.
 ///
 /// `layout` names the app; the site-packages directory is recognised by its shape.
-fn check_venv_owned(destination: &str, layout: &Layout) -> Result<(), String> {
+fn check_venv_owned(destination: &str, layout: &Layout, dist_info: &str) -> Result<(), String> {
     let taken = |what: &str| {
         Err(format!(
             "it would replace the venv's {what} ({destination})"
@@ -956,11 +1002,26 @@ fn check_venv_owned(destination: &str, layout: &Layout) -> Result<(), String> {
         _ => None,
     };
     if let Some(path) = in_site_packages {
-        let top = path.split('/').next().unwrap_or_default();
+        let mut components = path.split('/');
+        let top = components.next().unwrap_or_default();
         let module = top.split('.').next().unwrap_or_default();
         let app_pth = layout.app_name.as_ref().map(|app| format!("{app}.pth"));
         if module == HOOK_MODULE || top == HOOK_PTH || app_pth.as_deref() == Some(top) {
             return taken("pysfx hook");
+        }
+        // Byte-code of the hook module (`__pycache__/loadenv.cpython-311.pyc`, which an
+        // unchecked-hash .pyc lets Python load without its source).
+        if top == "__pycache__"
+            && components.next().and_then(|file| file.split('.').next()) == Some(HOOK_MODULE)
+        {
+            return taken("pysfx hook");
+        }
+        // Another distribution's metadata: `pip check` and `importlib.metadata` read it.
+        let metadata = top.ends_with(".dist-info") || top.ends_with(".egg-info");
+        if metadata && top != dist_info {
+            return Err(format!(
+                "it would write another distribution's metadata ({destination})"
+            ));
         }
     }
     Ok(())
@@ -1045,9 +1106,13 @@ mod tests {
             "lib/python3.11/site-packages/loadenv.cpython-311-x86_64-linux-gnu.so",
             "lib/python3.11/site-packages/loadenv-init.pth",
             "lib/python3.11/site-packages/mysite.pth",
+            "lib/python3.11/site-packages/__pycache__/loadenv.cpython-311.pyc",
+            "lib/python3.11/site-packages/other-1.0.dist-info/METADATA",
+            "lib/python3.11/site-packages/zzz-1.0.egg-info/PKG-INFO",
+            "lib/python3.11/site-packages/zzz.egg-info",
         ] {
             assert!(
-                check_venv_owned(destination, &layout).is_err(),
+                check_venv_owned(destination, &layout, "x-1.0.dist-info").is_err(),
                 "{destination}"
             );
         }
@@ -1062,9 +1127,12 @@ mod tests {
             "lib/python3.11/site-packages/pkg/loadenv.py",
             "share/lib64/x",
             "include/site/python3.11/x/pyvenv.cfg",
+            "lib/python3.11/site-packages/x-1.0.dist-info/LICENSE",
+            "lib/python3.11/site-packages/__pycache__/loadenvx.cpython-311.pyc",
+            "lib/python3.11/site-packages/pkg/__pycache__/loadenv.cpython-311.pyc",
         ] {
             assert!(
-                check_venv_owned(destination, &layout).is_ok(),
+                check_venv_owned(destination, &layout, "x-1.0.dist-info").is_ok(),
                 "{destination}"
             );
         }

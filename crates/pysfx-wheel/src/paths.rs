@@ -23,6 +23,8 @@ pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
             "" => return Err("empty path component"),
             "." => return Err("'.' path component"),
             ".." => return Err("'..' path component"),
+            // NAME_MAX: longer fails only when written, after other files were.
+            _ if component.len() > 255 => return Err("a path component longer than 255 bytes"),
             _ => {}
         }
     }
@@ -47,6 +49,7 @@ mod tests {
 
     #[test]
     fn member_names() {
+        let long = format!("pkg/{}.py", "x".repeat(253));
         let cases = [
             ("pkg/__init__.py", Ok(())),
             ("pkg/", Ok(())),
@@ -62,6 +65,7 @@ mod tests {
             ("pkg/x\0.py", Err("control character in name")),
             ("pkg/x\n.py", Err("control character in name")),
             ("pkg/x\u{85}.py", Err("control character in name")),
+            (&long, Err("a path component longer than 255 bytes")),
         ];
         for (name, expected) in cases {
             assert_eq!(validate_member_name(name), expected, "{name:?}");
