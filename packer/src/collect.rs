@@ -258,23 +258,15 @@ pub fn interpreter_fit(interpreter: &Interpreter) -> SetFit {
     }
 }
 
-/// The glibc a manylinux platform tag stands for.
+/// The glibc a manylinux x86_64 platform tag stands for.
 fn glibc_of_platform(platform: &str) -> Option<(u32, u32)> {
-    let legacy = [
-        ("manylinux2014_", (2, 17)),
-        ("manylinux2010_", (2, 12)),
-        ("manylinux1_", (2, 5)),
-    ];
-    for (prefix, glibc) in legacy {
-        if platform.starts_with(prefix) {
-            return Some(glibc);
-        }
+    match crate::floor::tag_need(platform) {
+        crate::floor::TagNeed::Glibc(version) => match version.0.as_slice() {
+            [major, minor, ..] => Some((*major, *minor)),
+            _ => None,
+        },
+        _ => None,
     }
-    let rest = platform.strip_prefix("manylinux_")?;
-    let mut parts = rest.splitn(3, '_');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// Adds to a resolved set the best `--wheels` wheel of each distribution the set lacks, among
@@ -542,31 +534,52 @@ pub struct ParsedTarget {
     pub target: Target,
 }
 
+/// What `--target` accepts, for its usage errors.
+pub const TARGETS_ACCEPTED: &str = "a CPython 3.6 to 3.13 (cp36 … cp313, or 3.6 … 3.13 for \
+     manylinux2014_x86_64) on x86_64 Linux with glibc: cpXY-manylinux2014_x86_64, \
+     cpXY-manylinux2010_x86_64, cpXY-manylinux1_x86_64 or cpXY-manylinux_2_N_x86_64, e.g. \
+     cp36-manylinux2014_x86_64, cp311-manylinux_2_17_x86_64 or 3.12";
+
+/// Parses a `--target`. Only what an artifact of this stub can install is accepted: CPython
+/// 3.6 to 3.13 (the interpreters the stub supports) on x86_64 Linux with glibc (the stub's
+/// platform). Whether its glibc is within `--max-glibc` is the caller's to check.
 pub fn parse_target(text: &str) -> Result<ParsedTarget> {
-    let invalid = || {
-        anyhow!(
-            "invalid --target {text:?}: expected e.g. cp36-manylinux2014_x86_64, \
-             cp311-manylinux_2_17_x86_64 or 3.12"
-        )
-    };
+    let refuse = |why: &str| anyhow!("--target {text:?}: {why}; accepted: {TARGETS_ACCEPTED}");
     let (python, platform) = match text.split_once('-') {
         Some((python, platform)) => (python.to_string(), platform.to_string()),
         None => {
-            let (major, minor) = text.split_once('.').ok_or_else(invalid)?;
+            let (major, minor) = text.split_once('.').ok_or_else(|| refuse("not a target"))?;
             (
                 format!("cp{major}{minor}"),
                 "manylinux2014_x86_64".to_string(),
             )
         }
     };
-    let digits = python.strip_prefix("cp").ok_or_else(invalid)?;
-    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
+    let digits = python
+        .strip_prefix("cp")
+        .filter(|digits| digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            refuse(&format!(
+                "{python:?} is not a CPython version such as cp311"
+            ))
+        })?;
     let (major, minor) = digits.split_at(1);
-    let minor: u32 = minor.parse().map_err(|_| invalid())?;
-    if major != "3" || minor < 6 {
-        bail!("--target {text:?}: pysfx supports CPython 3.6 and newer");
+    let minor: u32 = minor
+        .parse()
+        .map_err(|_| refuse(&format!("{python:?} is not a CPython version")))?;
+    if major != "3" || !(6..=13).contains(&minor) {
+        return Err(refuse(&format!(
+            "CPython {major}.{minor} is not one the stub installs with (3.6 to 3.13)"
+        )));
+    }
+    match crate::floor::tag_need(&platform) {
+        crate::floor::TagNeed::Glibc(_) => {}
+        _ => {
+            return Err(refuse(&format!(
+                "{platform:?} is not a platform the stub runs on (x86_64 Linux with glibc, a \
+                 manylinux tag)"
+            )))
+        }
     }
     let python_version = format!("3.{minor}");
     let abi = if minor < 8 {
@@ -833,14 +846,32 @@ mod tests {
         let t = parse_target("3.12").expect("parse");
         assert_eq!(t.name, "cp312-manylinux2014_x86_64");
         assert_eq!(t.abis[0], "cp312");
+        let t = parse_target("3.13").expect("parse");
+        assert_eq!(t.python_version, "3.13");
         for bad in [
             "py3-any",
             "cp2-x",
             "cp27-manylinux1_x86_64",
+            "cp35-manylinux2014_x86_64",
+            "cp35",
             "3",
+            "3.5",
+            "3.14",
+            "cp314-manylinux2014_x86_64",
             "cpxy-linux",
+            "cp311-macosx_11_0_arm64",
+            "cp311-manylinux2014_aarch64",
+            "cp311-manylinux_2_17_aarch64",
+            "cp311-linux_x86_64",
+            "cp311-musllinux_1_2_x86_64",
+            "cp311-win_amd64",
+            "cp313t-manylinux2014_x86_64",
         ] {
-            assert!(parse_target(bad).is_err(), "{bad}");
+            let error = parse_target(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains(bad) && error.contains("accepted: ") && error.contains("cp313"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use pysfx_format::Payload;
+use pysfx_format::{Manifest, Payload};
 use pysfx_plan::PlanError;
 use pysfx_venv::Interpreter;
+use pysfx_wheel::WheelFilename;
 
+use crate::elf::GlibcVersion;
+use crate::floor;
 use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
@@ -44,6 +47,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
         None => None,
     };
+    let glibc = glibc_needed(manifest);
     if args.json {
         let mut object = serde_json::json!({
             "artifact": args.artifact,
@@ -51,6 +55,14 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             "size": payload.located().file_len,
             "stub_bytes": stub_bytes,
             "manifest": manifest,
+            "glibc_needed": {
+                "sets": glibc
+                    .sets
+                    .iter()
+                    .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
+                    .collect::<Vec<_>>(),
+                "bootstrap": glibc.bootstrap,
+            },
         });
         if let Some((interpreter, plan)) = &plan {
             object["python"] = serde_json::json!(interpreter.executable);
@@ -115,10 +127,11 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             })
             .unwrap_or_else(|| " (any target)".to_string());
         out.push_str(&format!(
-            "set {}{}: {} wheels\n",
+            "set {}{}: {} wheels, {}\n",
             set.name,
             target,
-            set.wheels.len()
+            set.wheels.len(),
+            describe_need(&need_of(manifest, &set.wheels))
         ));
         for path in &set.wheels {
             if let Some(wheel) = by_path.get(path.as_str()) {
@@ -132,7 +145,11 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
     }
     if !manifest.bootstrap.is_empty() {
-        out.push_str(&format!("bootstrap: {} wheels\n", manifest.bootstrap.len()));
+        out.push_str(&format!(
+            "bootstrap: {} wheels, {}\n",
+            manifest.bootstrap.len(),
+            describe_need(&need_of(manifest, &manifest.bootstrap))
+        ));
         for path in &manifest.bootstrap {
             if let Some(wheel) = by_path.get(path.as_str()) {
                 out.push_str(&format!("  {}\n", wheel.filename));
@@ -144,6 +161,44 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     }
     // Manifest strings are the artifact's, not ours: no terminal escapes reach the screen.
     print(&pysfx_format::escape_lines(&out))
+}
+
+/// The highest glibc each set's wheels need, by set name, and the bootstrap wheels'.
+struct GlibcNeeded {
+    sets: Vec<(String, serde_json::Value)>,
+    bootstrap: serde_json::Value,
+}
+
+fn glibc_needed(manifest: &Manifest) -> GlibcNeeded {
+    let json = |need: Option<GlibcVersion>| match need {
+        Some(version) => serde_json::json!(version.to_string()),
+        None => serde_json::Value::Null,
+    };
+    GlibcNeeded {
+        sets: manifest
+            .sets
+            .iter()
+            .map(|set| (set.name.clone(), json(need_of(manifest, &set.wheels))))
+            .collect(),
+        bootstrap: json(need_of(manifest, &manifest.bootstrap)),
+    }
+}
+
+/// The highest glibc the wheels at `paths` need, by their filenames' platform tags.
+fn need_of(manifest: &Manifest, paths: &[String]) -> Option<GlibcVersion> {
+    let filenames: Vec<WheelFilename> = paths
+        .iter()
+        .filter_map(|path| manifest.wheel(path))
+        .filter_map(|wheel| wheel.filename.parse().ok())
+        .collect();
+    floor::highest_need(&filenames)
+}
+
+fn describe_need(need: &Option<GlibcVersion>) -> String {
+    match need {
+        Some(version) => format!("needs glibc {version}"),
+        None => "needs no particular glibc".to_string(),
+    }
 }
 
 pub fn verify(args: &VerifyArgs) -> Outcome {

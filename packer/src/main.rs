@@ -4,6 +4,7 @@
 mod bytecode;
 mod collect;
 mod elf;
+mod floor;
 mod inspect;
 mod interrupt;
 mod pack;

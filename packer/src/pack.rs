@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::bytecode;
 use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
+use crate::floor;
 use crate::requirements::Requirements;
 use crate::{PackArgs, UsageError};
 
@@ -32,9 +33,15 @@ struct TreeFile {
 pub fn run(args: &PackArgs) -> Result<()> {
     let stub_path = stub_path(args)?;
     check_output_is_not_an_input(args, &stub_path)?;
-    let targets = check_collection_options(args)?;
+    let max_glibc = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
+        UsageError(format!(
+            "--max-glibc {:?}: expected a version such as 2.17",
+            args.max_glibc
+        ))
+    })?;
+    let targets = check_collection_options(args, &max_glibc)?;
     let app_name = app_name(args)?;
-    let (stub, stub_glibc) = read_stub(&stub_path, &args.max_glibc)?;
+    let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -92,6 +99,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     for file in &bootstrap_files {
         bootstrap.insert(payload_path(file)?);
     }
+    check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     for (interpreter, wheels) in &mut compile_plans {
@@ -212,19 +220,35 @@ fn app_name(args: &PackArgs) -> Result<String> {
 }
 
 /// The options that say how wheels are collected, checked before any work (exit 2); returns
-/// the parsed `--target`s.
-fn check_collection_options(args: &PackArgs) -> Result<Vec<ParsedTarget>> {
+/// the parsed `--target`s. A target whose platform needs a newer glibc than `--max-glibc`
+/// would only collect wheels the floor refuses.
+fn check_collection_options(
+    args: &PackArgs,
+    max_glibc: &GlibcVersion,
+) -> Result<Vec<ParsedTarget>> {
     if args.requirements.is_empty() && !args.target.is_empty() {
         return Err(
             UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
         );
     }
-    args.target
-        .iter()
-        .map(|text| {
-            collect::parse_target(text).map_err(|error| UsageError(error.to_string()).into())
-        })
-        .collect()
+    let mut targets = Vec::new();
+    for text in &args.target {
+        let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
+        let platform = target.target.platform.as_deref().unwrap_or_default();
+        if let floor::TagNeed::Glibc(needed) = floor::tag_need(platform) {
+            if needed > *max_glibc {
+                return Err(UsageError(format!(
+                    "--target {text}: {platform} needs glibc {needed}, newer than --max-glibc \
+                     {max_glibc}; use cp{}-manylinux2014_x86_64, or pass --max-glibc {needed} \
+                     on purpose if no older system will run this artifact",
+                    target.python_version.replace('.', "")
+                ))
+                .into());
+            }
+        }
+        targets.push(target);
+    }
+    Ok(targets)
 }
 
 /// `--stub`, else the `pysfx-stub` next to the packer.
@@ -346,7 +370,7 @@ fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
 
 /// The stub's bytes and the highest glibc it needs; refuses one that needs more than
 /// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
-fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> {
+fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, Option<String>)> {
     let stub =
         std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
     if !stub.starts_with(b"\x7fELF") {
@@ -359,15 +383,10 @@ fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> 
             path.display()
         );
     }
-    let limit = GlibcVersion::parse(max_glibc).ok_or_else(|| {
-        UsageError(format!(
-            "--max-glibc {max_glibc:?}: expected a version such as 2.17"
-        ))
-    })?;
     let needed =
         elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
     if let Some(needed) = &needed {
-        if *needed > limit {
+        if needed > limit {
             bail!(
                 "the stub {} needs glibc {needed}, newer than --max-glibc {limit}: it would not \
                  start on older systems such as CentOS 7. Build the release stub with \
@@ -655,6 +674,103 @@ fn check_sets_complete(manifest: &Manifest) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The platform floor (SPEC: "The platform floor holds"): every wheel that ships — in any set,
+/// from `--wheels` or collected, and the bootstrap wheels — must install on x86_64 Linux with
+/// glibc `--max-glibc`, by at least one of its platform tags. Names each wheel that does not,
+/// where it is, and the fix.
+fn check_platform_floor(
+    sets: &[WheelSet],
+    bootstrap: &BTreeSet<String>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    max_glibc: &GlibcVersion,
+) -> Result<()> {
+    let mut lines = Vec::new();
+    let mut newest: Option<GlibcVersion> = None;
+    let mut versions = BTreeSet::new();
+    let mut bare = false;
+    let mut prebuilt = false;
+    for (path, (info, _)) in infos {
+        let why = match floor::wheel_need(&info.filename, max_glibc) {
+            floor::WheelNeed::Fits(_) => continue,
+            floor::WheelNeed::NewerGlibc(needed) => {
+                let why = format!("needs glibc {needed}");
+                if newest.as_ref().is_none_or(|newest| needed > *newest) {
+                    newest = Some(needed);
+                }
+                why
+            }
+            floor::WheelNeed::Unfit(why) => {
+                bare |= info
+                    .filename
+                    .platform
+                    .iter()
+                    .any(|p| p.starts_with("linux_"));
+                why.to_string()
+            }
+        };
+        let mut places: Vec<String> = Vec::new();
+        for set in sets.iter().filter(|set| set.wheels.contains(path)) {
+            places.push(format!("set {}", set.name));
+            match &set.target {
+                Some(target) => {
+                    versions.insert(target.python_version.replace('.', ""));
+                }
+                None => prebuilt = true,
+            }
+        }
+        if bootstrap.contains(path) {
+            places.push("bootstrap".into());
+            prebuilt = true;
+        }
+        lines.push(format!(
+            "  {} ({}): {why}",
+            info.filename,
+            places.join(", ")
+        ));
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut fixes = Vec::new();
+    if !versions.is_empty() {
+        let targets: Vec<String> = versions
+            .iter()
+            .map(|version| format!("--target cp{version}-manylinux2014_x86_64"))
+            .collect();
+        fixes.push(format!(
+            "collect the requirements with {} instead of --python (pip then takes wheels that \
+             run on glibc {max_glibc})",
+            targets.join(" ")
+        ));
+    }
+    if prebuilt {
+        fixes.push(format!(
+            "put a manylinux wheel for glibc {max_glibc} or older in the wheel directory instead \
+             (pip download --only-binary=:all: --platform manylinux2014_x86_64 --python-version \
+             X.Y NAME)"
+        ));
+    }
+    if bare {
+        fixes.push(
+            "build a local project in a manylinux2014 container, or repair its wheel with \
+             `auditwheel repair --plat manylinux2014_x86_64`"
+                .to_string(),
+        );
+    }
+    if let Some(newest) = newest {
+        fixes.push(format!(
+            "or pass --max-glibc {newest} on purpose, if no older system will run this artifact"
+        ));
+    }
+    bail!(
+        "{} {} not install on the platform floor (x86_64 Linux, glibc {max_glibc}, --max-glibc):\n{}\nhint: {}",
+        lines.len(),
+        if lines.len() == 1 { "wheel does" } else { "wheels do" },
+        lines.join("\n"),
+        fixes.join("; ")
+    )
 }
 
 /// A resolved set has one version of each distribution; two would be ambiguous.
