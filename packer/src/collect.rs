@@ -14,8 +14,9 @@ use pysfx_wheel::{
     validate_member_name, Candidate, Headers, InterpreterTags, PlatformFacts, WheelFilename,
 };
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{debug, info};
 
+use crate::pipfail::{self, PipRun};
 use crate::requirements::{self, Entry, Requirements, Source};
 
 /// Where pip finds wheels and keeps checkouts, besides its index.
@@ -51,7 +52,7 @@ pub fn pip_wheel(
             "wheel",
             "--disable-pip-version-check",
             "--no-input",
-            quiet_unless_terminal(),
+            pip_verbosity(),
             "-w",
         ])
         .arg(out)
@@ -62,7 +63,11 @@ pub fn pip_wheel(
         command.arg("-r").arg(requirement);
     }
     info!("collecting wheels with {python} -m pip wheel");
-    run_pip(command, &format!("{python} -m pip wheel"))
+    run_pip(
+        command,
+        &format!("{python} -m pip wheel"),
+        PipRun::Wheel { python },
+    )
 }
 
 /// The wheels built from the requirement lines pip download cannot take (local projects,
@@ -133,7 +138,7 @@ pub fn build_for_targets(
                     "wheel",
                     "--disable-pip-version-check",
                     "--no-input",
-                    quiet_unless_terminal(),
+                    pip_verbosity(),
                     "--no-deps",
                     "-w",
                 ])
@@ -146,8 +151,14 @@ pub fn build_for_targets(
                 "building {} into a wheel with {host_python} -m pip wheel",
                 build.requirement
             );
-            run_pip(command, &format!("{host_python} -m pip wheel"))
-                .with_context(|| format!("{place}: cannot build it into a wheel"))?;
+            run_pip(
+                command,
+                &format!("{host_python} -m pip wheel"),
+                PipRun::Wheel {
+                    python: host_python,
+                },
+            )
+            .with_context(|| format!("{place}: cannot build it into a wheel"))?;
             let wheel = match wheels_in(&out)?.as_slice() {
                 [wheel] => wheel.clone(),
                 other => bail!(
@@ -387,7 +398,7 @@ pub fn pip_download_target(
         "download",
         "--disable-pip-version-check",
         "--no-input",
-        quiet_unless_terminal(),
+        pip_verbosity(),
         "--only-binary=:all:",
         "--implementation",
         "cp",
@@ -406,14 +417,14 @@ pub fn pip_download_target(
         command.arg("-r").arg(requirement);
     }
     info!("downloading binary wheels for {}", target.name);
-    run_pip(command, &format!("pip download for {}", target.name)).map_err(|error| {
-        anyhow!(
-            "{error}\nhint: a package with no binary wheel for {} cannot be collected this way; \
-             pack with --python pointing at a real CPython {} instead",
-            target.name,
-            target.python_version
-        )
-    })
+    run_pip(
+        command,
+        &format!("pip download for {}", target.name),
+        PipRun::Target {
+            name: &target.name,
+            version: &target.python_version,
+        },
+    )
 }
 
 /// A target names a minor version; it stands for that version's newest patch release, so a
@@ -456,7 +467,7 @@ pub fn pip_download_bootstrap(
                 "download",
                 "--disable-pip-version-check",
                 "--no-input",
-                quiet_unless_terminal(),
+                pip_verbosity(),
                 "--only-binary=:all:",
                 "--no-deps",
                 "--implementation",
@@ -471,6 +482,7 @@ pub fn pip_download_bootstrap(
         run_pip(
             command,
             &format!("pip download of pip and setuptools for Python {version}"),
+            PipRun::Bootstrap { version },
         )?;
         wheels.extend(wheels_in(&out)?);
     }
@@ -479,32 +491,88 @@ pub fn pip_download_bootstrap(
     Ok(wheels)
 }
 
-/// On a terminal pip shows its own progress while it collects; in logs it stays quiet.
-fn quiet_unless_terminal() -> &'static str {
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        "--progress-bar=on"
+/// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).
+fn pip_verbosity() -> &'static str {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        "-v"
+    } else if tracing::enabled!(tracing::Level::DEBUG) {
+        "--progress-bar=off"
     } else {
         "-q"
     }
 }
 
-fn run_pip(mut command: Command, what: &str) -> Result<()> {
-    // pip's own messages go to our stderr, where the operator sees why it failed.
+/// What is kept of pip's stderr to classify a failure: its last 1 MiB.
+const STDERR_KEPT: usize = 1024 * 1024;
+
+/// Runs pip. With `-v` its command line is logged and its whole output goes to stderr as it
+/// comes; without, its output is held back and a failure is reported as one line saying what
+/// went wrong (pip's telling line) and one with the fix for that failure (`pipfail`).
+fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Result<()> {
+    use std::io::Write;
+    let verbose = tracing::enabled!(tracing::Level::DEBUG);
+    debug!("running {command:?}");
     let mut child = command
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {what}"))?;
     crate::interrupt::child_started(child.id());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let forwarder = std::thread::spawn(move || {
+        let Some(mut stdout) = stdout else { return };
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+        }
+    });
+    let mut kept: Vec<u8> = Vec::new();
+    if let Some(mut stderr) = stderr {
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stderr.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+            kept.extend_from_slice(&buffer[..read]);
+            if kept.len() > 2 * STDERR_KEPT {
+                kept.drain(..kept.len() - STDERR_KEPT);
+            }
+        }
+    }
+    let _ = forwarder.join();
     let status = child.wait();
     crate::interrupt::child_done(child.id());
     let status = status.with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); pip's message is above");
+    if status.success() {
+        return Ok(());
     }
-    Ok(())
+    let text = String::from_utf8_lossy(&kept);
+    let failure = pipfail::classify(&text);
+    let told = failure
+        .telling_line(&text)
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default();
+    let more = if verbose {
+        "pip's output is above"
+    } else {
+        "-v shows pip's output"
+    };
+    bail!(
+        "{what} failed ({status}), {}{told}\nhint: {} ({more})",
+        failure.summary(),
+        failure.hint(&run)
+    )
 }
 
 /// The set's target as recorded in the manifest, from a real interpreter.

@@ -8,6 +8,7 @@ mod floor;
 mod inspect;
 mod interrupt;
 mod pack;
+mod pipfail;
 mod requirements;
 
 use std::path::PathBuf;

@@ -10,7 +10,7 @@ use pysfx_format::{
     AppInfo, EntryOptions, Manifest, PayloadWriter, Target, WheelEntry, WheelSet, FORMAT_VERSION,
 };
 use pysfx_venv::Interpreter;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::bytecode;
 use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
@@ -86,6 +86,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
             wheels.insert(payload_path(file)?);
         }
         let wheels: Vec<String> = wheels.into_iter().collect();
+        for wheel in &wheels {
+            debug!("set {}: {wheel}", set.name);
+        }
         for interpreter in &set.compile_with {
             compile_plans.push((interpreter, wheels.clone()));
         }
@@ -97,7 +100,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     }
     let mut bootstrap = BTreeSet::new();
     for file in &bootstrap_files {
-        bootstrap.insert(payload_path(file)?);
+        let path = payload_path(file)?;
+        debug!("bootstrap: {path}");
+        bootstrap.insert(path);
     }
     check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
@@ -427,6 +432,7 @@ fn collect_sets(
         }
     }
     let mut host_python: Option<String> = None;
+    let mut hashed = false;
     let sets = if args.requirements.is_empty() {
         // One set for every target: the --wheels, or nothing at all (an app without
         // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
@@ -445,7 +451,10 @@ fn collect_sets(
             compile_with,
         }]
     } else {
-        requirement_sets(args, targets, &prebuilt, &mut host_python, work)?
+        let (sets, checks_hashes) =
+            requirement_sets(args, targets, &prebuilt, &mut host_python, work)?;
+        hashed = checks_hashes;
+        sets
     };
 
     let mut bootstrap = Vec::new();
@@ -462,6 +471,16 @@ fn collect_sets(
                     .filter_map(|set| set.target.as_ref().map(|t| t.python_version.clone()))
                     .collect()
             };
+            if hashed {
+                // pip's hashes cannot be known for wheels pysfx picks itself (SPEC, "Supply
+                // chain"): say so rather than let a hash-checked pack look fully checked.
+                warn!(
+                    "the requirements are hash-checked (--hash), but the bootstrap wheels (pip, \
+                     setuptools) are downloaded without hashes and are NOT hash-checked; \
+                     --no-bootstrap leaves them out, --bootstrap-wheels DIR takes them from a \
+                     directory you have checked"
+                );
+            }
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
@@ -479,14 +498,14 @@ fn collect_sets(
 /// `--target` (pip download, after the lines it cannot take are built into wheels). Each
 /// `--wheels` wheel joins every set it fits that lacks its distribution, and every
 /// requirement line must be in every set. Sets `host_python` to the interpreter that ran pip
-/// for targets.
+/// for targets. Also returns whether the requirements are hash-checked (`--hash`).
 fn requirement_sets(
     args: &PackArgs,
     targets: &[ParsedTarget],
     prebuilt: &[(PathBuf, WheelInfo)],
     host_python: &mut Option<String>,
     work: &Path,
-) -> Result<Vec<CollectedSet>> {
+) -> Result<(Vec<CollectedSet>, bool)> {
     let requirements = Requirements::read(&args.requirements)?;
     for file in &requirements.files {
         check_output_is_not(&args.output, &file.path, "-r")?;
@@ -595,7 +614,7 @@ fn requirement_sets(
             );
         }
     }
-    Ok(sets)
+    Ok((sets, requirements.checks_hashes()))
 }
 
 /// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.

@@ -274,6 +274,18 @@ pub fn tagged_wheel(out: &Path, name: &str, version: &str, tag: &str) -> PathBuf
     build_tiny(out, &config)
 }
 
+/// A [`tiny_wheel`] that declares `Requires-Python: requires_python`.
+pub fn wheel_requiring_python(
+    out: &Path,
+    name: &str,
+    version: &str,
+    requires_python: &str,
+) -> PathBuf {
+    let config = serde_json::json!({"name": name, "version": version,
+        "requires_python": requires_python});
+    build_tiny(out, &config)
+}
+
 fn build_tiny(out: &Path, config: &serde_json::Value) -> PathBuf {
     let source = tempfile::tempdir().expect("tempdir");
     let project = tiny_project(source.path(), "unused", "0", &[]);
