@@ -1,6 +1,7 @@
 //! `pysfx`: packs a Python web application and its wheels into one self-extracting executable
 //! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
 
+mod appfiles;
 mod bytecode;
 mod collect;
 mod elf;
@@ -56,6 +57,11 @@ pub struct PackArgs {
     /// Name of the app directory in the release [default: the folder's name]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
+    /// Leave out the files and directories this gitignore-style glob matches, relative to
+    /// --app and to each --static directory (repeatable); .git, .hg, .svn, __pycache__ and
+    /// *.pyc are always left out
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Prebuilt .whl files, taken as they are: without -r, one wheel set for every target; with
     /// -r, offered to pip as --find-links and added to every set they fit (repeatable)
     #[arg(long, value_name = "DIR")]

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,6 +12,7 @@ use pysfx_format::{
 use pysfx_venv::Interpreter;
 use tracing::{debug, info, warn};
 
+use crate::appfiles::{self, Excludes, TreeFile, TreeKind};
 use crate::bytecode;
 use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
@@ -21,14 +22,6 @@ use crate::{PackArgs, UsageError};
 
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
 const DEFAULT_EPOCH: u64 = 315_532_800;
-
-/// One file of the app or a static directory.
-struct TreeFile {
-    source: PathBuf,
-    name: String,
-    executable: bool,
-    size: u64,
-}
 
 pub fn run(args: &PackArgs) -> Result<()> {
     let stub_path = stub_path(args)?;
@@ -52,13 +45,34 @@ pub fn run(args: &PackArgs) -> Result<()> {
         })
         .transpose()?;
 
-    let app_files = walk(&args.app, &format!("{app_name}/"))?;
+    let excludes = Excludes::new(&args.exclude)?;
+    let app_files = appfiles::walk(&args.app, &format!("{app_name}/"), "--app", &excludes)?;
     let mut static_files = Vec::new();
     let mut static_dirs = Vec::new();
     for (index, directory) in args.static_dirs.iter().enumerate() {
         let prefix = format!("static.in/{index}/");
-        static_files.extend(walk(directory, &prefix)?);
+        static_files.extend(appfiles::walk(directory, &prefix, "--static", &excludes)?);
         static_dirs.push(format!("static.in/{index}"));
+    }
+    for pattern in excludes.unused() {
+        warn!("--exclude {pattern:?} matched nothing");
+    }
+    let secrets: Vec<&str> = appfiles::secret_looking(&app_files)
+        .into_iter()
+        .chain(appfiles::secret_looking(&static_files))
+        .collect();
+    if !secrets.is_empty() {
+        warn!(
+            "packing {} that {} like local secrets: {} (leave them out with --exclude GLOB if \
+             they are)",
+            if secrets.len() == 1 {
+                "a file"
+            } else {
+                "files"
+            },
+            if secrets.len() == 1 { "looks" } else { "look" },
+            secrets.join(", ")
+        );
     }
 
     let work = tempfile::Builder::new()
@@ -143,8 +157,8 @@ pub fn run(args: &PackArgs) -> Result<()> {
             requires_dist: info.requires_dist.clone(),
         })
         .collect();
-    let app_bytes: u64 = app_files.iter().map(|file| file.size).sum();
-    let static_bytes: u64 = static_files.iter().map(|file| file.size).sum();
+    let app_bytes: u64 = app_files.iter().map(TreeFile::size).sum();
+    let static_bytes: u64 = static_files.iter().map(TreeFile::size).sum();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -818,58 +832,6 @@ fn check_one_version_per_set(
     Ok(())
 }
 
-/// Every regular file under `root`, sorted, as `prefix` + relative `/`-path; `__pycache__`
-/// directories are left out (byte-code is made for the target at install).
-fn walk(root: &Path, prefix: &str) -> Result<Vec<TreeFile>> {
-    let metadata =
-        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
-    if !metadata.is_dir() {
-        bail!("{} is not a directory", root.display());
-    }
-    let mut files = Vec::new();
-    let mut pending = vec![(root.to_path_buf(), String::new())];
-    while let Some((directory, relative)) = pending.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&directory)
-            .with_context(|| format!("cannot read {}", directory.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read {}", directory.display()))?;
-        entries.sort_by_key(|entry| entry.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let name = entry.file_name().into_string().map_err(|name| {
-                anyhow!("{}: the name {name:?} is not UTF-8", directory.display())
-            })?;
-            let child = format!("{relative}{name}");
-            let link = entry.file_type()?.is_symlink();
-            let metadata = std::fs::metadata(&path)
-                .with_context(|| format!("cannot read {} (a dangling link?)", path.display()))?;
-            if metadata.is_dir() {
-                if link {
-                    bail!(
-                        "{} is a link to a directory; pysfx stores files, copy it in instead",
-                        path.display()
-                    );
-                }
-                if name != "__pycache__" {
-                    pending.push((path, format!("{child}/")));
-                }
-            } else if metadata.is_file() {
-                let full = format!("{prefix}{child}");
-                pysfx_wheel::validate_member_name(&full)
-                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))?;
-                files.push(TreeFile {
-                    source: path,
-                    name: full,
-                    executable: metadata.permissions().mode() & 0o111 != 0,
-                    size: metadata.len(),
-                });
-            }
-        }
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
-}
-
 /// Everything that goes into the payload after the manifest.
 struct Contents<'a> {
     app_files: &'a [TreeFile],
@@ -911,15 +873,27 @@ fn write_artifact(
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;
         for file in app_files.iter().chain(static_files.iter()) {
-            let mut source = File::open(&file.source)
+            let (executable, size) = match &file.kind {
+                TreeKind::File { executable, size } => (*executable, *size),
+                TreeKind::Link { target } => {
+                    writer.add_symlink(&file.name, target)?;
+                    continue;
+                }
+            };
+            // Opened without following a link: a file swapped for one since the walk is not
+            // read through.
+            let mut source = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&file.source)
                 .with_context(|| format!("cannot read {}", file.source.display()))?;
             writer.add(
                 &file.name,
                 &mut source,
                 EntryOptions {
                     compress: true,
-                    executable: file.executable,
-                    size: file.size,
+                    executable,
+                    size,
                 },
             )?;
         }

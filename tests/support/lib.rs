@@ -592,6 +592,17 @@ pub fn raw_artifact(
     app: &[(&str, &[u8])],
     tamper: impl FnOnce(&mut pysfx_format::Manifest),
 ) -> PathBuf {
+    raw_artifact_with_links(output, wheels, app, &[], tamper)
+}
+
+/// [`raw_artifact`] with symbolic link entries `(name, target)` after the app entries.
+pub fn raw_artifact_with_links(
+    output: &Path,
+    wheels: &[PathBuf],
+    app: &[(&str, &[u8])],
+    links: &[(&str, &str)],
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
     use sha2::Digest;
     let mut entries = Vec::new();
     let mut payload_wheels = Vec::new();
@@ -675,6 +686,7 @@ pub fn raw_artifact(
         .iter()
         .map(|wheel| wheel.unpacked_bytes)
         .chain(app.iter().map(|(_, bytes)| bytes.len() as u64))
+        .chain(links.iter().map(|(_, target)| target.len() as u64))
         .sum();
     tamper(&mut manifest);
     let stub = std::fs::read(test_stub().0).expect("read stub");
@@ -688,6 +700,9 @@ pub fn raw_artifact(
             size: bytes.len() as u64,
         };
         writer.add(name, &mut &bytes[..], file).expect("app entry");
+    }
+    for (name, target) in links {
+        writer.add_symlink(name, target).expect("link entry");
     }
     for (path, bytes) in &payload_wheels {
         let stored = pysfx_format::EntryOptions {

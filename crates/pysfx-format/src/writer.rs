@@ -126,6 +126,20 @@ impl PayloadWriter {
         Ok(())
     }
 
+    /// Adds a symbolic link entry: unix mode `S_IFLNK | 0777`, its content the target, stored
+    /// (as Info-ZIP writes links, so `unzip` recreates them).
+    pub fn add_symlink(&mut self, name: &str, target: &str) -> Result<(), FormatError> {
+        let options = SimpleFileOptions::default()
+            .last_modified_time(self.time)
+            .unix_permissions(0o777);
+        self.zip
+            .add_symlink(name, target, options)
+            .map_err(|source| FormatError::Zip {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Writes the central directory and the trailer, whose digest covers everything written
     /// after the stub. Returns the trailer.
     pub fn finish(mut self) -> Result<Trailer, FormatError> {

@@ -2,9 +2,11 @@
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 mod complete;
+mod links;
 mod verify;
 
 pub use complete::{unmet_requirements, Unmet};
+pub use links::{payload_links, PayloadLink};
 pub use verify::verify_contents;
 
 use std::collections::HashSet;
