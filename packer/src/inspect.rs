@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use pysfx_format::{Manifest, Payload};
+use pysfx_format::{FormatError, Manifest, Payload};
 use pysfx_plan::PlanError;
 use pysfx_venv::Interpreter;
 use pysfx_wheel::WheelFilename;
@@ -14,6 +14,32 @@ use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
 const CORRUPT: u8 = 3;
+/// Exit code for an artifact that cannot be opened or read (missing, no permission): this
+/// machine cannot give it, as the stub's 4 for what the machine cannot take.
+const UNREADABLE: u8 = 4;
+
+/// Opens the artifact: a file that cannot be read is exit 4, anything else wrong with it 3.
+fn open(path: &std::path::Path) -> Result<Payload, (u8, anyhow::Error)> {
+    Payload::open(path).map_err(|error| {
+        let code = match error {
+            FormatError::Io { .. } => UNREADABLE,
+            _ => CORRUPT,
+        };
+        (code, error.into())
+    })
+}
+
+/// Checks the payload digest while reading the whole file once for its own digest: a corrupt
+/// artifact is exit 3, whatever its manifest says. Returns the file's SHA-256.
+fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
+    payload.verify_and_digest_file().map_err(|error| {
+        let code = match error {
+            FormatError::Io { .. } => UNREADABLE,
+            _ => CORRUPT,
+        };
+        (code, error.into())
+    })
+}
 
 type Outcome = Result<(), (u8, anyhow::Error)>;
 
@@ -29,7 +55,8 @@ fn print(text: &str) -> Outcome {
 }
 
 pub fn inspect(args: &InspectArgs) -> Outcome {
-    let payload = Payload::open(&args.artifact).map_err(|error| (CORRUPT, error.into()))?;
+    let mut payload = open(&args.artifact)?;
+    let file_sha256 = file_digest(&mut payload)?;
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
     // A dry run of the stub's choice for an interpreter.
@@ -51,7 +78,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     if args.json {
         let mut object = serde_json::json!({
             "artifact": args.artifact,
-            "sha256": payload.digest(),
+            "payload_sha256": payload.digest(),
+            "file_sha256": file_sha256,
+            "app_version": manifest.app.version,
             "size": payload.located().file_len,
             "stub_bytes": stub_bytes,
             "manifest": manifest,
@@ -81,7 +110,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         .map(|w| (w.path.as_str(), w))
         .collect();
     let mut out = format!(
-        "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nsha256:    {}\npysfx:     {}\n",
+        "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nfile sha256:    {file_sha256} \
+         (the whole file, as sha256sum prints it)\npayload sha256: {} (the payload digest, \
+         checked)\npysfx:     {}\n",
         args.artifact.display(),
         payload.located().file_len,
         stub_bytes,
@@ -96,8 +127,14 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         out.push_str(&format!("stub glibc: {glibc}\n"));
     }
     out.push_str(&format!(
-        "app:       {}/ ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
+        "app:       {}/{} ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
         manifest.app.name,
+        manifest
+            .app
+            .version
+            .as_deref()
+            .map(|version| format!(" version {version}"))
+            .unwrap_or_default(),
         manifest.app.files,
         manifest.app.bytes,
         if manifest.static_dirs.is_empty() {
@@ -202,9 +239,12 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 }
 
 pub fn verify(args: &VerifyArgs) -> Outcome {
-    let corrupt = |error: anyhow::Error| (CORRUPT, error);
-    let mut payload = Payload::open(&args.artifact).map_err(|error| corrupt(error.into()))?;
-    pysfx_plan::verify_contents(&mut payload).map_err(|message| corrupt(anyhow!(message)))?;
+    let mut payload = open(&args.artifact)?;
+    let file_sha256 = file_digest(&mut payload)?;
+    pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
     let path = args.artifact.display().to_string();
-    print(&format!("OK {path} sha256={}\n", payload.digest()))
+    print(&format!(
+        "OK {path} payload_sha256={} file_sha256={file_sha256}\n",
+        payload.digest()
+    ))
 }

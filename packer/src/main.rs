@@ -57,6 +57,10 @@ pub struct PackArgs {
     /// Name of the app directory in the release [default: the folder's name]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
+    /// The app's version, recorded in the manifest and the receipt [default: `git describe
+    /// --always --dirty` when --app is in a git work tree, else none]
+    #[arg(long, value_name = "TEXT")]
+    pub app_version: Option<String>,
     /// Leave out the files and directories this gitignore-style glob matches, relative to
     /// --app and to each --static directory (repeatable); .git, .hg, .svn, __pycache__ and
     /// *.pyc are always left out

@@ -34,6 +34,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     })?;
     let targets = check_collection_options(args, &max_glibc)?;
     let app_name = app_name(args)?;
+    let app_version = app_version(args)?;
     let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -165,6 +166,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         created: source_date_epoch,
         app: AppInfo {
             name: app_name.clone(),
+            version: app_version,
             files: app_files.len() as u64,
             bytes: app_bytes,
         },
@@ -236,6 +238,45 @@ fn app_name(args: &PackArgs) -> Result<String> {
     pysfx_format::check_app_name(&name)
         .map_err(|reason| anyhow!("{reason}; give another --app-name"))?;
     Ok(name)
+}
+
+/// `--app-version`, else what `git describe --always --dirty` says in the app directory when it
+/// lies in a git work tree (SPEC: "Identity"), else none.
+fn app_version(args: &PackArgs) -> Result<Option<String>> {
+    if let Some(version) = &args.app_version {
+        pysfx_format::check_app_version(version)
+            .map_err(|reason| UsageError(format!("--app-version: {reason}")))?;
+        return Ok(Some(version.clone()));
+    }
+    let git = |arguments: &[&str]| -> Option<String> {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&args.app)
+            .args(arguments)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        output.status.success().then(|| text.trim().to_string())
+    };
+    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
+        debug!("--app is not in a git work tree; no app version");
+        return Ok(None);
+    }
+    let Some(version) = git(&["describe", "--always", "--dirty"]) else {
+        warn!(
+            "--app is in a git work tree, but git describe gave no version (no commit yet?); \
+             give --app-version"
+        );
+        return Ok(None);
+    };
+    if let Err(reason) = pysfx_format::check_app_version(&version) {
+        warn!("git describe: {reason}; no app version recorded");
+        return Ok(None);
+    }
+    info!("app version {version} (git describe; --app-version sets another)");
+    Ok(Some(version))
 }
 
 /// The options that say how wheels are collected, checked before any work (exit 2); returns

@@ -665,6 +665,7 @@ pub fn raw_artifact_with_links(
         created: None,
         app: pysfx_format::AppInfo {
             name: "demoapp".into(),
+            version: None,
             files: app.len() as u64,
             bytes: 0,
         },

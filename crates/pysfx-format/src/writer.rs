@@ -279,6 +279,37 @@ mod tests {
     }
 
     #[test]
+    fn the_file_digest_and_the_payload_digest_are_two_things() {
+        use sha2::{Digest, Sha256};
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("a.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        writer.add_symlink("app/link", "target").expect("link");
+        writer.finish().expect("finish");
+        let bytes = std::fs::read(&path).expect("read");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        let file = payload.verify_and_digest_file().expect("verify");
+        assert_eq!(file, crate::hex(&Sha256::digest(&bytes)));
+        assert_ne!(file, payload.digest());
+        // One payload byte flipped: the payload digest no longer holds.
+        let mut damaged = bytes.clone();
+        damaged[20] ^= 1;
+        std::fs::write(&path, &damaged).expect("write");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        assert!(matches!(
+            payload.verify_and_digest_file(),
+            Err(FormatError::DigestMismatch { .. })
+        ));
+        // A stub byte is not the payload's.
+        let mut stub_damaged = bytes;
+        stub_damaged[0] ^= 1;
+        std::fs::write(&path, &stub_damaged).expect("write");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        assert!(payload.verify_and_digest_file().is_ok());
+    }
+
+    #[test]
     fn an_entry_whose_reader_yields_another_size_is_refused() {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().join("a.sfx");
