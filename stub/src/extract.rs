@@ -81,11 +81,12 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         if copied.read_size != declared {
             return Err(corrupt(&name, "its size differs from the zip header"));
         }
+        tracing::trace!("{name} ({declared} bytes)");
         extracted.files += 1;
         extracted.bytes += declared;
     }
     for link in links {
-        tracing::trace!(entry = %link.name, target = %link.target, "link");
+        tracing::trace!("{} -> {} (link)", link.name, link.target);
         writer.symlink(&link.name, &link.target)?;
         extracted.files += 1;
         extracted.bytes += link.target.len() as u64;
