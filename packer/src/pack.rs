@@ -1017,7 +1017,8 @@ fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<(
 
 /// A bar on stderr when it is a terminal; hidden otherwise.
 fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    if total == 0 || dumb || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
