@@ -14,8 +14,9 @@ use pysfx_wheel::{
     validate_member_name, Candidate, Headers, InterpreterTags, PlatformFacts, WheelFilename,
 };
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{debug, info};
 
+use crate::pipfail::{self, PipRun};
 use crate::requirements::{self, Entry, Requirements, Source};
 
 /// Where pip finds wheels and keeps checkouts, besides its index.
@@ -51,7 +52,7 @@ pub fn pip_wheel(
             "wheel",
             "--disable-pip-version-check",
             "--no-input",
-            quiet_unless_terminal(),
+            pip_verbosity(),
             "-w",
         ])
         .arg(out)
@@ -62,7 +63,11 @@ pub fn pip_wheel(
         command.arg("-r").arg(requirement);
     }
     info!("collecting wheels with {python} -m pip wheel");
-    run_pip(command, &format!("{python} -m pip wheel"))
+    run_pip(
+        command,
+        &format!("{python} -m pip wheel"),
+        PipRun::Wheel { python },
+    )
 }
 
 /// The wheels built from the requirement lines pip download cannot take (local projects,
@@ -133,7 +138,7 @@ pub fn build_for_targets(
                     "wheel",
                     "--disable-pip-version-check",
                     "--no-input",
-                    quiet_unless_terminal(),
+                    pip_verbosity(),
                     "--no-deps",
                     "-w",
                 ])
@@ -146,8 +151,14 @@ pub fn build_for_targets(
                 "building {} into a wheel with {host_python} -m pip wheel",
                 build.requirement
             );
-            run_pip(command, &format!("{host_python} -m pip wheel"))
-                .with_context(|| format!("{place}: cannot build it into a wheel"))?;
+            run_pip(
+                command,
+                &format!("{host_python} -m pip wheel"),
+                PipRun::Wheel {
+                    python: host_python,
+                },
+            )
+            .with_context(|| format!("{place}: cannot build it into a wheel"))?;
             let wheel = match wheels_in(&out)?.as_slice() {
                 [wheel] => wheel.clone(),
                 other => bail!(
@@ -258,23 +269,15 @@ pub fn interpreter_fit(interpreter: &Interpreter) -> SetFit {
     }
 }
 
-/// The glibc a manylinux platform tag stands for.
+/// The glibc a manylinux x86_64 platform tag stands for.
 fn glibc_of_platform(platform: &str) -> Option<(u32, u32)> {
-    let legacy = [
-        ("manylinux2014_", (2, 17)),
-        ("manylinux2010_", (2, 12)),
-        ("manylinux1_", (2, 5)),
-    ];
-    for (prefix, glibc) in legacy {
-        if platform.starts_with(prefix) {
-            return Some(glibc);
-        }
+    match crate::floor::tag_need(platform) {
+        crate::floor::TagNeed::Glibc(version) => match version.0.as_slice() {
+            [major, minor, ..] => Some((*major, *minor)),
+            _ => None,
+        },
+        _ => None,
     }
-    let rest = platform.strip_prefix("manylinux_")?;
-    let mut parts = rest.splitn(3, '_');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// Adds to a resolved set the best `--wheels` wheel of each distribution the set lacks, among
@@ -395,7 +398,7 @@ pub fn pip_download_target(
         "download",
         "--disable-pip-version-check",
         "--no-input",
-        quiet_unless_terminal(),
+        pip_verbosity(),
         "--only-binary=:all:",
         "--implementation",
         "cp",
@@ -414,14 +417,14 @@ pub fn pip_download_target(
         command.arg("-r").arg(requirement);
     }
     info!("downloading binary wheels for {}", target.name);
-    run_pip(command, &format!("pip download for {}", target.name)).map_err(|error| {
-        anyhow!(
-            "{error}\nhint: a package with no binary wheel for {} cannot be collected this way; \
-             pack with --python pointing at a real CPython {} instead",
-            target.name,
-            target.python_version
-        )
-    })
+    run_pip(
+        command,
+        &format!("pip download for {}", target.name),
+        PipRun::Target {
+            name: &target.name,
+            version: &target.python_version,
+        },
+    )
 }
 
 /// A target names a minor version; it stands for that version's newest patch release, so a
@@ -464,7 +467,7 @@ pub fn pip_download_bootstrap(
                 "download",
                 "--disable-pip-version-check",
                 "--no-input",
-                quiet_unless_terminal(),
+                pip_verbosity(),
                 "--only-binary=:all:",
                 "--no-deps",
                 "--implementation",
@@ -479,6 +482,7 @@ pub fn pip_download_bootstrap(
         run_pip(
             command,
             &format!("pip download of pip and setuptools for Python {version}"),
+            PipRun::Bootstrap { version },
         )?;
         wheels.extend(wheels_in(&out)?);
     }
@@ -487,32 +491,88 @@ pub fn pip_download_bootstrap(
     Ok(wheels)
 }
 
-/// On a terminal pip shows its own progress while it collects; in logs it stays quiet.
-fn quiet_unless_terminal() -> &'static str {
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        "--progress-bar=on"
+/// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).
+fn pip_verbosity() -> &'static str {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        "-v"
+    } else if tracing::enabled!(tracing::Level::DEBUG) {
+        "--progress-bar=off"
     } else {
         "-q"
     }
 }
 
-fn run_pip(mut command: Command, what: &str) -> Result<()> {
-    // pip's own messages go to our stderr, where the operator sees why it failed.
+/// What is kept of pip's stderr to classify a failure: its last 1 MiB.
+const STDERR_KEPT: usize = 1024 * 1024;
+
+/// Runs pip. With `-v` its command line is logged and its whole output goes to stderr as it
+/// comes; without, its output is held back and a failure is reported as one line saying what
+/// went wrong (pip's telling line) and one with the fix for that failure (`pipfail`).
+fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Result<()> {
+    use std::io::Write;
+    let verbose = tracing::enabled!(tracing::Level::DEBUG);
+    debug!("running {command:?}");
     let mut child = command
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {what}"))?;
     crate::interrupt::child_started(child.id());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let forwarder = std::thread::spawn(move || {
+        let Some(mut stdout) = stdout else { return };
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+        }
+    });
+    let mut kept: Vec<u8> = Vec::new();
+    if let Some(mut stderr) = stderr {
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stderr.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+            kept.extend_from_slice(&buffer[..read]);
+            if kept.len() > 2 * STDERR_KEPT {
+                kept.drain(..kept.len() - STDERR_KEPT);
+            }
+        }
+    }
+    let _ = forwarder.join();
     let status = child.wait();
     crate::interrupt::child_done(child.id());
     let status = status.with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); pip's message is above");
+    if status.success() {
+        return Ok(());
     }
-    Ok(())
+    let text = String::from_utf8_lossy(&kept);
+    let failure = pipfail::classify(&text);
+    let told = failure
+        .telling_line(&text)
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default();
+    let more = if verbose {
+        "pip's output is above"
+    } else {
+        "-v shows pip's output"
+    };
+    bail!(
+        "{what} failed ({status}), {}{told}\nhint: {} ({more})",
+        failure.summary(),
+        failure.hint(&run)
+    )
 }
 
 /// The set's target as recorded in the manifest, from a real interpreter.
@@ -542,31 +602,52 @@ pub struct ParsedTarget {
     pub target: Target,
 }
 
+/// What `--target` accepts, for its usage errors.
+pub const TARGETS_ACCEPTED: &str = "a CPython 3.6 to 3.13 (cp36 … cp313, or 3.6 … 3.13 for \
+     manylinux2014_x86_64) on x86_64 Linux with glibc: cpXY-manylinux2014_x86_64, \
+     cpXY-manylinux2010_x86_64, cpXY-manylinux1_x86_64 or cpXY-manylinux_2_N_x86_64, e.g. \
+     cp36-manylinux2014_x86_64, cp311-manylinux_2_17_x86_64 or 3.12";
+
+/// Parses a `--target`. Only what an artifact of this stub can install is accepted: CPython
+/// 3.6 to 3.13 (the interpreters the stub supports) on x86_64 Linux with glibc (the stub's
+/// platform). Whether its glibc is within `--max-glibc` is the caller's to check.
 pub fn parse_target(text: &str) -> Result<ParsedTarget> {
-    let invalid = || {
-        anyhow!(
-            "invalid --target {text:?}: expected e.g. cp36-manylinux2014_x86_64, \
-             cp311-manylinux_2_17_x86_64 or 3.12"
-        )
-    };
+    let refuse = |why: &str| anyhow!("--target {text:?}: {why}; accepted: {TARGETS_ACCEPTED}");
     let (python, platform) = match text.split_once('-') {
         Some((python, platform)) => (python.to_string(), platform.to_string()),
         None => {
-            let (major, minor) = text.split_once('.').ok_or_else(invalid)?;
+            let (major, minor) = text.split_once('.').ok_or_else(|| refuse("not a target"))?;
             (
                 format!("cp{major}{minor}"),
                 "manylinux2014_x86_64".to_string(),
             )
         }
     };
-    let digits = python.strip_prefix("cp").ok_or_else(invalid)?;
-    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
+    let digits = python
+        .strip_prefix("cp")
+        .filter(|digits| digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            refuse(&format!(
+                "{python:?} is not a CPython version such as cp311"
+            ))
+        })?;
     let (major, minor) = digits.split_at(1);
-    let minor: u32 = minor.parse().map_err(|_| invalid())?;
-    if major != "3" || minor < 6 {
-        bail!("--target {text:?}: pysfx supports CPython 3.6 and newer");
+    let minor: u32 = minor
+        .parse()
+        .map_err(|_| refuse(&format!("{python:?} is not a CPython version")))?;
+    if major != "3" || !(6..=13).contains(&minor) {
+        return Err(refuse(&format!(
+            "CPython {major}.{minor} is not one the stub installs with (3.6 to 3.13)"
+        )));
+    }
+    match crate::floor::tag_need(&platform) {
+        crate::floor::TagNeed::Glibc(_) => {}
+        _ => {
+            return Err(refuse(&format!(
+                "{platform:?} is not a platform the stub runs on (x86_64 Linux with glibc, a \
+                 manylinux tag)"
+            )))
+        }
     }
     let python_version = format!("3.{minor}");
     let abi = if minor < 8 {
@@ -845,14 +926,32 @@ mod tests {
         let t = parse_target("3.12").expect("parse");
         assert_eq!(t.name, "cp312-manylinux2014_x86_64");
         assert_eq!(t.abis[0], "cp312");
+        let t = parse_target("3.13").expect("parse");
+        assert_eq!(t.python_version, "3.13");
         for bad in [
             "py3-any",
             "cp2-x",
             "cp27-manylinux1_x86_64",
+            "cp35-manylinux2014_x86_64",
+            "cp35",
             "3",
+            "3.5",
+            "3.14",
+            "cp314-manylinux2014_x86_64",
             "cpxy-linux",
+            "cp311-macosx_11_0_arm64",
+            "cp311-manylinux2014_aarch64",
+            "cp311-manylinux_2_17_aarch64",
+            "cp311-linux_x86_64",
+            "cp311-musllinux_1_2_x86_64",
+            "cp311-win_amd64",
+            "cp313t-manylinux2014_x86_64",
         ] {
-            assert!(parse_target(bad).is_err(), "{bad}");
+            let error = parse_target(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains(bad) && error.contains("accepted: ") && error.contains("cp313"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -3,14 +3,43 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use pysfx_format::Payload;
+use pysfx_format::{FormatError, Manifest, Payload};
 use pysfx_plan::PlanError;
 use pysfx_venv::Interpreter;
+use pysfx_wheel::WheelFilename;
 
+use crate::elf::GlibcVersion;
+use crate::floor;
 use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
 const CORRUPT: u8 = 3;
+/// Exit code for an artifact that cannot be opened or read (missing, no permission): this
+/// machine cannot give it, as the stub's 4 for what the machine cannot take.
+const UNREADABLE: u8 = 4;
+
+/// Opens the artifact: a file that cannot be read is exit 4, anything else wrong with it 3.
+fn open(path: &std::path::Path) -> Result<Payload, (u8, anyhow::Error)> {
+    Payload::open(path).map_err(|error| {
+        let code = match error {
+            FormatError::Io { .. } => UNREADABLE,
+            _ => CORRUPT,
+        };
+        (code, error.into())
+    })
+}
+
+/// Checks the payload digest while reading the whole file once for its own digest: a corrupt
+/// artifact is exit 3, whatever its manifest says. Returns the file's SHA-256.
+fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
+    payload.verify_and_digest_file().map_err(|error| {
+        let code = match error {
+            FormatError::Io { .. } => UNREADABLE,
+            _ => CORRUPT,
+        };
+        (code, error.into())
+    })
+}
 
 type Outcome = Result<(), (u8, anyhow::Error)>;
 
@@ -26,7 +55,8 @@ fn print(text: &str) -> Outcome {
 }
 
 pub fn inspect(args: &InspectArgs) -> Outcome {
-    let payload = Payload::open(&args.artifact).map_err(|error| (CORRUPT, error.into()))?;
+    let mut payload = open(&args.artifact)?;
+    let file_sha256 = file_digest(&mut payload)?;
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
     // A dry run of the stub's choice for an interpreter.
@@ -44,13 +74,24 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
         None => None,
     };
+    let glibc = glibc_needed(manifest);
     if args.json {
         let mut object = serde_json::json!({
             "artifact": args.artifact,
-            "sha256": payload.digest(),
+            "payload_sha256": payload.digest(),
+            "file_sha256": file_sha256,
+            "app_version": manifest.app.version,
             "size": payload.located().file_len,
             "stub_bytes": stub_bytes,
             "manifest": manifest,
+            "glibc_needed": {
+                "sets": glibc
+                    .sets
+                    .iter()
+                    .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
+                    .collect::<Vec<_>>(),
+                "bootstrap": glibc.bootstrap,
+            },
         });
         if let Some((interpreter, plan)) = &plan {
             object["python"] = serde_json::json!(interpreter.executable);
@@ -69,7 +110,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         .map(|w| (w.path.as_str(), w))
         .collect();
     let mut out = format!(
-        "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nsha256:    {}\npysfx:     {}\n",
+        "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nfile sha256:    {file_sha256} \
+         (the whole file, as sha256sum prints it)\npayload sha256: {} (the payload digest, \
+         checked)\npysfx:     {}\n",
         args.artifact.display(),
         payload.located().file_len,
         stub_bytes,
@@ -84,8 +127,14 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         out.push_str(&format!("stub glibc: {glibc}\n"));
     }
     out.push_str(&format!(
-        "app:       {}/ ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
+        "app:       {}/{} ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
         manifest.app.name,
+        manifest
+            .app
+            .version
+            .as_deref()
+            .map(|version| format!(" version {version}"))
+            .unwrap_or_default(),
         manifest.app.files,
         manifest.app.bytes,
         if manifest.static_dirs.is_empty() {
@@ -115,10 +164,11 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             })
             .unwrap_or_else(|| " (any target)".to_string());
         out.push_str(&format!(
-            "set {}{}: {} wheels\n",
+            "set {}{}: {} wheels, {}\n",
             set.name,
             target,
-            set.wheels.len()
+            set.wheels.len(),
+            describe_need(&need_of(manifest, &set.wheels))
         ));
         for path in &set.wheels {
             if let Some(wheel) = by_path.get(path.as_str()) {
@@ -132,7 +182,11 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
     }
     if !manifest.bootstrap.is_empty() {
-        out.push_str(&format!("bootstrap: {} wheels\n", manifest.bootstrap.len()));
+        out.push_str(&format!(
+            "bootstrap: {} wheels, {}\n",
+            manifest.bootstrap.len(),
+            describe_need(&need_of(manifest, &manifest.bootstrap))
+        ));
         for path in &manifest.bootstrap {
             if let Some(wheel) = by_path.get(path.as_str()) {
                 out.push_str(&format!("  {}\n", wheel.filename));
@@ -146,10 +200,51 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     print(&pysfx_format::escape_lines(&out))
 }
 
+/// The highest glibc each set's wheels need, by set name, and the bootstrap wheels'.
+struct GlibcNeeded {
+    sets: Vec<(String, serde_json::Value)>,
+    bootstrap: serde_json::Value,
+}
+
+fn glibc_needed(manifest: &Manifest) -> GlibcNeeded {
+    let json = |need: Option<GlibcVersion>| match need {
+        Some(version) => serde_json::json!(version.to_string()),
+        None => serde_json::Value::Null,
+    };
+    GlibcNeeded {
+        sets: manifest
+            .sets
+            .iter()
+            .map(|set| (set.name.clone(), json(need_of(manifest, &set.wheels))))
+            .collect(),
+        bootstrap: json(need_of(manifest, &manifest.bootstrap)),
+    }
+}
+
+/// The highest glibc the wheels at `paths` need, by their filenames' platform tags.
+fn need_of(manifest: &Manifest, paths: &[String]) -> Option<GlibcVersion> {
+    let filenames: Vec<WheelFilename> = paths
+        .iter()
+        .filter_map(|path| manifest.wheel(path))
+        .filter_map(|wheel| wheel.filename.parse().ok())
+        .collect();
+    floor::highest_need(&filenames)
+}
+
+fn describe_need(need: &Option<GlibcVersion>) -> String {
+    match need {
+        Some(version) => format!("needs glibc {version}"),
+        None => "needs no particular glibc".to_string(),
+    }
+}
+
 pub fn verify(args: &VerifyArgs) -> Outcome {
-    let corrupt = |error: anyhow::Error| (CORRUPT, error);
-    let mut payload = Payload::open(&args.artifact).map_err(|error| corrupt(error.into()))?;
-    pysfx_plan::verify_contents(&mut payload).map_err(|message| corrupt(anyhow!(message)))?;
+    let mut payload = open(&args.artifact)?;
+    let file_sha256 = file_digest(&mut payload)?;
+    pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
     let path = args.artifact.display().to_string();
-    print(&format!("OK {path} sha256={}\n", payload.digest()))
+    print(&format!(
+        "OK {path} payload_sha256={} file_sha256={file_sha256}\n",
+        payload.digest()
+    ))
 }

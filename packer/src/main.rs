@@ -1,18 +1,21 @@
 //! `pysfx`: packs a Python web application and its wheels into one self-extracting executable
 //! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
 
+mod appfiles;
 mod bytecode;
 mod collect;
 mod elf;
+mod floor;
 mod inspect;
 mod interrupt;
 mod pack;
+mod pipfail;
 mod requirements;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,8 +44,20 @@ enum Command {
     Verify(VerifyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff) of pysfx
-    Man,
+    /// Print a man page (roff): pysfx(1), or a subcommand's (`pysfx man pack` prints
+    /// pysfx-pack(1)); --all DIR writes every page into DIR
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page: pack, inspect, verify, completions or man (also spelled pysfx-pack, …)
+    /// [default: pysfx(1) itself]
+    #[arg(value_name = "PAGE", conflicts_with = "all")]
+    pub page: Option<String>,
+    /// Write every page, pysfx.1 and pysfx-SUBCOMMAND.1, into DIR (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
 }
 
 /// Arguments of `pysfx pack` (SPEC.md, "Packer").
@@ -54,6 +69,15 @@ pub struct PackArgs {
     /// Name of the app directory in the release [default: the folder's name]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
+    /// The app's version, recorded in the manifest and the receipt [default: `git describe
+    /// --always --dirty` when --app is in a git work tree, else none]
+    #[arg(long, value_name = "TEXT")]
+    pub app_version: Option<String>,
+    /// Leave out the files and directories this gitignore-style glob matches, relative to
+    /// --app and to each --static directory (repeatable); .git, .hg, .svn, __pycache__ and
+    /// *.pyc are always left out
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Prebuilt .whl files, taken as they are: without -r, one wheel set for every target; with
     /// -r, offered to pip as --find-links and added to every set they fit (repeatable)
     #[arg(long, value_name = "DIR")]
@@ -125,9 +149,77 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// Colour only where it is wanted: not with `NO_COLOR` set to anything (no-color.org) nor on a
+/// `TERM=dumb` terminal; the stub follows the same rule.
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+}
+
+/// `pysfx man`: one page on stdout, or every page into a directory.
+fn man(args: &ManArgs) -> Result<(), (u8, anyhow::Error)> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    if let Some(directory) = &args.all {
+        return std::fs::create_dir_all(directory)
+            .and_then(|()| clap_mangen::generate_to(command, directory))
+            .map_err(|error| {
+                (
+                    1,
+                    anyhow::anyhow!(
+                        "cannot write the man pages into {}: {error}",
+                        directory.display()
+                    ),
+                )
+            });
+    }
+    let page = match &args.page {
+        None => command,
+        Some(page) => {
+            let name = page.strip_prefix("pysfx-").unwrap_or(page);
+            let name = name.strip_suffix(".1").unwrap_or(name);
+            let found = command
+                .get_subcommands()
+                .find(|sub| sub.get_name() == name)
+                .cloned();
+            match found {
+                Some(sub) => sub,
+                None => {
+                    let pages: Vec<String> = command
+                        .get_subcommands()
+                        .map(|sub| sub.get_name().to_string())
+                        .collect();
+                    return Err((
+                        2,
+                        anyhow::anyhow!(
+                            "no man page {page:?}; there are pysfx and {}",
+                            pages.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err((1, anyhow::anyhow!("cannot write the man page: {error}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     interrupt::install();
-    let cli = match Cli::try_parse() {
+    let colour = if colour_allowed() {
+        clap::ColorChoice::Auto
+    } else {
+        clap::ColorChoice::Never
+    };
+    let cli = match Cli::command()
+        .color(colour)
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() { 2 } else { 0 };
@@ -146,7 +238,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && colour_allowed())
         .init();
     let result = match cli.command {
         Command::Pack(args) => pack::run(&args).map_err(|error| {
@@ -164,14 +256,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "pysfx", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err((1, anyhow::anyhow!("cannot write the man page: {error}")))
-                }
-                _ => Ok(()),
-            }
-        }
+        Command::Man(args) => man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -10,31 +10,32 @@ use pysfx_format::{
     AppInfo, EntryOptions, Manifest, PayloadWriter, Target, WheelEntry, WheelSet, FORMAT_VERSION,
 };
 use pysfx_venv::Interpreter;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::appfiles::{self, Excludes, TreeFile, TreeKind};
 use crate::bytecode;
 use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
+use crate::floor;
 use crate::requirements::Requirements;
 use crate::{PackArgs, UsageError};
 
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
 const DEFAULT_EPOCH: u64 = 315_532_800;
 
-/// One file of the app or a static directory.
-struct TreeFile {
-    source: PathBuf,
-    name: String,
-    executable: bool,
-    size: u64,
-}
-
 pub fn run(args: &PackArgs) -> Result<()> {
     let stub_path = stub_path(args)?;
     check_output_is_not_an_input(args, &stub_path)?;
-    let targets = check_collection_options(args)?;
+    let max_glibc = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
+        UsageError(format!(
+            "--max-glibc {:?}: expected a version such as 2.17",
+            args.max_glibc
+        ))
+    })?;
+    let targets = check_collection_options(args, &max_glibc)?;
     let app_name = app_name(args)?;
-    let (stub, stub_glibc) = read_stub(&stub_path, &args.max_glibc)?;
+    let app_version = app_version(args)?;
+    let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -45,13 +46,34 @@ pub fn run(args: &PackArgs) -> Result<()> {
         })
         .transpose()?;
 
-    let app_files = walk(&args.app, &format!("{app_name}/"))?;
+    let excludes = Excludes::new(&args.exclude)?;
+    let app_files = appfiles::walk(&args.app, &format!("{app_name}/"), "--app", &excludes)?;
     let mut static_files = Vec::new();
     let mut static_dirs = Vec::new();
     for (index, directory) in args.static_dirs.iter().enumerate() {
         let prefix = format!("static.in/{index}/");
-        static_files.extend(walk(directory, &prefix)?);
+        static_files.extend(appfiles::walk(directory, &prefix, "--static", &excludes)?);
         static_dirs.push(format!("static.in/{index}"));
+    }
+    for pattern in excludes.unused() {
+        warn!("--exclude {pattern:?} matched nothing");
+    }
+    let secrets: Vec<&str> = appfiles::secret_looking(&app_files)
+        .into_iter()
+        .chain(appfiles::secret_looking(&static_files))
+        .collect();
+    if !secrets.is_empty() {
+        warn!(
+            "packing {} that {} like local secrets: {} (leave them out with --exclude GLOB if \
+             they are)",
+            if secrets.len() == 1 {
+                "a file"
+            } else {
+                "files"
+            },
+            if secrets.len() == 1 { "looks" } else { "look" },
+            secrets.join(", ")
+        );
     }
 
     let work = tempfile::Builder::new()
@@ -79,6 +101,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
             wheels.insert(payload_path(file)?);
         }
         let wheels: Vec<String> = wheels.into_iter().collect();
+        for wheel in &wheels {
+            debug!("set {}: {wheel}", set.name);
+        }
         for interpreter in &set.compile_with {
             compile_plans.push((interpreter, wheels.clone()));
         }
@@ -90,8 +115,11 @@ pub fn run(args: &PackArgs) -> Result<()> {
     }
     let mut bootstrap = BTreeSet::new();
     for file in &bootstrap_files {
-        bootstrap.insert(payload_path(file)?);
+        let path = payload_path(file)?;
+        debug!("bootstrap: {path}");
+        bootstrap.insert(path);
     }
+    check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     for (interpreter, wheels) in &mut compile_plans {
@@ -130,14 +158,15 @@ pub fn run(args: &PackArgs) -> Result<()> {
             requires_dist: info.requires_dist.clone(),
         })
         .collect();
-    let app_bytes: u64 = app_files.iter().map(|file| file.size).sum();
-    let static_bytes: u64 = static_files.iter().map(|file| file.size).sum();
+    let app_bytes: u64 = app_files.iter().map(TreeFile::size).sum();
+    let static_bytes: u64 = static_files.iter().map(TreeFile::size).sum();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
         created: source_date_epoch,
         app: AppInfo {
             name: app_name.clone(),
+            version: app_version,
             files: app_files.len() as u64,
             bytes: app_bytes,
         },
@@ -211,20 +240,75 @@ fn app_name(args: &PackArgs) -> Result<String> {
     Ok(name)
 }
 
+/// `--app-version`, else what `git describe --always --dirty` says in the app directory when it
+/// lies in a git work tree (SPEC: "Identity"), else none.
+fn app_version(args: &PackArgs) -> Result<Option<String>> {
+    if let Some(version) = &args.app_version {
+        pysfx_format::check_app_version(version)
+            .map_err(|reason| UsageError(format!("--app-version: {reason}")))?;
+        return Ok(Some(version.clone()));
+    }
+    let git = |arguments: &[&str]| -> Option<String> {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&args.app)
+            .args(arguments)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        output.status.success().then(|| text.trim().to_string())
+    };
+    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
+        debug!("--app is not in a git work tree; no app version");
+        return Ok(None);
+    }
+    let Some(version) = git(&["describe", "--always", "--dirty"]) else {
+        warn!(
+            "--app is in a git work tree, but git describe gave no version (no commit yet?); \
+             give --app-version"
+        );
+        return Ok(None);
+    };
+    if let Err(reason) = pysfx_format::check_app_version(&version) {
+        warn!("git describe: {reason}; no app version recorded");
+        return Ok(None);
+    }
+    info!("app version {version} (git describe; --app-version sets another)");
+    Ok(Some(version))
+}
+
 /// The options that say how wheels are collected, checked before any work (exit 2); returns
-/// the parsed `--target`s.
-fn check_collection_options(args: &PackArgs) -> Result<Vec<ParsedTarget>> {
+/// the parsed `--target`s. A target whose platform needs a newer glibc than `--max-glibc`
+/// would only collect wheels the floor refuses.
+fn check_collection_options(
+    args: &PackArgs,
+    max_glibc: &GlibcVersion,
+) -> Result<Vec<ParsedTarget>> {
     if args.requirements.is_empty() && !args.target.is_empty() {
         return Err(
             UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
         );
     }
-    args.target
-        .iter()
-        .map(|text| {
-            collect::parse_target(text).map_err(|error| UsageError(error.to_string()).into())
-        })
-        .collect()
+    let mut targets = Vec::new();
+    for text in &args.target {
+        let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
+        let platform = target.target.platform.as_deref().unwrap_or_default();
+        if let floor::TagNeed::Glibc(needed) = floor::tag_need(platform) {
+            if needed > *max_glibc {
+                return Err(UsageError(format!(
+                    "--target {text}: {platform} needs glibc {needed}, newer than --max-glibc \
+                     {max_glibc}; use cp{}-manylinux2014_x86_64, or pass --max-glibc {needed} \
+                     on purpose if no older system will run this artifact",
+                    target.python_version.replace('.', "")
+                ))
+                .into());
+            }
+        }
+        targets.push(target);
+    }
+    Ok(targets)
 }
 
 /// `--stub`, else the `pysfx-stub` next to the packer.
@@ -346,7 +430,7 @@ fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
 
 /// The stub's bytes and the highest glibc it needs; refuses one that needs more than
 /// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
-fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> {
+fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, Option<String>)> {
     let stub =
         std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
     if !stub.starts_with(b"\x7fELF") {
@@ -359,15 +443,10 @@ fn read_stub(path: &Path, max_glibc: &str) -> Result<(Vec<u8>, Option<String>)> 
             path.display()
         );
     }
-    let limit = GlibcVersion::parse(max_glibc).ok_or_else(|| {
-        UsageError(format!(
-            "--max-glibc {max_glibc:?}: expected a version such as 2.17"
-        ))
-    })?;
     let needed =
         elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
     if let Some(needed) = &needed {
-        if *needed > limit {
+        if needed > limit {
             bail!(
                 "the stub {} needs glibc {needed}, newer than --max-glibc {limit}: it would not \
                  start on older systems such as CentOS 7. Build the release stub with \
@@ -408,6 +487,7 @@ fn collect_sets(
         }
     }
     let mut host_python: Option<String> = None;
+    let mut hashed = false;
     let sets = if args.requirements.is_empty() {
         // One set for every target: the --wheels, or nothing at all (an app without
         // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
@@ -426,7 +506,10 @@ fn collect_sets(
             compile_with,
         }]
     } else {
-        requirement_sets(args, targets, &prebuilt, &mut host_python, work)?
+        let (sets, checks_hashes) =
+            requirement_sets(args, targets, &prebuilt, &mut host_python, work)?;
+        hashed = checks_hashes;
+        sets
     };
 
     let mut bootstrap = Vec::new();
@@ -443,6 +526,16 @@ fn collect_sets(
                     .filter_map(|set| set.target.as_ref().map(|t| t.python_version.clone()))
                     .collect()
             };
+            if hashed {
+                // pip's hashes cannot be known for wheels pysfx picks itself (SPEC, "Supply
+                // chain"): say so rather than let a hash-checked pack look fully checked.
+                warn!(
+                    "the requirements are hash-checked (--hash), but the bootstrap wheels (pip, \
+                     setuptools) are downloaded without hashes and are NOT hash-checked; \
+                     --no-bootstrap leaves them out, --bootstrap-wheels DIR takes them from a \
+                     directory you have checked"
+                );
+            }
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
@@ -460,14 +553,14 @@ fn collect_sets(
 /// `--target` (pip download, after the lines it cannot take are built into wheels). Each
 /// `--wheels` wheel joins every set it fits that lacks its distribution, and every
 /// requirement line must be in every set. Sets `host_python` to the interpreter that ran pip
-/// for targets.
+/// for targets. Also returns whether the requirements are hash-checked (`--hash`).
 fn requirement_sets(
     args: &PackArgs,
     targets: &[ParsedTarget],
     prebuilt: &[(PathBuf, WheelInfo)],
     host_python: &mut Option<String>,
     work: &Path,
-) -> Result<Vec<CollectedSet>> {
+) -> Result<(Vec<CollectedSet>, bool)> {
     let requirements = Requirements::read(&args.requirements)?;
     for file in &requirements.files {
         check_output_is_not(&args.output, &file.path, "-r")?;
@@ -576,7 +669,7 @@ fn requirement_sets(
             );
         }
     }
-    Ok(sets)
+    Ok((sets, requirements.checks_hashes()))
 }
 
 /// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
@@ -658,6 +751,103 @@ fn check_sets_complete(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// The platform floor (SPEC: "The platform floor holds"): every wheel that ships — in any set,
+/// from `--wheels` or collected, and the bootstrap wheels — must install on x86_64 Linux with
+/// glibc `--max-glibc`, by at least one of its platform tags. Names each wheel that does not,
+/// where it is, and the fix.
+fn check_platform_floor(
+    sets: &[WheelSet],
+    bootstrap: &BTreeSet<String>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    max_glibc: &GlibcVersion,
+) -> Result<()> {
+    let mut lines = Vec::new();
+    let mut newest: Option<GlibcVersion> = None;
+    let mut versions = BTreeSet::new();
+    let mut bare = false;
+    let mut prebuilt = false;
+    for (path, (info, _)) in infos {
+        let why = match floor::wheel_need(&info.filename, max_glibc) {
+            floor::WheelNeed::Fits(_) => continue,
+            floor::WheelNeed::NewerGlibc(needed) => {
+                let why = format!("needs glibc {needed}");
+                if newest.as_ref().is_none_or(|newest| needed > *newest) {
+                    newest = Some(needed);
+                }
+                why
+            }
+            floor::WheelNeed::Unfit(why) => {
+                bare |= info
+                    .filename
+                    .platform
+                    .iter()
+                    .any(|p| p.starts_with("linux_"));
+                why.to_string()
+            }
+        };
+        let mut places: Vec<String> = Vec::new();
+        for set in sets.iter().filter(|set| set.wheels.contains(path)) {
+            places.push(format!("set {}", set.name));
+            match &set.target {
+                Some(target) => {
+                    versions.insert(target.python_version.replace('.', ""));
+                }
+                None => prebuilt = true,
+            }
+        }
+        if bootstrap.contains(path) {
+            places.push("bootstrap".into());
+            prebuilt = true;
+        }
+        lines.push(format!(
+            "  {} ({}): {why}",
+            info.filename,
+            places.join(", ")
+        ));
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut fixes = Vec::new();
+    if !versions.is_empty() {
+        let targets: Vec<String> = versions
+            .iter()
+            .map(|version| format!("--target cp{version}-manylinux2014_x86_64"))
+            .collect();
+        fixes.push(format!(
+            "collect the requirements with {} instead of --python (pip then takes wheels that \
+             run on glibc {max_glibc})",
+            targets.join(" ")
+        ));
+    }
+    if prebuilt {
+        fixes.push(format!(
+            "put a manylinux wheel for glibc {max_glibc} or older in the wheel directory instead \
+             (pip download --only-binary=:all: --platform manylinux2014_x86_64 --python-version \
+             X.Y NAME)"
+        ));
+    }
+    if bare {
+        fixes.push(
+            "build a local project in a manylinux2014 container, or repair its wheel with \
+             `auditwheel repair --plat manylinux2014_x86_64`"
+                .to_string(),
+        );
+    }
+    if let Some(newest) = newest {
+        fixes.push(format!(
+            "or pass --max-glibc {newest} on purpose, if no older system will run this artifact"
+        ));
+    }
+    bail!(
+        "{} {} not install on the platform floor (x86_64 Linux, glibc {max_glibc}, --max-glibc):\n{}\nhint: {}",
+        lines.len(),
+        if lines.len() == 1 { "wheel does" } else { "wheels do" },
+        lines.join("\n"),
+        fixes.join("; ")
+    )
+}
+
 /// A resolved set has one version of each distribution; two would be ambiguous.
 fn check_one_version_per_set(
     sets: &[WheelSet],
@@ -682,58 +872,6 @@ fn check_one_version_per_set(
         }
     }
     Ok(())
-}
-
-/// Every regular file under `root`, sorted, as `prefix` + relative `/`-path; `__pycache__`
-/// directories are left out (byte-code is made for the target at install).
-fn walk(root: &Path, prefix: &str) -> Result<Vec<TreeFile>> {
-    let metadata =
-        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
-    if !metadata.is_dir() {
-        bail!("{} is not a directory", root.display());
-    }
-    let mut files = Vec::new();
-    let mut pending = vec![(root.to_path_buf(), String::new())];
-    while let Some((directory, relative)) = pending.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&directory)
-            .with_context(|| format!("cannot read {}", directory.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read {}", directory.display()))?;
-        entries.sort_by_key(|entry| entry.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let name = entry.file_name().into_string().map_err(|name| {
-                anyhow!("{}: the name {name:?} is not UTF-8", directory.display())
-            })?;
-            let child = format!("{relative}{name}");
-            let link = entry.file_type()?.is_symlink();
-            let metadata = std::fs::metadata(&path)
-                .with_context(|| format!("cannot read {} (a dangling link?)", path.display()))?;
-            if metadata.is_dir() {
-                if link {
-                    bail!(
-                        "{} is a link to a directory; pysfx stores files, copy it in instead",
-                        path.display()
-                    );
-                }
-                if name != "__pycache__" {
-                    pending.push((path, format!("{child}/")));
-                }
-            } else if metadata.is_file() {
-                let full = format!("{prefix}{child}");
-                pysfx_wheel::validate_member_name(&full)
-                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))?;
-                files.push(TreeFile {
-                    source: path,
-                    name: full,
-                    executable: metadata.permissions().mode() & 0o111 != 0,
-                    size: metadata.len(),
-                });
-            }
-        }
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
 }
 
 /// Everything that goes into the payload after the manifest.
@@ -777,15 +915,27 @@ fn write_artifact(
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;
         for file in app_files.iter().chain(static_files.iter()) {
-            let mut source = File::open(&file.source)
+            let (executable, size) = match &file.kind {
+                TreeKind::File { executable, size } => (*executable, *size),
+                TreeKind::Link { target } => {
+                    writer.add_symlink(&file.name, target)?;
+                    continue;
+                }
+            };
+            // Opened without following a link: a file swapped for one since the walk is not
+            // read through.
+            let mut source = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&file.source)
                 .with_context(|| format!("cannot read {}", file.source.display()))?;
             writer.add(
                 &file.name,
                 &mut source,
                 EntryOptions {
                     compress: true,
-                    executable: file.executable,
-                    size: file.size,
+                    executable,
+                    size,
                 },
             )?;
         }
@@ -868,7 +1018,8 @@ fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<(
 
 /// A bar on stderr when it is a terminal; hidden otherwise.
 fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    if total == 0 || dumb || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);

@@ -176,6 +176,20 @@ impl Requirements {
         remote
     }
 
+    /// Whether pip checks hashes: a `--hash` on any requirement line, or `--require-hashes`
+    /// (pip's hash-checking mode).
+    pub fn checks_hashes(&self) -> bool {
+        self.files.iter().flat_map(|file| &file.lines).any(|line| {
+            let options = match &line.entry {
+                Entry::Requirement { options, .. } | Entry::Options(options) => options,
+                Entry::Nested { .. } => return false,
+            };
+            options
+                .iter()
+                .any(|option| matches!(option.name, "--hash" | "--require-hashes"))
+        })
+    }
+
     /// The option lines of every file (index URLs, find-links, `--no-index`…), as pip should
     /// read them from a file in `directory` of copies: pip applies them wherever they stand.
     pub fn option_lines(&self) -> Vec<String> {
@@ -1041,6 +1055,21 @@ mod tests {
         std::fs::write(root.join("loop.txt"), "-r loop.txt\n").expect("write");
         let error = Requirements::read(&[root.join("loop.txt")]).expect_err("a cycle");
         assert!(error.to_string().contains("nested"), "{error:#}");
+    }
+
+    #[test]
+    fn hash_checking_mode_is_seen_in_nested_files_and_option_lines() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let root = directory.path();
+        let read = |text: &str| {
+            std::fs::write(root.join("reqs.txt"), text).expect("write");
+            Requirements::read(&[root.join("reqs.txt")]).expect("read")
+        };
+        std::fs::write(root.join("hashed.txt"), "six==1.16 --hash=sha256:abc\n").expect("write");
+        assert!(read("-r hashed.txt\n").checks_hashes());
+        assert!(read("--require-hashes\nsix==1.16\n").checks_hashes());
+        assert!(read("six==1.16 \\\n    --hash=sha256:abc\n").checks_hashes());
+        assert!(!read("six==1.16\n# --hash=sha256:abc\n").checks_hashes());
     }
 
     #[test]

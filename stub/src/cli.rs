@@ -57,12 +57,12 @@ Options:
       --json         Print one JSON object on stdout
   -v, --verbose      More detail on stderr (-vv for more); PYSFX_LOG=LEVEL sets it too
   -q, --quiet        Errors only on stderr
-      --info         Show what this artifact holds (and, with --python, what that
-                     interpreter would get)
+      --info         Show what this artifact holds, after checking the payload digest
+                     (and, with --python, what that interpreter would get)
       --list         List the payload's entries
       --verify       Check the payload's integrity and exit
   -h, --help         Print help
-  -V, --version      Print version
+  -V, --version      Print the stub's version, and the app's name and version
 
 Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe,
 4 this machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked.
@@ -212,21 +212,43 @@ pub fn open_self() -> Result<Payload, Failure> {
     Ok(Payload::open(&path)?)
 }
 
+/// `--version`: the stub's version, and the app's name and version when the artifact's
+/// payload can be read. It never fails for the payload: a bare stub, or an artifact whose
+/// payload is damaged, still says which stub it is.
+pub fn version_text() -> String {
+    let mut text = format!("pysfx-stub {}\n", env!("CARGO_PKG_VERSION"));
+    if let Ok(payload) = open_self() {
+        let app = &payload.manifest().app;
+        let line = match &app.version {
+            Some(version) => format!("app {} {version}", app.name),
+            None => format!("app {}", app.name),
+        };
+        text.push_str(&escape_control(&line));
+        text.push('\n');
+    }
+    text
+}
+
 pub fn run(cli: Cli) -> Result<(), Failure> {
     if cli.list {
         return list();
     }
     if cli.verify {
         let mut payload = open_self()?;
+        let file_sha256 = payload.verify_and_digest_file()?;
         verify_all(&mut payload)?;
         if cli.json {
             print_stdout(&format!(
                 "{}\n",
-                serde_json::json!({"ok": true, "sha256": payload.digest()})
+                serde_json::json!({
+                    "ok": true,
+                    "payload_sha256": payload.digest(),
+                    "file_sha256": file_sha256,
+                })
             ))?;
         } else {
             print_stdout(&format!(
-                "OK {} sha256={}\n",
+                "OK {} payload_sha256={} file_sha256={file_sha256}\n",
                 payload.path().display(),
                 payload.digest()
             ))?;
@@ -272,7 +294,10 @@ fn list() -> Result<(), Failure> {
 }
 
 fn info(cli: &Cli) -> Result<(), Failure> {
-    let payload = open_self()?;
+    let mut payload = open_self()?;
+    // What --info shows is only worth reading from an intact payload (exit 3 otherwise); the
+    // same read gives the file's own digest.
+    let file_sha256 = payload.verify_and_digest_file()?;
     let manifest = payload.manifest();
     let chosen = if cli.python.is_some() || std::env::var_os("PYSFX_PYTHON").is_some() {
         let interpreter = pysfx_venv::Interpreter::query(&cli.python())?;
@@ -283,7 +308,9 @@ fn info(cli: &Cli) -> Result<(), Failure> {
     if cli.json {
         let mut object = serde_json::json!({
             "artifact": payload.path().to_string_lossy(),
-            "sha256": payload.digest(),
+            "payload_sha256": payload.digest(),
+            "file_sha256": file_sha256,
+            "app_version": manifest.app.version,
             "manifest": manifest,
         });
         if let Some((plan, interpreter)) = &chosen {
@@ -311,11 +338,17 @@ fn info(cli: &Cli) -> Result<(), Failure> {
         return print_stdout(&format!("{object:#}\n"));
     }
     let mut out = format!(
-        "artifact: {}\nsha256:   {}\npacked by pysfx {}\napp:      {} ({} files, {} bytes)\nunpacked: {} bytes\n",
+        "artifact: {}\nfile sha256:    {file_sha256}\npayload sha256: {}\npacked by pysfx {}\napp:      {}{} ({} files, {} bytes)\nunpacked: {} bytes\n",
         payload.path().display(),
         payload.digest(),
         manifest.pysfx_version,
         manifest.app.name,
+        manifest
+            .app
+            .version
+            .as_deref()
+            .map(|version| format!(" version {version}"))
+            .unwrap_or_default(),
         manifest.app.files,
         manifest.app.bytes,
         manifest.unpacked_bytes,

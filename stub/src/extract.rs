@@ -1,4 +1,5 @@
-//! Unpacking the app and static directories from the payload into the new release.
+//! Unpacking the app and static directories from the payload into the new release: files, and
+//! the symbolic links that stay inside their directory (`pysfx_plan::payload_links`).
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -28,6 +29,9 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
             format!("{artifact}: unsafe payload entry {name:?}: {reason}"),
         )
     };
+    // Links are checked (inside their directory, through the other links) before anything.
+    let links =
+        pysfx_plan::payload_links(payload).map_err(|(name, reason)| corrupt(&name, &reason))?;
     let archive = payload.archive();
     // The zip reader keeps one entry per name, so a duplicate shows only in the count.
     if archive.has_duplicate_names() {
@@ -54,10 +58,7 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         if !(name.starts_with(&app_prefix) || name.starts_with("static.in/")) {
             continue;
         }
-        if entry.is_symlink() {
-            return Err(corrupt(&name, "symbolic link"));
-        }
-        if entry.is_dir() {
+        if entry.is_symlink() || entry.is_dir() {
             continue;
         }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
@@ -80,8 +81,15 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         if copied.read_size != declared {
             return Err(corrupt(&name, "its size differs from the zip header"));
         }
+        tracing::trace!("{name} ({declared} bytes)");
         extracted.files += 1;
         extracted.bytes += declared;
+    }
+    for link in links {
+        tracing::trace!("{} -> {} (link)", link.name, link.target);
+        writer.symlink(&link.name, &link.target)?;
+        extracted.files += 1;
+        extracted.bytes += link.target.len() as u64;
     }
     Ok(extracted)
 }

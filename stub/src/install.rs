@@ -719,6 +719,7 @@ fn build_tree(
     let bytes = extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>();
     let receipt = Receipt {
         pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
+        app_version: payload.manifest().app.version.clone(),
         payload_sha256: payload.digest(),
         artifact: payload.path().display().to_string(),
         installed_at: SystemTime::now()

@@ -34,9 +34,7 @@ fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(cli)) => cli,
         Ok(Command::Help) => return exit_after_print(&cli::help(&program)),
-        Ok(Command::Version) => {
-            return exit_after_print(&format!("pysfx-stub {}\n", env!("CARGO_PKG_VERSION")))
-        }
+        Ok(Command::Version) => return exit_after_print(&cli::version_text()),
         Err(message) => {
             let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
             if std::env::args_os().any(|arg| arg == "--json") {

@@ -10,6 +10,9 @@ pub const RECEIPT_NAME: &str = "pysfx-receipt.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Receipt {
     pub pysfx_version: String,
+    /// The app's version (`manifest.app.version`), when the artifact recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
     /// Hex SHA-256 of the payload (the artifact trailer's digest).
     pub payload_sha256: String,
     pub artifact: String,

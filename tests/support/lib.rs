@@ -263,8 +263,33 @@ pub fn tiny_project(directory: &Path, name: &str, version: &str, requires: &[&st
 
 /// The wheel of a [`tiny_project`], written into `out` by its backend (no pip, no network).
 pub fn tiny_wheel(out: &Path, name: &str, version: &str, requires: &[&str]) -> PathBuf {
+    let config = serde_json::json!({"name": name, "version": version, "requires": requires});
+    build_tiny(out, &config)
+}
+
+/// A [`tiny_wheel`] tagged `tag` (`cp311-cp311-manylinux_2_28_x86_64`) in its file name and
+/// its WHEEL file; its content stays pure Python.
+pub fn tagged_wheel(out: &Path, name: &str, version: &str, tag: &str) -> PathBuf {
+    let config = serde_json::json!({"name": name, "version": version, "tag": tag});
+    build_tiny(out, &config)
+}
+
+/// A [`tiny_wheel`] that declares `Requires-Python: requires_python`.
+pub fn wheel_requiring_python(
+    out: &Path,
+    name: &str,
+    version: &str,
+    requires_python: &str,
+) -> PathBuf {
+    let config = serde_json::json!({"name": name, "version": version,
+        "requires_python": requires_python});
+    build_tiny(out, &config)
+}
+
+fn build_tiny(out: &Path, config: &serde_json::Value) -> PathBuf {
     let source = tempfile::tempdir().expect("tempdir");
-    let project = tiny_project(source.path(), name, version, requires);
+    let project = tiny_project(source.path(), "unused", "0", &[]);
+    std::fs::write(project.join("tiny.json"), config.to_string()).expect("write tiny.json");
     std::fs::create_dir_all(out).expect("create the wheel directory");
     let output = run(Command::new(host_python())
         .args([
@@ -279,6 +304,27 @@ pub fn tiny_wheel(out: &Path, name: &str, version: &str, requires: &[&str]) -> P
         String::from_utf8_lossy(&output.stderr)
     );
     out.join(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// A stub stand-in that needs no glibc at all: a bare ELF header, which the packer's glibc
+/// check reads as a static binary. For packs that are refused, or only inspected, with the
+/// default `--max-glibc` (the debug stub needs this machine's glibc); it cannot run.
+pub fn static_stub(directory: &Path) -> PathBuf {
+    let mut header = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    header.resize(16, 0);
+    header.extend_from_slice(&2u16.to_le_bytes()); // e_type: executable
+    header.extend_from_slice(&0x3eu16.to_le_bytes()); // e_machine: x86_64
+    header.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    header.extend_from_slice(&[0; 24]); // e_entry, e_phoff, e_shoff
+    header.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    header.extend_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    header.extend_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    header.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
+    header.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    header.extend_from_slice(&[0; 4]); // e_shnum, e_shstrndx
+    let path = directory.join("static-stub");
+    std::fs::write(&path, header).expect("write the stub");
+    path
 }
 
 /// Copies a directory tree (files and directories only).
@@ -356,7 +402,7 @@ pub fn pack_command(args: &[&std::ffi::OsStr], output: &Path) -> Command {
     if !args.iter().any(|arg| *arg == "--stub") {
         command.arg("--stub").arg(&stub);
     }
-    if let Some(max_glibc) = max_glibc {
+    if let Some(max_glibc) = max_glibc.filter(|_| !args.iter().any(|arg| *arg == "--max-glibc")) {
         command.args(["--max-glibc", max_glibc]);
     }
     command.arg("-o").arg(output);
@@ -546,6 +592,17 @@ pub fn raw_artifact(
     app: &[(&str, &[u8])],
     tamper: impl FnOnce(&mut pysfx_format::Manifest),
 ) -> PathBuf {
+    raw_artifact_with_links(output, wheels, app, &[], tamper)
+}
+
+/// [`raw_artifact`] with symbolic link entries `(name, target)` after the app entries.
+pub fn raw_artifact_with_links(
+    output: &Path,
+    wheels: &[PathBuf],
+    app: &[(&str, &[u8])],
+    links: &[(&str, &str)],
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
     use sha2::Digest;
     let mut entries = Vec::new();
     let mut payload_wheels = Vec::new();
@@ -619,6 +676,7 @@ pub fn raw_artifact(
         created: None,
         app: pysfx_format::AppInfo {
             name: "demoapp".into(),
+            version: None,
             files: app.len() as u64,
             bytes: 0,
         },
@@ -640,6 +698,7 @@ pub fn raw_artifact(
         .iter()
         .map(|wheel| wheel.unpacked_bytes)
         .chain(app.iter().map(|(_, bytes)| bytes.len() as u64))
+        .chain(links.iter().map(|(_, target)| target.len() as u64))
         .sum();
     tamper(&mut manifest);
     let stub = std::fs::read(test_stub().0).expect("read stub");
@@ -653,6 +712,9 @@ pub fn raw_artifact(
             size: bytes.len() as u64,
         };
         writer.add(name, &mut &bytes[..], file).expect("app entry");
+    }
+    for (name, target) in links {
+        writer.add_symlink(name, target).expect("link entry");
     }
     for (path, bytes) in &payload_wheels {
         let stored = pysfx_format::EntryOptions {

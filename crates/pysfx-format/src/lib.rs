@@ -13,8 +13,8 @@ mod trailer;
 mod writer;
 
 pub use manifest::{
-    check_app_name, AppInfo, BytecodeBundle, Manifest, Target, WheelEntry, WheelSet,
-    FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
+    check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, WheelEntry,
+    WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use reader::{Payload, Section};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};

@@ -63,6 +63,10 @@ pub struct BytecodeBundle {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppInfo {
     pub name: String,
+    /// `--app-version`, or `git describe --always --dirty` of the app's work tree; absent when
+    /// neither was there (and in artifacts packed before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub files: u64,
     pub bytes: u64,
 }
@@ -169,12 +173,28 @@ pub fn check_app_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an app version: 1 to 200 characters, none of them a control character (it is
+/// printed by `--version`, `--info` and `inspect`, and recorded in the receipt).
+pub fn check_app_version(version: &str) -> Result<(), String> {
+    if version.is_empty() || version.chars().count() > 200 || version.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "app version {:?} must be 1 to 200 characters, without control characters",
+            version.escape_debug().to_string()
+        ));
+    }
+    Ok(())
+}
+
 impl Manifest {
     /// Checks the fields that name places in the release: the app name and the static
     /// directories (`static.in/N`). Wheels and byte-code bundles are read in place by their
     /// payload paths, never written by them.
     pub fn validate(&self) -> Result<(), String> {
         check_app_name(&self.app.name)?;
+        if let Some(version) = &self.app.version {
+            check_app_version(version)?;
+        }
         for directory in &self.static_dirs {
             let valid = directory.strip_prefix("static.in/").is_some_and(|n| {
                 !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())

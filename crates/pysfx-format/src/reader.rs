@@ -86,6 +86,14 @@ impl Payload {
         self.located.verify(&self.file, &self.path)
     }
 
+    /// [`Payload::verify`], reading the whole file once to also return its SHA-256 in hex (the
+    /// file's digest, what `sha256sum` prints, as opposed to [`Payload::digest`]).
+    pub fn verify_and_digest_file(&mut self) -> Result<String, FormatError> {
+        self.located
+            .verify_and_digest_file(&self.file, &self.path)
+            .map(|digest| crate::hex(&digest))
+    }
+
     /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,
     /// covers what the payload declares: the app and static entries' sizes from the zip
     /// directory, each wheel's unpacked size (each wheel is held to its own when installed) and
@@ -139,7 +147,8 @@ impl Payload {
         &self.located
     }
 
-    /// The hex digest recorded in the trailer.
+    /// The payload digest recorded in the trailer, hex: the SHA-256 of the payload bytes (see
+    /// docs/format.md), not of the file.
     pub fn digest(&self) -> String {
         crate::hex(&self.located.trailer.sha256)
     }
@@ -194,6 +203,7 @@ fn empty_manifest() -> Manifest {
         created: None,
         app: crate::AppInfo {
             name: String::new(),
+            version: None,
             files: 0,
             bytes: 0,
         },

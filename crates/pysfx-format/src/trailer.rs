@@ -108,6 +108,45 @@ impl Located {
     }
 }
 
+impl Located {
+    /// Reads the whole file once: checks the payload digest as [`Located::verify`] does and
+    /// returns the SHA-256 of the whole file (what `sha256sum` prints), so a report can name
+    /// both digests for the price of one read.
+    pub fn verify_and_digest_file(
+        &self,
+        mut file: &File,
+        path: &Path,
+    ) -> Result<[u8; 32], FormatError> {
+        file.seek(SeekFrom::Start(0))
+            .map_err(|error| FormatError::io(path, error))?;
+        let mut whole = Sha256::new();
+        let mut payload = Sha256::new();
+        let (start, end) = (self.trailer.payload_offset, self.digest_end);
+        let mut position = 0u64;
+        let mut buffer = vec![0u8; 256 * 1024];
+        while position < self.file_len {
+            let want = (self.file_len - position).min(buffer.len() as u64) as usize;
+            file.read_exact(&mut buffer[..want])
+                .map_err(|error| FormatError::io(path, error))?;
+            let chunk = &buffer[..want];
+            whole.update(chunk);
+            let from = start.clamp(position, position + want as u64) - position;
+            let to = end.clamp(position, position + want as u64) - position;
+            payload.update(&chunk[from as usize..to as usize]);
+            position += want as u64;
+        }
+        let actual: [u8; 32] = payload.finalize().into();
+        if actual != self.trailer.sha256 {
+            return Err(FormatError::DigestMismatch {
+                path: path.to_path_buf(),
+                expected: hex(&self.trailer.sha256),
+                actual: hex(&actual),
+            });
+        }
+        Ok(whole.finalize().into())
+    }
+}
+
 /// Finds the trailer at the end of `file`. Fails with [`FormatError::NoPayload`] when the file
 /// does not end with a pysfx end-of-central-directory record (a bare stub, a truncated file).
 pub fn locate(file: &mut File, path: &Path) -> Result<Located, FormatError> {

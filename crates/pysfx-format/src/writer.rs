@@ -126,6 +126,20 @@ impl PayloadWriter {
         Ok(())
     }
 
+    /// Adds a symbolic link entry: unix mode `S_IFLNK | 0777`, its content the target, stored
+    /// (as Info-ZIP writes links, so `unzip` recreates them).
+    pub fn add_symlink(&mut self, name: &str, target: &str) -> Result<(), FormatError> {
+        let options = SimpleFileOptions::default()
+            .last_modified_time(self.time)
+            .unix_permissions(0o777);
+        self.zip
+            .add_symlink(name, target, options)
+            .map_err(|source| FormatError::Zip {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Writes the central directory and the trailer, whose digest covers everything written
     /// after the stub. Returns the trailer.
     pub fn finish(mut self) -> Result<Trailer, FormatError> {
@@ -262,6 +276,37 @@ mod tests {
         let mut text = String::new();
         entry.read_to_string(&mut text).expect("read");
         assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn the_file_digest_and_the_payload_digest_are_two_things() {
+        use sha2::{Digest, Sha256};
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("a.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        writer.add_symlink("app/link", "target").expect("link");
+        writer.finish().expect("finish");
+        let bytes = std::fs::read(&path).expect("read");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        let file = payload.verify_and_digest_file().expect("verify");
+        assert_eq!(file, crate::hex(&Sha256::digest(&bytes)));
+        assert_ne!(file, payload.digest());
+        // One payload byte flipped: the payload digest no longer holds.
+        let mut damaged = bytes.clone();
+        damaged[20] ^= 1;
+        std::fs::write(&path, &damaged).expect("write");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        assert!(matches!(
+            payload.verify_and_digest_file(),
+            Err(FormatError::DigestMismatch { .. })
+        ));
+        // A stub byte is not the payload's.
+        let mut stub_damaged = bytes;
+        stub_damaged[0] ^= 1;
+        std::fs::write(&path, &stub_damaged).expect("write");
+        let mut payload = crate::Payload::open(&path).expect("open");
+        assert!(payload.verify_and_digest_file().is_ok());
     }
 
     #[test]

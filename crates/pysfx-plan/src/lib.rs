@@ -2,9 +2,11 @@
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 mod complete;
+mod links;
 mod verify;
 
 pub use complete::{unmet_requirements, Unmet};
+pub use links::{payload_links, PayloadLink};
 pub use verify::{check_entry, verify_contents};
 
 use std::collections::HashSet;
@@ -12,8 +14,10 @@ use std::collections::HashSet;
 use pep440_rs::Version;
 use pysfx_format::{Manifest, WheelEntry, WheelSet};
 use pysfx_venv::Interpreter;
-use pysfx_wheel::{select, Candidate, Missing, Skipped, WheelFilename};
-use tracing::warn;
+use pysfx_wheel::{
+    python_satisfies, select, Candidate, Missing, Selection, Skipped, WheelFilename,
+};
+use tracing::{debug, warn};
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +139,9 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
     for set in sets {
         let candidates = set_candidates(manifest, set)?;
         let selection = select(&candidates, &tags, &python);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_decisions(&set.name, &candidates, &selection, &tags, &python);
+        }
         if selection.missing.is_empty() {
             let unmet = unmet_requirements(&selection.chosen, &selection.skipped, &environment)
                 .map_err(PlanError::BadManifest)?;
@@ -191,7 +198,41 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
     ))
 }
 
-/// The interpreter's three best tags and its most general one, for messages.
+/// `-v`: what became of each wheel of a set tried, one line each (the stub's debug level).
+fn log_decisions(
+    set: &str,
+    candidates: &[Candidate<WheelEntry>],
+    selection: &Selection<WheelEntry>,
+    tags: &pysfx_wheel::InterpreterTags,
+    python: &Version,
+) {
+    for candidate in candidates {
+        let wheel = &candidate.item.filename;
+        let chosen = selection
+            .chosen
+            .iter()
+            .any(|entry| entry.path == candidate.item.path);
+        let decision = if chosen {
+            "chosen".to_string()
+        } else if let Some(spec) = candidate
+            .requires_python
+            .as_deref()
+            .filter(|spec| !python_satisfies(spec, python))
+        {
+            format!("skipped: Requires-Python {spec}")
+        } else if tags.priority(&candidate.filename).is_none() {
+            format!(
+                "skipped: wrong {} tag",
+                tags.incompatibility(&candidate.filename)
+            )
+        } else {
+            "skipped: another wheel of it is preferred".to_string()
+        };
+        debug!("set {set}: {wheel}: {decision}");
+    }
+}
+
+/// The interpreter's three best tags and its most general one, for messages./// The interpreter's three best tags and its most general one, for messages.
 fn best_tags(tags: &pysfx_wheel::InterpreterTags) -> String {
     let best: Vec<String> = tags
         .tags()

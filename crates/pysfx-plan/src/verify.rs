@@ -11,6 +11,8 @@ use pysfx_wheel::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::payload_links;
+
 /// Checks the payload digest; every entry (read through, so sizes and CRCs are checked), its
 /// name and kind; every wheel against its manifest digest and as the installer would check it;
 /// and that the sets name only wheels the manifest describes. The error says what and where.
@@ -18,6 +20,9 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
     payload.verify().map_err(|error| error.to_string())?;
     payload.check_sizes().map_err(|error| error.to_string())?;
     let path = payload.path().display().to_string();
+    // Links of the app and the static directories, checked; any other is refused.
+    payload_links(payload)
+        .map_err(|(name, reason)| format!("{path}: unsafe entry {name:?}: {reason}"))?;
     let archive = payload.archive();
     if archive.has_duplicate_names() {
         return Err(format!("{path}: duplicate entries"));
@@ -29,9 +34,6 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), String> {
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         validate_member_name(&name)
             .map_err(|reason| format!("{path}: unsafe entry {name:?}: {reason}"))?;
-        if entry.is_symlink() {
-            return Err(format!("{path}: unsafe entry {name:?}: symbolic link"));
-        }
         std::io::copy(&mut entry, &mut std::io::sink())
             .map_err(|error| format!("{path}: {name}: {error}"))?;
     }

@@ -726,6 +726,20 @@ pub fn extract_member<R: Read + Seek>(
             CopyError::Write(error) => error,
         })?;
     check_member(expected, &copied, declared).map_err(mismatch)?;
+    // `-vv`: one line per member. tracing checks the level first, so this costs nothing
+    // when it is off.
+    trace!(
+        "{}: {} -> {} ({} bytes{})",
+        wheel,
+        plan.member,
+        plan.destination,
+        copied.size,
+        match plan.disposition {
+            Disposition::Discard => ", not written: a later wheel's copy wins",
+            Disposition::Replace => ", replacing an earlier wheel's copy",
+            Disposition::Create => "",
+        }
+    );
     Ok(MemberOutcome {
         digest: copied.sha256,
         size: copied.size,
@@ -771,6 +785,11 @@ pub fn finish_wheel(
     }
     // Launchers, INSTALLER, REQUESTED, RECORD.
     for launcher in &prepared.launchers {
+        trace!(
+            "{}: entry point -> {}",
+            prepared.wheel,
+            launcher.destination
+        );
         writer.write_all(
             &launcher.destination,
             launcher.text.as_bytes(),

@@ -23,11 +23,11 @@ pub use install::{
 };
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
-pub use paths::{relative_path, validate_member_name};
+pub use paths::{relative_path, resolve_link, validate_member_name};
 pub use record::{hash_bytes, Record, RecordEntry};
 pub use requirement::{Marker, MarkerEnvironment, Requirement, RequirementError};
 pub use script::{format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang};
-pub use select::{select, Candidate, Missing, Selection, Skipped};
+pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
 pub use tags::{InterpreterTags, PlatformFacts, Tag};
 pub use tree::{
     create_dirs_below, create_exclusive, write_new, Copied, CopyError, CopyOptions, Disposition,

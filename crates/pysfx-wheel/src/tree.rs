@@ -95,6 +95,26 @@ impl<'a> TreeWriter<'a> {
         Ok(())
     }
 
+    /// Creates a symbolic link at `destination` (relative to the root) whose target is the text
+    /// `target`, creating its directories. `symlink(2)` fails when anything, a link included,
+    /// is already at the path, and never follows one; the target is not looked at here (it is
+    /// only text until something reads through the link): the caller checks it stays inside.
+    pub fn symlink(&mut self, destination: &str, target: &str) -> Result<(), WheelError> {
+        if let Some((parent, _)) = destination.rsplit_once('/') {
+            self.create_dirs(parent)?;
+        }
+        let path = self.root.join(destination);
+        std::os::unix::fs::symlink(target, &path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                WheelError::PathTaken {
+                    path: destination.to_string(),
+                }
+            } else {
+                WheelError::Io { path, source }
+            }
+        })
+    }
+
     /// Opens `destination` (relative to the root) as a new file, creating its directories.
     /// With [`Disposition::Replace`] the file is opened under a temporary name in the same
     /// directory; [`TreeWriter::commit`] moves it into place.
@@ -422,6 +442,40 @@ mod tests {
             .map(|entry| entry.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn symlinks_are_created_exclusively_below_real_directories() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let root = temporary.path().join("root");
+        let outside = temporary.path().join("outside");
+        fs::create_dir(&root).expect("root");
+        fs::create_dir(&outside).expect("outside");
+        let mut writer = TreeWriter::new(&root);
+        writer
+            .write_all("a/file", b"x", 0o644, Disposition::Create)
+            .expect("file");
+        writer.symlink("a/b/link", "../file").expect("symlink");
+        assert_eq!(
+            fs::read_link(root.join("a/b/link")).expect("read_link"),
+            Path::new("../file")
+        );
+        assert_eq!(fs::read(root.join("a/b/link")).expect("through"), b"x");
+        // Nothing at the path is replaced: a file, a link, a directory.
+        for taken in ["a/file", "a/b/link", "a"] {
+            assert!(
+                matches!(
+                    writer.symlink(taken, "x"),
+                    Err(WheelError::PathTaken { .. })
+                ),
+                "{taken}"
+            );
+        }
+        assert_eq!(fs::read(root.join("a/file")).expect("kept"), b"x");
+        // No directory is made through a planted link to outside.
+        std::os::unix::fs::symlink(&outside, root.join("dir")).expect("dir link");
+        assert!(writer.symlink("dir/evil", "../x").is_err());
+        assert!(!outside.join("evil").exists());
     }
 
     #[test]

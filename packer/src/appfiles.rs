@@ -1,0 +1,380 @@
+//! What of `--app` and each `--static` directory goes into the payload (SPEC: "What goes in").
+//! VCS metadata and byte-code caches stay out by default, `--exclude GLOB` leaves out more
+//! (gitignore-style globs, matched against paths relative to the directory), a symbolic link
+//! that stays inside its directory is stored as a link and one that leaves it is refused, and
+//! files that look like local secrets are named in a warning.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use tracing::{debug, warn};
+
+use crate::UsageError;
+
+/// Left out of every app and static directory unless asked otherwise: VCS metadata (`.git` is a
+/// file in a submodule or a worktree) and byte-code caches, which are the packing machine's.
+pub const DEFAULT_EXCLUDES: [&str; 6] = [".git", ".hg", ".svn", "__pycache__/", "*.pyc", "*.pyo"];
+
+/// One entry of the app or a static directory.
+pub struct TreeFile {
+    pub source: PathBuf,
+    /// The payload name: the prefix (`mysite/`, `static.in/0/`) and the relative `/`-path.
+    pub name: String,
+    pub kind: TreeKind,
+}
+
+pub enum TreeKind {
+    File {
+        executable: bool,
+        size: u64,
+    },
+    /// A symbolic link that stays inside its directory, stored as one.
+    Link {
+        target: String,
+    },
+}
+
+impl TreeFile {
+    /// Bytes it adds to the release: a file's size, a link's target text.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            TreeKind::File { size, .. } => *size,
+            TreeKind::Link { target } => target.len() as u64,
+        }
+    }
+}
+
+/// Gitignore-style patterns: one without a `/` (other than a trailing one) matches a name at
+/// any depth, one with a `/` is anchored to the directory, a trailing `/` matches only
+/// directories, `*` and `?` do not cross `/`, `**` does. An excluded directory is not entered.
+pub struct Excludes {
+    any: GlobSet,
+    directories: GlobSet,
+    /// For each glob of `any` and `directories`: the `--exclude` it came from (`None` for a
+    /// default), to warn about the ones that matched nothing.
+    origins: Vec<Option<usize>>,
+    split: usize,
+    given: Vec<String>,
+    used: RefCell<BTreeSet<usize>>,
+}
+
+impl Excludes {
+    /// The defaults and the `--exclude` patterns; a pattern that is not a valid glob, or a
+    /// negation (`!…`, which gitignore has and this does not), is a usage error.
+    pub fn new(given: &[String]) -> Result<Excludes> {
+        let mut any = Vec::new();
+        let mut directories = Vec::new();
+        let patterns = DEFAULT_EXCLUDES
+            .iter()
+            .map(|pattern| (None, pattern.to_string()))
+            .chain(given.iter().cloned().enumerate().map(|(i, p)| (Some(i), p)));
+        for (origin, pattern) in patterns {
+            let usage = |why: &str| UsageError(format!("--exclude {pattern:?}: {why}"));
+            if pattern.starts_with('!') {
+                return Err(usage("negated patterns are not supported; leave the ! out").into());
+            }
+            let (body, directory_only) = match pattern.strip_suffix('/') {
+                Some(body) => (body, true),
+                None => (pattern.as_str(), false),
+            };
+            let anchored = body.contains('/');
+            let body = body.trim_start_matches('/');
+            if body.is_empty() {
+                return Err(usage("matches nothing").into());
+            }
+            let glob = if anchored {
+                body.to_string()
+            } else {
+                format!("**/{body}")
+            };
+            let glob = GlobBuilder::new(&glob)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|error| usage(&error.to_string()))?;
+            if directory_only {
+                directories.push((glob, origin));
+            } else {
+                any.push((glob, origin));
+            }
+        }
+        let build = |globs: &[(globset::Glob, Option<usize>)]| {
+            let mut builder = GlobSetBuilder::new();
+            for (glob, _) in globs {
+                builder.add(glob.clone());
+            }
+            builder
+                .build()
+                .map_err(|error| UsageError(format!("--exclude: {error}")))
+        };
+        let origins = any
+            .iter()
+            .chain(&directories)
+            .map(|(_, origin)| *origin)
+            .collect();
+        Ok(Excludes {
+            any: build(&any)?,
+            directories: build(&directories)?,
+            origins,
+            split: any.len(),
+            given: given.to_vec(),
+            used: RefCell::new(BTreeSet::new()),
+        })
+    }
+
+    /// Whether `relative` (a `/`-path below the directory being walked) is left out.
+    fn excludes(&self, relative: &str, directory: bool) -> bool {
+        let mut hits = self.any.matches(relative);
+        if directory {
+            hits.extend(
+                self.directories
+                    .matches(relative)
+                    .into_iter()
+                    .map(|index| index + self.split),
+            );
+        }
+        let mut used = self.used.borrow_mut();
+        for index in &hits {
+            if let Some(Some(origin)) = self.origins.get(*index) {
+                used.insert(*origin);
+            }
+        }
+        !hits.is_empty()
+    }
+
+    /// The `--exclude` patterns that left nothing out.
+    pub fn unused(&self) -> Vec<&str> {
+        let used = self.used.borrow();
+        self.given
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !used.contains(index))
+            .map(|(_, pattern)| pattern.as_str())
+            .collect()
+    }
+}
+
+/// Every file and link under `root` that is not excluded, sorted by payload name (`prefix` +
+/// relative `/`-path). `flag` names the option `root` came from, for messages.
+pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Result<Vec<TreeFile>> {
+    let metadata =
+        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    if !metadata.is_dir() {
+        bail!("{flag} {}: not a directory", root.display());
+    }
+    let mut files = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((directory, relative)) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&directory)
+            .with_context(|| format!("cannot read {}", directory.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read {}", directory.display()))?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name().into_string().map_err(|name| {
+                anyhow!("{}: the name {name:?} is not UTF-8", directory.display())
+            })?;
+            let child = format!("{relative}{name}");
+            // The entry itself: a link is judged as a link, never followed.
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if excludes.excludes(&child, kind.is_dir()) {
+                debug!("left out {}", path.display());
+                continue;
+            }
+            let full = format!("{prefix}{child}");
+            let storable = |full: &str| {
+                pysfx_wheel::validate_member_name(full)
+                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))
+            };
+            if kind.is_dir() {
+                pending.push((path, format!("{child}/")));
+            } else if kind.is_symlink() {
+                storable(&full)?;
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("cannot read the link {}", path.display()))?;
+                let target = target.into_os_string().into_string().map_err(|target| {
+                    anyhow!("{}: its target {target:?} is not UTF-8", path.display())
+                })?;
+                files.push(TreeFile {
+                    source: path,
+                    name: full,
+                    kind: TreeKind::Link { target },
+                });
+            } else if kind.is_file() {
+                storable(&full)?;
+                let metadata = entry
+                    .metadata()
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                files.push(TreeFile {
+                    source: path,
+                    name: full,
+                    kind: TreeKind::File {
+                        executable: metadata.permissions().mode() & 0o111 != 0,
+                        size: metadata.len(),
+                    },
+                });
+            } else {
+                warn!(
+                    "{}: not a file, a directory or a symbolic link; left out",
+                    path.display()
+                );
+            }
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    check_links(&files, prefix, flag, root)?;
+    Ok(files)
+}
+
+/// Refuses the links that leave `root` (absolute, or `..` above it once the links on the way
+/// are followed), naming each: nothing outside the directory is shipped or pointed at by
+/// accident. The stub checks the same again at install.
+fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Result<()> {
+    let links: HashMap<&str, &str> = files
+        .iter()
+        .filter_map(|file| match &file.kind {
+            TreeKind::Link { target } => Some((&file.name[prefix.len()..], target.as_str())),
+            TreeKind::File { .. } => None,
+        })
+        .collect();
+    let lookup = |path: &str| links.get(path).copied();
+    let mut refused = Vec::new();
+    for file in files {
+        let TreeKind::Link { target } = &file.kind else {
+            continue;
+        };
+        if let Err(reason) = pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup)
+        {
+            refused.push(format!("  {} -> {target}: {reason}", file.source.display()));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} symbolic {} in {flag} {} {} outside it; pysfx stores links that stay inside (copy \
+         the file in instead, make the link relative, or leave it out with --exclude):\n{}",
+        refused.len(),
+        if refused.len() == 1 { "link" } else { "links" },
+        root.display(),
+        if refused.len() == 1 {
+            "points"
+        } else {
+            "point"
+        },
+        refused.join("\n")
+    )
+}
+
+/// The files that look like local secrets (`.env`, `.env.*`, `*.pem`, `*.key`), by payload
+/// name: packed, but named in a warning.
+pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
+    files
+        .iter()
+        .filter(|file| matches!(file.kind, TreeKind::File { .. }))
+        .filter(|file| {
+            let base = file.name.rsplit('/').next().unwrap_or_default();
+            base == ".env"
+                || base.starts_with(".env.")
+                || base.ends_with(".pem")
+                || base.ends_with(".key")
+        })
+        .map(|file| file.name.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_match_as_gitignore_does() {
+        let excludes = Excludes::new(&[
+            "*.log".to_string(),
+            "/media".to_string(),
+            "docs/*.md".to_string(),
+            "build/".to_string(),
+            "node_modules".to_string(),
+            "never-there".to_string(),
+        ])
+        .expect("valid");
+        let cases = [
+            // Defaults.
+            (".git", true, true),
+            (".git", false, true),
+            ("vendor/lib/.git", true, true),
+            (".hg", true, true),
+            ("a/.svn", true, true),
+            ("pkg/__pycache__", true, true),
+            ("pkg/__pycache__", false, false),
+            ("pkg/mod.pyc", false, true),
+            ("mod.pyo", false, true),
+            (".gitignore", false, false),
+            ("pkg/mod.py", false, false),
+            // Given.
+            ("debug.log", false, true),
+            ("a/b/debug.log", false, true),
+            ("media", true, true),
+            ("app/media", true, false),
+            ("docs/a.md", false, true),
+            ("docs/sub/a.md", false, false),
+            ("other/docs/a.md", false, false),
+            ("build", true, true),
+            ("x/build", true, true),
+            ("build", false, false),
+            ("node_modules", true, true),
+            ("web/node_modules", false, true),
+        ];
+        for (path, directory, expected) in cases {
+            assert_eq!(
+                excludes.excludes(path, directory),
+                expected,
+                "{path} (directory: {directory})"
+            );
+        }
+        assert_eq!(excludes.unused(), ["never-there"]);
+        for bad in ["!keep.txt", "/", "a[b"] {
+            let Err(error) = Excludes::new(&[bad.to_string()]) else {
+                panic!("{bad} accepted");
+            };
+            assert!(error.downcast_ref::<UsageError>().is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_told_by_their_names() {
+        let file = |name: &str| TreeFile {
+            source: PathBuf::from(name),
+            name: name.to_string(),
+            kind: TreeKind::File {
+                executable: false,
+                size: 1,
+            },
+        };
+        let files = [
+            file("app/.env"),
+            file("app/.env.production"),
+            file("app/certs/server.pem"),
+            file("app/certs/server.key"),
+            file("app/settings.py"),
+            file("app/environment"),
+            file("app/keys.txt"),
+        ];
+        assert_eq!(
+            secret_looking(&files),
+            [
+                "app/.env",
+                "app/.env.production",
+                "app/certs/server.pem",
+                "app/certs/server.key"
+            ]
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! Why pip failed, read from its stderr, and the one fix to print for it. pip's own text (often
+//! kilobytes of it) is shown only with `-v`; without it the operator gets pip's telling line and
+//! a hint that fits the failure.
+
+/// What a failed pip run ran into, judged from its stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipFailure {
+    /// A downloaded file's digest is not the `--hash` of its requirement line.
+    HashMismatch,
+    /// Hash-checking mode (a `--hash` on some line) needs every requirement pinned and hashed.
+    HashesIncomplete,
+    /// The index (or a find-links URL) could not be reached.
+    IndexUnreachable,
+    /// Every version that matches declares a `Requires-Python` the target Python fails.
+    RequiresPython,
+    /// No version of the distribution that pip may take: no binary wheel for the platform with
+    /// `--only-binary=:all:`, or no such name or version on the index.
+    NoMatchingDistribution,
+    /// A source distribution did not build.
+    BuildFailed,
+    Other,
+}
+
+/// Substrings of pip's messages, by failure, in the order they are tested: a hash or network
+/// failure also ends in "No matching distribution", so those come first. pip 18 (CPython 3.6's)
+/// to pip 24 word them this way.
+const SIGNS: [(PipFailure, &[&str]); 6] = [
+    (
+        PipFailure::HashMismatch,
+        &["THESE PACKAGES DO NOT MATCH THE HASHES"],
+    ),
+    (
+        PipFailure::HashesIncomplete,
+        &[
+            "Hashes are required in --require-hashes mode",
+            "In --require-hashes mode, all requirements must have their versions pinned",
+        ],
+    ),
+    (
+        PipFailure::IndexUnreachable,
+        &[
+            "Failed to establish a new connection",
+            "NewConnectionError",
+            "Max retries exceeded",
+            "ConnectTimeoutError",
+            "Temporary failure in name resolution",
+            "Name or service not known",
+            "Could not fetch URL",
+            "There was a problem confirming the ssl certificate",
+            "ProxyError",
+            "Network is unreachable",
+            "connection broken by",
+        ],
+    ),
+    (
+        PipFailure::RequiresPython,
+        &[
+            "requires a different Python",
+            "require a different python version",
+            "but the running Python is",
+        ],
+    ),
+    (
+        PipFailure::BuildFailed,
+        &[
+            "Failed building wheel for",
+            "Could not build wheels for",
+            "subprocess-exited-with-error",
+            "metadata-generation-failed",
+        ],
+    ),
+    (
+        PipFailure::NoMatchingDistribution,
+        &[
+            "No matching distribution found for",
+            "Could not find a version that satisfies the requirement",
+        ],
+    ),
+];
+
+/// Classifies a failed pip run by its stderr.
+pub fn classify(stderr: &str) -> PipFailure {
+    for (failure, signs) in SIGNS {
+        if signs.iter().any(|sign| stderr.contains(sign)) {
+            return failure;
+        }
+    }
+    PipFailure::Other
+}
+
+impl PipFailure {
+    /// A few words for the error line.
+    pub fn summary(self) -> &'static str {
+        match self {
+            PipFailure::HashMismatch => "a file does not match its --hash",
+            PipFailure::HashesIncomplete => "hash-checking mode needs every requirement hashed",
+            PipFailure::IndexUnreachable => "the package index could not be reached",
+            PipFailure::RequiresPython => "no version for this Python (Requires-Python)",
+            PipFailure::NoMatchingDistribution => "no matching distribution",
+            PipFailure::BuildFailed => "a source distribution did not build",
+            PipFailure::Other => "pip reported an error",
+        }
+    }
+
+    /// The line of pip's stderr that says the most about this failure: the one naming the
+    /// package, cut to 300 characters.
+    pub fn telling_line(self, stderr: &str) -> Option<String> {
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect();
+        let line = match self {
+            // The line after the banner names the package and where it came from.
+            PipFailure::HashMismatch | PipFailure::HashesIncomplete => lines
+                .iter()
+                .position(|line| line.contains("--require-hashes mode") || line.contains("HASHES"))
+                .and_then(|at| lines.get(at + 1))
+                .copied(),
+            PipFailure::IndexUnreachable => lines
+                .iter()
+                .find(|line| SIGNS[2].1.iter().any(|sign| line.contains(sign)))
+                .copied(),
+            PipFailure::RequiresPython => lines
+                .iter()
+                .find(|line| SIGNS[3].1.iter().any(|sign| line.contains(sign)))
+                .copied(),
+            PipFailure::NoMatchingDistribution => lines
+                .iter()
+                .find(|line| line.contains("Could not find a version"))
+                .or_else(|| lines.iter().find(|line| line.contains("No matching")))
+                .copied(),
+            PipFailure::BuildFailed | PipFailure::Other => lines
+                .iter()
+                .rev()
+                .find(|line| line.starts_with("ERROR:") || line.starts_with("error:"))
+                .or(lines.last())
+                .copied(),
+        }?;
+        let line = line.strip_prefix("ERROR: ").unwrap_or(line);
+        // "(from -r …/requirements/target/0.txt (line 3))" names pysfx's copy of the file.
+        let line = match line.split_once(" (from -r ") {
+            Some((before, _)) => before,
+            None => line,
+        };
+        let mut cut: String = line.chars().take(300).collect();
+        if line.chars().count() > 300 {
+            cut.push('…');
+        }
+        Some(cut)
+    }
+
+    /// What to do about it. `target` is the `--target` name (`cp36-manylinux2014_x86_64`) and
+    /// `python` the version (`3.6`) or interpreter the run collected for.
+    pub fn hint(self, run: &PipRun<'_>) -> String {
+        let python = run.python();
+        match (self, run) {
+            (PipFailure::HashMismatch, _) => "a downloaded file is not what the --hash on its \
+                 requirement line says: if the version or its files changed on purpose, \
+                 regenerate the hashes (pip-compile --generate-hashes); otherwise the file was \
+                 tampered with"
+                .into(),
+            (PipFailure::HashesIncomplete, _) => "a --hash on any line puts pip in \
+                 hash-checking mode: every requirement, dependencies included, needs ==VERSION \
+                 and --hash (pip-compile --generate-hashes writes them)"
+                .into(),
+            (PipFailure::IndexUnreachable, _) => "check the network, the proxy (HTTPS_PROXY) \
+                 and --index-url / PIP_INDEX_URL; to pack offline, give the wheels with --wheels \
+                 DIR and put --no-index in the requirements"
+                .into(),
+            (PipFailure::RequiresPython, _) => format!(
+                "every version that matches declares a Requires-Python that {python} fails: pin \
+                 an older version for it (name<X ; python_version < \"...\") or drop that Python"
+            ),
+            (PipFailure::NoMatchingDistribution, PipRun::Target { name, .. }) => format!(
+                "no binary wheel for {name} (or no such name or version): pack with --python \
+                 pointing at a real {python} (pip then builds it), or build the wheel yourself \
+                 and give its directory with --wheels"
+            ),
+            (PipFailure::NoMatchingDistribution, _) => "no version of it matches on the index: \
+                 check the name, the version and --index-url"
+                .into(),
+            (PipFailure::BuildFailed, PipRun::Target { name, .. }) => format!(
+                "a local project or sdist did not build for {name}: see pip's output with -v"
+            ),
+            (PipFailure::BuildFailed, _) => format!(
+                "pip found no wheel it could use for {python} and building the sdist failed: \
+                 install its build dependencies (a compiler, headers), or collect with --target \
+                 cpXY-manylinux2014_x86_64 to take binary wheels only"
+            ),
+            (PipFailure::Other, _) => "see pip's output with -v".into(),
+        }
+    }
+}
+
+/// Which pip run failed, for its hint.
+#[derive(Debug, Clone, Copy)]
+pub enum PipRun<'a> {
+    /// `PY -m pip wheel` for a `--python` set, or to build a local project.
+    Wheel { python: &'a str },
+    /// `pip download` for a `--target`.
+    Target { name: &'a str, version: &'a str },
+    /// `pip download` of the bootstrap wheels for Python `version`.
+    Bootstrap { version: &'a str },
+}
+
+impl PipRun<'_> {
+    fn python(&self) -> String {
+        match self {
+            PipRun::Wheel { python } => (*python).to_string(),
+            PipRun::Target { version, .. } | PipRun::Bootstrap { version } => {
+                format!("CPython {version}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // pip's exact words, captured from pip 23.2 (CPython 3.11), 24.2 (3.13) and 18.1 (3.6)
+    // runs against local find-links and an unreachable index.
+    const NO_BINARY: &str = "ERROR: Could not find a version that satisfies the requirement \
+        newpil (from versions: none)\nERROR: No matching distribution found for newpil\n";
+    const NO_VERSION: &str = "ERROR: Could not find a version that satisfies the requirement \
+        newdj==5.0 (from versions: 4.2)\nERROR: No matching distribution found for newdj==5.0\n";
+    const HASH: &str = "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS \
+        FILE. If you have updated the package versions, please update the hashes. Otherwise, \
+        examine the package contents carefully; someone may have tampered with them.\n    \
+        newpil==0.1 from file:///tmp/fl2/newpil-0.1-cp311-cp311-manylinux_2_28_x86_64.whl (from \
+        -r r.txt (line 1)):\n        Expected sha256 \
+        0000000000000000000000000000000000000000000000000000000000000000\n             Got        \
+        89c0b6b01e5ad438898244db410ec1d679f806f374c5232d41f63ab833734dd7\n\n";
+    const UNPINNED: &str = "ERROR: In --require-hashes mode, all requirements must have their \
+        versions pinned with ==. These do not:\n    newpil from \
+        file:///tmp/fl2/newpil-0.1-cp311-cp311-manylinux_2_28_x86_64.whl (from -r r3.txt (line \
+        2))\n";
+    const MISSING_HASHES: &str = "ERROR: Hashes are required in --require-hashes mode, but they \
+        are missing from some requirements. Here is a list of those requirements along with the \
+        hashes their downloaded archives actually had. You can add lines like these to your \
+        requirements files to prevent tampering.\n    six==1.16.0 \
+        --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n";
+    const UNREACHABLE: &str = "WARNING: Retrying (Retry(total=0, connect=None, read=None, \
+        redirect=None, status=None)) after connection broken by \
+        'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at \
+        0x7efddce49fd0>: Failed to establish a new connection: [Errno 111] Connection \
+        refused')': /simple/django/\nERROR: Could not find a version that satisfies the \
+        requirement django (from versions: none)\nERROR: No matching distribution found for \
+        django\n";
+    const REQUIRES_PYTHON: &str =
+        "ERROR: Package 'newdj' requires a different Python: 3.6.99 not in '>=3.8'\n";
+    const REQUIRES_PYTHON_PIP18: &str =
+        "newdj requires Python '>=3.8' but the running Python is 3.6.15\n";
+    const REQUIRES_PYTHON_INDEX: &str = "ERROR: Ignored the following versions that require a \
+        different python version: 4.2 Requires-Python >=3.8; 5.0 Requires-Python >=3.10\n\
+        ERROR: Could not find a version that satisfies the requirement django==4.2 (from \
+        versions: 1.11, 2.2, 3.2.25)\nERROR: No matching distribution found for django==4.2\n";
+    const BUILD: &str = "  error: subprocess-exited-with-error\n  \n  × Building wheel for \
+        cext (pyproject.toml) did not run successfully.\n  │ exit code: 1\n  ╰─> [1 lines of \
+        output]\n      gcc: not found\n  note: This error originates from a subprocess.\n  \
+        ERROR: Failed building wheel for cext\nFailed to build cext\nERROR: Could not build \
+        wheels for cext, which is required to install pyproject.toml-based projects\n";
+
+    #[test]
+    fn pip_failures_are_told_apart() {
+        let cases = [
+            (NO_BINARY, PipFailure::NoMatchingDistribution, "newpil"),
+            (NO_VERSION, PipFailure::NoMatchingDistribution, "newdj==5.0"),
+            (HASH, PipFailure::HashMismatch, "newpil==0.1"),
+            (UNPINNED, PipFailure::HashesIncomplete, "newpil from"),
+            (MISSING_HASHES, PipFailure::HashesIncomplete, "six==1.16.0"),
+            (
+                UNREACHABLE,
+                PipFailure::IndexUnreachable,
+                "Connection refused",
+            ),
+            (REQUIRES_PYTHON, PipFailure::RequiresPython, "'>=3.8'"),
+            (REQUIRES_PYTHON_PIP18, PipFailure::RequiresPython, "'>=3.8'"),
+            (
+                REQUIRES_PYTHON_INDEX,
+                PipFailure::RequiresPython,
+                "4.2 Requires",
+            ),
+            (BUILD, PipFailure::BuildFailed, "cext"),
+            (
+                "Traceback (most recent call last):\nKeyError: 'x'\n",
+                PipFailure::Other,
+                "KeyError",
+            ),
+        ];
+        for (stderr, expected, telling) in cases {
+            let failure = classify(stderr);
+            assert_eq!(failure, expected, "{stderr}");
+            let line = failure.telling_line(stderr).expect("a line");
+            assert!(line.contains(telling), "{expected:?}: {line}");
+            assert!(!line.starts_with("ERROR:"), "{line}");
+        }
+    }
+
+    #[test]
+    fn hints_fit_the_failure_and_the_run() {
+        let target = PipRun::Target {
+            name: "cp36-manylinux2014_x86_64",
+            version: "3.6",
+        };
+        let wheel = PipRun::Wheel {
+            python: "python3.11",
+        };
+        let hint = PipFailure::RequiresPython.hint(&target);
+        assert!(
+            hint.contains("Requires-Python that CPython 3.6 fails"),
+            "{hint}"
+        );
+        assert!(!hint.contains("binary"), "{hint}");
+        let hint = PipFailure::NoMatchingDistribution.hint(&target);
+        assert!(
+            hint.contains("no binary wheel for cp36-manylinux2014_x86_64")
+                && hint.contains("--python"),
+            "{hint}"
+        );
+        let hint = PipFailure::NoMatchingDistribution.hint(&wheel);
+        assert!(!hint.contains("binary"), "{hint}");
+        let hint = PipFailure::HashMismatch.hint(&target);
+        assert!(
+            hint.contains("--hash") && !hint.contains("binary"),
+            "{hint}"
+        );
+        assert!(PipFailure::IndexUnreachable.hint(&wheel).contains("proxy"));
+        for failure in [
+            PipFailure::HashMismatch,
+            PipFailure::HashesIncomplete,
+            PipFailure::IndexUnreachable,
+            PipFailure::RequiresPython,
+            PipFailure::NoMatchingDistribution,
+            PipFailure::BuildFailed,
+            PipFailure::Other,
+        ] {
+            let hint = failure.hint(&PipRun::Bootstrap { version: "3.6" });
+            assert!(hint.len() < 300, "one or two lines: {hint}");
+        }
+    }
+}
