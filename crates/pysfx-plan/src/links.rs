@@ -35,12 +35,17 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
     let archive = payload.archive();
     let mut links = Vec::new();
     for index in 0..archive.len() {
+        // The central directory says which entries are links; only those are opened.
+        let is_link = archive
+            .by_index_raw(index)
+            .map_err(|error| (format!("entry {index}"), error.to_string()))?
+            .is_symlink();
+        if !is_link {
+            continue;
+        }
         let mut entry = archive
             .by_index(index)
             .map_err(|error| (format!("entry {index}"), error.to_string()))?;
-        if !entry.is_symlink() {
-            continue;
-        }
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let refuse = |reason: &str| (name.clone(), reason.to_string());
         if !roots.iter().any(|root| name.starts_with(root.as_str())) {
