@@ -44,11 +44,19 @@ pub fn install() {
             std::thread::sleep(Duration::from_millis(50));
         }
         for path in lock(&PATHS).iter() {
-            let _ = if path.is_dir() {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_file(path)
-            };
+            // The main thread or a child pip did not see the signal yet may still add a file
+            // while the tree goes: try again until it is gone (a second at most).
+            for _ in 0..100 {
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+                if std::fs::symlink_metadata(path).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         eprintln!("pysfx: interrupted by {signal}; nothing was written");
         std::process::exit(128 + signal as i32);
