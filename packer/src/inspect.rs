@@ -41,6 +41,15 @@ fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
     })
 }
 
+/// The exit code of a failed verify: the artifact's fault is 3, the machine's 4.
+fn install_code(error: &pysfx_install::InstallError) -> u8 {
+    match error.fault() {
+        pysfx_install::Fault::Content => CORRUPT,
+        pysfx_install::Fault::Machine => UNREADABLE,
+        pysfx_install::Fault::Other => 1,
+    }
+}
+
 type Outcome = Result<(), (u8, anyhow::Error)>;
 
 fn print(text: &str) -> Outcome {
@@ -241,7 +250,8 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
-    pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
+    pysfx_install::verify_contents(&mut payload)
+        .map_err(|error| (install_code(&error), anyhow!(error)))?;
     let path = args.artifact.display().to_string();
     print(&format!(
         "OK {path} payload_sha256={} file_sha256={file_sha256}\n",

@@ -3,15 +3,15 @@
 //! DEST, installs the wheel set that fits that Python natively, writes the `.pth` hooks, and
 //! renames the finished release into place.
 
+mod artifact;
 mod cli;
-mod extract;
+mod dest;
 mod failure;
 mod install;
 mod lock;
 mod log;
 mod progress;
 mod receipt;
-mod shared;
 mod signals;
 
 use std::io::Write;

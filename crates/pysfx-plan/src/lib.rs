@@ -2,12 +2,8 @@
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 mod complete;
-mod links;
-mod verify;
 
 pub use complete::{unmet_requirements, Unmet};
-pub use links::{payload_links, PayloadLink};
-pub use verify::{check_entry, verify_contents};
 
 use std::collections::HashSet;
 
