@@ -74,7 +74,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
             let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
                 let code = match error {
-                    PlanError::NoCompatibleWheel(_) | PlanError::Unmet(_) => 4,
+                    PlanError::NoCompatibleWheel(_)
+                    | PlanError::Unmet(_)
+                    | PlanError::BadInterpreter(_) => 4,
                     PlanError::BadManifest(_) => CORRUPT,
                 };
                 (code, anyhow!(error))

@@ -8,7 +8,8 @@ use pysfx_format::{escape_control, escape_lines, Payload};
 
 use crate::artifact::open_self;
 use crate::failure::{code, Failure};
-use crate::{install, print_stdout};
+use crate::install;
+use crate::output::print_stdout;
 use pysfx_plan as plan;
 
 /// What the command line asks for.

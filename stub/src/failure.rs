@@ -100,9 +100,9 @@ fn fault_code(fault: Fault) -> u8 {
 impl From<pysfx_plan::PlanError> for Failure {
     fn from(error: pysfx_plan::PlanError) -> Self {
         let code = match &error {
-            pysfx_plan::PlanError::NoCompatibleWheel(_) | pysfx_plan::PlanError::Unmet(_) => {
-                code::MACHINE
-            }
+            pysfx_plan::PlanError::NoCompatibleWheel(_)
+            | pysfx_plan::PlanError::Unmet(_)
+            | pysfx_plan::PlanError::BadInterpreter(_) => code::MACHINE,
             pysfx_plan::PlanError::BadManifest(_) => code::CORRUPT,
         };
         Failure::new(code, error.to_string())

@@ -17,9 +17,10 @@ use crate::dest::{
     remove_stale_siblings, sibling, Existing,
 };
 use crate::failure::{code, Failure};
+use crate::output::print_stdout;
 use crate::progress::Progress;
 use crate::receipt::{InstalledWheel, Receipt, RECEIPT_NAME};
-use crate::{lock, print_stdout, signals};
+use crate::{lock, signals};
 
 /// What `./site.sfx -d DEST` was asked to do.
 pub struct Request {
@@ -406,8 +407,11 @@ fn build_tree(
         no_compile: cli.no_compile,
         threads: install_threads(),
         limits: BatchLimits {
-            members: crate::env_whole_number("PYSFX_BATCH_MEMBERS", BatchLimits::default().members)
-                .max(1),
+            members: crate::settings::env_whole_number(
+                "PYSFX_BATCH_MEMBERS",
+                BatchLimits::default().members,
+            )
+            .max(1),
             ..BatchLimits::default()
         },
         pysfx_version: env!("CARGO_PKG_VERSION"),

@@ -28,6 +28,9 @@ pub enum PlanError {
     /// The manifest contradicts itself (the artifact's problem).
     #[error("{0}")]
     BadManifest(String),
+    /// The interpreter reported something unusable (the machine's problem).
+    #[error("{0}")]
+    BadInterpreter(String),
 }
 
 /// What will be installed.
@@ -86,8 +89,9 @@ fn usable_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a
 pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, PlanError> {
     let tags = interpreter.tags();
     let python: Version = interpreter.version().parse().map_err(|_| {
-        PlanError::BadManifest(format!(
-            "cannot parse Python version {}",
+        PlanError::BadInterpreter(format!(
+            "{} reports Python version {}, which is not a PEP 440 version",
+            interpreter.executable.display(),
             interpreter.version()
         ))
     })?;

@@ -39,13 +39,6 @@ pub enum TreeError {
     },
 }
 
-impl TreeError {
-    /// True when the content asked for the write (a path taken), false for the machine's errors.
-    pub fn is_content_error(&self) -> bool {
-        matches!(self, TreeError::PathTaken { .. })
-    }
-}
-
 /// How one file is put in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
