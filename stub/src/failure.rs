@@ -110,3 +110,14 @@ impl From<pysfx_plan::PlanError> for Failure {
         Failure::new(code, error.to_string())
     }
 }
+
+impl From<pysfx_release::ReleaseError> for Failure {
+    fn from(error: pysfx_release::ReleaseError) -> Self {
+        use pysfx_release::ReleaseError;
+        let code = match &error {
+            ReleaseError::Io { source, .. } => io_code(source),
+            ReleaseError::LinkNotSymlink { .. } => code::CONFLICT,
+        };
+        Failure::new(code, error.to_string())
+    }
+}

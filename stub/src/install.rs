@@ -22,10 +22,11 @@ use zip::ZipArchive;
 use crate::cli::{open_self, Cli};
 use crate::failure::{code, Failure};
 use crate::progress::Progress;
-use crate::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
 use crate::shared::{SharedPath, SharedPaths};
 use crate::{extract, lock, print_stdout, signals};
 use pysfx_plan::{self as plan, Plan};
+use pysfx_release::link::{check_link, repoint_link};
+use pysfx_release::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
 
 /// Seconds spent in each phase, for `--json`, and the progress bar that shows them.
 struct Phases {
@@ -356,52 +357,6 @@ fn check_replaceable(destination: &Path, link: Option<&Path>) -> Result<(), Fail
         )));
     }
     Ok(())
-}
-
-/// A LINK that exists must be a symlink.
-fn check_link(link: &Path) -> Result<(), Failure> {
-    match std::fs::symlink_metadata(link) {
-        Ok(metadata) if !metadata.file_type().is_symlink() => Err(Failure::new(
-            code::CONFLICT,
-            format!(
-                "--link {} exists and is not a symlink; refusing to replace it",
-                link.display()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Points LINK at DEST atomically: a new link beside it, renamed over it.
-/// Returns whether the link moved (false when it already pointed at DEST).
-fn repoint_link(link: &Path, destination: &Path) -> Result<bool, Failure> {
-    check_link(link)?;
-    if std::fs::read_link(link).is_ok_and(|target| target == destination) {
-        debug!(
-            "{} already points at {}",
-            link.display(),
-            destination.display()
-        );
-        return Ok(false);
-    }
-    let name = link
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = link.with_file_name(format!(".{name}.pysfx-link-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| Failure::io("cannot create", parent, &error))?;
-    }
-    std::os::unix::fs::symlink(destination, &temporary)
-        .map_err(|error| Failure::io("cannot create the link", &temporary, &error))?;
-    std::fs::rename(&temporary, link).map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        Failure::io("cannot repoint", link, &error)
-    })?;
-    info!("{} now points at {}", link.display(), destination.display());
-    Ok(true)
 }
 
 fn sibling(destination: &Path, kind: &str) -> PathBuf {

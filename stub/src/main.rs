@@ -10,7 +10,6 @@ mod install;
 mod lock;
 mod log;
 mod progress;
-mod receipt;
 mod shared;
 mod signals;
 
