@@ -116,7 +116,10 @@ impl From<pysfx_release::ReleaseError> for Failure {
         use pysfx_release::ReleaseError;
         let code = match &error {
             ReleaseError::Io { source, .. } => io_code(source),
-            ReleaseError::LinkNotSymlink { .. } => code::CONFLICT,
+            ReleaseError::LinkNotSymlink { .. }
+            | ReleaseError::NotARelease { .. }
+            | ReleaseError::OtherApp { .. } => code::CONFLICT,
+            ReleaseError::NoLink { .. } | ReleaseError::NotCheckable { .. } => code::OTHER,
         };
         Failure::new(code, error.to_string())
     }

@@ -696,6 +696,8 @@ fn build_tree(
         files,
         bytes,
         manifest: payload.manifest().clone(),
+        installed_at_nanos: 0,
+        contents: None,
     };
     let text = serde_json::to_vec_pretty(&receipt)
         .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;

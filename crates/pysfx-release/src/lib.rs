@@ -1,11 +1,22 @@
-//! Releases beside DEST: the receipt each install leaves (`pysfx-receipt.json`) and the link
-//! that names the current release.
+//! Releases beside DEST: the receipt each install leaves (`pysfx-receipt.json`), the link that
+//! names the current release, and what an operator does with releases over time: `--check` one
+//! against its records, `--status` of all, `--keep N` (prune), `--activate` (roll back).
 //!
-//! Everything here works on directories that hold installed releases; nothing installs. The
-//! stub maps [`ReleaseError`] to its exit codes.
+//! Everything here works on directories that hold installed releases; nothing installs, and
+//! nothing writes outside the releases' directory and LINK. The stub maps [`ReleaseError`] to
+//! its exit codes.
 
+pub mod activate;
+pub mod check;
+pub mod digest;
 pub mod link;
+pub mod paths;
+pub mod prune;
 pub mod receipt;
+pub mod release;
+pub mod status;
+#[cfg(test)]
+mod testing;
 
 use std::path::PathBuf;
 
@@ -25,6 +36,22 @@ pub enum ReleaseError {
     /// LINK exists and is not a symlink (exit 5).
     #[error("--link {} exists and is not a symlink; refusing to replace it", link.display())]
     LinkNotSymlink { link: PathBuf },
+    /// LINK does not exist (exit 1: there is nothing to show).
+    #[error("{} does not exist; give the link that points at the current release", link.display())]
+    NoLink { link: PathBuf },
+    /// A directory that is not a complete pysfx release (exit 5, as any DEST conflict).
+    #[error("{} {reason}; refusing it", path.display())]
+    NotARelease { path: PathBuf, reason: String },
+    /// A release of another app (exit 5).
+    #[error("{} holds a release of {found:?}, not of {expected:?} (this artifact's app); refusing it", path.display())]
+    OtherApp {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    /// A release whose receipt records no file digests (a stub before `--check`): exit 1.
+    #[error("{} was installed by pysfx {version}, which recorded no file digests; reinstall it with --force to check it later", path.display())]
+    NotCheckable { path: PathBuf, version: String },
 }
 
 impl ReleaseError {
