@@ -6,15 +6,17 @@ use std::io::Read;
 use std::path::Path;
 
 use pysfx_format::Payload;
+use pysfx_release::receipt::RecordedFile;
 use pysfx_wheel::{validate_member_name, CopyError, CopyOptions, TreeWriter};
 
 use crate::failure::{code, Failure};
 
-/// Files and bytes written.
-#[derive(Debug, Default, Clone, Copy)]
+/// Files and bytes written, and each file's digest, size and mode for the receipt (`--check`).
+#[derive(Debug, Default, Clone)]
 pub struct Extracted {
     pub files: u64,
     pub bytes: u64,
+    pub recorded: Vec<RecordedFile>,
 }
 
 /// Extracts every entry under `<app>/` and `static.in/` into `root`. Names and kinds are checked
@@ -82,6 +84,12 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
             return Err(corrupt(&name, "its size differs from the zip header"));
         }
         tracing::trace!("{name} ({declared} bytes)");
+        extracted.recorded.push(RecordedFile::file(
+            name,
+            &copied.sha256,
+            copied.size,
+            executable,
+        ));
         extracted.files += 1;
         extracted.bytes += declared;
     }
@@ -90,6 +98,9 @@ pub fn extract_tree(payload: &mut Payload, root: &Path) -> Result<Extracted, Fai
         writer.symlink(&link.name, &link.target)?;
         extracted.files += 1;
         extracted.bytes += link.target.len() as u64;
+        extracted
+            .recorded
+            .push(RecordedFile::link(link.name, link.target));
     }
     Ok(extracted)
 }

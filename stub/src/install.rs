@@ -26,7 +26,7 @@ use crate::shared::{SharedPath, SharedPaths};
 use crate::{extract, lock, print_stdout, signals};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::link::{check_link, repoint_link};
-use pysfx_release::receipt::{self, InstalledWheel, Receipt, RECEIPT_NAME};
+use pysfx_release::receipt::{self, Contents, InstalledWheel, Receipt, RECEIPT_NAME};
 
 /// Seconds spent in each phase, for `--json`, and the progress bar that shows them.
 struct Phases {
@@ -107,7 +107,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         .map_err(|error| Failure::io("cannot create", &parent, &error))?;
     let _lock = lock::acquire(&destination)?;
     remove_stale_siblings(&destination);
-    let existing = inspect_destination(&destination, &digest, &interpreter)?;
+    let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
+    if cli.force && matches!(existing, Existing::SameRelease) {
+        existing = check_unmodified(&destination);
+    }
     let report = match existing {
         Existing::SameRelease => {
             info!(
@@ -126,8 +129,13 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             ));
         }
         existing => {
-            let replace = matches!(existing, Existing::Conflict(_));
-            if replace {
+            let replace = matches!(existing, Existing::Conflict(_) | Existing::Modified(_));
+            if let Existing::Modified(reason) = &existing {
+                info!(
+                    "{} {reason}; reinstalling it (--force)",
+                    destination.display()
+                );
+            } else if replace {
                 check_replaceable(&destination, link.as_deref())?;
             }
             if !verified {
@@ -147,6 +155,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             )?)
         }
     };
+    // The release LINK named before: `--keep` keeps it.
+    let previous = link
+        .as_deref()
+        .and_then(|link| pysfx_release::status::link_target(link).ok());
     let link_moved = match &link {
         Some(link) => {
             // Moving the link is a write: only for a payload whose digest was checked.
@@ -159,13 +171,20 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         None => false,
     };
 
+    let pruned = cli.keep.map(|keep| {
+        let mut protected = vec![destination.as_path()];
+        protected.extend(previous.as_deref());
+        let app = &payload.manifest().app.name;
+        pysfx_release::prune::prune(&destination, keep, app, &protected)
+    });
+
     // A moved link is a change too: a rollback re-runs an installed release with --link.
     let installed = report.is_some();
     let changed = installed || link_moved;
     phases.progress.finish();
     let (files, bytes) = report.unwrap_or((0, 0));
     if cli.json {
-        let object = json!({
+        let mut object = json!({
             "changed": changed,
             "dest": destination,
             "python": interpreter.executable,
@@ -188,6 +207,11 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 "compile": phases.compile,
             },
         });
+        if let Some(pruned) = &pruned {
+            object["pruned"] = json!(pruned.pruned);
+            object["kept"] = json!(pruned.kept);
+            object["not_pruned"] = json!(pruned.not_pruned);
+        }
         print_stdout(&format!("{object}\n"))?;
     }
     if installed {
@@ -213,7 +237,7 @@ fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
 
 /// DEST (or LINK, named by `what`) made absolute and lexically normalised (it need not exist
 /// yet).
-fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure> {
+pub(crate) fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure> {
     if path.as_os_str().is_empty() {
         return Err(Failure::new(code::USAGE, format!("{what} is empty")));
     }
@@ -254,6 +278,27 @@ enum Existing {
     Absent,
     SameRelease,
     Conflict(String),
+    /// This very release, with files changed since (what `--check` finds); `--force`
+    /// reinstalls it.
+    Modified(String),
+}
+
+/// With `--force`, a release that holds this payload is reinstalled if `--check` finds it
+/// modified.
+fn check_unmodified(destination: &Path) -> Existing {
+    let Some(contents) = receipt::read(destination).and_then(|receipt| receipt.contents) else {
+        return Existing::Modified("holds this release without recorded digests".into());
+    };
+    let report = pysfx_release::check::check(destination, &contents);
+    if report.intact() {
+        return Existing::SameRelease;
+    }
+    Existing::Modified(format!(
+        "holds this release, modified ({} missing, {} modified, {} added)",
+        report.missing.len(),
+        report.modified.len(),
+        report.added.len()
+    ))
 }
 
 fn inspect_destination(
@@ -672,14 +717,25 @@ fn build_tree(
 
     let files = extracted.files + reports.iter().map(|r| r.files).sum::<u64>();
     let bytes = extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>();
+    // What `--check` compares the release with later.
+    let site_packages = format!("venv/{}", venv.site_packages);
+    let hooks = [
+        format!("{site_packages}/{app_name}.pth"),
+        format!("{site_packages}/{}", pysfx_wheel::HOOK_PTH),
+        format!("{site_packages}/{}.py", pysfx_wheel::HOOK_MODULE),
+    ];
+    let contents = Contents::collect(temporary, &site_packages, extracted.recorded, &hooks)
+        .map_err(|error| Failure::io("cannot read back", temporary, &error))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let receipt = Receipt {
         pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
         app_version: payload.manifest().app.version.clone(),
         payload_sha256: payload.digest(),
         artifact: payload.path().display().to_string(),
-        installed_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs()),
+        installed_at: now.as_secs(),
+        installed_at_nanos: now.subsec_nanos(),
         destination: destination.display().to_string(),
         python: interpreter.executable.display().to_string(),
         python_version: interpreter.version(),
@@ -696,8 +752,7 @@ fn build_tree(
         files,
         bytes,
         manifest: payload.manifest().clone(),
-        installed_at_nanos: 0,
-        contents: None,
+        contents: Some(contents),
     };
     let text = serde_json::to_vec_pretty(&receipt)
         .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;

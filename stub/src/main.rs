@@ -10,6 +10,7 @@ mod install;
 mod lock;
 mod log;
 mod progress;
+mod releases;
 mod shared;
 mod signals;
 
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
     let python = cli.python();
     signals::set_failure_report(json, destination.clone(), python.clone());
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             // One line, whatever text from the artifact or the interpreter the message quotes.
             tracing::error!("{}", pysfx_format::escape_control(&failure.message));
