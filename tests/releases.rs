@@ -60,6 +60,22 @@ fn install_with(
     json_run(artifact, &args)
 }
 
+/// Every key of `object` is named (in backticks) in the operator guide's "Releases over time".
+fn assert_documented(object: &serde_json::Value) {
+    let guide = std::fs::read_to_string(pysfx_e2e::workspace_root().join("docs/operator-guide.md"))
+        .expect("the operator guide");
+    let start = guide
+        .find("## Releases over time")
+        .expect("the releases section");
+    let section = &guide[start..start + guide[start..].find("\n## Exit codes").unwrap_or(0)];
+    for key in object.as_object().expect("an object").keys() {
+        assert!(
+            section.contains(&format!("`{key}`")),
+            "docs/operator-guide.md does not name {key}"
+        );
+    }
+}
+
 fn names(value: &serde_json::Value) -> Vec<String> {
     let mut names: Vec<String> = value
         .as_array()
@@ -136,6 +152,9 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
     assert_eq!(names(&result["pruned"]), ["r1", "r3", "r4"], "{result}");
     assert_eq!(names(&result["kept"]), ["r2", "r5", "r6", "r7"], "{result}");
     assert_eq!(result["not_pruned"], serde_json::json!([]));
+    for key in ["pruned", "kept", "not_pruned"] {
+        assert_documented(&serde_json::json!({ key: null }));
+    }
     assert_eq!(
         listing(&releases),
         [
@@ -168,7 +187,9 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         .map(|release| release["name"].as_str().expect("name"))
         .collect();
     assert_eq!(listed, ["r7", "r6", "r5", "r2"]);
+    assert_documented(&status);
     let first = &status["releases"][0];
+    assert_documented(first);
     assert_eq!(first["current"], true);
     assert_eq!(first["complete"], true);
     assert_eq!(
@@ -326,6 +347,7 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 3, "{result}\n{stderr}");
     assert_eq!(result["intact"], false);
+    assert_documented(&result);
     assert_eq!(result["missing"], serde_json::json!([relative(&metadata)]));
     assert_eq!(
         result["modified"],
