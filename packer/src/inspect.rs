@@ -41,6 +41,15 @@ fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
     })
 }
 
+/// The exit code of a failed verify: the artifact's fault is 3, the machine's 4.
+fn install_code(error: &pysfx_install::InstallError) -> u8 {
+    match error.fault() {
+        pysfx_install::Fault::Content => CORRUPT,
+        pysfx_install::Fault::Machine => UNREADABLE,
+        pysfx_install::Fault::Other => 1,
+    }
+}
+
 type Outcome = Result<(), (u8, anyhow::Error)>;
 
 fn print(text: &str) -> Outcome {
@@ -65,7 +74,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
             let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
                 let code = match error {
-                    PlanError::NoCompatibleWheel(_) | PlanError::Unmet(_) => 4,
+                    PlanError::NoCompatibleWheel(_)
+                    | PlanError::Unmet(_)
+                    | PlanError::BadInterpreter(_) => 4,
                     PlanError::BadManifest(_) => CORRUPT,
                 };
                 (code, anyhow!(error))
@@ -241,7 +252,8 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
-    pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
+    pysfx_install::verify_contents(&mut payload)
+        .map_err(|error| (install_code(&error), anyhow!(error)))?;
     let path = args.artifact.display().to_string();
     print(&format!(
         "OK {path} payload_sha256={} file_sha256={file_sha256}\n",

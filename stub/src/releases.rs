@@ -9,10 +9,11 @@ use pysfx_format::escape_lines;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::cli::{open_self, Cli};
+use crate::artifact::open_self;
+use crate::cli::Cli;
+use crate::dest::absolute_path;
 use crate::failure::{code, Failure};
-use crate::install::absolute_path;
-use crate::print_stdout;
+use crate::output::print_stdout;
 
 /// Runs the release command the command line names; `None` when it names none.
 pub fn run(cli: &Cli) -> Result<Option<u8>, Failure> {
