@@ -176,9 +176,14 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         "mine"
     );
 
-    // Status: newest first by receipt, LINK's target marked, the other app's release left out.
+    status_lists_newest_first(&site, &other, &current);
+    activate_refuses_what_is_not_a_complete_release(&site, &releases, &current);
+}
+
+/// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
+fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     let status_args = [OsStr::new("--status"), current.as_os_str()];
-    let (code, status, stderr) = json_run(&site, &status_args);
+    let (code, status, stderr) = json_run(site, &status_args);
     assert_eq!(code, 0, "{stderr}");
     let listed: Vec<&str> = status["releases"]
         .as_array()
@@ -199,7 +204,7 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         Some(true)
     );
     assert!(first["bytes"].as_u64().expect("bytes") > 1000, "{first}");
-    let text = run(Command::new(&site).args(status_args));
+    let text = run(Command::new(site).args(status_args));
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.lines()
@@ -207,10 +212,16 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         "{text}"
     );
 
-    // Activate: a rollback to r5 with any artifact of the app, then refusals.
+    // The other app's artifact sees LINK as another app's.
+    let (code, _, stderr) = json_run(other, &status_args);
+    assert_eq!(code, 5, "{stderr}");
+}
+
+/// `--activate`: a rollback to r5 with any artifact of the app, then refusals.
+fn activate_refuses_what_is_not_a_complete_release(site: &Path, releases: &Path, current: &Path) {
     let activate = |release: &Path| {
         json_run(
-            &other_or(&site),
+            &other_or(site),
             &[
                 OsStr::new("--activate"),
                 release.as_os_str(),
@@ -226,7 +237,7 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         "{stderr}"
     );
     assert_eq!(
-        std::fs::read_link(&current).expect("link"),
+        std::fs::read_link(current).expect("link"),
         releases.join("r5")
     );
     let (code, result, _) = activate(&releases.join("r5"));
@@ -244,10 +255,11 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         assert_eq!(result["exit_code"], 5, "{result}");
     }
     assert_eq!(
-        std::fs::read_link(&current).expect("link"),
+        std::fs::read_link(current).expect("link"),
         releases.join("r5")
     );
-    let (code, status, _) = json_run(&site, &status_args);
+    let status_args = [OsStr::new("--status"), current.as_os_str()];
+    let (code, status, _) = json_run(site, &status_args);
     assert_eq!(code, 0);
     let r6 = status["releases"]
         .as_array()
@@ -256,9 +268,43 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         .find(|release| release["name"] == "r6")
         .expect("r6 listed");
     assert_eq!(r6["complete"], false, "{r6}");
-    // The other app's artifact sees LINK as another app's.
-    let (code, _, stderr) = json_run(&other, &status_args);
-    assert_eq!(code, 5, "{stderr}");
+}
+
+/// Appends to a wheel's module, deletes a dist-info's METADATA, adds a module to
+/// site-packages, changes an app file and drops the executable bit of `manage.py`. Returns the
+/// three site-packages paths (METADATA, the module, the added one).
+fn tamper(release: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let site_packages = std::fs::read_dir(release.join("venv/lib"))
+        .expect("lib")
+        .flatten()
+        .next()
+        .expect("a python dir")
+        .path()
+        .join("site-packages");
+    let module = site_packages.join("tinylib/__init__.py");
+    let mut text = std::fs::read_to_string(&module).expect("module");
+    text.push_str("print('tampered')\n");
+    std::fs::write(&module, text).expect("append");
+    let metadata = std::fs::read_dir(&site_packages)
+        .expect("site-packages")
+        .flatten()
+        .find(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
+        .expect("a dist-info")
+        .path()
+        .join("METADATA");
+    std::fs::remove_file(&metadata).expect("delete");
+    std::fs::write(site_packages.join("evil.py"), "import os\n").expect("add");
+    std::fs::write(
+        release.join("demoapp/appcore/__init__.py"),
+        "GREETING = 'x'\n",
+    )
+    .expect("app");
+    let chmod = run(Command::new("chmod")
+        .arg("0644")
+        .arg(release.join("demoapp/manage.py")));
+    assert!(chmod.status.success());
+
+    (metadata, module, site_packages.join("evil.py"))
 }
 
 /// The artifact the activations run with: a copy of `site` (any artifact of the app will do).
@@ -307,43 +353,13 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
         "{result}"
     );
 
-    // Tampering.
-    let site_packages = std::fs::read_dir(release.join("venv/lib"))
-        .expect("lib")
-        .flatten()
-        .next()
-        .expect("a python dir")
-        .path()
-        .join("site-packages");
+    let (metadata, module, evil) = tamper(&release);
     let relative = |path: &Path| {
         path.strip_prefix(&release)
             .expect("inside")
             .to_string_lossy()
             .into_owned()
     };
-    let module = site_packages.join("tinylib/__init__.py");
-    let mut text = std::fs::read_to_string(&module).expect("module");
-    text.push_str("print('tampered')\n");
-    std::fs::write(&module, text).expect("append");
-    let metadata = std::fs::read_dir(&site_packages)
-        .expect("site-packages")
-        .flatten()
-        .find(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
-        .expect("a dist-info")
-        .path()
-        .join("METADATA");
-    std::fs::remove_file(&metadata).expect("delete");
-    std::fs::write(site_packages.join("evil.py"), "import os\n").expect("add");
-    std::fs::write(
-        release.join("demoapp/appcore/__init__.py"),
-        "GREETING = 'x'\n",
-    )
-    .expect("app");
-    let chmod = run(Command::new("chmod")
-        .arg("0644")
-        .arg(release.join("demoapp/manage.py")));
-    assert!(chmod.status.success());
-
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 3, "{result}\n{stderr}");
     assert_eq!(result["intact"], false);
@@ -358,10 +374,7 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
         ]),
         "{result}"
     );
-    assert_eq!(
-        result["added"],
-        serde_json::json!([relative(&site_packages.join("evil.py"))])
-    );
+    assert_eq!(result["added"], serde_json::json!([relative(&evil)]));
     let text = run(Command::new(&site).args(check_args));
     assert_eq!(text.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&text.stdout);

@@ -130,3 +130,43 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{parse, Command};
+    use std::ffi::OsString;
+
+    fn parse_line(line: &str) -> Result<Command, String> {
+        parse(line.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn release_commands_and_their_usage_errors() {
+        for (line, expected) in [
+            ("-d x --keep 3", "--keep goes with -d DEST --link LINK"),
+            (
+                "--status l --keep 3",
+                "--keep goes with -d DEST --link LINK",
+            ),
+            ("-d x --link l --keep 0", "at least 1"),
+            ("-d x --link l --keep many", "at least 1"),
+            ("--activate r", "--activate DEST needs --link LINK"),
+            ("--check r --force", "--force goes with -d DEST"),
+            ("--status l --link m", "--link goes with -d DEST"),
+            (
+                "--check a --status b",
+                "--check cannot be used with --status",
+            ),
+            (
+                "-d x --activate y --link l",
+                "-d DEST cannot be used with --activate",
+            ),
+            ("--check", "--check needs a value"),
+        ] {
+            match parse_line(line) {
+                Err(message) => assert!(message.contains(expected), "{line:?}: {message}"),
+                Ok(other) => panic!("{line:?} parsed: {other:?}"),
+            }
+        }
+    }
+}
