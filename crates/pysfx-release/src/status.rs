@@ -196,14 +196,16 @@ impl Status {
     }
 }
 
-/// `12.3 MiB`, `4.0 KiB`, `1.2 GiB`.
+/// `12.3 MiB`, `4.0 KiB`, `1.2 GiB`, in whole-number arithmetic (float formatting would
+/// cost the stub some 20 KB).
 fn human_bytes(bytes: u64) -> String {
-    let (value, unit) = match bytes {
-        0..=1_048_575 => (bytes as f64 / 1024.0, "KiB"),
-        1_048_576..=1_073_741_823 => (bytes as f64 / 1_048_576.0, "MiB"),
-        _ => (bytes as f64 / 1_073_741_824.0, "GiB"),
+    let (unit, shift) = match bytes {
+        0..=1_048_575 => ("KiB", 10),
+        1_048_576..=1_073_741_823 => ("MiB", 20),
+        _ => ("GiB", 30),
     };
-    format!("{value:.1} {unit}")
+    let tenths = (u128::from(bytes) * 10 + (1u128 << (shift - 1))) >> shift;
+    format!("{}.{} {unit}", tenths / 10, tenths % 10)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC (Howard Hinnant's civil-from-days).
@@ -236,6 +238,14 @@ pub fn utc(seconds: u64) -> String {
 mod tests {
     use super::*;
     use crate::testing::fake_release;
+
+    #[test]
+    fn formats_sizes() {
+        assert_eq!(human_bytes(0), "0.0 KiB");
+        assert_eq!(human_bytes(4096), "4.0 KiB");
+        assert_eq!(human_bytes(1_572_864), "1.5 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
 
     #[test]
     fn formats_utc_times() {
