@@ -220,6 +220,11 @@ fn check_scripts_and_data(python: &Python, destination: &Path) {
         site.join("markupsafe/__pycache__").is_dir(),
         "{version}: byte-code is compiled by default"
     );
+    let uncompiled = sources_without_bytecode(&site, &version);
+    assert!(
+        uncompiled.is_empty(),
+        "{version}: sources without byte-code: {uncompiled:?}"
+    );
     assert!(!destination.join("wheels").exists() && !destination.join("bootstrap_wheels").exists());
 }
 
@@ -331,4 +336,31 @@ fn python_2_is_refused_before_anything_is_written() {
     assert_eq!(code, 4, "{stderr}");
     assert!(!destination.exists());
     let _ = python(11);
+}
+
+/// The `.py` files below `directory` with no `__pycache__/<stem>.cpython-XY.pyc` beside them.
+fn sources_without_bytecode(directory: &Path, version: &str) -> Vec<PathBuf> {
+    let tag = format!("cpython-{}", version.replace('.', ""));
+    let mut missing = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                pending.push(path);
+                continue;
+            }
+            let Some(stem) = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".py"))
+            else {
+                continue;
+            };
+            if !directory.join(format!("__pycache__/{stem}.{tag}.pyc")).is_file() {
+                missing.push(path);
+            }
+        }
+    }
+    missing
 }

@@ -2,12 +2,13 @@
 //! its byte-code, all under a root this run created (the stub's temporary sibling of DEST).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use pysfx_format::Payload;
 use pysfx_plan::Plan;
 use pysfx_tree::DiskTree;
-use pysfx_venv::{compile, create_venv, write_hooks, CompileJob, Interpreter, VenvPaths};
+use pysfx_venv::{create_venv, write_hooks, CompileJob, Compiler, Interpreter, VenvPaths};
 use tracing::debug;
 
 use crate::batch::BatchLimits;
@@ -29,7 +30,8 @@ pub struct InstallOptions<'a> {
     pub on_child: &'a dyn Fn(u32),
 }
 
-/// Seconds spent in each phase.
+/// Seconds spent in each phase. Byte-code is compiled while the wheels unpack: `install` is
+/// the unpacking, `compile` the wait for the compilers after it.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct Phases {
     pub extract: f64,
@@ -110,42 +112,67 @@ pub fn build_release(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Byte-code of the wheels that came without it is compiled by the venv's interpreter while
+    // the next batches unpack: each batch's sources go to the compile workers as it finishes.
+    let compiling = !options.no_compile && jobs.iter().any(|job| job.bundles.is_empty());
+    let compiled = AtomicU64::new(0);
+    let tail = AtomicBool::new(false);
+    let on_compiled = || {
+        compiled.fetch_add(1, Ordering::Relaxed);
+        if tail.load(Ordering::Relaxed) {
+            reporter.step();
+        }
+    };
     let mut reports: Vec<InstallReport> = Vec::with_capacity(jobs.len());
-    let mut phase = Instant::now();
+    let mut submitted = 0u64;
+    let started = Instant::now();
     let set_options = SetOptions {
         threads: options.threads,
         limits: options.limits,
     };
     let tree = DiskTree::new(&venv.root);
-    let shared_paths = install_set(
-        payload.file(),
-        &jobs,
-        &layout,
-        &tree,
-        set_options,
-        reporter,
-        &mut |batch_reports, precompiled| {
-            phases.install += phase.elapsed().as_secs_f64();
-            phase = Instant::now();
-            let compile_jobs = compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
-            precompiled_wheels += precompiled.iter().filter(|p| **p).count();
-            reports.append(batch_reports);
-            if !compile_jobs.is_empty() {
-                let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-                reporter.phase("compiling", compile_jobs.len() as u64);
-                compile(
-                    &venv.root.join("bin/python"),
-                    &compile_jobs,
-                    workers,
-                    options.on_child,
-                    &|| reporter.step(),
-                )?;
-            }
-            phases.compile += phase.elapsed().as_secs_f64();
-            phase = Instant::now();
-            Ok(())
-        },
-    )?;
+    let python = venv.root.join("bin/python");
+    let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let compiler = match compiling {
+            true => Some(Compiler::start(
+                scope,
+                &python,
+                workers,
+                options.on_child,
+                &on_compiled,
+            )?),
+            false => None,
+        };
+        let shared_paths = install_set(
+            payload.file(),
+            &jobs,
+            &layout,
+            &tree,
+            set_options,
+            reporter,
+            &mut |batch_reports, precompiled| {
+                let sources = compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
+                precompiled_wheels += precompiled.iter().filter(|p| **p).count();
+                reports.append(batch_reports);
+                submitted += sources.len() as u64;
+                if let Some(compiler) = &compiler {
+                    compiler.submit(sources);
+                }
+                Ok(())
+            },
+        )?;
+        phases.install = started.elapsed().as_secs_f64();
+        if let Some(compiler) = compiler {
+            let waiting = Instant::now();
+            reporter.phase("compiling", submitted);
+            reporter.advance(compiled.load(Ordering::Relaxed));
+            tail.store(true, Ordering::Relaxed);
+            compiler.finish()?;
+            phases.compile = waiting.elapsed().as_secs_f64();
+        }
+        Ok(shared_paths)
+    })?;
     Ok(Built {
         files: extracted.files + reports.iter().map(|r| r.files).sum::<u64>(),
         bytes: extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>(),
