@@ -9,6 +9,7 @@
 
 mod manifest;
 mod reader;
+mod sbom;
 mod trailer;
 mod writer;
 
@@ -17,6 +18,7 @@ pub use manifest::{
     WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use reader::{Payload, Section};
+pub use sbom::{read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};
 
