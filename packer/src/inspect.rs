@@ -9,7 +9,8 @@ use pysfx_venv::Interpreter;
 use pysfx_wheel::WheelFilename;
 
 use crate::elf::GlibcVersion;
-use crate::floor;
+use crate::signing::{self, Refusal};
+use crate::{floor, pinned, sbom};
 use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
@@ -57,6 +58,12 @@ fn print(text: &str) -> Outcome {
 pub fn inspect(args: &InspectArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
+    if args.sbom {
+        return print_sbom(&mut payload);
+    }
+    if args.requirements && args.python.is_none() {
+        return print_requirements(&payload, None);
+    }
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
     // A dry run of the stub's choice for an interpreter.
@@ -74,6 +81,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         }
         None => None,
     };
+    if let (true, Some((_, plan))) = (args.requirements, &plan) {
+        return print_requirements(&payload, Some(plan));
+    }
     let glibc = glibc_needed(manifest);
     if args.json {
         let mut object = serde_json::json!({
@@ -200,6 +210,65 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     print(&pysfx_format::escape_lines(&out))
 }
 
+/// `inspect --sbom`: the SBOM stored in the artifact, as it is (what `./site.sfx --sbom`
+/// prints); for an artifact packed before SBOMs were stored, one made from its manifest.
+fn print_sbom(payload: &mut Payload) -> Outcome {
+    if let Some(bytes) = pysfx_format::read_sbom(payload, pysfx_format::SBOM_NAME)
+        .map_err(|e| (CORRUPT, e.into()))?
+    {
+        return print(&String::from_utf8_lossy(&bytes));
+    }
+    tracing::info!(
+        "{} holds no SBOM (packed by pysfx {}); made one from its manifest",
+        payload.path().display(),
+        pysfx_format::escape_control(&payload.manifest().pysfx_version)
+    );
+    let mut text = Vec::new();
+    {
+        use std::io::Read;
+        let entry = payload
+            .archive()
+            .by_name(pysfx_format::MANIFEST_NAME)
+            .map_err(|error| (CORRUPT, anyhow!("{}: {error}", pysfx_format::MANIFEST_NAME)))?;
+        entry
+            .take(64 * 1024 * 1024)
+            .read_to_end(&mut text)
+            .map_err(|error| (CORRUPT, anyhow!("{}: {error}", pysfx_format::MANIFEST_NAME)))?;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&text);
+    let bytes = sbom::whole(payload.manifest(), &digest)
+        .map_err(|error| (1, anyhow!("cannot write the SBOM: {error}")))?;
+    print(&String::from_utf8_lossy(&bytes))
+}
+
+/// `inspect --requirements`: the wheels `plan` chose (with `--python`), else those of the
+/// artifact's one set (and the bootstrap wheels it would be offered).
+fn print_requirements(payload: &Payload, plan: Option<&pysfx_plan::Plan>) -> Outcome {
+    let manifest = payload.manifest();
+    let digest = payload.digest();
+    let (set_name, wheels) = match plan {
+        Some(plan) => (plan.set_name.clone(), plan.wheels.iter().collect()),
+        None => match manifest.sets.as_slice() {
+            [set] => (set.name.clone(), sbom::set_members(manifest, set)),
+            [] => return Err((CORRUPT, anyhow!("the artifact has no wheel set"))),
+            sets => {
+                let names: Vec<&str> = sets.iter().map(|set| set.name.as_str()).collect();
+                return Err((
+                    2,
+                    anyhow!(
+                        "the artifact has {} wheel sets ({}); give --python PY for the set that                          interpreter gets",
+                        sets.len(),
+                        pysfx_format::escape_control(&names.join(", "))
+                    ),
+                ));
+            }
+        },
+    };
+    let heading = pinned::heading(manifest, &set_name, &digest);
+    let text = pinned::render(&heading, &wheels).map_err(|reason| (2, anyhow!(reason)))?;
+    print(&text)
+}
+
 /// The highest glibc each set's wheels need, by set name, and the bootstrap wheels'.
 struct GlibcNeeded {
     sets: Vec<(String, serde_json::Value)>,
@@ -241,10 +310,36 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
+    // The signature first: with --pubkey, a file not signed by one of the keys is refused
+    // whatever its contents.
+    let signed = if args.pubkey.is_empty() {
+        None
+    } else {
+        let signature = args
+            .signature
+            .clone()
+            .unwrap_or_else(|| signing::signature_path(&args.artifact));
+        let digest = payload.digest();
+        let checked = signing::verify_signature(
+            &args.artifact,
+            &signature,
+            &args.pubkey,
+            payload.manifest(),
+            &digest,
+        )
+        .map_err(|refusal| match refusal {
+            Refusal::BadSignature(error) => (CORRUPT, error),
+            Refusal::BadKey(error) => (2, error),
+        })?;
+        Some(checked)
+    };
     pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
     let path = args.artifact.display().to_string();
+    let signature = signed
+        .map(|(id, _)| format!(" signed_by={id}"))
+        .unwrap_or_default();
     print(&format!(
-        "OK {path} payload_sha256={} file_sha256={file_sha256}\n",
+        "OK {path} payload_sha256={} file_sha256={file_sha256}{signature}\n",
         payload.digest()
     ))
 }
