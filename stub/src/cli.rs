@@ -28,6 +28,7 @@ pub struct Cli {
     pub info: bool,
     pub list: bool,
     pub verify: bool,
+    pub sbom: bool,
 }
 
 /// The parsed command line: a run, or a request for help or the version.
@@ -45,7 +46,7 @@ pub fn help(program: &str) -> String {
         "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
 
 Usage: {program} -d DEST [--python PY] [--force] [--link LINK] [--no-compile] [--json] [-v | -q]
-       {program} --info [--python PY] [--json] | --list | --verify [--json] | --version | --help
+       {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version | --help
 
 Options:
   -d, --dest <DEST>  Release directory to create (missing parents are created)
@@ -61,6 +62,7 @@ Options:
                      (and, with --python, what that interpreter would get)
       --list         List the payload's entries
       --verify       Check the payload's integrity and exit
+      --sbom         Print the artifact's CycloneDX 1.5 SBOM (JSON) without installing
   -h, --help         Print help
   -V, --version      Print the stub's version, and the app's name and version
 
@@ -73,7 +75,7 @@ Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corr
 /// The usage error's text as printed: the error, the usage lines, where to look.
 pub fn usage_error(program: &str, message: &str) -> String {
     format!(
-        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --version | --help\n\nFor more information, try '--help'.\n"
+        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --sbom | --version | --help\n\nFor more information, try '--help'.\n"
     )
 }
 
@@ -107,6 +109,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("info") => cli.info = true,
             Long("list") => cli.list = true,
             Long("verify") => cli.verify = true,
+            Long("sbom") => cli.sbom = true,
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(value) => {
@@ -128,13 +131,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         (cli.info, "--info"),
         (cli.list, "--list"),
         (cli.verify, "--verify"),
+        (cli.sbom, "--sbom"),
     ]
     .iter()
     .filter(|(given, _)| *given)
     .map(|(_, name)| *name)
     .collect();
     match modes.as_slice() {
-        [] => return Err("nothing to do: give -d DEST, --info, --list or --verify".into()),
+        [] => return Err("nothing to do: give -d DEST, --info, --list, --verify or --sbom".into()),
         [_] => {}
         [first, second, ..] => return Err(format!("{first} cannot be used with {second}")),
     }
@@ -154,8 +158,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     if cli.verbose > 0 && cli.quiet {
         return Err("-v cannot be used with -q".into());
     }
-    if cli.json && cli.list {
-        return Err("--json goes with -d DEST, --info or --verify, not with --list".into());
+    if cli.json && (cli.list || cli.sbom) {
+        return Err(format!(
+            "--json goes with -d DEST, --info or --verify, not with {}",
+            if cli.list {
+                "--list"
+            } else {
+                "--sbom (JSON already)"
+            }
+        ));
     }
     Ok(Command::Run(cli))
 }
@@ -233,6 +244,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     if cli.list {
         return list();
     }
+    if cli.sbom {
+        return crate::sbom::print(&mut open_self()?);
+    }
     if cli.verify {
         let mut payload = open_self()?;
         let file_sha256 = payload.verify_and_digest_file()?;
@@ -262,7 +276,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(_) => install::run(&cli),
         None => Err(Failure::new(
             code::USAGE,
-            "nothing to do: give -d DEST, --info, --list or --verify",
+            "nothing to do: give -d DEST, --info, --list, --verify or --sbom",
         )),
     }
 }
@@ -426,6 +440,8 @@ mod tests {
             ("--dest=", "-d needs a value, not an empty string"),
             ("-d x --python=", "--python needs a value"),
             ("--list --json", "--json goes with"),
+            ("--sbom --json", "not with --sbom"),
+            ("--sbom --info", "--info cannot be used with --sbom"),
             ("-d a -d b", "-d cannot be given twice"),
             ("-d a extra", "unexpected argument \"extra\""),
             ("extra", "(DEST goes after -d)"),
@@ -485,6 +501,7 @@ mod tests {
             "--info",
             "--list",
             "--verify",
+            "--sbom",
             "--help",
             "--version",
             "Exit codes",

@@ -747,6 +747,7 @@ fn build_tree(
     let path = temporary.join(RECEIPT_NAME);
     pysfx_wheel::write_new(&path, &text, 0o644)
         .map_err(|error| Failure::io("cannot write", &path, &error))?;
+    crate::sbom::write_for_set(payload, &plan.set_name, temporary)?;
     Ok((files, bytes))
 }
 

@@ -11,6 +11,7 @@ mod lock;
 mod log;
 mod progress;
 mod receipt;
+mod sbom;
 mod shared;
 mod signals;
 
