@@ -729,23 +729,7 @@ fn check_sets_complete(manifest: &Manifest) -> Result<()> {
         let Some(target) = &set.target else {
             continue;
         };
-        let full_version = target
-            .full_version
-            .clone()
-            .unwrap_or_else(|| format!("{}.{}", target.python_version, collect::NEWEST_PATCH));
-        let environment = pysfx_wheel::MarkerEnvironment {
-            implementation_name: "cpython".into(),
-            implementation_version: full_version.clone(),
-            os_name: "posix".into(),
-            platform_machine: "x86_64".into(),
-            platform_python_implementation: "CPython".into(),
-            platform_release: String::new(),
-            platform_system: "Linux".into(),
-            platform_version: String::new(),
-            python_full_version: full_version,
-            python_version: target.python_version.clone(),
-            sys_platform: "linux".into(),
-        };
+        let environment = sbom::target_environment(target);
         let mut chosen: Vec<WheelEntry> = set
             .wheels
             .iter()

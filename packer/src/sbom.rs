@@ -14,10 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::{Manifest, WheelEntry, WheelSet};
-use pysfx_wheel::Requirement;
+use pysfx_format::{Manifest, Target, WheelEntry, WheelSet};
+use pysfx_wheel::{MarkerEnvironment, Requirement};
 use serde::Serialize;
 use sha1::Digest as _;
+
+use crate::collect;
 
 /// The RFC 4122 namespace for URLs, under which the serial numbers are named.
 const NAMESPACE_URL: [u8; 16] = [
@@ -173,7 +175,7 @@ fn render(
                 .1
                 .push(set.name.as_str());
         }
-        let set_edges = dependencies(members);
+        let set_edges = dependencies(set, members);
         let required: BTreeSet<&String> = set_edges.values().flatten().collect();
         let roots: Vec<String> = members
             .iter()
@@ -287,31 +289,115 @@ fn render(
     Ok(bytes)
 }
 
+/// The marker environment of a set resolved for `target`: CPython on x86_64 Linux (the only
+/// platform the stub runs on), its `X.Y`, and its full version when recorded, else the newest
+/// patch release.
+pub fn target_environment(target: &Target) -> MarkerEnvironment {
+    let full_version = target
+        .full_version
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", target.python_version, collect::NEWEST_PATCH));
+    MarkerEnvironment {
+        implementation_name: "cpython".into(),
+        implementation_version: full_version.clone(),
+        os_name: "posix".into(),
+        platform_machine: "x86_64".into(),
+        platform_python_implementation: "CPython".into(),
+        platform_release: String::new(),
+        platform_system: "Linux".into(),
+        platform_version: String::new(),
+        python_full_version: full_version,
+        python_version: target.python_version.clone(),
+        sys_platform: "linux".into(),
+    }
+}
+
+/// The environments a set may be installed in: its target's, or for a set without one (from
+/// `--wheels`) every CPython the stub installs for, 3.6 to 3.13.
+fn set_environments(set: &WheelSet) -> Vec<MarkerEnvironment> {
+    match &set.target {
+        Some(target) => vec![target_environment(target)],
+        None => (6..=13)
+            .map(|minor| {
+                target_environment(&Target {
+                    implementation: "cp".into(),
+                    python_version: format!("3.{minor}"),
+                    full_version: None,
+                    abi: None,
+                    platform: None,
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Edges between the wheels of one set, by payload path: a wheel depends on every wheel of the
 /// set whose distribution one of its `Requires-Dist` names and whose version the specifiers
-/// allow. Markers are not evaluated: the set was resolved with them, and a wheel of another
-/// distribution is in it because something needed it. A requirement that cannot be parsed
-/// draws no edge (the pack has refused such wheels already).
-fn dependencies(members: &[&WheelEntry]) -> BTreeMap<String, BTreeSet<String>> {
+/// allow, when the requirement applies — its marker true in one of the set's environments,
+/// extras counting only where something in the set asks for them (followed to a fixed point,
+/// as the stub's completeness check does). A requirement that cannot be parsed draws no edge
+/// (the pack has refused such wheels already).
+fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTreeSet<String>> {
+    let environments = set_environments(set);
     let mut by_name: BTreeMap<&str, Vec<&WheelEntry>> = BTreeMap::new();
     for wheel in members {
         by_name.entry(wheel.name.as_str()).or_default().push(wheel);
     }
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for wheel in members {
-        let targets = edges.entry(wheel.path.clone()).or_default();
-        for text in &wheel.requires_dist {
-            let Ok(requirement) = Requirement::parse(text) else {
+    let requirements: Vec<(&WheelEntry, Requirement)> = members
+        .iter()
+        .flat_map(|wheel| {
+            wheel
+                .requires_dist
+                .iter()
+                .filter_map(|text| Requirement::parse(text).ok())
+                .map(move |requirement| (*wheel, requirement))
+        })
+        .filter(|(_, requirement)| by_name.contains_key(requirement.name.as_str()))
+        .collect();
+    let mut extras: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let applies =
+        |wheel: &WheelEntry, requirement: &Requirement, extras: &BTreeMap<&str, Vec<String>>| {
+            let requested = extras.get(wheel.name.as_str()).cloned().unwrap_or_default();
+            environments
+                .iter()
+                .any(|environment| requirement.applies_to(environment, &requested))
+        };
+    loop {
+        let mut grew = false;
+        for (wheel, requirement) in &requirements {
+            if requirement.extras.is_empty() || !applies(wheel, requirement, &extras) {
                 continue;
-            };
-            for candidate in by_name.get(requirement.name.as_str()).into_iter().flatten() {
-                let allowed = match Version::from_str(&candidate.version) {
-                    Ok(version) => requirement.is_met_by(&version),
-                    Err(_) => requirement.specifiers.is_empty(),
-                };
-                if allowed && candidate.path != wheel.path {
-                    targets.insert(candidate.path.clone());
+            }
+            let wanted = extras.entry(requirement.name.as_str()).or_default();
+            for extra in &requirement.extras {
+                if !wanted.contains(extra) {
+                    wanted.push(extra.clone());
+                    grew = true;
                 }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut edges: BTreeMap<String, BTreeSet<String>> = members
+        .iter()
+        .map(|wheel| (wheel.path.clone(), BTreeSet::new()))
+        .collect();
+    for (wheel, requirement) in &requirements {
+        if !applies(wheel, requirement, &extras) {
+            continue;
+        }
+        for candidate in by_name.get(requirement.name.as_str()).into_iter().flatten() {
+            let allowed = match Version::from_str(&candidate.version) {
+                Ok(version) => requirement.is_met_by(&version),
+                Err(_) => requirement.specifiers.is_empty(),
+            };
+            if allowed && candidate.path != wheel.path {
+                edges
+                    .entry(wheel.path.clone())
+                    .or_default()
+                    .insert(candidate.path.clone());
             }
         }
     }
@@ -415,6 +501,75 @@ mod tests {
         for (name, version, expected) in cases {
             assert_eq!(purl(name, version), expected, "{name} {version}");
         }
+    }
+
+    fn wheel(name: &str, version: &str, requires: &[&str]) -> WheelEntry {
+        WheelEntry {
+            path: format!("wheels/{name}/{name}-{version}-py3-none-any.whl"),
+            filename: format!("{name}-{version}-py3-none-any.whl"),
+            name: name.into(),
+            version: version.into(),
+            sha256: "00".repeat(32),
+            size: 1,
+            unpacked_bytes: 1,
+            members: 1,
+            requires_python: None,
+            requires_dist: requires.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn edges_of(target: Option<&str>, wheels: &[WheelEntry]) -> BTreeSet<(String, String)> {
+        let set = WheelSet {
+            name: "s".into(),
+            target: target.map(|version| Target {
+                implementation: "cp".into(),
+                python_version: version.into(),
+                full_version: None,
+                abi: None,
+                platform: None,
+            }),
+            wheels: Vec::new(),
+        };
+        let members: Vec<&WheelEntry> = wheels.iter().collect();
+        let name = |path: &str| path.split('/').nth(1).unwrap_or_default().to_string();
+        dependencies(&set, &members)
+            .into_iter()
+            .flat_map(|(from, to)| to.into_iter().map(move |to| (name(&from), name(&to))))
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_follow_requires_dist_markers_extras_and_versions() {
+        let edge = |from: &str, to: &str| (from.to_string(), to.to_string());
+        let wheels = [
+            wheel(
+                "app-lib",
+                "1.0",
+                &["dep>=1", "old<1", "tests; extra == \"test\""],
+            ),
+            wheel("dep", "1.5", &["socks; extra == \"socks\""]),
+            wheel("old", "2.0", &[]),
+            wheel("tests", "1.0", &[]),
+            wheel("socks", "1.0", &[]),
+            wheel(
+                "user",
+                "1.0",
+                &["dep[socks]", "compat; python_version < \"3.8\""],
+            ),
+            wheel("compat", "1.0", &[]),
+        ];
+        let expected = BTreeSet::from([
+            edge("app-lib", "dep"),
+            edge("user", "dep"),
+            edge("dep", "socks"),
+            edge("user", "compat"),
+        ]);
+        // Without a target, a marker true on any CPython 3.6-3.13 draws the edge.
+        assert_eq!(edges_of(None, &wheels), expected);
+        // A set for 3.11: python_version < "3.8" is false there.
+        let mut for_311 = expected.clone();
+        for_311.remove(&edge("user", "compat"));
+        assert_eq!(edges_of(Some("3.11"), &wheels), for_311);
     }
 
     #[test]
