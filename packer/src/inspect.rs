@@ -66,19 +66,8 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     }
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
-    // A dry run of the stub's choice for an interpreter.
     let plan = match &args.python {
-        Some(python) => {
-            let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
-            let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
-                let code = match error {
-                    PlanError::NoCompatibleWheel(_) | PlanError::Unmet(_) => 4,
-                    PlanError::BadManifest(_) => CORRUPT,
-                };
-                (code, anyhow!(error))
-            })?;
-            Some((interpreter, plan))
-        }
+        Some(python) => Some(dry_run(manifest, python)?),
         None => None,
     };
     if let (true, Some((_, plan))) = (args.requirements, &plan) {
@@ -86,33 +75,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     }
     let glibc = glibc_needed(manifest);
     if args.json {
-        let mut object = serde_json::json!({
-            "artifact": args.artifact,
-            "payload_sha256": payload.digest(),
-            "file_sha256": file_sha256,
-            "app_version": manifest.app.version,
-            "size": payload.located().file_len,
-            "stub_bytes": stub_bytes,
-            "manifest": manifest,
-            "glibc_needed": {
-                "sets": glibc
-                    .sets
-                    .iter()
-                    .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
-                    .collect::<Vec<_>>(),
-                "bootstrap": glibc.bootstrap,
-            },
-        });
-        if let Some((interpreter, plan)) = &plan {
-            object["python"] = serde_json::json!(interpreter.executable);
-            object["python_version"] = serde_json::json!(interpreter.version());
-            object["set"] = serde_json::json!(plan.set_name);
-            object["wheels"] =
-                serde_json::json!(plan.wheels.iter().map(|w| &w.filename).collect::<Vec<_>>());
-            object["skipped"] =
-                serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
-        }
-        return print(&format!("{object:#}\n"));
+        return print_json(args, &payload, &file_sha256, &glibc, plan.as_ref());
     }
     let by_path: HashMap<&str, _> = manifest
         .wheels
@@ -208,6 +171,60 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     }
     // Manifest strings are the artifact's, not ours: no terminal escapes reach the screen.
     print(&pysfx_format::escape_lines(&out))
+}
+
+/// `inspect --json`: the manifest and both digests, with `--python` the dry run's choice.
+fn print_json(
+    args: &InspectArgs,
+    payload: &Payload,
+    file_sha256: &str,
+    glibc: &GlibcNeeded,
+    plan: Option<&(Interpreter, pysfx_plan::Plan)>,
+) -> Outcome {
+    let manifest = payload.manifest();
+    let mut object = serde_json::json!({
+        "artifact": args.artifact,
+        "payload_sha256": payload.digest(),
+        "file_sha256": file_sha256,
+        "app_version": manifest.app.version,
+        "size": payload.located().file_len,
+        "stub_bytes": payload.located().trailer.payload_offset,
+        "manifest": manifest,
+        "glibc_needed": {
+            "sets": glibc
+                .sets
+                .iter()
+                .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
+                .collect::<Vec<_>>(),
+            "bootstrap": glibc.bootstrap,
+        },
+    });
+    if let Some((interpreter, plan)) = plan {
+        object["python"] = serde_json::json!(interpreter.executable);
+        object["python_version"] = serde_json::json!(interpreter.version());
+        object["set"] = serde_json::json!(plan.set_name);
+        object["wheels"] =
+            serde_json::json!(plan.wheels.iter().map(|w| &w.filename).collect::<Vec<_>>());
+        object["skipped"] =
+            serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
+    }
+    print(&format!("{object:#}\n"))
+}
+
+/// A dry run of the stub's choice for the interpreter `python`.
+fn dry_run(
+    manifest: &Manifest,
+    python: &str,
+) -> Result<(Interpreter, pysfx_plan::Plan), (u8, anyhow::Error)> {
+    let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
+    let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
+        let code = match error {
+            PlanError::NoCompatibleWheel(_) | PlanError::Unmet(_) => 4,
+            PlanError::BadManifest(_) => CORRUPT,
+        };
+        (code, anyhow!(error))
+    })?;
+    Ok((interpreter, plan))
 }
 
 /// `inspect --sbom`: the SBOM stored in the artifact, as it is (what `./site.sfx --sbom`

@@ -191,35 +191,7 @@ fn render(
     let components: Vec<Component> = in_sets
         .values()
         .map(|(wheel, set_names)| {
-            let mut properties: Vec<Property> = set_names
-                .iter()
-                .map(|name| Property {
-                    name: "pysfx:wheel_set",
-                    value: (*name).to_string(),
-                })
-                .collect();
-            properties.push(Property {
-                name: "pysfx:wheel_file",
-                value: wheel.filename.clone(),
-            });
-            if bootstrap.contains(wheel.path.as_str()) {
-                properties.push(Property {
-                    name: "pysfx:bootstrap",
-                    value: "true".into(),
-                });
-            }
-            Component {
-                kind: "library",
-                bom_ref: Some(wheel.path.clone()),
-                name: wheel.name.clone(),
-                version: Some(wheel.version.clone()),
-                purl: Some(purl(&wheel.name, &wheel.version)),
-                hashes: vec![Hash {
-                    alg: "SHA-256",
-                    content: wheel.sha256.clone(),
-                }],
-                properties,
-            }
+            library(wheel, set_names, bootstrap.contains(wheel.path.as_str()))
         })
         .collect();
     let mut dependencies = vec![Dependency {
@@ -260,25 +232,17 @@ fn render(
         metadata: Metadata {
             timestamp: manifest.created.map(rfc3339),
             tools: Tools {
-                components: vec![Component {
-                    kind: "application",
-                    bom_ref: None,
-                    name: "pysfx".into(),
-                    version: Some(manifest.pysfx_version.clone()),
-                    purl: None,
-                    hashes: Vec::new(),
-                    properties: Vec::new(),
-                }],
+                components: vec![application(
+                    None,
+                    "pysfx",
+                    Some(manifest.pysfx_version.clone()),
+                )],
             },
-            component: Component {
-                kind: "application",
-                bom_ref: Some(app_ref),
-                name: manifest.app.name.clone(),
-                version: manifest.app.version.clone(),
-                purl: None,
-                hashes: Vec::new(),
-                properties: Vec::new(),
-            },
+            component: application(
+                Some(app_ref),
+                &manifest.app.name,
+                manifest.app.version.clone(),
+            ),
             properties,
         },
         components,
@@ -287,6 +251,53 @@ fn render(
     let mut bytes = serde_json::to_vec_pretty(&bom)?;
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+/// The component of a wheel file: a PyPI library with its purl and SHA-256, and properties
+/// naming its sets, its file and whether it is a bootstrap wheel.
+fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component {
+    let mut properties: Vec<Property> = set_names
+        .iter()
+        .map(|name| Property {
+            name: "pysfx:wheel_set",
+            value: (*name).to_string(),
+        })
+        .collect();
+    properties.push(Property {
+        name: "pysfx:wheel_file",
+        value: wheel.filename.clone(),
+    });
+    if bootstrap {
+        properties.push(Property {
+            name: "pysfx:bootstrap",
+            value: "true".into(),
+        });
+    }
+    Component {
+        kind: "library",
+        bom_ref: Some(wheel.path.clone()),
+        name: wheel.name.clone(),
+        version: Some(wheel.version.clone()),
+        purl: Some(purl(&wheel.name, &wheel.version)),
+        hashes: vec![Hash {
+            alg: "SHA-256",
+            content: wheel.sha256.clone(),
+        }],
+        properties,
+    }
+}
+
+/// An application component (the app, or pysfx as the tool).
+fn application(bom_ref: Option<String>, name: &str, version: Option<String>) -> Component {
+    Component {
+        kind: "application",
+        bom_ref,
+        name: name.to_string(),
+        version,
+        purl: None,
+        hashes: Vec::new(),
+        properties: Vec::new(),
+    }
 }
 
 /// The marker environment of a set resolved for `target`: CPython on x86_64 Linux (the only
