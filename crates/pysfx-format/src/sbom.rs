@@ -23,8 +23,10 @@ pub fn set_sbom_name(index: usize) -> String {
 }
 
 /// The stored SBOM `name`, or `None` when the artifact has none (packed before pysfx wrote
-/// them). Read no further than its declared size; refused when it is not JSON, so what is
-/// printed or copied cannot carry raw control characters.
+/// them). Read no further than its declared size; refused when it is not UTF-8 text without
+/// control characters other than line breaks and tabs (what the packer's JSON is), so what is
+/// printed cannot move a terminal's cursor. (Not parsed as JSON: the stub only copies it, and
+/// a parser for any JSON costs the stub's size.)
 pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, FormatError> {
     let path = payload.path().to_path_buf();
     let bad = |reason: String| FormatError::BadManifest {
@@ -45,7 +47,61 @@ pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, F
         .take(size)
         .read_to_end(&mut bytes)
         .map_err(|error| bad(error.to_string()))?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-        .map_err(|error| bad(format!("not JSON: {error}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8".into()))?;
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(bad("it holds control characters".into()));
+    }
     Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn artifact_with(directory: &Path, name: &str, content: &[u8]) -> Payload {
+        let path = directory.join("a.sfx");
+        let manifest: crate::Manifest = serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "test", "app": {"name": "app", "files": 0,
+                "bytes": 0}, "wheels": [], "sets": [], "unpacked_bytes": 0}"#,
+        )
+        .expect("manifest");
+        let mut writer = crate::PayloadWriter::create(&path, b"stub", 0).expect("create");
+        writer.add_manifest(&manifest).expect("manifest");
+        let options = crate::EntryOptions {
+            compress: true,
+            executable: false,
+            size: content.len() as u64,
+        };
+        writer.add(name, &mut &content[..], options).expect("add");
+        writer.finish().expect("finish");
+        Payload::open(&path).expect("open")
+    }
+
+    #[test]
+    fn stored_sboms_are_read_and_text_with_escapes_is_refused() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let good = b"{\n\t\"bomFormat\": \"CycloneDX\"\r\n}\n";
+        let mut payload = artifact_with(directory.path(), SBOM_NAME, good);
+        assert_eq!(
+            read_sbom(&mut payload, SBOM_NAME).expect("read"),
+            Some(good.to_vec())
+        );
+        assert_eq!(
+            read_sbom(&mut payload, &set_sbom_name(0)).expect("read"),
+            None
+        );
+        for bad in [
+            &b"{\"x\": \"\x1b[2J\"}"[..],
+            b"\xff\xfe",
+            "{\"\u{9b}\"}".as_bytes(),
+        ] {
+            let mut payload = artifact_with(directory.path(), SBOM_NAME, bad);
+            assert!(read_sbom(&mut payload, SBOM_NAME).is_err(), "{bad:?}");
+        }
+    }
 }
