@@ -2,7 +2,7 @@
 //! interpreter, then use the venv as a deployment would.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
@@ -31,7 +31,20 @@ if sys.version_info >= (3, 8):
 sys.stdout.write(json.dumps(report))
 "#;
 
+/// Packs the test app with its wheels, installs it with `python` and checks every part of the
+/// deployment: the probe, environment.json, scripts and data, pip.
 fn check_interpreter(python: &Python, work: &Path) {
+    let version = python.version();
+    let destination = pack_and_install(python, work);
+    let report = check_probe(python, &destination);
+    check_environment_warnings(python, &destination);
+    check_scripts_and_data(python, &destination);
+    check_pip(python, &destination, &report);
+    eprintln!("ok: CPython {version} ({})", python.path.display());
+}
+
+/// Packs the test app and installs it under `work`; returns DEST.
+fn pack_and_install(python: &Python, work: &Path) -> PathBuf {
     let version = python.version();
     let wheels = test_wheels(python.minor);
     let artifact = pack(
@@ -60,7 +73,12 @@ fn check_interpreter(python: &Python, work: &Path) {
         result["files"].as_u64().unwrap_or(0) > 100,
         "{version}: {result}"
     );
+    destination
+}
 
+/// Runs [`PROBE`] in the venv with an environment.json; returns its report.
+fn check_probe(python: &Python, destination: &Path) -> serde_json::Value {
+    let version = python.version();
     let venv = destination.join("venv");
     let venv_python = venv.join("bin/python");
     std::fs::write(
@@ -112,7 +130,14 @@ fn check_interpreter(python: &Python, work: &Path) {
         assert_eq!(report["installer"], "pysfx\n");
         assert!(report["record_files"].as_u64().unwrap_or(0) > 100);
     }
+    report
+}
 
+/// A malformed environment.json, and one with a name the OS refuses.
+fn check_environment_warnings(python: &Python, destination: &Path) {
+    let version = python.version();
+    let venv = destination.join("venv");
+    let venv_python = venv.join("bin/python");
     // A malformed environment.json: one warning line, and the interpreter still starts.
     std::fs::write(
         destination.join("environment.json"),
@@ -151,7 +176,13 @@ fn check_interpreter(python: &Python, work: &Path) {
         "{version}: {stderr}"
     );
     std::fs::remove_file(destination.join("environment.json")).expect("remove");
+}
 
+/// The installed scripts, `.data` files and byte-code.
+fn check_scripts_and_data(python: &Python, destination: &Path) {
+    let version = python.version();
+    let venv = destination.join("venv");
+    let venv_python = venv.join("bin/python");
     // Scripts: an entry point, a GUI entry point, a #!python .data script, docutils' scripts.
     for (script, args, expect) in [
         ("chardetect", vec!["--version"], "chardetect 4.0.0"),
@@ -189,8 +220,20 @@ fn check_interpreter(python: &Python, work: &Path) {
         site.join("markupsafe/__pycache__").is_dir(),
         "{version}: byte-code is compiled by default"
     );
+    let uncompiled = sources_without_bytecode(&site, &version);
+    assert!(
+        uncompiled.is_empty(),
+        "{version}: sources without byte-code: {uncompiled:?}"
+    );
     assert!(!destination.join("wheels").exists() && !destination.join("bootstrap_wheels").exists());
+}
 
+/// The bootstrap pip: `--version`, `pip check`, and `pip list` against the receipt and the probe.
+fn check_pip(python: &Python, destination: &Path, report: &serde_json::Value) {
+    let version = python.version();
+    let venv = destination.join("venv");
+    let venv_python = venv.join("bin/python");
+    let site = venv.join(format!("lib/python{version}/site-packages"));
     // The bootstrap pip works, pip check passes, pip list shows every distribution.
     let output = run(Command::new(venv.join("bin/pip")).arg("--version"));
     assert!(
@@ -228,7 +271,6 @@ fn check_interpreter(python: &Python, work: &Path) {
             listed.get("pip").map(String::as_str)
         );
     }
-    eprintln!("ok: CPython {version} ({})", python.path.display());
 }
 
 #[test]
@@ -294,4 +336,31 @@ fn python_2_is_refused_before_anything_is_written() {
     assert_eq!(code, 4, "{stderr}");
     assert!(!destination.exists());
     let _ = python(11);
+}
+
+/// The `.py` files below `directory` with no `__pycache__/<stem>.cpython-XY.pyc` beside them.
+fn sources_without_bytecode(directory: &Path, version: &str) -> Vec<PathBuf> {
+    let tag = format!("cpython-{}", version.replace('.', ""));
+    let mut missing = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                pending.push(path);
+                continue;
+            }
+            let Some(stem) = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".py"))
+            else {
+                continue;
+            };
+            if !directory.join(format!("__pycache__/{stem}.{tag}.pyc")).is_file() {
+                missing.push(path);
+            }
+        }
+    }
+    missing
 }

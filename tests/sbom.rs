@@ -357,7 +357,12 @@ fn an_artifact_packed_without_sboms_gets_one_from_inspect_and_none_from_the_stub
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
     let wheel = tiny_wheel(&root.join("wheels"), "tinylib", "1.0", &[]);
-    let artifact = raw_artifact(&root.join("old.sfx"), &[wheel.clone()], &[], |_| {});
+    let artifact = raw_artifact(
+        &root.join("old.sfx"),
+        std::slice::from_ref(&wheel),
+        &[],
+        |_| {},
+    );
     let output = run(Command::new(&binaries().pysfx)
         .args(["inspect", "--sbom"])
         .arg(&artifact));

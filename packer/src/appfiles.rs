@@ -190,7 +190,7 @@ pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Resul
             }
             let full = format!("{prefix}{child}");
             let storable = |full: &str| {
-                pysfx_wheel::validate_member_name(full)
+                pysfx_format::validate_member_name(full)
                     .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))
             };
             if kind.is_dir() {

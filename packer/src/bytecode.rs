@@ -74,7 +74,7 @@ pub fn build_bundles(
             let Some(relative) = source_destination(&name) else {
                 continue;
             };
-            pysfx_wheel::validate_member_name(relative)
+            pysfx_format::validate_member_name(relative)
                 .map_err(|reason| anyhow!("{}: {name:?}: {reason}", file.display()))?;
             let path = tree.join(relative);
             if let Some(parent) = path.parent() {

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use pysfx_format::Target;
 use pysfx_venv::Interpreter;
-use pysfx_wheel::{
-    validate_member_name, Candidate, Headers, InterpreterTags, PlatformFacts, WheelFilename,
-};
+use pysfx_wheel::{Candidate, InterpreterTags, PlatformFacts, WheelFilename};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
@@ -726,8 +724,9 @@ pub struct WheelInfo {
     pub requires_dist: Vec<String>,
 }
 
-/// Reads a wheel: its digest, its member names (refusing what the stub would refuse, the app's
-/// `.pth` hook included when `app_name` is given), and `METADATA`.
+/// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
+/// code (refusing what the stub would refuse, the app's `.pth` hook included when `app_name`
+/// is given).
 pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     let context = || format!("invalid wheel {}", path.display());
     let file_name = path
@@ -740,63 +739,13 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .with_context(|| format!("cannot read {}", path.display()))?;
     let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-        .with_context(|| format!("{}: not a readable zip", path.display()))?;
-    if archive.has_duplicate_names() {
-        bail!("{}: duplicate member names", path.display());
-    }
-    let mut unpacked_bytes = 0u64;
-    let mut names = HashSet::new();
-    let mut dist_infos = HashSet::new();
-    for index in 0..archive.len() {
-        let entry = archive.by_index_raw(index).with_context(context)?;
-        let name = std::str::from_utf8(entry.name_raw())
-            .map_err(|_| anyhow!("{}: a member name is not UTF-8", path.display()))?
-            .to_string();
-        validate_member_name(&name)
-            .map_err(|reason| anyhow!("{}: unsafe member {name:?}: {reason}", path.display()))?;
-        if entry.is_symlink() {
-            bail!("{}: unsafe member {name:?}: symbolic link", path.display());
-        }
-        if !names.insert(name.trim_end_matches('/').to_string()) {
-            bail!("{}: duplicate member {name:?}", path.display());
-        }
-        if let Some((top, _)) = name.split_once('/') {
-            if top.ends_with(".dist-info") {
-                dist_infos.insert(top.to_string());
-            }
-        }
-        unpacked_bytes += entry.size();
-    }
-    let dist_info = match dist_infos.len() {
-        1 => dist_infos.into_iter().next().unwrap_or_default(),
-        0 => bail!("{}: no .dist-info directory", path.display()),
-        _ => bail!("{}: more than one .dist-info directory", path.display()),
-    };
-    let mut metadata = String::new();
-    archive
-        .by_name(&format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{}: no {dist_info}/METADATA", path.display()))?
-        .read_to_string(&mut metadata)
-        .with_context(|| format!("{}: unreadable METADATA", path.display()))?;
-    let headers = Headers::parse(&metadata);
-    let name = headers
-        .get("Name")
-        .ok_or_else(|| anyhow!("{}: METADATA has no Name", path.display()))?;
-    let version = headers
-        .get("Version")
-        .ok_or_else(|| anyhow!("{}: METADATA has no Version", path.display()))?;
-    if pysfx_wheel::normalize_name(name) != filename.name {
-        bail!(
-            "{}: METADATA names {name:?}, the filename {:?}",
-            path.display(),
-            filename.raw_name
-        );
-    }
     // Everything the stub will check at install, checked now: a wheel that would be refused
     // there is refused here.
-    let prepared = pysfx_wheel::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
+    let prepared = pysfx_install::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
+    let members = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+        .with_context(context)?
+        .len() as u64;
     // The stub refuses a wheel whose requirements it cannot read (it could not tell the
     // release is complete): refuse it here.
     for text in prepared.requires_dist() {
@@ -811,13 +760,13 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     }
     Ok(WheelInfo {
         name: filename.name.clone(),
-        version: version.to_string(),
-        requires_python: headers.get("Requires-Python").map(str::to_string),
+        version: prepared.version().to_string(),
+        requires_python: prepared.requires_python().map(str::to_string),
         filename,
         sha256,
         size: bytes.len() as u64,
-        unpacked_bytes,
-        members: archive.len() as u64,
+        unpacked_bytes: prepared.unpacked_bytes(),
+        members,
         requires_dist: prepared.requires_dist().to_vec(),
     })
 }

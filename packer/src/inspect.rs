@@ -42,6 +42,15 @@ fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
     })
 }
 
+/// The exit code of a failed verify: the artifact's fault is 3, the machine's 4.
+fn install_code(error: &pysfx_install::InstallError) -> u8 {
+    match error.fault() {
+        pysfx_install::Fault::Content => CORRUPT,
+        pysfx_install::Fault::Machine => UNREADABLE,
+        pysfx_install::Fault::Other => 1,
+    }
+}
+
 type Outcome = Result<(), (u8, anyhow::Error)>;
 
 fn print(text: &str) -> Outcome {
@@ -219,7 +228,9 @@ fn dry_run(
     let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
     let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
         let code = match error {
-            PlanError::NoCompatibleWheel(_) | PlanError::Unmet(_) => 4,
+            PlanError::NoCompatibleWheel(_)
+            | PlanError::Unmet(_)
+            | PlanError::BadInterpreter(_) => 4,
             PlanError::BadManifest(_) => CORRUPT,
         };
         (code, anyhow!(error))
@@ -350,7 +361,8 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
         })?;
         Some(checked)
     };
-    pysfx_plan::verify_contents(&mut payload).map_err(|message| (CORRUPT, anyhow!(message)))?;
+    pysfx_install::verify_contents(&mut payload)
+        .map_err(|error| (install_code(&error), anyhow!(error)))?;
     let path = args.artifact.display().to_string();
     let signature = signed
         .map(|(id, _)| format!(" signed_by={id}"))

@@ -6,8 +6,10 @@ use std::ffi::OsString;
 
 use pysfx_format::{escape_control, escape_lines, Payload};
 
+use crate::artifact::open_self;
 use crate::failure::{code, Failure};
-use crate::{install, print_stdout};
+use crate::install;
+use crate::output::print_stdout;
 use pysfx_plan as plan;
 
 /// What the command line asks for.
@@ -216,13 +218,6 @@ impl Cli {
     }
 }
 
-/// The artifact this process runs from.
-pub fn open_self() -> Result<Payload, Failure> {
-    let path = std::env::current_exe()
-        .map_err(|error| Failure::other(format!("cannot find the running artifact: {error}")))?;
-    Ok(Payload::open(&path)?)
-}
-
 /// `--version`: the stub's version, and the app's name and version when the artifact's
 /// payload can be read. It never fails for the payload: a bare stub, or an artifact whose
 /// payload is damaged, still says which stub it is.
@@ -273,7 +268,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         return info(&cli);
     }
     match &cli.destination {
-        Some(_) => install::run(&cli),
+        Some(destination) => install::run(&install::Request {
+            destination: destination.clone(),
+            link: cli.link.clone(),
+            python: cli.python(),
+            force: cli.force,
+            no_compile: cli.no_compile,
+            json: cli.json,
+            quiet: cli.quiet,
+        }),
         None => Err(Failure::new(
             code::USAGE,
             "nothing to do: give -d DEST, --info, --list, --verify or --sbom",
@@ -281,9 +284,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Everything the install would check, writing nothing (`pysfx_plan::verify_contents`).
+/// Everything the install would check, writing nothing: the install into a `NullTree`
+/// (`pysfx_install::verify_contents`).
 pub fn verify_all(payload: &mut Payload) -> Result<(), Failure> {
-    plan::verify_contents(payload).map_err(|message| Failure::new(code::CORRUPT, message))
+    Ok(pysfx_install::verify_contents(payload)?)
 }
 
 fn list() -> Result<(), Failure> {

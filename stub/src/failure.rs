@@ -2,6 +2,7 @@
 //! assigns. Library errors are mapped here, at the edge.
 
 use pysfx_format::FormatError;
+use pysfx_install::{io_fault, venv_fault, Fault, InstallError};
 use pysfx_venv::VenvError;
 use pysfx_wheel::WheelError;
 
@@ -56,14 +57,7 @@ impl Failure {
 }
 
 fn io_code(error: &std::io::Error) -> u8 {
-    use std::io::ErrorKind;
-    match error.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem => {
-            code::MACHINE
-        }
-        _ if matches!(error.raw_os_error(), Some(28) | Some(122)) => code::MACHINE,
-        _ => code::OTHER,
-    }
+    fault_code(io_fault(error))
 }
 
 impl From<FormatError> for Failure {
@@ -78,33 +72,37 @@ impl From<FormatError> for Failure {
 
 impl From<WheelError> for Failure {
     fn from(error: WheelError) -> Self {
-        let code = match &error {
-            WheelError::Io { source, .. } => io_code(source),
-            _ => code::CORRUPT,
-        };
-        Failure::new(code, error.to_string())
+        Failure::new(code::CORRUPT, error.to_string())
     }
 }
 
 impl From<VenvError> for Failure {
     fn from(error: VenvError) -> Self {
-        let code = match &error {
-            VenvError::Io { source, .. } => io_code(source),
-            VenvError::NotRunnable { .. }
-            | VenvError::Unsupported { .. }
-            | VenvError::BadInterpreter { .. } => code::MACHINE,
-            VenvError::Compile { .. } => code::OTHER,
-        };
-        Failure::new(code, error.to_string())
+        Failure::new(fault_code(venv_fault(&error)), error.to_string())
+    }
+}
+
+impl From<InstallError> for Failure {
+    fn from(error: InstallError) -> Self {
+        Failure::new(fault_code(error.fault()), error.to_string())
+    }
+}
+
+/// The exit code of a library error's fault.
+fn fault_code(fault: Fault) -> u8 {
+    match fault {
+        Fault::Content => code::CORRUPT,
+        Fault::Machine => code::MACHINE,
+        Fault::Other => code::OTHER,
     }
 }
 
 impl From<pysfx_plan::PlanError> for Failure {
     fn from(error: pysfx_plan::PlanError) -> Self {
         let code = match &error {
-            pysfx_plan::PlanError::NoCompatibleWheel(_) | pysfx_plan::PlanError::Unmet(_) => {
-                code::MACHINE
-            }
+            pysfx_plan::PlanError::NoCompatibleWheel(_)
+            | pysfx_plan::PlanError::Unmet(_)
+            | pysfx_plan::PlanError::BadInterpreter(_) => code::MACHINE,
             pysfx_plan::PlanError::BadManifest(_) => code::CORRUPT,
         };
         Failure::new(code, error.to_string())

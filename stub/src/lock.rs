@@ -117,5 +117,5 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
 
 /// `$PYSFX_LOCK_TIMEOUT` whole seconds, else 600.
 fn lock_timeout() -> Duration {
-    Duration::from_secs(crate::env_whole_number("PYSFX_LOCK_TIMEOUT", 600))
+    Duration::from_secs(crate::settings::env_whole_number("PYSFX_LOCK_TIMEOUT", 600))
 }

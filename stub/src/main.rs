@@ -3,23 +3,25 @@
 //! DEST, installs the wheel set that fits that Python natively, writes the `.pth` hooks, and
 //! renames the finished release into place.
 
+mod artifact;
 mod cli;
-mod extract;
+mod dest;
 mod failure;
 mod install;
 mod lock;
 mod log;
+mod output;
 mod progress;
 mod receipt;
 mod sbom;
-mod shared;
+mod settings;
 mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
-use crate::failure::Failure;
+use crate::output::print_stdout;
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
         Err(message) => {
             let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
             if std::env::args_os().any(|arg| arg == "--json") {
-                print_failure_json(&message, failure::code::USAGE, None, None, 0.0);
+                output::print_failure_json(&message, failure::code::USAGE, None, None, 0.0);
             }
             return ExitCode::from(failure::code::USAGE);
         }
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
             // One line, whatever text from the artifact or the interpreter the message quotes.
             tracing::error!("{}", pysfx_format::escape_control(&failure.message));
             if json {
-                print_failure_json(
+                output::print_failure_json(
                     &failure.message,
                     failure.code,
                     destination.as_deref(),
@@ -82,30 +84,6 @@ fn exit_after_print(text: &str) -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
-}
-
-/// The one JSON object of a failed `--json` run: SPEC's keys, nothing installed, and the error.
-pub(crate) fn print_failure_json(
-    message: &str,
-    code: u8,
-    destination: Option<&std::path::Path>,
-    python: Option<&str>,
-    seconds: f64,
-) {
-    let object = serde_json::json!({
-        "changed": false,
-        "dest": destination.map(|path| path.to_string_lossy()),
-        "python": python,
-        "python_version": failure::python_version(),
-        "wheels_installed": 0,
-        "files": 0,
-        "bytes": 0,
-        "seconds": seconds,
-        "error": message,
-        "exit_code": code,
-    });
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{object}");
 }
 
 /// Human logs go to stderr; `-q` keeps errors only, `-v` adds detail, `PYSFX_LOG` overrides.
@@ -135,33 +113,5 @@ fn init_logging(cli: &Cli) {
     let _ = tracing::subscriber::set_global_default(log::StderrLog::new(level, ansi));
     if setting.is_some() && from_env.is_none() {
         tracing::warn!("PYSFX_LOG is not one of error, warn, info, debug, trace; ignoring it");
-    }
-}
-
-/// The whole number in environment variable `name`, else `default`; a value that is not one
-/// is reported (never echoed) and the default used.
-pub(crate) fn env_whole_number(name: &str, default: u64) -> u64 {
-    let Some(value) = std::env::var_os(name) else {
-        return default;
-    };
-    match value.to_str().and_then(|text| text.trim().parse().ok()) {
-        Some(number) => number,
-        None => {
-            tracing::warn!("{name} is not a whole number; using {default}");
-            default
-        }
-    }
-}
-
-/// Prints to stdout, treating a closed pipe as the end of output rather than an error.
-pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(error) => Err(Failure::other(format!("cannot write to stdout: {error}"))),
     }
 }

@@ -103,6 +103,20 @@ impl Progress {
     }
 }
 
+impl pysfx_install::Reporter for Progress {
+    fn phase(&self, name: &'static str, total: u64) {
+        Progress::phase(self, name, total);
+    }
+
+    fn advance(&self, amount: u64) {
+        Progress::advance(self, amount);
+    }
+
+    fn step(&self) {
+        Progress::step(self);
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();

@@ -42,6 +42,6 @@ pub fn write_for_set(payload: &mut Payload, set_name: &str, root: &Path) -> Resu
         return Ok(());
     };
     let path = root.join(SBOM_FILE);
-    pysfx_wheel::write_new(&path, &bytes, 0o644)
+    pysfx_tree::write_new(&path, &bytes, 0o644)
         .map_err(|error| Failure::io("cannot write", &path, &error))
 }

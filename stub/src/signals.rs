@@ -78,7 +78,7 @@ pub fn install() {
         tracing::error!("{message}");
         let code = 128 + signal as i32;
         if let Some(report) = REPORT.get().filter(|report| report.json) {
-            crate::print_failure_json(
+            crate::output::print_failure_json(
                 &message,
                 code as u8,
                 report.destination.as_deref(),

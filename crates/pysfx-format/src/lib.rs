@@ -7,16 +7,20 @@
 //! a fixed-length [`Trailer`] naming where the payload starts and the SHA-256 of every payload
 //! byte before the end-of-central-directory record. `docs/format.md` describes it byte by byte.
 
+mod hash;
 mod manifest;
+mod member;
 mod reader;
 mod sbom;
 mod trailer;
 mod writer;
 
+pub use hash::sha256_reader;
 pub use manifest::{
     check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, WheelEntry,
     WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
+pub use member::{scan_members, validate_member_name, Member, MemberKind, MemberName, ScanError};
 pub use reader::{Payload, Section};
 pub use sbom::{read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};

@@ -202,17 +202,13 @@ pub(crate) fn digest_range(
 ) -> Result<[u8; 32], FormatError> {
     file.seek(SeekFrom::Start(start))
         .map_err(|error| FormatError::io(path, error))?;
-    let mut hasher = Sha256::new();
-    let mut remaining = end - start;
-    let mut buffer = vec![0u8; 256 * 1024];
-    while remaining > 0 {
-        let want = remaining.min(buffer.len() as u64) as usize;
-        file.read_exact(&mut buffer[..want])
-            .map_err(|error| FormatError::io(path, error))?;
-        hasher.update(&buffer[..want]);
-        remaining -= want as u64;
+    let (digest, read) = crate::sha256_reader(file.take(end - start))
+        .map_err(|error| FormatError::io(path, error))?;
+    if read != end - start {
+        let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        return Err(FormatError::io(path, short));
     }
-    Ok(hasher.finalize().into())
+    Ok(digest)
 }
 
 #[cfg(test)]

@@ -2,12 +2,8 @@
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 mod complete;
-mod links;
-mod verify;
 
 pub use complete::{unmet_requirements, Unmet};
-pub use links::{payload_links, PayloadLink};
-pub use verify::{check_entry, verify_contents};
 
 use std::collections::HashSet;
 
@@ -32,6 +28,9 @@ pub enum PlanError {
     /// The manifest contradicts itself (the artifact's problem).
     #[error("{0}")]
     BadManifest(String),
+    /// The interpreter reported something unusable (the machine's problem).
+    #[error("{0}")]
+    BadInterpreter(String),
 }
 
 /// What will be installed.
@@ -90,8 +89,9 @@ fn usable_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a
 pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, PlanError> {
     let tags = interpreter.tags();
     let python: Version = interpreter.version().parse().map_err(|_| {
-        PlanError::BadManifest(format!(
-            "cannot parse Python version {}",
+        PlanError::BadInterpreter(format!(
+            "{} reports Python version {}, which is not a PEP 440 version",
+            interpreter.executable.display(),
             interpreter.version()
         ))
     })?;

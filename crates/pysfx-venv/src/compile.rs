@@ -3,11 +3,12 @@
 //! files); the `.pyc` files are not added to RECORD (PEP 491 leaves `__pycache__` to
 //! uninstallers).
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use tracing::debug;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::VenvError;
 
@@ -46,88 +47,209 @@ pub fn compile(
     if jobs.is_empty() {
         return Ok(());
     }
-    let workers = workers.clamp(1, jobs.len());
-    let mut children = Vec::new();
-    for worker in 0..workers {
-        let child = Command::new(python)
-            // -I: no environment or user site; -S: no site (the hooks need not run here);
-            // -B: the worker's own imports write no byte-code.
-            .args(["-I", "-S", "-B", "-c", WORKER])
-            .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|error| VenvError::Compile {
-                reason: format!("cannot start {}: {error}", python.display()),
-            })?;
-        on_spawn(child.id());
-        let mut input = String::new();
-        for job in jobs.iter().skip(worker).step_by(workers) {
-            input.push_str(&job.path.to_string_lossy());
-            input.push('\t');
-            input.push_str(&job.display_directory);
-            input.push('\n');
+    std::thread::scope(|scope| {
+        let compiler = Compiler::start(
+            scope,
+            python,
+            workers.min(jobs.len()),
+            on_spawn,
+            on_compiled,
+        )?;
+        compiler.submit(jobs.to_vec());
+        compiler.finish()
+    })
+}
+
+/// Files waiting to be compiled, shared by the workers.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<CompileJob>,
+    /// No more jobs will come.
+    closed: bool,
+    /// A worker failed: the others stop taking jobs.
+    failed: bool,
+}
+
+/// Long-lived compile workers that take files from one queue as they become free, so the
+/// compiling of one batch of wheels overlaps the unpacking of the next and no worker idles
+/// while another has a long list left.
+pub struct Compiler<'scope> {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    handles: Vec<ScopedJoinHandle<'scope, Option<String>>>,
+}
+
+/// A compiler dropped without [`Compiler::finish`] (the install failed) stops its workers:
+/// they take no more files and exit, so the scope that runs them can end.
+impl Drop for Compiler<'_> {
+    fn drop(&mut self) {
+        let (queue, ready) = &*self.queue;
+        let mut state = lock(queue);
+        state.closed = true;
+        if !self.handles.is_empty() {
+            state.failed = true;
         }
-        children.push((child, input));
+        ready.notify_all();
     }
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = children
-            .into_iter()
-            .map(|(mut child, input)| {
-                let stdin = child.stdin.take();
-                let stdout = child.stdout.take();
-                let stderr = child.stderr.take();
-                // Feed, read progress and read errors on their own threads, so no pipe can
-                // fill up and stall the worker.
-                let feeder = scope.spawn(move || match stdin {
-                    Some(mut stdin) => stdin.write_all(input.as_bytes()).is_ok(),
-                    None => false,
-                });
-                let reader = scope.spawn(move || {
-                    if let Some(stdout) = stdout {
-                        for line in BufReader::new(stdout).lines() {
-                            if line.is_err() {
-                                break;
-                            }
-                            on_compiled();
-                        }
-                    }
-                });
-                let errors = scope.spawn(move || {
-                    let mut text = String::new();
-                    if let Some(mut stderr) = stderr {
-                        let _ = stderr.read_to_string(&mut text);
-                    }
-                    text
-                });
-                scope.spawn(move || {
-                    let fed = feeder.join().unwrap_or(false);
-                    let _ = reader.join();
-                    let stderr = errors.join().unwrap_or_default();
-                    match child.wait() {
-                        Ok(status) if status.success() && fed => None,
-                        Ok(status) => Some(format!(
-                            "a worker exited with {status}: {}",
-                            stderr.trim().lines().last().unwrap_or("no message")
-                        )),
-                        Err(error) => Some(error.to_string()),
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or(Some("a worker thread panicked".into()))
-            })
-            .collect()
+}
+
+impl<'scope> Compiler<'scope> {
+    /// Starts `workers` (at least one) interpreters on threads of `scope`.
+    pub fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        python: &Path,
+        workers: usize,
+        on_spawn: &dyn Fn(u32),
+        on_compiled: &'env (dyn Fn() + Sync),
+    ) -> Result<Compiler<'scope>, VenvError> {
+        // Made first, so that a worker that cannot start drops it, which stops those started.
+        let mut compiler = Compiler {
+            queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
+            handles: Vec::new(),
+        };
+        for _ in 0..workers.max(1) {
+            let child = Command::new(python)
+                // -I: no environment or user site; -S: no site (the hooks need not run here);
+                // -B: the worker's own imports write no byte-code.
+                .args(["-I", "-S", "-B", "-c", WORKER])
+                .env_remove("SOURCE_DATE_EPOCH")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|error| VenvError::Compile {
+                    reason: format!("cannot start {}: {error}", python.display()),
+                })?;
+            on_spawn(child.id());
+            let queue = Arc::clone(&compiler.queue);
+            let handle = scope.spawn(move || run_worker(child, &queue, on_compiled));
+            compiler.handles.push(handle);
+        }
+        Ok(compiler)
+    }
+
+    /// Adds files to compile.
+    pub fn submit(&self, jobs: Vec<CompileJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let (queue, ready) = &*self.queue;
+        lock(queue).jobs.extend(jobs);
+        ready.notify_all();
+    }
+
+    /// Waits for every file submitted; the first worker's failure is the error.
+    pub fn finish(mut self) -> Result<(), VenvError> {
+        {
+            let (queue, ready) = &*self.queue;
+            lock(queue).closed = true;
+            ready.notify_all();
+        }
+        let mut failure = None;
+        for handle in std::mem::take(&mut self.handles) {
+            let result = handle
+                .join()
+                .unwrap_or(Some("a worker thread panicked".into()));
+            failure = failure.or(result);
+        }
+        match failure {
+            Some(reason) => Err(VenvError::Compile { reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The next job, waiting for one; `None` once the queue is closed and empty, or failed.
+fn next_job(queue: &(Mutex<Queue>, Condvar)) -> Option<CompileJob> {
+    let (state, ready) = queue;
+    let mut state = lock(state);
+    loop {
+        if state.failed {
+            return None;
+        }
+        if let Some(job) = state.jobs.pop_front() {
+            return Some(job);
+        }
+        if state.closed {
+            return None;
+        }
+        state = ready
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+}
+
+/// One worker: feeds it a file at a time and waits for its answer line. Returns why it failed.
+fn run_worker(
+    mut child: Child,
+    queue: &(Mutex<Queue>, Condvar),
+    on_compiled: &(dyn Fn() + Sync),
+) -> Option<String> {
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    // Errors are read on their own thread, so a full pipe cannot stall the worker.
+    let errors = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        })
     });
-    if let Some(reason) = failures.into_iter().next() {
-        return Err(VenvError::Compile { reason });
+    let fed = match (stdin, stdout) {
+        (Some(stdin), Some(stdout)) => feed(stdin, BufReader::new(stdout), queue, on_compiled),
+        _ => false,
+    };
+    let stderr = errors
+        .and_then(|thread| thread.join().ok())
+        .unwrap_or_default();
+    let outcome = match child.wait() {
+        Ok(status) if status.success() && fed => None,
+        Ok(status) => Some(format!(
+            "a worker exited with {status}: {}",
+            stderr.trim().lines().last().unwrap_or("no message")
+        )),
+        Err(error) => Some(error.to_string()),
+    };
+    if outcome.is_some() {
+        let (state, ready) = queue;
+        lock(state).failed = true;
+        ready.notify_all();
     }
-    debug!(files = jobs.len(), workers, "byte-compiled");
-    Ok(())
+    outcome
+}
+
+/// Sends the worker one job at a time until the queue ends; false when the worker stopped
+/// answering. Dropping stdin at the end lets the worker exit.
+fn feed(
+    mut stdin: ChildStdin,
+    mut stdout: BufReader<ChildStdout>,
+    queue: &(Mutex<Queue>, Condvar),
+    on_compiled: &(dyn Fn() + Sync),
+) -> bool {
+    let mut answer = String::new();
+    while let Some(job) = next_job(queue) {
+        let line = format!(
+            "{}\t{}\n",
+            job.path.to_string_lossy(),
+            job.display_directory
+        );
+        if stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            return false;
+        }
+        answer.clear();
+        match stdout.read_line(&mut answer) {
+            Ok(read) if read > 0 => on_compiled(),
+            _ => return false,
+        }
+    }
+    true
 }

@@ -6,7 +6,12 @@
 
 use std::path::Path;
 
-use pysfx_wheel::{write_new, HOOK_MODULE, HOOK_PTH};
+use pysfx_tree::write_new;
+
+/// The module that loads `environment.json` (`loadenv.py`) and the `.pth` file that imports
+/// it: pysfx's hooks in site-packages, which no wheel may replace or shadow.
+pub const HOOK_MODULE: &str = "loadenv";
+pub const HOOK_PTH: &str = "loadenv-init.pth";
 
 use crate::VenvError;
 

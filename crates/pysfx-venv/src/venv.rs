@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use pysfx_wheel::{create_dirs_below, write_new};
+use pysfx_tree::{create_dirs_below, write_new};
 
 use crate::{Interpreter, VenvError};
 

@@ -25,12 +25,12 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 }
 
 /// Formats a finished SHA-256 digest as a RECORD hash.
-pub(crate) fn hash_digest(digest: &[u8]) -> String {
+pub fn hash_digest(digest: &[u8]) -> String {
     format_hash("sha256", digest)
 }
 
 /// Formats a digest as a RECORD hash: `algorithm=` and the URL-safe base64 without padding.
-pub(crate) fn format_hash(algorithm: &str, digest: &[u8]) -> String {
+pub fn format_hash(algorithm: &str, digest: &[u8]) -> String {
     format!("{algorithm}={}", URL_SAFE_NO_PAD.encode(digest))
 }
 

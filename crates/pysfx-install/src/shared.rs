@@ -15,7 +15,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use pysfx_wheel::{Disposition, PreparedWheel, Slot};
+use pysfx_tree::Disposition;
+
+use crate::wheel::{PreparedWheel, Slot};
 
 /// Who wrote each path so far: keyed by a hash of the path (8 bytes, not the path, so the map
 /// stays small for payloads of hundreds of thousands of files), the writer's place in the plan

@@ -1,0 +1,177 @@
+//! The one scan of a zip's members: every name checked once, into a [`MemberName`] that every
+//! writer takes, duplicates and encrypted entries refused, each member's kind and declared size
+//! read from the central directory.
+
+use std::collections::HashSet;
+use std::io::{Read, Seek};
+
+use zip::ZipArchive;
+
+/// A zip member name that passed [`validate_member_name`]: relative, `/`-separated, no `.` or
+/// `..` components, no empty ones, no backslash, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberName(String);
+
+impl MemberName {
+    /// Checks `name`; the error is the reason it is refused.
+    pub fn new(name: &str) -> Result<MemberName, &'static str> {
+        validate_member_name(name)?;
+        Ok(MemberName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for MemberName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for MemberName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    File { executable: bool },
+    Directory,
+    Symlink,
+}
+
+/// One member of a zip, as its central directory describes it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its number in the archive.
+    pub index: usize,
+    pub name: MemberName,
+    pub kind: MemberKind,
+    /// The uncompressed size the central directory declares (a reader stops one byte past it).
+    pub size: u64,
+}
+
+/// Why a zip's members were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("not a readable zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("unsafe member {member:?}: {reason}")]
+    Unsafe {
+        member: String,
+        reason: &'static str,
+    },
+}
+
+/// Reads every member's name, kind and size; refuses unsafe or non-UTF-8 names, duplicates
+/// (also `a` beside `a/`) and encrypted entries. Nothing is decompressed.
+pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<Member>, ScanError> {
+    let unsafe_member = |member: &[u8], reason| ScanError::Unsafe {
+        member: String::from_utf8_lossy(member).into_owned(),
+        reason,
+    };
+    // The zip reader keeps one entry per name, so a duplicate shows only in the count.
+    if archive.has_duplicate_names() {
+        return Err(unsafe_member(b"(central directory)", "duplicate entry"));
+    }
+    let mut members = Vec::with_capacity(archive.len());
+    let mut seen = HashSet::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index)?;
+        let raw = entry.name_raw();
+        let text = std::str::from_utf8(raw).map_err(|_| unsafe_member(raw, "name is not UTF-8"))?;
+        let name = MemberName::new(text).map_err(|reason| unsafe_member(raw, reason))?;
+        if !seen.insert(text.trim_end_matches('/').to_string()) {
+            return Err(unsafe_member(raw, "duplicate entry"));
+        }
+        if entry.encrypted() {
+            return Err(unsafe_member(raw, "encrypted entry"));
+        }
+        let kind = if entry.is_symlink() {
+            MemberKind::Symlink
+        } else if entry.is_dir() {
+            MemberKind::Directory
+        } else {
+            MemberKind::File {
+                executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
+            }
+        };
+        members.push(Member {
+            index,
+            name,
+            kind,
+            size: entry.size(),
+        });
+    }
+    Ok(members)
+}
+
+/// Checks a zip member name: non-empty, relative, `/`-separated, with no `.` or `..`
+/// components, no empty components (a directory's trailing `/` aside), no backslash, and no
+/// NUL or control characters. Returns the reason when it is refused.
+pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty name");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("control character in name");
+    }
+    if name.contains('\\') {
+        return Err("backslash in name");
+    }
+    if name.starts_with('/') {
+        return Err("absolute path");
+    }
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    for component in trimmed.split('/') {
+        match component {
+            "" => return Err("empty path component"),
+            "." => return Err("'.' path component"),
+            ".." => return Err("'..' path component"),
+            // NAME_MAX: longer fails only when written, after other files were.
+            _ if component.len() > 255 => return Err("a path component longer than 255 bytes"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names() {
+        let long = format!("pkg/{}.py", "x".repeat(253));
+        let cases = [
+            ("pkg/__init__.py", Ok(())),
+            ("pkg/", Ok(())),
+            ("pkg-1.0.data/scripts/tool", Ok(())),
+            ("a/..b/c", Ok(())),
+            ("", Err("empty name")),
+            ("/etc/passwd", Err("absolute path")),
+            ("../evil", Err("'..' path component")),
+            ("pkg/../../evil", Err("'..' path component")),
+            ("pkg/./x", Err("'.' path component")),
+            ("pkg//x", Err("empty path component")),
+            ("pkg\\..\\x", Err("backslash in name")),
+            ("pkg/x\0.py", Err("control character in name")),
+            ("pkg/x\n.py", Err("control character in name")),
+            ("pkg/x\u{85}.py", Err("control character in name")),
+            (&long, Err("a path component longer than 255 bytes")),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(validate_member_name(name), expected, "{name:?}");
+        }
+    }
+}

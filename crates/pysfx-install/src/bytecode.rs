@@ -1,0 +1,133 @@
+//! Byte-code compiled at pack time: one stored zip per wheel and interpreter whose members are
+//! site-packages-relative `.pyc` paths, written beside the wheel's sources.
+
+use std::io::Read;
+
+use pysfx_format::{scan_members, MemberKind, Section};
+use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
+use zip::ZipArchive;
+
+use crate::wheel::{Layout, PreparedWheel};
+use crate::InstallError;
+
+/// A byte-code bundle's archive and its members.
+pub(crate) struct OpenBundle {
+    pub archive: ZipArchive<Section>,
+    pub members: Vec<BundleMember>,
+    /// The wheel's file name, for messages.
+    pub wheel: String,
+}
+
+/// One `.pyc` file of a bundle: its number and name in the bundle, its size, and how it is
+/// written (as its source `.py` is, when another wheel ships the same path).
+pub(crate) struct BundleMember {
+    index: usize,
+    name: String,
+    pub size: u64,
+    disposition: Disposition,
+}
+
+/// Opens a byte-code bundle and checks every member: a `.pyc` file in a `__pycache__`
+/// directory, under a safe name, once. Each follows its source's disposition in `prepared`.
+pub(crate) fn open_bundle(
+    section: Section,
+    prepared: &PreparedWheel,
+    site_packages: &str,
+) -> Result<OpenBundle, InstallError> {
+    let wheel = prepared.wheel().to_string();
+    let corrupt = |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {reason}"));
+    let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
+    let scanned = scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
+    let exceptions = prepared.exceptions();
+    let mut members = Vec::with_capacity(scanned.len());
+    for member in scanned {
+        let name = member.name.into_string();
+        let source = pyc_source(&name).filter(|_| matches!(member.kind, MemberKind::File { .. }));
+        let Some(source) = source else {
+            return Err(corrupt(format!(
+                "{name:?} is not a .pyc file in __pycache__"
+            )));
+        };
+        let disposition = exceptions
+            .get(format!("{site_packages}/{source}").as_str())
+            .copied()
+            .unwrap_or(Disposition::Create);
+        members.push(BundleMember {
+            index: member.index,
+            name,
+            size: member.size,
+            disposition,
+        });
+    }
+    Ok(OpenBundle {
+        archive,
+        members,
+        wheel,
+    })
+}
+
+/// `pkg/__pycache__/mod.cpython-311.pyc` → `pkg/mod.py`; `None` for anything else.
+fn pyc_source(name: &str) -> Option<String> {
+    let (directory, file) = name.rsplit_once("__pycache__/")?;
+    if !(directory.is_empty() || directory.ends_with('/')) || file.contains('/') {
+        return None;
+    }
+    let stem = file.strip_suffix(".pyc")?.split('.').next()?;
+    (!stem.is_empty()).then(|| format!("{directory}{stem}.py"))
+}
+
+/// Writes one `.pyc` file of a bundle into site-packages, streamed, never past its declared
+/// size.
+pub(crate) fn write_bytecode(
+    archive: &mut ZipArchive<Section>,
+    member: &BundleMember,
+    layout: &Layout,
+    tree: &mut impl Tree,
+    wheel: &str,
+) -> Result<(), InstallError> {
+    let name = &member.name;
+    let corrupt =
+        |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {name}: {reason}"));
+    let entry = archive
+        .by_index(member.index)
+        .map_err(|error| corrupt(error.to_string()))?;
+    let declared = entry.size();
+    let options = CopyOptions {
+        disposition: member.disposition,
+        ..CopyOptions::new(0o644)
+    };
+    let destination = format!("{}/{name}", layout.site_packages);
+    let copied = tree
+        .copy(&destination, &mut entry.take(declared + 1), options)
+        .map_err(|error| match error {
+            CopyError::Read(error) => corrupt(error.to_string()),
+            CopyError::Write(error) => InstallError::Tree(error),
+        })?;
+    if copied.read_size != declared {
+        return Err(corrupt("its size differs from the zip header".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_files_name_their_source() {
+        for (name, expected) in [
+            ("__pycache__/mod.cpython-311.pyc", Some("mod.py")),
+            (
+                "pkg/__pycache__/mod.cpython-311.opt-1.pyc",
+                Some("pkg/mod.py"),
+            ),
+            ("pkg/mod.pyc", None),
+            ("pkg/__pycache__/sub/mod.cpython-311.pyc", None),
+            ("pkgx__pycache__/mod.cpython-311.pyc", None),
+            ("pkg/__pycache__/.cpython-311.pyc", None),
+            ("pkg/__pycache__/mod.py", None),
+        ] {
+            assert_eq!(pyc_source(name).as_deref(), expected, "{name}");
+        }
+    }
+}

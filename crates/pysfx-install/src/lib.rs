@@ -1,0 +1,31 @@
+//! Installing an artifact into a tree: the app and static directories ([`extract_app`]), one
+//! wheel ([`wheel`]), a wheel set in parallel batches ([`install_set`]), a whole release
+//! ([`build_release`]) — and `verify`, which is the same install into a
+//! [`pysfx_tree::NullTree`] ([`verify_contents`]).
+//!
+//! Every write goes through a [`pysfx_tree::Tree`]; progress goes to a [`Reporter`]; errors
+//! say whose fault they are ([`InstallError::fault`]).
+
+mod app;
+mod batch;
+mod bytecode;
+mod error;
+mod links;
+mod parallel;
+mod release;
+mod reporter;
+mod set;
+mod shared;
+mod verify;
+pub mod wheel;
+
+pub use app::{extract_app, Extracted};
+pub use batch::{cut_batches, BatchLimits, WheelSize};
+pub use error::{io_fault, venv_fault, Fault, InstallError};
+pub use links::{payload_links, PayloadLink};
+pub use release::{build_release, Built, InstallOptions, Phases};
+pub use reporter::{Reporter, Silent};
+pub use set::{install_set, AfterBatch, BundleJob, SetOptions, WheelJob};
+pub use shared::SharedPath;
+pub use verify::{check_entry, verify_contents};
+pub use wheel::{install_wheel, prepare_wheel, verify_wheel, InstallReport, Layout, PreparedWheel};

@@ -1,0 +1,208 @@
+//! Building a release's tree: the app and static files, the venv, the hooks, the wheel set and
+//! its byte-code, all under a root this run created (the stub's temporary sibling of DEST).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use pysfx_format::Payload;
+use pysfx_plan::Plan;
+use pysfx_tree::DiskTree;
+use pysfx_venv::{create_venv, write_hooks, CompileJob, Compiler, Interpreter, VenvPaths};
+use tracing::debug;
+
+use crate::batch::BatchLimits;
+use crate::set::{install_set, SetOptions, WheelJob};
+use crate::shared::SharedPath;
+use crate::wheel::{InstallReport, Layout};
+use crate::{extract_app, InstallError, Reporter};
+
+/// How a release is built.
+pub struct InstallOptions<'a> {
+    /// Skip compiling byte-code at install.
+    pub no_compile: bool,
+    /// Threads that write files.
+    pub threads: usize,
+    pub limits: BatchLimits,
+    /// Written to `pyvenv.cfg`.
+    pub pysfx_version: &'a str,
+    /// Called with the pid of every child process (the compilers), so the caller can stop them.
+    pub on_child: &'a dyn Fn(u32),
+}
+
+/// Seconds spent in each phase. Byte-code is compiled while the wheels unpack: `install` is
+/// the unpacking, `compile` the wait for the compilers after it.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Phases {
+    pub extract: f64,
+    pub venv: f64,
+    pub install: f64,
+    pub compile: f64,
+}
+
+/// What building a release wrote.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub files: u64,
+    pub bytes: u64,
+    pub phases: Phases,
+    /// Wheels whose byte-code came compiled from the pack.
+    pub precompiled_wheels: usize,
+    /// Paths two wheels ship with different content.
+    pub shared_paths: Vec<SharedPath>,
+}
+
+/// Builds the release of `plan` under `root` (which must exist and be empty), to be renamed
+/// to `destination` afterwards: paths baked into the tree (shebangs, activate scripts, `.pyc`
+/// file names) name `destination`.
+pub fn build_release(
+    payload: &mut Payload,
+    interpreter: &Interpreter,
+    plan: &Plan,
+    root: &Path,
+    destination: &Path,
+    options: &InstallOptions<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Built, InstallError> {
+    let mut phases = Phases::default();
+    let mut precompiled_wheels = 0;
+    let phase = Instant::now();
+    let extracted = extract_app(payload, &mut DiskTree::new(root))?;
+    phases.extract = phase.elapsed().as_secs_f64();
+    debug!(
+        files = extracted.files,
+        "extracted the app and static files"
+    );
+
+    let phase = Instant::now();
+    let venv = VenvPaths {
+        root: root.join("venv"),
+        final_root: destination.join("venv"),
+        site_packages: interpreter.site_packages(),
+    };
+    create_venv(&venv, interpreter, options.pysfx_version)?;
+    let app_name = payload.manifest().app.name.clone();
+    write_hooks(&venv.root.join(&venv.site_packages), &app_name)?;
+    phases.venv = phase.elapsed().as_secs_f64();
+
+    let layout = Layout {
+        site_packages: venv.site_packages.clone(),
+        python_version: interpreter.major_minor(),
+        shebang_python: venv
+            .final_root
+            .join("bin/python")
+            .to_string_lossy()
+            .into_owned(),
+        installer: "pysfx".into(),
+        app_name: Some(app_name),
+    };
+    // Byte-code compiled at pack time by this very interpreter version (same magic number and
+    // cache tag); any other wheel is compiled after its batch.
+    let jobs = plan
+        .wheels
+        .iter()
+        .map(|entry| {
+            WheelJob::new(payload, entry, |bundle| {
+                bundle.magic == interpreter.magic
+                    && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Byte-code of the wheels that came without it is compiled by the venv's interpreter while
+    // the next batches unpack: each batch's sources go to the compile workers as it finishes.
+    let compiling = !options.no_compile && jobs.iter().any(|job| job.bundles.is_empty());
+    let compiled = AtomicU64::new(0);
+    let tail = AtomicBool::new(false);
+    let on_compiled = || {
+        compiled.fetch_add(1, Ordering::Relaxed);
+        if tail.load(Ordering::Relaxed) {
+            reporter.step();
+        }
+    };
+    let mut reports: Vec<InstallReport> = Vec::with_capacity(jobs.len());
+    let mut submitted = 0u64;
+    let started = Instant::now();
+    let set_options = SetOptions {
+        threads: options.threads,
+        limits: options.limits,
+    };
+    let tree = DiskTree::new(&venv.root);
+    let python = venv.root.join("bin/python");
+    let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let compiler = match compiling {
+            true => Some(Compiler::start(
+                scope,
+                &python,
+                workers,
+                options.on_child,
+                &on_compiled,
+            )?),
+            false => None,
+        };
+        let shared_paths = install_set(
+            payload.file(),
+            &jobs,
+            &layout,
+            &tree,
+            set_options,
+            reporter,
+            &mut |batch_reports, precompiled| {
+                let sources = compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
+                precompiled_wheels += precompiled.iter().filter(|p| **p).count();
+                reports.append(batch_reports);
+                submitted += sources.len() as u64;
+                if let Some(compiler) = &compiler {
+                    compiler.submit(sources);
+                }
+                Ok(())
+            },
+        )?;
+        phases.install = started.elapsed().as_secs_f64();
+        if let Some(compiler) = compiler {
+            let waiting = Instant::now();
+            reporter.phase("compiling", submitted);
+            reporter.advance(compiled.load(Ordering::Relaxed));
+            tail.store(true, Ordering::Relaxed);
+            compiler.finish()?;
+            phases.compile = waiting.elapsed().as_secs_f64();
+        }
+        Ok(shared_paths)
+    })?;
+    Ok(Built {
+        files: extracted.files + reports.iter().map(|r| r.files).sum::<u64>(),
+        bytes: extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>(),
+        phases,
+        precompiled_wheels,
+        shared_paths,
+    })
+}
+
+/// The `.py` files of a batch to compile at install: those of wheels that came without
+/// byte-code, unless `--no-compile`. Takes the file lists out of the reports.
+fn compile_jobs(
+    reports: &mut [InstallReport],
+    precompiled: &[bool],
+    no_compile: bool,
+    venv: &VenvPaths,
+) -> Vec<CompileJob> {
+    let mut jobs = Vec::new();
+    for (report, precompiled) in reports.iter_mut().zip(precompiled) {
+        let python_files = std::mem::take(&mut report.python_files);
+        if *precompiled || no_compile {
+            continue;
+        }
+        jobs.extend(python_files.into_iter().map(|relative| {
+            // The `.pyc` records the file's final place, so tracebacks name the release.
+            let display = Path::new(&relative)
+                .parent()
+                .map(|parent| venv.final_root.join(parent))
+                .unwrap_or_else(|| venv.final_root.clone());
+            CompileJob {
+                path: venv.root.join(&relative),
+                display_directory: display.to_string_lossy().into_owned(),
+            }
+        }));
+    }
+    jobs
+}

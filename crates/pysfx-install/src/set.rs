@@ -1,0 +1,332 @@
+//! Installing a wheel set into a tree: wheels in batches (see [`crate::batch`]), each batch's
+//! wheels checked against their manifest digests and planned in parallel, then all their
+//! members (and byte-code) spread over the threads, biggest first, so one large wheel does not
+//! leave the others idle.
+
+use std::sync::{Arc, Mutex};
+
+use pysfx_format::{Payload, Section, WheelEntry};
+use pysfx_tree::Tree;
+use pysfx_wheel::{WheelError, WheelFilename};
+use tracing::warn;
+use zip::ZipArchive;
+
+use crate::batch::{cut_batches, BatchLimits, WheelSize};
+use crate::bytecode::{open_bundle, write_bytecode, OpenBundle};
+use crate::parallel::{drain, lock, parallel_map};
+use crate::shared::{SharedPath, SharedPaths};
+use crate::wheel::{prepare_wheel, InstallReport, Layout, MemberId, MemberOutcome, PreparedWheel};
+use crate::{check_entry, InstallError, Reporter};
+
+/// One wheel of a set: what the manifest says of it, where its bytes are in the artifact, and
+/// the byte-code bundles compiled for it at pack time that this install writes.
+pub struct WheelJob<'a> {
+    pub entry: &'a WheelEntry,
+    pub filename: WheelFilename,
+    pub range: (u64, u64),
+    pub bundles: Vec<BundleJob>,
+}
+
+/// A byte-code bundle: where it is, and the mtime its `.pyc` files expect of their sources.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleJob {
+    pub source_mtime: u64,
+    pub range: (u64, u64),
+}
+
+impl<'a> WheelJob<'a> {
+    /// The job for `entry`, with the bundles `wanted` picks among the wheel's.
+    pub fn new(
+        payload: &mut Payload,
+        entry: &'a WheelEntry,
+        wanted: impl Fn(&pysfx_format::BytecodeBundle) -> bool,
+    ) -> Result<WheelJob<'a>, InstallError> {
+        let filename: WheelFilename = entry.filename.parse()?;
+        let range = payload.stored_range(&entry.path)?;
+        let bundles: Vec<_> = payload
+            .manifest()
+            .bytecode
+            .iter()
+            .filter(|bundle| bundle.wheel == entry.path && wanted(bundle))
+            .map(|bundle| (bundle.source_mtime, bundle.path.clone()))
+            .collect();
+        let bundles = bundles
+            .into_iter()
+            .map(|(source_mtime, path)| {
+                payload.stored_range(&path).map(|range| BundleJob {
+                    source_mtime,
+                    range,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(WheelJob {
+            entry,
+            filename,
+            range,
+            bundles,
+        })
+    }
+}
+
+/// How a set is installed.
+#[derive(Debug, Clone, Copy)]
+pub struct SetOptions {
+    pub threads: usize,
+    pub limits: BatchLimits,
+}
+
+/// Called after each batch with its wheels' reports and whether each came with byte-code; it
+/// takes the reports it keeps out of the vector.
+pub type AfterBatch<'a> =
+    &'a mut dyn FnMut(&mut Vec<InstallReport>, &[bool]) -> Result<(), InstallError>;
+
+/// Installs `jobs` (in plan order) from the artifact `file` into `tree`. Returns the paths two
+/// wheels ship with different content (one warning per pair is logged).
+pub fn install_set<T: Tree>(
+    file: &Arc<std::fs::File>,
+    jobs: &[WheelJob<'_>],
+    layout: &Layout,
+    tree: &T,
+    options: SetOptions,
+    reporter: &dyn Reporter,
+    after_batch: AfterBatch<'_>,
+) -> Result<Vec<SharedPath>, InstallError> {
+    let sizes: Vec<WheelSize> = jobs
+        .iter()
+        .map(|job| WheelSize {
+            unpacked_bytes: job.entry.unpacked_bytes,
+            members: job.entry.members,
+        })
+        .collect();
+    let total: u64 = sizes.iter().map(|size| size.unpacked_bytes).sum();
+    let names: Vec<&str> = jobs.iter().map(|job| job.entry.filename.as_str()).collect();
+    let mut shared = SharedPaths::default();
+    let mut done = 0u64;
+    for batch in cut_batches(&sizes, options.limits) {
+        reporter.phase("installing", total);
+        reporter.advance(done);
+        let context = Batch {
+            file,
+            jobs: &jobs[batch.clone()],
+            first_rank: batch.start,
+            names: &names,
+            layout,
+        };
+        let (mut reports, precompiled) =
+            install_batch(&context, tree, options.threads, reporter, &mut shared)?;
+        after_batch(&mut reports, &precompiled)?;
+        release_free_memory();
+        done += sizes[batch]
+            .iter()
+            .map(|size| size.unpacked_bytes)
+            .sum::<u64>();
+    }
+    report_shared_paths(&shared.found);
+    Ok(shared.found)
+}
+
+/// One batch and what it is installed with.
+struct Batch<'a> {
+    file: &'a Arc<std::fs::File>,
+    jobs: &'a [WheelJob<'a>],
+    /// The plan position of the batch's first wheel.
+    first_rank: usize,
+    /// The plan's wheel file names, by position.
+    names: &'a [&'a str],
+    layout: &'a Layout,
+}
+
+/// One unit of install work.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    /// A member of wheel `.0`.
+    Member(usize, MemberId),
+    /// `.pyc` file `.1` of open bundle `.0`.
+    Bytecode(usize, usize),
+}
+
+/// Installs one batch: each wheel checked and planned, then all members (and byte-code) spread
+/// over the threads, biggest first, then each wheel finished.
+fn install_batch<T: Tree>(
+    batch: &Batch<'_>,
+    tree: &T,
+    threads: usize,
+    reporter: &dyn Reporter,
+    shared: &mut SharedPaths,
+) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
+    let (archives, mut prepared) = open_wheels(batch, threads)?;
+    shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
+    let mut bundles: Vec<OpenBundle> = Vec::new();
+    for (wheel, job) in batch.jobs.iter().enumerate() {
+        for bundle in &job.bundles {
+            let (start, len) = bundle.range;
+            let section = Section::new(batch.file, start, len);
+            bundles.push(open_bundle(
+                section,
+                &prepared[wheel],
+                &batch.layout.site_packages,
+            )?);
+        }
+    }
+    let member_tasks = prepared.iter().enumerate().flat_map(|(wheel, p)| {
+        p.member_ids()
+            .map(move |member| (Task::Member(wheel, member), p.member_size(member)))
+    });
+    let bytecode_tasks = bundles.iter().enumerate().flat_map(|(bundle, open)| {
+        open.members
+            .iter()
+            .enumerate()
+            .map(move |(member, pyc)| (Task::Bytecode(bundle, member), pyc.size))
+    });
+    let tasks: Vec<(Task, u64)> = member_tasks.chain(bytecode_tasks).collect();
+    let outcomes: Mutex<Vec<Vec<(MemberId, MemberOutcome)>>> =
+        Mutex::new(prepared.iter().map(|_| Vec::new()).collect());
+    let layout = batch.layout;
+    drain(
+        tasks,
+        threads,
+        // Each thread reads through its own copies of the archives (they share the parsed
+        // central directories) and writes through its own handle on the tree.
+        || Worker {
+            wheels: archives.iter().map(|_| None).collect(),
+            bundles: bundles.iter().map(|_| None).collect(),
+            tree: tree.fork(),
+            done: Vec::new(),
+        },
+        |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
+            let size = match *task {
+                Task::Member(wheel, member) => {
+                    let archive =
+                        worker.wheels[wheel].get_or_insert_with(|| archives[wheel].clone());
+                    let outcome =
+                        prepared[wheel].extract(archive, member, layout, &mut worker.tree)?;
+                    worker.done.push((wheel, member, outcome));
+                    prepared[wheel].member_size(member)
+                }
+                Task::Bytecode(bundle, member) => {
+                    let open = &bundles[bundle];
+                    let archive =
+                        worker.bundles[bundle].get_or_insert_with(|| open.archive.clone());
+                    let pyc = &open.members[member];
+                    write_bytecode(archive, pyc, layout, &mut worker.tree, &open.wheel)?;
+                    pyc.size
+                }
+            };
+            reporter.advance(size);
+            Ok(())
+        },
+        |worker| {
+            let mut outcomes = lock(&outcomes);
+            for (wheel, member, outcome) in worker.done {
+                outcomes[wheel].push((member, outcome));
+            }
+        },
+    )?;
+    let outcomes = outcomes
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut tree = tree.fork();
+    let mut reports = Vec::with_capacity(prepared.len());
+    for (wheel, members) in prepared.iter().zip(outcomes) {
+        reports.push(wheel.finish(in_member_order(members), layout, &mut tree)?);
+    }
+    let precompiled = batch
+        .jobs
+        .iter()
+        .map(|job| !job.bundles.is_empty())
+        .collect();
+    Ok((reports, precompiled))
+}
+
+/// What one install thread holds.
+struct Worker<T> {
+    wheels: Vec<Option<ZipArchive<Section>>>,
+    bundles: Vec<Option<ZipArchive<Section>>>,
+    tree: T,
+    done: Vec<(usize, MemberId, MemberOutcome)>,
+}
+
+/// The outcomes of one wheel's members in the order of its member ids.
+fn in_member_order(mut members: Vec<(MemberId, MemberOutcome)>) -> Vec<MemberOutcome> {
+    members.sort_by_key(|(member, _)| *member);
+    members.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Digest, central directory and plan of every wheel of the batch, in parallel; what the
+/// manifest said of each (and so what was decided before writing) must be what it holds.
+fn open_wheels(
+    batch: &Batch<'_>,
+    threads: usize,
+) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
+    let opened = parallel_map(batch.jobs, threads, |job| {
+        let (start, len) = job.range;
+        check_digest(Section::new(batch.file, start, len), job)?;
+        let mut archive =
+            ZipArchive::new(Section::new(batch.file, start, len)).map_err(|source| {
+                WheelError::Zip {
+                    wheel: job.filename.to_string(),
+                    source,
+                }
+            })?;
+        let prepared = prepare_wheel(&mut archive, &job.filename, batch.layout)?;
+        Ok::<_, InstallError>((archive, prepared))
+    });
+    let mut archives = Vec::with_capacity(opened.len());
+    let mut prepared = Vec::with_capacity(opened.len());
+    for (result, job) in opened.into_iter().zip(batch.jobs) {
+        let (archive, mut wheel) = result?;
+        check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
+        if let Some(bundle) = job.bundles.first() {
+            let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(bundle.source_mtime);
+            wheel.set_source_mtime(mtime);
+        }
+        archives.push(archive);
+        prepared.push(wheel);
+    }
+    Ok((archives, prepared))
+}
+
+/// The wheel's bytes against the manifest's SHA-256 for it.
+fn check_digest(section: Section, job: &WheelJob<'_>) -> Result<(), InstallError> {
+    let (digest, _) = pysfx_format::sha256_reader(section)
+        .map_err(|error| InstallError::Corrupt(format!("{}: {error}", job.filename)))?;
+    let actual = pysfx_format::hex(&digest);
+    if actual != job.entry.sha256 {
+        return Err(InstallError::Corrupt(format!(
+            "{}: sha256 {actual} differs from the manifest's {}",
+            job.filename, job.entry.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// One warning per pair of wheels that ship paths with different content.
+fn report_shared_paths(found: &[SharedPath]) {
+    let mut pairs: Vec<(&str, &str, usize, &str)> = Vec::new();
+    for shared in found {
+        match pairs
+            .iter_mut()
+            .find(|(kept, replaced, _, _)| *kept == shared.kept && *replaced == shared.replaced)
+        {
+            Some(pair) => pair.2 += 1,
+            None => pairs.push((&shared.kept, &shared.replaced, 1, &shared.path)),
+        }
+    }
+    for (kept, replaced, count, first) in pairs {
+        warn!(
+            "{kept} and {replaced} both ship {count} path(s) with different content (first: {first}); {kept}'s are installed, as the later distribution in name order"
+        );
+    }
+}
+
+/// Hands memory freed by a finished batch back to the system. Each batch's threads allocate
+/// in their own malloc arenas, which glibc does not shrink by itself, so without this the
+/// resident size grows with the payload even though the live heap stays bounded.
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only returns unused memory of the allocator to the system; it has no
+    // preconditions and touches no memory the program owns. glibc has it since 2.0.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,156 @@
+//! The whole-artifact check behind `pysfx verify` and `./site.sfx --verify`: the install
+//! itself, into [`NullTree`]s — the app and static directories into one, every wheel (with its
+//! byte-code bundles) into a model of a venv — so an artifact that verifies also installs.
+
+use std::collections::HashSet;
+
+use pysfx_format::{Payload, WheelEntry};
+use pysfx_tree::NullTree;
+use pysfx_venv::{HOOK_MODULE, HOOK_PTH};
+use pysfx_wheel::normalize_name;
+
+use crate::batch::BatchLimits;
+use crate::set::{install_set, SetOptions, WheelJob};
+use crate::wheel::{Layout, PreparedWheel};
+use crate::{extract_app, InstallError, Silent};
+
+/// Checks the payload digest and sizes; that the sets name only wheels the manifest describes;
+/// every entry (read through, so sizes and CRCs are checked); the app and static directories
+/// as the install extracts them; and every wheel as the install installs it, against its
+/// manifest digest and entry. The error says what and where.
+pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
+    payload.verify()?;
+    payload.check_sizes()?;
+    let path = payload.path().display().to_string();
+    let manifest = payload.manifest().clone();
+    for set in &manifest.sets {
+        for wheel in set.wheels.iter().chain(&manifest.bootstrap) {
+            if manifest.wheel(wheel).is_none() {
+                return Err(InstallError::Corrupt(format!(
+                    "{path}: set {} names a wheel the manifest does not describe: {wheel}",
+                    set.name
+                )));
+            }
+        }
+    }
+    extract_app(payload, &mut NullTree::new())?;
+    read_through(payload, &path)?;
+    let layout = Layout {
+        site_packages: "lib/python3/site-packages".into(),
+        python_version: (3, 0),
+        shebang_python: "/nonexistent/venv/bin/python".into(),
+        installer: "pysfx".into(),
+        app_name: Some(manifest.app.name.clone()),
+    };
+    let options = SetOptions {
+        threads: 1,
+        limits: BatchLimits::default(),
+    };
+    for entry in &manifest.wheels {
+        // Every bundle compiled for the wheel, whichever interpreter it is for.
+        let job = WheelJob::new(payload, entry, |_| true)?;
+        let tree = venv_model(&layout);
+        install_set(
+            payload.file(),
+            &[job],
+            &layout,
+            &tree,
+            options,
+            &Silent,
+            &mut |_, _| Ok(()),
+        )
+        .map_err(|error| match error {
+            InstallError::Corrupt(reason) => InstallError::Corrupt(format!("{path}: {reason}")),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads every entry but the wheels and their byte-code (whose digests and members the
+/// install checks) through to its end, so each entry's size and CRC are checked.
+fn read_through(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
+    let manifest = payload.manifest();
+    let skipped: HashSet<String> = manifest
+        .wheels
+        .iter()
+        .map(|wheel| wheel.path.clone())
+        .chain(manifest.bytecode.iter().map(|bundle| bundle.path.clone()))
+        .collect();
+    let archive = payload.archive();
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|error| InstallError::Corrupt(format!("{path}: entry {index}: {error}")))?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if skipped.contains(&name) {
+            continue;
+        }
+        std::io::copy(&mut entry, &mut std::io::sink())
+            .map_err(|error| InstallError::Corrupt(format!("{path}: {name}: {error}")))?;
+    }
+    Ok(())
+}
+
+/// A model of a fresh venv for `layout`: the files no wheel may replace are there already.
+pub(crate) fn venv_model(layout: &Layout) -> NullTree {
+    let tree = NullTree::new();
+    let (major, minor) = layout.python_version;
+    for link in [
+        "bin/python".to_string(),
+        format!("bin/python{major}"),
+        format!("bin/python{major}.{minor}"),
+        "lib64".into(),
+    ] {
+        tree.seed_symlink(&link);
+    }
+    for file in [
+        "pyvenv.cfg",
+        "bin/activate",
+        "bin/activate.csh",
+        "bin/activate.fish",
+        "bin/Activate.ps1",
+    ] {
+        tree.seed_file(file);
+    }
+    let site = &layout.site_packages;
+    tree.seed_file(&format!("{site}/{HOOK_MODULE}.py"));
+    tree.seed_file(&format!("{site}/{HOOK_PTH}"));
+    if let Some(app) = &layout.app_name {
+        tree.seed_file(&format!("{site}/{app}.pth"));
+    }
+    tree
+}
+
+/// What the manifest says of a wheel against the wheel itself, once opened: what the stub
+/// decided from the manifest before writing (its choice by name, version and Requires-Python,
+/// the completeness check by Requires-Dist, the free-space check by size) must be what it
+/// installs. The install and `verify` both run it; a difference is a corrupt artifact.
+pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), String> {
+    let wheel = &entry.filename;
+    if prepared.unpacked_bytes() > entry.unpacked_bytes {
+        return Err(format!(
+            "{wheel}: its members declare {} bytes, the manifest {}",
+            prepared.unpacked_bytes(),
+            entry.unpacked_bytes
+        ));
+    }
+    let differs = |what: &str| {
+        Err(format!(
+            "{wheel}: the manifest's {what} differs from its METADATA"
+        ))
+    };
+    if normalize_name(prepared.name()) != entry.name {
+        return differs("name");
+    }
+    if prepared.version() != entry.version {
+        return differs("version");
+    }
+    if prepared.requires_python() != entry.requires_python.as_deref() {
+        return differs("Requires-Python");
+    }
+    if prepared.requires_dist() != entry.requires_dist.as_slice() {
+        return differs("Requires-Dist");
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Writing one member of a prepared wheel, checked against its zip header and RECORD.
+
+use std::io::{Read, Seek};
+
+use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree};
+use pysfx_wheel::{format_hash, format_shebang, python_shebang_end, WheelError};
+use tracing::trace;
+use zip::ZipArchive;
+
+use super::{Expected, Layout, MemberId, MemberOutcome, PreparedWheel, SHEBANG_PEEK};
+use crate::InstallError;
+
+impl PreparedWheel {
+    /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash.
+    /// A `.data/scripts` file streams like any other: only its first line is looked at, for the
+    /// `#!python` that PEP 427 says to rewrite.
+    pub fn extract<R: Read + Seek>(
+        &self,
+        archive: &mut ZipArchive<R>,
+        member: MemberId,
+        layout: &Layout,
+        tree: &mut impl Tree,
+    ) -> Result<MemberOutcome, InstallError> {
+        let prepared = self;
+        let wheel = &prepared.wheel;
+        let site = layout.site_packages.as_str();
+        let plan = &prepared.planned[member.0];
+        let entry = archive
+            .by_index(plan.index)
+            .map_err(|source| WheelError::Zip {
+                wheel: wheel.clone(),
+                source,
+            })?;
+        let declared = entry.size();
+        let expected = plan.expected.as_ref();
+        let mismatch = |reason: String| WheelError::RecordMismatch {
+            wheel: wheel.clone(),
+            member: plan.member.to_string(),
+            reason,
+        };
+        let mode = if plan.executable { 0o755 } else { 0o644 };
+        let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
+        // Never more than one byte past the declared size: a lying zip header cannot make a member
+        // inflate without bound.
+        let mut reader = entry.take(declared + 1);
+        let mut first = Vec::new();
+        let mut rewrite: Option<(usize, Vec<u8>)> = None;
+        if plan.script {
+            (&mut reader)
+                .take(SHEBANG_PEEK)
+                .read_to_end(&mut first)
+                .map_err(|error| mismatch(format!("unreadable: {error}")))?;
+            let complete = (first.len() as u64) < SHEBANG_PEEK;
+            if let Some(end) = python_shebang_end(&first, complete) {
+                let mut line = format_shebang(&layout.shebang_python).into_bytes();
+                line.push(b'\n');
+                rewrite = Some((end, line));
+            }
+        }
+        let head = rewrite.as_ref().map(|(end, line)| (*end, line.as_slice()));
+        // The bytes as read need a digest of their own when RECORD uses another algorithm than
+        // the SHA-256 of the bytes written, or when the first line is rewritten.
+        let algorithm = expected.and_then(|expected| expected.hash.split('=').next());
+        let read_hash = match algorithm {
+            #[cfg(feature = "strong-record-hashes")]
+            Some("sha384") => Some(ReadHash::Sha384),
+            #[cfg(feature = "strong-record-hashes")]
+            Some("sha512") => Some(ReadHash::Sha512),
+            Some("sha256") if head.is_some() => Some(ReadHash::Sha256),
+            _ => None,
+        };
+        let options = CopyOptions {
+            mode,
+            disposition: plan.disposition,
+            mtime: prepared.source_mtime.filter(|_| is_source),
+            head,
+            read_hash,
+        };
+        let copied = tree
+            .copy(
+                &plan.destination,
+                &mut first.as_slice().chain(reader),
+                options,
+            )
+            .map_err(|error| match error {
+                CopyError::Read(error) => {
+                    InstallError::Wheel(mismatch(format!("unreadable: {error}")))
+                }
+                CopyError::Write(error) => InstallError::Tree(error),
+            })?;
+        check_member(expected, &copied, declared).map_err(mismatch)?;
+        // `-vv`: one line per member. tracing checks the level first, so this costs nothing
+        // when it is off.
+        trace!(
+            "{}: {} -> {} ({} bytes{})",
+            wheel,
+            plan.member,
+            plan.destination,
+            copied.size,
+            match plan.disposition {
+                Disposition::Discard => ", not written: a later wheel's copy wins",
+                Disposition::Replace => ", replacing an earlier wheel's copy",
+                Disposition::Create => "",
+            }
+        );
+        Ok(MemberOutcome {
+            digest: copied.sha256,
+            size: copied.size,
+        })
+    }
+}
+
+/// Compares a member as read with its zip header and its RECORD row (whose hash describes the
+/// bytes as shipped, before any `#!python` rewriting).
+fn check_member(expected: Option<&Expected>, copied: &Copied, declared: u64) -> Result<(), String> {
+    if copied.read_size != declared {
+        return Err(format!(
+            "{} bytes where the zip header declares {declared}",
+            copied.read_size
+        ));
+    }
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if let Some(recorded_size) = expected.size {
+        if recorded_size != copied.read_size {
+            return Err(format!(
+                "{} bytes where RECORD says {recorded_size}",
+                copied.read_size
+            ));
+        }
+    }
+    if expected.hash.is_empty() {
+        return Ok(());
+    }
+    let algorithm = expected.hash.split('=').next().unwrap_or_default();
+    let digest: &[u8] = match (&copied.read_digest, algorithm) {
+        (Some(digest), _) => digest,
+        (None, "sha256") => &copied.sha256,
+        // Built without them (the stub), the rarer hashes PEP 427 allows are accepted unchecked:
+        // pysfx pack and pysfx verify check them, and the manifest's SHA-256 of the whole wheel,
+        // checked before its members are read, covers these bytes at install.
+        (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
+        _ => {
+            return Err(format!(
+                "RECORD uses an unsupported hash {algorithm:?} (sha256, sha384 and sha512 are)"
+            ))
+        }
+    };
+    let actual = format_hash(algorithm, digest);
+    if expected.hash != actual {
+        return Err(format!("hash {actual} where RECORD says {}", expected.hash));
+    }
+    Ok(())
+}

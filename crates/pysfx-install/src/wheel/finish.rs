@@ -1,0 +1,101 @@
+//! What follows the members of a wheel: launchers, `INSTALLER`, `REQUESTED` and RECORD.
+
+use pysfx_tree::{Disposition, Tree};
+use pysfx_wheel::{hash_bytes, hash_digest, relative_path, Record, RecordEntry};
+use tracing::{debug, trace};
+
+use super::{InstallReport, Layout, MemberOutcome, PreparedWheel};
+use crate::InstallError;
+
+impl PreparedWheel {
+    /// Writes what follows the members: the entry-point launchers, `INSTALLER`, `REQUESTED` and
+    /// the RECORD of the installed paths.
+    /// `outcomes` holds one outcome per member, in the order of [`PreparedWheel::member_ids`].
+    pub fn finish(
+        &self,
+        outcomes: Vec<MemberOutcome>,
+        layout: &Layout,
+        tree: &mut impl Tree,
+    ) -> Result<InstallReport, InstallError> {
+        let prepared = self;
+        let site = layout.site_packages.as_str();
+        let dist_info = &prepared.dist_info;
+        if outcomes.len() != prepared.planned.len() {
+            return Err(InstallError::Internal(format!(
+                "{}: {} outcomes for {} members",
+                prepared.wheel,
+                outcomes.len(),
+                prepared.planned.len()
+            )));
+        }
+        let mut rows = Vec::with_capacity(outcomes.len() + prepared.launchers.len() + 3);
+        let mut python_files = Vec::new();
+        let mut bytes_written = 0u64;
+        for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
+            bytes_written += outcome.size;
+            rows.push(RecordEntry {
+                path: relative_path(site, &plan.destination),
+                hash: hash_digest(&outcome.digest),
+                size: Some(outcome.size),
+            });
+            if plan.disposition != Disposition::Discard
+                && plan.destination.ends_with(".py")
+                && plan.destination.starts_with(site)
+            {
+                python_files.push(plan.destination.clone());
+            }
+        }
+        // Launchers, INSTALLER, REQUESTED, RECORD.
+        for launcher in &prepared.launchers {
+            trace!(
+                "{}: entry point -> {}",
+                prepared.wheel,
+                launcher.destination
+            );
+            tree.write_all(
+                &launcher.destination,
+                launcher.text.as_bytes(),
+                0o755,
+                launcher.disposition,
+            )?;
+            rows.push(RecordEntry {
+                path: relative_path(site, &launcher.destination),
+                hash: hash_bytes(launcher.text.as_bytes()),
+                size: Some(launcher.text.len() as u64),
+            });
+        }
+        for (file, content) in [
+            ("INSTALLER", format!("{}\n", layout.installer)),
+            ("REQUESTED", String::new()),
+        ] {
+            let destination = format!("{site}/{dist_info}/{file}");
+            tree.write_all(&destination, content.as_bytes(), 0o644, Disposition::Create)?;
+            rows.push(RecordEntry {
+                path: format!("{dist_info}/{file}"),
+                hash: hash_bytes(content.as_bytes()),
+                size: Some(content.len() as u64),
+            });
+        }
+        rows.push(RecordEntry {
+            path: format!("{dist_info}/RECORD"),
+            hash: String::new(),
+            size: None,
+        });
+        let files_written = rows.len() as u64;
+        let record_text = Record { entries: rows }.to_text();
+        tree.write_all(
+            &format!("{site}/{dist_info}/RECORD"),
+            record_text.as_bytes(),
+            0o644,
+            Disposition::Create,
+        )?;
+        debug!(wheel = %prepared.wheel, files = files_written, "installed");
+        Ok(InstallReport {
+            name: prepared.name.clone(),
+            version: prepared.version.clone(),
+            files: files_written,
+            bytes: bytes_written + record_text.len() as u64,
+            python_files,
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! Installing one wheel into a virtualenv tree (PEP 427 "Installing a wheel"), as pip does:
+//! the root to purelib or platlib by `Root-Is-Purelib`, each `.data/<key>/` to its scheme
+//! directory, `#!python` rewritten, launchers for the entry points, and a RECORD that lists the
+//! installed paths. Every member is checked (name, size, CRC, RECORD hash) as it is written,
+//! and every write goes through a [`Tree`].
+//!
+//! [`prepare_wheel`] reads and checks everything that can be checked before writing;
+//! [`PreparedWheel::extract`] writes one member; [`PreparedWheel::finish`] writes the
+//! launchers, `INSTALLER`, `REQUESTED` and RECORD.
+
+mod extract;
+mod finish;
+mod owned;
+mod prepare;
+mod scheme;
+
+pub use prepare::prepare_wheel;
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+
+use pysfx_format::MemberName;
+use pysfx_tree::{Disposition, Tree};
+use pysfx_wheel::{hash_bytes, WheelError, WheelFilename};
+use zip::ZipArchive;
+
+use crate::InstallError;
+
+/// The largest metadata file (`METADATA`, `RECORD`, …) read into memory.
+const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
+/// How much of a `.data/scripts` file is read to find its `#!python` line; the rest streams.
+const SHEBANG_PEEK: u64 = 64 * 1024;
+
+/// Where a wheel goes. Paths inside the venv are `/`-separated and relative to `root`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `lib/pythonX.Y/site-packages` (purelib and platlib are one directory in a venv).
+    pub site_packages: String,
+    /// `(major, minor)` of the interpreter, for `include/site/pythonX.Y` and `pipX.Y`.
+    pub python_version: (u32, u32),
+    /// The venv's python as scripts will find it once installed (the final, not temporary,
+    /// path), for shebangs.
+    pub shebang_python: String,
+    /// Written to `INSTALLER`.
+    pub installer: String,
+    /// The app, whose `<app>.pth` hook lives in site-packages; `None` when unknown (a wheel
+    /// checked on its own).
+    pub app_name: Option<String>,
+}
+
+/// What one wheel installed.
+#[derive(Debug, Clone)]
+pub struct InstallReport {
+    /// The name as `METADATA` spells it.
+    pub name: String,
+    pub version: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// The `.py` files written under site-packages, relative to the venv root.
+    pub python_files: Vec<String>,
+}
+
+/// One member to write, after every check that can run before writing.
+#[derive(Debug, Clone)]
+struct Planned {
+    index: usize,
+    member: MemberName,
+    /// Destination relative to the venv root.
+    destination: String,
+    executable: bool,
+    /// A `.data/scripts` file: its `#!python` line is rewritten.
+    script: bool,
+    /// Uncompressed size, as the zip directory declares it.
+    size: u64,
+    /// Its RECORD row's hash and size (none for a signature file, which RECORD omits).
+    expected: Option<Expected>,
+    disposition: Disposition,
+}
+
+/// What RECORD says of a member.
+#[derive(Debug, Clone)]
+struct Expected {
+    /// `algorithm=digest`, or empty.
+    hash: String,
+    size: Option<u64>,
+}
+
+/// An entry-point launcher to write into `bin/`.
+#[derive(Debug, Clone)]
+struct Launcher {
+    destination: String,
+    text: String,
+    disposition: Disposition,
+}
+
+/// Which file of a prepared wheel: a member (by its place in the wheel)
+/// or a generated launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Member(usize),
+    Launcher(usize),
+}
+
+/// A file a prepared wheel will put in the tree: where, and a fingerprint of its content
+/// (RECORD's hash and size for a member, the text's hash for a launcher) by which two wheels
+/// shipping one path are told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination<'a> {
+    pub slot: Slot,
+    pub path: &'a str,
+    pub fingerprint: String,
+}
+
+/// A wheel checked and planned: every member's destination decided, nothing written yet.
+#[derive(Debug, Clone)]
+pub struct PreparedWheel {
+    wheel: String,
+    name: String,
+    version: String,
+    dist_info: String,
+    planned: Vec<Planned>,
+    launchers: Vec<Launcher>,
+    source_mtime: Option<std::time::SystemTime>,
+    /// Sum of the members' declared sizes.
+    unpacked_bytes: u64,
+    /// `Requires-Dist` of METADATA, as written.
+    requires_dist: Vec<String>,
+    /// `Requires-Python` of METADATA, as written.
+    requires_python: Option<String>,
+}
+
+impl PreparedWheel {
+    /// Gives every `.py` file written to site-packages this mtime, so that timestamp-based
+    /// `.pyc` files compiled elsewhere for the same sources stay valid.
+    pub fn set_source_mtime(&mut self, mtime: std::time::SystemTime) {
+        self.source_mtime = Some(mtime);
+    }
+
+    /// Every member [`PreparedWheel::extract`] has to write, in the wheel's order.
+    pub fn member_ids(&self) -> impl Iterator<Item = MemberId> {
+        (0..self.planned.len()).map(MemberId)
+    }
+
+    /// The uncompressed size of a member, to schedule big ones first.
+    pub fn member_size(&self, member: MemberId) -> u64 {
+        self.planned[member.0].size
+    }
+
+    /// The distribution's name as METADATA spells it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The wheel's file name.
+    pub fn wheel(&self) -> &str {
+        &self.wheel
+    }
+
+    /// `Requires-Dist` of its METADATA, in order, as written: what the manifest must record for
+    /// the install's completeness check.
+    pub fn requires_dist(&self) -> &[String] {
+        &self.requires_dist
+    }
+
+    /// The distribution's version as METADATA writes it.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `Requires-Python` of its METADATA, as written.
+    pub fn requires_python(&self) -> Option<&str> {
+        self.requires_python.as_deref()
+    }
+
+    /// What the wheel unpacks to, by its zip directory's declared sizes.
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.unpacked_bytes
+    }
+
+    /// Every file the wheel puts in the tree (members and launchers; not its `.dist-info`
+    /// bookkeeping, which no other wheel shares).
+    pub fn destinations(&self) -> Vec<Destination<'_>> {
+        let members = self.planned.iter().enumerate().map(|(index, plan)| {
+            let fingerprint = match &plan.expected {
+                Some(expected) => format!("{} {}", expected.hash, plan.size),
+                None => format!("unrecorded {}", plan.size),
+            };
+            Destination {
+                slot: Slot::Member(index),
+                path: plan.destination.as_str(),
+                fingerprint,
+            }
+        });
+        let launchers = self
+            .launchers
+            .iter()
+            .enumerate()
+            .map(|(index, launcher)| Destination {
+                slot: Slot::Launcher(index),
+                path: launcher.destination.as_str(),
+                fingerprint: format!(
+                    "{} {}",
+                    hash_bytes(launcher.text.as_bytes()),
+                    launcher.text.len()
+                ),
+            });
+        members.chain(launchers).collect()
+    }
+
+    /// Sets how one file is put in place (see [`Disposition`]).
+    pub fn set_disposition(&mut self, slot: Slot, disposition: Disposition) {
+        let target = match slot {
+            Slot::Member(index) => self.planned.get_mut(index).map(|p| &mut p.disposition),
+            Slot::Launcher(index) => self.launchers.get_mut(index).map(|l| &mut l.disposition),
+        };
+        if let Some(target) = target {
+            *target = disposition;
+        }
+    }
+
+    /// The members not written as new files (shared paths), by destination: what byte-code
+    /// compiled for one of them must follow.
+    pub fn exceptions(&self) -> HashMap<&str, Disposition> {
+        self.planned
+            .iter()
+            .filter(|plan| plan.disposition != Disposition::Create)
+            .map(|plan| (plan.destination.as_str(), plan.disposition))
+            .collect()
+    }
+}
+
+/// What writing one member produced: the SHA-256 and size of the bytes written. Kept small,
+/// since one is held for every member of every wheel in a batch.
+#[derive(Debug, Clone)]
+pub struct MemberOutcome {
+    digest: [u8; 32],
+    size: u64,
+}
+
+/// A member of a prepared wheel, by its place in the wheel: only [`PreparedWheel::member_ids`]
+/// makes one, so it always names a member of that wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MemberId(usize);
+
+/// Installs the wheel read from `reader` (named `filename`) into `tree`, one member after
+/// another: the steps a caller that spreads the members of many wheels over threads takes too.
+pub fn install_wheel<R: Read + Seek>(
+    reader: R,
+    filename: &WheelFilename,
+    layout: &Layout,
+    tree: &mut impl Tree,
+) -> Result<InstallReport, InstallError> {
+    let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
+        wheel: filename.to_string(),
+        source,
+    })?;
+    let prepared = prepare_wheel(&mut archive, filename, layout)?;
+    let mut outcomes = Vec::new();
+    for member in prepared.member_ids() {
+        outcomes.push(prepared.extract(&mut archive, member, layout, tree)?);
+    }
+    prepared.finish(outcomes, layout, tree)
+}
+
+/// Checks a wheel as the installer would, writing nothing: it is the install itself into a
+/// `NullTree` holding the venv's own files, so a wheel that verifies also installs.
+/// `app_name`, when known, protects the app's `.pth` hook too.
+pub fn verify_wheel<R: Read + Seek>(
+    reader: R,
+    filename: &WheelFilename,
+    app_name: Option<&str>,
+) -> Result<PreparedWheel, InstallError> {
+    let mut archive = ZipArchive::new(reader).map_err(|source| WheelError::Zip {
+        wheel: filename.to_string(),
+        source,
+    })?;
+    let layout = Layout {
+        site_packages: "lib/python3/site-packages".into(),
+        python_version: (3, 0),
+        shebang_python: "/nonexistent/bin/python".into(),
+        installer: "pysfx".into(),
+        app_name: app_name.map(str::to_string),
+    };
+    let mut tree = crate::verify::venv_model(&layout);
+    let prepared = prepare_wheel(&mut archive, filename, &layout)?;
+    let mut outcomes = Vec::new();
+    for member in prepared.member_ids() {
+        outcomes.push(prepared.extract(&mut archive, member, &layout, &mut tree)?);
+    }
+    prepared.finish(outcomes, &layout, &mut tree)?;
+    Ok(prepared)
+}

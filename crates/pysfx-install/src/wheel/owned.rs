@@ -1,0 +1,163 @@
+//! The venv's own files, which no wheel may replace (SPEC, "Contained").
+
+use pysfx_venv::{HOOK_MODULE, HOOK_PTH};
+
+use super::Layout;
+
+/// The venv's own files, which no wheel may replace (SPEC, "Contained"): `pyvenv.cfg`, the
+/// interpreter links in `bin/` (any `python`, `python3`, `python3.N`, `python3.Nt`, not only
+/// this interpreter's, so the check does not depend on which Python installs), the activate
+/// scripts, anything under the `lib64` link, and pysfx's hooks in site-packages: `loadenv.py`
+/// (nor a `loadenv` package or extension, which `import loadenv` would pick first),
+/// `loadenv-init.pth` and the app's `<app>.pth`.
+///
+/// `layout` names the app; the site-packages directory is recognised by its shape.
+pub(super) fn check_venv_owned(
+    destination: &str,
+    layout: &Layout,
+    dist_info: &str,
+) -> Result<(), String> {
+    let taken = |what: &str| {
+        Err(format!(
+            "it would replace the venv's {what} ({destination})"
+        ))
+    };
+    if destination == "pyvenv.cfg" {
+        return taken("configuration");
+    }
+    if destination == "lib64" || destination.starts_with("lib64/") {
+        return taken("lib64 link");
+    }
+    if let Some(name) = destination.strip_prefix("bin/") {
+        if is_interpreter_name(name) {
+            return taken("interpreter");
+        }
+        if matches!(
+            name,
+            "activate" | "activate.csh" | "activate.fish" | "Activate.ps1"
+        ) {
+            return taken("activate script");
+        }
+    }
+    // Any `lib/pythonX.Y[t]/site-packages`, not only this interpreter's: `verify` checks a
+    // wheel without knowing which Python will install it.
+    let mut parts = destination.splitn(4, '/');
+    let in_site_packages = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("lib"), Some(version), Some("site-packages"), Some(path))
+            if version.starts_with("python") =>
+        {
+            Some(path)
+        }
+        _ => None,
+    };
+    if let Some(path) = in_site_packages {
+        let mut components = path.split('/');
+        let top = components.next().unwrap_or_default();
+        let module = top.split('.').next().unwrap_or_default();
+        let app_pth = layout.app_name.as_ref().map(|app| format!("{app}.pth"));
+        if module == HOOK_MODULE || top == HOOK_PTH || app_pth.as_deref() == Some(top) {
+            return taken("pysfx hook");
+        }
+        // Byte-code of the hook module (`__pycache__/loadenv.cpython-311.pyc`, which an
+        // unchecked-hash .pyc lets Python load without its source).
+        if top == "__pycache__"
+            && components.next().and_then(|file| file.split('.').next()) == Some(HOOK_MODULE)
+        {
+            return taken("pysfx hook");
+        }
+        // Another distribution's metadata: `pip check` and `importlib.metadata` read it.
+        let metadata = top.ends_with(".dist-info") || top.ends_with(".egg-info");
+        if metadata && top != dist_info {
+            return Err(format!(
+                "it would write another distribution's metadata ({destination})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `python`, `pythonw`, `python3`, `python3.11`, `python3.13t` (also with `.exe` or `.py`), and
+/// the other implementations' launchers uv refuses in `.data/scripts`.
+fn is_interpreter_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let stem = lower
+        .strip_suffix(".exe")
+        .or_else(|| lower.strip_suffix(".py"))
+        .unwrap_or(&lower);
+    if matches!(stem, "pythonw" | "pypy" | "pypy2" | "pypy3" | "graalpy") {
+        return true;
+    }
+    let Some(version) = stem.strip_prefix("python") else {
+        return false;
+    };
+    let version = version.strip_suffix('t').unwrap_or(version);
+    version.is_empty()
+        || version
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            && version.split('.').count() <= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn venv_owned_paths() {
+        let layout = Layout {
+            site_packages: "lib/python3.11/site-packages".into(),
+            python_version: (3, 11),
+            shebang_python: "/r/bin/python".into(),
+            installer: "pysfx".into(),
+            app_name: Some("mysite".into()),
+        };
+        for destination in [
+            "bin/python",
+            "bin/Python3",
+            "bin/python3.11",
+            "bin/python3.6",
+            "bin/python3.13t",
+            "bin/pythonw.exe",
+            "bin/pypy3",
+            "bin/activate",
+            "bin/activate.fish",
+            "pyvenv.cfg",
+            "lib64",
+            "lib64/python3.11/site-packages/x.py",
+            "lib/python3.11/site-packages/loadenv.py",
+            "lib/python3.11/site-packages/loadenv/__init__.py",
+            "lib/python3.11/site-packages/loadenv.cpython-311-x86_64-linux-gnu.so",
+            "lib/python3.11/site-packages/loadenv-init.pth",
+            "lib/python3.11/site-packages/mysite.pth",
+            "lib/python3.11/site-packages/__pycache__/loadenv.cpython-311.pyc",
+            "lib/python3.11/site-packages/other-1.0.dist-info/METADATA",
+            "lib/python3.11/site-packages/zzz-1.0.egg-info/PKG-INFO",
+            "lib/python3.11/site-packages/zzz.egg-info",
+        ] {
+            assert!(
+                check_venv_owned(destination, &layout, "x-1.0.dist-info").is_err(),
+                "{destination}"
+            );
+        }
+        for destination in [
+            "bin/python-config",
+            "bin/pip",
+            "bin/ipython",
+            "bin/python3.x",
+            "bin/activate-global",
+            "lib/python3.11/site-packages/loadenvx.py",
+            "lib/python3.11/site-packages/other.pth",
+            "lib/python3.11/site-packages/pkg/loadenv.py",
+            "share/lib64/x",
+            "include/site/python3.11/x/pyvenv.cfg",
+            "lib/python3.11/site-packages/x-1.0.dist-info/LICENSE",
+            "lib/python3.11/site-packages/__pycache__/loadenvx.cpython-311.pyc",
+            "lib/python3.11/site-packages/pkg/__pycache__/loadenv.cpython-311.pyc",
+        ] {
+            assert!(
+                check_venv_owned(destination, &layout, "x-1.0.dist-info").is_ok(),
+                "{destination}"
+            );
+        }
+    }
+}

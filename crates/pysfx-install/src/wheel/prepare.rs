@@ -1,0 +1,470 @@
+//! [`prepare_wheel`]: everything about a wheel that can be checked before writing — member
+//! names and kinds, sizes, the `.dist-info` metadata, RECORD, entry points, destinations.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{Read, Seek};
+use std::str::FromStr;
+
+use pep440_rs::Version;
+use pysfx_format::{scan_members, Member, MemberKind, ScanError};
+use pysfx_tree::Disposition;
+use pysfx_wheel::{
+    dist_info_name, launcher_script, normalize_name, EntryPoint, EntryPoints, Headers, Record,
+    WheelError, WheelFilename,
+};
+use zip::ZipArchive;
+
+use super::owned::check_venv_owned;
+use super::scheme::{destination, Placement, Scheme};
+use super::{Expected, Launcher, Layout, Planned, PreparedWheel, MAX_METADATA_BYTES};
+use crate::InstallError;
+
+/// What a wheel's `.dist-info` says: its name, version, requirements, RECORD rows by path and
+/// entry points.
+struct DistInfo {
+    directory: String,
+    name: String,
+    version: String,
+    requires_dist: Vec<String>,
+    requires_python: Option<String>,
+    /// RECORD's rows by path (where a path is listed twice, the last row counts).
+    record: HashMap<String, Expected>,
+    scripts: Vec<EntryPoint>,
+}
+
+/// Reads and checks everything about the wheel that can be checked before writing.
+pub fn prepare_wheel<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    filename: &WheelFilename,
+    layout: &Layout,
+) -> Result<PreparedWheel, InstallError> {
+    let wheel = filename.to_string();
+    let files = scan(archive, &wheel)?;
+    // Every member's declared size, RECORD and skipped wrappers included.
+    let unpacked = files
+        .iter()
+        .map(|file| file.size)
+        .fold(0u64, u64::saturating_add);
+    let mut info = read_dist_info(archive, &files, filename)?;
+    let scripts = versioned_scripts(std::mem::take(&mut info.scripts), layout.python_version);
+    let mut scheme = Scheme::new(layout, &info.name, &info.directory);
+    scheme.script_names = scripts.iter().map(|script| script.name.clone()).collect();
+    let mut destinations = HashSet::with_capacity(files.len() + scripts.len());
+    let planned = plan_members(&wheel, files, &mut info, &scheme, layout, &mut destinations)?;
+    let launchers = plan_launchers(&wheel, &scripts, &info, layout, &mut destinations)?;
+    let unpacked_bytes = unpacked;
+    Ok(PreparedWheel {
+        wheel,
+        name: info.name,
+        version: info.version,
+        dist_info: info.directory,
+        planned,
+        launchers,
+        source_mtime: None,
+        unpacked_bytes,
+        requires_dist: info.requires_dist,
+        requires_python: info.requires_python,
+    })
+}
+
+/// The wheel's files (directories dropped), every name, kind and size checked by the one member
+/// scan; a wheel may not hold symbolic links.
+fn scan<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    wheel: &str,
+) -> Result<Vec<Member>, WheelError> {
+    let unsafe_member = |member: String, reason: &str| WheelError::UnsafeMember {
+        wheel: wheel.to_string(),
+        member,
+        reason: reason.to_string(),
+    };
+    let members = scan_members(archive).map_err(|error| match error {
+        ScanError::Zip(source) => WheelError::Zip {
+            wheel: wheel.to_string(),
+            source,
+        },
+        ScanError::Unsafe { member, reason } => unsafe_member(member, reason),
+    })?;
+    let mut files = Vec::with_capacity(members.len());
+    for member in members {
+        match member.kind {
+            MemberKind::Symlink => {
+                return Err(unsafe_member(member.name.into_string(), "symbolic link"))
+            }
+            MemberKind::Directory => {}
+            // No ratio heuristic: a member never inflates past its declared size (the reader
+            // stops one byte after it), and the caller bounds the declared total (the
+            // manifest's size and the free space), so a file of zeros is data, not a bomb.
+            MemberKind::File { .. } => files.push(member),
+        }
+    }
+    Ok(files)
+}
+
+/// Finds the one `.dist-info` directory and reads METADATA, WHEEL, RECORD and entry points.
+fn read_dist_info<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    files: &[Member],
+    filename: &WheelFilename,
+) -> Result<DistInfo, WheelError> {
+    let wheel = filename.to_string();
+    let invalid = |reason: String| WheelError::Invalid {
+        wheel: wheel.clone(),
+        reason,
+    };
+    let directories: BTreeSet<&str> = files
+        .iter()
+        .filter_map(|file| file.name.split_once('/').map(|(top, _)| top))
+        .filter(|top| top.ends_with(".dist-info"))
+        .collect();
+    let directory = match directories.into_iter().collect::<Vec<_>>().as_slice() {
+        [one] => one.to_string(),
+        [] => return Err(invalid("no .dist-info directory".into())),
+        many => {
+            return Err(invalid(format!(
+                "more than one .dist-info directory: {}",
+                many.join(", ")
+            )))
+        }
+    };
+    let mut reader = MetadataReader {
+        archive,
+        wheel: &wheel,
+        index_of: files.iter().map(|f| (f.name.as_str(), f.index)).collect(),
+    };
+    let required = |reader: &mut MetadataReader<'_, R>, file: &str| {
+        let member = format!("{directory}/{file}");
+        reader.read(&member)?.ok_or_else(|| WheelError::Invalid {
+            wheel: wheel.clone(),
+            reason: format!("{member} is missing"),
+        })
+    };
+    let metadata = Headers::parse(&required(&mut reader, "METADATA")?);
+    check_wheel_file(&Headers::parse(&required(&mut reader, "WHEEL")?), filename)
+        .map_err(&invalid)?;
+    let record_text = required(&mut reader, "RECORD")?;
+    let entry_points = reader.read(&format!("{directory}/entry_points.txt"))?;
+
+    let field = |name: &str| {
+        metadata
+            .get(name)
+            .map(str::to_string)
+            .ok_or_else(|| invalid(format!("METADATA has no {name}")))
+    };
+    let (name, version) = (field("Name")?, field("Version")?);
+    check_name_and_version(filename, &directory, &name, &version).map_err(&invalid)?;
+    let record = Record::parse(&record_text)
+        .map_err(|reason| invalid(format!("{directory}/RECORD: {reason}")))?
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let expected = Expected {
+                hash: entry.hash,
+                size: entry.size,
+            };
+            (entry.path, expected)
+        })
+        .collect();
+    let scripts = match &entry_points {
+        Some(text) => {
+            EntryPoints::parse(text)
+                .map_err(|reason| invalid(format!("{directory}/entry_points.txt: {reason}")))?
+                .scripts
+        }
+        None => Vec::new(),
+    };
+    Ok(DistInfo {
+        requires_dist: metadata
+            .get_all("Requires-Dist")
+            .map(str::to_string)
+            .collect(),
+        requires_python: metadata.get("Requires-Python").map(str::to_string),
+        directory,
+        name,
+        version,
+        record,
+        scripts,
+    })
+}
+
+/// Reads the small metadata files of a wheel as text.
+struct MetadataReader<'a, R> {
+    archive: &'a mut ZipArchive<R>,
+    wheel: &'a str,
+    index_of: HashMap<&'a str, usize>,
+}
+
+impl<R: Read + Seek> MetadataReader<'_, R> {
+    /// The member as UTF-8 text (at most MAX_METADATA_BYTES), `None` when the wheel has none.
+    fn read(&mut self, member: &str) -> Result<Option<String>, WheelError> {
+        let Some(&index) = self.index_of.get(member) else {
+            return Ok(None);
+        };
+        let invalid = |reason: String| WheelError::Invalid {
+            wheel: self.wheel.to_string(),
+            reason,
+        };
+        let entry = self
+            .archive
+            .by_index(index)
+            .map_err(|source| WheelError::Zip {
+                wheel: self.wheel.to_string(),
+                source,
+            })?;
+        let mut bytes = Vec::new();
+        entry
+            .take(MAX_METADATA_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|error| invalid(format!("{member}: {error}")))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| invalid(format!("{member} is not UTF-8")))
+    }
+}
+
+/// The WHEEL file: a 1.x Wheel-Version, a valid Root-Is-Purelib, and the filename's tags among
+/// those it states.
+fn check_wheel_file(headers: &Headers, filename: &WheelFilename) -> Result<(), String> {
+    let wheel_version = headers
+        .get("Wheel-Version")
+        .ok_or("WHEEL has no Wheel-Version")?;
+    if wheel_version.split('.').next() != Some("1") {
+        return Err(format!(
+            "Wheel-Version {wheel_version} is not supported (only 1.x)"
+        ));
+    }
+    // The filename's tags are what the installer chose the wheel by: each must be one the
+    // wheel's own WHEEL file states (when it states any), so a renamed wheel is not installed
+    // where it does not run.
+    let stated: HashSet<&str> = headers.get_all("Tag").collect();
+    if !stated.is_empty() {
+        for (python, abi, platform) in filename.tags() {
+            let tag = format!("{python}-{abi}-{platform}");
+            if !stated.contains(tag.as_str()) {
+                return Err(format!(
+                    "the filename's tag {tag} is not among the tags its WHEEL file states"
+                ));
+            }
+        }
+    }
+    // In a venv purelib and platlib are the same directory, so Root-Is-Purelib only has to be
+    // valid, not acted on.
+    match headers.get("Root-Is-Purelib").map(str::to_ascii_lowercase) {
+        Some(value) if value == "true" || value == "false" => Ok(()),
+        other => Err(format!("WHEEL has an invalid Root-Is-Purelib: {other:?}")),
+    }
+}
+
+/// Each member's destination, checked against the venv's own files, the wheel's other
+/// members and RECORD.
+fn plan_members(
+    wheel: &str,
+    files: Vec<Member>,
+    info: &mut DistInfo,
+    scheme: &Scheme<'_>,
+    layout: &Layout,
+    destinations: &mut HashSet<String>,
+) -> Result<Vec<Planned>, WheelError> {
+    let mut planned = Vec::with_capacity(files.len());
+    for file in files {
+        let member = file.name;
+        let invalid = |reason: String| WheelError::Invalid {
+            wheel: wheel.to_string(),
+            reason,
+        };
+        let (destination, script) = match destination(&member, scheme).map_err(invalid)? {
+            Placement::File {
+                destination,
+                script,
+            } => (destination, script),
+            Placement::Skipped => continue,
+        };
+        let unsafe_member = |reason: String| WheelError::UnsafeMember {
+            wheel: wheel.to_string(),
+            member: member.to_string(),
+            reason,
+        };
+        check_venv_owned(&destination, layout, &info.directory).map_err(unsafe_member)?;
+        if !destinations.insert(destination.clone()) {
+            return Err(unsafe_member(format!(
+                "another member of the wheel also installs to {destination}"
+            )));
+        }
+        let mismatch = |reason: &str| WheelError::RecordMismatch {
+            wheel: wheel.to_string(),
+            member: member.to_string(),
+            reason: reason.to_string(),
+        };
+        // Signatures are not listed in RECORD; everything else must be, with a hash (PEP 427).
+        let signature = member.ends_with("/RECORD.jws") || member.ends_with("/RECORD.p7s");
+        let expected = info.record.remove(member.as_str());
+        match &expected {
+            None if !signature => return Err(mismatch("not listed in RECORD")),
+            Some(expected) if expected.hash.is_empty() => {
+                return Err(mismatch("RECORD gives it no hash"))
+            }
+            _ => {}
+        }
+        let executable = matches!(file.kind, MemberKind::File { executable: true });
+        planned.push(Planned {
+            index: file.index,
+            member,
+            destination,
+            executable: executable || script,
+            script,
+            size: file.size,
+            expected,
+            disposition: Disposition::Create,
+        });
+    }
+    Ok(planned)
+}
+
+/// The entry points' launchers in `bin/`, checked like members.
+fn plan_launchers(
+    wheel: &str,
+    scripts: &[EntryPoint],
+    info: &DistInfo,
+    layout: &Layout,
+    destinations: &mut HashSet<String>,
+) -> Result<Vec<Launcher>, WheelError> {
+    let mut launchers = Vec::with_capacity(scripts.len());
+    for script in scripts {
+        let invalid = |reason: String| WheelError::Invalid {
+            wheel: wheel.to_string(),
+            reason: format!("entry point {:?}: {reason}", script.name),
+        };
+        if script.name.len() > 255 {
+            return Err(invalid(format!(
+                "a name of {} bytes is longer than a file name may be",
+                script.name.len()
+            )));
+        }
+        let destination = format!("bin/{}", script.name);
+        check_venv_owned(&destination, layout, &info.directory).map_err(invalid)?;
+        if !destinations.insert(destination.clone()) {
+            return Err(invalid(format!(
+                "another file of the wheel also installs to {destination}"
+            )));
+        }
+        launchers.push(Launcher {
+            destination,
+            text: launcher_script(&layout.shebang_python, &script.module, &script.attribute),
+            disposition: Disposition::Create,
+        });
+    }
+    Ok(launchers)
+}
+
+/// PEP 427: the `.dist-info` name and `METADATA` must agree with the filename.
+fn check_name_and_version(
+    filename: &WheelFilename,
+    dist_info: &str,
+    name: &str,
+    version: &str,
+) -> Result<(), String> {
+    if normalize_name(name) != filename.name {
+        return Err(format!(
+            "METADATA names {name:?}, the filename {:?}",
+            filename.raw_name
+        ));
+    }
+    let stem = dist_info.trim_end_matches(".dist-info");
+    let dist_name = stem.rsplit_once('-').map(|(name, _)| name).unwrap_or(stem);
+    if dist_info_name(dist_name) != dist_info_name(name) {
+        return Err(format!("{dist_info} does not belong to {name}"));
+    }
+    let metadata_version = Version::from_str(version)
+        .map_err(|_| format!("METADATA version {version:?} is not PEP 440"))?;
+    if metadata_version.without_local() != filename.version.clone().without_local() {
+        return Err(format!(
+            "METADATA says version {version}, the filename {}",
+            filename.raw_version
+        ));
+    }
+    Ok(())
+}
+
+/// pip's rule: `pip` gets `pipX` and `pipX.Y` for the installing interpreter (and other
+/// versioned pip launchers are dropped); `easy_install` gets `easy_install-X.Y`.
+fn versioned_scripts(scripts: Vec<EntryPoint>, (major, minor): (u32, u32)) -> Vec<EntryPoint> {
+    let is_versioned_pip = |name: &str| {
+        name.strip_prefix("pip").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.split('.').count() <= 2
+                && rest
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let is_versioned_easy_install = |name: &str| {
+        name.strip_prefix("easy_install-").is_some_and(|rest| {
+            let parts: Vec<&str> = rest.split('.').collect();
+            parts.len() == 2
+                && parts
+                    .iter()
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let has_pip = scripts
+        .iter()
+        .any(|script| !script.gui && script.name == "pip");
+    let has_easy_install = scripts
+        .iter()
+        .any(|script| !script.gui && script.name == "easy_install");
+    let mut out = Vec::new();
+    for script in scripts {
+        if !script.gui && has_pip && is_versioned_pip(&script.name) {
+            continue;
+        }
+        if !script.gui && has_easy_install && is_versioned_easy_install(&script.name) {
+            continue;
+        }
+        if !script.gui && script.name == "pip" {
+            for name in [format!("pip{major}"), format!("pip{major}.{minor}")] {
+                out.push(EntryPoint {
+                    name,
+                    ..script.clone()
+                });
+            }
+        }
+        if !script.gui && script.name == "easy_install" {
+            out.push(EntryPoint {
+                name: format!("easy_install-{major}.{minor}"),
+                ..script.clone()
+            });
+        }
+        out.push(script);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(name: &str) -> EntryPoint {
+        EntryPoint {
+            name: name.into(),
+            module: "m".into(),
+            attribute: "f".into(),
+            gui: false,
+        }
+    }
+
+    #[test]
+    fn pip_launchers_follow_the_interpreter() {
+        let scripts = vec![ep("pip"), ep("pip3"), ep("pip3.9"), ep("pipx-tool")];
+        let names: Vec<String> = versioned_scripts(scripts, (3, 11))
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, vec!["pip3", "pip3.11", "pip", "pipx-tool"]);
+        let names: Vec<String> =
+            versioned_scripts(vec![ep("easy_install"), ep("easy_install-3.6")], (3, 8))
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+        assert_eq!(names, vec!["easy_install-3.8", "easy_install"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Where each member of a wheel goes in the venv: PEP 427's scheme, as one pure function.
+
+use std::collections::HashSet;
+
+use super::Layout;
+
+/// The install scheme of one wheel in one venv.
+pub(super) struct Scheme<'a> {
+    /// `lib/pythonX.Y/site-packages`: purelib and platlib (one directory in a venv).
+    pub site_packages: &'a str,
+    /// `include/site/pythonX.Y/<name>`.
+    pub headers: String,
+    /// `<name>-<version>.dist-info/RECORD`, which is written anew, not copied.
+    pub record: String,
+    /// The console and GUI scripts the wheel's entry points generate, whose setuptools
+    /// wrappers in `.data/scripts` are replaced.
+    pub script_names: HashSet<String>,
+}
+
+impl<'a> Scheme<'a> {
+    pub fn new(layout: &'a Layout, name: &str, dist_info: &str) -> Self {
+        let (major, minor) = layout.python_version;
+        Scheme {
+            site_packages: &layout.site_packages,
+            headers: format!("include/site/python{major}.{minor}/{name}"),
+            record: format!("{dist_info}/RECORD"),
+            script_names: HashSet::new(),
+        }
+    }
+}
+
+/// Where a member is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// Relative to the venv root; `script` for a `.data/scripts` file (its `#!python` line is
+    /// rewritten, and it is executable).
+    File { destination: String, script: bool },
+    /// Not written: RECORD itself, or a setuptools wrapper an entry point replaces.
+    Skipped,
+}
+
+/// Where `member` goes under `scheme`; the error says why it can't go anywhere.
+pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement, String> {
+    if member == scheme.record {
+        return Ok(Placement::Skipped);
+    }
+    let site = scheme.site_packages;
+    let file = |destination: String| Placement::File {
+        destination,
+        script: false,
+    };
+    let top = member.split('/').next().unwrap_or_default();
+    if !(top.ends_with(".data") && member.len() > top.len() + 1) {
+        return Ok(file(format!("{site}/{member}")));
+    }
+    let rest = &member[top.len() + 1..];
+    let (key, path) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("{member}: a file directly in the .data directory"))?;
+    match key {
+        "purelib" | "platlib" => Ok(file(format!("{site}/{path}"))),
+        "scripts" => {
+            if path.contains('/') {
+                return Err(format!("{member}: a directory in .data/scripts"));
+            }
+            if is_entry_point_wrapper(path, &scheme.script_names) {
+                return Ok(Placement::Skipped);
+            }
+            Ok(Placement::File {
+                destination: format!("bin/{path}"),
+                script: true,
+            })
+        }
+        "headers" => Ok(file(format!("{}/{path}", scheme.headers))),
+        "data" => Ok(file(path.to_string())),
+        other => Err(format!("{member}: unknown wheel data type {other:?}")),
+    }
+}
+
+/// pip's `is_entrypoint_wrapper`: `EP`, `EP.exe`, `EP-script.py` and `EP.pya` in
+/// `.data/scripts` are setuptools' own wrappers for entry point `EP`, replaced by ours.
+fn is_entry_point_wrapper(file: &str, script_names: &HashSet<String>) -> bool {
+    let lower = file.to_ascii_lowercase();
+    let stem = if lower.ends_with(".exe") || lower.ends_with(".pya") {
+        &file[..file.len() - 4]
+    } else if lower.ends_with("-script.py") {
+        &file[..file.len() - 10]
+    } else {
+        file
+    };
+    script_names.contains(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            site_packages: "lib/python3.11/site-packages".into(),
+            python_version: (3, 11),
+            shebang_python: "/r/bin/python".into(),
+            installer: "pysfx".into(),
+            app_name: None,
+        }
+    }
+
+    #[test]
+    fn members_go_where_pep_427_says() {
+        let layout = layout();
+        let mut scheme = Scheme::new(&layout, "Tool", "tool-1.0.dist-info");
+        scheme.script_names.insert("tool".into());
+        let file = |path: &str, script| {
+            Ok(Placement::File {
+                destination: path.into(),
+                script,
+            })
+        };
+        let site = "lib/python3.11/site-packages";
+        let table: Vec<(&str, Result<Placement, String>)> = vec![
+            (
+                "tool/__init__.py",
+                file(&format!("{site}/tool/__init__.py"), false),
+            ),
+            (
+                "tool-1.0.dist-info/METADATA",
+                file(&format!("{site}/tool-1.0.dist-info/METADATA"), false),
+            ),
+            ("tool-1.0.dist-info/RECORD", Ok(Placement::Skipped)),
+            (
+                "tool-1.0.data/purelib/a.py",
+                file(&format!("{site}/a.py"), false),
+            ),
+            (
+                "tool-1.0.data/platlib/b/c.so",
+                file(&format!("{site}/b/c.so"), false),
+            ),
+            ("tool-1.0.data/scripts/run", file("bin/run", true)),
+            ("tool-1.0.data/scripts/tool", Ok(Placement::Skipped)),
+            (
+                "tool-1.0.data/scripts/tool-script.py",
+                Ok(Placement::Skipped),
+            ),
+            ("tool-1.0.data/scripts/tool.exe", Ok(Placement::Skipped)),
+            (
+                "tool-1.0.data/headers/t.h",
+                file("include/site/python3.11/Tool/t.h", false),
+            ),
+            ("tool-1.0.data/data/share/x", file("share/x", false)),
+            ("tool-1.0.data/data/bin/python", file("bin/python", false)),
+            ("x.data", file(&format!("{site}/x.data"), false)),
+            (
+                "tool-1.0.data/scripts/sub/run",
+                Err("tool-1.0.data/scripts/sub/run: a directory in .data/scripts".into()),
+            ),
+            (
+                "tool-1.0.data/readme",
+                Err("tool-1.0.data/readme: a file directly in the .data directory".into()),
+            ),
+            (
+                "tool-1.0.data/lib/x",
+                Err("tool-1.0.data/lib/x: unknown wheel data type \"lib\"".into()),
+            ),
+        ];
+        for (member, expected) in table {
+            assert_eq!(destination(member, &scheme), expected, "{member}");
+        }
+    }
+
+    #[test]
+    fn entry_point_wrappers() {
+        let names: HashSet<String> = ["tool".to_string()].into_iter().collect();
+        for (file, expected) in [
+            ("tool", true),
+            ("tool.exe", true),
+            ("tool-script.py", true),
+            ("tool.pya", true),
+            ("tool2", false),
+            ("tool.py", false),
+        ] {
+            assert_eq!(is_entry_point_wrapper(file, &names), expected, "{file}");
+        }
+    }
+}

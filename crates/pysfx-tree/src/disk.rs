@@ -1,0 +1,234 @@
+//! [`DiskTree`]: the tree on disk, and the exclusive-create primitives it is made of.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{parent_of, Disposition, Tree, TreeError, TreeFile};
+
+/// Writes files under a root directory that this run created, creating each parent directory
+/// once per handle (one handle per thread, see [`Tree::fork`]).
+pub struct DiskTree {
+    root: PathBuf,
+    created: HashSet<String>,
+    buffer: Vec<u8>,
+}
+
+/// A file being written: the open file and the path it was opened at (a temporary name for a
+/// replacement).
+pub struct DiskFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl Write for DiskFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.file.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl TreeFile for DiskFile {}
+
+/// Distinguishes the temporary names of replacements made by one process.
+static REPLACEMENTS: AtomicU64 = AtomicU64::new(0);
+
+const BUFFER_BYTES: usize = 128 * 1024;
+
+impl DiskTree {
+    pub fn new(root: &Path) -> Self {
+        DiskTree {
+            root: root.to_path_buf(),
+            created: HashSet::new(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The root every destination is relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn taken_or_io(&self, destination: &str, source: std::io::Error) -> TreeError {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            TreeError::PathTaken {
+                path: destination.to_string(),
+            }
+        } else {
+            TreeError::Io {
+                path: self.root.join(destination),
+                source,
+            }
+        }
+    }
+
+    /// Moves a replacement written under a temporary name over `destination`, which must be
+    /// absent or a regular file (never a link or a directory).
+    fn commit(&self, temporary: &Path, destination: &str) -> Result<(), TreeError> {
+        let path = self.root.join(destination);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if !metadata.file_type().is_file() => {
+                let _ = fs::remove_file(temporary);
+                return Err(TreeError::PathTaken {
+                    path: destination.to_string(),
+                });
+            }
+            _ => {}
+        }
+        fs::rename(temporary, &path).map_err(|source| {
+            let _ = fs::remove_file(temporary);
+            TreeError::Io { path, source }
+        })
+    }
+}
+
+impl Tree for DiskTree {
+    type File = DiskFile;
+
+    fn fork(&self) -> Self {
+        DiskTree::new(&self.root)
+    }
+
+    fn create_dirs(&mut self, relative: &str) -> Result<(), TreeError> {
+        if relative.is_empty() || self.created.contains(relative) {
+            return Ok(());
+        }
+        create_dirs_below(&self.root, relative)
+            .map_err(|source| self.taken_or_io(relative, source))?;
+        self.created.insert(relative.to_string());
+        Ok(())
+    }
+
+    fn symlink(&mut self, destination: &str, target: &str) -> Result<(), TreeError> {
+        if let Some(parent) = parent_of(destination) {
+            self.create_dirs(parent)?;
+        }
+        std::os::unix::fs::symlink(target, self.root.join(destination))
+            .map_err(|source| self.taken_or_io(destination, source))
+    }
+
+    fn open(
+        &mut self,
+        destination: &str,
+        mode: u32,
+        disposition: Disposition,
+    ) -> Result<DiskFile, TreeError> {
+        if let Some(parent) = parent_of(destination) {
+            self.create_dirs(parent)?;
+        }
+        let path = match disposition {
+            Disposition::Replace => {
+                let name = format!(
+                    ".pysfx-new-{}-{}",
+                    std::process::id(),
+                    REPLACEMENTS.fetch_add(1, Ordering::Relaxed)
+                );
+                match parent_of(destination) {
+                    Some(parent) => self.root.join(parent).join(name),
+                    None => self.root.join(name),
+                }
+            }
+            _ => self.root.join(destination),
+        };
+        let file = create_exclusive(&path, mode)
+            .map_err(|source| self.taken_or_io(destination, source))?;
+        Ok(DiskFile { file, path })
+    }
+
+    fn close(
+        &mut self,
+        file: DiskFile,
+        destination: &str,
+        disposition: Disposition,
+        mtime: Option<std::time::SystemTime>,
+    ) -> Result<(), TreeError> {
+        let DiskFile { file, path } = file;
+        if let Some(mtime) = mtime {
+            if let Err(source) = file.set_modified(mtime) {
+                if disposition == Disposition::Replace {
+                    let _ = fs::remove_file(&path);
+                }
+                return Err(TreeError::Io { path, source });
+            }
+        }
+        drop(file);
+        if disposition == Disposition::Replace {
+            self.commit(&path, destination)?;
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self, file: DiskFile) {
+        let DiskFile { file, path } = file;
+        drop(file);
+        // Only a replacement's temporary name is this writer's to remove; a failed new file is
+        // removed with the whole temporary tree.
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with(".pysfx-new-"))
+        {
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    fn path_of(&self, destination: &str) -> PathBuf {
+        self.root.join(destination)
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.resize(BUFFER_BYTES, 0);
+        buffer
+    }
+
+    fn restore_buffer(&mut self, buffer: Vec<u8>) {
+        self.buffer = buffer;
+    }
+}
+
+/// Opens `path` as a new file: fails if anything, a symlink included, is already there.
+pub fn create_exclusive(path: &Path, mode: u32) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Writes `content` to a new file at `path` (see [`create_exclusive`]).
+pub fn write_new(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    create_exclusive(path, mode)?.write_all(content)
+}
+
+/// Creates the directories of `relative` (a `/`-separated path) below `root`, which must exist.
+/// Unlike `create_dir_all`, it never creates `root` or anything above it (once an interrupted
+/// install has moved its tree away, a worker still running cannot bring the tree back), and a
+/// component that exists must be a directory itself, not a symlink to one.
+pub fn create_dirs_below(root: &Path, relative: &str) -> std::io::Result<()> {
+    let mut path = root.to_path_buf();
+    for component in relative.split('/').filter(|c| !c.is_empty()) {
+        path.push(component);
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let is_directory =
+                    fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir());
+                if !is_directory {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "something other than a directory is in the way",
+                    ));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}

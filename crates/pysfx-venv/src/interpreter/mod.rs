@@ -1,0 +1,13 @@
+//! One query of the target interpreter: a single `python -I -S -c …` that prints one JSON
+//! object, run with a time limit and a cap on what it may print.
+
+mod facts;
+mod query;
+mod run;
+#[cfg(test)]
+mod tests;
+
+pub use facts::Interpreter;
+pub use query::QUERY_SCRIPT;
+pub(crate) use run::{run_bounded, Ending};
+pub use run::{Limits, QUERY_TIMEOUT_VARIABLE};

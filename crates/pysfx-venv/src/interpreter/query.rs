@@ -1,0 +1,242 @@
+//! The query itself: the script, running it within the limits, reading its JSON answer into an
+//! [`Interpreter`], and a short excerpt of what a failed run said.
+
+use tracing::debug;
+
+use super::run::Run;
+use super::{run_bounded, Ending, Interpreter, Limits};
+use crate::VenvError;
+
+/// The first line of [`QUERY_SCRIPT`]. A program that prints its arguments back (`--python
+/// /bin/ls`) would put the whole script into the error message; the excerpt stops here.
+const SCRIPT_MARKER: &str = "pysfx interpreter query";
+
+/// The query. It runs on every CPython from 3.6 (no f-strings with `=`, no walrus, no
+/// `subprocess.run(text=…)`); `-I` keeps the caller's environment and working directory out.
+/// The PEP 508 marker values are computed as `packaging.markers.default_environment()` does.
+pub const QUERY_SCRIPT: &str = r#"# pysfx interpreter query
+import json, os, platform, sys, sysconfig
+
+def glibc_version():
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION")
+        if value:
+            name, _, version = value.partition(" ")
+            if name == "glibc":
+                return version
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        import ctypes
+        function = ctypes.CDLL(None).gnu_get_libc_version
+        function.restype = ctypes.c_char_p
+        return function().decode("ascii")
+    except Exception:
+        return None
+
+def config_flag(name):
+    value = sysconfig.get_config_var(name)
+    return None if value is None else bool(value)
+
+def full_version(info):
+    # packaging.markers.format_full_version
+    version = "%d.%d.%d" % (info.major, info.minor, info.micro)
+    if info.releaselevel != "final":
+        version += info.releaselevel[0] + str(info.serial)
+    return version
+
+import importlib.util
+info = {
+    "version_info": list(sys.version_info[:3]),
+    "release_level": sys.version_info[3],
+    "implementation": sys.implementation.name,
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+    "base_executable": getattr(sys, "_base_executable", None),
+    "platform": sysconfig.get_platform(),
+    "is_32bit": sys.maxsize <= 2 ** 32,
+    "glibc": glibc_version(),
+    "py_debug": config_flag("Py_DEBUG"),
+    "has_refcount": hasattr(sys, "gettotalrefcount"),
+    "with_pymalloc": config_flag("WITH_PYMALLOC"),
+    "gil_disabled": config_flag("Py_GIL_DISABLED"),
+    "cache_tag": sys.implementation.cache_tag,
+    "magic": importlib.util.MAGIC_NUMBER.hex(),
+    "os_name": os.name,
+    "sys_platform": sys.platform,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_version": platform.version(),
+    "platform_system": platform.system(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_full_version": platform.python_version(),
+    "implementation_version": full_version(sys.implementation.version),
+}
+sys.stdout.write(json.dumps(info))
+"#;
+
+impl Interpreter {
+    /// Runs the query against `python` (a path, or a name looked up on `PATH`) within the
+    /// default [`Limits`] (the timeout from `$PYSFX_QUERY_TIMEOUT`). Python 2 and anything
+    /// older than 3.6 is refused with its version named.
+    pub fn query(python: &str) -> Result<Interpreter, VenvError> {
+        Interpreter::query_with(python, Limits::from_env())
+    }
+
+    /// [`Interpreter::query`] within `limits`.
+    pub fn query_with(python: &str, limits: Limits) -> Result<Interpreter, VenvError> {
+        let bad = |reason: String| VenvError::BadInterpreter {
+            python: python.to_string(),
+            reason,
+        };
+        // -I: no environment, user site or working directory; -S: no site (its .pth files
+        // can cost more than the query).
+        let run =
+            run_bounded(python, &["-I", "-S", "-c", QUERY_SCRIPT], limits).map_err(|source| {
+                VenvError::NotRunnable {
+                    python: python.to_string(),
+                    source,
+                }
+            })?;
+        let status = match run.ending {
+            Ending::Exited(status) => status,
+            ending => return Err(bad(ending.describe(&limits))),
+        };
+        if !status.success() {
+            // `-I` is new in 3.4: an older Python says "Unknown option". Ask it its version
+            // (without -I) only to name it in the message.
+            if let Some(version) = old_python_version(python, limits) {
+                return Err(VenvError::Unsupported {
+                    python: python.to_string(),
+                    version,
+                });
+            }
+            return Err(bad(format!(
+                "the interpreter query failed ({status}): {}",
+                excerpt(&run)
+            )));
+        }
+        let mut interpreter: Interpreter =
+            serde_json::from_slice(&run.stdout).map_err(|error| {
+                bad(format!(
+                    "unexpected answer to the interpreter query ({error}): {}",
+                    excerpt(&run)
+                ))
+            })?;
+        interpreter.requested = python.to_string();
+        debug!(
+            python,
+            version = %interpreter.version(),
+            executable = %interpreter.executable.display(),
+            "queried the interpreter"
+        );
+        interpreter.check_supported()?;
+        Ok(interpreter)
+    }
+
+    fn check_supported(&self) -> Result<(), VenvError> {
+        let (major, minor, _) = self.version_info;
+        if self.implementation != "cpython" {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: format!(
+                    "it is {} {}; pysfx supports CPython only",
+                    self.implementation,
+                    self.version()
+                ),
+            });
+        }
+        if (major, minor) < (3, 6) {
+            return Err(VenvError::Unsupported {
+                python: self.requested.clone(),
+                version: self.version(),
+            });
+        }
+        if self.os_name != "posix" {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: format!("os.name is {:?}, not posix", self.os_name),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Asks an interpreter that refused the query for its version, without `-I`.
+fn old_python_version(python: &str, limits: Limits) -> Option<String> {
+    let run = run_bounded(
+        python,
+        &[
+            "-E",
+            "-s",
+            "-c",
+            "import sys; sys.stdout.write('%d.%d.%d' % tuple(sys.version_info[:3]))",
+        ],
+        limits,
+    )
+    .ok()?;
+    if !matches!(run.ending, Ending::Exited(status) if status.success()) {
+        return None;
+    }
+    let version = String::from_utf8(run.stdout).ok()?;
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    let minor: u32 = version.split('.').nth(1)?.parse().ok()?;
+    ((major, minor) < (3, 6)).then_some(version)
+}
+
+/// Excerpt limit, in characters.
+const EXCERPT_LIMIT: usize = 200;
+
+/// A short, printable excerpt of what a failed run said: the last line of its standard error
+/// (else of its standard output) before any echo of the query script, control characters
+/// escaped, at most [`EXCERPT_LIMIT`] characters.
+fn excerpt(run: &Run) -> String {
+    // Bytes rather than text until the end: the stub's size budget (docs/stub.md).
+    let said = |bytes: &[u8]| bytes.iter().any(|byte| !byte.is_ascii_whitespace());
+    let mut text: &[u8] = if said(&run.stderr) {
+        &run.stderr
+    } else {
+        &run.stdout
+    };
+    let marker = SCRIPT_MARKER.as_bytes();
+    let cut = match text
+        .windows(marker.len())
+        .position(|window| window == marker)
+    {
+        Some(position) => {
+            text = &text[..position];
+            true
+        }
+        None => false,
+    };
+    let Some(line) = text
+        .split(|byte| *byte == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .rfind(|line| !line.is_empty())
+    else {
+        return "no message".to_string();
+    };
+    // The script starts with `# `: drop what of it is left before the cut.
+    let line = if cut {
+        line.strip_suffix(b"#").unwrap_or(line)
+    } else {
+        line
+    };
+    let mut out = String::new();
+    for (length, character) in String::from_utf8_lossy(line).chars().enumerate() {
+        if length >= EXCERPT_LIMIT {
+            out.push('…');
+            return out;
+        }
+        if character.is_control() {
+            out.extend(character.escape_default());
+        } else {
+            out.push(character);
+        }
+    }
+    if cut {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,262 @@
+//! Running a program within [`Limits`]: a time limit and caps on its output, its pipes read
+//! on their own threads, the child killed and reaped when it outlives them.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+/// Environment variable: how many whole seconds the interpreter query may take.
+pub const QUERY_TIMEOUT_VARIABLE: &str = "PYSFX_QUERY_TIMEOUT";
+
+/// How long one run of the interpreter may take and how much of its output is kept. A
+/// `--python` that sleeps, or prints without end, is stopped rather than waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The run is killed when it has not exited by then.
+    pub timeout: Duration,
+    /// The run is killed when it prints more than this on its standard output (the query's
+    /// answer is a few kilobytes).
+    pub stdout_cap: usize,
+    /// The run is killed when it prints more than this on its standard error.
+    pub stderr_cap: usize,
+}
+
+impl Limits {
+    /// The default timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The defaults, with the timeout from `$PYSFX_QUERY_TIMEOUT` (whole seconds) when set.
+    pub fn from_env() -> Limits {
+        Limits {
+            timeout: timeout_from(std::env::var_os(QUERY_TIMEOUT_VARIABLE).as_deref()),
+            ..Limits::default()
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Limits::DEFAULT_TIMEOUT,
+            stdout_cap: 1 << 20,
+            stderr_cap: 64 << 10,
+        }
+    }
+}
+
+/// The timeout a `$PYSFX_QUERY_TIMEOUT` value asks for: 1 to 86400 whole seconds; anything
+/// else is reported (never echoed: it is the caller's environment) and the default used.
+pub(super) fn timeout_from(value: Option<&std::ffi::OsStr>) -> Duration {
+    let Some(value) = value else {
+        return Limits::DEFAULT_TIMEOUT;
+    };
+    match value
+        .to_str()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    {
+        Some(seconds @ 1..=86_400) => Duration::from_secs(seconds),
+        _ => {
+            warn!(
+                "{QUERY_TIMEOUT_VARIABLE} is not a whole number of seconds from 1 to 86400; using {}",
+                Limits::DEFAULT_TIMEOUT.as_secs()
+            );
+            Limits::DEFAULT_TIMEOUT
+        }
+    }
+}
+
+/// How a bounded run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Exited(ExitStatus),
+    /// Killed: still running at the timeout.
+    TimedOut,
+    /// Killed: printed more than the cap on its standard output (`true`) or error (`false`).
+    Overflowed {
+        stdout: bool,
+    },
+}
+
+impl Ending {
+    /// Why a run that did not exit is no answer.
+    pub(super) fn describe(&self, limits: &Limits) -> String {
+        match self {
+            Ending::Exited(status) => format!("it exited ({status})"),
+            Ending::TimedOut => format!("did not answer within {} s", limits.timeout.as_secs_f64()),
+            Ending::Overflowed { stdout: true } => format!(
+                "printed more than {} on its standard output",
+                size(limits.stdout_cap)
+            ),
+            Ending::Overflowed { stdout: false } => format!(
+                "printed more than {} on its standard error",
+                size(limits.stderr_cap)
+            ),
+        }
+    }
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        0 => "0 bytes".to_string(),
+        _ if bytes.is_multiple_of(1 << 20) => format!("{} MiB", bytes >> 20),
+        _ if bytes.is_multiple_of(1 << 10) => format!("{} KiB", bytes >> 10),
+        _ => format!("{bytes} bytes"),
+    }
+}
+
+/// What a bounded run printed (at most the caps) and how it ended.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) ending: Ending,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+}
+
+/// One output pipe, read on its own thread into a buffer of at most `cap` bytes.
+struct Capture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    overflowed: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Capture {
+    /// Takes the pipe as a `File` so that one reader serves both streams (the stub's size).
+    fn start(mut pipe: std::fs::File, cap: usize) -> std::io::Result<Capture> {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let (shared, flag) = (Arc::clone(&buffer), Arc::clone(&overflowed));
+        let thread = std::thread::Builder::new()
+            .name("pysfx-python-output".into())
+            .spawn(move || {
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let count = match pipe.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(count) => count,
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => return,
+                    };
+                    let mut buffer = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+                    let room = cap - buffer.len();
+                    if count > room {
+                        buffer.extend_from_slice(&chunk[..room]);
+                        // Returning closes our end of the pipe; the caller kills the child.
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..count]);
+                }
+            })?;
+        Ok(Capture {
+            buffer,
+            overflowed,
+            thread,
+        })
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// What was read. The reader may still be blocked (a grandchild holding the pipe open);
+    /// it is left to finish on its own.
+    fn take(self) -> Vec<u8> {
+        let mut buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        std::mem::take(&mut *buffer)
+    }
+}
+
+/// After the child has ended, how long its output may still take to drain. The pipes close
+/// when it exits, unless a process it started still holds them: that one is not our child to
+/// kill, so it is not waited for either.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `program arguments` with no stdin, killing (and reaping) it when it outlives
+/// `limits.timeout` or prints more than the caps. Only spawning can fail.
+pub(crate) fn run_bounded(
+    program: &str,
+    arguments: &[&str],
+    limits: Limits,
+) -> std::io::Result<Run> {
+    let mut child = Command::new(program)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let captures = (|| {
+        let stdout = child
+            .stdout
+            .take()
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stdout_cap));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stderr_cap));
+        Ok::<_, std::io::Error>((stdout.transpose()?, stderr.transpose()?))
+    })();
+    let (stdout, stderr) = match captures {
+        Ok(captures) => captures,
+        Err(error) => {
+            stop(&mut child);
+            return Err(error);
+        }
+    };
+    // A reader that passed its cap closes its pipe, so the child may die of SIGPIPE before
+    // it is killed: the overflow is still the reason it ended.
+    let overflow = || {
+        if stdout.as_ref().is_some_and(Capture::overflowed) {
+            Some(Ending::Overflowed { stdout: true })
+        } else if stderr.as_ref().is_some_and(Capture::overflowed) {
+            Some(Ending::Overflowed { stdout: false })
+        } else {
+            None
+        }
+    };
+    let deadline = Instant::now().checked_add(limits.timeout);
+    let mut pause = Duration::from_millis(1);
+    let ending = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break overflow().unwrap_or(Ending::Exited(status)),
+            Ok(None) => {}
+            Err(error) => {
+                stop(&mut child);
+                return Err(error);
+            }
+        }
+        let timed_out = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if let Some(ending) = overflow().or_else(|| timed_out().then_some(Ending::TimedOut)) {
+            stop(&mut child);
+            break ending;
+        }
+        // Short first, as the query usually answers within a few tens of milliseconds.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    };
+    let drained_by = Instant::now() + DRAIN_GRACE;
+    for capture in [&stdout, &stderr].into_iter().flatten() {
+        while !capture.thread.is_finished() && Instant::now() < drained_by {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(Run {
+        ending,
+        stdout: stdout.map(Capture::take).unwrap_or_default(),
+        stderr: stderr.map(Capture::take).unwrap_or_default(),
+    })
+}
+
+/// Kills and reaps the child (it may have exited meanwhile: both errors are then moot).
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}

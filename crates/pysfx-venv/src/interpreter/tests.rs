@@ -1,0 +1,247 @@
+//! The query against misbehaving programs (sleeping, flooding, echoing) and real interpreters.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::run::timeout_from;
+use super::*;
+use crate::VenvError;
+
+const PYENV: &str = "/root/.pyenv/versions";
+
+/// Writes an executable shell script and returns its path.
+fn script(directory: &Path, name: &str, body: &str) -> String {
+    let path = directory.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+    path.to_string_lossy().into_owned()
+}
+
+fn within(seconds: u64) -> Limits {
+    Limits {
+        timeout: Duration::from_secs(seconds),
+        ..Limits::default()
+    }
+}
+
+fn pyenv_python(version: &str) -> String {
+    let python = format!("{PYENV}/{version}/bin/python");
+    assert!(
+        Path::new(&python).exists(),
+        "{python} is missing: this test needs the pyenv interpreters"
+    );
+    python
+}
+
+/// An error message an operator can read at a glance.
+fn assert_short(message: &str) {
+    assert!(message.chars().count() < 400, "too long: {message}");
+    assert!(!message.contains("import"), "echoes the query: {message}");
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+}
+
+#[test]
+fn a_python_that_sleeps_is_stopped_at_the_timeout() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let sleeper = script(directory.path(), "sleeper", "exec sleep 1000\n");
+    let started = Instant::now();
+    let error = Interpreter::query_with(&sleeper, within(2))
+        .expect_err("no answer")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("did not answer within 2 s"), "{error}");
+    assert_short(&error);
+}
+
+#[test]
+fn a_wrapper_whose_child_keeps_the_pipes_open_is_not_waited_for() {
+    // The shell runs `sleep` as its child: killing the shell leaves `sleep` holding the
+    // output pipes, so they do not close until it ends by itself.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let wrapper = script(directory.path(), "wrapper", "sleep 6\n");
+    let started = Instant::now();
+    let error = Interpreter::query_with(&wrapper, within(1))
+        .expect_err("no answer")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("did not answer within 1 s"), "{error}");
+}
+
+#[test]
+fn endless_output_is_capped_and_stopped() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let limits = within(60);
+    for (body, on_stdout) in [("exec yes\n", true), ("exec yes >&2\n", false)] {
+        let program = script(directory.path(), "printer", body);
+        let started = Instant::now();
+        let run = run_bounded(&program, &[], limits).expect("runs");
+        assert_eq!(
+            run.ending,
+            Ending::Overflowed { stdout: on_stdout },
+            "{body}"
+        );
+        assert!(run.stdout.len() <= limits.stdout_cap);
+        assert!(run.stderr.len() <= limits.stderr_cap);
+        let error = Interpreter::query_with(&program, limits)
+            .expect_err("no answer")
+            .to_string();
+        let stream = if on_stdout { "output" } else { "error" };
+        assert!(error.contains("printed more than"), "{error}");
+        assert!(error.contains(stream), "{error}");
+        assert_short(&error);
+        assert!(started.elapsed() < Duration::from_secs(20), "{body}");
+    }
+}
+
+#[test]
+fn a_program_that_echoes_its_arguments_is_not_quoted_back() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let echo = script(directory.path(), "echo", "echo \"$@\" >&2\nexit 3\n");
+    for program in ["/bin/ls", echo.as_str()] {
+        let error = Interpreter::query_with(program, within(10))
+            .expect_err("not a Python")
+            .to_string();
+        assert!(error.contains("the interpreter query failed"), "{error}");
+        assert!(error.ends_with('…'), "{error}");
+        assert_short(&error);
+    }
+}
+
+#[test]
+fn a_silent_failure_says_so() {
+    let error = Interpreter::query_with("/bin/false", within(10))
+        .expect_err("not a Python")
+        .to_string();
+    assert!(
+        error.ends_with("the interpreter query failed (exit status: 1): no message"),
+        "{error}"
+    );
+}
+
+#[test]
+fn what_a_failure_printed_is_cut_and_escaped() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let noisy = script(
+        directory.path(),
+        "noisy",
+        "printf 'first line\\n\\033[31mred\\a %s\\n\\n' \"$(printf '%0300d' 0)\" >&2\nexit 1\n",
+    );
+    let error = Interpreter::query_with(&noisy, within(10))
+        .expect_err("not a Python")
+        .to_string();
+    assert!(error.contains("\\u{1b}[31mred\\u{7} 000"), "{error}");
+    assert!(!error.contains("first line"), "{error}");
+    assert!(error.ends_with("0…"), "{error}");
+    assert_short(&error);
+
+    let chatty = script(directory.path(), "chatty", "echo 'Welcome!'\n");
+    let error = Interpreter::query_with(&chatty, within(10))
+        .expect_err("no JSON")
+        .to_string();
+    assert!(
+        error.contains("unexpected answer to the interpreter query"),
+        "{error}"
+    );
+    assert!(error.ends_with(": Welcome!"), "{error}");
+}
+
+#[test]
+fn real_interpreters_answer_with_their_marker_environment() {
+    for version in ["3.6.15", "3.13.0"] {
+        let python = pyenv_python(version);
+        let interpreter =
+            Interpreter::query_with(&python, within(60)).unwrap_or_else(|error| panic!("{error}"));
+        // pip's vendored packaging computes the same values on every pyenv interpreter.
+        let output = Command::new(&python)
+            .args([
+                "-c",
+                "import json; from pip._vendor.packaging.markers import default_environment as e; print(json.dumps(e()))",
+            ])
+            .output()
+            .expect("run python");
+        let expected: std::collections::BTreeMap<String, String> =
+            serde_json::from_slice(&output.stdout).expect("pip's environment");
+        let environment = interpreter.marker_environment();
+        let ours = [
+            ("implementation_name", &environment.implementation_name),
+            (
+                "implementation_version",
+                &environment.implementation_version,
+            ),
+            ("os_name", &environment.os_name),
+            ("platform_machine", &environment.platform_machine),
+            (
+                "platform_python_implementation",
+                &environment.platform_python_implementation,
+            ),
+            ("platform_release", &environment.platform_release),
+            ("platform_system", &environment.platform_system),
+            ("platform_version", &environment.platform_version),
+            ("python_full_version", &environment.python_full_version),
+            ("python_version", &environment.python_version),
+            ("sys_platform", &environment.sys_platform),
+        ];
+        assert_eq!(ours.len(), expected.len(), "{expected:?}");
+        for (key, value) in ours {
+            assert_eq!(Some(value), expected.get(key), "{version}: {key}");
+        }
+    }
+}
+
+#[test]
+fn python_2_is_named_unsupported() {
+    let error = Interpreter::query_with(&pyenv_python("2.7.18"), within(60)).expect_err("too old");
+    assert!(
+        matches!(&error, VenvError::Unsupported { version, .. } if version == "2.7.18"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_timeout_variable_takes_whole_seconds() {
+    let cases = [
+        (None, 30),
+        (Some("5"), 5),
+        (Some(" 7 "), 7),
+        (Some("86400"), 86_400),
+        (Some("0"), 30),
+        (Some("86401"), 30),
+        (Some("-1"), 30),
+        (Some("2.5"), 30),
+        (Some("abc"), 30),
+        (Some(""), 30),
+    ];
+    for (value, seconds) in cases {
+        let timeout = timeout_from(value.map(std::ffi::OsStr::new));
+        assert_eq!(timeout, Duration::from_secs(seconds), "{value:?}");
+    }
+}
+
+#[test]
+fn an_old_receipt_still_gives_a_marker_environment() {
+    let json = r#"{"version_info": [3, 8, 18], "release_level": "final",
+        "implementation": "cpython", "executable": "/usr/bin/python3.8",
+        "prefix": "/usr", "base_prefix": "/usr", "base_executable": null,
+        "platform": "linux-x86_64", "is_32bit": false, "glibc": "2.17",
+        "py_debug": false, "has_refcount": false, "with_pymalloc": true,
+        "gil_disabled": null, "cache_tag": "cpython-38", "magic": "550d0d0a",
+        "os_name": "posix"}"#;
+    let interpreter: Interpreter = serde_json::from_str(json).expect("an old receipt");
+    let environment = interpreter.marker_environment();
+    assert_eq!(environment.python_version, "3.8");
+    assert_eq!(environment.python_full_version, "3.8.18");
+    assert_eq!(environment.implementation_version, "3.8.18");
+    assert_eq!(environment.platform_python_implementation, "CPython");
+    assert_eq!(environment.platform_machine, "");
+}

@@ -1,0 +1,295 @@
+//! DEST and its siblings: paths made absolute, what DEST holds, what `--force` may replace,
+//! the temporary and replaced trees beside it, and the free space for a new release.
+
+use std::path::{Component, Path, PathBuf};
+
+use pysfx_venv::Interpreter;
+use tracing::warn;
+
+use crate::failure::{code, Failure};
+use crate::receipt::{self, RECEIPT_NAME};
+
+/// DEST (or LINK, named by `what`) made absolute and lexically normalised (it need not exist
+/// yet).
+pub(crate) fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure> {
+    if path.as_os_str().is_empty() {
+        return Err(Failure::new(code::USAGE, format!("{what} is empty")));
+    }
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(Failure::new(
+            code::USAGE,
+            format!("{what} contains a control character"),
+        ));
+    }
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|error| Failure::other(format!("cannot read the working directory: {error}")))?
+            .join(path)
+    };
+    let mut normal = PathBuf::from("/");
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::Normal(part) => normal.push(part),
+            _ => {}
+        }
+    }
+    if normal.parent().is_none() {
+        return Err(Failure::new(
+            code::USAGE,
+            format!("{what} cannot be the root directory"),
+        ));
+    }
+    Ok(normal)
+}
+
+pub(crate) enum Existing {
+    Absent,
+    SameRelease,
+    Conflict(String),
+}
+
+pub(crate) fn inspect_destination(
+    destination: &Path,
+    digest: &str,
+    interpreter: &Interpreter,
+) -> Result<Existing, Failure> {
+    let metadata = match std::fs::symlink_metadata(destination) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Absent),
+        Err(error) => return Err(Failure::io("cannot read", destination, &error)),
+    };
+    if !metadata.is_dir() {
+        return Ok(Existing::Conflict("exists and is not a directory".into()));
+    }
+    let empty = std::fs::read_dir(destination)
+        .map_err(|error| Failure::io("cannot read", destination, &error))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(Existing::Absent);
+    }
+    match receipt::read(destination) {
+        None => Ok(Existing::Conflict(
+            "exists and is not a pysfx release".into(),
+        )),
+        Some(receipt) if receipt.payload_sha256 != digest => Ok(Existing::Conflict(format!(
+            "holds another release (payload sha256 {})",
+            receipt.payload_sha256
+        ))),
+        Some(receipt) if receipt.python_version != interpreter.version() => {
+            Ok(Existing::Conflict(format!(
+                "holds this release installed with Python {} ({})",
+                receipt.python_version, receipt.python
+            )))
+        }
+        Some(receipt) if !looks_complete(destination, &receipt) => Ok(Existing::Conflict(
+            "holds an incomplete install of this release (files are missing)".into(),
+        )),
+        Some(_) => Ok(Existing::SameRelease),
+    }
+}
+
+/// A cheap completeness check of an installed release: the app, the venv's interpreter and
+/// one `.dist-info` directory per installed wheel are still there.
+pub(crate) fn looks_complete(destination: &Path, receipt: &receipt::Receipt) -> bool {
+    let venv = destination.join("venv");
+    if !destination.join(&receipt.manifest.app.name).is_dir()
+        || !venv.join("pyvenv.cfg").is_file()
+        || !venv.join("bin/python").exists()
+    {
+        return false;
+    }
+    let Ok(versions) = std::fs::read_dir(venv.join("lib")) else {
+        return false;
+    };
+    let dist_infos: usize = versions
+        .flatten()
+        .filter_map(|entry| std::fs::read_dir(entry.path().join("site-packages")).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
+        .count();
+    dist_infos >= receipt.wheels.len()
+}
+
+/// What `--force` may replace: one release or a stray tree, never a directory that holds
+/// releases (`-d releases/ --force`, from an empty shell variable) nor one that holds LINK's
+/// target.
+pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Result<(), Failure> {
+    let refuse = |why: String| {
+        Failure::new(
+            code::CONFLICT,
+            format!(
+                "{} {why}; --force replaces one release, not that (did a variable in -d come out empty?)",
+                destination.display()
+            ),
+        )
+    };
+    if let Some(target) = link.and_then(|link| std::fs::canonicalize(link).ok()) {
+        let destination = std::fs::canonicalize(destination).unwrap_or(destination.to_path_buf());
+        if target.starts_with(&destination) {
+            return Err(refuse(format!(
+                "holds the release --link points at ({})",
+                target.display()
+            )));
+        }
+    }
+    let releases: Vec<String> = std::fs::read_dir(destination)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter(|entry| entry.path().join(RECEIPT_NAME).is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .take(3)
+        .collect();
+    if !releases.is_empty() {
+        return Err(refuse(format!(
+            "holds pysfx releases ({})",
+            releases.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn sibling(destination: &Path, kind: &str) -> PathBuf {
+    let name = destination
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    destination.with_file_name(format!(".{name}.pysfx-{kind}-{}", std::process::id()))
+}
+
+/// Swaps two paths atomically with `renameat2(RENAME_EXCHANGE)`. `Ok(false)` when the kernel
+/// (before 3.15) or the filesystem cannot: the caller falls back to two renames. glibc 2.17 has
+/// no wrapper, so it is the raw system call (x86_64 number 316).
+#[allow(unsafe_code)]
+pub(crate) fn exchange(first: &Path, second: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    const RENAME_EXCHANGE: nix::libc::c_uint = 2;
+    let text = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (first, second) = (text(first)?, text(second)?);
+    // SAFETY: both pointers are NUL-terminated strings that outlive the call; renameat2 reads
+    // them and touches no other memory of this process.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            first.as_ptr(),
+            nix::libc::AT_FDCWD,
+            second.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    if result == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(nix::libc::ENOSYS) | Some(nix::libc::EINVAL) => Ok(false),
+        _ => Err(error),
+    }
+}
+
+/// Temporary trees left by a run that was killed (SIGKILL, power loss): everything named
+/// `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
+/// owns them. One exception: a run killed between the two renames of a replacement (kernels
+/// without `RENAME_EXCHANGE`) left DEST missing and the previous release under
+/// `.<name>.pysfx-old-<pid>`; that release is put back, not removed.
+pub(crate) fn remove_stale_siblings(destination: &Path) {
+    let Some(parent) = destination.parent() else {
+        return;
+    };
+    let Some(name) = destination
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.pysfx-");
+    let lock = format!(".{name}.pysfx-lock");
+    let old = format!(".{name}.pysfx-old-");
+    let mut entries: Vec<_> = entries.flatten().collect();
+    if std::fs::symlink_metadata(destination).is_err() {
+        // Only a real directory holding a release: never a planted link, file or foreign tree.
+        let restorable = entries.iter().position(|entry| {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            file_name.starts_with(&old)
+                && !file_name.contains("-trash")
+                && entry.file_type().is_ok_and(|kind| kind.is_dir())
+                && std::fs::symlink_metadata(entry.path().join(RECEIPT_NAME))
+                    .is_ok_and(|metadata| metadata.is_file())
+        });
+        if let Some(index) = restorable {
+            let entry = entries.swap_remove(index);
+            match std::fs::rename(entry.path(), destination) {
+                Ok(()) => warn!(
+                    "put back the release {} that an interrupted --force run had moved to {}",
+                    destination.display(),
+                    entry.path().display()
+                ),
+                Err(error) => warn!(
+                    "cannot put back {} as {}: {error}",
+                    entry.path().display(),
+                    destination.display()
+                ),
+            }
+        }
+    }
+    for entry in entries {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !file_name.starts_with(&prefix) || file_name == lock {
+            continue;
+        }
+        warn!(
+            "removing {} left by an interrupted run",
+            entry.path().display()
+        );
+        let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        let _ = if is_dir {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
+    }
+}
+
+/// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.
+/// DEST's parent need not exist yet: its nearest existing ancestor is on the same filesystem
+/// unless a mount point is created in between, which no install does.
+pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failure> {
+    let existing = parent
+        .ancestors()
+        .find(|path| path.is_dir())
+        .unwrap_or(parent);
+    let Ok(stats) = nix::sys::statvfs::statvfs(existing) else {
+        return Ok(());
+    };
+    let available = stats
+        .blocks_available()
+        .saturating_mul(stats.fragment_size());
+    let needed = unpacked + unpacked / 2 + (16 << 20);
+    if available < needed {
+        return Err(Failure::new(
+            code::MACHINE,
+            format!(
+                "not enough free space on {}: {} MiB available, about {} MiB needed",
+                parent.display(),
+                available >> 20,
+                needed >> 20
+            ),
+        ));
+    }
+    Ok(())
+}

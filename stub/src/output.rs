@@ -1,0 +1,42 @@
+//! What the stub prints on stdout: results, and the failure report of `--json`.
+
+use std::io::Write;
+
+use crate::failure::{self, Failure};
+
+/// The one JSON object of a failed `--json` run: SPEC's keys, nothing installed, and the error.
+pub fn print_failure_json(
+    message: &str,
+    code: u8,
+    destination: Option<&std::path::Path>,
+    python: Option<&str>,
+    seconds: f64,
+) {
+    let object = serde_json::json!({
+        "changed": false,
+        "dest": destination.map(|path| path.to_string_lossy()),
+        "python": python,
+        "python_version": failure::python_version(),
+        "wheels_installed": 0,
+        "files": 0,
+        "bytes": 0,
+        "seconds": seconds,
+        "error": message,
+        "exit_code": code,
+    });
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{object}");
+}
+
+/// Prints to stdout, treating a closed pipe as the end of output rather than an error.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Failure::other(format!("cannot write to stdout: {error}"))),
+    }
+}

@@ -1,0 +1,370 @@
+//! Contained around DEST (see `contained.rs`): files planted beside it, its lock, `--force`
+//! replacing a release, `--link`, and an interpreter that hangs or floods.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pysfx_e2e::{evil_wheels, host_python, install_with, listing, raw_artifact, run, snapshot};
+
+fn good_wheel() -> PathBuf {
+    evil_wheels().join("good-1.0-py3-none-any.whl")
+}
+
+#[test]
+fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let target = work.path().join("nologin");
+    let lock = releases.join(".1.pysfx-lock");
+    std::os::unix::fs::symlink(&target, &lock).expect("plant the link");
+    // As another user would plant it (the tests run as root; the owner is cosmetic here,
+    // since the link is refused whoever owns it).
+    let _ = run(Command::new("chown").args(["-h", "65534"]).arg(&lock));
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(!target.exists(), "the lock link was followed");
+    assert!(!destination.exists());
+
+    std::fs::remove_file(&lock).expect("remove the link");
+    let made = run(Command::new("mkfifo").arg(&lock));
+    assert!(made.status.success(), "mkfifo");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(!destination.exists());
+}
+
+#[test]
+fn a_non_root_rerun_can_lock_what_root_made() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to run the artifact as another user");
+        return;
+    }
+    let system_python = Path::new("/usr/bin/python3");
+    if !system_python.exists() {
+        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, system_python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let opened = run(Command::new("chmod").args(["-R", "a+rX"]).arg(work.path()));
+    assert!(opened.status.success());
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(system_python)
+        .arg("--json"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["changed"], false, "{result}");
+}
+
+/// Two artifacts of one app with different payloads.
+fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
+    let first = raw_artifact(
+        &work.join("first.sfx"),
+        &[good_wheel()],
+        &[("demoapp/version.py", b"VERSION = 1\n")],
+        |_| {},
+    );
+    let second = raw_artifact(
+        &work.join("second.sfx"),
+        &[good_wheel()],
+        &[("demoapp/version.py", b"VERSION = 2\n")],
+        |_| {},
+    );
+    (first, second)
+}
+
+#[test]
+fn force_replaces_a_release_without_dest_ever_missing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let done = AtomicBool::new(false);
+    let missing = AtomicUsize::new(0);
+    let looks = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if std::fs::symlink_metadata(&destination).is_err() {
+                    missing.fetch_add(1, Ordering::Relaxed);
+                }
+                looks.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        for round in 0..10 {
+            let artifact = if round % 2 == 0 { &second } else { &first };
+            let (code, result, stderr) =
+                install_with(artifact, &destination, &python, &[OsStr::new("--force")]);
+            assert_eq!(code, 0, "round {round}: {stderr}");
+            assert_eq!(result["changed"], true);
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        looks.load(Ordering::Relaxed) > 1000,
+        "the watcher hardly ran"
+    );
+    assert_eq!(
+        missing.load(Ordering::Relaxed),
+        0,
+        "DEST was missing while --force replaced it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(destination.join("demoapp/version.py")).expect("read"),
+        "VERSION = 1\n"
+    );
+    assert_eq!(
+        listing(&work.path().join("releases")),
+        vec![".1.pysfx-lock", "1"]
+    );
+}
+
+#[test]
+fn a_force_run_killed_between_its_renames_loses_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    let destination = releases.join("1");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        destination.join("environment.json"),
+        r#"{"SECRET_KEY": "s"}"#,
+    )
+    .expect("environment.json");
+    // What a SIGKILL between `DEST → .old` and `tmp → DEST` leaves (kernels before 3.15).
+    std::fs::rename(&destination, releases.join(".1.pysfx-old-999999")).expect("move aside");
+    std::fs::create_dir_all(releases.join(".1.pysfx-tmp-999999/venv")).expect("partial tree");
+    let (code, result, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        result["changed"], false,
+        "the previous release was not put back"
+    );
+    assert!(stderr.contains("put back"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(destination.join("environment.json")).expect("kept"),
+        r#"{"SECRET_KEY": "s"}"#
+    );
+    assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
+}
+
+#[test]
+fn force_refuses_a_directory_of_releases() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &releases.join("1"), &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = snapshot(&releases);
+    // `-d releases/$N --force` with an empty N.
+    let (code, _, stderr) = install_with(&second, &releases, &python, &[OsStr::new("--force")]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("holds pysfx releases"), "{stderr}");
+    assert_eq!(snapshot(&releases), before, "the releases changed");
+
+    // A tree that holds LINK's target.
+    let app = work.path().join("app");
+    std::fs::create_dir_all(app.join("releases")).expect("mkdir");
+    std::fs::rename(&releases, app.join("releases/all")).expect("move");
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(app.join("releases/all/1"), &current).expect("link");
+    let link = [
+        OsStr::new("--force"),
+        OsStr::new("--link"),
+        current.as_os_str(),
+    ];
+    let (code, _, stderr) = install_with(&second, &app.join("releases"), &python, &link);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(app.join("releases/all/1/pysfx-receipt.json").is_file());
+}
+
+#[test]
+fn a_link_at_or_inside_dest_is_a_usage_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    for link in [
+        destination.clone(),
+        destination.join("current"),
+        PathBuf::from("/"),
+    ] {
+        let (code, _, stderr) = install_with(
+            &first,
+            &destination,
+            &host_python(),
+            &[OsStr::new("--link"), link.as_os_str()],
+        );
+        assert_eq!(code, 2, "{}: {stderr}", link.display());
+        assert!(!destination.exists(), "{}", link.display());
+    }
+}
+
+#[test]
+fn a_failure_report_names_dest_absolutely_and_the_python_it_queried() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    std::fs::create_dir_all(work.path().join("taken")).expect("mkdir");
+    std::fs::write(work.path().join("taken/file"), "not a release").expect("write");
+    let output = run(Command::new(&first)
+        .current_dir(work.path())
+        .args(["-d", "taken", "--python"])
+        .arg(host_python())
+        .arg("--json"));
+    assert_eq!(output.status.code(), Some(5));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let dest = result["dest"].as_str().unwrap_or_default();
+    assert!(Path::new(dest).is_absolute(), "{result}");
+    assert!(dest.ends_with("/taken"), "{result}");
+    assert!(
+        result["python_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{result}"
+    );
+}
+
+/// `../shared/tools/kernel310.py`, when it and Debian's python3-seccomp are there.
+fn kernel310() -> Option<PathBuf> {
+    let tool = pysfx_e2e::workspace_root().join("../shared/tools/kernel310.py");
+    let seccomp = run(Command::new("/usr/bin/python3").args(["-c", "import seccomp"]));
+    (tool.is_file() && seccomp.status.success()).then_some(tool)
+}
+
+#[test]
+fn force_on_a_kernel_without_rename_exchange_falls_back_to_two_renames() {
+    let Some(tool) = kernel310() else {
+        eprintln!("skipped: needs ../shared/tools/kernel310.py and python3-seccomp");
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    for (artifact, version) in [(&first, "1"), (&second, "2")] {
+        let output = run(Command::new("/usr/bin/python3")
+            .arg(&tool)
+            .arg(artifact)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(&python)
+            .arg("--force")
+            .arg("--json"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(destination.join("demoapp/version.py")).expect("read"),
+            format!("VERSION = {version}\n")
+        );
+    }
+    assert_eq!(
+        listing(&work.path().join("releases")),
+        vec![".1.pysfx-lock", "1"]
+    );
+}
+
+#[test]
+fn an_interpreter_that_hangs_or_floods_is_bounded() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let hangs = work.path().join("hangs");
+    let floods = work.path().join("floods");
+    std::fs::write(&hangs, "#!/bin/sh\nsleep 1000\n").expect("write");
+    std::fs::write(&floods, "#!/bin/sh\nexec yes 'not python'\n").expect("write");
+    for script in [&hangs, &floods] {
+        let chmod = run(Command::new("chmod").arg("755").arg(script));
+        assert!(chmod.status.success());
+        let destination = work.path().join("releases/1");
+        let started = std::time::Instant::now();
+        let output = run(Command::new("/usr/bin/time")
+            .args(["-f", "peak-kib %M"])
+            .arg(&first)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(script)
+            .env("PYSFX_QUERY_TIMEOUT", "3"));
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(4),
+            "{}: {stderr}",
+            script.display()
+        );
+        assert!(
+            elapsed.as_secs() < 30,
+            "{}: took {elapsed:?}",
+            script.display()
+        );
+        let error = stderr.lines().next().unwrap_or_default();
+        assert!(
+            error.len() < 600,
+            "{}: a long message: {error}",
+            script.display()
+        );
+        if let Some(peak) = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("peak-kib "))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+        {
+            assert!(peak < 100 * 1024, "{}: peak {peak} KiB", script.display());
+        }
+        assert!(!destination.exists());
+    }
+}
+
+#[test]
+fn a_planted_old_sibling_is_not_put_back() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let victim = work.path().join("victim");
+    std::fs::create_dir_all(&victim).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, releases.join(".1.pysfx-old-999999")).expect("plant");
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&first, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!std::fs::symlink_metadata(&destination)
+        .expect("DEST")
+        .file_type()
+        .is_symlink());
+    assert!(
+        victim.is_dir() && listing(&victim).is_empty(),
+        "the victim changed"
+    );
+    assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
+}
