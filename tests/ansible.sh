@@ -23,6 +23,8 @@
 #                   present, else python3
 #   SITE_PYTHON     the site's interpreter, if it should differ from PYTHON
 #   ANSIBLE_CORE    pip requirement for ansible-core (default by Python version)
+#   ANSIBLE_VENV    a venv for ansible-core: reused if it has it, else made
+#                   there (default: in the temp dir)
 #   KEEP_TMP=1      keep the temp dir (the server is stopped all the same)
 set -euo pipefail
 
@@ -84,11 +86,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "== ansible: installing $ANSIBLE_CORE with $PYTHON"
-export PIP_CACHE_DIR=$TMP/pip-cache PIP_DISABLE_PIP_VERSION_CHECK=1
-"$PYTHON" -m venv "$TMP/ansible-venv"
-"$TMP/ansible-venv/bin/python" -m pip install -q "$ANSIBLE_CORE"
-ANSIBLE_PLAYBOOK=$TMP/ansible-venv/bin/ansible-playbook
+# ANSIBLE_VENV: where the venv goes (kept, and reused when it has ansible-playbook).
+venv=${ANSIBLE_VENV:-$TMP/ansible-venv}
+if [[ ! -x $venv/bin/ansible-playbook ]]; then
+    echo "== ansible: installing $ANSIBLE_CORE with $PYTHON"
+    export PIP_CACHE_DIR=$TMP/pip-cache PIP_DISABLE_PIP_VERSION_CHECK=1
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q "$ANSIBLE_CORE"
+fi
+ANSIBLE_PLAYBOOK=$venv/bin/ansible-playbook
 ANSIBLE_VERSION=$("$ANSIBLE_PLAYBOOK" --version)
 ANSIBLE_VERSION=${ANSIBLE_VERSION%%$'\n'*}
 echo "$ANSIBLE_VERSION"

@@ -41,7 +41,7 @@ fn the_readme_synopsis_is_the_artifacts_usage() {
                 .map(|rest| format!("./site.sfx {rest}"))
         })
         .collect();
-    assert_eq!(usage.len(), 2, "{help}");
+    assert_eq!(usage.len(), 5, "{help}");
     for line in &usage {
         assert!(readme.contains(line.as_str()), "README lacks {line:?}");
     }

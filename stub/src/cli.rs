@@ -8,8 +8,8 @@ use pysfx_format::{escape_control, escape_lines, Payload};
 
 use crate::artifact::open_self;
 use crate::failure::{code, Failure};
-use crate::install;
 use crate::output::print_stdout;
+use crate::{install, releases};
 use pysfx_plan as plan;
 
 /// What the command line asks for.
@@ -31,6 +31,14 @@ pub struct Cli {
     pub list: bool,
     pub verify: bool,
     pub sbom: bool,
+    /// `--keep N`: releases of the app to keep beside DEST after the switch.
+    pub keep: Option<usize>,
+    /// `--check DEST`: the release to compare with its records.
+    pub check: Option<PathBuf>,
+    /// `--status LINK`: the link whose releases to show.
+    pub status: Option<PathBuf>,
+    /// `--activate DEST`: the release to point `--link` at.
+    pub activate: Option<PathBuf>,
 }
 
 /// The parsed command line: a run, or a request for help or the version.
@@ -41,14 +49,20 @@ pub enum Command {
     Version,
 }
 
+const NOTHING_TO_DO: &str =
+    "nothing to do: give -d DEST, --info, --list, --verify, --sbom, --check, --status or --activate";
+
 /// The text of `--help`. The stub parses its few options with `lexopt` instead of clap: clap
 /// alone is a sixth of the stub's size budget (docs/stub.md).
 pub fn help(program: &str) -> String {
     format!(
         "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
 
-Usage: {program} -d DEST [--python PY] [--force] [--link LINK] [--no-compile] [--json] [-v | -q]
+Usage: {program} -d DEST [--python PY] [--force] [--link LINK [--keep N]] [--no-compile] [--json] [-v | -q]
        {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version | --help
+       {program} --check DEST [--json]
+       {program} --status LINK [--json]
+       {program} --activate DEST --link LINK [--json]
 
 Options:
   -d, --dest <DEST>  Release directory to create (missing parents are created)
@@ -56,6 +70,9 @@ Options:
                      [default: $PYSFX_PYTHON, else python3]
       --force        Replace DEST if it holds something else (atomically)
       --link <LINK>  After success, atomically point this symlink at DEST
+      --keep <N>     With --link: then remove the oldest releases of this app beside DEST
+                     until N remain (by install time; LINK's target and the release it
+                     replaced always stay)
       --no-compile   Do not byte-compile the installed packages
       --json         Print one JSON object on stdout
   -v, --verbose      More detail on stderr (-vv for more); PYSFX_LOG=LEVEL sets it too
@@ -65,11 +82,16 @@ Options:
       --list         List the payload's entries
       --verify       Check the payload's integrity and exit
       --sbom         Print the artifact's CycloneDX 1.5 SBOM (JSON) without installing
+      --check <DEST>     Compare an installed release with its receipt and RECORDs
+                         (exit 0 intact, 3 modified)
+      --status <LINK>    Show the releases beside LINK's target, newest first
+      --activate <DEST>  Point --link at this installed release (a rollback)
   -h, --help         Print help
   -V, --version      Print the stub's version, and the app's name and version
 
-Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe,
-4 this machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked.
+Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe
+(--check: the release was modified), 4 this machine can't take it (interpreter, wheels, space,
+permission), 5 DEST conflict or locked (--activate: not a complete release of this app).
 "
     )
 }
@@ -77,7 +99,7 @@ Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corr
 /// The usage error's text as printed: the error, the usage lines, where to look.
 pub fn usage_error(program: &str, message: &str) -> String {
     format!(
-        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --sbom | --version | --help\n\nFor more information, try '--help'.\n"
+        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --sbom | --version | --help\n       {program} --check DEST | --status LINK | --activate DEST --link LINK\n\nFor more information, try '--help'.\n"
     )
 }
 
@@ -103,6 +125,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                 once(&cli.link, "--link")?;
                 cli.link = Some(PathBuf::from(value));
             }
+            Long("keep") => {
+                let value = option_value(&mut parser, "--keep")?;
+                once(&cli.keep, "--keep")?;
+                cli.keep = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|keep| *keep >= 1)
+                        .ok_or_else(|| format!("--keep needs a whole number of releases, at least 1, not {value:?}"))?,
+                );
+            }
+            Long("check") => set_path(&mut cli.check, &mut parser, "--check")?,
+            Long("status") => set_path(&mut cli.status, &mut parser, "--status")?,
+            Long("activate") => set_path(&mut cli.activate, &mut parser, "--activate")?,
             Long("force") => cli.force = true,
             Long("no-compile") => cli.no_compile = true,
             Long("json") => cli.json = true,
@@ -134,20 +170,29 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         (cli.list, "--list"),
         (cli.verify, "--verify"),
         (cli.sbom, "--sbom"),
+        (cli.check.is_some(), "--check"),
+        (cli.status.is_some(), "--status"),
+        (cli.activate.is_some(), "--activate"),
     ]
     .iter()
     .filter(|(given, _)| *given)
     .map(|(_, name)| *name)
     .collect();
     match modes.as_slice() {
-        [] => return Err("nothing to do: give -d DEST, --info, --list, --verify or --sbom".into()),
+        [] => return Err(NOTHING_TO_DO.into()),
         [_] => {}
         [first, second, ..] => return Err(format!("{first} cannot be used with {second}")),
+    }
+    if cli.keep.is_some() && (cli.destination.is_none() || cli.link.is_none()) {
+        return Err("--keep goes with -d DEST --link LINK (it prunes after the switch)".into());
+    }
+    if cli.activate.is_some() && cli.link.is_none() {
+        return Err("--activate DEST needs --link LINK, the link to point at it".into());
     }
     if cli.destination.is_none() {
         let install_only = [
             (cli.force, "--force"),
-            (cli.link.is_some(), "--link"),
+            (cli.link.is_some() && cli.activate.is_none(), "--link"),
             (cli.no_compile, "--no-compile"),
         ];
         if let Some((_, flag)) = install_only.iter().find(|(given, _)| *given) {
@@ -171,6 +216,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         ));
     }
     Ok(Command::Run(cli))
+}
+
+/// `option`'s value, a path, into `slot` (once).
+fn set_path(
+    slot: &mut Option<PathBuf>,
+    parser: &mut lexopt::Parser,
+    option: &str,
+) -> Result<(), String> {
+    let value = option_value(parser, option)?;
+    once(slot, option)?;
+    *slot = Some(PathBuf::from(value));
+    Ok(())
 }
 
 fn once<T>(value: &Option<T>, option: &str) -> Result<(), String> {
@@ -235,7 +292,16 @@ pub fn version_text() -> String {
     text
 }
 
-pub fn run(cli: Cli) -> Result<(), Failure> {
+/// Runs what the command line asks; `Ok` holds the exit code (`--check` exits 3 for a modified
+/// release after printing what differs).
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    if let Some(code) = releases::run(&cli)? {
+        return Ok(code);
+    }
+    run_artifact(cli).map(|()| 0)
+}
+
+fn run_artifact(cli: Cli) -> Result<(), Failure> {
     if cli.list {
         return list();
     }
@@ -273,14 +339,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             link: cli.link.clone(),
             python: cli.python(),
             force: cli.force,
+            keep: cli.keep,
             no_compile: cli.no_compile,
             json: cli.json,
             quiet: cli.quiet,
         }),
-        None => Err(Failure::new(
-            code::USAGE,
-            "nothing to do: give -d DEST, --info, --list, --verify or --sbom",
-        )),
+        None => Err(Failure::new(code::USAGE, NOTHING_TO_DO)),
     }
 }
 
@@ -415,6 +479,15 @@ mod tests {
         assert!(run_of("--info --python python3.11 --json").info);
         assert!(run_of("--list").list);
         assert!(run_of("--verify --json").verify);
+        assert_eq!(run_of("-d x --link l --keep 3").keep, Some(3));
+        assert_eq!(
+            run_of("--check r/1 --json").check,
+            Some(PathBuf::from("r/1"))
+        );
+        assert_eq!(run_of("--status cur").status, Some(PathBuf::from("cur")));
+        let cli = run_of("--activate r/1 --link cur --json");
+        assert_eq!(cli.activate, Some(PathBuf::from("r/1")));
+        assert_eq!(cli.link, Some(PathBuf::from("cur")));
     }
 
     #[test]
@@ -506,6 +579,10 @@ mod tests {
             "--list",
             "--verify",
             "--sbom",
+            "--keep",
+            "--check",
+            "--status",
+            "--activate",
             "--help",
             "--version",
             "Exit codes",

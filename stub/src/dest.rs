@@ -7,7 +7,7 @@ use pysfx_venv::Interpreter;
 use tracing::warn;
 
 use crate::failure::{code, Failure};
-use crate::receipt::{self, RECEIPT_NAME};
+use pysfx_release::receipt::{self, RECEIPT_NAME};
 
 /// DEST (or LINK, named by `what`) made absolute and lexically normalised (it need not exist
 /// yet).
@@ -52,6 +52,27 @@ pub(crate) enum Existing {
     Absent,
     SameRelease,
     Conflict(String),
+    /// This very release, with files changed since (what `--check` finds); `--force`
+    /// reinstalls it.
+    Modified(String),
+}
+
+/// With `--force`, a release that holds this payload is reinstalled if `--check` finds it
+/// modified.
+pub(crate) fn check_unmodified(destination: &Path) -> Existing {
+    let Some(contents) = receipt::read(destination).and_then(|receipt| receipt.contents) else {
+        return Existing::Modified("holds this release without recorded digests".into());
+    };
+    let report = pysfx_release::check::check(destination, &contents);
+    if report.intact() {
+        return Existing::SameRelease;
+    }
+    Existing::Modified(format!(
+        "holds this release, modified ({} missing, {} modified, {} added)",
+        report.missing.len(),
+        report.modified.len(),
+        report.added.len()
+    ))
 }
 
 pub(crate) fn inspect_destination(

@@ -108,3 +108,17 @@ impl From<pysfx_plan::PlanError> for Failure {
         Failure::new(code, error.to_string())
     }
 }
+
+impl From<pysfx_release::ReleaseError> for Failure {
+    fn from(error: pysfx_release::ReleaseError) -> Self {
+        use pysfx_release::ReleaseError;
+        let code = match &error {
+            ReleaseError::Io { source, .. } => io_code(source),
+            ReleaseError::LinkNotSymlink { .. }
+            | ReleaseError::NotARelease { .. }
+            | ReleaseError::OtherApp { .. } => code::CONFLICT,
+            ReleaseError::NoLink { .. } | ReleaseError::NotCheckable { .. } => code::OTHER,
+        };
+        Failure::new(code, error.to_string())
+    }
+}

@@ -9,18 +9,19 @@ use pysfx_install::{build_release, BatchLimits, Built, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_venv::Interpreter;
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::artifact::open_self;
 use crate::dest::{
-    absolute_path, check_free_space, check_replaceable, exchange, inspect_destination,
-    remove_stale_siblings, sibling, Existing,
+    absolute_path, check_free_space, check_replaceable, check_unmodified, exchange,
+    inspect_destination, remove_stale_siblings, sibling, Existing,
 };
 use crate::failure::{code, Failure};
 use crate::output::print_stdout;
 use crate::progress::Progress;
-use crate::receipt::{InstalledWheel, Receipt, RECEIPT_NAME};
 use crate::{lock, signals};
+use pysfx_release::link::{check_link, repoint_link};
+use pysfx_release::receipt::{Contents, InstalledWheel, Receipt, RECEIPT_NAME};
 
 /// What `./site.sfx -d DEST` was asked to do.
 pub struct Request {
@@ -29,6 +30,8 @@ pub struct Request {
     /// `--python`, `$PYSFX_PYTHON` or `python3`.
     pub python: String,
     pub force: bool,
+    /// `--keep N`: releases of the app to keep beside DEST after the switch.
+    pub keep: Option<usize>,
     pub no_compile: bool,
     pub json: bool,
     pub quiet: bool,
@@ -81,7 +84,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         .map_err(|error| Failure::io("cannot create", &parent, &error))?;
     let _lock = lock::acquire(&destination)?;
     remove_stale_siblings(&destination);
-    let existing = inspect_destination(&destination, &digest, &interpreter)?;
+    let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
+    if cli.force && matches!(existing, Existing::SameRelease) {
+        existing = check_unmodified(&destination);
+    }
     let report = match existing {
         Existing::SameRelease => {
             info!(
@@ -100,8 +106,13 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             ));
         }
         existing => {
-            let replace = matches!(existing, Existing::Conflict(_));
-            if replace {
+            let replace = matches!(existing, Existing::Conflict(_) | Existing::Modified(_));
+            if let Existing::Modified(reason) = &existing {
+                info!(
+                    "{} {reason}; reinstalling it (--force)",
+                    destination.display()
+                );
+            } else if replace {
                 check_replaceable(&destination, link.as_deref())?;
             }
             if !verified {
@@ -121,6 +132,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             )?)
         }
     };
+    // The release LINK named before: `--keep` keeps it.
+    let previous = link
+        .as_deref()
+        .and_then(|link| pysfx_release::status::link_target(link).ok());
     let link_moved = match &link {
         Some(link) => {
             // Moving the link is a write: only for a payload whose digest was checked.
@@ -133,8 +148,16 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         None => false,
     };
 
+    let pruned = cli.keep.map(|keep| {
+        let mut protected = vec![destination.as_path()];
+        protected.extend(previous.as_deref());
+        let app = &payload.manifest().app.name;
+        pysfx_release::prune::prune(&destination, keep, app, &protected)
+    });
+
     phases.progress.finish();
     let outcome = Outcome {
+        pruned,
         destination: &destination,
         link: link.as_deref(),
         link_moved,
@@ -177,6 +200,8 @@ struct Outcome<'a> {
     plan: &'a Plan,
     /// What was built; `None` when DEST already held the release.
     built: Option<Built>,
+    /// What `--keep` removed and kept.
+    pruned: Option<pysfx_release::prune::PruneReport>,
 }
 
 /// The `--json` object, or the closing log line.
@@ -200,7 +225,7 @@ fn print_outcome(
     let empty = Built::default();
     let built = outcome.built.as_ref().unwrap_or(&empty);
     if cli.json {
-        let object = json!({
+        let mut object = json!({
             "changed": changed,
             "dest": destination,
             "python": interpreter.executable,
@@ -223,6 +248,11 @@ fn print_outcome(
                 "compile": built.phases.compile,
             },
         });
+        if let Some(pruned) = &outcome.pruned {
+            object["pruned"] = json!(pruned.pruned);
+            object["kept"] = json!(pruned.kept);
+            object["not_pruned"] = json!(pruned.not_pruned);
+        }
         print_stdout(&format!("{object}\n"))?;
     }
     if installed {
@@ -244,52 +274,6 @@ fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
     payload.check_sizes()?;
     phases.verify = phase.elapsed().as_secs_f64();
     Ok(())
-}
-
-/// A LINK that exists must be a symlink.
-fn check_link(link: &Path) -> Result<(), Failure> {
-    match std::fs::symlink_metadata(link) {
-        Ok(metadata) if !metadata.file_type().is_symlink() => Err(Failure::new(
-            code::CONFLICT,
-            format!(
-                "--link {} exists and is not a symlink; refusing to replace it",
-                link.display()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Points LINK at DEST atomically: a new link beside it, renamed over it.
-/// Returns whether the link moved (false when it already pointed at DEST).
-fn repoint_link(link: &Path, destination: &Path) -> Result<bool, Failure> {
-    check_link(link)?;
-    if std::fs::read_link(link).is_ok_and(|target| target == destination) {
-        debug!(
-            "{} already points at {}",
-            link.display(),
-            destination.display()
-        );
-        return Ok(false);
-    }
-    let name = link
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = link.with_file_name(format!(".{name}.pysfx-link-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| Failure::io("cannot create", parent, &error))?;
-    }
-    std::os::unix::fs::symlink(destination, &temporary)
-        .map_err(|error| Failure::io("cannot create the link", &temporary, &error))?;
-    std::fs::rename(&temporary, link).map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        Failure::io("cannot repoint", link, &error)
-    })?;
-    info!("{} now points at {}", link.display(), destination.display());
-    Ok(true)
 }
 
 /// Builds the release in a temporary sibling and renames it into place.
@@ -440,14 +424,26 @@ fn write_receipt(
     temporary: &Path,
     built: &Built,
 ) -> Result<(), Failure> {
+    // What `--check` compares the release with later.
+    let site_packages = format!("venv/{}", built.site_packages);
+    let app_name = &payload.manifest().app.name;
+    let hooks = [
+        format!("{site_packages}/{app_name}.pth"),
+        format!("{site_packages}/{}", pysfx_venv::HOOK_PTH),
+        format!("{site_packages}/{}.py", pysfx_venv::HOOK_MODULE),
+    ];
+    let contents = Contents::collect(temporary, &site_packages, built.app_files.clone(), &hooks)
+        .map_err(|error| Failure::io("cannot read back", temporary, &error))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let receipt = Receipt {
         pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
         app_version: payload.manifest().app.version.clone(),
         payload_sha256: payload.digest(),
         artifact: payload.path().display().to_string(),
-        installed_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs()),
+        installed_at: now.as_secs(),
+        installed_at_nanos: now.subsec_nanos(),
         destination: destination.display().to_string(),
         python: interpreter.executable.display().to_string(),
         python_version: interpreter.version(),
@@ -464,6 +460,7 @@ fn write_receipt(
         files: built.files,
         bytes: built.bytes,
         manifest: payload.manifest().clone(),
+        contents: Some(contents),
     };
     let text = serde_json::to_vec_pretty(&receipt)
         .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;

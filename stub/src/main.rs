@@ -12,7 +12,7 @@ mod lock;
 mod log;
 mod output;
 mod progress;
-mod receipt;
+mod releases;
 mod sbom;
 mod settings;
 mod signals;
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let python = cli.python();
     signals::set_failure_report(json, destination.clone(), python.clone());
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             // One line, whatever text from the artifact or the interpreter the message quotes.
             tracing::error!("{}", pysfx_format::escape_control(&failure.message));

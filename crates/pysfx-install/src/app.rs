@@ -4,15 +4,18 @@
 use std::io::Read;
 
 use pysfx_format::{scan_members, MemberKind, Payload};
+use pysfx_release::receipt::RecordedFile;
 use pysfx_tree::{CopyError, CopyOptions, Tree};
 
 use crate::InstallError;
 
-/// Files and bytes written.
-#[derive(Debug, Default, Clone, Copy)]
+/// Files and bytes written, and each file's digest, size and mode (or link target) for the
+/// receipt, which `--check` compares the release with.
+#[derive(Debug, Default, Clone)]
 pub struct Extracted {
     pub files: u64,
     pub bytes: u64,
+    pub recorded: Vec<RecordedFile>,
 }
 
 /// Extracts every entry under `<app>/` and `static.in/` into `tree`. Names and kinds of every
@@ -56,6 +59,12 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             return Err(corrupt(name, "its size differs from the zip header"));
         }
         tracing::trace!("{name} ({declared} bytes)");
+        extracted.recorded.push(RecordedFile::file(
+            name.to_string(),
+            &copied.sha256,
+            copied.size,
+            executable,
+        ));
         extracted.files += 1;
         extracted.bytes += declared;
     }
@@ -64,6 +73,9 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
         tree.symlink(&link.name, &link.target)?;
         extracted.files += 1;
         extracted.bytes += link.target.len() as u64;
+        extracted
+            .recorded
+            .push(RecordedFile::link(link.name, link.target));
     }
     Ok(extracted)
 }

@@ -50,6 +50,10 @@ pub struct Built {
     pub precompiled_wheels: usize,
     /// Paths two wheels ship with different content.
     pub shared_paths: Vec<SharedPath>,
+    /// The app's and static directories' files as written (for the receipt).
+    pub app_files: Vec<pysfx_release::receipt::RecordedFile>,
+    /// The venv's site-packages, relative to the venv (`lib/pythonX.Y/site-packages`).
+    pub site_packages: String,
 }
 
 /// Builds the release of `plan` under `root` (which must exist and be empty), to be renamed
@@ -175,6 +179,8 @@ pub fn build_release(
         phases,
         precompiled_wheels,
         shared_paths,
+        app_files: extracted.recorded,
+        site_packages: venv.site_packages,
     })
 }
 

@@ -236,11 +236,13 @@ fn check_wheel_file(headers: &Headers, filename: &WheelFilename) -> Result<(), S
     // The filename's tags are what the installer chose the wheel by: each must be one the
     // wheel's own WHEEL file states (when it states any), so a renamed wheel is not installed
     // where it does not run.
-    let stated: HashSet<&str> = headers.get_all("Tag").collect();
+    // A Tag line may itself be a compressed tag set (maturin writes
+    // `cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64`): each is expanded.
+    let stated: HashSet<String> = headers.get_all("Tag").flat_map(expand_tag).collect();
     if !stated.is_empty() {
         for (python, abi, platform) in filename.tags() {
             let tag = format!("{python}-{abi}-{platform}");
-            if !stated.contains(tag.as_str()) {
+            if !stated.contains(&tag) {
                 return Err(format!(
                     "the filename's tag {tag} is not among the tags its WHEEL file states"
                 ));
@@ -253,6 +255,23 @@ fn check_wheel_file(headers: &Headers, filename: &WheelFilename) -> Result<(), S
         Some(value) if value == "true" || value == "false" => Ok(()),
         other => Err(format!("WHEEL has an invalid Root-Is-Purelib: {other:?}")),
     }
+}
+
+/// `py3.py2-none-any` → `py3-none-any`, `py2-none-any`: every tag of a compressed tag set.
+fn expand_tag(text: &str) -> Vec<String> {
+    let parts: Vec<&str> = text.trim().splitn(3, '-').collect();
+    let [python, abi, platform] = parts.as_slice() else {
+        return vec![text.trim().to_string()];
+    };
+    let mut tags = Vec::new();
+    for python in python.split('.') {
+        for abi in abi.split('.') {
+            for platform in platform.split('.') {
+                tags.push(format!("{python}-{abi}-{platform}"));
+            }
+        }
+    }
+    tags
 }
 
 /// Each member's destination, checked against the venv's own files, the wheel's other
@@ -450,6 +469,34 @@ mod tests {
             attribute: "f".into(),
             gui: false,
         }
+    }
+
+    #[test]
+    fn compressed_tag_sets_in_wheel_files_are_expanded() {
+        assert_eq!(
+            expand_tag("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"),
+            vec![
+                "cp311-cp311-manylinux_2_17_x86_64",
+                "cp311-cp311-manylinux2014_x86_64"
+            ]
+        );
+        assert_eq!(
+            expand_tag(" py2.py3-none-any"),
+            vec!["py2-none-any", "py3-none-any"]
+        );
+        assert_eq!(expand_tag("odd"), vec!["odd"]);
+        let headers = Headers::parse(
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64\n",
+        );
+        let filename: WheelFilename =
+            "x-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+                .parse()
+                .expect("name");
+        assert_eq!(check_wheel_file(&headers, &filename), Ok(()));
+        let renamed: WheelFilename = "x-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+            .parse()
+            .expect("name");
+        assert!(check_wheel_file(&headers, &renamed).is_err());
     }
 
     #[test]

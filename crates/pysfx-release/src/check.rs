@@ -1,0 +1,387 @@
+//! `--check DEST`: an installed release against its receipt and its distributions' RECORDs,
+//! as `rpm -V` and `debsums` check an installed package.
+//!
+//! Every file the receipt or a RECORD lists must be there, with its hash, size and executable
+//! bit; nothing may be added inside the venv's site-packages. What a deployment adds is not a
+//! difference: nothing outside the recorded files and site-packages is looked at (so
+//! `environment.json`, collected static files or a database at DEST's top level are not), and
+//! `__pycache__` directories and SQLite database files are ignored wherever they are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::digest::{executable, hash_file, record_hash};
+use crate::paths::{in_pycache, resolve_record_path};
+use crate::receipt::Contents;
+
+/// What differs between a release and its records.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Files compared.
+    pub checked: usize,
+    /// Recorded files that are gone.
+    pub missing: Vec<String>,
+    /// Recorded files whose content, size, kind or executable bit changed.
+    pub modified: Vec<Modified>,
+    /// Files in site-packages that no record lists (a directory none of whose files are
+    /// recorded is listed once, with a trailing `/`).
+    pub added: Vec<String>,
+}
+
+/// A recorded file that is there but differs, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Modified {
+    pub path: String,
+    /// `content`, `mode` (the executable bit), `kind` (no longer a file, or a link that
+    /// points elsewhere), `unreadable`.
+    pub differs: Vec<&'static str>,
+}
+
+impl CheckReport {
+    pub fn intact(&self) -> bool {
+        self.missing.is_empty() && self.modified.is_empty() && self.added.is_empty()
+    }
+
+    /// One line per difference, `missing  PATH`, `modified PATH (content, mode)`,
+    /// `added    PATH`, for people (paths are escaped by the caller's printer).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .missing
+            .iter()
+            .map(|path| format!("missing  {path}"))
+            .collect();
+        lines.extend(
+            self.modified
+                .iter()
+                .map(|m| format!("modified {} ({})", m.path, m.differs.join(", "))),
+        );
+        lines.extend(self.added.iter().map(|path| format!("added    {path}")));
+        lines
+    }
+}
+
+/// What a recorded path must be.
+#[derive(Debug, Default)]
+struct Expected {
+    /// `(hash, size)` rows: the file must match one (two wheels may ship one path).
+    rows: Vec<(String, Option<u64>)>,
+    executable: Option<bool>,
+    link: Option<String>,
+}
+
+/// SQLite files a deployment writes next to the code (`db.sqlite3` and its journals).
+pub fn is_database(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = ["-journal", "-wal", "-shm"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    [".sqlite3", ".sqlite", ".db"]
+        .iter()
+        .any(|extension| stem.ends_with(extension))
+}
+
+/// Compares the release in `destination` with `contents` (from its receipt).
+pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
+    let mut report = CheckReport::default();
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    for file in &contents.files {
+        let entry = expected.entry(file.path.clone()).or_default();
+        match &file.link {
+            Some(target) => entry.link = Some(target.clone()),
+            None => {
+                entry.rows.push((file.hash.clone(), Some(file.size)));
+                entry.executable = Some(file.executable);
+            }
+        }
+    }
+    let executables: BTreeSet<&str> = contents.executables.iter().map(String::as_str).collect();
+    for dist_info in &contents.dist_infos {
+        let record = format!("{dist_info}/RECORD");
+        let text = match std::fs::read_to_string(destination.join(&record)) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                report.missing.push(record);
+                continue;
+            }
+            Err(_) => {
+                report.modified.push(Modified {
+                    path: record,
+                    differs: vec!["unreadable"],
+                });
+                continue;
+            }
+        };
+        let Ok(parsed) = pysfx_wheel::Record::parse(&text) else {
+            report.modified.push(Modified {
+                path: record,
+                differs: vec!["content"],
+            });
+            continue;
+        };
+        for row in parsed.entries {
+            let Some(path) = resolve_record_path(&contents.site_packages, &row.path) else {
+                continue;
+            };
+            let entry = expected.entry(path.clone()).or_default();
+            entry.rows.push((row.hash, row.size));
+            entry.executable = Some(executables.contains(path.as_str()));
+        }
+    }
+    expected.retain(|path, _| !in_pycache(path) && !is_database(path));
+    report.checked = expected.len();
+    let items: Vec<(&String, &Expected)> = expected.iter().collect();
+    for (path, finding) in compare_all(destination, &items) {
+        match finding {
+            Finding::Missing => report.missing.push(path),
+            Finding::Modified(differs) => report.modified.push(Modified { path, differs }),
+        }
+    }
+    report.added = added(destination, &contents.site_packages, &expected);
+    report.missing.sort();
+    report.modified.sort_by(|a, b| a.path.cmp(&b.path));
+    report
+}
+
+enum Finding {
+    Missing,
+    Modified(Vec<&'static str>),
+}
+
+/// Compares every item with the disk, hashing on a few threads.
+fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(String, Finding)> {
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(items.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, expected)) = items.get(index) else {
+                    break;
+                };
+                if let Some(finding) = compare(&destination.join(path), expected) {
+                    found
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .push(((*path).clone(), finding));
+                }
+            });
+        }
+    });
+    found
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Some(Finding::Missing)
+        }
+        Err(_) => return Some(Finding::Modified(vec!["unreadable"])),
+    };
+    if let Some(target) = &expected.link {
+        let same = metadata.file_type().is_symlink()
+            && std::fs::read_link(path).is_ok_and(|found| found.as_os_str() == target.as_str());
+        return (!same).then(|| Finding::Modified(vec!["kind"]));
+    }
+    if !metadata.is_file() {
+        return Some(Finding::Modified(vec!["kind"]));
+    }
+    let mut differs = Vec::new();
+    let hashed: Vec<&(String, Option<u64>)> = expected
+        .rows
+        .iter()
+        .filter(|(hash, _)| hash.starts_with("sha256="))
+        .collect();
+    let size_fits = expected
+        .rows
+        .iter()
+        .any(|(_, size)| size.is_none_or(|size| size == metadata.len()));
+    if !size_fits {
+        differs.push("content");
+    } else if !hashed.is_empty() {
+        match hash_file(path) {
+            Ok((digest, _)) => {
+                let actual = record_hash(&digest);
+                if !hashed.iter().any(|(hash, _)| *hash == actual) {
+                    differs.push("content");
+                }
+            }
+            Err(_) => differs.push("unreadable"),
+        }
+    }
+    if expected
+        .executable
+        .is_some_and(|wanted| wanted != executable(&metadata))
+    {
+        differs.push("mode");
+    }
+    (!differs.is_empty()).then_some(Finding::Modified(differs))
+}
+
+/// Files and directories in site-packages that nothing recorded, `__pycache__` aside.
+fn added(
+    destination: &Path,
+    site_packages: &str,
+    expected: &BTreeMap<String, Expected>,
+) -> Vec<String> {
+    let mut directories: BTreeSet<&str> = BTreeSet::new();
+    for path in expected.keys() {
+        let mut rest = path.as_str();
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if !directories.insert(parent) {
+                break;
+            }
+            rest = parent;
+        }
+    }
+    let mut added = Vec::new();
+    let mut pending = vec![site_packages.to_string()];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(destination.join(&directory)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relative = format!("{directory}/{name}");
+            if name == "__pycache__" || is_database(&relative) {
+                continue;
+            }
+            let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            if is_directory {
+                if directories.contains(relative.as_str()) {
+                    pending.push(relative);
+                } else {
+                    added.push(format!("{relative}/"));
+                }
+            } else if !expected.contains_key(&relative) {
+                added.push(relative);
+            }
+        }
+    }
+    added.sort();
+    added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fake_release;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn contents(release: &Path) -> Contents {
+        crate::receipt::read(release)
+            .and_then(|receipt| receipt.contents)
+            .expect("contents")
+    }
+
+    #[test]
+    fn an_untouched_release_is_intact() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let report = check(&release, &contents(&release));
+        assert!(report.intact(), "{:?}", report.lines());
+        assert!(report.checked >= 6, "{}", report.checked);
+    }
+
+    #[test]
+    fn lists_every_difference_and_ignores_deployment_additions() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let site = "venv/lib/python3.11/site-packages";
+        let append = |relative: &str| {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(release.join(relative))
+                .expect("open");
+            file.write_all(b"# tampered\n").expect("append");
+        };
+        append(&format!("{site}/pkg/__init__.py"));
+        std::fs::remove_file(release.join(format!("{site}/pkg/util.py"))).expect("delete");
+        std::fs::write(release.join(format!("{site}/pkg/evil.py")), "x").expect("add");
+        std::fs::create_dir(release.join(format!("{site}/intruder"))).expect("mkdir");
+        std::fs::write(release.join(format!("{site}/intruder/a.py")), "x").expect("add");
+        std::fs::write(release.join("mysite/views.py"), "changed\n").expect("app");
+        std::fs::set_permissions(
+            release.join("venv/bin/tool"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        // What a deployment adds.
+        std::fs::write(release.join("environment.json"), "{}").expect("env");
+        std::fs::create_dir_all(release.join("static/admin")).expect("static");
+        std::fs::write(release.join("static/admin/x.css"), "x").expect("static file");
+        std::fs::write(release.join("mysite/db.sqlite3"), "db").expect("db");
+        std::fs::write(release.join("mysite/db.sqlite3-journal"), "j").expect("journal");
+        std::fs::create_dir_all(release.join(format!("{site}/pkg/__pycache__"))).expect("pyc");
+        std::fs::write(
+            release.join(format!("{site}/pkg/__pycache__/x.cpython-311.pyc")),
+            "x",
+        )
+        .expect("pyc file");
+        std::fs::create_dir_all(release.join("mysite/__pycache__")).expect("app pyc");
+        let report = check(&release, &contents(&release));
+        assert_eq!(report.missing, vec![format!("{site}/pkg/util.py")]);
+        assert_eq!(
+            report.modified,
+            vec![
+                Modified {
+                    path: "mysite/views.py".into(),
+                    differs: vec!["content"]
+                },
+                Modified {
+                    path: "venv/bin/tool".into(),
+                    differs: vec!["mode"]
+                },
+                Modified {
+                    path: format!("{site}/pkg/__init__.py"),
+                    differs: vec!["content"]
+                },
+            ]
+        );
+        assert_eq!(
+            report.added,
+            vec![format!("{site}/intruder/"), format!("{site}/pkg/evil.py")]
+        );
+        assert!(!report.intact());
+    }
+
+    #[test]
+    fn same_size_content_and_links_are_compared() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let original = std::fs::read(release.join("mysite/views.py")).expect("read");
+        let mut changed = original.clone();
+        changed[0] ^= 1;
+        std::fs::write(release.join("mysite/views.py"), changed).expect("write");
+        std::fs::remove_file(release.join("mysite/latest")).expect("unlink");
+        std::os::unix::fs::symlink("/etc/passwd", release.join("mysite/latest")).expect("relink");
+        let report = check(&release, &contents(&release));
+        let paths: Vec<&str> = report.modified.iter().map(|m| m.path.as_str()).collect();
+        assert_eq!(paths, vec!["mysite/latest", "mysite/views.py"]);
+    }
+
+    #[test]
+    fn databases_are_recognised() {
+        for (path, database) in [
+            ("a/db.sqlite3", true),
+            ("db.sqlite3-wal", true),
+            ("x.db", true),
+            ("x.db-shm", true),
+            ("x.dbx", false),
+            ("sqlite3.py", false),
+        ] {
+            assert_eq!(is_database(path), database, "{path}");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `--keep N`: remove old releases of the app beside DEST.
+//!
+//! Unlike Capistrano's `keep_releases` (modification times; its issues #552 and #1810 pruned
+//! the wrong release), the order is the install time each receipt records. Only real
+//! directories holding a receipt of this app are candidates: a stray directory, a release of
+//! another app, a symlink, are never touched. Removal never follows a link: a release is
+//! renamed to a hidden trash name beside it, then removed with `remove_dir_all`, which
+//! removes symbolic links inside the tree and not what they point at. A release that cannot be
+//! removed (files the app made as another user) is reported and the deploy goes on; its trash
+//! is retried by the next prune.
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::status::releases_in;
+
+/// What a prune did.
+#[derive(Debug, Default, Serialize)]
+pub struct PruneReport {
+    /// Releases removed.
+    pub pruned: Vec<PathBuf>,
+    /// Releases of the app that remain, newest first.
+    pub kept: Vec<PathBuf>,
+    /// Releases that could not be removed (fully), and why.
+    pub not_pruned: Vec<NotPruned>,
+    /// Leftovers of interrupted runs removed.
+    pub leftovers: Vec<PathBuf>,
+}
+
+/// A release that stays, or stays in part, and why.
+#[derive(Debug, Serialize)]
+pub struct NotPruned {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// Keeps the `keep` newest releases of `app` in DEST's directory, and every release in
+/// `protected` (LINK's target, the release it replaced); removes the other releases of the app,
+/// leftovers of interrupted runs, and the lock files of the releases it removed.
+pub fn prune(destination: &Path, keep: usize, app: &str, protected: &[&Path]) -> PruneReport {
+    let mut report = PruneReport::default();
+    let Some(directory) = destination.parent() else {
+        return report;
+    };
+    let protected: Vec<(u64, u64)> = protected
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let mut releases = match releases_in(directory, app) {
+        Ok(releases) => releases,
+        Err(error) => {
+            warn!("--keep: {error}");
+            return report;
+        }
+    };
+    releases.sort_by(|a, b| {
+        (b.2.installed_at, b.2.installed_at_nanos, &b.0).cmp(&(
+            a.2.installed_at,
+            a.2.installed_at_nanos,
+            &a.0,
+        ))
+    });
+    for (rank, (name, path, _)) in releases.into_iter().enumerate() {
+        let identity = std::fs::symlink_metadata(&path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let is_protected = identity.is_some_and(|id| protected.contains(&id));
+        if rank < keep || is_protected {
+            debug!("--keep: keeping {}", path.display());
+            report.kept.push(path);
+            continue;
+        }
+        match remove_release(directory, &name) {
+            Ok(()) => {
+                info!("removed the old release {}", path.display());
+                report.pruned.push(path);
+            }
+            Err(error) => {
+                warn!(
+                    "could not remove the old release {}: {error}",
+                    path.display()
+                );
+                report.not_pruned.push(NotPruned { path, error });
+            }
+        }
+    }
+    report.leftovers = remove_leftovers(directory);
+    report
+}
+
+/// Removes release `name` under its lock: renamed to `.<name>.pysfx-trash-<pid>`, then that
+/// tree removed, then the lock file. A run holding the lock (installing or re-running it)
+/// keeps it.
+fn remove_release(directory: &Path, name: &str) -> Result<(), String> {
+    let lock_path = directory.join(format!(".{name}.pysfx-lock"));
+    let lock = try_lock(&lock_path)?;
+    let trash = directory.join(format!(".{name}.pysfx-trash-{}", std::process::id()));
+    std::fs::rename(directory.join(name), &trash).map_err(|error| error.to_string())?;
+    remove_tree(&trash).map_err(|error| {
+        format!(
+            "{error}; what remains is in {} (removed by a later --keep once it can be)",
+            trash.display()
+        )
+    })?;
+    if lock.is_some() {
+        let _ = std::fs::remove_file(&lock_path);
+    }
+    Ok(())
+}
+
+/// Removes a tree, or the link or file at `path`, never following a link.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Takes the lock of release `name` without waiting. `Ok(None)`: there is no lock file (no run
+/// ever locked it, or its lock was removed); `Err`: a run holds it, or the file is no regular
+/// file.
+fn try_lock(path: &Path) -> Result<Option<Flock<File>>, String> {
+    use nix::libc::{O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK};
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("cannot open its lock {}: {error}", path.display())),
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("its lock {} is not a regular file", path.display()));
+    }
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map(Some)
+        .map_err(|_| "another pysfx run holds its lock".to_string())
+}
+
+/// Removes what killed runs left beside the releases: `.<name>.pysfx-tmp-*`, `-old-*` and
+/// `-trash-*` trees, each only when no run holds `<name>`'s lock. An `-old-` tree holding a
+/// release while `<name>` is missing is a release an interrupted `--force` moved aside; the
+/// next run on `<name>` puts it back, so it stays.
+fn remove_leftovers(directory: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some((name, kind)) = leftover(&file_name) else {
+            continue;
+        };
+        let Ok(lock) = try_lock(&directory.join(format!(".{name}.pysfx-lock"))) else {
+            continue;
+        };
+        let release = directory.join(name);
+        if kind == "old"
+            && std::fs::symlink_metadata(&release).is_err()
+            && entry.path().join(crate::receipt::RECEIPT_NAME).is_file()
+        {
+            continue;
+        }
+        warn!(
+            "removing {} left by an interrupted run",
+            entry.path().display()
+        );
+        match remove_tree(&entry.path()) {
+            Ok(()) => removed.push(entry.path()),
+            Err(error) => warn!("could not remove {}: {error}", entry.path().display()),
+        }
+        // A lock with no release left to guard goes too.
+        if lock.is_some() && std::fs::symlink_metadata(&release).is_err() {
+            let _ = std::fs::remove_file(directory.join(format!(".{name}.pysfx-lock")));
+        }
+    }
+    removed
+}
+
+/// `.<name>.pysfx-<kind>-<pid…>` → `(name, kind)` for the kinds a run leaves: `tmp`, `old`,
+/// `trash`.
+fn leftover(file_name: &str) -> Option<(&str, &str)> {
+    let rest = file_name.strip_prefix('.')?;
+    let (name, tail) = rest.rsplit_once(".pysfx-")?;
+    let (kind, _) = tail.split_once('-')?;
+    (["tmp", "old", "trash"].contains(&kind) && !name.is_empty()).then_some((name, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fake_release;
+
+    #[test]
+    fn leftover_names() {
+        for (name, expected) in [
+            (".42.pysfx-tmp-123", Some(("42", "tmp"))),
+            (".42.pysfx-old-9", Some(("42", "old"))),
+            (".a.b.pysfx-trash-9", Some(("a.b", "trash"))),
+            (".42.pysfx-lock", None),
+            (".42.pysfx-link-3", None),
+            ("42", None),
+            (".pysfx-tmp-1", None),
+        ] {
+            assert_eq!(leftover(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_by_receipt_and_the_protected_ones() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        // Names sort against install order; mtimes are whatever creation gave them.
+        for (name, at) in [
+            ("g", 1),
+            ("f", 2),
+            ("e", 3),
+            ("d", 4),
+            ("c", 5),
+            ("b", 6),
+            ("a", 7),
+        ] {
+            fake_release(&releases, name, "mysite", at);
+            std::fs::write(releases.join(format!(".{name}.pysfx-lock")), "").expect("lock");
+        }
+        fake_release(&releases, "other", "otherapp", 0);
+        std::fs::create_dir(releases.join("stray")).expect("stray");
+        std::fs::create_dir(releases.join(".x.pysfx-tmp-1")).expect("leftover");
+        std::fs::write(releases.join(".x.pysfx-tmp-1/file"), "x").expect("leftover file");
+        // A link inside a release to something outside: removal must not follow it.
+        let outside = temporary.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside");
+        std::fs::write(outside.join("precious"), "keep me").expect("precious");
+        std::os::unix::fs::symlink(&outside, releases.join("g/mysite/data")).expect("link");
+        // A symlink that looks like a release is not one.
+        std::os::unix::fs::symlink(releases.join("g"), releases.join("alias")).expect("alias");
+
+        let report = prune(
+            &releases.join("a"),
+            3,
+            "mysite",
+            &[&releases.join("a"), &releases.join("f")],
+        );
+        let names = |paths: &[PathBuf]| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&report.kept), ["a", "b", "c", "f"]);
+        let mut pruned = names(&report.pruned);
+        pruned.sort();
+        assert_eq!(pruned, ["d", "e", "g"]);
+        assert!(report.not_pruned.is_empty());
+        assert_eq!(names(&report.leftovers), [".x.pysfx-tmp-1"]);
+        let mut left = crate::testing::listing(&releases);
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".a.pysfx-lock",
+                ".b.pysfx-lock",
+                ".c.pysfx-lock",
+                ".f.pysfx-lock",
+                "a",
+                "alias",
+                "b",
+                "c",
+                "f",
+                "other",
+                "stray"
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).expect("still there"),
+            "keep me"
+        );
+    }
+
+    #[test]
+    fn a_locked_release_stays() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        for (name, at) in [("1", 1), ("2", 2)] {
+            fake_release(temporary.path(), name, "mysite", at);
+        }
+        let lock_path = temporary.path().join(".1.pysfx-lock");
+        let file = std::fs::File::create(&lock_path).expect("lock file");
+        let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("lock");
+        let report = prune(&temporary.path().join("2"), 1, "mysite", &[]);
+        assert!(report.pruned.is_empty());
+        assert_eq!(report.not_pruned.len(), 1);
+        assert!(report.not_pruned[0].error.contains("holds its lock"));
+        assert!(temporary.path().join("1/pysfx-receipt.json").is_file());
+    }
+}

@@ -1,0 +1,169 @@
+//! `DEST/pysfx-receipt.json`: what was installed, and how a re-run recognises its own release.
+
+use std::path::Path;
+
+use pysfx_format::Manifest;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{executable, hash_file};
+use crate::paths::resolve_record_path;
+
+pub const RECEIPT_NAME: &str = "pysfx-receipt.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    pub pysfx_version: String,
+    /// The app's version (`manifest.app.version`), when the artifact recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// Hex SHA-256 of the payload (the artifact trailer's digest).
+    pub payload_sha256: String,
+    pub artifact: String,
+    pub installed_at: u64,
+    /// The install time's fraction of a second, so that releases installed within one second
+    /// still have an order (`--keep`). 0 in receipts written before it was recorded.
+    #[serde(default)]
+    pub installed_at_nanos: u32,
+    pub destination: String,
+    pub python: String,
+    pub python_version: String,
+    pub wheel_set: String,
+    pub wheels: Vec<InstalledWheel>,
+    pub files: u64,
+    pub bytes: u64,
+    pub manifest: Manifest,
+    /// What `--check` compares the release with. Absent in receipts of stubs before 0.1's
+    /// `--check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<Contents>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstalledWheel {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+}
+
+/// The files of a release as installed, paths relative to DEST (`/`-separated).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Contents {
+    /// Files pysfx wrote that no RECORD lists: the app, the static directories, the venv's
+    /// hooks.
+    pub files: Vec<RecordedFile>,
+    /// The venv's site-packages, where additions are looked for.
+    pub site_packages: String,
+    /// Each installed distribution's `.dist-info` directory; its RECORD lists its files.
+    pub dist_infos: Vec<String>,
+    /// The files those RECORDs list that were installed executable.
+    pub executables: Vec<String>,
+}
+
+/// One file as written: its RECORD-style hash (`sha256=…`), size and executable bit, or a
+/// symbolic link's target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub executable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl RecordedFile {
+    /// A regular file written with SHA-256 `digest`.
+    pub fn file(path: String, digest: &[u8], size: u64, executable: bool) -> Self {
+        RecordedFile {
+            path,
+            hash: crate::digest::record_hash(digest),
+            size,
+            executable,
+            link: None,
+        }
+    }
+
+    /// A symbolic link to `target`.
+    pub fn link(path: String, target: String) -> Self {
+        RecordedFile {
+            path,
+            hash: String::new(),
+            size: 0,
+            executable: false,
+            link: Some(target),
+        }
+    }
+}
+
+impl Contents {
+    /// What `--check` needs of a release just built in `root` (its final name does not
+    /// matter: paths are relative): `files` as the extraction wrote them, each of `extra` (the
+    /// hooks, relative to `root`) hashed, every `.dist-info` directory in `site_packages` and
+    /// the executable files their RECORDs list (a stat each, no hashing).
+    pub fn collect(
+        root: &Path,
+        site_packages: &str,
+        mut files: Vec<RecordedFile>,
+        extra: &[String],
+    ) -> std::io::Result<Contents> {
+        for relative in extra {
+            let path = root.join(relative);
+            let (digest, size) = hash_file(&path)?;
+            let mode = std::fs::symlink_metadata(&path)?;
+            files.push(RecordedFile::file(
+                relative.clone(),
+                &digest,
+                size,
+                executable(&mode),
+            ));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut dist_infos = Vec::new();
+        let mut executables = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(site_packages))?
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".dist-info"))
+            .collect();
+        entries.sort();
+        for name in entries {
+            let dist_info = format!("{site_packages}/{name}");
+            let Ok(text) = std::fs::read_to_string(root.join(&dist_info).join("RECORD")) else {
+                continue;
+            };
+            let Ok(record) = pysfx_wheel::Record::parse(&text) else {
+                continue;
+            };
+            for entry in &record.entries {
+                let Some(relative) = resolve_record_path(site_packages, &entry.path) else {
+                    continue;
+                };
+                if std::fs::symlink_metadata(root.join(&relative)).is_ok_and(|m| executable(&m)) {
+                    executables.push(relative);
+                }
+            }
+            dist_infos.push(dist_info);
+        }
+        executables.sort();
+        executables.dedup();
+        Ok(Contents {
+            files,
+            site_packages: site_packages.to_string(),
+            dist_infos,
+            executables,
+        })
+    }
+}
+
+/// Reads the receipt of an installed release; `None` if there is none or it is unreadable.
+pub fn read(destination: &Path) -> Option<Receipt> {
+    let text = std::fs::read(destination.join(RECEIPT_NAME)).ok()?;
+    serde_json::from_slice(&text).ok()
+}

@@ -1,0 +1,132 @@
+//! One installed release: its receipt read and held to the app, and the quick completeness
+//! check that `--activate` and `--status` use (`--check` is the deep one).
+
+use std::path::Path;
+
+use crate::receipt::{self, Receipt};
+use crate::ReleaseError;
+
+/// The receipt of the release in `destination`, which must be a real directory (not a link)
+/// holding a readable receipt of `app`.
+pub fn open(destination: &Path, app: &str) -> Result<Receipt, ReleaseError> {
+    let not_a_release = |reason: &str| ReleaseError::NotARelease {
+        path: destination.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    match std::fs::symlink_metadata(destination) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(not_a_release("is a symbolic link, not a release directory"))
+        }
+        Ok(metadata) if !metadata.is_dir() => return Err(not_a_release("is not a directory")),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_release("does not exist"))
+        }
+        Err(error) => return Err(ReleaseError::io("cannot read", destination, error)),
+    }
+    let Some(receipt) = receipt::read(destination) else {
+        return Err(not_a_release(&format!(
+            "has no readable {}",
+            receipt::RECEIPT_NAME
+        )));
+    };
+    if receipt.manifest.app.name != app {
+        return Err(ReleaseError::OtherApp {
+            path: destination.to_path_buf(),
+            found: receipt.manifest.app.name,
+            expected: app.to_string(),
+        });
+    }
+    Ok(receipt)
+}
+
+/// What is missing from a release by a quick look (no hashing): the app directory, the venv's
+/// `pyvenv.cfg` and `bin/python`, each installed distribution's RECORD. `None` when nothing is.
+pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
+    let app = receipt.manifest.app.name.as_str();
+    let mut required = vec![
+        app.to_string(),
+        "venv/pyvenv.cfg".to_string(),
+        "venv/bin/python".to_string(),
+    ];
+    match &receipt.contents {
+        Some(contents) => required.extend(
+            contents
+                .dist_infos
+                .iter()
+                .map(|dist_info| format!("{dist_info}/RECORD")),
+        ),
+        None => {
+            // A receipt from before `contents`: one `.dist-info` per installed wheel.
+            let count = std::fs::read_dir(destination.join("venv/lib"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| std::fs::read_dir(entry.path().join("site-packages")).ok())
+                .flat_map(|entries| entries.flatten())
+                .filter(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
+                .count();
+            if count < receipt.wheels.len() {
+                return Some(format!(
+                    "{count} of {} distributions' metadata",
+                    receipt.wheels.len()
+                ));
+            }
+        }
+    }
+    // `bin/python` is a link to the interpreter: it must lead somewhere.
+    let missing: Vec<String> = required
+        .into_iter()
+        .filter(|relative| std::fs::metadata(destination.join(relative)).is_err())
+        .collect();
+    match missing.as_slice() {
+        [] => None,
+        [one] => Some(format!("{one} is missing")),
+        [first, rest @ ..] => Some(format!("{first} and {} more are missing", rest.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fake_release;
+
+    #[test]
+    fn opens_releases_of_the_app_only() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        assert!(open(&release, "mysite").is_ok());
+        assert!(matches!(
+            open(&release, "other"),
+            Err(ReleaseError::OtherApp { .. })
+        ));
+        let stray = temporary.path().join("stray");
+        std::fs::create_dir(&stray).expect("stray");
+        assert!(matches!(
+            open(&stray, "mysite"),
+            Err(ReleaseError::NotARelease { .. })
+        ));
+        let link = temporary.path().join("link");
+        std::os::unix::fs::symlink(&release, &link).expect("link");
+        assert!(matches!(
+            open(&link, "mysite"),
+            Err(ReleaseError::NotARelease { .. })
+        ));
+        assert!(matches!(
+            open(&temporary.path().join("absent"), "mysite"),
+            Err(ReleaseError::NotARelease { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_record_makes_it_incomplete() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        let receipt = open(&release, "mysite").expect("open");
+        assert_eq!(incomplete(&release, &receipt), None);
+        let contents = receipt.contents.as_ref().expect("contents");
+        std::fs::remove_file(release.join(&contents.dist_infos[0]).join("RECORD")).expect("remove");
+        let reason = incomplete(&release, &receipt).expect("incomplete");
+        assert!(reason.contains("RECORD is missing"), "{reason}");
+    }
+}

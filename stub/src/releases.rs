@@ -1,0 +1,172 @@
+//! `--check DEST`, `--status LINK`, `--activate DEST --link LINK`: releases already installed,
+//! seen through any artifact of the same app (`pysfx_release` does the work; this is the
+//! output).
+
+use std::path::Path;
+use std::time::Instant;
+
+use pysfx_format::escape_lines;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::artifact::open_self;
+use crate::cli::Cli;
+use crate::dest::absolute_path;
+use crate::failure::{code, Failure};
+use crate::output::print_stdout;
+
+/// Runs the release command the command line names; `None` when it names none.
+pub fn run(cli: &Cli) -> Result<Option<u8>, Failure> {
+    if let Some(destination) = &cli.check {
+        return check(cli, destination).map(Some);
+    }
+    if let Some(link) = &cli.status {
+        return status(cli, link).map(|()| Some(0));
+    }
+    if let Some(destination) = &cli.activate {
+        return activate(cli, destination).map(|()| Some(0));
+    }
+    Ok(None)
+}
+
+/// The app of the running artifact: the releases it may look at are that app's.
+fn app_name() -> Result<String, Failure> {
+    Ok(open_self()?.manifest().app.name.clone())
+}
+
+fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let destination = absolute_path(destination, "--check")?;
+    let app = app_name()?;
+    let receipt = pysfx_release::release::open(&destination, &app)?;
+    let contents =
+        receipt
+            .contents
+            .as_ref()
+            .ok_or_else(|| pysfx_release::ReleaseError::NotCheckable {
+                path: destination.clone(),
+                version: receipt.pysfx_version.clone(),
+            })?;
+    let report = pysfx_release::check::check(&destination, contents);
+    let intact = report.intact();
+    if cli.json {
+        let object = json!({
+            "intact": intact,
+            "dest": destination,
+            "app_version": receipt.app_version,
+            "checked": report.checked,
+            "missing": report.missing,
+            "modified": report.modified.iter().map(|m| &m.path).collect::<Vec<_>>(),
+            "differences": report.modified,
+            "added": report.added,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        print_stdout(&format!("{object}\n"))?;
+    } else {
+        let mut text = report.lines().join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        print_stdout(&escape_lines(&text))?;
+    }
+    if intact {
+        info!(
+            "{} is intact ({} files checked)",
+            destination.display(),
+            report.checked
+        );
+        return Ok(0);
+    }
+    warn!(
+        "{} differs from its records: {} missing, {} modified, {} added (reinstall it with -d {} --force)",
+        destination.display(),
+        report.missing.len(),
+        report.modified.len(),
+        report.added.len(),
+        destination.display()
+    );
+    Ok(code::CORRUPT)
+}
+
+fn status(cli: &Cli, link: &Path) -> Result<(), Failure> {
+    let link = absolute_path(link, "--status")?;
+    let status = pysfx_release::status::status(&link, &app_name()?)?;
+    if cli.json {
+        return print_stdout(&format!("{}\n", json!(status)));
+    }
+    print_stdout(&escape_lines(&status.text()))
+}
+
+fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
+    let destination = absolute_path(destination, "--activate")?;
+    let link = absolute_path(cli.link.as_deref().unwrap_or(Path::new("")), "--link")?;
+    if link.starts_with(&destination) {
+        return Err(Failure::new(
+            code::USAGE,
+            format!(
+                "--link {} is DEST or inside it; the link goes beside the releases",
+                link.display()
+            ),
+        ));
+    }
+    let moved = pysfx_release::activate::activate(&destination, &link, &app_name()?)?;
+    if !moved {
+        info!(
+            "{} already points at {}",
+            link.display(),
+            destination.display()
+        );
+    }
+    if cli.json {
+        print_stdout(&format!(
+            "{}\n",
+            json!({
+                "changed": moved,
+                "dest": destination,
+                "link": link,
+                "link_moved": moved,
+            })
+        ))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{parse, Command};
+    use std::ffi::OsString;
+
+    fn parse_line(line: &str) -> Result<Command, String> {
+        parse(line.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn release_commands_and_their_usage_errors() {
+        for (line, expected) in [
+            ("-d x --keep 3", "--keep goes with -d DEST --link LINK"),
+            (
+                "--status l --keep 3",
+                "--keep goes with -d DEST --link LINK",
+            ),
+            ("-d x --link l --keep 0", "at least 1"),
+            ("-d x --link l --keep many", "at least 1"),
+            ("--activate r", "--activate DEST needs --link LINK"),
+            ("--check r --force", "--force goes with -d DEST"),
+            ("--status l --link m", "--link goes with -d DEST"),
+            (
+                "--check a --status b",
+                "--check cannot be used with --status",
+            ),
+            (
+                "-d x --activate y --link l",
+                "-d DEST cannot be used with --activate",
+            ),
+            ("--check", "--check needs a value"),
+        ] {
+            match parse_line(line) {
+                Err(message) => assert!(message.contains(expected), "{line:?}: {message}"),
+                Ok(other) => panic!("{line:?} parsed: {other:?}"),
+            }
+        }
+    }
+}

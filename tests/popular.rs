@@ -1,0 +1,233 @@
+//! Pip parity on a real-world wheel set: the 200 popular PyPI distributions of the benchmark
+//! corpus (`../shared/bench/corpus/popular-py311.txt`), installed by pysfx and by pip from the
+//! same wheels. Every file, every executable bit and every RECORD row must be pip's, the venv's
+//! own path aside (shebangs name each venv's python).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{host_python, install_with, make_app, pack, python, run, workspace_root};
+
+/// The corpus's wheels, fetched once per machine (kept under `target/`).
+fn popular_wheels() -> PathBuf {
+    let corpus = workspace_root().join("../shared/bench/corpus");
+    let list = corpus.join("popular-py311.txt");
+    assert!(list.is_file(), "{} is missing", list.display());
+    let directory = workspace_root().join("target/pysfx-test-cache/popular-py311");
+    if directory.join(".complete").exists() {
+        return directory;
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("mkdir");
+    let interpreter = python(11);
+    // One pip for the whole list is much faster than fetch.sh's one per pin; fetch.sh (which
+    // also builds the rare sdist-only pin) is the fallback.
+    let output = run(Command::new(host_python())
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+        ])
+        .args([
+            "--implementation",
+            "cp",
+            "--python-version",
+            &interpreter.version(),
+        ])
+        .args([
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+        ])
+        .args(["--platform", "any", "-d"])
+        .arg(&directory)
+        .arg("-r")
+        .arg(&list)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"));
+    if !output.status.success() {
+        let output = run(Command::new("sh")
+            .arg(corpus.join("fetch.sh"))
+            .arg(&interpreter.path)
+            .arg(&list)
+            .arg(&directory)
+            .env("DL_PY", host_python()));
+        assert!(
+            output.status.success(),
+            "fetching the popular corpus failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::write(directory.join(".complete"), "").expect("mark");
+    directory
+}
+
+/// Compares two venvs: files, executable bits, contents and RECORD rows, each venv's own path
+/// replaced by a placeholder. Prints a summary; exits 1 listing the differences.
+const COMPARE: &str = r##"
+import csv, hashlib, base64, os, sys
+ours, theirs = sys.argv[1], sys.argv[2]
+SKIP_NAMES = {"direct_url.json", "pyvenv.cfg", "Activate.ps1", "loadenv.py", "loadenv-init.pth", "popapp.pth", "INSTALLER", "REQUESTED"}
+def skipped(rel):
+    name = rel.rsplit("/", 1)[-1]
+    return ("__pycache__" in rel or rel.endswith(".pyc") or name in SKIP_NAMES or name.startswith("activate")
+            or name.startswith("python") or rel == "lib64" or rel.startswith("lib64/") or rel == ".gitignore")
+def files(root):
+    out = {}
+    for directory, dirs, names in os.walk(root):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(directory, d))]:
+            path = os.path.join(directory, name)
+            rel = os.path.relpath(path, root)
+            if not skipped(rel):
+                out[rel] = path
+    return out
+def content(path, root):
+    if os.path.islink(path):
+        return b"link:" + os.readlink(path).encode()
+    with open(path, "rb") as f:
+        return f.read().replace(os.path.realpath(root).encode(), b"<VENV>").replace(root.encode(), b"<VENV>")
+def records(root):
+    rows = {}
+    for rel, path in files(root).items():
+        if rel.endswith(".dist-info/RECORD"):
+            for row in csv.reader(open(path, newline="")):
+                if row and not skipped(row[0].rsplit("/", 1)[-1]) and "__pycache__" not in row[0]:
+                    rows[(rel.split("/")[-2], row[0])] = row[1:]
+    return rows
+a, b = files(ours), files(theirs)
+problems = []
+for rel in sorted(set(a) ^ set(b)):
+    problems.append("only %s: %s" % ("pysfx" if rel in a else "pip", rel))
+same_text = 0
+for rel in sorted(set(a) & set(b)):
+    if os.access(a[rel], os.X_OK) != os.access(b[rel], os.X_OK) and not os.path.islink(a[rel]):
+        problems.append("executable bit differs: " + rel)
+    if content(a[rel], ours) != content(b[rel], theirs):
+        problems.append("content differs: " + rel)
+    else:
+        same_text += 1
+ra, rb = records(ours), records(theirs)
+for key in sorted(set(ra) ^ set(rb)):
+    problems.append("RECORD row only %s: %s" % ("pysfx" if key in ra else "pip", key))
+rows_same = 0
+for key in sorted(set(ra) & set(rb)):
+    if ra[key] == rb[key]:
+        rows_same += 1
+        continue
+    # A row may differ only for a file that names its venv (a script's shebang): then each
+    # row must describe its own venv's file.
+    dist_info, rel_path = key
+    site = [rel for rel in a if rel.endswith(dist_info + "/RECORD")][0].rsplit("/", 2)[0]
+    for root, row in ((ours, ra[key]), (theirs, rb[key])):
+        path = os.path.normpath(os.path.join(root, site, rel_path))
+        data = open(path, "rb").read()
+        digest = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        if row != [digest, str(len(data))]:
+            problems.append("RECORD row does not describe the file: %s %s" % (key, row))
+    if root.encode() not in open(os.path.normpath(os.path.join(ours, site, rel_path)), "rb").read():
+        problems.append("RECORD row differs: %s: %s vs %s" % (key, ra[key], rb[key]))
+print("%d files identical (venv path aside), %d RECORD rows identical, %d differences" % (same_text, rows_same, len(problems)))
+for problem in problems[:60]:
+    print("  " + problem)
+sys.exit(1 if problems else 0)
+"##;
+
+#[test]
+fn the_popular_corpus_installs_as_pip_installs_it() {
+    let wheels = popular_wheels();
+    let interpreter = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "popapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("popular.sfx"),
+    );
+    let destination = work.path().join("release");
+    let (code, result, stderr) = install_with(
+        &artifact,
+        &destination,
+        &interpreter.path,
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let installed = result["wheels_installed"].as_u64().unwrap_or(0);
+    assert!(installed >= 200, "{result}");
+
+    let pip_venv = work.path().join("pip-venv");
+    let output = run(Command::new(&interpreter.path)
+        .args(["-m", "venv"])
+        .arg(&pip_venv));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut wheel_files: Vec<PathBuf> = std::fs::read_dir(&wheels)
+        .expect("wheels")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "whl"))
+        .collect();
+    wheel_files.sort();
+    let output = run(Command::new(pip_venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+        ])
+        .arg("--disable-pip-version-check")
+        .args(&wheel_files));
+    assert!(
+        output.status.success(),
+        "pip: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // pip's own files are in the pip venv only.
+    remove_pip(&pip_venv);
+
+    let output = run(Command::new(host_python())
+        .args(["-c", COMPARE])
+        .arg(destination.join("venv"))
+        .arg(&pip_venv));
+    let report = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{report}");
+    assert!(
+        output.status.success(),
+        "pysfx and pip differ:\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Removes what `python -m venv` put in besides the wheels: pip (and setuptools on old
+/// Pythons), their launchers.
+fn remove_pip(venv: &Path) {
+    let script = r##"
+import pathlib, shutil, sys
+venv = pathlib.Path(sys.argv[1])
+site = next(venv.glob("lib/python*/site-packages"))
+for name in ("pip", "setuptools", "_distutils_hack", "pkg_resources"):
+    for path in list(site.glob(name)) + list(site.glob(name + "-*.dist-info")) + list(site.glob("distutils-precedence.pth")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+for path in venv.glob("bin/pip*"):
+    path.unlink()
+"##;
+    let output = run(Command::new(host_python()).args(["-c", script]).arg(venv));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

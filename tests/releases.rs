@@ -1,0 +1,488 @@
+//! SPEC "Releases over time": `--keep N` prunes by the install time in the receipts (never by
+//! mtime) and never LINK's target, the release it replaced, a stray directory or another app's
+//! release; a release that cannot be removed is a warning; `--check` lists what differs from
+//! the receipt and the RECORDs and not what a deployment adds, and `--force` restores it;
+//! `--status` and `--activate` work from any artifact of the app and refuse what is not a
+//! complete release of it.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{listing, make_app, pack, python, run, tiny_wheel};
+
+/// An artifact of `app` (a package, an executable script) with one small wheel.
+fn artifact(root: &Path, app: &str) -> PathBuf {
+    let wheels = root.join(format!("wheels-{app}"));
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let source = make_app(&root.join(format!("src-{app}")), app);
+    pack(
+        &[
+            OsStr::new("--app"),
+            source.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join(format!("{app}.sfx")),
+    )
+}
+
+/// Runs the artifact with `args` and `--json`: exit code, parsed stdout, stderr.
+fn json_run(artifact: &Path, args: &[&OsStr]) -> (i32, serde_json::Value, String) {
+    let output = run(Command::new(artifact).args(args).arg("--json"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "not one JSON object ({error}): {}\n{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    (output.status.code().unwrap_or(-1), value, stderr)
+}
+
+/// `ARTIFACT -d RELEASE --python PYTHON EXTRA… --json` (without the suite's `pip check` after
+/// each install: these releases are all of one small artifact, and the tests are about them
+/// as releases).
+fn install_with(
+    artifact: &Path,
+    release: &Path,
+    python: &Path,
+    extra: &[&OsStr],
+) -> (i32, serde_json::Value, String) {
+    let mut args = vec![
+        OsStr::new("-d"),
+        release.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    json_run(artifact, &args)
+}
+
+/// Every key of `object` is named (in backticks) in the operator guide's "Releases over time".
+fn assert_documented(object: &serde_json::Value) {
+    let guide = std::fs::read_to_string(pysfx_e2e::workspace_root().join("docs/operator-guide.md"))
+        .expect("the operator guide");
+    let start = guide
+        .find("## Releases over time")
+        .expect("the releases section");
+    let section = &guide[start..start + guide[start..].find("\n## Exit codes").unwrap_or(0)];
+    for key in object.as_object().expect("an object").keys() {
+        assert!(
+            section.contains(&format!("`{key}`")),
+            "docs/operator-guide.md does not name {key}"
+        );
+    }
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|path| {
+            Path::new(path.as_str().expect("a path"))
+                .file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn install_linked(artifact: &Path, release: &Path, link: &Path, extra: &[&OsStr]) {
+    let mut args = vec![OsStr::new("--link"), link.as_os_str()];
+    args.extend_from_slice(extra);
+    let (code, result, stderr) = install_with(artifact, release, &python(11).path, &args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}
+
+#[test]
+fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    for number in 1..=6 {
+        install_linked(&site, &releases.join(format!("r{number}")), &current, &[]);
+    }
+    // A rollback to r2 before the next deploy: r2 is then the release r7 replaces.
+    let (code, result, stderr) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            releases.join("r2").as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    // r1 looks newest by mtime; a stray directory and a killed run's leftover lie beside.
+    let touched = run(Command::new("touch")
+        .args(["-d", "+1 hour"])
+        .arg(releases.join("r1")));
+    assert!(touched.status.success());
+    std::fs::create_dir_all(releases.join("tmp")).expect("stray");
+    std::fs::write(releases.join("tmp/notes"), "mine").expect("stray file");
+    std::fs::create_dir(releases.join(".r3.pysfx-tmp-999999")).expect("leftover");
+    let other = artifact(root, "otherapp");
+    let (code, _, stderr) = install_with(&other, &releases.join("o1"), &python(11).path, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("r7"),
+        &python(11).path,
+        &[
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--keep"),
+            OsStr::new("3"),
+        ],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(names(&result["pruned"]), ["r1", "r3", "r4"], "{result}");
+    assert_eq!(names(&result["kept"]), ["r2", "r5", "r6", "r7"], "{result}");
+    assert_eq!(result["not_pruned"], serde_json::json!([]));
+    for key in ["pruned", "kept", "not_pruned"] {
+        assert_documented(&serde_json::json!({ key: null }));
+    }
+    assert_eq!(
+        listing(&releases),
+        [
+            ".o1.pysfx-lock",
+            ".r2.pysfx-lock",
+            ".r5.pysfx-lock",
+            ".r6.pysfx-lock",
+            ".r7.pysfx-lock",
+            "o1",
+            "r2",
+            "r5",
+            "r6",
+            "r7",
+            "tmp"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(releases.join("tmp/notes")).expect("stray kept"),
+        "mine"
+    );
+
+    status_lists_newest_first(&site, &other, &current);
+    activate_refuses_what_is_not_a_complete_release(&site, &releases, &current);
+}
+
+/// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
+fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
+    let status_args = [OsStr::new("--status"), current.as_os_str()];
+    let (code, status, stderr) = json_run(site, &status_args);
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<&str> = status["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .map(|release| release["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(listed, ["r7", "r6", "r5", "r2"]);
+    assert_documented(&status);
+    let first = &status["releases"][0];
+    assert_documented(first);
+    assert_eq!(first["current"], true);
+    assert_eq!(first["complete"], true);
+    assert_eq!(
+        first["python_version"]
+            .as_str()
+            .map(|v| v.starts_with("3.11")),
+        Some(true)
+    );
+    assert!(first["bytes"].as_u64().expect("bytes") > 1000, "{first}");
+    let text = run(Command::new(site).args(status_args));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with('*') && line.contains("r7")),
+        "{text}"
+    );
+
+    // The other app's artifact sees LINK as another app's.
+    let (code, _, stderr) = json_run(other, &status_args);
+    assert_eq!(code, 5, "{stderr}");
+}
+
+/// `--activate`: a rollback to r5 with any artifact of the app, then refusals.
+fn activate_refuses_what_is_not_a_complete_release(site: &Path, releases: &Path, current: &Path) {
+    let activate = |release: &Path| {
+        json_run(
+            &other_or(site),
+            &[
+                OsStr::new("--activate"),
+                release.as_os_str(),
+                OsStr::new("--link"),
+                current.as_os_str(),
+            ],
+        )
+    };
+    let (code, result, stderr) = activate(&releases.join("r5"));
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_link(current).expect("link"),
+        releases.join("r5")
+    );
+    let (code, result, _) = activate(&releases.join("r5"));
+    assert_eq!((code, &result["changed"]), (0, &serde_json::json!(false)));
+    std::fs::remove_file(releases.join("r6/venv/pyvenv.cfg")).expect("break r6");
+    for (release, expected) in [
+        (releases.join("tmp"), "has no readable pysfx-receipt.json"),
+        (releases.join("r6"), "incomplete release"),
+        (releases.join("o1"), "holds a release of \"otherapp\""),
+        (releases.join("r4"), "does not exist"),
+    ] {
+        let (code, result, stderr) = activate(&release);
+        assert_eq!(code, 5, "{}: {result}\n{stderr}", release.display());
+        assert!(stderr.contains(expected), "{stderr}");
+        assert_eq!(result["exit_code"], 5, "{result}");
+    }
+    assert_eq!(
+        std::fs::read_link(current).expect("link"),
+        releases.join("r5")
+    );
+    let status_args = [OsStr::new("--status"), current.as_os_str()];
+    let (code, status, _) = json_run(site, &status_args);
+    assert_eq!(code, 0);
+    let r6 = status["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .find(|release| release["name"] == "r6")
+        .expect("r6 listed");
+    assert_eq!(r6["complete"], false, "{r6}");
+}
+
+/// Appends to a wheel's module, deletes a dist-info's METADATA, adds a module to
+/// site-packages, changes an app file and drops the executable bit of `manage.py`. Returns the
+/// three site-packages paths (METADATA, the module, the added one).
+fn tamper(release: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let site_packages = std::fs::read_dir(release.join("venv/lib"))
+        .expect("lib")
+        .flatten()
+        .next()
+        .expect("a python dir")
+        .path()
+        .join("site-packages");
+    let module = site_packages.join("tinylib/__init__.py");
+    let mut text = std::fs::read_to_string(&module).expect("module");
+    text.push_str("print('tampered')\n");
+    std::fs::write(&module, text).expect("append");
+    let metadata = std::fs::read_dir(&site_packages)
+        .expect("site-packages")
+        .flatten()
+        .find(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
+        .expect("a dist-info")
+        .path()
+        .join("METADATA");
+    std::fs::remove_file(&metadata).expect("delete");
+    std::fs::write(site_packages.join("evil.py"), "import os\n").expect("add");
+    std::fs::write(
+        release.join("demoapp/appcore/__init__.py"),
+        "GREETING = 'x'\n",
+    )
+    .expect("app");
+    let chmod = run(Command::new("chmod")
+        .arg("0644")
+        .arg(release.join("demoapp/manage.py")));
+    assert!(chmod.status.success());
+
+    (metadata, module, site_packages.join("evil.py"))
+}
+
+/// The artifact the activations run with: a copy of `site` (any artifact of the app will do).
+fn other_or(site: &Path) -> PathBuf {
+    let copy = site.with_file_name("copy-of-site.sfx");
+    if !copy.exists() {
+        std::fs::copy(site, &copy).expect("copy the artifact");
+    }
+    copy
+}
+
+#[test]
+fn check_lists_each_difference_but_not_deployment_additions_and_force_restores() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let release = root.join("releases/1");
+    let python = python(11).path;
+    let (code, _, stderr) = install_with(&site, &release, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let check_args = [OsStr::new("--check"), release.as_os_str()];
+
+    // What a deployment adds is no difference.
+    std::fs::write(release.join("environment.json"), r#"{"A": "1"}"#).expect("env");
+    std::fs::create_dir_all(release.join("static/css")).expect("static");
+    std::fs::write(release.join("static/css/site.css"), "body {}").expect("collected");
+    let venv_python = release.join("venv/bin/python");
+    let made = run(Command::new(&venv_python)
+        .args([
+            "-c",
+            "import sqlite3, sys, appcore, tinylib; sqlite3.connect(sys.argv[1]).execute('create table t (x)')",
+        ])
+        .arg(release.join("demoapp/db.sqlite3"))
+        .env_remove("PYTHONDONTWRITEBYTECODE"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(release.join("demoapp/appcore/__pycache__").is_dir());
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(result["intact"], true);
+    assert!(
+        result["checked"].as_u64().expect("checked") >= 8,
+        "{result}"
+    );
+
+    let (metadata, module, evil) = tamper(&release);
+    let relative = |path: &Path| {
+        path.strip_prefix(&release)
+            .expect("inside")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(result["intact"], false);
+    assert_documented(&result);
+    assert_eq!(result["missing"], serde_json::json!([relative(&metadata)]));
+    assert_eq!(
+        result["modified"],
+        serde_json::json!([
+            "demoapp/appcore/__init__.py",
+            "demoapp/manage.py",
+            relative(&module)
+        ]),
+        "{result}"
+    );
+    assert_eq!(result["added"], serde_json::json!([relative(&evil)]));
+    let text = run(Command::new(&site).args(check_args));
+    assert_eq!(text.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("modified demoapp/manage.py (mode)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("added    venv/"), "{stdout}");
+    assert!(String::from_utf8_lossy(&text.stderr).contains("differs from its records"));
+
+    // A re-run leaves it; --force reinstalls it, and it checks clean.
+    let (code, result, stderr) = install_with(&site, &release, &python, &[]);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(false)),
+        "{stderr}"
+    );
+    let (code, result, stderr) = install_with(&site, &release, &python, &[OsStr::new("--force")]);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("modified"), "{stderr}");
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(
+        (code, &result["intact"]),
+        (0, &serde_json::json!(true)),
+        "{result}\n{stderr}"
+    );
+    // --force on an intact release changes nothing.
+    let (code, result, _) = install_with(&site, &release, &python, &[OsStr::new("--force")]);
+    assert_eq!((code, &result["changed"]), (0, &serde_json::json!(false)));
+    // Not a release, another app's: refused.
+    let (code, _, stderr) = json_run(&site, &[OsStr::new("--check"), root.as_os_str()]);
+    assert_eq!(code, 5, "{stderr}");
+}
+
+#[test]
+fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to make a root-owned file and run as another user");
+        return;
+    }
+    let system_python = Path::new("/usr/bin/python3");
+    if !system_python.exists() {
+        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    for name in ["1", "2"] {
+        let (code, _, stderr) = install_with(
+            &site,
+            &releases.join(name),
+            system_python,
+            &[OsStr::new("--link"), current.as_os_str()],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // The deploy user owns everything but what the app made as root in release 1.
+    let owned = run(Command::new("chown").args(["-hR", "65534:65534"]).arg(root));
+    assert!(owned.status.success());
+    let opened = run(Command::new("chmod").arg("0755").arg(root));
+    assert!(opened.status.success());
+    let uploads = releases.join("1/demoapp/uploads");
+    std::fs::create_dir(&uploads).expect("uploads");
+    std::fs::write(uploads.join("photo.jpg"), "root's").expect("root's file");
+
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&site)
+        .arg("-d")
+        .arg(releases.join("2"))
+        .arg("--python")
+        .arg(system_python)
+        .args([OsStr::new("--link"), current.as_os_str()])
+        .args(["--keep", "1", "--json"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
+    assert_eq!(
+        result["not_pruned"][0]["path"],
+        releases.join("1").to_string_lossy().as_ref()
+    );
+    assert!(
+        stderr.contains("could not remove the old release"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    // What root made is untouched; the deploy still points at release 2.
+    let trash: Vec<String> = listing(&releases)
+        .into_iter()
+        .filter(|name| name.starts_with(".1.pysfx-trash-"))
+        .collect();
+    assert_eq!(trash.len(), 1, "{:?}", listing(&releases));
+    assert_eq!(
+        std::fs::read_to_string(releases.join(&trash[0]).join("demoapp/uploads/photo.jpg"))
+            .expect("root's file"),
+        "root's"
+    );
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        releases.join("2")
+    );
+}
