@@ -927,8 +927,9 @@ fn write_artifact(
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;
         for (name, bytes) in documents.iter() {
+            // Stored, so the stub copies them out as byte ranges, as it reads wheels.
             let options = EntryOptions {
-                compress: true,
+                compress: false,
                 executable: false,
                 size: bytes.len() as u64,
             };

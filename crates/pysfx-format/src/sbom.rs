@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use crate::{FormatError, Payload};
+use crate::{FormatError, Payload, Section};
 
 /// The SBOM of every wheel of every set.
 pub const SBOM_NAME: &str = ".pysfx/sbom.cdx.json";
@@ -23,36 +23,34 @@ pub fn set_sbom_name(index: usize) -> String {
 }
 
 /// The stored SBOM `name`, or `None` when the artifact has none (packed before pysfx wrote
-/// them). Read no further than its declared size; refused when it is not UTF-8 text without
-/// control characters other than line breaks and tabs (what the packer's JSON is), so what is
-/// printed cannot move a terminal's cursor. (Not parsed as JSON: the stub only copies it, and
-/// a parser for any JSON costs the stub's size.)
+/// them). SBOMs are stored uncompressed and read in place as a byte range of the payload, as
+/// the wheels are (the stub reuses that code: its size), bounded by the declared size; the
+/// caller has checked the payload digest, which covers them. Refused when it is not UTF-8 text
+/// without control characters other than line breaks and tabs (what the packer's JSON is), so
+/// what is printed cannot move a terminal's cursor. (Not parsed as JSON: the stub only copies
+/// it, and a parser for any JSON costs the stub's size.)
 pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, FormatError> {
-    let path = payload.path().to_path_buf();
-    let bad = |reason: String| FormatError::BadManifest {
-        path: path.clone(),
+    if payload.archive().index_for_name(name).is_none() {
+        return Ok(None);
+    }
+    let (start, len) = payload.stored_range(name)?;
+    let bad = |reason: &str| FormatError::BadManifest {
+        path: payload.path().to_path_buf(),
         reason: format!("{name}: {reason}"),
     };
-    let mut entry = match payload.archive().by_name(name) {
-        Ok(entry) => entry,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(error) => return Err(bad(error.to_string())),
-    };
-    let size = entry.size();
-    if size > SBOM_LIMIT {
-        return Err(bad("implausibly large for an SBOM".into()));
+    if len > SBOM_LIMIT {
+        return Err(bad("implausibly large for an SBOM"));
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    (&mut entry)
-        .take(size)
+    let mut bytes = Vec::with_capacity(len as usize);
+    Section::new(payload.file(), start, len)
         .read_to_end(&mut bytes)
-        .map_err(|error| bad(error.to_string()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8".into()))?;
+        .map_err(|error| FormatError::io(payload.path(), error))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8"))?;
     if text
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
-        return Err(bad("it holds control characters".into()));
+        return Err(bad("it holds control characters"));
     }
     Ok(Some(bytes))
 }
@@ -73,7 +71,7 @@ mod tests {
         let mut writer = crate::PayloadWriter::create(&path, b"stub", 0).expect("create");
         writer.add_manifest(&manifest).expect("manifest");
         let options = crate::EntryOptions {
-            compress: true,
+            compress: false,
             executable: false,
             size: content.len() as u64,
         };
