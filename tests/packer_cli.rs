@@ -18,7 +18,7 @@ fn every_man_page_named_can_be_printed_and_written() {
         .filter_map(|rest| rest.split_once("(1)").map(|(name, _)| name.to_string()))
         .filter(|name| name.chars().all(|c| c.is_ascii_lowercase()))
         .collect();
-    for expected in ["pack", "inspect", "verify", "completions", "man"] {
+    for expected in ["pack", "inspect", "verify", "keygen", "completions", "man"] {
         assert!(
             named.iter().any(|name| name == expected),
             "{expected}: {top}"

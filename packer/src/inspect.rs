@@ -9,7 +9,8 @@ use pysfx_venv::Interpreter;
 use pysfx_wheel::WheelFilename;
 
 use crate::elf::GlibcVersion;
-use crate::floor;
+use crate::signing::{self, Refusal};
+use crate::{floor, pinned, sbom};
 use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
@@ -66,54 +67,24 @@ fn print(text: &str) -> Outcome {
 pub fn inspect(args: &InspectArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
+    if args.sbom {
+        return print_sbom(&mut payload);
+    }
+    if args.requirements && args.python.is_none() {
+        return print_requirements(&payload, None);
+    }
     let manifest = payload.manifest();
     let stub_bytes = payload.located().trailer.payload_offset;
-    // A dry run of the stub's choice for an interpreter.
     let plan = match &args.python {
-        Some(python) => {
-            let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
-            let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
-                let code = match error {
-                    PlanError::NoCompatibleWheel(_)
-                    | PlanError::Unmet(_)
-                    | PlanError::BadInterpreter(_) => 4,
-                    PlanError::BadManifest(_) => CORRUPT,
-                };
-                (code, anyhow!(error))
-            })?;
-            Some((interpreter, plan))
-        }
+        Some(python) => Some(dry_run(manifest, python)?),
         None => None,
     };
+    if let (true, Some((_, plan))) = (args.requirements, &plan) {
+        return print_requirements(&payload, Some(plan));
+    }
     let glibc = glibc_needed(manifest);
     if args.json {
-        let mut object = serde_json::json!({
-            "artifact": args.artifact,
-            "payload_sha256": payload.digest(),
-            "file_sha256": file_sha256,
-            "app_version": manifest.app.version,
-            "size": payload.located().file_len,
-            "stub_bytes": stub_bytes,
-            "manifest": manifest,
-            "glibc_needed": {
-                "sets": glibc
-                    .sets
-                    .iter()
-                    .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
-                    .collect::<Vec<_>>(),
-                "bootstrap": glibc.bootstrap,
-            },
-        });
-        if let Some((interpreter, plan)) = &plan {
-            object["python"] = serde_json::json!(interpreter.executable);
-            object["python_version"] = serde_json::json!(interpreter.version());
-            object["set"] = serde_json::json!(plan.set_name);
-            object["wheels"] =
-                serde_json::json!(plan.wheels.iter().map(|w| &w.filename).collect::<Vec<_>>());
-            object["skipped"] =
-                serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
-        }
-        return print(&format!("{object:#}\n"));
+        return print_json(args, &payload, &file_sha256, &glibc, plan.as_ref());
     }
     let by_path: HashMap<&str, _> = manifest
         .wheels
@@ -211,6 +182,121 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     print(&pysfx_format::escape_lines(&out))
 }
 
+/// `inspect --json`: the manifest and both digests, with `--python` the dry run's choice.
+fn print_json(
+    args: &InspectArgs,
+    payload: &Payload,
+    file_sha256: &str,
+    glibc: &GlibcNeeded,
+    plan: Option<&(Interpreter, pysfx_plan::Plan)>,
+) -> Outcome {
+    let manifest = payload.manifest();
+    let mut object = serde_json::json!({
+        "artifact": args.artifact,
+        "payload_sha256": payload.digest(),
+        "file_sha256": file_sha256,
+        "app_version": manifest.app.version,
+        "size": payload.located().file_len,
+        "stub_bytes": payload.located().trailer.payload_offset,
+        "manifest": manifest,
+        "glibc_needed": {
+            "sets": glibc
+                .sets
+                .iter()
+                .map(|(set, need)| serde_json::json!({"set": set, "glibc": need}))
+                .collect::<Vec<_>>(),
+            "bootstrap": glibc.bootstrap,
+        },
+    });
+    if let Some((interpreter, plan)) = plan {
+        object["python"] = serde_json::json!(interpreter.executable);
+        object["python_version"] = serde_json::json!(interpreter.version());
+        object["set"] = serde_json::json!(plan.set_name);
+        object["wheels"] =
+            serde_json::json!(plan.wheels.iter().map(|w| &w.filename).collect::<Vec<_>>());
+        object["skipped"] =
+            serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
+    }
+    print(&format!("{object:#}\n"))
+}
+
+/// A dry run of the stub's choice for the interpreter `python`.
+fn dry_run(
+    manifest: &Manifest,
+    python: &str,
+) -> Result<(Interpreter, pysfx_plan::Plan), (u8, anyhow::Error)> {
+    let interpreter = Interpreter::query(python).map_err(|error| (4, error.into()))?;
+    let plan = pysfx_plan::choose(manifest, &interpreter).map_err(|error| {
+        let code = match error {
+            PlanError::NoCompatibleWheel(_)
+            | PlanError::Unmet(_)
+            | PlanError::BadInterpreter(_) => 4,
+            PlanError::BadManifest(_) => CORRUPT,
+        };
+        (code, anyhow!(error))
+    })?;
+    Ok((interpreter, plan))
+}
+
+/// `inspect --sbom`: the SBOM stored in the artifact, as it is (what `./site.sfx --sbom`
+/// prints); for an artifact packed before SBOMs were stored, one made from its manifest.
+fn print_sbom(payload: &mut Payload) -> Outcome {
+    if let Some(bytes) = pysfx_format::read_sbom(payload, pysfx_format::SBOM_NAME)
+        .map_err(|e| (CORRUPT, e.into()))?
+    {
+        return print(&String::from_utf8_lossy(&bytes));
+    }
+    tracing::info!(
+        "{} holds no SBOM (packed by pysfx {}); made one from its manifest",
+        payload.path().display(),
+        pysfx_format::escape_control(&payload.manifest().pysfx_version)
+    );
+    let mut text = Vec::new();
+    {
+        use std::io::Read;
+        let entry = payload
+            .archive()
+            .by_name(pysfx_format::MANIFEST_NAME)
+            .map_err(|error| (CORRUPT, anyhow!("{}: {error}", pysfx_format::MANIFEST_NAME)))?;
+        entry
+            .take(64 * 1024 * 1024)
+            .read_to_end(&mut text)
+            .map_err(|error| (CORRUPT, anyhow!("{}: {error}", pysfx_format::MANIFEST_NAME)))?;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&text);
+    let bytes = sbom::whole(payload.manifest(), &digest)
+        .map_err(|error| (1, anyhow!("cannot write the SBOM: {error}")))?;
+    print(&String::from_utf8_lossy(&bytes))
+}
+
+/// `inspect --requirements`: the wheels `plan` chose (with `--python`), else those of the
+/// artifact's one set (and the bootstrap wheels it would be offered).
+fn print_requirements(payload: &Payload, plan: Option<&pysfx_plan::Plan>) -> Outcome {
+    let manifest = payload.manifest();
+    let digest = payload.digest();
+    let (set_name, wheels) = match plan {
+        Some(plan) => (plan.set_name.clone(), plan.wheels.iter().collect()),
+        None => match manifest.sets.as_slice() {
+            [set] => (set.name.clone(), sbom::set_members(manifest, set)),
+            [] => return Err((CORRUPT, anyhow!("the artifact has no wheel set"))),
+            sets => {
+                let names: Vec<&str> = sets.iter().map(|set| set.name.as_str()).collect();
+                return Err((
+                    2,
+                    anyhow!(
+                        "the artifact has {} wheel sets ({}); give --python PY for the set that                          interpreter gets",
+                        sets.len(),
+                        pysfx_format::escape_control(&names.join(", "))
+                    ),
+                ));
+            }
+        },
+    };
+    let heading = pinned::heading(manifest, &set_name, &digest);
+    let text = pinned::render(&heading, &wheels).map_err(|reason| (2, anyhow!(reason)))?;
+    print(&text)
+}
+
 /// The highest glibc each set's wheels need, by set name, and the bootstrap wheels'.
 struct GlibcNeeded {
     sets: Vec<(String, serde_json::Value)>,
@@ -252,11 +338,37 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
+    // The signature first: with --pubkey, a file not signed by one of the keys is refused
+    // whatever its contents.
+    let signed = if args.pubkey.is_empty() {
+        None
+    } else {
+        let signature = args
+            .signature
+            .clone()
+            .unwrap_or_else(|| signing::signature_path(&args.artifact));
+        let digest = payload.digest();
+        let checked = signing::verify_signature(
+            &args.artifact,
+            &signature,
+            &args.pubkey,
+            payload.manifest(),
+            &digest,
+        )
+        .map_err(|refusal| match refusal {
+            Refusal::BadSignature(error) => (CORRUPT, error),
+            Refusal::BadKey(error) => (2, error),
+        })?;
+        Some(checked)
+    };
     pysfx_install::verify_contents(&mut payload)
         .map_err(|error| (install_code(&error), anyhow!(error)))?;
     let path = args.artifact.display().to_string();
+    let signature = signed
+        .map(|(id, _)| format!(" signed_by={id}"))
+        .unwrap_or_default();
     print(&format!(
-        "OK {path} payload_sha256={} file_sha256={file_sha256}\n",
+        "OK {path} payload_sha256={} file_sha256={file_sha256}{signature}\n",
         payload.digest()
     ))
 }

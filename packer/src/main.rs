@@ -1,5 +1,6 @@
 //! `pysfx`: packs a Python web application and its wheels into one self-extracting executable
-//! (`pack`), and reads such an artifact without running it (`inspect`, `verify`).
+//! (`pack`), reads such an artifact without running it (`inspect`, `verify`), and makes the
+//! minisign keys that sign artifacts (`keygen`).
 
 mod appfiles;
 mod bytecode;
@@ -9,8 +10,11 @@ mod floor;
 mod inspect;
 mod interrupt;
 mod pack;
+mod pinned;
 mod pipfail;
 mod requirements;
+mod sbom;
+mod signing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,8 +44,11 @@ enum Command {
     Pack(Box<PackArgs>),
     /// Show an artifact's manifest
     Inspect(InspectArgs),
-    /// Check an artifact's integrity (digest, every entry, every wheel)
+    /// Check an artifact's integrity (digest, every entry, every wheel) and, with --pubkey, its
+    /// signature
     Verify(VerifyArgs),
+    /// Make a minisign key pair for `pack --sign`: NAME.key (secret) and NAME.pub
+    Keygen(KeygenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
     /// Print a man page (roff): pysfx(1), or a subcommand's (`pysfx man pack` prints
@@ -51,7 +58,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// The page: pack, inspect, verify, completions or man (also spelled pysfx-pack, …)
+    /// The page: pack, inspect, verify, keygen, completions or man (also spelled pysfx-pack, …)
     /// [default: pysfx(1) itself]
     #[arg(value_name = "PAGE", conflicts_with = "all")]
     pub page: Option<String>,
@@ -115,6 +122,10 @@ pub struct PackArgs {
     /// Refuse a stub that needs a newer glibc than this (2.17 = CentOS 7)
     #[arg(long, value_name = "VERSION", default_value = "2.17")]
     pub max_glibc: String,
+    /// Sign the artifact with this minisign secret key (from `pysfx keygen`) into OUT.minisig;
+    /// an encrypted key's password comes from PYSFX_SIGN_PASSWORD, else the terminal
+    #[arg(long, value_name = "SECRET_KEY")]
+    pub sign: Option<PathBuf>,
     /// The artifact to write
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
@@ -124,8 +135,16 @@ pub struct PackArgs {
 pub struct InspectArgs {
     pub artifact: PathBuf,
     /// Print the manifest as JSON
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["sbom", "requirements"])]
     pub json: bool,
+    /// Print the artifact's CycloneDX 1.5 SBOM (JSON): the app, and every wheel of every set
+    /// with its purl and SHA-256
+    #[arg(long, conflicts_with_all = ["requirements", "python"])]
+    pub sbom: bool,
+    /// Print a wheel set as `name==version --hash=sha256:…` lines (for pip-audit
+    /// --require-hashes): the one set, or the set and wheels --python PY gets
+    #[arg(long)]
+    pub requirements: bool,
     /// Also show which wheel set and wheels this interpreter would get (nothing is written)
     #[arg(long, value_name = "PY")]
     pub python: Option<String>,
@@ -134,6 +153,25 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     pub artifact: PathBuf,
+    /// Also check ARTIFACT.minisig with this minisign public key; repeatable (key rotation):
+    /// the key whose ID the signature names is used. A bad or missing signature is exit 3
+    #[arg(long, value_name = "KEY.pub")]
+    pub pubkey: Vec<PathBuf>,
+    /// The signature to check with --pubkey [default: ARTIFACT.minisig]
+    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    pub signature: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write NAME.key (the secret key, mode 0600) and NAME.pub (the public key); neither may
+    /// exist
+    #[arg(short, long, value_name = "NAME")]
+    pub output: PathBuf,
+    /// Leave the secret key unencrypted (for a CI secrets store); otherwise it is encrypted
+    /// with a password from PYSFX_SIGN_PASSWORD, else typed on the terminal
+    #[arg(long)]
+    pub unencrypted: bool,
 }
 
 /// A mistake in the command line that clap cannot see (an output that would overwrite an
@@ -251,6 +289,14 @@ fn main() -> ExitCode {
         }),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Verify(args) => inspect::verify(&args),
+        Command::Keygen(args) => signing::keygen(&args.output, args.unencrypted).map_err(|error| {
+            let code = if error.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
+            (code, error)
+        }),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "pysfx", &mut std::io::stdout());

@@ -18,6 +18,7 @@ use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::elf::{self, GlibcVersion};
 use crate::floor;
 use crate::requirements::Requirements;
+use crate::{sbom, signing};
 use crate::{PackArgs, UsageError};
 
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
@@ -36,6 +37,12 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let app_name = app_name(args)?;
     let app_version = app_version(args)?;
     let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
+    // A wrong password fails the pack before any work.
+    let signing_key = args
+        .sign
+        .as_deref()
+        .map(signing::load_secret_key)
+        .transpose()?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .map(|value| {
@@ -186,6 +193,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
 
     check_sets_complete(&manifest)?;
+    let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
+    let sboms =
+        sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
     write_artifact(
         &args.output,
         &stub,
@@ -195,6 +205,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             static_files: &static_files,
             wheels: &infos,
             bundles: &bundles,
+            documents: &sboms,
         },
         epoch,
     )?;
@@ -210,6 +221,20 @@ pub fn run(args: &PackArgs) -> Result<()> {
         manifest.sets.len(),
         manifest.app.files
     );
+    let signature = signing::signature_path(&args.output);
+    match &signing_key {
+        Some(key) => {
+            let digest = pysfx_format::Payload::open(&args.output)?.digest();
+            let comment = signing::trusted_comment(&manifest, &digest);
+            signing::sign_artifact(key, &args.output, &comment)?;
+        }
+        None if signature.exists() => warn!(
+            "{} is left from an earlier pack and does not sign this artifact; remove it (or \
+             pack with --sign)",
+            signature.display()
+        ),
+        None => {}
+    }
     Ok(())
 }
 
@@ -704,23 +729,7 @@ fn check_sets_complete(manifest: &Manifest) -> Result<()> {
         let Some(target) = &set.target else {
             continue;
         };
-        let full_version = target
-            .full_version
-            .clone()
-            .unwrap_or_else(|| format!("{}.{}", target.python_version, collect::NEWEST_PATCH));
-        let environment = pysfx_wheel::MarkerEnvironment {
-            implementation_name: "cpython".into(),
-            implementation_version: full_version.clone(),
-            os_name: "posix".into(),
-            platform_machine: "x86_64".into(),
-            platform_python_implementation: "CPython".into(),
-            platform_release: String::new(),
-            platform_system: "Linux".into(),
-            platform_version: String::new(),
-            python_full_version: full_version,
-            python_version: target.python_version.clone(),
-            sys_platform: "linux".into(),
-        };
+        let environment = sbom::target_environment(target);
         let mut chosen: Vec<WheelEntry> = set
             .wheels
             .iter()
@@ -880,6 +889,8 @@ struct Contents<'a> {
     static_files: &'a [TreeFile],
     wheels: &'a BTreeMap<String, (WheelInfo, PathBuf)>,
     bundles: &'a BTreeMap<String, bytecode::Built>,
+    /// Entries made by the packer (the SBOMs), stored right after the manifest.
+    documents: &'a [(String, Vec<u8>)],
 }
 
 fn write_artifact(
@@ -894,6 +905,7 @@ fn write_artifact(
         static_files,
         wheels,
         bundles,
+        documents,
     } = contents;
     let name = output
         .file_name()
@@ -914,6 +926,15 @@ fn write_artifact(
     let result = (|| -> Result<()> {
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
         writer.add_manifest(manifest)?;
+        for (name, bytes) in documents.iter() {
+            // Stored, so the stub copies them out as byte ranges, as it reads wheels.
+            let options = EntryOptions {
+                compress: false,
+                executable: false,
+                size: bytes.len() as u64,
+            };
+            writer.add(name, &mut bytes.as_slice(), options)?;
+        }
         for file in app_files.iter().chain(static_files.iter()) {
             let (executable, size) = match &file.kind {
                 TreeKind::File { executable, size } => (*executable, *size),

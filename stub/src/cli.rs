@@ -30,6 +30,7 @@ pub struct Cli {
     pub info: bool,
     pub list: bool,
     pub verify: bool,
+    pub sbom: bool,
     /// `--keep N`: releases of the app to keep beside DEST after the switch.
     pub keep: Option<usize>,
     /// `--check DEST`: the release to compare with its records.
@@ -49,7 +50,7 @@ pub enum Command {
 }
 
 const NOTHING_TO_DO: &str =
-    "nothing to do: give -d DEST, --info, --list, --verify, --check, --status or --activate";
+    "nothing to do: give -d DEST, --info, --list, --verify, --sbom, --check, --status or --activate";
 
 /// The text of `--help`. The stub parses its few options with `lexopt` instead of clap: clap
 /// alone is a sixth of the stub's size budget (docs/stub.md).
@@ -58,7 +59,7 @@ pub fn help(program: &str) -> String {
         "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
 
 Usage: {program} -d DEST [--python PY] [--force] [--link LINK [--keep N]] [--no-compile] [--json] [-v | -q]
-       {program} --info [--python PY] [--json] | --list | --verify [--json] | --version | --help
+       {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version | --help
        {program} --check DEST [--json]
        {program} --status LINK [--json]
        {program} --activate DEST --link LINK [--json]
@@ -80,6 +81,7 @@ Options:
                      (and, with --python, what that interpreter would get)
       --list         List the payload's entries
       --verify       Check the payload's integrity and exit
+      --sbom         Print the artifact's CycloneDX 1.5 SBOM (JSON) without installing
       --check <DEST>     Compare an installed release with its receipt and RECORDs
                          (exit 0 intact, 3 modified)
       --status <LINK>    Show the releases beside LINK's target, newest first
@@ -97,7 +99,7 @@ permission), 5 DEST conflict or locked (--activate: not a complete release of th
 /// The usage error's text as printed: the error, the usage lines, where to look.
 pub fn usage_error(program: &str, message: &str) -> String {
     format!(
-        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --version | --help\n       {program} --check DEST | --status LINK | --activate DEST --link LINK\n\nFor more information, try '--help'.\n"
+        "error: {message}\n\nUsage: {program} -d DEST [OPTIONS]\n       {program} --info | --list | --verify | --sbom | --version | --help\n       {program} --check DEST | --status LINK | --activate DEST --link LINK\n\nFor more information, try '--help'.\n"
     )
 }
 
@@ -145,6 +147,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("info") => cli.info = true,
             Long("list") => cli.list = true,
             Long("verify") => cli.verify = true,
+            Long("sbom") => cli.sbom = true,
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(value) => {
@@ -166,6 +169,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         (cli.info, "--info"),
         (cli.list, "--list"),
         (cli.verify, "--verify"),
+        (cli.sbom, "--sbom"),
         (cli.check.is_some(), "--check"),
         (cli.status.is_some(), "--status"),
         (cli.activate.is_some(), "--activate"),
@@ -201,8 +205,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     if cli.verbose > 0 && cli.quiet {
         return Err("-v cannot be used with -q".into());
     }
-    if cli.json && cli.list {
-        return Err("--json goes with -d DEST, --info or --verify, not with --list".into());
+    if cli.json && (cli.list || cli.sbom) {
+        return Err(format!(
+            "--json goes with -d DEST, --info or --verify, not with {}",
+            if cli.list {
+                "--list"
+            } else {
+                "--sbom (JSON already)"
+            }
+        ));
     }
     Ok(Command::Run(cli))
 }
@@ -293,6 +304,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
 fn run_artifact(cli: Cli) -> Result<(), Failure> {
     if cli.list {
         return list();
+    }
+    if cli.sbom {
+        return crate::sbom::print(&mut open_self()?);
     }
     if cli.verify {
         let mut payload = open_self()?;
@@ -503,6 +517,8 @@ mod tests {
             ("--dest=", "-d needs a value, not an empty string"),
             ("-d x --python=", "--python needs a value"),
             ("--list --json", "--json goes with"),
+            ("--sbom --json", "not with --sbom"),
+            ("--sbom --info", "--info cannot be used with --sbom"),
             ("-d a -d b", "-d cannot be given twice"),
             ("-d a extra", "unexpected argument \"extra\""),
             ("extra", "(DEST goes after -d)"),
@@ -562,6 +578,7 @@ mod tests {
             "--info",
             "--list",
             "--verify",
+            "--sbom",
             "--keep",
             "--check",
             "--status",

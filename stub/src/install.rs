@@ -411,6 +411,7 @@ fn build_tree(
         &phases.progress,
     )?;
     write_receipt(payload, interpreter, plan, destination, temporary, &built)?;
+    crate::sbom::write_for_set(payload, &plan.set_name, temporary)?;
     Ok(built)
 }
 

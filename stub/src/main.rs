@@ -13,6 +13,7 @@ mod log;
 mod output;
 mod progress;
 mod releases;
+mod sbom;
 mod settings;
 mod signals;
 

@@ -129,6 +129,12 @@ pub struct Target {
 }
 
 impl Manifest {
+    /// The manifest entry's bytes, as the writer stores them: what the SBOMs' serial numbers
+    /// are derived from (`pysfx_format::SBOM_NAME`).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec_pretty(self)
+    }
+
     /// The wheel entry stored at `path`.
     pub fn wheel(&self, path: &str) -> Option<&WheelEntry> {
         self.wheels.iter().find(|wheel| wheel.path == path)

@@ -81,8 +81,9 @@ impl PayloadWriter {
 
     /// Adds the manifest; call it before any other entry.
     pub fn add_manifest(&mut self, manifest: &Manifest) -> Result<(), FormatError> {
-        let text =
-            serde_json::to_vec_pretty(manifest).map_err(|error| FormatError::BadManifest {
+        let text = manifest
+            .to_json()
+            .map_err(|error| FormatError::BadManifest {
                 path: self.path.clone(),
                 reason: error.to_string(),
             })?;

@@ -1,0 +1,382 @@
+//! SPEC "Supply chain", SBOM: `pysfx inspect --sbom`, `./site.sfx --sbom` and the release's
+//! `pysfx-sbom.cdx.json` are CycloneDX 1.5 documents that validate against the official schema
+//! (vendored in tests/fixtures/cyclonedx), name every wheel with its real SHA-256 and its sets,
+//! draw the dependencies of each set from Requires-Dist, and are byte-identical for two packs of
+//! the same inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::tools::validate_cyclonedx;
+use pysfx_e2e::{
+    binaries, bootstrap_wheels, host_python, install_with, make_app, pack_command, python,
+    raw_artifact, run, tiny_wheel,
+};
+use serde_json::Value;
+use sha2::Digest;
+
+const EPOCH: &str = "1700000000";
+
+/// The inputs: tinylib (requires tinydep) and tinyextra from a local index, collected for
+/// CPython 3.11 and 3.12, and the bootstrap wheels (pip, setuptools).
+struct Inputs {
+    app: PathBuf,
+    requirements: PathBuf,
+    found: PathBuf,
+    bootstrap: PathBuf,
+}
+
+fn inputs(root: &Path) -> Inputs {
+    let found = root.join("found");
+    tiny_wheel(&found, "tinylib", "1.0", &["tinydep>=1.0"]);
+    tiny_wheel(&found, "tinydep", "1.2", &[]);
+    tiny_wheel(&found, "tinyextra", "0.1", &[]);
+    let requirements = root.join("requirements.txt");
+    std::fs::write(
+        &requirements,
+        format!(
+            "--no-index\n--find-links {}\ntinylib\ntinyextra\n",
+            found.display()
+        ),
+    )
+    .expect("write the requirements");
+    Inputs {
+        app: make_app(root, "demoapp"),
+        requirements,
+        found,
+        bootstrap: bootstrap_wheels(11),
+    }
+}
+
+fn pack_sets(inputs: &Inputs, output: &Path) -> PathBuf {
+    let args = [
+        OsStr::new("--app"),
+        inputs.app.as_os_str(),
+        OsStr::new("--app-version"),
+        OsStr::new("4.2"),
+        OsStr::new("-r"),
+        inputs.requirements.as_os_str(),
+        OsStr::new("--target"),
+        OsStr::new("3.11"),
+        OsStr::new("--target"),
+        OsStr::new("3.12"),
+        OsStr::new("--bootstrap-wheels"),
+        inputs.bootstrap.as_os_str(),
+    ];
+    let result = run(pack_command(&args, output).env("SOURCE_DATE_EPOCH", EPOCH));
+    assert!(
+        result.status.success(),
+        "pysfx pack: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    output.to_path_buf()
+}
+
+fn stdout_of(command: &mut Command) -> Vec<u8> {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn inspect_sbom(artifact: &Path) -> Vec<u8> {
+    stdout_of(
+        Command::new(&binaries().pysfx)
+            .args(["inspect", "--sbom"])
+            .arg(artifact),
+    )
+}
+
+/// The payload entry `name`, as stored.
+fn entry(artifact: &Path, name: &str) -> Vec<u8> {
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(artifact).expect("open")).expect("a zip");
+    let mut bytes = Vec::new();
+    archive
+        .by_name(name)
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+        .read_to_end(&mut bytes)
+        .expect("read");
+    bytes
+}
+
+fn manifest(artifact: &Path) -> Value {
+    serde_json::from_slice(&entry(artifact, ".pysfx/manifest.json")).expect("manifest")
+}
+
+fn sha256_file(path: &Path) -> String {
+    pysfx_format::hex(&sha2::Sha256::digest(std::fs::read(path).expect("read")))
+}
+
+fn property_values<'a>(component: &'a Value, name: &str) -> Vec<&'a str> {
+    component["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|property| property["name"] == name)
+        .filter_map(|property| property["value"].as_str())
+        .collect()
+}
+
+/// The component of distribution `name`.
+fn component<'a>(sbom: &'a Value, name: &str) -> &'a Value {
+    sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|component| component["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name}"))
+}
+
+/// The names of the components `reference` depends on.
+fn depends_on(sbom: &Value, reference: &str) -> BTreeSet<String> {
+    let names: BTreeMap<&str, &str> = sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter_map(|c| Some((c["bom-ref"].as_str()?, c["name"].as_str()?)))
+        .collect();
+    let entry = sbom["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .find(|dependency| dependency["ref"] == reference)
+        .unwrap_or_else(|| panic!("no dependencies of {reference}"));
+    entry["dependsOn"]
+        .as_array()
+        .expect("dependsOn")
+        .iter()
+        .map(|target| names[target.as_str().expect("a ref")].to_string())
+        .collect()
+}
+
+#[test]
+fn the_sbom_names_every_wheel_validates_and_is_reproducible() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let inputs = inputs(root);
+    let first = pack_sets(&inputs, &root.join("first/site.sfx"));
+    let second = pack_sets(&inputs, &root.join("second/site.sfx"));
+
+    let text = inspect_sbom(&first);
+    assert_eq!(text, inspect_sbom(&second), "two packs, two SBOMs");
+    let sets = manifest(&first)["sets"].as_array().expect("sets").len();
+    assert_eq!(sets, 2);
+    for index in 0..sets {
+        let name = format!(".pysfx/sbom/set-{index}.cdx.json");
+        assert_eq!(entry(&first, &name), entry(&second, &name), "{name}");
+    }
+    assert_eq!(text, entry(&first, ".pysfx/sbom.cdx.json"));
+
+    let sbom: Value = serde_json::from_slice(&text).expect("JSON");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.5");
+    assert_eq!(sbom["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
+    assert_eq!(sbom["metadata"]["component"]["name"], "demoapp");
+    assert_eq!(sbom["metadata"]["component"]["version"], "4.2");
+    assert_eq!(sbom["metadata"]["tools"]["components"][0]["name"], "pysfx");
+
+    // The serial number: uuid5(NAMESPACE_URL, "pysfx-sbom:" + sha256 of the manifest entry),
+    // as docs/format.md says, computed here by Python.
+    let script = "import hashlib, sys, uuid, zipfile\n\
+        digest = hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read('.pysfx/manifest.json')).hexdigest()\n\
+        print('urn:uuid:%s' % uuid.uuid5(uuid.NAMESPACE_URL, 'pysfx-sbom:' + digest))";
+    let expected = stdout_of(Command::new(host_python()).args(["-c", script]).arg(&first));
+    assert_eq!(
+        sbom["serialNumber"],
+        String::from_utf8_lossy(&expected).trim()
+    );
+
+    // One component per wheel file packed, with the file's real SHA-256.
+    let mut packed: BTreeSet<(String, String)> = BTreeSet::new();
+    for directory in [&inputs.found, &inputs.bootstrap] {
+        for file in std::fs::read_dir(directory).expect("read_dir") {
+            let path = file.expect("entry").path();
+            if path.extension() == Some(OsStr::new("whl")) {
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
+                packed.insert((name, sha256_file(&path)));
+            }
+        }
+    }
+    let components = sbom["components"].as_array().expect("components");
+    let listed: BTreeSet<(String, String)> = components
+        .iter()
+        .map(|component| {
+            assert_eq!(component["type"], "library");
+            assert_eq!(component["hashes"][0]["alg"], "SHA-256");
+            let file = property_values(component, "pysfx:wheel_file")[0].to_string();
+            let digest = component["hashes"][0]["content"].as_str().expect("digest");
+            (file, digest.to_string())
+        })
+        .collect();
+    assert_eq!(listed, packed);
+    let tinylib = component(&sbom, "tinylib");
+    assert_eq!(tinylib["purl"], "pkg:pypi/tinylib@1.0");
+    let mut in_sets = property_values(tinylib, "pysfx:wheel_set");
+    in_sets.sort_unstable();
+    assert!(
+        in_sets.len() == 2 && in_sets[0].starts_with("cp311") && in_sets[1].starts_with("cp312"),
+        "{in_sets:?}"
+    );
+    assert_eq!(
+        property_values(component(&sbom, "pip"), "pysfx:bootstrap"),
+        ["true"]
+    );
+
+    // Requires-Dist within the sets; the app depends on what nothing else requires.
+    let tinylib_ref = tinylib["bom-ref"].as_str().expect("bom-ref");
+    assert_eq!(
+        depends_on(&sbom, tinylib_ref),
+        BTreeSet::from(["tinydep".into()])
+    );
+    let roots = depends_on(&sbom, "app:demoapp");
+    for name in ["tinylib", "tinyextra", "pip", "setuptools"] {
+        assert!(roots.contains(name), "{name} not under the app: {roots:?}");
+    }
+    assert!(!roots.contains("tinydep"), "{roots:?}");
+
+    // Every stored SBOM validates against the official schema.
+    let mut documents = vec![root.join("whole.cdx.json")];
+    std::fs::write(&documents[0], &text).expect("write");
+    for index in 0..sets {
+        let path = root.join(format!("set-{index}.cdx.json"));
+        std::fs::write(
+            &path,
+            entry(&first, &format!(".pysfx/sbom/set-{index}.cdx.json")),
+        )
+        .expect("write");
+        documents.push(path);
+    }
+    let paths: Vec<&Path> = documents.iter().map(PathBuf::as_path).collect();
+    let (code, report) = validate_cyclonedx(&paths);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn the_validator_refuses_what_the_schema_refuses() {
+    // The check above means something only if the validator fails a bad document, resolving
+    // the schema's references to the SPDX schema offline.
+    let work = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        ("no-format", r#"{"specVersion": "1.5"}"#),
+        (
+            "bad-serial",
+            r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": "1234"}"#,
+        ),
+        (
+            "bad-license",
+            r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"type":
+            "library", "name": "x", "licenses": [{"license": {"id": "NOT-SPDX"}}]}]}"#,
+        ),
+        (
+            "bad-time",
+            r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {"timestamp":
+            "yesterday"}}"#,
+        ),
+    ];
+    for (name, text) in cases {
+        let path = work.path().join(format!("{name}.json"));
+        std::fs::write(&path, text).expect("write");
+        let (code, report) = validate_cyclonedx(&[&path]);
+        assert_eq!(code, 1, "{name}: {report}");
+    }
+    let good = work.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"type": "library",
+        "name": "x", "licenses": [{"license": {"id": "MIT"}}]}]}"#,
+    )
+    .expect("write");
+    let (code, report) = validate_cyclonedx(&[&good]);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn the_artifact_prints_its_sbom_and_a_release_gets_its_sets() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let inputs = inputs(root);
+    let artifact = pack_sets(&inputs, &root.join("site.sfx"));
+
+    let printed = stdout_of(Command::new(&artifact).arg("--sbom"));
+    assert_eq!(printed, inspect_sbom(&artifact));
+
+    let destination = root.join("releases/1");
+    let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let set = result["wheel_set"].as_str().expect("wheel_set").to_string();
+    assert!(set.starts_with("cp311"), "{set}");
+    let sets = manifest(&artifact)["sets"].clone();
+    let index = sets
+        .as_array()
+        .expect("sets")
+        .iter()
+        .position(|s| s["name"] == set.as_str())
+        .expect("the installed set");
+    let written = std::fs::read(destination.join("pysfx-sbom.cdx.json")).expect("the SBOM");
+    assert_eq!(
+        written,
+        entry(&artifact, &format!(".pysfx/sbom/set-{index}.cdx.json"))
+    );
+    // It lists exactly the wheels the receipt says were installed.
+    let sbom: Value = serde_json::from_slice(&written).expect("JSON");
+    let receipt: Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("receipt JSON");
+    let installed: BTreeSet<&str> = receipt["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .filter_map(|wheel| wheel["filename"].as_str())
+        .collect();
+    let listed: BTreeSet<&str> = sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|component| property_values(component, "pysfx:wheel_file")[0])
+        .collect();
+    assert_eq!(listed, installed);
+    assert_eq!(sbom["metadata"]["properties"][1]["value"], set.as_str());
+    let (code, report) = validate_cyclonedx(&[&destination.join("pysfx-sbom.cdx.json")]);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn an_artifact_packed_without_sboms_gets_one_from_inspect_and_none_from_the_stub() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheel = tiny_wheel(&root.join("wheels"), "tinylib", "1.0", &[]);
+    let artifact = raw_artifact(
+        &root.join("old.sfx"),
+        std::slice::from_ref(&wheel),
+        &[],
+        |_| {},
+    );
+    let output = run(Command::new(&binaries().pysfx)
+        .args(["inspect", "--sbom"])
+        .arg(&artifact));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sbom: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        component(&sbom, "tinylib")["hashes"][0]["content"],
+        sha256_file(&wheel)
+    );
+    let output = run(Command::new(&artifact).arg("--sbom"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no SBOM"));
+}

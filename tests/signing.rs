@@ -1,0 +1,449 @@
+//! SPEC "Supply chain", signatures: `pysfx keygen`, `pack --sign` and `verify --pubkey`, held to
+//! Debian's stock `minisign` both ways — it accepts pysfx's signatures and pysfx accepts its —
+//! and every tampering refused by both: a flipped byte anywhere, a swapped `.minisig`, a wrong
+//! key; a trusted comment from another artifact is refused by pysfx.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use pysfx_e2e::tools::minisign;
+use pysfx_e2e::{binaries, make_app, pack_command, run, tiny_wheel};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `pysfx keygen -o DIR/NAME` with `PYSFX_SIGN_PASSWORD` (or `--unencrypted` when `None`).
+fn keygen(directory: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf) {
+    let mut command = Command::new(&binaries().pysfx);
+    command.arg("keygen").arg("-o").arg(directory.join(name));
+    match password {
+        Some(password) => command.env("PYSFX_SIGN_PASSWORD", password),
+        None => command.arg("--unencrypted"),
+    };
+    let output = run(&mut command);
+    assert!(output.status.success(), "keygen: {}", text(&output));
+    if let Some(password) = password {
+        assert!(
+            !text(&output).contains(password),
+            "keygen printed the password"
+        );
+    }
+    (
+        directory.join(format!("{name}.key")),
+        directory.join(format!("{name}.pub")),
+    )
+}
+
+/// An app `demoapp` at `version` with one tiny wheel, packed into `DIR/NAME`, signed with `key`
+/// when given (its password in `PYSFX_SIGN_PASSWORD`).
+fn artifact(directory: &Path, name: &str, version: &str, key: Option<&Path>) -> PathBuf {
+    let root = directory.join(format!("{name}.in"));
+    let app = make_app(&root, "demoapp");
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let mut args = vec![
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--app-version"),
+        OsStr::new(version),
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    if let Some(key) = key {
+        args.extend([OsStr::new("--sign"), key.as_os_str()]);
+    }
+    let output_path = directory.join(name);
+    let output = run(pack_command(&args, &output_path).env("PYSFX_SIGN_PASSWORD", PASSWORD));
+    assert!(output.status.success(), "pack: {}", text(&output));
+    assert!(
+        !text(&output).contains(PASSWORD),
+        "pack printed the password"
+    );
+    output_path
+}
+
+fn signature_of(artifact: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.minisig", artifact.display()))
+}
+
+fn pysfx_verify(artifact: &Path, keys: &[&Path], signature: Option<&Path>) -> Output {
+    let mut command = Command::new(&binaries().pysfx);
+    command.arg("verify").arg(artifact);
+    for key in keys {
+        command.arg("--pubkey").arg(key);
+    }
+    if let Some(signature) = signature {
+        command.arg("--signature").arg(signature);
+    }
+    run(&mut command)
+}
+
+fn minisign_verify(artifact: &Path, public_key: &Path) -> Output {
+    run(Command::new(minisign())
+        .arg("-Vm")
+        .arg(artifact)
+        .arg("-p")
+        .arg(public_key))
+}
+
+/// `minisign -S` with the password typed on its standard input (empty for an unencrypted key).
+fn minisign_sign(artifact: &Path, secret_key: &Path, trusted_comment: &str, password: &str) {
+    let mut child = Command::new(minisign())
+        .arg("-S")
+        .arg("-s")
+        .arg(secret_key)
+        .arg("-m")
+        .arg(artifact)
+        .arg("-t")
+        .arg(trusted_comment)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run minisign -S");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("minisign -S");
+    assert!(output.status.success(), "minisign -S: {}", text(&output));
+}
+
+fn payload_digest(artifact: &Path) -> String {
+    let output = run(Command::new(&binaries().pysfx)
+        .args(["inspect", "--json"])
+        .arg(artifact));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("inspect JSON");
+    value["payload_sha256"]
+        .as_str()
+        .expect("payload_sha256")
+        .to_string()
+}
+
+/// The key ID a public key file's comment names (`minisign public key: 0123…`).
+fn key_id(public_key: &Path) -> String {
+    let text = std::fs::read_to_string(public_key).expect("read the public key");
+    let first = text.lines().next().expect("a comment line");
+    first.rsplit(' ').next().expect("an ID").to_string()
+}
+
+#[test]
+fn a_signed_artifact_verifies_with_stock_minisign_and_with_pysfx() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", Some(PASSWORD));
+    let mode = std::fs::metadata(&secret)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the secret key's mode");
+    let key_text = std::fs::read_to_string(&secret).expect("read the key");
+    assert!(key_text.contains("encrypted") && !key_text.contains(PASSWORD));
+
+    let site = artifact(root, "site.sfx", "2.0", Some(&secret));
+    let signature = std::fs::read_to_string(signature_of(&site)).expect("site.sfx.minisig");
+    let digest = payload_digest(&site);
+    let comment = format!("app:demoapp\tversion:2.0\tpayload_sha256:{digest}");
+    assert!(
+        signature.contains(&format!("\ntrusted comment: {comment}\n")),
+        "{signature}"
+    );
+
+    let output = minisign_verify(&site, &public);
+    assert!(output.status.success(), "minisign -V: {}", text(&output));
+    assert!(text(&output).contains(&format!("Trusted comment: {comment}")));
+
+    let output = pysfx_verify(&site, &[&public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let line = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        line.contains(&format!("signed_by={}", key_id(&public))),
+        "{line}"
+    );
+    // Without --pubkey, verify checks the contents only, as before.
+    let output = pysfx_verify(&site, &[], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("signed_by"));
+}
+
+#[test]
+fn signatures_and_keys_of_stock_minisign_work_with_pysfx() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    // minisign -S with a key from pysfx keygen, the trusted comment pysfx writes.
+    let (secret, public) = keygen(root, "release", Some(PASSWORD));
+    let site = artifact(root, "site.sfx", "3.1", None);
+    assert!(!signature_of(&site).exists());
+    let comment = format!(
+        "app:demoapp\tversion:3.1\tpayload_sha256:{}",
+        payload_digest(&site)
+    );
+    minisign_sign(&site, &secret, &comment, PASSWORD);
+    let output = pysfx_verify(&site, &[&public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // pack --sign with a key pair from minisign -G (unencrypted, -W).
+    let stock_secret = root.join("stock.key");
+    let stock_public = root.join("stock.pub");
+    let output = run(Command::new(minisign())
+        .args(["-G", "-W", "-p"])
+        .arg(&stock_public)
+        .arg("-s")
+        .arg(&stock_secret));
+    assert!(output.status.success(), "minisign -G: {}", text(&output));
+    let other = artifact(root, "other.sfx", "3.2", Some(&stock_secret));
+    let output = minisign_verify(&other, &stock_public);
+    assert!(output.status.success(), "minisign -V: {}", text(&output));
+    let output = pysfx_verify(&other, &[&stock_public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+/// Copies `artifact` and its signature into `directory`, flipping the byte at `offset` (from
+/// the end when negative) of the copy.
+fn flipped_copy(artifact: &Path, directory: &Path, offset: i64) -> PathBuf {
+    std::fs::create_dir_all(directory).expect("mkdir");
+    let copy = directory.join("site.sfx");
+    let mut bytes = std::fs::read(artifact).expect("read");
+    let index = if offset < 0 {
+        bytes.len() - offset.unsigned_abs() as usize
+    } else {
+        offset as usize
+    };
+    bytes[index] ^= 0x01;
+    std::fs::write(&copy, &bytes).expect("write");
+    std::fs::copy(signature_of(artifact), signature_of(&copy)).expect("copy the signature");
+    copy
+}
+
+/// Where the data of the payload entry `name` starts in the artifact.
+fn entry_offset(artifact: &Path, name_part: &str) -> i64 {
+    let file = std::fs::File::open(artifact).expect("open");
+    let mut archive = zip::ZipArchive::new(file).expect("zip");
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.expect("an entry name").into_owned())
+        .collect();
+    let name = names
+        .iter()
+        .find(|name| name.contains(name_part))
+        .unwrap_or_else(|| panic!("no entry with {name_part}: {names:?}"));
+    let entry = archive.by_name(name).expect("entry");
+    entry.data_start().expect("data offset") as i64 + 10
+}
+
+#[test]
+fn a_flipped_byte_anywhere_fails_both_verifiers() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", Some(PASSWORD));
+    let site = artifact(root, "site.sfx", "1.0", Some(&secret));
+    let places = [
+        ("the stub", 1000),
+        ("a wheel", entry_offset(&site, "tinylib")),
+        ("an app file", entry_offset(&site, "manage.py")),
+        ("the trailer", -1),
+    ];
+    for (index, (place, offset)) in places.into_iter().enumerate() {
+        let copy = flipped_copy(&site, &root.join(format!("flipped-{index}")), offset);
+        let output = minisign_verify(&copy, &public);
+        assert!(
+            !output.status.success(),
+            "minisign accepted a flipped byte in {place}"
+        );
+        let output = pysfx_verify(&copy, &[&public], None);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "pysfx verify, a flipped byte in {place}: {}",
+            text(&output)
+        );
+        if place == "the stub" {
+            // Only the signature covers the stub: the payload digest does not, so an
+            // integrity check alone passes it (and the stub cannot check itself).
+            assert!(
+                text(&output).contains("does not match"),
+                "{}",
+                text(&output)
+            );
+            let output = pysfx_verify(&copy, &[], None);
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        }
+    }
+}
+
+#[test]
+fn a_swapped_signature_a_wrong_key_and_a_missing_signature_are_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", Some(PASSWORD));
+    let (_, other_public) = keygen(root, "other", None);
+    let old = artifact(root, "old.sfx", "1.0", Some(&secret));
+    let new = artifact(root, "new.sfx", "1.1", Some(&secret));
+
+    // The old artifact's signature beside the new artifact.
+    let swapped = signature_of(&old);
+    let output = run(Command::new(minisign())
+        .arg("-Vm")
+        .arg(&new)
+        .arg("-x")
+        .arg(&swapped)
+        .arg("-p")
+        .arg(&public));
+    assert!(
+        !output.status.success(),
+        "minisign took a swapped signature"
+    );
+    let output = pysfx_verify(&new, &[&public], Some(&swapped));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("does not match"),
+        "{}",
+        text(&output)
+    );
+
+    // Another key.
+    let output = minisign_verify(&new, &other_public);
+    assert!(!output.status.success(), "minisign took the wrong key");
+    let output = pysfx_verify(&new, &[&other_public], None);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains(&key_id(&public)) && text(&output).contains(&key_id(&other_public)),
+        "the refusal names both key IDs: {}",
+        text(&output)
+    );
+    // Key rotation: the key the signature names is used, among several.
+    let output = pysfx_verify(&new, &[&other_public, &public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // No signature at all.
+    std::fs::remove_file(signature_of(&new)).expect("remove");
+    let output = pysfx_verify(&new, &[&public], None);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("no signature"), "{}", text(&output));
+
+    // A --pubkey that is no public key is a usage error.
+    let output = pysfx_verify(&old, &[&secret], None);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("not a minisign public key"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn a_trusted_comment_from_another_artifact_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", Some(PASSWORD));
+    let old = artifact(root, "old.sfx", "1.0", Some(&secret));
+    let new = artifact(root, "new.sfx", "2.0", None);
+    // The key holder signs the new file with the old one's trusted comment: the signature is
+    // good (minisign cannot know better), the comment does not describe the file.
+    let old_signature = std::fs::read_to_string(signature_of(&old)).expect("read");
+    let old_comment = old_signature
+        .lines()
+        .find_map(|line| line.strip_prefix("trusted comment: "))
+        .expect("a trusted comment")
+        .to_string();
+    minisign_sign(&new, &secret, &old_comment, PASSWORD);
+    let output = minisign_verify(&new, &public);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = pysfx_verify(&new, &[&public], None);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("does not describe")
+            && text(&output).contains("it is for version \"1.0\", the artifact is version \"2.0\""),
+        "{}",
+        text(&output)
+    );
+    // minisign's own default comment is no pysfx comment either.
+    minisign_sign(&new, &secret, "timestamp:1\tfile:new.sfx\thashed", PASSWORD);
+    let output = pysfx_verify(&new, &[&public], None);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("not a pysfx signature"));
+}
+
+#[test]
+fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    // No PYSFX_SIGN_PASSWORD and no terminal: a usage error, nothing written.
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("keygen")
+        .arg("-o")
+        .arg(root.join("k"))
+        .env_remove("PYSFX_SIGN_PASSWORD"));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("PYSFX_SIGN_PASSWORD"));
+    assert!(!root.join("k.key").exists() && !root.join("k.pub").exists());
+
+    let (secret, _) = keygen(root, "k", Some(PASSWORD));
+    let before = std::fs::read(&secret).expect("read");
+    let output = run(Command::new(&binaries().pysfx)
+        .args(["keygen", "--unencrypted", "-o"])
+        .arg(root.join("k")));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("already exists"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(std::fs::read(&secret).expect("read"), before);
+
+    // A wrong password fails the pack before anything is written.
+    let app = make_app(root, "demoapp");
+    let out = root.join("site.sfx");
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--sign"),
+            secret.as_os_str(),
+        ],
+        &out,
+    )
+    .env("PYSFX_SIGN_PASSWORD", "not the password"));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("wrong password"),
+        "{}",
+        text(&output)
+    );
+    assert!(!text(&output).contains("not the password"));
+    assert!(!out.exists() && !signature_of(&out).exists());
+
+    // An unencrypted key needs no password.
+    let (plain, plain_public) = keygen(root, "ci", None);
+    assert!(std::fs::read_to_string(&plain)
+        .expect("read")
+        .contains("unencrypted"));
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--sign"),
+            plain.as_os_str(),
+        ],
+        &out,
+    )
+    .env_remove("PYSFX_SIGN_PASSWORD"));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = minisign_verify(&out, &plain_public);
+    assert!(output.status.success(), "{}", text(&output));
+}
