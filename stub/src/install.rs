@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use pysfx_format::Payload;
 use pysfx_install::{build_release, BatchLimits, Built, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
+use pysfx_release::prune::PruneReport;
 use pysfx_venv::Interpreter;
 use serde_json::json;
 use tracing::{info, warn};
@@ -132,28 +133,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             )?)
         }
     };
-    // The release LINK named before: `--keep` keeps it.
-    let previous = link
-        .as_deref()
-        .and_then(|link| pysfx_release::status::link_target(link).ok());
-    let link_moved = match &link {
-        Some(link) => {
-            // Moving the link is a write: only for a payload whose digest was checked.
-            let already = std::fs::read_link(link).is_ok_and(|target| target == destination);
-            if !verified && !already {
-                verify(&mut payload, &mut phases)?;
-            }
-            repoint_link(link, &destination)?
-        }
-        None => false,
-    };
-
-    let pruned = cli.keep.map(|keep| {
-        let mut protected = vec![destination.as_path()];
-        protected.extend(previous.as_deref());
-        let app = &payload.manifest().app.name;
-        pysfx_release::prune::prune(&destination, keep, app, &protected)
-    });
+    let (link_moved, pruned) = switch(
+        cli,
+        &mut payload,
+        &destination,
+        link.as_deref(),
+        verified,
+        &mut phases,
+    )?;
 
     phases.progress.finish();
     let outcome = Outcome {
@@ -166,6 +153,37 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         built: report,
     };
     print_outcome(cli, &outcome, &phases, started)
+}
+
+/// After the release is in place: LINK repointed at it (a write, so only for a payload whose
+/// digest was checked), then `--keep`. Returns whether LINK moved, and what was pruned.
+fn switch(
+    cli: &Request,
+    payload: &mut Payload,
+    destination: &Path,
+    link: Option<&Path>,
+    verified: bool,
+    phases: &mut Phases,
+) -> Result<(bool, Option<PruneReport>), Failure> {
+    // The release LINK named before: `--keep` keeps it.
+    let previous = link.and_then(|link| pysfx_release::status::link_target(link).ok());
+    let link_moved = match link {
+        Some(link) => {
+            let already = std::fs::read_link(link).is_ok_and(|target| target == destination);
+            if !verified && !already {
+                verify(payload, phases)?;
+            }
+            repoint_link(link, destination)?
+        }
+        None => false,
+    };
+    let pruned = cli.keep.map(|keep| {
+        let mut protected = vec![destination];
+        protected.extend(previous.as_deref());
+        let app = &payload.manifest().app.name;
+        pysfx_release::prune::prune(destination, keep, app, &protected)
+    });
+    Ok((link_moved, pruned))
 }
 
 /// DEST and LINK, absolute; LINK beside the releases, and a symlink if it exists.
@@ -201,7 +219,7 @@ struct Outcome<'a> {
     /// What was built; `None` when DEST already held the release.
     built: Option<Built>,
     /// What `--keep` removed and kept.
-    pruned: Option<pysfx_release::prune::PruneReport>,
+    pruned: Option<PruneReport>,
 }
 
 /// The `--json` object, or the closing log line.

@@ -79,27 +79,10 @@ pub fn build_release(
     );
 
     let phase = Instant::now();
-    let venv = VenvPaths {
-        root: root.join("venv"),
-        final_root: destination.join("venv"),
-        site_packages: interpreter.site_packages(),
-    };
-    create_venv(&venv, interpreter, options.pysfx_version)?;
     let app_name = payload.manifest().app.name.clone();
-    write_hooks(&venv.root.join(&venv.site_packages), &app_name)?;
+    let (venv, layout) = make_venv(interpreter, root, destination, &app_name, options)?;
     phases.venv = phase.elapsed().as_secs_f64();
 
-    let layout = Layout {
-        site_packages: venv.site_packages.clone(),
-        python_version: interpreter.major_minor(),
-        shebang_python: venv
-            .final_root
-            .join("bin/python")
-            .to_string_lossy()
-            .into_owned(),
-        installer: "pysfx".into(),
-        app_name: Some(app_name),
-    };
     // Byte-code compiled at pack time by this very interpreter version (same magic number and
     // cache tag); any other wheel is compiled after its batch.
     let jobs = plan
@@ -182,6 +165,35 @@ pub fn build_release(
         app_files: extracted.recorded,
         site_packages: venv.site_packages,
     })
+}
+
+/// The venv skeleton and hooks under `root/venv`, and the layout its wheels go into.
+fn make_venv(
+    interpreter: &Interpreter,
+    root: &Path,
+    destination: &Path,
+    app_name: &str,
+    options: &InstallOptions<'_>,
+) -> Result<(VenvPaths, Layout), InstallError> {
+    let venv = VenvPaths {
+        root: root.join("venv"),
+        final_root: destination.join("venv"),
+        site_packages: interpreter.site_packages(),
+    };
+    create_venv(&venv, interpreter, options.pysfx_version)?;
+    write_hooks(&venv.root.join(&venv.site_packages), app_name)?;
+    let layout = Layout {
+        site_packages: venv.site_packages.clone(),
+        python_version: interpreter.major_minor(),
+        shebang_python: venv
+            .final_root
+            .join("bin/python")
+            .to_string_lossy()
+            .into_owned(),
+        installer: "pysfx".into(),
+        app_name: Some(app_name.to_string()),
+    };
+    Ok((venv, layout))
 }
 
 /// The `.py` files of a batch to compile at install: those of wheels that came without
