@@ -1,0 +1,15 @@
+//! Collecting wheels with pip (pip is the resolver; pysfx never resolves), and reading what the
+//! packer needs to know about each wheel.
+
+mod build;
+mod pip;
+mod sets;
+mod target;
+mod wheel;
+
+pub use build::{build_for_targets, BuiltLines};
+pub(crate) use pip::NEWEST_PATCH;
+pub use pip::{pip_download_bootstrap, pip_download_target, pip_wheel, PipSources};
+pub use sets::{check_requirements_present, interpreter_fit, join_prebuilt, target_fit};
+pub use target::{parse_target, target_of, ParsedTarget};
+pub use wheel::{read_wheel, wheels_in, WheelInfo};

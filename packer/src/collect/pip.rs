@@ -1,0 +1,276 @@
+//! Running pip: `pip wheel` for a `--python` set, `pip download` for a `--target` set and for
+//! the bootstrap wheels, with its failures explained.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use tracing::{debug, info};
+
+use super::target::ParsedTarget;
+use super::wheel::wheels_in;
+use crate::pipfail::{self, PipRun};
+
+/// Where pip finds wheels and keeps checkouts, besides its index.
+pub struct PipSources<'a> {
+    /// The `--wheels` directories, offered as `--find-links`: a prebuilt wheel fills in for a
+    /// distribution the index has no wheel of.
+    pub find_links: &'a [PathBuf],
+    /// `--src`: editable VCS checkouts go here, not into the current directory.
+    pub src: &'a Path,
+}
+
+impl PipSources<'_> {
+    pub(crate) fn add_to(&self, command: &mut Command) {
+        for directory in self.find_links {
+            command.arg("--find-links").arg(directory);
+        }
+    }
+}
+
+/// `PY -m pip wheel -r FILE… -w OUT`: resolves and builds every requirement for that
+/// interpreter, markers included (local projects, `-e`, VCS and sdist URLs too).
+pub fn pip_wheel(
+    python: &str,
+    requirements: &[PathBuf],
+    sources: &PipSources<'_>,
+    out: &Path,
+) -> Result<()> {
+    let mut command = Command::new(python);
+    command
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-input",
+            pip_verbosity(),
+            "-w",
+        ])
+        .arg(out)
+        .arg("--src")
+        .arg(sources.src);
+    sources.add_to(&mut command);
+    for requirement in requirements {
+        command.arg("-r").arg(requirement);
+    }
+    info!("collecting wheels with {python} -m pip wheel");
+    run_pip(
+        command,
+        &format!("{python} -m pip wheel"),
+        PipRun::Wheel { python },
+    )
+}
+
+/// `pip download --only-binary=:all:` for another Python/platform.
+pub fn pip_download_target(
+    host_python: &str,
+    target: &ParsedTarget,
+    requirements: &[PathBuf],
+    sources: &PipSources<'_>,
+    out: &Path,
+) -> Result<()> {
+    let (major, minor) = target
+        .python_version
+        .split_once('.')
+        .unwrap_or((&target.python_version, "0"));
+    // pip evaluates environment markers (`dataclasses; python_version < "3.7"`, and those in
+    // dependencies' metadata) for the Python that runs pip, not for --python-version
+    // (pypa/pip#11010). So pip runs with its marker environment set to the target's; it stays
+    // the resolver.
+    let environment = serde_json::json!({
+        "implementation_name": "cpython",
+        "implementation_version": format!("{major}.{minor}.{NEWEST_PATCH}"),
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": format!("{major}.{minor}.{NEWEST_PATCH}"),
+        "python_version": format!("{major}.{minor}"),
+        "sys_platform": "linux",
+    });
+    let mut command = Command::new(host_python);
+    command.args([
+        "-c",
+        PIP_FOR_TARGET,
+        &environment.to_string(),
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        pip_verbosity(),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        &format!("{major}.{minor}.{NEWEST_PATCH}"),
+    ]);
+    for abi in &target.abis {
+        command.args(["--abi", abi]);
+    }
+    for platform in &target.platforms {
+        command.args(["--platform", platform]);
+    }
+    command.arg("-d").arg(out);
+    sources.add_to(&mut command);
+    for requirement in requirements {
+        command.arg("-r").arg(requirement);
+    }
+    info!("downloading binary wheels for {}", target.name);
+    run_pip(
+        command,
+        &format!("pip download for {}", target.name),
+        PipRun::Target {
+            name: &target.name,
+            version: &target.python_version,
+        },
+    )
+}
+
+/// A target names a minor version; it stands for that version's newest patch release, so a
+/// `Requires-Python: >=3.6.8` does not rule a wheel out for "3.6" (pip would take 3.6.0).
+pub(crate) const NEWEST_PATCH: u32 = 99;
+
+/// Runs pip with `packaging.markers.default_environment()` answering for the target. The
+/// first argument is the target's marker environment as JSON; the rest are pip's.
+const PIP_FOR_TARGET: &str = r#"
+import json, runpy, sys
+target = json.loads(sys.argv.pop(1))
+from pip._vendor.packaging import markers
+default_environment = markers.default_environment
+def target_environment():
+    environment = default_environment()
+    environment.update(target)
+    return environment
+markers.default_environment = target_environment
+sys.argv[0] = "pip"
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"#;
+
+/// pip and setuptools for each Python version, so every venv gets a working pip.
+pub fn pip_download_bootstrap(
+    host_python: &str,
+    versions: &[String],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut wheels = Vec::new();
+    for version in versions {
+        // One directory per version: pip takes a file already in -d as satisfying "pip", so a
+        // shared one would give every version the first version's pip.
+        let out = out.join(version);
+        std::fs::create_dir_all(&out)?;
+        let mut command = Command::new(host_python);
+        command
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                pip_verbosity(),
+                "--only-binary=:all:",
+                "--no-deps",
+                "--implementation",
+                "cp",
+                "--python-version",
+                version,
+                "-d",
+            ])
+            .arg(&out)
+            .args(["pip", "setuptools"]);
+        info!("collecting bootstrap wheels (pip, setuptools) for Python {version}");
+        run_pip(
+            command,
+            &format!("pip download of pip and setuptools for Python {version}"),
+            PipRun::Bootstrap { version },
+        )?;
+        wheels.extend(wheels_in(&out)?);
+    }
+    wheels.sort();
+    wheels.dedup_by(|a, b| a.file_name() == b.file_name());
+    Ok(wheels)
+}
+
+/// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).
+pub(crate) fn pip_verbosity() -> &'static str {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        "-v"
+    } else if tracing::enabled!(tracing::Level::DEBUG) {
+        "--progress-bar=off"
+    } else {
+        "-q"
+    }
+}
+
+/// What is kept of pip's stderr to classify a failure: its last 1 MiB.
+const STDERR_KEPT: usize = 1024 * 1024;
+
+/// Runs pip. With `-v` its command line is logged and its whole output goes to stderr as it
+/// comes; without, its output is held back and a failure is reported as one line saying what
+/// went wrong (pip's telling line) and one with the fix for that failure (`pipfail`).
+pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Result<()> {
+    use std::io::Write;
+    let verbose = tracing::enabled!(tracing::Level::DEBUG);
+    debug!("running {command:?}");
+    let mut child = command
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    crate::interrupt::child_started(child.id());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let forwarder = std::thread::spawn(move || {
+        let Some(mut stdout) = stdout else { return };
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+        }
+    });
+    let mut kept: Vec<u8> = Vec::new();
+    if let Some(mut stderr) = stderr {
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stderr.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if verbose {
+                let _ = std::io::stderr().write_all(&buffer[..read]);
+            }
+            kept.extend_from_slice(&buffer[..read]);
+            if kept.len() > 2 * STDERR_KEPT {
+                kept.drain(..kept.len() - STDERR_KEPT);
+            }
+        }
+    }
+    let _ = forwarder.join();
+    let status = child.wait();
+    crate::interrupt::child_done(child.id());
+    let status = status.with_context(|| format!("cannot run {what}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&kept);
+    let failure = pipfail::classify(&text);
+    let told = failure
+        .telling_line(&text)
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default();
+    let more = if verbose {
+        "pip's output is above"
+    } else {
+        "-v shows pip's output"
+    };
+    bail!(
+        "{what} failed ({status}), {}{told}\nhint: {} ({more})",
+        failure.summary(),
+        failure.hint(&run)
+    )
+}

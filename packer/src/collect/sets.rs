@@ -1,0 +1,217 @@
+//! What a wheel set accepts (its interpreter's tags and version), the `--wheels` wheels that
+//! join it, and the check that every requirement line reached it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use pysfx_venv::Interpreter;
+use pysfx_wheel::{Candidate, InterpreterTags, PlatformFacts};
+
+use super::build::BuiltLines;
+use super::pip::NEWEST_PATCH;
+use super::target::ParsedTarget;
+use super::wheel::{wheel_filename, WheelInfo};
+use crate::requirements::{self, Entry, Requirements, Source};
+
+/// What a wheel set's interpreter accepts: its tags, best first, and its version for
+/// `Requires-Python`.
+pub struct SetFit {
+    pub tags: InterpreterTags,
+    pub python: String,
+}
+
+/// A `--target`'s fit, as the stub will compute it on such an interpreter: CPython 3.X's tags
+/// on x86_64 with the target platform's glibc, and the newest patch release of 3.X.
+pub fn target_fit(target: &ParsedTarget) -> Result<SetFit> {
+    let minor = target
+        .python_version
+        .strip_prefix("3.")
+        .and_then(|minor| minor.parse().ok())
+        .ok_or_else(|| anyhow!("--target {}: no Python version", target.name))?;
+    let platform = target.target.platform.as_deref().unwrap_or_default();
+    let facts = PlatformFacts {
+        major: 3,
+        minor,
+        debug: false,
+        pymalloc: Some(true),
+        gil_disabled: false,
+        platform: "linux-x86_64".into(),
+        is_32bit: false,
+        glibc: glibc_of_platform(platform),
+    };
+    Ok(SetFit {
+        tags: InterpreterTags::for_cpython(&facts),
+        python: format!("3.{minor}.{NEWEST_PATCH}"),
+    })
+}
+
+/// A real interpreter's fit.
+pub fn interpreter_fit(interpreter: &Interpreter) -> SetFit {
+    SetFit {
+        tags: interpreter.tags(),
+        python: interpreter.version(),
+    }
+}
+
+/// The glibc a manylinux x86_64 platform tag stands for.
+fn glibc_of_platform(platform: &str) -> Option<(u32, u32)> {
+    match crate::floor::tag_need(platform) {
+        crate::floor::TagNeed::Glibc(version) => match version.0.as_slice() {
+            [major, minor, ..] => Some((*major, *minor)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Adds to a resolved set the best `--wheels` wheel of each distribution the set lacks, among
+/// those whose tags and `Requires-Python` fit it. Returns what joined.
+pub fn join_prebuilt(
+    files: &mut Vec<PathBuf>,
+    fit: &SetFit,
+    prebuilt: &[(PathBuf, WheelInfo)],
+) -> Result<Vec<PathBuf>> {
+    let present: HashSet<String> = files
+        .iter()
+        .filter_map(|file| wheel_filename(file).ok())
+        .map(|filename| filename.name)
+        .collect();
+    let candidates: Vec<Candidate<PathBuf>> = prebuilt
+        .iter()
+        .filter(|(_, info)| !present.contains(&info.filename.name))
+        .map(|(path, info)| Candidate {
+            filename: info.filename.clone(),
+            requires_python: info.requires_python.clone(),
+            item: path.clone(),
+        })
+        .collect();
+    let python = fit
+        .python
+        .parse()
+        .map_err(|_| anyhow!("cannot parse Python version {}", fit.python))?;
+    let chosen = pysfx_wheel::select(&candidates, &fit.tags, &python).chosen;
+    files.extend(chosen.iter().cloned());
+    Ok(chosen)
+}
+
+/// Every requirement line ends up in the set, or the pack fails naming it (SPEC: "Every
+/// requirement is present"). A line with an environment marker is pip's to judge; a line
+/// whose distribution cannot be told without building it (a local project for `--python`,
+/// which pip wheel builds itself) is taken on trust.
+pub fn check_requirements_present(
+    set_name: &str,
+    files: &[PathBuf],
+    requirements: &Requirements,
+    built: Option<&BuiltLines>,
+) -> Result<()> {
+    let present: HashSet<String> = files
+        .iter()
+        .filter_map(|file| wheel_filename(file).ok())
+        .map(|filename| filename.name)
+        .collect();
+    for (file_index, file) in requirements.files.iter().enumerate() {
+        if file.constraint {
+            continue;
+        }
+        for line in &file.lines {
+            let Entry::Requirement { spec, .. } = &line.entry else {
+                continue;
+            };
+            let source = requirements::classify(
+                spec,
+                |path| Path::new(path).is_dir(),
+                |path| Path::new(path).is_file(),
+            );
+            let has_marker = match &source {
+                Source::Build(build) => build.marker.is_some(),
+                _ => spec.contains(';'),
+            };
+            if has_marker {
+                continue;
+            }
+            let name = built
+                .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
+                .or_else(|| requirements::named_distribution(spec, &source));
+            let Some(name) = name else { continue };
+            if !present.contains(&pysfx_wheel::normalize_name(&name)) {
+                bail!(
+                    "-r {} line {}: {}: pip collected no wheel of {name} for the wheel set \
+                     {set_name}; every requirement must reach the artifact",
+                    file.path.display(),
+                    line.number,
+                    line.raw
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use pysfx_wheel::WheelFilename;
+
+    use super::super::target::parse_target;
+    use super::*;
+
+    #[test]
+    fn a_requirement_missing_from_a_set_is_named() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let file = directory.path().join("requirements.txt");
+        std::fs::write(
+            &file,
+            "Django>=4\nwinlib ; sys_platform == 'win32'\n./dist/x_y-1.0-py3-none-any.whl\n",
+        )
+        .expect("write");
+        let requirements = Requirements::read(std::slice::from_ref(&file)).expect("read");
+        let set = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(PathBuf::from).collect() };
+        let complete = set(&[
+            "/w/django-4.2-py3-none-any.whl",
+            "/w/x_y-1.0-py3-none-any.whl",
+        ]);
+        check_requirements_present("cp311", &complete, &requirements, None).expect("complete");
+        let lacking = set(&["/w/x_y-1.0-py3-none-any.whl"]);
+        let error = check_requirements_present("cp311", &lacking, &requirements, None)
+            .expect_err("django is missing");
+        let message = error.to_string();
+        assert!(
+            message.contains("requirements.txt line 1: Django>=4") && message.contains("cp311"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn target_fits_accept_what_the_stub_would() {
+        let fit =
+            target_fit(&parse_target("cp36-manylinux2014_x86_64").expect("parse")).expect("fit");
+        assert_eq!(fit.python, "3.6.99");
+        for accepted in [
+            "x-1.0-cp36-cp36m-manylinux2014_x86_64.whl",
+            "x-1.0-cp36-cp36m-manylinux1_x86_64.whl",
+            "x-1.0-cp35-abi3-manylinux_2_17_x86_64.whl",
+            "x-1.0-py3-none-any.whl",
+        ] {
+            let filename: WheelFilename = accepted.parse().expect("wheel name");
+            assert!(fit.tags.priority(&filename).is_some(), "{accepted}");
+        }
+        for refused in [
+            "x-1.0-cp36-cp36m-manylinux_2_28_x86_64.whl",
+            "x-1.0-cp311-cp311-manylinux2014_x86_64.whl",
+            "x-1.0-cp36-cp36m-macosx_10_9_x86_64.whl",
+        ] {
+            let filename: WheelFilename = refused.parse().expect("wheel name");
+            assert!(fit.tags.priority(&filename).is_none(), "{refused}");
+        }
+        let cases = [
+            ("manylinux2014_x86_64", Some((2, 17))),
+            ("manylinux2010_x86_64", Some((2, 12))),
+            ("manylinux1_x86_64", Some((2, 5))),
+            ("manylinux_2_28_x86_64", Some((2, 28))),
+            ("linux_x86_64", None),
+        ];
+        for (platform, glibc) in cases {
+            assert_eq!(glibc_of_platform(platform), glibc, "{platform}");
+        }
+    }
+}

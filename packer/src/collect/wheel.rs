@@ -1,0 +1,99 @@
+//! Reading a wheel: found in a directory, named, and checked as the stub will check it at
+//! install (`read_wheel`).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use pysfx_wheel::WheelFilename;
+use sha2::{Digest, Sha256};
+
+pub(crate) fn wheel_filename(path: &Path) -> Result<WheelFilename> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+    name.parse()
+        .with_context(|| format!("invalid wheel {}", path.display()))
+}
+
+/// The `.whl` files directly in `directory`, sorted.
+pub fn wheels_in(directory: &Path) -> Result<Vec<PathBuf>> {
+    let mut wheels = Vec::new();
+    for entry in std::fs::read_dir(directory)
+        .with_context(|| format!("cannot read the wheel directory {}", directory.display()))?
+    {
+        let path = entry
+            .with_context(|| format!("cannot read {}", directory.display()))?
+            .path();
+        if path.extension().is_some_and(|extension| extension == "whl") && path.is_file() {
+            wheels.push(path);
+        }
+    }
+    wheels.sort();
+    Ok(wheels)
+}
+
+/// What the manifest records about a wheel, read and checked at pack time.
+#[derive(Debug, Clone)]
+pub struct WheelInfo {
+    pub filename: WheelFilename,
+    pub name: String,
+    pub version: String,
+    pub requires_python: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub unpacked_bytes: u64,
+    /// Entries in the zip directory.
+    pub members: u64,
+    /// `Requires-Dist` of METADATA, as written.
+    pub requires_dist: Vec<String>,
+}
+
+/// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
+/// code (refusing what the stub would refuse, the app's `.pth` hook included when `app_name`
+/// is given).
+pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
+    let context = || format!("invalid wheel {}", path.display());
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+    let filename: WheelFilename = file_name.parse().with_context(context)?;
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));
+    // Everything the stub will check at install, checked now: a wheel that would be refused
+    // there is refused here.
+    let prepared = pysfx_install::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
+        .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
+    let members = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+        .with_context(context)?
+        .len() as u64;
+    // The stub refuses a wheel whose requirements it cannot read (it could not tell the
+    // release is complete): refuse it here.
+    for text in prepared.requires_dist() {
+        pysfx_wheel::Requirement::parse(text).map_err(|error| {
+            anyhow!(
+                "invalid wheel {}: Requires-Dist {:?}: {}",
+                path.display(),
+                pysfx_format::escape_control(text),
+                pysfx_format::escape_control(&error.to_string())
+            )
+        })?;
+    }
+    Ok(WheelInfo {
+        name: filename.name.clone(),
+        version: prepared.version().to_string(),
+        requires_python: prepared.requires_python().map(str::to_string),
+        filename,
+        sha256,
+        size: bytes.len() as u64,
+        unpacked_bytes: prepared.unpacked_bytes(),
+        members,
+        requires_dist: prepared.requires_dist().to_vec(),
+    })
+}

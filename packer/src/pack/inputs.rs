@@ -1,0 +1,259 @@
+//! The inputs of a pack, checked before any work: the app's name and version, the collection
+//! options, the stub, and an `-o` that names no input.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use tracing::{debug, info, warn};
+
+use crate::collect::{self, ParsedTarget};
+use crate::elf::{self, GlibcVersion};
+use crate::floor;
+use crate::{PackArgs, UsageError};
+
+pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
+    let metadata = std::fs::metadata(&args.app).with_context(|| {
+        format!(
+            "--app {}: cannot read the app directory",
+            args.app.display()
+        )
+    })?;
+    if !metadata.is_dir() {
+        bail!("--app {}: not a directory", args.app.display());
+    }
+    let name = match &args.app_name {
+        Some(name) => name.clone(),
+        None => std::fs::canonicalize(&args.app)
+            .ok()
+            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "--app {}: cannot tell its name; give --app-name",
+                    args.app.display()
+                )
+            })?,
+    };
+    pysfx_format::check_app_name(&name)
+        .map_err(|reason| anyhow!("{reason}; give another --app-name"))?;
+    Ok(name)
+}
+
+/// `--app-version`, else what `git describe --always --dirty` says in the app directory when it
+/// lies in a git work tree (SPEC: "Identity"), else none.
+pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
+    if let Some(version) = &args.app_version {
+        pysfx_format::check_app_version(version)
+            .map_err(|reason| UsageError(format!("--app-version: {reason}")))?;
+        return Ok(Some(version.clone()));
+    }
+    let git = |arguments: &[&str]| -> Option<String> {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&args.app)
+            .args(arguments)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        output.status.success().then(|| text.trim().to_string())
+    };
+    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
+        debug!("--app is not in a git work tree; no app version");
+        return Ok(None);
+    }
+    let Some(version) = git(&["describe", "--always", "--dirty"]) else {
+        warn!(
+            "--app is in a git work tree, but git describe gave no version (no commit yet?); \
+             give --app-version"
+        );
+        return Ok(None);
+    };
+    if let Err(reason) = pysfx_format::check_app_version(&version) {
+        warn!("git describe: {reason}; no app version recorded");
+        return Ok(None);
+    }
+    info!("app version {version} (git describe; --app-version sets another)");
+    Ok(Some(version))
+}
+
+/// The options that say how wheels are collected, checked before any work (exit 2); returns
+/// the parsed `--target`s. A target whose platform needs a newer glibc than `--max-glibc`
+/// would only collect wheels the floor refuses.
+pub(crate) fn check_collection_options(
+    args: &PackArgs,
+    max_glibc: &GlibcVersion,
+) -> Result<Vec<ParsedTarget>> {
+    if args.requirements.is_empty() && !args.target.is_empty() {
+        return Err(
+            UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
+        );
+    }
+    let mut targets = Vec::new();
+    for text in &args.target {
+        let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
+        let platform = target.target.platform.as_deref().unwrap_or_default();
+        if let floor::TagNeed::Glibc(needed) = floor::tag_need(platform) {
+            if needed > *max_glibc {
+                return Err(UsageError(format!(
+                    "--target {text}: {platform} needs glibc {needed}, newer than --max-glibc \
+                     {max_glibc}; use cp{}-manylinux2014_x86_64, or pass --max-glibc {needed} \
+                     on purpose if no older system will run this artifact",
+                    target.python_version.replace('.', "")
+                ))
+                .into());
+            }
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+/// `--stub`, else the `pysfx-stub` next to the packer.
+pub(crate) fn stub_path(args: &PackArgs) -> Result<PathBuf> {
+    if let Some(path) = &args.stub {
+        return Ok(path.clone());
+    }
+    let packer = std::env::current_exe().context("cannot find the pysfx executable")?;
+    let beside = packer.with_file_name("pysfx-stub");
+    if !beside.is_file() {
+        bail!(
+            "no pysfx-stub next to {} ; build it (cargo build --release -p pysfx-stub) or give --stub PATH",
+            packer.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// Refuses (exit 2, before any work) an `-o` that names an input file or lies inside an input
+/// directory: the final rename would replace that wheel, `-r` file or stub with the artifact,
+/// or leave the artifact where the next pack would pick it up. Paths are compared with their
+/// symbolic links resolved; the output's own name is not (the rename replaces a link, not its
+/// target), and the output need not exist yet.
+pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Result<()> {
+    let output = &args.output;
+    if output.file_name().is_none() {
+        return Err(UsageError(format!("-o {}: not a file name", output.display())).into());
+    }
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    let mut directories: Vec<(&str, &Path)> = vec![("--app", &args.app)];
+    directories.extend(args.wheels.iter().map(|d| ("--wheels", d.as_path())));
+    directories.extend(args.static_dirs.iter().map(|d| ("--static", d.as_path())));
+    directories.extend(
+        args.bootstrap_wheels
+            .iter()
+            .map(|d| ("--bootstrap-wheels", d.as_path())),
+    );
+    let mut files: Vec<(&str, &Path)> = vec![("--stub", stub)];
+    files.extend(args.requirements.iter().map(|f| ("-r", f.as_path())));
+    for (flag, directory) in directories {
+        if spellings(directory)
+            .iter()
+            .any(|spelling| resolved.starts_with(spelling))
+        {
+            return Err(UsageError(format!(
+                "-o {} lies inside the {flag} directory {}: the artifact would land among the \
+                 inputs; write it somewhere else",
+                output.display(),
+                directory.display()
+            ))
+            .into());
+        }
+    }
+    for (flag, file) in files {
+        check_output_is_not(output, file, flag)?;
+    }
+    Ok(())
+}
+
+/// Refuses (exit 2) an `-o` that is the input file `file`.
+pub(crate) fn check_output_is_not(output: &Path, file: &Path, flag: &str) -> Result<()> {
+    let resolved = resolve_parent(output)
+        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    if spellings(file).contains(&resolved) {
+        return Err(UsageError(format!(
+            "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
+             somewhere else",
+            output.display(),
+            file.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The ways an input path may be met: with its directory resolved, and fully resolved.
+fn spellings(path: &Path) -> Vec<PathBuf> {
+    let mut spellings = Vec::new();
+    if let Ok(resolved) = resolve_parent(path) {
+        spellings.push(resolved);
+    }
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        spellings.push(canonical);
+    }
+    spellings
+}
+
+/// `path` made absolute with symbolic links resolved in the part of its directory that exists;
+/// the rest (directories still to be created, and the last component) is taken as written,
+/// with `.` and `..` applied.
+fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)?;
+    let components: Vec<Component> = absolute.components().collect();
+    // The longest existing directory above the last component (a `..` after a directory that
+    // does not exist does not exist either).
+    let mut split = components.len().saturating_sub(1).max(1);
+    while split > 1 {
+        let prefix: PathBuf = components[..split].iter().collect();
+        if std::fs::symlink_metadata(&prefix).is_ok() {
+            break;
+        }
+        split -= 1;
+    }
+    let existing: PathBuf = components[..split].iter().collect();
+    let mut resolved = std::fs::canonicalize(existing)?;
+    for component in &components[split..] {
+        match component {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => resolved.push(name),
+            _ => {}
+        }
+    }
+    Ok(resolved)
+}
+
+/// The stub's bytes and the highest glibc it needs; refuses one that needs more than
+/// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
+pub(crate) fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, Option<String>)> {
+    let stub =
+        std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
+    if !stub.starts_with(b"\x7fELF") {
+        bail!("the stub {} is not an ELF executable", path.display());
+    }
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if pysfx_format::locate(&mut file, path).is_ok() {
+        bail!(
+            "the stub {} already carries a payload (is it an artifact?); give the bare pysfx-stub",
+            path.display()
+        );
+    }
+    let needed =
+        elf::required_glibc(&stub).with_context(|| format!("the stub {}", path.display()))?;
+    if let Some(needed) = &needed {
+        if needed > limit {
+            bail!(
+                "the stub {} needs glibc {needed}, newer than --max-glibc {limit}: it would not \
+                 start on older systems such as CentOS 7. Build the release stub with \
+                 scripts/build-stub.sh (cargo zigbuild --target x86_64-unknown-linux-gnu.2.17), \
+                 or pass --max-glibc {needed} if no older system will run this artifact",
+                path.display()
+            );
+        }
+    }
+    Ok((stub, needed.map(|version| version.to_string())))
+}

@@ -1,0 +1,347 @@
+//! `pysfx pack`: collect, check, and write the artifact. `run` is the pipeline; `inputs` are
+//! checked before any work, `sets` collects the wheel sets, `checks` holds them to the rules
+//! before `write` writes the artifact.
+
+mod checks;
+mod inputs;
+mod sets;
+mod write;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
+use pysfx_venv::Interpreter;
+use tracing::{debug, info, warn};
+
+use crate::appfiles::{self, Excludes, TreeFile};
+use crate::bytecode;
+use crate::collect::{self, WheelInfo};
+use crate::elf::GlibcVersion;
+use crate::signing::{self, SigningKey};
+use crate::{sbom, PackArgs, UsageError};
+use checks::{check_one_version_per_set, check_platform_floor, check_sets_complete};
+use inputs::{
+    app_name, app_version, check_collection_options, check_output_is_not_an_input, read_stub,
+    stub_path,
+};
+use sets::{bootstrap_for, collect_sets, CollectedSet};
+use write::{write_artifact, Contents};
+
+/// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
+const DEFAULT_EPOCH: u64 = 315_532_800;
+
+pub fn run(args: &PackArgs) -> Result<()> {
+    let stub_path = stub_path(args)?;
+    check_output_is_not_an_input(args, &stub_path)?;
+    let max_glibc = max_glibc(args)?;
+    let targets = check_collection_options(args, &max_glibc)?;
+    let app_name = app_name(args)?;
+    let app_version = app_version(args)?;
+    let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
+    // A wrong password fails the pack before any work.
+    let signing_key = args
+        .sign
+        .as_deref()
+        .map(signing::load_secret_key)
+        .transpose()?;
+    let source_date_epoch = source_date_epoch()?;
+
+    let walked = walk_files(args, &app_name)?;
+
+    let work = tempfile::Builder::new()
+        .prefix("pysfx-pack-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    crate::interrupt::remove_on_signal(work.path().to_path_buf());
+    let (sets, bootstrap_files) = collect_sets(args, &targets, work.path())?;
+
+    let Placed {
+        infos,
+        sets: manifest_sets,
+        mut compile_plans,
+        bootstrap,
+    } = place_wheels(&sets, &bootstrap_files, &app_name)?;
+    check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
+    check_one_version_per_set(&manifest_sets, &infos)?;
+    // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
+    for (interpreter, wheels) in &mut compile_plans {
+        wheels.extend(bootstrap_for(interpreter, &bootstrap, &infos));
+    }
+
+    // Byte-code for the sets whose interpreter is at hand.
+    let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
+    let bundles = compile_bytecode(compile_plans, &infos, work.path(), epoch)?;
+
+    let wheels = wheel_entries(&infos);
+    let Walked {
+        app_files,
+        static_files,
+        static_dirs,
+    } = walked;
+    let app_bytes: u64 = app_files.iter().map(TreeFile::size).sum();
+    let static_bytes: u64 = static_files.iter().map(TreeFile::size).sum();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        pysfx_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: source_date_epoch,
+        app: AppInfo {
+            name: app_name.clone(),
+            version: app_version,
+            files: app_files.len() as u64,
+            bytes: app_bytes,
+        },
+        static_dirs,
+        unpacked_bytes: app_bytes
+            + static_bytes
+            + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>()
+            + bundles
+                .values()
+                .map(|built| std::fs::metadata(&built.file).map_or(0, |m| m.len()) * 3)
+                .sum::<u64>(),
+        wheels,
+        sets: manifest_sets,
+        bootstrap: bootstrap.into_iter().collect(),
+        stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
+        bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
+    };
+
+    check_sets_complete(&manifest)?;
+    let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
+    let sboms =
+        sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
+    write_artifact(
+        &args.output,
+        &stub,
+        &manifest,
+        &Contents {
+            app_files: &app_files,
+            static_files: &static_files,
+            wheels: &infos,
+            bundles: &bundles,
+            documents: &sboms,
+        },
+        epoch,
+    )?;
+    report_written(args, &stub, &manifest);
+    sign_or_warn(args, signing_key.as_ref(), &manifest)
+}
+
+/// `--max-glibc`, parsed (exit 2 when it is no version).
+fn max_glibc(args: &PackArgs) -> Result<GlibcVersion> {
+    let max_glibc = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
+        UsageError(format!(
+            "--max-glibc {:?}: expected a version such as 2.17",
+            args.max_glibc
+        ))
+    })?;
+    Ok(max_glibc)
+}
+
+/// `SOURCE_DATE_EPOCH`, when set: the time recorded in the manifest and the zip entries.
+fn source_date_epoch() -> Result<Option<u64>> {
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| anyhow!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds"))
+        })
+        .transpose()?;
+    Ok(source_date_epoch)
+}
+
+/// The files of `--app` and of each `--static` directory, as they will be stored.
+struct Walked {
+    app_files: Vec<TreeFile>,
+    static_files: Vec<TreeFile>,
+    /// `static.in/N`, one per `--static`.
+    static_dirs: Vec<String>,
+}
+
+/// Walks `--app` and the `--static` directories (leaving out `--exclude`), and warns of an
+/// exclude that matched nothing and of files that look like local secrets.
+fn walk_files(args: &PackArgs, app_name: &str) -> Result<Walked> {
+    let excludes = Excludes::new(&args.exclude)?;
+    let app_files = appfiles::walk(&args.app, &format!("{app_name}/"), "--app", &excludes)?;
+    let mut static_files = Vec::new();
+    let mut static_dirs = Vec::new();
+    for (index, directory) in args.static_dirs.iter().enumerate() {
+        let prefix = format!("static.in/{index}/");
+        static_files.extend(appfiles::walk(directory, &prefix, "--static", &excludes)?);
+        static_dirs.push(format!("static.in/{index}"));
+    }
+    for pattern in excludes.unused() {
+        warn!("--exclude {pattern:?} matched nothing");
+    }
+    let secrets: Vec<&str> = appfiles::secret_looking(&app_files)
+        .into_iter()
+        .chain(appfiles::secret_looking(&static_files))
+        .collect();
+    if !secrets.is_empty() {
+        warn!(
+            "packing {} that {} like local secrets: {} (leave them out with --exclude GLOB if \
+             they are)",
+            if secrets.len() == 1 {
+                "a file"
+            } else {
+                "files"
+            },
+            if secrets.len() == 1 { "looks" } else { "look" },
+            secrets.join(", ")
+        );
+    }
+    Ok(Walked {
+        app_files,
+        static_files,
+        static_dirs,
+    })
+}
+
+/// The collected wheels placed in the payload.
+struct Placed<'a> {
+    /// Every wheel file once, keyed by content: payload path → (what it is, the file).
+    infos: BTreeMap<String, (WheelInfo, PathBuf)>,
+    /// The sets as the manifest records them.
+    sets: Vec<WheelSet>,
+    /// The interpreters to byte-compile with, and the wheels (payload paths) for each.
+    compile_plans: Vec<(&'a Interpreter, Vec<String>)>,
+    /// The bootstrap wheels' payload paths.
+    bootstrap: BTreeSet<String>,
+}
+
+/// Reads every collected wheel (refusing what the stub would refuse) and gives each its
+/// payload path, `wheels/<digest>/<file name>`.
+fn place_wheels<'a>(
+    sets: &'a [CollectedSet],
+    bootstrap_files: &[PathBuf],
+    app_name: &str,
+) -> Result<Placed<'a>> {
+    // Every wheel file once, keyed by content.
+    let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
+    let mut payload_path = |path: &Path| -> Result<String> {
+        let info = collect::read_wheel(path, Some(app_name))?;
+        let stored = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
+        infos
+            .entry(stored.clone())
+            .or_insert((info, path.to_path_buf()));
+        Ok(stored)
+    };
+    let mut manifest_sets = Vec::new();
+    let mut compile_plans = Vec::new();
+    for set in sets {
+        let mut wheels = BTreeSet::new();
+        for file in &set.files {
+            wheels.insert(payload_path(file)?);
+        }
+        let wheels: Vec<String> = wheels.into_iter().collect();
+        for wheel in &wheels {
+            debug!("set {}: {wheel}", set.name);
+        }
+        for interpreter in &set.compile_with {
+            compile_plans.push((interpreter, wheels.clone()));
+        }
+        manifest_sets.push(WheelSet {
+            name: set.name.clone(),
+            target: set.target.clone(),
+            wheels,
+        });
+    }
+    let mut bootstrap = BTreeSet::new();
+    for file in bootstrap_files {
+        let path = payload_path(file)?;
+        debug!("bootstrap: {path}");
+        bootstrap.insert(path);
+    }
+    Ok(Placed {
+        infos,
+        sets: manifest_sets,
+        compile_plans,
+        bootstrap,
+    })
+}
+
+/// The byte-code bundles of each plan's wheels, by payload path (one per wheel and cache tag).
+fn compile_bytecode(
+    compile_plans: Vec<(&Interpreter, Vec<String>)>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    work: &Path,
+    epoch: u64,
+) -> Result<BTreeMap<String, bytecode::Built>> {
+    let mut bundles: BTreeMap<String, bytecode::Built> = BTreeMap::new();
+    for (interpreter, wheels) in compile_plans {
+        let wheels: Vec<(String, PathBuf, String)> = wheels
+            .iter()
+            .filter_map(|path| {
+                infos
+                    .get(path)
+                    .map(|(info, file)| (path.clone(), file.clone(), info.sha256.clone()))
+            })
+            .collect();
+        for built in bytecode::build_bundles(interpreter, &wheels, work, epoch)? {
+            bundles.entry(built.bundle.path.clone()).or_insert(built);
+        }
+    }
+    Ok(bundles)
+}
+
+/// The manifest's record of each wheel.
+fn wheel_entries(infos: &BTreeMap<String, (WheelInfo, PathBuf)>) -> Vec<WheelEntry> {
+    infos
+        .iter()
+        .map(|(path, (info, _))| WheelEntry {
+            path: path.clone(),
+            filename: info.filename.to_string(),
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: info.sha256.clone(),
+            size: info.size,
+            unpacked_bytes: info.unpacked_bytes,
+            members: info.members,
+            requires_python: info.requires_python.clone(),
+            requires_dist: info.requires_dist.clone(),
+        })
+        .collect()
+}
+
+/// Says what was written.
+fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
+    let size = std::fs::metadata(&args.output)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    info!(
+        "wrote {} ({} bytes: stub {} bytes, {} wheels in {} sets, {} app files)",
+        args.output.display(),
+        size,
+        stub.len(),
+        manifest.wheels.len(),
+        manifest.sets.len(),
+        manifest.app.files
+    );
+}
+
+/// Signs the artifact with `--sign`; without it, warns of a signature left beside it by an
+/// earlier pack.
+fn sign_or_warn(
+    args: &PackArgs,
+    signing_key: Option<&SigningKey>,
+    manifest: &Manifest,
+) -> Result<()> {
+    let signature = signing::signature_path(&args.output);
+    match signing_key {
+        Some(key) => {
+            let digest = pysfx_format::Payload::open(&args.output)?.digest();
+            let comment = signing::trusted_comment(manifest, &digest);
+            signing::sign_artifact(key, &args.output, &comment)?;
+        }
+        None if signature.exists() => warn!(
+            "{} is left from an earlier pack and does not sign this artifact; remove it (or \
+             pack with --sign)",
+            signature.display()
+        ),
+        None => {}
+    }
+    Ok(())
+}

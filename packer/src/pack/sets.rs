@@ -1,0 +1,250 @@
+//! The wheel sets of a pack: collected with pip from the `-r` files (one per `--python` and
+//! `--target`) or taken from `--wheels`, and the bootstrap wheels.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pysfx_format::Target;
+use pysfx_venv::Interpreter;
+use tracing::{info, warn};
+
+use super::inputs::check_output_is_not;
+use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
+use crate::requirements::Requirements;
+use crate::PackArgs;
+
+/// A wheel set as collected.
+pub(crate) struct CollectedSet {
+    pub(crate) name: String,
+    /// `None` for the set that serves every target (`--wheels` without `-r`).
+    pub(crate) target: Option<Target>,
+    pub(crate) files: Vec<PathBuf>,
+    /// The interpreters to byte-compile it with at pack time.
+    pub(crate) compile_with: Vec<Interpreter>,
+}
+
+/// The wheel sets and the bootstrap wheels, collected into `work`.
+pub(crate) fn collect_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    work: &Path,
+) -> Result<(Vec<CollectedSet>, Vec<PathBuf>)> {
+    let mut prebuilt = Vec::new();
+    for directory in &args.wheels {
+        let found = collect::wheels_in(directory)?;
+        if found.is_empty() {
+            bail!("--wheels {}: no .whl files in it", directory.display());
+        }
+        for file in found {
+            let info = collect::read_wheel(&file, None)?;
+            prebuilt.push((file, info));
+        }
+    }
+    let mut host_python: Option<String> = None;
+    let mut hashed = false;
+    let sets = if args.requirements.is_empty() {
+        // One set for every target: the --wheels, or nothing at all (an app without
+        // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
+        let mut compile_with = Vec::new();
+        if !args.no_compile {
+            for python in &args.python {
+                compile_with.push(
+                    Interpreter::query(python).with_context(|| format!("--python {python}"))?,
+                );
+            }
+        }
+        vec![CollectedSet {
+            name: "wheels".into(),
+            target: None,
+            files: prebuilt.iter().map(|(path, _)| path.clone()).collect(),
+            compile_with,
+        }]
+    } else {
+        let (sets, checks_hashes) =
+            requirement_sets(args, targets, &prebuilt, &mut host_python, work)?;
+        hashed = checks_hashes;
+        sets
+    };
+
+    let mut bootstrap = Vec::new();
+    if !args.no_bootstrap {
+        if !args.bootstrap_wheels.is_empty() {
+            for directory in &args.bootstrap_wheels {
+                bootstrap.extend(collect::wheels_in(directory)?);
+            }
+        } else {
+            let versions: BTreeSet<String> = if sets.iter().any(|set| set.target.is_none()) {
+                (6..=13).map(|minor| format!("3.{minor}")).collect()
+            } else {
+                sets.iter()
+                    .filter_map(|set| set.target.as_ref().map(|t| t.python_version.clone()))
+                    .collect()
+            };
+            if hashed {
+                // pip's hashes cannot be known for wheels pysfx picks itself (SPEC, "Supply
+                // chain"): say so rather than let a hash-checked pack look fully checked.
+                warn!(
+                    "the requirements are hash-checked (--hash), but the bootstrap wheels (pip, \
+                     setuptools) are downloaded without hashes and are NOT hash-checked; \
+                     --no-bootstrap leaves them out, --bootstrap-wheels DIR takes them from a \
+                     directory you have checked"
+                );
+            }
+            let out = work.join("bootstrap");
+            std::fs::create_dir_all(&out)?;
+            let host = host_python.unwrap_or_else(|| "python3".into());
+            bootstrap = collect::pip_download_bootstrap(
+                &host,
+                &versions.into_iter().collect::<Vec<_>>(),
+                &out,
+            )?;
+        }
+    }
+    Ok((sets, bootstrap))
+}
+
+/// The sets resolved by pip from the `-r` files: one per `--python` (pip wheel), one per
+/// `--target` (pip download, after the lines it cannot take are built into wheels). Each
+/// `--wheels` wheel joins every set it fits that lacks its distribution, and every
+/// requirement line must be in every set. Sets `host_python` to the interpreter that ran pip
+/// for targets. Also returns whether the requirements are hash-checked (`--hash`).
+fn requirement_sets(
+    args: &PackArgs,
+    targets: &[ParsedTarget],
+    prebuilt: &[(PathBuf, WheelInfo)],
+    host_python: &mut Option<String>,
+    work: &Path,
+) -> Result<(Vec<CollectedSet>, bool)> {
+    let requirements = Requirements::read(&args.requirements)?;
+    for file in &requirements.files {
+        check_output_is_not(&args.output, &file.path, "-r")?;
+    }
+    let remote = requirements.remote_files();
+    if !remote.is_empty() && !targets.is_empty() {
+        warn!(
+            "pysfx cannot look into requirements files named by URL; their local projects and \
+             URLs will be missing from --target sets: {}",
+            remote.join("; ")
+        );
+    }
+    let src = work.join("src");
+    let sources = PipSources {
+        find_links: &args.wheels,
+        src: &src,
+    };
+    let mut pythons = args.python.clone();
+    if pythons.is_empty() && targets.is_empty() {
+        pythons.push("python3".into());
+    }
+    let mut sets = Vec::new();
+    let mut fits = Vec::new();
+    // pip for --target and bootstrap downloads runs under the newest --python given (an old
+    // one's pip may not know today's wheel tags), else python3.
+    let mut host_version = (0, 0, 0);
+    if !pythons.is_empty() {
+        let copies =
+            requirements.write_copies(&work.join("requirements/python"), &HashMap::new())?;
+        for (index, python) in pythons.iter().enumerate() {
+            let interpreter =
+                Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+            if interpreter.version_info > host_version {
+                host_version = interpreter.version_info;
+                *host_python = Some(python.clone());
+            }
+            let out = work.join(format!("python-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_wheel(python, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            let name = format!(
+                "cp{}{}",
+                interpreter.version_info.0, interpreter.version_info.1
+            );
+            if sets.iter().any(|set: &CollectedSet| set.name == name) {
+                warn!(
+                    "two interpreters of Python {}: both sets are kept",
+                    interpreter.version()
+                );
+            }
+            fits.push(collect::interpreter_fit(&interpreter));
+            sets.push(CollectedSet {
+                name,
+                target: Some(collect::target_of(&interpreter)),
+                files,
+                compile_with: if args.no_compile {
+                    Vec::new()
+                } else {
+                    vec![interpreter]
+                },
+            });
+        }
+    }
+    let python_sets = sets.len();
+    let mut built = collect::BuiltLines::default();
+    if !targets.is_empty() {
+        let host = host_python.get_or_insert_with(|| "python3".into()).clone();
+        built = collect::build_for_targets(&host, &requirements, targets, &sources, work)?;
+        let copies =
+            requirements.write_copies(&work.join("requirements/target"), &built.replacements)?;
+        for (index, target) in targets.iter().enumerate() {
+            let out = work.join(format!("target-{index}"));
+            std::fs::create_dir_all(&out)?;
+            collect::pip_download_target(&host, target, &copies, &sources, &out)?;
+            let files = collect::wheels_in(&out)?;
+            fits.push(collect::target_fit(target)?);
+            sets.push(CollectedSet {
+                name: target.name.clone(),
+                target: Some(target.target.clone()),
+                files,
+                compile_with: Vec::new(),
+            });
+        }
+    }
+    for (index, (set, fit)) in sets.iter_mut().zip(&fits).enumerate() {
+        for wheel in collect::join_prebuilt(&mut set.files, fit, prebuilt)? {
+            info!("set {}: {} from --wheels", set.name, wheel.display());
+        }
+        // pip wheel builds the local projects of --python sets itself; pysfx built those of
+        // --target sets and knows what they are.
+        let built = (index >= python_sets).then_some(&built);
+        collect::check_requirements_present(&set.name, &set.files, &requirements, built)?;
+    }
+    // pip copies a --wheels wheel it picks into the set: the same file name.
+    let used: HashSet<&std::ffi::OsStr> = sets
+        .iter()
+        .flat_map(|set| set.files.iter().filter_map(|file| file.file_name()))
+        .collect();
+    for (path, info) in prebuilt {
+        if !path.file_name().is_some_and(|name| used.contains(name)) {
+            warn!(
+                "--wheels {}: in none of the wheel sets (it fits none, or each has another \
+                 wheel of {}); left out",
+                path.display(),
+                info.name
+            );
+        }
+    }
+    Ok((sets, requirements.checks_hashes()))
+}
+
+/// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
+pub(crate) fn bootstrap_for(
+    interpreter: &Interpreter,
+    bootstrap: &BTreeSet<String>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+) -> Vec<String> {
+    let Ok(version) = interpreter.version().parse() else {
+        return Vec::new();
+    };
+    let candidates: Vec<pysfx_wheel::Candidate<String>> = bootstrap
+        .iter()
+        .filter_map(|path| {
+            infos.get(path).map(|(info, _)| pysfx_wheel::Candidate {
+                filename: info.filename.clone(),
+                requires_python: info.requires_python.clone(),
+                item: path.clone(),
+            })
+        })
+        .collect();
+    pysfx_wheel::select(&candidates, &interpreter.tags(), &version).chosen
+}

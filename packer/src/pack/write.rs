@@ -1,0 +1,183 @@
+//! Writing the artifact: the stub, the manifest and every entry into a temporary file beside
+//! the output, renamed into place when complete.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use pysfx_format::{EntryOptions, Manifest, PayloadWriter};
+use tracing::{info, warn};
+
+use crate::appfiles::{TreeFile, TreeKind};
+use crate::bytecode;
+use crate::collect::WheelInfo;
+
+/// Everything that goes into the payload after the manifest.
+pub(crate) struct Contents<'a> {
+    pub(crate) app_files: &'a [TreeFile],
+    pub(crate) static_files: &'a [TreeFile],
+    pub(crate) wheels: &'a BTreeMap<String, (WheelInfo, PathBuf)>,
+    pub(crate) bundles: &'a BTreeMap<String, bytecode::Built>,
+    /// Entries made by the packer (the SBOMs), stored right after the manifest.
+    pub(crate) documents: &'a [(String, Vec<u8>)],
+}
+
+pub(crate) fn write_artifact(
+    output: &Path,
+    stub: &[u8],
+    manifest: &Manifest,
+    contents: &Contents<'_>,
+    epoch: u64,
+) -> Result<()> {
+    let Contents {
+        app_files,
+        static_files,
+        wheels,
+        bundles,
+        documents,
+    } = contents;
+    let name = output
+        .file_name()
+        .ok_or_else(|| anyhow!("-o {}: not a file name", output.display()))?
+        .to_string_lossy()
+        .into_owned();
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let directory = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    remove_stale_temporaries(directory, &name);
+    let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    crate::interrupt::remove_on_signal(temporary.clone());
+    let result = (|| -> Result<()> {
+        let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
+        writer.add_manifest(manifest)?;
+        for (name, bytes) in documents.iter() {
+            // Stored, so the stub copies them out as byte ranges, as it reads wheels.
+            let options = EntryOptions {
+                compress: false,
+                executable: false,
+                size: bytes.len() as u64,
+            };
+            writer.add(name, &mut bytes.as_slice(), options)?;
+        }
+        for file in app_files.iter().chain(static_files.iter()) {
+            let (executable, size) = match &file.kind {
+                TreeKind::File { executable, size } => (*executable, *size),
+                TreeKind::Link { target } => {
+                    writer.add_symlink(&file.name, target)?;
+                    continue;
+                }
+            };
+            // Opened without following a link: a file swapped for one since the walk is not
+            // read through.
+            let mut source = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&file.source)
+                .with_context(|| format!("cannot read {}", file.source.display()))?;
+            writer.add(
+                &file.name,
+                &mut source,
+                EntryOptions {
+                    compress: true,
+                    executable,
+                    size,
+                },
+            )?;
+        }
+        let progress = progress_bar(wheels.len() as u64, "packing wheels");
+        for (path, (_, source)) in wheels.iter() {
+            progress.inc(1);
+            add_stored(&mut writer, path, source)?;
+        }
+        progress.finish_and_clear();
+        for (path, built) in bundles.iter() {
+            add_stored(&mut writer, path, &built.file)?;
+        }
+        writer.finish()?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&temporary, output)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
+/// far). The next pack of OUT removes those whose process is gone; one whose process still runs
+/// may be a concurrent pack and is left alone.
+fn remove_stale_temporaries(directory: &Path, name: &str) {
+    let prefix = format!(".{name}.pysfx-tmp-");
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|file_name| file_name.strip_prefix(&prefix))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !regular || pid <= 0 || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(
+                "removed {}, left by an interrupted pack (process {pid} is gone)",
+                path.display()
+            ),
+            Err(error) => warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
+}
+
+/// `kill(pid, 0)`: only ESRCH says there is no such process (EPERM: it runs as another user).
+fn process_exists(pid: i32) -> bool {
+    let result = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(result, Err(nix::errno::Errno::ESRCH))
+}
+
+/// Adds a file stored, not deflated: the stub reads wheels and byte-code bundles in place.
+fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<()> {
+    let mut file =
+        File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", source.display()))?
+        .len();
+    let options = EntryOptions {
+        compress: false,
+        executable: false,
+        size,
+    };
+    writer.add(name, &mut file, options)?;
+    Ok(())
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise.
+fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    if total == 0 || dumb || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}

@@ -1,0 +1,192 @@
+//! Artifacts written directly with the format crate, bypassing the packer's checks, so tests can
+//! put in them what `pysfx pack` would refuse.
+
+use std::path::{Path, PathBuf};
+
+use crate::test_stub;
+
+/// Writes an artifact directly with the format crate, bypassing the packer's checks, so tests
+/// can put content in it that `pysfx pack` would refuse. `app` entries go in as they are named.
+pub fn raw_artifact(
+    output: &Path,
+    wheels: &[PathBuf],
+    app: &[(&str, &[u8])],
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
+    raw_artifact_with_links(output, wheels, app, &[], tamper)
+}
+
+/// [`raw_artifact`] with symbolic link entries `(name, target)` after the app entries.
+pub fn raw_artifact_with_links(
+    output: &Path,
+    wheels: &[PathBuf],
+    app: &[(&str, &[u8])],
+    links: &[(&str, &str)],
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
+    let mut entries = Vec::new();
+    let mut payload_wheels = Vec::new();
+    for wheel in wheels {
+        let (entry, bytes) = raw_wheel_entry(wheel);
+        payload_wheels.push((entry.path.clone(), bytes));
+        entries.push(entry);
+    }
+    let mut manifest = raw_manifest(app.len() as u64, entries);
+    // What the payload declares, as the packer records it; `tamper` may make it lie.
+    manifest.unpacked_bytes = manifest
+        .wheels
+        .iter()
+        .map(|wheel| wheel.unpacked_bytes)
+        .chain(app.iter().map(|(_, bytes)| bytes.len() as u64))
+        .chain(links.iter().map(|(_, target)| target.len() as u64))
+        .sum();
+    tamper(&mut manifest);
+    write_raw(output, &manifest, app, links, &payload_wheels);
+    output.to_path_buf()
+}
+
+/// A wheel's manifest record, as the packer would make it (name, version and requirements from
+/// its METADATA when it has one), and its bytes.
+fn raw_wheel_entry(wheel: &Path) -> (pysfx_format::WheelEntry, Vec<u8>) {
+    use sha2::Digest;
+    let bytes = std::fs::read(wheel).expect("read wheel");
+    let filename = wheel
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let sha256 = pysfx_format::hex(&sha2::Sha256::digest(&bytes));
+    let mut name = filename
+        .split('-')
+        .next()
+        .expect("name")
+        .to_ascii_lowercase();
+    let mut version = "1.0".to_string();
+    let mut requires_python = None;
+    let path = format!("wheels/{}/{filename}", &sha256[..16]);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("a zip");
+    let unpacked_bytes = (0..archive.len())
+        .map(|index| archive.by_index_raw(index).expect("entry").size())
+        .sum();
+    let metadata_name = (0..archive.len())
+        .map(|index| {
+            let entry = archive.by_index_raw(index).expect("entry");
+            String::from_utf8_lossy(entry.name_raw()).into_owned()
+        })
+        .find(|name| name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1);
+    let mut requires_dist = Vec::new();
+    if let Some(metadata_name) = metadata_name {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut archive.by_name(&metadata_name).expect("METADATA"),
+            &mut text,
+        )
+        .expect("METADATA text");
+        let headers: Vec<(&str, &str)> = text
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .map(|(key, value)| (key.trim(), value.trim()))
+            .collect();
+        for (key, value) in headers {
+            match key {
+                "Requires-Dist" => requires_dist.push(value.to_string()),
+                "Version" => version = value.to_string(),
+                "Requires-Python" => requires_python = Some(value.to_string()),
+                "Name" => name = normalize(value),
+                _ => {}
+            }
+        }
+    }
+    let entry = pysfx_format::WheelEntry {
+        path,
+        filename,
+        name,
+        version,
+        sha256,
+        size: bytes.len() as u64,
+        unpacked_bytes,
+        members: 0,
+        requires_python,
+        requires_dist,
+    };
+    (entry, bytes)
+}
+
+/// The manifest of a raw artifact: one set, "wheels", of every wheel, for the app "demoapp".
+fn raw_manifest(app_files: u64, entries: Vec<pysfx_format::WheelEntry>) -> pysfx_format::Manifest {
+    pysfx_format::Manifest {
+        format_version: pysfx_format::FORMAT_VERSION,
+        pysfx_version: "test".into(),
+        created: None,
+        app: pysfx_format::AppInfo {
+            name: "demoapp".into(),
+            version: None,
+            files: app_files,
+            bytes: 0,
+        },
+        static_dirs: Vec::new(),
+        sets: vec![pysfx_format::WheelSet {
+            name: "wheels".into(),
+            target: None,
+            wheels: entries.iter().map(|entry| entry.path.clone()).collect(),
+        }],
+        wheels: entries,
+        bootstrap: Vec::new(),
+        unpacked_bytes: 0,
+        stub_glibc: None,
+        bytecode: Vec::new(),
+    }
+}
+
+/// Writes the stub, `manifest`, the app entries, the links and the wheels to `output`, and
+/// makes it executable.
+fn write_raw(
+    output: &Path,
+    manifest: &pysfx_format::Manifest,
+    app: &[(&str, &[u8])],
+    links: &[(&str, &str)],
+    payload_wheels: &[(String, Vec<u8>)],
+) {
+    let stub = std::fs::read(test_stub().0).expect("read stub");
+    let mut writer =
+        pysfx_format::PayloadWriter::create(output, &stub, 315_532_800).expect("create");
+    writer.add_manifest(manifest).expect("manifest");
+    for (name, bytes) in app {
+        let file = pysfx_format::EntryOptions {
+            compress: true,
+            executable: false,
+            size: bytes.len() as u64,
+        };
+        writer.add(name, &mut &bytes[..], file).expect("app entry");
+    }
+    for (name, target) in links {
+        writer.add_symlink(name, target).expect("link entry");
+    }
+    for (path, bytes) in payload_wheels {
+        let stored = pysfx_format::EntryOptions {
+            compress: false,
+            executable: false,
+            size: bytes.len() as u64,
+        };
+        writer
+            .add(path, &mut bytes.as_slice(), stored)
+            .expect("wheel entry");
+    }
+    writer.finish().expect("finish");
+    let mut permissions = std::fs::metadata(output).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(output, permissions).expect("chmod");
+}
+
+/// PEP 503's normalised name: lower case, runs of `-`, `_` and `.` as one `-`.
+fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    for part in name.split(['-', '_', '.']).filter(|part| !part.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&part.to_ascii_lowercase());
+    }
+    out
+}
