@@ -111,12 +111,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     out.push_str(&format!(
         "app:       {}/{} ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
         manifest.app.name,
-        manifest
-            .app
-            .version
-            .as_deref()
-            .map(|version| format!(" version {version}"))
-            .unwrap_or_default(),
+        manifest.app.version_suffix(),
         manifest.app.files,
         manifest.app.bytes,
         if manifest.static_dirs.is_empty() {

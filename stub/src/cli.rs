@@ -425,12 +425,7 @@ fn info(cli: &Cli) -> Result<(), Failure> {
         payload.digest(),
         manifest.pysfx_version,
         manifest.app.name,
-        manifest
-            .app
-            .version
-            .as_deref()
-            .map(|version| format!(" version {version}"))
-            .unwrap_or_default(),
+        manifest.app.version_suffix(),
         manifest.app.files,
         manifest.app.bytes,
         manifest.unpacked_bytes,

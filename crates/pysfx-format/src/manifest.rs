@@ -71,6 +71,16 @@ pub struct AppInfo {
     pub bytes: u64,
 }
 
+impl AppInfo {
+    /// `" version V"`, or nothing when no version was recorded: how listings name the app.
+    pub fn version_suffix(&self) -> String {
+        self.version
+            .as_deref()
+            .map(|version| format!(" version {version}"))
+            .unwrap_or_default()
+    }
+}
+
 /// One wheel file stored (uncompressed) in the payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WheelEntry {

@@ -126,16 +126,7 @@ mod tests {
     use crate::PlatformFacts;
 
     fn tags(minor: u32) -> InterpreterTags {
-        InterpreterTags::for_cpython(&PlatformFacts {
-            major: 3,
-            minor,
-            debug: false,
-            pymalloc: Some(true),
-            gil_disabled: false,
-            platform: "linux-x86_64".into(),
-            is_32bit: false,
-            glibc: Some((2, 17)),
-        })
+        InterpreterTags::for_cpython(&PlatformFacts::linux_cpython(minor, Some((2, 17))))
     }
 
     fn candidate(filename: &str, requires_python: Option<&str>) -> Candidate<String> {

@@ -39,6 +39,23 @@ pub struct PlatformFacts {
     pub glibc: Option<(u32, u32)>,
 }
 
+impl PlatformFacts {
+    /// A standard (non-debug, GIL, 64-bit) CPython 3.`minor` on x86_64 Linux with glibc
+    /// `glibc` (`None`: not glibc): what a `--target` names.
+    pub fn linux_cpython(minor: u32, glibc: Option<(u32, u32)>) -> PlatformFacts {
+        PlatformFacts {
+            major: 3,
+            minor,
+            debug: false,
+            pymalloc: Some(true),
+            gil_disabled: false,
+            platform: "linux-x86_64".into(),
+            is_32bit: false,
+            glibc,
+        }
+    }
+}
+
 /// The tags an interpreter accepts, best first, with a fast priority lookup.
 #[derive(Debug, Clone)]
 pub struct InterpreterTags {
@@ -245,16 +262,7 @@ mod tests {
     use super::*;
 
     fn facts(minor: u32, glibc: Option<(u32, u32)>) -> PlatformFacts {
-        PlatformFacts {
-            major: 3,
-            minor,
-            debug: false,
-            pymalloc: Some(true),
-            gil_disabled: false,
-            platform: "linux-x86_64".into(),
-            is_32bit: false,
-            glibc,
-        }
+        PlatformFacts::linux_cpython(minor, glibc)
     }
 
     fn strings(tags: &InterpreterTags) -> Vec<String> {

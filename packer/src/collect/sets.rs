@@ -30,16 +30,7 @@ pub fn target_fit(target: &ParsedTarget) -> Result<SetFit> {
         .and_then(|minor| minor.parse().ok())
         .ok_or_else(|| anyhow!("--target {}: no Python version", target.name))?;
     let platform = target.target.platform.as_deref().unwrap_or_default();
-    let facts = PlatformFacts {
-        major: 3,
-        minor,
-        debug: false,
-        pymalloc: Some(true),
-        gil_disabled: false,
-        platform: "linux-x86_64".into(),
-        is_32bit: false,
-        glibc: glibc_of_platform(platform),
-    };
+    let facts = PlatformFacts::linux_cpython(minor, glibc_of_platform(platform));
     Ok(SetFit {
         tags: InterpreterTags::for_cpython(&facts),
         python: format!("3.{minor}.{NEWEST_PATCH}"),
