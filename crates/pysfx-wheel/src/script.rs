@@ -35,13 +35,26 @@ pub fn python_shebang_end(start: &[u8], complete: bool) -> Option<usize> {
     }
 }
 
-/// The launcher for `module:attribute`, as pip and distlib write it; it runs on Python 3.6.
-pub fn launcher_script(python: &str, module: &str, attribute: &str) -> String {
+/// The launcher for `module:attribute`, as the pip for that Python writes it: pip 26 (CPython
+/// 3.9 and later) without `re`; distlib's template, as pip up to 25.0 writes it, before 3.9
+/// (`str.removesuffix` is 3.9's).
+pub fn launcher_script(
+    python: &str,
+    module: &str,
+    attribute: &str,
+    (major, minor): (u32, u32),
+) -> String {
     let import_name = attribute.split('.').next().unwrap_or(attribute);
-    format!(
-        "{shebang}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import_name}\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit({attribute}())\n",
-        shebang = format_shebang(python),
-    )
+    let shebang = format_shebang(python);
+    if (major, minor) >= (3, 9) {
+        format!(
+            "{shebang}\nimport sys\nfrom {module} import {import_name}\nif __name__ == '__main__':\n    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit({attribute}())\n"
+        )
+    } else {
+        format!(
+            "{shebang}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import_name}\nif __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit({attribute}())\n"
+        )
+    }
 }
 
 #[cfg(test)]
@@ -107,12 +120,17 @@ mod tests {
 
     #[test]
     fn launcher_text() {
-        let text = launcher_script("/d/venv/bin/python", "pkg.cli", "Main.run");
+        let text = launcher_script("/d/venv/bin/python", "pkg.cli", "Main.run", (3, 11));
         assert_eq!(
             text,
-            "#!/d/venv/bin/python\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom pkg.cli import Main\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit(Main.run())\n"
+            "#!/d/venv/bin/python\nimport sys\nfrom pkg.cli import Main\nif __name__ == '__main__':\n    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit(Main.run())\n"
         );
-        let spaced = launcher_script("/my dir/bin/python", "m", "f");
+        let old = launcher_script("/d/venv/bin/python", "pkg.cli", "Main.run", (3, 8));
+        assert_eq!(
+            old,
+            "#!/d/venv/bin/python\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom pkg.cli import Main\nif __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit(Main.run())\n"
+        );
+        let spaced = launcher_script("/my dir/bin/python", "m", "f", (3, 6));
         assert!(spaced.starts_with(
             "#!/bin/sh\n'''exec' '/my dir/bin/python' \"$0\" \"$@\"\n' '''\n# -*- coding"
         ));

@@ -368,7 +368,12 @@ fn plan_launchers(
         }
         launchers.push(Launcher {
             destination,
-            text: launcher_script(&layout.shebang_python, &script.module, &script.attribute),
+            text: launcher_script(
+                &layout.shebang_python,
+                &script.module,
+                &script.attribute,
+                layout.python_version,
+            ),
             disposition: Disposition::Create,
         });
     }
