@@ -137,7 +137,7 @@ for key in sorted(set(ra) & set(rb)):
         digest = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         if row != [digest, str(len(data))]:
             problems.append("RECORD row does not describe the file: %s %s" % (key, row))
-    if root.encode() not in open(os.path.normpath(os.path.join(ours, site, rel_path)), "rb").read():
+    if os.path.realpath(ours).encode() not in open(os.path.normpath(os.path.join(ours, site, rel_path)), "rb").read():
         problems.append("RECORD row differs: %s: %s vs %s" % (key, ra[key], rb[key]))
 print("%d files identical (venv path aside), %d RECORD rows identical, %d differences" % (same_text, rows_same, len(problems)))
 for problem in problems[:60]:
