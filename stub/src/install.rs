@@ -450,8 +450,25 @@ fn write_receipt(
         format!("{site_packages}/{}", pysfx_venv::HOOK_PTH),
         format!("{site_packages}/{}.py", pysfx_venv::HOOK_MODULE),
     ];
-    let contents = Contents::collect(temporary, &site_packages, built.app_files.clone(), &hooks)
-        .map_err(|error| Failure::io("cannot read back", temporary, &error))?;
+    let dist_infos = built
+        .dist_infos
+        .iter()
+        .map(|name| format!("{site_packages}/{name}"))
+        .collect();
+    let executables = built
+        .executables
+        .iter()
+        .map(|path| format!("venv/{path}"))
+        .collect();
+    let contents = Contents::from_install(
+        temporary,
+        &site_packages,
+        built.app_files.clone(),
+        &hooks,
+        dist_infos,
+        executables,
+    )
+    .map_err(|error| Failure::io("cannot read back", temporary, &error))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

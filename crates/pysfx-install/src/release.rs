@@ -54,6 +54,10 @@ pub struct Built {
     pub app_files: Vec<pysfx_release::receipt::RecordedFile>,
     /// The venv's site-packages, relative to the venv (`lib/pythonX.Y/site-packages`).
     pub site_packages: String,
+    /// The installed distributions' `.dist-info` directories, by name.
+    pub dist_infos: Vec<String>,
+    /// The files the wheels wrote executable, relative to the venv.
+    pub executables: Vec<String>,
 }
 
 /// Builds the release of `plan` under `root` (which must exist and be empty), to be renamed
@@ -164,7 +168,26 @@ pub fn build_release(
         shared_paths,
         app_files: extracted.recorded,
         site_packages: venv.site_packages,
+        dist_infos: reports.iter().map(|r| r.dist_info.clone()).collect(),
+        executables: still_executable(&venv.root, &mut reports),
     })
+}
+
+/// The files the wheels wrote executable that still are: a later wheel may have replaced one
+/// (a shared path) with a file that is not. One stat per candidate, not per file.
+fn still_executable(venv: &Path, reports: &mut [InstallReport]) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut paths: Vec<String> = reports
+        .iter_mut()
+        .flat_map(|report| std::mem::take(&mut report.executables))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths.retain(|path| {
+        std::fs::symlink_metadata(venv.join(path))
+            .is_ok_and(|metadata| metadata.permissions().mode() & 0o111 != 0)
+    });
+    paths
 }
 
 /// The venv skeleton and hooks under `root/venv`, and the layout its wheels go into.

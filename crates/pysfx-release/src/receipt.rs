@@ -110,21 +110,9 @@ impl Contents {
     pub fn collect(
         root: &Path,
         site_packages: &str,
-        mut files: Vec<RecordedFile>,
+        files: Vec<RecordedFile>,
         extra: &[String],
     ) -> std::io::Result<Contents> {
-        for relative in extra {
-            let path = root.join(relative);
-            let (digest, size) = hash_file(&path)?;
-            let mode = std::fs::symlink_metadata(&path)?;
-            files.push(RecordedFile::file(
-                relative.clone(),
-                &digest,
-                size,
-                executable(&mode),
-            ));
-        }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
         let mut dist_infos = Vec::new();
         let mut executables = Vec::new();
         let mut entries: Vec<_> = std::fs::read_dir(root.join(site_packages))?
@@ -151,6 +139,32 @@ impl Contents {
             }
             dist_infos.push(dist_info);
         }
+        Contents::from_install(root, site_packages, files, extra, dist_infos, executables)
+    }
+
+    /// The same from what the install reports (no RECORD read back, no stat): `dist_infos`
+    /// and `executables` relative to `root`.
+    pub fn from_install(
+        root: &Path,
+        site_packages: &str,
+        mut files: Vec<RecordedFile>,
+        extra: &[String],
+        mut dist_infos: Vec<String>,
+        mut executables: Vec<String>,
+    ) -> std::io::Result<Contents> {
+        for relative in extra {
+            let path = root.join(relative);
+            let (digest, size) = hash_file(&path)?;
+            let mode = std::fs::symlink_metadata(&path)?;
+            files.push(RecordedFile::file(
+                relative.clone(),
+                &digest,
+                size,
+                executable(&mode),
+            ));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        dist_infos.sort();
         executables.sort();
         executables.dedup();
         Ok(Contents {

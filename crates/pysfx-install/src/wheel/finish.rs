@@ -30,6 +30,7 @@ impl PreparedWheel {
         }
         let mut rows = Vec::with_capacity(outcomes.len() + prepared.launchers.len() + 3);
         let mut python_files = Vec::new();
+        let mut executables = Vec::new();
         let mut bytes_written = 0u64;
         for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
             bytes_written += outcome.size;
@@ -43,6 +44,9 @@ impl PreparedWheel {
                 && plan.destination.starts_with(site)
             {
                 python_files.push(plan.destination.clone());
+            }
+            if plan.disposition != Disposition::Discard && plan.executable {
+                executables.push(plan.destination.clone());
             }
         }
         // Launchers, INSTALLER, REQUESTED, RECORD.
@@ -58,6 +62,9 @@ impl PreparedWheel {
                 0o755,
                 launcher.disposition,
             )?;
+            if launcher.disposition != Disposition::Discard {
+                executables.push(launcher.destination.clone());
+            }
             rows.push(RecordEntry {
                 path: relative_path(site, &launcher.destination),
                 hash: hash_bytes(launcher.text.as_bytes()),
@@ -96,6 +103,8 @@ impl PreparedWheel {
             files: files_written,
             bytes: bytes_written + record_text.len() as u64,
             python_files,
+            dist_info: dist_info.clone(),
+            executables,
         })
     }
 }

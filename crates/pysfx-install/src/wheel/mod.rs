@@ -58,6 +58,10 @@ pub struct InstallReport {
     pub bytes: u64,
     /// The `.py` files written under site-packages, relative to the venv root.
     pub python_files: Vec<String>,
+    /// Its `.dist-info` directory's name.
+    pub dist_info: String,
+    /// The files it wrote executable (members and launchers), relative to the venv root.
+    pub executables: Vec<String>,
 }
 
 /// One member to write, after every check that can run before writing.
