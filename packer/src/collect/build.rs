@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use pysfx_wheel::WheelFilename;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::pip::{pip_verbosity, run_pip, PipSources};
+use super::pip::{pip_wheel_command, run_pip, PipSources};
 use super::sets::target_fit;
 use super::target::ParsedTarget;
 use super::wheel::{wheel_filename, wheels_in};
@@ -77,23 +76,8 @@ pub fn build_for_targets(
             let listing = out.with_extension("txt");
             std::fs::write(&listing, text)
                 .with_context(|| format!("cannot write {}", listing.display()))?;
-            let mut command = Command::new(host_python);
-            command
-                .args([
-                    "-m",
-                    "pip",
-                    "wheel",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    pip_verbosity(),
-                    "--no-deps",
-                    "-w",
-                ])
-                .arg(&out)
-                .arg("--src")
-                .arg(sources.src);
-            sources.add_to(&mut command);
-            command.arg("-r").arg(&listing);
+            let mut command = pip_wheel_command(host_python, sources, &out);
+            command.arg("--no-deps").arg("-r").arg(&listing);
             info!(
                 "building {} into a wheel with {host_python} -m pip wheel",
                 build.requirement

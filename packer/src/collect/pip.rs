@@ -37,21 +37,7 @@ pub fn pip_wheel(
     sources: &PipSources<'_>,
     out: &Path,
 ) -> Result<()> {
-    let mut command = Command::new(python);
-    command
-        .args([
-            "-m",
-            "pip",
-            "wheel",
-            "--disable-pip-version-check",
-            "--no-input",
-            pip_verbosity(),
-            "-w",
-        ])
-        .arg(out)
-        .arg("--src")
-        .arg(sources.src);
-    sources.add_to(&mut command);
+    let mut command = pip_wheel_command(python, sources, out);
     for requirement in requirements {
         command.arg("-r").arg(requirement);
     }
@@ -189,6 +175,27 @@ pub fn pip_download_bootstrap(
     wheels.sort();
     wheels.dedup_by(|a, b| a.file_name() == b.file_name());
     Ok(wheels)
+}
+
+/// `PYTHON -m pip wheel … -w OUT --src …` with the sources' index options: the base of every
+/// pip wheel the packer runs.
+pub(crate) fn pip_wheel_command(python: &str, sources: &PipSources<'_>, out: &Path) -> Command {
+    let mut command = Command::new(python);
+    command
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-input",
+            pip_verbosity(),
+            "-w",
+        ])
+        .arg(out)
+        .arg("--src")
+        .arg(sources.src);
+    sources.add_to(&mut command);
+    command
 }
 
 /// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).

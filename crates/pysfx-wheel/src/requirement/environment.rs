@@ -30,6 +30,29 @@ pub struct MarkerEnvironment {
     pub sys_platform: String,
 }
 
+impl MarkerEnvironment {
+    /// Every marker variable but `extra`, by its PEP 508 name, as packaging's
+    /// `default_environment()` names them.
+    pub fn fields(&self) -> [(&'static str, &str); 11] {
+        [
+            ("implementation_name", &self.implementation_name),
+            ("implementation_version", &self.implementation_version),
+            ("os_name", &self.os_name),
+            ("platform_machine", &self.platform_machine),
+            (
+                "platform_python_implementation",
+                &self.platform_python_implementation,
+            ),
+            ("platform_release", &self.platform_release),
+            ("platform_system", &self.platform_system),
+            ("platform_version", &self.platform_version),
+            ("python_full_version", &self.python_full_version),
+            ("python_version", &self.python_version),
+            ("sys_platform", &self.sys_platform),
+        ]
+    }
+}
+
 /// The environment as one evaluation sees it: with packaging's repairs and the extra being
 /// evaluated, normalised.
 pub(super) struct Values<'a> {

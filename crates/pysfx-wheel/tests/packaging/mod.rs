@@ -320,25 +320,7 @@ fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 fn environment_json(environment: &MarkerEnvironment) -> String {
-    let fields = [
-        ("implementation_name", &environment.implementation_name),
-        (
-            "implementation_version",
-            &environment.implementation_version,
-        ),
-        ("os_name", &environment.os_name),
-        ("platform_machine", &environment.platform_machine),
-        (
-            "platform_python_implementation",
-            &environment.platform_python_implementation,
-        ),
-        ("platform_release", &environment.platform_release),
-        ("platform_system", &environment.platform_system),
-        ("platform_version", &environment.platform_version),
-        ("python_full_version", &environment.python_full_version),
-        ("python_version", &environment.python_version),
-        ("sys_platform", &environment.sys_platform),
-    ];
+    let fields = environment.fields();
     let fields: Vec<String> = fields
         .iter()
         .map(|(key, value)| format!("{}:{}", json_string(key), json_string(value)))
