@@ -76,6 +76,8 @@ mod tests {
             members: 1,
             requires_python: None,
             requires_dist: Vec::new(),
+            record_sha256: None,
+            from_base: false,
         }
     }
 

@@ -526,6 +526,8 @@ mod tests {
             members: 1,
             requires_python: None,
             requires_dist: requires.iter().map(ToString::to_string).collect(),
+            record_sha256: None,
+            from_base: false,
         }
     }
 

@@ -109,6 +109,8 @@ fn raw_wheel_entry(wheel: &Path) -> (pysfx_format::WheelEntry, Vec<u8>) {
         members: 0,
         requires_python,
         requires_dist,
+        record_sha256: None,
+        from_base: false,
     };
     (entry, bytes)
 }
@@ -135,6 +137,7 @@ fn raw_manifest(app_files: u64, entries: Vec<pysfx_format::WheelEntry>) -> pysfx
         bootstrap: Vec::new(),
         unpacked_bytes: 0,
         stub_glibc: None,
+        thin_from: None,
         bytecode: Vec::new(),
     }
 }

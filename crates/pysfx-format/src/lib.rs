@@ -17,8 +17,8 @@ mod writer;
 
 pub use hash::sha256_reader;
 pub use manifest::{
-    check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, WheelEntry,
-    WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
+    check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, ThinBase,
+    WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use member::{scan_members, validate_member_name, Member, MemberKind, MemberName, ScanError};
 pub use reader::{Payload, Section};

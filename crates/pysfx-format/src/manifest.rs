@@ -37,6 +37,28 @@ pub struct Manifest {
     /// Byte-code compiled at pack time, per wheel and interpreter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bytecode: Vec<BytecodeBundle>,
+    /// Set in a thin artifact (`pack --thin-from OLD`): the artifact its left-out wheels
+    /// ([`WheelEntry::from_base`]) were taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thin_from: Option<ThinBase>,
+}
+
+/// The artifact a thin artifact relies on: at install, the wheels it left out come from a
+/// release of it (or of any artifact that carried the same wheels) beside DEST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinBase {
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Hex SHA-256 of OLD's payload (its trailer digest).
+    pub payload_sha256: String,
+}
+
+impl Manifest {
+    /// The wheels this payload leaves out (a thin artifact's), in manifest order.
+    pub fn base_wheels(&self) -> impl Iterator<Item = &WheelEntry> {
+        self.wheels.iter().filter(|wheel| wheel.from_base)
+    }
 }
 
 /// The `.pyc` files of one wheel for one interpreter, compiled at pack time: a stored zip whose
@@ -106,6 +128,19 @@ pub struct WheelEntry {
     /// before it was recorded, whose installs are not checked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires_dist: Vec<String>,
+    /// Hex SHA-256 of the wheel's `.dist-info/RECORD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_sha256: Option<String>,
+    /// Left out of this (thin) payload: its files come from a release beside DEST that
+    /// installed the very same wheel (`sha256`). `path` then names the wheel's husk: a zip of
+    /// its `.dist-info/` and `.data/scripts/` members (what an install writes fresh), and
+    /// `size` is the husk's; `sha256`, `unpacked_bytes` and `members` stay the whole wheel's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub from_base: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn is_zero(value: &u64) -> bool {

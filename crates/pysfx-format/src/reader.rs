@@ -213,6 +213,7 @@ fn empty_manifest() -> Manifest {
         bootstrap: Vec::new(),
         unpacked_bytes: 0,
         stub_glibc: None,
+        thin_from: None,
         bytecode: Vec::new(),
     }
 }

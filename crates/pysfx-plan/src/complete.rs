@@ -144,6 +144,8 @@ mod tests {
             members: 0,
             requires_python: None,
             requires_dist: requires.iter().map(|r| r.to_string()).collect(),
+            record_sha256: None,
+            from_base: false,
         }
     }
 

@@ -104,6 +104,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),
         stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
+        thin_from: None,
         bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
     };
 
@@ -302,6 +303,8 @@ fn wheel_entries(infos: &BTreeMap<String, (WheelInfo, PathBuf)>) -> Vec<WheelEnt
             members: info.members,
             requires_python: info.requires_python.clone(),
             requires_dist: info.requires_dist.clone(),
+            record_sha256: None,
+            from_base: false,
         })
         .collect()
 }
