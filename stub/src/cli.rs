@@ -23,6 +23,8 @@ pub struct Cli {
     /// Symlink to point at DEST after success.
     pub link: Option<PathBuf>,
     pub no_compile: bool,
+    /// Never hard-link files from a release beside DEST.
+    pub copy: bool,
     pub json: bool,
     /// `-v` count.
     pub verbose: u8,
@@ -58,7 +60,7 @@ pub fn help(program: &str) -> String {
     format!(
         "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
 
-Usage: {program} -d DEST [--python PY] [--force] [--link LINK [--keep N]] [--no-compile] [--json] [-v | -q]
+Usage: {program} -d DEST [--python PY] [--force] [--link LINK [--keep N]] [--no-compile] [--copy] [--json] [-v | -q]
        {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version | --help
        {program} --check DEST [--json]
        {program} --status LINK [--json]
@@ -74,6 +76,7 @@ Options:
                      until N remain (by install time; LINK's target and the release it
                      replaced always stay)
       --no-compile   Do not byte-compile the installed packages
+      --copy         Unpack every file, never hard-link one from a release beside DEST
       --json         Print one JSON object on stdout
   -v, --verbose      More detail on stderr (-vv for more); PYSFX_LOG=LEVEL sets it too
   -q, --quiet        Errors only on stderr
@@ -141,6 +144,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("activate") => set_path(&mut cli.activate, &mut parser, "--activate")?,
             Long("force") => cli.force = true,
             Long("no-compile") => cli.no_compile = true,
+            Long("copy") => cli.copy = true,
             Long("json") => cli.json = true,
             Short('v') | Long("verbose") => cli.verbose = cli.verbose.saturating_add(1),
             Short('q') | Long("quiet") => cli.quiet = true,
@@ -194,6 +198,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             (cli.force, "--force"),
             (cli.link.is_some() && cli.activate.is_none(), "--link"),
             (cli.no_compile, "--no-compile"),
+            (cli.copy, "--copy"),
         ];
         if let Some((_, flag)) = install_only.iter().find(|(given, _)| *given) {
             return Err(format!(
@@ -341,6 +346,7 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
             force: cli.force,
             keep: cli.keep,
             no_compile: cli.no_compile,
+            copy: cli.copy,
             json: cli.json,
             quiet: cli.quiet,
         }),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::Payload;
-use pysfx_install::{build_release, BatchLimits, Built, InstallOptions};
+use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
 use pysfx_venv::Interpreter;
@@ -34,6 +34,8 @@ pub struct Request {
     /// `--keep N`: releases of the app to keep beside DEST after the switch.
     pub keep: Option<usize>,
     pub no_compile: bool,
+    /// `--copy`: never hard-link from a release beside DEST.
+    pub copy: bool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -77,8 +79,19 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         verified = true;
     }
 
-    // 2. The wheels the interpreter will get.
+    // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
+    // linked from; a thin artifact's left-out wheels must be among those.
     let plan = plan::choose(payload.manifest(), &interpreter)?;
+    let candidates = match unchanged {
+        true => Vec::new(),
+        false => link_candidates(
+            payload.manifest(),
+            &plan,
+            &destination,
+            link.as_deref(),
+            &interpreter,
+        )?,
+    };
 
     // 3. DEST: create its parents, lock, and see what is there.
     std::fs::create_dir_all(&parent)
@@ -125,8 +138,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             Some(build(
                 cli,
                 &mut payload,
-                &interpreter,
-                &plan,
+                &Target {
+                    interpreter: &interpreter,
+                    plan: &plan,
+                    candidates: &candidates,
+                },
                 &destination,
                 replace,
                 &mut phases,
@@ -256,6 +272,8 @@ fn print_outcome(
             "wheel_set": plan.set_name,
             "skipped": plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>(),
             "shared_paths": built.shared_paths,
+            "linked_files": built.linked_files,
+            "linked_bytes": built.linked_bytes,
             "link": link,
             "link_moved": link_moved,
             "phases": {
@@ -298,23 +316,14 @@ fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
 fn build(
     cli: &Request,
     payload: &mut Payload,
-    interpreter: &Interpreter,
-    plan: &Plan,
+    target: &Target<'_>,
     destination: &Path,
     replace: bool,
     phases: &mut Phases,
 ) -> Result<Built, Failure> {
     let temporary = sibling(destination, "tmp");
     signals::register(temporary.clone());
-    let result = build_tree(
-        cli,
-        payload,
-        interpreter,
-        plan,
-        destination,
-        &temporary,
-        phases,
-    );
+    let result = build_tree(cli, payload, target, destination, &temporary, phases);
     let totals = match result {
         Ok(totals) => totals,
         Err(failure) => {
@@ -393,12 +402,18 @@ fn build(
     Ok(totals)
 }
 
+/// What is installed: by which interpreter, which wheels, linked from which releases.
+struct Target<'a> {
+    interpreter: &'a Interpreter,
+    plan: &'a Plan,
+    candidates: &'a [Candidate],
+}
+
 /// The release in `temporary`: the install, then the receipt.
 fn build_tree(
     cli: &Request,
     payload: &mut Payload,
-    interpreter: &Interpreter,
-    plan: &Plan,
+    target: &Target<'_>,
     destination: &Path,
     temporary: &Path,
     phases: &mut Phases,
@@ -418,7 +433,12 @@ fn build_tree(
         },
         pysfx_version: env!("CARGO_PKG_VERSION"),
         on_child: &signals::register_child,
+        link_candidates: target.candidates,
+        copy: cli.copy,
     };
+    let Target {
+        interpreter, plan, ..
+    } = *target;
     let built = build_release(
         payload,
         interpreter,
@@ -513,3 +533,58 @@ fn install_threads() -> usize {
 }
 
 const MAX_INSTALL_THREADS: usize = 8;
+
+/// The releases beside DEST whose files this install may link (none with `--copy`, except
+/// for a thin artifact's left-out wheels, which are copied from them). Every left-out wheel
+/// of the plan must be in one of them: else exit 4, before anything is written.
+fn link_candidates(
+    manifest: &pysfx_format::Manifest,
+    plan: &Plan,
+    destination: &Path,
+    link: Option<&Path>,
+    interpreter: &Interpreter,
+) -> Result<Vec<Candidate>, Failure> {
+    let preferred = link.and_then(|link| pysfx_release::status::link_target(link).ok());
+    let candidates = pysfx_install::link_candidates(
+        destination,
+        &manifest.app.name,
+        interpreter.major_minor(),
+        preferred.as_deref(),
+    );
+    let missing: Vec<&str> = plan
+        .wheels
+        .iter()
+        .filter(|entry| entry.from_base && source_for(&candidates, &entry.sha256).is_none())
+        .map(|entry| entry.filename.as_str())
+        .collect();
+    let Some(first) = missing.first() else {
+        return Ok(candidates);
+    };
+    let Some(base) = &manifest.thin_from else {
+        return Err(Failure::new(
+            code::CORRUPT,
+            format!(
+                "the manifest leaves {first} out of the payload but names no artifact it relies on"
+            ),
+        ));
+    };
+    let (major, minor) = interpreter.major_minor();
+    let version = base
+        .version
+        .as_deref()
+        .map(|version| format!(" {}", pysfx_format::escape_control(version)))
+        .unwrap_or_default();
+    let more = match missing.len() {
+        1 => String::new(),
+        n => format!(" and {} more wheels", n - 1),
+    };
+    Err(Failure::new(
+        code::MACHINE,
+        format!(
+            "this thin artifact needs a release of {}{version} (payload {}) beside {}, or the full artifact: no complete release there for Python {major}.{minor} holds {first}{more}",
+            pysfx_format::escape_control(&base.app),
+            base.payload_sha256,
+            destination.parent().unwrap_or(destination).display(),
+        ),
+    ))
+}

@@ -66,6 +66,22 @@ pub(crate) fn open_bundle(
     })
 }
 
+impl OpenBundle {
+    /// Each member's destination and its source's, relative to the venv, in member order.
+    pub fn destinations(&self, site_packages: &str) -> Vec<(String, String)> {
+        self.members
+            .iter()
+            .map(|member| {
+                let source = pyc_source(&member.name).unwrap_or_default();
+                (
+                    format!("{site_packages}/{}", member.name),
+                    format!("{site_packages}/{source}"),
+                )
+            })
+            .collect()
+    }
+}
+
 /// `pkg/__pycache__/mod.cpython-311.pyc` → `pkg/mod.py`; `None` for anything else.
 fn pyc_source(name: &str) -> Option<String> {
     let (directory, file) = name.rsplit_once("__pycache__/")?;

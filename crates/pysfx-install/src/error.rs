@@ -36,6 +36,10 @@ pub enum InstallError {
     /// The payload's content is corrupt or unsafe; the text says what and where.
     #[error("{0}")]
     Corrupt(String),
+    /// A thin artifact's left-out file could not be taken from the release beside DEST: it is
+    /// missing or changed there (exit 4: this machine lacks what the artifact needs).
+    #[error("{0}; this thin artifact needs an intact release holding it beside DEST, or the full artifact")]
+    BaseRelease(String),
     /// A bug: the install's own parts disagree.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,6 +62,7 @@ impl InstallError {
             InstallError::Format(FormatError::Io { source, .. }) => io_fault(source),
             InstallError::Format(_) => Fault::Content,
             InstallError::Venv(error) => venv_fault(error),
+            InstallError::BaseRelease(_) => Fault::Machine,
             InstallError::Internal(_) => Fault::Other,
         }
     }

@@ -12,10 +12,12 @@ mod bytecode;
 mod error;
 mod links;
 mod parallel;
+mod pyc;
 mod release;
 mod reporter;
 mod set;
 mod shared;
+mod sources;
 mod verify;
 pub mod wheel;
 
@@ -23,9 +25,14 @@ pub use app::{extract_app, Extracted};
 pub use batch::{cut_batches, BatchLimits, WheelSize};
 pub use error::{io_fault, venv_fault, Fault, InstallError};
 pub use links::{payload_links, PayloadLink};
+pub use pyc::BytecodeLink;
 pub use release::{build_release, Built, InstallOptions, Phases};
 pub use reporter::{Reporter, Silent};
 pub use set::{install_set, AfterBatch, BundleJob, SetOptions, WheelJob};
 pub use shared::SharedPath;
+pub use sources::{link_candidates, source_for, Candidate};
 pub use verify::{check_entry, verify_contents};
-pub use wheel::{install_wheel, prepare_wheel, verify_wheel, InstallReport, Layout, PreparedWheel};
+pub use wheel::{
+    install_wheel, prepare_husk, prepare_wheel, verify_wheel, InstallReport, Layout, LinkSource,
+    PreparedWheel,
+};

@@ -12,8 +12,10 @@ use pysfx_venv::{create_venv, write_hooks, CompileJob, Compiler, Interpreter, Ve
 use tracing::debug;
 
 use crate::batch::BatchLimits;
+use crate::pyc::BytecodeLink;
 use crate::set::{install_set, SetOptions, WheelJob};
 use crate::shared::SharedPath;
+use crate::sources::{source_for, Candidate};
 use crate::wheel::{InstallReport, Layout};
 use crate::{extract_app, InstallError, Reporter};
 
@@ -28,6 +30,10 @@ pub struct InstallOptions<'a> {
     pub pysfx_version: &'a str,
     /// Called with the pid of every child process (the compilers), so the caller can stop them.
     pub on_child: &'a dyn Fn(u32),
+    /// Releases beside DEST whose files may be linked (see [`crate::link_candidates`]).
+    pub link_candidates: &'a [Candidate],
+    /// `--copy`: never hard-link.
+    pub copy: bool,
 }
 
 /// Seconds spent in each phase. Byte-code is compiled while the wheels unpack: `install` is
@@ -58,6 +64,9 @@ pub struct Built {
     pub dist_infos: Vec<String>,
     /// The files the wheels wrote executable, relative to the venv.
     pub executables: Vec<String>,
+    /// Files hard-linked from a release beside DEST, and their bytes.
+    pub linked_files: u64,
+    pub linked_bytes: u64,
 }
 
 /// Builds the release of `plan` under `root` (which must exist and be empty), to be renamed
@@ -93,10 +102,12 @@ pub fn build_release(
         .wheels
         .iter()
         .map(|entry| {
-            WheelJob::new(payload, entry, |bundle| {
+            let mut job = WheelJob::new(payload, entry, |bundle| {
                 bundle.magic == interpreter.magic
                     && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
-            })
+            })?;
+            job.source = source_for(options.link_candidates, &entry.sha256);
+            Ok::<_, InstallError>(job)
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Byte-code of the wheels that came without it is compiled by the venv's interpreter while
@@ -116,6 +127,14 @@ pub fn build_release(
     let set_options = SetOptions {
         threads: options.threads,
         limits: options.limits,
+        copy: options.copy,
+        assume_left_out: false,
+        bytecode: BytecodeLink::new(
+            &interpreter.magic,
+            interpreter.cache_tag.as_deref(),
+            interpreter.major_minor(),
+            !options.no_compile,
+        ),
     };
     let tree = DiskTree::new(&venv.root);
     let python = venv.root.join("bin/python");
@@ -169,6 +188,8 @@ pub fn build_release(
         app_files: extracted.recorded,
         site_packages: venv.site_packages,
         dist_infos: reports.iter().map(|r| r.dist_info.clone()).collect(),
+        linked_files: reports.iter().map(|r| r.linked_files).sum(),
+        linked_bytes: reports.iter().map(|r| r.linked_bytes).sum(),
         executables: still_executable(&venv.root, &mut reports),
     })
 }

@@ -14,8 +14,12 @@ use zip::ZipArchive;
 use crate::batch::{cut_batches, BatchLimits, WheelSize};
 use crate::bytecode::{open_bundle, write_bytecode, OpenBundle};
 use crate::parallel::{drain, lock, parallel_map};
+use crate::pyc::BytecodeLink;
 use crate::shared::{SharedPath, SharedPaths};
-use crate::wheel::{prepare_wheel, InstallReport, Layout, MemberId, MemberOutcome, PreparedWheel};
+use crate::wheel::{
+    prepare_husk, prepare_wheel, InstallReport, Layout, LinkSource, MemberId, MemberOutcome,
+    Origin, PreparedWheel,
+};
 use crate::{check_entry, InstallError, Reporter};
 
 /// One wheel of a set: what the manifest says of it, where its bytes are in the artifact, and
@@ -25,6 +29,8 @@ pub struct WheelJob<'a> {
     pub filename: WheelFilename,
     pub range: (u64, u64),
     pub bundles: Vec<BundleJob>,
+    /// A release beside DEST that installed this very wheel, whose files are linked.
+    pub source: Option<Arc<LinkSource>>,
 }
 
 /// A byte-code bundle: where it is, and the mtime its `.pyc` files expect of their sources.
@@ -64,15 +70,22 @@ impl<'a> WheelJob<'a> {
             filename,
             range,
             bundles,
+            source: None,
         })
     }
 }
 
 /// How a set is installed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct SetOptions {
     pub threads: usize,
     pub limits: BatchLimits,
+    /// `--copy`: never hard-link from a release beside DEST.
+    pub copy: bool,
+    /// A model install (`verify`): files a thin artifact left out are assumed.
+    pub assume_left_out: bool,
+    /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
+    pub bytecode: Option<BytecodeLink>,
 }
 
 /// Called after each batch with its wheels' reports and whether each came with byte-code; it
@@ -113,7 +126,7 @@ pub fn install_set<T: Tree>(
             layout,
         };
         let (mut reports, precompiled) =
-            install_batch(&context, tree, options.threads, reporter, &mut shared)?;
+            install_batch(&context, tree, &options, reporter, &mut shared)?;
         after_batch(&mut reports, &precompiled)?;
         release_free_memory();
         done += sizes[batch]
@@ -143,92 +156,86 @@ enum Task {
     Member(usize, MemberId),
     /// `.pyc` file `.1` of open bundle `.0`.
     Bytecode(usize, usize),
+    /// Byte-code link `.0` of the batch (see [`PycLink`]).
+    Pyc(usize),
+}
+
+/// A `.pyc` file to link from a release beside DEST, next to a source linked from it.
+struct PycLink {
+    wheel: usize,
+    destination: String,
+    /// The linked `.py`, relative to the venv.
+    python: String,
+    /// The bundle member written instead when the link can't be made.
+    fallback: Option<(usize, usize)>,
 }
 
 /// Installs one batch: each wheel checked and planned, then all members (and byte-code) spread
-/// over the threads, biggest first, then each wheel finished.
+/// over the threads, biggest first, then each wheel finished. Byte-code of wheels linked from
+/// a release beside DEST follows in a second round, once it is known which sources were
+/// linked.
 fn install_batch<T: Tree>(
     batch: &Batch<'_>,
     tree: &T,
-    threads: usize,
+    options: &SetOptions,
     reporter: &dyn Reporter,
     shared: &mut SharedPaths,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
-    let (archives, mut prepared) = open_wheels(batch, threads)?;
+    let (archives, mut prepared) = open_wheels(batch, options.threads)?;
     shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
-    let mut bundles: Vec<OpenBundle> = Vec::new();
+    let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
     for (wheel, job) in batch.jobs.iter().enumerate() {
         for bundle in &job.bundles {
             let (start, len) = bundle.range;
             let section = Section::new(batch.file, start, len);
-            bundles.push(open_bundle(
-                section,
-                &prepared[wheel],
-                &batch.layout.site_packages,
-            )?);
+            let open = open_bundle(section, &prepared[wheel], &batch.layout.site_packages)?;
+            bundles.push((wheel, open));
         }
     }
+    let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
+    let deferred = |wheel: usize| pyc_link.is_some() && batch.jobs[wheel].source.is_some();
     let member_tasks = prepared.iter().enumerate().flat_map(|(wheel, p)| {
         p.member_ids()
             .map(move |member| (Task::Member(wheel, member), p.member_size(member)))
     });
-    let bytecode_tasks = bundles.iter().enumerate().flat_map(|(bundle, open)| {
-        open.members
-            .iter()
-            .enumerate()
-            .map(move |(member, pyc)| (Task::Bytecode(bundle, member), pyc.size))
+    let bytecode_tasks = bundle_tasks(&bundles).filter(|(task, _)| match task {
+        Task::Bytecode(bundle, _) => !deferred(bundles[*bundle].0),
+        _ => true,
     });
-    let tasks: Vec<(Task, u64)> = member_tasks.chain(bytecode_tasks).collect();
-    let outcomes: Mutex<Vec<Vec<(MemberId, MemberOutcome)>>> =
-        Mutex::new(prepared.iter().map(|_| Vec::new()).collect());
-    let layout = batch.layout;
-    drain(
-        tasks,
-        threads,
-        // Each thread reads through its own copies of the archives (they share the parsed
-        // central directories) and writes through its own handle on the tree.
-        || Worker {
-            wheels: archives.iter().map(|_| None).collect(),
-            bundles: bundles.iter().map(|_| None).collect(),
-            tree: tree.fork(),
-            done: Vec::new(),
-        },
-        |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
-            let size = match *task {
-                Task::Member(wheel, member) => {
-                    let archive =
-                        worker.wheels[wheel].get_or_insert_with(|| archives[wheel].clone());
-                    let outcome =
-                        prepared[wheel].extract(archive, member, layout, &mut worker.tree)?;
-                    worker.done.push((wheel, member, outcome));
-                    prepared[wheel].member_size(member)
-                }
-                Task::Bytecode(bundle, member) => {
-                    let open = &bundles[bundle];
-                    let archive =
-                        worker.bundles[bundle].get_or_insert_with(|| open.archive.clone());
-                    let pyc = &open.members[member];
-                    write_bytecode(archive, pyc, layout, &mut worker.tree, &open.wheel)?;
-                    pyc.size
-                }
-            };
-            reporter.advance(size);
-            Ok(())
-        },
-        |worker| {
-            let mut outcomes = lock(&outcomes);
-            for (wheel, member, outcome) in worker.done {
-                outcomes[wheel].push((member, outcome));
-            }
-        },
-    )?;
-    let outcomes = outcomes
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let run = Run {
+        batch,
+        archives: &archives,
+        prepared: &prepared,
+        bundles: &bundles,
+        options,
+        reporter,
+    };
+    let (outcomes, _) = run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
     let mut tree = tree.fork();
     let mut reports = Vec::with_capacity(prepared.len());
     for (wheel, members) in prepared.iter().zip(outcomes) {
-        reports.push(wheel.finish(in_member_order(members), layout, &mut tree)?);
+        reports.push(wheel.finish(in_member_order(members), batch.layout, &mut tree)?);
+    }
+    if let Some(link) = pyc_link {
+        let site = batch.layout.site_packages.as_str();
+        let links = pyc_links(site, &reports, &bundles, link, &deferred);
+        let tasks = bundle_tasks(&bundles)
+            .filter(|(task, _)| matches!(task, Task::Bytecode(b, _) if deferred(bundles[*b].0)))
+            .filter(|(task, _)| {
+                !links
+                    .iter()
+                    .any(|l| matches!((task, l.fallback), (Task::Bytecode(b, m), Some((fb, fm))) if *b == fb && *m == fm))
+            })
+            .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
+            .collect();
+        let (_, linked) = run.tasks(tasks, &tree, &links)?;
+        for (index, size) in linked {
+            let link = &links[index];
+            let report = &mut reports[link.wheel];
+            report.linked_files += 1;
+            report.linked_bytes += size;
+            report.python_files.retain(|python| *python != link.python);
+        }
     }
     let precompiled = batch
         .jobs
@@ -238,12 +245,204 @@ fn install_batch<T: Tree>(
     Ok((reports, precompiled))
 }
 
+/// Every `.pyc` file of the open bundles, as tasks.
+fn bundle_tasks(bundles: &[(usize, OpenBundle)]) -> impl Iterator<Item = (Task, u64)> + '_ {
+    bundles.iter().enumerate().flat_map(|(bundle, (_, open))| {
+        open.members
+            .iter()
+            .enumerate()
+            .map(move |(member, pyc)| (Task::Bytecode(bundle, member), pyc.size))
+    })
+}
+
+/// The byte-code to link for the linked sources of `deferred` wheels: a bundle's `.pyc`
+/// files (the bundle's copy written when a link fails), or, for a wheel the install
+/// compiles, the `.pyc` the compiler would write.
+fn pyc_links(
+    site_packages: &str,
+    reports: &[InstallReport],
+    bundles: &[(usize, OpenBundle)],
+    link: &BytecodeLink,
+    deferred: &dyn Fn(usize) -> bool,
+) -> Vec<PycLink> {
+    let mut links = Vec::new();
+    for (wheel, report) in reports.iter().enumerate() {
+        if !deferred(wheel) || report.linked_python.is_empty() {
+            continue;
+        }
+        let linked: std::collections::HashMap<&str, ()> = report
+            .linked_python
+            .iter()
+            .map(|python| (python.as_str(), ()))
+            .collect();
+        let mut bundled = false;
+        for (bundle, (owner, open)) in bundles.iter().enumerate() {
+            if *owner != wheel {
+                continue;
+            }
+            bundled = true;
+            for (member, (destination, python)) in
+                open.destinations(site_packages).into_iter().enumerate()
+            {
+                if linked.contains_key(python.as_str()) {
+                    links.push(PycLink {
+                        wheel,
+                        destination,
+                        python,
+                        fallback: Some((bundle, member)),
+                    });
+                }
+            }
+        }
+        if !bundled && link.compiling {
+            for python in &report.linked_python {
+                if let Some(destination) = link.pyc_of(python) {
+                    links.push(PycLink {
+                        wheel,
+                        destination,
+                        python: python.clone(),
+                        fallback: None,
+                    });
+                }
+            }
+        }
+    }
+    links
+}
+
+/// A batch's opened wheels and bundles, and how to run tasks over them.
+struct Run<'r> {
+    batch: &'r Batch<'r>,
+    archives: &'r [ZipArchive<Section>],
+    prepared: &'r [PreparedWheel],
+    bundles: &'r [(usize, OpenBundle)],
+    options: &'r SetOptions,
+    reporter: &'r dyn Reporter,
+}
+
+/// Per wheel, its members' outcomes; and the byte-code links made, with their sizes.
+type RunOutcomes = (Vec<Vec<(MemberId, MemberOutcome)>>, Vec<(usize, u64)>);
+
+impl Run<'_> {
+    /// Runs `tasks` over the threads, biggest first.
+    fn tasks<T: Tree>(
+        &self,
+        tasks: Vec<(Task, u64)>,
+        tree: &T,
+        links: &[PycLink],
+    ) -> Result<RunOutcomes, InstallError> {
+        let collected: Mutex<RunOutcomes> = Mutex::new((
+            self.prepared.iter().map(|_| Vec::new()).collect(),
+            Vec::new(),
+        ));
+        drain(
+            tasks,
+            self.options.threads,
+            // Each thread reads through its own copies of the archives (they share the parsed
+            // central directories) and writes through its own handle on the tree.
+            || Worker {
+                wheels: self.archives.iter().map(|_| None).collect(),
+                bundles: self.bundles.iter().map(|_| None).collect(),
+                tree: tree.fork(),
+                done: Vec::new(),
+                linked: Vec::new(),
+            },
+            |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
+                let size = self.task(worker, *task, links)?;
+                self.reporter.advance(size);
+                Ok(())
+            },
+            |worker| {
+                let mut collected = lock(&collected);
+                for (wheel, member, outcome) in worker.done {
+                    collected.0[wheel].push((member, outcome));
+                }
+                collected.1.extend(worker.linked);
+            },
+        )?;
+        Ok(collected
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Runs one task; returns the bytes it accounts for.
+    fn task<T: Tree>(
+        &self,
+        worker: &mut Worker<T>,
+        task: Task,
+        links: &[PycLink],
+    ) -> Result<u64, InstallError> {
+        let layout = self.batch.layout;
+        match task {
+            Task::Member(wheel, member) => {
+                let archive =
+                    worker.wheels[wheel].get_or_insert_with(|| self.archives[wheel].clone());
+                let origin = Origin {
+                    source: self.batch.jobs[wheel].source.as_deref(),
+                    copy: self.options.copy,
+                    assume: self.options.assume_left_out,
+                };
+                let prepared = &self.prepared[wheel];
+                let outcome = prepared.place(archive, member, layout, &mut worker.tree, &origin)?;
+                worker.done.push((wheel, member, outcome));
+                Ok(prepared.member_size(member))
+            }
+            Task::Bytecode(bundle, member) => self.write_pyc(worker, bundle, member),
+            Task::Pyc(index) => {
+                let link = &links[index];
+                let (Some(source), Some(bytecode)) = (
+                    self.batch.jobs[link.wheel].source.as_deref(),
+                    self.options.bytecode.as_ref(),
+                ) else {
+                    return Ok(0);
+                };
+                let linked = crate::pyc::link_pyc(
+                    &mut worker.tree,
+                    &source.venv,
+                    &link.destination,
+                    &link.python,
+                    bytecode,
+                )?;
+                match (linked, link.fallback) {
+                    (Some(size), _) => {
+                        worker.linked.push((index, size));
+                        Ok(size)
+                    }
+                    (None, Some((bundle, member))) => self.write_pyc(worker, bundle, member),
+                    (None, None) => Ok(0),
+                }
+            }
+        }
+    }
+
+    fn write_pyc<T: Tree>(
+        &self,
+        worker: &mut Worker<T>,
+        bundle: usize,
+        member: usize,
+    ) -> Result<u64, InstallError> {
+        let (_, open) = &self.bundles[bundle];
+        let archive = worker.bundles[bundle].get_or_insert_with(|| open.archive.clone());
+        let pyc = &open.members[member];
+        write_bytecode(
+            archive,
+            pyc,
+            self.batch.layout,
+            &mut worker.tree,
+            &open.wheel,
+        )?;
+        Ok(pyc.size)
+    }
+}
+
 /// What one install thread holds.
 struct Worker<T> {
     wheels: Vec<Option<ZipArchive<Section>>>,
     bundles: Vec<Option<ZipArchive<Section>>>,
     tree: T,
     done: Vec<(usize, MemberId, MemberOutcome)>,
+    /// Byte-code links made, with their sizes.
+    linked: Vec<(usize, u64)>,
 }
 
 /// The outcomes of one wheel's members in the order of its member ids.
@@ -260,7 +459,11 @@ fn open_wheels(
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
     let opened = parallel_map(batch.jobs, threads, |job| {
         let (start, len) = job.range;
-        check_digest(Section::new(batch.file, start, len), job)?;
+        // A husk has no digest of its own: the payload digest covers it, and its RECORD is
+        // held to the manifest's (`check_entry`).
+        if !job.entry.from_base {
+            check_digest(Section::new(batch.file, start, len), job)?;
+        }
         let mut archive =
             ZipArchive::new(Section::new(batch.file, start, len)).map_err(|source| {
                 WheelError::Zip {
@@ -268,7 +471,10 @@ fn open_wheels(
                     source,
                 }
             })?;
-        let prepared = prepare_wheel(&mut archive, &job.filename, batch.layout)?;
+        let prepared = match job.entry.from_base {
+            true => prepare_husk(&mut archive, &job.filename, batch.layout)?,
+            false => prepare_wheel(&mut archive, &job.filename, batch.layout)?,
+        };
         Ok::<_, InstallError>((archive, prepared))
     });
     let mut archives = Vec::with_capacity(opened.len());

@@ -45,6 +45,8 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     let options = SetOptions {
         threads: 1,
         limits: BatchLimits::default(),
+        assume_left_out: true,
+        ..SetOptions::default()
     };
     for entry in &manifest.wheels {
         // Every bundle compiled for the wheel, whichever interpreter it is for.
@@ -55,7 +57,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             &[job],
             &layout,
             &tree,
-            options,
+            options.clone(),
             &Silent,
             &mut |_, _| Ok(()),
         )
@@ -151,6 +153,15 @@ pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), S
     }
     if prepared.requires_dist() != entry.requires_dist.as_slice() {
         return differs("Requires-Dist");
+    }
+    if entry
+        .record_sha256
+        .as_deref()
+        .is_some_and(|digest| digest != prepared.record_sha256())
+    {
+        return Err(format!(
+            "{wheel}: its RECORD differs from the one the manifest names"
+        ));
     }
     Ok(())
 }

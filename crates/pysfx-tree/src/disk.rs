@@ -190,6 +190,44 @@ impl Tree for DiskTree {
     fn restore_buffer(&mut self, buffer: Vec<u8>) {
         self.buffer = buffer;
     }
+
+    fn link_from(
+        &mut self,
+        destination: &str,
+        source: &Path,
+    ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
+        if let Some(parent) = parent_of(destination) {
+            self.create_dirs(parent)?;
+        }
+        let path = self.root.join(destination);
+        // linkat(2) with no flags: a symbolic link at `source` is linked as itself.
+        match fs::hard_link(source, &path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(self.taken_or_io(destination, error))
+            }
+            // EXDEV, EPERM, EMLINK, ENOENT, EACCES…: the caller writes the file instead.
+            Err(_) => return Ok(None),
+        }
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
+        match opened {
+            Ok(opened) => Ok(Some(opened)),
+            Err(_) => {
+                // A symbolic link (O_NOFOLLOW) or an unreadable file: not one to keep.
+                self.unlink(destination)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn unlink(&mut self, destination: &str) -> Result<(), TreeError> {
+        let path = self.root.join(destination);
+        fs::remove_file(&path).map_err(|source| TreeError::Io { path, source })
+    }
 }
 
 /// Opens `path` as a new file: fails if anything, a symlink included, is already there.

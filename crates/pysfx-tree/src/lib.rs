@@ -151,6 +151,28 @@ pub trait Tree: Send + Sync + Sized {
     /// Gives the buffer back.
     fn restore_buffer(&mut self, buffer: Vec<u8>);
 
+    /// Hard-links the file at `source` (outside the tree) to `destination`, a new name whose
+    /// directories are created, and opens it through that new name for the caller to check.
+    /// `Ok(None)` when no link was made — the tree does not link (a model), the source is
+    /// gone, or the kernel refused (another filesystem, `fs.protected_hardlinks`, too many
+    /// links): the caller writes the file instead. Something already at `destination` is
+    /// an error, as for any write. A symbolic link at `source` is linked as itself, never
+    /// followed, so the caller's check (a regular file) refuses it.
+    fn link_from(
+        &mut self,
+        destination: &str,
+        source: &std::path::Path,
+    ) -> Result<Option<(std::fs::File, std::fs::Metadata)>, TreeError> {
+        let _ = (destination, source);
+        Ok(None)
+    }
+
+    /// Removes a name [`Tree::link_from`] made whose file the caller refused.
+    fn unlink(&mut self, destination: &str) -> Result<(), TreeError> {
+        let _ = destination;
+        Ok(())
+    }
+
     /// Writes `content` to `destination`.
     fn write_all(
         &mut self,

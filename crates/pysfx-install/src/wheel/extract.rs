@@ -14,7 +14,7 @@ impl PreparedWheel {
     /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash.
     /// A `.data/scripts` file streams like any other: only its first line is looked at, for the
     /// `#!python` that PEP 427 says to rewrite.
-    pub fn extract<R: Read + Seek>(
+    pub(super) fn extract<R: Read + Seek>(
         &self,
         archive: &mut ZipArchive<R>,
         member: MemberId,
@@ -25,12 +25,13 @@ impl PreparedWheel {
         let wheel = &prepared.wheel;
         let site = layout.site_packages.as_str();
         let plan = &prepared.planned[member.0];
-        let entry = archive
-            .by_index(plan.index)
-            .map_err(|source| WheelError::Zip {
-                wheel: wheel.clone(),
-                source,
-            })?;
+        let index = plan.index.ok_or_else(|| {
+            InstallError::Internal(format!("{wheel}: {} is not in the payload", plan.member))
+        })?;
+        let entry = archive.by_index(index).map_err(|source| WheelError::Zip {
+            wheel: wheel.clone(),
+            source,
+        })?;
         let declared = entry.size();
         let expected = plan.expected.as_ref();
         let mismatch = |reason: String| WheelError::RecordMismatch {
@@ -106,13 +107,19 @@ impl PreparedWheel {
         Ok(MemberOutcome {
             digest: copied.sha256,
             size: copied.size,
+            linked: false,
+            executable: plan.executable,
         })
     }
 }
 
 /// Compares a member as read with its zip header and its RECORD row (whose hash describes the
 /// bytes as shipped, before any `#!python` rewriting).
-fn check_member(expected: Option<&Expected>, copied: &Copied, declared: u64) -> Result<(), String> {
+pub(super) fn check_member(
+    expected: Option<&Expected>,
+    copied: &Copied,
+    declared: u64,
+) -> Result<(), String> {
     if copied.read_size != declared {
         return Err(format!(
             "{} bytes where the zip header declares {declared}",

@@ -32,8 +32,14 @@ impl PreparedWheel {
         let mut python_files = Vec::new();
         let mut executables = Vec::new();
         let mut bytes_written = 0u64;
+        let (mut linked_files, mut linked_bytes) = (0u64, 0u64);
+        let mut linked_python = Vec::new();
         for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
             bytes_written += outcome.size;
+            if outcome.linked {
+                linked_files += 1;
+                linked_bytes += outcome.size;
+            }
             rows.push(RecordEntry {
                 path: relative_path(site, &plan.destination),
                 hash: hash_digest(&outcome.digest),
@@ -43,9 +49,12 @@ impl PreparedWheel {
                 && plan.destination.ends_with(".py")
                 && plan.destination.starts_with(site)
             {
+                if outcome.linked {
+                    linked_python.push(plan.destination.clone());
+                }
                 python_files.push(plan.destination.clone());
             }
-            if plan.disposition != Disposition::Discard && plan.executable {
+            if plan.disposition != Disposition::Discard && outcome.executable {
                 executables.push(plan.destination.clone());
             }
         }
@@ -105,6 +114,9 @@ impl PreparedWheel {
             python_files,
             dist_info: dist_info.clone(),
             executables,
+            linked_files,
+            linked_bytes,
+            linked_python,
         })
     }
 }

@@ -10,11 +10,14 @@
 
 mod extract;
 mod finish;
+mod linked;
 mod owned;
 mod prepare;
 mod scheme;
 
-pub use prepare::prepare_wheel;
+pub(crate) use linked::is_ours;
+pub use linked::{LinkSource, Origin};
+pub use prepare::{prepare_husk, prepare_wheel};
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -62,12 +65,20 @@ pub struct InstallReport {
     pub dist_info: String,
     /// The files it wrote executable (members and launchers), relative to the venv root.
     pub executables: Vec<String>,
+    /// Files hard-linked from another release, and their bytes.
+    pub linked_files: u64,
+    pub linked_bytes: u64,
+    /// The `.py` files under site-packages that were linked, relative to the venv root: their
+    /// byte-code may be linked too.
+    pub linked_python: Vec<String>,
 }
 
 /// One member to write, after every check that can run before writing.
 #[derive(Debug, Clone)]
 struct Planned {
-    index: usize,
+    /// Its place in the zip; `None` for a member a thin artifact left out, whose file comes
+    /// from the release it is linked or copied from (see [`Origin`]).
+    index: Option<usize>,
     member: MemberName,
     /// Destination relative to the venv root.
     destination: String,
@@ -131,6 +142,8 @@ pub struct PreparedWheel {
     requires_dist: Vec<String>,
     /// `Requires-Python` of METADATA, as written.
     requires_python: Option<String>,
+    /// Hex SHA-256 of its RECORD as shipped.
+    record_sha256: String,
 }
 
 impl PreparedWheel {
@@ -174,6 +187,11 @@ impl PreparedWheel {
     /// `Requires-Python` of its METADATA, as written.
     pub fn requires_python(&self) -> Option<&str> {
         self.requires_python.as_deref()
+    }
+
+    /// Hex SHA-256 of its `.dist-info/RECORD` as shipped.
+    pub fn record_sha256(&self) -> &str {
+        &self.record_sha256
     }
 
     /// What the wheel unpacks to, by its zip directory's declared sizes.
@@ -239,6 +257,10 @@ impl PreparedWheel {
 pub struct MemberOutcome {
     digest: [u8; 32],
     size: u64,
+    /// Hard-linked from another release rather than written.
+    linked: bool,
+    /// Installed executable (for a linked or copied file, as the file is).
+    executable: bool,
 }
 
 /// A member of a prepared wheel, by its place in the wheel: only [`PreparedWheel::member_ids`]
@@ -261,7 +283,7 @@ pub fn install_wheel<R: Read + Seek>(
     let prepared = prepare_wheel(&mut archive, filename, layout)?;
     let mut outcomes = Vec::new();
     for member in prepared.member_ids() {
-        outcomes.push(prepared.extract(&mut archive, member, layout, tree)?);
+        outcomes.push(prepared.place(&mut archive, member, layout, tree, &Origin::default())?);
     }
     prepared.finish(outcomes, layout, tree)
 }
@@ -289,7 +311,13 @@ pub fn verify_wheel<R: Read + Seek>(
     let prepared = prepare_wheel(&mut archive, filename, &layout)?;
     let mut outcomes = Vec::new();
     for member in prepared.member_ids() {
-        outcomes.push(prepared.extract(&mut archive, member, &layout, &mut tree)?);
+        outcomes.push(prepared.place(
+            &mut archive,
+            member,
+            &layout,
+            &mut tree,
+            &Origin::default(),
+        )?);
     }
     prepared.finish(outcomes, &layout, &mut tree)?;
     Ok(prepared)

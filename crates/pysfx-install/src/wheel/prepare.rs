@@ -6,12 +6,13 @@ use std::io::{Read, Seek};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::{scan_members, Member, MemberKind, ScanError};
+use pysfx_format::{scan_members, Member, MemberKind, MemberName, ScanError};
 use pysfx_tree::Disposition;
 use pysfx_wheel::{
     dist_info_name, launcher_script, normalize_name, EntryPoint, EntryPoints, Headers, Record,
     WheelError, WheelFilename,
 };
+use sha2::Digest;
 use zip::ZipArchive;
 
 use super::owned::check_venv_owned;
@@ -29,6 +30,8 @@ struct DistInfo {
     requires_python: Option<String>,
     /// RECORD's rows by path (where a path is listed twice, the last row counts).
     record: HashMap<String, Expected>,
+    /// Hex SHA-256 of RECORD as shipped.
+    record_sha256: String,
     scripts: Vec<EntryPoint>,
 }
 
@@ -37,6 +40,27 @@ pub fn prepare_wheel<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
+) -> Result<PreparedWheel, InstallError> {
+    prepare(archive, filename, layout, false)
+}
+
+/// Prepares a wheel a thin artifact left out, from its husk (its `.dist-info/` and
+/// `.data/scripts/` members): every other file RECORD lists is planned as a member that is
+/// not in the payload, to come from the release it is linked or copied from. Each such row
+/// must give a SHA-256 hash and a size, by which that file is checked.
+pub fn prepare_husk<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    filename: &WheelFilename,
+    layout: &Layout,
+) -> Result<PreparedWheel, InstallError> {
+    prepare(archive, filename, layout, true)
+}
+
+fn prepare<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    filename: &WheelFilename,
+    layout: &Layout,
+    husk: bool,
 ) -> Result<PreparedWheel, InstallError> {
     let wheel = filename.to_string();
     let files = scan(archive, &wheel)?;
@@ -50,7 +74,16 @@ pub fn prepare_wheel<R: Read + Seek>(
     let mut scheme = Scheme::new(layout, &info.name, &info.directory);
     scheme.script_names = scripts.iter().map(|script| script.name.clone()).collect();
     let mut destinations = HashSet::with_capacity(files.len() + scripts.len());
-    let planned = plan_members(&wheel, files, &mut info, &scheme, layout, &mut destinations)?;
+    let mut planned = plan_members(&wheel, files, &mut info, &scheme, layout, &mut destinations)?;
+    let mut unpacked = unpacked;
+    if husk {
+        let left_out = plan_left_out(&wheel, &mut info, &scheme, layout, &mut destinations)?;
+        unpacked = left_out
+            .iter()
+            .map(|plan| plan.size)
+            .fold(unpacked, u64::saturating_add);
+        planned.extend(left_out);
+    }
     let launchers = plan_launchers(&wheel, &scripts, &info, layout, &mut destinations)?;
     let unpacked_bytes = unpacked;
     Ok(PreparedWheel {
@@ -64,6 +97,7 @@ pub fn prepare_wheel<R: Read + Seek>(
         unpacked_bytes,
         requires_dist: info.requires_dist,
         requires_python: info.requires_python,
+        record_sha256: info.record_sha256,
     })
 }
 
@@ -153,6 +187,7 @@ fn read_dist_info<R: Read + Seek>(
     };
     let (name, version) = (field("Name")?, field("Version")?);
     check_name_and_version(filename, &directory, &name, &version).map_err(&invalid)?;
+    let record_sha256 = pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes()));
     let record = Record::parse(&record_text)
         .map_err(|reason| invalid(format!("{directory}/RECORD: {reason}")))?
         .entries
@@ -183,6 +218,7 @@ fn read_dist_info<R: Read + Seek>(
         name,
         version,
         record,
+        record_sha256,
         scripts,
     })
 }
@@ -326,13 +362,82 @@ fn plan_members(
         }
         let executable = matches!(file.kind, MemberKind::File { executable: true });
         planned.push(Planned {
-            index: file.index,
+            index: Some(file.index),
             member,
             destination,
             executable: executable || script,
             script,
             size: file.size,
             expected,
+            disposition: Disposition::Create,
+        });
+    }
+    Ok(planned)
+}
+
+/// The files RECORD lists that a husk does not carry, planned like members (name, destination,
+/// the venv's own files, the wheel's other members), in RECORD path order. RECORD itself and
+/// rows of the `.dist-info` directory (which a husk carries whole) are not among them.
+fn plan_left_out(
+    wheel: &str,
+    info: &mut DistInfo,
+    scheme: &Scheme<'_>,
+    layout: &Layout,
+    destinations: &mut HashSet<String>,
+) -> Result<Vec<Planned>, WheelError> {
+    let mut rows: Vec<(String, Expected)> = info.record.drain().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let own = format!("{}/", info.directory);
+    let mut planned = Vec::with_capacity(rows.len());
+    for (name, expected) in rows {
+        if name.starts_with(&own) {
+            continue;
+        }
+        let unsafe_member = |reason: String| WheelError::UnsafeMember {
+            wheel: wheel.to_string(),
+            member: name.clone(),
+            reason,
+        };
+        let member = MemberName::new(&name).map_err(|reason| unsafe_member(reason.into()))?;
+        let invalid = |reason: String| WheelError::Invalid {
+            wheel: wheel.to_string(),
+            reason,
+        };
+        let destination = match destination(&member, scheme).map_err(invalid)? {
+            Placement::File {
+                script: true,
+                destination,
+            } => {
+                return Err(WheelError::Invalid {
+                    wheel: wheel.to_string(),
+                    reason: format!("its husk lacks {member}, which installs as {destination}"),
+                })
+            }
+            Placement::File { destination, .. } => destination,
+            Placement::Skipped => continue,
+        };
+        check_venv_owned(&destination, layout, &info.directory).map_err(unsafe_member)?;
+        if !destinations.insert(destination.clone()) {
+            return Err(unsafe_member(format!(
+                "another member of the wheel also installs to {destination}"
+            )));
+        }
+        let (true, Some(size)) = (expected.hash.starts_with("sha256="), expected.size) else {
+            return Err(WheelError::RecordMismatch {
+                wheel: wheel.to_string(),
+                member: name.clone(),
+                reason: "left out of a thin artifact without a sha256 hash and size in RECORD"
+                    .into(),
+            });
+        };
+        planned.push(Planned {
+            index: None,
+            member,
+            destination,
+            executable: false,
+            script: false,
+            size,
+            expected: Some(expected),
             disposition: Disposition::Create,
         });
     }

@@ -1,0 +1,211 @@
+//! Putting one member in place: hard-linked from a release beside DEST that installed the very
+//! same wheel, copied from it (a thin artifact's left-out file, when no link can be made), or
+//! unpacked from the payload.
+//!
+//! A linked file is read back through its new name and kept only when it is what the wheel's
+//! RECORD says (SHA-256 and size), a regular file owned by this user and writable by no one
+//! else, with the executable bit and mtime the install would give it. Anything else — an
+//! edited file, a planted link, another owner — is removed and the member unpacked instead; a
+//! left-out member that fails is an error (the release it needs is not intact).
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
+use pysfx_wheel::hash_digest;
+use sha2::{Digest, Sha256};
+use zip::ZipArchive;
+
+use super::extract::check_member;
+use super::{Layout, MemberId, MemberOutcome, Planned, PreparedWheel};
+use crate::InstallError;
+
+/// An installed release whose files a new one may share: its directory and its venv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSource {
+    pub release: PathBuf,
+    pub venv: PathBuf,
+}
+
+impl LinkSource {
+    pub fn new(release: &Path) -> Self {
+        LinkSource {
+            release: release.to_path_buf(),
+            venv: release.join("venv"),
+        }
+    }
+}
+
+/// Where a wheel's files may come from besides the payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// A release that installed the very same wheel.
+    pub source: Option<&'a LinkSource>,
+    /// `--copy`: never hard-link (a thin artifact's left-out files are copied).
+    pub copy: bool,
+    /// A model install (`verify`): left-out files are assumed, not read.
+    pub assume: bool,
+}
+
+impl PreparedWheel {
+    /// Puts member `member` in place: linked from `origin`'s release when that is allowed and
+    /// the file there is intact, else unpacked from `archive` (or, for a member the payload
+    /// does not carry, copied from that release and checked).
+    pub fn place<R: Read + std::io::Seek>(
+        &self,
+        archive: &mut ZipArchive<R>,
+        member: MemberId,
+        layout: &Layout,
+        tree: &mut impl Tree,
+        origin: &Origin<'_>,
+    ) -> Result<MemberOutcome, InstallError> {
+        let plan = &self.planned[member.0];
+        match origin.source {
+            Some(source) => {
+                if !origin.copy {
+                    if let Some(outcome) = self.try_link(plan, source, tree)? {
+                        return Ok(outcome);
+                    }
+                }
+                if plan.index.is_none() {
+                    return self.copy_left_out(plan, source, tree);
+                }
+            }
+            None if plan.index.is_none() => {
+                if origin.assume {
+                    tree.write_all(&plan.destination, b"", 0o644, plan.disposition)?;
+                    return Ok(MemberOutcome {
+                        digest: [0; 32],
+                        size: plan.size,
+                        linked: false,
+                        executable: false,
+                    });
+                }
+                return Err(self.left_out_error(plan, "no release beside DEST holds it"));
+            }
+            None => {}
+        }
+        self.extract(archive, member, layout, tree)
+    }
+
+    /// Hard-links the member's file from `source` and checks it; `None` (and nothing left at
+    /// the destination) when it can't be linked or is not the file RECORD describes.
+    fn try_link(
+        &self,
+        plan: &Planned,
+        source: &LinkSource,
+        tree: &mut impl Tree,
+    ) -> Result<Option<MemberOutcome>, InstallError> {
+        // Only a new file whose content is exactly the shipped bytes (no `#!python` line to
+        // rewrite) and whose RECORD row says what those bytes must be.
+        let Some(expected) = plan.expected.as_ref() else {
+            return Ok(None);
+        };
+        if plan.disposition != Disposition::Create
+            || plan.script
+            || !expected.hash.starts_with("sha256=")
+            || expected.size.is_some_and(|size| size != plan.size)
+        {
+            return Ok(None);
+        }
+        let Some((mut file, metadata)) =
+            tree.link_from(&plan.destination, &source.venv.join(&plan.destination))?
+        else {
+            return Ok(None);
+        };
+        let executable = metadata.mode() & 0o100 != 0;
+        let mtime = self
+            .source_mtime
+            .filter(|_| plan.destination.ends_with(".py"));
+        let fits = is_ours(&metadata)
+            && metadata.len() == plan.size
+            && (plan.index.is_none() || executable == plan.executable)
+            && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime));
+        let digest = match fits {
+            true => hash_open(&mut file, tree),
+            false => None,
+        };
+        match digest {
+            Some(digest) if hash_digest(&digest) == expected.hash => Ok(Some(MemberOutcome {
+                digest,
+                size: plan.size,
+                linked: true,
+                executable,
+            })),
+            _ => {
+                tree.unlink(&plan.destination)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Copies a member the payload does not carry from `source`, checked against RECORD.
+    fn copy_left_out(
+        &self,
+        plan: &Planned,
+        source: &LinkSource,
+        tree: &mut impl Tree,
+    ) -> Result<MemberOutcome, InstallError> {
+        let path = source.venv.join(&plan.destination);
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
+        let (file, metadata) = match opened {
+            Ok((file, metadata)) if metadata.is_file() => (file, metadata),
+            Ok(_) => return Err(self.left_out_error(plan, "is not a regular file")),
+            Err(error) => return Err(self.left_out_error(plan, &error.to_string())),
+        };
+        let executable = metadata.mode() & 0o100 != 0;
+        let options = CopyOptions {
+            disposition: plan.disposition,
+            ..CopyOptions::new(if executable { 0o755 } else { 0o644 })
+        };
+        let copied = tree
+            .copy(&plan.destination, &mut file.take(plan.size + 1), options)
+            .map_err(|error| match error {
+                CopyError::Read(error) => self.left_out_error(plan, &error.to_string()),
+                CopyError::Write(error) => InstallError::Tree(error),
+            })?;
+        check_member(plan.expected.as_ref(), &copied, plan.size)
+            .map_err(|reason| self.left_out_error(plan, &format!("has {reason}")))?;
+        Ok(MemberOutcome {
+            digest: copied.sha256,
+            size: copied.size,
+            linked: false,
+            executable,
+        })
+    }
+
+    fn left_out_error(&self, plan: &Planned, reason: &str) -> InstallError {
+        InstallError::BaseRelease(format!(
+            "{}: {} (left out of this thin artifact) {reason}",
+            self.wheel, plan.destination
+        ))
+    }
+}
+
+/// A file this user owns that no one else may write: one an earlier install made.
+pub(crate) fn is_ours(metadata: &std::fs::Metadata) -> bool {
+    metadata.is_file()
+        && metadata.uid() == nix::unistd::geteuid().as_raw()
+        && metadata.mode() & 0o022 == 0
+}
+
+/// The SHA-256 of an open file, read through the tree's buffer; `None` if it can't be read.
+fn hash_open(file: &mut std::fs::File, tree: &mut impl Tree) -> Option<[u8; 32]> {
+    let mut buffer = tree.buffer();
+    let mut hasher = Sha256::new();
+    let result = loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break Some(hasher.finalize().into()),
+            Ok(read) => hasher.update(&buffer[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break None,
+        }
+    };
+    tree.restore_buffer(buffer);
+    result
+}
