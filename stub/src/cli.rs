@@ -317,21 +317,32 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
         let mut payload = open_self()?;
         let file_sha256 = payload.verify_and_digest_file()?;
         verify_all(&mut payload)?;
+        let manifest = payload.manifest();
         if cli.json {
+            let relied_on: Vec<&str> = manifest
+                .base_wheels()
+                .map(|wheel| wheel.filename.as_str())
+                .collect();
             print_stdout(&format!(
                 "{}\n",
                 serde_json::json!({
                     "ok": true,
                     "payload_sha256": payload.digest(),
                     "file_sha256": file_sha256,
+                    "thin_from": manifest.thin_from,
+                    "relies_on": relied_on,
                 })
             ))?;
         } else {
-            print_stdout(&format!(
+            let mut out = format!(
                 "OK {} payload_sha256={} file_sha256={file_sha256}\n",
                 payload.path().display(),
                 payload.digest()
-            ))?;
+            );
+            if let Some(line) = manifest.relies_on() {
+                out.push_str(&format!("{line}\n"));
+            }
+            print_stdout(&escape_lines(&out))?;
         }
         return Ok(());
     }
@@ -437,7 +448,23 @@ fn info(cli: &Cli) -> Result<(), Failure> {
         manifest.unpacked_bytes,
     );
     for set in &manifest.sets {
-        out.push_str(&format!("set {}: {} wheels\n", set.name, set.wheels.len()));
+        let left_out = set
+            .wheels
+            .iter()
+            .filter(|path| manifest.wheel(path).is_some_and(|wheel| wheel.from_base))
+            .count();
+        let thin = match left_out {
+            0 => String::new(),
+            n => format!(" ({n} left out, from the base release)"),
+        };
+        out.push_str(&format!(
+            "set {}: {} wheels{thin}\n",
+            set.name,
+            set.wheels.len()
+        ));
+    }
+    if let Some(line) = manifest.relies_on() {
+        out.push_str(&format!("{line}\n"));
     }
     if !manifest.bootstrap.is_empty() {
         out.push_str(&format!("bootstrap: {} wheels\n", manifest.bootstrap.len()));

@@ -59,6 +59,22 @@ impl Manifest {
     pub fn base_wheels(&self) -> impl Iterator<Item = &WheelEntry> {
         self.wheels.iter().filter(|wheel| wheel.from_base)
     }
+
+    /// For a thin artifact, what it relies on, in one line (untrusted text: escape it).
+    pub fn relies_on(&self) -> Option<String> {
+        let base = self.thin_from.as_ref()?;
+        let version = base
+            .version
+            .as_deref()
+            .map(|version| format!(" {version}"))
+            .unwrap_or_default();
+        Some(format!(
+            "thin: relies on {} wheels of {}{version} (payload {}), taken from a release beside DEST that installed them",
+            self.base_wheels().count(),
+            base.app,
+            base.payload_sha256
+        ))
+    }
 }
 
 /// The `.pyc` files of one wheel for one interpreter, compiled at pack time: a stored zip whose
