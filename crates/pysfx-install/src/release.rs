@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use pysfx_format::Payload;
 use pysfx_plan::Plan;
-use pysfx_tree::DiskTree;
+use pysfx_tree::{DiskTree, Sink};
 use pysfx_venv::{create_venv, write_hooks, CompileJob, Compiler, Interpreter, VenvPaths};
 use tracing::debug;
 
@@ -84,7 +84,7 @@ pub fn build_release(
     let mut phases = Phases::default();
     let mut precompiled_wheels = 0;
     let phase = Instant::now();
-    let extracted = extract_app(payload, &mut DiskTree::new(root))?;
+    let extracted = extract_app(payload, &mut Sink::from(DiskTree::new(root)))?;
     phases.extract = phase.elapsed().as_secs_f64();
     debug!(
         files = extracted.files,
@@ -136,7 +136,8 @@ pub fn build_release(
             !options.no_compile,
         ),
     };
-    let tree = DiskTree::new(&venv.root);
+    // One install code for the disk and the model (verify): see `Sink`.
+    let tree = Sink::from(DiskTree::new(&venv.root));
     let python = venv.root.join("bin/python");
     let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());

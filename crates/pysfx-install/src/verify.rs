@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use pysfx_format::{Payload, WheelEntry};
-use pysfx_tree::NullTree;
+use pysfx_tree::{NullTree, Sink};
 use pysfx_venv::{HOOK_MODULE, HOOK_PTH};
 use pysfx_wheel::normalize_name;
 
@@ -33,7 +33,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             }
         }
     }
-    extract_app(payload, &mut NullTree::new())?;
+    extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
     let layout = Layout {
         site_packages: "lib/python3/site-packages".into(),
@@ -51,7 +51,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     for entry in &manifest.wheels {
         // Every bundle compiled for the wheel, whichever interpreter it is for.
         let job = WheelJob::new(payload, entry, |_| true)?;
-        let tree = venv_model(&layout);
+        let tree = Sink::from(venv_model(&layout));
         install_set(
             payload.file(),
             &[job],

@@ -14,9 +14,11 @@
 
 mod disk;
 mod null;
+mod sink;
 
 pub use disk::{create_dirs_below, create_exclusive, write_new, DiskTree};
 pub use null::NullTree;
+pub use sink::{Sink, SinkFile};
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
