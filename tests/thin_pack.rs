@@ -462,6 +462,12 @@ fn thin_from_must_be_a_sound_artifact_of_the_same_app() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains(verify_error), "{stderr} / {verify_error}");
 
+    // -o OLD would replace the base with the thin artifact: an input, refused.
+    let refused = pack(&other, &old, "other.sfx");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--thin-from"), "{stderr}");
+
     let missing = root.path().join("missing.sfx");
     let verified = pysfx(&[OsStr::new("verify"), missing.as_os_str()]);
     let refused = pack(&other, &missing, "thin.sfx");
