@@ -11,6 +11,8 @@
 # installed tree; also the no-op re-run, pack time, peak RSS (/usr/bin/time) and stub size.
 # Prints ratios against uv and pip measured in the same run.
 #   CORPORA="django:3.11.7 django:3.6.15 popular:3.11.7"   corpus:pyenv version pairs to measure
+#   THIN=0                    skips the thin-artifact size step (django corpora: the next
+#                             release with one wheel changed, packed --thin-from the full one)
 #   BULK=10                   also install a payload BULK times the 3.11 corpus (distinct
 #                             copies of every wheel) and report its peak RSS; BULK=0 skips it
 #   BENCH_TMP=/dev/shm/pysfx-bench   where DESTs go (tmpfs: stable numbers)
@@ -161,6 +163,44 @@ print("%-44s %6.1f MiB  [target <= 32: %s]" % ("pysfx peak RSS", worst, "met" if
 print("%-44s %6.1f s (byte-code compiled at pack time)" % ("pack time", float(pack_s)))
 print("%-44s %d bytes; artifact %d bytes" % ("stub size", int(stub), int(artifact)))
 PY
+
+    # Thin artifact (SPEC "Thin artifacts"): the next release with one wheel changed, packed
+    # --thin-from the full artifact above, with the same options. "One wheel changed" is
+    # sqlparse (a small dependency, as a patch release would change) rebuilt by
+    # bench/change_wheel.py: one comment line appended to sqlparse/__init__.py and its RECORD
+    # row updated, every other byte kept. Offline and deterministic: the same wheel, so the same
+    # sizes, on every run. Goal: the thin artifact <= 2 % of the full one.
+    if [[ $corpus == django && ${THIN:-1} != 0 ]]; then
+        V2=$TMP/wheels-v2-$short
+        THIN_ART=$TMP/corpus-$short-thin.sfx
+        rm -rf "$V2"
+        mkdir -p "$V2"
+        changed=$(ls "$WHEELS"/sqlparse-*.whl)
+        for wheel in "$WHEELS"/*.whl; do
+            [[ $wheel == "$changed" ]] || cp "$wheel" "$V2/"
+        done
+        "$HOST_PY" bench/change_wheel.py "$changed" "$V2" >&2
+        log "$corpus, CPython $version: packing the next release thin (sqlparse changed)"
+        "$PYSFX" pack -q --app examples/site/mysite --wheels "$V2" --python "$PY" --no-bootstrap --stub "$STUB" --thin-from "$ART" -o "$THIN_ART"
+        stub_bytes=$("$PYSFX" inspect --json "$THIN_ART" | "$HOST_PY" -c 'import json, sys; print(json.load(sys.stdin)["stub_bytes"])')
+        "$HOST_PY" - "$corpus, CPython $version" "$ART" "$THIN_ART" "$stub_bytes" <<'PY'
+import collections, os, sys, zipfile
+name, full_path, thin_path, stub = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+full, thin = os.path.getsize(full_path), os.path.getsize(thin_path)
+ratio = thin / full
+print("\n== %s: thin artifact, one wheel (sqlparse) changed" % name)
+print("%-44s %d bytes; full %d bytes" % ("thin artifact", thin, full))
+print("%-44s %6.2f %%  [target <= 2 %%: %s]" % ("thin / full", ratio * 100, "met" if ratio <= 0.02 else "MISSED"))
+print("%-44s %6.2f %%  (the stub, %d bytes, is in both)" % ("thin / full, payloads only", (thin - stub) * 100.0 / (full - stub), stub))
+# Where the thin artifact's bytes go: the stub, then the payload by top-level directory
+# (thin/ holds the husks, wheels/ the changed wheel, .pysfx/ the manifest and SBOMs).
+parts = collections.Counter()
+for info in zipfile.ZipFile(thin_path).infolist():
+    parts[info.filename.split("/")[0]] += info.compress_size
+print("%-44s stub %d, %s" % ("thin artifact's bytes", stub, ", ".join("%s %d" % item for item in parts.most_common())))
+PY
+        rm -rf "$V2" "$THIN_ART"
+    fi
 done
 
 # A payload BULK times the corpus: every 3.11 wheel copied under BULK new distribution names.

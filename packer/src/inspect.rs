@@ -3,43 +3,33 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use pysfx_format::{FormatError, Manifest, Payload};
+use pysfx_format::{Manifest, Payload, ThinBase, WheelEntry};
 use pysfx_plan::PlanError;
 use pysfx_venv::Interpreter;
 use pysfx_wheel::WheelFilename;
 
 use crate::elf::GlibcVersion;
 use crate::signing::{self, Refusal};
+use crate::{artifact_error_code, InspectArgs, VerifyArgs};
 use crate::{floor, pinned, sbom};
-use crate::{InspectArgs, VerifyArgs};
 
 /// Exit code for a corrupt artifact, as the stub uses it.
 const CORRUPT: u8 = 3;
-/// Exit code for an artifact that cannot be opened or read (missing, no permission): this
-/// machine cannot give it, as the stub's 4 for what the machine cannot take.
+/// Exit code for what this machine cannot do (an artifact it cannot read, an interpreter it
+/// lacks), as the stub's 4 for what the machine cannot take.
 const UNREADABLE: u8 = 4;
 
 /// Opens the artifact: a file that cannot be read is exit 4, anything else wrong with it 3.
 fn open(path: &std::path::Path) -> Result<Payload, (u8, anyhow::Error)> {
-    Payload::open(path).map_err(|error| {
-        let code = match error {
-            FormatError::Io { .. } => UNREADABLE,
-            _ => CORRUPT,
-        };
-        (code, error.into())
-    })
+    Payload::open(path).map_err(|error| (artifact_error_code(&error), error.into()))
 }
 
 /// Checks the payload digest while reading the whole file once for its own digest: a corrupt
 /// artifact is exit 3, whatever its manifest says. Returns the file's SHA-256.
 fn file_digest(payload: &mut Payload) -> Result<String, (u8, anyhow::Error)> {
-    payload.verify_and_digest_file().map_err(|error| {
-        let code = match error {
-            FormatError::Io { .. } => UNREADABLE,
-            _ => CORRUPT,
-        };
-        (code, error.into())
-    })
+    payload
+        .verify_and_digest_file()
+        .map_err(|error| (artifact_error_code(&error), error.into()))
 }
 
 /// The exit code of a failed verify: the artifact's fault is 3, the machine's 4.
@@ -86,11 +76,6 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     if args.json {
         return print_json(args, &payload, &file_sha256, &glibc, plan.as_ref());
     }
-    let by_path: HashMap<&str, _> = manifest
-        .wheels
-        .iter()
-        .map(|w| (w.path.as_str(), w))
-        .collect();
     let mut out = format!(
         "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nfile sha256:    {file_sha256} \
          (the whole file, as sha256sum prints it)\npayload sha256: {} (the payload digest, \
@@ -121,6 +106,73 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         },
         manifest.unpacked_bytes,
     ));
+    if let Some(base) = &manifest.thin_from {
+        out.push_str(&format!(
+            "thin:      {}; installs need a release of it beside DEST\n",
+            relies_on(manifest, base)
+        ));
+    }
+    out.push_str(&describe_wheels(manifest));
+    if let Some((interpreter, plan)) = &plan {
+        out.push_str(&plan.describe(interpreter));
+    }
+    // Manifest strings are the artifact's, not ours: no terminal escapes reach the screen.
+    print(&pysfx_format::escape_lines(&out))
+}
+
+/// `relies on N wheels from APP VERSION (payload sha256 DIGEST)`: what a thin artifact needs.
+fn relies_on(manifest: &Manifest, base: &ThinBase) -> String {
+    let count = manifest.base_wheels().count();
+    format!(
+        "relies on {count} wheel{} from {} {} (payload sha256 {})",
+        if count == 1 { "" } else { "s" },
+        base.app,
+        base.version.as_deref().unwrap_or("(no version recorded)"),
+        base.payload_sha256
+    )
+}
+
+/// One wheel of a listing: name, version, stored size and file name; a wheel a thin artifact
+/// left out is marked, its stored size being its husk's.
+fn wheel_line(wheel: &WheelEntry) -> String {
+    let (size, mark) = if wheel.from_base {
+        (
+            format!("{} husk", wheel.size),
+            "  (from base: expected in a release beside DEST)",
+        )
+    } else {
+        (wheel.size.to_string(), "")
+    };
+    format!(
+        "  {:<40} {:>15}  {}{mark}\n",
+        format!("{} {}", wheel.name, wheel.version),
+        size,
+        wheel.filename
+    )
+}
+
+/// The wheel sets and the bootstrap wheels, each wheel on its line.
+fn describe_wheels(manifest: &Manifest) -> String {
+    let by_path: HashMap<&str, _> = manifest
+        .wheels
+        .iter()
+        .map(|w| (w.path.as_str(), w))
+        .collect();
+    // In a thin artifact, how many wheels of a list it carries and how many it relies on.
+    let split = |paths: &[String]| {
+        if manifest.thin_from.is_none() {
+            return String::new();
+        }
+        let from_base = paths
+            .iter()
+            .filter(|path| by_path.get(path.as_str()).is_some_and(|w| w.from_base))
+            .count();
+        format!(
+            " ({} carried, {from_base} from base)",
+            paths.len() - from_base
+        )
+    };
+    let mut out = String::new();
     for set in &manifest.sets {
         let target = set
             .target
@@ -141,40 +193,34 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
             })
             .unwrap_or_else(|| " (any target)".to_string());
         out.push_str(&format!(
-            "set {}{}: {} wheels, {}\n",
+            "set {}{}: {} wheels{}, {}\n",
             set.name,
             target,
             set.wheels.len(),
+            split(&set.wheels),
             describe_need(&need_of(manifest, &set.wheels))
         ));
         for path in &set.wheels {
             if let Some(wheel) = by_path.get(path.as_str()) {
-                out.push_str(&format!(
-                    "  {:<40} {:>10}  {}\n",
-                    format!("{} {}", wheel.name, wheel.version),
-                    wheel.size,
-                    wheel.filename
-                ));
+                out.push_str(&wheel_line(wheel));
             }
         }
     }
     if !manifest.bootstrap.is_empty() {
         out.push_str(&format!(
-            "bootstrap: {} wheels, {}\n",
+            "bootstrap: {} wheels{}, {}\n",
             manifest.bootstrap.len(),
+            split(&manifest.bootstrap),
             describe_need(&need_of(manifest, &manifest.bootstrap))
         ));
         for path in &manifest.bootstrap {
             if let Some(wheel) = by_path.get(path.as_str()) {
-                out.push_str(&format!("  {}\n", wheel.filename));
+                let mark = if wheel.from_base { "  (from base)" } else { "" };
+                out.push_str(&format!("  {}{mark}\n", wheel.filename));
             }
         }
     }
-    if let Some((interpreter, plan)) = &plan {
-        out.push_str(&plan.describe(interpreter));
-    }
-    // Manifest strings are the artifact's, not ours: no terminal escapes reach the screen.
-    print(&pysfx_format::escape_lines(&out))
+    out
 }
 
 /// `inspect --json`: the manifest and both digests, with `--python` the dry run's choice.
@@ -362,8 +408,20 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
     let signature = signed
         .map(|(id, _)| format!(" signed_by={id}"))
         .unwrap_or_default();
-    print(&format!(
+    let mut out = format!(
         "OK {path} payload_sha256={} file_sha256={file_sha256}{signature}\n",
         payload.digest()
-    ))
+    );
+    // A thin artifact's left-out wheels were not checked (it does not hold them): say which
+    // they are and where they must come from.
+    let manifest = payload.manifest();
+    if let Some(base) = &manifest.thin_from {
+        let mut thin = format!("{}:\n", relies_on(manifest, base));
+        for wheel in manifest.base_wheels() {
+            thin.push_str(&format!("  {} sha256={}\n", wheel.filename, wheel.sha256));
+        }
+        // Manifest strings are the artifact's: no terminal escapes reach the screen.
+        out.push_str(&pysfx_format::escape_lines(&thin));
+    }
+    print(&out)
 }

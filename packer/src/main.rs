@@ -126,6 +126,11 @@ pub struct PackArgs {
     /// an encrypted key's password comes from PYSFX_SIGN_PASSWORD, else the terminal
     #[arg(long, value_name = "SECRET_KEY")]
     pub sign: Option<PathBuf>,
+    /// Make a thin artifact: leave out every wheel OLD.sfx (an artifact of the same app)
+    /// already carries, byte for byte; at install they come from a release of OLD beside DEST.
+    /// A wheel whose RECORD lacks a sha256 hash or size for a file is carried whole
+    #[arg(long, value_name = "OLD.sfx")]
+    pub thin_from: Option<PathBuf>,
     /// The artifact to write
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
@@ -186,6 +191,36 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// An artifact that another command reads (`pack --thin-from OLD`) is unreadable or corrupt:
+/// the same message and exit code `pysfx verify OLD` gives (3 corrupt, 4 unreadable).
+#[derive(Debug)]
+pub struct ArtifactError(pub pysfx_format::FormatError);
+
+impl ArtifactError {
+    /// The exit code `pysfx verify` gives for this error.
+    pub fn code(&self) -> u8 {
+        artifact_error_code(&self.0)
+    }
+}
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ArtifactError {}
+
+/// The exit code of an artifact that cannot be opened or read: 4 when the file cannot be read
+/// (missing, no permission: this machine cannot give it, as the stub's 4 for what the machine
+/// cannot take), 3 when it is corrupt.
+pub fn artifact_error_code(error: &pysfx_format::FormatError) -> u8 {
+    match error {
+        pysfx_format::FormatError::Io { .. } => 4,
+        _ => 3,
+    }
+}
 
 /// Colour only where it is wanted: not with `NO_COLOR` set to anything (no-color.org) nor on a
 /// `TERM=dumb` terminal; the stub follows the same rule.
@@ -282,6 +317,8 @@ fn main() -> ExitCode {
         Command::Pack(args) => pack::run(&args).map_err(|error| {
             let code = if error.downcast_ref::<UsageError>().is_some() {
                 2
+            } else if let Some(artifact) = error.downcast_ref::<ArtifactError>() {
+                artifact.code()
             } else {
                 1
             };

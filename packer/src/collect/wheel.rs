@@ -49,6 +49,8 @@ pub struct WheelInfo {
     pub members: u64,
     /// `Requires-Dist` of METADATA, as written.
     pub requires_dist: Vec<String>,
+    /// Hex SHA-256 of the bytes of `<dist-info>/RECORD`.
+    pub record_sha256: String,
 }
 
 /// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
@@ -70,9 +72,9 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     // there is refused here.
     let prepared = pysfx_install::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
-    let members = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-        .with_context(context)?
-        .len() as u64;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).with_context(context)?;
+    let members = archive.len() as u64;
+    let record_sha256 = record_digest(&mut archive).with_context(context)?;
     // The stub refuses a wheel whose requirements it cannot read (it could not tell the
     // release is complete): refuse it here.
     for text in prepared.requires_dist() {
@@ -95,5 +97,33 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         unpacked_bytes: prepared.unpacked_bytes(),
         members,
         requires_dist: prepared.requires_dist().to_vec(),
+        record_sha256,
     })
+}
+
+/// The wheel's one `.dist-info` directory (a top-level directory named `*.dist-info`), as
+/// the install finds it; `None` when there is not exactly one.
+pub(crate) fn dist_info_directory<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
+    let directories: std::collections::BTreeSet<&str> = names
+        .filter_map(|name| name.split_once('/').map(|(top, _)| top))
+        .filter(|top| top.ends_with(".dist-info"))
+        .collect();
+    match directories.into_iter().collect::<Vec<_>>().as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+/// Hex SHA-256 of the bytes of the wheel's `<dist-info>/RECORD`.
+fn record_digest<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> Result<String> {
+    let members = pysfx_format::scan_members(archive)?;
+    let directory = dist_info_directory(members.iter().map(|member| member.name.as_str()))
+        .ok_or_else(|| anyhow!("not exactly one .dist-info directory"))?;
+    let name = format!("{directory}/RECORD");
+    let entry = archive
+        .by_name(&name)
+        .with_context(|| format!("{name} is missing"))?;
+    let (digest, _) =
+        pysfx_format::sha256_reader(entry).with_context(|| format!("cannot read {name}"))?;
+    Ok(pysfx_format::hex(&digest))
 }

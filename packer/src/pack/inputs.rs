@@ -148,6 +148,8 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
     );
     let mut files: Vec<(&str, &Path)> = vec![("--stub", stub)];
     files.extend(args.requirements.iter().map(|f| ("-r", f.as_path())));
+    // A thin artifact replacing its base would leave new hosts without the full artifact.
+    files.extend(args.thin_from.iter().map(|f| ("--thin-from", f.as_path())));
     for (flag, directory) in directories {
         if spellings(directory)
             .iter()

@@ -1,10 +1,11 @@
 //! `pysfx pack`: collect, check, and write the artifact. `run` is the pipeline; `inputs` are
 //! checked before any work, `sets` collects the wheel sets, `checks` holds them to the rules
-//! before `write` writes the artifact.
+//! before `write` writes the artifact; `thin` leaves out what `--thin-from` already carries.
 
 mod checks;
 mod inputs;
 mod sets;
+mod thin;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,7 @@ use inputs::{
     stub_path,
 };
 use sets::{bootstrap_for, collect_sets, CollectedSet};
+use thin::{Base, Husk};
 use write::{write_artifact, Contents};
 
 /// Zip timestamps when `SOURCE_DATE_EPOCH` is unset: 1980-01-01, the zip epoch.
@@ -39,6 +41,12 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let targets = check_collection_options(args, &max_glibc)?;
     let app_name = app_name(args)?;
     let app_version = app_version(args)?;
+    // Before any work: OLD must be a readable artifact of this app.
+    let base = args
+        .thin_from
+        .as_deref()
+        .map(|old| Base::read(old, &app_name))
+        .transpose()?;
     let (stub, stub_glibc) = read_stub(&stub_path, &max_glibc)?;
     // A wrong password fails the pack before any work.
     let signing_key = args
@@ -62,19 +70,28 @@ pub fn run(args: &PackArgs) -> Result<()> {
         sets: manifest_sets,
         mut compile_plans,
         bootstrap,
-    } = place_wheels(&sets, &bootstrap_files, &app_name)?;
+        husks,
+    } = place_wheels(
+        &sets,
+        &bootstrap_files,
+        &app_name,
+        base.as_ref(),
+        work.path(),
+    )?;
     check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
+    // A left-out wheel's byte-code is linked from the base release with its files.
     for (interpreter, wheels) in &mut compile_plans {
         wheels.extend(bootstrap_for(interpreter, &bootstrap, &infos));
+        wheels.retain(|wheel| !husks.contains_key(wheel));
     }
 
     // Byte-code for the sets whose interpreter is at hand.
     let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
     let bundles = compile_bytecode(compile_plans, &infos, work.path(), epoch)?;
 
-    let wheels = wheel_entries(&infos);
+    let wheels = wheel_entries(&infos, &husks);
     let Walked {
         app_files,
         static_files,
@@ -104,7 +121,10 @@ pub fn run(args: &PackArgs) -> Result<()> {
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),
         stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
-        thin_from: None,
+        // Nothing left out: a full artifact, which needs no release of OLD.
+        thin_from: base
+            .filter(|_| !husks.is_empty())
+            .map(|base| base.thin_from),
         bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
     };
 
@@ -120,6 +140,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             app_files: &app_files,
             static_files: &static_files,
             wheels: &infos,
+            husks: &husks,
             bundles: &bundles,
             documents: &sboms,
         },
@@ -211,23 +232,45 @@ struct Placed<'a> {
     compile_plans: Vec<(&'a Interpreter, Vec<String>)>,
     /// The bootstrap wheels' payload paths.
     bootstrap: BTreeSet<String>,
+    /// The husks of the wheels left out of a thin pack, by payload path (`thin/…`).
+    husks: BTreeMap<String, Husk>,
 }
 
 /// Reads every collected wheel (refusing what the stub would refuse) and gives each its
-/// payload path, `wheels/<digest>/<file name>`.
+/// payload path, `wheels/<digest>/<file name>`; with `--thin-from`, a wheel the base carries
+/// is left out and its husk made, at `thin/<digest>/<file name>`.
 fn place_wheels<'a>(
     sets: &'a [CollectedSet],
     bootstrap_files: &[PathBuf],
     app_name: &str,
+    base: Option<&Base>,
+    work: &Path,
 ) -> Result<Placed<'a>> {
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
+    let mut husks: BTreeMap<String, Husk> = BTreeMap::new();
     let mut payload_path = |path: &Path| -> Result<String> {
         let info = collect::read_wheel(path, Some(app_name))?;
-        let stored = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
-        infos
-            .entry(stored.clone())
-            .or_insert((info, path.to_path_buf()));
+        let whole = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
+        let husk_path = thin::husk_payload_path(&info);
+        if infos.contains_key(&husk_path) {
+            return Ok(husk_path);
+        }
+        if infos.contains_key(&whole) {
+            return Ok(whole);
+        }
+        let husk = match base.filter(|base| base.carries(&info.sha256)) {
+            Some(_) => thin::make_husk(path, &info, work)?,
+            None => None,
+        };
+        let stored = match husk {
+            Some(husk) => {
+                husks.insert(husk_path.clone(), husk);
+                husk_path
+            }
+            None => whole,
+        };
+        infos.insert(stored.clone(), (info, path.to_path_buf()));
         Ok(stored)
     };
     let mut manifest_sets = Vec::new();
@@ -256,11 +299,15 @@ fn place_wheels<'a>(
         debug!("bootstrap: {path}");
         bootstrap.insert(path);
     }
+    if let Some(base) = base {
+        thin::report(base, &infos, &husks);
+    }
     Ok(Placed {
         infos,
         sets: manifest_sets,
         compile_plans,
         bootstrap,
+        husks,
     })
 }
 
@@ -288,8 +335,12 @@ fn compile_bytecode(
     Ok(bundles)
 }
 
-/// The manifest's record of each wheel.
-fn wheel_entries(infos: &BTreeMap<String, (WheelInfo, PathBuf)>) -> Vec<WheelEntry> {
+/// The manifest's record of each wheel: a left-out one is described as the whole wheel (its
+/// digest, members, sizes and requirements), but for `size`, its husk's.
+fn wheel_entries(
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    husks: &BTreeMap<String, Husk>,
+) -> Vec<WheelEntry> {
     infos
         .iter()
         .map(|(path, (info, _))| WheelEntry {
@@ -298,13 +349,13 @@ fn wheel_entries(infos: &BTreeMap<String, (WheelInfo, PathBuf)>) -> Vec<WheelEnt
             name: info.name.clone(),
             version: info.version.clone(),
             sha256: info.sha256.clone(),
-            size: info.size,
+            size: husks.get(path).map_or(info.size, |husk| husk.size),
             unpacked_bytes: info.unpacked_bytes,
             members: info.members,
             requires_python: info.requires_python.clone(),
             requires_dist: info.requires_dist.clone(),
-            record_sha256: None,
-            from_base: false,
+            record_sha256: Some(info.record_sha256.clone()),
+            from_base: husks.contains_key(path),
         })
         .collect()
 }
@@ -314,8 +365,12 @@ fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
     let size = std::fs::metadata(&args.output)
         .map(|m| m.len())
         .unwrap_or(0);
+    let from_base = match manifest.base_wheels().count() {
+        0 => String::new(),
+        count => format!(" ({count} of them from base)"),
+    };
     info!(
-        "wrote {} ({} bytes: stub {} bytes, {} wheels in {} sets, {} app files)",
+        "wrote {} ({} bytes: stub {} bytes, {} wheels{from_base} in {} sets, {} app files)",
         args.output.display(),
         size,
         stub.len(),

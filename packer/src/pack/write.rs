@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use pysfx_format::{EntryOptions, Manifest, PayloadWriter};
 use tracing::{info, warn};
 
+use super::thin::Husk;
 use crate::appfiles::{TreeFile, TreeKind};
 use crate::bytecode;
 use crate::collect::WheelInfo;
@@ -19,6 +20,8 @@ pub(crate) struct Contents<'a> {
     pub(crate) app_files: &'a [TreeFile],
     pub(crate) static_files: &'a [TreeFile],
     pub(crate) wheels: &'a BTreeMap<String, (WheelInfo, PathBuf)>,
+    /// The husks stored in place of the wheels a thin pack leaves out, by payload path.
+    pub(crate) husks: &'a BTreeMap<String, Husk>,
     pub(crate) bundles: &'a BTreeMap<String, bytecode::Built>,
     /// Entries made by the packer (the SBOMs), stored right after the manifest.
     pub(crate) documents: &'a [(String, Vec<u8>)],
@@ -35,6 +38,7 @@ pub(crate) fn write_artifact(
         app_files,
         static_files,
         wheels,
+        husks,
         bundles,
         documents,
     } = contents;
@@ -92,8 +96,9 @@ pub(crate) fn write_artifact(
             )?;
         }
         let progress = progress_bar(wheels.len() as u64, "packing wheels");
-        for (path, (_, source)) in wheels.iter() {
+        for (path, (_, wheel)) in wheels.iter() {
             progress.inc(1);
+            let source = husks.get(path).map_or(wheel.as_path(), |husk| &husk.file);
             add_stored(&mut writer, path, source)?;
         }
         progress.finish_and_clear();

@@ -1,0 +1,219 @@
+//! Thin artifacts (SPEC "Thin artifacts"): `pack --thin-from OLD` leaves out every wheel OLD
+//! already carries (same SHA-256). At install the left-out wheels' files are linked from a
+//! release of OLD beside DEST, checked against RECORD; what an install writes fresh for a
+//! wheel — its `.dist-info/` and its `.data/scripts/` (whose `#!python` line names the venv) —
+//! stays in the payload as the wheel's husk.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use pysfx_format::{MemberKind, Payload, ThinBase};
+use pysfx_wheel::Record;
+use tracing::{info, warn};
+
+use crate::collect::{dist_info_directory, WheelInfo};
+use crate::{ArtifactError, UsageError};
+
+/// RECORD is read whole; no real one comes near this.
+const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The artifact a thin pack relies on (`--thin-from OLD`).
+pub(crate) struct Base {
+    /// What the manifest records of it.
+    pub(crate) thin_from: ThinBase,
+    /// The SHA-256 of every wheel OLD's manifest describes, carried or itself left out.
+    wheels: HashSet<String>,
+}
+
+impl Base {
+    /// Opens OLD and checks its payload digest, as `pysfx verify` does (an unreadable or
+    /// corrupt OLD gives verify's message and exit code); OLD must be an artifact of `app_name`
+    /// (exit 2 otherwise).
+    pub(crate) fn read(path: &Path, app_name: &str) -> Result<Base> {
+        let context = || format!("--thin-from {}", path.display());
+        let mut payload = Payload::open(path)
+            .map_err(ArtifactError)
+            .with_context(context)?;
+        payload
+            .verify()
+            .map_err(ArtifactError)
+            .with_context(context)?;
+        let manifest = payload.manifest();
+        if manifest.app.name != app_name {
+            return Err(UsageError(format!(
+                "--thin-from {}: it is an artifact of the app {:?}, and this pack is of the app \
+                 {app_name:?}; a thin artifact relies on an earlier artifact of the same app",
+                path.display(),
+                manifest.app.name
+            ))
+            .into());
+        }
+        Ok(Base {
+            thin_from: ThinBase {
+                app: manifest.app.name.clone(),
+                version: manifest.app.version.clone(),
+                payload_sha256: payload.digest(),
+            },
+            wheels: manifest
+                .wheels
+                .iter()
+                .map(|wheel| wheel.sha256.clone())
+                .collect(),
+        })
+    }
+
+    /// Whether OLD carries (or itself relies on) the wheel with this SHA-256.
+    pub(crate) fn carries(&self, sha256: &str) -> bool {
+        self.wheels.contains(sha256)
+    }
+}
+
+/// A left-out wheel's husk, written into the pack's work directory.
+pub(crate) struct Husk {
+    pub(crate) file: PathBuf,
+    pub(crate) size: u64,
+}
+
+/// Where a left-out wheel's husk is stored in the payload.
+pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
+    format!("thin/{}/{}", &info.sha256[..16], info.filename)
+}
+
+/// Whether a wheel member belongs in the husk: it is under the `.dist-info` directory or under
+/// a `.data/scripts/` directory (as the install reads `.data`: any top-level `*.data`).
+fn in_husk(member: &str, dist_info: &str) -> bool {
+    let Some((top, rest)) = member.split_once('/') else {
+        return false;
+    };
+    top == dist_info || (top.ends_with(".data") && rest.starts_with("scripts/"))
+}
+
+/// The husk of `wheel` (`info` read from it), written under `work`: its `.dist-info/` and
+/// `.data/scripts/` members raw-copied (names, compressed bytes, times and unix permissions as
+/// they are, so the husk is deterministic). `None`, with a warning, when the wheel must be
+/// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
+/// which the install checks a file before linking it.
+pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<Option<Husk>> {
+    let context = || format!("cannot make the husk of {}", wheel.display());
+    let file = File::open(wheel).with_context(context)?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
+    let members = pysfx_format::scan_members(&mut archive).with_context(context)?;
+    let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
+        .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.display()))?;
+    let record = read_record(&mut archive, &dist_info).with_context(context)?;
+    let unchecked = members.iter().find(|member| {
+        let checkable = record
+            .get(member.name.as_str())
+            .is_some_and(|(hash, size)| hash.starts_with("sha256=") && size.is_some());
+        member.kind != MemberKind::Directory && !in_husk(&member.name, &dist_info) && !checkable
+    });
+    if let Some(member) = unchecked {
+        warn!(
+            "{}: carried whole although --thin-from carries it too: RECORD has no sha256 hash \
+             and size for {}, by which the install would check the file it links",
+            info.filename, member.name
+        );
+        return Ok(None);
+    }
+    let output = work
+        .join("thin")
+        .join(&info.sha256[..16])
+        .join(info.filename.to_string());
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent).with_context(context)?;
+    }
+    let mut writer = zip::ZipWriter::new(File::create(&output).with_context(context)?);
+    for member in members.iter().filter(|m| in_husk(&m.name, &dist_info)) {
+        let entry = archive.by_index_raw(member.index).with_context(context)?;
+        writer.raw_copy_file(entry).with_context(context)?;
+    }
+    writer.finish().with_context(context)?;
+    let size = std::fs::metadata(&output).with_context(context)?.len();
+    Ok(Some(Husk { file: output, size }))
+}
+
+/// RECORD's rows by path: (hash, size).
+fn read_record<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    dist_info: &str,
+) -> Result<HashMap<String, (String, Option<u64>)>> {
+    let name = format!("{dist_info}/RECORD");
+    let entry = archive
+        .by_name(&name)
+        .with_context(|| format!("{name} is missing"))?;
+    let mut text = String::new();
+    entry
+        .take(MAX_RECORD_BYTES)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {name}"))?;
+    let record = Record::parse(&text).map_err(|reason| anyhow!("{name}: {reason}"))?;
+    Ok(record
+        .entries
+        .into_iter()
+        .map(|row| (row.path, (row.hash, row.size)))
+        .collect())
+}
+
+/// Says what a thin pack left out and what it carries.
+pub(crate) fn report(
+    base: &Base,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    husks: &BTreeMap<String, Husk>,
+) {
+    let ThinBase {
+        app,
+        version,
+        payload_sha256,
+    } = &base.thin_from;
+    let version = version.as_deref().unwrap_or("(no version recorded)");
+    if husks.is_empty() {
+        warn!(
+            "--thin-from {app} {version}: it carries none of this pack's wheels; the artifact \
+             is a full one"
+        );
+        return;
+    }
+    let left_out: u64 = husks
+        .keys()
+        .filter_map(|path| infos.get(path))
+        .map(|(info, _)| info.size)
+        .sum();
+    let husk_bytes: u64 = husks.values().map(|husk| husk.size).sum();
+    info!(
+        "thin: {} of {} wheels ({left_out} bytes) left out, to be linked from a release of \
+         {app} {version} (payload sha256 {payload_sha256}) beside DEST; their husks take \
+         {husk_bytes} bytes",
+        husks.len(),
+        infos.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_husk_holds() {
+        let dist_info = "tool-1.0.dist-info";
+        let cases = [
+            ("tool-1.0.dist-info/RECORD", true),
+            ("tool-1.0.dist-info/METADATA", true),
+            ("tool-1.0.dist-info/licenses/LICENSE", true),
+            ("tool-1.0.data/scripts/run", true),
+            ("tool-1.0.data/scripts/", true),
+            ("tool-1.0.data/purelib/tool/x.py", false),
+            ("tool-1.0.data/data/share/x", false),
+            ("tool/__init__.py", false),
+            ("tool-1.0.dist-info", false),
+            ("other-2.0.dist-info/METADATA", false),
+            ("tool/scripts/run", false),
+            ("README", false),
+        ];
+        for (member, expected) in cases {
+            assert_eq!(in_husk(member, dist_info), expected, "{member}");
+        }
+    }
+}
