@@ -385,7 +385,6 @@ fn check_listings(packed: &Packed, left_out: &[LeftOut]) {
 
 /// `pysfx verify` of a thin artifact names the wheels it relies on and the base.
 #[test]
-#[ignore = "needs pysfx-install's verify_contents to take husks (the install side of thin artifacts)"]
 fn verify_names_what_a_thin_artifact_relies_on() {
     let packed = pack_v1_and_thin_v2();
     let output = pysfx(&[OsStr::new("verify"), packed.v2.as_os_str()]);

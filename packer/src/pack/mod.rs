@@ -87,9 +87,12 @@ pub fn run(args: &PackArgs) -> Result<()> {
         wheels.retain(|wheel| !husks.contains_key(wheel));
     }
 
-    // Byte-code for the sets whose interpreter is at hand.
+    // Byte-code for the sets whose interpreter is at hand. Its sources' mtime is one fixed
+    // epoch whatever SOURCE_DATE_EPOCH says, so releases of different artifacts that installed
+    // the same wheel have the same sources and byte-code, and a linked install can share them
+    // (a source's mtime is part of what its `.pyc` is checked against).
     let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
-    let bundles = compile_bytecode(compile_plans, &infos, work.path(), epoch)?;
+    let bundles = compile_bytecode(compile_plans, &infos, work.path(), DEFAULT_EPOCH)?;
 
     let wheels = wheel_entries(&infos, &husks);
     let Walked {
