@@ -64,7 +64,7 @@ impl PreparedWheel {
         match origin.source {
             Some(source) => {
                 if !origin.copy {
-                    if let Some(outcome) = self.try_link(plan, source, tree)? {
+                    if let Some(outcome) = self.try_link(plan, source, layout, tree)? {
                         return Ok(outcome);
                     }
                 }
@@ -95,6 +95,7 @@ impl PreparedWheel {
         &self,
         plan: &Planned,
         source: &LinkSource,
+        layout: &Layout,
         tree: &mut impl Tree,
     ) -> Result<Option<MemberOutcome>, InstallError> {
         // Only a new file whose content is exactly the shipped bytes (no `#!python` line to
@@ -115,9 +116,11 @@ impl PreparedWheel {
             return Ok(None);
         };
         let executable = metadata.mode() & 0o100 != 0;
-        let mtime = self
-            .source_mtime
-            .filter(|_| plan.destination.ends_with(".py"));
+        // The mtime extract would give it (see `PreparedWheel::set_source_mtime`).
+        let mtime = self.source_mtime.filter(|_| {
+            plan.destination.ends_with(".py")
+                && plan.destination.starts_with(layout.site_packages.as_str())
+        });
         let fits = is_ours(&metadata)
             && metadata.len() == plan.size
             && (plan.index.is_none() || executable == plan.executable)
