@@ -127,9 +127,20 @@ fn members(bytes: &[u8]) -> Vec<(String, Option<u32>)> {
         .collect()
 }
 
+/// What a husk carries as the wheel has it: `.data/scripts/` and `.data/headers/` (RECORD
+/// itself is carried as its skeleton, checked apart).
 fn in_husk(name: &str) -> bool {
     let (top, rest) = name.split_once('/').unwrap_or((name, ""));
-    top.ends_with(".dist-info") || (top.ends_with(".data") && rest.starts_with("scripts/"))
+    top.ends_with(".data") && (rest.starts_with("scripts/") || rest.starts_with("headers/"))
+}
+
+/// A member's text.
+fn member_text(bytes: &[u8], name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name(name).expect(name), &mut text)
+        .expect("text");
+    text
 }
 
 fn record_sha256(wheel: &[u8]) -> String {
@@ -263,11 +274,32 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
         assert_eq!(path, format!("thin/{}/{filename}", &sha256[..16]));
         let husk = payload_entry(&packed.v2, path);
         assert_eq!(wheel["size"], Value::from(husk.len() as u64));
+        let record_name = whole
+            .iter()
+            .map(|(name, _)| name.clone())
+            .find(|name| name.ends_with(".dist-info/RECORD"))
+            .expect("RECORD");
         let expected: Vec<_> = whole
             .into_iter()
             .filter(|(name, _)| in_husk(name))
+            .map(|(name, mode)| (name, mode))
             .collect();
-        assert_eq!(members(&husk), expected, "the husk of {filename}");
+        let mut carried = members(&husk);
+        let skeleton_at = carried
+            .iter()
+            .position(|(name, _)| *name == record_name)
+            .expect("the husk carries RECORD's skeleton");
+        carried.remove(skeleton_at);
+        assert_eq!(carried, expected, "the husk of {filename}");
+        // The skeleton is RECORD with the hashes of what the husk does not carry blanked.
+        let record = member_text(original, &record_name);
+        let skeleton = member_text(&husk, &record_name);
+        assert_eq!(
+            skeleton,
+            pysfx_wheel::blank_hashes(&record, |path| !in_husk(path)),
+            "{filename}"
+        );
+        assert_ne!(skeleton, record, "{filename}: some hashes are blanked");
         scripts_in_husks |= expected
             .iter()
             .any(|(name, _)| name.contains(".data/scripts/"));

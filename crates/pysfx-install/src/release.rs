@@ -128,7 +128,6 @@ pub fn build_release(
         threads: options.threads,
         limits: options.limits,
         copy: options.copy,
-        assume_left_out: false,
         bytecode: BytecodeLink::new(
             &interpreter.magic,
             interpreter.cache_tag.as_deref(),

@@ -82,8 +82,6 @@ pub struct SetOptions {
     pub limits: BatchLimits,
     /// `--copy`: never hard-link from a release beside DEST.
     pub copy: bool,
-    /// A model install (`verify`): files a thin artifact left out are assumed.
-    pub assume_left_out: bool,
     /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
     pub bytecode: Option<BytecodeLink>,
 }
@@ -380,7 +378,6 @@ impl Run<'_> {
                 let origin = Origin {
                     source: self.batch.jobs[wheel].source.as_deref(),
                     copy: self.options.copy,
-                    assume: self.options.assume_left_out,
                 };
                 let prepared = &self.prepared[wheel];
                 let outcome = prepared.place(archive, member, layout, &mut worker.tree, &origin)?;
@@ -471,9 +468,23 @@ fn open_wheels(
                     source,
                 }
             })?;
-        let prepared = match job.entry.from_base {
-            true => prepare_husk(&mut archive, &job.filename, batch.layout)?,
-            false => prepare_wheel(&mut archive, &job.filename, batch.layout)?,
+        let prepared = match (job.entry.from_base, &job.source, &job.entry.record_sha256) {
+            (false, _, _) => prepare_wheel(&mut archive, &job.filename, batch.layout)?,
+            (true, Some(base), Some(record)) => {
+                prepare_husk(&mut archive, &job.filename, batch.layout, base, record)?
+            }
+            (true, None, _) => {
+                return Err(InstallError::BaseRelease(format!(
+                    "{}: left out of this thin artifact, and no release beside DEST holds it",
+                    job.filename
+                )))
+            }
+            (true, Some(_), None) => {
+                return Err(InstallError::Corrupt(format!(
+                    "{}: left out of the payload without the digest of its RECORD",
+                    job.filename
+                )))
+            }
         };
         Ok::<_, InstallError>((archive, prepared))
     });

@@ -45,10 +45,13 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     let options = SetOptions {
         threads: 1,
         limits: BatchLimits::default(),
-        assume_left_out: true,
         ..SetOptions::default()
     };
     for entry in &manifest.wheels {
+        if entry.from_base {
+            check_husk(payload, entry, &path)?;
+            continue;
+        }
         // Every bundle compiled for the wheel, whichever interpreter it is for.
         let job = WheelJob::new(payload, entry, |_| true)?;
         let tree = Sink::from(venv_model(&layout));
@@ -66,6 +69,40 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             other => other,
         })?;
     }
+    Ok(())
+}
+
+/// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members
+/// have safe names, and a RECORD skeleton that parses. The rest is checked at install, against
+/// the release the wheel is taken from.
+fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(), InstallError> {
+    let corrupt = |reason: String| {
+        InstallError::Corrupt(format!("{path}: the husk of {}: {reason}", entry.filename))
+    };
+    if entry.record_sha256.is_none() {
+        return Err(corrupt("the manifest gives no digest of its RECORD".into()));
+    }
+    let (start, len) = payload.stored_range(&entry.path)?;
+    let mut archive = zip::ZipArchive::new(pysfx_format::Section::new(payload.file(), start, len))
+        .map_err(|error| corrupt(error.to_string()))?;
+    let members =
+        pysfx_format::scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
+    let record = members
+        .iter()
+        .find(|member| member.name.ends_with(".dist-info/RECORD"))
+        .ok_or_else(|| corrupt("it has no RECORD".into()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            archive
+                .by_index(record.index)
+                .map_err(|error| corrupt(error.to_string()))?,
+            64 << 20,
+        ),
+        &mut text,
+    )
+    .map_err(|error| corrupt(error.to_string()))?;
+    pysfx_wheel::Record::parse(&text).map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
     Ok(())
 }
 

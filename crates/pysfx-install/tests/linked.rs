@@ -28,28 +28,43 @@ const MEMBERS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// The sample wheel, or (`husk`) only its `.dist-info/` and `.data/scripts/` members with the
-/// whole wheel's RECORD.
-fn wheel(husk: bool) -> Vec<u8> {
+/// The sample wheel's RECORD.
+fn record() -> String {
     let mut record = String::new();
     for (name, data) in MEMBERS {
         record.push_str(&format!("{name},{},{}\n", hash_bytes(data), data.len()));
     }
     record.push_str("sample-1.0.dist-info/RECORD,,\n");
+    record
+}
+
+/// The sample wheel, or (`husk`) only its `.data/scripts/` member and RECORD's skeleton, as a
+/// thin artifact carries it.
+fn wheel(husk: bool) -> Vec<u8> {
+    let is_script = |name: &str| name.contains(".data/scripts/");
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default();
     for (name, data) in MEMBERS {
-        if husk && !(name.contains(".dist-info/") || name.contains(".data/scripts/")) {
+        if husk && !is_script(name) {
             continue;
         }
         writer.start_file(*name, options).expect("start");
         writer.write_all(data).expect("write");
     }
+    let record = match husk {
+        true => pysfx_wheel::blank_hashes(&record(), |path| !is_script(path)),
+        false => record(),
+    };
     writer
         .start_file("sample-1.0.dist-info/RECORD", options)
         .expect("start");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish").into_inner()
+}
+
+fn record_sha256() -> String {
+    use sha2::Digest;
+    pysfx_format::hex(&sha2::Sha256::digest(record().as_bytes()))
 }
 
 fn layout() -> Layout {
@@ -74,15 +89,13 @@ fn install(
     let filename: WheelFilename = "sample-1.0-py3-none-any.whl".parse().expect("name");
     let mut archive = ZipArchive::new(Cursor::new(wheel(husk))).expect("zip");
     let layout = layout();
-    let prepared = match husk {
-        true => prepare_husk(&mut archive, &filename, &layout)?,
-        false => prepare_wheel(&mut archive, &filename, &layout)?,
+    let prepared = match (husk, source) {
+        (true, Some(base)) => {
+            prepare_husk(&mut archive, &filename, &layout, base, &record_sha256())?
+        }
+        _ => prepare_wheel(&mut archive, &filename, &layout)?,
     };
-    let origin = Origin {
-        source,
-        copy,
-        assume: false,
-    };
+    let origin = Origin { source, copy };
     let mut tree = DiskTree::new(&venv);
     let mut outcomes = Vec::new();
     for member in prepared.member_ids() {
@@ -207,9 +220,21 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
     assert!(!same_file(&one, &three, &format!("{SITE}/sample/big.bin")));
     assert_eq!(record(&one), record(&three));
 
-    // No release: an error of the machine's, not a corrupt artifact.
-    let error = install(&temporary.path().join("4"), true, None, false).expect_err("none");
+    // The release's RECORD differs (a row's hash edited): the filled-in RECORD is not the
+    // wheel's, an error of the machine's.
+    let installed_record = one.join(SITE).join("sample-1.0.dist-info/RECORD");
+    let pristine = std::fs::read_to_string(&installed_record).expect("RECORD");
+    let data_hash = hash_bytes(b"some data\n");
+    std::fs::write(
+        &installed_record,
+        pristine.replace(&data_hash, &hash_bytes(b"x")),
+    )
+    .expect("edit");
+    let error =
+        install(&temporary.path().join("4"), true, Some(&source), false).expect_err("record");
     assert_eq!(error.fault(), Fault::Machine, "{error}");
+    assert!(error.to_string().contains("RECORD"), "{error}");
+    std::fs::write(&installed_record, pristine).expect("restore");
 
     // A changed left-out file is neither linked nor copied.
     std::fs::write(one.join(SITE).join("sample/data.txt"), b"other data\n").expect("edit");

@@ -5,9 +5,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{DiskTree, Disposition, NullTree, Tree, TreeError, TreeFile};
 use crate::disk::DiskFile;
 use crate::null::NullFile;
+use crate::{DiskTree, Disposition, NullTree, Tree, TreeError, TreeFile};
 
 /// A [`DiskTree`] or a [`NullTree`].
 pub enum Sink {
@@ -82,8 +82,12 @@ impl Tree for Sink {
         disposition: Disposition,
     ) -> Result<SinkFile, TreeError> {
         match self {
-            Sink::Disk(tree) => tree.open(destination, mode, disposition).map(SinkFile::Disk),
-            Sink::Null(tree) => tree.open(destination, mode, disposition).map(SinkFile::Null),
+            Sink::Disk(tree) => tree
+                .open(destination, mode, disposition)
+                .map(SinkFile::Disk),
+            Sink::Null(tree) => tree
+                .open(destination, mode, disposition)
+                .map(SinkFile::Null),
         }
     }
 

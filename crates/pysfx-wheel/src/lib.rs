@@ -11,6 +11,7 @@ mod record;
 mod requirement;
 mod script;
 mod select;
+mod skeleton;
 mod tags;
 
 pub use entry_points::{EntryPoint, EntryPoints};
@@ -22,6 +23,7 @@ pub use record::{format_hash, hash_bytes, hash_digest, Record, RecordEntry};
 pub use requirement::{Marker, MarkerEnvironment, Requirement, RequirementError};
 pub use script::{format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang};
 pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
+pub use skeleton::{blank_hashes, fill_hashes};
 pub use tags::{InterpreterTags, PlatformFacts, Tag};
 
 /// What can be wrong with a wheel: every variant is about its content (corrupt or hostile).

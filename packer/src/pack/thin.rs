@@ -1,12 +1,14 @@
 //! Thin artifacts (SPEC "Thin artifacts"): `pack --thin-from OLD` leaves out every wheel OLD
 //! already carries (same SHA-256). At install the left-out wheels' files are linked from a
-//! release of OLD beside DEST, checked against RECORD; what an install writes fresh for a
-//! wheel — its `.dist-info/` and its `.data/scripts/` (whose `#!python` line names the venv) —
-//! stays in the payload as the wheel's husk.
+//! release of OLD beside DEST, checked against RECORD. What such a release cannot give back
+//! as shipped stays in the payload as the wheel's husk: `.data/scripts/` (whose `#!python` line
+//! names the venv), `.data/headers/`, RECORD's signatures, and RECORD's skeleton — RECORD with
+//! the hashes the release vouches for blanked, which the install fills in from the release's
+//! RECORD and holds to the manifest's `record_sha256`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -82,13 +84,17 @@ pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
     format!("thin/{}/{}", &info.sha256[..16], info.filename)
 }
 
-/// Whether a wheel member belongs in the husk: it is under the `.dist-info` directory or under
-/// a `.data/scripts/` directory (as the install reads `.data`: any top-level `*.data`).
+/// Whether a wheel member is carried in the husk: what a release of the wheel cannot give back
+/// as shipped — `.data/scripts/` (their `#!python` line is rewritten), `.data/headers/` (whose
+/// place names the distribution as METADATA spells it) and RECORD's signatures (which RECORD
+/// does not list). RECORD itself is carried as its skeleton.
 fn in_husk(member: &str, dist_info: &str) -> bool {
     let Some((top, rest)) = member.split_once('/') else {
         return false;
     };
-    top == dist_info || (top.ends_with(".data") && rest.starts_with("scripts/"))
+    (top == dist_info && (rest == "RECORD.jws" || rest == "RECORD.p7s"))
+        || (top.ends_with(".data")
+            && (rest.starts_with("scripts/") || rest.starts_with("headers/")))
 }
 
 /// The husk of `wheel` (`info` read from it), written under `work`: its `.dist-info/` and
@@ -103,12 +109,16 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
     let members = pysfx_format::scan_members(&mut archive).with_context(context)?;
     let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
         .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.display()))?;
-    let record = read_record(&mut archive, &dist_info).with_context(context)?;
+    let (record_text, record) = read_record(&mut archive, &dist_info).with_context(context)?;
     let unchecked = members.iter().find(|member| {
         let checkable = record
             .get(member.name.as_str())
             .is_some_and(|(hash, size)| hash.starts_with("sha256=") && size.is_some());
-        member.kind != MemberKind::Directory && !in_husk(&member.name, &dist_info) && !checkable
+        let skeleton = *member.name == format!("{dist_info}/RECORD");
+        member.kind != MemberKind::Directory
+            && !in_husk(&member.name, &dist_info)
+            && !skeleton
+            && !checkable
     });
     if let Some(member) = unchecked {
         warn!(
@@ -130,16 +140,31 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
         let entry = archive.by_index_raw(member.index).with_context(context)?;
         writer.raw_copy_file(entry).with_context(context)?;
     }
+    // RECORD without the hashes a release of the wheel vouches for: the install fills them in
+    // from that release's RECORD and holds the result to the manifest's `record_sha256`.
+    let skeleton = pysfx_wheel::blank_hashes(&record_text, |path| !in_husk(path, &dist_info));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    writer
+        .start_file(format!("{dist_info}/RECORD"), options)
+        .with_context(context)?;
+    writer
+        .write_all(skeleton.as_bytes())
+        .with_context(context)?;
     writer.finish().with_context(context)?;
     let size = std::fs::metadata(&output).with_context(context)?.len();
     Ok(Some(Husk { file: output, size }))
 }
 
 /// RECORD's rows by path: (hash, size).
+type Rows = HashMap<String, (String, Option<u64>)>;
+
+/// RECORD's text, and its rows.
 fn read_record<R: Read + std::io::Seek>(
     archive: &mut zip::ZipArchive<R>,
     dist_info: &str,
-) -> Result<HashMap<String, (String, Option<u64>)>> {
+) -> Result<(String, Rows)> {
     let name = format!("{dist_info}/RECORD");
     let entry = archive
         .by_name(&name)
@@ -150,11 +175,12 @@ fn read_record<R: Read + std::io::Seek>(
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {name}"))?;
     let record = Record::parse(&text).map_err(|reason| anyhow!("{name}: {reason}"))?;
-    Ok(record
+    let rows = record
         .entries
         .into_iter()
         .map(|row| (row.path, (row.hash, row.size)))
-        .collect())
+        .collect();
+    Ok((text, rows))
 }
 
 /// Says what a thin pack left out and what it carries.
@@ -199,10 +225,12 @@ mod tests {
     fn what_a_husk_holds() {
         let dist_info = "tool-1.0.dist-info";
         let cases = [
-            ("tool-1.0.dist-info/RECORD", true),
-            ("tool-1.0.dist-info/METADATA", true),
-            ("tool-1.0.dist-info/licenses/LICENSE", true),
+            ("tool-1.0.dist-info/RECORD", false),
+            ("tool-1.0.dist-info/RECORD.jws", true),
+            ("tool-1.0.dist-info/METADATA", false),
+            ("tool-1.0.dist-info/licenses/LICENSE", false),
             ("tool-1.0.data/scripts/run", true),
+            ("tool-1.0.data/headers/tool.h", true),
             ("tool-1.0.data/scripts/", true),
             ("tool-1.0.data/purelib/tool/x.py", false),
             ("tool-1.0.data/data/share/x", false),

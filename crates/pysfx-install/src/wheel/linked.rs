@@ -44,8 +44,6 @@ pub struct Origin<'a> {
     pub source: Option<&'a LinkSource>,
     /// `--copy`: never hard-link (a thin artifact's left-out files are copied).
     pub copy: bool,
-    /// A model install (`verify`): left-out files are assumed, not read.
-    pub assume: bool,
 }
 
 impl PreparedWheel {
@@ -73,15 +71,6 @@ impl PreparedWheel {
                 }
             }
             None if plan.index.is_none() => {
-                if origin.assume {
-                    tree.write_all(&plan.destination, b"", 0o644, plan.disposition)?;
-                    return Ok(MemberOutcome {
-                        digest: [0; 32],
-                        size: plan.size,
-                        linked: false,
-                        executable: false,
-                    });
-                }
                 return Err(self.left_out_error(plan, "no release beside DEST holds it"));
             }
             None => {}

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use pep440_rs::Version;
@@ -17,7 +18,7 @@ use zip::ZipArchive;
 
 use super::owned::check_venv_owned;
 use super::scheme::{destination, Placement, Scheme};
-use super::{Expected, Launcher, Layout, Planned, PreparedWheel, MAX_METADATA_BYTES};
+use super::{Expected, Launcher, Layout, LinkSource, Planned, PreparedWheel, MAX_METADATA_BYTES};
 use crate::InstallError;
 
 /// What a wheel's `.dist-info` says: its name, version, requirements, RECORD rows by path and
@@ -41,26 +42,30 @@ pub fn prepare_wheel<R: Read + Seek>(
     filename: &WheelFilename,
     layout: &Layout,
 ) -> Result<PreparedWheel, InstallError> {
-    prepare(archive, filename, layout, false)
+    prepare(archive, filename, layout, None)
 }
 
-/// Prepares a wheel a thin artifact left out, from its husk (its `.dist-info/` and
-/// `.data/scripts/` members): every other file RECORD lists is planned as a member that is
-/// not in the payload, to come from the release it is linked or copied from. Each such row
-/// must give a SHA-256 hash and a size, by which that file is checked.
+/// Prepares a wheel a thin artifact left out, from its husk (`.data/scripts/` and the like, and
+/// RECORD's skeleton) and the release `base` that installed the very same wheel: RECORD's
+/// blanked hashes are filled in from the release's RECORD and the result must have the
+/// manifest's `record_sha256`; every other file RECORD lists is planned as a member that is not
+/// in the payload, to be linked or copied from the release and checked against its row.
+/// METADATA, WHEEL and `entry_points.txt` are read from the release, checked the same way.
 pub fn prepare_husk<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
+    base: &LinkSource,
+    record_sha256: &str,
 ) -> Result<PreparedWheel, InstallError> {
-    prepare(archive, filename, layout, true)
+    prepare(archive, filename, layout, Some((base, record_sha256)))
 }
 
 fn prepare<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
-    husk: bool,
+    husk: Option<(&LinkSource, &str)>,
 ) -> Result<PreparedWheel, InstallError> {
     let wheel = filename.to_string();
     let files = scan(archive, &wheel)?;
@@ -69,14 +74,14 @@ fn prepare<R: Read + Seek>(
         .iter()
         .map(|file| file.size)
         .fold(0u64, u64::saturating_add);
-    let mut info = read_dist_info(archive, &files, filename)?;
+    let mut info = read_dist_info(archive, &files, filename, layout, husk)?;
     let scripts = versioned_scripts(std::mem::take(&mut info.scripts), layout.python_version);
     let mut scheme = Scheme::new(layout, &info.name, &info.directory);
     scheme.script_names = scripts.iter().map(|script| script.name.clone()).collect();
     let mut destinations = HashSet::with_capacity(files.len() + scripts.len());
     let mut planned = plan_members(&wheel, files, &mut info, &scheme, layout, &mut destinations)?;
     let mut unpacked = unpacked;
-    if husk {
+    if husk.is_some() {
         let left_out = plan_left_out(&wheel, &mut info, &scheme, layout, &mut destinations)?;
         unpacked = left_out
             .iter()
@@ -135,12 +140,15 @@ fn scan<R: Read + Seek>(
     Ok(files)
 }
 
-/// Finds the one `.dist-info` directory and reads METADATA, WHEEL, RECORD and entry points.
+/// Finds the one `.dist-info` directory and reads METADATA, WHEEL, RECORD and entry points
+/// (for a husk, RECORD filled in and those files read from the base release).
 fn read_dist_info<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     files: &[Member],
     filename: &WheelFilename,
-) -> Result<DistInfo, WheelError> {
+    layout: &Layout,
+    husk: Option<(&LinkSource, &str)>,
+) -> Result<DistInfo, InstallError> {
     let wheel = filename.to_string();
     let invalid = |reason: String| WheelError::Invalid {
         wheel: wheel.clone(),
@@ -153,42 +161,40 @@ fn read_dist_info<R: Read + Seek>(
         .collect();
     let directory = match directories.into_iter().collect::<Vec<_>>().as_slice() {
         [one] => one.to_string(),
-        [] => return Err(invalid("no .dist-info directory".into())),
+        [] => return Err(invalid("no .dist-info directory".into()).into()),
         many => {
             return Err(invalid(format!(
                 "more than one .dist-info directory: {}",
                 many.join(", ")
-            )))
+            ))
+            .into())
         }
     };
     let mut reader = MetadataReader {
         archive,
         wheel: &wheel,
         index_of: files.iter().map(|f| (f.name.as_str(), f.index)).collect(),
+        base: None,
     };
-    let required = |reader: &mut MetadataReader<'_, R>, file: &str| {
-        let member = format!("{directory}/{file}");
-        reader.read(&member)?.ok_or_else(|| WheelError::Invalid {
-            wheel: wheel.clone(),
-            reason: format!("{member} is missing"),
-        })
+    let missing = |member: &str| WheelError::Invalid {
+        wheel: wheel.clone(),
+        reason: format!("{member} is missing"),
     };
-    let metadata = Headers::parse(&required(&mut reader, "METADATA")?);
-    check_wheel_file(&Headers::parse(&required(&mut reader, "WHEEL")?), filename)
-        .map_err(&invalid)?;
-    let record_text = required(&mut reader, "RECORD")?;
-    let entry_points = reader.read(&format!("{directory}/entry_points.txt"))?;
-
-    let field = |name: &str| {
-        metadata
-            .get(name)
-            .map(str::to_string)
-            .ok_or_else(|| invalid(format!("METADATA has no {name}")))
-    };
-    let (name, version) = (field("Name")?, field("Version")?);
-    check_name_and_version(filename, &directory, &name, &version).map_err(&invalid)?;
+    let record_name = format!("{directory}/RECORD");
+    let mut record_text = reader
+        .read(&record_name)?
+        .ok_or_else(|| missing(&record_name))?;
+    if let Some((base, expected)) = husk {
+        record_text = fill_record(&wheel, &record_text, &directory, layout, base)?;
+        if pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes())) != expected {
+            return Err(InstallError::BaseRelease(format!(
+                "{wheel}: RECORD filled in from {} is not the wheel's",
+                base.release.display()
+            )));
+        }
+    }
     let record_sha256 = pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes()));
-    let record = Record::parse(&record_text)
+    let record: HashMap<String, Expected> = Record::parse(&record_text)
         .map_err(|reason| invalid(format!("{directory}/RECORD: {reason}")))?
         .entries
         .into_iter()
@@ -200,6 +206,31 @@ fn read_dist_info<R: Read + Seek>(
             (entry.path, expected)
         })
         .collect();
+    if let Some((base, _)) = husk {
+        let site = base.venv.join(&layout.site_packages).join(&directory);
+        reader.base = Some((site, &record, directory.as_str()));
+    }
+    let metadata_name = format!("{directory}/METADATA");
+    let metadata = Headers::parse(
+        &reader
+            .read(&metadata_name)?
+            .ok_or_else(|| missing(&metadata_name))?,
+    );
+    let wheel_name = format!("{directory}/WHEEL");
+    let wheel_file = reader
+        .read(&wheel_name)?
+        .ok_or_else(|| missing(&wheel_name))?;
+    check_wheel_file(&Headers::parse(&wheel_file), filename).map_err(&invalid)?;
+    let entry_points = reader.read(&format!("{directory}/entry_points.txt"))?;
+
+    let field = |name: &str| {
+        metadata
+            .get(name)
+            .map(str::to_string)
+            .ok_or_else(|| invalid(format!("METADATA has no {name}")))
+    };
+    let (name, version) = (field("Name")?, field("Version")?);
+    check_name_and_version(filename, &directory, &name, &version).map_err(&invalid)?;
     let scripts = match &entry_points {
         Some(text) => {
             EntryPoints::parse(text)
@@ -223,39 +254,124 @@ fn read_dist_info<R: Read + Seek>(
     })
 }
 
-/// Reads the small metadata files of a wheel as text.
+/// Reads the small metadata files of a wheel as text: from the zip, or (a husk's) from the
+/// base release, checked against the wheel's RECORD.
 struct MetadataReader<'a, R> {
     archive: &'a mut ZipArchive<R>,
     wheel: &'a str,
     index_of: HashMap<&'a str, usize>,
+    /// The base release's `.dist-info` directory, RECORD's rows, and the directory's name.
+    base: Option<(PathBuf, &'a HashMap<String, Expected>, &'a str)>,
 }
 
 impl<R: Read + Seek> MetadataReader<'_, R> {
     /// The member as UTF-8 text (at most MAX_METADATA_BYTES), `None` when the wheel has none.
-    fn read(&mut self, member: &str) -> Result<Option<String>, WheelError> {
-        let Some(&index) = self.index_of.get(member) else {
-            return Ok(None);
-        };
+    fn read(&mut self, member: &str) -> Result<Option<String>, InstallError> {
         let invalid = |reason: String| WheelError::Invalid {
             wheel: self.wheel.to_string(),
             reason,
         };
-        let entry = self
-            .archive
-            .by_index(index)
-            .map_err(|source| WheelError::Zip {
-                wheel: self.wheel.to_string(),
-                source,
-            })?;
         let mut bytes = Vec::new();
-        entry
-            .take(MAX_METADATA_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|error| invalid(format!("{member}: {error}")))?;
+        match self.index_of.get(member) {
+            Some(&index) => {
+                let entry = self
+                    .archive
+                    .by_index(index)
+                    .map_err(|source| WheelError::Zip {
+                        wheel: self.wheel.to_string(),
+                        source,
+                    })?;
+                entry
+                    .take(MAX_METADATA_BYTES)
+                    .read_to_end(&mut bytes)
+                    .map_err(|error| invalid(format!("{member}: {error}")))?;
+            }
+            None => match &self.base {
+                Some((site, record, directory)) => {
+                    let Some(expected) = record.get(member) else {
+                        return Ok(None);
+                    };
+                    let file = member
+                        .strip_prefix(&format!("{directory}/"))
+                        .unwrap_or(member);
+                    bytes = read_checked(&site.join(file), expected).map_err(|reason| {
+                        InstallError::BaseRelease(format!("{}: {member} {reason}", self.wheel))
+                    })?;
+                }
+                None => return Ok(None),
+            },
+        }
         String::from_utf8(bytes)
             .map(Some)
-            .map_err(|_| invalid(format!("{member} is not UTF-8")))
+            .map_err(|_| invalid(format!("{member} is not UTF-8")).into())
     }
+}
+
+/// A small file of the base release, not through a link, if it is what `expected` says.
+fn read_checked(path: &Path, expected: &Expected) -> Result<Vec<u8>, String> {
+    let bytes = read_small(path)?;
+    let hash = pysfx_wheel::hash_bytes(&bytes);
+    if Some(bytes.len() as u64) != expected.size || hash != expected.hash {
+        return Err(format!(
+            "in the base release ({}) differs from RECORD",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a file of at most MAX_METADATA_BYTES, without following a link at its name.
+fn read_small(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| format!("cannot be read from {}: {error}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_METADATA_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("cannot be read from {}: {error}", path.display()))?;
+    Ok(bytes)
+}
+
+/// The husk's RECORD skeleton with its blanked hashes filled in from the base release's
+/// RECORD: each blank row's member goes where the install puts it, and that path's row in the
+/// release gives the hash.
+fn fill_record(
+    wheel: &str,
+    skeleton: &str,
+    directory: &str,
+    layout: &Layout,
+    base: &LinkSource,
+) -> Result<String, InstallError> {
+    let path = base
+        .venv
+        .join(&layout.site_packages)
+        .join(directory)
+        .join("RECORD");
+    let failed = |reason: String| InstallError::BaseRelease(format!("{wheel}: RECORD {reason}"));
+    let text = String::from_utf8(read_small(&path).map_err(&failed)?)
+        .map_err(|_| failed(format!("of {} is not UTF-8", path.display())))?;
+    let installed: HashMap<String, String> = Record::parse(&text)
+        .map_err(|reason| failed(format!("of {}: {reason}", path.display())))?
+        .entries
+        .into_iter()
+        .map(|entry| (entry.path, entry.hash))
+        .collect();
+    // Only the rows of plain files are blank; headers, whose place needs METADATA's name, and
+    // scripts are carried in the husk with their hashes.
+    let scheme = Scheme::new(layout, "", directory);
+    let site = layout.site_packages.as_str();
+    Ok(pysfx_wheel::fill_hashes(
+        skeleton,
+        |member| match destination(member, &scheme) {
+            Ok(Placement::File { destination, .. }) => installed
+                .get(&pysfx_wheel::relative_path(site, &destination))
+                .cloned(),
+            _ => None,
+        },
+    ))
 }
 
 /// The WHEEL file: a 1.x Wheel-Version, a valid Root-Is-Purelib, and the filename's tags among
@@ -376,8 +492,8 @@ fn plan_members(
 }
 
 /// The files RECORD lists that a husk does not carry, planned like members (name, destination,
-/// the venv's own files, the wheel's other members), in RECORD path order. RECORD itself and
-/// rows of the `.dist-info` directory (which a husk carries whole) are not among them.
+/// the venv's own files, the wheel's other members), in RECORD path order; RECORD itself is
+/// not among them.
 fn plan_left_out(
     wheel: &str,
     info: &mut DistInfo,
@@ -387,12 +503,8 @@ fn plan_left_out(
 ) -> Result<Vec<Planned>, WheelError> {
     let mut rows: Vec<(String, Expected)> = info.record.drain().collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let own = format!("{}/", info.directory);
     let mut planned = Vec::with_capacity(rows.len());
     for (name, expected) in rows {
-        if name.starts_with(&own) {
-            continue;
-        }
         let unsafe_member = |reason: String| WheelError::UnsafeMember {
             wheel: wheel.to_string(),
             member: name.clone(),
