@@ -282,7 +282,6 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
         let expected: Vec<_> = whole
             .into_iter()
             .filter(|(name, _)| in_husk(name))
-            .map(|(name, mode)| (name, mode))
             .collect();
         let mut carried = members(&husk);
         let skeleton_at = carried
