@@ -247,3 +247,84 @@ print("%-44s %6.1f s (byte-code compiled at pack time)" % ("pack time", float(pa
 PY
     rm -f "$ART"
 fi
+
+# Linked installs (SPEC, "Releases over time"): release 2 of the Django corpus for CPython 3.11,
+# installed beside release 1 of an artifact that differs from it in one wheel, against a plain
+# install of the same artifact (a parent with no release in it) in the same run; and ten
+# releases in one parent on disk (`du -s` counts a hard-linked file once) against one.
+#   LINKED=1                  this section; LINKED=0 skips it
+# The changed wheel is six: the corpus pins 1.17.0, release 2 carries six 1.16.0 instead, a
+# pinned pure wheel of 11 KB (fetched once into $DATA/linked with pip download) that every
+# requirement on six in the corpus (python-dateutil: six>=1.5) accepts, so both artifacts are
+# complete sets and differ in exactly one wheel, the same one on every run.
+LINKED=${LINKED:-1}
+if (( LINKED > 0 )); then
+    version=3.11.7
+    PY=/root/.pyenv/versions/$version/bin/python
+    WHEELS=$DATA/wheels/py311
+    if [[ ! -d $WHEELS ]] || [[ $(ls "$WHEELS"/*.whl 2>/dev/null | wc -l) -eq 0 ]]; then
+        log "fetching the django corpus for $version"
+        DL_PY=$HOST_PY sh "$SHARED/corpus/fetch.sh" "$PY" "$SHARED/corpus/requirements-py311.txt" "$WHEELS" >&2
+    fi
+    SWAP=$DATA/linked
+    mkdir -p "$SWAP"
+    ls "$SWAP"/six-1.16.0-*.whl >/dev/null 2>&1 ||
+        "$HOST_PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: six==1.16.0 -d "$SWAP"
+    [[ -f $WHEELS/six-1.17.0-py2.py3-none-any.whl ]] || { echo "bench: the corpus no longer pins six 1.17.0" >&2; exit 1; }
+    WHEELS2=$TMP/linked-wheels
+    rm -rf "$WHEELS2"
+    mkdir -p "$WHEELS2"
+    cp "$WHEELS"/*.whl "$WHEELS2"/
+    rm "$WHEELS2"/six-1.17.0-*.whl
+    cp "$SWAP"/six-1.16.0-*.whl "$WHEELS2"/
+    ART1=$TMP/linked-1.sfx
+    ART2=$TMP/linked-2.sfx
+    log "linked installs, CPython $version: packing release 1 and release 2 (six 1.17.0 -> 1.16.0)"
+    # --python: byte-code compiled at pack time, as in the sections above.
+    "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --python "$PY" --no-bootstrap --stub "$STUB" -o "$ART1"
+    "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS2" --python "$PY" --no-bootstrap --stub "$STUB" -o "$ART2"
+    RESULTS=$TMP/results-linked.txt
+    : > "$RESULTS"
+    L=$TMP/linked
+    PLAIN=$TMP/linked-plain
+    rm -rf "$L" "$PLAIN"
+    "$ART1" -q -d "$L/1" --python "$PY"
+    log "linked installs, CPython $version: timing ($RUNS runs each)"
+    measure plain "$RUNS" 'rm -rf $PLAIN' "$ART2" -q -d "$PLAIN/2" --python "$PY"
+    measure linked "$RUNS" 'rm -rf $L/2' "$ART2" -q -d "$L/2" --python "$PY"
+    rm -rf "$L/2" "$PLAIN"
+    linked_json=$("$ART2" -q -d "$L/2" --python "$PY" --json)
+    one_kib=$(du -sk "$L/1" | cut -f1)
+    # Ten releases, each differing from the one before in the changed wheel (1, 3, 5, … are of
+    # release 1's artifact, 2, 4, … of release 2's), as successive deploys would.
+    for n in 3 4 5 6 7 8 9 10; do
+        if (( n % 2 )); then art=$ART1; else art=$ART2; fi
+        "$art" -q -d "$L/$n" --python "$PY"
+    done
+    ten_kib=$(du -sk "$L" | cut -f1)
+    rm -rf "$L" "$PLAIN" "$WHEELS2" "$ART1" "$ART2"
+
+    "$HOST_PY" - "$RESULTS" "$linked_json" "$one_kib" "$ten_kib" <<'PY'
+import json, statistics, sys
+path, linked_json, one_kib, ten_kib = sys.argv[1:]
+rows = {}
+for line in open(path):
+    name, wall, rss = line.split()
+    rows.setdefault(name, []).append((float(wall), int(rss)))
+med = {name: statistics.median(w for w, _ in runs) for name, runs in rows.items()}
+result = json.loads(linked_json)
+print("\n== linked installs, django corpus, CPython 3.11: release 2 (one wheel changed) beside release 1 (medians of %s; DEST on tmpfs)"
+      % ", ".join("%s=%d" % (n, len(r)) for n, r in rows.items()))
+print("%-18s %9s %10s" % ("method", "wall s", "peak MiB"))
+for name, runs in rows.items():
+    print("%-18s %9.3f %10.1f" % (name, med[name], max(r for _, r in runs) / 1024))
+print()
+print("%-44s %s files, %s bytes of %s files" % ("linked by release 2", result.get("linked_files", "(no linked_files)"),
+      result.get("linked_bytes", "(no linked_bytes)"), result.get("files")))
+value = med["linked"] / med["plain"]
+print("%-44s %6.2fx  [target <= 0.30: %s]" % ("linked / plain install", value, "met" if value <= 0.3 else "MISSED"))
+value = int(ten_kib) / int(one_kib)
+print("%-44s %6.2fx  [target <= 1.50: %s]" % ("du -s of ten releases / one release", value, "met" if value <= 1.5 else "MISSED"))
+print("%-44s %d KiB; one release %d KiB" % ("ten releases on disk", int(ten_kib), int(one_kib)))
+PY
+fi

@@ -1,0 +1,987 @@
+//! SPEC "Releases over time", linked installs: when a complete release of the same app for the
+//! same interpreter lies beside DEST (LINK's target first, else the newest), every file of a
+//! distribution installed there from the very same wheel is hard-linked into the new release,
+//! byte-code included; a file changed since it was installed is unpacked instead; per-release
+//! files are always written fresh; another filesystem or `--copy` means plain unpacking; and
+//! `--check` sees an edit of a shared file in every release that links it.
+//!
+//! Black-box: two artifacts of one app that share three wheels (chardet, pysfx-datapkg and, for
+//! one interpreter, MarkupSafe) and differ in the app and in one wheel (tinylib 1.0 → 2.0),
+//! installed side by side; the releases are compared by inode, content and `--check`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::OsStr;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{
+    assert_pip_check, datapkg_wheel, make_app, pack, python, pythons, run, run_json, test_wheels,
+    tiny_wheel, tree, Python,
+};
+
+/// Distributions both artifacts carry from the same wheel files (by dist-info prefix);
+/// MarkupSafe only where the artifacts were made for one interpreter.
+const SHARED: [&str; 3] = ["chardet-", "pysfx_datapkg-", "markupsafe-"];
+
+/// v1 and v2 of `demoapp`, and the wheels they share.
+struct Artifacts {
+    v1: PathBuf,
+    v2: PathBuf,
+    /// The shared wheel files, to read pristine members from.
+    shared_wheels: Vec<PathBuf>,
+}
+
+/// Packs v1 (tinylib 1.0) and v2 (tinylib 2.0, another greeting in the app) under `root`. Both
+/// carry the same chardet and pysfx-datapkg wheel files, and with `compiled_for = Some(minor)`
+/// the same MarkupSafe wheel for CPython 3.minor (a compiled extension to link); without it the
+/// wheels are pure and the artifacts serve every interpreter.
+fn artifacts(root: &Path, compiled_for: Option<u32>) -> Artifacts {
+    let fetched = test_wheels(compiled_for.unwrap_or(11));
+    let pick = |prefix: &str| -> PathBuf {
+        std::fs::read_dir(&fetched)
+            .expect("the fetched wheels")
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().to_lowercase().starts_with(prefix))
+            })
+            .unwrap_or_else(|| panic!("no {prefix}* wheel in {}", fetched.display()))
+    };
+    let mut shared_wheels = vec![pick("chardet-")];
+    shared_wheels.extend(
+        std::fs::read_dir(datapkg_wheel())
+            .expect("the datapkg wheel")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "whl")),
+    );
+    if compiled_for.is_some() {
+        shared_wheels.push(pick("markupsafe-"));
+    }
+    let pack_version = |number: u32, tinylib: &str, greeting: &str| -> PathBuf {
+        let wheels = root.join(format!("wheels-{number}"));
+        std::fs::create_dir_all(&wheels).expect("create the wheel directory");
+        for wheel in &shared_wheels {
+            std::fs::copy(wheel, wheels.join(wheel.file_name().expect("a name")))
+                .expect("copy a shared wheel");
+        }
+        tiny_wheel(&wheels, "tinylib", tinylib, &[]);
+        let app = make_app(&root.join(format!("src-{number}")), "demoapp");
+        std::fs::write(
+            app.join("appcore/__init__.py"),
+            format!("GREETING = {greeting:?}\n"),
+        )
+        .expect("write the app");
+        pack(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--wheels"),
+                wheels.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &root.join(format!("v{number}.sfx")),
+        )
+    };
+    let v1 = pack_version(1, "1.0", "hello from release 1");
+    let v2 = pack_version(2, "2.0", "hello from release 2");
+    Artifacts {
+        v1,
+        v2,
+        shared_wheels,
+    }
+}
+
+/// `ARTIFACT -d RELEASE --python PYTHON EXTRA… --json`; panics unless it installed. Returns the
+/// JSON. (Without the suite's `pip check` after each install, 2 s each: the releases here are
+/// of two small artifacts, and the test of linking checks the linked release with pip.)
+fn deploy(artifact: &Path, release: &Path, python: &Path, extra: &[&OsStr]) -> serde_json::Value {
+    let mut args = vec![
+        OsStr::new("-d"),
+        release.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, result, stderr) = run_json(artifact, &args);
+    assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
+    assert_eq!(result["changed"], true, "{}: {result}", release.display());
+    result
+}
+
+/// `linked_files` and `linked_bytes` from an install's `--json` (integers, always present).
+fn linked(result: &serde_json::Value) -> (u64, u64) {
+    let number = |key: &str| {
+        result[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("--json has no integer {key}: {result}"))
+    };
+    (number("linked_files"), number("linked_bytes"))
+}
+
+/// `ARTIFACT --check RELEASE --json`: exit code and the report.
+fn check(artifact: &Path, release: &Path) -> (i32, serde_json::Value) {
+    let (code, report, _) = run_json(artifact, &[OsStr::new("--check"), release.as_os_str()]);
+    (code, report)
+}
+
+fn assert_intact(artifact: &Path, release: &Path) {
+    let (code, report) = check(artifact, release);
+    assert_eq!(
+        (code, &report["intact"]),
+        (0, &serde_json::json!(true)),
+        "--check {}: {report}",
+        release.display()
+    );
+}
+
+/// The `modified` paths of a `--check` report.
+fn modified(report: &serde_json::Value) -> Vec<String> {
+    report["modified"]
+        .as_array()
+        .unwrap_or_else(|| panic!("--check lists no modified files: {report}"))
+        .iter()
+        .map(|path| path.as_str().expect("a path").to_string())
+        .collect()
+}
+
+/// (st_dev, st_ino) of a path, links not followed.
+fn inode(path: &Path) -> (u64, u64) {
+    let metadata = std::fs::symlink_metadata(path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    (metadata.dev(), metadata.ino())
+}
+
+fn link_count(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .nlink()
+}
+
+/// A release's site-packages, relative to the release.
+fn site_packages(minor: u32) -> PathBuf {
+    PathBuf::from(format!("venv/lib/python3.{minor}/site-packages"))
+}
+
+/// `a/b/../c` → `a/c`, without touching the disk (RECORD rows of scripts and data climb out of
+/// site-packages with `../../../`).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The dist-info directories of the shared distributions in a release, relative to it.
+fn shared_dist_infos(release: &Path, minor: u32) -> Vec<PathBuf> {
+    let site = site_packages(minor);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(release.join(&site))
+        .expect("site-packages")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            let lower = name.to_lowercase();
+            lower.ends_with(".dist-info") && SHARED.iter().any(|prefix| lower.starts_with(prefix))
+        })
+        .map(|name| site.join(name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The rows of a RECORD: path as written → (hash, size).
+fn record_rows(record: &Path) -> BTreeMap<String, (String, String)> {
+    std::fs::read_to_string(record)
+        .unwrap_or_else(|error| panic!("{}: {error}", record.display()))
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            // `path,hash,size`; a path holding a comma is quoted.
+            let mut fields = line.rsplitn(3, ',');
+            let size = fields.next().unwrap_or_default().to_string();
+            let hash = fields.next().unwrap_or_default().to_string();
+            let path = fields
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string();
+            (path, (hash, size))
+        })
+        .collect()
+}
+
+/// What the shared distributions' RECORDs list in `release`, relative to it, split into the
+/// files that come from the wheels as they are, and the scripts that name the release (console
+/// launchers, `#!python` scripts: per-release). The installer's own files (RECORD, INSTALLER,
+/// REQUESTED, direct_url.json) are in neither.
+fn shared_files(release: &Path, minor: u32) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let site = site_packages(minor);
+    let release_path = release.to_string_lossy().into_owned();
+    let (mut from_wheels, mut scripts) = (Vec::new(), Vec::new());
+    for dist_info in shared_dist_infos(release, minor) {
+        for row in record_rows(&release.join(&dist_info).join("RECORD")).keys() {
+            let relative = normalize(&site.join(row));
+            let name = relative.file_name().expect("a name").to_string_lossy();
+            if relative.parent() == Some(dist_info.as_path())
+                && ["RECORD", "INSTALLER", "REQUESTED", "direct_url.json"].contains(&name.as_ref())
+            {
+                continue;
+            }
+            let bytes = std::fs::read(release.join(&relative)).expect("a recorded file");
+            if contains(&bytes, release_path.as_bytes()) {
+                scripts.push(relative);
+            } else {
+                from_wheels.push(relative);
+            }
+        }
+    }
+    (from_wheels, scripts)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// The files every release gets fresh: pyvenv.cfg, the shared distributions' RECORD and
+/// INSTALLER, pysfx's hooks, the receipt and the app's files (relative to the release).
+fn per_release_files(release: &Path, minor: u32) -> Vec<PathBuf> {
+    let site = site_packages(minor);
+    let mut files = vec![
+        PathBuf::from("venv/pyvenv.cfg"),
+        PathBuf::from("pysfx-receipt.json"),
+        site.join("demoapp.pth"),
+        site.join("loadenv-init.pth"),
+        site.join("loadenv.py"),
+    ];
+    for dist_info in shared_dist_infos(release, minor) {
+        files.push(dist_info.join("RECORD"));
+        files.push(dist_info.join("INSTALLER"));
+    }
+    for relative in tree(&release.join("demoapp")) {
+        let path = Path::new("demoapp").join(relative);
+        if release.join(&path).is_file() {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The regular files of `newer` that share an inode with a file of `older`: how many, and
+/// their bytes (what `linked_files` and `linked_bytes` count).
+fn shared_inodes(older: &Path, newer: &Path) -> (u64, u64) {
+    let regular = |root: &Path| -> Vec<(PathBuf, std::fs::Metadata)> {
+        tree(root)
+            .into_iter()
+            .map(|relative| root.join(relative))
+            .filter_map(|path| {
+                let metadata = std::fs::symlink_metadata(&path).ok()?;
+                metadata.is_file().then_some((path, metadata))
+            })
+            .collect()
+    };
+    let older: HashSet<(u64, u64)> = regular(older)
+        .into_iter()
+        .map(|(_, metadata)| (metadata.dev(), metadata.ino()))
+        .collect();
+    regular(newer)
+        .into_iter()
+        .filter(|(_, metadata)| older.contains(&(metadata.dev(), metadata.ino())))
+        .fold((0, 0), |(files, bytes), (_, metadata)| {
+            (files + 1, bytes + metadata.len())
+        })
+}
+
+/// A member's bytes from one of the shared wheels.
+fn wheel_member(wheels: &[PathBuf], member: &str) -> Vec<u8> {
+    for wheel in wheels {
+        let file = std::fs::File::open(wheel).expect("open the wheel");
+        let mut archive = zip::ZipArchive::new(file).expect("a zip");
+        let mut bytes = Vec::new();
+        if let Ok(mut entry) = archive.by_name(member) {
+            entry.read_to_end(&mut bytes).expect("read the member");
+            return bytes;
+        };
+    }
+    panic!("no shared wheel holds {member}")
+}
+
+/// Release 1 of v1 and release 2 of v2 in `root/releases`, with CPython 3.`python.minor` and
+/// `extra` options; returns release 2's `--json`.
+fn two_releases(
+    artifacts: &Artifacts,
+    root: &Path,
+    python: &Python,
+    extra: &[&OsStr],
+) -> (PathBuf, PathBuf, serde_json::Value) {
+    let (first, second) = (root.join("releases/1"), root.join("releases/2"));
+    let result = deploy(&artifacts.v1, &first, &python.path, extra);
+    assert_eq!(
+        linked(&result),
+        (0, 0),
+        "nothing lies beside release 1: {result}"
+    );
+    let result = deploy(&artifacts.v2, &second, &python.path, extra);
+    (first, second, result)
+}
+
+/// Runs `code` with a release's interpreter, byte-code writing allowed; returns stdout.
+fn python_in(release: &Path, code: &str) -> String {
+    let output = run(Command::new(release.join("venv/bin/python"))
+        .args(["-c", code])
+        .env_remove("PYTHONDONTWRITEBYTECODE"));
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        release.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_release_beside_links_the_files_of_shared_wheels_and_writes_its_own_fresh() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let (first, second, result) = two_releases(&artifacts, work.path(), &python, &[]);
+    assert_pip_check(&second.join("venv"));
+    let (linked_files, linked_bytes) = linked(&result);
+    assert!(linked_files > 0 && linked_bytes > 0, "{result}");
+
+    // Every file of a shared wheel is the same inode in both releases.
+    let (from_wheels, scripts) = shared_files(&first, 11);
+    assert!(from_wheels.len() > 50, "{from_wheels:?}");
+    for relative in &from_wheels {
+        assert_eq!(
+            inode(&first.join(relative)),
+            inode(&second.join(relative)),
+            "{} is not linked from release 1",
+            relative.display()
+        );
+    }
+    // The scripts that name their release are the launchers and the `#!python` script.
+    let script_names: BTreeSet<String> = scripts
+        .iter()
+        .map(|path| {
+            assert!(path.starts_with("venv/bin"), "{}", path.display());
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        script_names,
+        ["chardetect", "datapkg-cli", "datapkg-gui", "datapkg-hello"]
+            .map(String::from)
+            .into(),
+    );
+    // Per-release files are new inodes, linked nowhere else.
+    for relative in scripts.iter().chain(&per_release_files(&second, 11)) {
+        let (older, newer) = (first.join(relative), second.join(relative));
+        assert_ne!(
+            inode(&older),
+            inode(&newer),
+            "{} is shared with release 1",
+            relative.display()
+        );
+        assert_eq!(link_count(&newer), 1, "{}", relative.display());
+    }
+    // The wheel that changed is unpacked.
+    let tinylib = second.join(site_packages(11)).join("tinylib/__init__.py");
+    assert_eq!(link_count(&tinylib), 1);
+    assert_eq!(
+        std::fs::read_to_string(&tinylib).expect("tinylib"),
+        "VALUE = 'tinylib 2.0'\n"
+    );
+    // The counts are what is shared on disk.
+    assert_eq!(
+        (linked_files, linked_bytes),
+        shared_inodes(&first, &second),
+        "linked_files and linked_bytes against the inodes release 2 shares with release 1"
+    );
+
+    // Both releases check intact, with either artifact.
+    for artifact in [&artifacts.v1, &artifacts.v2] {
+        for release in [&first, &second] {
+            assert_intact(artifact, release);
+        }
+    }
+    // Release 2 runs: its own app, the changed wheel, the linked modules, extension, launcher.
+    let report = python_in(
+        &second,
+        "import json, appcore, chardet, datapkg, tinylib\nfrom markupsafe import _speedups\n\
+         print(json.dumps([appcore.GREETING, tinylib.VALUE, chardet.__file__, _speedups.__file__,\n\
+         chardet.detect(b'plain ascii')['encoding']]))",
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    assert_eq!(report[0], "hello from release 2");
+    assert_eq!(report[1], "tinylib 2.0");
+    for module in [&report[2], &report[3]] {
+        assert!(
+            Path::new(module.as_str().expect("a path")).starts_with(&second),
+            "{report}"
+        );
+    }
+    assert_eq!(report[4], "ascii");
+    let launcher = run(Command::new(second.join("venv/bin/chardetect")).arg("--version"));
+    assert!(
+        String::from_utf8_lossy(&launcher.stdout).contains("chardetect 4.0.0"),
+        "{}",
+        String::from_utf8_lossy(&launcher.stderr)
+    );
+}
+
+#[test]
+fn an_edit_in_place_of_a_linked_file_shows_in_every_release_that_links_it() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let no_compile = [OsStr::new("--no-compile")];
+    let (first, second, result) = two_releases(&artifacts, work.path(), &python, &no_compile);
+    assert!(linked(&result).0 > 0, "{result}");
+    let relative = site_packages(11).join("chardet/version.py");
+    assert_eq!(
+        inode(&first.join(&relative)),
+        inode(&second.join(&relative))
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(second.join(&relative))
+        .expect("open in place");
+    file.write_all(b"EDITED = True\n").expect("append");
+    drop(file);
+    for release in [&first, &second] {
+        let (code, report) = check(&artifacts.v2, release);
+        assert_eq!(code, 3, "--check {}: {report}", release.display());
+        assert_eq!(
+            modified(&report),
+            [relative.to_string_lossy()],
+            "{}",
+            release.display()
+        );
+    }
+}
+
+/// Edits two files of release 1 in place: appends a line to a module, and changes one byte of
+/// a data file keeping its size and mtime (so only the content tells). Returns both paths.
+fn edit_in_place(release: &Path, minor: u32) -> [PathBuf; 2] {
+    let module = site_packages(minor).join("chardet/version.py");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(release.join(&module))
+        .expect("open the module");
+    file.write_all(b"EDITED = True\n").expect("append");
+    drop(file);
+
+    let data = PathBuf::from("venv/share/pysfx-datapkg/readme.txt");
+    let path = release.join(&data);
+    let before = std::fs::metadata(&path).expect("the data file");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open the data file");
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).expect("read");
+    let first_letter = bytes
+        .iter()
+        .position(u8::is_ascii_alphabetic)
+        .expect("a letter");
+    bytes[first_letter] ^= 0x20; // its case
+    file.rewind().expect("rewind");
+    file.write_all(&bytes).expect("rewrite in place");
+    file.set_times(std::fs::FileTimes::new().set_modified(before.modified().expect("mtime")))
+        .expect("keep the mtime");
+    drop(file);
+    let after = std::fs::metadata(&path).expect("the data file");
+    assert_eq!(
+        (after.ino(), after.len(), after.mtime(), after.mtime_nsec()),
+        (
+            before.ino(),
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec()
+        )
+    );
+    [module, data]
+}
+
+#[test]
+fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let (first, second) = (
+        work.path().join("releases/1"),
+        work.path().join("releases/2"),
+    );
+    let no_compile = [OsStr::new("--no-compile")];
+    deploy(&artifacts.v1, &first, &python.path, &no_compile);
+    let edited = edit_in_place(&first, 11);
+    let result = deploy(&artifacts.v2, &second, &python.path, &no_compile);
+    assert!(linked(&result).0 > 0, "{result}");
+
+    let pristine = [
+        wheel_member(&artifacts.shared_wheels, "chardet/version.py"),
+        wheel_member(
+            &artifacts.shared_wheels,
+            "pysfx_datapkg-1.0.data/data/share/pysfx-datapkg/readme.txt",
+        ),
+    ];
+    for (relative, pristine) in edited.iter().zip(&pristine) {
+        let (older, newer) = (first.join(relative), second.join(relative));
+        assert_ne!(
+            inode(&older),
+            inode(&newer),
+            "{} was linked though changed",
+            relative.display()
+        );
+        assert_eq!(link_count(&newer), 1, "{}", relative.display());
+        assert_eq!(
+            &std::fs::read(&newer).expect("read"),
+            pristine,
+            "{} in release 2 is not the wheel's",
+            relative.display()
+        );
+        assert_ne!(&std::fs::read(&older).expect("read"), pristine);
+    }
+    // Its unchanged neighbours are linked.
+    let neighbour = site_packages(11).join("chardet/__init__.py");
+    assert_eq!(
+        inode(&first.join(&neighbour)),
+        inode(&second.join(&neighbour))
+    );
+    assert_intact(&artifacts.v2, &second);
+    let (code, report) = check(&artifacts.v2, &first);
+    assert_eq!(code, 3, "{report}");
+    let listed = modified(&report);
+    for relative in &edited {
+        assert!(
+            listed.contains(&relative.to_string_lossy().into_owned()),
+            "{} not reported: {report}",
+            relative.display()
+        );
+    }
+}
+
+#[test]
+fn copy_links_nothing() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let (first, second) = (
+        work.path().join("releases/1"),
+        work.path().join("releases/2"),
+    );
+    deploy(&artifacts.v1, &first, &python.path, &[]);
+    let result = deploy(
+        &artifacts.v2,
+        &second,
+        &python.path,
+        &[OsStr::new("--copy")],
+    );
+    assert_eq!(linked(&result), (0, 0), "{result}");
+    assert_eq!(shared_inodes(&first, &second), (0, 0));
+    assert_intact(&artifacts.v2, &second);
+}
+
+/// Mounts made by a test, unmounted (last first) when it ends, even by a panic.
+struct Mounts(Vec<PathBuf>);
+
+impl Mounts {
+    /// `mount ARGS… TARGET`; false (and a line saying why) when it fails.
+    fn mount(&mut self, args: &[&OsStr], target: &Path) -> bool {
+        let output = run(Command::new("mount").args(args).arg(target));
+        if !output.status.success() {
+            eprintln!(
+                "skipped: mount {args:?} {} failed: {}",
+                target.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return false;
+        }
+        self.0.push(target.to_path_buf());
+        true
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for target in self.0.iter().rev() {
+            let output = run(Command::new("umount").arg(target));
+            if !output.status.success() {
+                eprintln!(
+                    "umount {}: {}",
+                    target.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_release_on_another_filesystem_is_unpacked_plainly() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let artifacts = artifacts(root, Some(11));
+    // Release 1 is installed on this disk, at releases/1. Then a tmpfs is mounted over
+    // releases/ (the parent release 2 goes into) and release 1 is bind-mounted back at its own
+    // path: release 1 lies beside DEST, unchanged and where its receipt says, but on another
+    // filesystem than DEST. LINK points at it too.
+    let releases = root.join("releases");
+    let (first, second) = (releases.join("1"), releases.join("2"));
+    let current = root.join("current");
+    deploy(
+        &artifacts.v1,
+        &first,
+        &python.path,
+        &[
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--no-compile"),
+        ],
+    );
+    let holder = root.join("release-1-on-disk");
+    std::fs::create_dir(&holder).expect("create the holder");
+    let mut mounts = Mounts(Vec::new());
+    if !mounts.mount(&[OsStr::new("--bind"), first.as_os_str()], &holder)
+        || !mounts.mount(
+            &[OsStr::new("-t"), OsStr::new("tmpfs"), OsStr::new("none")],
+            &releases,
+        )
+    {
+        return;
+    }
+    std::fs::create_dir(&first).expect("create release 1's mount point");
+    if !mounts.mount(&[OsStr::new("--bind"), holder.as_os_str()], &first) {
+        return;
+    }
+    assert_ne!(inode(&releases).0, inode(&first).0, "not two filesystems");
+    assert_intact(&artifacts.v1, &first);
+
+    let result = deploy(
+        &artifacts.v2,
+        &second,
+        &python.path,
+        &[
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--no-compile"),
+        ],
+    );
+    assert_eq!(linked(&result), (0, 0), "{result}");
+    assert_eq!(
+        inode(&second).0,
+        inode(&releases).0,
+        "release 2 is on tmpfs"
+    );
+    assert_intact(&artifacts.v2, &second);
+    assert_intact(&artifacts.v2, &first);
+    assert_eq!(std::fs::read_link(&current).expect("LINK"), second);
+    let report = python_in(&second, "import chardet, tinylib; print(tinylib.VALUE)");
+    assert_eq!(report.trim(), "tinylib 2.0");
+}
+
+/// Replaces a release's own path in `bytes` (shebangs, pyvenv.cfg, the SBOM) with `<DEST>`.
+fn without_release(bytes: &[u8], release: &Path) -> Vec<u8> {
+    let needle = release.to_string_lossy();
+    let needle = needle.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(needle) {
+            out.extend_from_slice(b"<DEST>");
+            rest = &rest[needle.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+/// A RECORD row's hash and size for a file: `sha256=<urlsafe base64, unpadded>`, byte count.
+fn record_row_of(path: &Path) -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let digest = sha2::Sha256::digest(&bytes);
+    (
+        format!(
+            "sha256={}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+        ),
+        bytes.len().to_string(),
+    )
+}
+
+/// `linked` and `fresh`, two installs of one artifact, hold the same paths, kinds, modes and
+/// link targets; the same bytes in every file but the byte-code (which names the release it
+/// was compiled in) and the receipt, their own path aside; the same RECORD rows, where a row
+/// may differ only for a file that names its release, each row then describing its own file;
+/// and receipts of the same payload, wheels and interpreter.
+fn assert_same_release(linked: &Path, fresh: &Path) {
+    let paths = tree(linked);
+    assert_eq!(paths, tree(fresh), "the two releases hold different paths");
+    let mut compared = 0;
+    for relative in &paths {
+        let (ours, theirs) = (linked.join(relative), fresh.join(relative));
+        let (a, b) = (
+            std::fs::symlink_metadata(&ours).expect("stat"),
+            std::fs::symlink_metadata(&theirs).expect("stat"),
+        );
+        assert_eq!(
+            (a.file_type().is_dir(), a.file_type().is_symlink()),
+            (b.file_type().is_dir(), b.file_type().is_symlink()),
+            "{relative}: not the same kind"
+        );
+        if a.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(&ours).expect("readlink"),
+                std::fs::read_link(&theirs).expect("readlink"),
+                "{relative}"
+            );
+            continue;
+        }
+        assert_eq!(
+            a.permissions().mode() & 0o7777,
+            b.permissions().mode() & 0o7777,
+            "{relative}: mode"
+        );
+        if a.is_dir() || relative.ends_with(".pyc") || relative == "pysfx-receipt.json" {
+            continue;
+        }
+        if relative.ends_with(".dist-info/RECORD") {
+            let (rows, fresh_rows) = (record_rows(&ours), record_rows(&theirs));
+            assert_eq!(
+                rows.keys().collect::<Vec<_>>(),
+                fresh_rows.keys().collect::<Vec<_>>(),
+                "{relative}: rows for other files"
+            );
+            let directory = Path::new(relative).parent().and_then(Path::parent);
+            let directory = directory.expect("in site-packages");
+            for (path, row) in &rows {
+                if *row == fresh_rows[path] {
+                    continue;
+                }
+                let file = normalize(&directory.join(path));
+                for (release, row) in [(linked, row), (fresh, &fresh_rows[path])] {
+                    let bytes = std::fs::read(release.join(&file)).expect("a recorded file");
+                    assert!(
+                        contains(&bytes, release.to_string_lossy().as_bytes()),
+                        "{relative}: the row of {path} differs, yet the file does not name its release"
+                    );
+                    assert_eq!(
+                        row,
+                        &record_row_of(&release.join(&file)),
+                        "{relative}: {path}"
+                    );
+                }
+            }
+        } else {
+            let (bytes, fresh_bytes) = (
+                std::fs::read(&ours).expect("read"),
+                std::fs::read(&theirs).expect("read"),
+            );
+            assert!(
+                without_release(&bytes, linked) == without_release(&fresh_bytes, fresh),
+                "{relative}: the contents differ"
+            );
+        }
+        compared += 1;
+    }
+    let receipt = |release: &Path| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(release.join("pysfx-receipt.json")).expect("the receipt"),
+        )
+        .expect("json")
+    };
+    let (ours, theirs) = (receipt(linked), receipt(fresh));
+    for key in [
+        "payload_sha256",
+        "python",
+        "python_version",
+        "wheel_set",
+        "wheels",
+        "manifest",
+    ] {
+        assert_eq!(ours[key], theirs[key], "the receipts' {key}");
+    }
+    assert!(compared > 80, "{compared} files compared");
+}
+
+#[test]
+fn a_linked_release_is_the_release_a_fresh_install_makes() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let (_, second, result) = two_releases(&artifacts, work.path(), &python, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    let alone = work.path().join("alone/2");
+    let result = deploy(&artifacts.v2, &alone, &python.path, &[]);
+    assert_eq!(linked(&result), (0, 0), "nothing lies beside: {result}");
+    assert_same_release(&second, &alone);
+}
+
+/// Byte-code compiled at install in release 1 is linked into release 2 with its sources, and
+/// stays valid there: the pyc headers match the linked sources, so importing in release 2
+/// uses them and rewrites none.
+fn byte_code_is_linked(artifacts: &Artifacts, root: &Path, python: &Python) {
+    let minor = python.minor;
+    let (first, second, result) = two_releases(artifacts, root, python, &[]);
+    assert!(linked(&result).0 > 0, "3.{minor}: {result}");
+    let (from_wheels, _) = shared_files(&first, minor);
+    let mut byte_code = Vec::new();
+    for source in from_wheels
+        .iter()
+        .filter(|path| path.extension() == Some(OsStr::new("py")))
+    {
+        let stem = source.file_stem().expect("a stem").to_string_lossy();
+        let compiled = source
+            .parent()
+            .expect("a directory")
+            .join(format!("__pycache__/{stem}.cpython-3{minor}.pyc"));
+        assert!(
+            first.join(&compiled).is_file(),
+            "3.{minor}: {} was not compiled",
+            source.display()
+        );
+        byte_code.push(compiled);
+    }
+    assert!(byte_code.len() > 30, "3.{minor}: {byte_code:?}");
+    let compare = |when: &str| {
+        for compiled in &byte_code {
+            assert_eq!(
+                inode(&first.join(compiled)),
+                inode(&second.join(compiled)),
+                "3.{minor}, {when}: {} is not linked from release 1",
+                compiled.display()
+            );
+        }
+    };
+    compare("after the install");
+    let changed = second
+        .join(site_packages(minor))
+        .join(format!("tinylib/__pycache__/__init__.cpython-3{minor}.pyc"));
+    assert_eq!(link_count(&changed), 1, "3.{minor}");
+
+    // Each pyc's header against its source in release 2 (PEP 552; 3.6 has no flags word).
+    let stale = python_in(
+        &second,
+        r#"
+import importlib.util, os, struct, sys, chardet, datapkg.cli
+stale = []
+for package in (chardet, datapkg.cli):
+    top = os.path.dirname(package.__file__)
+    for directory, _, names in os.walk(top):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            source = os.path.join(directory, name)
+            with open(importlib.util.cache_from_source(source), "rb") as handle:
+                header = handle.read(16)
+            fields = header[4:12] if sys.version_info < (3, 7) else header[8:16]
+            flags = 0 if sys.version_info < (3, 7) else struct.unpack("<I", header[4:8])[0]
+            status = os.stat(source)
+            if header[:4] != importlib.util.MAGIC_NUMBER or (
+                flags == 0 and struct.unpack("<II", fields) != (int(status.st_mtime) & 0xFFFFFFFF, status.st_size & 0xFFFFFFFF)):
+                stale.append(source)
+print("\n".join(stale))
+"#,
+    );
+    assert_eq!(stale.trim(), "", "3.{minor}: stale byte-code in release 2");
+    compare("after importing");
+}
+
+#[test]
+fn byte_code_is_linked_on_every_interpreter() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), None);
+    let pythons = pythons();
+    let minors: Vec<u32> = pythons.iter().map(|python| python.minor).collect();
+    assert!(
+        minors.contains(&6) && minors.contains(&13),
+        "3.6 and 3.13 must be among {minors:?}"
+    );
+    std::thread::scope(|scope| {
+        for python in &pythons {
+            let root = work.path().join(python.version());
+            let artifacts = &artifacts;
+            scope.spawn(move || byte_code_is_linked(artifacts, &root, python));
+        }
+    });
+}
+
+#[test]
+fn link_targets_first_else_the_newest_release() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let releases = work.path().join("releases");
+    let current = work.path().join("current");
+    let link = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--no-compile"),
+    ];
+    // 1 is LINK's target; 2, newer, was copied, so 1 and 2 share no inode.
+    deploy(&artifacts.v1, &releases.join("1"), &python.path, &link);
+    deploy(
+        &artifacts.v1,
+        &releases.join("2"),
+        &python.path,
+        &[OsStr::new("--copy"), OsStr::new("--no-compile")],
+    );
+    assert_eq!(
+        shared_inodes(&releases.join("1"), &releases.join("2")),
+        (0, 0)
+    );
+    let (from_wheels, _) = shared_files(&releases.join("1"), 11);
+    let sources = |release: &str| -> Vec<(u64, u64)> {
+        from_wheels
+            .iter()
+            .map(|relative| inode(&releases.join(release).join(relative)))
+            .collect()
+    };
+
+    // Without --link: from the newest release, 2.
+    let result = deploy(
+        &artifacts.v2,
+        &releases.join("3"),
+        &python.path,
+        &[OsStr::new("--no-compile")],
+    );
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_eq!(sources("3"), sources("2"), "release 3 is not linked from 2");
+    // With --link: from its target, 1, though 3 and 2 are newer.
+    let result = deploy(&artifacts.v2, &releases.join("4"), &python.path, &link);
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_eq!(sources("4"), sources("1"), "release 4 is not linked from 1");
+    assert_eq!(
+        std::fs::read_link(&current).expect("LINK"),
+        releases.join("4")
+    );
+    for release in ["1", "2", "3", "4"] {
+        assert_intact(&artifacts.v2, &releases.join(release));
+    }
+}
