@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use pysfx_e2e::{
     binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack_command, python,
@@ -169,6 +169,26 @@ fn install_ok(artifact: &Path, destination: &Path, python: &Python, extra: &[&Os
         destination.display()
     );
     json
+}
+
+/// Installs a release to link from, or to compare with: panics unless the artifact exits 0.
+/// Unlike [`install_ok`] it runs no `pip check` (seconds per release, and these releases are
+/// not what the tests here are about: tests/install.rs checks full installs).
+fn install_base(artifact: &Path, destination: &Path, python: &Python) -> Value {
+    let output = run(Command::new(artifact)
+        .arg("-d")
+        .arg(destination)
+        .arg("--python")
+        .arg(&python.path)
+        .arg("--json"));
+    assert!(
+        output.status.success(),
+        "{} -d {}: {}",
+        artifact.display(),
+        destination.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
 fn linked_files(json: &Value) -> u64 {
@@ -349,12 +369,12 @@ fn thin_release_beside_its_base_is_the_full_release() {
     // scripts name, takes as many bytes in both releases.
     let full_v2 = artifacts.parent("vacant").join("2");
 
-    let first = install_ok(&artifacts.v1, &v1, &python, &[]);
+    let first = install_base(&artifacts.v1, &v1, &python);
     assert_eq!(linked_files(&first), 0, "nothing beside v1: {first}");
     let thin = install_ok(&artifacts.thin, &v2, &python, &[]);
     assert!(linked_files(&thin) > 0, "{thin}");
     assert!(thin["linked_bytes"].as_u64().is_some_and(|b| b > 0), "{thin}");
-    let full = install_ok(&artifacts.full, &full_v2, &python, &[]);
+    let full = install_base(&artifacts.full, &full_v2, &python);
     assert_eq!(linked_files(&full), 0, "nothing beside vacant/2: {full}");
 
     let thin_view = release_view(&v2);
@@ -402,4 +422,172 @@ fn thin_release_beside_its_base_is_the_full_release() {
     assert_intact(&artifacts.thin, &v2);
     assert_intact(&artifacts.full, &full_v2);
     assert_imports(&v2);
+}
+
+/// The number of names of every regular file under `root`, by path: a failed install that
+/// left a link to one of them anywhere would raise its count.
+fn link_counts(root: &Path) -> BTreeMap<String, u64> {
+    tree(root)
+        .into_iter()
+        .filter_map(|relative| {
+            let metadata = std::fs::symlink_metadata(root.join(&relative)).ok()?;
+            metadata.is_file().then(|| (relative, metadata.nlink()))
+        })
+        .collect()
+}
+
+/// Without a release of its base beside DEST (none at all, a missing parent, or one for
+/// another Python X.Y), a thin artifact exits 4 naming the base and the full artifact, before
+/// it writes anything: not DEST, not its parents, not even the lock file beside it.
+#[test]
+fn thin_without_its_base_exits_4_and_writes_nothing() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let v1_digest = inspect_json(&artifacts.v1)["payload_sha256"]
+        .as_str()
+        .expect("payload_sha256")
+        .to_string();
+    let refused = |destination: &Path, python: &Python| -> String {
+        let (code, json, stderr) = install_with(&artifacts.thin, destination, &python.path, &[]);
+        assert_eq!(code, 4, "{json}\n{stderr}");
+        assert_eq!(json["exit_code"], Value::from(4), "{json}");
+        assert_eq!(json["changed"], Value::Bool(false), "{json}");
+        let parent = destination.parent().expect("a parent");
+        let needs = format!(
+            "this thin artifact needs a release of demoapp 1.0 (payload {v1_digest}) beside {}, \
+             or the full artifact",
+            parent.display()
+        );
+        assert!(stderr.contains(&needs), "{stderr}");
+        stderr
+    };
+
+    let empty = artifacts.parent("empty");
+    refused(&empty.join("2"), &python);
+    assert_eq!(listing(&empty), Vec::<String>::new(), "nothing written");
+
+    let missing = artifacts.root.path().join("missing");
+    refused(&missing.join("releases/2"), &python);
+    assert!(!missing.exists(), "DEST's parents are not created");
+
+    // v1 installed by another Python X.Y: files are linked only within one X.Y, so it does not
+    // count.
+    let other = artifacts.parent("other-python");
+    let other_python = python_other_than(11);
+    install_base(&artifacts.v1, &other.join("1"), &other_python);
+    let before = snapshot(&other);
+    let stderr = refused(&other.join("2"), &python);
+    assert!(stderr.contains("for Python 3.11"), "{stderr}");
+    assert_eq!(snapshot(&other), before, "nothing written beside the other v1");
+}
+
+/// A CPython to test with other than 3.`minor`.
+fn python_other_than(minor: u32) -> Python {
+    pythons()
+        .into_iter()
+        .find(|python| python.minor != minor)
+        .expect("a second CPython to test with")
+}
+
+/// A left-out file edited in place in the base release (a hot fix appended to a module) can
+/// be neither linked nor unpacked: the install exits 4 naming the file, DEST is not created,
+/// nothing is left beside it but its lock file, and the base release is as it was — with and
+/// without `--copy`.
+#[test]
+fn thin_beside_an_edited_base_fails_naming_the_file() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (v1, v2) = (parent.join("1"), parent.join("2"));
+    install_base(&artifacts.v1, &v1, &python);
+    let edited = "sharedlib/helpers.py";
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(site_packages(&v1, &python).join(edited))
+        .expect("open the module");
+    std::io::Write::write_all(&mut file, b"HOT_FIX = True\n").expect("append");
+    drop(file);
+    let check = run(Command::new(&artifacts.v1).arg("--check").arg(&v1));
+    assert_eq!(check.status.code(), Some(3), "the edit shows: {check:?}");
+    let before = snapshot(&parent);
+    let counts = link_counts(&v1);
+
+    for extra in [&[][..], &[OsStr::new("--copy")][..]] {
+        let (code, json, stderr) = install_with(&artifacts.thin, &v2, &python.path, extra);
+        assert_eq!(code, 4, "{extra:?}: {json}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("site-packages/{edited}")),
+            "{extra:?}: {stderr}"
+        );
+        assert!(!v2.exists(), "{extra:?}: DEST was created");
+        assert_eq!(
+            listing(&parent),
+            [".1.pysfx-lock", ".2.pysfx-lock", "1"],
+            "{extra:?}: only the lock file is left beside DEST"
+        );
+        let lock = std::fs::symlink_metadata(parent.join(".2.pysfx-lock")).expect("the lock");
+        assert!(lock.is_file() && lock.len() == 0);
+        let after: Vec<_> = snapshot(&parent)
+            .into_iter()
+            .filter(|(path, _)| path != ".2.pysfx-lock")
+            .collect();
+        assert_eq!(after, before, "{extra:?}: v1 changed");
+        assert_eq!(link_counts(&v1), counts, "{extra:?}: a link to v1 was left");
+    }
+}
+
+/// `--copy`: the left-out files are copied from the base release, checked, and share no inode
+/// with it; the release is complete.
+#[test]
+fn copy_shares_no_file_with_the_base() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (v1, v2) = (parent.join("1"), parent.join("2"));
+    install_base(&artifacts.v1, &v1, &python);
+    let json = install_ok(&artifacts.thin, &v2, &python, &[OsStr::new("--copy")]);
+    assert_eq!(linked_files(&json), 0, "{json}");
+    assert_eq!(json["linked_bytes"], Value::from(0), "{json}");
+    let v1_inodes = inodes(&v1);
+    let v2_inodes = inodes(&v2);
+    assert!(v2_inodes
+        .values()
+        .any(|path| path.ends_with("sharedlib/helpers.py")));
+    let shared: Vec<_> = v2_inodes
+        .iter()
+        .filter(|(inode, _)| v1_inodes.contains_key(inode))
+        .map(|(_, path)| path)
+        .collect();
+    assert!(shared.is_empty(), "shared with v1: {shared:?}");
+    assert_intact(&artifacts.thin, &v2);
+    assert_imports(&v2);
+}
+
+/// On every CPython 3.6–3.13, a thin v2 installs beside v1 installed by the same interpreter:
+/// the left-out files and their byte-code (compiled at install by all but 3.11) are linked,
+/// and the release checks and imports.
+#[test]
+fn thin_installs_beside_its_base_on_every_cpython() {
+    let artifacts = Artifacts::pack();
+    for python in pythons() {
+        let version = python.version();
+        let parent = artifacts.parent(&format!("python{version}"));
+        let (v1, v2) = (parent.join("1"), parent.join("2"));
+        install_base(&artifacts.v1, &v1, &python);
+        let json = install_ok(&artifacts.thin, &v2, &python, &[]);
+        assert!(linked_files(&json) > 0, "{version}: {json}");
+        let pyc = format!(
+            "sharedlib/__pycache__/helpers.cpython-{}{}.pyc",
+            python.major, python.minor
+        );
+        let base = std::fs::metadata(site_packages(&v1, &python).join(&pyc)).expect(&pyc);
+        let linked = std::fs::metadata(site_packages(&v2, &python).join(&pyc)).expect(&pyc);
+        assert_eq!(
+            (linked.dev(), linked.ino()),
+            (base.dev(), base.ino()),
+            "{version}: {pyc} is linked from v1"
+        );
+        assert_intact(&artifacts.thin, &v2);
+        assert_imports(&v2);
+    }
 }
