@@ -1,0 +1,604 @@
+//! SPEC "Thin artifacts" and "Linked installs", the install side: a thin artifact installed
+//! beside a release of its base takes the left-out wheels' files from that release (hard links,
+//! or copies with `--copy`), each checked against the wheel's RECORD, and the release it builds
+//! is the one the full artifact builds. Without an intact base release it exits 4 and leaves
+//! nothing behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pysfx_e2e::{
+    binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack_command, python,
+    pythons, run, snapshot, tiny_wheel, tree, Python,
+};
+use serde_json::Value;
+
+const EPOCH: &str = "1700000000";
+
+/// The left-out wheel this file edits, imports and inspects: `sharedlib 1.0`, pure Python,
+/// with an executable file and a data file besides its modules.
+fn sharedlib_wheel(directory: &Path) -> PathBuf {
+    const SCRIPT: &str = r##"
+import base64, hashlib, os, sys, zipfile
+path = os.path.join(sys.argv[1], "sharedlib-1.0-py3-none-any.whl")
+files = [
+    ("sharedlib/__init__.py", b"from .helpers import greet\nVALUE = 'sharedlib 1.0'\n", 0o644),
+    ("sharedlib/helpers.py", b"def greet(name):\n    return 'hello ' + name\n", 0o644),
+    ("sharedlib/tool.sh", b"#!/bin/sh\necho sharedlib tool\n", 0o755),
+    ("sharedlib/data/table.json", b'{"rows": [1, 2, 3]}\n', 0o644),
+    ("sharedlib-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: sharedlib\nVersion: 1.0\n",
+     0o644),
+    ("sharedlib-1.0.dist-info/WHEEL",
+     b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n", 0o644),
+]
+rows = []
+with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+    for name, data, mode in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append("%s,sha256=%s,%d" % (name, digest, len(data)))
+        info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+        info.external_attr = (0o100000 | mode) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, data)
+    rows.append("sharedlib-1.0.dist-info/RECORD,,")
+    archive.writestr(zipfile.ZipInfo("sharedlib-1.0.dist-info/RECORD", (1980, 1, 1, 0, 0, 0)),
+                     "\n".join(rows) + "\n")
+"##;
+    std::fs::create_dir_all(directory).expect("create the wheel directory");
+    let output = run(Command::new(host_python())
+        .args(["-c", SCRIPT])
+        .arg(directory));
+    assert!(output.status.success(), "{output:?}");
+    directory.join("sharedlib-1.0-py3-none-any.whl")
+}
+
+/// The wheels of v1 (`tinylib 1.0`) or v2 (`tinylib 1.1`), all pure Python: tinylib, which
+/// requires sharedlib, changes; sharedlib and datapkg (launchers, `.data/scripts`, data,
+/// headers) are the same files in both, so a thin v2 leaves them out.
+fn wheel_directory(root: &Path, tinylib: &str) -> PathBuf {
+    let directory = root.join(format!("wheels-{tinylib}"));
+    std::fs::create_dir_all(&directory).expect("create");
+    let datapkg = datapkg_wheel().join("pysfx_datapkg-1.0-py3-none-any.whl");
+    std::fs::copy(&datapkg, directory.join(datapkg.file_name().expect("name"))).expect("copy");
+    sharedlib_wheel(&directory);
+    tiny_wheel(&directory, "tinylib", tinylib, &["sharedlib"]);
+    directory
+}
+
+/// Packs with byte-code compiled by CPython 3.11 (as tests/thin_pack.rs does), so 3.11 gets
+/// the `.pyc` files from the artifact and every other version compiles at install.
+fn pack_ok(app: &Path, version: &str, wheels: &Path, extra: &[&OsStr], out: &Path) -> PathBuf {
+    let python = python(11);
+    let mut args = vec![
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--app-version"),
+        OsStr::new(version),
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    let result = run(pack_command(&args, out).env("SOURCE_DATE_EPOCH", EPOCH));
+    assert!(
+        result.status.success(),
+        "pysfx pack: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out.to_path_buf()
+}
+
+/// v1 (full), v2 packed `--thin-from` v1, and v2 packed full from the same inputs.
+struct Artifacts {
+    root: tempfile::TempDir,
+    v1: PathBuf,
+    thin: PathBuf,
+    full: PathBuf,
+}
+
+impl Artifacts {
+    fn pack() -> Artifacts {
+        let root = tempfile::tempdir().expect("tempdir");
+        let app = make_app(root.path(), "demoapp");
+        let v1_wheels = wheel_directory(root.path(), "1.0");
+        let v2_wheels = wheel_directory(root.path(), "1.1");
+        let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+        let thin = pack_ok(
+            &app,
+            "2.0",
+            &v2_wheels,
+            &[OsStr::new("--thin-from"), v1.as_os_str()],
+            &root.path().join("v2-thin.sfx"),
+        );
+        let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("v2.sfx"));
+        let thin_json = inspect_json(&thin);
+        let left_out: BTreeSet<&str> = thin_json["manifest"]["wheels"]
+            .as_array()
+            .expect("wheels")
+            .iter()
+            .filter(|wheel| wheel["from_base"] == Value::Bool(true))
+            .filter_map(|wheel| wheel["filename"].as_str())
+            .collect();
+        // The premise of every test here: the two shared wheels are left out, tinylib is not.
+        assert_eq!(
+            left_out,
+            BTreeSet::from([
+                "pysfx_datapkg-1.0-py3-none-any.whl",
+                "sharedlib-1.0-py3-none-any.whl"
+            ])
+        );
+        Artifacts {
+            root,
+            v1,
+            thin,
+            full,
+        }
+    }
+
+    /// A new directory under the test's root, to install releases into.
+    fn parent(&self, name: &str) -> PathBuf {
+        let parent = self.root.path().join(name);
+        std::fs::create_dir_all(&parent).expect("create the parent");
+        parent
+    }
+}
+
+fn inspect_json(artifact: &Path) -> Value {
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg(artifact)
+        .arg("--json"));
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("inspect --json prints JSON")
+}
+
+/// Installs `artifact` into `destination` with `python`; panics unless it exits 0. Returns the
+/// `--json` object.
+fn install_ok(artifact: &Path, destination: &Path, python: &Python, extra: &[&OsStr]) -> Value {
+    let (code, json, stderr) = install_with(artifact, destination, &python.path, extra);
+    assert_eq!(
+        code,
+        0,
+        "{} -d {}: {json}\n{stderr}",
+        artifact.display(),
+        destination.display()
+    );
+    json
+}
+
+/// Installs a release to link from, or to compare with: panics unless the artifact exits 0.
+/// Unlike [`install_ok`] it runs no `pip check` (seconds per release, and these releases are
+/// not what the tests here are about: tests/install.rs checks full installs).
+fn install_base(artifact: &Path, destination: &Path, python: &Python) -> Value {
+    let output = run(Command::new(artifact)
+        .arg("-d")
+        .arg(destination)
+        .arg("--python")
+        .arg(&python.path)
+        .arg("--json"));
+    assert!(
+        output.status.success(),
+        "{} -d {}: {}",
+        artifact.display(),
+        destination.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+fn linked_files(json: &Value) -> u64 {
+    json["linked_files"].as_u64().expect("linked_files")
+}
+
+/// `ARTIFACT --check RELEASE`: panics unless the release is intact (exit 0).
+fn assert_intact(artifact: &Path, release: &Path) {
+    let output = run(Command::new(artifact).arg("--check").arg(release));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "--check {}: {}{}",
+        release.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The release's interpreter imports the left-out wheels and the carried one, and runs a
+/// left-out wheel's console script.
+fn assert_imports(release: &Path) {
+    let python = release.join("venv/bin/python");
+    let script = "import sharedlib, sharedlib.helpers, datapkg, tinylib, appcore\n\
+                  print(sharedlib.VALUE, tinylib.VALUE, sharedlib.helpers.greet('thin'))";
+    let output = run(Command::new(&python).args(["-c", script]));
+    assert!(output.status.success(), "{python:?}: {output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "sharedlib 1.0 tinylib 1.1 hello thin"
+    );
+    let cli = run(&mut Command::new(release.join("venv/bin/datapkg-cli")));
+    assert!(cli.status.success(), "datapkg-cli in {release:?}: {cli:?}");
+}
+
+fn site_packages(release: &Path, python: &Python) -> PathBuf {
+    release.join(format!("venv/lib/python{}/site-packages", python.version()))
+}
+
+/// What a release holds, path by path, with its DEST written `{DEST}` wherever it appears in
+/// a file (shebangs, launchers, activate scripts) or a link's target; RECORD rows of files
+/// whose content names DEST keep their path only. The receipt and the SBOM are left out (they
+/// name DEST and the artifact by design): compare them with [`receipt_essentials`] and
+/// [`sbom_essentials`].
+fn release_view(release: &Path) -> BTreeMap<String, String> {
+    let destination = release.to_str().expect("UTF-8");
+    let normalise = |bytes: &[u8]| -> (Vec<u8>, bool) {
+        let text = String::from_utf8_lossy(bytes);
+        match text.contains(destination) {
+            true => (text.replace(destination, "{DEST}").into_bytes(), true),
+            false => (bytes.to_vec(), false),
+        }
+    };
+    let mut view = BTreeMap::new();
+    let mut names_dest = BTreeSet::new();
+    let mut records = Vec::new();
+    for relative in tree(release) {
+        if relative == "pysfx-receipt.json" || relative == "pysfx-sbom.cdx.json" {
+            continue;
+        }
+        let path = release.join(&relative);
+        let metadata = std::fs::symlink_metadata(&path).expect("stat");
+        let state = if metadata.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).expect("readlink");
+            let target = target.to_string_lossy().replace(destination, "{DEST}");
+            format!("link -> {target}")
+        } else if metadata.is_dir() {
+            "directory".to_string()
+        } else if relative.ends_with(".dist-info/RECORD") {
+            records.push(relative.clone());
+            continue;
+        } else {
+            let (content, changed) = normalise(&std::fs::read(&path).expect("read"));
+            if changed {
+                names_dest.insert(path.canonicalize().expect("canonical"));
+            }
+            let mode = if metadata.mode() & 0o111 != 0 {
+                "executable"
+            } else {
+                "file"
+            };
+            format!(
+                "{mode} {}",
+                pysfx_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&content))
+            )
+        };
+        view.insert(relative, state);
+    }
+    for relative in records {
+        let path = release.join(&relative);
+        let site_packages = path.parent().and_then(Path::parent).expect("site-packages");
+        let text = std::fs::read_to_string(&path).expect("read RECORD");
+        let mut rows: Vec<String> = text
+            .lines()
+            .map(|row| {
+                let file = row.split(',').next().unwrap_or_default();
+                let names = site_packages
+                    .join(file)
+                    .canonicalize()
+                    .is_ok_and(|file| names_dest.contains(&file));
+                match names {
+                    true => format!("{file},{{names DEST}}"),
+                    false => row.to_string(),
+                }
+            })
+            .collect();
+        rows.sort();
+        view.insert(relative, format!("RECORD\n{}", rows.join("\n")));
+    }
+    view
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("JSON")
+}
+
+/// The fields of a receipt that two installs of the same wheels by the same interpreter share,
+/// whichever artifact (thin or full) they came from: everything but where, when and from
+/// which payload.
+fn receipt_essentials(release: &Path) -> Value {
+    let mut receipt = read_json(&release.join("pysfx-receipt.json"));
+    let object = receipt.as_object_mut().expect("an object");
+    for key in [
+        "artifact",
+        "destination",
+        "installed_at",
+        "installed_at_nanos",
+        "payload_sha256",
+        "manifest",
+    ] {
+        assert!(object.remove(key).is_some(), "the receipt has no {key}");
+    }
+    receipt
+}
+
+/// The SBOM's app and components (the installed wheels: name, version, purl, SHA-256, …),
+/// without their `bom-ref`: an identifier unique within one SBOM, which pysfx makes of the
+/// wheel's path in the payload (`thin/…` for a left-out wheel, `wheels/…` for a carried one).
+fn sbom_essentials(release: &Path) -> Value {
+    let mut sbom = read_json(&release.join("pysfx-sbom.cdx.json"));
+    let components = sbom["components"].as_array_mut().expect("components");
+    assert!(!components.is_empty());
+    for component in components.iter_mut() {
+        let object = component.as_object_mut().expect("an object");
+        assert!(object.remove("bom-ref").is_some(), "{object:?}");
+    }
+    serde_json::json!({
+        "app": sbom["metadata"]["component"],
+        "components": sbom["components"],
+    })
+}
+
+/// (device, inode) of every regular file under `root`.
+fn inodes(root: &Path) -> BTreeMap<(u64, u64), String> {
+    tree(root)
+        .into_iter()
+        .filter_map(|relative| {
+            let metadata = std::fs::symlink_metadata(root.join(&relative)).ok()?;
+            metadata
+                .is_file()
+                .then(|| ((metadata.dev(), metadata.ino()), relative))
+        })
+        .collect()
+}
+
+/// A thin v2 installed beside v1 is the full v2's release, file for file and RECORD for
+/// RECORD; the left-out files are hard links to v1's, and the release checks and imports.
+#[test]
+fn thin_release_beside_its_base_is_the_full_release() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (v1, v2) = (parent.join("1"), parent.join("2"));
+    // Beside nothing; a name as long as "parent", so that DEST, which launchers and activate
+    // scripts name, takes as many bytes in both releases.
+    let full_v2 = artifacts.parent("vacant").join("2");
+
+    let first = install_base(&artifacts.v1, &v1, &python);
+    assert_eq!(linked_files(&first), 0, "nothing beside v1: {first}");
+    let thin = install_ok(&artifacts.thin, &v2, &python, &[]);
+    assert!(linked_files(&thin) > 0, "{thin}");
+    assert!(
+        thin["linked_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{thin}"
+    );
+    let full = install_base(&artifacts.full, &full_v2, &python);
+    assert_eq!(linked_files(&full), 0, "nothing beside vacant/2: {full}");
+
+    let thin_view = release_view(&v2);
+    let full_view = release_view(&full_v2);
+    // Byte-code of a left-out wheel (linked from v1) and of the carried one are compared too.
+    for pyc in [
+        "sharedlib/__pycache__/helpers",
+        "tinylib/__pycache__/__init__",
+    ] {
+        let path = format!("venv/lib/python3.11/site-packages/{pyc}.cpython-311.pyc");
+        assert!(thin_view.contains_key(&path), "{path} in {thin_view:#?}");
+    }
+    let only_thin: Vec<_> = thin_view
+        .iter()
+        .filter(|(path, state)| full_view.get(*path) != Some(state))
+        .collect();
+    let only_full: Vec<_> = full_view
+        .iter()
+        .filter(|(path, state)| thin_view.get(*path) != Some(state))
+        .collect();
+    assert!(
+        only_thin.is_empty() && only_full.is_empty(),
+        "the thin and the full v2 releases differ:\nthin: {only_thin:#?}\nfull: {only_full:#?}"
+    );
+    assert_eq!(receipt_essentials(&v2), receipt_essentials(&full_v2));
+    assert_eq!(sbom_essentials(&v2), sbom_essentials(&full_v2));
+
+    // The left-out files are v1's (hard links), the carried wheel's and the per-release files
+    // are not.
+    let site = site_packages(&v2, &python);
+    let v1_inodes = inodes(&v1);
+    let shares = |path: &Path| {
+        let metadata = std::fs::metadata(path).expect("stat");
+        v1_inodes.contains_key(&(metadata.dev(), metadata.ino()))
+    };
+    for left_out in [
+        "sharedlib/helpers.py",
+        "sharedlib/tool.sh",
+        "datapkg/cli.py",
+    ] {
+        assert!(shares(&site.join(left_out)), "{left_out} is linked from v1");
+    }
+    for fresh in [
+        "tinylib/__init__.py",
+        "sharedlib-1.0.dist-info/RECORD",
+        "demoapp.pth",
+    ] {
+        assert!(!shares(&site.join(fresh)), "{fresh} is written fresh");
+    }
+    assert!(!shares(&v2.join("venv/bin/datapkg-cli")));
+
+    assert_intact(&artifacts.thin, &v2);
+    assert_intact(&artifacts.full, &full_v2);
+    assert_imports(&v2);
+}
+
+/// The number of names of every regular file under `root`, by path: a failed install that
+/// left a link to one of them anywhere would raise its count.
+fn link_counts(root: &Path) -> BTreeMap<String, u64> {
+    tree(root)
+        .into_iter()
+        .filter_map(|relative| {
+            let metadata = std::fs::symlink_metadata(root.join(&relative)).ok()?;
+            metadata.is_file().then(|| (relative, metadata.nlink()))
+        })
+        .collect()
+}
+
+/// Without a release of its base beside DEST (none at all, a missing parent, or one for
+/// another Python X.Y), a thin artifact exits 4 naming the base and the full artifact, before
+/// it writes anything: not DEST, not its parents, not even the lock file beside it.
+#[test]
+fn thin_without_its_base_exits_4_and_writes_nothing() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let v1_digest = inspect_json(&artifacts.v1)["payload_sha256"]
+        .as_str()
+        .expect("payload_sha256")
+        .to_string();
+    let refused = |destination: &Path, python: &Python| -> String {
+        let (code, json, stderr) = install_with(&artifacts.thin, destination, &python.path, &[]);
+        assert_eq!(code, 4, "{json}\n{stderr}");
+        assert_eq!(json["exit_code"], Value::from(4), "{json}");
+        assert_eq!(json["changed"], Value::Bool(false), "{json}");
+        let parent = destination.parent().expect("a parent");
+        let needs = format!(
+            "this thin artifact needs a release of demoapp 1.0 (payload {v1_digest}) beside {}, \
+             or the full artifact",
+            parent.display()
+        );
+        assert!(stderr.contains(&needs), "{stderr}");
+        stderr
+    };
+
+    let empty = artifacts.parent("empty");
+    refused(&empty.join("2"), &python);
+    assert_eq!(listing(&empty), Vec::<String>::new(), "nothing written");
+
+    let missing = artifacts.root.path().join("missing");
+    refused(&missing.join("releases/2"), &python);
+    assert!(!missing.exists(), "DEST's parents are not created");
+
+    // v1 installed by another Python X.Y: files are linked only within one X.Y, so it does not
+    // count.
+    let other = artifacts.parent("other-python");
+    let other_python = python_other_than(11);
+    install_base(&artifacts.v1, &other.join("1"), &other_python);
+    let before = snapshot(&other);
+    let stderr = refused(&other.join("2"), &python);
+    assert!(stderr.contains("for Python 3.11"), "{stderr}");
+    assert_eq!(
+        snapshot(&other),
+        before,
+        "nothing written beside the other v1"
+    );
+}
+
+/// A CPython to test with other than 3.`minor`.
+fn python_other_than(minor: u32) -> Python {
+    pythons()
+        .into_iter()
+        .find(|python| python.minor != minor)
+        .expect("a second CPython to test with")
+}
+
+/// A left-out file edited in place in the base release (a hot fix appended to a module) can
+/// be neither linked nor unpacked: the install exits 4 naming the file, DEST is not created,
+/// nothing is left beside it but its lock file, and the base release is as it was — with and
+/// without `--copy`.
+#[test]
+fn thin_beside_an_edited_base_fails_naming_the_file() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (v1, v2) = (parent.join("1"), parent.join("2"));
+    install_base(&artifacts.v1, &v1, &python);
+    let edited = "sharedlib/helpers.py";
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(site_packages(&v1, &python).join(edited))
+        .expect("open the module");
+    std::io::Write::write_all(&mut file, b"HOT_FIX = True\n").expect("append");
+    drop(file);
+    let check = run(Command::new(&artifacts.v1).arg("--check").arg(&v1));
+    assert_eq!(check.status.code(), Some(3), "the edit shows: {check:?}");
+    let before = snapshot(&parent);
+    let counts = link_counts(&v1);
+
+    for extra in [&[][..], &[OsStr::new("--copy")][..]] {
+        let (code, json, stderr) = install_with(&artifacts.thin, &v2, &python.path, extra);
+        assert_eq!(code, 4, "{extra:?}: {json}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("site-packages/{edited}")) && stderr.contains("full artifact"),
+            "{extra:?}: {stderr}"
+        );
+        assert!(!v2.exists(), "{extra:?}: DEST was created");
+        assert_eq!(
+            listing(&parent),
+            [".1.pysfx-lock", ".2.pysfx-lock", "1"],
+            "{extra:?}: only the lock file is left beside DEST"
+        );
+        let lock = std::fs::symlink_metadata(parent.join(".2.pysfx-lock")).expect("the lock");
+        assert!(lock.is_file() && lock.len() == 0);
+        let after: Vec<_> = snapshot(&parent)
+            .into_iter()
+            .filter(|(path, _)| path != ".2.pysfx-lock")
+            .collect();
+        assert_eq!(after, before, "{extra:?}: v1 changed");
+        assert_eq!(link_counts(&v1), counts, "{extra:?}: a link to v1 was left");
+    }
+}
+
+/// `--copy`: the left-out files are copied from the base release, checked, and share no inode
+/// with it; the release is complete.
+#[test]
+fn copy_shares_no_file_with_the_base() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (v1, v2) = (parent.join("1"), parent.join("2"));
+    install_base(&artifacts.v1, &v1, &python);
+    let json = install_ok(&artifacts.thin, &v2, &python, &[OsStr::new("--copy")]);
+    assert_eq!(linked_files(&json), 0, "{json}");
+    assert_eq!(json["linked_bytes"], Value::from(0), "{json}");
+    let v1_inodes = inodes(&v1);
+    let v2_inodes = inodes(&v2);
+    assert!(v2_inodes
+        .values()
+        .any(|path| path.ends_with("sharedlib/helpers.py")));
+    let shared: Vec<_> = v2_inodes
+        .iter()
+        .filter(|(inode, _)| v1_inodes.contains_key(inode))
+        .map(|(_, path)| path)
+        .collect();
+    assert!(shared.is_empty(), "shared with v1: {shared:?}");
+    assert_intact(&artifacts.thin, &v2);
+    assert_imports(&v2);
+}
+
+/// On every CPython 3.6–3.13, a thin v2 installs beside v1 installed by the same interpreter:
+/// the left-out files and their byte-code (compiled at install by all but 3.11) are linked,
+/// and the release checks and imports.
+#[test]
+fn thin_installs_beside_its_base_on_every_cpython() {
+    let artifacts = Artifacts::pack();
+    for python in pythons() {
+        let version = python.version();
+        let parent = artifacts.parent(&format!("python{version}"));
+        let (v1, v2) = (parent.join("1"), parent.join("2"));
+        install_base(&artifacts.v1, &v1, &python);
+        let json = install_ok(&artifacts.thin, &v2, &python, &[]);
+        assert!(linked_files(&json) > 0, "{version}: {json}");
+        let pyc = format!(
+            "sharedlib/__pycache__/helpers.cpython-{}{}.pyc",
+            python.major, python.minor
+        );
+        let base = std::fs::metadata(site_packages(&v1, &python).join(&pyc)).expect(&pyc);
+        let linked = std::fs::metadata(site_packages(&v2, &python).join(&pyc)).expect(&pyc);
+        assert_eq!(
+            (linked.dev(), linked.ino()),
+            (base.dev(), base.ino()),
+            "{version}: {pyc} is linked from v1"
+        );
+        assert_intact(&artifacts.thin, &v2);
+        assert_imports(&v2);
+    }
+}
