@@ -71,7 +71,8 @@ impl PreparedWheel {
                 }
             }
             None if plan.index.is_none() => {
-                return Err(self.left_out_error(plan, "no release beside DEST holds it"));
+                return Err(self
+                    .left_out_error(Path::new(&plan.destination), "is in no release beside DEST"));
             }
             None => {}
         }
@@ -140,6 +141,7 @@ impl PreparedWheel {
         tree: &mut impl Tree,
     ) -> Result<MemberOutcome, InstallError> {
         let path = source.venv.join(&plan.destination);
+        let failed = |reason: &str| self.left_out_error(&path, reason);
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
@@ -147,9 +149,16 @@ impl PreparedWheel {
             .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
         let (file, metadata) = match opened {
             Ok((file, metadata)) if metadata.is_file() => (file, metadata),
-            Ok(_) => return Err(self.left_out_error(plan, "is not a regular file")),
-            Err(error) => return Err(self.left_out_error(plan, &error.to_string())),
+            Ok(_) => return Err(failed("is not a regular file")),
+            Err(error) => return Err(failed(&format!("cannot be read: {error}"))),
         };
+        if metadata.len() != plan.size {
+            return Err(failed(&format!(
+                "has {} bytes where the wheel's RECORD says {}",
+                metadata.len(),
+                plan.size
+            )));
+        }
         let executable = metadata.mode() & 0o100 != 0;
         let options = CopyOptions {
             disposition: plan.disposition,
@@ -158,11 +167,11 @@ impl PreparedWheel {
         let copied = tree
             .copy(&plan.destination, &mut file.take(plan.size + 1), options)
             .map_err(|error| match error {
-                CopyError::Read(error) => self.left_out_error(plan, &error.to_string()),
+                CopyError::Read(error) => failed(&format!("cannot be read: {error}")),
                 CopyError::Write(error) => InstallError::Tree(error),
             })?;
         check_member(plan.expected.as_ref(), &copied, plan.size)
-            .map_err(|reason| self.left_out_error(plan, &format!("has {reason}")))?;
+            .map_err(|_| failed("differs from what the wheel's RECORD says"))?;
         Ok(MemberOutcome {
             digest: copied.sha256,
             size: copied.size,
@@ -171,10 +180,11 @@ impl PreparedWheel {
         })
     }
 
-    fn left_out_error(&self, plan: &Planned, reason: &str) -> InstallError {
+    fn left_out_error(&self, path: &Path, reason: &str) -> InstallError {
         InstallError::BaseRelease(format!(
-            "{}: {} (left out of this thin artifact) {reason}",
-            self.wheel, plan.destination
+            "{}: {} (a file left out of this thin artifact) {reason}",
+            self.wheel,
+            path.display()
         ))
     }
 }
