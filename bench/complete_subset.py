@@ -43,17 +43,49 @@ def read(directory, wheels):
             wheels.setdefault(canonicalize_name(info["Name"]), (os.path.join(directory, file), info))
 
 
+def applies(requirement, extras):
+    """Whether a requirement applies with no extra or with one of `extras` requested."""
+    if not requirement.marker:
+        return True
+    return any(requirement.marker.evaluate({"extra": extra}) for extra in [""] + sorted(extras))
+
+
+def active_extras(wheels):
+    """The extras requested of each distribution by the set's own requirements (`name[x]`),
+    which make its `extra == 'x'` requirements apply too, as the stub's check has them."""
+    extras = {name: set() for name in wheels}
+    changed = True
+    while changed:
+        changed = False
+        for name, (_, info) in wheels.items():
+            for text in info["Requires-Dist"]:
+                requirement = Requirement(text)
+                target = canonicalize_name(requirement.name)
+                if target in extras and applies(requirement, extras[name]):
+                    new = set(requirement.extras) - extras[target]
+                    if new:
+                        extras[target] |= new
+                        changed = True
+    return extras
+
+
+def requirements(wheels):
+    """Every (distribution, requirement text, requirement) that applies in the set."""
+    extras = active_extras(wheels)
+    for name, (_, info) in wheels.items():
+        for text in info["Requires-Dist"]:
+            requirement = Requirement(text)
+            if applies(requirement, extras[name]):
+                yield name, text, requirement
+
+
 def absent(wheels):
     """Requirements naming a distribution the set does not hold at all."""
     wanted = {}
-    for _, info in wheels.values():
-        for text in info["Requires-Dist"]:
-            requirement = Requirement(text)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            name = canonicalize_name(requirement.name)
-            if name not in wheels:
-                wanted.setdefault(name, str(requirement).split(";")[0])
+    for _, _, requirement in requirements(wheels):
+        name = canonicalize_name(requirement.name)
+        if name not in wheels:
+            wanted.setdefault(name, str(requirement).split(";")[0])
     return wanted
 
 
@@ -88,15 +120,12 @@ def main(source, out, extra=None):
     dropped = {}
     while True:
         unmet = {}
-        for name, (file, info) in wheels.items():
-            for text in info["Requires-Dist"]:
-                requirement = Requirement(text)
-                if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                    continue
-                other = wheels.get(canonicalize_name(requirement.name))
-                if other is None or not requirement.specifier.contains(other[1]["Version"], prereleases=True):
-                    unmet[name] = text
-                    break
+        for name, text, requirement in requirements(wheels):
+            if name in unmet:
+                continue
+            other = wheels.get(canonicalize_name(requirement.name))
+            if other is None or not requirement.specifier.contains(other[1]["Version"], prereleases=True):
+                unmet[name] = text
         if not unmet:
             break
         for name, text in unmet.items():

@@ -90,7 +90,10 @@ for entry in $CORPORA; do
     fi
     RESULTS=$TMP/results-$corpus-$short.txt
     : > "$RESULTS"
-    D=$TMP/dest
+    # DEST alone in its directory: a release beside it would be linked from (linked installs),
+    # and this is the plain install's time.
+    D=$TMP/plain/dest
+    rm -rf "$TMP/plain"; mkdir -p "$TMP/plain"
     ART=$TMP/corpus-$short.sfx
     ART_LATE=$TMP/corpus-$short-late.sfx
 
@@ -217,7 +220,10 @@ if (( BULK > 0 )); then
     fi
     RESULTS=$TMP/results-bulk.txt
     : > "$RESULTS"
-    D=$TMP/dest
+    # DEST alone in its directory: a release beside it would be linked from (linked installs),
+    # and this is the plain install's time.
+    D=$TMP/plain/dest
+    rm -rf "$TMP/plain"; mkdir -p "$TMP/plain"
     ART=$TMP/bulk.sfx
     log "CPython $version: packing $(ls "$BIG"/*.whl | wc -l) wheels (${BULK}x the corpus)"
     start=$("$HOST_PY" -c 'import time; print(time.time())')
