@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack_command, python,
+    binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack_version, python,
     pythons, run, snapshot, tiny_wheel, tree, Python,
 };
 use serde_json::Value;
-
-const EPOCH: &str = "1700000000";
 
 /// The left-out wheel this file edits, imports and inspects: `sharedlib 1.0`, pure Python,
 /// with an executable file and a data file besides its modules.
@@ -71,20 +69,7 @@ fn wheel_directory(root: &Path, tinylib: &str) -> PathBuf {
 /// Packs with byte-code compiled by CPython 3.11 (as tests/thin_pack.rs does), so 3.11 gets
 /// the `.pyc` files from the artifact and every other version compiles at install.
 fn pack_ok(app: &Path, version: &str, wheels: &Path, extra: &[&OsStr], out: &Path) -> PathBuf {
-    let python = python(11);
-    let mut args = vec![
-        OsStr::new("--app"),
-        app.as_os_str(),
-        OsStr::new("--app-version"),
-        OsStr::new(version),
-        OsStr::new("--wheels"),
-        wheels.as_os_str(),
-        OsStr::new("--no-bootstrap"),
-        OsStr::new("--python"),
-        python.path.as_os_str(),
-    ];
-    args.extend_from_slice(extra);
-    let result = run(pack_command(&args, out).env("SOURCE_DATE_EPOCH", EPOCH));
+    let result = pack_version(app, version, wheels, extra, out);
     assert!(
         result.status.success(),
         "pysfx pack: {}",

@@ -10,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pysfx_e2e::{
-    binaries, bulky_wheel, datapkg_wheel, host_python, make_app, pack_command, python, run,
+    binaries, bulky_wheel, datapkg_wheel, host_python, make_app, pack_command, pack_version, run,
     tiny_wheel,
 };
 use serde_json::Value;
 use sha2::Digest;
-
-const EPOCH: &str = "1700000000";
 
 /// A wheel whose RECORD gives its module a hash but no size (PEP 376 allows it): the install
 /// could not check a linked file by size, so it is carried whole even when OLD has it.
@@ -67,20 +65,7 @@ fn wheel_directory(root: &Path, tinylib: &str) -> PathBuf {
 }
 
 fn pack_output(app: &Path, version: &str, wheels: &Path, extra: &[&OsStr], out: &Path) -> Output {
-    let python = python(11);
-    let mut args = vec![
-        OsStr::new("--app"),
-        app.as_os_str(),
-        OsStr::new("--app-version"),
-        OsStr::new(version),
-        OsStr::new("--wheels"),
-        wheels.as_os_str(),
-        OsStr::new("--no-bootstrap"),
-        OsStr::new("--python"),
-        python.path.as_os_str(),
-    ];
-    args.extend_from_slice(extra);
-    run(pack_command(&args, out).env("SOURCE_DATE_EPOCH", EPOCH))
+    pack_version(app, version, wheels, extra, out)
 }
 
 fn pack_ok(app: &Path, version: &str, wheels: &Path, extra: &[&OsStr], out: &Path) -> PathBuf {

@@ -27,6 +27,33 @@ pub fn run(command: &mut Command) -> Output {
     }
 }
 
+/// `pysfx pack` of `app` at `version` with the wheels in `wheels`, byte-code compiled by
+/// CPython 3.11, `SOURCE_DATE_EPOCH` fixed, no bootstrap wheels, and `extra` arguments (e.g.
+/// `--thin-from OLD`): the packs the thin-artifact tests compare.
+pub fn pack_version(
+    app: &Path,
+    version: &str,
+    wheels: &Path,
+    extra: &[&std::ffi::OsStr],
+    output: &Path,
+) -> std::process::Output {
+    use std::ffi::OsStr;
+    let python = crate::python(11);
+    let mut args = vec![
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--app-version"),
+        OsStr::new(version),
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    run(pack_command(&args, output).env("SOURCE_DATE_EPOCH", "1700000000"))
+}
+
 /// `pysfx pack ARGS --stub STUB -o OUTPUT` with the test stub (unless ARGS name one), as a
 /// command to run.
 pub fn pack_command(args: &[&std::ffi::OsStr], output: &Path) -> Command {
