@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use pysfx_wheel::hash_digest;
 use sha2::{Digest, Sha256};
+use tracing::trace;
 use zip::ZipArchive;
 
 use super::extract::check_member;
@@ -120,12 +121,23 @@ impl PreparedWheel {
             false => None,
         };
         match digest {
-            Some(digest) if hash_digest(&digest) == expected.hash => Ok(Some(MemberOutcome {
-                digest,
-                size: plan.size,
-                linked: true,
-                executable,
-            })),
+            Some(digest) if hash_digest(&digest) == expected.hash => {
+                // `-vv`: one line per file, linked ones too.
+                trace!(
+                    "{}: {} -> {} ({} bytes, linked from {})",
+                    self.wheel,
+                    plan.member,
+                    plan.destination,
+                    plan.size,
+                    source.release.display()
+                );
+                Ok(Some(MemberOutcome {
+                    digest,
+                    size: plan.size,
+                    linked: true,
+                    executable,
+                }))
+            }
             _ => {
                 tree.unlink(&plan.destination)?;
                 Ok(None)
@@ -172,6 +184,14 @@ impl PreparedWheel {
             })?;
         check_member(plan.expected.as_ref(), &copied, plan.size)
             .map_err(|_| failed("differs from what the wheel's RECORD says"))?;
+        trace!(
+            "{}: {} -> {} ({} bytes, copied from {})",
+            self.wheel,
+            plan.member,
+            plan.destination,
+            copied.size,
+            source.release.display()
+        );
         Ok(MemberOutcome {
             digest: copied.sha256,
             size: copied.size,
