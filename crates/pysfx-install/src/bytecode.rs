@@ -39,9 +39,20 @@ pub(crate) fn open_bundle(
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
     let scanned = scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
     let exceptions = prepared.exceptions();
+    // A `.pyc` the wheel ships itself (some do, e.g. numpy 2.2's `distutils/__pycache__`) is
+    // installed as the wheel has it, as pip does; the bundle's copy of it is not written.
+    let shipped: std::collections::HashSet<&str> = prepared
+        .destinations()
+        .into_iter()
+        .map(|destination| destination.path)
+        .filter(|path| path.ends_with(".pyc"))
+        .collect();
     let mut members = Vec::with_capacity(scanned.len());
     for member in scanned {
         let name = member.name.into_string();
+        if shipped.contains(format!("{site_packages}/{name}").as_str()) {
+            continue;
+        }
         let source = pyc_source(&name).filter(|_| matches!(member.kind, MemberKind::File { .. }));
         let Some(source) = source else {
             return Err(corrupt(format!(
