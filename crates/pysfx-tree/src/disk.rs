@@ -6,14 +6,17 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::{parent_of, Disposition, Tree, TreeError, TreeFile};
 
 /// Writes files under a root directory that this run created, creating each parent directory
-/// once per handle (one handle per thread, see [`Tree::fork`]).
+/// once (one handle per thread, see [`Tree::fork`]; the handles share what they created).
 pub struct DiskTree {
     root: PathBuf,
+    /// The directories this handle made or saw made, and those of every handle of the tree.
     created: HashSet<String>,
+    shared: Arc<Mutex<HashSet<String>>>,
     buffer: Vec<u8>,
 }
 
@@ -46,6 +49,7 @@ impl DiskTree {
         DiskTree {
             root: root.to_path_buf(),
             created: HashSet::new(),
+            shared: Arc::default(),
             buffer: Vec::new(),
         }
     }
@@ -92,15 +96,33 @@ impl Tree for DiskTree {
     type File = DiskFile;
 
     fn fork(&self) -> Self {
-        DiskTree::new(&self.root)
+        DiskTree {
+            shared: Arc::clone(&self.shared),
+            ..DiskTree::new(&self.root)
+        }
     }
 
     fn create_dirs(&mut self, relative: &str) -> Result<(), TreeError> {
         if relative.is_empty() || self.created.contains(relative) {
             return Ok(());
         }
-        create_dirs_below(&self.root, relative)
+        if lock(&self.shared).contains(relative) {
+            self.created.insert(relative.to_string());
+            return Ok(());
+        }
+        // Parent first, then this one directory: each directory of the tree costs one mkdir
+        // per handle, not one per file below it.
+        let name = match parent_of(relative) {
+            Some(parent) => {
+                self.create_dirs(parent)?;
+                &relative[parent.len() + 1..]
+            }
+            None => relative,
+        };
+        let parent = &relative[..relative.len() - name.len()];
+        create_dirs_below(&self.root.join(parent), name)
             .map_err(|source| self.taken_or_io(relative, source))?;
+        lock(&self.shared).insert(relative.to_string());
         self.created.insert(relative.to_string());
         Ok(())
     }
@@ -269,4 +291,11 @@ pub fn create_dirs_below(root: &Path, relative: &str) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Locks the set of created directories, taking it even if another thread panicked holding it.
+fn lock(shared: &Mutex<HashSet<String>>) -> MutexGuard<'_, HashSet<String>> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
