@@ -82,7 +82,7 @@ impl Payload {
     }
 
     /// Recomputes the payload digest and compares it with the trailer.
-    pub fn verify(&mut self) -> Result<(), FormatError> {
+    pub fn verify(&self) -> Result<(), FormatError> {
         self.located.verify(&self.file, &self.path)
     }
 
@@ -226,7 +226,15 @@ pub struct Section {
     start: u64,
     len: u64,
     position: u64,
+    /// The section's end from this offset on, read once (see [`Section::with_directory`]).
+    end: Option<(u64, Arc<[u8]>)>,
 }
+
+/// How much of a section's end [`Section::with_directory`] reads to find the zip directory: its
+/// end record with the longest comment a zip may have.
+const TAIL_BYTES: u64 = 22 + 0xffff;
+/// The largest zip directory [`Section::with_directory`] keeps in memory.
+const DIRECTORY_BYTES: u64 = 16 << 20;
 
 impl Section {
     pub fn new(file: &Arc<File>, start: u64, len: u64) -> Self {
@@ -235,7 +243,36 @@ impl Section {
             start,
             len,
             position: 0,
+            end: None,
         }
+    }
+
+    /// A section holding a zip archive, whose directory (everything from the start of the
+    /// central directory to the end) is read in one read and served from memory: parsing the
+    /// directory then costs no read per entry. A section whose directory can't be found or is
+    /// over 16 MiB, or that can't be read now, reads as [`Section::new`] does (a read error
+    /// comes back from the read that meets it).
+    pub fn with_directory(file: &Arc<File>, start: u64, len: u64) -> Self {
+        let mut section = Section::new(file, start, len);
+        let tail_from = len.saturating_sub(TAIL_BYTES);
+        let Ok(tail) = section.read_range(tail_from, len) else {
+            return section;
+        };
+        let directory = find_directory(&tail)
+            .filter(|offset| *offset < tail_from && len - offset <= DIRECTORY_BYTES);
+        section.end = match directory.map(|offset| (offset, section.read_range(offset, len))) {
+            Some((offset, Ok(bytes))) => Some((offset, bytes.into())),
+            Some((_, Err(_))) => None,
+            None => Some((tail_from, tail.into())),
+        };
+        section
+    }
+
+    /// Bytes `from..to` of the section, read from the file.
+    fn read_range(&self, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; (to - from) as usize];
+        self.file.read_exact_at(&mut bytes, self.start + from)?;
+        Ok(bytes)
     }
 
     pub fn len(&self) -> u64 {
@@ -253,6 +290,15 @@ impl Read for Section {
         let want = (buffer.len() as u64).min(remaining) as usize;
         if want == 0 {
             return Ok(0);
+        }
+        if let Some((offset, bytes)) = &self.end {
+            if let Some(at) = self.position.checked_sub(*offset) {
+                let held = &bytes[at as usize..];
+                let read = want.min(held.len());
+                buffer[..read].copy_from_slice(&held[..read]);
+                self.position += read as u64;
+                return Ok(read);
+            }
         }
         let read = self
             .file
@@ -280,4 +326,23 @@ impl Seek for Section {
             )),
         }
     }
+}
+
+/// The offset of the central directory that the zip end record in `tail` (a section's last
+/// bytes) names, if `tail` has one whose comment ends the section. Zip64 archives (the record
+/// says `0xffffffff`) get `None`.
+fn find_directory(tail: &[u8]) -> Option<u64> {
+    let last = tail.len().checked_sub(22)?;
+    (0..=last).rev().find_map(|at| {
+        let record = &tail[at..];
+        let field = |from: usize, bytes: usize| {
+            record[from..from + bytes]
+                .iter()
+                .rev()
+                .fold(0u64, |value, byte| value << 8 | u64::from(*byte))
+        };
+        let fits = record.starts_with(b"PK\x05\x06") && field(20, 2) as usize == record.len() - 22;
+        let offset = field(16, 4);
+        (fits && offset != 0xffff_ffff).then_some(offset)
+    })
 }

@@ -185,7 +185,7 @@ fn install_batch<T: Tree>(
     for (wheel, job) in batch.jobs.iter().enumerate() {
         for bundle in &job.bundles {
             let (start, len) = bundle.range;
-            let section = Section::new(batch.file, start, len);
+            let section = Section::with_directory(batch.file, start, len);
             let open = open_bundle(section, &prepared[wheel], &batch.layout.site_packages)?;
             bundles.push((wheel, open));
         }
@@ -294,7 +294,7 @@ fn pyc_links(
         }
         if !bundled && link.compiling {
             for python in &report.linked_python {
-                if let Some(destination) = link.pyc_of(python) {
+                if let Some(destination) = link.format.pyc_of(python) {
                     links.push(PycLink {
                         wheel,
                         destination,
@@ -461,12 +461,10 @@ fn open_wheels(
         if !job.entry.from_base {
             check_digest(Section::new(batch.file, start, len), job)?;
         }
-        let mut archive =
-            ZipArchive::new(Section::new(batch.file, start, len)).map_err(|source| {
-                WheelError::Zip {
-                    wheel: job.filename.to_string(),
-                    source,
-                }
+        let mut archive = ZipArchive::new(Section::with_directory(batch.file, start, len))
+            .map_err(|source| WheelError::Zip {
+                wheel: job.filename.to_string(),
+                source,
             })?;
         let prepared = match (job.entry.from_base, &job.source, &job.entry.record_sha256) {
             (false, _, _) => prepare_wheel(&mut archive, &job.filename, batch.layout)?,

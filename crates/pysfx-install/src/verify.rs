@@ -83,8 +83,12 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
         return Err(corrupt("the manifest gives no digest of its RECORD".into()));
     }
     let (start, len) = payload.stored_range(&entry.path)?;
-    let mut archive = zip::ZipArchive::new(pysfx_format::Section::new(payload.file(), start, len))
-        .map_err(|error| corrupt(error.to_string()))?;
+    let mut archive = zip::ZipArchive::new(pysfx_format::Section::with_directory(
+        payload.file(),
+        start,
+        len,
+    ))
+    .map_err(|error| corrupt(error.to_string()))?;
     let members =
         pysfx_format::scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
     let record = members
