@@ -34,7 +34,7 @@ fn artifact(directory: &std::path::Path) -> std::path::PathBuf {
 fn a_written_artifact_reads_back_and_verifies() {
     let directory = tempfile::tempdir().expect("tempdir");
     let path = artifact(directory.path());
-    let mut payload = Payload::open(&path).expect("open");
+    let payload = Payload::open(&path).expect("open");
     payload.verify().expect("verify");
     assert_eq!(payload.manifest(), &manifest());
 }
@@ -69,7 +69,7 @@ proptest! {
         }
         std::fs::File::create(&path).and_then(|mut file| file.write_all(&bytes)).expect("write");
         match Payload::open(&path) {
-            Ok(mut payload) => {
+            Ok(payload) => {
                 let verified = payload.verify();
                 if damaged_payload {
                     prop_assert!(verified.is_err(), "damage in the payload went unnoticed");

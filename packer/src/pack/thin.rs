@@ -36,7 +36,7 @@ impl Base {
     /// (exit 2 otherwise).
     pub(crate) fn read(path: &Path, app_name: &str) -> Result<Base> {
         let context = || format!("--thin-from {}", path.display());
-        let mut payload = Payload::open(path)
+        let payload = Payload::open(path)
             .map_err(ArtifactError)
             .with_context(context)?;
         payload
