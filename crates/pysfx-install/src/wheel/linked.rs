@@ -211,9 +211,13 @@ impl PreparedWheel {
 
 /// A file this user owns that no one else may write: one an earlier install made.
 pub(crate) fn is_ours(metadata: &std::fs::Metadata) -> bool {
-    metadata.is_file()
-        && metadata.uid() == nix::unistd::geteuid().as_raw()
-        && metadata.mode() & 0o022 == 0
+    metadata.is_file() && metadata.uid() == euid() && metadata.mode() & 0o022 == 0
+}
+
+/// This process's effective user id, asked once.
+fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
 }
 
 /// The SHA-256 of an open file, read through the tree's buffer; `None` if it can't be read.
