@@ -16,7 +16,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use pysfx_format::BytecodeBundle;
-use pysfx_venv::{compile, CompileJob, Interpreter};
+use pysfx_venv::{compile, CompileJob, Interpreter, PycFormat};
 use tracing::info;
 use zip::write::SimpleFileOptions;
 
@@ -85,12 +85,9 @@ pub fn build_bundles(
             let mut output = File::create(&path)?;
             output.write_all(&content)?;
             output.set_modified(mtime)?;
-            let directory = Path::new("/pysfx-bytecode")
-                .join(&key)
-                .join(Path::new(relative).parent().unwrap_or(Path::new("")));
             jobs.push(CompileJob {
-                path,
-                display_directory: directory.to_string_lossy().into_owned(),
+                source: format!("{key}/{relative}"),
+                display: format!("/pysfx-bytecode/{key}/{relative}"),
             });
             count += 1;
         }
@@ -103,8 +100,12 @@ pub fn build_bundles(
         interpreter.version()
     );
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let format = PycFormat::of(interpreter)
+        .ok_or_else(|| anyhow!("{}: no byte-code format", interpreter.requested))?;
     compile(
         &interpreter.executable,
+        &root,
+        &format,
         &jobs,
         workers,
         &crate::interrupt::child_started,

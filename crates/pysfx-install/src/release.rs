@@ -8,7 +8,9 @@ use std::time::Instant;
 use pysfx_format::Payload;
 use pysfx_plan::Plan;
 use pysfx_tree::{DiskTree, Sink};
-use pysfx_venv::{create_venv, write_hooks, CompileJob, Compiler, Interpreter, VenvPaths};
+use pysfx_venv::{
+    create_venv, write_hooks, CompileJob, Compiler, Interpreter, PycFormat, VenvPaths,
+};
 use tracing::debug;
 
 use crate::batch::BatchLimits;
@@ -112,7 +114,13 @@ pub fn build_release(
         .collect::<Result<Vec<_>, _>>()?;
     // Byte-code of the wheels that came without it is compiled by the venv's interpreter while
     // the next batches unpack: each batch's sources go to the compile workers as it finishes.
-    let compiling = !options.no_compile && jobs.iter().any(|job| job.bundles.is_empty());
+    let format = PycFormat::of(interpreter);
+    let compiling = match &format {
+        Some(format) if !options.no_compile && jobs.iter().any(|job| job.bundles.is_empty()) => {
+            Some(format)
+        }
+        _ => None,
+    };
     let compiled = AtomicU64::new(0);
     let tail = AtomicBool::new(false);
     let on_compiled = || {
@@ -128,12 +136,10 @@ pub fn build_release(
         threads: options.threads,
         limits: options.limits,
         copy: options.copy,
-        bytecode: BytecodeLink::new(
-            &interpreter.magic,
-            interpreter.cache_tag.as_deref(),
-            interpreter.major_minor(),
-            !options.no_compile,
-        ),
+        bytecode: format.clone().map(|format| BytecodeLink {
+            format,
+            compiling: !options.no_compile,
+        }),
     };
     // One install code for the disk and the model (verify): see `Sink`.
     let tree = Sink::from(DiskTree::new(&venv.root));
@@ -141,14 +147,16 @@ pub fn build_release(
     let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let compiler = match compiling {
-            true => Some(Compiler::start(
+            Some(format) => Some(Compiler::start(
                 scope,
                 &python,
+                &venv.root,
+                format,
                 workers,
                 options.on_child,
                 &on_compiled,
             )?),
-            false => None,
+            None => None,
         };
         let shared_paths = install_set(
             payload.file(),
@@ -255,14 +263,14 @@ fn compile_jobs(
             continue;
         }
         jobs.extend(python_files.into_iter().map(|relative| {
-            // The `.pyc` records the file's final place, so tracebacks name the release.
-            let display = Path::new(&relative)
-                .parent()
-                .map(|parent| venv.final_root.join(parent))
-                .unwrap_or_else(|| venv.final_root.clone());
             CompileJob {
-                path: venv.root.join(&relative),
-                display_directory: display.to_string_lossy().into_owned(),
+                // The `.pyc` records the file's final place, so tracebacks name the release.
+                display: venv
+                    .final_root
+                    .join(&relative)
+                    .to_string_lossy()
+                    .into_owned(),
+                source: relative,
             }
         }));
     }

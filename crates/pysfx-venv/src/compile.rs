@@ -1,44 +1,124 @@
-//! Byte-compilation with the venv's own interpreter: a few long-lived workers, each fed paths
-//! on stdin. Compile errors are ignored, as pip ignores them (wheels ship Python 2-only test
-//! files); the `.pyc` files are not added to RECORD (PEP 491 leaves `__pycache__` to
-//! uninstallers).
+//! Byte-compilation with the venv's own interpreter: a few long-lived workers, each fed source
+//! paths on stdin and answering with the marshalled code object. The `.pyc` files are written
+//! here, through a [`DiskTree`] (exclusive creates, no link followed), with the header
+//! `py_compile` would give them, so they are byte for byte what `compileall` writes. Compile
+//! errors are ignored, as pip ignores them (wheels ship Python 2-only test files); the `.pyc`
+//! files are not added to RECORD (PEP 491 leaves `__pycache__` to uninstallers).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use crate::VenvError;
+use pysfx_tree::{DiskTree, Disposition, Tree, TreeError};
+
+use crate::{Interpreter, VenvError};
 
 /// One source file to compile.
 #[derive(Debug, Clone)]
 pub struct CompileJob {
-    /// Where the file is now.
-    pub path: PathBuf,
-    /// The directory to record as the file's location in the `.pyc` (its final place, so that
+    /// The `.py` file, relative to the compiler's root (`/`-separated).
+    pub source: String,
+    /// The path to record as the file's location in the `.pyc` (its final place, so that
     /// tracebacks name the release, not the temporary directory).
-    pub display_directory: String,
+    pub display: String,
 }
 
-/// Each worker reads `path<TAB>display-directory` lines and answers each with a line when the
-/// file is done (for progress). `compileall.compile_file` with `force=True` exists with the same
-/// meaning on every CPython from 3.6 (uv's helper passes `invalidation_mode`, which 3.6 lacks).
+/// What this interpreter's `.pyc` files are: where they go and how they start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PycFormat {
+    /// `importlib.util.MAGIC_NUMBER`.
+    pub magic: [u8; 4],
+    /// `sys.implementation.cache_tag`, e.g. `cpython-311`.
+    pub cache_tag: String,
+    /// PEP 552's flags word is in the header (CPython 3.7+).
+    pub has_flags: bool,
+}
+
+impl PycFormat {
+    /// From the interpreter's hex magic number and cache tag; `None` when they are unknown (an
+    /// interpreter without a cache tag writes no byte-code).
+    pub fn new(magic_hex: &str, cache_tag: Option<&str>, version: (u32, u32)) -> Option<Self> {
+        let bytes = (0..magic_hex.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(magic_hex.get(at..at + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(PycFormat {
+            magic: bytes.try_into().ok()?,
+            cache_tag: cache_tag?.to_string(),
+            has_flags: version >= (3, 7),
+        })
+    }
+
+    /// The format of `interpreter`'s byte-code.
+    pub fn of(interpreter: &Interpreter) -> Option<Self> {
+        PycFormat::new(
+            &interpreter.magic,
+            interpreter.cache_tag.as_deref(),
+            interpreter.major_minor(),
+        )
+    }
+
+    /// `pkg/mod.py` → `pkg/__pycache__/mod.<cache_tag>.pyc`.
+    pub fn pyc_of(&self, source: &str) -> Option<String> {
+        let (directory, file) = match source.rsplit_once('/') {
+            Some((directory, file)) => (format!("{directory}/"), file),
+            None => (String::new(), source),
+        };
+        let stem = file.strip_suffix(".py")?;
+        Some(format!(
+            "{directory}__pycache__/{stem}.{}.pyc",
+            self.cache_tag
+        ))
+    }
+
+    /// The header of a timestamp-based `.pyc` of a source of this mtime and size (each taken
+    /// modulo 2³², as `importlib` does).
+    pub fn header(&self, mtime: u64, size: u64) -> Vec<u8> {
+        let mut header = self.magic.to_vec();
+        if self.has_flags {
+            header.extend_from_slice(&0u32.to_le_bytes());
+        }
+        header.extend_from_slice(&(mtime as u32).to_le_bytes());
+        header.extend_from_slice(&(size as u32).to_le_bytes());
+        header
+    }
+}
+
+/// Each worker reads `path<TAB>display-path` lines. For each it answers `-` (the file does
+/// not compile: skipped) or `<length> <mtime> <size>` and then the marshalled code object of
+/// that length. What it compiles and how is `py_compile`'s (the same `compile` call, the
+/// source's mtime and size as `importlib` takes them), on every CPython from 3.6.
 const WORKER: &str = r#"
-import compileall, sys
-for line in sys.stdin:
-    path, _, directory = line.rstrip("\n").partition("\t")
-    compileall.compile_file(path, ddir=directory or None, force=True, quiet=2)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+import marshal, os, sys
+read, out = sys.stdin.buffer.readline, sys.stdout.buffer
+for line in iter(read, b""):
+    path, _, display = os.fsdecode(line.rstrip(b"\n")).partition("\t")
+    try:
+        with open(path, "rb") as source:
+            status = os.fstat(source.fileno())
+            code = compile(source.read(), display, "exec", dont_inherit=True)
+        data = marshal.dumps(code)
+    except Exception:
+        out.write(b"-\n")
+    else:
+        out.write(b"%d %d %d\n" % (len(data), int(status.st_mtime), status.st_size))
+        out.write(data)
+    out.flush()
 "#;
 
-/// Compiles `jobs` with `python` (the venv's interpreter) in `workers` processes.
-/// `on_spawn` learns each worker's pid (so a signal handler can stop it); `on_compiled` is
-/// called once per file done.
+/// Files each worker holds at a time: it starts on the next while its answer is read.
+const IN_FLIGHT: usize = 4;
+
+/// Compiles `jobs` (sources below `root`) with `python` (the venv's interpreter) in `workers`
+/// processes. `on_spawn` learns each worker's pid (so a signal handler can stop it);
+/// `on_compiled` is called once per file done.
 pub fn compile(
     python: &Path,
+    root: &Path,
+    format: &PycFormat,
     jobs: &[CompileJob],
     workers: usize,
     on_spawn: &dyn Fn(u32),
@@ -51,6 +131,8 @@ pub fn compile(
         let compiler = Compiler::start(
             scope,
             python,
+            root,
+            format,
             workers.min(jobs.len()),
             on_spawn,
             on_compiled,
@@ -93,10 +175,13 @@ impl Drop for Compiler<'_> {
 }
 
 impl<'scope> Compiler<'scope> {
-    /// Starts `workers` (at least one) interpreters on threads of `scope`.
+    /// Starts `workers` (at least one) interpreters on threads of `scope`, compiling sources
+    /// below `root` and writing their `.pyc` files there in `format`.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         python: &Path,
+        root: &Path,
+        format: &PycFormat,
         workers: usize,
         on_spawn: &dyn Fn(u32),
         on_compiled: &'env (dyn Fn() + Sync),
@@ -106,12 +191,12 @@ impl<'scope> Compiler<'scope> {
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
             handles: Vec::new(),
         };
+        let tree = DiskTree::new(root);
         for _ in 0..workers.max(1) {
             let child = Command::new(python)
                 // -I: no environment or user site; -S: no site (the hooks need not run here);
                 // -B: the worker's own imports write no byte-code.
                 .args(["-I", "-S", "-B", "-c", WORKER])
-                .env_remove("SOURCE_DATE_EPOCH")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -120,8 +205,12 @@ impl<'scope> Compiler<'scope> {
                     reason: format!("cannot start {}: {error}", python.display()),
                 })?;
             on_spawn(child.id());
-            let queue = Arc::clone(&compiler.queue);
-            let handle = scope.spawn(move || run_worker(child, &queue, on_compiled));
+            let worker = Worker {
+                queue: Arc::clone(&compiler.queue),
+                tree: tree.fork(),
+                format: format.clone(),
+            };
+            let handle = scope.spawn(move || worker.run(child, on_compiled));
             compiler.handles.push(handle);
         }
         Ok(compiler)
@@ -164,6 +253,15 @@ fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The next job if one is waiting; `None` otherwise, or once the queue failed.
+fn try_next_job(queue: &(Mutex<Queue>, Condvar)) -> Option<CompileJob> {
+    let mut state = lock(&queue.0);
+    match state.failed {
+        true => None,
+        false => state.jobs.pop_front(),
+    }
+}
+
 /// The next job, waiting for one; `None` once the queue is closed and empty, or failed.
 fn next_job(queue: &(Mutex<Queue>, Condvar)) -> Option<CompileJob> {
     let (state, ready) = queue;
@@ -184,72 +282,179 @@ fn next_job(queue: &(Mutex<Queue>, Condvar)) -> Option<CompileJob> {
     }
 }
 
-/// One worker: feeds it a file at a time and waits for its answer line. Returns why it failed.
-fn run_worker(
-    mut child: Child,
-    queue: &(Mutex<Queue>, Condvar),
-    on_compiled: &(dyn Fn() + Sync),
-) -> Option<String> {
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    // Errors are read on their own thread, so a full pipe cannot stall the worker.
-    let errors = child.stderr.take().map(|mut stderr| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        })
-    });
-    let fed = match (stdin, stdout) {
-        (Some(stdin), Some(stdout)) => feed(stdin, BufReader::new(stdout), queue, on_compiled),
-        _ => false,
-    };
-    let stderr = errors
-        .and_then(|thread| thread.join().ok())
-        .unwrap_or_default();
-    let outcome = match child.wait() {
-        Ok(status) if status.success() && fed => None,
-        Ok(status) => Some(format!(
-            "a worker exited with {status}: {}",
-            stderr.trim().lines().last().unwrap_or("no message")
-        )),
-        Err(error) => Some(error.to_string()),
-    };
-    if outcome.is_some() {
-        let (state, ready) = queue;
-        lock(state).failed = true;
-        ready.notify_all();
-    }
-    outcome
+/// One worker process and what its answers are written with.
+struct Worker {
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    tree: DiskTree,
+    format: PycFormat,
 }
 
-/// Sends the worker one job at a time until the queue ends; false when the worker stopped
-/// answering. Dropping stdin at the end lets the worker exit.
-fn feed(
-    mut stdin: ChildStdin,
-    mut stdout: BufReader<ChildStdout>,
-    queue: &(Mutex<Queue>, Condvar),
-    on_compiled: &(dyn Fn() + Sync),
-) -> bool {
-    let mut answer = String::new();
-    while let Some(job) = next_job(queue) {
-        let line = format!(
-            "{}\t{}\n",
-            job.path.to_string_lossy(),
-            job.display_directory
-        );
-        if stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .is_err()
-        {
-            return false;
+impl Worker {
+    /// Runs the worker until the queue ends. Returns why it failed.
+    fn run(mut self, mut child: Child, on_compiled: &(dyn Fn() + Sync)) -> Option<String> {
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        // Errors are read on their own thread, so a full pipe cannot stall the worker.
+        let errors = child.stderr.take().map(|mut stderr| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            })
+        });
+        let fed = match (stdin, stdout) {
+            (Some(stdin), Some(stdout)) => self.feed(stdin, BufReader::new(stdout), on_compiled),
+            _ => Err("no pipe to the worker".into()),
+        };
+        // The worker exits once its stdin is closed (dropped by `feed`); stop it first if the
+        // feeding failed, so it cannot wait on a pipe forever.
+        if fed.is_err() {
+            let _ = child.kill();
         }
-        answer.clear();
-        match stdout.read_line(&mut answer) {
-            Ok(read) if read > 0 => on_compiled(),
-            _ => return false,
+        let stderr = errors
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
+        let outcome = match (child.wait(), fed) {
+            (_, Err(reason)) => Some(reason),
+            (Ok(status), Ok(())) if status.success() => None,
+            (Ok(status), Ok(())) => Some(format!(
+                "a worker exited with {status}: {}",
+                stderr.trim().lines().last().unwrap_or("no message")
+            )),
+            (Err(error), Ok(())) => Some(error.to_string()),
+        };
+        if outcome.is_some() {
+            let (state, ready) = &*self.queue;
+            lock(state).failed = true;
+            ready.notify_all();
+        }
+        outcome
+    }
+
+    /// Keeps up to [`IN_FLIGHT`] files with the worker until the queue ends, writing each
+    /// answer's `.pyc`. Dropping stdin at the end lets the worker exit.
+    fn feed(
+        &mut self,
+        mut stdin: ChildStdin,
+        mut stdout: BufReader<ChildStdout>,
+        on_compiled: &(dyn Fn() + Sync),
+    ) -> Result<(), String> {
+        let stopped = |error: std::io::Error| format!("a worker stopped answering: {error}");
+        let mut in_flight: VecDeque<CompileJob> = VecDeque::new();
+        let mut line = String::new();
+        loop {
+            while in_flight.len() < IN_FLIGHT {
+                // Waits for a job only when the worker has nothing to do.
+                let job = match in_flight.is_empty() {
+                    true => next_job(&self.queue),
+                    false => try_next_job(&self.queue),
+                };
+                let Some(job) = job else { break };
+                let path = self.tree.path_of(&job.source);
+                let mut request = path.into_os_string().into_encoded_bytes();
+                if request.contains(&b'\n')
+                    || request.contains(&b'\t')
+                    || job.display.contains('\n')
+                {
+                    // A name the line protocol cannot carry (a DEST named so): no byte-code.
+                    on_compiled();
+                    continue;
+                }
+                request.push(b'\t');
+                request.extend_from_slice(job.display.as_bytes());
+                request.push(b'\n');
+                stdin.write_all(&request).map_err(stopped)?;
+                in_flight.push_back(job);
+            }
+            let Some(job) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            stdin.flush().map_err(stopped)?;
+            line.clear();
+            match stdout.read_line(&mut line) {
+                Ok(0) => return Err(stopped(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(error) => return Err(stopped(error)),
+            }
+            if let Some(code) = read_code(&line, &mut stdout).map_err(stopped)? {
+                self.write_pyc(&job, code)?;
+            }
+            on_compiled();
         }
     }
-    true
+
+    /// Writes the `.pyc` of `job`. One already there is one the wheel ships: it is kept as
+    /// the wheel has it.
+    fn write_pyc(&mut self, job: &CompileJob, code: Code) -> Result<(), String> {
+        let Some(pyc) = self.format.pyc_of(&job.source) else {
+            return Ok(());
+        };
+        let mut content = self.format.header(code.mtime as u64, code.size);
+        content.extend_from_slice(&code.data);
+        match self
+            .tree
+            .write_all(&pyc, &content, 0o644, Disposition::Create)
+        {
+            Ok(()) | Err(TreeError::PathTaken { .. }) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+/// A worker's answer for one file: its marshalled code and its source's mtime and size.
+struct Code {
+    data: Vec<u8>,
+    mtime: i64,
+    size: u64,
+}
+
+/// Reads the answer that starts with `line`: `None` for a file that does not compile.
+fn read_code(line: &str, stdout: &mut impl Read) -> std::io::Result<Option<Code>> {
+    let line = line.trim_end();
+    if line == "-" {
+        return Ok(None);
+    }
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "an unreadable answer");
+    let mut fields = line.split(' ');
+    let mut field = || fields.next().ok_or_else(bad);
+    let length: usize = field()?.parse().map_err(|_| bad())?;
+    let mtime: i64 = field()?.parse().map_err(|_| bad())?;
+    let size: u64 = field()?.parse().map_err(|_| bad())?;
+    let mut data = vec![0u8; length];
+    stdout.read_exact(&mut data)?;
+    Ok(Some(Code { data, mtime, size }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_names_and_headers() {
+        let link = PycFormat::new("a70d0d0a", Some("cpython-311"), (3, 11)).expect("ok");
+        assert_eq!(link.magic, [0xa7, 0x0d, 0x0d, 0x0a]);
+        assert_eq!(
+            link.pyc_of("lib/python3.11/site-packages/pkg/mod.py")
+                .as_deref(),
+            Some("lib/python3.11/site-packages/pkg/__pycache__/mod.cpython-311.pyc")
+        );
+        assert_eq!(
+            link.pyc_of("mod.py").as_deref(),
+            Some("__pycache__/mod.cpython-311.pyc")
+        );
+        assert_eq!(link.pyc_of("pkg/data.txt"), None);
+        assert!(PycFormat::new("a70d0d", Some("cpython-311"), (3, 11)).is_none());
+        assert!(PycFormat::new("zz0d0d0a", Some("cpython-311"), (3, 11)).is_none());
+        assert!(PycFormat::new("a70d0d0a", None, (3, 11)).is_none());
+        // The header: magic, PEP 552 flags (3.7+), mtime and size modulo 2³².
+        assert_eq!(
+            link.header(0x1_0000_0002, 7),
+            [0xa7, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0]
+        );
+        let old = PycFormat::new("330d0d0a", Some("cpython-36"), (3, 6)).expect("ok");
+        assert_eq!(
+            old.header(u64::MAX, 1),
+            [0x33, 0x0d, 0x0d, 0x0a, 255, 255, 255, 255, 1, 0, 0, 0]
+        );
+    }
 }
