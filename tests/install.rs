@@ -40,7 +40,68 @@ fn check_interpreter(python: &Python, work: &Path) {
     check_environment_warnings(python, &destination);
     check_scripts_and_data(python, &destination);
     check_pip(python, &destination, &report);
+    check_bytecode(python, &destination);
     eprintln!("ok: CPython {version} ({})", python.path.display());
+}
+
+/// Checks every `.pyc` the install compiled, in the venv's interpreter: the timestamp header
+/// `py_compile` writes (magic number, flags, the source's mtime and size) and the code object
+/// that compiling the source at its final path gives; a source that does not compile has none.
+const BYTECODE_CHECK: &str = r#"
+import importlib.util, marshal, os, sys
+checked, bad = 0, []
+for directory, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        source = os.path.join(directory, name)
+        if not name.endswith(".py") or name == "loadenv.py":
+            continue
+        pyc = importlib.util.cache_from_source(source)
+        with open(source, "rb") as file:
+            text = file.read()
+        try:
+            code = compile(text, source, "exec", dont_inherit=True)
+        except Exception:
+            if os.path.exists(pyc):
+                bad.append("compiled though it does not compile: " + source)
+            continue
+        if not os.path.exists(pyc):
+            bad.append("no .pyc: " + source)
+            continue
+        with open(pyc, "rb") as file:
+            data = file.read()
+        status = os.stat(source)
+        head = importlib.util.MAGIC_NUMBER + (b"\0\0\0\0" if sys.version_info >= (3, 7) else b"")
+        head += (int(status.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        head += (status.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        if not data.startswith(head):
+            bad.append("header: " + pyc)
+            continue
+        loaded = marshal.loads(data[len(head):])
+        if loaded != code or loaded.co_filename != source:
+            bad.append("code: " + pyc)
+        checked += 1
+sys.stdout.write("%d\n%s" % (checked, "\n".join(bad)))
+"#;
+
+fn check_bytecode(python: &Python, destination: &Path) {
+    let version = python.version();
+    let venv = destination.join("venv");
+    let site = venv.join(format!("lib/python{version}/site-packages"));
+    let output = run(Command::new(venv.join("bin/python"))
+        .args(["-I", "-B", "-c", BYTECODE_CHECK])
+        .arg(&site));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (checked, bad) = text.split_once('\n').unwrap_or((&text, ""));
+    assert!(
+        output.status.success(),
+        "{version}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(bad, "", "{version}: .pyc files unlike py_compile's");
+    assert!(
+        checked.parse::<u32>().unwrap_or(0) > 100,
+        "{version}: {checked} .pyc files checked"
+    );
 }
 
 /// Packs the test app and installs it under `work`; returns DEST.
