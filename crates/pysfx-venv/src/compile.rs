@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use pysfx_tree::{DiskTree, Disposition, Tree, TreeError};
+use pysfx_tree::{DiskTree, Disposition, Sink, Tree, TreeError};
 
 use crate::{Interpreter, VenvError};
 
@@ -191,7 +191,8 @@ impl<'scope> Compiler<'scope> {
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
             handles: Vec::new(),
         };
-        let tree = DiskTree::new(root);
+        // A `Sink`, as the install writes through: one copy of the tree's code in the stub.
+        let tree = Sink::from(DiskTree::new(root));
         for _ in 0..workers.max(1) {
             let child = Command::new(python)
                 // -I: no environment or user site; -S: no site (the hooks need not run here);
@@ -285,7 +286,7 @@ fn next_job(queue: &(Mutex<Queue>, Condvar)) -> Option<CompileJob> {
 /// One worker process and what its answers are written with.
 struct Worker {
     queue: Arc<(Mutex<Queue>, Condvar)>,
-    tree: DiskTree,
+    tree: Sink,
     format: PycFormat,
 }
 
