@@ -309,20 +309,16 @@ fn receipt_essentials(release: &Path) -> Value {
     receipt
 }
 
-/// The SBOM's app and components (the installed wheels: name, version, purl, SHA-256, …),
-/// without their `bom-ref`: an identifier unique within one SBOM, which pysfx makes of the
-/// wheel's path in the payload (`thin/…` for a left-out wheel, `wheels/…` for a carried one).
+/// The SBOM's app and components (the installed wheels: name, version, purl, SHA-256, their
+/// `bom-ref`, which is the same for a wheel a thin artifact leaves out as for a carried one).
 fn sbom_essentials(release: &Path) -> Value {
-    let mut sbom = read_json(&release.join("pysfx-sbom.cdx.json"));
-    let components = sbom["components"].as_array_mut().expect("components");
+    let sbom = read_json(&release.join("pysfx-sbom.cdx.json"));
+    let components = sbom["components"].as_array().expect("components");
     assert!(!components.is_empty());
-    for component in components.iter_mut() {
-        let object = component.as_object_mut().expect("an object");
-        assert!(object.remove("bom-ref").is_some(), "{object:?}");
-    }
     serde_json::json!({
         "app": sbom["metadata"]["component"],
         "components": sbom["components"],
+        "dependencies": sbom["dependencies"],
     })
 }
 

@@ -179,8 +179,8 @@ fn render(
         let required: BTreeSet<&String> = set_edges.values().flatten().collect();
         let roots: Vec<String> = members
             .iter()
-            .map(|wheel| wheel.path.clone())
-            .filter(|path| !required.contains(path))
+            .map(|wheel| component_ref(wheel))
+            .filter(|reference| !required.contains(reference))
             .collect();
         edges.entry(app_ref.clone()).or_default().extend(roots);
         for (from, to) in set_edges {
@@ -202,14 +202,15 @@ fn render(
             .into_iter()
             .collect(),
     }];
-    dependencies.extend(in_sets.keys().map(|(_, _, path)| {
+    dependencies.extend(in_sets.values().map(|(wheel, _)| {
+        let reference = component_ref(wheel);
         Dependency {
-            reference: (*path).to_string(),
             depends_on: edges
-                .remove(*path)
+                .remove(&reference)
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            reference,
         }
     }));
     let mut name = format!("pysfx-sbom:{manifest_digest}");
@@ -275,7 +276,7 @@ fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component
     }
     Component {
         kind: "library",
-        bom_ref: Some(wheel.path.clone()),
+        bom_ref: Some(component_ref(wheel)),
         name: wheel.name.clone(),
         version: Some(wheel.version.clone()),
         purl: Some(purl(&wheel.name, &wheel.version)),
@@ -285,6 +286,14 @@ fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component
         }],
         properties,
     }
+}
+
+/// A wheel's `bom-ref`: `wheels/<first 16 hex digits of its SHA-256>/<file name>`, the path a
+/// full artifact stores it at, so a wheel has the same reference in the SBOM of a thin artifact
+/// (which leaves it out, at `thin/…`) as in a full one's.
+fn component_ref(wheel: &WheelEntry) -> String {
+    let digest = wheel.sha256.get(..16).unwrap_or(&wheel.sha256);
+    format!("wheels/{digest}/{}", wheel.filename)
 }
 
 /// An application component (the app, or pysfx as the tool).
@@ -393,7 +402,7 @@ fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTr
     }
     let mut edges: BTreeMap<String, BTreeSet<String>> = members
         .iter()
-        .map(|wheel| (wheel.path.clone(), BTreeSet::new()))
+        .map(|wheel| (component_ref(wheel), BTreeSet::new()))
         .collect();
     for (wheel, requirement) in &requirements {
         if !applies(wheel, requirement, &extras) {
@@ -406,9 +415,9 @@ fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTr
             };
             if allowed && candidate.path != wheel.path {
                 edges
-                    .entry(wheel.path.clone())
+                    .entry(component_ref(wheel))
                     .or_default()
-                    .insert(candidate.path.clone());
+                    .insert(component_ref(candidate));
             }
         }
     }
