@@ -43,6 +43,11 @@ pub fn install() {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
+        // One still running (a slow machine) is stopped for good, so it cannot write into the
+        // work directory while it goes.
+        for pid in &children {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
         for path in lock(&PATHS).iter() {
             // The main thread or a child pip did not see the signal yet may still add a file
             // while the tree goes: try again until it is gone (a second at most).
