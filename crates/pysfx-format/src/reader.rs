@@ -258,12 +258,16 @@ impl Section {
         let Ok(tail) = section.read_range(tail_from, len) else {
             return section;
         };
-        let directory = find_directory(&tail)
-            .filter(|offset| *offset < tail_from && len - offset <= DIRECTORY_BYTES);
-        section.end = match directory.map(|offset| (offset, section.read_range(offset, len))) {
-            Some((offset, Ok(bytes))) => Some((offset, bytes.into())),
-            Some((_, Err(_))) => None,
-            None => Some((tail_from, tail.into())),
+        // Only the directory is kept: the batch holds every wheel's section at once.
+        section.end = match find_directory(&tail) {
+            Some(offset) if offset >= tail_from && offset <= len => {
+                Some((offset, tail[(offset - tail_from) as usize..].into()))
+            }
+            Some(offset) if offset < tail_from && len - offset <= DIRECTORY_BYTES => section
+                .read_range(offset, len)
+                .ok()
+                .map(|bytes| (offset, bytes.into())),
+            _ => None,
         };
         section
     }
