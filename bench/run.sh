@@ -106,7 +106,10 @@ for entry in $CORPORA; do
     "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --no-bootstrap --stub "$STUB" -o "$ART_LATE"
 
     log "$corpus, CPython $version: timing ($RUNS runs each)"
-    measure pysfx-nocompile "$RUNS" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY" --no-compile
+    # --no-compile on the artifact packed without byte-code: no .pyc is written, as uv cold
+    # (without --compile-bytecode) writes none. (--no-compile only skips compiling: the
+    # pack-time byte-code of $ART would still be written.)
+    measure pysfx-nocompile "$RUNS" 'rm -rf $D' "$ART_LATE" -q -d "$D" --python "$PY" --no-compile
     measure pysfx "$RUNS" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY"
     measure pysfx-compile-late "$RUNS" 'rm -rf $D' "$ART_LATE" -q -d "$D" --python "$PY"
     rm -rf "$D"
