@@ -344,10 +344,15 @@ impl Run<'_> {
                 tree: tree.fork(),
                 done: Vec::new(),
                 linked: Vec::new(),
+                tasks: 0,
             },
             |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
                 let size = self.task(worker, *task, links)?;
                 self.reporter.advance(size);
+                worker.tasks += 1;
+                if worker.tasks % TRIM_EVERY == 0 {
+                    release_free_memory();
+                }
                 Ok(())
             },
             |worker| {
@@ -440,7 +445,14 @@ struct Worker<T> {
     done: Vec<(usize, MemberId, MemberOutcome)>,
     /// Byte-code links made, with their sizes.
     linked: Vec<(usize, u64)>,
+    /// Tasks this thread has run.
+    tasks: usize,
 }
+
+/// How many tasks a thread runs between two returns of freed memory to the system: each
+/// thread frees into its own malloc arena, which keeps what it freed, scattered between
+/// what is still in use, until trimmed.
+const TRIM_EVERY: usize = 512;
 
 /// The outcomes of one wheel's members in the order of its member ids.
 fn in_member_order(mut members: Vec<(MemberId, MemberOutcome)>) -> Vec<MemberOutcome> {
