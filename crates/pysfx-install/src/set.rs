@@ -350,7 +350,7 @@ impl Run<'_> {
                 let size = self.task(worker, *task, links)?;
                 self.reporter.advance(size);
                 worker.tasks += 1;
-                if worker.tasks % TRIM_EVERY == 0 {
+                if worker.tasks.is_multiple_of(TRIM_EVERY) {
                     release_free_memory();
                 }
                 Ok(())
