@@ -553,7 +553,11 @@ mod tests {
             wheels: Vec::new(),
         };
         let members: Vec<&WheelEntry> = wheels.iter().collect();
-        let name = |path: &str| path.split('/').nth(1).unwrap_or_default().to_string();
+        let names: std::collections::HashMap<String, String> = wheels
+            .iter()
+            .map(|wheel| (component_ref(wheel), wheel.name.clone()))
+            .collect();
+        let name = |reference: &str| names[reference].clone();
         dependencies(&set, &members)
             .into_iter()
             .flat_map(|(from, to)| to.into_iter().map(move |to| (name(&from), name(&to))))
