@@ -418,11 +418,16 @@ fn read_code(line: &str, stdout: &mut impl Read) -> std::io::Result<Option<Code>
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "an unreadable answer");
     let mut fields = line.split(' ');
     let mut field = || fields.next().ok_or_else(bad);
-    let length: usize = field()?.parse().map_err(|_| bad())?;
+    let length: u64 = field()?.parse().map_err(|_| bad())?;
     let mtime: i64 = field()?.parse().map_err(|_| bad())?;
     let size: u64 = field()?.parse().map_err(|_| bad())?;
-    let mut data = vec![0u8; length];
-    stdout.read_exact(&mut data)?;
+    // Read as it comes, not allocated up front: the length is the worker's word, and an
+    // interpreter that prints something else must not make the stub allocate it.
+    let mut data = Vec::new();
+    stdout.take(length).read_to_end(&mut data)?;
+    if data.len() as u64 != length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(Code { data, mtime, size }))
 }
 
@@ -457,5 +462,23 @@ mod tests {
             old.header(u64::MAX, 1),
             [0x33, 0x0d, 0x0d, 0x0a, 255, 255, 255, 255, 1, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn answers_are_read_as_they_come() {
+        let mut rest: &[u8] = b"abcXYZ";
+        let code = read_code("3 -1 7\n", &mut rest)
+            .expect("read")
+            .expect("code");
+        assert_eq!(
+            (code.data.as_slice(), code.mtime, code.size),
+            (&b"abc"[..], -1, 7)
+        );
+        assert_eq!(rest, b"XYZ");
+        assert!(read_code("-\n", &mut rest).expect("read").is_none());
+        // A length the worker never sends is an error, not an allocation of that size.
+        let mut short: &[u8] = b"abc";
+        assert!(read_code("18446744073709551615 0 0\n", &mut short).is_err());
+        assert!(read_code("Python 3.11.7\n", &mut short).is_err());
     }
 }
