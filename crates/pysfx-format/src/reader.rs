@@ -339,14 +339,9 @@ fn find_directory(tail: &[u8]) -> Option<u64> {
     let last = tail.len().checked_sub(22)?;
     (0..=last).rev().find_map(|at| {
         let record = &tail[at..];
-        let field = |from: usize, bytes: usize| {
-            record[from..from + bytes]
-                .iter()
-                .rev()
-                .fold(0u64, |value, byte| value << 8 | u64::from(*byte))
-        };
-        let fits = record.starts_with(b"PK\x05\x06") && field(20, 2) as usize == record.len() - 22;
-        let offset = field(16, 4);
-        (fits && offset != 0xffff_ffff).then_some(offset)
+        let comment = u16::from_le_bytes([record[20], record[21]]);
+        let offset = u32::from_le_bytes([record[16], record[17], record[18], record[19]]);
+        let fits = record.starts_with(b"PK\x05\x06") && usize::from(comment) == record.len() - 22;
+        (fits && offset != u32::MAX).then_some(u64::from(offset))
     })
 }
