@@ -90,13 +90,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         .parent()
         .ok_or_else(|| Failure::new(code::USAGE, "DEST cannot be the root directory"))?
         .to_path_buf();
-    if let Some(hashed) = hashed {
-        phases.verify = hashed?;
-        payload.check_sizes()?;
-        check_free_space(&parent, payload.manifest().unpacked_bytes)?;
-        verified = true;
-    } else if !unchanged {
-        verify(&mut payload, &mut phases)?;
+    if !unchanged {
+        match hashed {
+            Some(hashed) => {
+                phases.verify = hashed?;
+                payload.check_sizes()?;
+            }
+            None => verify(&mut payload, &mut phases)?,
+        }
         // Before DEST's parents or the lock file are made.
         check_free_space(&parent, payload.manifest().unpacked_bytes)?;
         verified = true;
