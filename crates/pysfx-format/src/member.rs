@@ -87,7 +87,8 @@ pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<M
     let mut members = Vec::with_capacity(archive.len());
     let mut seen = HashSet::with_capacity(archive.len());
     for index in 0..archive.len() {
-        let entry = archive.by_index_raw(index)?;
+        // The central directory's record only: no read of the member's local header.
+        let entry = archive.by_index_data(index)?;
         let raw = entry.name_raw();
         let text = std::str::from_utf8(raw).map_err(|_| unsafe_member(raw, "name is not UTF-8"))?;
         let name = MemberName::new(text).map_err(|reason| unsafe_member(raw, reason))?;

@@ -37,7 +37,7 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
     for index in 0..archive.len() {
         // The central directory says which entries are links; only those are opened.
         let is_link = archive
-            .by_index_raw(index)
+            .by_index_data(index)
             .map_err(|error| (format!("entry {index}"), error.to_string()))?
             .is_symlink();
         if !is_link {
