@@ -112,6 +112,39 @@ fn deploy(artifact: &Path, release: &Path, python: &Path, extra: &[&OsStr]) -> s
     result
 }
 
+/// [`deploy`], also returning what the install logged (with `-v`, its debug lines).
+fn deploy_logged(
+    artifact: &Path,
+    release: &Path,
+    python: &Path,
+    extra: &[&OsStr],
+) -> (serde_json::Value, String) {
+    let mut args = vec![
+        OsStr::new("-d"),
+        release.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, result, stderr) = run_json(artifact, &args);
+    assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
+    (result, stderr)
+}
+
+/// How many linked files `-v` says were known unchanged by their stamps (not read).
+fn stamped_links(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|line| line.contains("stamped_links="))
+        .unwrap_or_else(|| panic!("no stamped_links in the log:\n{log}"));
+    let (_, count) = line.split_once("stamped_links=").expect("the field");
+    count
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
 /// `linked_files` and `linked_bytes` from an install's `--json` (integers, always present).
 fn linked(result: &serde_json::Value) -> (u64, u64) {
     let number = |key: &str| {
@@ -255,12 +288,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The files every release gets fresh: pyvenv.cfg, the shared distributions' RECORD and
-/// INSTALLER, pysfx's hooks, the receipt and the app's files (relative to the release).
+/// INSTALLER, pysfx's hooks, the receipt, the stamps and the app's files (relative to the
+/// release).
 fn per_release_files(release: &Path, minor: u32) -> Vec<PathBuf> {
     let site = site_packages(minor);
     let mut files = vec![
         PathBuf::from("venv/pyvenv.cfg"),
         PathBuf::from("pysfx-receipt.json"),
+        PathBuf::from("pysfx-stamps"),
         site.join("demoapp.pth"),
         site.join("loadenv-init.pth"),
         site.join("loadenv.py"),
@@ -577,6 +612,65 @@ fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
     }
 }
 
+/// The stamps a release leaves (`pysfx-stamps`): the next release links the files whose stamp
+/// is unchanged without reading them; a file edited since (one keeping its size and mtime, so
+/// only its ctime tells) is unpacked; and once another release's links have moved the ctime of
+/// the shared files, the stamps no longer vouch for them: they are read and hashed, and still
+/// linked.
+#[test]
+fn files_are_linked_by_their_stamps_until_the_stamps_move() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), None);
+    let release = |number: u32| work.path().join(format!("releases/{number}"));
+    // Byte-code compiled at install: the members are stamped well before the stamps are
+    // finished, so none is within the clock-tick margin.
+    deploy(&artifacts.v1, &release(1), &python.path, &[]);
+    let stamps = std::fs::metadata(release(1).join("pysfx-stamps")).expect("release 1's stamps");
+    assert!(stamps.len() > 0);
+    let edited = edit_in_place(&release(1), 11);
+    let options = [OsStr::new("-v"), OsStr::new("--no-compile")];
+
+    let (result, log) = deploy_logged(&artifacts.v2, &release(2), &python.path, &options);
+    let (linked_files, _) = linked(&result);
+    let stamped = stamped_links(&log);
+    assert!(
+        stamped > 0 && stamped <= linked_files,
+        "{stamped} of {linked_files} linked by stamp:\n{log}"
+    );
+    let pristine = [
+        wheel_member(&artifacts.shared_wheels, "chardet/version.py"),
+        wheel_member(
+            &artifacts.shared_wheels,
+            "pysfx_datapkg-1.0.data/data/share/pysfx-datapkg/readme.txt",
+        ),
+    ];
+    for (relative, pristine) in edited.iter().zip(&pristine) {
+        let newer = release(2).join(relative);
+        assert_ne!(
+            inode(&release(1).join(relative)),
+            inode(&newer),
+            "{}",
+            relative.display()
+        );
+        assert_eq!(
+            &std::fs::read(&newer).expect("read"),
+            pristine,
+            "{}",
+            relative.display()
+        );
+    }
+    assert_intact(&artifacts.v2, &release(2));
+
+    // Release 2's links, and now their removal, moved the ctime of every file it shared with
+    // release 1: those are read again before they are linked into release 3.
+    std::fs::remove_dir_all(release(2)).expect("remove release 2");
+    let (result, log) = deploy_logged(&artifacts.v2, &release(3), &python.path, &options);
+    assert_eq!(stamped_links(&log), 0, "{log}");
+    assert_eq!(linked(&result).0, linked_files, "{result}");
+    assert_intact(&artifacts.v2, &release(3));
+}
+
 #[test]
 fn copy_links_nothing() {
     let python = python(11);
@@ -737,7 +831,8 @@ fn record_row_of(path: &Path) -> (String, String) {
 
 /// `linked` and `fresh`, two installs of one artifact, hold the same paths, kinds, modes and
 /// link targets; the same bytes in every file but the byte-code (which names the release it
-/// was compiled in) and the receipt, their own path aside; the same RECORD rows, where a row
+/// was compiled in), the receipt and the stamps (inodes and times of its own files), their own
+/// path aside; the same RECORD rows, where a row
 /// may differ only for a file that names its release, each row then describing its own file;
 /// and receipts of the same payload, wheels and interpreter.
 fn assert_same_release(linked: &Path, fresh: &Path) {
@@ -768,7 +863,11 @@ fn assert_same_release(linked: &Path, fresh: &Path) {
             b.permissions().mode() & 0o7777,
             "{relative}: mode"
         );
-        if a.is_dir() || relative.ends_with(".pyc") || relative == "pysfx-receipt.json" {
+        if a.is_dir()
+            || relative.ends_with(".pyc")
+            || relative == "pysfx-receipt.json"
+            || relative == "pysfx-stamps"
+        {
             continue;
         }
         if relative.ends_with(".dist-info/RECORD") {

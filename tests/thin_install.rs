@@ -231,7 +231,9 @@ fn release_view(release: &Path) -> BTreeMap<String, String> {
     let mut names_dest = BTreeSet::new();
     let mut records = Vec::new();
     for relative in tree(release) {
-        if relative == "pysfx-receipt.json" || relative == "pysfx-sbom.cdx.json" {
+        if ["pysfx-receipt.json", "pysfx-sbom.cdx.json", "pysfx-stamps"]
+            .contains(&relative.as_str())
+        {
             continue;
         }
         let path = release.join(&relative);

@@ -18,6 +18,7 @@ mod reporter;
 mod set;
 mod shared;
 mod sources;
+pub mod stamps;
 mod verify;
 pub mod wheel;
 

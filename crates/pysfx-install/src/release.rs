@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use pysfx_format::Payload;
 use pysfx_plan::Plan;
-use pysfx_tree::{DiskTree, Sink};
+use pysfx_tree::{DiskTree, Disposition, Sink, Tree, TreeError};
 use pysfx_venv::{
     create_venv, write_hooks, CompileJob, Compiler, Interpreter, PycFormat, VenvPaths,
 };
@@ -18,6 +18,7 @@ use crate::pyc::BytecodeLink;
 use crate::set::{install_set, SetOptions, WheelJob};
 use crate::shared::SharedPath;
 use crate::sources::{source_for, Candidate};
+use crate::stamps::{StampsWriter, STAMPS_FILE};
 use crate::wheel::{InstallReport, Layout};
 use crate::{extract_app, InstallError, Reporter};
 
@@ -69,6 +70,8 @@ pub struct Built {
     /// Files hard-linked from a release beside DEST, and their bytes.
     pub linked_files: u64,
     pub linked_bytes: u64,
+    /// Of the linked files, those known unchanged by their stamps (not read).
+    pub stamped_links: u64,
 }
 
 /// Builds the release of `plan` under `root` (which must exist and be empty), to be renamed
@@ -143,6 +146,15 @@ pub fn build_release(
     };
     // One install code for the disk and the model (verify): see `Sink`.
     let tree = Sink::from(DiskTree::new(&venv.root));
+    // The stamps a later release beside this one links by (see `crate::stamps`).
+    let mut top = DiskTree::new(root);
+    let mut stamps = StampsWriter::new(top.open(STAMPS_FILE, 0o644, Disposition::Create)?);
+    let stamps_failed = |source: std::io::Error| {
+        InstallError::Tree(TreeError::Io {
+            path: root.join(STAMPS_FILE),
+            source,
+        })
+    };
     let python = venv.root.join("bin/python");
     let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -168,6 +180,11 @@ pub fn build_release(
             &mut |batch_reports, precompiled| {
                 let sources = compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
                 precompiled_wheels += precompiled.iter().filter(|p| **p).count();
+                for report in batch_reports.iter_mut() {
+                    stamps
+                        .add(&std::mem::take(&mut report.stamps))
+                        .map_err(stamps_failed)?;
+                }
                 reports.append(batch_reports);
                 submitted += sources.len() as u64;
                 if let Some(compiler) = &compiler {
@@ -187,6 +204,16 @@ pub fn build_release(
         }
         Ok(shared_paths)
     })?;
+    let stamps = stamps.finish().map_err(stamps_failed)?;
+    top.close(stamps, STAMPS_FILE, Disposition::Create, None)?;
+    let stamped_links = reports.iter().map(|r| r.stamped_links).sum();
+    let linked_files = reports.iter().map(|r| r.linked_files).sum();
+    if linked_files > 0 {
+        debug!(
+            linked_files,
+            stamped_links, "linked files (those of known stamp not read)"
+        );
+    }
     Ok(Built {
         files: extracted.files + reports.iter().map(|r| r.files).sum::<u64>(),
         bytes: extracted.bytes + reports.iter().map(|r| r.bytes).sum::<u64>(),
@@ -196,7 +223,8 @@ pub fn build_release(
         app_files: extracted.recorded,
         site_packages: venv.site_packages,
         dist_infos: reports.iter().map(|r| r.dist_info.clone()).collect(),
-        linked_files: reports.iter().map(|r| r.linked_files).sum(),
+        linked_files,
+        stamped_links,
         linked_bytes: reports.iter().map(|r| r.linked_bytes).sum(),
         executables: still_executable(&venv.root, &mut reports),
     })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{parent_of, Disposition, Tree, TreeError, TreeFile};
+use crate::{parent_of, Disposition, Stamp, Tree, TreeError, TreeFile};
 
 /// Writes files under a root directory that this run created, creating each parent directory
 /// once (one handle per thread, see [`Tree::fork`]; the handles share what they created).
@@ -169,7 +169,7 @@ impl Tree for DiskTree {
         destination: &str,
         disposition: Disposition,
         mtime: Option<std::time::SystemTime>,
-    ) -> Result<(), TreeError> {
+    ) -> Result<Option<Stamp>, TreeError> {
         let DiskFile { file, path } = file;
         if let Some(mtime) = mtime {
             if let Err(source) = file.set_modified(mtime) {
@@ -179,11 +179,14 @@ impl Tree for DiskTree {
                 return Err(TreeError::Io { path, source });
             }
         }
-        drop(file);
         if disposition == Disposition::Replace {
+            drop(file);
             self.commit(&path, destination)?;
+            return Ok(None);
         }
-        Ok(())
+        // After the last change this install makes to the file: a later one shows.
+        let stamp = file.metadata().ok().map(|metadata| Stamp::of(&metadata));
+        Ok(stamp)
     }
 
     fn abandon(&mut self, file: DiskFile) {
@@ -213,11 +216,11 @@ impl Tree for DiskTree {
         self.buffer = buffer;
     }
 
-    fn link_from(
+    fn link(
         &mut self,
         destination: &str,
         source: &Path,
-    ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
+    ) -> Result<Option<fs::Metadata>, TreeError> {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
@@ -231,6 +234,24 @@ impl Tree for DiskTree {
             // EXDEV, EPERM, EMLINK, ENOENT, EACCES…: the caller writes the file instead.
             Err(_) => return Ok(None),
         }
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) => Ok(Some(metadata)),
+            Err(_) => {
+                self.unlink(destination)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn link_from(
+        &mut self,
+        destination: &str,
+        source: &Path,
+    ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
+        if self.link(destination, source)?.is_none() {
+            return Ok(None);
+        }
+        let path = self.root.join(destination);
         let opened = OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)

@@ -15,10 +15,12 @@
 mod disk;
 mod null;
 mod sink;
+mod stamp;
 
 pub use disk::{create_dirs_below, create_exclusive, write_new, DiskTree};
 pub use null::NullTree;
 pub use sink::{Sink, SinkFile};
+pub use stamp::Stamp;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -60,6 +62,9 @@ pub struct Copied {
     pub size: u64,
     pub read_size: u64,
     pub read_digest: Option<Vec<u8>>,
+    /// The new file's [`Stamp`] once closed: `None` for a model, a replacement or a file not
+    /// written.
+    pub stamp: Option<Stamp>,
 }
 
 /// A digest of the bytes as read, as RECORD may state it (PEP 427: "sha256 or better").
@@ -133,13 +138,14 @@ pub trait Tree: Send + Sync + Sized {
     ) -> Result<Self::File, TreeError>;
 
     /// Closes a file written completely: sets its mtime, and moves a replacement into place.
+    /// Returns the stamp of a new file on disk, taken after its last change.
     fn close(
         &mut self,
         file: Self::File,
         destination: &str,
         disposition: Disposition,
         mtime: Option<std::time::SystemTime>,
-    ) -> Result<(), TreeError>;
+    ) -> Result<Option<Stamp>, TreeError>;
 
     /// Drops a file whose writing failed (a replacement's temporary name is removed).
     fn abandon(&mut self, file: Self::File);
@@ -165,6 +171,18 @@ pub trait Tree: Send + Sync + Sized {
         destination: &str,
         source: &std::path::Path,
     ) -> Result<Option<(std::fs::File, std::fs::Metadata)>, TreeError> {
+        let _ = (destination, source);
+        Ok(None)
+    }
+
+    /// Hard-links the file at `source` (outside the tree) to `destination`, a new name whose
+    /// directories are created, and returns what `lstat` says of the new name; as
+    /// [`Tree::link_from`] but nothing is opened.
+    fn link(
+        &mut self,
+        destination: &str,
+        source: &std::path::Path,
+    ) -> Result<Option<std::fs::Metadata>, TreeError> {
         let _ = (destination, source);
         Ok(None)
     }
@@ -247,9 +265,13 @@ pub trait Tree: Send + Sync + Sized {
             }
             (Err(error), None) => Err(error),
             (Ok(()), Some(file)) => {
-                self.close(file, destination, disposition, mtime)
+                let stamp = self
+                    .close(file, destination, disposition, mtime)
                     .map_err(CopyError::Write)?;
-                Ok(copier.finish())
+                Ok(Copied {
+                    stamp,
+                    ..copier.finish()
+                })
             }
             (Ok(()), None) => Ok(copier.finish()),
         }
@@ -306,6 +328,7 @@ impl<'h> Copier<'h> {
             size: self.size,
             read_size: self.read_size,
             read_digest: self.read_hasher.map(ReadHasher::finalize),
+            stamp: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{parent_of, Disposition, Tree, TreeError, TreeFile};
+use crate::{parent_of, Disposition, Stamp, Tree, TreeError, TreeFile};
 
 /// What is at a path of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl Tree for NullTree {
         destination: &str,
         disposition: Disposition,
         _mtime: Option<std::time::SystemTime>,
-    ) -> Result<(), TreeError> {
+    ) -> Result<Option<Stamp>, TreeError> {
         if disposition == Disposition::Replace {
             let mut model = self.model();
             match model.get(destination) {
@@ -170,7 +170,7 @@ impl Tree for NullTree {
                 Some(_) => return Err(taken(destination)),
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn abandon(&mut self, _file: NullFile) {}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::disk::DiskFile;
 use crate::null::NullFile;
-use crate::{DiskTree, Disposition, NullTree, Tree, TreeError, TreeFile};
+use crate::{DiskTree, Disposition, NullTree, Stamp, Tree, TreeError, TreeFile};
 
 /// A [`DiskTree`] or a [`NullTree`].
 pub enum Sink {
@@ -97,7 +97,7 @@ impl Tree for Sink {
         destination: &str,
         disposition: Disposition,
         mtime: Option<std::time::SystemTime>,
-    ) -> Result<(), TreeError> {
+    ) -> Result<Option<Stamp>, TreeError> {
         match (self, file) {
             (Sink::Disk(tree), SinkFile::Disk(file)) => {
                 tree.close(file, destination, disposition, mtime)
@@ -105,7 +105,7 @@ impl Tree for Sink {
             (Sink::Null(tree), SinkFile::Null(file)) => {
                 tree.close(file, destination, disposition, mtime)
             }
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
@@ -146,6 +146,17 @@ impl Tree for Sink {
         match self {
             Sink::Disk(tree) => tree.link_from(destination, source),
             Sink::Null(tree) => tree.link_from(destination, source),
+        }
+    }
+
+    fn link(
+        &mut self,
+        destination: &str,
+        source: &Path,
+    ) -> Result<Option<std::fs::Metadata>, TreeError> {
+        match self {
+            Sink::Disk(tree) => tree.link(destination, source),
+            Sink::Null(tree) => tree.link(destination, source),
         }
     }
 

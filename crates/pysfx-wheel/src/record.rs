@@ -29,6 +29,17 @@ pub fn hash_digest(digest: &[u8]) -> String {
     format_hash("sha256", digest)
 }
 
+/// The SHA-256 a RECORD hash `sha256=<urlsafe b64>` states; `None` for another algorithm or
+/// a malformed one.
+pub fn sha256_of_hash(hash: &str) -> Option<[u8; 32]> {
+    let encoded = hash.strip_prefix("sha256=")?;
+    let mut digest = [0u8; 32];
+    match URL_SAFE_NO_PAD.decode_slice(encoded, &mut digest) {
+        Ok(32) => Some(digest),
+        _ => None,
+    }
+}
+
 /// Formats a digest as a RECORD hash: `algorithm=` and the URL-safe base64 without padding.
 pub fn format_hash(algorithm: &str, digest: &[u8]) -> String {
     format!("{algorithm}={}", URL_SAFE_NO_PAD.encode(digest))
@@ -141,6 +152,20 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_hashes_decode_to_their_digest() {
+        let digest: [u8; 32] = Sha256::digest(b"hello").into();
+        assert_eq!(sha256_of_hash(&hash_digest(&digest)), Some(digest));
+        assert_eq!(sha256_of_hash(&format_hash("sha512", &digest)), None);
+        assert_eq!(sha256_of_hash("sha256=AAAA"), None, "too short");
+        assert_eq!(
+            sha256_of_hash(&format!("{}AA", hash_digest(&digest))),
+            None,
+            "too long"
+        );
+        assert_eq!(sha256_of_hash("sha256=!!"), None);
+    }
 
     #[test]
     fn parses_rows() {

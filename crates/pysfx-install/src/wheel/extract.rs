@@ -109,6 +109,8 @@ impl PreparedWheel {
             size: copied.size,
             linked: false,
             executable: plan.executable,
+            stamp: copied.stamp,
+            stamped: false,
         })
     }
 }

@@ -4,6 +4,8 @@ use pysfx_tree::{Disposition, Tree};
 use pysfx_wheel::{hash_bytes, hash_digest, relative_path, Record, RecordEntry};
 use tracing::{debug, trace};
 
+use crate::stamps::{path_key, StampEntry};
+
 use super::{InstallReport, Layout, MemberOutcome, PreparedWheel};
 use crate::InstallError;
 
@@ -34,11 +36,24 @@ impl PreparedWheel {
         let mut bytes_written = 0u64;
         let (mut linked_files, mut linked_bytes) = (0u64, 0u64);
         let mut linked_python = Vec::new();
+        let mut stamped_links = 0u64;
+        let mut stamps = Vec::new();
         for (plan, outcome) in prepared.planned.iter().zip(outcomes) {
             bytes_written += outcome.size;
             if outcome.linked {
                 linked_files += 1;
                 linked_bytes += outcome.size;
+            }
+            stamped_links += u64::from(outcome.stamped);
+            if let Some(stamp) = outcome
+                .stamp
+                .filter(|_| plan.disposition != Disposition::Discard)
+            {
+                stamps.push(StampEntry {
+                    key: path_key(&plan.destination),
+                    stamp,
+                    sha256: outcome.digest,
+                });
             }
             rows.push(RecordEntry {
                 path: relative_path(site, &plan.destination),
@@ -117,6 +132,8 @@ impl PreparedWheel {
             linked_files,
             linked_bytes,
             linked_python,
+            stamped_links,
+            stamps,
         })
     }
 }

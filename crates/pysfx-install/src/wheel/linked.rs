@@ -12,21 +12,26 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
-use pysfx_wheel::hash_digest;
+use std::sync::Arc;
+
+use pysfx_tree::{CopyError, CopyOptions, Disposition, Stamp, Tree};
+use pysfx_wheel::{hash_digest, sha256_of_hash};
 use sha2::{Digest, Sha256};
 use tracing::trace;
 use zip::ZipArchive;
 
 use super::extract::check_member;
 use super::{Layout, MemberId, MemberOutcome, Planned, PreparedWheel};
+use crate::stamps::Stamps;
 use crate::InstallError;
 
-/// An installed release whose files a new one may share: its directory and its venv.
+/// An installed release whose files a new one may share: its directory, its venv, and the
+/// stamps its install left (see [`crate::stamps`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSource {
     pub release: PathBuf,
     pub venv: PathBuf,
+    pub stamps: Option<Arc<Stamps>>,
 }
 
 impl LinkSource {
@@ -34,6 +39,7 @@ impl LinkSource {
         LinkSource {
             release: release.to_path_buf(),
             venv: release.join("venv"),
+            stamps: Stamps::read(release).map(Arc::new),
         }
     }
 }
@@ -101,41 +107,31 @@ impl PreparedWheel {
         {
             return Ok(None);
         }
-        let Some((mut file, metadata)) =
-            tree.link_from(&plan.destination, &source.venv.join(&plan.destination))?
-        else {
+        let path = source.venv.join(&plan.destination);
+        if let Some(outcome) =
+            self.link_stamped(plan, &expected.hash, source, &path, layout, tree)?
+        {
+            return Ok(Some(outcome));
+        }
+        let Some((mut file, metadata)) = tree.link_from(&plan.destination, &path)? else {
             return Ok(None);
         };
         let executable = metadata.mode() & 0o100 != 0;
-        // The mtime extract would give it (see `PreparedWheel::set_source_mtime`).
-        let mtime = self.source_mtime.filter(|_| {
-            plan.destination.ends_with(".py")
-                && plan.destination.starts_with(layout.site_packages.as_str())
-        });
-        let fits = is_ours(&metadata)
-            && metadata.len() == plan.size
-            && (plan.index.is_none() || executable == plan.executable)
-            && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime));
+        let fits = self.fits(plan, layout, &metadata);
         let digest = match fits {
             true => hash_open(&mut file, tree),
             false => None,
         };
         match digest {
             Some(digest) if hash_digest(&digest) == expected.hash => {
-                // `-vv`: one line per file, linked ones too.
-                trace!(
-                    "{}: {} -> {} ({} bytes, linked from {})",
-                    self.wheel,
-                    plan.member,
-                    plan.destination,
-                    plan.size,
-                    source.release.display()
-                );
+                self.trace_linked(plan, source);
                 Ok(Some(MemberOutcome {
                     digest,
                     size: plan.size,
                     linked: true,
                     executable,
+                    stamp: Some(Stamp::of(&metadata)),
+                    stamped: false,
                 }))
             }
             _ => {
@@ -143,6 +139,76 @@ impl PreparedWheel {
                 Ok(None)
             }
         }
+    }
+
+    /// Links the member's file from `source` without reading it, when the stamps of that
+    /// release show it is still the file with the digest RECORD asks for (`hash`); `None`
+    /// (and nothing left at the destination) otherwise, and the caller links and hashes it.
+    fn link_stamped(
+        &self,
+        plan: &Planned,
+        hash: &str,
+        source: &LinkSource,
+        path: &Path,
+        layout: &Layout,
+        tree: &mut impl Tree,
+    ) -> Result<Option<MemberOutcome>, InstallError> {
+        let (Some(stamps), Some(digest)) = (source.stamps.as_deref(), sha256_of_hash(hash)) else {
+            return Ok(None);
+        };
+        let Ok(before) = std::fs::symlink_metadata(path) else {
+            return Ok(None);
+        };
+        if !stamps.unchanged(&plan.destination, &digest, &before)
+            || !self.fits(plan, layout, &before)
+        {
+            return Ok(None);
+        }
+        let Some(after) = tree.link(&plan.destination, path)? else {
+            return Ok(None);
+        };
+        // The name linked must still be the inode stamped (not one put there since the look).
+        let (was, is) = (Stamp::of(&before), Stamp::of(&after));
+        if !after.is_file() || (is.inode, is.size, is.mtime) != (was.inode, was.size, was.mtime) {
+            tree.unlink(&plan.destination)?;
+            return Ok(None);
+        }
+        self.trace_linked(plan, source);
+        Ok(Some(MemberOutcome {
+            digest,
+            size: plan.size,
+            linked: true,
+            executable: after.mode() & 0o100 != 0,
+            stamp: Some(is),
+            stamped: true,
+        }))
+    }
+
+    /// `-vv`: one line per file, linked ones too.
+    fn trace_linked(&self, plan: &Planned, source: &LinkSource) {
+        trace!(
+            "{}: {} -> {} ({} bytes, linked from {})",
+            self.wheel,
+            plan.member,
+            plan.destination,
+            plan.size,
+            source.release.display()
+        );
+    }
+
+    /// Whether a linked file is one the install could keep: a regular file this user owns
+    /// and no one else may write, of the member's size, with its executable bit and the
+    /// mtime extract would give it (see `PreparedWheel::set_source_mtime`).
+    fn fits(&self, plan: &Planned, layout: &Layout, metadata: &std::fs::Metadata) -> bool {
+        let executable = metadata.mode() & 0o100 != 0;
+        let mtime = self.source_mtime.filter(|_| {
+            plan.destination.ends_with(".py")
+                && plan.destination.starts_with(layout.site_packages.as_str())
+        });
+        is_ours(metadata)
+            && metadata.len() == plan.size
+            && (plan.index.is_none() || executable == plan.executable)
+            && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime))
     }
 
     /// Copies a member the payload does not carry from `source`, checked against RECORD.
@@ -197,6 +263,8 @@ impl PreparedWheel {
             size: copied.size,
             linked: false,
             executable,
+            stamp: copied.stamp,
+            stamped: false,
         })
     }
 

@@ -71,6 +71,10 @@ pub struct InstallReport {
     /// The `.py` files under site-packages that were linked, relative to the venv root: their
     /// byte-code may be linked too.
     pub linked_python: Vec<String>,
+    /// Of the linked files, those known unchanged by their stamp, not read.
+    pub stamped_links: u64,
+    /// The stamps of the files written or linked (see [`crate::stamps`]).
+    pub stamps: Vec<crate::stamps::StampEntry>,
 }
 
 /// One member to write, after every check that can run before writing.
@@ -261,6 +265,10 @@ pub struct MemberOutcome {
     linked: bool,
     /// Installed executable (for a linked or copied file, as the file is).
     executable: bool,
+    /// The file's stamp once in place (see [`crate::stamps`]).
+    stamp: Option<pysfx_tree::Stamp>,
+    /// Linked and known unchanged by its stamp in the release it came from.
+    stamped: bool,
 }
 
 /// A member of a prepared wheel, by its place in the wheel: only [`PreparedWheel::member_ids`]

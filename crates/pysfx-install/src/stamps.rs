@@ -1,0 +1,294 @@
+//! A release's stamps file, `pysfx-stamps`: how a later release beside it knows, without
+//! reading them, that the files it would hard-link are still what this install put there.
+//!
+//! For each wheel file the install wrote or linked into the venv, the file holds the SHA-256
+//! of its bytes (hashed as they were written or checked) and its [`Stamp`] (inode, size,
+//! mtime and ctime, to nanoseconds) taken just after this install's last change to it. A later
+//! install links such a file without hashing it when `lstat` gives the very same stamp and the
+//! recorded digest is the one its RECORD asks for: any write since would have moved the
+//! ctime. Anything else — no stamps file, no entry, another stamp — and the file is linked
+//! and hashed as before (see `wheel::linked`), so a stale stamp costs time, never correctness.
+//!
+//! Two limits, both falling back to hashing:
+//! - a change within the same tick of the filesystem's clock as the stamp is invisible to it,
+//!   so an entry whose ctime is within [`SETTLE_FINE`] (or [`SETTLE_COARSE`], on a filesystem
+//!   that keeps whole seconds) of the moment the file was finished is not trusted;
+//! - a new hard link to the file, or one removed (another release linking it, a release
+//!   removed by `--keep`), moves its ctime too, so such a stamp no longer matches.
+//!
+//! Layout (little-endian): entries of [`ENTRY_BYTES`] — path key (FNV-1a 64 of the path
+//! relative to the venv), inode, size, mtime seconds and nanoseconds, ctime seconds and
+//! nanoseconds, SHA-256 — then a trailer: [`MAGIC`], the time the file was finished (seconds,
+//! nanoseconds) and the number of entries. A file of any other shape is ignored.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pysfx_tree::Stamp;
+
+/// The file's name in the release directory.
+pub const STAMPS_FILE: &str = "pysfx-stamps";
+
+const MAGIC: &[u8; 8] = b"PYSFXST1";
+const ENTRY_BYTES: usize = 8 + 8 + 8 + 12 + 12 + 32;
+const TRAILER_BYTES: usize = 8 + 12 + 8;
+/// No stamps file is read past this size (a million files).
+const MAX_BYTES: u64 = 80 << 20;
+
+/// How long after its ctime an entry is trusted, on a filesystem with fine timestamps: the
+/// kernel stamps files from a clock that moves in ticks of at most 10 ms.
+pub const SETTLE_FINE: Duration = Duration::from_millis(50);
+/// The same on a filesystem that keeps whole seconds (a ctime with no nanoseconds).
+pub const SETTLE_COARSE: Duration = Duration::from_secs(2);
+
+/// One file's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StampEntry {
+    pub key: u64,
+    pub stamp: Stamp,
+    pub sha256: [u8; 32],
+}
+
+/// The key of a path relative to the venv (FNV-1a, 64 bits: the same in every process). Two
+/// paths with one key can only make a lookup find the other file's entry, whose inode differs.
+pub fn path_key(path: &str) -> u64 {
+    path.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Writes a stamps file as the wheels finish: entries first, the trailer last.
+pub struct StampsWriter<W: Write> {
+    out: W,
+    count: u64,
+}
+
+impl<W: Write> StampsWriter<W> {
+    pub fn new(out: W) -> Self {
+        StampsWriter { out, count: 0 }
+    }
+
+    /// Writes the entries of one wheel, in one write.
+    pub fn add(&mut self, entries: &[StampEntry]) -> std::io::Result<()> {
+        let mut all = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+        for entry in entries {
+            let mut bytes = [0u8; ENTRY_BYTES];
+            bytes[..8].copy_from_slice(&entry.key.to_le_bytes());
+            bytes[8..16].copy_from_slice(&entry.stamp.inode.to_le_bytes());
+            bytes[16..24].copy_from_slice(&entry.stamp.size.to_le_bytes());
+            put_time(&mut bytes[24..36], entry.stamp.mtime);
+            put_time(&mut bytes[36..48], entry.stamp.ctime);
+            bytes[48..].copy_from_slice(&entry.sha256);
+            all.extend_from_slice(&bytes);
+        }
+        self.count += entries.len() as u64;
+        self.out.write_all(&all)
+    }
+
+    /// Writes the trailer, with now as the time the stamps were finished; returns the output.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut trailer = [0u8; TRAILER_BYTES];
+        trailer[..8].copy_from_slice(MAGIC);
+        put_time(
+            &mut trailer[8..20],
+            (now.as_secs() as i64, now.subsec_nanos()),
+        );
+        trailer[20..].copy_from_slice(&self.count.to_le_bytes());
+        self.out.write_all(&trailer)?;
+        Ok(self.out)
+    }
+}
+
+fn put_time(bytes: &mut [u8], (seconds, nanos): (i64, u32)) {
+    bytes[..8].copy_from_slice(&seconds.to_le_bytes());
+    bytes[8..12].copy_from_slice(&nanos.to_le_bytes());
+}
+
+fn get_time(bytes: &[u8]) -> (i64, u32) {
+    let mut seconds = [0u8; 8];
+    let mut nanos = [0u8; 4];
+    seconds.copy_from_slice(&bytes[..8]);
+    nanos.copy_from_slice(&bytes[8..12]);
+    (i64::from_le_bytes(seconds), u32::from_le_bytes(nanos))
+}
+
+/// A release's stamps, read: sorted by key (a sorted vector, not a map: less code in the stub).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stamps {
+    entries: Vec<StampEntry>,
+    finished: (i64, u32),
+}
+
+impl Stamps {
+    /// The stamps file of `release`, or `None` when there is none this user wrote, or it is not
+    /// one.
+    pub fn read(release: &Path) -> Option<Stamps> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(release.join(STAMPS_FILE))
+            .ok()?;
+        let metadata = file.metadata().ok()?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if !metadata.is_file() || metadata.uid() != euid || metadata.mode() & 0o022 != 0 {
+            return None;
+        }
+        if metadata.len() > MAX_BYTES {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        file.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
+        Stamps::parse(&bytes)
+    }
+
+    fn parse(bytes: &[u8]) -> Option<Stamps> {
+        let body = bytes.len().checked_sub(TRAILER_BYTES)?;
+        let trailer = &bytes[body..];
+        if &trailer[..8] != MAGIC {
+            return None;
+        }
+        let mut count = [0u8; 8];
+        count.copy_from_slice(&trailer[20..]);
+        if u64::from_le_bytes(count).checked_mul(ENTRY_BYTES as u64)? != body as u64 {
+            return None;
+        }
+        let mut entries = Vec::with_capacity(body / ENTRY_BYTES);
+        for chunk in bytes[..body].chunks_exact(ENTRY_BYTES) {
+            let word = |at: usize| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&chunk[at..at + 8]);
+                u64::from_le_bytes(word)
+            };
+            let stamp = Stamp {
+                inode: word(8),
+                size: word(16),
+                mtime: get_time(&chunk[24..36]),
+                ctime: get_time(&chunk[36..48]),
+            };
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&chunk[48..]);
+            entries.push(StampEntry {
+                key: word(0),
+                stamp,
+                sha256,
+            });
+        }
+        entries.sort_unstable_by_key(|entry| entry.key);
+        Some(Stamps {
+            entries,
+            finished: get_time(&trailer[8..20]),
+        })
+    }
+
+    /// Whether the file at `path` (relative to the venv), whose `lstat` says `metadata`, is
+    /// still the one with `sha256` that the release stamped: same stamp, stamped long enough
+    /// before the stamps were finished that no change can hide in the same clock tick.
+    pub fn unchanged(&self, path: &str, sha256: &[u8; 32], metadata: &std::fs::Metadata) -> bool {
+        let key = path_key(path);
+        let Ok(found) = self.entries.binary_search_by_key(&key, |entry| entry.key) else {
+            return false;
+        };
+        let entry = &self.entries[found];
+        entry.sha256 == *sha256 && entry.stamp == Stamp::of(metadata) && self.settled(&entry.stamp)
+    }
+
+    fn settled(&self, stamp: &Stamp) -> bool {
+        let settle = match stamp.ctime.1 {
+            0 => SETTLE_COARSE,
+            _ => SETTLE_FINE,
+        };
+        let nanos =
+            |(seconds, nanos): (i64, u32)| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+        nanos(stamp.ctime) + settle.as_nanos() as i128 <= nanos(self.finished)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: u64, ctime: (i64, u32)) -> StampEntry {
+        StampEntry {
+            key,
+            stamp: Stamp {
+                inode: 7,
+                size: 12,
+                mtime: (1_700_000_000, 5),
+                ctime,
+            },
+            sha256: [key as u8; 32],
+        }
+    }
+
+    #[test]
+    fn stamps_read_back_as_written() {
+        let mut writer = StampsWriter::new(Vec::new());
+        writer
+            .add(&[entry(1, (1_000, 1)), entry(2, (1_000, 0))])
+            .expect("add");
+        let bytes = writer.finish().expect("finish");
+        assert_eq!(bytes.len(), 2 * ENTRY_BYTES + TRAILER_BYTES);
+        let stamps = Stamps::parse(&bytes).expect("parsed");
+        assert_eq!(stamps.len(), 2);
+        assert_eq!(stamps.entries[0], entry(1, (1_000, 1)));
+        // Finished now, long after either ctime.
+        assert!(stamps.settled(&entry(1, (1_000, 1)).stamp));
+        assert!(stamps.settled(&entry(2, (1_000, 0)).stamp));
+    }
+
+    #[test]
+    fn a_stamp_taken_just_before_the_end_is_not_trusted() {
+        let mut stamps = Stamps::parse(&StampsWriter::new(Vec::new()).finish().expect("finish"))
+            .expect("parsed");
+        stamps.finished = (1_000, 40_000_000);
+        // 30 ms before the end: a change in the same tick could hide.
+        assert!(!stamps.settled(&entry(1, (1_000, 10_000_000)).stamp));
+        // 100 ms before.
+        assert!(stamps.settled(&entry(1, (999, 940_000_000)).stamp));
+        // Whole seconds: two seconds are needed.
+        assert!(!stamps.settled(&entry(1, (999, 0)).stamp));
+        assert!(stamps.settled(&entry(1, (998, 0)).stamp));
+    }
+
+    #[test]
+    fn files_of_another_shape_are_ignored() {
+        let bytes = {
+            let mut writer = StampsWriter::new(Vec::new());
+            writer.add(&[entry(1, (1, 1))]).expect("add");
+            writer.finish().expect("finish")
+        };
+        assert!(Stamps::parse(&bytes[1..]).is_none(), "one byte short");
+        assert!(
+            Stamps::parse(&bytes[..bytes.len() - 1]).is_none(),
+            "no trailer"
+        );
+        let mut wrong = bytes.clone();
+        wrong[ENTRY_BYTES] ^= 1;
+        assert!(Stamps::parse(&wrong).is_none(), "another magic");
+        let mut count = bytes.clone();
+        count[ENTRY_BYTES + 20] = 2;
+        assert!(Stamps::parse(&count).is_none(), "a count that does not fit");
+        assert!(Stamps::parse(b"").is_none());
+    }
+
+    #[test]
+    fn path_keys_are_fnv_1a() {
+        // The FNV-1a 64 test vectors: the key must not change between releases of pysfx.
+        assert_eq!(path_key(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(path_key("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(path_key("a/b.py"), path_key("a/c.py"));
+    }
+}

@@ -1,0 +1,29 @@
+//! [`Stamp`]: what `lstat` says of a file that changes whenever its bytes do.
+
+use std::os::unix::fs::MetadataExt;
+
+/// A file's inode, size, mtime and inode change time (ctime), to nanoseconds. Writing to a
+/// file changes its mtime and ctime; putting an mtime back changes the ctime, which no
+/// unprivileged call sets; replacing the file changes the inode. So a file whose stamp is the
+/// one recorded just after it was written holds the bytes written then — unless it was
+/// changed within the same tick of the filesystem's clock (see the readers of stamps). A new
+/// hard link, or removing one, changes the ctime too: the stamp then no longer matches,
+/// although the bytes are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub inode: u64,
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+}
+
+impl Stamp {
+    pub fn of(metadata: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            inode: metadata.ino(),
+            size: metadata.size(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec() as u32),
+            ctime: (metadata.ctime(), metadata.ctime_nsec() as u32),
+        }
+    }
+}
