@@ -7,6 +7,7 @@ use pysfx_format::{scan_members, MemberKind, Section};
 use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use zip::ZipArchive;
 
+use crate::stamps::{path_key, StampEntry};
 use crate::wheel::{Layout, PreparedWheel};
 use crate::InstallError;
 
@@ -104,14 +105,14 @@ fn pyc_source(name: &str) -> Option<String> {
 }
 
 /// Writes one `.pyc` file of a bundle into site-packages, streamed, never past its declared
-/// size.
+/// size. Returns its stamps entry (none in a model).
 pub(crate) fn write_bytecode(
     archive: &mut ZipArchive<Section>,
     member: &BundleMember,
     layout: &Layout,
     tree: &mut impl Tree,
     wheel: &str,
-) -> Result<(), InstallError> {
+) -> Result<Option<StampEntry>, InstallError> {
     let name = &member.name;
     let corrupt =
         |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {name}: {reason}"));
@@ -133,7 +134,12 @@ pub(crate) fn write_bytecode(
     if copied.read_size != declared {
         return Err(corrupt("its size differs from the zip header".into()));
     }
-    Ok(())
+    Ok(copied.stamp.map(|stamp| StampEntry {
+        key: path_key(&destination),
+        stamp,
+        sha256: copied.sha256,
+        head: copied.head,
+    }))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::pyc::BytecodeLink;
 use crate::set::{install_set, SetOptions, WheelJob};
 use crate::shared::SharedPath;
 use crate::sources::{source_for, Candidate};
-use crate::stamps::{StampsWriter, STAMPS_FILE};
+use crate::stamps::{path_key, StampEntry, StampsWriter, STAMPS_FILE};
 use crate::wheel::{InstallReport, Layout};
 use crate::{extract_app, InstallError, Reporter};
 
@@ -199,8 +199,18 @@ pub fn build_release(
             reporter.phase("compiling", submitted);
             reporter.advance(compiled.load(Ordering::Relaxed));
             tail.store(true, Ordering::Relaxed);
-            compiler.finish()?;
+            let written = compiler.finish()?;
             phases.compile = waiting.elapsed().as_secs_f64();
+            let entries: Vec<StampEntry> = written
+                .into_iter()
+                .map(|pyc| StampEntry {
+                    key: path_key(&pyc.path),
+                    stamp: pyc.stamp,
+                    sha256: pyc.sha256,
+                    head: pyc.head,
+                })
+                .collect();
+            stamps.add(&entries).map_err(stamps_failed)?;
         }
         Ok(shared_paths)
     })?;

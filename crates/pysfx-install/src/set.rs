@@ -16,6 +16,7 @@ use crate::bytecode::{open_bundle, write_bytecode, OpenBundle};
 use crate::parallel::{drain, lock, parallel_map};
 use crate::pyc::BytecodeLink;
 use crate::shared::{SharedPath, SharedPaths};
+use crate::stamps::StampEntry;
 use crate::wheel::{
     prepare_husk, prepare_wheel, InstallReport, Layout, LinkSource, MemberId, MemberOutcome,
     Origin, PreparedWheel,
@@ -208,11 +209,15 @@ fn install_batch<T: Tree>(
         options,
         reporter,
     };
-    let (outcomes, _) = run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
+    let (outcomes, _, pyc_stamps) =
+        run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
     let mut tree = tree.fork();
     let mut reports = Vec::with_capacity(prepared.len());
     for (wheel, members) in prepared.iter().zip(outcomes) {
         reports.push(wheel.finish(in_member_order(members), batch.layout, &mut tree)?);
+    }
+    for (wheel, entry) in pyc_stamps {
+        reports[wheel].stamps.push(entry);
     }
     if let Some(link) = pyc_link {
         let site = batch.layout.site_packages.as_str();
@@ -226,13 +231,17 @@ fn install_batch<T: Tree>(
             })
             .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
             .collect();
-        let (_, linked) = run.tasks(tasks, &tree, &links)?;
-        for (index, size) in linked {
+        let (_, linked, pyc_stamps) = run.tasks(tasks, &tree, &links)?;
+        for (index, size, stamped) in linked {
             let link = &links[index];
             let report = &mut reports[link.wheel];
             report.linked_files += 1;
             report.linked_bytes += size;
+            report.stamped_links += u64::from(stamped);
             report.python_files.retain(|python| *python != link.python);
+        }
+        for (wheel, entry) in pyc_stamps {
+            reports[wheel].stamps.push(entry);
         }
     }
     let precompiled = batch
@@ -318,8 +327,14 @@ struct Run<'r> {
     reporter: &'r dyn Reporter,
 }
 
-/// Per wheel, its members' outcomes; and the byte-code links made, with their sizes.
-type RunOutcomes = (Vec<Vec<(MemberId, MemberOutcome)>>, Vec<(usize, u64)>);
+/// Per wheel, its members' outcomes; the byte-code links made, with their sizes and whether
+/// the stamps vouched for them; and the
+/// stamps entries of the `.pyc` files written or linked, by wheel.
+type RunOutcomes = (
+    Vec<Vec<(MemberId, MemberOutcome)>>,
+    Vec<(usize, u64, bool)>,
+    Vec<(usize, StampEntry)>,
+);
 
 impl Run<'_> {
     /// Runs `tasks` over the threads, biggest first.
@@ -331,6 +346,7 @@ impl Run<'_> {
     ) -> Result<RunOutcomes, InstallError> {
         let collected: Mutex<RunOutcomes> = Mutex::new((
             self.prepared.iter().map(|_| Vec::new()).collect(),
+            Vec::new(),
             Vec::new(),
         ));
         drain(
@@ -344,6 +360,7 @@ impl Run<'_> {
                 tree: tree.fork(),
                 done: Vec::new(),
                 linked: Vec::new(),
+                stamps: Vec::new(),
                 tasks: 0,
             },
             |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
@@ -361,6 +378,7 @@ impl Run<'_> {
                     collected.0[wheel].push((member, outcome));
                 }
                 collected.1.extend(worker.linked);
+                collected.2.extend(worker.stamps);
             },
         )?;
         Ok(collected
@@ -400,14 +418,15 @@ impl Run<'_> {
                 };
                 let linked = crate::pyc::link_pyc(
                     &mut worker.tree,
-                    &source.venv,
+                    source,
                     &link.destination,
                     &link.python,
                     bytecode,
                 )?;
                 match (linked, link.fallback) {
-                    (Some(size), _) => {
-                        worker.linked.push((index, size));
+                    (Some((size, entry, stamped)), _) => {
+                        worker.linked.push((index, size, stamped));
+                        worker.stamps.push((link.wheel, entry));
                         Ok(size)
                     }
                     (None, Some((bundle, member))) => self.write_pyc(worker, bundle, member),
@@ -423,16 +442,17 @@ impl Run<'_> {
         bundle: usize,
         member: usize,
     ) -> Result<u64, InstallError> {
-        let (_, open) = &self.bundles[bundle];
+        let (wheel, open) = &self.bundles[bundle];
         let archive = worker.bundles[bundle].get_or_insert_with(|| open.archive.clone());
         let pyc = &open.members[member];
-        write_bytecode(
+        let entry = write_bytecode(
             archive,
             pyc,
             self.batch.layout,
             &mut worker.tree,
             &open.wheel,
         )?;
+        worker.stamps.extend(entry.map(|entry| (*wheel, entry)));
         Ok(pyc.size)
     }
 }
@@ -443,8 +463,10 @@ struct Worker<T> {
     bundles: Vec<Option<ZipArchive<Section>>>,
     tree: T,
     done: Vec<(usize, MemberId, MemberOutcome)>,
-    /// Byte-code links made, with their sizes.
-    linked: Vec<(usize, u64)>,
+    /// Byte-code links made, with their sizes and whether by stamp.
+    linked: Vec<(usize, u64, bool)>,
+    /// Stamps entries of the `.pyc` files written or linked, by wheel.
+    stamps: Vec<(usize, StampEntry)>,
     /// Tasks this thread has run.
     tasks: usize,
 }

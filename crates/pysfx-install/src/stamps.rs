@@ -2,11 +2,13 @@
 //! reading them, that the files it would hard-link are still what this install put there.
 //!
 //! For each wheel file the install wrote or linked into the venv, the file holds the SHA-256
-//! of its bytes (hashed as they were written or checked) and its [`Stamp`] (inode, size,
-//! mtime and ctime, to nanoseconds) taken just after this install's last change to it. A later
-//! install links such a file without hashing it when `lstat` gives the very same stamp and the
-//! recorded digest is the one its RECORD asks for: any write since would have moved the
-//! ctime. Anything else — no stamps file, no entry, another stamp — and the file is linked
+//! of its bytes (hashed as they were written or checked), its first 16 bytes, and its
+//! [`Stamp`] (inode, size, mtime and ctime, to nanoseconds) taken just after this install's
+//! last change to it. A later install links such a file without reading it when `lstat` gives
+//! the very same stamp and the recorded digest is the one its RECORD asks for: any write since
+//! would have moved the ctime. A `.pyc` file of a linked source is linked the same way when
+//! its recorded first bytes are the header this interpreter expects (its digest is not known
+//! when it was linked by its header, and is then recorded as zeros, which no RECORD names). Anything else — no stamps file, no entry, another stamp — and the file is linked
 //! and hashed as before (see `wheel::linked`), so a stale stamp costs time, never correctness.
 //!
 //! Two limits, both falling back to hashing:
@@ -18,7 +20,7 @@
 //!
 //! Layout (little-endian): entries of [`ENTRY_BYTES`] — path key (FNV-1a 64 of the path
 //! relative to the venv), inode, size, mtime seconds and nanoseconds, ctime seconds and
-//! nanoseconds, SHA-256 — then a trailer: [`MAGIC`], the time the file was finished (seconds,
+//! nanoseconds, SHA-256, first 16 bytes — then a trailer: [`MAGIC`], the time the file was finished (seconds,
 //! nanoseconds) and the number of entries. A file of any other shape is ignored.
 
 use std::io::{Read, Write};
@@ -26,16 +28,17 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pysfx_tree::Stamp;
+use pysfx_tree::{Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
 
-const MAGIC: &[u8; 8] = b"PYSFXST1";
-const ENTRY_BYTES: usize = 8 + 8 + 8 + 12 + 12 + 32;
+const MAGIC: &[u8; 8] = b"PYSFXST2";
+const ENTRY_BYTES: usize = 8 + 8 + 8 + 12 + 12 + 32 + 16;
 const TRAILER_BYTES: usize = 8 + 12 + 8;
-/// No stamps file is read past this size (a million files).
-const MAX_BYTES: u64 = 80 << 20;
+/// A larger stamps file (of over 400,000 files; the 1.6 GB popular corpus has 79,000) is
+/// not read: memory stays bounded whatever lies beside DEST.
+const MAX_BYTES: u64 = 32 << 20;
 
 /// How long after its ctime an entry is trusted, on a filesystem with fine timestamps: the
 /// kernel stamps files from a clock that moves in ticks of at most 10 ms.
@@ -48,7 +51,10 @@ pub const SETTLE_COARSE: Duration = Duration::from_secs(2);
 pub struct StampEntry {
     pub key: u64,
     pub stamp: Stamp,
+    /// Of the file's bytes; zeros when not known.
     pub sha256: [u8; 32],
+    /// The file's first bytes, zero-padded.
+    pub head: [u8; 16],
 }
 
 /// The key of a path relative to the venv (FNV-1a, 64 bits: the same in every process). Two
@@ -80,7 +86,8 @@ impl<W: Write> StampsWriter<W> {
             bytes[16..24].copy_from_slice(&entry.stamp.size.to_le_bytes());
             put_time(&mut bytes[24..36], entry.stamp.mtime);
             put_time(&mut bytes[36..48], entry.stamp.ctime);
-            bytes[48..].copy_from_slice(&entry.sha256);
+            bytes[48..80].copy_from_slice(&entry.sha256);
+            bytes[80..].copy_from_slice(&entry.head);
             all.extend_from_slice(&bytes);
         }
         self.count += entries.len() as u64;
@@ -171,11 +178,14 @@ impl Stamps {
                 ctime: get_time(&chunk[36..48]),
             };
             let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&chunk[48..]);
+            sha256.copy_from_slice(&chunk[48..80]);
+            let mut head = [0u8; 16];
+            head.copy_from_slice(&chunk[80..]);
             entries.push(StampEntry {
                 key: word(0),
                 stamp,
                 sha256,
+                head,
             });
         }
         entries.sort_unstable_by_key(|entry| entry.key);
@@ -185,16 +195,50 @@ impl Stamps {
         })
     }
 
-    /// Whether the file at `path` (relative to the venv), whose `lstat` says `metadata`, is
-    /// still the one with `sha256` that the release stamped: same stamp, stamped long enough
-    /// before the stamps were finished that no change can hide in the same clock tick.
-    pub fn unchanged(&self, path: &str, sha256: &[u8; 32], metadata: &std::fs::Metadata) -> bool {
+    /// The entry of `path` (relative to the venv).
+    pub fn entry(&self, path: &str) -> Option<&StampEntry> {
         let key = path_key(path);
-        let Ok(found) = self.entries.binary_search_by_key(&key, |entry| entry.key) else {
-            return false;
+        let found = self
+            .entries
+            .binary_search_by_key(&key, |entry| entry.key)
+            .ok()?;
+        self.entries.get(found)
+    }
+
+    /// Whether the file whose `lstat` says `metadata` is the one `entry` stamped, stamped long
+    /// enough before the stamps were finished that no change can hide in the same clock tick.
+    pub fn holds(&self, entry: &StampEntry, metadata: &std::fs::Metadata) -> bool {
+        entry.stamp == Stamp::of(metadata) && self.settled(&entry.stamp)
+    }
+
+    /// Hard-links `path` (a file of the release these stamps are of) to `destination` in
+    /// `tree` without reading it, when `entry` holds it unchanged and `fits` accepts it (its
+    /// owner, mode, size…). Returns what `lstat` says of the new name; `None`, and nothing
+    /// left at `destination`, otherwise (the caller reads the file instead).
+    pub(crate) fn link_unchanged(
+        &self,
+        entry: &StampEntry,
+        path: &Path,
+        destination: &str,
+        tree: &mut impl Tree,
+        fits: impl Fn(&std::fs::Metadata) -> bool,
+    ) -> Result<Option<std::fs::Metadata>, TreeError> {
+        let Ok(before) = std::fs::symlink_metadata(path) else {
+            return Ok(None);
         };
-        let entry = &self.entries[found];
-        entry.sha256 == *sha256 && entry.stamp == Stamp::of(metadata) && self.settled(&entry.stamp)
+        if !self.holds(entry, &before) || !fits(&before) {
+            return Ok(None);
+        }
+        let Some(after) = tree.link(destination, path)? else {
+            return Ok(None);
+        };
+        // The name linked must still be the inode stamped (not one put there since the look).
+        let (was, is) = (Stamp::of(&before), Stamp::of(&after));
+        if !after.is_file() || (is.inode, is.size, is.mtime) != (was.inode, was.size, was.mtime) {
+            tree.unlink(destination)?;
+            return Ok(None);
+        }
+        Ok(Some(after))
     }
 
     fn settled(&self, stamp: &Stamp) -> bool {
@@ -230,6 +274,7 @@ mod tests {
                 ctime,
             },
             sha256: [key as u8; 32],
+            head: [key as u8 + 1; 16],
         }
     }
 

@@ -72,6 +72,28 @@ impl DiskTree {
         }
     }
 
+    /// Hard-links `source` to `destination`, creating its directories; the new path, or `None`
+    /// when the kernel refused the link.
+    fn hard_link(
+        &mut self,
+        destination: &str,
+        source: &Path,
+    ) -> Result<Option<PathBuf>, TreeError> {
+        if let Some(parent) = parent_of(destination) {
+            self.create_dirs(parent)?;
+        }
+        let path = self.root.join(destination);
+        // linkat(2) with no flags: a symbolic link at `source` is linked as itself.
+        match fs::hard_link(source, &path) {
+            Ok(()) => Ok(Some(path)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(self.taken_or_io(destination, error))
+            }
+            // EXDEV, EPERM, EMLINK, ENOENT, EACCES…: the caller writes the file instead.
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Moves a replacement written under a temporary name over `destination`, which must be
     /// absent or a regular file (never a link or a directory).
     fn commit(&self, temporary: &Path, destination: &str) -> Result<(), TreeError> {
@@ -221,19 +243,9 @@ impl Tree for DiskTree {
         destination: &str,
         source: &Path,
     ) -> Result<Option<fs::Metadata>, TreeError> {
-        if let Some(parent) = parent_of(destination) {
-            self.create_dirs(parent)?;
-        }
-        let path = self.root.join(destination);
-        // linkat(2) with no flags: a symbolic link at `source` is linked as itself.
-        match fs::hard_link(source, &path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(self.taken_or_io(destination, error))
-            }
-            // EXDEV, EPERM, EMLINK, ENOENT, EACCES…: the caller writes the file instead.
-            Err(_) => return Ok(None),
-        }
+        let Some(path) = self.hard_link(destination, source)? else {
+            return Ok(None);
+        };
         match fs::symlink_metadata(&path) {
             Ok(metadata) => Ok(Some(metadata)),
             Err(_) => {
@@ -248,10 +260,9 @@ impl Tree for DiskTree {
         destination: &str,
         source: &Path,
     ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
-        if self.link(destination, source)?.is_none() {
+        let Some(path) = self.hard_link(destination, source)? else {
             return Ok(None);
-        }
-        let path = self.root.join(destination);
+        };
         let opened = OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)

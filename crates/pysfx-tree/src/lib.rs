@@ -62,6 +62,8 @@ pub struct Copied {
     pub size: u64,
     pub read_size: u64,
     pub read_digest: Option<Vec<u8>>,
+    /// The first bytes written (up to 16; a `.pyc` file's header), zero-padded.
+    pub head: [u8; 16],
     /// The new file's [`Stamp`] once closed: `None` for a model, a replacement or a file not
     /// written.
     pub stamp: Option<Stamp>,
@@ -285,6 +287,7 @@ struct Copier<'h> {
     read_hasher: Option<ReadHasher>,
     size: u64,
     read_size: u64,
+    head: [u8; 16],
 }
 
 impl<'h> Copier<'h> {
@@ -295,6 +298,7 @@ impl<'h> Copier<'h> {
             read_hasher: read_hash.map(ReadHasher::new),
             size: 0,
             read_size: 0,
+            head: [0; 16],
         }
     }
 
@@ -318,6 +322,10 @@ impl<'h> Copier<'h> {
             }
         }
         self.written.update(&out);
+        if let Some(room) = self.head.get_mut(self.size as usize..) {
+            let take = room.len().min(out.len());
+            room[..take].copy_from_slice(&out[..take]);
+        }
         self.size += out.len() as u64;
         out
     }
@@ -328,6 +336,7 @@ impl<'h> Copier<'h> {
             size: self.size,
             read_size: self.read_size,
             read_digest: self.read_hasher.map(ReadHasher::finalize),
+            head: self.head,
             stamp: None,
         }
     }

@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use pysfx_tree::{DiskTree, Disposition, Sink, Tree, TreeError};
+use pysfx_tree::{CopyError, CopyOptions, DiskTree, Sink, Stamp, Tree, TreeError};
 
 use crate::{Interpreter, VenvError};
 
@@ -138,7 +138,7 @@ pub fn compile(
             on_compiled,
         )?;
         compiler.submit(jobs.to_vec());
-        compiler.finish()
+        compiler.finish().map(|_| ())
     })
 }
 
@@ -152,12 +152,22 @@ struct Queue {
     failed: bool,
 }
 
+/// A `.pyc` file a worker's answer was written to: its path (relative to the compiler's
+/// root), its stamp once closed, the SHA-256 of its bytes and its first 16 (the header).
+#[derive(Debug, Clone)]
+pub struct WrittenPyc {
+    pub path: String,
+    pub stamp: Stamp,
+    pub sha256: [u8; 32],
+    pub head: [u8; 16],
+}
+
 /// Long-lived compile workers that take files from one queue as they become free, so the
 /// compiling of one batch of wheels overlaps the unpacking of the next and no worker idles
 /// while another has a long list left.
 pub struct Compiler<'scope> {
     queue: Arc<(Mutex<Queue>, Condvar)>,
-    handles: Vec<ScopedJoinHandle<'scope, Option<String>>>,
+    handles: Vec<ScopedJoinHandle<'scope, (Option<String>, Vec<WrittenPyc>)>>,
 }
 
 /// A compiler dropped without [`Compiler::finish`] (the install failed) stops its workers:
@@ -210,6 +220,7 @@ impl<'scope> Compiler<'scope> {
                 queue: Arc::clone(&compiler.queue),
                 tree: tree.fork(),
                 format: format.clone(),
+                written: Vec::new(),
             };
             let handle = scope.spawn(move || worker.run(child, on_compiled));
             compiler.handles.push(handle);
@@ -227,23 +238,26 @@ impl<'scope> Compiler<'scope> {
         ready.notify_all();
     }
 
-    /// Waits for every file submitted; the first worker's failure is the error.
-    pub fn finish(mut self) -> Result<(), VenvError> {
+    /// Waits for every file submitted; the first worker's failure is the error. Returns the
+    /// `.pyc` files written.
+    pub fn finish(mut self) -> Result<Vec<WrittenPyc>, VenvError> {
         {
             let (queue, ready) = &*self.queue;
             lock(queue).closed = true;
             ready.notify_all();
         }
         let mut failure = None;
+        let mut written = Vec::new();
         for handle in std::mem::take(&mut self.handles) {
-            let result = handle
+            let (result, files) = handle
                 .join()
-                .unwrap_or(Some("a worker thread panicked".into()));
+                .unwrap_or((Some("a worker thread panicked".into()), Vec::new()));
             failure = failure.or(result);
+            written.extend(files);
         }
         match failure {
             Some(reason) => Err(VenvError::Compile { reason }),
-            None => Ok(()),
+            None => Ok(written),
         }
     }
 }
@@ -288,11 +302,16 @@ struct Worker {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     tree: Sink,
     format: PycFormat,
+    written: Vec<WrittenPyc>,
 }
 
 impl Worker {
-    /// Runs the worker until the queue ends. Returns why it failed.
-    fn run(mut self, mut child: Child, on_compiled: &(dyn Fn() + Sync)) -> Option<String> {
+    /// Runs the worker until the queue ends. Returns why it failed, and the files written.
+    fn run(
+        mut self,
+        mut child: Child,
+        on_compiled: &(dyn Fn() + Sync),
+    ) -> (Option<String>, Vec<WrittenPyc>) {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         // Errors are read on their own thread, so a full pipe cannot stall the worker.
@@ -329,7 +348,7 @@ impl Worker {
             lock(state).failed = true;
             ready.notify_all();
         }
-        outcome
+        (outcome, self.written)
     }
 
     /// Keeps up to [`IN_FLIGHT`] files with the worker until the queue ends, writing each
@@ -394,10 +413,22 @@ impl Worker {
         content.extend_from_slice(&code.data);
         match self
             .tree
-            .write_all(&pyc, &content, 0o644, Disposition::Create)
+            .copy(&pyc, &mut content.as_slice(), CopyOptions::new(0o644))
         {
-            Ok(()) | Err(TreeError::PathTaken { .. }) => Ok(()),
-            Err(error) => Err(error.to_string()),
+            Ok(copied) => {
+                if let Some(stamp) = copied.stamp {
+                    self.written.push(WrittenPyc {
+                        path: pyc,
+                        stamp,
+                        sha256: copied.sha256,
+                        head: copied.head,
+                    });
+                }
+                Ok(())
+            }
+            Err(CopyError::Write(TreeError::PathTaken { .. })) => Ok(()),
+            Err(CopyError::Write(error)) => Err(error.to_string()),
+            Err(CopyError::Read(error)) => Err(error.to_string()),
         }
     }
 }

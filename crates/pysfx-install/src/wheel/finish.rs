@@ -53,6 +53,7 @@ impl PreparedWheel {
                     key: path_key(&plan.destination),
                     stamp,
                     sha256: outcome.digest,
+                    head: [0; 16],
                 });
             }
             rows.push(RecordEntry {

@@ -156,30 +156,23 @@ impl PreparedWheel {
         let (Some(stamps), Some(digest)) = (source.stamps.as_deref(), sha256_of_hash(hash)) else {
             return Ok(None);
         };
-        let Ok(before) = std::fs::symlink_metadata(path) else {
+        let Some(entry) = stamps
+            .entry(&plan.destination)
+            .filter(|entry| entry.sha256 == digest)
+        else {
             return Ok(None);
         };
-        if !stamps.unchanged(&plan.destination, &digest, &before)
-            || !self.fits(plan, layout, &before)
-        {
-            return Ok(None);
-        }
-        let Some(after) = tree.link(&plan.destination, path)? else {
+        let fits = |metadata: &std::fs::Metadata| self.fits(plan, layout, metadata);
+        let Some(after) = stamps.link_unchanged(entry, path, &plan.destination, tree, fits)? else {
             return Ok(None);
         };
-        // The name linked must still be the inode stamped (not one put there since the look).
-        let (was, is) = (Stamp::of(&before), Stamp::of(&after));
-        if !after.is_file() || (is.inode, is.size, is.mtime) != (was.inode, was.size, was.mtime) {
-            tree.unlink(&plan.destination)?;
-            return Ok(None);
-        }
         self.trace_linked(plan, source);
         Ok(Some(MemberOutcome {
             digest,
             size: plan.size,
             linked: true,
             executable: after.mode() & 0o100 != 0,
-            stamp: Some(is),
+            stamp: Some(Stamp::of(&after)),
             stamped: true,
         }))
     }
