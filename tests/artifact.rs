@@ -331,6 +331,63 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
     );
 }
 
+/// A re-run with `--python` naming the binary the release was installed with takes the
+/// interpreter's facts from the receipt instead of starting it (most of a no-op's time); once
+/// the same `--python` names another binary, that interpreter is asked, and a release of
+/// another Python is refused as before.
+#[test]
+fn a_rerun_asks_the_interpreter_again_only_when_its_binary_changed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let destination = work.path().join("releases/1");
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let python = bin.join("python");
+    let (eleven, twelve) = (pysfx_e2e::python(11), pysfx_e2e::python(12));
+    std::os::unix::fs::symlink(&eleven.path, &python).expect("symlink");
+    let (code, first, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(first["changed"], true);
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("the receipt"),
+    )
+    .expect("json");
+    // The binary behind the link: its identity ends with its real path.
+    let binary = std::fs::canonicalize(&eleven.path).expect("the binary");
+    let recorded = receipt["interpreter"]["binary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        recorded.ends_with(&format!(" {}", binary.display())),
+        "{}",
+        receipt["interpreter"]
+    );
+    let remembered = "by its unchanged binary";
+
+    let verbose = [OsStr::new("-v")];
+    let (code, second, stderr) = install_with(&artifact, &destination, &python, &verbose);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(second["changed"], false);
+    assert_eq!(second["python_version"], first["python_version"]);
+    assert!(
+        stderr.contains(remembered),
+        "the interpreter was asked:\n{stderr}"
+    );
+
+    // The same `--python`, another binary behind it.
+    std::fs::remove_file(&python).expect("unlink");
+    std::os::unix::fs::symlink(&twelve.path, &python).expect("symlink");
+    let (code, third, stderr) = install_with(&artifact, &destination, &python, &verbose);
+    assert_eq!(code, 5, "{third}\n{stderr}");
+    assert!(!stderr.contains(remembered), "{stderr}");
+    assert!(
+        third["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("installed with Python 3.11")),
+        "{third}"
+    );
+}
+
 #[test]
 fn a_stub_that_needs_a_newer_glibc_is_refused() {
     // The debug stub links against this machine's glibc (2.36 here), past CentOS 7's 2.17.

@@ -8,7 +8,7 @@ use pysfx_format::Payload;
 use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
-use pysfx_venv::Interpreter;
+use pysfx_venv::{BinaryIdentity, Interpreter};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -22,7 +22,7 @@ use crate::output::print_stdout;
 use crate::progress::Progress;
 use crate::{lock, signals};
 use pysfx_release::link::{check_link, repoint_link};
-use pysfx_release::receipt::{Contents, InstalledWheel, Receipt, RECEIPT_NAME};
+use pysfx_release::receipt::{Contents, InstalledWheel, InstalledWith, Receipt, RECEIPT_NAME};
 
 /// What `./site.sfx -d DEST` was asked to do.
 pub struct Request {
@@ -61,6 +61,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let digest = payload.digest();
     // A new DEST is always verified: the payload is hashed while the interpreter answers.
     let new_dest = std::fs::symlink_metadata(&destination).is_err();
+    // Taken before the interpreter is asked: if the binary changes after, the receipt holds
+    // the older identity, and the next run asks again.
+    let binary = BinaryIdentity::of(&cli.python);
+    let mut remembered = false;
     let (interpreter, hashed) = match new_dest {
         true => std::thread::scope(|scope| {
             let hashing = scope.spawn(|| {
@@ -74,9 +78,17 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             };
             (interpreter, Some(hashed))
         }),
-        false => (Interpreter::query(&cli.python), None),
+        // A re-run with the binary the release was installed with: its facts are in the
+        // receipt. (The no-op's cost was mostly starting the interpreter.)
+        false => match remembered_interpreter(&destination, &digest, &cli.python) {
+            Some(interpreter) => {
+                remembered = true;
+                (Ok(interpreter), None)
+            }
+            None => (Interpreter::query(&cli.python), None),
+        },
     };
-    let interpreter = interpreter?;
+    let mut interpreter = interpreter?;
     crate::failure::set_python_version(interpreter.version());
     // A re-run on a finished release writes nothing, so it need not hash the payload: the
     // trailer's digest identifies the release. Anything else is verified before writing.
@@ -85,6 +97,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             inspect_destination(&destination, &digest, &interpreter),
             Ok(Existing::SameRelease)
         );
+    if remembered && !unchanged {
+        // Remembered, but something will be written: what is installed is planned from the
+        // interpreter's own answer, as on a first install.
+        interpreter = Interpreter::query(&cli.python)?;
+        crate::failure::set_python_version(interpreter.version());
+    }
     let mut verified = false;
     let parent = destination
         .parent()
@@ -164,6 +182,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 &mut payload,
                 &Target {
                     interpreter: &interpreter,
+                    binary: binary.as_ref(),
                     plan: &plan,
                     candidates: &candidates,
                 },
@@ -429,6 +448,8 @@ fn build(
 /// What is installed: by which interpreter, which wheels, linked from which releases.
 struct Target<'a> {
     interpreter: &'a Interpreter,
+    /// The interpreter's binary as it was before the query (see `BinaryIdentity`).
+    binary: Option<&'a BinaryIdentity>,
     plan: &'a Plan,
     candidates: &'a [Candidate],
 }
@@ -472,20 +493,38 @@ fn build_tree(
         &options,
         &phases.progress,
     )?;
-    write_receipt(payload, interpreter, plan, destination, temporary, &built)?;
+    write_receipt(payload, target, destination, temporary, &built)?;
     crate::sbom::write_for_set(payload, &plan.set_name, temporary)?;
     Ok(built)
+}
+
+/// The interpreter DEST's release was installed with, from its receipt, when DEST holds this
+/// very payload installed by this very stub and `python` names the same binary.
+fn remembered_interpreter(destination: &Path, digest: &str, python: &str) -> Option<Interpreter> {
+    let receipt = pysfx_release::receipt::read(destination)?;
+    if receipt.payload_sha256 != digest || receipt.pysfx_version != env!("CARGO_PKG_VERSION") {
+        return None;
+    }
+    let interpreter = receipt.same_interpreter(python)?;
+    tracing::debug!(
+        python,
+        version = %interpreter.version(),
+        "the interpreter of the release, by its unchanged binary"
+    );
+    Some(interpreter)
 }
 
 /// `DEST/pysfx-receipt.json`: what was installed, by which interpreter, when.
 fn write_receipt(
     payload: &Payload,
-    interpreter: &Interpreter,
-    plan: &Plan,
+    target: &Target<'_>,
     destination: &Path,
     temporary: &Path,
     built: &Built,
 ) -> Result<(), Failure> {
+    let Target {
+        interpreter, plan, ..
+    } = *target;
     // What `--check` compares the release with later.
     let site_packages = format!("venv/{}", built.site_packages);
     let app_name = &payload.manifest().app.name;
@@ -540,6 +579,15 @@ fn write_receipt(
         bytes: built.bytes,
         manifest: payload.manifest().clone(),
         contents: Some(contents),
+        interpreter: target
+            .binary
+            .and_then(BinaryIdentity::text)
+            .filter(|_| !interpreter.answer.is_empty())
+            .map(|binary| InstalledWith {
+                requested: interpreter.requested.clone(),
+                binary,
+                answer: interpreter.answer.clone(),
+            }),
     };
     let text = serde_json::to_vec_pretty(&receipt)
         .map_err(|error| Failure::other(format!("cannot write the receipt: {error}")))?;

@@ -36,6 +36,36 @@ pub struct Receipt {
     /// `--check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<Contents>,
+    /// The interpreter as the install found it, for a re-run with the same binary. Absent
+    /// when it was a script (a shim, a wrapper), and in receipts of earlier stubs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<InstalledWith>,
+}
+
+/// What a re-run needs to know that `--python` still names the interpreter of the install,
+/// and what that interpreter said of itself then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstalledWith {
+    /// `--python` (or `$PYSFX_PYTHON`, or `python3`) as given.
+    pub requested: String,
+    /// The binary it ran, taken before the interpreter was asked
+    /// ([`pysfx_venv::BinaryIdentity::text`]).
+    pub binary: String,
+    /// The query's answer, as the interpreter printed it.
+    pub answer: String,
+}
+
+impl Receipt {
+    /// The interpreter of the install, when `python` names the very binary it ran (a re-run
+    /// then need not start it to learn its version, tags and marker values).
+    pub fn same_interpreter(&self, python: &str) -> Option<pysfx_venv::Interpreter> {
+        let installed = self.interpreter.as_ref()?;
+        let binary = pysfx_venv::BinaryIdentity::of(python)?.text()?;
+        if installed.requested != python || installed.binary != binary {
+            return None;
+        }
+        pysfx_venv::Interpreter::from_answer(python, &installed.answer)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

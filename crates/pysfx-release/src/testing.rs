@@ -85,6 +85,7 @@ pub fn fake_release(parent: &Path, name: &str, app: &str, installed_at: u64) -> 
         bytes: 100,
         manifest,
         contents: Some(contents),
+        interpreter: None,
     };
     std::fs::write(
         release.join(RECEIPT_NAME),

@@ -55,6 +55,10 @@ pub struct Interpreter {
     /// `sys.implementation.version` as packaging formats it (`3.12.0rc1`).
     #[serde(default)]
     pub implementation_version: String,
+    /// The query's answer as the interpreter printed it (JSON), which these facts were read
+    /// from: what a receipt keeps to read them again.
+    #[serde(skip)]
+    pub answer: String,
 }
 
 impl Interpreter {

@@ -2,12 +2,14 @@
 //! object, run with a time limit and a cap on what it may print.
 
 mod facts;
+mod identity;
 mod query;
 mod run;
 #[cfg(test)]
 mod tests;
 
 pub use facts::Interpreter;
+pub use identity::BinaryIdentity;
 pub use query::QUERY_SCRIPT;
 pub(crate) use run::{run_bounded, Ending};
 pub use run::{Limits, QUERY_TIMEOUT_VARIABLE};

@@ -125,6 +125,7 @@ impl Interpreter {
                 ))
             })?;
         interpreter.requested = python.to_string();
+        interpreter.answer = String::from_utf8_lossy(&run.stdout).into_owned();
         debug!(
             python,
             version = %interpreter.version(),
@@ -133,6 +134,16 @@ impl Interpreter {
         );
         interpreter.check_supported()?;
         Ok(interpreter)
+    }
+
+    /// The facts a query answered (its JSON, [`Interpreter::answer`]), for `python`; `None`
+    /// when they do not read as an answer.
+    pub fn from_answer(python: &str, answer: &str) -> Option<Interpreter> {
+        let mut interpreter: Interpreter = serde_json::from_slice(answer.as_bytes()).ok()?;
+        interpreter.requested = python.to_string();
+        interpreter.answer = answer.to_string();
+        interpreter.check_supported().ok()?;
+        Some(interpreter)
     }
 
     fn check_supported(&self) -> Result<(), VenvError> {
