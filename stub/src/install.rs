@@ -123,7 +123,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
     // linked from; a thin artifact's left-out wheels must be among those.
-    let plan = plan::choose(payload.manifest(), &interpreter)?;
+    let mut plan = plan::choose(payload.manifest(), &interpreter)?;
     let candidates = match unchanged {
         true => Vec::new(),
         false => link_candidates(
@@ -172,10 +172,16 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 check_replaceable(&destination, link.as_deref())?;
             }
             if !verified {
-                // DEST changed between the first look and the lock.
+                // `--force`, or DEST changed between the first look and the lock.
                 verify(&mut payload, &mut phases)?;
                 check_free_space(&parent, payload.manifest().unpacked_bytes)?;
                 verified = true;
+                if remembered {
+                    // What is installed is planned from the interpreter's own answer.
+                    interpreter = Interpreter::query(&cli.python)?;
+                    crate::failure::set_python_version(interpreter.version());
+                    plan = plan::choose(payload.manifest(), &interpreter)?;
+                }
             }
             Some(build(
                 cli,
@@ -579,8 +585,13 @@ fn write_receipt(
         bytes: built.bytes,
         manifest: payload.manifest().clone(),
         contents: Some(contents),
+        // Only a binary that is the interpreter itself (not a launcher that picks one, like
+        // a mise shim: the answer names the executable that ran).
         interpreter: target
             .binary
+            .filter(|binary| {
+                std::fs::canonicalize(&interpreter.executable).ok().as_ref() == Some(&binary.path)
+            })
             .and_then(BinaryIdentity::text)
             .filter(|_| !interpreter.answer.is_empty())
             .map(|binary| InstalledWith {

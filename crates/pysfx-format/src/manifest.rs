@@ -205,8 +205,9 @@ impl Manifest {
 /// Names the release uses for itself (and the hook names of the venv), which the app may not
 /// take: `<app>/` sits beside `venv/` in DEST, and `<app>.pth` beside `loadenv.py` and
 /// `loadenv-init.pth` in site-packages.
-pub const RESERVED_APP_NAMES: [&str; 8] = [
+pub const RESERVED_APP_NAMES: [&str; 9] = [
     "venv",
+    "pysfx-stamps",
     "static.in",
     "wheels",
     "environment.json",

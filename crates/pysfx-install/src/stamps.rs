@@ -111,6 +111,23 @@ impl<W: Write> StampsWriter<W> {
     }
 }
 
+/// Whether `path` is on a local filesystem known to keep an honest ctime (moved by the kernel
+/// on every change): ext2/3/4, XFS, Btrfs, tmpfs, overlayfs, F2FS, ZFS. A network or FUSE
+/// filesystem may report a ctime the server or the daemon chose (sshfs reports the mtime),
+/// so there the stamps are not trusted and every linked file is read.
+fn keeps_ctime(path: &Path) -> bool {
+    const LOCAL: [i64; 7] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+    ];
+    nix::sys::statfs::statfs(path).is_ok_and(|stat| LOCAL.contains(&stat.filesystem_type().0))
+}
+
 fn put_time(bytes: &mut [u8], (seconds, nanos): (i64, u32)) {
     bytes[..8].copy_from_slice(&seconds.to_le_bytes());
     bytes[8..12].copy_from_slice(&nanos.to_le_bytes());
@@ -145,7 +162,7 @@ impl Stamps {
         if !metadata.is_file() || metadata.uid() != euid || metadata.mode() & 0o022 != 0 {
             return None;
         }
-        if metadata.len() > MAX_BYTES {
+        if metadata.len() > MAX_BYTES || !keeps_ctime(release) {
             return None;
         }
         let mut bytes = Vec::with_capacity(metadata.len() as usize);
@@ -189,6 +206,22 @@ impl Stamps {
             });
         }
         entries.sort_unstable_by_key(|entry| entry.key);
+        // A path written twice (a later wheel's file replacing an earlier one's) has an entry
+        // per write: none of them is trusted, since the first may name an inode since freed
+        // and reused.
+        let mut kept: Vec<StampEntry> = Vec::with_capacity(entries.len());
+        let mut previous = None;
+        for entry in entries {
+            if previous == Some(entry.key) {
+                if kept.last().is_some_and(|last| last.key == entry.key) {
+                    kept.pop();
+                }
+                continue;
+            }
+            previous = Some(entry.key);
+            kept.push(entry);
+        }
+        let entries = kept;
         Some(Stamps {
             entries,
             finished: get_time(&trailer[8..20]),
@@ -306,6 +339,22 @@ mod tests {
         // Whole seconds: two seconds are needed.
         assert!(!stamps.settled(&entry(1, (999, 0)).stamp));
         assert!(stamps.settled(&entry(1, (998, 0)).stamp));
+    }
+
+    #[test]
+    fn a_path_written_twice_is_not_trusted() {
+        let mut writer = StampsWriter::new(Vec::new());
+        writer
+            .add(&[
+                entry(3, (1, 1)),
+                entry(5, (1, 1)),
+                entry(3, (2, 2)),
+                entry(3, (3, 3)),
+            ])
+            .expect("add");
+        let stamps = Stamps::parse(&writer.finish().expect("finish")).expect("parsed");
+        assert_eq!(stamps.len(), 1);
+        assert_eq!(stamps.entries[0].key, 5);
     }
 
     #[test]

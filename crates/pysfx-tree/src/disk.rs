@@ -202,11 +202,10 @@ impl Tree for DiskTree {
             }
         }
         if disposition == Disposition::Replace {
-            drop(file);
             self.commit(&path, destination)?;
-            return Ok(None);
         }
-        // After the last change this install makes to the file: a later one shows.
+        // After the last change this install makes to the file (a replacement's rename
+        // included): a later one shows.
         let stamp = file.metadata().ok().map(|metadata| Stamp::of(&metadata));
         Ok(stamp)
     }

@@ -64,8 +64,7 @@ pub struct Copied {
     pub read_digest: Option<Vec<u8>>,
     /// The first bytes written (up to 16; a `.pyc` file's header), zero-padded.
     pub head: [u8; 16],
-    /// The new file's [`Stamp`] once closed: `None` for a model, a replacement or a file not
-    /// written.
+    /// The new file's [`Stamp`] once closed: `None` for a model or a file not written.
     pub stamp: Option<Stamp>,
 }
 

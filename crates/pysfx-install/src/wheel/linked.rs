@@ -156,9 +156,10 @@ impl PreparedWheel {
         let (Some(stamps), Some(digest)) = (source.stamps.as_deref(), sha256_of_hash(hash)) else {
             return Ok(None);
         };
+        // Zeros stand for a digest not known (byte-code linked by its header), never matched.
         let Some(entry) = stamps
             .entry(&plan.destination)
-            .filter(|entry| entry.sha256 == digest)
+            .filter(|entry| entry.sha256 == digest && digest != [0; 32])
         else {
             return Ok(None);
         };
