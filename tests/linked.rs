@@ -99,17 +99,7 @@ fn artifacts(root: &Path, compiled_for: Option<u32>) -> Artifacts {
 /// JSON. (Without the suite's `pip check` after each install, 2 s each: the releases here are
 /// of two small artifacts, and the test of linking checks the linked release with pip.)
 fn deploy(artifact: &Path, release: &Path, python: &Path, extra: &[&OsStr]) -> serde_json::Value {
-    let mut args = vec![
-        OsStr::new("-d"),
-        release.as_os_str(),
-        OsStr::new("--python"),
-        python.as_os_str(),
-    ];
-    args.extend_from_slice(extra);
-    let (code, result, stderr) = run_json(artifact, &args);
-    assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
-    assert_eq!(result["changed"], true, "{}: {result}", release.display());
-    result
+    deploy_logged(artifact, release, python, extra).0
 }
 
 /// [`deploy`], also returning what the install logged (with `-v`, its debug lines).
@@ -128,6 +118,7 @@ fn deploy_logged(
     args.extend_from_slice(extra);
     let (code, result, stderr) = run_json(artifact, &args);
     assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
+    assert_eq!(result["changed"], true, "{}: {result}", release.display());
     (result, stderr)
 }
 
