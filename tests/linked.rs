@@ -545,6 +545,17 @@ fn edit_in_place(release: &Path, minor: u32) -> [PathBuf; 2] {
     [module, data]
 }
 
+/// The two files [`edit_in_place`] edits, as their wheels ship them.
+fn pristine_of_edited(artifacts: &Artifacts) -> [Vec<u8>; 2] {
+    [
+        wheel_member(&artifacts.shared_wheels, "chardet/version.py"),
+        wheel_member(
+            &artifacts.shared_wheels,
+            "pysfx_datapkg-1.0.data/data/share/pysfx-datapkg/readme.txt",
+        ),
+    ]
+}
+
 #[test]
 fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
     let python = python(11);
@@ -560,13 +571,7 @@ fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
     let result = deploy(&artifacts.v2, &second, &python.path, &no_compile);
     assert!(linked(&result).0 > 0, "{result}");
 
-    let pristine = [
-        wheel_member(&artifacts.shared_wheels, "chardet/version.py"),
-        wheel_member(
-            &artifacts.shared_wheels,
-            "pysfx_datapkg-1.0.data/data/share/pysfx-datapkg/readme.txt",
-        ),
-    ];
+    let pristine = pristine_of_edited(&artifacts);
     for (relative, pristine) in edited.iter().zip(&pristine) {
         let (older, newer) = (first.join(relative), second.join(relative));
         assert_ne!(
@@ -651,13 +656,7 @@ fn files_are_linked_by_their_stamps_until_the_stamps_move() {
     assert!(pyc_linked > 0, "no byte-code linked: {result}");
     // Every file linked was vouched for by its stamp: none was read.
     assert_eq!(stamped_links(&log), linked_files, "{result}\n{log}");
-    let pristine = [
-        wheel_member(&artifacts.shared_wheels, "chardet/version.py"),
-        wheel_member(
-            &artifacts.shared_wheels,
-            "pysfx_datapkg-1.0.data/data/share/pysfx-datapkg/readme.txt",
-        ),
-    ];
+    let pristine = pristine_of_edited(&artifacts);
     for (relative, pristine) in edited.iter().zip(&pristine) {
         let newer = release(2).join(relative);
         assert_ne!(
