@@ -18,6 +18,8 @@ pub struct Payload {
     located: Located,
     archive: ZipArchive<Section>,
     manifest: Manifest,
+    /// Whether [`Payload::verify`] found the digest right on this handle.
+    verified: std::sync::atomic::AtomicBool,
 }
 
 impl Payload {
@@ -46,6 +48,7 @@ impl Payload {
             located,
             archive,
             manifest: empty_manifest(),
+            verified: std::sync::atomic::AtomicBool::new(false),
         };
         payload.manifest = payload.read_manifest()?;
         Ok(payload)
@@ -83,15 +86,30 @@ impl Payload {
 
     /// Recomputes the payload digest and compares it with the trailer.
     pub fn verify(&self) -> Result<(), FormatError> {
-        self.located.verify(&self.file, &self.path)
+        self.located.verify(&self.file, &self.path)?;
+        self.set_verified();
+        Ok(())
+    }
+
+    /// Whether the payload digest was checked, and found right, through this handle: every
+    /// byte of the payload — each wheel included — is then the bytes the trailer vouches for.
+    pub fn verified(&self) -> bool {
+        self.verified.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_verified(&self) {
+        self.verified
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// [`Payload::verify`], reading the whole file once to also return its SHA-256 in hex (the
     /// file's digest, what `sha256sum` prints, as opposed to [`Payload::digest`]).
     pub fn verify_and_digest_file(&mut self) -> Result<String, FormatError> {
-        self.located
-            .verify_and_digest_file(&self.file, &self.path)
-            .map(|digest| crate::hex(&digest))
+        let digest = self
+            .located
+            .verify_and_digest_file(&self.file, &self.path)?;
+        self.set_verified();
+        Ok(crate::hex(&digest))
     }
 
     /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,

@@ -143,6 +143,7 @@ pub fn build_release(
             format,
             compiling: !options.no_compile,
         }),
+        payload_verified: payload.verified(),
     };
     // One install code for the disk and the model (verify): see `Sink`.
     let tree = Sink::from(DiskTree::new(&venv.root));
@@ -214,7 +215,7 @@ pub fn build_release(
         }
         Ok(shared_paths)
     })?;
-    let stamps = stamps.finish().map_err(stamps_failed)?;
+    let stamps = stamps.finish(|file| file.touch()).map_err(stamps_failed)?;
     top.close(stamps, STAMPS_FILE, Disposition::Create, None)?;
     let stamped_links = reports.iter().map(|r| r.stamped_links).sum();
     let linked_files = reports.iter().map(|r| r.linked_files).sum();

@@ -85,6 +85,9 @@ pub struct SetOptions {
     pub copy: bool,
     /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
     pub bytecode: Option<BytecodeLink>,
+    /// The payload digest was checked in this run: a wheel whose files are linked from a
+    /// release beside DEST is then not hashed against its manifest digest (see `open_wheels`).
+    pub payload_verified: bool,
 }
 
 /// Called after each batch with its wheels' reports and whether each came with byte-code; it
@@ -180,7 +183,7 @@ fn install_batch<T: Tree>(
     reporter: &dyn Reporter,
     shared: &mut SharedPaths,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
-    let (archives, mut prepared) = open_wheels(batch, options.threads)?;
+    let (archives, mut prepared) = open_wheels(batch, options.threads, options.payload_verified)?;
     shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
     let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
     for (wheel, job) in batch.jobs.iter().enumerate() {
@@ -487,12 +490,16 @@ fn in_member_order(mut members: Vec<(MemberId, MemberOutcome)>) -> Vec<MemberOut
 fn open_wheels(
     batch: &Batch<'_>,
     threads: usize,
+    payload_verified: bool,
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
     let opened = parallel_map(batch.jobs, threads, |job| {
         let (start, len) = job.range;
         // A husk has no digest of its own: the payload digest covers it, and its RECORD is
-        // held to the manifest's (`check_entry`).
-        if !job.entry.from_base {
+        // held to the manifest's (`check_entry`). Nor is a wheel hashed whose files come from
+        // a release beside DEST installed from a wheel of that digest, once the payload
+        // digest was checked: its RECORD is held to the manifest's, and every file to RECORD.
+        let linked = payload_verified && job.source.is_some() && job.entry.record_sha256.is_some();
+        if !job.entry.from_base && !linked {
             check_digest(Section::new(batch.file, start, len), job)?;
         }
         let mut archive = ZipArchive::new(Section::with_directory(batch.file, start, len))

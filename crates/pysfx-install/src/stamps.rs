@@ -12,39 +12,43 @@
 //! and hashed as before (see `wheel::linked`), so a stale stamp costs time, never correctness.
 //!
 //! Two limits, both falling back to hashing:
-//! - a change within the same tick of the filesystem's clock as the stamp is invisible to it,
-//!   so an entry whose ctime is within [`SETTLE_FINE`] (or [`SETTLE_COARSE`], on a filesystem
-//!   that keeps whole seconds) of the moment the file was finished is not trusted;
+//! - a change within the same tick of the filesystem's clock as the stamp is invisible to it.
+//!   So the file is finished only once that clock has moved past every entry's ctime: the
+//!   writer touches the stamps file until the ctime the kernel gives it is later than the
+//!   newest entry's (a tick is at most 10 ms; it waits up to [`SETTLE_WAIT`]), and records
+//!   that ctime in the trailer. Any later change to a stamped file gives it a ctime at least
+//!   that late, so only entries older than it are trusted (on a filesystem that keeps whole
+//!   seconds, those of the last second are not);
 //! - a new hard link to the file, or one removed (another release linking it, a release
 //!   removed by `--keep`), moves its ctime too, so such a stamp no longer matches.
 //!
 //! Layout (little-endian): entries of [`ENTRY_BYTES`] — path key (FNV-1a 64 of the path
 //! relative to the venv), inode, size, mtime seconds and nanoseconds, ctime seconds and
-//! nanoseconds, SHA-256, first 16 bytes — then a trailer: [`MAGIC`], the time the file was finished (seconds,
-//! nanoseconds) and the number of entries. A file of any other shape is ignored.
+//! nanoseconds, SHA-256, first 16 bytes — then a trailer: [`MAGIC`], the filesystem's time
+//! when the file was finished (seconds, nanoseconds: see above) and the number of entries. A
+//! file of any other shape is ignored.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pysfx_tree::{Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
 
-const MAGIC: &[u8; 8] = b"PYSFXST2";
+const MAGIC: &[u8; 8] = b"PYSFXST3";
 const ENTRY_BYTES: usize = 8 + 8 + 8 + 12 + 12 + 32 + 16;
 const TRAILER_BYTES: usize = 8 + 12 + 8;
 /// A larger stamps file (of over 400,000 files; the 1.6 GB popular corpus has 79,000) is
 /// not read: memory stays bounded whatever lies beside DEST.
 const MAX_BYTES: u64 = 32 << 20;
 
-/// How long after its ctime an entry is trusted, on a filesystem with fine timestamps: the
-/// kernel stamps files from a clock that moves in ticks of at most 10 ms.
-pub const SETTLE_FINE: Duration = Duration::from_millis(50);
-/// The same on a filesystem that keeps whole seconds (a ctime with no nanoseconds).
-pub const SETTLE_COARSE: Duration = Duration::from_secs(2);
+/// How long the writer waits, at most, for the filesystem's clock to pass the newest entry's
+/// ctime (the kernel stamps files from a clock that moves in ticks of at most 10 ms; a
+/// filesystem that keeps whole seconds is not waited for).
+pub const SETTLE_WAIT: Duration = Duration::from_millis(30);
 
 /// One file's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,17 +73,24 @@ pub fn path_key(path: &str) -> u64 {
 pub struct StampsWriter<W: Write> {
     out: W,
     count: u64,
+    /// The newest ctime of the entries written.
+    newest: (i64, u32),
 }
 
 impl<W: Write> StampsWriter<W> {
     pub fn new(out: W) -> Self {
-        StampsWriter { out, count: 0 }
+        StampsWriter {
+            out,
+            count: 0,
+            newest: (i64::MIN, 0),
+        }
     }
 
     /// Writes the entries of one wheel, in one write.
     pub fn add(&mut self, entries: &[StampEntry]) -> std::io::Result<()> {
         let mut all = Vec::with_capacity(entries.len() * ENTRY_BYTES);
         for entry in entries {
+            self.newest = self.newest.max(entry.stamp.ctime);
             let mut bytes = [0u8; ENTRY_BYTES];
             bytes[..8].copy_from_slice(&entry.key.to_le_bytes());
             bytes[8..16].copy_from_slice(&entry.stamp.inode.to_le_bytes());
@@ -94,17 +105,22 @@ impl<W: Write> StampsWriter<W> {
         self.out.write_all(&all)
     }
 
-    /// Writes the trailer, with now as the time the stamps were finished; returns the output.
-    pub fn finish(mut self) -> std::io::Result<W> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+    /// Writes the trailer; returns the output. `touch` changes the output's ctime and returns
+    /// the new one (the filesystem's clock): it is called until that clock is past the newest
+    /// entry's ctime, or [`SETTLE_WAIT`] has passed, and its last answer is recorded.
+    pub fn finish(
+        mut self,
+        mut touch: impl FnMut(&mut W) -> std::io::Result<(i64, u32)>,
+    ) -> std::io::Result<W> {
+        let mut now = touch(&mut self.out)?;
+        let deadline = std::time::Instant::now() + SETTLE_WAIT;
+        while now <= self.newest && now.1 != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+            now = touch(&mut self.out)?;
+        }
         let mut trailer = [0u8; TRAILER_BYTES];
         trailer[..8].copy_from_slice(MAGIC);
-        put_time(
-            &mut trailer[8..20],
-            (now.as_secs() as i64, now.subsec_nanos()),
-        );
+        put_time(&mut trailer[8..20], now);
         trailer[20..].copy_from_slice(&self.count.to_le_bytes());
         self.out.write_all(&trailer)?;
         Ok(self.out)
@@ -238,8 +254,8 @@ impl Stamps {
         self.entries.get(found)
     }
 
-    /// Whether the file whose `lstat` says `metadata` is the one `entry` stamped, stamped long
-    /// enough before the stamps were finished that no change can hide in the same clock tick.
+    /// Whether the file whose `lstat` says `metadata` is the one `entry` stamped, stamped
+    /// before the filesystem's clock moved on (no later change can keep its ctime).
     pub fn holds(&self, entry: &StampEntry, metadata: &std::fs::Metadata) -> bool {
         entry.stamp == Stamp::of(metadata) && self.settled(&entry.stamp)
     }
@@ -275,13 +291,7 @@ impl Stamps {
     }
 
     fn settled(&self, stamp: &Stamp) -> bool {
-        let settle = match stamp.ctime.1 {
-            0 => SETTLE_COARSE,
-            _ => SETTLE_FINE,
-        };
-        let nanos =
-            |(seconds, nanos): (i64, u32)| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
-        nanos(stamp.ctime) + settle.as_nanos() as i128 <= nanos(self.finished)
+        stamp.ctime < self.finished
     }
 
     pub fn len(&self) -> usize {
@@ -317,28 +327,61 @@ mod tests {
         writer
             .add(&[entry(1, (1_000, 1)), entry(2, (1_000, 0))])
             .expect("add");
-        let bytes = writer.finish().expect("finish");
+        let bytes = writer.finish(|_| Ok((1_000, 2))).expect("finish");
         assert_eq!(bytes.len(), 2 * ENTRY_BYTES + TRAILER_BYTES);
         let stamps = Stamps::parse(&bytes).expect("parsed");
         assert_eq!(stamps.len(), 2);
         assert_eq!(stamps.entries[0], entry(1, (1_000, 1)));
-        // Finished now, long after either ctime.
+        // Finished by the filesystem's clock after either ctime.
+        assert_eq!(stamps.finished, (1_000, 2));
         assert!(stamps.settled(&entry(1, (1_000, 1)).stamp));
         assert!(stamps.settled(&entry(2, (1_000, 0)).stamp));
     }
 
     #[test]
-    fn a_stamp_taken_just_before_the_end_is_not_trusted() {
-        let mut stamps = Stamps::parse(&StampsWriter::new(Vec::new()).finish().expect("finish"))
-            .expect("parsed");
-        stamps.finished = (1_000, 40_000_000);
-        // 30 ms before the end: a change in the same tick could hide.
-        assert!(!stamps.settled(&entry(1, (1_000, 10_000_000)).stamp));
-        // 100 ms before.
-        assert!(stamps.settled(&entry(1, (999, 940_000_000)).stamp));
-        // Whole seconds: two seconds are needed.
-        assert!(!stamps.settled(&entry(1, (999, 0)).stamp));
-        assert!(stamps.settled(&entry(1, (998, 0)).stamp));
+    fn the_writer_waits_for_the_clock_to_pass_the_newest_stamp() {
+        let mut writer = StampsWriter::new(Vec::new());
+        writer
+            .add(&[entry(1, (1_000, 5)), entry(2, (1_000, 9))])
+            .expect("add");
+        // The clock stays on the newest entry's tick twice, then moves.
+        let mut ticks = [(1_000, 9), (1_000, 9), (1_000, 13)].into_iter();
+        let mut touched = 0;
+        let bytes = writer
+            .finish(|_| {
+                touched += 1;
+                Ok(ticks.next().unwrap_or((1_000, 13)))
+            })
+            .expect("finish");
+        assert_eq!(touched, 3);
+        let stamps = Stamps::parse(&bytes).expect("parsed");
+        assert_eq!(stamps.finished, (1_000, 13));
+        assert!(stamps.settled(&entry(2, (1_000, 9)).stamp));
+    }
+
+    #[test]
+    fn a_stamp_of_the_last_tick_is_not_trusted() {
+        let mut writer = StampsWriter::new(Vec::new());
+        writer.add(&[entry(1, (1_000, 0))]).expect("add");
+        // A filesystem of whole seconds is not waited for: its last second is not trusted.
+        let mut touched = 0;
+        let bytes = writer
+            .finish(|_| {
+                touched += 1;
+                Ok((1_000, 0))
+            })
+            .expect("finish");
+        assert_eq!(touched, 1);
+        let stamps = Stamps::parse(&bytes).expect("parsed");
+        assert!(!stamps.settled(&entry(1, (1_000, 0)).stamp));
+        assert!(stamps.settled(&entry(1, (999, 0)).stamp));
+        // A clock that never moves is waited for no longer than SETTLE_WAIT.
+        let mut writer = StampsWriter::new(Vec::new());
+        writer.add(&[entry(1, (1_000, 7))]).expect("add");
+        let bytes = writer.finish(|_| Ok((1_000, 7))).expect("finish");
+        let stamps = Stamps::parse(&bytes).expect("parsed");
+        assert!(!stamps.settled(&entry(1, (1_000, 7)).stamp));
+        assert!(stamps.settled(&entry(1, (1_000, 6)).stamp));
     }
 
     #[test]
@@ -352,7 +395,8 @@ mod tests {
                 entry(3, (3, 3)),
             ])
             .expect("add");
-        let stamps = Stamps::parse(&writer.finish().expect("finish")).expect("parsed");
+        let stamps =
+            Stamps::parse(&writer.finish(|_| Ok((9, 9))).expect("finish")).expect("parsed");
         assert_eq!(stamps.len(), 1);
         assert_eq!(stamps.entries[0].key, 5);
     }
@@ -362,7 +406,7 @@ mod tests {
         let bytes = {
             let mut writer = StampsWriter::new(Vec::new());
             writer.add(&[entry(1, (1, 1))]).expect("add");
-            writer.finish().expect("finish")
+            writer.finish(|_| Ok((9, 9))).expect("finish")
         };
         assert!(Stamps::parse(&bytes[1..]).is_none(), "one byte short");
         assert!(

@@ -39,6 +39,15 @@ impl Write for DiskFile {
 
 impl TreeFile for DiskFile {}
 
+impl DiskFile {
+    /// Sets the file's mtime to now, which moves its ctime to the filesystem's clock; returns
+    /// that ctime (seconds, nanoseconds).
+    pub fn touch(&mut self) -> std::io::Result<(i64, u32)> {
+        self.file.set_modified(std::time::SystemTime::now())?;
+        Ok(Stamp::of(&self.file.metadata()?).ctime)
+    }
+}
+
 /// Distinguishes the temporary names of replacements made by one process.
 static REPLACEMENTS: AtomicU64 = AtomicU64::new(0);
 
