@@ -6,7 +6,6 @@
 //! wrote it (see [`crate::stamps`]), else by reading it.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 
 use pysfx_tree::{Stamp, Tree, TreeError};
 use pysfx_venv::PycFormat;
@@ -24,22 +23,17 @@ pub struct BytecodeLink {
 }
 
 /// Links the `.pyc` file at `destination` from the release `source` when its header matches
-/// this interpreter and the source `.py` as linked (at `python`, in the tree). Returns its
+/// this interpreter and the source `.py` as linked (of stamp `python`). Returns its
 /// size, its stamps entry and whether the stamps vouched for it (it was not read); `None`
 /// (nothing left at `destination`) when it was not linked.
 pub(crate) fn link_pyc(
     tree: &mut impl Tree,
     source: &LinkSource,
     destination: &str,
-    python: &str,
+    python: &Stamp,
     link: &BytecodeLink,
 ) -> Result<Option<(u64, StampEntry, bool)>, TreeError> {
-    let Ok(linked_source) = std::fs::symlink_metadata(tree.path_of(python)) else {
-        return Ok(None);
-    };
-    let expected = link
-        .format
-        .header(linked_source.mtime() as u64, linked_source.size());
+    let expected = link.format.header(python.mtime.0 as u64, python.size);
     let path = source.venv.join(destination);
     if let Some((size, entry)) = link_stamped(tree, source, destination, &path, &expected)? {
         return Ok(Some((size, entry, true)));

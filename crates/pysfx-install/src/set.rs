@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use pysfx_format::{Payload, Section, WheelEntry};
-use pysfx_tree::Tree;
+use pysfx_tree::{Stamp, Tree};
 use pysfx_wheel::{WheelError, WheelFilename};
 use tracing::warn;
 use zip::ZipArchive;
@@ -166,8 +166,9 @@ enum Task {
 struct PycLink {
     wheel: usize,
     destination: String,
-    /// The linked `.py`, relative to the venv.
+    /// The linked `.py`, relative to the venv, and its stamp as linked.
     python: String,
+    source: Stamp,
     /// The bundle member written instead when the link can't be made.
     fallback: Option<(usize, usize)>,
 }
@@ -185,15 +186,19 @@ fn install_batch<T: Tree>(
 ) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
     let (archives, mut prepared) = open_wheels(batch, options.threads, options.payload_verified)?;
     shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
-    let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
-    for (wheel, job) in batch.jobs.iter().enumerate() {
-        for bundle in &job.bundles {
-            let (start, len) = bundle.range;
-            let section = Section::with_directory(batch.file, start, len);
-            let open = open_bundle(section, &prepared[wheel], &batch.layout.site_packages)?;
-            bundles.push((wheel, open));
-        }
-    }
+    let ranges: Vec<(usize, (u64, u64))> = batch
+        .jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(wheel, job)| job.bundles.iter().map(move |bundle| (wheel, bundle.range)))
+        .collect();
+    let bundles = parallel_map(&ranges, options.threads, |&(wheel, (start, len))| {
+        let section = Section::with_directory(batch.file, start, len);
+        open_bundle(section, &prepared[wheel], &batch.layout.site_packages)
+            .map(|open| (wheel, open))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
     let deferred = |wheel: usize| pyc_link.is_some() && batch.jobs[wheel].source.is_some();
     let member_tasks = prepared.iter().enumerate().flat_map(|(wheel, p)| {
@@ -214,11 +219,16 @@ fn install_batch<T: Tree>(
     };
     let (outcomes, _, pyc_stamps) =
         run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
-    let mut tree = tree.fork();
-    let mut reports = Vec::with_capacity(prepared.len());
-    for (wheel, members) in prepared.iter().zip(outcomes) {
-        reports.push(wheel.finish(in_member_order(members), batch.layout, &mut tree)?);
-    }
+    // Each wheel's RECORD, launchers and the rest, in parallel: every path of the batch has
+    // one writer (`SharedPaths::plan_batch`), so the order does not matter.
+    let outcomes: Vec<(usize, Mutex<Vec<_>>)> =
+        outcomes.into_iter().map(Mutex::new).enumerate().collect();
+    let mut reports = parallel_map(&outcomes, options.threads, |(wheel, members)| {
+        let members = std::mem::take(&mut *lock(members));
+        prepared[*wheel].finish(in_member_order(members), batch.layout, &mut tree.fork())
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     for (wheel, entry) in pyc_stamps {
         reports[wheel].stamps.push(entry);
     }
@@ -234,7 +244,7 @@ fn install_batch<T: Tree>(
             })
             .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
             .collect();
-        let (_, linked, pyc_stamps) = run.tasks(tasks, &tree, &links)?;
+        let (_, linked, pyc_stamps) = run.tasks(tasks, tree, &links)?;
         for (index, size, stamped) in linked {
             let link = &links[index];
             let report = &mut reports[link.wheel];
@@ -280,10 +290,10 @@ fn pyc_links(
         if !deferred(wheel) || report.linked_python.is_empty() {
             continue;
         }
-        let linked: std::collections::HashMap<&str, ()> = report
+        let linked: std::collections::HashMap<&str, Stamp> = report
             .linked_python
             .iter()
-            .map(|python| (python.as_str(), ()))
+            .map(|(python, stamp)| (python.as_str(), *stamp))
             .collect();
         let mut bundled = false;
         for (bundle, (owner, open)) in bundles.iter().enumerate() {
@@ -294,23 +304,25 @@ fn pyc_links(
             for (member, (destination, python)) in
                 open.destinations(site_packages).into_iter().enumerate()
             {
-                if linked.contains_key(python.as_str()) {
+                if let Some(source) = linked.get(python.as_str()) {
                     links.push(PycLink {
                         wheel,
                         destination,
                         python,
+                        source: *source,
                         fallback: Some((bundle, member)),
                     });
                 }
             }
         }
         if !bundled && link.compiling {
-            for python in &report.linked_python {
+            for (python, source) in &report.linked_python {
                 if let Some(destination) = link.format.pyc_of(python) {
                     links.push(PycLink {
                         wheel,
                         destination,
                         python: python.clone(),
+                        source: *source,
                         fallback: None,
                     });
                 }
@@ -423,7 +435,7 @@ impl Run<'_> {
                     &mut worker.tree,
                     source,
                     &link.destination,
-                    &link.python,
+                    &link.source,
                     bytecode,
                 )?;
                 match (linked, link.fallback) {

@@ -65,8 +65,8 @@ impl PreparedWheel {
                 && plan.destination.ends_with(".py")
                 && plan.destination.starts_with(site)
             {
-                if outcome.linked {
-                    linked_python.push(plan.destination.clone());
+                if let Some(stamp) = outcome.stamp.filter(|_| outcome.linked) {
+                    linked_python.push((plan.destination.clone(), stamp));
                 }
                 python_files.push(plan.destination.clone());
             }

@@ -68,9 +68,9 @@ pub struct InstallReport {
     /// Files hard-linked from another release, and their bytes.
     pub linked_files: u64,
     pub linked_bytes: u64,
-    /// The `.py` files under site-packages that were linked, relative to the venv root: their
-    /// byte-code may be linked too.
-    pub linked_python: Vec<String>,
+    /// The `.py` files under site-packages that were linked, relative to the venv root, with
+    /// their stamps as linked: their byte-code may be linked too.
+    pub linked_python: Vec<(String, pysfx_tree::Stamp)>,
     /// Of the linked files, those known unchanged by their stamp, not read.
     pub stamped_links: u64,
     /// The stamps of the files written or linked (see [`crate::stamps`]).
