@@ -184,21 +184,17 @@ fn install_batch<T: Tree>(
     reporter: &dyn Reporter,
     shared: &mut SharedPaths,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
-    let (archives, mut prepared) = open_wheels(batch, options.threads, options.payload_verified)?;
+    let (archives, mut prepared) = open_wheels(batch, options)?;
     shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
-    let ranges: Vec<(usize, (u64, u64))> = batch
-        .jobs
-        .iter()
-        .enumerate()
-        .flat_map(|(wheel, job)| job.bundles.iter().map(move |bundle| (wheel, bundle.range)))
-        .collect();
-    let bundles = parallel_map(&ranges, options.threads, |&(wheel, (start, len))| {
-        let section = Section::with_directory(batch.file, start, len);
-        open_bundle(section, &prepared[wheel], &batch.layout.site_packages)
-            .map(|open| (wheel, open))
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
+    for (wheel, job) in batch.jobs.iter().enumerate() {
+        for bundle in &job.bundles {
+            let (start, len) = bundle.range;
+            let section = Section::with_directory(batch.file, start, len);
+            let open = open_bundle(section, &prepared[wheel], &batch.layout.site_packages)?;
+            bundles.push((wheel, open));
+        }
+    }
     let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
     let deferred = |wheel: usize| pyc_link.is_some() && batch.jobs[wheel].source.is_some();
     let member_tasks = prepared.iter().enumerate().flat_map(|(wheel, p)| {
@@ -219,16 +215,11 @@ fn install_batch<T: Tree>(
     };
     let (outcomes, _, pyc_stamps) =
         run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
-    // Each wheel's RECORD, launchers and the rest, in parallel: every path of the batch has
-    // one writer (`SharedPaths::plan_batch`), so the order does not matter.
-    let outcomes: Vec<(usize, Mutex<Vec<_>>)> =
-        outcomes.into_iter().map(Mutex::new).enumerate().collect();
-    let mut reports = parallel_map(&outcomes, options.threads, |(wheel, members)| {
-        let members = std::mem::take(&mut *lock(members));
-        prepared[*wheel].finish(in_member_order(members), batch.layout, &mut tree.fork())
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    let mut tree = tree.fork();
+    let mut reports = Vec::with_capacity(prepared.len());
+    for (wheel, members) in prepared.iter().zip(outcomes) {
+        reports.push(wheel.finish(in_member_order(members), batch.layout, &mut tree)?);
+    }
     for (wheel, entry) in pyc_stamps {
         reports[wheel].stamps.push(entry);
     }
@@ -244,7 +235,7 @@ fn install_batch<T: Tree>(
             })
             .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
             .collect();
-        let (_, linked, pyc_stamps) = run.tasks(tasks, tree, &links)?;
+        let (_, linked, pyc_stamps) = run.tasks(tasks, &tree, &links)?;
         for (index, size, stamped) in linked {
             let link = &links[index];
             let report = &mut reports[link.wheel];
@@ -501,16 +492,18 @@ fn in_member_order(mut members: Vec<(MemberId, MemberOutcome)>) -> Vec<MemberOut
 /// manifest said of each (and so what was decided before writing) must be what it holds.
 fn open_wheels(
     batch: &Batch<'_>,
-    threads: usize,
-    payload_verified: bool,
+    options: &SetOptions,
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
-    let opened = parallel_map(batch.jobs, threads, |job| {
+    let opened = parallel_map(batch.jobs, options.threads, |job| {
         let (start, len) = job.range;
         // A husk has no digest of its own: the payload digest covers it, and its RECORD is
         // held to the manifest's (`check_entry`). Nor is a wheel hashed whose files come from
         // a release beside DEST installed from a wheel of that digest, once the payload
         // digest was checked: its RECORD is held to the manifest's, and every file to RECORD.
-        let linked = payload_verified && job.source.is_some() && job.entry.record_sha256.is_some();
+        let linked = options.payload_verified
+            && !options.copy
+            && job.source.is_some()
+            && job.entry.record_sha256.is_some();
         if !job.entry.from_base && !linked {
             check_digest(Section::new(batch.file, start, len), job)?;
         }
