@@ -7,6 +7,7 @@ use pysfx_format::{scan_members, MemberKind, Payload};
 use pysfx_release::receipt::RecordedFile;
 use pysfx_tree::{CopyError, CopyOptions, Tree};
 
+use crate::member::open_member;
 use crate::InstallError;
 
 /// Files and bytes written, and each file's digest, size and mode (or link target) for the
@@ -45,8 +46,7 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             continue;
         }
         let declared = member.size;
-        let entry = archive
-            .by_index(member.index)
+        let entry = open_member(archive, member.index)
             .map_err(|error| InstallError::Corrupt(format!("{artifact}: {name}: {error}")))?;
         let options = CopyOptions::new(if executable { 0o755 } else { 0o644 });
         let copied = tree

@@ -7,6 +7,7 @@ use pysfx_format::{scan_members, MemberKind, Section};
 use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use zip::ZipArchive;
 
+use crate::member::open_member;
 use crate::stamps::{path_key, StampEntry};
 use crate::wheel::{Layout, PreparedWheel};
 use crate::InstallError;
@@ -116,9 +117,7 @@ pub(crate) fn write_bytecode(
     let name = &member.name;
     let corrupt =
         |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {name}: {reason}"));
-    let entry = archive
-        .by_index(member.index)
-        .map_err(|error| corrupt(error.to_string()))?;
+    let entry = open_member(archive, member.index).map_err(|error| corrupt(error.to_string()))?;
     let declared = entry.size();
     let options = CopyOptions {
         disposition: member.disposition,

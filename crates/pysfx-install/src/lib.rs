@@ -11,6 +11,7 @@ mod batch;
 mod bytecode;
 mod error;
 mod links;
+mod member;
 mod parallel;
 mod pyc;
 mod release;

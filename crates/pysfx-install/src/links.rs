@@ -10,6 +10,8 @@ use std::io::Read;
 use pysfx_format::Payload;
 use pysfx_wheel::resolve_link;
 
+use crate::member::open_member;
+
 /// A checked link entry.
 #[derive(Debug, Clone)]
 pub struct PayloadLink {
@@ -43,8 +45,7 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
         if !is_link {
             continue;
         }
-        let mut entry = archive
-            .by_index(index)
+        let mut entry = open_member(archive, index)
             .map_err(|error| (format!("entry {index}"), error.to_string()))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let refuse = |reason: &str| (name.clone(), reason.to_string());

@@ -10,6 +10,7 @@ use pysfx_venv::{HOOK_MODULE, HOOK_PTH};
 use pysfx_wheel::normalize_name;
 
 use crate::batch::BatchLimits;
+use crate::member::open_member;
 use crate::set::{install_set, SetOptions, WheelJob};
 use crate::wheel::{Layout, PreparedWheel};
 use crate::{extract_app, InstallError, Silent};
@@ -98,9 +99,7 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(
-            archive
-                .by_index(record.index)
-                .map_err(|error| corrupt(error.to_string()))?,
+            open_member(&mut archive, record.index).map_err(|error| corrupt(error.to_string()))?,
             64 << 20,
         ),
         &mut text,
@@ -122,8 +121,7 @@ fn read_through(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
         .collect();
     let archive = payload.archive();
     for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
+        let mut entry = open_member(archive, index)
             .map_err(|error| InstallError::Corrupt(format!("{path}: entry {index}: {error}")))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if skipped.contains(&name) {

@@ -8,6 +8,7 @@ use tracing::trace;
 use zip::ZipArchive;
 
 use super::{Expected, Layout, MemberId, MemberOutcome, PreparedWheel, SHEBANG_PEEK};
+use crate::member::open_member;
 use crate::InstallError;
 
 impl PreparedWheel {
@@ -28,7 +29,7 @@ impl PreparedWheel {
         let index = plan.index.ok_or_else(|| {
             InstallError::Internal(format!("{wheel}: {} is not in the payload", plan.member))
         })?;
-        let entry = archive.by_index(index).map_err(|source| WheelError::Zip {
+        let entry = open_member(archive, index).map_err(|source| WheelError::Zip {
             wheel: wheel.clone(),
             source,
         })?;

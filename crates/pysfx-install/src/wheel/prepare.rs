@@ -19,6 +19,7 @@ use zip::ZipArchive;
 use super::owned::check_venv_owned;
 use super::scheme::{destination, Placement, Scheme};
 use super::{Expected, Launcher, Layout, LinkSource, Planned, PreparedWheel, MAX_METADATA_BYTES};
+use crate::member::open_member;
 use crate::InstallError;
 
 /// What a wheel's `.dist-info` says: its name, version, requirements, RECORD rows by path and
@@ -274,13 +275,10 @@ impl<R: Read + Seek> MetadataReader<'_, R> {
         let mut bytes = Vec::new();
         match self.index_of.get(member) {
             Some(&index) => {
-                let entry = self
-                    .archive
-                    .by_index(index)
-                    .map_err(|source| WheelError::Zip {
-                        wheel: self.wheel.to_string(),
-                        source,
-                    })?;
+                let entry = open_member(self.archive, index).map_err(|source| WheelError::Zip {
+                    wheel: self.wheel.to_string(),
+                    source,
+                })?;
                 entry
                     .take(MAX_METADATA_BYTES)
                     .read_to_end(&mut bytes)
