@@ -50,7 +50,7 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             .map_err(|error| InstallError::Corrupt(format!("{artifact}: {name}: {error}")))?;
         let options = CopyOptions::new(if executable { 0o755 } else { 0o644 });
         let copied = tree
-            .copy(name, &mut entry.take(declared + 1), options)
+            .copy(name, &mut entry.take(declared.saturating_add(1)), options)
             .map_err(|error| match error {
                 CopyError::Read(error) => corrupt(name, &error.to_string()),
                 CopyError::Write(error) => InstallError::Tree(error),

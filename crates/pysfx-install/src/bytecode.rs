@@ -125,7 +125,11 @@ pub(crate) fn write_bytecode(
     };
     let destination = format!("{}/{name}", layout.site_packages);
     let copied = tree
-        .copy(&destination, &mut entry.take(declared + 1), options)
+        .copy(
+            &destination,
+            &mut entry.take(declared.saturating_add(1)),
+            options,
+        )
         .map_err(|error| match error {
             CopyError::Read(error) => corrupt(error.to_string()),
             CopyError::Write(error) => InstallError::Tree(error),

@@ -110,8 +110,8 @@ pub(crate) struct MemberReader<'a, R: Read> {
 
 /// Opens member `index` of `archive` for reading its bytes as stored (inflated when deflated).
 /// Only stored and deflated members of no encryption are read; reading past the size the zip
-/// directory declares is an error (a deflate bomb inflates no further), and the CRC-32 is
-/// checked when the reader reaches the member's end.
+/// directory declares is an error (a deflate bomb inflates no further), and so is an end
+/// before it; the CRC-32 is checked when the reader reaches the member's end.
 pub(crate) fn open_member<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
@@ -161,7 +161,7 @@ impl<R: Read> Read for MemberReader<'_, R> {
             None => self.raw.read(out)?,
         };
         if count > 0 {
-            self.read += count as u64;
+            self.read = self.read.saturating_add(count as u64);
             if self.read > self.raw.size() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -173,6 +173,16 @@ impl<R: Read> Read for MemberReader<'_, R> {
             }
             self.crc.update(&out[..count]);
             return Ok(count);
+        }
+        if self.read != self.raw.size() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes where the zip header declares {}",
+                    self.read,
+                    self.raw.size()
+                ),
+            ));
         }
         if self.crc.clone().finalize() != self.expected_crc {
             return Err(io::Error::new(
@@ -188,7 +198,8 @@ impl<R: Read> Read for MemberReader<'_, R> {
 impl<R: Read> Drop for MemberReader<'_, R> {
     fn drop(&mut self) {
         if let Some(inflater) = self.inflater.take() {
-            INFLATER.with(|cell| *cell.borrow_mut() = Some(inflater));
+            // Not while the thread's locals are torn down: then the inflater is just dropped.
+            let _ = INFLATER.try_with(|cell| *cell.borrow_mut() = Some(inflater));
         }
     }
 }
@@ -262,6 +273,16 @@ mod tests {
             .expect("a central directory entry");
         lying[central + 24..central + 28].copy_from_slice(&100u32.to_le_bytes());
         let error = read_all(&lying, 0).expect_err("read past the declared size");
+        assert!(error.to_string().contains("declares"), "{error}");
+        // And one that ends before it is short, whatever its CRC says.
+        let mut short = archive(&[("m", &content, CompressionMethod::Deflated)]);
+        let central = short
+            .windows(4)
+            .position(|window| window == [0x50, 0x4b, 0x01, 0x02])
+            .expect("a central directory entry");
+        let longer = content.len() as u32 + 10;
+        short[central + 24..central + 28].copy_from_slice(&longer.to_le_bytes());
+        let error = read_all(&short, 0).expect_err("an end before the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // A good member read after a failed one still reads right.
         let good = archive(&[("m", &content, CompressionMethod::Deflated)]);

@@ -44,7 +44,7 @@ impl PreparedWheel {
         let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
         // Never more than one byte past the declared size: a lying zip header cannot make a member
         // inflate without bound.
-        let mut reader = entry.take(declared + 1);
+        let mut reader = entry.take(declared.saturating_add(1));
         let mut first = Vec::new();
         let mut rewrite: Option<(usize, Vec<u8>)> = None;
         if plan.script {

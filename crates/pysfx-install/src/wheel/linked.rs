@@ -237,7 +237,11 @@ impl PreparedWheel {
             ..CopyOptions::new(if executable { 0o755 } else { 0o644 })
         };
         let copied = tree
-            .copy(&plan.destination, &mut file.take(plan.size + 1), options)
+            .copy(
+                &plan.destination,
+                &mut file.take(plan.size.saturating_add(1)),
+                options,
+            )
             .map_err(|error| match error {
                 CopyError::Read(error) => failed(&format!("cannot be read: {error}")),
                 CopyError::Write(error) => InstallError::Tree(error),
