@@ -1,8 +1,6 @@
 //! Unpacking the app and static directories from the payload into the new release: files, and
 //! the symbolic links that stay inside their directory ([`crate::payload_links`]).
 
-use std::io::Read;
-
 use pysfx_format::{scan_members, MemberKind, Payload};
 use pysfx_release::receipt::RecordedFile;
 use pysfx_tree::{CopyError, CopyOptions, Tree};
@@ -46,18 +44,16 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             continue;
         }
         let declared = member.size;
-        let entry = open_member(archive, member.index)
+        // The reader holds the member to its declared size, one byte more or less is an error.
+        let mut entry = open_member(archive, member.index)
             .map_err(|error| InstallError::Corrupt(format!("{artifact}: {name}: {error}")))?;
         let options = CopyOptions::new(if executable { 0o755 } else { 0o644 });
         let copied = tree
-            .copy(name, &mut entry.take(declared.saturating_add(1)), options)
+            .copy(name, &mut entry, options)
             .map_err(|error| match error {
                 CopyError::Read(error) => corrupt(name, &error.to_string()),
                 CopyError::Write(error) => InstallError::Tree(error),
             })?;
-        if copied.read_size != declared {
-            return Err(corrupt(name, "its size differs from the zip header"));
-        }
         tracing::trace!("{name} ({declared} bytes)");
         extracted.recorded.push(RecordedFile::file(
             name.to_string(),

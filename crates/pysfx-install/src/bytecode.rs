@@ -1,8 +1,6 @@
 //! Byte-code compiled at pack time: one stored zip per wheel and interpreter whose members are
 //! site-packages-relative `.pyc` paths, written beside the wheel's sources.
 
-use std::io::Read;
-
 use pysfx_format::{scan_members, MemberKind, Section};
 use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use zip::ZipArchive;
@@ -117,26 +115,20 @@ pub(crate) fn write_bytecode(
     let name = &member.name;
     let corrupt =
         |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {name}: {reason}"));
-    let entry = open_member(archive, member.index).map_err(|error| corrupt(error.to_string()))?;
-    let declared = entry.size();
+    // The reader holds the member to its declared size.
+    let mut entry =
+        open_member(archive, member.index).map_err(|error| corrupt(error.to_string()))?;
     let options = CopyOptions {
         disposition: member.disposition,
         ..CopyOptions::new(0o644)
     };
     let destination = format!("{}/{name}", layout.site_packages);
     let copied = tree
-        .copy(
-            &destination,
-            &mut entry.take(declared.saturating_add(1)),
-            options,
-        )
+        .copy(&destination, &mut entry, options)
         .map_err(|error| match error {
             CopyError::Read(error) => corrupt(error.to_string()),
             CopyError::Write(error) => InstallError::Tree(error),
         })?;
-    if copied.read_size != declared {
-        return Err(corrupt("its size differs from the zip header".into()));
-    }
     Ok(copied.stamp.map(|stamp| StampEntry {
         key: path_key(&destination),
         stamp,

@@ -224,6 +224,17 @@ mod tests {
         writer.finish().expect("finish the zip").into_inner()
     }
 
+    /// `bytes` (a zip of one member) with the member's declared size in the central directory
+    /// set to `size`.
+    fn declaring(mut bytes: Vec<u8>, size: u32) -> Vec<u8> {
+        let central = bytes
+            .windows(4)
+            .position(|window| window == [0x50, 0x4b, 0x01, 0x02])
+            .expect("a central directory entry");
+        bytes[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+        bytes
+    }
+
     fn read_all(bytes: &[u8], index: usize) -> io::Result<Vec<u8>> {
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
         let mut member = open_member(&mut archive, index).map_err(io::Error::other)?;
@@ -266,22 +277,18 @@ mod tests {
             assert!(read_all(&bytes, 0).is_err(), "{method:?}");
         }
         // A member larger than its central directory entry declares stops there.
-        let mut lying = archive(&[("m", &content, CompressionMethod::Deflated)]);
-        let central = lying
-            .windows(4)
-            .position(|window| window == [0x50, 0x4b, 0x01, 0x02])
-            .expect("a central directory entry");
-        lying[central + 24..central + 28].copy_from_slice(&100u32.to_le_bytes());
+        let lying = declaring(
+            archive(&[("m", &content, CompressionMethod::Deflated)]),
+            100,
+        );
         let error = read_all(&lying, 0).expect_err("read past the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // And one that ends before it is short, whatever its CRC says.
-        let mut short = archive(&[("m", &content, CompressionMethod::Deflated)]);
-        let central = short
-            .windows(4)
-            .position(|window| window == [0x50, 0x4b, 0x01, 0x02])
-            .expect("a central directory entry");
         let longer = content.len() as u32 + 10;
-        short[central + 24..central + 28].copy_from_slice(&longer.to_le_bytes());
+        let short = declaring(
+            archive(&[("m", &content, CompressionMethod::Deflated)]),
+            longer,
+        );
         let error = read_all(&short, 0).expect_err("an end before the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // A good member read after a failed one still reads right.

@@ -42,9 +42,9 @@ impl PreparedWheel {
         };
         let mode = if plan.executable { 0o755 } else { 0o644 };
         let is_source = plan.destination.ends_with(".py") && plan.destination.starts_with(site);
-        // Never more than one byte past the declared size: a lying zip header cannot make a member
-        // inflate without bound.
-        let mut reader = entry.take(declared.saturating_add(1));
+        // The reader holds the member to its declared size: a lying zip header cannot make a
+        // member inflate without bound.
+        let mut reader = entry;
         let mut first = Vec::new();
         let mut rewrite: Option<(usize, Vec<u8>)> = None;
         if plan.script {
