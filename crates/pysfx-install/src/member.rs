@@ -1,6 +1,15 @@
 //! Reading one zip member's bytes as they were stored: inflated with this thread's one
 //! decompressor, reset for each member, and checked against the member's CRC-32 at its end.
 //!
+//! A deflated member of at most [`WHOLE_BYTES`] is inflated in one call by libdeflate, from
+//! this thread's buffer into the caller's when it has room (a copy into a tree reads 128 KiB
+//! at a time), else into a second buffer of this thread's. A larger member is streamed through
+//! zlib-rs, so no buffer grows with the largest member a wheel holds. libdeflate inflates the
+//! popular corpus's members of up to 256 KiB in 60 % of zlib-rs's time (0.43 s against 0.71 s
+//! for their 426 MB), and those members hold 42 % of the bytes that corpus inflates (55 % for
+//! the Django corpus). Larger bounds gained little more (0.52 s against 0.87 s up to 1 MiB) and
+//! cost each thread its buffers' size in peak RSS.
+//!
 //! The zip crate's own reader allocates a 48 KB inflate state and an 8 KB buffer for every
 //! member and frees them at its end. Over the 79,000 members of a large set, two threads doing
 //! that cut their allocator heaps into fragments that the process keeps: the peak RSS of the
@@ -18,6 +27,14 @@ use zip::{CompressionMethod, ZipArchive};
 /// Compressed bytes read from the archive at a time.
 const INPUT_BYTES: usize = 32 * 1024;
 
+/// The largest member inflated whole, in one call: its inflated size as the zip directory
+/// declares it. Each thread that reads such a member keeps a buffer this large for its output.
+pub(crate) const WHOLE_BYTES: u64 = 256 * 1024;
+
+/// The most compressed bytes a member inflated whole may have. A deflate stream of
+/// [`WHOLE_BYTES`] bytes is shorter unless it pads itself out; a longer one is streamed.
+const WHOLE_INPUT_BYTES: u64 = WHOLE_BYTES + WHOLE_BYTES / 8;
+
 /// A raw-deflate decompressor and its input buffer.
 struct Inflater {
     state: Decompress,
@@ -29,9 +46,104 @@ struct Inflater {
     input_done: bool,
 }
 
+/// libdeflate's decompressor and the buffers of a member inflated whole.
+struct Whole {
+    decompressor: libdeflater::Decompressor,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// The inflated bytes in `output`, once inflated.
+    inflated: Option<usize>,
+    /// How many of those were read.
+    served: usize,
+}
+
 thread_local! {
     /// This thread's inflater between members.
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+    /// This thread's whole-member inflater between members.
+    static WHOLE: RefCell<Option<Whole>> = const { RefCell::new(None) };
+}
+
+impl Whole {
+    /// This thread's whole-member inflater, ready for a new member.
+    fn take() -> Whole {
+        match WHOLE.with(|cell| cell.borrow_mut().take()) {
+            Some(mut whole) => {
+                (whole.inflated, whole.served) = (None, 0);
+                whole
+            }
+            None => Whole {
+                decompressor: libdeflater::Decompressor::new(),
+                input: Vec::new(),
+                output: Vec::new(),
+                inflated: None,
+                served: 0,
+            },
+        }
+    }
+
+    /// Serves the member's bytes into `out`, inflating all of them at the first call: the
+    /// `compressed` bytes of `raw` into at most `declared` bytes. When `out` has room for all
+    /// of them they are inflated straight into it (a copy of a file does that: see
+    /// `pysfx_tree`'s buffer size); else into this thread's buffer, and served from there.
+    fn read(
+        &mut self,
+        raw: &mut impl Read,
+        compressed: u64,
+        declared: u64,
+        out: &mut [u8],
+    ) -> io::Result<usize> {
+        let declared = declared as usize;
+        if self.inflated.is_none() {
+            // Both sizes are at most the whole-member bounds (`open_member`).
+            self.input.resize(compressed as usize, 0);
+            raw.read_exact(&mut self.input)
+                .map_err(|error| match error.kind() {
+                    io::ErrorKind::UnexpectedEof => {
+                        io::Error::new(io::ErrorKind::InvalidData, "the deflate stream ends early")
+                    }
+                    _ => error,
+                })?;
+            if out.len() >= declared {
+                let inflated = self.inflate(&mut out[..declared], declared)?;
+                // All served at once: the next read finds the end.
+                (self.inflated, self.served) = (Some(inflated), inflated);
+                return Ok(inflated);
+            }
+            if self.output.len() < declared {
+                self.output.resize(declared, 0);
+            }
+            let mut output = std::mem::take(&mut self.output);
+            let inflated = self.inflate(&mut output[..declared], declared);
+            self.output = output;
+            self.inflated = Some(inflated?);
+        }
+        let rest = match self.inflated {
+            // Served from this thread's buffer.
+            Some(inflated) if self.served < inflated => &self.output[self.served..inflated],
+            _ => return Ok(0),
+        };
+        let count = out.len().min(rest.len());
+        out[..count].copy_from_slice(&rest[..count]);
+        self.served += count;
+        Ok(count)
+    }
+
+    /// Inflates the member's compressed bytes (in `input`) into `output`, which holds exactly
+    /// the `declared` size; the bytes inflated.
+    fn inflate(&mut self, output: &mut [u8], declared: usize) -> io::Result<usize> {
+        match self.decompressor.deflate_decompress(&self.input, output) {
+            Ok(inflated) => Ok(inflated),
+            Err(libdeflater::DecompressionError::InsufficientSpace) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more bytes than the {declared} the zip header declares"),
+            )),
+            Err(libdeflater::DecompressionError::BadData) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the deflate stream is damaged",
+            )),
+        }
+    }
 }
 
 impl Inflater {
@@ -99,13 +211,21 @@ impl Inflater {
 /// A member's bytes as stored: see [`open_member`].
 pub(crate) struct MemberReader<'a, R: Read> {
     raw: ZipFile<'a, R>,
-    /// `None` for a stored member.
-    inflater: Option<Inflater>,
+    body: Body,
     crc: crc32fast::Hasher,
     expected_crc: u32,
     /// Bytes read so far, never more than the zip directory declares.
     read: u64,
     checked: bool,
+}
+
+/// How a member's bytes are read.
+enum Body {
+    Stored,
+    /// Streamed through zlib-rs.
+    Streamed(Inflater),
+    /// Inflated in one call by libdeflate.
+    Whole(Whole),
 }
 
 /// Opens member `index` of `archive` for reading its bytes as stored (inflated when deflated).
@@ -120,9 +240,14 @@ pub(crate) fn open_member<R: Read + Seek>(
     if raw.encrypted() {
         return Err(ZipError::UnsupportedArchive(ZipError::PASSWORD_REQUIRED));
     }
-    let inflater = match raw.compression() {
-        CompressionMethod::Stored => None,
-        CompressionMethod::Deflated => Some(Inflater::take()),
+    let body = match raw.compression() {
+        CompressionMethod::Stored => Body::Stored,
+        CompressionMethod::Deflated
+            if raw.size() <= WHOLE_BYTES && raw.compressed_size() <= WHOLE_INPUT_BYTES =>
+        {
+            Body::Whole(Whole::take())
+        }
+        CompressionMethod::Deflated => Body::Streamed(Inflater::take()),
         _ => {
             return Err(ZipError::UnsupportedArchive(
                 "compression method other than stored or deflate",
@@ -132,7 +257,7 @@ pub(crate) fn open_member<R: Read + Seek>(
     Ok(MemberReader {
         expected_crc: raw.crc32(),
         raw,
-        inflater,
+        body,
         crc: crc32fast::Hasher::new(),
         read: 0,
         checked: false,
@@ -156,9 +281,13 @@ impl<R: Read> Read for MemberReader<'_, R> {
         if out.is_empty() || self.checked {
             return Ok(0);
         }
-        let count = match &mut self.inflater {
-            Some(inflater) => inflater.read(&mut self.raw, out)?,
-            None => self.raw.read(out)?,
+        let count = match &mut self.body {
+            Body::Stored => self.raw.read(out)?,
+            Body::Streamed(inflater) => inflater.read(&mut self.raw, out)?,
+            Body::Whole(whole) => {
+                let (compressed, declared) = (self.raw.compressed_size(), self.raw.size());
+                whole.read(&mut self.raw, compressed, declared, out)?
+            }
         };
         if count > 0 {
             self.read = self.read.saturating_add(count as u64);
@@ -197,9 +326,15 @@ impl<R: Read> Read for MemberReader<'_, R> {
 
 impl<R: Read> Drop for MemberReader<'_, R> {
     fn drop(&mut self) {
-        if let Some(inflater) = self.inflater.take() {
-            // Not while the thread's locals are torn down: then the inflater is just dropped.
-            let _ = INFLATER.try_with(|cell| *cell.borrow_mut() = Some(inflater));
+        // Not while the thread's locals are torn down: then the inflater is just dropped.
+        match std::mem::replace(&mut self.body, Body::Stored) {
+            Body::Stored => {}
+            Body::Streamed(inflater) => {
+                let _ = INFLATER.try_with(|cell| *cell.borrow_mut() = Some(inflater));
+            }
+            Body::Whole(whole) => {
+                let _ = WHOLE.try_with(|cell| *cell.borrow_mut() = Some(whole));
+            }
         }
     }
 }
@@ -243,56 +378,86 @@ mod tests {
         Ok(out)
     }
 
+    /// As a copy into a tree reads: into a buffer of `buffer` bytes at a time.
+    fn read_by(bytes: &[u8], index: usize, buffer: usize) -> io::Result<Vec<u8>> {
+        let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
+        let mut member = open_member(&mut archive, index).map_err(io::Error::other)?;
+        let (mut out, mut chunk) = (Vec::new(), vec![0u8; buffer]);
+        loop {
+            match member.read(&mut chunk)? {
+                0 => return Ok(out),
+                read => out.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
     #[test]
     fn members_read_as_the_zip_crate_reads_them_one_state_after_another() {
         let big: Vec<u8> = (0..300_000u32)
             .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
             .collect();
-        let members: [(&str, &[u8], CompressionMethod); 4] = [
+        // Past the bound of members inflated whole: streamed.
+        let streamed: Vec<u8> = (0..WHOLE_BYTES as u32 + 70_000)
+            .map(|i| (i % 253) as u8 ^ (i >> 11) as u8)
+            .collect();
+        let members: [(&str, &[u8], CompressionMethod); 6] = [
             ("a.py", b"print('a')\n", CompressionMethod::Deflated),
             ("big.bin", &big, CompressionMethod::Deflated),
+            ("streamed.bin", &streamed, CompressionMethod::Deflated),
+            ("b.py", b"print('b')\n", CompressionMethod::Deflated),
             ("empty", b"", CompressionMethod::Deflated),
             ("stored.txt", b"stored as is", CompressionMethod::Stored),
         ];
         let bytes = archive(&members);
-        // Twice over: the second round reuses the thread's inflater after every kind of member.
+        // Twice over: the second round reuses the thread's inflaters after every kind of
+        // member; read into a buffer that holds all of a small member (inflated straight into
+        // it), whole, and into a buffer that does not (served from the thread's buffer).
         for _ in 0..2 {
             for (index, (_, content, _)) in members.iter().enumerate() {
-                assert_eq!(
-                    read_all(&bytes, index).expect("read"),
-                    *content,
-                    "member {index}"
-                );
+                let read = [
+                    read_by(&bytes, index, WHOLE_BYTES as usize),
+                    read_all(&bytes, index),
+                    read_by(&bytes, index, 4096),
+                ];
+                for (way, read) in read.into_iter().enumerate() {
+                    assert_eq!(read.expect("read"), *content, "member {index}, way {way}");
+                }
             }
         }
     }
 
     #[test]
     fn a_damaged_member_is_an_error_not_other_bytes() {
-        let content = b"the same line again and again\n".repeat(50);
+        // Inflated whole, and streamed.
+        for content in [
+            b"the same line again and again\n".repeat(50),
+            b"the same line again and again\n".repeat(40_000),
+        ] {
+            damaged_members_are_errors(&content);
+        }
+    }
+
+    fn damaged_members_are_errors(content: &[u8]) {
         for method in [CompressionMethod::Stored, CompressionMethod::Deflated] {
-            let mut bytes = archive(&[("m", &content, method)]);
+            let mut bytes = archive(&[("m", content, method)]);
             // The member's data starts after the 30-byte local header and its one-byte name.
             bytes[30 + 1 + 3] ^= 0x55;
             assert!(read_all(&bytes, 0).is_err(), "{method:?}");
         }
         // A member larger than its central directory entry declares stops there.
-        let lying = declaring(
-            archive(&[("m", &content, CompressionMethod::Deflated)]),
-            100,
-        );
+        let lying = declaring(archive(&[("m", content, CompressionMethod::Deflated)]), 100);
         let error = read_all(&lying, 0).expect_err("read past the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // And one that ends before it is short, whatever its CRC says.
         let longer = content.len() as u32 + 10;
         let short = declaring(
-            archive(&[("m", &content, CompressionMethod::Deflated)]),
+            archive(&[("m", content, CompressionMethod::Deflated)]),
             longer,
         );
         let error = read_all(&short, 0).expect_err("an end before the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // A good member read after a failed one still reads right.
-        let good = archive(&[("m", &content, CompressionMethod::Deflated)]);
+        let good = archive(&[("m", content, CompressionMethod::Deflated)]);
         assert_eq!(read_all(&good, 0).expect("read"), content);
     }
 }
