@@ -65,19 +65,36 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // the older identity, and the next run asks again.
     let binary = BinaryIdentity::of(&cli.python);
     let mut remembered = false;
+    // Planned while the payload is hashed, on a new DEST: the wheels, the releases beside DEST
+    // to link from, and the wheels to unpack checked against their manifest digests.
+    let mut early = None;
     let (interpreter, hashed) = match new_dest {
-        true => std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| {
-                let phase = Instant::now();
-                payload.verify().map(|()| phase.elapsed().as_secs_f64())
-            });
-            let interpreter = Interpreter::query(&cli.python);
-            let hashed = match hashing.join() {
-                Ok(hashed) => hashed.map_err(Failure::from),
-                Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
-            };
-            (interpreter, Some(hashed))
-        }),
+        true => {
+            let ranges = wheel_ranges(&mut payload);
+            std::thread::scope(|scope| {
+                let payload = &payload;
+                let hashing = scope.spawn(move || {
+                    let phase = Instant::now();
+                    payload.verify().map(|()| phase.elapsed().as_secs_f64())
+                });
+                let interpreter = Interpreter::query(&cli.python);
+                if let Ok(interpreter) = &interpreter {
+                    early = Some(plan_early(
+                        payload,
+                        &ranges,
+                        interpreter,
+                        &destination,
+                        link.as_deref(),
+                        cli.copy,
+                    ));
+                }
+                let hashed = match hashing.join() {
+                    Ok(hashed) => hashed.map_err(Failure::from),
+                    Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
+                };
+                (interpreter, Some(hashed))
+            })
+        }
         // A re-run with the binary the release was installed with: its facts are in the
         // receipt. (The no-op's cost was mostly starting the interpreter.)
         false => match remembered_interpreter(&destination, &digest, &cli.python) {
@@ -123,16 +140,22 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
     // linked from; a thin artifact's left-out wheels must be among those.
-    let mut plan = plan::choose(payload.manifest(), &interpreter)?;
-    let candidates = match unchanged {
-        true => Vec::new(),
-        false => link_candidates(
-            payload.manifest(),
-            &plan,
-            &destination,
-            link.as_deref(),
-            &interpreter,
-        )?,
+    let (mut plan, candidates) = match early {
+        Some(early) => early?,
+        None => {
+            let plan = plan::choose(payload.manifest(), &interpreter)?;
+            let candidates = match unchanged {
+                true => Vec::new(),
+                false => link_candidates(
+                    payload.manifest(),
+                    &plan,
+                    &destination,
+                    link.as_deref(),
+                    &interpreter,
+                )?,
+            };
+            (plan, candidates)
+        }
     };
 
     // 3. DEST: create its parents, lock, and see what is there.
@@ -616,6 +639,49 @@ fn install_threads() -> usize {
 }
 
 const MAX_INSTALL_THREADS: usize = 8;
+
+/// Where each wheel the payload stores lies in the artifact, by its manifest digest. A wheel
+/// whose entry cannot be found is left out: the install reports it.
+fn wheel_ranges(payload: &mut Payload) -> Vec<(String, (u64, u64))> {
+    let paths: Vec<(String, String)> = payload
+        .manifest()
+        .wheels
+        .iter()
+        .filter(|entry| !entry.from_base)
+        .map(|entry| (entry.sha256.clone(), entry.path.clone()))
+        .collect();
+    paths
+        .into_iter()
+        .filter_map(|(sha256, path)| Some((sha256, payload.stored_range(&path).ok()?)))
+        .collect()
+}
+
+/// The plan and the releases to link from, made while another thread checks the payload
+/// digest (reading only); meanwhile the wheels this install will unpack (not linked) are
+/// hashed against their manifest digests on this core, so the install need not hash them.
+/// A wheel that does not match is hashed again, and refused, by the install.
+fn plan_early(
+    payload: &Payload,
+    ranges: &[(String, (u64, u64))],
+    interpreter: &Interpreter,
+    destination: &Path,
+    link: Option<&Path>,
+    copy: bool,
+) -> Result<(Plan, Vec<Candidate>), Failure> {
+    let plan = plan::choose(payload.manifest(), interpreter)?;
+    let candidates = link_candidates(payload.manifest(), &plan, destination, link, interpreter)?;
+    for entry in &plan.wheels {
+        let linked = !copy
+            && entry.record_sha256.is_some()
+            && source_for(&candidates, &entry.sha256).is_some();
+        let range = ranges.iter().find(|(sha256, _)| *sha256 == entry.sha256);
+        if let (false, Some((sha256, range))) = (linked, range) {
+            // An unreadable wheel is left to the install, which says what it is.
+            let _ = payload.check_stored(*range, sha256);
+        }
+    }
+    Ok((plan, candidates))
+}
 
 /// The releases beside DEST whose files this install may link (none with `--copy`, except
 /// for a thin artifact's left-out wheels, which are copied from them). Every left-out wheel

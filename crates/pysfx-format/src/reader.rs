@@ -20,6 +20,8 @@ pub struct Payload {
     manifest: Manifest,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
+    /// The digests of the stored wheels [`Payload::check_stored`] found right.
+    checked: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Payload {
@@ -49,6 +51,7 @@ impl Payload {
             archive,
             manifest: empty_manifest(),
             verified: std::sync::atomic::AtomicBool::new(false),
+            checked: std::sync::Mutex::default(),
         };
         payload.manifest = payload.read_manifest()?;
         Ok(payload)
@@ -95,6 +98,29 @@ impl Payload {
     /// byte of the payload — each wheel included — is then the bytes the trailer vouches for.
     pub fn verified(&self) -> bool {
         self.verified.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Hashes the stored entry at `range` (a wheel's, from [`Payload::stored_range`]) and
+    /// compares it with `sha256`, the manifest's digest of that wheel: whether they match. A
+    /// match is remembered (see [`Payload::stored_checked`]). Reads only, so it may run while
+    /// another thread checks the payload digest.
+    pub fn check_stored(&self, range: (u64, u64), sha256: &str) -> Result<bool, FormatError> {
+        let (digest, _) = crate::sha256_reader(Section::new(&self.file, range.0, range.1))
+            .map_err(|error| FormatError::io(&self.path, error))?;
+        let matches = crate::hex(&digest) == sha256;
+        if matches {
+            if let Ok(mut checked) = self.checked.lock() {
+                checked.insert(sha256.to_string());
+            }
+        }
+        Ok(matches)
+    }
+
+    /// Whether [`Payload::check_stored`] found a stored entry of digest `sha256` right.
+    pub fn stored_checked(&self, sha256: &str) -> bool {
+        self.checked
+            .lock()
+            .is_ok_and(|checked| checked.contains(sha256))
     }
 
     fn set_verified(&self) {

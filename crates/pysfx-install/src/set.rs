@@ -32,6 +32,9 @@ pub struct WheelJob<'a> {
     pub bundles: Vec<BundleJob>,
     /// A release beside DEST that installed this very wheel, whose files are linked.
     pub source: Option<Arc<LinkSource>>,
+    /// The wheel's bytes were already found to match the manifest's digest
+    /// ([`Payload::check_stored`]): the install does not hash them again.
+    pub digest_checked: bool,
 }
 
 /// A byte-code bundle: where it is, and the mtime its `.pyc` files expect of their sources.
@@ -66,12 +69,14 @@ impl<'a> WheelJob<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let digest_checked = payload.stored_checked(&entry.sha256);
         Ok(WheelJob {
             entry,
             filename,
             range,
             bundles,
             source: None,
+            digest_checked,
         })
     }
 }
@@ -504,7 +509,7 @@ fn open_wheels(
             && !options.copy
             && job.source.is_some()
             && job.entry.record_sha256.is_some();
-        if !job.entry.from_base && !linked {
+        if !job.entry.from_base && !linked && !job.digest_checked {
             check_digest(Section::new(batch.file, start, len), job)?;
         }
         let mut archive = ZipArchive::new(Section::with_directory(batch.file, start, len))
