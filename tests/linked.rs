@@ -1085,3 +1085,105 @@ fn link_targets_first_else_the_newest_release() {
         assert_intact(&artifacts.v2, &releases.join(release));
     }
 }
+
+/// `DIRECTORY/shipspyc-1.0-py3-none-any.whl`: a wheel that ships a `.pyc` of its own beside
+/// one of its sources (numpy 2.2 does, in `numpy/distutils/__pycache__`), for CPython
+/// 3.`minor`; its bytes are `shipped`.
+fn wheel_shipping_pyc(directory: &Path, minor: u32, shipped: &[u8]) -> PathBuf {
+    use base64::Engine;
+    use sha2::Digest;
+    let members: Vec<(String, Vec<u8>)> = vec![
+        ("shipspyc/__init__.py".into(), b"VALUE = 1\n".to_vec()),
+        ("shipspyc/helper.py".into(), b"HELPED = 2\n".to_vec()),
+        (
+            format!("shipspyc/__pycache__/helper.cpython-3{minor}.pyc"),
+            shipped.to_vec(),
+        ),
+        (
+            "shipspyc-1.0.dist-info/METADATA".into(),
+            b"Metadata-Version: 2.1\nName: shipspyc\nVersion: 1.0\n".to_vec(),
+        ),
+        (
+            "shipspyc-1.0.dist-info/WHEEL".into(),
+            b"Wheel-Version: 1.0\nGenerator: pysfx-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ),
+    ];
+    let mut record = String::new();
+    for (name, bytes) in &members {
+        let digest =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
+        record.push_str(&format!("{name},sha256={digest},{}\n", bytes.len()));
+    }
+    record.push_str("shipspyc-1.0.dist-info/RECORD,,\n");
+    std::fs::create_dir_all(directory).expect("create the wheel directory");
+    let path = directory.join("shipspyc-1.0-py3-none-any.whl");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).expect("create the wheel"));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in members.iter().chain(
+        [(
+            "shipspyc-1.0.dist-info/RECORD".to_string(),
+            record.into_bytes(),
+        )]
+        .iter(),
+    ) {
+        writer.start_file(name.as_str(), options).expect("a member");
+        writer.write_all(bytes).expect("write a member");
+    }
+    writer.finish().expect("finish the wheel");
+    path
+}
+
+/// A wheel that ships its own `.pyc` beside a source, installed with byte-code compiled at
+/// install beside a release of it: the source is linked, and the wheel's `.pyc` is kept as
+/// the wheel has it (linked too), never compiled or linked over it — as a fresh install keeps
+/// it. (Release 2 used to fail with "… is already there" on the popular corpus's numpy.)
+#[test]
+fn a_pyc_the_wheel_ships_is_kept_beside_its_linked_source() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let shipped = b"the wheel's own bytes, not this interpreter's byte-code\n";
+    let wheels = work.path().join("wheels");
+    wheel_shipping_pyc(&wheels, 11, shipped);
+    let app = make_app(&work.path().join("src"), "demoapp");
+    // Without --python: byte-code is compiled at install.
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("shipspyc.sfx"),
+    );
+    let (first, second) = (
+        work.path().join("releases/1"),
+        work.path().join("releases/2"),
+    );
+    deploy(&artifact, &first, &python.path, &[]);
+    let result = deploy(&artifact, &second, &python.path, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    let package = site_packages(11).join("shipspyc");
+    let pyc = package.join("__pycache__/helper.cpython-311.pyc");
+    for release in [&first, &second] {
+        assert_eq!(
+            std::fs::read(release.join(&pyc)).expect("the shipped .pyc"),
+            shipped,
+            "{}",
+            release.display()
+        );
+    }
+    assert_eq!(inode(&first.join(&pyc)), inode(&second.join(&pyc)));
+    assert_eq!(
+        inode(&first.join(package.join("helper.py"))),
+        inode(&second.join(package.join("helper.py")))
+    );
+    // The other source's byte-code was compiled in release 1 and linked into release 2.
+    let compiled = package.join("__pycache__/__init__.cpython-311.pyc");
+    assert_eq!(
+        inode(&first.join(&compiled)),
+        inode(&second.join(&compiled))
+    );
+    assert_intact(&artifact, &second);
+}

@@ -230,7 +230,7 @@ fn install_batch<T: Tree>(
     }
     if let Some(link) = pyc_link {
         let site = batch.layout.site_packages.as_str();
-        let links = pyc_links(site, &reports, &bundles, link, &deferred);
+        let links = pyc_links(site, &reports, &prepared, &bundles, link, &deferred);
         let tasks = bundle_tasks(&bundles)
             .filter(|(task, _)| matches!(task, Task::Bytecode(b, _) if deferred(bundles[*b].0)))
             .filter(|(task, _)| {
@@ -273,10 +273,12 @@ fn bundle_tasks(bundles: &[(usize, OpenBundle)]) -> impl Iterator<Item = (Task, 
 
 /// The byte-code to link for the linked sources of `deferred` wheels: a bundle's `.pyc`
 /// files (the bundle's copy written when a link fails), or, for a wheel the install
-/// compiles, the `.pyc` the compiler would write.
+/// compiles, the `.pyc` the compiler would write — unless the wheel ships that `.pyc` itself
+/// (it is then one of its members, installed as the wheel has it, as the compiler keeps it).
 fn pyc_links(
     site_packages: &str,
     reports: &[InstallReport],
+    prepared: &[PreparedWheel],
     bundles: &[(usize, OpenBundle)],
     link: &BytecodeLink,
     deferred: &dyn Fn(usize) -> bool,
@@ -312,8 +314,18 @@ fn pyc_links(
             }
         }
         if !bundled && link.compiling {
+            let shipped: std::collections::HashSet<&str> = prepared[wheel]
+                .destinations()
+                .into_iter()
+                .map(|destination| destination.path)
+                .filter(|path| path.ends_with(".pyc"))
+                .collect();
             for (python, source) in &report.linked_python {
-                if let Some(destination) = link.format.pyc_of(python) {
+                let destination = link
+                    .format
+                    .pyc_of(python)
+                    .filter(|destination| !shipped.contains(destination.as_str()));
+                if let Some(destination) = destination {
                     links.push(PycLink {
                         wheel,
                         destination,
