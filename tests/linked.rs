@@ -17,8 +17,8 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    assert_pip_check, datapkg_wheel, make_app, pack, python, pythons, run, run_json, test_wheels,
-    tiny_wheel, tree, Python,
+    assert_pip_check, contained_wheels, datapkg_wheel, make_app, pack, python, pythons, run,
+    run_json, test_wheels, tiny_wheel, tree, Python,
 };
 
 /// Distributions both artifacts carry from the same wheel files (by dist-info prefix);
@@ -1086,54 +1086,6 @@ fn link_targets_first_else_the_newest_release() {
     }
 }
 
-/// `DIRECTORY/shipspyc-1.0-py3-none-any.whl`: a wheel that ships a `.pyc` of its own beside
-/// one of its sources (numpy 2.2 does, in `numpy/distutils/__pycache__`), for CPython
-/// 3.`minor`; its bytes are `shipped`.
-fn wheel_shipping_pyc(directory: &Path, minor: u32, shipped: &[u8]) -> PathBuf {
-    use base64::Engine;
-    use sha2::Digest;
-    let members: Vec<(String, Vec<u8>)> = vec![
-        ("shipspyc/__init__.py".into(), b"VALUE = 1\n".to_vec()),
-        ("shipspyc/helper.py".into(), b"HELPED = 2\n".to_vec()),
-        (
-            format!("shipspyc/__pycache__/helper.cpython-3{minor}.pyc"),
-            shipped.to_vec(),
-        ),
-        (
-            "shipspyc-1.0.dist-info/METADATA".into(),
-            b"Metadata-Version: 2.1\nName: shipspyc\nVersion: 1.0\n".to_vec(),
-        ),
-        (
-            "shipspyc-1.0.dist-info/WHEEL".into(),
-            b"Wheel-Version: 1.0\nGenerator: pysfx-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                .to_vec(),
-        ),
-    ];
-    let mut record = String::new();
-    for (name, bytes) in &members {
-        let digest =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
-        record.push_str(&format!("{name},sha256={digest},{}\n", bytes.len()));
-    }
-    record.push_str("shipspyc-1.0.dist-info/RECORD,,\n");
-    std::fs::create_dir_all(directory).expect("create the wheel directory");
-    let path = directory.join("shipspyc-1.0-py3-none-any.whl");
-    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).expect("create the wheel"));
-    let options = zip::write::SimpleFileOptions::default();
-    for (name, bytes) in members.iter().chain(
-        [(
-            "shipspyc-1.0.dist-info/RECORD".to_string(),
-            record.into_bytes(),
-        )]
-        .iter(),
-    ) {
-        writer.start_file(name.as_str(), options).expect("a member");
-        writer.write_all(bytes).expect("write a member");
-    }
-    writer.finish().expect("finish the wheel");
-    path
-}
-
 /// A wheel that ships its own `.pyc` beside a source, installed with byte-code compiled at
 /// install beside a release of it: the source is linked, and the wheel's `.pyc` is kept as
 /// the wheel has it (linked too), never compiled or linked over it — as a fresh install keeps
@@ -1142,9 +1094,12 @@ fn wheel_shipping_pyc(directory: &Path, minor: u32, shipped: &[u8]) -> PathBuf {
 fn a_pyc_the_wheel_ships_is_kept_beside_its_linked_source() {
     let python = python(11);
     let work = tempfile::tempdir().expect("tempdir");
+    // `shipspyc` ships `shipspyc/__pycache__/helper.cpython-311.pyc` (tests/fixtures).
     let shipped = b"the wheel's own bytes, not this interpreter's byte-code\n";
     let wheels = work.path().join("wheels");
-    wheel_shipping_pyc(&wheels, 11, shipped);
+    std::fs::create_dir_all(&wheels).expect("create the wheel directory");
+    let wheel = "shipspyc-1.0-py3-none-any.whl";
+    std::fs::copy(contained_wheels().join(wheel), wheels.join(wheel)).expect("copy the wheel");
     let app = make_app(&work.path().join("src"), "demoapp");
     // Without --python: byte-code is compiled at install.
     let artifact = pack(

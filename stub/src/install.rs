@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::Payload;
-use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
+use pysfx_install::{
+    build_release, links_files, source_for, BatchLimits, Built, Candidate, InstallOptions,
+};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
 use pysfx_venv::{BinaryIdentity, Interpreter};
@@ -671,9 +673,11 @@ fn plan_early(
     let plan = plan::choose(payload.manifest(), interpreter)?;
     let candidates = link_candidates(payload.manifest(), &plan, destination, link, interpreter)?;
     for entry in &plan.wheels {
-        let linked = !copy
-            && entry.record_sha256.is_some()
-            && source_for(&candidates, &entry.sha256).is_some();
+        let linked = links_files(
+            entry,
+            source_for(&candidates, &entry.sha256).is_some(),
+            copy,
+        );
         let range = ranges.iter().find(|(sha256, _)| *sha256 == entry.sha256);
         if let (false, Some((sha256, range))) = (linked, range) {
             // An unreadable wheel is left to the install, which says what it is.

@@ -39,14 +39,8 @@ pub(crate) fn open_bundle(
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
     let scanned = scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
     let exceptions = prepared.exceptions();
-    // A `.pyc` the wheel ships itself (some do, e.g. numpy 2.2's `distutils/__pycache__`) is
-    // installed as the wheel has it, as pip does; the bundle's copy of it is not written.
-    let shipped: std::collections::HashSet<&str> = prepared
-        .destinations()
-        .into_iter()
-        .map(|destination| destination.path)
-        .filter(|path| path.ends_with(".pyc"))
-        .collect();
+    // The bundle's copy of a `.pyc` the wheel ships itself is not written.
+    let shipped = prepared.shipped_pyc();
     let mut members = Vec::with_capacity(scanned.len());
     for member in scanned {
         let name = member.name.into_string();

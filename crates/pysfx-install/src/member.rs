@@ -112,7 +112,7 @@ impl Whole {
                     _ => error,
                 })?;
             if out.len() >= declared {
-                let inflated = self.inflate(&mut out[..declared], declared)?;
+                let inflated = inflate(&mut self.decompressor, &self.input, &mut out[..declared])?;
                 // All served at once: the next read finds the end.
                 (self.inflated, self.served) = (Some(inflated), inflated);
                 return Ok(inflated);
@@ -120,10 +120,11 @@ impl Whole {
             if self.output.len() < declared {
                 self.output.resize(declared, 0);
             }
-            let mut output = std::mem::take(&mut self.output);
-            let inflated = self.inflate(&mut output[..declared], declared);
-            self.output = output;
-            self.inflated = Some(inflated?);
+            self.inflated = Some(inflate(
+                &mut self.decompressor,
+                &self.input,
+                &mut self.output[..declared],
+            )?);
         }
         let rest = match self.inflated {
             // Served from this thread's buffer.
@@ -135,24 +136,29 @@ impl Whole {
         self.served += count;
         Ok(count)
     }
+}
 
-    /// Inflates the member's compressed bytes (in `input`) into `output`, which holds exactly
-    /// the `declared` size; the bytes inflated.
-    fn inflate(&mut self, output: &mut [u8], declared: usize) -> io::Result<usize> {
-        match self.decompressor.deflate_decompress(&self.input, output) {
-            Ok(inflated) => Ok(inflated),
-            Err(libdeflater::DecompressionError::InsufficientSpace) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "a damaged deflate stream, or more bytes than the {declared} the zip header \
-                     declares"
-                ),
-            )),
-            Err(libdeflater::DecompressionError::BadData) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the deflate stream is damaged",
-            )),
-        }
+/// Inflates `input`, a whole deflate stream, into `output`, which holds exactly the size the
+/// zip header declares; the bytes inflated.
+fn inflate(
+    decompressor: &mut libdeflater::Decompressor,
+    input: &[u8],
+    output: &mut [u8],
+) -> io::Result<usize> {
+    let declared = output.len();
+    match decompressor.deflate_decompress(input, output) {
+        Ok(inflated) => Ok(inflated),
+        Err(libdeflater::DecompressionError::InsufficientSpace) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a damaged deflate stream, or more bytes than the {declared} the zip header \
+                 declares"
+            ),
+        )),
+        Err(libdeflater::DecompressionError::BadData) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the deflate stream is damaged",
+        )),
     }
 }
 

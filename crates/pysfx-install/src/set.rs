@@ -314,12 +314,7 @@ fn pyc_links(
             }
         }
         if !bundled && link.compiling {
-            let shipped: std::collections::HashSet<&str> = prepared[wheel]
-                .destinations()
-                .into_iter()
-                .map(|destination| destination.path)
-                .filter(|path| path.ends_with(".pyc"))
-                .collect();
+            let shipped = prepared[wheel].shipped_pyc();
             for (python, source) in &report.linked_python {
                 let destination = link
                     .format
@@ -518,9 +513,7 @@ fn open_wheels(
         // a release beside DEST installed from a wheel of that digest, once the payload
         // digest was checked: its RECORD is held to the manifest's, and every file to RECORD.
         let linked = options.payload_verified
-            && !options.copy
-            && job.source.is_some()
-            && job.entry.record_sha256.is_some();
+            && crate::links_files(job.entry, job.source.is_some(), options.copy);
         if !job.entry.from_base && !linked && !job.digest_checked {
             check_digest(Section::new(batch.file, start, len), job)?;
         }

@@ -233,6 +233,17 @@ impl PreparedWheel {
         members.chain(launchers).collect()
     }
 
+    /// The `.pyc` files the wheel ships itself among its members (some do, e.g. numpy 2.2's
+    /// `distutils/__pycache__`): installed as the wheel has them, as pip does, never replaced
+    /// by byte-code compiled at pack time, linked or compiled at install.
+    pub fn shipped_pyc(&self) -> std::collections::HashSet<&str> {
+        self.planned
+            .iter()
+            .map(|plan| plan.destination.as_str())
+            .filter(|path| path.ends_with(".pyc"))
+            .collect()
+    }
+
     /// Sets how one file is put in place (see [`Disposition`]).
     pub fn set_disposition(&mut self, slot: Slot, disposition: Disposition) {
         let target = match slot {
