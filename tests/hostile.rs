@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pysfx_e2e::{evil_wheels, host_python, install_with, listing, raw_artifact};
+use pysfx_e2e::{contained_wheels, evil_wheels, host_python, install_with, listing, raw_artifact};
 
 /// Installs `artifact` into `work/releases/1` and checks the refusal.
 fn assert_refused(work: &Path, artifact: &Path, case: &str, expected_in_message: &str) {
@@ -180,6 +180,29 @@ fn hostile_payload_entries_are_refused() {
         assert_refused(work.path(), &artifact, case, message);
         assert_verify_refuses(&artifact, case);
     }
+}
+
+/// Two wheels the manifest gives one digest, right for the first only: the second is hashed
+/// for itself (the wheels are checked ahead of the install by their places in the payload,
+/// never by the digest they claim) and refused.
+#[test]
+fn a_wheel_that_claims_another_wheels_digest_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("borrowed.sfx"),
+        &[
+            evil_wheels().join("good-1.0-py3-none-any.whl"),
+            contained_wheels().join("shipspyc-1.0-py3-none-any.whl"),
+        ],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| manifest.wheels[1].sha256 = manifest.wheels[0].sha256.clone(),
+    );
+    assert_refused(
+        work.path(),
+        &artifact,
+        "borrowed digest",
+        "differs from the manifest",
+    );
 }
 
 #[test]

@@ -642,19 +642,22 @@ fn install_threads() -> usize {
 
 const MAX_INSTALL_THREADS: usize = 8;
 
-/// Where each wheel the payload stores lies in the artifact, by its manifest digest. A wheel
+/// Where each wheel the payload stores lies in the artifact, by its payload path. A wheel
 /// whose entry cannot be found is left out: the install reports it.
 fn wheel_ranges(payload: &mut Payload) -> Vec<(String, (u64, u64))> {
-    let paths: Vec<(String, String)> = payload
+    let paths: Vec<String> = payload
         .manifest()
         .wheels
         .iter()
         .filter(|entry| !entry.from_base)
-        .map(|entry| (entry.sha256.clone(), entry.path.clone()))
+        .map(|entry| entry.path.clone())
         .collect();
     paths
         .into_iter()
-        .filter_map(|(sha256, path)| Some((sha256, payload.stored_range(&path).ok()?)))
+        .filter_map(|path| {
+            let range = payload.stored_range(&path).ok()?;
+            Some((path, range))
+        })
         .collect()
 }
 
@@ -678,10 +681,10 @@ fn plan_early(
             source_for(&candidates, &entry.sha256).is_some(),
             copy,
         );
-        let range = ranges.iter().find(|(sha256, _)| *sha256 == entry.sha256);
-        if let (false, Some((sha256, range))) = (linked, range) {
+        let range = ranges.iter().find(|(path, _)| *path == entry.path);
+        if let (false, Some((_, range))) = (linked, range) {
             // An unreadable wheel is left to the install, which says what it is.
-            let _ = payload.check_stored(*range, sha256);
+            let _ = payload.check_stored(*range, &entry.sha256);
         }
     }
     Ok((plan, candidates))

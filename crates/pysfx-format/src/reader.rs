@@ -20,8 +20,8 @@ pub struct Payload {
     manifest: Manifest,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
-    /// The digests of the stored wheels [`Payload::check_stored`] found right.
-    checked: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The byte ranges [`Payload::check_stored`] found right, with their digests.
+    checked: std::sync::Mutex<std::collections::HashSet<((u64, u64), String)>>,
 }
 
 impl Payload {
@@ -102,25 +102,27 @@ impl Payload {
 
     /// Hashes the stored entry at `range` (a wheel's, from [`Payload::stored_range`]) and
     /// compares it with `sha256`, the manifest's digest of that wheel: whether they match. A
-    /// match is remembered (see [`Payload::stored_checked`]). Reads only, so it may run while
-    /// another thread checks the payload digest.
+    /// match is remembered for that range and digest (see [`Payload::stored_checked`]): a
+    /// second manifest entry claiming the same digest for other bytes is not vouched for.
+    /// Reads only, so it may run while another thread checks the payload digest.
     pub fn check_stored(&self, range: (u64, u64), sha256: &str) -> Result<bool, FormatError> {
         let (digest, _) = crate::sha256_reader(Section::new(&self.file, range.0, range.1))
             .map_err(|error| FormatError::io(&self.path, error))?;
         let matches = crate::hex(&digest) == sha256;
         if matches {
             if let Ok(mut checked) = self.checked.lock() {
-                checked.insert(sha256.to_string());
+                checked.insert((range, sha256.to_string()));
             }
         }
         Ok(matches)
     }
 
-    /// Whether [`Payload::check_stored`] found a stored entry of digest `sha256` right.
-    pub fn stored_checked(&self, sha256: &str) -> bool {
+    /// Whether [`Payload::check_stored`] found the stored entry at `range` to have digest
+    /// `sha256`.
+    pub fn stored_checked(&self, range: (u64, u64), sha256: &str) -> bool {
         self.checked
             .lock()
-            .is_ok_and(|checked| checked.contains(sha256))
+            .is_ok_and(|checked| checked.contains(&(range, sha256.to_string())))
     }
 
     fn set_verified(&self) {

@@ -69,7 +69,7 @@ impl<'a> WheelJob<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let digest_checked = payload.stored_checked(&entry.sha256);
+        let digest_checked = payload.stored_checked(range, &entry.sha256);
         Ok(WheelJob {
             entry,
             filename,
