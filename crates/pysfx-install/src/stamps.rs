@@ -8,7 +8,8 @@
 //! the very same stamp and the recorded digest is the one its RECORD asks for: any write since
 //! would have moved the ctime. A `.pyc` file of a linked source is linked the same way when
 //! its recorded first bytes are the header this interpreter expects (its digest is not known
-//! when it was linked by its header, and is then recorded as zeros, which no RECORD names). Anything else — no stamps file, no entry, another stamp — and the file is linked
+//! when it was linked by its header, nor taken when the install compiled it, and is then
+//! recorded as zeros, which no RECORD names). Anything else — no stamps file, no entry, another stamp — and the file is linked
 //! and hashed as before (see `wheel::linked`), so a stale stamp costs time, never correctness.
 //!
 //! Two limits, both falling back to hashing:

@@ -92,9 +92,13 @@ impl PycFormat {
 /// that length. What it compiles and how is `py_compile`'s (the same `compile` call, the
 /// source's mtime and size as `importlib` takes them), on every CPython from 3.6.
 const WORKER: &str = r#"
-import marshal, os, sys
+import gc, marshal, os, sys
 read, out = sys.stdin.buffer.readline, sys.stdout.buffer
-for line in iter(read, b""):
+# Compiling makes few reference cycles: collect now and then, not every few allocations.
+gc.disable()
+for done, line in enumerate(iter(read, b"")):
+    if done % 1000 == 999:
+        gc.collect()
     path, _, display = os.fsdecode(line.rstrip(b"\n")).partition("\t")
     try:
         with open(path, "rb") as source:
@@ -396,25 +400,42 @@ impl Worker {
                 Ok(_) => {}
                 Err(error) => return Err(stopped(error)),
             }
-            if let Some(code) = read_code(&line, &mut stdout).map_err(stopped)? {
-                self.write_pyc(&job, code)?;
+            if let Some(answer) = read_answer(&line).map_err(stopped)? {
+                self.write_pyc(&job, &answer, &mut stdout)?;
             }
             on_compiled();
         }
     }
 
-    /// Writes the `.pyc` of `job`. One already there is one the wheel ships: it is kept as
-    /// the wheel has it.
-    fn write_pyc(&mut self, job: &CompileJob, code: Code) -> Result<(), String> {
+    /// Writes the `.pyc` of `job`: its header, then the marshalled code streamed from the
+    /// worker. One already there is one the wheel ships: it is kept as the wheel has it (the
+    /// answer is read and dropped). Its digest is not taken: nothing reads it (byte-code is
+    /// linked by its header, and RECORD does not list it).
+    fn write_pyc(
+        &mut self,
+        job: &CompileJob,
+        answer: &Answer,
+        stdout: &mut impl Read,
+    ) -> Result<(), String> {
+        let stopped = |error: std::io::Error| format!("a worker stopped answering: {error}");
+        let mut code = stdout.take(answer.length);
         let Some(pyc) = self.format.pyc_of(&job.source) else {
-            return Ok(());
+            return drain(&mut code, answer.length).map_err(stopped);
         };
-        let mut content = self.format.header(code.mtime as u64, code.size);
-        content.extend_from_slice(&code.data);
+        let header = self.format.header(answer.mtime as u64, answer.size);
+        let options = CopyOptions {
+            hash_written: false,
+            ..CopyOptions::new(0o644)
+        };
+        let expected = header.len() as u64 + answer.length;
         match self
             .tree
-            .copy(&pyc, &mut content.as_slice(), CopyOptions::new(0o644))
+            .copy(&pyc, &mut header.as_slice().chain(&mut code), options)
         {
+            Ok(copied) if copied.size != expected => {
+                // The worker stopped mid-answer: the install fails, and its tree goes.
+                Err(stopped(std::io::ErrorKind::UnexpectedEof.into()))
+            }
             Ok(copied) => {
                 if let Some(stamp) = copied.stamp {
                     self.written.push(WrittenPyc {
@@ -426,22 +447,36 @@ impl Worker {
                 }
                 Ok(())
             }
-            Err(CopyError::Write(TreeError::PathTaken { .. })) => Ok(()),
+            Err(CopyError::Write(TreeError::PathTaken { .. })) => {
+                drain(&mut code, answer.length).map_err(stopped)
+            }
             Err(CopyError::Write(error)) => Err(error.to_string()),
-            Err(CopyError::Read(error)) => Err(error.to_string()),
+            Err(CopyError::Read(error)) => Err(stopped(error)),
         }
     }
 }
 
-/// A worker's answer for one file: its marshalled code and its source's mtime and size.
-struct Code {
-    data: Vec<u8>,
+/// Reads and drops the `length` bytes of an answer not written.
+fn drain(code: &mut impl Read, length: u64) -> std::io::Result<()> {
+    match std::io::copy(code, &mut std::io::sink())? == length {
+        true => Ok(()),
+        false => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// A worker's answer for one file: the length of its marshalled code, which follows, and its
+/// source's mtime and size.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    length: u64,
     mtime: i64,
     size: u64,
 }
 
-/// Reads the answer that starts with `line`: `None` for a file that does not compile.
-fn read_code(line: &str, stdout: &mut impl Read) -> std::io::Result<Option<Code>> {
+/// Parses the line an answer starts with: `None` for a file that does not compile. The code
+/// itself is streamed to its file, never held whole: the length is the worker's word, and an
+/// interpreter that prints something else must not make the stub allocate it.
+fn read_answer(line: &str) -> std::io::Result<Option<Answer>> {
     let line = line.trim_end();
     if line == "-" {
         return Ok(None);
@@ -452,14 +487,11 @@ fn read_code(line: &str, stdout: &mut impl Read) -> std::io::Result<Option<Code>
     let length: u64 = field()?.parse().map_err(|_| bad())?;
     let mtime: i64 = field()?.parse().map_err(|_| bad())?;
     let size: u64 = field()?.parse().map_err(|_| bad())?;
-    // Read as it comes, not allocated up front: the length is the worker's word, and an
-    // interpreter that prints something else must not make the stub allocate it.
-    let mut data = Vec::new();
-    stdout.take(length).read_to_end(&mut data)?;
-    if data.len() as u64 != length {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(Some(Code { data, mtime, size }))
+    Ok(Some(Answer {
+        length,
+        mtime,
+        size,
+    }))
 }
 
 #[cfg(test)]
@@ -496,20 +528,70 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_read_as_they_come() {
-        let mut rest: &[u8] = b"abcXYZ";
-        let code = read_code("3 -1 7\n", &mut rest)
-            .expect("read")
-            .expect("code");
+    fn answers_are_streamed_as_they_come() {
         assert_eq!(
-            (code.data.as_slice(), code.mtime, code.size),
-            (&b"abc"[..], -1, 7)
+            read_answer("3 -1 7\n").expect("read"),
+            Some(Answer {
+                length: 3,
+                mtime: -1,
+                size: 7
+            })
         );
-        assert_eq!(rest, b"XYZ");
-        assert!(read_code("-\n", &mut rest).expect("read").is_none());
-        // A length the worker never sends is an error, not an allocation of that size.
+        assert_eq!(read_answer("-\n").expect("read"), None);
+        assert!(read_answer("Python 3.11.7\n").is_err());
+        assert!(read_answer("3 1\n").is_err());
+
         let mut short: &[u8] = b"abc";
-        assert!(read_code("18446744073709551615 0 0\n", &mut short).is_err());
-        assert!(read_code("Python 3.11.7\n", &mut short).is_err());
+        assert!(drain(&mut (&mut short).take(5), 5).is_err());
+    }
+
+    #[test]
+    fn a_pyc_is_its_header_and_exactly_its_answer() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let format = PycFormat::new("a70d0d0a", Some("cpython-311"), (3, 11)).expect("format");
+        let mut worker = Worker {
+            queue: Arc::default(),
+            tree: Sink::from(DiskTree::new(root.path())),
+            format: format.clone(),
+            written: Vec::new(),
+        };
+        let job = |source: &str| CompileJob {
+            source: source.into(),
+            display: source.into(),
+        };
+        let answer = |length| Answer {
+            length,
+            mtime: 0x1_0000_0005,
+            size: 9,
+        };
+        // The answer's bytes, and no more: what follows is the next answer's.
+        let mut stdout: &[u8] = b"CODE-BYTESnext";
+        worker
+            .write_pyc(&job("pkg/mod.py"), &answer(10), &mut stdout)
+            .expect("written");
+        assert_eq!(stdout, b"next");
+        let pyc = root.path().join("pkg/__pycache__/mod.cpython-311.pyc");
+        let mut expected = format.header(0x1_0000_0005, 9);
+        expected.extend_from_slice(b"CODE-BYTES");
+        assert_eq!(std::fs::read(&pyc).expect("read"), expected);
+        assert_eq!(worker.written.len(), 1);
+        assert_eq!(worker.written[0].head[..], expected[..16]);
+        // Not hashed: nothing reads a compiled `.pyc` file's digest.
+        assert_eq!(worker.written[0].sha256, [0; 32]);
+
+        // A `.pyc` the wheel ships is kept, and the answer read past.
+        let mut stdout: &[u8] = b"OTHER-CODEnext";
+        worker
+            .write_pyc(&job("pkg/mod.py"), &answer(10), &mut stdout)
+            .expect("kept");
+        assert_eq!(stdout, b"next");
+        assert_eq!(std::fs::read(&pyc).expect("read"), expected);
+
+        // A worker that stops mid-answer is an error, never a short `.pyc` taken as done.
+        let mut stdout: &[u8] = b"SHORT";
+        assert!(worker
+            .write_pyc(&job("pkg/other.py"), &answer(10), &mut stdout)
+            .is_err());
+        assert_eq!(worker.written.len(), 1);
     }
 }

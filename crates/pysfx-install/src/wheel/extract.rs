@@ -72,11 +72,11 @@ impl PreparedWheel {
             _ => None,
         };
         let options = CopyOptions {
-            mode,
             disposition: plan.disposition,
             mtime: prepared.source_mtime.filter(|_| is_source),
             head,
             read_hash,
+            ..CopyOptions::new(mode)
         };
         let copied = tree
             .copy(
