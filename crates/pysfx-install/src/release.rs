@@ -115,8 +115,10 @@ pub fn build_release(
             Ok::<_, InstallError>(job)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // Byte-code of the wheels that came without it is compiled by the venv's interpreter while
-    // the next batches unpack: each batch's sources go to the compile workers as it finishes.
+    // Byte-code of the wheels that came without it is compiled by the venv's interpreter once
+    // every batch is unpacked. The unpacking keeps every core busy by itself; compiling beside
+    // it made both slower (they share the caches): on the popular corpus the install took
+    // 0.6 s more CPU and 0.1-0.3 s more time.
     let format = PycFormat::of(interpreter);
     let compiling = match &format {
         Some(format) if !options.no_compile && jobs.iter().any(|job| job.bundles.is_empty()) => {
@@ -133,7 +135,8 @@ pub fn build_release(
         }
     };
     let mut reports: Vec<InstallReport> = Vec::with_capacity(jobs.len());
-    let mut submitted = 0u64;
+    // The sources to compile, batch by batch (as many as the compile queue would hold).
+    let mut sources = Vec::new();
     let started = Instant::now();
     let set_options = SetOptions {
         threads: options.threads,
@@ -179,7 +182,14 @@ pub fn build_release(
             set_options,
             reporter,
             &mut |batch_reports, precompiled| {
-                let sources = compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
+                if compiler.is_some() {
+                    sources.extend(compile_jobs(
+                        batch_reports,
+                        precompiled,
+                        options.no_compile,
+                        &venv,
+                    ));
+                }
                 precompiled_wheels += precompiled.iter().filter(|p| **p).count();
                 for report in batch_reports.iter_mut() {
                     stamps
@@ -187,15 +197,13 @@ pub fn build_release(
                         .map_err(stamps_failed)?;
                 }
                 reports.append(batch_reports);
-                submitted += sources.len() as u64;
-                if let Some(compiler) = &compiler {
-                    compiler.submit(sources);
-                }
                 Ok(())
             },
         )?;
         phases.install = started.elapsed().as_secs_f64();
         if let Some(compiler) = compiler {
+            let submitted = sources.len() as u64;
+            compiler.submit(std::mem::take(&mut sources));
             let waiting = Instant::now();
             reporter.phase("compiling", submitted);
             reporter.advance(compiled.load(Ordering::Relaxed));

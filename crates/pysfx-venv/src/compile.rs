@@ -166,9 +166,9 @@ pub struct WrittenPyc {
     pub head: [u8; 16],
 }
 
-/// Long-lived compile workers that take files from one queue as they become free, so the
-/// compiling of one batch of wheels overlaps the unpacking of the next and no worker idles
-/// while another has a long list left.
+/// Long-lived compile workers that take files from one queue as they become free, so no
+/// worker idles while another has a long list left. Files may be submitted while the workers
+/// run.
 pub struct Compiler<'scope> {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     handles: Vec<ScopedJoinHandle<'scope, (Option<String>, Vec<WrittenPyc>)>>,
