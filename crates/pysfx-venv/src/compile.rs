@@ -363,7 +363,6 @@ impl Worker {
         mut stdout: BufReader<ChildStdout>,
         on_compiled: &(dyn Fn() + Sync),
     ) -> Result<(), String> {
-        let stopped = |error: std::io::Error| format!("a worker stopped answering: {error}");
         let mut in_flight: VecDeque<CompileJob> = VecDeque::new();
         let mut line = String::new();
         loop {
@@ -417,7 +416,6 @@ impl Worker {
         answer: &Answer,
         stdout: &mut impl Read,
     ) -> Result<(), String> {
-        let stopped = |error: std::io::Error| format!("a worker stopped answering: {error}");
         let mut code = stdout.take(answer.length);
         let Some(pyc) = self.format.pyc_of(&job.source) else {
             return drain(&mut code, answer.length).map_err(stopped);
@@ -454,6 +452,11 @@ impl Worker {
             Err(CopyError::Read(error)) => Err(stopped(error)),
         }
     }
+}
+
+/// Why feeding a worker failed: its pipes broke or it stopped mid-answer.
+fn stopped(error: std::io::Error) -> String {
+    format!("a worker stopped answering: {error}")
 }
 
 /// Reads and drops the `length` bytes of an answer not written.
