@@ -4,9 +4,10 @@
 //! An artifact is `stub bytes ‖ zip payload`. The zip's local headers and central directory use
 //! *absolute* offsets (counted from the first byte of the file), so `unzip -l` and Python's
 //! `zipfile` read the artifact as an ordinary zip. The zip's end-of-central-directory comment is
-//! a fixed-length [`Trailer`] naming where the payload starts and the SHA-256 of every payload
-//! byte before the end-of-central-directory record. `docs/format.md` describes it byte by byte.
+//! a fixed-length [`Trailer`] naming where the payload starts and the digest of every payload
+//! byte before the trailer (the SHA-256 of the SHA-256s of its 4 MiB pieces). `docs/format.md` describes it byte by byte.
 
+mod digest;
 mod hash;
 mod manifest;
 mod member;
@@ -15,6 +16,7 @@ mod sbom;
 mod trailer;
 mod writer;
 
+pub use digest::{DigestScheme, PIECE_BYTES};
 pub use hash::sha256_reader;
 pub use manifest::{
     check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, ThinBase,

@@ -6,12 +6,15 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::{digest_range, DigestScheme, PayloadHasher};
 use crate::{hex, FormatError};
 
-const PREFIX: &str = "pysfx-payload/1 offset=";
+/// The trailer's first bytes, by digest scheme (both the same length).
+const PREFIX_WHOLE: &str = "pysfx-payload/1 offset=";
+const PREFIX_PIECES: &str = "pysfx-payload/2 offset=";
 const DIGEST_KEY: &str = " sha256=";
 /// Length in bytes of the trailer text (the zip comment).
-pub const TRAILER_LEN: usize = PREFIX.len() + 20 + DIGEST_KEY.len() + 64;
+pub const TRAILER_LEN: usize = PREFIX_PIECES.len() + 20 + DIGEST_KEY.len() + 64;
 /// Size of the classic end-of-central-directory record without its comment.
 const EOCD_LEN: usize = 22;
 const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
@@ -21,16 +24,24 @@ const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
 pub struct Trailer {
     /// Absolute offset of the payload's first byte (= the stub's length).
     pub payload_offset: u64,
-    /// SHA-256 of the bytes `[payload_offset, start of the trailer)`: every payload byte,
-    /// the end-of-central-directory record included, but the trailer itself.
+    /// The payload digest of the bytes `[payload_offset, start of the trailer)`: every
+    /// payload byte, the end-of-central-directory record included, but the trailer itself.
     pub sha256: [u8; 32],
+    /// How [`Trailer::sha256`] covers those bytes: the packer writes [`DigestScheme::Pieces`];
+    /// artifacts of pysfx 0.1 have [`DigestScheme::Whole`], still read (a thin artifact's base,
+    /// a release's artifact checked again).
+    pub scheme: DigestScheme,
 }
 
 impl Trailer {
     /// The trailer as the zip comment text, always [`TRAILER_LEN`] bytes.
     pub fn encode(&self) -> String {
+        let prefix = match self.scheme {
+            DigestScheme::Whole => PREFIX_WHOLE,
+            DigestScheme::Pieces => PREFIX_PIECES,
+        };
         format!(
-            "{PREFIX}{:020}{DIGEST_KEY}{}",
+            "{prefix}{:020}{DIGEST_KEY}{}",
             self.payload_offset,
             hex(&self.sha256)
         )
@@ -45,9 +56,14 @@ impl Trailer {
             ));
         }
         let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_string())?;
-        let rest = text
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| "unknown trailer version".to_string())?;
+        let (scheme, rest) = match (
+            text.strip_prefix(PREFIX_PIECES),
+            text.strip_prefix(PREFIX_WHOLE),
+        ) {
+            (Some(rest), _) => (DigestScheme::Pieces, rest),
+            (None, Some(rest)) => (DigestScheme::Whole, rest),
+            (None, None) => return Err("unknown trailer version".to_string()),
+        };
         let (offset, rest) = rest.split_at(20);
         let digest = rest
             .strip_prefix(DIGEST_KEY)
@@ -75,6 +91,7 @@ impl Trailer {
         Ok(Trailer {
             payload_offset,
             sha256,
+            scheme,
         })
     }
 }
@@ -96,7 +113,13 @@ impl Located {
 
     /// Recomputes the payload digest and compares it with the trailer's.
     pub fn verify(&self, file: &File, path: &Path) -> Result<(), FormatError> {
-        let actual = digest_range(file, path, self.trailer.payload_offset, self.digest_end)?;
+        let actual = digest_range(
+            file,
+            path,
+            self.trailer.payload_offset,
+            self.digest_end,
+            self.trailer.scheme,
+        )?;
         if actual != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),
@@ -120,7 +143,7 @@ impl Located {
         file.seek(SeekFrom::Start(0))
             .map_err(|error| FormatError::io(path, error))?;
         let mut whole = Sha256::new();
-        let mut payload = Sha256::new();
+        let mut payload = PayloadHasher::new(self.trailer.scheme);
         let (start, end) = (self.trailer.payload_offset, self.digest_end);
         let mut position = 0u64;
         let mut buffer = vec![0u8; 256 * 1024];
@@ -135,7 +158,7 @@ impl Located {
             payload.update(&chunk[from as usize..to as usize]);
             position += want as u64;
         }
-        let actual: [u8; 32] = payload.finalize().into();
+        let actual = payload.finish();
         if actual != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),
@@ -193,24 +216,6 @@ pub fn locate(file: &mut File, path: &Path) -> Result<Located, FormatError> {
     })
 }
 
-/// SHA-256 of the bytes `[start, end)` of `file`.
-pub(crate) fn digest_range(
-    mut file: &File,
-    path: &Path,
-    start: u64,
-    end: u64,
-) -> Result<[u8; 32], FormatError> {
-    file.seek(SeekFrom::Start(start))
-        .map_err(|error| FormatError::io(path, error))?;
-    let (digest, read) = crate::sha256_reader(file.take(end - start))
-        .map_err(|error| FormatError::io(path, error))?;
-    if read != end - start {
-        let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-        return Err(FormatError::io(path, short));
-    }
-    Ok(digest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,13 +229,16 @@ mod tests {
     #[test]
     fn trailer_round_trips_at_fixed_length() {
         for offset in [0u64, 1, 873_421, u64::MAX] {
-            let trailer = Trailer {
-                payload_offset: offset,
-                sha256: [0xab; 32],
-            };
-            let text = trailer.encode();
-            assert_eq!(text.len(), TRAILER_LEN);
-            assert_eq!(Trailer::decode(text.as_bytes()), Ok(trailer));
+            for scheme in [DigestScheme::Whole, DigestScheme::Pieces] {
+                let trailer = Trailer {
+                    payload_offset: offset,
+                    sha256: [0xab; 32],
+                    scheme,
+                };
+                let text = trailer.encode();
+                assert_eq!(text.len(), TRAILER_LEN);
+                assert_eq!(Trailer::decode(text.as_bytes()), Ok(trailer));
+            }
         }
     }
 
@@ -239,11 +247,12 @@ mod tests {
         let good = Trailer {
             payload_offset: 5,
             sha256: [1; 32],
+            scheme: DigestScheme::Pieces,
         }
         .encode();
         let cases: Vec<(String, &str)> = vec![
             (
-                good.replacen("pysfx-payload/1", "pysfx-payload/9", 1),
+                good.replacen("pysfx-payload/2", "pysfx-payload/9", 1),
                 "version",
             ),
             (good.replacen("sha256=", "sha512=", 1), "sha256"),

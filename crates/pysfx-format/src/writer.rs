@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use crate::trailer::digest_range;
+use crate::digest::{digest_range, DigestScheme};
 use crate::{locate, FormatError, Manifest, Trailer, MANIFEST_NAME};
 
 /// How one payload entry is stored.
@@ -149,6 +149,7 @@ impl PayloadWriter {
         let placeholder = Trailer {
             payload_offset: self.payload_offset,
             sha256: [0; 32],
+            scheme: DigestScheme::Pieces,
         };
         self.zip
             .set_comment(placeholder.encode())
@@ -161,10 +162,17 @@ impl PayloadWriter {
             source,
         })?;
         let located = locate(&mut file, &path)?;
-        let sha256 = digest_range(&file, &path, self.payload_offset, located.digest_end)?;
+        let sha256 = digest_range(
+            &file,
+            &path,
+            self.payload_offset,
+            located.digest_end,
+            DigestScheme::Pieces,
+        )?;
         let trailer = Trailer {
             payload_offset: self.payload_offset,
             sha256,
+            scheme: DigestScheme::Pieces,
         };
         let comment_start = located.file_len - crate::TRAILER_LEN as u64;
         file.seek(SeekFrom::Start(comment_start))
@@ -308,6 +316,54 @@ mod tests {
         std::fs::write(&path, &stub_damaged).expect("write");
         let mut payload = crate::Payload::open(&path).expect("open");
         assert!(payload.verify_and_digest_file().is_ok());
+    }
+
+    /// An artifact of pysfx 0.1 (`pysfx-payload/1`, the plain SHA-256 of the payload) is still
+    /// read and checked; the same bytes under a `/2` trailer are not, since the two digests
+    /// differ.
+    #[test]
+    fn a_whole_payload_digest_of_pysfx_0_1_is_still_checked() {
+        use sha2::{Digest, Sha256};
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("old.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        let pieces = writer.finish().expect("finish");
+        assert_eq!(pieces.scheme, DigestScheme::Pieces);
+        let bytes = std::fs::read(&path).expect("read");
+        let located = crate::Payload::open(&path)
+            .expect("open")
+            .located()
+            .to_owned();
+        let payload_bytes = &bytes[pieces.payload_offset as usize..located.digest_end as usize];
+        let rewrite = |trailer: Trailer| {
+            let mut old = bytes.clone();
+            old.truncate(located.digest_end as usize);
+            old.extend_from_slice(trailer.encode().as_bytes());
+            std::fs::write(&path, &old).expect("write");
+            crate::Payload::open(&path).expect("open").verify()
+        };
+        let whole = Trailer {
+            sha256: Sha256::digest(payload_bytes).into(),
+            scheme: DigestScheme::Whole,
+            ..pieces
+        };
+        rewrite(whole).expect("a /1 trailer with the payload's SHA-256");
+        assert!(matches!(
+            rewrite(Trailer {
+                scheme: DigestScheme::Pieces,
+                ..whole
+            }),
+            Err(FormatError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            rewrite(Trailer {
+                scheme: DigestScheme::Whole,
+                ..pieces
+            }),
+            Err(FormatError::DigestMismatch { .. })
+        ));
+        rewrite(pieces).expect("the packer's own trailer");
     }
 
     #[test]
