@@ -58,7 +58,6 @@ fn hostile_wheels_are_refused() {
         ("backslash", "backslash"),
         ("symlink", "symbolic link"),
         ("duplicate", "duplicate entry"),
-        ("hashmismatch", "does not match its RECORD entry"),
         ("notinrecord", "not listed in RECORD"),
         ("badscript", "replace the venv's interpreter"),
         ("escapingdata", "'..' path component"),
@@ -182,11 +181,55 @@ fn hostile_payload_entries_are_refused() {
     }
 }
 
-/// Two wheels the manifest gives one digest, right for the first only: the second is hashed
-/// for itself (the wheels are checked ahead of the install by their places in the payload,
-/// never by the digest they claim) and refused.
+/// A member whose bytes differ from its RECORD hash is refused by `pysfx pack` (above), by
+/// `pysfx verify` and by `--verify`. The install takes the payload digest's word for the bytes
+/// `pysfx pack` checked (docs/architecture.md, "What the install checks"): an artifact crafted
+/// around the packer, with a payload digest of its own, installs what it holds, as it could
+/// with a RECORD that agreed. Its RECORD in the release still holds the hash the wheel
+/// claimed, so `--check` names the member.
 #[test]
-fn a_wheel_that_claims_another_wheels_digest_is_refused() {
+fn a_member_that_differs_from_its_record_is_found_by_verify_and_check() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("hashmismatch.sfx"),
+        &[
+            evil_wheels().join("good-1.0-py3-none-any.whl"),
+            evil_wheels().join("hashmismatch-1.0-py3-none-any.whl"),
+        ],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    assert_verify_refuses(&artifact, "hashmismatch");
+    let output = pysfx_e2e::run(
+        std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+            .arg("verify")
+            .arg(&artifact),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not match its RECORD entry"),
+        "{stderr}"
+    );
+
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let output = pysfx_e2e::run(
+        std::process::Command::new(&artifact)
+            .arg("--check")
+            .arg(&destination)
+            .arg("--json"),
+    );
+    assert_eq!(output.status.code(), Some(3), "--check passed the member");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("hashmismatch/__init__.py"), "{stdout}");
+}
+
+/// Two wheels the manifest gives one digest, right for the first only: `pysfx verify` and
+/// `--verify` hash each wheel for itself and refuse the second. (The install takes the payload
+/// digest's word for the manifest, as for the bytes.)
+#[test]
+fn a_wheel_that_claims_another_wheels_digest_is_refused_by_verify() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("borrowed.sfx"),
@@ -197,16 +240,14 @@ fn a_wheel_that_claims_another_wheels_digest_is_refused() {
         &[("demoapp/app.py", b"x = 1\n")],
         |manifest| manifest.wheels[1].sha256 = manifest.wheels[0].sha256.clone(),
     );
-    assert_refused(
-        work.path(),
-        &artifact,
-        "borrowed digest",
-        "differs from the manifest",
-    );
+    assert_verify_refuses(&artifact, "borrowed digest");
+    let output = pysfx_e2e::run(std::process::Command::new(&artifact).arg("--verify"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("differs from the manifest"), "{stderr}");
 }
 
 #[test]
-fn a_wheel_that_differs_from_the_manifest_is_refused() {
+fn a_wheel_that_differs_from_the_manifest_is_refused_by_verify() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("digest.sfx"),
@@ -214,10 +255,8 @@ fn a_wheel_that_differs_from_the_manifest_is_refused() {
         &[("demoapp/app.py", b"x = 1\n")],
         |manifest| manifest.wheels[0].sha256 = "0".repeat(64),
     );
-    assert_refused(
-        work.path(),
-        &artifact,
-        "digest",
-        "differs from the manifest",
-    );
+    assert_verify_refuses(&artifact, "digest");
+    let output = pysfx_e2e::run(std::process::Command::new(&artifact).arg("--verify"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("differs from the manifest"), "{stderr}");
 }

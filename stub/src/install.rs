@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::Payload;
-use pysfx_install::{
-    build_release, links_files, source_for, BatchLimits, Built, Candidate, InstallOptions,
-};
+use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
 use pysfx_venv::{BinaryIdentity, Interpreter};
@@ -67,36 +65,31 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // the older identity, and the next run asks again.
     let binary = BinaryIdentity::of(&cli.python);
     let mut remembered = false;
-    // Planned while the payload is hashed, on a new DEST: the wheels, the releases beside DEST
-    // to link from, and the wheels to unpack checked against their manifest digests.
+    // Planned while the payload is hashed, on a new DEST: the wheels, and the releases beside
+    // DEST to link from.
     let mut early = None;
     let (interpreter, hashed) = match new_dest {
-        true => {
-            let ranges = wheel_ranges(&mut payload);
-            std::thread::scope(|scope| {
-                let payload = &payload;
-                let hashing = scope.spawn(move || {
-                    let phase = Instant::now();
-                    payload.verify().map(|()| phase.elapsed().as_secs_f64())
-                });
-                let interpreter = Interpreter::query(&cli.python);
-                if let Ok(interpreter) = &interpreter {
-                    early = Some(plan_early(
-                        payload,
-                        &ranges,
-                        interpreter,
-                        &destination,
-                        link.as_deref(),
-                        cli.copy,
-                    ));
-                }
-                let hashed = match hashing.join() {
-                    Ok(hashed) => hashed.map_err(Failure::from),
-                    Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
-                };
-                (interpreter, Some(hashed))
-            })
-        }
+        true => std::thread::scope(|scope| {
+            let payload = &payload;
+            let hashing = scope.spawn(move || {
+                let phase = Instant::now();
+                payload.verify().map(|()| phase.elapsed().as_secs_f64())
+            });
+            let interpreter = Interpreter::query(&cli.python);
+            if let Ok(interpreter) = &interpreter {
+                early = Some(plan_early(
+                    payload,
+                    interpreter,
+                    &destination,
+                    link.as_deref(),
+                ));
+            }
+            let hashed = match hashing.join() {
+                Ok(hashed) => hashed.map_err(Failure::from),
+                Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
+            };
+            (interpreter, Some(hashed))
+        }),
         // A re-run with the binary the release was installed with: its facts are in the
         // receipt. (The no-op's cost was mostly starting the interpreter.)
         false => match remembered_interpreter(&destination, &digest, &cli.python) {
@@ -642,51 +635,16 @@ fn install_threads() -> usize {
 
 const MAX_INSTALL_THREADS: usize = 8;
 
-/// Where each wheel the payload stores lies in the artifact, by its payload path. A wheel
-/// whose entry cannot be found is left out: the install reports it.
-fn wheel_ranges(payload: &mut Payload) -> Vec<(String, (u64, u64))> {
-    let paths: Vec<String> = payload
-        .manifest()
-        .wheels
-        .iter()
-        .filter(|entry| !entry.from_base)
-        .map(|entry| entry.path.clone())
-        .collect();
-    paths
-        .into_iter()
-        .filter_map(|path| {
-            let range = payload.stored_range(&path).ok()?;
-            Some((path, range))
-        })
-        .collect()
-}
-
-/// The plan and the releases to link from, made while another thread checks the payload
-/// digest (reading only); meanwhile the wheels this install will unpack (not linked) are
-/// hashed against their manifest digests on this core, so the install need not hash them.
-/// A wheel that does not match is hashed again, and refused, by the install.
+/// The plan and the releases to link from, made while other threads check the payload digest
+/// (reading only).
 fn plan_early(
     payload: &Payload,
-    ranges: &[(String, (u64, u64))],
     interpreter: &Interpreter,
     destination: &Path,
     link: Option<&Path>,
-    copy: bool,
 ) -> Result<(Plan, Vec<Candidate>), Failure> {
     let plan = plan::choose(payload.manifest(), interpreter)?;
     let candidates = link_candidates(payload.manifest(), &plan, destination, link, interpreter)?;
-    for entry in &plan.wheels {
-        let linked = links_files(
-            entry,
-            source_for(&candidates, &entry.sha256).is_some(),
-            copy,
-        );
-        let range = ranges.iter().find(|(path, _)| *path == entry.path);
-        if let (false, Some((_, range))) = (linked, range) {
-            // An unreadable wheel is left to the install, which says what it is.
-            let _ = payload.check_stored(*range, &entry.sha256);
-        }
-    }
     Ok((plan, candidates))
 }
 

@@ -20,8 +20,6 @@ pub struct Payload {
     manifest: Manifest,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
-    /// The byte ranges [`Payload::check_stored`] found right, with their digests.
-    checked: std::sync::Mutex<std::collections::HashSet<((u64, u64), String)>>,
 }
 
 impl Payload {
@@ -51,7 +49,6 @@ impl Payload {
             archive,
             manifest: empty_manifest(),
             verified: std::sync::atomic::AtomicBool::new(false),
-            checked: std::sync::Mutex::default(),
         };
         payload.manifest = payload.read_manifest()?;
         Ok(payload)
@@ -98,31 +95,6 @@ impl Payload {
     /// byte of the payload — each wheel included — is then the bytes the trailer vouches for.
     pub fn verified(&self) -> bool {
         self.verified.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Hashes the stored entry at `range` (a wheel's, from [`Payload::stored_range`]) and
-    /// compares it with `sha256`, the manifest's digest of that wheel: whether they match. A
-    /// match is remembered for that range and digest (see [`Payload::stored_checked`]): a
-    /// second manifest entry claiming the same digest for other bytes is not vouched for.
-    /// Reads only, so it may run while another thread checks the payload digest.
-    pub fn check_stored(&self, range: (u64, u64), sha256: &str) -> Result<bool, FormatError> {
-        let (digest, _) = crate::sha256_reader(Section::new(&self.file, range.0, range.1))
-            .map_err(|error| FormatError::io(&self.path, error))?;
-        let matches = crate::hex(&digest) == sha256;
-        if matches {
-            if let Ok(mut checked) = self.checked.lock() {
-                checked.insert((range, sha256.to_string()));
-            }
-        }
-        Ok(matches)
-    }
-
-    /// Whether [`Payload::check_stored`] found the stored entry at `range` to have digest
-    /// `sha256`.
-    pub fn stored_checked(&self, range: (u64, u64), sha256: &str) -> bool {
-        self.checked
-            .lock()
-            .is_ok_and(|checked| checked.contains(&(range, sha256.to_string())))
     }
 
     fn set_verified(&self) {

@@ -32,9 +32,6 @@ pub struct WheelJob<'a> {
     pub bundles: Vec<BundleJob>,
     /// A release beside DEST that installed this very wheel, whose files are linked.
     pub source: Option<Arc<LinkSource>>,
-    /// The wheel's bytes were already found to match the manifest's digest
-    /// ([`Payload::check_stored`]): the install does not hash them again.
-    pub digest_checked: bool,
 }
 
 /// A byte-code bundle: where it is, and the mtime its `.pyc` files expect of their sources.
@@ -69,14 +66,12 @@ impl<'a> WheelJob<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let digest_checked = payload.stored_checked(range, &entry.sha256);
         Ok(WheelJob {
             entry,
             filename,
             range,
             bundles,
             source: None,
-            digest_checked,
         })
     }
 }
@@ -90,8 +85,8 @@ pub struct SetOptions {
     pub copy: bool,
     /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
     pub bytecode: Option<BytecodeLink>,
-    /// The payload digest was checked in this run: a wheel whose files are linked from a
-    /// release beside DEST is then not hashed against its manifest digest (see `open_wheels`).
+    /// The payload digest was checked in this run, before anything was written: it vouches
+    /// for every wheel's bytes, which are then not hashed again (see `open_wheels`).
     pub payload_verified: bool,
 }
 
@@ -508,13 +503,12 @@ fn open_wheels(
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
     let opened = parallel_map(batch.jobs, options.threads, |job| {
         let (start, len) = job.range;
-        // A husk has no digest of its own: the payload digest covers it, and its RECORD is
-        // held to the manifest's (`check_entry`). Nor is a wheel hashed whose files come from
-        // a release beside DEST installed from a wheel of that digest, once the payload
-        // digest was checked: its RECORD is held to the manifest's, and every file to RECORD.
-        let linked = options.payload_verified
-            && crate::links_files(job.entry, job.source.is_some(), options.copy);
-        if !job.entry.from_base && !linked && !job.digest_checked {
+        // Once the payload digest was checked in this run, it vouches for the wheel's bytes:
+        // they are the ones `pysfx pack` hashed into the manifest and held, member by member,
+        // to RECORD. Else (`pysfx verify`, `--verify`) the wheel is hashed against the manifest.
+        // A husk has no digest of its own: the payload digest covers it, and its RECORD is held
+        // to the manifest's (`check_entry`).
+        if !job.entry.from_base && !options.payload_verified {
             check_digest(Section::new(batch.file, start, len), job)?;
         }
         let mut archive = ZipArchive::new(Section::with_directory(batch.file, start, len))
@@ -547,6 +541,9 @@ fn open_wheels(
     for (result, job) in opened.into_iter().zip(batch.jobs) {
         let (archive, mut wheel) = result?;
         check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
+        if options.payload_verified {
+            wheel.vouch();
+        }
         if let Some(bundle) = job.bundles.first() {
             let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(bundle.source_mtime);
             wheel.set_source_mtime(mtime);

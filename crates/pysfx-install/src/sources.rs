@@ -7,17 +7,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use pysfx_format::{Manifest, WheelEntry};
+use pysfx_format::Manifest;
 use pysfx_release::receipt::Receipt;
 
 use crate::wheel::LinkSource;
-
-/// Whether the install links `entry`'s files from a release beside DEST that installed the
-/// same wheel (`has_source`), instead of unpacking them: never with `--copy`, and only for a
-/// wheel whose RECORD digest the manifest holds (every linked file is held to that RECORD).
-pub fn links_files(entry: &WheelEntry, has_source: bool, copy: bool) -> bool {
-    !copy && has_source && entry.record_sha256.is_some()
-}
 
 /// A release that may be linked from, and the SHA-256 of every wheel it installed.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use std::io::{Read, Seek};
 
 use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree};
-use pysfx_wheel::{format_hash, format_shebang, python_shebang_end, WheelError};
+use pysfx_wheel::{format_hash, format_shebang, python_shebang_end, sha256_of_hash, WheelError};
 use tracing::trace;
 use zip::ZipArchive;
 
@@ -12,7 +12,8 @@ use crate::member::open_member;
 use crate::InstallError;
 
 impl PreparedWheel {
-    /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash.
+    /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash
+    /// (the hash only when the wheel is not vouched for: see [`PreparedWheel::vouch`]).
     /// A `.data/scripts` file streams like any other: only its first line is looked at, for the
     /// `#!python` that PEP 427 says to rewrite.
     pub(super) fn extract<R: Read + Seek>(
@@ -71,11 +72,17 @@ impl PreparedWheel {
             Some("sha256") if head.is_some() => Some(ReadHash::Sha256),
             _ => None,
         };
+        // A vouched wheel's member is written as RECORD describes it: its digest is RECORD's.
+        let vouched = match (prepared.vouched, head, expected) {
+            (true, None, Some(expected)) => sha256_of_hash(&expected.hash),
+            _ => None,
+        };
         let options = CopyOptions {
             disposition: plan.disposition,
             mtime: prepared.source_mtime.filter(|_| is_source),
             head,
             read_hash,
+            hash_written: vouched.is_none(),
             ..CopyOptions::new(mode)
         };
         let copied = tree
@@ -90,7 +97,14 @@ impl PreparedWheel {
                 }
                 CopyError::Write(error) => InstallError::Tree(error),
             })?;
-        check_member(expected, &copied, declared).map_err(mismatch)?;
+        let mut copied = copied;
+        match vouched {
+            Some(digest) => {
+                check_sizes(expected, &copied, declared).map_err(mismatch)?;
+                copied.sha256 = digest;
+            }
+            None => check_member(expected, &copied, declared).map_err(mismatch)?,
+        }
         // `-vv`: one line per member. tracing checks the level first, so this costs nothing
         // when it is off.
         trace!(
@@ -123,6 +137,36 @@ pub(super) fn check_member(
     copied: &Copied,
     declared: u64,
 ) -> Result<(), String> {
+    check_sizes(expected, copied, declared)?;
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if expected.hash.is_empty() {
+        return Ok(());
+    }
+    let algorithm = expected.hash.split('=').next().unwrap_or_default();
+    let digest: &[u8] = match (&copied.read_digest, algorithm) {
+        (Some(digest), _) => digest,
+        (None, "sha256") => &copied.sha256,
+        // Built without them (the stub), the rarer hashes PEP 427 allows are accepted unchecked:
+        // pysfx pack and pysfx verify check them, and at install the payload digest covers
+        // these bytes.
+        (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
+        _ => {
+            return Err(format!(
+                "RECORD uses an unsupported hash {algorithm:?} (sha256, sha384 and sha512 are)"
+            ))
+        }
+    };
+    let actual = format_hash(algorithm, digest);
+    if expected.hash != actual {
+        return Err(format!("hash {actual} where RECORD says {}", expected.hash));
+    }
+    Ok(())
+}
+
+/// Compares the size of a member as read with its zip header and its RECORD row.
+fn check_sizes(expected: Option<&Expected>, copied: &Copied, declared: u64) -> Result<(), String> {
     if copied.read_size != declared {
         return Err(format!(
             "{} bytes where the zip header declares {declared}",
@@ -139,27 +183,6 @@ pub(super) fn check_member(
                 copied.read_size
             ));
         }
-    }
-    if expected.hash.is_empty() {
-        return Ok(());
-    }
-    let algorithm = expected.hash.split('=').next().unwrap_or_default();
-    let digest: &[u8] = match (&copied.read_digest, algorithm) {
-        (Some(digest), _) => digest,
-        (None, "sha256") => &copied.sha256,
-        // Built without them (the stub), the rarer hashes PEP 427 allows are accepted unchecked:
-        // pysfx pack and pysfx verify check them, and the manifest's SHA-256 of the whole wheel,
-        // checked before its members are read, covers these bytes at install.
-        (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
-        _ => {
-            return Err(format!(
-                "RECORD uses an unsupported hash {algorithm:?} (sha256, sha384 and sha512 are)"
-            ))
-        }
-    };
-    let actual = format_hash(algorithm, digest);
-    if expected.hash != actual {
-        return Err(format!("hash {actual} where RECORD says {}", expected.hash));
     }
     Ok(())
 }
