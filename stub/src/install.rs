@@ -627,7 +627,7 @@ fn write_receipt(
 
 /// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
 /// a malloc arena; past a few, the disk, not the CPU, bounds the install).
-fn install_threads() -> usize {
+pub(crate) fn install_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(MAX_INSTALL_THREADS)

@@ -25,6 +25,7 @@ use crate::output::print_stdout;
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
+    limit_malloc_arenas(install::install_threads());
     let program = std::env::args_os()
         .next()
         .map(|arg0| {
@@ -72,6 +73,22 @@ fn main() -> ExitCode {
             }
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Caps glibc's malloc arenas at one per install thread, before any thread starts. By itself
+/// glibc gives a thread that finds its arena locked another one, up to eight per core, and
+/// each arena keeps what was freed into it: over five installs of the popular corpus with
+/// pack-time byte-code (2 cores) the peak RSS varied from 27.8 to 30.9 MiB for the same work.
+/// With two arenas it was 25.2-25.6 MiB, in the same time (one arena was 7 % slower).
+#[allow(unsafe_code)]
+fn limit_malloc_arenas(arenas: usize) {
+    let arenas = std::ffi::c_int::try_from(arenas).unwrap_or(8);
+    // SAFETY: mallopt only sets a parameter of the allocator, which reads it when it next
+    // makes an arena; it touches no memory the program owns. glibc has had M_ARENA_MAX since
+    // 2.10.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, arenas);
     }
 }
 
