@@ -225,11 +225,11 @@ fn a_member_that_differs_from_its_record_is_found_by_verify_and_check() {
     assert!(stdout.contains("hashmismatch/__init__.py"), "{stdout}");
 }
 
-/// Two wheels the manifest gives one digest, right for the first only: `pysfx verify` and
-/// `--verify` hash each wheel for itself and refuse the second. (The install takes the payload
-/// digest's word for the manifest, as for the bytes.)
+/// Two wheels the manifest gives one digest, right for the first only: the payload digest's
+/// pieces are the wheels themselves, so checking it compares each wheel with the manifest's
+/// digest for it, and the second is refused before anything is written (and by both verifies).
 #[test]
-fn a_wheel_that_claims_another_wheels_digest_is_refused_by_verify() {
+fn a_wheel_that_claims_another_wheels_digest_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("borrowed.sfx"),
@@ -240,14 +240,17 @@ fn a_wheel_that_claims_another_wheels_digest_is_refused_by_verify() {
         &[("demoapp/app.py", b"x = 1\n")],
         |manifest| manifest.wheels[1].sha256 = manifest.wheels[0].sha256.clone(),
     );
+    assert_refused(
+        work.path(),
+        &artifact,
+        "borrowed digest",
+        "differs from the manifest",
+    );
     assert_verify_refuses(&artifact, "borrowed digest");
-    let output = pysfx_e2e::run(std::process::Command::new(&artifact).arg("--verify"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("differs from the manifest"), "{stderr}");
 }
 
 #[test]
-fn a_wheel_that_differs_from_the_manifest_is_refused_by_verify() {
+fn a_wheel_that_differs_from_the_manifest_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("digest.sfx"),
@@ -255,8 +258,11 @@ fn a_wheel_that_differs_from_the_manifest_is_refused_by_verify() {
         &[("demoapp/app.py", b"x = 1\n")],
         |manifest| manifest.wheels[0].sha256 = "0".repeat(64),
     );
+    assert_refused(
+        work.path(),
+        &artifact,
+        "digest",
+        "differs from the manifest",
+    );
     assert_verify_refuses(&artifact, "digest");
-    let output = pysfx_e2e::run(std::process::Command::new(&artifact).arg("--verify"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("differs from the manifest"), "{stderr}");
 }

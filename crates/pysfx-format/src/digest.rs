@@ -3,10 +3,12 @@
 //! - `pysfx-payload/1`: the SHA-256 of the payload's bytes. SHA-256 is one chain, so one core
 //!   hashes the whole payload while the others wait: 0.22 s for a 305 MB payload on the
 //!   benchmark machine, before anything may be written.
-//! - `pysfx-payload/2` (what the packer writes): the SHA-256 of the SHA-256s of the payload's
-//!   successive 4 MiB pieces (the last one shorter). Each piece is hashed on its own, so every
-//!   core takes a share, and every byte is still hashed once. A streaming reader (the writer's
-//!   check, `--info`'s one read of the file) gets the same digest piece by piece.
+//! - `pysfx-payload/2` (what the packer writes): the payload is cut into pieces — each stored
+//!   wheel's bytes are one piece, and what lies between wheels is cut into pieces of at most
+//!   4 MiB — and the digest is the SHA-256 of each piece's length and SHA-256, in order. Each
+//!   piece is hashed on its own, so every core takes a share and every byte is still hashed
+//!   once; and a wheel's piece digest is the wheel's SHA-256, which the manifest also records,
+//!   so checking the payload digest checks every wheel against the manifest for free.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -17,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::FormatError;
 
-/// The bytes of one piece of a `pysfx-payload/2` digest.
+/// The most bytes of a piece between wheels.
 pub const PIECE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The most threads that hash one payload's pieces.
@@ -26,114 +28,132 @@ const MAX_THREADS: usize = 8;
 /// Bytes read at a time.
 const READ_BYTES: usize = 256 * 1024;
 
-/// The pieces one thread hashed: their numbers and digests.
-type Hashed = std::io::Result<Vec<(usize, [u8; 32])>>;
-
 /// How a trailer's digest covers the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigestScheme {
     /// `pysfx-payload/1`: the SHA-256 of the bytes.
     Whole,
-    /// `pysfx-payload/2`: the SHA-256 of the SHA-256s of its 4 MiB pieces.
+    /// `pysfx-payload/2`: the SHA-256 of the lengths and SHA-256s of its pieces.
     Pieces,
 }
 
-/// A payload digest computed from the bytes in order.
-pub(crate) enum PayloadHasher {
-    Whole(Sha256),
-    Pieces {
-        root: Sha256,
-        piece: Sha256,
-        /// Bytes in the current piece.
-        filled: u64,
-    },
+/// A stretch of the payload hashed on its own: `[start, start + len)`, absolute offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    start: u64,
+    len: u64,
+    /// The wheel (by its index in the list the pieces were cut around) it is, if any.
+    wheel: Option<usize>,
 }
 
-impl PayloadHasher {
-    pub(crate) fn new(scheme: DigestScheme) -> Self {
-        match scheme {
-            DigestScheme::Whole => PayloadHasher::Whole(Sha256::new()),
-            DigestScheme::Pieces => PayloadHasher::Pieces {
-                root: Sha256::new(),
-                piece: Sha256::new(),
-                filled: 0,
-            },
+/// The payload digest, and each wheel's SHA-256 (in the order of the wheels the pieces were
+/// cut around; empty for [`DigestScheme::Whole`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digested {
+    pub root: [u8; 32],
+    pub wheels: Vec<[u8; 32]>,
+}
+
+/// Cuts `[start, end)` into pieces around `wheels` (their byte ranges, `(start, len)`, which
+/// must lie inside, in order, without overlapping).
+pub(crate) fn cut_pieces(
+    start: u64,
+    end: u64,
+    wheels: &[(u64, u64)],
+) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let gap = |from: u64, to: u64, pieces: &mut Vec<Piece>| {
+        let mut at = from;
+        while at < to {
+            let len = PIECE_BYTES.min(to - at);
+            pieces.push(Piece {
+                start: at,
+                len,
+                wheel: None,
+            });
+            at += len;
+        }
+    };
+    let mut at = start;
+    for (index, &(wheel_start, len)) in wheels.iter().enumerate() {
+        let wheel_end = wheel_start
+            .checked_add(len)
+            .filter(|wheel_end| wheel_start >= at && *wheel_end <= end)
+            .ok_or_else(|| {
+                format!("a wheel at {wheel_start} overlaps another or lies outside the payload")
+            })?;
+        gap(at, wheel_start, &mut pieces);
+        pieces.push(Piece {
+            start: wheel_start,
+            len,
+            wheel: Some(index),
+        });
+        at = wheel_end;
+    }
+    gap(at, end, &mut pieces);
+    Ok(pieces)
+}
+
+/// The digest of the pieces' lengths and digests, in order, and the wheels' digests.
+fn combine(pieces: &[Piece], digests: &[[u8; 32]], wheels: usize) -> Digested {
+    let mut root = Sha256::new();
+    let mut by_wheel = vec![[0u8; 32]; wheels];
+    for (piece, digest) in pieces.iter().zip(digests) {
+        root.update(piece.len.to_le_bytes());
+        root.update(digest);
+        if let Some(wheel) = piece.wheel {
+            by_wheel[wheel] = *digest;
         }
     }
-
-    pub(crate) fn update(&mut self, mut bytes: &[u8]) {
-        match self {
-            PayloadHasher::Whole(hasher) => hasher.update(bytes),
-            PayloadHasher::Pieces {
-                root,
-                piece,
-                filled,
-            } => {
-                while !bytes.is_empty() {
-                    let room = (PIECE_BYTES - *filled).min(bytes.len() as u64) as usize;
-                    piece.update(&bytes[..room]);
-                    *filled += room as u64;
-                    bytes = &bytes[room..];
-                    if *filled == PIECE_BYTES {
-                        root.update(piece.finalize_reset());
-                        *filled = 0;
-                    }
-                }
-            }
-        }
-    }
-
-    pub(crate) fn finish(self) -> [u8; 32] {
-        match self {
-            PayloadHasher::Whole(hasher) => hasher.finalize().into(),
-            PayloadHasher::Pieces {
-                mut root,
-                piece,
-                filled,
-            } => {
-                if filled > 0 {
-                    root.update(piece.finalize());
-                }
-                root.finalize().into()
-            }
-        }
+    Digested {
+        root: root.finalize().into(),
+        wheels: by_wheel,
     }
 }
 
-/// The payload digest of the bytes `[start, end)` of `file`. Pieces are hashed by as many
-/// threads as there are cores (at most [`MAX_THREADS`]), each taking the next piece not yet
-/// taken.
+/// The payload digest of the bytes `[start, end)` of `file`, whose wheels lie at `wheels`
+/// (ignored by [`DigestScheme::Whole`]). Pieces are hashed by as many threads as there are
+/// cores (at most [`MAX_THREADS`]), each thread taking the next one not yet taken.
 pub(crate) fn digest_range(
     file: &File,
     path: &Path,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
+    wheels: &[(u64, u64)],
     scheme: DigestScheme,
-) -> Result<[u8; 32], FormatError> {
+) -> Result<Digested, FormatError> {
     let len = end.saturating_sub(start);
     if scheme == DigestScheme::Whole {
         return hash_range(file, start, len, Sha256::new())
-            .map(|hasher| hasher.finalize().into())
+            .map(|hasher| Digested {
+                root: hasher.finalize().into(),
+                wheels: Vec::new(),
+            })
             .map_err(|error| FormatError::io(path, error));
     }
-    let count = len.div_ceil(PIECE_BYTES) as usize;
+    let pieces = cut_pieces(start, end, wheels).map_err(|reason| FormatError::BadTrailer {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    // The pieces longer than the others (large wheels) first, so that no core is left with
+    // one of them at the end.
+    let long = |index: &usize| pieces[*index].len > PIECE_BYTES;
+    let order: Vec<usize> = (0..pieces.len())
+        .filter(long)
+        .chain((0..pieces.len()).filter(|index| !long(index)))
+        .collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |cores| cores.get())
         .clamp(1, MAX_THREADS)
-        .min(count.max(1));
+        .min(pieces.len().max(1));
     let next = AtomicUsize::new(0);
     let hash_pieces = || -> Hashed {
         let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            if index >= count {
-                return Ok(done);
-            }
-            let offset = index as u64 * PIECE_BYTES;
-            let piece_len = PIECE_BYTES.min(len - offset);
-            let hasher = hash_range(file, start + offset, piece_len, Sha256::new())?;
+        while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let piece = pieces[index];
+            let hasher = hash_range(file, piece.start, piece.len, Sha256::new())?;
             done.push((index, hasher.finalize().into()));
         }
+        Ok(done)
     };
     let results: Vec<Hashed> =
         std::thread::scope(|scope| {
@@ -146,18 +166,17 @@ pub(crate) fn digest_range(
             }
             results
         });
-    let mut pieces = vec![[0u8; 32]; count];
+    let mut digests = vec![[0u8; 32]; pieces.len()];
     for result in results {
         for (index, digest) in result.map_err(|error| FormatError::io(path, error))? {
-            pieces[index] = digest;
+            digests[index] = digest;
         }
     }
-    let mut root = Sha256::new();
-    for piece in &pieces {
-        root.update(piece);
-    }
-    Ok(root.finalize().into())
+    Ok(combine(&pieces, &digests, wheels.len()))
 }
+
+/// The pieces one thread hashed: their numbers and digests.
+type Hashed = std::io::Result<Vec<(usize, [u8; 32])>>;
 
 /// Feeds `len` bytes of `file` from `offset` into `hasher`; fails on a short file.
 fn hash_range(file: &File, offset: u64, len: u64, mut hasher: Sha256) -> std::io::Result<Sha256> {
@@ -177,63 +196,116 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn digest_both_ways(bytes: &[u8], lead: usize) -> ([u8; 32], [u8; 32]) {
+    const LEAD: u64 = 1_234;
+
+    /// The digest of `bytes` (placed after [`LEAD`] other bytes) with wheels at `wheels`
+    /// (offsets within `bytes`).
+    fn digest(bytes: &[u8], wheels: &[(u64, u64)]) -> Digested {
         let mut file = tempfile::tempfile().expect("tempfile");
-        file.write_all(&vec![7u8; lead]).expect("write");
+        file.write_all(&vec![7u8; LEAD as usize]).expect("write");
         file.write_all(bytes).expect("write");
-        let path = Path::new("test");
-        let end = (lead + bytes.len()) as u64;
-        let parallel =
-            digest_range(&file, path, lead as u64, end, DigestScheme::Pieces).expect("digest");
-        let mut streamed = PayloadHasher::new(DigestScheme::Pieces);
-        // Uneven chunks, so pieces are filled across calls.
-        for chunk in bytes.chunks(1_000_003) {
-            streamed.update(chunk);
-        }
-        (parallel, streamed.finish())
+        let range = (LEAD, LEAD + bytes.len() as u64);
+        let wheels: Vec<(u64, u64)> = wheels.iter().map(|&(at, len)| (LEAD + at, len)).collect();
+        digest_range(
+            &file,
+            Path::new("test"),
+            range,
+            &wheels,
+            DigestScheme::Pieces,
+        )
+        .expect("digest")
     }
 
-    /// The digest as defined: the SHA-256 of the concatenated SHA-256s of the 4 MiB pieces.
-    fn by_definition(bytes: &[u8]) -> [u8; 32] {
+    /// The digest as docs/format.md defines it, from the bytes and the wheels' ranges.
+    fn by_definition(bytes: &[u8], wheels: &[(u64, u64)]) -> [u8; 32] {
         let mut root = Sha256::new();
-        for piece in bytes.chunks(PIECE_BYTES as usize) {
-            root.update(Sha256::digest(piece));
+        let mut piece = |slice: &[u8]| {
+            root.update((slice.len() as u64).to_le_bytes());
+            root.update(Sha256::digest(slice));
+        };
+        let mut at = 0usize;
+        for &(start, len) in wheels {
+            for gap in bytes[at..start as usize].chunks(PIECE_BYTES as usize) {
+                piece(gap);
+            }
+            piece(&bytes[start as usize..(start + len) as usize]);
+            at = (start + len) as usize;
+        }
+        for gap in bytes[at..].chunks(PIECE_BYTES as usize) {
+            piece(gap);
         }
         root.finalize().into()
     }
 
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
     #[test]
-    fn pieces_hashed_in_parallel_and_streamed_agree_with_the_definition() {
+    fn pieces_hashed_in_parallel_agree_with_the_definition() {
         let piece = PIECE_BYTES as usize;
-        for len in [
-            0,
-            1,
-            piece - 1,
-            piece,
-            piece + 1,
-            3 * piece,
-            3 * piece + 12_345,
-        ] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let (parallel, streamed) = digest_both_ways(&bytes, 1_234);
-            let expected = by_definition(&bytes);
-            assert_eq!(parallel, expected, "parallel, {len} bytes");
-            assert_eq!(streamed, expected, "streamed, {len} bytes");
+        for len in [0, 1, piece - 1, piece, piece + 1, 3 * piece + 12_345] {
+            let bytes = bytes(len);
+            assert_eq!(
+                digest(&bytes, &[]).root,
+                by_definition(&bytes, &[]),
+                "{len} bytes"
+            );
+        }
+        // Wheels at the start, back to back, across a 4 MiB mark, empty, and at the end.
+        let len = 3 * piece + 100;
+        let wheels = [
+            (0, 10),
+            (10, 5),
+            (piece as u64 - 3, piece as u64 + 7),
+            (2 * piece as u64 + 50, 0),
+            (len as u64 - 20, 20),
+        ];
+        let bytes = bytes(len);
+        let parallel = digest(&bytes, &wheels);
+        assert_eq!(parallel.root, by_definition(&bytes, &wheels));
+        for (index, &(start, len)) in wheels.iter().enumerate() {
+            let wheel = &bytes[start as usize..(start + len) as usize];
+            assert_eq!(
+                parallel.wheels[index],
+                <[u8; 32]>::from(Sha256::digest(wheel))
+            );
         }
     }
 
     #[test]
-    fn the_two_schemes_differ_and_every_piece_counts() {
-        let bytes: Vec<u8> = (0..(2 * PIECE_BYTES as usize + 10))
-            .map(|i| i as u8)
-            .collect();
-        let (pieces, _) = digest_both_ways(&bytes, 0);
-        assert_ne!(pieces, <[u8; 32]>::from(Sha256::digest(&bytes)));
-        for at in [0, PIECE_BYTES as usize, bytes.len() - 1] {
+    fn every_byte_and_every_boundary_counts() {
+        let len = 2 * PIECE_BYTES as usize + 10;
+        let bytes = bytes(len);
+        let wheels = [(100, 1_000)];
+        let whole = digest(&bytes, &wheels);
+        assert_ne!(whole.root, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        for at in [0, 100, 1_099, PIECE_BYTES as usize, len - 1] {
             let mut damaged = bytes.clone();
             damaged[at] ^= 1;
-            assert_ne!(digest_both_ways(&damaged, 0).0, pieces, "byte {at}");
+            assert_ne!(digest(&damaged, &wheels).root, whole.root, "byte {at}");
         }
+        // The same bytes cut around other wheels give another digest.
+        for other in [
+            vec![],
+            vec![(100, 999)],
+            vec![(101, 999)],
+            vec![(100, 500), (600, 500)],
+        ] {
+            assert_ne!(digest(&bytes, &other).root, whole.root, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn wheels_that_overlap_or_leave_the_payload_are_refused() {
+        for wheels in [
+            vec![(10, 20), (25, 5)],
+            vec![(90, 20)],
+            vec![(20, 5), (10, 5)],
+        ] {
+            assert!(cut_pieces(0, 100, &wheels).is_err(), "{wheels:?}");
+        }
+        assert!(cut_pieces(0, 100, &[(10, 20), (30, 70)]).is_ok());
     }
 
     #[test]
@@ -243,7 +315,7 @@ mod tests {
         let path = Path::new("short");
         for scheme in [DigestScheme::Whole, DigestScheme::Pieces] {
             assert!(
-                digest_range(&file, path, 0, 200, scheme).is_err(),
+                digest_range(&file, path, (0, 200), &[], scheme).is_err(),
                 "{scheme:?}"
             );
         }

@@ -5,7 +5,7 @@
 //! *absolute* offsets (counted from the first byte of the file), so `unzip -l` and Python's
 //! `zipfile` read the artifact as an ordinary zip. The zip's end-of-central-directory comment is
 //! a fixed-length [`Trailer`] naming where the payload starts and the digest of every payload
-//! byte before the trailer (the SHA-256 of the SHA-256s of its 4 MiB pieces). `docs/format.md` describes it byte by byte.
+//! byte before the trailer (of its pieces: each wheel whole, at most 4 MiB of the rest). `docs/format.md` describes it byte by byte.
 
 mod digest;
 mod hash;
@@ -46,6 +46,13 @@ pub enum FormatError {
     #[error("{path}: payload digest mismatch (expected sha256 {expected}, found {actual}): the artifact is corrupt")]
     DigestMismatch {
         path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: {wheel}: sha256 {actual} differs from the manifest's {expected}: the artifact is corrupt")]
+    WheelDigest {
+        path: PathBuf,
+        wheel: String,
         expected: String,
         actual: String,
     },

@@ -11,6 +11,9 @@ use zip::ZipArchive;
 
 use crate::{locate, FormatError, Located, Manifest, FORMAT_VERSION, MANIFEST_NAME};
 
+/// A stored wheel's payload path and byte range, `(start, len)`, absolute.
+pub(crate) type StoredWheel = (String, (u64, u64));
+
 /// An opened artifact: its trailer, its zip directory and its manifest.
 pub struct Payload {
     path: PathBuf,
@@ -18,6 +21,9 @@ pub struct Payload {
     located: Located,
     archive: ZipArchive<Section>,
     manifest: Manifest,
+    /// Every stored wheel: the pieces of the payload digest that are whole wheels (see
+    /// `digest.rs`).
+    wheels: Vec<StoredWheel>,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
 }
@@ -36,18 +42,24 @@ impl Payload {
         // One reader type for the payload, the wheels and the byte-code bundles: the zip code
         // is compiled once (the stub's size).
         let whole = Section::new(&file, 0, file_len);
-        let archive = ZipArchive::with_config(Config::default(), whole).map_err(|source| {
+        let mut archive = ZipArchive::with_config(Config::default(), whole).map_err(|source| {
             FormatError::Zip {
                 path: path.to_path_buf(),
                 source,
             }
         })?;
+        let wheels =
+            wheel_ranges(&mut archive, &located).map_err(|reason| FormatError::BadManifest {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         let mut payload = Payload {
             path: path.to_path_buf(),
             file,
             located,
             archive,
             manifest: empty_manifest(),
+            wheels,
             verified: std::sync::atomic::AtomicBool::new(false),
         };
         payload.manifest = payload.read_manifest()?;
@@ -84,15 +96,20 @@ impl Payload {
         Ok(manifest)
     }
 
-    /// Recomputes the payload digest and compares it with the trailer.
+    /// Recomputes the payload digest and compares it with the trailer, and each wheel the
+    /// manifest describes with the manifest's SHA-256 for it (for a `pysfx-payload/2` digest,
+    /// the digest of the wheel's own piece: no byte is hashed twice).
     pub fn verify(&self) -> Result<(), FormatError> {
-        self.located.verify(&self.file, &self.path)?;
+        let ranges: Vec<(u64, u64)> = self.wheels.iter().map(|(_, range)| *range).collect();
+        let digests = self.located.verify(&self.file, &self.path, &ranges)?;
+        self.check_wheels(&digests)?;
         self.set_verified();
         Ok(())
     }
 
-    /// Whether the payload digest was checked, and found right, through this handle: every
-    /// byte of the payload — each wheel included — is then the bytes the trailer vouches for.
+    /// Whether [`Payload::verify`] found the payload right through this handle: every byte of
+    /// the payload is then the bytes the trailer vouches for, and every wheel the manifest
+    /// describes has the manifest's digest.
     pub fn verified(&self) -> bool {
         self.verified.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -105,11 +122,46 @@ impl Payload {
     /// [`Payload::verify`], reading the whole file once to also return its SHA-256 in hex (the
     /// file's digest, what `sha256sum` prints, as opposed to [`Payload::digest`]).
     pub fn verify_and_digest_file(&mut self) -> Result<String, FormatError> {
-        let digest = self
+        let ranges: Vec<(u64, u64)> = self.wheels.iter().map(|(_, range)| *range).collect();
+        let (digest, wheels) = self
             .located
-            .verify_and_digest_file(&self.file, &self.path)?;
+            .verify_and_digest_file(&self.file, &self.path, &ranges)?;
+        self.check_wheels(&wheels)?;
         self.set_verified();
         Ok(crate::hex(&digest))
+    }
+
+    /// Each wheel the manifest describes (a thin artifact's left-out ones aside) against the
+    /// manifest's SHA-256: `digests` are the stored wheels' own, in payload order, or empty
+    /// (a `pysfx-payload/1` digest), and the wheels are then hashed here.
+    fn check_wheels(&self, digests: &[[u8; 32]]) -> Result<(), FormatError> {
+        for entry in self.manifest.wheels.iter().filter(|entry| !entry.from_base) {
+            let place = self.wheels.iter().position(|(name, _)| *name == entry.path);
+            let Some(index) = place else {
+                return Err(FormatError::BadManifest {
+                    path: self.path.clone(),
+                    reason: format!("{} is not in the payload", entry.path),
+                });
+            };
+            let actual = match digests.get(index) {
+                Some(digest) => *digest,
+                None => {
+                    let (start, len) = self.wheels[index].1;
+                    crate::sha256_reader(Section::new(&self.file, start, len))
+                        .map_err(|error| FormatError::io(&self.path, error))?
+                        .0
+                }
+            };
+            if crate::hex(&actual) != entry.sha256 {
+                return Err(FormatError::WheelDigest {
+                    path: self.path.clone(),
+                    wheel: entry.filename.clone(),
+                    expected: entry.sha256.clone(),
+                    actual: crate::hex(&actual),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,
@@ -185,33 +237,61 @@ impl Payload {
     /// to be read in place with a [`Section`]. Fails when the entry is missing, compressed, or
     /// lies outside the payload.
     pub fn stored_range(&mut self, name: &str) -> Result<(u64, u64), FormatError> {
-        let bad = |reason: String| FormatError::BadManifest {
-            path: self.path.clone(),
-            reason,
-        };
-        let (start, len) = {
-            let entry = self
-                .archive
-                .by_name(name)
-                .map_err(|error| bad(format!("{name}: {error}")))?;
-            if entry.compression() != zip::CompressionMethod::Stored
-                || entry.compressed_size() != entry.size()
-            {
-                return Err(bad(format!("{name} is not stored uncompressed")));
+        stored_range(&mut self.archive, &self.located, name).map_err(|reason| {
+            FormatError::BadManifest {
+                path: self.path.clone(),
+                reason,
             }
-            let start = entry
-                .data_start()
-                .ok_or_else(|| bad(format!("{name}: no data offset")))?;
-            (start, entry.size())
-        };
-        let end = start
-            .checked_add(len)
-            .filter(|end| {
-                *end <= self.located.digest_end && start >= self.located.trailer.payload_offset
-            })
-            .ok_or_else(|| bad(format!("{name} lies outside the payload")))?;
-        Ok((start, end - start))
+        })
     }
+}
+
+/// Where the data of the stored entry `name` lies: `(start, len)`, absolute, inside the payload.
+fn stored_range<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    located: &Located,
+    name: &str,
+) -> Result<(u64, u64), String> {
+    let (start, len) = {
+        let entry = archive
+            .by_name(name)
+            .map_err(|error| format!("{name}: {error}"))?;
+        if entry.compression() != zip::CompressionMethod::Stored
+            || entry.compressed_size() != entry.size()
+        {
+            return Err(format!("{name} is not stored uncompressed"));
+        }
+        let start = entry
+            .data_start()
+            .ok_or_else(|| format!("{name}: no data offset"))?;
+        (start, entry.size())
+    };
+    start
+        .checked_add(len)
+        .filter(|end| *end <= located.digest_end && start >= located.trailer.payload_offset)
+        .ok_or_else(|| format!("{name} lies outside the payload"))?;
+    Ok((start, len))
+}
+
+/// Every entry under `wheels/` (all stored), with its byte range, in the order of the zip's
+/// directory: the pieces of a `pysfx-payload/2` digest that are whole wheels. The packer writes
+/// the directory in payload order; a payload whose wheels are listed out of order is refused
+/// when its digest is checked.
+pub(crate) fn wheel_ranges<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    located: &Located,
+) -> Result<Vec<StoredWheel>, String> {
+    let names: Vec<String> = archive
+        .file_names_raw()
+        .filter(|name| name.starts_with(b"wheels/"))
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    let mut wheels = Vec::with_capacity(names.len());
+    for name in names {
+        let range = stored_range(archive, located, &name)?;
+        wheels.push((name, range));
+    }
+    Ok(wheels)
 }
 
 fn empty_manifest() -> Manifest {

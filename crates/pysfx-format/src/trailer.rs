@@ -4,9 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-use crate::digest::{digest_range, DigestScheme, PayloadHasher};
+use crate::digest::{digest_range, DigestScheme, Digested};
 use crate::{hex, FormatError};
 
 /// The trailer's first bytes, by digest scheme (both the same length).
@@ -111,62 +109,50 @@ impl Located {
         self.digest_end - self.trailer.payload_offset
     }
 
-    /// Recomputes the payload digest and compares it with the trailer's.
-    pub fn verify(&self, file: &File, path: &Path) -> Result<(), FormatError> {
-        let actual = digest_range(
-            file,
-            path,
-            self.trailer.payload_offset,
-            self.digest_end,
-            self.trailer.scheme,
-        )?;
-        if actual != self.trailer.sha256 {
+    /// Recomputes the payload digest, for a payload whose stored wheels lie at `wheels`, and
+    /// compares it with the trailer's. Returns each wheel's SHA-256 (none for
+    /// [`DigestScheme::Whole`]).
+    pub fn verify(
+        &self,
+        file: &File,
+        path: &Path,
+        wheels: &[(u64, u64)],
+    ) -> Result<Vec<[u8; 32]>, FormatError> {
+        let range = (self.trailer.payload_offset, self.digest_end);
+        let digested = digest_range(file, path, range, wheels, self.trailer.scheme)?;
+        self.compare(digested, path)
+    }
+
+    fn compare(&self, digested: Digested, path: &Path) -> Result<Vec<[u8; 32]>, FormatError> {
+        if digested.root != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),
                 expected: hex(&self.trailer.sha256),
-                actual: hex(&actual),
+                actual: hex(&digested.root),
             });
         }
-        Ok(())
+        Ok(digested.wheels)
     }
-}
 
-impl Located {
-    /// Reads the whole file once: checks the payload digest as [`Located::verify`] does and
-    /// returns the SHA-256 of the whole file (what `sha256sum` prints), so a report can name
-    /// both digests for the price of one read.
+    /// Checks the payload digest as [`Located::verify`] does, and returns the SHA-256 of the
+    /// whole file (what `sha256sum` prints), so a report can name both digests, and each
+    /// wheel's SHA-256.
     pub fn verify_and_digest_file(
         &self,
         mut file: &File,
         path: &Path,
-    ) -> Result<[u8; 32], FormatError> {
-        file.seek(SeekFrom::Start(0))
+        wheels: &[(u64, u64)],
+    ) -> Result<([u8; 32], Vec<[u8; 32]>), FormatError> {
+        let wheels = self.verify(file, path, wheels)?;
+        let (whole, read) = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| crate::sha256_reader(file.take(self.file_len)))
             .map_err(|error| FormatError::io(path, error))?;
-        let mut whole = Sha256::new();
-        let mut payload = PayloadHasher::new(self.trailer.scheme);
-        let (start, end) = (self.trailer.payload_offset, self.digest_end);
-        let mut position = 0u64;
-        let mut buffer = vec![0u8; 256 * 1024];
-        while position < self.file_len {
-            let want = (self.file_len - position).min(buffer.len() as u64) as usize;
-            file.read_exact(&mut buffer[..want])
-                .map_err(|error| FormatError::io(path, error))?;
-            let chunk = &buffer[..want];
-            whole.update(chunk);
-            let from = start.clamp(position, position + want as u64) - position;
-            let to = end.clamp(position, position + want as u64) - position;
-            payload.update(&chunk[from as usize..to as usize]);
-            position += want as u64;
+        if read != self.file_len {
+            let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+            return Err(FormatError::io(path, short));
         }
-        let actual = payload.finish();
-        if actual != self.trailer.sha256 {
-            return Err(FormatError::DigestMismatch {
-                path: path.to_path_buf(),
-                expected: hex(&self.trailer.sha256),
-                actual: hex(&actual),
-            });
-        }
-        Ok(whole.finalize().into())
+        Ok((whole, wheels))
     }
 }
 

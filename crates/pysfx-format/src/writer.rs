@@ -162,16 +162,24 @@ impl PayloadWriter {
             source,
         })?;
         let located = locate(&mut file, &path)?;
-        let sha256 = digest_range(
-            &file,
-            &path,
-            self.payload_offset,
-            located.digest_end,
-            DigestScheme::Pieces,
-        )?;
+        let wheels = {
+            let mut archive = zip::ZipArchive::new(&file).map_err(|source| FormatError::Zip {
+                path: path.clone(),
+                source,
+            })?;
+            crate::reader::wheel_ranges(&mut archive, &located).map_err(|reason| {
+                FormatError::BadManifest {
+                    path: path.clone(),
+                    reason,
+                }
+            })?
+        };
+        let ranges: Vec<(u64, u64)> = wheels.iter().map(|(_, range)| *range).collect();
+        let range = (self.payload_offset, located.digest_end);
+        let digested = digest_range(&file, &path, range, &ranges, DigestScheme::Pieces)?;
         let trailer = Trailer {
             payload_offset: self.payload_offset,
-            sha256,
+            sha256: digested.root,
             scheme: DigestScheme::Pieces,
         };
         let comment_start = located.file_len - crate::TRAILER_LEN as u64;
