@@ -119,15 +119,17 @@ impl Payload {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// [`Payload::verify`], reading the whole file once to also return its SHA-256 in hex (the
-    /// file's digest, what `sha256sum` prints, as opposed to [`Payload::digest`]).
+    /// [`Payload::verify`], then the SHA-256 of the whole file in hex (the file's digest, what
+    /// `sha256sum` prints, as opposed to [`Payload::digest`]).
     pub fn verify_and_digest_file(&mut self) -> Result<String, FormatError> {
-        let ranges: Vec<(u64, u64)> = self.wheels.iter().map(|(_, range)| *range).collect();
-        let (digest, wheels) = self
-            .located
-            .verify_and_digest_file(&self.file, &self.path, &ranges)?;
-        self.check_wheels(&wheels)?;
-        self.set_verified();
+        self.verify()?;
+        let len = self.located.file_len;
+        let (digest, read) = crate::sha256_reader(Section::new(&self.file, 0, len))
+            .map_err(|error| FormatError::io(&self.path, error))?;
+        if read != len {
+            let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+            return Err(FormatError::io(&self.path, short));
+        }
         Ok(crate::hex(&digest))
     }
 

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::digest::{digest_range, DigestScheme, Digested};
+use crate::digest::{digest_range, DigestScheme};
 use crate::{hex, FormatError};
 
 /// The trailer's first bytes, by digest scheme (both the same length).
@@ -120,10 +120,6 @@ impl Located {
     ) -> Result<Vec<[u8; 32]>, FormatError> {
         let range = (self.trailer.payload_offset, self.digest_end);
         let digested = digest_range(file, path, range, wheels, self.trailer.scheme)?;
-        self.compare(digested, path)
-    }
-
-    fn compare(&self, digested: Digested, path: &Path) -> Result<Vec<[u8; 32]>, FormatError> {
         if digested.root != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),
@@ -132,27 +128,6 @@ impl Located {
             });
         }
         Ok(digested.wheels)
-    }
-
-    /// Checks the payload digest as [`Located::verify`] does, and returns the SHA-256 of the
-    /// whole file (what `sha256sum` prints), so a report can name both digests, and each
-    /// wheel's SHA-256.
-    pub fn verify_and_digest_file(
-        &self,
-        mut file: &File,
-        path: &Path,
-        wheels: &[(u64, u64)],
-    ) -> Result<([u8; 32], Vec<[u8; 32]>), FormatError> {
-        let wheels = self.verify(file, path, wheels)?;
-        let (whole, read) = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| crate::sha256_reader(file.take(self.file_len)))
-            .map_err(|error| FormatError::io(path, error))?;
-        if read != self.file_len {
-            let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-            return Err(FormatError::io(path, short));
-        }
-        Ok((whole, wheels))
     }
 }
 

@@ -86,6 +86,11 @@ pub fn build_release(
     options: &InstallOptions<'_>,
     reporter: &dyn Reporter,
 ) -> Result<Built, InstallError> {
+    if !payload.verified() {
+        return Err(InstallError::Internal(
+            "a release is built only from a payload whose digest was checked".into(),
+        ));
+    }
     let mut phases = Phases::default();
     let mut precompiled_wheels = 0;
     let phase = Instant::now();

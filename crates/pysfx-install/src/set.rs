@@ -86,7 +86,8 @@ pub struct SetOptions {
     /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
     pub bytecode: Option<BytecodeLink>,
     /// The payload digest was checked in this run, before anything was written: it vouches
-    /// for every wheel's bytes, which are then not hashed again (see `open_wheels`).
+    /// for every member, which is then not hashed again against RECORD
+    /// ([`crate::wheel::PreparedWheel::vouch`]). Off for `pysfx verify` and `--verify`.
     pub payload_verified: bool,
 }
 
@@ -495,22 +496,18 @@ fn in_member_order(mut members: Vec<(MemberId, MemberOutcome)>) -> Vec<MemberOut
     members.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// Digest, central directory and plan of every wheel of the batch, in parallel; what the
-/// manifest said of each (and so what was decided before writing) must be what it holds.
+/// Central directory and plan of every wheel of the batch, in parallel; what the manifest said
+/// of each (and so what was decided before writing) must be what it holds.
 fn open_wheels(
     batch: &Batch<'_>,
     options: &SetOptions,
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
     let opened = parallel_map(batch.jobs, options.threads, |job| {
         let (start, len) = job.range;
-        // Once the payload digest was checked in this run, it vouches for the wheel's bytes:
-        // they are the ones `pysfx pack` hashed into the manifest and held, member by member,
-        // to RECORD. Else (`pysfx verify`, `--verify`) the wheel is hashed against the manifest.
-        // A husk has no digest of its own: the payload digest covers it, and its RECORD is held
-        // to the manifest's (`check_entry`).
-        if !job.entry.from_base && !options.payload_verified {
-            check_digest(Section::new(batch.file, start, len), job)?;
-        }
+        // Each wheel was held to the manifest's digest by `Payload::verify`, which every
+        // caller runs first (`build_release` refuses a payload it did not check). A husk has
+        // no digest of its own: the payload digest covers it, and its RECORD is held to the
+        // manifest's (`check_entry`).
         let mut archive = ZipArchive::new(Section::with_directory(batch.file, start, len))
             .map_err(|source| WheelError::Zip {
                 wheel: job.filename.to_string(),
@@ -552,20 +549,6 @@ fn open_wheels(
         prepared.push(wheel);
     }
     Ok((archives, prepared))
-}
-
-/// The wheel's bytes against the manifest's SHA-256 for it.
-fn check_digest(section: Section, job: &WheelJob<'_>) -> Result<(), InstallError> {
-    let (digest, _) = pysfx_format::sha256_reader(section)
-        .map_err(|error| InstallError::Corrupt(format!("{}: {error}", job.filename)))?;
-    let actual = pysfx_format::hex(&digest);
-    if actual != job.entry.sha256 {
-        return Err(InstallError::Corrupt(format!(
-            "{}: sha256 {actual} differs from the manifest's {}",
-            job.filename, job.entry.sha256
-        )));
-    }
-    Ok(())
 }
 
 /// One warning per pair of wheels that ship paths with different content.
