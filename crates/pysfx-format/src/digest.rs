@@ -123,9 +123,9 @@ pub(crate) fn digest_range(
 ) -> Result<Digested, FormatError> {
     let len = end.saturating_sub(start);
     if scheme == DigestScheme::Whole {
-        return hash_range(file, start, len, Sha256::new())
-            .map(|hasher| Digested {
-                root: hasher.finalize().into(),
+        return hash_range(file, start, len)
+            .map(|root| Digested {
+                root,
                 wheels: Vec::new(),
             })
             .map_err(|error| FormatError::io(path, error));
@@ -150,8 +150,7 @@ pub(crate) fn digest_range(
         let mut done = Vec::new();
         while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             let piece = pieces[index];
-            let hasher = hash_range(file, piece.start, piece.len, Sha256::new())?;
-            done.push((index, hasher.finalize().into()));
+            done.push((index, hash_range(file, piece.start, piece.len)?));
         }
         Ok(done)
     };
@@ -178,8 +177,9 @@ pub(crate) fn digest_range(
 /// The pieces one thread hashed: their numbers and digests.
 type Hashed = std::io::Result<Vec<(usize, [u8; 32])>>;
 
-/// Feeds `len` bytes of `file` from `offset` into `hasher`; fails on a short file.
-fn hash_range(file: &File, offset: u64, len: u64, mut hasher: Sha256) -> std::io::Result<Sha256> {
+/// The SHA-256 of `len` bytes of `file` from `offset`; fails on a short file.
+fn hash_range(file: &File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; READ_BYTES.min(len as usize)];
     let mut done = 0u64;
     while done < len {
@@ -188,7 +188,7 @@ fn hash_range(file: &File, offset: u64, len: u64, mut hasher: Sha256) -> std::io
         hasher.update(&buffer[..want]);
         done += want as u64;
     }
-    Ok(hasher)
+    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]
