@@ -227,12 +227,17 @@ fn install_batch<T: Tree>(
     if let Some(link) = pyc_link {
         let site = batch.layout.site_packages.as_str();
         let links = pyc_links(site, &reports, &prepared, &bundles, link, &deferred);
+        // A bundle's `.pyc` that a link stands for is written only when that link fails.
+        let mut covered: Vec<Vec<bool>> = bundles
+            .iter()
+            .map(|(_, open)| vec![false; open.members.len()])
+            .collect();
+        for (bundle, member) in links.iter().filter_map(|link| link.fallback) {
+            covered[bundle][member] = true;
+        }
         let tasks = bundle_tasks(&bundles)
-            .filter(|(task, _)| matches!(task, Task::Bytecode(b, _) if deferred(bundles[*b].0)))
             .filter(|(task, _)| {
-                !links
-                    .iter()
-                    .any(|l| matches!((task, l.fallback), (Task::Bytecode(b, m), Some((fb, fm))) if *b == fb && *m == fm))
+                matches!(task, Task::Bytecode(b, m) if deferred(bundles[*b].0) && !covered[*b][*m])
             })
             .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
             .collect();

@@ -159,8 +159,11 @@ fn get_time(bytes: &[u8]) -> (i64, u32) {
 }
 
 /// A release's stamps, read: sorted by key (a sorted vector, not a map: less code in the stub).
+/// The keys are also kept apart, in the same order: a lookup searches 8 bytes a file rather
+/// than 96 (168 KB that stay in the cache for 21,000 files, instead of 2 MB).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stamps {
+    keys: Vec<u64>,
     entries: Vec<StampEntry>,
     finished: (i64, u32),
 }
@@ -240,6 +243,7 @@ impl Stamps {
         }
         let entries = kept;
         Some(Stamps {
+            keys: entries.iter().map(|entry| entry.key).collect(),
             entries,
             finished: get_time(&trailer[8..20]),
         })
@@ -248,10 +252,7 @@ impl Stamps {
     /// The entry of `path` (relative to the venv).
     pub fn entry(&self, path: &str) -> Option<&StampEntry> {
         let key = path_key(path);
-        let found = self
-            .entries
-            .binary_search_by_key(&key, |entry| entry.key)
-            .ok()?;
+        let found = self.keys.binary_search(&key).ok()?;
         self.entries.get(found)
     }
 
