@@ -18,8 +18,8 @@ use crate::pyc::BytecodeLink;
 use crate::shared::{SharedPath, SharedPaths};
 use crate::stamps::StampEntry;
 use crate::wheel::{
-    prepare_husk, prepare_wheel, InstallReport, Layout, LinkSource, MemberId, MemberOutcome,
-    Origin, PreparedWheel,
+    prepare_husk, prepare_wheel, InstallReport, Layout, LinkSource, LinkedPython, MemberId,
+    MemberOutcome, Origin, PreparedWheel,
 };
 use crate::{check_entry, InstallError, Reporter};
 
@@ -167,8 +167,8 @@ enum Task {
 struct PycLink {
     wheel: usize,
     destination: String,
-    /// The linked `.py`, relative to the venv, and its stamp as linked.
-    python: String,
+    /// The linked `.py`: its place in the wheel's `python_files`, and its stamp as linked.
+    python_index: usize,
     source: Stamp,
     /// The bundle member written instead when the link can't be made.
     fallback: Option<(usize, usize)>,
@@ -242,13 +242,24 @@ fn install_batch<T: Tree>(
             .chain((0..links.len()).map(|index| (Task::Pyc(index), 0)))
             .collect();
         let (_, linked, pyc_stamps) = run.tasks(tasks, &tree, &links)?;
+        // A source whose byte-code was linked is not compiled again.
+        let mut has_pyc: Vec<Vec<bool>> = reports
+            .iter()
+            .map(|report| vec![false; report.python_files.len()])
+            .collect();
         for (index, size, stamped) in linked {
             let link = &links[index];
             let report = &mut reports[link.wheel];
             report.linked_files += 1;
             report.linked_bytes += size;
             report.stamped_links += u64::from(stamped);
-            report.python_files.retain(|python| *python != link.python);
+            has_pyc[link.wheel][link.python_index] = true;
+        }
+        for (report, has_pyc) in reports.iter_mut().zip(has_pyc) {
+            let mut has_pyc = has_pyc.into_iter();
+            report
+                .python_files
+                .retain(|_| has_pyc.next() == Some(false));
         }
         for (wheel, entry) in pyc_stamps {
             reports[wheel].stamps.push(entry);
@@ -289,10 +300,10 @@ fn pyc_links(
         if !deferred(wheel) || report.linked_python.is_empty() {
             continue;
         }
-        let linked: std::collections::HashMap<&str, Stamp> = report
+        let linked: std::collections::HashMap<&str, &LinkedPython> = report
             .linked_python
             .iter()
-            .map(|(python, stamp)| (python.as_str(), *stamp))
+            .map(|python| (python.path.as_str(), python))
             .collect();
         let mut bundled = false;
         for (bundle, (owner, open)) in bundles.iter().enumerate() {
@@ -307,8 +318,8 @@ fn pyc_links(
                     links.push(PycLink {
                         wheel,
                         destination,
-                        python,
-                        source: *source,
+                        python_index: source.index,
+                        source: source.stamp,
                         fallback: Some((bundle, member)),
                     });
                 }
@@ -316,17 +327,17 @@ fn pyc_links(
         }
         if !bundled && link.compiling {
             let shipped = prepared[wheel].shipped_pyc();
-            for (python, source) in &report.linked_python {
+            for python in &report.linked_python {
                 let destination = link
                     .format
-                    .pyc_of(python)
+                    .pyc_of(&python.path)
                     .filter(|destination| !shipped.contains(destination.as_str()));
                 if let Some(destination) = destination {
                     links.push(PycLink {
                         wheel,
                         destination,
-                        python: python.clone(),
-                        source: *source,
+                        python_index: python.index,
+                        source: python.stamp,
                         fallback: None,
                     });
                 }

@@ -6,7 +6,7 @@ use tracing::{debug, trace};
 
 use crate::stamps::{path_key, StampEntry};
 
-use super::{InstallReport, Layout, MemberOutcome, PreparedWheel};
+use super::{InstallReport, Layout, LinkedPython, MemberOutcome, PreparedWheel};
 use crate::InstallError;
 
 impl PreparedWheel {
@@ -66,7 +66,11 @@ impl PreparedWheel {
                 && plan.destination.starts_with(site)
             {
                 if let Some(stamp) = outcome.stamp.filter(|_| outcome.linked) {
-                    linked_python.push((plan.destination.clone(), stamp));
+                    linked_python.push(LinkedPython {
+                        path: plan.destination.clone(),
+                        stamp,
+                        index: python_files.len(),
+                    });
                 }
                 python_files.push(plan.destination.clone());
             }

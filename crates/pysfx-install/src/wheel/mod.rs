@@ -68,13 +68,24 @@ pub struct InstallReport {
     /// Files hard-linked from another release, and their bytes.
     pub linked_files: u64,
     pub linked_bytes: u64,
-    /// The `.py` files under site-packages that were linked, relative to the venv root, with
-    /// their stamps as linked: their byte-code may be linked too.
-    pub linked_python: Vec<(String, pysfx_tree::Stamp)>,
+    /// The `.py` files under site-packages that were linked: their byte-code may be linked
+    /// too.
+    pub linked_python: Vec<LinkedPython>,
     /// Of the linked files, those known unchanged by their stamp, not read.
     pub stamped_links: u64,
     /// The stamps of the files written or linked (see [`crate::stamps`]).
     pub stamps: Vec<crate::stamps::StampEntry>,
+}
+
+/// A `.py` file linked from a release beside DEST.
+#[derive(Debug, Clone)]
+pub struct LinkedPython {
+    /// Relative to the venv root.
+    pub path: String,
+    /// Its stamp as linked.
+    pub stamp: pysfx_tree::Stamp,
+    /// Its place in [`InstallReport::python_files`].
+    pub index: usize,
 }
 
 /// One member to write, after every check that can run before writing.
