@@ -266,3 +266,54 @@ fn a_wheel_that_differs_from_the_manifest_is_refused() {
     );
     assert_verify_refuses(&artifact, "digest");
 }
+
+/// A byte-code bundle is held to the manifest's SHA-256 for it by `pysfx verify` and
+/// `--verify` (a linked install links byte-code only from a release whose artifact carried the
+/// very same bundle, by that digest).
+#[test]
+fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = pysfx_e2e::python(11);
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    let wheel = "good-1.0-py3-none-any.whl";
+    std::fs::copy(evil_wheels().join(wheel), wheels.join(wheel)).expect("copy the wheel");
+    let app = pysfx_e2e::make_app(&work.path().join("src"), "demoapp");
+    let artifact = pysfx_e2e::pack(
+        &[
+            std::ffi::OsStr::new("--app"),
+            app.as_os_str(),
+            std::ffi::OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            std::ffi::OsStr::new("--no-bootstrap"),
+            std::ffi::OsStr::new("--python"),
+            python.path.as_os_str(),
+        ],
+        &work.path().join("compiled.sfx"),
+    );
+    // Re-sealed as it was: it verifies.
+    let same = pysfx_e2e::reseal(&artifact, &work.path().join("same.sfx"), |manifest| {
+        assert!(
+            !manifest.bytecode.is_empty(),
+            "no byte-code compiled at pack time"
+        );
+        assert!(manifest
+            .bytecode
+            .iter()
+            .all(|bundle| bundle.sha256.len() == 64));
+    });
+    let output = pysfx_e2e::run(
+        std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+            .arg("verify")
+            .arg(&same),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let other = pysfx_e2e::reseal(&artifact, &work.path().join("other.sfx"), |manifest| {
+        manifest.bytecode[0].sha256 = "0".repeat(64);
+    });
+    assert_verify_refuses(&other, "bundle digest");
+}

@@ -38,6 +38,12 @@ struct Artifacts {
 /// the same MarkupSafe wheel for CPython 3.minor (a compiled extension to link); without it the
 /// wheels are pure and the artifacts serve every interpreter.
 fn artifacts(root: &Path, compiled_for: Option<u32>) -> Artifacts {
+    artifacts_packed_with(root, compiled_for, &[])
+}
+
+/// [`artifacts`], packed with `extra` options too (`--python PY`: byte-code compiled at pack
+/// time).
+fn artifacts_packed_with(root: &Path, compiled_for: Option<u32>, extra: &[&OsStr]) -> Artifacts {
     let fetched = test_wheels(compiled_for.unwrap_or(11));
     let pick = |prefix: &str| -> PathBuf {
         std::fs::read_dir(&fetched)
@@ -75,16 +81,15 @@ fn artifacts(root: &Path, compiled_for: Option<u32>) -> Artifacts {
             format!("GREETING = {greeting:?}\n"),
         )
         .expect("write the app");
-        pack(
-            &[
-                OsStr::new("--app"),
-                app.as_os_str(),
-                OsStr::new("--wheels"),
-                wheels.as_os_str(),
-                OsStr::new("--no-bootstrap"),
-            ],
-            &root.join(format!("v{number}.sfx")),
-        )
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        args.extend_from_slice(extra);
+        pack(&args, &root.join(format!("v{number}.sfx")))
     };
     let v1 = pack_version(1, "1.0", "hello from release 1");
     let v2 = pack_version(2, "2.0", "hello from release 2");
@@ -664,11 +669,25 @@ fn files_are_linked_by_their_stamps_until_the_stamps_move() {
     assert_pip_check(&release(2).join("venv"));
 
     // Release 2's links, and now their removal, moved the ctime of every file it shared with
-    // release 1: those are read again before they are linked into release 3.
+    // release 1: those are read again before they are linked into release 3. Byte-code is
+    // linked only by its stamps (its header says nothing of its code): it is compiled again.
     std::fs::remove_dir_all(release(2)).expect("remove release 2");
     let (result, log) = deploy_logged(&artifacts.v2, &release(3), &python.path, &verbose);
     assert_eq!(stamped_links(&log), 0, "{log}");
-    assert_eq!(linked(&result).0, linked_files, "{result}");
+    assert_eq!(
+        linked(&result).0,
+        linked_files - pyc_linked as u64,
+        "{result}"
+    );
+    let relinked_pyc = tree(&release(3))
+        .iter()
+        .filter(|relative| relative.ends_with(".pyc"))
+        .filter(|relative| {
+            let older = release(1).join(relative);
+            older.exists() && inode(&older) == inode(&release(3).join(relative))
+        })
+        .count();
+    assert_eq!(relinked_pyc, 0, "byte-code linked without its stamps");
     assert_intact(&artifacts.v2, &release(3));
 }
 
@@ -1141,4 +1160,243 @@ fn a_pyc_the_wheel_ships_is_kept_beside_its_linked_source() {
         inode(&second.join(&compiled))
     );
     assert_intact(&artifact, &second);
+}
+
+/// The `.pyc` files of release `newer` that are hard links of release `older`'s.
+fn shared_pyc(older: &Path, newer: &Path) -> Vec<String> {
+    tree(newer)
+        .into_iter()
+        .filter(|relative| relative.ends_with(".pyc"))
+        .filter(|relative| {
+            let path = older.join(relative);
+            path.exists() && inode(&path) == inode(&newer.join(relative))
+        })
+        .collect()
+}
+
+/// Byte-code compiled at pack time is linked only when the release beside DEST got it from the
+/// very same bundle and it is unchanged since (its stamps vouch for it); the header of a
+/// `.pyc` (which source it was compiled from) says nothing of the code in it. A `.pyc` whose
+/// code was replaced behind an intact header, or one of a release whose artifact carried
+/// other byte-code for the same wheel, is unpacked from this artifact's bundle; and a file
+/// made setuid is not linked either, and `--check` reports its mode.
+#[test]
+fn byte_code_is_linked_only_unchanged_and_from_the_same_bundle() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts_packed_with(
+        work.path(),
+        Some(11),
+        &[OsStr::new("--python"), python.path.as_os_str()],
+    );
+    let release = |number: u32| work.path().join(format!("releases/{number}"));
+    deploy(&artifacts.v1, &release(1), &python.path, &[]);
+    let result = deploy(&artifacts.v2, &release(2), &python.path, &[]);
+    assert!(result["precompiled_wheels"].as_u64() > Some(0), "{result}");
+    let linked_pyc = shared_pyc(&release(1), &release(2));
+    let version_pyc = site_packages(11)
+        .join("chardet/__pycache__/version.cpython-311.pyc")
+        .to_string_lossy()
+        .into_owned();
+    assert!(linked_pyc.contains(&version_pyc), "{linked_pyc:?}");
+
+    // Code replaced behind the header (the same size, mtime and 16 bytes), in the file both
+    // releases share; a linked source made setuid.
+    let tampered = release(2).join(&version_pyc);
+    let status = run(Command::new(&python.path)
+        .arg("-c")
+        .arg(
+            r#"
+import marshal, os, sys
+path = sys.argv[1]
+before = os.stat(path)
+with open(path, "rb") as handle:
+    data = handle.read()
+body = marshal.dumps(compile("print('PWNED'); __version__ = VERSION = ''", "version", "exec"))
+data = data[:16] + body + b"\0" * (len(data) - 16 - len(body))
+with open(path, "r+b") as handle:
+    handle.write(data[: before.st_size])
+os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+"#,
+        )
+        .arg(&tampered));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(
+        python_in(&release(2), "import chardet.version").trim(),
+        "PWNED",
+        "the tampered byte-code runs in release 2"
+    );
+    let setuid = site_packages(11).join("chardet/__init__.py");
+    let mode = std::fs::metadata(release(2).join(&setuid))
+        .expect("stat")
+        .mode();
+    std::fs::set_permissions(
+        release(2).join(&setuid),
+        std::fs::Permissions::from_mode((mode & 0o777) | 0o4000),
+    )
+    .expect("chmod u+s");
+
+    let result = deploy(&artifacts.v2, &release(3), &python.path, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_ne!(inode(&tampered), inode(&release(3).join(&version_pyc)));
+    assert_eq!(python_in(&release(3), "import chardet.version").trim(), "");
+    assert_ne!(
+        inode(&release(2).join(&setuid)),
+        inode(&release(3).join(&setuid))
+    );
+    assert_eq!(
+        std::fs::metadata(release(3).join(&setuid))
+            .expect("stat")
+            .mode()
+            & 0o7000,
+        0
+    );
+    assert_intact(&artifacts.v2, &release(3));
+    let (code, report) = check(&artifacts.v2, &release(2));
+    assert_eq!(code, 3, "{report}");
+    assert!(
+        modified(&report).contains(&setuid.to_string_lossy().into_owned()),
+        "{report}"
+    );
+
+    // Release 3 as if its artifact had carried other byte-code for the shared wheels: its
+    // `.py` files are still linked, none of its `.pyc` files.
+    let receipt_path = release(3).join("pysfx-receipt.json");
+    let mut receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt_path).expect("read the receipt"))
+            .expect("a receipt");
+    for bundle in receipt["manifest"]["bytecode"]
+        .as_array_mut()
+        .expect("bundles")
+    {
+        bundle["sha256"] = serde_json::Value::String("0".repeat(64));
+    }
+    std::fs::write(&receipt_path, receipt.to_string()).expect("write the receipt");
+    let result = deploy(&artifacts.v2, &release(4), &python.path, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_eq!(shared_pyc(&release(3), &release(4)), Vec::<String>::new());
+    assert!(!shared_pyc(&release(3), &release(2)).is_empty());
+    assert_intact(&artifacts.v2, &release(4));
+}
+
+/// Whatever lies beside the releases — a FIFO or a link to `/dev/zero` named like a receipt
+/// in a directory of its own, a FIFO for release 1's stamps — neither hangs nor exhausts an
+/// install, `--status` or `--keep`: such files are not read.
+#[test]
+fn files_planted_beside_the_releases_are_not_read() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let releases = work.path().join("releases");
+    let link = work.path().join("current");
+    let with_link = [OsStr::new("--link"), link.as_os_str()];
+    deploy(&artifacts.v1, &releases.join("1"), &python.path, &with_link);
+    for (name, plant) in [("fifo", "fifo"), ("zero", "zero")] {
+        let stray = releases.join(name);
+        std::fs::create_dir_all(&stray).expect("mkdir");
+        let receipt = stray.join("pysfx-receipt.json");
+        match plant {
+            "fifo" => assert!(run(Command::new("mkfifo").arg(&receipt)).status.success()),
+            _ => std::os::unix::fs::symlink("/dev/zero", &receipt).expect("symlink"),
+        }
+    }
+    let stamps = releases.join("1/pysfx-stamps");
+    std::fs::remove_file(&stamps).expect("remove the stamps");
+    assert!(run(Command::new("mkfifo").arg(&stamps)).status.success());
+
+    let bounded = |args: &[&OsStr]| -> (i32, String) {
+        let mut child = Command::new(&artifacts.v2)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the artifact");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?} hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("output");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let second = releases.join("2");
+    let (code, output) = bounded(&[
+        OsStr::new("-d"),
+        second.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+        OsStr::new("--link"),
+        link.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("2"),
+        OsStr::new("--json"),
+    ]);
+    assert_eq!(code, 0, "{output}");
+    let result: serde_json::Value =
+        serde_json::from_str(output.lines().next().unwrap_or_default()).expect("--json");
+    // Linked from release 1, its files read since its stamps are not.
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_intact(&artifacts.v2, &second);
+    let (code, output) = bounded(&[OsStr::new("--status"), link.as_os_str()]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains(&*second.to_string_lossy()), "{output}");
+}
+
+/// An install holds a shared lock on each release it may link from, and does not link from
+/// one whose lock another run holds exclusively (`--keep` removing it, `--force` replacing
+/// it): here a process holding release 1's lock stands for such a run.
+#[test]
+fn a_release_locked_by_another_run_is_not_linked_from() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let releases = work.path().join("releases");
+    deploy(&artifacts.v1, &releases.join("1"), &python.path, &[]);
+    let lock = releases.join(".1.pysfx-lock");
+    assert!(lock.is_file(), "release 1 left no lock file");
+    let mut holder = Command::new(&python.path)
+        .args([
+            "-c",
+            "import fcntl, sys, time\n\
+             handle = open(sys.argv[1], 'a')\n\
+             fcntl.flock(handle, fcntl.LOCK_EX)\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()",
+        ])
+        .arg(&lock)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the lock holder");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let result = deploy(&artifacts.v2, &releases.join("2"), &python.path, &[]);
+    assert_eq!(
+        linked(&result),
+        (0, 0),
+        "linked from a locked release: {result}"
+    );
+    drop(holder.stdin.take());
+    holder.wait().expect("the lock holder ends");
+    // Unlocked, it is linked from again.
+    let result = deploy(&artifacts.v2, &releases.join("3"), &python.path, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_intact(&artifacts.v2, &releases.join("3"));
 }

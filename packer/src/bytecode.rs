@@ -141,11 +141,19 @@ pub fn build_bundles(
                 cache_tag: cache_tag.clone(),
                 source_mtime: epoch,
                 files: sources.get(key).copied().unwrap_or(0),
+                sha256: sha256_file(&bundle_file)?,
             },
             file: bundle_file,
         });
     }
     Ok(built)
+}
+
+/// The hex SHA-256 of the file at `path`.
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(pysfx_format::hex(&sha2::Sha256::digest(bytes)))
 }
 
 /// Every `.pyc` under `directory`, relative to `root`, `/`-separated.

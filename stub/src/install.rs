@@ -216,6 +216,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             )?)
         }
     };
+    // Their shared locks go before `--keep` looks at the releases (it skips a locked one).
+    drop(candidates);
     let (link_moved, pruned) = switch(
         cli,
         &mut payload,

@@ -193,3 +193,45 @@ fn normalize(name: &str) -> String {
     }
     out
 }
+
+/// Writes `artifact`'s payload again as `output` with the stub the tests use, after `tamper`
+/// has changed its manifest: every other entry as it was (stored or deflated alike), the
+/// digest recomputed. What someone who re-seals an artifact can make.
+pub fn reseal(
+    artifact: &Path,
+    output: &Path,
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+) -> PathBuf {
+    let mut payload = pysfx_format::Payload::open(artifact).expect("open the artifact");
+    let mut manifest = payload.manifest().clone();
+    tamper(&mut manifest);
+    let archive = payload.archive();
+    let stub = std::fs::read(test_stub().0).expect("read stub");
+    let mut writer =
+        pysfx_format::PayloadWriter::create(output, &stub, 315_532_800).expect("create");
+    writer.add_manifest(&manifest).expect("manifest");
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).expect("an entry");
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if name == pysfx_format::MANIFEST_NAME {
+            continue;
+        }
+        if entry.is_symlink() {
+            let mut target = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut target).expect("a link");
+            writer.add_symlink(&name, &target).expect("link entry");
+            continue;
+        }
+        let options = pysfx_format::EntryOptions {
+            compress: entry.compression() != zip::CompressionMethod::Stored,
+            executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
+            size: entry.size(),
+        };
+        writer.add(&name, &mut entry, options).expect("an entry");
+    }
+    writer.finish().expect("finish");
+    let mut permissions = std::fs::metadata(output).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(output, permissions).expect("chmod");
+    output.to_path_buf()
+}

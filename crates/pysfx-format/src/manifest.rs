@@ -95,6 +95,11 @@ pub struct BytecodeBundle {
     pub source_mtime: u64,
     /// How many `.py` files the bundle covers.
     pub files: u64,
+    /// Hex SHA-256 of the bundle as stored. A linked install links a wheel's byte-code only
+    /// from a release that installed the very same bundle. Empty in artifacts packed before
+    /// it was recorded.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// The application code stored as `<name>/` in the payload.

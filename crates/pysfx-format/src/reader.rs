@@ -147,23 +147,50 @@ impl Payload {
             };
             let actual = match digests.get(index) {
                 Some(digest) => *digest,
-                None => {
-                    let (start, len) = self.wheels[index].1;
-                    crate::sha256_reader(Section::new(&self.file, start, len))
-                        .map_err(|error| FormatError::io(&self.path, error))?
-                        .0
-                }
+                None => self.sha256_of(self.wheels[index].1)?,
             };
-            if crate::hex(&actual) != entry.sha256 {
-                return Err(FormatError::WheelDigest {
-                    path: self.path.clone(),
-                    wheel: entry.filename.clone(),
-                    expected: entry.sha256.clone(),
-                    actual: crate::hex(&actual),
-                });
-            }
+            self.compare(&entry.filename, &entry.sha256, &actual)?;
         }
         Ok(())
+    }
+
+    /// Each byte-code bundle against the manifest's SHA-256 for it, when it records one: what
+    /// `pysfx verify` adds to the payload digest (the install takes the manifest's word for a
+    /// bundle, which the digest covers, and compares it with the bundles of the release it
+    /// links byte-code from).
+    pub fn check_bundles(&mut self) -> Result<(), FormatError> {
+        let bundles: Vec<(String, String)> = self
+            .manifest
+            .bytecode
+            .iter()
+            .filter(|bundle| !bundle.sha256.is_empty())
+            .map(|bundle| (bundle.path.clone(), bundle.sha256.clone()))
+            .collect();
+        for (name, expected) in bundles {
+            let range = self.stored_range(&name)?;
+            let actual = self.sha256_of(range)?;
+            self.compare(&name, &expected, &actual)?;
+        }
+        Ok(())
+    }
+
+    fn sha256_of(&self, (start, len): (u64, u64)) -> Result<[u8; 32], FormatError> {
+        crate::sha256_reader(Section::new(&self.file, start, len))
+            .map(|(digest, _)| digest)
+            .map_err(|error| FormatError::io(&self.path, error))
+    }
+
+    /// `actual` (of the entry named `what`) against the manifest's hex `expected`.
+    fn compare(&self, what: &str, expected: &str, actual: &[u8; 32]) -> Result<(), FormatError> {
+        if crate::hex(actual) == expected {
+            return Ok(());
+        }
+        Err(FormatError::WheelDigest {
+            path: self.path.clone(),
+            wheel: what.to_string(),
+            expected: expected.to_string(),
+            actual: crate::hex(actual),
+        })
     }
 
     /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,

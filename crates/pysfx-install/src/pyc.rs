@@ -1,16 +1,19 @@
 //! Linking byte-code: a `.pyc` file beside a source that was itself linked from a release
 //! beside DEST is linked too when it was compiled for this interpreter. Hard links share the
 //! source's mtime and size, so a timestamp-based `.pyc` of that release stays valid: its
-//! header (magic number, flags, source mtime and size) is checked, as the interpreter checks
-//! it at import — from the release's stamps when the file is unchanged since that release
-//! wrote it (see [`crate::stamps`]), else by reading it.
-
-use std::io::Read;
+//! header (magic number, flags, source mtime and size) is what the interpreter checks at
+//! import.
+//!
+//! The header says which source the file was compiled from, nothing of the code in it. So a
+//! `.pyc` is linked only when the release's stamps hold it unchanged since that release's
+//! install put it there (see [`crate::stamps`]), with the header this interpreter expects;
+//! never by reading its header alone. Otherwise it is unpacked from the bundle, or compiled,
+//! like any file that is not linked.
 
 use pysfx_tree::{Stamp, Tree, TreeError};
 use pysfx_venv::PycFormat;
 
-use crate::stamps::{path_key, StampEntry};
+use crate::stamps::StampEntry;
 use crate::wheel::{is_ours, LinkSource};
 
 /// Which byte-code may be linked: what this interpreter writes and accepts.
@@ -22,41 +25,20 @@ pub struct BytecodeLink {
     pub compiling: bool,
 }
 
-/// Links the `.pyc` file at `destination` from the release `source` when its header matches
-/// this interpreter and the source `.py` as linked (of stamp `python`). Returns its
-/// size, its stamps entry and whether the stamps vouched for it (it was not read); `None`
-/// (nothing left at `destination`) when it was not linked.
+/// Links the `.pyc` file at `destination` from the release `source` when its stamps hold it
+/// unchanged, with the header this interpreter expects of the source `.py` as linked (of stamp
+/// `python`). Returns its size and its stamps entry; `None` (nothing left at `destination`)
+/// when it was not linked.
 pub(crate) fn link_pyc(
     tree: &mut impl Tree,
     source: &LinkSource,
     destination: &str,
     python: &Stamp,
     link: &BytecodeLink,
-) -> Result<Option<(u64, StampEntry, bool)>, TreeError> {
+) -> Result<Option<(u64, StampEntry)>, TreeError> {
     let expected = link.format.header(python.mtime.0 as u64, python.size);
     let path = source.venv.join(destination);
-    if let Some((size, entry)) = link_stamped(tree, source, destination, &path, &expected)? {
-        return Ok(Some((size, entry, true)));
-    }
-    let Some((mut file, metadata)) = tree.link_from(destination, &path)? else {
-        return Ok(None);
-    };
-    let mut header = vec![0u8; expected.len()];
-    let valid = is_ours(&metadata) && file.read_exact(&mut header).is_ok() && header == expected;
-    if valid {
-        let mut head = [0u8; 16];
-        head[..header.len().min(16)].copy_from_slice(&header[..header.len().min(16)]);
-        // Its digest is not known: only its header was read.
-        let entry = StampEntry {
-            key: path_key(destination),
-            stamp: Stamp::of(&metadata),
-            sha256: [0; 32],
-            head,
-        };
-        return Ok(Some((metadata.len(), entry, false)));
-    }
-    tree.unlink(destination)?;
-    Ok(None)
+    link_stamped(tree, source, destination, &path, &expected)
 }
 
 /// The link without reading the file: when `source`'s stamps hold it unchanged since it was

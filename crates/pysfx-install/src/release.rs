@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use pysfx_format::Payload;
@@ -17,7 +18,7 @@ use crate::batch::BatchLimits;
 use crate::pyc::BytecodeLink;
 use crate::set::{install_set, SetOptions, WheelJob};
 use crate::shared::SharedPath;
-use crate::sources::{source_for, Candidate};
+use crate::sources::{bytecode_from, candidate_for, Candidate};
 use crate::stamps::{path_key, StampEntry, StampsWriter, STAMPS_FILE};
 use crate::wheel::{InstallReport, Layout};
 use crate::{extract_app, InstallError, Reporter};
@@ -116,7 +117,15 @@ pub fn build_release(
                 bundle.magic == interpreter.magic
                     && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
             })?;
-            job.source = source_for(options.link_candidates, &entry.sha256);
+            if let Some(candidate) = candidate_for(options.link_candidates, &entry.sha256) {
+                job.source = Some(Arc::clone(&candidate.source));
+                let bundles: Vec<&str> = job
+                    .bundles
+                    .iter()
+                    .map(|bundle| bundle.sha256.as_str())
+                    .collect();
+                job.link_bytecode = bytecode_from(candidate, &bundles);
+            }
             Ok::<_, InstallError>(job)
         })
         .collect::<Result<Vec<_>, _>>()?;

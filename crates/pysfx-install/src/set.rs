@@ -32,13 +32,18 @@ pub struct WheelJob<'a> {
     pub bundles: Vec<BundleJob>,
     /// A release beside DEST that installed this very wheel, whose files are linked.
     pub source: Option<Arc<LinkSource>>,
+    /// Whether the wheel's byte-code may be linked from `source` too (see
+    /// [`crate::sources::bytecode_from`]).
+    pub link_bytecode: bool,
 }
 
-/// A byte-code bundle: where it is, and the mtime its `.pyc` files expect of their sources.
-#[derive(Debug, Clone, Copy)]
+/// A byte-code bundle: where it is, the mtime its `.pyc` files expect of their sources, and
+/// its SHA-256 as the manifest gives it (empty when it gives none).
+#[derive(Debug, Clone)]
 pub struct BundleJob {
     pub source_mtime: u64,
     pub range: (u64, u64),
+    pub sha256: String,
 }
 
 impl<'a> WheelJob<'a> {
@@ -55,14 +60,21 @@ impl<'a> WheelJob<'a> {
             .bytecode
             .iter()
             .filter(|bundle| bundle.wheel == entry.path && wanted(bundle))
-            .map(|bundle| (bundle.source_mtime, bundle.path.clone()))
+            .map(|bundle| {
+                (
+                    bundle.source_mtime,
+                    bundle.path.clone(),
+                    bundle.sha256.clone(),
+                )
+            })
             .collect();
         let bundles = bundles
             .into_iter()
-            .map(|(source_mtime, path)| {
+            .map(|(source_mtime, path, sha256)| {
                 payload.stored_range(&path).map(|range| BundleJob {
                     source_mtime,
                     range,
+                    sha256,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -72,6 +84,7 @@ impl<'a> WheelJob<'a> {
             range,
             bundles,
             source: None,
+            link_bytecode: false,
         })
     }
 }
@@ -197,7 +210,10 @@ fn install_batch<T: Tree>(
         }
     }
     let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
-    let deferred = |wheel: usize| pyc_link.is_some() && batch.jobs[wheel].source.is_some();
+    let deferred = |wheel: usize| {
+        let job = &batch.jobs[wheel];
+        pyc_link.is_some() && job.source.is_some() && job.link_bytecode
+    };
     let member_tasks = prepared.iter().enumerate().flat_map(|(wheel, p)| {
         p.member_ids()
             .map(move |member| (Task::Member(wheel, member), p.member_size(member)))
@@ -454,8 +470,9 @@ impl Run<'_> {
                     bytecode,
                 )?;
                 match (linked, link.fallback) {
-                    (Some((size, entry, stamped)), _) => {
-                        worker.linked.push((index, size, stamped));
+                    (Some((size, entry)), _) => {
+                        // Byte-code is only ever linked by its stamps.
+                        worker.linked.push((index, size, true));
                         worker.stamps.push((link.wheel, entry));
                         Ok(size)
                     }

@@ -4,19 +4,25 @@
 //! wheel (same SHA-256).
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use nix::fcntl::{Flock, FlockArg};
 use pysfx_format::Manifest;
 use pysfx_release::receipt::Receipt;
 
 use crate::wheel::LinkSource;
 
-/// A release that may be linked from, and the SHA-256 of every wheel it installed.
+/// A release that may be linked from, the SHA-256 of every wheel it installed, and of every
+/// byte-code bundle its artifact carried; and a shared lock on its lock file, held as long as
+/// the candidate is (see [`share_lock`]).
 #[derive(Debug)]
 pub struct Candidate {
     pub source: Arc<LinkSource>,
     pub wheels: HashSet<String>,
+    pub bundles: HashSet<String>,
+    _lock: Flock<File>,
 }
 
 /// The releases of `app` beside `destination` for Python `version`, complete by a quick look,
@@ -39,7 +45,8 @@ pub fn link_candidates(
         .filter(|(_, path, receipt)| {
             path.as_path() != destination
                 && python_x_y(&receipt.python_version) == Some(version)
-                && pysfx_release::release::incomplete(path, receipt).is_none()
+                // Its files are reached through its own `venv` directory, never a link.
+                && std::fs::symlink_metadata(path.join("venv")).is_ok_and(|venv| venv.is_dir())
         })
         .collect();
     found.sort_by(|a, b| {
@@ -54,19 +61,82 @@ pub fn link_candidates(
     });
     found
         .into_iter()
-        .map(|(_, path, receipt)| Candidate {
+        .filter_map(|(_, path, receipt)| {
+            // Locked first, then looked at: a release `--keep` removed meanwhile is gone.
+            let lock = share_lock(&path)?;
+            pysfx_release::release::incomplete(&path, &receipt)
+                .is_none()
+                .then_some((path, receipt, lock))
+        })
+        .map(|(path, receipt, lock)| Candidate {
             source: Arc::new(LinkSource::new(&path)),
             wheels: installed_wheels(&receipt),
+            bundles: receipt
+                .manifest
+                .bytecode
+                .iter()
+                .filter(|bundle| !bundle.sha256.is_empty())
+                .map(|bundle| bundle.sha256.clone())
+                .collect(),
+            _lock: lock,
         })
         .collect()
 }
 
+/// A shared `flock` on the lock file of `release` (`.<name>.pysfx-lock` beside it, made if
+/// missing, never through a link or from a FIFO), held while an install links from it.
+/// `--keep` and `--force` lock a release exclusively, without waiting, before they remove or
+/// replace it: so they leave alone a release an install is linking from (`--keep` warns and
+/// keeps it), and an install does not link from one being removed. `None` when another run
+/// holds the lock exclusively, or it can't be taken.
+fn share_lock(release: &Path) -> Option<Flock<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = release.file_name()?.to_string_lossy();
+    let path = release.with_file_name(format!(".{name}.pysfx-lock"));
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(flags)
+        .open(&path)
+        .or_else(|_| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(&path)
+        })
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    Flock::lock(file, FlockArg::LockSharedNonblock).ok()
+}
+
 /// The first candidate that installed the wheel with `sha256`.
 pub fn source_for(candidates: &[Candidate], sha256: &str) -> Option<Arc<LinkSource>> {
+    candidate_for(candidates, sha256).map(|candidate| Arc::clone(&candidate.source))
+}
+
+/// The first candidate that installed the wheel with `sha256`.
+pub fn candidate_for<'c>(candidates: &'c [Candidate], sha256: &str) -> Option<&'c Candidate> {
     candidates
         .iter()
         .find(|candidate| candidate.wheels.contains(sha256))
-        .map(|candidate| Arc::clone(&candidate.source))
+}
+
+/// Whether the byte-code of a wheel that `candidate` installed may be linked from it, given
+/// the SHA-256s of the bundles this artifact carries for the wheel: only from a release
+/// whose artifact carried the very same bundles (the header of a `.pyc` says which source it
+/// was compiled from, nothing of the code in it, so byte-code compiled from the same source by
+/// another packer is not the same). A wheel with no bundle here is compiled at install (or is
+/// a thin artifact's left-out wheel): the release's byte-code for the same source is taken.
+pub fn bytecode_from(candidate: &Candidate, bundles: &[&str]) -> bool {
+    bundles
+        .iter()
+        .all(|sha256| !sha256.is_empty() && candidate.bundles.contains(*sha256))
 }
 
 /// `3.11.7` → `(3, 11)`.

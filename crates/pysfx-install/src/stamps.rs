@@ -29,8 +29,8 @@
 //! when the file was finished (seconds, nanoseconds: see above) and the number of entries. A
 //! file of any other shape is ignored.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,9 +42,6 @@ pub const STAMPS_FILE: &str = "pysfx-stamps";
 const MAGIC: &[u8; 8] = b"PYSFXST3";
 const ENTRY_BYTES: usize = 8 + 8 + 8 + 12 + 12 + 32 + 16;
 const TRAILER_BYTES: usize = 8 + 12 + 8;
-/// A larger stamps file (of over 400,000 files; the 1.6 GB popular corpus has 79,000) is
-/// not read: memory stays bounded whatever lies beside DEST.
-const MAX_BYTES: u64 = 32 << 20;
 
 /// How long the writer waits, at most, for the filesystem's clock to pass the newest entry's
 /// ctime (the kernel stamps files from a clock that moves in ticks of at most 10 ms; a
@@ -172,22 +169,13 @@ impl Stamps {
     /// The stamps file of `release`, or `None` when there is none this user wrote, or it is not
     /// one.
     pub fn read(release: &Path) -> Option<Stamps> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(release.join(STAMPS_FILE))
-            .ok()?;
-        let metadata = file.metadata().ok()?;
+        let (file, metadata) =
+            pysfx_release::paths::open_regular(&release.join(STAMPS_FILE)).ok()?;
         let euid = nix::unistd::geteuid().as_raw();
-        if !metadata.is_file() || metadata.uid() != euid || metadata.mode() & 0o022 != 0 {
+        if metadata.uid() != euid || metadata.mode() & 0o022 != 0 || !keeps_ctime(release) {
             return None;
         }
-        if metadata.len() > MAX_BYTES || !keeps_ctime(release) {
-            return None;
-        }
-        let mut bytes = Vec::with_capacity(metadata.len() as usize);
-        file.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
-        Stamps::parse(&bytes)
+        Stamps::parse(&pysfx_release::paths::read_opened(file, &metadata).ok()?)
     }
 
     fn parse(bytes: &[u8]) -> Option<Stamps> {

@@ -102,7 +102,9 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
     let executables: BTreeSet<&str> = contents.executables.iter().map(String::as_str).collect();
     for dist_info in &contents.dist_infos {
         let record = format!("{dist_info}/RECORD");
-        let text = match std::fs::read_to_string(destination.join(&record)) {
+        let text = match crate::paths::read_regular(&destination.join(&record))
+            .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
+        {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 report.missing.push(record);
@@ -219,9 +221,13 @@ fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
             Err(_) => differs.push("unreadable"),
         }
     }
-    if expected
-        .executable
-        .is_some_and(|wanted| wanted != executable(&metadata))
+    // An install never leaves a file setuid, setgid or writable by others.
+    let unsafe_mode =
+        std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7022 != 0;
+    if unsafe_mode
+        || expected
+            .executable
+            .is_some_and(|wanted| wanted != executable(&metadata))
     {
         differs.push("mode");
     }

@@ -153,7 +153,9 @@ impl Contents {
         entries.sort();
         for name in entries {
             let dist_info = format!("{site_packages}/{name}");
-            let Ok(text) = std::fs::read_to_string(root.join(&dist_info).join("RECORD")) else {
+            let Ok(text) = crate::paths::read_regular(&root.join(&dist_info).join("RECORD"))
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            else {
                 continue;
             };
             let Ok(record) = pysfx_wheel::Record::parse(&text) else {
@@ -208,6 +210,6 @@ impl Contents {
 
 /// Reads the receipt of an installed release; `None` if there is none or it is unreadable.
 pub fn read(destination: &Path) -> Option<Receipt> {
-    let text = std::fs::read(destination.join(RECEIPT_NAME)).ok()?;
+    let text = crate::paths::read_regular(&destination.join(RECEIPT_NAME)).ok()?;
     serde_json::from_slice(&text).ok()
 }

@@ -275,9 +275,10 @@ impl PreparedWheel {
     }
 }
 
-/// A file this user owns that no one else may write: one an earlier install made.
+/// A file this user owns that no one else may write, neither setuid nor setgid: one an
+/// earlier install made.
 pub(crate) fn is_ours(metadata: &std::fs::Metadata) -> bool {
-    metadata.is_file() && metadata.uid() == euid() && metadata.mode() & 0o022 == 0
+    metadata.is_file() && metadata.uid() == euid() && metadata.mode() & 0o7022 == 0
 }
 
 /// This process's effective user id, asked once.
