@@ -1395,8 +1395,11 @@ fn a_release_locked_by_another_run_is_not_linked_from() {
     );
     drop(holder.stdin.take());
     holder.wait().expect("the lock holder ends");
-    // Unlocked, it is linked from again.
+    // Unlocked, it is linked from again; without its lock file too, and none is made for it
+    // (beside a release of another user's, say).
+    std::fs::remove_file(&lock).expect("remove the lock file");
     let result = deploy(&artifacts.v2, &releases.join("3"), &python.path, &[]);
     assert!(linked(&result).0 > 0, "{result}");
+    assert!(!lock.exists(), "a lock file was made beside release 1");
     assert_intact(&artifacts.v2, &releases.join("3"));
 }

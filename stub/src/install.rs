@@ -81,7 +81,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     payload,
                     interpreter,
                     &destination,
-                    link.as_deref(),
+                    (link.as_deref(), cli.copy),
                 ));
             }
             let hashed = match hashing.join() {
@@ -145,7 +145,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     payload.manifest(),
                     &plan,
                     &destination,
-                    link.as_deref(),
+                    (link.as_deref(), cli.copy),
                     &interpreter,
                 )?,
             };
@@ -643,21 +643,28 @@ fn plan_early(
     payload: &Payload,
     interpreter: &Interpreter,
     destination: &Path,
-    link: Option<&Path>,
+    link_copy: (Option<&Path>, bool),
 ) -> Result<(Plan, Vec<Candidate>), Failure> {
     let plan = plan::choose(payload.manifest(), interpreter)?;
-    let candidates = link_candidates(payload.manifest(), &plan, destination, link, interpreter)?;
+    let candidates = link_candidates(
+        payload.manifest(),
+        &plan,
+        destination,
+        link_copy,
+        interpreter,
+    )?;
     Ok((plan, candidates))
 }
 
 /// The releases beside DEST whose files this install may link (none with `--copy`, except
-/// for a thin artifact's left-out wheels, which are copied from them). Every left-out wheel
-/// of the plan must be in one of them: else exit 4, before anything is written.
+/// for a thin artifact's left-out wheels, which are copied from them), each locked shared
+/// while it is kept (`hold_sources`). Every left-out wheel of the plan must be in one of
+/// them: else exit 4, before anything is written.
 fn link_candidates(
     manifest: &pysfx_format::Manifest,
     plan: &Plan,
     destination: &Path,
-    link: Option<&Path>,
+    (link, copy): (Option<&Path>, bool),
     interpreter: &Interpreter,
 ) -> Result<Vec<Candidate>, Failure> {
     let preferred = link.and_then(|link| pysfx_release::status::link_target(link).ok());
@@ -667,6 +674,13 @@ fn link_candidates(
         interpreter.major_minor(),
         preferred.as_deref(),
     );
+    let wanted: Vec<&str> = plan
+        .wheels
+        .iter()
+        .filter(|entry| !copy || entry.from_base)
+        .map(|entry| entry.sha256.as_str())
+        .collect();
+    let candidates = pysfx_install::hold_sources(candidates, &wanted);
     let missing: Vec<&str> = plan
         .wheels
         .iter()

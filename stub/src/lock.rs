@@ -48,7 +48,7 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
                 }
                 if !announced {
                     info!(
-                        "another pysfx run is installing {}; waiting for it",
+                        "another pysfx run holds the lock of {} (installing it, or linking from it); waiting for it",
                         destination.display()
                     );
                     announced = true;

@@ -15,14 +15,14 @@ use pysfx_release::receipt::Receipt;
 use crate::wheel::LinkSource;
 
 /// A release that may be linked from, the SHA-256 of every wheel it installed, and of every
-/// byte-code bundle its artifact carried; and a shared lock on its lock file, held as long as
-/// the candidate is (see [`share_lock`]).
+/// byte-code bundle its artifact carried; once [`hold_sources`] chose it, a shared lock on its
+/// lock file, held as long as the candidate is.
 #[derive(Debug)]
 pub struct Candidate {
     pub source: Arc<LinkSource>,
     pub wheels: HashSet<String>,
     pub bundles: HashSet<String>,
-    _lock: Flock<File>,
+    lock: Option<Flock<File>>,
 }
 
 /// The releases of `app` beside `destination` for Python `version`, complete by a quick look,
@@ -47,6 +47,7 @@ pub fn link_candidates(
                 && python_x_y(&receipt.python_version) == Some(version)
                 // Its files are reached through its own `venv` directory, never a link.
                 && std::fs::symlink_metadata(path.join("venv")).is_ok_and(|venv| venv.is_dir())
+                && pysfx_release::release::incomplete(path, receipt).is_none()
         })
         .collect();
     found.sort_by(|a, b| {
@@ -61,14 +62,7 @@ pub fn link_candidates(
     });
     found
         .into_iter()
-        .filter_map(|(_, path, receipt)| {
-            // Locked first, then looked at: a release `--keep` removed meanwhile is gone.
-            let lock = share_lock(&path)?;
-            pysfx_release::release::incomplete(&path, &receipt)
-                .is_none()
-                .then_some((path, receipt, lock))
-        })
-        .map(|(path, receipt, lock)| Candidate {
+        .map(|(_, path, receipt)| Candidate {
             source: Arc::new(LinkSource::new(&path)),
             wheels: installed_wheels(&receipt),
             bundles: receipt
@@ -78,41 +72,61 @@ pub fn link_candidates(
                 .filter(|bundle| !bundle.sha256.is_empty())
                 .map(|bundle| bundle.sha256.clone())
                 .collect(),
-            _lock: lock,
+            lock: None,
         })
         .collect()
 }
 
-/// A shared `flock` on the lock file of `release` (`.<name>.pysfx-lock` beside it, made if
-/// missing, never through a link or from a FIFO), held while an install links from it.
-/// `--keep` and `--force` lock a release exclusively, without waiting, before they remove or
-/// replace it: so they leave alone a release an install is linking from (`--keep` warns and
-/// keeps it), and an install does not link from one being removed. `None` when another run
-/// holds the lock exclusively, or it can't be taken.
-fn share_lock(release: &Path) -> Option<Flock<File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = release.file_name()?.to_string_lossy();
-    let path = release.with_file_name(format!(".{name}.pysfx-lock"));
-    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(flags)
-        .open(&path)
-        .or_else(|_| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(&path)
-        })
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
+/// The candidates the wheels with SHA-256s `wanted` are to come from — for each wheel the first
+/// that installed it — each holding a shared lock on its release's lock file while it is kept
+/// (see [`share_lock`]); the others are let go. One whose lock another run holds, or that is
+/// gone once locked, is passed over for the next.
+pub fn hold_sources(candidates: Vec<Candidate>, wanted: &[&str]) -> Vec<Candidate> {
+    let mut left: Vec<&str> = wanted.to_vec();
+    let mut held = Vec::new();
+    for mut candidate in candidates {
+        if !left.iter().any(|sha256| candidate.wheels.contains(*sha256)) {
+            continue;
+        }
+        let Ok(lock) = share_lock(&candidate.source.release) else {
+            continue;
+        };
+        if !std::fs::symlink_metadata(&candidate.source.venv).is_ok_and(|venv| venv.is_dir()) {
+            continue;
+        }
+        candidate.lock = lock;
+        left.retain(|sha256| !candidate.wheels.contains(*sha256));
+        held.push(candidate);
     }
-    Flock::lock(file, FlockArg::LockSharedNonblock).ok()
+    held
+}
+
+/// A shared `flock` on the lock file of `release` (`.<name>.pysfx-lock` beside it, which its
+/// install left; never through a link or from a FIFO, and never made here), held while an
+/// install links from it. `--keep` and `--force` lock a release exclusively, without waiting,
+/// before they remove or replace it: so they leave alone a release an install is linking from
+/// (`--keep` warns and keeps it), and an install does not link from one being removed.
+/// `Ok(None)` when there is no lock file; `Err` when another run holds the lock exclusively,
+/// or it is no regular file.
+fn share_lock(release: &Path) -> Result<Option<Flock<File>>, ()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = release.file_name().ok_or(())?.to_string_lossy();
+    let path = release.with_file_name(format!(".{name}.pysfx-lock"));
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(&path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    if !file.metadata().map_err(|_| ())?.is_file() {
+        return Err(());
+    }
+    Flock::lock(file, FlockArg::LockSharedNonblock)
+        .map(Some)
+        .map_err(|_| ())
 }
 
 /// The first candidate that installed the wheel with `sha256`.

@@ -26,22 +26,26 @@ pub fn in_pycache(path: &str) -> bool {
     path.split('/').any(|part| part == "__pycache__")
 }
 
-/// The most bytes [`read_regular`] reads: a receipt, a RECORD or a stamps file of a release
-/// is far smaller (the 1.6 GB popular corpus has a 7.6 MB stamps file).
-pub const MAX_READ: u64 = 32 << 20;
+/// The most bytes [`read_regular`] reads: a receipt or a RECORD of a release is far smaller
+/// (a receipt lists every app and static file, 190-380 bytes each: a million files make about
+/// 300 MB). The bound is for a regular file planted beside DEST in place of one.
+pub const MAX_READ: u64 = 1 << 30;
 
-/// Opens the regular file at `path`, of at most [`MAX_READ`] bytes, without following a
-/// symbolic link at its last component or waiting on a FIFO or a device: a file beside DEST
-/// that anyone with write access to the releases' directory may have planted can neither
-/// hang nor exhaust the run that reads it.
-pub fn open_regular(path: &std::path::Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+/// Opens the regular file at `path`, of at most `max` bytes, without following a symbolic
+/// link at its last component or waiting on a FIFO or a device: a file beside DEST that
+/// anyone with write access to the releases' directory may have planted can neither hang nor
+/// exhaust the run that reads it.
+pub fn open_regular(
+    path: &std::path::Path,
+    max: u64,
+) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(path)?;
     let metadata = file.metadata()?;
-    if !metadata.is_file() || metadata.len() > MAX_READ {
+    if !metadata.is_file() || metadata.len() > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "not a regular file of a sensible size",
@@ -50,23 +54,47 @@ pub fn open_regular(path: &std::path::Path) -> std::io::Result<(std::fs::File, s
     Ok((file, metadata))
 }
 
-/// The bytes of the file [`open_regular`] opens.
+/// The bytes of the regular file at `path`, of at most [`MAX_READ`] (see [`open_regular`]).
 pub fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let (file, metadata) = open_regular(path)?;
+    let (file, metadata) = open_regular(path, MAX_READ)?;
     read_opened(file, &metadata)
 }
 
-/// The bytes of a file [`open_regular`] opened (at most [`MAX_READ`], whatever it grew to).
+/// The bytes of a file [`open_regular`] opened, no more than it had then.
 pub fn read_opened(file: std::fs::File, metadata: &std::fs::Metadata) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(MAX_READ).read_to_end(&mut bytes)?;
+    file.take(metadata.len()).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_within_the_bound_are_read() {
+        let work = tempfile::tempdir().expect("tempdir");
+        // A receipt of a release with a hundred thousand static files is larger than 32 MiB.
+        let large = work.path().join("large");
+        let bytes = vec![b'x'; 40 << 20];
+        std::fs::write(&large, &bytes).expect("write");
+        assert_eq!(read_regular(&large).expect("read").len(), bytes.len());
+        assert!(
+            open_regular(&large, 1 << 20).is_err(),
+            "over the bound given"
+        );
+        // A link (to a device that never ends), a FIFO, a directory: not read, and no wait.
+        let link = work.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink");
+        assert!(read_regular(&link).is_err());
+        assert!(read_regular(std::path::Path::new("/dev/zero")).is_err());
+        let fifo = work.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo").success());
+        assert!(read_regular(&fifo).is_err());
+        assert!(read_regular(work.path()).is_err());
+    }
 
     #[test]
     fn record_paths_resolve_below_dest() {
