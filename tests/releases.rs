@@ -486,3 +486,59 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
         releases.join("2")
     );
 }
+
+/// The venv's own files are held to what the install wrote: `--check` reports an edited
+/// `pyvenv.cfg` or activate script and a `bin/python` link pointed elsewhere, and `--force`
+/// puts them back.
+#[test]
+fn check_holds_the_venvs_own_files() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let release = root.join("releases/1");
+    let python = python(11).path;
+    let (code, _, stderr) = install_with(&site, &release, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let check_args = [OsStr::new("--check"), release.as_os_str()];
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+
+    let cfg = release.join("venv/pyvenv.cfg");
+    let text = std::fs::read_to_string(&cfg).expect("pyvenv.cfg");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "include-system-site-packages = false",
+            "include-system-site-packages = true",
+        ),
+    )
+    .expect("edit pyvenv.cfg");
+    let mut activate = std::fs::OpenOptions::new()
+        .append(true)
+        .open(release.join("venv/bin/activate"))
+        .expect("activate");
+    std::io::Write::write_all(&mut activate, b"export EVIL=1\n").expect("append");
+    let link = release.join("venv/bin/python");
+    std::fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink("/bin/sh", &link).expect("relink");
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    let modified: Vec<String> = result["modified"]
+        .as_array()
+        .expect("modified")
+        .iter()
+        .filter_map(|path| path.as_str().map(str::to_string))
+        .collect();
+    for path in ["venv/pyvenv.cfg", "venv/bin/activate", "venv/bin/python"] {
+        assert!(modified.contains(&path.to_string()), "{path}: {result}");
+    }
+
+    let (code, result, stderr) = install_with(&site, &release, &python, &[OsStr::new("--force")]);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}

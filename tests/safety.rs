@@ -440,3 +440,44 @@ fn a_terminal_install_shows_progress_and_a_piped_one_does_not() {
         "one log line when piped: {stderr}"
     );
 }
+
+/// The free-space check counts what this install writes: a wheel of the payload that the set
+/// installed leaves out (here a bulky one in no set) needs no room.
+#[test]
+fn the_free_space_check_counts_only_what_is_installed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = host_python();
+    let artifact = raw_artifact(
+        &work.path().join("extra.sfx"),
+        &[
+            evil_wheels().join("good-1.0-py3-none-any.whl"),
+            bulky_wheel().join("bulky-1.0-py3-none-any.whl"),
+        ],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| {
+            for set in &mut manifest.sets {
+                set.wheels.retain(|path| !path.contains("bulky"));
+            }
+        },
+    );
+    let payload = pysfx_format::Payload::open(&artifact).expect("open");
+    let bulky = payload
+        .manifest()
+        .wheels
+        .iter()
+        .find(|entry| entry.filename.starts_with("bulky"))
+        .expect("the bulky wheel")
+        .unpacked_bytes;
+    // Room for the release and the check's margin (16 MiB), not for the bulky wheel too.
+    let room = (16 << 20) + (4 << 20);
+    assert!(
+        bulky + bulky / 2 > 4 << 20,
+        "the bulky wheel is {bulky} bytes"
+    );
+    let Some(small) = Tmpfs::mount(&work.path().join("small"), &room.to_string()) else {
+        return;
+    };
+    let destination = small.path.join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+}

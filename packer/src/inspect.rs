@@ -325,7 +325,7 @@ fn print_requirements(payload: &Payload, plan: Option<&pysfx_plan::Plan>) -> Out
                 return Err((
                     2,
                     anyhow!(
-                        "the artifact has {} wheel sets ({}); give --python PY for the set that                          interpreter gets",
+                        "the artifact has {} wheel sets ({}); give --python PY for the set that interpreter gets",
                         sets.len(),
                         pysfx_format::escape_control(&names.join(", "))
                     ),

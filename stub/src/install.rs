@@ -22,7 +22,9 @@ use crate::output::print_stdout;
 use crate::progress::Progress;
 use crate::{lock, signals};
 use pysfx_release::link::{check_link, repoint_link};
-use pysfx_release::receipt::{Contents, InstalledWheel, InstalledWith, Receipt, RECEIPT_NAME};
+use pysfx_release::receipt::{
+    Contents, InstalledWheel, InstalledWith, Receipt, RecordedFile, RECEIPT_NAME,
+};
 
 /// What `./site.sfx -d DEST` was asked to do.
 pub struct Request {
@@ -128,8 +130,6 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             }
             None => verify(&mut payload, &mut phases)?,
         }
-        // Before DEST's parents or the lock file are made.
-        check_free_space(&parent, payload.manifest().unpacked_bytes)?;
         verified = true;
     }
 
@@ -152,6 +152,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             (plan, candidates)
         }
     };
+
+    if verified {
+        // Before DEST's parents or the lock file are made.
+        check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
+    }
 
     // 3. DEST: create its parents, lock, and see what is there.
     std::fs::create_dir_all(&parent)
@@ -192,7 +197,6 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             if !verified {
                 // `--force`, or DEST changed between the first look and the lock.
                 verify(&mut payload, &mut phases)?;
-                check_free_space(&parent, payload.manifest().unpacked_bytes)?;
                 verified = true;
                 if remembered {
                     // What is installed is planned from the interpreter's own answer.
@@ -200,6 +204,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     crate::failure::set_python_version(interpreter.version());
                     plan = plan::choose(payload.manifest(), &interpreter)?;
                 }
+                check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
             }
             Some(build(
                 cli,
@@ -554,11 +559,35 @@ fn write_receipt(
     // What `--check` compares the release with later.
     let site_packages = format!("venv/{}", built.site_packages);
     let app_name = &payload.manifest().app.name;
+    // The files pysfx wrote that no RECORD lists: the hooks, and the venv's own files (its
+    // `pyvenv.cfg` and activate scripts, its `bin/python*` and `lib64` links), which no wheel
+    // may replace and a changed interpreter or configuration would change behind the release.
     let hooks = [
         format!("{site_packages}/{app_name}.pth"),
         format!("{site_packages}/{}", pysfx_venv::HOOK_PTH),
         format!("{site_packages}/{}.py", pysfx_venv::HOOK_MODULE),
+        "venv/pyvenv.cfg".into(),
+        "venv/bin/activate".into(),
+        "venv/bin/activate.csh".into(),
+        "venv/bin/activate.fish".into(),
     ];
+    let mut files = built.app_files.clone();
+    let (major, minor) = interpreter.major_minor();
+    let links = [
+        "venv/lib64".to_string(),
+        "venv/bin/python".into(),
+        format!("venv/bin/python{major}"),
+        format!("venv/bin/python{major}.{minor}"),
+        format!("venv/bin/python{major}.{minor}t"),
+    ];
+    for path in links {
+        if let Ok(target) = std::fs::read_link(temporary.join(&path)) {
+            files.push(RecordedFile::link(
+                path,
+                target.to_string_lossy().into_owned(),
+            ));
+        }
+    }
     let dist_infos = built
         .dist_infos
         .iter()
@@ -572,7 +601,7 @@ fn write_receipt(
     let contents = Contents::from_install(
         temporary,
         &site_packages,
-        built.app_files.clone(),
+        files,
         &hooks,
         dist_infos,
         executables,
@@ -629,6 +658,42 @@ fn write_receipt(
 
 /// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
 /// a malloc arena; past a few, the disk, not the CPU, bounds the install).
+/// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
+/// wheels, every bundle) less the wheels the plan leaves out and the byte-code bundles this
+/// interpreter does not take (the packer counts a bundle as three times its stored size).
+fn planned_bytes(
+    payload: &mut Payload,
+    plan: &Plan,
+    interpreter: &Interpreter,
+) -> Result<u64, Failure> {
+    let manifest = payload.manifest();
+    let chosen: Vec<&str> = plan
+        .wheels
+        .iter()
+        .map(|entry| entry.path.as_str())
+        .collect();
+    let mut left_out: u64 = manifest
+        .wheels
+        .iter()
+        .filter(|entry| !chosen.contains(&entry.path.as_str()))
+        .map(|entry| entry.unpacked_bytes)
+        .sum();
+    let bundles: Vec<String> = manifest
+        .bytecode
+        .iter()
+        .filter(|bundle| {
+            !chosen.contains(&bundle.wheel.as_str())
+                || bundle.magic != interpreter.magic
+                || interpreter.cache_tag.as_deref() != Some(bundle.cache_tag.as_str())
+        })
+        .map(|bundle| bundle.path.clone())
+        .collect();
+    for bundle in bundles {
+        left_out = left_out.saturating_add(payload.stored_range(&bundle)?.1.saturating_mul(3));
+    }
+    Ok(payload.manifest().unpacked_bytes.saturating_sub(left_out))
+}
+
 pub(crate) fn install_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
