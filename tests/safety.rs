@@ -481,3 +481,78 @@ fn the_free_space_check_counts_only_what_is_installed() {
     let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Whether a process whose command line is `sleep SECONDS` is running.
+fn sleeping(seconds: &str) -> bool {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc").is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            std::fs::read(entry.path().join("cmdline")).is_ok_and(|line| line == wanted.as_bytes())
+        })
+    })
+}
+
+/// An interpreter that hangs in what it started (a wrapper script whose child never ends):
+/// stopped at the query's timeout, or when the install is interrupted, with everything it
+/// started — nothing of it runs on after the install.
+#[test]
+fn a_hanging_interpreter_leaves_nothing_running() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("small.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    let hang = |seconds: &str| -> PathBuf {
+        let script = work.path().join(format!("hang-{seconds}"));
+        std::fs::write(&script, format!("#!/bin/sh\nsleep {seconds}\n")).expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        script
+    };
+
+    // 1. The query's timeout.
+    let output = run(Command::new(&artifact)
+        .arg("-d")
+        .arg(work.path().join("releases/1"))
+        .arg("--python")
+        .arg(hang("1007"))
+        .env("PYSFX_QUERY_TIMEOUT", "1"));
+    assert_eq!(output.status.code(), Some(4));
+    assert!(
+        !sleeping("1007"),
+        "the wrapper's child runs on after the timeout"
+    );
+
+    // 2. SIGTERM while the interpreter is asked.
+    let mut child = Command::new(&artifact)
+        .arg("-d")
+        .arg(work.path().join("releases/2"))
+        .arg("--python")
+        .arg(hang("1008"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sleeping("1008") {
+        assert!(Instant::now() < deadline, "the wrapper never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = run(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string()));
+    assert!(term.status.success());
+    let status = child.wait().expect("wait");
+    assert!(!status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeping("1008") {
+        assert!(
+            Instant::now() < deadline,
+            "the wrapper's child runs on after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

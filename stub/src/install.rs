@@ -51,6 +51,7 @@ struct Phases {
 pub fn run(cli: &Request) -> Result<(), Failure> {
     let started = Instant::now();
     signals::install();
+    pysfx_venv::on_child(signals::track_run);
     let (destination, link) = request_paths(cli)?;
 
     // 1. The payload, before anything is written.

@@ -52,6 +52,8 @@ pub fn install() {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
         {
+            // A bounded run (the interpreter's query) leads a process group of its own.
+            let _ = nix::sys::signal::killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
         for (index, tree) in trees.iter().enumerate() {
@@ -106,6 +108,18 @@ pub fn register(tree: PathBuf) {
 /// Forgets a tree (it has been renamed into place or removed).
 pub fn unregister(tree: &std::path::Path) {
     with_registry(|trees| trees.retain(|registered| registered != tree));
+}
+
+/// Registers a bounded run's process group to stop on a signal (`running`), or forgets it once
+/// reaped (its pid may then be reused).
+pub fn track_run(pid: u32, running: bool) {
+    let mut children = CHILDREN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match running {
+        true => children.push(pid),
+        false => children.retain(|child| *child != pid),
+    }
 }
 
 /// Registers a child process to stop on a signal.

@@ -9,7 +9,9 @@ mod venv;
 
 pub use compile::{compile, CompileJob, Compiler, PycFormat, WrittenPyc};
 pub use hooks::{app_pth, write_hooks, HOOK_MODULE, HOOK_PTH, LOADENV_INIT_PTH, LOADENV_PY};
-pub use interpreter::{BinaryIdentity, Interpreter, Limits, QUERY_SCRIPT, QUERY_TIMEOUT_VARIABLE};
+pub use interpreter::{
+    on_child, BinaryIdentity, Interpreter, Limits, QUERY_SCRIPT, QUERY_TIMEOUT_VARIABLE,
+};
 pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
 
 use std::path::PathBuf;

@@ -11,5 +11,5 @@ mod tests;
 pub use facts::Interpreter;
 pub use identity::BinaryIdentity;
 pub use query::QUERY_SCRIPT;
+pub use run::{on_child, Limits, QUERY_TIMEOUT_VARIABLE};
 pub(crate) use run::{run_bounded, Ending};
-pub use run::{Limits, QUERY_TIMEOUT_VARIABLE};

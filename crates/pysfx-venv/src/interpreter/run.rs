@@ -180,19 +180,39 @@ impl Capture {
 /// kill, so it is not waited for either.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs `program arguments` with no stdin, killing (and reaping) it when it outlives
+/// Told of each run's process group as it starts (`true`) and once it is reaped (`false`): the
+/// stub kills the groups of runs under way on a signal.
+static ON_CHILD: std::sync::OnceLock<fn(u32, bool)> = std::sync::OnceLock::new();
+
+/// Sets what is told of each bounded run: its pid, which is also its process group's, when it
+/// starts and when it has been reaped (once; later calls are ignored).
+pub fn on_child(hook: fn(u32, bool)) {
+    let _ = ON_CHILD.set(hook);
+}
+
+fn tell(child: &Child, running: bool) {
+    if let Some(hook) = ON_CHILD.get() {
+        hook(child.id(), running);
+    }
+}
+
+/// Runs `program arguments` with no stdin, in a process group of its own, killing that group
+/// (a wrapper script and what it started too) and reaping the child when it outlives
 /// `limits.timeout` or prints more than the caps. Only spawning can fail.
 pub(crate) fn run_bounded(
     program: &str,
     arguments: &[&str],
     limits: Limits,
 ) -> std::io::Result<Run> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(program)
         .args(arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()?;
+    tell(&child, true);
     let captures = (|| {
         let stdout = child
             .stdout
@@ -226,7 +246,10 @@ pub(crate) fn run_bounded(
     let mut pause = Duration::from_millis(1);
     let ending = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break overflow().unwrap_or(Ending::Exited(status)),
+            Ok(Some(status)) => {
+                tell(&child, false);
+                break overflow().unwrap_or(Ending::Exited(status));
+            }
             Ok(None) => {}
             Err(error) => {
                 stop(&mut child);
@@ -255,8 +278,16 @@ pub(crate) fn run_bounded(
     })
 }
 
-/// Kills and reaps the child (it may have exited meanwhile: both errors are then moot).
+/// Kills the child's process group and reaps the child (it may have exited meanwhile: the
+/// errors are then moot).
 fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
+    tell(child, false);
 }
