@@ -380,3 +380,54 @@ fn an_artifact_packed_without_sboms_gets_one_from_inspect_and_none_from_the_stub
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("holds no SBOM"));
 }
+
+/// With bootstrap wheels for several Pythons (pip and setuptools for 3.6 and for 3.11 here),
+/// a release's SBOM lists the ones its interpreter got, not every one on offer.
+#[test]
+fn a_release_sbom_lists_the_bootstrap_wheels_it_got() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let mut inputs = inputs(root);
+    let bootstrap = root.join("bootstrap");
+    std::fs::create_dir_all(&bootstrap).expect("mkdir");
+    for minor in [6, 11] {
+        for wheel in std::fs::read_dir(bootstrap_wheels(minor)).expect("bootstrap wheels") {
+            let wheel = wheel.expect("entry").path();
+            std::fs::copy(&wheel, bootstrap.join(wheel.file_name().expect("a name")))
+                .expect("copy");
+        }
+    }
+    inputs.bootstrap = bootstrap;
+    let artifact = pack_sets(&inputs, &root.join("site.sfx"));
+    let pips = manifest(&artifact)["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .filter(|wheel| wheel["name"] == "pip")
+        .count();
+    assert_eq!(pips, 2, "pip for 3.6 and for 3.11 on offer");
+    let destination = root.join("releases/1");
+    let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let sbom: Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-sbom.cdx.json")).expect("the SBOM"),
+    )
+    .expect("JSON");
+    let receipt: Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("receipt JSON");
+    let installed: BTreeSet<&str> = receipt["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .filter_map(|wheel| wheel["filename"].as_str())
+        .collect();
+    let listed: BTreeSet<&str> = sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|component| property_values(component, "pysfx:wheel_file")[0])
+        .collect();
+    assert_eq!(listed, installed);
+}

@@ -108,12 +108,14 @@ pub fn payload_entries(
         pysfx_format::SBOM_NAME.to_string(),
         render(manifest, &digest, None, &all)?,
     )];
-    for (index, members) in all.iter().enumerate() {
+    for (index, (set, _)) in all.iter().enumerate() {
+        // What a release of the set gets: the stub copies this one into it.
+        let members = (*set, installed_members(manifest, set));
         let bytes = render(
             manifest,
             &digest,
             Some(index),
-            std::slice::from_ref(members),
+            std::slice::from_ref(&members),
         )?;
         entries.push((pysfx_format::set_sbom_name(index), bytes));
     }
@@ -129,6 +131,49 @@ pub fn whole(manifest: &Manifest, manifest_sha256: &[u8]) -> Result<Vec<u8>, ser
         .map(|set| (set, set_members(manifest, set)))
         .collect();
     render(manifest, &pysfx_format::hex(manifest_sha256), None, &all)
+}
+
+/// What a release of `set` gets: its wheels and, for a set resolved for one interpreter, the
+/// bootstrap wheel of each distribution it lacks that the stub picks for that Python (the
+/// newest whose `Requires-Python` admits it; bootstrap wheels are `py3-none-any`). A set
+/// for any interpreter may get any of them: all are listed.
+pub fn installed_members<'a>(manifest: &'a Manifest, set: &WheelSet) -> Vec<&'a WheelEntry> {
+    let python = set.target.as_ref().and_then(|target| {
+        Version::from_str(
+            target
+                .full_version
+                .as_deref()
+                .unwrap_or(&target.python_version),
+        )
+        .ok()
+    });
+    let Some(python) = python else {
+        return set_members(manifest, set);
+    };
+    let bootstrap: BTreeSet<&str> = manifest.bootstrap.iter().map(String::as_str).collect();
+    let mut newest: BTreeMap<&str, &WheelEntry> = BTreeMap::new();
+    let mut members = Vec::new();
+    for wheel in set_members(manifest, set) {
+        if !bootstrap.contains(wheel.path.as_str()) || set.wheels.contains(&wheel.path) {
+            members.push(wheel);
+            continue;
+        }
+        let admits = wheel
+            .requires_python
+            .as_deref()
+            .is_none_or(|spec| pysfx_wheel::python_satisfies(spec, &python));
+        let version = Version::from_str(&wheel.version).ok();
+        if !admits || version.is_none() {
+            continue;
+        }
+        let slot = newest.entry(wheel.name.as_str()).or_insert(wheel);
+        if Version::from_str(&slot.version).ok() < version {
+            *slot = wheel;
+        }
+    }
+    members.extend(newest.into_values());
+    members.sort_by(|a, b| a.path.cmp(&b.path));
+    members
 }
 
 /// What a set may install: its wheels, and the bootstrap wheels of the distributions it lacks
