@@ -316,15 +316,22 @@ fn other_or(site: &Path) -> PathBuf {
     copy
 }
 
-#[test]
-fn check_lists_each_difference_but_not_deployment_additions_and_force_restores() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path();
+/// The app's artifact under `root`, and its release 1 installed with CPython 3.11: the
+/// artifact, the release and the interpreter.
+fn one_release(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let site = artifact(root, "demoapp");
     let release = root.join("releases/1");
     let python = python(11).path;
     let (code, _, stderr) = install_with(&site, &release, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
+    (site, release, python)
+}
+
+#[test]
+fn check_lists_each_difference_but_not_deployment_additions_and_force_restores() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (site, release, python) = one_release(root);
     let check_args = [OsStr::new("--check"), release.as_os_str()];
 
     // What a deployment adds is no difference.
@@ -494,11 +501,7 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
 fn check_holds_the_venvs_own_files() {
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
-    let site = artifact(root, "demoapp");
-    let release = root.join("releases/1");
-    let python = python(11).path;
-    let (code, _, stderr) = install_with(&site, &release, &python, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let (site, release, python) = one_release(root);
     let check_args = [OsStr::new("--check"), release.as_os_str()];
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");

@@ -328,25 +328,7 @@ fn the_artifact_prints_its_sbom_and_a_release_gets_its_sets() {
         written,
         entry(&artifact, &format!(".pysfx/sbom/set-{index}.cdx.json"))
     );
-    // It lists exactly the wheels the receipt says were installed.
-    let sbom: Value = serde_json::from_slice(&written).expect("JSON");
-    let receipt: Value = serde_json::from_slice(
-        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
-    )
-    .expect("receipt JSON");
-    let installed: BTreeSet<&str> = receipt["wheels"]
-        .as_array()
-        .expect("wheels")
-        .iter()
-        .filter_map(|wheel| wheel["filename"].as_str())
-        .collect();
-    let listed: BTreeSet<&str> = sbom["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .map(|component| property_values(component, "pysfx:wheel_file")[0])
-        .collect();
-    assert_eq!(listed, installed);
+    let sbom = assert_lists_what_was_installed(&destination);
     assert_eq!(sbom["metadata"]["properties"][1]["value"], set.as_str());
     let (code, report) = validate_cyclonedx(&[&destination.join("pysfx-sbom.cdx.json")]);
     assert_eq!(code, 0, "{report}");
@@ -409,6 +391,11 @@ fn a_release_sbom_lists_the_bootstrap_wheels_it_got() {
     let destination = root.join("releases/1");
     let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
     assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_lists_what_was_installed(&destination);
+}
+
+/// The release's SBOM lists exactly the wheels its receipt says were installed; returns it.
+fn assert_lists_what_was_installed(destination: &Path) -> Value {
     let sbom: Value = serde_json::from_slice(
         &std::fs::read(destination.join("pysfx-sbom.cdx.json")).expect("the SBOM"),
     )
@@ -430,4 +417,5 @@ fn a_release_sbom_lists_the_bootstrap_wheels_it_got() {
         .map(|component| property_values(component, "pysfx:wheel_file")[0])
         .collect();
     assert_eq!(listed, installed);
+    sbom
 }
