@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pysfx_format::Payload;
+use pysfx_format::{BytecodeBundle, Payload};
 use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
@@ -657,11 +657,9 @@ fn write_receipt(
         .map_err(|error| Failure::io("cannot write", &path, &error))
 }
 
-/// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
-/// a malloc arena; past a few, the disk, not the CPU, bounds the install).
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
 /// wheels, every bundle) less the wheels the plan leaves out and the byte-code bundles this
-/// interpreter does not take (the packer counts a bundle as three times its stored size).
+/// interpreter does not take (as the packer counts them: `BytecodeBundle::unpacked_estimate`).
 fn planned_bytes(
     payload: &mut Payload,
     plan: &Plan,
@@ -684,17 +682,19 @@ fn planned_bytes(
         .iter()
         .filter(|bundle| {
             !chosen.contains(&bundle.wheel.as_str())
-                || bundle.magic != interpreter.magic
-                || interpreter.cache_tag.as_deref() != Some(bundle.cache_tag.as_str())
+                || !bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
         })
         .map(|bundle| bundle.path.clone())
         .collect();
     for bundle in bundles {
-        left_out = left_out.saturating_add(payload.stored_range(&bundle)?.1.saturating_mul(3));
+        let stored = payload.stored_range(&bundle)?.1;
+        left_out = left_out.saturating_add(BytecodeBundle::unpacked_estimate(stored));
     }
     Ok(payload.manifest().unpacked_bytes.saturating_sub(left_out))
 }
 
+/// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
+/// a malloc arena; past a few, the disk, not the CPU, bounds the install).
 pub(crate) fn install_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())

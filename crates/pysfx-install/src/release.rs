@@ -114,8 +114,7 @@ pub fn build_release(
         .iter()
         .map(|entry| {
             let mut job = WheelJob::new(payload, entry, |bundle| {
-                bundle.magic == interpreter.magic
-                    && interpreter.cache_tag.as_deref() == Some(bundle.cache_tag.as_str())
+                bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
             })?;
             if let Some(candidate) = candidate_for(options.link_candidates, &entry.sha256) {
                 job.source = Some(Arc::clone(&candidate.source));

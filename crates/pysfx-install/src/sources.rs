@@ -45,8 +45,6 @@ pub fn link_candidates(
         .filter(|(_, path, receipt)| {
             path.as_path() != destination
                 && python_x_y(&receipt.python_version) == Some(version)
-                // Its files are reached through its own `venv` directory, never a link.
-                && std::fs::symlink_metadata(path.join("venv")).is_ok_and(|venv| venv.is_dir())
                 && pysfx_release::release::incomplete(path, receipt).is_none()
         })
         .collect();
@@ -79,8 +77,9 @@ pub fn link_candidates(
 
 /// The candidates the wheels with SHA-256s `wanted` are to come from — for each wheel the first
 /// that installed it — each holding a shared lock on its release's lock file while it is kept
-/// (see [`share_lock`]); the others are let go. One whose lock another run holds, or that is
-/// gone once locked, is passed over for the next.
+/// (see [`share_lock`]); the others are let go. One whose lock another run holds, or whose
+/// `venv` is not a directory of its own once locked (gone, or a link: its files are reached
+/// only through its own `venv`), is passed over for the next.
 pub fn hold_sources(candidates: Vec<Candidate>, wanted: &[&str]) -> Vec<Candidate> {
     let mut left: Vec<&str> = wanted.to_vec();
     let mut held = Vec::new();
@@ -102,31 +101,15 @@ pub fn hold_sources(candidates: Vec<Candidate>, wanted: &[&str]) -> Vec<Candidat
 }
 
 /// A shared `flock` on the lock file of `release` (`.<name>.pysfx-lock` beside it, which its
-/// install left; never through a link or from a FIFO, and never made here), held while an
-/// install links from it. `--keep` and `--force` lock a release exclusively, without waiting,
-/// before they remove or replace it: so they leave alone a release an install is linking from
-/// (`--keep` warns and keeps it), and an install does not link from one being removed.
-/// `Ok(None)` when there is no lock file; `Err` when another run holds the lock exclusively,
-/// or it is no regular file.
-fn share_lock(release: &Path) -> Result<Option<Flock<File>>, ()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = release.file_name().ok_or(())?.to_string_lossy();
+/// install left), held while an install links from it. `--keep` and `--force` lock a release
+/// exclusively, without waiting, before they remove or replace it: so they leave alone a
+/// release an install is linking from (`--keep` warns and keeps it), and an install does not
+/// link from one being removed. `Ok(None)` when there is no lock file; `Err` when another run
+/// holds the lock exclusively, or it is no regular file.
+fn share_lock(release: &Path) -> Result<Option<Flock<File>>, String> {
+    let name = release.file_name().unwrap_or_default().to_string_lossy();
     let path = release.with_file_name(format!(".{name}.pysfx-lock"));
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(&path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(_) => return Err(()),
-    };
-    if !file.metadata().map_err(|_| ())?.is_file() {
-        return Err(());
-    }
-    Flock::lock(file, FlockArg::LockSharedNonblock)
-        .map(Some)
-        .map_err(|_| ())
+    pysfx_release::prune::try_lock(&path, FlockArg::LockSharedNonblock)
 }
 
 /// The first candidate that installed the wheel with `sha256`.

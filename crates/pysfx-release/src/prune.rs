@@ -99,7 +99,7 @@ pub fn prune(destination: &Path, keep: usize, app: &str, protected: &[&Path]) ->
 /// keeps it.
 fn remove_release(directory: &Path, name: &str) -> Result<(), String> {
     let lock_path = directory.join(format!(".{name}.pysfx-lock"));
-    let lock = try_lock(&lock_path)?;
+    let lock = try_lock(&lock_path, FlockArg::LockExclusiveNonblock)?;
     let trash = directory.join(format!(".{name}.pysfx-trash-{}", std::process::id()));
     std::fs::rename(directory.join(name), &trash).map_err(|error| error.to_string())?;
     remove_tree(&trash).map_err(|error| {
@@ -124,10 +124,10 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Takes the lock of release `name` without waiting. `Ok(None)`: there is no lock file (no run
-/// ever locked it, or its lock was removed); `Err`: a run holds it, or the file is no regular
-/// file.
-fn try_lock(path: &Path) -> Result<Option<Flock<File>>, String> {
+/// Takes the lock file at `path` (`kind`: exclusive or shared) without waiting, never through
+/// a link or from a FIFO, and never making it. `Ok(None)`: there is no lock file (no run ever
+/// locked it, or its lock was removed); `Err`: a run holds it, or the file is no regular file.
+pub fn try_lock(path: &Path, kind: FlockArg) -> Result<Option<Flock<File>>, String> {
     use nix::libc::{O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK};
     let file = match std::fs::OpenOptions::new()
         .read(true)
@@ -141,7 +141,7 @@ fn try_lock(path: &Path) -> Result<Option<Flock<File>>, String> {
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("its lock {} is not a regular file", path.display()));
     }
-    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+    Flock::lock(file, kind)
         .map(Some)
         .map_err(|_| "another pysfx run holds its lock".to_string())
 }
@@ -160,7 +160,8 @@ fn remove_leftovers(directory: &Path) -> Vec<PathBuf> {
         let Some((name, kind)) = leftover(&file_name) else {
             continue;
         };
-        let Ok(lock) = try_lock(&directory.join(format!(".{name}.pysfx-lock"))) else {
+        let lock_path = directory.join(format!(".{name}.pysfx-lock"));
+        let Ok(lock) = try_lock(&lock_path, FlockArg::LockExclusiveNonblock) else {
             continue;
         };
         let release = directory.join(name);

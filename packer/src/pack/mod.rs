@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
+use pysfx_format::{AppInfo, BytecodeBundle, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
 use tracing::{debug, info, warn};
 
@@ -118,7 +118,10 @@ pub fn run(args: &PackArgs) -> Result<()> {
             + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>()
             + bundles
                 .values()
-                .map(|built| std::fs::metadata(&built.file).map_or(0, |m| m.len()) * 3)
+                .map(|built| {
+                    let stored = std::fs::metadata(&built.file).map_or(0, |m| m.len());
+                    BytecodeBundle::unpacked_estimate(stored)
+                })
                 .sum::<u64>(),
         wheels,
         sets: manifest_sets,
