@@ -680,6 +680,53 @@ fn files_are_linked_by_their_stamps_until_the_stamps_move() {
     assert_intact(&artifacts.v2, &release(3));
 }
 
+/// `--keep` removing an older release drops a link of every file it shared with the new one,
+/// which moves their ctime. The new release's stamps are written again as that happens, so
+/// the release after it still links every shared file by its stamp, byte-code included,
+/// without reading it; and the old release it shared them with is gone, its files with it.
+#[test]
+fn keep_leaves_the_new_release_stamped() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let release = |number: u32| work.path().join(format!("releases/{number}"));
+    let current = work.path().join("releases/current");
+    let extra = [
+        OsStr::new("-v"),
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ];
+    deploy_logged(&artifacts.v1, &release(1), &python.path, &extra);
+    // Release 1 is the release LINK named before: kept.
+    deploy_logged(&artifacts.v2, &release(2), &python.path, &extra);
+    // Release 3 links every file from release 2; release 1, which shared the wheels both
+    // artifacts carry with both, is removed after the switch.
+    let (result, _) = deploy_logged(&artifacts.v2, &release(3), &python.path, &extra);
+    assert!(!release(1).exists(), "release 1 not pruned: {result}");
+
+    let (result, log) = deploy_logged(&artifacts.v2, &release(4), &python.path, &extra);
+    assert!(!release(2).exists(), "release 2 not pruned: {result}");
+    let (linked_files, _) = linked(&result);
+    assert!(linked_files > 0, "{result}");
+    assert_eq!(stamped_links(&log), linked_files, "{result}\n{log}");
+    let pyc = shared_pyc(&release(3), &release(4));
+    let shipped = tree(&release(4))
+        .into_iter()
+        .filter(|relative| relative.starts_with("venv/") && relative.ends_with(".pyc"))
+        .count();
+    assert_eq!(pyc.len(), shipped, "byte-code not linked: {pyc:?}");
+    for number in [3, 4] {
+        assert_intact(&artifacts.v2, &release(number));
+        let litter: Vec<String> = tree(&release(number))
+            .into_iter()
+            .filter(|relative| relative.contains(".pysfx-"))
+            .collect();
+        assert!(litter.is_empty(), "{litter:?}");
+    }
+}
+
 #[test]
 fn copy_links_nothing() {
     let python = python(11);

@@ -494,6 +494,76 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
     );
 }
 
+/// In a releases directory several deploy users share, `--keep` leaves another user's
+/// release where it is (moving it aside would break that user's link): a warning, listed in
+/// `not_pruned`, and the deploy succeeds.
+#[test]
+fn keep_leaves_another_users_release_in_place() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to make a root-owned release and run as another user");
+        return;
+    }
+    let system_python = Path::new("/usr/bin/python3");
+    if !system_python.exists() {
+        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    for name in ["1", "2"] {
+        let (code, _, stderr) = install_with(
+            &site,
+            &releases.join(name),
+            system_python,
+            &[OsStr::new("--link"), current.as_os_str()],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // The deploy user owns the directory and release 2; release 1 is root's.
+    let owned = run(Command::new("chown").args(["-hR", "65534:65534"]).arg(root));
+    assert!(owned.status.success());
+    let rooted = run(Command::new("chown")
+        .args(["-hR", "0:0"])
+        .arg(releases.join("1")));
+    assert!(rooted.status.success());
+    let opened = run(Command::new("chmod").arg("0755").arg(root));
+    assert!(opened.status.success());
+    let before = listing(&releases);
+
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&site)
+        .arg("-d")
+        .arg(releases.join("2"))
+        .arg("--python")
+        .arg(system_python)
+        .args([OsStr::new("--link"), current.as_os_str()])
+        .args(["--keep", "1", "--json"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
+    assert_eq!(
+        result["not_pruned"][0]["path"],
+        releases.join("1").to_string_lossy().as_ref(),
+        "{result}"
+    );
+    assert!(
+        stderr.contains("belongs to another user (uid 0)"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&releases), before, "{stderr}");
+    let (code, result, stderr) = json_run(
+        &site,
+        &[OsStr::new("--check"), releases.join("1").as_os_str()],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}
+
 /// The venv's own files are held to what the install wrote: `--check` reports an edited
 /// `pyvenv.cfg` or activate script and a `bin/python` link pointed elsewhere, and `--force`
 /// puts them back.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::{BytecodeBundle, Payload};
+use pysfx_install::stamps::Restamper;
 use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
@@ -272,7 +273,18 @@ fn switch(
         let mut protected = vec![destination];
         protected.extend(previous.as_deref());
         let app = &payload.manifest().app.name;
-        pysfx_release::prune::prune(destination, keep, app, &protected)
+        // Removing a release moves the ctime of each file it shared with DEST: DEST's stamps
+        // are kept true as they go (see `Restamper`), so the next release still links by them.
+        let mut restamper = Restamper::new(destination);
+        let report = pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
+            if let Some(restamper) = restamper.as_mut() {
+                restamper.unlink_shared(tree);
+            }
+        });
+        if let Some(Err(error)) = restamper.map(Restamper::finish) {
+            warn!("could not write the stamps again: {error}");
+        }
+        report
     });
     Ok((link_moved, pruned))
 }

@@ -20,8 +20,10 @@
 //!   that ctime in the trailer. Any later change to a stamped file gives it a ctime at least
 //!   that late, so only entries older than it are trusted (on a filesystem that keeps whole
 //!   seconds, those of the last second are not);
-//! - a new hard link to the file, or one removed (another release linking it, a release
-//!   removed by `--keep`), moves its ctime too, so such a stamp no longer matches.
+//! - a new hard link to the file, or one removed (another release linking it), moves its
+//!   ctime too, so such a stamp no longer matches. `--keep` removing an older release would
+//!   do that to every file the release shared with the new one; it removes those files
+//!   through a [`Restamper`], which stamps the new release's files again as it goes.
 //!
 //! Layout (little-endian): entries of [`ENTRY_BYTES`] — path key (FNV-1a 64 of the path
 //! relative to the venv), inode, size, mtime seconds and nanoseconds, ctime seconds and
@@ -29,12 +31,17 @@
 //! when the file was finished (seconds, nanoseconds: see above) and the number of entries. A
 //! file of any other shape is ignored.
 
+use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pysfx_tree::{Stamp, Tree, TreeError};
+use nix::dir::{Dir, Type};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+use pysfx_tree::{DiskTree, Disposition, Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
@@ -113,8 +120,17 @@ impl<W: Write> StampsWriter<W> {
     /// entry's ctime, or [`SETTLE_WAIT`] has passed, and its last answer is recorded.
     pub fn finish(
         mut self,
-        mut touch: impl FnMut(&mut W) -> std::io::Result<(i64, u32)>,
+        touch: impl FnMut(&mut W) -> std::io::Result<(i64, u32)>,
     ) -> std::io::Result<W> {
+        self.seal(touch)?;
+        Ok(self.out)
+    }
+
+    /// [`StampsWriter::finish`], keeping the output (to remove it on failure).
+    fn seal(
+        &mut self,
+        mut touch: impl FnMut(&mut W) -> std::io::Result<(i64, u32)>,
+    ) -> std::io::Result<()> {
         let mut now = touch(&mut self.out)?;
         let deadline = std::time::Instant::now() + SETTLE_WAIT;
         while now <= self.newest && now.1 != 0 && std::time::Instant::now() < deadline {
@@ -125,8 +141,7 @@ impl<W: Write> StampsWriter<W> {
         trailer[..8].copy_from_slice(MAGIC);
         put_time(&mut trailer[8..20], now);
         trailer[20..].copy_from_slice(&self.count.to_le_bytes());
-        self.out.write_all(&trailer)?;
-        Ok(self.out)
+        self.out.write_all(&trailer)
     }
 }
 
@@ -295,6 +310,141 @@ impl Stamps {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// Keeps a release's stamps true while `--keep` removes older releases beside it.
+///
+/// Removing a release drops a hard link of every file it shared with this one, which moves
+/// their ctime: the stamps would stop vouching for them, and the next install would read and
+/// hash each one and unpack its byte-code again (every other deploy, with `--keep`). So such
+/// a file is unlinked here, one at a time, with a look at this release's name of it just
+/// before and just after — the same look a linked install takes around each link. A file its
+/// stamp held before, and that has the same inode, size and mtime after, gets its new stamp;
+/// anything else keeps the old stamp, which then no longer matches (the file is read by the
+/// next install, as before). The stamps file is written again, settled the same way, only
+/// when a stamp moved.
+pub struct Restamper {
+    release: PathBuf,
+    venv: PathBuf,
+    stamps: Stamps,
+    /// Which entries have their new stamp (not trusted again before the file is finished).
+    moved: Vec<bool>,
+}
+
+impl Restamper {
+    /// For `release`: `None` when it has no stamps this user wrote.
+    pub fn new(release: &Path) -> Option<Restamper> {
+        let stamps = Stamps::read(release)?;
+        Some(Restamper {
+            release: release.to_path_buf(),
+            venv: release.join("venv"),
+            moved: vec![false; stamps.len()],
+            stamps,
+        })
+    }
+
+    /// Unlinks, from the venv of `removed` (a release being removed, already moved aside),
+    /// each file that is a hard link of the file of the same path in this release, and
+    /// restamps that file. The walk opens each directory below the last without following
+    /// links; what it leaves, the caller removes.
+    pub fn unlink_shared(&mut self, removed: &Path) {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let Ok(removed) = Dir::open(removed, flags, Mode::empty()) else {
+            return;
+        };
+        if let Ok(venv) = Dir::openat(&removed, "venv", flags, Mode::empty()) {
+            self.unlink_shared_in(venv, &mut String::new());
+        }
+    }
+
+    fn unlink_shared_in(&mut self, mut directory: Dir, relative: &mut String) {
+        let mut files = Vec::new();
+        let mut directories = Vec::new();
+        for entry in directory.iter().flatten() {
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            match entry.file_type() {
+                Some(Type::File) => files.push((name.to_owned(), entry.ino())),
+                Some(Type::Directory) => directories.push(name.to_owned()),
+                _ => {}
+            }
+        }
+        let length = relative.len();
+        for (name, inode) in files {
+            if let Ok(name_text) = name.to_str() {
+                relative.push_str(name_text);
+                self.unlink_if_shared(&directory, &name, relative, inode);
+                relative.truncate(length);
+            }
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        for name in directories {
+            let (Ok(name_text), Ok(below)) = (
+                name.to_str(),
+                Dir::openat(&directory, name.as_c_str(), flags, Mode::empty()),
+            ) else {
+                continue;
+            };
+            relative.push_str(name_text);
+            relative.push('/');
+            self.unlink_shared_in(below, relative);
+            relative.truncate(length);
+        }
+    }
+
+    fn unlink_if_shared(&mut self, directory: &Dir, name: &CString, relative: &str, inode: u64) {
+        let Ok(found) = self.stamps.keys.binary_search(&path_key(relative)) else {
+            return;
+        };
+        let entry = self.stamps.entries[found];
+        if entry.stamp.inode != inode || self.moved[found] {
+            return;
+        }
+        let ours = self.venv.join(relative);
+        let Ok(before) = std::fs::symlink_metadata(&ours) else {
+            return;
+        };
+        if !self.stamps.holds(&entry, &before)
+            || nix::unistd::unlinkat(directory, name.as_c_str(), UnlinkatFlags::NoRemoveDir)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(after) = std::fs::symlink_metadata(&ours) else {
+            return;
+        };
+        let (was, is) = (Stamp::of(&before), Stamp::of(&after));
+        if after.is_file() && (is.inode, is.size, is.mtime) == (was.inode, was.size, was.mtime) {
+            self.stamps.entries[found].stamp = is;
+            self.moved[found] = true;
+        }
+    }
+
+    /// Writes the stamps file again when a stamp moved (in place of the old one, never
+    /// through a link). Returns how many moved.
+    pub fn finish(self) -> Result<usize, TreeError> {
+        let moved = self.moved.iter().filter(|moved| **moved).count();
+        if moved == 0 {
+            return Ok(0);
+        }
+        let failed = |source| TreeError::Io {
+            path: self.release.join(STAMPS_FILE),
+            source,
+        };
+        let mut tree = DiskTree::new(&self.release);
+        let mut writer = StampsWriter::new(tree.open(STAMPS_FILE, 0o644, Disposition::Replace)?);
+        let written = writer
+            .add(&self.stamps.entries)
+            .and_then(|()| writer.seal(|file| file.touch()));
+        if let Err(source) = written {
+            tree.abandon(writer.out);
+            return Err(failed(source));
+        }
+        tree.close(writer.out, STAMPS_FILE, Disposition::Replace, None)?;
+        Ok(moved)
     }
 }
 

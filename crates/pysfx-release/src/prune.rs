@@ -7,7 +7,7 @@
 //! renamed to a hidden trash name beside it, then removed with `remove_dir_all`, which
 //! removes symbolic links inside the tree and not what they point at. A release that cannot be
 //! removed (files the app made as another user) is reported and the deploy goes on; its trash
-//! is retried by the next prune.
+//! is retried by the next prune. A release another user owns is not touched (except by root).
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -41,8 +41,16 @@ pub struct NotPruned {
 
 /// Keeps the `keep` newest releases of `app` in DEST's directory, and every release in
 /// `protected` (LINK's target, the release it replaced); removes the other releases of the app,
-/// leftovers of interrupted runs, and the lock files of the releases it removed.
-pub fn prune(destination: &Path, keep: usize, app: &str, protected: &[&Path]) -> PruneReport {
+/// leftovers of interrupted runs, and the lock files of the releases it removed. `removing` is
+/// shown each tree about to be removed, moved aside under its lock (the install unlinks the
+/// files it shares with DEST first: see `pysfx_install::stamps::Restamper`).
+pub fn prune(
+    destination: &Path,
+    keep: usize,
+    app: &str,
+    protected: &[&Path],
+    removing: &mut dyn FnMut(&Path),
+) -> PruneReport {
     let mut report = PruneReport::default();
     let Some(directory) = destination.parent() else {
         return report;
@@ -67,16 +75,25 @@ pub fn prune(destination: &Path, keep: usize, app: &str, protected: &[&Path]) ->
         ))
     });
     for (rank, (name, path, _)) in releases.into_iter().enumerate() {
-        let identity = std::fs::symlink_metadata(&path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
+        let metadata = std::fs::symlink_metadata(&path).ok();
+        let identity = metadata.as_ref().map(|m| (m.dev(), m.ino()));
         let is_protected = identity.is_some_and(|id| protected.contains(&id));
         if rank < keep || is_protected {
             debug!("--keep: keeping {}", path.display());
             report.kept.push(path);
             continue;
         }
-        match remove_release(directory, &name) {
+        // Another user's release (in a directory several deploy users share) is theirs to
+        // remove: moving it aside would break their link, and removing it would fail.
+        let euid = nix::unistd::geteuid().as_raw();
+        let removed = match metadata
+            .map(|m| m.uid())
+            .filter(|o| euid != 0 && *o != euid)
+        {
+            Some(owner) => Err(format!("it belongs to another user (uid {owner})")),
+            None => remove_release(directory, &name, removing),
+        };
+        match removed {
             Ok(()) => {
                 info!("removed the old release {}", path.display());
                 report.pruned.push(path);
@@ -90,18 +107,23 @@ pub fn prune(destination: &Path, keep: usize, app: &str, protected: &[&Path]) ->
             }
         }
     }
-    report.leftovers = remove_leftovers(directory);
+    report.leftovers = remove_leftovers(directory, removing);
     report
 }
 
 /// Removes release `name` under its lock: renamed to `.<name>.pysfx-trash-<pid>`, then that
 /// tree removed, then the lock file. A run holding the lock (installing or re-running it)
 /// keeps it.
-fn remove_release(directory: &Path, name: &str) -> Result<(), String> {
+fn remove_release(
+    directory: &Path,
+    name: &str,
+    removing: &mut dyn FnMut(&Path),
+) -> Result<(), String> {
     let lock_path = directory.join(format!(".{name}.pysfx-lock"));
     let lock = try_lock(&lock_path, FlockArg::LockExclusiveNonblock)?;
     let trash = directory.join(format!(".{name}.pysfx-trash-{}", std::process::id()));
     std::fs::rename(directory.join(name), &trash).map_err(|error| error.to_string())?;
+    removing(&trash);
     remove_tree(&trash).map_err(|error| {
         format!(
             "{error}; what remains is in {} (removed by a later --keep once it can be)",
@@ -150,7 +172,7 @@ pub fn try_lock(path: &Path, kind: FlockArg) -> Result<Option<Flock<File>>, Stri
 /// `-trash-*` trees, each only when no run holds `<name>`'s lock. An `-old-` tree holding a
 /// release while `<name>` is missing is a release an interrupted `--force` moved aside; the
 /// next run on `<name>` puts it back, so it stays.
-fn remove_leftovers(directory: &Path) -> Vec<PathBuf> {
+fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(directory) else {
         return removed;
@@ -175,6 +197,7 @@ fn remove_leftovers(directory: &Path) -> Vec<PathBuf> {
             "removing {} left by an interrupted run",
             entry.path().display()
         );
+        removing(&entry.path());
         match remove_tree(&entry.path()) {
             Ok(()) => removed.push(entry.path()),
             Err(error) => warn!("could not remove {}: {error}", entry.path().display()),
@@ -251,6 +274,7 @@ mod tests {
             3,
             "mysite",
             &[&releases.join("a"), &releases.join("f")],
+            &mut |_| {},
         );
         let names = |paths: &[PathBuf]| -> Vec<String> {
             paths
@@ -297,7 +321,7 @@ mod tests {
         let lock_path = temporary.path().join(".1.pysfx-lock");
         let file = std::fs::File::create(&lock_path).expect("lock file");
         let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("lock");
-        let report = prune(&temporary.path().join("2"), 1, "mysite", &[]);
+        let report = prune(&temporary.path().join("2"), 1, "mysite", &[], &mut |_| {});
         assert!(report.pruned.is_empty());
         assert_eq!(report.not_pruned.len(), 1);
         assert!(report.not_pruned[0].error.contains("holds its lock"));
