@@ -281,8 +281,12 @@ fn switch(
                 restamper.unlink_shared(tree);
             }
         });
-        if let Some(Err(error)) = restamper.map(Restamper::finish) {
-            warn!("could not write the stamps again: {error}");
+        // Under the registry lock: a signal waits for the new stamps file to be in place.
+        if let Some(Err(error)) = restamper.map(|r| signals::with_registry(|_| r.finish())) {
+            warn!(
+                "could not write {}/pysfx-stamps again: {error}",
+                destination.display()
+            );
         }
         report
     });
@@ -455,6 +459,7 @@ fn build(
             ));
         }
         trees.retain(|tree| tree != &temporary);
+        signals::mark_installed();
         Ok(old.clone())
     });
     let replaced = match renamed {

@@ -4,6 +4,7 @@
 //! with a clean mask: the standard library resets it.)
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -14,6 +15,8 @@ static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// What the failure report of an interrupted run names (see [`set_failure_report`]).
 static REPORT: OnceLock<FailureReport> = OnceLock::new();
+/// Whether the release is in place (a signal then interrupts `--link` or `--keep`).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 struct FailureReport {
     json: bool,
@@ -74,9 +77,15 @@ pub fn install() {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
-        let message = format!(
-            "interrupted by {signal}; removed the unfinished release, nothing was installed"
-        );
+        let message = match INSTALLED.load(Ordering::SeqCst) {
+            true => format!(
+                "interrupted by {signal} after the release was installed in DEST; \
+                 --link or --keep may not have finished (run it again to finish them)"
+            ),
+            false => format!(
+                "interrupted by {signal}; removed the unfinished release, nothing was installed"
+            ),
+        };
         tracing::error!("{message}");
         let code = 128 + signal as i32;
         if let Some(report) = REPORT.get().filter(|report| report.json) {
@@ -98,6 +107,11 @@ pub fn with_registry<T>(action: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     action(&mut trees)
+}
+
+/// Records that the release is in place: call holding the registry (see [`with_registry`]).
+pub fn mark_installed() {
+    INSTALLED.store(true, Ordering::SeqCst);
 }
 
 /// Registers a tree to remove on a signal.

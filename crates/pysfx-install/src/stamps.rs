@@ -41,7 +41,7 @@ use nix::dir::{Dir, Type};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
-use pysfx_tree::{DiskTree, Disposition, Stamp, Tree, TreeError};
+use pysfx_tree::{Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
@@ -322,22 +322,35 @@ impl Stamps {
 /// before and just after — the same look a linked install takes around each link. A file its
 /// stamp held before, and that has the same inode, size and mtime after, gets its new stamp;
 /// anything else keeps the old stamp, which then no longer matches (the file is read by the
-/// next install, as before). The stamps file is written again, settled the same way, only
-/// when a stamp moved.
+/// next install, as before). When a stamp moved, the stamps file is written again, settled
+/// the same way, without the entries the old file did not trust (stamped in its last tick).
+/// It is written through a descriptor of the release's directory opened first, so a name
+/// swapped for a link since is not followed.
 pub struct Restamper {
-    release: PathBuf,
+    directory: std::os::fd::OwnedFd,
     venv: PathBuf,
     stamps: Stamps,
-    /// Which entries have their new stamp (not trusted again before the file is finished).
+    /// Which entries have their new stamp: such an entry holds only by equality (it is this
+    /// run's own look, not yet settled by a finished file).
     moved: Vec<bool>,
 }
+
+/// Directories deeper than this below a removed release's venv are left to the caller's
+/// removal (a venv is a dozen levels deep; a planted tree may be thousands).
+const MAX_DEPTH: usize = 64;
+
+const DIRECTORY_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
 
 impl Restamper {
     /// For `release`: `None` when it has no stamps this user wrote.
     pub fn new(release: &Path) -> Option<Restamper> {
+        let directory = nix::fcntl::open(release, DIRECTORY_FLAGS, Mode::empty()).ok()?;
         let stamps = Stamps::read(release)?;
         Some(Restamper {
-            release: release.to_path_buf(),
+            directory,
             venv: release.join("venv"),
             moved: vec![false; stamps.len()],
             stamps,
@@ -349,16 +362,15 @@ impl Restamper {
     /// restamps that file. The walk opens each directory below the last without following
     /// links; what it leaves, the caller removes.
     pub fn unlink_shared(&mut self, removed: &Path) {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let Ok(removed) = Dir::open(removed, flags, Mode::empty()) else {
+        let Ok(removed) = Dir::open(removed, DIRECTORY_FLAGS, Mode::empty()) else {
             return;
         };
-        if let Ok(venv) = Dir::openat(&removed, "venv", flags, Mode::empty()) {
-            self.unlink_shared_in(venv, &mut String::new());
+        if let Ok(venv) = Dir::openat(&removed, "venv", DIRECTORY_FLAGS, Mode::empty()) {
+            self.unlink_shared_in(venv, &mut String::new(), 0);
         }
     }
 
-    fn unlink_shared_in(&mut self, mut directory: Dir, relative: &mut String) {
+    fn unlink_shared_in(&mut self, mut directory: Dir, relative: &mut String, depth: usize) {
         let mut files = Vec::new();
         let mut directories = Vec::new();
         for entry in directory.iter().flatten() {
@@ -368,7 +380,7 @@ impl Restamper {
             }
             match entry.file_type() {
                 Some(Type::File) => files.push((name.to_owned(), entry.ino())),
-                Some(Type::Directory) => directories.push(name.to_owned()),
+                Some(Type::Directory) if depth < MAX_DEPTH => directories.push(name.to_owned()),
                 _ => {}
             }
         }
@@ -380,17 +392,16 @@ impl Restamper {
                 relative.truncate(length);
             }
         }
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         for name in directories {
             let (Ok(name_text), Ok(below)) = (
                 name.to_str(),
-                Dir::openat(&directory, name.as_c_str(), flags, Mode::empty()),
+                Dir::openat(&directory, name.as_c_str(), DIRECTORY_FLAGS, Mode::empty()),
             ) else {
                 continue;
             };
             relative.push_str(name_text);
             relative.push('/');
-            self.unlink_shared_in(below, relative);
+            self.unlink_shared_in(below, relative, depth + 1);
             relative.truncate(length);
         }
     }
@@ -400,14 +411,18 @@ impl Restamper {
             return;
         };
         let entry = self.stamps.entries[found];
-        if entry.stamp.inode != inode || self.moved[found] {
+        if entry.stamp.inode != inode {
             return;
         }
         let ours = self.venv.join(relative);
         let Ok(before) = std::fs::symlink_metadata(&ours) else {
             return;
         };
-        if !self.stamps.holds(&entry, &before)
+        let holds = match self.moved[found] {
+            true => entry.stamp == Stamp::of(&before),
+            false => self.stamps.holds(&entry, &before),
+        };
+        if !holds
             || nix::unistd::unlinkat(directory, name.as_c_str(), UnlinkatFlags::NoRemoveDir)
                 .is_err()
         {
@@ -423,27 +438,40 @@ impl Restamper {
         }
     }
 
-    /// Writes the stamps file again when a stamp moved (in place of the old one, never
-    /// through a link). Returns how many moved.
-    pub fn finish(self) -> Result<usize, TreeError> {
+    /// Writes the stamps file again when a stamp moved: a new file beside it, renamed over
+    /// it, both through the release's directory descriptor. Returns how many moved.
+    pub fn finish(self) -> std::io::Result<usize> {
+        const NEW: &str = ".pysfx-stamps.new";
         let moved = self.moved.iter().filter(|moved| **moved).count();
         if moved == 0 {
             return Ok(0);
         }
-        let failed = |source| TreeError::Io {
-            path: self.release.join(STAMPS_FILE),
-            source,
-        };
-        let mut tree = DiskTree::new(&self.release);
-        let mut writer = StampsWriter::new(tree.open(STAMPS_FILE, 0o644, Disposition::Replace)?);
+        let entries: Vec<StampEntry> = (self.stamps.entries.iter().zip(&self.moved))
+            .filter(|(entry, moved)| **moved || self.stamps.settled(&entry.stamp))
+            .map(|(entry, _)| *entry)
+            .collect();
+        let directory = &self.directory;
+        // A file a killed run left under the new name goes first.
+        let _ = nix::unistd::unlinkat(directory, NEW, UnlinkatFlags::NoRemoveDir);
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let file = nix::fcntl::openat(directory, NEW, flags, Mode::from_bits_truncate(0o644))?;
+        let mut writer = StampsWriter::new(std::fs::File::from(file));
         let written = writer
-            .add(&self.stamps.entries)
-            .and_then(|()| writer.seal(|file| file.touch()));
-        if let Err(source) = written {
-            tree.abandon(writer.out);
-            return Err(failed(source));
+            .add(&entries)
+            .and_then(|()| {
+                writer.seal(|file| {
+                    file.set_modified(std::time::SystemTime::now())?;
+                    Ok(Stamp::of(&file.metadata()?).ctime)
+                })
+            })
+            .and_then(|()| {
+                nix::fcntl::renameat(directory, NEW, directory, STAMPS_FILE).map_err(Into::into)
+            });
+        if let Err(error) = written {
+            let _ = nix::unistd::unlinkat(directory, NEW, UnlinkatFlags::NoRemoveDir);
+            return Err(error);
         }
-        tree.close(writer.out, STAMPS_FILE, Disposition::Replace, None)?;
         Ok(moved)
     }
 }
@@ -565,6 +593,100 @@ mod tests {
         count[ENTRY_BYTES + 20] = 2;
         assert!(Stamps::parse(&count).is_none(), "a count that does not fit");
         assert!(Stamps::parse(b"").is_none());
+    }
+
+    /// The stamps of `release` for `paths` (relative to its venv) as `lstat` gives them now,
+    /// finished at `finished`.
+    fn stamp_release(release: &Path, paths: &[&str], finished: (i64, u32)) {
+        let entries: Vec<StampEntry> = paths
+            .iter()
+            .map(|path| StampEntry {
+                key: path_key(path),
+                stamp: Stamp::of(
+                    &std::fs::symlink_metadata(release.join("venv").join(path)).expect("lstat"),
+                ),
+                sha256: [1; 32],
+                head: [0; 16],
+            })
+            .collect();
+        let mut writer = StampsWriter::new(Vec::new());
+        writer.add(&entries).expect("add");
+        let bytes = writer.finish(|_| Ok(finished)).expect("finish");
+        std::fs::write(release.join(STAMPS_FILE), bytes).expect("write stamps");
+    }
+
+    fn ctime(path: &Path) -> (i64, u32) {
+        Stamp::of(&std::fs::symlink_metadata(path).expect("lstat")).ctime
+    }
+
+    /// Removing releases that share files with this one keeps its stamps true: each shared
+    /// file is unlinked from the removed trees with a look before and after (twice for a file
+    /// two trees share), an entry the old file did not trust is left out, and a tree deeper
+    /// than any venv is walked no deeper than [`MAX_DEPTH`].
+    #[test]
+    fn removing_shared_files_moves_their_stamps() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let root = temporary.path();
+        let release = root.join("release");
+        let venv = release.join("venv");
+        std::fs::create_dir_all(venv.join("pkg")).expect("mkdir");
+        let removed = [root.join("old1"), root.join("old2")];
+        for old in &removed {
+            std::fs::create_dir_all(old.join("venv/pkg")).expect("mkdir");
+        }
+        std::fs::write(venv.join("pkg/a.py"), "a").expect("a");
+        std::fs::write(venv.join("pkg/own.py"), "own").expect("own");
+        for old in &removed {
+            std::fs::hard_link(venv.join("pkg/a.py"), old.join("venv/pkg/a.py")).expect("link");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        // b.py is stamped in the old file's last tick: not trusted, then or after.
+        std::fs::write(venv.join("pkg/b.py"), "b").expect("b");
+        std::fs::hard_link(venv.join("pkg/b.py"), removed[0].join("venv/pkg/b.py")).expect("link");
+        let last_tick = ctime(&venv.join("pkg/b.py"));
+        stamp_release(&release, &["pkg/a.py", "pkg/b.py", "pkg/own.py"], last_tick);
+        let mut deep = removed[1].join("venv");
+        for _ in 0..MAX_DEPTH + 40 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).expect("deep");
+
+        let before = ctime(&venv.join("pkg/a.py"));
+        let mut restamper = Restamper::new(&release).expect("stamps read");
+        for old in &removed {
+            restamper.unlink_shared(old);
+        }
+        assert!(!removed[0].join("venv/pkg/a.py").exists());
+        assert!(!removed[1].join("venv/pkg/a.py").exists());
+        // Not vouched for: left to the caller's removal.
+        assert!(removed[0].join("venv/pkg/b.py").exists());
+        assert_eq!(restamper.finish().expect("written"), 1);
+
+        let stamps = Stamps::read(&release).expect("stamps read back");
+        assert_eq!(stamps.len(), 2, "b.py's entry is left out");
+        assert!(stamps.entry("pkg/b.py").is_none());
+        for path in ["pkg/a.py", "pkg/own.py"] {
+            let entry = stamps.entry(path).expect("entry");
+            let metadata = std::fs::symlink_metadata(venv.join(path)).expect("lstat");
+            assert!(stamps.holds(entry, &metadata), "{path}");
+        }
+        assert_ne!(
+            ctime(&venv.join("pkg/a.py")),
+            before,
+            "a.py's links were removed"
+        );
+        assert_eq!(
+            std::fs::symlink_metadata(venv.join("pkg/a.py"))
+                .expect("a")
+                .nlink(),
+            1
+        );
+        let litter: Vec<_> = std::fs::read_dir(&release)
+            .expect("list")
+            .flatten()
+            .map(|entry| entry.file_name())
+            .collect();
+        assert_eq!(litter.len(), 2, "{litter:?}");
     }
 
     #[test]

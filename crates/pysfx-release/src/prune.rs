@@ -7,7 +7,8 @@
 //! renamed to a hidden trash name beside it, then removed with `remove_dir_all`, which
 //! removes symbolic links inside the tree and not what they point at. A release that cannot be
 //! removed (files the app made as another user) is reported and the deploy goes on; its trash
-//! is retried by the next prune. A release another user owns is not touched (except by root).
+//! is retried by the next prune. A release, or a leftover, another user owns is not touched
+//! (except by root).
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -85,13 +86,12 @@ pub fn prune(
         }
         // Another user's release (in a directory several deploy users share) is theirs to
         // remove: moving it aside would break their link, and removing it would fail.
-        let euid = nix::unistd::geteuid().as_raw();
-        let removed = match metadata
-            .map(|m| m.uid())
-            .filter(|o| euid != 0 && *o != euid)
-        {
-            Some(owner) => Err(format!("it belongs to another user (uid {owner})")),
-            None => remove_release(directory, &name, removing),
+        let removed = match is_ours(&path) {
+            false => Err(format!(
+                "it belongs to another user (uid {})",
+                metadata.map_or(0, |m| m.uid())
+            )),
+            true => remove_release(directory, &name, removing),
         };
         match removed {
             Ok(()) => {
@@ -109,6 +109,12 @@ pub fn prune(
     }
     report.leftovers = remove_leftovers(directory, removing);
     report
+}
+
+/// Whether this run may remove `path`: its owner's, or root's to remove whatever it is.
+fn is_ours(path: &Path) -> bool {
+    let euid = nix::unistd::geteuid().as_raw();
+    euid == 0 || std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == euid)
 }
 
 /// Removes release `name` under its lock: renamed to `.<name>.pysfx-trash-<pid>`, then that
@@ -182,6 +188,9 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         let Some((name, kind)) = leftover(&file_name) else {
             continue;
         };
+        if !is_ours(&entry.path()) {
+            continue;
+        }
         let lock_path = directory.join(format!(".{name}.pysfx-lock"));
         let Ok(lock) = try_lock(&lock_path, FlockArg::LockExclusiveNonblock) else {
             continue;
