@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use pysfx_e2e::{evil_wheels, host_python, install_with, listing, raw_artifact, run, snapshot};
+use pysfx_e2e::{
+    evil_wheels, host_python, install_with, listing, nobody_python, raw_artifact, run,
+    run_as_nobody, snapshot,
+};
 
 fn good_wheel() -> PathBuf {
     evil_wheels().join("good-1.0-py3-none-any.whl")
@@ -47,16 +50,9 @@ fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
 
 #[test]
 fn a_non_root_rerun_can_lock_what_root_made() {
-    let uid = run(Command::new("id").arg("-u"));
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root to run the artifact as another user");
+    let Some(system_python) = nobody_python() else {
         return;
-    }
-    let system_python = Path::new("/usr/bin/python3");
-    if !system_python.exists() {
-        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
-        return;
-    }
+    };
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("a.sfx"),
@@ -69,14 +65,16 @@ fn a_non_root_rerun_can_lock_what_root_made() {
     assert_eq!(code, 0, "{stderr}");
     let opened = run(Command::new("chmod").args(["-R", "a+rX"]).arg(work.path()));
     assert!(opened.status.success());
-    let output = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&artifact)
-        .arg("-d")
-        .arg(&destination)
-        .arg("--python")
-        .arg(system_python)
-        .arg("--json"));
+    let output = run_as_nobody(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            system_python.as_os_str(),
+            OsStr::new("--json"),
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");

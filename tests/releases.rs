@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pysfx_e2e::{listing, make_app, pack, python, run, tiny_wheel};
+use pysfx_e2e::{listing, make_app, nobody_python, pack, python, run, run_as_nobody, tiny_wheel};
 
 /// An artifact of `app` (a package, an executable script) with one small wheel.
 fn artifact(root: &Path, app: &str) -> PathBuf {
@@ -420,20 +420,9 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
     assert_eq!(code, 5, "{stderr}");
 }
 
-#[test]
-fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
-    let uid = run(Command::new("id").arg("-u"));
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root to make a root-owned file and run as another user");
-        return;
-    }
-    let system_python = Path::new("/usr/bin/python3");
-    if !system_python.exists() {
-        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
-        return;
-    }
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path();
+/// Releases 1 and 2 of `demoapp` in ROOT/releases, installed by root with LINK ROOT/current,
+/// then all of ROOT given to uid 65534. Returns the artifact, the releases' directory and LINK.
+fn releases_for_nobody(root: &Path, python: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let site = artifact(root, "demoapp");
     let releases = root.join("releases");
     let current = root.join("current");
@@ -441,43 +430,70 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
         let (code, _, stderr) = install_with(
             &site,
             &releases.join(name),
-            system_python,
+            python,
             &[OsStr::new("--link"), current.as_os_str()],
         );
         assert_eq!(code, 0, "{stderr}");
     }
-    // The deploy user owns everything but what the app made as root in release 1.
     let owned = run(Command::new("chown").args(["-hR", "65534:65534"]).arg(root));
     assert!(owned.status.success());
     let opened = run(Command::new("chmod").arg("0755").arg(root));
     assert!(opened.status.success());
-    let uploads = releases.join("1/demoapp/uploads");
-    std::fs::create_dir(&uploads).expect("uploads");
-    std::fs::write(uploads.join("photo.jpg"), "root's").expect("root's file");
+    (site, releases, current)
+}
 
-    let output = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&site)
-        .arg("-d")
-        .arg(releases.join("2"))
-        .arg("--python")
-        .arg(system_python)
-        .args([OsStr::new("--link"), current.as_os_str()])
-        .args(["--keep", "1", "--json"]));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+/// Release 2 run again as uid 65534 with `--link LINK --keep 1`: it succeeds, keeps release
+/// 2 and prunes nothing, and lists release 1 in `not_pruned`. Returns what it logged.
+fn keep_one_as_nobody(site: &Path, releases: &Path, current: &Path, python: &Path) -> String {
+    let output = run_as_nobody(
+        site,
+        &[
+            OsStr::new("-d"),
+            releases.join("2").as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--keep"),
+            OsStr::new("1"),
+            OsStr::new("--json"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
     assert_eq!(
         result["not_pruned"][0]["path"],
-        releases.join("1").to_string_lossy().as_ref()
+        releases.join("1").to_string_lossy().as_ref(),
+        "{result}"
     );
     assert!(
         stderr.contains("could not remove the old release"),
         "{stderr}"
     );
+    assert_eq!(
+        std::fs::read_link(current).expect("link"),
+        releases.join("2")
+    );
+    stderr
+}
+
+#[test]
+fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
+    let Some(python) = nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (site, releases, current) = releases_for_nobody(work.path(), python);
+    // The deploy user owns everything but what the app made as root in release 1.
+    let uploads = releases.join("1/demoapp/uploads");
+    std::fs::create_dir(&uploads).expect("uploads");
+    std::fs::write(uploads.join("photo.jpg"), "root's").expect("root's file");
+
+    let stderr = keep_one_as_nobody(&site, &releases, &current, python);
     assert!(stderr.contains("Permission denied"), "{stderr}");
-    // What root made is untouched; the deploy still points at release 2.
+    // What root made is untouched.
     let trash: Vec<String> = listing(&releases)
         .into_iter()
         .filter(|name| name.starts_with(".1.pysfx-trash-"))
@@ -488,10 +504,6 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
             .expect("root's file"),
         "root's"
     );
-    assert_eq!(
-        std::fs::read_link(&current).expect("link"),
-        releases.join("2")
-    );
 }
 
 /// In a releases directory several deploy users share, `--keep` leaves another user's
@@ -499,59 +511,19 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
 /// `not_pruned`, and the deploy succeeds.
 #[test]
 fn keep_leaves_another_users_release_in_place() {
-    let uid = run(Command::new("id").arg("-u"));
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root to make a root-owned release and run as another user");
+    let Some(python) = nobody_python() else {
         return;
-    }
-    let system_python = Path::new("/usr/bin/python3");
-    if !system_python.exists() {
-        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
-        return;
-    }
+    };
     let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path();
-    let site = artifact(root, "demoapp");
-    let releases = root.join("releases");
-    let current = root.join("current");
-    for name in ["1", "2"] {
-        let (code, _, stderr) = install_with(
-            &site,
-            &releases.join(name),
-            system_python,
-            &[OsStr::new("--link"), current.as_os_str()],
-        );
-        assert_eq!(code, 0, "{stderr}");
-    }
+    let (site, releases, current) = releases_for_nobody(work.path(), python);
     // The deploy user owns the directory and release 2; release 1 is root's.
-    let owned = run(Command::new("chown").args(["-hR", "65534:65534"]).arg(root));
-    assert!(owned.status.success());
     let rooted = run(Command::new("chown")
         .args(["-hR", "0:0"])
         .arg(releases.join("1")));
     assert!(rooted.status.success());
-    let opened = run(Command::new("chmod").arg("0755").arg(root));
-    assert!(opened.status.success());
     let before = listing(&releases);
 
-    let output = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&site)
-        .arg("-d")
-        .arg(releases.join("2"))
-        .arg("--python")
-        .arg(system_python)
-        .args([OsStr::new("--link"), current.as_os_str()])
-        .args(["--keep", "1", "--json"]));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
-    assert_eq!(
-        result["not_pruned"][0]["path"],
-        releases.join("1").to_string_lossy().as_ref(),
-        "{result}"
-    );
+    let stderr = keep_one_as_nobody(&site, &releases, &current, python);
     assert!(
         stderr.contains("belongs to another user (uid 0)"),
         "{stderr}"

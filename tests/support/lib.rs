@@ -23,6 +23,6 @@ pub use interpreters::{
 };
 pub use raw::{raw_artifact, raw_artifact_with_links, reseal};
 pub use running::{
-    assert_pip_check, install, install_with, listing, pack, pack_command, pack_version, pip_list,
-    run, run_json, snapshot, tree,
+    assert_pip_check, install, install_with, listing, nobody_python, pack, pack_command,
+    pack_version, pip_list, run, run_as_nobody, run_json, snapshot, tree,
 };

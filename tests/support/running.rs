@@ -7,6 +7,30 @@ use std::process::{Command, Output, Stdio};
 
 use crate::{binaries, host_python, test_stub};
 
+/// The interpreter a run as uid 65534 uses (`/usr/bin/python3`), when this test runs as root
+/// and it is there; `None`, with the reason printed, otherwise (the caller skips).
+pub fn nobody_python() -> Option<&'static Path> {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to run the artifact as another user");
+        return None;
+    }
+    let system_python = Path::new("/usr/bin/python3");
+    if !system_python.exists() {
+        eprintln!("skipped: no /usr/bin/python3 that uid 65534 can run");
+        return None;
+    }
+    Some(system_python)
+}
+
+/// `ARTIFACT ARGS…` run as uid and gid 65534, with no other groups.
+pub fn run_as_nobody(artifact: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(artifact)
+        .args(args))
+}
+
 /// Runs a command, returning its output (never panics on a non-zero exit).
 ///
 /// Tests run in parallel threads and write executables (artifacts): while one is being
