@@ -16,41 +16,78 @@ use pysfx_e2e::{
 };
 use serde_json::Value;
 
-/// The left-out wheel this file edits, imports and inspects: `sharedlib 1.0`, pure Python,
-/// with an executable file and a data file besides its modules.
-fn sharedlib_wheel(directory: &Path) -> PathBuf {
+/// Writes `<name>-<version>-py3-none-any.whl` into `directory`, pure Python, with `files`
+/// (path, bytes, mode) besides its METADATA, WHEEL and RECORD. Returns its path.
+fn write_wheel(
+    directory: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &[u8], u32)],
+) -> PathBuf {
     const SCRIPT: &str = r##"
-import base64, hashlib, os, sys, zipfile
-path = os.path.join(sys.argv[1], "sharedlib-1.0-py3-none-any.whl")
-files = [
-    ("sharedlib/__init__.py", b"from .helpers import greet\nVALUE = 'sharedlib 1.0'\n", 0o644),
-    ("sharedlib/helpers.py", b"def greet(name):\n    return 'hello ' + name\n", 0o644),
-    ("sharedlib/tool.sh", b"#!/bin/sh\necho sharedlib tool\n", 0o755),
-    ("sharedlib/data/table.json", b'{"rows": [1, 2, 3]}\n', 0o644),
-    ("sharedlib-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: sharedlib\nVersion: 1.0\n",
-     0o644),
-    ("sharedlib-1.0.dist-info/WHEEL",
+import base64, hashlib, json, os, sys, zipfile
+directory, name, version, listed = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+info_dir = "%s-%s.dist-info" % (name, version)
+files = [(path, bytes(data), mode) for path, data, mode in listed] + [
+    (info_dir + "/METADATA",
+     ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)).encode(), 0o644),
+    (info_dir + "/WHEEL",
      b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n", 0o644),
 ]
 rows = []
-with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-    for name, data, mode in files:
+with zipfile.ZipFile(os.path.join(directory, "%s-%s-py3-none-any.whl" % (name, version)), "w") as archive:
+    for path, data, mode in files:
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        rows.append("%s,sha256=%s,%d" % (name, digest, len(data)))
-        info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+        rows.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+        info = zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0))
         info.external_attr = (0o100000 | mode) << 16
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, data)
-    rows.append("sharedlib-1.0.dist-info/RECORD,,")
-    archive.writestr(zipfile.ZipInfo("sharedlib-1.0.dist-info/RECORD", (1980, 1, 1, 0, 0, 0)),
+    rows.append(info_dir + "/RECORD,,")
+    archive.writestr(zipfile.ZipInfo(info_dir + "/RECORD", (1980, 1, 1, 0, 0, 0)),
                      "\n".join(rows) + "\n")
 "##;
     std::fs::create_dir_all(directory).expect("create the wheel directory");
+    let listed: Vec<(&str, &[u8], u32)> = files.to_vec();
     let output = run(Command::new(host_python())
         .args(["-c", SCRIPT])
-        .arg(directory));
+        .arg(directory)
+        .args([name, version])
+        .arg(serde_json::to_string(&listed).expect("JSON")));
     assert!(output.status.success(), "{output:?}");
-    directory.join("sharedlib-1.0-py3-none-any.whl")
+    directory.join(format!("{name}-{version}-py3-none-any.whl"))
+}
+
+/// The left-out wheel this file edits, imports and inspects: `sharedlib 1.0`, pure Python,
+/// with an executable file and a data file besides its modules.
+fn sharedlib_wheel(directory: &Path) -> PathBuf {
+    write_wheel(
+        directory,
+        "sharedlib",
+        "1.0",
+        &[
+            (
+                "sharedlib/__init__.py",
+                b"from .helpers import greet\nVALUE = 'sharedlib 1.0'\n",
+                0o644,
+            ),
+            (
+                "sharedlib/helpers.py",
+                b"def greet(name):\n    return 'hello ' + name\n",
+                0o644,
+            ),
+            (
+                "sharedlib/tool.sh",
+                b"#!/bin/sh\necho sharedlib tool\n",
+                0o755,
+            ),
+            (
+                "sharedlib/data/table.json",
+                b"{\"rows\": [1, 2, 3]}\n",
+                0o644,
+            ),
+        ],
+    )
 }
 
 /// The wheels of v1 (`tinylib 1.0`) or v2 (`tinylib 1.1`), all pure Python: tinylib, which
@@ -438,6 +475,73 @@ fn link_counts(root: &Path) -> BTreeMap<String, u64> {
 /// Without a release of its base beside DEST (none at all, a missing parent, or one for
 /// another Python X.Y), a thin artifact exits 4 naming the base and the full artifact, before
 /// it writes anything: not DEST, not its parents, not even the lock file beside it.
+/// Two wheels of the set ship one path with different bytes, and the later one in name order
+/// wins it (SPEC "Contained"). When the earlier wheel is left out of the thin artifact and the
+/// later one changes, the base release holds the later wheel's file at that path, not the
+/// left-out wheel's: the thin install does not ask the base for a file it would not write,
+/// and builds the release the full artifact builds.
+#[test]
+fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
+    let python = python(11);
+    let root = tempfile::tempdir().expect("tempdir");
+    let app = make_app(root.path(), "demoapp");
+    let wheels = |zzz: &str| {
+        let directory = root.path().join(format!("wheels-{zzz}"));
+        write_wheel(
+            &directory,
+            "aaa",
+            "1.0",
+            &[("common/x.py", b"A = 'aaa'\n", 0o644)],
+        );
+        let winner = format!("Z = 'zzz {zzz}'\n");
+        write_wheel(
+            &directory,
+            "zzz",
+            zzz,
+            &[("common/x.py", winner.as_bytes(), 0o644)],
+        );
+        directory
+    };
+    let v1 = pack_ok(
+        &app,
+        "1.0",
+        &wheels("1.0"),
+        &[],
+        &root.path().join("v1.sfx"),
+    );
+    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+    let wheels2 = wheels("1.1");
+    let thin = pack_ok(
+        &app,
+        "2.0",
+        &wheels2,
+        &thin_from,
+        &root.path().join("thin.sfx"),
+    );
+    let full = pack_ok(&app, "2.0", &wheels2, &[], &root.path().join("full.sfx"));
+    let left_out: Vec<Value> = inspect_json(&thin)["manifest"]["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .filter(|wheel| wheel["from_base"] == Value::Bool(true))
+        .map(|wheel| wheel["filename"].clone())
+        .collect();
+    assert_eq!(left_out, [Value::from("aaa-1.0-py3-none-any.whl")]);
+
+    let releases = root.path().join("releases");
+    install_base(&v1, &releases.join("1"), &python);
+    install_ok(&thin, &releases.join("2"), &python, &[]);
+    let fresh = root.path().join("fresh/2");
+    install_base(&full, &fresh, &python);
+    let site = site_packages(&releases.join("2"), &python);
+    assert_eq!(
+        std::fs::read_to_string(site.join("common/x.py")).expect("x.py"),
+        "Z = 'zzz 1.1'\n"
+    );
+    assert_eq!(release_view(&releases.join("2")), release_view(&fresh));
+    assert_intact(&thin, &releases.join("2"));
+}
+
 #[test]
 fn thin_without_its_base_exits_4_and_writes_nothing() {
     let artifacts = Artifacts::pack();

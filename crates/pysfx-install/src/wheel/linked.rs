@@ -212,6 +212,21 @@ impl PreparedWheel {
         source: &LinkSource,
         tree: &mut impl Tree,
     ) -> Result<MemberOutcome, InstallError> {
+        // A path a later wheel of the set wins is not written, and the release beside holds
+        // that wheel's file there, not this one's: this wheel's RECORD row (which the thin
+        // manifest carries, under the payload digest) stands for it.
+        if plan.disposition == Disposition::Discard && !plan.script {
+            if let Some(digest) = plan.expected.as_ref().and_then(|e| sha256_of_hash(&e.hash)) {
+                return Ok(MemberOutcome {
+                    digest,
+                    size: plan.size,
+                    linked: false,
+                    executable: false,
+                    stamp: None,
+                    stamped: false,
+                });
+            }
+        }
         let path = source.venv.join(&plan.destination);
         let failed = |reason: &str| self.left_out_error(&path, reason);
         let opened = std::fs::OpenOptions::new()
