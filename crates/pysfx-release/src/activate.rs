@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
+use nix::fcntl::FlockArg;
+
 use crate::link::{check_link, repoint_link};
+use crate::prune::try_lock;
 use crate::{release, ReleaseError};
 
 /// Points LINK at the release in `destination` after a quick check that it is a complete
@@ -10,6 +13,21 @@ use crate::{release, ReleaseError};
 /// whether LINK moved.
 pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, ReleaseError> {
     check_link(link)?;
+    // Held shared until LINK points at the release: `--keep` (which locks a release
+    // exclusively to remove it) passes over it meanwhile, so LINK is never left dangling.
+    let _lock = match destination.file_name() {
+        Some(name) => {
+            let lock =
+                destination.with_file_name(format!(".{}.pysfx-lock", name.to_string_lossy()));
+            try_lock(&lock, FlockArg::LockSharedNonblock).map_err(|error| {
+                ReleaseError::NotARelease {
+                    path: destination.to_path_buf(),
+                    reason: format!("is in use ({error})"),
+                }
+            })?
+        }
+        None => None,
+    };
     let receipt = release::open(destination, app)?;
     if let Some(reason) = release::incomplete(destination, &receipt) {
         return Err(ReleaseError::NotARelease {
@@ -52,6 +70,18 @@ mod tests {
             Err(ReleaseError::NotARelease { .. })
         ));
         assert_eq!(std::fs::read_link(&link).expect("read"), one);
+        // A release another run holds (`--keep` removing it, an install of it) is not
+        // activated.
+        let lock = std::fs::File::create(temporary.path().join(".2.pysfx-lock")).expect("lock");
+        let held = nix::fcntl::Flock::lock(lock, FlockArg::LockExclusiveNonblock).expect("held");
+        std::fs::write(two.join("venv/pyvenv.cfg"), "home = /usr/bin\n").expect("mend");
+        assert!(matches!(
+            activate(&two, &link, "mysite"),
+            Err(ReleaseError::NotARelease { reason, .. }) if reason.contains("holds its lock")
+        ));
+        assert_eq!(std::fs::read_link(&link).expect("read"), one);
+        drop(held);
+        assert!(activate(&two, &link, "mysite").expect("activate once free"));
         let file = temporary.path().join("file");
         std::fs::write(&file, "").expect("file");
         assert!(matches!(
