@@ -536,6 +536,39 @@ fn keep_leaves_another_users_release_in_place() {
     assert_eq!(code, 0, "{result}\n{stderr}");
 }
 
+/// A release whose venv was moved elsewhere and replaced by a link to it: every file is still
+/// there through the link, but whoever owns the copy owns the release. `--check` reports it
+/// modified, and `--force` builds it again in place.
+#[test]
+fn a_venv_replaced_by_a_link_is_modified_and_force_rebuilds_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (site, release, python) = one_release(root);
+    let elsewhere = root.join("elsewhere");
+    std::fs::rename(release.join("venv"), &elsewhere).expect("move the venv");
+    std::os::unix::fs::symlink(&elsewhere, release.join("venv")).expect("link it");
+    let check_args = [OsStr::new("--check"), release.as_os_str()];
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(result["modified"], serde_json::json!(["venv/"]), "{result}");
+
+    let (code, result, stderr) = install_with(&site, &release, &python, &[OsStr::new("--force")]);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert!(std::fs::symlink_metadata(release.join("venv"))
+        .expect("venv")
+        .is_dir());
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert!(
+        elsewhere.join("pyvenv.cfg").is_file(),
+        "the copy is not the release's to remove"
+    );
+}
+
 /// The venv's own files are held to what the install wrote: `--check` reports an edited
 /// `pyvenv.cfg` or activate script and a `bin/python` link pointed elsewhere, and `--force`
 /// puts them back.

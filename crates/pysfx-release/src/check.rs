@@ -135,6 +135,7 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
         }
     }
     expected.retain(|path, _| !in_pycache(path) && !is_database(path));
+    report.modified = replaced_directories(destination, &expected);
     report.checked = expected.len();
     let items: Vec<(&String, &Expected)> = expected.iter().collect();
     for (path, finding) in compare_all(destination, &items) {
@@ -147,6 +148,35 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
     report.missing.sort();
     report.modified.sort_by(|a, b| a.path.cmp(&b.path));
     report
+}
+
+/// The directories holding recorded files that are no longer directories (a link to a copy
+/// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
+/// release), each `modified DIR/ (kind)`.
+fn replaced_directories(
+    destination: &Path,
+    expected: &BTreeMap<String, Expected>,
+) -> Vec<Modified> {
+    let mut directories: BTreeSet<&str> = BTreeSet::new();
+    for path in expected.keys() {
+        let mut at = path.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            if !directories.insert(parent) {
+                break;
+            }
+            at = parent;
+        }
+    }
+    directories
+        .into_iter()
+        .filter(|directory| {
+            std::fs::symlink_metadata(destination.join(directory)).is_ok_and(|m| !m.is_dir())
+        })
+        .map(|directory| Modified {
+            path: format!("{directory}/"),
+            differs: vec!["kind"],
+        })
+        .collect()
 }
 
 enum Finding {
@@ -360,6 +390,36 @@ mod tests {
             vec![format!("{site}/intruder/"), format!("{site}/pkg/evil.py")]
         );
         assert!(!report.intact());
+    }
+
+    /// A directory of the release moved elsewhere and replaced by a link to it: every file
+    /// is still there through the link, and the release is still modified.
+    #[test]
+    fn a_directory_replaced_by_a_link_is_modified() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let site = release.join(crate::testing::SITE);
+        let elsewhere = temporary.path().join("elsewhere");
+        std::fs::rename(&site, &elsewhere).expect("move site-packages");
+        std::os::unix::fs::symlink(&elsewhere, &site).expect("link site-packages");
+        std::fs::rename(release.join("mysite"), temporary.path().join("app")).expect("move");
+        std::os::unix::fs::symlink(temporary.path().join("app"), release.join("mysite"))
+            .expect("link the app");
+        let report = check(&release, &contents(&release));
+        assert!(report.missing.is_empty(), "{:?}", report.lines());
+        assert_eq!(
+            report.modified,
+            vec![
+                Modified {
+                    path: "mysite/".into(),
+                    differs: vec!["kind"]
+                },
+                Modified {
+                    path: format!("{}/", crate::testing::SITE),
+                    differs: vec!["kind"]
+                },
+            ]
+        );
     }
 
     #[test]
