@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use pysfx_format::escape_lines;
+use pysfx_format::{escape_control, escape_lines};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -63,11 +63,13 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         });
         print_stdout(&format!("{object}\n"))?;
     } else {
-        let mut text = report.lines().join("\n");
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        print_stdout(&escape_lines(&text))?;
+        // Each line escaped on its own: a file's name may hold a line break.
+        let text: String = report
+            .lines()
+            .iter()
+            .map(|line| format!("{}\n", escape_control(line)))
+            .collect();
+        print_stdout(&text)?;
     }
     if intact {
         info!(

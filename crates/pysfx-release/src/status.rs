@@ -4,6 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use pysfx_format::escape_control;
 use serde::Serialize;
 
 use crate::{receipt, release, ReleaseError};
@@ -157,18 +158,22 @@ impl Status {
             "SIZE".to_string(),
         ]];
         for release in &self.releases {
-            rows.push([
-                if release.current { "*" } else { "" }.to_string(),
-                release.name.clone(),
-                release.app_version.clone().unwrap_or_else(|| "-".into()),
-                release.python_version.clone(),
-                utc(release.installed_at),
-                match &release.incomplete {
-                    None => "yes".to_string(),
-                    Some(reason) => format!("no: {reason}"),
-                },
-                human_bytes(release.bytes),
-            ]);
+            rows.push(
+                [
+                    if release.current { "*" } else { "" }.to_string(),
+                    release.name.clone(),
+                    release.app_version.clone().unwrap_or_else(|| "-".into()),
+                    release.python_version.clone(),
+                    utc(release.installed_at),
+                    match &release.incomplete {
+                        None => "yes".to_string(),
+                        Some(reason) => format!("no: {reason}"),
+                    },
+                    human_bytes(release.bytes),
+                ]
+                // A directory's name (or a receipt's text) may hold a line break: one row a line.
+                .map(|cell| escape_control(&cell).into_owned()),
+            );
         }
         let mut widths = [0usize; 7];
         for row in &rows {
@@ -176,7 +181,11 @@ impl Status {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let mut out = format!("{} -> {}\n", self.link.display(), self.target.display());
+        let mut out = format!(
+            "{} -> {}\n",
+            escape_control(&self.link.to_string_lossy()),
+            escape_control(&self.target.to_string_lossy())
+        );
         for row in rows {
             let mut line = String::new();
             for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
@@ -263,13 +272,15 @@ mod tests {
         fake_release(&releases, "b", "mysite", 10);
         let current = fake_release(&releases, "c", "mysite", 20);
         fake_release(&releases, "other", "otherapp", 40);
+        // A name with a line break keeps to its row.
+        fake_release(&releases, "d\nforged  line", "mysite", 5);
         std::fs::create_dir(releases.join("stray")).expect("stray");
         std::fs::remove_file(releases.join("b/venv/pyvenv.cfg")).expect("break b");
         let link = temporary.path().join("current");
         std::os::unix::fs::symlink("releases/c", &link).expect("link");
         let status = status(&link, "mysite").expect("status");
         let names: Vec<&str> = status.releases.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["a", "c", "b"]);
+        assert_eq!(names, ["a", "c", "b", "d\nforged  line"]);
         assert!(status.releases[1].current && !status.releases[0].current);
         assert!(!status.releases[2].complete);
         assert!(status.releases[0].bytes > 50);
@@ -278,6 +289,11 @@ mod tests {
         assert!(text.contains("*  c "), "{text}");
         assert!(text.contains(" KiB"), "{text}");
         assert!(text.contains("no: venv/pyvenv.cfg is missing"), "{text}");
+        assert!(text.contains("d\\nforged  line"), "{text}");
+        assert!(
+            !text.lines().any(|line| line.starts_with("forged")),
+            "{text}"
+        );
         assert!(matches!(
             super::status(&link, "otherapp"),
             Err(ReleaseError::OtherApp { .. })
