@@ -550,8 +550,8 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
         .as_str()
         .expect("payload_sha256")
         .to_string();
-    let refused = |destination: &Path, python: &Python| -> String {
-        let (code, json, stderr) = install_with(&artifacts.thin, destination, &python.path, &[]);
+    let refused = |destination: &Path, python: &Python, extra: &[&OsStr]| -> String {
+        let (code, json, stderr) = install_with(&artifacts.thin, destination, &python.path, extra);
         assert_eq!(code, 4, "{json}\n{stderr}");
         assert_eq!(json["exit_code"], Value::from(4), "{json}");
         assert_eq!(json["changed"], Value::Bool(false), "{json}");
@@ -566,11 +566,11 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     };
 
     let empty = artifacts.parent("empty");
-    refused(&empty.join("2"), &python);
+    refused(&empty.join("2"), &python, &[]);
     assert_eq!(listing(&empty), Vec::<String>::new(), "nothing written");
 
     let missing = artifacts.root.path().join("missing");
-    refused(&missing.join("releases/2"), &python);
+    refused(&missing.join("releases/2"), &python, &[]);
     assert!(!missing.exists(), "DEST's parents are not created");
 
     // v1 installed by another Python X.Y: files are linked only within one X.Y, so it does not
@@ -579,13 +579,27 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     let other_python = python_other_than(11);
     install_base(&artifacts.v1, &other.join("1"), &other_python);
     let before = snapshot(&other);
-    let stderr = refused(&other.join("2"), &python);
+    let stderr = refused(&other.join("2"), &python, &[]);
     assert!(stderr.contains("for Python 3.11"), "{stderr}");
     assert_eq!(
         snapshot(&other),
         before,
         "nothing written beside the other v1"
     );
+
+    // `--force` on a modified thin release whose base is gone: refused the same way, before
+    // anything is written, and the release is left as it was.
+    let forced = artifacts.parent("forced");
+    install_base(&artifacts.v1, &forced.join("1"), &python);
+    install_base(&artifacts.thin, &forced.join("2"), &python);
+    std::fs::remove_dir_all(forced.join("1")).expect("remove the base");
+    let views = forced.join("2/demoapp/appcore/__init__.py");
+    let mut edited = std::fs::read(&views).expect("the app file");
+    edited.extend_from_slice(b"# edited\n");
+    std::fs::write(&views, &edited).expect("edit");
+    let before = snapshot(&forced);
+    refused(&forced.join("2"), &python, &[OsStr::new("--force")]);
+    assert_eq!(snapshot(&forced), before, "nothing written");
 }
 
 /// A CPython to test with other than 3.`minor`.

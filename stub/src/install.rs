@@ -137,7 +137,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
     // linked from; a thin artifact's left-out wheels must be among those.
-    let (mut plan, candidates) = match early {
+    let (mut plan, mut candidates) = match early {
         Some(early) => early?,
         None => {
             let plan = plan::choose(payload.manifest(), &interpreter)?;
@@ -206,6 +206,15 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     crate::failure::set_python_version(interpreter.version());
                     plan = plan::choose(payload.manifest(), &interpreter)?;
                 }
+                // Not looked for when nothing was to be written: a thin artifact's left-out
+                // wheels must be beside DEST before anything is.
+                candidates = link_candidates(
+                    payload.manifest(),
+                    &plan,
+                    &destination,
+                    (link.as_deref(), cli.copy),
+                    &interpreter,
+                )?;
                 check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
             }
             Some(build(
