@@ -206,6 +206,18 @@ fn force_refuses_a_directory_of_releases() {
     let (code, _, stderr) = install_with(&second, &app.join("releases"), &python, &link);
     assert_eq!(code, 5, "{stderr}");
     assert!(app.join("releases/all/1/pysfx-receipt.json").is_file());
+
+    // The app's root, its releases two levels down (`-d /srv/app --force`, the release
+    // number forgotten), and without --link.
+    std::fs::write(app.join("uploads.db"), "data").expect("data");
+    let before = snapshot(&app);
+    let (code, _, stderr) = install_with(&second, &app, &python, &[OsStr::new("--force")]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("holds pysfx releases (releases/all/1)"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&app), before, "the app's root changed");
 }
 
 #[test]

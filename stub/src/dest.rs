@@ -160,15 +160,7 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
             )));
         }
     }
-    let releases: Vec<String> = std::fs::read_dir(destination)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-        .filter(|entry| entry.path().join(RECEIPT_NAME).is_file())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .take(3)
-        .collect();
+    let releases = releases_below(destination);
     if !releases.is_empty() {
         return Err(refuse(format!(
             "holds pysfx releases ({})",
@@ -177,6 +169,55 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
     }
     Ok(())
 }
+
+/// Directories below `destination`, down to [`RELEASES_DEPTH`] levels, that hold a pysfx
+/// release (its receipt) or the lock files of releases: the first three, relative. An app's
+/// root (`-d /srv/app --force`, its `releases/` one level down) is one; looking stops after
+/// [`RELEASES_LOOKED_AT`] entries, so a large foreign tree costs a bounded look. Links are not
+/// followed.
+fn releases_below(destination: &Path) -> Vec<String> {
+    let (mut found, mut locked) = (Vec::new(), Vec::new());
+    let mut queue = std::collections::VecDeque::from([(PathBuf::new(), 0)]);
+    let mut looked_at = 0;
+    'walk: while let Some((relative, depth)) = queue.pop_front() {
+        let Ok(entries) = std::fs::read_dir(destination.join(&relative)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            looked_at += 1;
+            if looked_at > RELEASES_LOOKED_AT || found.len() == 3 {
+                break 'walk;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let shown = || match depth {
+                0 => ".".to_string(),
+                _ => relative.to_string_lossy().into_owned(),
+            };
+            if kind.is_file() && depth > 0 && name == RECEIPT_NAME {
+                found.push(shown());
+            } else if kind.is_file() && name.starts_with('.') && name.ends_with(".pysfx-lock") {
+                locked.push(shown());
+            } else if kind.is_dir() && depth < RELEASES_DEPTH {
+                queue.push_back((relative.join(&*name), depth + 1));
+            }
+        }
+    }
+    // The releases themselves name it best; else the directories their lock files are in.
+    if found.is_empty() {
+        locked.dedup();
+        locked.truncate(3);
+        return locked;
+    }
+    found.truncate(3);
+    found
+}
+
+const RELEASES_DEPTH: usize = 3;
+const RELEASES_LOOKED_AT: usize = 20_000;
 
 pub(crate) fn sibling(destination: &Path, kind: &str) -> PathBuf {
     let name = destination
