@@ -79,24 +79,62 @@ impl Interpreter {
     }
 
     /// The interpreter the venv links to: the base interpreter when `python` is itself inside
-    /// a venv (`sys._base_executable` from 3.7.3; derived from `sys.base_prefix` before).
+    /// a venv (an earlier release's `venv/bin/python`, say), as `python -m venv` does — else
+    /// the new venv would lead through the other one, and break when that one is removed (or
+    /// loop, reached through the link it replaces). The query runs without `site` (`-S`), so
+    /// `sys.prefix` does not show a venv: it is known by the `pyvenv.cfg` beside or above the
+    /// executable, as CPython's own start-up finds it, and its `home`; or by
+    /// `sys._base_executable` (3.7.3 on) where it differs from `sys.executable`.
     pub fn base_executable(&self) -> PathBuf {
-        if self.prefix == self.base_prefix {
-            return self.executable.clone();
-        }
+        let (major, minor) = self.major_minor();
+        let names = [
+            format!("python{major}.{minor}"),
+            format!("python{major}"),
+            "python".to_string(),
+        ];
         if let Some(base) = &self.base_executable {
-            if base.is_absolute() && base.exists() {
+            if base.is_absolute() && base != &self.executable && base.exists() {
                 return base.clone();
             }
         }
-        let (major, minor) = self.major_minor();
-        for name in [format!("python{major}.{minor}"), format!("python{major}")] {
-            let candidate = self.base_prefix.join("bin").join(name);
-            if candidate.exists() {
-                return candidate;
+        if let Some(home) = self.venv_home() {
+            if let Some(base) = names
+                .iter()
+                .map(|name| home.join(name))
+                .find(|p| p.exists())
+            {
+                return base;
+            }
+        }
+        if self.prefix != self.base_prefix {
+            let bin = self.base_prefix.join("bin");
+            if let Some(base) = names[..2]
+                .iter()
+                .map(|name| bin.join(name))
+                .find(|p| p.exists())
+            {
+                return base;
             }
         }
         self.executable.clone()
+    }
+
+    /// The `home` of the `pyvenv.cfg` next to the executable's directory or one above it, when
+    /// the executable is a venv's.
+    fn venv_home(&self) -> Option<PathBuf> {
+        let bin = self.executable.parent()?;
+        [Some(bin), bin.parent()]
+            .into_iter()
+            .flatten()
+            .filter_map(|directory| std::fs::read_to_string(directory.join("pyvenv.cfg")).ok())
+            .find_map(|text| {
+                text.lines().find_map(|line| {
+                    let (key, value) = line.split_once('=')?;
+                    (key.trim() == "home")
+                        .then(|| PathBuf::from(value.trim()))
+                        .filter(|home| home.is_absolute())
+                })
+            })
     }
 
     /// glibc `(major, minor)`, if the interpreter runs on glibc.

@@ -231,3 +231,41 @@ fn an_old_receipt_still_gives_a_marker_environment() {
     assert_eq!(environment.platform_python_implementation, "CPython");
     assert_eq!(environment.platform_machine, "");
 }
+
+/// `--python` naming an interpreter inside a venv (an earlier release's `venv/bin/python`):
+/// the new venv links to the base interpreter the venv's `pyvenv.cfg` names, not through it,
+/// although the query (run without `site`) sees no venv in `sys.prefix`.
+#[test]
+fn an_interpreter_inside_a_venv_gives_its_base() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let base_bin = temporary.path().join("base/bin");
+    std::fs::create_dir_all(&base_bin).expect("base");
+    std::fs::write(base_bin.join("python3.8"), "").expect("base python");
+    let venv = temporary.path().join("release/venv");
+    std::fs::create_dir_all(venv.join("bin")).expect("venv");
+    std::fs::write(venv.join("bin/python"), "").expect("venv python");
+    let executable = venv.join("bin/python");
+    let json = serde_json::json!({"version_info": [3, 8, 18], "release_level": "final",
+        "implementation": "cpython", "executable": executable,
+        "prefix": temporary.path().join("base"), "base_prefix": temporary.path().join("base"),
+        "base_executable": executable,
+        "platform": "linux-x86_64", "is_32bit": false, "glibc": "2.17",
+        "py_debug": false, "has_refcount": false, "with_pymalloc": true,
+        "gil_disabled": null, "cache_tag": "cpython-38", "magic": "550d0d0a",
+        "os_name": "posix"});
+    let interpreter: Interpreter = serde_json::from_value(json).expect("facts");
+    assert_eq!(
+        interpreter.base_executable(),
+        executable,
+        "no pyvenv.cfg: itself"
+    );
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        format!(
+            "home = {}\ninclude-system-site-packages = false\n",
+            base_bin.display()
+        ),
+    )
+    .expect("pyvenv.cfg");
+    assert_eq!(interpreter.base_executable(), base_bin.join("python3.8"));
+}
