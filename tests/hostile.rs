@@ -317,3 +317,59 @@ fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
     });
     assert_verify_refuses(&other, "bundle digest");
 }
+
+/// A trailer whose payload offset points inside the first entry, with a digest recomputed
+/// from there: the start of that entry's local header lies outside what the digest covers, so
+/// the payload is unreadable (exit 3), for the install and both verifies.
+#[test]
+fn an_offset_inside_the_first_entry_is_refused() {
+    const RESEAL: &str = r#"
+import hashlib, io, struct, sys, zipfile
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+T = len(data) - 115
+S = int(bytes(data[T:]).decode().split("offset=")[1].split()[0]) + 100
+wheels = []
+for info in zipfile.ZipFile(io.BytesIO(bytes(data))).infolist():
+    if info.filename.startswith("wheels/"):
+        at = info.header_offset
+        name, extra = struct.unpack("<HH", data[at + 26:at + 30])
+        wheels.append((at + 30 + name + extra, info.compress_size))
+root = hashlib.sha256()
+def piece(a, b):
+    root.update((b - a).to_bytes(8, "little"))
+    root.update(hashlib.sha256(data[a:b]).digest())
+def stretch(a, b):
+    for at in range(a, b, 4 << 20):
+        piece(at, min(at + (4 << 20), b))
+at = S
+for start, length in sorted(wheels):
+    stretch(at, start)
+    piece(start, start + length)
+    at = start + length
+stretch(at, T)
+trailer = "pysfx-payload/2 offset=%020d sha256=%s" % (S, root.hexdigest())
+data[T:] = trailer.encode()
+open(path, "wb").write(data)
+"#;
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("offset.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    let output = pysfx_e2e::run(
+        std::process::Command::new(host_python())
+            .args(["-c", RESEAL])
+            .arg(&artifact),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_refused(
+        work.path(),
+        &artifact,
+        "offset",
+        "starts before the payload",
+    );
+    assert_verify_refuses(&artifact, "offset");
+}

@@ -48,8 +48,9 @@ impl Payload {
                 source,
             }
         })?;
-        let wheels =
-            wheel_ranges(&mut archive, &located).map_err(|reason| FormatError::BadManifest {
+        let wheels = within_payload(&archive, &located)
+            .and_then(|()| wheel_ranges(&mut archive, &located))
+            .map_err(|reason| FormatError::BadManifest {
                 path: path.to_path_buf(),
                 reason,
             })?;
@@ -273,6 +274,31 @@ impl Payload {
             }
         })
     }
+}
+
+/// Every entry's local header, and the directory, start inside the payload (at or after the
+/// offset the trailer names): the digest covers the payload only, so an entry starting before
+/// it would be read partly from bytes no digest vouches for.
+fn within_payload<R: Read + Seek>(
+    archive: &ZipArchive<R>,
+    located: &Located,
+) -> Result<(), String> {
+    let start = located.trailer.payload_offset;
+    if archive.central_directory_start() < start {
+        return Err("the zip directory starts before the payload".to_string());
+    }
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_data(index)
+            .map_err(|error| error.to_string())?;
+        if entry.header_start() < start {
+            return Err(format!(
+                "{} starts before the payload",
+                String::from_utf8_lossy(entry.name_raw())
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where the data of the stored entry `name` lies: `(start, len)`, absolute, inside the payload.
