@@ -81,13 +81,37 @@ pub fn io_fault(error: &std::io::Error) -> Fault {
     }
 }
 
-/// The interpreter's errors are the machine's; a failed compile is other.
+/// The interpreter's errors are the machine's; a failed compile is other, unless it ran out
+/// of space writing the byte-code (its reason carries the I/O error's text).
 pub fn venv_fault(error: &VenvError) -> Fault {
     match error {
         VenvError::Io { source, .. } => io_fault(source),
         VenvError::NotRunnable { .. }
         | VenvError::Unsupported { .. }
         | VenvError::BadInterpreter { .. } => Fault::Machine,
+        VenvError::Compile { reason }
+            if reason.contains("(os error 28)") || reason.contains("(os error 122)") =>
+        {
+            Fault::Machine
+        }
         VenvError::Compile { .. } => Fault::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_that_ran_out_of_space_is_the_machines() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let error = VenvError::Compile {
+            reason: format!("writing lib/x/__pycache__/y.cpython-311.pyc: {full}"),
+        };
+        assert_eq!(venv_fault(&error), Fault::Machine);
+        let other = VenvError::Compile {
+            reason: "the worker stopped".into(),
+        };
+        assert_eq!(venv_fault(&other), Fault::Other);
     }
 }
