@@ -302,6 +302,28 @@ fn two_wheels_sharing_a_path_give_one_repeatable_winner() {
     }
 }
 
+/// One wheel ships a file where another needs a directory: they cannot both be installed.
+/// The install refuses the pair (exit 3, before DEST exists), naming both wheels. (The packer
+/// checks each wheel on its own, so it is at install that the pair is seen.)
+#[test]
+fn a_file_where_another_wheel_needs_a_directory_is_refused_naming_both() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("clash.sfx"),
+        &[wheel("clashfile"), wheel("clashdir")],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("clashdir-") && stderr.contains("clashfile-"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+}
+
 #[test]
 fn untrusted_names_are_printed_escaped() {
     let work = tempfile::tempdir().expect("tempdir");

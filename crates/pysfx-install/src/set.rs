@@ -199,7 +199,9 @@ fn install_batch<T: Tree>(
     shared: &mut SharedPaths,
 ) -> Result<(Vec<InstallReport>, Vec<bool>), InstallError> {
     let (archives, mut prepared) = open_wheels(batch, options)?;
-    shared.plan_batch(&mut prepared, batch.first_rank, batch.names);
+    shared
+        .plan_batch(&mut prepared, batch.first_rank, batch.names)
+        .map_err(InstallError::Corrupt)?;
     let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
     for (wheel, job) in batch.jobs.iter().enumerate() {
         for bundle in &job.bundles {

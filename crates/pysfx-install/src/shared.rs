@@ -12,6 +12,7 @@
 //! instead of mixing two files.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
@@ -26,6 +27,8 @@ use crate::wheel::{PreparedWheel, Slot};
 #[derive(Default)]
 pub struct SharedPaths {
     owners: HashMap<u64, (u32, u64)>,
+    /// The directories the files so far are in, by the same key: the first wheel to need each.
+    directories: HashMap<u64, u32>,
     /// Paths shipped with different content by two wheels, in the order found.
     pub found: Vec<SharedPath>,
 }
@@ -52,12 +55,16 @@ impl SharedPaths {
     /// wheels in plan order; `first_rank` is the plan position of the first of them (batches
     /// cover the plan in order, so a lower rank belongs to an earlier batch, whose files are
     /// on disk already); `names` are the plan's wheel file names, by rank.
+    ///
+    /// A path one wheel ships as a file and another needs as a directory (`shared` and
+    /// `shared/x.py`) can't be installed both ways: the error names both wheels.
     pub fn plan_batch(
         &mut self,
         prepared: &mut [PreparedWheel],
         first_rank: usize,
         names: &[&str],
-    ) {
+    ) -> Result<(), String> {
+        let name = |rank: u32| names.get(rank as usize).copied().unwrap_or_default();
         let mut decisions: Vec<(usize, Slot, Disposition)> = Vec::new();
         {
             // Path → the wheel (in this batch) that writes it, which file of it, the content's
@@ -66,6 +73,33 @@ impl SharedPaths {
             for (wheel, prepared_wheel) in prepared.iter().enumerate() {
                 let rank = first_rank + wheel;
                 for destination in prepared_wheel.destinations() {
+                    let path_key = key(destination.path);
+                    let clash = |other: u32, path: &str| {
+                        format!(
+                            "{} ships the file {path} and {} needs a directory there (or the other way round): the two cannot be installed together",
+                            name(other.min(rank as u32)),
+                            name(other.max(rank as u32))
+                        )
+                    };
+                    if let Some(&other) = self.directories.get(&path_key) {
+                        if other as usize != rank {
+                            return Err(clash(other, destination.path));
+                        }
+                    }
+                    let mut at = destination.path;
+                    while let Some((parent, _)) = at.rsplit_once('/') {
+                        let parent_key = key(parent);
+                        if let Some(&(other, _)) = self.owners.get(&parent_key) {
+                            if other as usize != rank {
+                                return Err(clash(other, parent));
+                            }
+                        }
+                        match self.directories.entry(parent_key) {
+                            Entry::Occupied(_) => break,
+                            Entry::Vacant(vacant) => vacant.insert(rank as u32),
+                        };
+                        at = parent;
+                    }
                     let fingerprint = key(&destination.fingerprint);
                     let previous = self
                         .owners
@@ -99,5 +133,6 @@ impl SharedPaths {
         for (wheel, slot, disposition) in decisions {
             prepared[wheel].set_disposition(slot, disposition);
         }
+        Ok(())
     }
 }
