@@ -177,9 +177,9 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
 /// followed.
 fn releases_below(destination: &Path) -> Vec<String> {
     let (mut found, mut locked) = (Vec::new(), Vec::new());
-    let mut queue = std::collections::VecDeque::from([(PathBuf::new(), 0)]);
+    let mut queue = vec![(PathBuf::new(), 0)];
     let mut looked_at = 0;
-    'walk: while let Some((relative, depth)) = queue.pop_front() {
+    'walk: while let Some((relative, depth)) = queue.pop() {
         let Ok(entries) = std::fs::read_dir(destination.join(&relative)) else {
             continue;
         };
@@ -202,7 +202,7 @@ fn releases_below(destination: &Path) -> Vec<String> {
             } else if kind.is_file() && name.starts_with('.') && name.ends_with(".pysfx-lock") {
                 locked.push(shown());
             } else if kind.is_dir() && depth < RELEASES_DEPTH {
-                queue.push_back((relative.join(&*name), depth + 1));
+                queue.push((relative.join(&*name), depth + 1));
             }
         }
     }

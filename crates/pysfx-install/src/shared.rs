@@ -12,7 +12,6 @@
 //! instead of mixing two files.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
@@ -27,8 +26,9 @@ use crate::wheel::{PreparedWheel, Slot};
 #[derive(Default)]
 pub struct SharedPaths {
     owners: HashMap<u64, (u32, u64)>,
-    /// The directories the files so far are in, by the same key: the first wheel to need each.
-    directories: HashMap<u64, u32>,
+    /// The directories the files so far are in, by the same key: the first wheel to need each
+    /// (the map's type is the owners', so the stub carries one map's code).
+    directories: HashMap<u64, (u32, u64)>,
     /// Paths shipped with different content by two wheels, in the order found.
     pub found: Vec<SharedPath>,
 }
@@ -81,7 +81,7 @@ impl SharedPaths {
                             name(other.max(rank as u32))
                         )
                     };
-                    if let Some(&other) = self.directories.get(&path_key) {
+                    if let Some(&(other, _)) = self.directories.get(&path_key) {
                         if other as usize != rank {
                             return Err(clash(other, destination.path));
                         }
@@ -94,10 +94,10 @@ impl SharedPaths {
                                 return Err(clash(other, parent));
                             }
                         }
-                        match self.directories.entry(parent_key) {
-                            Entry::Occupied(_) => break,
-                            Entry::Vacant(vacant) => vacant.insert(rank as u32),
-                        };
+                        if self.directories.get(&parent_key).is_some() {
+                            break;
+                        }
+                        self.directories.insert(parent_key, (rank as u32, 0));
                         at = parent;
                     }
                     let fingerprint = key(&destination.fingerprint);
