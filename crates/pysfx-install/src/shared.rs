@@ -94,7 +94,7 @@ impl SharedPaths {
                                 return Err(clash(other, parent));
                             }
                         }
-                        if self.directories.get(&parent_key).is_some() {
+                        if self.directories.contains_key(&parent_key) {
                             break;
                         }
                         self.directories.insert(parent_key, (rank as u32, 0));
