@@ -419,3 +419,41 @@ fn assert_lists_what_was_installed(destination: &Path) -> Value {
     assert_eq!(listed, installed);
     sbom
 }
+
+/// A wheel the interpreter does not get (left out for its `Requires-Python`) is in the set's
+/// SBOM in the artifact, and not in the SBOM of the release that went without it.
+#[test]
+fn a_release_sbom_leaves_out_a_wheel_skipped_for_its_requires_python() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    pysfx_e2e::wheel_requiring_python(&wheels, "newpy", "1.0", ">=3.12");
+    let app = make_app(root, "demoapp");
+    let artifact = root.join("site.sfx");
+    let args = [
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+    ];
+    let result = run(&mut pack_command(&args, &artifact));
+    assert!(
+        result.status.success(),
+        "pysfx pack: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let whole: Value = serde_json::from_slice(&entry(&artifact, ".pysfx/sbom/set-0.cdx.json"))
+        .expect("the set's SBOM");
+    assert_eq!(component(&whole, "newpy")["name"], "newpy");
+    let destination = root.join("releases/1");
+    let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(result["skipped"], serde_json::json!(["newpy"]), "{result}");
+    let sbom = assert_lists_what_was_installed(&destination);
+    let (code, report) = validate_cyclonedx(&[&destination.join("pysfx-sbom.cdx.json")]);
+    assert_eq!(code, 0, "{report}");
+    assert!(depends_on(&sbom, "app:demoapp")
+        .iter()
+        .all(|reference| !reference.contains("newpy")));
+}

@@ -552,7 +552,7 @@ fn build_tree(
         &phases.progress,
     )?;
     write_receipt(payload, target, destination, temporary, &built)?;
-    crate::sbom::write_for_set(payload, &plan.set_name, temporary)?;
+    crate::sbom::write_for_set(payload, plan, temporary)?;
     Ok(built)
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pysfx_format::{read_sbom, set_sbom_name, Payload, SBOM_FILE, SBOM_NAME};
+use pysfx_format::{installed_only, read_sbom, set_sbom_name, Payload, SBOM_FILE, SBOM_NAME};
 
 use crate::failure::{code, Failure};
 use crate::print_stdout;
@@ -26,9 +26,15 @@ pub fn print(payload: &mut Payload) -> Result<(), Failure> {
     }
 }
 
-/// Writes the SBOM of the set `set_name` into the release being built at `root`. An artifact
+/// Writes the SBOM of the plan's set into the release being built at `root`, cut to the
+/// plan's wheels. An artifact
 /// packed before SBOMs were stored has none, and the release gets none.
-pub fn write_for_set(payload: &mut Payload, set_name: &str, root: &Path) -> Result<(), Failure> {
+pub fn write_for_set(
+    payload: &mut Payload,
+    plan: &pysfx_plan::Plan,
+    root: &Path,
+) -> Result<(), Failure> {
+    let set_name = plan.set_name.as_str();
     let Some(index) = payload
         .manifest()
         .sets
@@ -40,6 +46,16 @@ pub fn write_for_set(payload: &mut Payload, set_name: &str, root: &Path) -> Resu
     let Some(bytes) = read_sbom(payload, &set_sbom_name(index))? else {
         tracing::debug!("the artifact holds no SBOM for set {set_name}");
         return Ok(());
+    };
+    // Only what this install put there (not a wheel skipped for its Requires-Python, nor
+    // another Python's build of a distribution).
+    let installed: Vec<&str> = plan.wheels.iter().map(|w| w.sha256.as_str()).collect();
+    let bytes = match std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| installed_only(text, &installed))
+    {
+        Some(cut) => cut.into_bytes(),
+        None => bytes,
     };
     let path = root.join(SBOM_FILE);
     pysfx_tree::write_new(&path, &bytes, 0o644)

@@ -24,7 +24,7 @@ pub use manifest::{
 };
 pub use member::{scan_members, validate_member_name, Member, MemberKind, MemberName, ScanError};
 pub use reader::{Payload, Section};
-pub use sbom::{read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
+pub use sbom::{installed_only, read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};
 

@@ -55,6 +55,68 @@ pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, F
     Ok(Some(bytes))
 }
 
+/// A set's stored SBOM cut to what one install put in the release: the components of the
+/// wheels whose SHA-256 is in `installed` (a set may hold wheels an interpreter does not get:
+/// one skipped for its `Requires-Python`, another build of a distribution for another Python),
+/// and the dependencies among them. The packer writes the document pretty-printed, each
+/// component and each dependency a block of lines from `    {` to `    }`; the stub, which has
+/// no JSON parser for any document (its size), drops blocks and list items line by line.
+/// `None` when the text is not laid out that way (the caller keeps it whole).
+pub fn installed_only(text: &str, installed: &[&str]) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    // The `bom-ref`s of the components dropped, quoted as they appear.
+    let mut removed: Vec<&str> = Vec::new();
+    // 1: in the components, 2: in the dependencies; `sections` adds up those seen.
+    let (mut section, mut sections) = (0, 0);
+    // The block being read: where it starts in `out`, whether it stays, its reference.
+    let mut block: Option<(usize, bool, &str)> = None;
+    for line in text.lines() {
+        let item = line.trim().trim_end_matches(',');
+        if line == "  \"components\": [" {
+            (section, sections) = (1, sections + 1);
+        } else if line == "  \"dependencies\": [" {
+            (section, sections) = (2, sections + 2);
+        } else if section > 0 && line.starts_with("  ]") {
+            section = 0;
+            drop_last_comma(&mut out);
+        } else if section > 0 && line == "    {" {
+            block = Some((out.len(), section == 2, ""));
+        } else if let (Some((start, keep, reference)), true) = (block, line.starts_with("    }")) {
+            block = None;
+            if keep {
+                out.push_str("    },\n");
+            } else {
+                out.truncate(start);
+                removed.push(reference);
+            }
+            continue;
+        } else if let Some((_, keep, reference)) = block.as_mut() {
+            if let Some(sha) = item.strip_prefix("\"content\": \"") {
+                *keep |= section == 1 && installed.contains(&sha.trim_end_matches('"'));
+            } else if let Some(value) = item.strip_prefix("\"bom-ref\": ") {
+                *reference = value;
+            } else if let Some(value) = item.strip_prefix("\"ref\": ") {
+                *keep &= !removed.contains(&value);
+            } else if removed.contains(&item) {
+                continue;
+            } else if item.starts_with(']') {
+                drop_last_comma(&mut out);
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    (sections == 3 && block.is_none()).then_some(out)
+}
+
+/// Removes the comma ending the last line written, if any.
+fn drop_last_comma(out: &mut String) {
+    if out.ends_with(",\n") {
+        out.truncate(out.len() - 2);
+        out.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -101,5 +163,54 @@ mod tests {
             let mut payload = artifact_with(directory.path(), SBOM_NAME, bad);
             assert!(read_sbom(&mut payload, SBOM_NAME).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_sbom_is_cut_to_the_installed_wheels() {
+        let component = |name: &str, sha: &str, last: bool| {
+            format!(
+                "    {{\n      \"type\": \"library\",\n      \"bom-ref\": \"wheels/{name}.whl\",\n      \"hashes\": [\n        {{\n          \"alg\": \"SHA-256\",\n          \"content\": \"{sha}\"\n        }}\n      ]\n    }}{}\n",
+                if last { "" } else { "," }
+            )
+        };
+        let dependency = |name: &str, last: bool| {
+            format!(
+                "    {{\n      \"ref\": \"wheels/{name}.whl\",\n      \"dependsOn\": []\n    }}{}\n",
+                if last { "" } else { "," }
+            )
+        };
+        let text = format!(
+            "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [\n{}{}{}  ],\n  \"dependencies\": [\n    {{\n      \"ref\": \"app:mysite\",\n      \"dependsOn\": [\n        \"wheels/a.whl\",\n        \"wheels/b.whl\",\n        \"wheels/c.whl\"\n      ]\n    }},\n{}{}{}  ]\n}}\n",
+            component("a", "aaa", false),
+            component("b", "bbb", false),
+            component("c", "ccc", true),
+            dependency("a", false),
+            dependency("b", false),
+            dependency("c", true),
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("the fixture is JSON");
+        assert_eq!(parsed["components"].as_array().map(Vec::len), Some(3));
+        let cut = installed_only(&text, &["aaa", "bbb"]).expect("cut");
+        let parsed: serde_json::Value = serde_json::from_str(&cut).expect("still JSON");
+        let refs: Vec<&str> = parsed["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .filter_map(|c| c["bom-ref"].as_str())
+            .collect();
+        assert_eq!(refs, ["wheels/a.whl", "wheels/b.whl"]);
+        assert_eq!(
+            parsed["dependencies"][0]["dependsOn"],
+            serde_json::json!(["wheels/a.whl", "wheels/b.whl"])
+        );
+        assert_eq!(parsed["dependencies"].as_array().map(Vec::len), Some(3));
+        let cut = installed_only(&text, &["ccc"]).expect("cut");
+        let parsed: serde_json::Value = serde_json::from_str(&cut).expect("still JSON");
+        assert_eq!(parsed["components"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            parsed["dependencies"][0]["dependsOn"],
+            serde_json::json!(["wheels/c.whl"])
+        );
+        assert!(installed_only("{}", &["aaa"]).is_none(), "another layout");
     }
 }
