@@ -330,7 +330,11 @@ fn untrusted_names_are_printed_escaped() {
     let artifact = raw_artifact(
         &work.path().join("names.sfx"),
         &[good_wheel()],
-        &[("demoapp/evil\u{1b}[31mred\r\nOK fake.py", b"")],
+        &[
+            ("demoapp/evil\u{1b}[31mred\r\nOK fake.py", b""),
+            // A right-to-left override shows this name as "…gnp.py".
+            ("demoapp/evil\u{202e}yp.png", b""),
+        ],
         |manifest| manifest.sets[0].name = "wheels\u{1b}[2J".into(),
     );
     for mode in ["--list", "--info"] {
@@ -339,6 +343,7 @@ fn untrusted_names_are_printed_escaped() {
         assert_eq!(output.status.code(), Some(0), "{mode}");
         assert!(!stdout.contains('\u{1b}'), "{mode}: {stdout:?}");
         assert!(!stdout.contains('\r'), "{mode}: {stdout:?}");
+        assert!(!stdout.contains('\u{202e}'), "{mode}: {stdout:?}");
     }
     let output = run(Command::new(&binaries().pysfx)
         .arg("inspect")

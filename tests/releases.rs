@@ -215,6 +215,25 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     // The other app's artifact sees LINK as another app's.
     let (code, _, stderr) = json_run(other, &status_args);
     assert_eq!(code, 5, "{stderr}");
+
+    // A directory where the link should be: refused as no link, not as a replacement.
+    let releases = current.parent().expect("a parent").join("releases");
+    let (code, _, stderr) = json_run(site, &[OsStr::new("--status"), releases.as_os_str()]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("is not a symlink; give --status"),
+        "{stderr}"
+    );
+    // A link to a release since removed: listed, and said to be broken.
+    let dangling = current.with_file_name("dangling");
+    std::os::unix::fs::symlink(releases.join("gone"), &dangling).expect("link");
+    let (code, status, stderr) = json_run(site, &[OsStr::new("--status"), dangling.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        status["releases"].as_array().is_some_and(|r| !r.is_empty()),
+        "{status}"
+    );
+    assert!(stderr.contains("the link is broken"), "{stderr}");
 }
 
 /// `--activate`: a rollback to r5 with any artifact of the app, then refusals.

@@ -352,7 +352,8 @@ fn main() -> ExitCode {
                     message.push_str(&format!(": {cause}"));
                 }
             }
-            eprintln!("{message}");
+            // Paths and names in it come from the inputs (a wheel's file name, a directory's).
+            eprintln!("{}", pysfx_format::escape_control(&message));
             ExitCode::from(code)
         }
     }

@@ -92,7 +92,25 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
 
 fn status(cli: &Cli, link: &Path) -> Result<(), Failure> {
     let link = absolute_path(link, "--status")?;
-    let status = pysfx_release::status::status(&link, &app_name()?)?;
+    let status = match pysfx_release::status::status(&link, &app_name()?) {
+        Err(pysfx_release::ReleaseError::LinkNotSymlink { .. }) => {
+            return Err(Failure::new(
+                code::CONFLICT,
+                format!(
+                "{} is not a symlink; give --status the link that points at the current release",
+                link.display()
+            ),
+            ))
+        }
+        status => status?,
+    };
+    if !status.releases.iter().any(|release| release.current) {
+        warn!(
+            "{} points at {}, which is not a complete release there: the link is broken",
+            link.display(),
+            status.target.display()
+        );
+    }
     if cli.json {
         return print_stdout(&format!("{}\n", json!(status)));
     }

@@ -86,22 +86,30 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `text` with every control character (and the escape that starts terminal sequences) written
-/// as a Rust-style escape (`\u{1b}`), so untrusted text from an artifact — entry names, manifest
-/// strings — cannot fake output lines or move a terminal's cursor when printed.
+/// `text` with every control character (and the escape that starts terminal sequences), and
+/// every character that reorders or hides text ([`hidden`]), written as a Rust-style escape
+/// (`\u{1b}`), so untrusted text from an artifact — entry names, manifest strings — cannot
+/// fake output lines, move a terminal's cursor or show a name other than its own.
 pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if hidden(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A control character, or a format character that reorders or hides text where it is shown
+/// (the bidirectional overrides and isolates, zero-width characters, the byte-order mark).
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// [`escape_control`] for each line of a report, its line breaks kept.
@@ -123,5 +131,6 @@ mod tests {
         assert_eq!(escape_control("a\nb"), "a\\nb");
         assert_eq!(escape_control("x\u{1b}[2Jy"), "x\\u{1b}[2Jy");
         assert_eq!(escape_control("caf\u{e9}"), "caf\u{e9}");
+        assert_eq!(escape_control("evil\u{202e}txt.py"), "evil\\u{202e}txt.py");
     }
 }
