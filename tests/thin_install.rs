@@ -587,6 +587,16 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
         "nothing written beside the other v1"
     );
 
+    // A base another run holds (its lock taken, as `--keep` removing it would): refused the
+    // same way, saying so.
+    let locked = artifacts.parent("locked");
+    install_base(&artifacts.v1, &locked.join("1"), &python);
+    let holder = std::fs::File::open(locked.join(".1.pysfx-lock")).expect("the lock file");
+    holder.lock().expect("lock it");
+    let stderr = refused(&locked.join("2"), &python, &[]);
+    assert!(stderr.contains("is locked"), "{stderr}");
+    drop(holder);
+
     // `--force` on a modified thin release whose base is gone: refused the same way, before
     // anything is written, and the release is left as it was.
     let forced = artifacts.parent("forced");

@@ -772,6 +772,13 @@ fn link_candidates(
         .filter(|entry| !copy || entry.from_base)
         .map(|entry| entry.sha256.as_str())
         .collect();
+    // Left-out wheels a release beside holds, before the releases in use are passed over.
+    let beside: Vec<&str> = plan
+        .wheels
+        .iter()
+        .filter(|entry| entry.from_base && source_for(&candidates, &entry.sha256).is_some())
+        .map(|entry| entry.sha256.as_str())
+        .collect();
     let candidates = pysfx_install::hold_sources(candidates, &wanted);
     let missing: Vec<&str> = plan
         .wheels
@@ -779,6 +786,9 @@ fn link_candidates(
         .filter(|entry| entry.from_base && source_for(&candidates, &entry.sha256).is_none())
         .map(|entry| entry.filename.as_str())
         .collect();
+    let in_use = plan.wheels.iter().any(|entry| {
+        missing.contains(&entry.filename.as_str()) && beside.contains(&entry.sha256.as_str())
+    });
     let Some(first) = missing.first() else {
         return Ok(candidates);
     };
@@ -803,10 +813,14 @@ fn link_candidates(
     Err(Failure::new(
         code::MACHINE,
         format!(
-            "this thin artifact needs a release of {}{version} (payload {}) beside {}, or the full artifact: no complete release there for Python {major}.{minor} holds {first}{more}",
+            "this thin artifact needs a release of {}{version} (payload {}) beside {}, or the full artifact: no complete release there for Python {major}.{minor} holds {first}{more}{}",
             pysfx_format::escape_control(&base.app),
             base.payload_sha256,
             destination.parent().unwrap_or(destination).display(),
+            match in_use {
+                true => " that another pysfx run is not using (one that holds it is locked: try again once that run ends)",
+                false => "",
+            },
         ),
     ))
 }
