@@ -352,8 +352,8 @@ fn main() -> ExitCode {
                     message.push_str(&format!(": {cause}"));
                 }
             }
-            // Paths and names in it come from the inputs (a wheel's file name, a directory's).
-            eprintln!("{}", pysfx_format::escape_control(&message));
+            // Paths and names in it come from the inputs (its line breaks are its own: a hint).
+            eprintln!("{}", pysfx_format::escape_lines(&message));
             ExitCode::from(code)
         }
     }
