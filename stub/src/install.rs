@@ -160,9 +160,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
     }
 
-    // 3. DEST: create its parents, lock, and see what is there.
-    std::fs::create_dir_all(&parent)
-        .map_err(|error| Failure::io("cannot create", &parent, &error))?;
+    // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
+    // go again if it ends without DEST; `_made` is dropped after the lock.)
+    let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
     remove_stale_siblings(&destination);
     let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
@@ -254,6 +254,49 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         built: report,
     };
     print_outcome(cli, &outcome, &phases, started)
+}
+
+/// The parent directories of DEST a run made: when the run ends without DEST (refused or
+/// failed during the install, after they were made), they go again, empty, with DEST's lock
+/// file, so a refusal leaves nothing it made. A run that installed DEST keeps them.
+struct MadeParents {
+    destination: PathBuf,
+    parent: PathBuf,
+    /// The highest of them.
+    top: PathBuf,
+}
+
+impl MadeParents {
+    /// Makes DEST's missing parent directories; `None` when there were none to make.
+    fn make(destination: &Path, parent: &Path) -> Result<Option<MadeParents>, Failure> {
+        let top = parent
+            .ancestors()
+            .take_while(|directory| std::fs::symlink_metadata(directory).is_err())
+            .last()
+            .map(Path::to_path_buf);
+        std::fs::create_dir_all(parent)
+            .map_err(|error| Failure::io("cannot create", parent, &error))?;
+        Ok(top.map(|top| MadeParents {
+            destination: destination.to_path_buf(),
+            parent: parent.to_path_buf(),
+            top,
+        }))
+    }
+}
+
+impl Drop for MadeParents {
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.destination).is_ok() {
+            return;
+        }
+        let _ = std::fs::remove_file(lock::lock_path(&self.destination));
+        for directory in self.parent.ancestors() {
+            // Only empty directories go, and none above the highest this run made.
+            if std::fs::remove_dir(directory).is_err() || directory == self.top {
+                break;
+            }
+        }
+    }
 }
 
 /// After the release is in place: LINK repointed at it (a write, so only for a payload whose
