@@ -815,23 +815,19 @@ fn link_candidates(
         .filter(|entry| !copy || entry.from_base)
         .map(|entry| entry.sha256.as_str())
         .collect();
-    // Left-out wheels a release beside holds, before the releases in use are passed over.
-    let beside: Vec<&str> = plan
-        .wheels
-        .iter()
-        .filter(|entry| entry.from_base && source_for(&candidates, &entry.sha256).is_some())
-        .map(|entry| entry.sha256.as_str())
-        .collect();
+    // The left-out wheels no release holds: before the releases in use are passed over, and
+    // after.
+    let unheld = |candidates: &[Candidate]| -> Vec<&str> {
+        plan.wheels
+            .iter()
+            .filter(|entry| entry.from_base && source_for(candidates, &entry.sha256).is_none())
+            .map(|entry| entry.filename.as_str())
+            .collect()
+    };
+    let nowhere = unheld(&candidates);
     let candidates = pysfx_install::hold_sources(candidates, &wanted);
-    let missing: Vec<&str> = plan
-        .wheels
-        .iter()
-        .filter(|entry| entry.from_base && source_for(&candidates, &entry.sha256).is_none())
-        .map(|entry| entry.filename.as_str())
-        .collect();
-    let in_use = plan.wheels.iter().any(|entry| {
-        missing.contains(&entry.filename.as_str()) && beside.contains(&entry.sha256.as_str())
-    });
+    let missing = unheld(&candidates);
+    let in_use = missing.iter().any(|filename| !nowhere.contains(filename));
     let Some(first) = missing.first() else {
         return Ok(candidates);
     };

@@ -6,11 +6,11 @@
 //! [`Stamp`] (inode, size, mtime and ctime, to nanoseconds) taken just after this install's
 //! last change to it. A later install links such a file without reading it when `lstat` gives
 //! the very same stamp and the recorded digest is the one its RECORD asks for: any write since
-//! would have moved the ctime. A `.pyc` file of a linked source is linked the same way when
-//! its recorded first bytes are the header this interpreter expects (its digest is not known
-//! when it was linked by its header, nor taken when the install compiled it, and is then
-//! recorded as zeros, which no RECORD names). Anything else — no stamps file, no entry, another stamp — and the file is linked
-//! and hashed as before (see `wheel::linked`), so a stale stamp costs time, never correctness.
+//! would have moved the ctime. A `.pyc` file of a linked source is linked the same way, only
+//! by its stamp, when its recorded first bytes are the header this interpreter expects (its
+//! digest is recorded as zeros when the install compiled it, which no RECORD names). Anything
+//! else — no stamps file, no entry, another stamp — and the file is linked and hashed as
+//! before (see `wheel::linked`), so a stale stamp costs time, never correctness.
 //!
 //! Two limits, both falling back to hashing:
 //! - a change within the same tick of the filesystem's clock as the stamp is invisible to it.

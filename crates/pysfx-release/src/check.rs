@@ -135,7 +135,8 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
         }
     }
     expected.retain(|path, _| !in_pycache(path) && !is_database(path));
-    report.modified = replaced_directories(destination, &expected);
+    let directories = recorded_directories(&expected);
+    report.modified = replaced_directories(destination, &directories);
     report.checked = expected.len();
     let items: Vec<(&String, &Expected)> = expected.iter().collect();
     for (path, finding) in compare_all(destination, &items) {
@@ -144,19 +145,19 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
             Finding::Modified(differs) => report.modified.push(Modified { path, differs }),
         }
     }
-    report.added = added(destination, &contents.site_packages, &expected);
+    report.added = added(
+        destination,
+        &contents.site_packages,
+        &expected,
+        &directories,
+    );
     report.missing.sort();
     report.modified.sort_by(|a, b| a.path.cmp(&b.path));
     report
 }
 
-/// The directories holding recorded files that are no longer directories (a link to a copy
-/// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
-/// release), each `modified DIR/ (kind)`.
-fn replaced_directories(
-    destination: &Path,
-    expected: &BTreeMap<String, Expected>,
-) -> Vec<Modified> {
+/// Every directory that holds a recorded file, at any depth.
+fn recorded_directories(expected: &BTreeMap<String, Expected>) -> BTreeSet<&str> {
     let mut directories: BTreeSet<&str> = BTreeSet::new();
     for path in expected.keys() {
         let mut at = path.as_str();
@@ -168,7 +169,14 @@ fn replaced_directories(
         }
     }
     directories
-        .into_iter()
+}
+
+/// The directories holding recorded files that are no longer directories (a link to a copy
+/// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
+/// release), each `modified DIR/ (kind)`.
+fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec<Modified> {
+    directories
+        .iter()
         .filter(|directory| {
             std::fs::symlink_metadata(destination.join(directory)).is_ok_and(|m| !m.is_dir())
         })
@@ -269,17 +277,8 @@ fn added(
     destination: &Path,
     site_packages: &str,
     expected: &BTreeMap<String, Expected>,
+    directories: &BTreeSet<&str>,
 ) -> Vec<String> {
-    let mut directories: BTreeSet<&str> = BTreeSet::new();
-    for path in expected.keys() {
-        let mut rest = path.as_str();
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            if !directories.insert(parent) {
-                break;
-            }
-            rest = parent;
-        }
-    }
     let mut added = Vec::new();
     let mut pending = vec![site_packages.to_string()];
     while let Some(directory) = pending.pop() {
