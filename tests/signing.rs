@@ -446,4 +446,39 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let output = minisign_verify(&out, &plain_public);
     assert!(output.status.success(), "{}", text(&output));
+
+    // The key as -o: a usage error, the key untouched.
+    let key = std::fs::read(&plain).expect("read");
+    {
+        let output = &plain;
+        let result = run(pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+                OsStr::new("--sign"),
+                plain.as_os_str(),
+            ],
+            output,
+        )
+        .env_remove("PYSFX_SIGN_PASSWORD"));
+        assert_eq!(result.status.code(), Some(2), "{}", text(&result));
+        assert!(text(&result).contains("--sign input"), "{}", text(&result));
+        assert_eq!(std::fs::read(&plain).expect("read"), key);
+    }
+    // A signature that cannot be written is refused before the artifact is written.
+    std::fs::create_dir(root.join("d.sfx.minisig")).expect("mkdir");
+    let result = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--sign"),
+            plain.as_os_str(),
+        ],
+        &root.join("d.sfx"),
+    )
+    .env_remove("PYSFX_SIGN_PASSWORD"));
+    assert_eq!(result.status.code(), Some(2), "{}", text(&result));
+    assert!(!root.join("d.sfx").exists());
 }

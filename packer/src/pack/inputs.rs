@@ -150,6 +150,8 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
     files.extend(args.requirements.iter().map(|f| ("-r", f.as_path())));
     // A thin artifact replacing its base would leave new hosts without the full artifact.
     files.extend(args.thin_from.iter().map(|f| ("--thin-from", f.as_path())));
+    // The signing key: replacing it with the artifact would lose the key for good.
+    files.extend(args.sign.iter().map(|f| ("--sign", f.as_path())));
     for (flag, directory) in directories {
         if spellings(directory)
             .iter()
@@ -164,10 +166,44 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
             .into());
         }
     }
-    for (flag, file) in files {
+    for (flag, file) in &files {
         check_output_is_not(output, file, flag)?;
     }
+    check_replaceable_file(output, "-o")?;
+    if args.sign.is_some() {
+        // The signature is written after the artifact: a place it cannot go is refused before
+        // the artifact is.
+        let signature = crate::signing::signature_path(output);
+        for (flag, file) in &files {
+            check_output_is_not(&signature, file, flag)?;
+        }
+        check_replaceable_file(&signature, "the signature")?;
+    }
     Ok(())
+}
+
+/// Refuses (exit 2) an output that exists and is neither a regular file nor a symbolic link
+/// (a link is replaced, not followed): the final rename would replace a device such as
+/// `/dev/null`, a FIFO or a socket with the artifact.
+fn check_replaceable_file(output: &Path, what: &str) -> Result<()> {
+    let Ok(metadata) = std::fs::symlink_metadata(output) else {
+        return Ok(());
+    };
+    let kind = metadata.file_type();
+    if kind.is_file() || kind.is_symlink() {
+        return Ok(());
+    }
+    let found = if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file (a device, FIFO or socket)"
+    };
+    Err(UsageError(format!(
+        "{what} {} exists and is {found}: packing would replace it; write the artifact \
+         somewhere else",
+        output.display()
+    ))
+    .into())
 }
 
 /// Refuses (exit 2) an `-o` that is the input file `file`.
