@@ -319,6 +319,90 @@ fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
     assert_verify_refuses(&other, "bundle digest");
 }
 
+/// A byte-code bundle (re-sealed, so every digest holds) may hold only the byte-code of the
+/// wheel's own modules, and may not unpack to more than the manifest counts for it: a `.pyc`
+/// for the venv's hook, or for a module the wheel does not ship, and a `.pyc` that inflates
+/// far past `unpacked_bytes`, are each refused (exit 3) with nothing written.
+#[test]
+fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
+    use std::io::Write;
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = pysfx_e2e::python(11);
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    let wheel = "good-1.0-py3-none-any.whl";
+    std::fs::copy(evil_wheels().join(wheel), wheels.join(wheel)).expect("copy the wheel");
+    let app = pysfx_e2e::make_app(&work.path().join("src"), "demoapp");
+    let artifact = pysfx_e2e::pack(
+        &[
+            std::ffi::OsStr::new("--app"),
+            app.as_os_str(),
+            std::ffi::OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            std::ffi::OsStr::new("--no-bootstrap"),
+            std::ffi::OsStr::new("--python"),
+            python.path.as_os_str(),
+        ],
+        &work.path().join("compiled.sfx"),
+    );
+    let manifest = pysfx_format::Payload::open(&artifact)
+        .expect("open")
+        .manifest()
+        .clone();
+    let bundle = manifest.bytecode.first().expect("a bundle").clone();
+    let tag = &bundle.cache_tag;
+    // A bundle of one deflated member, `name`, of `size` bytes.
+    let bundle_of = |name: &str, size: usize| -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(size > u32::MAX as usize / 2);
+        writer.start_file(name, options).expect("member");
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = size;
+        while left > 0 {
+            let now = left.min(chunk.len());
+            writer.write_all(&chunk[..now]).expect("write");
+            left -= now;
+        }
+        writer.finish().expect("finish").into_inner()
+    };
+    let cases = [
+        (
+            "the hook's byte-code",
+            bundle_of(&format!("__pycache__/loadenv.{tag}.pyc"), 64),
+            "which the wheel does not install",
+        ),
+        (
+            "another module's byte-code",
+            bundle_of(&format!("other/__pycache__/__init__.{tag}.pyc"), 64),
+            "which the wheel does not install",
+        ),
+        (
+            "a bomb",
+            bundle_of(&format!("good/__pycache__/__init__.{tag}.pyc"), 200 << 20),
+            "unpacks to",
+        ),
+    ];
+    for (case, bytes, message) in cases {
+        let digest =
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
+        let crafted = pysfx_e2e::reseal_replacing(
+            &artifact,
+            &work.path().join("crafted.sfx"),
+            |manifest| {
+                manifest.bytecode[0].sha256 = pysfx_format::hex(&digest);
+            },
+            &[(bundle.path.as_str(), &bytes)],
+        );
+        let destination = work.path().join("releases/1");
+        let (code, _, stderr) = install_with(&crafted, &destination, &python.path, &[]);
+        assert_eq!(code, 3, "{case}: {stderr}");
+        assert!(stderr.contains(message), "{case}: {stderr}");
+        assert!(!destination.exists(), "{case}: DEST exists");
+    }
+}
+
 /// A trailer whose payload offset points inside the first entry, with a digest recomputed
 /// from there: the start of that entry's local header lies outside what the digest covers, so
 /// the payload is unreadable (exit 3), for the install and both verifies.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pysfx_format::{BytecodeBundle, Payload};
+use pysfx_format::Payload;
 use pysfx_install::stamps::Restamper;
 use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
 use pysfx_plan::{self as plan, Plan};
@@ -728,7 +728,7 @@ fn write_receipt(
 
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
 /// wheels, every bundle) less the wheels the plan leaves out and the byte-code bundles this
-/// interpreter does not take (as the packer counts them: `BytecodeBundle::unpacked_estimate`).
+/// interpreter does not take (what their members declare, as the packer counts them).
 fn planned_bytes(
     payload: &mut Payload,
     plan: &Plan,
@@ -756,8 +756,7 @@ fn planned_bytes(
         .map(|bundle| bundle.path.clone())
         .collect();
     for bundle in bundles {
-        let stored = payload.stored_range(&bundle)?.1;
-        left_out = left_out.saturating_add(BytecodeBundle::unpacked_estimate(stored));
+        left_out = left_out.saturating_add(payload.bundle_unpacked(&bundle)?);
     }
     Ok(payload.manifest().unpacked_bytes.saturating_sub(left_out))
 }

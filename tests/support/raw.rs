@@ -202,6 +202,16 @@ pub fn reseal(
     output: &Path,
     tamper: impl FnOnce(&mut pysfx_format::Manifest),
 ) -> PathBuf {
+    reseal_replacing(artifact, output, tamper, &[])
+}
+
+/// [`reseal`], with the entries named in `replacements` given new bytes (stored).
+pub fn reseal_replacing(
+    artifact: &Path,
+    output: &Path,
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+    replacements: &[(&str, &[u8])],
+) -> PathBuf {
     let mut payload = pysfx_format::Payload::open(artifact).expect("open the artifact");
     let mut manifest = payload.manifest().clone();
     tamper(&mut manifest);
@@ -214,6 +224,17 @@ pub fn reseal(
         let mut entry = archive.by_index(index).expect("an entry");
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if name == pysfx_format::MANIFEST_NAME {
+            continue;
+        }
+        if let Some((_, bytes)) = replacements.iter().find(|(replaced, _)| *replaced == name) {
+            let stored = pysfx_format::EntryOptions {
+                compress: false,
+                executable: false,
+                size: bytes.len() as u64,
+            };
+            writer
+                .add(&name, &mut &bytes[..], stored)
+                .expect("an entry");
             continue;
         }
         if entry.is_symlink() {

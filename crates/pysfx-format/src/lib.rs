@@ -23,7 +23,7 @@ pub use manifest::{
     WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use member::{scan_members, validate_member_name, Member, MemberKind, MemberName, ScanError};
-pub use reader::{Payload, Section};
+pub use reader::{bundle_unpacked_bytes, Payload, Section};
 pub use sbom::{installed_only, read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};

@@ -103,12 +103,6 @@ pub struct BytecodeBundle {
 }
 
 impl BytecodeBundle {
-    /// What a bundle's `.pyc` files take once written, as `unpacked_bytes` counts it: three
-    /// times its stored (deflated) size.
-    pub fn unpacked_estimate(stored: u64) -> u64 {
-        stored.saturating_mul(3)
-    }
-
     /// Whether an interpreter with this magic number and cache tag takes the bundle.
     pub fn fits(&self, magic: &str, cache_tag: Option<&str>) -> bool {
         self.magic == magic && cache_tag == Some(self.cache_tag.as_str())

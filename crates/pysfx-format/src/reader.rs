@@ -218,9 +218,14 @@ impl Payload {
         for wheel in &self.manifest.wheels {
             declared = declared.saturating_add(wheel.unpacked_bytes);
         }
-        for bundle in &self.manifest.bytecode {
-            if let Ok(entry) = self.archive.by_name(&bundle.path) {
-                declared = declared.saturating_add(entry.size());
+        // A bundle is a stored zip of deflated `.pyc` files: what it unpacks to is what its
+        // own members declare, each held to its size when written.
+        let bundles: Vec<String> = (self.manifest.bytecode.iter())
+            .map(|bundle| bundle.path.clone())
+            .collect();
+        for name in bundles {
+            if self.stored_range(&name).is_ok() {
+                declared = declared.saturating_add(self.bundle_unpacked(&name)?);
             }
         }
         if declared > self.manifest.unpacked_bytes {
@@ -263,6 +268,18 @@ impl Payload {
         &self.file
     }
 
+    /// What the byte-code bundle stored as `name` unpacks to: its members' declared sizes
+    /// (each is held to its own when written), as `unpacked_bytes` counts it.
+    pub fn bundle_unpacked(&mut self, name: &str) -> Result<u64, FormatError> {
+        let (start, len) = self.stored_range(name)?;
+        bundle_unpacked_bytes(Section::with_directory(&self.file, start, len)).map_err(|reason| {
+            FormatError::BadManifest {
+                path: self.path.clone(),
+                reason: format!("byte-code bundle {name}: {reason}"),
+            }
+        })
+    }
+
     /// The stored (uncompressed) entry `name` as a byte range `(start, len)` of the artifact,
     /// to be read in place with a [`Section`]. Fails when the entry is missing, compressed, or
     /// lies outside the payload.
@@ -274,6 +291,19 @@ impl Payload {
             }
         })
     }
+}
+
+/// What a byte-code bundle's members declare they unpack to, together.
+pub fn bundle_unpacked_bytes<R: Read + Seek>(bundle: R) -> Result<u64, String> {
+    let mut archive = ZipArchive::new(bundle).map_err(|error| error.to_string())?;
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|error| error.to_string())?;
+        total = total.saturating_add(entry.size());
+    }
+    Ok(total)
 }
 
 /// Every entry's local header, and the directory, start inside the payload (at or after the

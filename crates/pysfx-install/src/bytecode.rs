@@ -28,7 +28,9 @@ pub(crate) struct BundleMember {
 }
 
 /// Opens a byte-code bundle and checks every member: a `.pyc` file in a `__pycache__`
-/// directory, under a safe name, once. Each follows its source's disposition in `prepared`.
+/// directory, under a safe name, once, of a `.py` file the wheel itself installs into
+/// site-packages (so a bundle cannot put byte-code where another wheel's module, or the
+/// venv's own hook, would import it). Each follows its source's disposition in `prepared`.
 pub(crate) fn open_bundle(
     section: Section,
     prepared: &PreparedWheel,
@@ -41,6 +43,7 @@ pub(crate) fn open_bundle(
     let exceptions = prepared.exceptions();
     // The bundle's copy of a `.pyc` the wheel ships itself is not written.
     let shipped = prepared.shipped_pyc();
+    let sources = prepared.shipped_sources();
     let mut members = Vec::with_capacity(scanned.len());
     for member in scanned {
         let name = member.name.into_string();
@@ -53,8 +56,14 @@ pub(crate) fn open_bundle(
                 "{name:?} is not a .pyc file in __pycache__"
             )));
         };
+        let source = format!("{site_packages}/{source}");
+        if !sources.contains(source.as_str()) {
+            return Err(corrupt(format!(
+                "{name:?} is the byte-code of {source:?}, which the wheel does not install"
+            )));
+        }
         let disposition = exceptions
-            .get(format!("{site_packages}/{source}").as_str())
+            .get(source.as_str())
             .copied()
             .unwrap_or(Disposition::Create);
         members.push(BundleMember {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use pysfx_format::{AppInfo, BytecodeBundle, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
+use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
 use tracing::{debug, info, warn};
 
@@ -100,6 +100,15 @@ pub fn run(args: &PackArgs) -> Result<()> {
         static_files,
         static_dirs,
     } = walked;
+    // What the bundles' `.pyc` files declare, as every reader counts them.
+    let mut bundles_unpacked: u64 = 0;
+    for built in bundles.values() {
+        let file = std::fs::File::open(&built.file)
+            .with_context(|| format!("cannot read {}", built.file.display()))?;
+        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::BufReader::new(file))
+            .map_err(|reason| anyhow::anyhow!("{}: {reason}", built.file.display()))?;
+        bundles_unpacked = bundles_unpacked.saturating_add(unpacked);
+    }
     let app_bytes: u64 = app_files.iter().map(TreeFile::size).sum();
     let static_bytes: u64 = static_files.iter().map(TreeFile::size).sum();
     let manifest = Manifest {
@@ -116,13 +125,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         unpacked_bytes: app_bytes
             + static_bytes
             + wheels.iter().map(|wheel| wheel.unpacked_bytes).sum::<u64>()
-            + bundles
-                .values()
-                .map(|built| {
-                    let stored = std::fs::metadata(&built.file).map_or(0, |m| m.len());
-                    BytecodeBundle::unpacked_estimate(stored)
-                })
-                .sum::<u64>(),
+            + bundles_unpacked,
         wheels,
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),

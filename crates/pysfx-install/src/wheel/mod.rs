@@ -262,10 +262,19 @@ impl PreparedWheel {
     /// `distutils/__pycache__`): installed as the wheel has them, as pip does, never replaced
     /// by byte-code compiled at pack time, linked or compiled at install.
     pub fn shipped_pyc(&self) -> std::collections::HashSet<&str> {
+        self.shipped_ending(".pyc")
+    }
+
+    /// The wheel's `.py` files, by destination: the only sources its byte-code may be of.
+    pub fn shipped_sources(&self) -> std::collections::HashSet<&str> {
+        self.shipped_ending(".py")
+    }
+
+    fn shipped_ending(&self, suffix: &str) -> std::collections::HashSet<&str> {
         self.planned
             .iter()
             .map(|plan| plan.destination.as_str())
-            .filter(|path| path.ends_with(".pyc"))
+            .filter(|path| path.ends_with(suffix))
             .collect()
     }
 
