@@ -378,3 +378,69 @@ fn a_planted_old_sibling_is_not_put_back() {
     );
     assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
 }
+
+/// Whoever may write DEST's parent renames the temporary tree away while the install runs and
+/// puts a link to a directory of theirs in its place: the install writes nothing there (it
+/// writes the tree through a descriptor, not its name), and DEST never becomes that link.
+#[test]
+fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("a.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let releases = work.path().join("releases");
+    let outside = work.path().join("outside");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let stop = AtomicBool::new(false);
+    let swaps = AtomicUsize::new(0);
+    /// Stops the racer however the rounds end (a failed assertion included).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(entries) = std::fs::read_dir(&releases) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let path = entry.path();
+                    if !name.contains(".pysfx-tmp-") || path.is_symlink() {
+                        continue;
+                    }
+                    let n = swaps.fetch_add(1, Ordering::Relaxed);
+                    if std::fs::rename(&path, releases.join(format!("stolen-{n}"))).is_ok() {
+                        let _ = std::os::unix::fs::symlink(&outside, &path);
+                    }
+                }
+            }
+        });
+        let _stop = Stop(&stop);
+        for round in 0..8 {
+            let destination = releases.join(round.to_string());
+            let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+            assert!(
+                std::fs::read_dir(&outside).expect("ls").next().is_none(),
+                "round {round}: written outside DEST: {:?} ({stderr})",
+                listing(&outside)
+            );
+            let dest = std::fs::symlink_metadata(&destination);
+            assert!(
+                dest.as_ref().map_or(true, |m| m.is_dir()),
+                "round {round}: DEST is not a directory of its own"
+            );
+            if code != 0 {
+                assert!(stderr.contains("was replaced"), "round {round}: {stderr}");
+            }
+        }
+    });
+    assert!(swaps.load(Ordering::Relaxed) > 0, "the race never ran");
+}

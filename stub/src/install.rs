@@ -19,6 +19,7 @@ use crate::dest::{
     inspect_destination, remove_stale_siblings, sibling, Existing,
 };
 use crate::failure::{code, Failure};
+use crate::held::HeldDirectory;
 use crate::output::print_stdout;
 use crate::progress::Progress;
 use crate::{lock, signals};
@@ -466,15 +467,50 @@ fn build(
 ) -> Result<Built, Failure> {
     let temporary = sibling(destination, "tmp");
     signals::register(temporary.clone());
-    let result = build_tree(cli, payload, target, destination, &temporary, phases);
-    let totals = match result {
-        Ok(totals) => totals,
+    let result = HeldDirectory::create(&temporary)
+        .map_err(|error| Failure::io("cannot create", &temporary, &error))
+        .and_then(|held| {
+            match build_tree(cli, payload, target, destination, held.path(), phases) {
+                Ok(built) => Ok((built, held)),
+                Err(mut failure) => {
+                    failure.message = held.spell(&failure.message, &temporary);
+                    Err(failure)
+                }
+            }
+        });
+    let (totals, held) = match result {
+        Ok(built) => built,
         Err(failure) => {
             let _ = std::fs::remove_dir_all(&temporary);
             signals::unregister(&temporary);
             return Err(failure);
         }
     };
+    // The tree was written through its descriptor; its name must still be it.
+    let moved = |name: &Path| {
+        Failure::other(format!(
+            "{} was replaced while the release was built in it (someone else writes {}); \
+             nothing was installed",
+            name.display(),
+            destination.parent().unwrap_or(destination).display()
+        ))
+    };
+    let unmoved = pysfx_install::check_unmoved(target.candidates).map_err(|release| {
+        Failure::other(format!(
+            "{} was replaced while files were linked from it (someone else writes {}); \
+             nothing was installed",
+            release.display(),
+            destination.parent().unwrap_or(destination).display()
+        ))
+    });
+    if let Err(failure) = unmoved.and_then(|()| match held.is_at(&temporary) {
+        true => Ok(()),
+        false => Err(moved(&temporary)),
+    }) {
+        let _ = std::fs::remove_dir_all(&temporary);
+        signals::unregister(&temporary);
+        return Err(failure);
+    }
     // Into place. The registry lock holds off a signal while the trees move. A replacement is
     // one atomic exchange where the kernel has it (Linux 3.15+), so DEST never goes missing;
     // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
@@ -484,6 +520,10 @@ fn build(
     let renamed = signals::with_registry(|trees| -> Result<PathBuf, Failure> {
         if replace {
             match exchange(&temporary, destination) {
+                Ok(true) if !held.is_at(destination) => {
+                    let _ = exchange(&temporary, destination);
+                    return Err(moved(&temporary));
+                }
                 // The temporary path now holds the replaced tree, still registered for removal.
                 Ok(true) => return Ok(temporary.clone()),
                 Ok(false) => {}
@@ -509,6 +549,16 @@ fn build(
                 destination,
                 &error,
             ));
+        }
+        if !held.is_at(destination) {
+            // Swapped in the instant between the look and the rename: what was renamed into
+            // place goes back (a link is removed), and the run fails.
+            let _ = std::fs::rename(destination, &temporary);
+            if replace {
+                let _ = std::fs::rename(&old, destination);
+                trees.retain(|tree| tree != &old);
+            }
+            return Err(moved(&temporary));
         }
         trees.retain(|tree| tree != &temporary);
         signals::mark_installed();
@@ -564,8 +614,6 @@ fn build_tree(
     temporary: &Path,
     phases: &mut Phases,
 ) -> Result<Built, Failure> {
-    std::fs::create_dir(temporary)
-        .map_err(|error| Failure::io("cannot create", temporary, &error))?;
     let options = InstallOptions {
         no_compile: cli.no_compile,
         threads: install_threads(),

@@ -7,6 +7,7 @@ mod artifact;
 mod cli;
 mod dest;
 mod failure;
+mod held;
 mod install;
 mod lock;
 mod log;

@@ -63,8 +63,8 @@ fn link_stamped(
         return Ok(None);
     };
     let linked = StampEntry {
-        stamp: Stamp::of(&after),
+        stamp: after.stamp,
         ..*entry
     };
-    Ok(Some((after.len(), linked)))
+    Ok(Some((after.stamp.size, linked)))
 }

@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -23,6 +24,8 @@ pub struct Candidate {
     pub wheels: HashSet<String>,
     pub bundles: HashSet<String>,
     lock: Option<Flock<File>>,
+    /// The release as it was when chosen (see [`check_unmoved`]).
+    held: Option<HeldRelease>,
 }
 
 /// The releases of `app` beside `destination` for Python `version`, complete by a quick look,
@@ -71,6 +74,7 @@ pub fn link_candidates(
                 .map(|bundle| bundle.sha256.clone())
                 .collect(),
             lock: None,
+            held: None,
         })
         .collect()
 }
@@ -90,14 +94,64 @@ pub fn hold_sources(candidates: Vec<Candidate>, wanted: &[&str]) -> Vec<Candidat
         let Ok(lock) = share_lock(&candidate.source.release) else {
             continue;
         };
-        if !std::fs::symlink_metadata(&candidate.source.venv).is_ok_and(|venv| venv.is_dir()) {
+        let Some(release) = HeldRelease::open(&candidate.source.release) else {
             continue;
-        }
+        };
+        candidate.held = Some(release);
         candidate.lock = lock;
         left.retain(|sha256| !candidate.wheels.contains(*sha256));
         held.push(candidate);
     }
     held
+}
+
+/// A release linked from, as it was when chosen: its directory and its `venv` (never links),
+/// by device and inode. Its files are reached by name, the cheapest way; [`check_unmoved`]
+/// then tells whether those names still led there once the install is done.
+#[derive(Debug)]
+struct HeldRelease {
+    release: (u64, u64),
+    venv: (u64, u64),
+}
+
+impl HeldRelease {
+    /// `None` when `release` or its `venv` is no directory of its own (gone, or a link).
+    fn open(release: &Path) -> Option<HeldRelease> {
+        let directory = std::fs::symlink_metadata(release).ok()?;
+        let venv = std::fs::symlink_metadata(release.join("venv")).ok()?;
+        if !directory.is_dir() || !venv.is_dir() {
+            return None;
+        }
+        Some(HeldRelease {
+            release: (directory.dev(), directory.ino()),
+            venv: (venv.dev(), venv.ino()),
+        })
+    }
+}
+
+/// Checks, once the install is done and before it is renamed into place, that each release it
+/// linked from is still the directory it was when chosen: a release renamed away and replaced
+/// by a link to elsewhere while the install ran would have led the links there. Returns the
+/// first that moved.
+pub fn check_unmoved(candidates: &[Candidate]) -> Result<(), PathBuf> {
+    for candidate in candidates {
+        let Some(held) = &candidate.held else {
+            continue;
+        };
+        let release = &candidate.source.release;
+        let identity = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .ok()
+                .filter(|metadata| metadata.is_dir())
+                .map(|metadata| (metadata.dev(), metadata.ino()))
+        };
+        if identity(release) != Some(held.release)
+            || identity(&release.join("venv")) != Some(held.venv)
+        {
+            return Err(release.clone());
+        }
+    }
+    Ok(())
 }
 
 /// A shared `flock` on the lock file of `release` (`.<name>.pysfx-lock` beside it, which its

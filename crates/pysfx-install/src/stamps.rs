@@ -41,7 +41,7 @@ use nix::dir::{Dir, Type};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
-use pysfx_tree::{Stamp, Tree, TreeError};
+use pysfx_tree::{Linked, Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
@@ -281,7 +281,7 @@ impl Stamps {
         destination: &str,
         tree: &mut impl Tree,
         fits: impl Fn(&std::fs::Metadata) -> bool,
-    ) -> Result<Option<std::fs::Metadata>, TreeError> {
+    ) -> Result<Option<Linked>, TreeError> {
         let Ok(before) = std::fs::symlink_metadata(path) else {
             return Ok(None);
         };
@@ -292,7 +292,7 @@ impl Stamps {
             return Ok(None);
         };
         // The name linked must still be the inode stamped (not one put there since the look).
-        let (was, is) = (Stamp::of(&before), Stamp::of(&after));
+        let (was, is) = (Stamp::of(&before), after.stamp);
         if !after.is_file() || (is.inode, is.size, is.mtime) != (was.inode, was.size, was.mtime) {
             tree.unlink(destination)?;
             return Ok(None);

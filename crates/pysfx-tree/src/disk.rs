@@ -3,17 +3,27 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{parent_of, Disposition, Stamp, Tree, TreeError, TreeFile};
+use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
+use nix::libc::{S_IFDIR, S_IFMT, S_IFREG};
+use nix::sys::stat::{fstatat, FileStat, Mode};
+use nix::unistd::UnlinkatFlags;
+
+use crate::{parent_of, Disposition, Linked, Stamp, Tree, TreeError, TreeFile};
 
 /// Writes files under a root directory that this run created, creating each parent directory
 /// once (one handle per thread, see [`Tree::fork`]; the handles share what they created).
 pub struct DiskTree {
     root: PathBuf,
+    /// The root, opened once: every name below it is reached from this descriptor (one
+    /// lookup per component below the root, whatever path reaches the root). `None` when the
+    /// root could not be opened (it does not exist yet): names are then reached by path.
+    directory: Option<Arc<OwnedFd>>,
     /// The directories this handle made or saw made, and those of every handle of the tree.
     created: HashSet<String>,
     shared: Arc<Mutex<HashSet<String>>>,
@@ -25,6 +35,8 @@ pub struct DiskTree {
 pub struct DiskFile {
     file: File,
     path: PathBuf,
+    /// The name it was opened at, relative to the tree's root.
+    relative: String,
 }
 
 impl Write for DiskFile {
@@ -55,8 +67,19 @@ const BUFFER_BYTES: usize = 128 * 1024;
 
 impl DiskTree {
     pub fn new(root: &Path) -> Self {
+        // Not O_NOFOLLOW: the root may be reached through `/proc/self/fd/N`, a link by design;
+        // the names below it are never followed.
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let directory = nix::fcntl::open(root, flags, Mode::empty())
+            .ok()
+            .map(Arc::new);
+        DiskTree::with_directory(root, directory)
+    }
+
+    fn with_directory(root: &Path, directory: Option<Arc<OwnedFd>>) -> Self {
         DiskTree {
             root: root.to_path_buf(),
+            directory,
             created: HashSet::new(),
             shared: Arc::default(),
             buffer: Vec::new(),
@@ -66,6 +89,14 @@ impl DiskTree {
     /// The root every destination is relative to.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory names below the root are reached from.
+    fn at(&self) -> At<'_> {
+        match &self.directory {
+            Some(directory) => At::Directory(directory.as_fd()),
+            None => At::Path(&self.root),
+        }
     }
 
     fn taken_or_io(&self, destination: &str, source: std::io::Error) -> TreeError {
@@ -91,10 +122,9 @@ impl DiskTree {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
-        let path = self.root.join(destination);
         // linkat(2) with no flags: a symbolic link at `source` is linked as itself.
-        match fs::hard_link(source, &path) {
-            Ok(()) => Ok(Some(path)),
+        match self.at().link(source, destination) {
+            Ok(()) => Ok(Some(self.root.join(destination))),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(self.taken_or_io(destination, error))
             }
@@ -105,20 +135,23 @@ impl DiskTree {
 
     /// Moves a replacement written under a temporary name over `destination`, which must be
     /// absent or a regular file (never a link or a directory).
-    fn commit(&self, temporary: &Path, destination: &str) -> Result<(), TreeError> {
-        let path = self.root.join(destination);
-        match fs::symlink_metadata(&path) {
-            Ok(metadata) if !metadata.file_type().is_file() => {
-                let _ = fs::remove_file(temporary);
+    fn commit(&self, temporary: &str, destination: &str) -> Result<(), TreeError> {
+        let at = self.at();
+        match at.lstat(destination) {
+            Ok(stat) if stat.st_mode & S_IFMT != S_IFREG => {
+                let _ = at.unlink(temporary);
                 return Err(TreeError::PathTaken {
                     path: destination.to_string(),
                 });
             }
             _ => {}
         }
-        fs::rename(temporary, &path).map_err(|source| {
-            let _ = fs::remove_file(temporary);
-            TreeError::Io { path, source }
+        at.rename(temporary, destination).map_err(|source| {
+            let _ = at.unlink(temporary);
+            TreeError::Io {
+                path: self.root.join(destination),
+                source,
+            }
         })
     }
 }
@@ -129,7 +162,7 @@ impl Tree for DiskTree {
     fn fork(&self) -> Self {
         DiskTree {
             shared: Arc::clone(&self.shared),
-            ..DiskTree::new(&self.root)
+            ..DiskTree::with_directory(&self.root, self.directory.clone())
         }
     }
 
@@ -143,15 +176,11 @@ impl Tree for DiskTree {
         }
         // Parent first, then this one directory: each directory of the tree costs one mkdir
         // per handle, not one per file below it.
-        let name = match parent_of(relative) {
-            Some(parent) => {
-                self.create_dirs(parent)?;
-                &relative[parent.len() + 1..]
-            }
-            None => relative,
-        };
-        let parent = &relative[..relative.len() - name.len()];
-        create_dirs_below(&self.root.join(parent), name)
+        if let Some(parent) = parent_of(relative) {
+            self.create_dirs(parent)?;
+        }
+        self.at()
+            .make_directory(relative)
             .map_err(|source| self.taken_or_io(relative, source))?;
         lock(&self.shared).insert(relative.to_string());
         self.created.insert(relative.to_string());
@@ -162,7 +191,8 @@ impl Tree for DiskTree {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
-        std::os::unix::fs::symlink(target, self.root.join(destination))
+        self.at()
+            .symlink(target, destination)
             .map_err(|source| self.taken_or_io(destination, source))
     }
 
@@ -175,7 +205,7 @@ impl Tree for DiskTree {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
-        let path = match disposition {
+        let relative = match disposition {
             Disposition::Replace => {
                 let name = format!(
                     ".pysfx-new-{}-{}",
@@ -183,15 +213,21 @@ impl Tree for DiskTree {
                     REPLACEMENTS.fetch_add(1, Ordering::Relaxed)
                 );
                 match parent_of(destination) {
-                    Some(parent) => self.root.join(parent).join(name),
-                    None => self.root.join(name),
+                    Some(parent) => format!("{parent}/{name}"),
+                    None => name,
                 }
             }
-            _ => self.root.join(destination),
+            _ => destination.to_string(),
         };
-        let file = create_exclusive(&path, mode)
+        let file = self
+            .at()
+            .create(&relative, mode)
             .map_err(|source| self.taken_or_io(destination, source))?;
-        Ok(DiskFile { file, path })
+        Ok(DiskFile {
+            file,
+            path: self.root.join(&relative),
+            relative,
+        })
     }
 
     fn close(
@@ -201,17 +237,21 @@ impl Tree for DiskTree {
         disposition: Disposition,
         mtime: Option<std::time::SystemTime>,
     ) -> Result<Option<Stamp>, TreeError> {
-        let DiskFile { file, path } = file;
+        let DiskFile {
+            file,
+            path,
+            relative,
+        } = file;
         if let Some(mtime) = mtime {
             if let Err(source) = file.set_modified(mtime) {
                 if disposition == Disposition::Replace {
-                    let _ = fs::remove_file(&path);
+                    let _ = self.at().unlink(&relative);
                 }
                 return Err(TreeError::Io { path, source });
             }
         }
         if disposition == Disposition::Replace {
-            self.commit(&path, destination)?;
+            self.commit(&relative, destination)?;
         }
         // After the last change this install makes to the file (a replacement's rename
         // included): a later one shows.
@@ -220,15 +260,13 @@ impl Tree for DiskTree {
     }
 
     fn abandon(&mut self, file: DiskFile) {
-        let DiskFile { file, path } = file;
+        let DiskFile { file, relative, .. } = file;
         drop(file);
         // Only a replacement's temporary name is this writer's to remove; a failed new file is
         // removed with the whole temporary tree.
-        if path
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().starts_with(".pysfx-new-"))
-        {
-            let _ = fs::remove_file(&path);
+        let name = relative.rsplit('/').next().unwrap_or_default();
+        if name.starts_with(".pysfx-new-") {
+            let _ = self.at().unlink(&relative);
         }
     }
 
@@ -246,16 +284,12 @@ impl Tree for DiskTree {
         self.buffer = buffer;
     }
 
-    fn link(
-        &mut self,
-        destination: &str,
-        source: &Path,
-    ) -> Result<Option<fs::Metadata>, TreeError> {
-        let Some(path) = self.hard_link(destination, source)? else {
+    fn link(&mut self, destination: &str, source: &Path) -> Result<Option<Linked>, TreeError> {
+        if self.hard_link(destination, source)?.is_none() {
             return Ok(None);
-        };
-        match fs::symlink_metadata(&path) {
-            Ok(metadata) => Ok(Some(metadata)),
+        }
+        match self.at().lstat(destination) {
+            Ok(stat) => Ok(Some(Linked::of(&stat))),
             Err(_) => {
                 self.unlink(destination)?;
                 Ok(None)
@@ -268,13 +302,10 @@ impl Tree for DiskTree {
         destination: &str,
         source: &Path,
     ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
-        let Some(path) = self.hard_link(destination, source)? else {
+        if self.hard_link(destination, source)?.is_none() {
             return Ok(None);
-        };
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&path)
+        }
+        let opened = (self.at().open_read(destination))
             .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
         match opened {
             Ok(opened) => Ok(Some(opened)),
@@ -287,8 +318,107 @@ impl Tree for DiskTree {
     }
 
     fn unlink(&mut self, destination: &str) -> Result<(), TreeError> {
-        let path = self.root.join(destination);
-        fs::remove_file(&path).map_err(|source| TreeError::Io { path, source })
+        self.at()
+            .unlink(destination)
+            .map_err(|source| TreeError::Io {
+                path: self.root.join(destination),
+                source,
+            })
+    }
+}
+
+/// Where the names below a tree's root are reached from: its descriptor, or its path.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Directory(BorrowedFd<'a>),
+    Path(&'a Path),
+}
+
+impl At<'_> {
+    /// Runs `call` with the directory and the name: the descriptor and `relative`, or the
+    /// current directory's descriptor and the whole path.
+    fn with<T>(
+        self,
+        relative: &str,
+        call: impl FnOnce(BorrowedFd<'_>, &Path) -> nix::Result<T>,
+    ) -> std::io::Result<T> {
+        match self {
+            At::Directory(directory) => call(directory, Path::new(relative)),
+            At::Path(root) => call(AT_FDCWD, &root.join(relative)),
+        }
+        .map_err(std::io::Error::from)
+    }
+
+    fn create(self, relative: &str, mode: u32) -> std::io::Result<File> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(mode as nix::libc::mode_t);
+        self.with(relative, |at, name| openat(at, name, flags, mode))
+            .map(File::from)
+    }
+
+    fn open_read(self, relative: &str) -> std::io::Result<File> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        self.with(relative, |at, name| openat(at, name, flags, Mode::empty()))
+            .map(File::from)
+    }
+
+    fn lstat(self, relative: &str) -> std::io::Result<FileStat> {
+        self.with(relative, |at, name| {
+            fstatat(at, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        })
+    }
+
+    fn link(self, source: &Path, relative: &str) -> std::io::Result<()> {
+        self.with(relative, |at, name| {
+            nix::unistd::linkat(AT_FDCWD, source, at, name, AtFlags::empty())
+        })
+    }
+
+    fn symlink(self, target: &str, relative: &str) -> std::io::Result<()> {
+        self.with(relative, |at, name| {
+            nix::unistd::symlinkat(target, at, name)
+        })
+    }
+
+    fn rename(self, from: &str, to: &str) -> std::io::Result<()> {
+        self.with(from, |at, from| {
+            let to = match self {
+                At::Directory(_) => std::borrow::Cow::Borrowed(Path::new(to)),
+                At::Path(root) => std::borrow::Cow::Owned(root.join(to)),
+            };
+            nix::fcntl::renameat(at, from, at, to.as_ref())
+        })
+    }
+
+    fn unlink(self, relative: &str) -> std::io::Result<()> {
+        self.with(relative, |at, name| {
+            nix::unistd::unlinkat(at, name, UnlinkatFlags::NoRemoveDir)
+        })
+    }
+
+    /// Makes the directory `relative`, whose parent exists. One that exists must be a
+    /// directory itself, not a symlink to one.
+    fn make_directory(self, relative: &str) -> std::io::Result<()> {
+        let made = self.with(relative, |at, name| {
+            nix::sys::stat::mkdirat(at, name, Mode::from_bits_truncate(0o777))
+        });
+        match made {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let is_directory = self
+                    .lstat(relative)
+                    .is_ok_and(|stat| stat.st_mode & S_IFMT == S_IFDIR);
+                if is_directory {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "something other than a directory is in the way",
+                    ))
+                }
+            }
+            made => made,
+        }
     }
 }
 

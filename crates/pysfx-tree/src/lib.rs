@@ -20,7 +20,7 @@ mod stamp;
 pub use disk::{create_dirs_below, create_exclusive, write_new, DiskTree};
 pub use null::NullTree;
 pub use sink::{Sink, SinkFile};
-pub use stamp::Stamp;
+pub use stamp::{Linked, Stamp};
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -187,7 +187,7 @@ pub trait Tree: Send + Sync + Sized {
         &mut self,
         destination: &str,
         source: &std::path::Path,
-    ) -> Result<Option<std::fs::Metadata>, TreeError> {
+    ) -> Result<Option<Linked>, TreeError> {
         let _ = (destination, source);
         Ok(None)
     }

@@ -153,7 +153,7 @@ impl Tree for Sink {
         &mut self,
         destination: &str,
         source: &Path,
-    ) -> Result<Option<std::fs::Metadata>, TreeError> {
+    ) -> Result<Option<crate::Linked>, TreeError> {
         match self {
             Sink::Disk(tree) => tree.link(destination, source),
             Sink::Null(tree) => tree.link(destination, source),

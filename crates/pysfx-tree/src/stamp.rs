@@ -27,3 +27,36 @@ impl Stamp {
         }
     }
 }
+
+impl Stamp {
+    /// The stamp of what `fstatat` says.
+    pub fn of_stat(stat: &nix::sys::stat::FileStat) -> Stamp {
+        Stamp {
+            inode: stat.st_ino,
+            size: stat.st_size as u64,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec as u32),
+            ctime: (stat.st_ctime, stat.st_ctime_nsec as u32),
+        }
+    }
+}
+
+/// What `lstat` says of a name a hard link made: its stamp, mode and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linked {
+    pub stamp: Stamp,
+    /// The permission bits and type (`st_mode`).
+    pub mode: u32,
+}
+
+impl Linked {
+    pub fn of(stat: &nix::sys::stat::FileStat) -> Linked {
+        Linked {
+            stamp: Stamp::of_stat(stat),
+            mode: stat.st_mode,
+        }
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+    }
+}

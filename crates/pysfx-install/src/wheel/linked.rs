@@ -172,8 +172,8 @@ impl PreparedWheel {
             digest,
             size: plan.size,
             linked: true,
-            executable: after.mode() & 0o100 != 0,
-            stamp: Some(Stamp::of(&after)),
+            executable: after.mode & 0o100 != 0,
+            stamp: Some(after.stamp),
             stamped: true,
         }))
     }

@@ -1,0 +1,96 @@
+//! A directory held by a descriptor, and reached through it rather than by its name.
+//!
+//! The release is built in a temporary sibling of DEST. Whoever may write DEST's parent can
+//! rename that sibling away while the install runs and put a symbolic link to anywhere in its
+//! place: every path that starts with the sibling's name would then lead there. So the install
+//! never writes through that name. It makes the directory, opens it once (`O_NOFOLLOW`), checks
+//! that it is a directory of this user, and from then on reaches it as `/proc/self/fd/N`, which
+//! the kernel resolves to the directory the descriptor holds, whatever its name is by then.
+//! Below it, every name is one this run made, in a directory no one else may write.
+//!
+//! The descriptor is inherited by the byte-code workers (not close-on-exec), so the paths the
+//! install gives them resolve the same way. Before the tree is renamed into place its name is
+//! checked to still be the held directory, and DEST is checked again after the rename.
+//!
+//! Without `/proc` (a chroot without it), the directory is reached by its name, as before, and
+//! a debug line says so.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+pub(crate) struct HeldDirectory {
+    /// Kept open for as long as the tree is written: `path` names it.
+    _fd: OwnedFd,
+    /// `/proc/self/fd/N`, or the name when `/proc` cannot reach it.
+    path: PathBuf,
+    /// Device and inode of the directory.
+    identity: (u64, u64),
+}
+
+impl HeldDirectory {
+    /// Makes the directory `name` (it must not exist) and holds it.
+    pub(crate) fn create(name: &Path) -> std::io::Result<HeldDirectory> {
+        std::fs::create_dir(name)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        let fd = nix::fcntl::open(name, flags, Mode::empty()).map_err(std::io::Error::from)?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(std::io::Error::from)?;
+        if stat.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(std::io::Error::other(
+                "it was replaced by another user's directory as it was made",
+            ));
+        }
+        let identity = (stat.st_dev, stat.st_ino);
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let reached = std::fs::metadata(&proc).is_ok_and(|m| (m.dev(), m.ino()) == identity);
+        let path = if reached {
+            proc
+        } else {
+            tracing::debug!(
+                "/proc/self/fd does not reach {}: it is written by its name",
+                name.display()
+            );
+            name.to_path_buf()
+        };
+        Ok(HeldDirectory {
+            _fd: fd,
+            path,
+            identity,
+        })
+    }
+
+    /// The path that reaches the held directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `name` is (still) the held directory itself, not a link to it or anything else.
+    pub(crate) fn is_at(&self, name: &Path) -> bool {
+        std::fs::symlink_metadata(name)
+            .is_ok_and(|m| m.is_dir() && (m.dev(), m.ino()) == self.identity)
+    }
+
+    /// `text` with the held path spelled as `name` (for messages).
+    pub(crate) fn spell(&self, text: &str, name: &Path) -> String {
+        let held = self.path.to_string_lossy();
+        let name = name.to_string_lossy();
+        let mut spelled = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(held.as_ref()) {
+            let after = &rest[at + held.len()..];
+            spelled.push_str(&rest[..at]);
+            // `/proc/self/fd/5` is not the start of `/proc/self/fd/51`.
+            if after.starts_with(|c: char| c.is_ascii_digit()) {
+                spelled.push_str(&held);
+            } else {
+                spelled.push_str(&name);
+            }
+            rest = after;
+        }
+        spelled.push_str(rest);
+        spelled
+    }
+}
