@@ -1275,6 +1275,13 @@ os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         std::fs::Permissions::from_mode((mode & 0o777) | 0o4000),
     )
     .expect("chmod u+s");
+    // A mode narrowed in place (`chmod 600`): linked, it would narrow release 3's file too.
+    let narrowed = site_packages(11).join("chardet/version.py");
+    std::fs::set_permissions(
+        release(2).join(&narrowed),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod 600");
 
     let result = deploy(&artifacts.v2, &release(3), &python.path, &[]);
     assert!(linked(&result).0 > 0, "{result}");
@@ -1290,6 +1297,17 @@ os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
             .mode()
             & 0o7000,
         0
+    );
+    assert_ne!(
+        inode(&release(2).join(&narrowed)),
+        inode(&release(3).join(&narrowed))
+    );
+    assert_eq!(
+        std::fs::metadata(release(3).join(&narrowed))
+            .expect("stat")
+            .mode()
+            & 0o777,
+        0o644 & !umask()
     );
     assert_intact(&artifacts.v2, &release(3));
     let (code, report) = check(&artifacts.v2, &release(2));
@@ -1438,4 +1456,18 @@ fn a_release_locked_by_another_run_is_not_linked_from() {
     assert!(linked(&result).0 > 0, "{result}");
     assert!(!lock.exists(), "a lock file was made beside release 1");
     assert_intact(&artifacts.v2, &releases.join("3"));
+}
+
+/// This process's umask (the install's files get 0644 less it), from /proc (Linux 4.7+), else
+/// the usual 022.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Umask:"))
+                .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }

@@ -27,6 +27,8 @@ use crate::output::print_stdout;
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     limit_malloc_arenas(install::install_threads());
+    // Asked before any thread starts (asking sets it for an instant).
+    pysfx_tree::umask();
     let program = std::env::args_os()
         .next()
         .map(|arg0| {

@@ -14,7 +14,7 @@ use pysfx_tree::{Stamp, Tree, TreeError};
 use pysfx_venv::PycFormat;
 
 use crate::stamps::StampEntry;
-use crate::wheel::{is_ours, LinkSource};
+use crate::wheel::{has_fresh_mode, is_ours, LinkSource};
 
 /// Which byte-code may be linked: what this interpreter writes and accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +59,8 @@ fn link_stamped(
     else {
         return Ok(None);
     };
-    let Some(after) = stamps.link_unchanged(entry, path, destination, tree, is_ours)? else {
+    let fits = |metadata: &std::fs::Metadata| is_ours(metadata) && has_fresh_mode(metadata, false);
+    let Some(after) = stamps.link_unchanged(entry, path, destination, tree, fits)? else {
         return Ok(None);
     };
     let linked = StampEntry {

@@ -22,6 +22,17 @@ pub use null::NullTree;
 pub use sink::{Sink, SinkFile};
 pub use stamp::{Linked, Stamp};
 
+/// The process's umask, asked once. A program with threads should ask it first before they
+/// start: asking sets it for an instant (`umask(2)` cannot only read it).
+pub fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        nix::sys::stat::umask(mask);
+        mask.bits() as u32
+    })
+}
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 

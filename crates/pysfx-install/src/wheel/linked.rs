@@ -202,6 +202,7 @@ impl PreparedWheel {
         is_ours(metadata)
             && metadata.len() == plan.size
             && (plan.index.is_none() || executable == plan.executable)
+            && has_fresh_mode(metadata, executable)
             && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime))
     }
 
@@ -288,6 +289,14 @@ impl PreparedWheel {
             path.display()
         ))
     }
+}
+
+/// Whether a file has the permissions a new file of the install gets (0644 or 0755, less the
+/// umask): a mode changed in the release it comes from (`chmod 000`, `chmod 600`) is a change
+/// like any other, and a hard link would carry it into the new release.
+pub(crate) fn has_fresh_mode(metadata: &std::fs::Metadata, executable: bool) -> bool {
+    let mode = if executable { 0o755 } else { 0o644 };
+    metadata.mode() & 0o7777 == mode & !pysfx_tree::umask()
 }
 
 /// A file this user owns that no one else may write, neither setuid nor setgid: one an

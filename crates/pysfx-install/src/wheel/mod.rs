@@ -15,7 +15,7 @@ mod owned;
 mod prepare;
 mod scheme;
 
-pub(crate) use linked::is_ours;
+pub(crate) use linked::{has_fresh_mode, is_ours};
 pub use linked::{LinkSource, Origin};
 pub use prepare::{prepare_husk, prepare_wheel};
 
