@@ -102,6 +102,25 @@ fn one_artifact_with_sets_for_3_6_and_3_11() {
     assert!(speedups.contains("cpython-311"), "3.11 got {speedups}");
     assert!(!backport, "3.11 must not get the dataclasses backport");
 
+    // `--no-compile`: no byte-code in place, not even the pack's.
+    let destination = work.path().join("releases/nocompile");
+    let (code, result, stderr) = install_with(
+        &artifact,
+        &destination,
+        &py311.path,
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["precompiled_wheels"], 0, "{result}");
+    let found = run(Command::new("find")
+        .arg(&destination)
+        .args(["-name", "*.pyc", "-print", "-quit"]));
+    assert_eq!(
+        String::from_utf8_lossy(&found.stdout),
+        "",
+        "a .pyc was written"
+    );
+
     // The dry run names the same set, without writing anything.
     let output = run(Command::new(&binaries().pysfx)
         .arg("inspect")

@@ -180,6 +180,49 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
     activate_refuses_what_is_not_a_complete_release(&site, &releases, &current);
 }
 
+/// A deploy run again as it was (an idempotent playbook) removes nothing more: the release
+/// its first run replaced stays for a rollback, and the re-run reports no change. A run that
+/// does remove a release reports a change.
+#[test]
+fn a_deploy_run_again_keeps_the_release_it_replaced() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    let keep_one = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ];
+    install_linked(&site, &releases.join("r1"), &current, &[]);
+    for run in ["first", "again"] {
+        let (code, result, stderr) =
+            install_with(&site, &releases.join("r2"), &python(11).path, &keep_one);
+        assert_eq!(code, 0, "{run}: {result}\n{stderr}");
+        assert_eq!(
+            names(&result["pruned"]),
+            Vec::<String>::new(),
+            "{run}: {result}"
+        );
+        assert_eq!(names(&result["kept"]), ["r1", "r2"], "{run}: {result}");
+        assert_eq!(
+            result["changed"],
+            serde_json::json!(run == "first"),
+            "{run}: {result}"
+        );
+    }
+    // A third release: r1 goes (r2 is the one r3 replaced), and that is a change.
+    install_linked(&site, &releases.join("r3"), &current, &[]);
+    let (code, result, stderr) =
+        install_with(&site, &releases.join("r3"), &python(11).path, &keep_one);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(names(&result["pruned"]), ["r1"], "{result}");
+    assert_eq!(result["changed"], serde_json::json!(true), "{result}");
+    assert_eq!(result["link_moved"], serde_json::json!(false), "{result}");
+}
+
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
 fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     let status_args = [OsStr::new("--status"), current.as_os_str()];

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use pysfx_e2e::tools::validate_cyclonedx;
 use pysfx_e2e::{
-    binaries, bootstrap_wheels, host_python, install_with, make_app, pack_command, python,
+    binaries, bootstrap_wheels, host_python, install_with, make_app, pack, pack_command, python,
     raw_artifact, run, tiny_wheel,
 };
 use serde_json::Value;
@@ -456,4 +456,49 @@ fn a_release_sbom_leaves_out_a_wheel_skipped_for_its_requires_python() {
     assert!(depends_on(&sbom, "app:demoapp")
         .iter()
         .all(|reference| !reference.contains("newpy")));
+}
+
+/// `pysfx verify` makes the SBOMs again from the manifest: a stored SBOM that lists another
+/// version than the artifact carries (re-sealed, so every digest holds) is refused (exit 3),
+/// and the SBOMs are deflated in the payload, as the manifest is.
+#[test]
+fn verify_refuses_an_sbom_that_is_not_the_manifests() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let app = make_app(&root.join("src"), "demoapp");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    );
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&artifact).expect("open")).expect("a zip");
+    let stored = archive.by_name(pysfx_format::SBOM_NAME).expect("the SBOM");
+    assert_eq!(stored.compression(), zip::CompressionMethod::Deflated);
+    drop(stored);
+    let verify = |artifact: &Path| run(Command::new(&binaries().pysfx).arg("verify").arg(artifact));
+    assert!(verify(&artifact).status.success());
+    let sbom = String::from_utf8(entry(&artifact, pysfx_format::SBOM_NAME)).expect("text");
+    assert!(sbom.contains("tinylib@1.0"), "{sbom}");
+    let lie = sbom.replace("tinylib@1.0", "tinylib@9.9");
+    let crafted = pysfx_e2e::reseal_replacing(
+        &artifact,
+        &root.join("lie.sfx"),
+        |_| {},
+        &[(pysfx_format::SBOM_NAME, lie.as_bytes())],
+    );
+    let output = verify(&crafted);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("is not the SBOM of the manifest"),
+        "{stderr}"
+    );
 }

@@ -376,6 +376,41 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
     }
 }
 
+/// The SBOMs an artifact carries are what its manifest makes them (`sbom::payload_entries`):
+/// one that differs would show scanners distributions or versions that are not installed.
+/// Compared for artifacts of this pysfx version (another version may lay them out otherwise).
+fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> {
+    let manifest = payload.manifest().clone();
+    if manifest.pysfx_version != env!("CARGO_PKG_VERSION") {
+        return Ok(());
+    }
+    let corrupt = |error: anyhow::Error| (CORRUPT, error);
+    let mut stored = Vec::new();
+    std::io::Read::read_to_end(
+        &mut payload
+            .archive()
+            .by_name(pysfx_format::MANIFEST_NAME)
+            .map_err(|error| corrupt(anyhow!(error)))?,
+        &mut stored,
+    )
+    .map_err(|error| corrupt(anyhow!(error)))?;
+    let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(&stored);
+    let expected = sbom::payload_entries(&manifest, &manifest_sha256)
+        .map_err(|error| corrupt(anyhow!(error)))?;
+    for (name, bytes) in expected {
+        let found =
+            pysfx_format::read_sbom(payload, &name).map_err(|error| corrupt(anyhow!(error)))?;
+        if found.is_some_and(|found| found != bytes) {
+            return Err(corrupt(anyhow!(
+                "{}: {name} is not the SBOM of the manifest (it lists other components or \
+                 versions than the artifact carries)",
+                payload.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
@@ -404,6 +439,7 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
     };
     pysfx_install::verify_contents(&mut payload)
         .map_err(|error| (install_code(&error), anyhow!(error)))?;
+    check_stored_sboms(&mut payload)?;
     let path = args.artifact.display().to_string();
     let signature = signed
         .map(|(id, _)| format!(" signed_by={id}"))

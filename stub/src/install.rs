@@ -235,6 +235,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     };
     // Their shared locks go before `--keep` looks at the releases (it skips a locked one).
     drop(candidates);
+    // DEST is complete from here on (installed now or before): a signal says so.
+    signals::with_registry(|_| signals::mark_installed(report.is_some()));
     let (link_moved, pruned) = switch(
         cli,
         &mut payload,
@@ -318,18 +320,30 @@ fn switch(
             if !verified && !already {
                 verify(payload, phases)?;
             }
-            repoint_link(link, destination)?
+            let moved = repoint_link(link, destination)?;
+            signals::mark_link_moved(moved);
+            moved
         }
         None => false,
     };
     let pruned = cli.keep.map(|keep| {
-        let mut protected = vec![destination];
-        protected.extend(previous.as_deref());
         let app = &payload.manifest().app.name;
+        let mut protected = vec![destination.to_path_buf()];
+        // The release LINK replaced stays, for a rollback. When LINK did not move (a deploy
+        // run again), it replaced nothing now: the release it replaced when it last moved is
+        // taken to be the newest one installed before DEST, so a re-run removes nothing more.
+        let replaced = match previous.as_deref() {
+            Some(previous) if previous != destination => Some(previous.to_path_buf()),
+            _ => pysfx_release::prune::installed_before(destination, app),
+        };
+        protected.extend(replaced);
+        let protected: Vec<&Path> = protected.iter().map(PathBuf::as_path).collect();
         // Removing a release moves the ctime of each file it shared with DEST: DEST's stamps
         // are kept true as they go (see `Restamper`), so the next release still links by them.
         let mut restamper = Restamper::new(destination);
         let report = pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
+            // A signal from here on removes the rest of the tree (see `signals`).
+            signals::register(tree.to_path_buf());
             if let Some(restamper) = restamper.as_mut() {
                 restamper.unlink_shared(tree);
             }
@@ -399,7 +413,12 @@ fn print_outcome(
     } = *outcome;
     // A moved link is a change too: a rollback re-runs an installed release with --link.
     let installed = outcome.built.is_some();
-    let changed = installed || link_moved;
+    // So is a release `--keep` removed.
+    let pruned = outcome
+        .pruned
+        .as_ref()
+        .is_some_and(|report| !report.pruned.is_empty());
+    let changed = installed || link_moved || pruned;
     let empty = Built::default();
     let built = outcome.built.as_ref().unwrap_or(&empty);
     if cli.json {
@@ -561,7 +580,7 @@ fn build(
             return Err(moved(&temporary));
         }
         trees.retain(|tree| tree != &temporary);
-        signals::mark_installed();
+        signals::mark_installed(true);
         Ok(old.clone())
     });
     let replaced = match renamed {

@@ -45,7 +45,14 @@ fn main() -> ExitCode {
         Err(message) => {
             let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
             if std::env::args_os().any(|arg| arg == "--json") {
-                output::print_failure_json(&message, failure::code::USAGE, None, None, 0.0);
+                output::print_failure_json(
+                    &message,
+                    failure::code::USAGE,
+                    None,
+                    None,
+                    0.0,
+                    output::Done::default(),
+                );
             }
             return ExitCode::from(failure::code::USAGE);
         }
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
                     destination.as_deref(),
                     Some(&python),
                     started.elapsed().as_secs_f64(),
+                    signals::done(),
                 );
             }
             ExitCode::from(failure.code)

@@ -4,16 +4,26 @@ use std::io::Write;
 
 use crate::failure::{self, Failure};
 
-/// The one JSON object of a failed `--json` run: SPEC's keys, nothing installed, and the error.
+/// What a failed run had done before it failed: nothing, unless a signal stopped `--link`
+/// or `--keep` after the release was in place.
+#[derive(Default)]
+pub struct Done {
+    pub changed: bool,
+    pub link_moved: bool,
+}
+
+/// The one JSON object of a failed `--json` run: SPEC's keys, what was `done`, and the error.
 pub fn print_failure_json(
     message: &str,
     code: u8,
     destination: Option<&std::path::Path>,
     python: Option<&str>,
     seconds: f64,
+    done: Done,
 ) {
     let object = serde_json::json!({
-        "changed": false,
+        "changed": done.changed,
+        "link_moved": done.link_moved,
         "dest": destination.map(|path| path.to_string_lossy()),
         "python": python,
         "python_version": failure::python_version(),

@@ -17,6 +17,9 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static REPORT: OnceLock<FailureReport> = OnceLock::new();
 /// Whether the release is in place (a signal then interrupts `--link` or `--keep`).
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Whether this run installed it, and whether it moved LINK: what `changed` then says.
+static INSTALLED_NOW: AtomicBool = AtomicBool::new(false);
+static LINK_MOVED: AtomicBool = AtomicBool::new(false);
 
 struct FailureReport {
     json: bool,
@@ -95,6 +98,7 @@ pub fn install() {
                 report.destination.as_deref(),
                 Some(&report.python),
                 0.0,
+                done(),
             );
         }
         std::process::exit(code);
@@ -109,9 +113,27 @@ pub fn with_registry<T>(action: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
     action(&mut trees)
 }
 
-/// Records that the release is in place: call holding the registry (see [`with_registry`]).
-pub fn mark_installed() {
+/// Records that the release is in place, installed by this run (`now`) or before it: call
+/// holding the registry (see [`with_registry`]).
+pub fn mark_installed(now: bool) {
     INSTALLED.store(true, Ordering::SeqCst);
+    if now {
+        INSTALLED_NOW.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the run changed before it failed or a signal stopped it.
+pub fn done() -> crate::output::Done {
+    let link_moved = LINK_MOVED.load(Ordering::SeqCst);
+    crate::output::Done {
+        changed: INSTALLED_NOW.load(Ordering::SeqCst) || link_moved,
+        link_moved,
+    }
+}
+
+/// Records that LINK was repointed at DEST.
+pub fn mark_link_moved(moved: bool) {
+    LINK_MOVED.store(moved, Ordering::SeqCst);
 }
 
 /// Registers a tree to remove on a signal.

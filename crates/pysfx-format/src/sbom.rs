@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use crate::{FormatError, Payload, Section};
+use crate::{FormatError, Payload};
 
 /// The SBOM of every wheel of every set.
 pub const SBOM_NAME: &str = ".pysfx/sbom.cdx.json";
@@ -30,21 +30,23 @@ pub fn set_sbom_name(index: usize) -> String {
 /// what is printed cannot move a terminal's cursor. (Not parsed as JSON: the stub only copies
 /// it, and a parser for any JSON costs the stub's size.)
 pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, FormatError> {
+    let path = payload.path().to_path_buf();
+    let bad = |reason: &str| FormatError::BadManifest {
+        path: path.clone(),
+        reason: format!("{name}: {reason}"),
+    };
     if payload.archive().index_for_name(name).is_none() {
         return Ok(None);
     }
-    let (start, len) = payload.stored_range(name)?;
-    let bad = |reason: &str| FormatError::BadManifest {
-        path: payload.path().to_path_buf(),
-        reason: format!("{name}: {reason}"),
-    };
-    if len > SBOM_LIMIT {
+    // Deflated (stored in artifacts packed before), as the manifest is read.
+    let mut entry = (payload.archive().by_name(name)).map_err(|error| bad(&error.to_string()))?;
+    if entry.size() > SBOM_LIMIT {
         return Err(bad("implausibly large for an SBOM"));
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    Section::new(payload.file(), start, len)
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry
         .read_to_end(&mut bytes)
-        .map_err(|error| FormatError::io(payload.path(), error))?;
+        .map_err(|error| bad(&error.to_string()))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8"))?;
     if text
         .chars()

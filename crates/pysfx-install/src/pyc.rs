@@ -16,13 +16,12 @@ use pysfx_venv::PycFormat;
 use crate::stamps::StampEntry;
 use crate::wheel::{has_fresh_mode, is_ours, LinkSource};
 
-/// Which byte-code may be linked: what this interpreter writes and accepts.
+/// Which byte-code may be linked: what this interpreter writes and accepts (none with
+/// `--no-compile`). The install compiles wheels that came without byte-code, so their linked
+/// sources' `.pyc` files are linked instead of compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BytecodeLink {
     pub format: PycFormat,
-    /// The install compiles wheels that came without byte-code (not `--no-compile`), so
-    /// their linked sources' `.pyc` files are linked instead of compiled.
-    pub compiling: bool,
 }
 
 /// Links the `.pyc` file at `destination` from the release `source` when its stamps hold it

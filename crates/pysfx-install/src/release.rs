@@ -113,8 +113,10 @@ pub fn build_release(
         .wheels
         .iter()
         .map(|entry| {
+            // `--no-compile`: no byte-code at all, neither the pack's nor compiled here.
             let mut job = WheelJob::new(payload, entry, |bundle| {
-                bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
+                !options.no_compile
+                    && bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
             })?;
             if let Some(candidate) = candidate_for(options.link_candidates, &entry.sha256) {
                 job.source = Some(Arc::clone(&candidate.source));
@@ -155,10 +157,10 @@ pub fn build_release(
         threads: options.threads,
         limits: options.limits,
         copy: options.copy,
-        bytecode: format.clone().map(|format| BytecodeLink {
-            format,
-            compiling: !options.no_compile,
-        }),
+        bytecode: format
+            .clone()
+            .filter(|_| !options.no_compile)
+            .map(|format| BytecodeLink { format }),
         payload_verified: payload.verified(),
     };
     // One install code for the disk and the model (verify): see `Sink`.

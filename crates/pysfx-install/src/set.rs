@@ -343,7 +343,7 @@ fn pyc_links(
                 }
             }
         }
-        if !bundled && link.compiling {
+        if !bundled {
             let shipped = prepared[wheel].shipped_pyc();
             for python in &report.linked_python {
                 let destination = link

@@ -111,6 +111,29 @@ pub fn prune(
     report
 }
 
+/// The release of `app` beside `destination` installed last before it (by the install times
+/// in their receipts): the one LINK pointed at before DEST in a run of deploys, which
+/// `--keep` keeps for a rollback when LINK did not move this time.
+pub fn installed_before(destination: &Path, app: &str) -> Option<PathBuf> {
+    let directory = destination.parent()?;
+    let own = crate::receipt::read(destination)?;
+    let own = (own.installed_at, own.installed_at_nanos);
+    releases_in(directory, app)
+        .ok()?
+        .into_iter()
+        .filter(|(_, path, receipt)| {
+            path != destination && (receipt.installed_at, receipt.installed_at_nanos) < own
+        })
+        .max_by_key(|(name, _, receipt)| {
+            (
+                receipt.installed_at,
+                receipt.installed_at_nanos,
+                name.clone(),
+            )
+        })
+        .map(|(_, path, _)| path)
+}
+
 /// Whether this run may remove `path`: its owner's, or root's to remove whatever it is.
 fn is_ours(path: &Path) -> bool {
     let euid = nix::unistd::geteuid().as_raw();

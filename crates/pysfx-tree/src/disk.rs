@@ -1,18 +1,20 @@
 //! [`DiskTree`]: the tree on disk, and the exclusive-create primitives it is made of.
 
 use std::collections::HashSet;
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
+use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
 use nix::libc::{S_IFDIR, S_IFMT, S_IFREG};
-use nix::sys::stat::{fstatat, FileStat, Mode};
-use nix::unistd::UnlinkatFlags;
+use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode};
+use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 
 use crate::{parent_of, Disposition, Linked, Stamp, Tree, TreeError, TreeFile};
 
@@ -334,77 +336,80 @@ enum At<'a> {
     Path(&'a Path),
 }
 
-impl At<'_> {
-    /// Runs `call` with the directory and the name: the descriptor and `relative`, or the
-    /// current directory's descriptor and the whole path.
-    fn with<T>(
-        self,
-        relative: &str,
-        call: impl FnOnce(BorrowedFd<'_>, &Path) -> nix::Result<T>,
-    ) -> std::io::Result<T> {
-        match self {
-            At::Directory(directory) => call(directory, Path::new(relative)),
-            At::Path(root) => call(AT_FDCWD, &root.join(relative)),
-        }
-        .map_err(std::io::Error::from)
+impl<'a> At<'a> {
+    /// The directory descriptor and the name relative to it of `relative`: the root's
+    /// descriptor and `relative`, or the current directory and the whole path.
+    fn name(self, relative: &str) -> std::io::Result<(BorrowedFd<'a>, CString)> {
+        let (at, bytes) = match self {
+            At::Directory(directory) => (directory, relative.as_bytes().to_vec()),
+            At::Path(root) => (AT_FDCWD, root.join(relative).into_os_string().into_vec()),
+        };
+        let name = CString::new(bytes).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        Ok((at, name))
+    }
+
+    fn open(self, relative: &str, flags: OFlag, mode: u32) -> std::io::Result<File> {
+        let (at, name) = self.name(relative)?;
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(mode as nix::libc::mode_t);
+        Ok(File::from(openat(at, name.as_c_str(), flags, mode)?))
     }
 
     fn create(self, relative: &str, mode: u32) -> std::io::Result<File> {
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mode = Mode::from_bits_truncate(mode as nix::libc::mode_t);
-        self.with(relative, |at, name| openat(at, name, flags, mode))
-            .map(File::from)
+        self.open(
+            relative,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+            mode,
+        )
     }
 
     fn open_read(self, relative: &str) -> std::io::Result<File> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        self.with(relative, |at, name| openat(at, name, flags, Mode::empty()))
-            .map(File::from)
+        self.open(relative, OFlag::O_RDONLY, 0)
     }
 
     fn lstat(self, relative: &str) -> std::io::Result<FileStat> {
-        self.with(relative, |at, name| {
-            fstatat(at, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-        })
+        let (at, name) = self.name(relative)?;
+        Ok(fstatat(at, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?)
     }
 
     fn link(self, source: &Path, relative: &str) -> std::io::Result<()> {
-        self.with(relative, |at, name| {
-            nix::unistd::linkat(AT_FDCWD, source, at, name, AtFlags::empty())
-        })
+        let (at, name) = self.name(relative)?;
+        let source = CString::new(source.as_os_str().as_bytes())
+            .map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        // No flags: a symbolic link at `source` is linked as itself.
+        let flags = AtFlags::empty();
+        Ok(linkat(
+            AT_FDCWD,
+            source.as_c_str(),
+            at,
+            name.as_c_str(),
+            flags,
+        )?)
     }
 
     fn symlink(self, target: &str, relative: &str) -> std::io::Result<()> {
-        self.with(relative, |at, name| {
-            nix::unistd::symlinkat(target, at, name)
-        })
+        let (at, name) = self.name(relative)?;
+        let target = CString::new(target).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        Ok(symlinkat(target.as_c_str(), at, name.as_c_str())?)
     }
 
     fn rename(self, from: &str, to: &str) -> std::io::Result<()> {
-        self.with(from, |at, from| {
-            let to = match self {
-                At::Directory(_) => std::borrow::Cow::Borrowed(Path::new(to)),
-                At::Path(root) => std::borrow::Cow::Owned(root.join(to)),
-            };
-            nix::fcntl::renameat(at, from, at, to.as_ref())
-        })
+        let (at, from) = self.name(from)?;
+        let (_, to) = self.name(to)?;
+        Ok(renameat(at, from.as_c_str(), at, to.as_c_str())?)
     }
 
     fn unlink(self, relative: &str) -> std::io::Result<()> {
-        self.with(relative, |at, name| {
-            nix::unistd::unlinkat(at, name, UnlinkatFlags::NoRemoveDir)
-        })
+        let (at, name) = self.name(relative)?;
+        Ok(unlinkat(at, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?)
     }
 
     /// Makes the directory `relative`, whose parent exists. One that exists must be a
     /// directory itself, not a symlink to one.
     fn make_directory(self, relative: &str) -> std::io::Result<()> {
-        let made = self.with(relative, |at, name| {
-            nix::sys::stat::mkdirat(at, name, Mode::from_bits_truncate(0o777))
-        });
-        match made {
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+        let (at, name) = self.name(relative)?;
+        match mkdirat(at, name.as_c_str(), Mode::from_bits_truncate(0o777)) {
+            Err(nix::errno::Errno::EEXIST) => {
                 let is_directory = self
                     .lstat(relative)
                     .is_ok_and(|stat| stat.st_mode & S_IFMT == S_IFDIR);
@@ -417,7 +422,7 @@ impl At<'_> {
                     ))
                 }
             }
-            made => made,
+            made => Ok(made?),
         }
     }
 }
