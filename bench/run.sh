@@ -106,9 +106,8 @@ for entry in $CORPORA; do
     "$PYSFX" pack -q --app examples/site/mysite --wheels "$WHEELS" --no-bootstrap --stub "$STUB" -o "$ART_LATE"
 
     log "$corpus, CPython $version: timing ($RUNS runs each)"
-    # --no-compile on the artifact packed without byte-code: no .pyc is written, as uv cold
-    # (without --compile-bytecode) writes none. (--no-compile only skips compiling: the
-    # pack-time byte-code of $ART would still be written.)
+    # --no-compile: no .pyc is written, as uv cold (without --compile-bytecode) writes none
+    # (on $ART_LATE, packed without byte-code, so the artifact is the plain payload).
     measure pysfx-nocompile "$RUNS" 'rm -rf $D' "$ART_LATE" -q -d "$D" --python "$PY" --no-compile
     measure pysfx "$RUNS" 'rm -rf $D' "$ART" -q -d "$D" --python "$PY"
     measure pysfx-compile-late "$RUNS" 'rm -rf $D' "$ART_LATE" -q -d "$D" --python "$PY"
