@@ -280,7 +280,13 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
         .iter()
         .filter(|file| matches!(file.kind, TreeKind::File { .. }))
         .filter(|file| {
-            let base = file.name.rsplit('/').next().unwrap_or_default();
+            // Case aside: `SERVER.PEM` and `Deploy.Key` are the same kind of file.
+            let base = file
+                .name
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             base == ".env"
                 || base.starts_with(".env.")
                 || base.ends_with(".pem")
@@ -363,6 +369,8 @@ mod tests {
             file("app/.env.production"),
             file("app/certs/server.pem"),
             file("app/certs/server.key"),
+            file("app/certs/OTHER.PEM"),
+            file("app/certs/Deploy.Key"),
             file("app/settings.py"),
             file("app/environment"),
             file("app/keys.txt"),
@@ -373,7 +381,9 @@ mod tests {
                 "app/.env",
                 "app/.env.production",
                 "app/certs/server.pem",
-                "app/certs/server.key"
+                "app/certs/server.key",
+                "app/certs/OTHER.PEM",
+                "app/certs/Deploy.Key"
             ]
         );
     }

@@ -275,6 +275,35 @@ impl Manifest {
         if let Some(version) = &self.app.version {
             check_app_version(version)?;
         }
+        // Printed by inspect, --info and the reports: no control characters.
+        let texts = [Some(&self.pysfx_version), self.stub_glibc.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(self.sets.iter().map(|set| &set.name))
+            .chain(self.thin_from.iter().map(|base| &base.app))
+            .chain(
+                self.thin_from
+                    .iter()
+                    .filter_map(|base| base.version.as_ref()),
+            );
+        for text in texts {
+            if text.chars().any(char::is_control) || text.len() > 200 {
+                return Err(format!(
+                    "{:?} holds control characters or is too long",
+                    text.escape_debug().to_string()
+                ));
+            }
+        }
+        if let Some(base) = self
+            .thin_from
+            .as_ref()
+            .filter(|base| base.app != self.app.name)
+        {
+            return Err(format!(
+                "it is thin from a release of another app ({:?})",
+                base.app
+            ));
+        }
         for directory in &self.static_dirs {
             let valid = directory.strip_prefix("static.in/").is_some_and(|n| {
                 !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
@@ -293,6 +322,30 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_fields_hold_no_control_characters() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "0.1.0",
+                "app": {"name": "site", "files": 0, "bytes": 0},
+                "sets": [{"name": "wheels", "wheels": []}], "wheels": [], "unpacked_bytes": 0}"#,
+        )
+        .expect("a manifest");
+        assert_eq!(manifest.validate(), Ok(()));
+        let mut bad = manifest.clone();
+        bad.pysfx_version = "0.1\n0".into();
+        assert!(bad.validate().is_err());
+        let mut bad = manifest.clone();
+        bad.sets[0].name = "a\u{1b}[2J".into();
+        assert!(bad.validate().is_err());
+        let mut bad = manifest.clone();
+        bad.thin_from = Some(ThinBase {
+            app: "other".into(),
+            version: None,
+            payload_sha256: "0".repeat(64),
+        });
+        assert!(bad.validate().unwrap_err().contains("another app"));
+    }
 
     #[test]
     fn app_names() {

@@ -120,6 +120,9 @@ pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<M
 /// Checks a zip member name: non-empty, relative, `/`-separated, with no `.` or `..`
 /// components, no empty components (a directory's trailing `/` aside), no backslash, and no
 /// NUL or control characters. Returns the reason when it is refused.
+/// The longest member name a payload or a wheel may hold.
+pub const MAX_NAME_BYTES: usize = 2048;
+
 pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty name");
@@ -132,6 +135,10 @@ pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
     }
     if name.starts_with('/') {
         return Err("absolute path");
+    }
+    // PATH_MAX is 4096 with DEST and site-packages in front: longer fails only when written.
+    if name.len() > MAX_NAME_BYTES {
+        return Err("a path longer than 2048 bytes");
     }
     let trimmed = name.strip_suffix('/').unwrap_or(name);
     for component in trimmed.split('/') {
@@ -154,11 +161,13 @@ mod tests {
     #[test]
     fn member_names() {
         let long = format!("pkg/{}.py", "x".repeat(253));
+        let deep = format!("pkg/{}x.py", "d/".repeat(1100));
         let cases = [
             ("pkg/__init__.py", Ok(())),
             ("pkg/", Ok(())),
             ("pkg-1.0.data/scripts/tool", Ok(())),
             ("a/..b/c", Ok(())),
+            (deep.as_str(), Err("a path longer than 2048 bytes")),
             ("", Err("empty name")),
             ("/etc/passwd", Err("absolute path")),
             ("../evil", Err("'..' path component")),

@@ -61,7 +61,14 @@ impl EntryPoints {
                     number + 1
                 ));
             }
-            if name.is_empty() || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
+            // A file name in bin/, as member names are held: no control characters either.
+            if name.is_empty()
+                || name.contains(['/', '\\'])
+                || name.chars().any(char::is_control)
+                || name == "."
+                || name == ".."
+                || name.len() > 255
+            {
                 return Err(format!("line {}: invalid script name {name:?}", number + 1));
             }
             scripts.push(EntryPoint {
@@ -114,6 +121,8 @@ mod tests {
             "[console_scripts]\nx = a:b; import os\n",
             "[console_scripts]\nx = os.system('id'):b\n",
             "[console_scripts]\nnoequals\n",
+            "[console_scripts]\na\u{1}b = a:b\n",
+            "[console_scripts]\nbell\u{7} = a:b\n",
         ];
         for text in cases {
             assert!(EntryPoints::parse(text).is_err(), "{text:?}");

@@ -34,8 +34,14 @@ pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
                 )
             })?,
     };
-    pysfx_format::check_app_name(&name)
-        .map_err(|reason| anyhow!("{reason}; give another --app-name"))?;
+    pysfx_format::check_app_name(&name).map_err(|reason| {
+        let message = format!("{reason}; give another --app-name");
+        // A name given on the command line is a usage error (exit 2), as for --app-version.
+        match args.app_name {
+            Some(_) => anyhow::Error::from(UsageError(message)),
+            None => anyhow!(message),
+        }
+    })?;
     Ok(name)
 }
 
@@ -91,7 +97,11 @@ pub(crate) fn check_collection_options(
         );
     }
     let mut targets = Vec::new();
-    for text in &args.target {
+    for (index, text) in args.target.iter().enumerate() {
+        // The same target twice would make two sets of one name.
+        if args.target[..index].contains(text) {
+            return Err(UsageError(format!("--target {text} is given twice")).into());
+        }
         let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
         let platform = target.target.platform.as_deref().unwrap_or_default();
         if let floor::TagNeed::Glibc(needed) = floor::tag_need(platform) {

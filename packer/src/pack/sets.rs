@@ -38,6 +38,18 @@ pub(crate) fn collect_sets(
         }
         for file in found {
             let info = collect::read_wheel(&file, None)?;
+            // One file name, two contents: which one a host gets would be a tie-break.
+            let name = file.file_name().unwrap_or_default();
+            let clash = (prebuilt.iter()).find(|(other, other_info): &&(PathBuf, WheelInfo)| {
+                other.file_name() == Some(name) && other_info.sha256 != info.sha256
+            });
+            if let Some((other, _)) = clash {
+                bail!(
+                    "{} and {} are two different wheels of one name; keep one of them",
+                    other.display(),
+                    file.display()
+                );
+            }
             prebuilt.push((file, info));
         }
     }
