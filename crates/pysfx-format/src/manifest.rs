@@ -344,7 +344,10 @@ mod tests {
             version: None,
             payload_sha256: "0".repeat(64),
         });
-        assert!(bad.validate().unwrap_err().contains("another app"));
+        assert!(bad
+            .validate()
+            .expect_err("another app")
+            .contains("another app"));
     }
 
     #[test]
