@@ -129,6 +129,15 @@ fn a_requirement_not_packed_or_at_another_version_is_refused() {
     );
     assert_eq!(output.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&output.stderr).contains("foo>=2"));
+    // What the artifact holds is printed all the same, with the reason.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("payload sha256:")
+            && stdout.contains("python: ")
+            && stdout.contains("foo>=2"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("nothing was installed"), "{stdout}");
 }
 
 #[test]

@@ -221,6 +221,16 @@ fn a_deploy_run_again_keeps_the_release_it_replaced() {
     assert_eq!(names(&result["pruned"]), ["r1"], "{result}");
     assert_eq!(result["changed"], serde_json::json!(true), "{result}");
     assert_eq!(result["link_moved"], serde_json::json!(false), "{result}");
+    // `--check` through the link checks the release it points at (it only reads).
+    let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), current.as_os_str()]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(result["intact"], serde_json::json!(true), "{result}");
+    assert!(
+        result["dest"]
+            .as_str()
+            .is_some_and(|dest| dest.ends_with("/r3")),
+        "{result}"
+    );
 }
 
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.

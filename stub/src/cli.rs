@@ -303,6 +303,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(code) = releases::run(&cli)? {
         return Ok(code);
     }
+    if cli.info {
+        return info(&cli);
+    }
     run_artifact(cli).map(|()| 0)
 }
 
@@ -345,9 +348,6 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
             print_stdout(&escape_lines(&out))?;
         }
         return Ok(());
-    }
-    if cli.info {
-        return info(&cli);
     }
     match &cli.destination {
         Some(destination) => install::run(&install::Request {
@@ -392,17 +392,36 @@ fn list() -> Result<(), Failure> {
     print_stdout(&out)
 }
 
-fn info(cli: &Cli) -> Result<(), Failure> {
+/// `--info`: what the artifact holds, and with `--python` (or `$PYSFX_PYTHON`) what that
+/// interpreter would get. An interpreter that cannot take it does not hide the rest: the
+/// info is printed, with the reason, and the exit code is the install's (4).
+fn info(cli: &Cli) -> Result<u8, Failure> {
     let mut payload = open_self()?;
     // What --info shows is only worth reading from an intact payload (exit 3 otherwise); the
     // same read gives the file's own digest.
     let file_sha256 = payload.verify_and_digest_file()?;
     let manifest = payload.manifest();
+    let mut refused = None;
     let chosen = if cli.python.is_some() || std::env::var_os("PYSFX_PYTHON").is_some() {
-        let interpreter = pysfx_venv::Interpreter::query(&cli.python())?;
-        Some((plan::choose(manifest, &interpreter)?, interpreter))
+        let chose = pysfx_venv::Interpreter::query(&cli.python())
+            .map_err(Failure::from)
+            .and_then(|interpreter| Ok((plan::choose(manifest, &interpreter)?, interpreter)));
+        // Nothing is installed by --info: its messages need not say so.
+        chose
+            .map_err(|mut failure| {
+                failure.message = failure.message.replace("; nothing was installed", "");
+                refused = Some(failure);
+            })
+            .ok()
     } else {
         None
+    };
+    let code = match &refused {
+        Some(failure) => {
+            tracing::error!("{}", escape_control(&failure.message));
+            failure.code
+        }
+        None => 0,
     };
     if cli.json {
         let mut object = serde_json::json!({
@@ -434,7 +453,11 @@ fn info(cli: &Cli) -> Result<(), Failure> {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>());
         }
-        return print_stdout(&format!("{object:#}\n"));
+        if let Some(failure) = &refused {
+            object["error"] = serde_json::json!(failure.message);
+            object["exit_code"] = serde_json::json!(failure.code);
+        }
+        return print_stdout(&format!("{object:#}\n")).map(|()| code);
     }
     let mut out = format!(
         "artifact: {}\nfile sha256:    {file_sha256}\npayload sha256: {}\npacked by pysfx {}\napp:      {}{} ({} files, {} bytes)\nunpacked: {} bytes\n",
@@ -472,7 +495,10 @@ fn info(cli: &Cli) -> Result<(), Failure> {
     if let Some((plan, interpreter)) = &chosen {
         out.push_str(&plan.describe(interpreter));
     }
-    print_stdout(&escape_lines(&out))
+    if let Some(failure) = &refused {
+        out.push_str(&format!("python: {}\n", failure.message));
+    }
+    print_stdout(&escape_lines(&out)).map(|()| code)
 }
 
 #[cfg(test)]

@@ -277,8 +277,23 @@ impl MadeParents {
             .take_while(|directory| std::fs::symlink_metadata(directory).is_err())
             .last()
             .map(Path::to_path_buf);
-        std::fs::create_dir_all(parent)
-            .map_err(|error| Failure::io("cannot create", parent, &error))?;
+        std::fs::create_dir_all(parent).map_err(|error| {
+            // Something that is not a directory where one is needed: say which.
+            let blocking = (parent.ancestors()).find(|directory| {
+                std::fs::metadata(directory).is_ok_and(|metadata| !metadata.is_dir())
+            });
+            match blocking {
+                Some(file) => Failure::new(
+                    code::CONFLICT,
+                    format!(
+                        "{} is not a directory, so DEST {} cannot be made below it",
+                        file.display(),
+                        destination.display()
+                    ),
+                ),
+                None => Failure::io("cannot create", parent, &error),
+            }
+        })?;
         Ok(top.map(|top| MadeParents {
             destination: destination.to_path_buf(),
             parent: parent.to_path_buf(),

@@ -36,7 +36,18 @@ fn app_name() -> Result<String, Failure> {
 
 fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
     let started = Instant::now();
-    let destination = absolute_path(destination, "--check")?;
+    let mut destination = absolute_path(destination, "--check")?;
+    // A link such as `current`: the check only reads, so it checks the release it points at.
+    if std::fs::symlink_metadata(&destination).is_ok_and(|m| m.file_type().is_symlink()) {
+        if let Ok(target) = std::fs::canonicalize(&destination) {
+            info!(
+                "{} points at {}: checking that release",
+                destination.display(),
+                target.display()
+            );
+            destination = target;
+        }
+    }
     let app = app_name()?;
     let receipt = pysfx_release::release::open(&destination, &app)?;
     let contents =
