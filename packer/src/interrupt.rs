@@ -30,6 +30,7 @@ pub fn install() {
     }
     std::thread::spawn(move || {
         let Ok(signal) = set.wait() else { return };
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let children: Vec<u32> = lock(&CHILDREN).clone();
         for pid in &children {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGINT);
@@ -68,6 +69,17 @@ pub fn install() {
     });
 }
 
+/// Set once a signal arrived: its handler is cleaning up and will end the process.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Waits for the handler to end the process when a signal arrived (so the main thread neither
+/// starts more work, which could bring back what the handler removes, nor exits first).
+pub fn checkpoint() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Removes `path` if a signal arrives.
 pub fn remove_on_signal(path: PathBuf) {
     lock(&PATHS).push(path);
@@ -76,6 +88,11 @@ pub fn remove_on_signal(path: PathBuf) {
 /// A child process to stop on a signal; forget it with [`child_done`].
 pub fn child_started(pid: u32) {
     lock(&CHILDREN).push(pid);
+    // Started as the signal came: the handler may have missed it.
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        checkpoint();
+    }
 }
 
 pub fn child_done(pid: u32) {

@@ -341,6 +341,9 @@ fn main() -> ExitCode {
         }
         Command::Man(args) => man(&args),
     };
+    // A failure a signal caused (pip stopped by it) is the signal's to report, once its
+    // handler has removed what the pack made.
+    interrupt::checkpoint();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, error)) => {

@@ -144,6 +144,7 @@ pub fn pip_download_bootstrap(
         // One directory per version: pip takes a file already in -d as satisfying "pip", so a
         // shared one would give every version the first version's pip.
         let out = out.join(version);
+        crate::interrupt::checkpoint();
         std::fs::create_dir_all(&out)?;
         let mut command = Command::new(host_python);
         command
