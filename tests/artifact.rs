@@ -411,6 +411,21 @@ fn a_stub_that_needs_a_newer_glibc_is_refused() {
         "says how to build the right one: {stderr}"
     );
     assert!(!work.path().join("site.sfx").exists());
+    // Another program as the stub (the packer itself, by mistake) is no stub at all.
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("pack")
+        .arg("--app")
+        .arg(make_app(work.path(), "demoapp"))
+        .arg("--no-bootstrap")
+        .arg("--stub")
+        .arg(&binaries().pysfx)
+        .args(["--max-glibc", "2.99"])
+        .arg("-o")
+        .arg(work.path().join("site.sfx")));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a pysfx-stub"), "{stderr}");
+    assert!(!work.path().join("site.sfx").exists());
 }
 
 #[test]

@@ -24,6 +24,10 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::output::print_stdout;
 
+/// What `pysfx pack` looks for in a stub it is given: no other program carries it.
+#[used]
+static STUB_MARKER: [u8; 51] = *b"pysfx-stub marker: the extractor of pysfx artifacts";
+
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     limit_malloc_arenas(install::install_threads());

@@ -86,6 +86,8 @@ pub fn static_stub(directory: &Path) -> PathBuf {
     header.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
     header.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
     header.extend_from_slice(&[0; 4]); // e_shnum, e_shstrndx
+                                       // What the packer looks for in a pysfx-stub.
+    header.extend_from_slice(b"pysfx-stub marker: the extractor of pysfx artifacts");
     let path = directory.join("static-stub");
     std::fs::write(&path, header).expect("write the stub");
     path

@@ -191,8 +191,10 @@ impl PayloadWriter {
     }
 }
 
-/// Zip timestamps start in 1980; earlier epochs are clamped to it.
+/// Zip timestamps run from 1980-01-01 to 2107-12-31 23:59:58; an epoch outside is clamped to
+/// the nearer end, as a whole.
 fn zip_time(epoch: u64) -> DateTime {
+    let epoch = epoch.clamp(315_532_800, 4_354_819_198);
     let days = epoch / 86_400;
     let seconds = epoch % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm), valid for the Gregorian calendar.
@@ -206,7 +208,7 @@ fn zip_time(epoch: u64) -> DateTime {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
     DateTime::from_date_and_time(
-        year.clamp(1980, 2107),
+        year,
         month,
         day,
         (seconds / 3600) as u8,
@@ -397,6 +399,8 @@ mod tests {
             (315_532_800, (1980, 1, 1, 0, 0, 0)),
             (1_700_000_000, (2023, 11, 14, 22, 13, 20)),
             (951_782_400, (2000, 2, 29, 0, 0, 0)),
+            (315_532_799, (1980, 1, 1, 0, 0, 0)),
+            (99_999_999_999, (2107, 12, 31, 23, 59, 58)),
         ];
         for (epoch, (y, mo, d, h, mi, s)) in cases {
             let time = zip_time(epoch);

@@ -283,6 +283,20 @@ pub(crate) fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, O
     if !stub.starts_with(b"\x7fELF") {
         bail!("the stub {} is not an ELF executable", path.display());
     }
+    // Another program (the packer itself, /bin/true) would make an artifact that installs
+    // nothing and says so nowhere. Every pysfx-stub carries a marker (`STUB_MARKER` in the
+    // stub's main.rs); the needle is put together here, so the packer does not carry it whole.
+    let marker = [
+        b"pysfx-stub marker: ".as_slice(),
+        b"the extractor of pysfx artifacts",
+    ]
+    .concat();
+    if !stub.windows(marker.len()).any(|window| window == marker) {
+        bail!(
+            "the stub {} is not a pysfx-stub; give the one scripts/build-stub.sh builds",
+            path.display()
+        );
+    }
     let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     if pysfx_format::locate(&mut file, path).is_ok() {
         bail!(
