@@ -231,6 +231,12 @@ fn a_deploy_run_again_keeps_the_release_it_replaced() {
             .is_some_and(|dest| dest.ends_with("/r3")),
         "{result}"
     );
+    // A failed --check reports the path it was given, and no interpreter.
+    let missing = releases.join("r9");
+    let (code, result, _) = json_run(&site, &[OsStr::new("--check"), missing.as_os_str()]);
+    assert_ne!(code, 0, "{result}");
+    assert_eq!(result["dest"], serde_json::json!(missing), "{result}");
+    assert_eq!(result["python"], serde_json::Value::Null, "{result}");
 }
 
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.

@@ -349,7 +349,8 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
                 "not enough free space on {}: {} MiB available, about {} MiB needed",
                 parent.display(),
                 available >> 20,
-                needed >> 20
+                // Rounded up: never "70 MiB available, about 70 MiB needed".
+                needed.div_ceil(1 << 20)
             ),
         ));
     }

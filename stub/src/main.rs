@@ -63,12 +63,18 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     let json = cli.json;
-    // Failure reports name DEST as success does: absolute.
-    let destination = cli.destination.as_ref().map(|path| {
-        std::env::current_dir()
-            .map(|directory| directory.join(path))
-            .unwrap_or_else(|_| path.clone())
-    });
+    // Failure reports name DEST as success does: absolute (for --check, --status and
+    // --activate, the release or link given). Only an install names an interpreter.
+    let installs = cli.destination.is_some();
+    let destination = (cli.destination.as_ref())
+        .or(cli.check.as_ref())
+        .or(cli.activate.as_ref())
+        .or(cli.status.as_ref())
+        .map(|path| {
+            std::env::current_dir()
+                .map(|directory| directory.join(path))
+                .unwrap_or_else(|_| path.clone())
+        });
     let python = cli.python();
     signals::set_failure_report(json, destination.clone(), python.clone());
     match cli::run(cli) {
@@ -81,7 +87,7 @@ fn main() -> ExitCode {
                     &failure.message,
                     failure.code,
                     destination.as_deref(),
-                    Some(&python),
+                    installs.then_some(python.as_str()),
                     started.elapsed().as_secs_f64(),
                     signals::done(),
                 );
