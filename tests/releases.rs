@@ -520,14 +520,15 @@ fn releases_for_nobody(root: &Path, python: &Path) -> (PathBuf, PathBuf, PathBuf
     (site, releases, current)
 }
 
-/// Release 2 run again as uid 65534 with `--link LINK --keep 1`: it succeeds, keeps release
-/// 2 and prunes nothing, and lists release 1 in `not_pruned`. Returns what it logged.
+/// Release 3 deployed as uid 65534 with `--link LINK --keep 1`: it succeeds, keeps release
+/// 2 (the one it replaced) and prunes nothing, and lists release 1 in `not_pruned`. Returns
+/// what it logged.
 fn keep_one_as_nobody(site: &Path, releases: &Path, current: &Path, python: &Path) -> String {
     let output = run_as_nobody(
         site,
         &[
             OsStr::new("-d"),
-            releases.join("2").as_os_str(),
+            releases.join("3").as_os_str(),
             OsStr::new("--python"),
             python.as_os_str(),
             OsStr::new("--link"),
@@ -552,7 +553,7 @@ fn keep_one_as_nobody(site: &Path, releases: &Path, current: &Path, python: &Pat
     );
     assert_eq!(
         std::fs::read_link(current).expect("link"),
-        releases.join("2")
+        releases.join("3")
     );
     stderr
 }
@@ -606,7 +607,12 @@ fn keep_leaves_another_users_release_in_place() {
         stderr.contains("belongs to another user (uid 0)"),
         "{stderr}"
     );
-    assert_eq!(listing(&releases), before, "{stderr}");
+    // Release 3 came; release 1 is where it was, and nothing else changed.
+    let after: Vec<String> = listing(&releases)
+        .into_iter()
+        .filter(|name| name != "3" && name != ".3.pysfx-lock")
+        .collect();
+    assert_eq!(after, before, "{stderr}");
     let (code, result, stderr) = json_run(
         &site,
         &[OsStr::new("--check"), releases.join("1").as_os_str()],
