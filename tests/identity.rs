@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pysfx_e2e::{binaries, install_with, make_app, pack, python, run};
+use pysfx_e2e::{binaries, install_with, make_app, pack, pack_command, python, run};
 use sha2::Digest;
 
 fn pack_app(root: &Path, app: &Path, extra: &[&str]) -> PathBuf {
@@ -141,6 +141,30 @@ fn the_app_version_defaults_to_git_describe_in_a_work_tree() {
         json_of(&mut inspect(&artifact, true))["app_version"],
         "2024.06"
     );
+    // A work tree git refuses to read (another user's, "dubious ownership", as in CI
+    // containers): a warning quoting git, not silence.
+    let chowned = run(Command::new("chown").args(["-R", "65534"]).arg(&app));
+    let refused = run(Command::new("git")
+        .arg("-C")
+        .arg(&app)
+        .args(["rev-parse", "HEAD"]));
+    if chowned.status.success() && !refused.status.success() {
+        let output = run(&mut pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &root.join("refused.sfx"),
+        ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("git cannot tell the app's version"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("dubious ownership"), "{stderr}");
+    }
 }
 
 #[test]

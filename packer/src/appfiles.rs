@@ -253,6 +253,12 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
         if let Err(reason) = pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup)
         {
             refused.push(format!("  {} -> {target}: {reason}", file.source.display()));
+        } else if std::fs::metadata(&file.source).is_err() {
+            // Inside, but to nothing: stored as it is (it may be made at deploy), and said.
+            warn!(
+                "{} -> {target} points at nothing (yet); stored as a dangling link",
+                file.source.display()
+            );
         }
     }
     if refused.is_empty() {

@@ -53,23 +53,42 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
             .map_err(|reason| UsageError(format!("--app-version: {reason}")))?;
         return Ok(Some(version.clone()));
     }
-    let git = |arguments: &[&str]| -> Option<String> {
+    // What git printed on stdout, or (failing) the first line of its error.
+    let git = |arguments: &[&str]| -> std::result::Result<String, String> {
         let output = std::process::Command::new("git")
             .arg("-C")
             .arg(&args.app)
             .args(arguments)
             .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .output()
-            .ok()?;
-        let text = String::from_utf8(output.stdout).ok()?;
-        output.status.success().then(|| text.trim().to_string())
+            // No git at all: as no work tree.
+            .map_err(|_| String::new())?;
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.success() {
+            true => Ok(stdout),
+            false => Err(stderr.lines().next().unwrap_or_default().trim().to_string()),
+        }
     };
-    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
-        debug!("--app is not in a git work tree; no app version");
-        return Ok(None);
+    match git(&["rev-parse", "--is-inside-work-tree"]) {
+        Ok(inside) if inside == "true" => {}
+        // Not a work tree, or no git: nothing to say but at -v.
+        Ok(_) => return Ok(None),
+        Err(error) if error.is_empty() || error.contains("not a git repository") => {
+            debug!("--app is not in a git work tree; no app version");
+            return Ok(None);
+        }
+        // A work tree git refuses to read ("detected dubious ownership", in CI containers).
+        Err(error) => {
+            warn!(
+                "git cannot tell the app's version ({}); no app version recorded (give \
+                 --app-version)",
+                pysfx_format::escape_control(&error)
+            );
+            return Ok(None);
+        }
     }
-    let Some(version) = git(&["describe", "--always", "--dirty"]) else {
+    let Ok(version) = git(&["describe", "--always", "--dirty"]) else {
         warn!(
             "--app is in a git work tree, but git describe gave no version (no commit yet?); \
              give --app-version"
