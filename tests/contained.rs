@@ -336,7 +336,7 @@ fn untrusted_names_are_printed_escaped() {
             // A right-to-left override shows this name as "…gnp.py".
             ("demoapp/evil\u{202e}yp.png", b""),
         ],
-        |manifest| manifest.sets[0].name = "wheels\u{1b}[2J".into(),
+        |_| {},
     );
     for mode in ["--list", "--info"] {
         let output = run(Command::new(&artifact).arg(mode));
@@ -351,6 +351,19 @@ fn untrusted_names_are_printed_escaped() {
         .arg(&artifact));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains('\u{1b}'), "inspect: {stdout:?}");
+    // A manifest string that is printed as it is (a set's name) may hold none: refused.
+    let artifact = raw_artifact(
+        &work.path().join("set.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |manifest| manifest.sets[0].name = "wheels\u{1b}[2J".into(),
+    );
+    for mode in ["--list", "--info"] {
+        let output = run(Command::new(&artifact).arg(mode));
+        assert_eq!(output.status.code(), Some(3), "{mode}");
+        assert!(!String::from_utf8_lossy(&output.stdout).contains('\u{1b}'));
+        assert!(!String::from_utf8_lossy(&output.stderr).contains('\u{1b}'));
+    }
 }
 
 #[test]
