@@ -404,8 +404,12 @@ fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
             self.0.store(true, Ordering::Relaxed);
         }
     }
+    // Every other swap puts a directory of someone else's (a file in it) at the name: the
+    // install's cleanup must not remove it.
+    let victims = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
+            let mut swapped = std::collections::HashSet::new();
             while !stop.load(Ordering::Relaxed) {
                 let Ok(entries) = std::fs::read_dir(&releases) else {
                     continue;
@@ -413,12 +417,22 @@ fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     let path = entry.path();
-                    if !name.contains(".pysfx-tmp-") || path.is_symlink() {
+                    if !name.contains(".pysfx-tmp-") || !swapped.insert(name) {
                         continue;
                     }
                     let n = swaps.fetch_add(1, Ordering::Relaxed);
-                    if std::fs::rename(&path, releases.join(format!("stolen-{n}"))).is_ok() {
+                    if std::fs::rename(&path, releases.join(format!("stolen-{n}"))).is_err() {
+                        continue;
+                    }
+                    if n % 2 == 0 {
                         let _ = std::os::unix::fs::symlink(&outside, &path);
+                    } else {
+                        let victim = work.path().join(format!("victim-{n}"));
+                        std::fs::create_dir(&victim).expect("victim");
+                        std::fs::write(victim.join("keep.txt"), "mine").expect("victim file");
+                        if std::fs::rename(&victim, &path).is_ok() {
+                            victims.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -443,4 +457,12 @@ fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
         }
     });
     assert!(swaps.load(Ordering::Relaxed) > 0, "the race never ran");
+    let kept = run(Command::new("find")
+        .arg(&releases)
+        .args(["-name", "keep.txt"]));
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout).lines().count(),
+        victims.load(Ordering::Relaxed),
+        "a directory put at the temporary name was removed"
+    );
 }

@@ -314,6 +314,9 @@ pub(crate) fn remove_stale_siblings(destination: &Path) {
         if !file_name.starts_with(&prefix) || file_name == lock {
             continue;
         }
+        if pysfx_release::prune::holds_a_release(&entry.path()) {
+            continue;
+        }
         warn!(
             "removing {} left by an interrupted run",
             entry.path().display()

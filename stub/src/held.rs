@@ -35,14 +35,22 @@ impl HeldDirectory {
     /// Makes the directory `name` (it must not exist) and holds it.
     pub(crate) fn create(name: &Path) -> std::io::Result<HeldDirectory> {
         std::fs::create_dir(name)?;
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
-        let fd = nix::fcntl::open(name, flags, Mode::empty()).map_err(std::io::Error::from)?;
-        let stat = nix::sys::stat::fstat(&fd).map_err(std::io::Error::from)?;
-        if stat.st_uid != nix::unistd::geteuid().as_raw() {
+        let held = HeldDirectory::open(name)?;
+        let owner = std::fs::metadata(held.path()).map(|m| m.uid());
+        if owner? != nix::unistd::geteuid().as_raw() {
             return Err(std::io::Error::other(
                 "it was replaced by another user's directory as it was made",
             ));
         }
+        Ok(held)
+    }
+
+    /// Holds the directory `name` (never through a link).
+    pub(crate) fn open(name: &Path) -> std::io::Result<HeldDirectory> {
+        // Not close-on-exec: the byte-code workers reach the tree through it.
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        let fd = nix::fcntl::open(name, flags, Mode::empty()).map_err(std::io::Error::from)?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(std::io::Error::from)?;
         let identity = (stat.st_dev, stat.st_ino);
         let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let reached = std::fs::metadata(&proc).is_ok_and(|m| (m.dev(), m.ino()) == identity);
@@ -73,6 +81,19 @@ impl HeldDirectory {
             .is_ok_and(|m| m.is_dir() && (m.dev(), m.ino()) == self.identity)
     }
 
+    /// Removes the held directory, which was made (or last seen) at `name`: everything in it
+    /// through the descriptor, wherever it is now, then `name` itself only if that is an empty
+    /// directory. Whatever another user put at `name` meanwhile (a release of theirs renamed
+    /// there) is not touched.
+    pub(crate) fn remove(&self, name: &Path) {
+        if self.is_at(name) {
+            empty_and_remove(name, &self.path);
+        } else {
+            // Moved away: emptied where it is; the name is someone else's now.
+            empty_and_remove(Path::new(""), &self.path);
+        }
+    }
+
     /// `text` with the held path spelled as `name` (for messages).
     pub(crate) fn spell(&self, text: &str, name: &Path) -> String {
         let held = self.path.to_string_lossy();
@@ -92,5 +113,30 @@ impl HeldDirectory {
         }
         spelled.push_str(rest);
         spelled
+    }
+}
+
+/// Empties the directory `reach` leads to, then removes `name` if it is an empty directory
+/// (what the install made, emptied). Tries again for a second at most: a writer still running
+/// may add a file meanwhile.
+pub(crate) fn empty_and_remove(name: &Path, reach: &Path) {
+    for _ in 0..100 {
+        if let Ok(entries) = std::fs::read_dir(reach) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = match entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    // Never follows a link inside (std's remove_dir_all).
+                    true => std::fs::remove_dir_all(&path),
+                    false => std::fs::remove_file(&path),
+                };
+            }
+        }
+        match std::fs::remove_dir(name) {
+            Ok(()) => return,
+            // Nothing there, or not an empty directory of ours: left as it is.
+            Err(error) if error.raw_os_error() != Some(nix::libc::ENOTEMPTY) => return,
+            Err(_) if !std::fs::symlink_metadata(reach).is_ok_and(|m| m.is_dir()) => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
     }
 }

@@ -501,23 +501,27 @@ fn build(
 ) -> Result<Built, Failure> {
     let temporary = sibling(destination, "tmp");
     signals::register(temporary.clone());
-    let result = HeldDirectory::create(&temporary)
-        .map_err(|error| Failure::io("cannot create", &temporary, &error))
-        .and_then(|held| {
-            match build_tree(cli, payload, target, destination, held.path(), phases) {
-                Ok(built) => Ok((built, held)),
-                Err(mut failure) => {
-                    failure.message = held.spell(&failure.message, &temporary);
-                    Err(failure)
-                }
-            }
-        });
-    let (totals, held) = match result {
-        Ok(built) => built,
-        Err(failure) => {
-            let _ = std::fs::remove_dir_all(&temporary);
+    // Removed, on failure, through its descriptor only (see `HeldDirectory::remove`): the
+    // name may hold another user's directory by then.
+    let held = match HeldDirectory::create(&temporary) {
+        Ok(held) => held,
+        Err(error) => {
+            let _ = std::fs::remove_dir(&temporary);
             signals::unregister(&temporary);
-            return Err(failure);
+            return Err(Failure::io("cannot create", &temporary, &error));
+        }
+    };
+    signals::hold(&temporary, held.path());
+    let failed = |failure: Failure| {
+        held.remove(&temporary);
+        signals::unregister(&temporary);
+        Err(failure)
+    };
+    let totals = match build_tree(cli, payload, target, destination, held.path(), phases) {
+        Ok(totals) => totals,
+        Err(mut failure) => {
+            failure.message = held.spell(&failure.message, &temporary);
+            return failed(failure);
         }
     };
     // The tree was written through its descriptor; its name must still be it.
@@ -541,10 +545,12 @@ fn build(
         true => Ok(()),
         false => Err(moved(&temporary)),
     }) {
-        let _ = std::fs::remove_dir_all(&temporary);
-        signals::unregister(&temporary);
-        return Err(failure);
+        return failed(failure);
     }
+    // The release replaced, held as the new one is, so that only it is removed.
+    let replaced_tree = replace
+        .then(|| HeldDirectory::open(destination).ok())
+        .flatten();
     // Into place. The registry lock holds off a signal while the trees move. A replacement is
     // one atomic exchange where the kernel has it (Linux 3.15+), so DEST never goes missing;
     // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
@@ -559,7 +565,12 @@ fn build(
                     return Err(moved(&temporary));
                 }
                 // The temporary path now holds the replaced tree, still registered for removal.
-                Ok(true) => return Ok(temporary.clone()),
+                Ok(true) => {
+                    if let Some(tree) = &replaced_tree {
+                        signals::hold(&temporary, tree.path());
+                    }
+                    return Ok(temporary.clone());
+                }
                 Ok(false) => {}
                 Err(error) => {
                     return Err(Failure::io(
@@ -572,6 +583,9 @@ fn build(
             std::fs::rename(destination, &old)
                 .map_err(|error| Failure::io("cannot move aside", destination, &error))?;
             trees.push(old.clone());
+            if let Some(tree) = &replaced_tree {
+                signals::hold(&old, tree.path());
+            }
         }
         if let Err(error) = std::fs::rename(&temporary, destination) {
             if replace {
@@ -600,25 +614,21 @@ fn build(
     });
     let replaced = match renamed {
         Ok(replaced) => replaced,
-        Err(failure) => {
-            let _ = std::fs::remove_dir_all(&temporary);
-            signals::unregister(&temporary);
-            return Err(failure);
-        }
+        Err(failure) => return failed(failure),
     };
     if replace {
-        // What was replaced may be a file or a symlink, not only a tree.
-        let is_dir = std::fs::symlink_metadata(&replaced).is_ok_and(|m| m.is_dir());
-        let removed = if is_dir {
-            std::fs::remove_dir_all(&replaced)
-        } else {
-            std::fs::remove_file(&replaced)
-        };
-        if let Err(error) = removed {
-            warn!(
-                "could not remove the replaced {}: {error}; the next run removes it",
-                replaced.display()
-            );
+        // What was replaced may be a file or a symlink, not only a tree: those go by name (a
+        // directory put there since is not removed by that).
+        match &replaced_tree {
+            Some(tree) => tree.remove(&replaced),
+            None => {
+                if let Err(error) = std::fs::remove_file(&replaced) {
+                    warn!(
+                        "could not remove the replaced {}: {error}; the next run removes it",
+                        replaced.display()
+                    );
+                }
+            }
         }
         signals::unregister(&replaced);
     }

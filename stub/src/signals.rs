@@ -12,6 +12,9 @@ use nix::unistd::Pid;
 
 /// Trees to remove if a signal arrives, and child processes to stop.
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// For a tree held by a descriptor, the path that reaches it (`/proc/self/fd/N`): it is
+/// removed through that, never by its name (see `crate::held`).
+static HELD: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// What the failure report of an interrupted run names (see [`set_failure_report`]).
 static REPORT: OnceLock<FailureReport> = OnceLock::new();
@@ -62,7 +65,12 @@ pub fn install() {
             let _ = nix::sys::signal::killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
+        let held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (index, tree) in trees.iter().enumerate() {
+            if let Some((_, reach)) = held.iter().find(|(name, _)| name == tree) {
+                crate::held::empty_and_remove(tree, reach);
+                continue;
+            }
             // Move the tree out of the way first: install threads still running can then no
             // longer add to it (they create directories only below the tree's root).
             let trash = trash_name(tree, index);
@@ -144,6 +152,16 @@ pub fn register(tree: PathBuf) {
 /// Forgets a tree (it has been renamed into place or removed).
 pub fn unregister(tree: &std::path::Path) {
     with_registry(|trees| trees.retain(|registered| registered != tree));
+    HELD.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .retain(|(name, _)| name != tree);
+}
+
+/// Says that the registered tree `name` is held by a descriptor that `reach` leads to.
+pub fn hold(name: &std::path::Path, reach: &std::path::Path) {
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    held.retain(|(held, _)| held != name);
+    held.push((name.to_path_buf(), reach.to_path_buf()));
 }
 
 /// Registers a bounded run's process group to stop on a signal (`running`), or forgets it once

@@ -152,6 +152,8 @@ fn remove_release(
     let lock = try_lock(&lock_path, FlockArg::LockExclusiveNonblock)?;
     let trash = directory.join(format!(".{name}.pysfx-trash-{}", std::process::id()));
     std::fs::rename(directory.join(name), &trash).map_err(|error| error.to_string())?;
+    // The receipt first: what a killed prune leaves is then a leftover, not a release.
+    let _ = std::fs::remove_file(trash.join(crate::receipt::RECEIPT_NAME));
     removing(&trash);
     remove_tree(&trash).map_err(|error| {
         format!(
@@ -225,6 +227,9 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         {
             continue;
         }
+        if holds_a_release(&entry.path()) {
+            continue;
+        }
         warn!(
             "removing {} left by an interrupted run",
             entry.path().display()
@@ -240,6 +245,22 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         }
     }
     removed
+}
+
+/// Whether a leftover's name holds a whole release (a receipt in it): a run leaves none such
+/// (the prune removes a release's receipt first), so it is a release someone renamed there,
+/// and removing it would destroy it. Left alone, with a warning.
+pub fn holds_a_release(path: &Path) -> bool {
+    let holds = std::fs::symlink_metadata(path.join(crate::receipt::RECEIPT_NAME))
+        .is_ok_and(|metadata| metadata.is_file());
+    if holds {
+        warn!(
+            "{} is named as a leftover of an interrupted run but holds a release: left alone \
+             (rename it back, or remove it yourself)",
+            path.display()
+        );
+    }
+    holds
 }
 
 /// `.<name>.pysfx-<kind>-<pid…>` → `(name, kind)` for the kinds a run leaves: `tmp`, `old`,
