@@ -424,7 +424,7 @@ fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
                     if std::fs::rename(&path, releases.join(format!("stolen-{n}"))).is_err() {
                         continue;
                     }
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         let _ = std::os::unix::fs::symlink(&outside, &path);
                     } else {
                         let victim = work.path().join(format!("victim-{n}"));
