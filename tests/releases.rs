@@ -239,6 +239,53 @@ fn a_deploy_run_again_keeps_the_release_it_replaced() {
     assert_eq!(result["python"], serde_json::Value::Null, "{result}");
 }
 
+/// The release LINK replaced is remembered (in DEST's lock file) when LINK moves, so a re-run
+/// keeps it even when a release never linked was installed between the two; and a relative
+/// link that already leads to DEST (made by a symlink task) is no move.
+#[test]
+fn a_re_run_keeps_the_release_link_replaced_even_past_an_unlinked_one() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    install_linked(&site, &releases.join("r1"), &current, &[]);
+    let python = python(11).path;
+    let (code, _, stderr) = install_with(&site, &releases.join("r2"), &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = install_with(&site, &releases.join("r3"), &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let keep_two = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("2"),
+    ];
+    for run in ["first", "again"] {
+        let (code, result, stderr) = install_with(&site, &releases.join("r3"), &python, &keep_two);
+        assert_eq!(code, 0, "{run}: {stderr}");
+        assert_eq!(
+            names(&result["pruned"]),
+            Vec::<String>::new(),
+            "{run}: {result}"
+        );
+        assert!(
+            releases.join("r1").is_dir(),
+            "{run}: the rollback target went"
+        );
+    }
+    // A relative link to DEST, as a symlink task makes it: no move, no change.
+    std::fs::remove_file(&current).expect("rm link");
+    std::os::unix::fs::symlink("releases/r3", &current).expect("relative link");
+    let (code, result, stderr) = install_with(&site, &releases.join("r3"), &python, &keep_two);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["link_moved"], serde_json::json!(false), "{result}");
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        Path::new("releases/r3")
+    );
+}
+
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
 fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     let status_args = [OsStr::new("--status"), current.as_os_str()];

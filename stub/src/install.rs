@@ -331,12 +331,15 @@ fn switch(
     let previous = link.and_then(|link| pysfx_release::status::link_target(link).ok());
     let link_moved = match link {
         Some(link) => {
-            let already = std::fs::read_link(link).is_ok_and(|target| target == destination);
+            let already = pysfx_release::link::points_at(link, destination);
             if !verified && !already {
                 verify(payload, phases)?;
             }
             let moved = repoint_link(link, destination)?;
             signals::mark_link_moved(moved);
+            if let Some(previous) = previous.as_deref().filter(|p| moved && *p != destination) {
+                lock::record_replaced(destination, previous);
+            }
             moved
         }
         None => false,
@@ -345,11 +348,13 @@ fn switch(
         let app = &payload.manifest().app.name;
         let mut protected = vec![destination.to_path_buf()];
         // The release LINK replaced stays, for a rollback. When LINK did not move (a deploy
-        // run again), it replaced nothing now: the release it replaced when it last moved is
-        // taken to be the newest one installed before DEST, so a re-run removes nothing more.
+        // run again), it replaced nothing now: the release it replaced when it moved to DEST
+        // (recorded in DEST's lock file then) stays, so a re-run removes nothing more; with no
+        // record (LINK set by other means), the newest release installed before DEST.
         let replaced = match previous.as_deref() {
             Some(previous) if previous != destination => Some(previous.to_path_buf()),
-            _ => pysfx_release::prune::installed_before(destination, app),
+            _ => lock::recorded_replaced(destination)
+                .or_else(|| pysfx_release::prune::installed_before(destination, app)),
         };
         protected.extend(replaced);
         let protected: Vec<&Path> = protected.iter().map(PathBuf::as_path).collect();

@@ -17,6 +17,31 @@ pub struct DestinationLock {
     _lock: Flock<File>,
 }
 
+/// Writes into DEST's lock file (held by this run) the release LINK pointed at before it was
+/// moved to DEST: `--keep` keeps that one for a rollback whenever DEST is deployed again
+/// without LINK moving. Best effort: a lock file this user cannot write records nothing.
+pub fn record_replaced(destination: &Path, replaced: &Path) {
+    use std::io::Write;
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let opened = OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(lock_path(destination));
+    if let Ok(mut file) = opened.and_then(|file| file.metadata().map(|m| (file, m))) {
+        if file.1.is_file() && file.0.set_len(0).is_ok() {
+            let _ = file.0.write_all(replaced.as_os_str().as_encoded_bytes());
+        }
+    }
+}
+
+/// What [`record_replaced`] wrote for DEST, if anything.
+pub fn recorded_replaced(destination: &Path) -> Option<std::path::PathBuf> {
+    let bytes = pysfx_release::paths::read_regular(&lock_path(destination)).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let path = std::path::PathBuf::from(text);
+    (path.is_absolute() && path.parent() == destination.parent()).then_some(path)
+}
+
 pub fn lock_path(destination: &Path) -> std::path::PathBuf {
     let name = destination
         .file_name()

@@ -18,9 +18,23 @@ pub fn check_link(link: &Path) -> Result<(), ReleaseError> {
 
 /// Points LINK at DEST atomically: a new link beside it, renamed over it.
 /// Returns whether the link moved (false when it already pointed at DEST).
+/// Whether the symlink `link` leads to the directory `destination`: its text names it, or it
+/// resolves to that very directory (a relative link a playbook made, `current -> releases/42`).
+pub fn points_at(link: &Path, destination: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::read_link(link) else {
+        return false;
+    };
+    if target == destination {
+        return true;
+    }
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    identity(link).is_some() && identity(link) == identity(destination)
+}
+
 pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseError> {
     check_link(link)?;
-    if std::fs::read_link(link).is_ok_and(|target| target == destination) {
+    if points_at(link, destination) {
         debug!(
             "{} already points at {}",
             link.display(),
