@@ -335,12 +335,16 @@ fn switch(
             if !verified && !already {
                 verify(payload, phases)?;
             }
-            let moved = repoint_link(link, destination)?;
-            signals::mark_link_moved(moved);
-            if let Some(previous) = previous.as_deref().filter(|p| moved && *p != destination) {
-                lock::record_replaced(destination, previous);
-            }
-            moved
+            // Under the registry lock: a signal waits for the link (and its temporary name)
+            // to be settled, and then says whether it moved.
+            signals::with_registry(|_| -> Result<bool, Failure> {
+                let moved = repoint_link(link, destination)?;
+                signals::mark_link_moved(moved);
+                if let Some(previous) = previous.as_deref().filter(|p| moved && *p != destination) {
+                    lock::record_replaced(destination, previous);
+                }
+                Ok(moved)
+            })?
         }
         None => false,
     };
@@ -361,12 +365,14 @@ fn switch(
         // Removing a release moves the ctime of each file it shared with DEST: DEST's stamps
         // are kept true as they go (see `Restamper`), so the next release still links by them.
         let mut restamper = Restamper::new(destination);
-        let report = pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
-            // A signal from here on removes the rest of the tree (see `signals`).
-            signals::register(tree.to_path_buf());
-            if let Some(restamper) = restamper.as_mut() {
-                restamper.unlink_shared(tree);
-            }
+        // Under the registry lock: a signal waits for the prune to finish (a release half
+        // moved aside, or half removed, would be left otherwise).
+        let report = signals::with_registry(|_| {
+            pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
+                if let Some(restamper) = restamper.as_mut() {
+                    restamper.unlink_shared(tree);
+                }
+            })
         });
         // Under the registry lock: a signal waits for the new stamps file to be in place.
         if let Some(Err(error)) = restamper.map(|r| signals::with_registry(|_| r.finish())) {
