@@ -35,7 +35,10 @@ impl HeldDirectory {
     /// Makes the directory `name` (it must not exist) and holds it.
     pub(crate) fn create(name: &Path) -> std::io::Result<HeldDirectory> {
         std::fs::create_dir(name)?;
-        let held = HeldDirectory::open(name)?;
+        // Gone, or a link, already: someone renamed it away the instant it was made.
+        let held = HeldDirectory::open(name).map_err(|error| {
+            std::io::Error::other(format!("it was replaced as it was made ({error})"))
+        })?;
         let owner = std::fs::metadata(held.path()).map(|m| m.uid());
         if owner? != nix::unistd::geteuid().as_raw() {
             return Err(std::io::Error::other(
