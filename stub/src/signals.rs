@@ -65,6 +65,8 @@ pub fn install() {
             let _ = nix::sys::signal::killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
+        // The install's writers write through descriptors: they are stopped, not outrun.
+        pysfx_tree::stop_writing();
         let held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (index, tree) in trees.iter().enumerate() {
             if let Some((_, reach)) = held.iter().find(|(name, _)| name == tree) {

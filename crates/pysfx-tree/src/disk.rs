@@ -62,6 +62,16 @@ impl DiskFile {
     }
 }
 
+/// Set by [`stop_writing`]: every tree of the process refuses to write from then on.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every `DiskTree` of the process refuse to write (a signal's handler, before it
+/// removes what they wrote: they write through descriptors, so moving the tree away would not
+/// stop them).
+pub fn stop_writing() {
+    STOPPED.store(true, Ordering::SeqCst);
+}
+
 /// Distinguishes the temporary names of replacements made by one process.
 static REPLACEMENTS: AtomicU64 = AtomicU64::new(0);
 
@@ -340,6 +350,12 @@ impl<'a> At<'a> {
     /// The directory descriptor and the name relative to it of `relative`: the root's
     /// descriptor and `relative`, or the current directory and the whole path.
     fn name(self, relative: &str) -> std::io::Result<(BorrowedFd<'a>, CString)> {
+        if STOPPED.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the install was interrupted",
+            ));
+        }
         let (at, bytes) = match self {
             At::Directory(directory) => (directory, relative.as_bytes().to_vec()),
             At::Path(root) => (AT_FDCWD, root.join(relative).into_os_string().into_vec()),
