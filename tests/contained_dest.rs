@@ -15,15 +15,20 @@ fn good_wheel() -> PathBuf {
     evil_wheels().join("good-1.0-py3-none-any.whl")
 }
 
-#[test]
-fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("a.sfx"),
+/// `DIR/a.sfx`: the `good` wheel and an app of one file.
+fn good_artifact(directory: &Path) -> PathBuf {
+    raw_artifact(
+        &directory.join("a.sfx"),
         &[good_wheel()],
         &[("demoapp/__init__.py", b"")],
         |_| {},
-    );
+    )
+}
+
+#[test]
+fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
     let releases = work.path().join("releases");
     std::fs::create_dir_all(&releases).expect("mkdir");
     let target = work.path().join("nologin");
@@ -54,12 +59,7 @@ fn a_non_root_rerun_can_lock_what_root_made() {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("a.sfx"),
-        &[good_wheel()],
-        &[("demoapp/__init__.py", b"")],
-        |_| {},
-    );
+    let artifact = good_artifact(work.path());
     let destination = work.path().join("releases/1");
     let (code, _, stderr) = install_with(&artifact, &destination, system_python, &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -385,12 +385,7 @@ fn a_planted_old_sibling_is_not_put_back() {
 #[test]
 fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
     let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("a.sfx"),
-        &[good_wheel()],
-        &[("demoapp/__init__.py", b"")],
-        |_| {},
-    );
+    let artifact = good_artifact(work.path());
     let releases = work.path().join("releases");
     let outside = work.path().join("outside");
     std::fs::create_dir_all(&releases).expect("mkdir");

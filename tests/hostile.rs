@@ -268,19 +268,15 @@ fn a_wheel_that_differs_from_the_manifest_is_refused() {
     assert_verify_refuses(&artifact, "digest");
 }
 
-/// A byte-code bundle is held to the manifest's SHA-256 for it by `pysfx verify` and
-/// `--verify` (a linked install links byte-code only from a release whose artifact carried the
-/// very same bundle, by that digest).
-#[test]
-fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let python = pysfx_e2e::python(11);
-    let wheels = work.path().join("wheels");
+/// The `good` wheel and an app packed into `DIR/compiled.sfx` with byte-code compiled by
+/// `python` at pack time.
+fn compiled_good_artifact(directory: &Path, python: &Path) -> PathBuf {
+    let wheels = directory.join("wheels");
     std::fs::create_dir_all(&wheels).expect("mkdir");
     let wheel = "good-1.0-py3-none-any.whl";
     std::fs::copy(evil_wheels().join(wheel), wheels.join(wheel)).expect("copy the wheel");
-    let app = pysfx_e2e::make_app(&work.path().join("src"), "demoapp");
-    let artifact = pysfx_e2e::pack(
+    let app = pysfx_e2e::make_app(&directory.join("src"), "demoapp");
+    pysfx_e2e::pack(
         &[
             std::ffi::OsStr::new("--app"),
             app.as_os_str(),
@@ -288,10 +284,20 @@ fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
             wheels.as_os_str(),
             std::ffi::OsStr::new("--no-bootstrap"),
             std::ffi::OsStr::new("--python"),
-            python.path.as_os_str(),
+            python.as_os_str(),
         ],
-        &work.path().join("compiled.sfx"),
-    );
+        &directory.join("compiled.sfx"),
+    )
+}
+
+/// A byte-code bundle is held to the manifest's SHA-256 for it by `pysfx verify` and
+/// `--verify` (a linked install links byte-code only from a release whose artifact carried the
+/// very same bundle, by that digest).
+#[test]
+fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = pysfx_e2e::python(11);
+    let artifact = compiled_good_artifact(work.path(), &python.path);
     // Re-sealed as it was: it verifies.
     let same = pysfx_e2e::reseal(&artifact, &work.path().join("same.sfx"), |manifest| {
         assert!(
@@ -328,23 +334,7 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
     use std::io::Write;
     let work = tempfile::tempdir().expect("tempdir");
     let python = pysfx_e2e::python(11);
-    let wheels = work.path().join("wheels");
-    std::fs::create_dir_all(&wheels).expect("mkdir");
-    let wheel = "good-1.0-py3-none-any.whl";
-    std::fs::copy(evil_wheels().join(wheel), wheels.join(wheel)).expect("copy the wheel");
-    let app = pysfx_e2e::make_app(&work.path().join("src"), "demoapp");
-    let artifact = pysfx_e2e::pack(
-        &[
-            std::ffi::OsStr::new("--app"),
-            app.as_os_str(),
-            std::ffi::OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            std::ffi::OsStr::new("--no-bootstrap"),
-            std::ffi::OsStr::new("--python"),
-            python.path.as_os_str(),
-        ],
-        &work.path().join("compiled.sfx"),
-    );
+    let artifact = compiled_good_artifact(work.path(), &python.path);
     let manifest = pysfx_format::Payload::open(&artifact)
         .expect("open")
         .manifest()

@@ -82,21 +82,24 @@ fn an_output_naming_an_input_is_a_usage_error_and_the_input_is_untouched() {
             "{what}: the input changed"
         );
     }
+    let pack_to = |output: &Path| {
+        run(&mut pack_command(
+            &[
+                OsStr::new("--app"),
+                inputs.app.as_os_str(),
+                OsStr::new("--wheels"),
+                inputs.wheels.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            output,
+        ))
+    };
     // An output that is a FIFO (or a device, as `/dev/null`) is not replaced.
     let fifo = work.path().join("fifo");
     assert!(run(std::process::Command::new("mkfifo").arg(&fifo))
         .status
         .success());
-    let result = run(&mut pack_command(
-        &[
-            OsStr::new("--app"),
-            inputs.app.as_os_str(),
-            OsStr::new("--wheels"),
-            inputs.wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &fifo,
-    ));
+    let result = pack_to(&fifo);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
@@ -105,16 +108,7 @@ fn an_output_naming_an_input_is_a_usage_error_and_the_input_is_untouched() {
     ));
     // An output inside an input directory that does not exist yet is refused too.
     let output = inputs.app.join("dist/site.sfx");
-    let result = run(&mut pack_command(
-        &[
-            OsStr::new("--app"),
-            inputs.app.as_os_str(),
-            OsStr::new("--wheels"),
-            inputs.wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &output,
-    ));
+    let result = pack_to(&output);
     assert_eq!(result.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("inside the --app directory"), "{stderr}");

@@ -22,6 +22,20 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `pysfx pack --app APP --no-bootstrap --sign KEY -o OUT`, to run.
+fn signed_pack(app: &Path, key: &Path, out: &Path) -> Command {
+    pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--sign"),
+            key.as_os_str(),
+        ],
+        out,
+    )
+}
+
 /// `pysfx keygen -o DIR/NAME` with `PYSFX_SIGN_PASSWORD` (or `--unencrypted` when `None`).
 fn keygen(directory: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf) {
     let mut command = Command::new(&binaries().pysfx);
@@ -407,17 +421,8 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     // A wrong password fails the pack before anything is written.
     let app = make_app(root, "demoapp");
     let out = root.join("site.sfx");
-    let output = run(pack_command(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-            OsStr::new("--sign"),
-            secret.as_os_str(),
-        ],
-        &out,
-    )
-    .env("PYSFX_SIGN_PASSWORD", "not the password"));
+    let output =
+        run(signed_pack(&app, &secret, &out).env("PYSFX_SIGN_PASSWORD", "not the password"));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(
         text(&output).contains("wrong password"),
@@ -432,17 +437,7 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     assert!(std::fs::read_to_string(&plain)
         .expect("read")
         .contains("unencrypted"));
-    let output = run(pack_command(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-            OsStr::new("--sign"),
-            plain.as_os_str(),
-        ],
-        &out,
-    )
-    .env_remove("PYSFX_SIGN_PASSWORD"));
+    let output = run(signed_pack(&app, &plain, &out).env_remove("PYSFX_SIGN_PASSWORD"));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let output = minisign_verify(&out, &plain_public);
     assert!(output.status.success(), "{}", text(&output));
@@ -451,34 +446,15 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     let key = std::fs::read(&plain).expect("read");
     {
         let output = &plain;
-        let result = run(pack_command(
-            &[
-                OsStr::new("--app"),
-                app.as_os_str(),
-                OsStr::new("--no-bootstrap"),
-                OsStr::new("--sign"),
-                plain.as_os_str(),
-            ],
-            output,
-        )
-        .env_remove("PYSFX_SIGN_PASSWORD"));
+        let result = run(signed_pack(&app, &plain, output).env_remove("PYSFX_SIGN_PASSWORD"));
         assert_eq!(result.status.code(), Some(2), "{}", text(&result));
         assert!(text(&result).contains("--sign input"), "{}", text(&result));
         assert_eq!(std::fs::read(&plain).expect("read"), key);
     }
     // A signature that cannot be written is refused before the artifact is written.
     std::fs::create_dir(root.join("d.sfx.minisig")).expect("mkdir");
-    let result = run(pack_command(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-            OsStr::new("--sign"),
-            plain.as_os_str(),
-        ],
-        &root.join("d.sfx"),
-    )
-    .env_remove("PYSFX_SIGN_PASSWORD"));
+    let result =
+        run(signed_pack(&app, &plain, &root.join("d.sfx")).env_remove("PYSFX_SIGN_PASSWORD"));
     assert_eq!(result.status.code(), Some(2), "{}", text(&result));
     assert!(!root.join("d.sfx").exists());
 }
