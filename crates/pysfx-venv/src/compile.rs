@@ -212,6 +212,9 @@ impl<'scope> Compiler<'scope> {
                 // -I: no environment or user site; -S: no site (the hooks need not run here);
                 // -B: the worker's own imports write no byte-code.
                 .args(["-I", "-S", "-B", "-c", WORKER])
+                // Sources are named relative to the root: each open resolves from there, not
+                // again through the root's own path (`/proc/self/fd/N` at install).
+                .current_dir(root)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -373,8 +376,7 @@ impl Worker {
                     false => try_next_job(&self.queue),
                 };
                 let Some(job) = job else { break };
-                let path = self.tree.path_of(&job.source);
-                let mut request = path.into_os_string().into_encoded_bytes();
+                let mut request = job.source.clone().into_bytes();
                 if request.contains(&b'\n')
                     || request.contains(&b'\t')
                     || job.display.contains('\n')
