@@ -124,24 +124,20 @@ impl DiskTree {
         }
     }
 
-    /// Hard-links `source` to `destination`, creating its directories; the new path, or `None`
-    /// when the kernel refused the link.
-    fn hard_link(
-        &mut self,
-        destination: &str,
-        source: &Path,
-    ) -> Result<Option<PathBuf>, TreeError> {
+    /// Hard-links `source` to `destination`, creating its directories; `false` when the kernel
+    /// refused the link.
+    fn hard_link(&mut self, destination: &str, source: &Path) -> Result<bool, TreeError> {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
         // linkat(2) with no flags: a symbolic link at `source` is linked as itself.
         match self.at().link(source, destination) {
-            Ok(()) => Ok(Some(self.root.join(destination))),
+            Ok(()) => Ok(true),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(self.taken_or_io(destination, error))
             }
             // EXDEV, EPERM, EMLINK, ENOENT, EACCES…: the caller writes the file instead.
-            Err(_) => Ok(None),
+            Err(_) => Ok(false),
         }
     }
 
@@ -297,7 +293,7 @@ impl Tree for DiskTree {
     }
 
     fn link(&mut self, destination: &str, source: &Path) -> Result<Option<Linked>, TreeError> {
-        if self.hard_link(destination, source)?.is_none() {
+        if !self.hard_link(destination, source)? {
             return Ok(None);
         }
         match self.at().lstat(destination) {
@@ -314,7 +310,7 @@ impl Tree for DiskTree {
         destination: &str,
         source: &Path,
     ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
-        if self.hard_link(destination, source)?.is_none() {
+        if !self.hard_link(destination, source)? {
             return Ok(None);
         }
         let opened = (self.at().open_read(destination))
@@ -463,23 +459,13 @@ pub fn write_new(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> 
 /// install has moved its tree away, a worker still running cannot bring the tree back), and a
 /// component that exists must be a directory itself, not a symlink to one.
 pub fn create_dirs_below(root: &Path, relative: &str) -> std::io::Result<()> {
-    let mut path = root.to_path_buf();
+    let mut made = String::new();
     for component in relative.split('/').filter(|c| !c.is_empty()) {
-        path.push(component);
-        match fs::create_dir(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let is_directory =
-                    fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir());
-                if !is_directory {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::AlreadyExists,
-                        "something other than a directory is in the way",
-                    ));
-                }
-            }
-            Err(error) => return Err(error),
+        if !made.is_empty() {
+            made.push('/');
         }
+        made.push_str(component);
+        At::Path(root).make_directory(&made)?;
     }
     Ok(())
 }
