@@ -239,6 +239,41 @@ fn a_deploy_run_again_keeps_the_release_it_replaced() {
     assert_eq!(result["python"], serde_json::Value::Null, "{result}");
 }
 
+/// A LINK that lies inside an older release (`--link releases/r1/current`) keeps that release:
+/// pruning it would remove LINK after reporting that it moved.
+#[test]
+fn keep_never_removes_the_release_link_lies_in() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let elsewhere = root.join("elsewhere");
+    install_linked(&site, &releases.join("r1"), &elsewhere.join("current"), &[]);
+    install_linked(&site, &releases.join("r2"), &elsewhere.join("current"), &[]);
+    install_linked(&site, &releases.join("r3"), &elsewhere.join("current"), &[]);
+    let current = releases.join("r1").join("current");
+    // r4 keeps itself, r3 (installed before it: LINK replaced nothing) and r1.
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("r4"),
+        &python(11).path,
+        &[
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--keep"),
+            OsStr::new("1"),
+        ],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(names(&result["pruned"]), ["r2"], "{result}");
+    assert_eq!(
+        std::fs::read_link(&current).ok(),
+        Some(releases.join("r4")),
+        "{result}"
+    );
+    assert!(releases.join("r1/pysfx-receipt.json").is_file());
+}
+
 /// The release LINK replaced is remembered (in DEST's lock file) when LINK moves, so a re-run
 /// keeps it even when a release never linked was installed between the two; and a relative
 /// link that already leads to DEST (made by a symlink task) is no move.

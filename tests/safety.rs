@@ -137,6 +137,73 @@ fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
     }
 }
 
+/// A signal while `--keep` removes an old release: the prune finishes, and the run ends with
+/// one report — one JSON object on stdout whose exit code is the run's, naming what was
+/// removed — never the success object and the signal's both.
+#[test]
+fn a_signal_during_the_prune_ends_the_run_with_one_report() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    let current = work.path().join("current");
+    let link = ["--link", current.to_str().expect("UTF-8")];
+    for release in ["1", "2"] {
+        let (code, _, stderr) = install_with(
+            &artifact,
+            &parent.join(release),
+            &host_python(),
+            &[OsStr::new("--no-compile"), OsStr::new(link[0]), OsStr::new(link[1])],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // What the deployment added to release 1 makes its removal take a while.
+    let added = parent.join("1/media");
+    for directory in 0..40 {
+        let directory = added.join(format!("d{directory}"));
+        std::fs::create_dir_all(&directory).expect("mkdir");
+        for file in 0..500 {
+            std::fs::write(directory.join(format!("f{file}")), b"x").expect("write");
+        }
+    }
+    let mut child = spawn_install(
+        &artifact,
+        &parent.join("3"),
+        &["--no-compile", link[0], link[1], "--keep", "1"],
+    );
+    let started = Instant::now();
+    while !listing(&parent)
+        .iter()
+        .any(|name| name.starts_with(".1.pysfx-trash-"))
+    {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before its prune could be interrupted"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "no prune");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "TERM");
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|error| panic!("not one JSON object ({error}): {stdout}"));
+    let code = output.status.code().expect("an exit code");
+    // The signal came before the run reported: it ends the run, saying what was done.
+    assert_eq!(code, 143, "{report}");
+    assert_eq!(report["exit_code"], 143, "{report}");
+    assert_eq!(report["changed"], true, "{report}");
+    assert_eq!(report["link_moved"], true, "{report}");
+    let pruned: Vec<&str> = report["pruned"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|path| path.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(pruned, [parent.join("1").to_str().expect("UTF-8")], "{report}");
+    assert!(!parent.join("1").exists());
+    assert_eq!(std::fs::read_link(&current).ok(), Some(parent.join("3")));
+    assert_complete(&parent.join("3"));
+    assert_no_litter(&parent, "a signal during the prune");
+}
+
 #[test]
 fn after_sigkill_the_next_run_succeeds_and_cleans_up() {
     let work = tempfile::tempdir().expect("tempdir");

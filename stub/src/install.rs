@@ -361,6 +361,9 @@ fn switch(
                 .or_else(|| pysfx_release::prune::installed_before(destination, app)),
         };
         protected.extend(replaced);
+        // A release LINK itself lies in (`--link releases/1/current`) stays too: removing it
+        // would remove LINK.
+        protected.extend(link.and_then(|link| release_holding(link, destination)));
         let protected: Vec<&Path> = protected.iter().map(PathBuf::as_path).collect();
         // Removing a release moves the ctime of each file it shared with DEST: DEST's stamps
         // are kept true as they go (see `Restamper`), so the next release still links by them.
@@ -368,11 +371,14 @@ fn switch(
         // Under the registry lock: a signal waits for the prune to finish (a release half
         // moved aside, or half removed, would be left otherwise).
         let report = signals::with_registry(|_| {
-            pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
-                if let Some(restamper) = restamper.as_mut() {
-                    restamper.unlink_shared(tree);
-                }
-            })
+            let report =
+                pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
+                    if let Some(restamper) = restamper.as_mut() {
+                        restamper.unlink_shared(tree);
+                    }
+                });
+            signals::mark_pruned(&report.pruned);
+            report
         });
         // Under the registry lock: a signal waits for the new stamps file to be in place.
         if let Some(Err(error)) = restamper.map(|r| signals::with_registry(|_| r.finish())) {
@@ -384,6 +390,15 @@ fn switch(
         report
     });
     Ok((link_moved, pruned))
+}
+
+/// The directory beside DEST that `link` lies inside, if any (its real path, links in LINK's
+/// parents followed).
+fn release_holding(link: &Path, destination: &Path) -> Option<PathBuf> {
+    let releases = destination.parent()?.canonicalize().ok()?;
+    let below = link.parent()?.canonicalize().ok()?;
+    let first = below.strip_prefix(&releases).ok()?.components().next()?;
+    Some(releases.join(first))
 }
 
 /// DEST and LINK, absolute; LINK beside the releases, and a symlink if it exists.
@@ -429,6 +444,8 @@ fn print_outcome(
     phases: &Phases,
     started: Instant,
 ) -> Result<(), Failure> {
+    // From here the run reports success, unless a signal is already ending it.
+    signals::report_or_wait();
     let Outcome {
         destination,
         link,

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
+            signals::report_or_wait();
             // One line, whatever text from the artifact or the interpreter the message quotes.
             tracing::error!("{}", pysfx_format::escape_control(&failure.message));
             if json {

@@ -10,6 +10,8 @@ use crate::failure::{self, Failure};
 pub struct Done {
     pub changed: bool,
     pub link_moved: bool,
+    /// The releases `--keep` removed.
+    pub pruned: Vec<std::path::PathBuf>,
 }
 
 /// The one JSON object of a failed `--json` run: SPEC's keys, what was `done`, and the error.
@@ -21,7 +23,7 @@ pub fn print_failure_json(
     seconds: f64,
     done: Done,
 ) {
-    let object = serde_json::json!({
+    let mut object = serde_json::json!({
         "changed": done.changed,
         "link_moved": done.link_moved,
         "dest": destination.map(|path| path.to_string_lossy()),
@@ -34,6 +36,9 @@ pub fn print_failure_json(
         "error": message,
         "exit_code": code,
     });
+    if !done.pruned.is_empty() {
+        object["pruned"] = serde_json::json!(done.pruned);
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{object}");
 }

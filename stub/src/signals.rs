@@ -4,7 +4,7 @@
 //! with a clean mask: the standard library resets it.)
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -23,6 +23,14 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Whether this run installed it, and whether it moved LINK: what `changed` then says.
 static INSTALLED_NOW: AtomicBool = AtomicBool::new(false);
 static LINK_MOVED: AtomicBool = AtomicBool::new(false);
+/// The releases `--keep` removed, once it has.
+static PRUNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Who reports how the run ended (stdout, exit code): [`NOBODY`] yet, the main thread as it
+/// finishes ([`MAIN`]), or a signal as it ends the run ([`SIGNAL`]). Only one of them does.
+static REPORTING: AtomicU8 = AtomicU8::new(NOBODY);
+const NOBODY: u8 = 0;
+const MAIN: u8 = 1;
+const SIGNAL: u8 = 2;
 
 struct FailureReport {
     json: bool,
@@ -52,6 +60,13 @@ pub fn install() {
     }
     std::thread::spawn(move || {
         let Ok(signal) = set.wait() else { return };
+        // The run is already reporting how it ended: it finishes, and the signal is moot.
+        if REPORTING
+            .compare_exchange(NOBODY, SIGNAL, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
         // Holding the lock keeps a rename into place from racing with the removal.
         let trees = CLEANUP
             .lock()
@@ -135,9 +150,31 @@ pub fn mark_installed(now: bool) {
 /// What the run changed before it failed or a signal stopped it.
 pub fn done() -> crate::output::Done {
     let link_moved = LINK_MOVED.load(Ordering::SeqCst);
+    let pruned = PRUNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
     crate::output::Done {
-        changed: INSTALLED_NOW.load(Ordering::SeqCst) || link_moved,
+        changed: INSTALLED_NOW.load(Ordering::SeqCst) || link_moved || !pruned.is_empty(),
         link_moved,
+        pruned,
+    }
+}
+
+/// Records the releases `--keep` removed: call holding the registry.
+pub fn mark_pruned(pruned: &[PathBuf]) {
+    *PRUNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = pruned.to_vec();
+}
+
+/// Claims the closing report for the main thread, which then prints its result and exits
+/// with its code. A signal that claimed it first is ending the run with its own report: this
+/// thread waits for that exit.
+pub fn report_or_wait() {
+    match REPORTING.compare_exchange(NOBODY, MAIN, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) | Err(MAIN) => {}
+        Err(_) => loop {
+            std::thread::park();
+        },
     }
 }
 
