@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    binaries, datapkg_wheel, host_python, install_with, listing, make_app, pack, run, test_stub,
+    binaries, bootstrap_wheels, datapkg_wheel, host_python, install_with, listing, make_app, pack,
+    python, run, test_stub,
 };
 
 fn small_artifact(work: &Path) -> PathBuf {
@@ -118,6 +119,36 @@ fn packing_is_reproducible() {
     std::fs::rename(work.path().join("site.sfx"), work.path().join("first.sfx")).expect("rename");
     let second = std::fs::read(small_artifact(work.path())).expect("read");
     assert!(first == second, "two packs of the same inputs differ");
+}
+
+/// Byte-code compiled at pack time is reproducible too, on the CPythons whose `marshal`
+/// marks objects by their reference counts (before 3.12): pip and setuptools compiled twice
+/// with CPython 3.8, by two workers each taking files as they come, give the same bytes.
+#[test]
+fn pack_time_byte_code_is_reproducible() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = python(8);
+    let app = make_app(work.path(), "demoapp");
+    let pack_once = |name: &str| {
+        std::fs::read(pack(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--bootstrap-wheels"),
+                bootstrap_wheels(8).as_os_str(),
+                OsStr::new("--python"),
+                python.path.as_os_str(),
+            ],
+            &work.path().join(name),
+        ))
+        .expect("read")
+    };
+    let first = pack_once("first.sfx");
+    let second = pack_once("second.sfx");
+    assert!(
+        first == second,
+        "two packs with CPython 3.8 byte-code differ"
+    );
 }
 
 /// A way to damage an artifact's bytes.

@@ -7,6 +7,11 @@
 //! valid where they land. The path compiled into them is a placeholder; importlib replaces a
 //! code object's file name with the real source path when it loads a `.pyc`
 //! (`_imp._fix_co_filename`), so tracebacks name the installed files.
+//!
+//! The bundles are reproducible: the workers run with a fixed hash seed (set and frozenset
+//! constants are marshalled in their iteration order, which follows the string hashes), and
+//! each `.pyc` is made independent of what its worker compiled before (see
+//! [`crate::marshal`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,7 +22,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{anyhow, Context, Result};
 use pysfx_format::BytecodeBundle;
 use pysfx_venv::{compile, CompileJob, Interpreter, PycFormat};
-use tracing::info;
+use tracing::{info, warn};
 use zip::write::SimpleFileOptions;
 
 /// A bundle made for one wheel: the manifest record and the file to store.
@@ -129,8 +134,17 @@ pub fn build_bundles(
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o644);
         for relative in &pyc_files {
+            let mut pyc = std::fs::read(tree.join(relative))?;
+            let header = if format.has_flags { 16 } else { 12 };
+            if let Some(code) = pyc.get_mut(header..) {
+                if let Err(error) = crate::marshal::canonical_refs(code, interpreter.major_minor())
+                {
+                    // Still valid byte-code; only its bytes may differ from another pack's.
+                    warn!("{relative}: left as compiled ({error}); the artifact may not be reproducible");
+                }
+            }
             writer.start_file(relative.as_str(), options)?;
-            writer.write_all(&std::fs::read(tree.join(relative))?)?;
+            writer.write_all(&pyc)?;
         }
         writer.finish()?;
         built.push(Built {

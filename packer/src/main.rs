@@ -9,6 +9,7 @@ mod elf;
 mod floor;
 mod inspect;
 mod interrupt;
+mod marshal;
 mod pack;
 mod pinned;
 mod pipfail;

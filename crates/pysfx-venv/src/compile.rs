@@ -113,12 +113,21 @@ for done, line in enumerate(iter(read, b"")):
     out.flush()
 "#;
 
+/// The workers' string hashes: random, as any interpreter's, or fixed so that set and
+/// frozenset constants (marshalled in iteration order) come out the same in every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seed {
+    Random,
+    Fixed,
+}
+
 /// Files each worker holds at a time: it starts on the next while its answer is read.
 const IN_FLIGHT: usize = 4;
 
-/// Compiles `jobs` (sources below `root`) with `python` (the venv's interpreter) in `workers`
-/// processes. `on_spawn` learns each worker's pid (so a signal handler can stop it);
-/// `on_compiled` is called once per file done.
+/// Compiles `jobs` (sources below `root`) with `python` in `workers` processes, with a fixed
+/// hash seed (the packer's byte-code: the same sources give the same bytes). `on_spawn` learns
+/// each worker's pid (so a signal handler can stop it); `on_compiled` is called once per file
+/// done.
 pub fn compile(
     python: &Path,
     root: &Path,
@@ -132,12 +141,12 @@ pub fn compile(
         return Ok(());
     }
     std::thread::scope(|scope| {
-        let compiler = Compiler::start(
+        let compiler = Compiler::start_workers(
             scope,
             python,
             root,
             format,
-            workers.min(jobs.len()),
+            (workers.min(jobs.len()), Seed::Fixed),
             on_spawn,
             on_compiled,
         )?;
@@ -200,6 +209,26 @@ impl<'scope> Compiler<'scope> {
         on_spawn: &dyn Fn(u32),
         on_compiled: &'env (dyn Fn() + Sync),
     ) -> Result<Compiler<'scope>, VenvError> {
+        Compiler::start_workers(
+            scope,
+            python,
+            root,
+            format,
+            (workers, Seed::Random),
+            on_spawn,
+            on_compiled,
+        )
+    }
+
+    fn start_workers<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        python: &Path,
+        root: &Path,
+        format: &PycFormat,
+        (workers, seed): (usize, Seed),
+        on_spawn: &dyn Fn(u32),
+        on_compiled: &'env (dyn Fn() + Sync),
+    ) -> Result<Compiler<'scope>, VenvError> {
         // Made first, so that a worker that cannot start drops it, which stops those started.
         let mut compiler = Compiler {
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
@@ -208,10 +237,26 @@ impl<'scope> Compiler<'scope> {
         // A `Sink`, as the install writes through: one copy of the tree's code in the stub.
         let tree = Sink::from(DiskTree::new(root));
         for _ in 0..workers.max(1) {
-            let child = Command::new(python)
+            let mut command = Command::new(python);
+            match seed {
                 // -I: no environment or user site; -S: no site (the hooks need not run here);
                 // -B: the worker's own imports write no byte-code.
-                .args(["-I", "-S", "-B", "-c", WORKER])
+                Seed::Random => command.args(["-I", "-S", "-B", "-c", WORKER]),
+                // -I would ignore PYTHONHASHSEED too: the environment's PYTHON* variables
+                // are removed instead, and the worker's directory leaves sys.path (as -I).
+                Seed::Fixed => {
+                    for (name, _) in std::env::vars_os() {
+                        if name.to_string_lossy().starts_with("PYTHON") {
+                            command.env_remove(name);
+                        }
+                    }
+                    let worker = format!("import sys; sys.path[:] = sys.path[1:]\n{WORKER}");
+                    command
+                        .env("PYTHONHASHSEED", "0")
+                        .args(["-s", "-S", "-B", "-c", &worker])
+                }
+            };
+            let child = command
                 // Sources are named relative to the root: each open resolves from there, not
                 // again through the root's own path (`/proc/self/fd/N` at install).
                 .current_dir(root)
