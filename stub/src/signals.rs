@@ -1,7 +1,8 @@
 //! SIGINT, SIGTERM and SIGHUP during an install: remove the temporary tree, stop the
 //! byte-compile workers, exit non-zero. The signals are blocked in every thread and received
 //! by one thread with `sigwait`, so no code runs in a signal handler. (Child processes start
-//! with a clean mask: the standard library resets it.)
+//! with none blocked: `pysfx_venv` unblocks them between fork and exec, since the standard
+//! library's spawn leaves the mask as the spawning thread has it.)
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -163,7 +164,9 @@ pub fn done() -> crate::output::Done {
 
 /// Records the releases `--keep` removed: call holding the registry.
 pub fn mark_pruned(pruned: &[PathBuf]) {
-    *PRUNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = pruned.to_vec();
+    *PRUNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = pruned.to_vec();
 }
 
 /// Claims the closing report for the main thread, which then prints its result and exits

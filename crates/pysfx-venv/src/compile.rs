@@ -256,7 +256,7 @@ impl<'scope> Compiler<'scope> {
                         .args(["-s", "-S", "-B", "-c", &worker])
                 }
             };
-            let child = command
+            let child = crate::unblock_signals(&mut command)
                 // Sources are named relative to the root: each open resolves from there, not
                 // again through the root's own path (`/proc/self/fd/N` at install).
                 .current_dir(root)

@@ -15,6 +15,30 @@ pub use interpreter::{
 pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
 
 use std::path::PathBuf;
+use std::process::Command;
+
+/// Makes `command`'s process start with no signal blocked. The stub blocks SIGINT, SIGTERM and
+/// SIGHUP in all its threads (one thread receives them), and a child inherits the mask of the
+/// thread that starts it: an interpreter, or what a wrapper script starts before it execs one,
+/// would otherwise ignore them for good.
+#[allow(unsafe_code)]
+pub(crate) fn unblock_signals(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec. It only fills a set on its
+    // own stack and calls pthread_sigmask, both async-signal-safe; it allocates nothing and
+    // touches no lock.
+    unsafe {
+        command.pre_exec(|| {
+            let none = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&none),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        })
+    }
+}
 
 /// What can go wrong with the interpreter or the venv.
 #[derive(Debug, thiserror::Error)]

@@ -205,7 +205,7 @@ pub(crate) fn run_bounded(
     limits: Limits,
 ) -> std::io::Result<Run> {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(program)
+    let mut child = crate::unblock_signals(&mut Command::new(program))
         .args(arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -78,6 +78,26 @@ fn a_wrapper_whose_child_keeps_the_pipes_open_is_not_waited_for() {
     assert!(error.contains("did not answer within 1 s"), "{error}");
 }
 
+/// The stub blocks SIGINT, SIGTERM and SIGHUP in its threads; what it runs starts with none
+/// blocked (the interpreter reports its own mask; a shell would clear it itself).
+#[test]
+fn a_run_starts_with_no_signal_blocked() {
+    let python = pyenv_python("3.11.7");
+    // On a thread of its own, so that no other test's thread has the mask.
+    let run = std::thread::spawn(move || {
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(nix::sys::signal::Signal::SIGTERM);
+        blocked.add(nix::sys::signal::Signal::SIGHUP);
+        blocked.thread_block().expect("block");
+        let report = "import signal; print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))";
+        run_bounded(&python, &["-c", report], within(30)).expect("runs")
+    })
+    .join()
+    .expect("thread");
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(text.trim(), "[]", "{text}");
+}
+
 #[test]
 fn endless_output_is_capped_and_stopped() {
     let directory = tempfile::tempdir().expect("temp dir");
