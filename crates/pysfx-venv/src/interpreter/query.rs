@@ -170,6 +170,19 @@ impl Interpreter {
                 reason: format!("os.name is {:?}, not posix", self.os_name),
             });
         }
+        // CPython leaves sys.executable empty when it cannot find itself (no PATH in the
+        // environment, or a PATH of relative directories): the venv's bin/python would lead
+        // nowhere.
+        if !self.executable.is_absolute() {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: format!(
+                    "it cannot tell where it is (sys.executable is {:?}; is PATH unset or \
+                     relative?): give --python its absolute path",
+                    self.executable.display().to_string()
+                ),
+            });
+        }
         Ok(())
     }
 }

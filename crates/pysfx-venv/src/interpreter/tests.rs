@@ -205,6 +205,26 @@ fn real_interpreters_answer_with_their_marker_environment() {
     }
 }
 
+/// An interpreter that cannot tell its own path (no PATH to find itself on) is refused: the
+/// venv's `bin/python` would lead nowhere.
+#[test]
+fn an_interpreter_without_its_own_path_is_refused() {
+    let python = pyenv_python("3.11.7");
+    let answer = Interpreter::query_with(&python, within(60))
+        .expect("a good interpreter")
+        .answer;
+    assert!(Interpreter::from_answer(&python, &answer).is_some());
+    let mut facts: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    for lost in ["", "python3"] {
+        facts["executable"] = serde_json::json!(lost);
+        let answer = facts.to_string();
+        assert!(
+            Interpreter::from_answer(&python, &answer).is_none(),
+            "sys.executable {lost:?} accepted"
+        );
+    }
+}
+
 #[test]
 fn python_2_is_named_unsupported() {
     let error = Interpreter::query_with(&pyenv_python("2.7.18"), within(60)).expect_err("too old");
