@@ -84,8 +84,14 @@ def load():
     for key, value in data.items():
         if value is None:
             continue
+        name, text = str(key), _as_text(value)
         try:
-            os.environ[str(key)] = _as_text(value)
+            try:
+                os.environ[name] = text
+            except UnicodeEncodeError:
+                # CPython 3.6 under the C locale encodes os.environ as ASCII: the variable
+                # gets its UTF-8 bytes, as under a UTF-8 locale.
+                os.environb[name.encode("utf-8")] = text.encode("utf-8")
         except Exception:
             # An empty name or one with "=" or NUL: the OS refuses it (OSError on 3.9+).
             sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
@@ -191,6 +197,69 @@ mod tests {
             );
         }
         pythons
+    }
+
+    /// Under the C locale (CentOS 7's CPython 3.6 then encodes `os.environ` as ASCII), a
+    /// value that is not ASCII still reaches the environment, as its UTF-8 bytes.
+    #[test]
+    fn loadenv_sets_non_ascii_values_under_the_c_locale() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let modules = directory.path().join("site-packages");
+        fs::create_dir(&modules).expect("site-packages");
+        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("loadenv.py");
+        let release = directory.path().join("release");
+        fs::create_dir_all(release.join("venv")).expect("venv");
+        fs::write(
+            release.join("environment.json"),
+            "{\"LOADENV_TEST\": \"h\u{e9}llo \u{2603}\"}",
+        )
+        .expect("write");
+        let code = "import os, sys\n\
+                    sys.prefix = sys.argv[1]\n\
+                    sys.path.insert(0, sys.argv[2])\n\
+                    import loadenv\n\
+                    loadenv.load()\n\
+                    sys.stdout.flush()\n\
+                    os.execv('/usr/bin/env', ['env'])\n";
+        for python in pythons() {
+            let wrapper = directory.path().join("c-locale");
+            fs::write(
+                &wrapper,
+                format!("#!/bin/sh\nLC_ALL=C exec {python} \"$@\"\n"),
+            )
+            .expect("wrapper");
+            fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .expect("chmod");
+            let run = run_bounded(
+                &wrapper.to_string_lossy(),
+                &[
+                    "-I",
+                    "-S",
+                    "-c",
+                    code,
+                    &release.join("venv").to_string_lossy(),
+                    &modules.to_string_lossy(),
+                ],
+                Limits::default(),
+            )
+            .expect("run python");
+            let environment = String::from_utf8_lossy(&run.stdout);
+            assert!(
+                environment
+                    .lines()
+                    .any(|line| line == "LOADENV_TEST=h\u{e9}llo \u{2603}"),
+                "{python}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            assert!(
+                run.stderr.is_empty(),
+                "{python}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+        }
     }
 
     #[test]

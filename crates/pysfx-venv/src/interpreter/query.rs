@@ -45,15 +45,20 @@ def full_version(info):
         version += info.releaselevel[0] + str(info.serial)
     return version
 
+def path(value):
+    # As the bytes name it: a CPython 3.6 under the C locale decodes a non-ASCII path with
+    # surrogate escapes, which JSON cannot carry.
+    return None if value is None else os.fsencode(value).decode("utf-8", "surrogateescape")
+
 import importlib.util
 info = {
     "version_info": list(sys.version_info[:3]),
     "release_level": sys.version_info[3],
     "implementation": sys.implementation.name,
-    "executable": sys.executable,
-    "prefix": sys.prefix,
-    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-    "base_executable": getattr(sys, "_base_executable", None),
+    "executable": path(sys.executable),
+    "prefix": path(sys.prefix),
+    "base_prefix": path(getattr(sys, "base_prefix", sys.prefix)),
+    "base_executable": path(getattr(sys, "_base_executable", None)),
     "platform": sysconfig.get_platform(),
     "is_32bit": sys.maxsize <= 2 ** 32,
     "glibc": glibc_version(),

@@ -225,6 +225,24 @@ fn an_interpreter_without_its_own_path_is_refused() {
     }
 }
 
+/// CPython 3.6 under the C locale, reached through a path that is not ASCII: its answer still
+/// names that path (it would decode it with surrogate escapes, which JSON cannot carry).
+#[test]
+fn a_non_ascii_path_under_the_c_locale_is_answered() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let place = directory.path().join("pyth\u{f6}n");
+    std::fs::create_dir(&place).expect("mkdir");
+    let python = place.join("python");
+    std::os::unix::fs::symlink(pyenv_python("3.6.15"), &python).expect("symlink");
+    let wrapper = script(
+        directory.path(),
+        "c-locale",
+        &format!("LC_ALL=C exec {} \"$@\"\n", python.display()),
+    );
+    let interpreter = Interpreter::query_with(&wrapper, within(60)).expect("answered");
+    assert_eq!(interpreter.executable, python);
+}
+
 #[test]
 fn python_2_is_named_unsupported() {
     let error = Interpreter::query_with(&pyenv_python("2.7.18"), within(60)).expect_err("too old");
