@@ -1,10 +1,11 @@
-//! What `pysfx pack` does with its inputs: `-o` never replaces one, and leftovers of a killed
-//! pack beside the output are cleared by the next pack.
+//! What `pysfx pack` does with its inputs: `-o` never replaces one, leftovers of a killed
+//! pack beside the output are cleared by the next pack, and a local project built into a wheel
+//! packs the same bytes each time.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use pysfx_e2e::{make_app, pack, pack_command, run, test_stub, tiny_wheel};
+use pysfx_e2e::{bootstrap_wheels, make_app, pack, pack_command, run, test_stub, tiny_wheel};
 
 /// An app, a `--wheels` directory with one tiny wheel, a `-r` file and a copy of the stub.
 struct Inputs {
@@ -241,4 +242,73 @@ fn an_app_file_of_4_gib_and_more_is_packed_as_zip64_and_installed() {
     file.seek(SeekFrom::Start(SIZE - 1)).expect("seek");
     file.read_exact(&mut last).expect("read");
     assert_eq!(&last, b"!");
+}
+
+/// SPEC: artifacts are reproducible ("fixed times from SOURCE_DATE_EPOCH or a constant"). A
+/// local project in `-r` is built by its backend (here setuptools, the most common), which
+/// stamps the wheel with the build time unless SOURCE_DATE_EPOCH is set: the packer sets it
+/// for pip to its own zip time, so two packs without it, seconds apart and with the project's
+/// files touched in between, are the same bytes.
+#[test]
+fn a_local_project_packs_reproducibly_without_source_date_epoch() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let project = root.join("mylib");
+    std::fs::create_dir_all(project.join("mylib")).expect("create the project");
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"mylib\"\nversion = \"1.0\"\n",
+    )
+    .expect("write pyproject.toml");
+    let module = project.join("mylib/__init__.py");
+    std::fs::write(&module, "VALUE = 'mylib 1.0'\n").expect("write the module");
+    // Offline: setuptools for the isolated build comes from the bootstrap wheels.
+    std::fs::write(
+        root.join("requirements.txt"),
+        format!(
+            "--no-index\n--find-links {}\n./mylib\n",
+            bootstrap_wheels(11).display()
+        ),
+    )
+    .expect("write requirements");
+    let app = make_app(root, "demoapp");
+    let pack = |output: &Path| {
+        let result = run(pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("-r"),
+                OsStr::new("requirements.txt"),
+                OsStr::new("--target"),
+                OsStr::new("3.11"),
+                OsStr::new("--no-bootstrap"),
+            ],
+            output,
+        )
+        .current_dir(root)
+        .env_remove("SOURCE_DATE_EPOCH"));
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        std::fs::read(output).expect("read the artifact")
+    };
+    let first = pack(&root.join("first.sfx"));
+    // Zip times count in steps of two seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&module)
+        .and_then(|file| file.set_modified(later))
+        .expect("touch the module");
+    let second = pack(&root.join("second.sfx"));
+    assert!(
+        first == second,
+        "two packs of the same inputs differ ({} and {} bytes)",
+        first.len(),
+        second.len()
+    );
 }

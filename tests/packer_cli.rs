@@ -1,11 +1,13 @@
 //! The packer's command line: every man page it names can be printed (`pysfx man PAGE`) or
-//! written (`pysfx man --all DIR`), and it does not colour its output under `NO_COLOR` or on a
-//! `TERM=dumb` terminal.
+//! written (`pysfx man --all DIR`), it does not colour its output under `NO_COLOR` or on a
+//! `TERM=dumb` terminal, `-q` draws no progress bar, and `keygen -o` names keys, not a
+//! directory.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
-use pysfx_e2e::{binaries, make_app, pack_command, run};
+use pysfx_e2e::{binaries, make_app, pack_command, run, tiny_wheel};
 
 #[test]
 fn every_man_page_named_can_be_printed_and_written() {
@@ -73,23 +75,7 @@ fn no_colour_under_no_color_or_a_dumb_terminal() {
         ],
         &work.path().join("site.sfx"),
     );
-    let line: Vec<String> = std::iter::once(pack.get_program())
-        .chain(pack.get_args())
-        .map(|arg| format!("'{}'", arg.to_string_lossy()))
-        .collect();
-    let on_terminal = |command: &str, environment: &[(&str, &str)]| {
-        let mut script = Command::new("script");
-        script
-            .args(["-qec", command, "/dev/null"])
-            .env("TERM", "xterm")
-            .env_remove("NO_COLOR");
-        for (name, value) in environment {
-            script.env(name, value);
-        }
-        let output = run(&mut script);
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    let pack_line = line.join(" ");
+    let pack_line = shell_line(&pack);
     let usage_line = format!("'{}' pack --bogus", binaries().pysfx.display());
     // On a plain terminal the log level is coloured: the test sees colour where there is some.
     let coloured = on_terminal(&pack_line, &[]);
@@ -107,6 +93,111 @@ fn no_colour_under_no_color_or_a_dumb_terminal() {
             assert!(!has_colour(&shown), "{environment:?}: {shown:?}");
         }
     }
+}
+
+/// What `command` (a shell line) shows when run on a terminal (`script`), with `environment`
+/// added to a colour terminal's.
+fn on_terminal(command: &str, environment: &[(&str, &str)]) -> String {
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    for (name, value) in environment {
+        script.env(name, value);
+    }
+    let output = run(&mut script);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A command as a shell line, each argument quoted.
+fn shell_line(command: &Command) -> String {
+    let line: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|arg| format!("'{}'", arg.to_string_lossy()))
+        .collect();
+    line.join(" ")
+}
+
+#[test]
+fn quiet_draws_no_progress_bar_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux) is needed to run the packer on a terminal");
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    let wheels = work.path().join("wheels");
+    // Wheels to count: a pack without any draws no bar anyway.
+    for name in ["tinya", "tinyb", "tinyc"] {
+        tiny_wheel(&wheels, name, "1.0", &[]);
+    }
+    let pack = |quiet: bool| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        if quiet {
+            args.push(OsStr::new("-q"));
+        }
+        on_terminal(
+            &shell_line(&pack_command(&args, &work.path().join("site.sfx"))),
+            &[],
+        )
+    };
+    // The terminal shows the bar without -q: the check below could see one.
+    let shown = pack(false);
+    assert!(shown.contains("packing wheels"), "{shown:?}");
+    let shown = pack(true);
+    assert!(shown.trim().is_empty(), "-q: {shown:?}");
+}
+
+#[test]
+fn keygen_refuses_a_directory_as_the_keys_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = work.path().join("keys");
+    std::fs::create_dir(&keys).expect("mkdir");
+    let keygen = |name: &Path| {
+        run(Command::new(&binaries().pysfx)
+            .args(["keygen", "--unencrypted", "-o"])
+            .arg(name))
+    };
+    let slashed = format!("{}/", keys.display());
+    let missing = format!("{}/", work.path().join("missing").display());
+    for name in [keys.to_str().expect("UTF-8"), &slashed, &missing] {
+        let output = keygen(Path::new(name));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "-o {name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("writes NAME.key and NAME.pub"),
+            "-o {name}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "-o {name}: {stderr}");
+    }
+    // Nothing written, in the directory or beside it.
+    let mut written: Vec<String> = std::fs::read_dir(work.path())
+        .expect("read_dir")
+        .chain(std::fs::read_dir(&keys).expect("read_dir"))
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    written.sort();
+    assert_eq!(written, ["keys"]);
+    // A name in the directory is what -o takes.
+    let output = keygen(&keys.join("release"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(keys.join("release.key").is_file() && keys.join("release.pub").is_file());
 }
 
 /// Whether `text` holds a colour escape (SGR, `ESC [ digits ; … m`); cursor movements of a

@@ -152,7 +152,11 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
             &artifact,
             &parent.join(release),
             &host_python(),
-            &[OsStr::new("--no-compile"), OsStr::new(link[0]), OsStr::new(link[1])],
+            &[
+                OsStr::new("--no-compile"),
+                OsStr::new(link[0]),
+                OsStr::new(link[1]),
+            ],
         );
         assert_eq!(code, 0, "{stderr}");
     }
@@ -197,7 +201,11 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
         .as_array()
         .map(|list| list.iter().filter_map(|path| path.as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(pruned, [parent.join("1").to_str().expect("UTF-8")], "{report}");
+    assert_eq!(
+        pruned,
+        [parent.join("1").to_str().expect("UTF-8")],
+        "{report}"
+    );
     assert!(!parent.join("1").exists());
     assert_eq!(std::fs::read_link(&current).ok(), Some(parent.join("3")));
     assert_complete(&parent.join("3"));

@@ -84,6 +84,7 @@ fn password(purpose: &str, confirm: bool) -> Result<String> {
 /// `pysfx keygen -o NAME`: writes `NAME.key` (mode 0600, encrypted with a password unless
 /// `unencrypted`) and `NAME.pub`. Refuses to replace either file.
 pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
+    check_key_name(name)?;
     let file_name = name
         .file_name()
         .ok_or_else(|| anyhow!("-o {}: not a file name", name.display()))?
@@ -137,6 +138,23 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
         if unencrypted { ", unencrypted" } else { "" },
         public_path.display()
     );
+    Ok(())
+}
+
+/// `-o` names the keys, not a directory to put them in: `-o keys/` would otherwise write
+/// `keys.key` and `keys.pub` beside the directory (`Path` drops a trailing `/`), where no one
+/// looks for them. Exit 2, as any usage error.
+fn check_key_name(name: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if name.as_os_str().as_bytes().ends_with(b"/") || name.is_dir() {
+        return Err(UsageError(format!(
+            "-o {} names a directory; -o is the keys' name (writes NAME.key and NAME.pub), \
+             e.g. -o {}",
+            name.display(),
+            name.join("release").display()
+        ))
+        .into());
+    }
     Ok(())
 }
 
@@ -534,6 +552,31 @@ mod tests {
             key_id(&[0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01]),
             "0123456789ABCDEF"
         );
+    }
+
+    #[test]
+    fn a_directory_is_no_key_name() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let keys = work.path().join("keys");
+        std::fs::create_dir(&keys).expect("mkdir");
+        let keys_slash = format!("{}/", keys.display());
+        let missing_slash = format!("{}/", work.path().join("missing").display());
+        for name in [
+            keys.as_os_str(),
+            keys_slash.as_ref(),
+            missing_slash.as_ref(),
+        ] {
+            let error = check_key_name(Path::new(name)).expect_err(&name.to_string_lossy());
+            let text = error.to_string();
+            assert!(error.downcast_ref::<UsageError>().is_some(), "{text}");
+            assert!(
+                text.contains(&*name.to_string_lossy()) && text.contains("NAME.key and NAME.pub"),
+                "{text}"
+            );
+        }
+        for name in [keys.join("release"), PathBuf::from("release")] {
+            assert!(check_key_name(&name).is_ok(), "{}", name.display());
+        }
     }
 
     #[test]

@@ -12,20 +12,35 @@ use super::target::ParsedTarget;
 use super::wheel::wheels_in;
 use crate::pipfail::{self, PipRun};
 
-/// Where pip finds wheels and keeps checkouts, besides its index.
+/// Where pip finds wheels and keeps checkouts, besides its index, and the time it stamps on
+/// the wheels it builds.
 pub struct PipSources<'a> {
     /// The `--wheels` directories, offered as `--find-links`: a prebuilt wheel fills in for a
     /// distribution the index has no wheel of.
     pub find_links: &'a [PathBuf],
     /// `--src`: editable VCS checkouts go here, not into the current directory.
     pub src: &'a Path,
+    /// The pack's zip time (`SOURCE_DATE_EPOCH`, else the packer's constant), given to pip as
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: u64,
 }
+
+/// The times a zip entry can carry, 1980-01-01 to 2107-12-31 23:59:58, as the payload writer
+/// clamps its own.
+const ZIP_EPOCHS: std::ops::RangeInclusive<u64> = 315_532_800..=4_354_819_198;
 
 impl PipSources<'_> {
     pub(crate) fn add_to(&self, command: &mut Command) {
         for directory in self.find_links {
             command.arg("--find-links").arg(directory);
         }
+        // A wheel pip builds (a local project, an sdist, a VCS checkout) is stamped with the
+        // build time unless SOURCE_DATE_EPOCH is set (setuptools' bdist_wheel, hatchling and
+        // flit all read it), and two packs of the same inputs would differ. Clamped into the
+        // zip range as the artifact's own entries are: backends differ on a time outside it
+        // (some move it in, Python's zipfile refuses a year after 2107).
+        let epoch = self.epoch.clamp(*ZIP_EPOCHS.start(), *ZIP_EPOCHS.end());
+        command.env("SOURCE_DATE_EPOCH", epoch.to_string());
     }
 }
 

@@ -55,6 +55,8 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .map(signing::load_secret_key)
         .transpose()?;
     let source_date_epoch = source_date_epoch()?;
+    // The zip entries' time, the artifact's and the wheels pip builds for it.
+    let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
 
     let walked = walk_files(args, &app_name)?;
 
@@ -63,7 +65,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     crate::interrupt::remove_on_signal(work.path().to_path_buf());
-    let (sets, bootstrap_files) = collect_sets(args, &targets, work.path())?;
+    let (sets, bootstrap_files) = collect_sets(args, &targets, work.path(), epoch)?;
 
     let Placed {
         infos,
@@ -91,7 +93,6 @@ pub fn run(args: &PackArgs) -> Result<()> {
     // epoch whatever SOURCE_DATE_EPOCH says, so releases of different artifacts that installed
     // the same wheel have the same sources and byte-code, and a linked install can share them
     // (a source's mtime is part of what its `.pyc` is checked against).
-    let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
     let bundles = compile_bytecode(compile_plans, &infos, work.path(), DEFAULT_EPOCH)?;
 
     let wheels = wheel_entries(&infos, &husks);

@@ -25,10 +25,12 @@ pub(crate) struct CollectedSet {
 }
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
+/// `epoch` is the pack's zip time, given to pip for the wheels it builds.
 pub(crate) fn collect_sets(
     args: &PackArgs,
     targets: &[ParsedTarget],
     work: &Path,
+    epoch: u64,
 ) -> Result<(Vec<CollectedSet>, Vec<PathBuf>)> {
     let mut prebuilt = Vec::new();
     for directory in &args.wheels {
@@ -74,7 +76,7 @@ pub(crate) fn collect_sets(
         }]
     } else {
         let (sets, checks_hashes) =
-            requirement_sets(args, targets, &prebuilt, &mut host_python, work)?;
+            requirement_sets(args, targets, &prebuilt, &mut host_python, work, epoch)?;
         hashed = checks_hashes;
         sets
     };
@@ -127,6 +129,7 @@ fn requirement_sets(
     prebuilt: &[(PathBuf, WheelInfo)],
     host_python: &mut Option<String>,
     work: &Path,
+    epoch: u64,
 ) -> Result<(Vec<CollectedSet>, bool)> {
     let requirements = Requirements::read(&args.requirements)?;
     for file in &requirements.files {
@@ -144,6 +147,7 @@ fn requirement_sets(
     let sources = PipSources {
         find_links: &args.wheels,
         src: &src,
+        epoch,
     };
     let mut pythons = args.python.clone();
     if pythons.is_empty() && targets.is_empty() {

@@ -174,10 +174,16 @@ fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<(
     Ok(())
 }
 
-/// A bar on stderr when it is a terminal; hidden otherwise.
+/// A bar on stderr when [`progress_shown`] says so; hidden otherwise.
 fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
-    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
-    if total == 0 || dumb || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let shown = progress_shown(&Console {
+        steps: total,
+        // `-q` sets the level to errors: the bar is info, so it goes with the info lines.
+        info_shown: tracing::enabled!(tracing::Level::INFO),
+        terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        dumb: std::env::var_os("TERM").is_some_and(|term| term == "dumb"),
+    });
+    if !shown {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
@@ -186,4 +192,64 @@ fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
     }
     bar.set_message(message);
     bar
+}
+
+/// What decides whether a progress bar is drawn.
+struct Console {
+    /// The bar's length: nothing to count, no bar.
+    steps: u64,
+    /// Whether info messages are logged (not under `-q`, which means errors only).
+    info_shown: bool,
+    /// Whether stderr is a terminal (a bar in a piped log is noise).
+    terminal: bool,
+    /// `TERM=dumb`: a terminal that cannot redraw a line.
+    dumb: bool,
+}
+
+/// A bar is drawn on a terminal that can redraw it, when there is something to count and info
+/// messages are shown.
+fn progress_shown(console: &Console) -> bool {
+    console.steps > 0 && console.info_shown && console.terminal && !console.dumb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_progress_bar_under_quiet_off_a_terminal_or_on_a_dumb_one() {
+        let shown = Console {
+            steps: 3,
+            info_shown: true,
+            terminal: true,
+            dumb: false,
+        };
+        assert!(progress_shown(&shown));
+        for (what, console) in [
+            ("no steps", Console { steps: 0, ..shown }),
+            (
+                "-q",
+                Console {
+                    info_shown: false,
+                    ..shown
+                },
+            ),
+            (
+                "piped",
+                Console {
+                    terminal: false,
+                    ..shown
+                },
+            ),
+            (
+                "TERM=dumb",
+                Console {
+                    dumb: true,
+                    ..shown
+                },
+            ),
+        ] {
+            assert!(!progress_shown(&console), "{what}");
+        }
+    }
 }
