@@ -181,6 +181,7 @@ mod tests {
             gil_disabled: None,
             cache_tag: Some("cpython-36".into()),
             magic: "330d0d0a".into(),
+            filesystem_encoding: None,
             os_name: "posix".into(),
             sys_platform: "linux".into(),
             platform_machine: "x86_64".into(),

@@ -29,6 +29,10 @@ pub struct Interpreter {
     pub gil_disabled: Option<bool>,
     pub cache_tag: Option<String>,
     pub magic: String,
+    /// `sys.getfilesystemencoding()`: `ascii` for CPython 3.6 under the C locale. Absent from
+    /// a receipt written before pysfx asked for it.
+    #[serde(default)]
+    pub filesystem_encoding: Option<String>,
     pub os_name: String,
     /// `sys.platform`. This and the fields below are PEP 508 marker values; they are empty
     /// in a receipt written before pysfx asked for them.

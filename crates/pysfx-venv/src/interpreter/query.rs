@@ -68,6 +68,7 @@ info = {
     "gil_disabled": config_flag("Py_GIL_DISABLED"),
     "cache_tag": sys.implementation.cache_tag,
     "magic": importlib.util.MAGIC_NUMBER.hex(),
+    "filesystem_encoding": sys.getfilesystemencoding(),
     "os_name": os.name,
     "sys_platform": sys.platform,
     "platform_machine": platform.machine(),
@@ -185,6 +186,25 @@ impl Interpreter {
                     "it cannot tell where it is (sys.executable is {:?}; is PATH unset or \
                      relative?): give --python its absolute path",
                     self.executable.display().to_string()
+                ),
+            });
+        }
+        // CPython 3.6 under the C locale decodes file names as ASCII; a venv whose `home` is
+        // not ASCII then fails at every start (in `site`), as `python3.6 -m venv` does.
+        let ascii = self
+            .filesystem_encoding
+            .as_deref()
+            .is_some_and(|encoding| encoding.eq_ignore_ascii_case("ascii"));
+        let home = self.base_executable();
+        if ascii && !home.as_os_str().is_ascii() {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: format!(
+                    "CPython {} decodes file names as ASCII under this locale (C or POSIX), and \
+                     a venv of {} would not start: run with a UTF-8 locale (LC_ALL=en_US.UTF-8) \
+                     or give --python a path that is ASCII",
+                    self.version(),
+                    home.display()
                 ),
             });
         }

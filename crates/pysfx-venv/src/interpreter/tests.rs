@@ -226,7 +226,9 @@ fn an_interpreter_without_its_own_path_is_refused() {
 }
 
 /// CPython 3.6 under the C locale, reached through a path that is not ASCII: its answer still
-/// names that path (it would decode it with surrogate escapes, which JSON cannot carry).
+/// names that path (it decodes it with surrogate escapes, which JSON cannot carry), and it is
+/// refused by name: a venv of it would not start under that locale. Under a UTF-8 locale it is
+/// used.
 #[test]
 fn a_non_ascii_path_under_the_c_locale_is_answered() {
     let directory = tempfile::tempdir().expect("temp dir");
@@ -239,7 +241,17 @@ fn a_non_ascii_path_under_the_c_locale_is_answered() {
         "c-locale",
         &format!("LC_ALL=C exec {} \"$@\"\n", python.display()),
     );
-    let interpreter = Interpreter::query_with(&wrapper, within(60)).expect("answered");
+    let error = Interpreter::query_with(&wrapper, within(60))
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("decodes file names as ASCII"), "{error}");
+    assert!(error.contains("pyth\u{f6}n"), "{error}");
+    let utf8 = script(
+        directory.path(),
+        "utf-8-locale",
+        &format!("LC_ALL=C.UTF-8 exec {} \"$@\"\n", python.display()),
+    );
+    let interpreter = Interpreter::query_with(&utf8, within(60)).expect("answered");
     assert_eq!(interpreter.executable, python);
 }
 
