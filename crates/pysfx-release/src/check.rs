@@ -391,6 +391,39 @@ mod tests {
         assert!(!report.intact());
     }
 
+    /// A RECORD rewritten to agree with an edited file, or to blank its hash, or to drop a
+    /// deleted file and list an added one: the RECORD itself differs from the install's.
+    #[test]
+    fn a_record_edited_to_hide_a_change_is_itself_modified() {
+        let site = crate::testing::SITE;
+        let record = format!("{site}/pkg-1.0.dist-info/RECORD");
+        let edits: [&dyn Fn(&str) -> String; 3] = [
+            &|text| text.replace("pkg/__init__.py,sha256=", "pkg/__init__.py,sha256=AAAA"),
+            &|text| {
+                text.lines()
+                    .map(|line| match line.starts_with("pkg/util.py,") {
+                        true => "pkg/util.py,,\n".to_string(),
+                        false => format!("{line}\n"),
+                    })
+                    .collect()
+            },
+            &|text| format!("{text}pkg/backdoor.py,,\n"),
+        ];
+        for (case, edit) in edits.iter().enumerate() {
+            let temporary = tempfile::tempdir().expect("tempdir");
+            let release = fake_release(temporary.path(), "1", "mysite", 1);
+            let text = std::fs::read_to_string(release.join(&record)).expect("RECORD");
+            std::fs::write(release.join(&record), edit(&text)).expect("edit");
+            std::fs::write(release.join(format!("{site}/pkg/backdoor.py")), "x").expect("add");
+            let report = check(&release, &contents(&release));
+            assert!(
+                report.modified.iter().any(|m| m.path == record),
+                "case {case}: {:?}",
+                report.lines()
+            );
+        }
+    }
+
     /// A directory of the release moved elsewhere and replaced by a link to it: every file
     /// is still there through the link, and the release is still modified.
     #[test]

@@ -174,8 +174,8 @@ impl Contents {
         Contents::from_install(root, site_packages, files, extra, dist_infos, executables)
     }
 
-    /// The same from what the install reports (no RECORD read back, no stat): `dist_infos`
-    /// and `executables` relative to `root`.
+    /// The same from what the install reports (no RECORD parsed, no stat but of `extra` and
+    /// the RECORDs, which are hashed): `dist_infos` and `executables` relative to `root`.
     pub fn from_install(
         root: &Path,
         site_packages: &str,
@@ -184,7 +184,14 @@ impl Contents {
         mut dist_infos: Vec<String>,
         mut executables: Vec<String>,
     ) -> std::io::Result<Contents> {
-        for relative in extra {
+        // Each RECORD as installed is held to its hash too: a RECORD edited to agree with an
+        // edited file (or a `pip install --force-reinstall` over the release) is a difference.
+        let records: Vec<String> = dist_infos
+            .iter()
+            .map(|dist_info| format!("{dist_info}/RECORD"))
+            .filter(|record| root.join(record).is_file())
+            .collect();
+        for relative in extra.iter().chain(&records) {
             let path = root.join(relative);
             let (digest, size) = hash_file(&path)?;
             let mode = std::fs::symlink_metadata(&path)?;
