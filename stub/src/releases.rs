@@ -58,7 +58,14 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
                 path: destination.clone(),
                 version: receipt.pysfx_version.clone(),
             })?;
-    let report = pysfx_release::check::check(&destination, contents);
+    let mut report = pysfx_release::check::check(&destination, contents);
+    if let Some(reason) = pysfx_release::release::interpreter_changed(&destination, &receipt) {
+        warn!("{}: {reason}", destination.display());
+        report.modified.push(pysfx_release::check::Modified {
+            path: "venv/bin/python".into(),
+            differs: vec!["python"],
+        });
+    }
     let intact = report.intact();
     if cli.json {
         let object = json!({

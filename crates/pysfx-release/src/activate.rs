@@ -35,6 +35,12 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
             reason: format!("is an incomplete release ({reason})"),
         });
     }
+    if let Some(reason) = release::interpreter_changed(destination, &receipt) {
+        return Err(ReleaseError::NotARelease {
+            path: destination.to_path_buf(),
+            reason: format!("cannot run ({reason})"),
+        });
+    }
     repoint_link(link, destination)
 }
 
@@ -58,6 +64,25 @@ mod tests {
             activate(&other, &link, "mysite"),
             Err(ReleaseError::OtherApp { .. })
         ));
+        // A release whose interpreter is now another Python (`alternatives` moved a link)
+        // would not run: refused, naming both versions.
+        std::fs::remove_file(two.join("venv/bin/python")).expect("unlink");
+        std::os::unix::fs::symlink(
+            "/root/.pyenv/versions/3.12.1/bin/python3.12",
+            two.join("venv/bin/python"),
+        )
+        .expect("relink");
+        match activate(&two, &link, "mysite") {
+            Err(ReleaseError::NotARelease { reason, .. }) => {
+                assert!(reason.contains("Python 3.12.1"), "{reason}");
+                assert!(reason.contains("3.11.7"), "{reason}");
+            }
+            other => panic!("activated a release of another Python: {other:?}"),
+        }
+        assert_eq!(std::fs::read_link(&link).expect("read"), one);
+        std::fs::remove_file(two.join("venv/bin/python")).expect("unlink");
+        std::os::unix::fs::symlink(crate::testing::PYTHON_311, two.join("venv/bin/python"))
+            .expect("mend");
         std::fs::remove_file(two.join("venv/pyvenv.cfg")).expect("break");
         assert!(matches!(
             activate(&two, &link, "mysite"),

@@ -40,6 +40,37 @@ pub fn open(destination: &Path, app: &str) -> Result<Receipt, ReleaseError> {
     Ok(receipt)
 }
 
+/// Why the venv's interpreter is no longer the Python the release was installed for (its
+/// `X.Y`: the wheels, their byte-code and site-packages are that version's), e.g. another
+/// version behind the same link after `alternatives` moved it, or none that runs. `None` when
+/// it is — known without starting it when `bin/python` still leads to the very binary the
+/// install ran.
+pub fn interpreter_changed(destination: &Path, receipt: &Receipt) -> Option<String> {
+    let python = destination.join("venv/bin/python");
+    let python = python.to_str()?;
+    let binary = pysfx_venv::BinaryIdentity::of(python).and_then(|binary| binary.text());
+    if let (Some(installed), Some(binary)) = (&receipt.interpreter, binary) {
+        if installed.binary == binary {
+            return None;
+        }
+    }
+    let mut parts = receipt.python_version.split('.');
+    let wanted = format!("{}.{}", parts.next()?, parts.next()?);
+    match pysfx_venv::Interpreter::query(python) {
+        Ok(interpreter) => {
+            let (major, minor) = interpreter.major_minor();
+            (format!("{major}.{minor}") != wanted).then(|| {
+                format!(
+                    "venv/bin/python is now Python {}; the release was installed for {}",
+                    interpreter.version(),
+                    receipt.python_version
+                )
+            })
+        }
+        Err(error) => Some(format!("venv/bin/python does not run: {error}")),
+    }
+}
+
 /// What is missing from a release by a quick look (no hashing): the app directory, the venv's
 /// `pyvenv.cfg` and `bin/python`, each installed distribution's RECORD. `None` when nothing is.
 pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {

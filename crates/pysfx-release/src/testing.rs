@@ -8,6 +8,9 @@ use crate::receipt::{Contents, InstalledWheel, Receipt, RecordedFile, RECEIPT_NA
 
 pub const SITE: &str = "venv/lib/python3.11/site-packages";
 
+/// A CPython 3.11 (pyenv's, as on the machines that run the tests).
+pub const PYTHON_311: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+
 /// `parent/name`: app `app` (a module and a link), a venv with one distribution (`pkg`, with
 /// a script in `bin/`), a hook, and a receipt saying it was installed at `installed_at`.
 pub fn fake_release(parent: &Path, name: &str, app: &str, installed_at: u64) -> PathBuf {
@@ -24,7 +27,8 @@ pub fn fake_release(parent: &Path, name: &str, app: &str, installed_at: u64) -> 
     std::os::unix::fs::symlink("views.py", release.join(format!("{app}/latest"))).expect("link");
     write("venv/pyvenv.cfg", "home = /usr/bin\n");
     std::fs::create_dir_all(release.join("venv/bin")).expect("bin");
-    std::os::unix::fs::symlink("/bin/sh", release.join("venv/bin/python")).expect("python");
+    // The Python the receipt names (3.11): `--activate` and `--check` ask it its version.
+    std::os::unix::fs::symlink(PYTHON_311, release.join("venv/bin/python")).expect("python");
     write(&format!("{SITE}/pkg/__init__.py"), "VALUE = 1\n");
     write(&format!("{SITE}/pkg/util.py"), "def helper():\n    pass\n");
     write(&format!("{SITE}/pkg-1.0.dist-info/METADATA"), "Name: pkg\n");
