@@ -494,11 +494,36 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
         |_| {},
         &[(pysfx_format::SBOM_NAME, lie.as_bytes())],
     );
-    let output = verify(&crafted);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    // Saying the artifact is of another pysfx version does not excuse the lie: the layout
+    // may differ then, the components may not.
+    let other_version = pysfx_e2e::reseal_replacing(
+        &artifact,
+        &root.join("lie-old.sfx"),
+        |manifest| manifest.pysfx_version = "0.0.9".into(),
+        &[(pysfx_format::SBOM_NAME, lie.as_bytes())],
+    );
+    for crafted in [crafted, other_version] {
+        let output = verify(&crafted);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("is not the SBOM of the manifest"),
+            "{stderr}"
+        );
+    }
+    // Of another version, an SBOM laid out otherwise with the same components passes.
+    let relaid: serde_json::Value = serde_json::from_str(&sbom).expect("JSON");
+    let relaid = serde_json::to_vec_pretty(&relaid).expect("JSON");
+    let other_layout = pysfx_e2e::reseal_replacing(
+        &artifact,
+        &root.join("relaid-old.sfx"),
+        |manifest| manifest.pysfx_version = "0.0.9".into(),
+        &[(pysfx_format::SBOM_NAME, relaid.as_slice())],
+    );
+    let output = verify(&other_layout);
     assert!(
-        stderr.contains("is not the SBOM of the manifest"),
-        "{stderr}"
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

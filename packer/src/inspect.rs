@@ -378,12 +378,12 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 
 /// The SBOMs an artifact carries are what its manifest makes them (`sbom::payload_entries`):
 /// one that differs would show scanners distributions or versions that are not installed.
-/// Compared for artifacts of this pysfx version (another version may lay them out otherwise).
+/// For artifacts of this pysfx version they must be those very bytes; another version may lay
+/// them out otherwise, but must still list the same components (package URL and SHA-256) as
+/// the manifest — the `pysfx_version` field is the artifact's word, not a licence to differ.
 fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> {
     let manifest = payload.manifest().clone();
-    if manifest.pysfx_version != env!("CARGO_PKG_VERSION") {
-        return Ok(());
-    }
+    let same_version = manifest.pysfx_version == env!("CARGO_PKG_VERSION");
     let corrupt = |error: anyhow::Error| (CORRUPT, error);
     let mut stored = Vec::new();
     std::io::Read::read_to_end(
@@ -400,7 +400,12 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
     for (name, bytes) in expected {
         let found =
             pysfx_format::read_sbom(payload, &name).map_err(|error| corrupt(anyhow!(error)))?;
-        if found.is_some_and(|found| found != bytes) {
+        let Some(found) = found else { continue };
+        let differs = match same_version {
+            true => found != bytes,
+            false => components(&found) != components(&bytes),
+        };
+        if differs {
             return Err(corrupt(anyhow!(
                 "{}: {name} is not the SBOM of the manifest (it lists other components or \
                  versions than the artifact carries)",
@@ -409,6 +414,44 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
         }
     }
     Ok(())
+}
+
+/// What an SBOM lists, whatever its layout: each component's package URL and SHA-256, and the
+/// application's name and version; `None` when it is not a CycloneDX JSON document.
+type Listed = (
+    Option<(String, String)>,
+    std::collections::BTreeSet<(String, String)>,
+);
+
+fn components(bytes: &[u8]) -> Option<Listed> {
+    let document: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let text = |value: &serde_json::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(|field| field.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let application = document
+        .pointer("/metadata/component")
+        .map(|component| (text(component, "name"), text(component, "version")));
+    let listed = document
+        .get("components")?
+        .as_array()?
+        .iter()
+        .map(|component| {
+            let sha256 = component
+                .get("hashes")
+                .and_then(|hashes| hashes.as_array())
+                .into_iter()
+                .flatten()
+                .find(|hash| text(hash, "alg") == "SHA-256")
+                .map(|hash| text(hash, "content"))
+                .unwrap_or_default();
+            (text(component, "purl"), sha256)
+        })
+        .collect();
+    Some((application, listed))
 }
 
 pub fn verify(args: &VerifyArgs) -> Outcome {
