@@ -338,6 +338,12 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     assert_documented(first);
     assert_eq!(first["current"], true);
     assert_eq!(first["complete"], true);
+    // Every key the guide lists is there for a complete release too.
+    assert_eq!(
+        first.get("incomplete"),
+        Some(&serde_json::Value::Null),
+        "{first}"
+    );
     assert_eq!(
         first["python_version"]
             .as_str()

@@ -28,8 +28,7 @@ pub struct ReleaseInfo {
     /// Seconds since the epoch, from the receipt.
     pub installed_at: u64,
     pub complete: bool,
-    /// What the quick look found missing, when not complete.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the quick look found missing, when not complete (`null` in JSON when complete).
     pub incomplete: Option<String>,
     /// Bytes of the release's files on disk (each hard-linked file once).
     pub bytes: u64,
