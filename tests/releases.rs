@@ -274,6 +274,31 @@ fn keep_never_removes_the_release_link_lies_in() {
     assert!(releases.join("r1/pysfx-receipt.json").is_file());
 }
 
+/// A DEST so long that a file of the release would have a path Linux does not take whole
+/// (PATH_MAX, 4096 bytes): Python could not import it, so the install refuses (exit 4) —
+/// before writing when it is one of the app's files, while planning the wheels otherwise —
+/// and leaves nothing behind.
+#[test]
+fn a_dest_too_long_for_the_release_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let base = work.path().join("deep");
+    // Each case: how far short of 4096 bytes DEST stops.
+    for (short_by, when) in [(20, "the app's files"), (50, "a wheel's files")] {
+        let mut destination = base.clone();
+        while destination.as_os_str().len() + 201 < 4096 - short_by {
+            destination.push("d".repeat(200));
+        }
+        let last = 4096 - short_by - destination.as_os_str().len() - 1;
+        destination.push("r".repeat(last));
+        assert_eq!(destination.as_os_str().len(), 4096 - short_by);
+        let (code, result, stderr) = install_with(&site, &destination, &python(11).path, &[]);
+        assert_eq!(code, 4, "{when}: {result}\n{stderr}");
+        assert!(stderr.contains("too long"), "{when}: {stderr}");
+        assert!(!base.exists(), "{when}: the run left {}", base.display());
+    }
+}
+
 /// The release LINK replaced is remembered (in DEST's lock file) when LINK moves, so a re-run
 /// keeps it even when a release never linked was installed between the two; and a relative
 /// link that already leads to DEST (made by a symlink task) is no move.

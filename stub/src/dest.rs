@@ -3,6 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use pysfx_format::Payload;
 use pysfx_venv::Interpreter;
 use tracing::warn;
 
@@ -354,6 +355,38 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
                 available >> 20,
                 // Rounded up: never "70 MiB available, about 70 MiB needed".
                 needed.div_ceil(1 << 20)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest path Linux takes whole (PATH_MAX, 4096 bytes with its NUL). The install writes
+/// relative to directory descriptors and would not notice a longer one, but every program that
+/// names such a file whole — Python's import among them — is refused it.
+pub(crate) const PATH_MAX: usize = 4096;
+
+/// Refuses a DEST under which one of the payload's own files (the app, the static
+/// directories) would have a path longer than Linux takes: before anything is written. (The
+/// wheels' files are held to the same limit as each wheel is planned.)
+pub(crate) fn check_path_lengths(destination: &Path, payload: &mut Payload) -> Result<(), Failure> {
+    let app = format!("{}/", payload.manifest().app.name);
+    let archive = payload.archive();
+    let longest = (0..archive.len())
+        .filter_map(|index| archive.name_for_index(index))
+        .filter_map(Result::ok)
+        .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"))
+        .map(|name| name.len())
+        .max()
+        .unwrap_or(0);
+    let length = destination.as_os_str().len() + 1 + longest;
+    if length >= PATH_MAX {
+        return Err(Failure::new(
+            code::MACHINE,
+            format!(
+                "DEST {} is too long for this artifact: its longest file would have a path of \
+                 {length} bytes, and Linux takes none of {PATH_MAX} or more; choose a shorter DEST",
+                destination.display()
             ),
         ));
     }

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use crate::artifact::open_self;
 use crate::dest::{
-    absolute_path, check_free_space, check_replaceable, check_unmodified, exchange,
-    inspect_destination, remove_stale_siblings, sibling, Existing,
+    absolute_path, check_free_space, check_path_lengths, check_replaceable, check_unmodified,
+    exchange, inspect_destination, remove_stale_siblings, sibling, Existing,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -159,6 +159,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     if verified {
         // Before DEST's parents or the lock file are made.
         check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
+        check_path_lengths(&destination, &mut payload)?;
     }
 
     // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
@@ -217,6 +218,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                 )?;
                 check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
+                check_path_lengths(&destination, &mut payload)?;
             }
             Some(build(
                 cli,

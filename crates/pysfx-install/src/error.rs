@@ -40,6 +40,9 @@ pub enum InstallError {
     /// missing or changed there (exit 4: this machine lacks what the artifact needs).
     #[error("{0}; this thin artifact needs an intact release holding it beside DEST, or the full artifact")]
     BaseRelease(String),
+    /// A file would have a path longer than Linux takes (PATH_MAX) under this DEST (exit 4).
+    #[error("{0}")]
+    PathTooLong(String),
     /// A bug: the install's own parts disagree.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,7 +65,7 @@ impl InstallError {
             InstallError::Format(FormatError::Io { source, .. }) => io_fault(source),
             InstallError::Format(_) => Fault::Content,
             InstallError::Venv(error) => venv_fault(error),
-            InstallError::BaseRelease(_) => Fault::Machine,
+            InstallError::BaseRelease(_) | InstallError::PathTooLong(_) => Fault::Machine,
             InstallError::Internal(_) => Fault::Other,
         }
     }

@@ -573,6 +573,7 @@ fn open_wheels(
     for (result, job) in opened.into_iter().zip(batch.jobs) {
         let (archive, mut wheel) = result?;
         check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
+        check_path_lengths(&wheel, batch.layout)?;
         if options.payload_verified {
             wheel.vouch();
         }
@@ -584,6 +585,31 @@ fn open_wheels(
         prepared.push(wheel);
     }
     Ok((archives, prepared))
+}
+
+/// The longest path Linux takes whole (PATH_MAX, 4096 bytes with its NUL). The tree is written
+/// relative to directory descriptors and would not notice a longer one, but every program
+/// that names such a file whole — Python's import among them — is refused it.
+const PATH_MAX: usize = 4096;
+
+/// Refuses a wheel one of whose files would have a path Linux does not take in the final venv.
+fn check_path_lengths(wheel: &PreparedWheel, layout: &Layout) -> Result<(), InstallError> {
+    let venv =
+        (layout.shebang_python.strip_suffix("/bin/python")).unwrap_or(&layout.shebang_python);
+    let Some(longest) = wheel
+        .member_destinations()
+        .max_by_key(|destination| destination.len())
+    else {
+        return Ok(());
+    };
+    let length = venv.len() + 1 + longest.len();
+    match length < PATH_MAX {
+        true => Ok(()),
+        false => Err(InstallError::PathTooLong(format!(
+            "DEST is too long for this artifact: {venv}/{longest} would be a path of {length} \
+             bytes, and Linux takes none of {PATH_MAX} or more; choose a shorter DEST"
+        ))),
+    }
 }
 
 /// One warning per pair of wheels that ship paths with different content.

@@ -187,6 +187,11 @@ impl PreparedWheel {
         (0..self.planned.len()).map(MemberId)
     }
 
+    /// Where each member goes, relative to the venv.
+    pub fn member_destinations(&self) -> impl Iterator<Item = &str> {
+        self.planned.iter().map(|plan| plan.destination.as_str())
+    }
+
     /// The uncompressed size of a member, to schedule big ones first.
     pub fn member_size(&self, member: MemberId) -> u64 {
         self.planned[member.0].size
