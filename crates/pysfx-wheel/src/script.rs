@@ -3,9 +3,12 @@
 /// The shebang line (without its newline) that runs `python`. Linux reads at most 127 bytes of
 /// a `#!` line and splits it at spaces, so a long path or one with a space gets the `/bin/sh`
 /// trampoline that distlib and uv use: `sh` runs the `exec` line, Python sees a string literal.
+/// The path is quoted for both: a `'` closes sh's quotes around a double-quoted one, and a
+/// backslash is written as sh's `"\\"` — to Python an escaped backslash, where a bare one
+/// (`\N`, `\x`, `\u`) would make the literal, and so every script, a syntax error.
 pub fn format_shebang(python: &str) -> String {
     if python.len() + 3 > 127 || python.contains([' ', '\t']) {
-        let escaped = python.replace('\'', "'\"'\"'");
+        let escaped = python.replace('\'', "'\"'\"'").replace('\\', "'\"\\\\\"'");
         format!("#!/bin/sh\n'''exec' '{escaped}' \"$0\" \"$@\"\n' '''")
     } else {
         format!("#!{python}")
@@ -92,6 +95,41 @@ mod tests {
         assert_eq!(format_shebang(&edge), format!("#!{edge}"));
         let over = format!("/{}", "p".repeat(124));
         assert!(format_shebang(&over).starts_with("#!/bin/sh\n"));
+    }
+
+    /// A trampoline for an interpreter whose path holds a space, quotes and backslashes that
+    /// Python would read as escapes: sh finds the interpreter, and Python reads the script
+    /// without a syntax error or warning.
+    #[test]
+    fn the_trampoline_survives_quotes_and_backslashes() {
+        let python = "/root/.pyenv/versions/3.12.1/bin/python3.12";
+        let directory = tempfile::tempdir().expect("tempdir");
+        let odd = directory.path().join("a \\N b \\x 'c' \\\\ \\u");
+        std::fs::create_dir(&odd).expect("mkdir");
+        let link = odd.join("python");
+        std::os::unix::fs::symlink(python, &link).expect("symlink");
+        let script = directory.path().join("tool");
+        let text = format!(
+            "{}\nimport sys\nprint(sys.argv[1])\n",
+            format_shebang(link.to_str().expect("UTF-8"))
+        );
+        std::fs::write(&script, text).expect("write");
+        let output = std::process::Command::new("sh")
+            .arg(&script)
+            .arg("ran")
+            .output()
+            .expect("sh");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "ran\n",
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     #[test]
