@@ -385,7 +385,7 @@ pub fn verify_signature(
         .map_err(|error| bad(anyhow!("{}: {error}", signature.display())))?;
     check_trusted_comment(&comment, manifest, payload_sha256).map_err(|reason| {
         bad(anyhow!(
-            "{}: the signed trusted comment {:?} does not describe {}: {reason}",
+            "{}: the signed trusted comment \"{}\" does not describe {}: {reason}",
             signature.display(),
             escape_control(&comment),
             artifact.display()
@@ -449,7 +449,7 @@ fn check_trusted_comment(
     };
     if app != manifest.app.name {
         return Err(format!(
-            "it is for app {:?}, the artifact is app {:?}",
+            "it is for app \"{}\", the artifact is app {:?}",
             escape_control(app),
             manifest.app.name
         ));
@@ -457,7 +457,7 @@ fn check_trusted_comment(
     if version != manifest.app.version.as_deref() {
         return Err(format!(
             "it is for version {}, the artifact is version {}",
-            version.map_or("(none)".into(), |v| format!("{:?}", escape_control(v))),
+            version.map_or("(none)".into(), |v| format!("\"{}\"", escape_control(v))),
             manifest
                 .app
                 .version

@@ -241,8 +241,8 @@ pub fn check_app_name(name: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !valid {
         return Err(format!(
-            "app name {:?} must be 1 to 100 letters, digits, '_', '-' or '.', not starting with '.' or '-'",
-            name.escape_debug().to_string()
+            "app name \"{}\" must be 1 to 100 letters, digits, '_', '-' or '.', not starting with '.' or '-'",
+            name.escape_debug()
         ));
     }
     if RESERVED_APP_NAMES.contains(&name) {
@@ -259,8 +259,8 @@ pub fn check_app_version(version: &str) -> Result<(), String> {
     if version.is_empty() || version.chars().count() > 200 || version.chars().any(char::is_control)
     {
         return Err(format!(
-            "app version {:?} must be 1 to 200 characters, without control characters",
-            version.escape_debug().to_string()
+            "app version \"{}\" must be 1 to 200 characters, without control characters",
+            version.escape_debug()
         ));
     }
     Ok(())
@@ -289,8 +289,8 @@ impl Manifest {
         for text in texts {
             if text.chars().any(char::is_control) || text.len() > 200 {
                 return Err(format!(
-                    "{:?} holds control characters or is too long",
-                    text.escape_debug().to_string()
+                    "\"{}\" holds control characters or is too long",
+                    text.escape_debug()
                 ));
             }
         }
@@ -310,8 +310,8 @@ impl Manifest {
             });
             if !valid {
                 return Err(format!(
-                    "static directory {:?} is not static.in/<number>",
-                    directory.escape_debug().to_string()
+                    "static directory \"{}\" is not static.in/<number>",
+                    directory.escape_debug()
                 ));
             }
         }
@@ -322,6 +322,15 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control character is shown escaped once (`\t`), not twice (`\\t`).
+    #[test]
+    fn refusals_escape_control_characters_once() {
+        let error = check_app_version("1\t2").expect_err("a tab");
+        assert!(error.contains("\"1\\t2\""), "{error}");
+        let error = check_app_name("my\tsite").expect_err("a tab");
+        assert!(error.contains("\"my\\tsite\""), "{error}");
+    }
 
     #[test]
     fn printed_fields_hold_no_control_characters() {
