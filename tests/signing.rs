@@ -208,6 +208,37 @@ fn signatures_and_keys_of_stock_minisign_work_with_pysfx() {
     minisign_sign(&site, &secret, &comment, PASSWORD);
     let output = pysfx_verify(&site, &[&public], None);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // A legacy signature (`minisign -S -l`, not prehashed) is refused as such.
+    let legacy = root.join("legacy.minisig");
+    let mut child = Command::new(minisign())
+        .args(["-S", "-l", "-s"])
+        .arg(&secret)
+        .arg("-m")
+        .arg(&site)
+        .arg("-x")
+        .arg(&legacy)
+        .arg("-t")
+        .arg(&comment)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run minisign -S -l");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("minisign -S -l");
+    assert!(output.status.success(), "minisign -S -l: {}", text(&output));
+    let output = pysfx_verify(&site, &[&public], Some(&legacy));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("legacy minisign signature"),
+        "{}",
+        text(&output)
+    );
 
     // pack --sign with a key pair from minisign -G (unencrypted, -W).
     let stock_secret = root.join("stock.key");

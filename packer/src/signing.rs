@@ -361,6 +361,13 @@ pub fn verify_signature(
             known.join(", ")
         )));
     };
+    if !signature_box.is_prehashed() {
+        return Err(bad(anyhow!(
+            "{} is a legacy minisign signature (`minisign -S -l`), which pysfx does not accept: \
+             sign the artifact again with `minisign -S` (prehashed) or `pysfx pack --sign`",
+            signature.display()
+        )));
+    }
     let file = File::open(artifact)
         .map_err(|error| bad(anyhow!("cannot read {}: {error}", artifact.display())))?;
     minisign::verify(
