@@ -68,6 +68,10 @@ pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
         return Err(error);
     }
     let directory = target.parent().unwrap_or(Path::new("/"));
+    if !directory.is_dir() {
+        // The error below names the directory; say where it comes from.
+        tracing::warn!("{} points at {}", link.display(), target.display());
+    }
     let current = std::fs::metadata(&target).ok().map(|m| (m.dev(), m.ino()));
     let mut releases = Vec::new();
     for (name, path, receipt) in releases_in(directory, app)? {
@@ -105,8 +109,9 @@ pub fn releases_in(
     directory: &Path,
     app: &str,
 ) -> Result<Vec<(String, PathBuf, receipt::Receipt)>, ReleaseError> {
-    let entries = std::fs::read_dir(directory)
-        .map_err(|error| ReleaseError::io("cannot read", directory, error))?;
+    let entries = std::fs::read_dir(directory).map_err(|error| {
+        ReleaseError::io("cannot read the releases' directory", directory, error)
+    })?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
