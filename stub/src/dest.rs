@@ -266,20 +266,22 @@ pub(crate) fn exchange(first: &Path, second: &Path) -> std::io::Result<bool> {
 /// `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
 /// owns them. One exception: a run killed between the two renames of a replacement (kernels
 /// without `RENAME_EXCHANGE`) left DEST missing and the previous release under
-/// `.<name>.pysfx-old-<pid>`; that release is put back, not removed.
-pub(crate) fn remove_stale_siblings(destination: &Path) {
+/// `.<name>.pysfx-old-<pid>`; that release is put back, not removed. Returns whether one was
+/// (DEST changed: the run reports it).
+pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
     let Some(parent) = destination.parent() else {
-        return;
+        return false;
     };
     let Some(name) = destination
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
     else {
-        return;
+        return false;
     };
     let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
+        return false;
     };
+    let mut restored = false;
     let prefix = format!(".{name}.pysfx-");
     let lock = format!(".{name}.pysfx-lock");
     let old = format!(".{name}.pysfx-old-");
@@ -297,11 +299,14 @@ pub(crate) fn remove_stale_siblings(destination: &Path) {
         if let Some(index) = restorable {
             let entry = entries.swap_remove(index);
             match std::fs::rename(entry.path(), destination) {
-                Ok(()) => warn!(
-                    "put back the release {} that an interrupted --force run had moved to {}",
-                    destination.display(),
-                    entry.path().display()
-                ),
+                Ok(()) => {
+                    restored = true;
+                    warn!(
+                        "put back the release {} that an interrupted --force run had moved to {}",
+                        destination.display(),
+                        entry.path().display()
+                    )
+                }
                 Err(error) => warn!(
                     "cannot put back {} as {}: {error}",
                     entry.path().display(),
@@ -329,6 +334,7 @@ pub(crate) fn remove_stale_siblings(destination: &Path) {
             std::fs::remove_file(entry.path())
         };
     }
+    restored
 }
 
 /// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.

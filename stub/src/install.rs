@@ -166,7 +166,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // go again if it ends without DEST; `_made` is dropped after the lock.)
     let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
-    remove_stale_siblings(&destination);
+    let restored = remove_stale_siblings(&destination);
     let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
     if cli.force && matches!(existing, Existing::SameRelease) {
         existing = check_unmodified(&destination);
@@ -251,6 +251,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     phases.progress.finish();
     let outcome = Outcome {
         pruned,
+        restored,
         destination: &destination,
         link: link.as_deref(),
         link_moved,
@@ -437,6 +438,8 @@ struct Outcome<'a> {
     built: Option<Built>,
     /// What `--keep` removed and kept.
     pruned: Option<PruneReport>,
+    /// DEST was put back from where an interrupted `--force` run had moved it.
+    restored: bool,
 }
 
 /// The `--json` object, or the closing log line.
@@ -463,7 +466,7 @@ fn print_outcome(
         .pruned
         .as_ref()
         .is_some_and(|report| !report.pruned.is_empty());
-    let changed = installed || link_moved || pruned;
+    let changed = installed || link_moved || pruned || outcome.restored;
     let empty = Built::default();
     let built = outcome.built.as_ref().unwrap_or(&empty);
     if cli.json {
