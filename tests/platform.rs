@@ -30,6 +30,39 @@ fn pack_with_floor(root: &Path, args: &[&OsStr], max: &str) -> (Option<i32>, Str
     )
 }
 
+/// A `--wheels` set no CPython 3.6–3.13 can install (its only wheel of a distribution is for
+/// CPython 3.14) packs with a warning naming it; a set they can install packs without one.
+#[test]
+fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "purelib", "1.0", &[]);
+    let args = |wheels: &Path| {
+        vec![
+            OsStr::new("--app").to_os_string(),
+            app.as_os_str().to_os_string(),
+            OsStr::new("--wheels").to_os_string(),
+            wheels.as_os_str().to_os_string(),
+            OsStr::new("--no-bootstrap").to_os_string(),
+        ]
+    };
+    let fits = args(&wheels);
+    let fits: Vec<&OsStr> = fits.iter().map(|arg| arg.as_os_str()).collect();
+    let (code, stderr) = pack_with_floor(root, &fits, "2.17");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("no CPython 3.6-3.13"), "{stderr}");
+    tagged_wheel(&wheels, "future", "1.0", "cp314-cp314-manylinux2014_x86_64");
+    let (code, stderr) = pack_with_floor(root, &fits, "2.17");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("no CPython 3.6-3.13 on x86_64 Linux (glibc 2.17) can install set wheels")
+            && stderr.contains("no wheel it takes for future"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn wheels_above_the_floor_are_refused_naming_each_and_the_fix() {
     let work = tempfile::tempdir().expect("tempdir");

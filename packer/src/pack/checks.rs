@@ -10,6 +10,7 @@ use pysfx_format::{Manifest, WheelEntry, WheelSet};
 use crate::collect::WheelInfo;
 use crate::elf::GlibcVersion;
 use crate::{floor, sbom};
+use tracing::warn;
 
 /// Every set resolved for a target meets its own requirements there (what `pip check` would
 /// say on that Python), the bootstrap wheels counting for the distributions a set lacks: a
@@ -173,4 +174,63 @@ pub(crate) fn check_one_version_per_set(
         }
     }
     Ok(())
+}
+
+/// Warns when no CPython 3.6–3.13 on x86_64 Linux (glibc up to `max_glibc`) could install a
+/// set made for every interpreter (`--wheels` alone): each has a distribution without a wheel
+/// its tags and version take (`cp314` wheels only, say), so the artifact would exit 4 on every
+/// server the stub supports. Names the distributions the closest version lacks. A warning, not
+/// an error: a newer CPython may take it.
+pub(crate) fn warn_if_no_python_fits(
+    sets: &[WheelSet],
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+    max_glibc: &GlibcVersion,
+) {
+    let glibc = match max_glibc.0.as_slice() {
+        [major, minor, ..] => Some((*major, *minor)),
+        _ => None,
+    };
+    for set in sets.iter().filter(|set| set.target.is_none()) {
+        let candidates: Vec<pysfx_wheel::Candidate<&str>> = set
+            .wheels
+            .iter()
+            .filter_map(|path| infos.get(path).map(|(info, _)| (path, info)))
+            .map(|(path, info)| pysfx_wheel::Candidate {
+                filename: info.filename.clone(),
+                requires_python: info.requires_python.clone(),
+                item: path.as_str(),
+            })
+            .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        let mut closest: Option<(u32, Vec<String>)> = None;
+        for minor in 6..=13 {
+            let facts = pysfx_wheel::PlatformFacts::linux_cpython(minor, glibc);
+            let tags = pysfx_wheel::InterpreterTags::for_cpython(&facts);
+            let Ok(python) = format!("3.{minor}.{}", crate::collect::NEWEST_PATCH).parse() else {
+                continue;
+            };
+            let selection = pysfx_wheel::select(&candidates, &tags, &python);
+            if selection.missing.is_empty() {
+                return;
+            }
+            let lacking: Vec<String> = selection.missing.into_iter().map(|m| m.name).collect();
+            if closest
+                .as_ref()
+                .is_none_or(|(_, fewest)| lacking.len() < fewest.len())
+            {
+                closest = Some((minor, lacking));
+            }
+        }
+        if let Some((minor, lacking)) = closest {
+            warn!(
+                "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) can install set {}: \
+                 even CPython 3.{minor} has no wheel it takes for {} (the artifact will exit 4 \
+                 on such servers; pack wheels for them, or -r with --python/--target)",
+                set.name,
+                lacking.join(", ")
+            );
+        }
+    }
 }
