@@ -81,6 +81,36 @@ fn a_non_root_rerun_can_lock_what_root_made() {
     assert_eq!(result["changed"], false, "{result}");
 }
 
+/// A user who may not write where DEST's missing parents go is told which directory could
+/// not be made — the highest missing one, not DEST's parent — with exit 4, and nothing made.
+#[test]
+fn a_parent_that_cannot_be_made_is_named() {
+    let Some(system_python) = nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let closed = work.path().join("closed");
+    std::fs::create_dir(&closed).expect("mkdir");
+    let opened = run(Command::new("chmod").args(["-R", "a+rX"]).arg(work.path()));
+    assert!(opened.status.success());
+    let destination = closed.join("a/b/releases/1");
+    let output = run_as_nobody(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            destination.as_os_str(),
+            OsStr::new("--python"),
+            system_python.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let named = format!("cannot create {}:", closed.join("a").display());
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(listing(&closed).is_empty());
+}
+
 /// Two artifacts of one app with different payloads.
 fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
     let first = raw_artifact(

@@ -294,7 +294,15 @@ impl MadeParents {
                         destination.display()
                     ),
                 ),
-                None => Failure::io("cannot create", parent, &error),
+                // The first directory that could not be made (`/ro/a`, not `/ro/a/b`): the
+                // highest missing one, if it is still missing.
+                None => {
+                    let failed = (parent.ancestors())
+                        .take_while(|directory| std::fs::symlink_metadata(directory).is_err())
+                        .last()
+                        .unwrap_or(parent);
+                    Failure::io("cannot create", failed, &error)
+                }
             }
         })?;
         Ok(top.map(|top| MadeParents {
