@@ -299,6 +299,59 @@ fn a_dest_too_long_for_the_release_is_refused() {
     }
 }
 
+/// A release whose venv no longer runs it — `bin/python` moved to another Python, or its
+/// `pyvenv.cfg` no longer a regular file (a FIFO would hang every start) — is neither
+/// "already installed" for a re-run with `--link` nor activatable: exit 5, LINK stays.
+#[test]
+fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    let current = work.path().join("current");
+    let release = releases.join("r1");
+    let link = [OsStr::new("--link"), current.as_os_str()];
+    let (code, _, stderr) = install_with(&site, &release, &python(11).path, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let venv_python = release.join("venv/bin/python");
+    let installed = std::fs::read_link(&venv_python).expect("bin/python");
+    std::fs::remove_file(&venv_python).expect("unlink");
+    std::os::unix::fs::symlink(&python(12).path, &venv_python).expect("relink");
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("is now Python 3.12"), "{stderr}");
+    let (code, result, _) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            link[0],
+            link[1],
+        ],
+    );
+    assert_eq!(code, 5, "{result}");
+    assert!(std::fs::symlink_metadata(&current).is_err());
+    // Mended, then its pyvenv.cfg made a FIFO.
+    std::fs::remove_file(&venv_python).expect("unlink");
+    std::os::unix::fs::symlink(&installed, &venv_python).expect("mend");
+    let config = release.join("venv/pyvenv.cfg");
+    std::fs::remove_file(&config).expect("remove");
+    let made = run(Command::new("mkfifo").arg(&config));
+    assert!(made.status.success());
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    let (code, result, _) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            link[0],
+            link[1],
+        ],
+    );
+    assert_eq!(code, 5, "{result}");
+    assert!(std::fs::symlink_metadata(&current).is_err());
+}
+
 /// The release LINK replaced is remembered (in DEST's lock file) when LINK moves, so a re-run
 /// keeps it even when a release never linked was installed between the two; and a relative
 /// link that already leads to DEST (made by a symlink task) is no move.

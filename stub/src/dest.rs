@@ -110,33 +110,20 @@ pub(crate) fn inspect_destination(
                 receipt.python_version, receipt.python
             )))
         }
-        Some(receipt) if !looks_complete(destination, &receipt) => Ok(Existing::Conflict(
-            "holds an incomplete install of this release (files are missing)".into(),
-        )),
-        Some(_) => Ok(Existing::SameRelease),
+        // What `--activate` refuses: an incomplete release, or one whose venv would not run
+        // this release's wheels.
+        Some(receipt) => {
+            let incomplete = pysfx_release::release::incomplete(destination, &receipt);
+            match incomplete
+                .or_else(|| pysfx_release::release::interpreter_changed(destination, &receipt))
+            {
+                Some(reason) => Ok(Existing::Conflict(format!(
+                    "holds an incomplete or broken install of this release: {reason}"
+                ))),
+                None => Ok(Existing::SameRelease),
+            }
+        }
     }
-}
-
-/// A cheap completeness check of an installed release: the app, the venv's interpreter and
-/// one `.dist-info` directory per installed wheel are still there.
-pub(crate) fn looks_complete(destination: &Path, receipt: &receipt::Receipt) -> bool {
-    let venv = destination.join("venv");
-    if !destination.join(&receipt.manifest.app.name).is_dir()
-        || !venv.join("pyvenv.cfg").is_file()
-        || !venv.join("bin/python").exists()
-    {
-        return false;
-    }
-    let Ok(versions) = std::fs::read_dir(venv.join("lib")) else {
-        return false;
-    };
-    let dist_infos: usize = versions
-        .flatten()
-        .filter_map(|entry| std::fs::read_dir(entry.path().join("site-packages")).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".dist-info"))
-        .count();
-    dist_infos >= receipt.wheels.len()
 }
 
 /// What `--force` may replace: one release or a stray tree, never a directory that holds

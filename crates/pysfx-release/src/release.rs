@@ -105,15 +105,25 @@ pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
             }
         }
     }
-    // `bin/python` is a link to the interpreter: it must lead somewhere.
-    let missing: Vec<String> = required
-        .into_iter()
-        .filter(|relative| std::fs::metadata(destination.join(relative)).is_err())
-        .collect();
+    // Each what it must be, not merely there: the app a directory, the files regular files
+    // (a FIFO `pyvenv.cfg` would hang every interpreter start), `bin/python` a link that
+    // leads to a file.
+    let fits = |relative: &String| {
+        let path = destination.join(relative);
+        match relative.as_str() {
+            "venv/bin/python" => std::fs::metadata(&path).is_ok_and(|m| m.is_file()),
+            name if name == app => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
+            _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()),
+        }
+    };
+    let missing: Vec<String> = required.into_iter().filter(|r| !fits(r)).collect();
     match missing.as_slice() {
         [] => None,
-        [one] => Some(format!("{one} is missing")),
-        [first, rest @ ..] => Some(format!("{first} and {} more are missing", rest.len())),
+        [one] => Some(format!("{one} is missing or not what it should be")),
+        [first, rest @ ..] => Some(format!(
+            "{first} and {} more are missing or not what they should be",
+            rest.len()
+        )),
     }
 }
 
