@@ -283,8 +283,9 @@ fn a_dest_too_long_for_the_release_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let site = artifact(work.path(), "demoapp");
     let base = work.path().join("deep");
-    // Each case: how far short of 4096 bytes DEST stops.
-    for (short_by, when) in [(20, "the app's files"), (50, "a wheel's files")] {
+    // Each case: how far short of 4096 bytes DEST stops (the app's files, then the wheel's
+    // with their byte-code, come to more).
+    for (short_by, when) in [(20, "the app's files"), (70, "a wheel's files")] {
         let mut destination = base.clone();
         while destination.as_os_str().len() + 201 < 4096 - short_by {
             destination.push("d".repeat(200));
@@ -297,6 +298,17 @@ fn a_dest_too_long_for_the_release_is_refused() {
         assert!(stderr.contains("too long"), "{when}: {stderr}");
         assert!(!base.exists(), "{when}: the run left {}", base.display());
     }
+    // A short DEST that reaches a deep directory through a link is as long as that.
+    let mut deep = base.clone();
+    while deep.as_os_str().len() + 201 < 4096 - 40 {
+        deep.push("d".repeat(200));
+    }
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    let short = work.path().join("short");
+    std::os::unix::fs::symlink(&deep, &short).expect("symlink");
+    let (code, result, stderr) = install_with(&site, &short.join("r1"), &python(11).path, &[]);
+    assert_eq!(code, 4, "through a link: {result}\n{stderr}");
+    assert!(!deep.join("r1").exists());
 }
 
 /// A release whose venv no longer runs it — `bin/python` moved to another Python, or its

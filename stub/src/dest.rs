@@ -354,34 +354,30 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
     Ok(())
 }
 
-/// The longest path Linux takes whole (PATH_MAX, 4096 bytes with its NUL). The install writes
-/// relative to directory descriptors and would not notice a longer one, but every program that
-/// names such a file whole — Python's import among them — is refused it.
-pub(crate) const PATH_MAX: usize = 4096;
-
 /// Refuses a DEST under which one of the payload's own files (the app, the static
-/// directories) would have a path longer than Linux takes: before anything is written. (The
-/// wheels' files are held to the same limit as each wheel is planned.)
+/// directories), or its byte-code, would have a path longer than Linux takes
+/// (`pysfx_install::path_max`): before anything is written. DEST's length is its real one
+/// (reached through a link to a deep directory, it is that long). The wheels' files are held
+/// to the same limit as each wheel is planned.
 pub(crate) fn check_path_lengths(destination: &Path, payload: &mut Payload) -> Result<(), Failure> {
+    use pysfx_install::path_max::{real_length, too_long, PATH_MAX};
     let app = format!("{}/", payload.manifest().app.name);
+    let root = real_length(destination);
     let archive = payload.archive();
     let longest = (0..archive.len())
         .filter_map(|index| archive.name_for_index(index))
         .filter_map(Result::ok)
         .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"))
-        .map(|name| name.len())
-        .max()
-        .unwrap_or(0);
-    let length = destination.as_os_str().len() + 1 + longest;
-    if length >= PATH_MAX {
-        return Err(Failure::new(
+        .find_map(|name| too_long(root, &name));
+    match longest {
+        None => Ok(()),
+        Some(length) => Err(Failure::new(
             code::MACHINE,
             format!(
-                "DEST {} is too long for this artifact: its longest file would have a path of \
+                "DEST {} is too long for this artifact: a file of its app would have a path of \
                  {length} bytes, and Linux takes none of {PATH_MAX} or more; choose a shorter DEST",
                 destination.display()
             ),
-        ));
+        )),
     }
-    Ok(())
 }

@@ -13,6 +13,7 @@ mod error;
 mod links;
 mod member;
 mod parallel;
+pub mod path_max;
 mod pyc;
 mod release;
 mod reporter;

@@ -570,10 +570,13 @@ fn open_wheels(
     });
     let mut archives = Vec::with_capacity(opened.len());
     let mut prepared = Vec::with_capacity(opened.len());
+    let shebang = &batch.layout.shebang_python;
+    let venv = shebang.strip_suffix("/bin/python").unwrap_or(shebang);
+    let venv_length = crate::path_max::real_length(std::path::Path::new(venv));
     for (result, job) in opened.into_iter().zip(batch.jobs) {
         let (archive, mut wheel) = result?;
         check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
-        check_path_lengths(&wheel, batch.layout)?;
+        check_path_lengths(&wheel, venv_length)?;
         if options.payload_verified {
             wheel.vouch();
         }
@@ -587,29 +590,20 @@ fn open_wheels(
     Ok((archives, prepared))
 }
 
-/// The longest path Linux takes whole (PATH_MAX, 4096 bytes with its NUL). The tree is written
-/// relative to directory descriptors and would not notice a longer one, but every program
-/// that names such a file whole — Python's import among them — is refused it.
-const PATH_MAX: usize = 4096;
-
-/// Refuses a wheel one of whose files would have a path Linux does not take in the final venv.
-fn check_path_lengths(wheel: &PreparedWheel, layout: &Layout) -> Result<(), InstallError> {
-    let venv =
-        (layout.shebang_python.strip_suffix("/bin/python")).unwrap_or(&layout.shebang_python);
-    let Some(longest) = wheel
-        .member_destinations()
-        .max_by_key(|destination| destination.len())
-    else {
-        return Ok(());
-    };
-    let length = venv.len() + 1 + longest.len();
-    match length < PATH_MAX {
-        true => Ok(()),
-        false => Err(InstallError::PathTooLong(format!(
-            "DEST is too long for this artifact: {venv}/{longest} would be a path of {length} \
-             bytes, and Linux takes none of {PATH_MAX} or more; choose a shorter DEST"
-        ))),
+/// Refuses a wheel one of whose files (or its byte-code) would have a path Linux does not take
+/// in the final venv, whose real path is `venv` bytes long (see [`crate::path_max`]).
+fn check_path_lengths(wheel: &PreparedWheel, venv: usize) -> Result<(), InstallError> {
+    for destination in wheel.member_destinations() {
+        if let Some(length) = crate::path_max::too_long(venv, destination) {
+            return Err(InstallError::PathTooLong(format!(
+                "DEST is too long for this artifact: venv/{destination} (or its byte-code) \
+                 would have a path of {length} bytes, and Linux takes none of {} or more; \
+                 choose a shorter DEST",
+                crate::path_max::PATH_MAX
+            )));
+        }
     }
+    Ok(())
 }
 
 /// One warning per pair of wheels that ship paths with different content.
