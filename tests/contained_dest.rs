@@ -26,7 +26,7 @@ fn good_artifact(directory: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
+fn a_planted_lock_symlink_fifo_or_directory_is_refused_not_followed() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = good_artifact(work.path());
     let releases = work.path().join("releases");
@@ -50,6 +50,13 @@ fn a_planted_lock_symlink_or_fifo_is_refused_not_followed() {
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(!destination.exists());
+
+    std::fs::remove_file(&lock).expect("remove the FIFO");
+    std::fs::create_dir(&lock).expect("a directory");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("is a directory"), "{stderr}");
     assert!(!destination.exists());
 }
 

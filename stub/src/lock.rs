@@ -119,6 +119,9 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
         Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
             return Err(refuse("is a symbolic link"))
         }
+        Err(error) if error.raw_os_error() == Some(nix::libc::EISDIR) => {
+            return Err(refuse("is a directory"))
+        }
         Err(error)
             if error.kind() == std::io::ErrorKind::PermissionDenied
                 || error.raw_os_error() == Some(nix::libc::EROFS) =>
