@@ -603,6 +603,19 @@ fn check_name_and_version(
     name: &str,
     version: &str,
 ) -> Result<(), String> {
+    // PEP 508: letters and digits, with `.`, `-` and `_` only between them (a name of `..`
+    // would put its `.data/headers` one level up).
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid = ends(name.chars().next())
+        && ends(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        return Err(format!(
+            "METADATA names {name:?}, which is not a valid distribution name"
+        ));
+    }
     if normalize_name(name) != filename.name {
         return Err(format!(
             "METADATA names {name:?}, the filename {:?}",
@@ -682,6 +695,26 @@ fn versioned_scripts(scripts: Vec<EntryPoint>, (major, minor): (u32, u32)) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_distribution_name_must_be_pep_508() {
+        let filename: WheelFilename = "good.name_2-1.0-py3-none-any.whl".parse().expect("name");
+        let check = |name: &str| check_name_and_version(&filename, "x-1.0.dist-info", name, "1.0");
+        assert!(check_name_and_version(
+            &filename,
+            "good.name_2-1.0.dist-info",
+            "good.name-2",
+            "1.0"
+        )
+        .is_ok());
+        for bad in ["..", ".x", "x-", "a b", "x/y", ""] {
+            let refused = check(bad).expect_err(bad);
+            assert!(
+                refused.contains("not a valid distribution name"),
+                "{refused}"
+            );
+        }
+    }
 
     fn ep(name: &str) -> EntryPoint {
         EntryPoint {
