@@ -48,7 +48,9 @@ def load():
     if _loaded:
         return
     _loaded = True
-    path = os.path.normpath(os.path.join(sys.prefix, os.pardir, "environment.json"))
+    # The release's directory as the kernel finds it: a venv reached through a link to it
+    # (/opt/x/venv -> DEST/venv) is still DEST's, as for <app>.pth.
+    path = os.path.join(os.path.realpath(os.path.join(sys.prefix, os.pardir)), "environment.json")
     try:
         # O_NONBLOCK: opening a FIFO for reading waits for a writer, which would hang every
         # interpreter start; the check below then refuses anything but a regular file.
@@ -197,6 +199,29 @@ mod tests {
             );
         }
         pythons
+    }
+
+    /// A venv reached through a link to it (`/opt/x/venv -> DEST/venv`) loads DEST's
+    /// environment.json, as `<app>.pth` finds DEST's app.
+    #[test]
+    fn loadenv_follows_a_link_to_the_venv() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let modules = directory.path().join("site-packages");
+        fs::create_dir(&modules).expect("site-packages");
+        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("loadenv.py");
+        let release = directory.path().join("release");
+        fs::create_dir_all(release.join("venv")).expect("venv");
+        fs::write(
+            release.join("environment.json"),
+            "{\"LOADENV_TEST\": \"linked\"}",
+        )
+        .expect("write");
+        let elsewhere = directory.path().join("elsewhere");
+        fs::create_dir(&elsewhere).expect("mkdir");
+        std::os::unix::fs::symlink(release.join("venv"), elsewhere.join("venv")).expect("link");
+        let python = pythons().into_iter().last().expect("a python");
+        let (value, stderr) = load_with(&python, &elsewhere, &modules);
+        assert_eq!(value, "linked", "{stderr}");
     }
 
     /// Under the C locale (CentOS 7's CPython 3.6 then encodes `os.environ` as ASCII), a
