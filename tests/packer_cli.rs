@@ -60,6 +60,23 @@ fn every_man_page_named_can_be_printed_and_written() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pack, inspect"));
 }
 
+/// Completions and man pages that stdout cannot take (a full disk) are an error, exit 1, not
+/// a panic.
+#[test]
+fn output_stdout_cannot_take_is_an_error_not_a_panic() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let output = run(Command::new(&binaries().pysfx).args(args).stdout(full));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn no_colour_under_no_color_or_a_dumb_terminal() {
     if Command::new("script").arg("--version").output().is_err() {

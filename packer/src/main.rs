@@ -336,9 +336,16 @@ fn main() -> ExitCode {
             (code, error)
         }),
         Command::Completions { shell } => {
+            // Made in memory first: clap_complete panics when its writer fails (a full disk).
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "pysfx", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "pysfx", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err((1, anyhow::anyhow!("cannot write the completions: {error}")))
+                }
+                _ => Ok(()),
+            }
         }
         Command::Man(args) => man(&args),
     };
