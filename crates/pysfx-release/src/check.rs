@@ -152,7 +152,11 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
         &directories,
     );
     report.missing.sort();
+    // A RECORD that is gone is both a distribution's list and (since the receipt holds its
+    // hash) a recorded file: one line.
+    report.missing.dedup();
     report.modified.sort_by(|a, b| a.path.cmp(&b.path));
+    report.modified.dedup_by(|a, b| a.path == b.path);
     report
 }
 
@@ -422,6 +426,19 @@ mod tests {
                 report.lines()
             );
         }
+    }
+
+    /// A distribution's RECORD removed (`pip uninstall` takes the whole `.dist-info`) is one
+    /// `missing` line, though it is both the list of the distribution's files and a file the
+    /// receipt holds the hash of.
+    #[test]
+    fn a_removed_record_is_one_difference() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let record = format!("{}/pkg-1.0.dist-info/RECORD", crate::testing::SITE);
+        std::fs::remove_file(release.join(&record)).expect("remove");
+        let report = check(&release, &contents(&release));
+        assert_eq!(report.missing, vec![record]);
     }
 
     /// A directory of the release moved elsewhere and replaced by a link to it: every file
