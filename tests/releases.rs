@@ -274,6 +274,27 @@ fn keep_never_removes_the_release_link_lies_in() {
     assert!(releases.join("r1/pysfx-receipt.json").is_file());
 }
 
+/// A LINK inside DEST is refused (exit 2) however DEST is written: through a link to the
+/// releases' directory too, nothing is installed.
+#[test]
+fn a_link_inside_dest_through_a_linked_parent_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    std::fs::create_dir(&releases).expect("mkdir");
+    let alias = work.path().join("alias");
+    std::os::unix::fs::symlink(&releases, &alias).expect("symlink");
+    let inside = releases.join("1/current");
+    let (code, result, stderr) = install_with(
+        &site,
+        &alias.join("1"),
+        &python(11).path,
+        &[OsStr::new("--link"), inside.as_os_str()],
+    );
+    assert_eq!(code, 2, "{result}\n{stderr}");
+    assert!(!releases.join("1").exists());
+}
+
 /// A DEST so long that a file of the release would have a path Linux does not take whole
 /// (PATH_MAX, 4096 bytes): Python could not import it, so the install refuses (exit 4) —
 /// before writing when it is one of the app's files, while planning the wheels otherwise —

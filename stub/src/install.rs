@@ -421,7 +421,9 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
         .map(|link| absolute_path(link, "--link"))
         .transpose()?;
     if let Some(link) = &link {
-        if link.starts_with(&destination) {
+        // As written, and as the kernel resolves them (DEST reached through a link).
+        let real = pysfx_install::path_max::real_path;
+        if link.starts_with(&destination) || real(link).starts_with(real(&destination)) {
             return Err(Failure::new(
                 code::USAGE,
                 format!(

@@ -16,13 +16,22 @@ pub const PYC_GROWTH: usize = 32;
 /// ancestor, and what lies below that as written (DEST reached through a link to a deep
 /// directory is as long as that directory).
 pub fn real_length(path: &Path) -> usize {
+    real_path(path).as_os_str().len()
+}
+
+/// `path` with its links resolved as far as it exists: the real path of its deepest existing
+/// ancestor, and what lies below that as written. (An absolute path without `..`, as the stub
+/// makes DEST and LINK.)
+pub fn real_path(path: &Path) -> std::path::PathBuf {
     for ancestor in path.ancestors() {
         if let Ok(real) = std::fs::canonicalize(ancestor) {
-            let below = path.as_os_str().len() - ancestor.as_os_str().len();
-            return real.as_os_str().len() + below;
+            return match path.strip_prefix(ancestor) {
+                Ok(below) if !below.as_os_str().is_empty() => real.join(below),
+                _ => real,
+            };
         }
     }
-    path.as_os_str().len()
+    path.to_path_buf()
 }
 
 /// The length of `relative` below a directory whose real path is `root` bytes long, its
