@@ -60,6 +60,54 @@ fn every_man_page_named_can_be_printed_and_written() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pack, inspect"));
 }
 
+/// Options that cannot both hold are usage errors (exit 2) before any work: `--no-bootstrap`
+/// with `--bootstrap-wheels`, bootstrap wheels without pip (the venv's pip comes from them),
+/// one target spelled twice.
+#[test]
+fn contradictory_collection_options_are_usage_errors() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let no_pip = root.join("no-pip");
+    tiny_wheel(&no_pip, "six", "1.0", &[]);
+    let requirements = root.join("requirements.txt");
+    std::fs::write(&requirements, "six\n").expect("write");
+    let cases: Vec<(Vec<&OsStr>, &str)> = vec![
+        (
+            vec![
+                OsStr::new("--no-bootstrap"),
+                OsStr::new("--bootstrap-wheels"),
+                no_pip.as_os_str(),
+            ],
+            "choose one",
+        ),
+        (
+            vec![OsStr::new("--bootstrap-wheels"), no_pip.as_os_str()],
+            "no pip wheel there",
+        ),
+        (
+            vec![
+                OsStr::new("-r"),
+                requirements.as_os_str(),
+                OsStr::new("--target"),
+                OsStr::new("3.12"),
+                OsStr::new("--target"),
+                OsStr::new("cp312-manylinux2014_x86_64"),
+            ],
+            "the same target",
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec![OsStr::new("--app"), app.as_os_str()];
+        args.extend(extra);
+        let output = run(&mut pack_command(&args, &root.join("site.sfx")));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!root.join("site.sfx").exists());
+    }
+}
+
 /// Completions and man pages that stdout cannot take (a full disk) are an error, exit 1, not
 /// a panic.
 #[test]

@@ -115,6 +115,14 @@ pub(crate) fn check_collection_options(
             UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
         );
     }
+    if args.no_bootstrap && !args.bootstrap_wheels.is_empty() {
+        return Err(UsageError(
+            "--no-bootstrap leaves pip and setuptools out, --bootstrap-wheels gives them: \
+             choose one"
+                .into(),
+        )
+        .into());
+    }
     let mut targets = Vec::new();
     for (index, text) in args.target.iter().enumerate() {
         // The same target twice would make two sets of one name.
@@ -122,6 +130,17 @@ pub(crate) fn check_collection_options(
             return Err(UsageError(format!("--target {text} is given twice")).into());
         }
         let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
+        // Two spellings of one target (`3.12`, `cp312-manylinux2014_x86_64`): two sets of one
+        // name, the second never chosen.
+        if let Some((spelled, _)) = (args.target.iter().zip(&targets))
+            .find(|(_, other): &(&String, &ParsedTarget)| other.name == target.name)
+        {
+            return Err(UsageError(format!(
+                "--target {text} is the same target as --target {spelled} ({}); give it once",
+                target.name
+            ))
+            .into());
+        }
         let platform = target.target.platform.as_deref().unwrap_or_default();
         if let floor::TagNeed::Glibc(needed) = floor::tag_need(platform) {
             if needed > *max_glibc {

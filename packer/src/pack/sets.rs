@@ -87,6 +87,22 @@ pub(crate) fn collect_sets(
             for directory in &args.bootstrap_wheels {
                 bootstrap.extend(collect::wheels_in(directory)?);
             }
+            // The bootstrap wheels are what gives the venv a working pip (SPEC).
+            let has_pip = bootstrap.iter().any(|file| {
+                collect::wheel_filename(file).is_ok_and(|filename| filename.name == "pip")
+            });
+            if !has_pip {
+                let directories: Vec<String> = (args.bootstrap_wheels.iter())
+                    .map(|directory| directory.display().to_string())
+                    .collect();
+                return Err(crate::UsageError(format!(
+                    "--bootstrap-wheels {}: no pip wheel there, and the venv gets its pip from \
+                     these; add pip's (and setuptools') wheels, or --no-bootstrap for a venv \
+                     without pip",
+                    directories.join(", ")
+                ))
+                .into());
+            }
         } else {
             let versions: BTreeSet<String> = if sets.iter().any(|set| set.target.is_none()) {
                 (6..=13).map(|minor| format!("3.{minor}")).collect()
