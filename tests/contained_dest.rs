@@ -213,6 +213,24 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
     assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
 }
 
+/// The lock file a refused run leaves (`-d foreign/x` where x is a file) is no release: it
+/// does not make `-d foreign --force` refuse `foreign` as a directory of releases.
+#[test]
+fn a_lock_file_without_its_release_does_not_block_force() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, _) = two_releases(work.path());
+    let foreign = work.path().join("foreign");
+    std::fs::create_dir(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("x"), "a file").expect("write");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &foreign.join("x"), &python, &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(foreign.join(".x.pysfx-lock").exists());
+    let (code, result, stderr) = install_with(&first, &foreign, &python, &[OsStr::new("--force")]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert!(foreign.join("pysfx-receipt.json").is_file());
+}
+
 #[test]
 fn force_refuses_a_directory_of_releases() {
     let work = tempfile::tempdir().expect("tempdir");

@@ -188,7 +188,17 @@ fn releases_below(destination: &Path) -> Vec<String> {
             if kind.is_file() && depth > 0 && name == RECEIPT_NAME {
                 found.push(shown());
             } else if kind.is_file() && name.starts_with('.') && name.ends_with(".pysfx-lock") {
-                locked.push(shown());
+                // Only the lock of a directory still there: a lock file outlives a refused
+                // run (`-d foreign/x` where x is a file), and is no release.
+                let release = name
+                    .strip_prefix('.')
+                    .and_then(|n| n.strip_suffix(".pysfx-lock"));
+                let beside = release.map(|release| destination.join(&relative).join(release));
+                if beside.is_some_and(|beside| {
+                    std::fs::symlink_metadata(beside).is_ok_and(|m| m.is_dir())
+                }) {
+                    locked.push(shown());
+                }
             } else if kind.is_dir() && depth < RELEASES_DEPTH {
                 queue.push((relative.join(&*name), depth + 1));
             }
