@@ -345,14 +345,16 @@ fn receipt_essentials(release: &Path) -> Value {
     ] {
         assert!(object.remove(key).is_some(), "the receipt has no {key}");
     }
-    // The activate scripts name DEST: their digests differ from release to release.
+    // The activate scripts name DEST, and so do the RECORDs of distributions with scripts
+    // (their launchers' hashes): their digests differ from release to release (the RECORDs
+    // are compared row by row, DEST left aside, in `release_view`).
     let files = receipt["contents"]["files"]
         .as_array_mut()
         .expect("the receipt's files");
     files.retain(|file| {
-        !file["path"]
-            .as_str()
-            .is_some_and(|path| path.starts_with("venv/bin/activate"))
+        !file["path"].as_str().is_some_and(|path| {
+            path.starts_with("venv/bin/activate") || path.ends_with(".dist-info/RECORD")
+        })
     });
     receipt
 }
