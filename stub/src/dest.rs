@@ -87,7 +87,12 @@ pub(crate) fn inspect_destination(
         Err(error) => return Err(Failure::io("cannot read", destination, &error)),
     };
     if !metadata.is_dir() {
-        return Ok(Existing::Conflict("exists and is not a directory".into()));
+        return Ok(Existing::Conflict(
+            match metadata.file_type().is_symlink() {
+                true => "is a symbolic link, not a release directory".into(),
+                false => "exists and is not a directory".into(),
+            },
+        ));
     }
     let empty = std::fs::read_dir(destination)
         .map_err(|error| Failure::io("cannot read", destination, &error))?
@@ -353,7 +358,8 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
         return Err(Failure::new(
             code::MACHINE,
             format!(
-                "not enough free space on {}: {} MiB available, about {} MiB needed",
+                "not enough free space on {} (for {}): {} MiB available, about {} MiB needed",
+                existing.display(),
                 parent.display(),
                 available >> 20,
                 // Rounded up: never "70 MiB available, about 70 MiB needed".

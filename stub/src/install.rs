@@ -518,8 +518,9 @@ fn print_outcome(
     }
     if installed {
         info!(
-            "installed {} wheels into {} with Python {} in {:.2} s",
+            "installed {} wheel{} into {} with Python {} in {:.2} s",
             plan.wheels.len(),
+            if plan.wheels.len() == 1 { "" } else { "s" },
             destination.display(),
             interpreter.version(),
             started.elapsed().as_secs_f64()
