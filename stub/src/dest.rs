@@ -330,11 +330,14 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
             entry.path().display()
         );
         let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
-        let _ = if is_dir {
+        let removed = if is_dir {
             std::fs::remove_dir_all(entry.path())
         } else {
             std::fs::remove_file(entry.path())
         };
+        if let Err(error) = removed {
+            warn!("could not remove {}: {error}", entry.path().display());
+        }
     }
     restored
 }

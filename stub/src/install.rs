@@ -668,7 +668,17 @@ fn build(
         // What was replaced may be a file or a symlink, not only a tree: those go by name (a
         // directory put there since is not removed by that).
         match &replaced_tree {
-            Some(tree) => tree.remove(&replaced),
+            Some(tree) => {
+                tree.remove(&replaced);
+                if std::fs::symlink_metadata(&replaced).is_ok() {
+                    // Too deep to remove with the descriptors this process may open, say.
+                    warn!(
+                        "could not remove all of the replaced release, left in {}; remove it \
+                         by hand (runs on this DEST retry it)",
+                        replaced.display()
+                    );
+                }
+            }
             None => {
                 if let Err(error) = std::fs::remove_file(&replaced) {
                     warn!(
