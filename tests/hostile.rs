@@ -157,6 +157,37 @@ fn the_packer_refuses_wheels_the_stub_would_refuse() {
     }
 }
 
+/// A wheel whose local header names a member otherwise than its central directory (pip
+/// refuses it; the two views of one zip differ) is refused at pack time, naming both.
+#[test]
+fn the_packer_refuses_a_wheel_whose_two_names_of_a_member_differ() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let wheels = work.path().join("wheels");
+    let wheel = pysfx_e2e::tiny_wheel(&wheels, "twonames", "1.0", &[]);
+    let mut bytes = std::fs::read(&wheel).expect("read");
+    // The first member's local header: its name starts at byte 30; change its first letter.
+    assert_eq!(&bytes[..4], b"PK\x03\x04");
+    bytes[30] = if bytes[30] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&wheel, &bytes).expect("write");
+    let app = work.path().join("app");
+    std::fs::create_dir(&app).expect("mkdir");
+    std::fs::write(app.join("a.py"), "x = 1\n").expect("write");
+    let output = pysfx_e2e::run(&mut pysfx_e2e::pack_command(
+        &[
+            std::ffi::OsStr::new("--app"),
+            app.as_os_str(),
+            std::ffi::OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            std::ffi::OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("x.sfx"),
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("its local header names"), "{stderr}");
+    assert!(!work.path().join("x.sfx").exists());
+}
+
 #[test]
 fn hostile_payload_entries_are_refused() {
     let cases: [(&str, &str, &str); 4] = [

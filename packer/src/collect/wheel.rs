@@ -74,6 +74,13 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).with_context(context)?;
     let members = archive.len() as u64;
+    check_local_names(&mut archive, &bytes).map_err(|reason| {
+        anyhow!(
+            "invalid wheel {}: {}",
+            path.display(),
+            pysfx_format::escape_control(&reason)
+        )
+    })?;
     let record_sha256 = record_digest(&mut archive).with_context(context)?;
     // The stub refuses a wheel whose requirements it cannot read (it could not tell the
     // release is complete): refuse it here.
@@ -126,4 +133,34 @@ fn record_digest<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> R
     let (digest, _) =
         pysfx_format::sha256_reader(entry).with_context(|| format!("cannot read {name}"))?;
     Ok(pysfx_format::hex(&digest))
+}
+
+/// Each member's local header names it as the central directory does, as Python's `zipfile`
+/// (and so pip) requires: a wheel whose two names differ is crafted. (The install writes by
+/// the central directory's name, so it would not escape; pip would refuse the wheel.)
+fn check_local_names(
+    archive: &mut zip::ZipArchive<std::io::Cursor<&Vec<u8>>>,
+    bytes: &[u8],
+) -> Result<(), String> {
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|error| error.to_string())?;
+        let central = entry.name_raw().to_vec();
+        let start = usize::try_from(entry.header_start()).unwrap_or(usize::MAX);
+        let header = bytes.get(start..start.saturating_add(30));
+        let local = header.and_then(|header| {
+            let length = usize::from(u16::from_le_bytes([header[26], header[27]]));
+            bytes.get(start + 30..start + 30 + length)
+        });
+        if local != Some(central.as_slice()) {
+            return Err(format!(
+                "member {:?}: its local header names {:?}, the central directory {:?}",
+                String::from_utf8_lossy(&central),
+                local.map(String::from_utf8_lossy).unwrap_or_default(),
+                String::from_utf8_lossy(&central)
+            ));
+        }
+    }
+    Ok(())
 }
