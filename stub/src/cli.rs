@@ -207,6 +207,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             ));
         }
     }
+    // Only an install and --info ask an interpreter (--check asks the release's own).
+    if cli.python.is_some() && cli.destination.is_none() && !cli.info {
+        return Err(format!(
+            "--python goes with -d DEST or --info, not with {}",
+            modes[0]
+        ));
+    }
     if cli.verbose > 0 && cli.quiet {
         return Err("-v cannot be used with -q".into());
     }
@@ -583,6 +590,11 @@ mod tests {
             ("--verify --no-compile", "--no-compile goes with -d DEST"),
             ("-d x -v -q", "-v cannot be used with -q"),
             ("--force=yes -d x", "--force"),
+            (
+                "--check x --python p",
+                "--python goes with -d DEST or --info",
+            ),
+            ("--list --python p", "not with --list"),
         ] {
             match parse_line(line) {
                 Err(message) => assert!(message.contains(expected), "{line:?}: {message}"),
