@@ -421,9 +421,14 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
         .map(|link| absolute_path(link, "--link"))
         .transpose()?;
     if let Some(link) = &link {
-        // As written, and as the kernel resolves them (DEST reached through a link).
+        // As written, and as the kernel resolves them (DEST reached through a link). LINK's own
+        // name is not resolved: it is the link, which may already point at DEST.
         let real = pysfx_install::path_max::real_path;
-        if link.starts_with(&destination) || real(link).starts_with(real(&destination)) {
+        let real_link = match (link.parent(), link.file_name()) {
+            (Some(parent), Some(name)) => real(parent).join(name),
+            _ => link.clone(),
+        };
+        if link.starts_with(&destination) || real_link.starts_with(real(&destination)) {
             return Err(Failure::new(
                 code::USAGE,
                 format!(
