@@ -669,6 +669,44 @@ fn thin_beside_an_edited_base_fails_naming_the_file() {
     }
 }
 
+/// Two releases of the base beside DEST, the newer edited: the thin artifact takes the
+/// left-out files from the intact older one (with a warning naming the edited), and the
+/// release is complete and checks clean.
+#[test]
+fn thin_beside_an_edited_and_an_intact_base_takes_the_intact_one() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    let (intact, edited, v2) = (parent.join("1"), parent.join("2"), parent.join("3"));
+    install_base(&artifacts.v1, &intact, &python);
+    install_ok(&artifacts.v1, &edited, &python, &[OsStr::new("--copy")]);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(site_packages(&edited, &python).join("sharedlib/helpers.py"))
+        .expect("open the module");
+    std::io::Write::write_all(&mut file, b"HOT_FIX = True\n").expect("append");
+    drop(file);
+    let (code, json, stderr) = install_with(&artifacts.thin, &v2, &python.path, &[]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("instead of {}", edited.display())),
+        "{stderr}"
+    );
+    assert_intact(&artifacts.thin, &v2);
+    assert_imports(&v2);
+    assert_eq!(
+        listing(&parent),
+        [
+            ".1.pysfx-lock",
+            ".2.pysfx-lock",
+            ".3.pysfx-lock",
+            "1",
+            "2",
+            "3"
+        ]
+    );
+}
+
 /// `--copy`: the left-out files are copied from the base release, checked, and share no inode
 /// with it; the release is complete.
 #[test]

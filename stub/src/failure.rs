@@ -33,6 +33,8 @@ pub fn python_version() -> Option<&'static str> {
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// A thin artifact's left-out file was not intact in the release it was taken from.
+    pub base_release: bool,
 }
 
 impl Failure {
@@ -40,6 +42,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            base_release: false,
         }
     }
 
@@ -84,7 +87,11 @@ impl From<VenvError> for Failure {
 
 impl From<InstallError> for Failure {
     fn from(error: InstallError) -> Self {
-        Failure::new(fault_code(error.fault()), error.to_string())
+        let base_release = matches!(error, InstallError::BaseRelease(_));
+        Failure {
+            base_release,
+            ..Failure::new(fault_code(error.fault()), error.to_string())
+        }
     }
 }
 

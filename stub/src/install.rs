@@ -150,6 +150,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                     (link.as_deref(), cli.copy),
                     &interpreter,
+                    &[],
                 )?,
             };
             (plan, candidates)
@@ -216,23 +217,58 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                     (link.as_deref(), cli.copy),
                     &interpreter,
+                    &[],
                 )?;
                 check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
                 check_path_lengths(&destination, &mut payload)?;
             }
-            Some(build(
-                cli,
-                &mut payload,
-                &Target {
-                    interpreter: &interpreter,
-                    binary: binary.as_ref(),
-                    plan: &plan,
-                    candidates: &candidates,
-                },
-                &destination,
-                replace,
-                &mut phases,
-            )?)
+            let mut passed_over = Vec::new();
+            loop {
+                let built = build(
+                    cli,
+                    &mut payload,
+                    &Target {
+                        interpreter: &interpreter,
+                        binary: binary.as_ref(),
+                        plan: &plan,
+                        candidates: &candidates,
+                    },
+                    &destination,
+                    replace,
+                    &mut phases,
+                );
+                // A thin artifact's left-out file changed in the release it was taken from
+                // (the first beside DEST that holds its wheel): another release of the base
+                // beside DEST may hold it intact. The failed build left nothing; it is tried
+                // again without that release, while one is left.
+                let failure = match built {
+                    Err(failure) if failure.base_release => failure,
+                    built => break Some(built?),
+                };
+                let Some(dropped) = thin_source(&plan, &candidates) else {
+                    return Err(failure);
+                };
+                passed_over.push(dropped.clone());
+                let others = link_candidates(
+                    payload.manifest(),
+                    &plan,
+                    &destination,
+                    (link.as_deref(), cli.copy),
+                    &interpreter,
+                    &passed_over,
+                );
+                match others {
+                    Ok(others) => {
+                        warn!(
+                            "{}; trying the next release beside DEST instead of {}",
+                            failure.message,
+                            dropped.display()
+                        );
+                        candidates = others;
+                    }
+                    Err(_) => return Err(failure),
+                }
+            }
         }
     };
     // Their shared locks go before `--keep` looks at the releases (it skips a locked one).
@@ -941,6 +977,7 @@ fn plan_early(
         destination,
         link_copy,
         interpreter,
+        &[],
     )?;
     Ok((plan, candidates))
 }
@@ -955,14 +992,16 @@ fn link_candidates(
     destination: &Path,
     (link, copy): (Option<&Path>, bool),
     interpreter: &Interpreter,
+    passed_over: &[PathBuf],
 ) -> Result<Vec<Candidate>, Failure> {
     let preferred = link.and_then(|link| pysfx_release::status::link_target(link).ok());
-    let candidates = pysfx_install::link_candidates(
+    let mut candidates = pysfx_install::link_candidates(
         destination,
         &manifest.app.name,
         interpreter.major_minor(),
         preferred.as_deref(),
     );
+    candidates.retain(|candidate| !passed_over.contains(&candidate.source.release));
     let wanted: Vec<&str> = plan
         .wheels
         .iter()
@@ -1016,4 +1055,13 @@ fn link_candidates(
             },
         ),
     ))
+}
+
+/// The release the first left-out wheel of this thin artifact is taken from.
+fn thin_source(plan: &Plan, candidates: &[Candidate]) -> Option<PathBuf> {
+    plan.wheels
+        .iter()
+        .filter(|entry| entry.from_base)
+        .find_map(|entry| source_for(candidates, &entry.sha256))
+        .map(|source| source.release.clone())
 }
