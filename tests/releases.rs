@@ -307,10 +307,7 @@ fn a_dest_too_long_for_the_release_is_refused() {
     // Each case: how far short of 4096 bytes DEST stops (the app's files, then the wheel's
     // with their byte-code, come to more).
     for (short_by, when) in [(20, "the app's files"), (70, "a wheel's files")] {
-        let mut destination = base.clone();
-        while destination.as_os_str().len() + 201 < 4096 - short_by {
-            destination.push("d".repeat(200));
-        }
+        let mut destination = deep_below(&base, 4096 - short_by);
         let last = 4096 - short_by - destination.as_os_str().len() - 1;
         destination.push("r".repeat(last));
         assert_eq!(destination.as_os_str().len(), 4096 - short_by);
@@ -320,16 +317,22 @@ fn a_dest_too_long_for_the_release_is_refused() {
         assert!(!base.exists(), "{when}: the run left {}", base.display());
     }
     // A short DEST that reaches a deep directory through a link is as long as that.
-    let mut deep = base.clone();
-    while deep.as_os_str().len() + 201 < 4096 - 40 {
-        deep.push("d".repeat(200));
-    }
+    let deep = deep_below(&base, 4096 - 40);
     std::fs::create_dir_all(&deep).expect("mkdir");
     let short = work.path().join("short");
     std::os::unix::fs::symlink(&deep, &short).expect("symlink");
     let (code, result, stderr) = install_with(&site, &short.join("r1"), &python(11).path, &[]);
     assert_eq!(code, 4, "through a link: {result}\n{stderr}");
     assert!(!deep.join("r1").exists());
+}
+
+/// `base` with components of 200 bytes below it, as many as stay under `length` bytes.
+fn deep_below(base: &Path, length: usize) -> PathBuf {
+    let mut deep = base.to_path_buf();
+    while deep.as_os_str().len() + 201 < length {
+        deep.push("d".repeat(200));
+    }
+    deep
 }
 
 /// A release whose venv no longer runs it — `bin/python` moved to another Python, or its

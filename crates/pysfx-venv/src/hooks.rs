@@ -126,6 +126,7 @@ pub fn write_hooks(site_packages: &Path, app_name: &str) -> Result<(), VenvError
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     use crate::interpreter::{run_bounded, Ending};
@@ -201,21 +202,24 @@ mod tests {
         pythons
     }
 
+    /// A site-packages holding the hook, and a release beside it whose environment.json is
+    /// `json`: their paths.
+    fn release_with(directory: &Path, json: &str) -> (PathBuf, PathBuf) {
+        let modules = directory.join("site-packages");
+        fs::create_dir(&modules).expect("site-packages");
+        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("loadenv.py");
+        let release = directory.join("release");
+        fs::create_dir_all(release.join("venv")).expect("venv");
+        fs::write(release.join("environment.json"), json).expect("write");
+        (modules, release)
+    }
+
     /// A venv reached through a link to it (`/opt/x/venv -> DEST/venv`) loads DEST's
     /// environment.json, as `<app>.pth` finds DEST's app.
     #[test]
     fn loadenv_follows_a_link_to_the_venv() {
         let directory = tempfile::tempdir().expect("temp dir");
-        let modules = directory.path().join("site-packages");
-        fs::create_dir(&modules).expect("site-packages");
-        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("loadenv.py");
-        let release = directory.path().join("release");
-        fs::create_dir_all(release.join("venv")).expect("venv");
-        fs::write(
-            release.join("environment.json"),
-            "{\"LOADENV_TEST\": \"linked\"}",
-        )
-        .expect("write");
+        let (modules, release) = release_with(directory.path(), "{\"LOADENV_TEST\": \"linked\"}");
         let elsewhere = directory.path().join("elsewhere");
         fs::create_dir(&elsewhere).expect("mkdir");
         std::os::unix::fs::symlink(release.join("venv"), elsewhere.join("venv")).expect("link");
@@ -229,16 +233,10 @@ mod tests {
     #[test]
     fn loadenv_sets_non_ascii_values_under_the_c_locale() {
         let directory = tempfile::tempdir().expect("temp dir");
-        let modules = directory.path().join("site-packages");
-        fs::create_dir(&modules).expect("site-packages");
-        fs::write(modules.join("loadenv.py"), LOADENV_PY).expect("loadenv.py");
-        let release = directory.path().join("release");
-        fs::create_dir_all(release.join("venv")).expect("venv");
-        fs::write(
-            release.join("environment.json"),
+        let (modules, release) = release_with(
+            directory.path(),
             "{\"LOADENV_TEST\": \"h\u{e9}llo \u{2603}\"}",
-        )
-        .expect("write");
+        );
         let code = "import os, sys\n\
                     sys.prefix = sys.argv[1]\n\
                     sys.path.insert(0, sys.argv[2])\n\
