@@ -383,12 +383,12 @@ pub(crate) fn check_path_lengths(destination: &Path, payload: &mut Payload) -> R
     let app = format!("{}/", payload.manifest().app.name);
     let root = real_length(destination);
     let archive = payload.archive();
-    let longest = (0..archive.len())
+    let too_long_path = (0..archive.len())
         .filter_map(|index| archive.name_for_index(index))
         .filter_map(Result::ok)
         .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"))
         .find_map(|name| too_long(root, &name));
-    match longest {
+    match too_long_path {
         None => Ok(()),
         Some(length) => Err(Failure::new(
             code::MACHINE,

@@ -440,10 +440,10 @@ fn switch(
 }
 
 /// The directory beside DEST that `link` lies inside, if any (its real path, links in LINK's
-/// parents followed).
+/// parents followed, as the `--link` inside DEST check resolves them).
 fn release_holding(link: &Path, destination: &Path) -> Option<PathBuf> {
-    let releases = destination.parent()?.canonicalize().ok()?;
-    let below = link.parent()?.canonicalize().ok()?;
+    let real = pysfx_install::path_max::real_path;
+    let (releases, below) = (real(destination.parent()?), real(link.parent()?));
     let first = below.strip_prefix(&releases).ok()?.components().next()?;
     Some(releases.join(first))
 }
