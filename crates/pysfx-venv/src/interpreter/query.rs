@@ -237,9 +237,12 @@ fn old_python_version(python: &str, limits: Limits) -> Option<String> {
 /// Excerpt limit, in characters.
 const EXCERPT_LIMIT: usize = 200;
 
-/// A short, printable excerpt of what a failed run said: the last line of its standard error
-/// (else of its standard output) before any echo of the query script, control characters
-/// escaped, at most [`EXCERPT_LIMIT`] characters.
+/// A short, printable excerpt of what a failed run said: the first and the last line of its
+/// standard error (else of its standard output) before any echo of the query script, control
+/// characters escaped, at most [`EXCERPT_LIMIT`] characters. Both lines, since either may be
+/// the one that says what is wrong: a traceback ends with its error, while a wrapper's message
+/// (a pyenv shim's "command not found") or CPython's "Fatal Python error: …" comes first and
+/// is followed by advice or a stack.
 fn excerpt(run: &Run) -> String {
     // Bytes rather than text until the end: the stub's size budget (docs/stub.md).
     let said = |bytes: &[u8]| bytes.iter().any(|byte| !byte.is_ascii_whitespace());
@@ -254,29 +257,39 @@ fn excerpt(run: &Run) -> String {
         .position(|window| window == marker)
     {
         Some(position) => {
+            // The script starts with `# `: drop it with the rest of the echo.
             text = &text[..position];
+            text = text.strip_suffix(b"# ").unwrap_or(text);
             true
         }
         None => false,
     };
-    let Some(line) = text
+    let mut lines = text
         .split(|byte| *byte == b'\n')
         .map(<[u8]>::trim_ascii)
-        .rfind(|line| !line.is_empty())
-    else {
+        .filter(|line| !line.is_empty());
+    let Some(first) = lines.next() else {
         return "no message".to_string();
     };
-    // The script starts with `# `: drop what of it is left before the cut.
-    let line = if cut {
-        line.strip_suffix(b"#").unwrap_or(line)
-    } else {
-        line
-    };
+    let last = lines.next_back();
     let mut out = String::new();
+    let Some(last) = last else {
+        push_printable(&mut out, first, cut, EXCERPT_LIMIT);
+        return out;
+    };
+    push_printable(&mut out, first, false, EXCERPT_LIMIT / 2);
+    out.push_str(" … ");
+    push_printable(&mut out, last, cut, EXCERPT_LIMIT / 2);
+    out
+}
+
+/// Appends `line` to `out`, control characters escaped, at most `limit` characters (then `…`);
+/// `cut`: the line ends where the echo of the query script began (then `…` too).
+fn push_printable(out: &mut String, line: &[u8], cut: bool, limit: usize) {
     for (length, character) in String::from_utf8_lossy(line).chars().enumerate() {
-        if length >= EXCERPT_LIMIT {
+        if length >= limit {
             out.push('…');
-            return out;
+            return;
         }
         if character.is_control() {
             out.extend(character.escape_default());
@@ -287,5 +300,50 @@ fn excerpt(run: &Run) -> String {
     if cut {
         out.push('…');
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn failed(stdout: &str, stderr: &str) -> Run {
+        Run {
+            ending: Ending::Exited(ExitStatus::from_raw(1 << 8)),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn an_excerpt_quotes_the_first_and_the_last_line() {
+        // pyenv's shim says what is wrong first, then advice.
+        let shim = "pyenv: python3.9: command not found\n\nThe `python3.9' command exists in \
+                    these Python versions:\n  3.9.18\n\nNote: See 'pyenv help global' for tips\n";
+        assert_eq!(
+            excerpt(&failed("", shim)),
+            "pyenv: python3.9: command not found … Note: See 'pyenv help global' for tips"
+        );
+        // A traceback ends with its error.
+        let traceback = "Traceback (most recent call last):\n  File \"<string>\", line 2\n\
+                         ModuleNotFoundError: No module named 'json'\n";
+        assert_eq!(
+            excerpt(&failed("", traceback)),
+            "Traceback (most recent call last): … ModuleNotFoundError: No module named 'json'"
+        );
+        assert_eq!(excerpt(&failed("", "  one line\n\n")), "one line");
+        assert_eq!(excerpt(&failed("from stdout\n", " \n")), "from stdout");
+        assert_eq!(excerpt(&failed("", "")), "no message");
+    }
+
+    #[test]
+    fn an_excerpt_stops_at_an_echo_of_the_script_and_escapes_control_characters() {
+        let echo = format!("usage: -I -S -c {QUERY_SCRIPT}");
+        assert_eq!(excerpt(&failed(&echo, "")), "usage: -I -S -c…");
+        let long = "x".repeat(300);
+        let said = excerpt(&failed("", &format!("a\tb\u{1b}[31m\n{long}\n")));
+        assert_eq!(said, format!("a\\tb\\u{{1b}}[31m … {}…", "x".repeat(100)));
+    }
 }
