@@ -366,6 +366,13 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     );
     assert_eq!(code, 5, "{result}");
     assert!(std::fs::symlink_metadata(&current).is_err());
+    // LINK made by hand: `--status` says the release it points at cannot be served.
+    std::os::unix::fs::symlink(&release, &current).expect("link");
+    let (code, status, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, 1, "{status}\n{stderr}");
+    assert_eq!(status["releases"][0]["complete"], false, "{status}");
+    assert!(stderr.contains("is now Python 3.12"), "{stderr}");
+    std::fs::remove_file(&current).expect("unlink");
     // Mended, then its pyvenv.cfg made a FIFO.
     std::fs::remove_file(&venv_python).expect("unlink");
     std::os::unix::fs::symlink(&installed, &venv_python).expect("mend");
@@ -386,6 +393,60 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     );
     assert_eq!(code, 5, "{result}");
     assert!(std::fs::symlink_metadata(&current).is_err());
+}
+
+/// A release moved or copied to another name keeps scripts that name its old path: `--check`
+/// says so, `--status` calls it incomplete, and neither a re-run nor `--activate` points LINK
+/// at it; `--force` rebuilds it where it now is, with scripts that run.
+#[test]
+fn a_moved_release_is_not_served_until_force_rebuilds_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (site, release, python) = one_release(work.path());
+    let moved = release.with_file_name("1-moved");
+    std::fs::rename(&release, &moved).expect("move");
+    let copied = release.with_file_name("1-copied");
+    let copy = run(Command::new("cp").arg("-a").arg(&moved).arg(&copied));
+    assert!(copy.status.success());
+    std::fs::rename(&moved, &release).expect("move back");
+    let current = work.path().join("current");
+    let link = [OsStr::new("--link"), current.as_os_str()];
+
+    let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), copied.as_os_str()]);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(result["modified"], serde_json::json!(["."]), "{result}");
+    assert!(stderr.contains("moved or copied since"), "{stderr}");
+    let (code, result, stderr) = install_with(&site, &copied, &python, &link);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("moved or copied since"), "{stderr}");
+    let activate = [
+        OsStr::new("--activate"),
+        copied.as_os_str(),
+        link[0],
+        link[1],
+    ];
+    let (code, result, _) = json_run(&site, &activate);
+    assert_eq!(code, 5, "{result}");
+    assert!(std::fs::symlink_metadata(&current).is_err());
+
+    // The original is intact and served; the copy beside it is listed as not complete.
+    install_linked(&site, &release, &current, &[]);
+    let (code, status, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    let copy = status["releases"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["name"] == "1-copied"))
+        .expect("the copy listed");
+    assert_eq!(copy["complete"], false, "{status}");
+
+    // --force rebuilds the copy in place: its console script runs from there.
+    let (code, result, stderr) = install_with(&site, &copied, &python, &[OsStr::new("--force")]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let (code, result, _) = json_run(&site, &[OsStr::new("--check"), copied.as_os_str()]);
+    assert_eq!(code, 0, "{result}");
+    let (code, _, stderr) = json_run(&site, &activate);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, status, _) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, 0, "{status}");
 }
 
 /// The release LINK replaced is remembered (in DEST's lock file) when LINK moves, so a re-run
@@ -489,7 +550,7 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     let dangling = current.with_file_name("dangling");
     std::os::unix::fs::symlink(releases.join("gone"), &dangling).expect("link");
     let (code, status, stderr) = json_run(site, &[OsStr::new("--status"), dangling.as_os_str()]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         status["releases"].as_array().is_some_and(|r| !r.is_empty()),
         "{status}"
@@ -525,7 +586,10 @@ fn activate_refuses_what_is_not_a_complete_release(site: &Path, releases: &Path,
     std::fs::remove_file(releases.join("r6/venv/pyvenv.cfg")).expect("break r6");
     for (release, expected) in [
         (releases.join("tmp"), "has no readable pysfx-receipt.json"),
-        (releases.join("r6"), "incomplete release"),
+        (
+            releases.join("r6"),
+            "is not a release LINK can point at: venv/pyvenv.cfg is missing",
+        ),
         (releases.join("o1"), "holds a release of \"otherapp\""),
         (releases.join("r4"), "does not exist"),
     ] {

@@ -115,19 +115,14 @@ pub(crate) fn inspect_destination(
                 receipt.python_version, receipt.python
             )))
         }
-        // What `--activate` refuses: an incomplete release, or one whose venv would not run
-        // this release's wheels.
-        Some(receipt) => {
-            let incomplete = pysfx_release::release::incomplete(destination, &receipt);
-            match incomplete
-                .or_else(|| pysfx_release::release::interpreter_changed(destination, &receipt))
-            {
-                Some(reason) => Ok(Existing::Conflict(format!(
-                    "holds an incomplete or broken install of this release: {reason}"
-                ))),
-                None => Ok(Existing::SameRelease),
-            }
-        }
+        // What `--activate` refuses: an incomplete release, one moved or copied here (its
+        // scripts name another path), or one whose venv would not run this release's wheels.
+        Some(receipt) => match pysfx_release::release::unusable(destination, &receipt) {
+            Some(reason) => Ok(Existing::Conflict(format!(
+                "holds an incomplete or broken install of this release: {reason}"
+            ))),
+            None => Ok(Existing::SameRelease),
+        },
     }
 }
 

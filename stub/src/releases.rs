@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use pysfx_format::{escape_control, escape_lines};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::artifact::open_self;
 use crate::cli::Cli;
@@ -21,7 +21,7 @@ pub fn run(cli: &Cli) -> Result<Option<u8>, Failure> {
         return check(cli, destination).map(Some);
     }
     if let Some(link) = &cli.status {
-        return status(cli, link).map(|()| Some(0));
+        return status(cli, link).map(Some);
     }
     if let Some(destination) = &cli.activate {
         return activate(cli, destination).map(|()| Some(0));
@@ -59,6 +59,13 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
                 version: receipt.pysfx_version.clone(),
             })?;
     let mut report = pysfx_release::check::check(&destination, contents);
+    if let Some(reason) = pysfx_release::release::moved(&destination, &receipt) {
+        warn!("{}: {reason}", destination.display());
+        report.modified.push(pysfx_release::check::Modified {
+            path: ".".into(),
+            differs: vec!["moved"],
+        });
+    }
     if let Some(reason) = pysfx_release::release::interpreter_changed(&destination, &receipt) {
         warn!("{}: {reason}", destination.display());
         report.modified.push(pysfx_release::check::Modified {
@@ -108,7 +115,9 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
     Ok(code::CORRUPT)
 }
 
-fn status(cli: &Cli, link: &Path) -> Result<(), Failure> {
+/// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):
+/// a monitoring task sees that nothing is served, with the releases it could be pointed at.
+fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
     let link = absolute_path(link, "--status")?;
     let status = match pysfx_release::status::status(&link, &app_name()?) {
         Err(pysfx_release::ReleaseError::LinkNotSymlink { .. }) => {
@@ -122,17 +131,31 @@ fn status(cli: &Cli, link: &Path) -> Result<(), Failure> {
         }
         status => status?,
     };
-    if !status.releases.iter().any(|release| release.current) {
-        warn!(
-            "{} points at {}, which is not a complete release there: the link is broken",
-            link.display(),
-            status.target.display()
-        );
-    }
     if cli.json {
-        return print_stdout(&format!("{}\n", json!(status)));
+        print_stdout(&format!("{}\n", json!(status)))?;
+    } else {
+        print_stdout(&escape_lines(&status.text()))?;
     }
-    print_stdout(&escape_lines(&status.text()))
+    let current = status.releases.iter().find(|release| release.current);
+    match current.map(|release| &release.incomplete) {
+        Some(None) => Ok(0),
+        Some(Some(reason)) => {
+            error!(
+                "{} points at {}, which cannot be served: {reason}",
+                link.display(),
+                status.target.display()
+            );
+            Ok(code::OTHER)
+        }
+        None => {
+            error!(
+                "{} points at {}, which is not a release there: the link is broken",
+                link.display(),
+                status.target.display()
+            );
+            Ok(code::OTHER)
+        }
+    }
 }
 
 fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {

@@ -9,7 +9,7 @@ use crate::prune::try_lock;
 use crate::{release, ReleaseError};
 
 /// Points LINK at the release in `destination` after a quick check that it is a complete
-/// release of `app` (its receipt, and the files `release::incomplete` looks for). Returns
+/// release of `app` (its receipt, and `release::unusable`'s quick check). Returns
 /// whether LINK moved.
 pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, ReleaseError> {
     check_link(link)?;
@@ -29,16 +29,10 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
         None => None,
     };
     let receipt = release::open(destination, app)?;
-    if let Some(reason) = release::incomplete(destination, &receipt) {
+    if let Some(reason) = release::unusable(destination, &receipt) {
         return Err(ReleaseError::NotARelease {
             path: destination.to_path_buf(),
-            reason: format!("is an incomplete release ({reason})"),
-        });
-    }
-    if let Some(reason) = release::interpreter_changed(destination, &receipt) {
-        return Err(ReleaseError::NotARelease {
-            path: destination.to_path_buf(),
-            reason: format!("cannot run ({reason})"),
+            reason: format!("is not a release LINK can point at: {reason}"),
         });
     }
     repoint_link(link, destination)

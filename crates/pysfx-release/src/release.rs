@@ -71,8 +71,34 @@ pub fn interpreter_changed(destination: &Path, receipt: &Receipt) -> Option<Stri
     }
 }
 
+/// Why the release in `destination` is not where it was installed: moved or copied (`mv`,
+/// `cp -a`, a restore elsewhere) since, its console scripts' `#!` lines and `bin/activate`
+/// still name the path its receipt records, which no longer leads to this directory. `None`
+/// when it does (through whatever links its parents have gained since).
+pub fn moved(destination: &Path, receipt: &Receipt) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let here = identity(destination);
+    (here.is_none() || identity(Path::new(&receipt.destination)) != here).then(|| {
+        format!(
+            "it was installed as {} and moved or copied since: its scripts name that path",
+            receipt.destination
+        )
+    })
+}
+
+/// Why a release could not serve as LINK's target, by the quick check `--activate`,
+/// `--status` and a re-run make (no hashing): [`incomplete`], [`moved`] or its interpreter
+/// [changed](interpreter_changed). `None` when none of these.
+pub fn unusable(destination: &Path, receipt: &Receipt) -> Option<String> {
+    incomplete(destination, receipt)
+        .or_else(|| moved(destination, receipt))
+        .or_else(|| interpreter_changed(destination, receipt))
+}
+
 /// What is missing from a release by a quick look (no hashing): the app directory, the venv's
 /// `pyvenv.cfg` and `bin/python`, each installed distribution's RECORD. `None` when nothing is.
+/// (A release to link from needs no more: its files are read, its scripts are not.)
 pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
     let app = receipt.manifest.app.name.as_str();
     let mut required = vec![

@@ -75,7 +75,7 @@ pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
     let current = std::fs::metadata(&target).ok().map(|m| (m.dev(), m.ino()));
     let mut releases = Vec::new();
     for (name, path, receipt) in releases_in(directory, app)? {
-        let incomplete = release::incomplete(&path, &receipt);
+        let incomplete = release::unusable(&path, &receipt);
         let identity = std::fs::symlink_metadata(&path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
