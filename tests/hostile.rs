@@ -60,6 +60,10 @@ fn hostile_wheels_are_refused() {
         ("symlink", "symbolic link"),
         ("duplicate", "duplicate entry"),
         ("notinrecord", "not listed in RECORD"),
+        (
+            "ghostrow",
+            "listed in RECORD, but the wheel does not carry it",
+        ),
         ("badscript", "replace the venv's interpreter"),
         ("escapingdata", "'..' path component"),
         ("crcstored", "does not match its RECORD entry"),
@@ -126,7 +130,13 @@ fn assert_verify_refuses(artifact: &Path, case: &str) {
 
 #[test]
 fn the_packer_refuses_wheels_the_stub_would_refuse() {
-    for case in ["hashmismatch", "notinrecord", "badscript", "crcstored"] {
+    for case in [
+        "hashmismatch",
+        "notinrecord",
+        "ghostrow",
+        "badscript",
+        "crcstored",
+    ] {
         let work = tempfile::tempdir().expect("tempdir");
         let wheels = work.path().join("wheels");
         std::fs::create_dir(&wheels).expect("mkdir");

@@ -89,6 +89,8 @@ fn prepare<R: Read + Seek>(
             .map(|plan| plan.size)
             .fold(unpacked, u64::saturating_add);
         planned.extend(left_out);
+    } else {
+        refuse_ghost_rows(&wheel, &info, &scheme)?;
     }
     let launchers = plan_launchers(&wheel, &scripts, &info, layout, &mut destinations)?;
     let unpacked_bytes = unpacked;
@@ -488,6 +490,38 @@ fn plan_members(
         });
     }
     Ok(planned)
+}
+
+/// A whole wheel must carry every file its RECORD lists (what is left of `info.record` once its
+/// members are planned): a row without its member is a wheel truncated or put together wrong,
+/// and installing it would leave the distribution without that file.
+fn refuse_ghost_rows(wheel: &str, info: &DistInfo, scheme: &Scheme<'_>) -> Result<(), WheelError> {
+    let mut ghosts: Vec<&String> = info
+        .record
+        .keys()
+        .filter(|name| {
+            // RECORD itself, and `.data/scripts` wrappers pysfx writes launchers for, are not
+            // installed from the wheel: their rows need no member.
+            MemberName::new(name).map_or(true, |member| {
+                !matches!(destination(&member, scheme), Ok(Placement::Skipped))
+            })
+        })
+        .collect();
+    ghosts.sort();
+    match ghosts.first() {
+        None => Ok(()),
+        Some(first) => Err(WheelError::RecordMismatch {
+            wheel: wheel.to_string(),
+            member: first.to_string(),
+            reason: match ghosts.len() {
+                1 => "listed in RECORD, but the wheel does not carry it".to_string(),
+                n => format!(
+                    "listed in RECORD, but the wheel does not carry it (nor {} more it lists)",
+                    n - 1
+                ),
+            },
+        }),
+    }
 }
 
 /// The files RECORD lists that a husk does not carry, planned like members (name, destination,
