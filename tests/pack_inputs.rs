@@ -312,3 +312,46 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
         second.len()
     );
 }
+
+/// The app's name is its folder's name as given: `--app mysite`, a link to the directory a
+/// build checked out (`src-1a2b3c`), packs `mysite/` build after build; `--app .` is the
+/// directory's own name.
+#[test]
+fn the_app_is_named_by_the_folder_given_not_a_links_target() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    let checkout = work.path().join("src-1a2b3c");
+    std::fs::rename(&inputs.app, &checkout).expect("move");
+    std::os::unix::fs::symlink("src-1a2b3c", work.path().join("mysite")).expect("link");
+    let name_of = |app: &Path, directory: &Path, output: &str| {
+        let output = work.path().join(output);
+        let mut command = pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--wheels"),
+                inputs.wheels.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &output,
+        );
+        let result = run(command.current_dir(directory));
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let inspected = run(std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+            .arg("inspect")
+            .arg("--json")
+            .arg(&output));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&inspected.stdout).expect("inspect --json");
+        manifest["manifest"]["app"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(name_of(Path::new("mysite/"), work.path(), "a.sfx"), "mysite");
+    assert_eq!(name_of(Path::new("."), &checkout, "b.sfx"), "src-1a2b3c");
+}

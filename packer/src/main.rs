@@ -74,7 +74,8 @@ pub struct PackArgs {
     /// The project code, stored as <name>/
     #[arg(long, value_name = "DIR")]
     pub app: PathBuf,
-    /// Name of the app directory in the release [default: the folder's name]
+    /// Name of the app directory in the release [default: the folder's name as given, not a
+    /// link's target's]
     #[arg(long, value_name = "NAME")]
     pub app_name: Option<String>,
     /// The app's version, recorded in the manifest and the receipt [default: `git describe

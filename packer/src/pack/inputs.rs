@@ -24,10 +24,16 @@ pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
     }
     let name = match &args.app_name {
         Some(name) => name.clone(),
-        None => std::fs::canonicalize(&args.app)
-            .ok()
-            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .ok_or_else(|| {
+        // The folder's name as given (`--app mysite`, a link to `src-1a2b3c` a build made,
+        // is `mysite`, build after build); `.` or `..` is the directory's own name.
+        None => match args.app.components().next_back() {
+            Some(std::path::Component::Normal(name)) => Some(name.to_os_string()),
+            _ => std::fs::canonicalize(&args.app)
+                .ok()
+                .and_then(|path| path.file_name().map(|name| name.to_os_string())),
+        }
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| {
                 anyhow!(
                     "--app {}: cannot tell its name; give --app-name",
                     args.app.display()
