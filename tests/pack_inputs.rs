@@ -352,6 +352,9 @@ fn the_app_is_named_by_the_folder_given_not_a_links_target() {
             .unwrap_or_default()
             .to_string()
     };
-    assert_eq!(name_of(Path::new("mysite/"), work.path(), "a.sfx"), "mysite");
+    assert_eq!(
+        name_of(Path::new("mysite/"), work.path(), "a.sfx"),
+        "mysite"
+    );
     assert_eq!(name_of(Path::new("."), &checkout, "b.sfx"), "src-1a2b3c");
 }

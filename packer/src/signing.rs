@@ -404,7 +404,10 @@ pub fn verify_signature(
 /// The shape of a signature file, checked before the minisign crate reads it (it indexes the
 /// decoded signatures by their expected lengths): an untrusted comment, the signature (2 bytes
 /// of algorithm, 8 of key number, 64 of signature), the trusted comment, the global signature
-/// (64 bytes).
+/// (64 bytes). Each line is taken as minisign takes it, whole but for its line break: the
+/// crate trims white space around each, which minisign does not, so a line that has any is
+/// refused (else a comment signed with a trailing space would verify with minisign and not
+/// here, and one given a space since the other way round).
 fn check_signature_lines(text: &str) -> Result<(), &'static str> {
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() < 4 {
@@ -412,15 +415,21 @@ fn check_signature_lines(text: &str) -> Result<(), &'static str> {
     }
     let decoded = |line: &str| {
         base64::engine::general_purpose::STANDARD
-            .decode(line.trim())
+            .decode(line)
             .map(|bytes| bytes.len())
             .ok()
     };
     if decoded(lines[1]) != Some(74) {
         return Err("its second line is not a signature");
     }
-    if !lines[2].starts_with("trusted comment: ") {
+    let Some(comment) = lines[2].strip_prefix("trusted comment: ") else {
         return Err("its third line is not a trusted comment");
+    };
+    if comment.trim() != comment {
+        return Err(
+            "its trusted comment begins or ends with white space, which minisign reads \
+                    as part of it and pysfx cannot: sign again without it",
+        );
     }
     if decoded(lines[3]) != Some(64) {
         return Err("its fourth line is not a global signature");
@@ -541,7 +550,14 @@ mod tests {
         let short = base64::engine::general_purpose::STANDARD.encode([0u8; 10]);
         let good = format!("untrusted comment: x\n{signature}\ntrusted comment: y\n{global}\n");
         assert!(check_signature_lines(&good).is_ok());
+        // Line breaks as a Windows editor leaves them are no white space to minisign either.
+        assert!(check_signature_lines(&good.replace('\n', "\r\n")).is_ok());
         for text in [
+            // White space minisign reads as part of a line (the crate would trim it).
+            format!("untrusted comment: x\n{signature}\ntrusted comment: y \n{global}\n"),
+            format!("untrusted comment: x\n{signature}\ntrusted comment:  y\n{global}\n"),
+            format!("untrusted comment: x\n {signature}\ntrusted comment: y\n{global}\n"),
+            format!("untrusted comment: x\n{signature}\ntrusted comment: y\n{global}\t\n"),
             String::new(),
             "untrusted comment: x\n".to_string(),
             format!("untrusted comment: x\n{short}\ntrusted comment: y\n{global}\n"),

@@ -34,11 +34,11 @@ pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
         }
         .map(|name| name.to_string_lossy().into_owned())
         .ok_or_else(|| {
-                anyhow!(
-                    "--app {}: cannot tell its name; give --app-name",
-                    args.app.display()
-                )
-            })?,
+            anyhow!(
+                "--app {}: cannot tell its name; give --app-name",
+                args.app.display()
+            )
+        })?,
     };
     pysfx_format::check_app_name(&name).map_err(|reason| {
         let message = format!("{reason}; give another --app-name");
