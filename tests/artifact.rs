@@ -110,6 +110,19 @@ fn inspect_and_verify_read_the_artifact_without_running_it() {
     );
     let output = run(Command::new(&artifact).arg("--info"));
     assert!(String::from_utf8_lossy(&output.stdout).contains("demoapp"));
+    // A FIFO where the artifact should be is refused, not waited on (`timeout` ends a hang).
+    let fifo = work.path().join("fifo.sfx");
+    assert!(run(Command::new("mkfifo").arg(&fifo)).status.success());
+    for command in ["verify", "inspect"] {
+        let output = run(Command::new("timeout")
+            .arg("60")
+            .arg(&binaries().pysfx)
+            .arg(command)
+            .arg(&fifo));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "{command}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{command}: {stderr}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,12 +33,28 @@ impl Payload {
     /// Opens `path`, finds the trailer and reads the zip directory and the manifest. Does not
     /// check the digest: call [`Payload::verify`] for that.
     pub fn open(path: &Path) -> Result<Payload, FormatError> {
-        let mut file = File::open(path).map_err(|error| FormatError::io(path, error))?;
-        let located = locate(&mut file, path)?;
-        let file_len = file
+        // Without blocking, so that a FIFO is refused below rather than waited on; reads of a
+        // regular file ignore the flag.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|error| FormatError::io(path, error))?;
+        let metadata = file
             .metadata()
-            .map_err(|error| FormatError::io(path, error))?
-            .len();
+            .map_err(|error| FormatError::io(path, error))?;
+        if !metadata.is_file() {
+            let kind = match metadata.is_dir() {
+                true => "a directory",
+                false => "not a regular file",
+            };
+            return Err(FormatError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, kind),
+            ));
+        }
+        let located = locate(&mut file, path)?;
+        let file_len = metadata.len();
         let file = Arc::new(file);
         // One reader type for the payload, the wheels and the byte-code bundles: the zip code
         // is compiled once (the stub's size).
