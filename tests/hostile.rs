@@ -83,6 +83,47 @@ fn hostile_wheels_are_refused() {
     }
 }
 
+/// What the install does not look at, `verify` still refuses: a member whose local header names
+/// another file than the wheel's directory (the install writes by the directory's name, as a
+/// control shows; pip refuses such a wheel), and a wheel marked as left out of an artifact that
+/// names no base to take it from (which the install refuses too).
+#[test]
+fn verify_refuses_crafted_zips_and_manifests_the_install_passes_over() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("localname.sfx"),
+        &[evil_wheels().join("localname-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let site = std::fs::read_dir(destination.join("venv/lib"))
+        .expect("lib")
+        .flatten()
+        .next()
+        .expect("python3.X")
+        .path()
+        .join("site-packages/localname");
+    assert!(site.join("aaaa.py").is_file() && !site.join("zzzz.py").exists());
+    assert_verify_refuses(&artifact, "localname");
+
+    let artifact = raw_artifact(
+        &work.path().join("from_base.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| {
+            manifest.wheels[0].from_base = true;
+            // A husk's RECORD digest, so that only the missing base is wrong.
+            manifest.wheels[0].record_sha256 = Some("0".repeat(64));
+        },
+    );
+    assert_verify_refuses(&artifact, "from_base");
+    let (code, _, stderr) = install_with(&artifact, &work.path().join("2"), &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+}
+
 /// A deflate bomb (200 MiB of zeros in 200 KiB) is held to what the manifest declares: no ratio
 /// heuristic refuses it, but a manifest that understates what its members declare is refused
 /// before anything is written, and no member inflates past its declared size.

@@ -50,7 +50,15 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         ..SetOptions::default()
     };
     for entry in &manifest.wheels {
+        check_local_headers(payload, entry, &path)?;
         if entry.from_base {
+            if manifest.thin_from.is_none() {
+                return Err(InstallError::Corrupt(format!(
+                    "{path}: the manifest leaves {} out of the payload but names no artifact it \
+                     relies on",
+                    entry.filename
+                )));
+            }
             check_husk(payload, entry, &path)?;
             continue;
         }
@@ -72,6 +80,30 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         })?;
     }
     Ok(())
+}
+
+/// Each member's local header agrees with the wheel's central directory (name, sizes, CRC),
+/// and no two members share a name, as Python's `zipfile` (and so pip) requires. The install
+/// goes by the central directory alone, so a wheel whose two disagree cannot put a file
+/// elsewhere; it is crafted all the same (`pysfx pack` refuses it), and `verify` says so.
+fn check_local_headers(
+    payload: &mut Payload,
+    entry: &WheelEntry,
+    path: &str,
+) -> Result<(), InstallError> {
+    let (start, len) = payload.stored_range(&entry.path)?;
+    zip::ZipArchive::new(pysfx_format::Section::with_directory(
+        payload.file(),
+        start,
+        len,
+    ))
+    .and_then(|mut archive| archive.validate_header_consistency())
+    .map_err(|error| {
+        InstallError::Corrupt(format!(
+            "{path}: {}: its local headers disagree with its directory ({error})",
+            entry.filename
+        ))
+    })
 }
 
 /// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members
