@@ -214,6 +214,14 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
         let (code, result, stderr) = install_with(&path, &destination, &python, &[]);
         assert_eq!(code, 3, "{name}: {stderr}");
         assert_eq!(result["exit_code"], 3, "{name}");
+        // What the run did before it failed, as the operator guide lists it: nothing.
+        for (key, nothing) in [
+            ("changed", serde_json::json!(false)),
+            ("link_moved", serde_json::json!(false)),
+            ("pruned", serde_json::json!([])),
+        ] {
+            assert_eq!(result[key], nothing, "{name}: {result}");
+        }
         assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
         assert!(!destination.exists(), "{name}: DEST was created");
         assert!(

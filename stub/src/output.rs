@@ -23,7 +23,7 @@ pub fn print_failure_json(
     seconds: f64,
     done: Done,
 ) {
-    let mut object = serde_json::json!({
+    let object = serde_json::json!({
         "changed": done.changed,
         "link_moved": done.link_moved,
         "dest": destination.map(|path| path.to_string_lossy()),
@@ -35,10 +35,8 @@ pub fn print_failure_json(
         "seconds": seconds,
         "error": message,
         "exit_code": code,
+        "pruned": done.pruned,
     });
-    if !done.pruned.is_empty() {
-        object["pruned"] = serde_json::json!(done.pruned);
-    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{object}");
 }
