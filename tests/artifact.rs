@@ -357,6 +357,14 @@ fn rerun_is_unchanged_and_a_foreign_dest_is_refused() {
         );
     }
     assert_eq!(listing(&foreign), vec!["precious.txt"]);
+    // Named as the run names it, given as `DIR/.`: the directory itself.
+    let (code, failure, stderr) = install_with(&artifact, &foreign.join("."), &python, &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(
+        failure["dest"],
+        foreign.to_string_lossy().as_ref(),
+        "{failure}"
+    );
     let (code, result, stderr) =
         install_with(&artifact, &foreign, &python, &[OsStr::new("--force")]);
     assert_eq!(code, 0, "{stderr}");

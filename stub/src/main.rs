@@ -71,9 +71,12 @@ fn main() -> ExitCode {
         .or(cli.activate.as_ref())
         .or(cli.status.as_ref())
         .map(|path| {
-            std::env::current_dir()
-                .map(|directory| directory.join(path))
-                .unwrap_or_else(|_| path.clone())
+            // As the run itself names it (`-d .` is the directory, not `DIR/.`).
+            dest::absolute_path(path, "DEST").unwrap_or_else(|_| {
+                std::env::current_dir()
+                    .map(|directory| directory.join(path))
+                    .unwrap_or_else(|_| path.clone())
+            })
         });
     let python = cli.python();
     signals::set_failure_report(json, destination.clone(), python.clone());
