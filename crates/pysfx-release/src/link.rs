@@ -16,8 +16,6 @@ pub fn check_link(link: &Path) -> Result<(), ReleaseError> {
     }
 }
 
-/// Points LINK at DEST atomically: a new link beside it, renamed over it.
-/// Returns whether the link moved (false when it already pointed at DEST).
 /// Whether the symlink `link` leads to the directory `destination`: its text names it, or it
 /// resolves to that very directory (a relative link a playbook made, `current -> releases/42`).
 pub fn points_at(link: &Path, destination: &Path) -> bool {
@@ -32,6 +30,8 @@ pub fn points_at(link: &Path, destination: &Path) -> bool {
     identity(link).is_some() && identity(link) == identity(destination)
 }
 
+/// Points LINK at DEST atomically: a new link beside it, renamed over it.
+/// Returns whether the link moved (false when it already pointed at DEST).
 pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseError> {
     check_link(link)?;
     if points_at(link, destination) {
@@ -59,5 +59,72 @@ pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseErro
         ReleaseError::io("cannot repoint", link, error)
     })?;
     info!("{} now points at {}", link.display(), destination.display());
+    remove_stale_temporaries(link, &name);
     Ok(true)
+}
+
+/// Removes the new links runs killed between making one and renaming it over LINK left
+/// beside it (`.<name>.pysfx-link-<pid>`): each only when it is a symlink and no process of
+/// that pid lives (a live one may be a run switching LINK now).
+fn remove_stale_temporaries(link: &Path, name: &str) {
+    let Some(parent) = link.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.pysfx-link-");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|text| text.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        let symlink = entry.file_type().is_ok_and(|kind| kind.is_symlink());
+        if pid > 0 && dead && symlink && std::fs::remove_file(entry.path()).is_ok() {
+            debug!(
+                "removed {}, left by a run killed while it switched the link",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pid of a process that has ended.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("wait");
+        pid
+    }
+
+    #[test]
+    fn a_switch_removes_new_links_killed_runs_left_but_not_a_live_runs() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let (one, two) = (temporary.path().join("1"), temporary.path().join("2"));
+        std::fs::create_dir(&one).expect("mkdir");
+        std::fs::create_dir(&two).expect("mkdir");
+        let link = temporary.path().join("current");
+        let stale = temporary.path().join(format!(".current.pysfx-link-{}", dead_pid()));
+        let live = temporary.path().join(".current.pysfx-link-1");
+        let not_a_link = temporary.path().join(format!(".current.pysfx-link-{}", dead_pid()));
+        std::os::unix::fs::symlink(&one, &stale).expect("plant");
+        std::os::unix::fs::symlink(&one, &live).expect("plant");
+        std::fs::write(&not_a_link, "x").expect("plant");
+        assert!(repoint_link(&link, &two).expect("switch"));
+        assert_eq!(std::fs::read_link(&link).expect("link"), two);
+        assert!(std::fs::symlink_metadata(&stale).is_err());
+        assert!(std::fs::symlink_metadata(&live).is_ok());
+        assert!(not_a_link.is_file());
+        assert!(one.is_dir());
+    }
 }
