@@ -131,10 +131,45 @@ fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains(&format!("interrupted by SIG{name}")),
+            stderr.contains(&format!(
+                "interrupted by SIG{name}; removed the unfinished release"
+            )),
             "SIG{name}: {stderr}"
         );
     }
+}
+
+/// A run stopped while it waits for another run's lock had nothing to remove, and says so.
+#[test]
+fn sigterm_while_waiting_for_the_lock_says_nothing_was_begun() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    std::fs::create_dir(&parent).expect("mkdir");
+    let lock = parent.join(".1.pysfx-lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock");
+    let started = Instant::now();
+    while !lock.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let child = spawn_install(&artifact, &parent.join("1"), &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "TERM");
+    let output = child.wait_with_output().expect("wait");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGTERM before the install began; nothing was installed"),
+        "{stderr}"
+    );
+    assert!(!parent.join("1").exists());
+    assert_no_litter(&parent, "SIGTERM while waiting");
 }
 
 /// A signal while `--keep` removes an old release: the prune finishes, and the run ends with

@@ -106,14 +106,18 @@ pub fn install() {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
-        let message = match INSTALLED.load(Ordering::SeqCst) {
-            true => format!(
+        let message = match (INSTALLED.load(Ordering::SeqCst), trees.is_empty()) {
+            (true, _) => format!(
                 "interrupted by {signal} after the release was installed in DEST; \
                  --link or --keep may not have finished (run it again to finish them)"
             ),
-            false => format!(
+            (false, false) => format!(
                 "interrupted by {signal}; removed the unfinished release, nothing was installed"
             ),
+            // Before the install began (the lock, the interpreter's query, the checks).
+            (false, true) => {
+                format!("interrupted by {signal} before the install began; nothing was installed")
+            }
         };
         tracing::error!("{message}");
         let code = 128 + signal as i32;

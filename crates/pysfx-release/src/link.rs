@@ -114,9 +114,13 @@ mod tests {
         std::fs::create_dir(&one).expect("mkdir");
         std::fs::create_dir(&two).expect("mkdir");
         let link = temporary.path().join("current");
-        let stale = temporary.path().join(format!(".current.pysfx-link-{}", dead_pid()));
+        let stale = temporary
+            .path()
+            .join(format!(".current.pysfx-link-{}", dead_pid()));
         let live = temporary.path().join(".current.pysfx-link-1");
-        let not_a_link = temporary.path().join(format!(".current.pysfx-link-{}", dead_pid()));
+        let not_a_link = temporary
+            .path()
+            .join(format!(".current.pysfx-link-{}", dead_pid()));
         std::os::unix::fs::symlink(&one, &stale).expect("plant");
         std::os::unix::fs::symlink(&one, &live).expect("plant");
         std::fs::write(&not_a_link, "x").expect("plant");
