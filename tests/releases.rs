@@ -395,6 +395,32 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     assert!(std::fs::symlink_metadata(&current).is_err());
 }
 
+/// LINK that cannot be made once the release is in place: the failure says the release is
+/// installed (it stays, `changed: true`), and a re-run once LINK can be made switches it.
+#[test]
+fn a_link_that_fails_after_the_install_says_the_release_is_installed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let release = work.path().join("releases/1");
+    let blocker = work.path().join("srv");
+    std::fs::write(&blocker, "a file where LINK's directory should be").expect("write");
+    let link = blocker.join("current");
+    let args = [OsStr::new("--link"), link.as_os_str()];
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &args);
+    assert_eq!(code, 1, "{result}\n{stderr}");
+    assert_eq!(result["changed"], true, "{result}");
+    let said = format!("{} is installed, but --link failed", release.display());
+    assert!(stderr.contains(&said), "{stderr}");
+    std::fs::remove_file(&blocker).expect("remove");
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &args);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(true)),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_link(&link).expect("LINK"), release);
+}
+
 /// A release moved or copied to another name keeps scripts that name its old path: `--check`
 /// says so, `--status` calls it incomplete, and neither a re-run nor `--activate` points LINK
 /// at it; `--force` rebuilds it where it now is, with scripts that run.

@@ -385,7 +385,16 @@ fn switch(
             // Under the registry lock: a signal waits for the link (and its temporary name)
             // to be settled, and then says whether it moved.
             signals::with_registry(|_| -> Result<bool, Failure> {
-                let moved = repoint_link(link, destination)?;
+                let moved = repoint_link(link, destination).map_err(|error| {
+                    // The release is in place: say so, and that only LINK is left to do.
+                    let mut failure = Failure::from(error);
+                    failure.message = format!(
+                        "{} is installed, but --link failed: {}; fix that and run again",
+                        destination.display(),
+                        failure.message
+                    );
+                    failure
+                })?;
                 signals::mark_link_moved(moved);
                 if let Some(previous) = previous.as_deref().filter(|p| moved && *p != destination) {
                     lock::record_replaced(destination, previous);
