@@ -439,10 +439,11 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+    /// `options` as `mount -o` takes them (`size=4m`).
+    fn mount(path: &Path, options: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(path).ok()?;
         let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(path)
             .output()
             .ok()?;
@@ -471,7 +472,7 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
     let python = host_python();
     // 1. Too small for what the manifest says: refused before writing (exit 4).
     let artifact = bulky_artifact(work.path());
-    let Some(small) = Tmpfs::mount(&work.path().join("small"), "4m") else {
+    let Some(small) = Tmpfs::mount(&work.path().join("small"), "size=4m") else {
         return;
     };
     let destination = small.path.join("releases/1");
@@ -490,7 +491,7 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         &[("demoapp/v.py", b"V = 1\n")],
         |manifest| manifest.unpacked_bytes = 0,
     );
-    let Some(tight) = Tmpfs::mount(&work.path().join("tight"), "20m") else {
+    let Some(tight) = Tmpfs::mount(&work.path().join("tight"), "size=20m") else {
         return;
     };
     let destination = tight.path.join("releases/1");
@@ -506,6 +507,23 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
     eprintln!(
         "tmpfs after the failed install: {}",
         String::from_utf8_lossy(&used.stdout).trim()
+    );
+
+    // 3. Space enough, but too few inodes: the install fails as it writes (exit 4), naming
+    //    DEST as well as the file, and leaves nothing.
+    let Some(few) = Tmpfs::mount(&work.path().join("few"), "size=64m,nr_inodes=40") else {
+        return;
+    };
+    let destination = few.path.join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    let installing = format!("installing {}: ", destination.display());
+    assert!(stderr.contains(&installing), "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    assert!(
+        !few.path.join("releases").exists(),
+        "{:?}",
+        listing(&few.path)
     );
 }
 

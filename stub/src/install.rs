@@ -619,6 +619,12 @@ fn build(
         Ok(totals) => totals,
         Err(mut failure) => {
             failure.message = held.spell(&failure.message, &temporary);
+            // A path in the temporary tree (no space, no permission) is named with DEST, the
+            // name the operator knows.
+            if failure.message.contains(&*temporary.to_string_lossy()) {
+                failure.message =
+                    format!("installing {}: {}", destination.display(), failure.message);
+            }
             return failed(failure);
         }
     };
