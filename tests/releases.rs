@@ -864,6 +864,8 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
 
     let stderr = keep_one_as_nobody(&site, &releases, &current, python);
     assert!(stderr.contains("Permission denied"), "{stderr}");
+    // One warning for it, not a second calling its remains a killed run's leftover.
+    assert!(!stderr.contains("left by an interrupted run"), "{stderr}");
     // What root made is untouched.
     let trash: Vec<String> = listing(&releases)
         .into_iter()

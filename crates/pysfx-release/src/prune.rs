@@ -213,6 +213,11 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         let Some((name, kind)) = leftover(&file_name) else {
             continue;
         };
+        // This run's own trash: what is left of a release it could not remove, already
+        // reported (`not_pruned`) and left for a later `--keep`.
+        if file_name.ends_with(&format!(".pysfx-trash-{}", std::process::id())) {
+            continue;
+        }
         if !is_ours(&entry.path()) {
             continue;
         }
