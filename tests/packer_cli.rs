@@ -62,7 +62,7 @@ fn every_man_page_named_can_be_printed_and_written() {
 
 /// Options that cannot both hold are usage errors (exit 2) before any work: `--no-bootstrap`
 /// with `--bootstrap-wheels`, bootstrap wheels without pip (the venv's pip comes from them),
-/// one target spelled twice.
+/// one target spelled twice, one interpreter given twice.
 #[test]
 fn contradictory_collection_options_are_usage_errors() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -72,6 +72,9 @@ fn contradictory_collection_options_are_usage_errors() {
     tiny_wheel(&no_pip, "six", "1.0", &[]);
     let requirements = root.join("requirements.txt");
     std::fs::write(&requirements, "six\n").expect("write");
+    let python311 = pysfx_e2e::python(11).path;
+    let linked = root.join("python-link");
+    std::os::unix::fs::symlink(&python311, &linked).expect("link");
     let cases: Vec<(Vec<&OsStr>, &str)> = vec![
         (
             vec![
@@ -95,6 +98,29 @@ fn contradictory_collection_options_are_usage_errors() {
                 OsStr::new("cp312-manylinux2014_x86_64"),
             ],
             "the same target",
+        ),
+        (
+            vec![
+                OsStr::new("-r"),
+                requirements.as_os_str(),
+                OsStr::new("--python"),
+                python311.as_os_str(),
+                OsStr::new("--python"),
+                python311.as_os_str(),
+            ],
+            "is given twice",
+        ),
+        (
+            // One interpreter through a link: found the same before pip runs twice.
+            vec![
+                OsStr::new("-r"),
+                requirements.as_os_str(),
+                OsStr::new("--python"),
+                python311.as_os_str(),
+                OsStr::new("--python"),
+                linked.as_os_str(),
+            ],
+            "is the same interpreter as",
         ),
     ];
     for (extra, says) in cases {

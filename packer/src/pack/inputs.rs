@@ -129,6 +129,12 @@ pub(crate) fn check_collection_options(
         )
         .into());
     }
+    for (index, python) in args.python.iter().enumerate() {
+        // The same interpreter twice would collect one set twice, under one name.
+        if args.python[..index].contains(python) {
+            return Err(UsageError(format!("--python {python} is given twice")).into());
+        }
+    }
     let mut targets = Vec::new();
     for (index, text) in args.target.iter().enumerate() {
         // The same target twice would make two sets of one name.

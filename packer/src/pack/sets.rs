@@ -177,9 +177,22 @@ fn requirement_sets(
     if !pythons.is_empty() {
         let copies =
             requirements.write_copies(&work.join("requirements/python"), &HashMap::new())?;
+        let mut queried: Vec<(&String, std::path::PathBuf)> = Vec::new();
         for (index, python) in pythons.iter().enumerate() {
             let interpreter =
                 Interpreter::query(python).with_context(|| format!("--python {python}"))?;
+            // Two spellings of one interpreter (`python3.11`, its full path, a link to it).
+            let executable = std::fs::canonicalize(&interpreter.executable)
+                .unwrap_or_else(|_| interpreter.executable.clone());
+            if let Some((spelled, _)) = queried.iter().find(|(_, other)| *other == executable) {
+                return Err(crate::UsageError(format!(
+                    "--python {python} is the same interpreter as --python {spelled} ({}); give \
+                     it once",
+                    interpreter.executable.display()
+                ))
+                .into());
+            }
+            queried.push((python, executable));
             if interpreter.version_info > host_version {
                 host_version = interpreter.version_info;
                 *host_python = Some(python.clone());
