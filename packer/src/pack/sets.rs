@@ -254,16 +254,34 @@ fn requirement_sets(
         let built = (index >= python_sets).then_some(&built);
         collect::check_requirements_present(&set.name, &set.files, &requirements, built)?;
     }
-    // pip copies a --wheels wheel it picks into the set: the same file name.
-    let used: HashSet<&std::ffi::OsStr> = sets
+    // pip copies a --wheels wheel it picks into the set: the same file name, and the same
+    // bytes (a wheel of that name from the index, when pip refused this one against a
+    // `--hash` pin, is not it).
+    let digest = |path: &Path| {
+        std::fs::File::open(path)
+            .and_then(pysfx_format::sha256_reader)
+            .map(|(digest, _)| digest)
+            .ok()
+    };
+    let used: HashSet<(&std::ffi::OsStr, Option<[u8; 32]>)> = sets
         .iter()
-        .flat_map(|set| set.files.iter().filter_map(|file| file.file_name()))
+        .flat_map(|set| set.files.iter())
+        .filter_map(|file| {
+            let name = file.file_name()?;
+            let named = prebuilt
+                .iter()
+                .any(|(path, _)| path.file_name() == Some(name));
+            named.then(|| (name, digest(file)))
+        })
         .collect();
     for (path, info) in prebuilt {
-        if !path.file_name().is_some_and(|name| used.contains(name)) {
+        let taken = path
+            .file_name()
+            .is_some_and(|name| used.contains(&(name, digest(path))));
+        if !taken {
             warn!(
                 "--wheels {}: in none of the wheel sets (it fits none, or each has another \
-                 wheel of {}); left out",
+                 wheel of {}, such as one that matches a --hash pin); left out",
                 path.display(),
                 info.name
             );
