@@ -299,3 +299,26 @@ fn a_crafted_link_that_escapes_is_refused_by_the_stub_and_verify() {
         Path::new("app.py")
     );
 }
+
+/// An app file whose name cannot be stored is named in one line, its line break escaped.
+#[test]
+fn a_name_with_a_line_break_is_refused_in_one_line() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    write(&app.join("new\nline.py"), "x = 1\n");
+    let output = run(&mut pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site.sfx"),
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("new\\nline.py: cannot be stored"),
+        "{stderr}"
+    );
+}

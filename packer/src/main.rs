@@ -364,8 +364,14 @@ fn main() -> ExitCode {
                     message.push_str(&format!(": {cause}"));
                 }
             }
-            // Paths and names in it come from the inputs (its line breaks are its own: a hint).
-            eprintln!("{}", pysfx_format::escape_lines(&message));
+            // Paths and names in it come from the inputs: escaped, line breaks too (a file
+            // named `a\nb`), but for the one before a hint of what to do, which is the
+            // message's own.
+            let escaped: Vec<_> = message
+                .split("\nhint: ")
+                .map(pysfx_format::escape_control)
+                .collect();
+            eprintln!("{}", escaped.join("\nhint: "));
             ExitCode::from(code)
         }
     }
