@@ -473,6 +473,15 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     let output = minisign_verify(&out, &plain_public);
     assert!(output.status.success(), "{}", text(&output));
 
+    // The public key given to --sign: named as such.
+    let output = run(signed_pack(&app, &plain_public, &out).env_remove("PYSFX_SIGN_PASSWORD"));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("it is a public key"),
+        "{}",
+        text(&output)
+    );
+
     // The key as -o: a usage error, the key untouched.
     let key = std::fs::read(&plain).expect("read");
     {

@@ -195,6 +195,12 @@ pub fn load_secret_key(path: &Path) -> Result<SigningKey> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| not_a_key("its key line is not base64"))?;
+    // A public key: algorithm (2 bytes), key number (8), key (32).
+    if bytes.len() == 42 {
+        return Err(not_a_key(
+            "it is a public key: --sign takes the secret key, NAME.key",
+        ));
+    }
     // Signature algorithm (2 bytes), then the key derivation: "Sc" (scrypt) or none.
     let encrypted = match bytes.get(2..4) {
         Some(b"Sc") => true,

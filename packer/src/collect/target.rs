@@ -47,6 +47,12 @@ pub fn parse_target(text: &str) -> Result<ParsedTarget> {
         Some((python, platform)) => (python.to_string(), platform.to_string()),
         None => {
             let (major, minor) = text.split_once('.').ok_or_else(|| refuse("not a target"))?;
+            if minor.contains('.') {
+                return Err(refuse(&format!(
+                    "a target names a Python X.Y, not a release ({major}.{})",
+                    minor.split('.').next().unwrap_or_default()
+                )));
+            }
             (
                 format!("cp{major}{minor}"),
                 "manylinux2014_x86_64".to_string(),
@@ -146,6 +152,11 @@ mod tests {
         assert_eq!(t.abis[0], "cp312");
         let t = parse_target("3.13").expect("parse");
         assert_eq!(t.python_version, "3.13");
+        let error = parse_target("3.11.4").expect_err("a release").to_string();
+        assert!(
+            error.contains("names a Python X.Y, not a release (3.11)"),
+            "{error}"
+        );
         for bad in [
             "py3-any",
             "cp2-x",

@@ -59,7 +59,8 @@ pub(crate) fn write_artifact(
     let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
-        let mut writer = PayloadWriter::create(&temporary, stub, epoch)?;
+        let mut writer = PayloadWriter::create(&temporary, stub, epoch)
+            .with_context(|| format!("-o {}: cannot write beside it", output.display()))?;
         writer.add_manifest(manifest)?;
         for (name, bytes) in documents.iter() {
             // Deflated: JSON shrinks to a fifth, and every artifact, a thin one too, carries
