@@ -241,7 +241,7 @@ fn links_that_leave_the_app_are_refused_naming_them() {
                 "{} -> {}",
                 app.join(name).display(),
                 target.display()
-            )) && stderr.contains("outside"),
+            )) && stderr.contains("cannot be stored"),
             "{name}: names the link: {stderr}"
         );
         assert!(!app_root.join("site.sfx").exists());

@@ -162,45 +162,46 @@ impl Excludes {
 /// relative `/`-path). `flag` names the option `root` came from, for messages.
 pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Result<Vec<TreeFile>> {
     let metadata =
-        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+        std::fs::metadata(root).with_context(|| format!("cannot read {}", shown(root)))?;
     if !metadata.is_dir() {
-        bail!("{flag} {}: not a directory", root.display());
+        bail!("{flag} {}: not a directory", shown(root));
     }
     let mut files = Vec::new();
     let mut pending = vec![(root.to_path_buf(), String::new())];
     while let Some((directory, relative)) = pending.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&directory)
-            .with_context(|| format!("cannot read {}", directory.display()))?
+            .with_context(|| format!("cannot read {}", shown(&directory)))?
             .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read {}", directory.display()))?;
+            .with_context(|| format!("cannot read {}", shown(&directory)))?;
         entries.sort_by_key(|entry| entry.file_name());
         for entry in entries {
             let path = entry.path();
-            let name = entry.file_name().into_string().map_err(|name| {
-                anyhow!("{}: the name {name:?} is not UTF-8", directory.display())
-            })?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|name| anyhow!("{}: the name {name:?} is not UTF-8", shown(&directory)))?;
             let child = format!("{relative}{name}");
             // The entry itself: a link is judged as a link, never followed.
             let kind = entry
                 .file_type()
-                .with_context(|| format!("cannot read {}", path.display()))?;
+                .with_context(|| format!("cannot read {}", shown(&path)))?;
             if excludes.excludes(&child, kind.is_dir()) {
-                debug!("left out {}", path.display());
+                debug!("left out {}", shown(&path));
                 continue;
             }
             let full = format!("{prefix}{child}");
             let storable = |full: &str| {
                 pysfx_format::validate_member_name(full)
-                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", path.display()))
+                    .map_err(|reason| anyhow!("{}: cannot be stored: {reason}", shown(&path)))
             };
             if kind.is_dir() {
                 pending.push((path, format!("{child}/")));
             } else if kind.is_symlink() {
                 storable(&full)?;
                 let target = std::fs::read_link(&path)
-                    .with_context(|| format!("cannot read the link {}", path.display()))?;
+                    .with_context(|| format!("cannot read the link {}", shown(&path)))?;
                 let target = target.into_os_string().into_string().map_err(|target| {
-                    anyhow!("{}: its target {target:?} is not UTF-8", path.display())
+                    anyhow!("{}: its target {target:?} is not UTF-8", shown(&path))
                 })?;
                 files.push(TreeFile {
                     source: path,
@@ -211,7 +212,7 @@ pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Resul
                 storable(&full)?;
                 let metadata = entry
                     .metadata()
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                    .with_context(|| format!("cannot read {}", shown(&path)))?;
                 files.push(TreeFile {
                     source: path,
                     name: full,
@@ -223,7 +224,7 @@ pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Resul
             } else {
                 warn!(
                     "{}: not a file, a directory or a symbolic link; left out",
-                    path.display()
+                    shown(&path)
                 );
             }
         }
@@ -252,12 +253,16 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
         };
         if let Err(reason) = pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup)
         {
-            refused.push(format!("  {} -> {target}: {reason}", file.source.display()));
+            refused.push(format!(
+                "  {} -> {}: {reason}",
+                shown(&file.source),
+                pysfx_format::escape_control(target)
+            ));
         } else if std::fs::metadata(&file.source).is_err() {
             // Inside, but to nothing: stored as it is (it may be made at deploy), and said.
             warn!(
                 "{} -> {target} points at nothing (yet); stored as a dangling link",
-                file.source.display()
+                shown(&file.source)
             );
         }
     }
@@ -265,16 +270,12 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
         return Ok(());
     }
     bail!(
-        "{} symbolic {} in {flag} {} {} outside it; pysfx stores links that stay inside (copy \
-         the file in instead, make the link relative, or leave it out with --exclude):\n{}",
+        "{} symbolic {} in {flag} {} cannot be stored: pysfx stores links that stay inside it \
+         and end (copy the file in instead, make the link relative, or leave it out with \
+         --exclude):\n{}",
         refused.len(),
         if refused.len() == 1 { "link" } else { "links" },
-        root.display(),
-        if refused.len() == 1 {
-            "points"
-        } else {
-            "point"
-        },
+        shown(root),
         refused.join("\n")
     )
 }
@@ -300,6 +301,12 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
         })
         .map(|file| file.name.as_str())
         .collect()
+}
+
+/// A path of the inputs as a message names it: control characters, line breaks included,
+/// escaped, so the message stays one line per thing it says.
+fn shown(path: &Path) -> String {
+    pysfx_format::escape_control(&path.display().to_string()).into_owned()
 }
 
 #[cfg(test)]

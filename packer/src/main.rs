@@ -364,14 +364,9 @@ fn main() -> ExitCode {
                     message.push_str(&format!(": {cause}"));
                 }
             }
-            // Paths and names in it come from the inputs: escaped, line breaks too (a file
-            // named `a\nb`), but for the one before a hint of what to do, which is the
-            // message's own.
-            let escaped: Vec<_> = message
-                .split("\nhint: ")
-                .map(pysfx_format::escape_control)
-                .collect();
-            eprintln!("{}", escaped.join("\nhint: "));
+            // Paths and names in it come from the inputs (its line breaks are its own: a hint,
+            // a list; a name's are escaped where it is named, as `appfiles` does).
+            eprintln!("{}", pysfx_format::escape_lines(&message));
             ExitCode::from(code)
         }
     }
