@@ -82,28 +82,50 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     Ok(())
 }
 
-/// Each member's local header agrees with the wheel's central directory (name, sizes, CRC),
-/// and no two members share a name, as Python's `zipfile` (and so pip) requires. The install
-/// goes by the central directory alone, so a wheel whose two disagree cannot put a file
-/// elsewhere; it is crafted all the same (`pysfx pack` refuses it), and `verify` says so.
+/// Each member's local header names it as the wheel's central directory does, as Python's
+/// `zipfile` (and so pip) requires. The install goes by the central directory alone, so a
+/// wheel whose two names differ cannot put a file elsewhere; it is crafted all the same
+/// (`pysfx pack` refuses it), and `verify` says so. (Read by hand rather than with the zip
+/// crate's full header comparison: the stub's size.)
 fn check_local_headers(
     payload: &mut Payload,
     entry: &WheelEntry,
     path: &str,
 ) -> Result<(), InstallError> {
+    use std::os::unix::fs::FileExt;
+    let crafted =
+        |reason: String| InstallError::Corrupt(format!("{path}: {}: {reason}", entry.filename));
     let (start, len) = payload.stored_range(&entry.path)?;
-    zip::ZipArchive::new(pysfx_format::Section::with_directory(
-        payload.file(),
-        start,
-        len,
-    ))
-    .and_then(|mut archive| archive.validate_header_consistency())
-    .map_err(|error| {
-        InstallError::Corrupt(format!(
-            "{path}: {}: its local headers disagree with its directory ({error})",
-            entry.filename
-        ))
-    })
+    let file = payload.file().clone();
+    let mut archive =
+        zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
+            .map_err(|error| crafted(error.to_string()))?;
+    for index in 0..archive.len() {
+        let member = archive
+            .by_index_raw(index)
+            .map_err(|error| crafted(error.to_string()))?;
+        let (central, header) = (member.name_raw().to_vec(), member.header_start());
+        let mut fixed = [0u8; 30];
+        let local = file
+            .read_exact_at(&mut fixed, start + header)
+            .ok()
+            .filter(|()| fixed[..4] == *b"PK\x03\x04")
+            .map(|()| usize::from(u16::from_le_bytes([fixed[26], fixed[27]])))
+            .filter(|length| header + 30 + *length as u64 <= len)
+            .and_then(|length| {
+                let mut name = vec![0u8; length];
+                file.read_exact_at(&mut name, start + header + 30).ok()?;
+                Some(name)
+            });
+        if local.as_deref() != Some(central.as_slice()) {
+            return Err(crafted(format!(
+                "member {:?}: its local header names {:?}, the central directory {0:?}",
+                String::from_utf8_lossy(&central),
+                String::from_utf8_lossy(local.as_deref().unwrap_or_default())
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members
