@@ -998,3 +998,75 @@ fn check_holds_the_venvs_own_files() {
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");
 }
+
+/// A filesystem mounted inside an old release (shared uploads bind-mounted at
+/// `releases/1/demoapp/media`) is never emptied: `--keep` leaves that release (listed in
+/// `not_pruned`), `--force` refuses to replace it (exit 5), and what is mounted stays. Needs
+/// root to mount a tmpfs; skipped with a printed reason otherwise.
+#[test]
+fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    let current = work.path().join("current");
+    install_linked(&site, &releases.join("1"), &current, &[]);
+    let media = releases.join("1/demoapp/media");
+    std::fs::create_dir(&media).expect("mkdir");
+    let mounted = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&media));
+    if !mounted.status.success() {
+        eprintln!(
+            "skipped: cannot mount a tmpfs here: {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        );
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(media.clone());
+    std::fs::write(media.join("photo.jpg"), "an upload").expect("write");
+
+    install_linked(&site, &releases.join("2"), &current, &[]);
+    let keep = [OsStr::new("--keep"), OsStr::new("1")];
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("3"),
+        &python(11).path,
+        &[&[OsStr::new("--link"), current.as_os_str()][..], &keep[..]].concat(),
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    // Release 2, which LINK pointed at, is kept for a rollback; release 1 would go.
+    assert!(names(&result["pruned"]).is_empty(), "{result}");
+    assert!(
+        result["not_pruned"].to_string().contains("is mounted at"),
+        "{result}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(media.join("photo.jpg")).expect("kept"),
+        "an upload"
+    );
+    assert!(releases.join("1/pysfx-receipt.json").is_file());
+
+    std::fs::write(releases.join("1/demoapp/appcore/__init__.py"), "edited").expect("edit");
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("1"),
+        &python(11).path,
+        &[OsStr::new("--force")],
+    );
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("is mounted at"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(media.join("photo.jpg")).expect("kept"),
+        "an upload"
+    );
+    assert_eq!(
+        std::fs::read_to_string(releases.join("1/demoapp/appcore/__init__.py")).expect("left"),
+        "edited"
+    );
+}

@@ -158,6 +158,22 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
     Ok(())
 }
 
+/// What `--force` replaces must hold no mounted filesystem (shared uploads bind-mounted into
+/// the release): removing the replaced tree would empty it.
+pub(crate) fn check_unmounted(destination: &Path) -> Result<(), Failure> {
+    match pysfx_release::paths::mounts_below(destination).first() {
+        Some(point) => Err(Failure::new(
+            code::CONFLICT,
+            format!(
+                "{}: --force would replace it, but {}",
+                destination.display(),
+                pysfx_release::prune::mounted(point)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Directories below `destination`, down to [`RELEASES_DEPTH`] levels, that hold a pysfx
 /// release (its receipt) or the lock files of releases: the first three, relative. An app's
 /// root (`-d /srv/app --force`, its `releases/` one level down) is one; looking stops after
@@ -318,6 +334,11 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
             continue;
         }
         if pysfx_release::prune::holds_a_release(&entry.path()) {
+            continue;
+        }
+        if let Some(point) = pysfx_release::paths::mounts_below(&entry.path()).first() {
+            let mounted = pysfx_release::prune::mounted(point);
+            warn!("{} is left: {mounted}", entry.path().display());
             continue;
         }
         warn!(

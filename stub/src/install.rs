@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::artifact::open_self;
 use crate::dest::{
     absolute_path, check_free_space, check_path_lengths, check_replaceable, check_unmodified,
-    exchange, inspect_destination, remove_stale_siblings, sibling, Existing,
+    check_unmounted, exchange, inspect_destination, remove_stale_siblings, sibling, Existing,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -198,6 +198,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 );
             } else if replace {
                 check_replaceable(&destination, link.as_deref())?;
+            }
+            if replace {
+                check_unmounted(&destination)?;
             }
             if !verified {
                 // `--force`, or DEST changed between the first look and the lock.
@@ -723,7 +726,15 @@ fn build(
     if replace {
         // What was replaced may be a file or a symlink, not only a tree: those go by name (a
         // directory put there since is not removed by that).
+        let mounts = pysfx_release::paths::mounts_below(&replaced);
         match &replaced_tree {
+            // Mounted on since the check before the build: left whole (removing would empty
+            // what is mounted).
+            Some(_) if !mounts.is_empty() => warn!(
+                "the replaced release is left in {}: {}",
+                replaced.display(),
+                pysfx_release::prune::mounted(&mounts[0])
+            ),
             Some(tree) => {
                 tree.remove(&replaced);
                 if std::fs::symlink_metadata(&replaced).is_ok() {

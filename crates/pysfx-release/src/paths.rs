@@ -68,6 +68,53 @@ pub fn read_opened(file: std::fs::File, metadata: &std::fs::Metadata) -> std::io
     Ok(bytes)
 }
 
+/// The mount points at or below `tree` (`/proc/self/mountinfo`): a filesystem mounted inside a
+/// release (shared uploads bind-mounted at `releases/1/media`) is not the release's to remove,
+/// and removing the release would empty it. Empty when there is none, and when the mount
+/// table cannot be read (no `/proc`).
+pub fn mounts_below(tree: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(tree) = std::fs::canonicalize(tree) else {
+        return Vec::new();
+    };
+    let Ok(table) = std::fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    table
+        .split(|byte| *byte == b'\n')
+        // The fifth field is the mount point, with space, tab, line break and backslash
+        // written as octal escapes (`\040`).
+        .filter_map(|line| line.split(|byte| *byte == b' ').nth(4))
+        .map(unescape_octal)
+        .filter(|point| point.starts_with(&tree))
+        .collect()
+}
+
+/// A mount table's path: `\ooo` escapes replaced by their byte.
+fn unescape_octal(field: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = Vec::with_capacity(field.len());
+    let mut rest = field;
+    while let Some((&first, tail)) = rest.split_first() {
+        let octal = tail
+            .get(..3)
+            .filter(|digits| first == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match octal {
+            Some(digits) => {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |value, d| value * 8 + u32::from(d - b'0'));
+                bytes.push(value as u8);
+                rest = &tail[3..];
+            }
+            None => {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+    }
+    std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +169,17 @@ mod tests {
         assert!(in_pycache("venv/lib/x/__pycache__/a.pyc"));
         assert!(in_pycache("__pycache__"));
         assert!(!in_pycache("venv/lib/x/pycache/a.pyc"));
+    }
+
+    #[test]
+    fn mount_points_are_read_from_the_mount_table() {
+        assert_eq!(
+            unescape_octal(br"/srv/a\040b\134c\0"),
+            std::path::PathBuf::from("/srv/a b\\c\\0")
+        );
+        // /proc is a mount point wherever this runs; a fresh directory holds none.
+        assert!(mounts_below(std::path::Path::new("/proc")).contains(&"/proc".into()));
+        let temporary = tempfile::tempdir().expect("tempdir");
+        assert!(mounts_below(temporary.path()).is_empty());
     }
 }

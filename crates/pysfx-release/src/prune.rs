@@ -150,6 +150,9 @@ fn remove_release(
 ) -> Result<(), String> {
     let lock_path = directory.join(format!(".{name}.pysfx-lock"));
     let lock = try_lock(&lock_path, FlockArg::LockExclusiveNonblock)?;
+    if let Some(point) = crate::paths::mounts_below(&directory.join(name)).first() {
+        return Err(mounted(point));
+    }
     let trash = directory.join(format!(".{name}.pysfx-trash-{}", std::process::id()));
     std::fs::rename(directory.join(name), &trash).map_err(|error| error.to_string())?;
     // The receipt first: what a killed prune leaves is then a leftover, not a release.
@@ -165,6 +168,14 @@ fn remove_release(
         let _ = std::fs::remove_file(&lock_path);
     }
     Ok(())
+}
+
+/// Why a tree with a filesystem mounted in it is not removed.
+pub fn mounted(point: &Path) -> String {
+    format!(
+        "a filesystem is mounted at {} inside it, which removing it would empty; unmount it first",
+        point.display()
+    )
 }
 
 /// Removes a tree, or the link or file at `path`, never following a link.
@@ -233,6 +244,10 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
             continue;
         }
         if holds_a_release(&entry.path()) {
+            continue;
+        }
+        if let Some(point) = crate::paths::mounts_below(&entry.path()).first() {
+            warn!("{} is left: {}", entry.path().display(), mounted(point));
             continue;
         }
         warn!(
