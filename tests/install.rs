@@ -401,6 +401,81 @@ fn python_2_is_refused_before_anything_is_written() {
     let _ = python(11);
 }
 
+/// Interpreters that answer the query but whose venv would not start are refused before
+/// anything is written (exit 4): one whose standard library lacks `site` (every venv start
+/// imports it), and a wrapper that makes the binary it runs work (as Software Collections'
+/// set `LD_LIBRARY_PATH`), since the venv's `bin/python` runs that binary bare.
+#[test]
+fn interpreters_whose_venv_would_not_start_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    // 3.8 finds its standard library from where its binary is (3.11 from its libpython).
+    let real = python(8);
+    let home = real
+        .path
+        .parent()
+        .and_then(Path::parent)
+        .expect("the Python's home");
+    // A copy of the interpreter whose standard library (links to the real one's) lacks site.py.
+    let nosite = work.path().join("nosite");
+    std::fs::create_dir_all(nosite.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(nosite.join("lib/python3.8")).expect("mkdir");
+    std::fs::copy(&real.path, nosite.join("bin/python3.8")).expect("copy");
+    for entry in std::fs::read_dir(home.join("lib/python3.8"))
+        .expect("stdlib")
+        .flatten()
+    {
+        let name = entry.file_name();
+        if name != "site.py" && name != "__pycache__" {
+            std::os::unix::fs::symlink(entry.path(), nosite.join("lib/python3.8").join(&name))
+                .expect("link");
+        }
+    }
+    // A "binary" that starts only with the variable its wrapper sets.
+    let bare = work.path().join("scl/python3.8");
+    std::fs::create_dir_all(bare.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(
+        &bare,
+        format!(
+            "#!/bin/bash\n[ -n \"$SCL_READY\" ] || {{ echo 'libpython: not found' >&2; exit 127; }}\n\
+             exec -a \"$0\" {} \"$@\"\n",
+            real.path.display()
+        ),
+    )
+    .expect("write");
+    let wrapper = work.path().join("scl-python");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nSCL_READY=1 exec {} \"$@\"\n", bare.display()),
+    )
+    .expect("write");
+    for script in [&bare, &wrapper] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    for (python, says) in [
+        (nosite.join("bin/python3.8"), "No module named 'site'"),
+        (wrapper, "does not start on its own"),
+    ] {
+        let destination = work.path().join("releases/1");
+        let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+        assert_eq!(code, 4, "{}: {stderr}", python.display());
+        assert!(stderr.contains(says), "{}: {stderr}", python.display());
+        assert!(
+            !work.path().join("releases").exists(),
+            "{}",
+            python.display()
+        );
+    }
+}
+
 /// The `.py` files below `directory` with no `__pycache__/<stem>.cpython-XY.pyc` beside them.
 fn sources_without_bytecode(directory: &Path, version: &str) -> Vec<PathBuf> {
     let tag = format!("cpython-{}", version.replace('.', ""));

@@ -120,6 +120,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         interpreter = Interpreter::query(&cli.python)?;
         crate::failure::set_python_version(interpreter.version());
     }
+    if !unchanged {
+        // A wrapper answered: the binary the venv will run must start without it.
+        interpreter.check_base_starts(binary.as_ref())?;
+    }
     let mut verified = false;
     let parent = destination
         .parent()

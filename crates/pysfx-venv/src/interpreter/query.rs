@@ -4,7 +4,7 @@
 use tracing::debug;
 
 use super::run::Run;
-use super::{run_bounded, Ending, Interpreter, Limits};
+use super::{run_bounded, BinaryIdentity, Ending, Interpreter, Limits};
 use crate::VenvError;
 
 /// The first line of [`QUERY_SCRIPT`]. A program that prints its arguments back (`--python
@@ -15,7 +15,7 @@ const SCRIPT_MARKER: &str = "pysfx interpreter query";
 /// `subprocess.run(text=…)`); `-I` keeps the caller's environment and working directory out.
 /// The PEP 508 marker values are computed as `packaging.markers.default_environment()` does.
 pub const QUERY_SCRIPT: &str = r#"# pysfx interpreter query
-import json, os, platform, sys, sysconfig
+import json, os, platform, site, sys, sysconfig
 
 def glibc_version():
     try:
@@ -88,6 +88,45 @@ impl Interpreter {
     /// older than 3.6 is refused with its version named.
     pub fn query(python: &str) -> Result<Interpreter, VenvError> {
         Interpreter::query_with(python, Limits::from_env())
+    }
+
+    /// Whether the binary the venv's `bin/python` will run ([`Interpreter::base_executable`])
+    /// starts on its own, in this environment, when `--python` was not that binary itself
+    /// (`binary`: what it resolves to, `None` for a script). A wrapper that sets
+    /// `LD_LIBRARY_PATH` before running the real binary (as Software Collections' do) answers
+    /// the query, but a venv linking the bare binary would not start. A pyenv shim or a link
+    /// to the binary passes; only such a `--python` costs this one more start.
+    pub fn check_base_starts(&self, binary: Option<&BinaryIdentity>) -> Result<(), VenvError> {
+        let base = self.base_executable();
+        let canonical = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+        if binary.is_some_and(|binary| binary.path == canonical) {
+            return Ok(());
+        }
+        let text = base.to_string_lossy().into_owned();
+        let bad = |reason: String| VenvError::BadInterpreter {
+            python: self.requested.clone(),
+            reason,
+        };
+        let limits = Limits::from_env();
+        let run = run_bounded(&text, &["-I", "-S", "-c", ""], limits).map_err(|source| {
+            bad(format!(
+                "the binary it runs, {text}, which the venv's bin/python would run, cannot be \
+                 started: {source}"
+            ))
+        })?;
+        match run.ending {
+            Ending::Exited(status) if status.success() => Ok(()),
+            Ending::Exited(status) => Err(bad(format!(
+                "the binary it runs, {text}, which the venv's bin/python would run, does not \
+                 start on its own ({status}): {}; a wrapper that sets LD_LIBRARY_PATH? give \
+                 --python a binary that starts alone",
+                excerpt(&run)
+            ))),
+            ending => Err(bad(format!(
+                "the binary it runs, {text}, which the venv's bin/python would run: {}",
+                ending.describe(&limits)
+            ))),
+        }
     }
 
     /// [`Interpreter::query`] within `limits`.
