@@ -217,25 +217,45 @@ fn check_environment_warnings(python: &Python, destination: &Path) {
         !stderr.contains("hunter2"),
         "{version}: a value was printed: {stderr}"
     );
-    // A name the OS refuses (empty) is skipped with one warning; the rest still loads.
+    // A name the OS refuses (empty) is skipped with one warning on every Python; the rest
+    // still loads, numbers as written.
     std::fs::write(
         destination.join("environment.json"),
-        r#"{"": "x", "GREETING": "hi"}"#,
+        r#"{"": "x", "GREETING": "hi", "LIMIT": 1E5, "RATIO": 0.50}"#,
     )
     .expect("write");
-    let output =
-        run(Command::new(&venv_python).args(["-c", "import os; print(os.environ['GREETING'])"]));
+    let output = run(Command::new(&venv_python).args([
+        "-c",
+        "import os; print(os.environ['GREETING'], os.environ['LIMIT'], os.environ['RATIO'])",
+    ]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{version}: {stderr}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "hi",
+        "hi 1E5 0.50",
         "{version}"
     );
     assert!(
-        stderr.lines().count() <= 1 && !stderr.contains("Traceback"),
+        stderr.lines().count() == 1 && stderr.contains("invalid name or value"),
         "{version}: {stderr}"
     );
+    // NaN is not JSON: the file is malformed (one line), nothing of it loaded.
+    std::fs::write(
+        destination.join("environment.json"),
+        r#"{"GREETING": "hi", "LIMIT": NaN}"#,
+    )
+    .expect("write");
+    let output = run(Command::new(&venv_python).args([
+        "-c",
+        "import os; print(os.environ.get('GREETING', 'unset'))",
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "unset",
+        "{version}"
+    );
+    assert!(stderr.contains("not valid JSON"), "{version}: {stderr}");
     std::fs::remove_file(destination.join("environment.json")).expect("remove");
 }
 

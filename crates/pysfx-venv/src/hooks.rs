@@ -43,6 +43,10 @@ def _as_text(value):
     return json.dumps(value, sort_keys=True)
 
 
+def _not_json(constant):
+    raise ValueError("%s is not JSON" % constant)
+
+
 def load():
     global _loaded
     if _loaded:
@@ -75,8 +79,11 @@ def load():
         if descriptor is not None:
             os.close(descriptor)
     try:
-        # utf-8-sig: editors on Windows save JSON with a byte order mark.
-        data = json.loads(raw.decode("utf-8-sig"))
+        # utf-8-sig: editors on Windows save JSON with a byte order mark. NaN and Infinity
+        # are not JSON. A number keeps its text ("1E5" stays 1E5), read a second time.
+        text = raw.decode("utf-8-sig")
+        data = json.loads(text, parse_constant=_not_json)
+        numbers = json.loads(text, parse_constant=_not_json, parse_int=str, parse_float=str)
     except Exception as error:
         sys.stderr.write("loadenv: ignoring %s: not valid JSON (%s)\n" % (path, type(error).__name__))
         return
@@ -87,6 +94,12 @@ def load():
         if value is None:
             continue
         name, text = str(key), _as_text(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = numbers[key]
+        if not name or "=" in name or "\0" in name or "\0" in text:
+            # What the OS cannot hold: every Python refuses it alike (3.6-3.8 would not).
+            sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
+            continue
         try:
             try:
                 os.environ[name] = text
