@@ -988,6 +988,17 @@ fn check_holds_the_venvs_own_files() {
     for path in ["venv/pyvenv.cfg", "venv/bin/activate", "venv/bin/python"] {
         assert!(modified.contains(&path.to_string()), "{path}: {result}");
     }
+    // bin/python, a link elsewhere that runs no Python of the release's: one entry, saying both.
+    assert_eq!(modified.len(), 3, "{result}");
+    let python_differs = result["differences"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["path"] == "venv/bin/python"))
+        .map(|d| d["differs"].clone());
+    assert_eq!(
+        python_differs,
+        Some(serde_json::json!(["kind", "python"])),
+        "{result}"
+    );
 
     let (code, result, stderr) = install_with(&site, &release, &python, &[OsStr::new("--force")]);
     assert_eq!(

@@ -68,10 +68,14 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
     }
     if let Some(reason) = pysfx_release::release::interpreter_changed(&destination, &receipt) {
         warn!("{}: {reason}", destination.display());
-        report.modified.push(pysfx_release::check::Modified {
-            path: "venv/bin/python".into(),
-            differs: vec!["python"],
-        });
+        // One line for bin/python, which may differ as a link already (`kind`).
+        match (report.modified.iter_mut()).find(|modified| modified.path == "venv/bin/python") {
+            Some(modified) => modified.differs.push("python"),
+            None => report.modified.push(pysfx_release::check::Modified {
+                path: "venv/bin/python".into(),
+                differs: vec!["python"],
+            }),
+        }
     }
     let intact = report.intact();
     if cli.json {
