@@ -277,11 +277,12 @@ fn old_python_version(python: &str, limits: Limits) -> Option<String> {
 const EXCERPT_LIMIT: usize = 200;
 
 /// A short, printable excerpt of what a failed run said: the first and the last line of its
-/// standard error (else of its standard output) before any echo of the query script, control
-/// characters escaped, at most [`EXCERPT_LIMIT`] characters. Both lines, since either may be
-/// the one that says what is wrong: a traceback ends with its error, while a wrapper's message
-/// (a pyenv shim's "command not found") or CPython's "Fatal Python error: …" comes first and
-/// is followed by advice or a stack.
+/// standard error (else of its standard output) that name an error, or the first and the last
+/// line when none does, before any echo of the query script, control characters escaped, at
+/// most [`EXCERPT_LIMIT`] characters. A traceback ends with its error; CPython's "Fatal Python
+/// error: …" comes after its path configuration and before the `ModuleNotFoundError` that
+/// says why; a wrapper's message (a pyenv shim's "command not found") comes first, followed
+/// by advice.
 fn excerpt(run: &Run) -> String {
     // Bytes rather than text until the end: the stub's size budget (docs/stub.md).
     let said = |bytes: &[u8]| bytes.iter().any(|byte| !byte.is_ascii_whitespace());
@@ -303,19 +304,24 @@ fn excerpt(run: &Run) -> String {
         }
         None => false,
     };
-    let mut lines = text
+    let lines: Vec<&[u8]> = text
         .split(|byte| *byte == b'\n')
         .map(<[u8]>::trim_ascii)
-        .filter(|line| !line.is_empty());
-    let Some(first) = lines.next() else {
-        return "no message".to_string();
+        .filter(|line| !line.is_empty())
+        .collect();
+    // The lines that name an error, when some do; else all.
+    let errors: Vec<&[u8]> = (lines.iter().copied())
+        .filter(|line| line.windows(4).any(|window| window == b"rror"))
+        .collect();
+    let said = if errors.is_empty() { &lines } else { &errors };
+    let (Some(first), Some(last)) = (said.first(), said.last()) else {
+        return "it printed nothing".to_string();
     };
-    let last = lines.next_back();
     let mut out = String::new();
-    let Some(last) = last else {
+    if said.len() == 1 {
         push_printable(&mut out, first, cut, EXCERPT_LIMIT);
         return out;
-    };
+    }
     push_printable(&mut out, first, false, EXCERPT_LIMIT / 2);
     out.push_str(" … ");
     push_printable(&mut out, last, cut, EXCERPT_LIMIT / 2);
@@ -370,11 +376,23 @@ mod tests {
                          ModuleNotFoundError: No module named 'json'\n";
         assert_eq!(
             excerpt(&failed("", traceback)),
-            "Traceback (most recent call last): … ModuleNotFoundError: No module named 'json'"
+            "ModuleNotFoundError: No module named 'json'"
+        );
+        // CPython 3.8 without its standard library: the fatal error and the reason, not the
+        // path configuration before them or the stack after.
+        let fatal = "Python path configuration:\n  PYTHONHOME = (not set)\n\
+                     Fatal Python error: init_fs_encoding: failed to get the Python codec\n\
+                     Python runtime state: core initialized\n\
+                     ModuleNotFoundError: No module named 'encodings'\n\n\
+                     Current thread 0x00007f (most recent call first):\n<no Python frame>\n";
+        assert_eq!(
+            excerpt(&failed("", fatal)),
+            "Fatal Python error: init_fs_encoding: failed to get the Python codec … \
+             ModuleNotFoundError: No module named 'encodings'"
         );
         assert_eq!(excerpt(&failed("", "  one line\n\n")), "one line");
         assert_eq!(excerpt(&failed("from stdout\n", " \n")), "from stdout");
-        assert_eq!(excerpt(&failed("", "")), "no message");
+        assert_eq!(excerpt(&failed("", "")), "it printed nothing");
     }
 
     #[test]
