@@ -139,6 +139,11 @@ impl Interpreter {
         // can cost more than the query).
         let run =
             run_bounded(python, &["-I", "-S", "-c", QUERY_SCRIPT], limits).map_err(|source| {
+                // A directory cannot be run: "Permission denied" would not say why.
+                let source = match std::path::Path::new(python).is_dir() {
+                    true => std::io::Error::other("it is a directory"),
+                    false => source,
+                };
                 VenvError::NotRunnable {
                     python: python.to_string(),
                     source,

@@ -139,6 +139,16 @@ fn a_program_that_echoes_its_arguments_is_not_quoted_back() {
 }
 
 #[test]
+fn a_directory_is_named_as_one() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let path = directory.path().to_string_lossy().into_owned();
+    let error = Interpreter::query_with(&path, within(10))
+        .expect_err("a directory")
+        .to_string();
+    assert!(error.ends_with("it is a directory"), "{error}");
+}
+
+#[test]
 fn a_silent_failure_says_so() {
     let error = Interpreter::query_with("/bin/false", within(10))
         .expect_err("not a Python")
