@@ -573,8 +573,31 @@ fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
     let no_compile = [OsStr::new("--no-compile")];
     deploy(&artifacts.v1, &first, &python.path, &no_compile);
     let edited = edit_in_place(&first, 11);
+    // A file given capabilities (`setcap cap_net_bind_service+ep`), its bytes unchanged.
+    let capable = site_packages(11).join("chardet/universaldetector.py");
+    let set = run(Command::new(&python.path).arg("-c").arg(format!(
+        "import os, struct; os.setxattr({:?}, 'security.capability', \
+         struct.pack('<5I', 0x02000001, 1 << 10, 0, 0, 0))",
+        first.join(&capable)
+    )));
+    let capabilities = set.status.success();
+    if !capabilities {
+        eprintln!(
+            "not checked: cannot set file capabilities here: {}",
+            String::from_utf8_lossy(&set.stderr).trim()
+        );
+    }
     let result = deploy(&artifacts.v2, &second, &python.path, &no_compile);
     assert!(linked(&result).0 > 0, "{result}");
+    if capabilities {
+        assert_ne!(inode(&first.join(&capable)), inode(&second.join(&capable)));
+        let (code, report) = check(&artifacts.v2, &first);
+        assert_eq!(code, 3, "{report}");
+        assert!(
+            modified(&report).contains(&capable.to_string_lossy().into_owned()),
+            "{report}"
+        );
+    }
 
     let pristine = pristine_of_edited(&artifacts);
     for (relative, pristine) in edited.iter().zip(&pristine) {

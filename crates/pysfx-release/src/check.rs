@@ -263,9 +263,12 @@ fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
             Err(_) => differs.push("unreadable"),
         }
     }
-    // An install never leaves a file setuid, setgid or writable by others.
-    let unsafe_mode =
-        std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7022 != 0;
+    // An install never leaves a file setuid, setgid or writable by others, nor with file
+    // capabilities (`setcap`).
+    let capabilities =
+        std::fs::File::open(path).is_ok_and(|file| crate::paths::has_capabilities(&file));
+    let unsafe_mode = capabilities
+        || std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7022 != 0;
     if unsafe_mode
         || expected
             .executable

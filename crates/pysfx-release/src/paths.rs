@@ -115,6 +115,28 @@ fn unescape_octal(field: &[u8]) -> std::path::PathBuf {
     std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes))
 }
 
+/// Whether the open file carries file capabilities (`setcap`: the `security.capability`
+/// extended attribute), which, like a setuid bit, give whoever runs it privileges. An install
+/// never sets any: a file with some was changed since, and a hard link would carry them into
+/// another release.
+#[allow(unsafe_code)]
+pub fn has_capabilities(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const NAME: &[u8] = b"security.capability\0";
+    // SAFETY: the descriptor is open for the call (`file` is borrowed), the name is a
+    // NUL-terminated constant, and a null buffer of size 0 asks only for the value's size: the
+    // kernel writes nothing. -1 (no such attribute, or none on this filesystem) is "none".
+    let size = unsafe {
+        nix::libc::fgetxattr(
+            file.as_raw_fd(),
+            NAME.as_ptr().cast(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    size >= 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

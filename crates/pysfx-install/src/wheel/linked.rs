@@ -117,7 +117,10 @@ impl PreparedWheel {
             return Ok(None);
         };
         let executable = metadata.mode() & 0o100 != 0;
-        let fits = self.fits(plan, layout, &metadata);
+        // File capabilities are set after an install, so a file trusted by its stamp has none
+        // (`setcap` moves the ctime); one read here is asked.
+        let fits =
+            self.fits(plan, layout, &metadata) && !pysfx_release::paths::has_capabilities(&file);
         let digest = match fits {
             true => hash_open(&mut file, tree),
             false => None,
