@@ -177,16 +177,24 @@ fn recorded_directories(expected: &BTreeMap<String, Expected>) -> BTreeSet<&str>
 
 /// The directories holding recorded files that are no longer directories (a link to a copy
 /// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
-/// release), each `modified DIR/ (kind)`.
+/// release), each `modified DIR/ (kind)`, and those others may write, `modified DIR/ (mode)`.
 fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec<Modified> {
+    use std::os::unix::fs::PermissionsExt;
     directories
         .iter()
-        .filter(|directory| {
-            std::fs::symlink_metadata(destination.join(directory)).is_ok_and(|m| !m.is_dir())
-        })
-        .map(|directory| Modified {
-            path: format!("{directory}/"),
-            differs: vec!["kind"],
+        .filter_map(|directory| {
+            let metadata = std::fs::symlink_metadata(destination.join(directory)).ok()?;
+            // Not a directory any more, or one anyone may add files to or replace them in
+            // (an install never makes one writable by others).
+            let differs = match metadata.is_dir() {
+                false => "kind",
+                true if metadata.permissions().mode() & 0o002 != 0 => "mode",
+                true => return None,
+            };
+            Some(Modified {
+                path: format!("{directory}/"),
+                differs: vec![differs],
+            })
         })
         .collect()
 }
@@ -472,6 +480,26 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_directory_others_may_write_is_modified() {
+        use std::os::unix::fs::PermissionsExt;
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let package = release.join(crate::testing::SITE).join("pkg");
+        std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let report = check(&release, &contents(&release));
+        assert_eq!(
+            report.modified,
+            vec![Modified {
+                path: format!("{}/pkg/", crate::testing::SITE),
+                differs: vec!["mode"]
+            }]
+        );
+        // Group-writable (umask 002) is what an install may make.
+        std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        assert!(check(&release, &contents(&release)).intact());
     }
 
     #[test]
