@@ -610,7 +610,11 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     edited.extend_from_slice(b"# edited\n");
     std::fs::write(&views, &edited).expect("edit");
     let before = snapshot(&forced);
-    refused(&forced.join("2"), &python, &[OsStr::new("--force")]);
+    let stderr = refused(&forced.join("2"), &python, &[OsStr::new("--force")]);
+    assert!(
+        stderr.contains("DEST itself, which this run would replace, is not taken from"),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&forced), before, "nothing written");
 }
 

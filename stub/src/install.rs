@@ -1083,7 +1083,11 @@ fn link_candidates(
                 true => " that another pysfx run is not using (one that holds it is locked: try again once that run ends)",
                 false => "",
             },
-        ),
+        ) + match pysfx_release::receipt::read(destination).is_some() {
+            // `--force` over a thin release whose base has since been removed.
+            true => "; DEST itself, which this run would replace, is not taken from",
+            false => "",
+        },
     ))
 }
 
