@@ -123,6 +123,22 @@ fn contradictory_collection_options_are_usage_errors() {
             "is the same interpreter as",
         ),
     ];
+    // The variable is a default --no-bootstrap overrides, not a contradiction.
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("env.sfx"),
+    )
+    .env("PYSFX_BOOTSTRAP_WHEELS", &no_pip));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for (extra, says) in cases {
         let mut args = vec![OsStr::new("--app"), app.as_os_str()];
         args.extend(extra);

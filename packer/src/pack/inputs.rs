@@ -121,7 +121,14 @@ pub(crate) fn check_collection_options(
             UsageError("--target collects the requirements of -r FILE; give -r".into()).into(),
         );
     }
-    if args.no_bootstrap && !args.bootstrap_wheels.is_empty() {
+    // PYSFX_BOOTSTRAP_WHEELS (a CI job's default) gives way to --no-bootstrap; only both on
+    // the command line contradict each other.
+    let named = std::env::args_os().any(|arg| {
+        arg.to_str().is_some_and(|arg| {
+            arg == "--bootstrap-wheels" || arg.starts_with("--bootstrap-wheels=")
+        })
+    });
+    if args.no_bootstrap && !args.bootstrap_wheels.is_empty() && named {
         return Err(UsageError(
             "--no-bootstrap leaves pip and setuptools out, --bootstrap-wheels gives them: \
              choose one"
