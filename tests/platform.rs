@@ -61,6 +61,24 @@ fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
             && stderr.contains("no wheel it takes for future"),
         "{stderr}"
     );
+    // Wheels every CPython takes, but one needs a distribution none of them carries: every
+    // install would stop at the completeness check.
+    let incomplete = root.join("incomplete");
+    tiny_wheel(&incomplete, "needy", "1.0", &["helper>=2"]);
+    let (code, stderr) = pack_with_floor(
+        root,
+        &args(&incomplete)
+            .iter()
+            .map(|a| a.as_os_str())
+            .collect::<Vec<_>>(),
+        "2.17",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("can install set wheels")
+            && stderr.contains("does not meet needy 1.0 needs"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -177,34 +177,42 @@ pub(crate) fn check_one_version_per_set(
 }
 
 /// Warns when no CPython 3.6–3.13 on x86_64 Linux (glibc up to `max_glibc`) could install a
-/// set made for every interpreter (`--wheels` alone): each has a distribution without a wheel
-/// its tags and version take (`cp314` wheels only, say), so the artifact would exit 4 on every
-/// server the stub supports. Names the distributions the closest version lacks. A warning, not
-/// an error: a newer CPython may take it.
-pub(crate) fn warn_if_no_python_fits(
-    sets: &[WheelSet],
-    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
-    max_glibc: &GlibcVersion,
-) {
+/// set made for every interpreter (`--wheels` alone), as the stub plans it: for each, either a
+/// distribution has no wheel its tags and version take (`cp314` wheels only, say), or what it
+/// would install does not meet its own requirements (Django without asgiref), so the
+/// artifact would exit 4 on every server the stub supports. Names what the closest version
+/// lacks. A warning, not an error: a newer CPython may take it.
+pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersion) {
     let glibc = match max_glibc.0.as_slice() {
         [major, minor, ..] => Some((*major, *minor)),
         _ => None,
     };
-    for set in sets.iter().filter(|set| set.target.is_none()) {
-        let candidates: Vec<pysfx_wheel::Candidate<&str>> = set
-            .wheels
-            .iter()
-            .filter_map(|path| infos.get(path).map(|(info, _)| (path, info)))
-            .map(|(path, info)| pysfx_wheel::Candidate {
-                filename: info.filename.clone(),
-                requires_python: info.requires_python.clone(),
-                item: path.as_str(),
-            })
+    for set in manifest.sets.iter().filter(|set| set.target.is_none()) {
+        // The set's wheels, then the bootstrap wheels of distributions it lacks, as the stub
+        // plans them.
+        let own: Vec<&WheelEntry> = (set.wheels.iter())
+            .filter_map(|path| manifest.wheel(path))
             .collect();
-        if candidates.is_empty() {
+        if own.is_empty() {
             continue;
         }
-        let mut closest: Option<(u32, Vec<String>)> = None;
+        let names: BTreeSet<&str> = own.iter().map(|entry| entry.name.as_str()).collect();
+        let bootstrap = (manifest.bootstrap.iter())
+            .filter_map(|path| manifest.wheel(path))
+            .filter(|entry| !names.contains(entry.name.as_str()));
+        let candidates: Vec<pysfx_wheel::Candidate<&WheelEntry>> = (own.iter().copied())
+            .chain(bootstrap)
+            .filter_map(|entry| {
+                Some(pysfx_wheel::Candidate {
+                    filename: entry.filename.parse().ok()?,
+                    requires_python: entry.requires_python.clone(),
+                    item: entry,
+                })
+            })
+            .collect();
+        // The version that comes closest: fewest distributions without a wheel, then fewest
+        // requirements unmet; and what it lacks.
+        let mut closest: Option<((usize, usize), u32, String)> = None;
         for minor in 6..=13 {
             let facts = pysfx_wheel::PlatformFacts::linux_cpython(minor, glibc);
             let tags = pysfx_wheel::InterpreterTags::for_cpython(&facts);
@@ -212,24 +220,57 @@ pub(crate) fn warn_if_no_python_fits(
                 continue;
             };
             let selection = pysfx_wheel::select(&candidates, &tags, &python);
-            if selection.missing.is_empty() {
-                return;
-            }
-            let lacking: Vec<String> = selection.missing.into_iter().map(|m| m.name).collect();
-            if closest
-                .as_ref()
-                .is_none_or(|(_, fewest)| lacking.len() < fewest.len())
-            {
-                closest = Some((minor, lacking));
+            let takes_own =
+                (selection.chosen.iter()).any(|entry| names.contains(entry.name.as_str()));
+            let (score, lacking) = if selection.missing.is_empty() && !takes_own {
+                // Every wheel of the set left out for its Requires-Python: nothing to install.
+                (
+                    (own.len(), 0),
+                    "takes none of its wheels (their Requires-Python)".to_string(),
+                )
+            } else if selection.missing.is_empty() {
+                let chosen: Vec<WheelEntry> = selection
+                    .chosen
+                    .iter()
+                    .map(|entry| (*entry).clone())
+                    .collect();
+                let environment = sbom::target_environment(&pysfx_format::Target {
+                    implementation: "cp".into(),
+                    python_version: format!("3.{minor}"),
+                    full_version: None,
+                    abi: None,
+                    platform: None,
+                });
+                let Ok(unmet) =
+                    pysfx_plan::unmet_requirements(&chosen, &selection.skipped, &environment)
+                else {
+                    return;
+                };
+                if unmet.is_empty() {
+                    return;
+                }
+                let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+                (
+                    (0, unmet.len()),
+                    format!("does not meet {}", lines.join("; ")),
+                )
+            } else {
+                let names: Vec<String> = selection.missing.into_iter().map(|m| m.name).collect();
+                (
+                    (names.len(), 0),
+                    format!("has no wheel it takes for {}", names.join(", ")),
+                )
+            };
+            if closest.as_ref().is_none_or(|(best, _, _)| score < *best) {
+                closest = Some((score, minor, lacking));
             }
         }
-        if let Some((minor, lacking)) = closest {
+        if let Some((_, minor, lacking)) = closest {
             warn!(
                 "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) can install set {}: \
-                 even CPython 3.{minor} has no wheel it takes for {} (the artifact will exit 4 \
-                 on such servers; pack wheels for them, or -r with --python/--target)",
-                set.name,
-                lacking.join(", ")
+                 even on CPython 3.{minor} it {lacking} (the artifact will exit 4 on such \
+                 servers; pack the missing wheels, or -r with --python/--target)",
+                set.name
             );
         }
     }

@@ -81,7 +81,6 @@ pub fn run(args: &PackArgs) -> Result<()> {
         work.path(),
     )?;
     check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
-    checks::warn_if_no_python_fits(&manifest_sets, &infos, &max_glibc);
     check_one_version_per_set(&manifest_sets, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     // A left-out wheel's byte-code is linked from the base release with its files.
@@ -140,6 +139,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
 
     check_sets_complete(&manifest)?;
+    checks::warn_if_no_python_fits(&manifest, &max_glibc);
     let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
     let sboms =
         sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
