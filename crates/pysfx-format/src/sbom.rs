@@ -108,7 +108,50 @@ pub fn installed_only(text: &str, installed: &[&str]) -> Option<String> {
         out.push_str(line);
         out.push('\n');
     }
-    (sections == 3 && block.is_none()).then_some(out)
+    if sections != 3 || block.is_some() {
+        return None;
+    }
+    if removed.is_empty() {
+        return Some(out);
+    }
+    Some(renamed(&out, installed))
+}
+
+/// `text` with a serial number of its own: a cut SBOM is another document than the set's, and
+/// CycloneDX wants one serial per document. A UUID from the SHA-256 of the set's serial and
+/// the installed wheels' digests (version bits 4, which the schema accepts; the stub has no
+/// SHA-1 for a version 5), so the same install gets the same serial.
+fn renamed(text: &str, installed: &[&str]) -> String {
+    use sha2::Digest;
+    const KEY: &str = "  \"serialNumber\": \"urn:uuid:";
+    let Some(start) = text.find(KEY).map(|at| at + KEY.len()) else {
+        return text.to_string();
+    };
+    let Some(length) = text[start..].find('"') else {
+        return text.to_string();
+    };
+    let mut digests = installed.to_vec();
+    digests.sort_unstable();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(&text[start..start + length]);
+    for digest in digests {
+        hasher.update(b":");
+        hasher.update(digest);
+    }
+    let mut bytes: [u8; 16] = hasher.finalize()[..16].try_into().unwrap_or_default();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = crate::hex(&bytes);
+    format!(
+        "{}{}-{}-{}-{}-{}{}",
+        &text[..start],
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..],
+        &text[start + length..]
+    )
 }
 
 /// Removes the comma ending the last line written, if any.
@@ -182,7 +225,7 @@ mod tests {
             )
         };
         let text = format!(
-            "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [\n{}{}{}  ],\n  \"dependencies\": [\n    {{\n      \"ref\": \"app:mysite\",\n      \"dependsOn\": [\n        \"wheels/a.whl\",\n        \"wheels/b.whl\",\n        \"wheels/c.whl\"\n      ]\n    }},\n{}{}{}  ]\n}}\n",
+            "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"serialNumber\": \"urn:uuid:6f1c1f4e-8a55-5b8e-9d0f-1e2d3c4b5a69\",\n  \"components\": [\n{}{}{}  ],\n  \"dependencies\": [\n    {{\n      \"ref\": \"app:mysite\",\n      \"dependsOn\": [\n        \"wheels/a.whl\",\n        \"wheels/b.whl\",\n        \"wheels/c.whl\"\n      ]\n    }},\n{}{}{}  ]\n}}\n",
             component("a", "aaa", false),
             component("b", "bbb", false),
             component("c", "ccc", true),
@@ -206,6 +249,22 @@ mod tests {
             serde_json::json!(["wheels/a.whl", "wheels/b.whl"])
         );
         assert_eq!(parsed["dependencies"].as_array().map(Vec::len), Some(3));
+        // Another document than the set's: another serial, a UUID the schema takes, the same
+        // for the same install.
+        let serial = parsed["serialNumber"].as_str().expect("a serial");
+        assert_ne!(serial, "urn:uuid:6f1c1f4e-8a55-5b8e-9d0f-1e2d3c4b5a69");
+        assert_eq!(serial.len(), "urn:uuid:".len() + 36);
+        assert_eq!(&serial[23..24], "4", "{serial}");
+        assert!(matches!(&serial[28..29], "8" | "9" | "a" | "b"), "{serial}");
+        assert_eq!(
+            installed_only(&text, &["bbb", "aaa"]).as_deref(),
+            Some(cut.as_str())
+        );
+        // Nothing cut: the set's own document.
+        assert_eq!(
+            installed_only(&text, &["aaa", "bbb", "ccc"]).as_deref(),
+            Some(text.as_str())
+        );
         let cut = installed_only(&text, &["ccc"]).expect("cut");
         let parsed: serde_json::Value = serde_json::from_str(&cut).expect("still JSON");
         assert_eq!(parsed["components"].as_array().map(Vec::len), Some(1));
