@@ -456,6 +456,22 @@ fn a_release_sbom_leaves_out_a_wheel_skipped_for_its_requires_python() {
     assert!(depends_on(&sbom, "app:demoapp")
         .iter()
         .all(|reference| !reference.contains("newpy")));
+    // Cut, it is another document than the set's: its own serial number.
+    assert_ne!(sbom["serialNumber"], whole["serialNumber"], "{sbom}");
+    // `inspect --sbom --python` prints that very SBOM without installing.
+    let inspected = run(Command::new(&binaries().pysfx)
+        .args(["inspect", "--sbom", "--python"])
+        .arg(&python(11).path)
+        .arg(&artifact));
+    assert!(
+        inspected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspected.stderr)
+    );
+    assert_eq!(
+        inspected.stdout,
+        std::fs::read(destination.join("pysfx-sbom.cdx.json")).expect("the release's SBOM")
+    );
 }
 
 /// `pysfx verify` makes the SBOMs again from the manifest: a stored SBOM that lists another

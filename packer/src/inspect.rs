@@ -57,6 +57,10 @@ fn print(text: &str) -> Outcome {
 pub fn inspect(args: &InspectArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     let file_sha256 = file_digest(&mut payload)?;
+    if let (true, Some(python)) = (args.sbom, &args.python) {
+        let (_, plan) = dry_run(payload.manifest(), python)?;
+        return print_release_sbom(&mut payload, &plan);
+    }
     if args.sbom {
         return print_sbom(&mut payload);
     }
@@ -277,6 +281,33 @@ fn dry_run(
         (code, anyhow!(error))
     })?;
     Ok((interpreter, plan))
+}
+
+/// `inspect --sbom --python PY`: the SBOM a release installed by PY gets (`pysfx-sbom.cdx.json`):
+/// its set's, cut to the wheels the stub would install, as the stub cuts it.
+fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome {
+    let index = (payload.manifest().sets.iter()).position(|set| set.name == plan.set_name);
+    let stored = match index {
+        Some(index) => pysfx_format::read_sbom(payload, &pysfx_format::set_sbom_name(index))
+            .map_err(|error| (CORRUPT, error.into()))?,
+        None => None,
+    };
+    let Some(bytes) = stored else {
+        return Err((
+            1,
+            anyhow!(
+                "the artifact holds no SBOM for set {} (packed by pysfx {})",
+                pysfx_format::escape_control(&plan.set_name),
+                pysfx_format::escape_control(&payload.manifest().pysfx_version)
+            ),
+        ));
+    };
+    let installed: Vec<&str> = plan.wheels.iter().map(|w| w.sha256.as_str()).collect();
+    let text = String::from_utf8_lossy(&bytes);
+    match pysfx_format::installed_only(&text, &installed) {
+        Some(cut) => print(&cut),
+        None => print(&text),
+    }
 }
 
 /// `inspect --sbom`: the SBOM stored in the artifact, as it is (what `./site.sfx --sbom`

@@ -145,8 +145,8 @@ pub struct InspectArgs {
     #[arg(long, conflicts_with_all = ["sbom", "requirements"])]
     pub json: bool,
     /// Print the artifact's CycloneDX 1.5 SBOM (JSON): the app, and every wheel of every set
-    /// with its purl and SHA-256
-    #[arg(long, conflicts_with_all = ["requirements", "python"])]
+    /// with its purl and SHA-256; with --python PY, the SBOM a release installed by PY gets
+    #[arg(long, conflicts_with_all = ["requirements"])]
     pub sbom: bool,
     /// Print a wheel set as `name==version --hash=sha256:…` lines (for pip-audit
     /// --require-hashes): the one set, or the set and wheels --python PY gets
@@ -233,7 +233,10 @@ pub fn colour_allowed() -> bool {
 
 /// `pysfx man`: one page on stdout, or every page into a directory.
 fn man(args: &ManArgs) -> Result<(), (u8, anyhow::Error)> {
-    let mut command = Cli::command().disable_help_subcommand(true);
+    // Each page's footer names pysfx's version, a subcommand's too.
+    let mut command = Cli::command()
+        .disable_help_subcommand(true)
+        .propagate_version(true);
     command.build();
     if let Some(directory) = &args.all {
         return std::fs::create_dir_all(directory)

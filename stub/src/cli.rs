@@ -92,9 +92,10 @@ Options:
   -h, --help         Print help
   -V, --version      Print the stub's version, and the app's name and version
 
-Exit codes: 0 installed or already installed, 1 failed, 2 usage, 3 artifact corrupt or unsafe
-(--check: the release was modified), 4 this machine can't take it (interpreter, wheels, space,
-permission), 5 DEST conflict or locked (--activate: not a complete release of this app).
+Exit codes: 0 installed or already installed, 1 failed (--status: LINK serves no complete
+release), 2 usage, 3 artifact corrupt or unsafe (--check: the release was modified), 4 this
+machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked
+(--activate, --check, --status: not a release of this app, or LINK not a symlink).
 "
     )
 }
@@ -219,7 +220,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     }
     if cli.json && (cli.list || cli.sbom) {
         return Err(format!(
-            "--json goes with -d DEST, --info or --verify, not with {}",
+            "--json goes with -d DEST, --info, --verify, --check, --status or --activate, not with {}",
             if cli.list {
                 "--list"
             } else {

@@ -151,7 +151,7 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
             }
             for skipped in &selection.skipped {
                 warn!(
-                    "left out {} {}: no wheel of it supports Python {}, and nothing installed needs it",
+                    "left out {} (Requires-Python {}): no wheel of it supports Python {}, and nothing installed needs it",
                     skipped.name,
                     skipped.requires_python,
                     interpreter.version()
