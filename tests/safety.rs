@@ -124,6 +124,11 @@ fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
             serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
         assert_eq!(report["exit_code"], code, "SIG{name}");
         assert_eq!(report["changed"], false);
+        // How long the run went on before the signal ended it.
+        assert!(
+            report["seconds"].as_f64().is_some_and(|seconds| seconds > 0.0),
+            "SIG{name}: {report}"
+        );
         assert_eq!(
             report["dest"].as_str(),
             Some(destination.to_str().expect("UTF-8")),

@@ -37,6 +37,8 @@ struct FailureReport {
     json: bool,
     destination: Option<PathBuf>,
     python: String,
+    /// When the run began (the report's `seconds`).
+    started: std::time::Instant,
 }
 
 /// Records whether the run promised one JSON object on stdout (`--json`), and the DEST and
@@ -46,6 +48,7 @@ pub fn set_failure_report(json: bool, destination: Option<PathBuf>, python: Stri
         json,
         destination,
         python,
+        started: std::time::Instant::now(),
     });
 }
 
@@ -127,7 +130,7 @@ pub fn install() {
                 code as u8,
                 report.destination.as_deref(),
                 Some(&report.python),
-                0.0,
+                report.started.elapsed().as_secs_f64(),
                 done(),
             );
         }

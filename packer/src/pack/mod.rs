@@ -380,14 +380,16 @@ fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
         0 => String::new(),
         count => format!(" ({count} of them from base)"),
     };
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     info!(
-        "wrote {} ({} bytes: stub {} bytes, {} wheels{from_base} in {} sets, {} app files)",
+        "wrote {} ({} bytes: stub {} bytes, {}{from_base} in {}, {})",
         args.output.display(),
         size,
         stub.len(),
-        manifest.wheels.len(),
-        manifest.sets.len(),
-        manifest.app.files
+        count(manifest.wheels.len(), "wheel", "wheels"),
+        count(manifest.sets.len(), "set", "sets"),
+        count(manifest.app.files as usize, "app file", "app files"),
     );
 }
 

@@ -124,11 +124,7 @@ pub(crate) fn collect_sets(
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
-            bootstrap = collect::pip_download_bootstrap(
-                &host,
-                &versions.into_iter().collect::<Vec<_>>(),
-                &out,
-            )?;
+            bootstrap = collect::pip_download_bootstrap(&host, &by_minor(versions), &out)?;
         }
     }
     Ok((sets, bootstrap))
@@ -310,4 +306,16 @@ pub(crate) fn bootstrap_for(
         })
         .collect();
     pysfx_wheel::select(&candidates, &interpreter.tags(), &version).chosen
+}
+
+/// Python `X.Y` versions in numeric order (3.6 before 3.10), for the log's sake.
+fn by_minor(versions: BTreeSet<String>) -> Vec<String> {
+    let mut versions: Vec<String> = versions.into_iter().collect();
+    versions.sort_by_key(|version| {
+        let mut parts = version
+            .split('.')
+            .map(|part| part.parse::<u32>().unwrap_or(0));
+        (parts.next(), parts.next())
+    });
+    versions
 }
