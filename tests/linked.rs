@@ -1494,3 +1494,77 @@ fn umask() -> u32 {
         })
         .unwrap_or(0o022)
 }
+
+/// A byte-code bundle whose bytes are not the ones the manifest's `sha256` names (a valid zip
+/// with a rogue `.pyc` behind an intact header, the payload digest made to match) is refused
+/// by the install before anything is written (exit 3), not installed: a release records that
+/// digest, and another release links byte-code from it by the digest alone.
+#[test]
+fn a_bundle_that_is_not_the_manifests_is_refused_by_the_install() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts_packed_with(
+        work.path(),
+        Some(11),
+        &[OsStr::new("--python"), python.path.as_os_str()],
+    );
+    let payload = pysfx_format::Payload::open(&artifacts.v1).expect("open");
+    let bundle = payload
+        .manifest()
+        .bytecode
+        .iter()
+        .find(|bundle| !bundle.sha256.is_empty())
+        .expect("a bundle with a digest")
+        .path
+        .clone();
+    drop(payload);
+    let genuine = work.path().join("bundle.zip");
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&artifacts.v1).expect("open")).expect("a zip");
+    let mut bytes = Vec::new();
+    archive
+        .by_name(&bundle)
+        .and_then(|mut entry| Ok(entry.read_to_end(&mut bytes)?))
+        .expect("the bundle");
+    std::fs::write(&genuine, &bytes).expect("write");
+    // Every .pyc's code replaced, its 16-byte header kept.
+    let rogue = work.path().join("rogue.zip");
+    let rewrite = run(Command::new(&python.path)
+        .arg("-c")
+        .arg(
+            r#"
+import marshal, sys, zipfile
+body = marshal.dumps(compile("PWNED = 'yes'", "rogue", "exec"))
+with zipfile.ZipFile(sys.argv[1]) as source, zipfile.ZipFile(sys.argv[2], "w") as out:
+    for info in source.infolist():
+        data = source.read(info)
+        if info.filename.endswith(".pyc"):
+            data = data[:16] + body
+        out.writestr(info, data)
+"#,
+        )
+        .arg(&genuine)
+        .arg(&rogue));
+    assert!(
+        rewrite.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rewrite.stderr)
+    );
+    let rogue_bytes = std::fs::read(&rogue).expect("the rogue bundle");
+    let crafted = pysfx_e2e::reseal_replacing(
+        &artifacts.v1,
+        &work.path().join("crafted.sfx"),
+        |_| {},
+        &[(bundle.as_str(), rogue_bytes.as_slice())],
+    );
+    let releases = work.path().join("releases");
+    let (code, result, stderr) =
+        pysfx_e2e::install_with(&crafted, &releases.join("1"), &python.path, &[]);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert!(stderr.contains(&bundle), "{stderr}");
+    assert!(
+        !releases.exists(),
+        "{:?}",
+        std::fs::read_dir(&releases).map(|d| d.count())
+    );
+}

@@ -126,7 +126,9 @@ fn sigterm_and_sigint_mid_install_remove_the_unfinished_release() {
         assert_eq!(report["changed"], false);
         // How long the run went on before the signal ended it.
         assert!(
-            report["seconds"].as_f64().is_some_and(|seconds| seconds > 0.0),
+            report["seconds"]
+                .as_f64()
+                .is_some_and(|seconds| seconds > 0.0),
             "SIG{name}: {report}"
         );
         assert_eq!(

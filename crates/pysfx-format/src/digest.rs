@@ -47,11 +47,13 @@ pub(crate) struct Piece {
 }
 
 /// The payload digest, and each wheel's SHA-256 (in the order of the wheels the pieces were
-/// cut around; empty for [`DigestScheme::Whole`]).
+/// cut around; empty for [`DigestScheme::Whole`]), and the SHA-256 of each extra range asked
+/// for (byte-code bundles), in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Digested {
     pub root: [u8; 32],
     pub wheels: Vec<[u8; 32]>,
+    pub extra: Vec<[u8; 32]>,
 }
 
 /// Cuts `[start, end)` into pieces around `wheels` (their byte ranges, `(start, len)`, which
@@ -108,32 +110,46 @@ fn combine(pieces: &[Piece], digests: &[[u8; 32]], wheels: usize) -> Digested {
     Digested {
         root: root.finalize().into(),
         wheels: by_wheel,
+        extra: Vec::new(),
     }
 }
 
 /// The payload digest of the bytes `[start, end)` of `file`, whose wheels lie at `wheels`
-/// (ignored by [`DigestScheme::Whole`]). Pieces are hashed by as many threads as there are
-/// cores (at most [`MAX_THREADS`]), each thread taking the next one not yet taken.
+/// (ignored by [`DigestScheme::Whole`]), and the SHA-256 of each `extra` range (`(start,
+/// len)`, hashed besides: not part of the digest). Pieces are hashed by as many threads as
+/// there are cores (at most [`MAX_THREADS`]), each thread taking the next one not yet taken.
 pub(crate) fn digest_range(
     file: &File,
     path: &Path,
     (start, end): (u64, u64),
     wheels: &[(u64, u64)],
+    extra: &[(u64, u64)],
     scheme: DigestScheme,
 ) -> Result<Digested, FormatError> {
     let len = end.saturating_sub(start);
     if scheme == DigestScheme::Whole {
+        let hashed = |(start, len): &(u64, u64)| hash_range(file, *start, *len);
         return hash_range(file, start, len)
-            .map(|root| Digested {
-                root,
-                wheels: Vec::new(),
+            .and_then(|root| {
+                Ok(Digested {
+                    root,
+                    wheels: Vec::new(),
+                    extra: extra.iter().map(hashed).collect::<std::io::Result<_>>()?,
+                })
             })
             .map_err(|error| FormatError::io(path, error));
     }
-    let pieces = cut_pieces(start, end, wheels).map_err(|reason| FormatError::BadTrailer {
+    let mut pieces = cut_pieces(start, end, wheels).map_err(|reason| FormatError::BadTrailer {
         path: path.to_path_buf(),
         reason,
     })?;
+    // The extra ranges as pieces of their own after the payload's, taken by the same threads.
+    let cut = pieces.len();
+    pieces.extend(extra.iter().map(|&(start, len)| Piece {
+        start,
+        len,
+        wheel: None,
+    }));
     // The pieces longer than the others (large wheels) first, so that no core is left with
     // one of them at the end.
     let long = |index: &usize| pieces[*index].len > PIECE_BYTES;
@@ -171,7 +187,9 @@ pub(crate) fn digest_range(
             digests[index] = digest;
         }
     }
-    Ok(combine(&pieces, &digests, wheels.len()))
+    let mut digested = combine(&pieces[..cut], &digests[..cut], wheels.len());
+    digested.extra = digests[cut..].to_vec();
+    Ok(digested)
 }
 
 /// The pieces one thread hashed: their numbers and digests.
@@ -211,6 +229,7 @@ mod tests {
             Path::new("test"),
             range,
             &wheels,
+            &[],
             DigestScheme::Pieces,
         )
         .expect("digest")
@@ -315,7 +334,7 @@ mod tests {
         let path = Path::new("short");
         for scheme in [DigestScheme::Whole, DigestScheme::Pieces] {
             assert!(
-                digest_range(&file, path, (0, 200), &[], scheme).is_err(),
+                digest_range(&file, path, (0, 200), &[], &[], scheme).is_err(),
                 "{scheme:?}"
             );
         }

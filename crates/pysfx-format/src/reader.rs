@@ -25,6 +25,8 @@ pub struct Payload {
     /// Every stored wheel: the pieces of the payload digest that are whole wheels (see
     /// `digest.rs`).
     wheels: Vec<StoredWheel>,
+    /// Every stored byte-code bundle, by the same kind of range.
+    bundles: Vec<StoredWheel>,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
 }
@@ -65,12 +67,14 @@ impl Payload {
                 source,
             }
         })?;
-        let wheels = within_payload(&archive, &located)
-            .and_then(|()| wheel_ranges(&mut archive, &located))
+        let ranges = within_payload(&archive, &located)
+            .and_then(|()| wheel_ranges(&mut archive, &located, b"wheels/"))
+            .and_then(|wheels| Ok((wheels, wheel_ranges(&mut archive, &located, b"bytecode/")?)))
             .map_err(|reason| FormatError::BadManifest {
                 path: path.to_path_buf(),
                 reason,
             })?;
+        let (wheels, bundles) = ranges;
         let mut payload = Payload {
             path: path.to_path_buf(),
             file,
@@ -78,6 +82,7 @@ impl Payload {
             archive,
             manifest: empty_manifest(),
             wheels,
+            bundles,
             verified: std::sync::atomic::AtomicBool::new(false),
         };
         payload.manifest = payload.read_manifest()?;
@@ -119,8 +124,33 @@ impl Payload {
     /// the digest of the wheel's own piece: no byte is hashed twice).
     pub fn verify(&self) -> Result<(), FormatError> {
         let ranges: Vec<(u64, u64)> = self.wheels.iter().map(|(_, range)| *range).collect();
-        let digests = self.located.verify(&self.file, &self.path, &ranges)?;
+        // Each bundle the manifest gives a digest, hashed besides the pieces (a bundle is no
+        // piece of the payload digest): a release records it, and another release links
+        // byte-code from it by that digest alone.
+        let mut bundles = Vec::new();
+        for bundle in self
+            .manifest
+            .bytecode
+            .iter()
+            .filter(|b| !b.sha256.is_empty())
+        {
+            let Some((_, range)) = self.bundles.iter().find(|(name, _)| *name == bundle.path)
+            else {
+                return Err(FormatError::BadManifest {
+                    path: self.path.clone(),
+                    reason: format!("{} is not in the payload", bundle.path),
+                });
+            };
+            bundles.push((bundle, *range));
+        }
+        let extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
+        let (digests, bundle_digests) = self
+            .located
+            .verify(&self.file, &self.path, &ranges, &extra)?;
         self.check_wheels(&digests)?;
+        for ((bundle, _), actual) in bundles.iter().zip(&bundle_digests) {
+            self.compare(&bundle.path, &bundle.sha256, actual)?;
+        }
         self.set_verified();
         Ok(())
     }
@@ -168,26 +198,6 @@ impl Payload {
                 None => self.sha256_of(self.wheels[index].1)?,
             };
             self.compare(&entry.filename, &entry.sha256, &actual)?;
-        }
-        Ok(())
-    }
-
-    /// Each byte-code bundle against the manifest's SHA-256 for it, when it records one: what
-    /// `pysfx verify` adds to the payload digest (the install takes the manifest's word for a
-    /// bundle, which the digest covers, and compares it with the bundles of the release it
-    /// links byte-code from).
-    pub fn check_bundles(&mut self) -> Result<(), FormatError> {
-        let bundles: Vec<(String, String)> = self
-            .manifest
-            .bytecode
-            .iter()
-            .filter(|bundle| !bundle.sha256.is_empty())
-            .map(|bundle| (bundle.path.clone(), bundle.sha256.clone()))
-            .collect();
-        for (name, expected) in bundles {
-            let range = self.stored_range(&name)?;
-            let actual = self.sha256_of(range)?;
-            self.compare(&name, &expected, &actual)?;
         }
         Ok(())
     }
@@ -382,10 +392,11 @@ fn stored_range<R: Read + Seek>(
 pub(crate) fn wheel_ranges<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     located: &Located,
+    prefix: &[u8],
 ) -> Result<Vec<StoredWheel>, String> {
     let names: Vec<String> = archive
         .file_names_raw()
-        .filter(|name| name.starts_with(b"wheels/"))
+        .filter(|name| name.starts_with(prefix))
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .collect();
     let mut wheels = Vec::with_capacity(names.len());

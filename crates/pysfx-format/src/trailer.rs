@@ -111,15 +111,16 @@ impl Located {
 
     /// Recomputes the payload digest, for a payload whose stored wheels lie at `wheels`, and
     /// compares it with the trailer's. Returns each wheel's SHA-256 (none for
-    /// [`DigestScheme::Whole`]).
+    /// [`DigestScheme::Whole`]) and the SHA-256 of each `extra` range, hashed besides.
     pub fn verify(
         &self,
         file: &File,
         path: &Path,
         wheels: &[(u64, u64)],
-    ) -> Result<Vec<[u8; 32]>, FormatError> {
+        extra: &[(u64, u64)],
+    ) -> Result<(Vec<[u8; 32]>, Vec<[u8; 32]>), FormatError> {
         let range = (self.trailer.payload_offset, self.digest_end);
-        let digested = digest_range(file, path, range, wheels, self.trailer.scheme)?;
+        let digested = digest_range(file, path, range, wheels, extra, self.trailer.scheme)?;
         if digested.root != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),
@@ -127,7 +128,7 @@ impl Located {
                 actual: hex(&digested.root),
             });
         }
-        Ok(digested.wheels)
+        Ok((digested.wheels, digested.extra))
     }
 }
 

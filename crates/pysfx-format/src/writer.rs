@@ -167,7 +167,7 @@ impl PayloadWriter {
                 path: path.clone(),
                 source,
             })?;
-            crate::reader::wheel_ranges(&mut archive, &located).map_err(|reason| {
+            crate::reader::wheel_ranges(&mut archive, &located, b"wheels/").map_err(|reason| {
                 FormatError::BadManifest {
                     path: path.clone(),
                     reason,
@@ -176,7 +176,7 @@ impl PayloadWriter {
         };
         let ranges: Vec<(u64, u64)> = wheels.iter().map(|(_, range)| *range).collect();
         let range = (self.payload_offset, located.digest_end);
-        let digested = digest_range(&file, &path, range, &ranges, DigestScheme::Pieces)?;
+        let digested = digest_range(&file, &path, range, &ranges, &[], DigestScheme::Pieces)?;
         let trailer = Trailer {
             payload_offset: self.payload_offset,
             sha256: digested.root,

@@ -36,7 +36,6 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     }
     extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
-    payload.check_bundles()?;
     let layout = Layout {
         site_packages: "lib/python3/site-packages".into(),
         python_version: (3, 0),
