@@ -144,11 +144,11 @@ impl Payload {
             bundles.push((bundle, *range));
         }
         let extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
-        let (digests, bundle_digests) = self
+        let digested = self
             .located
             .verify(&self.file, &self.path, &ranges, &extra)?;
-        self.check_wheels(&digests)?;
-        for ((bundle, _), actual) in bundles.iter().zip(&bundle_digests) {
+        self.check_wheels(&digested.wheels)?;
+        for ((bundle, _), actual) in bundles.iter().zip(&digested.extra) {
             self.compare(&bundle.path, &bundle.sha256, actual)?;
         }
         self.set_verified();

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::digest::{digest_range, DigestScheme};
+use crate::digest::{digest_range, DigestScheme, Digested};
 use crate::{hex, FormatError};
 
 /// The trailer's first bytes, by digest scheme (both the same length).
@@ -112,13 +112,13 @@ impl Located {
     /// Recomputes the payload digest, for a payload whose stored wheels lie at `wheels`, and
     /// compares it with the trailer's. Returns each wheel's SHA-256 (none for
     /// [`DigestScheme::Whole`]) and the SHA-256 of each `extra` range, hashed besides.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         file: &File,
         path: &Path,
         wheels: &[(u64, u64)],
         extra: &[(u64, u64)],
-    ) -> Result<(Vec<[u8; 32]>, Vec<[u8; 32]>), FormatError> {
+    ) -> Result<Digested, FormatError> {
         let range = (self.trailer.payload_offset, self.digest_end);
         let digested = digest_range(file, path, range, wheels, extra, self.trailer.scheme)?;
         if digested.root != self.trailer.sha256 {
@@ -128,7 +128,7 @@ impl Located {
                 actual: hex(&digested.root),
             });
         }
-        Ok((digested.wheels, digested.extra))
+        Ok(digested)
     }
 }
 
