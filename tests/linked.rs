@@ -1567,4 +1567,29 @@ with zipfile.ZipFile(sys.argv[1]) as source, zipfile.ZipFile(sys.argv[2], "w") a
         "{:?}",
         std::fs::read_dir(&releases).map(|d| d.count())
     );
+
+    // A source time no `.pyc` header holds: refused (exit 3, one JSON object), not a panic.
+    let far = pysfx_e2e::reseal(&artifacts.v1, &work.path().join("far.sfx"), |manifest| {
+        for bundle in &mut manifest.bytecode {
+            bundle.source_mtime = 1 << 63;
+        }
+    });
+    let (code, result, stderr) =
+        pysfx_e2e::install_with(&far, &releases.join("1"), &python.path, &[]);
+    assert_eq!(
+        (code, &result["exit_code"]),
+        (3, &serde_json::json!(3)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("beyond what a .pyc header holds"),
+        "{stderr}"
+    );
+    let verified = run(Command::new(&far).arg("--verify"));
+    assert_eq!(
+        verified.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 }

@@ -581,6 +581,14 @@ fn open_wheels(
             wheel.vouch();
         }
         if let Some(bundle) = job.bundles.first() {
+            // A `.pyc` header holds the source's mtime in 32 bits: a larger one is no time the
+            // packer wrote (and no `SystemTime` may hold it).
+            if bundle.source_mtime > u64::from(u32::MAX) {
+                return Err(InstallError::Corrupt(format!(
+                    "{}: the byte-code's source_mtime {} is beyond what a .pyc header holds",
+                    job.entry.filename, bundle.source_mtime
+                )));
+            }
             let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(bundle.source_mtime);
             wheel.set_source_mtime(mtime);
         }
