@@ -510,6 +510,17 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         !tight.path.join("releases").exists(),
         "written before the check"
     );
+    // A figure so large that half of it again wraps around u64: still too large.
+    let wrapping = pysfx_e2e::reseal(&artifact, &work.path().join("wrapping.sfx"), |manifest| {
+        manifest.unpacked_bytes = 12_297_829_382_473_034_411;
+    });
+    let (code, _, stderr) = install_with(&wrapping, &destination, &python, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("not enough free space"), "{stderr}");
+    assert!(
+        !tight.path.join("releases").exists(),
+        "written before the check"
+    );
     let used = run(Command::new("du").arg("-s").arg(&tight.path));
     eprintln!(
         "tmpfs after the failed install: {}",

@@ -372,7 +372,9 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
     let available = stats
         .blocks_available()
         .saturating_mul(stats.fragment_size());
-    let needed = unpacked + unpacked / 2 + (16 << 20);
+    let needed = unpacked
+        .saturating_add(unpacked / 2)
+        .saturating_add(16 << 20);
     if available < needed {
         return Err(Failure::new(
             code::MACHINE,

@@ -966,7 +966,7 @@ fn planned_bytes(
         .iter()
         .filter(|entry| !chosen.contains(&entry.path.as_str()))
         .map(|entry| entry.unpacked_bytes)
-        .sum();
+        .fold(0, u64::saturating_add);
     let bundles: Vec<String> = manifest
         .bytecode
         .iter()

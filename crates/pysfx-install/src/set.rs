@@ -127,7 +127,7 @@ pub fn install_set<T: Tree>(
             members: job.entry.members,
         })
         .collect();
-    let total: u64 = sizes.iter().map(|size| size.unpacked_bytes).sum();
+    let total = (sizes.iter().map(|size| size.unpacked_bytes)).fold(0, u64::saturating_add);
     let names: Vec<&str> = jobs.iter().map(|job| job.entry.filename.as_str()).collect();
     let mut shared = SharedPaths::default();
     let mut done = 0u64;
