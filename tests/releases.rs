@@ -1081,3 +1081,37 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
         "edited"
     );
 }
+
+/// Under umask 000 an install makes no file or directory writable by others, so `--check`
+/// finds the fresh release intact.
+#[test]
+fn a_release_made_under_umask_000_is_intact() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let release = work.path().join("releases/1");
+    let installed = run(Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" -q -d \"$1\" --python \"$2\"")
+        .arg(&site)
+        .arg(&release)
+        .arg(&python(11).path));
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    for directory in [
+        release.clone(),
+        release.join("venv"),
+        release.join("demoapp/appcore"),
+    ] {
+        let mode = std::fs::metadata(&directory)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o002, 0, "{} is {mode:o}", directory.display());
+    }
+    let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}

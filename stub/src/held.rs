@@ -34,7 +34,11 @@ pub(crate) struct HeldDirectory {
 impl HeldDirectory {
     /// Makes the directory `name` (it must not exist) and holds it.
     pub(crate) fn create(name: &Path) -> std::io::Result<HeldDirectory> {
-        std::fs::create_dir(name)?;
+        std::os::unix::fs::DirBuilderExt::mode(
+            &mut std::fs::DirBuilder::new(),
+            pysfx_tree::DIRECTORY_MODE,
+        )
+        .create(name)?;
         // Gone, or a link, already: someone renamed it away the instant it was made.
         let held = HeldDirectory::open(name).map_err(|error| {
             std::io::Error::other(format!("it was replaced as it was made ({error})"))

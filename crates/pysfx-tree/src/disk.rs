@@ -416,11 +416,16 @@ impl<'a> At<'a> {
         Ok(unlinkat(at, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?)
     }
 
-    /// Makes the directory `relative`, whose parent exists. One that exists must be a
-    /// directory itself, not a symlink to one.
+    /// Makes the directory `relative`, whose parent exists, never writable by others whatever
+    /// the umask (`--check` reports a directory that is). One that exists must be a directory
+    /// itself, not a symlink to one.
     fn make_directory(self, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
-        match mkdirat(at, name.as_c_str(), Mode::from_bits_truncate(0o777)) {
+        match mkdirat(
+            at,
+            name.as_c_str(),
+            Mode::from_bits_truncate(DIRECTORY_MODE),
+        ) {
             Err(nix::errno::Errno::EEXIST) => {
                 let is_directory = self
                     .lstat(relative)
@@ -453,6 +458,10 @@ pub fn create_exclusive(path: &Path, mode: u32) -> std::io::Result<File> {
 pub fn write_new(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     create_exclusive(path, mode)?.write_all(content)
 }
+
+/// The mode a new directory of a release is made with (less the umask): group-writable where
+/// the umask allows it (a deploy group's 002), never writable by others.
+pub const DIRECTORY_MODE: u32 = 0o775;
 
 /// Creates the directories of `relative` (a `/`-separated path) below `root`, which must exist.
 /// Unlike `create_dir_all`, it never creates `root` or anything above it (once an interrupted

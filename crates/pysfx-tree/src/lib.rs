@@ -17,7 +17,9 @@ mod null;
 mod sink;
 mod stamp;
 
-pub use disk::{create_dirs_below, create_exclusive, stop_writing, write_new, DiskTree};
+pub use disk::{
+    create_dirs_below, create_exclusive, stop_writing, write_new, DiskTree, DIRECTORY_MODE,
+};
 pub use null::NullTree;
 pub use sink::{Sink, SinkFile};
 pub use stamp::{Linked, Stamp};

@@ -58,7 +58,9 @@ pub fn create_venv(
     let (major, minor) = interpreter.major_minor();
     // The venv's own directory, then everything below it; never anything above (see
     // `create_dirs_below`).
-    fs::create_dir(root).map_err(io(root))?;
+    std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), pysfx_tree::DIRECTORY_MODE)
+        .create(root)
+        .map_err(io(root))?;
     for directory in [paths.site_packages.as_str(), "bin", "include"] {
         create_dirs_below(root, directory).map_err(io(&root.join(directory)))?;
     }
