@@ -39,7 +39,11 @@ fn the_control_wheel_installs() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("good.sfx"),
-        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[
+            evil_wheels().join("good-1.0-py3-none-any.whl"),
+            // RECORD rows that claim no bytes (a directory's, a hashless one) are no ghost.
+            evil_wheels().join("dirrow-1.0-py3-none-any.whl"),
+        ],
         &[("demoapp/app.py", b"x = 1\n")],
         |_| {},
     );

@@ -498,7 +498,11 @@ fn plan_members(
 fn refuse_ghost_rows(wheel: &str, info: &DistInfo, scheme: &Scheme<'_>) -> Result<(), WheelError> {
     let mut ghosts: Vec<&String> = info
         .record
-        .keys()
+        .iter()
+        // Only a row that vouches for bytes: a directory's row (`pkg/,,`) or one without a
+        // hash (an absent `RECORD.jws`, a `.pyc` row) claims nothing, as pip reads them.
+        .filter(|(name, expected)| !expected.hash.is_empty() && !name.ends_with('/'))
+        .map(|(name, _)| name)
         .filter(|name| {
             // RECORD itself, and `.data/scripts` wrappers pysfx writes launchers for, are not
             // installed from the wheel: their rows need no member.
