@@ -221,18 +221,24 @@ fn check_environment_warnings(python: &Python, destination: &Path) {
     // still loads, numbers as written.
     std::fs::write(
         destination.join("environment.json"),
-        r#"{"": "x", "GREETING": "hi", "LIMIT": 1E5, "RATIO": 0.50}"#,
+        format!(
+            r#"{{"": "x", "GREETING": "hi", "LIMIT": 1E5, "RATIO": 0.50, "BIG": 1{},
+                "NESTED": {{"b": [1.50, true, null], "a": "x"}}}}"#,
+            "0".repeat(5000)
+        ),
     )
     .expect("write");
+    // (An int of 5,000 digits is past what 3.11's int() takes from text: kept as written.)
     let output = run(Command::new(&venv_python).args([
         "-c",
-        "import os; print(os.environ['GREETING'], os.environ['LIMIT'], os.environ['RATIO'])",
+        "import os; print(os.environ['GREETING'], os.environ['LIMIT'], os.environ['RATIO'], \
+         len(os.environ['BIG']), os.environ['NESTED'])",
     ]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{version}: {stderr}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "hi 1E5 0.50",
+        r#"hi 1E5 0.50 5001 {"a": "x", "b": [1.50, true, null]}"#,
         "{version}"
     );
     assert!(

@@ -37,10 +37,25 @@ import sys
 _loaded = False
 
 
+class _Number(str):
+    """A JSON number, kept as written (1E5 stays 1E5; no 4300-digit limit on ints)."""
+
+
 def _as_text(value):
     if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True)
+        return str(value)
+    return _dump(value)
+
+
+def _dump(value):
+    # json.dumps(value, sort_keys=True), but numbers as written.
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join("%s: %s" % (json.dumps(key), _dump(value[key])) for key in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_dump(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def _not_json(constant):
@@ -80,10 +95,10 @@ def load():
             os.close(descriptor)
     try:
         # utf-8-sig: editors on Windows save JSON with a byte order mark. NaN and Infinity
-        # are not JSON. A number keeps its text ("1E5" stays 1E5), read a second time.
-        text = raw.decode("utf-8-sig")
-        data = json.loads(text, parse_constant=_not_json)
-        numbers = json.loads(text, parse_constant=_not_json, parse_int=str, parse_float=str)
+        # are not JSON. A number keeps its text.
+        data = json.loads(
+            raw.decode("utf-8-sig"), parse_constant=_not_json, parse_int=_Number, parse_float=_Number
+        )
     except Exception as error:
         sys.stderr.write("loadenv: ignoring %s: not valid JSON (%s)\n" % (path, type(error).__name__))
         return
@@ -94,8 +109,6 @@ def load():
         if value is None:
             continue
         name, text = str(key), _as_text(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = numbers[key]
         if not name or "=" in name or "\0" in name or "\0" in text:
             # What the OS cannot hold: every Python refuses it alike (3.6-3.8 would not).
             sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
