@@ -123,22 +123,22 @@ fn contradictory_collection_options_are_usage_errors() {
             "is the same interpreter as",
         ),
     ];
-    // The variable is a default --no-bootstrap overrides, not a contradiction.
-    let output = run(pack_command(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &root.join("env.sfx"),
-    )
-    .env("PYSFX_BOOTSTRAP_WHEELS", &no_pip));
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // The variable is a default --no-bootstrap overrides, not a contradiction, set or empty;
+    // without --no-bootstrap it is taken (here a directory without pip: refused).
+    let with_variable = |value: &OsStr, extra: &[&OsStr]| {
+        let mut args = vec![OsStr::new("--app"), app.as_os_str()];
+        args.extend_from_slice(extra);
+        run(pack_command(&args, &root.join("env.sfx")).env("PYSFX_BOOTSTRAP_WHEELS", value))
+    };
+    for value in [no_pip.as_os_str(), OsStr::new("")] {
+        let output = with_variable(value, &[OsStr::new("--no-bootstrap")]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{value:?}: {stderr}");
+    }
+    let output = with_variable(no_pip.as_os_str(), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no pip wheel there"), "{stderr}");
     for (extra, says) in cases {
         let mut args = vec![OsStr::new("--app"), app.as_os_str()];
         args.extend(extra);

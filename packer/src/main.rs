@@ -110,13 +110,9 @@ pub struct PackArgs {
     /// Leave out the bootstrap wheels (pip, setuptools)
     #[arg(long)]
     pub no_bootstrap: bool,
-    /// Take the bootstrap wheels from this directory instead of collecting them with pip (repeatable)
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "PYSFX_BOOTSTRAP_WHEELS",
-        value_delimiter = ':'
-    )]
+    /// Take the bootstrap wheels from this directory instead of collecting them with pip
+    /// (repeatable) [default: the directories in $PYSFX_BOOTSTRAP_WHEELS, `:`-separated]
+    #[arg(long, value_name = "DIR")]
     pub bootstrap_wheels: Vec<PathBuf>,
     /// The pysfx-stub to start the artifact with [default: pysfx-stub next to pysfx]
     #[arg(long, value_name = "PATH")]
@@ -136,6 +132,24 @@ pub struct PackArgs {
     /// The artifact to write
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
+}
+
+impl PackArgs {
+    /// Where the bootstrap wheels come from: `--bootstrap-wheels`, else `$PYSFX_BOOTSTRAP_WHEELS`
+    /// (a CI job's default: empty parts and an empty variable name none), none with
+    /// `--no-bootstrap`.
+    pub fn bootstrap_dirs(&self) -> Vec<PathBuf> {
+        if self.no_bootstrap {
+            return Vec::new();
+        }
+        if !self.bootstrap_wheels.is_empty() {
+            return self.bootstrap_wheels.clone();
+        }
+        let variable = std::env::var_os("PYSFX_BOOTSTRAP_WHEELS").unwrap_or_default();
+        std::env::split_paths(&variable)
+            .filter(|path| !path.as_os_str().is_empty())
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -123,12 +123,7 @@ pub(crate) fn check_collection_options(
     }
     // PYSFX_BOOTSTRAP_WHEELS (a CI job's default) gives way to --no-bootstrap; only both on
     // the command line contradict each other.
-    let named = std::env::args_os().any(|arg| {
-        arg.to_str().is_some_and(|arg| {
-            arg == "--bootstrap-wheels" || arg.starts_with("--bootstrap-wheels=")
-        })
-    });
-    if args.no_bootstrap && !args.bootstrap_wheels.is_empty() && named {
+    if args.no_bootstrap && !args.bootstrap_wheels.is_empty() {
         return Err(UsageError(
             "--no-bootstrap leaves pip and setuptools out, --bootstrap-wheels gives them: \
              choose one"
@@ -208,8 +203,9 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
     let mut directories: Vec<(&str, &Path)> = vec![("--app", &args.app)];
     directories.extend(args.wheels.iter().map(|d| ("--wheels", d.as_path())));
     directories.extend(args.static_dirs.iter().map(|d| ("--static", d.as_path())));
+    let bootstrap = args.bootstrap_dirs();
     directories.extend(
-        args.bootstrap_wheels
+        bootstrap
             .iter()
             .map(|d| ("--bootstrap-wheels", d.as_path())),
     );

@@ -83,8 +83,9 @@ pub(crate) fn collect_sets(
 
     let mut bootstrap = Vec::new();
     if !args.no_bootstrap {
-        if !args.bootstrap_wheels.is_empty() {
-            for directory in &args.bootstrap_wheels {
+        let given = args.bootstrap_dirs();
+        if !given.is_empty() {
+            for directory in &given {
                 bootstrap.extend(collect::wheels_in(directory)?);
             }
             // The bootstrap wheels are what gives the venv a working pip (SPEC).
@@ -92,7 +93,7 @@ pub(crate) fn collect_sets(
                 collect::wheel_filename(file).is_ok_and(|filename| filename.name == "pip")
             });
             if !has_pip {
-                let directories: Vec<String> = (args.bootstrap_wheels.iter())
+                let directories: Vec<String> = (given.iter())
                     .map(|directory| directory.display().to_string())
                     .collect();
                 return Err(crate::UsageError(format!(
