@@ -1115,3 +1115,48 @@ fn a_release_made_under_umask_000_is_intact() {
     let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
     assert_eq!(code, 0, "{result}\n{stderr}");
 }
+
+/// DEST is resolved as the kernel resolves it: `..` after a link goes to the link target's
+/// parent (where `ls` would look), not back along the text; and a DEST whose absolute path is
+/// not UTF-8 (a relative DEST in such a working directory), which no receipt could record as
+/// it is, is a usage error (exit 2) before anything is written.
+#[test]
+fn dest_is_the_directory_the_kernel_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let real = work.path().join("real/app/releases");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    std::os::unix::fs::symlink(&real, work.path().join("rl")).expect("link");
+    let dest = std::path::PathBuf::from("rl/../releases/5");
+    let installed = run(Command::new(&site)
+        .args(["-q", "-d"])
+        .arg(&dest)
+        .arg("--python")
+        .arg(&python(11).path)
+        .current_dir(work.path()));
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert!(work
+        .path()
+        .join("real/app/releases/5/pysfx-receipt.json")
+        .is_file());
+    assert!(!work.path().join("releases").exists());
+
+    let odd = work.path().join(std::ffi::OsStr::from_bytes(b"d\xff"));
+    std::fs::create_dir(&odd).expect("mkdir");
+    let refused = run(Command::new(&site)
+        .args(["-q", "-d", "r/1", "--python"])
+        .arg(&python(11).path)
+        .current_dir(&odd));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!odd.join("r").exists());
+}

@@ -33,12 +33,30 @@ pub(crate) fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure>
     let mut normal = PathBuf::from("/");
     for component in absolute.components() {
         match component {
+            // `..` as the kernel takes it: the parent of what the path so far leads to, past
+            // any link in it (`rl/../releases` with `rl -> real/app/releases` is
+            // `real/app/releases`), not the text before it.
             Component::ParentDir => {
+                if let Ok(real) = std::fs::canonicalize(&normal) {
+                    normal = real;
+                }
                 normal.pop();
             }
             Component::Normal(part) => normal.push(part),
             _ => {}
         }
+    }
+    // The receipt records it, and scripts name it: a path that is not UTF-8 (a working
+    // directory that is not, under a relative DEST) could not be recorded as it is.
+    if normal.to_str().is_none() {
+        return Err(Failure::new(
+            code::USAGE,
+            format!(
+                "{what} {} is not UTF-8 (from the working directory); give an absolute path \
+                 that is",
+                normal.display()
+            ),
+        ));
     }
     if normal.parent().is_none() {
         return Err(Failure::new(
