@@ -535,6 +535,13 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
         .collect();
     assert_eq!(listed, ["r7", "r6", "r5", "r2"]);
     assert_documented(&status);
+    // Through a chain of links (`live -> current -> r7`): the same releases, r7 served.
+    let live = current.with_file_name("live");
+    std::os::unix::fs::symlink(current, &live).expect("link");
+    let (code, chained, stderr) = json_run(site, &[OsStr::new("--status"), live.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(chained["releases"], status["releases"], "{chained}");
+    std::fs::remove_file(&live).expect("unlink");
     let first = &status["releases"][0];
     assert_documented(first);
     assert_eq!(first["current"], true);
