@@ -966,6 +966,20 @@ fn check_holds_the_venvs_own_files() {
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");
 
+    // bin/python removed: one line, missing (not also "modified (python)").
+    let link = release.join("venv/bin/python");
+    let target = std::fs::read_link(&link).expect("bin/python");
+    std::fs::remove_file(&link).expect("unlink");
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(
+        result["missing"],
+        serde_json::json!(["venv/bin/python"]),
+        "{result}"
+    );
+    assert_eq!(result["modified"], serde_json::json!([]), "{result}");
+    std::os::unix::fs::symlink(&target, &link).expect("put back");
+
     let cfg = release.join("venv/pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg).expect("pyvenv.cfg");
     std::fs::write(
@@ -1087,6 +1101,20 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
         std::fs::read_to_string(releases.join("1/demoapp/appcore/__init__.py")).expect("left"),
         "edited"
     );
+
+    // DEST itself an (empty) mount point: refused before writing, not a failed rename.
+    let mount_point = releases.join("9");
+    std::fs::create_dir(&mount_point).expect("mkdir");
+    assert!(run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mount_point))
+    .status
+    .success());
+    let _unmount_dest = Unmount(mount_point.clone());
+    let (code, result, stderr) = install_with(&site, &mount_point, &python(11).path, &[]);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("is a mount point"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&mount_point).expect("list").count(), 0);
 }
 
 /// Under umask 000 an install makes no file or directory writable by others, so `--check`

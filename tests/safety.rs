@@ -527,6 +527,21 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         String::from_utf8_lossy(&used.stdout).trim()
     );
 
+    // A filesystem that reports no size (ramfs) has no limit: installed, not "0 MiB available".
+    let ramfs = work.path().join("ramfs");
+    std::fs::create_dir_all(&ramfs).expect("mkdir");
+    if run(Command::new("mount")
+        .args(["-t", "ramfs", "ramfs"])
+        .arg(&ramfs))
+    .status
+    .success()
+    {
+        let destination = ramfs.join("releases/1");
+        let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+        let _ = Command::new("umount").arg(&ramfs).status();
+        assert_eq!(code, 0, "{stderr}");
+    }
+
     // 3. Space enough, but too few inodes: the install fails as it writes (exit 4), naming
     //    DEST as well as the file, and leaves nothing.
     let Some(few) = Tmpfs::mount(&work.path().join("few"), "size=64m,nr_inodes=40") else {

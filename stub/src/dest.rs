@@ -387,6 +387,10 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
     let Ok(stats) = nix::sys::statvfs::statvfs(existing) else {
         return Ok(());
     };
+    // A filesystem that reports no size at all (ramfs) has no limit to check against.
+    if stats.blocks() == 0 {
+        return Ok(());
+    }
     let available = stats
         .blocks_available()
         .saturating_mul(stats.fragment_size());

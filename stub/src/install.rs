@@ -165,6 +165,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         // Before DEST's parents or the lock file are made.
         check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
         check_path_lengths(&destination, &mut payload)?;
+        check_not_a_mount_point(&destination)?;
     }
 
     // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
@@ -1098,4 +1099,24 @@ fn thin_source(plan: &Plan, candidates: &[Candidate]) -> Option<PathBuf> {
         .filter(|entry| entry.from_base)
         .find_map(|entry| source_for(candidates, &entry.sha256))
         .map(|source| source.release.clone())
+}
+
+/// DEST itself a mount point (an empty filesystem mounted for the release) cannot take the
+/// release: it is built beside DEST and renamed into place, which the kernel refuses for a
+/// mount point. Said before anything is written.
+fn check_not_a_mount_point(destination: &Path) -> Result<(), Failure> {
+    let Ok(real) = std::fs::canonicalize(destination) else {
+        return Ok(());
+    };
+    if !pysfx_release::paths::mounts_below(&real).contains(&real) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        code::CONFLICT,
+        format!(
+            "{} is a mount point: a release is built beside DEST and renamed into place, which \
+             a mount point cannot take; give a directory below it as DEST",
+            destination.display()
+        ),
+    ))
 }

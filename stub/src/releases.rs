@@ -66,7 +66,11 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             differs: vec!["moved"],
         });
     }
-    if let Some(reason) = pysfx_release::release::interpreter_changed(&destination, &receipt) {
+    let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
+    if let Some(reason) = (!python_missing)
+        .then(|| pysfx_release::release::interpreter_changed(&destination, &receipt))
+        .flatten()
+    {
         warn!("{}: {reason}", destination.display());
         // One line for bin/python, which may differ as a link already (`kind`).
         match (report.modified.iter_mut()).find(|modified| modified.path == "venv/bin/python") {

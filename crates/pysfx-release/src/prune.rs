@@ -173,7 +173,8 @@ fn remove_release(
 /// Why a tree with a filesystem mounted in it is not removed.
 pub fn mounted(point: &Path) -> String {
     format!(
-        "a filesystem is mounted at {} inside it, which removing it would empty; unmount it first",
+        "a filesystem is mounted at {} (in it, or on it), which removing it would empty; \
+         unmount it first",
         point.display()
     )
 }
@@ -250,8 +251,10 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
             warn!("{} is left: {}", entry.path().display(), mounted(point));
             continue;
         }
-        warn!(
-            "removing {} left by an interrupted run",
+        // Said once: a leftover that cannot be removed is the warning (a `-trash-` one is
+        // what an earlier --keep could not remove, and is tried again).
+        info!(
+            "removing {}, left by an earlier run",
             entry.path().display()
         );
         removing(&entry.path());
