@@ -198,13 +198,22 @@ fn requirement_sets(
             std::fs::create_dir_all(&out)?;
             collect::pip_wheel(python, &copies, &sources, &out)?;
             let files = collect::wheels_in(&out)?;
-            let name = format!(
+            let mut name = format!(
                 "cp{}{}",
                 interpreter.version_info.0, interpreter.version_info.1
             );
-            if sets.iter().any(|set: &CollectedSet| set.name == name) {
+            // Another interpreter of the same X.Y (another build, another platform): its set
+            // gets a name of its own, so a receipt says which one a release got.
+            let taken = |name: &str| sets.iter().any(|set: &CollectedSet| set.name == name);
+            if taken(&name) {
+                let first = name.clone();
+                let mut number = 2;
+                while taken(&format!("{first}-{number}")) {
+                    number += 1;
+                }
+                name = format!("{first}-{number}");
                 warn!(
-                    "two interpreters of Python {}: both sets are kept",
+                    "two interpreters of Python {}: both sets are kept, the second as {name}",
                     interpreter.version()
                 );
             }
