@@ -1568,6 +1568,58 @@ with zipfile.ZipFile(sys.argv[1]) as source, zipfile.ZipFile(sys.argv[2], "w") a
         std::fs::read_dir(&releases).map(|d| d.count())
     );
 
+    // Bundles whose digest the manifest vouches for, but whose .pyc files are not byte-code
+    // of the bundle's interpreter: named for another (cpython-312 in a cpython-311 bundle), or
+    // without its magic number. Refused (exit 3), nothing left.
+    for (case, change, says) in [
+        (
+            "tag",
+            "name = name.replace('cpython-311', 'cpython-312')",
+            "is no .pyc file of cpython-311 byte-code",
+        ),
+        ("magic", "data = b'\\0\\0\\r\\n' + data[4:]", "magic number"),
+    ] {
+        let odd = work.path().join(format!("{case}.zip"));
+        let script = format!(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1]) as source, zipfile.ZipFile(sys.argv[2], 'w') as out:\n\
+             \x20   for info in source.infolist():\n\
+             \x20       name, data = info.filename, source.read(info)\n\
+             \x20       if name.endswith('.pyc'):\n\
+             \x20           {change}\n\
+             \x20       out.writestr(name, data)\n"
+        );
+        let made = run(Command::new(&python.path)
+            .arg("-c")
+            .arg(&script)
+            .arg(&genuine)
+            .arg(&odd));
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let odd_bytes = std::fs::read(&odd).expect("the bundle");
+        let digest = pysfx_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&odd_bytes));
+        let crafted = pysfx_e2e::reseal_replacing(
+            &artifacts.v1,
+            &work.path().join(format!("{case}.sfx")),
+            |manifest| {
+                for entry in &mut manifest.bytecode {
+                    if entry.path == bundle {
+                        entry.sha256 = digest.clone();
+                    }
+                }
+            },
+            &[(bundle.as_str(), odd_bytes.as_slice())],
+        );
+        let (code, result, stderr) =
+            pysfx_e2e::install_with(&crafted, &releases.join("1"), &python.path, &[]);
+        assert_eq!(code, 3, "{case}: {result}\n{stderr}");
+        assert!(stderr.contains(says), "{case}: {stderr}");
+        assert!(!releases.exists(), "{case}");
+    }
+
     // A source time no `.pyc` header holds: refused (exit 3, one JSON object), not a panic.
     let far = pysfx_e2e::reseal(&artifacts.v1, &work.path().join("far.sfx"), |manifest| {
         for bundle in &mut manifest.bytecode {

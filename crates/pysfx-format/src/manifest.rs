@@ -288,9 +288,29 @@ impl Manifest {
             );
         for text in texts {
             if text.chars().any(char::is_control) || text.len() > 200 {
+                // Shown cut: the text may be of any length.
+                let shown: String = text.chars().take(60).collect();
                 return Err(format!(
-                    "\"{}\" holds control characters or is too long",
-                    text.escape_debug()
+                    "\"{}{}\" holds control characters or is too long",
+                    shown.escape_debug(),
+                    if shown.len() < text.len() { "…" } else { "" }
+                ));
+            }
+        }
+        // A wheel left out is taken from a release of the base the artifact names; its
+        // byte-code comes with its files from there, never from this payload.
+        for wheel in self.wheels.iter().filter(|wheel| wheel.from_base) {
+            if self.thin_from.is_none() {
+                return Err(format!(
+                    "it leaves {} out of the payload but names no artifact it relies on",
+                    wheel.filename.escape_debug()
+                ));
+            }
+            if let Some(bundle) = self.bytecode.iter().find(|b| b.wheel == wheel.path) {
+                return Err(format!(
+                    "it carries byte-code ({}) for {}, which it leaves out",
+                    bundle.path.escape_debug(),
+                    wheel.filename.escape_debug()
                 ));
             }
         }

@@ -6,6 +6,7 @@ use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use zip::ZipArchive;
 
 use crate::member::open_member;
+use crate::set::BundleJob;
 use crate::stamps::{path_key, StampEntry};
 use crate::wheel::{Layout, PreparedWheel};
 use crate::InstallError;
@@ -16,6 +17,8 @@ pub(crate) struct OpenBundle {
     pub members: Vec<BundleMember>,
     /// The wheel's file name, for messages.
     pub wheel: String,
+    /// The magic number every `.pyc` starts with.
+    pub magic: Vec<u8>,
 }
 
 /// One `.pyc` file of a bundle: its number and name in the bundle, its size, and how it is
@@ -35,9 +38,26 @@ pub(crate) fn open_bundle(
     section: Section,
     prepared: &PreparedWheel,
     site_packages: &str,
+    job: &BundleJob,
 ) -> Result<OpenBundle, InstallError> {
     let wheel = prepared.wheel().to_string();
     let corrupt = |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {reason}"));
+    let magic = (0..job.magic.len())
+        .step_by(2)
+        .map(|at| {
+            job.magic
+                .get(at..at + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .filter(|magic| magic.len() == 4)
+        .ok_or_else(|| {
+            corrupt(format!(
+                "its magic number {:?} is not 4 bytes in hex",
+                job.magic
+            ))
+        })?;
+    let suffix = format!(".{}.pyc", job.cache_tag);
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
     let scanned = scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
     let exceptions = prepared.exceptions();
@@ -56,6 +76,13 @@ pub(crate) fn open_bundle(
                 "{name:?} is not a .pyc file in __pycache__"
             )));
         };
+        // Named for the bundle's interpreter, and long enough for a header (12 bytes on 3.6).
+        if !name.ends_with(&suffix) || member.size < 12 {
+            return Err(corrupt(format!(
+                "{name:?} is no .pyc file of {} byte-code",
+                job.cache_tag
+            )));
+        }
         let source = format!("{site_packages}/{source}");
         if !sources.contains(source.as_str()) {
             return Err(corrupt(format!(
@@ -77,6 +104,7 @@ pub(crate) fn open_bundle(
         archive,
         members,
         wheel,
+        magic,
     })
 }
 
@@ -113,7 +141,7 @@ pub(crate) fn write_bytecode(
     member: &BundleMember,
     layout: &Layout,
     tree: &mut impl Tree,
-    wheel: &str,
+    (wheel, magic): (&str, &[u8]),
 ) -> Result<Option<StampEntry>, InstallError> {
     let name = &member.name;
     let corrupt =
@@ -132,6 +160,12 @@ pub(crate) fn write_bytecode(
             CopyError::Read(error) => corrupt(error.to_string()),
             CopyError::Write(error) => InstallError::Tree(error),
         })?;
+    // The release is removed on this error, the file with it.
+    if !copied.head.starts_with(magic) {
+        return Err(corrupt(
+            "it does not start with its interpreter's magic number".into(),
+        ));
+    }
     Ok(copied.stamp.map(|stamp| StampEntry {
         key: path_key(&destination),
         stamp,

@@ -44,6 +44,10 @@ pub struct BundleJob {
     pub source_mtime: u64,
     pub range: (u64, u64),
     pub sha256: String,
+    /// The compiling interpreter's magic number (hex) and cache tag: every `.pyc` of the
+    /// bundle must be named for that tag and start with that number.
+    pub magic: String,
+    pub cache_tag: String,
 }
 
 impl<'a> WheelJob<'a> {
@@ -60,21 +64,17 @@ impl<'a> WheelJob<'a> {
             .bytecode
             .iter()
             .filter(|bundle| bundle.wheel == entry.path && wanted(bundle))
-            .map(|bundle| {
-                (
-                    bundle.source_mtime,
-                    bundle.path.clone(),
-                    bundle.sha256.clone(),
-                )
-            })
+            .cloned()
             .collect();
         let bundles = bundles
             .into_iter()
-            .map(|(source_mtime, path, sha256)| {
-                payload.stored_range(&path).map(|range| BundleJob {
-                    source_mtime,
+            .map(|bundle: pysfx_format::BytecodeBundle| {
+                payload.stored_range(&bundle.path).map(|range| BundleJob {
+                    source_mtime: bundle.source_mtime,
                     range,
-                    sha256,
+                    sha256: bundle.sha256,
+                    magic: bundle.magic,
+                    cache_tag: bundle.cache_tag,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -207,7 +207,12 @@ fn install_batch<T: Tree>(
         for bundle in &job.bundles {
             let (start, len) = bundle.range;
             let section = Section::with_directory(batch.file, start, len);
-            let open = open_bundle(section, &prepared[wheel], &batch.layout.site_packages)?;
+            let open = open_bundle(
+                section,
+                &prepared[wheel],
+                &batch.layout.site_packages,
+                bundle,
+            )?;
             bundles.push((wheel, open));
         }
     }
@@ -499,7 +504,7 @@ impl Run<'_> {
             pyc,
             self.batch.layout,
             &mut worker.tree,
-            &open.wheel,
+            (&open.wheel, &open.magic),
         )?;
         worker.stamps.extend(entry.map(|entry| (*wheel, entry)));
         Ok(pyc.size)
