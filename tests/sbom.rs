@@ -542,4 +542,19 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // An SBOM holding a terminal's escape (which `--sbom` refuses to print): both verifiers
+    // refuse it, as the install and `--sbom` do.
+    let escaped = sbom.replace("tinylib", "tiny\u{1b}[2Jlib");
+    // (Of another pysfx version, so that only the text is wrong, not the layout.)
+    for name in [pysfx_format::SBOM_NAME, ".pysfx/sbom/set-0.cdx.json"] {
+        let crafted = pysfx_e2e::reseal_replacing(
+            &artifact,
+            &root.join("escaped.sfx"),
+            |manifest| manifest.pysfx_version = "0.0.9".into(),
+            &[(name, escaped.as_bytes())],
+        );
+        assert_eq!(verify(&crafted).status.code(), Some(3), "{name}");
+        let output = run(Command::new(&crafted).arg("--verify"));
+        assert_eq!(output.status.code(), Some(3), "{name}");
+    }
 }

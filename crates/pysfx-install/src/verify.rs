@@ -34,6 +34,12 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             }
         }
     }
+    // The SBOMs are printed (`--sbom`) and copied into releases: text the readers take.
+    let sboms = std::iter::once(pysfx_format::SBOM_NAME.to_string())
+        .chain((0..manifest.sets.len()).map(pysfx_format::set_sbom_name));
+    for name in sboms {
+        pysfx_format::read_sbom(payload, &name)?;
+    }
     extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
     let layout = Layout {
