@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pysfx_e2e::{contained_wheels, evil_wheels, host_python, install_with, listing, raw_artifact};
+use pysfx_e2e::{
+    contained_wheels, evil_wheels, host_python, install_with, listing, raw_artifact, run,
+};
 
 /// Installs `artifact` into `work/releases/1` and checks the refusal.
 fn assert_refused(work: &Path, artifact: &Path, case: &str, expected_in_message: &str) {
@@ -533,4 +535,34 @@ open(path, "wb").write(data)
         "starts before the payload",
     );
     assert_verify_refuses(&artifact, "offset");
+}
+
+/// A set resolved for another implementation (`pp`, PyPy) is not installed by CPython of the
+/// same X.Y: no set fits (exit 4), nothing written.
+#[test]
+fn a_set_for_another_implementation_is_not_used() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = host_python();
+    let version = run(std::process::Command::new(&python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]));
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let artifact = raw_artifact(
+        &work.path().join("pypy.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| {
+            manifest.sets[0].target = Some(pysfx_format::Target {
+                implementation: "pp".into(),
+                python_version: version.clone(),
+                full_version: None,
+                abi: None,
+                platform: None,
+            })
+        },
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("no wheel set for CPython"), "{stderr}");
+    assert!(!work.path().join("releases").exists());
 }

@@ -75,9 +75,10 @@ fn usable_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a
         .sets
         .iter()
         .filter(|set| {
+            // A set resolved for CPython X.Y (the stub installs with CPython only).
             set.target
                 .as_ref()
-                .is_none_or(|target| target.python_version == own)
+                .is_none_or(|target| target.python_version == own && target.implementation == "cp")
         })
         .collect();
     sets.sort_by_key(|set| set.target.is_none());
