@@ -566,3 +566,37 @@ fn a_set_for_another_implementation_is_not_used() {
     assert!(stderr.contains("no wheel set for CPython"), "{stderr}");
     assert!(!work.path().join("releases").exists());
 }
+
+/// Text from an artifact that a terminal may act on even inside a JSON string (a C1 control,
+/// a bidirectional override) is escaped in `--json` output: still the same JSON.
+#[test]
+fn json_output_escapes_c1_controls_and_bidi_overrides() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("c1.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| {
+            manifest.wheels[0]
+                .requires_dist
+                .push("evil\u{9b}2J\u{202e}".into())
+        },
+    );
+    for command in [vec!["--info", "--json"], vec!["inspect", "--json"]] {
+        let output = if command[0] == "inspect" {
+            run(std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+                .args(&command)
+                .arg(&artifact))
+        } else {
+            run(std::process::Command::new(&artifact).args(&command))
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("\\u009b2J\\u202e"), "{command:?}: {text}");
+        assert!(
+            !text.contains('\u{9b}') && !text.contains('\u{202e}'),
+            "{command:?}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
+        assert!(parsed.to_string().contains("evil"), "{command:?}");
+    }
+}

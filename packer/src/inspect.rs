@@ -262,7 +262,7 @@ fn print_json(
         object["skipped"] =
             serde_json::json!(plan.skipped.iter().map(|s| &s.name).collect::<Vec<_>>());
     }
-    print(&format!("{object:#}\n"))
+    print(&format!("{}\n", pysfx_format::json_text(&object, true)))
 }
 
 /// A dry run of the stub's choice for the interpreter `python`.

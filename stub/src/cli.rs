@@ -336,13 +336,16 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
                 .collect();
             print_stdout(&format!(
                 "{}\n",
-                serde_json::json!({
-                    "ok": true,
-                    "payload_sha256": payload.digest(),
-                    "file_sha256": file_sha256,
-                    "thin_from": manifest.thin_from,
-                    "relies_on": relied_on,
-                })
+                pysfx_format::json_text(
+                    &serde_json::json!({
+                        "ok": true,
+                        "payload_sha256": payload.digest(),
+                        "file_sha256": file_sha256,
+                        "thin_from": manifest.thin_from,
+                        "relies_on": relied_on,
+                    }),
+                    false
+                )
             ))?;
         } else {
             let mut out = format!(
@@ -465,7 +468,8 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
             object["error"] = serde_json::json!(failure.message);
             object["exit_code"] = serde_json::json!(failure.code);
         }
-        return print_stdout(&format!("{object:#}\n")).map(|()| code);
+        return print_stdout(&format!("{}\n", pysfx_format::json_text(&object, true)))
+            .map(|()| code);
     }
     let mut out = format!(
         "artifact: {}\nfile sha256:    {file_sha256}\npayload sha256: {}\npacked by pysfx {}\napp:      {}{} ({} files, {} bytes)\nunpacked: {} bytes\n",

@@ -570,7 +570,9 @@ fn print_outcome(
         }
         // The release is in place and LINK moved: a report stdout cannot take (a full disk,
         // a closed descriptor) does not make the run a failed install.
-        if let Err(failure) = print_stdout(&format!("{object}\n")) {
+        if let Err(failure) =
+            print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))
+        {
             warn!("{}; the run itself succeeded", failure.message);
         }
     }

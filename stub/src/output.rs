@@ -38,7 +38,7 @@ pub fn print_failure_json(
         "pruned": done.pruned,
     });
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{object}");
+    let _ = writeln!(stdout, "{}", pysfx_format::json_text(&object, false));
 }
 
 /// Prints to stdout, treating a closed pipe as the end of output rather than an error.

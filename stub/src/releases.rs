@@ -94,7 +94,7 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             "added": report.added,
             "seconds": started.elapsed().as_secs_f64(),
         });
-        print_stdout(&format!("{object}\n"))?;
+        print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))?;
     } else {
         // Each line escaped on its own: a file's name may hold a line break.
         let text: String = report
@@ -140,7 +140,10 @@ fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
         status => status?,
     };
     if cli.json {
-        print_stdout(&format!("{}\n", json!(status)))?;
+        print_stdout(&format!(
+            "{}\n",
+            pysfx_format::json_text(&json!(status), false)
+        ))?;
     } else {
         print_stdout(&escape_lines(&status.text()))?;
     }
@@ -187,15 +190,13 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
         );
     }
     if cli.json {
-        print_stdout(&format!(
-            "{}\n",
-            json!({
-                "changed": moved,
-                "dest": destination,
-                "link": link,
-                "link_moved": moved,
-            })
-        ))?;
+        let object = json!({
+            "changed": moved,
+            "dest": destination,
+            "link": link,
+            "link_moved": moved,
+        });
+        print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))?;
     }
     Ok(())
 }

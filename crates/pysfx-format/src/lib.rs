@@ -112,6 +112,27 @@ fn hidden(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// A JSON document as text, with the characters a terminal may act on even inside a string
+/// escaped as `\uXXXX`: the C1 controls (U+0080–U+009F) and the bidirectional overrides and
+/// isolates (serde_json escapes only those below U+0020). The same JSON, one line unless
+/// `pretty`.
+pub fn json_text(value: &serde_json::Value, pretty: bool) -> String {
+    let text = match pretty {
+        true => format!("{value:#}"),
+        false => value.to_string(),
+    };
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.push_str(&format!("\\u{:04x}", u32::from(character)));
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
 /// [`escape_control`] for each line of a report, its line breaks kept.
 pub fn escape_lines(text: &str) -> String {
     text.split('\n')
@@ -123,6 +144,17 @@ pub fn escape_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_text_escapes_what_a_terminal_acts_on() {
+        let value = serde_json::json!({"name": "a\u{9b}2J\u{202e}b", "plain": "é"});
+        let text = json_text(&value, false);
+        assert_eq!(text, r#"{"name":"a\u009b2J\u202eb","plain":"é"}"#);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).expect("JSON"),
+            value
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped() {
