@@ -43,6 +43,19 @@ fn artifacts(root: &Path, compiled_for: Option<u32>) -> Artifacts {
 
 /// [`artifacts`], packed with `extra` options too (`--python PY`: byte-code compiled at pack
 /// time).
+/// CPython 3.11, a scratch directory, and artifacts v1 and v2 whose byte-code `pysfx pack`
+/// compiled with it (bundles in the payload).
+fn compiled_at_pack_time() -> (Python, tempfile::TempDir, Artifacts) {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts_packed_with(
+        work.path(),
+        Some(11),
+        &[OsStr::new("--python"), python.path.as_os_str()],
+    );
+    (python, work, artifacts)
+}
+
 fn artifacts_packed_with(root: &Path, compiled_for: Option<u32>, extra: &[&OsStr]) -> Artifacts {
     let fetched = test_wheels(compiled_for.unwrap_or(11));
     let pick = |prefix: &str| -> PathBuf {
@@ -1241,13 +1254,7 @@ fn shared_pyc(older: &Path, newer: &Path) -> Vec<String> {
 /// made setuid is not linked either, and `--check` reports its mode.
 #[test]
 fn byte_code_is_linked_only_unchanged_and_from_the_same_bundle() {
-    let python = python(11);
-    let work = tempfile::tempdir().expect("tempdir");
-    let artifacts = artifacts_packed_with(
-        work.path(),
-        Some(11),
-        &[OsStr::new("--python"), python.path.as_os_str()],
-    );
+    let (python, work, artifacts) = compiled_at_pack_time();
     let release = |number: u32| work.path().join(format!("releases/{number}"));
     deploy(&artifacts.v1, &release(1), &python.path, &[]);
     let result = deploy(&artifacts.v2, &release(2), &python.path, &[]);
@@ -1501,13 +1508,7 @@ fn umask() -> u32 {
 /// digest, and another release links byte-code from it by the digest alone.
 #[test]
 fn a_bundle_that_is_not_the_manifests_is_refused_by_the_install() {
-    let python = python(11);
-    let work = tempfile::tempdir().expect("tempdir");
-    let artifacts = artifacts_packed_with(
-        work.path(),
-        Some(11),
-        &[OsStr::new("--python"), python.path.as_os_str()],
-    );
+    let (python, work, artifacts) = compiled_at_pack_time();
     let payload = pysfx_format::Payload::open(&artifacts.v1).expect("open");
     let bundle = payload
         .manifest()

@@ -75,6 +75,16 @@ fn contradictory_collection_options_are_usage_errors() {
     let python311 = pysfx_e2e::python(11).path;
     let linked = root.join("python-link");
     std::os::unix::fs::symlink(&python311, &linked).expect("link");
+    let python_twice = |second| {
+        vec![
+            OsStr::new("-r"),
+            requirements.as_os_str(),
+            OsStr::new("--python"),
+            python311.as_os_str(),
+            OsStr::new("--python"),
+            second,
+        ]
+    };
     let cases: Vec<(Vec<&OsStr>, &str)> = vec![
         (
             vec![
@@ -99,27 +109,10 @@ fn contradictory_collection_options_are_usage_errors() {
             ],
             "the same target",
         ),
+        (python_twice(python311.as_os_str()), "is given twice"),
+        // One interpreter through a link: found the same before pip runs twice.
         (
-            vec![
-                OsStr::new("-r"),
-                requirements.as_os_str(),
-                OsStr::new("--python"),
-                python311.as_os_str(),
-                OsStr::new("--python"),
-                python311.as_os_str(),
-            ],
-            "is given twice",
-        ),
-        (
-            // One interpreter through a link: found the same before pip runs twice.
-            vec![
-                OsStr::new("-r"),
-                requirements.as_os_str(),
-                OsStr::new("--python"),
-                python311.as_os_str(),
-                OsStr::new("--python"),
-                linked.as_os_str(),
-            ],
+            python_twice(linked.as_os_str()),
             "is the same interpreter as",
         ),
     ];
