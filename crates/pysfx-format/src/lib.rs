@@ -22,7 +22,10 @@ pub use manifest::{
     check_app_name, check_app_version, AppInfo, BytecodeBundle, Manifest, Target, ThinBase,
     WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
-pub use member::{scan_members, validate_member_name, Member, MemberKind, MemberName, ScanError};
+pub use member::{
+    local_name_mismatch, scan_members, validate_member_name, Member, MemberKind, MemberName,
+    ScanError,
+};
 pub use reader::{bundle_unpacked_bytes, Payload, Section};
 pub use sbom::{installed_only, read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};

@@ -154,6 +154,44 @@ pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The first member whose local header names it otherwise than the zip's central directory
+/// does, as `(central name, local name)` (the local one empty when its header cannot be read):
+/// Python's `zipfile`, and so pip, refuses such a zip, and the install, which goes by the
+/// central directory alone, would write the member under the other name. `len` is the zip's
+/// length and `read_at(offset, buffer)` reads its bytes from that offset.
+pub fn local_name_mismatch<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    len: u64,
+    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<()>,
+) -> Result<Option<(String, String)>, zip::result::ZipError> {
+    for index in 0..archive.len() {
+        let (central, header) = {
+            let member = archive.by_index_raw(index)?;
+            (member.name_raw().to_vec(), member.header_start())
+        };
+        // The fixed part of a local header is 30 bytes: its signature, then the name's length
+        // at 26.
+        let mut fixed = [0u8; 30];
+        let local = read_at(header, &mut fixed)
+            .ok()
+            .filter(|()| fixed[..4] == *b"PK\x03\x04")
+            .map(|()| usize::from(u16::from_le_bytes([fixed[26], fixed[27]])))
+            .filter(|length| header.saturating_add(30 + *length as u64) <= len)
+            .and_then(|length| {
+                let mut name = vec![0u8; length];
+                read_at(header + 30, &mut name).ok()?;
+                Some(name)
+            });
+        if local.as_deref() != Some(central.as_slice()) {
+            return Ok(Some((
+                String::from_utf8_lossy(&central).into_owned(),
+                String::from_utf8_lossy(local.as_deref().unwrap_or_default()).into_owned(),
+            )));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,14 +56,9 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     };
     for entry in &manifest.wheels {
         check_local_headers(payload, entry, &path)?;
+        // (A left-out wheel in an artifact that names no base is refused when it is opened:
+        // `Manifest::validate`.)
         if entry.from_base {
-            if manifest.thin_from.is_none() {
-                return Err(InstallError::Corrupt(format!(
-                    "{path}: the manifest leaves {} out of the payload but names no artifact it \
-                     relies on",
-                    entry.filename
-                )));
-            }
             check_husk(payload, entry, &path)?;
             continue;
         }
@@ -90,8 +85,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
 /// Each member's local header names it as the wheel's central directory does, as Python's
 /// `zipfile` (and so pip) requires. The install goes by the central directory alone, so a
 /// wheel whose two names differ cannot put a file elsewhere; it is crafted all the same
-/// (`pysfx pack` refuses it), and `verify` says so. (Read by hand rather than with the zip
-/// crate's full header comparison: the stub's size.)
+/// (`pysfx pack` refuses it), and `verify` says so.
 fn check_local_headers(
     payload: &mut Payload,
     entry: &WheelEntry,
@@ -105,32 +99,15 @@ fn check_local_headers(
     let mut archive =
         zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
             .map_err(|error| crafted(error.to_string()))?;
-    for index in 0..archive.len() {
-        let member = archive
-            .by_index_raw(index)
-            .map_err(|error| crafted(error.to_string()))?;
-        let (central, header) = (member.name_raw().to_vec(), member.header_start());
-        let mut fixed = [0u8; 30];
-        let local = file
-            .read_exact_at(&mut fixed, start + header)
-            .ok()
-            .filter(|()| fixed[..4] == *b"PK\x03\x04")
-            .map(|()| usize::from(u16::from_le_bytes([fixed[26], fixed[27]])))
-            .filter(|length| header + 30 + *length as u64 <= len)
-            .and_then(|length| {
-                let mut name = vec![0u8; length];
-                file.read_exact_at(&mut name, start + header + 30).ok()?;
-                Some(name)
-            });
-        if local.as_deref() != Some(central.as_slice()) {
-            return Err(crafted(format!(
-                "member {:?}: its local header names {:?}, the central directory {0:?}",
-                String::from_utf8_lossy(&central),
-                String::from_utf8_lossy(local.as_deref().unwrap_or_default())
-            )));
-        }
+    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
+    match pysfx_format::local_name_mismatch(&mut archive, len, read_at) {
+        Ok(None) => Ok(()),
+        Ok(Some((central, local))) => Err(crafted(format!(
+            "member {central:?}: its local header names {local:?}, the central directory \
+             {central:?}"
+        ))),
+        Err(error) => Err(crafted(error.to_string())),
     }
-    Ok(())
 }
 
 /// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members

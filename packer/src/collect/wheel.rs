@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use pysfx_wheel::WheelFilename;
 use sha2::{Digest, Sha256};
 
@@ -74,13 +74,33 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).with_context(context)?;
     let members = archive.len() as u64;
-    check_local_names(&mut archive, &bytes).map_err(|reason| {
-        anyhow!(
+    // Each member's local header names it as the central directory does (pip refuses a
+    // wheel whose two names differ; the install goes by the directory's).
+    let read_at = |offset: u64, buffer: &mut [u8]| {
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|at| Some((at, at.checked_add(buffer.len())?)));
+        match end.and_then(|(at, end)| bytes.get(at..end)) {
+            Some(slice) => {
+                buffer.copy_from_slice(slice);
+                Ok(())
+            }
+            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    };
+    if let Some((central, local)) =
+        pysfx_format::local_name_mismatch(&mut archive, bytes.len() as u64, read_at)
+            .with_context(context)?
+    {
+        bail!(
             "invalid wheel {}: {}",
             path.display(),
-            pysfx_format::escape_control(&reason)
-        )
-    })?;
+            pysfx_format::escape_control(&format!(
+                "member {central:?}: its local header names {local:?}, the central directory \
+                 {central:?}"
+            ))
+        );
+    }
     let record_sha256 = record_digest(&mut archive).with_context(context)?;
     // The stub refuses a wheel whose requirements it cannot read (it could not tell the
     // release is complete): refuse it here.
@@ -133,34 +153,4 @@ fn record_digest<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> R
     let (digest, _) =
         pysfx_format::sha256_reader(entry).with_context(|| format!("cannot read {name}"))?;
     Ok(pysfx_format::hex(&digest))
-}
-
-/// Each member's local header names it as the central directory does, as Python's `zipfile`
-/// (and so pip) requires: a wheel whose two names differ is crafted. (The install writes by
-/// the central directory's name, so it would not escape; pip would refuse the wheel.)
-fn check_local_names(
-    archive: &mut zip::ZipArchive<std::io::Cursor<&Vec<u8>>>,
-    bytes: &[u8],
-) -> Result<(), String> {
-    for index in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(index)
-            .map_err(|error| error.to_string())?;
-        let central = entry.name_raw().to_vec();
-        let start = usize::try_from(entry.header_start()).unwrap_or(usize::MAX);
-        let header = bytes.get(start..start.saturating_add(30));
-        let local = header.and_then(|header| {
-            let length = usize::from(u16::from_le_bytes([header[26], header[27]]));
-            bytes.get(start + 30..start + 30 + length)
-        });
-        if local != Some(central.as_slice()) {
-            return Err(format!(
-                "member {:?}: its local header names {:?}, the central directory {:?}",
-                String::from_utf8_lossy(&central),
-                local.map(String::from_utf8_lossy).unwrap_or_default(),
-                String::from_utf8_lossy(&central)
-            ));
-        }
-    }
-    Ok(())
 }
