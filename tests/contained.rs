@@ -482,7 +482,9 @@ fn record_rows_in_sha512_and_sha384_install() {
 fn the_packer_refuses_app_names_that_take_a_hooks_place() {
     let work = tempfile::tempdir().expect("tempdir");
     let app = make_app(work.path(), "demoapp");
-    for name in ["loadenv-init", "loadenv", "venv"] {
+    // (`bytecode` and `thin` are the payload's directories: an app of either name packed,
+    // and then nothing would install it.)
+    for name in ["loadenv-init", "loadenv", "venv", "bytecode", "thin"] {
         let output = work.path().join(format!("{name}.sfx"));
         let result = pack_output(
             &[

@@ -61,7 +61,14 @@ fn record_paths(site: &Path) -> BTreeSet<String> {
 fn compare_with_pip(minor: u32) {
     let python = python(minor);
     let work = tempfile::tempdir().expect("tempdir");
-    let wheel_dirs = [test_wheels(minor), datapkg_wheel(), bootstrap_wheels(minor)];
+    let scripts = work.path().join("scripts-wheel");
+    scripts_wheel(&scripts);
+    let wheel_dirs = [
+        test_wheels(minor),
+        datapkg_wheel(),
+        bootstrap_wheels(minor),
+        scripts,
+    ];
     let artifact = pack(
         &[
             OsStr::new("--app"),
@@ -72,6 +79,8 @@ fn compare_with_pip(minor: u32) {
             wheel_dirs[1].as_os_str(),
             OsStr::new("--bootstrap-wheels"),
             wheel_dirs[2].as_os_str(),
+            OsStr::new("--wheels"),
+            wheel_dirs[3].as_os_str(),
         ],
         &work.path().join("site.sfx"),
     );
@@ -143,6 +152,25 @@ fn compare_with_pip(minor: u32) {
         only_ours.is_empty() && only_theirs.is_empty(),
         "3.{minor}: installed files differ\nonly pysfx: {only_ours:#?}\nonly pip: {only_theirs:#?}"
     );
+    // Each file's permission bits too: a script shipped without its executable bit stays so.
+    let modes = |venv: &Path| -> Vec<(String, u32)> {
+        installed_files(venv)
+            .into_iter()
+            .filter_map(|path| {
+                let metadata = std::fs::symlink_metadata(venv.join(&path)).ok()?;
+                let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
+                metadata.is_file().then_some((path, mode & 0o7777))
+            })
+            .collect()
+    };
+    let (ours, theirs) = (modes(&destination.join("venv")), modes(&pip_venv));
+    assert!(ours
+        .iter()
+        .any(|(path, mode)| path == "bin/nx-tool" && mode & 0o111 == 0));
+    assert!(ours
+        .iter()
+        .any(|(path, mode)| path == "bin/x-tool" && mode & 0o111 != 0));
+    assert_eq!(ours, theirs, "3.{minor}: modes differ from pip's");
     let site = format!("lib/python3.{minor}/site-packages");
     let ours = record_paths(&destination.join("venv").join(&site));
     let theirs = record_paths(&pip_venv.join(&site));
@@ -259,4 +287,54 @@ fn batching_does_not_change_the_release() {
         records >= 5 && modules > 100,
         "{records} RECORDs, {modules} modules"
     );
+}
+
+/// A wheel with two `.data/scripts` files: `x-tool` executable in the zip, `nx-tool` not.
+fn scripts_wheel(directory: &Path) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    std::fs::create_dir_all(directory).expect("mkdir");
+    let members: [(&str, &[u8], u32); 5] = [
+        ("scriptsdemo/__init__.py", b"VALUE = 1\n", 0o644),
+        (
+            "scriptsdemo-1.0.data/scripts/x-tool",
+            b"#!/bin/sh\necho x\n",
+            0o755,
+        ),
+        (
+            "scriptsdemo-1.0.data/scripts/nx-tool",
+            b"#!python\nprint('nx')\n",
+            0o644,
+        ),
+        (
+            "scriptsdemo-1.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: scriptsdemo\nVersion: 1.0\n",
+            0o644,
+        ),
+        (
+            "scriptsdemo-1.0.dist-info/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            0o644,
+        ),
+    ];
+    let file =
+        std::fs::File::create(directory.join("scriptsdemo-1.0-py3-none-any.whl")).expect("create");
+    let mut writer = zip::ZipWriter::new(file);
+    let mut record = String::new();
+    for (name, content, mode) in members {
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        writer.start_file(name, options).expect("member");
+        writer.write_all(content).expect("write");
+        let digest = sha2::Sha256::digest(content);
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        record.push_str(&format!("{name},sha256={hash},{}\n", content.len()));
+    }
+    record.push_str("scriptsdemo-1.0.dist-info/RECORD,,\n");
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+    writer
+        .start_file("scriptsdemo-1.0.dist-info/RECORD", options)
+        .expect("RECORD");
+    writer.write_all(record.as_bytes()).expect("write");
+    writer.finish().expect("finish");
 }

@@ -302,11 +302,19 @@ fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome
             ),
         ));
     };
-    let installed: Vec<&str> = plan.wheels.iter().map(|w| w.sha256.as_str()).collect();
+    let installed: Vec<&WheelEntry> = plan.wheels.iter().collect();
     let text = String::from_utf8_lossy(&bytes);
-    match pysfx_format::installed_only(&text, &installed) {
-        Some(cut) => print(&cut),
-        None => print(&text),
+    let index = index.unwrap_or_default();
+    match pysfx_format::cut_for(payload.manifest(), index, &text, &installed) {
+        Ok(cut) => print(&cut.text),
+        Err(reason) => Err((
+            CORRUPT,
+            anyhow!(
+                "{}: the SBOM of set {} is not one pysfx writes: {reason}",
+                payload.path().display(),
+                pysfx_format::escape_control(&plan.set_name)
+            ),
+        )),
     }
 }
 

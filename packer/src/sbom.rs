@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::{Manifest, Target, WheelEntry, WheelSet};
+use pysfx_format::{component_ref, Manifest, Target, WheelEntry, WheelSet};
 use pysfx_wheel::{MarkerEnvironment, Requirement};
 use serde::Serialize;
 use sha1::Digest as _;
@@ -333,14 +333,6 @@ fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component
     }
 }
 
-/// A wheel's `bom-ref`: `wheels/<first 16 hex digits of its SHA-256>/<file name>`, the path a
-/// full artifact stores it at, so a wheel has the same reference in the SBOM of a thin artifact
-/// (which leaves it out, at `thin/…`) as in a full one's.
-fn component_ref(wheel: &WheelEntry) -> String {
-    let digest = wheel.sha256.get(..16).unwrap_or(&wheel.sha256);
-    format!("wheels/{digest}/{}", wheel.filename)
-}
-
 /// An application component (the app, or pysfx as the tool).
 fn application(bom_ref: Option<String>, name: &str, version: Option<String>) -> Component {
     Component {
@@ -469,28 +461,9 @@ fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTr
     edges
 }
 
-/// `pkg:pypi/<name>@<version>` (the purl spec's PyPI type: the name lower-cased with runs of
-/// `-`, `_`, `.` as one `-`, which the manifest's PEP 503 name already is; the version
-/// percent-encoded, so a local version's `+` is `%2B`).
+/// `pkg:pypi/<name>@<version>`, the name PEP 503-normalised first ([`pysfx_format::purl`]).
 pub fn purl(name: &str, version: &str) -> String {
-    let name = pysfx_wheel::normalize_name(name);
-    format!(
-        "pkg:pypi/{}@{}",
-        percent_encode(&name),
-        percent_encode(version)
-    )
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    pysfx_format::purl(&pysfx_wheel::normalize_name(name), version)
 }
 
 /// A name-based UUID, version 5 (SHA-1), as RFC 4122 section 4.3 and Python's `uuid.uuid5`

@@ -165,6 +165,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         // Before DEST's parents or the lock file are made.
         check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
         check_path_lengths(&destination, &mut payload)?;
+        crate::sbom::for_set(&mut payload, &plan)?;
         check_not_a_mount_point(&destination)?;
     }
 
@@ -229,6 +230,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 )?;
                 check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
                 check_path_lengths(&destination, &mut payload)?;
+                crate::sbom::for_set(&mut payload, &plan)?;
             }
             let mut passed_over = Vec::new();
             loop {
@@ -435,12 +437,18 @@ fn switch(
         // Under the registry lock: a signal waits for the prune to finish (a release half
         // moved aside, or half removed, would be left otherwise).
         let report = signals::with_registry(|_| {
-            let report =
-                pysfx_release::prune::prune(destination, keep, app, &protected, &mut |tree| {
+            let report = pysfx_release::prune::prune(
+                destination,
+                keep,
+                app,
+                &protected,
+                link,
+                &mut |tree| {
                     if let Some(restamper) = restamper.as_mut() {
                         restamper.unlink_shared(tree);
                     }
-                });
+                },
+            );
             signals::mark_pruned(&report.pruned);
             report
         });
@@ -819,7 +827,9 @@ fn build_tree(
         &phases.progress,
     )?;
     write_receipt(payload, target, destination, temporary, &built)?;
-    crate::sbom::write_for_set(payload, plan, temporary)?;
+    // (Checked before anything was written; read again, a few KB.)
+    let sbom = crate::sbom::for_set(payload, plan)?;
+    crate::sbom::write(sbom, temporary)?;
     Ok(built)
 }
 

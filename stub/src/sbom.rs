@@ -1,20 +1,30 @@
 //! The SBOMs the packer stored in the payload, copied out: the whole artifact's for `--sbom`,
 //! the installed set's into the release as `pysfx-sbom.cdx.json`. The stub never builds one
-//! (its size: docs/stub.md), and checks nothing beyond what the payload digest already covers.
+//! (its size: docs/stub.md); it checks that each lists the wheels it should as the packer
+//! writes them, line by line (`pysfx_format::installed_only`).
 
 use std::path::Path;
 
-use pysfx_format::{installed_only, read_sbom, set_sbom_name, Payload, SBOM_FILE, SBOM_NAME};
+use pysfx_format::{
+    check_stored, cut_for, read_sbom, set_sbom_name, Payload, WheelEntry, SBOM_FILE, SBOM_NAME,
+};
 
 use crate::failure::{code, Failure};
 use crate::print_stdout;
 
 /// `--sbom`: the artifact's SBOM on stdout, after checking the payload digest (exit 3 when it
-/// does not hold, as `--info`).
+/// does not hold, as `--info`) and that it lists every wheel of the manifest as the packer
+/// does.
 pub fn print(payload: &mut Payload) -> Result<(), Failure> {
     payload.verify()?;
     match read_sbom(payload, SBOM_NAME)? {
-        Some(bytes) => print_stdout(&String::from_utf8_lossy(&bytes)),
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            match check_stored(payload.manifest(), None, &text) {
+                Ok(()) => print_stdout(&text),
+                Err(reason) => Err(corrupt(payload, SBOM_NAME, &reason)),
+            }
+        }
         None => Err(Failure::new(
             code::OTHER,
             format!(
@@ -26,14 +36,11 @@ pub fn print(payload: &mut Payload) -> Result<(), Failure> {
     }
 }
 
-/// Writes the SBOM of the plan's set into the release being built at `root`, cut to the
-/// plan's wheels. An artifact
-/// packed before SBOMs were stored has none, and the release gets none.
-pub fn write_for_set(
-    payload: &mut Payload,
-    plan: &pysfx_plan::Plan,
-    root: &Path,
-) -> Result<(), Failure> {
+/// The SBOM a release of the plan's set gets, read before anything is written: the set's
+/// stored SBOM cut to the plan's wheels, each of which it must list (exit 3 otherwise: a
+/// release's SBOM never hides what is installed). `None` for an artifact packed before SBOMs
+/// were stored: the release gets none.
+pub fn for_set(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Result<Option<Vec<u8>>, Failure> {
     let set_name = plan.set_name.as_str();
     let Some(index) = payload
         .manifest()
@@ -41,23 +48,43 @@ pub fn write_for_set(
         .iter()
         .position(|set| set.name == set_name)
     else {
-        return Ok(());
+        return Ok(None);
     };
-    let Some(bytes) = read_sbom(payload, &set_sbom_name(index))? else {
+    let name = set_sbom_name(index);
+    let Some(bytes) = read_sbom(payload, &name)? else {
         tracing::debug!("the artifact holds no SBOM for set {set_name}");
-        return Ok(());
+        return Ok(None);
     };
-    // Only what this install put there (not a wheel skipped for its Requires-Python, nor
+    // Only what this install puts there (not a wheel skipped for its Requires-Python, nor
     // another Python's build of a distribution).
-    let installed: Vec<&str> = plan.wheels.iter().map(|w| w.sha256.as_str()).collect();
-    let bytes = match std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|text| installed_only(text, &installed))
-    {
-        Some(cut) => cut.into_bytes(),
-        None => bytes,
+    let installed: Vec<&WheelEntry> = plan.wheels.iter().collect();
+    match cut_for(
+        payload.manifest(),
+        index,
+        &String::from_utf8_lossy(&bytes),
+        &installed,
+    ) {
+        Ok(cut) => Ok(Some(cut.text.into_bytes())),
+        Err(reason) => Err(corrupt(payload, &name, &reason)),
+    }
+}
+
+/// Writes a release's SBOM (from [`for_set`]) into the release being built at `root`.
+pub fn write(sbom: Option<Vec<u8>>, root: &Path) -> Result<(), Failure> {
+    let Some(bytes) = sbom else {
+        return Ok(());
     };
     let path = root.join(SBOM_FILE);
     pysfx_tree::write_new(&path, &bytes, 0o644)
         .map_err(|error| Failure::io("cannot write", &path, &error))
+}
+
+fn corrupt(payload: &Payload, name: &str, reason: &str) -> Failure {
+    Failure::new(
+        code::CORRUPT,
+        format!(
+            "{}: {name} is not the SBOM of this artifact: {reason}",
+            payload.path().display()
+        ),
+    )
 }

@@ -27,7 +27,10 @@ pub use member::{
     ScanError,
 };
 pub use reader::{bundle_unpacked_bytes, Payload, Section};
-pub use sbom::{installed_only, read_sbom, set_sbom_name, SBOM_FILE, SBOM_NAME};
+pub use sbom::{
+    check_stored, component_ref, cut_for, installed_only, purl, read_sbom, set_sbom_name, Cut,
+    SBOM_FILE, SBOM_NAME,
+};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};
 

@@ -214,14 +214,17 @@ impl Manifest {
     }
 }
 
-/// Names the release uses for itself (and the hook names of the venv), which the app may not
-/// take: `<app>/` sits beside `venv/` in DEST, and `<app>.pth` beside `loadenv.py` and
+/// Names the release uses for itself (and the hook names of the venv), and the payload's own
+/// directories, which the app may not take: `<app>/` sits beside `venv/` in DEST and beside
+/// `wheels/`, `thin/` and `bytecode/` in the payload, and `<app>.pth` beside `loadenv.py` and
 /// `loadenv-init.pth` in site-packages.
-pub const RESERVED_APP_NAMES: [&str; 9] = [
+pub const RESERVED_APP_NAMES: [&str; 11] = [
     "venv",
     "pysfx-stamps",
     "static.in",
     "wheels",
+    "thin",
+    "bytecode",
     "environment.json",
     "pysfx-receipt.json",
     "pysfx-sbom.cdx.json",

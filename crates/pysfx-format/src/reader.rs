@@ -86,7 +86,28 @@ impl Payload {
             verified: std::sync::atomic::AtomicBool::new(false),
         };
         payload.manifest = payload.read_manifest()?;
+        payload.check_wheel_sizes()?;
         Ok(payload)
+    }
+
+    /// Each wheel (or husk) stored is as large as the manifest says.
+    fn check_wheel_sizes(&mut self) -> Result<(), FormatError> {
+        for index in 0..self.manifest.wheels.len() {
+            let wheel = &self.manifest.wheels[index];
+            let (path, size) = (wheel.path.clone(), wheel.size);
+            if let Ok((_, stored)) = stored_range(&mut self.archive, &self.located, &path) {
+                if stored != size {
+                    return Err(FormatError::BadManifest {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "{path}: the manifest gives its size as {size} bytes, the payload \
+                             stores {stored}"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn read_manifest(&mut self) -> Result<Manifest, FormatError> {

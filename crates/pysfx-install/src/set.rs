@@ -581,6 +581,15 @@ fn open_wheels(
     for (result, job) in opened.into_iter().zip(batch.jobs) {
         let (archive, mut wheel) = result?;
         check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
+        // (A husk's count is the whole wheel's; 0 in artifacts packed before it was recorded.)
+        let members = job.entry.members;
+        if !job.entry.from_base && members != 0 && members != archive.len() as u64 {
+            return Err(InstallError::Corrupt(format!(
+                "{}: the manifest counts {members} members, its zip directory {}",
+                job.entry.filename,
+                archive.len()
+            )));
+        }
         check_path_lengths(&wheel, venv_length)?;
         if options.payload_verified {
             wheel.vouch();

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use pysfx_format::{Payload, WheelEntry};
+use pysfx_format::{Manifest, Payload, WheelEntry};
 use pysfx_tree::{NullTree, Sink};
 use pysfx_venv::{HOOK_MODULE, HOOK_PTH};
 use pysfx_wheel::normalize_name;
@@ -34,12 +34,10 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             }
         }
     }
-    // The SBOMs are printed (`--sbom`) and copied into releases: text the readers take.
-    let sboms = std::iter::once(pysfx_format::SBOM_NAME.to_string())
-        .chain((0..manifest.sets.len()).map(pysfx_format::set_sbom_name));
-    for name in sboms {
-        pysfx_format::read_sbom(payload, &name)?;
-    }
+    // What the install plans by, and refuses before writing when it does not parse.
+    pysfx_plan::parse_requirements(&manifest.wheels)
+        .map_err(|reason| InstallError::Corrupt(format!("{path}: {reason}")))?;
+    check_sboms(payload, &manifest, &path)?;
     extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
     let layout = Layout {
@@ -78,6 +76,29 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             InstallError::Corrupt(reason) => InstallError::Corrupt(format!("{path}: {reason}")),
             other => other,
         })?;
+    }
+    Ok(())
+}
+
+/// The SBOMs are printed (`--sbom`) and copied into releases: text the readers take, listing
+/// the wheels the install holds them to (`pysfx_format::check_stored`).
+fn check_sboms(payload: &mut Payload, manifest: &Manifest, path: &str) -> Result<(), InstallError> {
+    let sets = (0..manifest.sets.len()).map(Some);
+    for set in std::iter::once(None).chain(sets) {
+        let name = match set {
+            None => pysfx_format::SBOM_NAME.to_string(),
+            Some(index) => pysfx_format::set_sbom_name(index),
+        };
+        let Some(bytes) = pysfx_format::read_sbom(payload, &name)? else {
+            continue;
+        };
+        pysfx_format::check_stored(manifest, set, &String::from_utf8_lossy(&bytes)).map_err(
+            |reason| {
+                InstallError::Corrupt(format!(
+                    "{path}: {name} is not the SBOM of this artifact: {reason}"
+                ))
+            },
+        )?;
     }
     Ok(())
 }

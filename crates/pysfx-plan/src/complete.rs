@@ -32,6 +32,32 @@ impl std::fmt::Display for Unmet {
     }
 }
 
+/// Every `Requires-Dist` of `wheels`, parsed, or which one does not parse: the install refuses
+/// it before writing (the set it planned cannot be checked), and `verify` refuses it in any
+/// wheel of the artifact.
+pub fn parse_requirements(
+    wheels: &[WheelEntry],
+) -> Result<Vec<(&WheelEntry, &str, Requirement)>, String> {
+    let mut requirements = Vec::new();
+    for wheel in wheels {
+        for text in &wheel.requires_dist {
+            match Requirement::parse(text) {
+                Ok(requirement) => requirements.push((wheel, text.as_str(), requirement)),
+                Err(error) => {
+                    return Err(format!(
+                        "{} {} has an invalid Requires-Dist {:?}: {}",
+                        wheel.name,
+                        wheel.version,
+                        pysfx_format::escape_control(text),
+                        pysfx_format::escape_control(&error.to_string())
+                    ))
+                }
+            }
+        }
+    }
+    Ok(requirements)
+}
+
 /// The requirements of `chosen` that `chosen` does not meet for `environment`. A requirement
 /// that cannot be parsed is an error (the wheel's metadata is invalid, and `pip check` would
 /// fail on it): its text, escaped, and who has it.
@@ -49,23 +75,7 @@ pub fn unmet_requirements(
             )
         })
         .collect();
-    let mut requirements: Vec<(&WheelEntry, &str, Requirement)> = Vec::new();
-    for wheel in chosen {
-        for text in &wheel.requires_dist {
-            match Requirement::parse(text) {
-                Ok(requirement) => requirements.push((wheel, text, requirement)),
-                Err(error) => {
-                    return Err(format!(
-                        "{} {} has an invalid Requires-Dist {:?}: {}",
-                        wheel.name,
-                        wheel.version,
-                        pysfx_format::escape_control(text),
-                        pysfx_format::escape_control(&error.to_string())
-                    ))
-                }
-            }
-        }
-    }
+    let requirements = parse_requirements(chosen)?;
     // The extras requested of each installed distribution, to a fixed point.
     let mut extras: HashMap<&str, BTreeSet<String>> = HashMap::new();
     loop {

@@ -3,7 +3,7 @@
 
 mod complete;
 
-pub use complete::{unmet_requirements, Unmet};
+pub use complete::{parse_requirements, unmet_requirements, Unmet};
 
 use std::collections::HashSet;
 

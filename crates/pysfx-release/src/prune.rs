@@ -40,16 +40,20 @@ pub struct NotPruned {
     pub error: String,
 }
 
-/// Keeps the `keep` newest releases of `app` in DEST's directory, and every release in
-/// `protected` (LINK's target, the release it replaced); removes the other releases of the app,
-/// leftovers of interrupted runs, and the lock files of the releases it removed. `removing` is
-/// shown each tree about to be removed, moved aside under its lock (the install unlinks the
-/// files it shares with DEST first: see `pysfx_install::stamps::Restamper`).
+/// Keeps the `keep` newest releases of `app` in DEST's directory, every release in
+/// `protected` (LINK's target, the release it replaced), and whichever release `link` serves
+/// when its removal begins (read again under that release's lock: another run may have moved
+/// LINK back to it since, `--activate` holding the release's lock until LINK has moved);
+/// removes the other releases of the app, leftovers of interrupted runs, and the lock files of
+/// the releases it removed. `removing` is shown each tree about to be removed, moved aside
+/// under its lock (the install unlinks the files it shares with DEST first: see
+/// `pysfx_install::stamps::Restamper`).
 pub fn prune(
     destination: &Path,
     keep: usize,
     app: &str,
     protected: &[&Path],
+    link: Option<&Path>,
     removing: &mut dyn FnMut(&Path),
 ) -> PruneReport {
     let mut report = PruneReport::default();
@@ -91,10 +95,17 @@ pub fn prune(
                 "it belongs to another user (uid {})",
                 metadata.map_or(0, |m| m.uid())
             )),
-            true => remove_release(directory, &name, removing),
+            true => remove_release(directory, &name, link, removing),
         };
         match removed {
-            Ok(()) => {
+            Ok(false) => {
+                info!(
+                    "kept {}: LINK was moved back to it while old releases were removed",
+                    path.display()
+                );
+                report.kept.push(path);
+            }
+            Ok(true) => {
                 info!("removed the old release {}", path.display());
                 report.pruned.push(path);
             }
@@ -142,14 +153,20 @@ fn is_ours(path: &Path) -> bool {
 
 /// Removes release `name` under its lock: renamed to `.<name>.pysfx-trash-<pid>`, then that
 /// tree removed, then the lock file. A run holding the lock (installing or re-running it)
-/// keeps it.
+/// keeps it; `Ok(false)`: `link` serves it now, and it stays.
 fn remove_release(
     directory: &Path,
     name: &str,
+    link: Option<&Path>,
     removing: &mut dyn FnMut(&Path),
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let lock_path = directory.join(format!(".{name}.pysfx-lock"));
     let lock = try_lock(&lock_path, FlockArg::LockExclusiveNonblock)?;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let served = link.and_then(identity);
+    if served.is_some() && served == identity(&directory.join(name)) {
+        return Ok(false);
+    }
     if let Some(point) = crate::paths::mounts_below(&directory.join(name)).first() {
         return Err(mounted(point));
     }
@@ -167,7 +184,7 @@ fn remove_release(
     if lock.is_some() {
         let _ = std::fs::remove_file(&lock_path);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Why a tree with a filesystem mounted in it is not removed.
@@ -345,11 +362,16 @@ mod tests {
         // A symlink that looks like a release is not one.
         std::os::unix::fs::symlink(releases.join("g"), releases.join("alias")).expect("alias");
 
+        // LINK moved back to `e` after the protected releases were worked out (a rollback
+        // racing the prune): `e` stays.
+        let link = temporary.path().join("current");
+        std::os::unix::fs::symlink("releases/e", &link).expect("link");
         let report = prune(
             &releases.join("a"),
             3,
             "mysite",
             &[&releases.join("a"), &releases.join("f")],
+            Some(&link),
             &mut |_| {},
         );
         let names = |paths: &[PathBuf]| -> Vec<String> {
@@ -358,10 +380,10 @@ mod tests {
                 .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
                 .collect()
         };
-        assert_eq!(names(&report.kept), ["a", "b", "c", "f"]);
+        assert_eq!(names(&report.kept), ["a", "b", "c", "e", "f"]);
         let mut pruned = names(&report.pruned);
         pruned.sort();
-        assert_eq!(pruned, ["d", "e", "g"]);
+        assert_eq!(pruned, ["d", "g"]);
         assert!(report.not_pruned.is_empty());
         assert_eq!(names(&report.leftovers), [".x.pysfx-tmp-1"]);
         let mut left = crate::testing::listing(&releases);
@@ -372,11 +394,13 @@ mod tests {
                 ".a.pysfx-lock",
                 ".b.pysfx-lock",
                 ".c.pysfx-lock",
+                ".e.pysfx-lock",
                 ".f.pysfx-lock",
                 "a",
                 "alias",
                 "b",
                 "c",
+                "e",
                 "f",
                 "other",
                 "stray"
@@ -397,7 +421,14 @@ mod tests {
         let lock_path = temporary.path().join(".1.pysfx-lock");
         let file = std::fs::File::create(&lock_path).expect("lock file");
         let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("lock");
-        let report = prune(&temporary.path().join("2"), 1, "mysite", &[], &mut |_| {});
+        let report = prune(
+            &temporary.path().join("2"),
+            1,
+            "mysite",
+            &[],
+            None,
+            &mut |_| {},
+        );
         assert!(report.pruned.is_empty());
         assert_eq!(report.not_pruned.len(), 1);
         assert!(report.not_pruned[0].error.contains("holds its lock"));

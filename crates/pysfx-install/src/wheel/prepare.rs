@@ -477,12 +477,14 @@ fn plan_members(
             }
             _ => {}
         }
+        // A script keeps the mode the wheel gives it, as pip installs it: one shipped without
+        // its executable bit is installed without it.
         let executable = matches!(file.kind, MemberKind::File { executable: true });
         planned.push(Planned {
             index: Some(file.index),
             member,
             destination,
-            executable: executable || script,
+            executable,
             script,
             size: file.size,
             expected,
