@@ -293,6 +293,69 @@ fn a_link_inside_dest_through_a_linked_parent_is_refused() {
     );
     assert_eq!(code, 2, "{result}\n{stderr}");
     assert!(!releases.join("1").exists());
+    // `--activate` holds LINK to the same rule: a link into the release's own site-packages,
+    // reached through a linked parent, is refused and not made.
+    let current = work.path().join("current");
+    let (code, _, stderr) = install_with(
+        &site,
+        &releases.join("1"),
+        &python(11).path,
+        &[OsStr::new("--link"), current.as_os_str()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let into = work.path().join("into");
+    std::os::unix::fs::symlink(releases.join("1/demoapp"), &into).expect("symlink");
+    let (code, result, stderr) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            releases.join("1").as_os_str(),
+            OsStr::new("--link"),
+            into.join("current").as_os_str(),
+        ],
+    );
+    assert_eq!(code, 2, "{result}\n{stderr}");
+    assert!(std::fs::symlink_metadata(releases.join("1/demoapp/current")).is_err());
+    // `--force` replaces the very release LINK serves with another artifact's (LINK then
+    // serves the new one): only a directory holding LINK's target is refused.
+    let wheels = work.path().join("wheels-2");
+    tiny_wheel(&wheels, "tinylib", "2.0", &[]);
+    let second = pack(
+        &[
+            OsStr::new("--app"),
+            work.path().join("src-demoapp/demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("second.sfx"),
+    );
+    let (code, result, stderr) = install_with(
+        &second,
+        &releases.join("1"),
+        &python(11).path,
+        &[
+            OsStr::new("--force"),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases,
+        &python(11).path,
+        &[
+            OsStr::new("--force"),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(
+        stderr.contains("holds the release --link points at"),
+        "{stderr}"
+    );
 }
 
 /// A DEST so long that a file of the release would have a path Linux does not take whole

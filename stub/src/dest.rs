@@ -159,7 +159,8 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
     };
     if let Some(target) = link.and_then(|link| std::fs::canonicalize(link).ok()) {
         let destination = std::fs::canonicalize(destination).unwrap_or(destination.to_path_buf());
-        if target.starts_with(&destination) {
+        // (LINK serving DEST itself is fine: the release is replaced, and LINK serves the new.)
+        if target != destination && target.starts_with(&destination) {
             return Err(refuse(format!(
                 "holds the release --link points at ({})",
                 target.display()

@@ -482,25 +482,31 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
         .map(|link| absolute_path(link, "--link"))
         .transpose()?;
     if let Some(link) = &link {
-        // As written, and as the kernel resolves them (DEST reached through a link). LINK's own
-        // name is not resolved: it is the link, which may already point at DEST.
-        let real = pysfx_install::path_max::real_path;
-        let real_link = match (link.parent(), link.file_name()) {
-            (Some(parent), Some(name)) => real(parent).join(name),
-            _ => link.clone(),
-        };
-        if link.starts_with(&destination) || real_link.starts_with(real(&destination)) {
-            return Err(Failure::new(
-                code::USAGE,
-                format!(
-                    "--link {} is DEST or inside it; the link goes beside the releases (e.g. /srv/app/current)",
-                    link.display()
-                ),
-            ));
-        }
+        check_link_outside(link, &destination)?;
         check_link(link)?;
     }
     Ok((destination, link))
+}
+
+/// LINK may not be DEST or lie inside it (exit 2): as written, and as the kernel resolves them
+/// (either reached through a link). LINK's own name is not resolved: it is the link, which may
+/// already point at DEST.
+pub(crate) fn check_link_outside(link: &Path, destination: &Path) -> Result<(), Failure> {
+    let real = pysfx_install::path_max::real_path;
+    let real_link = match (link.parent(), link.file_name()) {
+        (Some(parent), Some(name)) => real(parent).join(name),
+        _ => link.to_path_buf(),
+    };
+    if link.starts_with(destination) || real_link.starts_with(real(destination)) {
+        return Err(Failure::new(
+            code::USAGE,
+            format!(
+                "--link {} is DEST or inside it; the link goes beside the releases (e.g. /srv/app/current)",
+                link.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What a run did, for its report.

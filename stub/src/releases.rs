@@ -172,15 +172,7 @@ fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
 fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     let destination = absolute_path(destination, "--activate")?;
     let link = absolute_path(cli.link.as_deref().unwrap_or(Path::new("")), "--link")?;
-    if link.starts_with(&destination) {
-        return Err(Failure::new(
-            code::USAGE,
-            format!(
-                "--link {} is DEST or inside it; the link goes beside the releases",
-                link.display()
-            ),
-        ));
-    }
+    crate::install::check_link_outside(&link, &destination)?;
     let moved = pysfx_release::activate::activate(&destination, &link, &app_name()?)?;
     if !moved {
         info!(
