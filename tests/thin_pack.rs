@@ -419,6 +419,59 @@ fn verify_names_what_a_thin_artifact_relies_on() {
         text.contains("  bulky-1.0-py3-none-any.whl sha256="),
         "{text}"
     );
+    // A husk whose script differs from its RECORD row (re-sealed, so every digest holds):
+    // both verifies refuse it, as the install does.
+    let manifest = pysfx_format::Payload::open(&packed.v2)
+        .expect("open")
+        .manifest()
+        .clone();
+    let entry = (manifest.wheels.iter())
+        .find(|wheel| wheel.from_base && wheel.name == "pysfx-datapkg")
+        .expect("datapkg's husk");
+    let husk = payload_entry(&packed.v2, &entry.path);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&husk)).expect("a zip");
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut changed = false;
+    for index in 0..archive.len() {
+        let mut member = archive.by_index(index).expect("member");
+        let name = member.name().expect("a name").to_string();
+        let mut bytes = Vec::new();
+        member.read_to_end(&mut bytes).expect("read");
+        if name.contains(".data/scripts/") && !changed {
+            let last = bytes.len() - 2;
+            bytes[last] ^= 0x20;
+            changed = true;
+        }
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("member");
+        std::io::Write::write_all(&mut writer, &bytes).expect("write");
+    }
+    assert!(changed, "the husk carries a script");
+    let crafted_husk = writer.finish().expect("finish").into_inner();
+    let crafted = pysfx_e2e::reseal_replacing(
+        &packed.v2,
+        &packed.v2.with_file_name("crafted.sfx"),
+        |manifest| {
+            for wheel in &mut manifest.wheels {
+                if wheel.path == entry.path {
+                    wheel.size = crafted_husk.len() as u64;
+                }
+            }
+        },
+        &[(entry.path.as_str(), &crafted_husk)],
+    );
+    for output in [
+        pysfx(&[OsStr::new("verify"), crafted.as_os_str()]),
+        run(Command::new(&crafted).arg("--verify")),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("does not match its RECORD entry"),
+            "{stderr}"
+        );
+    }
 }
 
 /// `--thin-from` an artifact of another app is a usage error naming both; an unreadable or

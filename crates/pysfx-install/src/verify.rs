@@ -154,6 +154,7 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
         .iter()
         .find(|member| member.name.ends_with(".dist-info/RECORD"))
         .ok_or_else(|| corrupt("it has no RECORD".into()))?;
+    let record_index = record.index;
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(
@@ -163,7 +164,38 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
         &mut text,
     )
     .map_err(|error| corrupt(error.to_string()))?;
-    pysfx_wheel::Record::parse(&text).map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
+    let record =
+        pysfx_wheel::Record::parse(&text).map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
+    // What the husk carries (`.data/scripts/` and the like, installed from it) is held to its
+    // RECORD row, as the install holds it.
+    let carried = members.iter().filter(|member| {
+        member.index != record_index && !matches!(member.kind, pysfx_format::MemberKind::Directory)
+    });
+    for member in carried {
+        let row = record
+            .entries
+            .iter()
+            .find(|row| row.path == member.name.as_str());
+        let expected =
+            row.and_then(|row| Some((pysfx_wheel::sha256_of_hash(&row.hash)?, row.size?)));
+        let Some((digest, size)) = expected else {
+            return Err(corrupt(format!(
+                "{}: its RECORD gives no SHA-256 and size of it",
+                member.name.as_str()
+            )));
+        };
+        let reader =
+            open_member(&mut archive, member.index).map_err(|error| corrupt(error.to_string()))?;
+        let (found, read) =
+            pysfx_format::sha256_reader(std::io::Read::take(reader, size.saturating_add(1)))
+                .map_err(|error| corrupt(format!("{}: {error}", member.name.as_str())))?;
+        if read != size || found != digest {
+            return Err(corrupt(format!(
+                "{} does not match its RECORD entry",
+                member.name.as_str()
+            )));
+        }
+    }
     Ok(())
 }
 
