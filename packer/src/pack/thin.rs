@@ -97,9 +97,9 @@ fn in_husk(member: &str, dist_info: &str) -> bool {
             && (rest.starts_with("scripts/") || rest.starts_with("headers/")))
 }
 
-/// The husk of `wheel` (`info` read from it), written under `work`: its `.dist-info/` and
-/// `.data/scripts/` members raw-copied (names, compressed bytes, times and unix permissions as
-/// they are, so the husk is deterministic). `None`, with a warning, when the wheel must be
+/// The husk of `wheel` (`info` read from it), written under `work`: the members [`in_husk`]
+/// takes, raw-copied (names, compressed bytes, times and unix permissions as they are, so the
+/// husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
 /// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
 /// which the install checks a file before linking it.
 pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<Option<Husk>> {
