@@ -58,6 +58,15 @@ def _dump(value):
     return json.dumps(value)
 
 
+def _warn(message):
+    # Best effort, straight to descriptor 2: a closed, full or broken stderr must neither stop
+    # the interpreter nor the other variables, nor leave a line buffered to fail at exit.
+    try:
+        os.write(2, message.encode("utf-8", "backslashreplace"))
+    except Exception:
+        pass
+
+
 def _not_json(constant):
     raise ValueError("%s is not JSON" % constant)
 
@@ -77,18 +86,18 @@ def load():
     except OSError as error:
         # No file is the normal case; one that exists but cannot be read is worth a line.
         if error.errno != errno.ENOENT:
-            sys.stderr.write("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
+            _warn("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
         return
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            sys.stderr.write("loadenv: ignoring %s: not a regular file\n" % path)
+            _warn("loadenv: ignoring %s: not a regular file\n" % path)
             return
         # O_NONBLOCK does not affect reading a regular file.
         with os.fdopen(descriptor, "rb") as handle:
             descriptor = None
             raw = handle.read()
     except OSError as error:
-        sys.stderr.write("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
+        _warn("loadenv: ignoring %s: cannot read it (%s)\n" % (path, type(error).__name__))
         return
     finally:
         if descriptor is not None:
@@ -100,10 +109,10 @@ def load():
             raw.decode("utf-8-sig"), parse_constant=_not_json, parse_int=_Number, parse_float=_Number
         )
     except Exception as error:
-        sys.stderr.write("loadenv: ignoring %s: not valid JSON (%s)\n" % (path, type(error).__name__))
+        _warn("loadenv: ignoring %s: not valid JSON (%s)\n" % (path, type(error).__name__))
         return
     if not isinstance(data, dict):
-        sys.stderr.write("loadenv: ignoring %s: not a JSON object\n" % path)
+        _warn("loadenv: ignoring %s: not a JSON object\n" % path)
         return
     for key, value in data.items():
         if value is None:
@@ -111,7 +120,7 @@ def load():
         name, text = str(key), _as_text(value)
         if not name or "=" in name or "\0" in name or "\0" in text:
             # What the OS cannot hold: every Python refuses it alike (3.6-3.8 would not).
-            sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
+            _warn("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
             continue
         try:
             try:
@@ -122,7 +131,7 @@ def load():
                 os.environb[name.encode("utf-8")] = text.encode("utf-8")
         except Exception:
             # An empty name or one with "=" or NUL: the OS refuses it (OSError on 3.9+).
-            sys.stderr.write("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
+            _warn("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
 "#;
 
 /// `<app>.pth`: appends `realpath(sys.prefix/../<app>)` to `sys.path`, once.
@@ -377,6 +386,59 @@ mod tests {
                 "{python}: {warning}"
             );
             fs::remove_dir(&environment).expect("remove");
+        }
+    }
+
+    /// A warning that cannot be written (stderr full, or closed) neither stops the interpreter
+    /// nor the variables after the one warned about.
+    #[test]
+    fn loadenv_warns_at_best_and_loads_the_rest() {
+        use std::process::{Command, Stdio};
+        let directory = tempfile::tempdir().expect("temp dir");
+        let (modules, release) = release_with(
+            directory.path(),
+            "{\"A=B\": \"x\", \"LOADENV_TEST\": \"after\"}",
+        );
+        let code = "import os, sys\n\
+                    sys.prefix = sys.argv[1]\n\
+                    sys.path.insert(0, sys.argv[2])\n\
+                    import loadenv\n\
+                    loadenv.load()\n\
+                    print(os.environ.get('LOADENV_TEST', '<unset>'))\n";
+        for python in pythons() {
+            for closed in [false, true] {
+                let mut command = Command::new(&python);
+                command
+                    .args(["-I", "-S", "-c", code])
+                    .arg(release.join("venv"))
+                    .arg(&modules)
+                    .stdout(Stdio::piped());
+                let output = if closed {
+                    // Descriptor 2 closed in the child (sys.stderr is None).
+                    command.stderr(Stdio::null());
+                    // SAFETY: only close(2), async-signal-safe, between fork and exec.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                            nix::unistd::close(2).map_err(std::io::Error::from)
+                        });
+                    }
+                    command.output()
+                } else {
+                    let full = fs::OpenOptions::new().write(true).open("/dev/full");
+                    command.stderr(full.expect("/dev/full")).output()
+                }
+                .expect("run python");
+                assert!(
+                    output.status.success(),
+                    "{python} (closed: {closed}): {output:?}"
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&output.stdout).trim(),
+                    "after",
+                    "{python} (closed: {closed})"
+                );
+            }
         }
     }
 
