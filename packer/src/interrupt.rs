@@ -49,6 +49,8 @@ pub fn install() {
         for pid in &children {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
+        // A commit under way (OUT and its signature renamed into place) finishes first.
+        let committed = lock(&COMMITTED).clone();
         for path in lock(&PATHS).iter() {
             // The main thread or a child pip did not see the signal yet may still add a file
             // while the tree goes: try again until it is gone (a second at most).
@@ -64,7 +66,13 @@ pub fn install() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        eprintln!("pysfx: interrupted by {signal}; nothing was written");
+        match committed {
+            Some(output) => eprintln!(
+                "pysfx: interrupted by {signal} after {} was written; it is complete",
+                output.display()
+            ),
+            None => eprintln!("pysfx: interrupted by {signal}; nothing was written"),
+        }
         std::process::exit(128 + signal as i32);
     });
 }
@@ -78,6 +86,23 @@ pub fn checkpoint() {
     while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `Some(OUT)` once the artifact is in place: a signal then says so, instead of "nothing was
+/// written". Held while OUT and its signature are renamed into place.
+static COMMITTED: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Runs `rename` (putting `output` in place) with a signal's handler held off until it is done.
+pub fn commit<T>(
+    output: &std::path::Path,
+    rename: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut committed = lock(&COMMITTED);
+    let result = rename();
+    if result.is_ok() {
+        *committed = Some(output.to_path_buf());
+    }
+    result
 }
 
 /// Removes `path` if a signal arrives.

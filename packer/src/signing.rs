@@ -159,7 +159,7 @@ fn check_key_name(name: &Path) -> Result<()> {
 }
 
 /// Creates `path` (never replacing anything) with `bytes` and `mode`.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -175,7 +175,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub struct SigningKey {
     secret: SecretKey,
     public: PublicKey,
-    id: String,
+    pub(crate) id: String,
 }
 
 /// Reads and decrypts the secret key at `path` (`pack --sign`), before anything is packed: a
@@ -262,9 +262,9 @@ pub fn signature_path(artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Signs the artifact at `artifact` and writes `ARTIFACT.minisig` (replacing an older one
-/// atomically). Returns the signature's path.
-pub fn sign_artifact(key: &SigningKey, artifact: &Path, comment: &str) -> Result<PathBuf> {
+/// The minisign signature of `artifact` with `key`, its trusted comment `comment`, as the text
+/// of an `OUT.minisig` file.
+pub fn signature_text(key: &SigningKey, artifact: &Path, comment: &str) -> Result<String> {
     let file =
         File::open(artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
     let untrusted = format!("pysfx artifact signature, key ID {}", key.id);
@@ -276,25 +276,7 @@ pub fn sign_artifact(key: &SigningKey, artifact: &Path, comment: &str) -> Result
         Some(&untrusted),
     )
     .map_err(|error| anyhow!("cannot sign {}: {error}", artifact.display()))?;
-    let path = signature_path(artifact);
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    write_new(&temporary, signature.to_string().as_bytes(), 0o644)?;
-    std::fs::rename(&temporary, &path).map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        anyhow!("cannot write {}: {error}", path.display())
-    })?;
-    info!(
-        "signed {} with key ID {} into {}",
-        artifact.display(),
-        key.id,
-        path.display()
-    );
-    Ok(path)
+    Ok(signature.to_string())
 }
 
 /// Why `verify --pubkey` refused: a bad or missing signature (exit 3), or a `--pubkey` that is

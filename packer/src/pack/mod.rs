@@ -20,7 +20,7 @@ use crate::appfiles::{self, Excludes, TreeFile};
 use crate::bytecode;
 use crate::collect::{self, WheelInfo};
 use crate::elf::GlibcVersion;
-use crate::signing::{self, SigningKey};
+use crate::signing;
 use crate::{sbom, PackArgs, UsageError};
 use checks::{check_one_version_per_set, check_platform_floor, check_sets_complete};
 use inputs::{
@@ -143,7 +143,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
     let sboms =
         sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
-    write_artifact(
+    let written = write_artifact(
         &args.output,
         &stub,
         &manifest,
@@ -157,8 +157,32 @@ pub fn run(args: &PackArgs) -> Result<()> {
         },
         epoch,
     )?;
+    // Signed before it is in place: OUT and OUT.minisig then go in together.
+    let signature = match signing_key.as_ref() {
+        Some(key) => {
+            let digest = pysfx_format::Payload::open(&written)?.digest();
+            let comment = signing::trusted_comment(&manifest, &digest);
+            Some(signing::signature_text(key, &written, &comment)?)
+        }
+        None => None,
+    };
+    write::commit(&written, &args.output, signature.as_deref())?;
     report_written(args, &stub, &manifest);
-    sign_or_warn(args, signing_key.as_ref(), &manifest)
+    if let Some(key) = signing_key.as_ref() {
+        info!(
+            "signed {} with key ID {} into {}",
+            args.output.display(),
+            key.id,
+            signing::signature_path(&args.output).display()
+        );
+    } else if signing::signature_path(&args.output).exists() {
+        warn!(
+            "{} is left from an earlier pack and does not sign this artifact; remove it (or \
+             pack with --sign)",
+            signing::signature_path(&args.output).display()
+        );
+    }
+    Ok(())
 }
 
 /// `--max-glibc`, parsed (exit 2 when it is no version).
@@ -391,28 +415,4 @@ fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
         count(manifest.sets.len(), "set", "sets"),
         count(manifest.app.files as usize, "app file", "app files"),
     );
-}
-
-/// Signs the artifact with `--sign`; without it, warns of a signature left beside it by an
-/// earlier pack.
-fn sign_or_warn(
-    args: &PackArgs,
-    signing_key: Option<&SigningKey>,
-    manifest: &Manifest,
-) -> Result<()> {
-    let signature = signing::signature_path(&args.output);
-    match signing_key {
-        Some(key) => {
-            let digest = pysfx_format::Payload::open(&args.output)?.digest();
-            let comment = signing::trusted_comment(manifest, &digest);
-            signing::sign_artifact(key, &args.output, &comment)?;
-        }
-        None if signature.exists() => warn!(
-            "{} is left from an earlier pack and does not sign this artifact; remove it (or \
-             pack with --sign)",
-            signature.display()
-        ),
-        None => {}
-    }
-    Ok(())
 }

@@ -27,13 +27,15 @@ pub(crate) struct Contents<'a> {
     pub(crate) documents: &'a [(String, Vec<u8>)],
 }
 
+/// Writes the artifact beside `output`, as `.OUT.pysfx-tmp-PID` (removed on a signal or an
+/// error), and returns that path: [`commit`] puts it in place.
 pub(crate) fn write_artifact(
     output: &Path,
     stub: &[u8],
     manifest: &Manifest,
     contents: &Contents<'_>,
     epoch: u64,
-) -> Result<()> {
+) -> Result<PathBuf> {
     let Contents {
         app_files,
         static_files,
@@ -109,14 +111,52 @@ pub(crate) fn write_artifact(
         }
         writer.finish()?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&temporary, output)
-            .with_context(|| format!("cannot write {}", output.display()))?;
         Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    result
+    result.map(|()| temporary)
+}
+
+/// Puts the artifact written at `temporary` in place as `output`, with its signature (`--sign`)
+/// as `OUT.minisig`: both renamed into place at once, as far as a signal goes (its handler
+/// waits for the two renames, and then says OUT was written), so OUT is never the new artifact
+/// beside the old signature, nor the old beside the new.
+pub(crate) fn commit(temporary: &Path, output: &Path, signature: Option<&str>) -> Result<()> {
+    let staged = match signature {
+        Some(text) => {
+            let path = crate::signing::signature_path(output);
+            let name = path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let staged = path.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+            crate::interrupt::remove_on_signal(staged.clone());
+            let _ = std::fs::remove_file(&staged);
+            if let Err(error) = crate::signing::write_new(&staged, text.as_bytes(), 0o644) {
+                let _ = std::fs::remove_file(temporary);
+                return Err(error);
+            }
+            Some((staged, path))
+        }
+        None => None,
+    };
+    let renamed = crate::interrupt::commit(output, || -> Result<()> {
+        if let Some((staged, path)) = &staged {
+            std::fs::rename(staged, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        std::fs::rename(temporary, output)
+            .with_context(|| format!("cannot write {}", output.display()))
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(temporary);
+        if let Some((staged, _)) = &staged {
+            let _ = std::fs::remove_file(staged);
+        }
+    }
+    renamed
 }
 
 /// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
