@@ -389,6 +389,37 @@ fn a_dest_too_long_for_the_release_is_refused() {
     assert!(!deep.join("r1").exists());
 }
 
+/// A DEST or LINK whose name leaves no room for its siblings' names (`.NAME.pysfx-trash-PID`,
+/// 255 bytes at most) is a usage error before anything is made, whatever the process id.
+#[test]
+fn a_dest_or_link_name_too_long_for_its_siblings_is_a_usage_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    let long = "r".repeat(240);
+    let (code, result, stderr) = install_with(&site, &releases.join(&long), &python(11).path, &[]);
+    assert_eq!(code, 2, "{result}\n{stderr}");
+    assert!(stderr.contains("its name is 240 bytes"), "{stderr}");
+    assert!(!releases.exists(), "the run made {}", releases.display());
+    let link = work.path().join(&long);
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("1"),
+        &python(11).path,
+        &[OsStr::new("--link"), link.as_os_str()],
+    );
+    assert_eq!(code, 2, "{result}\n{stderr}");
+    assert!(!releases.exists());
+    // 231 bytes is the most, and works.
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("r".repeat(231)),
+        &python(11).path,
+        &[],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}
+
 /// `base` with components of 200 bytes below it, as many as stay under `length` bytes.
 fn deep_below(base: &Path, length: usize) -> PathBuf {
     let mut deep = base.to_path_buf();

@@ -481,11 +481,36 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
         .as_deref()
         .map(|link| absolute_path(link, "--link"))
         .transpose()?;
+    check_name_length(&destination, "DEST")?;
     if let Some(link) = &link {
+        check_name_length(link, "--link")?;
         check_link_outside(link, &destination)?;
         check_link(link)?;
     }
     Ok((destination, link))
+}
+
+/// The longest name a run gives a sibling of DEST or LINK beside its own: `.NAME` and
+/// `.pysfx-trash-` and a process id of up to 10 digits.
+const SIBLING_EXTRA: usize = ".".len() + ".pysfx-trash-".len() + 10;
+
+/// DEST's and LINK's names must leave room for their siblings' (exit 2, before anything is
+/// written): a name that fits only for short process ids would fail half the time, after the
+/// lock file was made, or after the install.
+pub(crate) fn check_name_length(path: &Path, what: &str) -> Result<(), Failure> {
+    let length = path.file_name().map_or(0, |name| name.len());
+    let most = 255 - SIBLING_EXTRA;
+    if length > most {
+        return Err(Failure::new(
+            code::USAGE,
+            format!(
+                "{what} {}: its name is {length} bytes; pysfx needs at most {most} (a run names \
+                 its siblings .NAME.pysfx-trash-PID, and Linux takes no name over 255 bytes)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// LINK may not be DEST or lie inside it (exit 2): as written, and as the kernel resolves them

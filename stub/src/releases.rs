@@ -173,6 +173,7 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     let destination = absolute_path(destination, "--activate")?;
     let link = absolute_path(cli.link.as_deref().unwrap_or(Path::new("")), "--link")?;
     crate::install::check_link_outside(&link, &destination)?;
+    crate::install::check_name_length(&link, "--link")?;
     let moved = pysfx_release::activate::activate(&destination, &link, &app_name()?)?;
     if !moved {
         info!(
