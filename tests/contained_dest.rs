@@ -197,9 +197,13 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
         r#"{"SECRET_KEY": "s"}"#,
     )
     .expect("environment.json");
-    // What a SIGKILL between `DEST → .old` and `tmp → DEST` leaves (kernels before 3.15).
+    // What a SIGKILL between `DEST → .old` and `tmp → DEST` leaves (kernels before 3.15): the
+    // new release complete, its receipt written, beside the old one moved aside.
+    let built = releases.join(".1.pysfx-tmp-999999");
+    let copied = run(Command::new("cp").arg("-a").arg(&destination).arg(&built));
+    assert!(copied.status.success(), "{copied:?}");
+    std::fs::remove_file(built.join("environment.json")).expect("not the new release's");
     std::fs::rename(&destination, releases.join(".1.pysfx-old-999999")).expect("move aside");
-    std::fs::create_dir_all(releases.join(".1.pysfx-tmp-999999/venv")).expect("partial tree");
     let (code, result, stderr) = install_with(&first, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
     // Put back, not installed again (its environment.json is there): DEST did not exist
@@ -211,6 +215,15 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
         r#"{"SECRET_KEY": "s"}"#
     );
     assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
+    // A tree of that name holding a release, of a process that still runs, may be a release
+    // someone put there: left alone, with a warning.
+    let alive = releases.join(format!(".1.pysfx-tmp-{}", std::process::id()));
+    let copied = run(Command::new("cp").arg("-a").arg(&destination).arg(&alive));
+    assert!(copied.status.success(), "{copied:?}");
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("holds a release: left alone"), "{stderr}");
+    assert!(alive.join("pysfx-receipt.json").is_file());
 }
 
 /// The lock file a refused run leaves (`-d foreign/x` where x is a file) is no release: it

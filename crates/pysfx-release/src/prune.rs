@@ -287,12 +287,34 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
     removed
 }
 
-/// Whether a leftover's name holds a whole release (a receipt in it): a run leaves none such
-/// (the prune removes a release's receipt first), so it is a release someone renamed there,
-/// and removing it would destroy it. Left alone, with a warning.
+/// Whether a leftover's name holds a whole release (a receipt in it) that may not be removed.
+/// A run killed between writing its receipt and renaming its tree into place leaves one
+/// (`-tmp-`), and so does one killed between a `--force`'s renames (the replaced release, as
+/// `-tmp-` or `-old-`): when the process its name ends with is gone, it is that, and goes.
+/// Otherwise (a process of that id runs, or no id) it may be a release someone renamed there,
+/// and removing it would destroy it: left alone, with a warning. (Callers hold the lock of
+/// the release the leftover is named for, which every run on it holds.)
 pub fn holds_a_release(path: &Path) -> bool {
     let holds = std::fs::symlink_metadata(path.join(crate::receipt::RECEIPT_NAME))
         .is_ok_and(|metadata| metadata.is_file());
+    let pid = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.rsplit('-').next())
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<i32>().ok())
+        .filter(|pid| *pid > 0);
+    let gone = pid.is_some_and(|pid| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
+    });
+    if holds && gone {
+        debug!(
+            "{} holds the release a killed run left; removed",
+            path.display()
+        );
+        return false;
+    }
     if holds {
         warn!(
             "{} is named as a leftover of an interrupted run but holds a release: left alone \
