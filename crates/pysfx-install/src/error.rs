@@ -85,15 +85,19 @@ pub fn io_fault(error: &std::io::Error) -> Fault {
 }
 
 /// The interpreter's errors are the machine's; a failed compile is other, unless it ran out
-/// of space writing the byte-code (its reason carries the I/O error's text).
+/// of space writing the byte-code (its reason carries the I/O error's text) or its
+/// interpreter hung.
 pub fn venv_fault(error: &VenvError) -> Fault {
     match error {
         VenvError::Io { source, .. } => io_fault(source),
         VenvError::NotRunnable { .. }
         | VenvError::Unsupported { .. }
         | VenvError::BadInterpreter { .. } => Fault::Machine,
+        // Out of space, or an interpreter that hangs (a worker gave no answer in time).
         VenvError::Compile { reason }
-            if reason.contains("(os error 28)") || reason.contains("(os error 122)") =>
+            if reason.contains("(os error 28)")
+                || reason.contains("(os error 122)")
+                || reason.contains("gave no answer") =>
         {
             Fault::Machine
         }

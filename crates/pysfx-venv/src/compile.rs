@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Duration;
 
 use pysfx_tree::{CopyError, CopyOptions, DiskTree, Sink, Stamp, Tree, TreeError};
 
@@ -413,6 +414,7 @@ impl Worker {
     ) -> Result<(), String> {
         let mut in_flight: VecDeque<CompileJob> = VecDeque::new();
         let mut line = String::new();
+        let timeout = answer_timeout();
         loop {
             while in_flight.len() < IN_FLIGHT {
                 // Waits for a job only when the worker has nothing to do.
@@ -441,6 +443,9 @@ impl Worker {
             };
             stdin.flush().map_err(stopped)?;
             line.clear();
+            if stdout.buffer().is_empty() {
+                wait_for_answer(stdout.get_ref(), timeout)?;
+            }
             match stdout.read_line(&mut line) {
                 Ok(0) => return Err(stopped(std::io::ErrorKind::UnexpectedEof.into())),
                 Ok(_) => {}
@@ -502,6 +507,42 @@ impl Worker {
 }
 
 /// Why feeding a worker failed: its pipes broke or it stopped mid-answer.
+/// Environment variable: how many whole seconds a compile worker may take to answer for one
+/// file (60 by default, as uv's; a worker that never answers would hang the install).
+pub const COMPILE_TIMEOUT_VARIABLE: &str = "PYSFX_COMPILE_TIMEOUT";
+
+fn answer_timeout() -> Duration {
+    std::env::var(COMPILE_TIMEOUT_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|seconds| (1..=86_400).contains(seconds))
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+/// Waits until the worker's answer can be read, for `timeout` at most.
+fn wait_for_answer(stdout: &ChildStdout, timeout: Duration) -> Result<(), String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let wait = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, wait) {
+            Ok(0) if left.is_zero() => {
+                return Err(format!(
+                    "a compile worker gave no answer for {} s (the interpreter hangs; \
+                     {COMPILE_TIMEOUT_VARIABLE} sets the time, in seconds)",
+                    timeout.as_secs()
+                ))
+            }
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            // Readable, closed or failed: the read says which.
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn stopped(error: std::io::Error) -> String {
     format!("a worker stopped answering: {error}")
 }
@@ -575,6 +616,33 @@ mod tests {
             old.header(u64::MAX, 1),
             [0x33, 0x0d, 0x0d, 0x0a, 255, 255, 255, 255, 1, 0, 0, 0]
         );
+    }
+
+    /// A worker that never answers is given up on (the install fails, it does not hang); one
+    /// that answers, or exits, is read at once.
+    #[test]
+    fn a_worker_that_never_answers_is_given_up_on() {
+        let spawn = |script: &str| {
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sh")
+        };
+        let mut silent = spawn("sleep 30");
+        let started = std::time::Instant::now();
+        let stdout = silent.stdout.take().expect("stdout");
+        let error = wait_for_answer(&stdout, Duration::from_secs(1)).expect_err("no answer");
+        assert!(error.contains("gave no answer for 1 s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let _ = silent.kill();
+        let _ = silent.wait();
+        for script in ["echo answer", "exit 0"] {
+            let mut child = spawn(script);
+            let stdout = child.stdout.take().expect("stdout");
+            assert_eq!(wait_for_answer(&stdout, Duration::from_secs(20)), Ok(()));
+            let _ = child.wait();
+        }
     }
 
     #[test]
