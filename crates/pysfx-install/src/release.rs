@@ -295,7 +295,11 @@ fn make_venv(
         site_packages: interpreter.site_packages(),
     };
     create_venv(&venv, interpreter, options.pysfx_version)?;
-    write_hooks(&venv.root.join(&venv.site_packages), app_name)?;
+    // The hook module's byte-code, as the query compiled it, unless --no-compile.
+    let format = PycFormat::of(interpreter).filter(|_| !options.no_compile);
+    let code = (interpreter.hook_code.as_deref()).and_then(pysfx_venv::from_hex);
+    let bytecode = format.as_ref().zip(code.as_deref());
+    write_hooks(&venv.root.join(&venv.site_packages), app_name, bytecode)?;
     let layout = Layout {
         site_packages: venv.site_packages.clone(),
         python_version: interpreter.major_minor(),

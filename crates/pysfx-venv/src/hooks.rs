@@ -13,7 +13,7 @@ use pysfx_tree::write_new;
 pub const HOOK_MODULE: &str = "loadenv";
 pub const HOOK_PTH: &str = "loadenv-init.pth";
 
-use crate::VenvError;
+use crate::{PycFormat, VenvError};
 
 /// `loadenv-init.pth`: an `import` line, which `site` executes.
 pub const LOADENV_INIT_PTH: &str = "import loadenv; loadenv.load()\n";
@@ -143,8 +143,14 @@ pub fn app_pth(app_name: &str) -> String {
 }
 
 /// Writes the three hook files into `site_packages`, each as a new file (a wheel that shipped
-/// one of these names was refused before anything was written).
-pub fn write_hooks(site_packages: &Path, app_name: &str) -> Result<(), VenvError> {
+/// one of these names was refused before anything was written), and with `bytecode` (the
+/// interpreter's format and the hook module's marshalled code, from its query) the hook
+/// module's `.pyc`, so that a release's byte-code is all in place.
+pub fn write_hooks(
+    site_packages: &Path,
+    app_name: &str,
+    bytecode: Option<(&PycFormat, &[u8])>,
+) -> Result<(), VenvError> {
     for (name, text) in [
         (format!("{app_name}.pth"), app_pth(app_name)),
         (HOOK_PTH.to_string(), LOADENV_INIT_PTH.to_string()),
@@ -154,7 +160,36 @@ pub fn write_hooks(site_packages: &Path, app_name: &str) -> Result<(), VenvError
         write_new(&path, text.as_bytes(), 0o644)
             .map_err(|source| VenvError::Io { path, source })?;
     }
-    Ok(())
+    let Some((format, code)) = bytecode else {
+        return Ok(());
+    };
+    let source = site_packages.join(format!("{HOOK_MODULE}.py"));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VenvError::Io { path, source }
+    };
+    let metadata = std::fs::symlink_metadata(&source).map_err(io(&source))?;
+    let Some(pyc) = format.pyc_of(&format!("{HOOK_MODULE}.py")) else {
+        return Ok(());
+    };
+    pysfx_tree::create_dirs_below(site_packages, "__pycache__")
+        .map_err(io(&site_packages.join("__pycache__")))?;
+    let pyc = site_packages.join(pyc);
+    let mtime = std::os::unix::fs::MetadataExt::mtime(&metadata).max(0) as u64;
+    let mut bytes = format.header(mtime, metadata.len());
+    bytes.extend_from_slice(code);
+    write_new(&pyc, &bytes, 0o644).map_err(io(&pyc))
+}
+
+/// Bytes from hex (the query's `hook_code`); `None` for anything else.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ mod interpreter;
 mod venv;
 
 pub use compile::{compile, CompileJob, Compiler, PycFormat, WrittenPyc};
-pub use hooks::{app_pth, write_hooks, HOOK_MODULE, HOOK_PTH, LOADENV_INIT_PTH, LOADENV_PY};
+pub use hooks::{
+    app_pth, from_hex, write_hooks, HOOK_MODULE, HOOK_PTH, LOADENV_INIT_PTH, LOADENV_PY,
+};
 pub use interpreter::{
     on_child, BinaryIdentity, Interpreter, Limits, QUERY_SCRIPT, QUERY_TIMEOUT_VARIABLE,
 };

@@ -193,6 +193,7 @@ mod tests {
             platform_python_implementation: "CPython".into(),
             python_full_version: format!("{}.{}.{}", version.0, version.1, version.2),
             implementation_version: format!("{}.{}.{}", version.0, version.1, version.2),
+            hook_code: None,
             answer: String::new(),
         }
     }

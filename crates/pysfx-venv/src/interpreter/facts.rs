@@ -59,6 +59,11 @@ pub struct Interpreter {
     /// `sys.implementation.version` as packaging formats it (`3.12.0rc1`).
     #[serde(default)]
     pub implementation_version: String,
+    /// The marshalled code of pysfx's hook module (`loadenv.py`), compiled by the query, in
+    /// hex (the line after its answer); not kept in a receipt (a release is installed from the
+    /// interpreter's own answer).
+    #[serde(skip)]
+    pub hook_code: Option<String>,
     /// The query's answer as the interpreter printed it (JSON), which these facts were read
     /// from: what a receipt keeps to read them again.
     #[serde(skip)]

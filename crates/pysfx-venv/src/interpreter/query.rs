@@ -80,6 +80,12 @@ info = {
     "implementation_version": full_version(sys.implementation.version),
 }
 sys.stdout.write(json.dumps(info))
+if len(sys.argv) > 1:
+    # On a line of its own after the answer (which a receipt keeps): the byte-code of pysfx's
+    # hook module, whose source is the argument, so that a release has it in place; the
+    # import system gives it the file's name when it loads it.
+    import marshal
+    sys.stdout.write("\n" + marshal.dumps(compile(sys.argv[1], "loadenv.py", "exec")).hex())
 "#;
 
 impl Interpreter {
@@ -137,18 +143,22 @@ impl Interpreter {
         };
         // -I: no environment, user site or working directory; -S: no site (its .pth files
         // can cost more than the query).
-        let run =
-            run_bounded(python, &["-I", "-S", "-c", QUERY_SCRIPT], limits).map_err(|source| {
-                // A directory cannot be run: "Permission denied" would not say why.
-                let source = match std::path::Path::new(python).is_dir() {
-                    true => std::io::Error::other("it is a directory"),
-                    false => source,
-                };
-                VenvError::NotRunnable {
-                    python: python.to_string(),
-                    source,
-                }
-            })?;
+        let run = run_bounded(
+            python,
+            &["-I", "-S", "-c", QUERY_SCRIPT, crate::LOADENV_PY],
+            limits,
+        )
+        .map_err(|source| {
+            // A directory cannot be run: "Permission denied" would not say why.
+            let source = match std::path::Path::new(python).is_dir() {
+                true => std::io::Error::other("it is a directory"),
+                false => source,
+            };
+            VenvError::NotRunnable {
+                python: python.to_string(),
+                source,
+            }
+        })?;
         let status = match run.ending {
             Ending::Exited(status) => status,
             ending => return Err(bad(ending.describe(&limits))),
@@ -167,15 +177,19 @@ impl Interpreter {
                 excerpt(&run)
             )));
         }
-        let mut interpreter: Interpreter =
-            serde_json::from_slice(&run.stdout).map_err(|error| {
-                bad(format!(
-                    "unexpected answer to the interpreter query ({error}): {}",
-                    excerpt(&run)
-                ))
-            })?;
+        let (answer, hook_code) = match run.stdout.iter().position(|byte| *byte == b'\n') {
+            Some(end) => (&run.stdout[..end], Some(&run.stdout[end + 1..])),
+            None => (&run.stdout[..], None),
+        };
+        let mut interpreter: Interpreter = serde_json::from_slice(answer).map_err(|error| {
+            bad(format!(
+                "unexpected answer to the interpreter query ({error}): {}",
+                excerpt(&run)
+            ))
+        })?;
         interpreter.requested = python.to_string();
-        interpreter.answer = String::from_utf8_lossy(&run.stdout).into_owned();
+        interpreter.answer = String::from_utf8_lossy(answer).into_owned();
+        interpreter.hook_code = hook_code.map(|code| String::from_utf8_lossy(code).into_owned());
         debug!(
             python,
             version = %interpreter.version(),
