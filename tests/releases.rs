@@ -1111,7 +1111,7 @@ fn check_holds_the_venvs_own_files() {
         .map(|d| d["differs"].clone());
     assert_eq!(
         python_differs,
-        Some(serde_json::json!(["kind", "python"])),
+        Some(serde_json::json!(["target", "python"])),
         "{result}"
     );
 

@@ -241,9 +241,12 @@ fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
         Err(_) => return Some(Finding::Modified(vec!["unreadable"])),
     };
     if let Some(target) = &expected.link {
-        let same = metadata.file_type().is_symlink()
-            && std::fs::read_link(path).is_ok_and(|found| found.as_os_str() == target.as_str());
-        return (!same).then(|| Finding::Modified(vec!["kind"]));
+        if !metadata.file_type().is_symlink() {
+            return Some(Finding::Modified(vec!["kind"]));
+        }
+        // Still a link, pointing elsewhere.
+        let same = std::fs::read_link(path).is_ok_and(|found| found.as_os_str() == target.as_str());
+        return (!same).then(|| Finding::Modified(vec!["target"]));
     }
     if !metadata.is_file() {
         return Some(Finding::Modified(vec!["kind"]));
