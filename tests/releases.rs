@@ -497,9 +497,17 @@ fn a_link_that_fails_after_the_install_says_the_release_is_installed() {
     let site = artifact(work.path(), "demoapp");
     let release = work.path().join("releases/1");
     let blocker = work.path().join("srv");
+    // A file where LINK's directory should be is refused before anything is written.
     std::fs::write(&blocker, "a file where LINK's directory should be").expect("write");
     let link = blocker.join("current");
     let args = [OsStr::new("--link"), link.as_os_str()];
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &args);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    assert!(!release.exists());
+    std::fs::remove_file(&blocker).expect("remove");
+    // A dangling link there is found only when LINK is made: after the install.
+    std::os::unix::fs::symlink(work.path().join("nowhere"), &blocker).expect("symlink");
     let (code, result, stderr) = install_with(&site, &release, &python(11).path, &args);
     assert_eq!(code, 1, "{result}\n{stderr}");
     assert_eq!(result["changed"], true, "{result}");

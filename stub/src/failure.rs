@@ -122,6 +122,7 @@ impl From<pysfx_release::ReleaseError> for Failure {
         let code = match &error {
             ReleaseError::Io { source, .. } => io_code(source),
             ReleaseError::LinkNotSymlink { .. }
+            | ReleaseError::LinkParentNotDirectory { .. }
             | ReleaseError::NotARelease { .. }
             | ReleaseError::OtherApp { .. } => code::CONFLICT,
             ReleaseError::NoLink { .. } | ReleaseError::NotCheckable { .. } => code::OTHER,

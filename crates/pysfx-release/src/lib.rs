@@ -36,6 +36,9 @@ pub enum ReleaseError {
     /// LINK exists and is not a symlink (exit 5).
     #[error("--link {} exists and is not a symlink; refusing to replace it", link.display())]
     LinkNotSymlink { link: PathBuf },
+    /// What LINK's parent would be is not a directory (exit 5).
+    #[error("--link {}: {} is not a directory; refusing it", link.display(), parent.display())]
+    LinkParentNotDirectory { link: PathBuf, parent: PathBuf },
     /// LINK does not exist (exit 1: there is nothing to show).
     #[error("{} does not exist; give the link that points at the current release", link.display())]
     NoLink { link: PathBuf },

@@ -12,7 +12,16 @@ pub fn check_link(link: &Path) -> Result<(), ReleaseError> {
         Ok(metadata) if !metadata.file_type().is_symlink() => Err(ReleaseError::LinkNotSymlink {
             link: link.to_path_buf(),
         }),
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        // Its parents, as far as they exist, must be directories (links to them followed): a
+        // file there would fail the switch only after the install.
+        Err(_) => match link.ancestors().skip(1).find(|parent| parent.exists()) {
+            Some(parent) if !parent.is_dir() => Err(ReleaseError::LinkParentNotDirectory {
+                link: link.to_path_buf(),
+                parent: parent.to_path_buf(),
+            }),
+            _ => Ok(()),
+        },
     }
 }
 
