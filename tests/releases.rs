@@ -1021,6 +1021,28 @@ fn keep_leaves_another_users_release_in_place() {
         &[OsStr::new("--check"), releases.join("1").as_os_str()],
     );
     assert_eq!(code, 0, "{result}\n{stderr}");
+    // `--activate` of root's release whose lock the deploy user may not open: a permission
+    // problem (exit 4), not a release in use, and LINK stays.
+    let lock = releases.join(".1.pysfx-lock");
+    let owned = run(Command::new("chown").arg("0:0").arg(&lock));
+    let closed = run(Command::new("chmod").arg("0600").arg(&lock));
+    assert!(owned.status.success() && closed.status.success());
+    let output = run_as_nobody(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            releases.join("1").as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        releases.join("3")
+    );
 }
 
 /// A release whose venv was moved elsewhere and replaced by a link to it: every file is still

@@ -20,9 +20,20 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
             let lock =
                 destination.with_file_name(format!(".{}.pysfx-lock", name.to_string_lossy()));
             try_lock(&lock, FlockArg::LockSharedNonblock).map_err(|error| {
-                ReleaseError::NotARelease {
-                    path: destination.to_path_buf(),
-                    reason: format!("is in use ({error})"),
+                // A lock this user may not open is no release in use (exit 4, as any file
+                // the run may not read).
+                match std::fs::File::open(&lock) {
+                    Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                        ReleaseError::Io {
+                            what: "cannot open the lock",
+                            path: lock.clone(),
+                            source,
+                        }
+                    }
+                    _ => ReleaseError::NotARelease {
+                        path: destination.to_path_buf(),
+                        reason: format!("is in use ({error})"),
+                    },
                 }
             })?
         }
