@@ -161,8 +161,8 @@ impl Excludes {
 /// Every file and link under `root` that is not excluded, sorted by payload name (`prefix` +
 /// relative `/`-path). `flag` names the option `root` came from, for messages.
 pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Result<Vec<TreeFile>> {
-    let metadata =
-        std::fs::metadata(root).with_context(|| format!("cannot read {}", shown(root)))?;
+    let metadata = std::fs::metadata(root)
+        .with_context(|| format!("{flag} {}: cannot read the directory", shown(root)))?;
     if !metadata.is_dir() {
         bail!("{flag} {}: not a directory", shown(root));
     }

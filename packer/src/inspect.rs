@@ -440,17 +440,19 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
         let found =
             pysfx_format::read_sbom(payload, &name).map_err(|error| corrupt(anyhow!(error)))?;
         let Some(found) = found else { continue };
-        let differs = match same_version {
-            true => found != bytes,
-            false => components(&found) != components(&bytes),
+        let listed = components(&found) == components(&bytes);
+        let why = match (listed, same_version && found != bytes) {
+            (false, _) => "it lists other components or versions than the artifact carries",
+            (true, true) => {
+                "it lists what the artifact carries, but is not the text this \
+                             pysfx version writes for it"
+            }
+            (true, false) => continue,
         };
-        if differs {
-            return Err(corrupt(anyhow!(
-                "{}: {name} is not the SBOM of the manifest (it lists other components or \
-                 versions than the artifact carries)",
-                payload.path().display()
-            )));
-        }
+        return Err(corrupt(anyhow!(
+            "{}: {name} is not the SBOM of the manifest ({why})",
+            payload.path().display()
+        )));
     }
     Ok(())
 }

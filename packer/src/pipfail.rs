@@ -88,6 +88,36 @@ pub fn classify(stderr: &str) -> PipFailure {
     PipFailure::Other
 }
 
+/// The requirements files pip reads (pysfx's copies, next to each other in the work
+/// directory) and the user's files they copy, for pip's messages.
+static COPIES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers that pip reads `original` as `copy`.
+pub fn copied(copy: &std::path::Path, original: &std::path::Path) {
+    let mut copies = COPIES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    copies.push((
+        copy.to_string_lossy().into_owned(),
+        original.to_string_lossy().into_owned(),
+    ));
+}
+
+/// `text` with each copy's path written as the user's file's.
+fn originals(text: &str) -> String {
+    let copies = COPIES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut text = text.to_string();
+    // The longest first: `…/10.txt` is not `…/1.txt` followed by `0`.
+    let mut sorted: Vec<&(String, String)> = copies.iter().collect();
+    sorted.sort_by_key(|(copy, _)| std::cmp::Reverse(copy.len()));
+    for (copy, original) in sorted {
+        text = text.replace(copy.as_str(), original);
+    }
+    text
+}
+
 impl PipFailure {
     /// A few words for the error line.
     pub fn summary(self) -> &'static str {
@@ -138,6 +168,8 @@ impl PipFailure {
                 .copied(),
         }?;
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
+        // "(from line 3 of …/requirements/target/1.txt)" names pysfx's copy: the user's file.
+        let line = &originals(line);
         // "(from -r …/requirements/target/0.txt (line 3))" names pysfx's copy of the file.
         let line = match line.split_once(" (from -r ") {
             Some((before, _)) => before,

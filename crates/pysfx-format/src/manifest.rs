@@ -68,11 +68,13 @@ impl Manifest {
             .as_deref()
             .map(|version| format!(" {version}"))
             .unwrap_or_default();
+        let count = self.base_wheels().count();
         Some(format!(
-            "thin: relies on {} wheels of {}{version} (payload {}), taken from a release beside DEST that installed them",
-            self.base_wheels().count(),
+            "thin: relies on {count} wheel{} of {}{version} (payload {}), taken from a release beside DEST that installed {}",
+            if count == 1 { "" } else { "s" },
             base.app,
-            base.payload_sha256
+            base.payload_sha256,
+            if count == 1 { "it" } else { "them" },
         ))
     }
 }

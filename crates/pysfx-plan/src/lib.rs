@@ -169,7 +169,7 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
     if let (None, Some((set_name, unmet))) = (&first_failure, first_unmet) {
         let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
         return Err(PlanError::Unmet(format!(
-            "set {set_name} does not meet {} for CPython {}: {}; nothing was installed (pack the missing distributions into the artifact)",
+            "set {set_name} does not meet {} for CPython {}: {}; pack the missing distributions into the artifact",
             if lines.len() == 1 { "a requirement" } else { "these requirements" },
             interpreter.version(),
             lines.join("; ")

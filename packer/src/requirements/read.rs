@@ -180,6 +180,7 @@ impl Requirements {
             std::fs::write(&path, out.join("\n") + "\n")
                 .with_context(|| format!("cannot write {}", path.display()))?;
             tracing::debug!("pip reads {} as {}", file.path.display(), path.display());
+            crate::pipfail::copied(&path, &file.path);
         }
         Ok(self.top.iter().map(|index| copy_path(*index)).collect())
     }
