@@ -748,9 +748,11 @@ fn keep_leaves_the_new_release_stamped() {
     assert!(linked_files > 0, "{result}");
     assert_eq!(stamped_links(&log), linked_files, "{result}\n{log}");
     let pyc = shared_pyc(&release(3), &release(4));
+    // Every `.pyc` of the wheels (the hook module's is the release's own, written fresh).
     let shipped = tree(&release(4))
         .into_iter()
         .filter(|relative| relative.starts_with("venv/") && relative.ends_with(".pyc"))
+        .filter(|relative| !relative.contains("/__pycache__/loadenv."))
         .count();
     assert_eq!(pyc.len(), shipped, "byte-code not linked: {pyc:?}");
     for number in [3, 4] {
