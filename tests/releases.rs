@@ -624,6 +624,75 @@ fn a_re_run_keeps_the_release_link_replaced_even_past_an_unlinked_one() {
     );
 }
 
+/// `--activate` records the release LINK served, as an install that moves LINK does: the
+/// activated release deployed again with `--keep` keeps the release it was rolled back from,
+/// not the one its first install replaced. A first `--link` replaces nothing: `--keep 1` then
+/// keeps one release. A lock file that is a FIFO is refused at once, never waited on.
+#[test]
+fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    let python = python(11).path;
+    for release in ["r1", "r2", "r3"] {
+        let (code, _, stderr) = install_with(&site, &releases.join(release), &python, &[]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let keep_one = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ];
+    let (code, result, stderr) = install_with(&site, &releases.join("r4"), &python, &keep_one);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&result["pruned"]), ["r1", "r2", "r3"], "{result}");
+    for release in ["r5", "r6", "r7"] {
+        install_linked(&site, &releases.join(release), &current, &[]);
+    }
+    let activate = |release: &str| {
+        let target = releases.join(release);
+        let args = [
+            OsStr::new("--activate"),
+            target.as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ];
+        let output = run(Command::new("timeout")
+            .arg("60")
+            .arg(&site)
+            .args(args)
+            .arg("-q"));
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // current: r7 -> r4 -> r6.
+    for release in ["r4", "r6"] {
+        let (code, stderr) = activate(release);
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let (code, result, stderr) = install_with(&site, &releases.join("r6"), &python, &keep_one);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&result["pruned"]), ["r5"], "{result}");
+    assert_eq!(names(&result["kept"]), ["r4", "r6", "r7"], "{result}");
+
+    let lock = releases.join(".r4.pysfx-lock");
+    std::fs::remove_file(&lock).expect("rm lock");
+    let status = Command::new("mkfifo").arg(&lock).status().expect("mkfifo");
+    assert!(status.success());
+    let (code, stderr) = activate("r4");
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        releases.join("r6")
+    );
+}
+
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
 fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     let status_args = [OsStr::new("--status"), current.as_os_str()];

@@ -435,6 +435,19 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("PYSFX_SIGN_PASSWORD"));
     assert!(!root.join("k.key").exists() && !root.join("k.pub").exists());
+    // An empty password protects nothing: a usage error too.
+    let output = run(Command::new(&binaries().pysfx)
+        .arg("keygen")
+        .arg("-o")
+        .arg(root.join("k"))
+        .env("PYSFX_SIGN_PASSWORD", ""));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("empty password"),
+        "{}",
+        text(&output)
+    );
+    assert!(!root.join("k.key").exists() && !root.join("k.pub").exists());
 
     let (secret, _) = keygen(root, "k", Some(PASSWORD));
     let before = std::fs::read(&secret).expect("read");

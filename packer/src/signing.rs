@@ -61,7 +61,7 @@ fn password(purpose: &str, confirm: bool) -> Result<String> {
     if let Some(value) = std::env::var_os(PASSWORD_VARIABLE) {
         return value
             .into_string()
-            .map_err(|_| anyhow!("{PASSWORD_VARIABLE} is not valid UTF-8"));
+            .map_err(|_| UsageError(format!("{PASSWORD_VARIABLE} is not valid UTF-8")).into());
     }
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(format!(
@@ -105,10 +105,12 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
     } else {
         let password = password(&format!("the new key {}", secret_path.display()), true)?;
         if password.is_empty() {
-            bail!(
+            return Err(UsageError(
                 "an empty password does not protect the key; give one, or pass --unencrypted \
-                 for a key kept in a secrets store"
-            );
+                 for a key kept in a secrets store; nothing was written"
+                    .to_owned(),
+            )
+            .into());
         }
         minisign::KeyPair::generate_encrypted_keypair(Some(password))
     }

@@ -423,6 +423,8 @@ fn switch(
         // record (LINK set by other means), the newest release installed before DEST.
         let replaced = match previous.as_deref() {
             Some(previous) if previous != destination => Some(previous.to_path_buf()),
+            // LINK made now: it replaced nothing.
+            None if link_moved => None,
             _ => lock::recorded_replaced(destination)
                 .or_else(|| pysfx_release::prune::installed_before(destination, app)),
         };

@@ -58,6 +58,9 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
     loop {
         let file = open_lock_file(&path)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // A prune removes a release's lock file with the release: one opened just before
+            // is a lock on nothing, and the next run makes another. Open the name again.
+            Ok(lock) if !pysfx_release::prune::still_names(&path, &lock) => continue,
             Ok(lock) => return Ok(DestinationLock { _lock: lock }),
             Err((_, Errno::EWOULDBLOCK)) => {
                 if started.elapsed() >= timeout {

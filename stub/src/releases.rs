@@ -174,7 +174,13 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     let link = absolute_path(cli.link.as_deref().unwrap_or(Path::new("")), "--link")?;
     crate::install::check_link_outside(&link, &destination)?;
     crate::install::check_name_length(&link, "--link")?;
+    // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
+    // that moved LINK (the record in DEST's lock file).
+    let previous = pysfx_release::status::link_target(&link).ok();
     let moved = pysfx_release::activate::activate(&destination, &link, &app_name()?)?;
+    if let Some(previous) = previous.filter(|previous| moved && *previous != destination) {
+        crate::lock::record_replaced(&destination, &previous);
+    }
     if !moved {
         info!(
             "{} already points at {}",

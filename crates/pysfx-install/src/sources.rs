@@ -163,7 +163,7 @@ pub fn check_unmoved(candidates: &[Candidate]) -> Result<(), PathBuf> {
 fn share_lock(release: &Path) -> Result<Option<Flock<File>>, String> {
     let name = release.file_name().unwrap_or_default().to_string_lossy();
     let path = release.with_file_name(format!(".{name}.pysfx-lock"));
-    pysfx_release::prune::try_lock(&path, FlockArg::LockSharedNonblock)
+    pysfx_release::prune::try_lock(&path, FlockArg::LockSharedNonblock).map_err(String::from)
 }
 
 /// The first candidate that installed the wheel with `sha256`.

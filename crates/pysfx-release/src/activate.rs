@@ -5,7 +5,7 @@ use std::path::Path;
 use nix::fcntl::FlockArg;
 
 use crate::link::{check_link, repoint_link};
-use crate::prune::try_lock;
+use crate::prune::{try_lock, LockRefused};
 use crate::{release, ReleaseError};
 
 /// Points LINK at the release in `destination` after a quick check that it is a complete
@@ -19,20 +19,22 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
         Some(name) => {
             let lock =
                 destination.with_file_name(format!(".{}.pysfx-lock", name.to_string_lossy()));
-            try_lock(&lock, FlockArg::LockSharedNonblock).map_err(|error| {
+            try_lock(&lock, FlockArg::LockSharedNonblock).map_err(|refused| {
                 // A lock this user may not open is no release in use (exit 4, as any file
                 // the run may not read).
-                match std::fs::File::open(&lock) {
-                    Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                match refused {
+                    LockRefused::Open(path, source)
+                        if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
                         ReleaseError::Io {
                             what: "cannot open the lock",
-                            path: lock.clone(),
+                            path,
                             source,
                         }
                     }
-                    _ => ReleaseError::NotARelease {
+                    refused => ReleaseError::NotARelease {
                         path: destination.to_path_buf(),
-                        reason: format!("is in use ({error})"),
+                        reason: format!("is in use ({refused})"),
                     },
                 }
             })?

@@ -206,10 +206,41 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Why [`try_lock`] took no lock.
+#[derive(Debug)]
+pub enum LockRefused {
+    /// The lock file cannot be opened (no permission to read it, …).
+    Open(PathBuf, std::io::Error),
+    /// Anything but a regular file is there (a FIFO, a directory, a link).
+    NotAFile(PathBuf),
+    /// Another run holds it, or removed it meanwhile.
+    Held,
+}
+
+impl std::fmt::Display for LockRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockRefused::Open(path, error) => {
+                write!(f, "cannot open its lock {}: {error}", path.display())
+            }
+            LockRefused::NotAFile(path) => {
+                write!(f, "its lock {} is not a regular file", path.display())
+            }
+            LockRefused::Held => f.write_str("another pysfx run holds its lock"),
+        }
+    }
+}
+
+impl From<LockRefused> for String {
+    fn from(refused: LockRefused) -> String {
+        refused.to_string()
+    }
+}
+
 /// Takes the lock file at `path` (`kind`: exclusive or shared) without waiting, never through
 /// a link or from a FIFO, and never making it. `Ok(None)`: there is no lock file (no run ever
 /// locked it, or its lock was removed); `Err`: a run holds it, or the file is no regular file.
-pub fn try_lock(path: &Path, kind: FlockArg) -> Result<Option<Flock<File>>, String> {
+pub fn try_lock(path: &Path, kind: FlockArg) -> Result<Option<Flock<File>>, LockRefused> {
     use nix::libc::{O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK};
     let file = match std::fs::OpenOptions::new()
         .read(true)
@@ -218,14 +249,30 @@ pub fn try_lock(path: &Path, kind: FlockArg) -> Result<Option<Flock<File>>, Stri
     {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("cannot open its lock {}: {error}", path.display())),
+        Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(LockRefused::NotAFile(path.to_path_buf()))
+        }
+        Err(error) => return Err(LockRefused::Open(path.to_path_buf(), error)),
     };
     if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("its lock {} is not a regular file", path.display()));
+        return Err(LockRefused::NotAFile(path.to_path_buf()));
     }
-    Flock::lock(file, kind)
-        .map(Some)
-        .map_err(|_| "another pysfx run holds its lock".to_string())
+    let lock = Flock::lock(file, kind).map_err(|_| LockRefused::Held)?;
+    // A lock file a prune removed between the open and the lock protects nothing: the next
+    // run makes another at the name. Taken as held: whoever removed it was working there.
+    if !still_names(path, &lock) {
+        return Err(LockRefused::Held);
+    }
+    Ok(Some(lock))
+}
+
+/// Whether `path` still names the file `file` has open (a lock file is removed with its
+/// release, and one opened just before is then a lock on nothing).
+pub fn still_names(path: &Path, file: &File) -> bool {
+    match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
 }
 
 /// Removes what killed runs left beside the releases: `.<name>.pysfx-tmp-*`, `-old-*` and
@@ -338,6 +385,33 @@ fn leftover(file_name: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use crate::testing::fake_release;
+
+    /// A lock file removed (its release pruned) after a run opened it is a lock on nothing:
+    /// the run must see that the name no longer leads to it, and one made again there.
+    #[test]
+    fn a_lock_file_removed_after_it_was_opened_is_no_lock() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let path = temporary.path().join(".1.pysfx-lock");
+        std::fs::write(&path, "").expect("lock file");
+        let opened = File::open(&path).expect("open");
+        assert!(still_names(&path, &opened));
+        std::fs::remove_file(&path).expect("prune");
+        assert!(!still_names(&path, &opened));
+        std::fs::write(&path, "").expect("made again");
+        assert!(!still_names(&path, &opened));
+        let held = try_lock(&path, FlockArg::LockExclusiveNonblock).expect("free");
+        assert!(matches!(
+            try_lock(&path, FlockArg::LockSharedNonblock),
+            Err(LockRefused::Held)
+        ));
+        drop(held);
+        std::fs::remove_file(&path).expect("rm");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        assert!(matches!(
+            try_lock(&path, FlockArg::LockSharedNonblock),
+            Err(LockRefused::NotAFile(_))
+        ));
+    }
 
     #[test]
     fn leftover_names() {

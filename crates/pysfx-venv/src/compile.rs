@@ -511,12 +511,17 @@ impl Worker {
 /// file (60 by default, as uv's; a worker that never answers would hang the install).
 pub const COMPILE_TIMEOUT_VARIABLE: &str = "PYSFX_COMPILE_TIMEOUT";
 
+/// `$PYSFX_COMPILE_TIMEOUT` (1 to 86400 whole seconds), else 60; read, and a bad value
+/// reported, once per run.
 fn answer_timeout() -> Duration {
-    std::env::var(COMPILE_TIMEOUT_VARIABLE)
-        .ok()
-        .and_then(|value| value.parse::<u64>().ok())
-        .filter(|seconds| (1..=86_400).contains(seconds))
-        .map_or(Duration::from_secs(60), Duration::from_secs)
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        crate::interpreter::seconds_from(
+            COMPILE_TIMEOUT_VARIABLE,
+            std::env::var_os(COMPILE_TIMEOUT_VARIABLE).as_deref(),
+            Duration::from_secs(60),
+        )
+    })
 }
 
 /// Waits until the worker's answer can be read, for `timeout` at most.

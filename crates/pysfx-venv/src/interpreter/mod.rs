@@ -12,4 +12,4 @@ pub use facts::Interpreter;
 pub use identity::BinaryIdentity;
 pub use query::QUERY_SCRIPT;
 pub use run::{on_child, Limits, QUERY_TIMEOUT_VARIABLE};
-pub(crate) use run::{run_bounded, Ending};
+pub(crate) use run::{run_bounded, seconds_from, Ending};

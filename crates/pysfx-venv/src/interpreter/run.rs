@@ -50,11 +50,21 @@ impl Default for Limits {
     }
 }
 
-/// The timeout a `$PYSFX_QUERY_TIMEOUT` value asks for: 1 to 86400 whole seconds; anything
-/// else is reported (never echoed: it is the caller's environment) and the default used.
+/// The timeout a `$PYSFX_QUERY_TIMEOUT` value asks for (see [`seconds_from`]).
 pub(super) fn timeout_from(value: Option<&std::ffi::OsStr>) -> Duration {
+    seconds_from(QUERY_TIMEOUT_VARIABLE, value, Limits::DEFAULT_TIMEOUT)
+}
+
+/// The time the environment variable `variable`, holding `value`, asks for: 1 to 86400 whole
+/// seconds; anything else is reported (never echoed: it is the caller's environment) and
+/// `default` used.
+pub(crate) fn seconds_from(
+    variable: &str,
+    value: Option<&std::ffi::OsStr>,
+    default: Duration,
+) -> Duration {
     let Some(value) = value else {
-        return Limits::DEFAULT_TIMEOUT;
+        return default;
     };
     match value
         .to_str()
@@ -63,10 +73,10 @@ pub(super) fn timeout_from(value: Option<&std::ffi::OsStr>) -> Duration {
         Some(seconds @ 1..=86_400) => Duration::from_secs(seconds),
         _ => {
             warn!(
-                "{QUERY_TIMEOUT_VARIABLE} is not a whole number of seconds from 1 to 86400; using {}",
-                Limits::DEFAULT_TIMEOUT.as_secs()
+                "{variable} is not a whole number of seconds from 1 to 86400; using {}",
+                default.as_secs()
             );
-            Limits::DEFAULT_TIMEOUT
+            default
         }
     }
 }
