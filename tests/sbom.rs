@@ -525,9 +525,10 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
         // (The install's own check, or the packer's against the SBOM it makes again.)
         assert!(stderr.contains("is not the SBOM of"), "{stderr}");
     }
-    // Of another version, an SBOM laid out otherwise with the same components passes.
+    // Whatever version the manifest claims, an SBOM is read only as pysfx writes it: one laid
+    // out otherwise, with the same components, is refused too.
     let relaid: serde_json::Value = serde_json::from_str(&sbom).expect("JSON");
-    let relaid = serde_json::to_vec_pretty(&relaid).expect("JSON");
+    let relaid = serde_json::to_vec(&relaid).expect("JSON");
     let other_layout = pysfx_e2e::reseal_replacing(
         &artifact,
         &root.join("relaid-old.sfx"),
@@ -535,11 +536,9 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
         &[(pysfx_format::SBOM_NAME, relaid.as_slice())],
     );
     let output = verify(&other_layout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not laid out as pysfx writes"), "{stderr}");
     // An SBOM holding a terminal's escape (which `--sbom` refuses to print): both verifiers
     // refuse it, as the install and `--sbom` do.
     let escaped = sbom.replace("tinylib", "tiny\u{1b}[2Jlib");
@@ -598,7 +597,21 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
         .as_array_mut()
         .expect("a list")
         .push(fake);
-    let pretty = |value: &Value| serde_json::to_string_pretty(value).expect("JSON");
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).expect("JSON") + "\n";
+    assert_eq!(pretty(&parsed), sbom, "pysfx writes its SBOMs so");
+    // A component added on one line, which a reader line by line would not see.
+    let one_line = sbom.replacen(
+        "  \"components\": [\n",
+        "  \"components\": [\n    {\"type\": \"library\", \"name\": \"fakepkg\", \"version\": \"6.6.6\"},\n",
+        1,
+    );
+    // tinylib's name given twice: JSON readers take the last, and list no tinylib.
+    let twice = sbom.replacen(
+        "      \"name\": \"tinylib\",\n",
+        "      \"name\": \"tinylib\",\n      \"name\": \"fakepkg\",\n",
+        1,
+    );
+    assert!(one_line != sbom && twice != sbom);
     let cases = [
         (
             "emptied",
@@ -608,13 +621,11 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
         (
             "added",
             pretty(&added),
-            "lists a wheel the manifest does not give it",
+            "lists a component the manifest does not give it: fakepkg 6.6.6",
         ),
-        (
-            "not JSON",
-            "hello\n".to_string(),
-            "not laid out as pysfx writes",
-        ),
+        ("one line", one_line, "not laid out as pysfx writes"),
+        ("twice", twice, "not laid out as pysfx writes"),
+        ("not JSON", "hello\n".to_string(), "not JSON"),
     ];
     for (case, text, message) in cases {
         let crafted = pysfx_e2e::reseal_replacing(
@@ -651,6 +662,30 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
     let printed = run(Command::new(&crafted).arg("--sbom"));
     assert_eq!(printed.status.code(), Some(3));
     assert!(printed.stdout.is_empty());
+    // Nor does `pysfx inspect --sbom`, which prints the same document or none.
+    let printed = run(Command::new(&binaries().pysfx)
+        .arg("inspect")
+        .arg(&crafted)
+        .arg("--sbom"));
+    assert_eq!(printed.status.code(), Some(3));
+    assert!(printed.stdout.is_empty());
+    // An artifact stores all its SBOMs or none: the set's taken out is refused, as by
+    // `pysfx verify` and `--verify`.
+    let crafted = pysfx_e2e::reseal_leaving_out(&artifact, &root.join("no-set.sfx"), &[set_sbom]);
+    let destination = root.join("releases/3");
+    let (code, _, stderr) = install_with(&crafted, &destination, &python.path, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("while the artifact holds its other SBOMs"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+    for check in ["--verify", "--sbom"] {
+        let output = run(Command::new(&crafted).arg(check));
+        assert_eq!(output.status.code(), Some(3), "{check}");
+    }
+    let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&crafted));
+    assert_eq!(output.status.code(), Some(3));
     // The genuine artifact installs, its release's SBOM listing tinylib.
     let destination = root.join("releases/2");
     let (code, _, stderr) = install_with(&artifact, &destination, &python.path, &[]);

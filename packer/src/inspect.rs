@@ -305,8 +305,10 @@ fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome
     let installed: Vec<&WheelEntry> = plan.wheels.iter().collect();
     let text = String::from_utf8_lossy(&bytes);
     let index = index.unwrap_or_default();
-    match pysfx_format::cut_for(payload.manifest(), index, &text, &installed) {
-        Ok(cut) => print(&cut.text),
+    let checked = pysfx_plan::sbom::all_stored(payload)
+        .and_then(|_| pysfx_plan::sbom::for_release(payload.manifest(), index, &text, &installed));
+    match checked {
+        Ok(text) => print(&text),
         Err(reason) => Err((
             CORRUPT,
             anyhow!(
@@ -324,7 +326,22 @@ fn print_sbom(payload: &mut Payload) -> Outcome {
     if let Some(bytes) = pysfx_format::read_sbom(payload, pysfx_format::SBOM_NAME)
         .map_err(|e| (CORRUPT, e.into()))?
     {
-        return print(&String::from_utf8_lossy(&bytes));
+        // Held to the manifest, as `./site.sfx --sbom` holds it: the same document or none.
+        let text = String::from_utf8_lossy(&bytes);
+        let checked = pysfx_plan::sbom::all_stored(payload).and_then(|_| {
+            pysfx_plan::sbom::check_stored(payload.manifest(), None, &text).map(|_| ())
+        });
+        return match checked {
+            Ok(()) => print(&text),
+            Err(reason) => Err((
+                CORRUPT,
+                anyhow!(
+                    "{}: {} is not the SBOM of this artifact: {reason}",
+                    payload.path().display(),
+                    pysfx_format::SBOM_NAME
+                ),
+            )),
+        };
     }
     tracing::info!(
         "{} holds no SBOM (packed by pysfx {}); made one from its manifest",
@@ -357,7 +374,11 @@ fn print_requirements(payload: &Payload, plan: Option<&pysfx_plan::Plan>) -> Out
     let (set_name, wheels) = match plan {
         Some(plan) => (plan.set_name.clone(), plan.wheels.iter().collect()),
         None => match manifest.sets.as_slice() {
-            [set] => (set.name.clone(), sbom::set_members(manifest, set)),
+            [set] => {
+                let mut members = sbom::set_members(manifest, set);
+                members.sort_by(|a, b| a.path.cmp(&b.path));
+                (set.name.clone(), members)
+            }
             [] => return Err((CORRUPT, anyhow!("the artifact has no wheel set"))),
             sets => {
                 let names: Vec<&str> = sets.iter().map(|set| set.name.as_str()).collect();
@@ -416,13 +437,13 @@ fn describe_need(need: &Option<GlibcVersion>) -> String {
 }
 
 /// The SBOMs an artifact carries are what its manifest makes them (`sbom::payload_entries`):
-/// one that differs would show scanners distributions or versions that are not installed.
-/// For artifacts of this pysfx version they must be those very bytes; another version may lay
-/// them out otherwise, but must still list the same components (package URL and SHA-256) as
-/// the manifest — the `pysfx_version` field is the artifact's word, not a licence to differ.
+/// the install's own check (in `verify_contents`) holds each to the manifest's wheels; for
+/// artifacts of this pysfx version they must also be those very bytes.
 fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> {
     let manifest = payload.manifest().clone();
-    let same_version = manifest.pysfx_version == env!("CARGO_PKG_VERSION");
+    if manifest.pysfx_version != env!("CARGO_PKG_VERSION") {
+        return Ok(());
+    }
     let corrupt = |error: anyhow::Error| (CORRUPT, error);
     let mut stored = Vec::new();
     std::io::Read::read_to_end(
@@ -439,60 +460,15 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
     for (name, bytes) in expected {
         let found =
             pysfx_format::read_sbom(payload, &name).map_err(|error| corrupt(anyhow!(error)))?;
-        let Some(found) = found else { continue };
-        let listed = components(&found) == components(&bytes);
-        let why = match (listed, same_version && found != bytes) {
-            (false, _) => "it lists other components or versions than the artifact carries",
-            (true, true) => {
-                "it lists what the artifact carries, but is not the text this \
-                             pysfx version writes for it"
-            }
-            (true, false) => continue,
-        };
-        return Err(corrupt(anyhow!(
-            "{}: {name} is not the SBOM of the manifest ({why})",
-            payload.path().display()
-        )));
+        if found.is_some_and(|found| found != bytes) {
+            return Err(corrupt(anyhow!(
+                "{}: {name} is not the SBOM of the manifest (it lists what the artifact \
+                 carries, but is not the text this pysfx version writes for it)",
+                payload.path().display()
+            )));
+        }
     }
     Ok(())
-}
-
-/// What an SBOM lists, whatever its layout: each component's package URL and SHA-256, and the
-/// application's name and version; `None` when it is not a CycloneDX JSON document.
-type Listed = (
-    Option<(String, String)>,
-    std::collections::BTreeSet<(String, String)>,
-);
-
-fn components(bytes: &[u8]) -> Option<Listed> {
-    let document: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let text = |value: &serde_json::Value, key: &str| {
-        value
-            .get(key)
-            .and_then(|field| field.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let application = document
-        .pointer("/metadata/component")
-        .map(|component| (text(component, "name"), text(component, "version")));
-    let listed = document
-        .get("components")?
-        .as_array()?
-        .iter()
-        .map(|component| {
-            let sha256 = component
-                .get("hashes")
-                .and_then(|hashes| hashes.as_array())
-                .into_iter()
-                .flatten()
-                .find(|hash| text(hash, "alg") == "SHA-256")
-                .map(|hash| text(hash, "content"))
-                .unwrap_or_default();
-            (text(component, "purl"), sha256)
-        })
-        .collect();
-    Some((application, listed))
 }
 
 pub fn verify(args: &VerifyArgs) -> Outcome {

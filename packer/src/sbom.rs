@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use pep440_rs::Version;
+use pysfx_format::sbom::{Bom, Component, Dependency, Hash, Metadata, Property, Tools};
 use pysfx_format::{component_ref, Manifest, Target, WheelEntry, WheelSet};
 use pysfx_wheel::{MarkerEnvironment, Requirement};
-use serde::Serialize;
 use sha1::Digest as _;
 
 use crate::collect;
@@ -25,71 +25,6 @@ use crate::collect;
 const NAMESPACE_URL: [u8; 16] = [
     0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
 ];
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Bom {
-    bom_format: &'static str,
-    spec_version: &'static str,
-    serial_number: String,
-    version: u32,
-    metadata: Metadata,
-    components: Vec<Component>,
-    dependencies: Vec<Dependency>,
-}
-
-#[derive(Debug, Serialize)]
-struct Metadata {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-    tools: Tools,
-    component: Component,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    properties: Vec<Property>,
-}
-
-/// CycloneDX 1.5's form of `metadata.tools`: the tools as components.
-#[derive(Debug, Serialize)]
-struct Tools {
-    components: Vec<Component>,
-}
-
-#[derive(Debug, Serialize)]
-struct Component {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(rename = "bom-ref", skip_serializing_if = "Option::is_none")]
-    bom_ref: Option<String>,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    purl: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    hashes: Vec<Hash>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    properties: Vec<Property>,
-}
-
-#[derive(Debug, Serialize)]
-struct Hash {
-    alg: &'static str,
-    content: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Property {
-    name: &'static str,
-    value: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Dependency {
-    #[serde(rename = "ref")]
-    reference: String,
-    #[serde(rename = "dependsOn")]
-    depends_on: Vec<String>,
-}
 
 /// Every SBOM the payload carries, as `(payload name, JSON bytes)`: the whole artifact's, then
 /// one per set in the manifest's order. `manifest_sha256` is the SHA-256 of the manifest entry
@@ -133,72 +68,7 @@ pub fn whole(manifest: &Manifest, manifest_sha256: &[u8]) -> Result<Vec<u8>, ser
     render(manifest, &pysfx_format::hex(manifest_sha256), None, &all)
 }
 
-/// What a release of `set` gets: its wheels and, for a set resolved for one interpreter, the
-/// bootstrap wheel of each distribution it lacks that the stub picks for that Python (the
-/// newest whose `Requires-Python` admits it; bootstrap wheels are `py3-none-any`). A set
-/// for any interpreter may get any of them: all are listed.
-pub fn installed_members<'a>(manifest: &'a Manifest, set: &WheelSet) -> Vec<&'a WheelEntry> {
-    let python = set.target.as_ref().and_then(|target| {
-        Version::from_str(
-            target
-                .full_version
-                .as_deref()
-                .unwrap_or(&target.python_version),
-        )
-        .ok()
-    });
-    let Some(python) = python else {
-        return set_members(manifest, set);
-    };
-    let bootstrap: BTreeSet<&str> = manifest.bootstrap.iter().map(String::as_str).collect();
-    let mut newest: BTreeMap<&str, &WheelEntry> = BTreeMap::new();
-    let mut members = Vec::new();
-    for wheel in set_members(manifest, set) {
-        if !bootstrap.contains(wheel.path.as_str()) || set.wheels.contains(&wheel.path) {
-            members.push(wheel);
-            continue;
-        }
-        let admits = wheel
-            .requires_python
-            .as_deref()
-            .is_none_or(|spec| pysfx_wheel::python_satisfies(spec, &python));
-        let version = Version::from_str(&wheel.version).ok();
-        if !admits || version.is_none() {
-            continue;
-        }
-        let slot = newest.entry(wheel.name.as_str()).or_insert(wheel);
-        if Version::from_str(&slot.version).ok() < version {
-            *slot = wheel;
-        }
-    }
-    members.extend(newest.into_values());
-    members.sort_by(|a, b| a.path.cmp(&b.path));
-    members
-}
-
-/// What a set may install: its wheels, and the bootstrap wheels of the distributions it lacks
-/// (as the stub chooses: `pysfx_plan`'s candidates), sorted by payload path.
-pub fn set_members<'a>(manifest: &'a Manifest, set: &WheelSet) -> Vec<&'a WheelEntry> {
-    let own: Vec<&WheelEntry> = set
-        .wheels
-        .iter()
-        .filter_map(|path| manifest.wheel(path))
-        .collect();
-    let names: BTreeSet<&str> = own.iter().map(|wheel| wheel.name.as_str()).collect();
-    let mut members: Vec<&WheelEntry> = own
-        .into_iter()
-        .chain(
-            manifest
-                .bootstrap
-                .iter()
-                .filter_map(|path| manifest.wheel(path))
-                .filter(|wheel| !names.contains(wheel.name.as_str())),
-        )
-        .collect();
-    members.sort_by(|a, b| a.path.cmp(&b.path));
-    members.dedup_by(|a, b| a.path == b.path);
-    members
-}
+pub use pysfx_plan::sbom::{installed_members, set_members};
 
 /// One SBOM: the components of `sets` (a wheel in several sets once, a property for each),
 /// their dependencies within each set, and the app depending on each set's roots.
@@ -260,19 +130,19 @@ fn render(
     }));
     let mut name = format!("pysfx-sbom:{manifest_digest}");
     let mut properties = vec![Property {
-        name: "pysfx:manifest_sha256",
+        name: "pysfx:manifest_sha256".into(),
         value: manifest_digest.to_string(),
     }];
     if let (Some(index), [(set, _)]) = (set_index, sets) {
         name.push_str(&format!(":set-{index}"));
         properties.push(Property {
-            name: "pysfx:wheel_set",
+            name: "pysfx:wheel_set".into(),
             value: set.name.clone(),
         });
     }
     let bom = Bom {
-        bom_format: "CycloneDX",
-        spec_version: "1.5",
+        bom_format: "CycloneDX".into(),
+        spec_version: "1.5".into(),
         serial_number: format!("urn:uuid:{}", uuid_v5(&NAMESPACE_URL, name.as_bytes())),
         version: 1,
         metadata: Metadata {
@@ -294,9 +164,7 @@ fn render(
         components,
         dependencies,
     };
-    let mut bytes = serde_json::to_vec_pretty(&bom)?;
-    bytes.push(b'\n');
-    Ok(bytes)
+    Ok(pysfx_format::sbom::to_text(&bom)?.into_bytes())
 }
 
 /// The component of a wheel file: a PyPI library with its purl and SHA-256, and properties
@@ -305,28 +173,28 @@ fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component
     let mut properties: Vec<Property> = set_names
         .iter()
         .map(|name| Property {
-            name: "pysfx:wheel_set",
+            name: "pysfx:wheel_set".into(),
             value: (*name).to_string(),
         })
         .collect();
     properties.push(Property {
-        name: "pysfx:wheel_file",
+        name: "pysfx:wheel_file".into(),
         value: wheel.filename.clone(),
     });
     if bootstrap {
         properties.push(Property {
-            name: "pysfx:bootstrap",
+            name: "pysfx:bootstrap".into(),
             value: "true".into(),
         });
     }
     Component {
-        kind: "library",
+        kind: "library".into(),
         bom_ref: Some(component_ref(wheel)),
         name: wheel.name.clone(),
         version: Some(wheel.version.clone()),
         purl: Some(purl(&wheel.name, &wheel.version)),
         hashes: vec![Hash {
-            alg: "SHA-256",
+            alg: "SHA-256".into(),
             content: wheel.sha256.clone(),
         }],
         properties,
@@ -336,7 +204,7 @@ fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component
 /// An application component (the app, or pysfx as the tool).
 fn application(bom_ref: Option<String>, name: &str, version: Option<String>) -> Component {
     Component {
-        kind: "application",
+        kind: "application".into(),
         bom_ref,
         name: name.to_string(),
         version,

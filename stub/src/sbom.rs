@@ -1,13 +1,11 @@
 //! The SBOMs the packer stored in the payload, copied out: the whole artifact's for `--sbom`,
 //! the installed set's into the release as `pysfx-sbom.cdx.json`. The stub never builds one
-//! (its size: docs/stub.md); it checks that each lists the wheels it should as the packer
-//! writes them, line by line (`pysfx_format::installed_only`).
+//! from nothing (its size: docs/stub.md); it reads each back as pysfx writes it and holds it
+//! to the manifest (`pysfx_plan::sbom`), and cuts the set's to what was installed.
 
 use std::path::Path;
 
-use pysfx_format::{
-    check_stored, cut_for, read_sbom, set_sbom_name, Payload, WheelEntry, SBOM_FILE, SBOM_NAME,
-};
+use pysfx_format::{read_sbom, set_sbom_name, Payload, WheelEntry, SBOM_FILE, SBOM_NAME};
 
 use crate::failure::{code, Failure};
 use crate::print_stdout;
@@ -17,11 +15,12 @@ use crate::print_stdout;
 /// does.
 pub fn print(payload: &mut Payload) -> Result<(), Failure> {
     payload.verify()?;
+    all_stored(payload)?;
     match read_sbom(payload, SBOM_NAME)? {
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            match check_stored(payload.manifest(), None, &text) {
-                Ok(()) => print_stdout(&text),
+            match pysfx_plan::sbom::check_stored(payload.manifest(), None, &text) {
+                Ok(_) => print_stdout(&text),
                 Err(reason) => Err(corrupt(payload, SBOM_NAME, &reason)),
             }
         }
@@ -34,6 +33,17 @@ pub fn print(payload: &mut Payload) -> Result<(), Failure> {
             ),
         )),
     }
+}
+
+/// An artifact stores all its SBOMs or none (packed before pysfx stored them): one missing
+/// beside the others was taken out.
+fn all_stored(payload: &mut Payload) -> Result<bool, Failure> {
+    pysfx_plan::sbom::all_stored(payload).map_err(|reason| {
+        Failure::new(
+            code::CORRUPT,
+            format!("{}: {reason}", payload.path().display()),
+        )
+    })
 }
 
 /// The SBOM a release of the plan's set gets, read before anything is written: the set's
@@ -50,21 +60,20 @@ pub fn for_set(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Result<Option<
     else {
         return Ok(None);
     };
+    if !all_stored(payload)? {
+        tracing::debug!("the artifact holds no SBOMs");
+        return Ok(None);
+    }
     let name = set_sbom_name(index);
     let Some(bytes) = read_sbom(payload, &name)? else {
-        tracing::debug!("the artifact holds no SBOM for set {set_name}");
         return Ok(None);
     };
     // Only what this install puts there (not a wheel skipped for its Requires-Python, nor
     // another Python's build of a distribution).
     let installed: Vec<&WheelEntry> = plan.wheels.iter().collect();
-    match cut_for(
-        payload.manifest(),
-        index,
-        &String::from_utf8_lossy(&bytes),
-        &installed,
-    ) {
-        Ok(cut) => Ok(Some(cut.text.into_bytes())),
+    let text = String::from_utf8_lossy(&bytes);
+    match pysfx_plan::sbom::for_release(payload.manifest(), index, &text, &installed) {
+        Ok(text) => Ok(Some(text.into_bytes())),
         Err(reason) => Err(corrupt(payload, &name, &reason)),
     }
 }

@@ -21,7 +21,9 @@ pub use interpreters::{
     binaries, host_python, python, pythons, sacrificial_python, test_stub, workspace_root,
     Binaries, Python,
 };
-pub use raw::{raw_artifact, raw_artifact_with_links, reseal, reseal_replacing};
+pub use raw::{
+    raw_artifact, raw_artifact_with_links, reseal, reseal_leaving_out, reseal_replacing,
+};
 pub use running::{
     assert_pip_check, install, install_with, listing, nobody_python, pack, pack_command,
     pack_version, pip_list, run, run_as_nobody, run_json, snapshot, tree,

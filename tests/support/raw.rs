@@ -212,6 +212,21 @@ pub fn reseal_replacing(
     tamper: impl FnOnce(&mut pysfx_format::Manifest),
     replacements: &[(&str, &[u8])],
 ) -> PathBuf {
+    reseal_editing(artifact, output, tamper, replacements, &[])
+}
+
+/// [`reseal`], without the entries named in `left_out`.
+pub fn reseal_leaving_out(artifact: &Path, output: &Path, left_out: &[&str]) -> PathBuf {
+    reseal_editing(artifact, output, |_| {}, &[], left_out)
+}
+
+fn reseal_editing(
+    artifact: &Path,
+    output: &Path,
+    tamper: impl FnOnce(&mut pysfx_format::Manifest),
+    replacements: &[(&str, &[u8])],
+    left_out: &[&str],
+) -> PathBuf {
     let mut payload = pysfx_format::Payload::open(artifact).expect("open the artifact");
     let mut manifest = payload.manifest().clone();
     tamper(&mut manifest);
@@ -223,7 +238,7 @@ pub fn reseal_replacing(
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).expect("an entry");
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        if name == pysfx_format::MANIFEST_NAME {
+        if name == pysfx_format::MANIFEST_NAME || left_out.contains(&name.as_str()) {
             continue;
         }
         if let Some((_, bytes)) = replacements.iter().find(|(replaced, _)| *replaced == name) {

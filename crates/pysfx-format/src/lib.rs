@@ -12,7 +12,7 @@ mod hash;
 mod manifest;
 mod member;
 mod reader;
-mod sbom;
+pub mod sbom;
 mod trailer;
 mod writer;
 
@@ -27,10 +27,7 @@ pub use member::{
     ScanError,
 };
 pub use reader::{bundle_unpacked_bytes, Payload, Section};
-pub use sbom::{
-    check_stored, component_ref, cut_for, installed_only, purl, read_sbom, set_sbom_name, Cut,
-    SBOM_FILE, SBOM_NAME,
-};
+pub use sbom::{component_ref, purl, read_sbom, set_sbom_name, Bom, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};
 

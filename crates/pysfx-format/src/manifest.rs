@@ -220,7 +220,7 @@ impl Manifest {
 /// directories, which the app may not take: `<app>/` sits beside `venv/` in DEST and beside
 /// `wheels/`, `thin/` and `bytecode/` in the payload, and `<app>.pth` beside `loadenv.py` and
 /// `loadenv-init.pth` in site-packages.
-pub const RESERVED_APP_NAMES: [&str; 11] = [
+pub const RESERVED_APP_NAMES: [&str; 12] = [
     "venv",
     "pysfx-stamps",
     "static.in",
@@ -232,6 +232,9 @@ pub const RESERVED_APP_NAMES: [&str; 11] = [
     "pysfx-sbom.cdx.json",
     "loadenv",
     "loadenv-init",
+    // `--check` leaves byte-code to Python and passes over `__pycache__` anywhere: an app of
+    // that name would go unchecked.
+    "__pycache__",
 ];
 
 /// Checks an app name: letters, digits, `_`, `-` or `.`, not starting with `.` or `-`, at most

@@ -5,6 +5,9 @@
 
 use std::io::Read;
 
+use serde::Serialize;
+use serde_json::Value;
+
 use crate::{FormatError, Manifest, Payload, WheelEntry};
 
 /// The SBOM of every wheel of every set.
@@ -57,214 +60,326 @@ pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, F
     Ok(Some(bytes))
 }
 
-/// A stored SBOM cut to what one install put in the release, or checked whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cut {
-    /// The document with the components of `installed` only, and the dependencies among them.
-    pub text: String,
-    /// How many components were dropped: those of wheels not installed (a set may hold wheels
-    /// an interpreter does not get: one skipped for its `Requires-Python`, another build of a
-    /// distribution for another Python).
-    pub dropped: usize,
+/// A CycloneDX 1.5 document as pysfx writes it (`pysfx pack` builds one from the manifest):
+/// the fields it fills in, each object's keys in sorted order, as [`parse`] reads a document
+/// back (the stub reads any JSON into a `serde_json::Value`, whose objects are sorted maps; a
+/// typed reader would cost the stub tens of KB: docs/stub.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bom {
+    #[serde(rename = "bomFormat")]
+    pub bom_format: String,
+    pub components: Vec<Component>,
+    pub dependencies: Vec<Dependency>,
+    pub metadata: Metadata,
+    #[serde(rename = "serialNumber")]
+    pub serial_number: String,
+    #[serde(rename = "specVersion")]
+    pub spec_version: String,
+    pub version: u32,
 }
 
-/// A stored SBOM cut to the components of the wheels in `installed` (by SHA-256), each of
-/// whose first `required` it must list, and none of them twice, as the packer writes them:
-/// its `bom-ref`, name, version and purl those of the manifest's wheel. So a release's SBOM
-/// never hides an installed distribution nor names another one. (The rest of `installed` may
-/// be missing: the bootstrap wheels, which the packer lists for the Python a set was resolved
-/// for, where the stub picks them for the one it runs.) The packer writes the document
-/// pretty-printed, each component and each dependency a block of lines from `    {` to
-/// `    }`; the stub, which has no JSON parser for any document (its size), reads and drops
-/// blocks and list items line by line. A document not laid out that way, or not listing a
-/// wheel as the manifest describes it, is refused with the reason.
-pub fn installed_only(
-    text: &str,
-    installed: &[&WheelEntry],
-    required: usize,
-) -> Result<Cut, String> {
-    let mut out = String::with_capacity(text.len());
-    // The `bom-ref`s of the components dropped, quoted as they appear.
-    let mut removed: Vec<&str> = Vec::new();
-    // The wheels whose component was kept, by their index in `installed`.
-    let mut listed = vec![false; installed.len()];
-    // 1: in the components, 2: in the dependencies; `sections` adds up those seen.
-    let (mut section, mut sections) = (0, 0);
-    // The block being read: where it starts in `out`, its fields (a dependency's `ref` in
-    // `bom_ref`).
-    let mut block: Option<(usize, Fields<'_>)> = None;
-    for line in text.lines() {
-        let item = line.trim().trim_end_matches(',');
-        let top = line.trim_end_matches(',');
-        if let Some(list) = top.strip_prefix("  \"components\": ") {
-            sections += 1;
-            section = if list == "[" { 1 } else { 0 };
-        } else if let Some(list) = top.strip_prefix("  \"dependencies\": ") {
-            sections += 2;
-            section = if list == "[" { 2 } else { 0 };
-        } else if section > 0 && line.starts_with("  ]") {
-            section = 0;
-            drop_last_comma(&mut out);
-        } else if section > 0 && line == "    {" {
-            block = Some((out.len(), Fields::default()));
-        } else if let (Some((start, fields)), true) = (&block, line.starts_with("    }")) {
-            let keep = match section {
-                1 => component_of(fields, installed, &mut listed)?,
-                _ => !removed.contains(&fields.bom_ref),
-            };
-            if keep {
-                out.push_str("    },\n");
-            } else {
-                out.truncate(*start);
-                if section == 1 {
-                    removed.push(fields.bom_ref);
-                }
-            }
-            block = None;
-            continue;
-        } else if let Some((_, fields)) = block.as_mut() {
-            if let Some(sha) = item.strip_prefix("\"content\": ") {
-                fields.sha256.push(unquote(sha));
-            } else if let Some(value) = item.strip_prefix("\"bom-ref\": ") {
-                fields.bom_ref = value;
-            } else if let Some(value) = item.strip_prefix("\"ref\": ") {
-                fields.bom_ref = value;
-            } else if let Some(value) = line.strip_prefix("      \"name\": ") {
-                fields.name = Some(unquote(value));
-            } else if let Some(value) = line.strip_prefix("      \"version\": ") {
-                fields.version = Some(unquote(value));
-            } else if let Some(value) = line.strip_prefix("      \"purl\": ") {
-                fields.purl = Some(unquote(value));
-            } else if removed.contains(&item) {
-                continue;
-            } else if item.starts_with(']') {
-                drop_last_comma(&mut out);
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    pub component: Component,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<Property>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    pub tools: Tools,
+}
+
+/// CycloneDX 1.5's form of `metadata.tools`: the tools as components.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tools {
+    pub components: Vec<Component>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Component {
+    #[serde(rename = "bom-ref", skip_serializing_if = "Option::is_none")]
+    pub bom_ref: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<Hash>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<Property>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hash {
+    pub alg: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Property {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    #[serde(rename = "dependsOn")]
+    pub depends_on: Vec<String>,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// The properties pysfx gives a wheel's component.
+const WHEEL_SET: &str = "pysfx:wheel_set";
+const WHEEL_FILE: &str = "pysfx:wheel_file";
+const BOOTSTRAP: &str = "pysfx:bootstrap";
+
+/// A document's text as pysfx stores it: pretty-printed, ending in a line break.
+pub fn to_text<T: Serialize>(document: &T) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(document)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// A stored SBOM read back: refused unless it is JSON that, written again as pysfx writes,
+/// gives the very same text. So no key is given twice (a reader would take one or the
+/// other), and nothing is laid out or escaped otherwise than [`check`] and [`cut`] expect.
+pub fn parse(text: &str) -> Result<Value, String> {
+    let document: Value = serde_json::from_str(text).map_err(|error| {
+        format!(
+            "it is not JSON ({})",
+            crate::escape_control(&error.to_string())
+        )
+    })?;
+    match to_text(&document) {
+        Ok(again) if again == text => Ok(document),
+        _ => Err("it is not laid out as pysfx writes an SBOM".into()),
+    }
+}
+
+/// Whether `value` is an object of the keys `required` and perhaps `optional`, and no other.
+fn has_keys(value: &Value, required: &[&str], optional: &[&str]) -> bool {
+    value.as_object().is_some_and(|object| {
+        required.iter().all(|key| object.contains_key(*key))
+            && (object.keys())
+                .all(|key| required.contains(&key.as_str()) || optional.contains(&key.as_str()))
+    })
+}
+
+/// Properties as pysfx writes them: `{"name", "value"}` strings, names from `allowed`.
+fn properties_are(value: Option<&Value>, allowed: &[&str]) -> bool {
+    match value {
+        None => true,
+        Some(value) => value.as_array().is_some_and(|properties| {
+            properties.iter().all(|property| {
+                has_keys(property, &["name", "value"], &[])
+                    && property["value"].is_string()
+                    && (property["name"].as_str()).is_some_and(|name| allowed.contains(&name))
+            })
+        }),
+    }
+}
+
+/// The component pysfx writes for `wheel` (its properties name its sets as well).
+fn describes(component: &Value, wheel: &WheelEntry) -> bool {
+    let fields = [
+        "bom-ref",
+        "hashes",
+        "name",
+        "properties",
+        "purl",
+        "type",
+        "version",
+    ];
+    let files: Vec<&Value> = (component["properties"].as_array().into_iter().flatten())
+        .filter(|property| property["name"] == WHEEL_FILE)
+        .map(|property| &property["value"])
+        .collect();
+    has_keys(component, &fields, &[])
+        && component["type"] == "library"
+        && component["bom-ref"] == component_ref(wheel).as_str()
+        && component["name"] == wheel.name.as_str()
+        && component["version"] == wheel.version.as_str()
+        && component["purl"] == purl(&wheel.name, &wheel.version).as_str()
+        && component["hashes"] == serde_json::json!([{"alg": "SHA-256", "content": wheel.sha256}])
+        && files == [wheel.filename.as_str()]
+        && properties_are(
+            component.get("properties"),
+            &[WHEEL_SET, WHEEL_FILE, BOOTSTRAP],
+        )
+}
+
+/// The SHA-256 a component's first hash gives, if any.
+fn digest_of(component: &Value) -> &str {
+    component["hashes"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Checks a stored SBOM ([`parse`]) against the manifest: it lists exactly the wheels of
+/// `expected` (the whole artifact's, or one set's: `pysfx_plan::sbom::members` says which;
+/// a wheel may be given twice), each once and as pysfx describes it, and nothing else; its application is the manifest's and its one tool this pysfx version;
+/// its dependencies are one entry for the application and one for each component, naming only
+/// components. So a document that passes neither hides a wheel nor names another distribution.
+pub fn check(
+    manifest: &Manifest,
+    document: &Value,
+    expected: &[&WheelEntry],
+) -> Result<(), String> {
+    let top = [
+        "bomFormat",
+        "components",
+        "dependencies",
+        "metadata",
+        "serialNumber",
+        "specVersion",
+        "version",
+    ];
+    if !has_keys(document, &top, &[])
+        || document["bomFormat"] != "CycloneDX"
+        || document["specVersion"] != "1.5"
+        || !document["serialNumber"].is_string()
+        || document["version"] != 1
+    {
+        return Err("it is not a CycloneDX 1.5 document as pysfx writes one".into());
+    }
+    let components = document["components"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    // Each expected wheel listed once, as pysfx describes it (in whatever order: the packer
+    // sorts them for people, which changes nothing a reader takes from them).
+    for wheel in expected {
+        let mut listing = components.iter().filter(|c| digest_of(c) == wheel.sha256);
+        match (listing.next(), listing.next()) {
+            (None, _) => return Err(format!("it lists no component for {}", wheel.filename)),
+            (Some(component), None) if describes(component, wheel) => {}
+            _ => {
+                return Err(format!(
+                    "its component for {} is not the one pysfx writes for it",
+                    wheel.filename
+                ))
             }
         }
-        out.push_str(line);
-        out.push('\n');
     }
-    if sections != 3 || block.is_some() || section != 0 {
-        return Err("it is not laid out as pysfx writes an SBOM".into());
-    }
-    if let Some(index) = listed.iter().take(required).position(|listed| !listed) {
+    let listed = |component: &&Value| expected.iter().any(|w| w.sha256 == digest_of(component));
+    if let Some(extra) = components.iter().find(|component| !listed(component)) {
         return Err(format!(
-            "it lists no component for {}",
-            installed[index].filename
+            "it lists a component the manifest does not give it: {} {}",
+            crate::escape_control(extra["name"].as_str().unwrap_or_default()),
+            crate::escape_control(extra["version"].as_str().unwrap_or_default())
         ));
     }
-    if removed.is_empty() {
-        return Ok(Cut {
-            text: text.to_string(),
-            dropped: 0,
+    let app_ref = format!("app:{}", manifest.app.name);
+    let metadata = &document["metadata"];
+    let app = &metadata["component"];
+    let tool = serde_json::json!([{
+        "type": "application", "name": "pysfx", "version": manifest.pysfx_version
+    }]);
+    let app_version = match &manifest.app.version {
+        Some(version) => {
+            has_keys(app, &["bom-ref", "name", "type", "version"], &[])
+                && app["version"] == version.as_str()
+        }
+        None => has_keys(app, &["bom-ref", "name", "type"], &[]),
+    };
+    if !has_keys(
+        metadata,
+        &["component", "tools"],
+        &["properties", "timestamp"],
+    ) || (metadata.get("timestamp")).is_some_and(|time| !time.is_string())
+        || !properties_are(
+            metadata.get("properties"),
+            &["pysfx:manifest_sha256", WHEEL_SET],
+        )
+        || !has_keys(&metadata["tools"], &["components"], &[])
+        || metadata["tools"]["components"] != tool
+        || !app_version
+        || app["type"] != "application"
+        || app["bom-ref"] != app_ref.as_str()
+        || app["name"] != manifest.app.name.as_str()
+    {
+        return Err("its metadata are not the artifact's".into());
+    }
+    let dependencies = document["dependencies"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let references: Vec<&str> = std::iter::once(app_ref.as_str())
+        .chain(
+            components
+                .iter()
+                .map(|c| c["bom-ref"].as_str().unwrap_or_default()),
+        )
+        .collect();
+    let names_components = |dependency: &Value| {
+        (dependency["dependsOn"].as_array()).is_some_and(|on| {
+            on.iter()
+                .all(|to| to.as_str().is_some_and(|to| references[1..].contains(&to)))
+        })
+    };
+    let in_order = dependencies.len() == references.len()
+        && (dependencies.iter().zip(&references)).all(|(dependency, reference)| {
+            has_keys(dependency, &["dependsOn", "ref"], &[])
+                && dependency["ref"] == *reference
+                && names_components(dependency)
         });
+    if !in_order {
+        return Err("its dependencies are not between the components it lists".into());
+    }
+    Ok(())
+}
+
+/// A checked SBOM cut to the wheels one install put in the release (by SHA-256): the
+/// components of the others dropped (a set may hold wheels an interpreter does not get: one
+/// skipped for its `Requires-Python`, another build of a distribution for another Python),
+/// with their dependencies, under a serial number of its own. Each wheel of `installed` must
+/// be listed, but those `optional` says may not be (the bootstrap wheels, which the packer
+/// lists for the Python a set was resolved for, where the stub picks them for the one it runs).
+pub fn cut(
+    mut document: Value,
+    installed: &[&WheelEntry],
+    optional: impl Fn(&WheelEntry) -> bool,
+) -> Result<Value, String> {
+    let Some(components) = document["components"].as_array_mut() else {
+        return Err("it lists no components".into());
+    };
+    if let Some(missing) = (installed.iter())
+        .find(|wheel| !optional(wheel) && !components.iter().any(|c| digest_of(c) == wheel.sha256))
+    {
+        return Err(format!("it lists no component for {}", missing.filename));
+    }
+    let mut gone: Vec<Value> = Vec::new();
+    components.retain(|component| {
+        let kept = installed
+            .iter()
+            .any(|wheel| wheel.sha256 == digest_of(component));
+        if !kept {
+            gone.push(component["bom-ref"].clone());
+        }
+        kept
+    });
+    if gone.is_empty() {
+        return Ok(document);
+    }
+    if let Some(dependencies) = document["dependencies"].as_array_mut() {
+        dependencies.retain(|dependency| !gone.contains(&dependency["ref"]));
+        for dependency in dependencies {
+            if let Some(on) = dependency["dependsOn"].as_array_mut() {
+                on.retain(|reference| !gone.contains(reference));
+            }
+        }
     }
     let digests: Vec<&str> = installed
         .iter()
         .map(|wheel| wheel.sha256.as_str())
         .collect();
-    Ok(Cut {
-        text: renamed(&out, &digests),
-        dropped: removed.len(),
-    })
-}
-
-/// Checks a stored SBOM against the manifest, as [`installed_only`] reads it: the whole
-/// artifact's (`set` `None`) lists every wheel, a set's every wheel of the set and perhaps
-/// bootstrap wheels; neither lists any other.
-pub fn check_stored(manifest: &Manifest, set: Option<usize>, text: &str) -> Result<(), String> {
-    let (mut wheels, required): (Vec<&WheelEntry>, usize) = match set {
-        None => (manifest.wheels.iter().collect(), manifest.wheels.len()),
-        Some(index) => {
-            let own: Vec<&WheelEntry> = (manifest.sets.get(index).into_iter())
-                .flat_map(|set| set.wheels.iter())
-                .filter_map(|wheel| manifest.wheel(wheel))
-                .collect();
-            let required = own.len();
-            (own, required)
-        }
-    };
-    if set.is_some() {
-        wheels.extend(
-            manifest
-                .bootstrap
-                .iter()
-                .filter_map(|path| manifest.wheel(path)),
-        );
-    }
-    match installed_only(text, &wheels, required)? {
-        Cut { dropped: 0, .. } => Ok(()),
-        _ => Err("it lists a wheel the manifest does not give it".into()),
-    }
-}
-
-/// The SBOM of set `set` of `manifest` ([`check_stored`]) cut to the wheels one install of it
-/// put in the release ([`installed_only`]: each must be listed, but the bootstrap wheels).
-pub fn cut_for(
-    manifest: &Manifest,
-    set: usize,
-    text: &str,
-    wheels: &[&WheelEntry],
-) -> Result<Cut, String> {
-    check_stored(manifest, Some(set), text)?;
-    let bootstrap = |wheel: &&WheelEntry| manifest.bootstrap.contains(&wheel.path);
-    let mut ordered: Vec<&WheelEntry> = wheels.iter().copied().filter(|w| !bootstrap(w)).collect();
-    let required = ordered.len();
-    ordered.extend(wheels.iter().copied().filter(bootstrap));
-    installed_only(text, &ordered, required)
-}
-
-/// What a block of the SBOM says, as written (the reference quoted).
-#[derive(Debug, Default)]
-struct Fields<'a> {
-    bom_ref: &'a str,
-    name: Option<&'a str>,
-    version: Option<&'a str>,
-    purl: Option<&'a str>,
-    sha256: Vec<&'a str>,
-}
-
-/// Whether a component block is one of an installed wheel (kept, and marked `listed`), or of
-/// another (dropped); refused when it names an installed wheel otherwise than the packer does,
-/// or a second time.
-fn component_of(
-    fields: &Fields<'_>,
-    installed: &[&WheelEntry],
-    listed: &mut [bool],
-) -> Result<bool, String> {
-    let Some(index) = installed
-        .iter()
-        .position(|wheel| fields.sha256.contains(&wheel.sha256.as_str()))
-    else {
-        return Ok(false);
-    };
-    let wheel = installed[index];
-    let reference = format!("\"{}\"", component_ref(wheel));
-    let purl = purl(&wheel.name, &wheel.version);
-    if listed[index]
-        || fields.sha256.len() != 1
-        || fields.bom_ref != reference
-        || fields.name != Some(wheel.name.as_str())
-        || fields.version != Some(wheel.version.as_str())
-        || fields.purl != Some(purl.as_str())
-    {
-        return Err(format!(
-            "its component for {} is not the one pysfx writes for it",
-            wheel.filename
-        ));
-    }
-    listed[index] = true;
-    Ok(true)
-}
-
-/// A JSON string's text between its quotes, as written (the names and versions compared with
-/// it are never escaped).
-fn unquote(value: &str) -> &str {
-    let value = value.trim_end_matches(',');
-    value
-        .strip_prefix('"')
-        .and_then(|value| value.strip_suffix('"'))
-        .unwrap_or(value)
+    let serial = renamed(
+        document["serialNumber"].as_str().unwrap_or_default(),
+        &digests,
+    );
+    document["serialNumber"] = Value::String(serial);
+    Ok(document)
 }
 
 /// A wheel's `bom-ref`: `wheels/<first 16 hex digits of its SHA-256>/<file name>`, the path a
@@ -298,23 +413,16 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// `text` with a serial number of its own: a cut SBOM is another document than the set's, and
-/// CycloneDX wants one serial per document. A UUID from the SHA-256 of the set's serial and
-/// the installed wheels' digests (version bits 4, which the schema accepts; the stub has no
-/// SHA-1 for a version 5), so the same install gets the same serial.
-fn renamed(text: &str, installed: &[&str]) -> String {
+/// A serial number of its own for a cut document: CycloneDX wants one serial per document. A
+/// UUID from the SHA-256 of the set document's `serial` and the installed wheels' digests
+/// (version bits 4, which the schema accepts; the stub has no SHA-1 for a version 5), so the
+/// same install gets the same serial.
+fn renamed(serial: &str, installed: &[&str]) -> String {
     use sha2::Digest;
-    const KEY: &str = "  \"serialNumber\": \"urn:uuid:";
-    let Some(start) = text.find(KEY).map(|at| at + KEY.len()) else {
-        return text.to_string();
-    };
-    let Some(length) = text[start..].find('"') else {
-        return text.to_string();
-    };
     let mut digests = installed.to_vec();
     digests.sort_unstable();
     let mut hasher = sha2::Sha256::new();
-    hasher.update(&text[start..start + length]);
+    hasher.update(serial.strip_prefix("urn:uuid:").unwrap_or(serial));
     for digest in digests {
         hasher.update(b":");
         hasher.update(digest);
@@ -324,23 +432,13 @@ fn renamed(text: &str, installed: &[&str]) -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = crate::hex(&bytes);
     format!(
-        "{}{}-{}-{}-{}-{}{}",
-        &text[..start],
+        "urn:uuid:{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..],
-        &text[start + length..]
     )
-}
-
-/// Removes the comma ending the last line written, if any.
-fn drop_last_comma(out: &mut String) {
-    if out.ends_with(",\n") {
-        out.truncate(out.len() - 2);
-        out.push('\n');
-    }
 }
 
 #[cfg(test)]
@@ -408,157 +506,241 @@ mod tests {
         }
     }
 
-    /// A component block as the packer writes it (`last`: no comma after it).
-    fn component(wheel: &WheelEntry, last: bool) -> String {
-        format!(
-            "    {{\n      \"type\": \"library\",\n      \"bom-ref\": \"{}\",\n      \"name\": \"{}\",\n      \"version\": \"{}\",\n      \"purl\": \"{}\",\n      \"hashes\": [\n        {{\n          \"alg\": \"SHA-256\",\n          \"content\": \"{}\"\n        }}\n      ],\n      \"properties\": [\n        {{\n          \"name\": \"pysfx:wheel_file\",\n          \"value\": \"{}\"\n        }}\n      ]\n    }}{}\n",
-            component_ref(wheel),
-            wheel.name,
-            wheel.version,
-            purl(&wheel.name, &wheel.version),
-            wheel.sha256,
-            wheel.filename,
-            if last { "" } else { "," }
+    fn manifest() -> Manifest {
+        serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "0.1.0", "app": {"name": "mysite",
+                "files": 0, "bytes": 0}, "wheels": [], "sets": [], "unpacked_bytes": 0}"#,
         )
+        .expect("manifest")
     }
 
-    fn document(components: &[String], wheels: &[&WheelEntry]) -> String {
-        let dependency = |wheel: &WheelEntry, last: bool| {
-            format!(
-                "    {{\n      \"ref\": \"{}\",\n      \"dependsOn\": []\n    }}{}\n",
-                component_ref(wheel),
-                if last { "" } else { "," }
-            )
-        };
-        let refs: Vec<String> = (wheels.iter())
-            .map(|wheel| format!("        \"{}\"", component_ref(wheel)))
-            .collect();
-        let dependencies: String = (wheels.iter().enumerate())
-            .map(|(index, wheel)| dependency(wheel, index + 1 == wheels.len()))
-            .collect();
-        format!(
-            "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"serialNumber\": \"urn:uuid:6f1c1f4e-8a55-5b8e-9d0f-1e2d3c4b5a69\",\n  \"components\": [\n{}  ],\n  \"dependencies\": [\n    {{\n      \"ref\": \"app:mysite\",\n      \"dependsOn\": [\n{}\n      ]\n    }},\n{}  ]\n}}\n",
-            components.concat(),
-            refs.join(",\n"),
+    fn library(wheel: &WheelEntry) -> Component {
+        Component {
+            kind: "library".into(),
+            bom_ref: Some(component_ref(wheel)),
+            name: wheel.name.clone(),
+            version: Some(wheel.version.clone()),
+            purl: Some(purl(&wheel.name, &wheel.version)),
+            hashes: vec![Hash {
+                alg: "SHA-256".into(),
+                content: wheel.sha256.clone(),
+            }],
+            properties: vec![
+                Property {
+                    name: WHEEL_SET.into(),
+                    value: "cp311".into(),
+                },
+                Property {
+                    name: WHEEL_FILE.into(),
+                    value: wheel.filename.clone(),
+                },
+            ],
+        }
+    }
+
+    /// The document the packer writes for `wheels` (sorted by name), `a` depending on `b`.
+    fn document(wheels: &[&WheelEntry]) -> Bom {
+        let refs: Vec<String> = wheels.iter().map(|wheel| component_ref(wheel)).collect();
+        let mut dependencies = vec![Dependency {
+            reference: "app:mysite".into(),
+            depends_on: refs.clone(),
+        }];
+        dependencies.extend(refs.iter().map(|reference| Dependency {
+            reference: reference.clone(),
+            depends_on: match reference.contains("/a-") {
+                true => refs.iter().filter(|r| r.contains("/b-")).cloned().collect(),
+                false => Vec::new(),
+            },
+        }));
+        Bom {
+            bom_format: "CycloneDX".into(),
+            spec_version: "1.5".into(),
+            serial_number: "urn:uuid:6f1c1f4e-8a55-5b8e-9d0f-1e2d3c4b5a69".into(),
+            version: 1,
+            metadata: Metadata {
+                timestamp: None,
+                tools: Tools {
+                    components: vec![Component {
+                        kind: "application".into(),
+                        bom_ref: None,
+                        name: "pysfx".into(),
+                        version: Some("0.1.0".into()),
+                        purl: None,
+                        hashes: Vec::new(),
+                        properties: Vec::new(),
+                    }],
+                },
+                component: Component {
+                    kind: "application".into(),
+                    bom_ref: Some("app:mysite".into()),
+                    name: "mysite".into(),
+                    version: None,
+                    purl: None,
+                    hashes: Vec::new(),
+                    properties: Vec::new(),
+                },
+                properties: Vec::new(),
+            },
+            components: wheels.iter().map(|wheel| library(wheel)).collect(),
             dependencies,
-        )
+        }
+    }
+
+    fn value(bom: &Bom) -> Value {
+        serde_json::to_value(bom).expect("value")
+    }
+
+    /// Read back only as written: another layout, a key twice, an escape where pysfx
+    /// writes none are each refused; what pysfx writes is read as it is.
+    #[test]
+    fn a_stored_sbom_is_read_back_only_as_pysfx_writes_it() {
+        let (a, b) = (wheel("a", "aaa"), wheel("b", "bbb"));
+        let text = to_text(&document(&[&a, &b])).expect("text");
+        assert_eq!(parse(&text), Ok(value(&document(&[&a, &b]))));
+        let duplicate = text.replacen(
+            "      \"name\": \"b\",\n",
+            "      \"name\": \"b\",\n      \"name\": \"evil\",\n",
+            1,
+        );
+        assert_ne!(duplicate, text);
+        let one_line = text.replacen(
+            "  \"components\": [\n",
+            "  \"components\": [\n    {\"type\": \"library\", \"name\": \"evil\"},\n",
+            1,
+        );
+        assert_ne!(one_line, text);
+        let escaped = text.replacen("\"name\": \"b\"", "\"name\": \"\\u0062\"", 1);
+        assert_ne!(escaped, text);
+        let compact = serde_json::to_string(&document(&[&a, &b])).expect("compact");
+        for bad in [
+            duplicate,
+            one_line,
+            escaped,
+            compact,
+            text.replace('\n', "\r\n"),
+        ] {
+            let error = parse(&bad).expect_err(&bad);
+            assert!(error.contains("not laid out"), "{error}");
+        }
+        let error = parse("{\"a\": ").expect_err("not JSON");
+        assert!(error.contains("not JSON"), "{error}");
+    }
+
+    #[test]
+    fn a_stored_sbom_lists_exactly_what_the_manifest_makes_it_list() {
+        let manifest = manifest();
+        let (a, b, c) = (wheel("a", "aaa"), wheel("b", "bbb"), wheel("c", "ccc"));
+        let good = value(&document(&[&a, &b]));
+        assert_eq!(check(&manifest, &good, &[&b, &a]), Ok(()));
+        let refused = |document: &Value, expected: &[&WheelEntry], reason: &str| {
+            let error = check(&manifest, document, expected).expect_err(reason);
+            assert!(error.contains(reason), "{error} / {reason}");
+        };
+        refused(
+            &value(&document(&[&a])),
+            &[&a, &b],
+            "lists no component for b-1.0",
+        );
+        refused(
+            &value(&document(&[&a, &b, &c])),
+            &[&a, &b],
+            "lists a component the manifest does not give it: c 1.0",
+        );
+        let mut twice = document(&[&a, &b]);
+        twice.components.push(twice.components[1].clone());
+        refused(
+            &value(&twice),
+            &[&a, &b],
+            "its component for b-1.0-py3-none-any.whl is not",
+        );
+        for change in [
+            |c: &mut Component| c.name = "requests".into(),
+            |c: &mut Component| c.version = Some("9.9".into()),
+            |c: &mut Component| c.purl = Some("pkg:pypi/requests@1.0".into()),
+            |c: &mut Component| c.bom_ref = Some("wheels/bbb/x".into()),
+            |c: &mut Component| c.properties[1].value = "x-1.0-py3-none-any.whl".into(),
+            |c: &mut Component| c.properties[0].name = "license".into(),
+            |c: &mut Component| c.hashes.push(c.hashes[0].clone()),
+        ] {
+            let mut lying = document(&[&a, &b]);
+            change(&mut lying.components[1]);
+            refused(
+                &value(&lying),
+                &[&a, &b],
+                "its component for b-1.0-py3-none-any.whl is not",
+            );
+        }
+        // A field pysfx does not write, anywhere: a nested component is a package to a scanner.
+        let mut nested = good.clone();
+        nested["components"][1]["components"] = serde_json::json!([{"name": "evil"}]);
+        refused(
+            &nested,
+            &[&a, &b],
+            "its component for b-1.0-py3-none-any.whl is not",
+        );
+        let mut extra = good.clone();
+        extra["services"] = serde_json::json!([]);
+        refused(&extra, &[&a, &b], "not a CycloneDX 1.5 document");
+        let mut tools = good.clone();
+        tools["metadata"]["tools"]["components"][0]["name"] = "evil".into();
+        refused(&tools, &[&a, &b], "metadata");
+        let mut other_app = document(&[&a, &b]);
+        other_app.metadata.component.name = "other".into();
+        refused(&value(&other_app), &[&a, &b], "metadata");
+        let mut dangling = document(&[&a, &b]);
+        dangling.dependencies[1]
+            .depends_on
+            .push("wheels/zzz/evil".into());
+        refused(&value(&dangling), &[&a, &b], "dependencies");
+        let mut missing = document(&[&a, &b]);
+        missing.dependencies.pop();
+        refused(&value(&missing), &[&a, &b], "dependencies");
+        // An empty set's document is fine.
+        assert_eq!(check(&manifest, &value(&document(&[])), &[]), Ok(()));
     }
 
     #[test]
     fn an_sbom_is_cut_to_the_installed_wheels() {
         let (a, b, c) = (wheel("a", "aaa"), wheel("b", "bbb"), wheel("c", "ccc"));
-        let all = [&a, &b, &c];
-        let components = [
-            component(&a, false),
-            component(&b, false),
-            component(&c, true),
-        ];
-        let text = document(&components, &all);
-        let parsed: serde_json::Value = serde_json::from_str(&text).expect("the fixture is JSON");
-        assert_eq!(parsed["components"].as_array().map(Vec::len), Some(3));
-        let cut = installed_only(&text, &[&a, &b], 2).expect("cut");
-        assert_eq!(cut.dropped, 1);
-        let parsed: serde_json::Value = serde_json::from_str(&cut.text).expect("still JSON");
-        let refs: Vec<&str> = parsed["components"]
-            .as_array()
-            .expect("components")
-            .iter()
-            .filter_map(|c| c["bom-ref"].as_str())
+        let whole = value(&document(&[&a, &b, &c]));
+        let none = |_: &WheelEntry| false;
+        let cut_ab = cut(whole.clone(), &[&a, &b], none).expect("cut");
+        let names: Vec<&str> = (cut_ab["components"].as_array().into_iter().flatten())
+            .filter_map(|c| c["name"].as_str())
             .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(cut_ab["dependencies"].as_array().map(Vec::len), Some(3));
         assert_eq!(
-            refs,
-            [
-                "wheels/aaa/a-1.0-py3-none-any.whl",
-                "wheels/bbb/b-1.0-py3-none-any.whl"
-            ]
+            cut_ab["dependencies"][0]["dependsOn"],
+            serde_json::json!([component_ref(&a), component_ref(&b)])
         );
         assert_eq!(
-            parsed["dependencies"][0]["dependsOn"],
-            serde_json::json!([
-                "wheels/aaa/a-1.0-py3-none-any.whl",
-                "wheels/bbb/b-1.0-py3-none-any.whl"
-            ])
+            cut_ab["dependencies"][1]["dependsOn"],
+            serde_json::json!([component_ref(&b)])
         );
-        assert_eq!(parsed["dependencies"].as_array().map(Vec::len), Some(3));
         // Another document than the set's: another serial, a UUID the schema takes, the same
         // for the same install.
-        let serial = parsed["serialNumber"].as_str().expect("a serial");
-        assert_ne!(serial, "urn:uuid:6f1c1f4e-8a55-5b8e-9d0f-1e2d3c4b5a69");
+        let serial = cut_ab["serialNumber"].as_str().expect("serial").to_string();
+        assert_ne!(serial, whole["serialNumber"]);
         assert_eq!(serial.len(), "urn:uuid:".len() + 36);
         assert_eq!(&serial[23..24], "4", "{serial}");
         assert!(matches!(&serial[28..29], "8" | "9" | "a" | "b"), "{serial}");
-        assert_eq!(installed_only(&text, &[&b, &a], 2), Ok(cut.clone()));
+        assert_eq!(cut(whole.clone(), &[&b, &a], none), Ok(cut_ab));
         // Nothing cut: the set's own document.
+        assert_eq!(cut(whole.clone(), &[&a, &b, &c], none), Ok(whole.clone()));
+        let only_a = cut(whole.clone(), &[&a], none).expect("cut");
         assert_eq!(
-            installed_only(&text, &all, 3).map(|cut| cut.text),
-            Ok(text.clone())
+            only_a["dependencies"][1]["dependsOn"],
+            serde_json::json!([])
         );
-        let cut = installed_only(&text, &[&c], 1).expect("cut");
-        let parsed: serde_json::Value = serde_json::from_str(&cut.text).expect("still JSON");
-        assert_eq!(parsed["components"].as_array().map(Vec::len), Some(1));
-        assert_eq!(
-            parsed["dependencies"][0]["dependsOn"],
-            serde_json::json!(["wheels/ccc/c-1.0-py3-none-any.whl"])
-        );
-        // Not required (a bootstrap wheel): absent is fine.
-        let fewer = document(&[component(&a, true)], &[&a]);
-        assert!(installed_only(&fewer, &[&a, &b], 1).is_ok());
-    }
-
-    #[test]
-    fn an_sbom_that_hides_or_misnames_an_installed_wheel_is_refused() {
-        let (a, b) = (wheel("a", "aaa"), wheel("b", "bbb"));
-        let refused = |text: &str, expected: &str| {
-            let reason = installed_only(text, &[&a, &b], 2).expect_err(text);
-            assert!(reason.contains(expected), "{reason} / {expected} / {text}");
-        };
-        // `b` left out, or its components emptied.
-        refused(
-            &document(&[component(&a, true)], &[&a]),
-            "lists no component for b-1.0",
-        );
-        refused(&document(&[], &[]), "lists no component for a-1.0");
-        // Listed twice.
-        let twice = [
-            component(&a, false),
-            component(&a, false),
-            component(&b, true),
-        ];
-        refused(
-            &document(&twice, &[&a, &b]),
-            "its component for a-1.0-py3-none-any.whl is not",
-        );
-        // Listed under another name, version or purl, with `b`'s digest.
-        let good = component(&b, true);
-        for (from, to) in [
-            ("\"name\": \"b\"", "\"name\": \"requests\""),
-            ("\"version\": \"1.0\"", "\"version\": \"9.9\""),
-            ("pkg:pypi/b@1.0", "pkg:pypi/requests@1.0"),
-            ("\"bom-ref\": \"wheels/bbb/b", "\"bom-ref\": \"wheels/bbb/x"),
-        ] {
-            let lying = good.replacen(from, to, 1);
-            assert_ne!(lying, good, "{from}");
-            let text = document(&[component(&a, false), lying], &[&a, &b]);
-            refused(&text, "its component for b-1.0-py3-none-any.whl is not");
-        }
-        // Not laid out as the packer writes it.
-        for text in ["hello", "{}", "{\"components\": [], \"dependencies\": []}"] {
-            refused(text, "not laid out as pysfx writes an SBOM");
-        }
-        // An empty set's document is fine.
-        assert!(installed_only(&document(&[], &[]), &[], 0).is_ok());
-        // A component of no installed wheel is dropped, and counted.
+        // A wheel installed but not listed: refused, unless optional (a bootstrap wheel).
         let other = wheel("other", "ooo");
-        let text = document(
-            &[
-                component(&a, false),
-                component(&other, false),
-                component(&b, true),
-            ],
-            &[&a, &other, &b],
+        let error = cut(whole.clone(), &[&a, &other], none).expect_err("not listed");
+        assert!(
+            error.contains("lists no component for other-1.0"),
+            "{error}"
         );
-        let cut = installed_only(&text, &[&a, &b], 2).expect("cut");
-        assert_eq!(cut.dropped, 1);
-        assert!(!cut.text.contains("ooo"), "{}", cut.text);
+        let optional = |wheel: &WheelEntry| wheel.name == "other";
+        assert!(cut(whole, &[&a, &other], optional).is_ok());
     }
 }

@@ -80,9 +80,14 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     Ok(())
 }
 
-/// The SBOMs are printed (`--sbom`) and copied into releases: text the readers take, listing
-/// the wheels the install holds them to (`pysfx_format::check_stored`).
+/// The SBOMs are printed (`--sbom`) and copied into releases: all stored or none, each read
+/// back as pysfx writes it and listing what the manifest makes it list
+/// (`pysfx_plan::sbom::check_stored`).
 fn check_sboms(payload: &mut Payload, manifest: &Manifest, path: &str) -> Result<(), InstallError> {
+    let corrupt = |reason: String| InstallError::Corrupt(format!("{path}: {reason}"));
+    if !pysfx_plan::sbom::all_stored(payload).map_err(corrupt)? {
+        return Ok(());
+    }
     let sets = (0..manifest.sets.len()).map(Some);
     for set in std::iter::once(None).chain(sets) {
         let name = match set {
@@ -92,12 +97,8 @@ fn check_sboms(payload: &mut Payload, manifest: &Manifest, path: &str) -> Result
         let Some(bytes) = pysfx_format::read_sbom(payload, &name)? else {
             continue;
         };
-        pysfx_format::check_stored(manifest, set, &String::from_utf8_lossy(&bytes)).map_err(
-            |reason| {
-                InstallError::Corrupt(format!(
-                    "{path}: {name} is not the SBOM of this artifact: {reason}"
-                ))
-            },
+        pysfx_plan::sbom::check_stored(manifest, set, &String::from_utf8_lossy(&bytes)).map_err(
+            |reason| corrupt(format!("{name} is not the SBOM of this artifact: {reason}")),
         )?;
     }
     Ok(())

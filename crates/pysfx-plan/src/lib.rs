@@ -2,6 +2,7 @@
 //! the stub installs, and what `pysfx inspect --python` and `--info --python` show.
 
 mod complete;
+pub mod sbom;
 
 pub use complete::{parse_requirements, unmet_requirements, Unmet};
 
