@@ -483,8 +483,16 @@ fn the_packer_refuses_app_names_that_take_a_hooks_place() {
     let work = tempfile::tempdir().expect("tempdir");
     let app = make_app(work.path(), "demoapp");
     // (`bytecode` and `thin` are the payload's directories: an app of either name packed,
-    // and then nothing would install it.)
-    for name in ["loadenv-init", "loadenv", "venv", "bytecode", "thin"] {
+    // and then nothing would install it. `--check` passes over `__pycache__`: an app of that
+    // name would never be checked.)
+    for name in [
+        "loadenv-init",
+        "loadenv",
+        "venv",
+        "bytecode",
+        "thin",
+        "__pycache__",
+    ] {
         let output = work.path().join(format!("{name}.sfx"));
         let result = pack_output(
             &[

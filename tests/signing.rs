@@ -511,3 +511,63 @@ fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     assert_eq!(result.status.code(), Some(2), "{}", text(&result));
     assert!(!root.join("d.sfx").exists());
 }
+
+/// OUT that the packer may not replace (root's, in a sticky directory, packed by another
+/// user) fails the signed pack, and leaves the old pair as it was: the new signature is not
+/// left beside the old artifact.
+#[test]
+fn a_pack_that_cannot_replace_out_leaves_the_old_pair() {
+    if pysfx_e2e::nobody_python().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (secret, public) = keygen(root, "release", None);
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let app = make_app(root, "demoapp");
+    let shared = root.join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let out = shared.join("site.sfx");
+    let output = run(&mut signed_pack(&app, &secret, &out));
+    assert!(output.status.success(), "{}", text(&output));
+    // The signature is the deploy user's; the artifact stays root's.
+    std::os::unix::fs::chown(signature_of(&out), Some(65534), Some(65534)).expect("chown");
+    let before = (
+        std::fs::read(&out).expect("read"),
+        std::fs::read(signature_of(&out)).expect("read"),
+    );
+    let pack = pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--app-version"),
+            OsStr::new("2.0"),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--sign"),
+            secret.as_os_str(),
+        ],
+        &out,
+    );
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(pack.get_program())
+        .args(pack.get_args()));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("cannot write"), "{}", text(&output));
+    let after = (
+        std::fs::read(&out).expect("read"),
+        std::fs::read(signature_of(&out)).expect("read"),
+    );
+    assert!(after == before, "the pair changed");
+    let output = pysfx_verify(&out, &[&public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let litter: Vec<_> = std::fs::read_dir(&shared)
+        .expect("list")
+        .flatten()
+        .map(|entry| entry.file_name())
+        .filter(|name| name.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(litter.is_empty(), "{litter:?}");
+}

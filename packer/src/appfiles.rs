@@ -169,10 +169,11 @@ pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Resul
     let mut files = Vec::new();
     let mut pending = vec![(root.to_path_buf(), String::new())];
     while let Some((directory, relative)) = pending.pop() {
+        let unreadable = || format!("{flag} {}: cannot read {}", shown(root), shown(&directory));
         let mut entries: Vec<_> = std::fs::read_dir(&directory)
-            .with_context(|| format!("cannot read {}", shown(&directory)))?
+            .with_context(unreadable)?
             .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read {}", shown(&directory)))?;
+            .with_context(unreadable)?;
         entries.sort_by_key(|entry| entry.file_name());
         for entry in entries {
             let path = entry.path();

@@ -49,9 +49,13 @@ pub fn install() {
         for pid in &children {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
-        // A commit under way (OUT and its signature renamed into place) finishes first.
-        let committed = lock(&COMMITTED).clone();
-        for path in lock(&PATHS).iter() {
+        // A commit under way (OUT and its signature renamed into place) finishes first; none
+        // starts after this (both locks are held until the process ends), so what is said
+        // below is what was done, and no file registered below is made after it went.
+        let committed_guard = lock(&COMMITTED);
+        let committed = committed_guard.clone();
+        let paths = lock(&PATHS);
+        for path in paths.iter() {
             // The main thread or a child pip did not see the signal yet may still add a file
             // while the tree goes: try again until it is gone (a second at most).
             for _ in 0..100 {
@@ -92,12 +96,22 @@ pub fn checkpoint() {
 /// written". Held while OUT and its signature are renamed into place.
 static COMMITTED: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Runs `rename` (putting `output` in place) with a signal's handler held off until it is done.
+/// Runs `rename` (putting `output` in place) with a signal's handler held off until it is done;
+/// not at all once a signal arrived (the handler is then ending the process, saying nothing
+/// was written).
 pub fn commit<T>(
     output: &std::path::Path,
     rename: impl FnOnce() -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let mut committed = lock(&COMMITTED);
+    let mut committed = loop {
+        let guard = lock(&COMMITTED);
+        if !INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            break guard;
+        }
+        drop(guard);
+        // The handler ends the process.
+        checkpoint();
+    };
     let result = rename();
     if result.is_ok() {
         *committed = Some(output.to_path_buf());

@@ -151,9 +151,14 @@ impl PipFailure {
                 .iter()
                 .find(|line| SIGNS[2].1.iter().any(|sign| line.contains(sign)))
                 .copied(),
+            // "Could not find a version that satisfies the requirement idna==3.20" names the
+            // package; the Requires-Python line before it lists versions only.
             PipFailure::RequiresPython => lines
                 .iter()
-                .find(|line| SIGNS[3].1.iter().any(|sign| line.contains(sign)))
+                .find(|line| line.contains("Could not find a version"))
+                .or_else(|| {
+                    (lines.iter()).find(|line| SIGNS[3].1.iter().any(|sign| line.contains(sign)))
+                })
                 .copied(),
             PipFailure::NoMatchingDistribution => lines
                 .iter()
@@ -212,15 +217,15 @@ impl PipFailure {
             (PipFailure::NoMatchingDistribution, _) => "no version of it matches on the index: \
                  check the name, the version and --index-url"
                 .into(),
-            (PipFailure::BuildFailed, PipRun::Target { name, .. }) => format!(
-                "a local project or sdist did not build for {name}: see pip's output with -v"
-            ),
+            (PipFailure::BuildFailed, PipRun::Target { name, .. }) => {
+                format!("a local project or sdist did not build for {name}: pip's output says why")
+            }
             (PipFailure::BuildFailed, _) => format!(
                 "pip found no wheel it could use for {python} and building the sdist failed: \
                  install its build dependencies (a compiler, headers), or collect with --target \
                  cpXY-manylinux2014_x86_64 to take binary wheels only"
             ),
-            (PipFailure::Other, _) => "see pip's output with -v".into(),
+            (PipFailure::Other, _) => "pip's output says what went wrong".into(),
         }
     }
 }
@@ -312,7 +317,7 @@ mod tests {
             (
                 REQUIRES_PYTHON_INDEX,
                 PipFailure::RequiresPython,
-                "4.2 Requires",
+                "the requirement django==4.2",
             ),
             (BUILD, PipFailure::BuildFailed, "cext"),
             (

@@ -129,11 +129,16 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
         .pk
         .to_box()
         .map_err(|error| anyhow!("cannot encode the public key: {error}"))?;
-    write_new(&secret_path, secret.to_string().as_bytes(), 0o600)?;
-    if let Err(error) = write_new(&public_path, public.to_string().as_bytes(), 0o644) {
-        let _ = std::fs::remove_file(&secret_path);
-        return Err(error);
-    }
+    // Both files or neither, as far as a signal goes: it waits for the two writes (and then
+    // says they were made), or comes first and nothing is written.
+    crate::interrupt::commit(&public_path, || {
+        write_new(&secret_path, secret.to_string().as_bytes(), 0o600)?;
+        if let Err(error) = write_new(&public_path, public.to_string().as_bytes(), 0o644) {
+            let _ = std::fs::remove_file(&secret_path);
+            return Err(error);
+        }
+        Ok(())
+    })?;
     info!(
         "wrote {} (the secret key{}; keep it out of the repository) and {} (key ID {id})",
         secret_path.display(),

@@ -58,6 +58,7 @@ pub(crate) fn write_artifact(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     remove_stale_temporaries(directory, &name);
+    remove_stale_temporaries(directory, &format!("{name}.minisig"));
     let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
@@ -121,42 +122,59 @@ pub(crate) fn write_artifact(
 
 /// Puts the artifact written at `temporary` in place as `output`, with its signature (`--sign`)
 /// as `OUT.minisig`: both renamed into place at once, as far as a signal goes (its handler
-/// waits for the two renames, and then says OUT was written), so OUT is never the new artifact
-/// beside the old signature, nor the old beside the new.
+/// waits for the two renames, and then says OUT was written; once it has begun, they are not
+/// made), so OUT is never the new artifact beside the old signature, nor the old beside the
+/// new. The signature goes first; when OUT then cannot be replaced (an immutable file, another
+/// user's in a sticky directory), the old signature is put back.
 pub(crate) fn commit(temporary: &Path, output: &Path, signature: Option<&str>) -> Result<()> {
-    let staged = match signature {
-        Some(text) => {
-            let path = crate::signing::signature_path(output);
-            let name = path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let staged = path.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
-            crate::interrupt::remove_on_signal(staged.clone());
-            let _ = std::fs::remove_file(&staged);
-            if let Err(error) = crate::signing::write_new(&staged, text.as_bytes(), 0o644) {
-                let _ = std::fs::remove_file(temporary);
-                return Err(error);
-            }
-            Some((staged, path))
-        }
-        None => None,
-    };
     let renamed = crate::interrupt::commit(output, || -> Result<()> {
-        if let Some((staged, path)) = &staged {
-            std::fs::rename(staged, path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        let Some(text) = signature else {
+            return std::fs::rename(temporary, output)
+                .with_context(|| format!("cannot write {}", output.display()));
+        };
+        let path = crate::signing::signature_path(output);
+        // Small, and read before it is replaced: put back if OUT cannot be.
+        let old = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|metadata| metadata.is_file() && metadata.len() < 1 << 16)
+            .and_then(|_| std::fs::read(&path).ok());
+        put_in_place(&path, text.as_bytes())?;
+        let result = std::fs::rename(temporary, output)
+            .with_context(|| format!("cannot write {}", output.display()));
+        if result.is_err() {
+            let restored = match &old {
+                Some(bytes) => put_in_place(&path, bytes),
+                None => std::fs::remove_file(&path).map_err(Into::into),
+            };
+            if let Err(error) = restored {
+                warn!(
+                    "{} no longer signs {}: {error:#}",
+                    path.display(),
+                    output.display()
+                );
+            }
         }
-        std::fs::rename(temporary, output)
-            .with_context(|| format!("cannot write {}", output.display()))
+        result
     });
     if renamed.is_err() {
         let _ = std::fs::remove_file(temporary);
-        if let Some((staged, _)) = &staged {
-            let _ = std::fs::remove_file(staged);
-        }
     }
     renamed
+}
+
+/// Writes `bytes` as `path` through a new temporary file beside it, renamed over it.
+fn put_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = path.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&staged);
+    crate::signing::write_new(&staged, bytes, 0o644)?;
+    std::fs::rename(&staged, path).map_err(|error| {
+        let _ = std::fs::remove_file(&staged);
+        anyhow::Error::new(error).context(format!("cannot write {}", path.display()))
+    })
 }
 
 /// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
