@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::sbom::{Bom, Component, Dependency, Hash, Metadata, Property, Tools};
+use pysfx_format::sbom::{library, Bom, Component, Dependency, Metadata, Property, Tools};
 use pysfx_format::{component_ref, Manifest, Target, WheelEntry, WheelSet};
 use pysfx_wheel::{MarkerEnvironment, Requirement};
 use sha1::Digest as _;
@@ -167,40 +167,6 @@ fn render(
     Ok(pysfx_format::sbom::to_text(&bom)?.into_bytes())
 }
 
-/// The component of a wheel file: a PyPI library with its purl and SHA-256, and properties
-/// naming its sets, its file and whether it is a bootstrap wheel.
-fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component {
-    let mut properties: Vec<Property> = set_names
-        .iter()
-        .map(|name| Property {
-            name: "pysfx:wheel_set".into(),
-            value: (*name).to_string(),
-        })
-        .collect();
-    properties.push(Property {
-        name: "pysfx:wheel_file".into(),
-        value: wheel.filename.clone(),
-    });
-    if bootstrap {
-        properties.push(Property {
-            name: "pysfx:bootstrap".into(),
-            value: "true".into(),
-        });
-    }
-    Component {
-        kind: "library".into(),
-        bom_ref: Some(component_ref(wheel)),
-        name: wheel.name.clone(),
-        version: Some(wheel.version.clone()),
-        purl: Some(purl(&wheel.name, &wheel.version)),
-        hashes: vec![Hash {
-            alg: "SHA-256".into(),
-            content: wheel.sha256.clone(),
-        }],
-        properties,
-    }
-}
-
 /// An application component (the app, or pysfx as the tool).
 fn application(bom_ref: Option<String>, name: &str, version: Option<String>) -> Component {
     Component {
@@ -329,11 +295,6 @@ fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTr
     edges
 }
 
-/// `pkg:pypi/<name>@<version>`, the name PEP 503-normalised first ([`pysfx_format::purl`]).
-pub fn purl(name: &str, version: &str) -> String {
-    pysfx_format::purl(&pysfx_wheel::normalize_name(name), version)
-}
-
 /// A name-based UUID, version 5 (SHA-1), as RFC 4122 section 4.3 and Python's `uuid.uuid5`
 /// make it.
 fn uuid_v5(namespace: &[u8; 16], name: &[u8]) -> String {
@@ -405,7 +366,13 @@ mod tests {
             ("a--b__c", "1!2.0", "pkg:pypi/a-b-c@1%212.0"),
         ];
         for (name, version, expected) in cases {
-            assert_eq!(purl(name, version), expected, "{name} {version}");
+            // The manifest's names are PEP 503-normalised; the purl takes them so.
+            let name = pysfx_wheel::normalize_name(name);
+            assert_eq!(
+                pysfx_format::purl(&name, version),
+                expected,
+                "{name} {version}"
+            );
         }
     }
 

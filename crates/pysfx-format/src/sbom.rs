@@ -136,6 +136,34 @@ const WHEEL_SET: &str = "pysfx:wheel_set";
 const WHEEL_FILE: &str = "pysfx:wheel_file";
 const BOOTSTRAP: &str = "pysfx:bootstrap";
 
+/// The component of a wheel file: a PyPI library with its purl and SHA-256, and properties
+/// naming its sets, its file and whether it is a bootstrap wheel.
+pub fn library(wheel: &WheelEntry, set_names: &[&str], bootstrap: bool) -> Component {
+    let property = |name: &str, value: &str| Property {
+        name: name.into(),
+        value: value.into(),
+    };
+    let mut properties: Vec<Property> = (set_names.iter())
+        .map(|name| property(WHEEL_SET, name))
+        .collect();
+    properties.push(property(WHEEL_FILE, &wheel.filename));
+    if bootstrap {
+        properties.push(property(BOOTSTRAP, "true"));
+    }
+    Component {
+        kind: "library".into(),
+        bom_ref: Some(component_ref(wheel)),
+        name: wheel.name.clone(),
+        version: Some(wheel.version.clone()),
+        purl: Some(purl(&wheel.name, &wheel.version)),
+        hashes: vec![Hash {
+            alg: "SHA-256".into(),
+            content: wheel.sha256.clone(),
+        }],
+        properties,
+    }
+}
+
 /// A document's text as pysfx stores it: pretty-printed, ending in a line break.
 pub fn to_text<T: Serialize>(document: &T) -> Result<String, serde_json::Error> {
     let mut text = serde_json::to_string_pretty(document)?;
@@ -514,30 +542,6 @@ mod tests {
         .expect("manifest")
     }
 
-    fn library(wheel: &WheelEntry) -> Component {
-        Component {
-            kind: "library".into(),
-            bom_ref: Some(component_ref(wheel)),
-            name: wheel.name.clone(),
-            version: Some(wheel.version.clone()),
-            purl: Some(purl(&wheel.name, &wheel.version)),
-            hashes: vec![Hash {
-                alg: "SHA-256".into(),
-                content: wheel.sha256.clone(),
-            }],
-            properties: vec![
-                Property {
-                    name: WHEEL_SET.into(),
-                    value: "cp311".into(),
-                },
-                Property {
-                    name: WHEEL_FILE.into(),
-                    value: wheel.filename.clone(),
-                },
-            ],
-        }
-    }
-
     /// The document the packer writes for `wheels` (sorted by name), `a` depending on `b`.
     fn document(wheels: &[&WheelEntry]) -> Bom {
         let refs: Vec<String> = wheels.iter().map(|wheel| component_ref(wheel)).collect();
@@ -581,7 +585,9 @@ mod tests {
                 },
                 properties: Vec::new(),
             },
-            components: wheels.iter().map(|wheel| library(wheel)).collect(),
+            components: (wheels.iter())
+                .map(|wheel| library(wheel, &["cp311"], false))
+                .collect(),
             dependencies,
         }
     }
