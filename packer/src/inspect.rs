@@ -286,6 +286,7 @@ fn dry_run(
 /// `inspect --sbom --python PY`: the SBOM a release installed by PY gets (`pysfx-sbom.cdx.json`):
 /// its set's, cut to the wheels the stub would install, as the stub cuts it.
 fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome {
+    check_all_stored(payload)?;
     let index = (payload.manifest().sets.iter()).position(|set| set.name == plan.set_name);
     let stored = match index {
         Some(index) => pysfx_format::read_sbom(payload, &pysfx_format::set_sbom_name(index))
@@ -305,9 +306,7 @@ fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome
     let installed: Vec<&WheelEntry> = plan.wheels.iter().collect();
     let text = String::from_utf8_lossy(&bytes);
     let index = index.unwrap_or_default();
-    let checked = pysfx_plan::sbom::all_stored(payload)
-        .and_then(|_| pysfx_plan::sbom::for_release(payload.manifest(), index, &text, &installed));
-    match checked {
+    match pysfx_plan::sbom::for_release(payload.manifest(), index, &text, &installed) {
         Ok(text) => print(&text),
         Err(reason) => Err((
             CORRUPT,
@@ -320,19 +319,25 @@ fn print_release_sbom(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Outcome
     }
 }
 
+/// An artifact stores all its SBOMs or none (packed before pysfx stored them): one taken out
+/// beside the others is refused (exit 3), as by the stub.
+fn check_all_stored(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> {
+    pysfx_plan::sbom::all_stored(payload)
+        .map(|_| ())
+        .map_err(|reason| (CORRUPT, anyhow!("{}: {reason}", payload.path().display())))
+}
+
 /// `inspect --sbom`: the SBOM stored in the artifact, as it is (what `./site.sfx --sbom`
 /// prints); for an artifact packed before SBOMs were stored, one made from its manifest.
 fn print_sbom(payload: &mut Payload) -> Outcome {
+    check_all_stored(payload)?;
     if let Some(bytes) = pysfx_format::read_sbom(payload, pysfx_format::SBOM_NAME)
         .map_err(|e| (CORRUPT, e.into()))?
     {
         // Held to the manifest, as `./site.sfx --sbom` holds it: the same document or none.
         let text = String::from_utf8_lossy(&bytes);
-        let checked = pysfx_plan::sbom::all_stored(payload).and_then(|_| {
-            pysfx_plan::sbom::check_stored(payload.manifest(), None, &text).map(|_| ())
-        });
-        return match checked {
-            Ok(()) => print(&text),
+        return match pysfx_plan::sbom::check_stored(payload.manifest(), None, &text) {
+            Ok(_) => print(&text),
             Err(reason) => Err((
                 CORRUPT,
                 anyhow!(

@@ -43,14 +43,13 @@ pub fn payload_entries(
         pysfx_format::SBOM_NAME.to_string(),
         render(manifest, &digest, None, &all)?,
     )];
-    for (index, (set, _)) in all.iter().enumerate() {
-        // What a release of the set gets: the stub copies this one into it.
-        let members = (*set, installed_members(manifest, set));
+    for (index, members) in all.iter().enumerate() {
+        // What a release of the set may get (the stub cuts it to what it installed).
         let bytes = render(
             manifest,
             &digest,
             Some(index),
-            std::slice::from_ref(&members),
+            std::slice::from_ref(members),
         )?;
         entries.push((pysfx_format::set_sbom_name(index), bytes));
     }
@@ -68,7 +67,7 @@ pub fn whole(manifest: &Manifest, manifest_sha256: &[u8]) -> Result<Vec<u8>, ser
     render(manifest, &pysfx_format::hex(manifest_sha256), None, &all)
 }
 
-pub use pysfx_plan::sbom::{installed_members, set_members};
+pub use pysfx_plan::sbom::set_members;
 
 /// One SBOM: the components of `sets` (a wheel in several sets once, a property for each),
 /// their dependencies within each set, and the app depending on each set's roots.

@@ -360,20 +360,15 @@ pub fn check(
 
 /// A checked SBOM cut to the wheels one install put in the release (by SHA-256): the
 /// components of the others dropped (a set may hold wheels an interpreter does not get: one
-/// skipped for its `Requires-Python`, another build of a distribution for another Python),
-/// with their dependencies, under a serial number of its own. Each wheel of `installed` must
-/// be listed, but those `optional` says may not be (the bootstrap wheels, which the packer
-/// lists for the Python a set was resolved for, where the stub picks them for the one it runs).
-pub fn cut(
-    mut document: Value,
-    installed: &[&WheelEntry],
-    optional: impl Fn(&WheelEntry) -> bool,
-) -> Result<Value, String> {
+/// skipped for its `Requires-Python`, another build of a distribution for another Python, the
+/// bootstrap wheels it did not choose), with their dependencies, under a serial number of its
+/// own. Each wheel of `installed` must be listed.
+pub fn cut(mut document: Value, installed: &[&WheelEntry]) -> Result<Value, String> {
     let Some(components) = document["components"].as_array_mut() else {
         return Err("it lists no components".into());
     };
-    if let Some(missing) = (installed.iter())
-        .find(|wheel| !optional(wheel) && !components.iter().any(|c| digest_of(c) == wheel.sha256))
+    if let Some(missing) =
+        (installed.iter()).find(|wheel| !components.iter().any(|c| digest_of(c) == wheel.sha256))
     {
         return Err(format!("it lists no component for {}", missing.filename));
     }
@@ -709,8 +704,7 @@ mod tests {
     fn an_sbom_is_cut_to_the_installed_wheels() {
         let (a, b, c) = (wheel("a", "aaa"), wheel("b", "bbb"), wheel("c", "ccc"));
         let whole = value(&document(&[&a, &b, &c]));
-        let none = |_: &WheelEntry| false;
-        let cut_ab = cut(whole.clone(), &[&a, &b], none).expect("cut");
+        let cut_ab = cut(whole.clone(), &[&a, &b]).expect("cut");
         let names: Vec<&str> = (cut_ab["components"].as_array().into_iter().flatten())
             .filter_map(|c| c["name"].as_str())
             .collect();
@@ -731,22 +725,20 @@ mod tests {
         assert_eq!(serial.len(), "urn:uuid:".len() + 36);
         assert_eq!(&serial[23..24], "4", "{serial}");
         assert!(matches!(&serial[28..29], "8" | "9" | "a" | "b"), "{serial}");
-        assert_eq!(cut(whole.clone(), &[&b, &a], none), Ok(cut_ab));
+        assert_eq!(cut(whole.clone(), &[&b, &a]), Ok(cut_ab));
         // Nothing cut: the set's own document.
-        assert_eq!(cut(whole.clone(), &[&a, &b, &c], none), Ok(whole.clone()));
-        let only_a = cut(whole.clone(), &[&a], none).expect("cut");
+        assert_eq!(cut(whole.clone(), &[&a, &b, &c]), Ok(whole.clone()));
+        let only_a = cut(whole.clone(), &[&a]).expect("cut");
         assert_eq!(
             only_a["dependencies"][1]["dependsOn"],
             serde_json::json!([])
         );
-        // A wheel installed but not listed: refused, unless optional (a bootstrap wheel).
+        // A wheel installed but not listed: refused.
         let other = wheel("other", "ooo");
-        let error = cut(whole.clone(), &[&a, &other], none).expect_err("not listed");
+        let error = cut(whole.clone(), &[&a, &other]).expect_err("not listed");
         assert!(
             error.contains("lists no component for other-1.0"),
             "{error}"
         );
-        let optional = |wheel: &WheelEntry| wheel.name == "other";
-        assert!(cut(whole, &[&a, &other], optional).is_ok());
     }
 }

@@ -2,11 +2,7 @@
 //! (`pysfx pack`), and every reader holds a stored one to it — the install before writing,
 //! `--sbom`, `--verify`, `pysfx verify` and `pysfx inspect`.
 
-use std::str::FromStr;
-
-use pep440_rs::Version;
 use pysfx_format::{Manifest, Payload, WheelEntry, WheelSet, SBOM_NAME};
-use pysfx_wheel::python_satisfies;
 use serde_json::Value;
 
 /// What a set may install: its wheels, and the bootstrap wheels of the distributions it lacks
@@ -35,48 +31,6 @@ fn add_once<'a>(members: &mut Vec<&'a WheelEntry>, wheel: &'a WheelEntry) {
     }
 }
 
-/// What a release of `set` gets: its wheels and, for a set resolved for one interpreter, the
-/// bootstrap wheel of each distribution it lacks that the stub picks for that Python (the
-/// newest whose `Requires-Python` admits it; bootstrap wheels are `py3-none-any`). A set
-/// for any interpreter may get any of them: all are listed. In no particular order.
-pub fn installed_members<'a>(manifest: &'a Manifest, set: &WheelSet) -> Vec<&'a WheelEntry> {
-    let python = set.target.as_ref().and_then(|target| {
-        Version::from_str(
-            target
-                .full_version
-                .as_deref()
-                .unwrap_or(&target.python_version),
-        )
-        .ok()
-    });
-    let Some(python) = python else {
-        return set_members(manifest, set);
-    };
-    let mut members = Vec::new();
-    // The newest bootstrap wheel of each distribution, with its version.
-    let mut newest: Vec<(&WheelEntry, Version)> = Vec::new();
-    for wheel in set_members(manifest, set) {
-        if !manifest.bootstrap.contains(&wheel.path) || set.wheels.contains(&wheel.path) {
-            members.push(wheel);
-            continue;
-        }
-        let admits = wheel
-            .requires_python
-            .as_deref()
-            .is_none_or(|spec| python_satisfies(spec, &python));
-        let Some(version) = Version::from_str(&wheel.version).ok().filter(|_| admits) else {
-            continue;
-        };
-        match newest.iter_mut().find(|(slot, _)| slot.name == wheel.name) {
-            Some(slot) if slot.1 < version => *slot = (wheel, version),
-            Some(_) => {}
-            None => newest.push((wheel, version)),
-        }
-    }
-    members.extend(newest.into_iter().map(|(wheel, _)| wheel));
-    members
-}
-
 /// The wheels the stored SBOM of the whole artifact (`set` `None`) or of set `set` lists.
 pub fn members(manifest: &Manifest, set: Option<usize>) -> Vec<&WheelEntry> {
     match set {
@@ -84,7 +38,7 @@ pub fn members(manifest: &Manifest, set: Option<usize>) -> Vec<&WheelEntry> {
             .flat_map(|set| set_members(manifest, set))
             .collect(),
         Some(index) => (manifest.sets.get(index))
-            .map(|set| installed_members(manifest, set))
+            .map(|set| set_members(manifest, set))
             .unwrap_or_default(),
     }
 }
@@ -97,7 +51,8 @@ pub fn check_stored(manifest: &Manifest, set: Option<usize>, text: &str) -> Resu
 }
 
 /// The SBOM a release of set `set` gets: the set's stored SBOM, checked, cut to the wheels
-/// one install of it put there, each of which it must list (but a bootstrap wheel).
+/// one install of it put there, each of which it lists (the set's SBOM lists every bootstrap
+/// wheel the stub may choose from, whatever the patch release of the Python it runs).
 pub fn for_release(
     manifest: &Manifest,
     set: usize,
@@ -105,8 +60,7 @@ pub fn for_release(
     installed: &[&WheelEntry],
 ) -> Result<String, String> {
     let document = check_stored(manifest, Some(set), text)?;
-    let bootstrap = |wheel: &WheelEntry| manifest.bootstrap.contains(&wheel.path);
-    let cut = pysfx_format::sbom::cut(document, installed, bootstrap)?;
+    let cut = pysfx_format::sbom::cut(document, installed)?;
     pysfx_format::sbom::to_text(&cut).map_err(|error| error.to_string())
 }
 
