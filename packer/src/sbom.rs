@@ -416,6 +416,45 @@ mod tests {
             .collect()
     }
 
+    /// A set's SBOM lists every bootstrap wheel the stub may choose from: one whose
+    /// `Requires-Python` admits only a later patch release than the set's `X.Y` is the one a
+    /// server's CPython 3.10.13 installs, and its release's SBOM lists it.
+    #[test]
+    fn a_release_sbom_lists_the_bootstrap_wheel_any_patch_release_chose() {
+        let mut app = wheel("app", "1.0", &[]);
+        app.sha256 = "aa".repeat(32);
+        let mut old = wheel("setuptools", "75.3.4", &[]);
+        old.sha256 = "bb".repeat(32);
+        let mut new = wheel("setuptools", "99.0", &[]);
+        new.sha256 = "cc".repeat(32);
+        new.requires_python = Some(">3.10".into());
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "pysfx_version": "0.1.0",
+            "app": {"name": "mysite", "files": 0, "bytes": 0},
+            "wheels": [app, old, new],
+            "sets": [{"name": "cp310", "target": {"implementation": "cp", "python_version": "3.10"},
+                      "wheels": [app.path]}],
+            "bootstrap": [old.path, new.path],
+            "unpacked_bytes": 3,
+        }))
+        .expect("manifest");
+        let entries = payload_entries(&manifest, &[0; 32]).expect("SBOMs");
+        let (_, set_sbom) = &entries[1];
+        let text = String::from_utf8(set_sbom.clone()).expect("text");
+        for chosen in [&old, &new] {
+            let installed = [&manifest.wheels[0], chosen];
+            let release = pysfx_plan::sbom::for_release(&manifest, 0, &text, &installed)
+                .expect("the release's SBOM");
+            assert!(release.contains(&chosen.sha256), "{release}");
+            let other = if chosen.version == old.version {
+                &new
+            } else {
+                &old
+            };
+            assert!(!release.contains(&other.sha256), "{release}");
+        }
+    }
+
     #[test]
     fn dependencies_follow_requires_dist_markers_extras_and_versions() {
         let edge = |from: &str, to: &str| (from.to_string(), to.to_string());
