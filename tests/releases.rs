@@ -252,7 +252,7 @@ fn keep_never_removes_the_release_link_lies_in() {
     install_linked(&site, &releases.join("r2"), &elsewhere.join("current"), &[]);
     install_linked(&site, &releases.join("r3"), &elsewhere.join("current"), &[]);
     let current = releases.join("r1").join("current");
-    // r4 keeps itself, r3 (installed before it: LINK replaced nothing) and r1.
+    // r4 keeps itself and r1, which LINK lies in (a new LINK replaced no release).
     let (code, result, stderr) = install_with(
         &site,
         &releases.join("r4"),
@@ -265,7 +265,7 @@ fn keep_never_removes_the_release_link_lies_in() {
         ],
     );
     assert_eq!(code, 0, "{result}\n{stderr}");
-    assert_eq!(names(&result["pruned"]), ["r2"], "{result}");
+    assert_eq!(names(&result["pruned"]), ["r2", "r3"], "{result}");
     assert_eq!(
         std::fs::read_link(&current).ok(),
         Some(releases.join("r4")),
