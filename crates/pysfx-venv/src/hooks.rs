@@ -142,6 +142,9 @@ pub fn app_pth(app_name: &str) -> String {
     )
 }
 
+/// The hook module's mtime: 1980-01-01, the zip format's first day.
+const HOOK_MTIME: u64 = 315_532_800;
+
 /// Writes the three hook files into `site_packages`, each as a new file (a wheel that shipped
 /// one of these names was refused before anything was written), and with `bytecode` (the
 /// interpreter's format and the hook module's marshalled code, from its query) the hook
@@ -168,6 +171,18 @@ pub fn write_hooks(
         let path = path.to_path_buf();
         move |source| VenvError::Io { path, source }
     };
+    // The module's mtime, which its `.pyc` records, is fixed: every release of an artifact
+    // then holds the same bytes (as the sources of byte-code compiled at pack time).
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&source)
+            .map_err(io(&source))?;
+        let fixed = std::time::UNIX_EPOCH + std::time::Duration::from_secs(HOOK_MTIME);
+        file.set_modified(fixed).map_err(io(&source))?;
+    }
     let metadata = std::fs::symlink_metadata(&source).map_err(io(&source))?;
     let Some(pyc) = format.pyc_of(&format!("{HOOK_MODULE}.py")) else {
         return Ok(());
