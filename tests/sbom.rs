@@ -474,17 +474,12 @@ fn a_release_sbom_leaves_out_a_wheel_skipped_for_its_requires_python() {
     );
 }
 
-/// `pysfx verify` makes the SBOMs again from the manifest: a stored SBOM that lists another
-/// version than the artifact carries (re-sealed, so every digest holds) is refused (exit 3),
-/// and the SBOMs are deflated in the payload, as the manifest is.
-#[test]
-fn verify_refuses_an_sbom_that_is_not_the_manifests() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path();
+/// An artifact of the demo app with one wheel, tinylib 1.0, in `root`.
+fn tinylib_artifact(root: &Path) -> PathBuf {
     let wheels = root.join("wheels");
     tiny_wheel(&wheels, "tinylib", "1.0", &[]);
     let app = make_app(&root.join("src"), "demoapp");
-    let artifact = pack(
+    pack(
         &[
             OsStr::new("--app"),
             app.as_os_str(),
@@ -493,7 +488,17 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
             OsStr::new("--no-bootstrap"),
         ],
         &root.join("site.sfx"),
-    );
+    )
+}
+
+/// `pysfx verify` makes the SBOMs again from the manifest: a stored SBOM that lists another
+/// version than the artifact carries (re-sealed, so every digest holds) is refused (exit 3),
+/// and the SBOMs are deflated in the payload, as the manifest is.
+#[test]
+fn verify_refuses_an_sbom_that_is_not_the_manifests() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let artifact = tinylib_artifact(root);
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(&artifact).expect("open")).expect("a zip");
     let stored = archive.by_name(pysfx_format::SBOM_NAME).expect("the SBOM");
@@ -564,19 +569,7 @@ fn verify_refuses_an_sbom_that_is_not_the_manifests() {
 fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
-    let wheels = root.join("wheels");
-    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
-    let app = make_app(&root.join("src"), "demoapp");
-    let artifact = pack(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &root.join("site.sfx"),
-    );
+    let artifact = tinylib_artifact(root);
     let python = python(11);
     let set_sbom = ".pysfx/sbom/set-0.cdx.json";
     let sbom = String::from_utf8(entry(&artifact, set_sbom)).expect("text");
