@@ -59,7 +59,7 @@ pub(crate) fn write_artifact(
         .unwrap_or(Path::new("."));
     remove_stale_temporaries(directory, &name);
     remove_stale_temporaries(directory, &format!("{name}.minisig"));
-    let temporary = output.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    let temporary = output.with_file_name(temporary_name(&name));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
         let mut writer = PayloadWriter::create(&temporary, stub, epoch)
@@ -168,7 +168,7 @@ fn put_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let staged = path.with_file_name(format!(".{name}.pysfx-tmp-{}", std::process::id()));
+    let staged = path.with_file_name(temporary_name(&name));
     let _ = std::fs::remove_file(&staged);
     crate::signing::write_new(&staged, bytes, 0o644)?;
     std::fs::rename(&staged, path).map_err(|error| {
@@ -177,11 +177,21 @@ fn put_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// What a file `name` (OUT, or OUT.minisig) is written as beside itself before it is renamed
+/// into place: `.NAME.pysfx-tmp-PID`, which the next pack removes once PID is gone.
+fn temporary_name(name: &str) -> String {
+    format!("{}{}", temporary_prefix(name), std::process::id())
+}
+
+fn temporary_prefix(name: &str) -> String {
+    format!(".{name}.pysfx-tmp-")
+}
+
 /// A pack killed by SIGKILL leaves its `.OUT.pysfx-tmp-PID` beside OUT (the whole artifact so
 /// far). The next pack of OUT removes those whose process is gone; one whose process still runs
 /// may be a concurrent pack and is left alone.
 fn remove_stale_temporaries(directory: &Path, name: &str) {
-    let prefix = format!(".{name}.pysfx-tmp-");
+    let prefix = temporary_prefix(name);
     let Ok(entries) = std::fs::read_dir(directory) else {
         return;
     };
