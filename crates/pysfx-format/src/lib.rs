@@ -65,8 +65,9 @@ pub enum FormatError {
         #[source]
         source: zip::result::ZipError,
     },
-    #[error("{path}: the manifest is missing or invalid: {reason}")]
-    BadManifest { path: PathBuf, reason: String },
+    /// The payload's manifest, directory or entries do not hold together (damaged or crafted).
+    #[error("{path}: the artifact is corrupt: {reason}")]
+    Malformed { path: PathBuf, reason: String },
 }
 
 impl FormatError {

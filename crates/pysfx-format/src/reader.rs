@@ -70,7 +70,7 @@ impl Payload {
         let ranges = within_payload(&archive, &located)
             .and_then(|()| wheel_ranges(&mut archive, &located, b"wheels/"))
             .and_then(|wheels| Ok((wheels, wheel_ranges(&mut archive, &located, b"bytecode/")?)))
-            .map_err(|reason| FormatError::BadManifest {
+            .map_err(|reason| FormatError::Malformed {
                 path: path.to_path_buf(),
                 reason,
             })?;
@@ -97,7 +97,7 @@ impl Payload {
             let (path, size) = (wheel.path.clone(), wheel.size);
             if let Ok((_, stored)) = stored_range(&mut self.archive, &self.located, &path) {
                 if stored != size {
-                    return Err(FormatError::BadManifest {
+                    return Err(FormatError::Malformed {
                         path: self.path.clone(),
                         reason: format!(
                             "{path}: the manifest gives its size as {size} bytes, the payload \
@@ -111,7 +111,7 @@ impl Payload {
     }
 
     fn read_manifest(&mut self) -> Result<Manifest, FormatError> {
-        let bad = |reason: String| FormatError::BadManifest {
+        let bad = |reason: String| FormatError::Malformed {
             path: self.path.clone(),
             reason,
         };
@@ -128,15 +128,18 @@ impl Payload {
                 .read_to_end(&mut text)
                 .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|error| bad(error.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(bad(format!(
-                "format version {} is not supported by this reader (it reads {FORMAT_VERSION})",
+                "{MANIFEST_NAME}: format version {} is not supported by this reader (it reads \
+                 {FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
-        manifest.validate().map_err(bad)?;
+        manifest
+            .validate()
+            .map_err(|reason| bad(format!("{MANIFEST_NAME}: {reason}")))?;
         Ok(manifest)
     }
 
@@ -157,7 +160,7 @@ impl Payload {
         {
             let Some((_, range)) = self.bundles.iter().find(|(name, _)| *name == bundle.path)
             else {
-                return Err(FormatError::BadManifest {
+                return Err(FormatError::Malformed {
                     path: self.path.clone(),
                     reason: format!("{} is not in the payload", bundle.path),
                 });
@@ -209,7 +212,7 @@ impl Payload {
         for entry in self.manifest.wheels.iter().filter(|entry| !entry.from_base) {
             let place = self.wheels.iter().position(|(name, _)| *name == entry.path);
             let Some(index) = place else {
-                return Err(FormatError::BadManifest {
+                return Err(FormatError::Malformed {
                     path: self.path.clone(),
                     reason: format!("{} is not in the payload", entry.path),
                 });
@@ -277,7 +280,7 @@ impl Payload {
             }
         }
         if declared > self.manifest.unpacked_bytes {
-            return Err(FormatError::BadManifest {
+            return Err(FormatError::Malformed {
                 path: self.path.clone(),
                 reason: format!(
                     "it says the payload unpacks to {} bytes, but its entries declare {declared}",
@@ -321,7 +324,7 @@ impl Payload {
     pub fn bundle_unpacked(&mut self, name: &str) -> Result<u64, FormatError> {
         let (start, len) = self.stored_range(name)?;
         bundle_unpacked_bytes(Section::with_directory(&self.file, start, len)).map_err(|reason| {
-            FormatError::BadManifest {
+            FormatError::Malformed {
                 path: self.path.clone(),
                 reason: format!("byte-code bundle {name}: {reason}"),
             }
@@ -333,7 +336,7 @@ impl Payload {
     /// lies outside the payload.
     pub fn stored_range(&mut self, name: &str) -> Result<(u64, u64), FormatError> {
         stored_range(&mut self.archive, &self.located, name).map_err(|reason| {
-            FormatError::BadManifest {
+            FormatError::Malformed {
                 path: self.path.clone(),
                 reason,
             }
@@ -362,6 +365,11 @@ fn within_payload<R: Read + Seek>(
     located: &Located,
 ) -> Result<(), String> {
     let start = located.trailer.payload_offset;
+    // The zip reader keeps one entry per name, so a duplicate shows only in the count; every
+    // reader of the payload (the install, --sbom, --list, inspect) would see only the last.
+    if archive.has_duplicate_names() {
+        return Err("it holds two entries of one name".to_string());
+    }
     if archive.central_directory_start() < start {
         return Err("the zip directory starts before the payload".to_string());
     }

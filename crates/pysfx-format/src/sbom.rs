@@ -34,7 +34,7 @@ pub fn set_sbom_name(index: usize) -> String {
 /// it, and a parser for any JSON costs the stub's size.)
 pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, FormatError> {
     let path = payload.path().to_path_buf();
-    let bad = |reason: &str| FormatError::BadManifest {
+    let bad = |reason: &str| FormatError::Malformed {
         path: path.clone(),
         reason: format!("{name}: {reason}"),
     };

@@ -81,12 +81,10 @@ impl PayloadWriter {
 
     /// Adds the manifest; call it before any other entry.
     pub fn add_manifest(&mut self, manifest: &Manifest) -> Result<(), FormatError> {
-        let text = manifest
-            .to_json()
-            .map_err(|error| FormatError::BadManifest {
-                path: self.path.clone(),
-                reason: error.to_string(),
-            })?;
+        let text = manifest.to_json().map_err(|error| FormatError::Malformed {
+            path: self.path.clone(),
+            reason: error.to_string(),
+        })?;
         self.add(
             MANIFEST_NAME,
             &mut text.as_slice(),
@@ -168,7 +166,7 @@ impl PayloadWriter {
                 source,
             })?;
             crate::reader::wheel_ranges(&mut archive, &located, b"wheels/").map_err(|reason| {
-                FormatError::BadManifest {
+                FormatError::Malformed {
                     path: path.clone(),
                     reason,
                 }
@@ -295,6 +293,47 @@ mod tests {
         let mut text = String::new();
         entry.read_to_string(&mut text).expect("read");
         assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn a_payload_with_two_entries_of_one_name_is_refused_at_open() {
+        // The zip reader keeps the last of two entries of one name: every reader (the install,
+        // --sbom, --list, inspect) would see that one, so none may open such a payload.
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("twice.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        for (name, text) in [(".pysfx/a.json", b"{}"), (".pysfx/b.json", b"[]")] {
+            let options = EntryOptions {
+                compress: false,
+                executable: false,
+                size: 2,
+            };
+            writer.add(name, &mut &text[..], options).expect("add");
+        }
+        writer.finish().expect("finish");
+        crate::Payload::open(&path).expect("two names: opens");
+        // The second entry renamed as the first, in its local header and the directory.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mut renamed = 0;
+        for at in 0..bytes.len() - 13 {
+            if &bytes[at..at + 13] == b".pysfx/b.json" {
+                bytes[at + 7] = b'a';
+                renamed += 1;
+            }
+        }
+        assert_eq!(renamed, 2);
+        std::fs::write(&path, &bytes).expect("write");
+        match crate::Payload::open(&path) {
+            Err(error @ FormatError::Malformed { .. }) => {
+                assert!(
+                    error.to_string().contains("two entries of one name"),
+                    "{error}"
+                )
+            }
+            Err(error) => panic!("refused for another reason: {error}"),
+            Ok(_) => panic!("a payload with two entries of one name opened"),
+        }
     }
 
     #[test]
