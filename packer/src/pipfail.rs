@@ -82,10 +82,58 @@ const SIGNS: [(PipFailure, &[&str]); 6] = [
 pub fn classify(stderr: &str) -> PipFailure {
     for (failure, signs) in SIGNS {
         if signs.iter().any(|sign| stderr.contains(sign)) {
+            if failure == PipFailure::RequiresPython && !any_ignored_version_fits(stderr) {
+                return PipFailure::NoMatchingDistribution;
+            }
             return failure;
         }
     }
     PipFailure::Other
+}
+
+/// pip lists every version of the distribution it passed over for its Requires-Python
+/// ("Ignored the following versions that require a different python version: 6.0
+/// Requires-Python >=3.12; …"), also when the requirement asks for none of them
+/// (`Django==0.0.1`): the failure is then no such version, not the target's Python. False only
+/// when pip's words say so for sure: every ignored version read, and none of them within the
+/// requirement's specifiers. Any other Requires-Python message is about the version chosen.
+fn any_ignored_version_fits(stderr: &str) -> bool {
+    use std::str::FromStr;
+    const IGNORED: &str = "Ignored the following versions that require a different python \
+                           version: ";
+    const WANTED: &str = "Could not find a version that satisfies the requirement ";
+    if stderr.contains("requires a different Python") || stderr.contains("but the running Python") {
+        return true;
+    }
+    let after = |sign: &str| {
+        let at = stderr.find(sign)? + sign.len();
+        stderr[at..].lines().next()
+    };
+    let (Some(ignored), Some(wanted)) = (after(IGNORED), after(WANTED)) else {
+        return true;
+    };
+    // "django==4.2 (from versions: …)", "name[extra]>=1,<2 (from -r … (line 1)) (from …)".
+    let requirement = wanted.split(" (from").next().unwrap_or(wanted);
+    let requirement = requirement.split(';').next().unwrap_or(requirement);
+    let specifiers = requirement
+        .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || "._-".contains(c))
+        .trim_start();
+    let specifiers = match specifiers.strip_prefix('[') {
+        Some(extras) => match extras.split_once(']') {
+            Some((_, rest)) => rest,
+            None => return true,
+        },
+        None => specifiers,
+    };
+    let Ok(specifiers) = pep440_rs::VersionSpecifiers::from_str(specifiers.trim()) else {
+        return true;
+    };
+    let mut versions = ignored.split(';').map(|item| {
+        item.split_whitespace()
+            .next()
+            .map(pep440_rs::Version::from_str)
+    });
+    !versions.all(|version| matches!(version, Some(Ok(version)) if !specifiers.contains(&version)))
 }
 
 /// The requirements files pip reads (pysfx's copies, next to each other in the work
@@ -293,6 +341,10 @@ mod tests {
         different python version: 4.2 Requires-Python >=3.8; 5.0 Requires-Python >=3.10\n\
         ERROR: Could not find a version that satisfies the requirement django==4.2 (from \
         versions: 1.11, 2.2, 3.2.25)\nERROR: No matching distribution found for django==4.2\n";
+    const NO_SUCH_VERSION: &str = "ERROR: Ignored the following versions that require a \
+        different python version: 6.0 Requires-Python >=3.12; 6.0.1 Requires-Python >=3.12\n\
+        ERROR: Could not find a version that satisfies the requirement Django==0.0.1 (from \
+        versions: 1.1.3, 5.2.8)\nERROR: No matching distribution found for Django==0.0.1\n";
     const BUILD: &str = "  error: subprocess-exited-with-error\n  \n  × Building wheel for \
         cext (pyproject.toml) did not run successfully.\n  │ exit code: 1\n  ╰─> [1 lines of \
         output]\n      gcc: not found\n  note: This error originates from a subprocess.\n  \
@@ -318,6 +370,21 @@ mod tests {
                 REQUIRES_PYTHON_INDEX,
                 PipFailure::RequiresPython,
                 "the requirement django==4.2",
+            ),
+            (
+                NO_SUCH_VERSION,
+                PipFailure::NoMatchingDistribution,
+                "the requirement Django==0.0.1",
+            ),
+            (
+                &NO_SUCH_VERSION.replace("Django==0.0.1 (", "django[argon2]>=6 ("),
+                PipFailure::RequiresPython,
+                "django[argon2]>=6",
+            ),
+            (
+                &NO_SUCH_VERSION.replace("Django==0.0.1 (", "Django (from -r r.txt (line 1)) ("),
+                PipFailure::RequiresPython,
+                "the requirement Django",
             ),
             (BUILD, PipFailure::BuildFailed, "cext"),
             (
