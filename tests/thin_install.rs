@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -736,6 +736,49 @@ fn copy_shares_no_file_with_the_base() {
     assert!(shared.is_empty(), "shared with v1: {shared:?}");
     assert_intact(&artifacts.thin, &v2);
     assert_imports(&v2);
+}
+
+/// A left-out file gets the wheel's executable bit, not the one it was given since in the base
+/// release (`chmod` there), and a copied source file the mtime a full install gives it (which
+/// its byte-code is stamped with), linked or copied: the release is the full artifact's.
+#[test]
+fn a_mode_changed_in_the_base_is_not_carried_into_the_thin_release() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let full = artifacts.parent("vacant").join("2");
+    install_base(&artifacts.full, &full, &python);
+    let full_site = site_packages(&full, &python);
+    let state = |path: &Path| {
+        let metadata = std::fs::metadata(path).expect("stat");
+        (metadata.mode() & 0o777, metadata.modified().expect("mtime"))
+    };
+    for extra in [&[][..], &[OsStr::new("--copy")][..]] {
+        let parent = artifacts.parent(&format!("parent{}", extra.len()));
+        let (v1, v2) = (parent.join("1"), parent.join("2"));
+        install_base(&artifacts.v1, &v1, &python);
+        let v1_site = site_packages(&v1, &python);
+        let modes = [
+            ("sharedlib/helpers.py", 0o755),
+            ("sharedlib/tool.sh", 0o644),
+        ];
+        for (file, mode) in modes {
+            let path = v1_site.join(file);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect(file);
+        }
+        install_ok(&artifacts.thin, &v2, &python, extra);
+        for (file, _) in modes {
+            let (thin, full) = (
+                state(&site_packages(&v2, &python).join(file)),
+                state(&full_site.join(file)),
+            );
+            assert_eq!(thin.0, full.0, "{extra:?}: {file}'s mode");
+            // A source file's mtime is fixed (its byte-code's stamp); another's is when written.
+            if file.ends_with(".py") {
+                assert_eq!(thin.1, full.1, "{extra:?}: {file}'s mtime");
+            }
+        }
+        assert_intact(&artifacts.thin, &v2);
+    }
 }
 
 /// On every CPython 3.6–3.13, a thin v2 installs beside v1 installed by the same interpreter:

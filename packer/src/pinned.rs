@@ -78,6 +78,7 @@ mod tests {
             requires_dist: Vec::new(),
             record_sha256: None,
             from_base: false,
+            executables: None,
         }
     }
 

@@ -389,6 +389,7 @@ mod tests {
             requires_dist: requires.iter().map(ToString::to_string).collect(),
             record_sha256: None,
             from_base: false,
+            executables: None,
         }
     }
 

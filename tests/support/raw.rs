@@ -111,6 +111,7 @@ fn raw_wheel_entry(wheel: &Path) -> (pysfx_format::WheelEntry, Vec<u8>) {
         requires_dist,
         record_sha256: None,
         from_base: false,
+        executables: None,
     };
     (entry, bytes)
 }

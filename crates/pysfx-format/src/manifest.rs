@@ -167,6 +167,12 @@ pub struct WheelEntry {
     /// `size` is the husk's; `sha256`, `unpacked_bytes` and `members` stay the whole wheel's.
     #[serde(default, skip_serializing_if = "is_false")]
     pub from_base: bool,
+    /// For a wheel left out (`from_base`): the members outside its husk the wheel marks
+    /// executable, by name, sorted, so that each file taken from the release beside DEST gets
+    /// the wheel's mode, not the one it has there. Absent in thin artifacts packed before it
+    /// was recorded (their left-out files keep the executable bit they have in that release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executables: Option<Vec<String>>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -307,6 +313,14 @@ impl Manifest {
         }
         // A wheel left out is taken from a release of the base the artifact names; its
         // byte-code comes with its files from there, never from this payload.
+        for wheel in &self.wheels {
+            if wheel.executables.is_some() && !wheel.from_base {
+                return Err(format!(
+                    "it lists executable members of {}, which it carries whole",
+                    wheel.filename.escape_debug()
+                ));
+            }
+        }
         for wheel in self.wheels.iter().filter(|wheel| wheel.from_base) {
             if self.thin_from.is_none() {
                 return Err(format!(

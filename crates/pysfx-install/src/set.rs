@@ -556,7 +556,15 @@ fn open_wheels(
         let prepared = match (job.entry.from_base, &job.source, &job.entry.record_sha256) {
             (false, _, _) => prepare_wheel(&mut archive, &job.filename, batch.layout)?,
             (true, Some(base), Some(record)) => {
-                prepare_husk(&mut archive, &job.filename, batch.layout, base, record)?
+                let executables = job.entry.executables.as_deref();
+                prepare_husk(
+                    &mut archive,
+                    &job.filename,
+                    batch.layout,
+                    base,
+                    record,
+                    executables,
+                )?
             }
             (true, None, _) => {
                 return Err(InstallError::BaseRelease(format!(

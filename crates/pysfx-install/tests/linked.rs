@@ -90,9 +90,14 @@ fn install(
     let mut archive = ZipArchive::new(Cursor::new(wheel(husk))).expect("zip");
     let layout = layout();
     let prepared = match (husk, source) {
-        (true, Some(base)) => {
-            prepare_husk(&mut archive, &filename, &layout, base, &record_sha256())?
-        }
+        (true, Some(base)) => prepare_husk(
+            &mut archive,
+            &filename,
+            &layout,
+            base,
+            &record_sha256(),
+            None,
+        )?,
         _ => prepare_wheel(&mut archive, &filename, &layout)?,
     };
     let origin = Origin { source, copy };

@@ -156,6 +156,7 @@ mod tests {
             requires_dist: requires.iter().map(|r| r.to_string()).collect(),
             record_sha256: None,
             from_base: false,
+            executables: None,
         }
     }
 

@@ -391,6 +391,7 @@ fn wheel_entries(
             requires_dist: info.requires_dist.clone(),
             record_sha256: Some(info.record_sha256.clone()),
             from_base: husks.contains_key(path),
+            executables: husks.get(path).map(|husk| husk.executables.clone()),
         })
         .collect()
 }

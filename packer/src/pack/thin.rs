@@ -77,6 +77,9 @@ impl Base {
 pub(crate) struct Husk {
     pub(crate) file: PathBuf,
     pub(crate) size: u64,
+    /// The members left out that the wheel marks executable, sorted (the manifest's
+    /// `executables`): the release they are taken from may have another mode for them.
+    pub(crate) executables: Vec<String>,
 }
 
 /// Where a left-out wheel's husk is stored in the payload.
@@ -154,7 +157,18 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
         .with_context(context)?;
     writer.finish().with_context(context)?;
     let size = std::fs::metadata(&output).with_context(context)?.len();
-    Ok(Some(Husk { file: output, size }))
+    let mut executables: Vec<String> = members
+        .iter()
+        .filter(|m| m.kind == MemberKind::File { executable: true })
+        .filter(|m| !in_husk(&m.name, &dist_info))
+        .map(|m| m.name.to_string())
+        .collect();
+    executables.sort();
+    Ok(Some(Husk {
+        file: output,
+        size,
+        executables,
+    }))
 }
 
 /// RECORD's rows by path: (hash, size).

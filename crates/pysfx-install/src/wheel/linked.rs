@@ -204,7 +204,7 @@ impl PreparedWheel {
         });
         is_ours(metadata)
             && metadata.len() == plan.size
-            && (plan.index.is_none() || executable == plan.executable)
+            && ((plan.index.is_none() && !self.left_out_modes) || executable == plan.executable)
             && has_fresh_mode(metadata, executable)
             && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime))
     }
@@ -250,9 +250,16 @@ impl PreparedWheel {
                 plan.size
             )));
         }
-        let executable = metadata.mode() & 0o100 != 0;
+        // The wheel's executable bit (known in thin artifacts since pysfx recorded it), and
+        // the file's mtime, as a link would have it: the byte-code taken from the same
+        // release is stamped with its source's mtime.
+        let executable = match self.left_out_modes {
+            true => plan.executable,
+            false => metadata.mode() & 0o100 != 0,
+        };
         let options = CopyOptions {
             disposition: plan.disposition,
+            mtime: metadata.modified().ok(),
             ..CopyOptions::new(if executable { 0o755 } else { 0o644 })
         };
         let copied = tree

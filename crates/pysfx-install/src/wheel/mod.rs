@@ -162,6 +162,9 @@ pub struct PreparedWheel {
     /// The wheel's bytes are vouched for by the payload digest, checked in this run: see
     /// [`PreparedWheel::vouch`].
     vouched: bool,
+    /// The executable bit of each member left out of a thin artifact is known (the manifest's
+    /// `executables`), not taken from the file in the release beside DEST.
+    left_out_modes: bool,
 }
 
 impl PreparedWheel {

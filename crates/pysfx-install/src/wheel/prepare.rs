@@ -52,14 +52,25 @@ pub fn prepare_wheel<R: Read + Seek>(
 /// manifest's `record_sha256`; every other file RECORD lists is planned as a member that is not
 /// in the payload, to be linked or copied from the release and checked against its row.
 /// METADATA, WHEEL and `entry_points.txt` are read from the release, checked the same way.
+/// `executables` (the manifest's) are the left-out members the wheel marks executable: each
+/// file taken from the release must have that executable bit, or is copied with it. `None`
+/// (a thin artifact packed before they were recorded): the file's own bit is kept.
 pub fn prepare_husk<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
     base: &LinkSource,
     record_sha256: &str,
+    executables: Option<&[String]>,
 ) -> Result<PreparedWheel, InstallError> {
-    prepare(archive, filename, layout, Some((base, record_sha256)))
+    let mut prepared = prepare(archive, filename, layout, Some((base, record_sha256)))?;
+    if let Some(executables) = executables {
+        for plan in prepared.planned.iter_mut().filter(|p| p.index.is_none()) {
+            plan.executable = executables.iter().any(|name| *name == *plan.member);
+        }
+        prepared.left_out_modes = true;
+    }
+    Ok(prepared)
 }
 
 fn prepare<R: Read + Seek>(
@@ -107,6 +118,7 @@ fn prepare<R: Read + Seek>(
         requires_python: info.requires_python,
         record_sha256: info.record_sha256,
         vouched: false,
+        left_out_modes: false,
     })
 }
 
