@@ -304,7 +304,19 @@ fn scripts_wheel(directory: &Path) {
     use sha2::Digest as _;
     use std::io::Write as _;
     std::fs::create_dir_all(directory).expect("mkdir");
-    let members: [(&str, &[u8], u32); 7] = [
+    let members: [(&str, &[u8], u32); 9] = [
+        // Python reads an encoding declaration on line 1 or 2 only, and a docstring may come
+        // before a `from __future__` import, but no other string: what a shebang line does.
+        (
+            "scriptsdemo-1.0.data/scripts/latin-tool",
+            b"#!python\n# -*- coding: latin-1 -*-\nprint('caf\xe9' == 'caf\\u00e9')\n",
+            0o755,
+        ),
+        (
+            "scriptsdemo-1.0.data/scripts/future-tool",
+            b"#!python\n\"\"\"Usage: future-tool\"\"\"\nfrom __future__ import annotations\nprint(__doc__)\n",
+            0o755,
+        ),
         (
             "scriptsdemo-1.0.data/scripts/include/demo/any.proto",
             b"syntax = \"proto3\";\n",
@@ -356,4 +368,67 @@ fn scripts_wheel(directory: &Path) {
         .expect("RECORD");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish");
+}
+
+/// The kernel's version, `(major, minor)`, from `/proc/sys/kernel/osrelease`.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// `#!python` scripts keep their meaning when DEST is long or has a space: pip's plain line
+/// when the kernel can run it (Linux 5.1 and later read 255 bytes of it), else the `/bin/sh`
+/// trampoline, which keeps the script's encoding declaration on line 2.
+#[test]
+fn scripts_run_under_a_long_or_spaced_dest() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let wheels = work.path().join("wheels");
+    scripts_wheel(&wheels);
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let python = python(11);
+    let long = work.path().join("l".repeat(130)).join("1");
+    let spaced = work.path().join("releases with a space").join("1");
+    let plain_fits = kernel_version() >= (5, 1);
+    for destination in [&long, &spaced] {
+        let (code, _, stderr) = install_with(&artifact, destination, &python.path, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        let bin = destination.join("venv/bin");
+        let shebang = std::fs::read(bin.join("latin-tool")).expect("latin-tool");
+        let wrapped = shebang.starts_with(b"#!/bin/sh\n# -*- coding: latin-1 -*-\n'''exec'");
+        let expect_wrapped = destination == &spaced || !plain_fits;
+        assert_eq!(
+            wrapped,
+            expect_wrapped,
+            "{}",
+            String::from_utf8_lossy(&shebang)
+        );
+        let mut tools = vec![("latin-tool", "True\n"), ("sub/run-tool", "run\n")];
+        if !expect_wrapped {
+            tools.push(("future-tool", "Usage: future-tool\n"));
+        }
+        for (tool, expected) in tools {
+            let output = run(&mut Command::new(bin.join(tool)));
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout),
+                expected,
+                "{}: {tool}: {output:?}",
+                destination.display()
+            );
+        }
+    }
+    if !plain_fits {
+        eprintln!("kernel before 5.1: a long DEST's scripts get the trampoline too");
+    }
 }

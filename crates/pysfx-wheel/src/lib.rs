@@ -21,7 +21,9 @@ pub use name::{dist_info_name, normalize_name};
 pub use paths::{relative_path, resolve_link};
 pub use record::{format_hash, hash_bytes, hash_digest, sha256_of_hash, Record, RecordEntry};
 pub use requirement::{Marker, MarkerEnvironment, Requirement, RequirementError};
-pub use script::{format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang};
+pub use script::{
+    format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang, script_shebang,
+};
 pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
 pub use skeleton::{blank_hashes, fill_hashes};
 pub use tags::{InterpreterTags, PlatformFacts, Tag};

@@ -7,12 +7,57 @@
 /// backslash is written as sh's `"\\"` — to Python an escaped backslash, where a bare one
 /// (`\N`, `\x`, `\u`) would make the literal, and so every script, a syntax error.
 pub fn format_shebang(python: &str) -> String {
-    if python.len() + 3 > 127 || python.contains([' ', '\t']) {
+    shebang_within(python, 127)
+}
+
+/// [`format_shebang`] for a kernel that reads `limit` bytes of a `#!` line (127 before Linux
+/// 5.1, 255 since): the plain line when it fits, newline included, and the path has no space.
+fn shebang_within(python: &str, limit: usize) -> String {
+    if python.len() + 3 > limit || python.contains([' ', '\t']) {
         let escaped = python.replace('\'', "'\"'\"'").replace('\\', "'\"\\\\\"'");
         format!("#!/bin/sh\n'''exec' '{escaped}' \"$0\" \"$@\"\n' '''")
     } else {
         format!("#!{python}")
     }
+}
+
+/// The line a `.data/scripts/` file's `#!python` line becomes; `rest` is the script after that
+/// line. pip writes `#!PYTHON` however long the path, and the trampoline changes what the
+/// script means (its string becomes the module's docstring, and only one may come before a
+/// `from __future__` import), so it is used only when the kernel could not run the plain line:
+/// longer than `limit` (the running kernel's, [`format_shebang`]) or split at a space. Python
+/// reads an encoding declaration only on line 1 or 2, so the script's own, on the line after
+/// `#!python`, is then copied as the trampoline's second line (to sh, a comment).
+pub fn script_shebang(python: &str, limit: usize, rest: &[u8]) -> String {
+    let line = shebang_within(python, limit);
+    let Some(tail) = line.strip_prefix("#!/bin/sh\n") else {
+        return line;
+    };
+    let next = rest.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let next = next.strip_suffix(b"\r").unwrap_or(next);
+    match std::str::from_utf8(next) {
+        Ok(cookie) if is_encoding_declaration(cookie) => format!("#!/bin/sh\n{cookie}\n{tail}"),
+        _ => line,
+    }
+}
+
+/// PEP 263's `^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)`.
+fn is_encoding_declaration(line: &str) -> bool {
+    let Some(comment) = line
+        .trim_start_matches([' ', '\t', '\x0c'])
+        .strip_prefix('#')
+    else {
+        return false;
+    };
+    comment.match_indices("coding").any(|(at, _)| {
+        let after = &comment[at + "coding".len()..];
+        let Some(value) = after.strip_prefix([':', '=']) else {
+            return false;
+        };
+        value
+            .trim_start_matches([' ', '\t'])
+            .starts_with(|c: char| c.is_alphanumeric() || "-_.".contains(c))
+    })
 }
 
 /// If `content` starts with `#!python` (PEP 427: "must be rewritten"), returns it with the
@@ -153,6 +198,35 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn a_script_keeps_a_plain_line_the_kernel_can_run_and_its_encoding_declaration() {
+        let long = format!("/{}/venv/bin/python", "d".repeat(150));
+        let latin = b"# -*- coding: latin-1 -*-\r\nprint('\xe9')\n";
+        // Linux 5.1 and later read 255 bytes of the line: pip's plain line, as pip writes it.
+        assert_eq!(script_shebang(&long, 255, latin), format!("#!{long}"));
+        // Before, 127: the trampoline, with the declaration Python must see on line 2.
+        let wrapped = script_shebang(&long, 127, latin);
+        assert!(
+            wrapped.starts_with("#!/bin/sh\n# -*- coding: latin-1 -*-\n'''exec' '/"),
+            "{wrapped}"
+        );
+        assert_eq!(
+            script_shebang(&long, 127, b"print(1)\n"),
+            format_shebang(&long)
+        );
+        assert!(script_shebang("/my dir/bin/python", 255, b"").starts_with("#!/bin/sh\n'''exec'"));
+        for (line, declares) in [
+            ("# -*- coding: utf-8 -*-", true),
+            ("#coding=latin-1", true),
+            ("  # vim: set fileencoding=cp1252 :", true),
+            ("# coding latin-1", false),
+            ("print('coding: x')", false),
+            ("# coding: ", false),
+        ] {
+            assert_eq!(is_encoding_declaration(line), declares, "{line}");
         }
     }
 

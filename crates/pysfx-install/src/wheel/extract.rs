@@ -3,7 +3,7 @@
 use std::io::{Read, Seek};
 
 use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree};
-use pysfx_wheel::{format_hash, format_shebang, python_shebang_end, sha256_of_hash, WheelError};
+use pysfx_wheel::{format_hash, python_shebang_end, script_shebang, sha256_of_hash, WheelError};
 use tracing::trace;
 use zip::ZipArchive;
 
@@ -55,7 +55,9 @@ impl PreparedWheel {
                 .map_err(|error| mismatch(format!("unreadable: {error}")))?;
             let complete = (first.len() as u64) < SHEBANG_PEEK;
             if let Some(end) = python_shebang_end(&first, complete) {
-                let mut line = format_shebang(&layout.shebang_python).into_bytes();
+                let limit = kernel_shebang_limit();
+                let line = script_shebang(&layout.shebang_python, limit, &first[end..]);
+                let mut line = line.into_bytes();
                 line.push(b'\n');
                 rewrite = Some((end, line));
             }
@@ -185,4 +187,22 @@ fn check_sizes(expected: Option<&Expected>, copied: &Copied, declared: u64) -> R
         }
     }
     Ok(())
+}
+
+/// How many bytes of a `#!` line the running kernel reads, newline included: 256 since Linux
+/// 5.1, 128 before (CentOS 7's 3.10), less the terminating zero.
+fn kernel_shebang_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|part| part.parse::<u32>().unwrap_or(0));
+        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        if version >= (5, 1) {
+            255
+        } else {
+            127
+        }
+    })
 }
