@@ -544,6 +544,67 @@ fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
     assert_intact(&thin, &releases.join("2"));
 }
 
+/// Two wheels of v1 ship one path with different bytes, and the later one (zzz) wins it in a
+/// release of v1. v2 drops zzz: its install writes aaa's file there, which no release of v1
+/// holds, so the thin v2 carries aaa whole (with a warning naming the path) instead of
+/// leaving it out, and installs beside v1 as the full v2 does.
+#[test]
+fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_the_winner_is_dropped() {
+    let python = python(11);
+    let root = tempfile::tempdir().expect("tempdir");
+    let app = make_app(root.path(), "demoapp");
+    let v1_wheels = root.path().join("wheels-1");
+    let v2_wheels = root.path().join("wheels-2");
+    for directory in [&v1_wheels, &v2_wheels] {
+        write_wheel(
+            directory,
+            "aaa",
+            "1.0",
+            &[("common/x.py", b"A = 'aaa'\n", 0o644)],
+        );
+        sharedlib_wheel(directory);
+    }
+    write_wheel(
+        &v1_wheels,
+        "zzz",
+        "1.0",
+        &[("common/x.py", b"Z = 'zzz'\n", 0o644)],
+    );
+    let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+    let thin_path = root.path().join("thin.sfx");
+    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+    let packed = pack_version(&app, "2.0", &v2_wheels, &thin_from, &thin_path);
+    let stderr = String::from_utf8_lossy(&packed.stderr);
+    assert!(packed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("aaa-1.0-py3-none-any.whl: carried whole")
+            && stderr.contains("common/x.py"),
+        "{stderr}"
+    );
+    let left_out: Vec<Value> = inspect_json(&thin_path)["manifest"]["wheels"]
+        .as_array()
+        .expect("wheels")
+        .iter()
+        .filter(|wheel| wheel["from_base"] == Value::Bool(true))
+        .map(|wheel| wheel["filename"].clone())
+        .collect();
+    assert_eq!(left_out, [Value::from("sharedlib-1.0-py3-none-any.whl")]);
+    let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("full.sfx"));
+
+    let releases = root.path().join("releases");
+    install_base(&v1, &releases.join("1"), &python);
+    install_ok(&thin_path, &releases.join("2"), &python, &[]);
+    let fresh = root.path().join("fresh/2");
+    install_base(&full, &fresh, &python);
+    let site = site_packages(&releases.join("2"), &python);
+    assert_eq!(
+        std::fs::read_to_string(site.join("common/x.py")).expect("x.py"),
+        "A = 'aaa'\n"
+    );
+    assert_eq!(release_view(&releases.join("2")), release_view(&fresh));
+    assert_intact(&thin_path, &releases.join("2"));
+}
+
 #[test]
 fn thin_without_its_base_exits_4_and_writes_nothing() {
     let artifacts = Artifacts::pack();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
+use pysfx_wheel::WheelFilename;
 use tracing::{debug, info, warn};
 
 use crate::appfiles::{self, Excludes, TreeFile};
@@ -284,6 +285,15 @@ fn place_wheels<'a>(
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
     let mut husks: BTreeMap<String, Husk> = BTreeMap::new();
+    // The distributions of this pack, by normalised name (a wheel the base left a path of to
+    // another distribution is left out only when that one is here too: `Base::carries`).
+    let names: std::collections::HashSet<String> = sets
+        .iter()
+        .flat_map(|set| &set.files)
+        .chain(bootstrap_files)
+        .filter_map(|file| file.file_name()?.to_str()?.parse::<WheelFilename>().ok())
+        .map(|filename| filename.name)
+        .collect();
     let mut payload_path = |path: &Path| -> Result<String> {
         let info = collect::read_wheel(path, Some(app_name))?;
         let whole = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
@@ -294,7 +304,7 @@ fn place_wheels<'a>(
         if infos.contains_key(&whole) {
             return Ok(whole);
         }
-        let husk = match base.filter(|base| base.carries(&info.sha256)) {
+        let husk = match base.filter(|base| base.carries(&info, &names)) {
             Some(_) => thin::make_husk(path, &info, work)?,
             None => None,
         };

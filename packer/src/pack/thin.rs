@@ -28,6 +28,9 @@ pub(crate) struct Base {
     pub(crate) thin_from: ThinBase,
     /// The SHA-256 of every wheel OLD's manifest describes, carried or itself left out.
     wheels: HashSet<String>,
+    /// The paths of a wheel of OLD that a release of OLD holds another wheel's bytes at, and
+    /// that wheel's name, by the first wheel's SHA-256 ([`lost_paths`]).
+    lost: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Base {
@@ -36,7 +39,7 @@ impl Base {
     /// (exit 2 otherwise).
     pub(crate) fn read(path: &Path, app_name: &str) -> Result<Base> {
         let context = || format!("--thin-from {}", path.display());
-        let payload = Payload::open(path)
+        let mut payload = Payload::open(path)
             .map_err(ArtifactError)
             .with_context(context)?;
         payload
@@ -53,7 +56,7 @@ impl Base {
             ))
             .into());
         }
-        Ok(Base {
+        let mut base = Base {
             thin_from: ThinBase {
                 app: manifest.app.name.clone(),
                 version: manifest.app.version.clone(),
@@ -64,13 +67,118 @@ impl Base {
                 .iter()
                 .map(|wheel| wheel.sha256.clone())
                 .collect(),
-        })
+            lost: HashMap::new(),
+        };
+        base.lost = lost_paths(&mut payload).with_context(context)?;
+        Ok(base)
     }
 
-    /// Whether OLD carries (or itself relies on) the wheel with this SHA-256.
-    pub(crate) fn carries(&self, sha256: &str) -> bool {
-        self.wheels.contains(sha256)
+    /// Whether OLD carries (or itself relies on) the wheel with this SHA-256, and a release of
+    /// OLD holds its files: not when another wheel of one of OLD's sets won a path of it there
+    /// with other bytes, unless a wheel of that name is in this pack too (`names`), and so
+    /// wins the path in its release again (the install then asks the base for nothing there).
+    /// Such a wheel is carried whole, with a warning naming the path.
+    pub(crate) fn carries(&self, info: &WheelInfo, names: &HashSet<String>) -> bool {
+        if !self.wheels.contains(&info.sha256) {
+            return false;
+        }
+        let lost = self.lost.get(&info.sha256).into_iter().flatten();
+        match lost.into_iter().find(|(_, winner)| !names.contains(winner)) {
+            Some((path, winner)) => {
+                warn!(
+                    "{}: carried whole although --thin-from carries it too: in a release of \
+                     it, {winner} holds {path} with other bytes, and this pack has no {winner}",
+                    info.filename
+                );
+                false
+            }
+            None => true,
+        }
     }
+}
+
+/// What a path of a wheel's RECORD is called in a release, for comparing two wheels' paths:
+/// `.data/purelib/` and `.data/platlib/` files land in site-packages with the wheel's own;
+/// another `.data` scheme's stay apart (a `.` before the scheme, which no module name has).
+/// `None` for the `.dist-info` directory, each wheel's own.
+fn release_key(path: &str) -> Option<String> {
+    let (top, rest) = path.split_once('/')?;
+    if top.ends_with(".dist-info") {
+        return None;
+    }
+    if !top.ends_with(".data") {
+        return Some(path.to_string());
+    }
+    let (scheme, inner) = rest.split_once('/')?;
+    Some(match scheme {
+        "purelib" | "platlib" => inner.to_string(),
+        other => format!(".{other}/{inner}"),
+    })
+}
+
+/// For each wheel of OLD (by SHA-256), the paths another wheel of one of its sets wins in a
+/// release (the later one in normalised-name order, as the install decides) with other
+/// bytes, or bytes a husk's RECORD skeleton does not name, and the winner's name.
+fn lost_paths(payload: &mut Payload) -> Result<HashMap<String, Vec<(String, String)>>> {
+    let manifest = payload.manifest().clone();
+    // Each wheel's RECORD rows, by release key: the row's hash (blank in a husk's skeleton).
+    let mut rows: HashMap<&str, HashMap<String, String>> = HashMap::new();
+    for wheel in &manifest.wheels {
+        let (start, len) = payload.stored_range(&wheel.path).map_err(ArtifactError)?;
+        let section = pysfx_format::Section::with_directory(payload.file(), start, len);
+        let mut archive = zip::ZipArchive::new(section)
+            .with_context(|| format!("{}: not a readable zip", wheel.filename))?;
+        let members =
+            pysfx_format::scan_members(&mut archive).with_context(|| wheel.filename.clone())?;
+        let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
+            .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.filename))?;
+        let (_, record) =
+            read_record(&mut archive, &dist_info).with_context(|| wheel.filename.clone())?;
+        let by_key = record
+            .into_iter()
+            .filter_map(|(path, (hash, _))| Some((release_key(&path)?, hash)))
+            .collect();
+        rows.insert(wheel.path.as_str(), by_key);
+    }
+    let by_path: HashMap<&str, &pysfx_format::WheelEntry> = manifest
+        .wheels
+        .iter()
+        .map(|wheel| (wheel.path.as_str(), wheel))
+        .collect();
+    let mut lost: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for set in &manifest.sets {
+        // The set's wheels in the install's order: the later one wins a path.
+        let mut wheels: Vec<&pysfx_format::WheelEntry> = set
+            .wheels
+            .iter()
+            .filter_map(|path| by_path.get(path.as_str()).copied())
+            .collect();
+        wheels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut winner: HashMap<&str, (&pysfx_format::WheelEntry, &str)> = HashMap::new();
+        for wheel in wheels.iter().rev() {
+            let Some(keys) = rows.get(wheel.path.as_str()) else {
+                continue;
+            };
+            for (key, hash) in keys {
+                match winner.get(key.as_str()) {
+                    None => {
+                        winner.insert(key, (wheel, hash));
+                    }
+                    Some((won_by, won_hash)) => {
+                        if hash.is_empty() || won_hash.is_empty() || hash != won_hash {
+                            let entry = lost.entry(wheel.sha256.clone()).or_default();
+                            entry.push((key.clone(), won_by.name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for paths in lost.values_mut() {
+        paths.sort();
+        paths.dedup();
+    }
+    Ok(lost)
 }
 
 /// A left-out wheel's husk, written into the pack's work directory.
