@@ -171,6 +171,15 @@ fn compare_with_pip(minor: u32) {
         .iter()
         .any(|(path, mode)| path == "bin/x-tool" && mode & 0o111 != 0));
     assert_eq!(ours, theirs, "3.{minor}: modes differ from pip's");
+    // The wheel's own INSTALLER and direct_url.json are not what the release says of itself.
+    let info = destination.join(format!(
+        "venv/lib/python3.{minor}/site-packages/scriptsdemo-1.0.dist-info"
+    ));
+    assert_eq!(
+        std::fs::read_to_string(info.join("INSTALLER")).expect("INSTALLER"),
+        "pysfx\n"
+    );
+    assert!(!info.join("direct_url.json").exists());
     // A `#!python` script in a directory below `scripts/` runs with the venv's interpreter.
     let nested = run(&mut Command::new(destination.join("venv/bin/sub/run-tool")));
     assert_eq!(
@@ -304,7 +313,14 @@ fn scripts_wheel(directory: &Path) {
     use sha2::Digest as _;
     use std::io::Write as _;
     std::fs::create_dir_all(directory).expect("mkdir");
-    let members: [(&str, &[u8], u32); 9] = [
+    let members: [(&str, &[u8], u32); 11] = [
+        // What the installer writes of its install: the wheel's copies are not installed.
+        ("scriptsdemo-1.0.dist-info/INSTALLER", b"builder\n", 0o644),
+        (
+            "scriptsdemo-1.0.dist-info/direct_url.json",
+            b"{\"url\": \"file:///build/scriptsdemo\", \"dir_info\": {\"editable\": true}}",
+            0o644,
+        ),
         // Python reads an encoding declaration on line 1 or 2 only, and a docstring may come
         // before a `from __future__` import, but no other string: what a shebang line does.
         (

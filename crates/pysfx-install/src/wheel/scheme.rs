@@ -10,8 +10,8 @@ pub(super) struct Scheme<'a> {
     pub site_packages: &'a str,
     /// `include/site/pythonX.Y/<name>`.
     pub headers: String,
-    /// `<name>-<version>.dist-info/RECORD`, which is written anew, not copied.
-    pub record: String,
+    /// `<name>-<version>.dist-info`.
+    pub dist_info: String,
     /// The console and GUI scripts the wheel's entry points generate, whose setuptools
     /// wrappers in `.data/scripts` are replaced.
     pub script_names: HashSet<String>,
@@ -23,7 +23,7 @@ impl<'a> Scheme<'a> {
         Scheme {
             site_packages: &layout.site_packages,
             headers: format!("include/site/python{major}.{minor}/{name}"),
-            record: format!("{dist_info}/RECORD"),
+            dist_info: dist_info.to_string(),
             script_names: HashSet::new(),
         }
     }
@@ -35,13 +35,21 @@ pub(super) enum Placement {
     /// Relative to the venv root; `script` for a `.data/scripts` file (its `#!python` line is
     /// rewritten, and it is executable).
     File { destination: String, script: bool },
-    /// Not written: RECORD itself, or a setuptools wrapper an entry point replaces.
+    /// Not written: RECORD itself and the install's other records of itself, or a setuptools
+    /// wrapper an entry point replaces.
     Skipped,
 }
 
 /// Where `member` goes under `scheme`; the error says why it can't go anywhere.
 pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement, String> {
-    if member == scheme.record {
+    // What the installer writes of its install (RECORD, INSTALLER, REQUESTED) is written
+    // anew, as pip overwrites it; `direct_url.json` (PEP 610) is only for a distribution
+    // installed from a URL, never from a name and version as here, and would make `pip list`
+    // report an editable install from wherever the wheel's builder had it.
+    let own = member
+        .strip_prefix(scheme.dist_info.as_str())
+        .and_then(|rest| rest.strip_prefix('/'));
+    if let Some("RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json") = own {
         return Ok(Placement::Skipped);
     }
     let site = scheme.site_packages;
@@ -127,6 +135,16 @@ mod tests {
                 file(&format!("{site}/tool-1.0.dist-info/METADATA"), false),
             ),
             ("tool-1.0.dist-info/RECORD", Ok(Placement::Skipped)),
+            ("tool-1.0.dist-info/INSTALLER", Ok(Placement::Skipped)),
+            ("tool-1.0.dist-info/REQUESTED", Ok(Placement::Skipped)),
+            ("tool-1.0.dist-info/direct_url.json", Ok(Placement::Skipped)),
+            (
+                "tool-1.0.dist-info/licenses/INSTALLER",
+                file(
+                    &format!("{site}/tool-1.0.dist-info/licenses/INSTALLER"),
+                    false,
+                ),
+            ),
             (
                 "tool-1.0.data/purelib/a.py",
                 file(&format!("{site}/a.py"), false),
