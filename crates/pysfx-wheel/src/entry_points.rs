@@ -78,6 +78,13 @@ impl EntryPoints {
                 gui,
             });
         }
+        // pip writes the console launchers, then the GUI ones over them: a name in both
+        // sections is the GUI entry point's.
+        let gui: std::collections::HashSet<String> = (scripts.iter())
+            .filter(|script| script.gui)
+            .map(|script| script.name.clone())
+            .collect();
+        scripts.retain(|script| script.gui || !gui.contains(&script.name));
         Ok(EntryPoints { scripts })
     }
 }
@@ -85,6 +92,16 @@ impl EntryPoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_in_both_sections_is_the_gui_entry_point() {
+        let text = "[console_scripts]\ndup = a.cli:main\nonly = a.cli:other\n[gui_scripts]\ndup = a.gui:main\n";
+        let parsed = EntryPoints::parse(text).expect("parse");
+        let got: Vec<(&str, &str, bool)> = (parsed.scripts.iter())
+            .map(|s| (s.name.as_str(), s.module.as_str(), s.gui))
+            .collect();
+        assert_eq!(got, [("only", "a.cli", false), ("dup", "a.gui", true)]);
+    }
 
     #[test]
     fn parses_script_sections() {
