@@ -157,6 +157,28 @@ impl InterpreterTags {
             return "Python version or implementation";
         }
         if !pythons.iter().any(|tag| wheel.abi.contains(&tag.abi)) {
+            // `cp311-cp311` on CPython 3.12 matches the `cp311-abi3` tag's Python: its ABI is
+            // another version's, which is the thing to fix.
+            let version = |abi: &str| -> Option<String> {
+                let digits = abi
+                    .strip_prefix("cp")?
+                    .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| digits.to_string())
+            };
+            let ours: Vec<String> = self
+                .tags
+                .iter()
+                .filter_map(|tag| version(&tag.abi))
+                .collect();
+            let another_version = wheel
+                .abi
+                .iter()
+                .filter_map(|abi| version(abi))
+                .any(|built_for| !ours.contains(&built_for));
+            if another_version && !ours.is_empty() {
+                return "Python version or implementation";
+            }
             return "ABI";
         }
         "platform"
@@ -358,5 +380,31 @@ mod tests {
         let legacy: WheelFilename = "m-1-cp36-cp36m-manylinux2010_x86_64.whl".parse().expect("");
         let newer: WheelFilename = "m-1-cp36-cp36m-manylinux2014_x86_64.whl".parse().expect("");
         assert!(tags.priority(&newer) < tags.priority(&legacy));
+    }
+
+    #[test]
+    fn incompatibility_names_the_part_to_fix() {
+        let tags = InterpreterTags::for_cpython(&facts(12, Some((2, 17))));
+        for (wheel, why) in [
+            (
+                "m-1-cp311-cp311-manylinux2014_x86_64.whl",
+                "Python version or implementation",
+            ),
+            (
+                "m-1-cp313-cp313-manylinux2014_x86_64.whl",
+                "Python version or implementation",
+            ),
+            (
+                "m-1-pp310-pypy310_pp73-manylinux2014_x86_64.whl",
+                "Python version or implementation",
+            ),
+            ("m-1-cp312-cp312d-manylinux2014_x86_64.whl", "ABI"),
+            ("m-1-cp312-cp312-macosx_11_0_arm64.whl", "platform"),
+            ("m-1-cp312-cp312-manylinux_2_28_x86_64.whl", "platform"),
+        ] {
+            let wheel: WheelFilename = wheel.parse().expect("a wheel name");
+            assert_eq!(tags.priority(&wheel), None, "{wheel}");
+            assert_eq!(tags.incompatibility(&wheel), why, "{wheel}");
+        }
     }
 }
