@@ -80,11 +80,15 @@ impl EntryPoints {
         }
         // pip writes the console launchers, then the GUI ones over them: a name in both
         // sections is the GUI entry point's.
-        let gui: std::collections::HashSet<String> = (scripts.iter())
-            .filter(|script| script.gui)
-            .map(|script| script.name.clone())
+        // (A scan, not a set: a wheel declares a handful, and the stub's size counts.)
+        let shadowed: Vec<bool> = (scripts.iter())
+            .map(|script| !script.gui && scripts.iter().any(|o| o.gui && o.name == script.name))
             .collect();
-        scripts.retain(|script| script.gui || !gui.contains(&script.name));
+        let mut index = 0;
+        scripts.retain(|_| {
+            index += 1;
+            !shadowed[index - 1]
+        });
         Ok(EntryPoints { scripts })
     }
 }

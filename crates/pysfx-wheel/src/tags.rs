@@ -159,24 +159,15 @@ impl InterpreterTags {
         if !pythons.iter().any(|tag| wheel.abi.contains(&tag.abi)) {
             // `cp311-cp311` on CPython 3.12 matches the `cp311-abi3` tag's Python: its ABI is
             // another version's, which is the thing to fix.
-            let version = |abi: &str| -> Option<String> {
-                let digits = abi
-                    .strip_prefix("cp")?
-                    .trim_end_matches(|c: char| c.is_ascii_alphabetic());
-                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| digits.to_string())
-            };
-            let ours: Vec<String> = self
-                .tags
-                .iter()
-                .filter_map(|tag| version(&tag.abi))
-                .collect();
-            let another_version = wheel
-                .abi
-                .iter()
-                .filter_map(|abi| version(abi))
-                .any(|built_for| !ours.contains(&built_for));
-            if another_version && !ours.is_empty() {
+            fn version(abi: &str) -> Option<&str> {
+                let digits = abi.strip_prefix("cp")?;
+                let digits = digits.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+            }
+            let ours = || self.tags.iter().filter_map(|tag| version(&tag.abi));
+            let another_version = (wheel.abi.iter().filter_map(|abi| version(abi)))
+                .any(|built_for| !ours().any(|our| our == built_for));
+            if another_version && ours().next().is_some() {
                 return "Python version or implementation";
             }
             return "ABI";

@@ -190,19 +190,19 @@ fn check_sizes(expected: Option<&Expected>, copied: &Copied, declared: u64) -> R
 }
 
 /// How many bytes of a `#!` line the running kernel reads, newline included: 256 since Linux
-/// 5.1, 128 before (CentOS 7's 3.10), less the terminating zero.
+/// 5.1, 128 before (CentOS 7's 3.10), less the terminating zero. Read for each `#!python`
+/// script (a few per set; cheaper in the stub's size than a cache).
 fn kernel_shebang_limit() -> usize {
-    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let mut numbers = release
-            .split(|c: char| !c.is_ascii_digit())
-            .map(|part| part.parse::<u32>().unwrap_or(0));
-        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-        if version >= (5, 1) {
-            255
-        } else {
-            127
-        }
-    })
+    let release = std::fs::read("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release.split(|byte| !byte.is_ascii_digit()).map(|part| {
+        (part.iter()).fold(0u32, |n, d| {
+            n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+        })
+    });
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if version >= (5, 1) {
+        255
+    } else {
+        127
+    }
 }
