@@ -254,6 +254,79 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
     assert_no_litter(&parent, "a signal during the prune");
 }
 
+/// `--force` swaps the new release into DEST, then removes the one it replaced: a signal while
+/// that goes on ends the run saying DEST is installed (`changed: true`), as it is, not that
+/// nothing was.
+#[test]
+fn a_signal_while_force_removes_the_replaced_release_reports_it_installed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let second = pack(
+        &[
+            OsStr::new("--app"),
+            work.path().join("demoapp").as_os_str(),
+            OsStr::new("--app-version"),
+            OsStr::new("2"),
+            OsStr::new("--wheels"),
+            bulky_wheel().as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("bulky-2.sfx"),
+    );
+    let parent = work.path().join("releases");
+    let destination = parent.join("1");
+    let (code, _, stderr) = install_with(
+        &artifact,
+        &destination,
+        &host_python(),
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // What the deployment added makes the replaced release's removal take a while.
+    for directory in 0..40 {
+        let directory = destination.join(format!("media/d{directory}"));
+        std::fs::create_dir_all(&directory).expect("mkdir");
+        for file in 0..500 {
+            std::fs::write(directory.join(format!("f{file}")), b"x").expect("write");
+        }
+    }
+    let mut child = spawn_install(&second, &destination, &["--no-compile", "--force"]);
+    // Swapped: the temporary sibling holds the replaced release, media and all.
+    let started = Instant::now();
+    while !listing(&parent)
+        .iter()
+        .any(|name| name.starts_with(".1.pysfx-tmp-") && parent.join(name).join("media").exists())
+    {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before the replaced release's removal could be interrupted"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "no swap");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "TERM");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    assert_eq!(output.status.code(), Some(143), "{report}\n{stderr}");
+    assert_eq!(report["changed"], true, "{report}");
+    assert!(
+        stderr.contains("after the release was installed in DEST"),
+        "{stderr}"
+    );
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(destination.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("JSON");
+    assert_eq!(receipt["app_version"], "2", "DEST holds the new release");
+    assert_complete(&destination);
+    assert_no_litter(
+        &parent,
+        "a signal while --force removes the replaced release",
+    );
+}
+
 #[test]
 fn after_sigkill_the_next_run_succeeds_and_cleans_up() {
     let work = tempfile::tempdir().expect("tempdir");

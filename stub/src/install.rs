@@ -719,11 +719,13 @@ fn build(
                     let _ = exchange(&temporary, destination);
                     return Err(moved(&temporary));
                 }
-                // The temporary path now holds the replaced tree, still registered for removal.
+                // The temporary path now holds the replaced tree, still registered for removal:
+                // a signal while it is removed reports DEST installed, as it is.
                 Ok(true) => {
                     if let Some(tree) = &replaced_tree {
                         signals::hold(&temporary, tree.path());
                     }
+                    signals::mark_installed(true);
                     return Ok(temporary.clone());
                 }
                 Ok(false) => {}
