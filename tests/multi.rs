@@ -235,6 +235,96 @@ fn an_interrupted_pack_leaves_nothing_in_tmpdir() {
     }
 }
 
+/// A pack killed by SIGKILL (with pip, its whole process group) leaves its work directory,
+/// `pysfx-pack-PID-…`, in `$TMPDIR`; the next pack removes it, and leaves alone one whose
+/// process still runs (PID 1's).
+#[test]
+fn a_killed_packs_work_directory_is_removed_by_the_next_pack() {
+    use std::os::unix::process::CommandExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let tmpdir = work.path().join("tmp");
+    std::fs::create_dir(&tmpdir).expect("mkdir");
+    let alive = tmpdir.join("pysfx-pack-1-alive");
+    std::fs::create_dir(&alive).expect("mkdir");
+    let app = make_app(work.path(), "demoapp");
+    let (stub, max_glibc) = pysfx_e2e::test_stub();
+    let pack_command = |extra: &[&OsStr], output: &Path| {
+        let mut command = Command::new(&binaries().pysfx);
+        command
+            .arg("pack")
+            .arg("--app")
+            .arg(&app)
+            .args(extra)
+            .arg("--stub")
+            .arg(&stub)
+            .arg("-o")
+            .arg(output)
+            .env("TMPDIR", &tmpdir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(max_glibc) = max_glibc {
+            command.args(["--max-glibc", max_glibc]);
+        }
+        command
+    };
+    let (requirements, python) = (requirements(), python(11).path);
+    let killed = [
+        OsStr::new("-r"),
+        requirements.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    let mut child = pack_command(&killed, &work.path().join("killed.sfx"))
+        .process_group(0)
+        .spawn()
+        .expect("spawn pysfx");
+    let prefix = format!("pysfx-pack-{}-", child.id());
+    let started = std::time::Instant::now();
+    while !pysfx_e2e::listing(&tmpdir)
+        .iter()
+        .any(|name| name.starts_with(&prefix))
+    {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "pack ended too soon"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-KILL", "--"])
+        .arg(format!("-{}", child.id()))
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait().expect("wait");
+    let left = pysfx_e2e::listing(&tmpdir);
+    assert!(
+        left.iter().any(|name| name.starts_with(&prefix)),
+        "{left:?}"
+    );
+
+    let wheels = work.path().join("wheels");
+    pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let quick = [
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    let output = pack_command(&quick, &work.path().join("quick.sfx"))
+        .output()
+        .expect("run pysfx");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("left by an interrupted pack"), "{stderr}");
+    assert_eq!(
+        pysfx_e2e::listing(&tmpdir),
+        ["pysfx-pack-1-alive"],
+        "the killed pack's work directory is removed, the live one's kept"
+    );
+}
+
 fn interrupt_pack_after(delay: u64) {
     let work = tempfile::tempdir().expect("tempdir");
     let tmpdir = work.path().join("tmp");

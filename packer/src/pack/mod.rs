@@ -61,8 +61,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
 
     let walked = walk_files(args, &app_name)?;
 
+    remove_stale_work_directories(&std::env::temp_dir());
     let work = tempfile::Builder::new()
-        .prefix("pysfx-pack-")
+        .prefix(&format!("pysfx-pack-{}-", std::process::id()))
         .tempdir()
         .context("cannot create a temporary directory")?;
     crate::interrupt::remove_on_signal(work.path().to_path_buf());
@@ -270,6 +271,41 @@ struct Placed<'a> {
     bootstrap: BTreeSet<String>,
     /// The husks of the wheels left out of a thin pack, by payload path (`thin/…`).
     husks: BTreeMap<String, Husk>,
+}
+
+/// The pack's work directory in `$TMPDIR` is `pysfx-pack-PID-XXXXXX`. A pack killed by SIGKILL
+/// leaves its own (the collected wheels and byte-code: hundreds of MB); the next pack removes
+/// each that is a directory of this user's (not a link) whose process is gone. One whose
+/// process still runs may be a concurrent pack and is left alone.
+fn remove_stale_work_directories(temporary: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(temporary) else {
+        return;
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = (file_name.to_str())
+            .and_then(|name| name.strip_prefix("pysfx-pack-")?.split_once('-'))
+            .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(digits, _)| digits.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ours =
+            (entry.metadata()).is_ok_and(|metadata| metadata.is_dir() && metadata.uid() == euid);
+        if !ours || pid <= 0 || write::process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => info!(
+                "removed {}, left by an interrupted pack (process {pid} is gone)",
+                path.display()
+            ),
+            Err(error) => warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
 }
 
 /// Reads every collected wheel (refusing what the stub would refuse) and gives each its

@@ -221,7 +221,7 @@ fn remove_stale_temporaries(directory: &Path, name: &str) {
 }
 
 /// `kill(pid, 0)`: only ESRCH says there is no such process (EPERM: it runs as another user).
-fn process_exists(pid: i32) -> bool {
+pub(crate) fn process_exists(pid: i32) -> bool {
     let result = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
     !matches!(result, Err(nix::errno::Errno::ESRCH))
 }
