@@ -40,7 +40,7 @@ fn needs_zip64(entry: EntryOptions) -> bool {
 /// Writes `stub ‖ zip payload ‖ trailer` into a file. Entries must be added in the order they
 /// should appear (the packer sorts them), the manifest first.
 pub struct PayloadWriter {
-    zip: ZipWriter<File>,
+    zip: ZipWriter<Sink>,
     path: PathBuf,
     payload_offset: u64,
     time: DateTime,
@@ -60,7 +60,7 @@ impl PayloadWriter {
         file.write_all(stub)
             .map_err(|error| FormatError::io(path, error))?;
         Ok(PayloadWriter {
-            zip: ZipWriter::new(file),
+            zip: ZipWriter::new(Sink { file, failed: None }),
             path: path.to_path_buf(),
             payload_offset: stub.len() as u64,
             time: zip_time(epoch),
@@ -155,10 +155,16 @@ impl PayloadWriter {
                 path: path.clone(),
                 source,
             })?;
-        let mut file = self.zip.finish().map_err(|source| FormatError::Zip {
+        let sink = self.zip.finish().map_err(|source| FormatError::Zip {
             path: path.clone(),
             source,
         })?;
+        if sink.failed.is_some() {
+            // (`add` returned that error already; a caller that went on gets it again.)
+            let error = std::io::Error::other("an earlier write to it failed");
+            return Err(FormatError::io(&path, error));
+        }
+        let mut file = sink.file;
         let located = locate(&mut file, &path)?;
         let wheels = {
             let mut archive = zip::ZipArchive::new(&file).map_err(|source| FormatError::Zip {
@@ -186,6 +192,63 @@ impl PayloadWriter {
             .and_then(|_| file.sync_all())
             .map_err(|error| FormatError::io(&path, error))?;
         Ok(trailer)
+    }
+}
+
+/// The artifact's file as the zip writer sees it: after its first failed write (a full disk),
+/// writes are dropped and reported done, at a position kept here as if they had been made. A
+/// `ZipWriter` dropped unfinished — the pack failed — writes its central directory once more,
+/// and prints to stderr, unasked, when that fails too; the file is removed by the caller.
+/// [`PayloadWriter::finish`] refuses a file that failed.
+struct Sink {
+    file: File,
+    /// After a failure: the position and the end the dropped writes would have given.
+    failed: Option<(u64, u64)>,
+}
+
+impl Sink {
+    fn failing(&mut self, error: std::io::Error) -> std::io::Error {
+        if error.kind() != std::io::ErrorKind::Interrupted && self.failed.is_none() {
+            let position = self.file.stream_position().unwrap_or(0);
+            let end = self.file.metadata().map_or(0, |metadata| metadata.len());
+            self.failed = Some((position, end.max(position)));
+        }
+        error
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.failed {
+            Some((position, end)) => {
+                *position = position.saturating_add(bytes.len() as u64);
+                *end = (*end).max(*position);
+                Ok(bytes.len())
+            }
+            None => self.file.write(bytes).map_err(|error| self.failing(error)),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.failed {
+            Some(_) => Ok(()),
+            None => self.file.flush().map_err(|error| self.failing(error)),
+        }
+    }
+}
+
+impl Seek for Sink {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let Some((position, end)) = &mut self.failed else {
+            return self.file.seek(to);
+        };
+        let new = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::Current(delta) => position.checked_add_signed(delta),
+            SeekFrom::End(delta) => end.checked_add_signed(delta),
+        };
+        *position = new.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(*position)
     }
 }
 
@@ -293,6 +356,23 @@ mod tests {
         let mut text = String::new();
         entry.read_to_string(&mut text).expect("read");
         assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn a_write_that_failed_fails_the_payload_and_nothing_is_written_after_it() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let path = Path::new("/dev/full");
+        let mut writer = PayloadWriter::create(path, b"", 0).expect("open /dev/full");
+        let error = writer.add_manifest(&manifest()).expect_err("a full disk");
+        assert!(error.to_string().contains("No space left"), "{error}");
+        assert!(writer
+            .zip
+            .get_ref()
+            .is_some_and(|sink| sink.failed.is_some()));
+        // What the zip writer still writes (its directory, when dropped unfinished) is
+        // dropped, and finishing fails.
+        let error = writer.finish().expect_err("finished after a failed write");
+        assert!(error.to_string().contains("an earlier write"), "{error}");
     }
 
     #[test]
