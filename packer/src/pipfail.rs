@@ -18,13 +18,20 @@ pub enum PipFailure {
     NoMatchingDistribution,
     /// A source distribution did not build.
     BuildFailed,
+    /// A disk pip writes to (its downloads and builds in `$TMPDIR`, the wheels in the pack's
+    /// work directory, also in `$TMPDIR`) is full.
+    NoSpace,
     Other,
 }
 
 /// Substrings of pip's messages, by failure, in the order they are tested: a hash or network
 /// failure also ends in "No matching distribution", so those come first. pip 18 (CPython 3.6's)
 /// to pip 24 word them this way.
-const SIGNS: [(PipFailure, &[&str]); 6] = [
+const SIGNS: [(PipFailure, &[&str]); 7] = [
+    (
+        PipFailure::NoSpace,
+        &["No space left on device", "[Errno 28]"],
+    ),
     (
         PipFailure::HashMismatch,
         &["THESE PACKAGES DO NOT MATCH THE HASHES"],
@@ -176,6 +183,7 @@ impl PipFailure {
             PipFailure::RequiresPython => "no version for this Python (Requires-Python)",
             PipFailure::NoMatchingDistribution => "no matching distribution",
             PipFailure::BuildFailed => "a source distribution did not build",
+            PipFailure::NoSpace => "no space left on a disk pip writes to",
             PipFailure::Other => "pip reported an error",
         }
     }
@@ -197,7 +205,11 @@ impl PipFailure {
                 .copied(),
             PipFailure::IndexUnreachable => lines
                 .iter()
-                .find(|line| SIGNS[2].1.iter().any(|sign| line.contains(sign)))
+                .find(|line| SIGNS[3].1.iter().any(|sign| line.contains(sign)))
+                .copied(),
+            PipFailure::NoSpace => lines
+                .iter()
+                .find(|line| SIGNS[0].1.iter().any(|sign| line.contains(sign)))
                 .copied(),
             // "Could not find a version that satisfies the requirement idna==3.20" names the
             // package; the Requires-Python line before it lists versions only.
@@ -205,7 +217,7 @@ impl PipFailure {
                 .iter()
                 .find(|line| line.contains("Could not find a version"))
                 .or_else(|| {
-                    (lines.iter()).find(|line| SIGNS[3].1.iter().any(|sign| line.contains(sign)))
+                    (lines.iter()).find(|line| SIGNS[4].1.iter().any(|sign| line.contains(sign)))
                 })
                 .copied(),
             PipFailure::NoMatchingDistribution => lines
@@ -273,6 +285,10 @@ impl PipFailure {
                  install its build dependencies (a compiler, headers), or collect with --target \
                  cpXY-manylinux2014_x86_64 to take binary wheels only"
             ),
+            (PipFailure::NoSpace, _) => "free space where pip writes: $TMPDIR (its downloads, \
+                 builds and the pack's work directory; df -h \"${TMPDIR:-/tmp}\"), or point \
+                 TMPDIR at a larger disk"
+                .into(),
             (PipFailure::Other, _) => "pip's output says what went wrong".into(),
         }
     }
@@ -388,6 +404,12 @@ mod tests {
             ),
             (BUILD, PipFailure::BuildFailed, "cext"),
             (
+                "ERROR: Could not install packages due to an OSError: [Errno 28] No space left \
+                 on device\n",
+                PipFailure::NoSpace,
+                "[Errno 28]",
+            ),
+            (
                 "Traceback (most recent call last):\nKeyError: 'x'\n",
                 PipFailure::Other,
                 "KeyError",
@@ -438,6 +460,7 @@ mod tests {
             PipFailure::RequiresPython,
             PipFailure::NoMatchingDistribution,
             PipFailure::BuildFailed,
+            PipFailure::NoSpace,
             PipFailure::Other,
         ] {
             let hint = failure.hint(&PipRun::Bootstrap { version: "3.6" });
