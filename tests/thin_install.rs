@@ -484,7 +484,6 @@ fn link_counts(root: &Path) -> BTreeMap<String, u64> {
 /// and builds the release the full artifact builds.
 #[test]
 fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
-    let python = python(11);
     let root = tempfile::tempdir().expect("tempdir");
     let app = make_app(root.path(), "demoapp");
     let wheels = |zzz: &str| {
@@ -521,27 +520,37 @@ fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
         &root.path().join("thin.sfx"),
     );
     let full = pack_ok(&app, "2.0", &wheels2, &[], &root.path().join("full.sfx"));
-    let left_out: Vec<Value> = inspect_json(&thin)["manifest"]["wheels"]
+    assert_eq!(left_out(&thin), ["aaa-1.0-py3-none-any.whl"]);
+    assert_thin_release_is_the_full_one(root.path(), [&v1, &thin, &full], "Z = 'zzz 1.1'\n");
+}
+
+/// The file names of the wheels a thin artifact leaves out.
+fn left_out(artifact: &Path) -> Vec<String> {
+    inspect_json(artifact)["manifest"]["wheels"]
         .as_array()
         .expect("wheels")
         .iter()
         .filter(|wheel| wheel["from_base"] == Value::Bool(true))
-        .map(|wheel| wheel["filename"].clone())
-        .collect();
-    assert_eq!(left_out, [Value::from("aaa-1.0-py3-none-any.whl")]);
+        .filter_map(|wheel| wheel["filename"].as_str().map(str::to_string))
+        .collect()
+}
 
-    let releases = root.path().join("releases");
-    install_base(&v1, &releases.join("1"), &python);
-    install_ok(&thin, &releases.join("2"), &python, &[]);
-    let fresh = root.path().join("fresh/2");
-    install_base(&full, &fresh, &python);
+/// v1's release, then the thin v2's beside it and the full v2's alone, by CPython 3.11: the
+/// two v2 releases are alike, `common/x.py` holds `x_py`, and the thin one checks intact.
+fn assert_thin_release_is_the_full_one(root: &Path, [v1, thin, full]: [&Path; 3], x_py: &str) {
+    let python = python(11);
+    let releases = root.join("releases");
+    install_base(v1, &releases.join("1"), &python);
+    install_ok(thin, &releases.join("2"), &python, &[]);
+    let fresh = root.join("fresh/2");
+    install_base(full, &fresh, &python);
     let site = site_packages(&releases.join("2"), &python);
     assert_eq!(
         std::fs::read_to_string(site.join("common/x.py")).expect("x.py"),
-        "Z = 'zzz 1.1'\n"
+        x_py
     );
     assert_eq!(release_view(&releases.join("2")), release_view(&fresh));
-    assert_intact(&thin, &releases.join("2"));
+    assert_intact(thin, &releases.join("2"));
 }
 
 /// Two wheels of v1 ship one path with different bytes, and the later one (zzz) wins it in a
@@ -550,7 +559,6 @@ fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
 /// leaving it out, and installs beside v1 as the full v2 does.
 #[test]
 fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_the_winner_is_dropped() {
-    let python = python(11);
     let root = tempfile::tempdir().expect("tempdir");
     let app = make_app(root.path(), "demoapp");
     let v1_wheels = root.path().join("wheels-1");
@@ -581,28 +589,9 @@ fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_the_winner_is_dropped() 
             && stderr.contains("common/x.py"),
         "{stderr}"
     );
-    let left_out: Vec<Value> = inspect_json(&thin_path)["manifest"]["wheels"]
-        .as_array()
-        .expect("wheels")
-        .iter()
-        .filter(|wheel| wheel["from_base"] == Value::Bool(true))
-        .map(|wheel| wheel["filename"].clone())
-        .collect();
-    assert_eq!(left_out, [Value::from("sharedlib-1.0-py3-none-any.whl")]);
+    assert_eq!(left_out(&thin_path), ["sharedlib-1.0-py3-none-any.whl"]);
     let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("full.sfx"));
-
-    let releases = root.path().join("releases");
-    install_base(&v1, &releases.join("1"), &python);
-    install_ok(&thin_path, &releases.join("2"), &python, &[]);
-    let fresh = root.path().join("fresh/2");
-    install_base(&full, &fresh, &python);
-    let site = site_packages(&releases.join("2"), &python);
-    assert_eq!(
-        std::fs::read_to_string(site.join("common/x.py")).expect("x.py"),
-        "A = 'aaa'\n"
-    );
-    assert_eq!(release_view(&releases.join("2")), release_view(&fresh));
-    assert_intact(&thin_path, &releases.join("2"));
+    assert_thin_release_is_the_full_one(root.path(), [&v1, &thin_path, &full], "A = 'aaa'\n");
 }
 
 #[test]

@@ -279,33 +279,13 @@ struct Placed<'a> {
 /// process still runs may be a concurrent pack and is left alone.
 fn remove_stale_work_directories(temporary: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(temporary) else {
-        return;
-    };
     let euid = nix::unistd::geteuid().as_raw();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = (file_name.to_str())
-            .and_then(|name| name.strip_prefix("pysfx-pack-")?.split_once('-'))
-            .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|(digits, _)| digits.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let ours =
-            (entry.metadata()).is_ok_and(|metadata| metadata.is_dir() && metadata.uid() == euid);
-        if !ours || pid <= 0 || write::process_exists(pid) {
-            continue;
-        }
-        let path = entry.path();
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => info!(
-                "removed {}, left by an interrupted pack (process {pid} is gone)",
-                path.display()
-            ),
-            Err(error) => warn!("cannot remove {}: {error}", path.display()),
-        }
-    }
+    let pid_of = |name: &str| {
+        let digits = name.strip_prefix("pysfx-pack-")?.split_once('-')?.0;
+        write::process_number(digits)
+    };
+    let ours = |metadata: &std::fs::Metadata| metadata.is_dir() && metadata.uid() == euid;
+    write::remove_left_by_gone_packs(temporary, pid_of, ours);
 }
 
 /// Reads every collected wheel (refusing what the stub would refuse) and gives each its

@@ -192,25 +192,43 @@ fn temporary_prefix(name: &str) -> String {
 /// may be a concurrent pack and is left alone.
 fn remove_stale_temporaries(directory: &Path, name: &str) {
     let prefix = temporary_prefix(name);
+    let pid_of = |file_name: &str| process_number(file_name.strip_prefix(&prefix)?);
+    remove_left_by_gone_packs(directory, pid_of, |metadata| metadata.is_file());
+}
+
+/// `digits` as a process number: all digits, above 0.
+pub(crate) fn process_number(digits: &str) -> Option<i32> {
+    let number = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<i32>().ok())??;
+    (number > 0).then_some(number)
+}
+
+/// Removes what a pack that is gone left in `directory`: each entry whose name `pid_of` takes
+/// a process number from ([`process_number`]), that `fits` (its `lstat`), and whose process is
+/// gone.
+pub(crate) fn remove_left_by_gone_packs(
+    directory: &Path,
+    pid_of: impl Fn(&str) -> Option<i32>,
+    fits: impl Fn(&std::fs::Metadata) -> bool,
+) {
     let Ok(entries) = std::fs::read_dir(directory) else {
         return;
     };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|file_name| file_name.strip_prefix(&prefix))
-            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|digits| digits.parse::<i32>().ok())
-        else {
+    let names: Vec<std::ffi::OsString> = entries.flatten().map(|entry| entry.file_name()).collect();
+    for file_name in &names {
+        let Some(pid) = file_name.to_str().and_then(&pid_of) else {
             continue;
         };
-        let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
-        if !regular || pid <= 0 || process_exists(pid) {
+        let path = directory.join(file_name);
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|metadata| fits(&metadata));
+        if !ours || process_exists(pid) {
             continue;
         }
-        let path = entry.path();
-        match std::fs::remove_file(&path) {
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        match removed {
             Ok(()) => info!(
                 "removed {}, left by an interrupted pack (process {pid} is gone)",
                 path.display()
@@ -221,7 +239,7 @@ fn remove_stale_temporaries(directory: &Path, name: &str) {
 }
 
 /// `kill(pid, 0)`: only ESRCH says there is no such process (EPERM: it runs as another user).
-pub(crate) fn process_exists(pid: i32) -> bool {
+fn process_exists(pid: i32) -> bool {
     let result = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
     !matches!(result, Err(nix::errno::Errno::ESRCH))
 }
