@@ -554,44 +554,44 @@ fn assert_thin_release_is_the_full_one(root: &Path, [v1, thin, full]: [&Path; 3]
 }
 
 /// Two wheels of v1 ship one path with different bytes, and the later one (zzz) wins it in a
-/// release of v1. v2 drops zzz: its install writes aaa's file there, which no release of v1
-/// holds, so the thin v2 carries aaa whole (with a warning naming the path) instead of
-/// leaving it out, and installs beside v1 as the full v2 does.
+/// release of v1. v2 drops zzz, or has a zzz 2.0 that no longer ships the path: its install
+/// writes aaa's file there, which no release of v1 holds, so the thin v2 carries aaa whole
+/// (with a warning naming the path) instead of leaving it out, and installs beside v1 as the
+/// full v2 does.
 #[test]
-fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_the_winner_is_dropped() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let app = make_app(root.path(), "demoapp");
-    let v1_wheels = root.path().join("wheels-1");
-    let v2_wheels = root.path().join("wheels-2");
-    for directory in [&v1_wheels, &v2_wheels] {
-        write_wheel(
-            directory,
-            "aaa",
-            "1.0",
-            &[("common/x.py", b"A = 'aaa'\n", 0o644)],
+fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_nothing_wins_it_again() {
+    for zzz_2 in [false, true] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let app = make_app(root.path(), "demoapp");
+        let v1_wheels = root.path().join("wheels-1");
+        let v2_wheels = root.path().join("wheels-2");
+        for directory in [&v1_wheels, &v2_wheels] {
+            let aaa = [("common/x.py", &b"A = 'aaa'\n"[..], 0o644)];
+            write_wheel(directory, "aaa", "1.0", &aaa);
+            sharedlib_wheel(directory);
+        }
+        let zzz = [("common/x.py", &b"Z = 'zzz'\n"[..], 0o644)];
+        write_wheel(&v1_wheels, "zzz", "1.0", &zzz);
+        if zzz_2 {
+            let moved = [("zzz/x.py", &b"Z = 'zzz 2'\n"[..], 0o644)];
+            write_wheel(&v2_wheels, "zzz", "2.0", &moved);
+        }
+        let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+        let thin_path = root.path().join("thin.sfx");
+        let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+        let packed = pack_version(&app, "2.0", &v2_wheels, &thin_from, &thin_path);
+        let stderr = String::from_utf8_lossy(&packed.stderr);
+        assert!(packed.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("aaa-1.0-py3-none-any.whl: carried whole")
+                && stderr.contains("common/x.py"),
+            "zzz 2.0: {zzz_2}: {stderr}"
         );
-        sharedlib_wheel(directory);
+        assert_eq!(left_out(&thin_path), ["sharedlib-1.0-py3-none-any.whl"]);
+        let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("full.sfx"));
+        let artifacts = [&*v1, &*thin_path, &*full];
+        assert_thin_release_is_the_full_one(root.path(), artifacts, "A = 'aaa'\n");
     }
-    write_wheel(
-        &v1_wheels,
-        "zzz",
-        "1.0",
-        &[("common/x.py", b"Z = 'zzz'\n", 0o644)],
-    );
-    let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
-    let thin_path = root.path().join("thin.sfx");
-    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
-    let packed = pack_version(&app, "2.0", &v2_wheels, &thin_from, &thin_path);
-    let stderr = String::from_utf8_lossy(&packed.stderr);
-    assert!(packed.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("aaa-1.0-py3-none-any.whl: carried whole")
-            && stderr.contains("common/x.py"),
-        "{stderr}"
-    );
-    assert_eq!(left_out(&thin_path), ["sharedlib-1.0-py3-none-any.whl"]);
-    let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("full.sfx"));
-    assert_thin_release_is_the_full_one(root.path(), [&v1, &thin_path, &full], "A = 'aaa'\n");
 }
 
 #[test]

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
-use pysfx_wheel::WheelFilename;
 use tracing::{debug, info, warn};
 
 use crate::appfiles::{self, Excludes, TreeFile};
@@ -301,15 +300,9 @@ fn place_wheels<'a>(
     // Every wheel file once, keyed by content.
     let mut infos: BTreeMap<String, (WheelInfo, PathBuf)> = BTreeMap::new();
     let mut husks: BTreeMap<String, Husk> = BTreeMap::new();
-    // The distributions of this pack, by normalised name (a wheel the base left a path of to
-    // another distribution is left out only when that one is here too: `Base::carries`).
-    let names: std::collections::HashSet<String> = sets
-        .iter()
-        .flat_map(|set| &set.files)
-        .chain(bootstrap_files)
-        .filter_map(|file| file.file_name()?.to_str()?.parse::<WheelFilename>().ok())
-        .map(|filename| filename.name)
-        .collect();
+    // Every set's wheel files, and each one's release keys as read (`Base::carries`).
+    let set_files: Vec<&[PathBuf]> = sets.iter().map(|set| set.files.as_slice()).collect();
+    let mut release_keys = std::collections::HashMap::new();
     let mut payload_path = |path: &Path| -> Result<String> {
         let info = collect::read_wheel(path, Some(app_name))?;
         let whole = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
@@ -320,9 +313,11 @@ fn place_wheels<'a>(
         if infos.contains_key(&whole) {
             return Ok(whole);
         }
-        let husk = match base.filter(|base| base.carries(&info, &names)) {
-            Some(_) => thin::make_husk(path, &info, work)?,
-            None => None,
+        let husk = match base {
+            Some(base) if base.carries(&info, path, &set_files, &mut release_keys)? => {
+                thin::make_husk(path, &info, work)?
+            }
+            _ => None,
         };
         let stored = match husk {
             Some(husk) => {

@@ -74,27 +74,68 @@ impl Base {
     }
 
     /// Whether OLD carries (or itself relies on) the wheel with this SHA-256, and a release of
-    /// OLD holds its files: not when another wheel of one of OLD's sets won a path of it there
-    /// with other bytes, unless a wheel of that name is in this pack too (`names`), and so
-    /// wins the path in its release again (the install then asks the base for nothing there).
-    /// Such a wheel is carried whole, with a warning naming the path.
-    pub(crate) fn carries(&self, info: &WheelInfo, names: &HashSet<String>) -> bool {
+    /// OLD holds its files. A path of the wheel that another wheel of one of OLD's sets won
+    /// there (with other bytes, or bytes a husk's RECORD does not name) is not the wheel's in
+    /// any release of OLD: the wheel is left out only when, in every set of this pack that has
+    /// it (`sets`), a wheel after it in the install's order (normalised names) ships that path
+    /// again, so the install writes that one there and asks the base for nothing. Otherwise it
+    /// is carried whole, with a warning naming the path. `keys` caches each wheel file's
+    /// release keys ([`wheel_release_keys`]).
+    pub(crate) fn carries(
+        &self,
+        info: &WheelInfo,
+        file: &Path,
+        sets: &[&[PathBuf]],
+        keys: &mut HashMap<PathBuf, HashSet<String>>,
+    ) -> Result<bool> {
         if !self.wheels.contains(&info.sha256) {
-            return false;
+            return Ok(false);
         }
-        let lost = self.lost.get(&info.sha256).into_iter().flatten();
-        match lost.into_iter().find(|(_, winner)| !names.contains(winner)) {
-            Some((path, winner)) => {
-                warn!(
-                    "{}: carried whole although --thin-from carries it too: in a release of \
-                     it, {winner} holds {path} with other bytes, and this pack has no {winner}",
-                    info.filename
-                );
-                false
+        let Some(lost) = self.lost.get(&info.sha256) else {
+            return Ok(true);
+        };
+        for set in sets.iter().filter(|set| set.iter().any(|f| f == file)) {
+            let later: Vec<&PathBuf> = set
+                .iter()
+                .filter(|other| {
+                    let name = other.file_name().and_then(|n| n.to_str());
+                    let parsed = name.and_then(|n| n.parse::<pysfx_wheel::WheelFilename>().ok());
+                    parsed.is_some_and(|parsed| parsed.name > info.name)
+                })
+                .collect();
+            for (path, winner) in lost {
+                let mut won_again = false;
+                for other in &later {
+                    if !keys.contains_key(*other) {
+                        keys.insert((*other).clone(), wheel_release_keys(other)?);
+                    }
+                    won_again |= keys.get(*other).is_some_and(|keys| keys.contains(path));
+                }
+                if !won_again {
+                    warn!(
+                        "{}: carried whole although --thin-from carries it too: a release of it \
+                         holds {winner}'s {path} (or a file it cannot show is this wheel's), and \
+                         no wheel after it in a set of this pack ships {path} again",
+                        info.filename
+                    );
+                    return Ok(false);
+                }
             }
-            None => true,
         }
+        Ok(true)
     }
+}
+
+/// The release keys ([`release_key`]) of every file a wheel's RECORD lists.
+fn wheel_release_keys(wheel: &Path) -> Result<HashSet<String>> {
+    let context = || format!("cannot read {}", wheel.display());
+    let file = File::open(wheel).with_context(context)?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
+    let members = pysfx_format::scan_members(&mut archive).with_context(context)?;
+    let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
+        .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.display()))?;
+    let (_, record) = read_record(&mut archive, &dist_info).with_context(context)?;
+    Ok(record.keys().filter_map(|path| release_key(path)).collect())
 }
 
 /// What a path of a wheel's RECORD is called in a release, for comparing two wheels' paths:
