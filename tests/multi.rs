@@ -237,7 +237,7 @@ fn an_interrupted_pack_leaves_nothing_in_tmpdir() {
 
 /// A pack killed by SIGKILL (with pip, its whole process group) leaves its work directory,
 /// `pysfx-pack-PID-…`, in `$TMPDIR`; the next pack removes it, and leaves alone one whose
-/// process still runs (PID 1's).
+/// process still runs (PID 1's), one another pack holds locked, and a name it never writes.
 #[test]
 fn a_killed_packs_work_directory_is_removed_by_the_next_pack() {
     use std::os::unix::process::CommandExt;
@@ -305,6 +305,20 @@ fn a_killed_packs_work_directory_is_removed_by_the_next_pack() {
         "{left:?}"
     );
 
+    // A dead PID's directory that a pack in another PID namespace holds locked, and a name
+    // the packer never writes (a leading zero), stay too.
+    let locked = tmpdir.join("pysfx-pack-999999-locked");
+    let odd = tmpdir.join("pysfx-pack-0999999-odd");
+    for directory in [&locked, &odd] {
+        std::fs::create_dir(directory).expect("mkdir");
+    }
+    let mut holder = Command::new("flock")
+        .arg(&locked)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
     let wheels = work.path().join("wheels");
     pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
     let quick = [
@@ -316,12 +330,18 @@ fn a_killed_packs_work_directory_is_removed_by_the_next_pack() {
         .output()
         .expect("run pysfx");
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = holder.kill();
+    let _ = holder.wait();
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("left by an interrupted pack"), "{stderr}");
     assert_eq!(
         pysfx_e2e::listing(&tmpdir),
-        ["pysfx-pack-1-alive"],
-        "the killed pack's work directory is removed, the live one's kept"
+        [
+            "pysfx-pack-0999999-odd",
+            "pysfx-pack-1-alive",
+            "pysfx-pack-999999-locked"
+        ],
+        "the killed pack's work directory is removed, the others kept"
     );
 }
 

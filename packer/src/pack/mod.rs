@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
 use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
 use tracing::{debug, info, warn};
@@ -65,6 +66,11 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .prefix(&format!("pysfx-pack-{}-", std::process::id()))
         .tempdir()
         .context("cannot create a temporary directory")?;
+    // Held until the pack ends: another pack, maybe in another PID namespace (a container
+    // sharing $TMPDIR) where this one's PID names no process, sees the directory in use.
+    let _work_lock = std::fs::File::open(work.path())
+        .ok()
+        .and_then(|file| Flock::lock(file, FlockArg::LockExclusiveNonblock).ok());
     crate::interrupt::remove_on_signal(work.path().to_path_buf());
     let (sets, bootstrap_files) = collect_sets(args, &targets, work.path(), epoch)?;
 
@@ -274,17 +280,25 @@ struct Placed<'a> {
 
 /// The pack's work directory in `$TMPDIR` is `pysfx-pack-PID-XXXXXX`. A pack killed by SIGKILL
 /// leaves its own (the collected wheels and byte-code: hundreds of MB); the next pack removes
-/// each that is a directory of this user's (not a link) whose process is gone. One whose
-/// process still runs may be a concurrent pack and is left alone.
+/// each that is a directory of this user's (not a link) whose process is gone and that no pack
+/// holds locked (its process may run in another PID namespace). One whose process still runs
+/// may be a concurrent pack and is left alone.
 fn remove_stale_work_directories(temporary: &Path) {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let euid = nix::unistd::geteuid().as_raw();
+    let unlocked = |path: &Path| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+            .open(path);
+        file.is_ok_and(|file| Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok())
+    };
     let pid_of = |name: &str| {
         let digits = name.strip_prefix("pysfx-pack-")?.split_once('-')?.0;
         write::process_number(digits)
     };
     let ours = |metadata: &std::fs::Metadata| metadata.is_dir() && metadata.uid() == euid;
-    write::remove_left_by_gone_packs(temporary, pid_of, ours);
+    write::remove_left_by_gone_packs(temporary, pid_of, ours, unlocked);
 }
 
 /// Reads every collected wheel (refusing what the stub would refuse) and gives each its

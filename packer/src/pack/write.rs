@@ -193,23 +193,25 @@ fn temporary_prefix(name: &str) -> String {
 fn remove_stale_temporaries(directory: &Path, name: &str) {
     let prefix = temporary_prefix(name);
     let pid_of = |file_name: &str| process_number(file_name.strip_prefix(&prefix)?);
-    remove_left_by_gone_packs(directory, pid_of, |metadata| metadata.is_file());
+    remove_left_by_gone_packs(directory, pid_of, |metadata| metadata.is_file(), |_| true);
 }
 
-/// `digits` as a process number: all digits, above 0.
+/// `digits` as a process number: all digits, no leading zero, above 0.
 pub(crate) fn process_number(digits: &str) -> Option<i32> {
-    let number = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse::<i32>().ok())??;
+    // As the packer writes it: no sign, no leading zero.
+    let canonical = !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+    let number = (canonical && !digits.is_empty()).then(|| digits.parse::<i32>().ok())??;
     (number > 0).then_some(number)
 }
 
 /// Removes what a pack that is gone left in `directory`: each entry whose name `pid_of` takes
-/// a process number from ([`process_number`]), that `fits` (its `lstat`), and whose process is
-/// gone.
+/// a process number from ([`process_number`]), that `fits` (its `lstat`), whose process is
+/// gone, and that is `free` (asked last, just before the removal).
 pub(crate) fn remove_left_by_gone_packs(
     directory: &Path,
     pid_of: impl Fn(&str) -> Option<i32>,
     fits: impl Fn(&std::fs::Metadata) -> bool,
+    free: impl Fn(&Path) -> bool,
 ) {
     let Ok(entries) = std::fs::read_dir(directory) else {
         return;
@@ -221,7 +223,7 @@ pub(crate) fn remove_left_by_gone_packs(
         };
         let path = directory.join(file_name);
         let ours = std::fs::symlink_metadata(&path).is_ok_and(|metadata| fits(&metadata));
-        if !ours || process_exists(pid) {
+        if !ours || process_exists(pid) || !free(&path) {
             continue;
         }
         let removed = match std::fs::symlink_metadata(&path) {
