@@ -111,8 +111,9 @@ pub fn install() {
         }
         let message = match (INSTALLED.load(Ordering::SeqCst), trees.is_empty()) {
             (true, _) => format!(
-                "interrupted by {signal} after the release was installed in DEST; \
-                 --link or --keep may not have finished (run it again to finish them)"
+                "interrupted by {signal} after the release was installed in DEST; what \
+                 follows (the replaced release's removal, --link, --keep) may not have \
+                 finished: run it again to finish it"
             ),
             (false, false) => format!(
                 "interrupted by {signal}; removed the unfinished release, nothing was installed"

@@ -314,10 +314,21 @@ impl Manifest {
         // A wheel left out is taken from a release of the base the artifact names; its
         // byte-code comes with its files from there, never from this payload.
         for wheel in &self.wheels {
-            if wheel.executables.is_some() && !wheel.from_base {
+            let Some(executables) = &wheel.executables else {
+                continue;
+            };
+            let filename = wheel.filename.escape_debug();
+            if !wheel.from_base {
                 return Err(format!(
-                    "it lists executable members of {}, which it carries whole",
-                    wheel.filename.escape_debug()
+                    "it lists executable members of {filename}, which it carries whole"
+                ));
+            }
+            // Sorted, once each, and member names (what the packer writes).
+            let ordered = executables.windows(2).all(|pair| pair[0] < pair[1]);
+            let named = (executables.iter()).all(|name| crate::MemberName::new(name).is_ok());
+            if !ordered || !named {
+                return Err(format!(
+                    "its executable members of {filename} are not sorted member names"
                 ));
             }
         }
@@ -399,6 +410,36 @@ mod tests {
             .validate()
             .expect_err("another app")
             .contains("another app"));
+    }
+
+    #[test]
+    fn executable_members_are_a_left_out_wheels_sorted_member_names() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "0.1.0",
+                "app": {"name": "site", "files": 0, "bytes": 0},
+                "thin_from": {"app": "site", "payload_sha256": "00"},
+                "sets": [{"name": "wheels", "wheels": ["thin/0/a-1.0-py3-none-any.whl"]}],
+                "wheels": [{"path": "thin/0/a-1.0-py3-none-any.whl",
+                    "filename": "a-1.0-py3-none-any.whl", "name": "a", "version": "1.0",
+                    "sha256": "00", "size": 1, "unpacked_bytes": 1, "from_base": true,
+                    "executables": ["a/run", "a/tool"]}],
+                "unpacked_bytes": 1}"#,
+        )
+        .expect("a manifest");
+        assert_eq!(manifest.validate(), Ok(()));
+        for executables in [
+            vec!["a/tool", "a/run"],
+            vec!["a/run", "a/run"],
+            vec!["../../etc/passwd"],
+            vec!["/abs"],
+        ] {
+            let mut bad = manifest.clone();
+            bad.wheels[0].executables = Some(executables.iter().map(|n| n.to_string()).collect());
+            assert!(bad.validate().is_err(), "{executables:?}");
+        }
+        let mut whole = manifest.clone();
+        whole.wheels[0].from_base = false;
+        assert!(whole.validate().is_err());
     }
 
     #[test]
