@@ -126,16 +126,42 @@ impl Base {
     }
 }
 
+/// A wheel's members, its `.dist-info` directory, and its RECORD's text and rows: what the
+/// thin pack reads of each wheel (`label` names it in errors).
+struct WheelRecord {
+    members: Vec<pysfx_format::Member>,
+    dist_info: String,
+    text: String,
+    rows: Rows,
+}
+
+fn wheel_record<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    label: &str,
+) -> Result<WheelRecord> {
+    let members = pysfx_format::scan_members(archive).with_context(|| label.to_string())?;
+    let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
+        .ok_or_else(|| anyhow!("{label}: not exactly one .dist-info directory"))?;
+    let (text, rows) = read_record(archive, &dist_info).with_context(|| label.to_string())?;
+    Ok(WheelRecord {
+        members,
+        dist_info,
+        text,
+        rows,
+    })
+}
+
 /// The release keys ([`release_key`]) of every file a wheel's RECORD lists.
 fn wheel_release_keys(wheel: &Path) -> Result<HashSet<String>> {
     let context = || format!("cannot read {}", wheel.display());
     let file = File::open(wheel).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
-    let members = pysfx_format::scan_members(&mut archive).with_context(context)?;
-    let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
-        .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.display()))?;
-    let (_, record) = read_record(&mut archive, &dist_info).with_context(context)?;
-    Ok(record.keys().filter_map(|path| release_key(path)).collect())
+    let record = wheel_record(&mut archive, &wheel.display().to_string())?;
+    Ok(record
+        .rows
+        .keys()
+        .filter_map(|path| release_key(path))
+        .collect())
 }
 
 /// What a path of a wheel's RECORD is called in a release, for comparing two wheels' paths:
@@ -169,13 +195,7 @@ fn lost_paths(payload: &mut Payload) -> Result<HashMap<String, Vec<(String, Stri
         let section = pysfx_format::Section::with_directory(payload.file(), start, len);
         let mut archive = zip::ZipArchive::new(section)
             .with_context(|| format!("{}: not a readable zip", wheel.filename))?;
-        let members =
-            pysfx_format::scan_members(&mut archive).with_context(|| wheel.filename.clone())?;
-        let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
-            .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.filename))?;
-        let (_, record) =
-            read_record(&mut archive, &dist_info).with_context(|| wheel.filename.clone())?;
-        let by_key = record
+        let by_key = (wheel_record(&mut archive, &wheel.filename)?.rows)
             .into_iter()
             .filter_map(|(path, (hash, _))| Some((release_key(&path)?, hash)))
             .collect();
@@ -258,10 +278,12 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
     let context = || format!("cannot make the husk of {}", wheel.display());
     let file = File::open(wheel).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
-    let members = pysfx_format::scan_members(&mut archive).with_context(context)?;
-    let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
-        .ok_or_else(|| anyhow!("{}: not exactly one .dist-info directory", wheel.display()))?;
-    let (record_text, record) = read_record(&mut archive, &dist_info).with_context(context)?;
+    let WheelRecord {
+        members,
+        dist_info,
+        text: record_text,
+        rows: record,
+    } = wheel_record(&mut archive, &wheel.display().to_string()).with_context(context)?;
     let unchecked = members.iter().find(|member| {
         let checkable = record
             .get(member.name.as_str())
