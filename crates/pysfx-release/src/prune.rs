@@ -79,12 +79,28 @@ pub fn prune(
             &a.0,
         ))
     });
-    for (rank, (name, path, _)) in releases.into_iter().enumerate() {
+    // Complete releases newer than the one looked at: `keep` of them are kept, and a release
+    // a quick look finds incomplete (`--status` says "no") is kept when it is newer than the
+    // last of those, without counting: N usable releases remain to roll back to, and a broken
+    // one goes once N complete ones are newer.
+    let mut complete_newer = 0;
+    for (name, path, receipt) in releases {
         let metadata = std::fs::symlink_metadata(&path).ok();
         let identity = metadata.as_ref().map(|m| (m.dev(), m.ino()));
         let is_protected = identity.is_some_and(|id| protected.contains(&id));
-        if rank < keep || is_protected {
-            debug!("--keep: keeping {}", path.display());
+        let counted = complete_newer < keep;
+        if counted || is_protected {
+            match counted.then(|| crate::release::incomplete(&path, &receipt)) {
+                Some(Some(missing)) => debug!(
+                    "--keep: keeping {}, not counted (incomplete: {missing})",
+                    path.display()
+                ),
+                Some(None) => {
+                    complete_newer += 1;
+                    debug!("--keep: keeping {}", path.display());
+                }
+                None => debug!("--keep: keeping {} (protected)", path.display()),
+            }
             report.kept.push(path);
             continue;
         }
@@ -506,6 +522,37 @@ mod tests {
             std::fs::read_to_string(outside.join("precious")).expect("still there"),
             "keep me"
         );
+    }
+
+    #[test]
+    fn an_incomplete_release_is_not_counted_and_goes_once_older_than_the_kept() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path();
+        for (name, at) in [("1", 1), ("2", 2), ("3", 3), ("4", 4), ("5", 5), ("6", 6)] {
+            fake_release(releases, name, "mysite", at);
+        }
+        // 4 and 3 are broken (`--status` says "no"), 1 as well.
+        for name in ["4", "3", "1"] {
+            std::fs::remove_file(releases.join(name).join("venv/pyvenv.cfg")).expect("rm");
+        }
+        let report = prune(
+            &releases.join("6"),
+            3,
+            "mysite",
+            &[&releases.join("6")],
+            None,
+            &mut |_| {},
+        );
+        let names = |paths: &[PathBuf]| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+                .collect()
+        };
+        // Three complete ones (6, 5, 2) kept to roll back to; 4 and 3 are newer than the
+        // third: kept, not counted; 1 is older.
+        assert_eq!(names(&report.kept), ["6", "5", "4", "3", "2"]);
+        assert_eq!(names(&report.pruned), ["1"]);
     }
 
     #[test]
