@@ -571,3 +571,38 @@ fn a_pack_that_cannot_replace_out_leaves_the_old_pair() {
         .collect();
     assert!(litter.is_empty(), "{litter:?}");
 }
+
+/// A pack without `--sign` warns of a signature an earlier pack left beside OUT only when that
+/// signature no longer signs OUT: a pack of the same inputs writes the same bytes, which the
+/// old signature still signs (stock minisign says so too).
+#[test]
+fn an_unsigned_repack_warns_of_the_old_signature_only_when_out_changed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", None);
+    let app = make_app(root, "demoapp");
+    let out = root.join("site.sfx");
+    let output = run(&mut signed_pack(&app, &secret, &out));
+    assert!(output.status.success(), "{}", text(&output));
+    let unsigned = |version: Option<&str>| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        if let Some(version) = version {
+            args.extend([OsStr::new("--app-version"), OsStr::new(version)]);
+        }
+        run(&mut pack_command(&args, &out))
+    };
+    let before = std::fs::read(&out).expect("read");
+    let output = unsigned(None);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(std::fs::read(&out).expect("read"), before, "not reproducible");
+    assert!(!text(&output).contains("does not sign"), "{}", text(&output));
+    assert_eq!(pysfx_verify(&out, &[&public], None).status.code(), Some(0));
+    let output = unsigned(Some("9.9"));
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("does not sign"), "{}", text(&output));
+    assert_ne!(pysfx_verify(&out, &[&public], None).status.code(), Some(0));
+}

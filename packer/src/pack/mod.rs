@@ -173,6 +173,12 @@ pub fn run(args: &PackArgs) -> Result<()> {
         }
         None => None,
     };
+    // An earlier pack's signature still signs OUT when this pack wrote the very same bytes
+    // (packs are reproducible): then it is no stale one to warn of.
+    let old_signature = signing::signature_path(&args.output);
+    let still_signed = signing_key.is_none()
+        && old_signature.exists()
+        && same_bytes(&written, &args.output).unwrap_or(false);
     write::commit(&written, &args.output, signature.as_deref())?;
     report_written(args, &stub, &manifest);
     if let Some(key) = signing_key.as_ref() {
@@ -182,7 +188,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
             key.id,
             signing::signature_path(&args.output).display()
         );
-    } else if signing::signature_path(&args.output).exists() {
+    } else if old_signature.exists() && !still_signed {
         warn!(
             "{} is left from an earlier pack and does not sign this artifact; remove it (or \
              pack with --sign)",
@@ -190,6 +196,33 @@ pub fn run(args: &PackArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether the regular file `b` holds the same bytes as `a` (`false` when either can't be
+/// read; `b` is not opened unless it is a regular file).
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut a = std::fs::File::open(a)?;
+    let mut b = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(b)?;
+    let kind = b.metadata()?;
+    if !kind.is_file() || a.metadata()?.len() != kind.len() {
+        return Ok(false);
+    }
+    let (mut left, mut right) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let read = a.read(&mut left)?;
+        if read == 0 {
+            return Ok(b.read(&mut right[..1])? == 0);
+        }
+        b.read_exact(&mut right[..read])?;
+        if left[..read] != right[..read] {
+            return Ok(false);
+        }
+    }
 }
 
 /// `--max-glibc`, parsed (exit 2 when it is no version).
