@@ -689,3 +689,50 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
     .expect("JSON");
     assert_eq!(release["components"][0]["name"], "tinylib");
 }
+
+/// The release's SBOM is what scanners read of it: `--check` reports it edited or gone
+/// (exit 3), and `--force` writes it again.
+#[test]
+fn check_reports_a_release_sbom_edited_or_gone_and_force_restores_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let artifact = tinylib_artifact(root);
+    let destination = root.join("releases/1");
+    let (code, result, stderr) = install_with(&artifact, &destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    let sbom = destination.join("pysfx-sbom.cdx.json");
+    let written = std::fs::read(&sbom).expect("the SBOM");
+    let check = || {
+        let output = run(Command::new(&artifact).arg("--check").arg(&destination));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    assert_eq!(check().0, Some(0), "{}", check().1);
+    for (change, line) in [("edited", "modified pysfx-sbom.cdx.json"), ("gone", "missing")] {
+        match change {
+            "edited" => std::fs::write(&sbom, "{}").expect("write"),
+            _ => std::fs::remove_file(&sbom).expect("rm"),
+        }
+        let (code, text) = check();
+        assert_eq!(code, Some(3), "{change}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains(line) && l.contains("pysfx-sbom.cdx.json")),
+            "{change}: {text}"
+        );
+        let (code, result, stderr) = install_with(
+            &artifact,
+            &destination,
+            &python(11).path,
+            &[OsStr::new("--force")],
+        );
+        assert_eq!(code, 0, "{result}\n{stderr}");
+        assert_eq!(result["changed"], true, "{result}");
+        assert_eq!(std::fs::read(&sbom).expect("the SBOM again"), written);
+        assert_eq!(check().0, Some(0), "{}", check().1);
+    }
+}

@@ -861,10 +861,12 @@ fn build_tree(
         &options,
         &phases.progress,
     )?;
-    write_receipt(payload, target, destination, temporary, &built)?;
-    // (Checked before anything was written; read again, a few KB.)
+    // (Checked before anything was written; read again, a few KB.) Before the receipt, which
+    // records its hash: `--check` reports it changed or gone, and `--force` writes it again.
     let sbom = crate::sbom::for_set(payload, plan)?;
+    let has_sbom = sbom.is_some();
     crate::sbom::write(sbom, temporary)?;
+    write_receipt(payload, target, destination, temporary, &built, has_sbom)?;
     Ok(built)
 }
 
@@ -891,6 +893,7 @@ fn write_receipt(
     destination: &Path,
     temporary: &Path,
     built: &Built,
+    has_sbom: bool,
 ) -> Result<(), Failure> {
     let Target {
         interpreter, plan, ..
@@ -900,8 +903,9 @@ fn write_receipt(
     let app_name = &payload.manifest().app.name;
     // The files pysfx wrote that no RECORD lists: the hooks, and the venv's own files (its
     // `pyvenv.cfg` and activate scripts, its `bin/python*` and `lib64` links), which no wheel
-    // may replace and a changed interpreter or configuration would change behind the release.
-    let hooks = [
+    // may replace and a changed interpreter or configuration would change behind the release;
+    // and the release's SBOM, which scanners read.
+    let mut hooks = vec![
         format!("{site_packages}/{app_name}.pth"),
         format!("{site_packages}/{}", pysfx_venv::HOOK_PTH),
         format!("{site_packages}/{}.py", pysfx_venv::HOOK_MODULE),
@@ -910,6 +914,9 @@ fn write_receipt(
         "venv/bin/activate.csh".into(),
         "venv/bin/activate.fish".into(),
     ];
+    if has_sbom {
+        hooks.push(pysfx_format::SBOM_FILE.into());
+    }
     let mut files = built.app_files.clone();
     let (major, minor) = interpreter.major_minor();
     let links = [
