@@ -712,7 +712,10 @@ fn check_reports_a_release_sbom_edited_or_gone_and_force_restores_it() {
         (output.status.code(), text)
     };
     assert_eq!(check().0, Some(0), "{}", check().1);
-    for (change, line) in [("edited", "modified pysfx-sbom.cdx.json"), ("gone", "missing")] {
+    for (change, line) in [
+        ("edited", "modified pysfx-sbom.cdx.json"),
+        ("gone", "missing"),
+    ] {
         match change {
             "edited" => std::fs::write(&sbom, "{}").expect("write"),
             _ => std::fs::remove_file(&sbom).expect("rm"),

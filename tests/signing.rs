@@ -598,8 +598,16 @@ fn an_unsigned_repack_warns_of_the_old_signature_only_when_out_changed() {
     let before = std::fs::read(&out).expect("read");
     let output = unsigned(None);
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(std::fs::read(&out).expect("read"), before, "not reproducible");
-    assert!(!text(&output).contains("does not sign"), "{}", text(&output));
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        before,
+        "not reproducible"
+    );
+    assert!(
+        !text(&output).contains("does not sign"),
+        "{}",
+        text(&output)
+    );
     assert_eq!(pysfx_verify(&out, &[&public], None).status.code(), Some(0));
     let output = unsigned(Some("9.9"));
     assert!(output.status.success(), "{}", text(&output));

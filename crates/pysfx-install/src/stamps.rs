@@ -205,7 +205,13 @@ impl Index {
     fn build(entries: &[StampEntry]) -> (Index, Vec<u64>) {
         let size = (entries.len() + entries.len() / 2 + 1).next_power_of_two();
         let mask = size - 1;
-        let mut slots = vec![Slot { key: 0, entry: EMPTY }; size];
+        let mut slots = vec![
+            Slot {
+                key: 0,
+                entry: EMPTY
+            };
+            size
+        ];
         let mut twice = Vec::new();
         for (at, entry) in entries.iter().enumerate() {
             let mut slot = entry.key as usize & mask;
@@ -611,7 +617,10 @@ mod tests {
     #[test]
     fn every_entry_is_found_by_its_key_whatever_the_collisions() {
         // Keys sharing their low bits probe past each other; a key written twice is in none.
-        let keys: Vec<u64> = (0..600u64).map(|k| (k << 20) | 7).chain(1000..1300).collect();
+        let keys: Vec<u64> = (0..600u64)
+            .map(|k| (k << 20) | 7)
+            .chain(1000..1300)
+            .collect();
         let mut all: Vec<StampEntry> = keys.iter().map(|key| entry(*key, (1, 1))).collect();
         all.push(entry(7 | (5 << 20), (2, 2)));
         all.push(entry(1042, (2, 2)));
