@@ -142,8 +142,54 @@ pub(crate) fn empty_and_remove(name: &Path, reach: &Path) {
             Ok(()) => return,
             // Nothing there, or not an empty directory of ours: left as it is.
             Err(error) if error.raw_os_error() != Some(nix::libc::ENOTEMPTY) => return,
-            Err(_) if !std::fs::symlink_metadata(reach).is_ok_and(|m| m.is_dir()) => return,
+            // Followed: `/proc/self/fd/N` is a link to the directory (a look at the link
+            // itself ended this after one round, leaving what a writer added meanwhile).
+            Err(_) if !std::fs::metadata(reach).is_ok_and(|m| m.is_dir()) => return,
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Emptied through `/proc/self/fd/N` while another thread still adds to it (the install's
+    /// main thread making the venv when a signal arrives): the directory still goes.
+    #[test]
+    fn a_held_directory_is_removed_while_a_writer_adds_to_it() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let name = temporary.path().join(".1.pysfx-tmp-1");
+        let held = HeldDirectory::create(&name).expect("create");
+        assert!(
+            held.path().starts_with("/proc/self/fd"),
+            "{:?}",
+            held.path()
+        );
+        let reach = held.path().to_path_buf();
+        // It writes for 100 ms (the main thread goes on making the venv until its next write
+        // through the stopped tree fails), or until the directory is gone.
+        let writer = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut index = 0;
+            while started.elapsed() < std::time::Duration::from_millis(100) {
+                let directory = reach.join(format!("d{index}"));
+                if std::fs::create_dir(&directory).is_err()
+                    || std::fs::write(directory.join("f"), "x").is_err()
+                {
+                    break;
+                }
+                index += 1;
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        held.remove(&name);
+        writer.join().expect("writer");
+        assert!(
+            !name.exists(),
+            "{:?} is left",
+            std::fs::read_dir(&name).map(|d| d.count())
+        );
     }
 }
