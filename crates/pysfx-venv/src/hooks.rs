@@ -117,7 +117,12 @@ def load():
     for key, value in data.items():
         if value is None:
             continue
-        name, text = str(key), _as_text(value)
+        try:
+            name, text = str(key), _as_text(value)
+        except Exception as error:
+            # Nested deeper than the recursion limit (RecursionError): that variable only.
+            _warn("loadenv: ignoring the variable %r in %s: its value cannot be made text (%s)\n" % (key, path, type(error).__name__))
+            continue
         if not name or "=" in name or "\0" in name or "\0" in text:
             # What the OS cannot hold: every Python refuses it alike (3.6-3.8 would not).
             _warn("loadenv: ignoring the variable %r in %s: invalid name or value\n" % (key, path))
@@ -436,6 +441,22 @@ mod tests {
                 "{python}: {warning}"
             );
             fs::remove_dir(&environment).expect("remove");
+
+            // Valid JSON nested deeper than the recursion limit allows to write back as text
+            // (and under what `json` itself reads): one line, and the other variables load.
+            let deep = format!("{}1{}", "[".repeat(600), "]".repeat(600));
+            let text = format!("{{\"DEEP\": {deep}, \"LOADENV_TEST\": \"after\"}}");
+            fs::write(&environment, text).expect("write");
+            let (value, warning) = load_with(&python, &release, &modules);
+            assert_eq!(warning.lines().count(), 1, "{python}: {warning}");
+            if warning.contains("not valid JSON") {
+                // The interpreter's own reader refused it (3.6-3.8 at some depths): the
+                // whole file, as for any file it cannot read.
+                assert_eq!(value, "<unset>", "{python}: deep");
+            } else {
+                assert!(warning.contains("'DEEP'"), "{python}: {warning}");
+                assert_eq!(value, "after", "{python}: deep");
+            }
         }
     }
 
