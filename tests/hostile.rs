@@ -73,6 +73,7 @@ fn hostile_wheels_are_refused() {
         ("badscript", "replace the venv's interpreter"),
         ("escapingdata", "'..' path component"),
         ("crcstored", "does not match its RECORD entry"),
+        ("duprow", "listed twice, with different hashes"),
     ];
     for (case, message) in cases {
         let work = tempfile::tempdir().expect("tempdir");

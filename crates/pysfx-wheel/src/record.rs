@@ -74,6 +74,17 @@ impl Record {
                 };
             entries.push(RecordEntry { path, hash, size });
         }
+        // A path listed twice must be listed alike: which row would a reader take?
+        let mut order: Vec<&RecordEntry> = entries.iter().collect();
+        order.sort_by(|a, b| a.path.cmp(&b.path));
+        for pair in order.windows(2) {
+            if pair[0].path == pair[1].path && pair[0] != pair[1] {
+                return Err(format!(
+                    "{:?} is listed twice, with different hashes or sizes",
+                    pair[0].path
+                ));
+            }
+        }
         Ok(Record { entries })
     }
 
@@ -194,12 +205,22 @@ mod tests {
     }
 
     #[test]
+    fn takes_a_path_listed_twice_alike() {
+        let record = Record::parse("a/b.py,sha256=x,1\na/b.py,sha256=x,1\n").expect("parse");
+        assert_eq!(record.entries.len(), 2);
+    }
+
+    #[test]
     fn rejects_bad_rows() {
         let cases = [
             "a,b,c,d\n",
             "a,sha256=x,notanumber\n",
             ",sha256=x,1\n",
             "\"open,x,1\n",
+            // One path twice, unalike (either order).
+            "a/b.py,sha256=x,1\nc.py,,\na/b.py,sha256=y,1\n",
+            "a/b.py,sha256=y,1\na/b.py,sha256=x,1\n",
+            "a/b.py,sha256=x,1\na/b.py,sha256=x,2\n",
         ];
         for text in cases {
             assert!(Record::parse(text).is_err(), "{text:?}");
