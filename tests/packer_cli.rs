@@ -313,3 +313,65 @@ fn has_colour(text: &str) -> bool {
         })
     })
 }
+
+/// Two distributions of a set that cannot be installed together (one ships a file where the
+/// other needs a directory) are refused at pack time, naming both, as every install that
+/// chose both would refuse them (exit 3); either alone packs.
+#[test]
+fn a_file_where_another_wheel_needs_a_directory_is_refused_at_pack() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let script = r#"
+import base64, hashlib, os, sys, zipfile
+def wheel(directory, name, files):
+    os.makedirs(directory, exist_ok=True)
+    info = "%s-1.0.dist-info" % name
+    files = dict(files)
+    files[info + "/METADATA"] = "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % name
+    files[info + "/WHEEL"] = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    rows = []
+    for path, text in sorted(files.items()):
+        digest = hashlib.sha256(text.encode()).digest()
+        b64 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        rows.append("%s,sha256=%s,%d" % (path, b64, len(text.encode())))
+    rows.append(info + "/RECORD,,")
+    files[info + "/RECORD"] = "\n".join(rows) + "\n"
+    with zipfile.ZipFile(os.path.join(directory, name + "-1.0-py3-none-any.whl"), "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+wheel(sys.argv[1], "alpha", {"shared/x": "A\n"})
+wheel(sys.argv[2], "beta", {"shared/x/y.py": "B = 1\n"})
+"#;
+    let (both, alone) = (root.join("both"), root.join("alone"));
+    let output = run(Command::new(pysfx_e2e::host_python())
+        .args(["-c", script])
+        .arg(&both)
+        .arg(&alone));
+    assert!(output.status.success(), "{output:?}");
+    for entry in std::fs::read_dir(&alone).expect("alone") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, both.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let pack = |wheels: &Path, out: &str| {
+        let args = [
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        run(&mut pack_command(&args, &root.join(out)))
+    };
+    let output = pack(&both, "both.sfx");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("alpha-1.0-py3-none-any.whl ships the file shared/x")
+            && stderr.contains("beta-1.0-py3-none-any.whl needs a directory there"),
+        "{stderr}"
+    );
+    assert!(!root.join("both.sfx").exists());
+    let output = pack(&alone, "alone.sfx");
+    assert!(output.status.success(), "{output:?}");
+}

@@ -51,6 +51,9 @@ pub struct WheelInfo {
     pub requires_dist: Vec<String>,
     /// Hex SHA-256 of the bytes of `<dist-info>/RECORD`.
     pub record_sha256: String,
+    /// Where the install puts each of its files and launchers, relative to the venv (with
+    /// `lib/python3/site-packages` for site-packages).
+    pub destinations: Vec<String>,
 }
 
 /// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
@@ -125,6 +128,9 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         members,
         requires_dist: prepared.requires_dist().to_vec(),
         record_sha256,
+        destinations: (prepared.destinations().iter())
+            .map(|destination| destination.path.to_string())
+            .collect(),
     })
 }
 

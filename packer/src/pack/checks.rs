@@ -176,6 +176,59 @@ pub(crate) fn check_one_version_per_set(
     Ok(())
 }
 
+/// Refuses a set two of whose distributions cannot be installed together: one ships a file
+/// where the other needs a directory (`shared/x` and `shared/x/y.py`), which every install
+/// choosing both refuses (exit 3). Builds of one distribution (only one is installed) are not
+/// compared; the bootstrap wheels are, with every set.
+pub(crate) fn check_no_file_directory_clash(
+    sets: &[WheelSet],
+    bootstrap: &BTreeSet<String>,
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+) -> Result<()> {
+    for set in sets {
+        let wheels: Vec<&WheelInfo> = (set.wheels.iter().chain(bootstrap))
+            .filter_map(|path| infos.get(path).map(|(info, _)| info))
+            .collect();
+        // Each directory the files need, and the first distribution that needs it.
+        let mut directories: BTreeMap<&str, &WheelInfo> = BTreeMap::new();
+        for wheel in &wheels {
+            for path in &wheel.destinations {
+                let mut at = path.as_str();
+                while let Some((parent, _)) = at.rsplit_once('/') {
+                    directories.entry(parent).or_insert(wheel);
+                    at = parent;
+                }
+            }
+        }
+        for wheel in &wheels {
+            for path in &wheel.destinations {
+                let Some(other) = directories.get(path.as_str()) else {
+                    continue;
+                };
+                // (A directory of another build of the same distribution is no clash: one
+                // build is installed. One of the same wheel is a clash within it, refused
+                // when the wheel was read.)
+                if other.name != wheel.name {
+                    let shown = match path.strip_prefix("lib/python3/site-packages/") {
+                        Some(module) => format!("{module} (in site-packages)"),
+                        None => format!("venv/{path}"),
+                    };
+                    bail!(
+                        "set {}: {} ships the file {} and {} needs a directory there: the two \
+                         cannot be installed together (an install that chooses both refuses \
+                         them, exit 3)",
+                        set.name,
+                        wheel.filename,
+                        pysfx_format::escape_control(&shown),
+                        other.filename
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Warns when no CPython 3.6–3.13 on x86_64 Linux (glibc up to `max_glibc`) could install a
 /// set made for every interpreter (`--wheels` alone), as the stub plans it: for each, either a
 /// distribution has no wheel its tags and version take (`cp314` wheels only, say), or what it

@@ -89,6 +89,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     )?;
     check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
+    checks::check_no_file_directory_clash(&manifest_sets, &bootstrap, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     // A left-out wheel's byte-code is linked from the base release with its files.
     for (interpreter, wheels) in &mut compile_plans {
