@@ -316,6 +316,13 @@ if (( LINKED > 0 )); then
     # slower path that reads and hashes each file (the operator guide, "Linked installs").
     measure linked "$RUNS" 'rm -rf $L; "$ART1" -q -d "$L/1" --python "$PY"' "$ART2" -q -d "$L/2" --python "$PY"
     measure linked-thin "$RUNS" 'rm -rf $L; "$ART1" -q -d "$L/1" --python "$PY"' "$ART2T" -q -d "$L/2" --python "$PY"
+    # An anchor for what the kernel alone costs here: `cp -al` of release 1's venv (hard links
+    # and directories only, on one core, nothing checked, nothing planned).
+    rm -rf "$L"
+    "$ART1" -q -d "$L/1" --python "$PY"
+    CPAL=$TMP/linked-cp-al
+    measure cp-al "$RUNS" 'rm -rf $CPAL' cp -al "$L/1/venv" "$CPAL"
+    rm -rf "$CPAL"
     rm -rf "$L" "$PLAIN"
     "$ART1" -q -d "$L/1" --python "$PY"
     linked_json=$("$ART2" -q -d "$L/2" --python "$PY" --json)
@@ -350,6 +357,8 @@ value = med["linked"] / med["plain"]
 print("%-44s %6.2fx  [target <= 0.30: %s]" % ("linked / plain install", value, "met" if value <= 0.3 else "MISSED"))
 print("%-44s %6.2fx  (no target: the same release 2, its payload digest over 1 wheel, not 82)"
       % ("linked from a thin artifact / plain install", med["linked-thin"] / med["plain"]))
+print("%-44s %6.2fx  (no target: the kernel's links and directories alone, one core)"
+      % ("cp -al of release 1's venv / plain install", med["cp-al"] / med["plain"]))
 value = int(ten_kib) / int(one_kib)
 print("%-44s %6.2fx  [target <= 1.50: %s]" % ("du -s of ten releases / one release", value, "met" if value <= 1.5 else "MISSED"))
 print("%-44s %d KiB; one release %d KiB" % ("ten releases on disk", int(ten_kib), int(one_kib)))
