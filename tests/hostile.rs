@@ -601,3 +601,58 @@ fn json_output_escapes_c1_controls_and_bidi_overrides() {
         assert!(parsed.to_string().contains("evil"), "{command:?}");
     }
 }
+
+/// No set for this X.Y: the error names the sets there are, and what the one for the nearest
+/// version lacks (nothing here: a newer CPython's set holds only wheels this one accepts), not
+/// another version's distribution left out by its Requires-Python as a wheel it cannot accept.
+#[test]
+fn no_set_for_this_python_names_the_nearest_sets_lack() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = host_python();
+    let version =
+        run(std::process::Command::new(&python)
+            .args(["-c", "import sys; print(sys.version_info[1])"]));
+    let minor: u32 = String::from_utf8_lossy(&version.stdout)
+        .trim()
+        .parse()
+        .expect("minor");
+    let old_only = pysfx_e2e::wheel_requiring_python(work.path(), "oldonly", "1.0", "<3.7");
+    let good = evil_wheels().join("good-1.0-py3-none-any.whl");
+    let artifact = raw_artifact(
+        &work.path().join("sets.sfx"),
+        &[good, old_only],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| {
+            let target = |minor: u32| {
+                Some(pysfx_format::Target {
+                    implementation: "cp".into(),
+                    python_version: format!("3.{minor}"),
+                    full_version: None,
+                    abi: None,
+                    platform: None,
+                })
+            };
+            let all = manifest.sets[0].wheels.clone();
+            let good: Vec<String> = all.iter().filter(|w| w.contains("good")).cloned().collect();
+            manifest.sets = vec![
+                pysfx_format::WheelSet {
+                    name: "old".into(),
+                    target: target(6),
+                    wheels: all,
+                },
+                pysfx_format::WheelSet {
+                    name: "next".into(),
+                    target: target(minor + 1),
+                    wheels: good,
+                },
+            ];
+        },
+    );
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("no wheel set for CPython"), "{stderr}");
+    assert!(stderr.contains("(it has old, next)"), "{stderr}");
+    assert!(!stderr.contains("no wheel it accepts for"), "{stderr}");
+    assert!(!work.path().join("releases").exists());
+}

@@ -105,21 +105,34 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         // Say which distributions of the nearest set this interpreter could not use anyway.
         let names: Vec<&str> = manifest.sets.iter().map(|set| set.name.as_str()).collect();
         let mut detail = String::new();
-        if let Some(nearest) = manifest.sets.first() {
+        // The set made for the nearest version (3.12's for a 3.11, not 3.6's).
+        let (major, minor) = interpreter.major_minor();
+        let distance = |set: &&WheelSet| {
+            let version = set.target.as_ref().map(|t| t.python_version.as_str());
+            let (set_major, set_minor) = version
+                .and_then(|v| v.split_once('.'))
+                .map_or((0, 0), |(a, b)| {
+                    (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
+                });
+            (major.abs_diff(set_major), minor.abs_diff(set_minor))
+        };
+        if let Some(nearest) = manifest.sets.iter().min_by_key(distance) {
             let candidates = set_candidates(manifest, nearest)?;
             let selection = select(&candidates, &tags, &python);
-            let lacking: Vec<String> = selection
-                .missing
-                .iter()
-                .map(|missing| missing.name.clone())
-                .chain(selection.skipped.iter().map(|skipped| skipped.name.clone()))
-                .collect();
-            if !lacking.is_empty() {
-                detail = format!(
-                    "; set {} has no wheel it accepts for {}",
-                    nearest.name,
-                    lacking.join(", ")
-                );
+            let names = |names: Vec<&str>| names.join(", ");
+            let missing = names(selection.missing.iter().map(|m| m.name.as_str()).collect());
+            let skipped = names(selection.skipped.iter().map(|s| s.name.as_str()).collect());
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("has no wheel it accepts for {missing}"));
+            }
+            if !skipped.is_empty() {
+                parts.push(format!(
+                    "holds {skipped} only for other Pythons (Requires-Python)"
+                ));
+            }
+            if !parts.is_empty() {
+                detail = format!("; set {} {}", nearest.name, parts.join(" and "));
             }
         }
         let best = best_tags(&tags);
