@@ -375,8 +375,10 @@ impl<'a> At<'a> {
         )
     }
 
+    /// Never waits: a FIFO linked from a release beside DEST opens at once (and is then
+    /// refused as no regular file); a regular file reads as without the flag.
     fn open_read(self, relative: &str) -> std::io::Result<File> {
-        self.open(relative, OFlag::O_RDONLY, 0)
+        self.open(relative, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0)
     }
 
     fn lstat(self, relative: &str) -> std::io::Result<FileStat> {

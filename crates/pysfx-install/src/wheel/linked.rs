@@ -233,9 +233,10 @@ impl PreparedWheel {
         }
         let path = source.venv.join(&plan.destination);
         let failed = |reason: &str| self.left_out_error(&path, reason);
+        // O_NONBLOCK: a FIFO put there opens at once, and is refused below.
         let opened = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
             .open(&path)
             .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
         let (file, metadata) = match opened {
