@@ -991,9 +991,15 @@ fn releases_for_nobody(root: &Path, python: &Path) -> (PathBuf, PathBuf, PathBuf
 }
 
 /// Release 3 deployed as uid 65534 with `--link LINK --keep 1`: it succeeds, keeps release
-/// 2 (the one it replaced) and prunes nothing, and lists release 1 in `not_pruned`. Returns
-/// what it logged.
-fn keep_one_as_nobody(site: &Path, releases: &Path, current: &Path, python: &Path) -> String {
+/// 2 (the one it replaced) and prunes nothing, and lists release 1 in `not_pruned` when
+/// `not_pruned` (else nothing). Returns what it logged.
+fn keep_one_as_nobody(
+    site: &Path,
+    releases: &Path,
+    current: &Path,
+    python: &Path,
+    not_pruned: bool,
+) -> String {
     let output = run_as_nobody(
         site,
         &[
@@ -1012,15 +1018,19 @@ fn keep_one_as_nobody(site: &Path, releases: &Path, current: &Path, python: &Pat
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
-    assert_eq!(
-        result["not_pruned"][0]["path"],
-        releases.join("1").to_string_lossy().as_ref(),
-        "{result}"
-    );
-    assert!(
-        stderr.contains("could not remove the old release"),
-        "{stderr}"
-    );
+    if not_pruned {
+        assert_eq!(
+            result["not_pruned"][0]["path"],
+            releases.join("1").to_string_lossy().as_ref(),
+            "{result}"
+        );
+        assert!(
+            stderr.contains("could not remove the old release"),
+            "{stderr}"
+        );
+    } else {
+        assert_eq!(result["not_pruned"], serde_json::json!([]), "{result}");
+    }
     assert_eq!(
         std::fs::read_link(current).expect("link"),
         releases.join("3")
@@ -1040,7 +1050,7 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
     std::fs::create_dir(&uploads).expect("uploads");
     std::fs::write(uploads.join("photo.jpg"), "root's").expect("root's file");
 
-    let stderr = keep_one_as_nobody(&site, &releases, &current, python);
+    let stderr = keep_one_as_nobody(&site, &releases, &current, python, true);
     assert!(stderr.contains("Permission denied"), "{stderr}");
     // One warning for it, not a second calling its remains a killed run's leftover.
     assert!(!stderr.contains("left by an interrupted run"), "{stderr}");
@@ -1058,8 +1068,8 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
 }
 
 /// In a releases directory several deploy users share, `--keep` leaves another user's
-/// release where it is (moving it aside would break that user's link): a warning, listed in
-/// `not_pruned`, and the deploy succeeds.
+/// release where it is (moving it aside would break that user's link), without counting it
+/// among the N it keeps, and the deploy succeeds.
 #[test]
 fn keep_leaves_another_users_release_in_place() {
     let Some(python) = nobody_python() else {
@@ -1074,11 +1084,8 @@ fn keep_leaves_another_users_release_in_place() {
     assert!(rooted.status.success());
     let before = listing(&releases);
 
-    let stderr = keep_one_as_nobody(&site, &releases, &current, python);
-    assert!(
-        stderr.contains("belongs to another user (uid 0)"),
-        "{stderr}"
-    );
+    let stderr = keep_one_as_nobody(&site, &releases, &current, python, false);
+    assert!(!stderr.contains("could not remove"), "{stderr}");
     // Release 3 came; release 1 is where it was, and nothing else changed.
     let after: Vec<String> = listing(&releases)
         .into_iter()
@@ -1387,4 +1394,90 @@ fn dest_is_the_directory_the_kernel_names() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(!odd.join("r").exists());
+}
+
+/// In a releases directory anyone may write (mode 1777), another user's copies of a release
+/// with forged, newer install times are neither counted towards `--keep N` nor removed: root's
+/// deploy keeps its own N (here every one of its three) and links nothing from the copies.
+#[test]
+fn forged_releases_of_another_user_do_not_count_towards_keep() {
+    if nobody_python().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let opened = run(Command::new("chmod").arg("0755").arg(root));
+    assert!(opened.status.success());
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    let python = python(11).path;
+    for name in ["1", "2"] {
+        let (code, _, stderr) = install_with(
+            &site,
+            &releases.join(name),
+            &python,
+            &[OsStr::new("--link"), current.as_os_str()],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let shared = run(Command::new("chmod").arg("1777").arg(&releases));
+    assert!(shared.status.success());
+    for forged in ["8", "9"] {
+        let copied = run(Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "cp",
+                "-r",
+            ])
+            .arg(releases.join("1"))
+            .arg(releases.join(forged)));
+        assert!(copied.status.success(), "{copied:?}");
+        let receipt = releases.join(forged).join("pysfx-receipt.json");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&receipt).expect("receipt")).expect("json");
+        let at = value["installed_at"].as_u64().expect("installed_at");
+        value["installed_at"] = serde_json::json!(at + 1_000_000);
+        value["destination"] = serde_json::json!(releases.join(forged));
+        // Written into the copy's own file: still the other user's.
+        std::fs::write(&receipt, serde_json::to_vec(&value).expect("json")).expect("forge");
+    }
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("3"),
+        &python,
+        &[
+            OsStr::new("--link"),
+            current.as_os_str(),
+            OsStr::new("--keep"),
+            OsStr::new("3"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
+    for name in ["1", "2", "3", "8", "9"] {
+        assert!(
+            releases.join(name).join("pysfx-receipt.json").is_file(),
+            "{name}"
+        );
+    }
+    // Linked from root's own release 2, never from the copies: no file of theirs gained a link.
+    assert!(
+        result["linked_files"].as_u64().expect("linked_files") > 0,
+        "{result}"
+    );
+    let mut pending = vec![releases.join("8"), releases.join("9")];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).expect("list").flatten() {
+            let metadata = std::fs::symlink_metadata(entry.path()).expect("lstat");
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else if metadata.is_file() {
+                use std::os::unix::fs::MetadataExt;
+                assert_eq!(metadata.nlink(), 1, "{}", entry.path().display());
+            }
+        }
+    }
 }

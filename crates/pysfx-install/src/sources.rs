@@ -47,6 +47,7 @@ pub fn link_candidates(
         .into_iter()
         .filter(|(_, path, receipt)| {
             path.as_path() != destination
+                && pysfx_release::release::is_trusted(path)
                 && python_x_y(&receipt.python_version) == Some(version)
                 && pysfx_release::release::incomplete(path, receipt).is_none()
         })

@@ -85,6 +85,11 @@ pub fn prune(
     // one goes once N complete ones are newer.
     let mut complete_newer = 0;
     for (name, path, receipt) in releases {
+        // Another user's release where anyone may write: not counted, not touched.
+        if !crate::release::is_trusted(&path) {
+            debug!("--keep: passing over {}: another user's", path.display());
+            continue;
+        }
         let metadata = std::fs::symlink_metadata(&path).ok();
         let identity = metadata.as_ref().map(|m| (m.dev(), m.ino()));
         let is_protected = identity.is_some_and(|id| protected.contains(&id));

@@ -96,6 +96,25 @@ pub fn unusable(destination: &Path, receipt: &Receipt) -> Option<String> {
         .or_else(|| interpreter_changed(destination, receipt))
 }
 
+/// Whether a release beside DEST is one this user's deploys may count, prune and link from:
+/// its directory is this user's, or (for root) another user's in a directory no other user
+/// may write (a release `chown`ed to the service user). In a directory anyone may write (a
+/// shared `1777` one), another user's release is theirs alone: a copy of a release with a
+/// forged, newer install time would otherwise count towards `--keep N` and have this user's
+/// own release removed.
+pub fn is_trusted(release: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let Ok(metadata) = std::fs::symlink_metadata(release) else {
+        return false;
+    };
+    if metadata.uid() == euid {
+        return true;
+    }
+    let parent = release.parent().unwrap_or(release);
+    euid == 0 && std::fs::metadata(parent).is_ok_and(|parent| parent.mode() & 0o002 == 0)
+}
+
 /// What is missing from a release by a quick look (no hashing): the app directory, the venv's
 /// `pyvenv.cfg` and `bin/python`, each installed distribution's RECORD. `None` when nothing is.
 /// (A release to link from needs no more: its files are read, its scripts are not.)
