@@ -375,3 +375,31 @@ wheel(sys.argv[2], "beta", {"shared/x/y.py": "B = 1\n"})
     let output = pack(&alone, "alone.sfx");
     assert!(output.status.success(), "{output:?}");
 }
+
+/// `-o` naming a symbolic link (`/dev/stdout`, a `latest.sfx` link) is refused (exit 2) and
+/// the link left as it is: the final rename would replace the link with a file instead of
+/// writing where it leads; `-o -` is no standard output either.
+#[test]
+fn output_that_is_a_link_or_a_dash_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let real = root.join("real");
+    std::fs::create_dir(&real).expect("mkdir");
+    let link = root.join("latest.sfx");
+    std::os::unix::fs::symlink(&real, &link).expect("link");
+    let args = [
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    let output = run(&mut pack_command(&args, &link));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_link(&link).expect("still a link"), real);
+    let output = run(pack_command(&args, Path::new("-")).current_dir(root));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(!root.join("-").exists());
+}

@@ -245,16 +245,33 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
     Ok(())
 }
 
-/// Refuses (exit 2) an output that exists and is neither a regular file nor a symbolic link
-/// (a link is replaced, not followed): the final rename would replace a device such as
-/// `/dev/null`, a FIFO or a socket with the artifact.
+/// Refuses (exit 2) an output that exists and is not a regular file: the final rename would
+/// replace a device such as `/dev/null`, a FIFO, a socket or a directory with the artifact, and
+/// a symbolic link (`/dev/stdout`, a `latest.sfx` link) with a file where it was, not writing
+/// where it leads; nor is `-` standard output.
 fn check_replaceable_file(output: &Path, what: &str) -> Result<()> {
+    if output.as_os_str() == "-" {
+        return Err(UsageError(format!(
+            "{what} -: the artifact is written to a file, not to standard output; name the file"
+        ))
+        .into());
+    }
     let Ok(metadata) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };
     let kind = metadata.file_type();
-    if kind.is_file() || kind.is_symlink() {
+    if kind.is_file() {
         return Ok(());
+    }
+    if kind.is_symlink() {
+        let target = std::fs::read_link(output).unwrap_or_default();
+        return Err(UsageError(format!(
+            "{what} {} is a symbolic link (to {}): packing would replace the link with a file, \
+             not write where it leads; name the file itself, or remove the link",
+            output.display(),
+            target.display()
+        ))
+        .into());
     }
     let found = if kind.is_dir() {
         "a directory"
