@@ -1481,3 +1481,50 @@ fn forged_releases_of_another_user_do_not_count_towards_keep() {
         }
     }
 }
+
+/// An app of no files still gets `DEST/<app>/`: the release is complete, so a re-run does
+/// nothing (exit 0), and `--status` and `--activate` take it.
+#[test]
+fn an_app_of_no_files_makes_a_complete_release() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = root.join("emptyapp");
+    std::fs::create_dir(&app).expect("mkdir");
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let site = pack(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    );
+    let (release, current) = (root.join("releases/1"), root.join("current"));
+    let python = python(11).path;
+    let link = [OsStr::new("--link"), current.as_os_str()];
+    let (code, result, stderr) = install_with(&site, &release, &python, &link);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result["changed"], true, "{result}");
+    assert!(release.join("emptyapp").is_dir());
+    let (code, result, stderr) = install_with(&site, &release, &python, &link);
+    assert_eq!(
+        (code, &result["changed"]),
+        (0, &serde_json::json!(false)),
+        "{stderr}"
+    );
+    let (code, _, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}

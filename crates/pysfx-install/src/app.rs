@@ -64,6 +64,9 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
         extracted.files += 1;
         extracted.bytes += declared;
     }
+    // `DEST/<app>/` is there even for an app of no files (the release's quick check, and
+    // so a re-run, `--status` and `--activate`, look for it).
+    tree.create_dirs(&payload.manifest().app.name)?;
     for link in links {
         tracing::trace!("{} -> {} (link)", link.name, link.target);
         tree.symlink(&link.name, &link.target)?;
