@@ -82,17 +82,20 @@ fn the_app_version_reaches_manifest_receipt_inspect_info_and_version() {
     assert_eq!(receipt["app_version"], "1.2.3+build.7");
     assert_eq!(receipt["manifest"]["app"]["version"], "1.2.3+build.7");
 
-    // A version with control characters is a usage error.
-    let output = run(&mut pysfx_e2e::pack_command(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--app-version"),
-            OsStr::new("1.0\x1b[2J"),
-        ],
-        &root.join("other.sfx"),
-    ));
-    assert_eq!(output.status.code(), Some(2));
+    // A version with control characters, or blank, or with blanks around it, is a usage
+    // error.
+    for version in ["1.0\x1b[2J", " ", "1.0 "] {
+        let output = run(&mut pysfx_e2e::pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--app-version"),
+                OsStr::new(version),
+            ],
+            &root.join("other.sfx"),
+        ));
+        assert_eq!(output.status.code(), Some(2), "{version:?}");
+    }
 }
 
 #[test]

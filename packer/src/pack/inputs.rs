@@ -57,6 +57,14 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
     if let Some(version) = &args.app_version {
         pysfx_format::check_app_version(version)
             .map_err(|reason| UsageError(format!("--app-version: {reason}")))?;
+        // Printed after "app NAME" and in columns: blanks around it would not show.
+        if version.trim() != version {
+            return Err(UsageError(format!(
+                "--app-version: app version \"{}\" begins or ends with a space",
+                version.escape_debug()
+            ))
+            .into());
+        }
         return Ok(Some(version.clone()));
     }
     // What git printed on stdout, or (failing) the first line of its error.
