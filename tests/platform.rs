@@ -265,3 +265,24 @@ fn a_target_no_artifact_can_install_is_a_usage_error_listing_what_is_accepted() 
         assert!(lists || floor, "{target}: says what works: {stderr}");
     }
 }
+
+/// A `--max-glibc` below 2.17 (CentOS 7's, which the stub itself needs) is a usage error: no
+/// artifact starts there, and no stub build would change that.
+#[test]
+fn a_max_glibc_below_the_stubs_own_is_a_usage_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let args = [
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    for max in ["2.16", "2.5", "1.99"] {
+        let (code, stderr) = pack_with_floor(root, &args, max);
+        assert_eq!(code, Some(2), "{max}: {stderr}");
+        assert!(stderr.contains("older than 2.17"), "{max}: {stderr}");
+    }
+    let (code, stderr) = pack_with_floor(root, &args, "2.17");
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -234,6 +234,15 @@ fn max_glibc(args: &PackArgs) -> Result<GlibcVersion> {
             args.max_glibc
         ))
     })?;
+    // The stub itself needs 2.17 (CentOS 7's); no artifact starts on an older glibc.
+    if max_glibc.0.as_slice() < [2, 17].as_slice() {
+        return Err(UsageError(format!(
+            "--max-glibc {}: no artifact starts on a glibc older than 2.17 (CentOS 7's), \
+             which the stub needs",
+            args.max_glibc
+        ))
+        .into());
+    }
     Ok(max_glibc)
 }
 
