@@ -322,3 +322,34 @@ fn a_name_with_a_line_break_is_refused_in_one_line() {
         "{stderr}"
     );
 }
+
+/// A name that is not UTF-8 is refused only when it would be stored: one `--exclude` leaves
+/// out (or that is byte-code, always left out) packs.
+#[test]
+fn a_name_that_is_not_utf8_is_refused_unless_left_out() {
+    use std::os::unix::ffi::OsStrExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    let logs = app.join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    write(&logs.join(OsStr::from_bytes(b"bad\xff.log")), "x\n");
+    write(&app.join(OsStr::from_bytes(b"old\xff.pyc")), "x\n");
+    let pack = |extra: &[&OsStr]| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        args.extend_from_slice(extra);
+        run(&mut pack_command(&args, &work.path().join("site.sfx")))
+    };
+    let output = pack(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not UTF-8") && stderr.contains(".log"),
+        "{stderr}"
+    );
+    let output = pack(&[OsStr::new("--exclude"), OsStr::new("*.log")]);
+    assert!(output.status.success(), "{output:?}");
+}

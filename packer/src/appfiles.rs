@@ -177,19 +177,22 @@ pub fn walk(root: &Path, prefix: &str, flag: &str, excludes: &Excludes) -> Resul
         entries.sort_by_key(|entry| entry.file_name());
         for entry in entries {
             let path = entry.path();
+            // The entry itself: a link is judged as a link, never followed.
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot read {}", shown(&path)))?;
+            // What is left out needs no UTF-8 name (`--exclude '*.log'` leaves out a log of
+            // any name): judged by its name with invalid bytes replaced.
+            let lossy = format!("{relative}{}", entry.file_name().to_string_lossy());
+            if excludes.excludes(&lossy, kind.is_dir()) {
+                debug!("left out {}", shown(&path));
+                continue;
+            }
             let name = entry
                 .file_name()
                 .into_string()
                 .map_err(|name| anyhow!("{}: the name {name:?} is not UTF-8", shown(&directory)))?;
             let child = format!("{relative}{name}");
-            // The entry itself: a link is judged as a link, never followed.
-            let kind = entry
-                .file_type()
-                .with_context(|| format!("cannot read {}", shown(&path)))?;
-            if excludes.excludes(&child, kind.is_dir()) {
-                debug!("left out {}", shown(&path));
-                continue;
-            }
             let full = format!("{prefix}{child}");
             let storable = |full: &str| {
                 pysfx_format::validate_member_name(full)
