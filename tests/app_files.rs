@@ -353,3 +353,33 @@ fn a_name_that_is_not_utf8_is_refused_unless_left_out() {
     let output = pack(&[OsStr::new("--exclude"), OsStr::new("*.log")]);
     assert!(output.status.success(), "{output:?}");
 }
+
+/// A link to what the pack leaves out (an `--exclude`d directory, `.git`) is stored, as any
+/// link that stays inside, but said to dangle, as one to nothing is; links to what is stored,
+/// through other links too, are not.
+#[test]
+fn a_link_to_what_is_left_out_is_said_to_dangle() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = app_with_inner_links(root);
+    write(&app.join("logs/today.log"), "x\n");
+    symlink("logs/today.log", app.join("latest.log")).expect("link");
+    let output = run(&mut pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--exclude"),
+            OsStr::new("logs/"),
+        ],
+        &root.join("site.sfx"),
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let dangling: Vec<&str> = stderr.lines().filter(|l| l.contains("dangling")).collect();
+    assert_eq!(dangling.len(), 1, "{stderr}");
+    assert!(
+        dangling[0].contains("latest.log -> logs/today.log"),
+        "{stderr}"
+    );
+}

@@ -5,7 +5,7 @@
 //! files that look like local secrets are named in a warning.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -250,24 +250,37 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
         })
         .collect();
     let lookup = |path: &str| links.get(path).copied();
+    // What the release will hold: each stored entry, and the directories they are in.
+    let mut stored: HashSet<&str> = HashSet::new();
+    for file in files {
+        let mut at = &file.name[prefix.len()..];
+        stored.insert(at);
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            stored.insert(parent);
+            at = parent;
+        }
+    }
     let mut refused = Vec::new();
     for file in files {
         let TreeKind::Link { target } = &file.kind else {
             continue;
         };
-        if let Err(reason) = pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup)
-        {
-            refused.push(format!(
+        match pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup) {
+            Err(reason) => refused.push(format!(
                 "  {} -> {}: {reason}",
                 shown(&file.source),
                 pysfx_format::escape_control(target)
-            ));
-        } else if std::fs::metadata(&file.source).is_err() {
-            // Inside, but to nothing: stored as it is (it may be made at deploy), and said.
-            warn!(
-                "{} -> {target} points at nothing (yet); stored as a dangling link",
-                shown(&file.source)
-            );
+            )),
+            // Inside, but to nothing the release will hold (nothing there, or what this pack
+            // leaves out): stored as it is (it may be made at deploy), and said.
+            Ok(resolved) if !resolved.is_empty() && !stored.contains(resolved.as_str()) => {
+                warn!(
+                    "{} -> {target} points at nothing this pack stores (nothing there, or left \
+                     out); stored as a dangling link",
+                    shown(&file.source)
+                )
+            }
+            Ok(_) => {}
         }
     }
     if refused.is_empty() {
