@@ -47,6 +47,10 @@ pub fn parse_target(text: &str) -> Result<ParsedTarget> {
         Some((python, platform)) => (python.to_string(), platform.to_string()),
         None => {
             let (major, minor) = text.split_once('.').ok_or_else(|| refuse("not a target"))?;
+            let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+            if !digits(major) || !minor.split('.').all(digits) {
+                return Err(refuse("not a Python version X.Y (such as 3.12) nor a tag"));
+            }
             if minor.contains('.') {
                 return Err(refuse(&format!(
                     "a target names a Python X.Y, not a release ({major}.{})",
@@ -157,6 +161,15 @@ mod tests {
             error.contains("names a Python X.Y, not a release (3.11)"),
             "{error}"
         );
+        // Named as typed, never as a tag made of it ("cpcp36").
+        for typo in ["cp3.6", " 3.12", "3.x", "3.", ".12"] {
+            let error = parse_target(typo).expect_err(typo).to_string();
+            assert!(
+                error.contains(&format!("{typo:?}: not a Python version X.Y")),
+                "{error}"
+            );
+            assert!(!error.contains("cpcp"), "{error}");
+        }
         for bad in [
             "py3-any",
             "cp2-x",
