@@ -405,6 +405,14 @@ fn leftover(file_name: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file names of `paths`, in order.
+    fn names(paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect()
+    }
     use crate::testing::fake_release;
 
     /// A lock file removed (its release pruned) after a run opened it is a lock on nothing:
@@ -491,12 +499,6 @@ mod tests {
             Some(&link),
             &mut |_| {},
         );
-        let names = |paths: &[PathBuf]| -> Vec<String> {
-            paths
-                .iter()
-                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
-                .collect()
-        };
         assert_eq!(names(&report.kept), ["a", "b", "c", "e", "f"]);
         let mut pruned = names(&report.pruned);
         pruned.sort();
@@ -548,12 +550,6 @@ mod tests {
             None,
             &mut |_| {},
         );
-        let names = |paths: &[PathBuf]| -> Vec<String> {
-            paths
-                .iter()
-                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
-                .collect()
-        };
         // Three complete ones (6, 5, 2) kept to roll back to; 4 and 3 are newer than the
         // third: kept, not counted; 1 is older.
         assert_eq!(names(&report.kept), ["6", "5", "4", "3", "2"]);
