@@ -347,13 +347,16 @@ fn receipt_essentials(release: &Path) -> Value {
     }
     // The activate scripts name DEST, and so do the RECORDs of distributions with scripts
     // (their launchers' hashes): their digests differ from release to release (the RECORDs
-    // are compared row by row, DEST left aside, in `release_view`).
+    // are compared row by row, DEST left aside, in `release_view`). The SBOM names its
+    // artifact's payload (its essentials are compared in `sbom_essentials`).
     let files = receipt["contents"]["files"]
         .as_array_mut()
         .expect("the receipt's files");
     files.retain(|file| {
         !file["path"].as_str().is_some_and(|path| {
-            path.starts_with("venv/bin/activate") || path.ends_with(".dist-info/RECORD")
+            path.starts_with("venv/bin/activate")
+                || path.ends_with(".dist-info/RECORD")
+                || path == "pysfx-sbom.cdx.json"
         })
     });
     receipt
