@@ -304,8 +304,9 @@ fn two_wheels_sharing_a_path_give_one_repeatable_winner() {
 }
 
 /// One wheel ships a file where another needs a directory: they cannot both be installed.
-/// The install refuses the pair (exit 3, before DEST exists), naming both wheels. (The packer
-/// checks each wheel on its own, so it is at install that the pair is seen.)
+/// The install refuses the pair (exit 3, before DEST exists), naming both wheels; so do
+/// `pysfx verify` and `--verify`, whose success means the artifact installs. (The packer
+/// refuses the pair too: this artifact is crafted past it.)
 #[test]
 fn a_file_where_another_wheel_needs_a_directory_is_refused_naming_both() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -323,6 +324,18 @@ fn a_file_where_another_wheel_needs_a_directory_is_refused_naming_both() {
         "{stderr}"
     );
     assert!(!destination.exists());
+    for output in [
+        run(Command::new(&binaries().pysfx).arg("verify").arg(&artifact)),
+        run(Command::new(&artifact).arg("--verify")),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("clashfile-1.0-py3-none-any.whl ships the file")
+                && stderr.contains("clashdir-1.0-py3-none-any.whl needs a directory"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

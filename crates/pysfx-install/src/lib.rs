@@ -32,7 +32,7 @@ pub use pyc::BytecodeLink;
 pub use release::{build_release, Built, InstallOptions, Phases};
 pub use reporter::{Reporter, Silent};
 pub use set::{install_set, AfterBatch, BundleJob, SetOptions, WheelJob};
-pub use shared::SharedPath;
+pub use shared::{file_directory_clash, FileDirectoryClash, SetMember, SharedPath};
 pub use sources::{check_unmoved, hold_sources, link_candidates, source_for, Candidate};
 pub use verify::{check_entry, verify_contents};
 pub use wheel::{

@@ -136,3 +136,52 @@ impl SharedPaths {
         Ok(())
     }
 }
+
+/// One wheel of a set, for [`file_directory_clash`]: its distribution's normalised name and
+/// where the install puts each of its files (relative to the venv).
+pub struct SetMember<'a> {
+    pub name: &'a str,
+    pub destinations: &'a [String],
+}
+
+/// A path one wheel of a set ships as a file where another distribution's wheel needs a
+/// directory; the wheels by their place in the list.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileDirectoryClash<'a> {
+    pub file_wheel: usize,
+    pub path: &'a str,
+    pub directory_wheel: usize,
+}
+
+/// The first path one distribution of `wheels` ships as a file and another needs as a
+/// directory (`shared` and `shared/x.py`): an install choosing both refuses them
+/// ([`SharedPaths::plan_batch`]), so `pysfx pack` and `verify` refuse the set. Builds of one
+/// distribution are not compared (one of them is installed).
+pub fn file_directory_clash<'a>(wheels: &[SetMember<'a>]) -> Option<FileDirectoryClash<'a>> {
+    // Each directory the files need, and the first wheel that needs it.
+    let mut directories: HashMap<&str, usize> = HashMap::new();
+    for (index, wheel) in wheels.iter().enumerate() {
+        for path in wheel.destinations {
+            let mut at = path.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                directories.entry(parent).or_insert(index);
+                at = parent;
+            }
+        }
+    }
+    for (index, wheel) in wheels.iter().enumerate() {
+        for path in wheel.destinations {
+            match directories.get(path.as_str()) {
+                Some(&other) if wheels[other].name != wheel.name => {
+                    return Some(FileDirectoryClash {
+                        file_wheel: index,
+                        path,
+                        directory_wheel: other,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}

@@ -2,7 +2,7 @@
 //! itself, into [`NullTree`]s — the app and static directories into one, every wheel (with its
 //! byte-code bundles) into a model of a venv — so an artifact that verifies also installs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pysfx_format::{Manifest, Payload, WheelEntry};
 use pysfx_tree::{NullTree, Sink};
@@ -12,6 +12,7 @@ use pysfx_wheel::normalize_name;
 use crate::batch::BatchLimits;
 use crate::member::open_member;
 use crate::set::{install_set, SetOptions, WheelJob};
+use crate::shared::{file_directory_clash, SetMember};
 use crate::wheel::{Layout, PreparedWheel};
 use crate::{extract_app, InstallError, Silent};
 
@@ -52,6 +53,9 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         limits: BatchLimits::default(),
         ..SetOptions::default()
     };
+    // Where each wheel's install put its files (the model's paths but the venv's own).
+    let seeded: HashSet<String> = venv_model(&layout).files().into_iter().collect();
+    let mut destinations: HashMap<&str, Vec<String>> = HashMap::new();
     for entry in &manifest.wheels {
         check_local_headers(payload, entry, &path)?;
         // (A left-out wheel in an artifact that names no base is refused when it is opened:
@@ -62,7 +66,8 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         }
         // Every bundle compiled for the wheel, whichever interpreter it is for.
         let job = WheelJob::new(payload, entry, |_| true)?;
-        let tree = Sink::from(venv_model(&layout));
+        let model = venv_model(&layout);
+        let tree = Sink::from(model.clone());
         install_set(
             payload.file(),
             &[job],
@@ -76,6 +81,42 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
             InstallError::Corrupt(reason) => InstallError::Corrupt(format!("{path}: {reason}")),
             other => other,
         })?;
+        let mut files = model.files();
+        files.retain(|file| !seeded.contains(file));
+        destinations.insert(&entry.path, files);
+    }
+    check_no_clash(&manifest, &destinations, &path)
+}
+
+/// No set's wheels (with the bootstrap wheels) clash, one shipping a file where another's
+/// files need a directory: the install that chose both would refuse them. (Left-out wheels of
+/// a thin artifact are checked at install, against the release they come from.)
+fn check_no_clash(
+    manifest: &Manifest,
+    destinations: &HashMap<&str, Vec<String>>,
+    path: &str,
+) -> Result<(), InstallError> {
+    for set in &manifest.sets {
+        let entries: Vec<&WheelEntry> = (set.wheels.iter().chain(&manifest.bootstrap))
+            .filter_map(|wheel| manifest.wheel(wheel))
+            .filter(|entry| destinations.contains_key(entry.path.as_str()))
+            .collect();
+        let members: Vec<SetMember> = (entries.iter())
+            .map(|entry| SetMember {
+                name: &entry.name,
+                destinations: &destinations[entry.path.as_str()],
+            })
+            .collect();
+        if let Some(clash) = file_directory_clash(&members) {
+            return Err(InstallError::Corrupt(format!(
+                "{path}: set {}: {} ships the file {} and {} needs a directory there: the two \
+                 cannot be installed together",
+                set.name,
+                entries[clash.file_wheel].filename,
+                pysfx_format::escape_control(clash.path),
+                entries[clash.directory_wheel].filename
+            )));
+        }
     }
     Ok(())
 }

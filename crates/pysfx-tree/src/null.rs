@@ -73,6 +73,16 @@ impl NullTree {
             .count()
     }
 
+    /// The paths of the files and links the model holds, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = (self.model().iter())
+            .filter(|(_, kind)| **kind != Kind::Directory)
+            .map(|(path, _)| path.clone())
+            .collect();
+        files.sort_unstable();
+        files
+    }
+
     fn model(&self) -> MutexGuard<'_, HashMap<String, Kind>> {
         self.model
             .lock()

@@ -186,44 +186,28 @@ pub(crate) fn check_no_file_directory_clash(
     infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
 ) -> Result<()> {
     for set in sets {
-        let wheels: Vec<&WheelInfo> = (set.wheels.iter().chain(bootstrap))
+        let infos: Vec<&WheelInfo> = (set.wheels.iter().chain(bootstrap))
             .filter_map(|path| infos.get(path).map(|(info, _)| info))
             .collect();
-        // Each directory the files need, and the first distribution that needs it.
-        let mut directories: BTreeMap<&str, &WheelInfo> = BTreeMap::new();
-        for wheel in &wheels {
-            for path in &wheel.destinations {
-                let mut at = path.as_str();
-                while let Some((parent, _)) = at.rsplit_once('/') {
-                    directories.entry(parent).or_insert(wheel);
-                    at = parent;
-                }
-            }
-        }
-        for wheel in &wheels {
-            for path in &wheel.destinations {
-                let Some(other) = directories.get(path.as_str()) else {
-                    continue;
-                };
-                // (A directory of another build of the same distribution is no clash: one
-                // build is installed. One of the same wheel is a clash within it, refused
-                // when the wheel was read.)
-                if other.name != wheel.name {
-                    let shown = match path.strip_prefix("lib/python3/site-packages/") {
-                        Some(module) => format!("{module} (in site-packages)"),
-                        None => format!("venv/{path}"),
-                    };
-                    bail!(
-                        "set {}: {} ships the file {} and {} needs a directory there: the two \
-                         cannot be installed together (an install that chooses both refuses \
-                         them, exit 3)",
-                        set.name,
-                        wheel.filename,
-                        pysfx_format::escape_control(&shown),
-                        other.filename
-                    );
-                }
-            }
+        let wheels: Vec<pysfx_install::SetMember> = (infos.iter())
+            .map(|info| pysfx_install::SetMember {
+                name: &info.name,
+                destinations: &info.destinations,
+            })
+            .collect();
+        if let Some(clash) = pysfx_install::file_directory_clash(&wheels) {
+            let shown = match clash.path.strip_prefix("lib/python3/site-packages/") {
+                Some(module) => format!("{module} (in site-packages)"),
+                None => format!("venv/{}", clash.path),
+            };
+            bail!(
+                "set {}: {} ships the file {} and {} needs a directory there: the two cannot be \
+                 installed together (an install that chooses both refuses them, exit 3)",
+                set.name,
+                infos[clash.file_wheel].filename,
+                pysfx_format::escape_control(&shown),
+                infos[clash.directory_wheel].filename
+            );
         }
     }
     Ok(())
