@@ -147,6 +147,8 @@ fn a_bomb_is_held_to_the_declared_sizes() {
         |manifest| {
             for wheel in &mut manifest.wheels {
                 if wheel.name == "bomb" {
+                    // The total told as the packer would sum it, so only the wheel lies.
+                    manifest.unpacked_bytes -= wheel.unpacked_bytes - (1 << 20);
                     wheel.unpacked_bytes = 1 << 20;
                 }
             }
@@ -265,6 +267,109 @@ fn hostile_payload_entries_are_refused() {
             &[evil_wheels().join("good-1.0-py3-none-any.whl")],
             &[("demoapp/app.py", b"x = 1\n"), (name, b"evil")],
             |_| {},
+        );
+        assert_refused(work.path(), &artifact, case, message);
+        assert_verify_refuses(&artifact, case);
+    }
+}
+
+/// Entries the packer never writes, which the manifest does not account for, are refused
+/// (exit 3, nothing written) by the install and both verifies: a file outside every group of
+/// the format, a file of a static directory the manifest does not list, the SBOM of a set it
+/// does not have, a directory entry; and an app file whose name no DEST could take is the
+/// artifact's fault, not DEST's.
+#[test]
+fn entries_the_manifest_does_not_account_for_are_refused() {
+    let long = format!("demoapp/{}.py", "x".repeat(300));
+    let cases = [
+        (
+            "other",
+            "other/file.txt",
+            "an entry the manifest does not account for",
+        ),
+        (
+            "static",
+            "static.in/7/x.css",
+            "an entry the manifest does not account for",
+        ),
+        (
+            "sbom",
+            ".pysfx/sbom/set-9.cdx.json",
+            "an entry the manifest does not account for",
+        ),
+        ("directory", "demoapp/d/", "a directory entry"),
+        (
+            "long",
+            long.as_str(),
+            "a path component longer than 255 bytes",
+        ),
+    ];
+    for (case, name, message) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+            &[("demoapp/app.py", b"x = 1\n"), (name, b"")],
+            |_| {},
+        );
+        assert_refused(work.path(), &artifact, case, message);
+        assert_verify_refuses(&artifact, case);
+    }
+}
+
+/// A manifest that lies about its wheels, re-sealed so every digest holds, is the artifact's
+/// fault (exit 3), not the machine's (4): the stub decides from the manifest before it opens
+/// a wheel (a requirement unmet, the space needed), and holds the manifest to the wheels
+/// before it blames the machine. A set naming a wheel twice, or a wheel no set names, is
+/// refused as the manifest is read.
+#[test]
+fn a_manifest_that_lies_about_its_wheels_is_the_artifacts_fault() {
+    type Tamper = fn(&mut pysfx_format::Manifest);
+    let cases: [(&str, Tamper, &str); 5] = [
+        (
+            "requirement",
+            |manifest| {
+                manifest.wheels[0]
+                    .requires_dist
+                    .push("nonexistent-pkg>=1".into())
+            },
+            "Requires-Dist differs from its METADATA",
+        ),
+        (
+            "wheel size",
+            |manifest| {
+                let wheel = &mut manifest.wheels[0];
+                manifest.unpacked_bytes += (1 << 60) - wheel.unpacked_bytes;
+                wheel.unpacked_bytes = 1 << 60;
+            },
+            "the manifest 1152921504606846976",
+        ),
+        (
+            "total size",
+            |manifest| manifest.unpacked_bytes = 1 << 62,
+            "it says the payload unpacks to 4611686018427387904 bytes",
+        ),
+        (
+            "twice",
+            |manifest| {
+                let wheel = manifest.sets[0].wheels[0].clone();
+                manifest.sets[0].wheels.push(wheel);
+            },
+            "names wheels/",
+        ),
+        (
+            "no set",
+            |manifest| manifest.sets.clear(),
+            "which no set and no bootstrap names",
+        ),
+    ];
+    for (case, tamper, message) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let artifact = raw_artifact(
+            &work.path().join("lies.sfx"),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+            &[("demoapp/app.py", b"x = 1\n")],
+            tamper,
         );
         assert_refused(work.path(), &artifact, case, message);
         assert_verify_refuses(&artifact, case);
@@ -429,6 +534,9 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
         .manifest()
         .clone();
     let bundle = manifest.bytecode.first().expect("a bundle").clone();
+    let old_unpacked = pysfx_format::Payload::open(&artifact)
+        .and_then(|mut payload| payload.bundle_unpacked(&bundle.path))
+        .expect("the bundle's size");
     let tag = &bundle.cache_tag;
     // A bundle of one deflated member, `name`, of `size` bytes.
     let bundle_of = |name: &str, size: usize| -> Vec<u8> {
@@ -446,31 +554,41 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
         }
         writer.finish().expect("finish").into_inner()
     };
+    // (The first two with the manifest's total told for them, as a crafter would; the bomb's
+    // is what the packer counted.)
     let cases = [
         (
             "the hook's byte-code",
             bundle_of(&format!("__pycache__/loadenv.{tag}.pyc"), 64),
+            true,
             "which the wheel does not install",
         ),
         (
             "another module's byte-code",
             bundle_of(&format!("other/__pycache__/__init__.{tag}.pyc"), 64),
+            true,
             "which the wheel does not install",
         ),
         (
             "a bomb",
             bundle_of(&format!("good/__pycache__/__init__.{tag}.pyc"), 200 << 20),
+            false,
             "unpacks to",
         ),
     ];
-    for (case, bytes, message) in cases {
+    for (case, bytes, told, message) in cases {
         let digest =
             sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
+        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::Cursor::new(&bytes))
+            .expect("the crafted bundle's size");
         let crafted = pysfx_e2e::reseal_replacing(
             &artifact,
             &work.path().join("crafted.sfx"),
             |manifest| {
                 manifest.bytecode[0].sha256 = pysfx_format::hex(&digest);
+                if told {
+                    manifest.unpacked_bytes = manifest.unpacked_bytes - old_unpacked + unpacked;
+                }
             },
             &[(bundle.path.as_str(), &bytes)],
         );
@@ -482,17 +600,16 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
     }
 }
 
-/// A trailer whose payload offset points inside the first entry, with a digest recomputed
-/// from there: the start of that entry's local header lies outside what the digest covers, so
-/// the payload is unreadable (exit 3), for the install and both verifies.
-#[test]
-fn an_offset_inside_the_first_entry_is_refused() {
-    const RESEAL: &str = r#"
+/// Re-seals the artifact `argv[1]` after `argv[2]` (Python statements) changed its bytes
+/// (`data`, with `T` the trailer's offset and `S` the payload's, which they may move): the
+/// payload digest recomputed as docs/format.md says.
+const RESEAL: &str = r#"
 import hashlib, io, struct, sys, zipfile
 path = sys.argv[1]
 data = bytearray(open(path, "rb").read())
 T = len(data) - 115
-S = int(bytes(data[T:]).decode().split("offset=")[1].split()[0]) + 100
+S = int(bytes(data[T:]).decode().split("offset=")[1].split()[0])
+exec(sys.argv[2])
 wheels = []
 for info in zipfile.ZipFile(io.BytesIO(bytes(data))).infolist():
     if info.filename.startswith("wheels/"):
@@ -516,6 +633,12 @@ trailer = "pysfx-payload/2 offset=%020d sha256=%s" % (S, root.hexdigest())
 data[T:] = trailer.encode()
 open(path, "wb").write(data)
 "#;
+
+/// A trailer whose payload offset points inside the first entry, with a digest recomputed
+/// from there: the start of that entry's local header lies outside what the digest covers, so
+/// the payload is unreadable (exit 3), for the install and both verifies.
+#[test]
+fn an_offset_inside_the_first_entry_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("offset.sfx"),
@@ -523,12 +646,7 @@ open(path, "wb").write(data)
         &[("demoapp/app.py", b"x = 1\n")],
         |_| {},
     );
-    let output = pysfx_e2e::run(
-        std::process::Command::new(host_python())
-            .args(["-c", RESEAL])
-            .arg(&artifact),
-    );
-    assert!(output.status.success(), "{output:?}");
+    reseal_bytes(&artifact, "S += 100");
     assert_refused(
         work.path(),
         &artifact,
@@ -655,4 +773,58 @@ fn no_set_for_this_python_names_the_nearest_sets_lack() {
     assert!(stderr.contains("(it has old, next)"), "{stderr}");
     assert!(!stderr.contains("no wheel it accepts for"), "{stderr}");
     assert!(!work.path().join("releases").exists());
+}
+
+/// Runs [`RESEAL`] on `artifact` with `edit`.
+fn reseal_bytes(artifact: &Path, edit: &str) {
+    let output = pysfx_e2e::run(
+        std::process::Command::new(host_python())
+            .args(["-c", RESEAL])
+            .arg(artifact)
+            .arg(edit),
+    );
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// The artifact stays a zip `unzip` and Python's `zipfile` read: an entry whose local header
+/// names another file, or gives another compression method, than the central directory
+/// (re-sealed, so the payload digest holds) is refused by both verifies. (The install reads by
+/// the central directory alone and writes the file under its name there.)
+#[test]
+fn verify_holds_the_artifacts_local_headers_to_its_directory() {
+    // The local header of demoapp/app.py: its name at +30, its method at +8.
+    let find = "at = [i for i in range(S, T) if data[i:i+4] == b'PK\\x03\\x04' \
+                and data[i+30:i+44] == b'demoapp/app.py'][0]\n";
+    let cases = [
+        (
+            "name",
+            "data[at+30:at+44] = b'demoapp/apq.py'",
+            "its local header names",
+        ),
+        (
+            "method",
+            "data[at+8:at+10] = b'\\x00\\x00'",
+            "another compression method",
+        ),
+    ];
+    for (case, edit, message) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let artifact = raw_artifact(
+            &work.path().join("headers.sfx"),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+            &[("demoapp/app.py", b"x = 1\n")],
+            |_| {},
+        );
+        reseal_bytes(&artifact, &format!("{find}{edit}"));
+        for output in [
+            run(std::process::Command::new(&pysfx_e2e::binaries().pysfx)
+                .arg("verify")
+                .arg(&artifact)),
+            run(std::process::Command::new(&artifact).arg("--verify")),
+        ] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(3), "{case}: {stderr}");
+            assert!(stderr.contains(message), "{case}: {stderr}");
+        }
+    }
 }

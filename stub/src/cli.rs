@@ -382,8 +382,11 @@ pub fn verify_all(payload: &mut Payload) -> Result<(), Failure> {
     Ok(pysfx_install::verify_contents(payload)?)
 }
 
+/// `--list`: the payload's entries, from an intact payload only (exit 3 otherwise, as
+/// `--info`): a listing of a damaged one would show what the install refuses.
 fn list() -> Result<(), Failure> {
     let mut payload = open_self()?;
+    payload.verify()?;
     let path = payload.path().to_path_buf();
     let archive = payload.archive();
     let mut out = String::new();

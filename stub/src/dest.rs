@@ -423,12 +423,24 @@ pub(crate) fn check_path_lengths(destination: &Path, payload: &mut Payload) -> R
     use pysfx_install::path_max::{real_length, too_long, PATH_MAX};
     let app = format!("{}/", payload.manifest().app.name);
     let root = real_length(destination);
+    let artifact = payload.path().display().to_string();
     let archive = payload.archive();
-    let too_long_path = (0..archive.len())
+    let names = (0..archive.len())
         .filter_map(|index| archive.name_for_index(index))
         .filter_map(Result::ok)
-        .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"))
-        .find_map(|name| too_long(root, &name));
+        .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"));
+    let mut too_long_path = None;
+    for name in names {
+        // A name no DEST could take (a component of over 255 bytes, a path of over 2,048) is
+        // the artifact's fault, as its extraction would say.
+        if let Err(reason) = pysfx_format::validate_member_name(&name) {
+            return Err(Failure::new(
+                code::CORRUPT,
+                format!("{artifact}: unsafe payload entry {name:?}: {reason}"),
+            ));
+        }
+        too_long_path = too_long_path.or_else(|| too_long(root, &name));
+    }
     match too_long_path {
         None => Ok(()),
         Some(length) => Err(Failure::new(

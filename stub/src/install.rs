@@ -143,9 +143,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
     // linked from; a thin artifact's left-out wheels must be among those.
     let (mut plan, mut candidates) = match early {
-        Some(early) => early?,
+        Some(early) => early.map_err(|failure| blame_fairly(&mut payload, failure))?,
         None => {
-            let plan = plan::choose(payload.manifest(), &interpreter)?;
+            let plan = plan::choose(payload.manifest(), &interpreter)
+                .map_err(|error| blame_fairly(&mut payload, error.into()))?;
             let candidates = match unchanged {
                 true => Vec::new(),
                 false => link_candidates(
@@ -163,7 +164,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     if verified {
         // Before DEST's parents or the lock file are made.
-        check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
+        check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
+            .map_err(|failure| blame_fairly(&mut payload, failure))?;
         check_path_lengths(&destination, &mut payload)?;
         crate::sbom::for_set(&mut payload, &plan)?;
         check_not_a_mount_point(&destination)?;
@@ -216,7 +218,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     // What is installed is planned from the interpreter's own answer.
                     interpreter = Interpreter::query(&cli.python)?;
                     crate::failure::set_python_version(interpreter.version());
-                    plan = plan::choose(payload.manifest(), &interpreter)?;
+                    plan = plan::choose(payload.manifest(), &interpreter)
+                        .map_err(|error| blame_fairly(&mut payload, error.into()))?;
                 }
                 // Not looked for when nothing was to be written: a thin artifact's left-out
                 // wheels must be beside DEST before anything is.
@@ -228,7 +231,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                     &[],
                 )?;
-                check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)?;
+                check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
+                    .map_err(|failure| blame_fairly(&mut payload, failure))?;
                 check_path_lengths(&destination, &mut payload)?;
                 crate::sbom::for_set(&mut payload, &plan)?;
             }
@@ -628,6 +632,26 @@ fn print_outcome(
         );
     }
     Ok(())
+}
+
+/// A failure the machine is blamed for (exit 4) on what the manifest told — a requirement no
+/// wheel meets, no wheel for this interpreter, the space the payload needs — once the
+/// manifest is held to the wheels it describes (`pysfx_install::check_claims`, which reads
+/// them, so only on this path): a manifest that lies about them makes it the artifact's
+/// fault (exit 3), as `--verify` would say.
+fn blame_fairly(payload: &mut Payload, failure: Failure) -> Failure {
+    if failure.code != code::MACHINE {
+        return failure;
+    }
+    if !payload.verified() {
+        if let Err(error) = payload.verify() {
+            return error.into();
+        }
+    }
+    match pysfx_install::check_claims(payload) {
+        Err(error) if error.fault() == pysfx_install::Fault::Content => error.into(),
+        _ => failure,
+    }
 }
 
 /// Checks the payload digest, timing it.

@@ -37,7 +37,11 @@ pub fn raw_artifact_with_links(
         .wheels
         .iter()
         .map(|wheel| wheel.unpacked_bytes)
-        .chain(app.iter().map(|(_, bytes)| bytes.len() as u64))
+        .chain(
+            (app.iter())
+                .filter(|(name, _)| name.starts_with("demoapp/") || name.starts_with("static.in/"))
+                .map(|(_, bytes)| bytes.len() as u64),
+        )
         .chain(links.iter().map(|(_, target)| target.len() as u64))
         .sum();
     tamper(&mut manifest);

@@ -357,6 +357,29 @@ impl Manifest {
                 base.app
             ));
         }
+        // Each wheel is in a set or among the bootstrap wheels, and a set names it once.
+        let mut named: std::collections::HashSet<&str> =
+            self.bootstrap.iter().map(String::as_str).collect();
+        for set in &self.sets {
+            let mut once = std::collections::HashSet::new();
+            for wheel in &set.wheels {
+                if !once.insert(wheel.as_str()) {
+                    return Err(format!(
+                        "set \"{}\" names {} twice",
+                        set.name.escape_debug(),
+                        wheel.escape_debug()
+                    ));
+                }
+                named.insert(wheel);
+            }
+        }
+        if let Some(wheel) = (self.wheels.iter()).find(|wheel| !named.contains(wheel.path.as_str()))
+        {
+            return Err(format!(
+                "it describes {}, which no set and no bootstrap names",
+                wheel.filename.escape_debug()
+            ));
+        }
         for directory in &self.static_dirs {
             let valid = directory.strip_prefix("static.in/").is_some_and(|n| {
                 !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())

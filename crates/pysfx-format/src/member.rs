@@ -192,6 +192,62 @@ pub fn local_name_mismatch<R: Read + Seek>(
     Ok(None)
 }
 
+/// The first member whose local header gives another compression method, CRC-32 or size than
+/// the central directory, as `(name, what differs)`: `unzip` reports such a zip damaged. A
+/// header whose flags say the CRC and sizes follow the data (bit 3), or whose sizes are in a
+/// zip64 field, is held to its method alone. (For a zip of pysfx's writing, which has
+/// neither: wheels are made by many tools, and pip reads none of these fields.)
+pub fn local_fields_mismatch<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<()>,
+) -> Result<Option<(String, &'static str)>, zip::result::ZipError> {
+    let field = |bytes: &[u8], at: usize| {
+        u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    };
+    for index in 0..archive.len() {
+        let member = archive.by_index_raw(index)?;
+        let name = String::from_utf8_lossy(member.name_raw()).into_owned();
+        let mut fixed = [0u8; 30];
+        if read_at(member.header_start(), &mut fixed).is_err() || fixed[..4] != *b"PK\x03\x04" {
+            return Ok(Some((name, "its local header cannot be read")));
+        }
+        let method = match member.compression() {
+            zip::CompressionMethod::Stored => 0,
+            zip::CompressionMethod::Deflated => 8,
+            _ => {
+                return Ok(Some((
+                    name,
+                    "its compression method is neither stored nor deflate",
+                )))
+            }
+        };
+        if u16::from_le_bytes([fixed[8], fixed[9]]) != method {
+            return Ok(Some((
+                name,
+                "its local header gives another compression method than the central directory",
+            )));
+        }
+        let descriptor = fixed[6] & 0x08 != 0;
+        let (compressed, size) = (field(&fixed, 18), field(&fixed, 22));
+        if descriptor || compressed == u32::MAX || size == u32::MAX {
+            continue;
+        }
+        if field(&fixed, 14) != member.crc32() {
+            return Ok(Some((
+                name,
+                "its local header gives another CRC-32 than the central directory",
+            )));
+        }
+        if u64::from(compressed) != member.compressed_size() || u64::from(size) != member.size() {
+            return Ok(Some((
+                name,
+                "its local header gives other sizes than the central directory",
+            )));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

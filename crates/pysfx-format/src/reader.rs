@@ -246,7 +246,7 @@ impl Payload {
     }
 
     /// Checks that the manifest's `unpacked_bytes`, which the stub's free-space check trusts,
-    /// covers what the payload declares: the app and static entries' sizes from the zip
+    /// is what the payload declares: the app and static entries' sizes from the zip
     /// directory, each wheel's unpacked size (each wheel is held to its own when installed) and
     /// the byte-code bundles. Every entry is then read no further than its declared size, so a
     /// payload of many large entries cannot fill the disk behind a small manifest figure.
@@ -279,7 +279,9 @@ impl Payload {
                 declared = declared.saturating_add(self.bundle_unpacked(&name)?);
             }
         }
-        if declared > self.manifest.unpacked_bytes {
+        // (The packer writes the very sum: a larger figure would have the stub ask for space
+        // the payload does not need, and blame the machine.)
+        if declared != self.manifest.unpacked_bytes {
             return Err(FormatError::Malformed {
                 path: self.path.clone(),
                 reason: format!(

@@ -31,9 +31,20 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
     };
     // Links are checked (inside their directory, through the other links) before anything.
     let links = crate::payload_links(payload).map_err(|(name, reason)| corrupt(&name, &reason))?;
+    let manifest = payload.manifest().clone();
+    let accounted = accounted_for(&manifest);
     let archive = payload.archive();
     let members = scan_members(archive)
         .map_err(|error| InstallError::Corrupt(format!("{artifact}: {error}")))?;
+    for member in &members {
+        let name = member.name.as_str();
+        if matches!(member.kind, MemberKind::Directory) {
+            return Err(corrupt(name, "a directory entry (the format has none)"));
+        }
+        if !accounted(name) {
+            return Err(corrupt(name, "an entry the manifest does not account for"));
+        }
+    }
     let mut extracted = Extracted::default();
     for member in members {
         let name = member.name.as_str();
@@ -66,7 +77,7 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
     }
     // `DEST/<app>/` is there even for an app of no files (the release's quick check, and
     // so a re-run, `--status` and `--activate`, look for it).
-    tree.create_dirs(&payload.manifest().app.name)?;
+    tree.create_dirs(&manifest.app.name)?;
     for link in links {
         tracing::trace!("{} -> {} (link)", link.name, link.target);
         tree.symlink(&link.name, &link.target)?;
@@ -77,4 +88,33 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             .push(RecordedFile::link(link.name, link.target));
     }
     Ok(extracted)
+}
+
+/// Whether the manifest accounts for a payload entry of this name: the manifest, its SBOMs
+/// (one per set), the app's files, a static directory it lists, a wheel, husk or byte-code
+/// bundle it describes (docs/format.md, "Entries"). Anything else was not put there by the
+/// packer.
+fn accounted_for(manifest: &pysfx_format::Manifest) -> impl Fn(&str) -> bool + '_ {
+    let app = format!("{}/", manifest.app.name);
+    let stored: std::collections::HashSet<&str> = (manifest.wheels.iter())
+        .map(|wheel| wheel.path.as_str())
+        .chain(manifest.bytecode.iter().map(|bundle| bundle.path.as_str()))
+        .collect();
+    move |name: &str| {
+        if name.starts_with(&app) || stored.contains(name) {
+            return true;
+        }
+        if let Some(rest) = name.strip_prefix("static.in/") {
+            let directory = rest.split_once('/').map_or(rest, |(number, _)| number);
+            return (manifest.static_dirs.iter())
+                .any(|listed| listed.strip_prefix("static.in/") == Some(directory));
+        }
+        if name == pysfx_format::SBOM_NAME || name == pysfx_format::MANIFEST_NAME {
+            return true;
+        }
+        let set = (name.strip_prefix(".pysfx/sbom/set-"))
+            .and_then(|rest| rest.strip_suffix(".cdx.json"))
+            .and_then(|number| number.parse::<usize>().ok());
+        set.is_some_and(|set| set < manifest.sets.len() && name == pysfx_format::set_sbom_name(set))
+    }
 }

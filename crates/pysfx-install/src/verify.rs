@@ -39,15 +39,10 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     pysfx_plan::parse_requirements(&manifest.wheels)
         .map_err(|reason| InstallError::Corrupt(format!("{path}: {reason}")))?;
     check_sboms(payload, &manifest, &path)?;
+    check_outer_headers(payload, &path)?;
     extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
-    let layout = Layout {
-        site_packages: "lib/python3/site-packages".into(),
-        python_version: (3, 0),
-        shebang_python: "/nonexistent/venv/bin/python".into(),
-        installer: "pysfx".into(),
-        app_name: Some(manifest.app.name.clone()),
-    };
+    let layout = model_layout(&manifest);
     let options = SetOptions {
         threads: 1,
         limits: BatchLimits::default(),
@@ -121,6 +116,47 @@ fn check_no_clash(
     Ok(())
 }
 
+/// The layout of the venvs `verify` models: no interpreter's, so what depends on one (the
+/// byte-code bundles, the shebangs) is checked for every interpreter alike.
+fn model_layout(manifest: &Manifest) -> Layout {
+    Layout {
+        site_packages: "lib/python3/site-packages".into(),
+        python_version: (3, 0),
+        shebang_python: "/nonexistent/venv/bin/python".into(),
+        installer: "pysfx".into(),
+        app_name: Some(manifest.app.name.clone()),
+    }
+}
+
+/// Holds what the manifest says of each wheel it carries whole to the wheel itself
+/// ([`check_entry`]: name, version, requirements, unpacked size), reading each one's zip
+/// directory, METADATA and RECORD. The stub runs it before it blames the machine (exit 4) for
+/// what it decided from the manifest alone — a requirement no wheel meets, no wheel for this
+/// interpreter, more space than there is: a manifest that lies about its wheels is the
+/// artifact's fault (exit 3).
+pub fn check_claims(payload: &mut Payload) -> Result<(), InstallError> {
+    let path = payload.path().display().to_string();
+    let manifest = payload.manifest().clone();
+    let layout = model_layout(&manifest);
+    for entry in manifest.wheels.iter().filter(|entry| !entry.from_base) {
+        let (start, len) = payload.stored_range(&entry.path)?;
+        let filename = entry.filename.parse()?;
+        let mut archive = zip::ZipArchive::new(pysfx_format::Section::with_directory(
+            payload.file(),
+            start,
+            len,
+        ))
+        .map_err(|source| pysfx_wheel::WheelError::Zip {
+            wheel: entry.filename.clone(),
+            source,
+        })?;
+        let prepared = crate::wheel::prepare_wheel(&mut archive, &filename, &layout)?;
+        check_entry(entry, &prepared)
+            .map_err(|reason| InstallError::Corrupt(format!("{path}: {reason}")))?;
+    }
+    Ok(())
+}
+
 /// The SBOMs are printed (`--sbom`) and copied into releases: all stored or none, each read
 /// back as pysfx writes it and listing what the manifest makes it list
 /// (`pysfx_plan::sbom::check_stored`).
@@ -170,6 +206,42 @@ fn check_local_headers(
              {central:?}"
         ))),
         Err(error) => Err(crafted(error.to_string())),
+    }
+}
+
+/// The artifact's own local headers agree with its central directory (names, methods, CRCs,
+/// sizes), as `pysfx pack` writes them: the artifact stays a zip that `unzip` and Python's
+/// `zipfile` read. (The install goes by the central directory alone.)
+fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
+    use std::os::unix::fs::FileExt;
+    let corrupt = |reason: String| InstallError::Corrupt(format!("{path}: {reason}"));
+    let file = payload.file().clone();
+    let len = file
+        .metadata()
+        .map_err(|error| corrupt(error.to_string()))?
+        .len();
+    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, offset);
+    let archive = payload.archive();
+    match pysfx_format::local_name_mismatch(archive, len, read_at) {
+        Ok(None) => {}
+        Ok(Some((central, local))) => {
+            return Err(corrupt(
+                pysfx_format::escape_control(&format!(
+                    "entry {central:?}: its local header names {local:?}, the central directory \
+                 {central:?}"
+                ))
+                .into_owned(),
+            ))
+        }
+        Err(error) => return Err(corrupt(error.to_string())),
+    }
+    match pysfx_format::local_fields_mismatch(archive, read_at) {
+        Ok(None) => Ok(()),
+        Ok(Some((name, reason))) => Err(corrupt(format!(
+            "entry {}: {reason}",
+            pysfx_format::escape_control(&format!("{name:?}")).into_owned()
+        ))),
+        Err(error) => Err(corrupt(error.to_string())),
     }
 }
 
@@ -301,7 +373,9 @@ pub(crate) fn venv_model(layout: &Layout) -> NullTree {
 /// installs. The install and `verify` both run it; a difference is a corrupt artifact.
 pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), String> {
     let wheel = &entry.filename;
-    if prepared.unpacked_bytes() > entry.unpacked_bytes {
+    // (A husk's figure is the whole wheel's, its members only part of them.)
+    let declared = prepared.unpacked_bytes();
+    if declared > entry.unpacked_bytes || (!entry.from_base && declared != entry.unpacked_bytes) {
         return Err(format!(
             "{wheel}: its members declare {} bytes, the manifest {}",
             prepared.unpacked_bytes(),
