@@ -203,12 +203,16 @@ fn a_manifest_that_understates_its_entries_is_refused_before_writing() {
     let verify = run(Command::new(&artifact).arg("--verify"));
     assert_eq!(verify.status.code(), Some(3));
 
-    // A wheel whose members declare more than its manifest entry, the total still covering it.
+    // A wheel whose members declare more than its manifest entry.
     let artifact = raw_artifact(
         &work.path().join("wheel-bomb.sfx"),
         &[wheel("zeros")],
         &[("demoapp/__init__.py", b"")],
-        |manifest| manifest.wheels[0].unpacked_bytes = 10,
+        |manifest| {
+            // The total told for the lie, so only the wheel's entry differs from the wheel.
+            manifest.unpacked_bytes -= manifest.wheels[0].unpacked_bytes - 10;
+            manifest.wheels[0].unpacked_bytes = 10;
+        },
     );
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
     assert_eq!(code, 3, "{stderr}");

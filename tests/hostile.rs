@@ -757,11 +757,13 @@ fn no_set_for_this_python_names_the_nearest_sets_lack() {
                     name: "old".into(),
                     target: target(6),
                     wheels: all,
+                    requires: Vec::new(),
                 },
                 pysfx_format::WheelSet {
                     name: "next".into(),
                     target: target(minor + 1),
                     wheels: good,
+                    requires: Vec::new(),
                 },
             ];
         },

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pysfx_e2e::{
     binaries, bootstrap_wheels, install_with, make_app, pack, pack_command, python, run,
-    tiny_project, tiny_wheel,
+    tiny_project, tiny_wheel, wheel_requiring_python,
 };
 
 /// The distribution names in each wheel set of an artifact, by set name.
@@ -278,5 +278,72 @@ fn an_app_without_dependencies_packs_and_installs() {
             ]));
             assert!(output.status.success(), "{what}: pip does not run");
         }
+    }
+}
+
+/// A set is held to its own requirement lines at install, as to its wheels' Requires-Dist
+/// (SPEC "Complete"): pack resolves `--target 3.11` for the newest 3.11, so a line whose
+/// distribution needs a later patch than this 3.11's, or whose marker pack judged false there
+/// and holds here, is unmet (exit 4, naming it, nothing written), never left out with exit 0.
+#[test]
+fn a_set_is_held_to_its_own_requirement_lines() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let python = python(11);
+    let output =
+        run(Command::new(&python.path).args(["-c", "import sys; print(sys.version_info[2])"]));
+    let patch: u32 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .expect("a patch number");
+    let later = format!("3.11.{}", patch + 1);
+    let wheels = root.join("wheels");
+    wheel_requiring_python(
+        &wheels,
+        "pysfx-test-later-patch",
+        "1.0",
+        &format!(">={later}"),
+    );
+    tiny_wheel(&wheels, "pysfx-test-plain", "1.0", &[]);
+    tiny_wheel(&wheels, "pysfx-test-earlier", "1.0", &[]);
+    let app = make_app(root, "demoapp");
+    let cases = [
+        ("pysfx-test-later-patch", "pysfx-test-later-patch"),
+        (
+            &*format!("pysfx-test-earlier ; python_full_version < \"{later}\""),
+            "pysfx-test-earlier",
+        ),
+    ];
+    for (line, named) in cases {
+        let requirements = root.join("requirements.txt");
+        std::fs::write(
+            &requirements,
+            format!(
+                "--no-index\n--find-links {}\npysfx-test-plain\n{line}\n",
+                wheels.display()
+            ),
+        )
+        .expect("write");
+        let artifact = pack(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("-r"),
+                requirements.as_os_str(),
+                OsStr::new("--target"),
+                OsStr::new("3.11"),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &root.join("site.sfx"),
+        );
+        let destination = root.join("release");
+        let (code, _, stderr) = install_with(&artifact, &destination, &python.path, &[]);
+        assert_eq!(code, 4, "{line}: {stderr}");
+        assert!(
+            stderr.contains("the app (its requirement lines) needs") && stderr.contains(named),
+            "{line}: {stderr}"
+        );
+        assert!(!destination.exists(), "{line}");
     }
 }

@@ -404,6 +404,7 @@ mod tests {
                 platform: None,
             }),
             wheels: Vec::new(),
+            requires: Vec::new(),
         };
         let members: Vec<&WheelEntry> = wheels.iter().collect();
         let names: std::collections::HashMap<String, String> = wheels

@@ -137,6 +137,7 @@ fn raw_manifest(app_files: u64, entries: Vec<pysfx_format::WheelEntry>) -> pysfx
             name: "wheels".into(),
             target: None,
             wheels: entries.iter().map(|entry| entry.path.clone()).collect(),
+            requires: Vec::new(),
         }],
         wheels: entries,
         bootstrap: Vec::new(),

@@ -192,6 +192,11 @@ pub struct WheelSet {
     pub target: Option<Target>,
     /// Payload paths of the wheels in this set.
     pub wheels: Vec<String>,
+    /// The set's own requirements (PEP 508: the `-r` lines it was resolved from, each as its
+    /// distribution, extras, version specifiers and marker), which the stub holds the chosen
+    /// wheels to as it holds them to their `Requires-Dist`; absent for a `--wheels` set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// The interpreter a set was resolved for.

@@ -38,6 +38,18 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     // What the install plans by, and refuses before writing when it does not parse.
     pysfx_plan::parse_requirements(&manifest.wheels)
         .map_err(|reason| InstallError::Corrupt(format!("{path}: {reason}")))?;
+    for set in &manifest.sets {
+        for text in &set.requires {
+            pysfx_wheel::Requirement::parse(text).map_err(|error| {
+                InstallError::Corrupt(format!(
+                    "{path}: set {} has an invalid requirement {:?}: {}",
+                    set.name,
+                    pysfx_format::escape_control(text),
+                    pysfx_format::escape_control(&error.to_string())
+                ))
+            })?;
+        }
+    }
     check_sboms(payload, &manifest, &path)?;
     check_outer_headers(payload, &path)?;
     extract_app(payload, &mut Sink::from(NullTree::new()))?;

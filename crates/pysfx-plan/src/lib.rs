@@ -158,7 +158,10 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
             log_decisions(&set.name, &candidates, &selection, &tags, &python);
         }
         if selection.missing.is_empty() {
-            let unmet = unmet_requirements(&selection.chosen, &selection.skipped, &environment)
+            // The set's own requirements are held to the chosen wheels as theirs are.
+            let mut held = selection.chosen.clone();
+            held.extend(own_requirements(set));
+            let unmet = unmet_requirements(&held, &selection.skipped, &environment)
                 .map_err(PlanError::BadManifest)?;
             if !unmet.is_empty() {
                 first_unmet.get_or_insert((set.name.clone(), unmet));
@@ -211,6 +214,29 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
             best,
         ),
     ))
+}
+
+/// A set's own requirements (the `-r` lines it was resolved from) as the requirements of a
+/// distribution no wheel can be (its name is not a PEP 508 name), so the completeness check
+/// holds the chosen wheels to them: a line's distribution left out for its Requires-Python on
+/// this patch release, or one whose marker holds here but did not for the version pack
+/// resolved for, is unmet (exit 4), never silently missing.
+fn own_requirements(set: &WheelSet) -> Option<WheelEntry> {
+    (!set.requires.is_empty()).then(|| WheelEntry {
+        path: String::new(),
+        filename: String::new(),
+        name: "the app".into(),
+        version: "(its requirement lines)".into(),
+        sha256: String::new(),
+        size: 0,
+        unpacked_bytes: 0,
+        members: 0,
+        requires_python: None,
+        requires_dist: set.requires.clone(),
+        record_sha256: None,
+        from_base: false,
+        executables: None,
+    })
 }
 
 /// `-v`: what became of each wheel of a set tried, one line each (the stub's debug level).

@@ -139,6 +139,68 @@ pub fn check_requirements_present(
     Ok(())
 }
 
+/// The requirement lines as the stub holds a set's wheels to them ("Complete"): each line's
+/// distribution with its extras, version specifiers and marker, as PEP 508. A direct
+/// reference's URL is left out (it may hold credentials; the wheel pip made of it is the
+/// set's), and so is a line whose distribution cannot be told without building it (a local
+/// project of a `--python` set, which pip wheel builds itself).
+pub fn root_requirements(requirements: &Requirements, built: Option<&BuiltLines>) -> Vec<String> {
+    let mut roots = Vec::new();
+    for (file_index, file) in requirements.files.iter().enumerate() {
+        if file.constraint {
+            continue;
+        }
+        for line in &file.lines {
+            let Entry::Requirement { spec, .. } = &line.entry else {
+                continue;
+            };
+            let source = requirements::classify(
+                spec,
+                |path| Path::new(path).is_dir(),
+                |path| Path::new(path).is_file(),
+            );
+            let text = match (&source, pysfx_wheel::Requirement::parse(spec)) {
+                (Source::Named(_), Ok(requirement)) => Some(requirement),
+                _ => {
+                    let name = built
+                        .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
+                        .or_else(|| requirements::named_distribution(spec, &source));
+                    let (extras, marker) = match &source {
+                        Source::Build(build) => (build.extras.clone(), build.marker.clone()),
+                        _ => (
+                            None,
+                            spec.split_once("; ").map(|(_, m)| m.trim().to_string()),
+                        ),
+                    };
+                    name.and_then(|name| {
+                        let mut text = name;
+                        text.push_str(extras.as_deref().unwrap_or_default());
+                        if let Some(marker) = marker {
+                            text.push_str(&format!(" ; {marker}"));
+                        }
+                        pysfx_wheel::Requirement::parse(&text).ok()
+                    })
+                }
+            };
+            let Some(requirement) = text else { continue };
+            let mut root = requirement.name.clone();
+            if !requirement.extras.is_empty() {
+                root.push_str(&format!("[{}]", requirement.extras.join(",")));
+            }
+            if requirement.url.is_none() {
+                root.push_str(&requirement.specifiers.to_string());
+            }
+            if let Some(marker) = &requirement.marker {
+                root.push_str(&format!(" ; {marker}"));
+            }
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+    }
+    roots
+}
+
 #[cfg(test)]
 mod tests {
     use pysfx_wheel::WheelFilename;

@@ -404,6 +404,7 @@ fn place_wheels<'a>(
             name: set.name.clone(),
             target: set.target.clone(),
             wheels,
+            requires: set.requires.clone(),
         });
     }
     let mut bootstrap = BTreeSet::new();

@@ -22,6 +22,8 @@ pub(crate) struct CollectedSet {
     pub(crate) files: Vec<PathBuf>,
     /// The interpreters to byte-compile it with at pack time.
     pub(crate) compile_with: Vec<Interpreter>,
+    /// Its own requirements, for the stub to hold the chosen wheels to (the manifest's).
+    pub(crate) requires: Vec<String>,
 }
 
 /// The wheel sets and the bootstrap wheels, collected into `work`.
@@ -73,6 +75,7 @@ pub(crate) fn collect_sets(
             target: None,
             files: prebuilt.iter().map(|(path, _)| path.clone()).collect(),
             compile_with,
+            requires: Vec::new(),
         }]
     } else {
         let (sets, checks_hashes) =
@@ -227,6 +230,7 @@ fn requirement_sets(
                 } else {
                     vec![interpreter]
                 },
+                requires: Vec::new(),
             });
         }
     }
@@ -248,6 +252,7 @@ fn requirement_sets(
                 target: Some(target.target.clone()),
                 files,
                 compile_with: Vec::new(),
+                requires: Vec::new(),
             });
         }
     }
@@ -259,6 +264,7 @@ fn requirement_sets(
         // --target sets and knows what they are.
         let built = (index >= python_sets).then_some(&built);
         collect::check_requirements_present(&set.name, &set.files, &requirements, built)?;
+        set.requires = collect::root_requirements(&requirements, built);
     }
     // pip copies a --wheels wheel it picks into the set: the same file name, and the same
     // bytes (a wheel of that name from the index, when pip refused this one against a
