@@ -528,3 +528,65 @@ fn a_temporary_tree_swapped_for_a_link_is_not_followed() {
         "a directory put at the temporary name was removed"
     );
 }
+
+/// The tree a release is built in is private while it is written (0700): with a deploy
+/// group's umask 002 its directories are group-writable, and a group member who could reach
+/// them could swap one for a link to a directory of root's between two writes. Once built,
+/// the release gets a release's mode (0775 less the umask).
+#[test]
+fn the_tree_being_built_is_private_until_it_is_a_release() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let stop = AtomicBool::new(false);
+    let modes = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(entries) = std::fs::read_dir(&releases) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !name.contains(".pysfx-tmp-") {
+                        continue;
+                    }
+                    if let Ok(metadata) = std::fs::symlink_metadata(entry.path()) {
+                        let mode = metadata.permissions().mode() & 0o7777;
+                        modes.lock().expect("modes").insert(mode);
+                    }
+                }
+            }
+        });
+        for round in 0..20 {
+            let destination = releases.join(round.to_string());
+            let output = run(Command::new("sh")
+                .args(["-c", "umask 002; exec \"$0\" \"$@\""])
+                .arg(&artifact)
+                .arg("-d")
+                .arg(&destination)
+                .arg("--python")
+                .arg(host_python())
+                .arg("-q"));
+            assert!(output.status.success(), "round {round}: {output:?}");
+            let mode = std::fs::metadata(&destination)
+                .expect("DEST")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o775, "round {round}: DEST's mode");
+            if modes.lock().expect("modes").contains(&0o700) && round >= 3 {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // (0775 only in the instant between the tree's last write and its rename into place.)
+    let modes = modes.into_inner().expect("modes");
+    assert!(modes.contains(&0o700), "never seen private: {modes:?}");
+    assert!(
+        modes.iter().all(|mode| [0o700, 0o775].contains(mode)),
+        "modes of the tree being built: {modes:?}"
+    );
+}

@@ -33,12 +33,14 @@ pub(crate) struct HeldDirectory {
 
 impl HeldDirectory {
     /// Makes the directory `name` (it must not exist) and holds it.
+    ///
+    /// It is made private (0700): nobody else can reach into the tree while it is written,
+    /// whatever the modes of what is made in it (a deploy group's umask 002 makes those
+    /// group-writable, and a group member could otherwise swap a directory of it for a link
+    /// between two writes). [`HeldDirectory::open_up`] gives it a release's mode when done.
     pub(crate) fn create(name: &Path) -> std::io::Result<HeldDirectory> {
-        std::os::unix::fs::DirBuilderExt::mode(
-            &mut std::fs::DirBuilder::new(),
-            pysfx_tree::DIRECTORY_MODE,
-        )
-        .create(name)?;
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(name)?;
         // Gone, or a link, already: someone renamed it away the instant it was made.
         let held = HeldDirectory::open(name).map_err(|error| {
             std::io::Error::other(format!("it was replaced as it was made ({error})"))
@@ -75,6 +77,13 @@ impl HeldDirectory {
             path,
             identity,
         })
+    }
+
+    /// Gives the held directory the mode a release's directories have (less the umask), once
+    /// its tree is written.
+    pub(crate) fn open_up(&self) -> std::io::Result<()> {
+        let mode = pysfx_tree::DIRECTORY_MODE & !pysfx_tree::umask();
+        nix::sys::stat::fchmod(&self._fd, Mode::from_bits_truncate(mode)).map_err(Into::into)
     }
 
     /// The path that reaches the held directory.

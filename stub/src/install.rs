@@ -726,6 +726,9 @@ fn build(
     }) {
         return failed(failure);
     }
+    if let Err(error) = held.open_up() {
+        return failed(Failure::io("cannot set the mode of", &temporary, &error));
+    }
     // The release replaced, held as the new one is, so that only it is removed.
     let replaced_tree = replace
         .then(|| HeldDirectory::open(destination).ok())
