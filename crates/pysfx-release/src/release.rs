@@ -56,7 +56,21 @@ pub fn interpreter_changed(destination: &Path, receipt: &Receipt) -> Option<Stri
     }
     let mut parts = receipt.python_version.split('.');
     let wanted = format!("{}.{}", parts.next()?, parts.next()?);
-    match pysfx_venv::Interpreter::query(python) {
+    // Never run through the venv: its `pyvenv.cfg` and site-packages are the release's, which
+    // another user (the service user it was `chown`ed to) may write, and `--status` or
+    // `--check` run by root would run their code. The binary `bin/python` leads to is asked
+    // directly, and only when no other user can change it.
+    let binary = match std::fs::canonicalize(python) {
+        Ok(binary) => binary,
+        Err(error) => return Some(format!("venv/bin/python does not lead to a file: {error}")),
+    };
+    if !only_trusted_users_can_change(&binary) {
+        return Some(format!(
+            "venv/bin/python leads to {}, which another user can change: it is not run",
+            binary.display()
+        ));
+    }
+    match pysfx_venv::Interpreter::query(&binary.to_string_lossy()) {
         Ok(interpreter) => {
             let (major, minor) = interpreter.major_minor();
             (format!("{major}.{minor}") != wanted).then(|| {
@@ -69,6 +83,18 @@ pub fn interpreter_changed(destination: &Path, receipt: &Receipt) -> Option<Stri
         }
         Err(error) => Some(format!("venv/bin/python does not run: {error}")),
     }
+}
+
+/// Whether only root and this user can change the file `path` or the directory it is in (each
+/// owned by one of them, writable by no group or other user): a program there may be run.
+fn only_trusted_users_can_change(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let trusted = |path: &Path| {
+        std::fs::metadata(path)
+            .is_ok_and(|m| (m.uid() == 0 || m.uid() == euid) && m.mode() & 0o022 == 0)
+    };
+    trusted(path) && path.parent().is_some_and(trusted)
 }
 
 /// Why the release in `destination` is not where it was installed: moved or copied (`mv`,
@@ -214,5 +240,40 @@ mod tests {
         std::fs::remove_file(release.join(&contents.dist_infos[0]).join("RECORD")).expect("remove");
         let reason = incomplete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("RECORD is missing"), "{reason}");
+    }
+
+    /// The venv's interpreter is asked its version only when no other user can change the
+    /// binary it leads to: root's `--status` and `--check` never run a program the release's
+    /// owner (or anyone) planted. Asked through the venv, it would also read the release's
+    /// `pyvenv.cfg`.
+    #[test]
+    fn a_planted_interpreter_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        let receipt = open(&release, "mysite").expect("open");
+        assert_eq!(interpreter_changed(&release, &receipt), None);
+        let open_to_all = temporary.path().join("anyone");
+        std::fs::create_dir(&open_to_all).expect("mkdir");
+        std::fs::set_permissions(&open_to_all, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let marker = temporary.path().join("ran");
+        let script = open_to_all.join("python");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ntouch {}\nexec {} \"$@\"\n",
+                marker.display(),
+                crate::testing::PYTHON_311
+            ),
+        )
+        .expect("script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let python = release.join("venv/bin/python");
+        std::fs::remove_file(&python).expect("unlink");
+        std::os::unix::fs::symlink(&script, &python).expect("link");
+        let reason = interpreter_changed(&release, &receipt).expect("refused");
+        assert!(reason.contains("another user can change"), "{reason}");
+        assert!(!marker.exists(), "the planted interpreter ran");
     }
 }
