@@ -1482,6 +1482,65 @@ fn forged_releases_of_another_user_do_not_count_towards_keep() {
     }
 }
 
+/// In a releases directory anyone may write (1777), a release another user installed (and may
+/// have changed since) is not root's: root's re-run of the same artifact on it is a conflict
+/// (exit 5, LINK not made), and `--activate` refuses to point LINK at it.
+#[test]
+fn another_users_release_in_a_shared_directory_is_not_taken_as_installed() {
+    let Some(nobody) = nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let opened = run(Command::new("chmod").arg("0755").arg(root));
+    assert!(opened.status.success());
+    let site = artifact(root, "demoapp");
+    let opened = run(Command::new("chmod").arg("0755").arg(&site));
+    assert!(opened.status.success());
+    let releases = root.join("releases");
+    std::fs::create_dir(&releases).expect("mkdir");
+    let shared = run(Command::new("chmod").arg("1777").arg(&releases));
+    assert!(shared.status.success());
+    let release = releases.join("1");
+    let output = run_as_nobody(
+        &site,
+        &[
+            OsStr::new("-d"),
+            release.as_os_str(),
+            OsStr::new("--python"),
+            nobody.as_os_str(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let current = root.join("current");
+    let (code, _, stderr) = install_with(
+        &site,
+        &release,
+        nobody,
+        &[OsStr::new("--link"), current.as_os_str()],
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("belongs to another user"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&current).is_err(),
+        "LINK was made"
+    );
+    let output = run(Command::new(&site)
+        .arg("--activate")
+        .arg(&release)
+        .arg("--link")
+        .arg(&current));
+    assert_ne!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("belongs to another user"),
+        "{output:?}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&current).is_err(),
+        "LINK was made"
+    );
+}
+
 /// An app of no files still gets `DEST/<app>/`: the release is complete, so a re-run does
 /// nothing (exit 0), and `--status` and `--activate` take it.
 #[test]

@@ -187,7 +187,12 @@ pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
             _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()),
         }
     };
-    let missing: Vec<String> = required.into_iter().filter(|r| !fits(r)).collect();
+    let mut missing: Vec<String> = required.into_iter().filter(|r| !fits(r)).collect();
+    if missing.is_empty() {
+        if let Some(contents) = &receipt.contents {
+            missing.extend(recorded_but_missing(destination, contents));
+        }
+    }
     match missing.as_slice() {
         [] => None,
         [one] => Some(format!("{one} is missing or not what it should be")),
@@ -196,6 +201,50 @@ pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
             rest.len()
         )),
     }
+}
+
+/// The files the receipt and the RECORDs list that are not there as what they were written
+/// (a regular file of the recorded size, or a link), by `lstat` alone: a distribution deleted
+/// from site-packages (`rm -r`, `pip uninstall`) leaves an incomplete release, which a re-run,
+/// `--activate` and `--status` must not take for a complete one. Byte-code and SQLite files,
+/// which Python and the deployment change, are not looked at.
+fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents) -> Vec<String> {
+    use crate::paths::{in_pycache, resolve_record_path};
+    let mut expected: Vec<(String, Option<u64>, bool)> = (contents.files.iter())
+        .map(|file| {
+            (
+                file.path.clone(),
+                file.link.is_none().then_some(file.size),
+                file.link.is_some(),
+            )
+        })
+        .collect();
+    for dist_info in &contents.dist_infos {
+        let text = crate::paths::read_regular(&destination.join(dist_info).join("RECORD"))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some(record) = text.and_then(|text| pysfx_wheel::Record::parse(&text).ok()) else {
+            expected.push((format!("{dist_info}/RECORD"), None, false));
+            continue;
+        };
+        for row in record.entries {
+            if let Some(path) = resolve_record_path(&contents.site_packages, &row.path) {
+                expected.push((path, row.size, false));
+            }
+        }
+    }
+    expected
+        .into_iter()
+        .filter(|(path, _, _)| !in_pycache(path) && !crate::check::is_database(path))
+        .filter(|(path, size, link)| {
+            let metadata = std::fs::symlink_metadata(destination.join(path));
+            !metadata.is_ok_and(|m| match link {
+                true => m.file_type().is_symlink(),
+                false => m.is_file() && size.is_none_or(|size| m.len() == size),
+            })
+        })
+        .map(|(path, _, _)| path)
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,6 +289,25 @@ mod tests {
         std::fs::remove_file(release.join(&contents.dist_infos[0]).join("RECORD")).expect("remove");
         let reason = incomplete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("RECORD is missing"), "{reason}");
+    }
+
+    /// A distribution's files deleted (its RECORD kept), or one truncated, make the release
+    /// incomplete by the quick look; a deleted `__pycache__` does not.
+    #[test]
+    fn a_deleted_package_makes_it_incomplete() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        let receipt = open(&release, "mysite").expect("open");
+        let site = release.join(crate::testing::SITE);
+        std::fs::create_dir(site.join("pkg/__pycache__")).expect("mkdir");
+        std::fs::remove_dir(site.join("pkg/__pycache__")).expect("rmdir");
+        assert_eq!(incomplete(&release, &receipt), None);
+        std::fs::write(site.join("pkg/util.py"), "").expect("truncate");
+        let reason = incomplete(&release, &receipt).expect("incomplete");
+        assert!(reason.contains("pkg/util.py"), "{reason}");
+        std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
+        let reason = incomplete(&release, &receipt).expect("incomplete");
+        assert!(reason.contains("pkg/__init__.py and 1 more"), "{reason}");
     }
 
     /// The venv's interpreter is asked its version only when no other user can change the
