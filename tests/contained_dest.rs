@@ -590,3 +590,39 @@ fn the_tree_being_built_is_private_until_it_is_a_release() {
         "modes of the tree being built: {modes:?}"
     );
 }
+
+/// A file-size limit (`ulimit -f`) makes the install fail like a full disk: exit 4, one JSON
+/// object, nothing left beside DEST — not a silent death by SIGXFSZ with its tree left behind.
+#[test]
+fn a_file_size_limit_fails_cleanly() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let big = vec![b'x'; 1 << 20];
+    let artifact = raw_artifact(
+        &work.path().join("big.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b""), ("demoapp/big.txt", &big)],
+        |_| {},
+    );
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    let destination = releases.join("1");
+    let output = run(Command::new("sh")
+        .args(["-c", "ulimit -f 100; exec \"$0\" \"$@\""])
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(host_python())
+        .arg("--json"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(result["exit_code"], 4, "{result}");
+    assert!(!destination.exists());
+    let left: Vec<String> = listing(&releases)
+        .into_iter()
+        .filter(|name| !name.ends_with(".pysfx-lock"))
+        .collect();
+    assert!(left.is_empty(), "litter: {left:?}");
+}

@@ -428,6 +428,20 @@ fn python_2_is_refused_before_anything_is_written() {
     );
     assert_eq!(code, 4, "{stderr}");
     assert!(!destination.exists());
+
+    // Nor is a FIFO named as the interpreter waited on.
+    let fifo = work.path().join("python-fifo");
+    let made = run(Command::new("mkfifo").arg(&fifo));
+    assert!(made.status.success(), "mkfifo");
+    let output = run(Command::new("timeout")
+        .arg("60")
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(&fifo));
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    assert!(!destination.exists());
     let _ = python(11);
 }
 

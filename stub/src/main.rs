@@ -33,6 +33,10 @@ fn main() -> ExitCode {
     limit_malloc_arenas(install::install_threads());
     // Asked before any thread starts (asking sets it for an instant).
     pysfx_tree::umask();
+    // A file-size limit (`ulimit -f`) makes a write past it fail (EFBIG, exit 4, the tree
+    // removed) rather than kill the run with SIGXFSZ, which would leave the tree and say
+    // nothing.
+    signals::ignore_file_size_limit_signal();
     let program = std::env::args_os()
         .next()
         .map(|arg0| {

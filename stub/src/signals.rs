@@ -52,6 +52,15 @@ pub fn set_failure_report(json: bool, destination: Option<PathBuf>, python: Stri
     });
 }
 
+/// Ignores SIGXFSZ, which the kernel sends a write past the file-size limit (`ulimit -f`),
+/// so that the write fails with EFBIG instead: reported and cleaned up like a full disk.
+#[allow(unsafe_code)]
+pub fn ignore_file_size_limit_signal() {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN installs no handler code; called once, before any thread starts.
+    let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
 /// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
 /// Call before starting any other thread.
 pub fn install() {

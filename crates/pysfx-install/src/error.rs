@@ -78,8 +78,8 @@ pub fn io_fault(error: &std::io::Error) -> Fault {
         ErrorKind::PermissionDenied | ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem => {
             Fault::Machine
         }
-        // ENOSPC, EDQUOT
-        _ if matches!(error.raw_os_error(), Some(28) | Some(122)) => Fault::Machine,
+        // ENOSPC, EDQUOT, EFBIG (a file-size limit: `ulimit -f`)
+        _ if matches!(error.raw_os_error(), Some(28) | Some(122) | Some(27)) => Fault::Machine,
         _ => Fault::Other,
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The executable a `--python` resolves to (symbolic links followed) and what `stat` says of
@@ -27,7 +28,12 @@ impl BinaryIdentity {
     /// interpreter is always asked.
     pub fn of(python: &str) -> Option<BinaryIdentity> {
         let path = std::fs::canonicalize(resolve(python)?).ok()?;
-        let mut file = std::fs::File::open(&path).ok()?;
+        // Without blocking: a FIFO named as the interpreter is not waited on.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .ok()?;
         let metadata = file.metadata().ok()?;
         if !metadata.is_file() || metadata.mode() & 0o111 == 0 {
             return None;
