@@ -26,7 +26,7 @@ fn good_artifact(directory: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_planted_lock_symlink_fifo_or_directory_is_refused_not_followed() {
+fn a_planted_lock_symlink_fifo_directory_or_hard_link_is_refused_not_followed() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = good_artifact(work.path());
     let releases = work.path().join("releases");
@@ -57,6 +57,20 @@ fn a_planted_lock_symlink_fifo_or_directory_is_refused_not_followed() {
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("is a directory"), "{stderr}");
+    assert!(!destination.exists());
+
+    // A hard link of another file: what the run records in its lock would land there.
+    std::fs::remove_dir(&lock).expect("remove the directory");
+    let victim = work.path().join("victim");
+    std::fs::write(&victim, "precious").expect("victim");
+    std::fs::hard_link(&victim, &lock).expect("plant the hard link");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("other hard links"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious"
+    );
     assert!(!destination.exists());
 }
 

@@ -28,7 +28,8 @@ pub fn record_replaced(destination: &Path, replaced: &Path) {
         .custom_flags(flags)
         .open(lock_path(destination));
     if let Ok(mut file) = opened.and_then(|file| file.metadata().map(|m| (file, m))) {
-        if file.1.is_file() && file.0.set_len(0).is_ok() {
+        let single = std::os::unix::fs::MetadataExt::nlink(&file.1) == 1;
+        if file.1.is_file() && single && file.0.set_len(0).is_ok() {
             let _ = file.0.write_all(replaced.as_os_str().as_encoded_bytes());
         }
     }
@@ -142,6 +143,11 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
         .map_err(|error| Failure::io("cannot read", path, &error))?;
     if !metadata.file_type().is_file() {
         return Err(refuse("is not a regular file"));
+    }
+    // A hard link of another file (planted by a user who can write the releases directory):
+    // what `record_replaced` writes would land in that file.
+    if std::os::unix::fs::MetadataExt::nlink(&metadata) > 1 {
+        return Err(refuse("has other hard links"));
     }
     Ok(file)
 }
