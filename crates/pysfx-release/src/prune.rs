@@ -80,10 +80,10 @@ pub fn prune(
             &a.0,
         ))
     });
-    // Complete releases newer than the one looked at: `keep` of them are kept, and a release
-    // a quick look finds incomplete (`--status` says "no") is kept when it is newer than the
-    // last of those, without counting: N usable releases remain to roll back to, and a broken
-    // one goes once N complete ones are newer.
+    // Complete releases newer than the one looked at: `keep` of them are kept. Only complete
+    // releases are removed (SPEC): one a quick look finds incomplete, or a copy of a release
+    // (`cp -a 1 1.bak`, a directory holding a copy of a receipt), is kept and not counted,
+    // whatever its age, as `--status` shows it ("no").
     let mut complete_newer = 0;
     for (name, path, receipt) in releases {
         // Another user's release where anyone may write: not counted, not touched.
@@ -107,6 +107,16 @@ pub fn prune(
                 }
                 None => debug!("--keep: keeping {} (protected)", path.display()),
             }
+            report.kept.push(path);
+            continue;
+        }
+        let unfit = crate::release::incomplete(&path, &receipt)
+            .or_else(|| crate::release::moved(&path, &receipt));
+        if let Some(reason) = unfit {
+            debug!(
+                "--keep: keeping {}, not a complete release: {reason}",
+                path.display()
+            );
             report.kept.push(path);
             continue;
         }
@@ -526,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn an_incomplete_release_is_not_counted_and_goes_once_older_than_the_kept() {
+    fn an_incomplete_release_is_neither_counted_nor_removed() {
         let temporary = tempfile::tempdir().expect("tempdir");
         let releases = temporary.path();
         for (name, at) in [("1", 1), ("2", 2), ("3", 3), ("4", 4), ("5", 5), ("6", 6)] {
@@ -544,10 +554,10 @@ mod tests {
             None,
             &mut |_| {},
         );
-        // Three complete ones (6, 5, 2) kept to roll back to; 4 and 3 are newer than the
-        // third: kept, not counted; 1 is older.
-        assert_eq!(names(&report.kept), ["6", "5", "4", "3", "2"]);
-        assert_eq!(names(&report.pruned), ["1"]);
+        // Three complete ones (6, 5, 2) kept to roll back to; 4, 3 and 1 are not complete
+        // releases: kept, not counted, never removed.
+        assert_eq!(names(&report.kept), ["6", "5", "4", "3", "2", "1"]);
+        assert!(report.pruned.is_empty(), "{:?}", report.pruned);
     }
 
     #[test]
