@@ -1541,6 +1541,58 @@ fn another_users_release_in_a_shared_directory_is_not_taken_as_installed() {
     );
 }
 
+/// A receipt edited to show another app version (what `--status` lists to pick a rollback by)
+/// contradicts its own manifest: `--check` reports it modified (exit 3), and `--force` writes
+/// it again. Its own manifest edited likewise, against the payload it names.
+#[test]
+fn an_edited_receipt_is_found_and_restored() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let release = root.join("releases/1");
+    let python = python(11).path;
+    let (code, _, stderr) = install_with(&site, &release, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let receipt = release.join("pysfx-receipt.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt).expect("receipt")).expect("json");
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 2] = [
+        ("app version", |value| {
+            value["app_version"] = serde_json::json!("9.9")
+        }),
+        ("manifest", |value| {
+            value["manifest"]["app"]["version"] = serde_json::json!("9.9");
+            value["app_version"] = serde_json::json!("9.9");
+        }),
+    ];
+    for (case, edit) in edits {
+        let mut value = original.clone();
+        edit(&mut value);
+        std::fs::write(&receipt, serde_json::to_vec(&value).expect("json")).expect("edit");
+        let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
+        assert_eq!(code, 3, "{case}: {result}\n{stderr}");
+        assert!(
+            result["modified"]
+                .to_string()
+                .contains("pysfx-receipt.json"),
+            "{case}: {result}"
+        );
+        let (code, result, stderr) =
+            install_with(&site, &release, &python, &[OsStr::new("--force")]);
+        assert_eq!(
+            (code, &result["changed"]),
+            (0, &serde_json::json!(true)),
+            "{case}: {stderr}"
+        );
+        let restored: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&receipt).expect("receipt")).expect("json");
+        assert_eq!(restored["app_version"], original["app_version"], "{case}");
+        let (code, _, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
+        assert_eq!(code, 0, "{case}: {stderr}");
+    }
+}
+
 /// An app of no files still gets `DEST/<app>/`: the release is complete, so a re-run does
 /// nothing (exit 0), and `--status` and `--activate` take it.
 #[test]

@@ -78,8 +78,14 @@ pub(crate) enum Existing {
 
 /// With `--force`, a release that holds this payload is reinstalled if `--check` finds it
 /// modified.
-pub(crate) fn check_unmodified(destination: &Path) -> Existing {
-    let Some(contents) = receipt::read(destination).and_then(|receipt| receipt.contents) else {
+pub(crate) fn check_unmodified(destination: &Path, payload: &Payload) -> Existing {
+    let Some(receipt) = receipt::read(destination) else {
+        return Existing::Modified("holds this release without a readable receipt".into());
+    };
+    if receipt.contradicts(&payload.digest(), payload.manifest()) {
+        return Existing::Modified("holds this release, its receipt edited".into());
+    }
+    let Some(contents) = receipt.contents else {
         return Existing::Modified("holds this release without recorded digests".into());
     };
     let report = pysfx_release::check::check(destination, &contents);

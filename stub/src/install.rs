@@ -178,7 +178,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let restored = remove_stale_siblings(&destination);
     let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
     if cli.force && matches!(existing, Existing::SameRelease) {
-        existing = check_unmodified(&destination);
+        existing = check_unmodified(&destination, &payload);
     }
     let report = match existing {
         Existing::SameRelease => {

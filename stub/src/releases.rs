@@ -48,7 +48,8 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             destination = target;
         }
     }
-    let app = app_name()?;
+    let own = open_self()?;
+    let app = own.manifest().app.name.clone();
     let receipt = pysfx_release::release::open(&destination, &app)?;
     let contents =
         receipt
@@ -64,6 +65,18 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         report.modified.push(pysfx_release::check::Modified {
             path: ".".into(),
             differs: vec!["moved"],
+        });
+    }
+    // The receipt says what the release is (its version, shown by `--status`; its manifest):
+    // one that contradicts itself, or the manifest of this very payload, was edited.
+    if receipt.contradicts(&own.digest(), own.manifest()) {
+        warn!(
+            "{}: its receipt contradicts itself or the payload it names",
+            destination.display()
+        );
+        report.modified.push(pysfx_release::check::Modified {
+            path: pysfx_release::receipt::RECEIPT_NAME.into(),
+            differs: vec!["content"],
         });
     }
     let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");

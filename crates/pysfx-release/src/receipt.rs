@@ -56,6 +56,15 @@ pub struct InstalledWith {
 }
 
 impl Receipt {
+    /// Whether the receipt was edited so that it contradicts itself (its app version, which
+    /// `--status` shows, against its manifest's) or the artifact that reads it, when it names
+    /// that artifact's payload (`digest`, `manifest`): `--check` reports it modified, and
+    /// `--force` writes it again.
+    pub fn contradicts(&self, digest: &str, manifest: &Manifest) -> bool {
+        self.app_version != self.manifest.app.version
+            || (self.payload_sha256 == digest && self.manifest != *manifest)
+    }
+
     /// The interpreter of the install, when `python` names the very binary it ran (a re-run
     /// then need not start it to learn its version, tags and marker values).
     pub fn same_interpreter(&self, python: &str) -> Option<pysfx_venv::Interpreter> {
