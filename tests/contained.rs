@@ -621,3 +621,32 @@ fn an_unreadable_requirement_is_refused_and_printed_escaped() {
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("Requires-Dist"));
 }
+
+/// An artifact's own path is printed escaped too: one named with a line break cannot make
+/// `--verify`, `--info`, `pysfx inspect` or `pysfx verify` print a forged line of its own.
+#[test]
+fn an_artifact_path_with_a_line_break_is_printed_escaped() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("plain.sfx"),
+        &[good_wheel()],
+        &[("demoapp/__init__.py", b"")],
+        |_| {},
+    );
+    let named = work.path().join("x\nOK forged.sfx");
+    std::fs::rename(&artifact, &named).expect("rename");
+    let outputs = [
+        run(Command::new(&named).arg("--verify")),
+        run(Command::new(&named).arg("--info")),
+        run(Command::new(&binaries().pysfx).arg("inspect").arg(&named)),
+        run(Command::new(&binaries().pysfx).arg("verify").arg(&named)),
+    ];
+    for output in outputs {
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !stdout.lines().any(|line| line.starts_with("OK forged")),
+            "{stdout}"
+        );
+    }
+}

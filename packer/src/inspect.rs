@@ -84,7 +84,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
         "artifact:  {}\nsize:      {} bytes (stub {} bytes)\nfile sha256:    {file_sha256} \
          (the whole file, as sha256sum prints it)\npayload sha256: {} (the payload digest, \
          checked)\npysfx:     {}\n",
-        args.artifact.display(),
+        pysfx_format::escape_control(&args.artifact.display().to_string()),
         payload.located().file_len,
         stub_bytes,
         payload.digest(),
@@ -505,7 +505,7 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
     pysfx_install::verify_contents(&mut payload)
         .map_err(|error| (install_code(&error), anyhow!(error)))?;
     check_stored_sboms(&mut payload)?;
-    let path = args.artifact.display().to_string();
+    let path = pysfx_format::escape_control(&args.artifact.display().to_string()).into_owned();
     let signature = signed
         .map(|(id, _)| format!(" signed_by={id}"))
         .unwrap_or_default();

@@ -350,7 +350,7 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
         } else {
             let mut out = format!(
                 "OK {} payload_sha256={} file_sha256={file_sha256}\n",
-                payload.path().display(),
+                escape_control(&payload.path().display().to_string()),
                 payload.digest()
             );
             if let Some(line) = manifest.relies_on() {
@@ -476,7 +476,7 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
     }
     let mut out = format!(
         "artifact: {}\nfile sha256:    {file_sha256}\npayload sha256: {}\npacked by pysfx {}\napp:      {}{} ({} files, {} bytes)\nunpacked: {} bytes\n",
-        payload.path().display(),
+        escape_control(&payload.path().display().to_string()),
         payload.digest(),
         manifest.pysfx_version,
         manifest.app.name,
