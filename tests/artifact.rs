@@ -504,3 +504,26 @@ fn completions_and_man_page_are_generated() {
         );
     }
 }
+
+/// The artifact reads its payload from the very file it runs from: run through a descriptor
+/// after its name was removed (as a deploy that replaces the file while it runs leaves it), it
+/// still verifies and installs.
+#[test]
+fn an_artifact_whose_name_is_gone_still_reads_itself() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let destination = work.path().join("releases/1");
+    let script = "exec 7<\"$0\"; rm \"$0\"; /proc/self/fd/7 --verify && \
+                  /proc/self/fd/7 -d \"$1\" --python \"$2\" -q";
+    let output = run(Command::new("sh")
+        .args(["-c", script])
+        .arg(&artifact)
+        .arg(&destination)
+        .arg(host_python()));
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("OK "),
+        "{output:?}"
+    );
+    assert!(destination.join("venv/bin/python").exists());
+}

@@ -293,6 +293,13 @@ impl Payload {
         Ok(())
     }
 
+    /// Names the payload `name` in messages and reports (it was opened by another path, such
+    /// as `/proc/self/exe`).
+    pub fn named(mut self, name: PathBuf) -> Payload {
+        self.path = name;
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
