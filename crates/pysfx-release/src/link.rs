@@ -55,14 +55,36 @@ pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseErro
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = link.with_file_name(format!(".{name}.pysfx-link-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
     if let Some(parent) = link.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|error| ReleaseError::io("cannot create", parent, error))?;
     }
-    std::os::unix::fs::symlink(destination, &temporary)
-        .map_err(|error| ReleaseError::io("cannot create the link", &temporary, error))?;
+    // The pid, and a random part: two runs of one pid (each the first process of its own
+    // container) or a name planted there never meet.
+    let mut attempt = 0;
+    let temporary = loop {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let temporary = link.with_file_name(format!(
+            ".{name}.pysfx-link-{}-{random:016x}",
+            std::process::id()
+        ));
+        match std::os::unix::fs::symlink(destination, &temporary) {
+            Ok(()) => break temporary,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(ReleaseError::io(
+                    "cannot create the link",
+                    &temporary,
+                    error,
+                ))
+            }
+        }
+    };
     std::fs::rename(&temporary, link).map_err(|error| {
         let _ = std::fs::remove_file(&temporary);
         ReleaseError::io("cannot repoint", link, error)
@@ -73,7 +95,8 @@ pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseErro
 }
 
 /// Removes the new links runs killed between making one and renaming it over LINK left
-/// beside it (`.<name>.pysfx-link-<pid>`): each only when it is a symlink and no process of
+/// beside it (`.<name>.pysfx-link-<pid>-<random>`, or `…-<pid>` of earlier runs): each only when
+/// it is a symlink and no process of
 /// that pid lives (a live one may be a run switching LINK now).
 fn remove_stale_temporaries(link: &Path, name: &str) {
     let Some(parent) = link.parent() else {
@@ -88,6 +111,7 @@ fn remove_stale_temporaries(link: &Path, name: &str) {
         let Some(pid) = file_name
             .to_str()
             .and_then(|text| text.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<i32>().ok())
         else {
             continue;
@@ -114,6 +138,26 @@ mod tests {
         let pid = child.id();
         child.wait().expect("wait");
         pid
+    }
+
+    /// A name planted where a run of this pid would make its new link (a directory, as a
+    /// run of the same pid in another container could leave) does not stop the switch.
+    #[test]
+    fn a_name_planted_for_the_new_link_does_not_stop_the_switch() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = temporary.path().join("1");
+        std::fs::create_dir(&release).expect("mkdir");
+        let link = temporary.path().join("current");
+        let planted = temporary
+            .path()
+            .join(format!(".current.pysfx-link-{}", std::process::id()));
+        std::fs::create_dir(&planted).expect("plant");
+        assert!(repoint_link(&link, &release).expect("switched"));
+        assert_eq!(std::fs::read_link(&link).expect("link"), release);
+        assert!(
+            planted.is_dir(),
+            "the planted directory is not the run's to remove"
+        );
     }
 
     #[test]
