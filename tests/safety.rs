@@ -789,4 +789,46 @@ fn a_hanging_interpreter_leaves_nothing_running() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // 3. An interpreter whose byte-compile workers (and only they: `-B`) hang in a child of
+    // the wrapper, which holds the worker's pipes: given up on at the compile timeout, with
+    // what the wrapper started, and the install fails cleanly.
+    let wrapper = work.path().join("compile-hangs");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) sleep 1009;; esac\nexec -a \"$0\" {} \"$@\"\n",
+            pysfx_e2e::python(11).path.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let started = Instant::now();
+    let destination = work.path().join("releases/3");
+    let output = run(Command::new("timeout")
+        .arg("100")
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(&wrapper)
+        .env("PYSFX_COMPILE_TIMEOUT", "2"));
+    assert!(
+        !matches!(output.status.code(), Some(0) | Some(124)),
+        "{output:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(90), "{output:?}");
+    assert!(!destination.exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeping("1009") {
+        assert!(
+            Instant::now() < deadline,
+            "the worker's child runs on after the timeout"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -257,17 +257,22 @@ impl<'scope> Compiler<'scope> {
                         .args(["-s", "-S", "-B", "-c", &worker])
                 }
             };
-            let child = crate::unblock_signals(&mut command)
-                // Sources are named relative to the root: each open resolves from there, not
-                // again through the root's own path (`/proc/self/fd/N` at install).
-                .current_dir(root)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|error| VenvError::Compile {
-                    reason: format!("cannot start {}: {error}", python.display()),
-                })?;
+            // Each worker leads a process group: one that hangs is stopped with whatever it
+            // started (a wrapper script's own child), which would otherwise hold its pipes.
+            let child = std::os::unix::process::CommandExt::process_group(
+                crate::unblock_signals(&mut command),
+                0,
+            )
+            // Sources are named relative to the root: each open resolves from there, not
+            // again through the root's own path (`/proc/self/fd/N` at install).
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| VenvError::Compile {
+                reason: format!("cannot start {}: {error}", python.display()),
+            })?;
             on_spawn(child.id());
             let worker = Worker {
                 queue: Arc::clone(&compiler.queue),
@@ -381,13 +386,38 @@ impl Worker {
         };
         // The worker exits once its stdin is closed (dropped by `feed`); stop it first if the
         // feeding failed, so it cannot wait on a pipe forever.
-        if fed.is_err() {
+        // A worker fed to the end exits on the closed stdin; one that does not within the
+        // answer timeout (it never read it: a wrapper's child hangs) is stopped like one that
+        // failed, with its process group, whose members hold its pipes.
+        let exited = match fed.is_ok() {
+            true => wait_bounded(&mut child, answer_timeout()),
+            false => None,
+        };
+        if exited.is_none() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill();
         }
+        let waited = match exited {
+            Some(status) => Ok(status),
+            None => child.wait(),
+        };
         let stderr = errors
             .and_then(|thread| thread.join().ok())
             .unwrap_or_default();
-        let outcome = match (child.wait(), fed) {
+        let fed = match (fed, exited) {
+            (Ok(()), None) => Err(format!(
+                "a compile worker did not exit within {} s of its last file (the interpreter \
+                 hangs; {COMPILE_TIMEOUT_VARIABLE} sets the time, in seconds)",
+                answer_timeout().as_secs()
+            )),
+            (fed, _) => fed,
+        };
+        let outcome = match (waited, fed) {
             (_, Err(reason)) => Some(reason),
             (Ok(status), Ok(())) if status.success() => None,
             (Ok(status), Ok(())) => Some(format!(
@@ -522,6 +552,22 @@ fn answer_timeout() -> Duration {
             Duration::from_secs(60),
         )
     })
+}
+
+/// The worker's exit status once it exits, waiting `timeout` at most; `None` if it has not.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// Waits until the worker's answer can be read, for `timeout` at most.
