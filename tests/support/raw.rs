@@ -42,7 +42,11 @@ pub fn raw_artifact_with_links(
                 .filter(|(name, _)| name.starts_with("demoapp/") || name.starts_with("static.in/"))
                 .map(|(_, bytes)| bytes.len() as u64),
         )
-        .chain(links.iter().map(|(_, target)| target.len() as u64))
+        .chain(
+            (links.iter())
+                .filter(|(name, _)| name.starts_with("demoapp/") || name.starts_with("static.in/"))
+                .map(|(_, target)| target.len() as u64),
+        )
         .sum();
     tamper(&mut manifest);
     write_raw(output, &manifest, app, links, &payload_wheels);
