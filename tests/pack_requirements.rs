@@ -346,3 +346,47 @@ fn a_set_is_held_to_its_own_requirement_lines() {
         assert!(!destination.exists(), "{line}");
     }
 }
+
+/// A `--wheels` set packed with `--python PY` must install on PY, as the stub would plan it:
+/// one with no wheel PY takes, or with a requirement unmet there, is refused at pack time
+/// (exit 1, naming it), not written to exit 4 on the very interpreter the packer was given.
+#[test]
+fn a_wheels_set_that_the_given_python_cannot_install_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let app = make_app(root, "demoapp");
+    let python = python(11);
+    let other_python = root.join("other");
+    pysfx_e2e::tagged_wheel(
+        &other_python,
+        "pysfx-test-cp36only",
+        "1.0",
+        "cp36-cp36m-manylinux2014_x86_64",
+    );
+    let unmet = root.join("unmet");
+    tiny_wheel(&unmet, "pysfx-test-needy", "1.0", &["pysfx-test-absent>=1"]);
+    for (case, wheels, named) in [
+        ("no wheel", other_python.as_path(), "pysfx-test-cp36only"),
+        ("unmet", unmet.as_path(), "pysfx-test-absent"),
+    ] {
+        let output = run(&mut pack_command(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--wheels"),
+                wheels.as_os_str(),
+                OsStr::new("--python"),
+                python.path.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+            ],
+            &root.join("site.sfx"),
+        ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains("could not install this artifact") && stderr.contains(named),
+            "{case}: {stderr}"
+        );
+        assert!(!root.join("site.sfx").exists(), "{case}");
+    }
+}

@@ -53,6 +53,30 @@ pub(crate) fn check_sets_complete(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// A `--wheels` set (for every target) packed with `--python PY` must install on PY, as the
+/// stub would plan it there: a wheel for every distribution, every requirement met. (A set
+/// resolved by pip for PY is held to that by `check_sets_complete`.) The interpreter was named
+/// to the packer; an artifact that would exit 4 on it is refused, not written.
+pub(crate) fn check_given_interpreters_fit(
+    manifest: &Manifest,
+    sets: &[super::sets::CollectedSet],
+) -> Result<()> {
+    let given = (sets.iter())
+        .filter(|set| set.target.is_none())
+        .flat_map(|set| set.compile_with.iter());
+    for interpreter in given {
+        if let Err(error) = pysfx_plan::choose(manifest, interpreter) {
+            bail!(
+                "--python {} (CPython {}) could not install this artifact: {}",
+                interpreter.executable.display(),
+                interpreter.version(),
+                pysfx_format::escape_control(&error.to_string())
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The platform floor (SPEC: "The platform floor holds"): every wheel that ships — in any set,
 /// from `--wheels` or collected, and the bootstrap wheels — must install on x86_64 Linux with
 /// glibc `--max-glibc`, by at least one of its platform tags. Names each wheel that does not,

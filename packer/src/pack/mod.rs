@@ -147,6 +147,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     };
 
     check_sets_complete(&manifest)?;
+    checks::check_given_interpreters_fit(&manifest, &sets)?;
     checks::warn_if_no_python_fits(&manifest, &max_glibc);
     let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
     let sboms =
