@@ -99,8 +99,9 @@ pub fn build_bundles(
         sources.insert(key, count);
     }
     info!(
-        "compiling {} modules with {} (CPython {})",
+        "compiling {} module{} with {} (CPython {})",
         jobs.len(),
+        if jobs.len() == 1 { "" } else { "s" },
         interpreter.executable.display(),
         interpreter.version()
     );

@@ -197,10 +197,11 @@ fn describe_wheels(manifest: &Manifest) -> String {
             })
             .unwrap_or_else(|| " (any target)".to_string());
         out.push_str(&format!(
-            "set {}{}: {} wheels{}, {}\n",
+            "set {}{}: {} wheel{}{}, {}\n",
             set.name,
             target,
             set.wheels.len(),
+            if set.wheels.len() == 1 { "" } else { "s" },
             split(&set.wheels),
             describe_need(&need_of(manifest, &set.wheels))
         ));
@@ -212,8 +213,13 @@ fn describe_wheels(manifest: &Manifest) -> String {
     }
     if !manifest.bootstrap.is_empty() {
         out.push_str(&format!(
-            "bootstrap: {} wheels{}, {}\n",
+            "bootstrap: {} wheel{}{}, {}\n",
             manifest.bootstrap.len(),
+            if manifest.bootstrap.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             split(&manifest.bootstrap),
             describe_need(&need_of(manifest, &manifest.bootstrap))
         ));

@@ -496,16 +496,19 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
             n => format!(" ({n} left out, from the base release)"),
         };
         out.push_str(&format!(
-            "set {}: {} wheels{thin}\n",
+            "set {}: {} wheel{}{thin}\n",
             set.name,
-            set.wheels.len()
+            set.wheels.len(),
+            if set.wheels.len() == 1 { "" } else { "s" }
         ));
     }
     if let Some(line) = manifest.relies_on() {
         out.push_str(&format!("{line}\n"));
     }
     if !manifest.bootstrap.is_empty() {
-        out.push_str(&format!("bootstrap: {} wheels\n", manifest.bootstrap.len()));
+        let count = manifest.bootstrap.len();
+        let plural = if count == 1 { "" } else { "s" };
+        out.push_str(&format!("bootstrap: {count} wheel{plural}\n"));
     }
     if let Some((plan, interpreter)) = &chosen {
         out.push_str(&plan.describe(interpreter));
