@@ -143,7 +143,8 @@ pub fn prune(
             }
         }
     }
-    report.leftovers = remove_leftovers(directory, removing);
+    report.leftovers = remove_leftovers(directory, removing, &mut report.not_pruned);
+    remove_orphan_locks(directory);
     report
 }
 
@@ -304,7 +305,11 @@ pub fn still_names(path: &Path, file: &File) -> bool {
 /// `-trash-*` trees, each only when no run holds `<name>`'s lock. An `-old-` tree holding a
 /// release while `<name>` is missing is a release an interrupted `--force` moved aside; the
 /// next run on `<name>` puts it back, so it stays.
-fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<PathBuf> {
+fn remove_leftovers(
+    directory: &Path,
+    removing: &mut dyn FnMut(&Path),
+    not_removed: &mut Vec<NotPruned>,
+) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(directory) else {
         return removed;
@@ -349,7 +354,15 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         removing(&entry.path());
         match remove_tree(&entry.path()) {
             Ok(()) => removed.push(entry.path()),
-            Err(error) => warn!("could not remove {}: {error}", entry.path().display()),
+            // Reported in `--json` (`not_pruned`) on every run that tries again, not only
+            // the first.
+            Err(error) => {
+                warn!("could not remove {}: {error}", entry.path().display());
+                not_removed.push(NotPruned {
+                    path: entry.path(),
+                    error: error.to_string(),
+                });
+            }
         }
         // A lock with no release left to guard goes too.
         if lock.is_some() && std::fs::symlink_metadata(&release).is_err() {
@@ -357,6 +370,43 @@ fn remove_leftovers(directory: &Path, removing: &mut dyn FnMut(&Path)) -> Vec<Pa
         }
     }
     removed
+}
+
+/// Removes the lock files of releases that are not there and have no leftover (a run refused
+/// before it wrote anything, say a thin artifact without its base, leaves its lock): each
+/// only when this run can take it (no run holds it; one that opens it meanwhile opens the
+/// name again, see [`still_names`]).
+fn remove_orphan_locks(directory: &Path) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for file_name in &names {
+        let Some(name) = (file_name.strip_prefix('.'))
+            .and_then(|rest| rest.strip_suffix(".pysfx-lock"))
+            .filter(|name| !name.is_empty())
+        else {
+            continue;
+        };
+        let leftover = format!(".{name}.pysfx-");
+        let kept = names
+            .iter()
+            .any(|other| other == name || (other.starts_with(&leftover) && other != file_name));
+        let path = directory.join(file_name);
+        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if kept || !regular || !is_ours(&path) {
+            continue;
+        }
+        if let Ok(Some(_lock)) = try_lock(&path, FlockArg::LockExclusiveNonblock) {
+            if std::fs::symlink_metadata(directory.join(name)).is_err() {
+                let _ = std::fs::remove_file(&path);
+                debug!("removed {}, the lock of no release", path.display());
+            }
+        }
+    }
 }
 
 /// Whether a leftover's name holds a whole release (a receipt in it) that may not be removed.
@@ -558,6 +608,28 @@ mod tests {
         // releases: kept, not counted, never removed.
         assert_eq!(names(&report.kept), ["6", "5", "4", "3", "2", "1"]);
         assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    }
+
+    /// The lock of a release that is not there (a run refused before writing) goes; a held
+    /// one, and those of releases that are there, stay.
+    #[test]
+    fn locks_of_no_release_go() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path();
+        for (name, at) in [("1", 1), ("2", 2)] {
+            fake_release(releases, name, "mysite", at);
+            std::fs::write(releases.join(format!(".{name}.pysfx-lock")), "").expect("lock");
+        }
+        std::fs::write(releases.join(".5.pysfx-lock"), "").expect("orphan");
+        let held = releases.join(".6.pysfx-lock");
+        std::fs::write(&held, "").expect("held");
+        let file = std::fs::File::open(&held).expect("open");
+        let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("lock");
+        prune(&releases.join("2"), 5, "mysite", &[], None, &mut |_| {});
+        assert!(!releases.join(".5.pysfx-lock").exists());
+        assert!(held.exists());
+        assert!(releases.join(".1.pysfx-lock").exists());
+        assert!(releases.join(".2.pysfx-lock").exists());
     }
 
     #[test]
