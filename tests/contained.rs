@@ -602,6 +602,11 @@ fn an_unreadable_requirement_is_refused_and_printed_escaped() {
         !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
         "{stderr:?}"
     );
+    // Escaped once: the requirement's text as `\u{1b}`, not its escape escaped again.
+    assert!(
+        stderr.contains("\"gamma\\u{1b}") && !stderr.contains("\\\\u{1b}"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     // The packer refuses the wheel itself.
     let app = make_app(work.path(), "demoapp");

@@ -42,7 +42,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         for text in &set.requires {
             pysfx_wheel::Requirement::parse(text).map_err(|error| {
                 InstallError::Corrupt(format!(
-                    "{path}: set {} has an invalid requirement {:?}: {}",
+                    "{path}: set {} has an invalid requirement \"{}\": {}",
                     set.name,
                     pysfx_format::escape_control(text),
                     pysfx_format::escape_control(&error.to_string())

@@ -45,7 +45,7 @@ pub fn parse_requirements(
                 Ok(requirement) => requirements.push((wheel, text.as_str(), requirement)),
                 Err(error) => {
                     return Err(format!(
-                        "{} {} has an invalid Requires-Dist {:?}: {}",
+                        "{} {} has an invalid Requires-Dist \"{}\": {}",
                         wheel.name,
                         wheel.version,
                         pysfx_format::escape_control(text),

@@ -110,7 +110,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     for text in prepared.requires_dist() {
         pysfx_wheel::Requirement::parse(text).map_err(|error| {
             anyhow!(
-                "invalid wheel {}: Requires-Dist {:?}: {}",
+                "invalid wheel {}: Requires-Dist \"{}\": {}",
                 path.display(),
                 pysfx_format::escape_control(text),
                 pysfx_format::escape_control(&error.to_string())
