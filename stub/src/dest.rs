@@ -143,7 +143,7 @@ pub(crate) fn inspect_destination(
         // scripts name another path), or one whose venv would not run this release's wheels.
         // Another user's tree in a directory anyone may write (a shared 1777 one) is theirs,
         // whatever its receipt says: never taken as installed, nor pointed at by LINK.
-        Some(_) if !pysfx_release::release::is_trusted(destination) => Ok(Existing::Conflict(
+        Some(_) if !pysfx_release::release::may_be_taken(destination) => Ok(Existing::Conflict(
             "belongs to another user, in a directory other users may write".into(),
         )),
         Some(receipt) => match pysfx_release::release::unusable(destination, &receipt) {

@@ -42,7 +42,7 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
         None => None,
     };
     let receipt = release::open(destination, app)?;
-    if !release::is_trusted(destination) {
+    if !release::may_be_taken(destination) {
         return Err(ReleaseError::NotARelease {
             path: destination.to_path_buf(),
             reason: "belongs to another user, in a directory other users may write".into(),

@@ -96,7 +96,7 @@ pub fn prune(
         let is_protected = identity.is_some_and(|id| protected.contains(&id));
         let counted = complete_newer < keep;
         if counted || is_protected {
-            match counted.then(|| crate::release::incomplete(&path, &receipt)) {
+            match counted.then(|| crate::release::not_complete(&path, &receipt)) {
                 Some(Some(missing)) => debug!(
                     "--keep: keeping {}, not counted (incomplete: {missing})",
                     path.display()
@@ -110,7 +110,7 @@ pub fn prune(
             report.kept.push(path);
             continue;
         }
-        let unfit = crate::release::incomplete(&path, &receipt)
+        let unfit = crate::release::not_complete(&path, &receipt)
             .or_else(|| crate::release::moved(&path, &receipt));
         if let Some(reason) = unfit {
             debug!(

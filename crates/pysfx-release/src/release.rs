@@ -117,9 +117,16 @@ pub fn moved(destination: &Path, receipt: &Receipt) -> Option<String> {
 /// `--status` and a re-run make (no hashing): [`incomplete`], [`moved`] or its interpreter
 /// [changed](interpreter_changed). `None` when none of these.
 pub fn unusable(destination: &Path, receipt: &Receipt) -> Option<String> {
-    incomplete(destination, receipt)
+    not_complete(destination, receipt)
         .or_else(|| moved(destination, receipt))
         .or_else(|| interpreter_changed(destination, receipt))
+}
+
+/// Whether a release is one this user may take as installed (a re-run) or point LINK at
+/// (`--activate`): one [`is_trusted`], or root's (no other user can have changed it).
+pub fn may_be_taken(release: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    is_trusted(release) || std::fs::symlink_metadata(release).is_ok_and(|m| m.uid() == 0)
 }
 
 /// Whether a release beside DEST is one this user's deploys may count, prune and link from:
@@ -187,13 +194,24 @@ pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
             _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()),
         }
     };
-    let mut missing: Vec<String> = required.into_iter().filter(|r| !fits(r)).collect();
-    if missing.is_empty() {
-        if let Some(contents) = &receipt.contents {
-            missing.extend(recorded_but_missing(destination, contents));
-        }
-    }
-    match missing.as_slice() {
+    let missing: Vec<String> = required.into_iter().filter(|r| !fits(r)).collect();
+    missing_text(&missing)
+}
+
+/// What the quick look finds missing from a release ([`incomplete`]), or else which of the
+/// files its receipt and RECORDs list are not there as written ([`recorded_but_missing`]):
+/// what a complete release is for a re-run, `--activate`, `--status` and `--keep`. (A release
+/// to link from needs only [`incomplete`]'s: a file changed there is not linked, it is
+/// unpacked.)
+pub fn not_complete(destination: &Path, receipt: &Receipt) -> Option<String> {
+    incomplete(destination, receipt).or_else(|| {
+        let contents = receipt.contents.as_ref()?;
+        missing_text(&recorded_but_missing(destination, contents))
+    })
+}
+
+fn missing_text(missing: &[String]) -> Option<String> {
+    match missing {
         [] => None,
         [one] => Some(format!("{one} is missing or not what it should be")),
         [first, rest @ ..] => Some(format!(
@@ -301,12 +319,14 @@ mod tests {
         let site = release.join(crate::testing::SITE);
         std::fs::create_dir(site.join("pkg/__pycache__")).expect("mkdir");
         std::fs::remove_dir(site.join("pkg/__pycache__")).expect("rmdir");
-        assert_eq!(incomplete(&release, &receipt), None);
+        assert_eq!(not_complete(&release, &receipt), None);
         std::fs::write(site.join("pkg/util.py"), "").expect("truncate");
-        let reason = incomplete(&release, &receipt).expect("incomplete");
+        let reason = not_complete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("pkg/util.py"), "{reason}");
+        // (A release to link from: its other files may still be linked.)
+        assert_eq!(incomplete(&release, &receipt), None);
         std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
-        let reason = incomplete(&release, &receipt).expect("incomplete");
+        let reason = not_complete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("pkg/__init__.py and 1 more"), "{reason}");
     }
 
