@@ -12,7 +12,7 @@ use super::build::BuiltLines;
 use super::pip::NEWEST_PATCH;
 use super::target::ParsedTarget;
 use super::wheel::{wheel_filename, WheelInfo};
-use crate::requirements::{self, Entry, Requirements, Source};
+use crate::requirements::{self, Entry, Line, Requirements, RequirementsFile, Source};
 
 /// What a wheel set's interpreter accepts: its tags, best first, and its version for
 /// `Requires-Python`.
@@ -101,42 +101,50 @@ pub fn check_requirements_present(
         .filter_map(|file| wheel_filename(file).ok())
         .map(|filename| filename.name)
         .collect();
-    for (file_index, file) in requirements.files.iter().enumerate() {
-        if file.constraint {
+    for (file_index, file, line, spec, source) in requirement_lines(requirements) {
+        let has_marker = match &source {
+            Source::Build(build) => build.marker.is_some(),
+            _ => spec.contains(';'),
+        };
+        if has_marker {
             continue;
         }
-        for line in &file.lines {
+        let name = built
+            .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
+            .or_else(|| requirements::named_distribution(spec, &source));
+        let Some(name) = name else { continue };
+        if !present.contains(&pysfx_wheel::normalize_name(&name)) {
+            bail!(
+                "-r {} line {}: {}: pip collected no wheel of {name} for the wheel set \
+                     {set_name}; every requirement must reach the artifact",
+                file.path.display(),
+                line.number,
+                line.raw
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every requirement line of `requirements` (constraint files aside): its file's index, the
+/// file, the line, its requirement text and where that comes from.
+fn requirement_lines(
+    requirements: &Requirements,
+) -> impl Iterator<Item = (usize, &RequirementsFile, &Line, &String, Source)> {
+    (requirements.files.iter().enumerate())
+        .filter(|(_, file)| !file.constraint)
+        .flat_map(|(index, file)| file.lines.iter().map(move |line| (index, file, line)))
+        .filter_map(|(index, file, line)| {
             let Entry::Requirement { spec, .. } = &line.entry else {
-                continue;
+                return None;
             };
             let source = requirements::classify(
                 spec,
                 |path| Path::new(path).is_dir(),
                 |path| Path::new(path).is_file(),
             );
-            let has_marker = match &source {
-                Source::Build(build) => build.marker.is_some(),
-                _ => spec.contains(';'),
-            };
-            if has_marker {
-                continue;
-            }
-            let name = built
-                .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
-                .or_else(|| requirements::named_distribution(spec, &source));
-            let Some(name) = name else { continue };
-            if !present.contains(&pysfx_wheel::normalize_name(&name)) {
-                bail!(
-                    "-r {} line {}: {}: pip collected no wheel of {name} for the wheel set \
-                     {set_name}; every requirement must reach the artifact",
-                    file.path.display(),
-                    line.number,
-                    line.raw
-                );
-            }
-        }
-    }
-    Ok(())
+            Some((index, file, line, spec, source))
+        })
 }
 
 /// The requirement lines as the stub holds a set's wheels to them ("Complete"): each line's
@@ -146,56 +154,43 @@ pub fn check_requirements_present(
 /// project of a `--python` set, which pip wheel builds itself).
 pub fn root_requirements(requirements: &Requirements, built: Option<&BuiltLines>) -> Vec<String> {
     let mut roots = Vec::new();
-    for (file_index, file) in requirements.files.iter().enumerate() {
-        if file.constraint {
-            continue;
+    for (file_index, _, line, spec, source) in requirement_lines(requirements) {
+        let text = match (&source, pysfx_wheel::Requirement::parse(spec)) {
+            (Source::Named(_), Ok(requirement)) => Some(requirement),
+            _ => {
+                let name = built
+                    .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
+                    .or_else(|| requirements::named_distribution(spec, &source));
+                let (extras, marker) = match &source {
+                    Source::Build(build) => (build.extras.clone(), build.marker.clone()),
+                    _ => (
+                        None,
+                        spec.split_once("; ").map(|(_, m)| m.trim().to_string()),
+                    ),
+                };
+                name.and_then(|name| {
+                    let mut text = name;
+                    text.push_str(extras.as_deref().unwrap_or_default());
+                    if let Some(marker) = marker {
+                        text.push_str(&format!(" ; {marker}"));
+                    }
+                    pysfx_wheel::Requirement::parse(&text).ok()
+                })
+            }
+        };
+        let Some(requirement) = text else { continue };
+        let mut root = requirement.name.clone();
+        if !requirement.extras.is_empty() {
+            root.push_str(&format!("[{}]", requirement.extras.join(",")));
         }
-        for line in &file.lines {
-            let Entry::Requirement { spec, .. } = &line.entry else {
-                continue;
-            };
-            let source = requirements::classify(
-                spec,
-                |path| Path::new(path).is_dir(),
-                |path| Path::new(path).is_file(),
-            );
-            let text = match (&source, pysfx_wheel::Requirement::parse(spec)) {
-                (Source::Named(_), Ok(requirement)) => Some(requirement),
-                _ => {
-                    let name = built
-                        .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
-                        .or_else(|| requirements::named_distribution(spec, &source));
-                    let (extras, marker) = match &source {
-                        Source::Build(build) => (build.extras.clone(), build.marker.clone()),
-                        _ => (
-                            None,
-                            spec.split_once("; ").map(|(_, m)| m.trim().to_string()),
-                        ),
-                    };
-                    name.and_then(|name| {
-                        let mut text = name;
-                        text.push_str(extras.as_deref().unwrap_or_default());
-                        if let Some(marker) = marker {
-                            text.push_str(&format!(" ; {marker}"));
-                        }
-                        pysfx_wheel::Requirement::parse(&text).ok()
-                    })
-                }
-            };
-            let Some(requirement) = text else { continue };
-            let mut root = requirement.name.clone();
-            if !requirement.extras.is_empty() {
-                root.push_str(&format!("[{}]", requirement.extras.join(",")));
-            }
-            if requirement.url.is_none() {
-                root.push_str(&requirement.specifiers.to_string());
-            }
-            if let Some(marker) = &requirement.marker {
-                root.push_str(&format!(" ; {marker}"));
-            }
-            if !roots.contains(&root) {
-                roots.push(root);
-            }
+        if requirement.url.is_none() {
+            root.push_str(&requirement.specifiers.to_string());
+        }
+        if let Some(marker) = &requirement.marker {
+            root.push_str(&format!(" ; {marker}"));
+        }
+        if !roots.contains(&root) {
+            roots.push(root);
         }
     }
     roots
