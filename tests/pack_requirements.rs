@@ -390,3 +390,29 @@ fn a_wheels_set_that_the_given_python_cannot_install_is_refused() {
         assert!(!root.join("site.sfx").exists(), "{case}");
     }
 }
+
+/// A Requires-Python that is no version specifier (`3.6`) is taken as met, as pip takes it,
+/// and said so at pack time.
+#[test]
+fn an_unreadable_requires_python_is_warned_about() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    wheel_requiring_python(&wheels, "pysfx-test-oddpython", "1.0", "3.6");
+    let output = run(&mut pack_command(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Requires-Python \"3.6\" is not a version specifier"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,10 @@ pub fn env_whole_number(name: &str, default: u64) -> u64 {
     match value.to_str().and_then(|text| text.trim().parse().ok()) {
         Some(number) => number,
         None => {
-            tracing::warn!("{name} is not a whole number; using {default}");
+            tracing::warn!(
+                "{name} is not a whole number from 0 to {}; using {default}",
+                u64::MAX
+            );
             default
         }
     }

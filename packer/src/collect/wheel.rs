@@ -117,6 +117,17 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
             )
         })?;
     }
+    // pip takes a Requires-Python it cannot read as met, with a warning; so does the stub.
+    if let Some(spec) = prepared.requires_python() {
+        if <pep440_rs::VersionSpecifiers as std::str::FromStr>::from_str(spec).is_err() {
+            tracing::warn!(
+                "{}: its Requires-Python \"{}\" is not a version specifier; every Python is \
+                 taken to meet it",
+                path.display(),
+                pysfx_format::escape_control(spec)
+            );
+        }
+    }
     Ok(WheelInfo {
         name: filename.name.clone(),
         version: prepared.version().to_string(),
