@@ -222,46 +222,40 @@ fn missing_text(missing: &[String]) -> Option<String> {
 }
 
 /// The files the receipt and the RECORDs list that are not there as what they were written
-/// (a regular file of the recorded size, or a link), by `lstat` alone: a distribution deleted
+/// (a regular file, or a link), by `lstat` alone (a file edited is `--check`'s to find): a distribution deleted
 /// from site-packages (`rm -r`, `pip uninstall`) leaves an incomplete release, which a re-run,
 /// `--activate` and `--status` must not take for a complete one. Byte-code and SQLite files,
 /// which Python and the deployment change, are not looked at.
 fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents) -> Vec<String> {
     use crate::paths::{in_pycache, resolve_record_path};
-    let mut expected: Vec<(String, Option<u64>, bool)> = (contents.files.iter())
-        .map(|file| {
-            (
-                file.path.clone(),
-                file.link.is_none().then_some(file.size),
-                file.link.is_some(),
-            )
-        })
+    let mut expected: Vec<(String, bool)> = (contents.files.iter())
+        .map(|file| (file.path.clone(), file.link.is_some()))
         .collect();
     for dist_info in &contents.dist_infos {
         let text = crate::paths::read_regular(&destination.join(dist_info).join("RECORD"))
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let Some(record) = text.and_then(|text| pysfx_wheel::Record::parse(&text).ok()) else {
-            expected.push((format!("{dist_info}/RECORD"), None, false));
+            expected.push((format!("{dist_info}/RECORD"), false));
             continue;
         };
         for row in record.entries {
             if let Some(path) = resolve_record_path(&contents.site_packages, &row.path) {
-                expected.push((path, row.size, false));
+                expected.push((path, false));
             }
         }
     }
     expected
         .into_iter()
-        .filter(|(path, _, _)| !in_pycache(path) && !crate::check::is_database(path))
-        .filter(|(path, size, link)| {
+        .filter(|(path, _)| !in_pycache(path) && !crate::check::is_database(path))
+        .filter(|(path, link)| {
             let metadata = std::fs::symlink_metadata(destination.join(path));
             !metadata.is_ok_and(|m| match link {
                 true => m.file_type().is_symlink(),
-                false => m.is_file() && size.is_none_or(|size| m.len() == size),
+                false => m.is_file(),
             })
         })
-        .map(|(path, _, _)| path)
+        .map(|(path, _)| path)
         .collect()
 }
 
@@ -309,8 +303,8 @@ mod tests {
         assert!(reason.contains("RECORD is missing"), "{reason}");
     }
 
-    /// A distribution's files deleted (its RECORD kept), or one truncated, make the release
-    /// incomplete by the quick look; a deleted `__pycache__` does not.
+    /// A distribution's files deleted (its RECORD kept) make the release incomplete by the
+    /// quick look; a deleted `__pycache__` or an edited file does not.
     #[test]
     fn a_deleted_package_makes_it_incomplete() {
         let temporary = tempfile::tempdir().expect("tempdir");
@@ -320,7 +314,10 @@ mod tests {
         std::fs::create_dir(site.join("pkg/__pycache__")).expect("mkdir");
         std::fs::remove_dir(site.join("pkg/__pycache__")).expect("rmdir");
         assert_eq!(not_complete(&release, &receipt), None);
+        // A file edited is `--check`'s to find, not the quick look's.
         std::fs::write(site.join("pkg/util.py"), "").expect("truncate");
+        assert_eq!(not_complete(&release, &receipt), None);
+        std::fs::remove_file(site.join("pkg/util.py")).expect("rm");
         let reason = not_complete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("pkg/util.py"), "{reason}");
         // (A release to link from: its other files may still be linked.)
