@@ -583,13 +583,17 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         !tight.path.join("releases").exists(),
         "written before the check"
     );
-    // A figure so large that half of it again wraps around u64: still too large.
+    // A figure so large that half of it again wraps around u64: more than the entries
+    // declare, so a lie (exit 3), refused before anything is written.
     let wrapping = pysfx_e2e::reseal(&artifact, &work.path().join("wrapping.sfx"), |manifest| {
         manifest.unpacked_bytes = 12_297_829_382_473_034_411;
     });
     let (code, _, stderr) = install_with(&wrapping, &destination, &python, &[]);
-    assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("not enough free space"), "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("unpacks to 12297829382473034411 bytes"),
+        "{stderr}"
+    );
     assert!(
         !tight.path.join("releases").exists(),
         "written before the check"
@@ -689,9 +693,26 @@ fn the_free_space_check_counts_only_what_is_installed() {
         ],
         &[("demoapp/app.py", b"x = 1\n")],
         |manifest| {
-            for set in &mut manifest.sets {
-                set.wheels.retain(|path| !path.contains("bulky"));
-            }
+            // The bulky wheel only in a set for another Python (every wheel is in a set).
+            let bulky: Vec<String> = (manifest.sets[0].wheels.iter())
+                .filter(|path| path.contains("bulky"))
+                .cloned()
+                .collect();
+            manifest.sets[0]
+                .wheels
+                .retain(|path| !path.contains("bulky"));
+            manifest.sets.push(pysfx_format::WheelSet {
+                name: "other".into(),
+                target: Some(pysfx_format::Target {
+                    implementation: "cp".into(),
+                    python_version: "3.99".into(),
+                    full_version: None,
+                    abi: None,
+                    platform: None,
+                }),
+                wheels: bulky,
+                requires: Vec::new(),
+            });
         },
     );
     let payload = pysfx_format::Payload::open(&artifact).expect("open");
