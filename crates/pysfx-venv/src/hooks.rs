@@ -335,20 +335,11 @@ mod tests {
                     sys.stdout.flush()\n\
                     os.execv('/usr/bin/env', ['env'])\n";
         for python in pythons() {
-            let wrapper = directory.path().join("c-locale");
-            fs::write(
-                &wrapper,
-                format!("#!/bin/sh\nLC_ALL=C exec {python} \"$@\"\n"),
-            )
-            .expect("wrapper");
-            fs::set_permissions(
-                &wrapper,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("chmod");
             let run = run_bounded(
-                &wrapper.to_string_lossy(),
+                "/usr/bin/env",
                 &[
+                    "LC_ALL=C",
+                    &python,
                     "-I",
                     "-S",
                     "-c",

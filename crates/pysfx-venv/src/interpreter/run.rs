@@ -206,6 +206,26 @@ fn tell(child: &Child, running: bool) {
     }
 }
 
+/// Spawns `command`, retrying for up to a second while its program is busy (ETXTBSY): a file
+/// still open for writing somewhere cannot be executed, and a script just written is, for a
+/// moment, also open in any process another thread forked meanwhile (until it execs); so is an
+/// interpreter in the middle of being replaced.
+fn spawn_past_busy(command: &mut Command) -> std::io::Result<Child> {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(error)
+                if error.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32)
+                    && attempts < 50 =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            spawned => return spawned,
+        }
+    }
+}
+
 /// Runs `program arguments` with no stdin, in a process group of its own, killing that group
 /// (a wrapper script and what it started too) and reaping the child when it outlives
 /// `limits.timeout` or prints more than the caps. Only spawning can fail.
@@ -215,13 +235,14 @@ pub(crate) fn run_bounded(
     limits: Limits,
 ) -> std::io::Result<Run> {
     use std::os::unix::process::CommandExt;
-    let mut child = crate::unblock_signals(&mut Command::new(program))
+    let mut command = Command::new(program);
+    crate::unblock_signals(&mut command)
         .args(arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    let mut child = spawn_past_busy(&mut command)?;
     tell(&child, true);
     let captures = (|| {
         let stdout = child

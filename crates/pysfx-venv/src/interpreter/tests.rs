@@ -98,6 +98,25 @@ fn a_run_starts_with_no_signal_blocked() {
     assert_eq!(text.trim(), "[]", "{text}");
 }
 
+/// A script still open for writing somewhere (here, by this test for a moment) cannot be
+/// executed yet: the run waits for it rather than failing.
+#[test]
+fn a_program_briefly_open_for_writing_is_run_once_it_is_closed() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let program = script(directory.path(), "busy", "echo ran\n");
+    let writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&program)
+        .expect("open for writing");
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(writer);
+    });
+    let run = run_bounded(&program, &[], within(30)).expect("runs once closed");
+    closer.join().expect("thread");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "ran\n");
+}
+
 #[test]
 fn endless_output_is_capped_and_stopped() {
     let directory = tempfile::tempdir().expect("temp dir");
