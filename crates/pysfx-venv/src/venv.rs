@@ -107,6 +107,27 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// Single-quotes a string for csh and tcsh, where a quote is `'\''` as in POSIX shells, but
+/// `!` (history, even in a sourced file) and a newline must each be escaped by a backslash.
+fn csh_quote(text: &str) -> String {
+    let mut quoted = String::from("'");
+    for character in text.chars() {
+        match character {
+            '\'' => quoted.push_str("'\\''"),
+            '!' => quoted.push_str("\\!"),
+            '\n' => quoted.push_str("\\\n"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// Single-quotes a string for fish, where only `\\` and `\'` are escapes inside quotes.
+fn fish_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 fn activate_scripts(venv: &Path, prompt: &str) -> Vec<(&'static str, String)> {
     let venv_text = venv.display().to_string();
     let quoted = shell_quote(&venv_text);
@@ -146,12 +167,48 @@ export VIRTUAL_ENV_PROMPT
 hash -r 2>/dev/null
 "#
     );
-    let csh_venv = venv_text.replace('"', "");
     let csh = format!(
-        "# Source this file from csh: `source bin/activate.csh`. Written by pysfx.\nalias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH \"$_OLD_VIRTUAL_PATH\" && unset _OLD_VIRTUAL_PATH; rehash; unsetenv VIRTUAL_ENV; test \"\\!:*\" != \"nondestructive\" && unalias deactivate'\ndeactivate nondestructive\nsetenv VIRTUAL_ENV \"{csh_venv}\"\nset _OLD_VIRTUAL_PATH=\"$PATH\"\nsetenv PATH \"$VIRTUAL_ENV/bin:$PATH\"\nrehash\n"
+        r#"# Source this file from csh or tcsh: `source bin/activate.csh`. Written by pysfx.
+alias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH "$_OLD_VIRTUAL_PATH:q" && unset _OLD_VIRTUAL_PATH; rehash; unsetenv VIRTUAL_ENV; unsetenv VIRTUAL_ENV_PROMPT; test "\!:*" != "nondestructive" && unalias deactivate'
+deactivate nondestructive
+setenv VIRTUAL_ENV {venv}
+set _OLD_VIRTUAL_PATH="$PATH:q"
+setenv PATH "$VIRTUAL_ENV:q/bin:$PATH:q"
+setenv VIRTUAL_ENV_PROMPT {prompt}
+rehash
+"#,
+        venv = csh_quote(&venv_text),
+        prompt = csh_quote(&format!("({prompt}) ")),
     );
     let fish = format!(
-        "# Source this file from fish: `source bin/activate.fish`. Written by pysfx.\nfunction deactivate -d 'Leave the virtual environment'\n    if set -q _OLD_VIRTUAL_PATH\n        set -gx PATH $_OLD_VIRTUAL_PATH\n        set -e _OLD_VIRTUAL_PATH\n    end\n    set -e VIRTUAL_ENV\n    if test \"$argv[1]\" != nondestructive\n        functions -e deactivate\n    end\nend\ndeactivate nondestructive\nset -gx VIRTUAL_ENV {quoted}\nset -gx _OLD_VIRTUAL_PATH $PATH\nset -gx PATH \"$VIRTUAL_ENV/bin\" $PATH\n"
+        r#"# Source this file from fish: `source bin/activate.fish`. Written by pysfx.
+function deactivate -d 'Leave the virtual environment'
+    if set -q _OLD_VIRTUAL_PATH
+        set -gx PATH $_OLD_VIRTUAL_PATH
+        set -e _OLD_VIRTUAL_PATH
+    end
+    if set -q _OLD_VIRTUAL_PYTHONHOME
+        set -gx PYTHONHOME $_OLD_VIRTUAL_PYTHONHOME
+        set -e _OLD_VIRTUAL_PYTHONHOME
+    end
+    set -e VIRTUAL_ENV
+    set -e VIRTUAL_ENV_PROMPT
+    if test "$argv[1]" != nondestructive
+        functions -e deactivate
+    end
+end
+deactivate nondestructive
+set -gx VIRTUAL_ENV {venv}
+set -gx _OLD_VIRTUAL_PATH $PATH
+set -gx PATH "$VIRTUAL_ENV/bin" $PATH
+if set -q PYTHONHOME
+    set -gx _OLD_VIRTUAL_PYTHONHOME $PYTHONHOME
+    set -e PYTHONHOME
+end
+set -gx VIRTUAL_ENV_PROMPT {prompt}
+"#,
+        venv = fish_quote(&venv_text),
+        prompt = fish_quote(&format!("({prompt}) ")),
     );
     vec![
         ("activate", bash),
@@ -240,5 +297,88 @@ mod tests {
             "{bash}"
         );
         assert!(bash.contains("PS1='(42) '\"${PS1:-}\""));
+    }
+
+    /// A shell on `PATH`; panics when it is missing, so no activate script goes untested
+    /// (`.ci/run` installs tcsh and fish).
+    fn shell(name: &str) -> std::path::PathBuf {
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|directory| directory.join(name))
+                    .find(|candidate| candidate.is_file())
+            })
+            .unwrap_or_else(|| panic!("no {name} on PATH: apt-get install {name}"))
+    }
+
+    /// Each activate script, sourced by its shell, sets `VIRTUAL_ENV` to the venv's exact path
+    /// — quotes, `$`, backquotes, backslashes, `!` and a newline in it are not interpreted —
+    /// puts its `bin` first on `PATH`, clears `PYTHONHOME` where venv's does, and `deactivate`
+    /// puts both back.
+    #[test]
+    fn activate_scripts_give_the_exact_path_in_each_shell() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let venv =
+            "/srv/it's $HOME `touch /tmp/pysfx-activate-ran` \"q\" a\\'b\\\\c \\ !x!!\nnext/venv";
+        let scripts = activate_scripts(Path::new(venv), "42");
+        let cases = [
+            ("bash", "activate", "sh", true),
+            ("tcsh", "activate.csh", "csh", false),
+            ("fish", "activate.fish", "fish", true),
+        ];
+        for (shell_name, script_name, flavour, clears_home) in cases {
+            let script = directory.path().join(script_name);
+            let text = &scripts
+                .iter()
+                .find(|(name, _)| *name == script_name)
+                .expect("script")
+                .1;
+            fs::write(&script, text).expect("write");
+            let source = format!("source '{}'", script.display());
+            let (show, after) = match flavour {
+                "csh" => (
+                    "printenv VIRTUAL_ENV; printenv PATH".to_string(),
+                    "deactivate; printenv PATH; if ($?VIRTUAL_ENV) echo still".to_string(),
+                ),
+                "fish" => (
+                    "printf '%s\\n' \"$VIRTUAL_ENV\" \"$PATH[1]\" \"PYTHONHOME=[$PYTHONHOME]\"".to_string(),
+                    "deactivate; printf '%s\\n' \"$PATH[1]\" \"PYTHONHOME=[$PYTHONHOME]\"; set -q VIRTUAL_ENV; and echo still; true".to_string(),
+                ),
+                _ => (
+                    format!("printf '%s\\n' \"$VIRTUAL_ENV\" \"${{PATH%%:*}}\" \"PYTHONHOME=[${{PYTHONHOME:-}}]\""),
+                    "deactivate; printf '%s\\n' \"${PATH%%:*}\" \"PYTHONHOME=[${PYTHONHOME:-}]\"; [ -n \"${VIRTUAL_ENV+x}\" ] && echo still; true".to_string(),
+                ),
+            };
+            let output = std::process::Command::new(shell(shell_name))
+                .args(match flavour {
+                    "csh" => vec!["-f", "-c"],
+                    "fish" => vec!["--no-config", "-c"],
+                    _ => vec!["--norc", "--noprofile", "-c"],
+                })
+                .arg(format!("{source}\n{show}\n{after}"))
+                .env("PATH", "/usr/bin:/bin")
+                .env("PYTHONHOME", "/elsewhere")
+                .output()
+                .expect("run the shell");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{shell_name}: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let bin = format!("{venv}/bin");
+            let expected = if flavour == "csh" {
+                // csh prints PATH whole; PYTHONHOME is venv's csh script's to leave alone.
+                format!("{venv}\n{bin}:/usr/bin:/bin\n/usr/bin:/bin\n")
+            } else {
+                let home = if clears_home { "" } else { "/elsewhere" };
+                format!("{venv}\n{bin}\nPYTHONHOME=[{home}]\n/usr/bin\nPYTHONHOME=[/elsewhere]\n")
+            };
+            assert_eq!(stdout, expected, "{shell_name}");
+        }
+        assert!(
+            !Path::new("/tmp/pysfx-activate-ran").exists(),
+            "a backquoted command in the path ran"
+        );
     }
 }
