@@ -160,8 +160,43 @@ fn pack_time_byte_code_is_reproducible() {
     let second = pack_once("second.sfx");
     assert!(
         first == second,
-        "two packs with CPython 3.8 byte-code differ"
+        "two packs with CPython 3.8 byte-code differ:\n{}",
+        payload_differences(
+            &work.path().join("first.sfx"),
+            &work.path().join("second.sfx")
+        )
     );
+}
+
+/// The members in which two artifacts differ (inside the byte-code bundles too), with their
+/// sizes and the first differing byte: what a reproducibility failure reports.
+fn payload_differences(first: &Path, second: &Path) -> String {
+    let script = r#"
+import io, sys, zipfile
+def walk(archive, prefix, out):
+    for info in archive.infolist():
+        data = archive.read(info)
+        if info.filename.endswith(".zip"):
+            walk(zipfile.ZipFile(io.BytesIO(data)), prefix + info.filename + "!", out)
+        out[prefix + info.filename] = data
+a, b = {}, {}
+walk(zipfile.ZipFile(sys.argv[1]), "", a)
+walk(zipfile.ZipFile(sys.argv[2]), "", b)
+for name in sorted(set(a) | set(b)):
+    x, y = a.get(name, b""), b.get(name, b"")
+    if x != y:
+        at = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+        print(name, len(x), len(y), "first difference at", at)
+"#;
+    let output = run(Command::new(host_python())
+        .args(["-c", script])
+        .arg(first)
+        .arg(second));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// A way to damage an artifact's bytes.

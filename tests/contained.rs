@@ -95,7 +95,7 @@ fn wheels_cannot_replace_the_venvs_own_files() {
     let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(destination
-        .join("venv/include/site/python3.11/own_headers/python3")
+        .join("venv/include/site/python3.11/own-headers/python3")
         .is_file());
     assert_eq!(snapshot(&base), before, "the base interpreter changed");
 }

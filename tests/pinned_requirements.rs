@@ -152,3 +152,49 @@ fn several_sets_need_python_to_choose() {
         "{stderr}"
     );
 }
+
+/// A `--wheels` directory holding two versions of one distribution that fit the same Pythons:
+/// the pack warns that the higher one is what an install takes, `--requirements` cannot make
+/// one requirements file of the set (and does not claim the versions are for different
+/// Pythons), and with `--python` it pins the version an install takes there.
+#[test]
+fn two_versions_of_one_distribution_are_named_at_pack_and_by_requirements() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    tiny_wheel(&wheels, "tinylib", "2.0", &[]);
+    let app = make_app(root, "demoapp");
+    let output = root.join("two.sfx");
+    let packed = run(&mut pysfx_e2e::pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &output,
+    ));
+    let stderr = String::from_utf8_lossy(&packed.stderr);
+    assert!(packed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("offers tinylib in 2 versions (1.0, 2.0)")
+            && stderr.contains("an install takes the highest"),
+        "{stderr}"
+    );
+    let listed = requirements(&output, None);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tinylib in 2 versions") && !stderr.contains("different Pythons"),
+        "{stderr}"
+    );
+    let chosen = requirements(&output, Some(&python(11).path));
+    let stdout = String::from_utf8_lossy(&chosen.stdout);
+    assert!(chosen.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tinylib==2.0 ") && !stdout.contains("tinylib==1.0"),
+        "{stdout}"
+    );
+}

@@ -26,8 +26,8 @@ pub fn render(heading: &str, wheels: &[&WheelEntry]) -> Result<String, String> {
         if versions.len() > 1 {
             let listed: Vec<&str> = versions.keys().copied().collect();
             return Err(format!(
-                "the set offers {name} in {} versions ({}), for different Pythons; give --python \
-                 PY for the wheels that interpreter gets",
+                "the set offers {name} in {} versions ({}), of which an install takes the \
+                 highest its Python accepts; give --python PY for the wheels that interpreter gets",
                 listed.len(),
                 listed.join(", ")
             ));

@@ -200,6 +200,37 @@ pub(crate) fn check_one_version_per_set(
     Ok(())
 }
 
+/// A `--wheels` set (for every target) may offer a distribution in several versions, one for
+/// each range of Pythons; an install takes the highest version with a wheel its interpreter
+/// accepts, so one fitting every Python another fits leaves that other unused. Said once per
+/// distribution, so a set that was not meant to be mixed is noticed at pack time.
+pub(crate) fn warn_several_versions(
+    sets: &[WheelSet],
+    infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
+) {
+    for set in sets.iter().filter(|set| set.target.is_none()) {
+        let mut versions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (info, _) in set.wheels.iter().filter_map(|path| infos.get(path)) {
+            versions
+                .entry(info.name.as_str())
+                .or_default()
+                .insert(info.version.as_str());
+        }
+        for (name, versions) in versions.iter().filter(|(_, versions)| versions.len() > 1) {
+            let listed: Vec<&str> = versions.iter().copied().collect();
+            warn!(
+                "set {} offers {} in {} versions ({}): an install takes the highest one with a \
+                 wheel its Python accepts, so a lower one is only for Pythons the higher does \
+                 not fit",
+                pysfx_format::escape_control(&set.name),
+                pysfx_format::escape_control(name),
+                listed.len(),
+                pysfx_format::escape_control(&listed.join(", "))
+            );
+        }
+    }
+}
+
 /// Refuses a set two of whose distributions cannot be installed together: one ships a file
 /// where the other needs a directory (`shared/x` and `shared/x/y.py`), which every install
 /// choosing both refuses (exit 3). Builds of one distribution (only one is installed) are not

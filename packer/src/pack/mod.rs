@@ -23,7 +23,9 @@ use crate::collect::{self, WheelInfo};
 use crate::elf::GlibcVersion;
 use crate::signing;
 use crate::{sbom, PackArgs, UsageError};
-use checks::{check_one_version_per_set, check_platform_floor, check_sets_complete};
+use checks::{
+    check_one_version_per_set, check_platform_floor, check_sets_complete, warn_several_versions,
+};
 use inputs::{
     app_name, app_version, check_collection_options, check_output_is_not_an_input, read_stub,
     stub_path,
@@ -89,6 +91,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     )?;
     check_platform_floor(&manifest_sets, &bootstrap, &infos, &max_glibc)?;
     check_one_version_per_set(&manifest_sets, &infos)?;
+    warn_several_versions(&manifest_sets, &infos);
     checks::check_no_file_directory_clash(&manifest_sets, &bootstrap, &infos)?;
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     // A left-out wheel's byte-code is linked from the base release with its files.

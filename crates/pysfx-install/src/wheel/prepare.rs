@@ -88,7 +88,12 @@ fn prepare<R: Read + Seek>(
         .fold(0u64, u64::saturating_add);
     let mut info = read_dist_info(archive, &files, filename, layout, husk)?;
     let scripts = versioned_scripts(std::mem::take(&mut info.scripts), layout.python_version);
-    let mut scheme = Scheme::new(layout, &info.name, &info.directory);
+    // Headers go under the name pip gives them: the wheel file's, `_` read as `-`.
+    let mut scheme = Scheme::new(
+        layout,
+        &filename.raw_name.replace('_', "-"),
+        &info.directory,
+    );
     scheme.script_names = scripts.iter().map(|script| script.name.clone()).collect();
     let mut destinations = HashSet::with_capacity(files.len() + scripts.len());
     let mut planned = plan_members(&wheel, files, &mut info, &scheme, layout, &mut destinations)?;

@@ -8,7 +8,8 @@ use super::Layout;
 pub(super) struct Scheme<'a> {
     /// `lib/pythonX.Y/site-packages`: purelib and platlib (one directory in a venv).
     pub site_packages: &'a str,
-    /// `include/site/pythonX.Y/<name>`.
+    /// `include/site/pythonX.Y/<name>`, the name as pip gives it (the wheel file's, `_` read
+    /// as `-`).
     pub headers: String,
     /// `<name>-<version>.dist-info`.
     pub dist_info: String,
