@@ -345,7 +345,7 @@ mod tests {
                     "deactivate; printf '%s\\n' \"$PATH[1]\" \"PYTHONHOME=[$PYTHONHOME]\"; set -q VIRTUAL_ENV; and echo still; true".to_string(),
                 ),
                 _ => (
-                    format!("printf '%s\\n' \"$VIRTUAL_ENV\" \"${{PATH%%:*}}\" \"PYTHONHOME=[${{PYTHONHOME:-}}]\""),
+                    "printf '%s\\n' \"$VIRTUAL_ENV\" \"${PATH%%:*}\" \"PYTHONHOME=[${PYTHONHOME:-}]\"".to_string(),
                     "deactivate; printf '%s\\n' \"${PATH%%:*}\" \"PYTHONHOME=[${PYTHONHOME:-}]\"; [ -n \"${VIRTUAL_ENV+x}\" ] && echo still; true".to_string(),
                 ),
             };
