@@ -242,6 +242,19 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
             "truncated-to-stub.sfx",
             Box::new(move |b: &mut Vec<u8>| b.truncate(stub_len)),
         ),
+        // A word of the stub's usage text changed: the stub still runs, and finds itself
+        // different from the digest its manifest records.
+        (
+            "changed-in-stub.sfx",
+            Box::new(move |b: &mut Vec<u8>| {
+                let text = b"Install this pysfx artifact";
+                let at = b[..stub_len]
+                    .windows(text.len())
+                    .position(|window| window == text)
+                    .expect("the usage text in the stub");
+                b[at..at + 7].copy_from_slice(b"PWNED!!");
+            }),
+        ),
     ];
     for (name, damage) in cases {
         let path = damaged(work.path(), &artifact, name, damage);
@@ -265,6 +278,8 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
         );
         let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&path));
         assert_eq!(output.status.code(), Some(3), "{name}: pysfx verify");
+        let output = run(Command::new(&path).arg("--verify"));
+        assert_eq!(output.status.code(), Some(3), "{name}: --verify");
     }
     // The bare stub says it has no payload.
     let output = run(Command::new(&binaries().stub)

@@ -97,6 +97,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome {
     if let Some(glibc) = &manifest.stub_glibc {
         out.push_str(&format!("stub glibc: {glibc}\n"));
     }
+    if let Some(digest) = &manifest.stub_sha256 {
+        out.push_str(&format!("stub sha256: {digest}\n"));
+    }
     out.push_str(&format!(
         "app:       {}/{} ({} files, {} bytes)\nstatic:    {}\nunpacked:  {} bytes\n",
         manifest.app.name,

@@ -147,6 +147,7 @@ fn raw_manifest(app_files: u64, entries: Vec<pysfx_format::WheelEntry>) -> pysfx
         bootstrap: Vec::new(),
         unpacked_bytes: 0,
         stub_glibc: None,
+        stub_sha256: None,
         thin_from: None,
         bytecode: Vec::new(),
     }

@@ -34,6 +34,11 @@ pub struct Manifest {
     /// Highest glibc version the stub needs, as read from its ELF by the packer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stub_glibc: Option<String>,
+    /// The SHA-256 (hex) of the stub: the artifact's bytes before the payload. The payload
+    /// digest does not cover them, so `verify` and `--verify` hold the stub to this (absent in
+    /// artifacts packed before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub_sha256: Option<String>,
     /// Byte-code compiled at pack time, per wheel and interpreter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bytecode: Vec<BytecodeBundle>,
@@ -314,6 +319,15 @@ impl Manifest {
                     shown.escape_debug(),
                     if shown.len() < text.len() { "…" } else { "" }
                 ));
+            }
+        }
+        if let Some(digest) = &self.stub_sha256 {
+            let hex = digest.len() == 64
+                && digest
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+            if !hex {
+                return Err("its stub_sha256 is not a SHA-256 in lowercase hex".into());
             }
         }
         // A wheel left out is taken from a release of the base the artifact names; its

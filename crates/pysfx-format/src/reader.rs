@@ -175,6 +175,11 @@ impl Payload {
         for ((bundle, _), actual) in bundles.iter().zip(&digested.extra) {
             self.compare(&bundle.path, &bundle.sha256, actual)?;
         }
+        if let Some(expected) = &self.manifest.stub_sha256 {
+            let stub = (0, self.located.trailer.payload_offset);
+            let what = format!("the stub (its first {} bytes)", stub.1);
+            self.compare(&what, expected, &self.sha256_of(stub)?)?;
+        }
         self.set_verified();
         Ok(())
     }
@@ -462,6 +467,7 @@ fn empty_manifest() -> Manifest {
         bootstrap: Vec::new(),
         unpacked_bytes: 0,
         stub_glibc: None,
+        stub_sha256: None,
         thin_from: None,
         bytecode: Vec::new(),
     }

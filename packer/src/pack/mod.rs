@@ -142,6 +142,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
         sets: manifest_sets,
         bootstrap: bootstrap.into_iter().collect(),
         stub_glibc: stub_glibc.or_else(|| Some("none (static)".into())),
+        stub_sha256: Some(pysfx_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(
+            &stub,
+        ))),
         // Nothing left out: a full artifact, which needs no release of OLD.
         thin_from: base
             .filter(|_| !husks.is_empty())
