@@ -649,8 +649,33 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     let holder = std::fs::File::open(locked.join(".1.pysfx-lock")).expect("the lock file");
     holder.lock().expect("lock it");
     let stderr = refused(&locked.join("2"), &python, &[]);
-    assert!(stderr.contains("is locked"), "{stderr}");
+    assert!(
+        stderr.contains("another pysfx run holds its lock, try again once that run ends"),
+        "{stderr}"
+    );
     drop(holder);
+
+    // A base passed over for what it is, not for a lock, says why, and not to try again: its
+    // venv moved and replaced by a link; then its lock file a FIFO.
+    let moved = artifacts.parent("moved");
+    install_base(&artifacts.v1, &moved.join("1"), &python);
+    std::fs::rename(moved.join("1/venv"), moved.join("venv1")).expect("move the venv");
+    std::os::unix::fs::symlink("../venv1", moved.join("1/venv")).expect("link it");
+    let stderr = refused(&moved.join("2"), &python, &[]);
+    assert!(
+        stderr.contains("no longer a directory of its own") && !stderr.contains("try again"),
+        "{stderr}"
+    );
+    let fifo = artifacts.parent("fifo");
+    install_base(&artifacts.v1, &fifo.join("1"), &python);
+    std::fs::remove_file(fifo.join(".1.pysfx-lock")).expect("remove the lock file");
+    let made = run(Command::new("mkfifo").arg(fifo.join(".1.pysfx-lock")));
+    assert!(made.status.success(), "mkfifo");
+    let stderr = refused(&fifo.join("2"), &python, &[]);
+    assert!(
+        stderr.contains("is not a regular file") && !stderr.contains("try again"),
+        "{stderr}"
+    );
 
     // `--force` on a modified thin release whose base is gone: refused the same way, before
     // anything is written, and the release is left as it was.

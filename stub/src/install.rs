@@ -1129,13 +1129,35 @@ fn link_candidates(
             .map(|entry| entry.filename.as_str())
             .collect()
     };
-    let nowhere = unheld(&candidates);
-    let candidates = pysfx_install::hold_sources(candidates, &wanted);
+    let (candidates, passed_over) = pysfx_install::hold_sources(candidates, &wanted);
     let missing = unheld(&candidates);
-    let in_use = missing.iter().any(|filename| !nowhere.contains(filename));
     let Some(first) = missing.first() else {
         return Ok(candidates);
     };
+    // The releases that hold a missing wheel but were passed over, and why.
+    let missing_sha256: Vec<&str> = (plan.wheels.iter())
+        .filter(|entry| entry.from_base && missing.contains(&entry.filename.as_str()))
+        .map(|entry| entry.sha256.as_str())
+        .collect();
+    let reasons: Vec<String> = passed_over
+        .iter()
+        .filter(|over| {
+            missing_sha256
+                .iter()
+                .any(|sha256| over.wheels.contains(*sha256))
+        })
+        .map(|over| {
+            format!(
+                "{}: {}{}",
+                pysfx_format::escape_control(&over.release.display().to_string()),
+                over.reason,
+                match over.in_use {
+                    true => ", try again once that run ends",
+                    false => "",
+                }
+            )
+        })
+        .collect();
     // A manifest that leaves a wheel out names its base (`Manifest::validate`, at open).
     let Some(base) = &manifest.thin_from else {
         return Err(Failure::new(code::CORRUPT, "the manifest names no base"));
@@ -1157,9 +1179,9 @@ fn link_candidates(
             pysfx_format::escape_control(&base.app),
             base.payload_sha256,
             destination.parent().unwrap_or(destination).display(),
-            match in_use {
-                true => " that another pysfx run is not using (one that holds it is locked: try again once that run ends)",
-                false => "",
+            match reasons.is_empty() {
+                true => String::new(),
+                false => format!(" that could be used (passed over: {})", reasons.join("; ")),
             },
         ) + match pysfx_release::receipt::read(destination).is_some() {
             // `--force` over a thin release whose base has since been removed.

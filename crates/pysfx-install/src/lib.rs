@@ -33,7 +33,9 @@ pub use release::{build_release, Built, InstallOptions, Phases};
 pub use reporter::{Reporter, Silent};
 pub use set::{install_set, AfterBatch, BundleJob, SetOptions, WheelJob};
 pub use shared::{file_directory_clash, FileDirectoryClash, SetMember, SharedPath};
-pub use sources::{check_unmoved, hold_sources, link_candidates, source_for, Candidate};
+pub use sources::{
+    check_unmoved, hold_sources, link_candidates, source_for, Candidate, PassedOver,
+};
 pub use verify::{check_claims, check_entry, verify_contents};
 pub use wheel::{
     install_wheel, prepare_husk, prepare_wheel, verify_wheel, InstallReport, Layout, LinkSource,

@@ -84,26 +84,57 @@ pub fn link_candidates(
 /// that installed it — each holding a shared lock on its release's lock file while it is kept
 /// (see [`share_lock`]); the others are let go. One whose lock another run holds, or whose
 /// `venv` is not a directory of its own once locked (gone, or a link: its files are reached
-/// only through its own `venv`), is passed over for the next.
-pub fn hold_sources(candidates: Vec<Candidate>, wanted: &[&str]) -> Vec<Candidate> {
+/// only through its own `venv`), is passed over for the next, and listed with the reason.
+pub fn hold_sources(
+    candidates: Vec<Candidate>,
+    wanted: &[&str],
+) -> (Vec<Candidate>, Vec<PassedOver>) {
     let mut left: Vec<&str> = wanted.to_vec();
     let mut held = Vec::new();
+    let mut passed_over = Vec::new();
     for mut candidate in candidates {
         if !left.iter().any(|sha256| candidate.wheels.contains(*sha256)) {
             continue;
         }
-        let Ok(lock) = share_lock(&candidate.source.release) else {
+        let release = candidate.source.release.clone();
+        let lock = match share_lock(&release) {
+            Ok(lock) => lock,
+            Err(refused) => {
+                passed_over.push(PassedOver {
+                    in_use: matches!(refused, pysfx_release::prune::LockRefused::Held),
+                    reason: refused.to_string(),
+                    wheels: candidate.wheels,
+                    release,
+                });
+                continue;
+            }
+        };
+        let Some(opened) = HeldRelease::open(&release) else {
+            passed_over.push(PassedOver {
+                in_use: false,
+                reason: "it or its venv is no longer a directory of its own (gone, or a link)"
+                    .into(),
+                wheels: candidate.wheels,
+                release,
+            });
             continue;
         };
-        let Some(release) = HeldRelease::open(&candidate.source.release) else {
-            continue;
-        };
-        candidate.held = Some(release);
+        candidate.held = Some(opened);
         candidate.lock = lock;
         left.retain(|sha256| !candidate.wheels.contains(*sha256));
         held.push(candidate);
     }
-    held
+    (held, passed_over)
+}
+
+/// A release [`hold_sources`] did not take, the wheels it installed, and why.
+#[derive(Debug)]
+pub struct PassedOver {
+    pub release: PathBuf,
+    pub wheels: HashSet<String>,
+    /// Another run holds its lock: trying again once that run ends may find it.
+    pub in_use: bool,
+    pub reason: String,
 }
 
 /// A release linked from, as it was when chosen: its directory and its `venv` (never links),
@@ -161,10 +192,10 @@ pub fn check_unmoved(candidates: &[Candidate]) -> Result<(), PathBuf> {
 /// release an install is linking from (`--keep` warns and keeps it), and an install does not
 /// link from one being removed. `Ok(None)` when there is no lock file; `Err` when another run
 /// holds the lock exclusively, or it is no regular file.
-fn share_lock(release: &Path) -> Result<Option<Flock<File>>, String> {
+fn share_lock(release: &Path) -> Result<Option<Flock<File>>, pysfx_release::prune::LockRefused> {
     let name = release.file_name().unwrap_or_default().to_string_lossy();
     let path = release.with_file_name(format!(".{name}.pysfx-lock"));
-    pysfx_release::prune::try_lock(&path, FlockArg::LockSharedNonblock).map_err(String::from)
+    pysfx_release::prune::try_lock(&path, FlockArg::LockSharedNonblock)
 }
 
 /// The first candidate that installed the wheel with `sha256`.

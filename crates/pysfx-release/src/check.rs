@@ -275,11 +275,12 @@ fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
         }
     }
     // An install never leaves a file setuid, setgid or writable by others, nor with file
-    // capabilities (`setcap`).
+    // capabilities (`setcap`), nor unreadable to its owner. (Read bits taken from the group
+    // and others are a deployment's to choose: `chmod -R o-rwx` hardens a release.)
     let capabilities =
         std::fs::File::open(path).is_ok_and(|file| crate::paths::has_capabilities(&file));
-    let unsafe_mode = capabilities
-        || std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7022 != 0;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
+    let unsafe_mode = capabilities || mode & 0o7022 != 0 || mode & 0o400 == 0;
     if unsafe_mode
         || expected
             .executable
@@ -370,6 +371,12 @@ mod tests {
             std::fs::Permissions::from_mode(0o644),
         )
         .expect("chmod");
+        // Unreadable even to its owner: no install makes a file so, and nothing can use it.
+        std::fs::set_permissions(
+            release.join(format!("{site}/pkg-1.0.dist-info/METADATA")),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .expect("chmod");
         // What a deployment adds.
         std::fs::write(release.join("environment.json"), "{}").expect("env");
         std::fs::create_dir_all(release.join("static/admin")).expect("static");
@@ -394,6 +401,10 @@ mod tests {
                 },
                 Modified {
                     path: "venv/bin/tool".into(),
+                    differs: vec!["mode"]
+                },
+                Modified {
+                    path: format!("{site}/pkg-1.0.dist-info/METADATA"),
                     differs: vec!["mode"]
                 },
                 Modified {
