@@ -760,6 +760,27 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
         "{status}"
     );
     assert!(stderr.contains("the link is broken"), "{stderr}");
+    // `--json` says why nothing is served, as a failed run's object does.
+    assert_eq!(status["exit_code"], 1, "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("the link is broken")),
+        "{status}"
+    );
+    // A link to a directory that is no release: not called broken.
+    let foreign = releases.join("foreign");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    let elsewhere = current.with_file_name("elsewhere");
+    std::os::unix::fs::symlink(&foreign, &elsewhere).expect("link");
+    let (code, status, stderr) = json_run(site, &[OsStr::new("--status"), elsewhere.as_os_str()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("which is not a release of this app") && !stderr.contains("broken"),
+        "{stderr}"
+    );
+    assert_eq!(status["exit_code"], 1, "{status}");
+    std::fs::remove_dir(&foreign).expect("rmdir");
 }
 
 /// `--activate`: a rollback to r5 with any artifact of the app, then refusals.

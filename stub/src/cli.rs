@@ -94,7 +94,8 @@ Options:
 
 Exit codes: 0 installed or already installed, 1 failed (--status: LINK serves no complete
 release), 2 usage, 3 artifact corrupt or unsafe (--check: the release was modified), 4 this
-machine can't take it (interpreter, wheels, space, permission), 5 DEST conflict or locked
+machine can't take it (interpreter, wheels, an unmet requirement, a thin artifact's base
+release, space, permission), 5 DEST conflict or locked
 (--activate, --check, --status: not a release of this app, or LINK not a symlink).
 "
     )

@@ -152,31 +152,41 @@ fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
         }
         status => status?,
     };
+    let current = status.releases.iter().find(|release| release.current);
+    // Why nothing is served, when it is not: printed as an error, and in `--json` as a failed
+    // run's object says it (`error`, `exit_code`) besides the releases.
+    let failure = match current.map(|release| &release.incomplete) {
+        Some(None) => None,
+        Some(Some(reason)) => Some(format!(
+            "{} points at {}, which cannot be served: {reason}",
+            link.display(),
+            status.target.display()
+        )),
+        None if std::fs::symlink_metadata(&status.target).is_ok() => Some(format!(
+            "{} points at {}, which is not a release of this app beside the others",
+            link.display(),
+            status.target.display()
+        )),
+        None => Some(format!(
+            "{} points at {}, which does not exist: the link is broken",
+            link.display(),
+            status.target.display()
+        )),
+    };
     if cli.json {
-        print_stdout(&format!(
-            "{}\n",
-            pysfx_format::json_text(&json!(status), false)
-        ))?;
+        let mut object = json!(status);
+        if let (Some(message), Some(fields)) = (&failure, object.as_object_mut()) {
+            fields.insert("error".into(), json!(message));
+            fields.insert("exit_code".into(), json!(code::OTHER));
+        }
+        print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))?;
     } else {
         print_stdout(&escape_lines(&status.text()))?;
     }
-    let current = status.releases.iter().find(|release| release.current);
-    match current.map(|release| &release.incomplete) {
-        Some(None) => Ok(0),
-        Some(Some(reason)) => {
-            error!(
-                "{} points at {}, which cannot be served: {reason}",
-                link.display(),
-                status.target.display()
-            );
-            Ok(code::OTHER)
-        }
-        None => {
-            error!(
-                "{} points at {}, which is not a release there: the link is broken",
-                link.display(),
-                status.target.display()
-            );
+    match failure {
+        None => Ok(0),
+        Some(message) => {
+            error!("{message}");
             Ok(code::OTHER)
         }
     }

@@ -149,9 +149,14 @@ impl Interpreter {
             limits,
         )
         .map_err(|source| {
-            // A directory cannot be run: "Permission denied" would not say why.
+            // A directory cannot be run: "Permission denied" would not say why; a bare name
+            // is looked for on PATH, and "No such file or directory" would not say where.
+            let bare = !python.contains('/');
             let source = match std::path::Path::new(python).is_dir() {
                 true => std::io::Error::other("it is a directory"),
+                false if bare && source.kind() == std::io::ErrorKind::NotFound => {
+                    std::io::Error::other("no such program on PATH")
+                }
                 false => source,
             };
             VenvError::NotRunnable {

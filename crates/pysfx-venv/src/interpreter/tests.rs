@@ -168,6 +168,14 @@ fn a_directory_is_named_as_one() {
 }
 
 #[test]
+fn a_bare_name_not_on_path_is_said_to_be_missing_there() {
+    let error = Interpreter::query_with("pysfx-no-such-python", within(10))
+        .expect_err("not on PATH")
+        .to_string();
+    assert!(error.ends_with("no such program on PATH"), "{error}");
+}
+
+#[test]
 fn a_silent_failure_says_so() {
     let error = Interpreter::query_with("/bin/false", within(10))
         .expect_err("not a Python")
