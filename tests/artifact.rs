@@ -262,6 +262,10 @@ fn damaged_artifacts_are_refused_before_anything_is_written() {
         let (code, result, stderr) = install_with(&path, &destination, &python, &[]);
         assert_eq!(code, 3, "{name}: {stderr}");
         assert_eq!(result["exit_code"], 3, "{name}");
+        // SPEC's types hold on failure too: strings, empty when not known yet.
+        for key in ["dest", "python", "python_version"] {
+            assert!(result[key].is_string(), "{name}: {key}: {result}");
+        }
         // What the run did before it failed, as the operator guide lists it: nothing.
         for (key, nothing) in [
             ("changed", serde_json::json!(false)),

@@ -26,9 +26,10 @@ pub fn print_failure_json(
     let object = serde_json::json!({
         "changed": done.changed,
         "link_moved": done.link_moved,
-        "dest": destination.map(|path| path.to_string_lossy()),
-        "python": python,
-        "python_version": failure::python_version(),
+        // SPEC types these as strings: empty when the run failed before it knew them.
+        "dest": destination.map(|path| path.to_string_lossy()).unwrap_or_default(),
+        "python": python.unwrap_or_default(),
+        "python_version": failure::python_version().unwrap_or_default(),
         "wheels_installed": 0,
         "files": 0,
         "bytes": 0,
