@@ -16,23 +16,33 @@ const VERSION_VARIABLES: [&str; 4] = [
     "python_version",
 ];
 
+/// How two strings that are no versions compare under `<`, `<=`, `>=` and `>`: packaging 26
+/// gives them no order (`<` and `>` false, `<=` and `>=` equality); every packaging before it,
+/// in every pip a venv is bootstrapped with, compares them as Python compares strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strings {
+    Unordered,
+    Ordered,
+}
+
 /// Evaluates every comparison (as packaging does, so that one it cannot evaluate is an error
 /// even where `or` has already decided) and combines them.
 pub(super) fn evaluate_expression(
     expression: &Expression,
     values: &Values,
+    strings: Strings,
 ) -> Result<bool, String> {
     let mut result = false;
     for group in &expression.0 {
         let mut all = true;
         for atom in group {
             let value = match atom {
-                Atom::Group(inner) => evaluate_expression(inner, values)?,
+                Atom::Group(inner) => evaluate_expression(inner, values, strings)?,
                 Atom::Compare {
                     left,
                     operator,
                     right,
-                } => evaluate_comparison(left, *operator, right, values)?,
+                } => evaluate_comparison(left, *operator, right, values, strings)?,
             };
             all &= value;
         }
@@ -48,6 +58,7 @@ fn evaluate_comparison(
     operator: MarkerOperator,
     right: &Operand,
     values: &Values,
+    strings: Strings,
 ) -> Result<bool, String> {
     let lookup = |key: &str| {
         values
@@ -66,6 +77,12 @@ fn evaluate_comparison(
     match operator {
         MarkerOperator::In => Ok(right.contains(left)),
         MarkerOperator::NotIn => Ok(!right.contains(left)),
+        // Before packaging 26, Python's order of the strings (by code point, as `str`
+        // compares UTF-8).
+        MarkerOperator::Less if strings == Strings::Ordered => Ok(left < right),
+        MarkerOperator::LessEqual if strings == Strings::Ordered => Ok(left <= right),
+        MarkerOperator::GreaterEqual if strings == Strings::Ordered => Ok(left >= right),
+        MarkerOperator::Greater if strings == Strings::Ordered => Ok(left > right),
         // packaging ≥ 26 gives strings no order: `<` and `>` are false, `<=` and `>=` equal.
         MarkerOperator::Less | MarkerOperator::Greater => Ok(false),
         MarkerOperator::Equal | MarkerOperator::LessEqual | MarkerOperator::GreaterEqual => {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::cursor::{column, is_word_character, quote, Cursor};
 use super::environment::{MarkerEnvironment, Values};
-use super::evaluate::{canonical_extra, evaluate_expression};
+use super::evaluate::{canonical_extra, evaluate_expression, Strings};
 use super::RequirementError;
 
 /// `packaging` refuses parentheses nested deeper than CPython's parser allows (200); so does
@@ -45,11 +45,21 @@ impl Marker {
     /// Whether the marker holds for `environment` with no extra requested or with any one of
     /// `extras` — pip evaluates a distribution's requirements with `{"extra": ""}` and once
     /// per requested extra. A marker `packaging` cannot evaluate (pip would stop with an
-    /// error) counts as true, so that the requirement is checked rather than silently dropped.
+    /// error) counts as true, so that the requirement is checked rather than silently dropped;
+    /// so does one that holds for packaging before 26 only (a version compared with text
+    /// that is no version, `python_version < "3.1O"`), which the venv's own pip, of those
+    /// years, would hold the release to.
     pub fn evaluate(&self, environment: &MarkerEnvironment, extras: &[String]) -> bool {
         std::iter::once("")
             .chain(extras.iter().map(String::as_str))
-            .any(|extra| self.evaluate_extra(environment, extra).unwrap_or(true))
+            .any(|extra| {
+                let values = Values::new(environment, extra);
+                [Strings::Unordered, Strings::Ordered]
+                    .into_iter()
+                    .any(|strings| {
+                        evaluate_expression(&self.tree, &values, strings).unwrap_or(true)
+                    })
+            })
     }
 
     /// `packaging`'s `Marker.evaluate(environment | {"extra": extra})`: the value, or why the
@@ -59,11 +69,14 @@ impl Marker {
         environment: &MarkerEnvironment,
         extra: &str,
     ) -> Result<bool, RequirementError> {
-        evaluate_expression(&self.tree, &Values::new(environment, extra)).map_err(|reason| {
-            RequirementError::Undefined {
-                text: quote(&self.text),
-                reason,
-            }
+        evaluate_expression(
+            &self.tree,
+            &Values::new(environment, extra),
+            Strings::Unordered,
+        )
+        .map_err(|reason| RequirementError::Undefined {
+            text: quote(&self.text),
+            reason,
         })
     }
 }

@@ -299,6 +299,13 @@ fn requirement_applies_with_any_requested_extra() {
         ("django", &[], true),
         // Cannot be evaluated: counts as applying, so it is checked.
         ("odd; os_name ~= 'posix'", &[], true),
+        // A version compared with text that is no version: packaging 26 gives strings no
+        // order, every packaging before it (the venv's pip) compares them as Python does
+        // ("3.11" < "3.1O"); it applies when either says so, so it is checked.
+        ("typo; python_version < \"3.1O\"", &[], true),
+        ("typo; python_version > \"3.1O\"", &[], false),
+        ("typo; os_name > 'a'", &[], true),
+        ("typo; os_name <= 'a'", &[], false),
     ];
     for (text, extras, applies) in cases {
         let requirement = Requirement::parse(text).unwrap_or_else(|error| panic!("{error}"));
@@ -309,6 +316,19 @@ fn requirement_applies_with_any_requested_extra() {
             "{text} {extras:?}"
         );
     }
+}
+
+/// pip 18.1 to 24.2 (packaging before 26) on CPython 3.6 hold `python_version > "3.1O"`
+/// true: "3.6" > "3.1O" as strings. The requirement applies there, not on 3.11.
+#[test]
+fn a_version_compared_with_no_version_applies_where_older_packaging_orders_the_text() {
+    let requirement = Requirement::parse("typo; python_version > \"3.1O\"")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut environment = linux_311();
+    assert!(!requirement.applies_to(&environment, &[]));
+    environment.python_version = "3.6".into();
+    environment.python_full_version = "3.6.15".into();
+    assert!(requirement.applies_to(&environment, &[]));
 }
 
 #[test]
