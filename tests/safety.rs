@@ -189,7 +189,7 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
     let parent = work.path().join("releases");
     let current = work.path().join("current");
     let link = ["--link", current.to_str().expect("UTF-8")];
-    for release in ["1", "2"] {
+    for release in ["1", "2", "3"] {
         let (code, _, stderr) = install_with(
             &artifact,
             &parent.join(release),
@@ -202,8 +202,9 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
         );
         assert_eq!(code, 0, "{stderr}");
     }
-    // What the deployment added to release 1 makes its removal take a while.
-    let added = parent.join("1/media");
+    // Release 4 keeps itself and release 3 (the one LINK served), and removes 2, then 1
+    // (newest first). What the deployment added to release 2 makes its removal take a while.
+    let added = parent.join("2/media");
     for directory in 0..40 {
         let directory = added.join(format!("d{directory}"));
         std::fs::create_dir_all(&directory).expect("mkdir");
@@ -213,13 +214,13 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
     }
     let mut child = spawn_install(
         &artifact,
-        &parent.join("3"),
+        &parent.join("4"),
         &["--no-compile", link[0], link[1], "--keep", "1"],
     );
     let started = Instant::now();
     while !listing(&parent)
         .iter()
-        .any(|name| name.starts_with(".1.pysfx-trash-"))
+        .any(|name| name.starts_with(".2.pysfx-trash-"))
     {
         assert!(
             child.try_wait().expect("wait").is_none(),
@@ -243,15 +244,93 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
         .as_array()
         .map(|list| list.iter().filter_map(|path| path.as_str()).collect())
         .unwrap_or_default();
+    // The release being removed when the signal came is removed; the prune stops there, so
+    // a stop request waits for one release, not for all of them.
     assert_eq!(
         pruned,
-        [parent.join("1").to_str().expect("UTF-8")],
+        [parent.join("2").to_str().expect("UTF-8")],
         "{report}"
     );
-    assert!(!parent.join("1").exists());
-    assert_eq!(std::fs::read_link(&current).ok(), Some(parent.join("3")));
-    assert_complete(&parent.join("3"));
+    assert!(!parent.join("2").exists());
+    assert!(
+        parent.join("1").exists(),
+        "the prune went on after the signal"
+    );
+    assert_eq!(std::fs::read_link(&current).ok(), Some(parent.join("4")));
+    assert_complete(&parent.join("4"));
     assert_no_litter(&parent, "a signal during the prune");
+}
+
+/// Whether process `pid` blocks SIGTERM: the artifact blocks it in its first steps, before
+/// its signal thread waits for it.
+fn blocks_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigBlk:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+/// `--check`, `--status` and `--verify` end on a signal as an install does: one line saying
+/// what was interrupted, one JSON object with the signal's exit code, 128 + N. (Stopped as
+/// soon as it blocks the signal, so the signal comes before the run can finish.)
+#[test]
+fn a_signal_ends_the_other_modes_with_one_report() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    let current = work.path().join("current");
+    let (code, _, stderr) = install_with(
+        &artifact,
+        &parent.join("1"),
+        &host_python(),
+        &[
+            OsStr::new("--no-compile"),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for (mode, operand) in [
+        ("--check", Some(parent.join("1"))),
+        ("--status", Some(current.clone())),
+        ("--verify", None),
+    ] {
+        let child = Command::new(&artifact)
+            .arg(mode)
+            .args(operand.iter())
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the artifact");
+        let started = Instant::now();
+        while !blocks_sigterm(child.id()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{mode}: no mask"
+            );
+            std::thread::yield_now();
+        }
+        signal(&child, "STOP");
+        signal(&child, "TERM");
+        signal(&child, "CONT");
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(143), "{mode}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "interrupted by SIGTERM during {mode}; nothing was changed"
+            )),
+            "{mode}: {stderr}"
+        );
+        let report: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|error| panic!("{mode}: not one JSON object ({error}): {stdout}"));
+        assert_eq!(report["exit_code"], 143, "{mode}: {report}");
+    }
 }
 
 /// `--force` swaps the new release into DEST, then removes the one it replaced: a signal while

@@ -316,15 +316,16 @@ fn a_flipped_byte_anywhere_fails_both_verifiers() {
             text(&output)
         );
         if place == "the stub" {
-            // Only the signature covers the stub: the payload digest does not, so an
-            // integrity check alone passes it (and the stub cannot check itself).
+            // The signature is checked first, and covers the stub; without a key, the stub's
+            // digest in the manifest (which the payload digest covers) finds it too.
             assert!(
                 text(&output).contains("does not match"),
                 "{}",
                 text(&output)
             );
             let output = pysfx_verify(&copy, &[], None);
-            assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+            assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+            assert!(text(&output).contains("the stub"), "{}", text(&output));
         }
     }
 }

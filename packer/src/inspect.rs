@@ -487,9 +487,8 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
 
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
-    let file_sha256 = file_digest(&mut payload)?;
     // The signature first: with --pubkey, a file not signed by one of the keys is refused
-    // whatever its contents.
+    // whatever its contents (its stub, its payload).
     let signed = if args.pubkey.is_empty() {
         None
     } else {
@@ -511,6 +510,7 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
         })?;
         Some(checked)
     };
+    let file_sha256 = file_digest(&mut payload)?;
     pysfx_install::verify_contents(&mut payload)
         .map_err(|error| (install_code(&error), anyhow!(error)))?;
     check_stored_sboms(&mut payload)?;

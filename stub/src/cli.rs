@@ -287,6 +287,21 @@ impl Cli {
             .or_else(|| std::env::var("PYSFX_PYTHON").ok().filter(|v| !v.is_empty()))
             .unwrap_or_else(|| "python3".to_string())
     }
+
+    /// What the run does when it is not an install, as a signal's message names it.
+    pub fn activity(&self) -> Option<&'static str> {
+        [
+            (self.check.is_some(), "--check"),
+            (self.status.is_some(), "--status"),
+            (self.activate.is_some(), "--activate"),
+            (self.info, "--info"),
+            (self.list, "--list"),
+            (self.verify, "--verify"),
+            (self.sbom, "--sbom"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
 }
 
 /// `--version`: the stub's version, and the app's name and version when the artifact's
@@ -330,6 +345,8 @@ fn run_artifact(cli: Cli) -> Result<(), Failure> {
         let file_sha256 = payload.verify_and_digest_file()?;
         verify_all(&mut payload)?;
         let manifest = payload.manifest();
+        // The result is this run's report: a signal from now on is moot.
+        crate::signals::report_or_wait();
         if cli.json {
             let relied_on: Vec<&str> = manifest
                 .base_wheels()
@@ -438,6 +455,8 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
         }
         None => 0,
     };
+    // The result is this run's report: a signal from now on is moot.
+    crate::signals::report_or_wait();
     if cli.json {
         let mut object = serde_json::json!({
             "artifact": payload.path().to_string_lossy(),

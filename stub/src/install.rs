@@ -440,24 +440,26 @@ fn switch(
         // Removing a release moves the ctime of each file it shared with DEST: DEST's stamps
         // are kept true as they go (see `Restamper`), so the next release still links by them.
         let mut restamper = Restamper::new(destination);
-        // Under the registry lock: a signal waits for the prune to finish (a release half
-        // moved aside, or half removed, would be left otherwise).
-        let report = signals::with_registry(|_| {
-            let report = pysfx_release::prune::prune(
-                destination,
-                keep,
-                app,
-                &protected,
-                link,
-                &mut |tree| {
+        // Each release removed under the registry lock: a signal waits for that release (one
+        // half moved aside, or half removed, would be left otherwise), not for the whole
+        // prune, and the releases removed by then are in its report.
+        let report = pysfx_release::prune::prune_with(
+            destination,
+            keep,
+            app,
+            &protected,
+            link,
+            pysfx_release::prune::PruneHooks {
+                removing: &mut |tree| {
                     if let Some(restamper) = restamper.as_mut() {
                         restamper.unlink_shared(tree);
                     }
                 },
-            );
-            signals::mark_pruned(&report.pruned);
-            report
-        });
+                step: &|remove| signals::with_registry(|_| remove()),
+                removed: &signals::add_pruned,
+            },
+        );
+        signals::with_registry(|_| signals::mark_pruned(&report.pruned));
         // Under the registry lock: a signal waits for the new stamps file to be in place.
         if let Some(Err(error)) = restamper.map(|r| signals::with_registry(|_| r.finish())) {
             warn!(

@@ -83,7 +83,19 @@ fn main() -> ExitCode {
             })
         });
     let python = cli.python();
-    signals::set_failure_report(json, destination.clone(), python.clone());
+    // Only an install names an interpreter.
+    let reported_python = if installs {
+        python.clone()
+    } else {
+        String::new()
+    };
+    signals::set_failure_report(json, destination.clone(), reported_python);
+    // Every run says how a signal ended it: the signals are blocked before any thread starts,
+    // once the logs, the report and what the run does are known.
+    if let Some(activity) = cli.activity() {
+        signals::set_activity(activity);
+    }
+    signals::install();
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {

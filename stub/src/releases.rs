@@ -95,6 +95,8 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         }
     }
     let intact = report.intact();
+    // The result is this run's report: a signal from now on is moot.
+    crate::signals::report_or_wait();
     if cli.json {
         let object = json!({
             "intact": intact,
@@ -173,6 +175,8 @@ fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
             status.target.display()
         )),
     };
+    // The result is this run's report: a signal from now on is moot.
+    crate::signals::report_or_wait();
     if cli.json {
         let mut object = json!(status);
         if let (Some(message), Some(fields)) = (&failure, object.as_object_mut()) {
@@ -200,7 +204,14 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
     // that moved LINK (the record in DEST's lock file).
     let previous = pysfx_release::status::link_target(&link).ok();
-    let moved = pysfx_release::activate::activate(&destination, &link, &app_name()?)?;
+    let app = app_name()?;
+    // Under the registry: a signal then waits for the link's switch, and says whether LINK
+    // moved.
+    let moved = crate::signals::with_registry(|_| {
+        let moved = pysfx_release::activate::activate(&destination, &link, &app)?;
+        crate::signals::mark_link_moved(moved);
+        Ok::<_, Failure>(moved)
+    })?;
     if let Some(previous) = previous.filter(|previous| moved && *previous != destination) {
         crate::lock::record_replaced(&destination, &previous);
     }
@@ -211,6 +222,8 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
             destination.display()
         );
     }
+    // The result is this run's report: a signal from now on is moot.
+    crate::signals::report_or_wait();
     if cli.json {
         let object = json!({
             "changed": moved,

@@ -1,5 +1,6 @@
-//! SIGINT, SIGTERM and SIGHUP during an install: remove the temporary tree, stop the
-//! byte-compile workers, exit non-zero. The signals are blocked in every thread and received
+//! SIGINT, SIGTERM and SIGHUP during a run: for an install, remove the temporary tree and stop
+//! the byte-compile workers; for every run, say how it ended (one line, and with `--json` one
+//! object) and exit 128 + N. The signals are blocked in every thread and received
 //! by one thread with `sigwait`, so no code runs in a signal handler. (Child processes start
 //! with none blocked: `pysfx_venv` unblocks them between fork and exec, since the standard
 //! library's spawn leaves the mask as the spawning thread has it.)
@@ -26,6 +27,9 @@ static INSTALLED_NOW: AtomicBool = AtomicBool::new(false);
 static LINK_MOVED: AtomicBool = AtomicBool::new(false);
 /// The releases `--keep` removed, once it has.
 static PRUNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What the run does when it is not an install (`--check`, `--status`, …): the message of a
+/// signal that ends it names it.
+static ACTIVITY: OnceLock<&'static str> = OnceLock::new();
 /// Who reports how the run ended (stdout, exit code): [`NOBODY`] yet, the main thread as it
 /// finishes ([`MAIN`]), or a signal as it ends the run ([`SIGNAL`]). Only one of them does.
 static REPORTING: AtomicU8 = AtomicU8::new(NOBODY);
@@ -61,9 +65,20 @@ pub fn ignore_file_size_limit_signal() {
     let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
 }
 
+/// Names what a run that is not an install does (`--check`), for the message of a signal
+/// that ends it.
+pub fn set_activity(activity: &'static str) {
+    let _ = ACTIVITY.set(activity);
+}
+
 /// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
-/// Call before starting any other thread.
+/// Call before starting any other thread; later calls do nothing.
 pub fn install() {
+    static INSTALLED_ONCE: std::sync::Once = std::sync::Once::new();
+    INSTALLED_ONCE.call_once(receive_signals);
+}
+
+fn receive_signals() {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -128,9 +143,17 @@ pub fn install() {
                 "interrupted by {signal}; removed the unfinished release, nothing was installed"
             ),
             // Before the install began (the lock, the interpreter's query, the checks).
-            (false, true) => {
-                format!("interrupted by {signal} before the install began; nothing was installed")
-            }
+            (false, true) => match ACTIVITY.get() {
+                None => format!(
+                    "interrupted by {signal} before the install began; nothing was installed"
+                ),
+                Some(activity) if LINK_MOVED.load(Ordering::SeqCst) => {
+                    format!("interrupted by {signal} during {activity}, once LINK was moved")
+                }
+                Some(activity) => {
+                    format!("interrupted by {signal} during {activity}; nothing was changed")
+                }
+            },
         };
         tracing::error!("{message}");
         let code = 128 + signal as i32;
@@ -184,6 +207,14 @@ pub fn mark_pruned(pruned: &[PathBuf]) {
     *PRUNED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = pruned.to_vec();
+}
+
+/// Records one release `--keep` removed, as it is removed: call holding the registry.
+pub fn add_pruned(release: &std::path::Path) {
+    PRUNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(release.to_path_buf());
 }
 
 /// Claims the closing report for the main thread, which then prints its result and exits

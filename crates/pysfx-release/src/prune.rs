@@ -57,6 +57,45 @@ pub fn prune(
     link: Option<&Path>,
     removing: &mut dyn FnMut(&Path),
 ) -> PruneReport {
+    prune_with(
+        destination,
+        keep,
+        app,
+        protected,
+        link,
+        PruneHooks {
+            removing,
+            step: &|remove| remove(),
+            removed: &|_| {},
+        },
+    )
+}
+
+/// What [`prune_with`] tells its caller as it goes, and how it runs each removal.
+pub struct PruneHooks<'a> {
+    /// Shown each tree about to be removed, moved aside under its lock.
+    pub removing: &'a mut dyn FnMut(&Path),
+    /// Runs one removal (a release's, or the leftovers'): the stub runs it holding what a
+    /// signal waits for, so a signal stops the prune between two releases, never within one.
+    pub step: &'a dyn Fn(&mut dyn FnMut()),
+    /// Told each release removed, within its step.
+    pub removed: &'a dyn Fn(&Path),
+}
+
+/// [`prune`], each removal a step of `hooks`.
+pub fn prune_with(
+    destination: &Path,
+    keep: usize,
+    app: &str,
+    protected: &[&Path],
+    link: Option<&Path>,
+    hooks: PruneHooks<'_>,
+) -> PruneReport {
+    let PruneHooks {
+        removing,
+        step,
+        removed: told,
+    } = hooks;
     let mut report = PruneReport::default();
     let Some(directory) = destination.parent() else {
         return report;
@@ -121,7 +160,18 @@ pub fn prune(
             continue;
         }
         // (Another user's release never gets here: `is_trusted` passed over it above.)
-        let removed = remove_release(directory, &name, link, removing);
+        let mut outcome = None;
+        step(&mut || {
+            let removed = remove_release(directory, &name, link, &mut *removing);
+            if let Ok(true) = removed {
+                told(&path);
+            }
+            outcome = Some(removed);
+        });
+        let Some(removed) = outcome else {
+            report.kept.push(path);
+            continue;
+        };
         match removed {
             Ok(false) => {
                 info!(
@@ -143,8 +193,10 @@ pub fn prune(
             }
         }
     }
-    report.leftovers = remove_leftovers(directory, removing, &mut report.not_pruned);
-    remove_orphan_locks(directory);
+    step(&mut || {
+        report.leftovers = remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
+        remove_orphan_locks(directory);
+    });
     report
 }
 
