@@ -932,3 +932,34 @@ fn a_hanging_interpreter_leaves_nothing_running() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// An address-space limit (`ulimit -v`): one too small for any install is refused before
+/// anything is written (exit 4, naming it), where an allocation failing midway would abort
+/// the run and leave its tree; 96 MiB is enough (the allocator keeps to one arena under such
+/// a limit: each other arena reserves 64 MiB of address space).
+#[test]
+fn an_address_space_limit_is_refused_when_too_small_and_enough_at_96_mib() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = bulky_artifact(work.path());
+    let parent = work.path().join("releases");
+    let under_limit = |kib: u32, name: &str| {
+        run(Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {kib} && exec \"$0\" -d \"$1\" --python \"$2\" --no-compile --json"
+            ))
+            .arg(&artifact)
+            .arg(parent.join(name))
+            .arg(host_python()))
+    };
+    let small = under_limit(16 * 1024, "small");
+    let stderr = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("ulimit -v"), "{stderr}");
+    assert!(!parent.join("small").exists());
+    let enough = under_limit(96 * 1024, "enough");
+    let stderr = String::from_utf8_lossy(&enough.stderr);
+    assert_eq!(enough.status.code(), Some(0), "{stderr}");
+    assert_complete(&parent.join("enough"));
+    assert_no_litter(&parent, "an address-space limit");
+}

@@ -388,6 +388,35 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
     restored
 }
 
+/// The address space an install needs at least: its threads' stacks and its buffers (its
+/// resident memory stays under 32 MiB, bench/run.sh).
+const MIN_ADDRESS_SPACE: u64 = 32 << 20;
+
+/// An address-space limit (`ulimit -v`) too small for an install: refused before anything is
+/// written, rather than an allocation failing midway, which aborts the run.
+#[allow(unsafe_code)]
+pub(crate) fn check_address_space() -> Result<(), Failure> {
+    let mut limit = nix::libc::rlimit {
+        rlim_cur: nix::libc::RLIM_INFINITY,
+        rlim_max: nix::libc::RLIM_INFINITY,
+    };
+    // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
+    let read = unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_AS, &mut limit) };
+    if read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY && limit.rlim_cur < MIN_ADDRESS_SPACE
+    {
+        return Err(Failure::new(
+            code::MACHINE,
+            format!(
+                "the address-space limit (ulimit -v) is {} KiB; an install needs at least {} \
+                 MiB: raise it",
+                limit.rlim_cur >> 10,
+                MIN_ADDRESS_SPACE >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.
 /// DEST's parent need not exist yet: its nearest existing ancestor is on the same filesystem
 /// unless a mount point is created in between, which no install does.

@@ -55,6 +55,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     signals::install();
     pysfx_venv::on_child(signals::track_run);
     let (destination, link) = request_paths(cli)?;
+    // Before anything is read or written: an allocation failing midway aborts the run.
+    crate::dest::check_address_space()?;
 
     // 1. The payload, before anything is written.
     let mut phases = Phases {

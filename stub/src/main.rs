@@ -122,9 +122,23 @@ fn main() -> ExitCode {
 /// each arena keeps what was freed into it: over five installs of the popular corpus with
 /// pack-time byte-code (2 cores) the peak RSS varied from 27.8 to 30.9 MiB for the same work.
 /// With two arenas it was 25.2-25.6 MiB, in the same time (one arena was 7 % slower).
+///
+/// Under an address-space limit (`ulimit -v`) one arena: each other one reserves 64 MiB of
+/// address space, which counts against the limit, and an allocation that then fails aborts
+/// the run (exit 134, its tree left) where the main arena had room.
 #[allow(unsafe_code)]
 fn limit_malloc_arenas(arenas: usize) {
-    let arenas = std::ffi::c_int::try_from(arenas).unwrap_or(8);
+    let mut limit = nix::libc::rlimit {
+        rlim_cur: nix::libc::RLIM_INFINITY,
+        rlim_max: nix::libc::RLIM_INFINITY,
+    };
+    // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
+    let read = unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_AS, &mut limit) };
+    let limited = read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY;
+    let arenas = match limited {
+        true => 1,
+        false => std::ffi::c_int::try_from(arenas).unwrap_or(8),
+    };
     // SAFETY: mallopt only sets a parameter of the allocator, which reads it when it next
     // makes an arena; it touches no memory the program owns. glibc has had M_ARENA_MAX since
     // 2.10.
