@@ -157,6 +157,22 @@ impl Interpreter {
                 false if bare && source.kind() == std::io::ErrorKind::NotFound => {
                     std::io::Error::other("no such program on PATH")
                 }
+                // A limit of this run, not a fault of the interpreter: say which.
+                false
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(nix::libc::EMFILE | nix::libc::ENFILE)
+                    ) =>
+                {
+                    std::io::Error::other(format!(
+                        "{source}: the open-file limit (ulimit -n) is too low"
+                    ))
+                }
+                false if source.raw_os_error() == Some(nix::libc::EAGAIN) => {
+                    std::io::Error::other(format!(
+                        "{source}: no room for another process or thread (ulimit -u, ulimit -v)"
+                    ))
+                }
                 false => source,
             };
             VenvError::NotRunnable {
