@@ -100,10 +100,14 @@ pub(crate) fn check_unmodified(destination: &Path, payload: &Payload) -> Existin
     ))
 }
 
+/// What DEST holds. `glance`: without looking for every recorded file (the first look, before
+/// the lock, which only decides whether the payload must be hashed; the look under the lock
+/// is whole).
 pub(crate) fn inspect_destination(
     destination: &Path,
     digest: &str,
     interpreter: &Interpreter,
+    glance: bool,
 ) -> Result<Existing, Failure> {
     let metadata = match std::fs::symlink_metadata(destination) {
         Ok(metadata) => metadata,
@@ -146,12 +150,26 @@ pub(crate) fn inspect_destination(
         Some(_) if !pysfx_release::release::may_be_taken(destination) => Ok(Existing::Conflict(
             "belongs to another user, in a directory other users may write".into(),
         )),
-        Some(receipt) => match pysfx_release::release::unusable(destination, &receipt) {
+        Some(receipt) => match unusable(destination, &receipt, glance) {
             Some(reason) => Ok(Existing::Conflict(format!(
                 "holds an incomplete or broken install of this release: {reason}"
             ))),
             None => Ok(Existing::SameRelease),
         },
+    }
+}
+
+/// Why the release in DEST cannot be taken as installed, [at a glance] or wholly.
+///
+/// [at a glance]: pysfx_release::release::unusable_at_a_glance
+fn unusable(
+    destination: &Path,
+    receipt: &pysfx_release::receipt::Receipt,
+    glance: bool,
+) -> Option<String> {
+    match glance {
+        true => pysfx_release::release::unusable_at_a_glance(destination, receipt),
+        false => pysfx_release::release::unusable(destination, receipt),
     }
 }
 
@@ -392,29 +410,33 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
 /// resident memory stays under 32 MiB, bench/run.sh).
 const MIN_ADDRESS_SPACE: u64 = 32 << 20;
 
-/// An address-space limit (`ulimit -v`) too small for an install: refused before anything is
-/// written, rather than an allocation failing midway, which aborts the run.
+/// The address-space limit (`ulimit -v`, the soft one) in bytes, if there is one.
 #[allow(unsafe_code)]
-pub(crate) fn check_address_space() -> Result<(), Failure> {
+pub(crate) fn address_space_limit() -> Option<u64> {
     let mut limit = nix::libc::rlimit {
         rlim_cur: nix::libc::RLIM_INFINITY,
         rlim_max: nix::libc::RLIM_INFINITY,
     };
     // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
     let read = unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_AS, &mut limit) };
-    if read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY && limit.rlim_cur < MIN_ADDRESS_SPACE
-    {
-        return Err(Failure::new(
+    (read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// An address-space limit (`ulimit -v`) too small for an install: refused before anything is
+/// written, rather than an allocation failing midway, which aborts the run.
+pub(crate) fn check_address_space() -> Result<(), Failure> {
+    match address_space_limit() {
+        Some(limit) if limit < MIN_ADDRESS_SPACE => Err(Failure::new(
             code::MACHINE,
             format!(
                 "the address-space limit (ulimit -v) is {} KiB; an install needs at least {} \
                  MiB: raise it",
-                limit.rlim_cur >> 10,
+                limit >> 10,
                 MIN_ADDRESS_SPACE >> 20
             ),
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.

@@ -113,7 +113,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // trailer's digest identifies the release. Anything else is verified before writing.
     let unchanged = hashed.is_none()
         && matches!(
-            inspect_destination(&destination, &digest, &interpreter),
+            inspect_destination(&destination, &digest, &interpreter, true),
             Ok(Existing::SameRelease)
         );
     if remembered && !unchanged {
@@ -178,7 +178,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
     let restored = remove_stale_siblings(&destination);
-    let mut existing = inspect_destination(&destination, &digest, &interpreter)?;
+    let mut existing = inspect_destination(&destination, &digest, &interpreter, false)?;
     if cli.force && matches!(existing, Existing::SameRelease) {
         existing = check_unmodified(&destination, &payload);
     }

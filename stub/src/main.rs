@@ -128,14 +128,7 @@ fn main() -> ExitCode {
 /// the run (exit 134, its tree left) where the main arena had room.
 #[allow(unsafe_code)]
 fn limit_malloc_arenas(arenas: usize) {
-    let mut limit = nix::libc::rlimit {
-        rlim_cur: nix::libc::RLIM_INFINITY,
-        rlim_max: nix::libc::RLIM_INFINITY,
-    };
-    // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
-    let read = unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_AS, &mut limit) };
-    let limited = read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY;
-    let arenas = match limited {
+    let arenas = match dest::address_space_limit().is_some() {
         true => 1,
         false => std::ffi::c_int::try_from(arenas).unwrap_or(8),
     };
