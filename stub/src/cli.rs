@@ -170,20 +170,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             other => return Err(other.unexpected().to_string()),
         }
     }
-    let modes: Vec<&str> = [
-        (cli.destination.is_some(), "-d DEST"),
-        (cli.info, "--info"),
-        (cli.list, "--list"),
-        (cli.verify, "--verify"),
-        (cli.sbom, "--sbom"),
-        (cli.check.is_some(), "--check"),
-        (cli.status.is_some(), "--status"),
-        (cli.activate.is_some(), "--activate"),
-    ]
-    .iter()
-    .filter(|(given, _)| *given)
-    .map(|(_, name)| *name)
-    .collect();
+    let modes: Vec<&str> = cli.modes().collect();
     match modes.as_slice() {
         [] => return Err(NOTHING_TO_DO.into()),
         [_] => {}
@@ -288,19 +275,25 @@ impl Cli {
             .unwrap_or_else(|| "python3".to_string())
     }
 
-    /// What the run does when it is not an install, as a signal's message names it.
-    pub fn activity(&self) -> Option<&'static str> {
+    /// The modes the command line names (one, once parsed): `-d DEST`, `--info`, ….
+    fn modes(&self) -> impl Iterator<Item = &'static str> {
         [
-            (self.check.is_some(), "--check"),
-            (self.status.is_some(), "--status"),
-            (self.activate.is_some(), "--activate"),
+            (self.destination.is_some(), "-d DEST"),
             (self.info, "--info"),
             (self.list, "--list"),
             (self.verify, "--verify"),
             (self.sbom, "--sbom"),
+            (self.check.is_some(), "--check"),
+            (self.status.is_some(), "--status"),
+            (self.activate.is_some(), "--activate"),
         ]
         .into_iter()
-        .find_map(|(given, name)| given.then_some(name))
+        .filter_map(|(given, name)| given.then_some(name))
+    }
+
+    /// What the run does when it is not an install, as a signal's message names it.
+    pub fn activity(&self) -> Option<&'static str> {
+        self.modes().find(|mode| *mode != "-d DEST")
     }
 }
 

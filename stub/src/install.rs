@@ -461,7 +461,6 @@ fn switch(
                 removed: &signals::add_pruned,
             },
         );
-        signals::with_registry(|_| signals::mark_pruned(&report.pruned));
         // Under the registry lock: a signal waits for the new stamps file to be in place.
         if let Some(Err(error)) = restamper.map(|r| signals::with_registry(|_| r.finish())) {
             warn!(

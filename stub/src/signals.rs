@@ -202,13 +202,6 @@ pub fn done() -> crate::output::Done {
     }
 }
 
-/// Records the releases `--keep` removed: call holding the registry.
-pub fn mark_pruned(pruned: &[PathBuf]) {
-    *PRUNED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()) = pruned.to_vec();
-}
-
 /// Records one release `--keep` removed, as it is removed: call holding the registry.
 pub fn add_pruned(release: &std::path::Path) {
     PRUNED
