@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -128,7 +128,9 @@ pub(crate) struct Run {
     pub(crate) stderr: Vec<u8>,
 }
 
-/// One output pipe, read on its own thread into a buffer of at most `cap` bytes.
+/// One output pipe, read on its own thread into a buffer of at most `cap` bytes; when the
+/// thread stops (the pipe closed, or the cap was passed) it counts itself in `ended` and wakes
+/// the thread that started it.
 struct Capture {
     buffer: Arc<Mutex<Vec<u8>>>,
     overflowed: Arc<AtomicBool>,
@@ -137,31 +139,21 @@ struct Capture {
 
 impl Capture {
     /// Takes the pipe as a `File` so that one reader serves both streams (the stub's size).
-    fn start(mut pipe: std::fs::File, cap: usize) -> std::io::Result<Capture> {
+    fn start(
+        mut pipe: std::fs::File,
+        cap: usize,
+        ended: &Arc<AtomicUsize>,
+    ) -> std::io::Result<Capture> {
+        let (ended, waiting) = (Arc::clone(ended), std::thread::current());
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let overflowed = Arc::new(AtomicBool::new(false));
         let (shared, flag) = (Arc::clone(&buffer), Arc::clone(&overflowed));
         let thread = std::thread::Builder::new()
             .name("pysfx-python-output".into())
             .spawn(move || {
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let count = match pipe.read(&mut chunk) {
-                        Ok(0) => return,
-                        Ok(count) => count,
-                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => return,
-                    };
-                    let mut buffer = shared.lock().unwrap_or_else(|poison| poison.into_inner());
-                    let room = cap - buffer.len();
-                    if count > room {
-                        buffer.extend_from_slice(&chunk[..room]);
-                        // Returning closes our end of the pipe; the caller kills the child.
-                        flag.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..count]);
-                }
+                read_capped(&mut pipe, cap, &shared, &flag);
+                ended.fetch_add(1, Ordering::SeqCst);
+                waiting.unpark();
             })?;
         Ok(Capture {
             buffer,
@@ -182,6 +174,34 @@ impl Capture {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         std::mem::take(&mut *buffer)
+    }
+}
+
+/// Reads `pipe` into `shared` until it closes, or until it holds `cap` bytes and more come
+/// (`overflowed` is then set; returning closes our end of the pipe, and the caller kills the
+/// child).
+fn read_capped(
+    pipe: &mut std::fs::File,
+    cap: usize,
+    shared: &Mutex<Vec<u8>>,
+    overflowed: &AtomicBool,
+) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        let count = match pipe.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(count) => count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let mut buffer = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+        let room = cap - buffer.len();
+        if count > room {
+            buffer.extend_from_slice(&chunk[..room]);
+            overflowed.store(true, Ordering::Relaxed);
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..count]);
     }
 }
 
@@ -244,15 +264,16 @@ pub(crate) fn run_bounded(
         .process_group(0);
     let mut child = spawn_past_busy(&mut command)?;
     tell(&child, true);
+    let ended = Arc::new(AtomicUsize::new(0));
     let captures = (|| {
         let stdout = child
             .stdout
             .take()
-            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stdout_cap));
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stdout_cap, &ended));
         let stderr = child
             .stderr
             .take()
-            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stderr_cap));
+            .map(|pipe| Capture::start(OwnedFd::from(pipe).into(), limits.stderr_cap, &ended));
         Ok::<_, std::io::Error>((stdout.transpose()?, stderr.transpose()?))
     })();
     let (stdout, stderr) = match captures {
@@ -274,7 +295,12 @@ pub(crate) fn run_bounded(
         }
     };
     let deadline = Instant::now().checked_add(limits.timeout);
-    let mut pause = Duration::from_millis(1);
+    let mut waiter = Waiter {
+        ended,
+        seen: 0,
+        pipes: usize::from(stdout.is_some()) + usize::from(stderr.is_some()),
+        pause: Duration::from_millis(1),
+    };
     let ending = loop {
         match child.try_wait() {
             Ok(Some(status)) => {
@@ -292,9 +318,7 @@ pub(crate) fn run_bounded(
             stop(&mut child);
             break ending;
         }
-        // Short first, as the query usually answers within a few tens of milliseconds.
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(25));
+        waiter.wait();
     };
     let drained_by = Instant::now() + DRAIN_GRACE;
     for capture in [&stdout, &stderr].into_iter().flatten() {
@@ -307,6 +331,36 @@ pub(crate) fn run_bounded(
         stdout: stdout.map(Capture::take).unwrap_or_default(),
         stderr: stderr.map(Capture::take).unwrap_or_default(),
     })
+}
+
+/// Waits between two looks at a running child: until one of its pipes closes (it closes them
+/// as it exits), or a pause passes, short first and doubling (the query usually answers within
+/// a few tens of milliseconds).
+struct Waiter {
+    /// How many pipes have closed, counted by their readers (which wake this thread).
+    ended: Arc<AtomicUsize>,
+    seen: usize,
+    pipes: usize,
+    pause: Duration,
+}
+
+impl Waiter {
+    fn wait(&mut self) {
+        if self.seen < self.pipes {
+            // A wake-up from before the park is kept: it returns at once.
+            std::thread::park_timeout(self.pause);
+        } else {
+            std::thread::sleep(self.pause);
+        }
+        let ended = self.ended.load(Ordering::SeqCst);
+        if ended > self.seen {
+            // The child is exiting: it is looked at again at once, then soon.
+            self.seen = ended;
+            self.pause = Duration::from_millis(1);
+        } else {
+            self.pause = (self.pause * 2).min(Duration::from_millis(25));
+        }
+    }
 }
 
 /// Kills the child's process group and reaps the child (it may have exited meanwhile: the
