@@ -10,7 +10,7 @@
 //! never by reading its header alone. Otherwise it is unpacked from the bundle, or compiled,
 //! like any file that is not linked.
 
-use pysfx_tree::{Stamp, Tree, TreeError};
+use pysfx_tree::{Linked, Outside, Stamp, Tree, TreeError};
 use pysfx_venv::PycFormat;
 
 use crate::stamps::StampEntry;
@@ -36,8 +36,10 @@ pub(crate) fn link_pyc(
     link: &BytecodeLink,
 ) -> Result<Option<(u64, StampEntry)>, TreeError> {
     let expected = link.format.header(python.mtime.0 as u64, python.size);
-    let path = source.venv.join(destination);
-    link_stamped(tree, source, destination, &path, &expected)
+    let Some(outside) = source.file(destination) else {
+        return Ok(None);
+    };
+    link_stamped(tree, source, destination, outside, &expected)
 }
 
 /// The link without reading the file: when `source`'s stamps hold it unchanged since it was
@@ -46,7 +48,7 @@ fn link_stamped(
     tree: &mut impl Tree,
     source: &LinkSource,
     destination: &str,
-    path: &std::path::Path,
+    outside: Outside<'_>,
     expected: &[u8],
 ) -> Result<Option<(u64, StampEntry)>, TreeError> {
     let Some(stamps) = source.stamps.as_deref() else {
@@ -58,8 +60,8 @@ fn link_stamped(
     else {
         return Ok(None);
     };
-    let fits = |metadata: &std::fs::Metadata| is_ours(metadata) && has_fresh_mode(metadata, false);
-    let Some(after) = stamps.link_unchanged(entry, path, destination, tree, fits)? else {
+    let fits = |file: &Linked| is_ours(file) && has_fresh_mode(file, false);
+    let Some(after) = stamps.link_unchanged(entry, outside, destination, tree, fits)? else {
         return Ok(None);
     };
     let linked = StampEntry {

@@ -41,7 +41,7 @@ use nix::dir::{Dir, Type};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
-use pysfx_tree::{Linked, Stamp, Tree, TreeError};
+use pysfx_tree::{Linked, Outside, Stamp, Tree, TreeError};
 
 /// The file's name in the release directory.
 pub const STAMPS_FILE: &str = "pysfx-stamps";
@@ -324,7 +324,12 @@ impl Stamps {
     /// Whether the file whose `lstat` says `metadata` is the one `entry` stamped, stamped
     /// before the filesystem's clock moved on (no later change can keep its ctime).
     pub fn holds(&self, entry: &StampEntry, metadata: &std::fs::Metadata) -> bool {
-        entry.stamp == Stamp::of(metadata) && self.settled(&entry.stamp)
+        self.holds_stamp(entry, &Stamp::of(metadata))
+    }
+
+    /// [`Stamps::holds`], of a file whose stamp is `stamp`.
+    pub fn holds_stamp(&self, entry: &StampEntry, stamp: &Stamp) -> bool {
+        entry.stamp == *stamp && self.settled(&entry.stamp)
     }
 
     /// Hard-links `path` (a file of the release these stamps are of) to `destination` in
@@ -334,22 +339,22 @@ impl Stamps {
     pub(crate) fn link_unchanged(
         &self,
         entry: &StampEntry,
-        path: &Path,
+        source: Outside<'_>,
         destination: &str,
         tree: &mut impl Tree,
-        fits: impl Fn(&std::fs::Metadata) -> bool,
+        fits: impl Fn(&Linked) -> bool,
     ) -> Result<Option<Linked>, TreeError> {
-        let Ok(before) = std::fs::symlink_metadata(path) else {
+        let Ok(before) = source.lstat() else {
             return Ok(None);
         };
-        if !self.holds(entry, &before) || !fits(&before) {
+        if !self.holds_stamp(entry, &before.stamp) || !fits(&before) {
             return Ok(None);
         }
-        let Some(after) = tree.link(destination, path)? else {
+        let Some(after) = tree.link(destination, source)? else {
             return Ok(None);
         };
         // The name linked must still be the inode stamped (not one put there since the look).
-        let (was, is) = (Stamp::of(&before), after.stamp);
+        let (was, is) = (before.stamp, after.stamp);
         if !after.is_file() || (is.inode, is.size, is.mtime) != (was.inode, was.size, was.mtime) {
             tree.unlink(destination)?;
             return Ok(None);

@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use nix::libc::{S_IFDIR, S_IFMT, S_IFREG};
 use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode};
 use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 
-use crate::{parent_of, Disposition, Linked, Stamp, Tree, TreeError, TreeFile};
+use crate::{parent_of, Disposition, Linked, Outside, Stamp, Tree, TreeError, TreeFile};
 
 /// Writes files under a root directory that this run created, creating each parent directory
 /// once (one handle per thread, see [`Tree::fork`]; the handles share what they created).
@@ -126,7 +126,7 @@ impl DiskTree {
 
     /// Hard-links `source` to `destination`, creating its directories; `false` when the kernel
     /// refused the link.
-    fn hard_link(&mut self, destination: &str, source: &Path) -> Result<bool, TreeError> {
+    fn hard_link(&mut self, destination: &str, source: Outside<'_>) -> Result<bool, TreeError> {
         if let Some(parent) = parent_of(destination) {
             self.create_dirs(parent)?;
         }
@@ -292,7 +292,11 @@ impl Tree for DiskTree {
         self.buffer = buffer;
     }
 
-    fn link(&mut self, destination: &str, source: &Path) -> Result<Option<Linked>, TreeError> {
+    fn link(
+        &mut self,
+        destination: &str,
+        source: Outside<'_>,
+    ) -> Result<Option<Linked>, TreeError> {
         if !self.hard_link(destination, source)? {
             return Ok(None);
         }
@@ -308,7 +312,7 @@ impl Tree for DiskTree {
     fn link_from(
         &mut self,
         destination: &str,
-        source: &Path,
+        source: Outside<'_>,
     ) -> Result<Option<(File, fs::Metadata)>, TreeError> {
         if !self.hard_link(destination, source)? {
             return Ok(None);
@@ -386,15 +390,13 @@ impl<'a> At<'a> {
         Ok(fstatat(at, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?)
     }
 
-    fn link(self, source: &Path, relative: &str) -> std::io::Result<()> {
+    fn link(self, source: Outside<'_>, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
-        let source = CString::new(source.as_os_str().as_bytes())
-            .map_err(|_| std::io::ErrorKind::InvalidInput)?;
         // No flags: a symbolic link at `source` is linked as itself.
         let flags = AtFlags::empty();
         Ok(linkat(
-            AT_FDCWD,
-            source.as_c_str(),
+            source.directory,
+            source.name,
             at,
             name.as_c_str(),
             flags,

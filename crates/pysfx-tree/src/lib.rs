@@ -22,7 +22,7 @@ pub use disk::{
 };
 pub use null::NullTree;
 pub use sink::{Sink, SinkFile};
-pub use stamp::{Linked, Stamp};
+pub use stamp::{Linked, Outside, Stamp};
 
 /// The process's umask, asked once. A program with threads should ask it first before they
 /// start: asking sets it for an instant (`umask(2)` cannot only read it).
@@ -187,7 +187,7 @@ pub trait Tree: Send + Sync + Sized {
     fn link_from(
         &mut self,
         destination: &str,
-        source: &std::path::Path,
+        source: Outside<'_>,
     ) -> Result<Option<(std::fs::File, std::fs::Metadata)>, TreeError> {
         let _ = (destination, source);
         Ok(None)
@@ -199,7 +199,7 @@ pub trait Tree: Send + Sync + Sized {
     fn link(
         &mut self,
         destination: &str,
-        source: &std::path::Path,
+        source: Outside<'_>,
     ) -> Result<Option<Linked>, TreeError> {
         let _ = (destination, source);
         Ok(None)

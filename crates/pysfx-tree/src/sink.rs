@@ -3,7 +3,7 @@
 //! code instead of one per tree type.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::disk::DiskFile;
 use crate::null::NullFile;
@@ -141,7 +141,7 @@ impl Tree for Sink {
     fn link_from(
         &mut self,
         destination: &str,
-        source: &Path,
+        source: crate::Outside<'_>,
     ) -> Result<Option<(std::fs::File, std::fs::Metadata)>, TreeError> {
         match self {
             Sink::Disk(tree) => tree.link_from(destination, source),
@@ -152,7 +152,7 @@ impl Tree for Sink {
     fn link(
         &mut self,
         destination: &str,
-        source: &Path,
+        source: crate::Outside<'_>,
     ) -> Result<Option<crate::Linked>, TreeError> {
         match self {
             Sink::Disk(tree) => tree.link(destination, source),

@@ -40,12 +40,14 @@ impl Stamp {
     }
 }
 
-/// What `lstat` says of a name a hard link made: its stamp, mode and type.
+/// What `lstat` says of a file to link, or of the name a hard link made: its stamp, mode,
+/// type and owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Linked {
     pub stamp: Stamp,
     /// The permission bits and type (`st_mode`).
     pub mode: u32,
+    pub uid: u32,
 }
 
 impl Linked {
@@ -53,10 +55,40 @@ impl Linked {
         Linked {
             stamp: Stamp::of_stat(stat),
             mode: stat.st_mode,
+            uid: stat.st_uid,
+        }
+    }
+
+    pub fn of_metadata(metadata: &std::fs::Metadata) -> Linked {
+        Linked {
+            stamp: Stamp::of(metadata),
+            mode: metadata.mode(),
+            uid: metadata.uid(),
         }
     }
 
     pub fn is_file(&self) -> bool {
         self.mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+    }
+}
+
+/// A file outside the tree to link from: a name below a directory opened once, so that each
+/// file's lookup starts there rather than at `/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outside<'a> {
+    pub directory: std::os::fd::BorrowedFd<'a>,
+    /// Relative to `directory`.
+    pub name: &'a str,
+}
+
+impl Outside<'_> {
+    /// What `lstat` says of it.
+    pub fn lstat(&self) -> std::io::Result<Linked> {
+        let stat = nix::sys::stat::fstatat(
+            self.directory,
+            self.name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        Ok(Linked::of(&stat))
     }
 }

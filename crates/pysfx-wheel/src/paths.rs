@@ -73,6 +73,14 @@ fn check_link_target(target: &str) -> Result<(), &'static str> {
 /// as `/`-separated strings (`lib/python3.11/site-packages` → `bin/x` is
 /// `../../../bin/x`).
 pub fn relative_path(from: &str, to: &str) -> String {
+    // Most paths (a RECORD's rows) lie below `from`.
+    let below = to
+        .strip_prefix(from)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !from.is_empty() && !from.ends_with('/') && !rest.starts_with('/'));
+    if let Some(rest) = below.filter(|rest| !rest.split('/').any(str::is_empty)) {
+        return rest.to_string();
+    }
     let from: Vec<&str> = from.split('/').filter(|c| !c.is_empty()).collect();
     let to: Vec<&str> = to.split('/').filter(|c| !c.is_empty()).collect();
     let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
@@ -161,6 +169,15 @@ mod tests {
                 "include/site/python3.11/p/h.h",
                 "../../../include/site/python3.11/p/h.h",
             ),
+            // A sibling whose name starts with the directory's.
+            (
+                "lib/python3.11/site-packages",
+                "lib/python3.11/site-packages-x/a.py",
+                "../site-packages-x/a.py",
+            ),
+            ("a", "a//b", "b"),
+            ("a/b", "a/b/", ""),
+            ("", "a/b", "a/b"),
         ];
         for (from, to, expected) in cases {
             assert_eq!(relative_path(from, to), expected);

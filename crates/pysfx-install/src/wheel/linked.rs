@@ -9,12 +9,12 @@
 //! left-out member that fails is an error (the release it needs is not intact).
 
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
-use pysfx_tree::{CopyError, CopyOptions, Disposition, Stamp, Tree};
+use pysfx_tree::{CopyError, CopyOptions, Disposition, Linked, Outside, Stamp, Tree};
 use pysfx_wheel::{hash_digest, sha256_of_hash};
 use sha2::{Digest, Sha256};
 use tracing::trace;
@@ -25,22 +25,50 @@ use super::{Layout, MemberId, MemberOutcome, Planned, PreparedWheel};
 use crate::stamps::Stamps;
 use crate::InstallError;
 
-/// An installed release whose files a new one may share: its directory, its venv, and the
-/// stamps its install left (see [`crate::stamps`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An installed release whose files a new one may share: its directory, its venv (and that
+/// directory open, each file looked up from it: none is linked when it can't be opened), and
+/// the stamps its install left (see [`crate::stamps`]).
+#[derive(Debug, Clone)]
 pub struct LinkSource {
     pub release: PathBuf,
     pub venv: PathBuf,
+    venv_directory: Option<Arc<OwnedFd>>,
     pub stamps: Option<Arc<Stamps>>,
 }
 
+impl PartialEq for LinkSource {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.release, &self.venv, &self.stamps) == (&other.release, &other.venv, &other.stamps)
+    }
+}
+
+impl Eq for LinkSource {}
+
 impl LinkSource {
     pub fn new(release: &Path) -> Self {
+        let venv = release.join("venv");
+        // The venv itself, never a symbolic link to one.
+        let venv_directory = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&venv)
+            .ok()
+            .map(|file| Arc::new(OwnedFd::from(file)));
         LinkSource {
             release: release.to_path_buf(),
-            venv: release.join("venv"),
+            venv,
+            venv_directory,
             stamps: Stamps::read(release).map(Arc::new),
         }
+    }
+
+    /// The file at `destination` (relative to the venv) in this release, to link from.
+    pub(crate) fn file<'a>(&'a self, destination: &'a str) -> Option<Outside<'a>> {
+        let directory = self.venv_directory.as_deref()?.as_fd();
+        Some(Outside {
+            directory,
+            name: destination,
+        })
     }
 }
 
@@ -107,20 +135,22 @@ impl PreparedWheel {
         {
             return Ok(None);
         }
-        let path = source.venv.join(&plan.destination);
+        let Some(outside) = source.file(&plan.destination) else {
+            return Ok(None);
+        };
         if let Some(outcome) =
-            self.link_stamped(plan, &expected.hash, source, &path, layout, tree)?
+            self.link_stamped(plan, &expected.hash, source, outside, layout, tree)?
         {
             return Ok(Some(outcome));
         }
-        let Some((mut file, metadata)) = tree.link_from(&plan.destination, &path)? else {
+        let Some((mut file, metadata)) = tree.link_from(&plan.destination, outside)? else {
             return Ok(None);
         };
         let executable = metadata.mode() & 0o100 != 0;
         // File capabilities are set after an install, so a file trusted by its stamp has none
         // (`setcap` moves the ctime); one read here is asked.
-        let fits =
-            self.fits(plan, layout, &metadata) && !pysfx_release::paths::has_capabilities(&file);
+        let fits = self.fits(plan, layout, &Linked::of_metadata(&metadata))
+            && !pysfx_release::paths::has_capabilities(&file);
         let digest = match fits {
             true => hash_open(&mut file, tree),
             false => None,
@@ -152,7 +182,7 @@ impl PreparedWheel {
         plan: &Planned,
         hash: &str,
         source: &LinkSource,
-        path: &Path,
+        outside: Outside<'_>,
         layout: &Layout,
         tree: &mut impl Tree,
     ) -> Result<Option<MemberOutcome>, InstallError> {
@@ -166,8 +196,9 @@ impl PreparedWheel {
         else {
             return Ok(None);
         };
-        let fits = |metadata: &std::fs::Metadata| self.fits(plan, layout, metadata);
-        let Some(after) = stamps.link_unchanged(entry, path, &plan.destination, tree, fits)? else {
+        let fits = |file: &Linked| self.fits(plan, layout, file);
+        let Some(after) = stamps.link_unchanged(entry, outside, &plan.destination, tree, fits)?
+        else {
             return Ok(None);
         };
         self.trace_linked(plan, source);
@@ -196,17 +227,17 @@ impl PreparedWheel {
     /// Whether a linked file is one the install could keep: a regular file this user owns
     /// and no one else may write, of the member's size, with its executable bit and the
     /// mtime extract would give it (see `PreparedWheel::set_source_mtime`).
-    fn fits(&self, plan: &Planned, layout: &Layout, metadata: &std::fs::Metadata) -> bool {
-        let executable = metadata.mode() & 0o100 != 0;
+    fn fits(&self, plan: &Planned, layout: &Layout, file: &Linked) -> bool {
+        let executable = file.mode & 0o100 != 0;
         let mtime = self.source_mtime.filter(|_| {
             plan.destination.ends_with(".py")
                 && plan.destination.starts_with(layout.site_packages.as_str())
         });
-        is_ours(metadata)
-            && metadata.len() == plan.size
+        is_ours(file)
+            && file.stamp.size == plan.size
             && ((plan.index.is_none() && !self.left_out_modes) || executable == plan.executable)
-            && has_fresh_mode(metadata, executable)
-            && mtime.is_none_or(|mtime| metadata.modified().ok() == Some(mtime))
+            && has_fresh_mode(file, executable)
+            && mtime.is_none_or(|mtime| Some(file.stamp.mtime) == seconds_and_nanos(mtime))
     }
 
     /// Copies a member the payload does not carry from `source`, checked against RECORD.
@@ -305,15 +336,21 @@ impl PreparedWheel {
 /// Whether a file has the permissions a new file of the install gets (0644 or 0755, less the
 /// umask): a mode changed in the release it comes from (`chmod 000`, `chmod 600`) is a change
 /// like any other, and a hard link would carry it into the new release.
-pub(crate) fn has_fresh_mode(metadata: &std::fs::Metadata, executable: bool) -> bool {
+pub(crate) fn has_fresh_mode(file: &Linked, executable: bool) -> bool {
     let mode = if executable { 0o755 } else { 0o644 };
-    metadata.mode() & 0o7777 == mode & !pysfx_tree::umask()
+    file.mode & 0o7777 == mode & !pysfx_tree::umask()
 }
 
 /// A file this user owns that no one else may write, neither setuid nor setgid: one an
 /// earlier install made.
-pub(crate) fn is_ours(metadata: &std::fs::Metadata) -> bool {
-    metadata.is_file() && metadata.uid() == euid() && metadata.mode() & 0o7022 == 0
+pub(crate) fn is_ours(file: &Linked) -> bool {
+    file.is_file() && file.uid == euid() && file.mode & 0o7022 == 0
+}
+
+/// A time as `lstat` gives it: seconds and nanoseconds since the epoch.
+fn seconds_and_nanos(time: std::time::SystemTime) -> Option<(i64, u32)> {
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((i64::try_from(since.as_secs()).ok()?, since.subsec_nanos()))
 }
 
 /// This process's effective user id, asked once.
