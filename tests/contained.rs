@@ -324,7 +324,8 @@ fn a_file_where_another_wheel_needs_a_directory_is_refused_naming_both() {
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("clashdir-") && stderr.contains("clashfile-"),
+        stderr.contains("clashfile-1.0-py3-none-any.whl ships the file")
+            && stderr.contains("clashdir-1.0-py3-none-any.whl needs a directory"),
         "{stderr}"
     );
     assert!(!destination.exists());
@@ -538,11 +539,16 @@ fn a_manifest_that_lies_about_a_wheel_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let python = host_python();
     type Lie = fn(&mut pysfx_format::WheelEntry);
-    let lies: [(&str, Lie); 4] = [
+    let lies: [(&str, Lie); 5] = [
         ("name", |wheel| wheel.name = "other".into()),
         ("version", |wheel| wheel.version = "5.0".into()),
         ("Requires-Python", |wheel| {
             wheel.requires_python = Some(">=3".into())
+        }),
+        // One that leaves the wheel out: never opened, it would be a distribution quietly
+        // missing from a release called complete.
+        ("Requires-Python", |wheel| {
+            wheel.requires_python = Some(">=4".into())
         }),
         ("Requires-Dist", |wheel| {
             wheel.requires_dist = vec!["idna".into()]

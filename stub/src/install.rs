@@ -169,6 +169,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
             .map_err(|failure| blame_fairly(&mut payload, failure))?;
         check_path_lengths(&destination, &mut payload)?;
+        check_passed_over(&mut payload, &plan, &interpreter)?;
         crate::sbom::for_set(&mut payload, &plan)?;
         check_not_a_mount_point(&destination)?;
     }
@@ -236,6 +237,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
                     .map_err(|failure| blame_fairly(&mut payload, failure))?;
                 check_path_lengths(&destination, &mut payload)?;
+                check_passed_over(&mut payload, &plan, &interpreter)?;
                 crate::sbom::for_set(&mut payload, &plan)?;
             }
             let mut passed_over = Vec::new();
@@ -655,6 +657,22 @@ fn blame_fairly(payload: &mut Payload, failure: Failure) -> Failure {
         Err(error) if error.fault() == pysfx_install::Fault::Content => error.into(),
         _ => failure,
     }
+}
+
+/// The wheels the plan passed over for the `Requires-Python` the manifest gives them are held
+/// to that claim (read from each wheel): a manifest that lies about one would make the install
+/// leave a distribution out, or take another wheel of it, and call the release complete.
+fn check_passed_over(
+    payload: &mut Payload,
+    plan: &Plan,
+    interpreter: &Interpreter,
+) -> Result<(), Failure> {
+    let passed_over = pysfx_plan::passed_over_for_python(payload.manifest(), plan, interpreter);
+    if passed_over.is_empty() {
+        return Ok(());
+    }
+    pysfx_install::check_claims_of(payload, &|entry| passed_over.contains(&entry.path))
+        .map_err(Failure::from)
 }
 
 /// Checks the payload digest, timing it.

@@ -42,7 +42,7 @@ pub enum FormatError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: no pysfx payload found (a bare stub, or a truncated artifact)")]
+    #[error("{path}: no pysfx payload found (a bare stub, a truncated artifact, or bytes appended after one)")]
     NoPayload { path: PathBuf },
     #[error("{path}: the payload trailer is malformed: {reason}")]
     BadTrailer { path: PathBuf, reason: String },

@@ -36,7 +36,7 @@ pub use shared::{file_directory_clash, FileDirectoryClash, SetMember, SharedPath
 pub use sources::{
     check_unmoved, hold_sources, link_candidates, source_for, Candidate, PassedOver,
 };
-pub use verify::{check_claims, check_entry, verify_contents};
+pub use verify::{check_claims, check_claims_of, check_entry, verify_contents};
 pub use wheel::{
     install_wheel, prepare_husk, prepare_wheel, verify_wheel, InstallReport, Layout, LinkSource,
     PreparedWheel,

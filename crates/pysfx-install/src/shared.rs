@@ -74,16 +74,17 @@ impl SharedPaths {
                 let rank = first_rank + wheel;
                 for destination in prepared_wheel.destinations() {
                     let path_key = key(destination.path);
-                    let clash = |other: u32, path: &str| {
+                    // The wheel that ships the file, the one that needs a directory there.
+                    let clash = |file: u32, directory: u32, path: &str| {
                         format!(
-                            "{} ships the file {path} and {} needs a directory there (or the other way round): the two cannot be installed together",
-                            name(other.min(rank as u32)),
-                            name(other.max(rank as u32))
+                            "{} ships the file {path} and {} needs a directory there: the two cannot be installed together",
+                            name(file),
+                            name(directory)
                         )
                     };
                     if let Some(&(other, _)) = self.directories.get(&path_key) {
                         if other as usize != rank {
-                            return Err(clash(other, destination.path));
+                            return Err(clash(rank as u32, other, destination.path));
                         }
                     }
                     let mut at = destination.path;
@@ -91,7 +92,7 @@ impl SharedPaths {
                         let parent_key = key(parent);
                         if let Some(&(other, _)) = self.owners.get(&parent_key) {
                             if other as usize != rank {
-                                return Err(clash(other, parent));
+                                return Err(clash(other, rank as u32, parent));
                             }
                         }
                         if self.directories.contains_key(&parent_key) {

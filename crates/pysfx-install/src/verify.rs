@@ -147,10 +147,18 @@ fn model_layout(manifest: &Manifest) -> Layout {
 /// interpreter, more space than there is: a manifest that lies about its wheels is the
 /// artifact's fault (exit 3).
 pub fn check_claims(payload: &mut Payload) -> Result<(), InstallError> {
+    check_claims_of(payload, &|_| true)
+}
+
+/// [`check_claims`] for the wheels `which` picks.
+pub fn check_claims_of(
+    payload: &mut Payload,
+    which: &dyn Fn(&WheelEntry) -> bool,
+) -> Result<(), InstallError> {
     let path = payload.path().display().to_string();
     let manifest = payload.manifest().clone();
     let layout = model_layout(&manifest);
-    for entry in manifest.wheels.iter().filter(|entry| !entry.from_base) {
+    for entry in (manifest.wheels.iter()).filter(|entry| !entry.from_base && which(entry)) {
         let (start, len) = payload.stored_range(&entry.path)?;
         let filename = entry.filename.parse()?;
         let mut archive = zip::ZipArchive::new(pysfx_format::Section::with_directory(

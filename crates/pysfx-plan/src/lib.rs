@@ -86,6 +86,30 @@ fn usable_sets<'a>(manifest: &'a Manifest, interpreter: &Interpreter) -> Vec<&'a
     sets
 }
 
+/// The wheels of the plan's set that the interpreter was kept from by their `Requires-Python`
+/// as the manifest gives it: a distribution left out, or another wheel of it chosen. The
+/// install holds those claims to the wheels themselves before it writes (a manifest that lies
+/// about them is a corrupt artifact, not a distribution quietly left out).
+pub fn passed_over_for_python(
+    manifest: &Manifest,
+    plan: &Plan,
+    interpreter: &Interpreter,
+) -> Vec<String> {
+    let (Ok(python), Some(set)) = (
+        interpreter.version().parse::<Version>(),
+        manifest.sets.iter().find(|set| set.name == plan.set_name),
+    ) else {
+        return Vec::new();
+    };
+    (set.wheels.iter())
+        .filter_map(|path| manifest.wheel(path))
+        .filter(|entry| {
+            (entry.requires_python.as_deref()).is_some_and(|spec| !python_satisfies(spec, &python))
+        })
+        .map(|entry| entry.path.clone())
+        .collect()
+}
+
 /// Picks the set and its wheels, or explains (exit 4) which distributions have no wheel this
 /// interpreter accepts.
 pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, PlanError> {
