@@ -67,6 +67,18 @@ fn the_app_version_reaches_manifest_receipt_inspect_info_and_version() {
             env!("CARGO_PKG_VERSION")
         )
     );
+    // `--json`, before or after: one object.
+    for args in [["--version", "--json"], ["--json", "-V"]] {
+        let value = json_of(Command::new(&artifact).args(args));
+        assert_eq!(value["pysfx_stub"], env!("CARGO_PKG_VERSION"), "{value}");
+        assert_eq!(value["app"], "demoapp", "{value}");
+        assert_eq!(value["app_version"], "1.2.3+build.7", "{value}");
+    }
+    // Help is text: with `--json`, a usage error, itself one object.
+    let output = run(Command::new(&artifact).args(["--help", "--json"]));
+    assert_eq!(output.status.code(), Some(2));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one object");
+    assert_eq!(value["exit_code"], 2, "{value}");
     let info = stdout_of(Command::new(&artifact).arg("--info"));
     assert!(info.contains("demoapp version 1.2.3+build.7"), "{info}");
     let value = json_of(Command::new(&artifact).args(["--info", "--json"]));
@@ -179,6 +191,8 @@ fn version_never_fails_for_the_payload() {
     let bare = root.join("pysfx-stub");
     std::fs::copy(&binaries().stub, &bare).expect("copy");
     assert_eq!(stdout_of(Command::new(&bare).arg("--version")), expected);
+    let value = json_of(Command::new(&bare).args(["--version", "--json"]));
+    assert_eq!(value["app"], serde_json::Value::Null, "{value}");
     // A truncated artifact has none either.
     let artifact = pack_app(root, &make_app(root, "demoapp"), &["--app-version", "9"]);
     let bytes = std::fs::read(&artifact).expect("read");

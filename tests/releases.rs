@@ -691,6 +691,25 @@ fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
         std::fs::read_link(&current).expect("link"),
         releases.join("r6")
     );
+
+    // LINK moved: a report stdout cannot take (a full disk) is a warning, not a failure, as
+    // after an install.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let target = releases.join("r7");
+    let output = run(Command::new(&site)
+        .arg("--activate")
+        .arg(&target)
+        .arg("--link")
+        .arg(&current)
+        .arg("--json")
+        .stdout(full));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("the run itself succeeded"), "{stderr}");
+    assert_eq!(std::fs::read_link(&current).expect("link"), target);
 }
 
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.
@@ -781,6 +800,21 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
     );
     assert_eq!(status["exit_code"], 1, "{status}");
     std::fs::remove_dir(&foreign).expect("rmdir");
+
+    // A failure before anything was looked at still carries each mode's own keys.
+    let nowhere = current.with_file_name("nowhere");
+    let (code, status, stderr) = json_run(site, &[OsStr::new("--status"), nowhere.as_os_str()]);
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(status["releases"], serde_json::json!([]), "{status}");
+    assert_eq!(
+        status["link"],
+        nowhere.to_string_lossy().as_ref(),
+        "{status}"
+    );
+    let (code, check, stderr) = json_run(site, &[OsStr::new("--check"), nowhere.as_os_str()]);
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(check["intact"], false, "{check}");
+    assert!(check["error"].is_string(), "{check}");
 }
 
 /// `--activate`: a rollback to r5 with any artifact of the app, then refusals.

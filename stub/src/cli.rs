@@ -61,7 +61,7 @@ pub fn help(program: &str) -> String {
         "Install this pysfx artifact: unpack the app, create a virtualenv and install its wheels
 
 Usage: {program} -d DEST [--python PY] [--force] [--link LINK [--keep N]] [--no-compile] [--copy] [--json] [-v | -q]
-       {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version | --help
+       {program} --info [--python PY] [--json] | --list | --verify [--json] | --sbom | --version [--json] | --help
        {program} --check DEST [--json]
        {program} --status LINK [--json]
        {program} --activate DEST --link LINK [--json]
@@ -90,7 +90,8 @@ Options:
       --status <LINK>    Show the releases beside LINK's target, newest first
       --activate <DEST>  Point --link at this installed release (a rollback)
   -h, --help         Print help
-  -V, --version      Print the stub's version, and the app's name and version
+  -V, --version      Print the stub's version, and the app's name and version (with --json,
+                     as one object)
 
 Exit codes: 0 installed or already installed, 1 failed (--status: LINK serves no complete
 release), 2 usage, 3 artifact corrupt or unsafe (--check: the release was modified), 4 this
@@ -208,7 +209,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     }
     if cli.json && (cli.list || cli.sbom) {
         return Err(format!(
-            "--json goes with -d DEST, --info, --verify, --check, --status or --activate, not with {}",
+            "--json goes with -d DEST, --info, --verify, --check, --status, --activate or --version, not with {}",
             if cli.list {
                 "--list"
             } else {
@@ -312,6 +313,20 @@ pub fn version_text() -> String {
         text.push('\n');
     }
     text
+}
+
+/// `--version --json`: the same as one object — `pysfx_stub`, and `app` and `app_version`
+/// (null when the payload can't be read, or the app has no version).
+pub fn version_json() -> String {
+    let app = open_self()
+        .ok()
+        .map(|payload| payload.manifest().app.clone());
+    let object = serde_json::json!({
+        "pysfx_stub": env!("CARGO_PKG_VERSION"),
+        "app": app.as_ref().map(|app| app.name.clone()),
+        "app_version": app.and_then(|app| app.version),
+    });
+    format!("{}\n", pysfx_format::json_text(&object, false))
 }
 
 /// Runs what the command line asks; `Ok` holds the exit code (`--check` exits 3 for a modified

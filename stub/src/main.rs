@@ -46,13 +46,23 @@ fn main() -> ExitCode {
             )
         })
         .unwrap_or_else(|| "pysfx-stub".into());
-    let cli = match cli::parse(std::env::args_os().skip(1)) {
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let parsed = match cli::parse(std::env::args_os().skip(1)) {
+        // `--json` promises one object on stdout: the help text is none.
+        Ok(Command::Help) if json => Err(
+            "--json goes with -d DEST, --info, --verify, --check, --status, --activate or --version, not with --help"
+                .to_string(),
+        ),
+        parsed => parsed,
+    };
+    let cli = match parsed {
         Ok(Command::Run(cli)) => cli,
         Ok(Command::Help) => return exit_after_print(&cli::help(&program)),
+        Ok(Command::Version) if json => return exit_after_print(&cli::version_json()),
         Ok(Command::Version) => return exit_after_print(&cli::version_text()),
         Err(message) => {
             let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
-            if std::env::args_os().any(|arg| arg == "--json") {
+            if json {
                 output::print_failure_json(
                     &message,
                     failure::code::USAGE,
@@ -90,6 +100,7 @@ fn main() -> ExitCode {
         String::new()
     };
     signals::set_failure_report(json, destination.clone(), reported_python);
+    output::set_mode_fields(mode_fields(&cli, destination.as_deref()));
     // Every run says how a signal ended it: the signals are blocked before any thread starts,
     // once the logs, the report and what the run does are known.
     if let Some(activity) = cli.activity() {
@@ -114,6 +125,36 @@ fn main() -> ExitCode {
             }
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// The keys a failed `--check`, `--status` or `--activate` reports besides SPEC's, as its
+/// success does: a monitor reading `.intact` or `.releases` finds them, saying nothing is
+/// intact or served.
+fn mode_fields(
+    cli: &cli::Cli,
+    named: Option<&std::path::Path>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let named = named.map(|path| path.to_string_lossy().into_owned());
+    let fields = if cli.check.is_some() {
+        json!({ "intact": false })
+    } else if cli.status.is_some() {
+        json!({ "link": named, "target": null, "releases": [] })
+    } else if cli.activate.is_some() {
+        let link = cli.link.as_ref().map(|link| {
+            dest::absolute_path(link, "--link")
+                .unwrap_or_else(|_| link.clone())
+                .to_string_lossy()
+                .into_owned()
+        });
+        json!({ "link": link })
+    } else {
+        json!({})
+    };
+    match fields {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
     }
 }
 

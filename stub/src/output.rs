@@ -14,7 +14,18 @@ pub struct Done {
     pub pruned: Vec<std::path::PathBuf>,
 }
 
-/// The one JSON object of a failed `--json` run: SPEC's keys, what was `done`, and the error.
+/// The keys of the mode run besides SPEC's (`--check`'s `intact`, `--status`'s `link`,
+/// `target` and `releases`, `--activate`'s `link`), with what they say when it failed.
+static MODE_FIELDS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+    std::sync::OnceLock::new();
+
+/// Sets the keys of the run's mode that its failure report carries too (once).
+pub fn set_mode_fields(fields: serde_json::Map<String, serde_json::Value>) {
+    let _ = MODE_FIELDS.set(fields);
+}
+
+/// The one JSON object of a failed `--json` run: SPEC's keys, the mode's own (see
+/// [`set_mode_fields`]), what was `done`, and the error.
 pub fn print_failure_json(
     message: &str,
     code: u8,
@@ -23,7 +34,7 @@ pub fn print_failure_json(
     seconds: f64,
     done: Done,
 ) {
-    let object = serde_json::json!({
+    let mut object = serde_json::json!({
         "changed": done.changed,
         "link_moved": done.link_moved,
         // SPEC types these as strings: empty when the run failed before it knew them.
@@ -38,6 +49,11 @@ pub fn print_failure_json(
         "exit_code": code,
         "pruned": done.pruned,
     });
+    if let (Some(fields), Some(object)) = (MODE_FIELDS.get(), object.as_object_mut()) {
+        for (key, value) in fields {
+            object.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", pysfx_format::json_text(&object, false));
 }

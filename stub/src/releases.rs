@@ -231,7 +231,13 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
             "link": link,
             "link_moved": moved,
         });
-        print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))?;
+        // LINK moved (or was right already): a report stdout cannot take does not make the
+        // run a failure, as after an install.
+        if let Err(failure) =
+            print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))
+        {
+            warn!("{}; the run itself succeeded", failure.message);
+        }
     }
     Ok(())
 }

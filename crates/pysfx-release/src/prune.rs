@@ -100,11 +100,18 @@ pub fn prune_with(
     let Some(directory) = destination.parent() else {
         return report;
     };
-    let protected: Vec<(u64, u64)> = protected
+    let mut protected: Vec<(u64, u64)> = protected
         .iter()
         .filter_map(|path| std::fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
+    // Another link beside LINK or DEST (`staging` beside `current`) serves its release too.
+    let mut beside = vec![directory];
+    beside.extend(
+        link.and_then(Path::parent)
+            .filter(|parent| *parent != directory),
+    );
+    protected.extend(served_by_links(&beside));
     let mut releases = match releases_in(directory, app) {
         Ok(releases) => releases,
         Err(error) => {
@@ -198,6 +205,35 @@ pub fn prune_with(
         remove_orphan_locks(directory);
     });
     report
+}
+
+/// How many entries of a directory [`served_by_links`] looks at, at most.
+const MAX_LINKS_SCANNED: usize = 10_000;
+
+/// The identities (device, inode) of the directories the symbolic links in `directories`
+/// lead to: a release one of them serves is kept whatever its age.
+fn served_by_links(directories: &[&Path]) -> Vec<(u64, u64)> {
+    let mut served = Vec::new();
+    for directory in directories {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            continue;
+        };
+        for entry in entries.flatten().take(MAX_LINKS_SCANNED) {
+            let is_link = entry.file_type().is_ok_and(|kind| kind.is_symlink());
+            let target = is_link
+                .then(|| std::fs::metadata(entry.path()).ok())
+                .flatten();
+            if let Some(target) = target.filter(std::fs::Metadata::is_dir) {
+                debug!(
+                    "--keep: {} serves {:?}; it is kept",
+                    entry.path().display(),
+                    std::fs::read_link(entry.path()).unwrap_or_default()
+                );
+                served.push((target.dev(), target.ino()));
+            }
+        }
+    }
+    served
 }
 
 /// The release of `app` beside `destination` installed last before it (by the install times
@@ -589,26 +625,29 @@ mod tests {
         let outside = temporary.path().join("outside");
         std::fs::create_dir(&outside).expect("outside");
         std::fs::write(outside.join("precious"), "keep me").expect("precious");
-        std::os::unix::fs::symlink(&outside, releases.join("g/mysite/data")).expect("link");
-        // A symlink that looks like a release is not one.
+        std::os::unix::fs::symlink(&outside, releases.join("d/mysite/data")).expect("link");
+        // A symlink that looks like a release is not one; it serves `g`, which stays.
         std::os::unix::fs::symlink(releases.join("g"), releases.join("alias")).expect("alias");
 
         // LINK moved back to `e` after the protected releases were worked out (a rollback
-        // racing the prune): `e` stays.
+        // racing the prune, as the first removal begins): `e` stays.
         let link = temporary.path().join("current");
-        std::os::unix::fs::symlink("releases/e", &link).expect("link");
+        std::os::unix::fs::symlink("releases/a", &link).expect("link");
         let report = prune(
             &releases.join("a"),
             3,
             "mysite",
             &[&releases.join("a"), &releases.join("f")],
             Some(&link),
-            &mut |_| {},
+            &mut |_| {
+                if std::fs::read_link(&link).is_ok_and(|target| target.ends_with("a")) {
+                    std::fs::remove_file(&link).expect("rm link");
+                    std::os::unix::fs::symlink("releases/e", &link).expect("link");
+                }
+            },
         );
-        assert_eq!(names(&report.kept), ["a", "b", "c", "e", "f"]);
-        let mut pruned = names(&report.pruned);
-        pruned.sort();
-        assert_eq!(pruned, ["d", "g"]);
+        assert_eq!(names(&report.kept), ["a", "b", "c", "e", "f", "g"]);
+        assert_eq!(names(&report.pruned), ["d"]);
         assert!(report.not_pruned.is_empty());
         assert_eq!(names(&report.leftovers), [".x.pysfx-tmp-1"]);
         let mut left = crate::testing::listing(&releases);
@@ -621,12 +660,14 @@ mod tests {
                 ".c.pysfx-lock",
                 ".e.pysfx-lock",
                 ".f.pysfx-lock",
+                ".g.pysfx-lock",
                 "a",
                 "alias",
                 "b",
                 "c",
                 "e",
                 "f",
+                "g",
                 "other",
                 "stray"
             ]
@@ -635,6 +676,36 @@ mod tests {
             std::fs::read_to_string(outside.join("precious")).expect("still there"),
             "keep me"
         );
+    }
+
+    /// `staging` beside `current`: a deploy to one, with `--keep`, keeps what the other serves.
+    #[test]
+    fn a_release_another_link_serves_stays() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        for (name, at) in [("1", 1), ("2", 2), ("3", 3), ("4", 4)] {
+            fake_release(&releases, name, "mysite", at);
+        }
+        let current = temporary.path().join("current");
+        let staging = temporary.path().join("staging");
+        std::os::unix::fs::symlink("releases/1", &current).expect("current");
+        std::os::unix::fs::symlink(releases.join("4"), &staging).expect("staging");
+        // A link to a file, or to nothing, serves nothing.
+        std::fs::write(temporary.path().join("notes"), "").expect("notes");
+        std::os::unix::fs::symlink("notes", temporary.path().join("to-file")).expect("to-file");
+        std::os::unix::fs::symlink("releases/9", temporary.path().join("dangling"))
+            .expect("dangling");
+        let report = prune(
+            &releases.join("4"),
+            1,
+            "mysite",
+            &[&releases.join("4"), &releases.join("3")],
+            Some(&staging),
+            &mut |_| {},
+        );
+        assert_eq!(names(&report.pruned), ["2"]);
+        assert!(releases.join("1/venv/pyvenv.cfg").exists());
     }
 
     #[test]
