@@ -3,6 +3,7 @@
 //! packs the same bytes each time.
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pysfx_e2e::{bootstrap_wheels, make_app, pack, pack_command, run, test_stub, tiny_wheel};
@@ -37,7 +38,11 @@ fn an_output_naming_an_input_is_a_usage_error_and_the_input_is_untouched() {
     let work = tempfile::tempdir().expect("tempdir");
     let inputs = inputs(work.path());
     // -r with --python would run pip; the check comes first, so nothing is collected.
-    let cases: [(&str, PathBuf, Vec<&OsStr>); 5] = [
+    // An interpreter --python names: packing would replace it with the artifact.
+    let interpreter = work.path().join("python3.11");
+    std::fs::write(&interpreter, "#!/bin/sh\nexit 1\n").expect("write");
+    std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cases: [(&str, PathBuf, Vec<&OsStr>); 6] = [
         ("a wheel of --wheels", inputs.wheel.clone(), vec![]),
         ("a file of --app", inputs.app.join("manage.py"), vec![]),
         ("--stub", inputs.stub.clone(), vec![]),
@@ -50,6 +55,11 @@ fn an_output_naming_an_input_is_a_usage_error_and_the_input_is_untouched() {
                 OsStr::new("--python"),
                 OsStr::new("python3"),
             ],
+        ),
+        (
+            "the --python interpreter",
+            interpreter.clone(),
+            vec![OsStr::new("--python"), interpreter.as_os_str()],
         ),
         (
             "a wheel of --wheels, through a symlinked directory",

@@ -9,6 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use pysfx_e2e::tools::minisign;
 use pysfx_e2e::{binaries, make_app, pack_command, run, tiny_wheel};
 
@@ -385,6 +387,20 @@ fn a_swapped_signature_a_wrong_key_and_a_missing_signature_are_refused() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(
         text(&output).contains("not a minisign public key"),
+        "{}",
+        text(&output)
+    );
+    // Nor is a key whose algorithm is not minisign's Ed25519, though its key ID matches.
+    let key_text = std::fs::read_to_string(&public).expect("read the public key");
+    let (comment, encoded) = key_text.split_once('\n').expect("two lines");
+    let mut bytes = STANDARD.decode(encoded.trim()).expect("base64");
+    bytes[..2].copy_from_slice(b"XX");
+    let forged = root.join("forged.pub");
+    std::fs::write(&forged, format!("{comment}\n{}\n", STANDARD.encode(&bytes))).expect("write");
+    let output = pysfx_verify(&old, &[&forged], None);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("not a minisign public key (its algorithm is not Ed25519"),
         "{}",
         text(&output)
     );

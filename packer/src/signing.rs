@@ -298,6 +298,22 @@ fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<(PathBuf, PublicKey)>> {
     let mut keys = Vec::new();
     for path in paths {
         let text = read_small(path, "public key (--pubkey)")?;
+        // The minisign crate takes any two bytes as the algorithm; minisign's keys say "Ed".
+        let algorithm = text
+            .lines()
+            .nth(1)
+            .and_then(|line| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(line.trim())
+                    .ok()
+            })
+            .and_then(|bytes| bytes.get(..2).map(<[u8]>::to_vec));
+        if algorithm.is_some_and(|algorithm| algorithm != b"Ed") {
+            bail!(
+                "--pubkey {}: not a minisign public key (its algorithm is not Ed25519, \"Ed\")",
+                path.display()
+            );
+        }
         let key = PublicKeyBox::from_string(&text)
             .and_then(PublicKeyBox::into_public_key)
             .map_err(|error| {

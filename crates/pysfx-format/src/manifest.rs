@@ -277,17 +277,41 @@ pub fn check_app_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks an app version: 1 to 200 characters, none of them a control character (it is
-/// printed by `--version`, `--info` and `inspect`, and recorded in the receipt).
+/// Checks an app version: 1 to 200 characters, none of them a control character nor an
+/// invisible one that reorders or hides text (it is printed by `--version`, `--info` and
+/// `inspect`, recorded in the receipt, and stock minisign prints it raw in the signature's
+/// trusted comment, where U+202E would make "1.0\u{202e}0.2" read as "1.02.0").
 pub fn check_app_version(version: &str) -> Result<(), String> {
-    if version.is_empty() || version.chars().count() > 200 || version.chars().any(char::is_control)
+    if version.is_empty()
+        || version.chars().count() > 200
+        || version
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
     {
         return Err(format!(
-            "app version \"{}\" must be 1 to 200 characters, without control characters",
+            "app version \"{}\" must be 1 to 200 characters, without control, bidirectional or \
+             invisible characters",
             version.escape_debug()
         ));
     }
     Ok(())
+}
+
+/// Unicode's invisible format characters (category Cf) a terminal may act on: the
+/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the soft
+/// hyphen and the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 impl Manifest {
@@ -425,6 +449,22 @@ mod tests {
         assert!(error.contains("\"1\\t2\""), "{error}");
         let error = check_app_name("my\tsite").expect_err("a tab");
         assert!(error.contains("\"my\\tsite\""), "{error}");
+    }
+
+    /// A version that would read differently from what it is (U+202E reverses what follows it
+    /// on a terminal) is refused; other non-ASCII text is a version like any other.
+    #[test]
+    fn versions_with_bidirectional_or_invisible_characters_are_refused() {
+        for version in [
+            "1.0\u{202e}0.2",
+            "1.0\u{2066}",
+            "1\u{200b}.0",
+            "\u{feff}1.0",
+        ] {
+            let error = check_app_version(version).expect_err(version);
+            assert!(error.contains("bidirectional or invisible"), "{error}");
+        }
+        assert_eq!(check_app_version("1.0-été"), Ok(()));
     }
 
     #[test]

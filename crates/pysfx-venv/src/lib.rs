@@ -12,7 +12,8 @@ pub use hooks::{
     app_pth, from_hex, write_hooks, HOOK_MODULE, HOOK_PTH, LOADENV_INIT_PTH, LOADENV_PY,
 };
 pub use interpreter::{
-    on_child, BinaryIdentity, Interpreter, Limits, QUERY_SCRIPT, QUERY_TIMEOUT_VARIABLE,
+    on_child, resolve_command, BinaryIdentity, Interpreter, Limits, QUERY_SCRIPT,
+    QUERY_TIMEOUT_VARIABLE,
 };
 pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
 

@@ -40,13 +40,14 @@ pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
             )
         })?,
     };
+    // Whether given with --app-name or taken from --app's folder, the name comes from the
+    // command line: a usage error (exit 2), as for --app-version.
     pysfx_format::check_app_name(&name).map_err(|reason| {
-        let message = format!("{reason}; give another --app-name");
-        // A name given on the command line is a usage error (exit 2), as for --app-version.
-        match args.app_name {
-            Some(_) => anyhow::Error::from(UsageError(message)),
-            None => anyhow!(message),
-        }
+        let source = match args.app_name {
+            Some(_) => "--app-name",
+            None => "--app's folder name",
+        };
+        UsageError(format!("{source}: {reason}; give another --app-name"))
     })?;
     Ok(name)
 }
@@ -223,6 +224,13 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
     files.extend(args.thin_from.iter().map(|f| ("--thin-from", f.as_path())));
     // The signing key: replacing it with the artifact would lose the key for good.
     files.extend(args.sign.iter().map(|f| ("--sign", f.as_path())));
+    // An interpreter (a path, or a name found on PATH): packing would replace it.
+    let interpreters: Vec<PathBuf> = args
+        .python
+        .iter()
+        .filter_map(|python| pysfx_venv::resolve_command(python))
+        .collect();
+    files.extend(interpreters.iter().map(|f| ("--python", f.as_path())));
     for (flag, directory) in directories {
         if spellings(directory)
             .iter()

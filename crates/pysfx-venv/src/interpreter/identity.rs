@@ -27,7 +27,7 @@ impl BinaryIdentity {
     /// wrapper — which may run another Python tomorrow without changing itself: such an
     /// interpreter is always asked.
     pub fn of(python: &str) -> Option<BinaryIdentity> {
-        let path = std::fs::canonicalize(resolve(python)?).ok()?;
+        let path = std::fs::canonicalize(resolve_command(python)?).ok()?;
         // Without blocking: a FIFO named as the interpreter is not waited on.
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -74,7 +74,7 @@ impl BinaryIdentity {
 
 /// `python` itself when it holds a `/`, else the first executable file of that name in a
 /// `PATH` directory (an empty entry is the current directory).
-fn resolve(python: &str) -> Option<PathBuf> {
+pub fn resolve_command(python: &str) -> Option<PathBuf> {
     if python.is_empty() {
         return None;
     }

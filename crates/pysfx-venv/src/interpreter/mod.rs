@@ -9,7 +9,7 @@ mod run;
 mod tests;
 
 pub use facts::Interpreter;
-pub use identity::BinaryIdentity;
+pub use identity::{resolve_command, BinaryIdentity};
 pub use query::QUERY_SCRIPT;
 pub use run::{on_child, Limits, QUERY_TIMEOUT_VARIABLE};
 pub(crate) use run::{run_bounded, seconds_from, Ending};
