@@ -377,13 +377,12 @@ fn a_manifest_that_lies_about_its_wheels_is_the_artifacts_fault() {
 }
 
 /// A member whose bytes differ from its RECORD hash is refused by `pysfx pack` (above), by
-/// `pysfx verify` and by `--verify`. The install takes the payload digest's word for the bytes
-/// `pysfx pack` checked (docs/architecture.md, "What the install checks"): an artifact crafted
-/// around the packer, with a payload digest of its own, installs what it holds, as it could
-/// with a RECORD that agreed. Its RECORD in the release still holds the hash the wheel
-/// claimed, so `--check` names the member.
+/// `pysfx verify`, by `--verify`, and by the install itself: an artifact crafted around the
+/// packer, with a payload digest of its own, is whole, not made by `pysfx pack`, so the install
+/// hashes every member it writes (SPEC "Hostile content": RECORD hash mismatches are refused).
+/// Nothing is left at DEST or beside it.
 #[test]
-fn a_member_that_differs_from_its_record_is_found_by_verify_and_check() {
+fn a_member_that_differs_from_its_record_is_refused_by_verify_and_install() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
         &work.path().join("hashmismatch.sfx"),
@@ -406,18 +405,24 @@ fn a_member_that_differs_from_its_record_is_found_by_verify_and_check() {
         "{stderr}"
     );
 
-    let destination = work.path().join("releases/1");
+    let releases = work.path().join("releases");
+    let destination = releases.join("1");
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
-    assert_eq!(code, 0, "{stderr}");
-    let output = pysfx_e2e::run(
-        std::process::Command::new(&artifact)
-            .arg("--check")
-            .arg(&destination)
-            .arg("--json"),
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("hashmismatch/__init__.py") && stderr.contains("RECORD"),
+        "names the member and RECORD: {stderr}"
     );
-    assert_eq!(output.status.code(), Some(3), "--check passed the member");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("hashmismatch/__init__.py"), "{stdout}");
+    assert!(!destination.exists(), "DEST was left behind");
+    let beside: Vec<_> = std::fs::read_dir(&releases)
+        .map(|entries| entries.flatten().map(|entry| entry.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        beside
+            .iter()
+            .all(|name| name.to_string_lossy().ends_with(".lock")),
+        "litter beside DEST: {beside:?}"
+    );
 }
 
 /// Two wheels the manifest gives one digest, right for the first only: the payload digest's

@@ -15,8 +15,7 @@
 //! member of such a stream is read, a large one refused. What it yields is still held to all
 //! the install checks of a member — no more bytes than declared, its CRC-32, its hash in
 //! RECORD — so a crafted stream gives nothing a valid one could not (found by a review that
-//! compared both paths with zlib over 200,000 mutated streams). (At install, the payload
-//! digest vouches for the stream and its RECORD hash is not recomputed; `--verify` does.)
+//! compared both paths with zlib over 200,000 mutated streams).
 //!
 //! The zip crate's own reader allocates a 48 KB inflate state and an 8 KB buffer for every
 //! member and frees them at its end. Over the 79,000 members of a large set, two threads doing

@@ -161,7 +161,6 @@ pub fn build_release(
             .clone()
             .filter(|_| !options.no_compile)
             .map(|format| BytecodeLink { format }),
-        payload_verified: payload.verified(),
     };
     // One install code for the disk and the model (verify): see `Sink`.
     let tree = Sink::from(DiskTree::new(&venv.root));

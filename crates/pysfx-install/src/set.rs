@@ -98,10 +98,6 @@ pub struct SetOptions {
     pub copy: bool,
     /// Byte-code of linked sources is linked too when it was compiled for this interpreter.
     pub bytecode: Option<BytecodeLink>,
-    /// The payload digest was checked in this run, before anything was written: it vouches
-    /// for every member, which is then not hashed again against RECORD
-    /// ([`crate::wheel::PreparedWheel::vouch`]). Off for `pysfx verify` and `--verify`.
-    pub payload_verified: bool,
 }
 
 /// Called after each batch with its wheels' reports and whether each came with byte-code; it
@@ -599,9 +595,6 @@ fn open_wheels(
             )));
         }
         check_path_lengths(&wheel, venv_length)?;
-        if options.payload_verified {
-            wheel.vouch();
-        }
         if let Some(bundle) = job.bundles.first() {
             // A `.pyc` header holds the source's mtime in 32 bits: a larger one is no time the
             // packer wrote (and no `SystemTime` may hold it).

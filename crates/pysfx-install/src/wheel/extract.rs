@@ -3,7 +3,7 @@
 use std::io::{Read, Seek};
 
 use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree};
-use pysfx_wheel::{format_hash, python_shebang_end, script_shebang, sha256_of_hash, WheelError};
+use pysfx_wheel::{format_hash, python_shebang_end, script_shebang, WheelError};
 use tracing::trace;
 use zip::ZipArchive;
 
@@ -13,7 +13,8 @@ use crate::InstallError;
 
 impl PreparedWheel {
     /// Writes member number `member` of a prepared wheel, checking its size, CRC and RECORD hash
-    /// (the hash only when the wheel is not vouched for: see [`PreparedWheel::vouch`]).
+    /// (by the SHA-256 of the bytes written, or of the bytes read when RECORD uses another
+    /// algorithm or the `#!python` line is rewritten).
     /// A `.data/scripts` file streams like any other: only its first line is looked at, for the
     /// `#!python` that PEP 427 says to rewrite.
     pub(super) fn extract<R: Read + Seek>(
@@ -74,17 +75,11 @@ impl PreparedWheel {
             Some("sha256") if head.is_some() => Some(ReadHash::Sha256),
             _ => None,
         };
-        // A vouched wheel's member is written as RECORD describes it: its digest is RECORD's.
-        let vouched = match (prepared.vouched, head, expected) {
-            (true, None, Some(expected)) => sha256_of_hash(&expected.hash),
-            _ => None,
-        };
         let options = CopyOptions {
             disposition: plan.disposition,
             mtime: prepared.source_mtime.filter(|_| is_source),
             head,
             read_hash,
-            hash_written: vouched.is_none(),
             ..CopyOptions::new(mode)
         };
         let copied = tree
@@ -99,14 +94,9 @@ impl PreparedWheel {
                 }
                 CopyError::Write(error) => InstallError::Tree(error),
             })?;
-        let mut copied = copied;
-        match vouched {
-            Some(digest) => {
-                check_sizes(expected, &copied, declared).map_err(mismatch)?;
-                copied.sha256 = digest;
-            }
-            None => check_member(expected, &copied, declared).map_err(mismatch)?,
-        }
+        // Every member is held to its RECORD hash as it is written, whatever the payload
+        // digest says: that digest shows the artifact is whole, not that `pysfx pack` made it.
+        check_member(expected, &copied, declared).map_err(mismatch)?;
         // `-vv`: one line per member. tracing checks the level first, so this costs nothing
         // when it is off.
         trace!(
@@ -150,9 +140,8 @@ pub(super) fn check_member(
     let digest: &[u8] = match (&copied.read_digest, algorithm) {
         (Some(digest), _) => digest,
         (None, "sha256") => &copied.sha256,
-        // Built without them (the stub), the rarer hashes PEP 427 allows are accepted unchecked:
-        // pysfx pack and pysfx verify check them, and at install the payload digest covers
-        // these bytes.
+        // Built without them (the stub, 22 KB), the rarer hashes PEP 427 allows are accepted
+        // unchecked: pysfx pack and pysfx verify check them (docs/architecture.md).
         (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
         _ => {
             return Err(format!(

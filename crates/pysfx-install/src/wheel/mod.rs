@@ -159,9 +159,6 @@ pub struct PreparedWheel {
     requires_python: Option<String>,
     /// Hex SHA-256 of its RECORD as shipped.
     record_sha256: String,
-    /// The wheel's bytes are vouched for by the payload digest, checked in this run: see
-    /// [`PreparedWheel::vouch`].
-    vouched: bool,
     /// The executable bit of each member left out of a thin artifact is known (the manifest's
     /// `executables`), not taken from the file in the release beside DEST.
     left_out_modes: bool,
@@ -172,17 +169,6 @@ impl PreparedWheel {
     /// `.pyc` files compiled elsewhere for the same sources stay valid.
     pub fn set_source_mtime(&mut self, mtime: std::time::SystemTime) {
         self.source_mtime = Some(mtime);
-    }
-
-    /// Takes the wheel's bytes as vouched for by the payload digest, checked in this run before
-    /// anything was written: they are then the bytes `pysfx pack` held, member by member, to
-    /// their RECORD hashes, and inflating them is checked by each member's CRC-32. A member is
-    /// then not hashed again as it is written; its RECORD SHA-256 is its digest. (A member
-    /// whose `#!python` line is rewritten, or whose RECORD uses another algorithm, is still
-    /// hashed: its digest is of other bytes.) `pysfx verify` and `--verify` vouch for nothing,
-    /// and hash every member.
-    pub fn vouch(&mut self) {
-        self.vouched = true;
     }
 
     /// Every member [`PreparedWheel::extract`] has to write, in the wheel's order.

@@ -122,7 +122,6 @@ fn prepare<R: Read + Seek>(
         requires_dist: info.requires_dist,
         requires_python: info.requires_python,
         record_sha256: info.record_sha256,
-        vouched: false,
         left_out_modes: false,
     })
 }
