@@ -640,3 +640,120 @@ fn a_file_size_limit_fails_cleanly() {
         .collect();
     assert!(left.is_empty(), "litter: {left:?}");
 }
+
+/// Whether this test runs as root (only root can give a file to another user).
+fn is_root() -> bool {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc/self")) == 0
+}
+
+/// Entries beside DEST named like a killed run's leftovers but owned by another user (who may
+/// write a shared releases directory) are theirs: not put back as DEST, not removed.
+#[test]
+fn another_users_leftovers_are_neither_put_back_nor_removed() {
+    if !is_root() {
+        eprintln!("skipped: only root can plant another user's files");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let releases = work.path().join("releases");
+    let old = releases.join(".1.pysfx-old-99999");
+    let temporary = releases.join(".1.pysfx-tmp-99998");
+    std::fs::create_dir_all(&old).expect("mkdir");
+    std::fs::create_dir_all(&temporary).expect("mkdir");
+    std::fs::write(old.join("pysfx-receipt.json"), "{}").expect("receipt");
+    std::fs::write(old.join("planted"), "theirs").expect("marker");
+    std::fs::write(temporary.join("notes"), "theirs").expect("file");
+    let given = run(Command::new("chown")
+        .args(["-R", "65534"])
+        .arg(&old)
+        .arg(&temporary));
+    assert!(given.status.success());
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !destination.join("planted").exists(),
+        "their tree became DEST"
+    );
+    assert!(old.join("planted").is_file() && temporary.join("notes").is_file());
+    assert!(!stderr.contains("put back"), "{stderr}");
+}
+
+/// A symbolic link another user planted in a sticky, world-writable directory (as `/tmp`) is
+/// not followed to DEST or LINK, whatever `fs.protected_symlinks` says: `--force` would
+/// otherwise replace the data it leads to. Exit 5, nothing touched.
+#[test]
+fn a_symlink_another_user_planted_in_a_shared_directory_is_not_followed() {
+    if !is_root() {
+        eprintln!("skipped: only root can plant another user's link");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let shared = work.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    let opened = run(Command::new("chmod").arg("1777").arg(&shared));
+    assert!(opened.status.success());
+    let victim = work.path().join("victim");
+    std::fs::create_dir_all(victim.join("data")).expect("mkdir");
+    std::fs::write(victim.join("data/notes.txt"), "important").expect("write");
+    let planted = shared.join("newq");
+    std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+    let given = run(Command::new("chown").args(["-h", "65534"]).arg(&planted));
+    assert!(given.status.success());
+
+    let destination = planted.join("data");
+    let (code, _, stderr) = install_with(
+        &artifact,
+        &destination,
+        &host_python(),
+        &[OsStr::new("--force")],
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("symbolic link") && stderr.contains("newq"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&victim.join("data")), vec!["notes.txt"]);
+
+    let link = planted.join("current");
+    let (code, _, stderr) = install_with(
+        &artifact,
+        &work.path().join("releases/1"),
+        &host_python(),
+        &[OsStr::new("--link"), link.as_os_str()],
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(listing(&victim), vec!["data"]);
+    assert!(!work.path().join("releases/1").exists());
+}
+
+/// The lock file is not readable by others (`flock` needs only read access: a user who could
+/// open it could hold the lock and block every deploy), and DEST keeps the setgid bit of a
+/// group's releases directory, as the directories below it do.
+#[test]
+fn the_lock_is_closed_to_others_and_dest_keeps_its_setgid_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let releases = work.path().join("releases");
+    std::fs::create_dir(&releases).expect("mkdir");
+    std::fs::set_permissions(&releases, std::fs::Permissions::from_mode(0o2775)).expect("chmod");
+    let destination = releases.join("1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mode = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .expect("lstat")
+            .permissions()
+            .mode()
+    };
+    assert_eq!(
+        mode(&releases.join(".1.pysfx-lock")) & 0o007,
+        0,
+        "others may open the lock"
+    );
+    assert_ne!(mode(&destination) & 0o2000, 0, "DEST lost its setgid bit");
+    assert_ne!(mode(&destination.join("venv")) & 0o2000, 0);
+}

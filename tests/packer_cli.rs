@@ -143,11 +143,17 @@ fn contradictory_collection_options_are_usage_errors() {
     }
 }
 
-/// Completions and man pages that stdout cannot take (a full disk) are an error, exit 1, not
-/// a panic.
+/// Completions, man pages, help and the version that stdout cannot take (a full disk) are an
+/// error, exit 1, not a panic nor a silent success.
 #[test]
 fn output_stdout_cannot_take_is_an_error_not_a_panic() {
-    for args in [&["completions", "bash"][..], &["man"][..]] {
+    for args in [
+        &["completions", "bash"][..],
+        &["man"][..],
+        &["--help"][..],
+        &["pack", "--help"][..],
+        &["--version"][..],
+    ] {
         let full = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/full")

@@ -313,10 +313,31 @@ fn main() -> ExitCode {
         .and_then(|matches| Cli::from_arg_matches(&matches))
     {
         Ok(cli) => cli,
-        Err(error) => {
-            let code = if error.use_stderr() { 2 } else { 0 };
+        Err(error) if error.use_stderr() => {
             let _ = error.print();
-            return ExitCode::from(code);
+            return ExitCode::from(2);
+        }
+        // `--help` and `--version`: printed to stdout, which may fail (a full disk, as
+        // `/dev/full`): exit 1 then, as for any output that cannot be written; a reader that
+        // has gone (`| head`) is no failure.
+        Err(error) => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let styled = error.render();
+            let text = match std::io::IsTerminal::is_terminal(&stdout) && colour_allowed() {
+                true => styled.ansi().to_string(),
+                false => styled.to_string(),
+            };
+            return match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Err(failure) if failure.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write to stdout: {failure}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            };
         }
     };
     let level = match (cli.quiet, cli.verbose) {

@@ -113,6 +113,7 @@ pub fn usage_error(program: &str, message: &str) -> String {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut cli = Cli::default();
+    let mut version = false;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
         match arg {
@@ -156,7 +157,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("verify") => cli.verify = true,
             Long("sbom") => cli.sbom = true,
             Short('h') | Long("help") => return Ok(Command::Help),
-            Short('V') | Long("version") => return Ok(Command::Version),
+            Short('V') | Long("version") => version = true,
             Value(value) => {
                 let hint = if cli.destination.is_none() {
                     " (DEST goes after -d)"
@@ -172,6 +173,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         }
     }
     let modes: Vec<&str> = cli.modes().collect();
+    // A mode, though, is not passed over: `-d DEST --version` would report success with
+    // nothing installed. (`--help` wins over everything, as it always may.)
+    if version {
+        return match modes.first() {
+            Some(mode) => Err(format!("{mode} cannot be used with --version")),
+            None => Ok(Command::Version),
+        };
+    }
     match modes.as_slice() {
         [] => return Err(NOTHING_TO_DO.into()),
         [_] => {}
@@ -591,14 +600,33 @@ mod tests {
     }
 
     #[test]
-    fn help_and_version_win() {
+    fn help_wins_and_version_alone_is_the_version() {
         assert!(matches!(parse_line("--help"), Ok(Command::Help)));
         assert!(matches!(parse_line("-d x -h"), Ok(Command::Help)));
         assert!(matches!(parse_line("-V"), Ok(Command::Version)));
         assert!(matches!(
-            parse_line("--version --bogus"),
+            parse_line("--version --json"),
             Ok(Command::Version)
         ));
+        assert!(matches!(parse_line("--version --help"), Ok(Command::Help)));
+    }
+
+    /// `--version` is a mode of its own: with another one (an install above all), the run
+    /// would report success and do nothing.
+    #[test]
+    fn version_with_another_mode_is_a_usage_error() {
+        for (line, expected) in [
+            (
+                "-d x --python py --version",
+                "-d DEST cannot be used with --version",
+            ),
+            ("--version -d x", "-d DEST cannot be used with --version"),
+            ("--info --version", "--info cannot be used with --version"),
+            ("--version --bogus", "--bogus"),
+        ] {
+            let error = parse_line(line).expect_err(line);
+            assert!(error.contains(expected), "{line}: {error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! DEST and its siblings: paths made absolute, what DEST holds, what `--force` may replace,
 //! the temporary and replaced trees beside it, and the free space for a new release.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use pysfx_format::Payload;
@@ -323,8 +324,46 @@ pub(crate) fn exchange(first: &Path, second: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Temporary trees left by a run that was killed (SIGKILL, power loss): everything named
-/// `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
+/// Refuses a path (DEST, LINK) that leads through a symbolic link another user planted in a
+/// shared directory — sticky and writable by everyone, as `/tmp` — unless that user owns the
+/// directory: following it would write where they chose (`-d /tmp/app/releases/1` with their
+/// `/tmp/app -> /home/you/data`, and `--force` would replace that data). This is the rule of
+/// the kernel's `fs.protected_symlinks`, which some systems leave off. Exit 5.
+pub(crate) fn check_shared_symlinks(path: &Path, what: &str) -> Result<(), Failure> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let mut reached = PathBuf::from("/");
+    for component in path.components().skip(1) {
+        let directory = reached.clone();
+        reached.push(component);
+        let Ok(metadata) = std::fs::symlink_metadata(&reached) else {
+            return Ok(());
+        };
+        if !metadata.file_type().is_symlink() || metadata.uid() == euid {
+            continue;
+        }
+        let Ok(shared) = std::fs::metadata(&directory) else {
+            continue;
+        };
+        let sticky_and_open = shared.mode() & 0o1002 == 0o1002;
+        if sticky_and_open && metadata.uid() != shared.uid() {
+            return Err(Failure::new(
+                code::CONFLICT,
+                format!(
+                    "{what} {} leads through {}, a symbolic link user {} made in the shared \
+                     directory {}; refusing to follow it (give a path without it)",
+                    path.display(),
+                    reached.display(),
+                    metadata.uid(),
+                    directory.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Temporary trees left by a run that was killed (SIGKILL, power loss): everything of this
+/// user's named `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
 /// owns them. One exception: a run killed between the two renames of a replacement (kernels
 /// without `RENAME_EXCHANGE`) left DEST missing and the previous release under
 /// `.<name>.pysfx-old-<pid>`; that release is put back, not removed. Returns whether one was
@@ -346,7 +385,20 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
     let prefix = format!(".{name}.pysfx-");
     let lock = format!(".{name}.pysfx-lock");
     let old = format!(".{name}.pysfx-old-");
-    let mut entries: Vec<_> = entries.flatten().collect();
+    // Only this user's own entries are leftovers of its runs: in a directory others may write
+    // (a group's 2775, a 1777), another user's entry named like one is theirs, neither put
+    // back nor removed.
+    let euid = nix::unistd::geteuid().as_raw();
+    let mut entries: Vec<_> = entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            name.as_encoded_bytes().starts_with(prefix.as_bytes())
+                && entry
+                    .metadata()
+                    .is_ok_and(|metadata| metadata.uid() == euid)
+        })
+        .collect();
     if std::fs::symlink_metadata(destination).is_err() {
         // Only a real directory holding a release: never a planted link, file or foreign tree.
         let restorable = entries.iter().position(|entry| {

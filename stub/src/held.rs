@@ -80,9 +80,11 @@ impl HeldDirectory {
     }
 
     /// Gives the held directory the mode a release's directories have (less the umask), once
-    /// its tree is written.
+    /// its tree is written. The setgid bit it took from a group's directory stays, as it
+    /// stays on the directories below it (files written into DEST later get that group).
     pub(crate) fn open_up(&self) -> std::io::Result<()> {
-        let mode = pysfx_tree::DIRECTORY_MODE & !pysfx_tree::umask();
+        let inherited = nix::sys::stat::fstat(&self._fd)?.st_mode & nix::libc::S_ISGID;
+        let mode = pysfx_tree::DIRECTORY_MODE & !pysfx_tree::umask() | inherited;
         nix::sys::stat::fchmod(&self._fd, Mode::from_bits_truncate(mode)).map_err(Into::into)
     }
 

@@ -15,8 +15,9 @@ use tracing::{info, warn};
 
 use crate::artifact::open_self;
 use crate::dest::{
-    absolute_path, check_free_space, check_path_lengths, check_replaceable, check_unmodified,
-    check_unmounted, exchange, inspect_destination, remove_stale_siblings, sibling, Existing,
+    absolute_path, check_free_space, check_path_lengths, check_replaceable, check_shared_symlinks,
+    check_unmodified, check_unmounted, exchange, inspect_destination, remove_stale_siblings,
+    sibling, Existing,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -176,6 +177,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
     // go again if it ends without DEST; `_made` is dropped after the lock.)
+    check_shared_symlinks(&destination, "DEST")?;
+    if let Some(link) = &link {
+        check_shared_symlinks(link, "LINK")?;
+    }
     let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
     let restored = remove_stale_siblings(&destination);

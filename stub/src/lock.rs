@@ -97,7 +97,7 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
 /// Opens the lock file without ever following a link at its path (a user who can write the
 /// releases directory could plant one pointing at `/etc/nologin`), without blocking on a planted
 /// FIFO, and read-only when another user (root) made it: `flock` needs no write permission, so a
-/// non-root re-run can still lock it. Anything but a regular file there is refused.
+/// re-run by a user of its group (or one it was opened to) can still lock it. Anything but a regular file there is refused.
 fn open_lock_file(path: &Path) -> Result<File, Failure> {
     use nix::libc::{O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK};
     let flags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
@@ -115,7 +115,9 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        // Not readable by others: flock(2) needs only read access, so a user who could
+        // open the file could hold the lock and block every deploy of DEST.
+        .mode(0o640)
         .custom_flags(flags)
         .open(path);
     let file = match opened {
@@ -130,11 +132,15 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
             if error.kind() == std::io::ErrorKind::PermissionDenied
                 || error.raw_os_error() == Some(nix::libc::EROFS) =>
         {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .map_err(|_| Failure::io("cannot create the lock file", path, &error))?
+            match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+                Ok(file) => file,
+                // A link another user planted in a sticky directory: EACCES for the create
+                // under fs.protected_regular, ELOOP for the plain open.
+                Err(again) if again.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    return Err(refuse("is a symbolic link"))
+                }
+                Err(_) => return Err(Failure::io("cannot create the lock file", path, &error)),
+            }
         }
         Err(error) => return Err(Failure::io("cannot create the lock file", path, &error)),
     };

@@ -37,7 +37,7 @@ pub struct CheckReport {
 pub struct Modified {
     pub path: String,
     /// `content`, `mode` (the executable bit), `kind` (no longer a file, or a link that
-    /// points elsewhere), `unreadable`.
+    /// points elsewhere), `owner` (not DEST's owner), `unreadable`.
     pub differs: Vec<&'static str>,
 }
 
@@ -211,6 +211,10 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8);
+    // Who may change a release's files: its owner, DEST's.
+    let owner = std::fs::symlink_metadata(destination)
+        .ok()
+        .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata));
     std::thread::scope(|scope| {
         for _ in 0..threads.min(items.len().max(1)) {
             scope.spawn(|| loop {
@@ -218,7 +222,7 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
                 let Some((path, expected)) = items.get(index) else {
                     break;
                 };
-                if let Some(finding) = compare(&destination.join(path), expected) {
+                if let Some(finding) = compare(&destination.join(path), expected, owner) {
                     found
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -232,7 +236,7 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
+fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Finding> {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -287,6 +291,12 @@ fn compare(path: &PathBuf, expected: &Expected) -> Option<Finding> {
             .is_some_and(|wanted| wanted != executable(&metadata))
     {
         differs.push("mode");
+    }
+    // A file another user owns is theirs to change at will: one put in an installed file's
+    // place by a member of a deploy group, whose umask 002 leaves the directories writable
+    // to it (the same bytes, so that its content still matches).
+    if owner.is_some_and(|owner| owner != std::os::unix::fs::MetadataExt::uid(&metadata)) {
+        differs.push("owner");
     }
     (!differs.is_empty()).then_some(Finding::Modified(differs))
 }
@@ -514,6 +524,28 @@ mod tests {
         // Group-writable (umask 002) is what an install may make.
         std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o775)).expect("chmod");
         assert!(check(&release, &contents(&release)).intact());
+    }
+
+    /// A recorded file with the same bytes, but another user's (put in its place by a member
+    /// of a deploy group), is modified: its owner can change it at will. (Root changes the
+    /// owner here; the test is skipped for another user, who cannot.)
+    #[test]
+    fn a_file_another_user_owns_is_modified() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let file = release.join("mysite/views.py");
+        if nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(65534)), None).is_err() {
+            eprintln!("skipped: only root can give a file to another user");
+            return;
+        }
+        let report = check(&release, &contents(&release));
+        assert_eq!(
+            report.modified,
+            vec![Modified {
+                path: "mysite/views.py".to_string(),
+                differs: vec!["owner"]
+            }]
+        );
     }
 
     #[test]
