@@ -727,6 +727,20 @@ fn a_symlink_another_user_planted_in_a_shared_directory_is_not_followed() {
     assert_eq!(code, 5, "{stderr}");
     assert_eq!(listing(&victim), vec!["data"]);
     assert!(!work.path().join("releases/1").exists());
+
+    // `--activate` of an installed release, to a LINK through the planted link.
+    let release = work.path().join("releases/2");
+    let (code, _, stderr) = install_with(&artifact, &release, &host_python(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let output = run(Command::new(&artifact)
+        .arg("--activate")
+        .arg(&release)
+        .arg("--link")
+        .arg(&link));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(listing(&victim), vec!["data"]);
 }
 
 /// The lock file is not readable by others (`flock` needs only read access: a user who could

@@ -201,6 +201,7 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     let link = absolute_path(cli.link.as_deref().unwrap_or(Path::new("")), "--link")?;
     crate::install::check_link_outside(&link, &destination)?;
     crate::install::check_name_length(&link, "--link")?;
+    crate::dest::check_shared_symlinks(&link, "LINK")?;
     // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
     // that moved LINK (the record in DEST's lock file).
     let previous = pysfx_release::status::link_target(&link).ok();
