@@ -383,17 +383,24 @@ fn a_manifest_that_lies_about_its_wheels_is_the_artifacts_fault() {
 /// Nothing is left at DEST or beside it.
 #[test]
 fn a_member_that_differs_from_its_record_is_refused_by_verify_and_install() {
+    // A sha512 row too (PEP 427: "sha256 or better"), which the stub once took unchecked.
+    for case in ["hashmismatch", "hashmismatch512"] {
+        a_member_that_differs_from_its_record(case);
+    }
+}
+
+fn a_member_that_differs_from_its_record(case: &str) {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = raw_artifact(
-        &work.path().join("hashmismatch.sfx"),
+        &work.path().join(format!("{case}.sfx")),
         &[
             evil_wheels().join("good-1.0-py3-none-any.whl"),
-            evil_wheels().join("hashmismatch-1.0-py3-none-any.whl"),
+            evil_wheels().join(format!("{case}-1.0-py3-none-any.whl")),
         ],
         &[("demoapp/app.py", b"x = 1\n")],
         |_| {},
     );
-    assert_verify_refuses(&artifact, "hashmismatch");
+    assert_verify_refuses(&artifact, case);
     let output = pysfx_e2e::run(
         std::process::Command::new(&pysfx_e2e::binaries().pysfx)
             .arg("verify")
@@ -410,7 +417,7 @@ fn a_member_that_differs_from_its_record_is_refused_by_verify_and_install() {
     let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("hashmismatch/__init__.py") && stderr.contains("RECORD"),
+        stderr.contains(&format!("{case}/__init__.py")) && stderr.contains("RECORD"),
         "names the member and RECORD: {stderr}"
     );
     assert!(!destination.exists(), "DEST was left behind");

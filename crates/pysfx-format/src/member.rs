@@ -86,10 +86,16 @@ pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<M
     }
     let mut members = Vec::with_capacity(archive.len());
     let mut seen = HashSet::with_capacity(archive.len());
+    // Where each member's bytes lie: its local header, at least 30 bytes and its name, then
+    // its compressed data.
+    let mut extents = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         // The central directory's record only: no read of the member's local header.
         let entry = archive.by_index_data(index)?;
         let raw = entry.name_raw();
+        let start = entry.header_start();
+        let length = (30 + raw.len() as u64).saturating_add(entry.compressed_size());
+        extents.push((start, start.saturating_add(length), index));
         let text = std::str::from_utf8(raw).map_err(|_| unsafe_member(raw, "name is not UTF-8"))?;
         let name = MemberName::new(text).map_err(|reason| unsafe_member(raw, reason))?;
         if !seen.insert(text.trim_end_matches('/').to_string()) {
@@ -113,6 +119,23 @@ pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<M
             kind,
             size: entry.size(),
         });
+    }
+    // Two members whose bytes overlap — several directory records naming one local entry,
+    // or one member's data holding another's header — make a few bytes inflate many times
+    // over (a zip bomb's trick, which no zip writer produces).
+    extents.sort_unstable();
+    for pair in extents.windows(2) {
+        let ((_, end, _), (next, _, index)) = (pair[0], pair[1]);
+        if next < end {
+            let name = members
+                .get(index)
+                .map(|m| m.name.as_str())
+                .unwrap_or_default();
+            return Err(unsafe_member(
+                name.as_bytes(),
+                "its bytes overlap another member's (a zip bomb's trick)",
+            ));
+        }
     }
     Ok(members)
 }
@@ -251,6 +274,41 @@ pub fn local_fields_mismatch<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip of `a` and `b`, both stored, whose second directory record points at `a`'s local
+    /// header when `alias` (and is otherwise untouched).
+    fn two_members(alias: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for name in ["a", "b"] {
+            writer.start_file(name, options).expect("start");
+            writer.write_all(&[0u8; 1000]).expect("write");
+        }
+        let mut bytes = writer.finish().expect("finish").into_inner();
+        if alias {
+            let second = (bytes.windows(4))
+                .enumerate()
+                .filter(|(_, window)| *window == b"PK\x01\x02")
+                .nth(1)
+                .map(|(at, _)| at)
+                .expect("a second directory record");
+            bytes[second + 42..second + 46].copy_from_slice(&0u32.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// Several directory records naming one local entry make its bytes count many times (an
+    /// overlapping-entry zip bomb): refused, naming a member, before anything is inflated.
+    #[test]
+    fn members_whose_bytes_overlap_are_refused() {
+        let mut good = ZipArchive::new(std::io::Cursor::new(two_members(false))).expect("zip");
+        assert_eq!(scan_members(&mut good).expect("scan").len(), 2);
+        let mut aliased = ZipArchive::new(std::io::Cursor::new(two_members(true))).expect("zip");
+        let error = scan_members(&mut aliased).expect_err("overlap");
+        assert!(error.to_string().contains("overlap"), "{error}");
+    }
 
     #[test]
     fn member_names() {

@@ -14,6 +14,7 @@
 
 mod disk;
 mod null;
+mod sha512;
 mod sink;
 mod stamp;
 
@@ -85,9 +86,7 @@ pub struct Copied {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadHash {
     Sha256,
-    #[cfg(feature = "strong-record-hashes")]
     Sha384,
-    #[cfg(feature = "strong-record-hashes")]
     Sha512,
 }
 
@@ -370,40 +369,30 @@ impl<'h> Copier<'h> {
 
 enum ReadHasher {
     Sha256(Sha256),
-    #[cfg(feature = "strong-record-hashes")]
-    Sha384(sha2::Sha384),
-    #[cfg(feature = "strong-record-hashes")]
-    Sha512(sha2::Sha512),
+    /// SHA-384 or SHA-512.
+    Wide(sha512::Sha512Family),
 }
 
 impl ReadHasher {
     fn new(kind: ReadHash) -> Self {
         match kind {
             ReadHash::Sha256 => ReadHasher::Sha256(Sha256::new()),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHash::Sha384 => ReadHasher::Sha384(sha2::Sha384::new()),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHash::Sha512 => ReadHasher::Sha512(sha2::Sha512::new()),
+            ReadHash::Sha384 => ReadHasher::Wide(sha512::Sha512Family::sha384()),
+            ReadHash::Sha512 => ReadHasher::Wide(sha512::Sha512Family::sha512()),
         }
     }
 
     fn update(&mut self, bytes: &[u8]) {
         match self {
             ReadHasher::Sha256(hasher) => hasher.update(bytes),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHasher::Sha384(hasher) => hasher.update(bytes),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHasher::Sha512(hasher) => hasher.update(bytes),
+            ReadHasher::Wide(hasher) => hasher.update(bytes),
         }
     }
 
     fn finalize(self) -> Vec<u8> {
         match self {
             ReadHasher::Sha256(hasher) => hasher.finalize().to_vec(),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHasher::Sha384(hasher) => hasher.finalize().to_vec(),
-            #[cfg(feature = "strong-record-hashes")]
-            ReadHasher::Sha512(hasher) => hasher.finalize().to_vec(),
+            ReadHasher::Wide(hasher) => hasher.finalize(),
         }
     }
 }

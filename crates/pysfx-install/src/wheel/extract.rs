@@ -68,9 +68,7 @@ impl PreparedWheel {
         // the SHA-256 of the bytes written, or when the first line is rewritten.
         let algorithm = expected.and_then(|expected| expected.hash.split('=').next());
         let read_hash = match algorithm {
-            #[cfg(feature = "strong-record-hashes")]
             Some("sha384") => Some(ReadHash::Sha384),
-            #[cfg(feature = "strong-record-hashes")]
             Some("sha512") => Some(ReadHash::Sha512),
             Some("sha256") if head.is_some() => Some(ReadHash::Sha256),
             _ => None,
@@ -140,9 +138,6 @@ pub(super) fn check_member(
     let digest: &[u8] = match (&copied.read_digest, algorithm) {
         (Some(digest), _) => digest,
         (None, "sha256") => &copied.sha256,
-        // Built without them (the stub, 22 KB), the rarer hashes PEP 427 allows are accepted
-        // unchecked: pysfx pack and pysfx verify check them (docs/architecture.md).
-        (None, "sha384" | "sha512") if !cfg!(feature = "strong-record-hashes") => return Ok(()),
         _ => {
             return Err(format!(
                 "RECORD uses an unsupported hash {algorithm:?} (sha256, sha384 and sha512 are)"
