@@ -22,6 +22,10 @@ pub(super) fn check_venv_owned(
             "it would replace the venv's {what} ({destination})"
         ))
     };
+    // In any case: on a filesystem that ignores it, `BIN/PYTHON` is `bin/python`.
+    let named = destination;
+    let lower = destination.to_ascii_lowercase();
+    let destination = lower.as_str();
     if destination == "pyvenv.cfg" {
         return taken("configuration");
     }
@@ -37,7 +41,7 @@ pub(super) fn check_venv_owned(
         }
         if matches!(
             name,
-            "activate" | "activate.csh" | "activate.fish" | "Activate.ps1"
+            "activate" | "activate.csh" | "activate.fish" | "activate.ps1"
         ) {
             return taken("activate script");
         }
@@ -57,7 +61,8 @@ pub(super) fn check_venv_owned(
         let mut components = path.split('/');
         let top = components.next().unwrap_or_default();
         let module = top.split('.').next().unwrap_or_default();
-        let app_pth = layout.app_name.as_ref().map(|app| format!("{app}.pth"));
+        let app_pth =
+            (layout.app_name.as_ref()).map(|app| format!("{app}.pth").to_ascii_lowercase());
         if module == HOOK_MODULE || top == HOOK_PTH || app_pth.as_deref() == Some(top) {
             return taken("pysfx hook");
         }
@@ -70,9 +75,9 @@ pub(super) fn check_venv_owned(
         }
         // Another distribution's metadata: `pip check` and `importlib.metadata` read it.
         let metadata = top.ends_with(".dist-info") || top.ends_with(".egg-info");
-        if metadata && top != dist_info {
+        if metadata && top != dist_info.to_ascii_lowercase() {
             return Err(format!(
-                "it would write another distribution's metadata ({destination})"
+                "it would write another distribution's metadata ({named})"
             ));
         }
     }
@@ -137,6 +142,14 @@ mod tests {
             "lib/python3.11/site-packages/other-1.0.dist-info/METADATA",
             "lib/python3.11/site-packages/zzz-1.0.egg-info/PKG-INFO",
             "lib/python3.11/site-packages/zzz.egg-info",
+            // On a filesystem that ignores case, these are the venv's own files.
+            "BIN/PYTHON",
+            "Bin/activate",
+            "bin/ACTIVATE",
+            "PYVENV.CFG",
+            "LIB64/x",
+            "lib/python3.11/site-packages/LOADENV.py",
+            "LIB/Python3.11/Site-Packages/MySite.pth",
         ] {
             assert!(
                 check_venv_owned(destination, &layout, "x-1.0.dist-info").is_err(),
@@ -156,6 +169,7 @@ mod tests {
             "share/lib64/x",
             "include/site/python3.11/x/pyvenv.cfg",
             "lib/python3.11/site-packages/x-1.0.dist-info/LICENSE",
+            "lib/python3.11/site-packages/X-1.0.dist-info/LICENSE",
             "lib/python3.11/site-packages/__pycache__/loadenvx.cpython-311.pyc",
             "lib/python3.11/site-packages/pkg/__pycache__/loadenv.cpython-311.pyc",
         ] {
