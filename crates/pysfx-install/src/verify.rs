@@ -68,7 +68,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         // (A left-out wheel in an artifact that names no base is refused when it is opened:
         // `Manifest::validate`.)
         if entry.from_base {
-            check_husk(payload, entry, &path)?;
+            check_husk(payload, entry, &layout, &path)?;
             continue;
         }
         // Every bundle compiled for the wheel, whichever interpreter it is for.
@@ -268,7 +268,12 @@ fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallE
 /// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members
 /// have safe names, and a RECORD skeleton that parses. The rest is checked at install, against
 /// the release the wheel is taken from.
-fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(), InstallError> {
+fn check_husk(
+    payload: &mut Payload,
+    entry: &WheelEntry,
+    layout: &Layout,
+    path: &str,
+) -> Result<(), InstallError> {
     let corrupt = |reason: String| {
         InstallError::Corrupt(format!("{path}: the husk of {}: {reason}", entry.filename))
     };
@@ -289,6 +294,7 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
         .find(|member| member.name.ends_with(".dist-info/RECORD"))
         .ok_or_else(|| corrupt("it has no RECORD".into()))?;
     let record_index = record.index;
+    let record_name = record.name.as_str().to_string();
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(
@@ -300,6 +306,15 @@ fn check_husk(payload: &mut Payload, entry: &WheelEntry, path: &str) -> Result<(
     .map_err(|error| corrupt(error.to_string()))?;
     let record =
         pysfx_wheel::Record::parse(&text).map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
+    let wheel: pysfx_wheel::WheelFilename = entry.filename.parse()?;
+    let dist_info = record_name
+        .strip_suffix("/RECORD")
+        .unwrap_or_default()
+        .to_string();
+    let paths = (record.entries.iter().map(|row| row.path.as_str()))
+        .chain(members.iter().map(|member| member.name.as_str()));
+    crate::wheel::check_husk_paths(paths, layout, &wheel, &dist_info)
+        .map_err(|reason| corrupt(pysfx_format::escape_control(&reason).into_owned()))?;
     // What the husk carries (`.data/scripts/` and the like, installed from it) is held to its
     // RECORD row, as the install holds it.
     let carried = members.iter().filter(|member| {

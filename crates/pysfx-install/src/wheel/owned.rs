@@ -110,6 +110,48 @@ fn is_interpreter_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A thin artifact's husk names files the install takes from a release beside DEST, and
+    /// `verify` (which has none) holds those names as the install does: a skeleton row that
+    /// climbs out, or a carried script named like the interpreter, is refused.
+    #[test]
+    fn husk_paths_are_held_as_members_are() {
+        let layout = Layout {
+            site_packages: "lib/python3/site-packages".into(),
+            python_version: (3, 11),
+            shebang_python: "/r/bin/python".into(),
+            installer: "pysfx".into(),
+            app_name: Some("mysite".into()),
+        };
+        let wheel: pysfx_wheel::WheelFilename =
+            "beta-1.0-py3-none-any.whl".parse().expect("a wheel name");
+        let check = |paths: &[&str]| {
+            super::super::check_husk_paths(
+                paths.iter().copied(),
+                &layout,
+                &wheel,
+                "beta-1.0.dist-info",
+            )
+        };
+        assert_eq!(
+            check(&[
+                "beta/__init__.py",
+                "beta-1.0.dist-info/RECORD",
+                "beta-1.0.data/scripts/beta"
+            ]),
+            Ok(())
+        );
+        for (paths, says) in [
+            (&["../../../../PWNED"][..], "'..'"),
+            (&["/etc/passwd"][..], "\"/etc/passwd\""),
+            (&["beta-1.0.data/scripts/python"][..], "interpreter"),
+            (&["beta-1.0.data/data/PYVENV.CFG"][..], "configuration"),
+            (&["loadenv.py"][..], "hook"),
+        ] {
+            let error = check(paths).expect_err(paths[0]);
+            assert!(error.contains(says), "{paths:?}: {error}");
+        }
+    }
+
     #[test]
     fn venv_owned_paths() {
         let layout = Layout {
