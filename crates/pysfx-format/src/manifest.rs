@@ -320,6 +320,19 @@ impl Manifest {
     /// payload paths, never written by them.
     pub fn validate(&self) -> Result<(), String> {
         check_app_name(&self.app.name)?;
+        // A set's own requirement lines name distributions and versions, never a URL (PEP
+        // 508's `name @ url`, before any marker): the install holds wheels to them by name.
+        for set in &self.sets {
+            let url = (set.requires.iter())
+                .find(|line| line.split(';').next().is_some_and(|r| r.contains('@')));
+            if let Some(line) = url {
+                return Err(format!(
+                    "set \"{}\": the requirement \"{}\" is a URL, which a set's requirements never are",
+                    set.name.escape_debug(),
+                    line.escape_debug()
+                ));
+            }
+        }
         if let Some(version) = &self.app.version {
             check_app_version(version)?;
         }
@@ -465,6 +478,25 @@ mod tests {
             assert!(error.contains("bidirectional or invisible"), "{error}");
         }
         assert_eq!(check_app_version("1.0-été"), Ok(()));
+    }
+
+    #[test]
+    fn a_sets_requirements_are_never_urls() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "0.1.0",
+                "app": {"name": "site", "files": 0, "bytes": 0},
+                "sets": [{"name": "wheels", "wheels": [],
+                          "requires": ["django>=5; python_version >= \"3.10\"", "six==1.16.0"]}],
+                "wheels": [], "unpacked_bytes": 0}"#,
+        )
+        .expect("a manifest");
+        assert_eq!(manifest.validate(), Ok(()));
+        let mut bad = manifest.clone();
+        bad.sets[0]
+            .requires
+            .push("evil @ https://example.com/evil.whl".into());
+        let error = bad.validate().expect_err("a URL");
+        assert!(error.contains("is a URL"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Seek};
 
-use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree};
+use pysfx_tree::{Copied, CopyError, CopyOptions, Disposition, ReadHash, Tree, TreeError};
 use pysfx_wheel::{format_hash, python_shebang_end, script_shebang, WheelError};
 use tracing::trace;
 use zip::ZipArchive;
@@ -89,6 +89,13 @@ impl PreparedWheel {
             .map_err(|error| match error {
                 CopyError::Read(error) => {
                     InstallError::Wheel(mismatch(format!("unreadable: {error}")))
+                }
+                // Say which wheel and member meant to write there (another of its members, a
+                // file the install writes itself).
+                CopyError::Write(TreeError::PathTaken { path }) => {
+                    InstallError::Tree(TreeError::PathTaken {
+                        path: format!("{path} (member {} of {wheel})", plan.member),
+                    })
                 }
                 CopyError::Write(error) => InstallError::Tree(error),
             })?;

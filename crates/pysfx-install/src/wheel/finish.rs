@@ -1,6 +1,6 @@
 //! What follows the members of a wheel: launchers, `INSTALLER`, `REQUESTED` and RECORD.
 
-use pysfx_tree::{Disposition, Tree};
+use pysfx_tree::{Disposition, Tree, TreeError};
 use pysfx_wheel::{hash_bytes, hash_digest, relative_path, Record, RecordEntry};
 use tracing::{debug, trace};
 
@@ -21,6 +21,14 @@ impl PreparedWheel {
     ) -> Result<InstallReport, InstallError> {
         let prepared = self;
         let site = layout.site_packages.as_str();
+        // A path already written by a member (a `.data/data/` file naming one of these) is the
+        // wheel's fault: say which wheel.
+        let taken = |error: TreeError| match error {
+            TreeError::PathTaken { path } => TreeError::PathTaken {
+                path: format!("{path} (which the install writes for {})", prepared.wheel),
+            },
+            other => other,
+        };
         let dist_info = &prepared.dist_info;
         if outcomes.len() != prepared.planned.len() {
             return Err(InstallError::Internal(format!(
@@ -90,7 +98,8 @@ impl PreparedWheel {
                 launcher.text.as_bytes(),
                 0o755,
                 launcher.disposition,
-            )?;
+            )
+            .map_err(taken)?;
             if launcher.disposition != Disposition::Discard {
                 executables.push(launcher.destination.clone());
             }
@@ -105,7 +114,8 @@ impl PreparedWheel {
             ("REQUESTED", String::new()),
         ] {
             let destination = format!("{site}/{dist_info}/{file}");
-            tree.write_all(&destination, content.as_bytes(), 0o644, Disposition::Create)?;
+            tree.write_all(&destination, content.as_bytes(), 0o644, Disposition::Create)
+                .map_err(taken)?;
             rows.push(RecordEntry {
                 path: format!("{dist_info}/{file}"),
                 hash: hash_bytes(content.as_bytes()),
@@ -124,7 +134,8 @@ impl PreparedWheel {
             record_text.as_bytes(),
             0o644,
             Disposition::Create,
-        )?;
+        )
+        .map_err(taken)?;
         debug!(wheel = %prepared.wheel, files = files_written, "installed");
         Ok(InstallReport {
             name: prepared.name.clone(),
