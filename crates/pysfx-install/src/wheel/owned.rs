@@ -113,15 +113,21 @@ mod tests {
     /// A thin artifact's husk names files the install takes from a release beside DEST, and
     /// `verify` (which has none) holds those names as the install does: a skeleton row that
     /// climbs out, or a carried script named like the interpreter, is refused.
-    #[test]
-    fn husk_paths_are_held_as_members_are() {
-        let layout = Layout {
-            site_packages: "lib/python3/site-packages".into(),
+    /// The layout of a venv for app `mysite` whose site-packages is `site_packages`.
+    fn layout(site_packages: &str) -> Layout {
+        Layout {
+            site_packages: site_packages.into(),
             python_version: (3, 11),
             shebang_python: "/r/bin/python".into(),
             installer: "pysfx".into(),
             app_name: Some("mysite".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn husk_paths_are_held_as_members_are() {
+        // verify's model venv.
+        let layout = layout("lib/python3/site-packages");
         let wheel: pysfx_wheel::WheelFilename =
             "beta-1.0-py3-none-any.whl".parse().expect("a wheel name");
         let check = |paths: &[&str]| {
@@ -154,13 +160,7 @@ mod tests {
 
     #[test]
     fn venv_owned_paths() {
-        let layout = Layout {
-            site_packages: "lib/python3.11/site-packages".into(),
-            python_version: (3, 11),
-            shebang_python: "/r/bin/python".into(),
-            installer: "pysfx".into(),
-            app_name: Some("mysite".into()),
-        };
+        let layout = layout("lib/python3.11/site-packages");
         for destination in [
             "bin/python",
             "bin/Python3",
