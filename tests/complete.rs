@@ -102,14 +102,24 @@ fn a_requirement_not_packed_or_at_another_version_is_refused() {
         &missing,
         work.path(),
         &python(11),
-        &["needsmissing 1.0", "foo>=2", "not in the artifact"],
+        &[
+            "needsmissing 1.0",
+            "foo>=2",
+            "not in the artifact",
+            "pack the missing distributions",
+        ],
     );
     let old_version = artifact_of(work.path(), &["needsv2", "verlib"]);
     refused(
         &old_version,
         work.path(),
         &python(13),
-        &["needsv2 1.0", "verlib (>=2)", "the set has verlib 1.0"],
+        &[
+            "needsv2 1.0",
+            "verlib (>=2)",
+            "the set has verlib 1.0",
+            "pack wheels that meet them",
+        ],
     );
     // inspect --python and --info --python reach the same verdict, writing nothing.
     let output = pysfx_e2e::run(

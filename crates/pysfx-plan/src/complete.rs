@@ -32,6 +32,9 @@ impl std::fmt::Display for Unmet {
     }
 }
 
+/// Why a requirement is unmet when its distribution is in no wheel of the set.
+pub const NOT_IN_SET: &str = "it is not in the artifact's wheel set";
+
 /// Every `Requires-Dist` of `wheels`, parsed, or which one does not parse: the install refuses
 /// it before writing (the set it planned cannot be checked), and `verify` refuses it in any
 /// wheel of the artifact.
@@ -110,7 +113,7 @@ pub fn unmet_requirements(
                     "it is left out, as no wheel of it supports Python {} (Requires-Python {})",
                     environment.python_full_version, skipped.requires_python
                 ),
-                None => "it is not in the artifact's wheel set".to_string(),
+                None => NOT_IN_SET.to_string(),
             },
             Some((target, version)) => match version {
                 Some(version) if requirement.is_met_by(version) => continue,

@@ -209,9 +209,23 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
     }
     if let (None, Some((set_name, unmet))) = (&first_failure, first_unmet) {
         let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+        // What to do differs: a distribution the set lacks is packed; one at a version that
+        // does not meet the requirement, or left out for its Requires-Python, needs other
+        // wheels (or another Python).
+        let missing_only = unmet
+            .iter()
+            .all(|unmet| unmet.reason == complete::NOT_IN_SET);
+        let hint = match missing_only {
+            true => "pack the missing distributions into the artifact",
+            false => "pack wheels that meet them (for this Python), or use a Python they support",
+        };
         return Err(PlanError::Unmet(format!(
-            "set {set_name} does not meet {} for CPython {}: {}; pack the missing distributions into the artifact",
-            if lines.len() == 1 { "a requirement" } else { "these requirements" },
+            "set {set_name} does not meet {} for CPython {}: {}; {hint}",
+            if lines.len() == 1 {
+                "a requirement"
+            } else {
+                "these requirements"
+            },
             interpreter.version(),
             lines.join("; ")
         )));

@@ -70,7 +70,7 @@ fn evaluate_comparison(
         Operand::Value(value) => (right.text(), value.as_str(), lookup(right.text())?),
     };
     if VERSION_VARIABLES.contains(&key) {
-        if let Some(result) = compare_versions(left, operator, right) {
+        if let Some(result) = compare_versions(left, operator, right, strings)? {
             return Ok(result);
         }
     }
@@ -98,9 +98,14 @@ fn evaluate_comparison(
 
 /// `Specifier(op + right).contains(left, prereleases=True)`, or `None` when `op + right` is
 /// no valid specifier (then packaging falls back to comparing strings).
-fn compare_versions(left: &str, operator: MarkerOperator, right: &str) -> Option<bool> {
+fn compare_versions(
+    left: &str,
+    operator: MarkerOperator,
+    right: &str,
+    strings: Strings,
+) -> Result<Option<bool>, String> {
     if matches!(operator, MarkerOperator::In | MarkerOperator::NotIn) {
-        return None;
+        return Ok(None);
     }
     // packaging joins the two and reads the operator back, so `==` before `"=1"` is `===`.
     let specifier = format!("{}{right}", operator_text(operator));
@@ -109,16 +114,21 @@ fn compare_versions(left: &str, operator: MarkerOperator, right: &str) -> Option
         // "version" is anything without whitespace, `;` or `)`.
         let version = version.trim();
         if version.contains(|c: char| c.is_whitespace() || c == ';' || c == ')') {
-            return None;
+            return Ok(None);
         }
-        return Some(left.eq_ignore_ascii_case(version));
+        return Ok(Some(left.eq_ignore_ascii_case(version)));
     }
-    let specifier = VersionSpecifier::from_str(&specifier).ok()?;
-    // Since packaging 26 a string that is no version is simply not contained.
-    Some(
-        Version::from_str(left.trim())
-            .is_ok_and(|version| specifier_contains(&specifier, &version)),
-    )
+    let Ok(specifier) = VersionSpecifier::from_str(&specifier) else {
+        return Ok(None);
+    };
+    match Version::from_str(left.trim()) {
+        Ok(version) => Ok(Some(specifier_contains(&specifier, &version))),
+        // packaging 22 to 25 (pip 23 to 25, as on Python 3.8) raise InvalidVersion: a kernel's
+        // `platform_release` (`3.10.0-1160.el7.x86_64`) cannot be evaluated there.
+        Err(_) if strings == Strings::Ordered => Err(format!("{left:?} is not a PEP 440 version")),
+        // Since packaging 26 a string that is no version is simply not contained.
+        Err(_) => Ok(Some(false)),
+    }
 }
 
 /// `Specifier.contains(version, prereleases=True)` as packaging 26 decides it, from the

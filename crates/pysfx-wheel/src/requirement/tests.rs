@@ -401,3 +401,20 @@ fn whitespace_is_tolerated_where_pep_508_allows_it() {
         assert_eq!(marker.evaluate_extra(&environment, ""), Ok(true), "{text}");
     }
 }
+
+/// packaging 22 to 25 (the pip a Python 3.8 venv gets) cannot compare a kernel release that is
+/// no PEP 440 version and raise, so such a requirement applies, as any marker packaging cannot
+/// evaluate: it is held to the set rather than dropped. packaging 26 alone calls it false.
+#[test]
+fn a_release_no_packaging_before_26_can_compare_applies() {
+    let marker = Marker::parse("platform_release >= '5'").expect("a marker");
+    let environment = linux_311();
+    assert_eq!(marker.evaluate_extra(&environment, ""), Ok(false));
+    assert!(marker.evaluate(&environment, &[]));
+    let valid = MarkerEnvironment {
+        platform_release: "6.1".into(),
+        ..linux_311()
+    };
+    let older = Marker::parse("platform_release < '5'").expect("a marker");
+    assert!(!older.evaluate(&valid, &[]));
+}
