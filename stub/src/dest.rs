@@ -363,8 +363,8 @@ pub(crate) fn check_shared_symlinks(path: &Path, what: &str) -> Result<(), Failu
 }
 
 /// Temporary trees left by a run that was killed (SIGKILL, power loss): everything of this
-/// user's named `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock, so no live run
-/// owns them. One exception: a run killed between the two renames of a replacement (kernels
+/// user's named `.<name>.pysfx-…` beside DEST but the lock file. The caller holds the lock,
+/// so no live run owns them. One exception: a run killed between the two renames of a replacement (kernels
 /// without `RENAME_EXCHANGE`) left DEST missing and the previous release under
 /// `.<name>.pysfx-old-<pid>`; that release is put back, not removed. Returns whether one was
 /// (DEST changed: the run reports it).
@@ -430,7 +430,7 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
     }
     for entry in entries {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if !file_name.starts_with(&prefix) || file_name == lock {
+        if file_name == lock {
             continue;
         }
         if pysfx_release::prune::holds_a_release(&entry.path()) {

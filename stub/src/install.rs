@@ -177,10 +177,6 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
     // go again if it ends without DEST; `_made` is dropped after the lock.)
-    check_shared_symlinks(&destination, "DEST")?;
-    if let Some(link) = &link {
-        check_shared_symlinks(link, "LINK")?;
-    }
     let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
     let restored = remove_stale_siblings(&destination);
@@ -498,8 +494,10 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
         .map(|link| absolute_path(link, "--link"))
         .transpose()?;
     check_name_length(&destination, "DEST")?;
+    check_shared_symlinks(&destination, "DEST")?;
     if let Some(link) = &link {
         check_name_length(link, "--link")?;
+        check_shared_symlinks(link, "LINK")?;
         check_link_outside(link, &destination)?;
         check_link(link)?;
     }

@@ -17,26 +17,6 @@ mod scheme;
 
 pub(crate) use linked::{has_fresh_mode, is_ours};
 
-/// Holds the paths a thin artifact's husk names — the files it carries and the rows of its
-/// RECORD skeleton, which the install takes from a release beside DEST — to what the install
-/// holds every member to: a safe name, and a place in the venv that is none of the venv's own
-/// files. (`verify` has no release to read the rest from; the install checks that too.)
-pub(crate) fn check_husk_paths<'p>(
-    paths: impl IntoIterator<Item = &'p str>,
-    layout: &Layout,
-    wheel: &pysfx_wheel::WheelFilename,
-    dist_info: &str,
-) -> Result<(), String> {
-    let scheme = scheme::Scheme::new(layout, &wheel.raw_name.replace('_', "-"), dist_info);
-    for path in paths {
-        pysfx_format::MemberName::new(path).map_err(|reason| format!("{path:?}: {reason}"))?;
-        if let scheme::Placement::File { destination, .. } = scheme::destination(path, &scheme)? {
-            owned::check_venv_owned(&destination, layout, dist_info)
-                .map_err(|reason| format!("{path:?}: {reason}"))?;
-        }
-    }
-    Ok(())
-}
 pub use linked::{LinkSource, Origin};
 pub use prepare::{prepare_husk, prepare_wheel};
 
@@ -49,6 +29,27 @@ use pysfx_wheel::{hash_bytes, WheelError, WheelFilename};
 use zip::ZipArchive;
 
 use crate::InstallError;
+
+/// Holds the paths a thin artifact's husk names — the files it carries and the rows of its
+/// RECORD skeleton, which the install takes from a release beside DEST — to what the install
+/// holds every member to: a safe name, and a place in the venv that is none of the venv's own
+/// files. (`verify` has no release to read the rest from; the install checks that too.)
+pub(crate) fn check_husk_paths<'p>(
+    paths: impl IntoIterator<Item = &'p str>,
+    layout: &Layout,
+    wheel: &WheelFilename,
+    dist_info: &str,
+) -> Result<(), String> {
+    let scheme = scheme::Scheme::new(layout, &wheel.raw_name.replace('_', "-"), dist_info);
+    for path in paths {
+        MemberName::new(path).map_err(|reason| format!("{path:?}: {reason}"))?;
+        if let scheme::Placement::File { destination, .. } = scheme::destination(path, &scheme)? {
+            owned::check_venv_owned(&destination, layout, dist_info)
+                .map_err(|reason| format!("{path:?}: {reason}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// The largest metadata file (`METADATA`, `RECORD`, …) read into memory.
 const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
