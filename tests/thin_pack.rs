@@ -236,6 +236,7 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
     let v2_bytes = std::fs::read(&packed.v2).expect("read v2");
     let mut left_out = Vec::new();
     let mut scripts_in_husks = false;
+    let mut runs_in_husks = false;
     for wheel in packed.v2_json["manifest"]["wheels"]
         .as_array()
         .expect("wheels")
@@ -275,15 +276,39 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
             .expect("the husk carries RECORD's skeleton");
         carried.remove(skeleton_at);
         assert_eq!(carried, expected, "the husk of {filename}");
-        // The skeleton is RECORD with the hashes of what the husk does not carry blanked.
+        // The skeleton names no hash of a file the husk does not carry, and gives RECORD back
+        // filled in from the rows a release of the wheel lists.
         let record = member_text(original, &record_name);
         let skeleton = member_text(&husk, &record_name);
-        assert_eq!(
-            skeleton,
-            pysfx_wheel::blank_hashes(&record, |path| !in_husk(path)),
-            "{filename}"
-        );
-        assert_ne!(skeleton, record, "{filename}: some hashes are blanked");
+        let named = pysfx_wheel::named_rows(&skeleton).expect("runs");
+        for row in pysfx_wheel::Record::parse(&named).expect("rows").entries {
+            let unblanked = row.hash.starts_with("sha256=") && !in_husk(&row.path);
+            assert!(!unblanked, "{filename}: {} keeps its hash", row.path);
+        }
+        assert!(named.len() < record.len(), "{filename}: {named:?}");
+        runs_in_husks |= named != skeleton;
+        let rows = pysfx_wheel::Record::parse(&record).expect("RECORD").entries;
+        let row = |path: &str| rows.iter().find(|row| row.path == path);
+        let files = (members(original).into_iter())
+            .map(|(name, _)| name)
+            .filter(|name| !name.ends_with('/'));
+        let dist_info = record_name.trim_end_matches("/RECORD");
+        let site: Vec<pysfx_wheel::RecordEntry> = pysfx_wheel::site_paths(
+            files.collect::<Vec<_>>().iter().map(String::as_str),
+            dist_info,
+        )
+        // None for a wheel with `.data/data/` members (datapkg): its skeleton has no runs.
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| pysfx_wheel::RecordEntry {
+            hash: row(&path).map_or(String::new(), |row| row.hash.clone()),
+            size: row(&path).and_then(|row| row.size),
+            path,
+        })
+        .collect();
+        let hash_of = |path: &str| row(path).map(|row| row.hash.clone());
+        let filled = pysfx_wheel::fill_hashes(&skeleton, hash_of, &site.iter().collect::<Vec<_>>());
+        assert_eq!(filled, record, "{filename}");
         scripts_in_husks |= expected
             .iter()
             .any(|(name, _)| name.contains(".data/scripts/"));
@@ -303,6 +328,7 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
         });
     }
     assert!(scripts_in_husks, "datapkg's husk keeps its .data/scripts");
+    assert!(runs_in_husks, "a husk's rows come from the release in runs");
     left_out
 }
 

@@ -266,7 +266,8 @@ fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallE
 }
 
 /// A thin artifact's husk, which is all of a left-out wheel it carries: a zip whose members
-/// have safe names, and a RECORD skeleton that parses. The rest is checked at install, against
+/// have safe names, and a RECORD skeleton that parses (the rows it names; its runs of rows
+/// are taken from the release at install). The rest is checked at install, against
 /// the release the wheel is taken from.
 fn check_husk(
     payload: &mut Payload,
@@ -304,8 +305,10 @@ fn check_husk(
         &mut text,
     )
     .map_err(|error| corrupt(error.to_string()))?;
-    let record =
-        pysfx_wheel::Record::parse(&text).map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
+    // The rows it names; a run's rows are the release's own, checked at install.
+    let record = pysfx_wheel::named_rows(&text)
+        .and_then(|named| pysfx_wheel::Record::parse(&named))
+        .map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
     let wheel: pysfx_wheel::WheelFilename = entry.filename.parse()?;
     let dist_info = record_name
         .strip_suffix("/RECORD")

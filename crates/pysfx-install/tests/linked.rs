@@ -51,8 +51,11 @@ fn wheel(husk: bool) -> Vec<u8> {
         writer.start_file(*name, options).expect("start");
         writer.write_all(data).expect("write");
     }
+    // The skeleton as the packer makes it: the rows a release lists in order in runs.
+    let site = site_paths();
+    let index = |path: &str| site.iter().position(|p| p == path);
     let record = match husk {
-        true => pysfx_wheel::blank_hashes(&record(), |path| !is_script(path)),
+        true => pysfx_wheel::skeleton(&record(), |path| !is_script(path), index),
         false => record(),
     };
     writer
@@ -60,6 +63,12 @@ fn wheel(husk: bool) -> Vec<u8> {
         .expect("start");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish").into_inner()
+}
+
+/// Where a release of the sample wheel lists its rows inside site-packages.
+fn site_paths() -> Vec<String> {
+    let members = MEMBERS.iter().map(|(name, _)| *name);
+    pysfx_wheel::site_paths(members, "sample-1.0.dist-info").expect("site paths")
 }
 
 fn record_sha256() -> String {
@@ -205,6 +214,29 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
     let one = temporary.path().join("1");
     install(&one, false, None, false).expect("one");
     let source = LinkSource::new(&one);
+    // The release lists its rows inside site-packages where the packer counts on them, and
+    // the husk names none of the package's files: their rows come in a run.
+    let installed_record = one.join(SITE).join("sample-1.0.dist-info/RECORD");
+    let pristine = std::fs::read_to_string(&installed_record).expect("RECORD");
+    let rows = pysfx_wheel::Record::parse(&pristine)
+        .expect("parse")
+        .entries;
+    let listed: Vec<&str> = pysfx_wheel::site_rows(&rows, "sample-1.0.dist-info")
+        .iter()
+        .map(|row| row.path.as_str())
+        .collect();
+    assert_eq!(listed, site_paths());
+    let mut husk = ZipArchive::new(Cursor::new(wheel(true))).expect("zip");
+    let mut skeleton = String::new();
+    std::io::Read::read_to_string(
+        &mut husk.by_name("sample-1.0.dist-info/RECORD").expect("RECORD"),
+        &mut skeleton,
+    )
+    .expect("read");
+    assert!(
+        skeleton.contains('\0') && !skeleton.contains("sample/"),
+        "{skeleton:?}"
+    );
 
     let two = temporary.path().join("2");
     let (files, _) = install(&two, true, Some(&source), false).expect("linked");
@@ -227,8 +259,6 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
 
     // The release's RECORD differs (a row's hash edited): the filled-in RECORD is not the
     // wheel's, an error of the machine's.
-    let installed_record = one.join(SITE).join("sample-1.0.dist-info/RECORD");
-    let pristine = std::fs::read_to_string(&installed_record).expect("RECORD");
     let data_hash = hash_bytes(b"some data\n");
     std::fs::write(
         &installed_record,
@@ -239,6 +269,13 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
         install(&temporary.path().join("4"), true, Some(&source), false).expect_err("record");
     assert_eq!(error.fault(), Fault::Machine, "{error}");
     assert!(error.to_string().contains("RECORD"), "{error}");
+    // Its rows in another order: the runs take other rows.
+    let mut lines: Vec<&str> = pristine.lines().collect();
+    lines.reverse();
+    std::fs::write(&installed_record, lines.join("\n") + "\n").expect("edit");
+    let error =
+        install(&temporary.path().join("4r"), true, Some(&source), false).expect_err("order");
+    assert_eq!(error.fault(), Fault::Machine, "{error}");
     std::fs::write(&installed_record, pristine).expect("restore");
 
     // A changed left-out file is neither linked nor copied.

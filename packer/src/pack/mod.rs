@@ -367,6 +367,10 @@ fn place_wheels<'a>(
     // Every set's wheel files, and each one's release keys as read (`Base::carries`).
     let set_files: Vec<&[PathBuf]> = sets.iter().map(|set| set.files.as_slice()).collect();
     let mut release_keys = std::collections::HashMap::new();
+    let shared = match base {
+        Some(_) => thin::shared_paths(&set_files, &mut release_keys)?,
+        None => Default::default(),
+    };
     let mut payload_path = |path: &Path| -> Result<String> {
         let info = collect::read_wheel(path, Some(app_name))?;
         let whole = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
@@ -379,7 +383,7 @@ fn place_wheels<'a>(
         }
         let husk = match base {
             Some(base) if base.carries(&info, path, &set_files, &mut release_keys)? => {
-                thin::make_husk(path, &info, work)?
+                thin::make_husk(path, &info, work, &shared)?
             }
             _ => None,
         };

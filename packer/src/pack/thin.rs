@@ -138,11 +138,12 @@ struct WheelRecord {
 fn wheel_record<R: Read + std::io::Seek>(
     archive: &mut zip::ZipArchive<R>,
     label: &str,
+    husk: bool,
 ) -> Result<WheelRecord> {
     let members = pysfx_format::scan_members(archive).with_context(|| label.to_string())?;
     let dist_info = dist_info_directory(members.iter().map(|member| member.name.as_str()))
         .ok_or_else(|| anyhow!("{label}: not exactly one .dist-info directory"))?;
-    let (text, rows) = read_record(archive, &dist_info).with_context(|| label.to_string())?;
+    let (text, rows) = read_record(archive, &dist_info, husk).with_context(|| label.to_string())?;
     Ok(WheelRecord {
         members,
         dist_info,
@@ -156,7 +157,7 @@ fn wheel_release_keys(wheel: &Path) -> Result<HashSet<String>> {
     let context = || format!("cannot read {}", wheel.display());
     let file = File::open(wheel).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
-    let record = wheel_record(&mut archive, &wheel.display().to_string())?;
+    let record = wheel_record(&mut archive, &wheel.display().to_string(), false)?;
     Ok(record
         .rows
         .keys()
@@ -195,7 +196,7 @@ fn lost_paths(payload: &mut Payload) -> Result<HashMap<String, Vec<(String, Stri
         let section = pysfx_format::Section::with_directory(payload.file(), start, len);
         let mut archive = zip::ZipArchive::new(section)
             .with_context(|| format!("{}: not a readable zip", wheel.filename))?;
-        let by_key = (wheel_record(&mut archive, &wheel.filename)?.rows)
+        let by_key = (wheel_record(&mut archive, &wheel.filename, wheel.from_base)?.rows)
             .into_iter()
             .filter_map(|(path, (hash, _))| Some((release_key(&path)?, hash)))
             .collect();
@@ -274,7 +275,12 @@ fn in_husk(member: &str, dist_info: &str) -> bool {
 /// husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
 /// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
 /// which the install checks a file before linking it.
-pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<Option<Husk>> {
+pub(crate) fn make_husk(
+    wheel: &Path,
+    info: &WheelInfo,
+    work: &Path,
+    shared: &HashSet<String>,
+) -> Result<Option<Husk>> {
     let context = || format!("cannot make the husk of {}", wheel.display());
     let file = File::open(wheel).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
@@ -283,7 +289,7 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
         dist_info,
         text: record_text,
         rows: record,
-    } = wheel_record(&mut archive, &wheel.display().to_string()).with_context(context)?;
+    } = wheel_record(&mut archive, &wheel.display().to_string(), false).with_context(context)?;
     let unchecked = members.iter().find(|member| {
         let checkable = record
             .get(member.name.as_str())
@@ -314,9 +320,7 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
         let entry = archive.by_index_raw(member.index).with_context(context)?;
         writer.raw_copy_file(entry).with_context(context)?;
     }
-    // RECORD without the hashes a release of the wheel vouches for: the install fills them in
-    // from that release's RECORD and holds the result to the manifest's `record_sha256`.
-    let skeleton = pysfx_wheel::blank_hashes(&record_text, |path| !in_husk(path, &dist_info));
+    let skeleton = record_skeleton(&record_text, &members, &dist_info, shared);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default());
@@ -342,13 +346,95 @@ pub(crate) fn make_husk(wheel: &Path, info: &WheelInfo, work: &Path) -> Result<O
     }))
 }
 
+/// RECORD without what a release of the wheel gives back (`pysfx_wheel::skeleton`): the
+/// install fills it in from that release's RECORD and holds the result to the manifest's
+/// `record_sha256`. A row whose path another wheel of one of this pack's sets also ships
+/// (`shared`) is named, never in a run, so that a thin pack from this one sees who ships it
+/// ([`lost_paths`]). The skeleton is filled in here from the rows such a release writes, and
+/// must give RECORD back; if it would not, only hashes are blanked.
+fn record_skeleton(
+    record_text: &str,
+    members: &[pysfx_format::Member],
+    dist_info: &str,
+    shared: &HashSet<String>,
+) -> String {
+    let blank = |path: &str| !in_husk(path, dist_info);
+    let files = members
+        .iter()
+        .filter(|member| member.kind != MemberKind::Directory)
+        .map(|member| member.name.as_str());
+    let Some(site) = pysfx_wheel::site_paths(files, dist_info) else {
+        return pysfx_wheel::skeleton(record_text, blank, |_| None);
+    };
+    let index: HashMap<&str, usize> = site
+        .iter()
+        .enumerate()
+        .map(|(index, path)| (path.as_str(), index))
+        .collect();
+    let in_run = |path: &str| index.get(path).copied().filter(|_| !shared.contains(path));
+    let skeleton = pysfx_wheel::skeleton(record_text, blank, in_run);
+    // Filled in from the rows a release writes inside site-packages, as far as runs take
+    // them: each member's own path, hash and size (the install writes a file's row from the
+    // bytes RECORD holds it to).
+    let Ok(record) = Record::parse(record_text) else {
+        return pysfx_wheel::skeleton(record_text, blank, |_| None);
+    };
+    let by_path: HashMap<&str, &pysfx_wheel::RecordEntry> = (record.entries.iter())
+        .map(|row| (row.path.as_str(), row))
+        .collect();
+    let rows: Vec<pysfx_wheel::RecordEntry> = (site.iter())
+        .map(|path| pysfx_wheel::RecordEntry {
+            path: path.clone(),
+            hash: by_path
+                .get(path.as_str())
+                .map_or("", |row| &row.hash)
+                .into(),
+            size: by_path.get(path.as_str()).and_then(|row| row.size),
+        })
+        .collect();
+    let hash_of = |path: &str| by_path.get(path).map(|row| row.hash.clone());
+    if pysfx_wheel::fill_hashes(&skeleton, hash_of, &rows.iter().collect::<Vec<_>>()) == record_text
+    {
+        skeleton
+    } else {
+        warn!("{dist_info}: RECORD's skeleton names every row (its runs would not give it back)");
+        pysfx_wheel::skeleton(record_text, blank, |_| None)
+    }
+}
+
+/// The paths that two wheels of one set ship (their release keys, [`release_key`]): what a
+/// later thin pack from this one must see in every husk's RECORD ([`lost_paths`]). `keys`
+/// caches each wheel file's keys.
+pub(crate) fn shared_paths(
+    sets: &[&[PathBuf]],
+    keys: &mut HashMap<PathBuf, HashSet<String>>,
+) -> Result<HashSet<String>> {
+    let mut shared = HashSet::new();
+    for set in sets {
+        let mut seen: HashSet<String> = HashSet::new();
+        for file in set.iter().collect::<HashSet<_>>() {
+            if !keys.contains_key(file) {
+                keys.insert(file.clone(), wheel_release_keys(file)?);
+            }
+            for key in keys.get(file).into_iter().flatten() {
+                if !seen.insert(key.clone()) {
+                    shared.insert(key.clone());
+                }
+            }
+        }
+    }
+    Ok(shared)
+}
+
 /// RECORD's rows by path: (hash, size).
 type Rows = HashMap<String, (String, Option<u64>)>;
 
-/// RECORD's text, and its rows.
+/// RECORD's text, and its rows (of a `husk`'s skeleton, the rows it names: a run's rows are
+/// paths no other wheel of its sets ships, see [`shared_paths`]).
 fn read_record<R: Read + std::io::Seek>(
     archive: &mut zip::ZipArchive<R>,
     dist_info: &str,
+    husk: bool,
 ) -> Result<(String, Rows)> {
     let name = format!("{dist_info}/RECORD");
     let entry = archive
@@ -359,7 +445,11 @@ fn read_record<R: Read + std::io::Seek>(
         .take(MAX_RECORD_BYTES)
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {name}"))?;
-    let record = Record::parse(&text).map_err(|reason| anyhow!("{name}: {reason}"))?;
+    let named = match husk {
+        true => pysfx_wheel::named_rows(&text).map_err(|reason| anyhow!("{name}: {reason}"))?,
+        false => text.clone(),
+    };
+    let record = Record::parse(&named).map_err(|reason| anyhow!("{name}: {reason}"))?;
     let rows = record
         .entries
         .into_iter()

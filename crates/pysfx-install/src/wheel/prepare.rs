@@ -352,9 +352,9 @@ fn read_small(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The husk's RECORD skeleton with its blanked hashes filled in from the base release's
-/// RECORD: each blank row's member goes where the install puts it, and that path's row in the
-/// release gives the hash.
+/// The husk's RECORD skeleton filled in from the base release's RECORD
+/// (`pysfx_wheel::fill_hashes`): each blank row's member goes where the install puts it, and
+/// that path's row in the release gives the hash; each run's rows are the release's own.
 fn fill_record(
     wheel: &str,
     skeleton: &str,
@@ -370,24 +370,26 @@ fn fill_record(
     let failed = |reason: String| InstallError::BaseRelease(format!("{wheel}: RECORD {reason}"));
     let text = String::from_utf8(read_small(&path).map_err(&failed)?)
         .map_err(|_| failed(format!("of {} is not UTF-8", path.display())))?;
-    let installed: HashMap<String, String> = Record::parse(&text)
+    let rows = Record::parse(&text)
         .map_err(|reason| failed(format!("of {}: {reason}", path.display())))?
-        .entries
-        .into_iter()
-        .map(|entry| (entry.path, entry.hash))
+        .entries;
+    let installed: HashMap<&str, &str> = rows
+        .iter()
+        .map(|row| (row.path.as_str(), row.hash.as_str()))
         .collect();
-    // Only the rows of plain files are blank; headers, whose place needs METADATA's name, and
-    // scripts are carried in the husk with their hashes.
+    // Only the rows of plain files are blank or in runs; headers, whose place needs
+    // METADATA's name, and scripts are carried in the husk with their hashes.
     let scheme = Scheme::new(layout, "", directory);
     let site = layout.site_packages.as_str();
     Ok(pysfx_wheel::fill_hashes(
         skeleton,
         |member| match destination(member, &scheme) {
             Ok(Placement::File { destination, .. }) => installed
-                .get(&pysfx_wheel::relative_path(site, &destination))
-                .cloned(),
+                .get(pysfx_wheel::relative_path(site, &destination).as_str())
+                .map(|hash| hash.to_string()),
             _ => None,
         },
+        &pysfx_wheel::site_rows(&rows, directory),
     ))
 }
 
