@@ -932,3 +932,69 @@ fn thin_installs_beside_its_base_on_every_cpython() {
         assert_imports(&v2);
     }
 }
+
+/// Writes `oddrows-1.0-py3-none-any.whl` into `directory`: its RECORD ends its lines in CRLF
+/// (as Python's `csv` writes them), lists the wheel's own `INSTALLER` (which an install
+/// replaces with its own) and a byte-code row without a hash (which claims no file).
+fn oddrows_wheel(directory: &Path) {
+    const SCRIPT: &str = r##"
+import base64, hashlib, os, sys, zipfile
+files = [
+    ("oddrows/__init__.py", b"VALUE = 'odd'\n"),
+    ("oddrows/more.py", b"MORE = 2\n"),
+    ("oddrows-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: oddrows\nVersion: 1.0\n"),
+    ("oddrows-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+    ("oddrows-1.0.dist-info/INSTALLER", b"pip\n"),
+]
+rows = []
+with zipfile.ZipFile(os.path.join(sys.argv[1], "oddrows-1.0-py3-none-any.whl"), "w") as archive:
+    for path, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+        archive.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), data)
+    rows.append("oddrows/__pycache__/more.cpython-311.pyc,,")
+    rows.append("oddrows-1.0.dist-info/RECORD,,")
+    archive.writestr(zipfile.ZipInfo("oddrows-1.0.dist-info/RECORD", (1980, 1, 1, 0, 0, 0)),
+                     "\r\n".join(rows) + "\r\n")
+"##;
+    let output = run(Command::new(host_python())
+        .args(["-c", SCRIPT])
+        .arg(directory));
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// A wheel whose RECORD lists rows no release gives back as the wheel has them (its own
+/// `INSTALLER`, a byte-code row without a hash), in CRLF lines, is left out of a thin artifact
+/// and installs beside its base as from the full artifact.
+#[test]
+fn a_wheel_with_rows_no_release_gives_back_installs_thin() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let app = make_app(root.path(), "demoapp");
+    let (v1_wheels, v2_wheels) = (
+        wheel_directory(root.path(), "1.0"),
+        wheel_directory(root.path(), "1.1"),
+    );
+    oddrows_wheel(&v1_wheels);
+    oddrows_wheel(&v2_wheels);
+    let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+    let thin = root.path().join("v2-thin.sfx");
+    let thin = pack_ok(&app, "2.0", &v2_wheels, &thin_from, &thin);
+    let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("v2.sfx"));
+    assert!(left_out(&thin).contains(&"oddrows-1.0-py3-none-any.whl".to_string()));
+    let python = python(11);
+    let releases = root.path().join("releases");
+    install_base(&v1, &releases.join("1"), &python);
+    install_ok(&thin, &releases.join("2"), &python, &[]);
+    install_ok(&full, &root.path().join("full"), &python, &[]);
+    assert_intact(&thin, &releases.join("2"));
+    let record = |release: &Path| {
+        let dist_info = site_packages(release, &python).join("oddrows-1.0.dist-info");
+        let read = |name: &str| std::fs::read_to_string(dist_info.join(name)).expect(name);
+        (read("RECORD"), read("INSTALLER"))
+    };
+    assert_eq!(
+        record(&releases.join("2")),
+        record(&root.path().join("full"))
+    );
+}

@@ -318,6 +318,11 @@ fn check_husk(
         .chain(members.iter().map(|member| member.name.as_str()));
     crate::wheel::check_husk_paths(paths, layout, &wheel, &dist_info)
         .map_err(|reason| corrupt(pysfx_format::escape_control(&reason).into_owned()))?;
+    let files: Vec<&str> = (members.iter())
+        .filter(|member| !matches!(member.kind, pysfx_format::MemberKind::Directory))
+        .map(|member| member.name.as_str())
+        .collect();
+    crate::wheel::check_husk_members(&entry.filename, &files)?;
     // What the husk carries (`.data/scripts/` and the like, installed from it) is held to its
     // RECORD row, as the install holds it.
     let carried = members.iter().filter(|member| {

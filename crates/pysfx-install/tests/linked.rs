@@ -292,3 +292,68 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
         assert!(error.to_string().contains("sample/data.txt"), "{error}");
     }
 }
+
+/// Prepares a hand-made husk of the sample wheel (`members` besides the skeleton) against the
+/// release `one`.
+fn prepare_crafted(
+    one: &Path,
+    skeleton: &str,
+    members: &[(&str, &[u8])],
+) -> Result<pysfx_install::wheel::PreparedWheel, InstallError> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, data) in members {
+        writer.start_file(*name, options).expect("start");
+        writer.write_all(data).expect("write");
+    }
+    writer
+        .start_file("sample-1.0.dist-info/RECORD", options)
+        .expect("start");
+    writer.write_all(skeleton.as_bytes()).expect("write");
+    let bytes = writer.finish().expect("finish").into_inner();
+    let filename: WheelFilename = "sample-1.0-py3-none-any.whl".parse().expect("name");
+    let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("zip");
+    let source = LinkSource::new(one);
+    prepare_husk(
+        &mut archive,
+        &filename,
+        &layout(),
+        &source,
+        &record_sha256(),
+        None,
+    )
+}
+
+#[test]
+fn a_crafted_husk_or_a_bloated_release_record_is_refused() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let one = temporary.path().join("1");
+    install(&one, false, None, false).expect("one");
+    let script = ("sample-1.0.data/scripts/tool", MEMBERS[3].1);
+    let mut husk = ZipArchive::new(Cursor::new(wheel(true))).expect("zip");
+    let mut skeleton = String::new();
+    std::io::Read::read_to_string(
+        &mut husk.by_name("sample-1.0.dist-info/RECORD").expect("RECORD"),
+        &mut skeleton,
+    )
+    .expect("read");
+    assert!(prepare_crafted(&one, &skeleton, &[script]).is_ok());
+    // A malformed run line, or a member a husk never carries: the artifact's fault (exit 3).
+    let malformed = format!("\0-1 2\n{skeleton}");
+    let stray = ("sample/__init__.py", MEMBERS[0].1);
+    for (what, result) in [
+        ("malformed", prepare_crafted(&one, &malformed, &[script])),
+        ("stray", prepare_crafted(&one, &skeleton, &[script, stray])),
+    ] {
+        let error = result.err().unwrap_or_else(|| panic!("{what}: prepared"));
+        assert_eq!(error.fault(), Fault::Content, "{what}: {error}");
+    }
+    // A release RECORD grown past any wheel's is not read: the machine's fault (exit 4).
+    let installed_record = one.join(SITE).join("sample-1.0.dist-info/RECORD");
+    let mut bloated = std::fs::read_to_string(&installed_record).expect("RECORD");
+    bloated.push_str(&"a,,1\n".repeat(4 << 20));
+    std::fs::write(&installed_record, bloated).expect("bloat");
+    let error = prepare_crafted(&one, &skeleton, &[script]).expect_err("bloated");
+    assert_eq!(error.fault(), Fault::Machine, "{error}");
+    assert!(error.to_string().contains("larger than 16 MiB"), "{error}");
+}

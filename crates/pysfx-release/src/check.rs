@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::digest::{executable, hash_file, record_hash};
-use crate::paths::{in_pycache, resolve_record_path};
+use crate::paths::{in_pycache, resolve_record_path, MAX_READ};
 use crate::receipt::Contents;
 
 /// What differs between a release and its records.
@@ -102,7 +102,15 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
     let executables: BTreeSet<&str> = contents.executables.iter().map(String::as_str).collect();
     for dist_info in &contents.dist_infos {
         let record = format!("{dist_info}/RECORD");
-        let text = match crate::paths::read_regular(&destination.join(&record))
+        // The receipt holds RECORD's size: a bigger file is not the install's (the receipt's
+        // row reports it) and is not read, since a RECORD planted there would cost many times
+        // its size once parsed.
+        let recorded = (expected.get(&record).into_iter())
+            .flat_map(|entry| entry.rows.iter().filter_map(|(_, size)| *size))
+            .max();
+        let path = destination.join(&record);
+        let text = match crate::paths::open_regular(&path, recorded.unwrap_or(MAX_READ))
+            .and_then(|(file, metadata)| crate::paths::read_opened(file, &metadata))
             .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
         {
             Ok(text) => text,
@@ -461,6 +469,24 @@ mod tests {
                 report.lines()
             );
         }
+    }
+
+    /// A RECORD bigger than the receipt says is modified, and not read: its rows (here one
+    /// naming a file that is not there) are not looked for.
+    #[test]
+    fn a_record_grown_past_its_receipt_is_not_read() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let record = format!("{}/pkg-1.0.dist-info/RECORD", crate::testing::SITE);
+        let text = std::fs::read_to_string(release.join(&record)).expect("RECORD");
+        let grown = format!("{text}pkg/ghost.py,,\n");
+        std::fs::write(release.join(&record), grown).expect("grow");
+        let report = check(&release, &contents(&release));
+        let modified: Vec<(&str, &[&str])> = (report.modified.iter())
+            .map(|m| (m.path.as_str(), m.differs.as_slice()))
+            .collect();
+        assert_eq!(modified, [(record.as_str(), &["content"][..])]);
+        assert!(report.missing.is_empty(), "{:?}", report.lines());
     }
 
     /// A distribution's RECORD removed (`pip uninstall` takes the whole `.dist-info`) is one

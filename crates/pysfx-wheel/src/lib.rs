@@ -25,7 +25,9 @@ pub use script::{
     format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang, script_shebang,
 };
 pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
-pub use skeleton::{fill_hashes, named_rows, site_paths, site_rows, skeleton};
+pub use skeleton::{
+    fill_hashes, husk_carries, installers_own, named_rows, site_paths, site_rows, skeleton,
+};
 pub use tags::{InterpreterTags, PlatformFacts, Tag};
 
 /// What can be wrong with a wheel: every variant is about its content (corrupt or hostile).

@@ -110,17 +110,34 @@ fn is_release_hash(hash: &str) -> bool {
 pub fn site_rows<'a>(rows: &'a [RecordEntry], dist_info: &str) -> Vec<&'a RecordEntry> {
     rows.iter()
         .filter(|row| !row.path.starts_with("../"))
-        .filter(|row| {
-            let own = row
-                .path
-                .strip_prefix(dist_info)
-                .and_then(|rest| rest.strip_prefix('/'));
-            !matches!(
-                own,
-                Some("RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json")
-            )
-        })
+        .filter(|row| !installers_own(&row.path, dist_info))
         .collect()
+}
+
+/// What a husk carries of a wheel, beside RECORD's skeleton: what a release of the wheel
+/// cannot give back as shipped — `.data/scripts/` (their `#!python` line is rewritten),
+/// `.data/headers/` (whose place names the distribution as METADATA spells it) and RECORD's
+/// signatures (which RECORD does not list).
+pub fn husk_carries(member: &str, dist_info: &str) -> bool {
+    let Some((top, rest)) = member.split_once('/') else {
+        return false;
+    };
+    (top == dist_info && (rest == "RECORD.jws" || rest == "RECORD.p7s"))
+        || (top.ends_with(".data")
+            && (rest.starts_with("scripts/") || rest.starts_with("headers/")))
+}
+
+/// Whether a member is one of the files an installer writes of its own install in the
+/// wheel's `.dist-info` (RECORD, INSTALLER, REQUESTED, `direct_url.json`): a release holds
+/// the installer's, never the wheel's.
+pub fn installers_own(member: &str, dist_info: &str) -> bool {
+    let own = member
+        .strip_prefix(dist_info)
+        .and_then(|rest| rest.strip_prefix('/'));
+    matches!(
+        own,
+        Some("RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json")
+    )
 }
 
 /// The paths [`site_rows`] of a release of a wheel holds, told from the wheel's file members:
@@ -134,10 +151,7 @@ pub fn site_paths<'a>(
 ) -> Option<Vec<String>> {
     let mut paths = Vec::new();
     for member in members {
-        let own = member
-            .strip_prefix(dist_info)
-            .and_then(|rest| rest.strip_prefix('/'));
-        if let Some("RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json") = own {
+        if installers_own(member, dist_info) {
             continue;
         }
         let top = member.split('/').next().unwrap_or_default();
@@ -161,7 +175,8 @@ pub fn site_paths<'a>(
 /// of stays blank), each run's rows from `site_rows` (a run beyond them, or beyond as many
 /// rows in all as `site_rows` has, stays as it is: a crafted skeleton cannot make RECORD
 /// bigger than the release's). A wrong or missing row gives other bytes, which the caller's
-/// digest check refuses.
+/// digest check refuses; so does a malformed run line, which stays as it is ([`named_rows`]
+/// names it).
 pub fn fill_hashes(
     skeleton: &str,
     hash_of: impl Fn(&str) -> Option<String>,
@@ -208,7 +223,8 @@ pub fn fill_hashes(
 }
 
 /// The skeleton's rows without its run lines (the rows it names), for a reader that checks
-/// what it names; the error names a malformed run line.
+/// what it names; the error names a malformed run line (one that starts with NUL and is no
+/// run line): the skeleton's fault, whatever a release holds.
 pub fn named_rows(skeleton: &str) -> Result<String, String> {
     let mut out = String::with_capacity(skeleton.len());
     for (number, line) in skeleton.split_inclusive('\n').enumerate() {
@@ -367,6 +383,18 @@ mod tests {
         assert!(Record::parse(&named).is_ok());
         assert!(named_rows("pkg/x,,1\n\0 1 2\n").is_err());
         assert!(named_rows("\x003\n").is_err());
+        // A malformed run line is the skeleton's fault, whatever the release holds.
+        for bad in [
+            "\0-1 2\n",
+            "\0 0 4\n",
+            "\x000  4\n",
+            "\x000 4 \n",
+            "\0\n",
+            "\x000 4",
+        ] {
+            assert!(named_rows(bad).is_err(), "{bad:?}");
+            assert_eq!(fill_hashes(bad, hash_in(&rows), &site), bad);
+        }
     }
 
     #[test]
@@ -414,5 +442,29 @@ mod tests {
             site_paths(["a.py", "t-1.0.data/purelib/a.py"], "t-1.0.dist-info"),
             None
         );
+    }
+
+    #[test]
+    fn what_a_husk_holds() {
+        let dist_info = "tool-1.0.dist-info";
+        let cases = [
+            ("tool-1.0.dist-info/RECORD", false),
+            ("tool-1.0.dist-info/RECORD.jws", true),
+            ("tool-1.0.dist-info/METADATA", false),
+            ("tool-1.0.dist-info/licenses/LICENSE", false),
+            ("tool-1.0.data/scripts/run", true),
+            ("tool-1.0.data/headers/tool.h", true),
+            ("tool-1.0.data/scripts/", true),
+            ("tool-1.0.data/purelib/tool/x.py", false),
+            ("tool-1.0.data/data/share/x", false),
+            ("tool/__init__.py", false),
+            ("tool-1.0.dist-info", false),
+            ("other-2.0.dist-info/METADATA", false),
+            ("tool/scripts/run", false),
+            ("README", false),
+        ];
+        for (member, expected) in cases {
+            assert_eq!(husk_carries(member, dist_info), expected, "{member}");
+        }
     }
 }

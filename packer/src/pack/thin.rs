@@ -257,21 +257,8 @@ pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
     format!("thin/{}/{}", &info.sha256[..16], info.filename)
 }
 
-/// Whether a wheel member is carried in the husk: what a release of the wheel cannot give back
-/// as shipped — `.data/scripts/` (their `#!python` line is rewritten), `.data/headers/` (whose
-/// place names the distribution as METADATA spells it) and RECORD's signatures (which RECORD
-/// does not list). RECORD itself is carried as its skeleton.
-fn in_husk(member: &str, dist_info: &str) -> bool {
-    let Some((top, rest)) = member.split_once('/') else {
-        return false;
-    };
-    (top == dist_info && (rest == "RECORD.jws" || rest == "RECORD.p7s"))
-        || (top.ends_with(".data")
-            && (rest.starts_with("scripts/") || rest.starts_with("headers/")))
-}
-
-/// The husk of `wheel` (`info` read from it), written under `work`: the members [`in_husk`]
-/// takes, raw-copied (names, compressed bytes, times and unix permissions as they are, so the
+/// The husk of `wheel` (`info` read from it), written under `work`: the members
+/// `pysfx_wheel::husk_carries` takes, raw-copied (names, compressed bytes, times and unix permissions as they are, so the
 /// husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
 /// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
 /// which the install checks a file before linking it.
@@ -296,7 +283,7 @@ pub(crate) fn make_husk(
             .is_some_and(|(hash, size)| hash.starts_with("sha256=") && size.is_some());
         let skeleton = *member.name == format!("{dist_info}/RECORD");
         member.kind != MemberKind::Directory
-            && !in_husk(&member.name, &dist_info)
+            && !pysfx_wheel::husk_carries(&member.name, &dist_info)
             && !skeleton
             && !checkable
     });
@@ -316,7 +303,10 @@ pub(crate) fn make_husk(
         std::fs::create_dir_all(parent).with_context(context)?;
     }
     let mut writer = zip::ZipWriter::new(File::create(&output).with_context(context)?);
-    for member in members.iter().filter(|m| in_husk(&m.name, &dist_info)) {
+    for member in members
+        .iter()
+        .filter(|m| pysfx_wheel::husk_carries(&m.name, &dist_info))
+    {
         let entry = archive.by_index_raw(member.index).with_context(context)?;
         writer.raw_copy_file(entry).with_context(context)?;
     }
@@ -335,7 +325,7 @@ pub(crate) fn make_husk(
     let mut executables: Vec<String> = members
         .iter()
         .filter(|m| m.kind == MemberKind::File { executable: true })
-        .filter(|m| !in_husk(&m.name, &dist_info))
+        .filter(|m| !pysfx_wheel::husk_carries(&m.name, &dist_info))
         .map(|m| m.name.to_string())
         .collect();
     executables.sort();
@@ -358,7 +348,11 @@ fn record_skeleton(
     dist_info: &str,
     shared: &HashSet<String>,
 ) -> String {
-    let blank = |path: &str| !in_husk(path, dist_info);
+    // A file the husk carries keeps its hash; so does one the installer writes its own of
+    // (INSTALLER, …), which no release gives back as the wheel ships it.
+    let blank = |path: &str| {
+        !pysfx_wheel::husk_carries(path, dist_info) && !pysfx_wheel::installers_own(path, dist_info)
+    };
     let files = members
         .iter()
         .filter(|member| member.kind != MemberKind::Directory)
@@ -490,33 +484,4 @@ pub(crate) fn report(
         husks.len(),
         infos.len()
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_a_husk_holds() {
-        let dist_info = "tool-1.0.dist-info";
-        let cases = [
-            ("tool-1.0.dist-info/RECORD", false),
-            ("tool-1.0.dist-info/RECORD.jws", true),
-            ("tool-1.0.dist-info/METADATA", false),
-            ("tool-1.0.dist-info/licenses/LICENSE", false),
-            ("tool-1.0.data/scripts/run", true),
-            ("tool-1.0.data/headers/tool.h", true),
-            ("tool-1.0.data/scripts/", true),
-            ("tool-1.0.data/purelib/tool/x.py", false),
-            ("tool-1.0.data/data/share/x", false),
-            ("tool/__init__.py", false),
-            ("tool-1.0.dist-info", false),
-            ("other-2.0.dist-info/METADATA", false),
-            ("tool/scripts/run", false),
-            ("README", false),
-        ];
-        for (member, expected) in cases {
-            assert_eq!(in_husk(member, dist_info), expected, "{member}");
-        }
-    }
 }

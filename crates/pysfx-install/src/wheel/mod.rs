@@ -18,6 +18,7 @@ mod scheme;
 pub(crate) use linked::{has_fresh_mode, is_ours};
 
 pub use linked::{LinkSource, Origin};
+pub(crate) use prepare::check_husk_members;
 pub use prepare::{prepare_husk, prepare_wheel};
 
 use std::collections::HashMap;

@@ -47,10 +47,7 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
     // anew, as pip overwrites it; `direct_url.json` (PEP 610) is only for a distribution
     // installed from a URL, never from a name and version as here, and would make `pip list`
     // report an editable install from wherever the wheel's builder had it.
-    let own = member
-        .strip_prefix(scheme.dist_info.as_str())
-        .and_then(|rest| rest.strip_prefix('/'));
-    if let Some("RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json") = own {
+    if pysfx_wheel::installers_own(member, &scheme.dist_info) {
         return Ok(Placement::Skipped);
     }
     let site = scheme.site_packages;
