@@ -34,7 +34,11 @@ pub struct Built {
 /// The site-packages-relative path a wheel member is installed to, when it is a module source
 /// that pip would byte-compile (the root and `.data/purelib|platlib`).
 fn source_destination(member: &str) -> Option<&str> {
-    if !member.ends_with(".py") {
+    // A file whose name is no module name (`.hidden.py`, `a.b.py`) is never imported, and its
+    // `.pyc` name would map back to another source (importlib's `source_from_cache`).
+    let file = member.rsplit('/').next().unwrap_or(member);
+    let stem = file.strip_suffix(".py")?;
+    if stem.is_empty() || stem.contains('.') {
         return None;
     }
     let (top, rest) = member.split_once('/').unwrap_or(("", member));
@@ -203,6 +207,9 @@ mod tests {
             ("pkg-1.0.data/data/share/x.py", None),
             ("pkg/data.txt", None),
             ("pkg-1.0.dist-info/METADATA", None),
+            (".hidden.py", None),
+            ("pkg/a.b.py", None),
+            ("pkg/.py", None),
         ];
         for (member, expected) in cases {
             assert_eq!(source_destination(member), expected, "{member}");
