@@ -42,15 +42,9 @@ fn record() -> String {
 /// thin artifact carries it.
 fn wheel(husk: bool) -> Vec<u8> {
     let is_script = |name: &str| name.contains(".data/scripts/");
-    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    for (name, data) in MEMBERS {
-        if husk && !is_script(name) {
-            continue;
-        }
-        writer.start_file(*name, options).expect("start");
-        writer.write_all(data).expect("write");
-    }
+    let members: Vec<(&str, &[u8])> = (MEMBERS.iter().copied())
+        .filter(|(name, _)| !husk || is_script(name))
+        .collect();
     // The skeleton as the packer makes it: the rows a release lists in order in runs.
     let site = site_paths();
     let index = |path: &str| site.iter().position(|p| p == path);
@@ -58,11 +52,34 @@ fn wheel(husk: bool) -> Vec<u8> {
         true => pysfx_wheel::skeleton(&record(), |path| !is_script(path), index),
         false => record(),
     };
+    zip_of(&members, &record)
+}
+
+/// A zip of `members` and the sample wheel's RECORD member holding `record`.
+fn zip_of(members: &[(&str, &[u8])], record: &str) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, data) in members {
+        writer.start_file(*name, options).expect("start");
+        writer.write_all(data).expect("write");
+    }
     writer
         .start_file("sample-1.0.dist-info/RECORD", options)
         .expect("start");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish").into_inner()
+}
+
+/// The RECORD skeleton of the sample wheel's husk.
+fn husk_skeleton() -> String {
+    let mut husk = ZipArchive::new(Cursor::new(wheel(true))).expect("zip");
+    let mut skeleton = String::new();
+    std::io::Read::read_to_string(
+        &mut husk.by_name("sample-1.0.dist-info/RECORD").expect("RECORD"),
+        &mut skeleton,
+    )
+    .expect("read");
+    skeleton
 }
 
 /// Where a release of the sample wheel lists its rows inside site-packages.
@@ -226,13 +243,7 @@ fn a_husk_takes_its_left_out_files_from_the_release() {
         .map(|row| row.path.as_str())
         .collect();
     assert_eq!(listed, site_paths());
-    let mut husk = ZipArchive::new(Cursor::new(wheel(true))).expect("zip");
-    let mut skeleton = String::new();
-    std::io::Read::read_to_string(
-        &mut husk.by_name("sample-1.0.dist-info/RECORD").expect("RECORD"),
-        &mut skeleton,
-    )
-    .expect("read");
+    let skeleton = husk_skeleton();
     assert!(
         skeleton.contains('\0') && !skeleton.contains("sample/"),
         "{skeleton:?}"
@@ -300,17 +311,7 @@ fn prepare_crafted(
     skeleton: &str,
     members: &[(&str, &[u8])],
 ) -> Result<pysfx_install::wheel::PreparedWheel, InstallError> {
-    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    for (name, data) in members {
-        writer.start_file(*name, options).expect("start");
-        writer.write_all(data).expect("write");
-    }
-    writer
-        .start_file("sample-1.0.dist-info/RECORD", options)
-        .expect("start");
-    writer.write_all(skeleton.as_bytes()).expect("write");
-    let bytes = writer.finish().expect("finish").into_inner();
+    let bytes = zip_of(members, skeleton);
     let filename: WheelFilename = "sample-1.0-py3-none-any.whl".parse().expect("name");
     let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("zip");
     let source = LinkSource::new(one);
@@ -330,13 +331,7 @@ fn a_crafted_husk_or_a_bloated_release_record_is_refused() {
     let one = temporary.path().join("1");
     install(&one, false, None, false).expect("one");
     let script = ("sample-1.0.data/scripts/tool", MEMBERS[3].1);
-    let mut husk = ZipArchive::new(Cursor::new(wheel(true))).expect("zip");
-    let mut skeleton = String::new();
-    std::io::Read::read_to_string(
-        &mut husk.by_name("sample-1.0.dist-info/RECORD").expect("RECORD"),
-        &mut skeleton,
-    )
-    .expect("read");
+    let skeleton = husk_skeleton();
     assert!(prepare_crafted(&one, &skeleton, &[script]).is_ok());
     // A malformed run line, or a member a husk never carries: the artifact's fault (exit 3).
     let malformed = format!("\0-1 2\n{skeleton}");
