@@ -26,7 +26,8 @@ pub use script::{
 };
 pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
 pub use skeleton::{
-    fill_hashes, husk_carries, installers_own, named_rows, site_paths, site_rows, skeleton,
+    data_member, fill_hashes, husk_carries, installers_own, named_rows, site_paths, site_rows,
+    skeleton,
 };
 pub use tags::{InterpreterTags, PlatformFacts, Tag};
 

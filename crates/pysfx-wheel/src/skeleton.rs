@@ -140,6 +140,13 @@ pub fn installers_own(member: &str, dist_info: &str) -> bool {
     )
 }
 
+/// Of a member in a wheel's `.data` directory (any top directory named `*.data`), the path
+/// below that directory (`scheme/path`); `None` for any other member.
+pub fn data_member(member: &str) -> Option<&str> {
+    let (top, rest) = member.split_once('/')?;
+    (top.ends_with(".data") && !rest.is_empty()).then_some(rest)
+}
+
 /// The paths [`site_rows`] of a release of a wheel holds, told from the wheel's file members:
 /// where the install puts each one inside site-packages (PEP 427's scheme: a member at the top,
 /// or one under `.data/purelib/` or `.data/platlib/`), sorted as the release writes RECORD.
@@ -154,12 +161,11 @@ pub fn site_paths<'a>(
         if installers_own(member, dist_info) {
             continue;
         }
-        let top = member.split('/').next().unwrap_or_default();
-        if !(top.ends_with(".data") && member.len() > top.len() + 1) {
+        let Some(rest) = data_member(member) else {
             paths.push(member.to_string());
             continue;
-        }
-        match member[top.len() + 1..].split_once('/')? {
+        };
+        match rest.split_once('/')? {
             ("purelib" | "platlib", path) => paths.push(path.to_string()),
             ("scripts" | "headers", _) => {}
             _ => return None,

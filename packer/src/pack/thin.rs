@@ -106,10 +106,7 @@ impl Base {
             for (path, winner) in lost {
                 let mut won_again = false;
                 for other in &later {
-                    if !keys.contains_key(*other) {
-                        keys.insert((*other).clone(), wheel_release_keys(other)?);
-                    }
-                    won_again |= keys.get(*other).is_some_and(|keys| keys.contains(path));
+                    won_again |= release_keys_of(keys, other)?.contains(path);
                 }
                 if !won_again {
                     warn!(
@@ -150,6 +147,19 @@ fn wheel_record<R: Read + std::io::Seek>(
         text,
         rows,
     })
+}
+
+/// The release keys of a wheel file, read once into `keys`.
+fn release_keys_of<'k>(
+    keys: &'k mut HashMap<PathBuf, HashSet<String>>,
+    wheel: &Path,
+) -> Result<&'k HashSet<String>> {
+    match keys.entry(wheel.to_path_buf()) {
+        std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            Ok(entry.insert(wheel_release_keys(wheel)?))
+        }
+    }
 }
 
 /// The release keys ([`release_key`]) of every file a wheel's RECORD lists.
@@ -258,8 +268,8 @@ pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
 }
 
 /// The husk of `wheel` (`info` read from it), written under `work`: the members
-/// `pysfx_wheel::husk_carries` takes, raw-copied (names, compressed bytes, times and unix permissions as they are, so the
-/// husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
+/// `pysfx_wheel::husk_carries` takes, raw-copied (names, compressed bytes, times and unix
+/// permissions as they are, so the husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
 /// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
 /// which the install checks a file before linking it.
 pub(crate) fn make_husk(
@@ -353,12 +363,13 @@ fn record_skeleton(
     let blank = |path: &str| {
         !pysfx_wheel::husk_carries(path, dist_info) && !pysfx_wheel::installers_own(path, dist_info)
     };
+    let names_every_row = || pysfx_wheel::skeleton(record_text, blank, |_| None);
     let files = members
         .iter()
         .filter(|member| member.kind != MemberKind::Directory)
         .map(|member| member.name.as_str());
     let Some(site) = pysfx_wheel::site_paths(files, dist_info) else {
-        return pysfx_wheel::skeleton(record_text, blank, |_| None);
+        return names_every_row();
     };
     let index: HashMap<&str, usize> = site
         .iter()
@@ -371,7 +382,7 @@ fn record_skeleton(
     // them: each member's own path, hash and size (the install writes a file's row from the
     // bytes RECORD holds it to).
     let Ok(record) = Record::parse(record_text) else {
-        return pysfx_wheel::skeleton(record_text, blank, |_| None);
+        return names_every_row();
     };
     let by_path: HashMap<&str, &pysfx_wheel::RecordEntry> = (record.entries.iter())
         .map(|row| (row.path.as_str(), row))
@@ -392,7 +403,7 @@ fn record_skeleton(
         skeleton
     } else {
         warn!("{dist_info}: RECORD's skeleton names every row (its runs would not give it back)");
-        pysfx_wheel::skeleton(record_text, blank, |_| None)
+        names_every_row()
     }
 }
 
@@ -407,10 +418,7 @@ pub(crate) fn shared_paths(
     for set in sets {
         let mut seen: HashSet<String> = HashSet::new();
         for file in set.iter().collect::<HashSet<_>>() {
-            if !keys.contains_key(file) {
-                keys.insert(file.clone(), wheel_release_keys(file)?);
-            }
-            for key in keys.get(file).into_iter().flatten() {
+            for key in release_keys_of(keys, file)? {
                 if !seen.insert(key.clone()) {
                     shared.insert(key.clone());
                 }
@@ -439,11 +447,11 @@ fn read_record<R: Read + std::io::Seek>(
         .take(MAX_RECORD_BYTES)
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {name}"))?;
-    let named = match husk {
-        true => pysfx_wheel::named_rows(&text).map_err(|reason| anyhow!("{name}: {reason}"))?,
-        false => text.clone(),
-    };
-    let record = Record::parse(&named).map_err(|reason| anyhow!("{name}: {reason}"))?;
+    let record = match husk {
+        true => pysfx_wheel::named_rows(&text).and_then(|named| Record::parse(&named)),
+        false => Record::parse(&text),
+    }
+    .map_err(|reason| anyhow!("{name}: {reason}"))?;
     let rows = record
         .entries
         .into_iter()

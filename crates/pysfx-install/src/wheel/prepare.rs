@@ -536,6 +536,12 @@ fn plan_members(
     Ok(planned)
 }
 
+/// Whether a RECORD row vouches for bytes: a directory's row (`pkg/,,`) or one without a hash
+/// (an absent `RECORD.jws`, a `.pyc` row) claims nothing, as pip reads them.
+fn claims_a_file(name: &str, expected: &Expected) -> bool {
+    !expected.hash.is_empty() && !name.ends_with('/')
+}
+
 /// A whole wheel must carry every file its RECORD lists (what is left of `info.record` once its
 /// members are planned): a row without its member is a wheel truncated or put together wrong,
 /// and installing it would leave the distribution without that file.
@@ -543,9 +549,7 @@ fn refuse_ghost_rows(wheel: &str, info: &DistInfo, scheme: &Scheme<'_>) -> Resul
     let mut ghosts: Vec<&String> = info
         .record
         .iter()
-        // Only a row that vouches for bytes: a directory's row (`pkg/,,`) or one without a
-        // hash (an absent `RECORD.jws`, a `.pyc` row) claims nothing, as pip reads them.
-        .filter(|(name, expected)| !expected.hash.is_empty() && !name.ends_with('/'))
+        .filter(|(name, expected)| claims_a_file(name, expected))
         .map(|(name, _)| name)
         .filter(|name| {
             // RECORD itself, and `.data/scripts` wrappers pysfx writes launchers for, are not
@@ -604,9 +608,8 @@ fn plan_left_out(
     layout: &Layout,
     destinations: &mut HashSet<String>,
 ) -> Result<Vec<Planned>, WheelError> {
-    // As for a whole wheel, a row without a hash (a `.pyc`, a directory) claims no file.
     let mut rows: Vec<(String, Expected)> = (info.record.drain())
-        .filter(|(name, expected)| !expected.hash.is_empty() && !name.ends_with('/'))
+        .filter(|(name, expected)| claims_a_file(name, expected))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut planned = Vec::with_capacity(rows.len());

@@ -55,11 +55,9 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
         destination,
         script: false,
     };
-    let top = member.split('/').next().unwrap_or_default();
-    if !(top.ends_with(".data") && member.len() > top.len() + 1) {
+    let Some(rest) = pysfx_wheel::data_member(member) else {
         return Ok(file(format!("{site}/{member}")));
-    }
-    let rest = &member[top.len() + 1..];
+    };
     let (key, path) = rest
         .split_once('/')
         .ok_or_else(|| format!("{member}: a file directly in the .data directory"))?;
