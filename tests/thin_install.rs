@@ -636,6 +636,15 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     let before = snapshot(&other);
     let stderr = refused(&other.join("2"), &python, &[]);
     assert!(stderr.contains("for Python 3.11"), "{stderr}");
+    // The release is named, with why it could not be used.
+    assert!(
+        stderr.contains(&format!(
+            "{}: it was installed for Python 3.{}",
+            other.join("1").display(),
+            other_python.minor
+        )),
+        "{stderr}"
+    );
     assert_eq!(
         snapshot(&other),
         before,
@@ -677,6 +686,45 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
         "{stderr}"
     );
 
+    // A base missing a part a release must have (its venv's pyvenv.cfg) is named, with it.
+    let partial = artifacts.parent("partial");
+    install_base(&artifacts.v1, &partial.join("1"), &python);
+    std::fs::remove_file(partial.join("1/venv/pyvenv.cfg")).expect("remove pyvenv.cfg");
+    let stderr = refused(&partial.join("2"), &python, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "{}: venv/pyvenv.cfg is missing",
+            partial.join("1").display()
+        )),
+        "{stderr}"
+    );
+
+    // A base whose receipt gives a left-out wheel another RECORD than the thin manifest (a
+    // crafted husk, renamed rows and all, would need exactly that) does not serve it.
+    let other_record = artifacts.parent("other-record");
+    install_base(&artifacts.v1, &other_record.join("1"), &python);
+    let receipt_path = other_record.join("1/pysfx-receipt.json");
+    let mut receipt = read_json(&receipt_path);
+    let wheels = receipt["manifest"]["wheels"]
+        .as_array_mut()
+        .expect("the receipt's wheels");
+    let left = left_out(&artifacts.thin);
+    let wheel = (wheels.iter_mut())
+        .find(|wheel| left.contains(&wheel["filename"].as_str().unwrap_or_default().to_string()))
+        .expect("a left-out wheel in v1's receipt");
+    let filename = wheel["filename"].as_str().unwrap_or_default().to_string();
+    wheel["record_sha256"] = Value::from("0".repeat(64));
+    std::fs::write(&receipt_path, receipt.to_string()).expect("write the receipt");
+    let stderr = refused(&other_record.join("2"), &python, &[]);
+    assert!(
+        stderr.contains(&filename)
+            && stderr.contains(&format!(
+                "{}: its receipt gives a wheel another RECORD than this artifact does",
+                other_record.join("1").display()
+            )),
+        "{stderr}"
+    );
+
     // `--force` on a modified thin release whose base is gone: refused the same way, before
     // anything is written, and the release is left as it was.
     let forced = artifacts.parent("forced");
@@ -694,6 +742,24 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
         "{stderr}"
     );
     assert_eq!(snapshot(&forced), before, "nothing written");
+}
+
+/// A base release whose interpreter is gone (its `bin/python` a dangling link, as after the
+/// Python it was installed with was upgraded away) still serves a thin artifact: its files are
+/// linked, not its interpreter used.
+#[test]
+fn a_base_whose_python_is_gone_still_serves_a_thin_artifact() {
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let parent = artifacts.parent("parent");
+    install_base(&artifacts.v1, &parent.join("1"), &python);
+    let interpreter = parent.join("1/venv/bin/python");
+    std::fs::remove_file(&interpreter).expect("remove bin/python");
+    std::os::unix::fs::symlink("/nonexistent/python3.11", &interpreter).expect("dangling link");
+    let json = install_ok(&artifacts.thin, &parent.join("2"), &python, &[]);
+    assert!(linked_files(&json) > 0, "{json}");
+    assert_intact(&artifacts.thin, &parent.join("2"));
+    assert_imports(&parent.join("2"));
 }
 
 /// A CPython to test with other than 3.`minor`.

@@ -1131,11 +1131,16 @@ fn link_candidates(
     passed_over: &[PathBuf],
 ) -> Result<Vec<Candidate>, Failure> {
     let preferred = link.and_then(|link| pysfx_release::status::link_target(link).ok());
-    let mut candidates = pysfx_install::link_candidates(
+    let left_out: Vec<(&str, &str)> = (plan.wheels.iter())
+        .filter(|entry| entry.from_base)
+        .filter_map(|entry| Some((entry.sha256.as_str(), entry.record_sha256.as_deref()?)))
+        .collect();
+    let (mut candidates, refused) = pysfx_install::link_candidates(
         destination,
         &manifest.app.name,
         interpreter.major_minor(),
         preferred.as_deref(),
+        &left_out,
     );
     candidates.retain(|candidate| !passed_over.contains(&candidate.source.release));
     let wanted: Vec<&str> = plan
@@ -1153,12 +1158,13 @@ fn link_candidates(
             .map(|entry| entry.filename.as_str())
             .collect()
     };
-    let (candidates, passed_over) = pysfx_install::hold_sources(candidates, &wanted);
+    let (candidates, mut passed_over) = pysfx_install::hold_sources(candidates, &wanted);
     let missing = unheld(&candidates);
     let Some(first) = missing.first() else {
         return Ok(candidates);
     };
     // The releases that hold a missing wheel but were passed over, and why.
+    passed_over.extend(refused);
     let missing_sha256: Vec<&str> = (plan.wheels.iter())
         .filter(|entry| entry.from_base && missing.contains(&entry.filename.as_str()))
         .map(|entry| entry.sha256.as_str())
@@ -1174,7 +1180,7 @@ fn link_candidates(
             format!(
                 "{}: {}{}",
                 pysfx_format::escape_control(&over.release.display().to_string()),
-                over.reason,
+                pysfx_format::escape_control(&over.reason),
                 match over.in_use {
                     true => ", try again once that run ends",
                     false => "",

@@ -358,13 +358,23 @@ impl Manifest {
                 ));
             }
         }
-        if let Some(digest) = &self.stub_sha256 {
-            let hex = digest.len() == 64
-                && digest
-                    .bytes()
-                    .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
-            if !hex {
-                return Err("its stub_sha256 is not a SHA-256 in lowercase hex".into());
+        // Printed by inspect, verify and --info, and compared with other artifacts' digests.
+        let digests = [
+            ("stub_sha256", self.stub_sha256.as_ref()),
+            (
+                "thin_from.payload_sha256",
+                self.thin_from.as_ref().map(|base| &base.payload_sha256),
+            ),
+        ];
+        for (field, digest) in digests {
+            let hex = |digest: &String| {
+                digest.len() == 64
+                    && digest
+                        .bytes()
+                        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+            };
+            if digest.is_some_and(|digest| !hex(digest)) {
+                return Err(format!("its {field} is not a SHA-256 in lowercase hex"));
             }
         }
         // A wheel left out is taken from a release of the base the artifact names; its
@@ -524,6 +534,20 @@ mod tests {
             .validate()
             .expect_err("another app")
             .contains("another app"));
+        // The base's digest is printed and compared: lowercase hex, 64 digits, nothing else.
+        for digest in ["ab\n\u{1b}[2Jcd".to_string(), "zz".into(), "A".repeat(64)] {
+            let mut bad = manifest.clone();
+            bad.thin_from = Some(ThinBase {
+                app: "site".into(),
+                version: None,
+                payload_sha256: digest.clone(),
+            });
+            let error = bad.validate().expect_err("a digest that is no SHA-256");
+            assert!(
+                error.contains("thin_from.payload_sha256"),
+                "{digest:?}: {error}"
+            );
+        }
     }
 
     #[test]
@@ -531,7 +555,7 @@ mod tests {
         let manifest: Manifest = serde_json::from_str(
             r#"{"format_version": 1, "pysfx_version": "0.1.0",
                 "app": {"name": "site", "files": 0, "bytes": 0},
-                "thin_from": {"app": "site", "payload_sha256": "00"},
+                "thin_from": {"app": "site", "payload_sha256": "0000000000000000000000000000000000000000000000000000000000000000"},
                 "sets": [{"name": "wheels", "wheels": ["thin/0/a-1.0-py3-none-any.whl"]}],
                 "wheels": [{"path": "thin/0/a-1.0-py3-none-any.whl",
                     "filename": "a-1.0-py3-none-any.whl", "name": "a", "version": "1.0",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
-use pysfx_format::Manifest;
+use pysfx_format::{Manifest, WheelEntry};
 use pysfx_release::receipt::Receipt;
 
 use crate::wheel::LinkSource;
@@ -30,28 +30,61 @@ pub struct Candidate {
 
 /// The releases of `app` beside `destination` for Python `version`, complete by a quick look,
 /// `preferred` (LINK's target) first, then newest first. `destination` itself is never one.
+/// The other releases of `app` there come second, each with why it is not a candidate (for a
+/// thin artifact's message, when one of them held a wheel it needs). `left_out` are a thin
+/// artifact's left-out wheels, each by its SHA-256 and its RECORD's: a release whose receipt
+/// gives such a wheel another RECORD does not serve it (the husk's rows are filled in from the
+/// release and must come out the wheel's own RECORD, every row of it).
 pub fn link_candidates(
     destination: &Path,
     app: &str,
     version: (u32, u32),
     preferred: Option<&Path>,
-) -> Vec<Candidate> {
+    left_out: &[(&str, &str)],
+) -> (Vec<Candidate>, Vec<PassedOver>) {
+    let mut refused = Vec::new();
     let Some(parent) = destination.parent() else {
-        return Vec::new();
+        return (Vec::new(), refused);
     };
     let Ok(releases) = pysfx_release::status::releases_in(parent, app) else {
-        return Vec::new();
+        return (Vec::new(), refused);
     };
     let preferred = preferred.and_then(|path| path.file_name());
-    let mut found: Vec<_> = releases
-        .into_iter()
-        .filter(|(_, path, receipt)| {
-            path.as_path() != destination
-                && pysfx_release::release::is_trusted(path)
-                && python_x_y(&receipt.python_version) == Some(version)
-                && pysfx_release::release::incomplete(path, receipt).is_none()
-        })
-        .collect();
+    let mut found = Vec::new();
+    for (name, path, receipt) in releases {
+        let reason = if path.as_path() == destination {
+            continue;
+        } else if !pysfx_release::release::is_trusted(&path) {
+            Some("it is another user's".to_string())
+        } else if python_x_y(&receipt.python_version) != Some(version) {
+            Some(format!(
+                "it was installed for Python {}",
+                receipt.python_version
+            ))
+        } else {
+            pysfx_release::release::incomplete_to_link_from(&path, &receipt)
+        };
+        if let Some(reason) = reason {
+            refused.push(PassedOver::new(
+                path,
+                installed_wheels(&receipt, &|_| true),
+                reason,
+            ));
+            continue;
+        }
+        let other_record = |entry: &WheelEntry| {
+            (left_out.iter()).any(|(sha256, record)| {
+                entry.sha256 == *sha256 && entry.record_sha256.as_ref().is_some_and(|r| r != record)
+            })
+        };
+        let others = installed_wheels(&receipt, &other_record);
+        if !others.is_empty() {
+            let reason = "its receipt gives a wheel another RECORD than this artifact does";
+            refused.push(PassedOver::new(path.clone(), others, reason.into()));
+        }
+        let wheels = installed_wheels(&receipt, &|entry| !other_record(entry));
+        found.push((name, path, receipt, wheels));
+    }
     found.sort_by(|a, b| {
         let first = |name: &str| Some(std::ffi::OsStr::new(name)) == preferred;
         first(&b.0)
@@ -62,11 +95,11 @@ pub fn link_candidates(
             })
             .then_with(|| b.0.cmp(&a.0))
     });
-    found
+    let candidates = found
         .into_iter()
-        .map(|(_, path, receipt)| Candidate {
+        .map(|(_, path, receipt, wheels)| Candidate {
             source: Arc::new(LinkSource::new(&path)),
-            wheels: installed_wheels(&receipt),
+            wheels,
             bundles: receipt
                 .manifest
                 .bytecode
@@ -77,7 +110,8 @@ pub fn link_candidates(
             lock: None,
             held: None,
         })
-        .collect()
+        .collect();
+    (candidates, refused)
 }
 
 /// The candidates the wheels with SHA-256s `wanted` are to come from — for each wheel the first
@@ -110,13 +144,8 @@ pub fn hold_sources(
             }
         };
         let Some(opened) = HeldRelease::open(&release) else {
-            passed_over.push(PassedOver {
-                in_use: false,
-                reason: "it or its venv is no longer a directory of its own (gone, or a link)"
-                    .into(),
-                wheels: candidate.wheels,
-                release,
-            });
+            let reason = "it or its venv is no longer a directory of its own (gone, or a link)";
+            passed_over.push(PassedOver::new(release, candidate.wheels, reason.into()));
             continue;
         };
         candidate.held = Some(opened);
@@ -127,7 +156,8 @@ pub fn hold_sources(
     (held, passed_over)
 }
 
-/// A release [`hold_sources`] did not take, the wheels it installed, and why.
+/// A release [`hold_sources`] or [`link_candidates`] did not take, the wheels it installed
+/// (that it could have served), and why.
 #[derive(Debug)]
 pub struct PassedOver {
     pub release: PathBuf,
@@ -135,6 +165,17 @@ pub struct PassedOver {
     /// Another run holds its lock: trying again once that run ends may find it.
     pub in_use: bool,
     pub reason: String,
+}
+
+impl PassedOver {
+    fn new(release: PathBuf, wheels: HashSet<String>, reason: String) -> Self {
+        PassedOver {
+            release,
+            wheels,
+            in_use: false,
+            reason,
+        }
+    }
 }
 
 /// A release linked from, as it was when chosen: its directory and its `venv` (never links),
@@ -230,9 +271,10 @@ fn python_x_y(version: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// The SHA-256 of every wheel a receipt says was installed, from the manifest it recorded
-/// (the wheels of the set it installed, and the bootstrap wheels offered to every set).
-fn installed_wheels(receipt: &Receipt) -> HashSet<String> {
+/// The SHA-256 of every wheel a receipt says was installed (of those `keep` keeps), from the
+/// manifest it recorded (the wheels of the set it installed, and the bootstrap wheels offered
+/// to every set).
+fn installed_wheels(receipt: &Receipt, keep: &dyn Fn(&WheelEntry) -> bool) -> HashSet<String> {
     let manifest: &Manifest = &receipt.manifest;
     let offered: Vec<&String> = manifest
         .sets
@@ -249,6 +291,7 @@ fn installed_wheels(receipt: &Receipt) -> HashSet<String> {
                 .iter()
                 .filter_map(|path| manifest.wheel(path))
                 .find(|entry| entry.filename == installed.filename)
+                .filter(|entry| keep(entry))
                 .map(|entry| entry.sha256.clone())
         })
         .collect()

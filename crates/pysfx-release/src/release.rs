@@ -158,14 +158,23 @@ pub fn is_trusted(release: &Path) -> bool {
 
 /// What is missing from a release by a quick look (no hashing): the app directory, the venv's
 /// `pyvenv.cfg` and `bin/python`, each installed distribution's RECORD. `None` when nothing is.
-/// (A release to link from needs no more: its files are read, its scripts are not.)
 pub fn incomplete(destination: &Path, receipt: &Receipt) -> Option<String> {
+    missing_parts(destination, receipt, true)
+}
+
+/// [`incomplete`] for a release to link from, which needs no more: its files are read, its
+/// scripts and interpreter are not used, so `venv/bin/python` need not lead anywhere (a
+/// Python upgraded away since).
+pub fn incomplete_to_link_from(destination: &Path, receipt: &Receipt) -> Option<String> {
+    missing_parts(destination, receipt, false)
+}
+
+fn missing_parts(destination: &Path, receipt: &Receipt, interpreter: bool) -> Option<String> {
     let app = receipt.manifest.app.name.as_str();
-    let mut required = vec![
-        app.to_string(),
-        "venv/pyvenv.cfg".to_string(),
-        "venv/bin/python".to_string(),
-    ];
+    let mut required = vec![app.to_string(), "venv/pyvenv.cfg".to_string()];
+    if interpreter {
+        required.push("venv/bin/python".to_string());
+    }
     match &receipt.contents {
         Some(contents) => required.extend(
             contents
@@ -357,6 +366,24 @@ mod tests {
         std::fs::remove_file(release.join(&contents.dist_infos[0]).join("RECORD")).expect("remove");
         let reason = incomplete(&release, &receipt).expect("incomplete");
         assert!(reason.contains("RECORD is missing"), "{reason}");
+    }
+
+    /// A release whose interpreter is gone (a Python upgraded away) is incomplete as a
+    /// release to serve, not as one to link from: its files are all there.
+    #[test]
+    fn a_release_without_its_interpreter_may_still_be_linked_from() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        let receipt = open(&release, "mysite").expect("open");
+        let python = release.join("venv/bin/python");
+        std::fs::remove_file(&python).expect("rm");
+        std::os::unix::fs::symlink("/nonexistent/python3.11", &python).expect("symlink");
+        let reason = incomplete(&release, &receipt).expect("incomplete");
+        assert!(reason.contains("venv/bin/python"), "{reason}");
+        assert_eq!(incomplete_to_link_from(&release, &receipt), None);
+        std::fs::remove_file(release.join("venv/pyvenv.cfg")).expect("rm");
+        let reason = incomplete_to_link_from(&release, &receipt).expect("incomplete");
+        assert!(reason.contains("venv/pyvenv.cfg"), "{reason}");
     }
 
     /// A distribution's files deleted (its RECORD kept) make the release incomplete by the
