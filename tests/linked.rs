@@ -519,6 +519,46 @@ fn an_edit_in_place_of_a_linked_file_shows_in_every_release_that_links_it() {
     }
 }
 
+/// Byte-code compiled at pack time is linked too, and so shared: one edited in place (the
+/// code changed, the header kept, so the interpreter runs it) shows in `--check` of every
+/// release that links it; one Python wrote again since (a new file) is no difference.
+#[test]
+fn an_edit_in_place_of_linked_byte_code_shows_in_every_release_that_links_it() {
+    let (python, work, artifacts) = compiled_at_pack_time();
+    let (first, second, result) = two_releases(&artifacts, work.path(), &python, &[]);
+    assert!(linked(&result).0 > 0, "{result}");
+    let pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
+    assert_eq!(inode(&first.join(&pyc)), inode(&second.join(&pyc)));
+    for release in [&first, &second] {
+        assert_intact(&artifacts.v2, release);
+    }
+    let mut bytes = std::fs::read(second.join(&pyc)).expect("the .pyc");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(second.join(&pyc))
+        .expect("open in place");
+    file.write_all(&bytes).expect("overwrite");
+    drop(file);
+    for release in [&first, &second] {
+        let (code, report) = check(&artifacts.v2, release);
+        assert_eq!(code, 3, "--check {}: {report}", release.display());
+        assert_eq!(
+            modified(&report),
+            [pyc.to_string_lossy()],
+            "{}",
+            release.display()
+        );
+    }
+    // Written again as a new file (as Python does, to a temporary name renamed over it), with
+    // other bytes: no difference in the release that holds it.
+    let fresh = second.join(&pyc).with_extension("new");
+    std::fs::write(&fresh, b"not the install's byte-code").expect("write");
+    std::fs::rename(&fresh, second.join(&pyc)).expect("rename");
+    assert_intact(&artifacts.v2, &second);
+}
+
 /// Edits two files of release 1 in place: appends a line to a module, and changes one byte of
 /// a data file keeping its size and mtime (so only the content tells). Returns both paths.
 fn edit_in_place(release: &Path, minor: u32) -> [PathBuf; 2] {

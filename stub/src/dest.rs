@@ -89,7 +89,7 @@ pub(crate) fn check_unmodified(destination: &Path, payload: &Payload) -> Existin
     let Some(contents) = receipt.contents else {
         return Existing::Modified("holds this release without recorded digests".into());
     };
-    let report = pysfx_release::check::check(destination, &contents);
+    let report = pysfx_install::stamps::check_release(destination, &contents);
     if report.intact() {
         return Existing::SameRelease;
     }

@@ -59,7 +59,7 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
                 path: destination.clone(),
                 version: receipt.pysfx_version.clone(),
             })?;
-    let mut report = pysfx_release::check::check(&destination, contents);
+    let mut report = pysfx_install::stamps::check_release(&destination, contents);
     if let Some(reason) = pysfx_release::release::moved(&destination, &receipt) {
         warn!("{}: {reason}", destination.display());
         report.modified.push(pysfx_release::check::Modified {

@@ -375,6 +375,24 @@ impl Stamps {
     }
 }
 
+/// `--check` of the release in `release` (see [`pysfx_release::check::check_with`]), its
+/// byte-code included: each `.pyc` its stamps give a digest for (written from the artifact's
+/// bundle, or linked from a release that had) and that is still the inode stamped must hold
+/// those bytes. Byte-code compiled at install is stamped without a digest and not compared;
+/// without stamps this user may trust (see [`Stamps::read`]), none is.
+pub fn check_release(
+    release: &Path,
+    contents: &pysfx_release::receipt::Contents,
+) -> pysfx_release::check::CheckReport {
+    let stamps = Stamps::read(release);
+    let bytecode = |path: &str| -> Option<(u64, String)> {
+        let entry = stamps.as_ref()?.entry(path.strip_prefix("venv/")?)?;
+        let known = entry.sha256 != [0; 32];
+        known.then(|| (entry.stamp.inode, pysfx_wheel::hash_digest(&entry.sha256)))
+    };
+    pysfx_release::check::check_with(release, contents, &bytecode)
+}
+
 /// Keeps a release's stamps true while `--keep` removes older releases beside it.
 ///
 /// Removing a release drops a hard link of every file it shared with this one, which moves

@@ -87,6 +87,23 @@ pub fn is_database(path: &str) -> bool {
 
 /// Compares the release in `destination` with `contents` (from its receipt).
 pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
+    check_with(destination, contents, &|_| None)
+}
+
+/// The byte-code an install put in place, by its path relative to DEST: the inode it was
+/// written (or linked) as and the RECORD-style hash of the bytes it was written with.
+pub type InstalledBytecode<'a> = &'a dyn Fn(&str) -> Option<(u64, String)>;
+
+/// [`check`], and the byte-code of site-packages that `bytecode` knows: a `.pyc` still the
+/// very file the install wrote (the same inode) must still hold the same bytes. Hard links
+/// share byte-code between releases, so an edit in place changes every one of them. One
+/// written since (Python compiling again makes a new file) is no difference, as no other
+/// `__pycache__` content is.
+pub fn check_with(
+    destination: &Path,
+    contents: &Contents,
+    bytecode: InstalledBytecode<'_>,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
     for file in &contents.files {
@@ -145,20 +162,27 @@ pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
     expected.retain(|path, _| !in_pycache(path) && !is_database(path));
     let directories = recorded_directories(&expected);
     report.modified = replaced_directories(destination, &directories);
-    report.checked = expected.len();
-    let items: Vec<(&String, &Expected)> = expected.iter().collect();
+    let (added, installed_pyc) = added(
+        destination,
+        &contents.site_packages,
+        &expected,
+        &directories,
+        bytecode,
+    );
+    report.added = added;
+    report.checked = expected.len() + installed_pyc.len();
+    let mut items: Vec<(&String, &Expected)> = expected.iter().collect();
+    items.extend(
+        installed_pyc
+            .iter()
+            .map(|(path, expected)| (path, expected)),
+    );
     for (path, finding) in compare_all(destination, &items) {
         match finding {
             Finding::Missing => report.missing.push(path),
             Finding::Modified(differs) => report.modified.push(Modified { path, differs }),
         }
     }
-    report.added = added(
-        destination,
-        &contents.site_packages,
-        &expected,
-        &directories,
-    );
     report.missing.sort();
     // A RECORD that is gone is both a distribution's list and (since the receipt holds its
     // hash) a recorded file: one line.
@@ -309,14 +333,18 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
     (!differs.is_empty()).then_some(Finding::Modified(differs))
 }
 
-/// Files and directories in site-packages that nothing recorded, `__pycache__` aside.
+/// Files and directories in site-packages that nothing recorded, `__pycache__` aside; and the
+/// byte-code there that `bytecode` knows, still the file the install wrote, with what it must
+/// hold.
 fn added(
     destination: &Path,
     site_packages: &str,
     expected: &BTreeMap<String, Expected>,
     directories: &BTreeSet<&str>,
-) -> Vec<String> {
+    bytecode: InstalledBytecode<'_>,
+) -> (Vec<String>, Vec<(String, Expected)>) {
     let mut added = Vec::new();
+    let mut installed_pyc = Vec::new();
     let mut pending = vec![site_packages.to_string()];
     while let Some(directory) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(destination.join(&directory)) else {
@@ -325,7 +353,13 @@ fn added(
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let relative = format!("{directory}/{name}");
-            if name == "__pycache__" || is_database(&relative) {
+            if name == "__pycache__" {
+                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    installed_pyc.extend(still_installed(destination, &relative, bytecode));
+                }
+                continue;
+            }
+            if is_database(&relative) {
                 continue;
             }
             let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
@@ -341,7 +375,35 @@ fn added(
         }
     }
     added.sort();
-    added
+    (added, installed_pyc)
+}
+
+/// The files of the `__pycache__` directory `directory` that `bytecode` knows and that are
+/// still the inode it was written as, each with the bytes it must hold.
+fn still_installed(
+    destination: &Path,
+    directory: &str,
+    bytecode: InstalledBytecode<'_>,
+) -> Vec<(String, Expected)> {
+    use std::os::unix::fs::DirEntryExt;
+    let Ok(entries) = std::fs::read_dir(destination.join(directory)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let relative = format!("{directory}/{}", entry.file_name().to_string_lossy());
+            let (inode, hash) = bytecode(&relative)?;
+            (entry.ino() == inode).then(|| {
+                let expected = Expected {
+                    rows: vec![(hash, None)],
+                    executable: Some(false),
+                    link: None,
+                };
+                (relative, expected)
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
