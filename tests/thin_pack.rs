@@ -257,7 +257,7 @@ fn check_wheels(packed: &Packed) -> Vec<LeftOut> {
             continue;
         }
         assert_eq!(wheel["from_base"], Value::Bool(true), "{filename}");
-        assert_eq!(path, format!("thin/{}/{filename}", &sha256[..16]));
+        assert_eq!(path, format!("thin/{}.whl", &sha256[..16]));
         let husk = payload_entry(&packed.v2, path);
         assert_eq!(wheel["size"], Value::from(husk.len() as u64));
         let record_name = whole
@@ -496,6 +496,42 @@ fn verify_names_what_a_thin_artifact_relies_on() {
         assert!(
             stderr.contains("does not match its RECORD entry"),
             "{stderr}"
+        );
+    }
+}
+
+/// A pack whose only wheel OLD shares must be carried whole (RECORD gives a file no size)
+/// says so, and that the artifact is a full one; one sharing no wheel says that instead.
+#[test]
+fn a_thin_pack_that_can_leave_nothing_out_says_why() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (shared, other) = (root.path().join("shared"), root.path().join("other"));
+    std::fs::create_dir_all(&shared).expect("create");
+    sizeless_wheel(&shared);
+    tiny_wheel(&other, "tinylib", "1.0", &[]);
+    let app = make_app(root.path(), "demoapp");
+    let old = pack_ok(&app, "1.0", &shared, &[], &root.path().join("v1.sfx"));
+    let thin_from = [OsStr::new("--thin-from"), old.as_os_str()];
+    for (wheels, says) in [
+        (
+            &shared,
+            "none of the wheels it shares with this pack could be left out",
+        ),
+        (&other, "it carries none of this pack's wheels"),
+    ] {
+        let out = root.path().join("v2.sfx");
+        let packed = pack_output(&app, "2.0", wheels, &thin_from, &out);
+        let stderr = String::from_utf8_lossy(&packed.stderr);
+        assert!(packed.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("the artifact is a full one"),
+            "{stderr}"
+        );
+        let manifest = inspect_json(&out)["manifest"].clone();
+        let wheels = manifest["wheels"].as_array().expect("wheels");
+        assert!(
+            wheels.iter().all(|wheel| wheel.get("from_base").is_none()),
+            "{manifest}"
         );
     }
 }

@@ -11,7 +11,7 @@ mod write;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use pysfx_format::{AppInfo, Manifest, WheelEntry, WheelSet, FORMAT_VERSION};
 use pysfx_venv::Interpreter;
@@ -353,7 +353,7 @@ fn remove_stale_work_directories(temporary: &Path) {
 
 /// Reads every collected wheel (refusing what the stub would refuse) and gives each its
 /// payload path, `wheels/<digest>/<file name>`; with `--thin-from`, a wheel the base carries
-/// is left out and its husk made, at `thin/<digest>/<file name>`.
+/// is left out and its husk made, at `thin/<digest>.whl`.
 fn place_wheels<'a>(
     sets: &'a [CollectedSet],
     bootstrap_files: &[PathBuf],
@@ -375,7 +375,15 @@ fn place_wheels<'a>(
         let info = collect::read_wheel(path, Some(app_name))?;
         let whole = format!("wheels/{}/{}", &info.sha256[..16], info.filename);
         let husk_path = thin::husk_payload_path(&info);
-        if infos.contains_key(&husk_path) {
+        if let Some((other, _)) = infos.get(&husk_path) {
+            if other.sha256 != info.sha256 {
+                bail!(
+                    "{} and {}: their SHA-256s begin alike, which a thin artifact cannot tell \
+                     apart; pack without --thin-from",
+                    other.filename,
+                    info.filename
+                );
+            }
             return Ok(husk_path);
         }
         if infos.contains_key(&whole) {

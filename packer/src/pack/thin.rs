@@ -262,9 +262,11 @@ pub(crate) struct Husk {
     pub(crate) executables: Vec<String>,
 }
 
-/// Where a left-out wheel's husk is stored in the payload.
+/// Where a left-out wheel's husk is stored in the payload: `thin/<first 16 hex of its
+/// SHA-256>.whl` (the manifest names the wheel; a thin artifact is mostly such names, twice
+/// each in the zip).
 pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
-    format!("thin/{}/{}", &info.sha256[..16], info.filename)
+    format!("thin/{}.whl", &info.sha256[..16])
 }
 
 /// The husk of `wheel` (`info` read from it), written under `work`: the members
@@ -473,10 +475,17 @@ pub(crate) fn report(
     } = &base.thin_from;
     let version = version.as_deref().unwrap_or("(no version recorded)");
     if husks.is_empty() {
-        warn!(
-            "--thin-from {app} {version}: it carries none of this pack's wheels; the artifact \
-             is a full one"
-        );
+        let shared = (infos.values()).any(|(info, _)| base.wheels.contains(&info.sha256));
+        match shared {
+            true => warn!(
+                "--thin-from {app} {version}: none of the wheels it shares with this pack could \
+                 be left out (see above); the artifact is a full one"
+            ),
+            false => warn!(
+                "--thin-from {app} {version}: it carries none of this pack's wheels; the \
+                 artifact is a full one"
+            ),
+        }
         return;
     }
     let left_out: u64 = husks
