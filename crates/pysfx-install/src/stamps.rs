@@ -377,20 +377,35 @@ impl Stamps {
 
 /// `--check` of the release in `release` (see [`pysfx_release::check::check_with`]), its
 /// byte-code included: each `.pyc` its stamps give a digest for (written from the artifact's
-/// bundle, or linked from a release that had) and that is still the inode stamped must hold
-/// those bytes. Byte-code compiled at install is stamped without a digest and not compared;
-/// without stamps this user may trust (see [`Stamps::read`]), none is.
+/// bundle, or linked from a release that had) and that is still the file stamped must hold
+/// those bytes. Still the file stamped: the same inode, born no later than the stamp's ctime
+/// (a filesystem hands a freed inode's number to the next file made, so Python writing a
+/// `.pyc` again may well get the old number). Byte-code compiled at install is stamped
+/// without a digest, and a file whose birth time the kernel does not give (before Linux
+/// 4.11, or a filesystem that keeps none) cannot be told from a new one: neither is
+/// compared; without stamps this user may trust (see [`Stamps::read`]), none is.
 pub fn check_release(
     release: &Path,
     contents: &pysfx_release::receipt::Contents,
 ) -> pysfx_release::check::CheckReport {
     let stamps = Stamps::read(release);
-    let bytecode = |path: &str| -> Option<(u64, String)> {
+    let bytecode = |path: &str, metadata: &std::fs::Metadata| -> Option<String> {
         let entry = stamps.as_ref()?.entry(path.strip_prefix("venv/")?)?;
         let known = entry.sha256 != [0; 32];
-        known.then(|| (entry.stamp.inode, pysfx_wheel::hash_digest(&entry.sha256)))
+        (known && still_stamped(entry, metadata)).then(|| pysfx_wheel::hash_digest(&entry.sha256))
     };
     pysfx_release::check::check_with(release, contents, &bytecode)
+}
+
+/// Whether the file of `metadata` is still the one `entry` stamped, changed or not: the same
+/// inode, born no later than the stamp's ctime. `false` when the kernel gives no birth time.
+fn still_stamped(entry: &StampEntry, metadata: &std::fs::Metadata) -> bool {
+    let born = metadata.created().ok();
+    let born = born.and_then(|born| born.duration_since(std::time::UNIX_EPOCH).ok());
+    born.is_some_and(|born| {
+        metadata.ino() == entry.stamp.inode
+            && (born.as_secs() as i64, born.subsec_nanos()) <= entry.stamp.ctime
+    })
 }
 
 /// Keeps a release's stamps true while `--keep` removes older releases beside it.
@@ -661,6 +676,38 @@ mod tests {
             assert_eq!(stamps.index.find(absent), None, "{absent:#x}");
         }
         assert_eq!(Stamps::default().index.find(0), None);
+    }
+
+    /// A file `--check` compares with its stamp: the stamped inode, born before the stamp was
+    /// taken; a file made since (a freed inode's number given again) is not.
+    #[test]
+    fn only_the_file_stamped_is_held_to_its_stamp() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("a.pyc");
+        std::fs::write(&path, b"pyc").expect("write");
+        let metadata = std::fs::symlink_metadata(&path).expect("lstat");
+        if metadata.created().is_err() {
+            eprintln!("skipped: this kernel or filesystem gives no birth time");
+            return;
+        }
+        let stamp = Stamp::of(&metadata);
+        let entry = |inode: u64, ctime: (i64, u32)| StampEntry {
+            key: path_key("a.pyc"),
+            stamp: Stamp {
+                inode,
+                ctime,
+                ..stamp
+            },
+            sha256: [1; 32],
+            head: [0; 16],
+        };
+        assert!(still_stamped(&entry(stamp.inode, stamp.ctime), &metadata));
+        let earlier = (stamp.ctime.0 - 1, stamp.ctime.1);
+        assert!(!still_stamped(&entry(stamp.inode, earlier), &metadata));
+        assert!(!still_stamped(
+            &entry(stamp.inode + 1, stamp.ctime),
+            &metadata
+        ));
     }
 
     #[test]

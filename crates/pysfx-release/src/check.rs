@@ -87,18 +87,19 @@ pub fn is_database(path: &str) -> bool {
 
 /// Compares the release in `destination` with `contents` (from its receipt).
 pub fn check(destination: &Path, contents: &Contents) -> CheckReport {
-    check_with(destination, contents, &|_| None)
+    check_with(destination, contents, &|_, _| None)
 }
 
-/// The byte-code an install put in place, by its path relative to DEST: the inode it was
-/// written (or linked) as and the RECORD-style hash of the bytes it was written with.
-pub type InstalledBytecode<'a> = &'a dyn Fn(&str) -> Option<(u64, String)>;
+/// The byte-code an install put in place: given a `.pyc`'s path relative to DEST and its
+/// `lstat`, the RECORD-style hash of the bytes the install wrote there, when it is still the
+/// very file the install wrote (or linked).
+pub type InstalledBytecode<'a> = &'a dyn Fn(&str, &std::fs::Metadata) -> Option<String>;
 
 /// [`check`], and the byte-code of site-packages that `bytecode` knows: a `.pyc` still the
-/// very file the install wrote (the same inode) must still hold the same bytes. Hard links
-/// share byte-code between releases, so an edit in place changes every one of them. One
-/// written since (Python compiling again makes a new file) is no difference, as no other
-/// `__pycache__` content is.
+/// very file the install wrote must still hold the same bytes. Hard links share byte-code
+/// between releases, so an edit in place changes every one of them. One written since
+/// (Python compiling again makes a new file) is no difference, as no other `__pycache__`
+/// content is.
 pub fn check_with(
     destination: &Path,
     contents: &Contents,
@@ -378,14 +379,13 @@ fn added(
     (added, installed_pyc)
 }
 
-/// The files of the `__pycache__` directory `directory` that `bytecode` knows and that are
-/// still the inode it was written as, each with the bytes it must hold.
+/// The files of the `__pycache__` directory `directory` that `bytecode` knows as still the
+/// files the install wrote, each with the bytes it must hold.
 fn still_installed(
     destination: &Path,
     directory: &str,
     bytecode: InstalledBytecode<'_>,
 ) -> Vec<(String, Expected)> {
-    use std::os::unix::fs::DirEntryExt;
     let Ok(entries) = std::fs::read_dir(destination.join(directory)) else {
         return Vec::new();
     };
@@ -393,15 +393,13 @@ fn still_installed(
         .flatten()
         .filter_map(|entry| {
             let relative = format!("{directory}/{}", entry.file_name().to_string_lossy());
-            let (inode, hash) = bytecode(&relative)?;
-            (entry.ino() == inode).then(|| {
-                let expected = Expected {
-                    rows: vec![(hash, None)],
-                    executable: Some(false),
-                    link: None,
-                };
-                (relative, expected)
-            })
+            let hash = bytecode(&relative, &entry.metadata().ok()?)?;
+            let expected = Expected {
+                rows: vec![(hash, None)],
+                executable: Some(false),
+                link: None,
+            };
+            Some((relative, expected))
         })
         .collect()
 }
