@@ -800,6 +800,12 @@ fn thin_beside_an_edited_base_fails_naming_the_file() {
             stderr.contains(&format!("site-packages/{edited}")) && stderr.contains("full artifact"),
             "{extra:?}: {stderr}"
         );
+        // And no other release could serve: this one is named among those passed over.
+        let passed_over = format!(
+            "{}: a file of a left-out wheel there changed since it was installed",
+            v1.display()
+        );
+        assert!(stderr.contains(&passed_over), "{extra:?}: {stderr}");
         assert!(!v2.exists(), "{extra:?}: DEST was created");
         assert_eq!(
             listing(&parent),

@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pysfx_format::Payload;
 use pysfx_install::stamps::Restamper;
-use pysfx_install::{build_release, source_for, BatchLimits, Built, Candidate, InstallOptions};
+use pysfx_install::{
+    build_release, source_for, BatchLimits, Built, Candidate, InstallOptions, PassedOver,
+};
 use pysfx_plan::{self as plan, Plan};
 use pysfx_release::prune::PruneReport;
 use pysfx_venv::{BinaryIdentity, Interpreter};
@@ -285,7 +287,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                         );
                         candidates = others;
                     }
-                    Err(_) => return Err(failure),
+                    // Why no other release could serve, each that held a wheel named.
+                    Err(none_left) => {
+                        let message = format!("{}; {}", failure.message, none_left.message);
+                        return Err(Failure::new(failure.code, message));
+                    }
                 }
             }
         }
@@ -1135,14 +1141,24 @@ fn link_candidates(
         .filter(|entry| entry.from_base)
         .filter_map(|entry| Some((entry.sha256.as_str(), entry.record_sha256.as_deref()?)))
         .collect();
-    let (mut candidates, refused) = pysfx_install::link_candidates(
+    let (candidates, mut refused) = pysfx_install::link_candidates(
         destination,
         &manifest.app.name,
         interpreter.major_minor(),
         preferred.as_deref(),
         &left_out,
     );
-    candidates.retain(|candidate| !passed_over.contains(&candidate.source.release));
+    // The releases a try before this one found a left-out file changed in.
+    let (dropped, candidates): (Vec<_>, Vec<_>) = (candidates.into_iter())
+        .partition(|candidate| passed_over.contains(&candidate.source.release));
+    refused.extend(dropped.into_iter().map(|candidate| {
+        let reason = "a file of a left-out wheel there changed since it was installed";
+        PassedOver::new(
+            candidate.source.release.clone(),
+            candidate.wheels,
+            reason.into(),
+        )
+    }));
     let wanted: Vec<&str> = plan
         .wheels
         .iter()

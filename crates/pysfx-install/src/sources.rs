@@ -168,7 +168,7 @@ pub struct PassedOver {
 }
 
 impl PassedOver {
-    fn new(release: PathBuf, wheels: HashSet<String>, reason: String) -> Self {
+    pub fn new(release: PathBuf, wheels: HashSet<String>, reason: String) -> Self {
         PassedOver {
             release,
             wheels,
