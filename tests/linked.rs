@@ -507,8 +507,13 @@ fn an_edit_in_place_of_a_linked_file_shows_in_every_release_that_links_it() {
         .expect("open in place");
     file.write_all(b"EDITED = True\n").expect("append");
     drop(file);
-    for release in [&first, &second] {
-        let (code, report) = check(&artifacts.v2, release);
+    assert_modified_in_each(&artifacts.v2, [&first, &second], &relative);
+}
+
+/// `--check` of each of `releases` finds `relative` modified and nothing else: exit 3.
+fn assert_modified_in_each(artifact: &Path, releases: [&Path; 2], relative: &Path) {
+    for release in releases {
+        let (code, report) = check(artifact, release);
         assert_eq!(code, 3, "--check {}: {report}", release.display());
         assert_eq!(
             modified(&report),
@@ -541,16 +546,7 @@ fn an_edit_in_place_of_linked_byte_code_shows_in_every_release_that_links_it() {
         .expect("open in place");
     file.write_all(&bytes).expect("overwrite");
     drop(file);
-    for release in [&first, &second] {
-        let (code, report) = check(&artifacts.v2, release);
-        assert_eq!(code, 3, "--check {}: {report}", release.display());
-        assert_eq!(
-            modified(&report),
-            [pyc.to_string_lossy()],
-            "{}",
-            release.display()
-        );
-    }
+    assert_modified_in_each(&artifacts.v2, [&first, &second], &pyc);
     // Written again as a new file (as Python does, to a temporary name renamed over it), with
     // other bytes: no difference in the release that holds it.
     let fresh = second.join(&pyc).with_extension("new");
