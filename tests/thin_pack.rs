@@ -536,6 +536,50 @@ fn a_thin_pack_that_can_leave_nothing_out_says_why() {
     }
 }
 
+/// `--thin-from` an artifact whose sets are all for another Python `X.Y` than this pack's:
+/// no release of it can ever serve the thin artifact (files are linked within one `X.Y`), and
+/// the packer says so; packed for the same `X.Y`, it does not.
+#[test]
+fn thin_from_an_artifact_for_another_python_is_warned_of() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let wheels = root.path().join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let requirements = root.path().join("requirements.txt");
+    let text = format!(
+        "--no-index\n--find-links {}\ntinylib==1.0\n",
+        wheels.display()
+    );
+    std::fs::write(&requirements, text).expect("write requirements");
+    let app = make_app(root.path(), "demoapp");
+    let pack = |version: &str, python: &str, extra: &[&OsStr], out: &Path| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--app-version"),
+            OsStr::new(version),
+            OsStr::new("-r"),
+            requirements.as_os_str(),
+            OsStr::new("--target"),
+            OsStr::new(python),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--no-compile"),
+        ];
+        args.extend_from_slice(extra);
+        let packed = run(&mut pack_command(&args, out));
+        let stderr = String::from_utf8_lossy(&packed.stderr).into_owned();
+        assert!(packed.status.success(), "{stderr}");
+        stderr
+    };
+    let old = root.path().join("v1.sfx");
+    pack("1.0", "3.12", &[], &old);
+    let thin_from = [OsStr::new("--thin-from"), old.as_os_str()];
+    let warning = "its wheel sets are for Python 3.12, this pack's for 3.11";
+    let stderr = pack("2.0", "3.11", &thin_from, &root.path().join("v2.sfx"));
+    assert!(stderr.contains(warning), "{stderr}");
+    let stderr = pack("2.0", "3.12", &thin_from, &root.path().join("v2b.sfx"));
+    assert!(!stderr.contains("its wheel sets are for"), "{stderr}");
+}
+
 /// `--thin-from` an artifact of another app is a usage error naming both; an unreadable or
 /// corrupt one fails as `pysfx verify` fails on it (3 corrupt, 4 unreadable).
 #[test]

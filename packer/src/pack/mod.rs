@@ -433,7 +433,10 @@ fn place_wheels<'a>(
         bootstrap.insert(path);
     }
     if let Some(base) = base {
-        thin::report(base, &infos, &husks);
+        let pythons = (sets.iter())
+            .map(|set| Some(set.target.as_ref()?.python_version.as_str()))
+            .collect();
+        thin::report(base, pythons, &infos, &husks);
     }
     Ok(Placed {
         infos,

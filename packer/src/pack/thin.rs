@@ -31,6 +31,8 @@ pub(crate) struct Base {
     /// The paths of a wheel of OLD that a release of OLD holds another wheel's bytes at, and
     /// that wheel's name, by the first wheel's SHA-256 ([`lost_paths`]).
     lost: HashMap<String, Vec<(String, String)>>,
+    /// The Python `X.Y` of each of OLD's sets; `None` when one serves every Python.
+    pythons: Option<Vec<String>>,
 }
 
 impl Base {
@@ -68,6 +70,9 @@ impl Base {
                 .map(|wheel| wheel.sha256.clone())
                 .collect(),
             lost: HashMap::new(),
+            pythons: (manifest.sets.iter())
+                .map(|set| Some(set.target.as_ref()?.python_version.clone()))
+                .collect(),
         };
         base.lost = lost_paths(&mut payload).with_context(context)?;
         Ok(base)
@@ -462,9 +467,12 @@ fn read_record<R: Read + std::io::Seek>(
     Ok((text, rows))
 }
 
-/// Says what a thin pack left out and what it carries.
+/// Says what a thin pack left out and what it carries, and warns when no release of OLD can
+/// ever serve it: OLD's sets and this pack's (`pythons`, `None` when one serves every Python)
+/// share no Python `X.Y`, and files are linked only within one.
 pub(crate) fn report(
     base: &Base,
+    pythons: Option<Vec<&str>>,
     infos: &BTreeMap<String, (WheelInfo, PathBuf)>,
     husks: &BTreeMap<String, Husk>,
 ) {
@@ -487,6 +495,20 @@ pub(crate) fn report(
             ),
         }
         return;
+    }
+    if let (Some(ours), Some(theirs)) = (pythons, &base.pythons) {
+        if !ours
+            .iter()
+            .any(|python| theirs.iter().any(|their| their == python))
+        {
+            warn!(
+                "--thin-from {app} {version}: its wheel sets are for Python {}, this pack's for \
+                 {}: no release of it can serve this artifact, whose left-out wheels must come \
+                 from a release for the same Python (of another artifact carrying them)",
+                theirs.join(", "),
+                ours.join(", ")
+            );
+        }
     }
     let left_out: u64 = husks
         .keys()
