@@ -90,6 +90,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether `text` is lowercase hex digits only (the one spelling [`hex`] writes).
+pub(crate) fn is_lower_hex(text: &str) -> bool {
+    text.bytes()
+        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
 /// `text` with every control character (and the escape that starts terminal sequences), and
 /// every character that reorders or hides text ([`hidden`]), written as a Rust-style escape
 /// (`\u{1b}`), so untrusted text from an artifact — entry names, manifest strings — cannot

@@ -367,13 +367,7 @@ impl Manifest {
             ),
         ];
         for (field, digest) in digests {
-            let hex = |digest: &String| {
-                digest.len() == 64
-                    && digest
-                        .bytes()
-                        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
-            };
-            if digest.is_some_and(|digest| !hex(digest)) {
+            if digest.is_some_and(|digest| digest.len() != 64 || !crate::is_lower_hex(digest)) {
                 return Err(format!("its {field} is not a SHA-256 in lowercase hex"));
             }
         }

@@ -75,10 +75,7 @@ impl Trailer {
         let mut sha256 = [0u8; 32];
         // from_str_radix accepts a leading '+': check the digits first, so that exactly one
         // spelling of a digest is valid.
-        if !digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if !crate::is_lower_hex(digest) {
             return Err("digest is not lower-case hex".into());
         }
         for (index, chunk) in digest.as_bytes().chunks(2).enumerate() {
