@@ -343,6 +343,74 @@ fn a_file_where_another_wheel_needs_a_directory_is_refused_naming_both() {
     }
 }
 
+/// A wheel's members are held to what they may be: byte-code in a `__pycache__` directory only
+/// for a source the wheel ships (Python runs it in place of that source, so one for another
+/// distribution's module would replace that module's code), and a member RECORD does not list
+/// only for RECORD's own signatures, beside it. The install refuses either wheel (exit 3,
+/// before DEST exists) naming the member, `--verify` agrees, and the packer refuses it.
+#[test]
+fn byte_code_of_a_module_the_wheel_lacks_and_stray_signatures_are_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = make_app(work.path(), "demoapp");
+    let cases = [
+        (
+            "foreignpyc",
+            "shared_pkg/__pycache__/__init__.cpython-311.pyc",
+            "which the wheel does not ship",
+        ),
+        ("strayjws", "strayjws/RECORD.jws", "not listed in RECORD"),
+    ];
+    for (case, member, why) in cases {
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[wheel("sharea"), wheel(case)],
+            &[("demoapp/__init__.py", b"")],
+            |_| {},
+        );
+        let destination = work.path().join(format!("releases-{case}/1"));
+        let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+        assert_eq!(code, 3, "{case}: {stderr}");
+        assert!(
+            stderr.contains(member) && stderr.contains(why),
+            "{case}: {stderr}"
+        );
+        assert!(!destination.exists(), "{case}: DEST exists");
+        let verify = run(Command::new(&artifact).arg("--verify"));
+        assert_eq!(
+            verify.status.code(),
+            Some(3),
+            "{case}: --verify accepted it"
+        );
+
+        let wheels = work.path().join(format!("wheels-{case}"));
+        std::fs::create_dir_all(&wheels).expect("mkdir");
+        for name in ["sharea", case] {
+            let source = wheel(name);
+            std::fs::copy(&source, wheels.join(source.file_name().expect("name"))).expect("copy");
+        }
+        let output = work.path().join(format!("{case}-packed.sfx"));
+        let packed = pack_output(
+            &[
+                OsStr::new("--app"),
+                app.as_os_str(),
+                OsStr::new("--wheels"),
+                wheels.as_os_str(),
+                OsStr::new("--no-bootstrap"),
+                OsStr::new("--python"),
+                host_python().as_os_str(),
+            ],
+            &output,
+        );
+        let stderr = String::from_utf8_lossy(&packed.stderr);
+        assert!(!packed.status.success(), "{case}: packed");
+        assert!(
+            stderr.contains(member) && stderr.contains(why),
+            "{case}: {stderr}"
+        );
+        assert!(!output.exists(), "{case}: an artifact was written");
+    }
+}
+
 #[test]
 fn untrusted_names_are_printed_escaped() {
     let work = tempfile::tempdir().expect("tempdir");

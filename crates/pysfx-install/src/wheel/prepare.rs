@@ -112,6 +112,7 @@ fn prepare<R: Read + Seek>(
     } else {
         refuse_ghost_rows(&wheel, &info, &scheme)?;
     }
+    refuse_foreign_bytecode(&wheel, &planned, &destinations)?;
     let launchers = plan_launchers(&wheel, &scripts, &info, layout, &mut destinations)?;
     let unpacked_bytes = unpacked;
     Ok(PreparedWheel {
@@ -509,8 +510,12 @@ fn plan_members(
             member: member.to_string(),
             reason: reason.to_string(),
         };
-        // Signatures are not listed in RECORD; everything else must be, with a hash (PEP 427).
-        let signature = member.ends_with("/RECORD.jws") || member.ends_with("/RECORD.p7s");
+        // RECORD's signatures, beside it in the .dist-info directory, are not listed in it;
+        // everything else must be, with a hash (PEP 427).
+        let signature = member
+            .as_str()
+            .strip_prefix(info.directory.as_str())
+            .is_some_and(|rest| rest == "/RECORD.jws" || rest == "/RECORD.p7s");
         let expected = info.record.remove(member.as_str());
         match &expected {
             None if !signature => return Err(mismatch("not listed in RECORD")),
@@ -534,6 +539,45 @@ fn plan_members(
         });
     }
     Ok(planned)
+}
+
+/// A `.pyc` file in a `__pycache__` directory is what Python runs in place of the source of
+/// its name beside that directory, unchecked when the file says so: a wheel may ship one only
+/// for a source it ships itself. One for another distribution's module would run instead of
+/// that module's code (and collide with the byte-code compiled for it).
+fn refuse_foreign_bytecode(
+    wheel: &str,
+    planned: &[Planned],
+    destinations: &HashSet<String>,
+) -> Result<(), WheelError> {
+    for plan in planned {
+        let Some(source) = cached_source(&plan.destination) else {
+            continue;
+        };
+        if !destinations.contains(&source) {
+            return Err(WheelError::UnsafeMember {
+                wheel: wheel.to_string(),
+                member: plan.member.to_string(),
+                reason: format!(
+                    "byte-code of {source}, which the wheel does not ship (Python would run it \
+                     in place of that module)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The source whose byte-code `destination` would be: `x/__pycache__/m.cpython-311.pyc` (or
+/// `….opt-1.pyc`) → `x/m.py`.
+fn cached_source(destination: &str) -> Option<String> {
+    let (directory, file) = destination.rsplit_once('/')?;
+    let parent = directory.strip_suffix("__pycache__")?;
+    if !(parent.is_empty() || parent.ends_with('/')) {
+        return None;
+    }
+    let (module, _) = file.strip_suffix(".pyc")?.split_once('.')?;
+    Some(format!("{parent}{module}.py"))
 }
 
 /// Whether a RECORD row vouches for bytes: a directory's row (`pkg/,,`) or one without a hash
@@ -823,6 +867,26 @@ mod tests {
                 refused.contains("not a valid distribution name"),
                 "{refused}"
             );
+        }
+    }
+
+    #[test]
+    fn byte_code_in_pycache_is_of_the_source_beside_it() {
+        let site = "lib/python3.11/site-packages";
+        for (destination, source) in [
+            (
+                "zzz/__pycache__/__init__.cpython-311.pyc",
+                Some("zzz/__init__.py"),
+            ),
+            ("__pycache__/m.cpython-311.opt-1.pyc", Some("m.py")),
+            ("zzz/m.pyc", None),
+            ("zzz/__pycache__/m.pyc", None),
+            ("zzz/not__pycache__/m.cpython-311.pyc", None),
+            ("zzz/__pycache__/m.cpython-311.py", None),
+        ] {
+            let found = cached_source(&format!("{site}/{destination}"));
+            let expected = source.map(|source| format!("{site}/{source}"));
+            assert_eq!(found, expected, "{destination}");
         }
     }
 
