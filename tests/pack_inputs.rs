@@ -161,6 +161,60 @@ fn a_pack_removes_leftovers_of_killed_packs_but_not_of_running_ones() {
     assert!(out.join("site.sfx").exists());
 }
 
+/// The packer writes its temporary file `.OUT.pysfx-tmp-PID` as a new file: a symbolic link
+/// planted at that name (a process number is easy to guess) is removed, never written
+/// through, and what it points at is untouched.
+#[test]
+fn a_link_planted_at_the_packs_temporary_name_is_not_written_through() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let victim = work.path().join("victim");
+    std::fs::write(&victim, b"precious\n").expect("write");
+    let output = out.join("site.sfx");
+    let pack = pack_command(
+        &[
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--wheels"),
+            inputs.wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &output,
+    );
+    // The link is made by the very process that then becomes the packer, under its PID.
+    let mut planted = std::process::Command::new("sh");
+    planted
+        .arg("-c")
+        .arg(r#"victim=$1 out=$2; shift 2; ln -s "$victim" "$out/.site.sfx.pysfx-tmp-$$" && exec "$@""#)
+        .arg("sh")
+        .arg(&victim)
+        .arg(&out)
+        .arg(pack.get_program())
+        .args(pack.get_args());
+    let result = run(&mut planted);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"precious\n");
+    let written = std::fs::symlink_metadata(&output).expect("the artifact");
+    assert!(written.is_file(), "the artifact is not a file of its own");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .expect("read out")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names, ["site.sfx"]);
+}
+
 /// Bytes free in the filesystem of `path`, from `df`.
 fn free_bytes(path: &Path) -> Option<u64> {
     let output = run(std::process::Command::new("df")

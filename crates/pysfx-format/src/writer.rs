@@ -50,13 +50,24 @@ impl PayloadWriter {
     /// Creates `path`, writes the stub bytes into it, and prepares the zip that follows.
     /// `epoch` is the fixed timestamp given to every entry.
     pub fn create(path: &Path, stub: &[u8], epoch: u64) -> Result<Self, FormatError> {
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)
             .map_err(|error| FormatError::io(path, error))?;
+        PayloadWriter::with_file(file, path, stub, epoch)
+    }
+
+    /// [`PayloadWriter::create`] into `file`, opened (for reading and writing, empty) by the
+    /// caller as it sees fit; `path` names it in errors.
+    pub fn with_file(
+        mut file: std::fs::File,
+        path: &Path,
+        stub: &[u8],
+        epoch: u64,
+    ) -> Result<Self, FormatError> {
         file.write_all(stub)
             .map_err(|error| FormatError::io(path, error))?;
         Ok(PayloadWriter {

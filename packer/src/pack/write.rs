@@ -62,7 +62,17 @@ pub(crate) fn write_artifact(
     let temporary = output.with_file_name(temporary_name(&name));
     crate::interrupt::remove_on_signal(temporary.clone());
     let result = (|| -> Result<()> {
-        let mut writer = PayloadWriter::create(&temporary, stub, epoch)
+        // Created, never opened: a file or a link planted at the name (the process number is
+        // no secret) is removed, not written through or into.
+        let _ = std::fs::remove_file(&temporary);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temporary)
+            .with_context(|| format!("-o {}: cannot write beside it", output.display()))?;
+        let mut writer = PayloadWriter::with_file(file, &temporary, stub, epoch)
             .with_context(|| format!("-o {}: cannot write beside it", output.display()))?;
         writer.add_manifest(manifest)?;
         for (name, bytes) in documents.iter() {
