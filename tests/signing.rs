@@ -631,3 +631,47 @@ fn an_unsigned_repack_warns_of_the_old_signature_only_when_out_changed() {
     assert!(text(&output).contains("does not sign"), "{}", text(&output));
     assert_ne!(pysfx_verify(&out, &[&public], None).status.code(), Some(0));
 }
+
+/// The secret key must never ship: `--sign KEY` where KEY is one of the files the pack would
+/// store — in the app under any name, or reached through a link from a `--static` directory —
+/// is a usage error (exit 2) naming where it would go, and nothing is written. The same key
+/// outside the app signs.
+#[test]
+fn a_signing_key_inside_the_app_or_a_static_directory_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, _) = keygen(root, "release", None);
+    let app = make_app(root, "demoapp");
+    let hidden = app.join("conf/signing");
+    std::fs::create_dir_all(hidden.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&secret, &hidden).expect("copy the key into the app");
+    let out = root.join("site.sfx");
+    let output = run(&mut signed_pack(&app, &hidden, &out));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("demoapp/conf/signing") && text(&output).contains("secret key"),
+        "{}",
+        text(&output)
+    );
+    assert!(!out.exists() && !signature_of(&out).exists());
+    std::fs::remove_file(&hidden).expect("rm");
+
+    let static_dir = root.join("static");
+    std::fs::create_dir_all(&static_dir).expect("mkdir");
+    std::fs::hard_link(&secret, static_dir.join("robots.txt")).expect("link");
+    let mut command = signed_pack(&app, &secret, &out);
+    command.arg("--static").arg(&static_dir);
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("static.in/0/robots.txt"),
+        "{}",
+        text(&output)
+    );
+    assert!(!out.exists());
+    std::fs::remove_file(static_dir.join("robots.txt")).expect("rm");
+
+    let output = run(&mut signed_pack(&app, &secret, &out));
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(out.exists() && signature_of(&out).exists());
+}

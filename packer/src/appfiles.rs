@@ -322,7 +322,7 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
 
 /// A path of the inputs as a message names it: control characters, line breaks included,
 /// escaped, so the message stays one line per thing it says.
-fn shown(path: &Path) -> String {
+pub fn shown(path: &Path) -> String {
     pysfx_format::escape_control(&path.display().to_string()).into_owned()
 }
 

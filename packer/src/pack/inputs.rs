@@ -254,7 +254,7 @@ pub(crate) fn check_output_is_not_an_input(args: &PackArgs, stub: &Path) -> Resu
         // the artifact is.
         let signature = crate::signing::signature_path(output);
         for (flag, file) in &files {
-            check_output_is_not(&signature, file, flag)?;
+            check_written_is_not(&signature, "the signature", file, flag)?;
         }
         check_replaceable_file(&signature, "the signature")?;
     }
@@ -304,13 +304,18 @@ fn check_replaceable_file(output: &Path, what: &str) -> Result<()> {
 
 /// Refuses (exit 2) an `-o` that is the input file `file`.
 pub(crate) fn check_output_is_not(output: &Path, file: &Path, flag: &str) -> Result<()> {
-    let resolved = resolve_parent(output)
-        .with_context(|| format!("-o {}: cannot resolve its directory", output.display()))?;
+    check_written_is_not(output, "-o", file, flag)
+}
+
+/// [`check_output_is_not`] of what the pack writes, named `what` (`-o`, the signature).
+fn check_written_is_not(written: &Path, what: &str, file: &Path, flag: &str) -> Result<()> {
+    let resolved = resolve_parent(written)
+        .with_context(|| format!("{what} {}: cannot resolve its directory", written.display()))?;
     if spellings(file).contains(&resolved) {
         return Err(UsageError(format!(
-            "-o {} is the {flag} input {}: packing would overwrite it; write the artifact \
+            "{what} {} is the {flag} input {}: packing would overwrite it; write the artifact \
              somewhere else",
-            output.display(),
+            written.display(),
             file.display()
         ))
         .into());

@@ -62,6 +62,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let epoch = source_date_epoch.unwrap_or(DEFAULT_EPOCH);
 
     let walked = walk_files(args, &app_name)?;
+    if let Some(key) = args.sign.as_deref() {
+        refuse_to_ship_the_key(key, &walked)?;
+    }
 
     remove_stale_work_directories(&std::env::temp_dir());
     let work = tempfile::Builder::new()
@@ -265,6 +268,33 @@ fn source_date_epoch() -> Result<Option<u64>> {
         })
         .transpose()?;
     Ok(source_date_epoch)
+}
+
+/// Refuses (exit 2) a `--sign` key that is one of the files to be stored (by any name, or
+/// through a link, below `--app` or a `--static` directory): the secret would reach every
+/// server, and whoever has the artifact could sign releases with it.
+fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(secret) = std::fs::metadata(key) else {
+        return Ok(());
+    };
+    let files = walked.app_files.iter().chain(&walked.static_files);
+    let stored = files
+        .filter(|file| matches!(file.kind, appfiles::TreeKind::File { .. }))
+        .find(|file| {
+            std::fs::metadata(&file.source)
+                .is_ok_and(|found| (found.dev(), found.ino()) == (secret.dev(), secret.ino()))
+        });
+    match stored {
+        Some(file) => Err(UsageError(format!(
+            "--sign {}: the secret key is among the files to pack (as {}) and would ship in \
+             the artifact; move it out of the app, or leave it out with --exclude",
+            appfiles::shown(key),
+            pysfx_format::escape_control(&file.name)
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The files of `--app` and of each `--static` directory, as they will be stored.
