@@ -675,3 +675,44 @@ fn a_signing_key_inside_the_app_or_a_static_directory_is_refused() {
     assert!(output.status.success(), "{}", text(&output));
     assert!(out.exists() && signature_of(&out).exists());
 }
+
+/// A signature or a public key that is a FIFO is refused at once (exit 3 for the signature,
+/// 2 for the key, as for any unreadable one), never waited on: a deploy controller's play
+/// fails instead of stalling.
+#[test]
+fn a_fifo_for_the_signature_or_the_key_is_refused_without_waiting() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", None);
+    let signed = artifact(root, "site.sfx", "1.0", Some(&secret));
+    let fifo = root.join("fifo");
+    let made = run(Command::new("mkfifo").arg(&fifo));
+    assert!(made.status.success(), "mkfifo: {}", text(&made));
+    let verify = |key: &Path, signature: &Path| {
+        run(Command::new("timeout")
+            .arg("60")
+            .arg(&binaries().pysfx)
+            .arg("verify")
+            .arg(&signed)
+            .arg("--pubkey")
+            .arg(key)
+            .arg("--signature")
+            .arg(signature))
+    };
+    let output = verify(&public, &fifo);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("not a regular file"),
+        "{}",
+        text(&output)
+    );
+    let output = verify(&fifo, &signature_of(&signed));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("not a regular file"),
+        "{}",
+        text(&output)
+    );
+    let output = verify(&public, &signature_of(&signed));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

@@ -44,10 +44,21 @@ fn key_id(keynum: &[u8]) -> String {
     format!("{:016X}", u64::from_le_bytes(bytes))
 }
 
-/// Reads a small text file (a key or a signature), bounded.
+/// Reads a small text file (a key or a signature), bounded. Opened without waiting (a FIFO
+/// would block the open and the read for ever) and read only when it is a regular file.
 fn read_small(path: &Path, what: &str) -> Result<String> {
-    let file =
-        File::open(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let regular = file.metadata().is_ok_and(|metadata| metadata.is_file());
+    if !regular {
+        bail!(
+            "cannot read the {what} {}: not a regular file",
+            path.display()
+        );
+    }
     let mut text = String::new();
     file.take(KEY_FILE_LIMIT)
         .read_to_string(&mut text)
