@@ -109,6 +109,18 @@ fn contradictory_collection_options_are_usage_errors() {
             ],
             "the same target",
         ),
+        (
+            vec![OsStr::new("--max-glibc"), OsStr::new("2.17.1")],
+            "expected a glibc version 2.N",
+        ),
+        (
+            vec![OsStr::new("--max-glibc"), OsStr::new("3.0")],
+            "expected a glibc version 2.N",
+        ),
+        (
+            vec![OsStr::new("--max-glibc"), OsStr::new("2.16")],
+            "older than 2.17",
+        ),
         (python_twice(python311.as_os_str()), "is given twice"),
         // One interpreter through a link: found the same before pip runs twice.
         (

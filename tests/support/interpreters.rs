@@ -131,7 +131,7 @@ pub fn host_python() -> PathBuf {
 pub fn test_stub() -> (PathBuf, Option<&'static str>) {
     match std::env::var_os("PYSFX_TEST_STUB") {
         Some(path) if !path.is_empty() => (PathBuf::from(path), None),
-        _ => (binaries().stub.clone(), Some("99.0")),
+        _ => (binaries().stub.clone(), Some("2.99")),
     }
 }
 

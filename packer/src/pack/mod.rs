@@ -238,12 +238,15 @@ fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
 
 /// `--max-glibc`, parsed (exit 2 when it is no version).
 fn max_glibc(args: &PackArgs) -> Result<GlibcVersion> {
-    let max_glibc = GlibcVersion::parse(&args.max_glibc).ok_or_else(|| {
-        UsageError(format!(
-            "--max-glibc {:?}: expected a version such as 2.17",
-            args.max_glibc
-        ))
-    })?;
+    // glibc's versions, and the manylinux tags that name them (`manylinux_2_28`), are 2.N.
+    let max_glibc = GlibcVersion::parse(&args.max_glibc)
+        .filter(|version| matches!(version.0.as_slice(), [2, _]))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--max-glibc {}: expected a glibc version 2.N, such as 2.17",
+                pysfx_format::escape_control(&args.max_glibc)
+            ))
+        })?;
     // The stub itself needs 2.17 (CentOS 7's); no artifact starts on an older glibc.
     if max_glibc.0.as_slice() < [2, 17].as_slice() {
         return Err(UsageError(format!(
