@@ -744,6 +744,84 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
     assert_eq!(snapshot(&forced), before, "nothing written");
 }
 
+/// A crafted thin artifact whose husk is unsafe (its RECORD skeleton names `../../../pyvenv.cfg`,
+/// a file outside the venv) is the artifact's fault, exit 3 naming the row, as `pysfx verify`
+/// says — not exit 4 sending the operator to look for a base release — with or without one.
+#[test]
+fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
+    use std::io::{Read, Write};
+    let artifacts = Artifacts::pack();
+    let python = python(11);
+    let mut payload = pysfx_format::Payload::open(&artifacts.thin).expect("open the thin one");
+    let manifest = payload.manifest().clone();
+    let entry = (manifest.wheels.iter())
+        .find(|wheel| wheel.from_base && wheel.filename.starts_with("sharedlib"))
+        .expect("the husk of sharedlib")
+        .clone();
+    let mut husk = Vec::new();
+    (payload.archive().by_name(&entry.path))
+        .expect("the husk")
+        .read_to_end(&mut husk)
+        .expect("read the husk");
+    let mut original = zip::ZipArchive::new(std::io::Cursor::new(husk)).expect("a zip");
+    let mut crafted = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for index in 0..original.len() {
+        let mut member = original.by_index(index).expect("a member");
+        let name = member.name().expect("a name").to_string();
+        let mut bytes = Vec::new();
+        member.read_to_end(&mut bytes).expect("read");
+        if name.ends_with(".dist-info/RECORD") {
+            let mut row =
+                b"../../../pyvenv.cfg,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n"
+                    .to_vec();
+            row.extend_from_slice(&bytes);
+            bytes = row;
+        }
+        crafted
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        crafted.write_all(&bytes).expect("write");
+    }
+    let crafted = crafted.finish().expect("finish").into_inner();
+    let path = entry.path.clone();
+    let resealed = pysfx_e2e::reseal_replacing(
+        &artifacts.thin,
+        &artifacts.root.path().join("unsafe-husk.sfx"),
+        |manifest| {
+            for wheel in &mut manifest.wheels {
+                if wheel.path == path {
+                    wheel.size = crafted.len() as u64;
+                }
+            }
+        },
+        &[(path.as_str(), &crafted[..])],
+    );
+    let verify = run(Command::new(&binaries().pysfx).arg("verify").arg(&resealed));
+    assert_eq!(
+        verify.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    for with_base in [false, true] {
+        let parent = artifacts.parent(&format!("unsafe-husk-{with_base}"));
+        if with_base {
+            install_base(&artifacts.v1, &parent.join("1"), &python);
+        }
+        let before = snapshot(&parent);
+        let (code, json, stderr) = install_with(&resealed, &parent.join("2"), &python.path, &[]);
+        assert_eq!(code, 3, "base {with_base}: {json}\n{stderr}");
+        assert!(
+            stderr.contains("../../../pyvenv.cfg") && !stderr.contains("needs a release"),
+            "base {with_base}: {stderr}"
+        );
+        // (The persistent lock file of DEST aside: the run with a base got that far.)
+        let mut after = snapshot(&parent);
+        after.retain(|(name, _)| name != ".2.pysfx-lock");
+        assert_eq!(after, before, "base {with_base}: something was written");
+    }
+}
+
 /// A base release whose interpreter is gone (its `bin/python` a dangling link, as after the
 /// Python it was installed with was upgraded away) still serves a thin artifact: its files are
 /// linked, not its interpreter used.

@@ -263,7 +263,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 // beside DEST may hold it intact. The failed build left nothing; it is tried
                 // again without that release, while one is left.
                 let failure = match built {
-                    Err(failure) if failure.base_release => failure,
+                    Err(failure) if failure.base_release => {
+                        // Unless the husk is at fault: a crafted one is the artifact's (exit 3).
+                        pysfx_install::check_claims_of(&mut payload, &|entry| entry.from_base)?;
+                        failure
+                    }
                     built => break Some(built?),
                 };
                 let Some(dropped) = thin_source(&plan, &candidates) else {

@@ -144,8 +144,9 @@ fn model_layout(manifest: &Manifest) -> Layout {
 /// ([`check_entry`]: name, version, requirements, unpacked size), reading each one's zip
 /// directory, METADATA and RECORD. The stub runs it before it blames the machine (exit 4) for
 /// what it decided from the manifest alone — a requirement no wheel meets, no wheel for this
-/// interpreter, more space than there is: a manifest that lies about its wheels is the
-/// artifact's fault (exit 3).
+/// interpreter, more space than there is, a thin artifact's base release missing: a manifest
+/// that lies about its wheels, or a husk no release could serve, is the artifact's fault
+/// (exit 3).
 pub fn check_claims(payload: &mut Payload) -> Result<(), InstallError> {
     check_claims_of(payload, &|_| true)
 }
@@ -158,7 +159,11 @@ pub fn check_claims_of(
     let path = payload.path().display().to_string();
     let manifest = payload.manifest().clone();
     let layout = model_layout(&manifest);
-    for entry in (manifest.wheels.iter()).filter(|entry| !entry.from_base && which(entry)) {
+    for entry in (manifest.wheels.iter()).filter(|entry| which(entry)) {
+        if entry.from_base {
+            check_husk(payload, entry, &layout, &path)?;
+            continue;
+        }
         let (start, len) = payload.stored_range(&entry.path)?;
         let filename = entry.filename.parse()?;
         let mut archive = zip::ZipArchive::new(pysfx_format::Section::with_directory(
