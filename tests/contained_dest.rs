@@ -200,7 +200,7 @@ fn force_replaces_a_release_without_dest_ever_missing() {
 #[test]
 fn a_force_run_killed_between_its_renames_loses_nothing() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (first, _) = two_releases(work.path());
+    let (first, second) = two_releases(work.path());
     let releases = work.path().join("releases");
     let destination = releases.join("1");
     let python = host_python();
@@ -229,6 +229,14 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
         r#"{"SECRET_KEY": "s"}"#
     );
     assert_eq!(listing(&releases), vec![".1.pysfx-lock", "1"]);
+    // Put back by a run that then refuses (another payload, no --force): still a change, and
+    // the refusal's JSON says so.
+    std::fs::rename(&destination, releases.join(".1.pysfx-old-999999")).expect("move aside");
+    let (code, result, stderr) = install_with(&second, &destination, &python, &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(result["changed"], true, "{result}");
+    assert!(stderr.contains("put back"), "{stderr}");
+    assert!(destination.join("environment.json").is_file());
     // A tree of that name holding a release, of a process that still runs, may be a release
     // someone put there: left alone, with a warning.
     let alive = releases.join(format!(".1.pysfx-tmp-{}", std::process::id()));

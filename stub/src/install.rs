@@ -182,6 +182,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let _made = MadeParents::make(&destination, &parent)?;
     let _lock = lock::acquire(&destination)?;
     let restored = remove_stale_siblings(&destination);
+    if restored {
+        signals::mark_restored();
+    }
     let mut existing = inspect_destination(&destination, &digest, &interpreter, false)?;
     if cli.force && matches!(existing, Existing::SameRelease) {
         existing = check_unmodified(&destination, &payload);

@@ -188,6 +188,15 @@ pub fn mark_installed(now: bool) {
     }
 }
 
+/// Set when the run put back a release an interrupted `--force` had moved aside: DEST changed
+/// (missing before), whatever the run does next.
+static RESTORED: AtomicBool = AtomicBool::new(false);
+
+/// Records that the run put DEST's release back ([`RESTORED`]).
+pub fn mark_restored() {
+    RESTORED.store(true, Ordering::SeqCst);
+}
+
 /// What the run changed before it failed or a signal stopped it.
 pub fn done() -> crate::output::Done {
     let link_moved = LINK_MOVED.load(Ordering::SeqCst);
@@ -196,7 +205,10 @@ pub fn done() -> crate::output::Done {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
     crate::output::Done {
-        changed: INSTALLED_NOW.load(Ordering::SeqCst) || link_moved || !pruned.is_empty(),
+        changed: INSTALLED_NOW.load(Ordering::SeqCst)
+            || RESTORED.load(Ordering::SeqCst)
+            || link_moved
+            || !pruned.is_empty(),
         link_moved,
         pruned,
     }
