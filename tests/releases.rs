@@ -1109,6 +1109,11 @@ fn a_release_that_cannot_be_removed_is_a_warning_not_a_failed_deploy() {
 
     let stderr = keep_one_as_nobody(&site, &releases, &current, python, true);
     assert!(stderr.contains("Permission denied"), "{stderr}");
+    // Where the removal stopped is named, for the operator to look at.
+    assert!(
+        stderr.contains("demoapp/uploads/photo.jpg); what remains is in"),
+        "{stderr}"
+    );
     // One warning for it, not a second calling its remains a killed run's leftover.
     assert!(!stderr.contains("left by an interrupted run"), "{stderr}");
     // What root made is untouched.

@@ -289,7 +289,7 @@ fn remove_release(
     // The receipt first: what a killed prune leaves is then a leftover, not a release.
     let _ = std::fs::remove_file(trash.join(crate::receipt::RECEIPT_NAME));
     removing(&trash);
-    remove_tree(&trash).map_err(|error| {
+    remove_tree_saying_where(&trash).map_err(|error| {
         format!(
             "{error}; what remains is in {} (removed by a later --keep once it can be)",
             trash.display()
@@ -308,6 +308,26 @@ pub fn mounted(point: &Path) -> String {
          unmount it first",
         point.display()
     )
+}
+
+/// [`remove_tree`], its error saying where in the tree the removal stopped ([`first_left`]).
+fn remove_tree_saying_where(path: &Path) -> Result<(), String> {
+    remove_tree(path).map_err(|error| match first_left(path, 0) {
+        Some(left) => format!("{error} (at {})", left.display()),
+        None => error.to_string(),
+    })
+}
+
+/// What a failed removal left first in the tree at `directory`, depth first: where the
+/// removal stopped (a file it could not remove, or in a directory it could not empty), for
+/// the operator to look at. Only reads; a directory is entered by its `lstat` alone.
+fn first_left(directory: &Path, depth: usize) -> Option<PathBuf> {
+    let entry = std::fs::read_dir(directory).ok()?.flatten().next()?;
+    let path = entry.path();
+    match entry.file_type() {
+        Ok(kind) if kind.is_dir() && depth < 64 => first_left(&path, depth + 1).or(Some(path)),
+        _ => Some(path),
+    }
 }
 
 /// Removes a tree, or the link or file at `path`, never following a link.
@@ -440,7 +460,7 @@ fn remove_leftovers(
             entry.path().display()
         );
         removing(&entry.path());
-        match remove_tree(&entry.path()) {
+        match remove_tree_saying_where(&entry.path()) {
             Ok(()) => removed.push(entry.path()),
             // Reported in `--json` (`not_pruned`) on every run that tries again, not only
             // the first.
@@ -448,7 +468,7 @@ fn remove_leftovers(
                 warn!("could not remove {}: {error}", entry.path().display());
                 not_removed.push(NotPruned {
                     path: entry.path(),
-                    error: error.to_string(),
+                    error,
                 });
             }
         }
