@@ -121,13 +121,18 @@ pub fn check_with(
     for dist_info in &contents.dist_infos {
         let record = format!("{dist_info}/RECORD");
         // The receipt holds RECORD's size: a bigger file is not the install's (the receipt's
-        // row reports it) and is not read, since a RECORD planted there would cost many times
-        // its size once parsed.
+        // row reports it). One grown by a few rows is still read, so that the distribution's
+        // files are held to its rows (and a row added for a file that is not there is
+        // missing) rather than all listed as added; one much bigger is not read, since a
+        // RECORD planted there would cost many times its size once parsed.
         let recorded = (expected.get(&record).into_iter())
             .flat_map(|entry| entry.rows.iter().filter_map(|(_, size)| *size))
             .max();
+        let readable = recorded.map_or(MAX_READ, |size| {
+            size.saturating_mul(2).max(size + (64 << 10)).min(MAX_READ)
+        });
         let path = destination.join(&record);
-        let text = match crate::paths::open_regular(&path, recorded.unwrap_or(MAX_READ))
+        let text = match crate::paths::open_regular(&path, readable)
             .and_then(|(file, metadata)| crate::paths::read_opened(file, &metadata))
             .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
         {
@@ -531,21 +536,34 @@ mod tests {
         }
     }
 
-    /// A RECORD bigger than the receipt says is modified, and not read: its rows (here one
-    /// naming a file that is not there) are not looked for.
+    /// A RECORD grown by a row is modified, and read: the row's file, not there, is missing,
+    /// and the distribution's files are still held to their rows (none is "added"). One grown
+    /// far past what the receipt says is modified and not read.
     #[test]
-    fn a_record_grown_past_its_receipt_is_not_read() {
+    fn a_record_grown_past_its_receipt_is_read_only_when_a_little_bigger() {
         let temporary = tempfile::tempdir().expect("tempdir");
         let release = fake_release(temporary.path(), "1", "mysite", 1);
         let record = format!("{}/pkg-1.0.dist-info/RECORD", crate::testing::SITE);
         let text = std::fs::read_to_string(release.join(&record)).expect("RECORD");
-        let grown = format!("{text}pkg/ghost.py,,\n");
+        let grown = format!("{text}pkg/ghost.py,sha256=AAAA,3\n");
         std::fs::write(release.join(&record), grown).expect("grow");
         let report = check(&release, &contents(&release));
         let modified: Vec<(&str, &[&str])> = (report.modified.iter())
             .map(|m| (m.path.as_str(), m.differs.as_slice()))
             .collect();
         assert_eq!(modified, [(record.as_str(), &["content"][..])]);
+        let ghost = format!("{}/pkg/ghost.py", crate::testing::SITE);
+        assert_eq!(report.missing, [ghost], "{:?}", report.lines());
+        assert!(report.added.is_empty(), "{:?}", report.lines());
+
+        let huge = format!("{text}{}", "pkg/ghost.py,sha256=AAAA,3\n".repeat(4000));
+        std::fs::write(release.join(&record), huge).expect("grow more");
+        let report = check(&release, &contents(&release));
+        assert!(
+            report.modified.iter().any(|m| m.path == record),
+            "{:?}",
+            report.lines()
+        );
         assert!(report.missing.is_empty(), "{:?}", report.lines());
     }
 
