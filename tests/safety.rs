@@ -933,6 +933,43 @@ fn a_hanging_interpreter_leaves_nothing_running() {
     }
 }
 
+/// An interpreter whose byte-compile workers (and only they: `-B`) die, saying why: the
+/// install fails as the machine's (exit 4, as for one that hangs), naming the exit status and
+/// the interpreter's last words, and leaves nothing.
+#[test]
+fn a_compile_worker_that_dies_is_named_with_its_last_words() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("small.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    );
+    let wrapper = work.path().join("compile-dies");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) echo 'Traceback: boom' >&2; exit 3;; esac\nexec -a \"$0\" {} \"$@\"\n",
+            pysfx_e2e::python(11).path.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let destination = work.path().join("releases/1");
+    let (code, result, stderr) = install_with(&artifact, &destination, &wrapper, &[]);
+    assert_eq!(code, 4, "{result}\n{stderr}");
+    assert!(
+        stderr.contains("ended with exit status: 3") && stderr.contains("Traceback: boom"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+    assert_no_litter(&work.path().join("releases"), "a compile worker that dies");
+}
+
 /// An address-space limit (`ulimit -v`): one too small for any install is refused before
 /// anything is written (exit 4, naming it), where an allocation failing midway would abort
 /// the run and leave its tree; 96 MiB is enough (the allocator keeps to one arena under such
@@ -962,4 +999,77 @@ fn an_address_space_limit_is_refused_when_too_small_and_enough_at_96_mib() {
     assert_eq!(enough.status.code(), Some(0), "{stderr}");
     assert_complete(&parent.join("enough"));
     assert_no_litter(&parent, "an address-space limit");
+}
+
+/// A process and thread limit (`ulimit -u`: a container's pids limit, systemd's `TasksMax`)
+/// never makes the artifact panic: as a user of its own, under limits from none to spare to
+/// enough, every run either installs (exit 0) or is refused as the machine's (exit 4), prints
+/// one JSON object, and leaves no tree beside DEST. Threads it cannot have are work done on
+/// fewer; an interpreter or a compile worker it cannot start is exit 4.
+#[test]
+fn a_process_limit_never_panics_nor_leaves_a_tree() {
+    let Some(python) = pysfx_e2e::nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    // Byte-code compiled at install: the compile workers are started too.
+    let wheels = work.path().join("wheels");
+    pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    pysfx_e2e::tiny_wheel(&wheels, "otherlib", "2.0", &[]);
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("site.sfx"),
+    );
+    let parent = work.path().join("releases");
+    std::fs::create_dir(&parent).expect("mkdir");
+    for path in [work.path(), parent.as_path()] {
+        let opened = run(Command::new("chmod").arg("0777").arg(path));
+        assert!(opened.status.success());
+    }
+    let mut installed = 0;
+    for limit in [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 64] {
+        let destination = parent.join(format!("u{limit}"));
+        // A uid of its own: the limit counts that user's processes only.
+        let output = run(Command::new("setpriv")
+            .args([
+                "--reuid=61234",
+                "--regid=61234",
+                "--clear-groups",
+                "bash",
+                "-c",
+            ])
+            .arg(format!(
+                "ulimit -u {limit} && exec \"$0\" -d \"$1\" --python \"$2\" --json -q"
+            ))
+            .arg(&artifact)
+            .arg(&destination)
+            .arg(python));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let code = output.status.code();
+        assert!(
+            matches!(code, Some(0 | 4)),
+            "ulimit -u {limit}: {code:?} {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "ulimit -u {limit}: {stderr}");
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("ulimit -u {limit}: {error}: {stderr}"));
+        assert!(result.is_object(), "ulimit -u {limit}: {result}");
+        if code == Some(0) {
+            let imported = run(Command::new(destination.join("venv/bin/python"))
+                .args(["-c", "import tinylib, otherlib"]));
+            assert!(imported.status.success(), "ulimit -u {limit}: {imported:?}");
+            assert!(destination.join("pysfx-receipt.json").is_file());
+            installed += 1;
+        } else {
+            assert!(!destination.exists(), "ulimit -u {limit}: DEST exists");
+        }
+        assert_no_litter(&parent, &format!("ulimit -u {limit}"));
+    }
+    assert!(installed > 0, "no limit was enough to install");
 }

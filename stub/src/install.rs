@@ -81,10 +81,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let (interpreter, hashed) = match new_dest {
         true => std::thread::scope(|scope| {
             let payload = &payload;
-            let hashing = scope.spawn(move || {
+            let hash = move || {
                 let phase = Instant::now();
                 payload.verify().map(|()| phase.elapsed().as_secs_f64())
-            });
+            };
+            // Without a thread to spare (`ulimit -u`), hashed after the interpreter answers.
+            let hashing = std::thread::Builder::new().spawn_scoped(scope, hash).ok();
             let interpreter = Interpreter::query(&cli.python);
             if let Ok(interpreter) = &interpreter {
                 early = Some(plan_early(
@@ -94,9 +96,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     (link.as_deref(), cli.copy),
                 ));
             }
-            let hashed = match hashing.join() {
-                Ok(hashed) => hashed.map_err(Failure::from),
-                Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
+            let hashed = match hashing.map(|hashing| hashing.join()) {
+                None => hash().map_err(Failure::from),
+                Some(Ok(hashed)) => hashed.map_err(Failure::from),
+                Some(Err(_)) => Err(Failure::new(code::OTHER, "the payload check stopped")),
             };
             (interpreter, Some(hashed))
         }),

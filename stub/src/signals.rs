@@ -86,7 +86,8 @@ fn receive_signals() {
     if set.thread_block().is_err() {
         return;
     }
-    std::thread::spawn(move || {
+    // Without a thread to take them (`ulimit -u`), the signals keep their default action.
+    let receiver = std::thread::Builder::new().spawn(move || {
         let Ok(signal) = set.wait() else { return };
         // The run is already reporting how it ended: it finishes, and the signal is moot.
         if REPORTING
@@ -169,6 +170,9 @@ fn receive_signals() {
         }
         std::process::exit(code);
     });
+    if receiver.is_err() {
+        let _ = set.thread_unblock();
+    }
 }
 
 /// Runs `action` while holding the cleanup registry, so a signal cannot interleave with it.

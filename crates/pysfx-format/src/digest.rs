@@ -172,7 +172,14 @@ pub(crate) fn digest_range(
     };
     let results: Vec<Hashed> =
         std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(hash_pieces)).collect();
+            // As many helpers as the system gives (`ulimit -u`): this thread hashes too.
+            let helpers: Vec<_> = (1..threads)
+                .map_while(|_| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, hash_pieces)
+                        .ok()
+                })
+                .collect();
             let mut results = vec![hash_pieces()];
             for helper in helpers {
                 results.push(helper.join().unwrap_or_else(|_| {

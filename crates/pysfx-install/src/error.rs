@@ -93,11 +93,14 @@ pub fn venv_fault(error: &VenvError) -> Fault {
         VenvError::NotRunnable { .. }
         | VenvError::Unsupported { .. }
         | VenvError::BadInterpreter { .. } => Fault::Machine,
-        // Out of space, or an interpreter that hangs (a worker gave no answer in time).
+        // Out of space or threads, or an interpreter that hangs (a worker gave no answer in
+        // time) or ends, failing, as it compiles.
         VenvError::Compile { reason }
             if reason.contains("(os error 28)")
                 || reason.contains("(os error 122)")
-                || reason.contains("gave no answer") =>
+                || reason.contains("(os error 11)")
+                || reason.contains("gave no answer")
+                || reason.contains(pysfx_venv::INTERPRETER_ENDED) =>
         {
             Fault::Machine
         }

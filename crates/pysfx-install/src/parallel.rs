@@ -11,6 +11,23 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Runs `worker` on up to `count` threads, the calling thread one of them. A thread the
+/// system will not give (`ulimit -u`, a container's or a systemd unit's task limit) is one
+/// worker fewer, not a failure: each worker takes tasks until none is left.
+pub(crate) fn on_threads(count: usize, worker: &(dyn Fn() + Sync)) {
+    std::thread::scope(|scope| {
+        for _ in 1..count {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, worker)
+                .is_err()
+            {
+                break;
+            }
+        }
+        worker();
+    });
+}
+
 /// `items.iter().map(work)` on `threads` threads, results in order.
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
@@ -19,15 +36,11 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
 ) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(items.len()).max(1) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(index) else { break };
-                let result = work(item);
-                lock(&results).push((index, result));
-            });
-        }
+    on_threads(threads.min(items.len()), &|| loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(index) else { break };
+        let result = work(item);
+        lock(&results).push((index, result));
     });
     let mut results = results
         .into_inner()
@@ -50,24 +63,20 @@ pub(crate) fn drain<T: Sync, S, E: Send>(
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<E>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(tasks.len()).max(1) {
-            scope.spawn(|| {
-                let mut state = start();
-                while !failed.load(Ordering::Relaxed) {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((task, _)) = tasks.get(index) else {
-                        break;
-                    };
-                    if let Err(error) = work(&mut state, task) {
-                        failed.store(true, Ordering::Relaxed);
-                        lock(&first_error).get_or_insert(error);
-                        break;
-                    }
-                }
-                end(state);
-            });
+    on_threads(threads.min(tasks.len()), &|| {
+        let mut state = start();
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some((task, _)) = tasks.get(index) else {
+                break;
+            };
+            if let Err(error) = work(&mut state, task) {
+                failed.store(true, Ordering::Relaxed);
+                lock(&first_error).get_or_insert(error);
+                break;
+            }
         }
+        end(state);
     });
     let first_error = first_error
         .into_inner()

@@ -253,21 +253,30 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
     let owner = std::fs::symlink_metadata(destination)
         .ok()
         .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(items.len().max(1)) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, expected)) = items.get(index) else {
-                    break;
-                };
-                if let Some(finding) = compare(&destination.join(path), expected, owner) {
-                    found
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push(((*path).clone(), finding));
-                }
-            });
+    let worker = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some((path, expected)) = items.get(index) else {
+            break;
+        };
+        if let Some(finding) = compare(&destination.join(path), expected, owner) {
+            found
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(((*path).clone(), finding));
         }
+    };
+    // The calling thread works too: a thread the system will not give (`ulimit -u`) is one
+    // fewer, not a failure.
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(items.len()) {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, worker)
+                .is_err()
+            {
+                break;
+            }
+        }
+        worker();
     });
     found
         .into_inner()

@@ -280,8 +280,19 @@ impl<'scope> Compiler<'scope> {
                 format: format.clone(),
                 written: Vec::new(),
             };
-            let handle = scope.spawn(move || worker.run(child, on_compiled));
-            compiler.handles.push(handle);
+            // A thread the system will not give (`ulimit -u`) is one worker fewer; its process
+            // sees its stdin closed and exits.
+            match std::thread::Builder::new()
+                .spawn_scoped(scope, move || worker.run(child, on_compiled))
+            {
+                Ok(handle) => compiler.handles.push(handle),
+                Err(error) if compiler.handles.is_empty() => {
+                    return Err(VenvError::Compile {
+                        reason: format!("cannot start a compile worker's thread: {error}"),
+                    })
+                }
+                Err(_) => break,
+            }
         }
         Ok(compiler)
     }
@@ -373,12 +384,14 @@ impl Worker {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         // Errors are read on their own thread, so a full pipe cannot stall the worker.
-        let errors = child.stderr.take().map(|mut stderr| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stderr.read_to_string(&mut text);
-                text
-            })
+        let errors = child.stderr.take().and_then(|mut stderr| {
+            std::thread::Builder::new()
+                .spawn(move || {
+                    let mut text = String::new();
+                    let _ = stderr.read_to_string(&mut text);
+                    text
+                })
+                .ok()
         });
         let fed = match (stdin, stdout) {
             (Some(stdin), Some(stdout)) => self.feed(stdin, BufReader::new(stdout), on_compiled),
@@ -389,9 +402,12 @@ impl Worker {
         // A worker fed to the end exits on the closed stdin; one that does not within the
         // answer timeout (it never read it: a wrapper's child hangs) is stopped like one that
         // failed, with its process group, whose members hold its pipes.
+        // One whose feeding failed may have ended on its own (a crash, the OOM killer): its
+        // status and last words say why, so it gets a moment to be reaped before it is
+        // stopped.
         let exited = match fed.is_ok() {
             true => wait_bounded(&mut child, answer_timeout()),
-            false => None,
+            false => wait_bounded(&mut child, Duration::from_millis(500)),
         };
         if exited.is_none() {
             if let Ok(pid) = i32::try_from(child.id()) {
@@ -418,10 +434,15 @@ impl Worker {
             (fed, _) => fed,
         };
         let outcome = match (waited, fed) {
+            // It ended by itself, failing: the interpreter's fault, named as such.
+            (Ok(status), Err(reason)) if exited.is_some() && !status.success() => Some(format!(
+                "{reason}; {INTERPRETER_ENDED} with {status}: {}",
+                stderr.trim().lines().last().unwrap_or("no message")
+            )),
             (_, Err(reason)) => Some(reason),
             (Ok(status), Ok(())) if status.success() => None,
             (Ok(status), Ok(())) => Some(format!(
-                "a worker exited with {status}: {}",
+                "{INTERPRETER_ENDED} with {status}: {}",
                 stderr.trim().lines().last().unwrap_or("no message")
             )),
             (Err(error), Ok(())) => Some(error.to_string()),
@@ -593,6 +614,10 @@ fn wait_for_answer(stdout: &ChildStdout, timeout: Duration) -> Result<(), String
         }
     }
 }
+
+/// How a failure names a compile worker (the venv's interpreter) that ended on its own: the
+/// install reads it as the machine's fault ([`VenvError::Compile`]).
+pub const INTERPRETER_ENDED: &str = "the venv's interpreter, compiling, ended";
 
 fn stopped(error: std::io::Error) -> String {
     format!("a worker stopped answering: {error}")

@@ -7,7 +7,7 @@ mod hooks;
 mod interpreter;
 mod venv;
 
-pub use compile::{compile, CompileJob, Compiler, PycFormat, WrittenPyc};
+pub use compile::{compile, CompileJob, Compiler, PycFormat, WrittenPyc, INTERPRETER_ENDED};
 pub use hooks::{
     app_pth, from_hex, write_hooks, HOOK_MODULE, HOOK_PTH, LOADENV_INIT_PTH, LOADENV_PY,
 };
