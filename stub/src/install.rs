@@ -81,12 +81,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let (interpreter, hashed) = match new_dest {
         true => std::thread::scope(|scope| {
             let payload = &payload;
-            let hash = move || {
-                let phase = Instant::now();
-                payload.verify().map(|()| phase.elapsed().as_secs_f64())
-            };
-            // Without a thread to spare (`ulimit -u`), hashed after the interpreter answers.
-            let hashing = std::thread::Builder::new().spawn_scoped(scope, hash).ok();
+            // Without a thread to spare (`ulimit -u`), hashed after the interpreter answers,
+            // as on a re-run.
+            let hashing = std::thread::Builder::new()
+                .spawn_scoped(scope, move || {
+                    let phase = Instant::now();
+                    payload.verify().map(|()| phase.elapsed().as_secs_f64())
+                })
+                .ok();
             let interpreter = Interpreter::query(&cli.python);
             if let Ok(interpreter) = &interpreter {
                 early = Some(plan_early(
@@ -96,12 +98,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     (link.as_deref(), cli.copy),
                 ));
             }
-            let hashed = match hashing.map(|hashing| hashing.join()) {
-                None => hash().map_err(Failure::from),
-                Some(Ok(hashed)) => hashed.map_err(Failure::from),
-                Some(Err(_)) => Err(Failure::new(code::OTHER, "the payload check stopped")),
-            };
-            (interpreter, Some(hashed))
+            let hashed = hashing.map(|hashing| match hashing.join() {
+                Ok(hashed) => hashed.map_err(Failure::from),
+                Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
+            });
+            (interpreter, hashed)
         }),
         // A re-run with the binary the release was installed with: its facts are in the
         // receipt. (The no-op's cost was mostly starting the interpreter.)
@@ -270,8 +271,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 // again without that release, while one is left.
                 let failure = match built {
                     Err(failure) if failure.base_release => {
-                        // Unless the husk is at fault: a crafted one is the artifact's (exit 3).
-                        pysfx_install::check_claims_of(&mut payload, &|entry| entry.from_base)?;
+                        // Unless the artifact is at fault (a crafted husk): exit 3.
+                        let failure = blame_fairly(&mut payload, failure);
+                        if !failure.base_release {
+                            return Err(failure);
+                        }
                         failure
                     }
                     built => break Some(built?),

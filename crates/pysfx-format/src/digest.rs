@@ -162,32 +162,28 @@ pub(crate) fn digest_range(
         .clamp(1, MAX_THREADS)
         .min(pieces.len().max(1));
     let next = AtomicUsize::new(0);
-    let hash_pieces = || -> Hashed {
+    let hashed: std::sync::Mutex<Vec<Hashed>> = std::sync::Mutex::new(Vec::new());
+    on_threads(threads, &|| {
         let mut done = Vec::new();
+        let mut result = Ok(());
         while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             let piece = pieces[index];
-            done.push((index, hash_range(file, piece.start, piece.len)?));
-        }
-        Ok(done)
-    };
-    let results: Vec<Hashed> =
-        std::thread::scope(|scope| {
-            // As many helpers as the system gives (`ulimit -u`): this thread hashes too.
-            let helpers: Vec<_> = (1..threads)
-                .map_while(|_| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, hash_pieces)
-                        .ok()
-                })
-                .collect();
-            let mut results = vec![hash_pieces()];
-            for helper in helpers {
-                results.push(helper.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other("a payload digest thread stopped"))
-                }));
+            match hash_range(file, piece.start, piece.len) {
+                Ok(digest) => done.push((index, digest)),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
             }
-            results
-        });
+        }
+        let mut hashed = hashed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        hashed.push(result.map(|()| done));
+    });
+    let results = hashed
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut digests = vec![[0u8; 32]; pieces.len()];
     for result in results {
         for (index, digest) in result.map_err(|error| FormatError::io(path, error))? {
@@ -214,6 +210,24 @@ fn hash_range(file: &File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
         done += want as u64;
     }
     Ok(hasher.finalize().into())
+}
+
+/// Runs `worker` on up to `count` threads, the calling thread one of them. A thread the
+/// system will not give (`ulimit -u`, a container's or a systemd unit's task limit) is one
+/// worker fewer, not a failure: each worker takes tasks until none is left. (One function for
+/// every pool of the stub: its thread code is compiled once.)
+pub fn on_threads(count: usize, worker: &(dyn Fn() + Sync)) {
+    std::thread::scope(|scope| {
+        for _ in 1..count {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, worker)
+                .is_err()
+            {
+                break;
+            }
+        }
+        worker();
+    });
 }
 
 #[cfg(test)]

@@ -223,7 +223,8 @@ impl Manifest {
     /// The manifest entry's bytes, as the writer stores them: what the SBOMs' serial numbers
     /// are derived from (`pysfx_format::SBOM_NAME`).
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec_pretty(self)
+        // Compact: it is read by programs (`inspect` prints it), and every artifact carries it.
+        serde_json::to_vec(self)
     }
 
     /// The wheel entry stored at `path`.

@@ -4,28 +4,13 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use pysfx_format::on_threads;
+
 /// Locks a mutex, taking its data even if another thread panicked holding it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Runs `worker` on up to `count` threads, the calling thread one of them. A thread the
-/// system will not give (`ulimit -u`, a container's or a systemd unit's task limit) is one
-/// worker fewer, not a failure: each worker takes tasks until none is left.
-pub(crate) fn on_threads(count: usize, worker: &(dyn Fn() + Sync)) {
-    std::thread::scope(|scope| {
-        for _ in 1..count {
-            if std::thread::Builder::new()
-                .spawn_scoped(scope, worker)
-                .is_err()
-            {
-                break;
-            }
-        }
-        worker();
-    });
 }
 
 /// `items.iter().map(work)` on `threads` threads, results in order.

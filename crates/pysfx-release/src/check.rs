@@ -267,17 +267,7 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
     };
     // The calling thread works too: a thread the system will not give (`ulimit -u`) is one
     // fewer, not a failure.
-    std::thread::scope(|scope| {
-        for _ in 1..threads.min(items.len()) {
-            if std::thread::Builder::new()
-                .spawn_scoped(scope, worker)
-                .is_err()
-            {
-                break;
-            }
-        }
-        worker();
-    });
+    pysfx_format::on_threads(threads.min(items.len()), &worker);
     found
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
