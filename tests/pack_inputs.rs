@@ -6,7 +6,9 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pysfx_e2e::{bootstrap_wheels, make_app, pack, pack_command, run, test_stub, tiny_wheel};
+use pysfx_e2e::{
+    bootstrap_wheels, listing, make_app, pack, pack_command, run, test_stub, tiny_wheel,
+};
 
 /// An app, a `--wheels` directory with one tiny wheel, a `-r` file and a copy of the stub.
 struct Inputs {
@@ -202,17 +204,7 @@ fn a_link_planted_at_the_packs_temporary_name_is_not_written_through() {
     assert_eq!(std::fs::read(&victim).expect("victim"), b"precious\n");
     let written = std::fs::symlink_metadata(&output).expect("the artifact");
     assert!(written.is_file(), "the artifact is not a file of its own");
-    let names: Vec<String> = std::fs::read_dir(&out)
-        .expect("read out")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    assert_eq!(names, ["site.sfx"]);
+    assert_eq!(listing(&out), ["site.sfx"]);
 }
 
 /// Bytes free in the filesystem of `path`, from `df`.

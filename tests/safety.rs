@@ -826,18 +826,23 @@ fn sleeping(seconds: &str) -> bool {
     })
 }
 
+/// `DIRECTORY/small.sfx`: one small pure wheel and an app file.
+fn small_artifact(directory: &Path) -> PathBuf {
+    raw_artifact(
+        &directory.join("small.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |_| {},
+    )
+}
+
 /// An interpreter that hangs in what it started (a wrapper script whose child never ends):
 /// stopped at the query's timeout, or when the install is interrupted, with everything it
 /// started — nothing of it runs on after the install.
 #[test]
 fn a_hanging_interpreter_leaves_nothing_running() {
     let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("small.sfx"),
-        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
-        &[("demoapp/app.py", b"x = 1\n")],
-        |_| {},
-    );
+    let artifact = small_artifact(work.path());
     let hang = |seconds: &str| -> PathBuf {
         let script = work.path().join(format!("hang-{seconds}"));
         std::fs::write(&script, format!("#!/bin/sh\nsleep {seconds}\n")).expect("write");
@@ -893,20 +898,7 @@ fn a_hanging_interpreter_leaves_nothing_running() {
     // 3. An interpreter whose byte-compile workers (and only they: `-B`) hang in a child of
     // the wrapper, which holds the worker's pipes: given up on at the compile timeout, with
     // what the wrapper started, and the install fails cleanly.
-    let wrapper = work.path().join("compile-hangs");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) sleep 1009;; esac\nexec -a \"$0\" {} \"$@\"\n",
-            pysfx_e2e::python(11).path.display()
-        ),
-    )
-    .expect("write");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let wrapper = compile_wrapper(work.path(), "compile-hangs", "sleep 1009");
     let started = Instant::now();
     let destination = work.path().join("releases/3");
     let output = run(Command::new("timeout")
@@ -933,23 +925,15 @@ fn a_hanging_interpreter_leaves_nothing_running() {
     }
 }
 
-/// An interpreter whose byte-compile workers (and only they: `-B`) die, saying why: the
-/// install fails as the machine's (exit 4, as for one that hangs), naming the exit status and
-/// the interpreter's last words, and leaves nothing.
-#[test]
-fn a_compile_worker_that_dies_is_named_with_its_last_words() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("small.sfx"),
-        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
-        &[("demoapp/app.py", b"x = 1\n")],
-        |_| {},
-    );
-    let wrapper = work.path().join("compile-dies");
+/// `DIRECTORY/NAME`: an interpreter (CPython 3.11 under the wrapper's name, so that the venv
+/// runs the wrapper) that runs `worker` (shell) instead when started as a byte-compile worker
+/// (`-B`).
+fn compile_wrapper(directory: &Path, name: &str, worker: &str) -> PathBuf {
+    let wrapper = directory.join(name);
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) echo 'Traceback: boom' >&2; exit 3;; esac\nexec -a \"$0\" {} \"$@\"\n",
+            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) {worker};; esac\nexec -a \"$0\" {} \"$@\"\n",
             pysfx_e2e::python(11).path.display()
         ),
     )
@@ -959,6 +943,21 @@ fn a_compile_worker_that_dies_is_named_with_its_last_words() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
+    wrapper
+}
+
+/// An interpreter whose byte-compile workers (and only they: `-B`) die, saying why: the
+/// install fails as the machine's (exit 4, as for one that hangs), naming the exit status and
+/// the interpreter's last words, and leaves nothing.
+#[test]
+fn a_compile_worker_that_dies_is_named_with_its_last_words() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let wrapper = compile_wrapper(
+        work.path(),
+        "compile-dies",
+        "echo 'Traceback: boom' >&2; exit 3",
+    );
     let destination = work.path().join("releases/1");
     let (code, result, stderr) = install_with(&artifact, &destination, &wrapper, &[]);
     assert_eq!(code, 4, "{result}\n{stderr}");
