@@ -925,6 +925,26 @@ fn a_hanging_interpreter_leaves_nothing_running() {
     }
 }
 
+/// An interpreter that starts a child holding its output and exits without a usable answer:
+/// the query fails (exit 4) and the child, in the query's process group, does not run on.
+#[test]
+fn what_a_failed_query_started_does_not_run_on() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let script = work.path().join("starts-a-daemon");
+    std::fs::write(&script, "#!/bin/sh\nsleep 1011 &\necho started\n").expect("write");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &script, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeping("1011") {
+        assert!(Instant::now() < deadline, "the query's child runs on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `DIRECTORY/NAME`: an interpreter (CPython 3.11 under the wrapper's name, so that the venv
 /// runs the wrapper) that runs `worker` (shell) instead when started as a byte-compile worker
 /// (`-B`).

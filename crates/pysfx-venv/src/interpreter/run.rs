@@ -326,6 +326,20 @@ pub(crate) fn run_bounded(
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    // A pipe still open after the grace is held by what the child started (a wrapper's
+    // daemon), in its process group: that goes too, answer or not.
+    let held = [&stdout, &stderr].into_iter().flatten();
+    if held
+        .into_iter()
+        .any(|capture| !capture.thread.is_finished())
+    {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     Ok(Run {
         ending,
         stdout: stdout.map(Capture::take).unwrap_or_default(),
