@@ -268,6 +268,20 @@ impl Interpreter {
                 ),
             });
         }
+        // pyvenv.cfg is lines of `key = value`: a path with a line break in it cannot be one.
+        let base = self.base_executable();
+        let paths = [self.executable.as_os_str(), base.as_os_str()];
+        if paths
+            .iter()
+            .any(|path| path.as_encoded_bytes().iter().any(|b| b.is_ascii_control()))
+        {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: "its path holds a control character (a line break, say), which a venv's \
+                         pyvenv.cfg cannot hold: give --python a path without one"
+                    .into(),
+            });
+        }
         // CPython 3.6 under the C locale decodes file names as ASCII; a venv whose `home` is
         // not ASCII then fails at every start (in `site`), as `python3.6 -m venv` does.
         let ascii = self

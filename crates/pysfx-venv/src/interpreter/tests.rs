@@ -244,7 +244,8 @@ fn real_interpreters_answer_with_their_marker_environment() {
 }
 
 /// An interpreter that cannot tell its own path (no PATH to find itself on) is refused: the
-/// venv's `bin/python` would lead nowhere.
+/// venv's `bin/python` would lead nowhere; so is one whose path holds a line break, which
+/// pyvenv.cfg cannot hold.
 #[test]
 fn an_interpreter_without_its_own_path_is_refused() {
     let python = pyenv_python("3.11.7");
@@ -253,7 +254,7 @@ fn an_interpreter_without_its_own_path_is_refused() {
         .answer;
     assert!(Interpreter::from_answer(&python, &answer).is_some());
     let mut facts: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
-    for lost in ["", "python3"] {
+    for lost in ["", "python3", "/opt/py\nthon/bin/python3", "/opt/py\rthon/bin/python3"] {
         facts["executable"] = serde_json::json!(lost);
         let answer = facts.to_string();
         assert!(
