@@ -254,7 +254,12 @@ fn an_interpreter_without_its_own_path_is_refused() {
         .answer;
     assert!(Interpreter::from_answer(&python, &answer).is_some());
     let mut facts: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
-    for lost in ["", "python3", "/opt/py\nthon/bin/python3", "/opt/py\rthon/bin/python3"] {
+    for lost in [
+        "",
+        "python3",
+        "/opt/py\nthon/bin/python3",
+        "/opt/py\rthon/bin/python3",
+    ] {
         facts["executable"] = serde_json::json!(lost);
         let answer = facts.to_string();
         assert!(
