@@ -238,9 +238,10 @@ fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
 
 /// `--max-glibc`, parsed (exit 2 when it is no version).
 fn max_glibc(args: &PackArgs) -> Result<GlibcVersion> {
-    // glibc's versions, and the manylinux tags that name them (`manylinux_2_28`), are 2.N.
+    // glibc's versions, and the manylinux tags that name them (`manylinux_2_28`), are 2.N
+    // (an older 1.N is refused below as older than 2.17).
     let max_glibc = GlibcVersion::parse(&args.max_glibc)
-        .filter(|version| matches!(version.0.as_slice(), [2, _]))
+        .filter(|version| matches!(version.0.as_slice(), [0..=2, _]))
         .ok_or_else(|| {
             UsageError(format!(
                 "--max-glibc {}: expected a glibc version 2.N, such as 2.17",
