@@ -7,6 +7,25 @@ pub const MANIFEST_NAME: &str = ".pysfx/manifest.json";
 /// Version of the manifest schema this build writes and understands.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Deserializes a [`Manifest`]: the one place its deserializer is instantiated for JSON text,
+/// whether it is read from an artifact or from a receipt (`#[serde(deserialize_with)]`). Left
+/// out of line, the deserializer is compiled once into the stub rather than once per caller
+/// (about 30 KB each).
+#[inline(never)]
+pub fn deserialize_manifest<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Manifest, D::Error> {
+    Manifest::deserialize(deserializer)
+}
+
+/// A [`Manifest`] from JSON text (trailing whitespace allowed, nothing else).
+pub fn manifest_from_slice(text: &[u8]) -> Result<Manifest, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let manifest = deserialize_manifest(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(manifest)
+}
+
 /// Everything the stub needs to know about a payload, and what `pysfx inspect` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

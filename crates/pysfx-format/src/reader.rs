@@ -128,7 +128,7 @@ impl Payload {
                 .read_to_end(&mut text)
                 .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
         }
-        let manifest: Manifest = serde_json::from_slice(&text)
+        let manifest = crate::manifest::manifest_from_slice(&text)
             .map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(bad(format!(

@@ -31,6 +31,7 @@ pub struct Receipt {
     pub wheels: Vec<InstalledWheel>,
     pub files: u64,
     pub bytes: u64,
+    #[serde(deserialize_with = "pysfx_format::deserialize_manifest")]
     pub manifest: Manifest,
     /// What `--check` compares the release with. Absent in receipts of stubs before 0.1's
     /// `--check`.
