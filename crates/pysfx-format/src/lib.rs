@@ -19,9 +19,8 @@ mod writer;
 pub use digest::{on_threads, DigestScheme, PIECE_BYTES};
 pub use hash::sha256_reader;
 pub use manifest::{
-    check_app_name, check_app_version, deserialize_manifest, manifest_from_slice, AppInfo,
-    BytecodeBundle, Manifest, Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION,
-    MANIFEST_NAME, RESERVED_APP_NAMES,
+    check_app_name, check_app_version, deserialize_manifest, AppInfo, BytecodeBundle, Manifest,
+    Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use member::{
     local_fields_mismatch, local_name_mismatch, scan_members, validate_member_name, Member,
