@@ -1660,3 +1660,120 @@ fn a_bundle_that_is_not_the_manifests_is_refused_by_the_install() {
         String::from_utf8_lossy(&verified.stderr)
     );
 }
+
+/// Writes `bigdata-1.0-py3-none-any.whl` into `out`: a pure wheel whose one data file is
+/// `megabytes` MiB of zeros (it compresses to almost nothing; on disk it is that big).
+fn big_wheel(out: &Path, megabytes: usize) -> PathBuf {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    std::fs::create_dir_all(out).expect("create the wheel directory");
+    let path = out.join("bigdata-1.0-py3-none-any.whl");
+    let file = std::fs::File::create(&path).expect("create the wheel");
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let blob = vec![0u8; megabytes << 20];
+    let members: [(&str, &[u8]); 4] = [
+        ("bigdata/__init__.py", b"SIZE = 1\n"),
+        ("bigdata/blob.bin", &blob),
+        (
+            "bigdata-1.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: bigdata\nVersion: 1.0\n",
+        ),
+        (
+            "bigdata-1.0.dist-info/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+    ];
+    let mut record = String::new();
+    for (name, bytes) in members {
+        zip.start_file(name, options).expect("start a member");
+        zip.write_all(bytes).expect("write a member");
+        let digest =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
+        record.push_str(&format!("{name},sha256={digest},{}\n", bytes.len()));
+    }
+    record.push_str("bigdata-1.0.dist-info/RECORD,,\n");
+    zip.start_file("bigdata-1.0.dist-info/RECORD", options)
+        .expect("start RECORD");
+    zip.write_all(record.as_bytes()).expect("write RECORD");
+    zip.finish().expect("finish the wheel");
+    path
+}
+
+#[test]
+fn a_linked_install_needs_room_only_for_what_it_writes() {
+    let uid = run(Command::new("id").arg("-u"));
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    // Two releases sharing a wheel of 40 MiB; v2 changes the app and tinylib.
+    let shared = big_wheel(&root.join("big"), 40);
+    let pack_version = |number: u32, tinylib: &str| -> PathBuf {
+        let wheels = root.join(format!("wheels-{number}"));
+        std::fs::create_dir_all(&wheels).expect("create the wheel directory");
+        std::fs::copy(&shared, wheels.join("bigdata-1.0-py3-none-any.whl")).expect("copy");
+        tiny_wheel(&wheels, "tinylib", tinylib, &[]);
+        let app = make_app(&root.join(format!("src-{number}")), "demoapp");
+        std::fs::write(app.join("appcore/v.py"), format!("V = {number}\n")).expect("app");
+        let args = [
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        pack(&args, &root.join(format!("v{number}.sfx")))
+    };
+    let (v1, v2) = (pack_version(1, "1.0"), pack_version(2, "2.0"));
+    // 100 MiB: room for one release (the check asks 1.5 times what it unpacks, plus 16 MiB),
+    // not for a second one unpacked, but for one that links the 40 MiB it shares.
+    let releases = root.join("releases");
+    std::fs::create_dir(&releases).expect("create releases");
+    let mut mounts = Mounts(Vec::new());
+    let options = [
+        OsStr::new("-t"),
+        OsStr::new("tmpfs"),
+        OsStr::new("-o"),
+        OsStr::new("size=100m"),
+        OsStr::new("none"),
+    ];
+    if !mounts.mount(&options, &releases) {
+        return;
+    }
+    let (first, second) = (releases.join("1"), releases.join("2"));
+    deploy(&v1, &first, &python.path, &[OsStr::new("--no-compile")]);
+
+    // Unpacked (--copy), release 2 does not fit: refused before writing, nothing left.
+    let args = [
+        OsStr::new("-d"),
+        second.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+        OsStr::new("--no-compile"),
+        OsStr::new("--copy"),
+    ];
+    let (code, result, stderr) = run_json(&v2, &args);
+    assert_eq!(code, 4, "{result}\n{stderr}");
+    assert!(stderr.contains("not enough free space"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(&releases)
+        .expect("read releases")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with("-lock"))
+        .collect();
+    assert_eq!(left, ["1"], "only release 1 (and lock files) beside DEST");
+
+    // Linked, it fits: the shared blob is the same inode in both releases.
+    let result = deploy(&v2, &second, &python.path, &[OsStr::new("--no-compile")]);
+    assert!(linked(&result).1 >= 40 << 20, "{result}");
+    let blob = |release: &Path| inode(&release.join(site_packages(11)).join("bigdata/blob.bin"));
+    assert_eq!(blob(&first), blob(&second));
+    assert_intact(&v1, &first);
+    assert_intact(&v2, &second);
+}

@@ -698,9 +698,23 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         assert_eq!(code, 0, "{stderr}");
     }
 
-    // 3. Space enough, but too few inodes: the install fails as it writes (exit 4), naming
-    //    DEST as well as the file, and leaves nothing.
+    // 3. Space enough, but too few inodes for one per file (the bulky wheel has 4,000):
+    //    refused before writing (exit 4), saying so.
     let Some(few) = Tmpfs::mount(&work.path().join("few"), "size=64m,nr_inodes=40") else {
+        return;
+    };
+    let destination = few.path.join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("not enough free inodes"), "{stderr}");
+    assert!(
+        !few.path.join("releases").exists(),
+        "written before the check"
+    );
+    // Inodes for the wheel's files but not for its directories and the venv's own files: the
+    //    install fails as it writes (exit 4), naming DEST as well as the file, and leaves
+    //    nothing.
+    let Some(few) = Tmpfs::mount(&work.path().join("fewer"), "size=64m,nr_inodes=4010") else {
         return;
     };
     let destination = few.path.join("releases/1");

@@ -491,17 +491,47 @@ pub(crate) fn check_address_space() -> Result<(), Failure> {
     }
 }
 
-/// Free space on DEST's filesystem for the unpacked size plus byte-code and a margin.
-/// DEST's parent need not exist yet: its nearest existing ancestor is on the same filesystem
-/// unless a mount point is created in between, which no install does.
-pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failure> {
-    let existing = parent
-        .ancestors()
+/// What an install will write on DEST's filesystem (see `install::planned_space`).
+pub(crate) struct Needed {
+    /// The bytes of the files it writes (not those it links).
+    pub bytes: u64,
+    /// The new inodes its files take (a hard link takes none, but on tmpfs; directories are
+    /// not counted); `None` when the artifact does not count a wheel's members.
+    pub files: Option<u64>,
+}
+
+/// The nearest existing ancestor of `path` (itself included): DEST's parent need not exist
+/// yet, and that ancestor is on the same filesystem unless a mount point is created in
+/// between, which no install does.
+pub(crate) fn existing_ancestor(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
         .find(|path| path.is_dir())
-        .unwrap_or(parent);
-    let Ok(stats) = nix::sys::statvfs::statvfs(existing) else {
+        .map(Path::to_path_buf)
+}
+
+/// Free space on DEST's filesystem for what the install writes plus byte-code and a margin,
+/// and a free inode for every file it creates.
+pub(crate) fn check_free_space(parent: &Path, needed: Needed) -> Result<(), Failure> {
+    let existing = existing_ancestor(parent).unwrap_or_else(|| parent.to_path_buf());
+    let Ok(stats) = nix::sys::statvfs::statvfs(&existing) else {
         return Ok(());
     };
+    // A filesystem that reports no inode count (Btrfs) makes them as it goes.
+    let inodes = stats.files_available();
+    match needed.files {
+        Some(files) if stats.files() != 0 && inodes < files => {
+            return Err(Failure::new(
+                code::MACHINE,
+                format!(
+                    "not enough free inodes on {} (for {}): {inodes} available, at least \
+                     {files} needed (one for each file it makes; df -i shows them)",
+                    existing.display(),
+                    parent.display(),
+                ),
+            ));
+        }
+        _ => {}
+    }
     // A filesystem that reports no size at all (ramfs) has no limit to check against.
     if stats.blocks() == 0 {
         return Ok(());
@@ -509,6 +539,7 @@ pub(crate) fn check_free_space(parent: &Path, unpacked: u64) -> Result<(), Failu
     let available = stats
         .blocks_available()
         .saturating_mul(stats.fragment_size());
+    let unpacked = needed.bytes;
     let needed = unpacked
         .saturating_add(unpacked / 2)
         .saturating_add(16 << 20);

@@ -19,7 +19,7 @@ use crate::artifact::open_self;
 use crate::dest::{
     absolute_path, check_free_space, check_path_lengths, check_replaceable, check_shared_symlinks,
     check_unmodified, check_unmounted, exchange, inspect_destination, remove_stale_siblings,
-    sibling, Existing,
+    sibling, Existing, Needed,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -173,8 +173,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     if verified {
         // Before DEST's parents or the lock file are made.
-        check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
-            .map_err(|failure| blame_fairly(&mut payload, failure))?;
+        let needed = planned_space(
+            &mut payload,
+            &plan,
+            &interpreter,
+            (&candidates, cli.copy),
+            &parent,
+        )?;
+        check_free_space(&parent, needed).map_err(|failure| blame_fairly(&mut payload, failure))?;
         check_path_lengths(&destination, &mut payload)?;
         check_passed_over(&mut payload, &plan, &interpreter)?;
         crate::sbom::for_set(&mut payload, &plan)?;
@@ -244,7 +250,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                     &[],
                 )?;
-                check_free_space(&parent, planned_bytes(&mut payload, &plan, &interpreter)?)
+                let needed = planned_space(
+                    &mut payload,
+                    &plan,
+                    &interpreter,
+                    (&candidates, cli.copy),
+                    &parent,
+                )?;
+                check_free_space(&parent, needed)
                     .map_err(|failure| blame_fairly(&mut payload, failure))?;
                 check_path_lengths(&destination, &mut payload)?;
                 check_passed_over(&mut payload, &plan, &interpreter)?;
@@ -1075,12 +1088,32 @@ fn write_receipt(
 
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
 /// wheels, every bundle) less the wheels the plan leaves out and the byte-code bundles this
-/// interpreter does not take (what their members declare, as the packer counts them).
-fn planned_bytes(
+/// interpreter does not take (what their members declare, as the packer counts them), and
+/// less what will be hard-linked from `candidates` (unless `copy`): a wheel a release on
+/// DEST's filesystem installed costs only its directories and its per-release files, counted
+/// as [`LINKED_MEMBER_BYTES`] a member, and no inode per file (but on tmpfs); a bundle that release's
+/// artifact carried too costs nothing more. A linked file found changed is unpacked instead,
+/// so such an install may still run out of space: it then fails as any write does (exit 4,
+/// the temporary tree removed).
+fn planned_space(
     payload: &mut Payload,
     plan: &Plan,
     interpreter: &Interpreter,
-) -> Result<u64, Failure> {
+    (candidates, copy): (&[Candidate], bool),
+    parent: &Path,
+) -> Result<Needed, Failure> {
+    let existing = crate::dest::existing_ancestor(parent);
+    let device = existing.as_deref().and_then(device_of);
+    // tmpfs counts every hard link against its inode limit (`nr_inodes`), as a new file.
+    let links_take_inodes = existing.as_deref().is_some_and(|path| {
+        nix::sys::statfs::statfs(path)
+            .is_ok_and(|stat| stat.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    });
+    let linked_from = |sha256: &str| {
+        let candidate = pysfx_install::candidate_for(candidates, sha256)?;
+        let same_device = device.is_some() && device_of(&candidate.source.release) == device;
+        (!copy && same_device).then_some(candidate)
+    };
     let manifest = payload.manifest();
     let chosen: Vec<&str> = plan
         .wheels
@@ -1093,19 +1126,59 @@ fn planned_bytes(
         .filter(|entry| !chosen.contains(&entry.path.as_str()))
         .map(|entry| entry.unpacked_bytes)
         .fold(0, u64::saturating_add);
+    // Inodes: one per file of a wheel not linked (or linked, on tmpfs); none known when a
+    // wheel's count is not.
+    let mut files = Some(0u64);
+    for entry in &plan.wheels {
+        let linked = linked_from(&entry.sha256).is_some();
+        if linked && entry.members > 0 {
+            let costs = entry.members.saturating_mul(LINKED_MEMBER_BYTES);
+            left_out = left_out.saturating_add(entry.unpacked_bytes.saturating_sub(costs));
+        }
+        files = match entry.members {
+            0 => None,
+            _ if linked && !links_take_inodes => files,
+            members => files.map(|files| files.saturating_add(members)),
+        };
+    }
     let bundles: Vec<String> = manifest
         .bytecode
         .iter()
         .filter(|bundle| {
+            let linked = plan
+                .wheels
+                .iter()
+                .find(|entry| entry.path == bundle.wheel)
+                .and_then(|entry| linked_from(&entry.sha256))
+                .is_some_and(|candidate| {
+                    pysfx_install::bytecode_from(candidate, &[bundle.sha256.as_str()])
+                });
             !chosen.contains(&bundle.wheel.as_str())
                 || !bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
+                || linked
         })
         .map(|bundle| bundle.path.clone())
         .collect();
     for bundle in bundles {
         left_out = left_out.saturating_add(payload.bundle_unpacked(&bundle)?);
     }
-    Ok(payload.manifest().unpacked_bytes.saturating_sub(left_out))
+    Ok(Needed {
+        bytes: payload.manifest().unpacked_bytes.saturating_sub(left_out),
+        files,
+    })
+}
+
+/// What a member of a linked wheel costs on disk, for the free-space check: the directories
+/// the new release makes for it (a block each, about one for every two files) and its share
+/// of the RECORDs, stamps and receipt written fresh.
+const LINKED_MEMBER_BYTES: u64 = 2048;
+
+/// The filesystem a path is on (`lstat`'s device).
+fn device_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|metadata| metadata.dev())
 }
 
 /// Threads that write files: one per core, at most MAX_INSTALL_THREADS (each holds buffers and
