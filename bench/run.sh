@@ -323,6 +323,21 @@ if (( LINKED > 0 )); then
     CPAL=$TMP/linked-cp-al
     measure cp-al "$RUNS" 'rm -rf $CPAL' cp -al "$L/1/venv" "$CPAL"
     rm -rf "$CPAL"
+    # And the floor: bench/link_floor.c asks the kernel for exactly what release 2 asks of it
+    # when every file links by its stamp — each directory of release 1's venv made, each file
+    # lstat'ed, linked and lstat'ed again, on as many threads as the install uses — and nothing
+    # else (no interpreter, digest, plan, RECORD or stamps). Needs a C compiler (cc).
+    if command -v cc >/dev/null 2>&1; then
+        cc -O2 -pthread bench/link_floor.c -o "$TMP/link_floor"
+        (cd "$L/1/venv" && { find . -mindepth 1 -type d | sed 's/^/d /'; find . -type f | sed 's/^/f /'; }) > "$TMP/link-floor.list"
+        threads=$(nproc); (( threads > 8 )) && threads=8
+        for ((i = 0; i < RUNS; i++)); do
+            rm -rf "$CPAL"
+            ms=$("$TMP/link_floor" "$L/1/venv" "$CPAL" "$TMP/link-floor.list" "$threads")
+            echo "kernel-floor $(awk -v ms="$ms" 'BEGIN { printf "%.4f", ms / 1000 }') 0" >> "$RESULTS"
+        done
+        rm -rf "$CPAL" "$TMP/link_floor" "$TMP/link-floor.list"
+    fi
     rm -rf "$L" "$PLAIN"
     "$ART1" -q -d "$L/1" --python "$PY"
     linked_json=$("$ART2" -q -d "$L/2" --python "$PY" --json)
@@ -359,6 +374,9 @@ print("%-44s %6.2fx  (no target: the same release 2, its payload digest over 1 w
       % ("linked from a thin artifact / plain install", med["linked-thin"] / med["plain"]))
 print("%-44s %6.2fx  (no target: the kernel's links and directories alone, one core)"
       % ("cp -al of release 1's venv / plain install", med["cp-al"] / med["plain"]))
+if "kernel-floor" in med:
+    print("%-44s %6.2fx  (no target: its directories, and lstat, link, lstat of each file, on the install's threads; nothing else)"
+          % ("the kernel's floor for release 2 / plain", med["kernel-floor"] / med["plain"]))
 value = int(ten_kib) / int(one_kib)
 print("%-44s %6.2fx  [target <= 1.50: %s]" % ("du -s of ten releases / one release", value, "met" if value <= 1.5 else "MISSED"))
 print("%-44s %d KiB; one release %d KiB" % ("ten releases on disk", int(ten_kib), int(one_kib)))
