@@ -235,11 +235,16 @@ fn install_batch<T: Tree>(
     };
     let (outcomes, _, pyc_stamps) =
         run.tasks(member_tasks.chain(bytecode_tasks).collect(), tree, &[])?;
-    let mut tree = tree.fork();
-    let mut reports = Vec::with_capacity(prepared.len());
-    for (wheel, members) in prepared.iter().zip(outcomes) {
-        reports.push(wheel.finish(in_member_order(members), batch.layout, &mut tree)?);
-    }
+    // Each wheel's RECORD and launchers, on the threads too (the first error in plan order).
+    let outcomes: Vec<Mutex<Vec<(MemberId, MemberOutcome)>>> =
+        outcomes.into_iter().map(Mutex::new).collect();
+    let wheels: Vec<usize> = (0..prepared.len()).collect();
+    let finished = parallel_map(&wheels, options.threads, |&wheel| {
+        let members = std::mem::take(&mut *lock(&outcomes[wheel]));
+        prepared[wheel].finish(in_member_order(members), batch.layout, &mut tree.fork())
+    });
+    let mut reports = finished.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let tree = tree.fork();
     for (wheel, entry) in pyc_stamps {
         reports[wheel].stamps.push(entry);
     }
