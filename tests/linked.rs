@@ -857,11 +857,19 @@ impl Drop for Mounts {
     }
 }
 
+/// Whether this test may mount filesystems (root); says why not when it may not.
+fn may_mount() -> bool {
+    let uid = run(Command::new("id").arg("-u"));
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    if !root {
+        eprintln!("skipped: mounting a tmpfs needs root");
+    }
+    root
+}
+
 #[test]
 fn a_release_on_another_filesystem_is_unpacked_plainly() {
-    let uid = run(Command::new("id").arg("-u"));
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    if !may_mount() {
         return;
     }
     let python = python(11);
@@ -1704,9 +1712,7 @@ fn big_wheel(out: &Path, megabytes: usize) -> PathBuf {
 
 #[test]
 fn a_linked_install_needs_room_only_for_what_it_writes() {
-    let uid = run(Command::new("id").arg("-u"));
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    if !may_mount() {
         return;
     }
     let python = python(11);

@@ -173,14 +173,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     if verified {
         // Before DEST's parents or the lock file are made.
-        let needed = planned_space(
+        check_space(
             &mut payload,
-            &plan,
-            &interpreter,
+            (&plan, &interpreter),
             (&candidates, cli.copy),
             &parent,
         )?;
-        check_free_space(&parent, needed).map_err(|failure| blame_fairly(&mut payload, failure))?;
         check_path_lengths(&destination, &mut payload)?;
         check_passed_over(&mut payload, &plan, &interpreter)?;
         crate::sbom::for_set(&mut payload, &plan)?;
@@ -250,15 +248,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                     &[],
                 )?;
-                let needed = planned_space(
+                check_space(
                     &mut payload,
-                    &plan,
-                    &interpreter,
+                    (&plan, &interpreter),
                     (&candidates, cli.copy),
                     &parent,
                 )?;
-                check_free_space(&parent, needed)
-                    .map_err(|failure| blame_fairly(&mut payload, failure))?;
                 check_path_lengths(&destination, &mut payload)?;
                 check_passed_over(&mut payload, &plan, &interpreter)?;
                 crate::sbom::for_set(&mut payload, &plan)?;
@@ -1084,6 +1079,18 @@ fn write_receipt(
     let path = temporary.join(RECEIPT_NAME);
     pysfx_tree::write_new(&path, &text, 0o644)
         .map_err(|error| Failure::io("cannot write", &path, &error))
+}
+
+/// Free space and inodes on DEST's filesystem for what the install of `plan` writes (see
+/// [`planned_space`]); a shortage is reported as the payload's fault when it is damaged.
+fn check_space(
+    payload: &mut Payload,
+    (plan, interpreter): (&Plan, &Interpreter),
+    sources: (&[Candidate], bool),
+    parent: &Path,
+) -> Result<(), Failure> {
+    let needed = planned_space(payload, plan, interpreter, sources, parent)?;
+    check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))
 }
 
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
