@@ -173,15 +173,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     if verified {
         // Before DEST's parents or the lock file are made.
-        check_space(
+        check_writable(
             &mut payload,
             (&plan, &interpreter),
             (&candidates, cli.copy),
-            &parent,
+            &destination,
         )?;
-        check_path_lengths(&destination, &mut payload)?;
-        check_passed_over(&mut payload, &plan, &interpreter)?;
-        crate::sbom::for_set(&mut payload, &plan)?;
         check_not_a_mount_point(&destination)?;
     }
 
@@ -248,15 +245,12 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                     &[],
                 )?;
-                check_space(
+                check_writable(
                     &mut payload,
                     (&plan, &interpreter),
                     (&candidates, cli.copy),
-                    &parent,
+                    &destination,
                 )?;
-                check_path_lengths(&destination, &mut payload)?;
-                check_passed_over(&mut payload, &plan, &interpreter)?;
-                crate::sbom::for_set(&mut payload, &plan)?;
             }
             let mut passed_over = Vec::new();
             loop {
@@ -1081,16 +1075,22 @@ fn write_receipt(
         .map_err(|error| Failure::io("cannot write", &path, &error))
 }
 
-/// Free space and inodes on DEST's filesystem for what the install of `plan` writes (see
-/// [`planned_space`]); a shortage is reported as the payload's fault when it is damaged.
-fn check_space(
+/// What is checked of DEST before the install of `plan` writes anything: free space and
+/// inodes for what it writes (see [`planned_space`]; a shortage is the payload's fault when
+/// it is damaged), the length of every path, the distributions passed over, the set's SBOM.
+fn check_writable(
     payload: &mut Payload,
     (plan, interpreter): (&Plan, &Interpreter),
     sources: (&[Candidate], bool),
-    parent: &Path,
+    destination: &Path,
 ) -> Result<(), Failure> {
+    let parent = destination.parent().unwrap_or(destination);
     let needed = planned_space(payload, plan, interpreter, sources, parent)?;
-    check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))
+    check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))?;
+    check_path_lengths(destination, payload)?;
+    check_passed_over(payload, plan, interpreter)?;
+    // (Read again when the release is written.)
+    crate::sbom::for_set(payload, plan).map(drop)
 }
 
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
