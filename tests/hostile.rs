@@ -64,7 +64,7 @@ fn hostile_wheels_are_refused() {
         ("control", "control character"),
         ("backslash", "backslash"),
         ("symlink", "symbolic link"),
-        ("duplicate", "duplicate entry"),
+        ("duplicate", "\"duplicate/__init__.py\": duplicate entry"),
         ("notinrecord", "not listed in RECORD"),
         (
             "ghostrow",
@@ -841,4 +841,45 @@ fn verify_holds_the_artifacts_local_headers_to_its_directory() {
             assert!(stderr.contains(message), "{case}: {stderr}");
         }
     }
+}
+
+/// An artifact whose payload lists one name twice (the zip reader would see only one of the
+/// two) is refused before anything is written, naming the entry.
+#[test]
+fn an_artifact_listing_one_name_twice_is_refused_naming_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("twice.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[
+            ("demoapp/app.py", b"x = 1\n"),
+            ("demoapp/bpp.py", b"x = 2\n"),
+        ],
+        |_| {},
+    );
+    // The second entry renamed to the first's name, wherever its name is written (the zip
+    // writer refuses to write two entries of one name).
+    let mut bytes = std::fs::read(&artifact).expect("read the artifact");
+    let (second, first) = (b"demoapp/bpp.py", b"demoapp/app.py");
+    let mut renamed = 0;
+    for at in 0..bytes.len() - second.len() {
+        if &bytes[at..at + second.len()] == second {
+            bytes[at..at + first.len()].copy_from_slice(first);
+            renamed += 1;
+        }
+    }
+    assert!(renamed >= 2, "a local header and a directory record");
+    std::fs::write(&artifact, bytes).expect("write the artifact");
+    let destination = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("two entries named \"demoapp/app.py\""),
+        "{stderr}"
+    );
+    assert!(
+        !work.path().join("releases").exists(),
+        "written before the check"
+    );
+    assert_verify_refuses(&artifact, "twice");
 }

@@ -76,13 +76,59 @@ pub enum ScanError {
 /// Reads every member's name, kind and size; refuses unsafe or non-UTF-8 names, duplicates
 /// (also `a` beside `a/`) and encrypted entries. Nothing is decompressed.
 pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<Member>, ScanError> {
+    scan_naming(archive, &|_| None)
+}
+
+/// [`scan_members`], naming an entry the directory lists twice: the zip reader keeps one entry
+/// per name, so the name is read again from the directory, through a copy of the reader.
+pub fn scan_members_named<R: Read + Seek + Clone>(
+    archive: &mut ZipArchive<R>,
+) -> Result<Vec<Member>, ScanError> {
+    scan_naming(archive, &|archive| {
+        let start = archive.central_directory_start();
+        duplicate_name(archive.clone().into_inner(), start)
+    })
+}
+
+/// The first name that the zip directory starting at `start` in `reader` lists twice (`a`
+/// and `a/` count as one); `None` when it lists none or can't be read.
+pub fn duplicate_name<R: Read + Seek>(reader: R, start: u64) -> Option<String> {
+    let mut reader = std::io::BufReader::new(reader);
+    reader.seek(std::io::SeekFrom::Start(start)).ok()?;
+    let mut seen = HashSet::new();
+    let mut record = [0u8; 46];
+    // Each record is at least 46 bytes of the directory: the loop ends with it.
+    loop {
+        reader.read_exact(&mut record).ok()?;
+        if record[..4] != *b"PK\x01\x02" {
+            return None;
+        }
+        let field = |at: usize| u64::from(u16::from_le_bytes([record[at], record[at + 1]]));
+        let mut name = vec![0u8; field(28) as usize];
+        reader.read_exact(&mut name).ok()?;
+        reader
+            .seek_relative(i64::try_from(field(30) + field(32)).ok()?)
+            .ok()?;
+        let text = String::from_utf8_lossy(&name).into_owned();
+        if !seen.insert(text.trim_end_matches('/').to_string()) {
+            return Some(text);
+        }
+    }
+}
+
+/// [`scan_members`], with `duplicate` to name an entry listed twice.
+fn scan_naming<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    duplicate: &dyn Fn(&ZipArchive<R>) -> Option<String>,
+) -> Result<Vec<Member>, ScanError> {
     let unsafe_member = |member: &[u8], reason| ScanError::Unsafe {
         member: String::from_utf8_lossy(member).into_owned(),
         reason,
     };
     // The zip reader keeps one entry per name, so a duplicate shows only in the count.
     if archive.has_duplicate_names() {
-        return Err(unsafe_member(b"(central directory)", "duplicate entry"));
+        let name = duplicate(archive).unwrap_or_else(|| "(central directory)".to_string());
+        return Err(unsafe_member(name.as_bytes(), "duplicate entry"));
     }
     let mut members = Vec::with_capacity(archive.len());
     let mut seen = HashSet::with_capacity(archive.len());
@@ -308,6 +354,42 @@ mod tests {
         let mut aliased = ZipArchive::new(std::io::Cursor::new(two_members(true))).expect("zip");
         let error = scan_members(&mut aliased).expect_err("overlap");
         assert!(error.to_string().contains("overlap"), "{error}");
+    }
+
+    /// The zip reader keeps one entry per name; the scan still names the one listed twice.
+    #[test]
+    fn an_entry_listed_twice_is_named() {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for name in ["pkg/first.py", "pkg/other.py", "pkg/third.py"] {
+            writer.start_file(name, options).expect("start");
+            writer.write_all(b"x = 1\n").expect("write");
+        }
+        let mut bytes = writer.finish().expect("finish").into_inner();
+        // The third entry renamed to the first's name, in its local header and its record.
+        let (third, first) = (b"pkg/third.py", b"pkg/first.py");
+        let at: Vec<usize> = (0..bytes.len() - third.len())
+            .filter(|&at| &bytes[at..at + third.len()] == third)
+            .collect();
+        assert_eq!(at.len(), 2, "a local header and a directory record");
+        for at in at {
+            bytes[at..at + first.len()].copy_from_slice(first);
+        }
+        let mut archive = ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+        assert!(archive.has_duplicate_names());
+        let error = scan_members_named(&mut archive).expect_err("a duplicate");
+        assert_eq!(
+            error.to_string(),
+            ScanError::Unsafe {
+                member: "pkg/first.py".into(),
+                reason: "duplicate entry"
+            }
+            .to_string()
+        );
+        let error = scan_members(&mut archive).expect_err("a duplicate");
+        assert!(error.to_string().contains("duplicate entry"), "{error}");
     }
 
     #[test]

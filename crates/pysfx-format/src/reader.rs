@@ -374,7 +374,7 @@ pub fn bundle_unpacked_bytes<R: Read + Seek>(bundle: R) -> Result<u64, String> {
 /// Every entry's local header, and the directory, start inside the payload (at or after the
 /// offset the trailer names): the digest covers the payload only, so an entry starting before
 /// it would be read partly from bytes no digest vouches for.
-fn within_payload<R: Read + Seek>(
+fn within_payload<R: Read + Seek + Clone>(
     archive: &ZipArchive<R>,
     located: &Located,
 ) -> Result<(), String> {
@@ -382,7 +382,13 @@ fn within_payload<R: Read + Seek>(
     // The zip reader keeps one entry per name, so a duplicate shows only in the count; every
     // reader of the payload (the install, --sbom, --list, inspect) would see only the last.
     if archive.has_duplicate_names() {
-        return Err("it holds two entries of one name".to_string());
+        let start = archive.central_directory_start();
+        return Err(
+            match crate::duplicate_name(archive.clone().into_inner(), start) {
+                Some(name) => format!("it holds two entries named {name:?}"),
+                None => "it holds two entries of one name".to_string(),
+            },
+        );
     }
     if archive.central_directory_start() < start {
         return Err("the zip directory starts before the payload".to_string());

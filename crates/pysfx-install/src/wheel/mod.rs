@@ -340,7 +340,7 @@ pub struct MemberId(usize);
 
 /// Installs the wheel read from `reader` (named `filename`) into `tree`, one member after
 /// another: the steps a caller that spreads the members of many wheels over threads takes too.
-pub fn install_wheel<R: Read + Seek>(
+pub fn install_wheel<R: Read + Seek + Clone>(
     reader: R,
     filename: &WheelFilename,
     layout: &Layout,
@@ -361,7 +361,7 @@ pub fn install_wheel<R: Read + Seek>(
 /// Checks a wheel as the installer would, writing nothing: it is the install itself into a
 /// `NullTree` holding the venv's own files, so a wheel that verifies also installs.
 /// `app_name`, when known, protects the app's `.pth` hook too.
-pub fn verify_wheel<R: Read + Seek>(
+pub fn verify_wheel<R: Read + Seek + Clone>(
     reader: R,
     filename: &WheelFilename,
     app_name: Option<&str>,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::{scan_members, Member, MemberKind, MemberName, ScanError};
+use pysfx_format::{scan_members_named, Member, MemberKind, MemberName, ScanError};
 use pysfx_tree::Disposition;
 use pysfx_wheel::{
     dist_info_name, launcher_script, normalize_name, EntryPoint, EntryPoints, Headers, Record,
@@ -38,7 +38,7 @@ struct DistInfo {
 }
 
 /// Reads and checks everything about the wheel that can be checked before writing.
-pub fn prepare_wheel<R: Read + Seek>(
+pub fn prepare_wheel<R: Read + Seek + Clone>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -55,7 +55,7 @@ pub fn prepare_wheel<R: Read + Seek>(
 /// `executables` (the manifest's) are the left-out members the wheel marks executable: each
 /// file taken from the release must have that executable bit, or is copied with it. `None`
 /// (a thin artifact packed before they were recorded): the file's own bit is kept.
-pub fn prepare_husk<R: Read + Seek>(
+pub fn prepare_husk<R: Read + Seek + Clone>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -73,7 +73,7 @@ pub fn prepare_husk<R: Read + Seek>(
     Ok(prepared)
 }
 
-fn prepare<R: Read + Seek>(
+fn prepare<R: Read + Seek + Clone>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -133,7 +133,7 @@ fn prepare<R: Read + Seek>(
 
 /// The wheel's files (directories dropped), every name, kind and size checked by the one member
 /// scan; a wheel may not hold symbolic links.
-fn scan<R: Read + Seek>(
+fn scan<R: Read + Seek + Clone>(
     archive: &mut ZipArchive<R>,
     wheel: &str,
 ) -> Result<Vec<Member>, WheelError> {
@@ -142,7 +142,7 @@ fn scan<R: Read + Seek>(
         member,
         reason: reason.to_string(),
     };
-    let members = scan_members(archive).map_err(|error| match error {
+    let members = scan_members_named(archive).map_err(|error| match error {
         ScanError::Zip(source) => WheelError::Zip {
             wheel: wheel.to_string(),
             source,
