@@ -86,35 +86,35 @@ pub fn scan_members_named<R: Read + Seek + Clone>(
 ) -> Result<Vec<Member>, ScanError> {
     scan_naming(archive, &|archive| {
         let start = archive.central_directory_start();
-        duplicate_name(archive.clone().into_inner(), start)
+        duplicate_name(&mut archive.clone().into_inner(), start)
     })
 }
 
 /// The first name that the zip directory starting at `start` in `reader` lists twice (`a`
 /// and `a/` count as one); `None` when it lists none or can't be read.
-pub fn duplicate_name<R: Read + Seek>(reader: R, start: u64) -> Option<String> {
-    let mut reader = std::io::BufReader::new(reader);
+pub fn duplicate_name(reader: &mut dyn ReadSeek, start: u64) -> Option<String> {
+    let end = reader.seek(std::io::SeekFrom::End(0)).ok()?;
+    let mut directory = vec![0u8; usize::try_from(end.checked_sub(start)?).ok()?];
     reader.seek(std::io::SeekFrom::Start(start)).ok()?;
+    reader.read_exact(&mut directory).ok()?;
     let mut seen = HashSet::new();
-    let mut record = [0u8; 46];
-    // Each record is at least 46 bytes of the directory: the loop ends with it.
-    loop {
-        reader.read_exact(&mut record).ok()?;
-        if record[..4] != *b"PK\x01\x02" {
-            return None;
+    let mut rest = directory.as_slice();
+    while rest.len() >= 46 && rest.starts_with(b"PK\x01\x02") {
+        let field = |at: usize| usize::from(u16::from_le_bytes([rest[at], rest[at + 1]]));
+        let (length, skip) = (field(28), field(30) + field(32));
+        let name = String::from_utf8_lossy(rest.get(46..46 + length)?);
+        if !seen.insert(name.trim_end_matches('/').to_string()) {
+            return Some(name.into_owned());
         }
-        let field = |at: usize| u64::from(u16::from_le_bytes([record[at], record[at + 1]]));
-        let mut name = vec![0u8; field(28) as usize];
-        reader.read_exact(&mut name).ok()?;
-        reader
-            .seek_relative(i64::try_from(field(30) + field(32)).ok()?)
-            .ok()?;
-        let text = String::from_utf8_lossy(&name).into_owned();
-        if !seen.insert(text.trim_end_matches('/').to_string()) {
-            return Some(text);
-        }
+        rest = rest.get(46 + length + skip..)?;
     }
+    None
 }
+
+/// A reader that seeks, as a trait object (one [`duplicate_name`] for every kind of reader).
+pub trait ReadSeek: Read + Seek {}
+
+impl<R: Read + Seek> ReadSeek for R {}
 
 /// [`scan_members`], with `duplicate` to name an entry listed twice.
 fn scan_naming<R: Read + Seek>(

@@ -384,7 +384,7 @@ fn within_payload<R: Read + Seek + Clone>(
     if archive.has_duplicate_names() {
         let start = archive.central_directory_start();
         return Err(
-            match crate::duplicate_name(archive.clone().into_inner(), start) {
+            match crate::duplicate_name(&mut archive.clone().into_inner(), start) {
                 Some(name) => format!("it holds two entries named {name:?}"),
                 None => "it holds two entries of one name".to_string(),
             },

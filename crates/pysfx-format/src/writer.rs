@@ -418,7 +418,9 @@ mod tests {
         match crate::Payload::open(&path) {
             Err(error @ FormatError::Malformed { .. }) => {
                 assert!(
-                    error.to_string().contains("two entries of one name"),
+                    error
+                        .to_string()
+                        .contains("two entries named \".pysfx/a.json\""),
                     "{error}"
                 )
             }

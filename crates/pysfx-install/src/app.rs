@@ -1,7 +1,7 @@
 //! Unpacking the app and static directories from the payload into the new release: files, and
 //! the symbolic links that stay inside their directory ([`crate::payload_links`]).
 
-use pysfx_format::{scan_members, MemberKind, Payload};
+use pysfx_format::{scan_members_named, MemberKind, Payload};
 use pysfx_release::receipt::RecordedFile;
 use pysfx_tree::{CopyError, CopyOptions, Tree};
 
@@ -34,7 +34,7 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
     let manifest = payload.manifest().clone();
     let accounted = accounted_for(&manifest);
     let archive = payload.archive();
-    let members = scan_members(archive)
+    let members = scan_members_named(archive)
         .map_err(|error| InstallError::Corrupt(format!("{artifact}: {error}")))?;
     for member in &members {
         let name = member.name.as_str();

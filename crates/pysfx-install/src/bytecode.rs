@@ -1,7 +1,7 @@
 //! Byte-code compiled at pack time: one stored zip per wheel and interpreter whose members are
 //! site-packages-relative `.pyc` paths, written beside the wheel's sources.
 
-use pysfx_format::{scan_members, MemberKind, Section};
+use pysfx_format::{scan_members_named, MemberKind, Section};
 use pysfx_tree::{CopyError, CopyOptions, Disposition, Tree};
 use zip::ZipArchive;
 
@@ -59,7 +59,7 @@ pub(crate) fn open_bundle(
         })?;
     let suffix = format!(".{}.pyc", job.cache_tag);
     let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
-    let scanned = scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
+    let scanned = scan_members_named(&mut archive).map_err(|error| corrupt(error.to_string()))?;
     let exceptions = prepared.exceptions();
     // The bundle's copy of a `.pyc` the wheel ships itself is not written.
     let shipped = prepared.shipped_pyc();

@@ -293,8 +293,8 @@ fn check_husk(
         len,
     ))
     .map_err(|error| corrupt(error.to_string()))?;
-    let members =
-        pysfx_format::scan_members(&mut archive).map_err(|error| corrupt(error.to_string()))?;
+    let members = pysfx_format::scan_members_named(&mut archive)
+        .map_err(|error| corrupt(error.to_string()))?;
     let record = members
         .iter()
         .find(|member| member.name.ends_with(".dist-info/RECORD"))
