@@ -1118,7 +1118,7 @@ fn planned_space(
     });
     let linked_from = |sha256: &str| {
         let candidate = pysfx_install::candidate_for(candidates, sha256)?;
-        let same_device = device.is_some() && device_of(&candidate.source.venv) == device;
+        let same_device = device.is_some() && candidate.source.device() == device;
         (!copy && same_device).then_some(candidate)
     };
     let manifest = payload.manifest();

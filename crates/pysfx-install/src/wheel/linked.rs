@@ -62,6 +62,15 @@ impl LinkSource {
         }
     }
 
+    /// The filesystem (device) of the venv files are linked from; `None` when none is (its
+    /// venv could not be opened as a directory).
+    pub fn device(&self) -> Option<u64> {
+        let directory = self.venv_directory.as_deref()?;
+        nix::sys::stat::fstat(directory)
+            .ok()
+            .map(|stat| stat.st_dev)
+    }
+
     /// The file at `destination` (relative to the venv) in this release, to link from.
     pub(crate) fn file<'a>(&'a self, destination: &'a str) -> Option<Outside<'a>> {
         let directory = self.venv_directory.as_deref()?.as_fd();
