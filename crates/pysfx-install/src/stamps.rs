@@ -8,7 +8,7 @@
 //! the very same stamp and the recorded digest is the one its RECORD asks for: any write since
 //! would have moved the ctime. A `.pyc` file of a linked source is linked the same way, only
 //! by its stamp, when its recorded first bytes are the header this interpreter expects (its
-//! digest is recorded as zeros when the install compiled it, which no RECORD names). Anything
+//! digest, hashed as written, serves `--check`: no RECORD names a `.pyc`). Anything
 //! else — no stamps file, no entry, another stamp — and the file is linked and hashed as
 //! before (see `wheel::linked`), so a stale stamp costs time, never correctness.
 //!
@@ -377,13 +377,14 @@ impl Stamps {
 
 /// `--check` of the release in `release` (see [`pysfx_release::check::check_with`]), its
 /// byte-code included: each `.pyc` its stamps give a digest for (written from the artifact's
-/// bundle, or linked from a release that had) and that is still the file stamped must hold
-/// those bytes. Still the file stamped: the same inode, born no later than the stamp's ctime
-/// (a filesystem hands a freed inode's number to the next file made, so Python writing a
-/// `.pyc` again may well get the old number). Byte-code compiled at install is stamped
-/// without a digest, and a file whose birth time the kernel does not give (before Linux
-/// 4.11, or a filesystem that keeps none) cannot be told from a new one: neither is
-/// compared; without stamps this user may trust (see [`Stamps::read`]), none is.
+/// bundle or compiled at install, or linked from a release that had) and that is still the
+/// file stamped must hold those bytes. Still the file stamped: the same inode, born no later
+/// than the stamp's ctime (a filesystem hands a freed inode's number to the next file made,
+/// so Python writing a `.pyc` again may well get the old number). Byte-code compiled at
+/// install by an earlier stub is stamped without a digest, and a file whose birth
+/// time the kernel does not give (before Linux 4.11, or a filesystem that keeps none) cannot
+/// be told from a new one: neither is compared; without stamps this user may trust (see
+/// [`Stamps::read`]), none is.
 pub fn check_release(
     release: &Path,
     contents: &pysfx_release::receipt::Contents,

@@ -69,8 +69,8 @@ pub enum Disposition {
 }
 
 /// What copying one file produced: the SHA-256 and size of the bytes written (or that would
-/// have been; zeros when [`CopyOptions::hash_written`] is off), the size of the bytes read,
-/// and their digest when asked for ([`CopyOptions::read_hash`]).
+/// have been), the size of the bytes read, and their digest when asked for
+/// ([`CopyOptions::read_hash`]).
 pub struct Copied {
     pub sha256: [u8; 32],
     pub size: u64,
@@ -106,9 +106,6 @@ pub struct CopyOptions<'h> {
     pub head: Option<(usize, &'h [u8])>,
     /// A digest of the bytes as read, besides the SHA-256 of the bytes written.
     pub read_hash: Option<ReadHash>,
-    /// Whether the bytes written are hashed (on by default; off for a file whose digest
-    /// nothing reads, such as a `.pyc` the install compiled).
-    pub hash_written: bool,
 }
 
 impl CopyOptions<'_> {
@@ -120,7 +117,6 @@ impl CopyOptions<'_> {
             mtime: None,
             head: None,
             read_hash: None,
-            hash_written: true,
         }
     }
 }
@@ -249,7 +245,6 @@ pub trait Tree: Send + Sync + Sized {
             mtime,
             head,
             read_hash,
-            hash_written,
         } = options;
         let mut target = match disposition {
             Disposition::Discard => None,
@@ -259,7 +254,7 @@ pub trait Tree: Send + Sync + Sized {
             ),
         };
         let mut buffer = self.buffer();
-        let mut copier = Copier::new(head, read_hash, hash_written);
+        let mut copier = Copier::new(head, read_hash);
         let result = loop {
             let read = match reader.read(&mut buffer) {
                 Ok(0) => break Ok(()),
@@ -299,7 +294,7 @@ pub trait Tree: Send + Sync + Sized {
 /// The bytes of one copy: the head rewritten, both digests kept.
 struct Copier<'h> {
     pending_head: Option<(usize, &'h [u8])>,
-    written: Option<Sha256>,
+    written: Sha256,
     read_hasher: Option<ReadHasher>,
     size: u64,
     read_size: u64,
@@ -307,14 +302,10 @@ struct Copier<'h> {
 }
 
 impl<'h> Copier<'h> {
-    fn new(
-        head: Option<(usize, &'h [u8])>,
-        read_hash: Option<ReadHash>,
-        hash_written: bool,
-    ) -> Self {
+    fn new(head: Option<(usize, &'h [u8])>, read_hash: Option<ReadHash>) -> Self {
         Copier {
             pending_head: head,
-            written: hash_written.then(Sha256::new),
+            written: Sha256::new(),
             read_hasher: read_hash.map(ReadHasher::new),
             size: 0,
             read_size: 0,
@@ -341,9 +332,7 @@ impl<'h> Copier<'h> {
                 self.pending_head = None;
             }
         }
-        if let Some(hasher) = &mut self.written {
-            hasher.update(&out);
-        }
+        self.written.update(&out);
         if let Some(room) = self.head.get_mut(self.size as usize..) {
             let take = room.len().min(out.len());
             room[..take].copy_from_slice(&out[..take]);
@@ -354,10 +343,7 @@ impl<'h> Copier<'h> {
 
     fn finish(self) -> Copied {
         Copied {
-            sha256: self
-                .written
-                .map(|hasher| hasher.finalize().into())
-                .unwrap_or([0; 32]),
+            sha256: self.written.finalize().into(),
             size: self.size,
             read_size: self.read_size,
             read_digest: self.read_hasher.map(ReadHasher::finalize),

@@ -511,8 +511,9 @@ impl Worker {
 
     /// Writes the `.pyc` of `job`: its header, then the marshalled code streamed from the
     /// worker. One already there is one the wheel ships: it is kept as the wheel has it (the
-    /// answer is read and dropped). Its digest is not taken: nothing reads it (byte-code is
-    /// linked by its header, and RECORD does not list it).
+    /// answer is read and dropped). The digest of the bytes written goes into the release's
+    /// stamps, so that `--check` compares it while it is still the file written (a later
+    /// release links it, and an edit in place would change both).
     fn write_pyc(
         &mut self,
         job: &CompileJob,
@@ -524,10 +525,7 @@ impl Worker {
             return drain(&mut code, answer.length).map_err(stopped);
         };
         let header = self.format.header(answer.mtime as u64, answer.size);
-        let options = CopyOptions {
-            hash_written: false,
-            ..CopyOptions::new(0o644)
-        };
+        let options = CopyOptions::new(0o644);
         let expected = header.len() as u64 + answer.length;
         match self
             .tree
@@ -770,8 +768,9 @@ mod tests {
         assert_eq!(std::fs::read(&pyc).expect("read"), expected);
         assert_eq!(worker.written.len(), 1);
         assert_eq!(worker.written[0].head[..], expected[..16]);
-        // Not hashed: nothing reads a compiled `.pyc` file's digest.
-        assert_eq!(worker.written[0].sha256, [0; 32]);
+        // Hashed as written: the release's stamps carry it for `--check`.
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&expected).into();
+        assert_eq!(worker.written[0].sha256, digest);
 
         // A `.pyc` the wheel ships is kept, and the answer read past.
         let mut stdout: &[u8] = b"OTHER-CODEnext";
