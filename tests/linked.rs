@@ -1797,4 +1797,25 @@ fn a_linked_install_needs_room_only_for_what_it_writes() {
     assert_eq!(blob(&first), blob(&second));
     assert_intact(&v1, &first);
     assert_intact(&v2, &second);
+
+    // Release 1 bind-mounted into another directory of the same filesystem: another mount,
+    // which no hard link crosses, so a release 2 beside it is counted as unpacked and refused
+    // before writing (where counting it as linked would let it start, and unpack it all).
+    let other = releases.join("other");
+    std::fs::create_dir_all(other.join("1")).expect("create the mount point");
+    if !mounts.mount(&[OsStr::new("--bind"), first.as_os_str()], &other.join("1")) {
+        return;
+    }
+    let beside_the_mount = other.join("2");
+    let args = [
+        OsStr::new("-d"),
+        beside_the_mount.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+        OsStr::new("--no-compile"),
+    ];
+    let (code, result, stderr) = run_json(&v2, &args);
+    assert_eq!(code, 4, "{result}\n{stderr}");
+    assert!(stderr.contains("not enough free space"), "{stderr}");
+    assert!(!beside_the_mount.exists());
 }

@@ -1116,10 +1116,24 @@ fn planned_space(
         nix::sys::statfs::statfs(path)
             .is_ok_and(|stat| stat.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
     });
+    // The releases whose venv a hard link reaches: on DEST's filesystem, and through no mount
+    // point of its own (a release bind-mounted from elsewhere on the same filesystem is
+    // another mount, and the kernel links across none).
+    let reachable: Vec<&Path> = candidates
+        .iter()
+        .filter(|candidate| !copy && device.is_some() && candidate.source.device() == device)
+        .filter(|candidate| {
+            let venv = std::fs::canonicalize(&candidate.source.venv);
+            let points = pysfx_release::paths::mounts_below(&candidate.source.release);
+            venv.is_ok_and(|venv| !points.iter().any(|point| venv.starts_with(point)))
+        })
+        .map(|candidate| candidate.source.release.as_path())
+        .collect();
     let linked_from = |sha256: &str| {
         let candidate = pysfx_install::candidate_for(candidates, sha256)?;
-        let same_device = device.is_some() && candidate.source.device() == device;
-        (!copy && same_device).then_some(candidate)
+        reachable
+            .contains(&candidate.source.release.as_path())
+            .then_some(candidate)
     };
     let manifest = payload.manifest();
     let chosen: Vec<&str> = plan
