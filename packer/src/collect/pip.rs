@@ -23,6 +23,8 @@ pub struct PipSources<'a> {
     /// The pack's zip time (`SOURCE_DATE_EPOCH`, else the packer's constant), given to pip as
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: u64,
+    /// pip's `TMPDIR` (see [`pip_tmpdir`]).
+    pub tmp: &'a Path,
 }
 
 /// The times a zip entry can carry, 1980-01-01 to 2107-12-31 23:59:58, as the payload writer
@@ -41,7 +43,18 @@ impl PipSources<'_> {
         // (some move it in, Python's zipfile refuses a year after 2107).
         let epoch = self.epoch.clamp(*ZIP_EPOCHS.start(), *ZIP_EPOCHS.end());
         command.env("SOURCE_DATE_EPOCH", epoch.to_string());
+        command.env("TMPDIR", self.tmp);
     }
+}
+
+/// The directory pip gets as `TMPDIR`, made in the pack's work directory `work`: what pip
+/// leaves of its builds and downloads when the pack is killed (SIGKILL stops pip with it)
+/// is then inside that work directory, which the next pack removes, not beside it in
+/// `$TMPDIR`.
+pub fn pip_tmpdir(work: &Path) -> Result<PathBuf> {
+    let tmp = work.join("tmp");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    Ok(tmp)
 }
 
 /// `PY -m pip wheel -r FILE… -w OUT`: resolves and builds every requirement for that
@@ -153,6 +166,7 @@ pub fn pip_download_bootstrap(
     host_python: &str,
     versions: &[String],
     out: &Path,
+    tmp: &Path,
 ) -> Result<Vec<PathBuf>> {
     let mut wheels = Vec::new();
     for version in versions {
@@ -163,6 +177,7 @@ pub fn pip_download_bootstrap(
         std::fs::create_dir_all(&out)?;
         let mut command = Command::new(host_python);
         command
+            .env("TMPDIR", tmp)
             .args([
                 "-m",
                 "pip",

@@ -128,7 +128,8 @@ pub(crate) fn collect_sets(
             let out = work.join("bootstrap");
             std::fs::create_dir_all(&out)?;
             let host = host_python.unwrap_or_else(|| "python3".into());
-            bootstrap = collect::pip_download_bootstrap(&host, &by_minor(versions), &out)?;
+            let tmp = collect::pip_tmpdir(work)?;
+            bootstrap = collect::pip_download_bootstrap(&host, &by_minor(versions), &out, &tmp)?;
         }
     }
     Ok((sets, bootstrap))
@@ -160,10 +161,12 @@ fn requirement_sets(
         );
     }
     let src = work.join("src");
+    let tmp = collect::pip_tmpdir(work)?;
     let sources = PipSources {
         find_links: &args.wheels,
         src: &src,
         epoch,
+        tmp: &tmp,
     };
     let mut pythons = args.python.clone();
     if pythons.is_empty() && targets.is_empty() {
