@@ -23,7 +23,7 @@ pub use manifest::{
     Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use member::{
-    duplicate_name, local_fields_mismatch, local_name_mismatch, scan_members, scan_members_named,
+    local_fields_mismatch, local_name_mismatch, scan_members, scan_members_named,
     validate_member_name, Member, MemberKind, MemberName, ScanError,
 };
 pub use reader::{bundle_unpacked_bytes, Payload, Section};

@@ -84,15 +84,19 @@ pub fn scan_members<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<M
 pub fn scan_members_named<R: Read + Seek + Clone>(
     archive: &mut ZipArchive<R>,
 ) -> Result<Vec<Member>, ScanError> {
-    scan_naming(archive, &|archive| {
-        let start = archive.central_directory_start();
-        duplicate_name(&mut archive.clone().into_inner(), start)
-    })
+    scan_naming(archive, &|archive| duplicated_entry(archive))
+}
+
+/// The first name `archive`'s directory lists twice, read again through a copy of its reader
+/// (the zip reader keeps one entry per name); `None` when it lists none or can't be read.
+pub(crate) fn duplicated_entry<R: Read + Seek + Clone>(archive: &ZipArchive<R>) -> Option<String> {
+    let start = archive.central_directory_start();
+    duplicate_name(&mut archive.clone().into_inner(), start)
 }
 
 /// The first name that the zip directory starting at `start` in `reader` lists twice (`a`
 /// and `a/` count as one); `None` when it lists none or can't be read.
-pub fn duplicate_name(reader: &mut dyn ReadSeek, start: u64) -> Option<String> {
+fn duplicate_name(reader: &mut dyn ReadSeek, start: u64) -> Option<String> {
     let end = reader.seek(std::io::SeekFrom::End(0)).ok()?;
     let mut directory = vec![0u8; usize::try_from(end.checked_sub(start)?).ok()?];
     reader.seek(std::io::SeekFrom::Start(start)).ok()?;
@@ -112,7 +116,7 @@ pub fn duplicate_name(reader: &mut dyn ReadSeek, start: u64) -> Option<String> {
 }
 
 /// A reader that seeks, as a trait object (one [`duplicate_name`] for every kind of reader).
-pub trait ReadSeek: Read + Seek {}
+trait ReadSeek: Read + Seek {}
 
 impl<R: Read + Seek> ReadSeek for R {}
 

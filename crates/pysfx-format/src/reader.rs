@@ -382,13 +382,10 @@ fn within_payload<R: Read + Seek + Clone>(
     // The zip reader keeps one entry per name, so a duplicate shows only in the count; every
     // reader of the payload (the install, --sbom, --list, inspect) would see only the last.
     if archive.has_duplicate_names() {
-        let start = archive.central_directory_start();
-        return Err(
-            match crate::duplicate_name(&mut archive.clone().into_inner(), start) {
-                Some(name) => format!("it holds two entries named {name:?}"),
-                None => "it holds two entries of one name".to_string(),
-            },
-        );
+        return Err(match crate::member::duplicated_entry(archive) {
+            Some(name) => format!("it holds two entries named {name:?}"),
+            None => "it holds two entries of one name".to_string(),
+        });
     }
     if archive.central_directory_start() < start {
         return Err("the zip directory starts before the payload".to_string());
