@@ -471,6 +471,7 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     std::fs::remove_file(&venv_python).expect("unlink");
     std::os::unix::fs::symlink(&installed, &venv_python).expect("mend");
     let config = release.join("venv/pyvenv.cfg");
+    let written = std::fs::read(&config).expect("pyvenv.cfg");
     std::fs::remove_file(&config).expect("remove");
     let made = run(Command::new("mkfifo").arg(&config));
     assert!(made.status.success());
@@ -487,6 +488,42 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     );
     assert_eq!(code, 5, "{result}");
     assert!(std::fs::symlink_metadata(&current).is_err());
+    // Mended, then a package directory swapped for a link to its copy outside the release:
+    // every file is still found, but through the link, outside the release.
+    std::fs::remove_file(&config).expect("remove");
+    std::fs::write(&config, written).expect("pyvenv.cfg");
+    let site_packages = only_child(&release.join("venv/lib")).join("site-packages");
+    let package = (std::fs::read_dir(&site_packages).expect("site-packages"))
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            path.is_dir() && !name.ends_with(".dist-info") && name != "__pycache__"
+        })
+        .expect("a package directory");
+    let outside = work.path().join("outside");
+    std::fs::rename(&package, &outside).expect("move out");
+    std::os::unix::fs::symlink(&outside, &package).expect("link in");
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("incomplete or broken"), "{stderr}");
+    let (code, result, _) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            link[0],
+            link[1],
+        ],
+    );
+    assert_eq!(code, 5, "{result}");
+    assert!(std::fs::symlink_metadata(&current).is_err());
+}
+
+fn only_child(directory: &Path) -> PathBuf {
+    let mut entries = std::fs::read_dir(directory).expect("read_dir");
+    let child = entries.next().expect("one entry").expect("entry").path();
+    assert!(entries.next().is_none(), "{}", directory.display());
+    child
 }
 
 /// LINK that cannot be made once the release is in place: the failure says the release is

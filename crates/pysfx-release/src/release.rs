@@ -242,23 +242,28 @@ fn missing_text(missing: &[String]) -> Option<String> {
 /// (a regular file, or a link), by `lstat` alone (a file edited is `--check`'s to find): a distribution deleted
 /// from site-packages (`rm -r`, `pip uninstall`) leaves an incomplete release, which a re-run,
 /// `--activate` and `--status` must not take for a complete one. Byte-code and SQLite files,
-/// which Python and the deployment change, are not looked at.
+/// which Python and the deployment change, are not looked at. Every directory on the way to
+/// them must be a directory too: a package directory swapped for a symbolic link to a copy
+/// elsewhere would have the files found there, outside the release.
 fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents) -> Vec<String> {
     use crate::paths::{in_pycache, resolve_record_path};
-    let mut expected: Vec<(String, bool)> = (contents.files.iter())
-        .map(|file| (file.path.clone(), file.link.is_some()))
+    let mut expected: Vec<(String, Kind)> = (contents.files.iter())
+        .map(|file| match file.link {
+            Some(_) => (file.path.clone(), Kind::Link),
+            None => (file.path.clone(), Kind::File),
+        })
         .collect();
     for dist_info in &contents.dist_infos {
         let text = crate::paths::read_regular(&destination.join(dist_info).join("RECORD"))
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let Some(record) = text.and_then(|text| pysfx_wheel::Record::parse(&text).ok()) else {
-            expected.push((format!("{dist_info}/RECORD"), false));
+            expected.push((format!("{dist_info}/RECORD"), Kind::File));
             continue;
         };
         for row in record.entries {
             if let Some(path) = resolve_record_path(&contents.site_packages, &row.path) {
-                expected.push((path, false));
+                expected.push((path, Kind::File));
             }
         }
     }
@@ -275,10 +280,10 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
     let root = directory(destination);
     let site_prefix = format!("{}/", contents.site_packages);
     let site = directory(&destination.join(&contents.site_packages));
-    let present = |path: &str, link: bool| {
-        let (from, relative) = match (path.strip_prefix(&site_prefix), &site, &root) {
-            (Some(relative), Some(site), _) => (site, relative),
-            (_, _, Some(root)) => (root, path),
+    let present = |path: &str, kind: Kind| {
+        let (from, relative) = match (path.strip_prefix(&site_prefix), &site, &root, kind) {
+            (Some(relative), Some(site), _, Kind::File | Kind::Link) => (site, relative),
+            (_, _, Some(root), _) => (root, path),
             _ => return false,
         };
         let Ok(status) =
@@ -286,19 +291,27 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
         else {
             return false;
         };
-        let kind = status.st_mode & nix::libc::S_IFMT;
-        match link {
-            true => kind == nix::libc::S_IFLNK,
-            false => kind == nix::libc::S_IFREG,
-        }
+        status.st_mode & nix::libc::S_IFMT
+            == match kind {
+                Kind::File => nix::libc::S_IFREG,
+                Kind::Link => nix::libc::S_IFLNK,
+                Kind::Directory => nix::libc::S_IFDIR,
+            }
     };
     expected.retain(|(path, _)| !in_pycache(path) && !crate::check::is_database(path));
+    // Each directory by `lstat` from DEST: a link on the way to one is found at its own name.
+    let directories: std::collections::BTreeSet<String> = (expected.iter())
+        .flat_map(|(path, _)| Path::new(path).ancestors().skip(1))
+        .filter(|directory| !directory.as_os_str().is_empty())
+        .map(|directory| directory.to_string_lossy().into_owned())
+        .collect();
+    expected.extend((directories.into_iter()).map(|directory| (directory, Kind::Directory)));
     // On a few threads: a re-run that finds the release installed does little else.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let chunk = expected.len().div_ceil(threads).max(1);
-    let look = |part: &[(String, bool)]| -> Vec<String> {
+    let look = |part: &[(String, Kind)]| -> Vec<String> {
         (part.iter())
-            .filter(|(path, link)| !present(path, *link))
+            .filter(|(path, kind)| !present(path, *kind))
             .map(|(path, _)| path.clone())
             .collect()
     };
@@ -322,6 +335,14 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
             })
             .collect()
     })
+}
+
+/// What a path a release records must be.
+#[derive(Clone, Copy)]
+enum Kind {
+    File,
+    Link,
+    Directory,
 }
 
 #[cfg(test)]
@@ -407,7 +428,34 @@ mod tests {
         assert_eq!(incomplete(&release, &receipt), None);
         std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
         let reason = not_complete(&release, &receipt).expect("incomplete");
-        assert!(reason.contains("pkg/__init__.py and 1 more"), "{reason}");
+        // Its two files, and the directory they were in.
+        assert!(reason.contains("pkg/__init__.py and 2 more"), "{reason}");
+    }
+
+    #[test]
+    fn a_package_directory_swapped_for_a_link_makes_it_incomplete() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 10);
+        let receipt = open(&release, "mysite").expect("open");
+        let site = release.join(crate::testing::SITE);
+        // Every file still found through the link, outside the release.
+        let outside = temporary.path().join("outside");
+        std::fs::rename(site.join("pkg"), &outside).expect("mv");
+        std::os::unix::fs::symlink(&outside, site.join("pkg")).expect("ln -s");
+        let reason = not_complete(&release, &receipt).expect("incomplete");
+        assert!(
+            reason.starts_with(&format!("{}/pkg is missing", crate::testing::SITE)),
+            "{reason}"
+        );
+        // The same for a directory above site-packages.
+        std::fs::remove_file(site.join("pkg")).expect("rm");
+        std::fs::rename(&outside, site.join("pkg")).expect("mv back");
+        assert_eq!(not_complete(&release, &receipt), None);
+        let lib = release.join("venv/lib");
+        std::fs::rename(&lib, &outside).expect("mv");
+        std::os::unix::fs::symlink(&outside, &lib).expect("ln -s");
+        let reason = not_complete(&release, &receipt).expect("incomplete");
+        assert!(reason.starts_with("venv/lib is missing"), "{reason}");
     }
 
     /// The venv's interpreter is asked its version only when no other user can change the
