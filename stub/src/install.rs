@@ -197,7 +197,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     let report = match existing {
         Existing::SameRelease => {
             info!(
-                "{} already holds this release; nothing to do",
+                "{} already holds this release; nothing to install",
                 destination.display()
             );
             None
