@@ -79,6 +79,20 @@ fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
             && stderr.contains("does not meet needy 1.0 needs"),
         "{stderr}"
     );
+    // Its only wheel for Pythons 3.14 and up: every install skips it (nothing requires it)
+    // and succeeds without it (SPEC, "Complete"), which the warning says, not an exit 4.
+    let later = root.join("later");
+    pysfx_e2e::wheel_requiring_python(&later, "later", "1.0", ">=3.14");
+    let later_args = args(&later);
+    let later_args: Vec<&OsStr> = later_args.iter().map(|arg| arg.as_os_str()).collect();
+    let (code, stderr) = pack_with_floor(root, &later_args, "2.17");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("installs any wheel of set wheels")
+            && stderr.contains("skipped for its Requires-Python")
+            && !stderr.contains("exit 4"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -272,8 +272,9 @@ pub(crate) fn check_no_file_directory_clash(
 /// set made for every interpreter (`--wheels` alone), as the stub plans it: for each, either a
 /// distribution has no wheel its tags and version take (`cp314` wheels only, say), or what it
 /// would install does not meet its own requirements (Django without asgiref), so the
-/// artifact would exit 4 on every server the stub supports. Names what the closest version
-/// lacks. A warning, not an error: a newer CPython may take it.
+/// artifact would exit 4 on every server the stub supports, or it takes none of the set's
+/// wheels (each declares a `Requires-Python` it fails: skipped, so it installs none). Names
+/// what the closest version lacks. A warning, not an error: a newer CPython may take it.
 pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersion) {
     let glibc = match max_glibc.0.as_slice() {
         [major, minor, ..] => Some((*major, *minor)),
@@ -305,6 +306,8 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
         // The version that comes closest: fewest distributions without a wheel, then fewest
         // requirements unmet; and what it lacks.
         let mut closest: Option<((usize, usize), u32, String)> = None;
+        // The first version that installs none of the set's wheels.
+        let mut empty: Option<u32> = None;
         for minor in 6..=13 {
             let facts = pysfx_wheel::PlatformFacts::linux_cpython(minor, glibc);
             let tags = pysfx_wheel::InterpreterTags::for_cpython(&facts);
@@ -315,11 +318,10 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
             let takes_own =
                 (selection.chosen.iter()).any(|entry| names.contains(entry.name.as_str()));
             let (score, lacking) = if selection.missing.is_empty() && !takes_own {
-                // Every wheel of the set left out for its Requires-Python: nothing to install.
-                (
-                    (own.len(), 0),
-                    "takes none of its wheels (their Requires-Python)".to_string(),
-                )
+                // Every wheel of the set left out for its Requires-Python: the install skips
+                // them all (nothing installed requires them) and succeeds with none.
+                empty.get_or_insert(minor);
+                continue;
             } else if selection.missing.is_empty() {
                 let chosen: Vec<WheelEntry> = selection
                     .chosen
@@ -357,7 +359,14 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
                 closest = Some((score, minor, lacking));
             }
         }
-        if let Some((_, minor, lacking)) = closest {
+        if let Some(minor) = empty {
+            warn!(
+                "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) installs any wheel of \
+                 set {}: on CPython 3.{minor} every one is skipped for its \
+                 Requires-Python (the release gets the app and a venv without them)",
+                set.name
+            );
+        } else if let Some((_, minor, lacking)) = closest {
             warn!(
                 "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) can install set {}: \
                  even on CPython 3.{minor} it {lacking} (the artifact will exit 4 on such \
