@@ -414,3 +414,113 @@ fn the_app_is_named_by_the_folder_given_not_a_links_target() {
     );
     assert_eq!(name_of(Path::new("."), &checkout, "b.sfx"), "src-1a2b3c");
 }
+
+/// Two different wheels of one distribution, version and tag — the same file name in two
+/// `--wheels` directories, or names spelled differently (`1.0` and `1.0.0` are one version)
+/// — would leave the install a tie-break: refused, naming both. Two versions are not a tie.
+#[test]
+fn two_wheels_of_one_version_and_tag_are_refused_naming_both() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    let pack_with = |directories: &[&Path]| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        for directory in directories {
+            args.extend([OsStr::new("--wheels"), directory.as_os_str()]);
+        }
+        run(&mut pack_command(&args, &work.path().join("out.sfx")))
+    };
+    let respelled = work.path().join("respelled");
+    let other = tiny_wheel(&respelled, "tinylib", "1.0.0", &[]);
+    let result = pack_with(&[&inputs.wheels, &respelled]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&*inputs.wheel.to_string_lossy())
+            && stderr.contains(&*other.to_string_lossy())
+            && stderr.contains("two different wheels of one distribution, version and tag"),
+        "{stderr}"
+    );
+    // The same file name, other bytes.
+    let renamed = work.path().join("renamed");
+    std::fs::create_dir(&renamed).expect("mkdir");
+    std::fs::copy(
+        &other,
+        renamed.join(inputs.wheel.file_name().expect("name")),
+    )
+    .expect("cp");
+    let result = pack_with(&[&inputs.wheels, &renamed]);
+    assert_eq!(result.status.code(), Some(1));
+    // The same bytes twice, or another version: packed.
+    let again = work.path().join("again");
+    std::fs::create_dir(&again).expect("mkdir");
+    std::fs::copy(&inputs.wheel, again.join("tinylib-1.0-py3-none-any.whl")).expect("cp");
+    let newer = work.path().join("newer");
+    tiny_wheel(&newer, "tinylib", "1.1", &[]);
+    let result = pack_with(&[&inputs.wheels, &again, &newer]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+/// `-o` in directories that do not exist yet: the pack makes them, and a pack interrupted
+/// while it writes the artifact removes them again (SPEC "No litter", as the stub does for
+/// DEST's parents). A parent of `-o` that is a file is named.
+#[test]
+fn an_interrupted_pack_removes_the_directories_it_made_for_out() {
+    use std::io::Write as _;
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    // Enough incompressible bytes that the artifact takes a while to write.
+    let mut noise = std::fs::File::open("/dev/urandom").expect("urandom");
+    for index in 0..16 {
+        let mut file =
+            std::fs::File::create(inputs.app.join(format!("blob{index}.bin"))).expect("create");
+        let mut chunk = vec![0u8; 8 << 20];
+        std::io::Read::read_exact(&mut noise, &mut chunk).expect("read");
+        file.write_all(&chunk).expect("write");
+    }
+    let made = work.path().join("made");
+    let out = made.join("below/site.sfx");
+    let args = [
+        OsStr::new("--app"),
+        inputs.app.as_os_str(),
+        OsStr::new("--wheels"),
+        inputs.wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    let mut pack = pack_command(&args, &out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pack");
+    let staged = out.with_file_name(format!(".site.sfx.pysfx-tmp-{}", pack.id()));
+    let started = std::time::Instant::now();
+    while !staged.exists() {
+        assert!(pack.try_wait().expect("wait").is_none(), "the pack ended");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pack.id().to_string()));
+    assert!(killed.status.success());
+    let output = pack.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(!made.exists(), "left: {:?}", listing(&made));
+    // A file where a parent should be.
+    std::fs::write(&made, b"").expect("write");
+    let result = run(&mut pack_command(&args, &out));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a directory", made.display())),
+        "{stderr}"
+    );
+}

@@ -716,3 +716,65 @@ fn a_fifo_for_the_signature_or_the_key_is_refused_without_waiting() {
     let output = verify(&public, &signature_of(&signed));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+/// Two packs to one OUT put their artifact and signature in place one pack after the other,
+/// never interleaved (OUT from one, OUT.minisig from the other): each holds a lock on OUT's
+/// directory while it does. Seen from outside, a pack whose artifact is written waits while
+/// another holds that lock, and then puts a pair in place that verifies.
+#[test]
+fn a_pack_puts_its_pair_in_place_only_when_no_other_pack_is() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (secret, public) = keygen(root, "release", None);
+    let app = make_app(root, "demoapp");
+    let out_directory = root.join("out");
+    std::fs::create_dir(&out_directory).expect("mkdir");
+    let out = out_directory.join("site.sfx");
+    // A process of its own holds the lock, and says so once it does.
+    let mut holder = Command::new(pysfx_e2e::host_python())
+        .args([
+            "-c",
+            "import fcntl, os, sys, time\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fcntl.flock(fd, fcntl.LOCK_EX)\n\
+             print('held', flush=True)\n\
+             time.sleep(600)",
+        ])
+        .arg(&out_directory)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the lock's holder");
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut said,
+    )
+    .expect("read");
+    assert_eq!(said.trim(), "held");
+    let mut pack = signed_pack(&app, &secret, &out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pack");
+    let staged = format!(".site.sfx.pysfx-tmp-{}", pack.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !out_directory.join(&staged).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pack wrote nothing"
+        );
+        assert!(pack.try_wait().expect("wait").is_none(), "the pack ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        pack.try_wait().expect("wait").is_none(),
+        "the pack did not wait"
+    );
+    assert!(!out.exists() && !signature_of(&out).exists());
+    holder.kill().expect("kill the lock's holder");
+    holder.wait().expect("wait");
+    let output = pack.wait_with_output().expect("pack");
+    assert!(output.status.success(), "{}", text(&output));
+    let output = pysfx_verify(&out, &[&public], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

@@ -70,6 +70,9 @@ pub fn install() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        for directory in lock(&EMPTY_DIRECTORIES).iter().rev() {
+            let _ = std::fs::remove_dir(directory);
+        }
         match committed {
             Some(output) => eprintln!(
                 "pysfx: interrupted by {signal} after {} was written; it is complete",
@@ -117,6 +120,15 @@ pub fn commit<T>(
         *committed = Some(output.to_path_buf());
     }
     result
+}
+
+/// Directories to remove, deepest (the last added) first, if a signal arrives and they are
+/// empty then (after [`PATHS`] went).
+static EMPTY_DIRECTORIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the directory `path` if a signal arrives and it is empty by then.
+pub fn remove_on_signal_if_empty(path: PathBuf) {
+    lock(&EMPTY_DIRECTORIES).push(path);
 }
 
 /// Removes `path` if a signal arrives.

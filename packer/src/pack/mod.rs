@@ -161,6 +161,8 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
     let sboms =
         sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
+    // Removed again, when empty, unless OUT is put in place.
+    let _made = write::MadeParents::make(&args.output)?;
     let written = write_artifact(
         &args.output,
         &stub,

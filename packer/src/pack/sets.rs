@@ -14,6 +14,17 @@ use crate::collect::{self, ParsedTarget, PipSources, WheelInfo};
 use crate::requirements::Requirements;
 use crate::PackArgs;
 
+/// Whether two wheels stand for one distribution at one version and build, for at least
+/// one tag: an interpreter that takes that tag ranks them equal.
+fn same_slot(one: &pysfx_wheel::WheelFilename, other: &pysfx_wheel::WheelFilename) -> bool {
+    one.name == other.name
+        && one.version == other.version
+        && one.build == other.build
+        && one
+            .tags()
+            .any(|tag| other.tags().any(|theirs| theirs == tag))
+}
+
 /// A wheel set as collected.
 pub(crate) struct CollectedSet {
     pub(crate) name: String,
@@ -42,14 +53,16 @@ pub(crate) fn collect_sets(
         }
         for file in found {
             let info = collect::read_wheel(&file, None)?;
-            // One file name, two contents: which one a host gets would be a tie-break.
-            let name = file.file_name().unwrap_or_default();
-            let clash = (prebuilt.iter()).find(|(other, other_info): &&(PathBuf, WheelInfo)| {
-                other.file_name() == Some(name) && other_info.sha256 != info.sha256
+            // Two contents for one distribution, version, build and tag: which one a host
+            // gets would be a tie-break (the same file name twice, or names that differ in
+            // spelling alone: `Alpha-1.0` and `alpha-1.0.0`).
+            let clash = (prebuilt.iter()).find(|(_, other): &&(PathBuf, WheelInfo)| {
+                other.sha256 != info.sha256 && same_slot(&other.filename, &info.filename)
             });
             if let Some((other, _)) = clash {
                 bail!(
-                    "{} and {} are two different wheels of one name; keep one of them",
+                    "{} and {} are two different wheels of one distribution, version and tag \
+                     (an install could take either); keep one of them",
                     other.display(),
                     file.display()
                 );

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use pysfx_format::{EntryOptions, Manifest, PayloadWriter};
 use tracing::{info, warn};
 
@@ -49,10 +49,6 @@ pub(crate) fn write_artifact(
         .ok_or_else(|| anyhow!("-o {}: not a file name", output.display()))?
         .to_string_lossy()
         .into_owned();
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
     let directory = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -130,13 +126,68 @@ pub(crate) fn write_artifact(
     result.map(|()| temporary)
 }
 
+/// The directories a pack made for OUT (`-o` in a directory that did not exist yet),
+/// shallowest first. When the pack ends without OUT in place (an error, or a signal: the
+/// handler removes them too), those still empty are removed again, deepest first: never one
+/// that something else (another pack's OUT) has been put in since.
+pub(crate) struct MadeParents(Vec<PathBuf>);
+
+impl MadeParents {
+    /// Makes the missing directories above `output`, one at a time.
+    pub(crate) fn make(output: &Path) -> Result<Self> {
+        let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(Self(Vec::new()));
+        };
+        let mut missing = Vec::new();
+        for directory in parent.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+            match std::fs::metadata(directory) {
+                Ok(metadata) if metadata.is_dir() => break,
+                Ok(_) => bail!(
+                    "-o {}: {} is not a directory",
+                    output.display(),
+                    directory.display()
+                ),
+                Err(_) => missing.push(directory.to_path_buf()),
+            }
+        }
+        let mut made = Self(Vec::new());
+        for directory in missing.into_iter().rev() {
+            match std::fs::create_dir(&directory) {
+                Ok(()) => {
+                    crate::interrupt::remove_on_signal_if_empty(directory.clone());
+                    made.0.push(directory);
+                }
+                // Made by another pack meanwhile: its to keep.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    return Err(anyhow::Error::new(error)
+                        .context(format!("cannot create {}", directory.display())))
+                }
+            }
+        }
+        Ok(made)
+    }
+}
+
+impl Drop for MadeParents {
+    fn drop(&mut self) {
+        for directory in self.0.iter().rev() {
+            // Holding OUT (or anything else), it stays.
+            let _ = std::fs::remove_dir(directory);
+        }
+    }
+}
+
 /// Puts the artifact written at `temporary` in place as `output`, with its signature (`--sign`)
 /// as `OUT.minisig`: both renamed into place at once, as far as a signal goes (its handler
 /// waits for the two renames, and then says OUT was written; once it has begun, they are not
 /// made), so OUT is never the new artifact beside the old signature, nor the old beside the
 /// new. The signature goes first; when OUT then cannot be replaced (an immutable file, another
-/// user's in a sticky directory), the old signature is put back.
+/// user's in a sticky directory), the old signature is put back. Two packs to one OUT put
+/// their pairs in place one after the other (see [`lock_directory`]), never interleaved.
 pub(crate) fn commit(temporary: &Path, output: &Path, signature: Option<&str>) -> Result<()> {
+    // Before a signal's handler is held off: a signal while this waits writes nothing.
+    let _turn = lock_directory(output);
     let renamed = crate::interrupt::commit(output, || -> Result<()> {
         let Some(text) = signature else {
             return std::fs::rename(temporary, output)
@@ -170,6 +221,24 @@ pub(crate) fn commit(temporary: &Path, output: &Path, signature: Option<&str>) -
         let _ = std::fs::remove_file(temporary);
     }
     renamed
+}
+
+/// An exclusive `flock` on the directory OUT is put in, held while a pack puts OUT and its
+/// signature in place: a directory, so no lock file is left beside OUT. `None` where the
+/// directory cannot be locked (a filesystem without `flock`): the pair is then put in place
+/// unguarded, as a single pack always is.
+fn lock_directory(output: &Path) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+        .open(directory)
+        .ok()?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
 }
 
 /// Writes `bytes` as `path` through a new temporary file beside it, renamed over it.
