@@ -698,8 +698,8 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         assert_eq!(code, 0, "{stderr}");
     }
 
-    // 3. Space enough, but too few inodes for one per file (the bulky wheel has 4,000):
-    //    refused before writing (exit 4), saying so.
+    // 3. Space enough, but too few inodes for one per file and directory (the bulky wheel has
+    //    4,000 files in 81 directories): refused before writing (exit 4), saying how many.
     let Some(few) = Tmpfs::mount(&work.path().join("few"), "size=64m,nr_inodes=40") else {
         return;
     };
@@ -711,22 +711,50 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         !few.path.join("releases").exists(),
         "written before the check"
     );
-    // Inodes for the wheel's files but not for its directories and the venv's own files: the
-    //    install fails as it writes (exit 4), naming DEST as well as the file, and leaves
-    //    nothing.
-    let Some(few) = Tmpfs::mount(&work.path().join("fewer"), "size=64m,nr_inodes=4010") else {
+    let needed: u64 = (stderr.split("at least ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {stderr}"));
+    drop(few);
+    // That many free (the tmpfs's root takes one): the install without byte-code fits, and
+    //    the count was no more than a few over what it took.
+    let options = format!("size=64m,nr_inodes={}", needed + 1);
+    let Some(enough) = Tmpfs::mount(&work.path().join("enough"), &options) else {
         return;
     };
-    let destination = few.path.join("releases/1");
+    let destination = enough.path.join("releases/1");
+    let (code, _, stderr) = install_with(
+        &artifact,
+        &destination,
+        &python,
+        &[OsStr::new("--no-compile")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let used = run(Command::new("df").arg("--output=iused").arg(&enough.path));
+    let used: u64 = (String::from_utf8_lossy(&used.stdout).lines().nth(1))
+        .and_then(|line| line.trim().parse().ok())
+        .expect("df --output=iused");
+    assert!(
+        used <= needed + 1 && used + 32 >= needed,
+        "{needed} counted, {used} used"
+    );
+    drop(enough);
+    // Byte-code compiled at install, which no bundle in this artifact counts: the install
+    //    fails as it writes (exit 4), naming DEST as well as the file, and leaves nothing.
+    let options = format!("size=64m,nr_inodes={}", needed + 200);
+    let Some(fewer) = Tmpfs::mount(&work.path().join("fewer"), &options) else {
+        return;
+    };
+    let destination = fewer.path.join("releases/1");
     let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);
     assert_eq!(code, 4, "{stderr}");
     let installing = format!("installing {}: ", destination.display());
     assert!(stderr.contains(&installing), "{stderr}");
     assert!(stderr.contains("No space left"), "{stderr}");
     assert!(
-        !few.path.join("releases").exists(),
+        !fewer.path.join("releases").exists(),
         "{:?}",
-        listing(&few.path)
+        listing(&fewer.path)
     );
 }
 

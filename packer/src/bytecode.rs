@@ -160,6 +160,11 @@ pub fn build_bundles(
                 cache_tag: cache_tag.clone(),
                 source_mtime: epoch,
                 files: sources.get(key).copied().unwrap_or(0),
+                // Each file's parent (its `__pycache__`), in the wheel's own directories.
+                directories: (pyc_files.iter())
+                    .filter_map(|pyc| pyc.rsplit_once('/').map(|(parent, _)| parent))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len() as u64,
                 sha256: sha256_file(&bundle_file)?,
             },
             file: bundle_file,

@@ -74,6 +74,7 @@ mod tests {
             size: 1,
             unpacked_bytes: 1,
             members: 1,
+            directories: 0,
             requires_python: None,
             requires_dist: Vec::new(),
             record_sha256: None,

@@ -385,6 +385,7 @@ mod tests {
             size: 1,
             unpacked_bytes: 1,
             members: 1,
+            directories: 0,
             requires_python: None,
             requires_dist: requires.iter().map(ToString::to_string).collect(),
             record_sha256: None,

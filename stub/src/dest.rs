@@ -495,8 +495,9 @@ pub(crate) fn check_address_space() -> Result<(), Failure> {
 pub(crate) struct Needed {
     /// The bytes of the files it writes (not those it links).
     pub bytes: u64,
-    /// The new inodes its files take (a hard link takes none, but on tmpfs; directories are
-    /// not counted); `None` when the artifact does not count a wheel's members.
+    /// The new inodes its files and directories take (a hard link takes none, but on tmpfs);
+    /// `None` when the artifact does not count a wheel's members. A lower bound for artifacts
+    /// packed before the manifest counted each wheel's directories.
     pub files: Option<u64>,
 }
 
@@ -510,7 +511,7 @@ pub(crate) fn existing_ancestor(path: &Path) -> Option<PathBuf> {
 }
 
 /// Free space on DEST's filesystem for what the install writes plus byte-code and a margin,
-/// and a free inode for every file it creates.
+/// and a free inode for every file and directory it creates.
 pub(crate) fn check_free_space(parent: &Path, needed: Needed) -> Result<(), Failure> {
     let existing = existing_ancestor(parent).unwrap_or_else(|| parent.to_path_buf());
     let Ok(stats) = nix::sys::statvfs::statvfs(&existing) else {
@@ -524,7 +525,7 @@ pub(crate) fn check_free_space(parent: &Path, needed: Needed) -> Result<(), Fail
                 code::MACHINE,
                 format!(
                     "not enough free inodes on {} (for {}): {inodes} available, at least \
-                     {files} needed (one for each file it makes; df -i shows them)",
+                     {files} needed (one for each file and directory it makes; df -i shows them)",
                     existing.display(),
                     parent.display(),
                 ),

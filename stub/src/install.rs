@@ -175,7 +175,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         // Before DEST's parents or the lock file are made.
         check_writable(
             &mut payload,
-            (&plan, &interpreter),
+            (&plan, &interpreter, !cli.no_compile),
             (&candidates, cli.copy),
             &destination,
         )?;
@@ -247,7 +247,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 )?;
                 check_writable(
                     &mut payload,
-                    (&plan, &interpreter),
+                    (&plan, &interpreter, !cli.no_compile),
                     (&candidates, cli.copy),
                     &destination,
                 )?;
@@ -1080,12 +1080,12 @@ fn write_receipt(
 /// it is damaged), the length of every path, the distributions passed over, the set's SBOM.
 fn check_writable(
     payload: &mut Payload,
-    (plan, interpreter): (&Plan, &Interpreter),
+    (plan, interpreter, compile): (&Plan, &Interpreter, bool),
     sources: (&[Candidate], bool),
     destination: &Path,
 ) -> Result<(), Failure> {
     let parent = destination.parent().unwrap_or(destination);
-    let needed = planned_space(payload, plan, interpreter, sources, parent)?;
+    let needed = planned_space(payload, (plan, interpreter, compile), sources, parent)?;
     check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))?;
     check_path_lengths(destination, payload)?;
     check_passed_over(payload, plan, interpreter)?;
@@ -1104,8 +1104,7 @@ fn check_writable(
 /// the temporary tree removed).
 fn planned_space(
     payload: &mut Payload,
-    plan: &Plan,
-    interpreter: &Interpreter,
+    (plan, interpreter, compile): (&Plan, &Interpreter, bool),
     (candidates, copy): (&[Candidate], bool),
     parent: &Path,
 ) -> Result<Needed, Failure> {
@@ -1135,6 +1134,7 @@ fn planned_space(
             .contains(&candidate.source.release.as_path())
             .then_some(candidate)
     };
+    let app_files = app_inodes(payload);
     let manifest = payload.manifest();
     let chosen: Vec<&str> = plan
         .wheels
@@ -1147,19 +1147,36 @@ fn planned_space(
         .filter(|entry| !chosen.contains(&entry.path.as_str()))
         .map(|entry| entry.unpacked_bytes)
         .fold(0, u64::saturating_add);
-    // Inodes: one per file of a wheel not linked (or linked, on tmpfs); none known when a
-    // wheel's count is not.
-    let mut files = Some(0u64);
+    // Inodes: one for each file and directory made. The venv's own, the app's and the static
+    // directories' (as the payload lists them), and for each wheel its directories and the
+    // files written fresh (RECORD, INSTALLER, REQUESTED), with, unless they are linked (but
+    // on tmpfs), its other files and its byte-code's. None known when a wheel's count is not.
+    let mut files = Some(VENV_INODES.saturating_add(app_files));
     for entry in &plan.wheels {
         let linked = linked_from(&entry.sha256).is_some();
         if linked && entry.members > 0 {
             let costs = entry.members.saturating_mul(LINKED_MEMBER_BYTES);
             left_out = left_out.saturating_add(entry.unpacked_bytes.saturating_sub(costs));
         }
+        let copied = !linked || links_take_inodes;
+        // Its byte-code: the bundle this interpreter takes, or, compiled at install, as many
+        // files as a bundle for another interpreter holds (the same sources).
+        let bundles = || manifest.bytecode.iter().filter(|b| b.wheel == entry.path);
+        let bytecode = bundles()
+            .find(|bundle| bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref()))
+            .or_else(|| bundles().next().filter(|_| compile))
+            .map_or(0, |bundle| match copied {
+                true => bundle.files.saturating_add(bundle.directories),
+                false => bundle.directories,
+            });
+        let made = entry
+            .directories
+            .saturating_add(WHEEL_FRESH_FILES)
+            .saturating_add(bytecode);
         files = match entry.members {
             0 => None,
-            _ if linked && !links_take_inodes => files,
-            members => files.map(|files| files.saturating_add(members)),
+            members if copied => files.map(|f| f.saturating_add(members).saturating_add(made)),
+            _ => files.map(|files| files.saturating_add(made)),
         };
     }
     let bundles: Vec<String> = manifest
@@ -1187,6 +1204,39 @@ fn planned_space(
         bytes: payload.manifest().unpacked_bytes.saturating_sub(left_out),
         files,
     })
+}
+
+/// The inodes of a venv before its wheels (`pyvenv.cfg`, the interpreter's links, the
+/// activate scripts, the hooks, `lib64`, the receipt, the SBOM, the lock file, and DEST's,
+/// the venv's and its library directories), rounded up.
+const VENV_INODES: u64 = 32;
+
+/// The files a wheel's install writes fresh beside its members, or writes when it is linked:
+/// RECORD (one of its members), INSTALLER and REQUESTED.
+const WHEEL_FRESH_FILES: u64 = 3;
+
+/// The app's and the static directories' files and directories, as the payload lists them.
+fn app_inodes(payload: &mut Payload) -> u64 {
+    let app = format!("{}/", payload.manifest().app.name);
+    let archive = payload.archive();
+    let mut directories = Vec::new();
+    let mut files: u64 = 0;
+    for name in (0..archive.len()).filter_map(|index| archive.name_for_index(index)?.ok()) {
+        if !(name.starts_with(&app) || name.starts_with("static.in/")) {
+            continue;
+        }
+        if !name.ends_with('/') {
+            files = files.saturating_add(1);
+        }
+        let mut rest = name.trim_end_matches('/');
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            directories.push(parent.to_string());
+            rest = parent;
+        }
+    }
+    directories.sort_unstable();
+    directories.dedup();
+    files.saturating_add(directories.len() as u64)
 }
 
 /// What a member of a linked wheel costs on disk, for the free-space check: the directories

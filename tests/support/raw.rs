@@ -115,6 +115,7 @@ fn raw_wheel_entry(wheel: &Path) -> (pysfx_format::WheelEntry, Vec<u8>) {
         size: bytes.len() as u64,
         unpacked_bytes,
         members: 0,
+        directories: 0,
         requires_python,
         requires_dist,
         record_sha256: None,

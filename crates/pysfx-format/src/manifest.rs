@@ -121,6 +121,10 @@ pub struct BytecodeBundle {
     pub source_mtime: u64,
     /// How many `.py` files the bundle covers.
     pub files: u64,
+    /// The `__pycache__` directories its files go in, for the stub's free-inode check; 0 in
+    /// artifacts packed before it was recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub directories: u64,
     /// Hex SHA-256 of the bundle as stored. A linked install links a wheel's byte-code only
     /// from a release that installed the very same bundle. Empty in artifacts packed before
     /// it was recorded.
@@ -175,6 +179,11 @@ pub struct WheelEntry {
     /// artifacts packed before it was recorded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub members: u64,
+    /// Directories an install of the wheel makes in the venv (the distinct parents of what it
+    /// writes, the venv's own `bin/` and site-packages aside), for the stub's free-inode
+    /// check; 0 in artifacts packed before it was recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub directories: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_python: Option<String>,
     /// `Requires-Dist` of the wheel's METADATA, as written, so the stub can check before

@@ -522,6 +522,7 @@ mod tests {
             size: 1,
             unpacked_bytes: 1,
             members: 0,
+            directories: 0,
             requires_python: None,
             requires_dist: Vec::new(),
             record_sha256: None,

@@ -155,6 +155,7 @@ mod tests {
             size: 0,
             unpacked_bytes: 0,
             members: 0,
+            directories: 0,
             requires_python: None,
             requires_dist: requires.iter().map(|r| r.to_string()).collect(),
             record_sha256: None,

@@ -269,6 +269,7 @@ fn own_requirements(set: &WheelSet) -> Option<WheelEntry> {
         size: 0,
         unpacked_bytes: 0,
         members: 0,
+        directories: 0,
         requires_python: None,
         requires_dist: set.requires.clone(),
         record_sha256: None,

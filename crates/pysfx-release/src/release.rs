@@ -281,9 +281,9 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
     let site_prefix = format!("{}/", contents.site_packages);
     let site = directory(&destination.join(&contents.site_packages));
     let present = |path: &str, kind: Kind| {
-        let (from, relative) = match (path.strip_prefix(&site_prefix), &site, &root, kind) {
-            (Some(relative), Some(site), _, Kind::File | Kind::Link) => (site, relative),
-            (_, _, Some(root), _) => (root, path),
+        let (from, relative) = match (path.strip_prefix(&site_prefix), &site, &root) {
+            (Some(relative), Some(site), _) => (site, relative),
+            (_, _, Some(root)) => (root, path),
             _ => return false,
         };
         let Ok(status) =
@@ -299,12 +299,22 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
             }
     };
     expected.retain(|(path, _)| !in_pycache(path) && !crate::check::is_database(path));
-    // Each directory by `lstat` from DEST: a link on the way to one is found at its own name.
-    let directories: std::collections::BTreeSet<String> = (expected.iter())
-        .flat_map(|(path, _)| Path::new(path).ancestors().skip(1))
-        .filter(|directory| !directory.as_os_str().is_empty())
-        .map(|directory| directory.to_string_lossy().into_owned())
-        .collect();
+    // Each directory by `lstat`, as the files are: a link on the way to one is found at its
+    // own name (site-packages and those above it looked at from DEST).
+    let mut seen = std::collections::HashSet::new();
+    for (path, _) in &expected {
+        let mut rest = path.as_str();
+        // Up to the first directory seen before: those above it were, too.
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if !seen.insert(parent) {
+                break;
+            }
+            rest = parent;
+        }
+    }
+    let mut directories: Vec<String> = seen.into_iter().map(str::to_string).collect();
+    // (In order, so that what a run says is missing first is the same each time.)
+    directories.sort_unstable();
     expected.extend((directories.into_iter()).map(|directory| (directory, Kind::Directory)));
     // On a few threads: a re-run that finds the release installed does little else.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
