@@ -10,6 +10,13 @@
 //! objects some back-reference names carry the flag, numbered in order: what `marshal.loads`
 //! builds from it is unchanged, and its bytes depend on the code alone. (Debian and Fedora
 //! post-process their byte-code the same way.)
+//!
+//! A string's interned mark depends on the process too: a one-character string is a shared
+//! object before 3.12, interned once anything in the worker interned it (`"{"` is written
+//! interned by a worker that met it as a name before). So every string is written as not
+//! interned: what the mark would do at load, the code object does itself, for its names and
+//! for every constant made of name characters alone (`intern_strings` and
+//! `intern_string_constants` in CPython 3.6-3.13), and the rest only ever compares by value.
 
 /// Why a marshalled object could not be read.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +38,8 @@ const FLAG_REF: u8 = 0x80;
 const MAX_DEPTH: usize = 2_100;
 
 /// Rewrites the marshalled object `data` (a `.pyc` without its header) of CPython `version`
-/// so that `FLAG_REF` marks exactly the objects a back-reference names.
+/// so that `FLAG_REF` marks exactly the objects a back-reference names, and no string is
+/// marked interned.
 pub fn canonical_refs(data: &mut [u8], version: (u32, u32)) -> Result<(), MarshalError> {
     let mut scan = Scan {
         data,
@@ -228,12 +236,14 @@ impl Scan<'_> {
             }
             // bytes, interned, unicode, ascii, interned ascii.
             b's' | b't' | b'u' | b'a' | b'A' => {
+                self.data[start] = kind & FLAG_REF | not_interned(kind & !FLAG_REF);
                 let length = self.count()?;
                 self.skip(length)?;
                 None
             }
             // Short ascii, short interned ascii.
             b'z' | b'Z' => {
+                self.data[start] = kind & FLAG_REF | not_interned(kind & !FLAG_REF);
                 let length = self.byte()?;
                 self.skip(length.into())?;
                 None
@@ -258,6 +268,16 @@ impl Scan<'_> {
             _ => return Err(MarshalError::UnknownType { kind, at: start }),
         };
         Ok(inner)
+    }
+}
+
+/// A string type's form that is not interned (the type itself for any other).
+fn not_interned(kind: u8) -> u8 {
+    match kind {
+        b't' => b'u',
+        b'A' => b'a',
+        b'Z' => b'z',
+        other => other,
     }
 }
 
@@ -340,8 +360,12 @@ source = open(sys.argv[1]).read()
 one = marshal.dumps(compile(source, "m.py", "exec"))
 keep = compile(source, "m.py", "exec")
 two = marshal.dumps(compile(source, "m.py", "exec"))
+# A one-character string is one shared object: interned now, so written interned.
+sys.intern(chr(123))
+three = marshal.dumps(compile(source, "m.py", "exec"))
 print(one.hex())
 print(two.hex())
+print(three.hex())
 "#;
         const LOAD: &str = r#"
 import marshal, sys
@@ -351,13 +375,13 @@ print("same")
 "#;
         let source = "import os\n\
             def f(x, *, y=1):\n    z = {'alpha': x, 'beta': y}\n    return [k for k in z if k in ('alpha', 'gamma')]\n\
-            class C:\n    def m(self):\n        return f(1) + [os.sep, 1.5, 2j, 10**40, -10**40, b'bytes', None, ...]\n\
+            class C:\n    def m(self):\n        return f(1) + [os.sep, 1.5, 2j, 10**40, -10**40, b'bytes', None, ..., '{', 'caf\u{e9}']\n\
             async def g(x):\n    async with x as y:\n        return {y, 'set'}\n\
             try:\n    pass\nexcept Exception as error:\n    raise\n";
         let work = tempfile::tempdir().expect("tempdir");
         let module = work.path().join("m.py");
         std::fs::write(&module, source).expect("write");
-        let mut differed = 0;
+        let (mut differed, mut interned_differed) = (0, 0);
         let pythons = installed_pythons();
         assert!(!pythons.is_empty(), "no CPython 3.6-3.13 under ~/.pyenv");
         for (version, python) in pythons {
@@ -369,11 +393,15 @@ print("same")
             assert!(output.status.success(), "{version:?}");
             let text = String::from_utf8(output.stdout).expect("hex");
             let forms: Vec<Vec<u8>> = text.split_whitespace().map(unhex).collect();
-            let (mut one, mut two) = (forms[0].clone(), forms[1].clone());
+            let (mut one, mut two, mut three) =
+                (forms[0].clone(), forms[1].clone(), forms[2].clone());
             differed += usize::from(one != two);
+            interned_differed += usize::from(one != three);
             canonical_refs(&mut one, version).expect("canonical");
             canonical_refs(&mut two, version).expect("canonical");
+            canonical_refs(&mut three, version).expect("canonical");
             assert_eq!(one, two, "CPython {version:?}");
+            assert_eq!(one, three, "CPython {version:?}");
             let mut child = Command::new(&python)
                 .args(["-I", "-c", LOAD])
                 .stdin(Stdio::piped())
@@ -386,8 +414,13 @@ print("same")
             let output = child.wait_with_output().expect("python");
             assert_eq!(output.stdout, b"same\n", "CPython {version:?}");
         }
-        // Before 3.12 the marks follow reference counts, so the raw forms differed there.
+        // Before 3.12 the marks follow reference counts, so the raw forms differed there,
+        // and so did the mark of the interned one-character string.
         assert!(differed > 0, "no interpreter showed the difference");
+        assert!(
+            interned_differed > 0,
+            "no interpreter wrote \"{{\" interned"
+        );
     }
 
     /// Each CPython 3.6-3.13 under pyenv, by version.
