@@ -33,8 +33,9 @@ pub fn python_version() -> Option<&'static str> {
 pub struct Failure {
     pub code: u8,
     pub message: String,
-    /// A thin artifact's left-out file was not intact in the release it was taken from.
-    pub base_release: bool,
+    /// A thin artifact's left-out file was not intact in the release it was taken from: what
+    /// was wrong with it.
+    pub base_release: Option<String>,
 }
 
 impl Failure {
@@ -42,7 +43,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
-            base_release: false,
+            base_release: None,
         }
     }
 
@@ -87,7 +88,10 @@ impl From<VenvError> for Failure {
 
 impl From<InstallError> for Failure {
     fn from(error: InstallError) -> Self {
-        let base_release = matches!(error, InstallError::BaseRelease(_));
+        let base_release = match &error {
+            InstallError::BaseRelease(reason) => Some(reason.clone()),
+            _ => None,
+        };
         Failure {
             base_release,
             ..Failure::new(fault_code(error.fault()), error.to_string())

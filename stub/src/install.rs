@@ -272,10 +272,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 // beside DEST may hold it intact. The failed build left nothing; it is tried
                 // again without that release, while one is left.
                 let failure = match built {
-                    Err(failure) if failure.base_release => {
+                    Err(failure) if failure.base_release.is_some() => {
                         // Unless the artifact is at fault (a crafted husk): exit 3.
                         let failure = blame_fairly(&mut payload, failure);
-                        if !failure.base_release {
+                        if failure.base_release.is_none() {
                             return Err(failure);
                         }
                         failure
@@ -305,7 +305,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     }
                     // Why no other release could serve, each that held a wheel named.
                     Err(none_left) => {
-                        let message = format!("{}; {}", failure.message, none_left.message);
+                        // (What the release's file was, without the failure's own "this thin
+                        // artifact needs", which the message of none left says.)
+                        let reason = failure.base_release.as_deref().unwrap_or_default();
+                        let message = format!("{}; {reason}", none_left.message);
                         return Err(Failure::new(failure.code, message));
                     }
                 }
