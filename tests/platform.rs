@@ -79,6 +79,22 @@ fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
             && stderr.contains("does not meet needy 1.0 needs"),
         "{stderr}"
     );
+    // Skipped on the oldest Pythons (its Requires-Python), chosen on the others and unmet
+    // there: the warning says what those lack, not that none is installed.
+    let newer = root.join("needy-newer");
+    let config = serde_json::json!({"name": "needy", "version": "1.0",
+        "requires": ["helper>=2"], "requires_python": ">=3.8"});
+    pysfx_e2e::build_tiny(&newer, &config);
+    let newer_args = args(&newer);
+    let newer_args: Vec<&OsStr> = newer_args.iter().map(|arg| arg.as_os_str()).collect();
+    let (code, stderr) = pack_with_floor(root, &newer_args, "2.17");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("can install set wheels")
+            && stderr.contains("does not meet needy 1.0 needs")
+            && !stderr.contains("installs any wheel"),
+        "{stderr}"
+    );
     // Its only wheel for Pythons 3.14 and up: every install skips it (nothing requires it)
     // and succeeds without it (SPEC, "Complete"), which the warning says, not an exit 4.
     let later = root.join("later");
@@ -89,7 +105,7 @@ fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("installs any wheel of set wheels")
-            && stderr.contains("skipped for its Requires-Python")
+            && stderr.contains("declares a Requires-Python none of them meets")
             && !stderr.contains("exit 4"),
         "{stderr}"
     );

@@ -50,7 +50,9 @@ pub fn wheel_requiring_python(
     build_tiny(out, &config)
 }
 
-fn build_tiny(out: &Path, config: &serde_json::Value) -> PathBuf {
+/// A [`tiny_wheel`] as `config` describes it (`tests/fixtures/tinybackend.py`: `name`,
+/// `version`, `requires`, `tag`, `requires_python`).
+pub fn build_tiny(out: &Path, config: &serde_json::Value) -> PathBuf {
     let source = tempfile::tempdir().expect("tempdir");
     let project = tiny_project(source.path(), "unused", "0", &[]);
     std::fs::write(project.join("tiny.json"), config.to_string()).expect("write tiny.json");

@@ -14,7 +14,7 @@ pub use cache::{
     test_wheels,
 };
 pub use fixtures::{
-    copy_tree, make_app, static_stub, tagged_wheel, tiny_project, tiny_wheel,
+    build_tiny, copy_tree, make_app, static_stub, tagged_wheel, tiny_project, tiny_wheel,
     wheel_requiring_python,
 };
 pub use interpreters::{

@@ -306,8 +306,8 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
         // The version that comes closest: fewest distributions without a wheel, then fewest
         // requirements unmet; and what it lacks.
         let mut closest: Option<((usize, usize), u32, String)> = None;
-        // The first version that installs none of the set's wheels.
-        let mut empty: Option<u32> = None;
+        // Whether a version installs none of the set's wheels.
+        let mut empty = false;
         for minor in 6..=13 {
             let facts = pysfx_wheel::PlatformFacts::linux_cpython(minor, glibc);
             let tags = pysfx_wheel::InterpreterTags::for_cpython(&facts);
@@ -320,7 +320,7 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
             let (score, lacking) = if selection.missing.is_empty() && !takes_own {
                 // Every wheel of the set left out for its Requires-Python: the install skips
                 // them all (nothing installed requires them) and succeeds with none.
-                empty.get_or_insert(minor);
+                empty = true;
                 continue;
             } else if selection.missing.is_empty() {
                 let chosen: Vec<WheelEntry> = selection
@@ -359,11 +359,13 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
                 closest = Some((score, minor, lacking));
             }
         }
-        if let Some(minor) = empty {
+        // An install that fails (exit 4) somewhere is what to say; else every version
+        // installs none of the set's wheels.
+        if closest.is_none() && empty {
             warn!(
                 "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) installs any wheel of \
-                 set {}: on CPython 3.{minor} every one is skipped for its \
-                 Requires-Python (the release gets the app and a venv without them)",
+                 set {}: each declares a Requires-Python none of them meets, so each is \
+                 skipped (the release gets the app and a venv without them)",
                 set.name
             );
         } else if let Some((_, minor, lacking)) = closest {
