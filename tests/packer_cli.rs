@@ -55,6 +55,17 @@ fn every_man_page_named_can_be_printed_and_written() {
         String::from_utf8_lossy(&run(Command::new(&binaries().pysfx).args(["man", "pack"])).stdout)
             .replace("\\-", "-");
     assert!(page.contains("--exclude") && page.contains("--app-version"));
+    // Only `pysfx` itself takes --version: no subcommand's page offers it, and each still
+    // names the version in its footer.
+    assert!(
+        !page.contains("-V, --version") && page.contains(env!("CARGO_PKG_VERSION")),
+        "{page}"
+    );
+    let rejected = run(Command::new(&binaries().pysfx).args(["pack", "--version"]));
+    assert_eq!(rejected.status.code(), Some(2));
+    let top = String::from_utf8_lossy(&run(Command::new(&binaries().pysfx).arg("man")).stdout)
+        .replace("\\-", "-");
+    assert!(top.contains("--version"), "{top}");
     let output = run(Command::new(&binaries().pysfx).args(["man", "nope"]));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pack, inspect"));

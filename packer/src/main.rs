@@ -247,10 +247,14 @@ pub fn colour_allowed() -> bool {
 
 /// `pysfx man`: one page on stdout, or every page into a directory.
 fn man(args: &ManArgs) -> Result<(), (u8, anyhow::Error)> {
-    // Each page's footer names pysfx's version, a subcommand's too.
+    // Each page's footer names pysfx's version, a subcommand's too; but only `pysfx` itself
+    // takes `-V`/`--version`, so no subcommand's page lists it.
     let mut command = Cli::command()
         .disable_help_subcommand(true)
-        .propagate_version(true);
+        .mut_subcommands(|sub| {
+            sub.version(env!("CARGO_PKG_VERSION"))
+                .disable_version_flag(true)
+        });
     command.build();
     if let Some(directory) = &args.all {
         return std::fs::create_dir_all(directory)
