@@ -1048,6 +1048,15 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
         (0, &serde_json::json!(true)),
         "{stderr}"
     );
+    // The deployment's environment.json and database went with the old tree: said, each.
+    for file in ["environment.json", "demoapp/db.sqlite3"] {
+        let warned = format!(
+            "{} goes with the tree --force replaces",
+            release.join(file).display()
+        );
+        assert!(stderr.contains(&warned), "{file}: {stderr}");
+        assert!(!release.join(file).exists(), "{file}");
+    }
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(
         (code, &result["intact"]),

@@ -223,6 +223,16 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             }
             if replace {
                 check_unmounted(&destination)?;
+                let app = payload.manifest().app.name.clone();
+                let archive = payload.archive();
+                let shipped = |path: &str| archive.index_for_name(path).is_some();
+                for file in crate::dest::deployment_data(&destination, &app, shipped) {
+                    warn!(
+                        "{} goes with the tree --force replaces: keep a database outside DEST, \
+                         and write environment.json again",
+                        file.display()
+                    );
+                }
             }
             if !verified {
                 // `--force`, or DEST changed between the first look and the lock.
