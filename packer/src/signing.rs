@@ -483,7 +483,11 @@ fn check_trusted_comment(
         }
     }
     let (Some(app), Some(digest)) = (app, digest) else {
-        return Err("it names no app or no payload_sha256 (not a pysfx signature)".into());
+        return Err(
+            "it names no app or no payload_sha256 (not a pysfx signature; its fields are \
+             tab-separated)"
+                .into(),
+        );
     };
     if app != manifest.app.name {
         return Err(format!(
