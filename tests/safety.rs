@@ -779,6 +779,55 @@ fn a_terminal_install_shows_progress_and_a_piped_one_does_not() {
         shown.contains("installing") && shown.contains('\r'),
         "no progress bar on a terminal: {shown:?}"
     );
+    // With byte-code from the pack written beside the wheels' files, the bar still counts
+    // the wheels' bytes only: it never goes back (as it did at the second batch, here a
+    // second wheel past the first's 4,000 files), nor past its length.
+    let wheels = work.path().join("two-bulky");
+    std::fs::create_dir(&wheels).expect("mkdir");
+    let bulky = bulky_wheel().join("bulky-1.0-py3-none-any.whl");
+    std::fs::copy(&bulky, wheels.join("bulky-1.0-py3-none-any.whl")).expect("cp");
+    let made = run(Command::new(&python)
+        .arg(pysfx_e2e::workspace_root().join("tests/fixtures/bulky_wheel.py"))
+        .arg(&wheels)
+        .args(["400", "bulkier"]));
+    assert!(made.status.success());
+    let compiled = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("compiled.sfx"),
+    );
+    let command = format!(
+        "'{}' -d '{}' --python '{}'",
+        compiled.display(),
+        work.path().join("releases/compiled").display(),
+        python.display()
+    );
+    let output = run(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    let positions: Vec<(u64, u64)> = (shown.split("installing").skip(1))
+        .filter_map(|rest| {
+            let (done, rest) = rest.split_once('/')?;
+            let done = done.rsplit(' ').next()?.parse().ok()?;
+            let length = rest.split(' ').next()?.parse().ok()?;
+            Some((done, length))
+        })
+        .collect();
+    assert!(!positions.is_empty(), "{shown:?}");
+    for pair in positions.windows(2) {
+        assert!(pair[1].0 >= pair[0].0, "the bar went back: {positions:?}");
+    }
+    assert!(
+        positions.iter().all(|(done, length)| done <= length),
+        "{positions:?}"
+    );
 
     let destination = work.path().join("releases/piped");
     let output = run(Command::new(&artifact)

@@ -419,7 +419,10 @@ impl Run<'_> {
             },
             |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
                 let size = self.task(worker, *task, links)?;
-                self.reporter.advance(size);
+                // The bar counts the wheels' bytes (its length); byte-code is beside them.
+                if let Task::Member(..) = task {
+                    self.reporter.advance(size);
+                }
                 worker.tasks += 1;
                 if worker.tasks.is_multiple_of(TRIM_EVERY) {
                     release_free_memory();
