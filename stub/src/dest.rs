@@ -70,51 +70,28 @@ pub(crate) fn absolute_path(path: &Path, what: &str) -> Result<PathBuf, Failure>
 
 /// What a deployment keeps in DEST that a `--force` replacing it removes with the old tree:
 /// `environment.json`, and SQLite files (`pysfx_release::check::is_database`) at DEST's top
-/// or in the app's directory (where Django puts `db.sqlite3`), links never followed, but for
-/// those the payload ships (`shipped`, by their path in DEST). At most [`DEPLOYMENT_LOOK`]
-/// entries are looked at.
-pub(crate) fn deployment_data(
-    destination: &Path,
-    app: &str,
-    shipped: impl Fn(&str) -> bool,
-) -> Vec<PathBuf> {
+/// or at the top of the app's directory (where Django puts `db.sqlite3`).
+pub(crate) fn deployment_data(destination: &Path, app: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let mut looked = 0usize;
-    let mut pending = vec![(destination.to_path_buf(), true)];
-    while let Some((directory, top)) = pending.pop() {
+    for (directory, top) in [
+        (destination.to_path_buf(), true),
+        (destination.join(app), false),
+    ] {
         let Ok(entries) = std::fs::read_dir(&directory) else {
             continue;
         };
         for entry in entries.flatten() {
-            looked += 1;
-            if looked > DEPLOYMENT_LOOK {
-                return found;
-            }
-            let (path, name) = (entry.path(), entry.file_name());
+            let name = entry.file_name();
             let name = name.to_string_lossy();
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() && (!top || name == app) => {
-                    pending.push((path, false));
-                }
-                Ok(kind) if kind.is_file() => {
-                    let relative = path.strip_prefix(destination).unwrap_or(&path);
-                    if ((top && name == "environment.json")
-                        || pysfx_release::check::is_database(&name))
-                        && !shipped(&relative.to_string_lossy())
-                    {
-                        found.push(path);
-                    }
-                }
-                _ => {}
+            let kept =
+                (top && name == "environment.json") || pysfx_release::check::is_database(&name);
+            if kept && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                found.push(entry.path());
             }
         }
     }
-    found.sort();
     found
 }
-
-/// The entries [`deployment_data`] looks at, at most.
-const DEPLOYMENT_LOOK: usize = 100_000;
 
 pub(crate) enum Existing {
     Absent,

@@ -223,10 +223,8 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             }
             if replace {
                 check_unmounted(&destination)?;
-                let app = payload.manifest().app.name.clone();
-                let archive = payload.archive();
-                let shipped = |path: &str| archive.index_for_name(path).is_some();
-                for file in crate::dest::deployment_data(&destination, &app, shipped) {
+                let app = payload.manifest().app.name.as_str();
+                for file in crate::dest::deployment_data(&destination, app) {
                     warn!(
                         "{} goes with the tree --force replaces: keep a database outside DEST, \
                          and write environment.json again",
