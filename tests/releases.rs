@@ -881,7 +881,10 @@ fn activate_refuses_what_is_not_a_complete_release(site: &Path, releases: &Path,
     assert_eq!((code, &result["changed"]), (0, &serde_json::json!(false)));
     std::fs::remove_file(releases.join("r6/venv/pyvenv.cfg")).expect("break r6");
     for (release, expected) in [
-        (releases.join("tmp"), "has no readable pysfx-receipt.json"),
+        (
+            releases.join("tmp"),
+            "is not a pysfx release: it has no readable pysfx-receipt.json",
+        ),
         (
             releases.join("r6"),
             "is not a release LINK can point at: venv/pyvenv.cfg is missing",

@@ -91,7 +91,8 @@ pub struct PackArgs {
     /// -r, offered to pip as --find-links and added to every set they fit (repeatable)
     #[arg(long, value_name = "DIR")]
     pub wheels: Vec<PathBuf>,
-    /// Requirements to collect with pip (repeatable)
+    /// Requirements to collect with pip (repeatable): with --python or --target, else with
+    /// `python3 -m pip wheel`
     #[arg(short = 'r', long = "requirement", value_name = "FILE")]
     pub requirements: Vec<PathBuf>,
     /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter, byte-compiled with it;
@@ -117,7 +118,8 @@ pub struct PackArgs {
     /// The pysfx-stub to start the artifact with [default: pysfx-stub next to pysfx]
     #[arg(long, value_name = "PATH")]
     pub stub: Option<PathBuf>,
-    /// Refuse a stub that needs a newer glibc than this (2.17 = CentOS 7)
+    /// The oldest glibc the artifact must run on (2.17 = CentOS 7): a stub that needs a newer
+    /// one is refused, and so is a wheel whose platform tag does (manylinux_2_28)
     #[arg(long, value_name = "VERSION", default_value = "2.17")]
     pub max_glibc: String,
     /// Sign the artifact with this minisign secret key (from `pysfx keygen`) into OUT.minisig;

@@ -68,7 +68,8 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
                     return Err(Failure::new(
                         code::CONFLICT,
                         format!(
-                            "{} is locked by another pysfx run (waited {} s; lock file {})",
+                            "{} is locked by another pysfx run (waited {} s, PYSFX_LOCK_TIMEOUT \
+                             sets how long; lock file {})",
                             destination.display(),
                             timeout.as_secs(),
                             path.display()

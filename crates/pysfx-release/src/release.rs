@@ -26,7 +26,7 @@ pub fn open(destination: &Path, app: &str) -> Result<Receipt, ReleaseError> {
     }
     let Some(receipt) = receipt::read(destination) else {
         return Err(not_a_release(&format!(
-            "has no readable {}",
+            "is not a pysfx release: it has no readable {}",
             receipt::RECEIPT_NAME
         )));
     };
