@@ -194,7 +194,9 @@ fn describe_wheels(manifest: &Manifest) -> String {
                         .unwrap_or_default(),
                     t.platform
                         .as_deref()
-                        .map(|p| format!(", {p}"))
+                        // (pip's platform when it collected the set: the pack machine's
+                        // for --python, not what the wheels need, said after it)
+                        .map(|p| format!(", resolved for {p}"))
                         .unwrap_or_default(),
                 )
             })
