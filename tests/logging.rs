@@ -103,3 +103,56 @@ fn debug_shows_each_wheels_decision_and_trace_each_file_written() {
         "PYSFX_LOG=trace is -vv: {from_env}"
     );
 }
+
+/// Every log line is escaped where it is written: a bidirectional override in a name (here
+/// DEST's, in every line that names a file) shows as `\u{202e}`, at every level. And what the
+/// run cannot use is said, never passed over: a `$PYSFX_PYTHON` that is not text is a usage
+/// error (not `python3` instead), an open-file limit too low for any run is exit 4 (not a
+/// release read as modified).
+#[test]
+fn logs_escape_what_they_quote_and_the_environment_is_not_passed_over() {
+    use std::os::unix::ffi::OsStrExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(root, "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("site.sfx"),
+    );
+    let log = install_log(&artifact, root, "ev\u{202e}il", &["-vv"], None);
+    assert!(!log.contains('\u{202e}'), "{log}");
+    assert!(log.contains("ev\\u{202e}il"), "{log}");
+
+    let destination = root.join("other");
+    let output = run(Command::new(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .env("PYSFX_PYTHON", OsStr::from_bytes(b"/usr/bin/python3\xff")));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("$PYSFX_PYTHON is not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+
+    let release = root.join("ev\u{202e}il");
+    let output = run(Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -n 8; exec \"$0\" --check \"$1\"")
+        .arg(&artifact)
+        .arg(&release));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("the open-file limit (ulimit -n) is 8"),
+        "{stderr}"
+    );
+}

@@ -81,7 +81,7 @@ Options:
   -v, --verbose      More detail on stderr (-vv for more); PYSFX_LOG=LEVEL sets it too
   -q, --quiet        Errors only on stderr
       --info         Show what this artifact holds, after checking the payload digest
-                     (and, with --python, what that interpreter would get)
+                     (and, with --python or $PYSFX_PYTHON, what that interpreter would get)
       --list         List the payload's entries
       --verify       Check the payload's integrity and exit
       --sbom         Print the artifact's CycloneDX 1.5 SBOM (JSON) without installing
@@ -113,7 +113,7 @@ pub fn usage_error(program: &str, message: &str) -> String {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut cli = Cli::default();
-    let mut version = false;
+    let (mut version, mut help) = (false, false);
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
         match arg {
@@ -156,7 +156,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("list") => cli.list = true,
             Long("verify") => cli.verify = true,
             Long("sbom") => cli.sbom = true,
-            Short('h') | Long("help") => return Ok(Command::Help),
+            // Read on: an option the stub does not know is an error even beside it.
+            Short('h') | Long("help") => help = true,
             Short('V') | Long("version") => version = true,
             Value(value) => {
                 let hint = if cli.destination.is_none() {
@@ -172,12 +173,29 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             other => return Err(other.unexpected().to_string()),
         }
     }
+    // `--help` wins over every other valid option, as it always may.
+    if help {
+        return Ok(Command::Help);
+    }
     let modes: Vec<&str> = cli.modes().collect();
-    // A mode, though, is not passed over: `-d DEST --version` would report success with
-    // nothing installed. (`--help` wins over everything, as it always may.)
+    // A mode, though, is not passed over, nor an install's option: `-d DEST --version` (or
+    // `--version --force`, a deploy command's options) would report success with nothing
+    // installed.
     if version {
-        return match modes.first() {
-            Some(mode) => Err(format!("{mode} cannot be used with --version")),
+        let install_only = [
+            (cli.force, "--force"),
+            (cli.link.is_some(), "--link"),
+            (cli.keep.is_some(), "--keep"),
+            (cli.python.is_some(), "--python"),
+            (cli.no_compile, "--no-compile"),
+            (cli.copy, "--copy"),
+        ];
+        let option = install_only
+            .iter()
+            .find(|(given, _)| *given)
+            .map(|(_, flag)| *flag);
+        return match modes.first().copied().or(option) {
+            Some(other) => Err(format!("{other} cannot be used with --version")),
             None => Ok(Command::Version),
         };
     }
@@ -283,6 +301,18 @@ impl Cli {
             .clone()
             .or_else(|| std::env::var("PYSFX_PYTHON").ok().filter(|v| !v.is_empty()))
             .unwrap_or_else(|| "python3".to_string())
+    }
+
+    /// `$PYSFX_PYTHON` that is not text: refused as `--python` would be (a path the receipt
+    /// and `--json` cannot report), rather than passed over for `python3`.
+    pub fn check_python_variable(&self) -> Result<(), String> {
+        match std::env::var("PYSFX_PYTHON") {
+            Err(std::env::VarError::NotUnicode(value)) if self.python.is_none() => Err(format!(
+                "$PYSFX_PYTHON is not valid UTF-8 ({:?}); give --python a path that is",
+                value.to_string_lossy()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The modes the command line names (one, once parsed): `-d DEST`, `--info`, ….
@@ -609,6 +639,11 @@ mod tests {
             Ok(Command::Version)
         ));
         assert!(matches!(parse_line("--version --help"), Ok(Command::Help)));
+        // Over every valid option; an unknown one is an error wherever it stands.
+        assert!(matches!(parse_line("--info --list -h"), Ok(Command::Help)));
+        for line in ["--help --bogus", "--bogus --help", "-h --nope=1"] {
+            assert!(parse_line(line).is_err(), "{line}");
+        }
     }
 
     /// `--version` is a mode of its own: with another one (an install above all), the run
@@ -623,6 +658,17 @@ mod tests {
             ("--version -d x", "-d DEST cannot be used with --version"),
             ("--info --version", "--info cannot be used with --version"),
             ("--version --bogus", "--bogus"),
+            // An install's options: a deploy command that says --version installs nothing.
+            ("--version --force", "--force cannot be used with --version"),
+            ("--link l --version", "--link cannot be used with --version"),
+            (
+                "--version --python p",
+                "--python cannot be used with --version",
+            ),
+            (
+                "--version --no-compile",
+                "--no-compile cannot be used with --version",
+            ),
         ] {
             let error = parse_line(line).expect_err(line);
             assert!(error.contains(expected), "{line}: {error}");

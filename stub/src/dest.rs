@@ -499,6 +499,41 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     (read == 0 && limit.rlim_cur != nix::libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
+/// The open files every mode may need at once (the artifact, a release's directories, a
+/// thread's handles, the lock, the interpreter's pipes).
+const MIN_OPEN_FILES: u64 = 64;
+
+/// An open-file limit (`ulimit -n`) too low for any run: raised to the hard limit when that
+/// allows (as far as 1,024), else refused (exit 4) before anything is read or written — a
+/// file that cannot be opened would otherwise look unreadable, and a release modified.
+#[allow(unsafe_code)]
+pub(crate) fn check_open_files() -> Result<(), Failure> {
+    use nix::libc::{getrlimit, rlimit, setrlimit, RLIMIT_NOFILE};
+    let mut limit = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
+    if unsafe { getrlimit(RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= MIN_OPEN_FILES {
+        return Ok(());
+    }
+    let raised = rlimit {
+        rlim_cur: limit.rlim_max.min(1024),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given, which lives on this stack frame.
+    if raised.rlim_cur >= MIN_OPEN_FILES && unsafe { setrlimit(RLIMIT_NOFILE, &raised) } == 0 {
+        return Ok(());
+    }
+    Err(Failure::new(
+        code::MACHINE,
+        format!(
+            "the open-file limit (ulimit -n) is {}; pysfx needs at least {MIN_OPEN_FILES}: raise it",
+            limit.rlim_cur
+        ),
+    ))
+}
+
 /// An address-space limit (`ulimit -v`) too small for an install: refused before anything is
 /// written, rather than an allocation failing midway, which aborts the run.
 pub(crate) fn check_address_space() -> Result<(), Failure> {

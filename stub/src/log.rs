@@ -55,7 +55,11 @@ impl Subscriber for StderrLog {
         } else {
             format!("{name} ")
         };
-        event.record(&mut Line(&mut line));
+        // Every line escaped here, whatever text from an artifact or a release it quotes: a
+        // control or bidirectional character shows as `\u{202e}`, never acts.
+        let mut text = String::new();
+        event.record(&mut Line(&mut text));
+        line.push_str(&pysfx_format::escape_control(&text));
         line.push('\n');
         let mut stderr = std::io::stderr().lock();
         crate::progress::clear(&mut stderr);

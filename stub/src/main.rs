@@ -53,6 +53,10 @@ fn main() -> ExitCode {
             "--json goes with -d DEST, --info, --verify, --check, --status, --activate or --version, not with --help"
                 .to_string(),
         ),
+        // Only an install and --info ask an interpreter.
+        Ok(Command::Run(cli)) if cli.destination.is_some() || cli.info => {
+            cli.check_python_variable().map(|()| Command::Run(cli))
+        }
         parsed => parsed,
     };
     let cli = match parsed {
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
         signals::set_activity(activity);
     }
     signals::install();
-    match cli::run(cli) {
+    match dest::check_open_files().and_then(|()| cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             signals::report_or_wait();
@@ -195,8 +199,9 @@ fn exit_after_print(text: &str) -> ExitCode {
 /// Human logs go to stderr; `-q` keeps errors only, `-v` adds detail, `PYSFX_LOG` overrides.
 fn init_logging(cli: &Cli) {
     use tracing::Level;
-    let setting = std::env::var("PYSFX_LOG")
-        .ok()
+    // (Not text is not a level either: warned of below.)
+    let setting = std::env::var_os("PYSFX_LOG")
+        .map(|value| value.to_string_lossy().into_owned())
         .filter(|value| !value.is_empty());
     let from_env = setting
         .as_deref()
