@@ -171,3 +171,39 @@ fn requested_extras_bring_their_requirements() {
     let (code, _, stderr) = install_with(&alone, &destination, &python(11).path, &[]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A kernel release compared as a version (`platform_release < "3"`) is held as pip holds it:
+/// a release that is no PEP 440 version (`6.18.44-fc-v1252`, as kernels of several
+/// distributions are) is in no specifier, so the requirement does not apply — it made an
+/// install exit 4 where `pip check` passes (`install` runs it after the install).
+#[test]
+fn a_kernel_release_that_is_no_version_does_not_make_a_requirement_apply() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let wheels = work.path().join("wheels");
+    pysfx_e2e::tiny_wheel(
+        &wheels,
+        "kernelpin",
+        "1.0",
+        &["zz ; platform_release < '3'"],
+    );
+    let artifact = pack(
+        &[
+            OsStr::new("--app"),
+            make_app(work.path(), "demoapp").as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &work.path().join("kernel.sfx"),
+    );
+    let (code, result, stderr) = pysfx_e2e::install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            work.path().join("releases/1").as_os_str(),
+            OsStr::new("--python"),
+            python(11).path.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+}

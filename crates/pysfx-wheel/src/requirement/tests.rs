@@ -402,15 +402,21 @@ fn whitespace_is_tolerated_where_pep_508_allows_it() {
     }
 }
 
-/// packaging 22 to 25 (the pip a Python 3.8 venv gets) cannot compare a kernel release that is
-/// no PEP 440 version and raise, so such a requirement applies, as any marker packaging cannot
-/// evaluate: it is held to the set rather than dropped. packaging 26 alone calls it false.
+/// A kernel release that is no PEP 440 version is in no specifier: packaging 21 and 26 say
+/// false, packaging 22 to 25 raise, which `pip check` passes over. So the requirement does not
+/// apply (it made an install exit 4 where every pip's check passes).
 #[test]
-fn a_release_no_packaging_before_26_can_compare_applies() {
-    let marker = Marker::parse("platform_release >= '5'").expect("a marker");
+fn a_release_that_is_no_version_is_in_no_specifier() {
     let environment = linux_311();
-    assert_eq!(marker.evaluate_extra(&environment, ""), Ok(false));
-    assert!(marker.evaluate(&environment, &[]));
+    for text in [
+        "platform_release >= '5'",
+        "platform_release < '5'",
+        "platform_release > '1'",
+    ] {
+        let marker = Marker::parse(text).expect("a marker");
+        assert_eq!(marker.evaluate_extra(&environment, ""), Ok(false), "{text}");
+        assert!(!marker.evaluate(&environment, &[]), "{text}");
+    }
     let valid = MarkerEnvironment {
         platform_release: "6.1".into(),
         ..linux_311()
