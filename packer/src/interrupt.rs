@@ -1,7 +1,10 @@
 //! SIGINT, SIGTERM and SIGHUP while packing: pip is asked to stop (SIGINT, so it removes its
 //! own temporary files), then the packer's work directory and half-written output go, and the
 //! packer exits 128 + the signal. As in the stub, the signals are blocked everywhere and taken
-//! by one thread with `sigwait`.
+//! by one thread with `sigwait`. What pip started in turn (a build backend, the `pip install`
+//! of a build environment) is stopped too: the packer is its subreaper, so such a process
+//! whose parent went is still the packer's descendant, and every descendant is killed before
+//! the work directory, which pip's `TMPDIR` is in, is removed.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -28,6 +31,8 @@ pub fn install() {
     if set.thread_block().is_err() {
         return;
     }
+    // (Linux 3.4 and later; without it, an orphan of pip's is simply not found.)
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     std::thread::spawn(move || {
         let Ok(signal) = set.wait() else { return };
         INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -44,10 +49,13 @@ pub fn install() {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        // One still running (a slow machine) is stopped for good, so it cannot write into the
-        // work directory while it goes.
+        // One still running (a slow machine) is stopped for good, and so is whatever it
+        // started, so that nothing writes into the work directory while it goes.
         for pid in &children {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        for pid in descendants() {
+            let _ = kill(pid, Signal::SIGKILL);
         }
         // A commit under way (OUT and its signature renamed into place) finishes first; none
         // starts after this (both locks are held until the process ends), so what is said
@@ -82,6 +90,34 @@ pub fn install() {
         }
         std::process::exit(128 + signal as i32);
     });
+}
+
+/// Every process descended from this one, by the parent each names in `/proc/PID/stat`.
+fn descendants() -> Vec<Pid> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `PID (COMM) STATE PPID …`, where COMM may hold spaces and parentheses.
+            let after = stat.rsplit_once(')')?.1;
+            let parent = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect();
+    let mut found = vec![std::process::id() as i32];
+    let mut next = 0;
+    while let Some(&parent) = found.get(next) {
+        next += 1;
+        for (pid, _) in parents.iter().filter(|(_, of)| *of == parent) {
+            if !found.contains(pid) {
+                found.push(*pid);
+            }
+        }
+    }
+    found.into_iter().skip(1).map(Pid::from_raw).collect()
 }
 
 /// Set once a signal arrived: its handler is cleaning up and will end the process.
