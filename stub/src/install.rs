@@ -1230,24 +1230,14 @@ const WHEEL_FRESH_FILES: u64 = 3;
 fn app_inodes(payload: &mut Payload) -> u64 {
     let app = format!("{}/", payload.manifest().app.name);
     let archive = payload.archive();
-    let mut directories = Vec::new();
-    let mut files: u64 = 0;
-    for name in (0..archive.len()).filter_map(|index| archive.name_for_index(index)?.ok()) {
-        if !(name.starts_with(&app) || name.starts_with("static.in/")) {
-            continue;
-        }
-        if !name.ends_with('/') {
-            files = files.saturating_add(1);
-        }
-        let mut rest = name.trim_end_matches('/');
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            directories.push(parent.to_string());
-            rest = parent;
-        }
-    }
-    directories.sort_unstable();
-    directories.dedup();
-    files.saturating_add(directories.len() as u64)
+    let names: Vec<std::borrow::Cow<'_, str>> = (0..archive.len())
+        .filter_map(|index| archive.name_for_index(index)?.ok())
+        .filter(|name| name.starts_with(&app) || name.starts_with("static.in/"))
+        .collect();
+    let files = names.iter().filter(|name| !name.ends_with('/')).count();
+    let directories =
+        pysfx_format::parent_directories(&mut names.iter().map(|name| name.as_ref())).len();
+    (files + directories) as u64
 }
 
 /// What a member of a linked wheel costs on disk, for the free-space check: the directories

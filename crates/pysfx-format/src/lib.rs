@@ -115,6 +115,27 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The directories above `paths` (relative, `/`-separated): each distinct parent, and its
+/// parents. What the packer counts a wheel's directories by, the stub an install's inodes,
+/// and the quick check of a release the directories to `lstat`.
+/// (One copy of the code for every caller: `dyn`, not generic, for the stub's size.)
+pub fn parent_directories<'a>(
+    paths: &mut dyn Iterator<Item = &'a str>,
+) -> std::collections::HashSet<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        let mut rest = path.trim_end_matches('/');
+        // Up to the first directory seen before: those above it were, too.
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if !seen.insert(parent) {
+                break;
+            }
+            rest = parent;
+        }
+    }
+    seen
+}
+
 /// A control character, or a format character that reorders or hides text where it is shown
 /// (the bidirectional overrides and isolates, zero-width characters, the byte-order mark).
 fn hidden(c: char) -> bool {

@@ -301,18 +301,11 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
     expected.retain(|(path, _)| !in_pycache(path) && !crate::check::is_database(path));
     // Each directory by `lstat`, as the files are: a link on the way to one is found at its
     // own name (site-packages and those above it looked at from DEST).
-    let mut seen = std::collections::HashSet::new();
-    for (path, _) in &expected {
-        let mut rest = path.as_str();
-        // Up to the first directory seen before: those above it were, too.
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            if !seen.insert(parent) {
-                break;
-            }
-            rest = parent;
-        }
-    }
-    let mut directories: Vec<String> = seen.into_iter().map(str::to_string).collect();
+    let mut directories: Vec<String> =
+        pysfx_format::parent_directories(&mut expected.iter().map(|(path, _)| path.as_str()))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
     // (In order, so that what a run says is missing first is the same each time.)
     directories.sort_unstable();
     expected.extend((directories.into_iter()).map(|directory| (directory, Kind::Directory)));

@@ -78,18 +78,10 @@ const VENV_DIRECTORIES: &[&str] = &[
 
 /// How many directories writing `paths` (relative, `/`-separated) makes: their distinct
 /// parents, and theirs, but for those in `existing`.
-fn directories_made<'a>(paths: impl Iterator<Item = &'a str>, existing: &[&str]) -> u64 {
-    let mut made = std::collections::BTreeSet::new();
-    for path in paths {
-        let mut rest = path;
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            if existing.contains(&parent) || !made.insert(parent) {
-                break;
-            }
-            rest = parent;
-        }
-    }
-    made.len() as u64
+fn directories_made<'a>(mut paths: impl Iterator<Item = &'a str>, existing: &[&str]) -> u64 {
+    (pysfx_format::parent_directories(&mut paths).iter())
+        .filter(|directory| !existing.contains(directory))
+        .count() as u64
 }
 
 /// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
