@@ -265,6 +265,15 @@ impl PipFailure {
                  and --index-url / PIP_INDEX_URL; to pack offline, give the wheels with --wheels \
                  DIR and put --no-index in the requirements"
                 .into(),
+            // pip weighs Requires-Python only for files it could take: under
+            // --only-binary=:all:, versions with no wheel for the target are passed over in
+            // silence, so they may exist and suit the target once built.
+            (PipFailure::RequiresPython, PipRun::Target { name, .. }) => format!(
+                "each wheel for {name} that fits the requirement declares a Requires-Python \
+                 that {python} fails (versions with no wheel for {name} are not counted): pin a \
+                 version that has one (name<X ; python_version < \"...\"), pack with --python \
+                 pointing at a real {python} (pip then builds from source), or drop that Python"
+            ),
             (PipFailure::RequiresPython, _) => format!(
                 "every version that matches declares a Requires-Python that {python} fails: pin \
                  an older version for it (name<X ; python_version < \"...\") or drop that Python"
@@ -439,6 +448,17 @@ mod tests {
             "{hint}"
         );
         assert!(!hint.contains("binary"), "{hint}");
+        // Versions with no wheel for the target never reach pip's Requires-Python test.
+        assert!(
+            hint.contains("versions with no wheel for cp36-manylinux2014_x86_64")
+                && hint.contains("--python"),
+            "{hint}"
+        );
+        let hint = PipFailure::RequiresPython.hint(&wheel);
+        assert!(
+            hint.contains("python3.11 fails") && !hint.contains("no wheel"),
+            "{hint}"
+        );
         let hint = PipFailure::NoMatchingDistribution.hint(&target);
         assert!(
             hint.contains("no binary wheel for cp36-manylinux2014_x86_64")
