@@ -238,7 +238,20 @@ fn lock_directory(output: &Path) -> Option<nix::fcntl::Flock<std::fs::File>> {
         .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
         .open(directory)
         .ok()?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Some(lock),
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+            // Another pack putting its pair in place takes a moment; anything longer is some
+            // other process's lock, and the operator should see what this waits for.
+            info!(
+                "waiting for the lock on {} (another pysfx pack writing there)",
+                directory.display()
+            );
+            Flock::lock(file, FlockArg::LockExclusive).ok()
+        }
+        Err(_) => None,
+    }
 }
 
 /// Writes `bytes` as `path` through a new temporary file beside it, renamed over it.
