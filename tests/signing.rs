@@ -775,6 +775,15 @@ fn a_pack_puts_its_pair_in_place_only_when_no_other_pack_is() {
     holder.wait().expect("wait");
     let output = pack.wait_with_output().expect("pack");
     assert!(output.status.success(), "{}", text(&output));
+    // The operator sees what the pack waited for.
+    assert!(
+        text(&output).contains(&format!(
+            "waiting for the lock on {}",
+            out_directory.display()
+        )),
+        "{}",
+        text(&output)
+    );
     let output = pysfx_verify(&out, &[&public], None);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
