@@ -446,20 +446,22 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     let installed = std::fs::read_link(&venv_python).expect("bin/python");
     std::fs::remove_file(&venv_python).expect("unlink");
     std::os::unix::fs::symlink(&python(12).path, &venv_python).expect("relink");
-    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
-    assert_eq!(code, 5, "{result}\n{stderr}");
-    assert!(stderr.contains("is now Python 3.12"), "{stderr}");
-    let (code, result, _) = json_run(
-        &site,
-        &[
+    // `--activate` refuses the release as the install did, and LINK is never made.
+    let activate_refused = || {
+        let activate = [
             OsStr::new("--activate"),
             release.as_os_str(),
             link[0],
             link[1],
-        ],
-    );
-    assert_eq!(code, 5, "{result}");
-    assert!(std::fs::symlink_metadata(&current).is_err());
+        ];
+        let (code, result, _) = json_run(&site, &activate);
+        assert_eq!(code, 5, "{result}");
+        assert!(std::fs::symlink_metadata(&current).is_err());
+    };
+    let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
+    assert_eq!(code, 5, "{result}\n{stderr}");
+    assert!(stderr.contains("is now Python 3.12"), "{stderr}");
+    activate_refused();
     // LINK made by hand: `--status` says the release it points at cannot be served.
     std::os::unix::fs::symlink(&release, &current).expect("link");
     let (code, status, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
@@ -477,17 +479,7 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     assert!(made.status.success());
     let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
     assert_eq!(code, 5, "{result}\n{stderr}");
-    let (code, result, _) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            release.as_os_str(),
-            link[0],
-            link[1],
-        ],
-    );
-    assert_eq!(code, 5, "{result}");
-    assert!(std::fs::symlink_metadata(&current).is_err());
+    activate_refused();
     // Mended, then a package directory swapped for a link to its copy outside the release:
     // every file is still found, but through the link, outside the release.
     std::fs::remove_file(&config).expect("remove");
@@ -506,17 +498,7 @@ fn a_broken_release_is_not_linked_by_a_rerun_or_activate() {
     let (code, result, stderr) = install_with(&site, &release, &python(11).path, &link);
     assert_eq!(code, 5, "{result}\n{stderr}");
     assert!(stderr.contains("incomplete or broken"), "{stderr}");
-    let (code, result, _) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            release.as_os_str(),
-            link[0],
-            link[1],
-        ],
-    );
-    assert_eq!(code, 5, "{result}");
-    assert!(std::fs::symlink_metadata(&current).is_err());
+    activate_refused();
 }
 
 fn only_child(directory: &Path) -> PathBuf {
