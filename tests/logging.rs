@@ -2,7 +2,7 @@
 //! each wheel's decision, with its set; `-vv` (`PYSFX_LOG=trace`) adds each file written.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{make_app, pack, python, run, tagged_wheel, tiny_wheel, wheel_requiring_python};
@@ -39,15 +39,9 @@ fn lines_at<'a>(log: &'a str, level: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[test]
-fn debug_shows_each_wheels_decision_and_trace_each_file_written() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path();
-    let wheels = root.join("wheels");
-    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
-    tagged_wheel(&wheels, "tinylib", "1.0", "cp27-cp27mu-manylinux1_x86_64");
-    wheel_requiring_python(&wheels, "futurelib", "1.0", ">=3.99");
-    let artifact = pack(
+/// `root/site.sfx`: the app `demoapp` and the wheels in `wheels`, no bootstrap wheels.
+fn pack_demoapp(root: &Path, wheels: &Path) -> PathBuf {
+    pack(
         &[
             OsStr::new("--app"),
             make_app(root, "demoapp").as_os_str(),
@@ -56,7 +50,18 @@ fn debug_shows_each_wheels_decision_and_trace_each_file_written() {
             OsStr::new("--no-bootstrap"),
         ],
         &root.join("site.sfx"),
-    );
+    )
+}
+
+#[test]
+fn debug_shows_each_wheels_decision_and_trace_each_file_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let wheels = root.join("wheels");
+    tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    tagged_wheel(&wheels, "tinylib", "1.0", "cp27-cp27mu-manylinux1_x86_64");
+    wheel_requiring_python(&wheels, "futurelib", "1.0", ">=3.99");
+    let artifact = pack_demoapp(root, &wheels);
     let quiet = install_log(&artifact, root, "default", &[], None);
     assert!(lines_at(&quiet, "DEBUG").is_empty(), "{quiet}");
     assert!(lines_at(&quiet, "TRACE").is_empty(), "{quiet}");
@@ -116,16 +121,7 @@ fn logs_escape_what_they_quote_and_the_environment_is_not_passed_over() {
     let root = work.path();
     let wheels = root.join("wheels");
     tiny_wheel(&wheels, "tinylib", "1.0", &[]);
-    let artifact = pack(
-        &[
-            OsStr::new("--app"),
-            make_app(root, "demoapp").as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &root.join("site.sfx"),
-    );
+    let artifact = pack_demoapp(root, &wheels);
     let log = install_log(&artifact, root, "ev\u{202e}il", &["-vv"], None);
     assert!(!log.contains('\u{202e}'), "{log}");
     assert!(log.contains("ev\\u{202e}il"), "{log}");
