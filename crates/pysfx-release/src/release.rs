@@ -312,13 +312,13 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
     // On a few threads: a re-run that finds the release installed does little else.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let chunk = expected.len().div_ceil(threads).max(1);
-    let look = |part: &[(String, Kind)]| -> Vec<String> {
+    let look = |part: &[(String, Kind)]| -> Vec<(String, Kind)> {
         (part.iter())
             .filter(|(path, kind)| !present(path, *kind))
-            .map(|(path, _)| path.clone())
+            .cloned()
             .collect()
     };
-    std::thread::scope(|scope| {
+    let missing: Vec<(String, Kind)> = std::thread::scope(|scope| {
         let looks: Vec<_> = expected
             .chunks(chunk)
             .map(|part| {
@@ -331,13 +331,24 @@ fn recorded_but_missing(destination: &Path, contents: &crate::receipt::Contents)
         looks
             .into_iter()
             .flat_map(|look| match look {
-                Ok(thread) => thread
-                    .join()
-                    .unwrap_or_else(|_| vec!["(a look at the release failed)".into()]),
+                Ok(thread) => thread.join().unwrap_or_else(|_| {
+                    vec![("(a look at the release failed)".into(), Kind::File)]
+                }),
                 Err(missing) => missing,
             })
             .collect()
-    })
+    });
+    // The files, as `--check` counts them; the directories only when every file is there (a
+    // directory made a link, its files found through it): a package deleted is its files
+    // missing, not its files and directories.
+    let files: Vec<String> = (missing.iter())
+        .filter(|(_, kind)| !matches!(kind, Kind::Directory))
+        .map(|(path, _)| path.clone())
+        .collect();
+    if !files.is_empty() {
+        return files;
+    }
+    missing.into_iter().map(|(path, _)| path).collect()
 }
 
 /// What a path a release records must be.
@@ -431,8 +442,8 @@ mod tests {
         assert_eq!(incomplete(&release, &receipt), None);
         std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
         let reason = not_complete(&release, &receipt).expect("incomplete");
-        // Its two files, and the directory they were in.
-        assert!(reason.contains("pkg/__init__.py and 2 more"), "{reason}");
+        // Its two files (as `--check` counts them), not the directory they were in too.
+        assert!(reason.contains("pkg/__init__.py and 1 more"), "{reason}");
     }
 
     #[test]
