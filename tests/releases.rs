@@ -1489,14 +1489,22 @@ fn dest_is_the_directory_the_kernel_names() {
     assert!(!odd.join("r").exists());
 }
 
-/// In a releases directory anyone may write (mode 1777), another user's copies of a release
-/// with forged, newer install times are neither counted towards `--keep N` nor removed: root's
-/// deploy keeps its own N (here every one of its three) and links nothing from the copies.
+/// In a releases directory others may write (mode 1777, or a deploy group's 3775 with the
+/// other user in the group), another user's copies of a release with forged, newer install
+/// times are neither counted towards `--keep N` nor removed: root's deploy keeps its own N
+/// (here every one of its three) and links nothing from the copies.
 #[test]
 fn forged_releases_of_another_user_do_not_count_towards_keep() {
     if nobody_python().is_none() {
         return;
     }
+    forged_releases_in("1777");
+    forged_releases_in("3775");
+}
+
+/// [`forged_releases_of_another_user_do_not_count_towards_keep`] with the releases directory
+/// given `mode` and nobody's group (65534).
+fn forged_releases_in(mode: &str) {
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
     let opened = run(Command::new("chmod").arg("0755").arg(root));
@@ -1514,8 +1522,10 @@ fn forged_releases_of_another_user_do_not_count_towards_keep() {
         );
         assert_eq!(code, 0, "{stderr}");
     }
-    let shared = run(Command::new("chmod").arg("1777").arg(&releases));
+    let shared = run(Command::new("chmod").arg(mode).arg(&releases));
     assert!(shared.status.success());
+    let grouped = run(Command::new("chgrp").arg("65534").arg(&releases));
+    assert!(grouped.status.success());
     for forged in ["8", "9"] {
         let copied = run(Command::new("setpriv")
             .args([
@@ -1548,8 +1558,8 @@ fn forged_releases_of_another_user_do_not_count_towards_keep() {
             OsStr::new("3"),
         ],
     );
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(result["pruned"], serde_json::json!([]), "{result}");
+    assert_eq!(code, 0, "{mode}: {stderr}");
+    assert_eq!(result["pruned"], serde_json::json!([]), "{mode}: {result}");
     for name in ["1", "2", "3", "8", "9"] {
         assert!(
             releases.join(name).join("pysfx-receipt.json").is_file(),

@@ -138,11 +138,13 @@ pub fn may_be_taken(release: &Path) -> bool {
 }
 
 /// Whether a release beside DEST is one this user's deploys may count, prune and link from:
-/// its directory is this user's, or (for root) another user's in a directory no other user
-/// may write (a release `chown`ed to the service user). In a directory anyone may write (a
-/// shared `1777` one), another user's release is theirs alone: a copy of a release with a
+/// its directory is this user's, or (for root) another user's in a directory writable by
+/// neither its group (unless that is root's group) nor others (a release `chown`ed to the
+/// service user). In a directory others may write (a shared `1777` one, or a deploy group's
+/// `2775` or `3775`), another user's release is theirs alone: a copy of a release with a
 /// forged, newer install time would otherwise count towards `--keep N` and have this user's
-/// own release removed.
+/// own release removed, or be taken as installed. (The directory's owner is trusted as
+/// its releases are: it can move any release in or out of the directory anyway.)
 pub fn is_trusted(release: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let euid = nix::unistd::geteuid().as_raw();
@@ -153,7 +155,10 @@ pub fn is_trusted(release: &Path) -> bool {
         return true;
     }
     let parent = release.parent().unwrap_or(release);
-    euid == 0 && std::fs::metadata(parent).is_ok_and(|parent| parent.mode() & 0o002 == 0)
+    let closed = |parent: std::fs::Metadata| {
+        parent.mode() & 0o002 == 0 && (parent.mode() & 0o020 == 0 || parent.gid() == 0)
+    };
+    euid == 0 && std::fs::metadata(parent).is_ok_and(closed)
 }
 
 /// What is missing from a release by a quick look (no hashing): the app directory, the venv's
