@@ -1742,3 +1742,53 @@ fn an_app_of_no_files_makes_a_complete_release() {
     );
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A receipt planted beside the releases as a sparse gigabyte (no disk used) is no receipt,
+/// and costs `--status`, a deploy with `--keep` and a linked install nothing: each runs with
+/// its address space limited to 512 MiB, where reading the file whole would fail.
+#[test]
+fn a_planted_gigabyte_receipt_is_not_read_whole() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let releases = root.join("releases");
+    let current = root.join("current");
+    let python = python(11).path;
+    let link = [OsStr::new("--link"), current.as_os_str()];
+    let (code, _, stderr) = install_with(&site, &releases.join("1"), &python, &link);
+    assert_eq!(code, 0, "{stderr}");
+    let planted = releases.join("big");
+    std::fs::create_dir(&planted).expect("mkdir");
+    let receipt = std::fs::File::create(planted.join("pysfx-receipt.json")).expect("create");
+    receipt.set_len(1 << 30).expect("truncate");
+    let limited = |args: &[&OsStr]| {
+        let output = run(Command::new("prlimit")
+            .arg(format!("--as={}", 512u64 << 20))
+            .arg(&site)
+            .args(args)
+            .arg("--json"));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("not one JSON object ({error}): {stderr}"));
+        (output.status.code(), value, stderr)
+    };
+    let (code, status, stderr) = limited(&[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, Some(0), "{status}\n{stderr}");
+    let release_two = releases.join("2");
+    let (code, result, stderr) = limited(&[
+        OsStr::new("-d"),
+        release_two.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+        link[0],
+        link[1],
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ]);
+    assert_eq!(code, Some(0), "{result}\n{stderr}");
+    assert!(result["linked_files"].as_u64() > Some(0), "{result}");
+    assert!(
+        planted.join("pysfx-receipt.json").is_file(),
+        "not a release: left"
+    );
+}
