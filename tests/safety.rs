@@ -738,6 +738,29 @@ fn a_full_filesystem_is_refused_and_leaves_nothing() {
         used <= needed + 1 && used + 32 >= needed,
         "{needed} counted, {used} used"
     );
+    // A manifest that overstates a wheel's directories or members asks for inodes no disk
+    //    has: the lie is the artifact's (exit 3, checked against the wheel before the
+    //    machine is blamed), not a shortage (exit 4), and nothing is written.
+    for (what, count) in [("directories", 20_000_000), ("members", 1 << 60)] {
+        let lying = pysfx_e2e::reseal(&artifact, &work.path().join("lying.sfx"), |manifest| {
+            for wheel in &mut manifest.wheels {
+                match what {
+                    "directories" => wheel.directories = count,
+                    _ => wheel.members = count,
+                }
+            }
+        });
+        let destination = enough.path.join("releases/2");
+        let (code, _, stderr) = install_with(&lying, &destination, &python, &[]);
+        assert_eq!(code, 3, "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the manifest counts {count} {what}")),
+            "{stderr}"
+        );
+        assert!(!destination.exists(), "{what}: written");
+        let output = run(Command::new(&lying).arg("--verify"));
+        assert_eq!(output.status.code(), Some(3), "{what}: {output:?}");
+    }
     drop(enough);
     // Byte-code compiled at install, which no bundle in this artifact counts: the install
     //    fails as it writes (exit 4), naming DEST as well as the file, and leaves nothing.

@@ -592,16 +592,8 @@ fn open_wheels(
     let venv_length = crate::path_max::real_length(std::path::Path::new(venv));
     for (result, job) in opened.into_iter().zip(batch.jobs) {
         let (archive, mut wheel) = result?;
-        check_entry(job.entry, &wheel).map_err(InstallError::Corrupt)?;
-        // (A husk's count is the whole wheel's; 0 in artifacts packed before it was recorded.)
-        let members = job.entry.members;
-        if !job.entry.from_base && members != 0 && members != archive.len() as u64 {
-            return Err(InstallError::Corrupt(format!(
-                "{}: the manifest counts {members} members, its zip directory {}",
-                job.entry.filename,
-                archive.len()
-            )));
-        }
+        let members = archive.len() as u64;
+        check_entry(job.entry, &wheel, members).map_err(InstallError::Corrupt)?;
         check_path_lengths(&wheel, venv_length)?;
         if let Some(bundle) = job.bundles.first() {
             // A `.pyc` header holds the source's mtime in 32 bits: a larger one is no time the

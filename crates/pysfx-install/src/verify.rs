@@ -92,7 +92,10 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         files.retain(|file| !seeded.contains(file));
         destinations.insert(&entry.path, files);
     }
-    check_no_clash(&manifest, &destinations, &path)
+    check_no_clash(&manifest, &destinations, &path)?;
+    // What the install holds the manifest to before it blames the machine (the directories
+    // each wheel makes, for the free-inode check, among them).
+    check_claims(payload)
 }
 
 /// No set's wheels (with the bootstrap wheels) clash, one shipping a file where another's
@@ -132,7 +135,7 @@ fn check_no_clash(
 /// byte-code bundles, the shebangs) is checked for every interpreter alike.
 fn model_layout(manifest: &Manifest) -> Layout {
     Layout {
-        site_packages: "lib/python3/site-packages".into(),
+        site_packages: crate::wheel::MODEL_SITE_PACKAGES.into(),
         python_version: (3, 0),
         shebang_python: "/nonexistent/venv/bin/python".into(),
         installer: "pysfx".into(),
@@ -176,7 +179,9 @@ pub fn check_claims_of(
             source,
         })?;
         let prepared = crate::wheel::prepare_wheel(&mut archive, &filename, &layout)?;
-        check_entry(entry, &prepared)
+        let members = archive.len() as u64;
+        check_entry(entry, &prepared, members)
+            .and_then(|()| check_directories(entry, &prepared, &layout.site_packages))
             .map_err(|reason| InstallError::Corrupt(format!("{path}: {reason}")))?;
     }
     Ok(())
@@ -419,8 +424,21 @@ pub(crate) fn venv_model(layout: &Layout) -> NullTree {
 /// decided from the manifest before writing (its choice by name, version and Requires-Python,
 /// the completeness check by Requires-Dist, the free-space check by size) must be what it
 /// installs. The install and `verify` both run it; a difference is a corrupt artifact.
-pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), String> {
+/// The wheel's `members`, its zip directory's entries, must be what the manifest counts too,
+/// where it counts them (a husk's count is the whole wheel's; artifacts packed before it was
+/// recorded have 0): the stub sizes its batches and its free-inode check by it.
+pub fn check_entry(
+    entry: &WheelEntry,
+    prepared: &PreparedWheel,
+    members: u64,
+) -> Result<(), String> {
     let wheel = &entry.filename;
+    if !entry.from_base && entry.members != 0 && entry.members != members {
+        return Err(format!(
+            "{wheel}: the manifest counts {} members, its zip directory {members}",
+            entry.members
+        ));
+    }
     // (A husk's figure is the whole wheel's, its members only part of them.)
     let declared = prepared.unpacked_bytes();
     if declared > entry.unpacked_bytes || (!entry.from_base && declared != entry.unpacked_bytes) {
@@ -454,6 +472,30 @@ pub fn check_entry(entry: &WheelEntry, prepared: &PreparedWheel) -> Result<(), S
     {
         return Err(format!(
             "{wheel}: its RECORD differs from the one the manifest names"
+        ));
+    }
+    Ok(())
+}
+
+/// The directories the wheel's install makes in a venv whose site-packages is
+/// `site_packages` must be what the manifest counts (where it counts them, as for its
+/// members): the free-inode check before writing goes by that count, and a manifest that
+/// overstates it would have the install blame the machine (exit 4). Checked where the
+/// manifest is held to its wheels (`check_claims`, `verify`), not as each batch opens its
+/// wheels: by then the count has served its one purpose.
+fn check_directories(
+    entry: &WheelEntry,
+    prepared: &PreparedWheel,
+    site_packages: &str,
+) -> Result<(), String> {
+    if entry.from_base || entry.directories == 0 {
+        return Ok(());
+    }
+    let made = prepared.directories_made(site_packages);
+    if entry.directories != made {
+        return Err(format!(
+            "{}: the manifest counts {} directories its install makes, its members {made}",
+            entry.filename, entry.directories
         ));
     }
     Ok(())

@@ -138,6 +138,46 @@ fn the_sample_wheel_installs_on_both() {
     assert!(tool.starts_with("#!/final/venv/bin/python\n"), "{tool}");
 }
 
+/// The directories a wheel's install makes, as `PreparedWheel::directories_made` counts them
+/// (what the manifest records for the free-inode check, and what the stub holds it to), are
+/// the directories that appear when it is installed into a venv that has `bin/`, `include/`
+/// and site-packages: here its package, a subpackage two deep, its `.dist-info`, and a data
+/// file's `share/man/man1`.
+#[test]
+fn the_directories_counted_are_those_the_install_makes() {
+    let bytes = wheel(
+        &[
+            ("sample/__init__.py", b"VALUE = 1\n"),
+            ("sample/sub/deep/mod.py", b"x = 1\n"),
+            ("sample/sub/other.py", b"y = 1\n"),
+            ("top.py", b"z = 1\n"),
+            ("sample-1.0.data/data/share/man/man1/tool.1", b".TH\n"),
+            ("sample-1.0.data/scripts/tool", b"#!python\nprint(1)\n"),
+            METADATA,
+            WHEEL,
+        ],
+        None,
+    );
+    let outer = tempfile::tempdir().expect("tempdir");
+    let site_packages = layout().site_packages;
+    for directory in ["bin", "include", site_packages.as_str()] {
+        std::fs::create_dir_all(outer.path().join(directory)).expect("mkdir");
+    }
+    let before = everything_under(outer.path());
+    let mut disk = DiskTree::new(outer.path());
+    install_wheel(Cursor::new(&bytes), &filename(), &layout(), &mut disk).expect("install");
+    let made = (everything_under(outer.path()).into_iter())
+        .filter(|path| path.is_dir() && !before.contains(path))
+        .count() as u64;
+    // sample, sample/sub, sample/sub/deep, sample-1.0.dist-info, share, share/man, share/man/man1.
+    assert_eq!(made, 7);
+    let prepared = verify_wheel(Cursor::new(&bytes), &filename(), None).expect("verify");
+    assert_eq!(
+        prepared.directories_made(pysfx_install::wheel::MODEL_SITE_PACKAGES),
+        made
+    );
+}
+
 #[test]
 fn the_hostile_table_is_refused_by_both_as_content() {
     let table: Vec<(&str, Vec<u8>)> = vec![

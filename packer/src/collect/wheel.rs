@@ -54,34 +54,9 @@ pub struct WheelInfo {
     /// Where the install puts each of its files and launchers, relative to the venv (with
     /// `lib/python3/site-packages` for site-packages).
     pub destinations: Vec<String>,
-}
-
-impl WheelInfo {
-    /// The directories its install makes in a venv, which has `bin/`, `include/` and
-    /// site-packages already (see [`directories_made`]).
-    pub fn directories(&self) -> u64 {
-        directories_made(
-            self.destinations.iter().map(String::as_str),
-            VENV_DIRECTORIES,
-        )
-    }
-}
-
-/// The directories a venv has before any wheel is installed in it, as `destinations` name them.
-const VENV_DIRECTORIES: &[&str] = &[
-    "bin",
-    "include",
-    "lib",
-    "lib/python3",
-    "lib/python3/site-packages",
-];
-
-/// How many directories writing `paths` (relative, `/`-separated) makes: their distinct
-/// parents, and theirs, but for those in `existing`.
-fn directories_made<'a>(mut paths: impl Iterator<Item = &'a str>, existing: &[&str]) -> u64 {
-    (pysfx_format::parent_directories(&mut paths).iter())
-        .filter(|directory| !existing.contains(directory))
-        .count() as u64
+    /// The directories its install makes in a venv (the stub's free-inode check, which holds
+    /// the manifest's count to the wheel: `PreparedWheel::directories_made`).
+    pub directories: u64,
 }
 
 /// Reads a wheel: its digest, and everything the stub checks at install, by the install's own
@@ -170,6 +145,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         destinations: (prepared.destinations().iter())
             .map(|destination| destination.path.to_string())
             .collect(),
+        directories: prepared.directories_made(pysfx_install::wheel::MODEL_SITE_PACKAGES),
     })
 }
 
@@ -198,26 +174,4 @@ fn record_digest<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> R
     let (digest, _) =
         pysfx_format::sha256_reader(entry).with_context(|| format!("cannot read {name}"))?;
     Ok(pysfx_format::hex(&digest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_each_directory_made_once_and_none_the_venv_has() {
-        let paths = [
-            "lib/python3/site-packages/pkg/__init__.py",
-            "lib/python3/site-packages/pkg/sub/deep/mod.py",
-            "lib/python3/site-packages/pkg/sub/other.py",
-            "lib/python3/site-packages/pkg-1.0.dist-info/RECORD",
-            "lib/python3/site-packages/top.py",
-            "bin/tool",
-            "share/man/man1/tool.1",
-        ];
-        // pkg, pkg/sub, pkg/sub/deep, pkg-1.0.dist-info, share, share/man, share/man/man1.
-        assert_eq!(directories_made(paths.into_iter(), VENV_DIRECTORIES), 7);
-        assert_eq!(directories_made(["a/b/c.py"].into_iter(), &[]), 2);
-        assert_eq!(directories_made(["file"].into_iter(), &[]), 0);
-    }
 }

@@ -524,7 +524,7 @@ fn wheel_entries(
             size: husks.get(path).map_or(info.size, |husk| husk.size),
             unpacked_bytes: info.unpacked_bytes,
             members: info.members,
-            directories: info.directories(),
+            directories: info.directories,
             requires_python: info.requires_python.clone(),
             requires_dist: info.requires_dist.clone(),
             record_sha256: Some(info.record_sha256.clone()),

@@ -245,6 +245,24 @@ impl PreparedWheel {
         self.unpacked_bytes
     }
 
+    /// How many directories its install makes in a venv whose site-packages is
+    /// `site_packages`: the distinct parents of its [destinations](Self::destinations), but
+    /// for those the venv has before any wheel (`bin/`, `include/`, site-packages and the
+    /// directories above it). What the manifest records as the wheel's `directories`.
+    pub fn directories_made(&self, site_packages: &str) -> u64 {
+        let mut existing = vec!["bin", "include", site_packages];
+        let mut at = site_packages;
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            existing.push(parent);
+            at = parent;
+        }
+        let destinations = self.destinations();
+        let mut paths = destinations.iter().map(|destination| destination.path);
+        (pysfx_format::parent_directories(&mut paths).iter())
+            .filter(|directory| !existing.contains(directory))
+            .count() as u64
+    }
+
     /// Every file the wheel puts in the tree (members and launchers; not its `.dist-info`
     /// bookkeeping, which no other wheel shares).
     pub fn destinations(&self) -> Vec<Destination<'_>> {
@@ -361,6 +379,10 @@ pub fn install_wheel<R: Read + Seek + Clone>(
 /// Checks a wheel as the installer would, writing nothing: it is the install itself into a
 /// `NullTree` holding the venv's own files, so a wheel that verifies also installs.
 /// `app_name`, when known, protects the app's `.pth` hook too.
+/// The site-packages of the venv a wheel is checked against without an interpreter
+/// ([`verify_wheel`], `check_claims`): what [`PreparedWheel::directories_made`] counts in.
+pub const MODEL_SITE_PACKAGES: &str = "lib/python3/site-packages";
+
 pub fn verify_wheel<R: Read + Seek + Clone>(
     reader: R,
     filename: &WheelFilename,
@@ -371,7 +393,7 @@ pub fn verify_wheel<R: Read + Seek + Clone>(
         source,
     })?;
     let layout = Layout {
-        site_packages: "lib/python3/site-packages".into(),
+        site_packages: MODEL_SITE_PACKAGES.into(),
         python_version: (3, 0),
         shebang_python: "/nonexistent/bin/python".into(),
         installer: "pysfx".into(),
