@@ -501,12 +501,37 @@ fn interpreters_whose_venv_would_not_start_are_refused() {
         format!("#!/bin/sh\nSCL_READY=1 exec {} \"$@\"\n", bare.display()),
     )
     .expect("write");
-    for script in [&bare, &wrapper] {
+    // A wrapper that runs 3.8 as `exec -a python3`: CPython looks its bare name up on PATH
+    // for sys.executable, and finds 3.12's there, which the venv's bin/python would run.
+    let other = python(12);
+    let renamed = work.path().join("renamed-python");
+    std::fs::write(
+        &renamed,
+        format!(
+            "#!/bin/bash\nPATH={}:$PATH exec -a python3 {} \"$@\"\n",
+            other.path.parent().expect("bin").display(),
+            real.path.display()
+        ),
+    )
+    .expect("write");
+    // An answer whose cache tag is a path: byte-code named by it would go outside DEST.
+    let lying = work.path().join("lying-python");
+    std::fs::write(
+        &lying,
+        format!(
+            "#!/bin/sh\n{} \"$@\" | sed 's#\"cpython-38\"#\"../../../../x\"#'\n",
+            real.path.display()
+        ),
+    )
+    .expect("write");
+    for script in [&bare, &wrapper, &renamed, &lying] {
         std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     for (python, says) in [
         (nosite.join("bin/python3.8"), "No module named 'site'"),
         (wrapper, "does not start on its own"),
+        (renamed, "exec -a"),
+        (lying, "its answer is not CPython"),
     ] {
         let destination = work.path().join("releases/1");
         let (code, _, stderr) = install_with(&artifact, &destination, &python, &[]);

@@ -400,6 +400,21 @@ impl Manifest {
                 return Err(format!("its {field} is not a SHA-256 in lowercase hex"));
             }
         }
+        // A bundle's cache tag names every `.pyc` file it writes, and its magic number is
+        // what an interpreter's must be to take it: CPython's own, or the bundle is no one's.
+        for bundle in &self.bytecode {
+            if !pysfx_wheel::is_cpython_cache_tag(&bundle.cache_tag)
+                || !pysfx_wheel::is_cpython_magic(&bundle.magic)
+            {
+                return Err(format!(
+                    "the byte-code {} has the cache tag \"{}\" and magic number \"{}\": no \
+                     CPython's",
+                    bundle.path.escape_debug(),
+                    bundle.cache_tag.escape_debug(),
+                    bundle.magic.escape_debug()
+                ));
+            }
+        }
         // A wheel left out is taken from a release of the base the artifact names; its
         // byte-code comes with its files from there, never from this payload.
         for wheel in &self.wheels {
@@ -530,6 +545,40 @@ mod tests {
             .push("evil @ https://example.com/evil.whl".into());
         let error = bad.validate().expect_err("a URL");
         assert!(error.contains("is a URL"), "{error}");
+    }
+
+    /// A bundle's cache tag names the `.pyc` files it writes: only CPython's own (never a
+    /// path), with CPython's kind of magic number.
+    #[test]
+    fn byte_code_is_named_as_cpython_names_it() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"format_version": 1, "pysfx_version": "0.1.0",
+                "app": {"name": "site", "files": 0, "bytes": 0},
+                "sets": [{"name": "wheels", "wheels": ["wheels/six-1.0-py3-none-any.whl"]}],
+                "wheels": [{"path": "wheels/six-1.0-py3-none-any.whl",
+                            "filename": "six-1.0-py3-none-any.whl", "name": "six",
+                            "version": "1.0", "sha256": "00", "size": 1,
+                            "unpacked_bytes": 1}],
+                "bytecode": [{"wheel": "wheels/six-1.0-py3-none-any.whl",
+                              "path": "bytecode/0000000000000000/cpython-311.zip",
+                              "magic": "a70d0d0a", "cache_tag": "cpython-311",
+                              "source_mtime": 0, "files": 1}],
+                "unpacked_bytes": 1}"#,
+        )
+        .expect("a manifest");
+        assert_eq!(manifest.validate(), Ok(()));
+        for (cache_tag, magic) in [
+            ("../../../tmp/x", "a70d0d0a"),
+            ("cpython-311/../../x", "a70d0d0a"),
+            ("cpython-311\u{1b}", "a70d0d0a"),
+            ("cpython-311", "zz"),
+        ] {
+            let mut bad = manifest.clone();
+            bad.bytecode[0].cache_tag = cache_tag.into();
+            bad.bytecode[0].magic = magic.into();
+            let error = bad.validate().expect_err(cache_tag);
+            assert!(error.contains("no CPython's"), "{error}");
+        }
     }
 
     #[test]

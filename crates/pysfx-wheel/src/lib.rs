@@ -2,6 +2,7 @@
 //! text, requirements and markers, and which wheel of a set an interpreter takes. Nothing here
 //! writes a file: installing is `pysfx-install`'s.
 
+mod bytecode;
 mod entry_points;
 mod filename;
 mod metadata;
@@ -14,6 +15,7 @@ mod select;
 mod skeleton;
 mod tags;
 
+pub use bytecode::{cpython_cache_tag, is_cpython_cache_tag, is_cpython_magic};
 pub use entry_points::{EntryPoint, EntryPoints};
 pub use filename::{BuildTag, WheelFilename};
 pub use metadata::Headers;

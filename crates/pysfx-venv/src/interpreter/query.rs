@@ -114,14 +114,40 @@ impl Interpreter {
             reason,
         };
         let limits = Limits::from_env();
-        let run = run_bounded(&text, &["-I", "-S", "-c", ""], limits).map_err(|source| {
+        // It must be the Python that answered, too: a wrapper that runs 3.11 as `exec -a
+        // python3` gets the `python3` on PATH as sys.executable, which may be a 3.12 — whose
+        // venv would find none of the 3.11 packages installed.
+        let script = "import sys, importlib.util\n\
+                      sys.stdout.write('%d.%d.%d ' % sys.version_info[:3])\n\
+                      sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())";
+        let run = run_bounded(&text, &["-I", "-S", "-c", script], limits).map_err(|source| {
             bad(format!(
                 "the binary it runs, {text}, which the venv's bin/python would run, cannot be \
                  started: {source}"
             ))
         })?;
         match run.ending {
-            Ending::Exited(status) if status.success() => Ok(()),
+            Ending::Exited(status) if status.success() => {
+                let (major, minor, micro) = self.version_info;
+                let expected = format!("{major}.{minor}.{micro} {}", self.magic);
+                let answer = String::from_utf8_lossy(&run.stdout);
+                if answer == expected {
+                    return Ok(());
+                }
+                let (version, magic) = answer.split_once(' ').unwrap_or((&answer, ""));
+                // (Whatever it printed: a few characters of it. The log escapes them.)
+                let cut = |text: &str| text.chars().take(40).collect::<String>();
+                Err(bad(format!(
+                    "it answers as CPython {} (magic number {}), but the binary it names as \
+                     sys.executable, {text}, which the venv's bin/python would run, is {} \
+                     (magic number {}): a wrapper that runs its Python as `exec -a NAME`? give \
+                     --python the binary itself",
+                    self.version(),
+                    self.magic,
+                    cut(version),
+                    cut(magic)
+                )))
+            }
             Ending::Exited(status) => Err(bad(format!(
                 "the binary it runs, {text}, which the venv's bin/python would run, does not \
                  start on its own ({status}): {}; a wrapper that sets LD_LIBRARY_PATH? give \
@@ -247,6 +273,25 @@ impl Interpreter {
             return Err(VenvError::Unsupported {
                 python: self.requested.clone(),
                 version: self.version(),
+            });
+        }
+        // Byte-code is named by the cache tag (`mod.cpython-311.pyc`) and held to the magic
+        // number: an answer's own, from whatever answered, must be CPython's for its version,
+        // or a tag such as `../../x` would put `.pyc` files outside the release.
+        let tag = pysfx_wheel::cpython_cache_tag(major, minor);
+        if self.cache_tag.as_deref() != Some(tag.as_str())
+            || !pysfx_wheel::is_cpython_magic(&self.magic)
+        {
+            return Err(VenvError::BadInterpreter {
+                python: self.requested.clone(),
+                reason: format!(
+                    "its answer is not CPython {}'s: cache tag {:?} and magic number {:?}, \
+                     where CPython {major}.{minor} has the tag {tag:?} and a 4-byte magic \
+                     number ending in 0d0a",
+                    self.version(),
+                    self.cache_tag.as_deref().unwrap_or_default(),
+                    self.magic
+                ),
             });
         }
         if self.os_name != "posix" {
