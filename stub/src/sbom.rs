@@ -27,8 +27,8 @@ pub fn print(payload: &mut Payload) -> Result<(), Failure> {
         None => Err(Failure::new(
             code::OTHER,
             format!(
-                "this artifact holds no SBOM (packed by pysfx {}, before SBOMs were stored); \
-                 `pysfx inspect --sbom` makes one from its manifest",
+                "this artifact holds no SBOM (packed by a pysfx {} from before SBOMs were \
+                 stored, or taken out since); `pysfx inspect --sbom` makes one from its manifest",
                 payload.manifest().pysfx_version
             ),
         )),

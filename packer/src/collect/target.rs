@@ -77,7 +77,7 @@ pub fn parse_target(text: &str) -> Result<ParsedTarget> {
         .map_err(|_| refuse(&format!("{python:?} is not a CPython version")))?;
     if major != "3" || !(6..=13).contains(&minor) {
         return Err(refuse(&format!(
-            "CPython {major}.{minor} is not one the stub installs with (3.6 to 3.13)"
+            "CPython {major}.{minor} is not one pysfx packs for (3.6 to 3.13)"
         )));
     }
     match crate::floor::tag_need(&platform) {
