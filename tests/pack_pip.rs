@@ -164,3 +164,46 @@ fn hashed_requirements_warn_that_the_bootstrap_wheels_are_not_hash_checked() {
         assert!(!stderr.contains("hash-checked"), "{extra:?}: {stderr}");
     }
 }
+
+/// Bootstrap wheels given by hand are packed as they are: when no pip among them fits a set's
+/// Python, the pack warns that its venvs will have no pip (the stub would pass over the wheel
+/// in silence); a pip that fits says nothing.
+#[test]
+fn bootstrap_wheels_that_fit_no_set_are_warned_of() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    tiny_wheel(&root.join("found"), "tinylib", "1.0", &[]);
+    std::fs::write(
+        root.join("requirements.txt"),
+        "--no-index\n--find-links found\ntinylib\n",
+    )
+    .expect("write");
+    let app = make_app(root, "demoapp");
+    let pack_with = |bootstrap: &Path| {
+        let args = [
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("-r"),
+            OsStr::new("requirements.txt"),
+            OsStr::new("--target"),
+            OsStr::new("3.8"),
+            OsStr::new("--bootstrap-wheels"),
+            bootstrap.as_os_str(),
+        ];
+        let output = run(pack_command(&args, &root.join("site.sfx")).current_dir(root));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let newer = root.join("boot-newer");
+    wheel_requiring_python(&newer, "pip", "99.0", ">=3.10");
+    let stderr = pack_with(&newer);
+    assert!(
+        stderr.contains("no bootstrap wheel of pip fits CPython 3.8"),
+        "{stderr}"
+    );
+    let fitting = root.join("boot-fitting");
+    wheel_requiring_python(&fitting, "pip", "99.0", ">=3.6");
+    let stderr = pack_with(&fitting);
+    assert!(!stderr.contains("no bootstrap wheel of pip"), "{stderr}");
+}

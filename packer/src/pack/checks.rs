@@ -378,3 +378,60 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
         }
     }
 }
+
+/// Warns of each set resolved for a Python (`-r`) whose venvs would get no pip: bootstrap
+/// wheels are packed (SPEC: "so the venv has a working pip"), but none of pip's fits that
+/// Python's tags and `Requires-Python`, and the set has no pip of its own. The default
+/// bootstrap wheels are collected for each set's Python; those of `--bootstrap-wheels` (or
+/// `$PYSFX_BOOTSTRAP_WHEELS`) are taken as they are, and the stub would skip them in silence.
+pub(crate) fn warn_if_bootstrap_misses(manifest: &Manifest, max_glibc: &GlibcVersion) {
+    let glibc = match max_glibc.0.as_slice() {
+        [major, minor, ..] => Some((*major, *minor)),
+        _ => None,
+    };
+    let pips: Vec<pysfx_wheel::Candidate<()>> = (manifest.bootstrap.iter())
+        .filter_map(|path| manifest.wheel(path))
+        .filter(|entry| entry.name == "pip")
+        .filter_map(|entry| {
+            Some(pysfx_wheel::Candidate {
+                filename: entry.filename.parse().ok()?,
+                requires_python: entry.requires_python.clone(),
+                item: (),
+            })
+        })
+        .collect();
+    if manifest.bootstrap.is_empty() {
+        return;
+    }
+    for set in &manifest.sets {
+        let Some(target) = &set.target else {
+            continue;
+        };
+        let own_pip = (set.wheels.iter())
+            .filter_map(|path| manifest.wheel(path))
+            .any(|entry| entry.name == "pip");
+        let minor = target.python_version.strip_prefix("3.");
+        let Some(minor) = minor.and_then(|minor| minor.parse::<u32>().ok()) else {
+            continue;
+        };
+        let full = (target.full_version.clone())
+            .unwrap_or_else(|| format!("3.{minor}.{}", crate::collect::NEWEST_PATCH));
+        let Ok(version) = full.parse() else {
+            continue;
+        };
+        let facts = pysfx_wheel::PlatformFacts::linux_cpython(minor, glibc);
+        let tags = pysfx_wheel::InterpreterTags::for_cpython(&facts);
+        if !own_pip
+            && pysfx_wheel::select(&pips, &tags, &version)
+                .chosen
+                .is_empty()
+        {
+            warn!(
+                "set {}: no bootstrap wheel of pip fits CPython 3.{minor} (its tags or its \
+                 Requires-Python), so that Python's venvs will have no pip: add a pip for \
+                 3.{minor} to --bootstrap-wheels, or leave them out with --no-bootstrap",
+                set.name
+            );
+        }
+    }
+}

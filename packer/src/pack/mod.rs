@@ -158,6 +158,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     check_sets_complete(&manifest)?;
     checks::check_given_interpreters_fit(&manifest, &sets)?;
     checks::warn_if_no_python_fits(&manifest, &max_glibc);
+    checks::warn_if_bootstrap_misses(&manifest, &max_glibc);
     let manifest_sha256 = <sha2::Sha256 as sha2::Digest>::digest(manifest.to_json()?);
     let sboms =
         sbom::payload_entries(&manifest, &manifest_sha256).context("cannot write the SBOMs")?;
