@@ -745,13 +745,68 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
 }
 
 /// A crafted thin artifact whose husk is unsafe (its RECORD skeleton names `../../../pyvenv.cfg`,
-/// a file outside the venv) is the artifact's fault, exit 3 naming the row, as `pysfx verify`
-/// says — not exit 4 sending the operator to look for a base release — with or without one.
+/// a file outside the venv) or corrupt (a run of rows past any row number, or of more rows
+/// than the wheel has members) is the artifact's fault, exit 3 naming the row, as `pysfx
+/// verify` says — not exit 4 sending the operator to look for a base release — with or
+/// without one.
 #[test]
 fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
-    use std::io::{Read, Write};
     let artifacts = Artifacts::pack();
     let python = python(11);
+    let cases: [(&str, &[u8], &str); 3] = [
+        (
+            "unsafe",
+            b"../../../pyvenv.cfg,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n",
+            "../../../pyvenv.cfg",
+        ),
+        (
+            "past-any-row",
+            b"\x0018446744073709551615 2\n",
+            "a malformed run of rows",
+        ),
+        (
+            "too-many-rows",
+            b"\x000 99999999999\n",
+            "more rows than the wheel has members",
+        ),
+    ];
+    for (name, row, says) in cases {
+        let resealed = husk_with_row(&artifacts, name, row);
+        let verify = run(Command::new(&binaries().pysfx).arg("verify").arg(&resealed));
+        assert_eq!(
+            verify.status.code(),
+            Some(3),
+            "{name}: {}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        for with_base in [false, true] {
+            let parent = artifacts.parent(&format!("{name}-husk-{with_base}"));
+            if with_base {
+                install_base(&artifacts.v1, &parent.join("1"), &python);
+            }
+            let before = snapshot(&parent);
+            let (code, json, stderr) =
+                install_with(&resealed, &parent.join("2"), &python.path, &[]);
+            assert_eq!(code, 3, "{name}, base {with_base}: {json}\n{stderr}");
+            assert!(
+                stderr.contains(says) && !stderr.contains("needs a release"),
+                "{name}, base {with_base}: {stderr}"
+            );
+            // (The persistent lock file of DEST aside: the run with a base got that far.)
+            let mut after = snapshot(&parent);
+            after.retain(|(name, _)| name != ".2.pysfx-lock");
+            assert_eq!(
+                after, before,
+                "{name}, base {with_base}: something was written"
+            );
+        }
+    }
+}
+
+/// The thin artifact with `row` put first in the RECORD skeleton of sharedlib's husk, resealed
+/// as `<name>-husk.sfx`.
+fn husk_with_row(artifacts: &Artifacts, name: &str, row: &[u8]) -> PathBuf {
+    use std::io::{Read, Write};
     let mut payload = pysfx_format::Payload::open(&artifacts.thin).expect("open the thin one");
     let manifest = payload.manifest().clone();
     let entry = (manifest.wheels.iter())
@@ -767,26 +822,24 @@ fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
     let mut crafted = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for index in 0..original.len() {
         let mut member = original.by_index(index).expect("a member");
-        let name = member.name().expect("a name").to_string();
+        let member_name = member.name().expect("a name").to_string();
         let mut bytes = Vec::new();
         member.read_to_end(&mut bytes).expect("read");
-        if name.ends_with(".dist-info/RECORD") {
-            let mut row =
-                b"../../../pyvenv.cfg,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n"
-                    .to_vec();
-            row.extend_from_slice(&bytes);
-            bytes = row;
+        if member_name.ends_with(".dist-info/RECORD") {
+            let mut first = row.to_vec();
+            first.extend_from_slice(&bytes);
+            bytes = first;
         }
         crafted
-            .start_file(name, zip::write::SimpleFileOptions::default())
+            .start_file(member_name, zip::write::SimpleFileOptions::default())
             .expect("start");
         crafted.write_all(&bytes).expect("write");
     }
     let crafted = crafted.finish().expect("finish").into_inner();
     let path = entry.path.clone();
-    let resealed = pysfx_e2e::reseal_replacing(
+    pysfx_e2e::reseal_replacing(
         &artifacts.thin,
-        &artifacts.root.path().join("unsafe-husk.sfx"),
+        &artifacts.root.path().join(format!("{name}-husk.sfx")),
         |manifest| {
             for wheel in &mut manifest.wheels {
                 if wheel.path == path {
@@ -795,31 +848,7 @@ fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
             }
         },
         &[(path.as_str(), &crafted[..])],
-    );
-    let verify = run(Command::new(&binaries().pysfx).arg("verify").arg(&resealed));
-    assert_eq!(
-        verify.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    for with_base in [false, true] {
-        let parent = artifacts.parent(&format!("unsafe-husk-{with_base}"));
-        if with_base {
-            install_base(&artifacts.v1, &parent.join("1"), &python);
-        }
-        let before = snapshot(&parent);
-        let (code, json, stderr) = install_with(&resealed, &parent.join("2"), &python.path, &[]);
-        assert_eq!(code, 3, "base {with_base}: {json}\n{stderr}");
-        assert!(
-            stderr.contains("../../../pyvenv.cfg") && !stderr.contains("needs a release"),
-            "base {with_base}: {stderr}"
-        );
-        // (The persistent lock file of DEST aside: the run with a base got that far.)
-        let mut after = snapshot(&parent);
-        after.retain(|(name, _)| name != ".2.pysfx-lock");
-        assert_eq!(after, before, "base {with_base}: something was written");
-    }
+    )
 }
 
 /// A base release whose interpreter is gone (its `bin/python` a dangling link, as after the

@@ -315,8 +315,14 @@ fn check_husk(
         &mut text,
     )
     .map_err(|error| corrupt(error.to_string()))?;
-    // The rows it names; a run's rows are the release's own, checked at install.
-    let record = pysfx_wheel::named_rows(&text)
+    // The rows it names; a run's rows are the release's own, checked at install, and no more
+    // of them than the wheel has members (its count unknown in artifacts packed before it
+    // was recorded).
+    let most_rows = match entry.members {
+        0 => u64::MAX,
+        members => members,
+    };
+    let record = pysfx_wheel::named_rows(&text, most_rows)
         .and_then(|named| pysfx_wheel::Record::parse(&named))
         .map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
     let wheel: pysfx_wheel::WheelFilename = entry.filename.parse()?;

@@ -231,13 +231,28 @@ pub fn fill_hashes(
 /// The skeleton's rows without its run lines (the rows it names), for a reader that checks
 /// what it names; the error names a malformed run line (one that starts with NUL and is no
 /// run line): the skeleton's fault, whatever a release holds.
-pub fn named_rows(skeleton: &str) -> Result<String, String> {
+///
+/// Its runs stand for at most `members` rows in all: each row a run gives back is a member of
+/// the wheel (the wheel's RECORD lists each once), so more — or a run whose end is past any
+/// row number — is a corrupt husk, not a release that lacks the rows.
+pub fn named_rows(skeleton: &str, members: u64) -> Result<String, String> {
     let mut out = String::with_capacity(skeleton.len());
+    let mut rows: u64 = 0;
     for (number, line) in skeleton.split_inclusive('\n').enumerate() {
         if !line.starts_with(RUN) {
             out.push_str(line);
-        } else if run_line(line).is_none() {
+            continue;
+        }
+        let run = run_line(line).filter(|run| run.start.checked_add(run.count).is_some());
+        let Some(run) = run else {
             return Err(format!("line {}: a malformed run of rows", number + 1));
+        };
+        rows = rows.saturating_add(run.count as u64);
+        if rows > members {
+            return Err(format!(
+                "line {}: its runs stand for more rows than the wheel has members ({members})",
+                number + 1
+            ));
         }
     }
     Ok(out)
@@ -384,11 +399,15 @@ mod tests {
         let twice_skeleton = super::skeleton(&twice, |_| true, index);
         assert_eq!(fill_hashes(&twice_skeleton, hash_in(&rows), &site), twice);
         // What the skeleton names is every row but the runs'.
-        let named = named_rows(&skeleton).expect("test data");
+        let named = named_rows(&skeleton, 100).expect("test data");
         assert!(!named.contains(RUN) && named.contains("pkg/f.py,,07"));
         assert!(Record::parse(&named).is_ok());
-        assert!(named_rows("pkg/x,,1\n\0 1 2\n").is_err());
-        assert!(named_rows("\x003\n").is_err());
+        assert!(named_rows("pkg/x,,1\n\0 1 2\n", 100).is_err());
+        assert!(named_rows("\x003\n", 100).is_err());
+        // Runs of more rows than the wheel has members, or past any row number: corrupt.
+        assert!(named_rows("\x000 2\n\x004 2\n", 4).is_ok());
+        assert!(named_rows("\x000 2\n\x004 3\n", 4).is_err());
+        assert!(named_rows("\x0018446744073709551615 2\n", 4).is_err());
         // A malformed run line is the skeleton's fault, whatever the release holds.
         for bad in [
             "\0-1 2\n",
@@ -398,7 +417,7 @@ mod tests {
             "\0\n",
             "\x000 4",
         ] {
-            assert!(named_rows(bad).is_err(), "{bad:?}");
+            assert!(named_rows(bad, 100).is_err(), "{bad:?}");
             assert_eq!(fill_hashes(bad, hash_in(&rows), &site), bad);
         }
     }

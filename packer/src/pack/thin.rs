@@ -455,7 +455,7 @@ fn read_record<R: Read + std::io::Seek>(
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {name}"))?;
     let record = match husk {
-        true => pysfx_wheel::named_rows(&text).and_then(|named| Record::parse(&named)),
+        true => pysfx_wheel::named_rows(&text, u64::MAX).and_then(|named| Record::parse(&named)),
         false => Record::parse(&text),
     }
     .map_err(|reason| anyhow!("{name}: {reason}"))?;

@@ -377,8 +377,10 @@ fn fill_record(
         .join(&layout.site_packages)
         .join(directory)
         .join("RECORD");
-    // A malformed skeleton is the artifact's fault, whatever the release holds.
-    pysfx_wheel::named_rows(skeleton).map_err(|reason| WheelError::Invalid {
+    // A malformed skeleton is the artifact's fault, whatever the release holds. (Its runs'
+    // rows are held to the wheel's members where the manifest is held to the husk:
+    // `check_claims`, before a missing base release is blamed.)
+    pysfx_wheel::named_rows(skeleton, u64::MAX).map_err(|reason| WheelError::Invalid {
         wheel: wheel.to_string(),
         reason: format!("{directory}/RECORD in its husk: {reason}"),
     })?;
