@@ -610,6 +610,38 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
         assert!(stderr.contains(message), "{case}: {stderr}");
         assert!(!destination.exists(), "{case}: DEST exists");
     }
+    // A bundle this install does not write (another interpreter meets the artifact, or
+    // --no-compile) is held to what a bundle may hold all the same, as verify holds it.
+    let other = pysfx_e2e::python(12);
+    for (case, name) in [
+        (
+            "a name outside the tree",
+            format!("../../../../evil.{tag}.pyc"),
+        ),
+        ("no __pycache__", format!("good/evil.{tag}.pyc")),
+    ] {
+        let bytes = bundle_of(&name, 64);
+        let digest =
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
+        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::Cursor::new(&bytes))
+            .expect("the crafted bundle's size");
+        let crafted = pysfx_e2e::reseal_replacing(
+            &artifact,
+            &work.path().join("crafted.sfx"),
+            |manifest| {
+                manifest.bytecode[0].sha256 = pysfx_format::hex(&digest);
+                manifest.unpacked_bytes = manifest.unpacked_bytes - old_unpacked + unpacked;
+            },
+            &[(bundle.path.as_str(), &bytes)],
+        );
+        let no_compile = [std::ffi::OsStr::new("--no-compile")];
+        for (interpreter, extra) in [(&other.path, &[][..]), (&python.path, &no_compile[..])] {
+            let destination = work.path().join("releases/1");
+            let (code, _, stderr) = install_with(&crafted, &destination, interpreter, extra);
+            assert_eq!(code, 3, "{case}, {}: {stderr}", interpreter.display());
+            assert!(!destination.exists(), "{case}: DEST exists");
+        }
+    }
 }
 
 /// Re-seals the artifact `argv[1]` after `argv[2]` (Python statements) changed its bytes

@@ -711,6 +711,29 @@ fn check_passed_over(
         .map_err(Failure::from)
 }
 
+/// The byte-code bundles of the chosen wheels that this install does not write (another
+/// interpreter's; every one under `--no-compile`) are held to what a bundle may hold by their
+/// names, as `verify` holds them: an artifact that carries a hostile one is refused whatever
+/// interpreter it meets. The one written is checked as it is opened.
+fn check_unused_bundles(
+    payload: &mut Payload,
+    plan: &Plan,
+    interpreter: &Interpreter,
+    compile: bool,
+) -> Result<(), Failure> {
+    let unused: Vec<pysfx_format::BytecodeBundle> = (payload.manifest().bytecode.iter())
+        .filter(|bundle| plan.wheels.iter().any(|entry| entry.path == bundle.wheel))
+        .filter(|bundle| {
+            !compile || !bundle.fits(&interpreter.magic, interpreter.cache_tag.as_deref())
+        })
+        .cloned()
+        .collect();
+    for bundle in &unused {
+        pysfx_install::check_bundle_names(payload, bundle)?;
+    }
+    Ok(())
+}
+
 /// Checks the payload digest, timing it.
 fn verify(payload: &mut Payload, phases: &mut Phases) -> Result<(), Failure> {
     let phase = Instant::now();
@@ -1100,6 +1123,7 @@ fn check_writable(
     check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))?;
     check_path_lengths(destination, payload)?;
     check_passed_over(payload, plan, interpreter)?;
+    check_unused_bundles(payload, plan, interpreter, compile)?;
     // (Read again when the release is written.)
     crate::sbom::for_set(payload, plan).map(drop)
 }

@@ -125,6 +125,44 @@ impl OpenBundle {
 }
 
 /// `pkg/__pycache__/mod.cpython-311.pyc` → `pkg/mod.py`; `None` for anything else.
+/// Holds the names of a byte-code bundle the install will not write (another interpreter's,
+/// or any under `--no-compile`) to what a bundle may hold, as `verify` holds every bundle's
+/// and as [`open_bundle`] holds the one written: regular `.pyc` files in `__pycache__`,
+/// named for its cache tag, with a source time a `.pyc` header holds. (Whether each one's
+/// source is a module the wheel installs is known only from the wheel: `open_bundle` and
+/// `verify` check that.) An artifact with such a bundle is refused (exit 3) whatever
+/// interpreter it meets.
+pub fn check_bundle_names(
+    payload: &mut pysfx_format::Payload,
+    bundle: &pysfx_format::BytecodeBundle,
+) -> Result<(), InstallError> {
+    let corrupt =
+        |reason: String| InstallError::Corrupt(format!("byte-code {}: {reason}", bundle.path));
+    if bundle.source_mtime > u64::from(u32::MAX) {
+        return Err(corrupt(format!(
+            "its source_mtime {} is beyond what a .pyc header holds",
+            bundle.source_mtime
+        )));
+    }
+    let (start, len) = payload.stored_range(&bundle.path)?;
+    let section = Section::with_directory(payload.file(), start, len);
+    let mut archive = ZipArchive::new(section).map_err(|error| corrupt(error.to_string()))?;
+    let scanned = scan_members_named(&mut archive).map_err(|error| corrupt(error.to_string()))?;
+    let suffix = format!(".{}.pyc", bundle.cache_tag);
+    for member in scanned {
+        let name = member.name.as_str();
+        let file = matches!(member.kind, MemberKind::File { .. });
+        if !file || pyc_source(name).is_none() || !name.ends_with(&suffix) {
+            return Err(corrupt(format!(
+                "{:?} is no .pyc file of {} byte-code in __pycache__",
+                pysfx_format::escape_control(name),
+                bundle.cache_tag
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn pyc_source(name: &str) -> Option<String> {
     let (directory, file) = name.rsplit_once("__pycache__/")?;
     if !(directory.is_empty() || directory.ends_with('/')) || file.contains('/') {

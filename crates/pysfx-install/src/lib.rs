@@ -26,6 +26,7 @@ pub mod wheel;
 
 pub use app::{extract_app, Extracted};
 pub use batch::{cut_batches, BatchLimits, WheelSize};
+pub use bytecode::check_bundle_names;
 pub use error::{io_fault, venv_fault, Fault, InstallError};
 pub use links::{payload_links, PayloadLink};
 pub use pyc::BytecodeLink;
