@@ -655,6 +655,15 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
     let printed = run(Command::new(&crafted).arg("--sbom"));
     assert_eq!(printed.status.code(), Some(3));
     assert!(printed.stdout.is_empty());
+    // Nor does an install take the artifact, though its release gets the set's SBOM alone.
+    let destination = root.join("releases/4");
+    let (code, _, stderr) = install_with(&crafted, &destination, &python.path, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("is not the SBOM of this artifact"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
     // Nor does `pysfx inspect --sbom`, which prints the same document or none.
     let printed = run(Command::new(&binaries().pysfx)
         .arg("inspect")
@@ -679,6 +688,34 @@ fn an_sbom_that_hides_or_adds_a_package_is_refused_everywhere() {
     }
     let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&crafted));
     assert_eq!(output.status.code(), Some(3));
+    // All of them taken out: the manifest says the artifact stores them (no artifact packed
+    // before SBOMs were stored says so), so it is refused alike, and `inspect --sbom` makes
+    // none up from the manifest.
+    let sets = manifest(&artifact)["sets"].as_array().map_or(0, Vec::len);
+    let names: Vec<String> = std::iter::once(pysfx_format::SBOM_NAME.to_string())
+        .chain((0..sets).map(pysfx_format::set_sbom_name))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let crafted = pysfx_e2e::reseal_leaving_out(&artifact, &root.join("no-sboms.sfx"), &names);
+    let destination = root.join("releases/5");
+    let (code, _, stderr) = install_with(&crafted, &destination, &python.path, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("the manifest says the artifact stores its SBOMs"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+    for check in ["--verify", "--sbom"] {
+        let output = run(Command::new(&crafted).arg(check));
+        assert_eq!(output.status.code(), Some(3), "{check}");
+    }
+    for command in [&["verify"][..], &["inspect", "--sbom"][..]] {
+        let output = run(Command::new(&binaries().pysfx)
+            .args(&command[..1])
+            .arg(&crafted)
+            .args(&command[1..]));
+        assert_eq!(output.status.code(), Some(3), "{command:?}");
+    }
     // The genuine artifact installs, its release's SBOM listing tinylib.
     let destination = root.join("releases/2");
     let (code, _, stderr) = install_with(&artifact, &destination, &python.path, &[]);

@@ -64,6 +64,14 @@ pub fn for_set(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Result<Option<
         tracing::debug!("the artifact holds no SBOMs");
         return Ok(None);
     }
+    // The whole artifact's too, which the release does not get: an artifact whose SBOM is not
+    // its own is refused here as by `--sbom` and `verify`, whatever it installs.
+    if let Some(bytes) = read_sbom(payload, SBOM_NAME)? {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(reason) = pysfx_plan::sbom::check_stored(payload.manifest(), None, &text) {
+            return Err(corrupt(payload, SBOM_NAME, &reason));
+        }
+    }
     let name = set_sbom_name(index);
     let Some(bytes) = read_sbom(payload, &name)? else {
         return Ok(None);

@@ -151,6 +151,8 @@ fn raw_manifest(app_files: u64, entries: Vec<pysfx_format::WheelEntry>) -> pysfx
         stub_sha256: None,
         thin_from: None,
         bytecode: Vec::new(),
+        // A raw artifact stores no SBOMs.
+        sboms: false,
     }
 }
 

@@ -65,6 +65,12 @@ pub struct Manifest {
     /// ([`WheelEntry::from_base`]) were taken from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thin_from: Option<ThinBase>,
+    /// The payload stores its SBOMs (`.pysfx/sbom*.cdx.json`), as every artifact packed since
+    /// pysfx stored them does: with this set, an artifact whose SBOMs were all taken out is
+    /// corrupt, not one packed before. Absent (false) in artifacts packed before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sboms: bool,
 }
 
 /// The artifact a thin artifact relies on: at install, the wheels it left out come from a

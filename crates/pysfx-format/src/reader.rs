@@ -473,6 +473,7 @@ fn empty_manifest() -> Manifest {
         stub_sha256: None,
         thin_from: None,
         bytecode: Vec::new(),
+        sboms: false,
     }
 }
 

@@ -72,14 +72,20 @@ pub fn names(manifest: &Manifest) -> Vec<String> {
 }
 
 /// Whether the artifact stores its SBOMs: all of them (`Ok(true)`), or none, as an artifact
-/// packed before pysfx stored them (`Ok(false)`); `Err` names one missing beside the others.
+/// packed before pysfx stored them (`Ok(false)`); `Err` names one missing beside the others,
+/// or the first one missing of an artifact whose manifest says it stores them.
 pub fn all_stored(payload: &mut Payload) -> Result<bool, String> {
     let names = names(payload.manifest());
+    let promised = payload.manifest().sboms;
     let stored: Vec<bool> = (names.iter())
         .map(|name| payload.archive().index_for_name(name).is_some())
         .collect();
     match stored.iter().position(|stored| !stored) {
         None => Ok(true),
+        Some(index) if promised && !stored.contains(&true) => Err(format!(
+            "{} is missing, though the manifest says the artifact stores its SBOMs",
+            names[index]
+        )),
         Some(_) if !stored.contains(&true) => Ok(false),
         Some(index) => Err(format!(
             "{} is missing, while the artifact holds its other SBOMs",

@@ -153,6 +153,8 @@ pub fn run(args: &PackArgs) -> Result<()> {
             .filter(|_| !husks.is_empty())
             .map(|base| base.thin_from),
         bytecode: bundles.values().map(|built| built.bundle.clone()).collect(),
+        // (Written with the payload: `sbom::payload_entries`.)
+        sboms: true,
     };
 
     check_sets_complete(&manifest)?;
