@@ -588,12 +588,13 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
             "unpacks to",
         ),
     ];
-    for (case, bytes, told, message) in cases {
-        let digest =
-            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
-        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::Cursor::new(&bytes))
+    // The artifact with the bundle's bytes replaced by `bytes` (its digest in the manifest
+    // too, and, when `told`, the manifest's total).
+    let crafted_with = |bytes: &[u8], told: bool| {
+        let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(bytes));
+        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::Cursor::new(bytes))
             .expect("the crafted bundle's size");
-        let crafted = pysfx_e2e::reseal_replacing(
+        pysfx_e2e::reseal_replacing(
             &artifact,
             &work.path().join("crafted.sfx"),
             |manifest| {
@@ -602,8 +603,11 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
                     manifest.unpacked_bytes = manifest.unpacked_bytes - old_unpacked + unpacked;
                 }
             },
-            &[(bundle.path.as_str(), &bytes)],
-        );
+            &[(bundle.path.as_str(), bytes)],
+        )
+    };
+    for (case, bytes, told, message) in cases {
+        let crafted = crafted_with(&bytes, told);
         let destination = work.path().join("releases/1");
         let (code, _, stderr) = install_with(&crafted, &destination, &python.path, &[]);
         assert_eq!(code, 3, "{case}: {stderr}");
@@ -620,20 +624,7 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
         ),
         ("no __pycache__", format!("good/evil.{tag}.pyc")),
     ] {
-        let bytes = bundle_of(&name, 64);
-        let digest =
-            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
-        let unpacked = pysfx_format::bundle_unpacked_bytes(std::io::Cursor::new(&bytes))
-            .expect("the crafted bundle's size");
-        let crafted = pysfx_e2e::reseal_replacing(
-            &artifact,
-            &work.path().join("crafted.sfx"),
-            |manifest| {
-                manifest.bytecode[0].sha256 = pysfx_format::hex(&digest);
-                manifest.unpacked_bytes = manifest.unpacked_bytes - old_unpacked + unpacked;
-            },
-            &[(bundle.path.as_str(), &bytes)],
-        );
+        let crafted = crafted_with(&bundle_of(&name, 64), true);
         let no_compile = [std::ffi::OsStr::new("--no-compile")];
         for (interpreter, extra) in [(&other.path, &[][..]), (&python.path, &no_compile[..])] {
             let destination = work.path().join("releases/1");
