@@ -30,7 +30,7 @@ static STUB_MARKER: [u8; 51] = *b"pysfx-stub marker: the extractor of pysfx arti
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    limit_malloc_arenas(install::install_threads());
+    limit_malloc_arenas(install::install_threads() + 1);
     // Asked before any thread starts (asking sets it for an instant).
     pysfx_tree::umask();
     // A file-size limit (`ulimit -f`) makes a write past it fail (EFBIG, exit 4, the tree
@@ -162,11 +162,18 @@ fn mode_fields(
     }
 }
 
-/// Caps glibc's malloc arenas at one per install thread, before any thread starts. By itself
-/// glibc gives a thread that finds its arena locked another one, up to eight per core, and
-/// each arena keeps what was freed into it: over five installs of the popular corpus with
-/// pack-time byte-code (2 cores) the peak RSS varied from 27.8 to 30.9 MiB for the same work.
-/// With two arenas it was 25.2-25.6 MiB, in the same time (one arena was 7 % slower).
+/// Caps glibc's malloc arenas at one per install thread and one more, before any thread
+/// starts. By itself glibc gives a thread that finds its arena locked another one, up to
+/// eight per core, and each arena keeps what was freed into it: over five installs of the
+/// popular corpus with pack-time byte-code (2 cores) the peak RSS varied from 27.8 to 30.9
+/// MiB for the same work. With two arenas it was 25.2-25.6 MiB, in the same time (one arena
+/// was 7 % slower). The one more: the calling thread is one of a pool's workers
+/// ([`pysfx_format::on_threads`]) and keeps the main arena, and a thread that lives through
+/// the run (the signal receiver) may hold another; with arenas only for the install threads,
+/// glibc handed each new worker one of those two in turn, and half the pools ran their two
+/// workers on the main arena's one lock (2,000 futex calls in an install of the popular
+/// corpus instead of 200, and about 9 % more wall time for the same CPU). The peak RSS with
+/// the third arena: 26.3-27.1 MiB instead of 25.7-26.1.
 ///
 /// Under an address-space limit (`ulimit -v`) one arena: each other one reserves 64 MiB of
 /// address space, which counts against the limit, and an allocation that then fails aborts
