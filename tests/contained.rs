@@ -50,7 +50,7 @@ fn wheels_cannot_replace_the_venvs_own_files() {
         ("own_purelib_loadenv", "pysfx hook"),
         ("own_platlib_hook", "pysfx hook"),
         ("own_root_loadenv", "pysfx hook"),
-        ("own_root_app_pth", "pysfx hook"),
+        ("own_root_app_pth", "the app's path hook"),
         ("own_pyc_hook", "pysfx hook"),
         ("own_other_metadata", "another distribution's metadata"),
     ];

@@ -468,6 +468,69 @@ fn two_wheels_of_one_version_and_tag_are_refused_naming_both() {
     );
 }
 
+/// An entry of a `--wheels` directory named like a wheel that is no file — a link to nothing,
+/// a FIFO, a directory — is an error naming it: the set would lack that wheel (it was passed
+/// over in silence while another wheel was there). A wheel's name is escaped in messages.
+#[test]
+fn a_wheel_entry_that_is_no_file_is_refused_naming_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let inputs = inputs(work.path());
+    let pack_with = |directory: &Path| {
+        let args = [
+            OsStr::new("--app"),
+            inputs.app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+            OsStr::new("--wheels"),
+            directory.as_os_str(),
+        ];
+        run(&mut pack_command(&args, &work.path().join("out.sfx")))
+    };
+    type Make = fn(&Path);
+    let cases: [(&str, &str, Make); 3] = [
+        ("dangling", "a link to nothing", |path| {
+            std::os::unix::fs::symlink("/nonexistent/gone.whl", path).expect("symlink")
+        }),
+        ("fifo", "not a regular file", |path| {
+            let made = std::process::Command::new("mkfifo").arg(path).status();
+            assert!(made.expect("mkfifo").success(), "mkfifo")
+        }),
+        ("directory", "a directory", |path| {
+            std::fs::create_dir(path).expect("mkdir")
+        }),
+    ];
+    for (case, what, make) in cases {
+        let directory = work.path().join(case);
+        std::fs::create_dir(&directory).expect("mkdir");
+        std::fs::copy(
+            &inputs.wheel,
+            directory.join("tinylib-1.0-py3-none-any.whl"),
+        )
+        .expect("cp");
+        let entry = directory.join("other-2.0-py3-none-any.whl");
+        make(&entry);
+        let result = pack_with(&directory);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&*entry.to_string_lossy()) && stderr.contains(what),
+            "{case}: {stderr}"
+        );
+        assert!(!work.path().join("out.sfx").exists(), "{case}");
+    }
+    // A line break in a wheel's name stays on the error's one line.
+    let odd = work.path().join("odd");
+    std::fs::create_dir(&odd).expect("mkdir");
+    std::fs::write(odd.join("ev\nil-1.0-py3-none-any.whl"), b"not a zip").expect("write");
+    let result = pack_with(&odd);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("ev\\nil-1.0"))
+        .unwrap_or_else(|| panic!("the name escaped on one line: {stderr}"));
+    assert!(line.contains("invalid wheel"), "{stderr}");
+}
+
 /// `-o` in directories that do not exist yet: the pack makes them, and a pack interrupted
 /// while it writes the artifact removes them again (SPEC "No litter", as the stub does for
 /// DEST's parents). A parent of `-o` that is a file is named.

@@ -13,26 +13,52 @@ pub(crate) fn wheel_filename(path: &Path) -> Result<WheelFilename> {
     let name = path
         .file_name()
         .and_then(|name| name.to_str())
-        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", shown(path)))?;
     name.parse()
-        .with_context(|| format!("invalid wheel {}", path.display()))
+        .with_context(|| format!("invalid wheel {}", shown(path)))
 }
 
-/// The `.whl` files directly in `directory`, sorted.
+/// The `.whl` files directly in `directory`, sorted. An entry named `*.whl` that is no file
+/// (a directory, a FIFO, a link to nothing) is an error naming it, not passed over: the set
+/// would lack that wheel, and say nothing of it.
 pub fn wheels_in(directory: &Path) -> Result<Vec<PathBuf>> {
     let mut wheels = Vec::new();
     for entry in std::fs::read_dir(directory)
-        .with_context(|| format!("cannot read the wheel directory {}", directory.display()))?
+        .with_context(|| format!("cannot read the wheel directory {}", shown(directory)))?
     {
         let path = entry
-            .with_context(|| format!("cannot read {}", directory.display()))?
+            .with_context(|| format!("cannot read {}", shown(directory)))?
             .path();
-        if path.extension().is_some_and(|extension| extension == "whl") && path.is_file() {
-            wheels.push(path);
+        if path.extension().is_none_or(|extension| extension != "whl") {
+            continue;
+        }
+        // Following a link: a link to a wheel is that wheel.
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => wheels.push(path),
+            Ok(metadata) => {
+                let kind = match metadata.is_dir() {
+                    true => "a directory",
+                    false => "not a regular file (a FIFO, socket or device)",
+                };
+                bail!("{}: {kind}, not a wheel file", shown(&path));
+            }
+            Err(error) if std::fs::symlink_metadata(&path).is_ok() => {
+                bail!("{}: a link to nothing readable ({error})", shown(&path));
+            }
+            Err(error) => bail!("cannot read {}: {error}", shown(&path)),
         }
     }
     wheels.sort();
     Ok(wheels)
+}
+
+/// A path as a message names it: escaped (control characters, line breaks), and quoted with
+/// its bytes escaped when it is not UTF-8.
+pub(crate) fn shown(path: &Path) -> String {
+    match path.to_str() {
+        Some(_) => crate::appfiles::shown(path),
+        None => format!("{path:?}"),
+    }
 }
 
 /// What the manifest records about a wheel, read and checked at pack time.
@@ -63,21 +89,21 @@ pub struct WheelInfo {
 /// code (refusing what the stub would refuse, the app's `.pth` hook included when `app_name`
 /// is given).
 pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
-    let context = || format!("invalid wheel {}", path.display());
+    let context = || format!("invalid wheel {}", shown(path));
     let file_name = path
         .file_name()
         .and_then(|name| name.to_str())
-        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", path.display()))?;
+        .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", shown(path)))?;
     let filename: WheelFilename = file_name.parse().with_context(context)?;
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .with_context(|| format!("cannot read {}", shown(path)))?;
     let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));
     // Everything the stub will check at install, checked now: a wheel that would be refused
     // there is refused here.
     let prepared = pysfx_install::verify_wheel(std::io::Cursor::new(&bytes), &filename, app_name)
-        .map_err(|error| anyhow!("invalid wheel {}: {error}", path.display()))?;
+        .map_err(|error| anyhow!("invalid wheel {}: {error}", shown(path)))?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).with_context(context)?;
     let members = archive.len() as u64;
     // Each member's local header names it as the central directory does (pip refuses a
@@ -100,7 +126,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     {
         bail!(
             "invalid wheel {}: {}",
-            path.display(),
+            shown(path),
             pysfx_format::escape_control(&format!(
                 "member {central:?}: its local header names {local:?}, the central directory \
                  {central:?}"
@@ -114,7 +140,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         pysfx_wheel::Requirement::parse(text).map_err(|error| {
             anyhow!(
                 "invalid wheel {}: Requires-Dist \"{}\": {}",
-                path.display(),
+                shown(path),
                 pysfx_format::escape_control(text),
                 pysfx_format::escape_control(&error.to_string())
             )
@@ -126,7 +152,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
             tracing::warn!(
                 "{}: its Requires-Python \"{}\" is not a version specifier; every Python is \
                  taken to meet it",
-                path.display(),
+                shown(path),
                 pysfx_format::escape_control(spec)
             );
         }

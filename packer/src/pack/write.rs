@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use pysfx_format::{EntryOptions, Manifest, PayloadWriter};
+use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::thin::Husk;
@@ -107,14 +108,18 @@ pub(crate) fn write_artifact(
             )?;
         }
         let progress = progress_bar(wheels.len() as u64, "packing wheels");
-        for (path, (_, wheel)) in wheels.iter() {
+        for (path, (info, wheel)) in wheels.iter() {
             progress.inc(1);
-            let source = husks.get(path).map_or(wheel.as_path(), |husk| &husk.file);
-            add_stored(&mut writer, path, source)?;
+            match husks.get(path) {
+                Some(husk) => add_stored(&mut writer, path, &husk.file, None)?,
+                // A wheel is stored only as the bytes that were checked (its file may have
+                // been replaced since: another job refreshing a wheel cache).
+                None => add_stored(&mut writer, path, wheel, Some(&info.sha256))?,
+            }
         }
         progress.finish_and_clear();
         for (path, built) in bundles.iter() {
-            add_stored(&mut writer, path, &built.file)?;
+            add_stored(&mut writer, path, &built.file, None)?;
         }
         writer.finish()?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
@@ -339,20 +344,52 @@ fn process_exists(pid: i32) -> bool {
 }
 
 /// Adds a file stored, not deflated: the stub reads wheels and byte-code bundles in place.
-fn add_stored(writer: &mut PayloadWriter, name: &str, source: &Path) -> Result<()> {
-    let mut file =
-        File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+/// With `expected` (hex SHA-256), what was stored must be those bytes.
+fn add_stored(
+    writer: &mut PayloadWriter,
+    name: &str,
+    source: &Path,
+    expected: Option<&str>,
+) -> Result<()> {
+    let shown = || crate::appfiles::shown(source);
+    let file = File::open(source).with_context(|| format!("cannot read {}", shown()))?;
     let size = file
         .metadata()
-        .with_context(|| format!("cannot read {}", source.display()))?
+        .with_context(|| format!("cannot read {}", shown()))?
         .len();
     let options = EntryOptions {
         compress: false,
         executable: false,
         size,
     };
-    writer.add(name, &mut file, options)?;
+    let mut reader = Hashing {
+        inner: file,
+        sha256: Sha256::new(),
+    };
+    writer.add(name, &mut reader, options)?;
+    let stored = pysfx_format::hex(&reader.sha256.finalize());
+    if let Some(expected) = expected.filter(|expected| **expected != stored) {
+        bail!(
+            "{} changed while packing: its SHA-256 was {expected} when it was checked, and is \
+             {stored} now; pack again once nothing writes to it",
+            shown()
+        );
+    }
     Ok(())
+}
+
+/// A reader that hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    sha256: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.sha256.update(&buffer[..read]);
+        Ok(read)
+    }
 }
 
 /// A bar on stderr when [`progress_shown`] says so; hidden otherwise.
@@ -396,6 +433,24 @@ fn progress_shown(console: &Console) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wheel_is_stored_only_as_the_bytes_checked() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let wheel = work.path().join("w-1.0-py3-none-any.whl");
+        std::fs::write(&wheel, b"the bytes checked").expect("write");
+        let checked = pysfx_format::hex(&Sha256::digest(b"the bytes checked"));
+        let mut writer =
+            PayloadWriter::create(&work.path().join("out"), b"stub", 0).expect("writer");
+        add_stored(&mut writer, "wheels/a.whl", &wheel, Some(&checked)).expect("unchanged");
+        // Replaced by other bytes of the same size after the check.
+        std::fs::write(&wheel, b"the bytes swapped").expect("write");
+        let error =
+            add_stored(&mut writer, "wheels/b.whl", &wheel, Some(&checked)).expect_err("changed");
+        let message = error.to_string();
+        assert!(message.contains("changed while packing"), "{message}");
+        assert!(message.contains(&checked), "{message}");
+    }
 
     #[test]
     fn no_progress_bar_under_quiet_off_a_terminal_or_on_a_dumb_one() {

@@ -63,7 +63,14 @@ pub(super) fn check_venv_owned(
         let module = top.split('.').next().unwrap_or_default();
         let app_pth =
             (layout.app_name.as_ref()).map(|app| format!("{app}.pth").to_ascii_lowercase());
-        if module == HOOK_MODULE || top == HOOK_PTH || app_pth.as_deref() == Some(top) {
+        if app_pth.as_deref() == Some(top) {
+            // The app's name chose it: another name (`pysfx pack --app-name`) frees it.
+            return Err(format!(
+                "it would replace the app's path hook {top}, named after the app (another \
+                 --app-name avoids it)"
+            ));
+        }
+        if module == HOOK_MODULE || top == HOOK_PTH {
             return taken("pysfx hook");
         }
         // Byte-code of the hook module (`__pycache__/loadenv.cpython-311.pyc`, which an
