@@ -321,9 +321,13 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
 }
 
 /// A path of the inputs as a message names it: control characters, line breaks included,
-/// escaped, so the message stays one line per thing it says.
+/// escaped, so the message stays one line per thing it says; quoted with its bytes escaped
+/// when it is not UTF-8 (a wheel's file name), rather than with those bytes replaced.
 pub fn shown(path: &Path) -> String {
-    pysfx_format::escape_control(&path.display().to_string()).into_owned()
+    match path.to_str() {
+        Some(text) => pysfx_format::escape_control(text).into_owned(),
+        None => format!("{path:?}"),
+    }
 }
 
 #[cfg(test)]

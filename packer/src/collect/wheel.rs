@@ -9,6 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use pysfx_wheel::WheelFilename;
 use sha2::{Digest, Sha256};
 
+use crate::appfiles::shown;
+
 pub(crate) fn wheel_filename(path: &Path) -> Result<WheelFilename> {
     let name = path
         .file_name()
@@ -50,15 +52,6 @@ pub fn wheels_in(directory: &Path) -> Result<Vec<PathBuf>> {
     }
     wheels.sort();
     Ok(wheels)
-}
-
-/// A path as a message names it: escaped (control characters, line breaks), and quoted with
-/// its bytes escaped when it is not UTF-8.
-pub(crate) fn shown(path: &Path) -> String {
-    match path.to_str() {
-        Some(_) => crate::appfiles::shown(path),
-        None => format!("{path:?}"),
-    }
 }
 
 /// What the manifest records about a wheel, read and checked at pack time.
