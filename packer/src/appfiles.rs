@@ -330,6 +330,28 @@ pub fn shown(path: &Path) -> String {
     }
 }
 
+/// Opens an input file of the pack for reading: a regular file only, and without waiting on
+/// one that is none (a FIFO or a device swapped in for a wheel or an app file after it was
+/// listed would otherwise block the pack in `open`). `follow: false` refuses a symbolic link
+/// in the last component as well.
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let nofollow = if follow { 0 } else { nix::libc::O_NOFOLLOW };
+    // O_NONBLOCK changes nothing in how a regular file reads.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | nofollow)
+        .open(path)?;
+    match file.metadata()?.is_file() {
+        true => Ok(file),
+        false => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +442,29 @@ mod tests {
                 "app/certs/Deploy.Key"
             ]
         );
+    }
+
+    #[test]
+    fn only_a_regular_file_opens_and_a_fifo_does_not_block() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let file = work.path().join("a.whl");
+        std::fs::write(&file, b"bytes").expect("write");
+        let fifo = work.path().join("fifo.whl");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let link = work.path().join("link.whl");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut open_regular(&file, false).expect("a file"), &mut read)
+            .expect("read");
+        assert_eq!(read, "bytes");
+        // Nothing writes to the FIFO: a blocking open would never return.
+        for path in [&fifo, &work.path().to_path_buf()] {
+            let error = open_regular(path, true).expect_err("not a file");
+            assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{path:?}");
+        }
+        assert!(open_regular(&link, true).is_ok());
+        assert!(open_regular(&link, false).is_err());
     }
 }

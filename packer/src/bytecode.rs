@@ -73,7 +73,8 @@ pub fn build_bundles(
         }
         let tree = root.join(&key);
         let mut archive = zip::ZipArchive::new(
-            File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
+            crate::appfiles::open_regular(file, true)
+                .with_context(|| format!("cannot read {}", file.display()))?,
         )
         .with_context(|| format!("{}: not a readable zip", file.display()))?;
         let mut count = 0;

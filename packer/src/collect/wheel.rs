@@ -1,7 +1,6 @@
 //! Reading a wheel: found in a directory, named, and checked as the stub will check it at
 //! install (`read_wheel`).
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -89,7 +88,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         .ok_or_else(|| anyhow!("{}: not a UTF-8 file name", shown(path)))?;
     let filename: WheelFilename = file_name.parse().with_context(context)?;
     let mut bytes = Vec::new();
-    File::open(path)
+    crate::appfiles::open_regular(path, true)
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .with_context(|| format!("cannot read {}", shown(path)))?;
     let sha256 = pysfx_format::hex(&Sha256::digest(&bytes));

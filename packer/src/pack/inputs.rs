@@ -1,7 +1,6 @@
 //! The inputs of a pack, checked before any work: the app's name and version, the collection
 //! options, the stub, and an `-o` that names no input.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -369,8 +368,10 @@ fn resolve_parent(path: &Path) -> std::io::Result<PathBuf> {
 /// The stub's bytes and the highest glibc it needs; refuses one that needs more than
 /// `--max-glibc` so nobody ships a CentOS 7-incompatible artifact by accident.
 pub(crate) fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, Option<String>)> {
-    let stub =
-        std::fs::read(path).with_context(|| format!("cannot read the stub {}", path.display()))?;
+    let mut stub = Vec::new();
+    crate::appfiles::open_regular(path, true)
+        .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut stub))
+        .with_context(|| format!("cannot read the stub {}", path.display()))?;
     if !stub.starts_with(b"\x7fELF") {
         bail!("the stub {} is not an ELF executable", path.display());
     }
@@ -388,7 +389,8 @@ pub(crate) fn read_stub(path: &Path, limit: &GlibcVersion) -> Result<(Vec<u8>, O
             path.display()
         );
     }
-    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = crate::appfiles::open_regular(path, true)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if pysfx_format::locate(&mut file, path).is_ok() {
         bail!(
             "the stub {} already carries a payload (is it an artifact?); give the bare pysfx-stub",

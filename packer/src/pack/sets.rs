@@ -286,7 +286,7 @@ fn requirement_sets(
     // bytes (a wheel of that name from the index, when pip refused this one against a
     // `--hash` pin, is not it).
     let digest = |path: &Path| {
-        std::fs::File::open(path)
+        crate::appfiles::open_regular(path, true)
             .and_then(pysfx_format::sha256_reader)
             .map(|(digest, _)| digest)
             .ok()

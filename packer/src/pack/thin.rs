@@ -170,7 +170,7 @@ fn release_keys_of<'k>(
 /// The release keys ([`release_key`]) of every file a wheel's RECORD lists.
 fn wheel_release_keys(wheel: &Path) -> Result<HashSet<String>> {
     let context = || format!("cannot read {}", wheel.display());
-    let file = File::open(wheel).with_context(context)?;
+    let file = crate::appfiles::open_regular(wheel, true).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
     let record = wheel_record(&mut archive, &wheel.display().to_string(), false)?;
     Ok(record
@@ -286,7 +286,7 @@ pub(crate) fn make_husk(
     shared: &HashSet<String>,
 ) -> Result<Option<Husk>> {
     let context = || format!("cannot make the husk of {}", wheel.display());
-    let file = File::open(wheel).with_context(context)?;
+    let file = crate::appfiles::open_regular(wheel, true).with_context(context)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).with_context(context)?;
     let WheelRecord {
         members,

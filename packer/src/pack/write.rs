@@ -2,7 +2,6 @@
 //! the output, renamed into place when complete.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -92,10 +91,7 @@ pub(crate) fn write_artifact(
             };
             // Opened without following a link: a file swapped for one since the walk is not
             // read through.
-            let mut source = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&file.source)
+            let mut source = crate::appfiles::open_regular(&file.source, false)
                 .with_context(|| format!("cannot read {}", file.source.display()))?;
             writer.add(
                 &file.name,
@@ -352,7 +348,8 @@ fn add_stored(
     expected: Option<&str>,
 ) -> Result<()> {
     let shown = || crate::appfiles::shown(source);
-    let file = File::open(source).with_context(|| format!("cannot read {}", shown()))?;
+    let file = crate::appfiles::open_regular(source, true)
+        .with_context(|| format!("cannot read {}", shown()))?;
     let size = file
         .metadata()
         .with_context(|| format!("cannot read {}", shown()))?
