@@ -1206,3 +1206,82 @@ fn a_process_limit_never_panics_nor_leaves_a_tree() {
     }
     assert!(installed > 0, "no limit was enough to install");
 }
+
+/// A command run the way a parent that ignores SIGCHLD runs it: the disposition is inherited
+/// across exec (some supervisors and daemons leave it so).
+fn with_sigchld_ignored(command: &Command) -> Command {
+    let mut wrapped = Command::new(host_python());
+    wrapped.args([
+        "-c",
+        "import os, signal, sys\n\
+         signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n\
+         os.execv(sys.argv[1], sys.argv[1:])",
+    ]);
+    wrapped.arg(command.get_program()).args(command.get_args());
+    wrapped
+}
+
+/// With SIGCHLD ignored the kernel reaps each child at once, and waiting for one fails
+/// (ECHILD): the packer and the stub set its default back before they start any, so the pack
+/// (its interpreter asked, its byte-code compiled) and the install (the interpreter's answer,
+/// byte-code compiled by workers) work as under any parent.
+#[test]
+fn a_parent_that_ignores_sigchld_changes_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let wheels = work.path().join("wheels");
+    pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+    let python = host_python();
+    let app = make_app(work.path(), "demoapp");
+    let pack_args = |with_python: bool| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        if with_python {
+            args.extend([OsStr::new("--python"), python.as_os_str()]);
+        }
+        args
+    };
+    // Byte-code compiled at pack time by the interpreter the packer asks.
+    let packed = work.path().join("packed.sfx");
+    let output = run(&mut with_sigchld_ignored(&pysfx_e2e::pack_command(
+        &pack_args(true),
+        &packed,
+    )));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // And an artifact whose byte-code the install compiles.
+    let plain = pack(&pack_args(false), &work.path().join("plain.sfx"));
+    for (artifact, name) in [(&packed, "packed"), (&plain, "plain")] {
+        let destination = work.path().join("releases").join(name);
+        let mut command = Command::new(artifact);
+        command
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(&python)
+            .arg("--json");
+        let output = run(&mut with_sigchld_ignored(&command));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{name}: {stderr}");
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(result["changed"], true, "{name}: {result}");
+        let imported = run(Command::new(destination.join("venv/bin/python"))
+            .args(["-c", "import tinylib, appcore"]));
+        assert!(imported.status.success(), "{name}: {imported:?}");
+        let cached = std::fs::read_dir(destination.join("venv/lib"))
+            .expect("lib")
+            .flatten()
+            .any(|entry| {
+                let pycache = entry.path().join("site-packages/tinylib/__pycache__");
+                std::fs::read_dir(pycache).is_ok_and(|mut files| files.next().is_some())
+            });
+        assert!(cached, "{name}: no byte-code for tinylib");
+    }
+}

@@ -16,6 +16,16 @@ use nix::unistd::Pid;
 static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
+/// Gives SIGCHLD its default action back, whatever the parent left (it is inherited across
+/// exec): ignored, the kernel reaps each child at once, and waiting for pip or an interpreter
+/// fails (ECHILD). Called before any thread starts.
+#[allow(unsafe_code)]
+fn default_child_signal() {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_DFL installs no handler code, and no other thread runs yet.
+    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -24,6 +34,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Blocks the signals and starts the thread that handles them. Call first in `main`.
 pub fn install() {
+    default_child_signal();
     let mut set = SigSet::empty();
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         set.add(signal);

@@ -35,8 +35,8 @@ fn main() -> ExitCode {
     pysfx_tree::umask();
     // A file-size limit (`ulimit -f`) makes a write past it fail (EFBIG, exit 4, the tree
     // removed) rather than kill the run with SIGXFSZ, which would leave the tree and say
-    // nothing.
-    signals::ignore_file_size_limit_signal();
+    // nothing; a SIGCHLD the parent ignored would make every child's exit unknowable.
+    signals::set_dispositions();
     let program = std::env::args_os()
         .next()
         .map(|arg0| {

@@ -56,13 +56,18 @@ pub fn set_failure_report(json: bool, destination: Option<PathBuf>, python: Stri
     });
 }
 
-/// Ignores SIGXFSZ, which the kernel sends a write past the file-size limit (`ulimit -f`),
-/// so that the write fails with EFBIG instead: reported and cleaned up like a full disk.
+/// Sets the two dispositions a run depends on, whatever the parent left (they are inherited
+/// across exec). SIGXFSZ, which the kernel sends a write past the file-size limit (`ulimit
+/// -f`), is ignored, so that the write fails with EFBIG instead: reported and cleaned up like
+/// a full disk. SIGCHLD gets its default back: ignored (some supervisors leave it so), the
+/// kernel reaps each child at once and waiting for the interpreter's answer fails (ECHILD).
 #[allow(unsafe_code)]
-pub fn ignore_file_size_limit_signal() {
+pub fn set_dispositions() {
     use nix::sys::signal::{signal, SigHandler};
-    // SAFETY: SIG_IGN installs no handler code; called once, before any thread starts.
+    // SAFETY: SIG_IGN and SIG_DFL install no handler code; called once, before any thread
+    // starts.
     let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
 }
 
 /// Names what a run that is not an install does (`--check`), for the message of a signal
