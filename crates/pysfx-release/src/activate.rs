@@ -45,7 +45,7 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
     if !release::may_be_taken(destination) {
         return Err(ReleaseError::NotARelease {
             path: destination.to_path_buf(),
-            reason: "belongs to another user, in a directory other users may write".into(),
+            reason: release::ANOTHER_USERS.into(),
         });
     }
     if let Some(reason) = release::unusable(destination, &receipt) {

@@ -131,7 +131,10 @@ pub fn prune_with(
     // (`cp -a 1 1.bak`, a directory holding a copy of a receipt), is kept and not counted,
     // whatever its age, as `--status` shows it ("no").
     let mut complete_newer = 0;
-    for (name, path, receipt) in releases {
+    let mut to_remove = Vec::new();
+    // What stays, by its place among the releases (newest first), as the report lists it.
+    let mut kept = Vec::new();
+    for (rank, (name, path, receipt)) in releases.into_iter().enumerate() {
         // Another user's release where anyone may write: not counted, not touched.
         if !crate::release::is_trusted(&path) {
             debug!("--keep: passing over {}: another user's", path.display());
@@ -153,9 +156,14 @@ pub fn prune_with(
                 }
                 None => debug!("--keep: keeping {} (protected)", path.display()),
             }
-            report.kept.push(path);
+            kept.push((rank, path));
             continue;
         }
+        to_remove.push((rank, name, path, receipt));
+    }
+    // The oldest first: a prune cut short (a signal between two removals, a failure) leaves
+    // the newer releases, the likelier rollback targets.
+    for (rank, name, path, receipt) in to_remove.into_iter().rev() {
         let unfit = crate::release::not_complete(&path, &receipt)
             .or_else(|| crate::release::moved(&path, &receipt));
         if let Some(reason) = unfit {
@@ -163,7 +171,7 @@ pub fn prune_with(
                 "--keep: keeping {}, not a complete release: {reason}",
                 path.display()
             );
-            report.kept.push(path);
+            kept.push((rank, path));
             continue;
         }
         // (Another user's release never gets here: `is_trusted` passed over it above.)
@@ -176,7 +184,7 @@ pub fn prune_with(
             outcome = Some(removed);
         });
         let Some(removed) = outcome else {
-            report.kept.push(path);
+            kept.push((rank, path));
             continue;
         };
         match removed {
@@ -185,7 +193,7 @@ pub fn prune_with(
                     "kept {}: LINK was moved back to it while old releases were removed",
                     path.display()
                 );
-                report.kept.push(path);
+                kept.push((rank, path));
             }
             Ok(true) => {
                 info!("removed the old release {}", path.display());
@@ -200,6 +208,8 @@ pub fn prune_with(
             }
         }
     }
+    kept.sort_by_key(|(rank, _)| *rank);
+    report.kept = kept.into_iter().map(|(_, path)| path).collect();
     step(&mut || {
         report.leftovers = remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
         remove_orphan_locks(directory);
@@ -645,12 +655,12 @@ mod tests {
         let outside = temporary.path().join("outside");
         std::fs::create_dir(&outside).expect("outside");
         std::fs::write(outside.join("precious"), "keep me").expect("precious");
-        std::os::unix::fs::symlink(&outside, releases.join("d/mysite/data")).expect("link");
+        std::os::unix::fs::symlink(&outside, releases.join("e/mysite/data")).expect("link");
         // A symlink that looks like a release is not one; it serves `g`, which stays.
         std::os::unix::fs::symlink(releases.join("g"), releases.join("alias")).expect("alias");
 
-        // LINK moved back to `e` after the protected releases were worked out (a rollback
-        // racing the prune, as the first removal begins): `e` stays.
+        // LINK moved back to `d` after the protected releases were worked out (a rollback
+        // racing the prune, as the first removal, of the oldest, `e`, begins): `d` stays.
         let link = temporary.path().join("current");
         std::os::unix::fs::symlink("releases/a", &link).expect("link");
         let report = prune(
@@ -662,12 +672,13 @@ mod tests {
             &mut |_| {
                 if std::fs::read_link(&link).is_ok_and(|target| target.ends_with("a")) {
                     std::fs::remove_file(&link).expect("rm link");
-                    std::os::unix::fs::symlink("releases/e", &link).expect("link");
+                    std::os::unix::fs::symlink("releases/d", &link).expect("link");
                 }
             },
         );
-        assert_eq!(names(&report.kept), ["a", "b", "c", "e", "f", "g"]);
-        assert_eq!(names(&report.pruned), ["d"]);
+        // Newest first, those the removals passed over (`d`) in their place too.
+        assert_eq!(names(&report.kept), ["a", "b", "c", "d", "f", "g"]);
+        assert_eq!(names(&report.pruned), ["e"]);
         assert!(report.not_pruned.is_empty());
         assert_eq!(names(&report.leftovers), [".x.pysfx-tmp-1"]);
         let mut left = crate::testing::listing(&releases);
@@ -678,14 +689,14 @@ mod tests {
                 ".a.pysfx-lock",
                 ".b.pysfx-lock",
                 ".c.pysfx-lock",
-                ".e.pysfx-lock",
+                ".d.pysfx-lock",
                 ".f.pysfx-lock",
                 ".g.pysfx-lock",
                 "a",
                 "alias",
                 "b",
                 "c",
-                "e",
+                "d",
                 "f",
                 "g",
                 "other",
@@ -696,6 +707,43 @@ mod tests {
             std::fs::read_to_string(outside.join("precious")).expect("still there"),
             "keep me"
         );
+    }
+
+    /// The oldest release goes first: a prune a signal stops between two removals has left
+    /// the newer ones, which a rollback would want.
+    #[test]
+    fn the_oldest_releases_are_removed_first() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        for (name, at) in [("r3", 3), ("r1", 1), ("r5", 5), ("r2", 2), ("r4", 4)] {
+            fake_release(&releases, name, "mysite", at);
+        }
+        let order = std::cell::RefCell::new(Vec::new());
+        // A signal after the second removal: the steps after it do nothing.
+        let steps = std::cell::Cell::new(0);
+        let report = prune_with(
+            &releases.join("r5"),
+            1,
+            "mysite",
+            &[&releases.join("r5")],
+            None,
+            PruneHooks {
+                removing: &mut |_| {},
+                step: &|remove| {
+                    steps.set(steps.get() + 1);
+                    if steps.get() <= 2 {
+                        remove();
+                    }
+                },
+                removed: &|path| order.borrow_mut().push(path.to_path_buf()),
+            },
+        );
+        assert_eq!(names(&order.into_inner()), ["r1", "r2"]);
+        assert_eq!(names(&report.pruned), ["r1", "r2"]);
+        let mut left = crate::testing::listing(&releases);
+        left.sort();
+        assert_eq!(left, ["r3", "r4", "r5"]);
     }
 
     /// `staging` beside `current`: a deploy to one, with `--keep`, keeps what the other serves.

@@ -130,6 +130,9 @@ pub fn unusable_at_a_glance(destination: &Path, receipt: &Receipt) -> Option<Str
         .or_else(|| interpreter_changed(destination, receipt))
 }
 
+/// Why [`may_be_taken`] refuses a release, as `--activate` and `--status` say it.
+pub const ANOTHER_USERS: &str = "belongs to another user, in a directory other users may write";
+
 /// Whether a release is one this user may take as installed (a re-run) or point LINK at
 /// (`--activate`): one [`is_trusted`], or root's (no other user can have changed it).
 pub fn may_be_taken(release: &Path) -> bool {

@@ -83,7 +83,12 @@ pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
     let current = std::fs::metadata(&target).ok().map(|m| (m.dev(), m.ino()));
     let mut releases = Vec::new();
     for (name, path, receipt) in releases_in(directory, app)? {
-        let incomplete = release::unusable(&path, &receipt);
+        // Complete as `--activate` would take it: another user's release where others may
+        // write is none LINK should serve, whatever it holds.
+        let incomplete = match release::may_be_taken(&path) {
+            true => release::unusable(&path, &receipt),
+            false => Some(release::ANOTHER_USERS.to_string()),
+        };
         let identity = std::fs::symlink_metadata(&path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
@@ -273,6 +278,42 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc(1_764_495_123), "2025-11-30 09:32:03");
+    }
+
+    /// Another user's release in a directory anyone may write is not complete to `--status`,
+    /// as `--activate` refuses it (root only: the test hands a release to another user).
+    #[test]
+    fn another_users_release_where_others_may_write_is_not_complete() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to hand a release to another user");
+            return;
+        }
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        fake_release(&releases, "1", "mysite", 10);
+        let planted = fake_release(&releases, "2", "mysite", 20);
+        let link = temporary.path().join("current");
+        std::os::unix::fs::symlink("releases/2", &link).expect("link");
+        let uid = Some(nix::unistd::Uid::from_raw(12345));
+        // Root's own directory, closed: a release handed to the service user is still one.
+        nix::unistd::chown(&planted, uid, None).expect("chown");
+        let taken = status(&link, "mysite").expect("status");
+        assert!(taken.releases.iter().all(|release| release.complete));
+        // A shared directory (`1777`): the other user's release is theirs alone.
+        std::fs::set_permissions(&releases, std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod");
+        let shared = status(&link, "mysite").expect("status");
+        let names: Vec<(&str, bool)> = (shared.releases.iter())
+            .map(|release| (release.name.as_str(), release.complete))
+            .collect();
+        assert_eq!(names, [("2", false), ("1", true)]);
+        assert_eq!(
+            shared.releases[0].incomplete.as_deref(),
+            Some(release::ANOTHER_USERS)
+        );
+        assert!(crate::activate::activate(&planted, &link, "mysite").is_err());
     }
 
     #[test]
