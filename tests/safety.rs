@@ -202,9 +202,9 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
         );
         assert_eq!(code, 0, "{stderr}");
     }
-    // Release 4 keeps itself and release 3 (the one LINK served), and removes 2, then 1
-    // (newest first). What the deployment added to release 2 makes its removal take a while.
-    let added = parent.join("2/media");
+    // Release 4 keeps itself and release 3 (the one LINK served), and removes 1, then 2
+    // (oldest first). What the deployment added to release 1 makes its removal take a while.
+    let added = parent.join("1/media");
     for directory in 0..40 {
         let directory = added.join(format!("d{directory}"));
         std::fs::create_dir_all(&directory).expect("mkdir");
@@ -220,7 +220,7 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
     let started = Instant::now();
     while !listing(&parent)
         .iter()
-        .any(|name| name.starts_with(".2.pysfx-trash-"))
+        .any(|name| name.starts_with(".1.pysfx-trash-"))
     {
         assert!(
             child.try_wait().expect("wait").is_none(),
@@ -245,15 +245,15 @@ fn a_signal_during_the_prune_ends_the_run_with_one_report() {
         .map(|list| list.iter().filter_map(|path| path.as_str()).collect())
         .unwrap_or_default();
     // The release being removed when the signal came is removed; the prune stops there, so
-    // a stop request waits for one release, not for all of them.
+    // a stop request waits for one release, not for all of them, and the newer one stays.
     assert_eq!(
         pruned,
-        [parent.join("2").to_str().expect("UTF-8")],
+        [parent.join("1").to_str().expect("UTF-8")],
         "{report}"
     );
-    assert!(!parent.join("2").exists());
+    assert!(!parent.join("1").exists());
     assert!(
-        parent.join("1").exists(),
+        parent.join("2").exists(),
         "the prune went on after the signal"
     );
     assert_eq!(std::fs::read_link(&current).ok(), Some(parent.join("4")));
