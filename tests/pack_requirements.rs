@@ -349,7 +349,8 @@ fn a_set_is_held_to_its_own_requirement_lines() {
 
 /// A `--wheels` set packed with `--python PY` must install on PY, as the stub would plan it:
 /// one with no wheel PY takes, or with a requirement unmet there, is refused at pack time
-/// (exit 1, naming it), not written to exit 4 on the very interpreter the packer was given.
+/// (exit 1, naming it), not written to exit 4 on the very interpreter the packer was given —
+/// with `--no-compile` too, which only leaves the byte-code out.
 #[test]
 fn a_wheels_set_that_the_given_python_cannot_install_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -365,23 +366,26 @@ fn a_wheels_set_that_the_given_python_cannot_install_is_refused() {
     );
     let unmet = root.join("unmet");
     tiny_wheel(&unmet, "pysfx-test-needy", "1.0", &["pysfx-test-absent>=1"]);
-    for (case, wheels, named) in [
+    let cases = [
         ("no wheel", other_python.as_path(), "pysfx-test-cp36only"),
         ("unmet", unmet.as_path(), "pysfx-test-absent"),
-    ] {
-        let output = run(&mut pack_command(
-            &[
-                OsStr::new("--app"),
-                app.as_os_str(),
-                OsStr::new("--wheels"),
-                wheels.as_os_str(),
-                OsStr::new("--python"),
-                python.path.as_os_str(),
-                OsStr::new("--no-bootstrap"),
-            ],
-            &root.join("site.sfx"),
-        ));
+    ];
+    for ((case, wheels, named), no_compile) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--python"),
+            python.path.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        if no_compile {
+            args.push(OsStr::new("--no-compile"));
+        }
+        let output = run(&mut pack_command(&args, &root.join("site.sfx")));
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let case = format!("{case}, --no-compile {no_compile}");
         assert_eq!(output.status.code(), Some(1), "{case}: {stderr}");
         assert!(
             stderr.contains("could not install this artifact") && stderr.contains(named),

@@ -63,7 +63,7 @@ pub(crate) fn check_given_interpreters_fit(
 ) -> Result<()> {
     let given = (sets.iter())
         .filter(|set| set.target.is_none())
-        .flat_map(|set| set.compile_with.iter());
+        .flat_map(|set| set.interpreters.iter());
     for interpreter in given {
         if let Err(error) = pysfx_plan::choose(manifest, interpreter) {
             bail!(

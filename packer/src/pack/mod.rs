@@ -96,6 +96,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     check_one_version_per_set(&manifest_sets, &infos)?;
     warn_several_versions(&manifest_sets, &infos);
     checks::check_no_file_directory_clash(&manifest_sets, &bootstrap, &infos)?;
+    if args.no_compile {
+        compile_plans.clear();
+    }
     // The bootstrap wheels the stub will pick for each interpreter get byte-code too.
     // A left-out wheel's byte-code is linked from the base release with its files.
     for (interpreter, wheels) in &mut compile_plans {
@@ -455,7 +458,7 @@ fn place_wheels<'a>(
         for wheel in &wheels {
             debug!("set {}: {wheel}", set.name);
         }
-        for interpreter in &set.compile_with {
+        for interpreter in &set.interpreters {
             compile_plans.push((interpreter, wheels.clone()));
         }
         manifest_sets.push(WheelSet {

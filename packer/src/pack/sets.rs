@@ -31,8 +31,9 @@ pub(crate) struct CollectedSet {
     /// `None` for the set that serves every target (`--wheels` without `-r`).
     pub(crate) target: Option<Target>,
     pub(crate) files: Vec<PathBuf>,
-    /// The interpreters to byte-compile it with at pack time.
-    pub(crate) compile_with: Vec<Interpreter>,
+    /// The `--python` interpreters it is for: the pack holds the set to install on each, and
+    /// byte-compiles it with each (unless `--no-compile`).
+    pub(crate) interpreters: Vec<Interpreter>,
     /// Its own requirements, for the stub to hold the chosen wheels to (the manifest's).
     pub(crate) requires: Vec<String>,
 }
@@ -74,20 +75,18 @@ pub(crate) fn collect_sets(
     let mut hashed = false;
     let sets = if args.requirements.is_empty() {
         // One set for every target: the --wheels, or nothing at all (an app without
-        // dependencies gets a venv with the bootstrap wheels). --python byte-compiles it.
-        let mut compile_with = Vec::new();
-        if !args.no_compile {
-            for python in &args.python {
-                compile_with.push(
-                    Interpreter::query(python).with_context(|| format!("--python {python}"))?,
-                );
-            }
+        // dependencies gets a venv with the bootstrap wheels). Each --python must be able to
+        // install it, `--no-compile` or not, and byte-compiles it.
+        let mut interpreters = Vec::new();
+        for python in &args.python {
+            interpreters
+                .push(Interpreter::query(python).with_context(|| format!("--python {python}"))?);
         }
         vec![CollectedSet {
             name: "wheels".into(),
             target: None,
             files: prebuilt.iter().map(|(path, _)| path.clone()).collect(),
-            compile_with,
+            interpreters,
             requires: Vec::new(),
         }]
     } else {
@@ -241,11 +240,7 @@ fn requirement_sets(
                 name,
                 target: Some(collect::target_of(&interpreter)),
                 files,
-                compile_with: if args.no_compile {
-                    Vec::new()
-                } else {
-                    vec![interpreter]
-                },
+                interpreters: vec![interpreter],
                 requires: Vec::new(),
             });
         }
@@ -267,7 +262,7 @@ fn requirement_sets(
                 name: target.name.clone(),
                 target: Some(target.target.clone()),
                 files,
-                compile_with: Vec::new(),
+                interpreters: Vec::new(),
                 requires: Vec::new(),
             });
         }
