@@ -121,6 +121,23 @@ fn a_requirement_not_packed_or_at_another_version_is_refused() {
             "pack wheels that meet them",
         ],
     );
+    // `===` compares the version's text: `===1.0` is met by verlib 1.0, `===foobar` (a valid
+    // requirement that names no version) by nothing.
+    let exact = artifact_of(work.path(), &["needsexact", "verlib"]);
+    let destination = work.path().join("exact");
+    let (code, _, stderr) = install_with(&exact, &destination, &python(11).path, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let arbitrary = artifact_of(work.path(), &["needsarbitrary", "verlib"]);
+    refused(
+        &arbitrary,
+        work.path(),
+        &python(11),
+        &[
+            "needsarbitrary 1.0",
+            "verlib ===foobar",
+            "the set has verlib 1.0",
+        ],
+    );
     // inspect --python and --info --python reach the same verdict, writing nothing.
     let output = pysfx_e2e::run(
         std::process::Command::new(&pysfx_e2e::binaries().pysfx)

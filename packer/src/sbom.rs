@@ -281,7 +281,7 @@ fn dependencies(set: &WheelSet, members: &[&WheelEntry]) -> BTreeMap<String, BTr
         for candidate in by_name.get(requirement.name.as_str()).into_iter().flatten() {
             let allowed = match Version::from_str(&candidate.version) {
                 Ok(version) => requirement.is_met_by(&version),
-                Err(_) => requirement.specifiers.is_empty(),
+                Err(_) => !requirement.has_specifiers(),
             };
             if allowed && candidate.path != wheel.path {
                 edges

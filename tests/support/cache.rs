@@ -170,9 +170,15 @@ pub fn contained_wheels() -> PathBuf {
     })
 }
 
-/// Small pure wheels with requirements, from `tests/fixtures/complete_wheels.py`.
+/// Small pure wheels with requirements, from `tests/fixtures/complete_wheels.py` (cached by
+/// the script's content: a wheel added there is made on the next run).
 pub fn complete_wheels() -> PathBuf {
-    cached("complete-wheels", |directory| {
+    let script = std::fs::read(workspace_root().join("tests/fixtures/complete_wheels.py"))
+        .expect("read complete_wheels.py");
+    let version = script.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    cached(&format!("complete-wheels-{version:016x}"), |directory| {
         let output = run(Command::new(host_python())
             .arg(workspace_root().join("tests/fixtures/complete_wheels.py"))
             .arg(directory));

@@ -118,7 +118,7 @@ pub fn unmet_requirements(
             Some((target, version)) => match version {
                 Some(version) if requirement.is_met_by(version) => continue,
                 Some(_) => format!("the set has {} {}", target.name, target.version),
-                None if requirement.specifiers.is_empty() => continue,
+                None if !requirement.has_specifiers() => continue,
                 None => format!(
                     "the set has {} {}, which is not a PEP 440 version",
                     target.name, target.version

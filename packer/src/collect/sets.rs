@@ -184,7 +184,7 @@ pub fn root_requirements(requirements: &Requirements, built: Option<&BuiltLines>
             root.push_str(&format!("[{}]", requirement.extras.join(",")));
         }
         if requirement.url.is_none() {
-            root.push_str(&requirement.specifiers.to_string());
+            root.push_str(&requirement.specifier_text());
         }
         if let Some(marker) = &requirement.marker {
             root.push_str(&format!(" ; {marker}"));

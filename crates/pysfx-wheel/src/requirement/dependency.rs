@@ -19,8 +19,11 @@ pub struct Requirement {
     pub name: String,
     /// The extras asked of the distribution, normalised, in the order written.
     pub extras: Vec<String>,
-    /// The version specifiers; empty for none and for a URL requirement.
+    /// The version specifiers but `===`; empty for none and for a URL requirement.
     pub specifiers: VersionSpecifiers,
+    /// What each `===` specifier (arbitrary equality, PEP 440) names, as written: text that
+    /// need be no version (`===foobar`), compared with the version's own text.
+    pub arbitrary: Vec<String>,
     /// The URL of a direct reference (`name @ url`), as written.
     pub url: Option<String>,
     /// When the requirement applies.
@@ -73,6 +76,7 @@ impl Requirement {
         }
 
         let mut specifiers = VersionSpecifiers::empty();
+        let mut arbitrary = Vec::new();
         let mut url = None;
         if cursor.eat("@") {
             cursor.skip_whitespace();
@@ -100,7 +104,7 @@ impl Requirement {
                 let end = rest.find(';').unwrap_or(rest.len());
                 (end, end)
             };
-            specifiers = parse_specifiers(&rest[..length])
+            (specifiers, arbitrary) = parse_specifiers(&rest[..length])
                 .map_err(|offset| fail(start + offset, "invalid version specifier"))?;
             cursor.position = start + after;
             cursor.skip_whitespace();
@@ -128,6 +132,7 @@ impl Requirement {
             name: normalize_name(name),
             extras,
             specifiers,
+            arbitrary,
             url,
             marker,
         })
@@ -138,11 +143,25 @@ impl Requirement {
     /// (`req.specifier.contains(version, prereleases=True)`). A URL requirement is met by any
     /// version.
     pub fn is_met_by(&self, version: &Version) -> bool {
+        // `===` as packaging compares it: the version's own (normalised) text against what
+        // the specifier names, case aside.
+        let text = || version.to_string();
         self.url.is_some()
-            || self
-                .specifiers
-                .iter()
-                .all(|specifier| specifier_contains(specifier, version))
+            || (self.specifiers.iter()).all(|specifier| specifier_contains(specifier, version))
+                && (self.arbitrary.iter()).all(|named| named.eq_ignore_ascii_case(&text()))
+    }
+
+    /// Whether the requirement holds to any version at all (`name` alone, or a URL, does
+    /// not).
+    pub fn has_specifiers(&self) -> bool {
+        !self.specifiers.is_empty() || !self.arbitrary.is_empty()
+    }
+
+    /// The version specifiers as a requirement line writes them (`>=1.0, <2, ===foobar`).
+    pub fn specifier_text(&self) -> String {
+        let mut parts: Vec<String> = self.specifiers.iter().map(ToString::to_string).collect();
+        parts.extend(self.arbitrary.iter().map(|named| format!("==={named}")));
+        parts.join(", ")
     }
 
     /// Whether the requirement applies to `environment` when `extras` of its distribution are
@@ -170,7 +189,7 @@ impl fmt::Display for Requirement {
         }
         match &self.url {
             Some(url) => write!(formatter, " @ {url}")?,
-            None => write!(formatter, "{}", self.specifiers)?,
+            None => write!(formatter, "{}", self.specifier_text())?,
         }
         if let Some(marker) = &self.marker {
             let space = if self.url.is_some() { " " } else { "" };
@@ -182,7 +201,7 @@ impl fmt::Display for Requirement {
 
 /// The specifier list of a requirement, bare or from inside its parentheses; on failure, the
 /// offset of the specifier that is invalid.
-fn parse_specifiers(text: &str) -> Result<VersionSpecifiers, usize> {
+fn parse_specifiers(text: &str) -> Result<(VersionSpecifiers, Vec<String>), usize> {
     let trimmed = text.trim_end_matches([' ', '\t']);
     // packaging's grammar ends a specifier list at a comma that nothing follows.
     let list = match trimmed.strip_suffix(',') {
@@ -190,16 +209,26 @@ fn parse_specifiers(text: &str) -> Result<VersionSpecifiers, usize> {
         _ => trimmed,
     };
     if list.trim_start_matches([' ', '\t']).is_empty() {
-        return Ok(VersionSpecifiers::empty());
+        return Ok((VersionSpecifiers::empty(), Vec::new()));
     }
     // One specifier at a time: the error of a whole list renders a caret line with
     // unicode-width's tables, which the stub would carry for one message.
     let mut offset = 0;
-    list.split(',')
-        .map(|specifier| {
-            let parsed = VersionSpecifier::from_str(specifier).map_err(|_| offset);
-            offset += specifier.len() + 1;
-            parsed
-        })
-        .collect()
+    let mut specifiers = Vec::new();
+    let mut arbitrary = Vec::new();
+    for specifier in list.split(',') {
+        let at = offset;
+        offset += specifier.len() + 1;
+        // `===` names anything without whitespace, `;` or `)` (packaging's grammar).
+        if let Some(named) = specifier.trim_matches([' ', '\t']).strip_prefix("===") {
+            let named = named.trim_start_matches([' ', '\t']);
+            if named.contains(|c: char| c.is_whitespace() || c == ';' || c == ')') {
+                return Err(at);
+            }
+            arbitrary.push(named.to_string());
+            continue;
+        }
+        specifiers.push(VersionSpecifier::from_str(specifier).map_err(|_| at)?);
+    }
+    Ok((specifiers.into_iter().collect(), arbitrary))
 }

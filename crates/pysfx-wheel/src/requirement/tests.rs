@@ -182,6 +182,16 @@ fn requirement_is_met_by_versions_with_prereleases() {
         ("foo", "0.0.1", true),
         ("foo==1.0", "1.0+local", true),
         ("foo @ https://example.com/foo.whl", "0.1", true),
+        // `===` compares the version's own text with what it names, case aside, as
+        // packaging does; what it names need be no version at all.
+        ("foo===1.0", "1.0", true),
+        ("foo===1.00", "1.0", false),
+        ("foo===1.0A1", "1.0a1", true),
+        ("foo ===foobar", "1.0", false),
+        ("foo===1.0.0-final", "1.0.0", false),
+        ("foo>=1, ===1.0", "1.0", true),
+        ("foo>=2, ===1.0", "1.0", false),
+        ("foo (===1.0)", "1.0", true),
     ];
     for (text, version, met) in cases {
         let requirement = Requirement::parse(text).unwrap_or_else(|error| panic!("{error}"));
@@ -423,4 +433,27 @@ fn a_release_that_is_no_version_is_in_no_specifier() {
     };
     let older = Marker::parse("platform_release < '5'").expect("a marker");
     assert!(!older.evaluate(&valid, &[]));
+}
+
+#[test]
+fn arbitrary_equality_names_any_text_without_whitespace() {
+    for (text, named, shown) in [
+        ("b ===foobar", "foobar", "b===foobar"),
+        ("b===1.0.0-final", "1.0.0-final", "b===1.0.0-final"),
+        ("b===", "", "b==="),
+        (
+            "b>=1,=== x1 ; os_name == 'posix'",
+            "x1",
+            "b>=1, ===x1; os_name == 'posix'",
+        ),
+    ] {
+        let requirement = Requirement::parse(text).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(requirement.arbitrary, [named], "{text}");
+        assert!(requirement.has_specifiers(), "{text}");
+        assert_eq!(requirement.to_string(), shown, "{text}");
+    }
+    for text in ["b ===foo bar", "b ===foo)"] {
+        assert!(Requirement::parse(text).is_err(), "{text}");
+    }
+    assert!(!Requirement::parse("b").expect("plain").has_specifiers());
 }
