@@ -96,7 +96,8 @@ pub struct PackArgs {
     #[arg(short = 'r', long = "requirement", value_name = "FILE")]
     pub requirements: Vec<PathBuf>,
     /// Collect -r with `PY -m pip wheel`: one wheel set per interpreter, byte-compiled with it;
-    /// without -r, byte-compile the --wheels set (and the bootstrap wheels) for PY (repeatable)
+    /// without -r, the --wheels set must install on PY, and is byte-compiled (with the
+    /// bootstrap wheels) for it (repeatable)
     #[arg(long, value_name = "PY")]
     pub python: Vec<String>,
     /// Collect -r as binary wheels for another Python/platform, e.g. cp36-manylinux2014_x86_64 (repeatable)
