@@ -145,10 +145,12 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
             OsStr::new("--link"),
             current.as_os_str(),
             OsStr::new("--keep"),
-            OsStr::new("3"),
+            OsStr::new("4"),
         ],
     );
     assert_eq!(code, 0, "{result}\n{stderr}");
+    // Four remain: r7 and r2 (the release it replaced) among them, and the two newest of the
+    // others; the oldest go.
     assert_eq!(names(&result["pruned"]), ["r1", "r3", "r4"], "{result}");
     assert_eq!(names(&result["kept"]), ["r2", "r5", "r6", "r7"], "{result}");
     assert_eq!(result["not_pruned"], serde_json::json!([]));
@@ -618,14 +620,11 @@ fn a_re_run_keeps_the_release_link_replaced_even_past_an_unlinked_one() {
         OsStr::new("--keep"),
         OsStr::new("2"),
     ];
-    for run in ["first", "again"] {
+    // Two remain: r3, and r1, the release LINK served before, older than r2, which goes.
+    for (run, pruned) in [("first", vec!["r2"]), ("again", vec![])] {
         let (code, result, stderr) = install_with(&site, &releases.join("r3"), &python, &keep_two);
         assert_eq!(code, 0, "{run}: {stderr}");
-        assert_eq!(
-            names(&result["pruned"]),
-            Vec::<String>::new(),
-            "{run}: {result}"
-        );
+        assert_eq!(names(&result["pruned"]), pruned, "{run}: {result}");
         assert!(
             releases.join("r1").is_dir(),
             "{run}: the rollback target went"
@@ -696,8 +695,10 @@ fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
     }
     let (code, result, stderr) = install_with(&site, &releases.join("r6"), &python, &keep_one);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(names(&result["pruned"]), ["r5"], "{result}");
-    assert_eq!(names(&result["kept"]), ["r4", "r6", "r7"], "{result}");
+    // One complete release is asked for, and the two always kept are more: r6 and r4 (which
+    // it was rolled back from; not r5, which its first install replaced) stay, r5 and r7 go.
+    assert_eq!(names(&result["pruned"]), ["r5", "r7"], "{result}");
+    assert_eq!(names(&result["kept"]), ["r4", "r6"], "{result}");
 
     let lock = releases.join(".r4.pysfx-lock");
     std::fs::remove_file(&lock).expect("rm lock");
@@ -713,11 +714,12 @@ fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
 
     // LINK moved: a report stdout cannot take (a full disk) is a warning, not a failure, as
     // after an install.
+    std::fs::remove_file(&lock).expect("rm the FIFO");
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
         .expect("/dev/full");
-    let target = releases.join("r7");
+    let target = releases.join("r4");
     let output = run(Command::new(&site)
         .arg("--activate")
         .arg(&target)

@@ -72,9 +72,9 @@ Options:
                      [default: $PYSFX_PYTHON, else python3]
       --force        Replace DEST if it holds something else (atomically)
       --link <LINK>  After success, atomically point this symlink at DEST
-      --keep <N>     With --link: then keep the N newest releases of this app beside DEST
-                     and remove the older ones (by install time; LINK's target and the
-                     release it replaced always stay, on top of the N)
+      --keep <N>     With --link: then remove the oldest releases of this app beside DEST
+                     until N remain (by install time; LINK's target and the release it
+                     replaced always stay, counted among the N)
       --no-compile   Do not byte-compile the installed packages
       --copy         Unpack every file, never hard-link one from a release beside DEST
       --json         Print one JSON object on stdout

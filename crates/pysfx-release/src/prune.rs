@@ -126,12 +126,15 @@ pub fn prune_with(
             &a.0,
         ))
     });
-    // Complete releases newer than the one looked at: `keep` of them are kept. Only complete
-    // releases are removed (SPEC): one a quick look finds incomplete, or a copy of a release
-    // (`cp -a 1 1.bak`, a directory holding a copy of a receipt), is kept and not counted,
-    // whatever its age, as `--status` shows it ("no").
-    let mut complete_newer = 0;
-    let mut to_remove = Vec::new();
+    // The oldest complete releases go until `keep` complete ones remain (SPEC), those always
+    // kept counted among them: LINK's target, the release it replaced, one another link
+    // serves — they stay even when they alone are more. Only complete releases are counted
+    // and removed: one a quick look finds incomplete, or a copy of a release (`cp -a 1
+    // 1.bak`, a directory holding a copy of a receipt), is kept and not counted, whatever its
+    // age, as `--status` shows it ("no").
+    let mut complete = 0usize;
+    // Complete releases that may go, newest first.
+    let mut removable = Vec::new();
     // What stays, by its place among the releases (newest first), as the report lists it.
     let mut kept = Vec::new();
     for (rank, (name, path, receipt)) in releases.into_iter().enumerate() {
@@ -143,37 +146,44 @@ pub fn prune_with(
         let metadata = std::fs::symlink_metadata(&path).ok();
         let identity = metadata.as_ref().map(|m| (m.dev(), m.ino()));
         let is_protected = identity.is_some_and(|id| protected.contains(&id));
-        let counted = complete_newer < keep;
-        if counted || is_protected {
-            match counted.then(|| crate::release::not_complete(&path, &receipt)) {
-                Some(Some(missing)) => debug!(
-                    "--keep: keeping {}, not counted (incomplete: {missing})",
+        // One that stays in any case is counted by the look at a glance (the new release
+        // itself was just made); one that may go has every recorded file looked for.
+        let unfit = match is_protected {
+            true => crate::release::incomplete(&path, &receipt),
+            false => crate::release::not_complete(&path, &receipt)
+                .or_else(|| crate::release::moved(&path, &receipt)),
+        };
+        match (unfit, is_protected) {
+            (Some(reason), _) => {
+                debug!(
+                    "--keep: keeping {}, not counted (not a complete release: {reason})",
                     path.display()
-                ),
-                Some(None) => {
-                    complete_newer += 1;
-                    debug!("--keep: keeping {}", path.display());
-                }
-                None => debug!("--keep: keeping {} (protected)", path.display()),
+                );
+                kept.push((rank, path));
             }
-            kept.push((rank, path));
-            continue;
+            (None, true) => {
+                complete += 1;
+                debug!("--keep: keeping {} (always kept)", path.display());
+                kept.push((rank, path));
+            }
+            (None, false) => {
+                complete += 1;
+                removable.push((rank, name, path));
+            }
         }
-        to_remove.push((rank, name, path, receipt));
+    }
+    let going = removable.split_off(
+        removable
+            .len()
+            .saturating_sub(complete.saturating_sub(keep)),
+    );
+    for (rank, _, path) in removable {
+        debug!("--keep: keeping {}", path.display());
+        kept.push((rank, path));
     }
     // The oldest first: a prune cut short (a signal between two removals, a failure) leaves
     // the newer releases, the likelier rollback targets.
-    for (rank, name, path, receipt) in to_remove.into_iter().rev() {
-        let unfit = crate::release::not_complete(&path, &receipt)
-            .or_else(|| crate::release::moved(&path, &receipt));
-        if let Some(reason) = unfit {
-            debug!(
-                "--keep: keeping {}, not a complete release: {reason}",
-                path.display()
-            );
-            kept.push((rank, path));
-            continue;
-        }
+    for (rank, name, path) in going.into_iter().rev() {
         // (Another user's release never gets here: `is_trusted` passed over it above.)
         let mut outcome = None;
         step(&mut || {
@@ -663,9 +673,11 @@ mod tests {
         // racing the prune, as the first removal, of the oldest, `e`, begins): `d` stays.
         let link = temporary.path().join("current");
         std::os::unix::fs::symlink("releases/a", &link).expect("link");
+        // Five complete releases stay, `a`, `f` (LINK's target and the one it replaced) and
+        // `g` (which `alias` serves) among them: the two oldest of the others go.
         let report = prune(
             &releases.join("a"),
-            3,
+            5,
             "mysite",
             &[&releases.join("a"), &releases.join("f")],
             Some(&link),
@@ -744,6 +756,43 @@ mod tests {
         let mut left = crate::testing::listing(&releases);
         left.sort();
         assert_eq!(left, ["r3", "r4", "r5"]);
+    }
+
+    /// A rollback deploy (LINK moved back to an older release) keeps N releases all the same,
+    /// LINK's target and the release it replaced among them: the others go, the newer ones too.
+    #[test]
+    fn a_rollback_keeps_n_releases_counting_the_ones_always_kept() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        for (name, at) in [("1", 1), ("2", 2), ("3", 3), ("4", 4)] {
+            fake_release(&releases, name, "mysite", at);
+        }
+        // LINK went from 4 back to 2.
+        let (two, four) = (releases.join("2"), releases.join("4"));
+        let protected: [&Path; 2] = [&two, &four];
+        let report = prune(
+            &releases.join("2"),
+            2,
+            "mysite",
+            &protected,
+            None,
+            &mut |_| {},
+        );
+        assert_eq!(names(&report.pruned), ["1", "3"]);
+        assert_eq!(names(&report.kept), ["4", "2"]);
+        // Fewer than the ones always kept: those stay, and nothing else.
+        fake_release(&releases, "5", "mysite", 5);
+        let report = prune(
+            &releases.join("2"),
+            1,
+            "mysite",
+            &protected,
+            None,
+            &mut |_| {},
+        );
+        assert_eq!(names(&report.pruned), ["5"]);
+        assert_eq!(names(&report.kept), ["4", "2"]);
     }
 
     /// `staging` beside `current`: a deploy to one, with `--keep`, keeps what the other serves.
