@@ -771,26 +771,13 @@ mod tests {
         // LINK went from 4 back to 2.
         let (two, four) = (releases.join("2"), releases.join("4"));
         let protected: [&Path; 2] = [&two, &four];
-        let report = prune(
-            &releases.join("2"),
-            2,
-            "mysite",
-            &protected,
-            None,
-            &mut |_| {},
-        );
+        let keep = |n| prune(&two, n, "mysite", &protected, None, &mut |_| {});
+        let report = keep(2);
         assert_eq!(names(&report.pruned), ["1", "3"]);
         assert_eq!(names(&report.kept), ["4", "2"]);
         // Fewer than the ones always kept: those stay, and nothing else.
         fake_release(&releases, "5", "mysite", 5);
-        let report = prune(
-            &releases.join("2"),
-            1,
-            "mysite",
-            &protected,
-            None,
-            &mut |_| {},
-        );
+        let report = keep(1);
         assert_eq!(names(&report.pruned), ["5"]);
         assert_eq!(names(&report.kept), ["4", "2"]);
     }
