@@ -493,7 +493,15 @@ fn switch(
                         restamper.unlink_shared(tree);
                     }
                 },
-                step: &|remove| signals::with_registry(|_| remove()),
+                // A signal that came during a removal ends the prune there: the next one
+                // does not begin, even if it takes the registry before the signal's thread.
+                step: &|remove| {
+                    signals::with_registry(|_| {
+                        if !signals::ending() {
+                            remove();
+                        }
+                    })
+                },
                 removed: &signals::add_pruned,
             },
         );

@@ -180,6 +180,13 @@ fn receive_signals() {
     }
 }
 
+/// Whether a signal is ending the run: its thread then waits for the registry (see
+/// [`with_registry`]), which the lock does not hand it first; a step that begins after it
+/// (the next release `--keep` removes) is not to begin.
+pub fn ending() -> bool {
+    REPORTING.load(Ordering::SeqCst) == SIGNAL
+}
+
 /// Runs `action` while holding the cleanup registry, so a signal cannot interleave with it.
 pub fn with_registry<T>(action: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
     let mut trees = CLEANUP
