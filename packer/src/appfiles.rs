@@ -333,23 +333,9 @@ pub fn shown(path: &Path) -> String {
 /// Opens an input file of the pack for reading: a regular file only, and without waiting on
 /// one that is none (a FIFO or a device swapped in for a wheel or an app file after it was
 /// listed would otherwise block the pack in `open`). `follow: false` refuses a symbolic link
-/// in the last component as well.
+/// in the last component as well. (The stub's reader of files beside DEST, with no bound.)
 pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-    let nofollow = if follow { 0 } else { nix::libc::O_NOFOLLOW };
-    // O_NONBLOCK changes nothing in how a regular file reads.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags | nofollow)
-        .open(path)?;
-    match file.metadata()?.is_file() {
-        true => Ok(file),
-        false => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        )),
-    }
+    pysfx_release::paths::open_file(path, follow, u64::MAX).map(|(file, _)| file)
 }
 
 #[cfg(test)]

@@ -39,17 +39,31 @@ pub fn open_regular(
     path: &std::path::Path,
     max: u64,
 ) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    open_file(path, false, max)
+}
+
+/// [`open_regular`], following a symbolic link at the last component when `follow` (a file
+/// the user named: the packer's inputs, where a wheel given through a link is common).
+pub fn open_file(
+    path: &std::path::Path,
+    follow: bool,
+    max: u64,
+) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = if follow { 0 } else { nix::libc::O_NOFOLLOW };
+    // O_NONBLOCK changes nothing in how a regular file reads.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .custom_flags(nofollow | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(path)?;
     let metadata = file.metadata()?;
-    if !metadata.is_file() || metadata.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not a regular file of a sensible size",
-        ));
+    if !metadata.is_file() {
+        let kind = std::io::ErrorKind::InvalidInput;
+        return Err(std::io::Error::new(kind, "not a regular file"));
+    }
+    if metadata.len() > max {
+        let kind = std::io::ErrorKind::InvalidData;
+        return Err(std::io::Error::new(kind, "larger than such a file may be"));
     }
     Ok((file, metadata))
 }
