@@ -63,6 +63,7 @@ fn compare_with_pip(minor: u32) {
     let work = tempfile::tempdir().expect("tempdir");
     let scripts = work.path().join("scripts-wheel");
     scripts_wheel(&scripts);
+    dos_wheel(&scripts);
     let wheel_dirs = [
         test_wheels(minor),
         datapkg_wheel(),
@@ -384,6 +385,60 @@ fn scripts_wheel(directory: &Path) {
         .expect("RECORD");
     writer.write_all(record.as_bytes()).expect("write");
     writer.finish().expect("finish");
+}
+
+/// A wheel whose zip says MS-DOS made each entry (as a wheel repacked on Windows does), with
+/// Unix modes in the entries' attributes all the same: pip installs `run.sh` and `dos-tool`
+/// executable, and so must the artifact (`unzip` would not).
+fn dos_wheel(directory: &Path) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let members: [(&str, &[u8], u32); 5] = [
+        ("dosdemo/__init__.py", b"", 0o644),
+        ("dosdemo/run.sh", b"#!/bin/sh\necho run\n", 0o755),
+        (
+            "dosdemo-1.0.data/scripts/dos-tool",
+            b"#!python\nprint('dos')\n",
+            0o755,
+        ),
+        (
+            "dosdemo-1.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: dosdemo\nVersion: 1.0\n",
+            0o644,
+        ),
+        (
+            "dosdemo-1.0.dist-info/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            0o644,
+        ),
+    ];
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut record = String::new();
+    for (name, content, mode) in members {
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        writer.start_file(name, options).expect("member");
+        writer.write_all(content).expect("write");
+        let digest = sha2::Sha256::digest(content);
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        record.push_str(&format!("{name},sha256={hash},{}\n", content.len()));
+    }
+    record.push_str("dosdemo-1.0.dist-info/RECORD,,\n");
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+    writer
+        .start_file("dosdemo-1.0.dist-info/RECORD", options)
+        .expect("RECORD");
+    writer.write_all(record.as_bytes()).expect("write");
+    let mut bytes = writer.finish().expect("finish").into_inner();
+    // Each central directory record's "version made by": its high byte 0, MS-DOS.
+    let records: Vec<usize> = (0..bytes.len() - 4)
+        .filter(|&at| &bytes[at..at + 4] == b"PK\x01\x02")
+        .collect();
+    assert_eq!(records.len(), members.len() + 1);
+    for at in records {
+        bytes[at + 5] = 0;
+    }
+    std::fs::write(directory.join("dosdemo-1.0-py3-none-any.whl"), bytes).expect("write");
 }
 
 /// The kernel's version, `(major, minor)`, from `/proc/sys/kernel/osrelease`.

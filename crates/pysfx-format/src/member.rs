@@ -160,7 +160,7 @@ fn scan_naming<R: Read + Seek>(
             MemberKind::Directory
         } else {
             MemberKind::File {
-                executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
+                executable: is_executable(entry.external_attributes()),
             }
         };
         members.push(Member {
@@ -190,12 +190,21 @@ fn scan_naming<R: Read + Seek>(
     Ok(members)
 }
 
-/// Checks a zip member name: non-empty, relative, `/`-separated, with no `.` or `..`
-/// components, no empty components (a directory's trailing `/` aside), no backslash, and no
-/// NUL or control characters. Returns the reason when it is refused.
+/// Whether a file member is executable, as pip decides it: the top 16 bits of its external
+/// attributes are the mode of a regular file with an execute bit, whichever system the zip
+/// says made the entry (a wheel repacked on Windows keeps its Unix modes there, and pip
+/// installs them; `unzip` would ignore them).
+fn is_executable(external_attributes: u32) -> bool {
+    let mode = external_attributes >> 16;
+    mode & 0o170000 == 0o100000 && mode & 0o111 != 0
+}
+
 /// The longest member name a payload or a wheel may hold.
 pub const MAX_NAME_BYTES: usize = 2048;
 
+/// Checks a zip member name: non-empty, relative, `/`-separated, with no `.` or `..`
+/// components, no empty components (a directory's trailing `/` aside), no backslash, and no
+/// NUL or control characters. Returns the reason when it is refused.
 pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty name");
@@ -358,6 +367,48 @@ mod tests {
         let mut aliased = ZipArchive::new(std::io::Cursor::new(two_members(true))).expect("zip");
         let error = scan_members(&mut aliased).expect_err("overlap");
         assert!(error.to_string().contains("overlap"), "{error}");
+    }
+
+    /// The executable bit is pip's: a regular file's mode with an execute bit in the top of
+    /// the external attributes, whichever system made the entry (MS-DOS here, as a wheel
+    /// repacked on Windows says); a mode with no file type is no executable for pip either.
+    #[test]
+    fn the_executable_bit_is_read_as_pip_reads_it() {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, mode) in [("tool", 0o755), ("data", 0o644), ("bare", 0o755)] {
+            writer
+                .start_file(name, options.unix_permissions(mode))
+                .expect("start");
+            writer.write_all(b"#!/bin/sh\n").expect("write");
+        }
+        let mut bytes = writer.finish().expect("finish").into_inner();
+        let records: Vec<usize> = (0..bytes.len() - 4)
+            .filter(|&at| &bytes[at..at + 4] == b"PK\x01\x02")
+            .collect();
+        assert_eq!(records.len(), 3);
+        for &at in &records {
+            bytes[at + 5] = 0; // made by: MS-DOS
+        }
+        // "bare": the mode alone, no file type.
+        bytes[records[2] + 38..records[2] + 42].copy_from_slice(&(0o755u32 << 16).to_le_bytes());
+        let mut archive = ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+        let kinds: Vec<(String, MemberKind)> = scan_members(&mut archive)
+            .expect("scan")
+            .into_iter()
+            .map(|member| (member.name.as_str().to_string(), member.kind))
+            .collect();
+        let file = |executable| MemberKind::File { executable };
+        assert_eq!(
+            kinds,
+            [
+                ("tool".to_string(), file(true)),
+                ("data".to_string(), file(false)),
+                ("bare".to_string(), file(false)),
+            ]
+        );
     }
 
     /// The zip reader keeps one entry per name; the scan still names the one listed twice.
