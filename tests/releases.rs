@@ -1216,6 +1216,65 @@ fn keep_leaves_another_users_release_in_place() {
     );
 }
 
+/// Another user's release in a shared `1777` directory, its lock file closed to this user:
+/// installing over it and `--activate` of it are conflicts (exit 5), as they are once the lock
+/// opens, not a missing permission (exit 4); nothing beside it changes.
+#[test]
+fn another_users_release_with_a_closed_lock_is_a_conflict() {
+    let Some(python) = nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let shared = work.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    let site = artifact(work.path(), "demoapp");
+    let release = shared.join("5");
+    let (code, _, stderr) = install_with(&site, &release, python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Another user's (uid 65533, no account needed), its lock readable by that user alone.
+    let lock = shared.join(".5.pysfx-lock");
+    for command in [
+        Command::new("chmod").arg("0755").arg(work.path()),
+        Command::new("chmod").arg("1777").arg(&shared),
+        Command::new("chown")
+            .args(["-hR", "65533:65533"])
+            .arg(&release),
+        Command::new("chown").arg("65533:65533").arg(&lock),
+        Command::new("chmod").arg("0600").arg(&lock),
+    ] {
+        assert!(run(command).status.success(), "{command:?}");
+    }
+    let before = listing(&shared);
+
+    let output = run_as_nobody(
+        &site,
+        &[
+            OsStr::new("-d"),
+            release.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("belongs to another user"), "{stderr}");
+
+    let current = shared.join("current");
+    let output = run_as_nobody(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("belongs to another user"), "{stderr}");
+    assert_eq!(listing(&shared), before);
+}
+
 /// A release whose venv was moved elsewhere and replaced by a link to it: every file is still
 /// there through the link, but whoever owns the copy owns the release. `--check` reports it
 /// modified, and `--force` builds it again in place.

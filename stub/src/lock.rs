@@ -57,7 +57,7 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
     let started = Instant::now();
     let mut announced = false;
     loop {
-        let file = open_lock_file(&path)?;
+        let file = open_lock_file(&path).map_err(|failure| another_users(destination, failure))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             // A prune removes a release's lock file with the release: one opened just before
             // is a lock on nothing, and the next run makes another. Open the name again.
@@ -93,6 +93,29 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
             }
         }
     }
+}
+
+/// A lock file this user may not open or make, beside a DEST of another user's it may not take
+/// (see `pysfx_release::release::may_be_taken`): that DEST is a conflict (exit 5), as it is
+/// once its lock is held, not a missing permission.
+fn another_users(destination: &Path, failure: Failure) -> Failure {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::symlink_metadata(destination) else {
+        return failure;
+    };
+    if failure.code != code::MACHINE || pysfx_release::release::may_be_taken(destination) {
+        return failure;
+    }
+    Failure::new(
+        code::CONFLICT,
+        format!(
+            "{} belongs to another user (uid {}), and this user may not open its lock file {}; \
+             refusing",
+            destination.display(),
+            metadata.uid(),
+            lock_path(destination).display()
+        ),
+    )
 }
 
 /// Opens the lock file without ever following a link at its path (a user who can write the
@@ -139,6 +162,9 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
                 // under fs.protected_regular, ELOOP for the plain open.
                 Err(again) if again.raw_os_error() == Some(nix::libc::ELOOP) => {
                     return Err(refuse("is a symbolic link"))
+                }
+                Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+                    return Err(Failure::io("cannot open the lock file", path, &error))
                 }
                 Err(_) => return Err(Failure::io("cannot create the lock file", path, &error)),
             }

@@ -20,9 +20,19 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
             let lock =
                 destination.with_file_name(format!(".{}.pysfx-lock", name.to_string_lossy()));
             try_lock(&lock, FlockArg::LockSharedNonblock).map_err(|refused| {
-                // A lock this user may not open is no release in use (exit 4, as any file
-                // the run may not read).
+                // A lock this user may not open is no release in use: beside another
+                // user's release this user may not take, that release is refused as it would
+                // be once locked; otherwise exit 4, as any file the run may not read.
                 match refused {
+                    LockRefused::Open(..)
+                        if destination.symlink_metadata().is_ok()
+                            && !release::may_be_taken(destination) =>
+                    {
+                        ReleaseError::NotARelease {
+                            path: destination.to_path_buf(),
+                            reason: release::ANOTHER_USERS.into(),
+                        }
+                    }
                     LockRefused::Open(path, source)
                         if source.kind() == std::io::ErrorKind::PermissionDenied =>
                     {
