@@ -1471,26 +1471,32 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     assert_eq!(std::fs::read_dir(&mount_point).expect("list").count(), 0);
 }
 
-/// Under umask 000 an install makes no file or directory writable by others, so `--check`
-/// finds the fresh release intact.
+/// Under umask 000 an install makes no file or directory writable by others, DEST's and
+/// LINK's missing parents included, so `--check` finds the fresh release intact.
 #[test]
 fn a_release_made_under_umask_000_is_intact() {
     use std::os::unix::fs::PermissionsExt;
     let work = tempfile::tempdir().expect("tempdir");
     let site = artifact(work.path(), "demoapp");
-    let release = work.path().join("releases/1");
+    let release = work.path().join("srv/releases/1");
+    let link = work.path().join("links/app/current");
     let installed = run(Command::new("sh")
         .arg("-c")
-        .arg("umask 000 && exec \"$0\" -q -d \"$1\" --python \"$2\"")
+        .arg("umask 000 && exec \"$0\" -q -d \"$1\" --python \"$2\" --link \"$3\"")
         .arg(&site)
         .arg(&release)
-        .arg(&python(11).path));
+        .arg(&python(11).path)
+        .arg(&link));
     assert!(
         installed.status.success(),
         "{}",
         String::from_utf8_lossy(&installed.stderr)
     );
     for directory in [
+        work.path().join("srv"),
+        work.path().join("srv/releases"),
+        work.path().join("links"),
+        work.path().join("links/app"),
         release.clone(),
         release.join("venv"),
         release.join("demoapp/appcore"),

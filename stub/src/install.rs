@@ -368,7 +368,11 @@ impl MadeParents {
             .take_while(|directory| std::fs::symlink_metadata(directory).is_err())
             .last()
             .map(Path::to_path_buf);
-        std::fs::create_dir_all(parent).map_err(|error| {
+        // 0775 less the umask, as a release's own directories: never writable by others,
+        // even under umask 000.
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o775);
+        builder.create(parent).map_err(|error| {
             // Something that is not a directory where one is needed: say which.
             let blocking = (parent.ancestors()).find(|directory| {
                 std::fs::metadata(directory).is_ok_and(|metadata| !metadata.is_dir())

@@ -56,7 +56,11 @@ pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseErro
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent)
+        // 0775 less the umask, as a release's directories: never writable by others.
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o775);
+        builder
+            .create(parent)
             .map_err(|error| ReleaseError::io("cannot create", parent, error))?;
     }
     // The pid, and a random part: two runs of one pid (each the first process of its own
