@@ -1471,6 +1471,95 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     assert_eq!(std::fs::read_dir(&mount_point).expect("list").count(), 0);
 }
 
+/// A release hardened against other users (`chmod o-r`, `o-rx`) is no modified release to
+/// one of them: `--check` run as another user says which files it may not read, gives no
+/// verdict and exits 4 (as for any file it may not read), not 3 with a `--force` to run;
+/// what it can see differ still makes it exit 3.
+#[test]
+fn check_as_another_user_tells_unreadable_from_modified() {
+    // A Python the other user may run, so that only what the test closes is closed.
+    let Some(python) = nobody_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let release = work.path().join("releases/1");
+    let (code, _, stderr) = install_with(&site, &release, python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let opened = run(Command::new("chmod").arg("0755").arg(work.path()));
+    assert!(opened.status.success());
+    let lib = std::fs::read_dir(release.join("venv/lib"))
+        .expect("venv/lib")
+        .flatten()
+        .find(|entry| entry.file_name().to_string_lossy().starts_with("python3"))
+        .expect("lib/python3.X")
+        .file_name();
+    let dist_info = format!(
+        "venv/lib/{}/site-packages/tinylib-1.0.dist-info",
+        lib.to_string_lossy()
+    );
+    let dist_info = dist_info.as_str();
+    let check = || {
+        let output = run_as_nobody(
+            &site,
+            &[
+                OsStr::new("--check"),
+                release.as_os_str(),
+                OsStr::new("--json"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let result: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        (output.status.code(), result, stderr)
+    };
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(0), "{result}\n{stderr}");
+
+    let chmod = |mode: &str, path: &str| {
+        let changed = run(Command::new("chmod").arg(mode).arg(release.join(path)));
+        assert!(changed.status.success());
+    };
+    chmod("o-r", &format!("{dist_info}/METADATA"));
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(4), "{result}\n{stderr}");
+    assert_eq!(
+        result["unreadable"],
+        serde_json::json!([format!("{dist_info}/METADATA")]),
+        "{result}"
+    );
+    assert_eq!(result["modified"], serde_json::json!([]), "{result}");
+    assert_eq!(result["intact"], serde_json::json!(false), "{result}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(!stderr.contains("--force"), "{stderr}");
+    // Root reads it: intact.
+    let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+
+    // The whole distribution's metadata closed: its RECORD too.
+    chmod("o-rx", dist_info);
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(4), "{result}\n{stderr}");
+    let unreadable = result["unreadable"].as_array().expect("unreadable");
+    assert!(
+        unreadable.contains(&serde_json::json!(format!("{dist_info}/RECORD"))),
+        "{result}"
+    );
+
+    // And a difference it can see is one.
+    let config = release.join("venv/pyvenv.cfg");
+    let mut text = std::fs::read_to_string(&config).expect("pyvenv.cfg");
+    text.push_str("include-system-site-packages = true\n");
+    std::fs::write(&config, text).expect("edit");
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(3), "{result}\n{stderr}");
+    assert_eq!(
+        result["modified"],
+        serde_json::json!(["venv/pyvenv.cfg"]),
+        "{result}"
+    );
+}
+
 /// Under umask 000 an install makes no file or directory writable by others, DEST's and
 /// LINK's missing parents included, so `--check` finds the fresh release intact.
 #[test]

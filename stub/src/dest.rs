@@ -118,6 +118,12 @@ pub(crate) fn check_unmodified(destination: &Path, payload: &Payload) -> Existin
     if report.intact() {
         return Existing::SameRelease;
     }
+    if !report.differs() {
+        return Existing::Modified(format!(
+            "holds this release, {} of whose files this user may not read",
+            report.unreadable.len()
+        ));
+    }
     Existing::Modified(format!(
         "holds this release, modified ({} missing, {} modified, {} added)",
         report.missing.len(),

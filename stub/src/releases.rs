@@ -80,7 +80,14 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         });
     }
     let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
-    if let Some(reason) = (!python_missing)
+    // An interpreter this user may not reach (another user's release, its Python below a
+    // home directory closed to others) is not known to have changed.
+    let python_denied = std::fs::canonicalize(destination.join("venv/bin/python"))
+        .is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied);
+    if python_denied && !python_missing {
+        report.unreadable.push("venv/bin/python".into());
+    }
+    if let Some(reason) = (!python_missing && !python_denied)
         .then(|| pysfx_release::release::interpreter_changed(&destination, &receipt))
         .flatten()
     {
@@ -107,6 +114,7 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             "modified": report.modified.iter().map(|m| &m.path).collect::<Vec<_>>(),
             "differences": report.modified,
             "added": report.added,
+            "unreadable": report.unreadable,
             "seconds": started.elapsed().as_secs_f64(),
         });
         print_stdout(&format!("{}\n", pysfx_format::json_text(&object, false)))?;
@@ -126,6 +134,19 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             report.checked
         );
         return Ok(0);
+    }
+    if !report.differs() {
+        // Nothing seen differs, but not all could be seen: no verdict, and no reinstall to
+        // suggest (exit 4, as for any file this run may not read).
+        warn!(
+            "{}: this user may not read {} of its recorded files (permission denied; the \
+             first: {}), so it cannot tell whether they are intact; run --check as DEST's \
+             owner or root",
+            destination.display(),
+            report.unreadable.len(),
+            escape_control(report.unreadable.first().map_or("", String::as_str))
+        );
+        return Ok(code::MACHINE);
     }
     warn!(
         "{} differs from its records: {} missing, {} modified, {} added (reinstall it with -d {} --force)",

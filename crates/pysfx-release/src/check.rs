@@ -30,6 +30,10 @@ pub struct CheckReport {
     /// Files in site-packages that no record lists (a directory none of whose files are
     /// recorded is listed once, with a trailing `/`).
     pub added: Vec<String>,
+    /// Recorded files this user may not read (permission denied: another user's release,
+    /// hardened with `chmod -R o-rwx`): neither intact nor modified as far as this run can
+    /// tell.
+    pub unreadable: Vec<String>,
 }
 
 /// A recorded file that is there but differs, and how.
@@ -42,8 +46,14 @@ pub struct Modified {
 }
 
 impl CheckReport {
+    /// Whether the release was found as recorded, every file read.
     pub fn intact(&self) -> bool {
-        self.missing.is_empty() && self.modified.is_empty() && self.added.is_empty()
+        !self.differs() && self.unreadable.is_empty()
+    }
+
+    /// Whether something differs from the records (missing, modified or added).
+    pub fn differs(&self) -> bool {
+        !(self.missing.is_empty() && self.modified.is_empty() && self.added.is_empty())
     }
 
     /// One line per difference, `missing  PATH`, `modified PATH (content, mode)`,
@@ -60,6 +70,9 @@ impl CheckReport {
                 .map(|m| format!("modified {} ({})", m.path, m.differs.join(", "))),
         );
         lines.extend(self.added.iter().map(|path| format!("added    {path}")));
+        lines.extend(
+            (self.unreadable.iter()).map(|path| format!("unreadable {path} (permission denied)")),
+        );
         lines
     }
 }
@@ -141,6 +154,10 @@ pub fn check_with(
                 report.missing.push(record);
                 continue;
             }
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                report.unreadable.push(record);
+                continue;
+            }
             Err(_) => {
                 report.modified.push(Modified {
                     path: record,
@@ -175,7 +192,10 @@ pub fn check_with(
         &directories,
         bytecode,
     );
-    report.added = added;
+    // A RECORD this user may not read lists files it cannot tell from added ones.
+    if report.unreadable.is_empty() {
+        report.added = added;
+    }
     report.checked = expected.len() + installed_pyc.len();
     let mut items: Vec<(&String, &Expected)> = expected.iter().collect();
     items.extend(
@@ -187,8 +207,11 @@ pub fn check_with(
         match finding {
             Finding::Missing => report.missing.push(path),
             Finding::Modified(differs) => report.modified.push(Modified { path, differs }),
+            Finding::Unreadable => report.unreadable.push(path),
         }
     }
+    report.unreadable.sort();
+    report.unreadable.dedup();
     report.missing.sort();
     // A RECORD that is gone is both a distribution's list and (since the receipt holds its
     // hash) a recorded file: one line.
@@ -240,6 +263,8 @@ fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec
 enum Finding {
     Missing,
     Modified(Vec<&'static str>),
+    /// This user may not look (permission denied), and nothing it could see differs.
+    Unreadable,
 }
 
 /// Compares every item with the disk, hashing on a few threads.
@@ -279,6 +304,9 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Some(Finding::Missing)
         }
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Some(Finding::Unreadable)
+        }
         Err(_) => return Some(Finding::Modified(vec!["unreadable"])),
     };
     if let Some(target) = &expected.link {
@@ -293,6 +321,7 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
         return Some(Finding::Modified(vec!["kind"]));
     }
     let mut differs = Vec::new();
+    let mut denied = false;
     let hashed: Vec<&(String, Option<u64>)> = expected
         .rows
         .iter()
@@ -312,6 +341,7 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
                     differs.push("content");
                 }
             }
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => denied = true,
             Err(_) => differs.push("unreadable"),
         }
     }
@@ -335,7 +365,10 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
     if owner.is_some_and(|owner| owner != std::os::unix::fs::MetadataExt::uid(&metadata)) {
         differs.push("owner");
     }
-    (!differs.is_empty()).then_some(Finding::Modified(differs))
+    match differs.is_empty() {
+        false => Some(Finding::Modified(differs)),
+        true => denied.then_some(Finding::Unreadable),
+    }
 }
 
 /// Files and directories in site-packages that nothing recorded, `__pycache__` aside; and the
