@@ -283,6 +283,11 @@ mod tests {
             ),
             ("-d x --link l --keep 0", "at least 1"),
             ("-d x --link l --keep many", "at least 1"),
+            ("-d x --link l --keep 00", "at least 1"),
+            (
+                "-d x --link l --keep 99999999999999999999",
+                "more releases than can be counted",
+            ),
             ("--activate r", "--activate DEST needs --link LINK"),
             ("--check r --force", "--force goes with -d DEST"),
             ("--status l --link m", "--link goes with -d DEST"),

@@ -222,9 +222,28 @@ pub fn prune_with(
     report.kept = kept.into_iter().map(|(_, path)| path).collect();
     step(&mut || {
         report.leftovers = remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
+        // A `-trash-` leftover gone is the rest of a release an earlier `--keep` could not
+        // remove (its `not_pruned`) or was stopped removing: that release's removal is done
+        // now, and is this run's to report.
+        for leftover in &report.leftovers {
+            if let Some(release) = finished_release(directory, leftover) {
+                told(&release);
+                info!("removed the rest of the old release {}", release.display());
+                report.pruned.push(release);
+            }
+        }
         remove_orphan_locks(directory);
     });
     report
+}
+
+/// The release whose removal `tree` (a leftover [`remove_leftovers`] removed) finished: a
+/// `-trash-` tree's, while no release of that name stands there since.
+fn finished_release(directory: &Path, tree: &Path) -> Option<PathBuf> {
+    let file_name = tree.file_name()?.to_string_lossy().into_owned();
+    let (name, kind) = leftover(&file_name)?;
+    let release = directory.join(name);
+    (kind == "trash" && std::fs::symlink_metadata(&release).is_err()).then_some(release)
 }
 
 /// How many entries of a directory [`served_by_links`] looks at, at most.
@@ -839,6 +858,29 @@ mod tests {
 
     /// The lock of a release that is not there (a run refused before writing) goes; a held
     /// one, and those of releases that are there, stay.
+    /// What a stopped or failed removal left (`.<name>.pysfx-trash-<pid>`), removed by a later
+    /// prune, is that release's removal done: reported in `pruned`. A `-tmp-` leftover is no
+    /// release, nor a `-trash-` one beside a release of that name installed since.
+    #[test]
+    fn the_rest_of_a_release_removed_later_is_pruned() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path();
+        for (name, at) in [("1", 1), ("2", 2)] {
+            fake_release(releases, name, "mysite", at);
+        }
+        for leftover in [
+            ".0.pysfx-trash-99999/mysite/uploads",
+            ".1.pysfx-trash-99998/venv",
+            ".3.pysfx-tmp-99997/venv",
+        ] {
+            std::fs::create_dir_all(releases.join(leftover)).expect("mkdir");
+        }
+        let report = prune(&releases.join("2"), 5, "mysite", &[], None, &mut |_| {});
+        assert_eq!(report.pruned, [releases.join("0")]);
+        assert_eq!(report.leftovers.len(), 3, "{:?}", report.leftovers);
+        assert_eq!(names(&report.kept), ["2", "1"]);
+    }
+
     #[test]
     fn locks_of_no_release_go() {
         let temporary = tempfile::tempdir().expect("tempdir");
