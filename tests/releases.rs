@@ -511,7 +511,8 @@ fn only_child(directory: &Path) -> PathBuf {
 }
 
 /// LINK that cannot be made once the release is in place: the failure says the release is
-/// installed (it stays, `changed: true`), and a re-run once LINK can be made switches it.
+/// installed (it stays, `changed: true`, with what was installed), and a re-run once LINK
+/// can be made switches it.
 #[test]
 fn a_link_that_fails_after_the_install_says_the_release_is_installed() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -532,6 +533,10 @@ fn a_link_that_fails_after_the_install_says_the_release_is_installed() {
     let (code, result, stderr) = install_with(&site, &release, &python(11).path, &args);
     assert_eq!(code, 1, "{result}\n{stderr}");
     assert_eq!(result["changed"], true, "{result}");
+    // What was installed, as a success would say it.
+    assert_eq!(result["wheels_installed"], 1, "{result}");
+    assert!(result["files"].as_u64().is_some_and(|files| files > 5), "{result}");
+    assert!(result["bytes"].as_u64().is_some_and(|bytes| bytes > 0), "{result}");
     let said = format!("{} is installed, but --link failed", release.display());
     assert!(stderr.contains(&said), "{stderr}");
     std::fs::remove_file(&blocker).expect("remove");

@@ -326,6 +326,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // Their shared locks go before `--keep` looks at the releases (it skips a locked one).
     drop(candidates);
     // DEST is complete from here on (installed now or before): a signal says so.
+    if let Some(built) = &report {
+        signals::set_installed_totals(plan.wheels.len(), built.files, built.bytes);
+    }
     signals::with_registry(|_| signals::mark_installed(report.is_some()));
     let (link_moved, pruned) = switch(
         cli,

@@ -12,6 +12,10 @@ pub struct Done {
     pub link_moved: bool,
     /// The releases `--keep` removed.
     pub pruned: Vec<std::path::PathBuf>,
+    /// What this run installed, when the release was in place before it failed.
+    pub wheels_installed: usize,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// The keys of the mode run besides SPEC's (`--check`'s `intact`, `--status`'s `link`,
@@ -41,9 +45,9 @@ pub fn print_failure_json(
         "dest": destination.map(|path| path.to_string_lossy()).unwrap_or_default(),
         "python": python.unwrap_or_default(),
         "python_version": failure::python_version().unwrap_or_default(),
-        "wheels_installed": 0,
-        "files": 0,
-        "bytes": 0,
+        "wheels_installed": done.wheels_installed,
+        "files": done.files,
+        "bytes": done.bytes,
         "seconds": seconds,
         "error": message,
         "exit_code": code,

@@ -204,6 +204,17 @@ pub fn mark_installed(now: bool) {
     }
 }
 
+/// What this run installed (wheels, files, bytes), for a failure report after the release
+/// is in place (`--link` or `--keep` failing, or a signal then).
+static INSTALLED_TOTALS: Mutex<(usize, u64, u64)> = Mutex::new((0, 0, 0));
+
+/// Records [`INSTALLED_TOTALS`].
+pub fn set_installed_totals(wheels: usize, files: u64, bytes: u64) {
+    *INSTALLED_TOTALS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = (wheels, files, bytes);
+}
+
 /// Set when the run put back a release an interrupted `--force` had moved aside: DEST changed
 /// (missing before), whatever the run does next.
 static RESTORED: AtomicBool = AtomicBool::new(false);
@@ -220,7 +231,17 @@ pub fn done() -> crate::output::Done {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
+    let installed_now = INSTALLED_NOW.load(Ordering::SeqCst);
+    let (wheels_installed, files, bytes) = match installed_now {
+        true => *INSTALLED_TOTALS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        false => (0, 0, 0),
+    };
     crate::output::Done {
+        wheels_installed,
+        files,
+        bytes,
         changed: INSTALLED_NOW.load(Ordering::SeqCst)
             || RESTORED.load(Ordering::SeqCst)
             || link_moved
