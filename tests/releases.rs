@@ -535,8 +535,14 @@ fn a_link_that_fails_after_the_install_says_the_release_is_installed() {
     assert_eq!(result["changed"], true, "{result}");
     // What was installed, as a success would say it.
     assert_eq!(result["wheels_installed"], 1, "{result}");
-    assert!(result["files"].as_u64().is_some_and(|files| files > 5), "{result}");
-    assert!(result["bytes"].as_u64().is_some_and(|bytes| bytes > 0), "{result}");
+    assert!(
+        result["files"].as_u64().is_some_and(|files| files > 5),
+        "{result}"
+    );
+    assert!(
+        result["bytes"].as_u64().is_some_and(|bytes| bytes > 0),
+        "{result}"
+    );
     let said = format!("{} is installed, but --link failed", release.display());
     assert!(stderr.contains(&said), "{stderr}");
     std::fs::remove_file(&blocker).expect("remove");
@@ -1263,6 +1269,20 @@ fn another_users_release_with_a_closed_lock_is_a_conflict() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("belongs to another user"), "{stderr}");
+    // `--force` would replace a conflict: what stops it is the lock it may not open (exit 4).
+    let output = run_as_nobody(
+        &site,
+        &[
+            OsStr::new("-d"),
+            release.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--force"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
 
     let current = shared.join("current");
     let output = run_as_nobody(
@@ -1550,6 +1570,29 @@ fn check_as_another_user_tells_unreadable_from_modified() {
         unreadable.contains(&serde_json::json!(format!("{dist_info}/RECORD"))),
         "{result}"
     );
+
+    // A directory of the release its owner may not list, where a file was added: modified
+    // (its mode), to everyone, not "intact" nor unreadable only.
+    chmod("o+rx", dist_info);
+    let package = release.join(dist_info).with_file_name("tinylib");
+    std::fs::write(package.join("planted.py"), "import os\n").expect("plant");
+    let closed = run(Command::new("chmod").arg("0311").arg(&package));
+    assert!(closed.status.success());
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(3), "{result}\n{stderr}");
+    let modified = result["modified"].as_array().expect("modified");
+    let tinylib = format!("{}/", package.strip_prefix(&release).expect("in").display());
+    assert!(modified.contains(&serde_json::json!(tinylib)), "{result}");
+    let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert!(
+        (result["added"].as_array().expect("added").iter())
+            .any(|added| added.as_str().is_some_and(|path| path.ends_with("planted.py"))),
+        "{result}"
+    );
+    let opened = run(Command::new("chmod").arg("0755").arg(&package));
+    std::fs::remove_file(package.join("planted.py")).expect("unplant");
+    assert!(opened.status.success());
 
     // And a difference it can see is one.
     let config = release.join("venv/pyvenv.cfg");

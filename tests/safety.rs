@@ -334,8 +334,8 @@ fn a_signal_ends_the_other_modes_with_one_report() {
 }
 
 /// `--force` swaps the new release into DEST, then removes the one it replaced: a signal while
-/// that goes on ends the run saying DEST is installed (`changed: true`), as it is, not that
-/// nothing was.
+/// that goes on ends the run saying DEST is installed (`changed: true`, with what it
+/// installed), as it is, not that nothing was.
 #[test]
 fn a_signal_while_force_removes_the_replaced_release_reports_it_installed() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -390,6 +390,12 @@ fn a_signal_while_force_removes_the_replaced_release_reports_it_installed() {
         serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
     assert_eq!(output.status.code(), Some(143), "{report}\n{stderr}");
     assert_eq!(report["changed"], true, "{report}");
+    // And what it installed.
+    assert_eq!(report["wheels_installed"], 1, "{report}");
+    assert!(
+        report["files"].as_u64().is_some_and(|files| files > 0),
+        "{report}"
+    );
     assert!(
         stderr.contains("after the release was installed in DEST"),
         "{stderr}"

@@ -180,7 +180,7 @@ pub(crate) fn inspect_destination(
         // Another user's tree in a directory anyone may write (a shared 1777 one) is theirs,
         // whatever its receipt says: never taken as installed, nor pointed at by LINK.
         Some(_) if !pysfx_release::release::may_be_taken(destination) => Ok(Existing::Conflict(
-            "belongs to another user, in a directory other users may write".into(),
+            pysfx_release::release::another_users(destination).into(),
         )),
         Some(receipt) => match unusable(destination, &receipt, glance) {
             Some(reason) => Ok(Existing::Conflict(format!(

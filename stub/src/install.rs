@@ -185,7 +185,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // 3. DEST: create its parents, lock, and see what is there. (The parents this run made
     // go again if it ends without DEST; `_made` is dropped after the lock.)
     let _made = MadeParents::make(&destination, &parent)?;
-    let _lock = lock::acquire(&destination)?;
+    let _lock = lock::acquire(&destination, cli.force)?;
     let restored = remove_stale_siblings(&destination);
     if restored {
         signals::mark_restored();
@@ -326,9 +326,6 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     // Their shared locks go before `--keep` looks at the releases (it skips a locked one).
     drop(candidates);
     // DEST is complete from here on (installed now or before): a signal says so.
-    if let Some(built) = &report {
-        signals::set_installed_totals(plan.wheels.len(), built.files, built.bytes);
-    }
     signals::with_registry(|_| signals::mark_installed(report.is_some()));
     let (link_moved, pruned) = switch(
         cli,
@@ -786,7 +783,12 @@ fn build(
         Err(failure)
     };
     let totals = match build_tree(cli, payload, target, destination, held.path(), phases) {
-        Ok(totals) => totals,
+        Ok(totals) => {
+            // For the failure report of a run stopped once the release is in place (a
+            // signal while the replaced release is removed, `--link` failing).
+            signals::set_installed_totals(target.plan.wheels.len(), totals.files, totals.bytes);
+            totals
+        }
         Err(mut failure) => {
             failure.message = held.spell(&failure.message, &temporary);
             // A path in the temporary tree (no space, no permission) is named with DEST, the

@@ -51,13 +51,18 @@ pub fn lock_path(destination: &Path) -> std::path::PathBuf {
     destination.with_file_name(format!(".{name}.pysfx-lock"))
 }
 
-pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
+/// `force`: the run may replace what DEST holds (`--force`), so a DEST it may not lock is no
+/// conflict to it, only a missing permission.
+pub fn acquire(destination: &Path, force: bool) -> Result<DestinationLock, Failure> {
     let path = lock_path(destination);
     let timeout = lock_timeout();
     let started = Instant::now();
     let mut announced = false;
     loop {
-        let file = open_lock_file(&path).map_err(|failure| another_users(destination, failure))?;
+        let file = open_lock_file(&path).map_err(|failure| match force {
+            true => failure,
+            false => another_users(destination, failure),
+        })?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             // A prune removes a release's lock file with the release: one opened just before
             // is a lock on nothing, and the next run makes another. Open the name again.
@@ -96,8 +101,8 @@ pub fn acquire(destination: &Path) -> Result<DestinationLock, Failure> {
 }
 
 /// A lock file this user may not open or make, beside a DEST of another user's it may not take
-/// (see `pysfx_release::release::may_be_taken`): that DEST is a conflict (exit 5), as it is
-/// once its lock is held, not a missing permission.
+/// (see `pysfx_release::release::may_be_taken`): without `--force` that DEST is a conflict
+/// (exit 5), as it is once its lock is held, not a missing permission.
 fn another_users(destination: &Path, failure: Failure) -> Failure {
     use std::os::unix::fs::MetadataExt;
     let Ok(metadata) = std::fs::symlink_metadata(destination) else {

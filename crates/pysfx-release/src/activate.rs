@@ -30,7 +30,7 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
                     {
                         ReleaseError::NotARelease {
                             path: destination.to_path_buf(),
-                            reason: release::ANOTHER_USERS.into(),
+                            reason: release::another_users(destination).into(),
                         }
                     }
                     LockRefused::Open(path, source)
@@ -55,7 +55,7 @@ pub fn activate(destination: &Path, link: &Path, app: &str) -> Result<bool, Rele
     if !release::may_be_taken(destination) {
         return Err(ReleaseError::NotARelease {
             path: destination.to_path_buf(),
-            reason: release::ANOTHER_USERS.into(),
+            reason: release::another_users(destination).into(),
         });
     }
     if let Some(reason) = release::unusable(destination, &receipt) {

@@ -185,15 +185,17 @@ pub fn check_with(
     expected.retain(|path, _| !in_pycache(path) && !is_database(path));
     let directories = recorded_directories(&expected);
     report.modified = replaced_directories(destination, &directories);
+    // A RECORD this user may not read lists files it cannot tell from added ones.
+    let records_unreadable = !report.unreadable.is_empty();
     let (added, installed_pyc) = added(
         destination,
         &contents.site_packages,
         &expected,
         &directories,
         bytecode,
+        &mut report.unreadable,
     );
-    // A RECORD this user may not read lists files it cannot tell from added ones.
-    if report.unreadable.is_empty() {
+    if !records_unreadable {
         report.added = added;
     }
     report.checked = expected.len() + installed_pyc.len();
@@ -238,18 +240,21 @@ fn recorded_directories(expected: &BTreeMap<String, Expected>) -> BTreeSet<&str>
 
 /// The directories holding recorded files that are no longer directories (a link to a copy
 /// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
-/// release), each `modified DIR/ (kind)`, and those others may write, `modified DIR/ (mode)`.
+/// release), each `modified DIR/ (kind)`, and those others may write or their owner may not
+/// list or enter, `modified DIR/ (mode)`.
 fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec<Modified> {
     use std::os::unix::fs::PermissionsExt;
     directories
         .iter()
         .filter_map(|directory| {
             let metadata = std::fs::symlink_metadata(destination.join(directory)).ok()?;
-            // Not a directory any more, or one anyone may add files to or replace them in
-            // (an install never makes one writable by others).
+            // Not a directory any more, or one anyone may add files to or replace them in,
+            // or one its owner may not list or enter, where files could be added unseen (an
+            // install makes none so).
+            let mode = metadata.permissions().mode();
             let differs = match metadata.is_dir() {
                 false => "kind",
-                true if metadata.permissions().mode() & 0o002 != 0 => "mode",
+                true if mode & 0o002 != 0 || mode & 0o500 != 0o500 => "mode",
                 true => return None,
             };
             Some(Modified {
@@ -380,13 +385,20 @@ fn added(
     expected: &BTreeMap<String, Expected>,
     directories: &BTreeSet<&str>,
     bytecode: InstalledBytecode<'_>,
+    unreadable: &mut Vec<String>,
 ) -> (Vec<String>, Vec<(String, Expected)>) {
     let mut added = Vec::new();
     let mut installed_pyc = Vec::new();
     let mut pending = vec![site_packages.to_string()];
     while let Some(directory) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(destination.join(&directory)) else {
-            continue;
+        let entries = match std::fs::read_dir(destination.join(&directory)) {
+            Ok(entries) => entries,
+            // What was added there this user cannot see: no verdict on it, never "intact".
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                unreadable.push(format!("{directory}/"));
+                continue;
+            }
+            Err(_) => continue,
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -660,6 +672,22 @@ mod tests {
         // Group-writable (umask 002) is what an install may make.
         std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o775)).expect("chmod");
         assert!(check(&release, &contents(&release)).intact());
+        // One its owner may not list (`chmod 311`), where a file could be added unseen by
+        // anyone but root, is modified too; so is one only others may read.
+        for mode in [0o311, 0o075] {
+            std::fs::set_permissions(&package, std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            let report = check(&release, &contents(&release));
+            assert_eq!(
+                report.modified,
+                vec![Modified {
+                    path: format!("{}/pkg/", crate::testing::SITE),
+                    differs: vec!["mode"]
+                }],
+                "{mode:o}"
+            );
+        }
+        std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
     /// A recorded file with the same bytes, but another user's (put in its place by a member

@@ -221,29 +221,17 @@ pub fn prune_with(
     kept.sort_by_key(|(rank, _)| *rank);
     report.kept = kept.into_iter().map(|(_, path)| path).collect();
     step(&mut || {
-        report.leftovers = remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
-        // A `-trash-` leftover gone is the rest of a release an earlier `--keep` could not
-        // remove (its `not_pruned`) or was stopped removing: that release's removal is done
-        // now, and is this run's to report.
-        for leftover in &report.leftovers {
-            if let Some(release) = finished_release(directory, leftover) {
-                told(&release);
-                info!("removed the rest of the old release {}", release.display());
-                report.pruned.push(release);
-            }
+        let (leftovers, finished) =
+            remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
+        report.leftovers = leftovers;
+        for release in finished {
+            told(&release);
+            info!("removed the rest of the old release {}", release.display());
+            report.pruned.push(release);
         }
         remove_orphan_locks(directory);
     });
     report
-}
-
-/// The release whose removal `tree` (a leftover [`remove_leftovers`] removed) finished: a
-/// `-trash-` tree's, while no release of that name stands there since.
-fn finished_release(directory: &Path, tree: &Path) -> Option<PathBuf> {
-    let file_name = tree.file_name()?.to_string_lossy().into_owned();
-    let (name, kind) = leftover(&file_name)?;
-    let release = directory.join(name);
-    (kind == "trash" && std::fs::symlink_metadata(&release).is_err()).then_some(release)
 }
 
 /// How many entries of a directory [`served_by_links`] looks at, at most.
@@ -451,15 +439,20 @@ pub fn still_names(path: &Path, file: &File) -> bool {
 /// Removes what killed runs left beside the releases: `.<name>.pysfx-tmp-*`, `-old-*` and
 /// `-trash-*` trees, each only when no run holds `<name>`'s lock. An `-old-` tree holding a
 /// release while `<name>` is missing is a release an interrupted `--force` moved aside; the
-/// next run on `<name>` puts it back, so it stays.
+/// next run on `<name>` puts it back, so it stays. Returns the trees removed, and the
+/// releases whose removal that finished: a `-trash-` tree is the rest of a release an earlier
+/// `--keep` could not remove (its `not_pruned`) or was stopped removing, when the release's
+/// lock file is still there (a removal takes it last) and no release of the name stands
+/// there since.
 fn remove_leftovers(
     directory: &Path,
     removing: &mut dyn FnMut(&Path),
     not_removed: &mut Vec<NotPruned>,
-) -> Vec<PathBuf> {
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut removed = Vec::new();
+    let mut finished = Vec::new();
     let Ok(entries) = std::fs::read_dir(directory) else {
-        return removed;
+        return (removed, finished);
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -500,7 +493,13 @@ fn remove_leftovers(
         );
         removing(&entry.path());
         match remove_tree_saying_where(&entry.path()) {
-            Ok(()) => removed.push(entry.path()),
+            Ok(()) => {
+                if kind == "trash" && lock.is_some() && std::fs::symlink_metadata(&release).is_err()
+                {
+                    finished.push(release.clone());
+                }
+                removed.push(entry.path());
+            }
             // Reported in `--json` (`not_pruned`) on every run that tries again, not only
             // the first.
             Err(error) => {
@@ -516,7 +515,7 @@ fn remove_leftovers(
             let _ = std::fs::remove_file(directory.join(format!(".{name}.pysfx-lock")));
         }
     }
-    removed
+    (removed, finished)
 }
 
 /// Removes the lock files of releases that are not there and have no leftover (a run refused
@@ -860,7 +859,8 @@ mod tests {
     /// one, and those of releases that are there, stay.
     /// What a stopped or failed removal left (`.<name>.pysfx-trash-<pid>`), removed by a later
     /// prune, is that release's removal done: reported in `pruned`. A `-tmp-` leftover is no
-    /// release, nor a `-trash-` one beside a release of that name installed since.
+    /// release, nor a `-trash-` one beside a release of that name installed since, nor one
+    /// with no lock file of its name (a removal takes the lock last: no release left it).
     #[test]
     fn the_rest_of_a_release_removed_later_is_pruned() {
         let temporary = tempfile::tempdir().expect("tempdir");
@@ -872,12 +872,17 @@ mod tests {
             ".0.pysfx-trash-99999/mysite/uploads",
             ".1.pysfx-trash-99998/venv",
             ".3.pysfx-tmp-99997/venv",
+            ".9.pysfx-trash-99996/venv",
         ] {
             std::fs::create_dir_all(releases.join(leftover)).expect("mkdir");
         }
+        // The locks a removal leaves until it is done; `9` has none (no release made it).
+        for name in ["0", "1", "3"] {
+            std::fs::write(releases.join(format!(".{name}.pysfx-lock")), "").expect("lock");
+        }
         let report = prune(&releases.join("2"), 5, "mysite", &[], None, &mut |_| {});
         assert_eq!(report.pruned, [releases.join("0")]);
-        assert_eq!(report.leftovers.len(), 3, "{:?}", report.leftovers);
+        assert_eq!(report.leftovers.len(), 4, "{:?}", report.leftovers);
         assert_eq!(names(&report.kept), ["2", "1"]);
     }
 

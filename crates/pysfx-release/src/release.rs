@@ -130,8 +130,22 @@ pub fn unusable_at_a_glance(destination: &Path, receipt: &Receipt) -> Option<Str
         .or_else(|| interpreter_changed(destination, receipt))
 }
 
-/// Why [`may_be_taken`] refuses a release, as `--activate` and `--status` say it.
+/// Why [`may_be_taken`] refuses a release in a directory others may write, as `--activate`
+/// and `--status` say it (see [`another_users`]).
 pub const ANOTHER_USERS: &str = "belongs to another user, in a directory other users may write";
+
+/// Why [`may_be_taken`] refuses `release`: [`ANOTHER_USERS`] in a directory its group or
+/// others may write, else only whose it is.
+pub fn another_users(release: &Path) -> &'static str {
+    use std::os::unix::fs::MetadataExt;
+    let open = (release.parent())
+        .and_then(|parent| std::fs::metadata(parent).ok())
+        .is_some_and(|parent| parent.mode() & 0o022 != 0);
+    match open {
+        true => ANOTHER_USERS,
+        false => "belongs to another user",
+    }
+}
 
 /// Whether a release is one this user may take as installed (a re-run) or point LINK at
 /// (`--activate`): one [`is_trusted`], or root's (no other user can have changed it).

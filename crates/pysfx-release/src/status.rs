@@ -87,7 +87,7 @@ pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
         // write is none LINK should serve, whatever it holds.
         let incomplete = match release::may_be_taken(&path) {
             true => release::unusable(&path, &receipt),
-            false => Some(release::ANOTHER_USERS.to_string()),
+            false => Some(release::another_users(&path).to_string()),
         };
         let identity = std::fs::symlink_metadata(&path)
             .ok()
