@@ -1586,8 +1586,9 @@ fn check_as_another_user_tells_unreadable_from_modified() {
     let (code, result, stderr) = json_run(&site, &[OsStr::new("--check"), release.as_os_str()]);
     assert_eq!(code, 3, "{result}\n{stderr}");
     assert!(
-        (result["added"].as_array().expect("added").iter())
-            .any(|added| added.as_str().is_some_and(|path| path.ends_with("planted.py"))),
+        (result["added"].as_array().expect("added").iter()).any(|added| added
+            .as_str()
+            .is_some_and(|path| path.ends_with("planted.py"))),
         "{result}"
     );
     let opened = run(Command::new("chmod").arg("0755").arg(&package));

@@ -135,20 +135,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Long("keep") => {
                 let value = option_value(&mut parser, "--keep")?;
                 once(&cli.keep, "--keep")?;
-                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                let number = value.strip_prefix('+').unwrap_or(&value);
+                let digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
                 cli.keep = Some(
                     value
                         .parse()
                         .ok()
                         .filter(|keep| *keep >= 1)
-                        .ok_or_else(|| match digits && value.trim_start_matches('0').len() > 1 {
-                            true => format!(
+                        .ok_or_else(|| {
+                            match digits && number.trim_start_matches('0').len() > 1 {
+                                true => format!(
                                 "--keep {value} is more releases than can be counted (at most {})",
                                 usize::MAX
                             ),
-                            false => format!(
+                                false => format!(
                                 "--keep needs a whole number of releases, at least 1, not {value:?}"
                             ),
+                            }
                         })?,
                 );
             }

@@ -288,6 +288,10 @@ mod tests {
                 "-d x --link l --keep 99999999999999999999",
                 "more releases than can be counted",
             ),
+            (
+                "-d x --link l --keep +99999999999999999999",
+                "more releases than can be counted",
+            ),
             ("--activate r", "--activate DEST needs --link LINK"),
             ("--check r --force", "--force goes with -d DEST"),
             ("--status l --link m", "--link goes with -d DEST"),
