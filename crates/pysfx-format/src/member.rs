@@ -190,13 +190,15 @@ fn scan_naming<R: Read + Seek>(
     Ok(members)
 }
 
-/// Whether a file member is executable, as pip decides it: the top 16 bits of its external
-/// attributes are the mode of a regular file with an execute bit, whichever system the zip
-/// says made the entry (a wheel repacked on Windows keeps its Unix modes there, and pip
-/// installs them; `unzip` would ignore them).
+/// Whether a file member is executable: the top 16 bits of its external attributes are a
+/// mode with an execute bit, of a regular file or of no file type, whichever system the zip
+/// says made the entry. A wheel repacked on Windows keeps its Unix modes there, and pip
+/// installs them (`unzip` would ignore them); a mode with no file type (`0o755 << 16`, as
+/// wheels written by hand with `zipfile` have) keeps its execute bit too, as SPEC keeps the
+/// executable bit (uv does, pip does not).
 fn is_executable(external_attributes: u32) -> bool {
     let mode = external_attributes >> 16;
-    mode & 0o170000 == 0o100000 && mode & 0o111 != 0
+    matches!(mode & 0o170000, 0 | 0o100000) && mode & 0o111 != 0
 }
 
 /// The longest member name a payload or a wheel may hold.
@@ -369,16 +371,21 @@ mod tests {
         assert!(error.to_string().contains("overlap"), "{error}");
     }
 
-    /// The executable bit is pip's: a regular file's mode with an execute bit in the top of
-    /// the external attributes, whichever system made the entry (MS-DOS here, as a wheel
-    /// repacked on Windows says); a mode with no file type is no executable for pip either.
+    /// The executable bit: a mode with an execute bit in the top of the external attributes,
+    /// a regular file's or one with no file type, whichever system made the entry (MS-DOS
+    /// here, as a wheel repacked on Windows says); not a directory's or a link's mode.
     #[test]
     fn the_executable_bit_is_read_as_pip_reads_it() {
         use std::io::Write;
         let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
-        for (name, mode) in [("tool", 0o755), ("data", 0o644), ("bare", 0o755)] {
+        for (name, mode) in [
+            ("tool", 0o755),
+            ("data", 0o644),
+            ("bare", 0o755),
+            ("dir", 0o755),
+        ] {
             writer
                 .start_file(name, options.unix_permissions(mode))
                 .expect("start");
@@ -388,12 +395,13 @@ mod tests {
         let records: Vec<usize> = (0..bytes.len() - 4)
             .filter(|&at| &bytes[at..at + 4] == b"PK\x01\x02")
             .collect();
-        assert_eq!(records.len(), 3);
+        assert_eq!(records.len(), 4);
         for &at in &records {
             bytes[at + 5] = 0; // made by: MS-DOS
         }
-        // "bare": the mode alone, no file type.
+        // "bare": the mode alone, no file type; "dir": a directory's mode on a file's name.
         bytes[records[2] + 38..records[2] + 42].copy_from_slice(&(0o755u32 << 16).to_le_bytes());
+        bytes[records[3] + 38..records[3] + 42].copy_from_slice(&(0o040755u32 << 16).to_le_bytes());
         let mut archive = ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
         let kinds: Vec<(String, MemberKind)> = scan_members(&mut archive)
             .expect("scan")
@@ -406,7 +414,8 @@ mod tests {
             [
                 ("tool".to_string(), file(true)),
                 ("data".to_string(), file(false)),
-                ("bare".to_string(), file(false)),
+                ("bare".to_string(), file(true)),
+                ("dir".to_string(), file(false)),
             ]
         );
     }
