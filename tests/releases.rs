@@ -1345,6 +1345,29 @@ fn check_holds_the_venvs_own_files() {
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");
 
+    // Anything added in the venv changes what runs as much as an edit: a `pyvenv.cfg` in
+    // `bin/` (which Python reads before the venv's own), a `.pth` in a `dist-packages`
+    // directory a Debian Python reads too. Added, each; and gone again, intact.
+    let planted = [
+        release.join("venv/bin/pyvenv.cfg"),
+        release.join("venv/local/lib/python3.11/dist-packages/evil.pth"),
+    ];
+    for path in &planted {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, "import os\n").expect("plant");
+    }
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(
+        result["added"],
+        serde_json::json!(["venv/bin/pyvenv.cfg", "venv/local/"]),
+        "{result}"
+    );
+    std::fs::remove_file(&planted[0]).expect("unplant");
+    std::fs::remove_dir_all(release.join("venv/local")).expect("unplant");
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+
     // bin/python removed: one line, missing (not also "modified (python)").
     let link = release.join("venv/bin/python");
     let target = std::fs::read_link(&link).expect("bin/python");
@@ -1607,6 +1630,14 @@ fn check_as_another_user_tells_unreadable_from_modified() {
         serde_json::json!(["venv/pyvenv.cfg"]),
         "{result}"
     );
+
+    // The whole release closed to others (`chmod -R o-rwx`): its receipt unreadable is a
+    // missing permission too (exit 4), not "no pysfx release" (exit 5).
+    let closed = run(Command::new("chmod").arg("-R").arg("o-rwx").arg(&release));
+    assert!(closed.status.success());
+    let (code, result, stderr) = check();
+    assert_eq!(code, Some(4), "{result}\n{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
 }
 
 /// Under umask 000 an install makes no file or directory writable by others, DEST's and

@@ -2,9 +2,10 @@
 //! as `rpm -V` and `debsums` check an installed package.
 //!
 //! Every file the receipt or a RECORD lists must be there, with its hash, size and executable
-//! bit; nothing may be added inside the venv's site-packages. What a deployment adds is not a
-//! difference: nothing outside the recorded files and site-packages is looked at (so
-//! `environment.json`, collected static files or a database at DEST's top level are not), and
+//! bit; nothing may be added inside the venv (its site-packages only, for a receipt that does
+//! not record the venv's own files). What a deployment adds is not a difference: nothing
+//! outside the recorded files and the venv is looked at (so `environment.json`, collected
+//! static files or a database at DEST's top level are not), and
 //! `__pycache__` directories and SQLite database files are ignored wherever they are.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,10 +241,13 @@ fn recorded_directories(expected: &BTreeMap<String, Expected>) -> BTreeSet<&str>
 
 /// The directories holding recorded files that are no longer directories (a link to a copy
 /// elsewhere, say: every file would be checked through it, and whoever owns the copy owns the
-/// release), each `modified DIR/ (kind)`, and those others may write or their owner may not
-/// list or enter, `modified DIR/ (mode)`.
+/// release), each `modified DIR/ (kind)`, those others may write or their owner may not list
+/// or enter, `modified DIR/ (mode)`, and those another user than DEST's owner owns (made in
+/// its place by a member of a deploy group, who may then close it to the owner),
+/// `modified DIR/ (owner)`.
 fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec<Modified> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let owner = std::fs::symlink_metadata(destination).map(|metadata| metadata.uid());
     directories
         .iter()
         .filter_map(|directory| {
@@ -255,6 +259,7 @@ fn replaced_directories(destination: &Path, directories: &BTreeSet<&str>) -> Vec
             let differs = match metadata.is_dir() {
                 false => "kind",
                 true if mode & 0o002 != 0 || mode & 0o500 != 0o500 => "mode",
+                true if owner.as_ref().is_ok_and(|owner| *owner != metadata.uid()) => "owner",
                 true => return None,
             };
             Some(Modified {
@@ -376,7 +381,7 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
     }
 }
 
-/// Files and directories in site-packages that nothing recorded, `__pycache__` aside; and the
+/// Files and directories in the venv that nothing recorded, `__pycache__` aside; and the
 /// byte-code there that `bytecode` knows, still the file the install wrote, with what it must
 /// hold.
 fn added(
@@ -389,7 +394,19 @@ fn added(
 ) -> (Vec<String>, Vec<(String, Expected)>) {
     let mut added = Vec::new();
     let mut installed_pyc = Vec::new();
-    let mut pending = vec![site_packages.to_string()];
+    // The whole venv when the receipt records its own files (`pyvenv.cfg`, the activate
+    // scripts, the `bin/python*` links): a `pyvenv.cfg` added in `bin/`, or a `.pth` in a
+    // `dist-packages` directory a Debian Python also reads, changes what runs as much as one
+    // in site-packages.
+    let venv = site_packages.split('/').next().unwrap_or(site_packages);
+    let whole_venv = expected.contains_key(&format!("{venv}/pyvenv.cfg"));
+    // The venv's directories its creation makes, recorded or not (`include/` stays empty
+    // unless a wheel ships headers).
+    let made = [format!("{venv}/include")];
+    let mut pending = vec![match whole_venv {
+        true => venv.to_string(),
+        false => site_packages.to_string(),
+    }];
     while let Some(directory) = pending.pop() {
         let entries = match std::fs::read_dir(destination.join(&directory)) {
             Ok(entries) => entries,
@@ -414,7 +431,7 @@ fn added(
             }
             let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
             if is_directory {
-                if directories.contains(relative.as_str()) {
+                if directories.contains(relative.as_str()) || made.contains(&relative) {
                     pending.push(relative);
                 } else {
                     added.push(format!("{relative}/"));
@@ -688,6 +705,28 @@ mod tests {
             );
         }
         std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// A directory of recorded files another user made in its place (a member of a deploy
+    /// group, who may then close it to the owner) is modified, whatever it holds. (Root
+    /// changes the owner here; skipped for another user.)
+    #[test]
+    fn a_directory_another_user_owns_is_modified() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let package = release.join(crate::testing::SITE).join("pkg");
+        if nix::unistd::chown(&package, Some(nix::unistd::Uid::from_raw(65534)), None).is_err() {
+            eprintln!("skipped: only root can give a directory to another user");
+            return;
+        }
+        let report = check(&release, &contents(&release));
+        assert_eq!(
+            report.modified,
+            vec![Modified {
+                path: format!("{}/pkg/", crate::testing::SITE),
+                differs: vec!["owner"]
+            }]
+        );
     }
 
     /// A recorded file with the same bytes, but another user's (put in its place by a member

@@ -25,6 +25,14 @@ pub fn open(destination: &Path, app: &str) -> Result<Receipt, ReleaseError> {
         Err(error) => return Err(ReleaseError::io("cannot read", destination, error)),
     }
     let Some(receipt) = receipt::read(destination) else {
+        // A receipt this user may not read (another user's release, hardened with `chmod -R
+        // o-rwx`) is a missing permission (exit 4), not a missing release.
+        let path = destination.join(receipt::RECEIPT_NAME);
+        if let Err(error) = std::fs::File::open(&path) {
+            if error.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(ReleaseError::io("cannot read", &path, error));
+            }
+        }
         return Err(not_a_release(&format!(
             "is not a pysfx release: it has no readable {}",
             receipt::RECEIPT_NAME
