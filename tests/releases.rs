@@ -965,6 +965,104 @@ fn one_release(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (site, release, python)
 }
 
+/// The RECORD hash of `bytes` (`sha256=`, unpadded URL-safe base64).
+fn record_hash(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// Rewrites the receipt's row of `path` (relative to DEST) to say `bytes`.
+fn forge_receipt_row(release: &Path, path: &str, bytes: &[u8]) {
+    let receipt_path = release.join("pysfx-receipt.json");
+    let mut receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt_path).expect("receipt")).expect("JSON");
+    let row = (receipt["contents"]["files"].as_array_mut().expect("files"))
+        .iter_mut()
+        .find(|row| row["path"] == path)
+        .unwrap_or_else(|| panic!("no row of {path}"));
+    row["hash"] = serde_json::json!(record_hash(bytes));
+    row["size"] = serde_json::json!(bytes.len());
+    std::fs::write(&receipt_path, receipt.to_string()).expect("write receipt");
+}
+
+/// The release's owner can write its receipt and RECORDs as well as its files: an app file or
+/// a wheel's file edited, with its row (and the receipt's hash of that RECORD) edited to
+/// agree, is still modified to the artifact that installed the release, which holds those
+/// rows to its own payload; and `--force` rebuilds it.
+#[test]
+fn check_holds_edited_records_to_the_payload() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (site, release, python) = one_release(work.path());
+    let check_args = [OsStr::new("--check"), release.as_os_str()];
+    let force = || {
+        let (code, result, stderr) =
+            install_with(&site, &release, &python, &[OsStr::new("--force")]);
+        assert_eq!(
+            (code, &result["changed"]),
+            (0, &serde_json::json!(true)),
+            "{stderr}"
+        );
+        let (code, result, stderr) = json_run(&site, &check_args);
+        assert_eq!(code, 0, "{result}\n{stderr}");
+    };
+
+    // An app file.
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(release.join("pysfx-receipt.json")).expect("receipt"),
+    )
+    .expect("JSON");
+    let app_file = (receipt["contents"]["files"].as_array().expect("files"))
+        .iter()
+        .filter_map(|row| row["path"].as_str())
+        .find(|path| path.starts_with("demoapp/") && path.ends_with(".py"))
+        .expect("an app file")
+        .to_string();
+    let mut bytes = std::fs::read(release.join(&app_file)).expect("read");
+    bytes.splice(0..0, b"import os\n".iter().copied());
+    std::fs::write(release.join(&app_file), &bytes).expect("edit");
+    forge_receipt_row(&release, &app_file, &bytes);
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(
+        result["modified"],
+        serde_json::json!(["pysfx-receipt.json"]),
+        "{result}"
+    );
+    force();
+
+    // A wheel's file, its RECORD row, and the receipt's hash of that RECORD.
+    let site_packages = "venv/lib/python3.11/site-packages";
+    let record = format!("{site_packages}/tinylib-1.0.dist-info/RECORD");
+    let text = std::fs::read_to_string(release.join(&record)).expect("RECORD");
+    let module = text
+        .lines()
+        .filter_map(|line| line.split(',').next())
+        .find(|path| path.ends_with(".py"))
+        .expect("a module")
+        .to_string();
+    let mut bytes = std::fs::read(release.join(site_packages).join(&module)).expect("read");
+    bytes.extend_from_slice(b"import os\n");
+    std::fs::write(release.join(site_packages).join(&module), &bytes).expect("edit");
+    let edited: String = text
+        .lines()
+        .map(|line| match line.starts_with(&format!("{module},")) {
+            true => format!("{module},{},{}\n", record_hash(&bytes), bytes.len()),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(release.join(&record), &edited).expect("edit RECORD");
+    forge_receipt_row(&release, &record, edited.as_bytes());
+    let (code, result, stderr) = json_run(&site, &check_args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert_eq!(result["modified"], serde_json::json!([record]), "{result}");
+    force();
+}
+
 #[test]
 fn check_lists_each_difference_but_not_deployment_additions_and_force_restores() {
     let work = tempfile::tempdir().expect("tempdir");

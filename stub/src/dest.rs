@@ -104,18 +104,26 @@ pub(crate) enum Existing {
 
 /// With `--force`, a release that holds this payload is reinstalled if `--check` finds it
 /// modified.
-pub(crate) fn check_unmodified(destination: &Path, payload: &Payload) -> Existing {
+pub(crate) fn check_unmodified(destination: &Path, payload: &mut Payload) -> Existing {
     let Some(receipt) = receipt::read(destination) else {
         return Existing::Modified("holds this release without a readable receipt".into());
     };
     if receipt.contradicts(&payload.digest(), payload.manifest()) {
         return Existing::Modified("holds this release, its receipt edited".into());
     }
-    let Some(contents) = receipt.contents else {
+    let Some(contents) = &receipt.contents else {
         return Existing::Modified("holds this release without recorded digests".into());
     };
-    let report = pysfx_install::stamps::check_release(destination, &contents);
+    let report = pysfx_install::stamps::check_release(destination, contents);
     if report.intact() {
+        // Its records as the payload has them (`--check` holds them so too).
+        if !crate::releases::app_rows_hold(payload, &receipt)
+            || !crate::releases::records_contradicting(payload, &receipt, destination).is_empty()
+        {
+            return Existing::Modified(
+                "holds this release, its records edited against the payload".into(),
+            );
+        }
         return Existing::SameRelease;
     }
     if !report.differs() {

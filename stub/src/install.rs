@@ -192,7 +192,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     }
     let mut existing = inspect_destination(&destination, &digest, &interpreter, false)?;
     if cli.force && matches!(existing, Existing::SameRelease) {
-        existing = check_unmodified(&destination, &payload);
+        existing = check_unmodified(&destination, &mut payload);
     }
     let report = match existing {
         Existing::SameRelease => {

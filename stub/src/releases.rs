@@ -48,7 +48,7 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             destination = target;
         }
     }
-    let own = open_self()?;
+    let mut own = open_self()?;
     let app = own.manifest().app.name.clone();
     let receipt = pysfx_release::release::open(&destination, &app)?;
     let contents =
@@ -69,14 +69,46 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
     }
     // The receipt says what the release is (its version, shown by `--status`; its manifest):
     // one that contradicts itself, or the manifest of this very payload, was edited.
-    if receipt.contradicts(&own.digest(), own.manifest()) {
+    for record in records_contradicting(&mut own, &receipt, &destination) {
+        if !report
+            .modified
+            .iter()
+            .any(|modified| modified.path == record)
+        {
+            warn!(
+                "{}: {} contradicts the wheel's RECORD in the payload it names",
+                destination.display(),
+                escape_control(&record)
+            );
+            report.modified.push(pysfx_release::check::Modified {
+                path: record,
+                differs: vec!["content"],
+            });
+        }
+    }
+    let mut receipt_differs = Vec::new();
+    if receipt.contradicts(&own.digest(), own.manifest()) || !app_rows_hold(&mut own, &receipt) {
         warn!(
             "{}: its receipt contradicts itself or the payload it names",
             destination.display()
         );
+        receipt_differs.push("content");
+    }
+    // Written by the install as the release's owner: another user's receipt (put in its
+    // place by a member of a deploy group) says whatever that user wants.
+    let owner = |path: &Path| {
+        std::fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+    };
+    let receipt_path = destination.join(pysfx_release::receipt::RECEIPT_NAME);
+    if let (Ok(release), Ok(receipt)) = (owner(&destination), owner(&receipt_path)) {
+        if release != receipt {
+            receipt_differs.push("owner");
+        }
+    }
+    if !receipt_differs.is_empty() {
         report.modified.push(pysfx_release::check::Modified {
             path: pysfx_release::receipt::RECEIPT_NAME.into(),
-            differs: vec!["content"],
+            differs: receipt_differs,
         });
     }
     let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
@@ -157,6 +189,78 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         destination.display()
     );
     Ok(code::CORRUPT)
+}
+
+/// Whether the receipt's rows for the app's and static directories' files are the ones an
+/// install of this payload writes, when the receipt names this very payload (another's
+/// cannot be compared): an app file edited, with its row edited to agree, is a receipt that
+/// contradicts the payload it names. A payload that cannot be read for it says nothing.
+pub(crate) fn app_rows_hold(
+    own: &mut pysfx_format::Payload,
+    receipt: &pysfx_release::receipt::Receipt,
+) -> bool {
+    let (Some(contents), true) = (&receipt.contents, receipt.payload_sha256 == own.digest()) else {
+        return true;
+    };
+    let Ok(rows) = pysfx_install::app_rows(own) else {
+        return true;
+    };
+    let app = format!("{}/", own.manifest().app.name);
+    let mut recorded: Vec<&pysfx_release::receipt::RecordedFile> = (contents.files.iter())
+        .filter(|file| file.path.starts_with(&app) || file.path.starts_with("static.in/"))
+        .collect();
+    recorded.sort_by(|a, b| a.path.cmp(&b.path));
+    recorded.len() == rows.len() && recorded.iter().zip(&rows).all(|(a, b)| *a == b)
+}
+
+/// The installed RECORDs (paths relative to DEST) whose rows of the files the install copies
+/// unchanged are not the wheel's own, when the receipt names this very payload: a file edited
+/// in site-packages with its RECORD row, and the receipt's hash of that RECORD, edited to
+/// agree. A path two installed wheels ship with different bytes (one wins) is not compared.
+pub(crate) fn records_contradicting(
+    own: &mut pysfx_format::Payload,
+    receipt: &pysfx_release::receipt::Receipt,
+    destination: &Path,
+) -> Vec<String> {
+    use std::collections::HashMap;
+    let (Some(contents), true) = (&receipt.contents, receipt.payload_sha256 == own.digest()) else {
+        return Vec::new();
+    };
+    let wheels: Vec<(String, Vec<pysfx_wheel::RecordEntry>)> = (receipt.wheels.iter())
+        .filter_map(|wheel| pysfx_install::kept_record_rows(own, &wheel.filename))
+        .collect();
+    let mut hashes: HashMap<&str, Vec<&str>> = HashMap::new();
+    for row in wheels.iter().flat_map(|(_, rows)| rows) {
+        let seen = hashes.entry(row.path.as_str()).or_default();
+        if !seen.contains(&row.hash.as_str()) {
+            seen.push(row.hash.as_str());
+        }
+    }
+    let mut contradicting = Vec::new();
+    for (dist_info, rows) in &wheels {
+        let record = format!("{}/{dist_info}/RECORD", contents.site_packages);
+        let Some(installed) = pysfx_release::paths::read_regular(&destination.join(&record))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| pysfx_wheel::Record::parse(&text).ok())
+        else {
+            // Missing or unreadable: `--check` itself says so.
+            continue;
+        };
+        let installed: HashMap<&str, &str> = (installed.entries.iter())
+            .map(|row| (row.path.as_str(), row.hash.as_str()))
+            .collect();
+        let differs = rows.iter().any(|row| {
+            hashes
+                .get(row.path.as_str())
+                .is_some_and(|all| all.len() == 1)
+                && installed.get(row.path.as_str()) != Some(&row.hash.as_str())
+        });
+        if differs {
+            contradicting.push(record);
+        }
+    }
+    contradicting
 }
 
 /// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):

@@ -3,7 +3,7 @@
 
 use pysfx_format::{scan_members_named, MemberKind, Payload};
 use pysfx_release::receipt::RecordedFile;
-use pysfx_tree::{CopyError, CopyOptions, Tree};
+use pysfx_tree::{CopyError, CopyOptions, NullTree, Sink, Tree};
 
 use crate::member::open_member;
 use crate::InstallError;
@@ -88,6 +88,16 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
             .push(RecordedFile::link(link.name, link.target));
     }
     Ok(extracted)
+}
+
+/// The receipt rows an install of `payload` writes for the app's and the static directories'
+/// files and links, by path (each file's hash read from the payload, nothing written): what
+/// `--check` holds the receipt of a release of this payload to, so that an edited file and
+/// its row edited to agree are still found.
+pub fn app_rows(payload: &mut Payload) -> Result<Vec<RecordedFile>, InstallError> {
+    let mut rows = extract_app(payload, &mut Sink::from(NullTree::new()))?.recorded;
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(rows)
 }
 
 /// Whether the manifest accounts for a payload entry of this name: the manifest, its SBOMs

@@ -6,6 +6,7 @@
 //! Every write goes through a [`pysfx_tree::Tree`]; progress goes to a [`Reporter`]; errors
 //! say whose fault they are ([`InstallError::fault`]).
 
+mod anchor;
 mod app;
 mod batch;
 mod bytecode;
@@ -24,7 +25,8 @@ pub mod stamps;
 mod verify;
 pub mod wheel;
 
-pub use app::{extract_app, Extracted};
+pub use anchor::kept_record_rows;
+pub use app::{app_rows, extract_app, Extracted};
 pub use batch::{cut_batches, BatchLimits, WheelSize};
 pub use bytecode::check_bundle_names;
 pub use error::{io_fault, venv_fault, Fault, InstallError};
