@@ -222,20 +222,22 @@ pub(crate) fn records_contradicting(
     receipt: &pysfx_release::receipt::Receipt,
     destination: &Path,
 ) -> Vec<String> {
-    use std::collections::HashMap;
     let (Some(contents), true) = (&receipt.contents, receipt.payload_sha256 == own.digest()) else {
         return Vec::new();
     };
     let wheels: Vec<(String, Vec<pysfx_wheel::RecordEntry>)> = (receipt.wheels.iter())
         .filter_map(|wheel| pysfx_install::kept_record_rows(own, &wheel.filename))
         .collect();
-    let mut hashes: HashMap<&str, Vec<&str>> = HashMap::new();
-    for row in wheels.iter().flat_map(|(_, rows)| rows) {
-        let seen = hashes.entry(row.path.as_str()).or_default();
-        if !seen.contains(&row.hash.as_str()) {
-            seen.push(row.hash.as_str());
-        }
-    }
+    // The paths two wheels ship with different bytes.
+    let mut all: Vec<(&str, &str)> = (wheels.iter().flat_map(|(_, rows)| rows))
+        .map(|row| (row.path.as_str(), row.hash.as_str()))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let contested: Vec<&str> = (all.windows(2))
+        .filter(|pair| pair[0].0 == pair[1].0)
+        .map(|pair| pair[0].0)
+        .collect();
     let mut contradicting = Vec::new();
     for (dist_info, rows) in &wheels {
         let record = format!("{}/{dist_info}/RECORD", contents.site_packages);
@@ -247,14 +249,14 @@ pub(crate) fn records_contradicting(
             // Missing or unreadable: `--check` itself says so.
             continue;
         };
-        let installed: HashMap<&str, &str> = (installed.entries.iter())
+        let mut installed: Vec<(&str, &str)> = (installed.entries.iter())
             .map(|row| (row.path.as_str(), row.hash.as_str()))
             .collect();
+        installed.sort_unstable();
         let differs = rows.iter().any(|row| {
-            hashes
-                .get(row.path.as_str())
-                .is_some_and(|all| all.len() == 1)
-                && installed.get(row.path.as_str()) != Some(&row.hash.as_str())
+            let (path, hash) = (row.path.as_str(), row.hash.as_str());
+            contested.binary_search(&path).is_err()
+                && installed.binary_search(&(path, hash)).is_err()
         });
         if differs {
             contradicting.push(record);

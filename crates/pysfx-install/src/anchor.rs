@@ -25,24 +25,29 @@ pub fn kept_record_rows(
     let file = payload.file().clone();
     let mut archive =
         zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len)).ok()?;
-    let record = (archive.file_names())
-        .filter_map(|name| name.ok().map(|name| name.into_owned()))
-        .filter(|name| {
-            name.split_once('/').is_some_and(|(directory, rest)| {
+    // Read as the install reads a wheel's members (one inflater in the stub, not the zip
+    // crate's own).
+    let members = pysfx_format::scan_members(&mut archive).ok()?;
+    let records: Vec<&pysfx_format::Member> = (members.iter())
+        .filter(|member| {
+            (member.name.as_str().split_once('/')).is_some_and(|(directory, rest)| {
                 directory.ends_with(".dist-info") && rest == "RECORD"
             })
         })
-        .collect::<Vec<_>>();
-    let [record] = record.as_slice() else {
+        .collect();
+    let [record] = records.as_slice() else {
         return None;
     };
-    let dist_info = record.strip_suffix("/RECORD")?.to_string();
-    let member = archive.by_name(record).ok()?;
-    let mut text = String::new();
-    member
-        .take(MAX_RECORD_BYTES)
-        .read_to_string(&mut text)
+    if record.size > MAX_RECORD_BYTES {
+        return None;
+    }
+    let dist_info = record.name.as_str().strip_suffix("/RECORD")?.to_string();
+    let mut bytes = Vec::new();
+    crate::member::open_member(&mut archive, record.index)
+        .ok()?
+        .read_to_end(&mut bytes)
         .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let own = ["RECORD", "INSTALLER", "REQUESTED", "direct_url.json"]
         .map(|name| format!("{dist_info}/{name}"));
     let rows = pysfx_wheel::Record::parse(&text)
