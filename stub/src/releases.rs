@@ -216,7 +216,9 @@ pub(crate) fn app_rows_hold(
 /// The installed RECORDs (paths relative to DEST) whose rows of the files the install copies
 /// unchanged are not the wheel's own, when the receipt names this very payload: a file edited
 /// in site-packages with its RECORD row, and the receipt's hash of that RECORD, edited to
-/// agree. A path two installed wheels ship with different bytes (one wins) is not compared.
+/// agree. Rows are compared by their SHA-256 digests (a row of another algorithm, or padded,
+/// is not compared); a path two installed wheels ship with different bytes (one wins) is not
+/// compared either.
 pub(crate) fn records_contradicting(
     own: &mut pysfx_format::Payload,
     receipt: &pysfx_release::receipt::Receipt,
@@ -228,9 +230,11 @@ pub(crate) fn records_contradicting(
     let wheels: Vec<(String, Vec<pysfx_wheel::RecordEntry>)> = (receipt.wheels.iter())
         .filter_map(|wheel| pysfx_install::kept_record_rows(own, &wheel.filename))
         .collect();
-    // The paths two wheels ship with different bytes.
-    let mut all: Vec<(&str, &str)> = (wheels.iter().flat_map(|(_, rows)| rows))
-        .map(|row| (row.path.as_str(), row.hash.as_str()))
+    // Rows of a SHA-256 only (a wheel may use a stronger one: not compared), and the paths
+    // two wheels ship with different bytes (one wins).
+    let sha256 = |row: &pysfx_wheel::RecordEntry| pysfx_wheel::sha256_of_hash(&row.hash);
+    let mut all: Vec<(&str, [u8; 32])> = (wheels.iter().flat_map(|(_, rows)| rows))
+        .filter_map(|row| Some((row.path.as_str(), sha256(row)?)))
         .collect();
     all.sort_unstable();
     all.dedup();
@@ -249,14 +253,19 @@ pub(crate) fn records_contradicting(
             // Missing or unreadable: `--check` itself says so.
             continue;
         };
-        let mut installed: Vec<(&str, &str)> = (installed.entries.iter())
-            .map(|row| (row.path.as_str(), row.hash.as_str()))
+        let mut installed: Vec<(&str, Option<[u8; 32]>)> = (installed.entries.iter())
+            .map(|row| (row.path.as_str(), sha256(row)))
             .collect();
         installed.sort_unstable();
+        // A row the installed RECORD lacks leaves its file unrecorded: `added`, if there.
         let differs = rows.iter().any(|row| {
-            let (path, hash) = (row.path.as_str(), row.hash.as_str());
+            let (path, Some(digest)) = (row.path.as_str(), sha256(row)) else {
+                return false;
+            };
+            let at = installed.partition_point(|(other, _)| *other < path);
+            let found = installed.get(at).filter(|(other, _)| *other == path);
             contested.binary_search(&path).is_err()
-                && installed.binary_search(&(path, hash)).is_err()
+                && found.is_some_and(|(_, hash)| *hash != Some(digest))
         });
         if differs {
             contradicting.push(record);
