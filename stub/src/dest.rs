@@ -108,22 +108,15 @@ pub(crate) fn check_unmodified(destination: &Path, payload: &mut Payload) -> Exi
     let Some(receipt) = receipt::read(destination) else {
         return Existing::Modified("holds this release without a readable receipt".into());
     };
-    if receipt.contradicts(&payload.digest(), payload.manifest()) {
-        return Existing::Modified("holds this release, its receipt edited".into());
+    // The receipt and RECORDs as the payload has them, as `--check` holds them.
+    if !pysfx_install::held_to_payload(payload, &receipt, destination).is_empty() {
+        return Existing::Modified("holds this release, its records edited".into());
     }
     let Some(contents) = &receipt.contents else {
         return Existing::Modified("holds this release without recorded digests".into());
     };
     let report = pysfx_install::stamps::check_release(destination, contents);
     if report.intact() {
-        // Its records as the payload has them (`--check` holds them so too).
-        if !crate::releases::app_rows_hold(payload, &receipt)
-            || !crate::releases::records_contradicting(payload, &receipt, destination).is_empty()
-        {
-            return Existing::Modified(
-                "holds this release, its records edited against the payload".into(),
-            );
-        }
         return Existing::SameRelease;
     }
     if !report.differs() {

@@ -68,48 +68,18 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         });
     }
     // The receipt says what the release is (its version, shown by `--status`; its manifest):
-    // one that contradicts itself, or the manifest of this very payload, was edited.
-    for record in records_contradicting(&mut own, &receipt, &destination) {
-        if !report
-            .modified
-            .iter()
-            .any(|modified| modified.path == record)
-        {
+    // one that contradicts itself, or this very payload, was edited; so was a RECORD that
+    // contradicts the wheel's own in this payload (`pysfx_install::held_to_payload`).
+    for modified in pysfx_install::held_to_payload(&mut own, &receipt, &destination) {
+        if !(report.modified.iter()).any(|known| known.path == modified.path) {
             warn!(
-                "{}: {} contradicts the wheel's RECORD in the payload it names",
+                "{}: {} contradicts the payload it names ({})",
                 destination.display(),
-                escape_control(&record)
+                escape_control(&modified.path),
+                modified.differs.join(", ")
             );
-            report.modified.push(pysfx_release::check::Modified {
-                path: record,
-                differs: vec!["content"],
-            });
+            report.modified.push(modified);
         }
-    }
-    let mut receipt_differs = Vec::new();
-    if receipt.contradicts(&own.digest(), own.manifest()) || !app_rows_hold(&mut own, &receipt) {
-        warn!(
-            "{}: its receipt contradicts itself or the payload it names",
-            destination.display()
-        );
-        receipt_differs.push("content");
-    }
-    // Written by the install as the release's owner: another user's receipt (put in its
-    // place by a member of a deploy group) says whatever that user wants.
-    let owner = |path: &Path| {
-        std::fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-    };
-    let receipt_path = destination.join(pysfx_release::receipt::RECEIPT_NAME);
-    if let (Ok(release), Ok(receipt)) = (owner(&destination), owner(&receipt_path)) {
-        if release != receipt {
-            receipt_differs.push("owner");
-        }
-    }
-    if !receipt_differs.is_empty() {
-        report.modified.push(pysfx_release::check::Modified {
-            path: pysfx_release::receipt::RECEIPT_NAME.into(),
-            differs: receipt_differs,
-        });
     }
     let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
     // An interpreter this user may not reach (another user's release, its Python below a
@@ -189,89 +159,6 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         destination.display()
     );
     Ok(code::CORRUPT)
-}
-
-/// Whether the receipt's rows for the app's and static directories' files are the ones an
-/// install of this payload writes, when the receipt names this very payload (another's
-/// cannot be compared): an app file edited, with its row edited to agree, is a receipt that
-/// contradicts the payload it names. A payload that cannot be read for it says nothing.
-pub(crate) fn app_rows_hold(
-    own: &mut pysfx_format::Payload,
-    receipt: &pysfx_release::receipt::Receipt,
-) -> bool {
-    let (Some(contents), true) = (&receipt.contents, receipt.payload_sha256 == own.digest()) else {
-        return true;
-    };
-    let Ok(rows) = pysfx_install::app_rows(own) else {
-        return true;
-    };
-    let app = format!("{}/", own.manifest().app.name);
-    let mut recorded: Vec<&pysfx_release::receipt::RecordedFile> = (contents.files.iter())
-        .filter(|file| file.path.starts_with(&app) || file.path.starts_with("static.in/"))
-        .collect();
-    recorded.sort_by(|a, b| a.path.cmp(&b.path));
-    recorded.len() == rows.len() && recorded.iter().zip(&rows).all(|(a, b)| *a == b)
-}
-
-/// The installed RECORDs (paths relative to DEST) whose rows of the files the install copies
-/// unchanged are not the wheel's own, when the receipt names this very payload: a file edited
-/// in site-packages with its RECORD row, and the receipt's hash of that RECORD, edited to
-/// agree. Rows are compared by their SHA-256 digests (a row of another algorithm, or padded,
-/// is not compared); a path two installed wheels ship with different bytes (one wins) is not
-/// compared either.
-pub(crate) fn records_contradicting(
-    own: &mut pysfx_format::Payload,
-    receipt: &pysfx_release::receipt::Receipt,
-    destination: &Path,
-) -> Vec<String> {
-    let (Some(contents), true) = (&receipt.contents, receipt.payload_sha256 == own.digest()) else {
-        return Vec::new();
-    };
-    let wheels: Vec<(String, Vec<pysfx_wheel::RecordEntry>)> = (receipt.wheels.iter())
-        .filter_map(|wheel| pysfx_install::kept_record_rows(own, &wheel.filename))
-        .collect();
-    // Rows of a SHA-256 only (a wheel may use a stronger one: not compared), and the paths
-    // two wheels ship with different bytes (one wins).
-    let sha256 = |row: &pysfx_wheel::RecordEntry| pysfx_wheel::sha256_of_hash(&row.hash);
-    let mut all: Vec<(&str, [u8; 32])> = (wheels.iter().flat_map(|(_, rows)| rows))
-        .filter_map(|row| Some((row.path.as_str(), sha256(row)?)))
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    let contested: Vec<&str> = (all.windows(2))
-        .filter(|pair| pair[0].0 == pair[1].0)
-        .map(|pair| pair[0].0)
-        .collect();
-    let mut contradicting = Vec::new();
-    for (dist_info, rows) in &wheels {
-        let record = format!("{}/{dist_info}/RECORD", contents.site_packages);
-        let Some(installed) = pysfx_release::paths::read_regular(&destination.join(&record))
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| pysfx_wheel::Record::parse(&text).ok())
-        else {
-            // Missing or unreadable: `--check` itself says so.
-            continue;
-        };
-        let mut installed: Vec<(&str, Option<[u8; 32]>)> = (installed.entries.iter())
-            .map(|row| (row.path.as_str(), sha256(row)))
-            .collect();
-        installed.sort_unstable();
-        // A row the installed RECORD lacks leaves its file unrecorded: `added`, if there.
-        let differs = rows.iter().any(|row| {
-            let (path, Some(digest)) = (row.path.as_str(), sha256(row)) else {
-                return false;
-            };
-            let at = installed.partition_point(|(other, _)| *other < path);
-            let found = installed.get(at).filter(|(other, _)| *other == path);
-            contested.binary_search(&path).is_err()
-                && found.is_some_and(|(_, hash)| *hash != Some(digest))
-        });
-        if differs {
-            contradicting.push(record);
-        }
-    }
-    contradicting
 }
 
 /// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):

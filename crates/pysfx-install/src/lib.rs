@@ -25,7 +25,7 @@ pub mod stamps;
 mod verify;
 pub mod wheel;
 
-pub use anchor::kept_record_rows;
+pub use anchor::{held_to_payload, kept_record_rows};
 pub use app::{app_rows, extract_app, Extracted};
 pub use batch::{cut_batches, BatchLimits, WheelSize};
 pub use bytecode::check_bundle_names;
