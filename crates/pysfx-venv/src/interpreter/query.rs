@@ -88,6 +88,19 @@ if len(sys.argv) > 1:
     sys.stdout.write("\n" + marshal.dumps(compile(sys.argv[1], "loadenv.py", "exec")).hex())
 "#;
 
+/// `path` with the real path of its directory when it goes up through `..` (a directory's
+/// path ending in `..` resolved whole); `None` when it does not, or cannot be resolved.
+fn settled(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if !bytes.windows(3).any(|three| three == b"/..") {
+        return None;
+    }
+    match path.file_name() {
+        Some(name) => Some(std::fs::canonicalize(path.parent()?).ok()?.join(name)),
+        None => std::fs::canonicalize(path).ok(),
+    }
+}
+
 impl Interpreter {
     /// Runs the query against `python` (a path, or a name looked up on `PATH`) within the
     /// default [`Limits`] (the timeout from `$PYSFX_QUERY_TIMEOUT`). Python 2 and anything
@@ -235,6 +248,7 @@ impl Interpreter {
             ))
         })?;
         interpreter.requested = python.to_string();
+        interpreter.settle_paths();
         interpreter.answer = String::from_utf8_lossy(answer).into_owned();
         interpreter.hook_code = hook_code.map(|code| String::from_utf8_lossy(code).into_owned());
         debug!(
@@ -252,9 +266,28 @@ impl Interpreter {
     pub fn from_answer(python: &str, answer: &str) -> Option<Interpreter> {
         let mut interpreter: Interpreter = serde_json::from_slice(answer.as_bytes()).ok()?;
         interpreter.requested = python.to_string();
+        interpreter.settle_paths();
         interpreter.answer = answer.to_string();
         interpreter.check_supported().ok()?;
         Some(interpreter)
+    }
+
+    /// An interpreter started by a relative path through `..` (`--python ../../usr/bin/python3`)
+    /// answers paths such as `/srv/deploy/../../usr/bin/python3`, which lead somewhere only
+    /// while the directory the run started in exists: the venv's `bin/python` and `home` would
+    /// break once it goes. Each such path gets its directory's real path; its last name stays
+    /// as given (a `python3 -> python3.11` link is kept, as the venv module keeps it).
+    fn settle_paths(&mut self) {
+        let paths = [
+            &mut self.executable,
+            &mut self.prefix,
+            &mut self.base_prefix,
+        ];
+        for path in paths.into_iter().chain(self.base_executable.as_mut()) {
+            if let Some(settled) = settled(path) {
+                *path = settled;
+            }
+        }
     }
 
     fn check_supported(&self) -> Result<(), VenvError> {

@@ -383,3 +383,49 @@ fn an_interpreter_inside_a_venv_gives_its_base() {
     .expect("pyvenv.cfg");
     assert_eq!(interpreter.base_executable(), base_bin.join("python3.8"));
 }
+
+/// A `--python` reached through a directory and `..` (a relative path from where the deploy
+/// ran, made absolute) gives paths that do not depend on that directory: the venv made from
+/// them still works once it is gone. (CPython 3.6 answers such a path as it was given; 3.11
+/// drops `work/..` itself.)
+#[test]
+fn a_path_through_a_directory_and_up_does_not_depend_on_it() {
+    for version in ["3.6.15", "3.11.7"] {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let work = temporary.path().join("work");
+        std::fs::create_dir(&work).expect("work");
+        let bin = Path::new(&pyenv_python(version))
+            .parent()
+            .expect("bin")
+            .to_path_buf();
+        let link = temporary.path().join("bin");
+        std::os::unix::fs::symlink(&bin, &link).expect("a link to the bin directory");
+        let roundabout = work.join("../bin/python");
+        let roundabout = roundabout.to_str().expect("utf-8");
+        let interpreter = Interpreter::query(roundabout).expect("the query");
+        let remembered = Interpreter::from_answer(roundabout, &interpreter.answer)
+            .expect("the remembered answer");
+        std::fs::remove_dir(&work).expect("remove the work directory");
+        for facts in [&interpreter, &remembered] {
+            let paths = [
+                facts.executable.clone(),
+                facts.prefix.clone(),
+                facts.base_executable(),
+            ];
+            for path in paths {
+                let through = path.starts_with(&work)
+                    || path
+                        .components()
+                        .any(|part| part == std::path::Component::ParentDir);
+                assert!(!through, "{version}: {}", path.display());
+                assert!(path.exists(), "{version}: {}", path.display());
+            }
+            // The last name is kept as given: `python`, not the file it links to.
+            assert_eq!(
+                facts.executable.file_name(),
+                Some(std::ffi::OsStr::new("python")),
+                "{version}"
+            );
+        }
+    }
+}
