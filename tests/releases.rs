@@ -2115,3 +2115,95 @@ fn a_planted_gigabyte_receipt_is_not_read_whole() {
         "not a release: left"
     );
 }
+
+/// SPEC "Releases over time", `--check`: exit 0 intact, 3 modified — of one release. Another
+/// run's `--force` swaps a new tree in at DEST (atomically) while `--check` may be reading:
+/// the receipt of one release held against the files of the other reported an intact
+/// release modified. Here DEST is swapped with a release of another payload of the app, over
+/// and over, while `--check` reads it: it may find one release or the other intact, or say
+/// it was replaced while it read (exit 5), never modified. Once the swapping stops, it is
+/// intact.
+#[test]
+fn check_of_a_release_swapped_while_it_reads_never_mixes_two() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let (site, release, python) = one_release(root);
+    // The same app with its wheel at another version: another payload, files that differ.
+    let wheels = root.join("wheels-2");
+    tiny_wheel(&wheels, "tinylib", "2.0", &[]);
+    let source = make_app(&root.join("src-2"), "demoapp");
+    let site2 = pack(
+        &[
+            OsStr::new("--app"),
+            source.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("demoapp-2.sfx"),
+    );
+    let other = root.join("releases/2");
+    let (code, _, stderr) = install_with(&site2, &other, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // renameat2(RENAME_EXCHANGE), as `--force` swaps, until the file `stop` appears.
+    let stop = root.join("stop");
+    let started = root.join("started");
+    let swapper = "import ctypes, os, sys\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        a, b, stop, started = (os.fsencode(p) for p in sys.argv[1:5])\n\
+        swaps = 0\n\
+        while not os.path.exists(stop):\n\
+        \x20   if libc.syscall(316, -100, a, -100, b, 2) != 0:\n\
+        \x20       sys.exit('renameat2: errno %d' % ctypes.get_errno())\n\
+        \x20   swaps += 1\n\
+        \x20   if swaps == 1:\n\
+        \x20       open(started, 'w').close()\n\
+        if swaps % 2:\n\
+        \x20   libc.syscall(316, -100, a, -100, b, 2)\n";
+    /// Stops the swapper however the test ends.
+    struct Swapping(std::process::Child);
+    impl Drop for Swapping {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut swapping = Swapping(
+        Command::new(&python)
+            .args(["-c", swapper])
+            .args([&release, &other, &stop, &started])
+            .spawn()
+            .expect("start the swapper"),
+    );
+    let waited = std::time::Instant::now();
+    while !started.exists() && waited.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(started.exists(), "the swapper did not start");
+    let check_args = [OsStr::new("--check"), release.as_os_str()];
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let (code, result, stderr) = json_run(&site, &check_args);
+        assert!(
+            code == 0 || code == 5,
+            "--check of a release swapped while it read: exit {code}\n{result}\n{stderr}"
+        );
+        if code == 5 {
+            assert!(
+                stderr.contains("was replaced while --check read it"),
+                "{stderr}"
+            );
+        }
+        codes.push(code);
+    }
+    std::fs::write(&stop, "").expect("stop the swapper");
+    let ended = swapping.0.wait().expect("the swapper ends");
+    assert!(ended.success(), "the swapper failed");
+    assert!(codes.contains(&5), "never caught a swap: {codes:?}");
+    // Back where each began (an even number of swaps).
+    for (artifact, dest) in [(&site, &release), (&site2, &other)] {
+        let (code, result, stderr) = json_run(artifact, &[OsStr::new("--check"), dest.as_os_str()]);
+        assert_eq!(code, 0, "{result}\n{stderr}");
+    }
+}

@@ -2,6 +2,7 @@
 //! seen through any artifact of the same app (`pysfx_release` does the work; this is the
 //! output).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -49,60 +50,38 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
         }
     }
     let mut own = open_self()?;
-    let app = own.manifest().app.name.clone();
-    let receipt = pysfx_release::release::open(&destination, &app)?;
-    let contents =
-        receipt
-            .contents
-            .as_ref()
-            .ok_or_else(|| pysfx_release::ReleaseError::NotCheckable {
-                path: destination.clone(),
-                version: receipt.pysfx_version.clone(),
-            })?;
-    let mut report = pysfx_install::stamps::check_release(&destination, contents);
-    if let Some(reason) = pysfx_release::release::moved(&destination, &receipt) {
-        warn!("{}: {reason}", destination.display());
-        report.modified.push(pysfx_release::check::Modified {
-            path: ".".into(),
-            differs: vec!["moved"],
-        });
-    }
-    // The receipt says what the release is (its version, shown by `--status`; its manifest):
-    // one that contradicts itself, or this very payload, was edited; so was a RECORD that
-    // contradicts the wheel's own in this payload (`pysfx_install::held_to_payload`).
-    for modified in pysfx_install::held_to_payload(&mut own, &receipt, &destination) {
-        if !(report.modified.iter()).any(|known| known.path == modified.path) {
-            warn!(
-                "{}: {} contradicts the payload it names ({})",
-                destination.display(),
-                escape_control(&modified.path),
-                modified.differs.join(", ")
-            );
-            report.modified.push(modified);
+    // Another run's `--force` may swap a new tree in while this one reads: the receipt of one
+    // and the files of the other would differ. DEST is the same directory, not renamed since
+    // (its ctime), before and after a check that stands; otherwise the check starts again, on
+    // what DEST now is.
+    let identity = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+    };
+    let mut tries = 0;
+    let (receipt, report) = loop {
+        let before = identity(&destination);
+        let examined = examine(&mut own, &destination);
+        if identity(&destination) == before {
+            break examined?;
         }
-    }
-    let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
-    // An interpreter this user may not reach (another user's release, its Python below a
-    // home directory closed to others) is not known to have changed.
-    let python_denied = std::fs::canonicalize(destination.join("venv/bin/python"))
-        .is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied);
-    if python_denied && !python_missing {
-        report.unreadable.push("venv/bin/python".into());
-    }
-    if let Some(reason) = (!python_missing && !python_denied)
-        .then(|| pysfx_release::release::interpreter_changed(&destination, &receipt))
-        .flatten()
-    {
-        warn!("{}: {reason}", destination.display());
-        // One line for bin/python, which may differ as a link already (`kind`).
-        match (report.modified.iter_mut()).find(|modified| modified.path == "venv/bin/python") {
-            Some(modified) => modified.differs.push("python"),
-            None => report.modified.push(pysfx_release::check::Modified {
-                path: "venv/bin/python".into(),
-                differs: vec!["python"],
-            }),
+        tries += 1;
+        if tries == 3 {
+            return Err(Failure::new(
+                code::CONFLICT,
+                format!(
+                    "{} was replaced while --check read it, three times (another run's \
+                     --force?); run --check again when it is done",
+                    destination.display()
+                ),
+            ));
         }
-    }
+        info!(
+            "{} was replaced while --check read it; checking it again",
+            destination.display()
+        );
+    };
     let intact = report.intact();
     // The result is this run's report: a signal from now on is moot.
     crate::signals::report_or_wait();
@@ -163,6 +142,75 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
 
 /// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):
 /// a monitoring task sees that nothing is served, with the releases it could be pointed at.
+/// What `--check` finds in the release at `destination`: its receipt, and how the release
+/// differs from it and from the payload `own`.
+fn examine(
+    own: &mut pysfx_format::Payload,
+    destination: &Path,
+) -> Result<
+    (
+        pysfx_release::receipt::Receipt,
+        pysfx_release::check::CheckReport,
+    ),
+    Failure,
+> {
+    let app = own.manifest().app.name.clone();
+    let receipt = pysfx_release::release::open(destination, &app)?;
+    let contents =
+        receipt
+            .contents
+            .as_ref()
+            .ok_or_else(|| pysfx_release::ReleaseError::NotCheckable {
+                path: destination.to_path_buf(),
+                version: receipt.pysfx_version.clone(),
+            })?;
+    let mut report = pysfx_install::stamps::check_release(destination, contents);
+    if let Some(reason) = pysfx_release::release::moved(destination, &receipt) {
+        warn!("{}: {reason}", destination.display());
+        report.modified.push(pysfx_release::check::Modified {
+            path: ".".into(),
+            differs: vec!["moved"],
+        });
+    }
+    // The receipt says what the release is (its version, shown by `--status`; its manifest):
+    // one that contradicts itself, or this very payload, was edited; so was a RECORD that
+    // contradicts the wheel's own in this payload (`pysfx_install::held_to_payload`).
+    for modified in pysfx_install::held_to_payload(own, &receipt, destination) {
+        if !(report.modified.iter()).any(|known| known.path == modified.path) {
+            warn!(
+                "{}: {} contradicts the payload it names ({})",
+                destination.display(),
+                escape_control(&modified.path),
+                modified.differs.join(", ")
+            );
+            report.modified.push(modified);
+        }
+    }
+    let python_missing = report.missing.iter().any(|path| path == "venv/bin/python");
+    // An interpreter this user may not reach (another user's release, its Python below a
+    // home directory closed to others) is not known to have changed.
+    let python_denied = std::fs::canonicalize(destination.join("venv/bin/python"))
+        .is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied);
+    if python_denied && !python_missing {
+        report.unreadable.push("venv/bin/python".into());
+    }
+    if let Some(reason) = (!python_missing && !python_denied)
+        .then(|| pysfx_release::release::interpreter_changed(destination, &receipt))
+        .flatten()
+    {
+        warn!("{}: {reason}", destination.display());
+        // One line for bin/python, which may differ as a link already (`kind`).
+        match (report.modified.iter_mut()).find(|modified| modified.path == "venv/bin/python") {
+            Some(modified) => modified.differs.push("python"),
+            None => report.modified.push(pysfx_release::check::Modified {
+                path: "venv/bin/python".into(),
+                differs: vec!["python"],
+            }),
+        }
+    }
+    Ok((receipt, report))
+}
+
 fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
     let link = absolute_path(link, "--status")?;
     let status = match pysfx_release::status::status(&link, &app_name()?) {
