@@ -60,7 +60,7 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
     };
     let mut tries = 0;
-    let (receipt, report) = loop {
+    let (receipt, report, notes) = loop {
         let before = identity(&destination);
         let examined = examine(&mut own, &destination);
         if identity(&destination) == before {
@@ -82,6 +82,9 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
             destination.display()
         );
     };
+    for note in notes {
+        warn!("{}: {note}", destination.display());
+    }
     let intact = report.intact();
     // The result is this run's report: a signal from now on is moot.
     crate::signals::report_or_wait();
@@ -142,8 +145,8 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
 
 /// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):
 /// a monitoring task sees that nothing is served, with the releases it could be pointed at.
-/// What `--check` finds in the release at `destination`: its receipt, and how the release
-/// differs from it and from the payload `own`.
+/// What `--check` finds in the release at `destination`: its receipt, how the release
+/// differs from it and from the payload `own`, and the warnings to give if that stands.
 fn examine(
     own: &mut pysfx_format::Payload,
     destination: &Path,
@@ -151,9 +154,11 @@ fn examine(
     (
         pysfx_release::receipt::Receipt,
         pysfx_release::check::CheckReport,
+        Vec<String>,
     ),
     Failure,
 > {
+    let mut notes = Vec::new();
     let app = own.manifest().app.name.clone();
     let receipt = pysfx_release::release::open(destination, &app)?;
     let contents =
@@ -166,7 +171,7 @@ fn examine(
             })?;
     let mut report = pysfx_install::stamps::check_release(destination, contents);
     if let Some(reason) = pysfx_release::release::moved(destination, &receipt) {
-        warn!("{}: {reason}", destination.display());
+        notes.push(reason);
         report.modified.push(pysfx_release::check::Modified {
             path: ".".into(),
             differs: vec!["moved"],
@@ -177,12 +182,11 @@ fn examine(
     // contradicts the wheel's own in this payload (`pysfx_install::held_to_payload`).
     for modified in pysfx_install::held_to_payload(own, &receipt, destination) {
         if !(report.modified.iter()).any(|known| known.path == modified.path) {
-            warn!(
-                "{}: {} contradicts the payload it names ({})",
-                destination.display(),
+            notes.push(format!(
+                "{} contradicts the payload it names ({})",
                 escape_control(&modified.path),
                 modified.differs.join(", ")
-            );
+            ));
             report.modified.push(modified);
         }
     }
@@ -198,7 +202,7 @@ fn examine(
         .then(|| pysfx_release::release::interpreter_changed(destination, &receipt))
         .flatten()
     {
-        warn!("{}: {reason}", destination.display());
+        notes.push(reason);
         // One line for bin/python, which may differ as a link already (`kind`).
         match (report.modified.iter_mut()).find(|modified| modified.path == "venv/bin/python") {
             Some(modified) => modified.differs.push("python"),
@@ -208,7 +212,7 @@ fn examine(
             }),
         }
     }
-    Ok((receipt, report))
+    Ok((receipt, report, notes))
 }
 
 fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {

@@ -89,10 +89,11 @@ if len(sys.argv) > 1:
 "#;
 
 /// `path` with the real path of its directory when it goes up through `..` (a directory's
-/// path ending in `..` resolved whole); `None` when it does not, or cannot be resolved.
+/// path ending in `..` resolved whole); `None` when it does not, or cannot be resolved. A
+/// relative path is resolved from the working directory, as the kernel runs it.
 fn settled(path: &std::path::Path) -> Option<std::path::PathBuf> {
     let bytes = path.as_os_str().as_encoded_bytes();
-    if !bytes.windows(3).any(|three| three == b"/..") {
+    if !bytes.starts_with(b"..") && !bytes.windows(3).any(|three| three == b"/..") {
         return None;
     }
     match path.file_name() {
@@ -180,10 +181,18 @@ impl Interpreter {
             python: python.to_string(),
             reason,
         };
+        // A path through `..` is run by its directory's real path, as the kernel resolves it:
+        // CPython 3.11 and later take `link/..` in it lexically for `sys.executable`, which may
+        // then name no file, or another one (see `settled`).
+        let settled = settled(std::path::Path::new(python));
+        let program = settled
+            .as_deref()
+            .and_then(|path| path.to_str())
+            .unwrap_or(python);
         // -I: no environment, user site or working directory; -S: no site (its .pth files
         // can cost more than the query).
         let run = run_bounded(
-            python,
+            program,
             &["-I", "-S", "-c", QUERY_SCRIPT, crate::LOADENV_PY],
             limits,
         )
@@ -226,7 +235,7 @@ impl Interpreter {
         if !status.success() {
             // `-I` is new in 3.4: an older Python says "Unknown option". Ask it its version
             // (without -I) only to name it in the message.
-            if let Some(version) = old_python_version(python, limits) {
+            if let Some(version) = old_python_version(program, limits) {
                 return Err(VenvError::Unsupported {
                     python: python.to_string(),
                     version,

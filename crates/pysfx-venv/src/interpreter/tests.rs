@@ -405,8 +405,16 @@ fn a_path_through_a_directory_and_up_does_not_depend_on_it() {
         let interpreter = Interpreter::query(roundabout).expect("the query");
         let remembered = Interpreter::from_answer(roundabout, &interpreter.answer)
             .expect("the remembered answer");
+        // Up from a link to a directory: the kernel goes up from where the link leads (the
+        // pyenv prefix), where CPython 3.11 would take `lib/..` away by the name alone.
+        let lib = temporary.path().join("lib");
+        let prefix = bin.parent().expect("prefix");
+        std::os::unix::fs::symlink(prefix.join("lib"), &lib).expect("a link to lib");
+        let physical = lib.join("../bin/python");
+        let physical = Interpreter::query(physical.to_str().expect("utf-8")).expect("the query");
+        assert_eq!(physical.executable, bin.join("python"), "{version}");
         std::fs::remove_dir(&work).expect("remove the work directory");
-        for facts in [&interpreter, &remembered] {
+        for facts in [&interpreter, &remembered, &physical] {
             let paths = [
                 facts.executable.clone(),
                 facts.prefix.clone(),
