@@ -16,15 +16,20 @@ fn artifact(root: &Path, app: &str) -> PathBuf {
     let wheels = root.join(format!("wheels-{app}"));
     tiny_wheel(&wheels, "tinylib", "1.0", &[]);
     let source = make_app(&root.join(format!("src-{app}")), app);
+    pack_app(&source, &wheels, &root.join(format!("{app}.sfx")))
+}
+
+/// `pysfx pack --app APP --wheels WHEELS --no-bootstrap -o OUT`.
+fn pack_app(app: &Path, wheels: &Path, out: &Path) -> PathBuf {
     pack(
         &[
             OsStr::new("--app"),
-            source.as_os_str(),
+            app.as_os_str(),
             OsStr::new("--wheels"),
             wheels.as_os_str(),
             OsStr::new("--no-bootstrap"),
         ],
-        &root.join(format!("{app}.sfx")),
+        out,
     )
 }
 
@@ -322,14 +327,9 @@ fn a_link_inside_dest_through_a_linked_parent_is_refused() {
     // serves the new one): only a directory holding LINK's target is refused.
     let wheels = work.path().join("wheels-2");
     tiny_wheel(&wheels, "tinylib", "2.0", &[]);
-    let second = pack(
-        &[
-            OsStr::new("--app"),
-            work.path().join("src-demoapp/demoapp").as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
+    let second = pack_app(
+        &work.path().join("src-demoapp/demoapp"),
+        &wheels,
         &work.path().join("second.sfx"),
     );
     let (code, result, stderr) = install_with(
@@ -2029,16 +2029,7 @@ fn an_app_of_no_files_makes_a_complete_release() {
     std::fs::create_dir(&app).expect("mkdir");
     let wheels = root.join("wheels");
     tiny_wheel(&wheels, "tinylib", "1.0", &[]);
-    let site = pack(
-        &[
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &root.join("site.sfx"),
-    );
+    let site = pack_app(&app, &wheels, &root.join("site.sfx"));
     let (release, current) = (root.join("releases/1"), root.join("current"));
     let python = python(11).path;
     let link = [OsStr::new("--link"), current.as_os_str()];
@@ -2133,16 +2124,7 @@ fn check_of_a_release_swapped_while_it_reads_never_mixes_two() {
     let wheels = root.join("wheels-2");
     tiny_wheel(&wheels, "tinylib", "2.0", &[]);
     let source = make_app(&root.join("src-2"), "demoapp");
-    let site2 = pack(
-        &[
-            OsStr::new("--app"),
-            source.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ],
-        &root.join("demoapp-2.sfx"),
-    );
+    let site2 = pack_app(&source, &wheels, &root.join("demoapp-2.sfx"));
     // Both trees made for DEST's name, as `--force` makes its new one: release 1 moved
     // aside, and the other payload's release installed at DEST.
     let other = root.join("releases/aside");
