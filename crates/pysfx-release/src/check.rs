@@ -707,48 +707,34 @@ mod tests {
         std::fs::set_permissions(&package, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
-    /// A directory of recorded files another user made in its place (a member of a deploy
-    /// group, who may then close it to the owner) is modified, whatever it holds. (Root
-    /// changes the owner here; skipped for another user.)
+    /// A recorded directory another user made in its place (a member of a deploy group, who
+    /// may then close it to the owner), or a recorded file with the same bytes but another
+    /// user's, is modified (owner): its owner can change it at will. (Root changes the owner
+    /// here; skipped for another user, who cannot.)
     #[test]
-    fn a_directory_another_user_owns_is_modified() {
-        let temporary = tempfile::tempdir().expect("tempdir");
-        let release = fake_release(temporary.path(), "1", "mysite", 1);
-        let package = release.join(crate::testing::SITE).join("pkg");
-        if nix::unistd::chown(&package, Some(nix::unistd::Uid::from_raw(65534)), None).is_err() {
-            eprintln!("skipped: only root can give a directory to another user");
-            return;
+    fn a_directory_or_file_another_user_owns_is_modified() {
+        let package = format!("{}/pkg", crate::testing::SITE);
+        for (path, reported) in [
+            (package.as_str(), format!("{package}/")),
+            ("mysite/views.py", "mysite/views.py".to_string()),
+        ] {
+            let temporary = tempfile::tempdir().expect("tempdir");
+            let release = fake_release(temporary.path(), "1", "mysite", 1);
+            let owner = Some(nix::unistd::Uid::from_raw(65534));
+            if nix::unistd::chown(&release.join(path), owner, None).is_err() {
+                eprintln!("skipped: only root can give a file to another user");
+                return;
+            }
+            let report = check(&release, &contents(&release));
+            assert_eq!(
+                report.modified,
+                vec![Modified {
+                    path: reported,
+                    differs: vec!["owner"]
+                }],
+                "{path}"
+            );
         }
-        let report = check(&release, &contents(&release));
-        assert_eq!(
-            report.modified,
-            vec![Modified {
-                path: format!("{}/pkg/", crate::testing::SITE),
-                differs: vec!["owner"]
-            }]
-        );
-    }
-
-    /// A recorded file with the same bytes, but another user's (put in its place by a member
-    /// of a deploy group), is modified: its owner can change it at will. (Root changes the
-    /// owner here; the test is skipped for another user, who cannot.)
-    #[test]
-    fn a_file_another_user_owns_is_modified() {
-        let temporary = tempfile::tempdir().expect("tempdir");
-        let release = fake_release(temporary.path(), "1", "mysite", 1);
-        let file = release.join("mysite/views.py");
-        if nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(65534)), None).is_err() {
-            eprintln!("skipped: only root can give a file to another user");
-            return;
-        }
-        let report = check(&release, &contents(&release));
-        assert_eq!(
-            report.modified,
-            vec![Modified {
-                path: "mysite/views.py".to_string(),
-                differs: vec!["owner"]
-            }]
-        );
     }
 
     #[test]
