@@ -143,8 +143,6 @@ fn check(cli: &Cli, destination: &Path) -> Result<u8, Failure> {
     Ok(code::CORRUPT)
 }
 
-/// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):
-/// a monitoring task sees that nothing is served, with the releases it could be pointed at.
 /// What `--check` finds in the release at `destination`: its receipt, how the release
 /// differs from it and from the payload `own`, and the warnings to give if that stands.
 fn examine(
@@ -215,6 +213,8 @@ fn examine(
     Ok((receipt, report, notes))
 }
 
+/// Exit 0 when LINK points at a complete release, else 1 (as for a LINK that does not exist):
+/// a monitoring task sees that nothing is served, with the releases it could be pointed at.
 fn status(cli: &Cli, link: &Path) -> Result<u8, Failure> {
     let link = absolute_path(link, "--status")?;
     let status = match pysfx_release::status::status(&link, &app_name()?) {

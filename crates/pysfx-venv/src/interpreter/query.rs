@@ -281,11 +281,12 @@ impl Interpreter {
         Some(interpreter)
     }
 
-    /// An interpreter started by a relative path through `..` (`--python ../../usr/bin/python3`)
-    /// answers paths such as `/srv/deploy/../../usr/bin/python3`, which lead somewhere only
-    /// while the directory the run started in exists: the venv's `bin/python` and `home` would
-    /// break once it goes. Each such path gets its directory's real path; its last name stays
-    /// as given (a `python3 -> python3.11` link is kept, as the venv module keeps it).
+    /// An interpreter started by a path through `..` (`--python ../../usr/bin/python3`, which
+    /// the query no longer does, or a receipt's answer from a run before it) answers paths
+    /// such as `/srv/deploy/../../usr/bin/python3`, which lead somewhere only while that
+    /// directory exists: the venv's `bin/python` and `home` would break once it goes. Each
+    /// such path gets its directory's real path; its last name stays as given (a `python3 ->
+    /// python3.11` link is kept, as the venv module keeps it).
     fn settle_paths(&mut self) {
         let paths = [
             &mut self.executable,
