@@ -394,8 +394,8 @@ if "kernel-floor" in med:
           % ("the kernel's floor for release 2 / plain", med["kernel-floor"] / med["plain"]))
 if "plain-disk" in med:
     value = med["linked-disk"] / med["plain-disk"]
-    print("%-44s %6.2fx  [target <= 0.30: %s] (%.2f s against %.2f s)" % ("on disk: linked / plain install", value,
-          "met" if value <= 0.3 else "MISSED", med["linked-disk"], med["plain-disk"]))
+    print("%-44s %6.2fx  (no target: the goal is read on tmpfs; %.2f s against %.2f s)" % ("on disk: linked / plain install",
+          value, med["linked-disk"], med["plain-disk"]))
 value = int(ten_kib) / int(one_kib)
 print("%-44s %6.2fx  [target <= 1.50: %s]" % ("du -s of ten releases / one release", value, "met" if value <= 1.5 else "MISSED"))
 print("%-44s %d KiB; one release %d KiB" % ("ten releases on disk", int(ten_kib), int(one_kib)))
