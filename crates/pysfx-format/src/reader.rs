@@ -259,9 +259,10 @@ impl Payload {
         let mut declared: u64 = 0;
         let app = format!("{}/", self.manifest.app.name);
         for index in 0..self.archive.len() {
+            // The central directory's record only: no read of each entry's local header.
             let entry = self
                 .archive
-                .by_index_raw(index)
+                .by_index_data(index)
                 .map_err(|source| FormatError::Zip {
                     path: self.path.clone(),
                     source,
@@ -360,11 +361,12 @@ impl Payload {
 
 /// What a byte-code bundle's members declare they unpack to, together.
 pub fn bundle_unpacked_bytes<R: Read + Seek>(bundle: R) -> Result<u64, String> {
-    let mut archive = ZipArchive::new(bundle).map_err(|error| error.to_string())?;
+    let archive = ZipArchive::new(bundle).map_err(|error| error.to_string())?;
     let mut total: u64 = 0;
+    // The directory's records alone, as for the payload's entries (a bundle has thousands).
     for index in 0..archive.len() {
         let entry = archive
-            .by_index_raw(index)
+            .by_index_data(index)
             .map_err(|error| error.to_string())?;
         total = total.saturating_add(entry.size());
     }
