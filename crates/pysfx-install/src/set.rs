@@ -415,17 +415,20 @@ impl Run<'_> {
                 done: Vec::new(),
                 linked: Vec::new(),
                 stamps: Vec::new(),
-                tasks: 0,
+                writes: 0,
             },
             |worker: &mut Worker<T>, task: &Task| -> Result<(), InstallError> {
-                let size = self.task(worker, *task, links)?;
+                let (size, wrote) = self.task(worker, *task, links)?;
                 // The bar counts the wheels' bytes (its length); byte-code is beside them.
                 if let Task::Member(..) = task {
                     self.reporter.advance(size);
                 }
-                worker.tasks += 1;
-                if worker.tasks.is_multiple_of(TRIM_EVERY) {
-                    release_free_memory();
+                // A hard link allocates next to nothing: only writes count toward a trim.
+                if wrote {
+                    worker.writes += 1;
+                    if worker.writes.is_multiple_of(TRIM_EVERY) {
+                        release_free_memory();
+                    }
                 }
                 Ok(())
             },
@@ -443,13 +446,14 @@ impl Run<'_> {
             .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// Runs one task; returns the bytes it accounts for.
+    /// Runs one task; returns the bytes it accounts for, and whether it wrote them (rather
+    /// than link them).
     fn task<T: Tree>(
         &self,
         worker: &mut Worker<T>,
         task: Task,
         links: &[PycLink],
-    ) -> Result<u64, InstallError> {
+    ) -> Result<(u64, bool), InstallError> {
         let layout = self.batch.layout;
         match task {
             Task::Member(wheel, member) => {
@@ -461,17 +465,18 @@ impl Run<'_> {
                 };
                 let prepared = &self.prepared[wheel];
                 let outcome = prepared.place(archive, member, layout, &mut worker.tree, &origin)?;
+                let wrote = !outcome.is_linked();
                 worker.done.push((wheel, member, outcome));
-                Ok(prepared.member_size(member))
+                Ok((prepared.member_size(member), wrote))
             }
-            Task::Bytecode(bundle, member) => self.write_pyc(worker, bundle, member),
+            Task::Bytecode(bundle, member) => Ok((self.write_pyc(worker, bundle, member)?, true)),
             Task::Pyc(index) => {
                 let link = &links[index];
                 let (Some(source), Some(bytecode)) = (
                     self.batch.jobs[link.wheel].source.as_deref(),
                     self.options.bytecode.as_ref(),
                 ) else {
-                    return Ok(0);
+                    return Ok((0, false));
                 };
                 let linked = crate::pyc::link_pyc(
                     &mut worker.tree,
@@ -485,10 +490,12 @@ impl Run<'_> {
                         // Byte-code is only ever linked by its stamps.
                         worker.linked.push((index, size, true));
                         worker.stamps.push((link.wheel, entry));
-                        Ok(size)
+                        Ok((size, false))
                     }
-                    (None, Some((bundle, member))) => self.write_pyc(worker, bundle, member),
-                    (None, None) => Ok(0),
+                    (None, Some((bundle, member))) => {
+                        Ok((self.write_pyc(worker, bundle, member)?, true))
+                    }
+                    (None, None) => Ok((0, false)),
                 }
             }
         }
@@ -525,11 +532,11 @@ struct Worker<T> {
     linked: Vec<(usize, u64, bool)>,
     /// Stamps entries of the `.pyc` files written or linked, by wheel.
     stamps: Vec<(usize, StampEntry)>,
-    /// Tasks this thread has run.
-    tasks: usize,
+    /// Tasks this thread has run that wrote a file's bytes.
+    writes: usize,
 }
 
-/// How many tasks a thread runs between two returns of freed memory to the system: each
+/// How many files a thread writes between two returns of freed memory to the system: each
 /// thread frees into its own malloc arena, which keeps what it freed, scattered between
 /// what is still in use, until trimmed.
 const TRIM_EVERY: usize = 512;

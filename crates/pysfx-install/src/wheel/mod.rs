@@ -351,6 +351,13 @@ pub struct MemberOutcome {
     stamped: bool,
 }
 
+impl MemberOutcome {
+    /// Whether the member was hard-linked from another release rather than written.
+    pub(crate) fn is_linked(&self) -> bool {
+        self.linked
+    }
+}
+
 /// A member of a prepared wheel, by its place in the wheel: only [`PreparedWheel::member_ids`]
 /// makes one, so it always names a member of that wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
