@@ -74,6 +74,7 @@ fn hostile_wheels_are_refused() {
         ("escapingdata", "'..' path component"),
         ("crcstored", "does not match its RECORD entry"),
         ("duprow", "listed twice, with different hashes"),
+        ("overlap", "its bytes overlap another member's"),
     ];
     for (case, message) in cases {
         let work = tempfile::tempdir().expect("tempdir");
@@ -186,6 +187,7 @@ fn the_packer_refuses_wheels_the_stub_would_refuse() {
         "ghostrow",
         "badscript",
         "crcstored",
+        "overlap",
     ] {
         let work = tempfile::tempdir().expect("tempdir");
         let wheels = work.path().join("wheels");
@@ -529,6 +531,29 @@ fn a_bundle_that_differs_from_the_manifest_is_found_by_verify() {
         manifest.bytecode[0].sha256 = "0".repeat(64);
     });
     assert_verify_refuses(&other, "bundle digest");
+    // A bundle member whose local header names another file than the bundle's directory
+    // (re-sealed, every digest holding): refused as the artifact's own entries and the
+    // wheels' members are.
+    let mut payload = pysfx_format::Payload::open(&artifact).expect("open");
+    let bundle = payload.manifest().bytecode[0].path.clone();
+    let (start, len) = payload.stored_range(&bundle).expect("the bundle");
+    let bytes = std::fs::read(&artifact).expect("read");
+    let mut bundle_bytes = bytes[start as usize..(start + len) as usize].to_vec();
+    let local = (bundle_bytes.windows(4))
+        .position(|window| window == b"PK\x03\x04")
+        .expect("a local header");
+    // The first byte of its name, in the local header only.
+    bundle_bytes[local + 30] ^= 0x20;
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        &bundle_bytes,
+    ));
+    let renamed = pysfx_e2e::reseal_replacing(
+        &artifact,
+        &work.path().join("renamed.sfx"),
+        |manifest| manifest.bytecode[0].sha256 = pysfx_format::hex(&digest),
+        &[(bundle.as_str(), &bundle_bytes)],
+    );
+    assert_verify_refuses(&renamed, "a bundle member's local name");
 }
 
 /// A byte-code bundle (re-sealed, so every digest holds) may hold only the byte-code of the

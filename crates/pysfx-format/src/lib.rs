@@ -23,8 +23,8 @@ pub use manifest::{
     Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
 };
 pub use member::{
-    local_fields_mismatch, local_name_mismatch, scan_members, scan_members_named,
-    validate_member_name, Member, MemberKind, MemberName, ScanError,
+    data_within, local_fields_mismatch, local_name_mismatch, member_ends, scan_members,
+    scan_members_named, validate_member_name, Member, MemberKind, MemberName, ScanError, OVERLAP,
 };
 pub use reader::{bundle_unpacked_bytes, Payload, Section};
 pub use sbom::{component_ref, purl, read_sbom, set_sbom_name, Bom, SBOM_FILE, SBOM_NAME};

@@ -59,6 +59,49 @@ pub struct Member {
     pub kind: MemberKind,
     /// The uncompressed size the central directory declares (a reader stops one byte past it).
     pub size: u64,
+    /// Where its bytes must end: the next member's local header in the order of their
+    /// offsets, or the central directory. Its local header's own lengths, read only when the
+    /// member is, decide where its data starts ([`data_within`]).
+    pub end: u64,
+}
+
+/// Whether a member's data, starting at `data_start` (as its local header puts it) and
+/// `compressed` bytes long, ends by `end` ([`Member::end`]). Otherwise a long field in its
+/// local header has moved its data into another member's bytes, which would be read twice (a
+/// zip bomb's trick, or a file installed with another's bytes).
+pub fn data_within(data_start: u64, compressed: u64, end: u64) -> bool {
+    data_start
+        .checked_add(compressed)
+        .is_some_and(|data_end| data_end <= end)
+}
+
+/// What [`data_within`] says of a member that fails it.
+pub const OVERLAP: &str = "its bytes overlap another member's (a zip bomb's trick)";
+
+/// For each member of `archive` (by its number), its [`Member::end`], from the central
+/// directory alone.
+pub fn member_ends<R: Read + Seek>(
+    archive: &ZipArchive<R>,
+) -> Result<Vec<u64>, zip::result::ZipError> {
+    let mut starts = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        starts.push((archive.by_index_data(index)?.header_start(), index));
+    }
+    Ok(ends_of(starts, archive.central_directory_start()))
+}
+
+/// [`member_ends`] of the members starting at `starts` (offset, number), the directory at
+/// `directory`.
+fn ends_of(mut starts: Vec<(u64, usize)>, directory: u64) -> Vec<u64> {
+    let mut ends = vec![directory; starts.len()];
+    starts.sort_unstable();
+    for pair in starts.windows(2) {
+        let ((_, index), (next, _)) = (pair[0], pair[1]);
+        if let Some(end) = ends.get_mut(index) {
+            *end = next;
+        }
+    }
+    ends
 }
 
 /// Why a zip's members were refused.
@@ -168,7 +211,17 @@ fn scan_naming<R: Read + Seek>(
             name,
             kind,
             size: entry.size(),
+            end: 0,
         });
+    }
+    let starts = (extents.iter())
+        .map(|&(start, _, index)| (start, index))
+        .collect();
+    for (member, end) in members
+        .iter_mut()
+        .zip(ends_of(starts, archive.central_directory_start()))
+    {
+        member.end = end;
     }
     // Two members whose bytes overlap — several directory records naming one local entry,
     // or one member's data holding another's header — make a few bytes inflate many times
@@ -181,10 +234,7 @@ fn scan_naming<R: Read + Seek>(
                 .get(index)
                 .map(|m| m.name.as_str())
                 .unwrap_or_default();
-            return Err(unsafe_member(
-                name.as_bytes(),
-                "its bytes overlap another member's (a zip bomb's trick)",
-            ));
+            return Err(unsafe_member(name.as_bytes(), OVERLAP));
         }
     }
     Ok(members)
@@ -246,7 +296,7 @@ pub fn validate_member_name(name: &str) -> Result<(), &'static str> {
 pub fn local_name_mismatch<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     len: u64,
-    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<()>,
+    read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
 ) -> Result<Option<(String, String)>, zip::result::ZipError> {
     for index in 0..archive.len() {
         let (central, header) = {
@@ -283,7 +333,7 @@ pub fn local_name_mismatch<R: Read + Seek>(
 /// neither: wheels are made by many tools, and pip reads none of these fields.)
 pub fn local_fields_mismatch<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
-    read_at: impl Fn(u64, &mut [u8]) -> std::io::Result<()>,
+    read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
 ) -> Result<Option<(String, &'static str)>, zip::result::ZipError> {
     let field = |bytes: &[u8], at: usize| {
         u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
@@ -369,6 +419,27 @@ mod tests {
         let mut aliased = ZipArchive::new(std::io::Cursor::new(two_members(true))).expect("zip");
         let error = scan_members(&mut aliased).expect_err("overlap");
         assert!(error.to_string().contains("overlap"), "{error}");
+    }
+
+    /// Each member must end where the next one's local header begins, the last where the
+    /// directory does, whatever order the directory lists them in; the scan and
+    /// `member_ends` say the same.
+    #[test]
+    fn each_member_ends_where_the_next_begins() {
+        let bytes = two_members(false);
+        let starts: Vec<u64> = (bytes.windows(4).enumerate())
+            .filter(|(_, window)| *window == b"PK\x03\x04")
+            .map(|(at, _)| at as u64)
+            .collect();
+        let mut archive = ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+        let directory = archive.central_directory_start();
+        let members = scan_members(&mut archive).expect("scan");
+        let ends: Vec<u64> = members.iter().map(|member| member.end).collect();
+        assert_eq!(ends, [starts[1], directory]);
+        assert_eq!(member_ends(&archive).expect("ends"), ends);
+        assert!(data_within(starts[1] - 5, 5, starts[1]));
+        assert!(!data_within(starts[1] - 5, 6, starts[1]));
+        assert!(!data_within(u64::MAX, 1, u64::MAX));
     }
 
     /// The executable bit: a mode with an execute bit in the top of the external attributes,

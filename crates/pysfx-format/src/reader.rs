@@ -27,6 +27,8 @@ pub struct Payload {
     wheels: Vec<StoredWheel>,
     /// Every stored byte-code bundle, by the same kind of range.
     bundles: Vec<StoredWheel>,
+    /// Where each entry's bytes must end, by its number ([`crate::member_ends`]).
+    ends: Vec<u64>,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
 }
@@ -67,9 +69,18 @@ impl Payload {
                 source,
             }
         })?;
+        let ends = crate::member_ends(&archive).map_err(|source| FormatError::Zip {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let ranges = within_payload(&archive, &located)
-            .and_then(|()| wheel_ranges(&mut archive, &located, b"wheels/"))
-            .and_then(|wheels| Ok((wheels, wheel_ranges(&mut archive, &located, b"bytecode/")?)))
+            .and_then(|()| wheel_ranges(&mut archive, &located, &ends, b"wheels/"))
+            .and_then(|wheels| {
+                Ok((
+                    wheels,
+                    wheel_ranges(&mut archive, &located, &ends, b"bytecode/")?,
+                ))
+            })
             .map_err(|reason| FormatError::Malformed {
                 path: path.to_path_buf(),
                 reason,
@@ -83,6 +94,7 @@ impl Payload {
             manifest: empty_manifest(),
             wheels,
             bundles,
+            ends,
             verified: std::sync::atomic::AtomicBool::new(false),
         };
         payload.manifest = payload.read_manifest()?;
@@ -95,7 +107,8 @@ impl Payload {
         for index in 0..self.manifest.wheels.len() {
             let wheel = &self.manifest.wheels[index];
             let (path, size) = (wheel.path.clone(), wheel.size);
-            if let Ok((_, stored)) = stored_range(&mut self.archive, &self.located, &path) {
+            let range = stored_range(&mut self.archive, &self.located, &self.ends, &path);
+            if let Ok((_, stored)) = range {
                 if stored != size {
                     return Err(FormatError::Malformed {
                         path: self.path.clone(),
@@ -346,11 +359,16 @@ impl Payload {
         })
     }
 
+    /// Where the bytes of entry `index` must end ([`crate::Member::end`]); 0 for no entry.
+    pub fn entry_end(&self, index: usize) -> u64 {
+        self.ends.get(index).copied().unwrap_or(0)
+    }
+
     /// The stored (uncompressed) entry `name` as a byte range `(start, len)` of the artifact,
     /// to be read in place with a [`Section`]. Fails when the entry is missing, compressed, or
     /// lies outside the payload.
     pub fn stored_range(&mut self, name: &str) -> Result<(u64, u64), FormatError> {
-        stored_range(&mut self.archive, &self.located, name).map_err(|reason| {
+        stored_range(&mut self.archive, &self.located, &self.ends, name).map_err(|reason| {
             FormatError::Malformed {
                 path: self.path.clone(),
                 reason,
@@ -410,8 +428,12 @@ fn within_payload<R: Read + Seek + Clone>(
 fn stored_range<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     located: &Located,
+    ends: &[u64],
     name: &str,
 ) -> Result<(u64, u64), String> {
+    let end = (archive.index_for_name(name))
+        .and_then(|index| ends.get(index).copied())
+        .unwrap_or(0);
     let (start, len) = {
         let entry = archive
             .by_name(name)
@@ -426,6 +448,9 @@ fn stored_range<R: Read + Seek>(
             .ok_or_else(|| format!("{name}: no data offset"))?;
         (start, entry.size())
     };
+    if !crate::data_within(start, len, end) {
+        return Err(format!("{name}: {}", crate::OVERLAP));
+    }
     start
         .checked_add(len)
         .filter(|end| *end <= located.digest_end && start >= located.trailer.payload_offset)
@@ -440,6 +465,7 @@ fn stored_range<R: Read + Seek>(
 pub(crate) fn wheel_ranges<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     located: &Located,
+    ends: &[u64],
     prefix: &[u8],
 ) -> Result<Vec<StoredWheel>, String> {
     let names: Vec<String> = archive
@@ -449,7 +475,7 @@ pub(crate) fn wheel_ranges<R: Read + Seek>(
         .collect();
     let mut wheels = Vec::with_capacity(names.len());
     for name in names {
-        let range = stored_range(archive, located, &name)?;
+        let range = stored_range(archive, located, ends, &name)?;
         wheels.push((name, range));
     }
     Ok(wheels)

@@ -182,12 +182,16 @@ impl PayloadWriter {
                 path: path.clone(),
                 source,
             })?;
-            crate::reader::wheel_ranges(&mut archive, &located, b"wheels/").map_err(|reason| {
-                FormatError::Malformed {
+            let ends = crate::member_ends(&archive).map_err(|source| FormatError::Zip {
+                path: path.clone(),
+                source,
+            })?;
+            crate::reader::wheel_ranges(&mut archive, &located, &ends, b"wheels/").map_err(
+                |reason| FormatError::Malformed {
                     path: path.clone(),
                     reason,
-                }
-            })?
+                },
+            )?
         };
         let ranges: Vec<(u64, u64)> = wheels.iter().map(|(_, range)| *range).collect();
         let range = (self.payload_offset, located.digest_end);

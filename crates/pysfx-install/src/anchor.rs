@@ -92,7 +92,7 @@ pub fn kept_record_rows(
     }
     let dist_info = record.name.as_str().strip_suffix("/RECORD")?.to_string();
     let mut bytes = Vec::new();
-    crate::member::open_member(&mut archive, record.index)
+    crate::member::open_member(&mut archive, record.index, record.end)
         .ok()?
         .read_to_end(&mut bytes)
         .ok()?;

@@ -56,7 +56,7 @@ pub fn extract_app(payload: &mut Payload, tree: &mut impl Tree) -> Result<Extrac
         }
         let declared = member.size;
         // The reader holds the member to its declared size, one byte more or less is an error.
-        let mut entry = open_member(archive, member.index)
+        let mut entry = open_member(archive, member.index, member.end)
             .map_err(|error| InstallError::Corrupt(format!("{artifact}: {name}: {error}")))?;
         let options = CopyOptions::new(if executable { 0o755 } else { 0o644 });
         let copied = tree

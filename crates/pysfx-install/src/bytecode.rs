@@ -25,6 +25,8 @@ pub(crate) struct OpenBundle {
 /// written (as its source `.py` is, when another wheel ships the same path).
 pub(crate) struct BundleMember {
     index: usize,
+    /// Where its bytes must end ([`pysfx_format::Member::end`]).
+    end: u64,
     name: String,
     pub size: u64,
     disposition: Disposition,
@@ -95,6 +97,7 @@ pub(crate) fn open_bundle(
             .unwrap_or(Disposition::Create);
         members.push(BundleMember {
             index: member.index,
+            end: member.end,
             name,
             size: member.size,
             disposition,
@@ -185,8 +188,8 @@ pub(crate) fn write_bytecode(
     let corrupt =
         |reason: String| InstallError::Corrupt(format!("byte-code of {wheel}: {name}: {reason}"));
     // The reader holds the member to its declared size.
-    let mut entry =
-        open_member(archive, member.index).map_err(|error| corrupt(error.to_string()))?;
+    let mut entry = open_member(archive, member.index, member.end)
+        .map_err(|error| corrupt(error.to_string()))?;
     let options = CopyOptions {
         disposition: member.disposition,
         ..CopyOptions::new(0o644)

@@ -34,9 +34,12 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
             .iter()
             .map(|directory| format!("{directory}/")),
     );
+    let ends: Vec<u64> = (0..payload.archive().len())
+        .map(|index| payload.entry_end(index))
+        .collect();
     let archive = payload.archive();
     let mut links = Vec::new();
-    for index in 0..archive.len() {
+    for (index, &end) in ends.iter().enumerate() {
         // The central directory says which entries are links; only those are opened.
         let is_link = archive
             .by_index_data(index)
@@ -45,7 +48,7 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
         if !is_link {
             continue;
         }
-        let mut entry = open_member(archive, index)
+        let mut entry = open_member(archive, index, end)
             .map_err(|error| (format!("entry {index}"), error.to_string()))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let refuse = |reason: &str| (name.clone(), reason.to_string());

@@ -247,12 +247,19 @@ enum Body {
 /// Opens member `index` of `archive` for reading its bytes as stored (inflated when deflated).
 /// Only stored and deflated members of no encryption are read; reading past the size the zip
 /// directory declares is an error (a deflate bomb inflates no further), and so is an end
-/// before it; the CRC-32 is checked when the reader reaches the member's end.
+/// before it; the CRC-32 is checked when the reader reaches the member's end. Its data, where
+/// its local header puts it, must end by `end` ([`pysfx_format::Member::end`]): never in
+/// another member's bytes.
 pub(crate) fn open_member<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
+    end: u64,
 ) -> Result<MemberReader<'_, R>, ZipError> {
     let raw = archive.by_index_raw(index)?;
+    let data_start = raw.data_start().unwrap_or(u64::MAX);
+    if !pysfx_format::data_within(data_start, raw.compressed_size(), end) {
+        return Err(ZipError::InvalidArchive(pysfx_format::OVERLAP.into()));
+    }
     if raw.encrypted() {
         return Err(ZipError::UnsupportedArchive(ZipError::PASSWORD_REQUIRED));
     }
@@ -388,7 +395,8 @@ mod tests {
 
     fn read_all(bytes: &[u8], index: usize) -> io::Result<Vec<u8>> {
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
-        let mut member = open_member(&mut archive, index).map_err(io::Error::other)?;
+        let end = pysfx_format::member_ends(&archive).expect("ends")[index];
+        let mut member = open_member(&mut archive, index, end).map_err(io::Error::other)?;
         let mut out = Vec::new();
         member.read_to_end(&mut out)?;
         Ok(out)
@@ -397,7 +405,8 @@ mod tests {
     /// As a copy into a tree reads: into a buffer of `buffer` bytes at a time.
     fn read_by(bytes: &[u8], index: usize, buffer: usize) -> io::Result<Vec<u8>> {
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
-        let mut member = open_member(&mut archive, index).map_err(io::Error::other)?;
+        let end = pysfx_format::member_ends(&archive).expect("ends")[index];
+        let mut member = open_member(&mut archive, index, end).map_err(io::Error::other)?;
         let (mut out, mut chunk) = (Vec::new(), vec![0u8; buffer]);
         loop {
             match member.read(&mut chunk)? {
@@ -405,6 +414,42 @@ mod tests {
                 read => out.extend_from_slice(&chunk[..read]),
             }
         }
+    }
+
+    /// A member whose local header's extra field reaches over the next member's header, so
+    /// that its data is that member's bytes (its directory record given their CRC-32), is
+    /// refused when opened: it would be installed with another file's bytes, or, inflated
+    /// many times over, be a zip bomb. The member it reaches into still reads.
+    #[test]
+    fn a_member_whose_local_header_reaches_into_the_next_is_refused() {
+        let stored = CompressionMethod::Stored;
+        let honest = archive(&[("a.txt", b"AAAA", stored), ("b.txt", b"BBBB", stored)]);
+        assert_eq!(read_all(&honest, 0).expect("a.txt"), b"AAAA");
+        let field =
+            |bytes: &[u8], at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+        let headers: Vec<usize> = (honest.windows(4).enumerate())
+            .filter(|(_, window)| *window == b"PK\x03\x04")
+            .map(|(at, _)| at)
+            .collect();
+        let (first, second) = (headers[0], headers[1]);
+        let second_data = second + 30 + field(&honest, second + 26) + field(&honest, second + 28);
+        let mut crafted = honest.clone();
+        let extra = second_data - first - 30 - field(&honest, first + 26);
+        crafted[first + 28..first + 30].copy_from_slice(&(extra as u16).to_le_bytes());
+        let central = (crafted.windows(4))
+            .position(|window| window == b"PK\x01\x02")
+            .expect("a.txt's directory record");
+        crafted[central + 16..central + 20]
+            .copy_from_slice(&crc32fast::hash(b"BBBB").to_le_bytes());
+        let error = read_all(&crafted, 0).expect_err("a.txt reaches into b.txt");
+        assert!(error.to_string().contains("overlap"), "{error}");
+        assert_eq!(read_all(&crafted, 1).expect("b.txt"), b"BBBB");
+        // Without the bound, the reader gives b.txt's bytes as a.txt's.
+        let mut zip = ZipArchive::new(Cursor::new(&crafted)).expect("a zip");
+        let mut unbounded = open_member(&mut zip, 0, u64::MAX).expect("open");
+        let mut bytes = Vec::new();
+        unbounded.read_to_end(&mut bytes).expect("read");
+        assert_eq!(bytes, b"BBBB");
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
     }
     check_sboms(payload, &manifest, &path)?;
     check_outer_headers(payload, &path)?;
+    for bundle in &manifest.bytecode {
+        check_bundle_headers(payload, &bundle.path, &path)?;
+    }
     extract_app(payload, &mut Sink::from(NullTree::new()))?;
     read_through(payload, &path)?;
     let layout = model_layout(&manifest);
@@ -229,7 +232,7 @@ fn check_local_headers(
         zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
             .map_err(|error| crafted(error.to_string()))?;
     let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
-    match pysfx_format::local_name_mismatch(&mut archive, len, read_at) {
+    match pysfx_format::local_name_mismatch(&mut archive, len, &read_at) {
         Ok(None) => Ok(()),
         Ok(Some((central, local))) => Err(crafted(format!(
             "member {central:?}: its local header names {local:?}, the central directory \
@@ -251,27 +254,53 @@ fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallE
         .map_err(|error| corrupt(error.to_string()))?
         .len();
     let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, offset);
-    let archive = payload.archive();
+    headers_agree(payload.archive(), len, &read_at, "entry").map_err(corrupt)
+}
+
+/// A byte-code bundle's local headers agree with its central directory, as the artifact's
+/// own do ([`check_outer_headers`]): pysfx wrote both.
+fn check_bundle_headers(
+    payload: &mut Payload,
+    bundle: &str,
+    path: &str,
+) -> Result<(), InstallError> {
+    use std::os::unix::fs::FileExt;
+    let corrupt = |reason: String| InstallError::Corrupt(format!("{path}: {bundle}: {reason}"));
+    let (start, len) = payload.stored_range(bundle)?;
+    let file = payload.file().clone();
+    let mut archive =
+        zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
+            .map_err(|error| corrupt(error.to_string()))?;
+    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
+    headers_agree(&mut archive, len, &read_at, "member").map_err(corrupt)
+}
+
+/// Whether each local header of `archive` (`len` bytes, read by `read_at`) gives the name,
+/// method, CRC and sizes its directory record gives; what differs otherwise, naming the
+/// `kind` of entry.
+fn headers_agree(
+    archive: &mut zip::ZipArchive<pysfx_format::Section>,
+    len: u64,
+    read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
+    kind: &str,
+) -> Result<(), String> {
+    let escaped = |text: String| pysfx_format::escape_control(&text).into_owned();
     match pysfx_format::local_name_mismatch(archive, len, read_at) {
         Ok(None) => {}
         Ok(Some((central, local))) => {
-            return Err(corrupt(
-                pysfx_format::escape_control(&format!(
-                    "entry {central:?}: its local header names {local:?}, the central directory \
+            return Err(escaped(format!(
+                "{kind} {central:?}: its local header names {local:?}, the central directory \
                  {central:?}"
-                ))
-                .into_owned(),
-            ))
+            )))
         }
-        Err(error) => return Err(corrupt(error.to_string())),
+        Err(error) => return Err(error.to_string()),
     }
     match pysfx_format::local_fields_mismatch(archive, read_at) {
         Ok(None) => Ok(()),
-        Ok(Some((name, reason))) => Err(corrupt(format!(
-            "entry {}: {reason}",
-            pysfx_format::escape_control(&format!("{name:?}")).into_owned()
-        ))),
-        Err(error) => Err(corrupt(error.to_string())),
+        Ok(Some((name, reason))) => {
+            Err(format!("{kind} {}: {reason}", escaped(format!("{name:?}"))))
+        }
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -309,7 +338,8 @@ fn check_husk(
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(
-            open_member(&mut archive, record.index).map_err(|error| corrupt(error.to_string()))?,
+            open_member(&mut archive, record.index, record.end)
+                .map_err(|error| corrupt(error.to_string()))?,
             64 << 20,
         ),
         &mut text,
@@ -357,8 +387,8 @@ fn check_husk(
                 member.name.as_str()
             )));
         };
-        let reader =
-            open_member(&mut archive, member.index).map_err(|error| corrupt(error.to_string()))?;
+        let reader = open_member(&mut archive, member.index, member.end)
+            .map_err(|error| corrupt(error.to_string()))?;
         let (found, read) =
             pysfx_format::sha256_reader(std::io::Read::take(reader, size.saturating_add(1)))
                 .map_err(|error| corrupt(format!("{}: {error}", member.name.as_str())))?;
@@ -382,9 +412,12 @@ fn read_through(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
         .map(|wheel| wheel.path.clone())
         .chain(manifest.bytecode.iter().map(|bundle| bundle.path.clone()))
         .collect();
+    let ends: Vec<u64> = (0..payload.archive().len())
+        .map(|index| payload.entry_end(index))
+        .collect();
     let archive = payload.archive();
-    for index in 0..archive.len() {
-        let mut entry = open_member(archive, index)
+    for (index, &end) in ends.iter().enumerate() {
+        let mut entry = open_member(archive, index, end)
             .map_err(|error| InstallError::Corrupt(format!("{path}: entry {index}: {error}")))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if skipped.contains(&name) {

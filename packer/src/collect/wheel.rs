@@ -113,7 +113,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         }
     };
     if let Some((central, local)) =
-        pysfx_format::local_name_mismatch(&mut archive, bytes.len() as u64, read_at)
+        pysfx_format::local_name_mismatch(&mut archive, bytes.len() as u64, &read_at)
             .with_context(context)?
     {
         bail!(

@@ -31,7 +31,7 @@ impl PreparedWheel {
         let index = plan.index.ok_or_else(|| {
             InstallError::Internal(format!("{wheel}: {} is not in the payload", plan.member))
         })?;
-        let entry = open_member(archive, index).map_err(|source| WheelError::Zip {
+        let entry = open_member(archive, index, plan.end).map_err(|source| WheelError::Zip {
             wheel: wheel.clone(),
             source,
         })?;

@@ -117,6 +117,8 @@ struct Planned {
     /// Its place in the zip; `None` for a member a thin artifact left out, whose file comes
     /// from the release it is linked or copied from (see [`Origin`]).
     index: Option<usize>,
+    /// Where its bytes must end in the zip ([`pysfx_format::Member::end`]).
+    end: u64,
     member: MemberName,
     /// Destination relative to the venv root.
     destination: String,

@@ -198,7 +198,9 @@ fn read_dist_info<R: Read + Seek>(
     let mut reader = MetadataReader {
         archive,
         wheel: &wheel,
-        index_of: files.iter().map(|f| (f.name.as_str(), f.index)).collect(),
+        index_of: (files.iter())
+            .map(|f| (f.name.as_str(), (f.index, f.end)))
+            .collect(),
         base: None,
     };
     let missing = |member: &str| WheelError::Invalid {
@@ -284,7 +286,8 @@ fn read_dist_info<R: Read + Seek>(
 struct MetadataReader<'a, R> {
     archive: &'a mut ZipArchive<R>,
     wheel: &'a str,
-    index_of: HashMap<&'a str, usize>,
+    /// Each member's number and end ([`pysfx_format::Member::end`]), by name.
+    index_of: HashMap<&'a str, (usize, u64)>,
     /// The base release's `.dist-info` directory, RECORD's rows, and the directory's name.
     base: Option<(PathBuf, &'a HashMap<String, Expected>, &'a str)>,
 }
@@ -298,11 +301,12 @@ impl<R: Read + Seek> MetadataReader<'_, R> {
         };
         let mut bytes = Vec::new();
         match self.index_of.get(member) {
-            Some(&index) => {
-                let entry = open_member(self.archive, index).map_err(|source| WheelError::Zip {
-                    wheel: self.wheel.to_string(),
-                    source,
-                })?;
+            Some(&(index, end)) => {
+                let entry =
+                    open_member(self.archive, index, end).map_err(|source| WheelError::Zip {
+                        wheel: self.wheel.to_string(),
+                        source,
+                    })?;
                 entry
                     .take(MAX_METADATA_BYTES)
                     .read_to_end(&mut bytes)
@@ -531,6 +535,7 @@ fn plan_members(
         let executable = matches!(file.kind, MemberKind::File { executable: true });
         planned.push(Planned {
             index: Some(file.index),
+            end: file.end,
             member,
             destination,
             executable,
@@ -699,6 +704,7 @@ fn plan_left_out(
         };
         planned.push(Planned {
             index: None,
+            end: 0,
             member,
             destination,
             executable: false,
