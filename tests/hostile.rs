@@ -171,11 +171,22 @@ fn assert_verify_refuses(artifact: &Path, case: &str) {
         Some(3),
         "{case}: pysfx verify passed a hostile artifact"
     );
+    let named = artifact.file_name().expect("a file name").to_string_lossy();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&*named),
+        "{case}: the artifact unnamed: {stderr}"
+    );
     let output = pysfx_e2e::run(std::process::Command::new(artifact).arg("--verify"));
     assert_eq!(
         output.status.code(),
         Some(3),
         "{case}: --verify passed a hostile artifact"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&*named),
+        "{case}: the artifact unnamed: {stderr}"
     );
 }
 

@@ -89,6 +89,7 @@ pub fn verify_contents(payload: &mut Payload) -> Result<(), InstallError> {
         )
         .map_err(|error| match error {
             InstallError::Corrupt(reason) => InstallError::Corrupt(format!("{path}: {reason}")),
+            InstallError::Wheel(error) => InstallError::Corrupt(format!("{path}: {error}")),
             other => other,
         })?;
         let mut files = model.files();
