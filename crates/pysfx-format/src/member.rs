@@ -214,15 +214,6 @@ fn scan_naming<R: Read + Seek>(
             end: 0,
         });
     }
-    let starts = (extents.iter())
-        .map(|&(start, _, index)| (start, index))
-        .collect();
-    for (member, end) in members
-        .iter_mut()
-        .zip(ends_of(starts, archive.central_directory_start()))
-    {
-        member.end = end;
-    }
     // Two members whose bytes overlap — several directory records naming one local entry,
     // or one member's data holding another's header — make a few bytes inflate many times
     // over (a zip bomb's trick, which no zip writer produces).
@@ -236,6 +227,16 @@ fn scan_naming<R: Read + Seek>(
                 .unwrap_or_default();
             return Err(unsafe_member(name.as_bytes(), OVERLAP));
         }
+    }
+    // (In order already: `ends_of` sorts them again in one pass.)
+    let starts = (extents.iter())
+        .map(|&(start, _, index)| (start, index))
+        .collect();
+    for (member, end) in members
+        .iter_mut()
+        .zip(ends_of(starts, archive.central_directory_start()))
+    {
+        member.end = end;
     }
     Ok(members)
 }
