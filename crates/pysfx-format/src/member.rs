@@ -423,8 +423,8 @@ mod tests {
     }
 
     /// Each member must end where the next one's local header begins, the last where the
-    /// directory does, whatever order the directory lists them in; the scan and
-    /// `member_ends` say the same.
+    /// directory does; the scan and `member_ends` say the same. A member's data may end there
+    /// and no further.
     #[test]
     fn each_member_ends_where_the_next_begins() {
         let bytes = two_members(false);
