@@ -359,9 +359,9 @@ impl Payload {
         })
     }
 
-    /// Where the bytes of entry `index` must end ([`crate::Member::end`]); 0 for no entry.
-    pub fn entry_end(&self, index: usize) -> u64 {
-        self.ends.get(index).copied().unwrap_or(0)
+    /// Where the bytes of each entry must end, by its number ([`crate::Member::end`]).
+    pub fn entry_ends(&self) -> Vec<u64> {
+        self.ends.clone()
     }
 
     /// The stored (uncompressed) entry `name` as a byte range `(start, len)` of the artifact,

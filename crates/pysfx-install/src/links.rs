@@ -34,9 +34,7 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
             .iter()
             .map(|directory| format!("{directory}/")),
     );
-    let ends: Vec<u64> = (0..payload.archive().len())
-        .map(|index| payload.entry_end(index))
-        .collect();
+    let ends = payload.entry_ends();
     let archive = payload.archive();
     let mut links = Vec::new();
     for (index, &end) in ends.iter().enumerate() {

@@ -224,23 +224,9 @@ fn check_local_headers(
     entry: &WheelEntry,
     path: &str,
 ) -> Result<(), InstallError> {
-    use std::os::unix::fs::FileExt;
-    let crafted =
-        |reason: String| InstallError::Corrupt(format!("{path}: {}: {reason}", entry.filename));
-    let (start, len) = payload.stored_range(&entry.path)?;
-    let file = payload.file().clone();
-    let mut archive =
-        zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
-            .map_err(|error| crafted(error.to_string()))?;
-    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
-    match pysfx_format::local_name_mismatch(&mut archive, len, &read_at) {
-        Ok(None) => Ok(()),
-        Ok(Some((central, local))) => Err(crafted(format!(
-            "member {central:?}: its local header names {local:?}, the central directory \
-             {central:?}"
-        ))),
-        Err(error) => Err(crafted(error.to_string())),
-    }
+    let range = payload.stored_range(&entry.path)?;
+    stored_headers_agree(payload, range, false)
+        .map_err(|reason| InstallError::Corrupt(format!("{path}: {}: {reason}", entry.filename)))
 }
 
 /// The artifact's own local headers agree with its central directory (names, methods, CRCs,
@@ -255,7 +241,7 @@ fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallE
         .map_err(|error| corrupt(error.to_string()))?
         .len();
     let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, offset);
-    headers_agree(payload.archive(), len, &read_at, "entry").map_err(corrupt)
+    headers_agree(payload.archive(), len, &read_at, "entry", true).map_err(corrupt)
 }
 
 /// A byte-code bundle's local headers agree with its central directory, as the artifact's
@@ -265,25 +251,34 @@ fn check_bundle_headers(
     bundle: &str,
     path: &str,
 ) -> Result<(), InstallError> {
-    use std::os::unix::fs::FileExt;
-    let corrupt = |reason: String| InstallError::Corrupt(format!("{path}: {bundle}: {reason}"));
-    let (start, len) = payload.stored_range(bundle)?;
-    let file = payload.file().clone();
-    let mut archive =
-        zip::ZipArchive::new(pysfx_format::Section::with_directory(&file, start, len))
-            .map_err(|error| corrupt(error.to_string()))?;
-    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
-    headers_agree(&mut archive, len, &read_at, "member").map_err(corrupt)
+    let range = payload.stored_range(bundle)?;
+    stored_headers_agree(payload, range, true)
+        .map_err(|reason| InstallError::Corrupt(format!("{path}: {bundle}: {reason}")))
 }
 
-/// Whether each local header of `archive` (`len` bytes, read by `read_at`) gives the name,
-/// method, CRC and sizes its directory record gives; what differs otherwise, naming the
-/// `kind` of entry.
+/// [`headers_agree`] of the zip stored in the payload at `(start, len)` (a wheel, a bundle).
+fn stored_headers_agree(
+    payload: &Payload,
+    (start, len): (u64, u64),
+    fields: bool,
+) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let file = payload.file();
+    let mut archive = zip::ZipArchive::new(pysfx_format::Section::with_directory(file, start, len))
+        .map_err(|error| error.to_string())?;
+    let read_at = |offset: u64, buffer: &mut [u8]| file.read_exact_at(buffer, start + offset);
+    headers_agree(&mut archive, len, &read_at, "member", fields)
+}
+
+/// Whether each local header of `archive` (`len` bytes, read by `read_at`) gives the name
+/// its directory record gives, and with `fields` the method, CRC and sizes too; what differs
+/// otherwise, naming the `kind` of entry.
 fn headers_agree(
     archive: &mut zip::ZipArchive<pysfx_format::Section>,
     len: u64,
     read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
     kind: &str,
+    fields: bool,
 ) -> Result<(), String> {
     let escaped = |text: String| pysfx_format::escape_control(&text).into_owned();
     match pysfx_format::local_name_mismatch(archive, len, read_at) {
@@ -295,6 +290,9 @@ fn headers_agree(
             )))
         }
         Err(error) => return Err(error.to_string()),
+    }
+    if !fields {
+        return Ok(());
     }
     match pysfx_format::local_fields_mismatch(archive, read_at) {
         Ok(None) => Ok(()),
@@ -413,9 +411,7 @@ fn read_through(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
         .map(|wheel| wheel.path.clone())
         .chain(manifest.bytecode.iter().map(|bundle| bundle.path.clone()))
         .collect();
-    let ends: Vec<u64> = (0..payload.archive().len())
-        .map(|index| payload.entry_end(index))
-        .collect();
+    let ends = payload.entry_ends();
     let archive = payload.archive();
     for (index, &end) in ends.iter().enumerate() {
         let mut entry = open_member(archive, index, end)
