@@ -354,16 +354,9 @@ fn a_failure_report_names_dest_absolutely_and_the_python_it_queried() {
     );
 }
 
-/// `../shared/tools/kernel310.py`, when it and Debian's python3-seccomp are there.
-fn kernel310() -> Option<PathBuf> {
-    let tool = pysfx_e2e::workspace_root().join("../shared/tools/kernel310.py");
-    let seccomp = run(Command::new("/usr/bin/python3").args(["-c", "import seccomp"]));
-    (tool.is_file() && seccomp.status.success()).then_some(tool)
-}
-
 #[test]
 fn force_on_a_kernel_without_rename_exchange_falls_back_to_two_renames() {
-    let Some(tool) = kernel310() else {
+    let Some([system_python, tool]) = pysfx_e2e::tools::kernel310() else {
         eprintln!("skipped: needs ../shared/tools/kernel310.py and python3-seccomp");
         return;
     };
@@ -372,7 +365,7 @@ fn force_on_a_kernel_without_rename_exchange_falls_back_to_two_renames() {
     let destination = work.path().join("releases/1");
     let python = host_python();
     for (artifact, version) in [(&first, "1"), (&second, "2")] {
-        let output = run(Command::new("/usr/bin/python3")
+        let output = run(Command::new(&system_python)
             .arg(&tool)
             .arg(artifact)
             .arg("-d")

@@ -530,7 +530,7 @@ fn assert_modified_in_each(artifact: &Path, releases: [&Path; 2], relative: &Pat
 #[test]
 fn an_edit_in_place_of_linked_byte_code_shows_in_every_release_that_links_it() {
     let (python, work, artifacts) = compiled_at_pack_time();
-    edit_linked_byte_code_in_place(&python, work.path(), &artifacts);
+    edit_linked_byte_code_in_place(&python, work.path(), &artifacts, None);
 }
 
 /// The same of byte-code compiled at install: its digest is recorded as it is written.
@@ -539,18 +539,71 @@ fn an_edit_in_place_of_byte_code_compiled_at_install_shows_too() {
     let python = python(11);
     let work = tempfile::tempdir().expect("tempdir");
     let artifacts = artifacts(work.path(), Some(11));
-    edit_linked_byte_code_in_place(&python, work.path(), &artifacts);
+    edit_linked_byte_code_in_place(&python, work.path(), &artifacts, None);
+}
+
+/// The same with `--check` run as on CentOS 7's kernel, which gives no birth time (no
+/// `statx`): the byte-code is still held to its bytes by its inode.
+#[test]
+fn an_edit_in_place_of_linked_byte_code_shows_on_a_kernel_without_birth_times() {
+    let Some(kernel) = pysfx_e2e::tools::kernel310() else {
+        eprintln!("skipped: needs ../shared/tools/kernel310.py and python3-seccomp");
+        return;
+    };
+    let (python, work, artifacts) = compiled_at_pack_time();
+    edit_linked_byte_code_in_place(&python, work.path(), &artifacts, Some(&kernel));
+}
+
+/// [`check`], run through `kernel` ([`pysfx_e2e::tools::kernel310`]) when given.
+fn check_under(
+    kernel: Option<&[PathBuf; 2]>,
+    artifact: &Path,
+    release: &Path,
+) -> (i32, serde_json::Value) {
+    let Some([system_python, tool]) = kernel else {
+        return check(artifact, release);
+    };
+    let output = run(Command::new(system_python)
+        .arg(tool)
+        .arg(artifact)
+        .arg("--check")
+        .arg(release)
+        .arg("--json"));
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "--check --json printed no JSON object ({error}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
 }
 
 /// Two releases of `artifacts` linked under `root`; chardet's `version.pyc` edited in place in
-/// the second shows in `--check` of both; written again as a new file it is no difference.
-fn edit_linked_byte_code_in_place(python: &Python, root: &Path, artifacts: &Artifacts) {
+/// the second shows in `--check` (run through `kernel` when given) of both; written again as
+/// a new file it is no difference.
+fn edit_linked_byte_code_in_place(
+    python: &Python,
+    root: &Path,
+    artifacts: &Artifacts,
+    kernel: Option<&[PathBuf; 2]>,
+) {
     let (first, second, result) = two_releases(artifacts, root, python, &[]);
     assert!(linked(&result).0 > 0, "{result}");
     let pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
     assert_eq!(inode(&first.join(&pyc)), inode(&second.join(&pyc)));
+    let intact = |release: &Path| {
+        let (code, report) = check_under(kernel, &artifacts.v2, release);
+        assert_eq!(
+            (code, &report["intact"]),
+            (0, &serde_json::json!(true)),
+            "{report}"
+        );
+        // As many files compared as where the kernel gives birth times: the byte-code too.
+        let (_, here) = check(&artifacts.v2, release);
+        assert_eq!(report["checked"], here["checked"], "{report}\n{here}");
+    };
     for release in [&first, &second] {
-        assert_intact(&artifacts.v2, release);
+        intact(release);
     }
     let mut bytes = std::fs::read(second.join(&pyc)).expect("the .pyc");
     let last = bytes.len() - 1;
@@ -561,13 +614,17 @@ fn edit_linked_byte_code_in_place(python: &Python, root: &Path, artifacts: &Arti
         .expect("open in place");
     file.write_all(&bytes).expect("overwrite");
     drop(file);
-    assert_modified_in_each(&artifacts.v2, [&first, &second], &pyc);
+    for release in [&first, &second] {
+        let (code, report) = check_under(kernel, &artifacts.v2, release);
+        assert_eq!(code, 3, "--check {}: {report}", release.display());
+        assert_eq!(modified(&report), [pyc.to_string_lossy()], "{report}");
+    }
     // Written again as a new file (as Python does, to a temporary name renamed over it), with
     // other bytes: no difference in the release that holds it.
     let fresh = second.join(&pyc).with_extension("new");
     std::fs::write(&fresh, b"not the install's byte-code").expect("write");
     std::fs::rename(&fresh, second.join(&pyc)).expect("rename");
-    assert_intact(&artifacts.v2, &second);
+    intact(&second);
 }
 
 /// Edits two files of release 1 in place: appends a line to a module, and changes one byte of

@@ -1088,6 +1088,10 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
         String::from_utf8_lossy(&made.stderr)
     );
     assert!(release.join("demoapp/appcore/__pycache__").is_dir());
+    // Uploads and logs in the app directory: not code, so no difference.
+    std::fs::create_dir_all(release.join("demoapp/media/2026")).expect("uploads");
+    std::fs::write(release.join("demoapp/media/2026/avatar.png"), "png").expect("upload");
+    std::fs::write(release.join("demoapp/app.log"), "started\n").expect("log");
     let (code, result, stderr) = json_run(&site, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");
     assert_eq!(result["intact"], true);
@@ -1097,6 +1101,15 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
     );
 
     let (metadata, module, evil) = tamper(&release);
+    // Code added to the app directory, which is on `sys.path`: a `sitecustomize` there runs
+    // in every interpreter the venv starts.
+    std::fs::write(
+        release.join("demoapp/sitecustomize.py"),
+        "print('planted')\n",
+    )
+    .expect("plant");
+    let planted = run(Command::new(&venv_python).args(["-c", "pass"]));
+    assert_eq!(String::from_utf8_lossy(&planted.stdout), "planted\n");
     let relative = |path: &Path| {
         path.strip_prefix(&release)
             .expect("inside")
@@ -1117,7 +1130,10 @@ fn check_lists_each_difference_but_not_deployment_additions_and_force_restores()
         ]),
         "{result}"
     );
-    assert_eq!(result["added"], serde_json::json!([relative(&evil)]));
+    assert_eq!(
+        result["added"],
+        serde_json::json!(["demoapp/sitecustomize.py", relative(&evil)])
+    );
     let text = run(Command::new(&site).args(check_args));
     assert_eq!(text.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&text.stdout);

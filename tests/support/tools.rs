@@ -60,3 +60,13 @@ pub fn validate_cyclonedx(documents: &[&Path]) -> (i32, String) {
     );
     (output.status.code().unwrap_or(-1), text)
 }
+
+/// `../shared/tools/kernel310.py` (runs a command as on CentOS 7's kernel 3.10: every later
+/// system call fails `ENOSYS`), when it and Debian's python3-seccomp under `/usr/bin/python3`
+/// are there (`.ci/run` installs python3-seccomp): the command line to put before a command.
+pub fn kernel310() -> Option<[PathBuf; 2]> {
+    let tool = super::workspace_root().join("../shared/tools/kernel310.py");
+    let python = PathBuf::from("/usr/bin/python3");
+    let seccomp = run(Command::new(&python).args(["-c", "import seccomp"]));
+    (tool.is_file() && seccomp.status.success()).then_some([python, tool])
+}

@@ -380,11 +380,10 @@ impl Stamps {
 /// bundle or compiled at install, or linked from a release that had) and that is still the
 /// file stamped must hold those bytes. Still the file stamped: the same inode, born no later
 /// than the stamp's ctime (a filesystem hands a freed inode's number to the next file made,
-/// so Python writing a `.pyc` again may well get the old number). Byte-code compiled at
-/// install by an earlier stub is stamped without a digest, and a file whose birth
-/// time the kernel does not give (before Linux 4.11, or a filesystem that keeps none) cannot
-/// be told from a new one: neither is compared; without stamps this user may trust (see
-/// [`Stamps::read`]), none is.
+/// so Python writing a `.pyc` again may well get the old number); where the kernel gives no
+/// birth time (before Linux 4.11, as on CentOS 7, or a filesystem that keeps none), the same
+/// inode. Byte-code compiled at install by an earlier stub is stamped without a digest and
+/// is not compared; without stamps this user may trust (see [`Stamps::read`]), none is.
 pub fn check_release(
     release: &Path,
     contents: &pysfx_release::receipt::Contents,
@@ -399,14 +398,23 @@ pub fn check_release(
 }
 
 /// Whether the file of `metadata` is still the one `entry` stamped, changed or not: the same
-/// inode, born no later than the stamp's ctime. `false` when the kernel gives no birth time.
+/// inode, born no later than the stamp's ctime.
+///
+/// Where the kernel gives no birth time, the same inode: a file made since that was given
+/// the freed number of the one stamped is then held to its bytes too, and shows as modified
+/// unless it holds them (after its source changed, which shows itself, or its `__pycache__`
+/// was removed and written again). Not comparing at all would leave a `.pyc` edited in place
+/// unreported, and a linked one is shared by every release that links it.
 fn still_stamped(entry: &StampEntry, metadata: &std::fs::Metadata) -> bool {
     let born = metadata.created().ok();
     let born = born.and_then(|born| born.duration_since(std::time::UNIX_EPOCH).ok());
-    born.is_some_and(|born| {
-        metadata.ino() == entry.stamp.inode
-            && (born.as_secs() as i64, born.subsec_nanos()) <= entry.stamp.ctime
-    })
+    let born = born.map(|born| (born.as_secs() as i64, born.subsec_nanos()));
+    still_stamped_born(entry, metadata.ino(), born)
+}
+
+/// [`still_stamped`] of the file with inode `inode`, born at `born` when the kernel says.
+fn still_stamped_born(entry: &StampEntry, inode: u64, born: Option<(i64, u32)>) -> bool {
+    inode == entry.stamp.inode && born.is_none_or(|born| born <= entry.stamp.ctime)
 }
 
 /// Keeps a release's stamps true while `--keep` removes older releases beside it.
@@ -709,6 +717,27 @@ mod tests {
             &entry(stamp.inode + 1, stamp.ctime),
             &metadata
         ));
+    }
+
+    /// Without a birth time (CentOS 7's kernel), the stamped inode is held to its stamp
+    /// whenever it is there: an edit in place must not go unreported.
+    #[test]
+    fn without_a_birth_time_the_stamped_inode_is_held_to_its_stamp() {
+        let stamp = |inode: u64| StampEntry {
+            key: path_key("a.pyc"),
+            stamp: Stamp {
+                inode,
+                size: 3,
+                mtime: (5, 0),
+                ctime: (5, 0),
+            },
+            sha256: [1; 32],
+            head: [0; 16],
+        };
+        assert!(still_stamped_born(&stamp(7), 7, None));
+        assert!(!still_stamped_born(&stamp(8), 7, None));
+        assert!(still_stamped_born(&stamp(7), 7, Some((4, 9))));
+        assert!(!still_stamped_born(&stamp(7), 7, Some((5, 1))));
     }
 
     #[test]

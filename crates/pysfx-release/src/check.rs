@@ -3,10 +3,12 @@
 //!
 //! Every file the receipt or a RECORD lists must be there, with its hash, size and executable
 //! bit; nothing may be added inside the venv (its site-packages only, for a receipt that does
-//! not record the venv's own files). What a deployment adds is not a difference: nothing
-//! outside the recorded files and the venv is looked at (so `environment.json`, collected
-//! static files or a database at DEST's top level are not), and
-//! `__pycache__` directories and SQLite database files are ignored wherever they are.
+//! not record the venv's own files) or the static directories, and no file Python could
+//! import inside the app directory. What a deployment adds is not a difference: nothing else
+//! at DEST's top level is looked at (so `environment.json`, collected static files or a
+//! database there are not), nor what the app directory gains that is not code (uploads,
+//! logs), and `__pycache__` directories and SQLite database files are ignored wherever they
+//! are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -381,9 +383,32 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
     }
 }
 
-/// Files and directories in the venv that nothing recorded, `__pycache__` aside; and the
-/// byte-code there that `bytecode` knows, still the file the install wrote, with what it must
-/// hold.
+/// What a walk for additions reports of what nothing recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// Each file and directory (the venv, where nothing is added but by hand): an added
+    /// directory is one line, not entered.
+    Everything,
+    /// Each file, at any depth (the static directories, which a deployment never writes to:
+    /// it collects their files elsewhere).
+    Files,
+    /// Each file Python could import, at any depth (the app directory, which is on
+    /// `sys.path`: an added `sitecustomize.py` there runs in every interpreter the venv
+    /// starts; uploads, logs or collected static files often live there too, and are not
+    /// looked at).
+    Code,
+}
+
+/// A name Python imports a module from (`importlib.machinery.all_suffixes()` on Linux: source,
+/// sourceless byte-code, extension modules).
+fn importable(name: &str) -> bool {
+    name.ends_with(".py") || name.ends_with(".pyc") || name.ends_with(".so")
+}
+
+/// What nothing recorded, `__pycache__` and databases aside: in the venv, each file and
+/// directory; in the static directories, each file; in the app directory, each file Python
+/// could import ([`Watch`]). And the byte-code in the venv that `bytecode` knows, still the
+/// file the install wrote, with what it must hold.
 fn added(
     destination: &Path,
     site_packages: &str,
@@ -403,12 +428,28 @@ fn added(
     // The venv's directories its creation makes, recorded or not (`include/` stays empty
     // unless a wheel ships headers).
     let made = [format!("{venv}/include")];
-    let mut pending = vec![match whole_venv {
-        true => venv.to_string(),
-        false => site_packages.to_string(),
-    }];
-    while let Some(directory) = pending.pop() {
-        let entries = match std::fs::read_dir(destination.join(&directory)) {
+    let mut pending = vec![(
+        match whole_venv {
+            true => venv.to_string(),
+            false => site_packages.to_string(),
+        },
+        Watch::Everything,
+    )];
+    // The app's and the static directories' tops, as their recorded files name them.
+    for path in expected.keys() {
+        let Some((top, _)) = path.split_once('/') else {
+            continue;
+        };
+        if top != venv && !pending.iter().any(|(seen, _)| seen == top) {
+            let watch = match top {
+                "static.in" => Watch::Files,
+                _ => Watch::Code,
+            };
+            pending.push((top.to_string(), watch));
+        }
+    }
+    while let Some((directory, watch)) = pending.pop() {
+        let entries = match list(&destination.join(&directory)) {
             Ok(entries) => entries,
             // What was added there this user cannot see: no verdict on it, never "intact".
             Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -420,8 +461,10 @@ fn added(
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let relative = format!("{directory}/{name}");
+            // Not followed: a link is a file here, reported by its own name.
+            let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
             if name == "__pycache__" {
-                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                if is_directory && watch == Watch::Everything {
                     installed_pyc.extend(still_installed(destination, &relative, bytecode));
                 }
                 continue;
@@ -429,20 +472,30 @@ fn added(
             if is_database(&relative) {
                 continue;
             }
-            let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
             if is_directory {
-                if directories.contains(relative.as_str()) || made.contains(&relative) {
-                    pending.push(relative);
-                } else {
-                    added.push(format!("{relative}/"));
+                let recorded = directories.contains(relative.as_str()) || made.contains(&relative);
+                match watch == Watch::Everything && !recorded {
+                    true => added.push(format!("{relative}/")),
+                    false => pending.push((relative, watch)),
                 }
-            } else if !expected.contains_key(&relative) {
+            } else if !expected.contains_key(&relative)
+                && (watch != Watch::Code || importable(&name))
+            {
                 added.push(relative);
             }
         }
     }
     added.sort();
     (added, installed_pyc)
+}
+
+/// The entries of the directory at `path`, not through a link put in its place
+/// ([`replaced_directories`] reports that): one to `/` would walk the whole filesystem.
+fn list(path: &Path) -> std::io::Result<std::fs::ReadDir> {
+    match std::fs::symlink_metadata(path)?.is_dir() {
+        true => std::fs::read_dir(path),
+        false => Err(std::io::ErrorKind::NotADirectory.into()),
+    }
 }
 
 /// The files of the `__pycache__` directory `directory` that `bytecode` knows as still the
@@ -534,6 +587,13 @@ mod tests {
         )
         .expect("pyc file");
         std::fs::create_dir_all(release.join("mysite/__pycache__")).expect("app pyc");
+        std::fs::write(release.join("mysite/__pycache__/x.cpython-311.pyc"), "x").expect("pyc");
+        std::fs::create_dir_all(release.join("mysite/media/2026")).expect("uploads");
+        std::fs::write(release.join("mysite/media/2026/avatar.png"), "png").expect("upload");
+        std::fs::write(release.join("mysite/server.log"), "log").expect("log");
+        // What is code in the app directory, which is on `sys.path`.
+        std::fs::write(release.join("mysite/sitecustomize.py"), "x").expect("code");
+        std::fs::write(release.join("mysite/media/2026/shell.so"), "x").expect("code");
         let report = check(&release, &contents(&release));
         assert_eq!(report.missing, vec![format!("{site}/pkg/util.py")]);
         assert_eq!(
@@ -559,8 +619,40 @@ mod tests {
         );
         assert_eq!(
             report.added,
-            vec![format!("{site}/intruder/"), format!("{site}/pkg/evil.py")]
+            vec![
+                "mysite/media/2026/shell.so".to_string(),
+                "mysite/sitecustomize.py".to_string(),
+                format!("{site}/intruder/"),
+                format!("{site}/pkg/evil.py"),
+            ]
         );
+        assert!(!report.intact());
+    }
+
+    /// Nothing is added to the static directories but by hand (a deployment collects their
+    /// files elsewhere): any file there, at any depth, is a difference; a directory the
+    /// artifact made empty is not.
+    #[test]
+    fn a_file_added_to_a_static_directory_is_listed() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let mut contents = contents(&release);
+        std::fs::create_dir_all(release.join("static.in/0/css")).expect("mkdir");
+        std::fs::create_dir_all(release.join("static.in/0/empty")).expect("mkdir");
+        std::fs::write(release.join("static.in/0/css/site.css"), "body {}\n").expect("write");
+        let (digest, size) = hash_file(&release.join("static.in/0/css/site.css")).expect("hash");
+        contents.files.push(crate::receipt::RecordedFile::file(
+            "static.in/0/css/site.css".into(),
+            &digest,
+            size,
+            false,
+        ));
+        assert!(check(&release, &contents).intact());
+        std::fs::create_dir_all(release.join("static.in/0/js/x")).expect("mkdir");
+        std::fs::write(release.join("static.in/0/js/x/miner.js"), "x").expect("plant");
+        std::fs::write(release.join("static.in/0/db.sqlite3"), "db").expect("db");
+        let report = check(&release, &contents);
+        assert_eq!(report.added, vec!["static.in/0/js/x/miner.js".to_string()]);
         assert!(!report.intact());
     }
 
