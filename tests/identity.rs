@@ -123,11 +123,11 @@ fn the_app_version_defaults_to_git_describe_in_a_work_tree() {
     let version = stdout_of(Command::new(&artifact).arg("--version"));
     assert!(version.ends_with("\napp demoapp\n"), "{version}");
 
-    let git = |args: &[&str]| {
+    let git_in = |directory: &Path, args: &[&str]| {
         let output = run(Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
             .arg("-C")
-            .arg(&app)
+            .arg(directory)
             .args(args));
         assert!(
             output.status.success(),
@@ -136,6 +136,30 @@ fn the_app_version_defaults_to_git_describe_in_a_work_tree() {
         );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     };
+    // Another repository that the environment names (a git hook runs with GIT_DIR set): not
+    // the app's version, with or without a work tree of its own.
+    let other = root.join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    git_in(&other, &["init", "-q"]);
+    git_in(&other, &["commit", "-q", "--allow-empty", "-m", "other"]);
+    git_in(&other, &["tag", "other-1"]);
+    let with_git_dir = |name: &str| {
+        let artifact = root.join(name);
+        let args = [
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        let output = run(pack_command(&args, &artifact).env("GIT_DIR", other.join(".git")));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json_of(&mut inspect(&artifact, true))["app_version"].clone()
+    };
+    assert!(with_git_dir("outside.sfx").is_null());
+    let git = |args: &[&str]| git_in(&app, args);
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "first"]);
@@ -143,6 +167,7 @@ fn the_app_version_defaults_to_git_describe_in_a_work_tree() {
     let artifact = pack_app(root, &app, &[]);
     let value = json_of(&mut inspect(&artifact, true));
     assert_eq!(value["app_version"], "v4.5");
+    assert_eq!(with_git_dir("inside.sfx"), "v4.5");
     std::fs::write(app.join("manage.py"), "changed\n").expect("write");
     let artifact = pack_app(root, &app, &[]);
     let value = json_of(&mut inspect(&artifact, true));

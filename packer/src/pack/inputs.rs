@@ -51,6 +51,23 @@ pub(crate) fn app_name(args: &PackArgs) -> Result<String> {
     Ok(name)
 }
 
+/// What `git rev-parse --local-env-vars` lists, but for `GIT_CONFIG*`: the variables that
+/// point git at another repository, work tree, index or object store than the one it finds.
+const GIT_REPOSITORY_VARIABLES: [&str; 12] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+];
+
 /// `--app-version`, else what `git describe --always --dirty` says in the app directory when it
 /// lies in a git work tree (SPEC: "Identity"), else none.
 pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
@@ -67,9 +84,16 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
         }
         return Ok(Some(version.clone()));
     }
-    // What git printed on stdout, or (failing) the first line of its error.
+    // What git printed on stdout, or (failing) the first line of its error. The app's own
+    // work tree, whatever repository the environment names (a git hook runs with `GIT_DIR`
+    // set): git's per-repository variables (`git rev-parse --local-env-vars`, but for the
+    // configuration ones, which may say `safe.directory`) are cleared.
     let git = |arguments: &[&str]| -> std::result::Result<String, String> {
-        let output = std::process::Command::new("git")
+        let mut command = std::process::Command::new("git");
+        for variable in GIT_REPOSITORY_VARIABLES {
+            command.env_remove(variable);
+        }
+        let output = command
             .arg("-C")
             .arg(&args.app)
             .args(arguments)
