@@ -298,11 +298,11 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
 }
 
 /// The files that look like local secrets (`.env`, `.env.*`, `*.pem`, `*.key`), by payload
-/// name: packed, but named in a warning.
+/// name: packed, but named in a warning. Links too: `.env` linked to `envs/prod` is read as
+/// `.env` once installed.
 pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
     files
         .iter()
-        .filter(|file| matches!(file.kind, TreeKind::File { .. }))
         .filter(|file| {
             // Case aside: `SERVER.PEM` and `Deploy.Key` are the same kind of file.
             let base = file
@@ -416,6 +416,13 @@ mod tests {
             file("app/settings.py"),
             file("app/environment"),
             file("app/keys.txt"),
+            TreeFile {
+                source: PathBuf::from("app/.env"),
+                name: "app/linked/.env".into(),
+                kind: TreeKind::Link {
+                    target: "../envs/prod".into(),
+                },
+            },
         ];
         assert_eq!(
             secret_looking(&files),
@@ -425,7 +432,8 @@ mod tests {
                 "app/certs/server.pem",
                 "app/certs/server.key",
                 "app/certs/OTHER.PEM",
-                "app/certs/Deploy.Key"
+                "app/certs/Deploy.Key",
+                "app/linked/.env"
             ]
         );
     }
