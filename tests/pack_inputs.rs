@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use pysfx_e2e::{
     bootstrap_wheels, listing, make_app, pack, pack_command, run, test_stub, tiny_wheel,
@@ -304,7 +305,10 @@ fn an_app_file_of_4_gib_and_more_is_packed_as_zip64_and_installed() {
 /// local project in `-r` is built by its backend (here setuptools, the most common), which
 /// stamps the wheel with the build time unless SOURCE_DATE_EPOCH is set: the packer sets it
 /// for pip to its own zip time, so two packs without it, seconds apart and with the project's
-/// files touched in between, are the same bytes.
+/// files touched in between, are the same bytes. The same under another umask (the wheel's
+/// modes follow it), and after a pack of a module since deleted: setuptools packs what its
+/// `build/` holds, so a pack leaves no `build/` or `.egg-info` in the project, and names a
+/// `build/` that was there before it.
 #[test]
 fn a_local_project_packs_reproducibly_without_source_date_epoch() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -329,8 +333,8 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
     )
     .expect("write requirements");
     let app = make_app(root, "demoapp");
-    let pack = |output: &Path| {
-        let result = run(pack_command(
+    let pack_logged = |output: &Path, umask: &str| {
+        let mut command = pack_command(
             &[
                 OsStr::new("--app"),
                 app.as_os_str(),
@@ -341,16 +345,14 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
                 OsStr::new("--no-bootstrap"),
             ],
             output,
-        )
-        .current_dir(root)
-        .env_remove("SOURCE_DATE_EPOCH"));
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
         );
-        std::fs::read(output).expect("read the artifact")
+        command.current_dir(root).env_remove("SOURCE_DATE_EPOCH");
+        let result = run(&mut with_umask(&command, umask));
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(result.status.success(), "{stderr}");
+        (std::fs::read(output).expect("read the artifact"), stderr)
     };
+    let pack = |output: &Path| pack_logged(output, "022").0;
     let first = pack(&root.join("first.sfx"));
     // Zip times count in steps of two seconds.
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -367,6 +369,58 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
         first.len(),
         second.len()
     );
+    let litter = |project: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(project)
+            .expect("list the project")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name == "build" || name.ends_with(".egg-info"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(litter(&project), Vec::<String>::new());
+    // A module packed once and deleted since is not packed again.
+    let old = project.join("mylib/old.py");
+    std::fs::write(&old, "OLD = 1\n").expect("write");
+    let with_old = pack(&root.join("with-old.sfx"));
+    assert!(with_old != first);
+    std::fs::remove_file(&old).expect("delete");
+    let (third, _) = pack_logged(&root.join("third.sfx"), "077");
+    assert!(
+        first == third,
+        "a pack under umask 077, after a pack of a module since deleted, differs"
+    );
+    // A build/ the user left is theirs: kept, and named.
+    std::fs::create_dir_all(project.join("build/lib")).expect("mkdir");
+    let (_, stderr) = pack_logged(&root.join("fourth.sfx"), "022");
+    assert!(stderr.contains("mylib/build exists"), "{stderr}");
+    assert_eq!(litter(&project), ["build"]);
+}
+
+/// `command` run by `sh` under `umask` (the test process's own umask is every test's).
+fn with_umask(command: &Command, umask: &str) -> Command {
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(directory) = command.get_current_dir() {
+        wrapped.current_dir(directory);
+    }
+    wrapped
 }
 
 /// The app's name is its folder's name as given: `--app mysite`, a link to the directory a

@@ -3,6 +3,7 @@
 
 mod build;
 mod pip;
+mod projects;
 mod sets;
 mod target;
 mod wheel;
@@ -10,6 +11,7 @@ mod wheel;
 pub use build::{build_for_targets, BuiltLines};
 pub(crate) use pip::NEWEST_PATCH;
 pub use pip::{pip_download_bootstrap, pip_download_target, pip_tmpdir, pip_wheel, PipSources};
+pub use projects::ProjectLitter;
 pub use sets::{
     check_requirements_present, interpreter_fit, join_prebuilt, root_requirements, target_fit,
 };

@@ -212,6 +212,7 @@ pub fn pip_download_bootstrap(
 /// pip wheel the packer runs.
 pub(crate) fn pip_wheel_command(python: &str, sources: &PipSources<'_>, out: &Path) -> Command {
     let mut command = Command::new(python);
+    with_umask_022(&mut command);
     command
         .args([
             "-m",
@@ -227,6 +228,22 @@ pub(crate) fn pip_wheel_command(python: &str, sources: &PipSources<'_>, out: &Pa
         .arg(sources.src);
     sources.add_to(&mut command);
     command
+}
+
+/// Runs `command` with the umask 022: the wheels pip builds take their members' modes from
+/// the files the backend writes, so a packer run under another umask (077) would build other
+/// bytes from the same project.
+#[allow(unsafe_code)]
+fn with_umask_022(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls may be made: umask(2) is one, and it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            Ok(())
+        });
+    }
 }
 
 /// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).

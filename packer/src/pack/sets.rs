@@ -164,6 +164,8 @@ fn requirement_sets(
     for file in &requirements.files {
         check_output_is_not(&args.output, &file.path, "-r")?;
     }
+    // Until the sets are collected, whether or not that succeeds.
+    let _litter = collect::ProjectLitter::watch(&requirements);
     let remote = requirements.remote_files();
     if !remote.is_empty() && !targets.is_empty() {
         warn!(
