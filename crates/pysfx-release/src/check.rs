@@ -392,10 +392,10 @@ enum Watch {
     /// Each file, at any depth (the static directories, which a deployment never writes to:
     /// it collects their files elsewhere).
     Files,
-    /// Each file Python could import, at any depth (the app directory, which is on
-    /// `sys.path`: an added `sitecustomize.py` there runs in every interpreter the venv
-    /// starts; uploads, logs or collected static files often live there too, and are not
-    /// looked at).
+    /// Each file Python could import, and each link, at any depth (the app directory, which
+    /// is on `sys.path`: an added `sitecustomize.py` there, or a link so named to a package
+    /// anywhere, runs in every interpreter the venv starts; uploads, logs or collected static
+    /// files often live there too, and are not looked at).
     Code,
 }
 
@@ -403,6 +403,15 @@ enum Watch {
 /// sourceless byte-code, extension modules).
 fn importable(name: &str) -> bool {
     name.ends_with(".py") || name.ends_with(".pyc") || name.ends_with(".so")
+}
+
+/// A name Python imports a package from when it is a directory (or a link to one): an
+/// identifier, any character beyond ASCII taken for a letter. (`base.css`, linked by
+/// `collectstatic --link`, is none.)
+fn identifier(name: &str) -> bool {
+    let letter = |byte: u8| byte == b'_' || byte.is_ascii_alphabetic() || !byte.is_ascii();
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(letter) && bytes.all(|byte| letter(byte) || byte.is_ascii_digit())
 }
 
 /// What nothing recorded, `__pycache__` and databases aside: in the venv, each file and
@@ -428,50 +437,73 @@ fn added(
     // The venv's directories its creation makes, recorded or not (`include/` stays empty
     // unless a wheel ships headers).
     let made = [format!("{venv}/include")];
-    let mut pending = vec![(
-        match whole_venv {
-            true => venv.to_string(),
-            false => site_packages.to_string(),
-        },
-        Watch::Everything,
-    )];
-    // The app's and the static directories' tops, as their recorded files name them.
+    // The static directories whether or not any was packed: files added there are no
+    // deployment's.
+    let mut pending = vec![
+        ("static.in".to_string(), Watch::Files),
+        (
+            match whole_venv {
+                true => venv.to_string(),
+                false => site_packages.to_string(),
+            },
+            Watch::Everything,
+        ),
+    ];
+    // The app's top, as its recorded files name it.
     for path in expected.keys() {
         let Some((top, _)) = path.split_once('/') else {
             continue;
         };
         if top != venv && !pending.iter().any(|(seen, _)| seen == top) {
-            let watch = match top {
-                "static.in" => Watch::Files,
-                _ => Watch::Code,
-            };
-            pending.push((top.to_string(), watch));
+            pending.push((top.to_string(), Watch::Code));
         }
     }
     while let Some((directory, watch)) = pending.pop() {
         let entries = match list(&destination.join(&directory)) {
             Ok(entries) => entries,
+            // Gone, or no longer a directory (then reported as modified if recorded).
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue
+            }
             // What was added there this user cannot see: no verdict on it, never "intact".
             Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
                 unreadable.push(format!("{directory}/"));
                 continue;
             }
-            Err(_) => continue,
+            // One that cannot be listed otherwise (a path too long to name: no install makes
+            // one) is itself an addition; a recorded one gives no verdict.
+            Err(_) => {
+                match directories.contains(directory.as_str()) {
+                    true => unreadable.push(format!("{directory}/")),
+                    false => added.push(format!("{directory}/")),
+                }
+                continue;
+            }
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let relative = format!("{directory}/{name}");
-            // Not followed: a link is a file here, reported by its own name.
-            let is_directory = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            // Not followed: a link is a file here.
+            let kind = entry.file_type();
+            let is_directory = kind.as_ref().is_ok_and(|kind| kind.is_dir());
             if name == "__pycache__" {
                 if is_directory && watch == Watch::Everything {
                     installed_pyc.extend(still_installed(destination, &relative, bytecode));
                 }
                 continue;
             }
-            if is_database(&relative) {
+            // A database is a file: a directory so named may hold code.
+            if !is_directory && is_database(&relative) {
                 continue;
             }
+            // In the app, a link added under a module's name is code as much as a module is:
+            // Python imports a package through a link named `sitecustomize` to any directory.
+            let link = kind.is_ok_and(|kind| kind.is_symlink()) && identifier(&name);
             if is_directory {
                 let recorded = directories.contains(relative.as_str()) || made.contains(&relative);
                 match watch == Watch::Everything && !recorded {
@@ -479,7 +511,7 @@ fn added(
                     false => pending.push((relative, watch)),
                 }
             } else if !expected.contains_key(&relative)
-                && (watch != Watch::Code || importable(&name))
+                && (watch != Watch::Code || link || importable(&name))
             {
                 added.push(relative);
             }
@@ -594,6 +626,17 @@ mod tests {
         // What is code in the app directory, which is on `sys.path`.
         std::fs::write(release.join("mysite/sitecustomize.py"), "x").expect("code");
         std::fs::write(release.join("mysite/media/2026/shell.so"), "x").expect("code");
+        // A link is imported as a package whatever its name; a directory named like a
+        // database is no database; static.in/ is looked at though no static was packed.
+        std::fs::create_dir_all(release.join("mysite/media/__pycache__")).expect("mkdir");
+        std::os::unix::fs::symlink("media/__pycache__", release.join("mysite/sitecustomize"))
+            .expect("link");
+        std::os::unix::fs::symlink("/srv/static/base.css", release.join("mysite/base.css"))
+            .expect("collectstatic --link");
+        std::fs::create_dir_all(release.join("mysite/uploads.db")).expect("mkdir");
+        std::fs::write(release.join("mysite/uploads.db/evil.py"), "x").expect("code");
+        std::fs::create_dir_all(release.join("static.in/0")).expect("mkdir");
+        std::fs::write(release.join("static.in/0/evil.js"), "x").expect("static");
         let report = check(&release, &contents(&release));
         assert_eq!(report.missing, vec![format!("{site}/pkg/util.py")]);
         assert_eq!(
@@ -621,12 +664,66 @@ mod tests {
             report.added,
             vec![
                 "mysite/media/2026/shell.so".to_string(),
+                "mysite/sitecustomize".to_string(),
                 "mysite/sitecustomize.py".to_string(),
+                "mysite/uploads.db/evil.py".to_string(),
+                "static.in/0/evil.js".to_string(),
                 format!("{site}/intruder/"),
                 format!("{site}/pkg/evil.py"),
             ]
         );
         assert!(!report.intact());
+    }
+
+    /// A directory too deep to name in one path (a tree planted below the app, reached from
+    /// a link with a short name) is an addition: no install makes one.
+    #[test]
+    fn a_directory_too_deep_to_list_is_added() {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::Mode;
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let name = "d".repeat(250);
+        let mut directory = nix::fcntl::open(
+            &release.join("mysite"),
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .expect("open");
+        for _ in 0..18 {
+            nix::sys::stat::mkdirat(&directory, name.as_str(), Mode::from_bits_truncate(0o755))
+                .expect("mkdirat");
+            directory = openat(
+                &directory,
+                name.as_str(),
+                OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+                Mode::empty(),
+            )
+            .expect("openat");
+        }
+        let file = openat(
+            &directory,
+            "evil.py",
+            OFlag::O_CREAT | OFlag::O_WRONLY,
+            Mode::from_bits_truncate(0o644),
+        )
+        .expect("create");
+        drop(file);
+        let report = check(&release, &contents(&release));
+        assert!(report.unreadable.is_empty(), "{:?}", report.lines());
+        assert_eq!(report.added.len(), 1, "{:?}", report.lines());
+        assert!(report.added[0].starts_with("mysite/ddd") && report.added[0].ends_with('/'));
+        assert!(report.differs());
+    }
+
+    #[test]
+    fn identifiers_are_told() {
+        for name in ["sitecustomize", "_x", "média", "a1"] {
+            assert!(identifier(name), "{name}");
+        }
+        for name in ["", "1a", "base.css", "a-b", "a b"] {
+            assert!(!identifier(name), "{name}");
+        }
     }
 
     /// Nothing is added to the static directories but by hand (a deployment collects their
