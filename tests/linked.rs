@@ -554,6 +554,40 @@ fn an_edit_in_place_of_linked_byte_code_shows_on_a_kernel_without_birth_times() 
     edit_linked_byte_code_in_place(&python, work.path(), &artifacts, Some(&kernel));
 }
 
+/// Root's `--check` of a release another user owns (deployed as root here, then given to uid
+/// 65534 with its stamps) compares its byte-code as the owner's own check does: the stamps
+/// are DEST's owner's.
+#[test]
+fn root_checks_the_byte_code_of_a_release_another_user_owns() {
+    let root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    if root != 0 {
+        eprintln!("skipped: needs root (to give the release to another user)");
+        return;
+    }
+    let (python, work, artifacts) = compiled_at_pack_time();
+    let release = work.path().join("releases/1");
+    deploy(&artifacts.v2, &release, &python.path, &[]);
+    let given = run(Command::new("chown")
+        .args(["-hR", "65534:65534"])
+        .arg(&release));
+    assert!(given.status.success());
+    assert_intact(&artifacts.v2, &release);
+    let pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
+    let mut bytes = std::fs::read(release.join(&pyc)).expect("the .pyc");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(release.join(&pyc))
+        .expect("open in place");
+    file.write_all(&bytes).expect("overwrite");
+    drop(file);
+    let (code, report) = check(&artifacts.v2, &release);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(modified(&report), [pyc.to_string_lossy()], "{report}");
+}
+
 /// [`check`], run through `kernel` ([`pysfx_e2e::tools::kernel310`]) when given.
 fn check_under(
     kernel: Option<&[PathBuf; 2]>,

@@ -255,10 +255,16 @@ impl Stamps {
     /// The stamps file of `release`, or `None` when there is none this user wrote, or it is not
     /// one.
     pub fn read(release: &Path) -> Option<Stamps> {
+        Stamps::read_written_by(release, None)
+    }
+
+    /// [`Stamps::read`], of a stamps file this user or `owner` wrote.
+    fn read_written_by(release: &Path, owner: Option<u32>) -> Option<Stamps> {
         let (file, metadata) =
             pysfx_release::paths::open_regular(&release.join(STAMPS_FILE), MAX_BYTES).ok()?;
-        let euid = nix::unistd::geteuid().as_raw();
-        if metadata.uid() != euid || metadata.mode() & 0o022 != 0 || !keeps_ctime(release) {
+        let uid = metadata.uid();
+        let trusted = uid == nix::unistd::geteuid().as_raw() || Some(uid) == owner;
+        if !trusted || metadata.mode() & 0o022 != 0 || !keeps_ctime(release) {
             return None;
         }
         Stamps::parse(&pysfx_release::paths::read_opened(file, &metadata).ok()?)
@@ -383,12 +389,16 @@ impl Stamps {
 /// so Python writing a `.pyc` again may well get the old number); where the kernel gives no
 /// birth time (before Linux 4.11, as on CentOS 7, or a filesystem that keeps none), the same
 /// inode. Byte-code compiled at install by an earlier stub is stamped without a digest and
-/// is not compared; without stamps this user may trust (see [`Stamps::read`]), none is.
+/// is not compared. The stamps are read when this user or DEST's owner wrote them (root
+/// checking a deploy user's release: `--check` holds the release to what its owner's
+/// receipt and RECORDs say, and the stamps are no less the owner's); without such stamps
+/// (see [`Stamps::read`]), no byte-code is compared.
 pub fn check_release(
     release: &Path,
     contents: &pysfx_release::receipt::Contents,
 ) -> pysfx_release::check::CheckReport {
-    let stamps = Stamps::read(release);
+    let owner = std::fs::symlink_metadata(release).map(|metadata| metadata.uid());
+    let stamps = Stamps::read_written_by(release, owner.ok());
     let bytecode = |path: &str, metadata: &std::fs::Metadata| -> Option<String> {
         let entry = stamps.as_ref()?.entry(path.strip_prefix("venv/")?)?;
         let known = entry.sha256 != [0; 32];
