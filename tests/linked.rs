@@ -574,15 +574,7 @@ fn root_checks_the_byte_code_of_a_release_another_user_owns() {
     assert!(given.status.success());
     assert_intact(&artifacts.v2, &release);
     let pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
-    let mut bytes = std::fs::read(release.join(&pyc)).expect("the .pyc");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(release.join(&pyc))
-        .expect("open in place");
-    file.write_all(&bytes).expect("overwrite");
-    drop(file);
+    edit_last_byte_in_place(&release.join(&pyc));
     let (code, report) = check(&artifacts.v2, &release);
     assert_eq!(code, 3, "{report}");
     assert_eq!(modified(&report), [pyc.to_string_lossy()], "{report}");
@@ -639,15 +631,7 @@ fn edit_linked_byte_code_in_place(
     for release in [&first, &second] {
         intact(release);
     }
-    let mut bytes = std::fs::read(second.join(&pyc)).expect("the .pyc");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(second.join(&pyc))
-        .expect("open in place");
-    file.write_all(&bytes).expect("overwrite");
-    drop(file);
+    edit_last_byte_in_place(&second.join(&pyc));
     for release in [&first, &second] {
         let (code, report) = check_under(kernel, &artifacts.v2, release);
         assert_eq!(code, 3, "--check {}: {report}", release.display());
@@ -659,6 +643,19 @@ fn edit_linked_byte_code_in_place(
     std::fs::write(&fresh, b"not the install's byte-code").expect("write");
     std::fs::rename(&fresh, second.join(&pyc)).expect("rename");
     intact(&second);
+}
+
+/// Changes the last byte of the file at `path`, in place (the same inode; for a `.pyc`, the
+/// code changed and the header kept, so the interpreter would run it).
+fn edit_last_byte_in_place(path: &Path) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open in place");
+    file.write_all(&bytes).expect("overwrite");
 }
 
 /// Edits two files of release 1 in place: appends a line to a module, and changes one byte of

@@ -370,19 +370,10 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
         second.len()
     );
     let litter = |project: &Path| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(project)
-            .expect("list the project")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .filter(|name| name == "build" || name.ends_with(".egg-info"))
-            .collect();
-        names.sort();
+        let names = pysfx_e2e::listing(project).into_iter();
         names
+            .filter(|name| name == "build" || name.ends_with(".egg-info"))
+            .collect()
     };
     assert_eq!(litter(&project), Vec::<String>::new());
     // A module packed once and deleted since is not packed again.
