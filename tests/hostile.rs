@@ -338,7 +338,17 @@ fn entries_the_manifest_does_not_account_for_are_refused() {
 #[test]
 fn a_manifest_that_lies_about_its_wheels_is_the_artifacts_fault() {
     type Tamper = fn(&mut pysfx_format::Manifest);
-    let cases: [(&str, Tamper, &str); 5] = [
+    let cases: [(&str, Tamper, &str); 7] = [
+        (
+            "many strings",
+            |manifest| manifest.wheels[0].requires_dist = vec!["x".into(); 1_500_000],
+            "implausibly many entries (1500",
+        ),
+        (
+            "many requirements",
+            |manifest| manifest.wheels[0].requires_dist = vec!["x".into(); 150_000],
+            "150000 Requires-Dist lines in all, implausibly many",
+        ),
         (
             "requirement",
             |manifest| {
@@ -387,6 +397,51 @@ fn a_manifest_that_lies_about_its_wheels_is_the_artifacts_fault() {
         assert_refused(work.path(), &artifact, case, message);
         assert_verify_refuses(&artifact, case);
     }
+}
+
+/// A manifest of millions of tiny strings (4 bytes of JSON each, 12 MB deflated to a few
+/// kilobytes) is refused before it is parsed: a few megabytes of memory, not gigabytes.
+#[test]
+fn a_manifest_of_millions_of_strings_costs_no_memory_to_refuse() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = raw_artifact(
+        &work.path().join("strings.sfx"),
+        &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+        &[("demoapp/app.py", b"x = 1\n")],
+        |manifest| manifest.wheels[0].requires_dist = vec!["x".into(); 3_000_000],
+    );
+    let verify = |command: &mut std::process::Command| {
+        let output = run(command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("implausibly many entries"), "{stderr}");
+        let peak: u64 = (stderr.lines())
+            .find_map(|line| line.strip_prefix("peak-kib "))
+            .and_then(|kib| kib.trim().parse().ok())
+            .expect("/usr/bin/time's line");
+        assert!(peak < 100 * 1024, "peak {peak} KiB: {stderr}");
+    };
+    let timed = || {
+        let mut command = std::process::Command::new("/usr/bin/time");
+        command.args(["-f", "peak-kib %M"]);
+        command
+    };
+    let destination = work.path().join("releases/1");
+    verify(
+        timed()
+            .arg(&artifact)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(host_python()),
+    );
+    assert!(!destination.exists());
+    verify(
+        timed()
+            .arg(&pysfx_e2e::binaries().pysfx)
+            .arg("verify")
+            .arg(&artifact),
+    );
 }
 
 /// A member whose bytes differ from its RECORD hash is refused by `pysfx pack` (above), by

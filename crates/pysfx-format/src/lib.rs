@@ -20,7 +20,8 @@ pub use digest::{on_threads, DigestScheme, PIECE_BYTES};
 pub use hash::sha256_reader;
 pub use manifest::{
     check_app_name, check_app_version, deserialize_manifest, AppInfo, BytecodeBundle, Manifest,
-    Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, RESERVED_APP_NAMES,
+    Target, ThinBase, WheelEntry, WheelSet, FORMAT_VERSION, MANIFEST_NAME, MAX_MANIFEST_STRINGS,
+    MAX_REQUIRES_DIST, RESERVED_APP_NAMES,
 };
 pub use member::{
     data_within, local_fields_mismatch, local_name_mismatch, member_ends, scan_members,

@@ -18,8 +18,27 @@ pub fn deserialize_manifest<'de, D: serde::Deserializer<'de>>(
     Manifest::deserialize(deserializer)
 }
 
-/// A [`Manifest`] from JSON text (trailing whitespace allowed, nothing else).
+/// The most strings (keys and values) a manifest's JSON may hold. A manifest of 1,000 wheels
+/// holds about 30,000; each string costs a few dozen bytes once parsed, and a requirement far
+/// more once the completeness check reads it, so 64 MiB of `"x",` would cost gigabytes.
+pub const MAX_MANIFEST_STRINGS: usize = 1_000_000;
+
+/// The most `Requires-Dist` lines of all a manifest's wheels together (a set of 1,000 wheels
+/// with 100 each; the largest distributions on PyPI have a few hundred).
+pub const MAX_REQUIRES_DIST: usize = 100_000;
+
+/// A [`Manifest`] from JSON text (trailing whitespace allowed, nothing else), of at most
+/// [`MAX_MANIFEST_STRINGS`] strings (counted before it is parsed).
 pub(crate) fn manifest_from_slice(text: &[u8]) -> Result<Manifest, serde_json::Error> {
+    // Each string opens and closes with a quote; an escaped quote inside one counts too,
+    // which only makes a text of many of them refused sooner.
+    let quotes = text.iter().filter(|byte| **byte == b'"').count();
+    if quotes / 2 > MAX_MANIFEST_STRINGS {
+        return Err(serde::de::Error::custom(format!(
+            "implausibly many entries ({} strings; at most {MAX_MANIFEST_STRINGS})",
+            quotes / 2
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(text);
     let manifest = deserialize_manifest(&mut deserializer)?;
     deserializer.end()?;
@@ -355,6 +374,13 @@ impl Manifest {
     /// payload paths, never written by them.
     pub fn validate(&self) -> Result<(), String> {
         check_app_name(&self.app.name)?;
+        let requirements: usize = self.wheels.iter().map(|w| w.requires_dist.len()).sum();
+        if requirements > MAX_REQUIRES_DIST {
+            return Err(format!(
+                "its wheels have {requirements} Requires-Dist lines in all, implausibly many (at \
+                 most {MAX_REQUIRES_DIST})"
+            ));
+        }
         // A set's own requirement lines name distributions and versions, never a URL (PEP
         // 508's `name @ url`, before any marker): the install holds wheels to them by name.
         for set in &self.sets {
@@ -532,6 +558,33 @@ mod tests {
             assert!(error.contains("bidirectional or invisible"), "{error}");
         }
         assert_eq!(check_app_version("1.0-été"), Ok(()));
+    }
+
+    /// A small manifest of many tiny strings (a few bytes of JSON each, tens of bytes once
+    /// parsed, far more once a requirement is read) is refused before it is parsed; so are
+    /// implausibly many requirements.
+    #[test]
+    fn implausibly_many_entries_are_refused() {
+        let manifest = |requires: usize| {
+            let requires_dist = vec!["x"; requires];
+            serde_json::json!({"format_version": 1, "pysfx_version": "0.1.0",
+                "app": {"name": "site", "files": 0, "bytes": 0},
+                "sets": [{"name": "wheels", "wheels": ["wheels/x.whl"]}],
+                "wheels": [{"path": "wheels/x.whl", "filename": "x-1.0-py3-none-any.whl",
+                    "name": "x", "version": "1.0", "sha256": "0".repeat(64), "size": 1,
+                    "unpacked_bytes": 1, "requires_dist": requires_dist}],
+                "unpacked_bytes": 0})
+            .to_string()
+        };
+        let fits = manifest_from_slice(manifest(MAX_REQUIRES_DIST).as_bytes()).expect("parsed");
+        assert_eq!(fits.validate(), Ok(()));
+        let over = manifest_from_slice(manifest(MAX_REQUIRES_DIST + 1).as_bytes()).expect("parsed");
+        let error = over.validate().expect_err("too many requirements");
+        assert!(error.contains("implausibly many"), "{error}");
+        let error = manifest_from_slice(manifest(MAX_MANIFEST_STRINGS).as_bytes())
+            .expect_err("too many strings")
+            .to_string();
+        assert!(error.contains("implausibly many entries"), "{error}");
     }
 
     #[test]

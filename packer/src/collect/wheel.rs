@@ -126,6 +126,17 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         );
     }
     let record_sha256 = record_digest(&mut archive).with_context(context)?;
+    // The stub refuses a manifest of more requirements than this (each costs it memory to
+    // check): refuse the wheel here.
+    let requirements = prepared.requires_dist().len();
+    if requirements > pysfx_format::MAX_REQUIRES_DIST {
+        bail!(
+            "invalid wheel {}: {requirements} Requires-Dist lines, implausibly many (an \
+             artifact holds at most {} in all)",
+            shown(path),
+            pysfx_format::MAX_REQUIRES_DIST
+        );
+    }
     // The stub refuses a wheel whose requirements it cannot read (it could not tell the
     // release is complete): refuse it here.
     for text in prepared.requires_dist() {

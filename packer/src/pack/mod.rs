@@ -160,6 +160,10 @@ pub fn run(args: &PackArgs) -> Result<()> {
         sboms: true,
     };
 
+    // What the stub would refuse (implausibly many requirements, say): refused here.
+    manifest
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("the manifest this pack would write: {reason}"))?;
     check_sets_complete(&manifest)?;
     checks::check_given_interpreters_fit(&manifest, &sets)?;
     checks::warn_if_no_python_fits(&manifest, &max_glibc);
