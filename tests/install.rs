@@ -578,3 +578,76 @@ fn sources_without_bytecode(directory: &Path, version: &str) -> Vec<PathBuf> {
     }
     missing
 }
+
+/// A module whose byte-code's file name would be longer than Linux takes (a name of 240 bytes
+/// or more: `.cpython-311.pyc` adds 16) installs without it, as pip installs it: from the
+/// artifact, from one packed with its byte-code, and linked from a release before; the other
+/// modules keep theirs, and the long one imports from source.
+#[test]
+fn a_module_too_long_to_have_byte_code_installs_without_it() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let module = "m".repeat(240);
+    let wheels = root.join("wheels");
+    pysfx_e2e::build_tiny(
+        &wheels,
+        &serde_json::json!({"name": "longname", "version": "1.0",
+            "files": {format!("longname/{module}.py"): "LONG = 'imported'\n"}}),
+    );
+    let app = make_app(root, "demoapp");
+    let packed = |name: &str, extra: &[&OsStr]| {
+        let mut args = vec![
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ];
+        args.extend_from_slice(extra);
+        pack(&args, &root.join(name))
+    };
+    let plain = packed("plain.sfx", &[]);
+    let compiled = packed(
+        "compiled.sfx",
+        &[OsStr::new("--python"), python.path.as_os_str()],
+    );
+    let current = root.join("releases/current");
+    let link = [OsStr::new("--link"), current.as_os_str()];
+    for (number, artifact, extra) in [
+        (1, &plain, &[][..]),
+        (2, &compiled, &[][..]),
+        (3, &plain, &link[..]),
+        (4, &compiled, &link[..]),
+    ] {
+        let destination = root.join(format!("releases/{number}"));
+        let (code, _, stderr) = install_with(artifact, &destination, &python.path, extra);
+        assert_eq!(code, 0, "release {number}: {stderr}");
+        let package = destination.join("venv/lib/python3.11/site-packages/longname");
+        assert!(
+            package
+                .join("__pycache__/__init__.cpython-311.pyc")
+                .is_file(),
+            "release {number}"
+        );
+        let missing = sources_without_bytecode(&package, "3.11");
+        assert_eq!(
+            missing,
+            [package.join(format!("{module}.py"))],
+            "release {number}"
+        );
+        let output = run(Command::new(destination.join("venv/bin/python"))
+            .args(["-B", "-c"])
+            .arg(format!("import longname.{module} as m; print(m.LONG)")));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            "imported",
+            "release {number}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if number == 2 {
+            // The next releases link from the one before.
+            std::os::unix::fs::symlink(&destination, &current).expect("symlink");
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub fn wheel_requiring_python(
 }
 
 /// A [`tiny_wheel`] as `config` describes it (`tests/fixtures/tinybackend.py`: `name`,
-/// `version`, `requires`, `tag`, `requires_python`).
+/// `version`, `requires`, `tag`, `requires_python`, `files`).
 pub fn build_tiny(out: &Path, config: &serde_json::Value) -> PathBuf {
     let source = tempfile::tempdir().expect("tempdir");
     let project = tiny_project(source.path(), "unused", "0", &[]);

@@ -17,6 +17,9 @@ use pysfx_tree::{CopyError, CopyOptions, DiskTree, Sink, Stamp, Tree, TreeError}
 
 use crate::{Interpreter, VenvError};
 
+/// The longest file name Linux takes, in bytes.
+const NAME_MAX: usize = 255;
+
 /// One source file to compile.
 #[derive(Debug, Clone)]
 pub struct CompileJob {
@@ -62,17 +65,17 @@ impl PycFormat {
         )
     }
 
-    /// `pkg/mod.py` → `pkg/__pycache__/mod.<cache_tag>.pyc`.
+    /// `pkg/mod.py` → `pkg/__pycache__/mod.<cache_tag>.pyc`; `None` when the `.pyc` file's
+    /// name would be longer than Linux takes (NAME_MAX, 255 bytes: a module name of 240 or
+    /// more). Python writes no byte-code for such a module either, and imports it from source.
     pub fn pyc_of(&self, source: &str) -> Option<String> {
         let (directory, file) = match source.rsplit_once('/') {
             Some((directory, file)) => (format!("{directory}/"), file),
             None => (String::new(), source),
         };
         let stem = file.strip_suffix(".py")?;
-        Some(format!(
-            "{directory}__pycache__/{stem}.{}.pyc",
-            self.cache_tag
-        ))
+        let name = format!("{stem}.{}.pyc", self.cache_tag);
+        (name.len() <= NAME_MAX).then(|| format!("{directory}__pycache__/{name}"))
     }
 
     /// The header of a timestamp-based `.pyc` of a source of this mtime and size (each taken
@@ -677,6 +680,11 @@ mod tests {
             Some("__pycache__/mod.cpython-311.pyc")
         );
         assert_eq!(link.pyc_of("pkg/data.txt"), None);
+        // `.cpython-311.pyc` is 16 bytes: a stem of 239 makes a name of 255, one of 240 none.
+        let longest = format!("pkg/{}.py", "m".repeat(239));
+        let name = link.pyc_of(&longest).expect("a name of 255 bytes");
+        assert_eq!(name.rsplit('/').next().map(str::len), Some(255));
+        assert_eq!(link.pyc_of(&format!("pkg/{}.py", "m".repeat(240))), None);
         assert!(PycFormat::new("a70d0d", Some("cpython-311"), (3, 11)).is_none());
         assert!(PycFormat::new("zz0d0d0a", Some("cpython-311"), (3, 11)).is_none());
         assert!(PycFormat::new("a70d0d0a", None, (3, 11)).is_none());
