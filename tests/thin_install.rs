@@ -1177,3 +1177,74 @@ fn a_wheel_with_rows_no_release_gives_back_installs_thin() {
         record(&root.path().join("full"))
     );
 }
+
+/// A wheel whose RECORD is more than half of what an install reads of a base release's RECORD
+/// (16 MiB: the installed RECORD can be longer than the wheel's) is carried whole by a thin
+/// pack, which says so, and not left out: the thin artifact installs beside its base. (Its
+/// RECORD here is 9.4 MB: 5,000 files of 1,800-byte paths.)
+#[test]
+fn a_wheel_whose_record_is_too_long_to_take_from_a_release_is_carried_whole() {
+    const SCRIPT: &str = r#"
+import base64, hashlib, os, sys, zipfile
+digest = base64.urlsafe_b64encode(hashlib.sha256(b"x").digest()).rstrip(b"=").decode()
+deep = "bigrecord/" + "/".join(["d" * 200] * 8)
+files = [("bigrecord/__init__.py", b"")] + [
+    ("%s/%05d%s.txt" % (deep, n, "f" * 180), b"x") for n in range(5000)]
+files += [
+    ("bigrecord-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: bigrecord\nVersion: 1.0\n"),
+    ("bigrecord-1.0.dist-info/WHEEL",
+     b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+]
+rows = []
+with zipfile.ZipFile(os.path.join(sys.argv[1], "bigrecord-1.0-py3-none-any.whl"), "w") as archive:
+    for name, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append("%s,sha256=%s,%d" % (name, digest, len(data)))
+        archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+    rows.append("bigrecord-1.0.dist-info/RECORD,,")
+    archive.writestr(zipfile.ZipInfo("bigrecord-1.0.dist-info/RECORD", (1980, 1, 1, 0, 0, 0)),
+                     "\n".join(rows) + "\n")
+"#;
+    let python = python(11);
+    let root = tempfile::tempdir().expect("tempdir");
+    let app = make_app(root.path(), "demoapp");
+    let wheels = |tinylib: &str| {
+        let directory = root.path().join(format!("wheels-{tinylib}"));
+        std::fs::create_dir_all(&directory).expect("create");
+        let output = run(Command::new(host_python())
+            .args(["-c", SCRIPT])
+            .arg(&directory));
+        assert!(output.status.success(), "{output:?}");
+        let datapkg = datapkg_wheel().join("pysfx_datapkg-1.0-py3-none-any.whl");
+        std::fs::copy(&datapkg, directory.join(datapkg.file_name().expect("name"))).expect("copy");
+        tiny_wheel(&directory, "tinylib", tinylib, &[]);
+        directory
+    };
+    let v1 = pack_ok(
+        &app,
+        "1.0",
+        &wheels("1.0"),
+        &[],
+        &root.path().join("v1.sfx"),
+    );
+    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+    let thin = root.path().join("thin.sfx");
+    let packed = pack_version(&app, "2.0", &wheels("1.1"), &thin_from, &thin);
+    let stderr = String::from_utf8_lossy(&packed.stderr);
+    assert!(packed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bigrecord-1.0-py3-none-any.whl: carried whole")
+            && stderr.contains("its RECORD is"),
+        "{stderr}"
+    );
+    assert_eq!(left_out(&thin), ["pysfx_datapkg-1.0-py3-none-any.whl"]);
+    let releases = root.path().join("releases");
+    install_base(&v1, &releases.join("1"), &python);
+    let json = install_base(&thin, &releases.join("2"), &python);
+    assert!(linked_files(&json) > 0, "{json}");
+    let site = site_packages(&releases.join("2"), &python);
+    assert_eq!(
+        listing(&site.join(format!("bigrecord/{}", vec!["d".repeat(200); 8].join("/")))).len(),
+        5000
+    );
+}

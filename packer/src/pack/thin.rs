@@ -276,9 +276,10 @@ pub(crate) fn husk_payload_path(info: &WheelInfo) -> String {
 
 /// The husk of `wheel` (`info` read from it), written under `work`: the members
 /// `pysfx_wheel::husk_carries` takes, raw-copied (names, compressed bytes, times and unix
-/// permissions as they are, so the husk is deterministic), and RECORD's skeleton. `None`, with a warning, when the wheel must be
-/// carried whole: a file outside the husk has no RECORD row with a sha256 hash and a size, by
-/// which the install checks a file before linking it.
+/// permissions as they are, so the husk is deterministic), and RECORD's skeleton. `None`, with
+/// a warning, when the wheel must be carried whole: its RECORD is too long for the install to
+/// read back from a release, or a file outside the husk has no RECORD row with a sha256 hash
+/// and a size, by which the install checks a file before linking it.
 pub(crate) fn make_husk(
     wheel: &Path,
     info: &WheelInfo,
@@ -304,6 +305,20 @@ pub(crate) fn make_husk(
             && !skeleton
             && !checkable
     });
+    // The install reads the release's RECORD of the wheel whole, up to a limit; the installed
+    // RECORD can be longer than the wheel's (its headers' rows name their place in the venv),
+    // so a wheel whose RECORD is half that is carried whole (no real one comes near it).
+    let longest = pysfx_install::MAX_BASE_RECORD_BYTES / 2;
+    if record_text.len() as u64 > longest {
+        warn!(
+            "{}: carried whole although --thin-from carries it too: its RECORD is {} bytes, \
+             more than an install reads from a release ({} MiB)",
+            info.filename,
+            record_text.len(),
+            longest >> 20
+        );
+        return Ok(None);
+    }
     if let Some(member) = unchecked {
         warn!(
             "{}: carried whole although --thin-from carries it too: RECORD has no sha256 hash \

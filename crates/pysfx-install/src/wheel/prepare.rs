@@ -363,8 +363,9 @@ fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The largest RECORD read from a base release.
-const MAX_BASE_RECORD_BYTES: u64 = 16 << 20;
+/// The largest RECORD read from a base release (`pysfx pack --thin-from` carries whole a
+/// wheel whose RECORD comes near it).
+pub const MAX_BASE_RECORD_BYTES: u64 = 16 << 20;
 
 /// The husk's RECORD skeleton filled in from the base release's RECORD
 /// (`pysfx_wheel::fill_hashes`): each blank row's member goes where the install puts it, and
