@@ -32,6 +32,23 @@ impl std::fmt::Display for Unmet {
     }
 }
 
+/// The most unmet requirements an error lists (a line of thousands helps no one).
+const MAX_LISTED: usize = 20;
+
+/// `unmet` as one error's list: `a needs "b": why; …`, the first [`MAX_LISTED`] of them and
+/// how many more.
+pub fn list_unmet(unmet: &[Unmet]) -> String {
+    let mut lines: Vec<String> = unmet
+        .iter()
+        .take(MAX_LISTED)
+        .map(ToString::to_string)
+        .collect();
+    if unmet.len() > MAX_LISTED {
+        lines.push(format!("and {} more", unmet.len() - MAX_LISTED));
+    }
+    lines.join("; ")
+}
+
 /// Why a requirement is unmet when its distribution is in no wheel of the set.
 pub const NOT_IN_SET: &str = "it is not in the artifact's wheel set";
 
@@ -268,5 +285,20 @@ mod tests {
         let found = unmet_requirements(&[app], &skipped, &environment("3.11.0")).expect("valid");
         assert_eq!(found.len(), 1);
         assert!(found[0].reason.contains("Requires-Python <3"), "{found:?}");
+    }
+
+    /// An error lists twenty unmet requirements and counts the rest.
+    #[test]
+    fn a_long_list_is_cut() {
+        let requires: Vec<String> = (0..10_000).map(|n| format!("missing{n:05}")).collect();
+        let requires: Vec<&str> = requires.iter().map(String::as_str).collect();
+        let app = wheel("app", "1.0", &requires);
+        let unmet = unmet_requirements(&[app], &[], &environment("3.11.0")).expect("valid");
+        assert_eq!(unmet.len(), 10_000);
+        let listed = list_unmet(&unmet);
+        assert!(listed.contains("\"missing00019\""), "{listed}");
+        assert!(!listed.contains("missing00020"), "{listed}");
+        assert!(listed.ends_with("; and 9980 more"), "{listed}");
+        assert_eq!(list_unmet(&unmet[..2]).matches("; ").count(), 1);
     }
 }

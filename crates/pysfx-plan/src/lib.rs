@@ -4,7 +4,7 @@
 mod complete;
 pub mod sbom;
 
-pub use complete::{parse_requirements, unmet_requirements, Unmet};
+pub use complete::{list_unmet, parse_requirements, unmet_requirements, Unmet};
 
 use std::collections::HashSet;
 
@@ -208,7 +208,6 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         first_failure.get_or_insert((set.name.clone(), selection.missing));
     }
     if let (None, Some((set_name, unmet))) = (&first_failure, first_unmet) {
-        let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
         // What to do differs: a distribution the set lacks is packed; one at a version that
         // does not meet the requirement, or left out for its Requires-Python, needs other
         // wheels (or another Python).
@@ -221,13 +220,13 @@ pub fn choose(manifest: &Manifest, interpreter: &Interpreter) -> Result<Plan, Pl
         };
         return Err(PlanError::Unmet(format!(
             "set {set_name} does not meet {} for CPython {}: {}; {hint}",
-            if lines.len() == 1 {
+            if unmet.len() == 1 {
                 "a requirement"
             } else {
                 "these requirements"
             },
             interpreter.version(),
-            lines.join("; ")
+            complete::list_unmet(&unmet)
         )));
     }
     let (set_name, missing) = first_failure.unwrap_or_default();

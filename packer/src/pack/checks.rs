@@ -40,13 +40,12 @@ pub(crate) fn check_sets_complete(manifest: &Manifest) -> Result<()> {
         let unmet = pysfx_plan::unmet_requirements(&chosen, &[], &environment)
             .map_err(|reason| anyhow!(reason))?;
         if !unmet.is_empty() {
-            let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
             bail!(
                 "set {} (CPython {}) does not meet {}: {}; add the missing distributions to the requirements (or a --wheels directory)",
                 set.name,
                 target.python_version,
-                if lines.len() == 1 { "a requirement" } else { "these requirements" },
-                lines.join("; ")
+                if unmet.len() == 1 { "a requirement" } else { "these requirements" },
+                pysfx_plan::list_unmet(&unmet)
             );
         }
     }
@@ -343,10 +342,9 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
                 if unmet.is_empty() {
                     return;
                 }
-                let lines: Vec<String> = unmet.iter().map(ToString::to_string).collect();
                 (
                     (0, unmet.len()),
-                    format!("does not meet {}", lines.join("; ")),
+                    format!("does not meet {}", pysfx_plan::list_unmet(&unmet)),
                 )
             } else {
                 let names: Vec<String> = selection.missing.into_iter().map(|m| m.name).collect();
