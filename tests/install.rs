@@ -597,14 +597,7 @@ fn a_module_too_long_to_have_byte_code_installs_without_it() {
     );
     let app = make_app(root, "demoapp");
     let packed = |name: &str, extra: &[&OsStr]| {
-        let mut args = vec![
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ];
-        args.extend_from_slice(extra);
+        let args = pysfx_e2e::app_and_wheels(&app, &wheels, extra);
         pack(&args, &root.join(name))
     };
     let plain = packed("plain.sfx", &[]);

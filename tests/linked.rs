@@ -94,14 +94,7 @@ fn artifacts_packed_with(root: &Path, compiled_for: Option<u32>, extra: &[&OsStr
             format!("GREETING = {greeting:?}\n"),
         )
         .expect("write the app");
-        let mut args = vec![
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ];
-        args.extend_from_slice(extra);
+        let args = pysfx_e2e::app_and_wheels(&app, &wheels, extra);
         pack(&args, &root.join(format!("v{number}.sfx")))
     };
     let v1 = pack_version(1, "1.0", "hello from release 1");

@@ -261,16 +261,8 @@ fn quiet_draws_no_progress_bar_on_a_terminal() {
         tiny_wheel(&wheels, name, "1.0", &[]);
     }
     let pack = |quiet: bool| {
-        let mut args = vec![
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ];
-        if quiet {
-            args.push(OsStr::new("-q"));
-        }
+        let flag = [OsStr::new("-q")];
+        let args = pysfx_e2e::app_and_wheels(&app, &wheels, if quiet { &flag } else { &[] });
         on_terminal(
             &shell_line(&pack_command(&args, &work.path().join("site.sfx"))),
             &[],

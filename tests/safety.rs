@@ -1238,18 +1238,9 @@ fn a_parent_that_ignores_sigchld_changes_nothing() {
     pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
     let python = host_python();
     let app = make_app(work.path(), "demoapp");
+    let with = [OsStr::new("--python"), python.as_os_str()];
     let pack_args = |with_python: bool| {
-        let mut args = vec![
-            OsStr::new("--app"),
-            app.as_os_str(),
-            OsStr::new("--wheels"),
-            wheels.as_os_str(),
-            OsStr::new("--no-bootstrap"),
-        ];
-        if with_python {
-            args.extend([OsStr::new("--python"), python.as_os_str()]);
-        }
-        args
+        pysfx_e2e::app_and_wheels(&app, &wheels, if with_python { &with } else { &[] })
     };
     // Byte-code compiled at pack time by the interpreter the packer asks.
     let packed = work.path().join("packed.sfx");

@@ -25,6 +25,6 @@ pub use raw::{
     raw_artifact, raw_artifact_with_links, reseal, reseal_leaving_out, reseal_replacing,
 };
 pub use running::{
-    assert_pip_check, install, install_with, listing, nobody_python, pack, pack_command,
-    pack_version, pip_list, run, run_as_nobody, run_json, snapshot, tree,
+    app_and_wheels, assert_pip_check, install, install_with, listing, nobody_python, pack,
+    pack_command, pack_version, pip_list, run, run_as_nobody, run_json, snapshot, tree,
 };

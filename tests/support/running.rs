@@ -78,6 +78,25 @@ pub fn pack_version(
     run(pack_command(&args, output).env("SOURCE_DATE_EPOCH", "1700000000"))
 }
 
+/// The arguments of a pack of `app` with the wheels in `wheels` and no bootstrap wheels,
+/// then `extra`.
+pub fn app_and_wheels<'a>(
+    app: &'a Path,
+    wheels: &'a Path,
+    extra: &[&'a std::ffi::OsStr],
+) -> Vec<&'a std::ffi::OsStr> {
+    use std::ffi::OsStr;
+    let mut args = vec![
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--wheels"),
+        wheels.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `pysfx pack ARGS --stub STUB -o OUTPUT` with the test stub (unless ARGS name one), as a
 /// command to run.
 pub fn pack_command(args: &[&std::ffi::OsStr], output: &Path) -> Command {
