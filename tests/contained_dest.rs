@@ -309,6 +309,41 @@ fn force_refuses_a_directory_of_releases() {
     assert_eq!(snapshot(&app), before, "the app's root changed");
 }
 
+/// `--force` over a release that holds the interpreter (a Python unpacked into it, reached
+/// by a link, or named through a link that leads into it) is exit 4 and leaves the release
+/// as it was: the new venv would point at an interpreter the replacement removes. The
+/// release's own venv python is fine: the new venv links its base interpreter.
+#[test]
+fn force_refuses_an_interpreter_inside_dest() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = two_releases(work.path());
+    let destination = work.path().join("releases/1");
+    let python = host_python();
+    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let real = std::fs::canonicalize(&python).expect("the host python");
+    std::fs::create_dir(destination.join("py")).expect("mkdir");
+    std::os::unix::fs::symlink(&real, destination.join("py/python")).expect("symlink");
+    let outside = work.path().join("python-here");
+    std::os::unix::fs::symlink(destination.join("py/python"), &outside).expect("symlink");
+    let before = snapshot(&destination);
+    for given in [destination.join("py/python"), outside] {
+        let (code, json, stderr) =
+            install_with(&second, &destination, &given, &[OsStr::new("--force")]);
+        assert_eq!(code, 4, "{}: {json}\n{stderr}", given.display());
+        assert!(
+            stderr.contains("lies inside") && stderr.contains("which --force replaces"),
+            "{stderr}"
+        );
+        assert_eq!(snapshot(&destination), before, "{}", given.display());
+    }
+    let own = destination.join("venv/bin/python");
+    let (code, json, stderr) = install_with(&second, &destination, &own, &[OsStr::new("--force")]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    let output = run(Command::new(destination.join("venv/bin/python")).args(["-c", "print(1)"]));
+    assert!(output.status.success(), "{output:?}");
+}
+
 #[test]
 fn a_link_at_or_inside_dest_is_a_usage_error() {
     let work = tempfile::tempdir().expect("tempdir");

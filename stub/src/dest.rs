@@ -239,6 +239,53 @@ pub(crate) fn check_replaceable(destination: &Path, link: Option<&Path>) -> Resu
     Ok(())
 }
 
+/// What `--force` replaces must not hold the interpreter: the new release's venv would point
+/// at a file the replacement removes (a Python unpacked into the release, `--python
+/// DEST/py/bin/python`). Its executable, as the venv links it and as the kernel finds it, and
+/// its installation's prefix are looked at; a venv's own `bin/python` is not this (its base
+/// interpreter is what the new venv links).
+pub(crate) fn check_interpreter_outside(
+    destination: &Path,
+    interpreter: &Interpreter,
+) -> Result<(), Failure> {
+    let Ok(inside) = std::fs::canonicalize(destination) else {
+        return Ok(());
+    };
+    let base = interpreter.base_executable();
+    // Each link on the way from the name the venv links to the file itself, as the kernel
+    // finds it (its directory's links resolved): one inside DEST goes with it.
+    let mut hops = vec![base.clone()];
+    let mut current = base.clone();
+    for _ in 0..40 {
+        let (Some(parent), Some(name)) = (current.parent(), current.file_name()) else {
+            break;
+        };
+        let Ok(parent) = std::fs::canonicalize(parent) else {
+            break;
+        };
+        let here = parent.join(name);
+        hops.push(here.clone());
+        match std::fs::read_link(&here) {
+            Ok(target) => current = parent.join(target),
+            Err(_) => break,
+        }
+    }
+    hops.extend(std::fs::canonicalize(&interpreter.base_prefix));
+    let held = (hops.iter()).any(|path| path.starts_with(destination) || path.starts_with(&inside));
+    match held {
+        true => Err(Failure::new(
+            code::MACHINE,
+            format!(
+                "the interpreter {} lies inside {}, which --force replaces: the new release \
+                 would lose it; use an interpreter outside DEST",
+                base.display(),
+                destination.display()
+            ),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// What `--force` replaces must hold no mounted filesystem (shared uploads bind-mounted into
 /// the release): removing the replaced tree would empty it.
 pub(crate) fn check_unmounted(destination: &Path) -> Result<(), Failure> {

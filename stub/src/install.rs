@@ -260,6 +260,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                 )?;
             }
+            if replace {
+                crate::dest::check_interpreter_outside(&destination, &interpreter)?;
+            }
             let mut passed_over = Vec::new();
             loop {
                 let built = build(
