@@ -58,6 +58,7 @@ fn vcs_metadata_and_byte_code_stay_out_and_exclude_leaves_out_more() {
     write(&app.join(".gitignore"), "*.pyc\n");
     write(&app.join(".env"), "SECRET_KEY=x\n");
     write(&app.join("certs/server.key"), "key");
+    write(&app.join("loadenv.py"), "def load(): pass\n");
     let static_dir = root.join("assets");
     write(&static_dir.join(".svn/entries"), "svn");
     write(&static_dir.join("drafts/wip.css"), "wip");
@@ -95,6 +96,7 @@ fn vcs_metadata_and_byte_code_stay_out_and_exclude_leaves_out_more() {
             "demoapp/appcore/__init__.py",
             "demoapp/appcore/media/keep.txt",
             "demoapp/certs/server.key",
+            "demoapp/loadenv.py",
             "demoapp/manage.py",
             "demoapp/vendor/lib/lib.py",
             "static.in/0/site.css",
@@ -117,6 +119,11 @@ fn vcs_metadata_and_byte_code_stay_out_and_exclude_leaves_out_more() {
         warnings
             .iter()
             .any(|line| line.contains("\"nothing-matches-*\" matched nothing")),
+        "{stderr}"
+    );
+    assert!(
+        warnings.iter().any(|line| line
+            .contains("the app's demoapp/loadenv.py would be imported as `loadenv` instead")),
         "{stderr}"
     );
 

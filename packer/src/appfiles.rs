@@ -320,6 +320,30 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
         .collect()
 }
 
+/// The app's files Python would import as `loadenv` from the app directory (`loadenv.py`, a
+/// `loadenv/` package, an extension module): with the app directory on `PYTHONPATH`, ahead of
+/// site-packages, such a module is what `loadenv-init.pth` imports at every interpreter start
+/// instead of pysfx's hook, and environment.json is not loaded. Packed, but warned of.
+pub fn shadowing_the_hook<'f>(files: &'f [TreeFile], app_prefix: &str) -> Vec<&'f str> {
+    files
+        .iter()
+        .map(|file| file.name.as_str())
+        .filter(|name| {
+            let Some(below) = name.strip_prefix(app_prefix) else {
+                return false;
+            };
+            let module = pysfx_venv::HOOK_MODULE;
+            let top = below.split('/').next().unwrap_or_default();
+            let Some(rest) = top.strip_prefix(module) else {
+                return false;
+            };
+            (rest.is_empty() && below.len() > top.len())
+                || rest == ".py"
+                || (rest.starts_with('.') && rest.ends_with(".so"))
+        })
+        .collect()
+}
+
 /// A path of the inputs as a message names it: control characters, line breaks included,
 /// escaped, so the message stays one line per thing it says; quoted with its bytes escaped
 /// when it is not UTF-8 (a wheel's file name), rather than with those bytes replaced.
@@ -434,6 +458,38 @@ mod tests {
                 "app/certs/OTHER.PEM",
                 "app/certs/Deploy.Key",
                 "app/linked/.env"
+            ]
+        );
+    }
+
+    #[test]
+    fn modules_named_like_the_hook_are_found() {
+        let file = |name: &str| TreeFile {
+            source: PathBuf::from(name),
+            name: name.to_string(),
+            kind: TreeKind::File {
+                executable: false,
+                size: 1,
+            },
+        };
+        let files: Vec<TreeFile> = [
+            "app/loadenv.py",
+            "app/loadenv/__init__.py",
+            "app/loadenv.cpython-311-x86_64-linux-gnu.so",
+            "app/loadenv.txt",
+            "app/loadenvx.py",
+            "app/sub/loadenv.py",
+            "other/loadenv.py",
+        ]
+        .into_iter()
+        .map(file)
+        .collect();
+        assert_eq!(
+            shadowing_the_hook(&files, "app/"),
+            [
+                "app/loadenv.py",
+                "app/loadenv/__init__.py",
+                "app/loadenv.cpython-311-x86_64-linux-gnu.so"
             ]
         );
     }

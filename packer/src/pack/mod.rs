@@ -353,6 +353,16 @@ fn walk_files(args: &PackArgs, app_name: &str) -> Result<Walked> {
             secrets.join(", ")
         );
     }
+    let shadowing = appfiles::shadowing_the_hook(&app_files, &format!("{app_name}/"));
+    if !shadowing.is_empty() {
+        warn!(
+            "the app's {} would be imported as `{}` instead of pysfx's environment hook by a \
+             process whose PYTHONPATH names the app directory (environment.json would not be \
+             loaded there): rename it",
+            shadowing.join(", "),
+            pysfx_venv::HOOK_MODULE
+        );
+    }
     Ok(Walked {
         app_files,
         static_files,
