@@ -753,25 +753,48 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
 fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
     let artifacts = Artifacts::pack();
     let python = python(11);
-    let cases: [(&str, &[u8], &str); 3] = [
+    let cases: [(&str, Vec<u8>, &str); 7] = [
         (
             "unsafe",
-            b"../../../pyvenv.cfg,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n",
+            b"../../../pyvenv.cfg,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n".to_vec(),
             "../../../pyvenv.cfg",
         ),
         (
             "past-any-row",
-            b"\x0018446744073709551615 2\n",
+            b"\x0018446744073709551615 2\n".to_vec(),
             "a malformed run of rows",
         ),
         (
             "too-many-rows",
-            b"\x000 99999999999\n",
+            // (sharedlib has 7 members: each run ends within them, together they pass it.)
+            b"\x000 6\n\x000 6\n".to_vec(),
             "more rows than the wheel has members",
+        ),
+        (
+            "past-the-last-member",
+            b"\x001000000 1\n".to_vec(),
+            "a run of rows that ends past the wheel's last member",
+        ),
+        // A few kilobytes deflated: refused for its length before it is read, not after it
+        // has cost gigabytes (one row per line parsed).
+        (
+            "bomb",
+            vec![b'\n'; 9 << 20],
+            "longer than a husk's RECORD may be (8 MiB)",
+        ),
+        (
+            "fields",
+            [&b"x"[..], &vec![b','; 1 << 20], b"\n"].concat(),
+            "more than three fields",
+        ),
+        (
+            "long-path",
+            [&vec![b'x'; 1 << 20][..], b",,\n"].concat(),
+            "a field longer than 4096 bytes",
         ),
     ];
     for (name, row, says) in cases {
-        let resealed = husk_with_row(&artifacts, name, row);
+        let resealed = husk_with_row(&artifacts, name, &row);
         let verify = run(Command::new(&binaries().pysfx).arg("verify").arg(&resealed));
         assert_eq!(
             verify.status.code(),
@@ -792,6 +815,7 @@ fn a_thin_artifact_whose_husk_is_unsafe_is_refused_as_unsafe() {
                 stderr.contains(says) && !stderr.contains("needs a release"),
                 "{name}, base {with_base}: {stderr}"
             );
+            assert!(stderr.len() < 2000, "{name}: {} bytes", stderr.len());
             // (The persistent lock file of DEST aside: the run with a base got that far.)
             let mut after = snapshot(&parent);
             after.retain(|(name, _)| name != ".2.pysfx-lock");

@@ -334,12 +334,20 @@ fn check_husk(
         .ok_or_else(|| corrupt("it has no RECORD".into()))?;
     let record_index = record.index;
     let record_name = record.name.as_str().to_string();
+    let longest = crate::wheel::MAX_HUSK_RECORD_BYTES;
+    if record.size > longest {
+        return Err(corrupt(format!(
+            "RECORD: {} bytes, longer than a husk's RECORD may be ({} MiB)",
+            record.size,
+            longest >> 20
+        )));
+    }
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(
             open_member(&mut archive, record.index, record.end)
                 .map_err(|error| corrupt(error.to_string()))?,
-            64 << 20,
+            longest,
         ),
         &mut text,
     )
@@ -352,7 +360,12 @@ fn check_husk(
         members => members,
     };
     let record = pysfx_wheel::named_rows(&text, most_rows)
-        .and_then(|named| pysfx_wheel::Record::parse(&named))
+        .and_then(|named| {
+            let most = usize::try_from(most_rows).map_or(pysfx_wheel::MAX_RECORD_ROWS, |most| {
+                most.min(pysfx_wheel::MAX_RECORD_ROWS)
+            });
+            pysfx_wheel::Record::parse_at_most(&named, most)
+        })
         .map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
     let wheel: pysfx_wheel::WheelFilename = entry.filename.parse()?;
     let dist_info = record_name

@@ -21,7 +21,9 @@ pub use filename::{BuildTag, WheelFilename};
 pub use metadata::Headers;
 pub use name::{dist_info_name, normalize_name};
 pub use paths::{relative_path, resolve_link};
-pub use record::{format_hash, hash_bytes, hash_digest, sha256_of_hash, Record, RecordEntry};
+pub use record::{
+    format_hash, hash_bytes, hash_digest, sha256_of_hash, Record, RecordEntry, MAX_RECORD_ROWS,
+};
 pub use requirement::{Marker, MarkerEnvironment, Requirement, RequirementError};
 pub use script::{
     format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang, script_shebang,

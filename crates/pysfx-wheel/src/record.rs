@@ -47,20 +47,30 @@ pub fn format_hash(algorithm: &str, digest: &[u8]) -> String {
 
 impl Record {
     /// Parses RECORD text. Python's `csv` module wrote it, so fields may be quoted with `"`
-    /// (a doubled `""` inside quotes is one `"`), and lines end in `\n` or `\r\n`.
+    /// (a doubled `""` inside quotes is one `"`), and lines end in `\n` or `\r\n`. At most
+    /// [`MAX_RECORD_ROWS`] rows.
     pub fn parse(text: &str) -> Result<Record, String> {
+        Record::parse_at_most(text, MAX_RECORD_ROWS)
+    }
+
+    /// [`Record::parse`], refusing more than `most` rows (blank lines aside). Rows are read one
+    /// at a time: what a RECORD costs to parse is its rows, never its blank lines.
+    pub fn parse_at_most(text: &str, most: usize) -> Result<Record, String> {
         let mut entries = Vec::new();
-        for (number, row) in parse_csv(text)?.into_iter().enumerate() {
+        for_each_row(text, |number, row| {
             if row.iter().all(String::is_empty) {
-                continue;
+                return Ok(());
             }
-            let mut fields = row.into_iter();
+            if entries.len() >= most {
+                return Err(format!(
+                    "line {}: more rows than it may have ({most})",
+                    number + 1
+                ));
+            }
+            let mut fields = row.drain(..);
             let path = fields.next().unwrap_or_default();
             let hash = fields.next().unwrap_or_default();
             let size = fields.next().unwrap_or_default();
-            if fields.next().is_some() {
-                return Err(format!("line {}: more than three fields", number + 1));
-            }
             if path.is_empty() {
                 return Err(format!("line {}: empty path", number + 1));
             }
@@ -73,7 +83,8 @@ impl Record {
                     })?)
                 };
             entries.push(RecordEntry { path, hash, size });
-        }
+            Ok(())
+        })?;
         // A path listed twice must be listed alike: which row would a reader take?
         let mut order: Vec<&RecordEntry> = entries.iter().collect();
         order.sort_by(|a, b| a.path.cmp(&b.path));
@@ -115,14 +126,32 @@ fn quote(field: &str) -> String {
     }
 }
 
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
+/// The most rows a RECORD may have: the largest wheels list tens of thousands of files.
+pub const MAX_RECORD_ROWS: usize = 1_000_000;
+
+/// The longest field a RECORD row may have: no file's path is longer (PATH_MAX), and a hash
+/// or a size is far shorter.
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// Calls `row` with each CSV row's number (from 0) and fields, which it may take; a row has
+/// at most three fields, each at most [`MAX_FIELD_BYTES`] long, so a crafted line costs no
+/// more than a real one.
+fn for_each_row(
+    text: &str,
+    mut row: impl FnMut(usize, &mut Vec<String>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut fields = Vec::with_capacity(3);
     let mut field = String::new();
     let mut chars = text.chars().peekable();
     let mut in_quotes = false;
     let mut line = 1;
+    let mut number = 0;
     while let Some(character) = chars.next() {
+        if field.len() > MAX_FIELD_BYTES {
+            return Err(format!(
+                "line {line}: a field longer than {MAX_FIELD_BYTES} bytes"
+            ));
+        }
         if in_quotes {
             match character {
                 '"' if chars.peek() == Some(&'"') => {
@@ -140,11 +169,16 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
         }
         match character {
             '"' if field.is_empty() => in_quotes = true,
-            ',' => row.push(std::mem::take(&mut field)),
+            ',' if fields.len() == 2 => {
+                return Err(format!("line {}: more than three fields", number + 1))
+            }
+            ',' => fields.push(std::mem::take(&mut field)),
             '\r' if chars.peek() == Some(&'\n') => {}
             '\n' => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
+                fields.push(std::mem::take(&mut field));
+                row(number, &mut fields)?;
+                fields.clear();
+                number += 1;
                 line += 1;
             }
             _ => field.push(character),
@@ -153,11 +187,11 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     if in_quotes {
         return Err(format!("line {line}: unterminated quoted field"));
     }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
+    if !field.is_empty() || !fields.is_empty() {
+        fields.push(field);
+        row(number, &mut fields)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -202,6 +236,36 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// What a crafted RECORD costs is bounded by its rows, which are counted: blank lines
+    /// cost nothing, a row has three fields at most and a field 4 KiB.
+    #[test]
+    fn crafted_records_cost_little() {
+        let blank = format!("{}a.py,sha256=x,1\n", "\n".repeat(10_000_000));
+        assert_eq!(Record::parse(&blank).expect("parse").entries.len(), 1);
+        let rows = "x,,\n".repeat(5);
+        assert_eq!(
+            Record::parse_at_most(&rows, 5)
+                .expect("parse")
+                .entries
+                .len(),
+            5
+        );
+        let error = Record::parse_at_most(&rows, 4).expect_err("too many rows");
+        assert!(
+            error.contains("line 5: more rows than it may have (4)"),
+            "{error}"
+        );
+        let commas = format!("a{}\n", ",".repeat(10_000_000));
+        let error = Record::parse(&commas).expect_err("too many fields");
+        assert!(error.contains("more than three fields"), "{error}");
+        let long = format!("{},,\n", "x".repeat(5000));
+        let error = Record::parse(&long).expect_err("too long");
+        assert!(error.contains("a field longer than 4096 bytes"), "{error}");
+        assert!(error.len() < 100, "{error}");
+        let path = "x".repeat(4000);
+        assert!(Record::parse(&format!("{path},,\n")).is_ok());
     }
 
     #[test]

@@ -232,9 +232,10 @@ pub fn fill_hashes(
 /// what it names; the error names a malformed run line (one that starts with NUL and is no
 /// run line): the skeleton's fault, whatever a release holds.
 ///
-/// Its runs stand for at most `members` rows in all: each row a run gives back is a member of
-/// the wheel (the wheel's RECORD lists each once), so more — or a run whose end is past any
-/// row number — is a corrupt husk, not a release that lacks the rows.
+/// Its runs stand for at most `members` rows in all, and none ends past the `members`-th row:
+/// each row a run gives back is a member of the wheel (the wheel's RECORD lists each once, and
+/// the release's rows of the wheel are no more than its members), so more is a corrupt husk,
+/// not a release that lacks the rows.
 pub fn named_rows(skeleton: &str, members: u64) -> Result<String, String> {
     let mut out = String::with_capacity(skeleton.len());
     let mut rows: u64 = 0;
@@ -248,6 +249,13 @@ pub fn named_rows(skeleton: &str, members: u64) -> Result<String, String> {
             return Err(format!("line {}: a malformed run of rows", number + 1));
         };
         rows = rows.saturating_add(run.count as u64);
+        // A run's rows are the wheel's own: none lies past its last member.
+        if (run.start + run.count) as u64 > members {
+            return Err(format!(
+                "line {}: a run of rows that ends past the wheel's last member ({members})",
+                number + 1
+            ));
+        }
         if rows > members {
             return Err(format!(
                 "line {}: its runs stand for more rows than the wheel has members ({members})",
@@ -405,7 +413,9 @@ mod tests {
         assert!(named_rows("pkg/x,,1\n\0 1 2\n", 100).is_err());
         assert!(named_rows("\x003\n", 100).is_err());
         // Runs of more rows than the wheel has members, or past any row number: corrupt.
-        assert!(named_rows("\x000 2\n\x004 2\n", 4).is_ok());
+        assert!(named_rows("\x000 2\n\x002 2\n", 4).is_ok());
+        assert!(named_rows("\x000 2\n\x004 2\n", 6).is_ok());
+        assert!(named_rows("\x004 2\n", 5).is_err());
         assert!(named_rows("\x000 2\n\x004 3\n", 4).is_err());
         assert!(named_rows("\x0018446744073709551615 2\n", 4).is_err());
         // A malformed run line is the skeleton's fault, whatever the release holds.

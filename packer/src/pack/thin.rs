@@ -305,10 +305,10 @@ pub(crate) fn make_husk(
             && !skeleton
             && !checkable
     });
-    // The install reads the release's RECORD of the wheel whole, up to a limit; the installed
-    // RECORD can be longer than the wheel's (its headers' rows name their place in the venv),
-    // so a wheel whose RECORD is half that is carried whole (no real one comes near it).
-    let longest = pysfx_install::MAX_BASE_RECORD_BYTES / 2;
+    // The install reads the release's RECORD of the wheel whole, up to a limit the installed
+    // RECORD must stay within: a wheel whose RECORD is longer than a husk's may be is carried
+    // whole (no real one comes near it).
+    let longest = pysfx_install::MAX_HUSK_RECORD_BYTES;
     if record_text.len() as u64 > longest {
         warn!(
             "{}: carried whole although --thin-from carries it too: its RECORD is {} bytes, \

@@ -221,7 +221,14 @@ fn read_dist_info<R: Read + Seek>(
         }
     }
     let record_sha256 = pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes()));
-    let record: HashMap<String, Expected> = Record::parse(&record_text)
+    // A wheel's RECORD lists each of its files once (some tools list one twice, alike): far
+    // more rows than files is a crafted RECORD, refused before it costs memory. (A husk's
+    // is filled in from the release, and held to the manifest's digest above.)
+    let most_rows = match husk {
+        None => files.len().saturating_mul(2).saturating_add(16),
+        Some(_) => pysfx_wheel::MAX_RECORD_ROWS,
+    };
+    let record: HashMap<String, Expected> = Record::parse_at_most(&record_text, most_rows)
         .map_err(|reason| invalid(format!("{directory}/RECORD: {reason}")))?
         .entries
         .into_iter()
@@ -363,9 +370,14 @@ fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The largest RECORD read from a base release (`pysfx pack --thin-from` carries whole a
-/// wheel whose RECORD comes near it).
+/// The largest RECORD read from a base release.
 pub const MAX_BASE_RECORD_BYTES: u64 = 16 << 20;
+
+/// The largest RECORD skeleton a husk may carry: `pysfx pack --thin-from` carries whole a
+/// wheel whose RECORD is longer, since the release's RECORD can be longer than the wheel's
+/// (its headers' rows name their place in the venv) and must stay within
+/// [`MAX_BASE_RECORD_BYTES`].
+pub const MAX_HUSK_RECORD_BYTES: u64 = MAX_BASE_RECORD_BYTES / 2;
 
 /// The husk's RECORD skeleton filled in from the base release's RECORD
 /// (`pysfx_wheel::fill_hashes`): each blank row's member goes where the install puts it, and
@@ -385,10 +397,19 @@ fn fill_record(
     // A malformed skeleton is the artifact's fault, whatever the release holds. (Its runs'
     // rows are held to the wheel's members where the manifest is held to the husk:
     // `check_claims`, before a missing base release is blamed.)
-    pysfx_wheel::named_rows(skeleton, u64::MAX).map_err(|reason| WheelError::Invalid {
+    let malformed = |reason: String| WheelError::Invalid {
         wheel: wheel.to_string(),
         reason: format!("{directory}/RECORD in its husk: {reason}"),
-    })?;
+    };
+    if skeleton.len() as u64 > MAX_HUSK_RECORD_BYTES {
+        return Err(malformed(format!(
+            "{} bytes, longer than a husk's RECORD may be ({} MiB)",
+            skeleton.len(),
+            MAX_HUSK_RECORD_BYTES >> 20
+        ))
+        .into());
+    }
+    pysfx_wheel::named_rows(skeleton, u64::MAX).map_err(malformed)?;
     let failed = |reason: String| InstallError::BaseRelease(format!("{wheel}: RECORD {reason}"));
     // No wheel's RECORD comes near this (the largest of 300 popular wheels: 0.9 MB); a bigger
     // one planted there would cost many times its size once parsed.
