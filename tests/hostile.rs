@@ -75,6 +75,10 @@ fn hostile_wheels_are_refused() {
         ("crcstored", "does not match its RECORD entry"),
         ("duprow", "listed twice, with different hashes"),
         ("overlap", "its bytes overlap another member's"),
+        (
+            "localname",
+            "its local header names another file than the central directory",
+        ),
     ];
     for (case, message) in cases {
         let work = tempfile::tempdir().expect("tempdir");
@@ -91,32 +95,11 @@ fn hostile_wheels_are_refused() {
     }
 }
 
-/// What the install does not look at, `verify` still refuses: a member whose local header names
-/// another file than the wheel's directory (the install writes by the directory's name, as a
-/// control shows; pip refuses such a wheel), and a wheel marked as left out of an artifact that
-/// names no base to take it from (which the install refuses too).
+/// A wheel marked as left out of an artifact that names no base to take it from is refused
+/// by `verify` and by the install.
 #[test]
-fn verify_refuses_crafted_zips_and_manifests_the_install_passes_over() {
+fn a_wheel_left_out_of_an_artifact_without_a_base_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
-    let artifact = raw_artifact(
-        &work.path().join("localname.sfx"),
-        &[evil_wheels().join("localname-1.0-py3-none-any.whl")],
-        &[("demoapp/app.py", b"x = 1\n")],
-        |_| {},
-    );
-    let destination = work.path().join("releases/1");
-    let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
-    assert_eq!(code, 0, "{stderr}");
-    let site = std::fs::read_dir(destination.join("venv/lib"))
-        .expect("lib")
-        .flatten()
-        .next()
-        .expect("python3.X")
-        .path()
-        .join("site-packages/localname");
-    assert!(site.join("aaaa.py").is_file() && !site.join("zzzz.py").exists());
-    assert_verify_refuses(&artifact, "localname");
-
     let artifact = raw_artifact(
         &work.path().join("from_base.sfx"),
         &[evil_wheels().join("good-1.0-py3-none-any.whl")],
@@ -915,27 +898,49 @@ fn reseal_bytes(artifact: &Path, edit: &str) {
 }
 
 /// The artifact stays a zip `unzip` and Python's `zipfile` read: an entry whose local header
-/// names another file, or gives another compression method, than the central directory
-/// (re-sealed, so the payload digest holds) is refused by both verifies. (The install reads by
-/// the central directory alone and writes the file under its name there.)
+/// names another file, or gives another compression method, CRC-32 or size, than the central
+/// directory (re-sealed, so the payload digest holds) is refused by both verifies and by the
+/// install, before anything is written: `unzip` reads by the local header, and would show
+/// other bytes than the install writes. For an app file, a wheel and the manifest.
 #[test]
-fn verify_holds_the_artifacts_local_headers_to_its_directory() {
-    // The local header of demoapp/app.py: its name at +30, its method at +8.
-    let find = "at = [i for i in range(S, T) if data[i:i+4] == b'PK\\x03\\x04' \
-                and data[i+30:i+44] == b'demoapp/app.py'][0]\n";
+fn every_reader_holds_the_artifacts_local_headers_to_its_directory() {
+    // The local header of the entry whose name starts so: its name at +30, its method at +8,
+    // its CRC-32 at +14, its compressed size at +18.
+    let find = |name: &str| {
+        format!(
+            "at = [i for i in range(S, T) if data[i:i+4] == b'PK\\x03\\x04' \
+             and data[i+30:i+30+{}] == b'{name}'][0]\n",
+            name.len()
+        )
+    };
     let cases = [
         (
             "name",
+            "demoapp/app.py",
             "data[at+30:at+44] = b'demoapp/apq.py'",
             "its local header names",
         ),
         (
             "method",
+            "demoapp/app.py",
             "data[at+8:at+10] = b'\\x00\\x00'",
             "another compression method",
         ),
+        (
+            "crc",
+            "demoapp/app.py",
+            "data[at+14] ^= 1",
+            "another CRC-32",
+        ),
+        ("wheel-size", "wheels/", "data[at+18] ^= 1", "other sizes"),
+        (
+            "manifest-crc",
+            ".pysfx/manifest.json",
+            "data[at+14] ^= 1",
+            "another CRC-32",
+        ),
     ];
-    for (case, edit, message) in cases {
+    for (case, entry, edit, message) in cases {
         let work = tempfile::tempdir().expect("tempdir");
         let artifact = raw_artifact(
             &work.path().join("headers.sfx"),
@@ -943,17 +948,24 @@ fn verify_holds_the_artifacts_local_headers_to_its_directory() {
             &[("demoapp/app.py", b"x = 1\n")],
             |_| {},
         );
-        reseal_bytes(&artifact, &format!("{find}{edit}"));
+        reseal_bytes(&artifact, &format!("{}{edit}", find(entry)));
+        let destination = work.path().join("releases/1");
         for output in [
             run(std::process::Command::new(&pysfx_e2e::binaries().pysfx)
                 .arg("verify")
                 .arg(&artifact)),
             run(std::process::Command::new(&artifact).arg("--verify")),
+            run(std::process::Command::new(&artifact)
+                .arg("-d")
+                .arg(&destination)
+                .arg("--python")
+                .arg(host_python())),
         ] {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(output.status.code(), Some(3), "{case}: {stderr}");
             assert!(stderr.contains(message), "{case}: {stderr}");
         }
+        assert!(!destination.exists(), "{case}");
     }
 }
 

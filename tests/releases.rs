@@ -2209,3 +2209,43 @@ fn check_of_a_release_swapped_while_it_reads_never_mixes_two() {
     let (code, result, stderr) = json_run(&site2, &check_args);
     assert_eq!(code, 0, "{result}\n{stderr}");
 }
+
+/// A FIFO planted as a release's receipt (by anyone who may write the releases' directory)
+/// is no release: `--activate` and `--check` refuse it at once (exit 5) and `--status` says
+/// what LINK points at, rather than waiting for a writer that never comes (`--activate`
+/// could then be stopped only by SIGKILL).
+#[test]
+fn a_fifo_planted_as_a_receipt_hangs_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (site, release, _) = one_release(work.path());
+    let planted = work.path().join("releases/x");
+    std::fs::create_dir(&planted).expect("mkdir");
+    let made = run(Command::new("mkfifo").arg(planted.join("pysfx-receipt.json")));
+    assert!(made.status.success(), "{made:?}");
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(&release, &current).expect("symlink");
+    let pointing = work.path().join("lx");
+    std::os::unix::fs::symlink(&planted, &pointing).expect("symlink");
+    for (args, code) in [
+        (
+            vec![
+                OsStr::new("--activate"),
+                planted.as_os_str(),
+                OsStr::new("--link"),
+                current.as_os_str(),
+            ],
+            5,
+        ),
+        (vec![OsStr::new("--check"), planted.as_os_str()], 5),
+        (vec![OsStr::new("--status"), pointing.as_os_str()], 1),
+    ] {
+        let output = run(Command::new("timeout")
+            .args(["-k", "5", "60"])
+            .arg(&site)
+            .args(&args));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains("releases/x"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read_link(&current).expect("link"), release);
+}

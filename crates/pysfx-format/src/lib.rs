@@ -24,10 +24,11 @@ pub use manifest::{
     MAX_REQUIRES_DIST, RESERVED_APP_NAMES,
 };
 pub use member::{
-    data_within, local_fields_mismatch, local_name_mismatch, member_ends, scan_members,
-    scan_members_named, validate_member_name, Member, MemberKind, MemberName, ScanError, OVERLAP,
+    data_within, local_fields_differ, local_fields_mismatch, local_header_differs,
+    local_name_mismatch, member_ends, scan_members, scan_members_named, validate_member_name,
+    Member, MemberKind, MemberName, ScanError, OVERLAP,
 };
-pub use reader::{bundle_unpacked_bytes, Payload, Section};
+pub use reader::{bundle_unpacked_bytes, Payload, ReadAt, Section};
 pub use sbom::{component_ref, purl, read_sbom, set_sbom_name, Bom, SBOM_FILE, SBOM_NAME};
 pub use trailer::{locate, Located, Trailer, TRAILER_LEN};
 pub use writer::{EntryOptions, PayloadWriter};

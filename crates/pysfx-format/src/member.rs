@@ -336,51 +336,84 @@ pub fn local_fields_mismatch<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
 ) -> Result<Option<(String, &'static str)>, zip::result::ZipError> {
-    let field = |bytes: &[u8], at: usize| {
-        u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-    };
     for index in 0..archive.len() {
         let member = archive.by_index_raw(index)?;
         let name = String::from_utf8_lossy(member.name_raw()).into_owned();
         let mut fixed = [0u8; 30];
-        if read_at(member.header_start(), &mut fixed).is_err() || fixed[..4] != *b"PK\x03\x04" {
-            return Ok(Some((name, "its local header cannot be read")));
-        }
-        let method = match member.compression() {
-            zip::CompressionMethod::Stored => 0,
-            zip::CompressionMethod::Deflated => 8,
-            _ => {
-                return Ok(Some((
-                    name,
-                    "its compression method is neither stored nor deflate",
-                )))
-            }
+        let differs = match read_at(member.header_start(), &mut fixed) {
+            Ok(()) => local_fields_differ(&fixed, &member),
+            Err(_) => Some(UNREADABLE_LOCAL_HEADER),
         };
-        if u16::from_le_bytes([fixed[8], fixed[9]]) != method {
-            return Ok(Some((
-                name,
-                "its local header gives another compression method than the central directory",
-            )));
-        }
-        let descriptor = fixed[6] & 0x08 != 0;
-        let (compressed, size) = (field(&fixed, 18), field(&fixed, 22));
-        if descriptor || compressed == u32::MAX || size == u32::MAX {
-            continue;
-        }
-        if field(&fixed, 14) != member.crc32() {
-            return Ok(Some((
-                name,
-                "its local header gives another CRC-32 than the central directory",
-            )));
-        }
-        if u64::from(compressed) != member.compressed_size() || u64::from(size) != member.size() {
-            return Ok(Some((
-                name,
-                "its local header gives other sizes than the central directory",
-            )));
+        if let Some(differs) = differs {
+            return Ok(Some((name, differs)));
         }
     }
     Ok(None)
+}
+
+const UNREADABLE_LOCAL_HEADER: &str = "its local header cannot be read";
+
+/// What member `index`'s local header says otherwise than the central directory — its name,
+/// compression method, CRC-32 or sizes — for a reader about to read the member by the
+/// directory: `unzip` reads by the local header, and would read other bytes. `None` when they
+/// agree. Read through a copy of the archive's reader (one read, no position moved).
+pub fn local_header_differs<R: Read + Seek + Clone + crate::ReadAt>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+) -> Result<Option<&'static str>, zip::result::ZipError> {
+    let reader = archive.clone().into_inner();
+    let member = archive.by_index_raw(index)?;
+    let name = member.name_raw();
+    let mut local = vec![0u8; 30 + name.len()];
+    if reader
+        .read_exact_at(member.header_start(), &mut local)
+        .is_err()
+    {
+        return Ok(Some(UNREADABLE_LOCAL_HEADER));
+    }
+    let (fixed, local_name) = local.split_at(30);
+    let fixed: &[u8; 30] = fixed.try_into().unwrap_or(&[0; 30]);
+    let named = usize::from(u16::from_le_bytes([fixed[26], fixed[27]]));
+    Ok(match named == name.len() && local_name == name {
+        true => local_fields_differ(fixed, &member),
+        false => Some("its local header names another file than the central directory"),
+    })
+}
+
+/// What the fixed part of `member`'s local header (its first 30 bytes) says otherwise than
+/// the central directory: its compression method, CRC-32 or sizes (see
+/// [`local_fields_mismatch`]); `None` when they agree.
+pub fn local_fields_differ<R: Read>(
+    fixed: &[u8; 30],
+    member: &zip::read::ZipFile<'_, R>,
+) -> Option<&'static str> {
+    let field =
+        |at: usize| u32::from_le_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    if fixed[..4] != *b"PK\x03\x04" {
+        return Some(UNREADABLE_LOCAL_HEADER);
+    }
+    let method = match member.compression() {
+        zip::CompressionMethod::Stored => 0,
+        zip::CompressionMethod::Deflated => 8,
+        _ => return Some("its compression method is neither stored nor deflate"),
+    };
+    if u16::from_le_bytes([fixed[8], fixed[9]]) != method {
+        return Some(
+            "its local header gives another compression method than the central directory",
+        );
+    }
+    let descriptor = fixed[6] & 0x08 != 0;
+    let (compressed, size) = (field(18), field(22));
+    if descriptor || compressed == u32::MAX || size == u32::MAX {
+        return None;
+    }
+    if field(14) != member.crc32() {
+        return Some("its local header gives another CRC-32 than the central directory");
+    }
+    if u64::from(compressed) != member.compressed_size() || u64::from(size) != member.size() {
+        return Some("its local header gives other sizes than the central directory");
+    }
+    None
 }
 
 #[cfg(test)]

@@ -129,6 +129,14 @@ impl Payload {
             reason,
         };
         let mut text = Vec::new();
+        if let Some(index) = self.archive.index_for_name(MANIFEST_NAME) {
+            let differs = crate::local_header_differs(&mut self.archive, index);
+            if let Some(reason) =
+                differs.map_err(|error| bad(format!("{MANIFEST_NAME}: {error}")))?
+            {
+                return Err(bad(format!("{MANIFEST_NAME}: {reason}")));
+            }
+        }
         {
             let mut entry = self
                 .archive
@@ -425,15 +433,22 @@ fn within_payload<R: Read + Seek + Clone>(
 }
 
 /// Where the data of the stored entry `name` lies: `(start, len)`, absolute, inside the payload.
-fn stored_range<R: Read + Seek>(
+fn stored_range<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     located: &Located,
     ends: &[u64],
     name: &str,
 ) -> Result<(u64, u64), String> {
-    let end = (archive.index_for_name(name))
+    let index = archive.index_for_name(name);
+    let end = index
         .and_then(|index| ends.get(index).copied())
         .unwrap_or(0);
+    if let Some(index) = index {
+        let differs = crate::local_header_differs(archive, index);
+        if let Some(reason) = differs.map_err(|error| format!("{name}: {error}"))? {
+            return Err(format!("{name}: {reason}"));
+        }
+    }
     let (start, len) = {
         let entry = archive
             .by_name(name)
@@ -462,7 +477,7 @@ fn stored_range<R: Read + Seek>(
 /// directory: the pieces of a `pysfx-payload/2` digest that are whole wheels. The packer writes
 /// the directory in payload order; a payload whose wheels are listed out of order is refused
 /// when its digest is checked.
-pub(crate) fn wheel_ranges<R: Read + Seek>(
+pub(crate) fn wheel_ranges<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     located: &Located,
     ends: &[u64],
@@ -572,6 +587,41 @@ impl Section {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// Reads bytes at an offset without moving a reader's position: how a member's local header
+/// is read beside the zip crate's reading of the member ([`Section`], or a zip in memory).
+pub trait ReadAt {
+    /// Exactly `buffer.len()` bytes from `offset`, or an error (`UnexpectedEof` past the end).
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl ReadAt for Section {
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
+        let end = offset.checked_add(buffer.len() as u64);
+        if end.is_none_or(|end| end > self.len) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        std::os::unix::fs::FileExt::read_exact_at(&*self.file, buffer, self.start + offset)
+    }
+}
+
+impl ReadAt for &File {
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(*self, buffer, offset)
+    }
+}
+
+impl<T: AsRef<[u8]>> ReadAt for std::io::Cursor<T> {
+    fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
+        let bytes = self.get_ref().as_ref();
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        let held = (from.checked_add(buffer.len()))
+            .and_then(|to| bytes.get(from..to))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buffer.copy_from_slice(held);
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@ use std::cell::RefCell;
 use std::io::{self, Read, Seek};
 
 use flate2::{Decompress, FlushDecompress, Status};
+use pysfx_format::ReadAt;
 use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
@@ -249,12 +250,19 @@ enum Body {
 /// directory declares is an error (a deflate bomb inflates no further), and so is an end
 /// before it; the CRC-32 is checked when the reader reaches the member's end. Its data, where
 /// its local header puts it, must end by `end` ([`pysfx_format::Member::end`]): never in
-/// another member's bytes.
-pub(crate) fn open_member<R: Read + Seek>(
+/// another member's bytes. And its local header must say what the central directory says —
+/// its name, compression method, CRC-32 and sizes — or another reader (`unzip`) would read
+/// other bytes than the install writes.
+pub(crate) fn open_member<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     index: usize,
     end: u64,
 ) -> Result<MemberReader<'_, R>, ZipError> {
+    // The zip crate reads the local header's lengths alone: the rest is compared here.
+    let differs = pysfx_format::local_header_differs(archive, index)?;
+    if let Some(differs) = differs {
+        return Err(ZipError::InvalidArchive(differs.into()));
+    }
     let raw = archive.by_index_raw(index)?;
     let data_start = raw.data_start().unwrap_or(u64::MAX);
     if !pysfx_format::data_within(data_start, raw.compressed_size(), end) {
@@ -390,7 +398,42 @@ mod tests {
             .position(|window| window == [0x50, 0x4b, 0x01, 0x02])
             .expect("a central directory entry");
         bytes[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+        // The local header says the same (the one member's, at 0): what is read is held to it.
+        bytes[22..26].copy_from_slice(&size.to_le_bytes());
         bytes
+    }
+
+    /// A local header that says otherwise than the central directory — the name, method,
+    /// CRC-32 or sizes `unzip` would read by — is refused when the member is opened; with
+    /// its CRC and sizes after the data (flag bit 3), its method and name still count.
+    #[test]
+    fn a_local_header_that_disagrees_with_the_directory_is_refused() {
+        let bytes = archive(&[("m.py", b"print('m')\n", CompressionMethod::Deflated)]);
+        assert!(read_all(&bytes, 0).is_ok());
+        let cases: [(usize, u8, &str); 6] = [
+            (8, 8, "another compression method"),
+            (14, 1, "another CRC-32"),
+            (18, 1, "other sizes"),
+            (22, 1, "other sizes"),
+            (30, 1, "names another file"),
+            (26, 1, "names another file"),
+        ];
+        for (at, flip, says) in cases {
+            let mut crafted = bytes.clone();
+            crafted[at] ^= flip;
+            let error = read_all(&crafted, 0).expect_err(says);
+            assert!(error.to_string().contains(says), "byte {at}: {error}");
+        }
+        let mut described = bytes.clone();
+        described[6] |= 0x08;
+        described[14..26].fill(0);
+        assert!(read_all(&described, 0).is_ok());
+        described[8] ^= 8;
+        let error = read_all(&described, 0).expect_err("the method still counts");
+        assert!(
+            error.to_string().contains("another compression method"),
+            "{error}"
+        );
     }
 
     fn read_all(bytes: &[u8], index: usize) -> io::Result<Vec<u8>> {
@@ -441,6 +484,7 @@ mod tests {
             .expect("a.txt's directory record");
         crafted[central + 16..central + 20]
             .copy_from_slice(&crc32fast::hash(b"BBBB").to_le_bytes());
+        crafted[first + 14..first + 18].copy_from_slice(&crc32fast::hash(b"BBBB").to_le_bytes());
         let error = read_all(&crafted, 0).expect_err("a.txt reaches into b.txt");
         assert!(error.to_string().contains("overlap"), "{error}");
         assert_eq!(read_all(&crafted, 1).expect("b.txt"), b"BBBB");

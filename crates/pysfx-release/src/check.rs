@@ -360,8 +360,8 @@ fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Fi
     // An install never leaves a file setuid, setgid or writable by others, nor with file
     // capabilities (`setcap`), nor unreadable to its owner. (Read bits taken from the group
     // and others are a deployment's to choose: `chmod -R o-rwx` hardens a release.)
-    let capabilities =
-        std::fs::File::open(path).is_ok_and(|file| crate::paths::has_capabilities(&file));
+    let capabilities = crate::paths::open_regular(path, u64::MAX)
+        .is_ok_and(|(file, _)| crate::paths::has_capabilities(&file));
     let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
     let unsafe_mode = capabilities || mode & 0o7022 != 0 || mode & 0o400 == 0;
     if unsafe_mode

@@ -28,7 +28,8 @@ pub fn open(destination: &Path, app: &str) -> Result<Receipt, ReleaseError> {
         // A receipt this user may not read (another user's release, hardened with `chmod -R
         // o-rwx`) is a missing permission (exit 4), not a missing release.
         let path = destination.join(receipt::RECEIPT_NAME);
-        if let Err(error) = std::fs::File::open(&path) {
+        // (Never waiting on a FIFO planted there, nor following a link.)
+        if let Err(error) = crate::paths::open_regular(&path, u64::MAX) {
             if error.kind() == std::io::ErrorKind::PermissionDenied {
                 return Err(ReleaseError::io("cannot read", &path, error));
             }

@@ -17,7 +17,7 @@ impl PreparedWheel {
     /// algorithm or the `#!python` line is rewritten).
     /// A `.data/scripts` file streams like any other: only its first line is looked at, for the
     /// `#!python` that PEP 427 says to rewrite.
-    pub(super) fn extract<R: Read + Seek>(
+    pub(super) fn extract<R: Read + Seek + Clone + pysfx_format::ReadAt>(
         &self,
         archive: &mut ZipArchive<R>,
         member: MemberId,

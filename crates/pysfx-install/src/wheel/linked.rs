@@ -94,7 +94,7 @@ impl PreparedWheel {
     /// Puts member `member` in place: linked from `origin`'s release when that is allowed and
     /// the file there is intact, else unpacked from `archive` (or, for a member the payload
     /// does not carry, copied from that release and checked).
-    pub fn place<R: Read + std::io::Seek>(
+    pub fn place<R: Read + std::io::Seek + Clone + pysfx_format::ReadAt>(
         &self,
         archive: &mut ZipArchive<R>,
         member: MemberId,

@@ -367,7 +367,7 @@ pub struct MemberId(usize);
 
 /// Installs the wheel read from `reader` (named `filename`) into `tree`, one member after
 /// another: the steps a caller that spreads the members of many wheels over threads takes too.
-pub fn install_wheel<R: Read + Seek + Clone>(
+pub fn install_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
     reader: R,
     filename: &WheelFilename,
     layout: &Layout,
@@ -392,7 +392,7 @@ pub fn install_wheel<R: Read + Seek + Clone>(
 /// ([`verify_wheel`], `check_claims`): what [`PreparedWheel::directories_made`] counts in.
 pub const MODEL_SITE_PACKAGES: &str = "lib/python3/site-packages";
 
-pub fn verify_wheel<R: Read + Seek + Clone>(
+pub fn verify_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
     reader: R,
     filename: &WheelFilename,
     app_name: Option<&str>,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use pep440_rs::Version;
-use pysfx_format::{scan_members_named, Member, MemberKind, MemberName, ScanError};
+use pysfx_format::{scan_members_named, Member, MemberKind, MemberName, ReadAt, ScanError};
 use pysfx_tree::Disposition;
 use pysfx_wheel::{
     dist_info_name, launcher_script, normalize_name, EntryPoint, EntryPoints, Headers, Record,
@@ -38,7 +38,7 @@ struct DistInfo {
 }
 
 /// Reads and checks everything about the wheel that can be checked before writing.
-pub fn prepare_wheel<R: Read + Seek + Clone>(
+pub fn prepare_wheel<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -55,7 +55,7 @@ pub fn prepare_wheel<R: Read + Seek + Clone>(
 /// `executables` (the manifest's) are the left-out members the wheel marks executable: each
 /// file taken from the release must have that executable bit, or is copied with it. `None`
 /// (a thin artifact packed before they were recorded): the file's own bit is kept.
-pub fn prepare_husk<R: Read + Seek + Clone>(
+pub fn prepare_husk<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -73,7 +73,7 @@ pub fn prepare_husk<R: Read + Seek + Clone>(
     Ok(prepared)
 }
 
-fn prepare<R: Read + Seek + Clone>(
+fn prepare<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     filename: &WheelFilename,
     layout: &Layout,
@@ -167,7 +167,7 @@ fn scan<R: Read + Seek + Clone>(
 
 /// Finds the one `.dist-info` directory and reads METADATA, WHEEL, RECORD and entry points
 /// (for a husk, RECORD filled in and those files read from the base release).
-fn read_dist_info<R: Read + Seek>(
+fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     files: &[Member],
     filename: &WheelFilename,
@@ -299,7 +299,7 @@ struct MetadataReader<'a, R> {
     base: Option<(PathBuf, &'a HashMap<String, Expected>, &'a str)>,
 }
 
-impl<R: Read + Seek> MetadataReader<'_, R> {
+impl<R: Read + Seek + Clone + ReadAt> MetadataReader<'_, R> {
     /// The member as UTF-8 text (at most MAX_METADATA_BYTES), `None` when the wheel has none.
     fn read(&mut self, member: &str) -> Result<Option<String>, InstallError> {
         let invalid = |reason: String| WheelError::Invalid {
