@@ -246,6 +246,18 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("holds a release: left alone"), "{stderr}");
     assert!(alive.join("pysfx-receipt.json").is_file());
+    // A copy of another release planted as what a killed `--force` of DEST moved aside is not
+    // put back as DEST: its receipt names where it was installed.
+    std::fs::remove_dir_all(&alive).expect("rm");
+    let seven = releases.join("7");
+    let planted = releases.join(".7.pysfx-old-999999");
+    let copied = run(Command::new("cp").arg("-a").arg(&destination).arg(&planted));
+    assert!(copied.status.success(), "{copied:?}");
+    let (code, _, stderr) = install_with(&second, &seven, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("put back"), "{stderr}");
+    assert!(!seven.join("environment.json").exists());
+    assert!(planted.join("environment.json").is_file());
 }
 
 /// The lock file a refused run leaves (`-d foreign/x` where x is a file) is no release: it

@@ -479,14 +479,15 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
         })
         .collect();
     if std::fs::symlink_metadata(destination).is_err() {
-        // Only a real directory holding a release: never a planted link, file or foreign tree.
+        // Only a real directory holding a release installed at DEST: never a planted link,
+        // file or foreign tree, nor a copy of another release (its receipt names where it was
+        // installed).
         let restorable = entries.iter().position(|entry| {
             let file_name = entry.file_name().to_string_lossy().into_owned();
             file_name.starts_with(&old)
                 && !file_name.contains("-trash")
                 && entry.file_type().is_ok_and(|kind| kind.is_dir())
-                && std::fs::symlink_metadata(entry.path().join(RECEIPT_NAME))
-                    .is_ok_and(|metadata| metadata.is_file())
+                && installed_at(&entry.path()) == Some(true)
         });
         if let Some(index) = restorable {
             let entry = entries.swap_remove(index);
@@ -512,6 +513,16 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
         if file_name == lock {
             continue;
         }
+        // A release installed elsewhere, named as DEST's leftover, is no leftover of DEST's.
+        if installed_at(&entry.path()) == Some(false) {
+            warn!(
+                "{} is named as a leftover of {} but holds a release installed elsewhere: left \
+                 alone",
+                entry.path().display(),
+                destination.display()
+            );
+            continue;
+        }
         if pysfx_release::prune::holds_a_release(&entry.path()) {
             continue;
         }
@@ -535,6 +546,15 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
         }
     }
     restored
+}
+
+/// Whether the release in `tree` (a directory named as DEST's leftover: `.<DEST's
+/// name>.pysfx-…`) was installed at DEST, by its receipt; `None` when it holds no readable
+/// receipt.
+fn installed_at(tree: &Path) -> Option<bool> {
+    let name = tree.file_name()?.to_str()?.strip_prefix('.')?;
+    let destination = tree.parent()?.join(name.split(".pysfx-").next()?);
+    receipt::read(tree).map(|receipt| Path::new(&receipt.destination) == destination)
 }
 
 /// The address space an install needs at least: its threads' stacks and its buffers (its
