@@ -2249,3 +2249,54 @@ fn a_fifo_planted_as_a_receipt_hangs_nothing() {
     }
     assert_eq!(std::fs::read_link(&current).expect("link"), release);
 }
+
+/// A deploy's switch and an `--activate` of one LINK take turns: each reads what LINK points
+/// at and repoints it under a lock on LINK's directory, so `--keep` keeps the release LINK
+/// really replaced. Here the lock is held by another process: `--activate` waits for it
+/// before LINK moves.
+#[test]
+fn activate_waits_for_another_switch_of_its_link() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().expect("tempdir");
+    let (site, first, python) = one_release(work.path());
+    let second = work.path().join("releases/2");
+    let (code, _, stderr) = install_with(&site, &second, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(&first, &current).expect("symlink");
+    const HOLD: &str = "import fcntl, os, sys, time\n\
+        fd = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY)\n\
+        fcntl.flock(fd, fcntl.LOCK_EX)\n\
+        print('locked', flush=True)\n\
+        time.sleep(2)\n\
+        print(os.readlink(sys.argv[1]), flush=True)\n";
+    let mut holder = Command::new(pysfx_e2e::host_python())
+        .args(["-c", HOLD])
+        .arg(&current)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = std::io::BufReader::new(holder.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("locked"));
+    let activate = Command::new(&site)
+        .arg("--activate")
+        .arg(&second)
+        .arg("--link")
+        .arg(&current)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("activate");
+    let seen = lines
+        .next()
+        .and_then(Result::ok)
+        .expect("the holder's last line");
+    assert_eq!(
+        Path::new(&seen),
+        first,
+        "LINK moved while its directory was locked"
+    );
+    assert!(holder.wait().expect("wait").success());
+    let output = activate.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read_link(&current).expect("link"), second);
+}

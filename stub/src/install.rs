@@ -433,7 +433,9 @@ fn switch(
     verified: bool,
     phases: &mut Phases,
 ) -> Result<(bool, Option<PruneReport>), Failure> {
-    // The release LINK named before: `--keep` keeps it.
+    // The release LINK named before: `--keep` keeps it. (Read and replaced under LINK's lock,
+    // so that an `--activate` of LINK at the same time is either before or after both.)
+    let link_lock = link.and_then(lock::hold_link);
     let previous = link.and_then(|link| pysfx_release::status::link_target(link).ok());
     let link_moved = match link {
         Some(link) => {
@@ -463,6 +465,7 @@ fn switch(
         }
         None => false,
     };
+    drop(link_lock);
     let pruned = cli.keep.map(|keep| {
         let app = &payload.manifest().app.name;
         let mut protected = vec![destination.to_path_buf()];

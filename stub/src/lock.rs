@@ -43,6 +43,43 @@ pub fn recorded_replaced(destination: &Path) -> Option<std::path::PathBuf> {
     (path.is_absolute() && path.parent() == destination.parent()).then_some(path)
 }
 
+/// Held while a run reads what LINK points at and repoints it: an exclusive `flock` on LINK's
+/// directory (no file of its own is made there). A deploy and an `--activate` of one LINK at
+/// once then each see the release the other left, so `--keep` keeps the one LINK really
+/// replaced. Waits up to 10 seconds for another run's switch; past that (the directory
+/// locked by something else), or when the directory cannot be opened, the switch goes on
+/// unlocked, with a warning in the first case.
+pub fn hold_link(link: &Path) -> Option<Flock<File>> {
+    let parent = link.parent()?;
+    let flags = nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC;
+    let directory = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(parent)
+        .ok()?;
+    let started = Instant::now();
+    let mut directory = directory;
+    loop {
+        match Flock::lock(directory, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Some(lock),
+            Err((file, Errno::EWOULDBLOCK)) if started.elapsed() < Duration::from_secs(10) => {
+                directory = file;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, errno)) => {
+                if errno == Errno::EWOULDBLOCK {
+                    tracing::warn!(
+                        "{} stayed locked for 10 s: switching {} without the lock",
+                        parent.display(),
+                        link.display()
+                    );
+                }
+                return None;
+            }
+        }
+    }
+}
+
 pub fn lock_path(destination: &Path) -> std::path::PathBuf {
     let name = destination
         .file_name()

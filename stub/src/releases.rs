@@ -277,10 +277,12 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     crate::install::check_link_outside(&link, &destination)?;
     crate::install::check_name_length(&link, "--link")?;
     crate::dest::check_shared_symlinks(&link, "LINK")?;
-    // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
-    // that moved LINK (the record in DEST's lock file).
-    let previous = pysfx_release::status::link_target(&link).ok();
     let app = app_name()?;
+    // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
+    // that moved LINK (the record in DEST's lock file). Read and replaced under LINK's lock,
+    // as a deploy's switch is.
+    let link_lock = crate::lock::hold_link(&link);
+    let previous = pysfx_release::status::link_target(&link).ok();
     // Under the registry: a signal then waits for the link's switch, and says whether LINK
     // moved.
     let moved = crate::signals::with_registry(|_| {
@@ -288,6 +290,7 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
         crate::signals::mark_link_moved(moved);
         Ok::<_, Failure>(moved)
     })?;
+    drop(link_lock);
     if let Some(previous) = previous.filter(|previous| moved && *previous != destination) {
         crate::lock::record_replaced(&destination, &previous);
     }
