@@ -640,6 +640,24 @@ fn thin_from_must_be_a_sound_artifact_of_the_same_app() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains(verify_error), "{stderr} / {verify_error}");
 
+    // Whole as its digest says, but lying about a wheel (resealed): what `pysfx verify` says
+    // of it, not a thin artifact relying on it.
+    let lying = pysfx_e2e::reseal_replacing(
+        &old,
+        &root.path().join("lying.sfx"),
+        |manifest| manifest.wheels[0].version = "9.9".into(),
+        &[],
+    );
+    let verified = pysfx(&[OsStr::new("verify"), lying.as_os_str()]);
+    assert_eq!(verified.status.code(), Some(3), "{verified:?}");
+    let refused = pack(&other, &lying, "thin.sfx");
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let verify_error = String::from_utf8_lossy(&verified.stderr);
+    let verify_error = verify_error.trim().trim_start_matches("error: ");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(verify_error), "{stderr} / {verify_error}");
+    assert!(!root.path().join("thin.sfx").exists());
+
     // -o OLD would replace the base with the thin artifact: an input, refused.
     let refused = pack(&other, &old, "other.sfx");
     let stderr = String::from_utf8_lossy(&refused.stderr);

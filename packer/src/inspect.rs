@@ -487,6 +487,14 @@ fn check_stored_sboms(payload: &mut Payload) -> Result<(), (u8, anyhow::Error)> 
     Ok(())
 }
 
+/// What `pysfx verify` checks past the payload digest: the install's own checks of every
+/// entry, and the SBOMs the artifact stores.
+pub(crate) fn verify_contents(payload: &mut Payload) -> Outcome {
+    pysfx_install::verify_contents(payload)
+        .map_err(|error| (install_code(&error), anyhow!(error)))?;
+    check_stored_sboms(payload)
+}
+
 pub fn verify(args: &VerifyArgs) -> Outcome {
     let mut payload = open(&args.artifact)?;
     // The signature first: with --pubkey, a file not signed by one of the keys is refused
@@ -513,9 +521,7 @@ pub fn verify(args: &VerifyArgs) -> Outcome {
         Some(checked)
     };
     let file_sha256 = file_digest(&mut payload)?;
-    pysfx_install::verify_contents(&mut payload)
-        .map_err(|error| (install_code(&error), anyhow!(error)))?;
-    check_stored_sboms(&mut payload)?;
+    verify_contents(&mut payload)?;
     let path = pysfx_format::escape_control(&args.artifact.display().to_string()).into_owned();
     let signature = signed
         .map(|(id, _)| format!(" signed_by={id}"))

@@ -214,18 +214,37 @@ impl std::error::Error for UsageError {}
 /// An artifact that another command reads (`pack --thin-from OLD`) is unreadable or corrupt:
 /// the same message and exit code `pysfx verify OLD` gives (3 corrupt, 4 unreadable).
 #[derive(Debug)]
-pub struct ArtifactError(pub pysfx_format::FormatError);
+pub struct ArtifactError {
+    code: u8,
+    message: String,
+}
 
 impl ArtifactError {
+    /// What `pysfx verify` says of an artifact it cannot open or whose payload is corrupt.
+    pub fn format(error: pysfx_format::FormatError) -> Self {
+        ArtifactError {
+            code: artifact_error_code(&error),
+            message: error.to_string(),
+        }
+    }
+
+    /// What `pysfx verify` says of an artifact whose contents it refuses, with its exit code.
+    pub fn refused(code: u8, error: &anyhow::Error) -> Self {
+        ArtifactError {
+            code,
+            message: format!("{error:#}"),
+        }
+    }
+
     /// The exit code `pysfx verify` gives for this error.
     pub fn code(&self) -> u8 {
-        artifact_error_code(&self.0)
+        self.code
     }
 }
 
 impl std::fmt::Display for ArtifactError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        f.write_str(&self.message)
     }
 }
 

@@ -42,11 +42,16 @@ impl Base {
     pub(crate) fn read(path: &Path, app_name: &str) -> Result<Base> {
         let context = || format!("--thin-from {}", path.display());
         let mut payload = Payload::open(path)
-            .map_err(ArtifactError)
+            .map_err(ArtifactError::format)
             .with_context(context)?;
         payload
             .verify()
-            .map_err(ArtifactError)
+            .map_err(ArtifactError::format)
+            .with_context(context)?;
+        // And all `pysfx verify OLD` checks: a thin artifact relies on OLD's wheels as OLD
+        // carries them.
+        crate::inspect::verify_contents(&mut payload)
+            .map_err(|(code, error)| ArtifactError::refused(code, &error))
             .with_context(context)?;
         let manifest = payload.manifest();
         if manifest.app.name != app_name {
@@ -207,7 +212,9 @@ fn lost_paths(payload: &mut Payload) -> Result<HashMap<String, Vec<(String, Stri
     // Each wheel's RECORD rows, by release key: the row's hash (blank in a husk's skeleton).
     let mut rows: HashMap<&str, HashMap<String, String>> = HashMap::new();
     for wheel in &manifest.wheels {
-        let (start, len) = payload.stored_range(&wheel.path).map_err(ArtifactError)?;
+        let (start, len) = payload
+            .stored_range(&wheel.path)
+            .map_err(ArtifactError::format)?;
         let section = pysfx_format::Section::with_directory(payload.file(), start, len);
         let mut archive = zip::ZipArchive::new(section)
             .with_context(|| format!("{}: not a readable zip", wheel.filename))?;
