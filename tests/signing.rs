@@ -375,6 +375,34 @@ fn a_swapped_signature_a_wrong_key_and_a_missing_signature_are_refused() {
     // Key rotation: the key the signature names is used, among several.
     let output = pysfx_verify(&new, &[&other_public, &public], None);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // A key made to carry the same key ID (anyone can: the ID is not the key) does not
+    // shadow the real one, in either order; alone, it does not verify.
+    let key_text = std::fs::read_to_string(&public).expect("read the public key");
+    let other_text = std::fs::read_to_string(&other_public).expect("read the other key");
+    let decode = |text: &str| {
+        let encoded = text.lines().nth(1).expect("the key line");
+        STANDARD.decode(encoded.trim()).expect("base64")
+    };
+    let mut same_id = decode(&key_text);
+    same_id[10..].copy_from_slice(&decode(&other_text)[10..]);
+    let comment = key_text.lines().next().expect("the comment line");
+    let impostor = root.join("impostor.pub");
+    std::fs::write(
+        &impostor,
+        format!("{comment}\n{}\n", STANDARD.encode(&same_id)),
+    )
+    .expect("write");
+    for keys in [[impostor.as_path(), &public], [&public, impostor.as_path()]] {
+        let output = pysfx_verify(&new, &keys, None);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let output = pysfx_verify(&new, &[&impostor], None);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("does not match"),
+        "{}",
+        text(&output)
+    );
 
     // No signature at all.
     std::fs::remove_file(signature_of(&new)).expect("remove");

@@ -372,7 +372,12 @@ pub fn verify_signature(
         ))
     })?;
     let id = key_id(signature_box.keynum());
-    let Some((key_path, key)) = keys.iter().find(|(_, key)| key_id(key.keynum()) == id) else {
+    // Every --pubkey of that key ID is tried (a key ID names a key, but anyone can make a key
+    // of any ID): the signature holds when one of them verifies it, whatever their order.
+    let candidates: Vec<&(PathBuf, PublicKey)> = (keys.iter())
+        .filter(|(_, key)| key_id(key.keynum()) == id)
+        .collect();
+    if candidates.is_empty() {
         let known: Vec<String> = keys
             .iter()
             .map(|(path, key)| format!("{} is {}", path.display(), key_id(key.keynum())))
@@ -382,7 +387,7 @@ pub fn verify_signature(
             signature.display(),
             known.join(", ")
         )));
-    };
+    }
     if !signature_box.is_prehashed() {
         return Err(bad(anyhow!(
             "{} is a legacy minisign signature (`minisign -S -l`), which pysfx does not accept: \
@@ -390,25 +395,34 @@ pub fn verify_signature(
             signature.display()
         )));
     }
-    let file = File::open(artifact)
-        .map_err(|error| bad(anyhow!("cannot read {}: {error}", artifact.display())))?;
-    minisign::verify(
-        key,
-        &signature_box,
-        std::io::BufReader::new(file),
-        true,
-        false,
-        false,
-    )
-    .map_err(|error| {
-        bad(anyhow!(
+    let mut failed = None;
+    for (key_path, key) in candidates {
+        let file = File::open(artifact)
+            .map_err(|error| bad(anyhow!("cannot read {}: {error}", artifact.display())))?;
+        match minisign::verify(
+            key,
+            &signature_box,
+            std::io::BufReader::new(file),
+            true,
+            false,
+            false,
+        ) {
+            Ok(()) => {
+                failed = None;
+                break;
+            }
+            Err(error) => failed = Some((key_path, error)),
+        }
+    }
+    if let Some((key_path, error)) = failed {
+        return Err(bad(anyhow!(
             "{} does not match {} with key {} ({error}): the file changed since it was \
                  signed, or the signature is another file's",
             signature.display(),
             artifact.display(),
             key_path.display()
-        ))
-    })?;
+        )));
+    }
     let comment = signature_box
         .trusted_comment()
         .map_err(|error| bad(anyhow!("{}: {error}", signature.display())))?;
