@@ -353,18 +353,28 @@ pub fn check_app_version(version: &str) -> Result<(), String> {
 
 /// Unicode's invisible format characters (category Cf) a terminal may act on: the
 /// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the soft
-/// hyphen and the byte order mark.
+/// hyphen and the byte order mark; and the characters that show as nothing or break a line
+/// though they are not controls: the combining grapheme joiner, the Hangul fillers, the line
+/// and paragraph separators, the tag characters.
 fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'
+            | '\u{34f}'
             | '\u{61c}'
-            | '\u{180e}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
+            | '\u{2028}'..='\u{202e}'
             | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
+            | '\u{ffa0}'
             | '\u{fff9}'..='\u{fffb}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
@@ -553,6 +563,11 @@ mod tests {
             "1.0\u{2066}",
             "1\u{200b}.0",
             "\u{feff}1.0",
+            "1.0\u{e0041}",
+            "1.0\u{115f}",
+            "1.0\u{3164}",
+            "1\u{34f}.0",
+            "1.0\u{2028}2.0",
         ] {
             let error = check_app_version(version).expect_err(version);
             assert!(error.contains("bidirectional or invisible"), "{error}");
