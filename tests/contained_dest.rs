@@ -149,14 +149,21 @@ fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
     (first, second)
 }
 
-#[test]
-fn force_replaces_a_release_without_dest_ever_missing() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let (first, second) = two_releases(work.path());
-    let destination = work.path().join("releases/1");
+/// [`two_releases`], and the first installed at `releases/1` with the host's Python: the two
+/// artifacts, that release and the Python.
+fn first_installed(work: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (first, second) = two_releases(work);
+    let destination = work.join("releases/1");
     let python = host_python();
     let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
+    (first, second, destination, python)
+}
+
+#[test]
+fn force_replaces_a_release_without_dest_ever_missing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second, destination, python) = first_installed(work.path());
     let done = AtomicBool::new(false);
     let missing = AtomicUsize::new(0);
     let looks = AtomicUsize::new(0);
@@ -328,11 +335,7 @@ fn force_refuses_a_directory_of_releases() {
 #[test]
 fn force_refuses_an_interpreter_inside_dest() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (first, second) = two_releases(work.path());
-    let destination = work.path().join("releases/1");
-    let python = host_python();
-    let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let (_, second, destination, python) = first_installed(work.path());
     let real = std::fs::canonicalize(&python).expect("the host python");
     std::fs::create_dir(destination.join("py")).expect("mkdir");
     std::os::unix::fs::symlink(&real, destination.join("py/python")).expect("symlink");

@@ -420,16 +420,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn secrets_are_told_by_their_names() {
-        let file = |name: &str| TreeFile {
+    /// A file of the tree named `name` (its source and its size unused).
+    fn file(name: &str) -> TreeFile {
+        TreeFile {
             source: PathBuf::from(name),
             name: name.to_string(),
             kind: TreeKind::File {
                 executable: false,
                 size: 1,
             },
-        };
+        }
+    }
+
+    #[test]
+    fn secrets_are_told_by_their_names() {
         let files = [
             file("app/.env"),
             file("app/.env.production"),
@@ -464,14 +468,6 @@ mod tests {
 
     #[test]
     fn modules_named_like_the_hook_are_found() {
-        let file = |name: &str| TreeFile {
-            source: PathBuf::from(name),
-            name: name.to_string(),
-            kind: TreeKind::File {
-                executable: false,
-                size: 1,
-            },
-        };
         let files: Vec<TreeFile> = [
             "app/loadenv.py",
             "app/loadenv/__init__.py",
