@@ -238,7 +238,8 @@ pub fn prune_with(
 const MAX_LINKS_SCANNED: usize = 10_000;
 
 /// The identities (device, inode) of the directories the symbolic links in `directories`
-/// lead to: a release one of them serves is kept whatever its age.
+/// lead to or into (`current -> releases/5`, or `python -> releases/5/venv/bin/python`): a
+/// release one of them serves is kept whatever its age.
 fn served_by_links(directories: &[&Path]) -> Vec<(u64, u64)> {
     let mut served = Vec::new();
     for directory in directories {
@@ -247,16 +248,22 @@ fn served_by_links(directories: &[&Path]) -> Vec<(u64, u64)> {
         };
         for entry in entries.flatten().take(MAX_LINKS_SCANNED) {
             let is_link = entry.file_type().is_ok_and(|kind| kind.is_symlink());
-            let target = is_link
-                .then(|| std::fs::metadata(entry.path()).ok())
-                .flatten();
-            if let Some(target) = target.filter(std::fs::Metadata::is_dir) {
-                debug!(
-                    "--keep: {} serves {:?}; it is kept",
-                    entry.path().display(),
-                    std::fs::read_link(entry.path()).unwrap_or_default()
-                );
-                served.push((target.dev(), target.ino()));
+            let Some(target) = is_link
+                .then(|| std::fs::canonicalize(entry.path()).ok())
+                .flatten()
+            else {
+                continue;
+            };
+            debug!(
+                "--keep: {} serves {:?}; it is kept",
+                entry.path().display(),
+                std::fs::read_link(entry.path()).unwrap_or_default()
+            );
+            for ancestor in target.ancestors() {
+                let metadata = std::fs::metadata(ancestor).ok();
+                if let Some(metadata) = metadata.filter(std::fs::Metadata::is_dir) {
+                    served.push((metadata.dev(), metadata.ino()));
+                }
             }
         }
     }
@@ -824,6 +831,31 @@ mod tests {
             "mysite",
             &[&releases.join("4"), &releases.join("3")],
             Some(&staging),
+            &mut |_| {},
+        );
+        assert_eq!(names(&report.pruned), ["2"]);
+        assert!(releases.join("1/venv/pyvenv.cfg").exists());
+    }
+
+    /// A link into a release (to its venv's interpreter, say) serves that release too.
+    #[test]
+    fn a_release_a_link_leads_into_stays() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        std::fs::create_dir(&releases).expect("mkdir");
+        for (name, at) in [("1", 1), ("2", 2), ("3", 3)] {
+            fake_release(&releases, name, "mysite", at);
+        }
+        let current = temporary.path().join("current");
+        std::os::unix::fs::symlink("releases/3", &current).expect("current");
+        let python = temporary.path().join("python");
+        std::os::unix::fs::symlink("releases/1/venv/pyvenv.cfg", &python).expect("python");
+        let report = prune(
+            &releases.join("3"),
+            1,
+            "mysite",
+            &[&releases.join("3")],
+            Some(&current),
             &mut |_| {},
         );
         assert_eq!(names(&report.pruned), ["2"]);
