@@ -265,6 +265,15 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
     assert!(!stderr.contains("put back"), "{stderr}");
     assert!(!seven.join("environment.json").exists());
     assert!(planted.join("environment.json").is_file());
+    // DEST's own leftover is put back however DEST is spelled (here through a link to its
+    // parent).
+    let via = work.path().join("via");
+    std::os::unix::fs::symlink(&releases, &via).expect("symlink");
+    std::fs::rename(&destination, releases.join(".1.pysfx-old-999999")).expect("move aside");
+    let (code, _, stderr) = install_with(&first, &via.join("1"), &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("put back"), "{stderr}");
+    assert!(destination.join("environment.json").is_file());
 }
 
 /// The lock file a refused run leaves (`-d foreign/x` where x is a file) is no release: it
@@ -352,6 +361,16 @@ fn force_refuses_an_interpreter_inside_dest() {
         );
         assert_eq!(snapshot(&destination), before, "{}", given.display());
     }
+    // A DEST that is a link to the release is replaced as a link: the release, and the
+    // Python in it, stay.
+    let linked = work.path().join("releases/linked");
+    std::os::unix::fs::symlink(&destination, &linked).expect("symlink");
+    let inside = destination.join("py/python");
+    let (code, json, stderr) = install_with(&second, &linked, &inside, &[OsStr::new("--force")]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(linked.join("pysfx-receipt.json").is_file() && !linked.is_symlink());
+    assert_eq!(snapshot(&destination), before);
+    std::fs::remove_dir_all(&linked).expect("rm");
     let own = destination.join("venv/bin/python");
     let (code, json, stderr) = install_with(&second, &destination, &own, &[OsStr::new("--force")]);
     assert_eq!(code, 0, "{json}\n{stderr}");

@@ -939,15 +939,30 @@ fn every_reader_holds_the_artifacts_local_headers_to_its_directory() {
             "data[at+14] ^= 1",
             "another CRC-32",
         ),
+        (
+            "sbom-size",
+            ".pysfx/sbom.cdx.json",
+            "data[at+22] ^= 1",
+            "other sizes",
+        ),
     ];
     for (case, entry, edit, message) in cases {
         let work = tempfile::tempdir().expect("tempdir");
-        let artifact = raw_artifact(
-            &work.path().join("headers.sfx"),
-            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
-            &[("demoapp/app.py", b"x = 1\n")],
-            |_| {},
-        );
+        let artifact = if entry.starts_with(".pysfx/sbom") {
+            // Packed (a crafted artifact carries no SBOM).
+            let app = pysfx_e2e::make_app(work.path(), "demoapp");
+            let wheels = work.path().join("wheels");
+            pysfx_e2e::tiny_wheel(&wheels, "tinylib", "1.0", &[]);
+            let args = pysfx_e2e::app_and_wheels(&app, &wheels, &[]);
+            pysfx_e2e::pack(&args, &work.path().join("headers.sfx"))
+        } else {
+            raw_artifact(
+                &work.path().join("headers.sfx"),
+                &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+                &[("demoapp/app.py", b"x = 1\n")],
+                |_| {},
+            )
+        };
         reseal_bytes(&artifact, &format!("{}{edit}", find(entry)));
         let destination = work.path().join("releases/1");
         for output in [

@@ -248,7 +248,9 @@ pub(crate) fn check_interpreter_outside(
     destination: &Path,
     interpreter: &Interpreter,
 ) -> Result<(), Failure> {
-    let Ok(inside) = std::fs::canonicalize(destination) else {
+    // A DEST that is a symbolic link is replaced as a link: what it leads to stays.
+    let link = std::fs::symlink_metadata(destination).is_ok_and(|m| m.file_type().is_symlink());
+    let Some(inside) = std::fs::canonicalize(destination).ok().filter(|_| !link) else {
         return Ok(());
     };
     let base = interpreter.base_executable();
@@ -553,8 +555,19 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
 /// receipt.
 fn installed_at(tree: &Path) -> Option<bool> {
     let name = tree.file_name()?.to_str()?.strip_prefix('.')?;
-    let destination = tree.parent()?.join(name.split(".pysfx-").next()?);
-    receipt::read(tree).map(|receipt| Path::new(&receipt.destination) == destination)
+    let name = name.split(".pysfx-").next()?;
+    let parent = std::fs::canonicalize(tree.parent()?).ok()?;
+    // The place, not its spelling: DEST reached through a link to its parent is DEST.
+    let recorded = receipt::read(tree)?.destination;
+    let recorded = Path::new(&recorded);
+    let same = recorded
+        .file_name()
+        .is_some_and(|recorded| recorded == name)
+        && recorded
+            .parent()
+            .and_then(|parent| std::fs::canonicalize(parent).ok())
+            .is_some_and(|recorded| recorded == parent);
+    Some(same)
 }
 
 /// The address space an install needs at least: its threads' stacks and its buffers (its

@@ -48,15 +48,25 @@ pub fn recorded_replaced(destination: &Path) -> Option<std::path::PathBuf> {
 /// once then each see the release the other left, so `--keep` keeps the one LINK really
 /// replaced. Waits up to 10 seconds for another run's switch; past that (the directory
 /// locked by something else), or when the directory cannot be opened, the switch goes on
-/// unlocked, with a warning in the first case.
+/// unlocked, with a warning.
 pub fn hold_link(link: &Path) -> Option<Flock<File>> {
     let parent = link.parent()?;
     let flags = nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC;
-    let directory = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .custom_flags(flags)
-        .open(parent)
-        .ok()?;
+        .open(parent);
+    let directory = match opened {
+        Ok(directory) => directory,
+        Err(error) => {
+            tracing::warn!(
+                "cannot lock {} ({error}): switching {} without the lock",
+                parent.display(),
+                link.display()
+            );
+            return None;
+        }
+    };
     let started = Instant::now();
     let mut directory = directory;
     loop {

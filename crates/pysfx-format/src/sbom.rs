@@ -38,8 +38,13 @@ pub fn read_sbom(payload: &mut Payload, name: &str) -> Result<Option<Vec<u8>>, F
         path: path.clone(),
         reason: format!("{name}: {reason}"),
     };
-    if payload.archive().index_for_name(name).is_none() {
+    let Some(index) = payload.archive().index_for_name(name) else {
         return Ok(None);
+    };
+    // What `unzip` would read of it is what is read here.
+    let differs = crate::local_header_differs(payload.archive(), index);
+    if let Some(reason) = differs.map_err(|error| bad(&error.to_string()))? {
+        return Err(bad(reason));
     }
     // Deflated (stored in artifacts packed before), as the manifest is read.
     let mut entry = (payload.archive().by_name(name)).map_err(|error| bad(&error.to_string()))?;
