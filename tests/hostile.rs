@@ -182,6 +182,7 @@ fn the_packer_refuses_wheels_the_stub_would_refuse() {
         "badscript",
         "crcstored",
         "overlap",
+        "hugerecord",
     ] {
         let work = tempfile::tempdir().expect("tempdir");
         let wheels = work.path().join("wheels");

@@ -43,5 +43,5 @@ pub use sources::{
 pub use verify::{check_claims, check_claims_of, check_entry, verify_contents};
 pub use wheel::{
     install_wheel, prepare_husk, prepare_wheel, verify_wheel, InstallReport, Layout, LinkSource,
-    PreparedWheel, MAX_BASE_RECORD_BYTES, MAX_HUSK_RECORD_BYTES,
+    PreparedWheel, MAX_BASE_RECORD_BYTES, MAX_HUSK_RECORD_BYTES, MAX_METADATA_BYTES,
 };

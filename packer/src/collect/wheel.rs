@@ -200,6 +200,15 @@ fn record_digest<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> R
     let entry = archive
         .by_name(&name)
         .with_context(|| format!("{name} is missing"))?;
+    // The install reads RECORD whole, up to a limit: past it, the wheel could never install.
+    let most = pysfx_install::MAX_METADATA_BYTES;
+    if entry.size() > most {
+        bail!(
+            "{name} is {} bytes, more than an install reads ({} MiB)",
+            entry.size(),
+            most >> 20
+        );
+    }
     let (digest, _) =
         pysfx_format::sha256_reader(entry).with_context(|| format!("cannot read {name}"))?;
     Ok(pysfx_format::hex(&digest))

@@ -53,7 +53,7 @@ pub(crate) fn check_husk_paths<'p>(
 }
 
 /// The largest metadata file (`METADATA`, `RECORD`, …) read into memory.
-const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_METADATA_BYTES: u64 = 64 * 1024 * 1024;
 /// How much of a `.data/scripts` file is read to find its `#!python` line; the rest streams.
 const SHEBANG_PEEK: u64 = 64 * 1024;
 
