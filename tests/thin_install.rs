@@ -129,7 +129,7 @@ impl Artifacts {
         let app = make_app(root.path(), "demoapp");
         let v1_wheels = wheel_directory(root.path(), "1.0");
         let v2_wheels = wheel_directory(root.path(), "1.1");
-        let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+        let v1 = pack_v1(&app, &v1_wheels, root.path());
         let thin = pack_ok(
             &app,
             "2.0",
@@ -506,13 +506,7 @@ fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
         );
         directory
     };
-    let v1 = pack_ok(
-        &app,
-        "1.0",
-        &wheels("1.0"),
-        &[],
-        &root.path().join("v1.sfx"),
-    );
+    let v1 = pack_v1(&app, &wheels("1.0"), root.path());
     let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
     let wheels2 = wheels("1.1");
     let thin = pack_ok(
@@ -525,6 +519,11 @@ fn a_path_a_carried_wheel_wins_is_not_asked_of_the_base() {
     let full = pack_ok(&app, "2.0", &wheels2, &[], &root.path().join("full.sfx"));
     assert_eq!(left_out(&thin), ["aaa-1.0-py3-none-any.whl"]);
     assert_thin_release_is_the_full_one(root.path(), [&v1, &thin, &full], "Z = 'zzz 1.1'\n");
+}
+
+/// `ROOT/v1.sfx`: version 1.0 of `app` with the wheels in `wheels`, full.
+fn pack_v1(app: &Path, wheels: &Path, root: &Path) -> PathBuf {
+    pack_ok(app, "1.0", wheels, &[], &root.join("v1.sfx"))
 }
 
 /// The file names of the wheels a thin artifact leaves out.
@@ -579,7 +578,7 @@ fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_nothing_wins_it_again() 
             let moved = [("zzz/x.py", &b"Z = 'zzz 2'\n"[..], 0o644)];
             write_wheel(&v2_wheels, "zzz", "2.0", &moved);
         }
-        let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+        let v1 = pack_v1(&app, &v1_wheels, root.path());
         let thin_path = root.path().join("thin.sfx");
         let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
         let packed = pack_version(&app, "2.0", &v2_wheels, &thin_from, &thin_path);
@@ -1179,7 +1178,7 @@ fn a_wheel_with_rows_no_release_gives_back_installs_thin() {
     );
     oddrows_wheel(&v1_wheels);
     oddrows_wheel(&v2_wheels);
-    let v1 = pack_ok(&app, "1.0", &v1_wheels, &[], &root.path().join("v1.sfx"));
+    let v1 = pack_v1(&app, &v1_wheels, root.path());
     let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
     let thin = root.path().join("v2-thin.sfx");
     let thin = pack_ok(&app, "2.0", &v2_wheels, &thin_from, &thin);
@@ -1244,13 +1243,7 @@ with zipfile.ZipFile(os.path.join(sys.argv[1], "bigrecord-1.0-py3-none-any.whl")
         tiny_wheel(&directory, "tinylib", tinylib, &[]);
         directory
     };
-    let v1 = pack_ok(
-        &app,
-        "1.0",
-        &wheels("1.0"),
-        &[],
-        &root.path().join("v1.sfx"),
-    );
+    let v1 = pack_v1(&app, &wheels("1.0"), root.path());
     let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
     let thin = root.path().join("thin.sfx");
     let packed = pack_version(&app, "2.0", &wheels("1.1"), &thin_from, &thin);
