@@ -526,6 +526,17 @@ fn pack_v1(app: &Path, wheels: &Path, root: &Path) -> PathBuf {
     pack_ok(app, "1.0", wheels, &[], &root.join("v1.sfx"))
 }
 
+/// `ROOT/thin.sfx`: version 2.0 of `app` with the wheels in `wheels`, packed `--thin-from
+/// v1`; panics unless the pack succeeds. Returns it and what the pack said.
+fn pack_thin(app: &Path, v1: &Path, wheels: &Path, root: &Path) -> (PathBuf, String) {
+    let thin = root.join("thin.sfx");
+    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
+    let packed = pack_version(app, "2.0", wheels, &thin_from, &thin);
+    let stderr = String::from_utf8_lossy(&packed.stderr).into_owned();
+    assert!(packed.status.success(), "{stderr}");
+    (thin, stderr)
+}
+
 /// The file names of the wheels a thin artifact leaves out.
 fn left_out(artifact: &Path) -> Vec<String> {
     inspect_json(artifact)["manifest"]["wheels"]
@@ -579,11 +590,7 @@ fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_nothing_wins_it_again() 
             write_wheel(&v2_wheels, "zzz", "2.0", &moved);
         }
         let v1 = pack_v1(&app, &v1_wheels, root.path());
-        let thin_path = root.path().join("thin.sfx");
-        let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
-        let packed = pack_version(&app, "2.0", &v2_wheels, &thin_from, &thin_path);
-        let stderr = String::from_utf8_lossy(&packed.stderr);
-        assert!(packed.status.success(), "{stderr}");
+        let (thin_path, stderr) = pack_thin(&app, &v1, &v2_wheels, root.path());
         assert!(
             stderr.contains("aaa-1.0-py3-none-any.whl: carried whole")
                 && stderr.contains("common/x.py"),
@@ -1244,11 +1251,7 @@ with zipfile.ZipFile(os.path.join(sys.argv[1], "bigrecord-1.0-py3-none-any.whl")
         directory
     };
     let v1 = pack_v1(&app, &wheels("1.0"), root.path());
-    let thin_from = [OsStr::new("--thin-from"), v1.as_os_str()];
-    let thin = root.path().join("thin.sfx");
-    let packed = pack_version(&app, "2.0", &wheels("1.1"), &thin_from, &thin);
-    let stderr = String::from_utf8_lossy(&packed.stderr);
-    assert!(packed.status.success(), "{stderr}");
+    let (thin, stderr) = pack_thin(&app, &v1, &wheels("1.1"), root.path());
     assert!(
         stderr.contains("bigrecord-1.0-py3-none-any.whl: carried whole")
             && stderr.contains("its RECORD is"),

@@ -216,9 +216,8 @@ fn check_sboms(payload: &mut Payload, manifest: &Manifest, path: &str) -> Result
 }
 
 /// Each member's local header names it as the wheel's central directory does, as Python's
-/// `zipfile` (and so pip) requires. The install goes by the central directory alone, so a
-/// wheel whose two names differ cannot put a file elsewhere; it is crafted all the same
-/// (`pysfx pack` refuses it), and `verify` says so.
+/// `zipfile` (and so pip) requires: directory entries included, which no install opens (the
+/// members it reads are held to their local headers whole when opened, `open_member`).
 fn check_local_headers(
     payload: &mut Payload,
     entry: &WheelEntry,
@@ -231,7 +230,8 @@ fn check_local_headers(
 
 /// The artifact's own local headers agree with its central directory (names, methods, CRCs,
 /// sizes), as `pysfx pack` writes them: the artifact stays a zip that `unzip` and Python's
-/// `zipfile` read. (The install goes by the central directory alone.)
+/// `zipfile` read. (The install holds each entry it reads to its local header when it opens
+/// it; this looks at every entry.)
 fn check_outer_headers(payload: &mut Payload, path: &str) -> Result<(), InstallError> {
     use std::os::unix::fs::FileExt;
     let corrupt = |reason: String| InstallError::Corrupt(format!("{path}: {reason}"));

@@ -100,17 +100,9 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     let members = archive.len() as u64;
     // Each member's local header names it as the central directory does (pip refuses a
     // wheel whose two names differ; the install goes by the directory's).
+    let reader = std::io::Cursor::new(&bytes);
     let read_at = |offset: u64, buffer: &mut [u8]| {
-        let end = usize::try_from(offset)
-            .ok()
-            .and_then(|at| Some((at, at.checked_add(buffer.len())?)));
-        match end.and_then(|(at, end)| bytes.get(at..end)) {
-            Some(slice) => {
-                buffer.copy_from_slice(slice);
-                Ok(())
-            }
-            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
-        }
+        pysfx_format::ReadAt::read_exact_at(&reader, offset, buffer)
     };
     if let Some((central, local)) =
         pysfx_format::local_name_mismatch(&mut archive, bytes.len() as u64, &read_at)
