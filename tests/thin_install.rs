@@ -1142,6 +1142,49 @@ fn thin_installs_beside_its_base_on_every_cpython() {
     }
 }
 
+/// `DIRECTORY/python`: `python` under the wrapper's name (so that the venv runs the wrapper),
+/// which makes `marker` when it is started as a byte-compile worker (`-B`).
+fn marking_wrapper(directory: &Path, python: &Python, marker: &Path) -> PathBuf {
+    let wrapper = directory.join("python");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\ncase \" $* \" in *\" -B \"*) : > '{}';; esac\nexec -a \"$0\" '{}' \"$@\"\n",
+            marker.display(),
+            python.path.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&wrapper, PermissionsExt::from_mode(0o755)).expect("chmod");
+    wrapper
+}
+
+/// The interpreter is started to compile only when a source is left without byte-code: not
+/// for a thin release 2 whose carried wheel has the artifact's byte-code and whose left-out
+/// wheels have their base's (CPython 3.11, which the artifact was compiled for), but when the
+/// carried wheel has none for the interpreter (3.12).
+#[test]
+fn compile_workers_start_only_for_sources_left_without_byte_code() {
+    let artifacts = Artifacts::pack();
+    for (minor, compiles) in [(11, false), (12, true)] {
+        let directory = artifacts.parent(&format!("python3{minor}"));
+        let marker = directory.join("a compile worker started");
+        let wrapper = marking_wrapper(&directory, &python(minor), &marker);
+        let wrapped = Python {
+            path: wrapper,
+            ..python(minor)
+        };
+        install_base(&artifacts.v1, &directory.join("1"), &wrapped);
+        let _ = std::fs::remove_file(&marker);
+        let json = install_ok(&artifacts.thin, &directory.join("2"), &wrapped, &[]);
+        assert!(linked_files(&json) > 0, "3.{minor}: {json}");
+        assert_eq!(marker.exists(), compiles, "3.{minor}: {json}");
+        let pyc = format!("tinylib/__pycache__/__init__.cpython-3{minor}.pyc");
+        let site = site_packages(&directory.join("2"), &wrapped);
+        assert!(site.join(&pyc).is_file(), "3.{minor}: {pyc}");
+    }
+}
+
 /// Writes `oddrows-1.0-py3-none-any.whl` into `directory`: its RECORD ends its lines in CRLF
 /// (as Python's `csv` writes them), lists the wheel's own `INSTALLER` (which an install
 /// replaces with its own) and a byte-code row without a hash (which claims no file).

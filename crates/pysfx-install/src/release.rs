@@ -176,18 +176,11 @@ pub fn build_release(
     let python = venv.root.join("bin/python");
     let shared_paths = std::thread::scope(|scope| -> Result<_, InstallError> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let compiler = match compiling {
-            Some(format) => Some(Compiler::start(
-                scope,
-                &python,
-                &venv.root,
-                format,
-                workers,
-                options.on_child,
-                &on_compiled,
-            )?),
-            None => None,
-        };
+        // Started with the first batch that leaves sources to compile, so that the workers
+        // start while the later batches install, and not at all when every source came with
+        // its byte-code (a thin artifact's left-out wheels have no bundle, but their
+        // byte-code is linked with them).
+        let mut compiler = None;
         let shared_paths = install_set(
             payload.file(),
             &jobs,
@@ -196,13 +189,21 @@ pub fn build_release(
             set_options,
             reporter,
             &mut |batch_reports, precompiled| {
-                if compiler.is_some() {
-                    sources.extend(compile_jobs(
-                        batch_reports,
-                        precompiled,
-                        options.no_compile,
-                        &venv,
-                    ));
+                if let Some(format) = compiling {
+                    let batch_sources =
+                        compile_jobs(batch_reports, precompiled, options.no_compile, &venv);
+                    if compiler.is_none() && !batch_sources.is_empty() {
+                        compiler = Some(Compiler::start(
+                            scope,
+                            &python,
+                            &venv.root,
+                            format,
+                            workers,
+                            options.on_child,
+                            &on_compiled,
+                        )?);
+                    }
+                    sources.extend(batch_sources);
                 }
                 precompiled_wheels += precompiled.iter().filter(|p| **p).count();
                 for report in batch_reports.iter_mut() {
