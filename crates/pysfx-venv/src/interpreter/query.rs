@@ -15,9 +15,10 @@ const SCRIPT_MARKER: &str = "pysfx interpreter query";
 /// `subprocess.run(text=…)`); `-I` keeps the caller's environment and working directory out.
 /// The PEP 508 marker values are computed as `packaging.markers.default_environment()` does.
 pub const QUERY_SCRIPT: &str = r#"# pysfx interpreter query
-# Only modules the interpreter has loaded at start, and sysconfig: json, platform and
+# Only modules the interpreter has loaded at start, sysconfig, and site (which every start
+# of the venv imports: an interpreter without it is refused here): json, platform and
 # importlib.util (each importing more) took half of the query's 18 ms.
-import os, sys, sysconfig
+import os, site, sys, sysconfig
 
 def glibc_version():
     try:
