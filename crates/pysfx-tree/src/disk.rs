@@ -1,5 +1,6 @@
 //! [`DiskTree`]: the tree on disk, and the exclusive-create primitives it is made of.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -348,27 +349,30 @@ enum At<'a> {
 
 impl<'a> At<'a> {
     /// The directory descriptor and the name relative to it of `relative`: the root's
-    /// descriptor and `relative`, or the current directory and the whole path.
-    fn name(self, relative: &str) -> std::io::Result<(BorrowedFd<'a>, CString)> {
+    /// descriptor and `relative`, or the current directory and the whole path. The name is
+    /// borrowed where it can be: nix copies it to the stack with its NUL (a name holding a
+    /// NUL is refused there, `EINVAL`), so a call through a descriptor allocates nothing.
+    fn name(self, relative: &str) -> std::io::Result<(BorrowedFd<'a>, Cow<'_, [u8]>)> {
         if STOPPED.load(Ordering::Relaxed) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "the install was interrupted",
             ));
         }
-        let (at, bytes) = match self {
-            At::Directory(directory) => (directory, relative.as_bytes().to_vec()),
-            At::Path(root) => (AT_FDCWD, root.join(relative).into_os_string().into_vec()),
-        };
-        let name = CString::new(bytes).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        Ok((at, name))
+        Ok(match self {
+            At::Directory(directory) => (directory, Cow::Borrowed(relative.as_bytes())),
+            At::Path(root) => (
+                AT_FDCWD,
+                Cow::Owned(root.join(relative).into_os_string().into_vec()),
+            ),
+        })
     }
 
     fn open(self, relative: &str, flags: OFlag, mode: u32) -> std::io::Result<File> {
         let (at, name) = self.name(relative)?;
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mode = Mode::from_bits_truncate(mode as nix::libc::mode_t);
-        Ok(File::from(openat(at, name.as_c_str(), flags, mode)?))
+        Ok(File::from(openat(at, &*name, flags, mode)?))
     }
 
     fn create(self, relative: &str, mode: u32) -> std::io::Result<File> {
@@ -387,37 +391,31 @@ impl<'a> At<'a> {
 
     fn lstat(self, relative: &str) -> std::io::Result<FileStat> {
         let (at, name) = self.name(relative)?;
-        Ok(fstatat(at, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?)
+        Ok(fstatat(at, &*name, AtFlags::AT_SYMLINK_NOFOLLOW)?)
     }
 
     fn link(self, source: Outside<'_>, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
         // No flags: a symbolic link at `source` is linked as itself.
         let flags = AtFlags::empty();
-        Ok(linkat(
-            source.directory,
-            source.name,
-            at,
-            name.as_c_str(),
-            flags,
-        )?)
+        Ok(linkat(source.directory, source.name, at, &*name, flags)?)
     }
 
     fn symlink(self, target: &str, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
         let target = CString::new(target).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        Ok(symlinkat(target.as_c_str(), at, name.as_c_str())?)
+        Ok(symlinkat(target.as_c_str(), at, &*name)?)
     }
 
     fn rename(self, from: &str, to: &str) -> std::io::Result<()> {
         let (at, from) = self.name(from)?;
         let (_, to) = self.name(to)?;
-        Ok(renameat(at, from.as_c_str(), at, to.as_c_str())?)
+        Ok(renameat(at, &*from, at, &*to)?)
     }
 
     fn unlink(self, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
-        Ok(unlinkat(at, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?)
+        Ok(unlinkat(at, &*name, UnlinkatFlags::NoRemoveDir)?)
     }
 
     /// Makes the directory `relative`, whose parent exists, never writable by others whatever
@@ -425,11 +423,7 @@ impl<'a> At<'a> {
     /// itself, not a symlink to one.
     fn make_directory(self, relative: &str) -> std::io::Result<()> {
         let (at, name) = self.name(relative)?;
-        match mkdirat(
-            at,
-            name.as_c_str(),
-            Mode::from_bits_truncate(DIRECTORY_MODE),
-        ) {
+        match mkdirat(at, &*name, Mode::from_bits_truncate(DIRECTORY_MODE)) {
             Err(nix::errno::Errno::EEXIST) => {
                 let is_directory = self
                     .lstat(relative)
