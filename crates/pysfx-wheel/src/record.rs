@@ -3,6 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use std::fmt::Write;
 
 /// One RECORD row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,11 @@ pub fn sha256_of_hash(hash: &str) -> Option<[u8; 32]> {
 
 /// Formats a digest as a RECORD hash: `algorithm=` and the URL-safe base64 without padding.
 pub fn format_hash(algorithm: &str, digest: &[u8]) -> String {
-    format!("{algorithm}={}", URL_SAFE_NO_PAD.encode(digest))
+    let mut hash = String::with_capacity(algorithm.len() + 1 + digest.len().div_ceil(3) * 4);
+    hash.push_str(algorithm);
+    hash.push('=');
+    URL_SAFE_NO_PAD.encode_string(digest, &mut hash);
+    hash
 }
 
 impl Record {
@@ -103,14 +108,18 @@ impl Record {
     pub fn to_text(&self) -> String {
         let mut entries: Vec<&RecordEntry> = self.entries.iter().collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut out = String::new();
+        let length = (entries.iter())
+            .map(|entry| entry.path.len() + entry.hash.len() + 24)
+            .sum();
+        let mut out = String::with_capacity(length);
         for entry in entries {
-            out.push_str(&quote(&entry.path));
+            push_quoted(&mut out, &entry.path);
             out.push(',');
-            out.push_str(&quote(&entry.hash));
+            push_quoted(&mut out, &entry.hash);
             out.push(',');
             if let Some(size) = entry.size {
-                out.push_str(&size.to_string());
+                // Writing to a String cannot fail.
+                let _ = write!(out, "{size}");
             }
             out.push('\n');
         }
@@ -118,11 +127,14 @@ impl Record {
     }
 }
 
-fn quote(field: &str) -> String {
+/// Appends `field` to `out`, quoted as Python's `csv` quotes it when it must be.
+fn push_quoted(out: &mut String, field: &str) {
     if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
     } else {
-        field.to_string()
+        out.push_str(field);
     }
 }
 

@@ -61,9 +61,11 @@ pub(super) fn check_venv_owned(
         let mut components = path.split('/');
         let top = components.next().unwrap_or_default();
         let module = top.split('.').next().unwrap_or_default();
-        let app_pth =
-            (layout.app_name.as_ref()).map(|app| format!("{app}.pth").to_ascii_lowercase());
-        if app_pth.as_deref() == Some(top) {
+        let app_pth = |app: &String| {
+            let stem = top.strip_suffix(".pth").unwrap_or_default();
+            stem.len() == app.len() && stem.eq_ignore_ascii_case(app)
+        };
+        if layout.app_name.as_ref().is_some_and(app_pth) {
             // The app's name chose it: another name (`pysfx pack --app-name`) frees it.
             return Err(format!(
                 "it would replace the app's path hook {top}, named after the app (another \
@@ -82,7 +84,7 @@ pub(super) fn check_venv_owned(
         }
         // Another distribution's metadata: `pip check` and `importlib.metadata` read it.
         let metadata = top.ends_with(".dist-info") || top.ends_with(".egg-info");
-        if metadata && top != dist_info.to_ascii_lowercase() {
+        if metadata && !top.eq_ignore_ascii_case(dist_info) {
             return Err(format!(
                 "it would write another distribution's metadata ({named})"
             ));
