@@ -50,6 +50,15 @@ fn key(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// The fingerprint of a file's content by which two wheels shipping one path are told apart:
+/// its RECORD hash (none for a member RECORD does not hash) and its size.
+pub(crate) fn fingerprint(hash: Option<&str>, size: u64) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hash.hash(&mut hasher);
+    size.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl SharedPaths {
     /// Sets the disposition of every shared path of one batch. `prepared` are the batch's
     /// wheels in plan order; `first_rank` is the plan position of the first of them (batches
@@ -74,6 +83,7 @@ impl SharedPaths {
                 let rank = first_rank + wheel;
                 for destination in prepared_wheel.destinations() {
                     let path_key = key(destination.path);
+                    let fingerprint = destination.fingerprint;
                     // The wheel that ships the file, the one that needs a directory there.
                     let clash = |file: u32, directory: u32, path: &str| {
                         format!(
@@ -101,10 +111,7 @@ impl SharedPaths {
                         self.directories.insert(parent_key, (rank as u32, 0));
                         at = parent;
                     }
-                    let fingerprint = key(&destination.fingerprint);
-                    let previous = self
-                        .owners
-                        .insert(key(destination.path), (rank as u32, fingerprint));
+                    let previous = self.owners.insert(path_key, (rank as u32, fingerprint));
                     let mut on_disk =
                         previous.is_some_and(|(owner, _)| (owner as usize) < first_rank);
                     if let Some((loser, slot, loser_on_disk)) = in_batch.get(destination.path) {

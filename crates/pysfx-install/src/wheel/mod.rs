@@ -29,6 +29,7 @@ use pysfx_tree::{Disposition, Tree};
 use pysfx_wheel::{hash_bytes, WheelError, WheelFilename};
 use zip::ZipArchive;
 
+use crate::shared::fingerprint;
 use crate::InstallError;
 
 /// Holds the paths a thin artifact's husk names — the files it carries and the rows of its
@@ -158,12 +159,12 @@ pub enum Slot {
 
 /// A file a prepared wheel will put in the tree: where, and a fingerprint of its content
 /// (RECORD's hash and size for a member, the text's hash for a launcher) by which two wheels
-/// shipping one path are told apart.
+/// shipping one path are told apart (see [`crate::shared::fingerprint`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination<'a> {
     pub slot: Slot,
     pub path: &'a str,
-    pub fingerprint: String,
+    pub fingerprint: u64,
 }
 
 /// A wheel checked and planned: every member's destination decided, nothing written yet.
@@ -269,14 +270,14 @@ impl PreparedWheel {
     /// bookkeeping, which no other wheel shares).
     pub fn destinations(&self) -> Vec<Destination<'_>> {
         let members = self.planned.iter().enumerate().map(|(index, plan)| {
-            let fingerprint = match &plan.expected {
-                Some(expected) => format!("{} {}", expected.hash, plan.size),
-                None => format!("unrecorded {}", plan.size),
-            };
+            let hash = plan
+                .expected
+                .as_ref()
+                .map(|expected| expected.hash.as_str());
             Destination {
                 slot: Slot::Member(index),
                 path: plan.destination.as_str(),
-                fingerprint,
+                fingerprint: fingerprint(hash, plan.size),
             }
         });
         let launchers = self
@@ -286,10 +287,9 @@ impl PreparedWheel {
             .map(|(index, launcher)| Destination {
                 slot: Slot::Launcher(index),
                 path: launcher.destination.as_str(),
-                fingerprint: format!(
-                    "{} {}",
-                    hash_bytes(launcher.text.as_bytes()),
-                    launcher.text.len()
+                fingerprint: fingerprint(
+                    Some(&hash_bytes(launcher.text.as_bytes())),
+                    launcher.text.len() as u64,
                 ),
             });
         members.chain(launchers).collect()
