@@ -188,7 +188,13 @@ impl Payload {
             };
             bundles.push((bundle, *range));
         }
-        let extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
+        let mut extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
+        // The stub too, when the manifest gives its digest: hashed by the same threads.
+        let stub = (0, self.located.trailer.payload_offset);
+        let stub_sha256 = self.manifest.stub_sha256.as_ref();
+        if stub_sha256.is_some() {
+            extra.push(stub);
+        }
         let digested = self
             .located
             .verify(&self.file, &self.path, &ranges, &extra)?;
@@ -196,10 +202,9 @@ impl Payload {
         for ((bundle, _), actual) in bundles.iter().zip(&digested.extra) {
             self.compare(&bundle.path, &bundle.sha256, actual)?;
         }
-        if let Some(expected) = &self.manifest.stub_sha256 {
-            let stub = (0, self.located.trailer.payload_offset);
+        if let (Some(expected), Some(actual)) = (stub_sha256, digested.extra.get(bundles.len())) {
             let what = format!("the stub (its first {} bytes)", stub.1);
-            self.compare(&what, expected, &self.sha256_of(stub)?)?;
+            self.compare(&what, expected, actual)?;
         }
         self.set_verified();
         Ok(())
