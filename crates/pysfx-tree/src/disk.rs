@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -340,6 +340,9 @@ impl Tree for DiskTree {
     }
 }
 
+/// The longest name (with its NUL) a system call of the tree takes from the stack.
+const NAME_ON_STACK: usize = 512;
+
 /// Where the names below a tree's root are reached from: its descriptor, or its path.
 #[derive(Clone, Copy)]
 enum At<'a> {
@@ -348,31 +351,48 @@ enum At<'a> {
 }
 
 impl<'a> At<'a> {
-    /// The directory descriptor and the name relative to it of `relative`: the root's
-    /// descriptor and `relative`, or the current directory and the whole path. The name is
-    /// borrowed where it can be: nix copies it to the stack with its NUL (a name holding a
-    /// NUL is refused there, `EINVAL`), so a call through a descriptor allocates nothing.
-    fn name(self, relative: &str) -> std::io::Result<(BorrowedFd<'a>, Cow<'_, [u8]>)> {
+    /// The directory descriptor and the name relative to it of `relative`, with its NUL: the
+    /// root's descriptor and `relative` (in `buffer`, on the caller's stack, when it fits:
+    /// a call through a descriptor then allocates nothing), or the current directory and the
+    /// whole path. A name holding a NUL is refused.
+    fn name<'b>(
+        self,
+        relative: &str,
+        buffer: &'b mut [u8; NAME_ON_STACK],
+    ) -> std::io::Result<(BorrowedFd<'a>, Cow<'b, CStr>)> {
         if STOPPED.load(Ordering::Relaxed) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "the install was interrupted",
             ));
         }
-        Ok(match self {
-            At::Directory(directory) => (directory, Cow::Borrowed(relative.as_bytes())),
-            At::Path(root) => (
-                AT_FDCWD,
-                Cow::Owned(root.join(relative).into_os_string().into_vec()),
-            ),
-        })
+        let bytes = relative.as_bytes();
+        match self {
+            At::Directory(directory) if bytes.len() < NAME_ON_STACK => {
+                buffer[..bytes.len()].copy_from_slice(bytes);
+                buffer[bytes.len()] = 0;
+                let name = CStr::from_bytes_with_nul(&buffer[..=bytes.len()])
+                    .map_err(|_| std::io::ErrorKind::InvalidInput)?;
+                Ok((directory, Cow::Borrowed(name)))
+            }
+            At::Directory(directory) => {
+                let name = CString::new(bytes).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+                Ok((directory, Cow::Owned(name)))
+            }
+            At::Path(root) => {
+                let path = root.join(relative).into_os_string().into_vec();
+                let name = CString::new(path).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+                Ok((AT_FDCWD, Cow::Owned(name)))
+            }
+        }
     }
 
     fn open(self, relative: &str, flags: OFlag, mode: u32) -> std::io::Result<File> {
-        let (at, name) = self.name(relative)?;
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mode = Mode::from_bits_truncate(mode as nix::libc::mode_t);
-        Ok(File::from(openat(at, &*name, flags, mode)?))
+        Ok(File::from(openat(at, name.as_ref(), flags, mode)?))
     }
 
     fn create(self, relative: &str, mode: u32) -> std::io::Result<File> {
@@ -390,40 +410,52 @@ impl<'a> At<'a> {
     }
 
     fn lstat(self, relative: &str) -> std::io::Result<FileStat> {
-        let (at, name) = self.name(relative)?;
-        Ok(fstatat(at, &*name, AtFlags::AT_SYMLINK_NOFOLLOW)?)
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
+        Ok(fstatat(at, name.as_ref(), AtFlags::AT_SYMLINK_NOFOLLOW)?)
     }
 
     fn link(self, source: Outside<'_>, relative: &str) -> std::io::Result<()> {
-        let (at, name) = self.name(relative)?;
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
         // No flags: a symbolic link at `source` is linked as itself.
         let flags = AtFlags::empty();
-        Ok(linkat(source.directory, source.name, at, &*name, flags)?)
+        Ok(linkat(
+            source.directory,
+            source.name,
+            at,
+            name.as_ref(),
+            flags,
+        )?)
     }
 
     fn symlink(self, target: &str, relative: &str) -> std::io::Result<()> {
-        let (at, name) = self.name(relative)?;
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
         let target = CString::new(target).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        Ok(symlinkat(target.as_c_str(), at, &*name)?)
+        Ok(symlinkat(target.as_c_str(), at, name.as_ref())?)
     }
 
     fn rename(self, from: &str, to: &str) -> std::io::Result<()> {
-        let (at, from) = self.name(from)?;
-        let (_, to) = self.name(to)?;
-        Ok(renameat(at, &*from, at, &*to)?)
+        let (mut from_buffer, mut to_buffer) = ([0; NAME_ON_STACK], [0; NAME_ON_STACK]);
+        let (at, from) = self.name(from, &mut from_buffer)?;
+        let (_, to) = self.name(to, &mut to_buffer)?;
+        Ok(renameat(at, from.as_ref(), at, to.as_ref())?)
     }
 
     fn unlink(self, relative: &str) -> std::io::Result<()> {
-        let (at, name) = self.name(relative)?;
-        Ok(unlinkat(at, &*name, UnlinkatFlags::NoRemoveDir)?)
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
+        Ok(unlinkat(at, name.as_ref(), UnlinkatFlags::NoRemoveDir)?)
     }
 
     /// Makes the directory `relative`, whose parent exists, never writable by others whatever
     /// the umask (`--check` reports a directory that is). One that exists must be a directory
     /// itself, not a symlink to one.
     fn make_directory(self, relative: &str) -> std::io::Result<()> {
-        let (at, name) = self.name(relative)?;
-        match mkdirat(at, &*name, Mode::from_bits_truncate(DIRECTORY_MODE)) {
+        let mut buffer = [0; NAME_ON_STACK];
+        let (at, name) = self.name(relative, &mut buffer)?;
+        match mkdirat(at, name.as_ref(), Mode::from_bits_truncate(DIRECTORY_MODE)) {
             Err(nix::errno::Errno::EEXIST) => {
                 let is_directory = self
                     .lstat(relative)
