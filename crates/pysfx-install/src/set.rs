@@ -198,17 +198,20 @@ fn install_batch<T: Tree>(
     shared
         .plan_batch(&mut prepared, batch.first_rank, batch.names)
         .map_err(InstallError::Corrupt)?;
-    // Once the shared paths are planned: a `.pyc` follows its source's disposition.
-    let wanted: Vec<(usize, &BundleJob)> = (batch.jobs.iter().enumerate())
-        .flat_map(|(wheel, job)| job.bundles.iter().map(move |bundle| (wheel, bundle)))
-        .collect();
-    let opened = parallel_map(&wanted, options.threads, |&(wheel, bundle)| {
-        let (start, len) = bundle.range;
-        let section = Section::with_directory(batch.file, start, len);
-        let site_packages = &batch.layout.site_packages;
-        open_bundle(section, &prepared[wheel], site_packages, bundle).map(|open| (wheel, open))
-    });
-    let bundles = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
+    for (wheel, job) in batch.jobs.iter().enumerate() {
+        for bundle in &job.bundles {
+            let (start, len) = bundle.range;
+            let section = Section::with_directory(batch.file, start, len);
+            let open = open_bundle(
+                section,
+                &prepared[wheel],
+                &batch.layout.site_packages,
+                bundle,
+            )?;
+            bundles.push((wheel, open));
+        }
+    }
     let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
     let deferred = |wheel: usize| {
         let job = &batch.jobs[wheel];
