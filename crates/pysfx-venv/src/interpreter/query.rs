@@ -14,10 +14,15 @@ const SCRIPT_MARKER: &str = "pysfx interpreter query";
 /// The query. It runs on every CPython from 3.6 (no f-strings with `=`, no walrus, no
 /// `subprocess.run(text=…)`); `-I` keeps the caller's environment and working directory out.
 /// The PEP 508 marker values are computed as `packaging.markers.default_environment()` does.
+/// It imports only what the interpreter has loaded at start, `sysconfig`, and `site` (which
+/// every start of the venv imports: an interpreter without it is refused here); `json`,
+/// `platform` and `importlib.util` (each importing more) took half of its 18 ms. `dump`
+/// writes JSON as `json.dumps` does (ASCII only, a character past U+FFFF as a surrogate
+/// pair); `python_version` is `platform.python_version()` (the word characters, dots and
+/// pluses `sys.version` begins with); `platform.machine()`, `release()`, `version()` and
+/// `system()` are `os.uname()`'s fields on Linux, and `platform.python_implementation()` of
+/// the one implementation supported is `CPython`.
 pub const QUERY_SCRIPT: &str = r#"# pysfx interpreter query
-# Only modules the interpreter has loaded at start, sysconfig, and site (which every start
-# of the venv imports: an interpreter without it is refused here): json, platform and
-# importlib.util (each importing more) took half of the query's 18 ms.
 import os, site, sys, sysconfig
 
 def glibc_version():
@@ -49,7 +54,6 @@ def full_version(info):
     return version
 
 def python_version():
-    # platform.python_version(): the word characters, dots and pluses sys.version begins with
     end = 0
     while end < len(sys.version) and (sys.version[end].isalnum() or sys.version[end] in "_.+"):
         end += 1
@@ -61,7 +65,6 @@ def path(value):
     return None if value is None else os.fsencode(value).decode("utf-8", "surrogateescape")
 
 def dump(value):
-    # JSON as json.dumps writes it: ASCII only, a character past U+FFFF as a surrogate pair
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, int):
@@ -106,12 +109,10 @@ info = {
     "filesystem_encoding": sys.getfilesystemencoding(),
     "os_name": os.name,
     "sys_platform": sys.platform,
-    # platform.machine(), release(), version() and system(), as they are on Linux
     "platform_machine": uname.machine,
     "platform_release": uname.release,
     "platform_version": uname.version,
     "platform_system": uname.sysname,
-    # platform.python_implementation() of the one implementation supported
     "platform_python_implementation": "CPython" if sys.implementation.name == "cpython"
         else sys.implementation.name,
     "python_full_version": python_version(),
