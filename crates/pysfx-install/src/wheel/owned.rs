@@ -82,9 +82,14 @@ pub(super) fn check_venv_owned(
         {
             return taken("pysfx hook");
         }
-        // Another distribution's metadata: `pip check` and `importlib.metadata` read it.
+        // Another distribution's metadata: `pip check` and `importlib.metadata` read it. Only
+        // the wheel's own directory is its own, spelt as the wheel spells it: `FOO-1.0.DIST-INFO`
+        // beside `foo-1.0.dist-info` would be a second one where case matters (the lowercase
+        // copy has the original's byte offsets).
         let metadata = top.ends_with(".dist-info") || top.ends_with(".egg-info");
-        if metadata && !top.eq_ignore_ascii_case(dist_info) {
+        let start = destination.len() - path.len();
+        let spelt = named.get(start..start + top.len()).unwrap_or_default();
+        if metadata && spelt != dist_info {
             return Err(format!(
                 "it would write another distribution's metadata ({named})"
             ));
@@ -193,6 +198,10 @@ mod tests {
             "lib/python3.11/site-packages/other-1.0.dist-info/METADATA",
             "lib/python3.11/site-packages/zzz-1.0.egg-info/PKG-INFO",
             "lib/python3.11/site-packages/zzz.egg-info",
+            // The wheel's own metadata directory in another case is a second one.
+            "lib/python3.11/site-packages/X-1.0.dist-info/LICENSE",
+            "lib/python3.11/site-packages/x-1.0.DIST-INFO/LICENSE",
+            "lib/python3.11/site-packages/X-1.0.Dist-Info/METADATA",
             // On a filesystem that ignores case, these are the venv's own files.
             "BIN/PYTHON",
             "Bin/activate",
@@ -220,7 +229,7 @@ mod tests {
             "share/lib64/x",
             "include/site/python3.11/x/pyvenv.cfg",
             "lib/python3.11/site-packages/x-1.0.dist-info/LICENSE",
-            "lib/python3.11/site-packages/X-1.0.dist-info/LICENSE",
+            "LIB/Python3.11/site-packages/x-1.0.dist-info/LICENSE",
             "lib/python3.11/site-packages/__pycache__/loadenvx.cpython-311.pyc",
             "lib/python3.11/site-packages/pkg/__pycache__/loadenv.cpython-311.pyc",
         ] {
