@@ -60,9 +60,14 @@ def python_version():
     return sys.version[:end]
 
 def path(value):
-    # As the bytes name it: a CPython 3.6 under the C locale decodes a non-ASCII path with
-    # surrogate escapes, which JSON cannot carry.
-    return None if value is None else os.fsencode(value).decode("utf-8", "surrogateescape")
+    # As the bytes name it (a CPython 3.6 under the C locale decodes a non-ASCII path with
+    # surrogate escapes); bytes that are not UTF-8, no release could record.
+    if value is None:
+        return None
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeDecodeError:
+        sys.exit("its path is not valid UTF-8, which a release cannot record: %r" % os.fsencode(value))
 
 def dump(value):
     if value is None or isinstance(value, bool):

@@ -437,3 +437,35 @@ fn a_path_through_a_directory_and_up_does_not_depend_on_it() {
         }
     }
 }
+
+/// An interpreter whose own path is not valid UTF-8 (run through a wrapper at a UTF-8 path)
+/// is refused with that said, not with the JSON reader's complaint about the answer's
+/// surrogate escapes; a path with a character past U+FFFF (a surrogate pair) is answered.
+#[test]
+fn an_interpreter_whose_path_is_not_utf8_is_refused_saying_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let directory = tempfile::tempdir().expect("temp dir");
+    for (name, answered) in [(&b"bad-\xff"[..], false), ("pair-😀".as_bytes(), true)] {
+        let odd = directory.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::create_dir(&odd).expect("mkdir");
+        let target = odd.join("python");
+        std::os::unix::fs::symlink(pyenv_python("3.11.7"), &target).expect("link");
+        let wrapper = directory.path().join(format!("wrapper-{answered}"));
+        let mut body = b"#!/bin/sh\nexec '".to_vec();
+        body.extend_from_slice(target.as_os_str().as_bytes());
+        body.extend_from_slice(b"' \"$@\"\n");
+        std::fs::write(&wrapper, body).expect("write the wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+        let wrapper = wrapper.to_string_lossy().into_owned();
+        match Interpreter::query_with(&wrapper, within(20)) {
+            Ok(interpreter) => assert!(answered, "{}", interpreter.answer),
+            Err(error) => {
+                let error = error.to_string();
+                assert!(!answered, "{error}");
+                assert!(error.contains("is not valid UTF-8"), "{error}");
+                assert_short(&error);
+            }
+        }
+    }
+}
