@@ -334,14 +334,9 @@ fn check_husk(
         .ok_or_else(|| corrupt("it has no RECORD".into()))?;
     let record_index = record.index;
     let record_name = record.name.as_str().to_string();
+    crate::wheel::check_husk_record_size(record.size)
+        .map_err(|reason| corrupt(format!("RECORD: {reason}")))?;
     let longest = crate::wheel::MAX_HUSK_RECORD_BYTES;
-    if record.size > longest {
-        return Err(corrupt(format!(
-            "RECORD: {} bytes, longer than a husk's RECORD may be ({} MiB)",
-            record.size,
-            longest >> 20
-        )));
-    }
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(

@@ -379,6 +379,18 @@ pub const MAX_BASE_RECORD_BYTES: u64 = 16 << 20;
 /// [`MAX_BASE_RECORD_BYTES`].
 pub const MAX_HUSK_RECORD_BYTES: u64 = MAX_BASE_RECORD_BYTES / 2;
 
+/// Refuses a husk's RECORD skeleton of `bytes` bytes when it is longer than
+/// [`MAX_HUSK_RECORD_BYTES`] (verify and install say it alike).
+pub(crate) fn check_husk_record_size(bytes: u64) -> Result<(), String> {
+    match bytes > MAX_HUSK_RECORD_BYTES {
+        true => Err(format!(
+            "{bytes} bytes, longer than a husk's RECORD may be ({} MiB)",
+            MAX_HUSK_RECORD_BYTES >> 20
+        )),
+        false => Ok(()),
+    }
+}
+
 /// The husk's RECORD skeleton filled in from the base release's RECORD
 /// (`pysfx_wheel::fill_hashes`): each blank row's member goes where the install puts it, and
 /// that path's row in the release gives the hash; each run's rows are the release's own.
@@ -401,14 +413,7 @@ fn fill_record(
         wheel: wheel.to_string(),
         reason: format!("{directory}/RECORD in its husk: {reason}"),
     };
-    if skeleton.len() as u64 > MAX_HUSK_RECORD_BYTES {
-        return Err(malformed(format!(
-            "{} bytes, longer than a husk's RECORD may be ({} MiB)",
-            skeleton.len(),
-            MAX_HUSK_RECORD_BYTES >> 20
-        ))
-        .into());
-    }
+    check_husk_record_size(skeleton.len() as u64).map_err(malformed)?;
     pysfx_wheel::named_rows(skeleton, u64::MAX).map_err(malformed)?;
     let failed = |reason: String| InstallError::BaseRelease(format!("{wheel}: RECORD {reason}"));
     // No wheel's RECORD comes near this (the largest of 300 popular wheels: 0.9 MB); a bigger
