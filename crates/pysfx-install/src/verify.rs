@@ -455,6 +455,7 @@ pub(crate) fn venv_model(layout: &Layout) -> NullTree {
     ] {
         tree.seed_file(file);
     }
+    tree.seed_directory("include");
     let site = &layout.site_packages;
     tree.seed_file(&format!("{site}/{HOOK_MODULE}.py"));
     tree.seed_file(&format!("{site}/{HOOK_PTH}"));

@@ -104,7 +104,9 @@ fn everything_under(root: &Path) -> Vec<std::path::PathBuf> {
 fn both(bytes: &[u8]) -> (Result<(), Fault>, Result<(), Fault>) {
     let outer = tempfile::tempdir().expect("tempdir");
     let root = outer.path().join("venv");
-    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    for directory in ["bin", "include", layout().site_packages.as_str()] {
+        std::fs::create_dir_all(root.join(directory)).expect("mkdir");
+    }
     std::os::unix::fs::symlink("/usr/bin/python3", root.join("bin/python")).expect("link");
     std::fs::write(root.join("pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
     let mut disk = DiskTree::new(&root);
@@ -192,6 +194,18 @@ fn the_hostile_table_is_refused_by_both_as_content() {
         ("app pth", with(("mysite.pth", b"x"))),
         ("other metadata", with(("other-1.0.dist-info/METADATA", b"x"))),
         ("unknown data key", with(("sample-1.0.data/lib/x", b"x"))),
+        ("include as a file", with(("sample-1.0.data/data/include", b"x"))),
+        (
+            "lib/python3.11 as a file",
+            with(("sample-1.0.data/data/lib/python3.11", b"x")),
+        ),
+        (
+            "one file twice, through site-packages by name",
+            with((
+                "sample-1.0.data/data/lib/python3.11/site-packages/sample/__init__.py",
+                b"x = 1\n",
+            )),
+        ),
         (
             "record mismatch",
             wheel(

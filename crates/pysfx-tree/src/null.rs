@@ -57,6 +57,11 @@ impl NullTree {
         self.seed(path, Kind::Symlink);
     }
 
+    /// Records a directory that is there before the install writes (`include`).
+    pub fn seed_directory(&self, path: &str) {
+        self.seed(path, Kind::Directory);
+    }
+
     fn seed(&self, path: &str, kind: Kind) {
         let mut model = self.model();
         if let Some(parent) = parent_of(path) {

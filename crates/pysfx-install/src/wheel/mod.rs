@@ -386,13 +386,13 @@ pub fn install_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
     prepared.finish(outcomes, layout, tree)
 }
 
-/// Checks a wheel as the installer would, writing nothing: it is the install itself into a
-/// `NullTree` holding the venv's own files, so a wheel that verifies also installs.
-/// `app_name`, when known, protects the app's `.pth` hook too.
 /// The site-packages of the venv a wheel is checked against without an interpreter
 /// ([`verify_wheel`], `check_claims`): what [`PreparedWheel::directories_made`] counts in.
 pub const MODEL_SITE_PACKAGES: &str = "lib/python3/site-packages";
 
+/// Checks a wheel as the installer would, writing nothing: it is the install itself into a
+/// `NullTree` holding the venv's own files, so a wheel that verifies also installs.
+/// `app_name`, when known, protects the app's `.pth` hook too.
 pub fn verify_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
     reader: R,
     filename: &WheelFilename,

@@ -76,9 +76,25 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
             })
         }
         "headers" => Ok(file(format!("{}/{path}", scheme.headers))),
-        "data" => Ok(file(path.to_string())),
+        "data" => Ok(file(model_lib(path, site))),
         other => Err(format!("{member}: unknown wheel data type {other:?}")),
     }
+}
+
+/// `path` (a `.data/data/` member's, relative to the venv) as the model venv holds it: that
+/// venv's `lib/python3` stands for every interpreter's `lib/python3.N` (`verify` checks a
+/// wheel for every interpreter alike), so a file shipped twice, once in site-packages and
+/// once through `lib/python3.N/site-packages`, is refused there as an install on 3.N refuses it.
+fn model_lib(path: &str, site: &str) -> String {
+    if site == super::MODEL_SITE_PACKAGES {
+        if let Some(rest) = path.strip_prefix("lib/python3.") {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 && (rest.len() == digits || rest.as_bytes()[digits] == b'/') {
+                return format!("lib/python3{}", &rest[digits..]);
+            }
+        }
+    }
+    path.to_string()
 }
 
 /// pip's `is_entrypoint_wrapper`: `EP`, `EP.exe`, `EP-script.py` and `EP.pya` in
@@ -106,6 +122,27 @@ mod tests {
             shebang_python: "/r/bin/python".into(),
             installer: "pysfx".into(),
             app_name: None,
+        }
+    }
+
+    #[test]
+    fn the_model_venv_holds_every_lib_python3_n_as_lib_python3() {
+        let model = super::super::MODEL_SITE_PACKAGES;
+        for (path, modelled) in [
+            ("lib/python3.11", "lib/python3"),
+            (
+                "lib/python3.11/site-packages/x.py",
+                "lib/python3/site-packages/x.py",
+            ),
+            ("lib/python3.6/x", "lib/python3/x"),
+            ("lib/python3./x", "lib/python3./x"),
+            ("lib/python3.11a/x", "lib/python3.11a/x"),
+            ("lib/python3.x/x", "lib/python3.x/x"),
+            ("share/lib/python3.11/x", "share/lib/python3.11/x"),
+        ] {
+            assert_eq!(model_lib(path, model), modelled, "{path}");
+            let real = "lib/python3.11/site-packages";
+            assert_eq!(model_lib(path, real), path, "{path}");
         }
     }
 
