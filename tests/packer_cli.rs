@@ -72,15 +72,20 @@ fn every_man_page_named_can_be_printed_and_written() {
 }
 
 /// Options that cannot both hold are usage errors (exit 2) before any work: `--no-bootstrap`
-/// with `--bootstrap-wheels`, bootstrap wheels without pip (the venv's pip comes from them),
-/// one target spelled twice, one interpreter given twice.
+/// with `--bootstrap-wheels`, bootstrap wheels without pip (the venv's pip comes from them) or
+/// with a wheel of another distribution (it would go into every venv), one target spelled
+/// twice, one interpreter given twice.
 #[test]
 fn contradictory_collection_options_are_usage_errors() {
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
     let app = make_app(root, "demoapp");
     let no_pip = root.join("no-pip");
-    tiny_wheel(&no_pip, "six", "1.0", &[]);
+    tiny_wheel(&no_pip, "setuptools", "1.0", &[]);
+    // pip, and a wheel that is no installer's, which would go into every venv.
+    let not_bootstrap = root.join("not-bootstrap");
+    tiny_wheel(&not_bootstrap, "pip", "1.0", &[]);
+    tiny_wheel(&not_bootstrap, "six", "1.0", &[]);
     let requirements = root.join("requirements.txt");
     std::fs::write(&requirements, "six\n").expect("write");
     let python311 = pysfx_e2e::python(11).path;
@@ -119,6 +124,21 @@ fn contradictory_collection_options_are_usage_errors() {
                 OsStr::new("cp312-manylinux2014_x86_64"),
             ],
             "the same target",
+        ),
+        (
+            vec![
+                OsStr::new("-r"),
+                requirements.as_os_str(),
+                OsStr::new("--target"),
+                OsStr::new("cp311-manylinux2014_x86_64"),
+                OsStr::new("--target"),
+                OsStr::new("cp311-manylinux_2_17_x86_64"),
+            ],
+            "the same target",
+        ),
+        (
+            vec![OsStr::new("--bootstrap-wheels"), not_bootstrap.as_os_str()],
+            "is not a wheel of pip, setuptools or wheel",
         ),
         (
             vec![OsStr::new("--max-glibc"), OsStr::new("2.17.1")],

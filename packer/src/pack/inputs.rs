@@ -176,10 +176,17 @@ pub(crate) fn check_collection_options(
             return Err(UsageError(format!("--target {text} is given twice")).into());
         }
         let target = collect::parse_target(text).map_err(|error| UsageError(error.to_string()))?;
-        // Two spellings of one target (`3.12`, `cp312-manylinux2014_x86_64`): two sets of one
-        // name, the second never chosen.
-        if let Some((spelled, _)) = (args.target.iter().zip(&targets))
-            .find(|(_, other): &(&String, &ParsedTarget)| other.name == target.name)
+        // Two spellings of one target (`3.12`, `cp312-manylinux2014_x86_64`,
+        // `cp312-manylinux_2_17_x86_64`: one Python, one glibc floor): two sets, the second
+        // never chosen.
+        let platform_need = |target: &ParsedTarget| {
+            floor::tag_need(target.target.platform.as_deref().unwrap_or_default())
+        };
+        if let Some((spelled, _)) =
+            (args.target.iter().zip(&targets)).find(|(_, other): &(&String, &ParsedTarget)| {
+                other.python_version == target.python_version
+                    && platform_need(other) == platform_need(&target)
+            })
         {
             return Err(UsageError(format!(
                 "--target {text} is the same target as --target {spelled} ({}); give it once",

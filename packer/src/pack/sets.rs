@@ -101,7 +101,21 @@ pub(crate) fn collect_sets(
         let given = args.bootstrap_dirs();
         if !given.is_empty() {
             for directory in &given {
-                bootstrap.extend(collect::wheels_in(directory)?);
+                let wheels = collect::wheels_in(directory)?;
+                // Whatever lies there goes into every venv, marked as the installer's own in
+                // the SBOM: only the distributions that bootstrap a venv may.
+                for file in &wheels {
+                    if !BOOTSTRAP_NAMES.contains(&collect::wheel_filename(file)?.name.as_str()) {
+                        return Err(crate::UsageError(format!(
+                            "--bootstrap-wheels: {} is not a wheel of pip, setuptools or wheel, \
+                             the only distributions that bootstrap a venv; give the app's \
+                             wheels with --wheels",
+                            crate::appfiles::shown(file)
+                        ))
+                        .into());
+                    }
+                }
+                bootstrap.extend(wheels);
             }
             // The bootstrap wheels are what gives the venv a working pip (SPEC).
             let has_pip = bootstrap.iter().any(|file| {
@@ -314,6 +328,9 @@ fn requirement_sets(
     }
     Ok((sets, requirements.checks_hashes()))
 }
+
+/// The distributions `--bootstrap-wheels` may hold (normalised names).
+const BOOTSTRAP_NAMES: [&str; 3] = ["pip", "setuptools", "wheel"];
 
 /// The bootstrap wheels (payload paths) the stub would choose for `interpreter`.
 pub(crate) fn bootstrap_for(
