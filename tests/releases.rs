@@ -656,7 +656,9 @@ fn a_re_run_keeps_the_release_link_replaced_even_past_an_unlinked_one() {
 /// `--activate` records the release LINK served, as an install that moves LINK does: the
 /// activated release deployed again with `--keep` keeps the release it was rolled back from,
 /// not the one its first install replaced. A first `--link` replaces nothing: `--keep 1` then
-/// keeps one release. A lock file that is a FIFO is refused at once, never waited on.
+/// keeps one release. A lock file that is a FIFO is refused at once, never waited on; a
+/// release another run holds is waited for. LINK's missing directories are made for a release
+/// that is activated, and only then.
 #[test]
 fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -742,6 +744,58 @@ fn activate_records_what_it_replaced_and_never_waits_on_a_planted_lock() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("the run itself succeeded"), "{stderr}");
     assert_eq!(std::fs::read_link(&current).expect("link"), target);
+
+    // A release another run holds (a re-run of its artifact, checking it) is waited for, as
+    // an install waits for DEST's lock; with PYSFX_LOCK_TIMEOUT=0, refused at once.
+    let lock = std::fs::File::open(releases.join(".r6.pysfx-lock")).expect("open the lock");
+    lock.lock().expect("hold r6");
+    let activate_r6 = |timeout: &str| {
+        let mut command = Command::new("timeout");
+        command
+            .args(["60".as_ref(), site.as_os_str(), "--activate".as_ref()])
+            .arg(releases.join("r6"))
+            .arg("--link")
+            .arg(&current)
+            .env("PYSFX_LOCK_TIMEOUT", timeout);
+        command
+    };
+    let output = run(&mut activate_r6("0"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("is in use"), "{stderr}");
+    let mut waiting = activate_r6("60").spawn().expect("activate");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(waiting.try_wait().expect("poll").is_none(), "did not wait");
+    assert_eq!(std::fs::read_link(&current).expect("link"), target);
+    drop(lock);
+    assert_eq!(waiting.wait().expect("wait").code(), Some(0));
+    assert_eq!(
+        std::fs::read_link(&current).expect("link"),
+        releases.join("r6")
+    );
+
+    // A LINK whose directories are missing: they are made before LINK's directory is locked
+    // (no warning of a switch without the lock), and not at all for a release refused.
+    let deep = root.join("new/sub/current");
+    let output = run(Command::new(&site)
+        .arg("--activate")
+        .arg(releases.join("r4"))
+        .arg("--link")
+        .arg(&deep));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("without the lock"), "{stderr}");
+    assert_eq!(
+        std::fs::read_link(&deep).expect("link"),
+        releases.join("r4")
+    );
+    let output = run(Command::new(&site)
+        .arg("--activate")
+        .arg(releases.join("r1"))
+        .arg("--link")
+        .arg(root.join("other/current")));
+    assert_eq!(output.status.code(), Some(5));
+    assert!(!root.join("other").exists());
 }
 
 /// `--status`: newest first by receipt, LINK's target marked, the other app's release left out.

@@ -44,18 +44,28 @@ pub fn recorded_replaced(destination: &Path) -> Option<std::path::PathBuf> {
 }
 
 /// Held while a run reads what LINK points at and repoints it: an exclusive `flock` on LINK's
-/// directory (no file of its own is made there). A deploy and an `--activate` of one LINK at
-/// once then each see the release the other left, so `--keep` keeps the one LINK really
-/// replaced. Waits up to 10 seconds for another run's switch; past that (the directory
-/// locked by something else), or when the directory cannot be opened, the switch goes on
-/// unlocked, with a warning.
+/// directory (no file of its own is made there; its missing parents are made first, as the
+/// switch makes them). A deploy and an `--activate` of one LINK at once then each see the
+/// release the other left, so `--keep` keeps the one LINK really replaced. Waits up to 10
+/// seconds for another run's switch; past that (the directory locked by something else), or
+/// when the directory cannot be opened, the switch goes on unlocked, with a warning.
 pub fn hold_link(link: &Path) -> Option<Flock<File>> {
     let parent = link.parent()?;
     let flags = nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC;
-    let opened = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(parent);
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(parent)
+    };
+    let opened = match open() {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            // What cannot be made is the switch's to report.
+            let _ = pysfx_release::link::make_parent(link);
+            open()
+        }
+        opened => opened,
+    };
     let directory = match opened {
         Ok(directory) => directory,
         Err(error) => {
@@ -238,6 +248,6 @@ fn open_lock_file(path: &Path) -> Result<File, Failure> {
 }
 
 /// `$PYSFX_LOCK_TIMEOUT` whole seconds, else 600.
-fn lock_timeout() -> Duration {
+pub fn lock_timeout() -> Duration {
     Duration::from_secs(crate::settings::env_whole_number("PYSFX_LOCK_TIMEOUT", 600))
 }

@@ -278,6 +278,11 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     crate::install::check_name_length(&link, "--link")?;
     crate::dest::check_shared_symlinks(&link, "LINK")?;
     let app = app_name()?;
+    // The release is held (a run that holds it, such as a re-run of its artifact, is waited
+    // for as an install waits for DEST's lock) and checked before LINK's lock is taken, so a
+    // refused release leaves LINK's directory as it was.
+    let wait = crate::lock::lock_timeout();
+    let _held = pysfx_release::activate::check(&destination, &link, &app, wait)?;
     // The release LINK served before: a later `--keep` on DEST keeps it, as after an install
     // that moved LINK (the record in DEST's lock file). Read and replaced under LINK's lock,
     // as a deploy's switch is.
@@ -286,7 +291,7 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     // Under the registry: a signal then waits for the link's switch, and says whether LINK
     // moved.
     let moved = crate::signals::with_registry(|_| {
-        let moved = pysfx_release::activate::activate(&destination, &link, &app)?;
+        let moved = pysfx_release::link::repoint_link(&link, &destination)?;
         crate::signals::mark_link_moved(moved);
         Ok::<_, Failure>(moved)
     })?;

@@ -39,6 +39,19 @@ pub fn points_at(link: &Path, destination: &Path) -> bool {
     identity(link).is_some() && identity(link) == identity(destination)
 }
 
+/// Makes LINK's missing parent directories, 0775 less the umask, as a release's directories:
+/// never writable by others.
+pub fn make_parent(link: &Path) -> Result<(), ReleaseError> {
+    if let Some(parent) = link.parent() {
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o775);
+        builder
+            .create(parent)
+            .map_err(|error| ReleaseError::io("cannot create", parent, error))?;
+    }
+    Ok(())
+}
+
 /// Points LINK at DEST atomically: a new link beside it, renamed over it.
 /// Returns whether the link moved (false when it already pointed at DEST).
 pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseError> {
@@ -55,14 +68,7 @@ pub fn repoint_link(link: &Path, destination: &Path) -> Result<bool, ReleaseErro
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if let Some(parent) = link.parent() {
-        // 0775 less the umask, as a release's directories: never writable by others.
-        let mut builder = std::fs::DirBuilder::new();
-        std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o775);
-        builder
-            .create(parent)
-            .map_err(|error| ReleaseError::io("cannot create", parent, error))?;
-    }
+    make_parent(link)?;
     // The pid, and a random part: two runs of one pid (each the first process of its own
     // container) or a name planted there never meet.
     let mut attempt = 0;

@@ -313,7 +313,10 @@ mod tests {
             shared.releases[0].incomplete.as_deref(),
             Some(release::ANOTHER_USERS)
         );
-        assert!(crate::activate::activate(&planted, &link, "mysite").is_err());
+        assert!(
+            crate::activate::activate(&planted, &link, "mysite", std::time::Duration::ZERO)
+                .is_err()
+        );
     }
 
     #[test]
