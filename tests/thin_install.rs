@@ -960,49 +960,52 @@ fn thin_beside_an_edited_base_fails_naming_the_file() {
     }
 }
 
-/// A FIFO put in the base release in place of a file a new release links (by anyone who may
-/// write there) neither hangs an install nor is linked: the thin artifact, linking or copying,
-/// fails naming it (exit 4); the full artifact unpacks the file instead.
+/// A FIFO put in the base release in place of a file a new release links, or of the
+/// metadata a thin artifact's husk reads from it (by anyone who may write there), neither
+/// hangs an install nor is linked: the thin artifact, linking or copying, fails naming it
+/// (exit 4); the full artifact unpacks the file instead.
 #[test]
 fn a_fifo_in_the_base_neither_hangs_nor_is_linked() {
     let artifacts = Artifacts::pack();
     let python = python(11);
-    let parent = artifacts.parent("parent");
-    let (v1, v2) = (parent.join("1"), parent.join("2"));
-    install_base(&artifacts.v1, &v1, &python);
-    let planted = "sharedlib/helpers.py";
-    let path = site_packages(&v1, &python).join(planted);
-    let pristine = std::fs::read(&path).expect("the module");
-    std::fs::remove_file(&path).expect("rm");
-    assert!(run(Command::new("mkfifo").arg(&path)).status.success());
-    let install = |artifact: &Path, extra: &[&str]| {
-        let output = run(Command::new("timeout")
-            .arg("120")
-            .arg(artifact)
-            .arg("-d")
-            .arg(&v2)
-            .arg("--python")
-            .arg(&python.path)
-            .args(extra));
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
-    for extra in [&[][..], &["--copy"][..]] {
-        let (code, stderr) = install(&artifacts.thin, extra);
-        assert_eq!(code, Some(4), "{extra:?}: {stderr}");
-        assert!(stderr.contains(planted), "{extra:?}: {stderr}");
-        assert!(!v2.exists(), "{extra:?}: DEST was created");
+    let planted_files = ["sharedlib/helpers.py", "sharedlib-1.0.dist-info/METADATA"];
+    for (index, planted) in planted_files.into_iter().enumerate() {
+        let parent = artifacts.parent(&format!("parent{index}"));
+        let (v1, v2) = (parent.join("1"), parent.join("2"));
+        install_base(&artifacts.v1, &v1, &python);
+        let path = site_packages(&v1, &python).join(planted);
+        let pristine = std::fs::read(&path).expect("the file");
+        std::fs::remove_file(&path).expect("rm");
+        assert!(run(Command::new("mkfifo").arg(&path)).status.success());
+        let install = |artifact: &Path, extra: &[&str]| {
+            let output = run(Command::new("timeout")
+                .arg("120")
+                .arg(artifact)
+                .arg("-d")
+                .arg(&v2)
+                .arg("--python")
+                .arg(&python.path)
+                .args(extra));
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        for extra in [&[][..], &["--copy"][..]] {
+            let (code, stderr) = install(&artifacts.thin, extra);
+            assert_eq!(code, Some(4), "{planted} {extra:?}: {stderr}");
+            assert!(stderr.contains(planted), "{planted} {extra:?}: {stderr}");
+            assert!(!v2.exists(), "{planted} {extra:?}: DEST was created");
+        }
+        let (code, stderr) = install(&artifacts.full, &[]);
+        assert_eq!(code, Some(0), "{planted}: {stderr}");
+        let installed = site_packages(&v2, &python).join(planted);
+        assert!(std::fs::symlink_metadata(&installed)
+            .expect("installed")
+            .is_file());
+        assert_eq!(std::fs::read(&installed).expect("read"), pristine);
+        assert_intact(&artifacts.full, &v2);
     }
-    let (code, stderr) = install(&artifacts.full, &[]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let installed = site_packages(&v2, &python).join(planted);
-    assert!(std::fs::symlink_metadata(&installed)
-        .expect("installed")
-        .is_file());
-    assert_eq!(std::fs::read(&installed).expect("read"), pristine);
-    assert_intact(&artifacts.full, &v2);
 }
 
 /// Two releases of the base beside DEST, the newer edited: the thin artifact takes the

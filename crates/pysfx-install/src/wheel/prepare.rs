@@ -357,11 +357,9 @@ fn read_checked(path: &Path, expected: &Expected) -> Result<Vec<u8>, String> {
 
 /// Reads at most `limit` bytes of a file, without following a link at its name.
 fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
+    // A regular file only, opened without waiting: a FIFO planted in the release is refused,
+    // not waited on.
+    let (file, _) = pysfx_release::paths::open_regular(path, u64::MAX)
         .map_err(|error| format!("cannot be read from {}: {error}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(limit)
