@@ -2354,3 +2354,77 @@ fn activate_waits_for_another_switch_of_its_link() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(std::fs::read_link(&current).expect("link"), second);
 }
+
+/// `--check` of a release whose `venv/bin/python` is no longer the interpreter it was
+/// installed with asks that program; a signal that ends the check stops it too, as it stops an
+/// install's query (it was left running, adopted by init, until its own end).
+#[test]
+fn a_signal_during_checks_query_stops_the_interpreter() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let site = artifact(root, "demoapp");
+    let release = root.join("releases/1");
+    let (code, _, stderr) = install_with(&site, &release, &python(11).path, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let pid_file = root.join("query.pid");
+    let interpreter = release.join("venv/bin/python");
+    std::fs::remove_file(&interpreter).expect("unlink the interpreter");
+    std::fs::write(
+        &interpreter,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 600\n",
+            pid_file.display()
+        ),
+    )
+    .expect("a slow interpreter");
+    std::fs::set_permissions(
+        &interpreter,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut check = Command::new(&site)
+        .arg("--check")
+        .arg(&release)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("--check");
+    let started = std::time::Instant::now();
+    let pid = loop {
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            break pid;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the interpreter was never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let alive = |pid: u32| {
+        Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("kill -0")
+            .success()
+    };
+    assert!(alive(pid));
+    let sent = Command::new("kill")
+        .args(["-TERM", &check.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = check.wait().expect("wait");
+    assert_eq!(status.code(), Some(143));
+    let ended = std::time::Instant::now();
+    while alive(pid) && ended.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let still = alive(pid);
+    if still {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(!still, "the interpreter outlived the check");
+}

@@ -56,7 +56,6 @@ struct Phases {
 pub fn run(cli: &Request) -> Result<(), Failure> {
     let started = Instant::now();
     signals::install();
-    pysfx_venv::on_child(signals::track_run);
     let (destination, link) = request_paths(cli)?;
     // Before anything is read or written: an allocation failing midway aborts the run.
     crate::dest::check_address_space()?;

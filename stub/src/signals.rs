@@ -76,11 +76,15 @@ pub fn set_activity(activity: &'static str) {
     let _ = ACTIVITY.set(activity);
 }
 
-/// Blocks the signals in this thread (and the threads it starts) and starts the receiver.
+/// Blocks the signals in this thread (and the threads it starts) and starts the receiver,
+/// which stops every bounded run under way (an interpreter's query, whatever the command).
 /// Call before starting any other thread; later calls do nothing.
 pub fn install() {
     static INSTALLED_ONCE: std::sync::Once = std::sync::Once::new();
-    INSTALLED_ONCE.call_once(receive_signals);
+    INSTALLED_ONCE.call_once(|| {
+        pysfx_venv::on_child(track_run);
+        receive_signals();
+    });
 }
 
 fn receive_signals() {
