@@ -136,7 +136,7 @@ impl PreparedWheel {
             Disposition::Create,
         )
         .map_err(taken)?;
-        debug!(wheel = %prepared.wheel, files = files_written, "installed");
+        debug!(wheel = %prepared.wheel, files = files_written, "finished");
         Ok(InstallReport {
             name: prepared.name.clone(),
             version: prepared.version.clone(),
