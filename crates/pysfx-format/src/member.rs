@@ -381,7 +381,7 @@ pub fn local_header_differs<R: Read + Seek + Clone + crate::ReadAt>(
 }
 
 /// What the fixed part of `member`'s local header (its first 30 bytes) says otherwise than
-/// the central directory: its compression method, CRC-32 or sizes (see
+/// the central directory: its compression method, encryption, CRC-32 or sizes (see
 /// [`local_fields_mismatch`]); `None` when they agree.
 pub fn local_fields_differ<R: Read>(
     fixed: &[u8; 30],
@@ -401,6 +401,10 @@ pub fn local_fields_differ<R: Read>(
         return Some(
             "its local header gives another compression method than the central directory",
         );
+    }
+    // Encrypted (flag bits 0 and 6): `unzip` would decrypt what the directory says is plain.
+    if fixed[6] & 0x41 != 0 {
+        return Some("its local header marks it encrypted");
     }
     let descriptor = fixed[6] & 0x08 != 0;
     let (compressed, size) = (field(18), field(22));

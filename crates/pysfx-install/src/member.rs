@@ -410,7 +410,9 @@ mod tests {
     fn a_local_header_that_disagrees_with_the_directory_is_refused() {
         let bytes = archive(&[("m.py", b"print('m')\n", CompressionMethod::Deflated)]);
         assert!(read_all(&bytes, 0).is_ok());
-        let cases: [(usize, u8, &str); 6] = [
+        let cases: [(usize, u8, &str); 8] = [
+            (6, 0x01, "marks it encrypted"),
+            (6, 0x40, "marks it encrypted"),
             (8, 8, "another compression method"),
             (14, 1, "another CRC-32"),
             (18, 1, "other sizes"),
