@@ -264,7 +264,12 @@ fn shared_files(release: &Path, minor: u32) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let release_path = release.to_string_lossy().into_owned();
     let (mut from_wheels, mut scripts) = (Vec::new(), Vec::new());
     for dist_info in shared_dist_infos(release, minor) {
-        for row in record_rows(&release.join(&dist_info).join("RECORD")).keys() {
+        for (row, (hash, _)) in record_rows(&release.join(&dist_info).join("RECORD")) {
+            // Rows without a hash: RECORD's own, and the byte-code the install compiled (linked
+            // only from a release of the very same bundle: counted apart).
+            if hash.is_empty() {
+                continue;
+            }
             let relative = normalize(&site.join(row));
             let name = relative.file_name().expect("a name").to_string_lossy();
             if relative.parent() == Some(dist_info.as_path())

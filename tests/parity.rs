@@ -35,8 +35,9 @@ fn installed_files(venv: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every RECORD's paths, as `dist-info/RECORD: path`.
-fn record_paths(site: &Path) -> BTreeSet<String> {
+/// Every RECORD's paths, as `dist-info/RECORD: path`; with `bytecode`, the rows of the
+/// byte-code in site-packages too (pip lists each `.pyc` it compiles).
+fn record_paths(site: &Path, bytecode: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(site).expect("site-packages").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -50,7 +51,8 @@ fn record_paths(site: &Path) -> BTreeSet<String> {
                 .nth(2)
                 .unwrap_or(line)
                 .trim_matches('"');
-            if comparable(path) {
+            let compiled = bytecode && path.ends_with(".pyc") && !path.starts_with("../");
+            if comparable(path) || compiled {
                 out.insert(format!("{name}/RECORD: {path}"));
             }
         }
@@ -58,7 +60,10 @@ fn record_paths(site: &Path) -> BTreeSet<String> {
     out
 }
 
-fn compare_with_pip(minor: u32) {
+/// pysfx's release and pip's venv of the same wheels for CPython 3.`minor`; with `bytecode`,
+/// each compiles (pysfx at pack time for the interpreter it is given, pip as it installs) and
+/// their RECORDs must list the same byte-code too.
+fn compare_with_pip(minor: u32, bytecode: bool) {
     let python = python(minor);
     let work = tempfile::tempdir().expect("tempdir");
     let scripts = work.path().join("scripts-wheel");
@@ -70,27 +75,34 @@ fn compare_with_pip(minor: u32) {
         bootstrap_wheels(minor),
         scripts,
     ];
-    let artifact = pack(
-        &[
-            OsStr::new("--app"),
-            make_app(work.path(), "demoapp").as_os_str(),
-            OsStr::new("--wheels"),
-            wheel_dirs[0].as_os_str(),
-            OsStr::new("--wheels"),
-            wheel_dirs[1].as_os_str(),
-            OsStr::new("--bootstrap-wheels"),
-            wheel_dirs[2].as_os_str(),
-            OsStr::new("--wheels"),
-            wheel_dirs[3].as_os_str(),
-        ],
-        &work.path().join("site.sfx"),
-    );
+    let app = make_app(work.path(), "demoapp");
+    let mut pack_args = vec![
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("--wheels"),
+        wheel_dirs[0].as_os_str(),
+        OsStr::new("--wheels"),
+        wheel_dirs[1].as_os_str(),
+        OsStr::new("--bootstrap-wheels"),
+        wheel_dirs[2].as_os_str(),
+        OsStr::new("--wheels"),
+        wheel_dirs[3].as_os_str(),
+    ];
+    if bytecode {
+        pack_args.extend([OsStr::new("--python"), python.path.as_os_str()]);
+    }
+    let artifact = pack(&pack_args, &work.path().join("site.sfx"));
     let destination = work.path().join("release");
+    let compile = if bytecode {
+        None
+    } else {
+        Some(OsStr::new("--no-compile"))
+    };
     let (code, _, stderr) = install_with(
         &artifact,
         &destination,
         &python.path,
-        &[OsStr::new("--no-compile")],
+        &Vec::from_iter(compile),
     );
     assert_eq!(code, 0, "{stderr}");
 
@@ -135,9 +147,9 @@ fn compare_with_pip(minor: u32) {
             "-q",
             "--no-deps",
             "--no-index",
-            "--no-compile",
             "--disable-pip-version-check",
         ])
+        .args(Vec::from_iter(compile))
         .args(&chosen));
     assert!(
         output.status.success(),
@@ -189,8 +201,8 @@ fn compare_with_pip(minor: u32) {
         "3.{minor}: bin/sub/run-tool: {nested:?}"
     );
     let site = format!("lib/python3.{minor}/site-packages");
-    let ours = record_paths(&destination.join("venv").join(&site));
-    let theirs = record_paths(&pip_venv.join(&site));
+    let ours = record_paths(&destination.join("venv").join(&site), bytecode);
+    let theirs = record_paths(&pip_venv.join(&site), bytecode);
     let only_ours: Vec<&String> = ours.difference(&theirs).collect();
     let only_theirs: Vec<&String> = theirs.difference(&ours).collect();
     assert!(
@@ -206,17 +218,22 @@ fn compare_with_pip(minor: u32) {
 
 #[test]
 fn same_files_as_pip_on_3_6() {
-    compare_with_pip(6);
+    compare_with_pip(6, false);
 }
 
 #[test]
 fn same_files_as_pip_on_3_11() {
-    compare_with_pip(11);
+    compare_with_pip(11, false);
 }
 
 #[test]
 fn same_files_as_pip_on_3_13() {
-    compare_with_pip(13);
+    compare_with_pip(13, false);
+}
+
+#[test]
+fn same_files_and_byte_code_rows_as_pip_on_3_12() {
+    compare_with_pip(12, true);
 }
 
 /// Wheels are installed in batches to bound memory; the release must not depend on where the

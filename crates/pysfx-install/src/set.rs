@@ -241,7 +241,13 @@ fn install_batch<T: Tree>(
     let wheels: Vec<usize> = (0..prepared.len()).collect();
     let finished = parallel_map(&wheels, options.threads, |&wheel| {
         let members = std::mem::take(&mut *lock(&outcomes[wheel]));
-        prepared[wheel].finish(in_member_order(members), batch.layout, &mut tree.fork())
+        let bytecode = options.bytecode.as_ref().map(|link| &link.format);
+        prepared[wheel].finish(
+            in_member_order(members),
+            batch.layout,
+            &mut tree.fork(),
+            bytecode,
+        )
     });
     let mut reports = finished.into_iter().collect::<Result<Vec<_>, _>>()?;
     let tree = tree.fork();

@@ -132,7 +132,7 @@ fn install(
     for member in prepared.member_ids() {
         outcomes.push(prepared.place(&mut archive, member, &layout, &mut tree, &origin)?);
     }
-    let report = prepared.finish(outcomes, &layout, &mut tree)?;
+    let report = prepared.finish(outcomes, &layout, &mut tree, None)?;
     Ok((report.linked_files, report.linked_bytes))
 }
 

@@ -105,13 +105,23 @@ fn is_release_hash(hash: &str) -> bool {
 }
 
 /// The rows of a release's RECORD (as written: sorted by path) that runs count in: those
-/// inside site-packages (not `../`), without the installer's own rows of `dist_info`, which
-/// no wheel member gives.
+/// inside site-packages (not `../`), without the installer's own rows of `dist_info` and of
+/// the byte-code it compiled (a `__pycache__/*.pyc` row without a hash), which no wheel
+/// member gives.
 pub fn site_rows<'a>(rows: &'a [RecordEntry], dist_info: &str) -> Vec<&'a RecordEntry> {
     rows.iter()
         .filter(|row| !row.path.starts_with("../"))
         .filter(|row| !installers_own(&row.path, dist_info))
+        .filter(|row| !(row.hash.is_empty() && is_compiled(&row.path)))
         .collect()
+}
+
+/// A `.pyc` in a `__pycache__` directory, where the installer puts what it compiles.
+fn is_compiled(path: &str) -> bool {
+    path.ends_with(".pyc")
+        && path
+            .rsplit_once('/')
+            .is_some_and(|(directory, _)| directory.rsplit('/').next() == Some("__pycache__"))
 }
 
 /// What a husk carries of a wheel, beside RECORD's skeleton: what a release of the wheel
@@ -331,6 +341,24 @@ mod tests {
                 size: Some(0),
             });
         }
+        // The byte-code the install compiled, listed without a hash as pip lists it.
+        let compiled: Vec<RecordEntry> = (rows.iter())
+            .filter_map(|row| {
+                let source = row.path.strip_suffix(".py")?;
+                let (directory, stem) = source.rsplit_once('/').unwrap_or(("", source));
+                let directory = match directory {
+                    "" => String::new(),
+                    directory => format!("{directory}/"),
+                };
+                (!row.path.starts_with("../")).then(|| RecordEntry {
+                    path: format!("{directory}__pycache__/{stem}.cpython-311.pyc"),
+                    hash: String::new(),
+                    size: None,
+                })
+            })
+            .collect();
+        assert!(!compiled.is_empty(), "test data without sources");
+        rows.extend(compiled);
         // Written sorted, as the install writes it, and read back.
         Record::parse(&Record { entries: rows }.to_text())
             .expect("test data")

@@ -11,13 +11,16 @@ use crate::InstallError;
 
 impl PreparedWheel {
     /// Writes what follows the members: the entry-point launchers, `INSTALLER`, `REQUESTED` and
-    /// the RECORD of the installed paths.
+    /// the RECORD of the installed paths — with, when the release gets byte-code in this
+    /// `bytecode` format, a row without a hash for each source's `.pyc`, as pip lists what it
+    /// compiles.
     /// `outcomes` holds one outcome per member, in the order of [`PreparedWheel::member_ids`].
     pub fn finish(
         &self,
         outcomes: Vec<MemberOutcome>,
         layout: &Layout,
         tree: &mut impl Tree,
+        bytecode: Option<&pysfx_venv::PycFormat>,
     ) -> Result<InstallReport, InstallError> {
         let prepared = self;
         let site = layout.site_packages.as_str();
@@ -128,6 +131,23 @@ impl PreparedWheel {
             size: None,
         });
         let files_written = rows.len() as u64;
+        // The byte-code each source gets (from a bundle, a release beside DEST or the
+        // compiler), unless the wheel ships that `.pyc` itself: one rule for every way it
+        // comes, so that releases of one wheel list the same rows.
+        if let Some(format) = bytecode {
+            let shipped = prepared.shipped_pyc();
+            for source in &python_files {
+                if let Some(pyc) = format.pyc_of(source) {
+                    if !shipped.contains(pyc.as_str()) {
+                        rows.push(RecordEntry {
+                            path: relative_path(site, &pyc),
+                            hash: String::new(),
+                            size: None,
+                        });
+                    }
+                }
+            }
+        }
         let record_text = Record { entries: rows }.to_text();
         tree.write_all(
             &format!("{site}/{dist_info}/RECORD"),

@@ -383,7 +383,7 @@ pub fn install_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
     for member in prepared.member_ids() {
         outcomes.push(prepared.place(&mut archive, member, layout, tree, &Origin::default())?);
     }
-    prepared.finish(outcomes, layout, tree)
+    prepared.finish(outcomes, layout, tree, None)
 }
 
 /// The site-packages of the venv a wheel is checked against without an interpreter
@@ -421,6 +421,6 @@ pub fn verify_wheel<R: Read + Seek + Clone + pysfx_format::ReadAt>(
             &Origin::default(),
         )?);
     }
-    prepared.finish(outcomes, &layout, &mut tree)?;
+    prepared.finish(outcomes, &layout, &mut tree, None)?;
     Ok(prepared)
 }
