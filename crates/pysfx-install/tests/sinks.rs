@@ -207,6 +207,19 @@ fn the_hostile_table_is_refused_by_both_as_content() {
             )),
         ),
         (
+            "one header twice, through the headers by name",
+            wheel(
+                &[
+                    ("sample/__init__.py", b"x = 1\n"),
+                    METADATA,
+                    WHEEL,
+                    ("sample-1.0.data/headers/a.h", b"int a;\n"),
+                    ("sample-1.0.data/data/include/site/python3.11/sample/a.h", b"int a;\n"),
+                ],
+                None,
+            ),
+        ),
+        (
             "record mismatch",
             wheel(
                 &[("sample/__init__.py", b"x = 1\n"), METADATA, WHEEL],
@@ -247,6 +260,38 @@ fn the_hostile_table_is_refused_by_both_as_content() {
             "{what}"
         );
     }
+}
+
+/// What lands in a version's own directories for each Python, as pip installs it: per-version
+/// `.pth` files and data, a file where no supported Python's venv has a directory, headers
+/// under another name.
+#[test]
+fn versioned_data_installs_on_both() {
+    let bytes = wheel(
+        &[
+            ("sample/__init__.py", b"x = 1\n"),
+            METADATA,
+            WHEEL,
+            (
+                "sample-1.0.data/data/lib/python3.6/site-packages/a.pth",
+                b"import os\n",
+            ),
+            (
+                "sample-1.0.data/data/lib/python3.12/site-packages/a.pth",
+                b"import os\n",
+            ),
+            ("sample-1.0.data/data/lib/python3.6/x.txt", b"x\n"),
+            ("sample-1.0.data/data/lib/python3.12/x.txt", b"x\n"),
+            ("sample-1.0.data/data/lib/python3.14", b"x\n"),
+            (
+                "sample-1.0.data/data/include/site/python3.12/other/a.h",
+                b"int a;\n",
+            ),
+            ("sample-1.0.data/headers/a.h", b"int a;\n"),
+        ],
+        None,
+    );
+    assert_eq!(both(&bytes), (Ok(()), Ok(())));
 }
 
 proptest! {

@@ -17,7 +17,7 @@ use sha2::Digest;
 use zip::ZipArchive;
 
 use super::owned::check_venv_owned;
-use super::scheme::{destination, Placement, Scheme};
+use super::scheme::{destination, is_versioned_directory, model_alias, Placement, Scheme};
 use super::{Expected, Launcher, Layout, LinkSource, Planned, PreparedWheel, MAX_METADATA_BYTES};
 use crate::member::open_member;
 use crate::InstallError;
@@ -512,6 +512,9 @@ fn plan_members(
     destinations: &mut HashSet<String>,
 ) -> Result<Vec<Planned>, WheelError> {
     let mut planned = Vec::with_capacity(files.len());
+    // In the model venv: where the `.data/data/` members under a version's directories land on
+    // that version (see `model_alias`).
+    let mut aliases = HashSet::new();
     for file in files {
         let member = file.name;
         let invalid = |reason: String| WheelError::Invalid {
@@ -535,6 +538,28 @@ fn plan_members(
             return Err(unsafe_member(format!(
                 "another member of the wheel also installs to {destination}"
             )));
+        }
+        // The model venv is every interpreter's: a `.data/data/` member installs on 3.N where
+        // one of site-packages or the headers does, or is a file where the venv of a
+        // supported Python has its own directory, as the install on that Python refuses it.
+        if scheme.site_packages == super::MODEL_SITE_PACKAGES {
+            let versioned = pysfx_wheel::data_member(member.as_str())
+                .is_some_and(|rest| rest.starts_with("data/"));
+            let on_some_python = match versioned.then(|| model_alias(&destination, scheme)) {
+                Some(Some(alias)) => {
+                    let clash = destinations.contains(&alias);
+                    aliases.insert(alias);
+                    clash
+                }
+                Some(None) => is_versioned_directory(&destination),
+                None => aliases.contains(&destination),
+            };
+            if on_some_python {
+                return Err(unsafe_member(format!(
+                    "on some Python it installs where another member of the wheel does, or \
+                     where the venv has a directory ({destination})"
+                )));
+            }
         }
         let mismatch = |reason: &str| WheelError::RecordMismatch {
             wheel: wheel.to_string(),

@@ -76,25 +76,54 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
             })
         }
         "headers" => Ok(file(format!("{}/{path}", scheme.headers))),
-        "data" => Ok(file(model_lib(path, site))),
+        "data" => Ok(file(path.to_string())),
         other => Err(format!("{member}: unknown wheel data type {other:?}")),
     }
 }
 
-/// `path` (a `.data/data/` member's, relative to the venv) as the model venv holds it: that
-/// venv's `lib/python3` stands for every interpreter's `lib/python3.N` (`verify` checks a
-/// wheel for every interpreter alike), so a file shipped twice, once in site-packages and
-/// once through `lib/python3.N/site-packages`, is refused there as an install on 3.N refuses it.
-fn model_lib(path: &str, site: &str) -> String {
-    if site == super::MODEL_SITE_PACKAGES {
-        if let Some(rest) = path.strip_prefix("lib/python3.") {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits > 0 && (rest.len() == digits || rest.as_bytes()[digits] == b'/') {
-                return format!("lib/python3{}", &rest[digits..]);
-            }
-        }
+/// Where `destination` (a `.data/data/` member's) installs on CPython 3.N as the model venv
+/// spells that place (`verify` checks a wheel for every interpreter at once): a file under
+/// `lib/python3.N/site-packages/` lands in site-packages, and one under
+/// `include/site/python3.N/<name>/` among the headers, on 3.N. `None` for any other place, and
+/// outside the model.
+pub(super) fn model_alias(destination: &str, scheme: &Scheme<'_>) -> Option<String> {
+    if scheme.site_packages != super::MODEL_SITE_PACKAGES {
+        return None;
     }
-    path.to_string()
+    if let Some(rest) = versioned(destination, "lib/python3.") {
+        let rest = rest.strip_prefix("site-packages/")?;
+        return Some(format!("{}/{rest}", scheme.site_packages));
+    }
+    let rest = versioned(destination, "include/site/python3.")?;
+    let (name, rest) = rest.split_once('/')?;
+    let model = scheme.headers.rsplit_once('/')?;
+    (model.1 == name).then(|| format!("{}/{rest}", scheme.headers))
+}
+
+/// A directory every venv of CPython 3.6 to 3.13 has for its own version: a member may not be
+/// a file there in any (the model venv holds only its own, version-less, `lib/python3`).
+pub(super) fn is_versioned_directory(destination: &str) -> bool {
+    let supported = |minor: &str| {
+        minor
+            .parse::<u32>()
+            .is_ok_and(|minor| (6..=13).contains(&minor))
+    };
+    let Some(rest) = destination.strip_prefix("lib/python3.") else {
+        return false;
+    };
+    match rest.split_once('/') {
+        None => supported(rest),
+        Some((minor, "site-packages")) => supported(minor),
+        Some(_) => false,
+    }
+}
+
+/// What follows `prefix` and the digits of a Python minor version and a `/` in `path`.
+fn versioned<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0).then_some(())?;
+    rest[digits..].strip_prefix('/')
 }
 
 /// pip's `is_entrypoint_wrapper`: `EP`, `EP.exe`, `EP-script.py` and `EP.pya` in
@@ -126,23 +155,50 @@ mod tests {
     }
 
     #[test]
-    fn the_model_venv_holds_every_lib_python3_n_as_lib_python3() {
-        let model = super::super::MODEL_SITE_PACKAGES;
-        for (path, modelled) in [
-            ("lib/python3.11", "lib/python3"),
+    fn the_model_venv_knows_where_a_versioned_place_lands() {
+        let model = Layout {
+            site_packages: super::super::MODEL_SITE_PACKAGES.into(),
+            python_version: (3, 0),
+            ..layout()
+        };
+        let scheme = Scheme::new(&model, "Tool", "tool-1.0.dist-info");
+        for (path, alias) in [
             (
                 "lib/python3.11/site-packages/x.py",
-                "lib/python3/site-packages/x.py",
+                Some("lib/python3/site-packages/x.py"),
             ),
-            ("lib/python3.6/x", "lib/python3/x"),
-            ("lib/python3./x", "lib/python3./x"),
-            ("lib/python3.11a/x", "lib/python3.11a/x"),
-            ("lib/python3.x/x", "lib/python3.x/x"),
-            ("share/lib/python3.11/x", "share/lib/python3.11/x"),
+            (
+                "lib/python3.6/site-packages/a/b.pth",
+                Some("lib/python3/site-packages/a/b.pth"),
+            ),
+            (
+                "include/site/python3.12/Tool/a.h",
+                Some("include/site/python3.0/Tool/a.h"),
+            ),
+            ("include/site/python3.12/Other/a.h", None),
+            ("lib/python3.11/x.txt", None),
+            ("lib/python3.x/site-packages/x.py", None),
+            ("lib/python3./site-packages/x.py", None),
+            ("share/lib/python3.11/site-packages/x.py", None),
         ] {
-            assert_eq!(model_lib(path, model), modelled, "{path}");
-            let real = "lib/python3.11/site-packages";
-            assert_eq!(model_lib(path, real), path, "{path}");
+            assert_eq!(model_alias(path, &scheme).as_deref(), alias, "{path}");
+        }
+        let real = layout();
+        let scheme = Scheme::new(&real, "Tool", "tool-1.0.dist-info");
+        assert_eq!(
+            model_alias("lib/python3.11/site-packages/x.py", &scheme),
+            None
+        );
+        for (path, versioned) in [
+            ("lib/python3.11", true),
+            ("lib/python3.6/site-packages", true),
+            ("lib/python3.14", false),
+            ("lib/python3.5/site-packages", false),
+            ("lib/python3.11/x", false),
+            ("lib/python3.11/site-packages/x", false),
+            ("lib/python3", false),
+        ] {
+            assert_eq!(is_versioned_directory(path), versioned, "{path}");
         }
     }
 
