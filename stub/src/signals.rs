@@ -109,6 +109,9 @@ fn receive_signals() {
         let trees = CLEANUP
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Held until the process ends: a child being started now is known before it is
+        // stopped, and none starts after.
+        let _spawning = pysfx_venv::hold_spawning();
         for pid in CHILDREN
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

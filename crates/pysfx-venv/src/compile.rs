@@ -262,6 +262,7 @@ impl<'scope> Compiler<'scope> {
             };
             // Each worker leads a process group: one that hangs is stopped with whatever it
             // started (a wrapper script's own child), which would otherwise hold its pipes.
+            let spawning = crate::hold_spawning();
             let child = std::os::unix::process::CommandExt::process_group(
                 crate::unblock_signals(&mut command),
                 0,
@@ -277,6 +278,7 @@ impl<'scope> Compiler<'scope> {
                 reason: format!("cannot start {}: {error}", python.display()),
             })?;
             on_spawn(child.id());
+            drop(spawning);
             let worker = Worker {
                 queue: Arc::clone(&compiler.queue),
                 tree: tree.fork(),

@@ -20,6 +20,19 @@ pub use venv::{create_venv, pyvenv_cfg, VenvPaths};
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Held while a child is started and made known (`on_child`, a compiler's `on_spawn`), so that
+/// one whose start a signal interrupts is known to whoever stops the children on it.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds back the start of children until the guard is dropped: the stub's signal receiver
+/// holds it while it stops the children it knows and ends the process, so that no child
+/// started meanwhile outlives it unknown.
+pub fn hold_spawning() -> std::sync::MutexGuard<'static, ()> {
+    SPAWNING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Makes `command`'s process start with no signal blocked. The stub blocks SIGINT, SIGTERM and
 /// SIGHUP in all its threads (one thread receives them), and a child inherits the mask of the
 /// thread that starts it: an interpreter, or what a wrapper script starts before it execs one,

@@ -262,8 +262,12 @@ pub(crate) fn run_bounded(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = spawn_past_busy(&mut command)?;
-    tell(&child, true);
+    let mut child = {
+        let _spawning = crate::hold_spawning();
+        let child = spawn_past_busy(&mut command)?;
+        tell(&child, true);
+        child
+    };
     let ended = Arc::new(AtomicUsize::new(0));
     let captures = (|| {
         let stdout = child
