@@ -175,6 +175,8 @@ fn contradictory_collection_options_are_usage_errors() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no pip wheel there"), "{stderr}");
+    // The message names where the directory was given.
+    assert!(stderr.contains("$PYSFX_BOOTSTRAP_WHEELS"), "{stderr}");
     for (extra, says) in cases {
         let mut args = vec![OsStr::new("--app"), app.as_os_str()];
         args.extend(extra);

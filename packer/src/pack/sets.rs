@@ -99,6 +99,11 @@ pub(crate) fn collect_sets(
     let mut bootstrap = Vec::new();
     if !args.no_bootstrap {
         let given = args.bootstrap_dirs();
+        // Where the directories were named, for the messages.
+        let named_by = match args.bootstrap_wheels.is_empty() {
+            true => "$PYSFX_BOOTSTRAP_WHEELS",
+            false => "--bootstrap-wheels",
+        };
         if !given.is_empty() {
             for directory in &given {
                 let wheels = collect::wheels_in(directory)?;
@@ -107,9 +112,9 @@ pub(crate) fn collect_sets(
                 for file in &wheels {
                     if !BOOTSTRAP_NAMES.contains(&collect::wheel_filename(file)?.name.as_str()) {
                         return Err(crate::UsageError(format!(
-                            "--bootstrap-wheels: {} is not a wheel of pip, setuptools or wheel, \
-                             the only distributions that bootstrap a venv; give the app's \
-                             wheels with --wheels",
+                            "{named_by}: {} is not a wheel of pip, setuptools or wheel, the \
+                             only distributions that bootstrap a venv; give the app's wheels \
+                             with --wheels",
                             crate::appfiles::shown(file)
                         ))
                         .into());
@@ -126,7 +131,7 @@ pub(crate) fn collect_sets(
                     .map(|directory| directory.display().to_string())
                     .collect();
                 return Err(crate::UsageError(format!(
-                    "--bootstrap-wheels {}: no pip wheel there, and the venv gets its pip from \
+                    "{named_by} {}: no pip wheel there, and the venv gets its pip from \
                      these; add pip's (and setuptools') wheels, or --no-bootstrap for a venv \
                      without pip",
                     directories.join(", ")
