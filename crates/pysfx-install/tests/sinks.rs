@@ -207,6 +207,49 @@ fn the_hostile_table_is_refused_by_both_as_content() {
             )),
         ),
         (
+            "RECORD through site-packages by name",
+            with((
+                "sample-1.0.data/data/lib/python3.11/site-packages/sample-1.0.dist-info/RECORD",
+                b"x\n",
+            )),
+        ),
+        (
+            "a file through site-packages where a package is",
+            with((
+                "sample-1.0.data/data/lib/python3.11/site-packages/sample",
+                b"x\n",
+            )),
+        ),
+        (
+            "a package through site-packages where a module is",
+            wheel(
+                &[
+                    ("sample/__init__.py", b"x = 1\n"),
+                    ("mod.py", b"y = 1\n"),
+                    METADATA,
+                    WHEEL,
+                    (
+                        "sample-1.0.data/data/lib/python3.11/site-packages/mod.py/x.py",
+                        b"z = 1\n",
+                    ),
+                ],
+                None,
+            ),
+        ),
+        (
+            "a file where the headers go",
+            wheel(
+                &[
+                    ("sample/__init__.py", b"x = 1\n"),
+                    METADATA,
+                    WHEEL,
+                    ("sample-1.0.data/headers/a.h", b"int a;\n"),
+                    ("sample-1.0.data/data/include/site/python3.11", b"x\n"),
+                ],
+                None,
+            ),
+        ),
+        (
             "one header twice, through the headers by name",
             wheel(
                 &[

@@ -513,8 +513,8 @@ fn plan_members(
 ) -> Result<Vec<Planned>, WheelError> {
     let mut planned = Vec::with_capacity(files.len());
     // In the model venv: where the `.data/data/` members under a version's directories land on
-    // that version (see `model_alias`).
-    let mut aliases = HashSet::new();
+    // that version (see `model_alias`), and which member each is.
+    let mut aliases = Vec::new();
     for file in files {
         let member = file.name;
         let invalid = |reason: String| WheelError::Invalid {
@@ -539,26 +539,20 @@ fn plan_members(
                 "another member of the wheel also installs to {destination}"
             )));
         }
-        // The model venv is every interpreter's: a `.data/data/` member installs on 3.N where
-        // one of site-packages or the headers does, or is a file where the venv of a
-        // supported Python has its own directory, as the install on that Python refuses it.
-        if scheme.site_packages == super::MODEL_SITE_PACKAGES {
-            let versioned = pysfx_wheel::data_member(member.as_str())
-                .is_some_and(|rest| rest.starts_with("data/"));
-            let on_some_python = match versioned.then(|| model_alias(&destination, scheme)) {
-                Some(Some(alias)) => {
-                    let clash = destinations.contains(&alias);
-                    aliases.insert(alias);
-                    clash
-                }
-                Some(None) => is_versioned_directory(&destination),
-                None => aliases.contains(&destination),
-            };
-            if on_some_python {
+        // The model venv is every interpreter's: a `.data/data/` member lands on 3.N where
+        // site-packages or the headers are (held to the other members once all are planned),
+        // or is a file where the venv of a supported Python has its own directory.
+        let data = pysfx_wheel::data_member(member.as_str()).is_some_and(|rest| {
+            rest.starts_with("data/") && scheme.site_packages == super::MODEL_SITE_PACKAGES
+        });
+        if data {
+            if is_versioned_directory(&destination) {
                 return Err(unsafe_member(format!(
-                    "on some Python it installs where another member of the wheel does, or \
-                     where the venv has a directory ({destination})"
+                    "it is a file where the venv of some Python has a directory ({destination})"
                 )));
+            }
+            if let Some(alias) = model_alias(&destination, scheme) {
+                aliases.push((alias, member.to_string()));
             }
         }
         let mismatch = |reason: &str| WheelError::RecordMismatch {
@@ -595,7 +589,57 @@ fn plan_members(
             disposition: Disposition::Create,
         });
     }
+    check_model_aliases(wheel, &aliases, destinations, scheme)?;
     Ok(planned)
+}
+
+/// In the model venv, each `.data/data/` member's place on its own Python (`aliases`, see
+/// `model_alias`) held to what the wheel's other members and the install's own files of the
+/// wheel make there, as the install on that Python holds it: the same file, a file where the
+/// other needs a directory, or the reverse.
+fn check_model_aliases(
+    wheel: &str,
+    aliases: &[(String, String)],
+    destinations: &HashSet<String>,
+    scheme: &Scheme<'_>,
+) -> Result<(), WheelError> {
+    if aliases.is_empty() {
+        return Ok(());
+    }
+    let site = scheme.site_packages;
+    let own = ["RECORD", "INSTALLER", "REQUESTED"]
+        .map(|name| format!("{site}/{}/{name}", scheme.dist_info));
+    let files = || (destinations.iter().chain(&own)).map(String::as_str);
+    let is_file = |path: &str| files().any(|file| file == path);
+    let mut directories = Vec::new();
+    for file in files() {
+        let mut at = file;
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            directories.push(parent);
+            at = parent;
+        }
+    }
+    directories.sort_unstable();
+    for (alias, member) in aliases {
+        let mut clash = is_file(alias) || directories.binary_search(&alias.as_str()).is_ok();
+        let mut at = alias.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            clash |= is_file(parent);
+            at = parent;
+        }
+        if clash {
+            return Err(WheelError::UnsafeMember {
+                wheel: wheel.to_string(),
+                member: member.clone(),
+                reason: format!(
+                    "on some Python it lands at {alias} (as the model venv spells it), where \
+                     another member of the wheel or the install's own files are, or need a \
+                     directory"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A `.pyc` file in a `__pycache__` directory is what Python runs in place of the source of

@@ -83,21 +83,20 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
 
 /// Where `destination` (a `.data/data/` member's) installs on CPython 3.N as the model venv
 /// spells that place (`verify` checks a wheel for every interpreter at once): a file under
-/// `lib/python3.N/site-packages/` lands in site-packages, and one under
-/// `include/site/python3.N/<name>/` among the headers, on 3.N. `None` for any other place, and
+/// `lib/python3.N/site-packages/` lands in site-packages, and one at or under
+/// `include/site/python3.N` where the headers go, on 3.N. `None` for any other place, and
 /// outside the model.
 pub(super) fn model_alias(destination: &str, scheme: &Scheme<'_>) -> Option<String> {
     if scheme.site_packages != super::MODEL_SITE_PACKAGES {
         return None;
     }
     if let Some(rest) = versioned(destination, "lib/python3.") {
-        let rest = rest.strip_prefix("site-packages/")?;
+        let rest = rest.strip_prefix('/')?.strip_prefix("site-packages/")?;
         return Some(format!("{}/{rest}", scheme.site_packages));
     }
     let rest = versioned(destination, "include/site/python3.")?;
-    let (name, rest) = rest.split_once('/')?;
-    let model = scheme.headers.rsplit_once('/')?;
-    (model.1 == name).then(|| format!("{}/{rest}", scheme.headers))
+    let headers = scheme.headers.rsplit_once('/')?.0;
+    Some(format!("{headers}{rest}"))
 }
 
 /// A directory every venv of CPython 3.6 to 3.13 has for its own version: a member may not be
@@ -118,12 +117,13 @@ pub(super) fn is_versioned_directory(destination: &str) -> bool {
     }
 }
 
-/// What follows `prefix` and the digits of a Python minor version and a `/` in `path`.
+/// What follows `prefix` and the digits of a Python minor version in `path`: nothing, or
+/// `/` and more.
 fn versioned<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     let rest = path.strip_prefix(prefix)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    (digits > 0).then_some(())?;
-    rest[digits..].strip_prefix('/')
+    let rest = &rest[digits..];
+    (digits > 0 && (rest.is_empty() || rest.starts_with('/'))).then_some(rest)
 }
 
 /// pip's `is_entrypoint_wrapper`: `EP`, `EP.exe`, `EP-script.py` and `EP.pya` in
@@ -175,7 +175,12 @@ mod tests {
                 "include/site/python3.12/Tool/a.h",
                 Some("include/site/python3.0/Tool/a.h"),
             ),
-            ("include/site/python3.12/Other/a.h", None),
+            (
+                "include/site/python3.12/Other/a.h",
+                Some("include/site/python3.0/Other/a.h"),
+            ),
+            ("include/site/python3.8", Some("include/site/python3.0")),
+            ("include/site/python3.8x/a.h", None),
             ("lib/python3.11/x.txt", None),
             ("lib/python3.x/site-packages/x.py", None),
             ("lib/python3./site-packages/x.py", None),
