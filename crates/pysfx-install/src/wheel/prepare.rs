@@ -609,11 +609,14 @@ fn check_model_aliases(
     let site = scheme.site_packages;
     let own = ["RECORD", "INSTALLER", "REQUESTED"]
         .map(|name| format!("{site}/{}/{name}", scheme.dist_info));
-    let files = || (destinations.iter().chain(&own)).map(String::as_str);
-    let is_file = |path: &str| files().any(|file| file == path);
+    let mut files: Vec<&str> = (destinations.iter().chain(&own))
+        .map(String::as_str)
+        .collect();
+    files.sort_unstable();
+    let is_file = |path: &str| files.binary_search(&path).is_ok();
     let mut directories = Vec::new();
-    for file in files() {
-        let mut at = file;
+    for file in &files {
+        let mut at = *file;
         while let Some((parent, _)) = at.rsplit_once('/') {
             directories.push(parent);
             at = parent;
