@@ -102,19 +102,15 @@ pub(super) fn model_alias(destination: &str, scheme: &Scheme<'_>) -> Option<Stri
 /// A directory every venv of CPython 3.6 to 3.13 has for its own version: a member may not be
 /// a file there in any (the model venv holds only its own, version-less, `lib/python3`).
 pub(super) fn is_versioned_directory(destination: &str) -> bool {
-    let supported = |minor: &str| {
-        minor
-            .parse::<u32>()
-            .is_ok_and(|minor| (6..=13).contains(&minor))
-    };
-    let Some(rest) = destination.strip_prefix("lib/python3.") else {
+    const LIB: &str = "lib/python3.";
+    let Some(rest) = versioned(destination, LIB) else {
         return false;
     };
-    match rest.split_once('/') {
-        None => supported(rest),
-        Some((minor, "site-packages")) => supported(minor),
-        Some(_) => false,
-    }
+    let minor = &destination[LIB.len()..destination.len() - rest.len()];
+    matches!(rest, "" | "/site-packages")
+        && minor
+            .parse::<u32>()
+            .is_ok_and(|minor| (6..=13).contains(&minor))
 }
 
 /// What follows `prefix` and the digits of a Python minor version in `path`: nothing, or
