@@ -511,6 +511,8 @@ fn added(
                     false => pending.push((relative, watch)),
                 }
             } else if !expected.contains_key(&relative)
+                // A recorded directory no longer one: `replaced_directories` says so.
+                && !directories.contains(relative.as_str())
                 && (watch != Watch::Code || link || importable(&name))
             {
                 added.push(relative);
@@ -858,6 +860,28 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// A package's directory replaced by a link, in a site-packages that is still one: one
+    /// difference, where the directory was, not also an addition (the link is listed there).
+    #[test]
+    fn a_package_replaced_by_a_link_is_one_difference() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let site = release.join(crate::testing::SITE);
+        let elsewhere = temporary.path().join("pkg");
+        std::fs::rename(site.join("pkg"), &elsewhere).expect("move the package");
+        std::os::unix::fs::symlink(&elsewhere, site.join("pkg")).expect("link the package");
+        let report = check(&release, &contents(&release));
+        assert_eq!(
+            report.modified,
+            vec![Modified {
+                path: format!("{}/pkg/", crate::testing::SITE),
+                differs: vec!["kind"]
+            }]
+        );
+        assert!(report.added.is_empty(), "{:?}", report.lines());
+        assert!(report.missing.is_empty(), "{:?}", report.lines());
     }
 
     #[test]
