@@ -25,8 +25,10 @@ pub fn check_link(link: &Path) -> Result<(), ReleaseError> {
     }
 }
 
-/// Whether the symlink `link` leads to the directory `destination`: its text names it, or it
-/// resolves to that very directory (a relative link a playbook made, `current -> releases/42`).
+/// Whether the symlink `link` leads to the directory `destination` itself: its text names it,
+/// or names that very directory another way (a relative link a playbook made, `current ->
+/// releases/42`). A link to another link that leads there (`current -> staging ->
+/// releases/42`) does not: it would follow `staging` wherever that is moved next.
 pub fn points_at(link: &Path, destination: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(target) = std::fs::read_link(link) else {
@@ -35,8 +37,21 @@ pub fn points_at(link: &Path, destination: &Path) -> bool {
     if target == destination {
         return true;
     }
-    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
-    identity(link).is_some() && identity(link) == identity(destination)
+    let target = match link.parent() {
+        Some(parent) => parent.join(target),
+        None => target,
+    };
+    // The target's own last name not followed: a link there is another link.
+    let leads = std::fs::symlink_metadata(&target)
+        .ok()
+        .filter(|m| m.is_dir());
+    let identity = std::fs::metadata(destination).ok();
+    match (leads, identity) {
+        (Some(leads), Some(identity)) => {
+            (leads.dev(), leads.ino()) == (identity.dev(), identity.ino())
+        }
+        _ => false,
+    }
 }
 
 /// Makes LINK's missing parent directories, 0775 less the umask, as a release's directories:
@@ -148,6 +163,32 @@ mod tests {
         let pid = child.id();
         child.wait().expect("wait");
         pid
+    }
+
+    /// LINK leads to DEST when it names it, by its path or another (`current ->
+    /// releases/42`), not when it names a link that leads there today.
+    #[test]
+    fn a_link_through_another_link_is_repointed() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let releases = temporary.path().join("releases");
+        let release = releases.join("42");
+        std::fs::create_dir_all(&release).expect("mkdir");
+        let link = temporary.path().join("current");
+        std::os::unix::fs::symlink("releases/42", &link).expect("relative");
+        assert!(points_at(&link, &release));
+        assert!(!repoint_link(&link, &release).expect("left alone"));
+        std::fs::remove_file(&link).expect("rm");
+        let staging = temporary.path().join("staging");
+        std::os::unix::fs::symlink(&release, &staging).expect("staging");
+        std::os::unix::fs::symlink("staging", &link).expect("through staging");
+        assert!(!points_at(&link, &release));
+        assert!(repoint_link(&link, &release).expect("switched"));
+        assert_eq!(std::fs::read_link(&link).expect("link"), release);
+        // A link to a file, or to nothing, leads to no release.
+        std::fs::write(temporary.path().join("notes"), "").expect("notes");
+        std::fs::remove_file(&link).expect("rm");
+        std::os::unix::fs::symlink("notes", &link).expect("to a file");
+        assert!(!points_at(&link, &release));
     }
 
     /// A name planted where a run of this pid would make its new link (a directory, as a

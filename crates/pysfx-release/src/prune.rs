@@ -247,27 +247,65 @@ fn served_by_links(directories: &[&Path]) -> Vec<(u64, u64)> {
             continue;
         };
         for entry in entries.flatten().take(MAX_LINKS_SCANNED) {
-            let is_link = entry.file_type().is_ok_and(|kind| kind.is_symlink());
-            let Some(target) = is_link
-                .then(|| std::fs::canonicalize(entry.path()).ok())
-                .flatten()
-            else {
+            if !entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
                 continue;
-            };
+            }
             debug!(
                 "--keep: {} serves {:?}; it is kept",
                 entry.path().display(),
                 std::fs::read_link(entry.path()).unwrap_or_default()
             );
-            for ancestor in target.ancestors() {
-                let metadata = std::fs::metadata(ancestor).ok();
-                if let Some(metadata) = metadata.filter(std::fs::Metadata::is_dir) {
-                    served.push((metadata.dev(), metadata.ino()));
-                }
-            }
+            served_along(&entry.path(), &mut served);
         }
     }
     served
+}
+
+/// How many links [`served_along`] follows from one, at most (the kernel's own limit).
+const MAX_HOPS: usize = 40;
+
+/// Adds the directories the link `link` leads into to `served`, hop by hop: each link's
+/// target, its directory resolved, and that directory's ancestors. Resolving the whole chain
+/// at once would miss a release it passes through: `python -> releases/5/venv/bin/python`
+/// ends at the base interpreter, outside every release.
+fn served_along(link: &Path, served: &mut Vec<(u64, u64)>) {
+    let mut at = link.to_path_buf();
+    for _ in 0..MAX_HOPS {
+        let Ok(target) = std::fs::read_link(&at) else {
+            return;
+        };
+        let target = match at.parent() {
+            Some(parent) => parent.join(target),
+            None => target,
+        };
+        // The directory the target's last name is in, resolved; a target ending in `..`
+        // names a directory itself.
+        let (directory, name) = match target.file_name() {
+            Some(name) => (target.parent(), Some(name)),
+            None => (Some(target.as_path()), None),
+        };
+        let Some(Ok(directory)) = directory.map(std::fs::canonicalize) else {
+            return;
+        };
+        for ancestor in directory.ancestors() {
+            let metadata = std::fs::metadata(ancestor).ok();
+            if let Some(metadata) = metadata.filter(std::fs::Metadata::is_dir) {
+                served.push((metadata.dev(), metadata.ino()));
+            }
+        }
+        let Some(name) = name else {
+            return;
+        };
+        at = directory.join(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(metadata) if metadata.file_type().is_symlink() => continue,
+            Ok(metadata) if metadata.is_dir() => {
+                served.push((metadata.dev(), metadata.ino()));
+                return;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// The release of `app` beside `destination` installed last before it (by the install times
@@ -848,8 +886,13 @@ mod tests {
         }
         let current = temporary.path().join("current");
         std::os::unix::fs::symlink("releases/3", &current).expect("current");
+        // To the venv's interpreter, itself a link out of the release (to the base Python).
         let python = temporary.path().join("python");
-        std::os::unix::fs::symlink("releases/1/venv/pyvenv.cfg", &python).expect("python");
+        std::os::unix::fs::symlink("releases/1/venv/bin/python", &python).expect("python");
+        // And through another link to it (`staging -> current`-like chains).
+        std::os::unix::fs::symlink("releases/2/venv/pyvenv.cfg", temporary.path().join("cfg"))
+            .expect("cfg");
+        std::os::unix::fs::symlink("cfg", temporary.path().join("cfg-too")).expect("chain");
         let report = prune(
             &releases.join("3"),
             1,
@@ -858,8 +901,9 @@ mod tests {
             Some(&current),
             &mut |_| {},
         );
-        assert_eq!(names(&report.pruned), ["2"]);
+        assert!(report.pruned.is_empty(), "{:?}", report.pruned);
         assert!(releases.join("1/venv/pyvenv.cfg").exists());
+        assert!(releases.join("2/venv/pyvenv.cfg").exists());
     }
 
     #[test]
