@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pysfx_e2e::{
-    binaries, install_with, make_app, pack, pack_command, python, raw_artifact_with_links, run,
+    binaries, install_with, make_app, pack, pack_command, python, raw_artifact_with_links,
+    reseal_bytes, run,
 };
 
 /// The entry names of an artifact's payload, as zip readers see them.
@@ -305,6 +306,50 @@ fn a_crafted_link_that_escapes_is_refused_by_the_stub_and_verify() {
         std::fs::read_link(destination.join("demoapp/alias.py")).expect("a link"),
         Path::new("app.py")
     );
+}
+
+/// A link entry must be as the format says (`S_IFLNK | 0777`, stored): one of another mode,
+/// sealed again with a digest that matches, is refused by the install and both verifies.
+#[test]
+fn a_link_entry_of_another_mode_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    let name = "demoapp/alias.py";
+    let artifact = raw_artifact_with_links(
+        &root.join("fine.sfx"),
+        &[],
+        &[("demoapp/app.py", b"X = 1\n")],
+        &[(name, "app.py")],
+        |_| {},
+    );
+    // The central directory's record of the link: its external attributes' mode.
+    let set_mode = |mode: u32| {
+        move |payload: &mut [u8]| {
+            let record = (0..payload.len().saturating_sub(46))
+                .find(|&at| {
+                    payload[at..].starts_with(b"PK\x01\x02")
+                        && payload[at + 46..].starts_with(name.as_bytes())
+                })
+                .expect("the link's directory record");
+            let attributes = (mode << 16).to_le_bytes();
+            payload[record + 38..record + 42].copy_from_slice(&attributes);
+        }
+    };
+    for (what, mode, code) in [("0777", 0o120777, 0), ("0755", 0o120755, 3)] {
+        let resealed = reseal_bytes(&artifact, &root.join(format!("{what}.sfx")), set_mode(mode));
+        let destination = root.join(format!("release-{what}"));
+        let (got, result, stderr) = install_with(&resealed, &destination, &python(11).path, &[]);
+        assert_eq!(got, code, "{what}: {result}\n{stderr}");
+        let output = run(Command::new(&resealed).arg("--verify"));
+        assert_eq!(output.status.code(), Some(code), "{what}: --verify");
+        let output = run(Command::new(&binaries().pysfx).arg("verify").arg(&resealed));
+        assert_eq!(output.status.code(), Some(code), "{what}: pysfx verify");
+        if code == 3 {
+            let error = result["error"].as_str().unwrap_or_default();
+            assert!(error.contains(name) && error.contains("S_IFLNK"), "{error}");
+            assert!(!destination.exists(), "{what}: nothing written");
+        }
+    }
 }
 
 /// An app file whose name cannot be stored is named in one line, its line break escaped.

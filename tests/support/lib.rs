@@ -22,7 +22,8 @@ pub use interpreters::{
     Binaries, Python,
 };
 pub use raw::{
-    raw_artifact, raw_artifact_with_links, reseal, reseal_leaving_out, reseal_replacing,
+    raw_artifact, raw_artifact_with_links, reseal, reseal_bytes, reseal_leaving_out,
+    reseal_replacing,
 };
 pub use running::{
     app_and_wheels, assert_pip_check, install, install_with, listing, nobody_python, pack,

@@ -285,3 +285,31 @@ fn reseal_editing(
     std::fs::set_permissions(output, permissions).expect("chmod");
     output.to_path_buf()
 }
+
+/// `artifact` with its payload's bytes edited by `edit` (given the payload, from the stub's
+/// end to the trailer), written as `output` under a `pysfx-payload/1` trailer whose digest
+/// matches the edited bytes: what someone who edits an artifact's zip in place and seals it
+/// again can make, where the packer's writer would not write such bytes.
+pub fn reseal_bytes(artifact: &Path, output: &Path, edit: impl FnOnce(&mut [u8])) -> PathBuf {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(artifact).expect("open the artifact");
+    let located = pysfx_format::locate(&mut file, artifact).expect("a trailer");
+    let mut bytes = std::fs::read(artifact).expect("read the artifact");
+    let (start, end) = (
+        located.trailer.payload_offset as usize,
+        located.digest_end as usize,
+    );
+    edit(&mut bytes[start..end]);
+    let trailer = pysfx_format::Trailer {
+        payload_offset: located.trailer.payload_offset,
+        sha256: sha2::Sha256::digest(&bytes[start..end]).into(),
+        scheme: pysfx_format::DigestScheme::Whole,
+    };
+    bytes.truncate(end);
+    bytes.extend_from_slice(trailer.encode().as_bytes());
+    std::fs::write(output, &bytes).expect("write the artifact");
+    let mut permissions = std::fs::metadata(output).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(output, permissions).expect("chmod");
+    output.to_path_buf()
+}

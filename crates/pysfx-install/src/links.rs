@@ -23,6 +23,9 @@ pub struct PayloadLink {
     pub target: String,
 }
 
+/// The unix mode of a symlink entry.
+const LINK_MODE: u32 = 0o120777;
+
 /// Reads and checks every symlink entry of the payload. `Err` holds the entry name and why it
 /// is refused.
 pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String, String)> {
@@ -39,13 +42,16 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
     let mut links = Vec::new();
     for (index, &end) in ends.iter().enumerate() {
         // The central directory says which entries are links; only those are opened.
-        let is_link = archive
+        let record = archive
             .by_index_data(index)
-            .map_err(|error| (format!("entry {index}"), error.to_string()))?
-            .is_symlink();
-        if !is_link {
+            .map_err(|error| (format!("entry {index}"), error.to_string()))?;
+        if !record.is_symlink() {
             continue;
         }
+        // As `pysfx pack` and Info-ZIP write one (docs/format.md): `S_IFLNK | 0777`, stored.
+        let written_so = record.unix_mode() == Some(LINK_MODE)
+            && record.compression() == zip::CompressionMethod::Stored;
+        drop(record);
         let mut entry = open_member(archive, index, end)
             .map_err(|error| (format!("entry {index}"), error.to_string()))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
@@ -53,6 +59,11 @@ pub fn payload_links(payload: &mut Payload) -> Result<Vec<PayloadLink>, (String,
         if !roots.iter().any(|root| name.starts_with(root.as_str())) {
             return Err(refuse(
                 "symbolic link outside the app and the static directories",
+            ));
+        }
+        if !written_so {
+            return Err(refuse(
+                "symbolic link entry not stored with mode S_IFLNK|0777",
             ));
         }
         let mut target = Vec::new();
