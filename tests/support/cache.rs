@@ -126,7 +126,7 @@ pub fn datapkg_wheel() -> PathBuf {
 
 /// Hostile wheels from `tests/fixtures/evil_wheels.py`, plus `good-1.0` as a control.
 pub fn evil_wheels() -> PathBuf {
-    cached("evil-wheels-9", |directory| {
+    cached("evil-wheels-10", |directory| {
         let output = run(Command::new(host_python())
             .arg(workspace_root().join("tests/fixtures/evil_wheels.py"))
             .arg(directory));

@@ -56,6 +56,10 @@ pub(super) fn destination(member: &str, scheme: &Scheme<'_>) -> Result<Placement
         script: false,
     };
     let Some(rest) = pysfx_wheel::data_member(member) else {
+        // pip refuses a wheel with a file at the top named as a `.data` directory.
+        if !member.contains('/') && member.ends_with(".data") {
+            return Err(format!("{member}: a file named as a .data directory"));
+        }
         return Ok(file(format!("{site}/{member}")));
     };
     let (key, path) = rest
@@ -256,7 +260,12 @@ mod tests {
             ),
             ("tool-1.0.data/data/share/x", file("share/x", false)),
             ("tool-1.0.data/data/bin/python", file("bin/python", false)),
-            ("x.data", file(&format!("{site}/x.data"), false)),
+            (
+                "x.data",
+                Err("x.data: a file named as a .data directory".into()),
+            ),
+            ("x.data.py", file(&format!("{site}/x.data.py"), false)),
+            ("pkg/x.data", file(&format!("{site}/pkg/x.data"), false)),
             ("tool-1.0.data/scripts/sub/run", file("bin/sub/run", true)),
             ("tool-1.0.data/scripts/sub/tool.exe", Ok(Placement::Skipped)),
             (
