@@ -96,6 +96,38 @@ fn hostile_wheels_are_refused() {
     }
 }
 
+/// The app's files and bytes a manifest states (what `--info` and `inspect` show) are held
+/// to the payload's entries: a manifest that miscounts them is refused, as verify reads it.
+#[test]
+fn a_manifest_that_miscounts_the_app_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app: &[(&str, &[u8])] = &[("demoapp/app.py", b"x = 1\n")];
+    type Tamper = fn(&mut pysfx_format::Manifest);
+    let cases: [(&str, Tamper); 3] = [
+        ("as packed", |_| {}),
+        ("files", |manifest| manifest.app.files = 1_000_000),
+        ("bytes", |manifest| manifest.app.bytes += 1),
+    ];
+    for (case, tamper) in cases {
+        let artifact = raw_artifact(
+            &work.path().join(format!("{case}.sfx")),
+            &[evil_wheels().join("good-1.0-py3-none-any.whl")],
+            app,
+            tamper,
+        );
+        let destination = work.path().join(format!("release-{case}"));
+        let (code, _, stderr) = install_with(&artifact, &destination, &host_python(), &[]);
+        if case == "as packed" {
+            assert_eq!(code, 0, "{stderr}");
+            continue;
+        }
+        assert_eq!(code, 3, "{case}: {stderr}");
+        assert!(stderr.contains("it says the app holds"), "{case}: {stderr}");
+        assert!(!destination.exists(), "{case}: nothing written");
+        assert_verify_refuses(&artifact, case);
+    }
+}
+
 /// A wheel marked as left out of an artifact that names no base to take it from is refused
 /// by `verify` and by the install.
 #[test]

@@ -32,6 +32,18 @@ pub fn raw_artifact_with_links(
         entries.push(entry);
     }
     let mut manifest = raw_manifest(app.len() as u64, entries);
+    // The app's files and links, and their bytes, as the packer counts them.
+    let in_app = |name: &str| name.starts_with("demoapp/");
+    let app_sizes = (app.iter())
+        .filter(|(name, _)| in_app(name))
+        .map(|(_, bytes)| bytes.len() as u64)
+        .chain(
+            (links.iter())
+                .filter(|(name, _)| in_app(name))
+                .map(|(_, target)| target.len() as u64),
+        );
+    (manifest.app.files, manifest.app.bytes) =
+        app_sizes.fold((0, 0), |(files, bytes), size| (files + 1, bytes + size));
     // What the payload declares, as the packer records it; `tamper` may make it lie.
     manifest.unpacked_bytes = manifest
         .wheels

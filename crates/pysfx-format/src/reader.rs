@@ -283,6 +283,8 @@ impl Payload {
     /// payload of many large entries cannot fill the disk behind a small manifest figure.
     pub fn check_sizes(&mut self) -> Result<(), FormatError> {
         let mut declared: u64 = 0;
+        // The app's files and bytes, which listings (`--info`, `inspect`) show.
+        let (mut app_files, mut app_bytes) = (0u64, 0u64);
         let app = format!("{}/", self.manifest.app.name);
         for index in 0..self.archive.len() {
             // The central directory's record only: no read of each entry's local header.
@@ -297,6 +299,19 @@ impl Payload {
             if name.starts_with(app.as_bytes()) || name.starts_with(b"static.in/") {
                 declared = declared.saturating_add(entry.size());
             }
+            if name.starts_with(app.as_bytes()) {
+                app_files += 1;
+                app_bytes = app_bytes.saturating_add(entry.size());
+            }
+        }
+        if (app_files, app_bytes) != (self.manifest.app.files, self.manifest.app.bytes) {
+            return Err(FormatError::Malformed {
+                path: self.path.clone(),
+                reason: format!(
+                    "it says the app holds {} files of {} bytes, but the payload holds {app_files} of {app_bytes}",
+                    self.manifest.app.files, self.manifest.app.bytes
+                ),
+            });
         }
         for wheel in &self.manifest.wheels {
             declared = declared.saturating_add(wheel.unpacked_bytes);
