@@ -467,6 +467,30 @@ fn a_trusted_comment_from_another_artifact_is_refused() {
     assert!(text(&output).contains("not a pysfx signature"));
 }
 
+/// `-o release.key` (or `.pub`) names the pair `release`, as the files `--sign` and
+/// `--pubkey` then take: not `release.key.key` and `release.key.pub`.
+#[test]
+fn keygen_takes_the_pair_by_either_file_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    for (given, stem) in [("release.key", "release"), ("backup.pub", "backup")] {
+        let output = run(Command::new(&binaries().pysfx)
+            .args(["keygen", "--unencrypted", "-o"])
+            .arg(root.join(given)));
+        assert!(output.status.success(), "{given}: {}", text(&output));
+        for extension in ["key", "pub"] {
+            assert!(
+                root.join(format!("{stem}.{extension}")).is_file(),
+                "{given}"
+            );
+            assert!(
+                !root.join(format!("{given}.{extension}")).exists(),
+                "{given}"
+            );
+        }
+    }
+}
+
 #[test]
 fn keys_are_never_replaced_and_passwords_are_asked_for_not_guessed() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -698,6 +722,18 @@ fn a_signing_key_inside_the_app_or_a_static_directory_is_refused() {
     );
     assert!(!out.exists());
     std::fs::remove_file(static_dir.join("robots.txt")).expect("rm");
+
+    // A copy of its bytes by another name is the key as much.
+    std::fs::copy(&secret, app.join("signing.txt")).expect("copy the key");
+    let output = run(&mut signed_pack(&app, &secret, &out));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("demoapp/signing.txt"),
+        "{}",
+        text(&output)
+    );
+    assert!(!out.exists());
+    std::fs::remove_file(app.join("signing.txt")).expect("rm");
 
     let output = run(&mut signed_pack(&app, &secret, &out));
     assert!(output.status.success(), "{}", text(&output));

@@ -101,6 +101,11 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
         .ok_or_else(|| anyhow!("-o {}: not a file name", name.display()))?
         .to_string_lossy()
         .into_owned();
+    // `-o release.key` (or `.pub`) names the pair `release`, not `release.key.key`.
+    let file_name = match file_name.rsplit_once('.') {
+        Some((stem, "key" | "pub")) if !stem.is_empty() => stem.to_string(),
+        _ => file_name,
+    };
     let secret_path = name.with_file_name(format!("{file_name}.key"));
     let public_path = name.with_file_name(format!("{file_name}.pub"));
     for path in [&secret_path, &public_path] {

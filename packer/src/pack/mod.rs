@@ -286,21 +286,33 @@ fn source_date_epoch() -> Result<Option<u64>> {
     Ok(source_date_epoch)
 }
 
-/// Refuses (exit 2) a `--sign` key that is one of the files to be stored (by any name, or
-/// through a link, below `--app` or a `--static` directory): the secret would reach every
-/// server, and whoever has the artifact could sign releases with it.
+/// Refuses (exit 2) a `--sign` key that is one of the files to be stored (by any name,
+/// through a link, or as a copy of its bytes, below `--app` or a `--static` directory): the
+/// secret would reach every server, and whoever has the artifact could sign releases with it.
 fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(secret) = std::fs::metadata(key) else {
         return Ok(());
     };
+    // A key file is a few hundred bytes: only files of its very size are read.
+    let secret_bytes = (secret.len() <= MAX_KEY_BYTES)
+        .then(|| std::fs::read(key).ok())
+        .flatten();
     let files = walked.app_files.iter().chain(&walked.static_files);
     let stored = files
-        .filter(|file| matches!(file.kind, appfiles::TreeKind::File { .. }))
-        .find(|file| {
-            std::fs::metadata(&file.source)
-                .is_ok_and(|found| (found.dev(), found.ino()) == (secret.dev(), secret.ino()))
-        });
+        .filter_map(|file| match file.kind {
+            appfiles::TreeKind::File { size, .. } => Some((file, size)),
+            appfiles::TreeKind::Link { .. } => None,
+        })
+        .find(|(file, size)| {
+            let same_file = std::fs::metadata(&file.source)
+                .is_ok_and(|found| (found.dev(), found.ino()) == (secret.dev(), secret.ino()));
+            let same_bytes = *size == secret.len()
+                && (secret_bytes.as_ref())
+                    .is_some_and(|bytes| std::fs::read(&file.source).is_ok_and(|b| b == *bytes));
+            same_file || same_bytes
+        })
+        .map(|(file, _)| file);
     match stored {
         Some(file) => Err(UsageError(format!(
             "--sign {}: the secret key is among the files to pack (as {}) and would ship in \
@@ -312,6 +324,9 @@ fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// The largest key file whose copies [`refuse_to_ship_the_key`] looks for by content.
+const MAX_KEY_BYTES: u64 = 64 * 1024;
 
 /// The files of `--app` and of each `--static` directory, as they will be stored.
 struct Walked {
