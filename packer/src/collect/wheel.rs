@@ -142,7 +142,9 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
         })?;
     }
     // pip takes a Requires-Python it cannot read as met, with a warning; so does the stub.
-    if let Some(spec) = prepared.requires_python() {
+    // (Told once: when the wheel is read for the payload, with the app's name; the sets
+    // read each wheel before.)
+    if let Some(spec) = prepared.requires_python().filter(|_| app_name.is_some()) {
         if <pep440_rs::VersionSpecifiers as std::str::FromStr>::from_str(spec).is_err() {
             tracing::warn!(
                 "{}: its Requires-Python \"{}\" is not a version specifier; every Python is \
