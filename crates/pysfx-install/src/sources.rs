@@ -54,6 +54,9 @@ pub fn link_candidates(
     for (name, path, receipt) in releases {
         let reason = if path.as_path() == destination {
             continue;
+        } else if std::fs::symlink_metadata(&path).is_err() {
+            // Removed (a `--keep` of another deploy) since the directory was listed.
+            Some("it was removed while this install looked".to_string())
         } else if !pysfx_release::release::is_trusted(&path) {
             Some("it is another user's".to_string())
         } else if python_x_y(&receipt.python_version) != Some(version) {
