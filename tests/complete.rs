@@ -165,6 +165,32 @@ fn a_requirement_not_packed_or_at_another_version_is_refused() {
         "{stdout}"
     );
     assert!(!stdout.contains("nothing was installed"), "{stdout}");
+    // In JSON: the info, and the keys of any failed run's object (operator guide).
+    let output = pysfx_e2e::run(
+        std::process::Command::new(&missing)
+            .args(["--info", "--json", "--python"])
+            .arg(&python(11).path),
+    );
+    assert_eq!(output.status.code(), Some(4));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one object");
+    assert!(value["payload_sha256"].is_string() && value["manifest"].is_object());
+    assert_eq!(value["exit_code"], 4, "{value}");
+    assert!(value["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("foo>=2")));
+    for (key, expected) in [
+        ("changed", serde_json::json!(false)),
+        ("link_moved", serde_json::json!(false)),
+        ("dest", serde_json::json!("")),
+        ("wheels_installed", serde_json::json!(0)),
+        ("files", serde_json::json!(0)),
+        ("bytes", serde_json::json!(0)),
+        ("pruned", serde_json::json!([])),
+    ] {
+        assert_eq!(value[key], expected, "{key}: {value}");
+    }
+    let version = value["python_version"].as_str().unwrap_or_default();
+    assert!(version.starts_with(&python(11).version()), "{value}");
 }
 
 #[test]

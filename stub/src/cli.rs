@@ -496,7 +496,10 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
     let chosen = if cli.python.is_some() || std::env::var_os("PYSFX_PYTHON").is_some() {
         let chose = pysfx_venv::Interpreter::query(&cli.python())
             .map_err(Failure::from)
-            .and_then(|interpreter| Ok((plan::choose(manifest, &interpreter)?, interpreter)));
+            .and_then(|interpreter| {
+                crate::failure::set_python_version(interpreter.version());
+                Ok((plan::choose(manifest, &interpreter)?, interpreter))
+            });
         // Nothing is installed by --info: its messages need not say so.
         chose
             .map_err(|mut failure| {
@@ -546,9 +549,24 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>());
         }
-        if let Some(failure) = &refused {
-            object["error"] = serde_json::json!(failure.message);
-            object["exit_code"] = serde_json::json!(failure.code);
+        if let (Some(failure), Some(fields)) = (&refused, object.as_object_mut()) {
+            // The keys of any failed run's object (docs/operator-guide.md), besides the info.
+            let failed = serde_json::json!({
+                "error": failure.message,
+                "exit_code": failure.code,
+                "changed": false,
+                "link_moved": false,
+                "dest": "",
+                "python": cli.python(),
+                "python_version": crate::failure::python_version().unwrap_or_default(),
+                "wheels_installed": 0,
+                "files": 0,
+                "bytes": 0,
+                "pruned": [],
+            });
+            for (key, value) in failed.as_object().into_iter().flatten() {
+                fields.entry(key.clone()).or_insert_with(|| value.clone());
+            }
         }
         return print_stdout(&format!("{}\n", pysfx_format::json_text(&object, true)))
             .map(|()| code);
