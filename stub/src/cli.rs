@@ -551,19 +551,14 @@ fn info(cli: &Cli) -> Result<u8, Failure> {
         }
         if let (Some(failure), Some(fields)) = (&refused, object.as_object_mut()) {
             // The keys of any failed run's object (docs/operator-guide.md), besides the info.
-            let failed = serde_json::json!({
-                "error": failure.message,
-                "exit_code": failure.code,
-                "changed": false,
-                "link_moved": false,
-                "dest": "",
-                "python": cli.python(),
-                "python_version": crate::failure::python_version().unwrap_or_default(),
-                "wheels_installed": 0,
-                "files": 0,
-                "bytes": 0,
-                "pruned": [],
-            });
+            let failed = crate::output::failure_object(
+                &failure.message,
+                failure.code,
+                None,
+                Some(&cli.python()),
+                0.0,
+                crate::output::Done::default(),
+            );
             for (key, value) in failed.as_object().into_iter().flatten() {
                 fields.entry(key.clone()).or_insert_with(|| value.clone());
             }

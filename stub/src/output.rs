@@ -38,6 +38,20 @@ pub fn print_failure_json(
     seconds: f64,
     done: Done,
 ) {
+    let object = failure_object(message, code, destination, python, seconds, done);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", pysfx_format::json_text(&object, false));
+}
+
+/// What [`print_failure_json`] prints.
+pub fn failure_object(
+    message: &str,
+    code: u8,
+    destination: Option<&std::path::Path>,
+    python: Option<&str>,
+    seconds: f64,
+    done: Done,
+) -> serde_json::Value {
     let mut object = serde_json::json!({
         "changed": done.changed,
         "link_moved": done.link_moved,
@@ -58,8 +72,7 @@ pub fn print_failure_json(
             object.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", pysfx_format::json_text(&object, false));
+    object
 }
 
 /// Prints to stdout, treating a closed pipe as the end of output rather than an error.
