@@ -1676,6 +1676,71 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     assert_eq!(std::fs::read_dir(&mount_point).expect("list").count(), 0);
 }
 
+/// A rollback on a full filesystem cannot record, in DEST's lock file, the release LINK
+/// served: LINK then stays where it is (exit 4, saying so), since a later `--keep` on DEST
+/// keeps that release by the record. Once there is room, the same run moves LINK, and a
+/// re-run with `--keep 1` keeps the release rolled back from. Needs root to mount a tmpfs;
+/// skipped with a printed reason otherwise.
+#[test]
+fn a_rollback_that_cannot_record_what_link_served_leaves_link() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let disk = work.path().join("disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&disk));
+    if !mounted.status.success() {
+        eprintln!(
+            "skipped: cannot mount a tmpfs here: {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        );
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    let (releases, current) = (disk.join("releases"), disk.join("current"));
+    install_linked(&site, &releases.join("1"), &current, &[]);
+    install_linked(&site, &releases.join("2"), &current, &[]);
+    // Every page of the filesystem taken.
+    let filler = disk.join("filler");
+    let _ = std::fs::write(&filler, vec![b'x'; 64 << 20]);
+    let rollback = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ];
+    let (code, result, stderr) =
+        install_with(&site, &releases.join("1"), &python(11).path, &rollback);
+    assert_eq!(code, 4, "{result}\n{stderr}");
+    assert!(stderr.contains("LINK was not moved"), "{stderr}");
+    assert_eq!(result["link_moved"], false, "{result}");
+    assert_eq!(
+        std::fs::read_link(&current).expect("LINK"),
+        releases.join("2")
+    );
+    assert!(releases.join("2/pysfx-receipt.json").is_file());
+
+    std::fs::remove_file(&filler).expect("room again");
+    for run in ["the rollback", "its re-run"] {
+        let (code, result, stderr) =
+            install_with(&site, &releases.join("1"), &python(11).path, &rollback);
+        assert_eq!(code, 0, "{run}: {result}\n{stderr}");
+        assert!(names(&result["pruned"]).is_empty(), "{run}: {result}");
+        assert_eq!(
+            std::fs::read_link(&current).expect("LINK"),
+            releases.join("1")
+        );
+        assert!(releases.join("2/pysfx-receipt.json").is_file(), "{run}");
+    }
+}
+
 /// A release hardened against other users (`chmod o-r`, `o-rx`) is no modified release to
 /// one of them: `--check` run as another user says which files it may not read, gives no
 /// verdict and exits 4 (as for any file it may not read), not 3 with a `--force` to run;

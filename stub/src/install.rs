@@ -442,6 +442,20 @@ fn switch(
             if !verified && !already {
                 verify(payload, phases)?;
             }
+            // The release LINK serves is recorded before LINK leaves it.
+            if let Some(previous) = previous
+                .as_deref()
+                .filter(|p| !already && *p != destination)
+            {
+                lock::record_replaced(destination, previous).map_err(|mut failure| {
+                    failure.message = format!(
+                        "{} is installed, but LINK was not moved: {}; fix that and run again",
+                        destination.display(),
+                        failure.message
+                    );
+                    failure
+                })?;
+            }
             // Under the registry lock: a signal waits for the link (and its temporary name)
             // to be settled, and then says whether it moved.
             signals::with_registry(|_| -> Result<bool, Failure> {
@@ -456,9 +470,6 @@ fn switch(
                     failure
                 })?;
                 signals::mark_link_moved(moved);
-                if let Some(previous) = previous.as_deref().filter(|p| moved && *p != destination) {
-                    lock::record_replaced(destination, previous);
-                }
                 Ok(moved)
             })?
         }

@@ -17,22 +17,35 @@ pub struct DestinationLock {
     _lock: Flock<File>,
 }
 
-/// Writes into DEST's lock file (held by this run) the release LINK pointed at before it was
+/// Writes into DEST's lock file (held by this run) the release LINK points at, before LINK is
 /// moved to DEST: `--keep` keeps that one for a rollback whenever DEST is deployed again
-/// without LINK moving. Best effort: a lock file this user cannot write records nothing.
-pub fn record_replaced(destination: &Path, replaced: &Path) {
+/// without LINK moving. A lock file this user cannot open for writing (another user's)
+/// records nothing; a write that fails (no space left) is an error, and LINK must then stay
+/// where it is, or a later `--keep` would remove the release it served.
+pub fn record_replaced(destination: &Path, replaced: &Path) -> Result<(), Failure> {
     use std::io::Write;
+    let path = lock_path(destination);
     let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     let opened = OpenOptions::new()
         .write(true)
         .custom_flags(flags)
-        .open(lock_path(destination));
-    if let Ok(mut file) = opened.and_then(|file| file.metadata().map(|m| (file, m))) {
-        let single = std::os::unix::fs::MetadataExt::nlink(&file.1) == 1;
-        if file.1.is_file() && single && file.0.set_len(0).is_ok() {
-            let _ = file.0.write_all(replaced.as_os_str().as_encoded_bytes());
-        }
+        .open(&path);
+    let Ok((mut file, metadata)) = opened.and_then(|file| file.metadata().map(|m| (file, m)))
+    else {
+        return Ok(());
+    };
+    if !metadata.is_file() || std::os::unix::fs::MetadataExt::nlink(&metadata) != 1 {
+        return Ok(());
     }
+    (file.set_len(0))
+        .and_then(|()| file.write_all(replaced.as_os_str().as_encoded_bytes()))
+        .map_err(|error| {
+            let what = format!(
+                "cannot record that LINK pointed at {} (a later --keep keeps it by that) in",
+                replaced.display()
+            );
+            Failure::io(&what, &path, &error)
+        })
 }
 
 /// What [`record_replaced`] wrote for DEST, if anything.

@@ -288,6 +288,11 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     // as a deploy's switch is.
     let link_lock = crate::lock::hold_link(&link);
     let previous = pysfx_release::status::link_target(&link).ok();
+    // Recorded before LINK leaves it (LINK stays where it is when it cannot be).
+    let already = pysfx_release::link::points_at(&link, &destination);
+    if let Some(previous) = previous.filter(|previous| !already && *previous != destination) {
+        crate::lock::record_replaced(&destination, &previous)?;
+    }
     // Under the registry: a signal then waits for the link's switch, and says whether LINK
     // moved.
     let moved = crate::signals::with_registry(|_| {
@@ -296,9 +301,6 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
         Ok::<_, Failure>(moved)
     })?;
     drop(link_lock);
-    if let Some(previous) = previous.filter(|previous| moved && *previous != destination) {
-        crate::lock::record_replaced(&destination, &previous);
-    }
     if !moved {
         info!(
             "{} already points at {}",
