@@ -677,21 +677,28 @@ fn the_tree_being_built_is_private_until_it_is_a_release() {
 
 /// A file-size limit (`ulimit -f`) makes the install fail like a full disk: exit 4, one JSON
 /// object, nothing left beside DEST — not a silent death by SIGXFSZ with its tree left behind.
+/// Nor when the tree is deeper than the descriptors the run may open (`ulimit -n 64`, the
+/// least the stub runs with, and an app directory 100 levels deep).
 #[test]
 fn a_file_size_limit_fails_cleanly() {
     let work = tempfile::tempdir().expect("tempdir");
     let big = vec![b'x'; 1 << 20];
+    let deep = format!("demoapp/{}leaf.txt", "d/".repeat(100));
     let artifact = raw_artifact(
         &work.path().join("big.sfx"),
         &[good_wheel()],
-        &[("demoapp/__init__.py", b""), ("demoapp/big.txt", &big)],
+        &[
+            ("demoapp/__init__.py", b""),
+            (deep.as_str(), b"x"),
+            ("demoapp/big.txt", &big),
+        ],
         |_| {},
     );
     let releases = work.path().join("releases");
     std::fs::create_dir_all(&releases).expect("mkdir");
     let destination = releases.join("1");
     let output = run(Command::new("sh")
-        .args(["-c", "ulimit -f 100; exec \"$0\" \"$@\""])
+        .args(["-c", "ulimit -n 64; ulimit -f 100; exec \"$0\" \"$@\""])
         .arg(&artifact)
         .arg("-d")
         .arg(&destination)

@@ -539,7 +539,7 @@ pub(crate) fn remove_stale_siblings(destination: &Path) -> bool {
         );
         let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
         let removed = if is_dir {
-            std::fs::remove_dir_all(entry.path())
+            pysfx_release::remove::remove_dir_all(&entry.path())
         } else {
             std::fs::remove_file(entry.path())
         };

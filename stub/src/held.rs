@@ -143,8 +143,8 @@ pub(crate) fn empty_and_remove(name: &Path, reach: &Path) {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let _ = match entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                    // Never follows a link inside (std's remove_dir_all).
-                    true => std::fs::remove_dir_all(&path),
+                    // Never follows a link inside, whatever the depth.
+                    true => pysfx_release::remove::remove_dir_all(&path),
                     false => std::fs::remove_file(&path),
                 };
             }

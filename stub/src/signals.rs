@@ -140,7 +140,7 @@ fn receive_signals() {
             // A write already under way when the tree moved may still land in it; try again
             // until it is gone (bounded: a second at most).
             for _ in 0..100 {
-                if std::fs::remove_dir_all(&doomed).is_ok() || !doomed.exists() {
+                if pysfx_release::remove::remove_dir_all(&doomed).is_ok() || !doomed.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod prune;
 pub mod receipt;
 pub mod release;
+pub mod remove;
 pub mod status;
 #[cfg(test)]
 mod testing;

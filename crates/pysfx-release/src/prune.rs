@@ -4,7 +4,7 @@
 //! the wrong release), the order is the install time each receipt records. Only real
 //! directories holding a receipt of this app are candidates: a stray directory, a release of
 //! another app, a symlink, are never touched. Removal never follows a link: a release is
-//! renamed to a hidden trash name beside it, then removed with `remove_dir_all`, which
+//! renamed to a hidden trash name beside it, then removed with `remove::remove_dir_all`, which
 //! removes symbolic links inside the tree and not what they point at. A release that cannot be
 //! removed (files the app made as another user) is reported and the deploy goes on; its trash
 //! is retried by the next prune. A leftover another user owns is not touched (except by
@@ -405,7 +405,7 @@ fn first_left(directory: &Path, depth: usize) -> Option<PathBuf> {
 /// Removes a tree, or the link or file at `path`, never following a link.
 fn remove_tree(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(path),
+        Ok(metadata) if metadata.is_dir() => crate::remove::remove_dir_all(path),
         Ok(_) => std::fs::remove_file(path),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(error),
