@@ -581,3 +581,25 @@ fn an_artifact_whose_name_is_gone_still_reads_itself() {
     );
     assert!(destination.join("venv/bin/python").exists());
 }
+
+/// An artifact run through the dynamic loader (`ld-linux-x86-64.so.2 ./site.sfx`, as one
+/// copied without its executable bit might be) is told to run the artifact itself: a usage
+/// error (exit 2), not a corrupt artifact, since the process runs the loader, not the file.
+#[test]
+fn run_through_the_loader_is_a_usage_error() {
+    let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
+    if !loader.exists() {
+        eprintln!("skipped: no {}", loader.display());
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    let output = run(Command::new(loader).arg(&artifact).arg("--verify"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not the artifact"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Run itself, it verifies.
+    let output = run(Command::new(&artifact).arg("--verify"));
+    assert_eq!(output.status.code(), Some(0));
+}
