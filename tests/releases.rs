@@ -1676,6 +1676,39 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     assert_eq!(std::fs::read_dir(&mount_point).expect("list").count(), 0);
 }
 
+/// LINK reaching its release through another link (`current -> releases/live -> 2`): the
+/// release it served is what DEST's lock file records, not the link in between, so a re-run
+/// with `--keep` once that link is gone still keeps the release LINK replaced.
+#[test]
+fn keep_holds_to_the_release_a_chain_of_links_served() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    let current = work.path().join("current");
+    install_linked(&site, &releases.join("1"), &current, &[]);
+    install_linked(&site, &releases.join("2"), &current, &[]);
+    std::os::unix::fs::symlink("2", releases.join("live")).expect("live");
+    std::fs::remove_file(&current).expect("rm");
+    std::os::unix::fs::symlink(releases.join("live"), &current).expect("through live");
+    let deploy = [
+        OsStr::new("--link"),
+        current.as_os_str(),
+        OsStr::new("--keep"),
+        OsStr::new("1"),
+    ];
+    let (code, result, stderr) =
+        install_with(&site, &releases.join("3"), &python(11).path, &deploy);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(names(&result["pruned"]), ["1"], "{result}");
+    // The staging link retired; the same deploy again: LINK does not move.
+    std::fs::remove_file(releases.join("live")).expect("rm live");
+    let (code, result, stderr) =
+        install_with(&site, &releases.join("3"), &python(11).path, &deploy);
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert!(names(&result["pruned"]).is_empty(), "{result}");
+    assert!(releases.join("2/pysfx-receipt.json").is_file());
+}
+
 /// A rollback on a full filesystem cannot record, in DEST's lock file, the release LINK
 /// served: LINK then stays where it is (exit 4, saying so), since a later `--keep` on DEST
 /// keeps that release by the record. Once there is room, the same run moves LINK, and a

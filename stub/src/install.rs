@@ -435,7 +435,7 @@ fn switch(
     // The release LINK named before: `--keep` keeps it. (Read and replaced under LINK's lock,
     // so that an `--activate` of LINK at the same time is either before or after both.)
     let link_lock = link.and_then(lock::hold_link);
-    let previous = link.and_then(|link| pysfx_release::status::link_target(link).ok());
+    let previous = link.and_then(|link| pysfx_release::status::link_end(link).ok());
     let link_moved = match link {
         Some(link) => {
             let already = pysfx_release::link::points_at(link, destination);
@@ -1352,7 +1352,7 @@ fn link_candidates(
     interpreter: &Interpreter,
     passed_over: &[PathBuf],
 ) -> Result<Vec<Candidate>, Failure> {
-    let preferred = link.and_then(|link| pysfx_release::status::link_target(link).ok());
+    let preferred = link.and_then(|link| pysfx_release::status::link_end(link).ok());
     let left_out: Vec<(&str, &str)> = (plan.wheels.iter())
         .filter(|entry| entry.from_base)
         .filter_map(|entry| Some((entry.sha256.as_str(), entry.record_sha256.as_deref()?)))

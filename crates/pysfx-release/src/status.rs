@@ -60,18 +60,24 @@ pub fn link_target(link: &Path) -> Result<PathBuf, ReleaseError> {
     })
 }
 
-/// The releases of `app` beside LINK's target, newest first by the install time in their
-/// receipts. LINK must point at a release of `app` (or at nothing that exists any more).
-pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
+/// Where LINK leads: [`link_target`], and through a chain of links (`current -> live ->
+/// releases/2`) to its end, as the kernel follows it (at most 40 links, as it does): the
+/// release LINK serves, which a link in between (`live`) may stop naming.
+pub fn link_end(link: &Path) -> Result<PathBuf, ReleaseError> {
     let mut target = link_target(link)?;
-    // A chain of links (`current -> live -> releases/2`) to its end, as the kernel follows it
-    // (at most 40 links, as it does).
     for _ in 0..40 {
         match std::fs::symlink_metadata(&target) {
             Ok(metadata) if metadata.file_type().is_symlink() => target = link_target(&target)?,
             _ => break,
         }
     }
+    Ok(target)
+}
+
+/// The releases of `app` beside LINK's target, newest first by the install time in their
+/// receipts. LINK must point at a release of `app` (or at nothing that exists any more).
+pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
+    let target = link_end(link)?;
     if let Err(error @ ReleaseError::OtherApp { .. }) = release::open(&target, app) {
         return Err(error);
     }
