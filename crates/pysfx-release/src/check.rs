@@ -313,7 +313,13 @@ fn compare_all(destination: &Path, items: &[(&String, &Expected)]) -> Vec<(Strin
 fn compare(path: &PathBuf, expected: &Expected, owner: Option<u32>) -> Option<Finding> {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+        // Gone, or a directory above it no longer one (`modified DIR/ (kind)` says which).
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Some(Finding::Missing)
         }
         Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -882,6 +888,32 @@ mod tests {
         );
         assert!(report.added.is_empty(), "{:?}", report.lines());
         assert!(report.missing.is_empty(), "{:?}", report.lines());
+    }
+
+    /// A package's directory replaced by a file: the directory is `modified (kind)`, and the
+    /// files it held are missing (not unreadable).
+    #[test]
+    fn a_package_replaced_by_a_file_leaves_its_files_missing() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let release = fake_release(temporary.path(), "1", "mysite", 1);
+        let site = release.join(crate::testing::SITE);
+        std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
+        std::fs::write(site.join("pkg"), "a file").expect("a file in its place");
+        let report = check(&release, &contents(&release));
+        assert_eq!(
+            report.modified,
+            vec![Modified {
+                path: format!("{}/pkg/", crate::testing::SITE),
+                differs: vec!["kind"]
+            }]
+        );
+        assert!(!report.missing.is_empty(), "{:?}", report.lines());
+        assert!(
+            (report.missing.iter()).all(|path| path.contains("/pkg/")),
+            "{:?}",
+            report.lines()
+        );
+        assert!(report.unreadable.is_empty(), "{:?}", report.lines());
     }
 
     #[test]
