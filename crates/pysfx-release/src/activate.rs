@@ -64,9 +64,17 @@ pub fn check(
                             source,
                         }
                     }
+                    LockRefused::Held => ReleaseError::NotARelease {
+                        path: destination.to_path_buf(),
+                        reason: format!(
+                            "is in use ({}, waited {} s)",
+                            LockRefused::Held,
+                            wait.as_secs()
+                        ),
+                    },
                     refused => ReleaseError::NotARelease {
                         path: destination.to_path_buf(),
-                        reason: format!("is in use ({refused}, waited {} s)", wait.as_secs()),
+                        reason: format!("is in use ({refused})"),
                     },
                 }
             })?
