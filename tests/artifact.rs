@@ -598,6 +598,7 @@ fn run_through_the_loader_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not the artifact"), "{stderr}");
+    assert!(!stderr.contains("  "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // Run itself, it verifies.
     let output = run(Command::new(&artifact).arg("--verify"));

@@ -17,7 +17,8 @@ pub fn open_self() -> Result<Payload, Failure> {
         Err(_) if is_the_loader(&path) => Err(Failure::new(
             crate::failure::code::USAGE,
             format!(
-                "this process runs {}, not the artifact: run the artifact itself (chmod +x it                  first if it lost its executable bit)",
+                "this process runs {}, not the artifact: run the artifact itself (chmod +x it \
+                 first if it lost its executable bit)",
                 pysfx_format::escape_control(&path.display().to_string())
             ),
         )),
