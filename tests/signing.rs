@@ -723,17 +723,29 @@ fn a_signing_key_inside_the_app_or_a_static_directory_is_refused() {
     assert!(!out.exists());
     std::fs::remove_file(static_dir.join("robots.txt")).expect("rm");
 
-    // A copy of its bytes by another name is the key as much.
-    std::fs::copy(&secret, app.join("signing.txt")).expect("copy the key");
-    let output = run(&mut signed_pack(&app, &secret, &out));
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert!(
-        text(&output).contains("demoapp/signing.txt"),
-        "{}",
-        text(&output)
-    );
-    assert!(!out.exists());
-    std::fs::remove_file(app.join("signing.txt")).expect("rm");
+    // A copy of its bytes by another name is the key as much, and so is its secret line
+    // with other line endings, or pasted into a settings file.
+    let key_text = std::fs::read_to_string(&secret).expect("read the key");
+    let secret_line = key_text.lines().nth(1).expect("the secret line");
+    for (name, content) in [
+        ("signing.txt", key_text.clone()),
+        ("signing.crlf", key_text.replace('\n', "\r\n")),
+        (
+            "local_settings.py",
+            format!("X = 1\nKEY = '{secret_line}'\n"),
+        ),
+    ] {
+        std::fs::write(app.join(name), content).expect("a copy of the key");
+        let output = run(&mut signed_pack(&app, &secret, &out));
+        assert_eq!(output.status.code(), Some(2), "{name}: {}", text(&output));
+        assert!(
+            text(&output).contains(&format!("demoapp/{name}")),
+            "{}",
+            text(&output)
+        );
+        assert!(!out.exists());
+        std::fs::remove_file(app.join(name)).expect("rm");
+    }
 
     let output = run(&mut signed_pack(&app, &secret, &out));
     assert!(output.status.success(), "{}", text(&output));

@@ -287,17 +287,35 @@ fn source_date_epoch() -> Result<Option<u64>> {
 }
 
 /// Refuses (exit 2) a `--sign` key that is one of the files to be stored (by any name,
-/// through a link, or as a copy of its bytes, below `--app` or a `--static` directory): the
+/// through a link, or as a file holding its secret line, below `--app` or a `--static`
+/// directory): the
 /// secret would reach every server, and whoever has the artifact could sign releases with it.
 fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(secret) = std::fs::metadata(key) else {
         return Ok(());
     };
-    // A key file is a few hundred bytes: only files of its very size are read.
-    let secret_bytes = (secret.len() <= MAX_KEY_BYTES)
+    // The key's secret line (minisign's base64 of the key, encrypted or not): a file that
+    // holds it — a copy of the key, with other line endings, or pasted into a settings file —
+    // ships the key. Files larger than any such are not read.
+    let secret_line = (secret.len() <= MAX_KEY_BYTES)
         .then(|| std::fs::read(key).ok())
-        .flatten();
+        .flatten()
+        .and_then(|bytes| {
+            (bytes.split(|&byte| byte == b'\n'))
+                .map(<[u8]>::trim_ascii)
+                .find(|line| line.len() >= 64 && !line.starts_with(b"untrusted comment:"))
+                .map(<[u8]>::to_vec)
+        });
+    let holds_the_line = |path: &Path| {
+        (secret_line.as_ref()).is_some_and(|line| {
+            std::fs::read(path).is_ok_and(|bytes| {
+                bytes
+                    .windows(line.len())
+                    .any(|window| window == line.as_slice())
+            })
+        })
+    };
     let files = walked.app_files.iter().chain(&walked.static_files);
     let stored = files
         .filter_map(|file| match file.kind {
@@ -307,10 +325,7 @@ fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
         .find(|(file, size)| {
             let same_file = std::fs::metadata(&file.source)
                 .is_ok_and(|found| (found.dev(), found.ino()) == (secret.dev(), secret.ino()));
-            let same_bytes = *size == secret.len()
-                && (secret_bytes.as_ref())
-                    .is_some_and(|bytes| std::fs::read(&file.source).is_ok_and(|b| b == *bytes));
-            same_file || same_bytes
+            same_file || (*size <= MAX_HOLDER_BYTES && holds_the_line(&file.source))
         })
         .map(|(file, _)| file);
     match stored {
@@ -325,8 +340,12 @@ fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
     }
 }
 
-/// The largest key file whose copies [`refuse_to_ship_the_key`] looks for by content.
+/// The largest key file whose secret [`refuse_to_ship_the_key`] looks for in the files.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
+
+/// The largest file [`refuse_to_ship_the_key`] reads for the key's secret line (a settings
+/// file, a copy of the key; not the app's media).
+const MAX_HOLDER_BYTES: u64 = 4 << 20;
 
 /// The files of `--app` and of each `--static` directory, as they will be stored.
 struct Walked {
