@@ -446,3 +446,27 @@ fn output_that_is_a_link_or_a_dash_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(!root.join("-").exists());
 }
+
+/// A path given with a line break in it (`$'a\nERROR: …'`) is spelled escaped in the error:
+/// one line, which no second line can be forged into.
+#[test]
+fn an_argument_with_a_line_break_stays_on_one_line() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let forged = work.path().join("nope\nERROR: forged line");
+    for args in [
+        vec![
+            OsStr::new("pack"),
+            OsStr::new("--app"),
+            forged.as_os_str(),
+            OsStr::new("-o"),
+            work.path().join("site.sfx").as_os_str(),
+        ],
+        vec![OsStr::new("inspect"), forged.as_os_str()],
+    ] {
+        let output = run(Command::new(&binaries().pysfx).args(&args));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("nope\\nERROR: forged line"), "{stderr}");
+    }
+}

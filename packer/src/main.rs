@@ -429,7 +429,18 @@ fn main() -> ExitCode {
                 }
             }
             // Paths and names in it come from the inputs (its line breaks are its own: a hint,
-            // a list; a name's are escaped where it is named, as `appfiles` does).
+            // a list; a name's are escaped where it is named, as `appfiles` does, and so is
+            // each argument's: a path given as `$'a\nb'` does not break the line).
+            for argument in std::env::args_os().skip(1) {
+                let argument = argument.to_string_lossy();
+                let value = match argument.split_once('=') {
+                    Some((flag, value)) if flag.starts_with("--") => value,
+                    _ => &argument,
+                };
+                if value.chars().any(char::is_control) {
+                    message = message.replace(value, &pysfx_format::escape_control(value));
+                }
+            }
             eprintln!("{}", pysfx_format::escape_lines(&message));
             ExitCode::from(code)
         }

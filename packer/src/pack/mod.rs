@@ -601,7 +601,7 @@ fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     info!(
         "wrote {} ({} bytes: stub {} bytes, {}{from_base} in {}, {})",
-        args.output.display(),
+        appfiles::shown(&args.output),
         size,
         stub.len(),
         count(manifest.wheels.len(), "wheel", "wheels"),
