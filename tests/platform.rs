@@ -164,6 +164,11 @@ fn wheels_above_the_floor_are_refused_naming_each_and_the_fix() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("newpil"), "{stderr}");
     assert!(stderr.contains("cext-0.1-cp311-cp311-linux_x86_64.whl"));
+    // A wheel built here: a manylinux build of it is the first fix.
+    assert!(
+        stderr.contains("hint: build a local project in a manylinux2014 container"),
+        "{stderr}"
+    );
     for (name, _) in &refused[1..] {
         std::fs::remove_file(
             std::fs::read_dir(&wheels)

@@ -16,6 +16,8 @@ pub enum PipFailure {
     /// No version of the distribution that pip may take: no binary wheel for the platform with
     /// `--only-binary=:all:`, or no such name or version on the index.
     NoMatchingDistribution,
+    /// A VCS requirement (`git+…`) could not be fetched: the clone failed.
+    CloneFailed,
     /// A source distribution did not build.
     BuildFailed,
     /// A disk pip writes to (its downloads and builds in `$TMPDIR`, the wheels in the pack's
@@ -27,7 +29,7 @@ pub enum PipFailure {
 /// Substrings of pip's messages, by failure, in the order they are tested: a hash or network
 /// failure also ends in "No matching distribution", so those come first. pip 18 (CPython 3.6's)
 /// to pip 24 word them this way.
-const SIGNS: [(PipFailure, &[&str]); 7] = [
+const SIGNS: [(PipFailure, &[&str]); 8] = [
     (
         PipFailure::NoSpace,
         &["No space left on device", "[Errno 28]"],
@@ -65,6 +67,16 @@ const SIGNS: [(PipFailure, &[&str]); 7] = [
             "requires a different Python",
             "require a different python version",
             "but the running Python is",
+        ],
+    ),
+    // Before a build's signs: pip reports a failed clone as a subprocess that failed too.
+    (
+        PipFailure::CloneFailed,
+        &[
+            "× git clone",
+            "git clone -q",
+            "× hg clone",
+            "× svn checkout",
         ],
     ),
     (
@@ -182,6 +194,7 @@ impl PipFailure {
             PipFailure::IndexUnreachable => "the package index could not be reached",
             PipFailure::RequiresPython => "no version for this Python (Requires-Python)",
             PipFailure::NoMatchingDistribution => "no matching distribution",
+            PipFailure::CloneFailed => "a VCS requirement could not be fetched",
             PipFailure::BuildFailed => "a source distribution did not build",
             PipFailure::NoSpace => "no space left on a disk pip writes to",
             PipFailure::Other => "pip reported an error",
@@ -224,6 +237,15 @@ impl PipFailure {
                 .iter()
                 .find(|line| line.contains("Could not find a version"))
                 .or_else(|| lines.iter().find(|line| line.contains("No matching")))
+                .copied(),
+            // git's own line ("fatal: unable to access …", "fatal: '…' does not appear to be
+            // a git repository"), else the command pip ran.
+            PipFailure::CloneFailed => lines
+                .iter()
+                .find(|line| line.starts_with("fatal:"))
+                .or_else(|| {
+                    (lines.iter()).find(|line| SIGNS[5].1.iter().any(|sign| line.contains(sign)))
+                })
                 .copied(),
             PipFailure::BuildFailed | PipFailure::Other => lines
                 .iter()
@@ -285,6 +307,8 @@ impl PipFailure {
             ),
             (PipFailure::NoMatchingDistribution, _) => "no version of it matches on the index: \
                  check the name, the version and --index-url"
+                .into(),
+            (PipFailure::CloneFailed, _) => "check the requirement's URL, and that git (or                  hg, svn) is installed and can reach it from this machine (network,                  credentials); or build its wheel elsewhere and give it with --wheels DIR"
                 .into(),
             (PipFailure::BuildFailed, PipRun::Target { name, .. }) => {
                 format!("a local project or sdist did not build for {name}: pip's output says why")
@@ -378,7 +402,26 @@ mod tests {
 
     #[test]
     fn pip_failures_are_told_apart() {
+        // pip 24's words for a clone that failed, and pip 18's.
+        const CLONE: &str = "  Running command git clone --filter=blob:none --quiet \
+            file:///nowhere/repo.git /tmp/pip-wheel-x/foo\n  fatal: '/nowhere/repo.git' does \
+            not appear to be a git repository\n  error: subprocess-exited-with-error\n  \n  × \
+            git clone --filter=blob:none --quiet file:///nowhere/repo.git /tmp/pip-wheel-x/foo \
+            did not run successfully.\n";
+        const CLONE_PIP18: &str = "fatal: Could not read from remote repository.\nCommand \
+            \"git clone -q file:///nowhere/repo.git /tmp/pip-wheel-x/foo\" failed with error \
+            code 128 in None\n";
         let cases = [
+            (
+                CLONE,
+                PipFailure::CloneFailed,
+                "does not appear to be a git repository",
+            ),
+            (
+                CLONE_PIP18,
+                PipFailure::CloneFailed,
+                "Could not read from remote",
+            ),
             (NO_BINARY, PipFailure::NoMatchingDistribution, "newpil"),
             (NO_VERSION, PipFailure::NoMatchingDistribution, "newdj==5.0"),
             (HASH, PipFailure::HashMismatch, "newpil==0.1"),

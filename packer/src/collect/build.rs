@@ -135,8 +135,9 @@ fn check_serves_targets(
     if !pure {
         bail!(
             "{place}: it builds {filename}, a wheel for one Python and platform; --target \
-             collects for interpreters pysfx cannot build for, so pack it with --python PY (a \
-             real interpreter of each target version) instead"
+             collects for interpreters pysfx cannot build for: build it in a manylinux2014 \
+             container (or `auditwheel repair` its wheel) and give it with --wheels DIR, or pack \
+             with --python PY, a real interpreter of each target version, in such a container"
         );
     }
     for target in targets {

@@ -134,6 +134,16 @@ pub(crate) fn check_platform_floor(
         return Ok(());
     }
     let mut fixes = Vec::new();
+    // A bare `linux_x86_64` wheel was built here (a local project, an sdist): a manylinux
+    // build of it is the fix that always applies; `--target` only for what the index has
+    // manylinux wheels of (a local project it cannot collect at all).
+    if bare {
+        fixes.push(
+            "build a local project in a manylinux2014 container, or repair its wheel with \
+             `auditwheel repair --plat manylinux2014_x86_64`"
+                .to_string(),
+        );
+    }
     if !versions.is_empty() {
         let targets: Vec<String> = versions
             .iter()
@@ -141,8 +151,12 @@ pub(crate) fn check_platform_floor(
             .collect();
         fixes.push(format!(
             "collect the requirements with {} instead of --python (pip then takes wheels that \
-             run on glibc {max_glibc})",
-            targets.join(" ")
+             run on glibc {max_glibc}{})",
+            targets.join(" "),
+            match bare {
+                true => ", for a distribution the index has them of",
+                false => "",
+            }
         ));
     }
     if prebuilt {
@@ -151,13 +165,6 @@ pub(crate) fn check_platform_floor(
              (pip download --only-binary=:all: --platform manylinux2014_x86_64 --python-version \
              X.Y NAME)"
         ));
-    }
-    if bare {
-        fixes.push(
-            "build a local project in a manylinux2014 container, or repair its wheel with \
-             `auditwheel repair --plat manylinux2014_x86_64`"
-                .to_string(),
-        );
     }
     if let Some(newest) = newest {
         fixes.push(format!(
