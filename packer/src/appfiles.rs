@@ -16,8 +16,9 @@ use tracing::{debug, warn};
 use crate::UsageError;
 
 /// Left out of every app and static directory unless asked otherwise: VCS metadata (`.git` is a
-/// file in a submodule or a worktree) and byte-code caches, which are the packing machine's.
-pub const DEFAULT_EXCLUDES: [&str; 6] = [".git", ".hg", ".svn", "__pycache__/", "*.pyc", "*.pyo"];
+/// file in a submodule or a worktree) and byte-code caches, which are the packing machine's
+/// (`__pycache__` a link too: Python takes one to a directory elsewhere as the cache).
+pub const DEFAULT_EXCLUDES: [&str; 6] = [".git", ".hg", ".svn", "__pycache__", "*.pyc", "*.pyo"];
 
 /// One entry of the app or a static directory.
 pub struct TreeFile {
@@ -260,12 +261,35 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
             at = parent;
         }
     }
+    // Whether a link resolves to nothing the release holds.
+    let dangles = |name: &str, target: &str| {
+        pysfx_wheel::resolve_link(name, target, &lookup)
+            .is_ok_and(|resolved| !resolved.is_empty() && !stored.contains(resolved.as_str()))
+    };
     let mut refused = Vec::new();
     for file in files {
         let TreeKind::Link { target } = &file.kind else {
             continue;
         };
-        match pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &lookup) {
+        // The links its resolution goes through: one of them dangling in the release (to a
+        // directory left out, or empty, which no entry keeps) leaves this one dangling too.
+        let through = std::cell::RefCell::new(Vec::new());
+        let looking = |path: &str| {
+            let found = lookup(path);
+            if found.is_some() {
+                through.borrow_mut().push(path.to_string());
+            }
+            found
+        };
+        let resolved = pysfx_wheel::resolve_link(&file.name[prefix.len()..], target, &looking);
+        let broken = (through.borrow().iter())
+            .find(|name| {
+                links
+                    .get(name.as_str())
+                    .is_some_and(|next| dangles(name, next))
+            })
+            .cloned();
+        match resolved {
             Err(reason) => refused.push(format!(
                 "  {} -> {}: {reason}",
                 shown(&file.source),
@@ -280,7 +304,15 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
                     shown(&file.source)
                 )
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(broken) = broken {
+                    warn!(
+                        "{} -> {target} goes through {prefix}{broken}, which points at nothing \
+                         this pack stores; stored, and dangling in the release",
+                        shown(&file.source)
+                    )
+                }
+            }
         }
     }
     if refused.is_empty() {
@@ -385,7 +417,7 @@ mod tests {
             (".hg", true, true),
             ("a/.svn", true, true),
             ("pkg/__pycache__", true, true),
-            ("pkg/__pycache__", false, false),
+            ("pkg/__pycache__", false, true),
             ("pkg/mod.pyc", false, true),
             ("mod.pyo", false, true),
             (".gitignore", false, false),

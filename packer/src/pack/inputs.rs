@@ -93,8 +93,10 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
         for variable in GIT_REPOSITORY_VARIABLES {
             command.env_remove(variable);
         }
+        // The repository's own configuration runs no program of its: `core.fsmonitor` is a
+        // command git starts to list changes (`--dirty`), from a tree that may be anyone's.
         let output = command
-            .arg("-C")
+            .args(["-c", "core.fsmonitor=false", "-C"])
             .arg(&args.app)
             .args(arguments)
             .stdin(std::process::Stdio::null())
