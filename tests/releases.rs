@@ -105,6 +105,31 @@ fn install_linked(artifact: &Path, release: &Path, link: &Path, extra: &[&OsStr]
     assert_eq!(code, 0, "{result}\n{stderr}");
 }
 
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A tmpfs of `size` (`1m`) mounted at the directory `at`; `None`, with the reason printed
+/// (the test is then skipped), where that takes root this run does not have.
+fn mount_tmpfs(at: &Path, size: &str) -> Option<Mounted> {
+    let mounted = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at));
+    if !mounted.status.success() {
+        eprintln!(
+            "skipped: cannot mount a tmpfs here: {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        );
+        return None;
+    }
+    Some(Mounted(at.to_path_buf()))
+}
+
 #[test]
 fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -1603,23 +1628,9 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     install_linked(&site, &releases.join("1"), &current, &[]);
     let media = releases.join("1/demoapp/media");
     std::fs::create_dir(&media).expect("mkdir");
-    let mounted = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&media));
-    if !mounted.status.success() {
-        eprintln!(
-            "skipped: cannot mount a tmpfs here: {}",
-            String::from_utf8_lossy(&mounted.stderr).trim()
-        );
+    let Some(_unmount) = mount_tmpfs(&media, "1m") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(media.clone());
+    };
     std::fs::write(media.join("photo.jpg"), "an upload").expect("write");
 
     install_linked(&site, &releases.join("2"), &current, &[]);
@@ -1664,12 +1675,7 @@ fn keep_and_force_never_empty_a_filesystem_mounted_in_a_release() {
     // DEST itself an (empty) mount point: refused before writing, not a failed rename.
     let mount_point = releases.join("9");
     std::fs::create_dir(&mount_point).expect("mkdir");
-    assert!(run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mount_point))
-    .status
-    .success());
-    let _unmount_dest = Unmount(mount_point.clone());
+    let _unmount_dest = mount_tmpfs(&mount_point, "1m").expect("a tmpfs at DEST");
     let (code, result, stderr) = install_with(&site, &mount_point, &python(11).path, &[]);
     assert_eq!(code, 5, "{result}\n{stderr}");
     assert!(stderr.contains("is a mount point"), "{stderr}");
@@ -1720,23 +1726,9 @@ fn a_rollback_that_cannot_record_what_link_served_leaves_link() {
     let site = artifact(work.path(), "demoapp");
     let disk = work.path().join("disk");
     std::fs::create_dir(&disk).expect("mkdir");
-    let mounted = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&disk));
-    if !mounted.status.success() {
-        eprintln!(
-            "skipped: cannot mount a tmpfs here: {}",
-            String::from_utf8_lossy(&mounted.stderr).trim()
-        );
+    let Some(_unmount) = mount_tmpfs(&disk, "64m") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(disk.clone());
+    };
     let (releases, current) = (disk.join("releases"), disk.join("current"));
     install_linked(&site, &releases.join("1"), &current, &[]);
     install_linked(&site, &releases.join("2"), &current, &[]);

@@ -67,14 +67,14 @@ fn main() -> ExitCode {
         Err(message) => {
             let _ = std::io::stderr().write_all(cli::usage_error(&program, &message).as_bytes());
             if json {
-                output::print_failure_json(
+                output::print_failure_json(&output::failure_object(
                     &message,
                     failure::code::USAGE,
                     None,
                     None,
                     0.0,
                     output::Done::default(),
-                );
+                ));
             }
             return ExitCode::from(failure::code::USAGE);
         }
@@ -118,14 +118,14 @@ fn main() -> ExitCode {
             // One line, whatever text from the artifact or the interpreter the message quotes.
             tracing::error!("{}", pysfx_format::escape_control(&failure.message));
             if json {
-                output::print_failure_json(
+                output::print_failure_json(&output::failure_object(
                     &failure.message,
                     failure.code,
                     destination.as_deref(),
                     installs.then_some(python.as_str()),
                     started.elapsed().as_secs_f64(),
                     signals::done(),
-                );
+                ));
             }
             ExitCode::from(failure.code)
         }

@@ -28,22 +28,14 @@ pub fn set_mode_fields(fields: serde_json::Map<String, serde_json::Value>) {
     let _ = MODE_FIELDS.set(fields);
 }
 
-/// The one JSON object of a failed `--json` run: SPEC's keys, the mode's own (see
-/// [`set_mode_fields`]), what was `done`, and the error.
-pub fn print_failure_json(
-    message: &str,
-    code: u8,
-    destination: Option<&std::path::Path>,
-    python: Option<&str>,
-    seconds: f64,
-    done: Done,
-) {
-    let object = failure_object(message, code, destination, python, seconds, done);
+/// Prints the one JSON object of a failed `--json` run ([`failure_object`]).
+pub fn print_failure_json(object: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", pysfx_format::json_text(&object, false));
+    let _ = writeln!(stdout, "{}", pysfx_format::json_text(object, false));
 }
 
-/// What [`print_failure_json`] prints.
+/// The one JSON object of a failed `--json` run: SPEC's keys, the mode's own (see
+/// [`set_mode_fields`]), what was `done`, and the error.
 pub fn failure_object(
     message: &str,
     code: u8,

@@ -171,14 +171,14 @@ fn receive_signals() {
         tracing::error!("{message}");
         let code = 128 + signal as i32;
         if let Some(report) = REPORT.get().filter(|report| report.json) {
-            crate::output::print_failure_json(
+            crate::output::print_failure_json(&crate::output::failure_object(
                 &message,
                 code as u8,
                 report.destination.as_deref(),
                 Some(&report.python),
                 report.started.elapsed().as_secs_f64(),
                 done(),
-            );
+            ));
         }
         std::process::exit(code);
     });

@@ -868,52 +868,39 @@ mod tests {
         );
     }
 
-    /// A package's directory replaced by a link, in a site-packages that is still one: one
-    /// difference, where the directory was, not also an addition (the link is listed there).
+    /// A package's directory replaced, in a site-packages that is still one: one
+    /// difference, where the directory was, not also an addition (the link or file is listed
+    /// there). Through a link its files are still there; below a file they are missing (not
+    /// unreadable).
     #[test]
-    fn a_package_replaced_by_a_link_is_one_difference() {
-        let temporary = tempfile::tempdir().expect("tempdir");
-        let release = fake_release(temporary.path(), "1", "mysite", 1);
-        let site = release.join(crate::testing::SITE);
-        let elsewhere = temporary.path().join("pkg");
-        std::fs::rename(site.join("pkg"), &elsewhere).expect("move the package");
-        std::os::unix::fs::symlink(&elsewhere, site.join("pkg")).expect("link the package");
-        let report = check(&release, &contents(&release));
-        assert_eq!(
-            report.modified,
-            vec![Modified {
-                path: format!("{}/pkg/", crate::testing::SITE),
-                differs: vec!["kind"]
-            }]
-        );
-        assert!(report.added.is_empty(), "{:?}", report.lines());
-        assert!(report.missing.is_empty(), "{:?}", report.lines());
-    }
-
-    /// A package's directory replaced by a file: the directory is `modified (kind)`, and the
-    /// files it held are missing (not unreadable).
-    #[test]
-    fn a_package_replaced_by_a_file_leaves_its_files_missing() {
-        let temporary = tempfile::tempdir().expect("tempdir");
-        let release = fake_release(temporary.path(), "1", "mysite", 1);
-        let site = release.join(crate::testing::SITE);
-        std::fs::remove_dir_all(site.join("pkg")).expect("rm -r");
-        std::fs::write(site.join("pkg"), "a file").expect("a file in its place");
-        let report = check(&release, &contents(&release));
-        assert_eq!(
-            report.modified,
-            vec![Modified {
-                path: format!("{}/pkg/", crate::testing::SITE),
-                differs: vec!["kind"]
-            }]
-        );
-        assert!(!report.missing.is_empty(), "{:?}", report.lines());
-        assert!(
-            (report.missing.iter()).all(|path| path.contains("/pkg/")),
-            "{:?}",
-            report.lines()
-        );
-        assert!(report.unreadable.is_empty(), "{:?}", report.lines());
+    fn a_package_replaced_by_a_link_or_a_file_is_one_difference() {
+        for by_a_link in [true, false] {
+            let temporary = tempfile::tempdir().expect("tempdir");
+            let release = fake_release(temporary.path(), "1", "mysite", 1);
+            let package = release.join(crate::testing::SITE).join("pkg");
+            let elsewhere = temporary.path().join("pkg");
+            std::fs::rename(&package, &elsewhere).expect("move the package");
+            match by_a_link {
+                true => std::os::unix::fs::symlink(&elsewhere, &package).expect("link"),
+                false => std::fs::write(&package, "a file").expect("a file in its place"),
+            }
+            let report = check(&release, &contents(&release));
+            assert_eq!(
+                report.modified,
+                vec![Modified {
+                    path: format!("{}/pkg/", crate::testing::SITE),
+                    differs: vec!["kind"]
+                }]
+            );
+            assert!(report.added.is_empty(), "{:?}", report.lines());
+            assert!(report.unreadable.is_empty(), "{:?}", report.lines());
+            assert_eq!(report.missing.is_empty(), by_a_link, "{:?}", report.lines());
+            assert!(
+                (report.missing.iter()).all(|path| path.contains("/pkg/")),
+                "{:?}",
+                report.lines()
+            );
+        }
     }
 
     #[test]
