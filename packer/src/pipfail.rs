@@ -308,7 +308,9 @@ impl PipFailure {
             (PipFailure::NoMatchingDistribution, _) => "no version of it matches on the index: \
                  check the name, the version and --index-url"
                 .into(),
-            (PipFailure::CloneFailed, _) => "check the requirement's URL, and that git (or                  hg, svn) is installed and can reach it from this machine (network,                  credentials); or build its wheel elsewhere and give it with --wheels DIR"
+            (PipFailure::CloneFailed, _) => "check the requirement's URL, and that git (or \
+                 hg, svn) is installed and can reach it from this machine (network, \
+                 credentials); or build its wheel elsewhere and give it with --wheels DIR"
                 .into(),
             (PipFailure::BuildFailed, PipRun::Target { name, .. }) => {
                 format!("a local project or sdist did not build for {name}: pip's output says why")
@@ -522,12 +524,18 @@ mod tests {
             PipFailure::IndexUnreachable,
             PipFailure::RequiresPython,
             PipFailure::NoMatchingDistribution,
+            PipFailure::CloneFailed,
             PipFailure::BuildFailed,
             PipFailure::NoSpace,
             PipFailure::Other,
         ] {
             let hint = failure.hint(&PipRun::Bootstrap { version: "3.6" });
             assert!(hint.len() < 300, "one or two lines: {hint}");
+            for run in [&target, &wheel] {
+                let hint = failure.hint(run);
+                assert!(!hint.contains("  "), "{failure:?}: {hint}");
+            }
+            assert!(!failure.summary().contains("  "), "{failure:?}");
         }
     }
 }
