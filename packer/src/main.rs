@@ -372,7 +372,18 @@ fn main() -> ExitCode {
         (false, 1) => tracing::Level::DEBUG,
         (false, _) => tracing::Level::TRACE,
     };
+    // Each log line escaped, whatever path or name it quotes (an `-o` given as `$'a\nb'`): a
+    // line break or another control character shows as `\n`, never starts a line of its own.
+    let escaped = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = format!("{value:?}");
+        let text = pysfx_format::escape_control(&text);
+        match field.name() {
+            "message" => write!(writer, "{text}"),
+            name => write!(writer, " {name}={text}"),
+        }
+    });
     tracing_subscriber::fmt()
+        .fmt_fields(escaped)
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)

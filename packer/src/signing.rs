@@ -157,9 +157,9 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
     })?;
     info!(
         "wrote {} (the secret key{}; keep it out of the repository) and {} (key ID {id})",
-        secret_path.display(),
+        crate::appfiles::shown(&secret_path),
         if unencrypted { ", unencrypted" } else { "" },
-        public_path.display()
+        crate::appfiles::shown(&public_path)
     );
     Ok(())
 }

@@ -207,9 +207,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     if let Some(key) = signing_key.as_ref() {
         info!(
             "signed {} with key ID {} into {}",
-            args.output.display(),
+            appfiles::shown(&args.output),
             key.id,
-            signing::signature_path(&args.output).display()
+            appfiles::shown(&signing::signature_path(&args.output))
         );
     } else if old_signature.exists() && !still_signed {
         warn!(
