@@ -390,6 +390,10 @@ fn remove_tree_saying_where(path: &Path) -> Result<(), String> {
     })
 }
 
+/// How deep [`first_left`] looks (a path then still fits in `PATH_MAX`, a directory name a
+/// few bytes long).
+const MAX_DEPTH_SHOWN: usize = 1024;
+
 /// What a failed removal left first in the tree at `directory`, depth first: where the
 /// removal stopped (a file it could not remove, or in a directory it could not empty), for
 /// the operator to look at. Only reads; a directory is entered by its `lstat` alone.
@@ -397,7 +401,9 @@ fn first_left(directory: &Path, depth: usize) -> Option<PathBuf> {
     let entry = std::fs::read_dir(directory).ok()?.flatten().next()?;
     let path = entry.path();
     match entry.file_type() {
-        Ok(kind) if kind.is_dir() && depth < 64 => first_left(&path, depth + 1).or(Some(path)),
+        Ok(kind) if kind.is_dir() && depth < MAX_DEPTH_SHOWN => {
+            first_left(&path, depth + 1).or(Some(path))
+        }
         _ => Some(path),
     }
 }
