@@ -417,7 +417,8 @@ fn a_dest_too_long_for_the_release_is_refused() {
 }
 
 /// A DEST or LINK whose name leaves no room for its siblings' names (`.NAME.pysfx-trash-PID`,
-/// 255 bytes at most) is a usage error before anything is made, whatever the process id.
+/// `.NAME.pysfx-link-PID-RANDOM`, 255 bytes at most) is a usage error before anything is made,
+/// whatever the process id.
 #[test]
 fn a_dest_or_link_name_too_long_for_its_siblings_is_a_usage_error() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -437,14 +438,28 @@ fn a_dest_or_link_name_too_long_for_its_siblings_is_a_usage_error() {
     );
     assert_eq!(code, 2, "{result}\n{stderr}");
     assert!(!releases.exists());
-    // 231 bytes is the most, and works.
+    // LINK's own sibling is longer (`.NAME.pysfx-link-PID-RANDOM`): 216 bytes are too many,
+    // before anything is written.
+    let link = work.path().join("l".repeat(216));
+    let (code, result, stderr) = install_with(
+        &site,
+        &releases.join("1"),
+        &python(11).path,
+        &[OsStr::new("--link"), link.as_os_str()],
+    );
+    assert_eq!(code, 2, "{result}\n{stderr}");
+    assert!(stderr.contains("at most 215"), "{stderr}");
+    assert!(!releases.exists());
+    // 231 bytes is the most for DEST, 215 for LINK, and both work.
+    let link = work.path().join("l".repeat(215));
     let (code, result, stderr) = install_with(
         &site,
         &releases.join("r".repeat(231)),
         &python(11).path,
-        &[],
+        &[OsStr::new("--link"), link.as_os_str()],
     );
     assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(result["link_moved"], true, "{result}");
 }
 
 /// `base` with components of 200 bytes below it, as many as stay under `length` bytes.
@@ -1751,6 +1766,52 @@ fn keep_holds_to_the_release_a_relative_link_served() {
         );
     }
     assert!(!releases.join("2").exists(), "release 2 goes");
+}
+
+/// DEST spelled another way on a re-run (through the directory a link `srv -> data/app`
+/// names, or with `..`) is still the release LINK serves: LINK does not move, and the release
+/// it replaced when it moved there stays under `--keep`.
+#[test]
+fn keep_knows_dest_however_it_is_spelled() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let real = work.path().join("data/app");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    let srv = work.path().join("srv");
+    std::os::unix::fs::symlink(&real, &srv).expect("srv");
+    let current = srv.join("current");
+    for number in ["1", "2", "3"] {
+        install_linked(&site, &srv.join("releases").join(number), &current, &[]);
+    }
+    // Release 1 served again (a rollback), then release 3 deployed: it replaced release 1.
+    let (code, result, stderr) = json_run(
+        &site,
+        &[
+            OsStr::new("--activate"),
+            srv.join("releases/1").as_os_str(),
+            OsStr::new("--link"),
+            current.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{result}\n{stderr}");
+    install_linked(&site, &srv.join("releases/3"), &current, &[]);
+    for spelled in [real.join("releases/3"), srv.join("releases/../releases/3")] {
+        let keep = [OsStr::new("--keep"), OsStr::new("1")];
+        let (code, result, stderr) = install_with(
+            &site,
+            &spelled,
+            &python(11).path,
+            &[&[OsStr::new("--link"), current.as_os_str()][..], &keep[..]].concat(),
+        );
+        assert_eq!(code, 0, "{}: {result}\n{stderr}", spelled.display());
+        assert_eq!(result["link_moved"], false, "{result}");
+        assert!(
+            real.join("releases/1/pysfx-receipt.json").is_file(),
+            "{}: {result}",
+            spelled.display()
+        );
+    }
+    assert!(!real.join("releases/2").exists(), "release 2 goes");
 }
 
 /// A rollback on a full filesystem cannot record, in DEST's lock file, the release LINK

@@ -422,6 +422,14 @@ impl Drop for MadeParents {
     }
 }
 
+/// Whether `path` names the release `destination`, by its text or another spelling of it
+/// (`srv/releases/5` where `srv -> data/app`, `releases/../releases/5`).
+pub(crate) fn is_release(path: &Path, destination: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    path == destination || identity(path).is_some_and(|found| Some(found) == identity(destination))
+}
+
 /// After the release is in place: LINK repointed at it (a write, so only for a payload whose
 /// digest was checked), then `--keep`. Returns whether LINK moved, and what was pruned.
 fn switch(
@@ -445,7 +453,7 @@ fn switch(
             // The release LINK serves is recorded before LINK leaves it.
             if let Some(previous) = previous
                 .as_deref()
-                .filter(|p| !already && *p != destination)
+                .filter(|p| !already && !is_release(p, destination))
             {
                 lock::record_replaced(destination, previous).map_err(|mut failure| {
                     failure.message = format!(
@@ -484,7 +492,7 @@ fn switch(
         // (recorded in DEST's lock file then) stays, so a re-run removes nothing more; with no
         // record (LINK set by other means), the newest release installed before DEST.
         let replaced = match previous.as_deref() {
-            Some(previous) if previous != destination => Some(previous.to_path_buf()),
+            Some(previous) if !is_release(previous, destination) => Some(previous.to_path_buf()),
             // LINK made now: it replaced nothing.
             None if link_moved => None,
             _ => lock::recorded_replaced(destination)
@@ -565,22 +573,30 @@ fn request_paths(cli: &Request) -> Result<(PathBuf, Option<PathBuf>), Failure> {
     Ok((destination, link))
 }
 
-/// The longest name a run gives a sibling of DEST or LINK beside its own: `.NAME` and
+/// The longest name a run gives a sibling of DEST beside its own: `.NAME` and
 /// `.pysfx-trash-` and a process id of up to 10 digits.
 const SIBLING_EXTRA: usize = ".".len() + ".pysfx-trash-".len() + 10;
+
+/// The longest name a run gives LINK's new link beside it: `.NAME`, `.pysfx-link-`, a process
+/// id of up to 10 digits, `-` and 16 hexadecimal digits.
+const LINK_SIBLING_EXTRA: usize = ".".len() + ".pysfx-link-".len() + 10 + 1 + 16;
 
 /// DEST's and LINK's names must leave room for their siblings' (exit 2, before anything is
 /// written): a name that fits only for short process ids would fail half the time, after the
 /// lock file was made, or after the install.
 pub(crate) fn check_name_length(path: &Path, what: &str) -> Result<(), Failure> {
     let length = path.file_name().map_or(0, |name| name.len());
-    let most = 255 - SIBLING_EXTRA;
+    let (extra, sibling) = match what {
+        "--link" => (LINK_SIBLING_EXTRA, ".NAME.pysfx-link-PID-RANDOM"),
+        _ => (SIBLING_EXTRA, ".NAME.pysfx-trash-PID"),
+    };
+    let most = 255 - extra;
     if length > most {
         return Err(Failure::new(
             code::USAGE,
             format!(
                 "{what} {}: its name is {length} bytes; pysfx needs at most {most} (a run names \
-                 its siblings .NAME.pysfx-trash-PID, and Linux takes no name over 255 bytes)",
+                 its siblings {sibling}, and Linux takes no name over 255 bytes)",
                 path.display()
             ),
         ));

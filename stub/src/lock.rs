@@ -62,7 +62,12 @@ pub fn recorded_replaced(destination: &Path) -> Option<std::path::PathBuf> {
     let bytes = pysfx_release::paths::read_regular(&lock_path(destination)).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let path = std::path::PathBuf::from(text);
-    (path.is_absolute() && path.parent() == destination.parent()).then_some(path)
+    // Beside DEST however either was spelled (`srv/releases` where `srv -> data/app`).
+    let (name, parent) = (path.file_name()?, destination.parent()?);
+    let beside = path
+        .parent()
+        .is_some_and(|at| crate::install::is_release(at, parent));
+    (path.is_absolute() && beside).then(|| parent.join(name))
 }
 
 /// Held while a run reads what LINK points at and repoints it: an exclusive `flock` on LINK's

@@ -290,8 +290,10 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     let previous = pysfx_release::status::link_end(&link).ok();
     // Recorded before LINK leaves it (LINK stays where it is when it cannot be).
     let already = pysfx_release::link::points_at(&link, &destination);
-    if let Some(previous) = previous.filter(|previous| !already && *previous != destination) {
-        crate::lock::record_replaced(&destination, &previous)?;
+    if let Some(previous) = (previous.as_deref())
+        .filter(|previous| !already && !crate::install::is_release(previous, &destination))
+    {
+        crate::lock::record_replaced(&destination, previous)?;
     }
     // Under the registry: a signal then waits for the link's switch, and says whether LINK
     // moved.
