@@ -24,14 +24,12 @@ pub struct DestinationLock {
 /// where it is, or a later `--keep` would remove the release it served.
 pub fn record_replaced(destination: &Path, replaced: &Path) -> Result<(), Failure> {
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
     // Spelled beside DEST as DEST is (`www/../releases/4`, or a path through a linked
     // directory, names `releases/4` too), so that [`recorded_replaced`] takes it.
-    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let beside = (replaced.file_name())
         .zip(destination.parent())
         .map(|(name, parent)| parent.join(name))
-        .filter(|beside| identity(beside).is_some() && identity(beside) == identity(replaced));
+        .filter(|beside| crate::install::is_release(beside, replaced));
     let replaced = beside.as_deref().unwrap_or(replaced);
     let path = lock_path(destination);
     let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
