@@ -66,10 +66,23 @@ pub fn remove_deep(path: &Path) -> std::io::Result<()> {
             ));
         }
         current = parent;
-        unlinkat(&current, name.as_os_str(), UnlinkatFlags::RemoveDir)?;
+        gone(unlinkat(
+            &current,
+            name.as_os_str(),
+            UnlinkatFlags::RemoveDir,
+        ))?;
     }
     drop(current);
     std::fs::remove_dir(path)
+}
+
+/// An unlink's result, a name already gone (another run removing the same tree) taken as
+/// removed, as the standard library's removal takes it.
+fn gone(unlinked: nix::Result<()>) -> nix::Result<()> {
+    match unlinked {
+        Err(nix::errno::Errno::ENOENT) => Ok(()),
+        unlinked => unlinked,
+    }
 }
 
 /// A directory's device and inode.
@@ -99,7 +112,7 @@ fn empty_of_files(directory: &OwnedFd) -> std::io::Result<Vec<OsString>> {
         };
         match is_directory {
             true => directories.push(std::ffi::OsStr::from_bytes(name.to_bytes()).to_owned()),
-            false => unlinkat(at, name, UnlinkatFlags::NoRemoveDir)?,
+            false => gone(unlinkat(at, name, UnlinkatFlags::NoRemoveDir))?,
         }
     }
     Ok(directories)
