@@ -288,8 +288,8 @@ fn source_date_epoch() -> Result<Option<u64>> {
 
 /// Refuses (exit 2) a `--sign` key that is one of the files to be stored (by any name,
 /// through a link, or as a file holding its secret line, below `--app` or a `--static`
-/// directory): the
-/// secret would reach every server, and whoever has the artifact could sign releases with it.
+/// directory): the secret would reach every server, and whoever has the artifact could sign
+/// releases with it.
 fn refuse_to_ship_the_key(key: &Path, walked: &Walked) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(secret) = std::fs::metadata(key) else {
