@@ -403,6 +403,8 @@ fn an_unreadable_requires_python_is_warned_about() {
     let root = work.path();
     let wheels = root.join("wheels");
     wheel_requiring_python(&wheels, "pysfx-test-oddpython", "1.0", "3.6");
+    // One with an empty specifier between commas is a specifier to pip (packaging skips it).
+    wheel_requiring_python(&wheels, "pysfx-test-comma", "1.0", ">=3.6,");
     let output = run(&mut pack_command(
         &[
             OsStr::new("--app"),
@@ -415,6 +417,7 @@ fn an_unreadable_requires_python_is_warned_about() {
     ));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("\">=3.6,\""), "{stderr}");
     // Once, though the packer reads the wheel more than once.
     assert_eq!(
         stderr

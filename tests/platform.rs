@@ -103,6 +103,12 @@ fn a_set_no_supported_python_can_install_is_named_at_pack_time() {
             && !stderr.contains("exit 4"),
         "{stderr}"
     );
+    // One only an older patch release meets (3.6.0 to 3.6.15) is met on some server: no
+    // warning that none is.
+    let older = root.join("older");
+    pysfx_e2e::wheel_requiring_python(&older, "older", "1.0", "<3.6.16");
+    let stderr = warned(&older);
+    assert!(!stderr.contains("installs any wheel"), "{stderr}");
 }
 
 #[test]

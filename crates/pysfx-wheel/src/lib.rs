@@ -28,7 +28,9 @@ pub use requirement::{Marker, MarkerEnvironment, Requirement, RequirementError};
 pub use script::{
     format_shebang, launcher_script, python_shebang_end, rewrite_python_shebang, script_shebang,
 };
-pub use select::{python_satisfies, select, Candidate, Missing, Selection, Skipped};
+pub use select::{
+    python_satisfies, requires_python_specifiers, select, Candidate, Missing, Selection, Skipped,
+};
 pub use skeleton::{
     data_member, fill_hashes, husk_carries, installers_own, named_rows, site_paths, site_rows,
     skeleton,

@@ -43,10 +43,26 @@ pub struct Selection<T> {
 /// Does `python` satisfy the `Requires-Python` specifier? An unparseable specifier is taken as
 /// satisfied, as pip does with a warning for legacy metadata.
 pub fn python_satisfies(requires_python: &str, python: &Version) -> bool {
-    match VersionSpecifiers::from_str(requires_python) {
+    match requires_python_specifiers(requires_python) {
         Ok(specifiers) => specifiers.contains(python),
         Err(_) => true,
     }
+}
+
+/// A `Requires-Python` read as pip reads it (packaging's `SpecifierSet`): its comma-separated
+/// specifiers, an empty one (`>=3.8,`, `>=3.8,,<4`) skipped.
+pub fn requires_python_specifiers(
+    requires_python: &str,
+) -> Result<VersionSpecifiers, pep440_rs::VersionSpecifiersParseError> {
+    let mut text = String::with_capacity(requires_python.len());
+    for part in requires_python.split(',').map(str::trim) {
+        if !part.is_empty() {
+            text.push_str(part);
+            text.push(',');
+        }
+    }
+    text.pop();
+    VersionSpecifiers::from_str(&text)
 }
 
 /// Picks the best wheel of each distribution among `candidates`.
@@ -124,6 +140,29 @@ pub fn select<T: Clone>(
 mod tests {
     use super::*;
     use crate::PlatformFacts;
+
+    /// As packaging's `SpecifierSet` reads them: an empty specifier between commas is
+    /// skipped, and text that is no specifier at all is taken as met (pip, with a warning).
+    #[test]
+    fn requires_python_is_read_as_pip_reads_it() {
+        let version = |text: &str| Version::from_str(text).expect("a version");
+        for (requires, python, met) in [
+            (">=3.8,", "3.7.16", false),
+            (">=3.8,", "3.8.0", true),
+            (", >=3.8", "3.7.16", false),
+            (">=3.8,,<4", "3.9.1", true),
+            (">=3.8,,<4", "4.0", false),
+            (" >= 3.8 ", "3.7", false),
+            ("3.6", "2.7", true),
+            ("", "3.6", true),
+        ] {
+            assert_eq!(
+                python_satisfies(requires, &version(python)),
+                met,
+                "{requires:?} on {python}"
+            );
+        }
+    }
 
     fn tags(minor: u32) -> InterpreterTags {
         InterpreterTags::for_cpython(&PlatformFacts::linux_cpython(minor, Some((2, 17))))

@@ -145,7 +145,7 @@ pub fn read_wheel(path: &Path, app_name: Option<&str>) -> Result<WheelInfo> {
     // (Told once: when the wheel is read for the payload, with the app's name; the sets
     // read each wheel before.)
     if let Some(spec) = prepared.requires_python().filter(|_| app_name.is_some()) {
-        if <pep440_rs::VersionSpecifiers as std::str::FromStr>::from_str(spec).is_err() {
+        if pysfx_wheel::requires_python_specifiers(spec).is_err() {
             tracing::warn!(
                 "{}: its Requires-Python \"{}\" is not a version specifier; every Python is \
                  taken to meet it",

@@ -364,9 +364,25 @@ pub(crate) fn warn_if_no_python_fits(manifest: &Manifest, max_glibc: &GlibcVersi
                 closest = Some((score, minor, lacking));
             }
         }
+        // The newest patch release of each version is what the plans above are for: a
+        // Requires-Python only an older one meets (`<3.6.16`, `===3.7.16`) still installs on
+        // some server.
+        let an_older_patch_meets = || {
+            candidates.iter().any(|candidate| {
+                candidate.requires_python.as_deref().is_none_or(|requires| {
+                    (6..=13).any(|minor| {
+                        (0..=crate::collect::NEWEST_PATCH).any(|patch| {
+                            format!("3.{minor}.{patch}").parse().is_ok_and(|python| {
+                                pysfx_wheel::python_satisfies(requires, &python)
+                            })
+                        })
+                    })
+                })
+            })
+        };
         // An install that fails (exit 4) somewhere is what to say; else every version
         // installs none of the set's wheels.
-        if closest.is_none() && empty {
+        if closest.is_none() && empty && !an_older_patch_meets() {
             warn!(
                 "no CPython 3.6-3.13 on x86_64 Linux (glibc {max_glibc}) installs any wheel of \
                  set {}: each declares a Requires-Python none of them meets, so each is \
