@@ -98,11 +98,18 @@ fn names(value: &serde_json::Value) -> Vec<String> {
     names
 }
 
-fn install_linked(artifact: &Path, release: &Path, link: &Path, extra: &[&OsStr]) {
+/// `artifact -d release --link link EXTRA…` on CPython 3.11, which must succeed: its `--json`.
+fn install_linked(
+    artifact: &Path,
+    release: &Path,
+    link: &Path,
+    extra: &[&OsStr],
+) -> serde_json::Value {
     let mut args = vec![OsStr::new("--link"), link.as_os_str()];
     args.extend_from_slice(extra);
     let (code, result, stderr) = install_with(artifact, release, &python(11).path, &args);
-    assert_eq!(code, 0, "{result}\n{stderr}");
+    assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
+    result
 }
 
 /// A tmpfs mounted for a test, unmounted when dropped.
@@ -1711,21 +1718,12 @@ fn keep_holds_to_the_release_a_chain_of_links_served() {
     std::os::unix::fs::symlink("2", releases.join("live")).expect("live");
     std::fs::remove_file(&current).expect("rm");
     std::os::unix::fs::symlink(releases.join("live"), &current).expect("through live");
-    let deploy = [
-        OsStr::new("--link"),
-        current.as_os_str(),
-        OsStr::new("--keep"),
-        OsStr::new("1"),
-    ];
-    let (code, result, stderr) =
-        install_with(&site, &releases.join("3"), &python(11).path, &deploy);
-    assert_eq!(code, 0, "{result}\n{stderr}");
+    let keep = [OsStr::new("--keep"), OsStr::new("1")];
+    let result = install_linked(&site, &releases.join("3"), &current, &keep);
     assert_eq!(names(&result["pruned"]), ["1"], "{result}");
     // The staging link retired; the same deploy again: LINK does not move.
     std::fs::remove_file(releases.join("live")).expect("rm live");
-    let (code, result, stderr) =
-        install_with(&site, &releases.join("3"), &python(11).path, &deploy);
-    assert_eq!(code, 0, "{result}\n{stderr}");
+    let result = install_linked(&site, &releases.join("3"), &current, &keep);
     assert!(names(&result["pruned"]).is_empty(), "{result}");
     assert!(releases.join("2/pysfx-receipt.json").is_file());
 }
@@ -1748,22 +1746,9 @@ fn keep_holds_to_the_release_a_relative_link_served() {
     let current = www.join("current");
     std::os::unix::fs::symlink("../releases/3", &current).expect("current");
     for keep in ["3", "1"] {
-        let (code, result, stderr) = install_with(
-            &site,
-            &releases.join("1"),
-            &python(11).path,
-            &[
-                OsStr::new("--link"),
-                current.as_os_str(),
-                OsStr::new("--keep"),
-                OsStr::new(keep),
-            ],
-        );
-        assert_eq!(code, 0, "--keep {keep}: {result}\n{stderr}");
-        assert!(
-            releases.join("3/pysfx-receipt.json").is_file(),
-            "--keep {keep}"
-        );
+        let keep = [OsStr::new("--keep"), OsStr::new(keep)];
+        install_linked(&site, &releases.join("1"), &current, &keep);
+        assert!(releases.join("3/pysfx-receipt.json").is_file(), "{keep:?}");
     }
     assert!(!releases.join("2").exists(), "release 2 goes");
 }
@@ -1797,13 +1782,7 @@ fn keep_knows_dest_however_it_is_spelled() {
     install_linked(&site, &srv.join("releases/3"), &current, &[]);
     for spelled in [real.join("releases/3"), srv.join("releases/../releases/3")] {
         let keep = [OsStr::new("--keep"), OsStr::new("1")];
-        let (code, result, stderr) = install_with(
-            &site,
-            &spelled,
-            &python(11).path,
-            &[&[OsStr::new("--link"), current.as_os_str()][..], &keep[..]].concat(),
-        );
-        assert_eq!(code, 0, "{}: {result}\n{stderr}", spelled.display());
+        let result = install_linked(&site, &spelled, &current, &keep);
         assert_eq!(result["link_moved"], false, "{result}");
         assert!(
             real.join("releases/1/pysfx-receipt.json").is_file(),
@@ -1853,9 +1832,8 @@ fn a_rollback_that_cannot_record_what_link_served_leaves_link() {
 
     std::fs::remove_file(&filler).expect("room again");
     for run in ["the rollback", "its re-run"] {
-        let (code, result, stderr) =
-            install_with(&site, &releases.join("1"), &python(11).path, &rollback);
-        assert_eq!(code, 0, "{run}: {result}\n{stderr}");
+        let keep = [OsStr::new("--keep"), OsStr::new("1")];
+        let result = install_linked(&site, &releases.join("1"), &current, &keep);
         assert!(names(&result["pruned"]).is_empty(), "{run}: {result}");
         assert_eq!(
             std::fs::read_link(&current).expect("LINK"),
