@@ -157,9 +157,9 @@ pub fn keygen(name: &Path, unencrypted: bool) -> Result<()> {
     })?;
     info!(
         "wrote {} (the secret key{}; keep it out of the repository) and {} (key ID {id})",
-        crate::appfiles::shown(&secret_path),
+        secret_path.display(),
         if unencrypted { ", unencrypted" } else { "" },
-        crate::appfiles::shown(&public_path)
+        public_path.display()
     );
     Ok(())
 }

@@ -207,9 +207,9 @@ pub fn run(args: &PackArgs) -> Result<()> {
     if let Some(key) = signing_key.as_ref() {
         info!(
             "signed {} with key ID {} into {}",
-            appfiles::shown(&args.output),
+            args.output.display(),
             key.id,
-            appfiles::shown(&signing::signature_path(&args.output))
+            signing::signature_path(&args.output).display()
         );
     } else if old_signature.exists() && !still_signed {
         warn!(
@@ -601,7 +601,7 @@ fn report_written(args: &PackArgs, stub: &[u8], manifest: &Manifest) {
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     info!(
         "wrote {} ({} bytes: stub {} bytes, {}{from_base} in {}, {})",
-        appfiles::shown(&args.output),
+        args.output.display(),
         size,
         stub.len(),
         count(manifest.wheels.len(), "wheel", "wheels"),
