@@ -84,26 +84,15 @@ pub fn io_fault(error: &std::io::Error) -> Fault {
     }
 }
 
-/// The interpreter's errors are the machine's; a failed compile is other, unless it ran out
-/// of space writing the byte-code (its reason carries the I/O error's text) or its
-/// interpreter hung.
+/// The interpreter's errors are the machine's; so is a failed compile whose interpreter hung,
+/// ended or answered nonsense, or that ran out of space or threads (the compiler says which).
 pub fn venv_fault(error: &VenvError) -> Fault {
     match error {
         VenvError::Io { source, .. } => io_fault(source),
         VenvError::NotRunnable { .. }
         | VenvError::Unsupported { .. }
         | VenvError::BadInterpreter { .. } => Fault::Machine,
-        // Out of space or threads, or an interpreter that hangs (a worker gave no answer in
-        // time) or ends, failing, as it compiles.
-        VenvError::Compile { reason }
-            if reason.contains("(os error 28)")
-                || reason.contains("(os error 122)")
-                || reason.contains("(os error 11)")
-                || reason.contains("gave no answer")
-                || reason.contains(pysfx_venv::INTERPRETER_ENDED) =>
-        {
-            Fault::Machine
-        }
+        VenvError::Compile { machine: true, .. } => Fault::Machine,
         VenvError::Compile { .. } => Fault::Other,
     }
 }
@@ -113,15 +102,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_compile_that_ran_out_of_space_is_the_machines() {
-        let full = std::io::Error::from_raw_os_error(28);
-        let error = VenvError::Compile {
-            reason: format!("writing lib/x/__pycache__/y.cpython-311.pyc: {full}"),
+    fn a_compile_the_machine_failed_is_the_machines() {
+        let error = |machine| VenvError::Compile {
+            reason: "writing lib/x/__pycache__/y.cpython-311.pyc".into(),
+            machine,
         };
-        assert_eq!(venv_fault(&error), Fault::Machine);
-        let other = VenvError::Compile {
-            reason: "the worker stopped".into(),
-        };
-        assert_eq!(venv_fault(&other), Fault::Other);
+        assert_eq!(venv_fault(&error(true)), Fault::Machine);
+        assert_eq!(venv_fault(&error(false)), Fault::Other);
     }
 }

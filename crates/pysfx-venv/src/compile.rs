@@ -184,7 +184,7 @@ pub struct WrittenPyc {
 /// run.
 pub struct Compiler<'scope> {
     queue: Arc<(Mutex<Queue>, Condvar)>,
-    handles: Vec<ScopedJoinHandle<'scope, (Option<String>, Vec<WrittenPyc>)>>,
+    handles: Vec<ScopedJoinHandle<'scope, (Option<Failed>, Vec<WrittenPyc>)>>,
 }
 
 /// A compiler dropped without [`Compiler::finish`] (the install failed) stops its workers:
@@ -276,6 +276,7 @@ impl<'scope> Compiler<'scope> {
             .spawn()
             .map_err(|error| VenvError::Compile {
                 reason: format!("cannot start {}: {error}", python.display()),
+                machine: true,
             })?;
             on_spawn(child.id());
             drop(spawning);
@@ -294,6 +295,7 @@ impl<'scope> Compiler<'scope> {
                 Err(error) if compiler.handles.is_empty() => {
                     return Err(VenvError::Compile {
                         reason: format!("cannot start a compile worker's thread: {error}"),
+                        machine: true,
                     })
                 }
                 Err(_) => break,
@@ -325,12 +327,12 @@ impl<'scope> Compiler<'scope> {
         for handle in std::mem::take(&mut self.handles) {
             let (result, files) = handle
                 .join()
-                .unwrap_or((Some("a worker thread panicked".into()), Vec::new()));
+                .unwrap_or((Some(("a worker thread panicked".into(), false)), Vec::new()));
             failure = failure.or(result);
             written.extend(files);
         }
         match failure {
-            Some(reason) => Err(VenvError::Compile { reason }),
+            Some((reason, machine)) => Err(VenvError::Compile { reason, machine }),
             None => Ok(written),
         }
     }
@@ -380,12 +382,13 @@ struct Worker {
 }
 
 impl Worker {
-    /// Runs the worker until the queue ends. Returns why it failed, and the files written.
+    /// Runs the worker until the queue ends. Returns why it failed (and whether the machine is
+    /// at fault: the interpreter, or no space left), and the files written.
     fn run(
         mut self,
         mut child: Child,
         on_compiled: &(dyn Fn() + Sync),
-    ) -> (Option<String>, Vec<WrittenPyc>) {
+    ) -> (Option<Failed>, Vec<WrittenPyc>) {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         // Errors are read on their own thread, so a full pipe cannot stall the worker.
@@ -400,7 +403,7 @@ impl Worker {
         });
         let fed = match (stdin, stdout) {
             (Some(stdin), Some(stdout)) => self.feed(stdin, BufReader::new(stdout), on_compiled),
-            _ => Err("no pipe to the worker".into()),
+            _ => Err(Stop::Worker("no pipe to the worker".into())),
         };
         // The worker exits once its stdin is closed (dropped by `feed`); stop it first if the
         // feeding failed, so it cannot wait on a pipe forever.
@@ -431,26 +434,37 @@ impl Worker {
             .and_then(|thread| thread.join().ok())
             .unwrap_or_default();
         let fed = match (fed, exited) {
-            (Ok(()), None) => Err(format!(
-                "a compile worker did not exit within {} s of its last file (the interpreter \
-                 hangs; {COMPILE_TIMEOUT_VARIABLE} sets the time, in seconds)",
+            (Ok(()), None) => Err(Stop::Worker(format!(
+                "a compile worker did not exit within {} s of being told there were no more \
+                 files (the interpreter hangs; {COMPILE_TIMEOUT_VARIABLE} sets the time, in \
+                 seconds)",
                 answer_timeout().as_secs()
-            )),
+            ))),
             (fed, _) => fed,
         };
         let outcome = match (waited, fed) {
+            // This side failed (a `.pyc` it could not write): how the worker ended once its
+            // pipes closed (a broken pipe) is no part of the reason.
+            (_, Err(Stop::Install(reason, machine))) => Some((reason, machine)),
             // It ended by itself, failing: the interpreter's fault, named as such.
-            (Ok(status), Err(reason)) if exited.is_some() && !status.success() => Some(format!(
-                "{reason}; {INTERPRETER_ENDED} with {status}: {}",
-                stderr.trim().lines().last().unwrap_or("no message")
-            )),
-            (_, Err(reason)) => Some(reason),
+            (Ok(status), Err(Stop::Worker(reason))) if exited.is_some() && !status.success() => {
+                Some(format!(
+                    "{reason}; {INTERPRETER_ENDED} with {status}: {}",
+                    stderr.trim().lines().last().unwrap_or("no message")
+                ))
+                .map(|reason| (reason, true))
+            }
+            // It hung, broke its pipes or answered nonsense: the interpreter's fault too.
+            (_, Err(Stop::Worker(reason))) => Some((reason, true)),
             (Ok(status), Ok(())) if status.success() => None,
-            (Ok(status), Ok(())) => Some(format!(
-                "{INTERPRETER_ENDED} with {status}: {}",
-                stderr.trim().lines().last().unwrap_or("no message")
+            (Ok(status), Ok(())) => Some((
+                format!(
+                    "{INTERPRETER_ENDED} with {status}: {}",
+                    stderr.trim().lines().last().unwrap_or("no message")
+                ),
+                true,
             )),
-            (Err(error), Ok(())) => Some(error.to_string()),
+            (Err(error), Ok(())) => Some((error.to_string(), false)),
         };
         if outcome.is_some() {
             let (state, ready) = &*self.queue;
@@ -467,7 +481,7 @@ impl Worker {
         mut stdin: ChildStdin,
         mut stdout: BufReader<ChildStdout>,
         on_compiled: &(dyn Fn() + Sync),
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let mut in_flight: VecDeque<CompileJob> = VecDeque::new();
         let mut line = String::new();
         let timeout = answer_timeout();
@@ -524,7 +538,7 @@ impl Worker {
         job: &CompileJob,
         answer: &Answer,
         stdout: &mut impl Read,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let mut code = stdout.take(answer.length);
         let Some(pyc) = self.format.pyc_of(&job.source) else {
             return drain(&mut code, answer.length).map_err(stopped);
@@ -554,13 +568,37 @@ impl Worker {
             Err(CopyError::Write(TreeError::PathTaken { .. })) => {
                 drain(&mut code, answer.length).map_err(stopped)
             }
-            Err(CopyError::Write(error)) => Err(error.to_string()),
+            Err(CopyError::Write(error)) => {
+                // No space (or quota) left is the machine's; anything else is this install's.
+                let machine = matches!(
+                    &error,
+                    TreeError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122))
+                );
+                Err(Stop::Install(error.to_string(), machine))
+            }
             Err(CopyError::Read(error)) => Err(stopped(error)),
         }
     }
 }
 
-/// Why feeding a worker failed: its pipes broke or it stopped mid-answer.
+/// Why a worker failed, and whether the machine is at fault (the interpreter, or no space).
+type Failed = (String, bool);
+
+/// Why feeding a worker stopped.
+#[derive(Debug)]
+enum Stop {
+    /// The worker's side: its pipes broke, it stopped mid-answer or did not answer in time.
+    Worker(String),
+    /// This side: a `.pyc` could not be written (a full disk, say: the machine's fault, `.1`).
+    Install(String, bool),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Stop::Worker(reason)
+    }
+}
+
 /// Environment variable: how many whole seconds a compile worker may take to answer for one
 /// file (60 by default, as uv's; a worker that never answers would hang the install).
 pub const COMPILE_TIMEOUT_VARIABLE: &str = "PYSFX_COMPILE_TIMEOUT";
@@ -622,8 +660,9 @@ fn wait_for_answer(stdout: &ChildStdout, timeout: Duration) -> Result<(), String
 /// install reads it as the machine's fault ([`VenvError::Compile`]).
 pub const INTERPRETER_ENDED: &str = "the venv's interpreter, compiling, ended";
 
-fn stopped(error: std::io::Error) -> String {
-    format!("a worker stopped answering: {error}")
+/// Why feeding a worker failed on its side: its pipes broke or it stopped mid-answer.
+fn stopped(error: std::io::Error) -> Stop {
+    Stop::Worker(format!("a worker stopped answering: {error}"))
 }
 
 /// Reads and drops the `length` bytes of an answer not written.

@@ -75,6 +75,8 @@ pub enum VenvError {
     Unsupported { python: String, version: String },
     #[error("{python} is not a usable interpreter: {reason}")]
     BadInterpreter { python: String, reason: String },
+    /// `machine`: the interpreter (it hung, ended or answered nonsense) or the machine (no
+    /// space or threads left) is at fault, not the install.
     #[error("byte-compilation failed: {reason}")]
-    Compile { reason: String },
+    Compile { reason: String, machine: bool },
 }
