@@ -902,6 +902,31 @@ fn keep_leaves_the_new_release_stamped() {
     }
 }
 
+/// LINK's target elsewhere (`--link` to a release in another directory) is no release beside
+/// DEST, whatever its name: release 2 links from the newest release beside it, not from the
+/// one that happens to share the target's name.
+#[test]
+fn a_link_target_elsewhere_is_not_taken_for_a_release_of_its_name() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), None);
+    let releases = work.path().join("releases");
+    deploy(&artifacts.v1, &releases.join("1"), &python.path, &[]);
+    // Release 5, the newest, shares no file with release 1.
+    let copy = [OsStr::new("--copy")];
+    deploy(&artifacts.v1, &releases.join("5"), &python.path, &copy);
+    let elsewhere = work.path().join("elsewhere/1");
+    deploy(&artifacts.v1, &elsewhere, &python.path, &copy);
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(&elsewhere, &current).expect("current");
+    let second = releases.join("2");
+    let link = [OsStr::new("--link"), current.as_os_str()];
+    let result = deploy(&artifacts.v2, &second, &python.path, &link);
+    assert!(linked(&result).0 > 0, "{result}");
+    assert_eq!(shared_inodes(&releases.join("1"), &second), (0, 0));
+    assert_eq!(shared_inodes(&releases.join("5"), &second), linked(&result));
+}
+
 #[test]
 fn copy_links_nothing() {
     let python = python(11);

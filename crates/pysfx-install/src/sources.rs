@@ -49,7 +49,12 @@ pub fn link_candidates(
     let Ok(releases) = pysfx_release::status::releases_in(parent, app) else {
         return (Vec::new(), refused);
     };
-    let preferred = preferred.and_then(|path| path.file_name());
+    // LINK's target by identity: a release elsewhere of the same name is not it.
+    let identity = |path: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        (std::fs::symlink_metadata(path).ok()).map(|metadata| (metadata.dev(), metadata.ino()))
+    };
+    let preferred = preferred.and_then(identity);
     let mut found = Vec::new();
     for (name, path, receipt) in releases {
         let reason = if path.as_path() == destination {
@@ -86,21 +91,20 @@ pub fn link_candidates(
             refused.push(PassedOver::new(path.clone(), others, reason.into()));
         }
         let wheels = installed_wheels(&receipt, &|entry| !other_record(entry));
-        found.push((name, path, receipt, wheels));
+        let first = preferred.is_some() && identity(&path) == preferred;
+        found.push((first, name, path, receipt, wheels));
     }
     found.sort_by(|a, b| {
-        let first = |name: &str| Some(std::ffi::OsStr::new(name)) == preferred;
-        first(&b.0)
-            .cmp(&first(&a.0))
+        (b.0.cmp(&a.0))
             .then_with(|| {
-                (b.2.installed_at, b.2.installed_at_nanos)
-                    .cmp(&(a.2.installed_at, a.2.installed_at_nanos))
+                (b.3.installed_at, b.3.installed_at_nanos)
+                    .cmp(&(a.3.installed_at, a.3.installed_at_nanos))
             })
-            .then_with(|| b.0.cmp(&a.0))
+            .then_with(|| b.1.cmp(&a.1))
     });
     let candidates = found
         .into_iter()
-        .map(|(_, path, receipt, wheels)| Candidate {
+        .map(|(_, _, path, receipt, wheels)| Candidate {
             source: Arc::new(LinkSource::new(&path)),
             wheels,
             bundles: receipt
