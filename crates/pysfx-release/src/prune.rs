@@ -224,10 +224,12 @@ pub fn prune_with(
         let (leftovers, finished) =
             remove_leftovers(directory, &mut *removing, &mut report.not_pruned);
         report.leftovers = leftovers;
-        for release in finished {
+        // Releases an earlier run began to remove: older than those removed now, so listed
+        // before them (`pruned` is oldest first).
+        for (at, release) in finished.into_iter().enumerate() {
             told(&release);
             info!("removed the rest of the old release {}", release.display());
-            report.pruned.push(release);
+            report.pruned.insert(at, release);
         }
         remove_orphan_locks(directory);
     });
@@ -610,7 +612,9 @@ fn remove_orphan_locks(directory: &Path) {
 /// A run killed between writing its receipt and renaming its tree into place leaves one
 /// (`-tmp-`), and so does one killed between a `--force`'s renames (the replaced release, as
 /// `-tmp-` or `-old-`): when the process its name ends with is gone, it is that, and goes.
-/// Otherwise (a process of that id runs, or no id) it may be a release someone renamed there,
+/// So it is when that process is this one: a run killed in another PID namespace (each deploy
+/// in a fresh container) had this run's id, and this run has made no such tree yet. Otherwise
+/// (another process of that id runs, or no id) it may be a release someone renamed there,
 /// and removing it would destroy it: left alone, with a warning. (Callers hold the lock of
 /// the release the leftover is named for, which every run on it holds.)
 pub fn holds_a_release(path: &Path) -> bool {
@@ -624,8 +628,9 @@ pub fn holds_a_release(path: &Path) -> bool {
         .and_then(|digits| digits.parse::<i32>().ok())
         .filter(|pid| *pid > 0);
     let gone = pid.is_some_and(|pid| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            == Err(nix::errno::Errno::ESRCH)
+        u32::try_from(pid) == Ok(std::process::id())
+            || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH)
     });
     if holds && gone {
         debug!(
@@ -636,8 +641,9 @@ pub fn holds_a_release(path: &Path) -> bool {
     }
     if holds {
         warn!(
-            "{} is named as a leftover of an interrupted run but holds a release: left alone \
-             (rename it back, or remove it yourself)",
+            "{} is named as a leftover of an interrupted run but holds a release, and the \
+             process its name ends with runs: left alone (if that process is no pysfx run, \
+             remove it yourself)",
             path.display()
         );
     }
@@ -665,6 +671,21 @@ mod tests {
             .collect()
     }
     use crate::testing::fake_release;
+
+    /// A leftover holding a release, named with a live process's id, is left alone (it may be
+    /// a release renamed there); named with this process's own id, it is a leftover of a run
+    /// killed in another PID namespace (each deploy in a fresh container gets the same id),
+    /// which would otherwise be in the way of this run's own temporary tree for good.
+    #[test]
+    fn a_leftover_named_with_this_process_id_is_no_live_run() {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let ours = format!(".2.pysfx-tmp-{}", std::process::id());
+        let ours = fake_release(temporary.path(), &ours, "mysite", 1);
+        assert!(!holds_a_release(&ours));
+        // Process 1 runs in every PID namespace.
+        let live = fake_release(temporary.path(), ".3.pysfx-tmp-1", "mysite", 1);
+        assert!(holds_a_release(&live));
+    }
 
     /// A lock file removed (its release pruned) after a run opened it is a lock on nothing:
     /// the run must see that the name no longer leads to it, and one made again there.
