@@ -1728,6 +1728,38 @@ fn keep_holds_to_the_release_a_chain_of_links_served() {
     assert!(releases.join("2/pysfx-receipt.json").is_file());
 }
 
+/// LINK leading into a release rather than to it (`current -> releases/1/demoapp`, set by
+/// hand): that release is the one LINK serves. `--status` lists the releases beside it with
+/// release 1 current, and a deploy with `--keep 1` keeps release 1 as the one it replaced.
+#[test]
+fn a_link_into_a_release_serves_that_release() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let site = artifact(work.path(), "demoapp");
+    let releases = work.path().join("releases");
+    for number in ["1", "2"] {
+        let (code, result, stderr) =
+            install_with(&site, &releases.join(number), &python(11).path, &[]);
+        assert_eq!(code, 0, "{result}\n{stderr}");
+    }
+    let current = work.path().join("current");
+    std::os::unix::fs::symlink(releases.join("1/demoapp"), &current).expect("current");
+    let (code, status, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
+    assert_eq!(code, 0, "{status}\n{stderr}");
+    let listed: Vec<(&str, bool)> = (status["releases"].as_array().expect("releases").iter())
+        .map(|release| {
+            (
+                release["name"].as_str().unwrap_or_default(),
+                release["current"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("2", false), ("1", true)], "{status}");
+    let keep = [OsStr::new("--keep"), OsStr::new("1")];
+    let result = install_linked(&site, &releases.join("3"), &current, &keep);
+    assert_eq!(names(&result["pruned"]), ["2"], "{result}");
+    assert!(releases.join("1/pysfx-receipt.json").is_file(), "{result}");
+}
+
 /// LINK in another directory, to its release by `..` (`www/current -> ../releases/3`, as an
 /// operator writes it): the record names that release as DEST's directory does, so a re-run
 /// with `--keep 1` keeps the release rolled back from.

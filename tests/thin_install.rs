@@ -748,6 +748,16 @@ fn thin_without_its_base_exits_4_and_writes_nothing() {
         "{stderr}"
     );
     assert_eq!(snapshot(&forced), before, "nothing written");
+
+    // DEST holding the only base, without `--force`: the thin artifact would not replace it,
+    // so that is the refusal (exit 5), not a base it could not use anyway.
+    let only = artifacts.parent("only-base");
+    install_base(&artifacts.v1, &only.join("1"), &python);
+    let before = snapshot(&only);
+    let (code, json, stderr) = install_with(&artifacts.thin, &only.join("1"), &python.path, &[]);
+    assert_eq!(code, 5, "{json}\n{stderr}");
+    assert!(stderr.contains("use --force to replace it"), "{stderr}");
+    assert_eq!(snapshot(&only), before, "nothing written");
 }
 
 /// A crafted thin artifact whose husk is unsafe (its RECORD skeleton names `../../../pyvenv.cfg`,

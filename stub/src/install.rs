@@ -150,9 +150,9 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
 
     // 2. The wheels the interpreter will get, and the releases beside DEST their files may be
     // linked from; a thin artifact's left-out wheels must be among those.
-    let (mut plan, mut candidates) = match early {
-        Some(early) => early.map_err(|failure| blame_fairly(&mut payload, failure))?,
-        None => {
+    let planned = match early {
+        Some(early) => early.map_err(|failure| blame_fairly(&mut payload, failure)),
+        None => (|| {
             let plan = plan::choose(payload.manifest(), &interpreter)
                 .map_err(|error| blame_fairly(&mut payload, error.into()))?;
             let candidates = match unchanged {
@@ -166,8 +166,23 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &[],
                 )?,
             };
-            (plan, candidates)
+            Ok((plan, candidates))
+        })(),
+    };
+    // A thin artifact's base missing, at a DEST this run would refuse without `--force`
+    // anyway: the refusal is the answer (exit 5), not a base it would not get to use.
+    let (mut plan, mut candidates) = match planned {
+        Err(failure)
+            if failure.code == code::MACHINE
+                && payload.manifest().thin_from.is_some()
+                && !cli.force =>
+        {
+            match inspect_destination(&destination, &digest, &interpreter, false) {
+                Ok(Existing::Conflict(reason)) => return Err(refused(&destination, &reason)),
+                _ => return Err(failure),
+            }
         }
+        planned => planned?,
     };
 
     if verified {
@@ -201,15 +216,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             );
             None
         }
-        Existing::Conflict(reason) if !cli.force => {
-            return Err(Failure::new(
-                code::CONFLICT,
-                format!(
-                    "{} {reason}; refusing to touch it (use --force to replace it)",
-                    destination.display()
-                ),
-            ));
-        }
+        Existing::Conflict(reason) if !cli.force => return Err(refused(&destination, &reason)),
         existing => {
             let replace = matches!(existing, Existing::Conflict(_) | Existing::Modified(_));
             if let Existing::Modified(reason) = &existing {
@@ -443,7 +450,7 @@ fn switch(
     // The release LINK named before: `--keep` keeps it. (Read and replaced under LINK's lock,
     // so that an `--activate` of LINK at the same time is either before or after both.)
     let link_lock = link.and_then(lock::hold_link);
-    let previous = link.and_then(|link| pysfx_release::status::link_end(link).ok());
+    let previous = link.and_then(|link| served_by(link, destination));
     let link_moved = match link {
         Some(link) => {
             let already = pysfx_release::link::points_at(link, destination);
@@ -543,6 +550,24 @@ fn switch(
         report
     });
     Ok((link_moved, pruned))
+}
+
+/// DEST holding what this run may not replace without `--force` (exit 5).
+fn refused(destination: &Path, reason: &str) -> Failure {
+    Failure::new(
+        code::CONFLICT,
+        format!(
+            "{} {reason}; refusing to touch it (use --force to replace it)",
+            destination.display()
+        ),
+    )
+}
+
+/// The release beside DEST that LINK serves: the end of LINK's chain of links, or the release
+/// that end lies in (`current -> releases/4/mysite` serves `releases/4`).
+pub(crate) fn served_by(link: &Path, destination: &Path) -> Option<PathBuf> {
+    let end = pysfx_release::status::link_end(link).ok()?;
+    Some(release_holding(&end, destination).unwrap_or(end))
 }
 
 /// The directory beside DEST that `link` lies inside, if any (its real path, links in LINK's
@@ -1368,7 +1393,7 @@ fn link_candidates(
     interpreter: &Interpreter,
     passed_over: &[PathBuf],
 ) -> Result<Vec<Candidate>, Failure> {
-    let preferred = link.and_then(|link| pysfx_release::status::link_end(link).ok());
+    let preferred = link.and_then(|link| served_by(link, destination));
     let left_out: Vec<(&str, &str)> = (plan.wheels.iter())
         .filter(|entry| entry.from_base)
         .filter_map(|entry| Some((entry.sha256.as_str(), entry.record_sha256.as_deref()?)))

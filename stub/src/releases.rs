@@ -287,7 +287,7 @@ fn activate(cli: &Cli, destination: &Path) -> Result<(), Failure> {
     // that moved LINK (the record in DEST's lock file). Read and replaced under LINK's lock,
     // as a deploy's switch is.
     let link_lock = crate::lock::hold_link(&link);
-    let previous = pysfx_release::status::link_end(&link).ok();
+    let previous = crate::install::served_by(&link, &destination);
     // Recorded before LINK leaves it (LINK stays where it is when it cannot be).
     let already = pysfx_release::link::points_at(&link, &destination);
     if let Some(previous) = (previous.as_deref())

@@ -78,15 +78,21 @@ pub fn link_end(link: &Path) -> Result<PathBuf, ReleaseError> {
 /// receipts. LINK must point at a release of `app` (or at nothing that exists any more).
 pub fn status(link: &Path, app: &str) -> Result<Status, ReleaseError> {
     let target = link_end(link)?;
-    if let Err(error @ ReleaseError::OtherApp { .. }) = release::open(&target, app) {
-        return Err(error);
-    }
-    let directory = target.parent().unwrap_or(Path::new("/"));
+    // A link into a release (`current -> releases/4/mysite`) serves that release.
+    let served = match release::open(&target, app) {
+        Err(error @ ReleaseError::OtherApp { .. }) => return Err(error),
+        Ok(_) => target.clone(),
+        Err(_) => (target.ancestors().skip(1))
+            .find(|at| at.parent().is_some() && release::open(at, app).is_ok())
+            .unwrap_or(&target)
+            .to_path_buf(),
+    };
+    let directory = served.parent().unwrap_or(Path::new("/"));
     if !directory.is_dir() {
         // The error below names the directory; say where it comes from.
         tracing::warn!("{} points at {}", link.display(), target.display());
     }
-    let current = std::fs::metadata(&target).ok().map(|m| (m.dev(), m.ino()));
+    let current = std::fs::metadata(&served).ok().map(|m| (m.dev(), m.ino()));
     let mut releases = Vec::new();
     for (name, path, receipt) in releases_in(directory, app)? {
         // Complete as `--activate` would take it: another user's release where others may
