@@ -132,6 +132,31 @@ fn a_parent_that_cannot_be_made_is_named() {
     assert!(listing(&closed).is_empty());
 }
 
+/// DEST's parent a link that leads nowhere (`releases -> /mnt/app/releases` before that
+/// volume is mounted) or in a loop, or a file: each is named as what DEST cannot be made below,
+/// exit 5, and nothing is made.
+#[test]
+fn a_parent_that_is_no_directory_is_named() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let python = host_python();
+    std::os::unix::fs::symlink("nowhere", work.path().join("dangling")).expect("link");
+    std::os::unix::fs::symlink("loop-b", work.path().join("loop-a")).expect("link");
+    std::os::unix::fs::symlink("loop-a", work.path().join("loop-b")).expect("link");
+    std::fs::write(work.path().join("file"), "x").expect("file");
+    for parent in ["dangling", "loop-a", "file"] {
+        let parent = work.path().join(parent);
+        let before = listing(work.path());
+        let destination = parent.join("releases/1");
+        let (code, json, stderr) = install_with(&artifact, &destination, &python, &[]);
+        assert_eq!(code, 5, "{json}\n{stderr}");
+        let named = format!("{} is ", parent.display());
+        assert!(stderr.contains(&named), "{stderr}");
+        assert!(stderr.contains("cannot be made below it"), "{stderr}");
+        assert_eq!(listing(work.path()), before);
+    }
+}
+
 /// Two artifacts of one app with different payloads.
 fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
     let first = raw_artifact(

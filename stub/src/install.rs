@@ -382,15 +382,23 @@ impl MadeParents {
         let mut builder = std::fs::DirBuilder::new();
         std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o775);
         builder.create(parent).map_err(|error| {
-            // Something that is not a directory where one is needed: say which.
-            let blocking = (parent.ancestors()).find(|directory| {
-                std::fs::metadata(directory).is_ok_and(|metadata| !metadata.is_dir())
+            // Something that is not a directory where one is needed: say which. A link that
+            // leads nowhere (a volume not mounted yet) or in a loop is one too.
+            let blocking = (parent.ancestors()).find_map(|directory| {
+                match std::fs::metadata(directory) {
+                    Ok(metadata) if !metadata.is_dir() => Some("not a directory"),
+                    Err(_) if std::fs::symlink_metadata(directory).is_ok() => {
+                        Some("a symbolic link that leads to no directory")
+                    }
+                    _ => None,
+                }
+                .map(|what| (directory, what))
             });
             match blocking {
-                Some(file) => Failure::new(
+                Some((file, what)) => Failure::new(
                     code::CONFLICT,
                     format!(
-                        "{} is not a directory, so DEST {} cannot be made below it",
+                        "{} is {what}, so DEST {} cannot be made below it",
                         file.display(),
                         destination.display()
                     ),
