@@ -392,6 +392,24 @@ fn a_local_project_packs_reproducibly_without_source_date_epoch() {
     let (_, stderr) = pack_logged(&root.join("fourth.sfx"), "022");
     assert!(stderr.contains("mylib/build exists"), "{stderr}");
     assert_eq!(litter(&project), ["build"]);
+    // The project named by a `file:` URL is the same project: nothing left there either.
+    std::fs::remove_dir_all(project.join("build")).expect("remove build/");
+    for line in [
+        format!("mylib @ file://{}", project.display()),
+        "file:./mylib".into(),
+    ] {
+        std::fs::write(
+            root.join("requirements.txt"),
+            format!(
+                "--no-index\n--find-links {}\n{line}\n",
+                bootstrap_wheels(11).display()
+            ),
+        )
+        .expect("write requirements");
+        let (url, _) = pack_logged(&root.join("url.sfx"), "022");
+        assert_eq!(litter(&project), Vec::<String>::new(), "{line}");
+        assert!(url == first, "{line}: another artifact than ./mylib's");
+    }
 }
 
 /// `command` run by `sh` under `umask` (the test process's own umask is every test's).

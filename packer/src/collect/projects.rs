@@ -78,9 +78,14 @@ fn local_projects(requirements: &Requirements) -> Vec<PathBuf> {
             let Source::Build(build) = requirements::classify(spec, is_dir, is_file) else {
                 continue;
             };
-            let path = match &build.extras {
-                Some(extras) => build.requirement.strip_suffix(extras.as_str()),
-                None => Some(build.requirement.as_str()),
+            // `./mylib[extra]`, or a `file:` URL to it (`mylib @ file:///abs/mylib`).
+            let path = match requirements::file_url_path(&build.requirement) {
+                Some(path) => Some(path),
+                None => match &build.extras {
+                    Some(extras) => build.requirement.strip_suffix(extras.as_str()),
+                    None => Some(build.requirement.as_str()),
+                }
+                .map(str::to_string),
             };
             if let Some(path) = path.filter(|path| is_dir(path)) {
                 projects.push(PathBuf::from(path));

@@ -20,7 +20,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use read::option_text;
-pub use source::{classify, named_distribution};
+pub use source::{classify, file_url_path, named_distribution};
 
 /// One option of a line, by its long name (`--requirement`, `--hash`).
 #[derive(Debug, Clone, PartialEq, Eq)]

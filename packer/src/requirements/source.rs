@@ -69,6 +69,70 @@ fn leading_name(text: &str) -> Option<&str> {
     valid.then_some(name)
 }
 
+/// The local directory a `file:` URL names, as pip reads one (`file:///abs/mylib`,
+/// `file://localhost/abs/mylib`, `file:./mylib`, percent-escapes decoded, a
+/// `#subdirectory=` fragment joined on), alone or in a direct reference (`mylib @
+/// file:///abs/mylib`); `None` for anything else.
+pub fn file_url_path(requirement: &str) -> Option<String> {
+    let url = match requirement.split_once('@') {
+        Some((name, url)) if leading_name(name.trim()).is_some() => url.trim(),
+        _ => requirement.trim(),
+    };
+    let scheme_end = url.find(':')?;
+    if !url[..scheme_end].eq_ignore_ascii_case("file") {
+        return None;
+    }
+    let (rest, fragment) = match url[scheme_end + 1..].split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (&url[scheme_end + 1..], None),
+    };
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let path = match rest.strip_prefix("//") {
+        Some(authority_and_path) => {
+            let slash = authority_and_path
+                .find('/')
+                .unwrap_or(authority_and_path.len());
+            let (host, path) = authority_and_path.split_at(slash);
+            if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
+                return None;
+            }
+            path
+        }
+        None => rest,
+    };
+    let mut path = percent_decoded(path)?;
+    let subdirectory = (fragment
+        .into_iter()
+        .flat_map(|fragment| fragment.split('&')))
+    .find_map(|pair| pair.strip_prefix("subdirectory="));
+    if let Some(subdirectory) = subdirectory {
+        path = format!(
+            "{}/{}",
+            path.trim_end_matches('/'),
+            percent_decoded(subdirectory)?
+        );
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape or a result that is no UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            decoded.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
 /// Says where a requirement comes from, as pip's `parse_req_from_line` decides it. `is_dir` and
 /// `is_file` answer for paths relative to the current directory.
 pub fn classify(

@@ -299,3 +299,29 @@ fn named_distributions_of_lines_that_need_no_build() {
         );
     }
 }
+
+#[test]
+fn file_urls_name_their_directories_as_pip_reads_them() {
+    let table: &[(&str, Option<&str>)] = &[
+        ("file:///srv/src/mylib", Some("/srv/src/mylib")),
+        ("FILE://localhost/srv/my%20lib", Some("/srv/my lib")),
+        ("file:./mylib", Some("./mylib")),
+        ("mylib[extra] @ file:///srv/mylib", Some("/srv/mylib")),
+        (
+            "file:///srv/repo#egg=x&subdirectory=lib",
+            Some("/srv/repo/lib"),
+        ),
+        ("file://elsewhere/srv/mylib", None),
+        ("file:///srv/bad%zz", None),
+        ("https://host/mylib.tar.gz", None),
+        ("git+file:///srv/repo", None),
+        ("./mylib", None),
+    ];
+    for (requirement, directory) in table {
+        assert_eq!(
+            file_url_path(requirement).as_deref(),
+            *directory,
+            "{requirement}"
+        );
+    }
+}
