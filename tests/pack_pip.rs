@@ -207,3 +207,87 @@ fn bootstrap_wheels_that_fit_no_set_are_warned_of() {
     let stderr = pack_with(&fitting);
     assert!(!stderr.contains("no bootstrap wheel of pip"), "{stderr}");
 }
+
+/// Two lines that ask for versions no one version meets: the error line is pip's that names
+/// both, not the "ResolutionImpossible: for help visit …" after it, and the hint says what to do.
+#[test]
+fn conflicting_pins_are_named() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    wheel_requiring_python(&root.join("found"), "newdj", "4.2", ">=3");
+    wheel_requiring_python(&root.join("found"), "newdj", "4.3", ">=3");
+    std::fs::write(
+        root.join("requirements.txt"),
+        "--no-index\n--find-links found\nnewdj==4.2\nnewdj==4.3\n",
+    )
+    .expect("write");
+    let (code, stderr) = pack_target(root, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.contains("requirements that conflict")
+            && error.contains("newdj==4.2")
+            && error.contains("newdj==4.3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("align or loosen the pins"), "{stderr}");
+}
+
+/// A local project whose build fails as pip asks it for its requirements (pip's stderr then
+/// names no project): the error says which one pip was at.
+#[test]
+fn a_local_project_that_does_not_build_is_named() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+    for (name, setup) in [
+        (
+            "goodlib",
+            "from setuptools import setup\nsetup(name='goodlib', version='1.0')\n",
+        ),
+        ("badlib", "raise SystemExit('badlib refuses to build')\n"),
+    ] {
+        std::fs::create_dir_all(root.join(name)).expect("mkdir");
+        std::fs::write(root.join(name).join("setup.py"), setup).expect("write");
+        // Offline: setuptools alone (not `wheel`) from the bootstrap wheels.
+        std::fs::write(
+            root.join(name).join("pyproject.toml"),
+            "[build-system]\nrequires = [\"setuptools\"]\n\
+             build-backend = \"setuptools.build_meta\"\n",
+        )
+        .expect("write");
+    }
+    std::fs::write(
+        root.join("requirements.txt"),
+        format!(
+            "--no-index\n--find-links {}\n./goodlib\n./badlib\n",
+            pysfx_e2e::bootstrap_wheels(11).display()
+        ),
+    )
+    .expect("write");
+    let app = make_app(root, "demoapp");
+    let python = pysfx_e2e::python(11);
+    let args = [
+        OsStr::new("--app"),
+        app.as_os_str(),
+        OsStr::new("-r"),
+        OsStr::new("requirements.txt"),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+        OsStr::new("--no-bootstrap"),
+    ];
+    let output = run(pack_command(&args, &root.join("site.sfx")).current_dir(root));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.contains("did not build") && error.contains("./badlib"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix the project's build"), "{stderr}");
+}

@@ -20,6 +20,9 @@ pub enum PipFailure {
     CloneFailed,
     /// A source distribution did not build.
     BuildFailed,
+    /// Two requirements (or a requirement and a constraint) ask for versions of one
+    /// distribution that no one version meets.
+    Conflict,
     /// A disk pip writes to (its downloads and builds in `$TMPDIR`, the wheels in the pack's
     /// work directory, also in `$TMPDIR`) is full.
     NoSpace,
@@ -29,7 +32,7 @@ pub enum PipFailure {
 /// Substrings of pip's messages, by failure, in the order they are tested: a hash or network
 /// failure also ends in "No matching distribution", so those come first. pip 18 (CPython 3.6's)
 /// to pip 24 word them this way.
-const SIGNS: [(PipFailure, &[&str]); 8] = [
+const SIGNS: [(PipFailure, &[&str]); 9] = [
     (
         PipFailure::NoSpace,
         &["No space left on device", "[Errno 28]"],
@@ -86,6 +89,14 @@ const SIGNS: [(PipFailure, &[&str]); 8] = [
             "Could not build wheels for",
             "subprocess-exited-with-error",
             "metadata-generation-failed",
+        ],
+    ),
+    (
+        PipFailure::Conflict,
+        &[
+            "ResolutionImpossible",
+            "conflicting dependencies",
+            "Double requirement given",
         ],
     ),
     (
@@ -171,6 +182,17 @@ pub fn copied(copy: &std::path::Path, original: &std::path::Path) {
 }
 
 /// `text` with each copy's path written as the user's file's.
+/// A line of pip's as the user would write it: "(from line 3 of …/requirements/target/1.txt)"
+/// names pysfx's copy, and so does the "(from -r …/requirements/target/0.txt (line 3))" tail,
+/// which is cut.
+pub fn without_copies(line: &str) -> String {
+    let line = originals(line);
+    match line.split_once(" (from -r ") {
+        Some((before, _)) => before.to_string(),
+        None => line,
+    }
+}
+
 fn originals(text: &str) -> String {
     let copies = COPIES
         .lock()
@@ -196,6 +218,7 @@ impl PipFailure {
             PipFailure::NoMatchingDistribution => "no matching distribution",
             PipFailure::CloneFailed => "a VCS requirement could not be fetched",
             PipFailure::BuildFailed => "a source distribution did not build",
+            PipFailure::Conflict => "requirements that conflict",
             PipFailure::NoSpace => "no space left on a disk pip writes to",
             PipFailure::Other => "pip reported an error",
         }
@@ -247,6 +270,18 @@ impl PipFailure {
                     (lines.iter()).find(|line| SIGNS[5].1.iter().any(|sign| line.contains(sign)))
                 })
                 .copied(),
+            // "Cannot install six==1.16.0 and six==1.17.0 because these package versions have
+            // conflicting dependencies" (pip 20.3 and later), "Double requirement given: …"
+            // (pip 18); not the "ResolutionImpossible: for help visit …" after it.
+            PipFailure::Conflict => lines
+                .iter()
+                .find(|line| line.contains("Cannot install") || line.contains("Double requirement"))
+                .or_else(|| {
+                    lines
+                        .iter()
+                        .find(|line| line.contains("ResolutionImpossible"))
+                })
+                .copied(),
             PipFailure::BuildFailed | PipFailure::Other => lines
                 .iter()
                 .rev()
@@ -255,13 +290,8 @@ impl PipFailure {
                 .copied(),
         }?;
         let line = line.strip_prefix("ERROR: ").unwrap_or(line);
-        // "(from line 3 of …/requirements/target/1.txt)" names pysfx's copy: the user's file.
-        let line = &originals(line);
-        // "(from -r …/requirements/target/0.txt (line 3))" names pysfx's copy of the file.
-        let line = match line.split_once(" (from -r ") {
-            Some((before, _)) => before,
-            None => line,
-        };
+        let line = without_copies(line);
+        let line = line.as_str();
         let mut cut: String = line.chars().take(300).collect();
         if line.chars().count() > 300 {
             cut.push('…');
@@ -316,10 +346,15 @@ impl PipFailure {
                 format!("a local project or sdist did not build for {name}: pip's output says why")
             }
             (PipFailure::BuildFailed, _) => format!(
-                "pip found no wheel it could use for {python} and building the sdist failed: \
-                 install its build dependencies (a compiler, headers), or collect with --target \
-                 cpXY-manylinux2014_x86_64 to take binary wheels only"
+                "a local project, or an sdist pip took for want of a wheel for {python}, did \
+                 not build: fix the project's build, or install the sdist's build dependencies \
+                 (a compiler, headers) or collect with --target cpXY-manylinux2014_x86_64 to \
+                 take binary wheels only"
             ),
+            (PipFailure::Conflict, _) => "no one version meets every requirement on that \
+                 distribution (lines of -r files, a -c constraint, or what another requires): \
+                 align or loosen the pins pip's line names"
+                .into(),
             (PipFailure::NoSpace, _) => "free space where pip writes: $TMPDIR (its downloads, \
                  builds and the pack's work directory; df -h \"${TMPDIR:-/tmp}\"), or point \
                  TMPDIR at a larger disk"
@@ -458,6 +493,20 @@ mod tests {
             ),
             (BUILD, PipFailure::BuildFailed, "cext"),
             (
+                "ERROR: Cannot install six==1.16.0 and six==1.17.0 because these package \
+                 versions have conflicting dependencies.\nThe conflict is caused by:\n    The \
+                 user requested six==1.16.0\nERROR: ResolutionImpossible: for help visit \
+                 https://pip.pypa.io/en/latest/topics/dependency-resolution/\n",
+                PipFailure::Conflict,
+                "six==1.16.0 and six==1.17.0",
+            ),
+            (
+                "Double requirement given: six==1.17.0 (from -r r.txt (line 2)) (already in \
+                 six==1.16.0 (from -r r.txt (line 1)), name='six')\n",
+                PipFailure::Conflict,
+                "six==1.17.0",
+            ),
+            (
                 "ERROR: Could not install packages due to an OSError: [Errno 28] No space left \
                  on device\n",
                 PipFailure::NoSpace,
@@ -526,6 +575,7 @@ mod tests {
             PipFailure::NoMatchingDistribution,
             PipFailure::CloneFailed,
             PipFailure::BuildFailed,
+            PipFailure::Conflict,
             PipFailure::NoSpace,
             PipFailure::Other,
         ] {

@@ -246,15 +246,29 @@ fn with_umask_022(command: &mut Command) {
     }
 }
 
-/// pip's verbosity: quiet unless `-v` asked for pip's full output (`-vv`: pip's `-v` too).
+/// pip's verbosity: its own (`-vv`: pip's `-v` too). Its output is shown only with `-v`; without,
+/// its stdout is still read for the project it was working on when it failed (`Processing
+/// ./mylib`), which `-q` would not print.
 pub(crate) fn pip_verbosity() -> &'static str {
     if tracing::enabled!(tracing::Level::TRACE) {
         "-v"
-    } else if tracing::enabled!(tracing::Level::DEBUG) {
-        "--progress-bar=off"
     } else {
-        "-q"
+        "--progress-bar=off"
     }
+}
+
+/// Whether a line of pip's stdout says which project or distribution it is at: the last such
+/// line before a failed build names what did not build (pip's stderr, when a project's
+/// metadata cannot be made, names none).
+fn names_the_work(line: &str) -> bool {
+    [
+        "Processing ",
+        "Collecting ",
+        "Obtaining ",
+        "Building wheel for ",
+    ]
+    .iter()
+    .any(|start| line.starts_with(start))
 }
 
 /// What is kept of pip's stderr to classify a failure: its last 1 MiB.
@@ -277,17 +291,24 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
     crate::interrupt::child_started(child.id());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let forwarder = std::thread::spawn(move || {
-        let Some(mut stdout) = stdout else { return };
-        let mut buffer = [0u8; 8192];
-        while let Ok(read) = stdout.read(&mut buffer) {
+    let forwarder = std::thread::spawn(move || -> Option<String> {
+        let mut at = None;
+        let mut stdout = std::io::BufReader::new(stdout?);
+        let mut line = Vec::new();
+        while let Ok(read) = std::io::BufRead::read_until(&mut stdout, b'\n', &mut line) {
             if read == 0 {
                 break;
             }
             if verbose {
-                let _ = std::io::stderr().write_all(&buffer[..read]);
+                let _ = std::io::stderr().write_all(&line);
             }
+            let text = String::from_utf8_lossy(&line);
+            if names_the_work(text.trim()) {
+                at = Some(text.trim().chars().take(300).collect());
+            }
+            line.clear();
         }
+        at
     });
     let mut kept: Vec<u8> = Vec::new();
     if let Some(mut stderr) = stderr {
@@ -305,7 +326,7 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
             }
         }
     }
-    let _ = forwarder.join();
+    let working_on: Option<String> = forwarder.join().ok().flatten();
     let status = child.wait();
     crate::interrupt::child_done(child.id());
     let status = status.with_context(|| format!("cannot run {what}"))?;
@@ -318,6 +339,14 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
         .telling_line(&text)
         .map(|line| format!(": {line}"))
         .unwrap_or_default();
+    // What it was building, unless pip's line names it already.
+    let told = match (failure, working_on) {
+        (pipfail::PipFailure::BuildFailed, Some(at)) => {
+            let at = pipfail::without_copies(&at);
+            format!(" (pip was at: {at}){told}")
+        }
+        _ => told,
+    };
     let more = if verbose {
         "pip's output is above"
     } else {
