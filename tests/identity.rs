@@ -181,6 +181,24 @@ fn the_app_version_defaults_to_git_describe_in_a_work_tree() {
         json_of(&mut inspect(&artifact, true))["app_version"],
         "2024.06"
     );
+    // A work tree, but no git on PATH to read it: a warning saying so, not silence.
+    let no_git = root.join("no-git-here");
+    std::fs::create_dir_all(&no_git).expect("mkdir");
+    let output = run(pack_command(
+        &[
+            OsStr::new("--app"),
+            app.as_os_str(),
+            OsStr::new("--no-bootstrap"),
+        ],
+        &root.join("no-git.sfx"),
+    )
+    .env("PATH", &no_git));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--app is in a git work tree") && stderr.contains("git cannot be run"),
+        "{stderr}"
+    );
     // A work tree git refuses to read (another user's, "dubious ownership", as in CI
     // containers): a warning quoting git, not silence.
     let chowned = run(Command::new("chown").args(["-R", "65534"]).arg(&app));

@@ -329,8 +329,9 @@ fn check_links(files: &[TreeFile], prefix: &str, flag: &str, root: &Path) -> Res
     )
 }
 
-/// The files that look like local secrets (`.env`, `.env.*`, `*.pem`, `*.key`), by payload
-/// name: packed, but named in a warning. Links too: `.env` linked to `envs/prod` is read as
+/// The files that look like local secrets (`.env`, `.env.*`, `*.pem`, `*.key`, and SSH's
+/// private keys `id_rsa`, `id_dsa`, `id_ecdsa`, `id_ed25519` and their `-sk` kinds), by
+/// payload name: packed, but named in a warning. Links too: `.env` linked to `envs/prod` is read as
 /// `.env` once installed.
 pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
     files
@@ -347,10 +348,21 @@ pub fn secret_looking(files: &[TreeFile]) -> Vec<&str> {
                 || base.starts_with(".env.")
                 || base.ends_with(".pem")
                 || base.ends_with(".key")
+                || SSH_PRIVATE_KEYS.contains(&base.as_str())
         })
         .map(|file| file.name.as_str())
         .collect()
 }
+
+/// The names ssh-keygen gives private keys (their `.pub` halves are public).
+const SSH_PRIVATE_KEYS: [&str; 6] = [
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "id_ecdsa_sk",
+    "id_ed25519_sk",
+];
 
 /// The app's files Python would import as `loadenv` from the app directory (`loadenv.py`, a
 /// `loadenv/` package, an extension module): with the app directory on `PYTHONPATH`, ahead of
@@ -473,6 +485,8 @@ mod tests {
             file("app/certs/server.key"),
             file("app/certs/OTHER.PEM"),
             file("app/certs/Deploy.Key"),
+            file("app/deploy/id_ed25519"),
+            file("app/deploy/id_ed25519.pub"),
             file("app/settings.py"),
             file("app/environment"),
             file("app/keys.txt"),
@@ -493,6 +507,7 @@ mod tests {
                 "app/certs/server.key",
                 "app/certs/OTHER.PEM",
                 "app/certs/Deploy.Key",
+                "app/deploy/id_ed25519",
                 "app/linked/.env"
             ]
         );

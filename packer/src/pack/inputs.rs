@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use tracing::{debug, info, warn};
 
+use crate::appfiles::shown;
 use crate::collect::{self, ParsedTarget};
 use crate::elf::{self, GlibcVersion};
 use crate::floor;
@@ -84,11 +85,12 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
         }
         return Ok(Some(version.clone()));
     }
-    // What git printed on stdout, or (failing) the first line of its error. The app's own
+    // What git printed on stdout, or (failing) the first line of its error (`None`: git could
+    // not be run). The app's own
     // work tree, whatever repository the environment names (a git hook runs with `GIT_DIR`
     // set): git's per-repository variables (`git rev-parse --local-env-vars`, but for the
     // configuration ones, which may say `safe.directory`) are cleared.
-    let git = |arguments: &[&str]| -> std::result::Result<String, String> {
+    let git = |arguments: &[&str]| -> std::result::Result<String, Option<String>> {
         let mut command = std::process::Command::new("git");
         for variable in GIT_REPOSITORY_VARIABLES {
             command.env_remove(variable);
@@ -101,25 +103,43 @@ pub(crate) fn app_version(args: &PackArgs) -> Result<Option<String>> {
             .args(arguments)
             .stdin(std::process::Stdio::null())
             .output()
-            // No git at all: as no work tree.
-            .map_err(|_| String::new())?;
+            .map_err(|_| None)?;
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
         let stderr = String::from_utf8_lossy(&output.stderr);
         match output.status.success() {
             true => Ok(stdout),
-            false => Err(stderr.lines().next().unwrap_or_default().trim().to_string()),
+            false => Err(Some(
+                stderr.lines().next().unwrap_or_default().trim().to_string(),
+            )),
         }
     };
     match git(&["rev-parse", "--is-inside-work-tree"]) {
         Ok(inside) if inside == "true" => {}
         // Not a work tree, or no git: nothing to say but at -v.
         Ok(_) => return Ok(None),
-        Err(error) if error.is_empty() || error.contains("not a git repository") => {
+        // No git to ask: said when the app looks like a work tree (a `.git` in it or above).
+        Err(None) => {
+            let repository = (args.app.canonicalize().ok()).and_then(|app| {
+                app.ancestors()
+                    .map(|at| at.join(".git"))
+                    .find(|git| git.exists())
+            });
+            match repository {
+                Some(repository) => warn!(
+                    "--app is in a git work tree ({}), but git cannot be run to tell its \
+                     version; no app version recorded (install git, or give --app-version)",
+                    shown(&repository)
+                ),
+                None => debug!("--app is not in a git work tree (and no git); no app version"),
+            }
+            return Ok(None);
+        }
+        Err(Some(error)) if error.is_empty() || error.contains("not a git repository") => {
             debug!("--app is not in a git work tree; no app version");
             return Ok(None);
         }
         // A work tree git refuses to read ("detected dubious ownership", in CI containers).
-        Err(error) => {
+        Err(Some(error)) => {
             warn!(
                 "git cannot tell the app's version ({}); no app version recorded (give \
                  --app-version)",
