@@ -134,8 +134,8 @@ fn logs_escape_what_they_quote_and_the_environment_is_not_passed_over() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("$PYSFX_PYTHON is not valid UTF-8"),
-        "{stderr}"
+        stderr.contains("$PYSFX_PYTHON is not valid UTF-8 (\"/usr/bin/python3\\xFF\")"),
+        "the byte shown as --python's is: {stderr}"
     );
     assert!(!destination.exists());
 

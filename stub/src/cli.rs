@@ -320,8 +320,7 @@ impl Cli {
     pub fn check_python_variable(&self) -> Result<(), String> {
         match std::env::var("PYSFX_PYTHON") {
             Err(std::env::VarError::NotUnicode(value)) if self.python.is_none() => Err(format!(
-                "$PYSFX_PYTHON is not valid UTF-8 ({:?}); give --python a path that is",
-                value.to_string_lossy()
+                "$PYSFX_PYTHON is not valid UTF-8 ({value:?}); give --python a path that is"
             )),
             _ => Ok(()),
         }
