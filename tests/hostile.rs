@@ -1059,3 +1059,83 @@ fn an_artifact_listing_one_name_twice_is_refused_naming_it() {
     );
     assert_verify_refuses(&artifact, "twice");
 }
+
+/// Byte-code a wheel ships beside its source (`foo/__pycache__/mod.cpython-311.pyc`, its
+/// header naming the fixed mtime sources get when byte-code is compiled at pack time, and the
+/// source's size) is what Python would run in place of the source, whatever the source says,
+/// hidden from a review of the source. pip's install compiles over it; the release's byte-code
+/// is likewise compiled from its sources (at pack time, or at install), or there is none
+/// (`--no-compile`): the source runs.
+#[test]
+fn byte_code_a_wheel_ships_never_runs_in_place_of_its_source() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let python = pysfx_e2e::python(11);
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).expect("mkdir");
+    let script = r#"
+import base64, hashlib, importlib.util, marshal, struct, sys, zipfile
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+source = b'print("the source")\n'
+code = marshal.dumps(compile('print("the shipped byte-code")\n', "mod.py", "exec"))
+header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, 315532800, len(source))
+files = {
+    "foo/__init__.py": b"",
+    "foo/mod.py": source,
+    "foo/__pycache__/mod.cpython-311.pyc": header + code,
+    "foo/__pycache__/mod.cpython-311.opt-1.pyc": header + code,
+    "foo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n",
+    "foo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = "".join(f"{name},{digest(data)},{len(data)}\n" for name, data in files.items())
+with zipfile.ZipFile(sys.argv[1] + "/foo-1.0-py3-none-any.whl", "w") as wheel:
+    for name, data in files.items():
+        wheel.writestr(name, data)
+    wheel.writestr("foo-1.0-dist-info/RECORD".replace("-dist", ".dist"), record + "foo-1.0.dist-info/RECORD,,\n")
+"#;
+    let made = run(std::process::Command::new(&python.path)
+        .args(["-c", script])
+        .arg(&wheels));
+    assert!(made.status.success(), "{made:?}");
+    let app = pysfx_e2e::make_app(&work.path().join("src"), "demoapp");
+    let pack = |name: &str, compiled: bool| {
+        let mut args = vec![
+            std::ffi::OsStr::new("--app"),
+            app.as_os_str(),
+            std::ffi::OsStr::new("--wheels"),
+            wheels.as_os_str(),
+            std::ffi::OsStr::new("--no-bootstrap"),
+        ];
+        if compiled {
+            args.extend([std::ffi::OsStr::new("--python"), python.path.as_os_str()]);
+        }
+        pysfx_e2e::pack(&args, &work.path().join(name))
+    };
+    let compiled = pack("compiled.sfx", true);
+    let plain = pack("plain.sfx", false);
+    let no_compile = [std::ffi::OsStr::new("--no-compile")];
+    for (artifact, release, extra) in [
+        (&compiled, "1", &[][..]),
+        (&compiled, "2", &no_compile[..]),
+        (&plain, "3", &[][..]),
+    ] {
+        let destination = work.path().join("releases").join(release);
+        let (code, json, stderr) = install_with(artifact, &destination, &python.path, extra);
+        assert_eq!(code, 0, "{json}\n{stderr}");
+        for flags in [&[][..], &["-O"][..]] {
+            let output = run(
+                std::process::Command::new(destination.join("venv/bin/python"))
+                    .args(flags)
+                    .args(["-c", "import foo.mod"]),
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout),
+                "the source\n",
+                "release {release} {flags:?}: {output:?}"
+            );
+        }
+        let check = [std::ffi::OsStr::new("--check"), destination.as_os_str()];
+        let (code, report, _) = pysfx_e2e::run_json(artifact, &check);
+        assert_eq!(code, 0, "release {release}: {report}");
+    }
+}

@@ -60,7 +60,8 @@ const MAX_RECORD_BYTES: u64 = 64 << 20;
 /// The rows of the wheel `filename`'s RECORD in this payload (a wheel stored whole, not a
 /// thin artifact's husk) that an install copies unchanged into the installed RECORD — files
 /// outside `<name>.data/`, with a hash, but for the dist-info's own RECORD, INSTALLER,
-/// REQUESTED and direct_url.json — and the name of its `.dist-info` directory. `None` when the
+/// REQUESTED and direct_url.json, and the byte-code the wheel ships (never installed) — and
+/// the name of its `.dist-info` directory. `None` when the
 /// payload holds no such wheel or its RECORD cannot be read.
 pub fn kept_record_rows(
     payload: &mut Payload,
@@ -105,7 +106,8 @@ pub fn kept_record_rows(
         .into_iter()
         .filter(|row| {
             let data = (row.path.split_once('/')).is_some_and(|(top, _)| top.ends_with(".data"));
-            !row.hash.is_empty() && !data && !own.contains(&row.path)
+            let shipped_pyc = crate::wheel::cached_source(&row.path).is_some();
+            !row.hash.is_empty() && !data && !own.contains(&row.path) && !shipped_pyc
         })
         .collect();
     Some((dist_info, rows))

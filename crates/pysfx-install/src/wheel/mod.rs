@@ -18,6 +18,7 @@ mod scheme;
 pub(crate) use linked::{has_fresh_mode, is_ours};
 
 pub use linked::{LinkSource, Origin};
+pub(crate) use prepare::cached_source;
 pub(crate) use prepare::check_husk_members;
 pub(crate) use prepare::check_husk_record_size;
 pub use prepare::{prepare_husk, prepare_wheel, MAX_BASE_RECORD_BYTES, MAX_HUSK_RECORD_BYTES};

@@ -113,6 +113,12 @@ fn prepare<R: Read + Seek + Clone + ReadAt>(
         refuse_ghost_rows(&wheel, &info, &scheme)?;
     }
     refuse_foreign_bytecode(&wheel, &planned, &destinations)?;
+    // The wheel's own byte-code is not installed: a `.pyc` shipped beside its source runs in
+    // its place whenever its header matches the source (as the fixed mtime of sources whose
+    // byte-code was compiled at pack time lets it), whatever the source says. pip's install
+    // compiles over it; the release's byte-code is compiled from the sources it installs (at
+    // pack time, or at install), or there is none (`--no-compile`).
+    planned.retain(|plan| cached_source(&plan.destination).is_none());
     let launchers = plan_launchers(&wheel, &scripts, &info, layout, &mut destinations)?;
     let unpacked_bytes = unpacked;
     Ok(PreparedWheel {
@@ -674,7 +680,7 @@ fn refuse_foreign_bytecode(
 
 /// The source whose byte-code `destination` would be: `x/__pycache__/m.cpython-311.pyc` (or
 /// `….opt-1.pyc`) → `x/m.py`.
-fn cached_source(destination: &str) -> Option<String> {
+pub(crate) fn cached_source(destination: &str) -> Option<String> {
     let (directory, file) = destination.rsplit_once('/')?;
     let parent = directory.strip_suffix("__pycache__")?;
     if !(parent.is_empty() || parent.ends_with('/')) {
