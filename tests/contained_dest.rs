@@ -276,7 +276,10 @@ fn a_force_run_killed_between_its_renames_loses_nothing() {
     assert!(copied.status.success(), "{copied:?}");
     let (code, _, stderr) = install_with(&first, &destination, &python, &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("holds a release: left alone"), "{stderr}");
+    assert!(
+        stderr.contains("holds a release, and the process its name ends with runs: left alone"),
+        "{stderr}"
+    );
     assert!(alive.join("pysfx-receipt.json").is_file());
     // A copy of another release planted as what a killed `--force` of DEST moved aside is not
     // put back as DEST: its receipt names where it was installed.
