@@ -237,7 +237,7 @@ fn conflicting_pins_are_named() {
 }
 
 /// A local project whose build fails as pip asks it for its requirements (pip's stderr then
-/// names no project): the error says which one pip was at.
+/// names no project), before another builds: the error says which one failed.
 #[test]
 fn a_local_project_that_does_not_build_is_named() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -262,7 +262,7 @@ fn a_local_project_that_does_not_build_is_named() {
     std::fs::write(
         root.join("requirements.txt"),
         format!(
-            "--no-index\n--find-links {}\n./goodlib\n./badlib\n",
+            "--no-index\n--find-links {}\n./badlib\n./goodlib\n",
             pysfx_e2e::bootstrap_wheels(11).display()
         ),
     )

@@ -282,7 +282,20 @@ impl PipFailure {
                         .find(|line| line.contains("ResolutionImpossible"))
                 })
                 .copied(),
-            PipFailure::BuildFailed | PipFailure::Other => lines
+            // pip's line naming what did not build, else its last error line.
+            PipFailure::BuildFailed => lines
+                .iter()
+                .find(|line| {
+                    line.contains("Failed building wheel for")
+                        || line.contains("Could not build wheels for")
+                })
+                .or_else(|| {
+                    (lines.iter().rev())
+                        .find(|line| line.starts_with("ERROR:") || line.starts_with("error:"))
+                })
+                .or(lines.last())
+                .copied(),
+            PipFailure::Other => lines
                 .iter()
                 .rev()
                 .find(|line| line.starts_with("ERROR:") || line.starts_with("error:"))

@@ -257,18 +257,34 @@ pub(crate) fn pip_verbosity() -> &'static str {
     }
 }
 
-/// Whether a line of pip's stdout says which project or distribution it is at: the last such
-/// line before a failed build names what did not build (pip's stderr, when a project's
-/// metadata cannot be made, names none).
-fn names_the_work(line: &str) -> bool {
-    [
-        "Processing ",
-        "Collecting ",
-        "Obtaining ",
-        "Building wheel for ",
-    ]
-    .iter()
-    .any(|start| line.starts_with(start))
+/// What pip's stdout says it was working on when a step first failed: the line of the step
+/// that failed when it names its project (`Building wheel for badlib (pyproject.toml):
+/// finished with status 'error'`, pip 18's `Running setup.py bdist_wheel for badlib ...
+/// error`), else the last line before it that names one (`Processing ./badlib`): pip's
+/// stderr, when a project's metadata cannot be made, names none.
+#[derive(Default)]
+struct FirstFailure {
+    at: Option<String>,
+    failed: Option<String>,
+}
+
+impl FirstFailure {
+    fn read(&mut self, line: &str) {
+        if self.failed.is_some() {
+            return;
+        }
+        let names = |starts: &[&str]| starts.iter().any(|start| line.starts_with(start));
+        let failed = line.contains("status 'error'") || line.ends_with("... error");
+        if failed {
+            let step = names(&["Building wheel for ", "Running setup.py "]);
+            self.failed = match step {
+                true => Some(line.chars().take(300).collect()),
+                false => self.at.take(),
+            };
+        } else if names(&["Processing ", "Collecting ", "Obtaining "]) {
+            self.at = Some(line.chars().take(300).collect());
+        }
+    }
 }
 
 /// What is kept of pip's stderr to classify a failure: its last 1 MiB.
@@ -292,7 +308,7 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let forwarder = std::thread::spawn(move || -> Option<String> {
-        let mut at = None;
+        let mut first = FirstFailure::default();
         let mut stdout = std::io::BufReader::new(stdout?);
         let mut line = Vec::new();
         while let Ok(read) = std::io::BufRead::read_until(&mut stdout, b'\n', &mut line) {
@@ -302,13 +318,10 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
             if verbose {
                 let _ = std::io::stderr().write_all(&line);
             }
-            let text = String::from_utf8_lossy(&line);
-            if names_the_work(text.trim()) {
-                at = Some(text.trim().chars().take(300).collect());
-            }
+            first.read(String::from_utf8_lossy(&line).trim());
             line.clear();
         }
-        at
+        first.failed
     });
     let mut kept: Vec<u8> = Vec::new();
     if let Some(mut stderr) = stderr {
@@ -339,7 +352,7 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
         .telling_line(&text)
         .map(|line| format!(": {line}"))
         .unwrap_or_default();
-    // What it was building, unless pip's line names it already.
+    // What it was building when a step first failed.
     let told = match (failure, working_on) {
         (pipfail::PipFailure::BuildFailed, Some(at)) => {
             let at = pipfail::without_copies(&at);
@@ -357,4 +370,54 @@ pub(crate) fn run_pip(mut command: Command, what: &str, run: PipRun<'_>) -> Resu
         failure.summary(),
         failure.hint(&run)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_failure(lines: &[&str]) -> Option<String> {
+        let mut first = FirstFailure::default();
+        for line in lines {
+            first.read(line);
+        }
+        first.failed
+    }
+
+    #[test]
+    fn the_first_step_that_failed_names_what_did_not_build() {
+        // pip 23: a project's requirements could not be had; another was processed before.
+        let metadata = [
+            "Processing ./goodlib",
+            "Preparing metadata (pyproject.toml): finished with status 'done'",
+            "Processing ./badlib",
+            "Getting requirements to build wheel: finished with status 'error'",
+        ];
+        assert_eq!(
+            first_failure(&metadata).as_deref(),
+            Some("Processing ./badlib")
+        );
+        // pip 23: the failed build is not the last one pip ran.
+        let build = [
+            "Processing ./badbuild",
+            "Processing ./goodlib",
+            "Building wheel for badbuild (pyproject.toml): finished with status 'error'",
+            "Building wheel for goodlib (pyproject.toml): finished with status 'done'",
+        ];
+        assert_eq!(
+            first_failure(&build).as_deref(),
+            Some("Building wheel for badbuild (pyproject.toml): finished with status 'error'")
+        );
+        // pip 18: a download after the project, then its build failing.
+        let pip18 = [
+            "Processing ./needsix",
+            "Collecting six==1.16.0",
+            "Running setup.py bdist_wheel for needsix ... error",
+        ];
+        assert_eq!(
+            first_failure(&pip18).as_deref(),
+            Some("Running setup.py bdist_wheel for needsix ... error")
+        );
+        assert_eq!(first_failure(&["Collecting six", "Saved ./six.whl"]), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! What a wheel set accepts (its interpreter's tags and version), the `--wheels` wheels that
 //! join it, and the check that every requirement line reached it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -96,10 +96,10 @@ pub fn check_requirements_present(
     requirements: &Requirements,
     built: Option<&BuiltLines>,
 ) -> Result<()> {
-    let present: HashSet<String> = files
+    let present: HashMap<String, pysfx_wheel::WheelFilename> = files
         .iter()
         .filter_map(|file| wheel_filename(file).ok())
-        .map(|filename| filename.name)
+        .map(|filename| (filename.name.clone(), filename))
         .collect();
     for (file_index, file, line, spec, source) in requirement_lines(requirements) {
         let has_marker = match &source {
@@ -113,7 +113,7 @@ pub fn check_requirements_present(
             .and_then(|built| built.names.get(&(file_index, line.number)).cloned())
             .or_else(|| requirements::named_distribution(spec, &source));
         let Some(name) = name else { continue };
-        if !present.contains(&pysfx_wheel::normalize_name(&name)) {
+        let Some(collected) = present.get(&pysfx_wheel::normalize_name(&name)) else {
             bail!(
                 "-r {} line {}: {}: pip collected no wheel of {name} for the wheel set \
                      {set_name}; every requirement must reach the artifact",
@@ -121,6 +121,25 @@ pub fn check_requirements_present(
                 line.number,
                 line.raw
             );
+        };
+        // And of a version the line takes: pip 18's resolver lets a -c constraint win over a
+        // pin without a word, and every install of the artifact would then refuse the set.
+        let requirement = match &source {
+            Source::Named(_) => pysfx_wheel::Requirement::parse(spec).ok(),
+            _ => None,
+        };
+        if let Some(requirement) = requirement.filter(|r| r.url.is_none() && r.has_specifiers()) {
+            if !requirement.is_met_by(&collected.version) {
+                bail!(
+                    "-r {} line {}: {}: pip collected {name} {} for the wheel set {set_name}, \
+                     which the line does not take (a -c constraint, or another requirement, \
+                     asks for that one); every requirement must reach the artifact",
+                    file.path.display(),
+                    line.number,
+                    line.raw,
+                    collected.raw_version
+                );
+            }
         }
     }
     Ok(())
@@ -225,6 +244,33 @@ mod tests {
         let message = error.to_string();
         assert!(
             message.contains("requirements.txt line 1: Django>=4") && message.contains("cp311"),
+            "{message}"
+        );
+    }
+
+    /// pip 18's resolver lets a `-c` constraint win over a pin without a word: the set's wheel
+    /// of the pinned distribution must be of a version the line takes.
+    #[test]
+    fn a_requirement_the_sets_version_does_not_meet_is_named() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let file = directory.path().join("requirements.txt");
+        std::fs::write(&file, "six==1.16.0\nidna>=3,<4\n").expect("write");
+        let requirements = Requirements::read(std::slice::from_ref(&file)).expect("read");
+        let set = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(PathBuf::from).collect() };
+        let met = set(&[
+            "/w/six-1.16.0-py2.py3-none-any.whl",
+            "/w/idna-3.7-py3-none-any.whl",
+        ]);
+        check_requirements_present("cp36", &met, &requirements, None).expect("met");
+        let constrained = set(&[
+            "/w/six-1.17.0-py2.py3-none-any.whl",
+            "/w/idna-3.7-py3-none-any.whl",
+        ]);
+        let error = check_requirements_present("cp36", &constrained, &requirements, None)
+            .expect_err("six 1.17.0 is no 1.16.0");
+        let message = error.to_string();
+        assert!(
+            message.contains("line 1: six==1.16.0: pip collected six 1.17.0"),
             "{message}"
         );
     }
