@@ -1114,6 +1114,62 @@ fn a_compile_worker_that_dies_is_named_with_its_last_words() {
     assert_no_litter(&work.path().join("releases"), "a compile worker that dies");
 }
 
+/// A compile worker that stalls part-way through an answer (half its line, or its line and
+/// fewer bytes of code than it announced) is given up on at the compile timeout as one that
+/// never answers is (exit 4); and a worker that compiles and exits but leaves a `setsid`
+/// child holding its stderr does not keep the install waiting for that child.
+#[test]
+fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = small_artifact(work.path());
+    for (name, worker) in [
+        ("half-a-line", "read line; printf 10; sleep 1013"),
+        (
+            "short-code",
+            "read line; echo '100 0 0'; printf abc; sleep 1013",
+        ),
+    ] {
+        let wrapper = compile_wrapper(work.path(), name, worker);
+        let destination = work.path().join("releases").join(name);
+        let started = Instant::now();
+        let output = run(Command::new("timeout")
+            .arg("100")
+            .arg(&artifact)
+            .arg("-d")
+            .arg(&destination)
+            .arg("--python")
+            .arg(&wrapper)
+            .env("PYSFX_COMPILE_TIMEOUT", "2"));
+        // (Or, from the worker that had no file to answer for, its end by SIGPIPE once
+        // its pipes closed: the interpreter's fault too.)
+        assert_eq!(output.status.code(), Some(4), "{name}: {output:?}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{name}");
+        assert!(!destination.exists(), "{name}");
+    }
+    let wrapper = compile_wrapper(
+        work.path(),
+        "leaves-a-daemon",
+        "setsid sleep 1014 >/dev/null 2>&2 </dev/null &",
+    );
+    let destination = work.path().join("releases/daemon");
+    let started = Instant::now();
+    let output = run(Command::new("timeout")
+        .arg("100")
+        .arg(&artifact)
+        .arg("-d")
+        .arg(&destination)
+        .arg("--python")
+        .arg(&wrapper)
+        .env("PYSFX_COMPILE_TIMEOUT", "2"));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{output:?}");
+    let _ = Command::new("pkill").args(["-f", "sleep 1014"]).status();
+    assert_no_litter(
+        &work.path().join("releases"),
+        "a compile worker that stalls",
+    );
+}
+
 /// An address-space limit (`ulimit -v`): one too small for any install is refused before
 /// anything is written (exit 4, naming it), where an allocation failing midway would abort
 /// the run and leave its tree; 96 MiB is enough (the allocator keeps to one arena under such

@@ -391,18 +391,32 @@ impl Worker {
     ) -> (Option<Failed>, Vec<WrittenPyc>) {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
-        // Errors are read on their own thread, so a full pipe cannot stall the worker.
+        // Errors are read on their own thread, so a full pipe cannot stall the worker; they
+        // are handed over with a time limit, so that a child the worker left holding the pipe
+        // (a wrapper's `setsid` daemon) cannot keep the install waiting for its end.
         let errors = child.stderr.take().and_then(|mut stderr| {
+            let said: Said = Arc::default();
+            let slot = Arc::clone(&said);
             std::thread::Builder::new()
                 .spawn(move || {
                     let mut text = String::new();
                     let _ = stderr.read_to_string(&mut text);
-                    text
+                    let (text_slot, ready) = &*slot;
+                    *text_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+                    ready.notify_all();
                 })
                 .ok()
+                .map(|_| said)
         });
         let fed = match (stdin, stdout) {
-            (Some(stdin), Some(stdout)) => self.feed(stdin, BufReader::new(stdout), on_compiled),
+            (Some(stdin), Some(stdout)) => {
+                let answers = Answers {
+                    stdout,
+                    deadline: std::time::Instant::now(),
+                    timeout: answer_timeout(),
+                };
+                self.feed(stdin, BufReader::new(answers), on_compiled)
+            }
             _ => Err(Stop::Worker("no pipe to the worker".into())),
         };
         // The worker exits once its stdin is closed (dropped by `feed`); stop it first if the
@@ -430,8 +444,16 @@ impl Worker {
             Some(status) => Ok(status),
             None => child.wait(),
         };
+        // Once the worker is gone its stderr ends, unless something it started holds it.
         let stderr = errors
-            .and_then(|thread| thread.join().ok())
+            .and_then(|said| {
+                let (text, ready) = &*said;
+                let text = text.lock().unwrap_or_else(|p| p.into_inner());
+                let (mut text, _) = ready
+                    .wait_timeout_while(text, STDERR_GRACE, |text| text.is_none())
+                    .unwrap_or_else(|p| p.into_inner());
+                text.take()
+            })
             .unwrap_or_default();
         let fed = match (fed, exited) {
             (Ok(()), None) => Err(Stop::Worker(format!(
@@ -479,12 +501,11 @@ impl Worker {
     fn feed(
         &mut self,
         mut stdin: ChildStdin,
-        mut stdout: BufReader<ChildStdout>,
+        mut stdout: BufReader<Answers>,
         on_compiled: &(dyn Fn() + Sync),
     ) -> Result<(), Stop> {
         let mut in_flight: VecDeque<CompileJob> = VecDeque::new();
         let mut line = String::new();
-        let timeout = answer_timeout();
         loop {
             while in_flight.len() < IN_FLIGHT {
                 // Waits for a job only when the worker has nothing to do.
@@ -513,9 +534,8 @@ impl Worker {
             };
             stdin.flush().map_err(stopped)?;
             line.clear();
-            if stdout.buffer().is_empty() {
-                wait_for_answer(stdout.get_ref(), timeout)?;
-            }
+            // The whole answer (its line and its code) within the time, from now.
+            stdout.get_mut().deadline = std::time::Instant::now() + stdout.get_ref().timeout;
             match stdout.read_line(&mut line) {
                 Ok(0) => return Err(stopped(std::io::ErrorKind::UnexpectedEof.into())),
                 Ok(_) => {}
@@ -660,9 +680,47 @@ fn wait_for_answer(stdout: &ChildStdout, timeout: Duration) -> Result<(), String
 /// install reads it as the machine's fault ([`VenvError::Compile`]).
 pub const INTERPRETER_ENDED: &str = "the venv's interpreter, compiling, ended";
 
-/// Why feeding a worker failed on its side: its pipes broke or it stopped mid-answer.
+/// Why feeding a worker failed on its side: its pipes broke, it stopped mid-answer, or it
+/// gave no whole answer in time (said as [`Answers`] says it).
 fn stopped(error: std::io::Error) -> Stop {
-    Stop::Worker(format!("a worker stopped answering: {error}"))
+    match error.kind() {
+        std::io::ErrorKind::TimedOut => Stop::Worker(error.to_string()),
+        _ => Stop::Worker(format!("a worker stopped answering: {error}")),
+    }
+}
+
+/// What a worker's stderr held, handed over by the thread that read it.
+type Said = Arc<(Mutex<Option<String>>, Condvar)>;
+
+/// How long a worker's stderr is waited for once the worker is gone.
+const STDERR_GRACE: Duration = Duration::from_secs(2);
+
+/// A worker's stdout, each read waiting only until the deadline of the answer being read: an
+/// answer must come whole within the timeout, not only its first byte (a worker that stalls
+/// mid-answer would hang the install).
+struct Answers {
+    stdout: ChildStdout,
+    deadline: std::time::Instant,
+    timeout: Duration,
+}
+
+impl Read for Answers {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        wait_for_answer(&self.stdout, left).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "a compile worker gave no answer for {} s (the interpreter hangs; \
+                     {COMPILE_TIMEOUT_VARIABLE} sets the time, in seconds)",
+                    self.timeout.as_secs()
+                ),
+            )
+        })?;
+        self.stdout.read(buffer)
+    }
 }
 
 /// Reads and drops the `length` bytes of an answer not written.
