@@ -157,6 +157,46 @@ fn a_parent_that_is_no_directory_is_named() {
     }
 }
 
+/// A leftover named with this run's own process id (each deploy in a fresh PID namespace gets
+/// the killed one's id) that the run may not remove — a copy of a release installed
+/// elsewhere, here — is left, and the run builds its tree under another free name beside it
+/// rather than failing on "File exists".
+#[test]
+fn a_leftover_under_the_runs_own_name_does_not_block_it() {
+    if !is_root()
+        || run(Command::new("unshare").args(["-pf", "--mount-proc", "true"]))
+            .status
+            .code()
+            != Some(0)
+    {
+        println!("skipped: needs root and unshare(1) for a PID namespace");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifact = good_artifact(work.path());
+    let python = host_python();
+    let elsewhere = work.path().join("elsewhere/1");
+    let (code, _, stderr) = install_with(&artifact, &elsewhere, &python, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let releases = work.path().join("releases");
+    std::fs::create_dir_all(&releases).expect("mkdir");
+    // The artifact is process 1 of its namespace.
+    let leftover = releases.join(".1.pysfx-tmp-1");
+    let copied = run(Command::new("cp").arg("-a").arg(&elsewhere).arg(&leftover));
+    assert!(copied.status.success(), "{copied:?}");
+    let output = run(Command::new("unshare")
+        .args(["-pf", "--mount-proc"])
+        .arg(&artifact)
+        .arg("-d")
+        .arg(releases.join("1"))
+        .arg("--python")
+        .arg(&python));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(releases.join("1/pysfx-receipt.json").is_file());
+    assert!(leftover.join("pysfx-receipt.json").is_file(), "left alone");
+}
+
 /// Two artifacts of one app with different payloads.
 fn two_releases(work: &Path) -> (PathBuf, PathBuf) {
     let first = raw_artifact(

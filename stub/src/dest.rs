@@ -364,11 +364,34 @@ const RELEASES_DEPTH: usize = 3;
 const RELEASES_LOOKED_AT: usize = 20_000;
 
 pub(crate) fn sibling(destination: &Path, kind: &str) -> PathBuf {
+    numbered_sibling(destination, kind, "")
+}
+
+/// [`sibling`], or, when something is already there (what a run killed in another PID
+/// namespace left under this run's own id, and the next run could not remove: a release
+/// installed elsewhere, a mount below it), the first of `.<name>.pysfx-<kind>-<n>-<pid>` (`n`
+/// from 1 to 9) that is free: such a leftover never blocks a run. The process id stays last,
+/// where readers of leftovers' names look for it. (Callers hold DEST's lock: no other run
+/// makes these names meanwhile.)
+pub(crate) fn free_sibling(destination: &Path, kind: &str) -> PathBuf {
+    (1..=9)
+        .map(|n| format!("{n}-"))
+        .fold(
+            sibling(destination, kind),
+            |free, number| match std::fs::symlink_metadata(&free).is_err() {
+                true => free,
+                false => numbered_sibling(destination, kind, &number),
+            },
+        )
+}
+
+fn numbered_sibling(destination: &Path, kind: &str, number: &str) -> PathBuf {
     let name = destination
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    destination.with_file_name(format!(".{name}.pysfx-{kind}-{}", std::process::id()))
+    let pid = std::process::id();
+    destination.with_file_name(format!(".{name}.pysfx-{kind}-{number}{pid}"))
 }
 
 /// Swaps two paths atomically with `renameat2(RENAME_EXCHANGE)`. `Ok(false)` when the kernel

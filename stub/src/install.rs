@@ -18,8 +18,8 @@ use tracing::{info, warn};
 use crate::artifact::open_self;
 use crate::dest::{
     absolute_path, check_free_space, check_path_lengths, check_replaceable, check_shared_symlinks,
-    check_unmodified, check_unmounted, exchange, inspect_destination, remove_stale_siblings,
-    sibling, Existing, Needed,
+    check_unmodified, check_unmounted, exchange, free_sibling, inspect_destination,
+    remove_stale_siblings, Existing, Needed,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -829,7 +829,7 @@ fn build(
     replace: bool,
     phases: &mut Phases,
 ) -> Result<Built, Failure> {
-    let temporary = sibling(destination, "tmp");
+    let temporary = free_sibling(destination, "tmp");
     signals::register(temporary.clone());
     // Removed, on failure, through its descriptor only (see `HeldDirectory::remove`): the
     // name may hold another user's directory by then.
@@ -900,7 +900,7 @@ fn build(
     // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
     // leaves `.<name>.pysfx-old-<pid>`, which the next run puts back (see
     // `remove_stale_siblings`).
-    let old = sibling(destination, "old");
+    let old = free_sibling(destination, "old");
     let renamed = signals::with_registry(|trees| -> Result<PathBuf, Failure> {
         if replace {
             match exchange(&temporary, destination) {
