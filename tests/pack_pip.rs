@@ -8,6 +8,14 @@ use std::path::Path;
 
 use pysfx_e2e::{make_app, pack_command, run, tiny_wheel, wheel_requiring_python};
 
+/// The `error: …` line of a pack's stderr.
+fn error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .expect("an error line")
+}
+
 /// Packs `--target 3.6` for `requirements.txt` under `root`, with `extra` options; returns
 /// (exit code, stderr).
 fn pack_target(root: &Path, extra: &[&str]) -> (Option<i32>, String) {
@@ -41,10 +49,7 @@ fn a_requires_python_miss_gets_its_own_hint_and_pips_text_only_with_v() {
     .expect("write");
     let (code, stderr) = pack_target(root, &[]);
     assert_eq!(code, Some(1), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|line| line.starts_with("error: "))
-        .expect("an error line");
+    let error = error_line(&stderr);
     assert!(
         error.contains("no version for this Python (Requires-Python)")
             && error.contains("newdj")
@@ -223,10 +228,7 @@ fn conflicting_pins_are_named() {
     .expect("write");
     let (code, stderr) = pack_target(root, &[]);
     assert_eq!(code, Some(1), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|line| line.starts_with("error: "))
-        .expect("an error line");
+    let error = error_line(&stderr);
     assert!(
         error.contains("requirements that conflict")
             && error.contains("newdj==4.2")
@@ -281,10 +283,7 @@ fn a_local_project_that_does_not_build_is_named() {
     let output = run(pack_command(&args, &root.join("site.sfx")).current_dir(root));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let error = stderr
-        .lines()
-        .find(|line| line.starts_with("error: "))
-        .expect("an error line");
+    let error = error_line(&stderr);
     assert!(
         error.contains("did not build") && error.contains("./badlib"),
         "{stderr}"

@@ -1122,6 +1122,17 @@ fn a_compile_worker_that_dies_is_named_with_its_last_words() {
 fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up() {
     let work = tempfile::tempdir().expect("tempdir");
     let artifact = small_artifact(work.path());
+    // The install with `wrapper` as the interpreter, given up on after 100 s.
+    let install = |wrapper: &Path, destination: &Path| {
+        run(Command::new("timeout")
+            .arg("100")
+            .arg(&artifact)
+            .arg("-d")
+            .arg(destination)
+            .arg("--python")
+            .arg(wrapper)
+            .env("PYSFX_COMPILE_TIMEOUT", "2"))
+    };
     for (name, worker) in [
         ("half-a-line", "read line; printf 10; sleep 1013"),
         (
@@ -1132,14 +1143,7 @@ fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up()
         let wrapper = compile_wrapper(work.path(), name, worker);
         let destination = work.path().join("releases").join(name);
         let started = Instant::now();
-        let output = run(Command::new("timeout")
-            .arg("100")
-            .arg(&artifact)
-            .arg("-d")
-            .arg(&destination)
-            .arg("--python")
-            .arg(&wrapper)
-            .env("PYSFX_COMPILE_TIMEOUT", "2"));
+        let output = install(&wrapper, &destination);
         // (Or, from the worker that had no file to answer for, its end by SIGPIPE once
         // its pipes closed: the interpreter's fault too.)
         assert_eq!(output.status.code(), Some(4), "{name}: {output:?}");
@@ -1153,14 +1157,7 @@ fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up()
     );
     let destination = work.path().join("releases/daemon");
     let started = Instant::now();
-    let output = run(Command::new("timeout")
-        .arg("100")
-        .arg(&artifact)
-        .arg("-d")
-        .arg(&destination)
-        .arg("--python")
-        .arg(&wrapper)
-        .env("PYSFX_COMPILE_TIMEOUT", "2"));
+    let output = install(&wrapper, &destination);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(started.elapsed() < Duration::from_secs(60), "{output:?}");
     let _ = Command::new("pkill").args(["-f", "sleep 1014"]).status();
