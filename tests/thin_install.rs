@@ -603,6 +603,37 @@ fn a_wheel_that_lost_a_path_in_the_base_is_carried_when_nothing_wins_it_again() 
     }
 }
 
+/// A wheel that ships byte-code beside a source (numpy does), left out of the thin v2: no
+/// release holds that byte-code (the release's is its own), so the husk carries it, and the
+/// thin release beside v1 is the full one.
+#[test]
+fn a_left_out_wheel_that_ships_byte_code_installs_beside_its_base() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let app = make_app(root.path(), "demoapp");
+    let v1_wheels = root.path().join("wheels-1");
+    let v2_wheels = root.path().join("wheels-2");
+    let wheel = "shipspyc-1.0-py3-none-any.whl";
+    for (directory, aaa) in [(&v1_wheels, "1.0"), (&v2_wheels, "1.1")] {
+        let x_py = format!("A = 'aaa {aaa}'\n");
+        write_wheel(
+            directory,
+            "aaa",
+            aaa,
+            &[("common/x.py", x_py.as_bytes(), 0o644)],
+        );
+        std::fs::copy(
+            pysfx_e2e::contained_wheels().join(wheel),
+            directory.join(wheel),
+        )
+        .expect("copy the wheel");
+    }
+    let v1 = pack_v1(&app, &v1_wheels, root.path());
+    let (thin, _) = pack_thin(&app, &v1, &v2_wheels, root.path());
+    assert_eq!(left_out(&thin), [wheel]);
+    let full = pack_ok(&app, "2.0", &v2_wheels, &[], &root.path().join("full.sfx"));
+    assert_thin_release_is_the_full_one(root.path(), [&v1, &thin, &full], "A = 'aaa 1.1'\n");
+}
+
 #[test]
 fn thin_without_its_base_exits_4_and_writes_nothing() {
     let artifacts = Artifacts::pack();

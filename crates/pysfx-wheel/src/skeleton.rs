@@ -126,9 +126,13 @@ fn is_compiled(path: &str) -> bool {
 
 /// What a husk carries of a wheel, beside RECORD's skeleton: what a release of the wheel
 /// cannot give back as shipped — `.data/scripts/` (their `#!python` line is rewritten),
-/// `.data/headers/` (whose place names the distribution as METADATA spells it) and RECORD's
-/// signatures (which RECORD does not list).
+/// `.data/headers/` (whose place names the distribution as METADATA spells it), RECORD's
+/// signatures (which RECORD does not list) and the byte-code the wheel ships in `__pycache__`
+/// (never installed: a release holds its own).
 pub fn husk_carries(member: &str, dist_info: &str) -> bool {
+    if is_compiled(member) {
+        return true;
+    }
     let Some((top, rest)) = member.split_once('/') else {
         return false;
     };
@@ -157,8 +161,9 @@ pub fn data_member(member: &str) -> Option<&str> {
     (top.ends_with(".data") && !rest.is_empty()).then_some(rest)
 }
 
-/// The paths [`site_rows`] of a release of a wheel holds, told from the wheel's file members:
-/// where the install puts each one inside site-packages (PEP 427's scheme: a member at the top,
+/// The paths [`site_rows`] of a release of a wheel holds, told from the wheel's file members
+/// (but the byte-code it ships, never installed): where the install puts each one inside
+/// site-packages (PEP 427's scheme: a member at the top,
 /// or one under `.data/purelib/` or `.data/platlib/`), sorted as the release writes RECORD.
 /// `None` when the names alone cannot tell: a `.data/data/` member (its place may be inside
 /// site-packages, by the interpreter's version), another scheme than the four, a place twice.
@@ -167,15 +172,20 @@ pub fn site_paths<'a>(
     dist_info: &str,
 ) -> Option<Vec<String>> {
     let mut paths = Vec::new();
+    // Nor the byte-code the wheel ships, which a release never holds (it holds its own).
+    let shipped = |path: &str| is_compiled(path);
     for member in members {
         if installers_own(member, dist_info) {
             continue;
         }
         let Some(rest) = data_member(member) else {
-            paths.push(member.to_string());
+            if !shipped(member) {
+                paths.push(member.to_string());
+            }
             continue;
         };
         match rest.split_once('/')? {
+            ("purelib" | "platlib", path) if shipped(path) => {}
             ("purelib" | "platlib", path) => paths.push(path.to_string()),
             ("scripts" | "headers", _) => {}
             _ => return None,
@@ -524,6 +534,9 @@ mod tests {
             ("tool-1.0.dist-info", false),
             ("other-2.0.dist-info/METADATA", false),
             ("tool/scripts/run", false),
+            ("tool/__pycache__/x.cpython-311.pyc", true),
+            ("tool/__pycache__/x.cpython-311.opt-1.pyc", true),
+            ("tool/x.pyc", false),
             ("README", false),
         ];
         for (member, expected) in cases {
