@@ -1161,6 +1161,21 @@ fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up()
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(started.elapsed() < Duration::from_secs(60), "{output:?}");
     let _ = Command::new("pkill").args(["-f", "sleep 1014"]).status();
+    // One whose child floods its stderr for as long as the run lasts: only the end of it is
+    // kept (the run succeeds within 256 MiB of address space). (Not beside the release above,
+    // which it would link its byte-code from, compiling nothing.)
+    let wrapper = compile_wrapper(work.path(), "floods", "(yes flood-1015 >&2 &)");
+    let destination = work.path().join("elsewhere/floods");
+    let output = run(Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 262144 && exec timeout 100 \"$0\" -d \"$1\" --python \"$2\"")
+        .arg(&artifact)
+        .arg(&destination)
+        .arg(&wrapper));
+    let _ = Command::new("pkill")
+        .args(["-f", "yes flood-1015"])
+        .status();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_no_litter(
         &work.path().join("releases"),
         "a compile worker that stalls",

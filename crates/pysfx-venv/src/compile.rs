@@ -399,8 +399,16 @@ impl Worker {
             let slot = Arc::clone(&said);
             std::thread::Builder::new()
                 .spawn(move || {
-                    let mut text = String::new();
-                    let _ = stderr.read_to_string(&mut text);
+                    // Only its last words are told: a worker that floods stderr is not kept.
+                    let mut kept = Vec::new();
+                    let mut buffer = [0u8; 8192];
+                    while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                        kept.extend_from_slice(&buffer[..read]);
+                        if kept.len() > 2 * STDERR_KEPT {
+                            kept.drain(..kept.len() - STDERR_KEPT);
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&kept).into_owned();
                     let (text_slot, ready) = &*slot;
                     *text_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
                     ready.notify_all();
@@ -691,6 +699,9 @@ fn stopped(error: std::io::Error) -> Stop {
 
 /// What a worker's stderr held, handed over by the thread that read it.
 type Said = Arc<(Mutex<Option<String>>, Condvar)>;
+
+/// The most of a worker's stderr kept (its end).
+const STDERR_KEPT: usize = 64 * 1024;
 
 /// How long a worker's stderr is waited for once the worker is gone.
 const STDERR_GRACE: Duration = Duration::from_secs(2);
