@@ -195,6 +195,30 @@ fn a_leftover_under_the_runs_own_name_does_not_block_it() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(releases.join("1/pysfx-receipt.json").is_file());
     assert!(leftover.join("pysfx-receipt.json").is_file(), "left alone");
+    // All ten names this run may build under taken so: refused, naming them (exit 5).
+    for name in std::iter::once(".2.pysfx-tmp-1".to_string())
+        .chain((1..=9).map(|n| format!(".2.pysfx-tmp-{n}-1")))
+    {
+        let copied = run(Command::new("cp")
+            .arg("-a")
+            .arg(&elsewhere)
+            .arg(releases.join(name)));
+        assert!(copied.status.success(), "{copied:?}");
+    }
+    let output = run(Command::new("unshare")
+        .args(["-pf", "--mount-proc"])
+        .arg(&artifact)
+        .arg("-d")
+        .arg(releases.join("2"))
+        .arg("--python")
+        .arg(&python));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains(".2.pysfx-tmp-1 and the nine names after it"),
+        "{stderr}"
+    );
+    assert!(!releases.join("2").exists());
 }
 
 /// Two artifacts of one app with different payloads.

@@ -370,19 +370,25 @@ pub(crate) fn sibling(destination: &Path, kind: &str) -> PathBuf {
 /// [`sibling`], or, when something is already there (what a run killed in another PID
 /// namespace left under this run's own id, and the next run could not remove: a release
 /// installed elsewhere, a mount below it), the first of `.<name>.pysfx-<kind>-<n>-<pid>` (`n`
-/// from 1 to 9) that is free: such a leftover never blocks a run. The process id stays last,
-/// where readers of leftovers' names look for it. (Callers hold DEST's lock: no other run
-/// makes these names meanwhile.)
-pub(crate) fn free_sibling(destination: &Path, kind: &str) -> PathBuf {
-    (1..=9)
-        .map(|n| format!("{n}-"))
-        .fold(
-            sibling(destination, kind),
-            |free, number| match std::fs::symlink_metadata(&free).is_err() {
-                true => free,
-                false => numbered_sibling(destination, kind, &number),
-            },
-        )
+/// from 1 to 9) that is free; with all ten taken, a refusal naming the first (exit 5). The
+/// process id stays last, where readers of leftovers' names look for it. (Callers hold
+/// DEST's lock: no other run makes these names meanwhile.)
+pub(crate) fn free_sibling(destination: &Path, kind: &str) -> Result<PathBuf, Failure> {
+    let first = sibling(destination, kind);
+    std::iter::once(first.clone())
+        .chain((1..=9).map(|n| numbered_sibling(destination, kind, &format!("{n}-"))))
+        .find(|name| std::fs::symlink_metadata(name).is_err())
+        .ok_or_else(|| {
+            Failure::new(
+                code::CONFLICT,
+                format!(
+                    "{} and the nine names after it (…-1-{pid} to …-9-{pid}) are taken by what \
+                     killed runs left and this run may not remove: remove them",
+                    first.display(),
+                    pid = std::process::id()
+                ),
+            )
+        })
 }
 
 fn numbered_sibling(destination: &Path, kind: &str, number: &str) -> PathBuf {

@@ -829,7 +829,7 @@ fn build(
     replace: bool,
     phases: &mut Phases,
 ) -> Result<Built, Failure> {
-    let temporary = free_sibling(destination, "tmp");
+    let temporary = free_sibling(destination, "tmp")?;
     signals::register(temporary.clone());
     // Removed, on failure, through its descriptor only (see `HeldDirectory::remove`): the
     // name may hold another user's directory by then.
@@ -900,7 +900,7 @@ fn build(
     // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
     // leaves `.<name>.pysfx-old-<pid>`, which the next run puts back (see
     // `remove_stale_siblings`).
-    let old = free_sibling(destination, "old");
+    let old = free_sibling(destination, "old")?;
     let renamed = signals::with_registry(|trees| -> Result<PathBuf, Failure> {
         if replace {
             match exchange(&temporary, destination) {
