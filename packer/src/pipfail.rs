@@ -89,6 +89,8 @@ const SIGNS: [(PipFailure, &[&str]); 9] = [
             "Could not build wheels for",
             "subprocess-exited-with-error",
             "metadata-generation-failed",
+            // pip 18's, for a project whose metadata could not be made.
+            "python setup.py egg_info\" failed",
         ],
     ),
     (
@@ -505,6 +507,11 @@ mod tests {
                 "the requirement Django",
             ),
             (BUILD, PipFailure::BuildFailed, "cext"),
+            (
+                "Command \"python setup.py egg_info\" failed with error code 1 in /tmp/p/\n",
+                PipFailure::BuildFailed,
+                "egg_info",
+            ),
             (
                 "ERROR: Cannot install six==1.16.0 and six==1.17.0 because these package \
                  versions have conflicting dependencies.\nThe conflict is caused by:\n    The \

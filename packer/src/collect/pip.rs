@@ -274,7 +274,10 @@ impl FirstFailure {
             return;
         }
         let names = |starts: &[&str]| starts.iter().any(|start| line.starts_with(start));
-        let failed = line.contains("status 'error'") || line.ends_with("... error");
+        // pip 18 prints a failed command's output after "Complete output from command …".
+        let failed = line.contains("status 'error'")
+            || line.ends_with("... error")
+            || line.starts_with("Complete output from command");
         if failed {
             let step = names(&["Building wheel for ", "Running setup.py "]);
             self.failed = match step {
@@ -407,6 +410,16 @@ mod tests {
         assert_eq!(
             first_failure(&build).as_deref(),
             Some("Building wheel for badbuild (pyproject.toml): finished with status 'error'")
+        );
+        // pip 18: a project whose metadata could not be made.
+        let pip18_metadata = [
+            "Processing ./goodlib",
+            "Processing ./badmeta",
+            "Complete output from command python setup.py egg_info:",
+        ];
+        assert_eq!(
+            first_failure(&pip18_metadata).as_deref(),
+            Some("Processing ./badmeta")
         );
         // pip 18: a download after the project, then its build failing.
         let pip18 = [
