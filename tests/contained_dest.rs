@@ -219,6 +219,34 @@ fn a_leftover_under_the_runs_own_name_does_not_block_it() {
         "{stderr}"
     );
     assert!(!releases.join("2").exists());
+    // The names a replaced DEST would be moved to all taken: refused before the tree is built,
+    // and nothing of it left (every container's entrypoint is process 1).
+    let (_, second) = two_releases(work.path());
+    for name in std::iter::once(".1.pysfx-old-1".to_string())
+        .chain((1..=9).map(|n| format!(".1.pysfx-old-{n}-1")))
+    {
+        let copied = run(Command::new("cp")
+            .arg("-a")
+            .arg(&elsewhere)
+            .arg(releases.join(name)));
+        assert!(copied.status.success(), "{copied:?}");
+    }
+    let before = listing(&releases);
+    let output = run(Command::new("unshare")
+        .args(["-pf", "--mount-proc"])
+        .arg(&second)
+        .arg("-d")
+        .arg(releases.join("1"))
+        .arg("--python")
+        .arg(&python)
+        .arg("--force"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains(".1.pysfx-old-1 and the nine names after it"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&releases), before, "{stderr}");
 }
 
 /// Two artifacts of one app with different payloads.

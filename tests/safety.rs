@@ -1176,6 +1176,19 @@ fn a_compile_worker_that_stalls_mid_answer_or_leaves_a_daemon_holds_nothing_up()
         .args(["-f", "yes flood-1015"])
         .status();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
+    // One that dies after a last line of 100 KB: the message gives its end, not all of it.
+    let wrapper = compile_wrapper(
+        work.path(),
+        "long-last-words",
+        "head -c 100000 /dev/zero | tr '\\0' y >&2; echo ' LAST-WORDS' >&2; exit 7",
+    );
+    let destination = work.path().join("apart/long");
+    let (code, _, stderr) = install_with(&artifact, &destination, &wrapper, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("LAST-WORDS") && stderr.len() < 2000,
+        "{stderr}"
+    );
     assert_no_litter(
         &work.path().join("releases"),
         "a compile worker that stalls",

@@ -830,6 +830,9 @@ fn build(
     phases: &mut Phases,
 ) -> Result<Built, Failure> {
     let temporary = free_sibling(destination, "tmp")?;
+    // Where a replaced DEST goes on a kernel without an atomic exchange: taken before the tree
+    // is built, so that no name in the way refuses a run after it built one.
+    let old = free_sibling(destination, "old")?;
     signals::register(temporary.clone());
     // Removed, on failure, through its descriptor only (see `HeldDirectory::remove`): the
     // name may hold another user's directory by then.
@@ -900,7 +903,6 @@ fn build(
     // on older kernels (CentOS 7's 3.10) it is two renames, and a run killed between them
     // leaves `.<name>.pysfx-old-<pid>`, which the next run puts back (see
     // `remove_stale_siblings`).
-    let old = free_sibling(destination, "old")?;
     let renamed = signals::with_registry(|trees| -> Result<PathBuf, Failure> {
         if replace {
             match exchange(&temporary, destination) {

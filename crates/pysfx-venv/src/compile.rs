@@ -700,8 +700,9 @@ fn stopped(error: std::io::Error) -> Stop {
 /// What a worker's stderr held, handed over by the thread that read it.
 type Said = Arc<(Mutex<Option<String>>, Condvar)>;
 
-/// The most of a worker's stderr kept (its end).
-const STDERR_KEPT: usize = 64 * 1024;
+/// The most of a worker's stderr kept (its end): its last line is told, at most this long (a
+/// line of megabytes is no message).
+const STDERR_KEPT: usize = 256;
 
 /// How long a worker's stderr is waited for once the worker is gone.
 const STDERR_GRACE: Duration = Duration::from_secs(2);
