@@ -180,40 +180,46 @@ fn a_leftover_under_the_runs_own_name_does_not_block_it() {
     assert_eq!(code, 0, "{stderr}");
     let releases = work.path().join("releases");
     std::fs::create_dir_all(&releases).expect("mkdir");
-    // The artifact is process 1 of its namespace.
+    // Copies of the release installed elsewhere under each of `names` beside the releases.
+    let plant = |names: &mut dyn Iterator<Item = String>| {
+        for name in names {
+            let copied = run(Command::new("cp")
+                .arg("-a")
+                .arg(&elsewhere)
+                .arg(releases.join(name)));
+            assert!(copied.status.success(), "{copied:?}");
+        }
+    };
+    // `artifact -d releases/RELEASE --python PY EXTRA…` as process 1 of a new PID namespace:
+    // its exit code and stderr.
+    let install_as_pid_1 = |artifact: &Path, release: &str, extra: &[&str]| {
+        let output = run(Command::new("unshare")
+            .args(["-pf", "--mount-proc"])
+            .arg(artifact)
+            .arg("-d")
+            .arg(releases.join(release))
+            .arg("--python")
+            .arg(&python)
+            .args(extra));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
     let leftover = releases.join(".1.pysfx-tmp-1");
-    let copied = run(Command::new("cp").arg("-a").arg(&elsewhere).arg(&leftover));
-    assert!(copied.status.success(), "{copied:?}");
-    let output = run(Command::new("unshare")
-        .args(["-pf", "--mount-proc"])
-        .arg(&artifact)
-        .arg("-d")
-        .arg(releases.join("1"))
-        .arg("--python")
-        .arg(&python));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    plant(&mut std::iter::once(".1.pysfx-tmp-1".to_string()));
+    let (code, stderr) = install_as_pid_1(&artifact, "1", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(releases.join("1/pysfx-receipt.json").is_file());
     assert!(leftover.join("pysfx-receipt.json").is_file(), "left alone");
     // All ten names this run may build under taken so: refused, naming them (exit 5).
-    for name in std::iter::once(".2.pysfx-tmp-1".to_string())
-        .chain((1..=9).map(|n| format!(".2.pysfx-tmp-{n}-1")))
-    {
-        let copied = run(Command::new("cp")
-            .arg("-a")
-            .arg(&elsewhere)
-            .arg(releases.join(name)));
-        assert!(copied.status.success(), "{copied:?}");
-    }
-    let output = run(Command::new("unshare")
-        .args(["-pf", "--mount-proc"])
-        .arg(&artifact)
-        .arg("-d")
-        .arg(releases.join("2"))
-        .arg("--python")
-        .arg(&python));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    let all_ten = |kind: &str, release: &str| {
+        let first = format!(".{release}.pysfx-{kind}-1");
+        std::iter::once(first)
+            .chain((1..=9).map(move |n| format!(".{release}.pysfx-{kind}-{n}-1")))
+            .collect::<Vec<String>>()
+    };
+    plant(&mut all_ten("tmp", "2").into_iter());
+    let (code, stderr) = install_as_pid_1(&artifact, "2", &[]);
+    assert_eq!(code, Some(5), "{stderr}");
     assert!(
         stderr.contains(".2.pysfx-tmp-1 and the nine names after it"),
         "{stderr}"
@@ -222,26 +228,10 @@ fn a_leftover_under_the_runs_own_name_does_not_block_it() {
     // The names a replaced DEST would be moved to all taken: refused before the tree is built,
     // and nothing of it left (every container's entrypoint is process 1).
     let (_, second) = two_releases(work.path());
-    for name in std::iter::once(".1.pysfx-old-1".to_string())
-        .chain((1..=9).map(|n| format!(".1.pysfx-old-{n}-1")))
-    {
-        let copied = run(Command::new("cp")
-            .arg("-a")
-            .arg(&elsewhere)
-            .arg(releases.join(name)));
-        assert!(copied.status.success(), "{copied:?}");
-    }
+    plant(&mut all_ten("old", "1").into_iter());
     let before = listing(&releases);
-    let output = run(Command::new("unshare")
-        .args(["-pf", "--mount-proc"])
-        .arg(&second)
-        .arg("-d")
-        .arg(releases.join("1"))
-        .arg("--python")
-        .arg(&python)
-        .arg("--force"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    let (code, stderr) = install_as_pid_1(&second, "1", &["--force"]);
+    assert_eq!(code, Some(5), "{stderr}");
     assert!(
         stderr.contains(".1.pysfx-old-1 and the nine names after it"),
         "{stderr}"
