@@ -237,6 +237,10 @@ fn a_leftover_under_the_runs_own_name_does_not_block_it() {
         "{stderr}"
     );
     assert_eq!(listing(&releases), before, "{stderr}");
+    // Those names matter only to a run that replaces DEST: a new release installs.
+    plant(&mut all_ten("old", "3").into_iter());
+    let (code, stderr) = install_as_pid_1(&artifact, "3", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// Two artifacts of one app with different payloads.

@@ -19,7 +19,7 @@ use crate::artifact::open_self;
 use crate::dest::{
     absolute_path, check_free_space, check_path_lengths, check_replaceable, check_shared_symlinks,
     check_unmodified, check_unmounted, exchange, free_sibling, inspect_destination,
-    remove_stale_siblings, Existing, Needed,
+    remove_stale_siblings, sibling, Existing, Needed,
 };
 use crate::failure::{code, Failure};
 use crate::held::HeldDirectory;
@@ -832,7 +832,10 @@ fn build(
     let temporary = free_sibling(destination, "tmp")?;
     // Where a replaced DEST goes on a kernel without an atomic exchange: taken before the tree
     // is built, so that no name in the way refuses a run after it built one.
-    let old = free_sibling(destination, "old")?;
+    let old = match replace {
+        true => free_sibling(destination, "old")?,
+        false => sibling(destination, "old"),
+    };
     signals::register(temporary.clone());
     // Removed, on failure, through its descriptor only (see `HeldDirectory::remove`): the
     // name may hold another user's directory by then.

@@ -478,11 +478,11 @@ impl Worker {
             (_, Err(Stop::Install(reason, machine))) => Some((reason, machine)),
             // It ended by itself, failing: the interpreter's fault, named as such.
             (Ok(status), Err(Stop::Worker(reason))) if exited.is_some() && !status.success() => {
-                Some(format!(
-                    "{reason}; {INTERPRETER_ENDED} with {status}: {}",
-                    stderr.trim().lines().last().unwrap_or("no message")
+                let last = stderr.trim().lines().last().unwrap_or("no message");
+                Some((
+                    format!("{reason}; {INTERPRETER_ENDED} with {status}: {last}"),
+                    true,
                 ))
-                .map(|reason| (reason, true))
             }
             // It hung, broke its pipes or answered nonsense: the interpreter's fault too.
             (_, Err(Stop::Worker(reason))) => Some((reason, true)),
@@ -621,12 +621,6 @@ enum Stop {
     Install(String, bool),
 }
 
-impl From<String> for Stop {
-    fn from(reason: String) -> Self {
-        Stop::Worker(reason)
-    }
-}
-
 /// Environment variable: how many whole seconds a compile worker may take to answer for one
 /// file (60 by default, as uv's; a worker that never answers would hang the install).
 pub const COMPILE_TIMEOUT_VARIABLE: &str = "PYSFX_COMPILE_TIMEOUT";
@@ -684,8 +678,8 @@ fn wait_for_answer(stdout: &ChildStdout, timeout: Duration) -> Result<(), String
     }
 }
 
-/// How a failure names a compile worker (the venv's interpreter) that ended on its own: the
-/// install reads it as the machine's fault ([`VenvError::Compile`]).
+/// How a failure names a compile worker (the venv's interpreter) that ended on its own (the
+/// machine's fault: [`VenvError::Compile`]'s `machine`).
 pub const INTERPRETER_ENDED: &str = "the venv's interpreter, compiling, ended";
 
 /// Why feeding a worker failed on its side: its pipes broke, it stopped mid-answer, or it
