@@ -112,6 +112,19 @@ fn install_linked(
     result
 }
 
+/// `artifact --activate RELEASE --link LINK --json`: exit code, JSON and stderr.
+fn activate(artifact: &Path, release: &Path, link: &Path) -> (i32, serde_json::Value, String) {
+    json_run(
+        artifact,
+        &[
+            OsStr::new("--activate"),
+            release.as_os_str(),
+            OsStr::new("--link"),
+            link.as_os_str(),
+        ],
+    )
+}
+
 /// A tmpfs mounted for a test, unmounted when dropped.
 struct Mounted(PathBuf);
 
@@ -148,15 +161,7 @@ fn keep_prunes_by_receipt_time_and_status_and_activate_follow() {
         install_linked(&site, &releases.join(format!("r{number}")), &current, &[]);
     }
     // A rollback to r2 before the next deploy: r2 is then the release r7 replaces.
-    let (code, result, stderr) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            releases.join("r2").as_os_str(),
-            OsStr::new("--link"),
-            current.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = activate(&site, &releases.join("r2"), &current);
     assert_eq!(
         (code, &result["changed"]),
         (0, &serde_json::json!(true)),
@@ -344,15 +349,7 @@ fn a_link_inside_dest_through_a_linked_parent_is_refused() {
     assert_eq!(code, 0, "{stderr}");
     let into = work.path().join("into");
     std::os::unix::fs::symlink(releases.join("1/demoapp"), &into).expect("symlink");
-    let (code, result, stderr) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            releases.join("1").as_os_str(),
-            OsStr::new("--link"),
-            into.join("current").as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = activate(&site, &releases.join("1"), &into.join("current"));
     assert_eq!(code, 2, "{result}\n{stderr}");
     assert!(std::fs::symlink_metadata(releases.join("1/demoapp/current")).is_err());
     // `--force` replaces the very release LINK serves with another artifact's (LINK then
@@ -952,17 +949,7 @@ fn status_lists_newest_first(site: &Path, other: &Path, current: &Path) {
 
 /// `--activate`: a rollback to r5 with any artifact of the app, then refusals.
 fn activate_refuses_what_is_not_a_complete_release(site: &Path, releases: &Path, current: &Path) {
-    let activate = |release: &Path| {
-        json_run(
-            &other_or(site),
-            &[
-                OsStr::new("--activate"),
-                release.as_os_str(),
-                OsStr::new("--link"),
-                current.as_os_str(),
-            ],
-        )
-    };
+    let activate = |release: &Path| activate(&other_or(site), release, current);
     let (code, result, stderr) = activate(&releases.join("r5"));
     assert_eq!(
         (code, &result["changed"]),
@@ -1801,15 +1788,7 @@ fn keep_knows_dest_however_it_is_spelled() {
         install_linked(&site, &srv.join("releases").join(number), &current, &[]);
     }
     // Release 1 served again (a rollback), then release 3 deployed: it replaced release 1.
-    let (code, result, stderr) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            srv.join("releases/1").as_os_str(),
-            OsStr::new("--link"),
-            current.as_os_str(),
-        ],
-    );
+    let (code, result, stderr) = activate(&site, &srv.join("releases/1"), &current);
     assert_eq!(code, 0, "{result}\n{stderr}");
     install_linked(&site, &srv.join("releases/3"), &current, &[]);
     for spelled in [real.join("releases/3"), srv.join("releases/../releases/3")] {
@@ -2314,15 +2293,7 @@ fn an_app_of_no_files_makes_a_complete_release() {
     );
     let (code, _, stderr) = json_run(&site, &[OsStr::new("--status"), current.as_os_str()]);
     assert_eq!(code, 0, "{stderr}");
-    let (code, _, stderr) = json_run(
-        &site,
-        &[
-            OsStr::new("--activate"),
-            release.as_os_str(),
-            OsStr::new("--link"),
-            current.as_os_str(),
-        ],
-    );
+    let (code, _, stderr) = activate(&site, &release, &current);
     assert_eq!(code, 0, "{stderr}");
 }
 
