@@ -786,6 +786,71 @@ fn a_file_changed_since_it_was_installed_is_unpacked_not_linked() {
     }
 }
 
+/// A shared wheel damaged in the artifact: the payload check does not read a wheel whose
+/// files a release beside DEST serves (the manifest's SHA-256 of it stands in), so the damage
+/// costs nothing there, and the release is the wheel's; `--verify` still finds it; and as soon
+/// as a file of that wheel must be unpacked (no release beside DEST, or one whose copy was
+/// edited), the wheel is held to its SHA-256 first: exit 3, nothing written.
+#[test]
+fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), Some(11));
+    let chardet = &artifacts.shared_wheels[0];
+    let wheel = std::fs::read(chardet).expect("the chardet wheel");
+    let mut bytes = std::fs::read(&artifacts.v2).expect("v2");
+    let at = bytes
+        .windows(wheel.len())
+        .position(|window| window == wheel.as_slice())
+        .expect("the chardet wheel stored in v2");
+    // In its members' compressed bytes (the zip directory is at the end).
+    bytes[at + wheel.len() / 2] ^= 0x01;
+    let damaged = work.path().join("damaged-v2.sfx");
+    std::fs::write(&damaged, &bytes).expect("write");
+    std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let no_compile = [OsStr::new("--no-compile")];
+
+    // Beside an intact release 1: its files are linked, and the release is v2's.
+    let (first, second) = (
+        work.path().join("releases/1"),
+        work.path().join("releases/2"),
+    );
+    deploy(&artifacts.v1, &first, &python.path, &no_compile);
+    let result = deploy(&damaged, &second, &python.path, &no_compile);
+    assert!(linked(&result).0 > 0, "{result}");
+    let module = site_packages(11).join("chardet/universaldetector.py");
+    assert_eq!(inode(&first.join(&module)), inode(&second.join(&module)));
+    assert_intact(&artifacts.v2, &second);
+    let output = run(Command::new(&damaged).arg("--verify"));
+    assert_eq!(output.status.code(), Some(3), "--verify");
+
+    // Needed: with no release beside DEST, and beside one whose copy of a file was edited.
+    let alone = work.path().join("alone/2");
+    let (code, result, stderr) = run_json(&damaged, &[OsStr::new("-d"), alone.as_os_str()]);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert!(!work.path().join("alone").exists());
+    let (edited_first, edited_second) =
+        (work.path().join("edited/1"), work.path().join("edited/2"));
+    deploy(&artifacts.v1, &edited_first, &python.path, &no_compile);
+    edit_in_place(&edited_first, 11);
+    let mut args = vec![
+        OsStr::new("-d"),
+        edited_second.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+    ];
+    args.extend_from_slice(&no_compile);
+    let (code, result, stderr) = run_json(&damaged, &args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    let wheel_name = chardet.file_name().expect("a name").to_string_lossy();
+    assert!(stderr.contains(wheel_name.as_ref()), "{stderr}");
+    let left: Vec<String> = pysfx_e2e::listing(&work.path().join("edited"))
+        .into_iter()
+        .filter(|name| !name.ends_with(".pysfx-lock"))
+        .collect();
+    assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
+}
+
 /// The stamps a release leaves (`pysfx-stamps`): the next release links the files, and the
 /// byte-code of linked sources, whose stamp is unchanged without reading them; a file edited
 /// since (one keeping its size and mtime, so only its ctime tells) is unpacked; and once

@@ -116,8 +116,7 @@ fn combine(pieces: &[Piece], digests: &[[u8; 32]], wheels: usize) -> Digested {
 
 /// The payload digest of the bytes `[start, end)` of `file`, whose wheels lie at `wheels`
 /// (ignored by [`DigestScheme::Whole`]), and the SHA-256 of each `extra` range (`(start,
-/// len)`, hashed besides: not part of the digest). Pieces are hashed by as many threads as
-/// there are cores (at most [`MAX_THREADS`]), each thread taking the next one not yet taken.
+/// len)`, hashed besides: not part of the digest).
 pub(crate) fn digest_range(
     file: &File,
     path: &Path,
@@ -139,60 +138,124 @@ pub(crate) fn digest_range(
             })
             .map_err(|error| FormatError::io(path, error));
     }
+    let mut first = first_round(file, path, (start, end), wheels, extra)?;
+    first.finish(file, path, &|_| None)
+}
+
+/// A `pysfx-payload/2` digest half done: every piece but the wheels' hashed (the pieces
+/// between wheels and the extra ranges), so that the wheels the install will not read can be
+/// left out of the second round (see [`FirstRound::finish`]).
+#[derive(Debug)]
+pub struct FirstRound {
+    pieces: Vec<Piece>,
+    /// How many of `pieces` are the payload's (the extra ranges follow).
+    cut: usize,
+    wheels: usize,
+    digests: Vec<Option<[u8; 32]>>,
+}
+
+/// Cuts the payload `[start, end)` into its pieces, the `extra` ranges as pieces of their own
+/// after them, and hashes every piece but the wheels'.
+pub(crate) fn first_round(
+    file: &File,
+    path: &Path,
+    (start, end): (u64, u64),
+    wheels: &[(u64, u64)],
+    extra: &[(u64, u64)],
+) -> Result<FirstRound, FormatError> {
     let mut pieces = cut_pieces(start, end, wheels).map_err(|reason| FormatError::BadTrailer {
         path: path.to_path_buf(),
         reason,
     })?;
-    // The extra ranges as pieces of their own after the payload's, taken by the same threads.
     let cut = pieces.len();
     pieces.extend(extra.iter().map(|&(start, len)| Piece {
         start,
         len,
         wheel: None,
     }));
-    // The pieces longer than the others (large wheels) first, so that no core is left with
-    // one of them at the end.
-    let long = |index: &usize| pieces[*index].len > PIECE_BYTES;
-    let order: Vec<usize> = (0..pieces.len())
-        .filter(long)
-        .chain((0..pieces.len()).filter(|index| !long(index)))
-        .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |cores| cores.get())
-        .clamp(1, MAX_THREADS)
-        .min(pieces.len().max(1));
-    let next = AtomicUsize::new(0);
-    let hashed: std::sync::Mutex<Vec<Hashed>> = std::sync::Mutex::new(Vec::new());
-    on_threads(threads, &|| {
-        let mut done = Vec::new();
-        let mut result = Ok(());
-        while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let piece = pieces[index];
-            match hash_range(file, piece.start, piece.len) {
-                Ok(digest) => done.push((index, digest)),
-                Err(error) => {
-                    result = Err(error);
-                    break;
-                }
+    let mut first = FirstRound {
+        digests: vec![None; pieces.len()],
+        pieces,
+        cut,
+        wheels: wheels.len(),
+    };
+    first
+        .hash(file, &|piece| piece.wheel.is_none())
+        .map_err(|error| FormatError::io(path, error))?;
+    Ok(first)
+}
+
+impl FirstRound {
+    /// Hashes the wheels' pieces, but those `known` gives a digest for (by the wheel's index),
+    /// which stands in for the wheel's bytes, unread; returns the digest and the SHA-256s.
+    pub(crate) fn finish(
+        &mut self,
+        file: &File,
+        path: &Path,
+        known: &dyn Fn(usize) -> Option<[u8; 32]>,
+    ) -> Result<Digested, FormatError> {
+        for (piece, digest) in self.pieces.iter().zip(self.digests.iter_mut()) {
+            if let Some(wheel) = piece.wheel {
+                *digest = digest.or_else(|| known(wheel));
             }
         }
-        let mut hashed = hashed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        hashed.push(result.map(|()| done));
-    });
-    let results = hashed
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut digests = vec![[0u8; 32]; pieces.len()];
-    for result in results {
-        for (index, digest) in result.map_err(|error| FormatError::io(path, error))? {
-            digests[index] = digest;
-        }
+        self.hash(file, &|_| true)
+            .map_err(|error| FormatError::io(path, error))?;
+        let digests: Vec<[u8; 32]> = self.digests.iter().map(|d| d.unwrap_or_default()).collect();
+        let mut digested = combine(&self.pieces[..self.cut], &digests[..self.cut], self.wheels);
+        digested.extra = digests[self.cut..].to_vec();
+        Ok(digested)
     }
-    let mut digested = combine(&pieces[..cut], &digests[..cut], wheels.len());
-    digested.extra = digests[cut..].to_vec();
-    Ok(digested)
+
+    /// Hashes the pieces `wanted` takes that have no digest yet, by as many threads as there
+    /// are cores (at most [`MAX_THREADS`]), each thread taking the next one not yet taken.
+    fn hash(&mut self, file: &File, wanted: &dyn Fn(&Piece) -> bool) -> std::io::Result<()> {
+        let pieces = &self.pieces;
+        let todo = |index: &usize| self.digests[*index].is_none() && wanted(&pieces[*index]);
+        // The pieces longer than the others (large wheels) first, so that no core is left
+        // with one of them at the end.
+        let long = |index: &usize| pieces[*index].len > PIECE_BYTES;
+        let order: Vec<usize> = (0..pieces.len())
+            .filter(|index| todo(index) && long(index))
+            .chain((0..pieces.len()).filter(|index| todo(index) && !long(index)))
+            .collect();
+        if order.is_empty() {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |cores| cores.get())
+            .clamp(1, MAX_THREADS)
+            .min(order.len());
+        let next = AtomicUsize::new(0);
+        let hashed: std::sync::Mutex<Vec<Hashed>> = std::sync::Mutex::new(Vec::new());
+        on_threads(threads, &|| {
+            let mut done = Vec::new();
+            let mut result = Ok(());
+            while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let piece = pieces[index];
+                match hash_range(file, piece.start, piece.len) {
+                    Ok(digest) => done.push((index, digest)),
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
+            let mut hashed = hashed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            hashed.push(result.map(|()| done));
+        });
+        let results = hashed
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for result in results {
+            for (index, digest) in result? {
+                self.digests[index] = Some(digest);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The pieces one thread hashed: their numbers and digests.

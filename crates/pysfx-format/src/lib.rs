@@ -16,7 +16,7 @@ pub mod sbom;
 mod trailer;
 mod writer;
 
-pub use digest::{on_threads, DigestScheme, PIECE_BYTES};
+pub use digest::{on_threads, DigestScheme, FirstRound, PIECE_BYTES};
 pub use hash::sha256_reader;
 pub use manifest::{
     check_app_name, check_app_version, deserialize_manifest, AppInfo, BytecodeBundle, Manifest,

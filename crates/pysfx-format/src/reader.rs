@@ -10,7 +10,10 @@ use std::sync::Arc;
 use zip::read::Config;
 use zip::ZipArchive;
 
-use crate::{locate, FormatError, Located, Manifest, FORMAT_VERSION, MANIFEST_NAME};
+use crate::digest::Digested;
+use crate::{
+    locate, FirstRound, FormatError, Located, Manifest, WheelEntry, FORMAT_VERSION, MANIFEST_NAME,
+};
 
 /// A stored wheel's payload path and byte range, `(start, len)`, absolute.
 pub(crate) type StoredWheel = (String, (u64, u64));
@@ -31,6 +34,8 @@ pub struct Payload {
     ends: Vec<u64>,
     /// Whether [`Payload::verify`] found the digest right on this handle.
     verified: std::sync::atomic::AtomicBool,
+    /// The stored wheels (by path) [`Payload::verify_sparing`] left unread.
+    spared: std::sync::Mutex<Vec<String>>,
 }
 
 impl Payload {
@@ -96,6 +101,7 @@ impl Payload {
             bundles,
             ends,
             verified: std::sync::atomic::AtomicBool::new(false),
+            spared: std::sync::Mutex::new(Vec::new()),
         };
         payload.manifest = payload.read_manifest()?;
         payload.check_wheel_sizes()?;
@@ -168,7 +174,81 @@ impl Payload {
     /// manifest describes with the manifest's SHA-256 for it (for a `pysfx-payload/2` digest,
     /// the digest of the wheel's own piece: no byte is hashed twice).
     pub fn verify(&self) -> Result<(), FormatError> {
-        let ranges: Vec<(u64, u64)> = self.wheels.iter().map(|(_, range)| *range).collect();
+        let (bundles, extra) = self.extra_ranges()?;
+        let digested = self
+            .located
+            .verify(&self.file, &self.path, &self.wheel_ranges(), &extra)?;
+        self.check_digested(&digested, &bundles)?;
+        lock(&self.spared).clear();
+        self.set_verified();
+        Ok(())
+    }
+
+    /// The first round of [`Payload::verify_sparing`]: every piece of the payload but the
+    /// stored wheels hashed (the app, the manifest, the byte-code bundles, the stub), while
+    /// the caller finds out which wheels its install will not read. `None` for a
+    /// `pysfx-payload/1` digest, which is one chain: [`Payload::verify_sparing`] then hashes
+    /// it all.
+    pub fn hash_besides_wheels(&self) -> Result<Option<FirstRound>, FormatError> {
+        let (_, extra) = self.extra_ranges()?;
+        (self.located).first_round(&self.file, &self.path, &self.wheel_ranges(), &extra)
+    }
+
+    /// [`Payload::verify`], finishing `first`, except that a stored wheel `spare` picks is not
+    /// read: the SHA-256 the manifest gives it stands in for its bytes in the digest, so the
+    /// digest still vouches for everything else, the manifest included. Such a wheel is
+    /// [`Payload::spared`]: whoever reads it must hold what it reads to the manifest first
+    /// (its RECORD to the manifest's digest of it, each file to RECORD, or the whole wheel to
+    /// its SHA-256: see `pysfx_install`'s `WheelGate`). Only a wheel whose manifest entry
+    /// gives its RECORD's digest is spared. A digest that does not match is told by the whole
+    /// check, which names what differs.
+    pub fn verify_sparing(
+        &self,
+        first: Option<FirstRound>,
+        spare: &dyn Fn(&WheelEntry) -> bool,
+    ) -> Result<(), FormatError> {
+        let Some(mut first) = first else {
+            return self.verify();
+        };
+        let (bundles, _) = self.extra_ranges()?;
+        let spared: Vec<Option<[u8; 32]>> = (self.wheels.iter())
+            .map(|(path, _)| {
+                let entry = (self.manifest.wheels.iter())
+                    .find(|entry| entry.path == *path && !entry.from_base)?;
+                (entry.record_sha256.is_some() && spare(entry))
+                    .then(|| unhex32(&entry.sha256))
+                    .flatten()
+            })
+            .collect();
+        let digested = first.finish(&self.file, &self.path, &|wheel| spared[wheel])?;
+        let digested = match self.located.check_root(&self.path, digested) {
+            Ok(digested) => digested,
+            Err(mismatch) => return self.verify().and(Err(mismatch)),
+        };
+        self.check_digested(&digested, &bundles)?;
+        *lock(&self.spared) = (self.wheels.iter().zip(&spared))
+            .filter(|(_, spared)| spared.is_some())
+            .map(|((path, _), _)| path.clone())
+            .collect();
+        self.set_verified();
+        Ok(())
+    }
+
+    /// Whether the stored wheel at `path` was left unread by [`Payload::verify_sparing`].
+    pub fn spared(&self, path: &str) -> bool {
+        lock(&self.spared).iter().any(|spared| spared == path)
+    }
+
+    fn wheel_ranges(&self) -> Vec<(u64, u64)> {
+        self.wheels.iter().map(|(_, range)| *range).collect()
+    }
+
+    /// Each bundle the manifest gives a digest, with its range, and the ranges hashed besides
+    /// the pieces: those bundles', and the stub's when the manifest gives its digest.
+    #[allow(clippy::type_complexity)]
+    fn extra_ranges(
+        &self,
+    ) -> Result<(Vec<(&crate::BytecodeBundle, (u64, u64))>, Vec<(u64, u64)>), FormatError> {
         // Each bundle the manifest gives a digest, hashed besides the pieces (a bundle is no
         // piece of the payload digest): a release records it, and another release links
         // byte-code from it by that digest alone.
@@ -190,23 +270,30 @@ impl Payload {
         }
         let mut extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
         // The stub too, when the manifest gives its digest: hashed by the same threads.
-        let stub = (0, self.located.trailer.payload_offset);
-        let stub_sha256 = self.manifest.stub_sha256.as_ref();
-        if stub_sha256.is_some() {
-            extra.push(stub);
+        if self.manifest.stub_sha256.is_some() {
+            extra.push((0, self.located.trailer.payload_offset));
         }
-        let digested = self
-            .located
-            .verify(&self.file, &self.path, &ranges, &extra)?;
+        Ok((bundles, extra))
+    }
+
+    /// The wheels, bundles and stub of a digest found right against the manifest.
+    fn check_digested(
+        &self,
+        digested: &Digested,
+        bundles: &[(&crate::BytecodeBundle, (u64, u64))],
+    ) -> Result<(), FormatError> {
         self.check_wheels(&digested.wheels)?;
         for ((bundle, _), actual) in bundles.iter().zip(&digested.extra) {
             self.compare(&bundle.path, &bundle.sha256, actual)?;
         }
+        let stub_sha256 = self.manifest.stub_sha256.as_ref();
         if let (Some(expected), Some(actual)) = (stub_sha256, digested.extra.get(bundles.len())) {
-            let what = format!("the stub (its first {} bytes)", stub.1);
+            let what = format!(
+                "the stub (its first {} bytes)",
+                self.located.trailer.payload_offset
+            );
             self.compare(&what, expected, actual)?;
         }
-        self.set_verified();
         Ok(())
     }
 
@@ -701,4 +788,22 @@ fn find_directory(tail: &[u8]) -> Option<u64> {
         let fits = record.starts_with(b"PK\x05\x06") && usize::from(comment) == record.len() - 22;
         (fits && offset != u32::MAX).then_some(u64::from(offset))
     })
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// 64 hex digits as 32 bytes.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
 }

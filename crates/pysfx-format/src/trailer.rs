@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::digest::{digest_range, DigestScheme, Digested};
+use crate::digest::{digest_range, first_round, DigestScheme, Digested, FirstRound};
 use crate::{hex, FormatError};
 
 /// The trailer's first bytes, by digest scheme (both the same length).
@@ -118,6 +118,31 @@ impl Located {
     ) -> Result<Digested, FormatError> {
         let range = (self.trailer.payload_offset, self.digest_end);
         let digested = digest_range(file, path, range, wheels, extra, self.trailer.scheme)?;
+        self.check_root(path, digested)
+    }
+
+    /// The first round of a digest some wheels of which may be left unread (see
+    /// [`FirstRound`]); `None` for a [`DigestScheme::Whole`] digest, which has no pieces.
+    pub(crate) fn first_round(
+        &self,
+        file: &File,
+        path: &Path,
+        wheels: &[(u64, u64)],
+        extra: &[(u64, u64)],
+    ) -> Result<Option<FirstRound>, FormatError> {
+        if self.trailer.scheme == DigestScheme::Whole {
+            return Ok(None);
+        }
+        let range = (self.trailer.payload_offset, self.digest_end);
+        first_round(file, path, range, wheels, extra).map(Some)
+    }
+
+    /// `digested` if its root is the trailer's digest.
+    pub(crate) fn check_root(
+        &self,
+        path: &Path,
+        digested: Digested,
+    ) -> Result<Digested, FormatError> {
         if digested.root != self.trailer.sha256 {
             return Err(FormatError::DigestMismatch {
                 path: path.to_path_buf(),

@@ -21,6 +21,7 @@ mod reporter;
 mod set;
 mod shared;
 mod sources;
+mod spared;
 pub mod stamps;
 mod verify;
 pub mod wheel;
@@ -40,6 +41,7 @@ pub use sources::{
     bytecode_from, candidate_for, check_unmoved, hold_sources, link_candidates, source_for,
     Candidate, PassedOver,
 };
+pub use spared::SparedWheel;
 pub use verify::{check_claims, check_claims_of, check_entry, verify_contents};
 pub use wheel::{
     install_wheel, prepare_husk, prepare_wheel, verify_wheel, InstallReport, Layout, LinkSource,

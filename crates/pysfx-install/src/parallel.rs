@@ -13,19 +13,23 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `items.iter().map(work)` on `threads` threads, results in order.
+/// `items.iter().map(work)` on `threads` threads, results in order. The items `weight` makes
+/// heaviest are taken first, so that no thread is left alone with a heavy one at the end.
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
+    weight: impl Fn(&T) -> u64,
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(weight(&items[index])));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    on_threads(threads.min(items.len()), &|| loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(item) = items.get(index) else { break };
-        let result = work(item);
-        lock(&results).push((index, result));
+    on_threads(threads.min(items.len()), &|| {
+        while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let result = work(&items[index]);
+            lock(&results).push((index, result));
+        }
     });
     let mut results = results
         .into_inner()
@@ -80,7 +84,7 @@ mod tests {
     fn parallel_map_keeps_the_order() {
         let items: Vec<u32> = (0..100).collect();
         assert_eq!(
-            parallel_map(&items, 4, |item| item * 2),
+            parallel_map(&items, 4, |item| u64::from(*item % 7), |item| item * 2),
             items.iter().map(|item| item * 2).collect::<Vec<_>>()
         );
     }

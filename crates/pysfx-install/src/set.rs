@@ -17,11 +17,12 @@ use crate::parallel::{drain, lock, parallel_map};
 use crate::pyc::BytecodeLink;
 use crate::shared::{SharedPath, SharedPaths};
 use crate::stamps::StampEntry;
+use crate::wheel::prepare_spared;
 use crate::wheel::{
-    prepare_husk, prepare_wheel, InstallReport, Layout, LinkSource, LinkedPython, MemberId,
-    MemberOutcome, Origin, PreparedWheel,
+    prepare_husk, InstallReport, Layout, LinkSource, LinkedPython, MemberId, MemberOutcome, Origin,
+    PreparedWheel,
 };
-use crate::{check_entry, InstallError, Reporter};
+use crate::{check_entry, InstallError, Reporter, SparedWheel};
 
 /// One wheel of a set: what the manifest says of it, where its bytes are in the artifact, and
 /// the byte-code bundles compiled for it at pack time that this install writes.
@@ -35,6 +36,9 @@ pub struct WheelJob<'a> {
     /// Whether the wheel's byte-code may be linked from `source` too (see
     /// [`crate::sources::bytecode_from`]).
     pub link_bytecode: bool,
+    /// Whether the payload check left the wheel unread (`Payload::verify_sparing`): what the
+    /// install reads of it is then checked as it goes (see [`SparedWheel`]).
+    pub spared: bool,
 }
 
 /// A byte-code bundle: where it is, the mtime its `.pyc` files expect of their sources, and
@@ -85,6 +89,7 @@ impl<'a> WheelJob<'a> {
             bundles,
             source: None,
             link_bytecode: false,
+            spared: payload.spared(&entry.path),
         })
     }
 }
@@ -136,6 +141,13 @@ pub fn install_set<T: Tree>(
             first_rank: batch.start,
             names: &names,
             layout,
+            spared: (jobs[batch.clone()].iter())
+                .map(|job| {
+                    (job.spared && !job.entry.from_base)
+                        .then(|| SparedWheel::new(file, job.range, job.entry))
+                        .flatten()
+                })
+                .collect(),
         };
         let (mut reports, precompiled) =
             install_batch(&context, tree, &options, reporter, &mut shared)?;
@@ -159,6 +171,9 @@ struct Batch<'a> {
     /// The plan's wheel file names, by position.
     names: &'a [&'a str],
     layout: &'a Layout,
+    /// Of each wheel of the batch the payload check left unread, how what is read of it is
+    /// checked.
+    spared: Vec<Option<SparedWheel>>,
 }
 
 /// One unit of install work.
@@ -239,7 +254,8 @@ fn install_batch<T: Tree>(
     let outcomes: Vec<Mutex<Vec<(MemberId, MemberOutcome)>>> =
         outcomes.into_iter().map(Mutex::new).collect();
     let wheels: Vec<usize> = (0..prepared.len()).collect();
-    let finished = parallel_map(&wheels, options.threads, |&wheel| {
+    let weight = |wheel: &usize| prepared[*wheel].unpacked_bytes();
+    let finished = parallel_map(&wheels, options.threads, weight, |&wheel| {
         let members = std::mem::take(&mut *lock(&outcomes[wheel]));
         let bytecode = options.bytecode.as_ref().map(|link| &link.format);
         prepared[wheel].finish(
@@ -468,6 +484,7 @@ impl Run<'_> {
                 let origin = Origin {
                     source: self.batch.jobs[wheel].source.as_deref(),
                     copy: self.options.copy,
+                    spared: self.batch.spared[wheel].as_ref(),
                 };
                 let prepared = &self.prepared[wheel];
                 let outcome = prepared.place(archive, member, layout, &mut worker.tree, &origin)?;
@@ -559,7 +576,9 @@ fn open_wheels(
     batch: &Batch<'_>,
     options: &SetOptions,
 ) -> Result<(Vec<ZipArchive<Section>>, Vec<PreparedWheel>), InstallError> {
-    let opened = parallel_map(batch.jobs, options.threads, |job| {
+    let indexed: Vec<(usize, &WheelJob<'_>)> = batch.jobs.iter().enumerate().collect();
+    let weight = |(_, job): &(usize, &WheelJob<'_>)| job.entry.unpacked_bytes;
+    let opened = parallel_map(&indexed, options.threads, weight, |&(index, job)| {
         let (start, len) = job.range;
         // Each wheel was held to the manifest's digest by `Payload::verify`, which every
         // caller runs first (`build_release` refuses a payload it did not check). A husk has
@@ -571,7 +590,10 @@ fn open_wheels(
                 source,
             })?;
         let prepared = match (job.entry.from_base, &job.source, &job.entry.record_sha256) {
-            (false, _, _) => prepare_wheel(&mut archive, &job.filename, batch.layout)?,
+            (false, _, _) => {
+                let spared = batch.spared[index].as_ref();
+                prepare_spared(&mut archive, &job.filename, batch.layout, spared)?
+            }
             (true, Some(base), Some(record)) => {
                 let executables = job.entry.executables.as_deref();
                 prepare_husk(

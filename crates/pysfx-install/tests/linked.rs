@@ -126,7 +126,11 @@ fn install(
         )?,
         _ => prepare_wheel(&mut archive, &filename, &layout)?,
     };
-    let origin = Origin { source, copy };
+    let origin = Origin {
+        source,
+        copy,
+        spared: None,
+    };
     let mut tree = DiskTree::new(&venv);
     let mut outcomes = Vec::new();
     for member in prepared.member_ids() {

@@ -23,7 +23,7 @@ use zip::ZipArchive;
 use super::extract::check_member;
 use super::{Layout, MemberId, MemberOutcome, Planned, PreparedWheel};
 use crate::stamps::Stamps;
-use crate::InstallError;
+use crate::{InstallError, SparedWheel};
 
 /// An installed release whose files a new one may share: its directory, its venv (and that
 /// directory open, each file looked up from it: none is linked when it can't be opened), and
@@ -88,6 +88,9 @@ pub struct Origin<'a> {
     pub source: Option<&'a LinkSource>,
     /// `--copy`: never hard-link (a thin artifact's left-out files are copied).
     pub copy: bool,
+    /// The wheel, when the payload check left it unread: it is checked whole before any file
+    /// of it is unpacked.
+    pub spared: Option<&'a SparedWheel>,
 }
 
 impl PreparedWheel {
@@ -119,6 +122,9 @@ impl PreparedWheel {
                     .left_out_error(Path::new(&plan.destination), "is in no release beside DEST"));
             }
             None => {}
+        }
+        if let Some(spared) = origin.spared {
+            spared.check()?;
         }
         self.extract(archive, member, layout, tree)
     }

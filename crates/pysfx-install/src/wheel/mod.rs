@@ -21,6 +21,7 @@ pub use linked::{LinkSource, Origin};
 pub(crate) use prepare::cached_source;
 pub(crate) use prepare::check_husk_members;
 pub(crate) use prepare::check_husk_record_size;
+pub(crate) use prepare::prepare_spared;
 pub use prepare::{prepare_husk, prepare_wheel, MAX_BASE_RECORD_BYTES, MAX_HUSK_RECORD_BYTES};
 
 use std::collections::HashMap;

@@ -20,7 +20,7 @@ use super::owned::check_venv_owned;
 use super::scheme::{destination, is_versioned_directory, model_alias, Placement, Scheme};
 use super::{Expected, Launcher, Layout, LinkSource, Planned, PreparedWheel, MAX_METADATA_BYTES};
 use crate::member::open_member;
-use crate::InstallError;
+use crate::{InstallError, SparedWheel};
 
 /// What a wheel's `.dist-info` says: its name, version, requirements, RECORD rows by path and
 /// entry points.
@@ -43,7 +43,19 @@ pub fn prepare_wheel<R: Read + Seek + Clone + ReadAt>(
     filename: &WheelFilename,
     layout: &Layout,
 ) -> Result<PreparedWheel, InstallError> {
-    prepare(archive, filename, layout, None)
+    prepare(archive, filename, layout, None, None)
+}
+
+/// [`prepare_wheel`], and for a wheel the payload check left unread (`spared`): RECORD must
+/// have the manifest's digest, and each other file read here the hash its RECORD row gives
+/// (or, with none, the whole wheel is hashed first).
+pub(crate) fn prepare_spared<R: Read + Seek + Clone + ReadAt>(
+    archive: &mut ZipArchive<R>,
+    filename: &WheelFilename,
+    layout: &Layout,
+    spared: Option<&SparedWheel>,
+) -> Result<PreparedWheel, InstallError> {
+    prepare(archive, filename, layout, None, spared)
 }
 
 /// Prepares a wheel a thin artifact left out, from its husk (`.data/scripts/` and the like, and
@@ -63,7 +75,7 @@ pub fn prepare_husk<R: Read + Seek + Clone + ReadAt>(
     record_sha256: &str,
     executables: Option<&[String]>,
 ) -> Result<PreparedWheel, InstallError> {
-    let mut prepared = prepare(archive, filename, layout, Some((base, record_sha256)))?;
+    let mut prepared = prepare(archive, filename, layout, Some((base, record_sha256)), None)?;
     if let Some(executables) = executables {
         for plan in prepared.planned.iter_mut().filter(|p| p.index.is_none()) {
             plan.executable = executables.iter().any(|name| *name == *plan.member);
@@ -78,6 +90,7 @@ fn prepare<R: Read + Seek + Clone + ReadAt>(
     filename: &WheelFilename,
     layout: &Layout,
     husk: Option<(&LinkSource, &str)>,
+    spared: Option<&SparedWheel>,
 ) -> Result<PreparedWheel, InstallError> {
     let wheel = filename.to_string();
     let files = scan(archive, &wheel)?;
@@ -90,7 +103,7 @@ fn prepare<R: Read + Seek + Clone + ReadAt>(
         .iter()
         .map(|file| file.size)
         .fold(0u64, u64::saturating_add);
-    let mut info = read_dist_info(archive, &files, filename, layout, husk)?;
+    let mut info = read_dist_info(archive, &files, filename, layout, husk, spared)?;
     let scripts = versioned_scripts(std::mem::take(&mut info.scripts), layout.python_version);
     // Headers go under the name pip gives them: the wheel file's, `_` read as `-`.
     let mut scheme = Scheme::new(
@@ -179,6 +192,7 @@ fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
     filename: &WheelFilename,
     layout: &Layout,
     husk: Option<(&LinkSource, &str)>,
+    spared: Option<&SparedWheel>,
 ) -> Result<DistInfo, InstallError> {
     let wheel = filename.to_string();
     let invalid = |reason: String| WheelError::Invalid {
@@ -208,6 +222,7 @@ fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
             .map(|f| (f.name.as_str(), (f.index, f.end)))
             .collect(),
         base: None,
+        spared: None,
     };
     let missing = |member: &str| WheelError::Invalid {
         wheel: wheel.clone(),
@@ -227,6 +242,11 @@ fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
         }
     }
     let record_sha256 = pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes()));
+    if spared.is_some_and(|spared| spared.record_sha256() != record_sha256) {
+        return Err(InstallError::Corrupt(format!(
+            "{wheel}: its RECORD differs from the one the manifest names"
+        )));
+    }
     // A wheel's RECORD lists each of its files once (some tools list one twice, alike): far
     // more rows than files is a crafted RECORD, refused before it costs memory. (A husk's
     // is filled in from the release, and held to the manifest's digest above.)
@@ -250,6 +270,7 @@ fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
         let site = base.venv.join(&layout.site_packages).join(&directory);
         reader.base = Some((site, &record, directory.as_str()));
     }
+    reader.spared = spared.map(|spared| (spared, &record));
     let metadata_name = format!("{directory}/METADATA");
     let metadata = Headers::parse(
         &reader
@@ -303,6 +324,9 @@ struct MetadataReader<'a, R> {
     index_of: HashMap<&'a str, (usize, u64)>,
     /// The base release's `.dist-info` directory, RECORD's rows, and the directory's name.
     base: Option<(PathBuf, &'a HashMap<String, Expected>, &'a str)>,
+    /// A wheel the payload check left unread, and RECORD's rows (held to the manifest) that
+    /// what is read of it must match.
+    spared: Option<(&'a SparedWheel, &'a HashMap<String, Expected>)>,
 }
 
 impl<R: Read + Seek + Clone + ReadAt> MetadataReader<'_, R> {
@@ -324,6 +348,22 @@ impl<R: Read + Seek + Clone + ReadAt> MetadataReader<'_, R> {
                     .take(MAX_METADATA_BYTES)
                     .read_to_end(&mut bytes)
                     .map_err(|error| invalid(format!("{member}: {error}")))?;
+                if let Some((spared, record)) = self.spared {
+                    match record.get(member) {
+                        Some(expected) if !expected.hash.is_empty() => {
+                            let size = bytes.len() as u64;
+                            if pysfx_wheel::hash_bytes(&bytes) != expected.hash
+                                || expected.size.is_some_and(|expected| expected != size)
+                            {
+                                return Err(InstallError::Corrupt(format!(
+                                    "{}: {member} differs from its RECORD",
+                                    self.wheel
+                                )));
+                            }
+                        }
+                        _ => spared.check()?,
+                    }
+                }
             }
             None => match &self.base {
                 Some((site, record, directory)) => {
