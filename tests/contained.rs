@@ -562,6 +562,26 @@ fn record_rows_in_sha512_and_sha384_install() {
         "import strongrecord, strongrecord.other as o; print(strongrecord.VALUE, o.VALUE)",
     ]));
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "512 384");
+    // Beside that release, a second one: the payload check leaves the wheel unread (a release
+    // beside installed it), and what the install reads of it (METADATA in sha512, WHEEL in
+    // sha384) is held to RECORD all the same. (Its files are unpacked: a file is linked only
+    // by a SHA-256 row.)
+    let second = work.path().join("releases/2");
+    let (code, result, stderr) = install(
+        &artifact,
+        &[
+            OsStr::new("-d"),
+            second.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}\n{result}");
+    let output = run(Command::new(second.join("venv/bin/python")).args([
+        "-c",
+        "import strongrecord, strongrecord.other as o; print(strongrecord.VALUE, o.VALUE)",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "512 384");
 }
 
 #[test]

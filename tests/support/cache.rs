@@ -158,7 +158,7 @@ pub fn bulky_wheel() -> PathBuf {
 /// through every scheme, two wheels sharing paths, a 70 MiB script, RECORD rows in sha512 and
 /// sha384, a 4 MiB member of zeros, a wheel that ships a `.pyc` of its own.
 pub fn contained_wheels() -> PathBuf {
-    cached("contained-wheels-v5", |directory| {
+    cached("contained-wheels-v6", |directory| {
         let output = run(Command::new(host_python())
             .arg(workspace_root().join("tests/fixtures/contained_wheels.py"))
             .arg(directory));

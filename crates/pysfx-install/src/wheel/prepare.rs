@@ -349,8 +349,10 @@ impl<R: Read + Seek + Clone + ReadAt> MetadataReader<'_, R> {
                     .read_to_end(&mut bytes)
                     .map_err(|error| invalid(format!("{member}: {error}")))?;
                 if let Some((spared, record)) = self.spared {
+                    // A row in SHA-256 is checked here; any other (sha384, sha512, none) by
+                    // the whole wheel.
                     match record.get(member) {
-                        Some(expected) if !expected.hash.is_empty() => {
+                        Some(expected) if expected.hash.starts_with("sha256=") => {
                             let size = bytes.len() as u64;
                             if pysfx_wheel::hash_bytes(&bytes) != expected.hash
                                 || expected.size.is_some_and(|expected| expected != size)
