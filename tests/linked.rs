@@ -851,6 +851,74 @@ fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed
     assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
 }
 
+/// The same for a byte-code bundle (compiled at pack time): a damaged bundle whose `.pyc`
+/// files are linked from a release beside DEST is never read, and once one of them must be
+/// written from it (the release's copy edited), the bundle is held to its SHA-256 first.
+#[test]
+fn a_damaged_bundle_whose_byte_code_is_linked_is_never_read_and_refused_once_needed() {
+    let (python, work, artifacts) = compiled_at_pack_time();
+    // The stored bundle of chardet's byte-code in v2: its data's offset and length.
+    let script = r#"
+import json, struct, sys, zipfile
+path = sys.argv[1]
+archive = zipfile.ZipFile(path)
+manifest = json.loads(archive.read(".pysfx/manifest.json"))
+wheel = next(w["path"] for w in manifest["wheels"] if w["filename"].lower().startswith("chardet-"))
+bundle = next(b["path"] for b in manifest["bytecode"] if b["wheel"] == wheel)
+info = archive.getinfo(bundle)
+data = open(path, "rb").read()
+name, extra = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+print(info.header_offset + 30 + name + extra, info.compress_size)
+"#;
+    let output = run(Command::new(&python.path)
+        .args(["-c", script])
+        .arg(&artifacts.v2));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let numbers: Vec<usize> = (text.split_whitespace())
+        .map(|number| number.parse().expect("a number"))
+        .collect();
+    let [start, length] = numbers[..] else {
+        panic!("no bundle of chardet in v2: {text}")
+    };
+    let mut bytes = std::fs::read(&artifacts.v2).expect("v2");
+    // In the middle of its members' bytes (its zip directory is at its end).
+    bytes[start + length / 3] ^= 0x01;
+    let damaged = work.path().join("damaged-v2.sfx");
+    std::fs::write(&damaged, &bytes).expect("write");
+    std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
+
+    let release = |number: u32| work.path().join(format!("releases/{number}"));
+    deploy(&artifacts.v1, &release(1), &python.path, &[]);
+    deploy(&damaged, &release(2), &python.path, &[]);
+    assert_eq!(
+        inode(&release(1).join(&version_pyc)),
+        inode(&release(2).join(&version_pyc))
+    );
+    assert_intact(&artifacts.v2, &release(2));
+    let output = run(Command::new(&damaged).arg("--verify"));
+    assert_eq!(output.status.code(), Some(3), "--verify");
+
+    let edited = |number: u32| work.path().join(format!("edited/{number}"));
+    deploy(&artifacts.v1, &edited(1), &python.path, &[]);
+    edit_last_byte_in_place(&edited(1).join(&version_pyc));
+    let second = edited(2);
+    let args = [
+        OsStr::new("-d"),
+        second.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+    ];
+    let (code, result, stderr) = run_json(&damaged, &args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert!(stderr.contains("byte-code"), "{stderr}");
+    let left: Vec<String> = pysfx_e2e::listing(&work.path().join("edited"))
+        .into_iter()
+        .filter(|name| !name.ends_with(".pysfx-lock"))
+        .collect();
+    assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
+}
+
 /// The stamps a release leaves (`pysfx-stamps`): the next release links the files, and the
 /// byte-code of linked sources, whose stamp is unchanged without reading them; a file edited
 /// since (one keeping its size and mtime, so only its ctime tells) is unpacked; and once

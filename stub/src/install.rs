@@ -150,9 +150,14 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     (Some(Ok((_, candidates))), false) => candidates.as_slice(),
                     _ => &[],
                 };
-                payload.verify_sparing(first, &|entry| {
+                let spare_wheel = |entry: &pysfx_format::WheelEntry| {
                     (candidates.iter()).any(|candidate| candidate.wheels.contains(&entry.sha256))
-                })?;
+                };
+                // A bundle whose byte-code will be linked from a release its artifact carried.
+                let spare_bundle = |bundle: &pysfx_format::BytecodeBundle| {
+                    (candidates.iter()).any(|candidate| candidate.bundles.contains(&bundle.sha256))
+                };
+                payload.verify_sparing(first, &spare_wheel, &spare_bundle)?;
                 phases.verify = (took + phase.elapsed()).as_secs_f64();
                 payload.check_sizes()?;
             }

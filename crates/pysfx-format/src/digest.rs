@@ -1,14 +1,17 @@
-//! The payload digest, in its two spellings (docs/format.md, "The trailer").
+//! The payload digest, in its three spellings (docs/format.md, "The trailer").
 //!
 //! - `pysfx-payload/1`: the SHA-256 of the payload's bytes. SHA-256 is one chain, so one core
 //!   hashes the whole payload while the others wait: 0.22 s for a 305 MB payload on the
 //!   benchmark machine, before anything may be written.
-//! - `pysfx-payload/2` (what the packer writes): the payload is cut into pieces — each stored
-//!   wheel's bytes are one piece, and what lies between wheels is cut into pieces of at most
-//!   4 MiB — and the digest is the SHA-256 of each piece's length and SHA-256, in order. Each
-//!   piece is hashed on its own, so every core takes a share and every byte is still hashed
-//!   once; and a wheel's piece digest is the wheel's SHA-256, which the manifest also records,
-//!   so checking the payload digest checks every wheel against the manifest for free.
+//! - `pysfx-payload/2`: the payload is cut into pieces — each stored wheel's bytes are one
+//!   piece, and what lies between wheels is cut into pieces of at most 4 MiB — and the digest
+//!   is the SHA-256 of each piece's length and SHA-256, in order. Each piece is hashed on its
+//!   own, so every core takes a share and every byte is still hashed once; and a wheel's piece
+//!   digest is the wheel's SHA-256, which the manifest also records, so checking the payload
+//!   digest checks every wheel against the manifest for free.
+//! - `pysfx-payload/3` (what the packer writes): the same with each byte-code bundle a piece
+//!   too (under `/2` a bundle was hashed a second time, to be held to the manifest). The code
+//!   here is the same for both: the caller says which ranges are pieces of their own.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -33,8 +36,12 @@ const READ_BYTES: usize = 256 * 1024;
 pub enum DigestScheme {
     /// `pysfx-payload/1`: the SHA-256 of the bytes.
     Whole,
-    /// `pysfx-payload/2`: the SHA-256 of the lengths and SHA-256s of its pieces.
+    /// `pysfx-payload/2`: the SHA-256 of the lengths and SHA-256s of its pieces, each stored
+    /// wheel one of them.
     Pieces,
+    /// `pysfx-payload/3` (what the packer writes): the same, each stored wheel and each
+    /// byte-code bundle one of the pieces (a bundle's digest is then hashed once, not twice).
+    Entries,
 }
 
 /// A stretch of the payload hashed on its own: `[start, start + len)`, absolute offsets.
@@ -142,9 +149,9 @@ pub(crate) fn digest_range(
     first.finish(file, path, &|_| None)
 }
 
-/// A `pysfx-payload/2` digest half done: every piece but the wheels' hashed (the pieces
-/// between wheels and the extra ranges), so that the wheels the install will not read can be
-/// left out of the second round (see [`FirstRound::finish`]).
+/// A `pysfx-payload/2` or `/3` digest half done: every piece but the stored entries' hashed
+/// (the pieces between them and the extra ranges), so that the wheels and bundles the
+/// install will not read can be left out of the second round (see [`FirstRound::finish`]).
 #[derive(Debug)]
 pub struct FirstRound {
     pieces: Vec<Piece>,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use zip::read::Config;
 use zip::ZipArchive;
 
-use crate::digest::Digested;
+use crate::digest::{DigestScheme, Digested};
 use crate::{
     locate, FirstRound, FormatError, Located, Manifest, WheelEntry, FORMAT_VERSION, MANIFEST_NAME,
 };
@@ -36,6 +36,8 @@ pub struct Payload {
     verified: std::sync::atomic::AtomicBool,
     /// The stored wheels (by path) [`Payload::verify_sparing`] left unread.
     spared: std::sync::Mutex<Vec<String>>,
+    /// What each bundle asked of [`Payload::bundle_unpacked`] unpacks to.
+    bundle_sizes: Vec<(String, u64)>,
 }
 
 impl Payload {
@@ -102,6 +104,7 @@ impl Payload {
             ends,
             verified: std::sync::atomic::AtomicBool::new(false),
             spared: std::sync::Mutex::new(Vec::new()),
+            bundle_sizes: Vec::new(),
         };
         payload.manifest = payload.read_manifest()?;
         payload.check_wheel_sizes()?;
@@ -170,129 +173,169 @@ impl Payload {
         Ok(manifest)
     }
 
-    /// Recomputes the payload digest and compares it with the trailer, and each wheel the
-    /// manifest describes with the manifest's SHA-256 for it (for a `pysfx-payload/2` digest,
-    /// the digest of the wheel's own piece: no byte is hashed twice).
+    /// Recomputes the payload digest and compares it with the trailer, and each wheel and
+    /// byte-code bundle the manifest gives a digest with that digest (for a `pysfx-payload/3`
+    /// digest, the digest of its own piece: no byte is hashed twice).
     pub fn verify(&self) -> Result<(), FormatError> {
-        let (bundles, extra) = self.extra_ranges()?;
-        let digested = self
-            .located
-            .verify(&self.file, &self.path, &self.wheel_ranges(), &extra)?;
-        self.check_digested(&digested, &bundles)?;
+        let plan = self.digest_plan()?;
+        let digested = (self.located).verify(&self.file, &self.path, &plan.pieces, &plan.extra)?;
+        self.check_digested(&plan, &digested)?;
         lock(&self.spared).clear();
         self.set_verified();
         Ok(())
     }
 
     /// The first round of [`Payload::verify_sparing`]: every piece of the payload but the
-    /// stored wheels hashed (the app, the manifest, the byte-code bundles, the stub), while
-    /// the caller finds out which wheels its install will not read. `None` for a
-    /// `pysfx-payload/1` digest, which is one chain: [`Payload::verify_sparing`] then hashes
-    /// it all.
+    /// stored wheels and bundles hashed (the app, the manifest, the stub), while the caller
+    /// finds out which of them its install will not read. `None` for a `pysfx-payload/1`
+    /// digest, which is one chain: [`Payload::verify_sparing`] then hashes it all.
     pub fn hash_besides_wheels(&self) -> Result<Option<FirstRound>, FormatError> {
-        let (_, extra) = self.extra_ranges()?;
-        (self.located).first_round(&self.file, &self.path, &self.wheel_ranges(), &extra)
+        let plan = self.digest_plan()?;
+        (self.located).first_round(&self.file, &self.path, &plan.pieces, &plan.extra)
     }
 
-    /// [`Payload::verify`], finishing `first`, except that a stored wheel `spare` picks is not
+    /// [`Payload::verify`], finishing `first`, except that a stored wheel `spare_wheel` picks,
+    /// or (for a `pysfx-payload/3` digest) a byte-code bundle `spare_bundle` picks, is not
     /// read: the SHA-256 the manifest gives it stands in for its bytes in the digest, so the
-    /// digest still vouches for everything else, the manifest included. Such a wheel is
+    /// digest still vouches for everything else, the manifest included. Such an entry is
     /// [`Payload::spared`]: whoever reads it must hold what it reads to the manifest first
-    /// (its RECORD to the manifest's digest of it, each file to RECORD, or the whole wheel to
-    /// its SHA-256: see `pysfx_install`'s `WheelGate`). Only a wheel whose manifest entry
-    /// gives its RECORD's digest is spared. A digest that does not match is told by the whole
-    /// check, which names what differs.
+    /// (a wheel's RECORD to the manifest's digest of it, each file to RECORD, or the whole
+    /// entry to its SHA-256: see `pysfx_install`'s `SparedWheel`). Only a wheel whose manifest
+    /// entry gives its RECORD's digest is spared. A digest that does not match is told by the
+    /// whole check, which names what differs.
     pub fn verify_sparing(
         &self,
         first: Option<FirstRound>,
-        spare: &dyn Fn(&WheelEntry) -> bool,
+        spare_wheel: &dyn Fn(&WheelEntry) -> bool,
+        spare_bundle: &dyn Fn(&crate::BytecodeBundle) -> bool,
     ) -> Result<(), FormatError> {
         let Some(mut first) = first else {
             return self.verify();
         };
-        let (bundles, _) = self.extra_ranges()?;
-        let spared: Vec<Option<[u8; 32]>> = (self.wheels.iter())
-            .map(|(path, _)| {
-                let entry = (self.manifest.wheels.iter())
-                    .find(|entry| entry.path == *path && !entry.from_base)?;
-                (entry.record_sha256.is_some() && spare(entry))
-                    .then(|| unhex32(&entry.sha256))
-                    .flatten()
+        let plan = self.digest_plan()?;
+        let manifest = &self.manifest;
+        let spared: Vec<Option<[u8; 32]>> = (plan.kinds.iter())
+            .map(|kind| match *kind {
+                Stored::Wheel(index) => {
+                    let path = &self.wheels[index].0;
+                    let entry = (manifest.wheels.iter())
+                        .find(|entry| entry.path == *path && !entry.from_base)?;
+                    (entry.record_sha256.is_some() && spare_wheel(entry))
+                        .then(|| unhex32(&entry.sha256))
+                        .flatten()
+                }
+                Stored::Bundle(index) => {
+                    let path = &self.bundles[index].0;
+                    let bundle = (manifest.bytecode.iter()).find(|bundle| bundle.path == *path)?;
+                    (!bundle.sha256.is_empty() && spare_bundle(bundle))
+                        .then(|| unhex32(&bundle.sha256))
+                        .flatten()
+                }
+                Stored::Stub => None,
             })
             .collect();
-        let digested = first.finish(&self.file, &self.path, &|wheel| spared[wheel])?;
+        let digested = first.finish(&self.file, &self.path, &|piece| spared[piece])?;
         let digested = match self.located.check_root(&self.path, digested) {
             Ok(digested) => digested,
             Err(mismatch) => return self.verify().and(Err(mismatch)),
         };
-        self.check_digested(&digested, &bundles)?;
-        *lock(&self.spared) = (self.wheels.iter().zip(&spared))
+        self.check_digested(&plan, &digested)?;
+        *lock(&self.spared) = (plan.kinds.iter().zip(&spared))
             .filter(|(_, spared)| spared.is_some())
-            .map(|((path, _), _)| path.clone())
+            .filter_map(|(kind, _)| match *kind {
+                Stored::Wheel(index) => Some(self.wheels[index].0.clone()),
+                Stored::Bundle(index) => Some(self.bundles[index].0.clone()),
+                Stored::Stub => None,
+            })
             .collect();
         self.set_verified();
         Ok(())
     }
 
-    /// Whether the stored wheel at `path` was left unread by [`Payload::verify_sparing`].
+    /// Whether the stored wheel or bundle at `path` was left unread by
+    /// [`Payload::verify_sparing`].
     pub fn spared(&self, path: &str) -> bool {
         lock(&self.spared).iter().any(|spared| spared == path)
     }
 
-    fn wheel_ranges(&self) -> Vec<(u64, u64)> {
-        self.wheels.iter().map(|(_, range)| *range).collect()
-    }
-
-    /// Each bundle the manifest gives a digest, with its range, and the ranges hashed besides
-    /// the pieces: those bundles', and the stub's when the manifest gives its digest.
-    #[allow(clippy::type_complexity)]
-    fn extra_ranges(
-        &self,
-    ) -> Result<(Vec<(&crate::BytecodeBundle, (u64, u64))>, Vec<(u64, u64)>), FormatError> {
-        // Each bundle the manifest gives a digest, hashed besides the pieces (a bundle is no
-        // piece of the payload digest): a release records it, and another release links
-        // byte-code from it by that digest alone.
-        let mut bundles = Vec::new();
-        for bundle in self
-            .manifest
-            .bytecode
-            .iter()
-            .filter(|b| !b.sha256.is_empty())
-        {
-            let Some((_, range)) = self.bundles.iter().find(|(name, _)| *name == bundle.path)
-            else {
+    /// What the digest takes as whole pieces, and what is hashed besides: the wheels (and
+    /// for a `pysfx-payload/3` digest the bundles) as pieces, in payload order; the bundles the
+    /// manifest gives a digest (of an older digest) and the stub, when the manifest gives its
+    /// digest, besides.
+    fn digest_plan(&self) -> Result<DigestPlan, FormatError> {
+        // Each bundle the manifest gives a digest must be in the payload: a release records
+        // that digest, and another release links byte-code from it by that digest alone.
+        for bundle in (self.manifest.bytecode.iter()).filter(|b| !b.sha256.is_empty()) {
+            if !self.bundles.iter().any(|(name, _)| *name == bundle.path) {
                 return Err(FormatError::Malformed {
                     path: self.path.clone(),
                     reason: format!("{} is not in the payload", bundle.path),
                 });
+            }
+        }
+        let mut pieces: Vec<((u64, u64), Stored)> = (self.wheels.iter().enumerate())
+            .map(|(index, (_, range))| (*range, Stored::Wheel(index)))
+            .collect();
+        let mut extra: Vec<((u64, u64), Stored)> = Vec::new();
+        let bundles = (self.bundles.iter().enumerate())
+            .map(|(index, (_, range))| (*range, Stored::Bundle(index)));
+        if self.located.trailer.scheme == DigestScheme::Entries {
+            pieces.extend(bundles);
+            pieces.sort_unstable_by_key(|(range, _)| *range);
+        } else {
+            let digested = |(_, kind): &((u64, u64), Stored)| match *kind {
+                Stored::Bundle(index) => (self.manifest.bytecode.iter())
+                    .any(|b| b.path == self.bundles[index].0 && !b.sha256.is_empty()),
+                _ => false,
             };
-            bundles.push((bundle, *range));
+            extra.extend(bundles.filter(digested));
         }
-        let mut extra: Vec<(u64, u64)> = bundles.iter().map(|(_, range)| *range).collect();
-        // The stub too, when the manifest gives its digest: hashed by the same threads.
         if self.manifest.stub_sha256.is_some() {
-            extra.push((0, self.located.trailer.payload_offset));
+            extra.push(((0, self.located.trailer.payload_offset), Stored::Stub));
         }
-        Ok((bundles, extra))
+        let (pieces, kinds) = pieces.into_iter().unzip();
+        let (extra, extra_kinds) = extra.into_iter().unzip();
+        Ok(DigestPlan {
+            pieces,
+            kinds,
+            extra,
+            extra_kinds,
+        })
     }
 
     /// The wheels, bundles and stub of a digest found right against the manifest.
-    fn check_digested(
-        &self,
-        digested: &Digested,
-        bundles: &[(&crate::BytecodeBundle, (u64, u64))],
-    ) -> Result<(), FormatError> {
-        self.check_wheels(&digested.wheels)?;
-        for ((bundle, _), actual) in bundles.iter().zip(&digested.extra) {
-            self.compare(&bundle.path, &bundle.sha256, actual)?;
+    fn check_digested(&self, plan: &DigestPlan, digested: &Digested) -> Result<(), FormatError> {
+        let mut wheels = Vec::new();
+        let mut bundles: Vec<Option<[u8; 32]>> = vec![None; self.bundles.len()];
+        let mut stub = None;
+        let found = (plan.kinds.iter().zip(&digested.wheels))
+            .chain(plan.extra_kinds.iter().zip(&digested.extra));
+        if !digested.wheels.is_empty() {
+            wheels = vec![[0u8; 32]; self.wheels.len()];
         }
-        let stub_sha256 = self.manifest.stub_sha256.as_ref();
-        if let (Some(expected), Some(actual)) = (stub_sha256, digested.extra.get(bundles.len())) {
+        for (kind, digest) in found {
+            match *kind {
+                Stored::Wheel(index) => wheels[index] = *digest,
+                Stored::Bundle(index) => bundles[index] = Some(*digest),
+                Stored::Stub => stub = Some(*digest),
+            }
+        }
+        self.check_wheels(&wheels)?;
+        for bundle in (self.manifest.bytecode.iter()).filter(|b| !b.sha256.is_empty()) {
+            let place = self
+                .bundles
+                .iter()
+                .position(|(name, _)| *name == bundle.path);
+            if let Some(actual) = place.and_then(|index| bundles[index]) {
+                self.compare(&bundle.path, &bundle.sha256, &actual)?;
+            }
+        }
+        if let (Some(expected), Some(actual)) = (self.manifest.stub_sha256.as_ref(), stub) {
             let what = format!(
                 "the stub (its first {} bytes)",
                 self.located.trailer.payload_offset
             );
-            self.compare(&what, expected, actual)?;
+            self.compare(&what, expected, &actual)?;
         }
         Ok(())
     }
@@ -465,13 +508,19 @@ impl Payload {
     /// What the byte-code bundle stored as `name` unpacks to: its members' declared sizes
     /// (each is held to its own when written), as `unpacked_bytes` counts it.
     pub fn bundle_unpacked(&mut self, name: &str) -> Result<u64, FormatError> {
+        // Asked of every bundle twice (`check_sizes`, then a stub's free-space check), and a
+        // bundle's directory has thousands of records.
+        if let Some((_, bytes)) = self.bundle_sizes.iter().find(|(known, _)| known == name) {
+            return Ok(*bytes);
+        }
         let (start, len) = self.stored_range(name)?;
-        bundle_unpacked_bytes(Section::with_directory(&self.file, start, len)).map_err(|reason| {
-            FormatError::Malformed {
+        let bytes = bundle_unpacked_bytes(Section::with_directory(&self.file, start, len))
+            .map_err(|reason| FormatError::Malformed {
                 path: self.path.clone(),
                 reason: format!("byte-code bundle {name}: {reason}"),
-            }
-        })
+            })?;
+        self.bundle_sizes.push((name.to_string(), bytes));
+        Ok(bytes)
     }
 
     /// Where the bytes of each entry must end, by its number ([`crate::Member::end`]).
@@ -788,6 +837,24 @@ fn find_directory(tail: &[u8]) -> Option<u64> {
         let fits = record.starts_with(b"PK\x05\x06") && usize::from(comment) == record.len() - 22;
         (fits && offset != u32::MAX).then_some(u64::from(offset))
     })
+}
+
+/// What a payload digest takes as whole pieces and hashes besides ([`Payload::digest_plan`]).
+struct DigestPlan {
+    pieces: Vec<(u64, u64)>,
+    /// What each piece is.
+    kinds: Vec<Stored>,
+    extra: Vec<(u64, u64)>,
+    extra_kinds: Vec<Stored>,
+}
+
+/// A stored entry the digest hashes on its own: a wheel or a bundle (by its place in
+/// [`Payload`]'s lists), or the stub.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Wheel(usize),
+    Bundle(usize),
+    Stub,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,6 +10,7 @@ use crate::{hex, FormatError};
 /// The trailer's first bytes, by digest scheme (both the same length).
 const PREFIX_WHOLE: &str = "pysfx-payload/1 offset=";
 const PREFIX_PIECES: &str = "pysfx-payload/2 offset=";
+const PREFIX_ENTRIES: &str = "pysfx-payload/3 offset=";
 const DIGEST_KEY: &str = " sha256=";
 /// Length in bytes of the trailer text (the zip comment).
 pub const TRAILER_LEN: usize = PREFIX_PIECES.len() + 20 + DIGEST_KEY.len() + 64;
@@ -25,9 +26,10 @@ pub struct Trailer {
     /// The payload digest of the bytes `[payload_offset, start of the trailer)`: every
     /// payload byte, the end-of-central-directory record included, but the trailer itself.
     pub sha256: [u8; 32],
-    /// How [`Trailer::sha256`] covers those bytes: the packer writes [`DigestScheme::Pieces`];
-    /// artifacts of pysfx 0.1 have [`DigestScheme::Whole`], still read (a thin artifact's base,
-    /// a release's artifact checked again).
+    /// How [`Trailer::sha256`] covers those bytes: the packer writes [`DigestScheme::Entries`];
+    /// artifacts of earlier builds have [`DigestScheme::Pieces`] or (pysfx 0.1)
+    /// [`DigestScheme::Whole`], still read (a thin artifact's base, a release's artifact
+    /// checked again).
     pub scheme: DigestScheme,
 }
 
@@ -37,6 +39,7 @@ impl Trailer {
         let prefix = match self.scheme {
             DigestScheme::Whole => PREFIX_WHOLE,
             DigestScheme::Pieces => PREFIX_PIECES,
+            DigestScheme::Entries => PREFIX_ENTRIES,
         };
         format!(
             "{prefix}{:020}{DIGEST_KEY}{}",
@@ -54,14 +57,14 @@ impl Trailer {
             ));
         }
         let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_string())?;
-        let (scheme, rest) = match (
-            text.strip_prefix(PREFIX_PIECES),
-            text.strip_prefix(PREFIX_WHOLE),
-        ) {
-            (Some(rest), _) => (DigestScheme::Pieces, rest),
-            (None, Some(rest)) => (DigestScheme::Whole, rest),
-            (None, None) => return Err("unknown trailer version".to_string()),
-        };
+        let schemes = [
+            (PREFIX_ENTRIES, DigestScheme::Entries),
+            (PREFIX_PIECES, DigestScheme::Pieces),
+            (PREFIX_WHOLE, DigestScheme::Whole),
+        ];
+        let (scheme, rest) = (schemes.iter())
+            .find_map(|(prefix, scheme)| Some((*scheme, text.strip_prefix(prefix)?)))
+            .ok_or_else(|| "unknown trailer version".to_string())?;
         let (offset, rest) = rest.split_at(20);
         let digest = rest
             .strip_prefix(DIGEST_KEY)
@@ -213,7 +216,11 @@ mod tests {
     #[test]
     fn trailer_round_trips_at_fixed_length() {
         for offset in [0u64, 1, 873_421, u64::MAX] {
-            for scheme in [DigestScheme::Whole, DigestScheme::Pieces] {
+            for scheme in [
+                DigestScheme::Whole,
+                DigestScheme::Pieces,
+                DigestScheme::Entries,
+            ] {
                 let trailer = Trailer {
                     payload_offset: offset,
                     sha256: [0xab; 32],

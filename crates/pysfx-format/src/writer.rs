@@ -158,7 +158,7 @@ impl PayloadWriter {
         let placeholder = Trailer {
             payload_offset: self.payload_offset,
             sha256: [0; 32],
-            scheme: DigestScheme::Pieces,
+            scheme: DigestScheme::Entries,
         };
         self.zip
             .set_comment(placeholder.encode())
@@ -177,7 +177,8 @@ impl PayloadWriter {
         }
         let mut file = sink.file;
         let located = locate(&mut file, &path)?;
-        let wheels = {
+        // The wheels and the byte-code bundles, each a piece of the digest, in payload order.
+        let mut ranges: Vec<(u64, u64)> = {
             let mut archive = zip::ZipArchive::new(&file).map_err(|source| FormatError::Zip {
                 path: path.clone(),
                 source,
@@ -186,20 +187,25 @@ impl PayloadWriter {
                 path: path.clone(),
                 source,
             })?;
-            crate::reader::wheel_ranges(&mut archive, &located, &ends, b"wheels/").map_err(
-                |reason| FormatError::Malformed {
-                    path: path.clone(),
-                    reason,
-                },
-            )?
+            let mut stored = |prefix: &[u8]| {
+                crate::reader::wheel_ranges(&mut archive, &located, &ends, prefix).map_err(
+                    |reason| FormatError::Malformed {
+                        path: path.clone(),
+                        reason,
+                    },
+                )
+            };
+            let mut entries = stored(b"wheels/")?;
+            entries.extend(stored(b"bytecode/")?);
+            entries.into_iter().map(|(_, range)| range).collect()
         };
-        let ranges: Vec<(u64, u64)> = wheels.iter().map(|(_, range)| *range).collect();
+        ranges.sort_unstable();
         let range = (self.payload_offset, located.digest_end);
-        let digested = digest_range(&file, &path, range, &ranges, &[], DigestScheme::Pieces)?;
+        let digested = digest_range(&file, &path, range, &ranges, &[], DigestScheme::Entries)?;
         let trailer = Trailer {
             payload_offset: self.payload_offset,
             sha256: digested.root,
-            scheme: DigestScheme::Pieces,
+            scheme: DigestScheme::Entries,
         };
         let comment_start = located.file_len - crate::TRAILER_LEN as u64;
         file.seek(SeekFrom::Start(comment_start))
@@ -475,7 +481,7 @@ mod tests {
         let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
         writer.add_manifest(&manifest()).expect("manifest");
         let pieces = writer.finish().expect("finish");
-        assert_eq!(pieces.scheme, DigestScheme::Pieces);
+        assert_eq!(pieces.scheme, DigestScheme::Entries);
         let bytes = std::fs::read(&path).expect("read");
         let located = crate::Payload::open(&path)
             .expect("open")
@@ -497,7 +503,7 @@ mod tests {
         rewrite(whole).expect("a /1 trailer with the payload's SHA-256");
         assert!(matches!(
             rewrite(Trailer {
-                scheme: DigestScheme::Pieces,
+                scheme: DigestScheme::Entries,
                 ..whole
             }),
             Err(FormatError::DigestMismatch { .. })
@@ -510,6 +516,86 @@ mod tests {
             Err(FormatError::DigestMismatch { .. })
         ));
         rewrite(pieces).expect("the packer's own trailer");
+    }
+
+    /// The packer's digest (`pysfx-payload/3`) takes each stored wheel and byte-code bundle
+    /// as a piece of its own; an artifact of the earlier `/2` digest (the wheels whole, the
+    /// bundles cut with what lies between) is still read and checked; and neither digest
+    /// passes under the other's name.
+    #[test]
+    fn bundles_are_pieces_of_the_digest_and_a_wheels_only_digest_is_still_checked() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("a.sfx");
+        let mut writer = PayloadWriter::create(&path, b"stub bytes", 0).expect("create");
+        writer.add_manifest(&manifest()).expect("manifest");
+        let stored = |size: u64| EntryOptions {
+            compress: false,
+            executable: false,
+            size,
+        };
+        let wheel: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let bundle: Vec<u8> = (0..7000u32).map(|i| (i % 241) as u8).collect();
+        let (wheel_name, bundle_name) = ("wheels/aa/w-1.0-py3-none-any.whl", "bytecode/aa/c.zip");
+        (writer.add(wheel_name, &mut wheel.as_slice(), stored(5000))).expect("wheel");
+        (writer.add("app/x.py", &mut &b"x = 1\n"[..], stored(6))).expect("app");
+        (writer.add(bundle_name, &mut bundle.as_slice(), stored(7000))).expect("bundle");
+        let entries = writer.finish().expect("finish");
+        assert_eq!(entries.scheme, DigestScheme::Entries);
+        let mut payload = crate::Payload::open(&path).expect("open");
+        payload.verify().expect("the packer's own trailer");
+        let located = payload.located().to_owned();
+        let ranges = [
+            payload.stored_range(wheel_name).expect("wheel"),
+            payload.stored_range(bundle_name).expect("bundle"),
+        ];
+        let file = std::fs::File::open(&path).expect("open");
+        let range = (entries.payload_offset, located.digest_end);
+        let digest = |ranges: &[(u64, u64)]| {
+            let scheme = DigestScheme::Pieces;
+            (digest_range(&file, &path, range, ranges, &[], scheme).expect("digest")).root
+        };
+        assert_eq!(
+            digest(&ranges),
+            entries.sha256,
+            "the bundle a piece of its own"
+        );
+        let wheels_only = digest(&ranges[..1]);
+        assert_ne!(wheels_only, entries.sha256);
+        let bytes = std::fs::read(&path).expect("read");
+        let rewrite = |trailer: Trailer| {
+            let mut old = bytes.clone();
+            old.truncate(located.digest_end as usize);
+            old.extend_from_slice(trailer.encode().as_bytes());
+            std::fs::write(&path, &old).expect("write");
+            crate::Payload::open(&path).expect("open").verify()
+        };
+        let pieces = Trailer {
+            sha256: wheels_only,
+            scheme: DigestScheme::Pieces,
+            ..entries
+        };
+        rewrite(pieces).expect("a /2 trailer with the wheels-only digest");
+        for (label, trailer) in [
+            (
+                "/3 over wheels only",
+                Trailer {
+                    scheme: DigestScheme::Entries,
+                    ..pieces
+                },
+            ),
+            (
+                "/2 over wheels and bundles",
+                Trailer {
+                    scheme: DigestScheme::Pieces,
+                    ..entries
+                },
+            ),
+        ] {
+            assert!(
+                matches!(rewrite(trailer), Err(FormatError::DigestMismatch { .. })),
+                "{label}"
+            );
+        }
     }
 
     #[test]

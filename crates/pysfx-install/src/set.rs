@@ -52,6 +52,9 @@ pub struct BundleJob {
     /// bundle must be named for that tag and start with that number.
     pub magic: String,
     pub cache_tag: String,
+    /// Whether the payload check left the bundle unread (`Payload::verify_sparing`): it is
+    /// then hashed whole before any `.pyc` of it is written.
+    pub spared: bool,
 }
 
 impl<'a> WheelJob<'a> {
@@ -76,6 +79,7 @@ impl<'a> WheelJob<'a> {
                 payload.stored_range(&bundle.path).map(|range| BundleJob {
                     source_mtime: bundle.source_mtime,
                     range,
+                    spared: payload.spared(&bundle.path),
                     sha256: bundle.sha256,
                     magic: bundle.magic,
                     cache_tag: bundle.cache_tag,
@@ -214,8 +218,14 @@ fn install_batch<T: Tree>(
         .plan_batch(&mut prepared, batch.first_rank, batch.names)
         .map_err(InstallError::Corrupt)?;
     let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
+    // Of each bundle the payload check left unread, how it is checked before it is read.
+    let mut bundle_gates: Vec<Option<SparedWheel>> = Vec::new();
     for (wheel, job) in batch.jobs.iter().enumerate() {
         for bundle in &job.bundles {
+            bundle_gates.push(
+                (bundle.spared)
+                    .then(|| SparedWheel::bundle(batch.file, bundle, &job.entry.filename)),
+            );
             let (start, len) = bundle.range;
             let section = Section::with_directory(batch.file, start, len);
             let open = open_bundle(
@@ -245,6 +255,7 @@ fn install_batch<T: Tree>(
         archives: &archives,
         prepared: &prepared,
         bundles: &bundles,
+        bundle_gates: &bundle_gates,
         options,
         reporter,
     };
@@ -399,6 +410,7 @@ struct Run<'r> {
     archives: &'r [ZipArchive<Section>],
     prepared: &'r [PreparedWheel],
     bundles: &'r [(usize, OpenBundle)],
+    bundle_gates: &'r [Option<SparedWheel>],
     options: &'r SetOptions,
     reporter: &'r dyn Reporter,
 }
@@ -531,6 +543,9 @@ impl Run<'_> {
         member: usize,
     ) -> Result<u64, InstallError> {
         let (wheel, open) = &self.bundles[bundle];
+        if let Some(spared) = &self.bundle_gates[bundle] {
+            spared.check()?;
+        }
         let archive = worker.bundles[bundle].get_or_insert_with(|| open.archive.clone());
         let pyc = &open.members[member];
         let entry = write_bytecode(

@@ -242,7 +242,7 @@ fn read_dist_info<R: Read + Seek + Clone + ReadAt>(
         }
     }
     let record_sha256 = pysfx_format::hex(&sha2::Sha256::digest(record_text.as_bytes()));
-    if spared.is_some_and(|spared| spared.record_sha256() != record_sha256) {
+    if spared.is_some_and(|spared| spared.record_sha256() != Some(record_sha256.as_str())) {
         return Err(InstallError::Corrupt(format!(
             "{wheel}: its RECORD differs from the one the manifest names"
         )));
