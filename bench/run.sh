@@ -45,12 +45,16 @@ cargo build --release -q -p pysfx
 STUB=$(bash scripts/build-stub.sh 2>/dev/null)
 PYSFX=$ROOT/target/release/pysfx
 
-# time_run NAME CMD...: one timed run; appends "NAME wall rss_kib" to $RESULTS.
+# time_run NAME CMD...: one timed run; appends "NAME wall rss_kib" to $RESULTS. The wall time
+# is read from the clock in nanoseconds around the run (/usr/bin/time's %e has 10 ms steps, a
+# twentieth of a linked install); /usr/bin/time gives the peak RSS.
 time_run() {
     local name=$1; shift
-    local out
-    out=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1) || { echo "bench: $name failed: $out" >&2; exit 1; }
-    echo "$name $out" >> "$RESULTS"
+    local out start took
+    start=$(date +%s%N)
+    out=$(/usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1) || { echo "bench: $name failed: $out" >&2; exit 1; }
+    took=$(( $(date +%s%N) - start ))
+    printf '%s %d.%06d %s\n' "$name" $((took / 1000000000)) $(((took / 1000) % 1000000)) "$out" >> "$RESULTS"
 }
 
 # measure NAME RUNS SETUP CMD...: a warm-up, then RUNS timed runs, SETUP (a shell snippet) before each.

@@ -656,7 +656,7 @@ fn a_bundle_holds_only_its_wheels_byte_code_and_no_more_than_it_declares() {
         .clone();
     let bundle = manifest.bytecode.first().expect("a bundle").clone();
     let old_unpacked = pysfx_format::Payload::open(&artifact)
-        .and_then(|mut payload| payload.bundle_unpacked(&bundle.path))
+        .and_then(|payload| payload.bundle_unpacked(&bundle.path))
         .expect("the bundle's size");
     let tag = &bundle.cache_tag;
     // A bundle of one deflated member, `name`, of `size` bytes.

@@ -919,6 +919,91 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
     assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
 }
 
+/// `tests/fixtures/craft_payload.py IN OUT ARGS…` (see its docstring); the crafted artifact.
+fn crafted(source: &Path, target: &Path, args: &[&str]) -> PathBuf {
+    let output = run(Command::new(pysfx_e2e::host_python())
+        .arg(pysfx_e2e::workspace_root().join("tests/fixtures/craft_payload.py"))
+        .arg(source)
+        .arg(target)
+        .args(args));
+    assert!(
+        output.status.success(),
+        "craft_payload.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    target.to_path_buf()
+}
+
+/// A crafted artifact whose byte-code bundle (left unread beside a release that installed it)
+/// lists in its own zip directory only one of its `.pyc` files: the install does not take that
+/// directory's word for which byte-code the release gets. Each linked source's `.pyc` is linked
+/// all the same, and when one can't be (release 1's copy edited), the bundle is hashed whole:
+/// exit 3, nothing written. (It exited 0 with those `.pyc` files missing: a review.)
+#[test]
+fn a_spared_bundle_whose_directory_leaves_byte_code_out_still_gets_all_of_it() {
+    let (python, work, artifacts) = compiled_at_pack_time();
+    let damaged = crafted(
+        &artifacts.v2,
+        &work.path().join("dropped.sfx"),
+        &["drop-pyc", "chardet-"],
+    );
+    let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
+    let release = |number: u32| work.path().join(format!("releases/{number}"));
+    deploy(&artifacts.v1, &release(1), &python.path, &[]);
+    deploy(&damaged, &release(2), &python.path, &[]);
+    assert_eq!(
+        inode(&release(1).join(&version_pyc)),
+        inode(&release(2).join(&version_pyc))
+    );
+    let chardet = |pyc: Vec<String>| -> Vec<String> {
+        (pyc.into_iter())
+            .filter(|path| path.contains("/chardet/"))
+            .collect()
+    };
+    let all = chardet(shared_pyc(&release(1), &release(1)));
+    assert!(all.len() > 1, "{all:?}");
+    assert_eq!(chardet(shared_pyc(&release(1), &release(2))), all);
+
+    let edited = |number: u32| work.path().join(format!("edited/{number}"));
+    deploy(&artifacts.v1, &edited(1), &python.path, &[]);
+    edit_last_byte_in_place(&edited(1).join(&version_pyc));
+    let second = edited(2);
+    let args = [
+        OsStr::new("-d"),
+        second.as_os_str(),
+        OsStr::new("--python"),
+        python.path.as_os_str(),
+    ];
+    let (code, result, stderr) = run_json(&damaged, &args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    assert!(!second.exists());
+}
+
+/// A `pysfx-payload/2` artifact (the digest of builds before session 44) whose zip directory
+/// lists its wheels in another order than their bytes lie: the digest takes them in payload
+/// order (docs/format.md), so it verifies and installs. (It was refused as overlapping: a
+/// review.)
+#[test]
+fn a_wheels_only_digest_is_read_whatever_the_order_of_the_zip_directory() {
+    let python = python(11);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = artifacts(work.path(), None);
+    let swapped = crafted(
+        &artifacts.v1,
+        &work.path().join("swapped.sfx"),
+        &["swap-directory-v2"],
+    );
+    let output = run(Command::new(&swapped).arg("--verify"));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    deploy(&swapped, &work.path().join("releases/1"), &python.path, &[]);
+}
+
 /// The stamps a release leaves (`pysfx-stamps`): the next release links the files, and the
 /// byte-code of linked sources, whose stamp is unchanged without reading them; a file edited
 /// since (one keeping its size and mtime, so only its ctime tells) is unpacked; and once

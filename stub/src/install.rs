@@ -88,7 +88,11 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             let hashing = std::thread::Builder::new()
                 .spawn_scoped(scope, move || {
                     let phase = Instant::now();
-                    (payload.hash_besides_wheels()).map(|first| (first, phase.elapsed()))
+                    let first = payload.hash_besides_wheels()?;
+                    let took = phase.elapsed();
+                    // The sizes the payload declares (read: the bundles' directories), told
+                    // only once its digest holds.
+                    Ok::<_, pysfx_format::FormatError>((first, took, payload.check_sizes()))
                 })
                 .ok();
             let interpreter = Interpreter::query(&cli.python);
@@ -143,7 +147,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
     if !unchanged {
         match hashed {
             Some(hashed) => {
-                let (first, took) = hashed?;
+                let (first, took, sizes) = hashed?;
                 let phase = Instant::now();
                 // A wheel a release beside DEST installed, whose files will be linked from it.
                 let candidates = match (&early, cli.copy) {
@@ -159,7 +163,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                 };
                 payload.verify_sparing(first, &spare_wheel, &spare_bundle)?;
                 phases.verify = (took + phase.elapsed()).as_secs_f64();
-                payload.check_sizes()?;
+                sizes?;
             }
             None => verify(&mut payload, &mut phases)?,
         }

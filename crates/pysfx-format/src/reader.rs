@@ -37,7 +37,7 @@ pub struct Payload {
     /// The stored wheels (by path) [`Payload::verify_sparing`] left unread.
     spared: std::sync::Mutex<Vec<String>>,
     /// What each bundle asked of [`Payload::bundle_unpacked`] unpacks to.
-    bundle_sizes: Vec<(String, u64)>,
+    bundle_sizes: std::sync::Mutex<Vec<(String, u64)>>,
 }
 
 impl Payload {
@@ -104,7 +104,7 @@ impl Payload {
             ends,
             verified: std::sync::atomic::AtomicBool::new(false),
             spared: std::sync::Mutex::new(Vec::new()),
-            bundle_sizes: Vec::new(),
+            bundle_sizes: std::sync::Mutex::new(Vec::new()),
         };
         payload.manifest = payload.read_manifest()?;
         payload.check_wheel_sizes()?;
@@ -281,7 +281,6 @@ impl Payload {
             .map(|(index, (_, range))| (*range, Stored::Bundle(index)));
         if self.located.trailer.scheme == DigestScheme::Entries {
             pieces.extend(bundles);
-            pieces.sort_unstable_by_key(|(range, _)| *range);
         } else {
             let digested = |(_, kind): &((u64, u64), Stored)| match *kind {
                 Stored::Bundle(index) => (self.manifest.bytecode.iter())
@@ -293,6 +292,8 @@ impl Payload {
         if self.manifest.stub_sha256.is_some() {
             extra.push(((0, self.located.trailer.payload_offset), Stored::Stub));
         }
+        // In payload order, whatever the order of the zip directory (docs/format.md).
+        pieces.sort_unstable_by_key(|(range, _)| *range);
         let (pieces, kinds) = pieces.into_iter().unzip();
         let (extra, extra_kinds) = extra.into_iter().unzip();
         Ok(DigestPlan {
@@ -411,7 +412,7 @@ impl Payload {
     /// directory, each wheel's unpacked size (each wheel is held to its own when installed) and
     /// the byte-code bundles. Every entry is then read no further than its declared size, so a
     /// payload of many large entries cannot fill the disk behind a small manifest figure.
-    pub fn check_sizes(&mut self) -> Result<(), FormatError> {
+    pub fn check_sizes(&self) -> Result<(), FormatError> {
         let mut declared: u64 = 0;
         // The app's files and bytes, which listings (`--info`, `inspect`) show.
         let (mut app_files, mut app_bytes) = (0u64, 0u64);
@@ -452,7 +453,7 @@ impl Payload {
             .map(|bundle| bundle.path.clone())
             .collect();
         for name in bundles {
-            if self.stored_range(&name).is_ok() {
+            if self.bundles.iter().any(|(stored, _)| *stored == name) {
                 declared = declared.saturating_add(self.bundle_unpacked(&name)?);
             }
         }
@@ -507,19 +508,26 @@ impl Payload {
 
     /// What the byte-code bundle stored as `name` unpacks to: its members' declared sizes
     /// (each is held to its own when written), as `unpacked_bytes` counts it.
-    pub fn bundle_unpacked(&mut self, name: &str) -> Result<u64, FormatError> {
+    pub fn bundle_unpacked(&self, name: &str) -> Result<u64, FormatError> {
         // Asked of every bundle twice (`check_sizes`, then a stub's free-space check), and a
         // bundle's directory has thousands of records.
-        if let Some((_, bytes)) = self.bundle_sizes.iter().find(|(known, _)| known == name) {
+        let known = lock(&self.bundle_sizes);
+        if let Some((_, bytes)) = known.iter().find(|(known, _)| known == name) {
             return Ok(*bytes);
         }
-        let (start, len) = self.stored_range(name)?;
-        let bytes = bundle_unpacked_bytes(Section::with_directory(&self.file, start, len))
+        drop(known);
+        let Some((_, (start, len))) = self.bundles.iter().find(|(stored, _)| stored == name) else {
+            return Err(FormatError::Malformed {
+                path: self.path.clone(),
+                reason: format!("{name} is not a stored entry of the payload"),
+            });
+        };
+        let bytes = bundle_unpacked_bytes(Section::with_directory(&self.file, *start, *len))
             .map_err(|reason| FormatError::Malformed {
                 path: self.path.clone(),
                 reason: format!("byte-code bundle {name}: {reason}"),
             })?;
-        self.bundle_sizes.push((name.to_string(), bytes));
+        lock(&self.bundle_sizes).push((name.to_string(), bytes));
         Ok(bytes)
     }
 
@@ -629,10 +637,10 @@ fn stored_range<R: Read + Seek + Clone + ReadAt>(
     Ok((start, len))
 }
 
-/// Every entry under `wheels/` (all stored), with its byte range, in the order of the zip's
-/// directory: the pieces of a `pysfx-payload/2` digest that are whole wheels. The packer writes
-/// the directory in payload order; a payload whose wheels are listed out of order is refused
-/// when its digest is checked.
+/// Every entry under `prefix` (`wheels/`, `bytecode/`: all stored), with its byte range, in
+/// the order of the zip's directory. The digest takes them in payload order (the pieces of a
+/// `pysfx-payload/2` or `/3` digest that are whole entries); two that overlap are refused when
+/// it is checked.
 pub(crate) fn wheel_ranges<R: Read + Seek + Clone + ReadAt>(
     archive: &mut ZipArchive<R>,
     located: &Located,

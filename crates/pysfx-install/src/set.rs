@@ -3,6 +3,7 @@
 //! members (and byte-code) spread over the threads, biggest first, so one large wheel does not
 //! leave the others idle.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use pysfx_format::{Payload, Section, WheelEntry};
@@ -200,6 +201,10 @@ struct PycLink {
     source: Stamp,
     /// The bundle member written instead when the link can't be made.
     fallback: Option<(usize, usize)>,
+    /// A bundle the payload check left unread whose directory lists no `.pyc` for this
+    /// source: when the link can't be made, the bundle is hashed whole, so that a directory
+    /// that leaves one out is found (the release beside installed the very same bundle).
+    unlisted: Option<usize>,
 }
 
 /// Installs one batch: each wheel checked and planned, then all members (and byte-code) spread
@@ -283,7 +288,10 @@ fn install_batch<T: Tree>(
     }
     if let Some(link) = pyc_link {
         let site = batch.layout.site_packages.as_str();
-        let links = pyc_links(site, &reports, &prepared, &bundles, link, &deferred);
+        let spared = |bundle: usize| bundle_gates[bundle].is_some();
+        let links = pyc_links(
+            site, &reports, &prepared, &bundles, link, &deferred, &spared,
+        );
         // A bundle's `.pyc` that a link stands for is written only when that link fails.
         let mut covered: Vec<Vec<bool>> = bundles
             .iter()
@@ -351,6 +359,7 @@ fn pyc_links(
     bundles: &[(usize, OpenBundle)],
     link: &BytecodeLink,
     deferred: &dyn Fn(usize) -> bool,
+    spared: &dyn Fn(usize) -> bool,
 ) -> Vec<PycLink> {
     let mut links = Vec::new();
     for (wheel, report) in reports.iter().enumerate() {
@@ -363,28 +372,37 @@ fn pyc_links(
             .map(|python| (python.path.as_str(), python))
             .collect();
         let mut bundled = false;
+        let mut listed: HashSet<String> = HashSet::new();
+        let mut unlisted = None;
         for (bundle, (owner, open)) in bundles.iter().enumerate() {
             if *owner != wheel {
                 continue;
             }
             bundled = true;
+            if spared(bundle) {
+                unlisted = Some(bundle);
+            }
             for (member, (destination, python)) in
                 open.destinations(site_packages).into_iter().enumerate()
             {
                 if let Some(source) = linked.get(python.as_str()) {
+                    listed.insert(python);
                     links.push(PycLink {
                         wheel,
                         destination,
                         python_index: source.index,
                         source: source.stamp,
                         fallback: Some((bundle, member)),
+                        unlisted: None,
                     });
                 }
             }
         }
-        if !bundled {
+        // The `.pyc` the compiler would write, for a wheel the install compiles, or for each
+        // linked source a spared bundle's (unchecked) directory does not list.
+        if !bundled || unlisted.is_some() {
             let shipped = prepared[wheel].shipped_pyc();
-            for python in &report.linked_python {
+            for python in (report.linked_python.iter()).filter(|p| !listed.contains(&p.path)) {
                 let destination = link
                     .format
                     .pyc_of(&python.path)
@@ -396,6 +414,7 @@ fn pyc_links(
                         python_index: python.index,
                         source: python.stamp,
                         fallback: None,
+                        unlisted,
                     });
                 }
             }
@@ -530,7 +549,15 @@ impl Run<'_> {
                     (None, Some((bundle, member))) => {
                         Ok((self.write_pyc(worker, bundle, member)?, true))
                     }
-                    (None, None) => Ok((0, false)),
+                    (None, None) => {
+                        let gate = link
+                            .unlisted
+                            .and_then(|bundle| self.bundle_gates[bundle].as_ref());
+                        if let Some(spared) = gate {
+                            spared.check()?;
+                        }
+                        Ok((0, false))
+                    }
                 }
             }
         }
