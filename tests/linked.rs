@@ -829,26 +829,45 @@ fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed
     let (code, result, stderr) = run_json(&damaged, &[OsStr::new("-d"), alone.as_os_str()]);
     assert_eq!(code, 3, "{result}\n{stderr}");
     assert!(!work.path().join("alone").exists());
-    let (edited_first, edited_second) =
-        (work.path().join("edited/1"), work.path().join("edited/2"));
-    deploy(&artifacts.v1, &edited_first, &python.path, &no_compile);
-    edit_in_place(&edited_first, 11);
-    let mut args = vec![
-        OsStr::new("-d"),
-        edited_second.as_os_str(),
-        OsStr::new("--python"),
-        python.path.as_os_str(),
-    ];
-    args.extend_from_slice(&no_compile);
-    let (code, result, stderr) = run_json(&damaged, &args);
-    assert_eq!(code, 3, "{result}\n{stderr}");
+    let stderr = refused_beside_edited(
+        work.path(),
+        (&artifacts.v1, &damaged),
+        &python.path,
+        &no_compile,
+        |release| drop(edit_in_place(release, 11)),
+    );
     let wheel_name = chardet.file_name().expect("a name").to_string_lossy();
     assert!(stderr.contains(wheel_name.as_ref()), "{stderr}");
-    let left: Vec<String> = pysfx_e2e::listing(&work.path().join("edited"))
-        .into_iter()
+}
+
+/// Installs `artifacts.1` as `edited/2` under `work`, beside `edited/1`, a release of
+/// `artifacts.0` that `edit` changes first, and expects it refused (exit 3) with nothing but
+/// release 1 left there (its lock file aside). Returns what it printed.
+fn refused_beside_edited(
+    work: &Path,
+    (first, second): (&Path, &Path),
+    python: &Path,
+    extra: &[&OsStr],
+    edit: impl FnOnce(&Path),
+) -> String {
+    let releases = work.join("edited");
+    deploy(first, &releases.join("1"), python, extra);
+    edit(&releases.join("1"));
+    let destination = releases.join("2");
+    let mut args = vec![
+        OsStr::new("-d"),
+        destination.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, result, stderr) = run_json(second, &args);
+    assert_eq!(code, 3, "{result}\n{stderr}");
+    let left: Vec<String> = (pysfx_e2e::listing(&releases).into_iter())
         .filter(|name| !name.ends_with(".pysfx-lock"))
         .collect();
     assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
+    stderr
 }
 
 /// The same for a byte-code bundle (compiled at pack time): a damaged bundle whose `.pyc`
@@ -899,24 +918,14 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
     let output = run(Command::new(&damaged).arg("--verify"));
     assert_eq!(output.status.code(), Some(3), "--verify");
 
-    let edited = |number: u32| work.path().join(format!("edited/{number}"));
-    deploy(&artifacts.v1, &edited(1), &python.path, &[]);
-    edit_last_byte_in_place(&edited(1).join(&version_pyc));
-    let second = edited(2);
-    let args = [
-        OsStr::new("-d"),
-        second.as_os_str(),
-        OsStr::new("--python"),
-        python.path.as_os_str(),
-    ];
-    let (code, result, stderr) = run_json(&damaged, &args);
-    assert_eq!(code, 3, "{result}\n{stderr}");
+    let stderr = refused_beside_edited(
+        work.path(),
+        (&artifacts.v1, &damaged),
+        &python.path,
+        &[],
+        |release| edit_last_byte_in_place(&release.join(&version_pyc)),
+    );
     assert!(stderr.contains("byte-code"), "{stderr}");
-    let left: Vec<String> = pysfx_e2e::listing(&work.path().join("edited"))
-        .into_iter()
-        .filter(|name| !name.ends_with(".pysfx-lock"))
-        .collect();
-    assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
 }
 
 /// `tests/fixtures/craft_payload.py IN OUT ARGS…` (see its docstring); the crafted artifact.
@@ -965,19 +974,13 @@ fn a_spared_bundle_whose_directory_leaves_byte_code_out_still_gets_all_of_it() {
     assert!(all.len() > 1, "{all:?}");
     assert_eq!(chardet(shared_pyc(&release(1), &release(2))), all);
 
-    let edited = |number: u32| work.path().join(format!("edited/{number}"));
-    deploy(&artifacts.v1, &edited(1), &python.path, &[]);
-    edit_last_byte_in_place(&edited(1).join(&version_pyc));
-    let second = edited(2);
-    let args = [
-        OsStr::new("-d"),
-        second.as_os_str(),
-        OsStr::new("--python"),
-        python.path.as_os_str(),
-    ];
-    let (code, result, stderr) = run_json(&damaged, &args);
-    assert_eq!(code, 3, "{result}\n{stderr}");
-    assert!(!second.exists());
+    refused_beside_edited(
+        work.path(),
+        (&artifacts.v1, &damaged),
+        &python.path,
+        &[],
+        |release| edit_last_byte_in_place(&release.join(&version_pyc)),
+    );
 }
 
 /// A `pysfx-payload/2` artifact (the digest of builds before session 44) whose zip directory

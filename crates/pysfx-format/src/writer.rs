@@ -335,6 +335,20 @@ mod tests {
         }
     }
 
+    /// Writes `bytes` to `path` with `trailer` in place of the one ending at `digest_end`, and
+    /// verifies the result.
+    fn verify_with(
+        path: &Path,
+        bytes: &[u8],
+        digest_end: u64,
+        trailer: Trailer,
+    ) -> Result<(), FormatError> {
+        let mut rewritten = bytes[..digest_end as usize].to_vec();
+        rewritten.extend_from_slice(trailer.encode().as_bytes());
+        std::fs::write(path, &rewritten).expect("write");
+        crate::Payload::open(path).expect("open").verify()
+    }
+
     fn manifest() -> Manifest {
         serde_json::from_str(
             r#"{"format_version": 1, "pysfx_version": "test", "app": {"name": "app", "files": 0,
@@ -488,13 +502,7 @@ mod tests {
             .located()
             .to_owned();
         let payload_bytes = &bytes[pieces.payload_offset as usize..located.digest_end as usize];
-        let rewrite = |trailer: Trailer| {
-            let mut old = bytes.clone();
-            old.truncate(located.digest_end as usize);
-            old.extend_from_slice(trailer.encode().as_bytes());
-            std::fs::write(&path, &old).expect("write");
-            crate::Payload::open(&path).expect("open").verify()
-        };
+        let rewrite = |trailer| verify_with(&path, &bytes, located.digest_end, trailer);
         let whole = Trailer {
             sha256: Sha256::digest(payload_bytes).into(),
             scheme: DigestScheme::Whole,
@@ -562,13 +570,7 @@ mod tests {
         let wheels_only = digest(&ranges[..1]);
         assert_ne!(wheels_only, entries.sha256);
         let bytes = std::fs::read(&path).expect("read");
-        let rewrite = |trailer: Trailer| {
-            let mut old = bytes.clone();
-            old.truncate(located.digest_end as usize);
-            old.extend_from_slice(trailer.encode().as_bytes());
-            std::fs::write(&path, &old).expect("write");
-            crate::Payload::open(&path).expect("open").verify()
-        };
+        let rewrite = |trailer| verify_with(&path, &bytes, located.digest_end, trailer);
         let pieces = Trailer {
             sha256: wheels_only,
             scheme: DigestScheme::Pieces,
