@@ -830,7 +830,7 @@ fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed
     assert_eq!(code, 3, "{result}\n{stderr}");
     assert!(!work.path().join("alone").exists());
     let stderr = refused_beside_edited(
-        work.path(),
+        &work.path().join("edited"),
         (&artifacts.v1, &damaged),
         &python.path,
         &no_compile,
@@ -840,17 +840,16 @@ fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed
     assert!(stderr.contains(wheel_name.as_ref()), "{stderr}");
 }
 
-/// Installs `artifacts.1` as `edited/2` under `work`, beside `edited/1`, a release of
-/// `artifacts.0` that `edit` changes first, and expects it refused (exit 3) with nothing but
-/// release 1 left there (its lock file aside). Returns what it printed.
+/// Installs `artifacts.1` as `RELEASES/2`, beside `RELEASES/1`, a release of `artifacts.0`
+/// that `edit` changes first, and expects it refused (exit 3) with nothing but release 1 left
+/// there (its lock file aside). Returns what it printed.
 fn refused_beside_edited(
-    work: &Path,
+    releases: &Path,
     (first, second): (&Path, &Path),
     python: &Path,
     extra: &[&OsStr],
     edit: impl FnOnce(&Path),
 ) -> String {
-    let releases = work.join("edited");
     deploy(first, &releases.join("1"), python, extra);
     edit(&releases.join("1"));
     let destination = releases.join("2");
@@ -863,7 +862,7 @@ fn refused_beside_edited(
     args.extend_from_slice(extra);
     let (code, result, stderr) = run_json(second, &args);
     assert_eq!(code, 3, "{result}\n{stderr}");
-    let left: Vec<String> = (pysfx_e2e::listing(&releases).into_iter())
+    let left: Vec<String> = (pysfx_e2e::listing(releases).into_iter())
         .filter(|name| !name.ends_with(".pysfx-lock"))
         .collect();
     assert_eq!(left, ["1"], "nothing but release 1 beside DEST");
@@ -919,7 +918,7 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
     assert_eq!(output.status.code(), Some(3), "--verify");
 
     let stderr = refused_beside_edited(
-        work.path(),
+        &work.path().join("edited"),
         (&artifacts.v1, &damaged),
         &python.path,
         &[],
@@ -975,11 +974,20 @@ fn a_spared_bundle_whose_directory_leaves_byte_code_out_still_gets_all_of_it() {
     assert_eq!(chardet(shared_pyc(&release(1), &release(2))), all);
 
     refused_beside_edited(
-        work.path(),
+        &work.path().join("edited"),
         (&artifacts.v1, &damaged),
         &python.path,
         &[],
         |release| edit_last_byte_in_place(&release.join(&version_pyc)),
+    );
+    // A source edited in the release beside is unpacked, and its `.pyc` would come from the
+    // directory alone. (It exited 0 without that `.pyc`: a review.)
+    refused_beside_edited(
+        &work.path().join("edited-source"),
+        (&artifacts.v1, &damaged),
+        &python.path,
+        &[],
+        |release| drop(edit_in_place(release, 11)),
     );
 }
 

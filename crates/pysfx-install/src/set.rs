@@ -292,6 +292,16 @@ fn install_batch<T: Tree>(
         let links = pyc_links(
             site, &reports, &prepared, &bundles, link, &deferred, &spared,
         );
+        // Which `.pyc` files a source unpacked rather than linked gets is the bundle's own
+        // directory's word: a spared bundle is held to its digest first.
+        for (gate, (wheel, _)) in bundle_gates.iter().zip(&bundles) {
+            let report = &reports[*wheel];
+            if let Some(spared) = gate.as_ref() {
+                if report.python_files.len() > report.linked_python.len() {
+                    spared.check()?;
+                }
+            }
+        }
         // A bundle's `.pyc` that a link stands for is written only when that link fails.
         let mut covered: Vec<Vec<bool>> = bundles
             .iter()
