@@ -113,13 +113,13 @@ fn deploy(artifact: &Path, release: &Path, python: &Path, extra: &[&OsStr]) -> s
     deploy_logged(artifact, release, python, extra).0
 }
 
-/// [`deploy`], also returning what the install logged (with `-v`, its debug lines).
-fn deploy_logged(
+/// `ARTIFACT -d RELEASE --python PYTHON EXTRA… --json`: exit code, JSON and stderr.
+fn install_json(
     artifact: &Path,
     release: &Path,
     python: &Path,
     extra: &[&OsStr],
-) -> (serde_json::Value, String) {
+) -> (i32, serde_json::Value, String) {
     let mut args = vec![
         OsStr::new("-d"),
         release.as_os_str(),
@@ -127,7 +127,17 @@ fn deploy_logged(
         python.as_os_str(),
     ];
     args.extend_from_slice(extra);
-    let (code, result, stderr) = run_json(artifact, &args);
+    run_json(artifact, &args)
+}
+
+/// [`deploy`], also returning what the install logged (with `-v`, its debug lines).
+fn deploy_logged(
+    artifact: &Path,
+    release: &Path,
+    python: &Path,
+    extra: &[&OsStr],
+) -> (serde_json::Value, String) {
+    let (code, result, stderr) = install_json(artifact, release, python, extra);
     assert_eq!(code, 0, "{}: {result}\n{stderr}", release.display());
     assert_eq!(result["changed"], true, "{}: {result}", release.display());
     (result, stderr)
@@ -852,15 +862,7 @@ fn refused_beside_edited(
 ) -> String {
     deploy(first, &releases.join("1"), python, extra);
     edit(&releases.join("1"));
-    let destination = releases.join("2");
-    let mut args = vec![
-        OsStr::new("-d"),
-        destination.as_os_str(),
-        OsStr::new("--python"),
-        python.as_os_str(),
-    ];
-    args.extend_from_slice(extra);
-    let (code, result, stderr) = run_json(second, &args);
+    let (code, result, stderr) = install_json(second, &releases.join("2"), python, extra);
     assert_eq!(code, 3, "{result}\n{stderr}");
     let left: Vec<String> = (pysfx_e2e::listing(releases).into_iter())
         .filter(|name| !name.ends_with(".pysfx-lock"))
