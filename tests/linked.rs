@@ -808,16 +808,17 @@ fn a_damaged_wheel_a_release_beside_serves_is_never_read_and_refused_once_needed
     let artifacts = artifacts(work.path(), Some(11));
     let chardet = &artifacts.shared_wheels[0];
     let wheel = std::fs::read(chardet).expect("the chardet wheel");
-    let mut bytes = std::fs::read(&artifacts.v2).expect("v2");
+    let bytes = std::fs::read(&artifacts.v2).expect("v2");
     let at = bytes
         .windows(wheel.len())
         .position(|window| window == wheel.as_slice())
         .expect("the chardet wheel stored in v2");
     // In its members' compressed bytes (the zip directory is at the end).
-    bytes[at + wheel.len() / 2] ^= 0x01;
-    let damaged = work.path().join("damaged-v2.sfx");
-    std::fs::write(&damaged, &bytes).expect("write");
-    std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let damaged = flipped(
+        bytes,
+        at + wheel.len() / 2,
+        &work.path().join("damaged-v2.sfx"),
+    );
     let no_compile = [OsStr::new("--no-compile")];
 
     // Beside an intact release 1: its files are linked, and the release is v2's.
@@ -900,12 +901,13 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
     let [start, length] = numbers[..] else {
         panic!("no bundle of chardet in v2: {text}")
     };
-    let mut bytes = std::fs::read(&artifacts.v2).expect("v2");
+    let bytes = std::fs::read(&artifacts.v2).expect("v2");
     // In the middle of its members' bytes (its zip directory is at its end).
-    bytes[start + length / 3] ^= 0x01;
-    let damaged = work.path().join("damaged-v2.sfx");
-    std::fs::write(&damaged, &bytes).expect("write");
-    std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let damaged = flipped(
+        bytes,
+        start + length / 3,
+        &work.path().join("damaged-v2.sfx"),
+    );
     let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
 
     let release = |number: u32| work.path().join(format!("releases/{number}"));
@@ -927,6 +929,14 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
         |release| edit_last_byte_in_place(&release.join(&version_pyc)),
     );
     assert!(stderr.contains("byte-code"), "{stderr}");
+}
+
+/// `bytes` with the byte at `at` flipped, written to `target` as an executable artifact.
+fn flipped(mut bytes: Vec<u8>, at: usize, target: &Path) -> PathBuf {
+    bytes[at] ^= 0x01;
+    std::fs::write(target, &bytes).expect("write");
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    target.to_path_buf()
 }
 
 /// `tests/fixtures/craft_payload.py IN OUT ARGS…` (see its docstring); the crafted artifact.

@@ -389,48 +389,54 @@ mod tests {
 
     #[test]
     fn the_first_step_that_failed_names_what_did_not_build() {
-        // pip 23: a project's requirements could not be had; another was processed before.
-        let metadata = [
-            "Processing ./goodlib",
-            "Preparing metadata (pyproject.toml): finished with status 'done'",
-            "Processing ./badlib",
-            "Getting requirements to build wheel: finished with status 'error'",
+        // Each row: what pip printed, and the line that names what failed.
+        let table: [(&str, &[&str], Option<&str>); 5] = [
+            (
+                "pip 23: a project's requirements could not be had; another was processed before",
+                &[
+                    "Processing ./goodlib",
+                    "Preparing metadata (pyproject.toml): finished with status 'done'",
+                    "Processing ./badlib",
+                    "Getting requirements to build wheel: finished with status 'error'",
+                ],
+                Some("Processing ./badlib"),
+            ),
+            (
+                "pip 23: the failed build is not the last one pip ran",
+                &[
+                    "Processing ./badbuild",
+                    "Processing ./goodlib",
+                    "Building wheel for badbuild (pyproject.toml): finished with status 'error'",
+                    "Building wheel for goodlib (pyproject.toml): finished with status 'done'",
+                ],
+                Some("Building wheel for badbuild (pyproject.toml): finished with status 'error'"),
+            ),
+            (
+                "pip 18: a project whose metadata could not be made",
+                &[
+                    "Processing ./goodlib",
+                    "Processing ./badmeta",
+                    "Complete output from command python setup.py egg_info:",
+                ],
+                Some("Processing ./badmeta"),
+            ),
+            (
+                "pip 18: a download after the project, then its build failing",
+                &[
+                    "Processing ./needsix",
+                    "Collecting six==1.16.0",
+                    "Running setup.py bdist_wheel for needsix ... error",
+                ],
+                Some("Running setup.py bdist_wheel for needsix ... error"),
+            ),
+            (
+                "nothing failed",
+                &["Collecting six", "Saved ./six.whl"],
+                None,
+            ),
         ];
-        assert_eq!(
-            first_failure(&metadata).as_deref(),
-            Some("Processing ./badlib")
-        );
-        // pip 23: the failed build is not the last one pip ran.
-        let build = [
-            "Processing ./badbuild",
-            "Processing ./goodlib",
-            "Building wheel for badbuild (pyproject.toml): finished with status 'error'",
-            "Building wheel for goodlib (pyproject.toml): finished with status 'done'",
-        ];
-        assert_eq!(
-            first_failure(&build).as_deref(),
-            Some("Building wheel for badbuild (pyproject.toml): finished with status 'error'")
-        );
-        // pip 18: a project whose metadata could not be made.
-        let pip18_metadata = [
-            "Processing ./goodlib",
-            "Processing ./badmeta",
-            "Complete output from command python setup.py egg_info:",
-        ];
-        assert_eq!(
-            first_failure(&pip18_metadata).as_deref(),
-            Some("Processing ./badmeta")
-        );
-        // pip 18: a download after the project, then its build failing.
-        let pip18 = [
-            "Processing ./needsix",
-            "Collecting six==1.16.0",
-            "Running setup.py bdist_wheel for needsix ... error",
-        ];
-        assert_eq!(
-            first_failure(&pip18).as_deref(),
-            Some("Running setup.py bdist_wheel for needsix ... error")
-        );
-        assert_eq!(first_failure(&["Collecting six", "Saved ./six.whl"]), None);
+        for (case, lines, expected) in table {
+            assert_eq!(first_failure(lines).as_deref(), expected, "{case}");
+        }
     }
 }
