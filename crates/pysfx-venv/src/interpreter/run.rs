@@ -6,7 +6,6 @@ use std::os::fd::OwnedFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
@@ -134,7 +133,6 @@ pub(crate) struct Run {
 struct Capture {
     buffer: Arc<Mutex<Vec<u8>>>,
     overflowed: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
 }
 
 impl Capture {
@@ -148,18 +146,15 @@ impl Capture {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let overflowed = Arc::new(AtomicBool::new(false));
         let (shared, flag) = (Arc::clone(&buffer), Arc::clone(&overflowed));
-        let thread = std::thread::Builder::new()
+        // Not joined: a grandchild may hold the pipe open (see `run_bounded`).
+        std::thread::Builder::new()
             .name("pysfx-python-output".into())
             .spawn(move || {
                 read_capped(&mut pipe, cap, &shared, &flag);
                 ended.fetch_add(1, Ordering::SeqCst);
                 waiting.unpark();
             })?;
-        Ok(Capture {
-            buffer,
-            overflowed,
-            thread,
-        })
+        Ok(Capture { buffer, overflowed })
     }
 
     fn overflowed(&self) -> bool {
@@ -324,19 +319,17 @@ pub(crate) fn run_bounded(
         }
         waiter.wait();
     };
+    // Each reader counts itself once it has read all it will (and wakes this thread): a
+    // reader's own end is not waited for (looking every 5 ms whether its thread had finished
+    // cost the query that much, most times).
     let drained_by = Instant::now() + DRAIN_GRACE;
-    for capture in [&stdout, &stderr].into_iter().flatten() {
-        while !capture.thread.is_finished() && Instant::now() < drained_by {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    let drained = || waiter.ended.load(Ordering::SeqCst) >= waiter.pipes;
+    while !drained() && Instant::now() < drained_by {
+        std::thread::park_timeout(Duration::from_millis(5));
     }
     // A pipe still open after the grace is held by what the child started (a wrapper's
     // daemon), in its process group: that goes too, answer or not.
-    let held = [&stdout, &stderr].into_iter().flatten();
-    if held
-        .into_iter()
-        .any(|capture| !capture.thread.is_finished())
-    {
+    if !drained() {
         if let Ok(pid) = i32::try_from(child.id()) {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),
