@@ -305,6 +305,33 @@ impl<R: Read> MemberReader<'_, R> {
     pub(crate) fn name_raw(&self) -> &[u8] {
         self.raw.name_raw()
     }
+
+    /// The whole member, or its first `most` bytes when it declares more (as `take(most)`
+    /// reads), into a buffer of the size the zip directory declares: a deflated member is
+    /// inflated straight into it, not into the inflater's own buffer and copied out in
+    /// growing pieces.
+    pub(crate) fn read_whole(&mut self, most: u64) -> io::Result<Vec<u8>> {
+        let cut = self.size() > most;
+        let mut bytes = vec![0; self.size().min(most) as usize];
+        let mut filled = 0;
+        loop {
+            // Past the declared size, the read that finds the end checks the sizes and the
+            // CRC-32 (a member longer than it declares fails there).
+            let read = match bytes.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+                Some(rest) => self.read(rest),
+                None if cut => break,
+                None => self.read(&mut [0; 1]),
+            };
+            match read {
+                Ok(0) => break,
+                Ok(count) => filled += count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        bytes.truncate(filled);
+        Ok(bytes)
+    }
 }
 
 impl<R: Read> Read for MemberReader<'_, R> {
@@ -447,6 +474,13 @@ mod tests {
         Ok(out)
     }
 
+    fn read_whole(bytes: &[u8], index: usize, most: u64) -> io::Result<Vec<u8>> {
+        let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
+        let end = pysfx_format::member_ends(&archive).expect("ends")[index];
+        let mut member = open_member(&mut archive, index, end).map_err(io::Error::other)?;
+        member.read_whole(most)
+    }
+
     /// As a copy into a tree reads: into a buffer of `buffer` bytes at a time.
     fn read_by(bytes: &[u8], index: usize, buffer: usize) -> io::Result<Vec<u8>> {
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
@@ -525,10 +559,14 @@ mod tests {
                     read_by(&bytes, index, WHOLE_BYTES as usize),
                     read_all(&bytes, index),
                     read_by(&bytes, index, 4096),
+                    read_whole(&bytes, index, u64::MAX),
                 ];
                 for (way, read) in read.into_iter().enumerate() {
                     assert_eq!(read.expect("read"), *content, "member {index}, way {way}");
                 }
+                // Cut as `take` cuts: the first bytes only.
+                let cut = read_whole(&bytes, index, 7).expect("read the first bytes");
+                assert_eq!(cut, content[..content.len().min(7)], "member {index}");
             }
         }
     }
@@ -550,10 +588,13 @@ mod tests {
             // The member's data starts after the 30-byte local header and its one-byte name.
             bytes[30 + 1 + 3] ^= 0x55;
             assert!(read_all(&bytes, 0).is_err(), "{method:?}");
+            assert!(read_whole(&bytes, 0, u64::MAX).is_err(), "{method:?}");
         }
         // A member larger than its central directory entry declares stops there.
         let lying = declaring(archive(&[("m", content, CompressionMethod::Deflated)]), 100);
         let error = read_all(&lying, 0).expect_err("read past the declared size");
+        assert!(error.to_string().contains("declares"), "{error}");
+        let error = read_whole(&lying, 0, u64::MAX).expect_err("read past the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // And one that ends before it is short, whatever its CRC says.
         let longer = content.len() as u32 + 10;
@@ -562,6 +603,8 @@ mod tests {
             longer,
         );
         let error = read_all(&short, 0).expect_err("an end before the declared size");
+        assert!(error.to_string().contains("declares"), "{error}");
+        let error = read_whole(&short, 0, u64::MAX).expect_err("an end before the declared size");
         assert!(error.to_string().contains("declares"), "{error}");
         // A good member read after a failed one still reads right.
         let good = archive(&[("m", content, CompressionMethod::Deflated)]);

@@ -336,17 +336,16 @@ impl<R: Read + Seek + Clone + ReadAt> MetadataReader<'_, R> {
             wheel: self.wheel.to_string(),
             reason,
         };
-        let mut bytes = Vec::new();
+        let bytes;
         match self.index_of.get(member) {
             Some(&(index, end)) => {
-                let entry =
+                let mut entry =
                     open_member(self.archive, index, end).map_err(|source| WheelError::Zip {
                         wheel: self.wheel.to_string(),
                         source,
                     })?;
-                entry
-                    .take(MAX_METADATA_BYTES)
-                    .read_to_end(&mut bytes)
+                bytes = entry
+                    .read_whole(MAX_METADATA_BYTES)
                     .map_err(|error| invalid(format!("{member}: {error}")))?;
                 if let Some((spared, record)) = self.spared {
                     // A row in SHA-256 is checked here; any other (sha384, sha512, none) by
