@@ -1,6 +1,8 @@
 //! `DEST/pysfx-receipt.json`: what was installed, and how a re-run recognises its own release.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use pysfx_format::Manifest;
 use serde::{Deserialize, Serialize};
@@ -201,16 +203,40 @@ impl Contents {
             .map(|dist_info| format!("{dist_info}/RECORD"))
             .filter(|record| root.join(record).is_file())
             .collect();
-        for relative in extra.iter().chain(&records) {
+        // On a few threads: the install waits for its receipt (82 RECORDs, 1.7 MB, for the
+        // Django/Wagtail corpus).
+        let paths: Vec<&String> = extra.iter().chain(&records).collect();
+        let next = AtomicUsize::new(0);
+        let hashed = Mutex::new(Vec::with_capacity(paths.len()));
+        let worker = || loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(relative) = paths.get(index) else {
+                break;
+            };
             let path = root.join(relative);
-            let (digest, size) = hash_file(&path)?;
-            let mode = std::fs::symlink_metadata(&path)?;
-            files.push(RecordedFile::file(
-                relative.clone(),
-                &digest,
-                size,
-                executable(&mode),
-            ));
+            let file = hash_file(&path).and_then(|(digest, size)| {
+                let mode = std::fs::symlink_metadata(&path)?;
+                Ok(RecordedFile::file(
+                    relative.to_string(),
+                    &digest,
+                    size,
+                    executable(&mode),
+                ))
+            });
+            (hashed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()))
+            .push((index, file));
+        };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        pysfx_format::on_threads(threads.min(paths.len()), &worker);
+        let mut hashed = hashed
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The first failure in the order of `extra`, then the RECORDs.
+        hashed.sort_by_key(|(index, _)| *index);
+        for (_, file) in hashed {
+            files.push(file?);
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         dist_infos.sort();
