@@ -137,7 +137,24 @@ pub fn install_set<T: Tree>(
     let names: Vec<&str> = jobs.iter().map(|job| job.entry.filename.as_str()).collect();
     let mut shared = SharedPaths::default();
     let mut done = 0u64;
-    for batch in cut_batches(&sizes, options.limits) {
+    // A wheel linked from a release beside DEST counts half its members, and none of its
+    // bytes (it unpacks none, unless a file there changed): a linked install's batches are
+    // twice as large. Each batch has phases on one thread between its rounds of links
+    // (planning its shared paths, the tail of opening and finishing its largest wheel), and
+    // they were a third of the time of a linked install in batches of 4,096 members; twice as
+    // many members at once cost it 4 MiB (docs/operator-guide.md, "Memory").
+    let cut: Vec<WheelSize> = (jobs.iter().zip(&sizes))
+        .map(|(job, size)| match job.source.is_some() && !options.copy {
+            true => WheelSize {
+                unpacked_bytes: 0,
+                members: size.members.div_ceil(2),
+            },
+            false => *size,
+        })
+        .collect();
+    let batches = cut_batches(&cut, options.limits);
+    let last = batches.len().saturating_sub(1);
+    for (index, batch) in batches.into_iter().enumerate() {
         reporter.phase("installing", total);
         reporter.advance(done);
         let context = Batch {
@@ -157,7 +174,10 @@ pub fn install_set<T: Tree>(
         let (mut reports, precompiled) =
             install_batch(&context, tree, &options, reporter, &mut shared)?;
         after_batch(&mut reports, &precompiled)?;
-        release_free_memory();
+        // Not after the last: the process ends soon, its peak behind it.
+        if index != last {
+            release_free_memory();
+        }
         done += sizes[batch]
             .iter()
             .map(|size| size.unpacked_bytes)
@@ -222,26 +242,25 @@ fn install_batch<T: Tree>(
     shared
         .plan_batch(&mut prepared, batch.first_rank, batch.names)
         .map_err(InstallError::Corrupt)?;
-    let mut bundles: Vec<(usize, OpenBundle)> = Vec::new();
+    let wanted: Vec<(usize, &BundleJob)> = (batch.jobs.iter().enumerate())
+        .flat_map(|(wheel, job)| job.bundles.iter().map(move |bundle| (wheel, bundle)))
+        .collect();
     // Of each bundle the payload check left unread, how it is checked before it is read.
-    let mut bundle_gates: Vec<Option<SparedWheel>> = Vec::new();
-    for (wheel, job) in batch.jobs.iter().enumerate() {
-        for bundle in &job.bundles {
-            bundle_gates.push(
-                (bundle.spared)
-                    .then(|| SparedWheel::bundle(batch.file, bundle, &job.entry.filename)),
-            );
-            let (start, len) = bundle.range;
-            let section = Section::with_directory(batch.file, start, len);
-            let open = open_bundle(
-                section,
-                &prepared[wheel],
-                &batch.layout.site_packages,
-                bundle,
-            )?;
-            bundles.push((wheel, open));
-        }
-    }
+    let bundle_gates: Vec<Option<SparedWheel>> = (wanted.iter())
+        .map(|&(wheel, bundle)| {
+            let filename = &batch.jobs[wheel].entry.filename;
+            (bundle.spared).then(|| SparedWheel::bundle(batch.file, bundle, filename))
+        })
+        .collect();
+    // On the threads, the largest first (a large wheel's bundle is most of a batch's).
+    let size = |&(_, bundle): &(usize, &BundleJob)| bundle.range.1;
+    let opened = parallel_map(&wanted, options.threads, size, |&(wheel, bundle)| {
+        let (start, len) = bundle.range;
+        let section = Section::with_directory(batch.file, start, len);
+        let site_packages = &batch.layout.site_packages;
+        open_bundle(section, &prepared[wheel], site_packages, bundle).map(|open| (wheel, open))
+    });
+    let bundles: Vec<(usize, OpenBundle)> = opened.into_iter().collect::<Result<_, _>>()?;
     let pyc_link = options.bytecode.as_ref().filter(|_| !options.copy);
     let deferred = |wheel: usize| {
         let job = &batch.jobs[wheel];
