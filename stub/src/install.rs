@@ -95,13 +95,27 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     Ok::<_, pysfx_format::FormatError>((first, took, payload.check_sizes()))
                 })
                 .ok();
+            // The stamps of the release beside DEST the install is likeliest to link from, the
+            // most it reads of one: read while the interpreter answers too.
+            let app = payload.manifest().app.name.as_str();
+            let preferred = link
+                .as_deref()
+                .and_then(|link| served_by(link, &destination));
+            let destination = destination.as_path();
+            let prefetch =
+                move || pysfx_install::prefetch_stamps(destination, app, preferred.as_deref());
+            let prefetching = std::thread::Builder::new()
+                .spawn_scoped(scope, prefetch)
+                .ok();
             let interpreter = Interpreter::query(&cli.python);
+            let prefetched = prefetching.and_then(|prefetching| prefetching.join().ok().flatten());
             if let Ok(interpreter) = &interpreter {
                 early = Some(plan_early(
                     payload,
                     interpreter,
-                    &destination,
+                    destination,
                     (link.as_deref(), cli.copy),
+                    prefetched,
                 ));
             }
             let hashed = hashing.map(|hashing| match hashing.join() {
@@ -185,7 +199,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                     (link.as_deref(), cli.copy),
                     &interpreter,
-                    &[],
+                    (&[], None),
                 )?,
             };
             Ok((plan, candidates))
@@ -279,7 +293,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                     (link.as_deref(), cli.copy),
                     &interpreter,
-                    &[],
+                    (&[], None),
                 )?;
                 check_writable(
                     &mut payload,
@@ -331,7 +345,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &destination,
                     (link.as_deref(), cli.copy),
                     &interpreter,
-                    &passed_over,
+                    (&passed_over, None),
                 );
                 match others {
                     Ok(others) => {
@@ -1403,6 +1417,7 @@ fn plan_early(
     interpreter: &Interpreter,
     destination: &Path,
     link_copy: (Option<&Path>, bool),
+    prefetched: Option<pysfx_install::Prefetched>,
 ) -> Result<(Plan, Vec<Candidate>), Failure> {
     let plan = plan::choose(payload.manifest(), interpreter)?;
     let candidates = link_candidates(
@@ -1411,7 +1426,7 @@ fn plan_early(
         destination,
         link_copy,
         interpreter,
-        &[],
+        (&[], prefetched),
     )?;
     Ok((plan, candidates))
 }
@@ -1426,7 +1441,7 @@ fn link_candidates(
     destination: &Path,
     (link, copy): (Option<&Path>, bool),
     interpreter: &Interpreter,
-    passed_over: &[PathBuf],
+    (passed_over, prefetched): (&[PathBuf], Option<pysfx_install::Prefetched>),
 ) -> Result<Vec<Candidate>, Failure> {
     let preferred = link.and_then(|link| served_by(link, destination));
     let left_out: Vec<(&str, &str)> = (plan.wheels.iter())
@@ -1466,7 +1481,8 @@ fn link_candidates(
             .map(|entry| entry.filename.as_str())
             .collect()
     };
-    let (candidates, mut passed_over) = pysfx_install::hold_sources(candidates, &wanted);
+    let (candidates, mut passed_over) =
+        pysfx_install::hold_sources(candidates, &wanted, prefetched);
     let missing = unheld(&candidates);
     let Some(first) = missing.first() else {
         return Ok(candidates);

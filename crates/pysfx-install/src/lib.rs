@@ -38,8 +38,8 @@ pub use reporter::{Reporter, Silent};
 pub use set::{install_set, AfterBatch, BundleJob, SetOptions, WheelJob};
 pub use shared::{file_directory_clash, FileDirectoryClash, SetMember, SharedPath};
 pub use sources::{
-    bytecode_from, candidate_for, check_unmoved, hold_sources, link_candidates, source_for,
-    Candidate, PassedOver,
+    bytecode_from, candidate_for, check_unmoved, hold_sources, link_candidates, prefetch_stamps,
+    source_for, Candidate, PassedOver, Prefetched,
 };
 pub use spared::SparedWheel;
 pub use verify::{check_claims, check_claims_of, check_entry, verify_contents};

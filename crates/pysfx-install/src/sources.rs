@@ -13,6 +13,7 @@ use nix::fcntl::{Flock, FlockArg};
 use pysfx_format::{Manifest, WheelEntry};
 use pysfx_release::receipt::Receipt;
 
+use crate::stamps::Stamps;
 use crate::wheel::LinkSource;
 
 /// A release that may be linked from, the SHA-256 of every wheel it installed, and of every
@@ -105,7 +106,8 @@ pub fn link_candidates(
     let candidates = found
         .into_iter()
         .map(|(_, _, path, receipt, wheels)| Candidate {
-            source: Arc::new(LinkSource::new(&path)),
+            // Its stamps are read once it is held (see `hold_sources`).
+            source: Arc::new(LinkSource::unstamped(&path)),
             wheels,
             bundles: receipt
                 .manifest
@@ -126,9 +128,12 @@ pub fn link_candidates(
 /// (see [`share_lock`]); the others are let go. One whose lock another run holds, or whose
 /// `venv` is not a directory of its own once locked (gone, or a link: its files are reached
 /// only through its own `venv`), is passed over for the next, and listed with the reason.
+/// A release's stamps, read ahead by [`prefetch_stamps`], are taken for it rather than read
+/// again.
 pub fn hold_sources(
     candidates: Vec<Candidate>,
     wanted: &[&str],
+    mut prefetched: Option<Prefetched>,
 ) -> (Vec<Candidate>, Vec<PassedOver>) {
     let mut left: Vec<&str> = wanted.to_vec();
     let mut held = Vec::new();
@@ -157,10 +162,55 @@ pub fn hold_sources(
         };
         candidate.held = Some(opened);
         candidate.lock = lock;
+        let stamps = match prefetched.take() {
+            Some(ahead) if ahead.release == release => ahead.stamps,
+            other => {
+                prefetched = other;
+                Stamps::read(&release).map(Arc::new)
+            }
+        };
+        candidate.source = Arc::new(LinkSource::with_stamps(&release, stamps));
         left.retain(|sha256| !candidate.wheels.contains(*sha256));
         held.push(candidate);
     }
     (held, passed_over)
+}
+
+/// The stamps of the release beside DEST an install is likeliest to link from, read ahead
+/// (while the interpreter answers, say: see [`prefetch_stamps`]).
+#[derive(Debug)]
+pub struct Prefetched {
+    release: PathBuf,
+    stamps: Option<Arc<Stamps>>,
+}
+
+/// Reads ahead the stamps (the largest thing a linked install reads of a release beside DEST)
+/// of the release of `app` that [`link_candidates`] puts first whatever the Python: `preferred`
+/// (LINK's target), else the newest. Only a guess: [`hold_sources`] reads the stamps of any
+/// other release it holds, and a wrong guess costs the read.
+pub fn prefetch_stamps(
+    destination: &Path,
+    app: &str,
+    preferred: Option<&Path>,
+) -> Option<Prefetched> {
+    let releases = pysfx_release::status::releases_in(destination.parent()?, app).ok()?;
+    let identity = |path: &Path| {
+        (std::fs::symlink_metadata(path).ok()).map(|metadata| (metadata.dev(), metadata.ino()))
+    };
+    let preferred = preferred.and_then(identity);
+    let (_, release, _) = (releases.into_iter())
+        .filter(|(_, path, _)| path.as_path() != destination)
+        .max_by(|a, b| {
+            let first = |path: &Path| preferred.is_some() && identity(path) == preferred;
+            (first(&a.1).cmp(&first(&b.1)))
+                .then_with(|| {
+                    (a.2.installed_at, a.2.installed_at_nanos)
+                        .cmp(&(b.2.installed_at, b.2.installed_at_nanos))
+                })
+                .then_with(|| a.0.cmp(&b.0))
+        })?;
+    let stamps = Stamps::read(&release).map(Arc::new);
+    Some(Prefetched { release, stamps })
 }
 
 /// A release [`hold_sources`] or [`link_candidates`] did not take, the wheels it installed

@@ -46,6 +46,15 @@ impl Eq for LinkSource {}
 
 impl LinkSource {
     pub fn new(release: &Path) -> Self {
+        LinkSource::with_stamps(release, Stamps::read(release).map(Arc::new))
+    }
+
+    /// A release not yet chosen: its stamps are not read (see `hold_sources`).
+    pub(crate) fn unstamped(release: &Path) -> Self {
+        LinkSource::with_stamps(release, None)
+    }
+
+    pub(crate) fn with_stamps(release: &Path, stamps: Option<Arc<Stamps>>) -> Self {
         let venv = release.join("venv");
         // The venv itself, never a symbolic link to one.
         let venv_directory = std::fs::OpenOptions::new()
@@ -58,7 +67,7 @@ impl LinkSource {
             release: release.to_path_buf(),
             venv,
             venv_directory,
-            stamps: Stamps::read(release).map(Arc::new),
+            stamps,
         }
     }
 
