@@ -309,7 +309,13 @@ fn install_batch<T: Tree>(
         let site = batch.layout.site_packages.as_str();
         let spared = |bundle: usize| bundle_gates[bundle].is_some();
         let links = pyc_links(
-            site, &reports, &prepared, &bundles, link, &deferred, &spared,
+            site,
+            &reports,
+            &prepared,
+            &bundles,
+            link,
+            (&deferred, &spared),
+            options.threads,
         );
         // Which `.pyc` files a source unpacked rather than linked gets is the bundle's own
         // directory's word: a spared bundle is held to its digest first.
@@ -387,14 +393,17 @@ fn pyc_links(
     prepared: &[PreparedWheel],
     bundles: &[(usize, OpenBundle)],
     link: &BytecodeLink,
-    deferred: &dyn Fn(usize) -> bool,
-    spared: &dyn Fn(usize) -> bool,
+    (deferred, spared): (&dyn Fn(usize) -> bool, &(dyn Fn(usize) -> bool + Sync)),
+    threads: usize,
 ) -> Vec<PycLink> {
-    let mut links = Vec::new();
-    for (wheel, report) in reports.iter().enumerate() {
-        if !deferred(wheel) || report.linked_python.is_empty() {
-            continue;
-        }
+    let wheels: Vec<usize> = (0..reports.len())
+        .filter(|&wheel| deferred(wheel) && !reports[wheel].linked_python.is_empty())
+        .collect();
+    // On the threads, the wheels with the most linked sources first.
+    let weight = |wheel: &usize| reports[*wheel].linked_python.len() as u64;
+    let links = parallel_map(&wheels, threads, weight, |&wheel| {
+        let report = &reports[wheel];
+        let mut links = Vec::new();
         let linked: std::collections::HashMap<&str, &LinkedPython> = report
             .linked_python
             .iter()
@@ -448,8 +457,9 @@ fn pyc_links(
                 }
             }
         }
-    }
-    links
+        links
+    });
+    links.into_iter().flatten().collect()
 }
 
 /// A batch's opened wheels and bundles, and how to run tasks over them.
