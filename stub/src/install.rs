@@ -85,30 +85,39 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
             // The wheels last: those the install will link from a release beside DEST are
             // not read (`Payload::verify_sparing`), and which they are is known once the
             // interpreter has answered.
-            let hashing = std::thread::Builder::new()
-                .spawn_scoped(scope, move || {
-                    let phase = Instant::now();
-                    let first = payload.hash_besides_wheels()?;
-                    let took = phase.elapsed();
-                    // The sizes the payload declares (read: the bundles' directories), told
-                    // only once its digest holds.
-                    Ok::<_, pysfx_format::FormatError>((first, took, payload.check_sizes()))
-                })
-                .ok();
-            // The stamps of the release beside DEST the install is likeliest to link from, the
-            // most it reads of one: read while the interpreter answers too.
+            // Then the stamps of the release beside DEST the install is likeliest to link
+            // from, the most it reads of one: on the same thread, so that the interpreter,
+            // whose answer everything waits for, has the other core to itself.
             let app = payload.manifest().app.name.as_str();
             let preferred = link
                 .as_deref()
                 .and_then(|link| served_by(link, &destination));
             let destination = destination.as_path();
-            let prefetch =
-                move || pysfx_install::prefetch_stamps(destination, app, preferred.as_deref());
-            let prefetching = std::thread::Builder::new()
-                .spawn_scoped(scope, prefetch)
+            let hashing = std::thread::Builder::new()
+                .spawn_scoped(scope, move || {
+                    let phase = Instant::now();
+                    let first = payload.hash_besides_wheels();
+                    let took = phase.elapsed();
+                    // The sizes the payload declares (read: the bundles' directories), told
+                    // only once its digest holds.
+                    let hashed = first.map(|first| (first, took, payload.check_sizes()));
+                    let prefetched = (hashed.is_ok())
+                        .then(|| {
+                            pysfx_install::prefetch_stamps(destination, app, preferred.as_deref())
+                        })
+                        .flatten();
+                    (hashed, prefetched)
+                })
                 .ok();
             let interpreter = Interpreter::query(&cli.python);
-            let prefetched = prefetching.and_then(|prefetching| prefetching.join().ok().flatten());
+            let (hashed, prefetched) = match hashing.map(|hashing| hashing.join()) {
+                Some(Ok((hashed, prefetched))) => (Some(hashed.map_err(Failure::from)), prefetched),
+                Some(Err(_)) => (
+                    Some(Err(Failure::new(code::OTHER, "the payload check stopped"))),
+                    None,
+                ),
+                None => (None, None),
+            };
             if let Ok(interpreter) = &interpreter {
                 early = Some(plan_early(
                     payload,
@@ -118,10 +127,6 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     prefetched,
                 ));
             }
-            let hashed = hashing.map(|hashing| match hashing.join() {
-                Ok(hashed) => hashed.map_err(Failure::from),
-                Err(_) => Err(Failure::new(code::OTHER, "the payload check stopped")),
-            });
             (interpreter, hashed)
         }),
         // A re-run with the binary the release was installed with: its facts are in the
