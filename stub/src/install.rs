@@ -226,9 +226,10 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
         planned => planned?,
     };
 
+    let mut sbom = None;
     if verified {
         // Before DEST's parents or the lock file are made.
-        check_writable(
+        sbom = check_writable(
             &mut payload,
             (&plan, &interpreter, !cli.no_compile),
             (&candidates, cli.copy),
@@ -300,7 +301,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                     &interpreter,
                     (&[], None),
                 )?;
-                check_writable(
+                sbom = check_writable(
                     &mut payload,
                     (&plan, &interpreter, !cli.no_compile),
                     (&candidates, cli.copy),
@@ -320,6 +321,7 @@ pub fn run(cli: &Request) -> Result<(), Failure> {
                         binary: binary.as_ref(),
                         plan: &plan,
                         candidates: &candidates,
+                        sbom: sbom.as_deref(),
                     },
                     &destination,
                     replace,
@@ -1057,6 +1059,8 @@ struct Target<'a> {
     binary: Option<&'a BinaryIdentity>,
     plan: &'a Plan,
     candidates: &'a [Candidate],
+    /// The SBOM the release gets, as `check_writable` read it.
+    sbom: Option<&'a [u8]>,
 }
 
 /// The release in `temporary`: the install, then the receipt.
@@ -1096,11 +1100,10 @@ fn build_tree(
         &options,
         &phases.progress,
     )?;
-    // (Checked before anything was written; read again, a few KB.) Before the receipt, which
-    // records its hash: `--check` reports it changed or gone, and `--force` writes it again.
-    let sbom = crate::sbom::for_set(payload, plan)?;
-    let has_sbom = sbom.is_some();
-    crate::sbom::write(sbom, temporary)?;
+    // (Checked before anything was written.) Before the receipt, which records its hash:
+    // `--check` reports it changed or gone, and `--force` writes it again.
+    let has_sbom = target.sbom.is_some();
+    crate::sbom::write(target.sbom, temporary)?;
     write_receipt(payload, target, destination, temporary, &built, has_sbom)?;
     Ok(built)
 }
@@ -1245,16 +1248,19 @@ fn check_writable(
     (plan, interpreter, compile): (&Plan, &Interpreter, bool),
     sources: (&[Candidate], bool),
     destination: &Path,
-) -> Result<(), Failure> {
+) -> Result<Sbom, Failure> {
     let parent = destination.parent().unwrap_or(destination);
     let needed = planned_space(payload, (plan, interpreter, compile), sources, parent)?;
     check_free_space(parent, needed).map_err(|failure| blame_fairly(payload, failure))?;
     check_path_lengths(destination, payload)?;
     check_passed_over(payload, plan, interpreter)?;
     check_unused_bundles(payload, plan, interpreter, compile)?;
-    // (Read again when the release is written.)
-    crate::sbom::for_set(payload, plan).map(drop)
+    // Kept for the release (a few KB).
+    crate::sbom::for_set(payload, plan)
 }
+
+/// The SBOM of the release, `None` when the artifact stores none.
+type Sbom = Option<Vec<u8>>;
 
 /// What the install of `plan` writes, as the manifest tells: its `unpacked_bytes` (every set's
 /// wheels, every bundle) less the wheels the plan leaves out and the byte-code bundles this

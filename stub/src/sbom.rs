@@ -87,12 +87,12 @@ pub fn for_set(payload: &mut Payload, plan: &pysfx_plan::Plan) -> Result<Option<
 }
 
 /// Writes a release's SBOM (from [`for_set`]) into the release being built at `root`.
-pub fn write(sbom: Option<Vec<u8>>, root: &Path) -> Result<(), Failure> {
+pub fn write(sbom: Option<&[u8]>, root: &Path) -> Result<(), Failure> {
     let Some(bytes) = sbom else {
         return Ok(());
     };
     let path = root.join(SBOM_FILE);
-    pysfx_tree::write_new(&path, &bytes, 0o644)
+    pysfx_tree::write_new(&path, bytes, 0o644)
         .map_err(|error| Failure::io("cannot write", &path, &error))
 }
 
