@@ -908,16 +908,9 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
         start + length / 3,
         &work.path().join("damaged-v2.sfx"),
     );
-    let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
-
-    let release = |number: u32| work.path().join(format!("releases/{number}"));
-    deploy(&artifacts.v1, &release(1), &python.path, &[]);
-    deploy(&damaged, &release(2), &python.path, &[]);
-    assert_eq!(
-        inode(&release(1).join(&version_pyc)),
-        inode(&release(2).join(&version_pyc))
-    );
-    assert_intact(&artifacts.v2, &release(2));
+    let (_, second, version_pyc) =
+        linked_chardet_pyc(work.path(), &python, &artifacts.v1, &damaged);
+    assert_intact(&artifacts.v2, &second);
     let output = run(Command::new(&damaged).arg("--verify"));
     assert_eq!(output.status.code(), Some(3), "--verify");
 
@@ -929,6 +922,25 @@ print(info.header_offset + 30 + name + extra, info.compress_size)
         |release| edit_last_byte_in_place(&release.join(&version_pyc)),
     );
     assert!(stderr.contains("byte-code"), "{stderr}");
+}
+
+/// Release 1 of `v1` and release 2 of `second` under `work/releases`, and chardet's
+/// `version.py` byte-code (relative to a release), which release 2 linked from release 1.
+fn linked_chardet_pyc(
+    work: &Path,
+    python: &Python,
+    v1: &Path,
+    second: &Path,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
+    let (one, two) = (work.join("releases/1"), work.join("releases/2"));
+    deploy(v1, &one, &python.path, &[]);
+    deploy(second, &two, &python.path, &[]);
+    assert_eq!(
+        inode(&one.join(&version_pyc)),
+        inode(&two.join(&version_pyc))
+    );
+    (one, two, version_pyc)
 }
 
 /// `bytes` with the byte at `at` flipped, written to `target` as an executable artifact.
@@ -968,22 +980,16 @@ fn a_spared_bundle_whose_directory_leaves_byte_code_out_still_gets_all_of_it() {
         &work.path().join("dropped.sfx"),
         &["drop-pyc", "chardet-"],
     );
-    let version_pyc = site_packages(11).join("chardet/__pycache__/version.cpython-311.pyc");
-    let release = |number: u32| work.path().join(format!("releases/{number}"));
-    deploy(&artifacts.v1, &release(1), &python.path, &[]);
-    deploy(&damaged, &release(2), &python.path, &[]);
-    assert_eq!(
-        inode(&release(1).join(&version_pyc)),
-        inode(&release(2).join(&version_pyc))
-    );
+    let (first, second, version_pyc) =
+        linked_chardet_pyc(work.path(), &python, &artifacts.v1, &damaged);
     let chardet = |pyc: Vec<String>| -> Vec<String> {
         (pyc.into_iter())
             .filter(|path| path.contains("/chardet/"))
             .collect()
     };
-    let all = chardet(shared_pyc(&release(1), &release(1)));
+    let all = chardet(shared_pyc(&first, &first));
     assert!(all.len() > 1, "{all:?}");
-    assert_eq!(chardet(shared_pyc(&release(1), &release(2))), all);
+    assert_eq!(chardet(shared_pyc(&first, &second)), all);
 
     refused_beside_edited(
         &work.path().join("edited"),

@@ -50,11 +50,6 @@ pub fn link_candidates(
     let Ok(releases) = pysfx_release::status::releases_in(parent, app) else {
         return (Vec::new(), refused);
     };
-    // LINK's target by identity: a release elsewhere of the same name is not it.
-    let identity = |path: &Path| {
-        use std::os::unix::fs::MetadataExt;
-        (std::fs::symlink_metadata(path).ok()).map(|metadata| (metadata.dev(), metadata.ino()))
-    };
     let preferred = preferred.and_then(identity);
     let mut found = Vec::new();
     for (name, path, receipt) in releases {
@@ -95,14 +90,7 @@ pub fn link_candidates(
         let first = preferred.is_some() && identity(&path) == preferred;
         found.push((first, name, path, receipt, wheels));
     }
-    found.sort_by(|a, b| {
-        (b.0.cmp(&a.0))
-            .then_with(|| {
-                (b.3.installed_at, b.3.installed_at_nanos)
-                    .cmp(&(a.3.installed_at, a.3.installed_at_nanos))
-            })
-            .then_with(|| b.1.cmp(&a.1))
-    });
+    found.sort_by(|a, b| link_order((b.0, &b.1, &b.3), (a.0, &a.1, &a.3)));
     let candidates = found
         .into_iter()
         .map(|(_, _, path, receipt, wheels)| Candidate {
@@ -194,23 +182,30 @@ pub fn prefetch_stamps(
     preferred: Option<&Path>,
 ) -> Option<Prefetched> {
     let releases = pysfx_release::status::releases_in(destination.parent()?, app).ok()?;
-    let identity = |path: &Path| {
-        (std::fs::symlink_metadata(path).ok()).map(|metadata| (metadata.dev(), metadata.ino()))
-    };
     let preferred = preferred.and_then(identity);
+    let first = |path: &Path| preferred.is_some() && identity(path) == preferred;
     let (_, release, _) = (releases.into_iter())
         .filter(|(_, path, _)| path.as_path() != destination)
-        .max_by(|a, b| {
-            let first = |path: &Path| preferred.is_some() && identity(path) == preferred;
-            (first(&a.1).cmp(&first(&b.1)))
-                .then_with(|| {
-                    (a.2.installed_at, a.2.installed_at_nanos)
-                        .cmp(&(b.2.installed_at, b.2.installed_at_nanos))
-                })
-                .then_with(|| a.0.cmp(&b.0))
-        })?;
+        .max_by(|a, b| link_order((first(&a.1), &a.0, &a.2), (first(&b.1), &b.0, &b.2)))?;
     let stamps = Stamps::read(&release).map(Arc::new);
     Some(Prefetched { release, stamps })
+}
+
+/// A release by device and inode: LINK's target is found by identity (a release elsewhere of
+/// the same name is not it).
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    (std::fs::symlink_metadata(path).ok()).map(|metadata| (metadata.dev(), metadata.ino()))
+}
+
+/// The order releases are linked from, greatest first: LINK's target (`.0`), then the newest
+/// by its receipt's install time, then by name.
+fn link_order(a: (bool, &String, &Receipt), b: (bool, &String, &Receipt)) -> std::cmp::Ordering {
+    (a.0.cmp(&b.0))
+        .then_with(|| {
+            (a.2.installed_at, a.2.installed_at_nanos)
+                .cmp(&(b.2.installed_at, b.2.installed_at_nanos))
+        })
+        .then_with(|| a.1.cmp(b.1))
 }
 
 /// A release [`hold_sources`] or [`link_candidates`] did not take, the wheels it installed
